@@ -1,0 +1,198 @@
+// ConnectionMachine: the handler role of one connection. It owns lifecycle and control
+// (connecting → online ⇄ idle → closing → closed, heartbeat beside them); the reader feeds it
+// validated frames and the writer (mailbox) carries its replies. Deliveries never pass through it.
+import { assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import type { ClientFrame } from '../protocol/frames.js';
+import type { JoinRequest, LeaveCause } from '../core/hub.js';
+import type { Link } from './link.js';
+
+export interface ConnectionTiming {
+  heartbeatMs: number;
+  idleMs: number;
+  idleGraceMs: number;
+  closeTimeoutMs: number;
+}
+
+export interface CloseIntent {
+  code: number;
+  reason: string;
+  cause: LeaveCause;
+}
+
+export interface ConnectionInput {
+  link: Link;
+  supervisor: AnyActorRef;
+  timing: ConnectionTiming;
+  request: JoinRequest;
+}
+
+interface ConnectionContext extends ConnectionInput {
+  awaitingPong: boolean;
+  close: CloseIntent;
+}
+
+export type ConnectionEvent =
+  | { type: 'ACCEPTED' }
+  | ({ type: 'REJECTED' } & CloseIntent)
+  | { type: 'FRAME'; frame: ClientFrame }
+  | { type: 'QUIT' }
+  | { type: 'PONG' }
+  | { type: 'SLOW_CONSUMER' }
+  | ({ type: 'CLOSE' } & CloseIntent)
+  | { type: 'SOCKET_CLOSED'; code: number; reason: string };
+
+const REQUEST_EVENT = {
+  sub: 'SUB',
+  unsub: 'UNSUB',
+  pub: 'PUB',
+  send: 'SEND',
+  who: 'WHO',
+  rename: 'RENAME',
+} as const;
+
+export const connectionMachine = setup({
+  types: {
+    context: {} as ConnectionContext,
+    events: {} as ConnectionEvent,
+    input: {} as ConnectionInput,
+  },
+  delays: {
+    heartbeatInterval: ({ context }) => context.timing.heartbeatMs,
+    // Derived from lastActivity, so activity never re-arms a timer: the guard below re-enters instead.
+    idleTimeout: ({ context }) => Math.max(0, context.link.lastActivity + context.timing.idleMs - Date.now()),
+    idleGrace: ({ context }) => context.timing.idleGraceMs,
+    closeTimeout: ({ context }) => context.timing.closeTimeoutMs,
+  },
+  guards: {
+    isPing: ({ event }) => event.type === 'FRAME' && event.frame.op === 'ping',
+    activeRecently: ({ context }) => Date.now() - context.link.lastActivity < context.timing.idleMs,
+    pongOverdue: ({ context }) => context.awaitingPong,
+  },
+  actions: {
+    register: sendTo(
+      ({ context }) => context.supervisor,
+      ({ context }) => ({ type: 'CONNECT', link: context.link, request: context.request }),
+    ),
+    forwardToSupervisor: sendTo(
+      ({ context }) => context.supervisor,
+      ({ context, event }) => {
+        const frame = (event as Extract<ConnectionEvent, { type: 'FRAME' }>).frame;
+        return { type: REQUEST_EVENT[frame.op as keyof typeof REQUEST_EVENT], link: context.link, frame };
+      },
+    ),
+    replyPong: ({ context, event }) => {
+      const id = event.type === 'FRAME' ? event.frame.id : undefined;
+      context.link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
+    },
+    markPingSent: assign({ awaitingPong: ({ context }) => context.link.wire.canPing }),
+    sendPing: ({ context }) => context.link.wire.ping(),
+    recordPong: assign({ awaitingPong: false }),
+    setClose: assign({ close: (_, params: CloseIntent) => params }),
+    setCloseFromEvent: assign({
+      close: ({ event }) => {
+        const e = event as CloseIntent;
+        return { code: e.code, reason: e.reason, cause: e.cause };
+      },
+    }),
+    setClosedByPeer: assign({
+      close: ({ event }) => {
+        const e = event as Extract<ConnectionEvent, { type: 'SOCKET_CLOSED' }>;
+        return { code: e.code, reason: e.reason || 'closed by peer', cause: 'leave' as const };
+      },
+    }),
+    discardMailbox: ({ context }) => context.link.mailbox.discard(),
+    // Flush what is queued (acknowledged messages reach the client), then the close frame.
+    startClose: ({ context }) => {
+      const { link, close } = context;
+      link.mailbox.sealAndFlush(() => link.wire.close(close.code, close.reason));
+    },
+    terminateSocket: ({ context }) => context.link.wire.terminate(),
+  },
+}).createMachine({
+  id: 'connection',
+  context: ({ input }) => ({
+    ...input,
+    awaitingPong: false,
+    close: { code: 1006, reason: 'closed', cause: 'leave' },
+  }),
+  initial: 'connecting',
+  states: {
+    connecting: {
+      entry: 'register',
+      on: {
+        ACCEPTED: 'open',
+        REJECTED: { target: 'closing', actions: 'setCloseFromEvent' },
+        SOCKET_CLOSED: { target: 'closed', actions: 'setClosedByPeer' },
+      },
+    },
+    open: {
+      type: 'parallel',
+      on: {
+        QUIT: { target: 'closing', actions: { type: 'setClose', params: { code: 1000, reason: 'quit', cause: 'leave' } } },
+        SLOW_CONSUMER: {
+          target: 'closing',
+          actions: ['discardMailbox', { type: 'setClose', params: { code: 4001, reason: 'slow consumer', cause: 'leave' } }],
+        },
+        CLOSE: { target: 'closing', actions: 'setCloseFromEvent' },
+        SOCKET_CLOSED: { target: 'closed', actions: 'setClosedByPeer' },
+      },
+      states: {
+        activity: {
+          initial: 'online',
+          states: {
+            online: {
+              on: {
+                FRAME: [{ guard: 'isPing', actions: 'replyPong' }, { actions: 'forwardToSupervisor' }],
+              },
+              after: {
+                idleTimeout: [{ guard: 'activeRecently', target: 'online', reenter: true }, { target: 'idle' }],
+              },
+            },
+            idle: {
+              on: {
+                FRAME: [
+                  { guard: 'isPing', target: 'online', actions: 'replyPong' },
+                  { target: 'online', actions: 'forwardToSupervisor' },
+                ],
+              },
+              after: {
+                idleGrace: {
+                  target: '#connection.closing',
+                  actions: { type: 'setClose', params: { code: 4000, reason: 'idle timeout', cause: 'timeout' } },
+                },
+              },
+            },
+          },
+        },
+        heartbeat: {
+          initial: 'beating',
+          states: {
+            beating: {
+              on: { PONG: { actions: 'recordPong' } },
+              after: {
+                heartbeatInterval: [
+                  {
+                    guard: 'pongOverdue',
+                    target: '#connection.closing',
+                    actions: { type: 'setClose', params: { code: 4002, reason: 'heartbeat timeout', cause: 'timeout' } },
+                  },
+                  { target: 'beating', reenter: true, actions: ['markPingSent', 'sendPing'] },
+                ],
+              },
+            },
+          },
+        },
+      },
+    },
+    closing: {
+      entry: 'startClose',
+      on: { SOCKET_CLOSED: 'closed' },
+      after: { closeTimeout: { target: 'closed', actions: 'terminateSocket' } },
+    },
+    // Final: the supervisor hears xstate.done.actor.<id> with the output below and reaps the link.
+    closed: { type: 'final' },
+  },
+  output: ({ context }): CloseIntent => context.close,
+});
+
+export type ConnectionActor = ActorRefFrom<typeof connectionMachine>;

@@ -1,0 +1,45 @@
+// openConnection: what every transport does with a new socket — a Link, its reader, and a
+// connection actor started as a child of the supervisor (so the inspector shows the parent link).
+import { createActor } from 'xstate';
+import type { Config } from '../config.js';
+import type { Hub, JoinRequest } from '../core/hub.js';
+import { connectionMachine, type ConnectionActor } from './connection.machine.js';
+import type { SupervisorActor } from './supervisor.machine.js';
+import { Link } from './link.js';
+import type { Wire } from './mailbox.js';
+import { FrameReader } from './reader.js';
+
+export interface BrokerCore {
+  config: Config;
+  hub: Hub;
+  supervisor: SupervisorActor;
+}
+
+export interface OpenConnection {
+  link: Link;
+  reader: FrameReader;
+  actor: ConnectionActor;
+}
+
+/** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
+export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
+  const { config } = core;
+  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, slowConsumer: config.slowConsumer });
+  const actor = createActor(connectionMachine, {
+    id: link.id,
+    parent: core.supervisor,
+    input: {
+      link,
+      supervisor: core.supervisor,
+      request,
+      timing: {
+        heartbeatMs: config.heartbeatMs,
+        idleMs: config.idleMs,
+        idleGraceMs: config.idleGraceMs,
+        closeTimeoutMs: config.closeTimeoutMs,
+      },
+    },
+  });
+  link.actor = actor;
+  return { link, reader: new FrameReader(link, core.hub.stats), actor };
+}

@@ -1,0 +1,62 @@
+// Link: one connection's shared record. The reader, the writer (mailbox) and the handler (the machine)
+// each hold it; the supervisor's registry and topic index point at it.
+import type { AnyActorRef } from 'xstate';
+import type { ClientInfo, ServerFrame, Transport } from '../protocol/frames.js';
+import { Outgoing } from '../protocol/outgoing.js';
+import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
+
+let lastId = 0;
+
+export interface LinkOptions {
+  addr: string;
+  wire: Wire;
+  mailboxSize: number;
+  slowConsumer: SlowConsumerPolicy;
+}
+
+export class Link {
+  /** Ids look like `c1`, `c2`, … and are never reused within a process. */
+  readonly id = `c${++lastId}`;
+  name: string;
+  readonly addr: string;
+  readonly transport: Transport;
+  readonly wire: Wire;
+  readonly mailbox: Mailbox;
+  readonly connectedAt = Date.now();
+  /** Filters this client holds, and those it watches for presence. */
+  readonly subscriptions = new Set<string>();
+  readonly presence = new Set<string>();
+  /** Last inbound application frame (pongs excluded), read by the idle guard instead of re-arming timers. */
+  lastActivity = Date.now();
+  framesIn = 0;
+  bytesIn = 0;
+  /** Set by the transport right after the connection actor is created. */
+  actor: AnyActorRef | undefined;
+  /** Fixed by an auth token's `sub` claim: rename is refused. */
+  nameFixed = false;
+
+  constructor(opts: LinkOptions) {
+    this.addr = opts.addr;
+    this.wire = opts.wire;
+    this.transport = opts.wire.transport;
+    this.name = this.id;
+    this.mailbox = new Mailbox(opts.wire, opts.mailboxSize, opts.slowConsumer, () => this.actor?.send({ type: 'SLOW_CONSUMER' }));
+  }
+
+  info(): ClientInfo {
+    return { id: this.id, name: this.name, addr: this.addr, transport: this.transport };
+  }
+
+  /** Queues one frame for this client only. */
+  send(frame: ServerFrame): boolean {
+    return this.mailbox.push(new Outgoing(frame));
+  }
+
+  /** The connection machine's state as one word: connecting, online, idle, closing or closed. */
+  get state(): string {
+    const value = this.actor?.getSnapshot().value as string | { open?: { activity?: string } } | undefined;
+    if (value === undefined) return 'connecting';
+    if (typeof value === 'string') return value;
+    return value.open?.activity ?? 'open';
+  }
+}

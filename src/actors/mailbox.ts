@@ -1,0 +1,141 @@
+// Mailbox: the writer role. A bounded queue of encoded frames, flushed to the socket at most once per
+// event-loop turn (one write for a whole burst), paused while the socket is congested.
+// Nothing here ever waits: a full mailbox is a slow consumer (close, or drop-oldest by configuration).
+import type { Outgoing } from '../protocol/outgoing.js';
+import type { Transport } from '../protocol/frames.js';
+
+export type SlowConsumerPolicy = 'close' | 'drop-oldest';
+
+/** The transport adapter's face towards the writer and the connection machine. */
+export interface Wire {
+  readonly transport: Transport;
+  /** Whether ping() expects a pong back (WebSocket) or is a no-op (TCP relies on keepalive). */
+  readonly canPing: boolean;
+  /** The bytes of `out` on this transport. */
+  encode(out: Outgoing): Buffer;
+  /** Writes one chunk; false when the socket is congested and the caller should wait for onDrain. */
+  write(chunk: Buffer): boolean;
+  onDrain(listener: () => void): void;
+  ping(): void;
+  /** Graceful close with a protocol close code (WebSocket close frame, or end of the TCP stream). */
+  close(code: number, reason: string): void;
+  /** Immediate teardown, for peers that do not finish the close handshake. */
+  terminate(): void;
+}
+
+const dirty: Mailbox[] = [];
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  // Mailboxes marked during this loop are flushed on the next turn, keeping one write per turn.
+  const batch = dirty.splice(0, dirty.length);
+  for (const m of batch) m.flush();
+}
+
+function markDirty(m: Mailbox): void {
+  dirty.push(m);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushDirty);
+  }
+}
+
+export class Mailbox {
+  private queue: Outgoing[] = [];
+  private head = 0;
+  private scheduled = false;
+  private congested = false;
+  private sealed = false;
+  framesOut = 0;
+  bytesOut = 0;
+  dropped = 0;
+
+  constructor(
+    private readonly wire: Wire,
+    private readonly limit: number,
+    private readonly policy: SlowConsumerPolicy,
+    private readonly onSlowConsumer: () => void,
+  ) {}
+
+  get depth(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** True once the mailbox accepts nothing more (closing, or overflowed under the close policy). */
+  get isSealed(): boolean {
+    return this.sealed;
+  }
+
+  /** Queues `out`; false when it was refused (sealed, or the mailbox overflowed and is now sealed). */
+  push(out: Outgoing): boolean {
+    if (this.sealed) return false;
+    if (this.depth >= this.limit) {
+      if (this.policy === 'close') {
+        this.discard();
+        this.onSlowConsumer();
+        return false;
+      }
+      this.head++;
+      this.dropped++;
+      if (this.head >= this.limit) {
+        this.queue = this.queue.slice(this.head); // compact, so a congested drop-oldest queue stays bounded
+        this.head = 0;
+      }
+    }
+    this.queue.push(out);
+    if (!this.scheduled && !this.congested) {
+      this.scheduled = true;
+      markDirty(this);
+    }
+    return true;
+  }
+
+  /** Writes everything queued as one chunk, unless the socket is congested. Called once per turn. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.congested || this.depth === 0) return;
+    this.writeAll();
+  }
+
+  /** Seals the mailbox and writes what is queued regardless of congestion, then calls `then` (e.g. send the close frame). */
+  sealAndFlush(then: () => void): void {
+    this.sealed = true;
+    if (this.depth > 0) this.writeAll();
+    then();
+  }
+
+  /** Seals the mailbox and forgets what is queued (slow consumer, dead socket). */
+  discard(): void {
+    this.sealed = true;
+    this.dropped += this.depth;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  private writeAll(): void {
+    const n = this.depth;
+    let chunk: Buffer;
+    if (n === 1) {
+      chunk = this.wire.encode(this.queue[this.head]!);
+    } else {
+      const parts = new Array<Buffer>(n);
+      for (let i = 0; i < n; i++) parts[i] = this.wire.encode(this.queue[this.head + i]!);
+      chunk = Buffer.concat(parts);
+    }
+    this.queue = [];
+    this.head = 0;
+    this.framesOut += n;
+    this.bytesOut += chunk.length;
+    if (!this.wire.write(chunk) && !this.sealed) {
+      this.congested = true;
+      this.wire.onDrain(() => {
+        this.congested = false;
+        if (this.depth > 0 && !this.scheduled) {
+          this.scheduled = true;
+          markDirty(this);
+        }
+      });
+    }
+  }
+}

@@ -1,0 +1,99 @@
+// Broker: assembles one process — supervisor actor, HTTP routes, WebSocket transport — and shuts it down gracefully.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createActor, toPromise } from 'xstate';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { Hub } from './core/hub.js';
+import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
+import type { BrokerCore } from './actors/connection.js';
+import { WsTransport } from './transports/ws.js';
+import { Router, sendJson } from './http/router.js';
+import { createLogger } from './log.js';
+
+export const VERSION = '0.1.0';
+
+export interface Broker extends BrokerCore {
+  log: Logger;
+  http: Server;
+  router: Router;
+  /** Actual ports (useful when configured as 0). */
+  port: number;
+  /** Shuts down gracefully: stop accepting, flush mailboxes, close every connection with 1001. */
+  close(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  log?: Logger;
+}
+
+export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const hub = new Hub({
+    serverName: config.serverName,
+    version: VERSION,
+    heartbeatMs: config.heartbeatMs,
+    idleMs: config.idleMs,
+    historySize: config.historySize,
+    maxTopics: config.maxTopics,
+    maxSubscriptions: config.maxSubscriptions,
+  });
+  const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
+  supervisor.start();
+  const core: BrokerCore = { config, hub, supervisor };
+
+  const router = new Router();
+  router.on('GET', '/healthz', (_req, res) => {
+    sendJson(res, 200, { status: supervisor.getSnapshot().value, connections: hub.registry.size, uptimeS: Math.round(process.uptime()) });
+  });
+
+  const ws = new WsTransport(core, log);
+  const http = createServer((req, res) => {
+    router.handle(req, res).catch((err: unknown) => {
+      log.error({ err, url: req.url }, 'http handler failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'internal error' });
+      else res.destroy();
+    });
+  });
+  http.on('upgrade', (req, socket, head) => {
+    socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
+    ws.upgrade(req, socket, head);
+  });
+  http.on('clientError', (err, socket) => {
+    log.debug({ err: err.message }, 'http client error');
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  await listen(http, config.port, config.host);
+  const port = (http.address() as AddressInfo).port;
+  log.info({ port, host: config.host }, 'switchboard listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      http.close();
+      ws.close();
+      const stopped = toPromise(supervisor).catch(() => undefined);
+      supervisor.send({ type: 'SHUTDOWN' });
+      // Close handshakes are bounded by closeTimeoutMs per connection; add slack for the last flushes.
+      await Promise.race([stopped, delay(config.closeTimeoutMs + 1000)]);
+      http.closeAllConnections();
+      log.info('switchboard stopped');
+    })());
+
+  return { config, hub, supervisor, log, http, router, port, close };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

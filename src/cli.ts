@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// switchboard CLI: `serve` runs the broker; other commands are registered in COMMANDS.
+import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
+import { startBroker } from './broker.js';
+
+type Command = { help: string; run: (argv: string[]) => Promise<number | void> };
+
+const COMMANDS: Record<string, Command> = {
+  serve: { help: 'run the broker', run: serve },
+};
+
+async function serve(argv: string[]): Promise<number | void> {
+  const config = parseConfig(argv, process.env);
+  if (config.help) {
+    console.log(helpText());
+    return 0;
+  }
+  validateConfig(config);
+  const broker = await startBroker(config);
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    if (++signals > 1) {
+      broker.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    broker.log.info({ signal }, 'shutdown requested');
+    broker.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        broker.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
+  return ['Usage: switchboard <command> [options]', '', 'Commands:', ...rows, '', 'Run `switchboard <command> --help` for its options.'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number | void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`switchboard: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (typeof code === 'number') process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      console.error(`switchboard: ${err.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    console.error('switchboard: fatal:', err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,131 @@
+// Config: command-line flags and SWITCHBOARD_* environment variables → one validated Config.
+// One table describes every setting: its flag, env var, type, bounds, default and help line.
+import { parseArgs } from 'node:util';
+import { topicError } from './topics/topic.js';
+
+export class ConfigError extends Error {}
+
+type Kind =
+  | { type: 'int'; min: number; max: number }
+  | { type: 'string' }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'bool' };
+
+interface Setting {
+  flag: string;
+  kind: Kind;
+  default: string | number | boolean | undefined;
+  help: string;
+}
+
+const ms = (min: number, max = 86_400_000): Kind => ({ type: 'int', min, max });
+
+/** Every setting of `switchboard serve`. The env var is SWITCHBOARD_ + the flag in upper snake case. */
+export const SETTINGS = {
+  host: { flag: 'host', kind: { type: 'string' }, default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for all)' },
+  port: { flag: 'port', kind: { type: 'int', min: 0, max: 65535 }, default: 8080, help: 'HTTP + WebSocket port (0 picks a free one)' },
+  tcpPort: { flag: 'tcp-port', kind: { type: 'int', min: 0, max: 65535 }, default: 8000, help: 'TCP line-protocol port; 0 disables TCP' },
+  heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
+  idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
+  idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000' },
+  closeTimeoutMs: { flag: 'close-timeout-ms', kind: ms(10), default: 5_000, help: 'how long a close handshake may take before the socket is cut' },
+  mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'outbound queue bound per connection (messages)' },
+  slowConsumer: { flag: 'slow-consumer', kind: { type: 'enum', values: ['close', 'drop-oldest'] }, default: 'close', help: 'full mailbox: close with 4001, or drop the oldest queued message' },
+  maxPayload: { flag: 'max-payload', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'largest inbound frame in bytes (over it: close 1009)' },
+  maxSubscriptions: { flag: 'max-subscriptions', kind: { type: 'int', min: 1, max: 100_000 }, default: 100, help: 'filters one connection may hold' },
+  historySize: { flag: 'history', kind: { type: 'int', min: 0, max: 100_000 }, default: 100, help: 'messages kept per topic for sub with since' },
+  maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
+  room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
+  lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
+  serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
+  logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
+} satisfies Record<keyof Config, Setting>;
+
+/** The validated settings of one broker process. */
+export interface Config {
+  host: string;
+  port: number;
+  tcpPort: number;
+  heartbeatMs: number;
+  idleMs: number;
+  idleGraceMs: number;
+  closeTimeoutMs: number;
+  mailboxSize: number;
+  slowConsumer: 'close' | 'drop-oldest';
+  maxPayload: number;
+  maxSubscriptions: number;
+  historySize: number;
+  maxTopics: number;
+  room: string;
+  lineLimit: number;
+  serverName: string;
+  logLevel: string;
+}
+
+export const defaults: Config = Object.fromEntries(
+  Object.entries(SETTINGS).map(([k, s]) => [k, s.default]),
+) as unknown as Config;
+
+export function envName(flag: string): string {
+  return 'SWITCHBOARD_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+/** Parses `argv` (flags after the subcommand) and `env`; throws ConfigError with a clear message. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config & { help: boolean } {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const s of Object.values(SETTINGS) as Setting[]) options[s.flag] = { type: s.kind.type === 'bool' ? 'boolean' : 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const out: Record<string, unknown> = { help: values.help === true };
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting][]) {
+    const fromFlag = values[s.flag];
+    const fromEnv = env[envName(s.flag)];
+    const raw = fromFlag ?? fromEnv;
+    const source = fromFlag !== undefined ? `--${s.flag}` : envName(s.flag);
+    out[key] = raw === undefined ? s.default : coerce(raw, s.kind, source);
+  }
+  return out as unknown as Config & { help: boolean };
+}
+
+function coerce(raw: string | boolean, kind: Kind, source: string): string | number | boolean {
+  switch (kind.type) {
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new ConfigError(`${source} must be true or false, got '${raw}'`);
+    case 'int': {
+      const text = String(raw).trim();
+      if (!/^-?\d+$/.test(text)) throw new ConfigError(`${source} must be a whole number, got '${raw}'`);
+      const n = Number(text);
+      if (n < kind.min || n > kind.max) throw new ConfigError(`${source} must be between ${kind.min} and ${kind.max}, got ${n}`);
+      return n;
+    }
+    case 'enum':
+      if (!kind.values.includes(String(raw))) throw new ConfigError(`${source} must be one of ${kind.values.join(', ')}, got '${raw}'`);
+      return String(raw);
+    case 'string':
+      if (String(raw).length === 0) throw new ConfigError(`${source} must not be empty`);
+      return String(raw);
+  }
+}
+
+export function helpText(): string {
+  const rows = (Object.values(SETTINGS) as Setting[]).map((s) => {
+    const arg = s.kind.type === 'bool' ? '' : s.kind.type === 'enum' ? ` <${s.kind.values.join('|')}>` : s.kind.type === 'int' ? ' <n>' : ' <text>';
+    const def = s.default === undefined ? '' : ` (default ${s.default})`;
+    return `  --${s.flag}${arg}\n      ${s.help}${def}; env ${envName(s.flag)}`;
+  });
+  return ['Usage: switchboard serve [options]', '', 'Runs the broker. Flags override SWITCHBOARD_* environment variables.', '', ...rows, '  --help\n      show this help'].join('\n');
+}
+
+/** Checks that need more than one setting or another module's rules. */
+export function validateConfig(config: Config): void {
+  const roomError = topicError(config.room);
+  if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
+  if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
+}

@@ -1,0 +1,223 @@
+// Hub: the supervisor's domain logic — registry, topic index, presence, history and fan-out.
+// No sockets and no timers: it talks to connections only by queueing frames in their mailboxes.
+// The supervisor machine calls one Hub method per event; deliveries are never xstate events.
+import type { Link } from '../actors/link.js';
+import { ackFrame, errorFrame, nameError, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
+import { ProtocolError, type FrameId } from '../protocol/errors.js';
+import { Outgoing } from '../protocol/outgoing.js';
+import { filterError, isWildcard } from '../topics/topic.js';
+import { TopicIndex } from '../topics/index.js';
+import { History } from './history.js';
+import { Presence } from './presence.js';
+import { Registry } from './registry.js';
+import { BrokerStats } from './stats.js';
+
+export interface HubOptions {
+  serverName: string;
+  version: string;
+  heartbeatMs: number;
+  idleMs: number;
+  historySize: number;
+  maxTopics: number;
+  maxSubscriptions: number;
+}
+
+export interface JoinRequest {
+  name?: string | undefined;
+  topics?: readonly string[] | undefined;
+  /** Filters joined with presence on (the TCP chat room). */
+  presenceTopics?: readonly string[] | undefined;
+}
+
+export type LeaveCause = 'leave' | 'timeout';
+
+export interface PublishResult {
+  seq: number;
+  delivered: number;
+}
+
+export class Hub {
+  readonly registry = new Registry<Link>();
+  readonly index = new TopicIndex<Link>();
+  readonly presence = new Presence<Link>();
+  readonly history: History<Outgoing>;
+  readonly stats = new BrokerStats();
+
+  constructor(readonly options: HubOptions) {
+    this.history = new History(options.historySize, options.maxTopics);
+  }
+
+  /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
+  join(link: Link, req: JoinRequest): void {
+    // The name asked at connect is taken before hello when it is valid and free, so hello shows it.
+    const nameProblem = req.name === undefined ? null : this.nameProblem(link, req.name);
+    link.name = req.name !== undefined && nameProblem === null ? req.name : this.freeDefaultName(link);
+    this.registry.add(link);
+    this.stats.connectionsOpened++;
+    link.send({
+      op: 'hello',
+      client: link.info(),
+      heartbeatMs: this.options.heartbeatMs,
+      idleMs: this.options.idleMs,
+      server: { name: this.options.serverName, version: this.options.version, protocol: 1 },
+    });
+    if (nameProblem) this.fail(link, nameProblem);
+    const initial: [string, boolean][] = [
+      ...(req.topics ?? []).map((t): [string, boolean] => [t, false]),
+      ...(req.presenceTopics ?? []).map((t): [string, boolean] => [t, true]),
+    ];
+    for (const [filter, presence] of initial) {
+      const added = this.subscribe(link, filter, presence);
+      if (added instanceof ProtocolError) this.fail(link, added);
+      else if (added) this.announce('join', link, filter);
+    }
+  }
+
+  /** Unregisters `link` and tells the presence watchers of each of its filters. */
+  leave(link: Link, cause: LeaveCause): void {
+    if (!this.registry.remove(link)) return;
+    this.stats.connectionsClosed++;
+    for (const filter of link.subscriptions) {
+      this.index.remove(filter, link);
+      this.presence.unwatch(filter, link);
+      this.announce(cause, link, filter);
+    }
+    link.subscriptions.clear();
+    link.presence.clear();
+  }
+
+  sub(link: Link, frame: FrameOf<'sub'>): void {
+    const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
+    if (added instanceof ProtocolError) return this.fail(link, added);
+    if (frame.since === undefined) {
+      link.send(ackFrame(frame.id));
+    } else {
+      const replay = this.history.replay(frame.topic, frame.since);
+      link.send(ackFrame(frame.id, { recovered: replay.complete }));
+      for (const m of replay.messages) link.mailbox.push(m);
+    }
+    if (added) this.announce('join', link, frame.topic);
+  }
+
+  /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
+  unsub(link: Link, frame: FrameOf<'unsub'>): void {
+    if (link.subscriptions.delete(frame.topic)) {
+      this.index.remove(frame.topic, link);
+      this.presence.unwatch(frame.topic, link);
+      link.presence.delete(frame.topic);
+      this.announce('leave', link, frame.topic);
+    }
+    link.send(ackFrame(frame.id));
+  }
+
+  /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
+  pub(link: Link, frame: FrameOf<'pub'>): void {
+    const { seq, delivered } = this.publish(frame.topic, frame.data, link, frame.echo !== false);
+    link.send(ackFrame(frame.id, { seq, delivered }));
+  }
+
+  /** Encodes the message once and queues the same bytes in every matching mailbox. */
+  publish(topic: string, data: unknown, from: Link | null, echo = true): PublishResult {
+    const ts = Date.now();
+    const sender = from ? { id: from.id, name: from.name } : undefined;
+    const { seq, message } = this.history.append(
+      topic,
+      (seq) => new Outgoing(sender ? { op: 'msg', topic, seq, data, from: sender, ts } : { op: 'msg', topic, seq, data, ts }),
+    );
+    const subscribers = this.index.match(topic);
+    let delivered = 0;
+    for (let i = 0; i < subscribers.length; i++) {
+      const s = subscribers[i]!;
+      if (s === from && !echo) continue;
+      if (s.mailbox.push(message)) delivered++;
+    }
+    this.stats.published++;
+    this.stats.delivered += delivered;
+    return { seq, delivered };
+  }
+
+  send(link: Link, frame: FrameOf<'send'>): void {
+    const target = this.registry.find(frame.to);
+    if (!target) {
+      this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
+      return;
+    }
+    target.send({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data });
+    link.send(ackFrame(frame.id));
+  }
+
+  who(link: Link, frame: FrameOf<'who'>): void {
+    link.send(ackFrame(frame.id, { clients: this.clientsOf(frame.topic).map((c) => c.info()) }));
+  }
+
+  /** Every client, or those a publish to concrete `topic` would reach, or those holding wildcard filter `topic` exactly. */
+  clientsOf(topic?: string): Link[] {
+    if (topic === undefined) return [...this.registry.values()];
+    return isWildcard(topic) ? [...this.index.subscribersOf(topic)] : [...this.index.match(topic)];
+  }
+
+  rename(link: Link, frame: FrameOf<'rename'>): void {
+    const problem = this.nameProblem(link, frame.name, frame.id);
+    if (problem) return this.fail(link, problem);
+    const old = link.name;
+    this.registry.rename(link, frame.name);
+    link.send(ackFrame(frame.id, { name: link.name }));
+    if (old === link.name) return;
+    for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
+  }
+
+  private nameProblem(link: Link, name: string, id?: FrameId): ProtocolError | null {
+    const err = nameError(name);
+    if (err) return new ProtocolError('bad_name', err, id);
+    if (link.nameFixed) return new ProtocolError('forbidden', 'name is fixed by the auth token', id);
+    if (!this.registry.isNameFree(name) && this.registry.find(name) !== link) {
+      return new ProtocolError('name_taken', `name '${name}' is taken`, id);
+    }
+    return null;
+  }
+
+  /** Replies to a frame the supervisor could not handle; counted by code. */
+  fail(link: Link, err: ProtocolError): void {
+    this.stats.countError(err.code);
+    link.send(errorFrame(err));
+  }
+
+  /** Adds `filter` (and presence on it) for `link`; true when the filter is new to it (a join to announce). */
+  private subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
+    const err = filterError(filter);
+    if (err) return new ProtocolError('bad_topic', `${err}: '${filter.slice(0, 64)}'`, id);
+    const isNew = !link.subscriptions.has(filter);
+    if (isNew && link.subscriptions.size >= this.options.maxSubscriptions) {
+      return new ProtocolError('too_large', `at most ${this.options.maxSubscriptions} subscriptions per connection`, id);
+    }
+    if (isNew) {
+      link.subscriptions.add(filter);
+      this.index.add(filter, link);
+    }
+    if (presence) {
+      link.presence.add(filter);
+      this.presence.watch(filter, link);
+    } else if (link.presence.delete(filter)) {
+      this.presence.unwatch(filter, link);
+    }
+    return isNew;
+  }
+
+  /** Sends a presence event about `subject` to the watchers of `filter` (the subject included, while it watches). */
+  private announce(event: PresenceEvent, subject: Link, filter: string, old?: string): void {
+    const watchers = this.presence.watchers(filter);
+    if (watchers.size === 0) return;
+    const frame: ServerFrame = old === undefined
+      ? { op: 'event', event, client: subject.info(), topic: filter }
+      : { op: 'event', event, client: subject.info(), topic: filter, old };
+    const out = new Outgoing(frame);
+    for (const w of watchers) w.mailbox.push(out);
+  }
+
+  private freeDefaultName(link: Link): string {
+    const base = link.transport === 'tcp' ? link.addr : `guest-${link.id.slice(1)}`;
+    let name = base;
+    for (let k = 2; !this.registry.isNameFree(name); k++) name = `${base}-${k}`;
+    return name;
+  }
+}

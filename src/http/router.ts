@@ -1,0 +1,76 @@
+// Router: a small method + path table for the HTTP port. Every answer is JSON unless a route says otherwise.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code = 'bad_request',
+  ) {
+    super(message);
+  }
+}
+
+export class Router {
+  private readonly routes = new Map<string, Map<string, Handler>>();
+
+  on(method: string, path: string, handler: Handler): this {
+    let byMethod = this.routes.get(path);
+    if (!byMethod) this.routes.set(path, (byMethod = new Map()));
+    byMethod.set(method, handler);
+    return this;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const byMethod = this.routes.get(url.pathname);
+    try {
+      if (!byMethod) throw new HttpError(404, `no route ${url.pathname}`, 'not_found');
+      const handler = byMethod.get(req.method ?? 'GET') ?? (req.method === 'HEAD' ? byMethod.get('GET') : undefined);
+      if (!handler) {
+        res.setHeader('Allow', [...byMethod.keys()].join(', '));
+        throw new HttpError(405, `${req.method} not allowed on ${url.pathname}`, 'method_not_allowed');
+      }
+      await handler(req, res, url);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof HttpError) sendJson(res, err.status, { error: err.code, message: err.message });
+      else throw err;
+    }
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+/** Reads a request body up to `limit` bytes; over it → 413 without buffering the rest. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new HttpError(413, `body larger than ${limit} bytes`, 'too_large'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new HttpError(413, `body larger than ${limit} bytes`, 'too_large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,44 @@
+// The one table of protocol error codes (PROTOCOL.md). Errors are data: every bad input maps to one of these.
+export const ERROR_CODES = {
+  bad_frame: 'not JSON, not an object, or no op',
+  unknown_op: 'unknown op',
+  bad_topic: 'invalid topic or filter',
+  bad_name: 'invalid name',
+  name_taken: 'name already in use',
+  not_found: 'no such client',
+  too_large: 'frame or payload too large',
+  rate_limited: 'too many frames',
+  forbidden: 'not allowed',
+  unauthorized: 'authentication required',
+  internal: 'internal error',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
+}
+
+/** A protocol error as data: thrown by nothing, returned by validators. */
+export class ProtocolError {
+  constructor(
+    readonly code: ErrorCode,
+    readonly message: string,
+    readonly id?: FrameId,
+  ) {}
+}
+
+export type FrameId = number | string;
+
+/** WebSocket close codes used by the broker (PROTOCOL.md, "Liveness and close codes"). */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  policy: 1008,
+  tooLarge: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+  idle: 4000,
+  slowConsumer: 4001,
+  heartbeat: 4002,
+} as const;

@@ -1,0 +1,105 @@
+// TopicIndex: a trie of filter segments with MQTT wildcards; match() answers each subscriber once.
+// Pure: no sockets, no timers. Match results are cached per topic until the subscriptions change.
+
+interface TrieNode<T> {
+  children: Map<string, TrieNode<T>>;
+  subscribers: Set<T>;
+}
+
+const MAX_CACHED_TOPICS = 10_000;
+
+function node<T>(): TrieNode<T> {
+  return { children: new Map(), subscribers: new Set() };
+}
+
+export class TopicIndex<T> {
+  private readonly root: TrieNode<T> = node();
+  private readonly byFilter = new Map<string, Set<T>>();
+  private cache = new Map<string, readonly T[]>();
+
+  /** Adds `subscriber` under `filter`; returns false when it was already there. */
+  add(filter: string, subscriber: T): boolean {
+    let n = this.root;
+    for (const segment of filter.split('/')) {
+      let child = n.children.get(segment);
+      if (!child) n.children.set(segment, (child = node()));
+      n = child;
+    }
+    if (n.subscribers.has(subscriber)) return false;
+    n.subscribers.add(subscriber);
+    let set = this.byFilter.get(filter);
+    if (!set) this.byFilter.set(filter, (set = new Set()));
+    set.add(subscriber);
+    this.invalidate();
+    return true;
+  }
+
+  /** Removes `subscriber` from `filter`; returns false when it was not there. Prunes empty branches. */
+  remove(filter: string, subscriber: T): boolean {
+    const segments = filter.split('/');
+    const path: TrieNode<T>[] = [this.root];
+    let n = this.root;
+    for (const segment of segments) {
+      const child = n.children.get(segment);
+      if (!child) return false;
+      path.push(child);
+      n = child;
+    }
+    if (!n.subscribers.delete(subscriber)) return false;
+    const set = this.byFilter.get(filter)!;
+    set.delete(subscriber);
+    if (set.size === 0) this.byFilter.delete(filter);
+    for (let i = segments.length; i > 0; i--) {
+      const cur = path[i]!;
+      if (cur.subscribers.size > 0 || cur.children.size > 0) break;
+      path[i - 1]!.children.delete(segments[i - 1]!);
+    }
+    this.invalidate();
+    return true;
+  }
+
+  /** Every subscriber with at least one filter matching concrete `topic`, each once, in a stable order. */
+  match(topic: string): readonly T[] {
+    const cached = this.cache.get(topic);
+    if (cached) return cached;
+    const found = new Set<T>();
+    this.visit(this.root, topic.split('/'), 0, found);
+    const result = [...found];
+    if (this.cache.size >= MAX_CACHED_TOPICS) this.cache = new Map();
+    this.cache.set(topic, result);
+    return result;
+  }
+
+  /** Subscribers holding exactly `filter`. */
+  subscribersOf(filter: string): ReadonlySet<T> {
+    return this.byFilter.get(filter) ?? EMPTY;
+  }
+
+  /** Every filter with at least one subscriber, and how many. */
+  *filters(): IterableIterator<[filter: string, subscribers: number]> {
+    for (const [filter, set] of this.byFilter) yield [filter, set.size];
+  }
+
+  get filterCount(): number {
+    return this.byFilter.size;
+  }
+
+  private visit(n: TrieNode<T>, segments: string[], i: number, found: Set<T>): void {
+    const hash = n.children.get('#');
+    if (hash) for (const s of hash.subscribers) found.add(s);
+    if (i === segments.length) {
+      for (const s of n.subscribers) found.add(s);
+      return;
+    }
+    const exact = n.children.get(segments[i]!);
+    if (exact) this.visit(exact, segments, i + 1, found);
+    const plus = n.children.get('+');
+    if (plus) this.visit(plus, segments, i + 1, found);
+  }
+
+  private invalidate(): void {
+    if (this.cache.size > 0) this.cache = new Map();
+  }
+}
+
+const EMPTY: ReadonlySet<never> = new Set();

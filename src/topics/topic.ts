@@ -1,0 +1,51 @@
+// Topic and filter syntax (PROTOCOL.md "Topics"): pure validation, no state.
+export const TOPIC_LIMITS = { maxSegments: 16, maxSegmentLength: 64, maxLength: 256 } as const;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Returns an error message, or null when `topic` is a valid concrete topic. */
+export function topicError(topic: unknown): string | null {
+  return check(topic, false);
+}
+
+/** Returns an error message, or null when `filter` is a valid subscription filter. */
+export function filterError(filter: unknown): string | null {
+  return check(filter, true);
+}
+
+export function isWildcard(filter: string): boolean {
+  return filter.includes('+') || filter.includes('#');
+}
+
+function check(value: unknown, wildcards: boolean): string | null {
+  if (typeof value !== 'string') return 'topic must be a string';
+  if (value.length === 0) return 'topic is empty';
+  if (value.length > TOPIC_LIMITS.maxLength) return `topic longer than ${TOPIC_LIMITS.maxLength} characters`;
+  if (CONTROL.test(value)) return 'topic contains control characters';
+  const segments = value.split('/');
+  if (segments.length > TOPIC_LIMITS.maxSegments) return `topic has more than ${TOPIC_LIMITS.maxSegments} segments`;
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i]!;
+    if (s.length === 0) return 'topic has an empty segment';
+    if (s.length > TOPIC_LIMITS.maxSegmentLength) return `topic segment longer than ${TOPIC_LIMITS.maxSegmentLength} characters`;
+    if (wildcards && (s === '+' || (s === '#' && i === segments.length - 1))) continue;
+    if (s === '#') return "'#' is allowed only as the last segment";
+    if (s.includes('+') || s.includes('#')) {
+      return wildcards ? "wildcards '+' and '#' must be whole segments" : 'a publish topic cannot contain wildcards';
+    }
+  }
+  return null;
+}
+
+/** Reference matcher: does `filter` match concrete `topic`? Used by tests and by `who` on a filter. */
+export function filterMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

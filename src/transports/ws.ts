@@ -1,0 +1,123 @@
+// WebSocket transport: HTTP upgrade on /ws and /ws/<topic>, then the same Connection actor as TCP.
+// Writes are pre-framed bytes straight to the socket (encoded once per message, not once per client).
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from 'pino';
+import { openConnection, type BrokerCore } from '../actors/connection.js';
+import type { Wire } from '../actors/mailbox.js';
+import type { Outgoing } from '../protocol/outgoing.js';
+
+class WsWire implements Wire {
+  readonly transport = 'ws' as const;
+  readonly canPing = true;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex,
+  ) {}
+
+  encode(out: Outgoing): Buffer {
+    return out.wsFrame();
+  }
+
+  write(chunk: Buffer): boolean {
+    // Safe beside ws's own sender: permessage-deflate is off, so ws never queues frames of its own.
+    if (this.ws.readyState !== WebSocket.OPEN) return true;
+    return this.socket.write(chunk);
+  }
+
+  onDrain(listener: () => void): void {
+    this.socket.once('drain', listener);
+  }
+
+  ping(): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.ping();
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
+
+/** Where the client asked to go: `/ws` or `/ws/<topic path>`, plus `name=` and `topics=`. */
+export interface WsRequest {
+  name?: string | undefined;
+  topics: string[];
+  token?: string | undefined;
+}
+
+export function parseWsPath(rawUrl: string): WsRequest | null {
+  const url = new URL(rawUrl, 'http://localhost');
+  let pathTopic: string | undefined;
+  if (url.pathname === '/ws' || url.pathname === '/ws/') {
+    pathTopic = undefined;
+  } else if (url.pathname.startsWith('/ws/')) {
+    try {
+      pathTopic = decodeURIComponent(url.pathname.slice(4));
+    } catch {
+      pathTopic = url.pathname.slice(4); // invalid escapes: the topic check will refuse it with bad_topic
+    }
+  } else {
+    return null;
+  }
+  const topics = (url.searchParams.get('topics') ?? '').split(',').filter((t) => t.length > 0);
+  if (pathTopic !== undefined) topics.unshift(pathTopic);
+  return { name: url.searchParams.get('name') ?? undefined, topics, token: url.searchParams.get('token') ?? undefined };
+}
+
+export class WsTransport {
+  private readonly wss: WebSocketServer;
+
+  constructor(
+    private readonly core: BrokerCore,
+    private readonly log: Logger,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: core.config.maxPayload,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+  }
+
+  /** Handles an HTTP upgrade already routed to /ws…; refuses anything else with an HTTP status. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const target = parseWsPath(req.url ?? '/');
+    if (!target) return refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint here; use /ws');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target));
+  }
+
+  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest): void {
+    const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const { link, reader, actor } = openConnection(this.core, new WsWire(ws, socket), addr, {
+      name: target.name,
+      topics: target.topics,
+    });
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) reader.binary(data.length);
+      else reader.text(data.toString(), data.length);
+    });
+    ws.on('pong', () => actor.send({ type: 'PONG' }));
+    ws.on('close', (code, reason) => actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() }));
+    // ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself.
+    ws.on('error', (err) => this.log.info({ client: link.id, err: err.message }, 'websocket error'));
+    actor.start();
+  }
+
+  close(): void {
+    this.wss.close();
+  }
+}
+
+/** Answers an upgrade request with a plain HTTP error and drops the socket. */
+export function refuseUpgrade(socket: Duplex, status: number, statusText: string, message: string): void {
+  const body = JSON.stringify({ error: message });
+  socket.end(
+    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,15 @@
+// Test broker: a real broker on free ports with silent logs.
+import { defaults, type Config } from '../../src/config.js';
+import { startBroker, type Broker } from '../../src/broker.js';
+import { createLogger } from '../../src/log.js';
+
+export interface TestBroker extends Broker {
+  url: string;
+  httpUrl: string;
+}
+
+export async function startTestBroker(overrides: Partial<Config> = {}): Promise<TestBroker> {
+  const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', ...overrides };
+  const broker = await startBroker(config, { log: createLogger(config.logLevel, false) });
+  return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
+}
