@@ -1,5 +1,6 @@
 // Broker: assembles one process — supervisor actor, HTTP routes, WebSocket transport — and shuts it down gracefully.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { createActor, toPromise } from 'xstate';
 import type { Logger } from 'pino';
@@ -17,11 +18,15 @@ export interface Broker extends BrokerCore {
   log: Logger;
   http: Server;
   router: Router;
+  /** Upgrade handlers by exact path, tried before the WebSocket protocol endpoint (/ws, /ws/<topic>). */
+  upgrades: Map<string, UpgradeHandler>;
   /** Actual ports (useful when configured as 0). */
   port: number;
   /** Shuts down gracefully: stop accepting, flush mailboxes, close every connection with 1001. */
   close(): Promise<void>;
 }
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface BrokerOptions {
   log?: Logger;
@@ -55,9 +60,13 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       else res.destroy();
     });
   });
+  const upgrades = new Map<string, UpgradeHandler>();
   http.on('upgrade', (req, socket, head) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
-    ws.upgrade(req, socket, head);
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const handler = upgrades.get(path);
+    if (handler) handler(req, socket, head);
+    else ws.upgrade(req, socket, head);
   });
   http.on('clientError', (err, socket) => {
     log.debug({ err: err.message }, 'http client error');
@@ -81,7 +90,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, log, http, router, port, close };
+  return { config, hub, supervisor, log, http, router, upgrades, port, close };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

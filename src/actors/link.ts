@@ -47,6 +47,11 @@ export class Link {
     return { id: this.id, name: this.name, addr: this.addr, transport: this.transport };
   }
 
+  /** Links travel inside actor events; serialising one (inspector, logs) shows who, not the object graph. */
+  toJSON(): ClientInfo {
+    return this.info();
+  }
+
   /** Queues one frame for this client only. */
   send(frame: ServerFrame): boolean {
     return this.mailbox.push(new Outgoing(frame));
