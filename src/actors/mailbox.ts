@@ -16,6 +16,8 @@ export interface Wire {
   /** Writes one chunk; false when the socket is congested and the caller should wait for onDrain. */
   write(chunk: Buffer): boolean;
   onDrain(listener: () => void): void;
+  /** Bytes accepted by write() but not yet handed to the kernel (bounded by the mailbox and backpressure). */
+  readonly bufferedBytes: number;
   ping(): void;
   /** Graceful close with a protocol close code (WebSocket close frame, or end of the TCP stream). */
   close(code: number, reason: string): void;

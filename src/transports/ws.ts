@@ -31,6 +31,10 @@ class WsWire implements Wire {
     this.socket.once('drain', listener);
   }
 
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
   ping(): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.ping();
   }
@@ -103,7 +107,10 @@ export class WsTransport {
       else reader.text(data.toString(), data.length);
     });
     ws.on('pong', () => actor.send({ type: 'PONG' }));
-    ws.on('close', (code, reason) => actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() }));
+    ws.on('close', (code, reason) => {
+      // After a forced close the actor has already finished; nobody is left to tell.
+      if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });
+    });
     // ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself.
     ws.on('error', (err) => this.log.info({ client: link.id, err: err.message }, 'websocket error'));
     actor.start();

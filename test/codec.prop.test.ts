@@ -1,0 +1,94 @@
+// Codec properties: valid frames round-trip; arbitrary input never throws and always yields a frame or a protocol error.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decodeClientFrame, type ClientFrame } from '../src/protocol/frames.js';
+import { ERROR_CODES, ProtocolError } from '../src/protocol/errors.js';
+import { Outgoing, encodeWsTextFrame } from '../src/protocol/outgoing.js';
+
+const topic = fc.array(fc.constantFrom('a', 'b', 'x1', 'déjà'), { minLength: 1, maxLength: 5 }).map((s) => s.join('/'));
+const filter = fc.oneof(topic, topic.map((t) => `${t}/#`), topic.map((t) => `+/${t}`));
+const id = fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 20 })), { nil: undefined });
+const data = fc.jsonValue();
+const name = fc.string({ minLength: 1, maxLength: 64 }).filter((s) => s.trim() === s && !/[\u0000-\u001f\u007f-\u009f]/.test(s) && !/^c\d+$/.test(s));
+
+const validFrame: fc.Arbitrary<ClientFrame> = fc.oneof(
+  fc.record({ op: fc.constant('sub' as const), topic: filter, since: fc.option(fc.nat(), { nil: undefined }), presence: fc.option(fc.boolean(), { nil: undefined }), id }, { requiredKeys: ['op', 'topic'] }),
+  fc.record({ op: fc.constant('unsub' as const), topic: filter, id }, { requiredKeys: ['op', 'topic'] }),
+  fc.record({ op: fc.constant('pub' as const), topic, data, echo: fc.option(fc.boolean(), { nil: undefined }), id }, { requiredKeys: ['op', 'topic', 'data'] }),
+  fc.record({ op: fc.constant('send' as const), to: name, data, id }, { requiredKeys: ['op', 'to', 'data'] }),
+  fc.record({ op: fc.constant('who' as const), topic: fc.option(filter, { nil: undefined }), id }, { requiredKeys: ['op'] }),
+  fc.record({ op: fc.constant('rename' as const), name, id }, { requiredKeys: ['op', 'name'] }),
+  fc.record({ op: fc.constantFrom('ping' as const, 'quit' as const), id }, { requiredKeys: ['op'] }),
+) as fc.Arbitrary<ClientFrame>;
+
+const strip = (v: unknown) => JSON.parse(JSON.stringify(v));
+
+describe('client frame codec', () => {
+  it('round-trips every valid frame', () => {
+    fc.assert(
+      fc.property(validFrame, (frame) => {
+        const decoded = decodeClientFrame(JSON.stringify(frame));
+        expect(decoded).not.toBeInstanceOf(ProtocolError);
+        expect(strip(decoded)).toEqual(strip(frame));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('never throws on random text and always returns a frame or a known error code', () => {
+    const anyText = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.jsonValue().map((v) => JSON.stringify(v)));
+    fc.assert(
+      fc.property(anyText, (text) => {
+        const result = decodeClientFrame(text);
+        if (result instanceof ProtocolError) expect(Object.keys(ERROR_CODES)).toContain(result.code);
+        else expect(typeof result.op).toBe('string');
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('rejects mutated valid frames with an error code, never an exception', () => {
+    const mutation = fc.record({ key: fc.constantFrom('op', 'topic', 'id', 'since', 'presence', 'echo', 'name', 'to', 'data'), value: fc.anything() });
+    fc.assert(
+      fc.property(validFrame, mutation, (frame, m) => {
+        const mutated = { ...frame, [m.key]: m.value };
+        let text: string;
+        try {
+          text = JSON.stringify(mutated);
+        } catch {
+          return; // not representable as JSON (BigInt): not a frame a client can send
+        }
+        if (text === undefined) return;
+        const result = decodeClientFrame(text);
+        if (result instanceof ProtocolError) expect(Object.keys(ERROR_CODES)).toContain(result.code);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('server frame encoding', () => {
+  it('pre-framed WebSocket bytes carry the exact JSON with a correct length header', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.nat({ max: 70_000 }), (value, pad) => {
+        const out = new Outgoing({ op: 'msg', topic: 't', seq: 1, data: { value, pad: 'p'.repeat(pad % 3 === 0 ? pad : 0) }, ts: 1 });
+        const frame = out.wsFrame();
+        expect(frame[0]).toBe(0x81);
+        let len = frame[1]! & 0x7f;
+        let offset = 2;
+        if (len === 126) {
+          len = frame.readUInt16BE(2);
+          offset = 4;
+        } else if (len === 127) {
+          len = Number(frame.readBigUInt64BE(2));
+          offset = 10;
+        }
+        expect(frame.length).toBe(offset + len);
+        expect(frame.subarray(offset).toString()).toBe(out.json);
+        expect(JSON.parse(out.jsonLine().toString())).toEqual(JSON.parse(out.json));
+      }),
+      { numRuns: 200 },
+    );
+    expect(encodeWsTextFrame(Buffer.alloc(0))).toEqual(Buffer.from([0x81, 0]));
+  });
+});

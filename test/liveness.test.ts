@@ -1,0 +1,147 @@
+// Heartbeat, idle timeouts and slow consumers, with short configured delays, over real sockets.
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { TestClient } from './helpers/client.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let broker: TestBroker | undefined;
+afterEach(async () => {
+  await broker?.close();
+  broker = undefined;
+});
+
+const linkOf = (b: TestBroker, id: string) => b.hub.registry.find(id);
+
+describe('heartbeat', () => {
+  it('closes a client that does not answer pings with 4002, and keeps one that does', async () => {
+    broker = await startTestBroker({ heartbeatMs: 150 });
+    const deaf = await TestClient.connect(broker.url, { autoPong: false });
+    const alive = await TestClient.connect(broker.url);
+    const pings = { n: 0 };
+    deaf.ws.on('ping', () => pings.n++);
+    const closed = await deaf.closed;
+    expect(closed.code).toBe(4002);
+    expect(pings.n).toBeGreaterThanOrEqual(1);
+    await sleep(300);
+    expect(alive.ws.readyState).toBe(WebSocket.OPEN);
+    expect(await alive.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    alive.close();
+  });
+});
+
+describe('idle timeout', () => {
+  it('goes idle without inbound frames, then closes with 4000 and tells presence watchers timeout', async () => {
+    broker = await startTestBroker({ idleMs: 300, idleGraceMs: 300, heartbeatMs: 60_000 });
+    const watcher = await TestClient.connect(broker.url);
+    await watcher.request({ op: 'sub', topic: 'lobby', presence: true });
+    const sleeper = await TestClient.connect(`${broker.url}/lobby`);
+    // the watcher stays active so only the sleeper times out
+    const keepAlive = setInterval(() => watcher.send({ op: 'ping' }), 80);
+    try {
+      const link = linkOf(broker, sleeper.hello.client.id)!;
+      expect(link.state).toBe('online');
+      await sleep(450);
+      expect(link.state).toBe('idle');
+      expect((await sleeper.closed).code).toBe(4000);
+      const event = await watcher.next((f) => f.op === 'event' && f.client.id === sleeper.hello.client.id && f.event !== 'join');
+      expect(event).toMatchObject({ event: 'timeout', topic: 'lobby' });
+      expect(linkOf(broker, watcher.hello.client.id)!.state).toBe('online');
+    } finally {
+      clearInterval(keepAlive);
+      watcher.close();
+    }
+  });
+
+  it('an idle client that speaks again is back online', async () => {
+    broker = await startTestBroker({ idleMs: 200, idleGraceMs: 2000, heartbeatMs: 60_000 });
+    const c = await TestClient.connect(broker.url);
+    const link = linkOf(broker, c.hello.client.id)!;
+    await sleep(350);
+    expect(link.state).toBe('idle');
+    expect(await c.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    expect(link.state).toBe('online');
+    c.close();
+  });
+
+  it('activity keeps a connection online well past idleMs', async () => {
+    broker = await startTestBroker({ idleMs: 200, idleGraceMs: 100, heartbeatMs: 60_000 });
+    const c = await TestClient.connect(broker.url);
+    const link = linkOf(broker, c.hello.client.id)!;
+    for (let i = 0; i < 10; i++) {
+      await sleep(80);
+      c.send({ op: 'ping' });
+      expect(link.state).toBe('online');
+    }
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    c.close();
+  });
+});
+
+describe('slow consumer', () => {
+  it('closes a client that stops reading with 4001 while the others get everything; memory stays bounded', async () => {
+    broker = await startTestBroker({ mailboxSize: 50, closeTimeoutMs: 3000 });
+    const slow = await TestClient.connect(`${broker.url}/flood`);
+    const fast = await TestClient.connect(`${broker.url}/flood`);
+    let fastCount = 0;
+    fast.ws.on('message', () => fastCount++);
+    const slowLink = linkOf(broker, slow.hello.client.id)!;
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+
+    const payload = 'x'.repeat(16 * 1024);
+    const publisher = await TestClient.connect(broker.url);
+    const total = 1500; // ~24 MB: far more than loopback socket buffers hold
+    let maxDepth = 0;
+    let maxBuffered = 0;
+    for (let i = 0; i < total; i++) {
+      broker.hub.publish('flood', { i, payload }, null);
+      maxDepth = Math.max(maxDepth, slowLink.mailbox.depth);
+      maxBuffered = Math.max(maxBuffered, slowLink.wire.bufferedBytes);
+      if (i % 50 === 49) await sleep(1); // let the writer flush between bursts, as real publishers would
+    }
+    expect(slowLink.state).toBe('closing');
+    expect(slowLink.mailbox.isSealed).toBe(true);
+    // What the broker holds for the slow client is bounded by the mailbox (50 messages) plus one
+    // flushed batch, not by the 24 MB it fell behind by.
+    expect(maxDepth).toBeLessThanOrEqual(50);
+    expect(maxBuffered).toBeLessThan(51 * (payload.length + 200));
+
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect((await slow.closed).code).toBe(4001);
+    await waitFor(() => fastCount >= total + 0);
+    expect(fastCount).toBe(total);
+    publisher.close();
+    fast.close();
+  });
+
+  it('drop-oldest keeps the connection and drops the oldest queued messages instead', async () => {
+    broker = await startTestBroker({ mailboxSize: 20, slowConsumer: 'drop-oldest' });
+    const slow = await TestClient.connect(`${broker.url}/burst`);
+    const link = linkOf(broker, slow.hello.client.id)!;
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const payload = 'y'.repeat(16 * 1024);
+    for (let i = 0; i < 1000; i++) {
+      broker.hub.publish('burst', { i, payload }, null);
+      if (i % 50 === 49) await sleep(1);
+    }
+    expect(link.mailbox.depth).toBeLessThanOrEqual(20);
+    expect(link.mailbox.dropped).toBeGreaterThan(0);
+    expect(link.state).toBe('online');
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    // the newest message arrives; the seqs it saw increase but have a gap where messages were dropped
+    const last = await slow.next((f) => f.op === 'msg' && f.data.i === 999, 5000);
+    expect(last.seq).toBe(1000);
+    const seqs = slow.all.filter((f) => f.op === 'msg').map((f) => f.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(seqs.length).toBeLessThan(1000);
+    slow.close();
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > ms) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
