@@ -65,6 +65,13 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      console.error(`switchboard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${code}); pick another --port / --tcp-port or --host`);
+      process.exitCode = 1;
+      return;
+    }
     console.error('switchboard: fatal:', err);
     process.exitCode = 1;
   },
