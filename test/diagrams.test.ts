@@ -1,7 +1,7 @@
 // diagrams/ is generated from the machines; this fails when someone changes a machine and forgets `npm run diagrams`.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DIAGRAMS } from '../src/inspect/diagrams.js';
+import { DIAGRAMS, embedDiagrams } from '../src/inspect/diagrams.js';
 
 describe('diagrams', () => {
   for (const [file, text] of Object.entries(DIAGRAMS())) {
@@ -10,6 +10,12 @@ describe('diagrams', () => {
       expect(committed).toBe(text);
     });
   }
+
+  it('README embeds the current diagrams (run npm run diagrams)', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    expect(readme).toContain('<!-- diagram:connection.mmd -->');
+    expect(embedDiagrams(readme)).toBe(readme);
+  });
 
   it('shows every state of the connection lifecycle', () => {
     const text = DIAGRAMS()['connection.mmd']!;
