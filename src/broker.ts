@@ -9,6 +9,9 @@ import { Hub } from './core/hub.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
 import { WsTransport } from './transports/ws.js';
+import { TcpTransport } from './transports/tcp.js';
+import { registerApi } from './http/api.js';
+import { registerPages } from './http/pages.js';
 import { Router, sendJson } from './http/router.js';
 import { createLogger } from './log.js';
 
@@ -22,6 +25,8 @@ export interface Broker extends BrokerCore {
   upgrades: Map<string, UpgradeHandler>;
   /** Actual ports (useful when configured as 0). */
   port: number;
+  /** Actual TCP line-protocol port; 0 when TCP is disabled. */
+  tcpPort: number;
   /** Shuts down gracefully: stop accepting, flush mailboxes, close every connection with 1001. */
   close(): Promise<void>;
 }
@@ -30,6 +35,8 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
 
 export interface BrokerOptions {
   log?: Logger;
+  /** Overrides config.tcpPort with a port to listen on; here 0 picks a free port (tests), where the setting's 0 disables TCP. */
+  tcpPort?: number;
 }
 
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
@@ -51,6 +58,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   router.on('GET', '/healthz', (_req, res) => {
     sendJson(res, 200, { status: supervisor.getSnapshot().value, connections: hub.registry.size, uptimeS: Math.round(process.uptime()) });
   });
+
+  registerApi(router, core, log);
+  registerPages(router, config);
 
   const ws = new WsTransport(core, log);
   const http = createServer((req, res) => {
@@ -76,21 +86,27 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   await listen(http, config.port, config.host);
   const port = (http.address() as AddressInfo).port;
   log.info({ port, host: config.host }, 'switchboard listening');
+  const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
+  const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
+  const tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host) : 0;
+  if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       http.close();
       ws.close();
+      tcp?.close();
       const stopped = toPromise(supervisor).catch(() => undefined);
       supervisor.send({ type: 'SHUTDOWN' });
       // Close handshakes are bounded by closeTimeoutMs per connection; add slack for the last flushes.
       await Promise.race([stopped, delay(config.closeTimeoutMs + 1000)]);
       http.closeAllConnections();
+      tcp?.destroyAll();
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, log, http, router, upgrades, port, close };
+  return { config, hub, supervisor, log, http, router, upgrades, port, tcpPort, close };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

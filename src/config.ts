@@ -37,6 +37,7 @@ export const SETTINGS = {
   maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
   lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
+  apiKey: { flag: 'api-key', kind: { type: 'string' }, default: undefined, help: 'when set, /api/* answers 401 without `Authorization: Bearer <key>`; prefer the env var' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
   logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
 } satisfies Record<keyof Config, Setting>;
@@ -58,6 +59,8 @@ export interface Config {
   maxTopics: number;
   room: string;
   lineLimit: number;
+  /** Bearer key required by /api/*; undefined = the API is open. */
+  apiKey: string | undefined;
   serverName: string;
   logLevel: string;
 }

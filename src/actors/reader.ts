@@ -1,6 +1,6 @@
 // FrameReader: the reader role. Inbound text → validated frame → one event for the connection machine.
 // Bad input gets its protocol error here and the connection stays open; nothing reaches the machine.
-import { decodeClientFrame, errorFrame } from '../protocol/frames.js';
+import { decodeClientFrame, errorFrame, validateClientFrame, type ClientFrame } from '../protocol/frames.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { BrokerStats } from '../core/stats.js';
 import type { Link } from './link.js';
@@ -13,7 +13,15 @@ export class FrameReader {
 
   /** One inbound text frame (or JSON line) of `bytes` bytes. */
   text(text: string, bytes: number): void {
-    const frame = decodeClientFrame(text);
+    this.accept(decodeClientFrame(text), bytes);
+  }
+
+  /** A frame the transport built from its own syntax (TCP plain-text commands): validated and handled like any other. */
+  parsed(value: unknown, bytes: number): void {
+    this.accept(validateClientFrame(value), bytes);
+  }
+
+  private accept(frame: ClientFrame | ProtocolError, bytes: number): void {
     this.count(bytes);
     if (frame instanceof ProtocolError) return this.reject(frame);
     const actor = this.link.actor!;

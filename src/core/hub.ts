@@ -122,7 +122,7 @@ export class Hub {
     const sender = from ? { id: from.id, name: from.name } : undefined;
     const { seq, message } = this.history.append(
       topic,
-      (seq) => new Outgoing(sender ? { op: 'msg', topic, seq, data, from: sender, ts } : { op: 'msg', topic, seq, data, ts }),
+      (seq) => new Outgoing(sender ? { op: 'msg', topic, seq, data, from: sender, ts } : { op: 'msg', topic, seq, data, ts }, from?.info()),
     );
     const subscribers = this.index.match(topic);
     let delivered = 0;

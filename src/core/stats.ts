@@ -9,6 +9,18 @@ export class BrokerStats {
   connectionsClosed = 0;
   crashes = 0;
   readonly errors = new Map<ErrorCode, number>();
+  /** Traffic of connections already gone; live ones are summed from their links at scrape time. */
+  readonly retired = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, dropped: 0 };
+
+  /** Adds a leaving connection's counters to the totals (called once, when it leaves the registry). */
+  retire(link: { framesIn: number; bytesIn: number; mailbox: { framesOut: number; bytesOut: number; dropped: number } }): void {
+    const r = this.retired;
+    r.framesIn += link.framesIn;
+    r.bytesIn += link.bytesIn;
+    r.framesOut += link.mailbox.framesOut;
+    r.bytesOut += link.mailbox.bytesOut;
+    r.dropped += link.mailbox.dropped;
+  }
 
   countError(code: ErrorCode): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);

@@ -1,6 +1,6 @@
 // Outgoing: one server frame, encoded once and shared by every mailbox it is queued in.
 // Each transport asks for its own bytes; the first ask encodes, the rest reuse.
-import type { ServerFrame } from './frames.js';
+import type { ClientInfo, ServerFrame } from './frames.js';
 
 export class Outgoing {
   private _json: string | undefined;
@@ -9,7 +9,14 @@ export class Outgoing {
   /** Transport-specific renderings beyond JSON (e.g. the TCP chat line), cached by key. */
   private _extra: Map<string, Buffer> | undefined;
 
-  constructor(readonly frame: ServerFrame) {}
+  /**
+   * `sender`: who published a `msg`, with the addr the frame itself does not carry (the TCP chat line shows it).
+   * Never serialised: the wire format stays the frame.
+   */
+  constructor(
+    readonly frame: ServerFrame,
+    readonly sender?: ClientInfo,
+  ) {}
 
   get json(): string {
     return (this._json ??= JSON.stringify(this.frame));

@@ -10,6 +10,7 @@ export interface TestBroker extends Broker {
 
 export async function startTestBroker(overrides: Partial<Config> = {}): Promise<TestBroker> {
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', ...overrides };
-  const broker = await startBroker(config, { log: createLogger(config.logLevel, false) });
+  // TCP always listens too, on a free port (broker.tcpPort); the setting's own 0 would disable it.
+  const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: overrides.tcpPort ?? 0 });
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
 }

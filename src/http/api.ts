@@ -1,0 +1,134 @@
+// HTTP API: server-side publish (the seed push server's entry point) and the live registry views.
+// Publishes go through the supervisor's API_PUBLISH event, so they are ordered with every client's pub.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { BrokerCore } from '../actors/connection.js';
+import type { Link } from '../actors/link.js';
+import type { Config } from '../config.js';
+import type { PublishResult } from '../core/hub.js';
+import { isWildcard, topicError } from '../topics/topic.js';
+import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
+
+/** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
+const LIST_DEFAULT = 1000;
+const LIST_MAX = 100_000;
+
+/**
+ * The one gate in front of every /api/* route: throws a 401 HttpError when the request may not use the API.
+ * Today: the optional `--api-key` as `Authorization: Bearer <key>`. Async so a token check (JWT) can slot in.
+ */
+export async function authorizeApi(req: IncomingMessage, config: Pick<Config, 'apiKey'>): Promise<void> {
+  if (config.apiKey === undefined) return;
+  const header = req.headers.authorization ?? '';
+  const match = /^Bearer\s+(.+)$/i.exec(header);
+  if (match && sameSecret(match[1]!.trim(), config.apiKey)) return;
+  throw new HttpError(401, match ? 'wrong API key' : 'this API needs Authorization: Bearer <api key>', 'unauthorized');
+}
+
+/** Constant-time comparison; hashing first makes the lengths equal, so length leaks nothing either. */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function registerApi(router: Router, core: BrokerCore, log: Logger): void {
+  const { config, hub, supervisor } = core;
+  const guarded =
+    (handler: Handler): Handler =>
+    async (req, res, url) => {
+      try {
+        await authorizeApi(req, config);
+      } catch (err) {
+        if (err instanceof HttpError && err.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+        throw err;
+      }
+      await handler(req, res, url);
+    };
+
+  router.on('POST', '/api/publish', guarded(async (req, res) => {
+    if (supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
+    const body = await readBody(req, config.maxPayload);
+    const { topic, data } = parsePublishBody(body);
+    const result = await new Promise<PublishResult | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
+    if (result instanceof Error) {
+      if (result.message === 'server shutting down') throw new HttpError(503, result.message, 'unavailable');
+      log.error({ err: result, topic }, 'api publish failed');
+      throw new HttpError(500, 'internal error', 'internal');
+    }
+    sendJson(res, 200, result);
+  }));
+
+  router.on('GET', '/api/clients', guarded((_req, res, url) => {
+    const limit = listLimit(url);
+    const clients: ReturnType<typeof clientView>[] = [];
+    for (const link of hub.registry.values()) {
+      if (clients.length >= limit) break;
+      clients.push(clientView(link));
+    }
+    sendJson(res, 200, { total: hub.registry.size, clients });
+  }));
+
+  router.on('GET', '/api/topics', guarded((_req, res, url) => {
+    const limit = listLimit(url);
+    // Known topics: those with history, plus filters someone holds (a wildcard filter has no seq of its own).
+    const seen = new Set<string>();
+    for (const [topic] of hub.history.topics()) seen.add(topic);
+    for (const link of hub.registry.values()) for (const f of link.subscriptions) seen.add(f);
+    const topics: { topic: string; wildcard: boolean; subscribers: number; lastSeq: number | null }[] = [];
+    for (const topic of seen) {
+      if (topics.length >= limit) break;
+      const wildcard = isWildcard(topic);
+      topics.push({
+        topic,
+        wildcard,
+        // A concrete topic: connections a publish would reach. A filter: connections holding it.
+        subscribers: wildcard ? hub.index.subscribersOf(topic).size : hub.index.match(topic).length,
+        lastSeq: wildcard ? null : hub.history.lastSeq(topic),
+      });
+    }
+    sendJson(res, 200, { total: seen.size, topics });
+  }));
+}
+
+/** Validates a publish body; bad input → 400 carrying the protocol's error code. */
+export function parsePublishBody(body: Buffer): { topic: string; data: unknown } {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'body is not valid JSON; send {"topic": "...", "data": ...}', 'bad_frame');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new HttpError(400, 'body must be a JSON object {"topic": "...", "data": ...}', 'bad_frame');
+  }
+  const { topic } = value as Record<string, unknown>;
+  const err = topicError(topic);
+  if (err) throw new HttpError(400, err, 'bad_topic');
+  if (!('data' in value)) throw new HttpError(400, 'publish needs data', 'bad_frame');
+  return { topic: topic as string, data: (value as { data: unknown }).data };
+}
+
+function listLimit(url: URL): number {
+  const raw = url.searchParams.get('limit');
+  if (raw === null) return LIST_DEFAULT;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1 || n > LIST_MAX) throw new HttpError(400, `limit must be 1 to ${LIST_MAX}`, 'bad_request');
+  return n;
+}
+
+function clientView(link: Link) {
+  return {
+    ...link.info(),
+    state: link.state,
+    subscriptions: [...link.subscriptions],
+    presence: [...link.presence],
+    mailbox: { depth: link.mailbox.depth, dropped: link.mailbox.dropped },
+    framesIn: link.framesIn,
+    bytesIn: link.bytesIn,
+    framesOut: link.mailbox.framesOut,
+    bytesOut: link.mailbox.bytesOut,
+    connectedAt: new Date(link.connectedAt).toISOString(),
+  };
+}

@@ -1,0 +1,130 @@
+// BrokerMetrics: GET /metrics in Prometheus text format (prom-client, one Registry per broker).
+// Every value is read at scrape time from BrokerStats, the registry and the links: nothing here runs per delivery.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Hub } from '../core/hub.js';
+import type { InspectionSampler } from '../inspect/sampler.js';
+
+const STATES = ['connecting', 'online', 'idle', 'closing'] as const;
+const TRANSPORTS = ['ws', 'tcp'] as const;
+
+export interface MetricsSources {
+  hub: Hub;
+  /** Present when `--inspect` is on: how many inspection events were forwarded or sampled out. */
+  inspection?: { sampler: InspectionSampler; dropped: () => number } | undefined;
+}
+
+export class BrokerMetrics {
+  readonly registry = new Registry();
+
+  constructor(private readonly sources: MetricsSources) {
+    const { hub } = sources;
+    const registers = [this.registry];
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+
+    new Gauge({
+      name: 'switchboard_connections',
+      help: 'Open connections by connection-machine state and transport',
+      labelNames: ['state', 'transport'],
+      registers,
+      collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const s of STATES) for (const t of TRANSPORTS) counts.set(`${s} ${t}`, 0);
+        for (const link of hub.registry.values()) {
+          const key = `${link.state} ${link.transport}`;
+          counts.set(key, (counts.get(key) ?? 0) + 1);
+        }
+        for (const [key, n] of counts) {
+          const [state, transport] = key.split(' ');
+          this.set({ state: state!, transport: transport! }, n);
+        }
+      },
+    });
+    counter('switchboard_connections_opened_total', 'Connections admitted since start', () => hub.stats.connectionsOpened);
+    counter('switchboard_connections_closed_total', 'Connections closed since start', () => hub.stats.connectionsClosed);
+    const traffic = (key: 'framesIn' | 'bytesIn') => () => {
+      let n = hub.stats.retired[key];
+      for (const link of hub.registry.values()) n += link[key];
+      return n;
+    };
+    const outbound = (key: 'framesOut' | 'bytesOut' | 'dropped') => () => {
+      let n = hub.stats.retired[key];
+      for (const link of hub.registry.values()) n += link.mailbox[key];
+      return n;
+    };
+    counter('switchboard_frames_received_total', 'Inbound frames (WebSocket messages and TCP lines)', traffic('framesIn'));
+    counter('switchboard_bytes_received_total', 'Inbound payload bytes', traffic('bytesIn'));
+    counter('switchboard_frames_sent_total', 'Outbound frames written to sockets', outbound('framesOut'));
+    counter('switchboard_bytes_sent_total', 'Outbound bytes written to sockets (framing included)', outbound('bytesOut'));
+    counter('switchboard_messages_published_total', 'Messages published (client pub and POST /api/publish)', () => hub.stats.published);
+    counter('switchboard_messages_delivered_total', 'Message deliveries queued to subscriber mailboxes', () => hub.stats.delivered);
+    counter('switchboard_messages_dropped_total', 'Queued frames dropped: drop-oldest overflow, or discarded on slow-consumer close', outbound('dropped'));
+    counter('switchboard_slow_consumer_closes_total', 'Connections closed with 4001 (slow consumer)', () => hub.stats.slowConsumerCloses);
+    counter('switchboard_actor_crashes_total', 'Connection actors that threw and were closed with 1011', () => hub.stats.crashes);
+    new Counter({
+      name: 'switchboard_errors_total',
+      help: 'Protocol errors answered, by error code',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [code, n] of hub.stats.errors) this.inc({ code }, n);
+      },
+    });
+    const depth = () => {
+      let sum = 0;
+      let max = 0;
+      for (const link of hub.registry.values()) {
+        const d = link.mailbox.depth;
+        sum += d;
+        if (d > max) max = d;
+      }
+      return { sum, max };
+    };
+    gauge('switchboard_mailbox_depth_sum', 'Frames queued in all mailboxes at scrape time', () => depth().sum);
+    gauge('switchboard_mailbox_depth_max', 'Deepest mailbox at scrape time', () => depth().max);
+    gauge('switchboard_actors', 'Live actors: the supervisor plus one per connection', () => hub.registry.size + 1);
+    const inspection = sources.inspection;
+    if (inspection) {
+      new Counter({
+        name: 'switchboard_inspection_events_total',
+        help: 'Inspection events for the Stately Inspector (--inspect), by outcome',
+        labelNames: ['outcome'],
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ outcome: 'forwarded' }, inspection.sampler.counts.forwarded);
+          this.inc({ outcome: 'sampled_out' }, inspection.sampler.counts.sampledOut);
+          this.inc({ outcome: 'dropped' }, inspection.dropped());
+        },
+      });
+    }
+    // Process CPU and memory, GC, and event-loop lag (nodejs_eventloop_lag_*, from monitorEventLoopDelay).
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  async serve(_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const text = await this.registry.metrics();
+    res.writeHead(200, { 'Content-Type': this.registry.contentType, 'Cache-Control': 'no-store' });
+    res.end(text);
+  }
+}

@@ -1,0 +1,221 @@
+// ActorTable: the live actors page's in-process view of the actor system, fed by xstate's inspection stream.
+// One row per actor (who, state, subscriptions, mailbox depth, age, last event) and a small ring of its
+// recent events and transitions. It only listens while someone watches (attach/detach), so it costs nothing otherwise.
+import type { AnyActorRef, AnyEventObject, InspectionEvent, Observer, Snapshot, Subscription } from 'xstate';
+import type { Link } from '../actors/link.js';
+
+/** Recent events and transitions kept per actor. */
+export const RECENT_PER_ACTOR = 30;
+/** How long a closed connection stays on the page (greyed) before its row goes. */
+export const CLOSED_LINGER_MS = 2000;
+
+export interface Happening {
+  at: number;
+  kind: 'event' | 'transition';
+  /** Event type in short form (`FRAME pub a/b`, `after idleTimeout`) or, for transitions, the event that caused it. */
+  what: string;
+  from?: string | undefined;
+  to?: string | undefined;
+  source?: string | undefined;
+}
+
+export interface ActorRow {
+  id: string;
+  machine: string;
+  name: string;
+  addr: string;
+  transport: string;
+  /** One word: connecting, online, idle, closing, closed (connections); running, draining, stopped (supervisor). */
+  state: string;
+  /** The full state value, for highlighting the machine diagram. */
+  value: unknown;
+  status: string;
+  subscriptions: string[];
+  subscriptionCount: number;
+  mailboxDepth: number;
+  since: number;
+  lastEvent: { what: string; at: number } | null;
+  parent: string | null;
+}
+
+interface Tracked {
+  ref: AnyActorRef;
+  recent: Happening[];
+  /** Bumped on every new happening, so viewers know when to resend the detail. */
+  seq: number;
+  lastEvent: { what: string; at: number } | null;
+  stateKey: string;
+  since: number;
+  closedAt: number | null;
+}
+
+export class ActorTable {
+  private readonly actors = new Map<string, Tracked>();
+  private subscription: Subscription | undefined;
+  /** Rows to redraw at once: new actors and state changes. Everything else is picked up by the periodic scan. */
+  readonly urgent = new Set<string>();
+  /** Ids of rows removed since the last take. */
+  removed: string[] = [];
+
+  readonly observer: Observer<InspectionEvent> = { next: (ev) => this.record(ev) };
+
+  /** Starts listening to `root`'s actor system and seeds the table with the actors already alive. */
+  attach(root: AnyActorRef, alive: Iterable<AnyActorRef>): void {
+    if (this.subscription) return;
+    this.subscription = root.system.inspect(this.observer);
+    for (const ref of alive) this.track(ref);
+  }
+
+  /** Stops listening and forgets everything (no viewer left). */
+  detach(): void {
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    this.actors.clear();
+    this.urgent.clear();
+    this.removed = [];
+  }
+
+  get attached(): boolean {
+    return this.subscription !== undefined;
+  }
+
+  get size(): number {
+    return this.actors.size;
+  }
+
+  ids(): IterableIterator<string> {
+    return this.actors.keys();
+  }
+
+  /** Drops rows of actors closed more than CLOSED_LINGER_MS ago. */
+  sweep(now = Date.now()): void {
+    for (const [id, t] of this.actors) {
+      if (t.closedAt !== null && now - t.closedAt >= CLOSED_LINGER_MS) {
+        this.actors.delete(id);
+        this.urgent.delete(id);
+        this.removed.push(id);
+      }
+    }
+  }
+
+  row(id: string): ActorRow | undefined {
+    const t = this.actors.get(id);
+    if (!t) return undefined;
+    const snapshot = t.ref.getSnapshot() as Snapshot<unknown> & { value?: unknown; context?: { link?: Link } };
+    const link = snapshot.context?.link;
+    const value = snapshot.value;
+    const parent = (t.ref as { _parent?: AnyActorRef })._parent;
+    return {
+      id,
+      machine: machineOf(t.ref),
+      name: link?.name ?? id,
+      addr: link?.addr ?? '',
+      transport: link?.transport ?? '',
+      state: t.closedAt !== null ? 'closed' : stateWord(value),
+      value,
+      status: snapshot.status,
+      subscriptions: link ? [...link.subscriptions].slice(0, 20) : [],
+      subscriptionCount: link?.subscriptions.size ?? 0,
+      mailboxDepth: link?.mailbox.depth ?? 0,
+      since: link?.connectedAt ?? t.since,
+      lastEvent: t.lastEvent,
+      parent: parent?.id ?? null,
+    };
+  }
+
+  /** Recent events and transitions of one actor, oldest first, with a change counter. */
+  recent(id: string): { seq: number; recent: Happening[] } | undefined {
+    const t = this.actors.get(id);
+    return t && { seq: t.seq, recent: t.recent };
+  }
+
+  private track(ref: AnyActorRef): Tracked {
+    let t = this.actors.get(ref.id);
+    if (t && t.ref === ref) return t;
+    t = { ref, recent: [], seq: 0, lastEvent: null, stateKey: '', since: Date.now(), closedAt: null };
+    this.actors.set(ref.id, t);
+    this.urgent.add(ref.id);
+    return t;
+  }
+
+  private record(ev: InspectionEvent): void {
+    switch (ev.type) {
+      case '@xstate.actor':
+        this.track(ev.actorRef as AnyActorRef);
+        return;
+      case '@xstate.event': {
+        const t = this.track(ev.actorRef as AnyActorRef);
+        const what = describeEvent(ev.event);
+        const at = Date.now();
+        t.lastEvent = { what, at };
+        this.push(t, { at, kind: 'event', what, source: (ev.sourceRef as AnyActorRef | undefined)?.id });
+        return;
+      }
+      case '@xstate.snapshot': {
+        const t = this.track(ev.actorRef as AnyActorRef);
+        const value = (ev.snapshot as { value?: unknown }).value;
+        const key = `${ev.snapshot.status} ${statePaths(value).join(' ')}`;
+        if (key === t.stateKey) return;
+        const from = t.stateKey === '' ? undefined : t.stateKey.slice(t.stateKey.indexOf(' ') + 1);
+        t.stateKey = key;
+        this.push(t, { at: Date.now(), kind: 'transition', what: describeEvent(ev.event), from, to: statePaths(value).join(' ') });
+        if (ev.snapshot.status !== 'active' && t.closedAt === null) t.closedAt = Date.now();
+        this.urgent.add(t.ref.id);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private push(t: Tracked, h: Happening): void {
+    t.recent.push(h);
+    if (t.recent.length > RECENT_PER_ACTOR) t.recent.shift();
+    t.seq++;
+  }
+}
+
+function machineOf(ref: AnyActorRef): string {
+  return (ref as { logic?: { id?: string } }).logic?.id ?? 'actor';
+}
+
+/** The state as one word: the top-level state, or (for the connection's `open`) its activity. */
+export function stateWord(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object') {
+    const [top, inner] = Object.entries(value)[0] ?? [];
+    if (top === 'open' && inner && typeof inner === 'object' && 'activity' in inner) return String((inner as { activity: unknown }).activity);
+    return top ?? '?';
+  }
+  return '?';
+}
+
+/** Leaf paths of a state value: `{open:{activity:'idle',heartbeat:'beating'}}` → ['open.activity.idle', 'open.heartbeat.beating']. */
+export function statePaths(value: unknown, prefix = ''): string[] {
+  if (typeof value === 'string') return [prefix + value];
+  if (!value || typeof value !== 'object') return [];
+  const out: string[] = [];
+  for (const [key, inner] of Object.entries(value)) {
+    const paths = statePaths(inner, `${prefix}${key}.`);
+    if (paths.length === 0) out.push(prefix + key);
+    else out.push(...paths);
+  }
+  return out;
+}
+
+/** A short label for an event: its type, plus the op and topic or peer for control events; never payloads. */
+export function describeEvent(event: AnyEventObject): string {
+  const type = event.type;
+  if (type.startsWith('xstate.after.')) return `after ${type.slice('xstate.after.'.length).split('.')[0]}`;
+  const e = event as { frame?: { op?: string; topic?: string; to?: string; name?: string }; link?: { id?: string }; topic?: string; code?: number };
+  const f = e.frame;
+  if (f) {
+    const arg = f.topic ?? f.to ?? f.name;
+    const from = e.link?.id && type !== 'FRAME' ? ` from ${e.link.id}` : '';
+    return `${type === 'FRAME' ? `FRAME ${f.op}` : type}${arg ? ` ${arg}` : ''}${from}`;
+  }
+  if (type === 'CONNECT' && e.link?.id) return `CONNECT ${e.link.id}`;
+  if (type === 'API_PUBLISH' && e.topic) return `API_PUBLISH ${e.topic}`;
+  if (typeof e.code === 'number') return `${type} ${e.code}`;
+  return type;
+}

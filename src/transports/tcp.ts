@@ -1,0 +1,205 @@
+// TCP transport: the seed chat line protocol plus JSON lines, on the same Connection actor as WebSocket.
+// Reader side: LineSplitter → plain-text command or JSON line → FrameReader. Writer side: TcpWire renders
+// room traffic as seed chat lines and everything else as JSON lines.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { openConnection, type BrokerCore } from '../actors/connection.js';
+import type { Wire } from '../actors/mailbox.js';
+import type { FrameReader } from '../actors/reader.js';
+import type { ConnectionActor } from '../actors/connection.machine.js';
+import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, whoLines } from '../protocol/chat.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { ClientInfo, ServerFrame } from '../protocol/frames.js';
+import { LineSplitter, type LineEvent } from '../protocol/lines.js';
+import type { Outgoing } from '../protocol/outgoing.js';
+
+/** Kinds of plain-text request whose reply is rendered as text rather than JSON. */
+type LineRequest = 'who' | 'rename' | 'say' | 'error';
+
+// Plain-text commands travel as ordinary frames with ids under this prefix; the wire renders their
+// replies as text and strips the id. The NUL makes a clash with a JSON client's own id implausible.
+const LINE_ID_PREFIX = '\u0000line:';
+
+function lineId(kind: LineRequest): string {
+  return LINE_ID_PREFIX + kind;
+}
+
+function lineRequestOf(id: unknown): LineRequest | undefined {
+  return typeof id === 'string' && id.startsWith(LINE_ID_PREFIX) ? (id.slice(LINE_ID_PREFIX.length) as LineRequest) : undefined;
+}
+
+const NOTHING = Buffer.alloc(0);
+
+export class TcpWire implements Wire {
+  readonly transport = 'tcp' as const;
+  // TCP has no ping frame; dead peers are found by socket keepalive and the idle timeout.
+  readonly canPing = false;
+  private closing = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly room: string,
+  ) {}
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  encode(out: Outgoing): Buffer {
+    const f = out.frame;
+    switch (f.op) {
+      case 'hello':
+        return Buffer.from(greetingLines(f, this.room));
+      case 'msg':
+        // Rendered once per broadcast, shared by every TCP client in the room.
+        if (f.topic === this.room) return out.rendered('chat', () => messageLine(out.sender, f.data));
+        break;
+      case 'event':
+        if (f.topic === this.room) return out.rendered('chat', () => presenceLine(f));
+        break;
+      case 'ack':
+      case 'error': {
+        const kind = lineRequestOf(f.id);
+        if (kind) return this.reply(kind, f);
+        break;
+      }
+    }
+    return out.jsonLine();
+  }
+
+  private reply(kind: LineRequest, f: ServerFrame): Buffer {
+    if (f.op === 'error') return Buffer.from(errorLine(f.code, f.message));
+    if (kind === 'who') return Buffer.from(whoLines((f as { clients?: ClientInfo[] }).clients ?? []));
+    if (kind === 'rename') return Buffer.from('rename ok\n');
+    // A said line is acknowledged by its own echo in the room, as in the seed server.
+    return NOTHING;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.socket.destroyed || !this.socket.writable || chunk.length === 0) return true;
+    return this.socket.write(chunk);
+  }
+
+  onDrain(listener: () => void): void {
+    this.socket.once('drain', listener);
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  ping(): void {}
+
+  /** Writes a last line, then ends the stream once everything queued is flushed. */
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.socket.destroyed || !this.socket.writable) {
+      this.socket.destroy();
+      return;
+    }
+    this.socket.end(byeLine(code, reason), () => this.socket.destroy());
+  }
+
+  terminate(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+}
+
+export class TcpTransport {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    private readonly core: BrokerCore,
+    private readonly log: Logger,
+  ) {
+    // allowHalfOpen: a peer that sends its lines and then EOF (`nc -N`, a pipe) still gets its replies.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) =>
+      this.accept(socket),
+    );
+  }
+
+  /** Listens and resolves with the actual port. */
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        this.server.on('error', (err) => this.log.error({ err }, 'tcp server error'));
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address ? address.port : port);
+      });
+    });
+  }
+
+  private accept(socket: Socket): void {
+    const { config } = this.core;
+    this.sockets.add(socket);
+    const addr = `${socket.remoteAddress}:${socket.remotePort}`;
+    const wire = new TcpWire(socket, config.room);
+    const { link, reader, actor } = openConnection(this.core, wire, addr, { presenceTopics: [config.room] });
+    const splitter = new LineSplitter(config.lineLimit);
+    const handle = (events: LineEvent[]) => {
+      for (const e of events) {
+        if (wire.isClosing) return; // the stream is ending: later lines have nobody to answer them
+        this.line(e, reader, actor);
+      }
+    };
+    socket.on('data', (chunk: Buffer) => handle(splitter.push(chunk)));
+    // EOF from the peer: its last unterminated line counts, then it is a quit (replies are flushed first).
+    socket.on('end', () => {
+      handle(splitter.end());
+      actor.send({ type: 'QUIT' });
+    });
+    socket.on('error', (err) => this.log.debug({ client: link.id, err: err.message }, 'tcp socket error'));
+    socket.on('close', (hadError) => {
+      this.sockets.delete(socket);
+      actor.send({ type: 'SOCKET_CLOSED', code: hadError ? 1006 : 1000, reason: hadError ? 'connection reset' : 'closed by peer' });
+    });
+    actor.start();
+  }
+
+  private line(e: LineEvent, reader: FrameReader, actor: ConnectionActor): void {
+    const { room, lineLimit } = this.core.config;
+    switch (e.kind) {
+      case 'too_long':
+        reader.reject(new ProtocolError('too_large', `line longer than ${lineLimit} bytes`, lineId('error')));
+        actor.send({ type: 'CLOSE', code: 1009, reason: 'line too long', cause: 'leave' });
+        return;
+      case 'bad_utf8':
+        // The line is skipped and the connection stays open, like any other bad frame.
+        reader.reject(new ProtocolError('bad_frame', 'line is not valid UTF-8; it was skipped', lineId('error')));
+        return;
+      case 'line': {
+        const cmd = parseChatLine(e.text);
+        switch (cmd.kind) {
+          case 'blank':
+            return;
+          case 'json':
+            return reader.text(e.text, e.bytes);
+          case 'who':
+            return reader.parsed({ op: 'who', id: lineId('who') }, e.bytes);
+          case 'rename':
+            return reader.parsed({ op: 'rename', name: cmd.name, id: lineId('rename') }, e.bytes);
+          case 'quit':
+            return reader.parsed({ op: 'quit' }, e.bytes);
+          case 'say':
+            return reader.parsed({ op: 'pub', topic: room, data: cmd.text, id: lineId('say') }, e.bytes);
+        }
+      }
+    }
+  }
+
+  /** Stops accepting; open connections are closed by the supervisor's shutdown. */
+  close(): void {
+    this.server.close();
+  }
+
+  /** Cuts whatever is still open after the graceful shutdown had its time. */
+  destroyAll(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+}

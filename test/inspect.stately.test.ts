@@ -1,0 +1,119 @@
+// `serve --inspect <url>`: the broker sends Stately inspection events to a bridge; here the bridge is a plain ws server.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import type { AddressInfo } from 'node:net';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { TestClient } from './helpers/client.js';
+
+type Ev = Record<string, any> & { type: string; sessionId: string };
+
+let receiver: WebSocketServer;
+let events: Ev[] = [];
+let broker: TestBroker;
+
+beforeAll(async () => {
+  receiver = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => receiver.once('listening', r));
+  receiver.on('connection', (ws) => ws.on('message', (data) => events.push(JSON.parse(data.toString()) as Ev)));
+  const port = (receiver.address() as AddressInfo).port;
+  broker = await startTestBroker({ inspect: `ws://127.0.0.1:${port}`, idleMs: 150, idleGraceMs: 5000 });
+});
+
+afterAll(async () => {
+  await broker.close();
+  receiver.close();
+});
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** `connecting`, `online`, `idle`, `closing`, `closed` from a snapshot value. */
+function word(value: unknown): string {
+  if (typeof value === 'string') return value;
+  return (value as { open?: { activity?: string } }).open?.activity ?? JSON.stringify(value);
+}
+
+describe('--inspect sends the actor system to a Stately bridge', () => {
+  it('shows a connection actor, child of the supervisor, passing connecting → online → idle → online → closing → closed', async () => {
+    const client = await TestClient.connect(`${broker.url}?name=watched`);
+    const id = client.hello.client.id as string;
+    const actor = await until('the @xstate.actor event of the connection', () => events.find((e) => e.type === '@xstate.actor' && e.name === id));
+    const supervisor = events.find((e) => e.type === '@xstate.actor' && e.name === 'supervisor');
+    expect(supervisor, 'the supervisor is announced too').toBeDefined();
+    expect(actor.parentId).toBe(supervisor!.sessionId);
+    expect(actor.rootId).toBe(supervisor!.sessionId);
+    // The definition travels with the actor, so the inspector can draw the machine.
+    expect(JSON.parse(actor.definition as string)).toMatchObject({ id: 'connection' });
+
+    // Let it go idle (idleMs 150), then wake it with a frame, then quit.
+    await until('idle', () => events.some((e) => e.type === '@xstate.snapshot' && e.sessionId === actor.sessionId && word(e.snapshot.value) === 'idle'));
+    expect(await client.request({ op: 'sub', topic: 'a/b' })).toMatchObject({ op: 'ack' });
+    client.send({ op: 'quit' });
+    await client.closed;
+    await until('the final snapshot', () => events.some((e) => e.type === '@xstate.snapshot' && e.sessionId === actor.sessionId && e.snapshot.status === 'done'));
+
+    const states = events
+      .filter((e) => e.type === '@xstate.snapshot' && e.sessionId === actor.sessionId)
+      .map((e) => word(e.snapshot.value))
+      .filter((w, i, all) => i === 0 || all[i - 1] !== w);
+    expect(states[0]).toBe('connecting');
+    expect(states).toEqual(expect.arrayContaining(['online', 'idle', 'closing', 'closed']));
+    expect(states.indexOf('online')).toBeLessThan(states.indexOf('idle'));
+    expect(states.lastIndexOf('online')).toBeGreaterThan(states.indexOf('idle'));
+    expect(states.indexOf('closing')).toBeLessThan(states.indexOf('closed'));
+    expect(states.at(-1)).toBe('closed');
+    // The lifecycle events that caused them are there, with the supervisor as the sender of ACCEPTED.
+    const received = events.filter((e) => e.type === '@xstate.event' && e.sessionId === actor.sessionId);
+    expect(received.map((e) => e.event.type)).toEqual(expect.arrayContaining(['xstate.init', 'ACCEPTED', 'QUIT']));
+    expect(received.find((e) => e.event.type === 'ACCEPTED')!.sourceId).toBe(supervisor!.sessionId);
+    // The supervisor heard the connection's CONNECT and its done event; links serialise as client info.
+    const connect = events.find((e) => e.type === '@xstate.event' && e.event.type === 'CONNECT' && e.event.link?.id === id);
+    expect(connect?.event.link).toEqual({ id, name: expect.any(String), addr: expect.any(String), transport: 'ws' });
+    expect(events.some((e) => e.type === '@xstate.event' && e.event.type === `xstate.done.actor.${id}`)).toBe(true);
+  });
+
+  it('samples chatter: a publish burst is not forwarded event by event, payloads are trimmed, the supervisor context is a summary', async () => {
+    const client = await TestClient.connect(broker.url);
+    const id = client.hello.client.id as string;
+    await until('the connection actor', () => events.find((e) => e.type === '@xstate.actor' && e.name === id));
+    const big = 'x'.repeat(10_000);
+    const burst = 300;
+    for (let i = 0; i < burst; i++) client.send({ op: 'pub', topic: 'load/t', data: i === 0 ? big : i, id: i });
+    await client.next((f) => f.op === 'ack' && f.id === burst - 1, 10_000);
+    client.send({ op: 'quit' });
+    await client.closed;
+    const actor = events.find((e) => e.type === '@xstate.actor' && e.name === id)!;
+    await until('the final snapshot', () => events.some((e) => e.type === '@xstate.snapshot' && e.sessionId === actor.sessionId && e.snapshot.status === 'done'));
+
+    const frames = events.filter((e) => e.type === '@xstate.event' && e.sessionId === actor.sessionId && e.event.type === 'FRAME');
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.length).toBeLessThan(burst / 2);
+    const first = frames.find((e) => e.event.frame.id === 0);
+    expect(first, 'the first frame of a burst passes (the bucket starts full)').toBeDefined();
+    expect(String(first!.event.frame.data)).toMatch(/… \(\d+ chars/);
+    expect(String(first!.event.frame.data).length).toBeLessThan(400);
+    // Lifecycle events are never sampled out.
+    expect(events.some((e) => e.type === '@xstate.event' && e.sessionId === actor.sessionId && e.event.type === 'QUIT')).toBe(true);
+    const supSnap = events.findLast((e) => e.type === '@xstate.snapshot' && e.snapshot?.context?.hub);
+    expect(supSnap?.snapshot.context.hub).toMatchObject({ connections: expect.any(Number), published: expect.any(Number) });
+    expect(supSnap?.snapshot.context.log).toBeUndefined();
+    expect(broker.observability.stately!.sampler.counts.sampledOut).toBeGreaterThan(0);
+  });
+
+  it('costs nothing when off: no inspector is created and the supervisor gets no observer', async () => {
+    const plain = await startTestBroker();
+    try {
+      expect(plain.observability.stately).toBeUndefined();
+      expect(plain.supervisor.options.inspect).toBeUndefined();
+    } finally {
+      await plain.close();
+    }
+  });
+});
