@@ -14,6 +14,8 @@ import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { Router, sendJson } from './http/router.js';
 import { createLogger } from './log.js';
+import { Admission } from './http/admission.js';
+import { TokenVerifier } from './auth/tokens.js';
 
 export const VERSION = '0.1.0';
 
@@ -50,9 +52,11 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     maxTopics: config.maxTopics,
     maxSubscriptions: config.maxSubscriptions,
   });
+  // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
+  const tokens = TokenVerifier.fromSettings(config);
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   supervisor.start();
-  const core: BrokerCore = { config, hub, supervisor };
+  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config), tokens };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {

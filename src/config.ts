@@ -38,6 +38,14 @@ export const SETTINGS = {
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
   lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
   apiKey: { flag: 'api-key', kind: { type: 'string' }, default: undefined, help: 'when set, /api/* answers 401 without `Authorization: Bearer <key>`; prefer the env var' },
+  maxConnections: { flag: 'max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'open connections in total (WebSocket + TCP); over it: HTTP 503 before upgrade, TCP refused' },
+  maxConnectionsPerIp: { flag: 'max-connections-per-ip', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'open connections from one IP address; over it: HTTP 429 before upgrade, TCP refused' },
+  rate: { flag: 'rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 1000, help: 'inbound frames per second per connection (token bucket; 0 = unlimited); over it: rate_limited errors' },
+  rateBurst: { flag: 'rate-burst', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 2000, help: 'inbound frames one connection may send at once after a quiet period' },
+  rateStrikes: { flag: 'rate-strikes', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 100, help: 'rate_limited frames within 10 s after which the connection is closed with 1008' },
+  allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: same host only); others get HTTP 403" },
+  authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
+  authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
   logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
 } satisfies Record<keyof Config, Setting>;
@@ -61,6 +69,14 @@ export interface Config {
   lineLimit: number;
   /** Bearer key required by /api/*; undefined = the API is open. */
   apiKey: string | undefined;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  rate: number;
+  rateBurst: number;
+  rateStrikes: number;
+  allowedOrigins: string | undefined;
+  authSecret: string | undefined;
+  authJwks: string | undefined;
   serverName: string;
   logLevel: string;
 }
@@ -131,4 +147,5 @@ export function validateConfig(config: Config): void {
   const roomError = topicError(config.room);
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
+  if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
 }

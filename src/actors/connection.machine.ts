@@ -39,7 +39,9 @@ export type ConnectionEvent =
   | { type: 'PONG' }
   | { type: 'SLOW_CONSUMER' }
   | ({ type: 'CLOSE' } & CloseIntent)
-  | { type: 'SOCKET_CLOSED'; code: number; reason: string };
+  | { type: 'SOCKET_CLOSED'; code: number; reason: string }
+  /** A transport or writer fault outside the machine, raised here so it is this actor's crash (supervisor → 1011). */
+  | { type: 'FAULT'; error: unknown };
 
 const REQUEST_EVENT = {
   sub: 'SUB',
@@ -107,6 +109,9 @@ export const connectionMachine = setup({
       link.mailbox.sealAndFlush(() => link.wire.close(close.code, close.reason));
     },
     terminateSocket: ({ context }) => context.link.wire.terminate(),
+    crash: ({ event }) => {
+      throw (event as Extract<ConnectionEvent, { type: 'FAULT' }>).error;
+    },
   },
 }).createMachine({
   id: 'connection',
@@ -116,6 +121,7 @@ export const connectionMachine = setup({
     close: { code: 1006, reason: 'closed', cause: 'leave' },
   }),
   initial: 'connecting',
+  on: { FAULT: { actions: 'crash' } },
   states: {
     connecting: {
       entry: 'register',

@@ -8,12 +8,22 @@ import type { SupervisorActor } from './supervisor.machine.js';
 import { Link } from './link.js';
 import type { Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
+import { InboundRate } from './rate.js';
+import type { Admission } from '../http/admission.js';
+import type { TokenVerifier } from '../auth/tokens.js';
 
 export interface BrokerCore {
   config: Config;
   hub: Hub;
   supervisor: SupervisorActor;
+  /** Connection slots (total and per IP), shared by every transport; absent = unlimited. */
+  admission?: Admission;
+  /** Verifies client tokens; absent or null = authentication off. */
+  tokens?: TokenVerifier | null;
 }
+
+/** Refused frames are counted per window of this length when deciding a client is flooding. */
+export const RATE_WINDOW_MS = 10_000;
 
 export interface OpenConnection {
   link: Link;
@@ -41,5 +51,6 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     },
   });
   link.actor = actor;
-  return { link, reader: new FrameReader(link, core.hub.stats), actor };
+  const rate = new InboundRate({ rate: config.rate, burst: config.rateBurst, strikes: config.rateStrikes, windowMs: RATE_WINDOW_MS });
+  return { link, reader: new FrameReader(link, core.hub.stats, rate), actor };
 }

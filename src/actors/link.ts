@@ -4,6 +4,7 @@ import type { AnyActorRef } from 'xstate';
 import type { ClientInfo, ServerFrame, Transport } from '../protocol/frames.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
+import type { Grant } from '../auth/grant.js';
 
 let lastId = 0;
 
@@ -34,13 +35,21 @@ export class Link {
   actor: AnyActorRef | undefined;
   /** Fixed by an auth token's `sub` claim: rename is refused. */
   nameFixed = false;
+  /** What the client's token allows (publish/subscribe filters); undefined when authentication is off. */
+  grant: Grant | undefined;
 
   constructor(opts: LinkOptions) {
     this.addr = opts.addr;
     this.wire = opts.wire;
     this.transport = opts.wire.transport;
     this.name = this.id;
-    this.mailbox = new Mailbox(opts.wire, opts.mailboxSize, opts.slowConsumer, () => this.actor?.send({ type: 'SLOW_CONSUMER' }));
+    this.mailbox = new Mailbox(
+      opts.wire,
+      opts.mailboxSize,
+      opts.slowConsumer,
+      () => this.actor?.send({ type: 'SLOW_CONSUMER' }),
+      (error) => this.actor?.send({ type: 'FAULT', error }),
+    );
   }
 
   info(): ClientInfo {

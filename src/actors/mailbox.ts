@@ -32,7 +32,14 @@ function flushDirty(): void {
   flushScheduled = false;
   // Mailboxes marked during this loop are flushed on the next turn, keeping one write per turn.
   const batch = dirty.splice(0, dirty.length);
-  for (const m of batch) m.flush();
+  for (const m of batch) {
+    // A throwing transport fails its own connection, never the other mailboxes' flush or the event loop.
+    try {
+      m.flush();
+    } catch (error) {
+      m.fault(error);
+    }
+  }
 }
 
 function markDirty(m: Mailbox): void {
@@ -58,6 +65,10 @@ export class Mailbox {
     private readonly limit: number,
     private readonly policy: SlowConsumerPolicy,
     private readonly onSlowConsumer: () => void,
+    /** The wire threw while flushing: the connection is broken (the link turns it into a crash of its actor). */
+    private readonly onFault: (error: unknown) => void = (error) => {
+      throw error;
+    },
   ) {}
 
   get depth(): number {
@@ -105,6 +116,12 @@ export class Mailbox {
     this.sealed = true;
     if (this.depth > 0) this.writeAll();
     then();
+  }
+
+  /** The wire threw during a flush: nothing more can be written, so seal and report it. */
+  fault(error: unknown): void {
+    this.discard();
+    this.onFault(error);
   }
 
   /** Seals the mailbox and forgets what is queued (slow consumer, dead socket). */

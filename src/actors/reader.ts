@@ -1,15 +1,20 @@
 // FrameReader: the reader role. Inbound text → validated frame → one event for the connection machine.
 // Bad input gets its protocol error here and the connection stays open; nothing reaches the machine.
 import { decodeClientFrame, errorFrame, validateClientFrame, type ClientFrame } from '../protocol/frames.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { CLOSE, ProtocolError } from '../protocol/errors.js';
 import type { BrokerStats } from '../core/stats.js';
 import type { Link } from './link.js';
+import type { InboundRate, RateVerdict } from './rate.js';
 
 export class FrameReader {
   constructor(
     private readonly link: Link,
     private readonly stats: BrokerStats,
+    private readonly rate?: InboundRate,
   ) {}
+
+  /** Set once the client flooded past its strikes: the connection is closing and later frames are not answered. */
+  private flooding = false;
 
   /** One inbound text frame (or JSON line) of `bytes` bytes. */
   text(text: string, bytes: number): void {
@@ -23,6 +28,8 @@ export class FrameReader {
 
   private accept(frame: ClientFrame | ProtocolError, bytes: number): void {
     this.count(bytes);
+    const verdict = this.rate?.take() ?? 'ok';
+    if (verdict !== 'ok') return this.limited(verdict, frame.id);
     if (frame instanceof ProtocolError) return this.reject(frame);
     const actor = this.link.actor!;
     if (frame.op === 'quit') actor.send({ type: 'QUIT' });
@@ -31,8 +38,16 @@ export class FrameReader {
 
   /** Inbound traffic that is not a text frame (binary WebSocket frames). */
   binary(bytes: number): void {
-    this.count(bytes);
-    this.reject(new ProtocolError('bad_frame', 'binary frames are not supported; send JSON text frames'));
+    this.accept(new ProtocolError('bad_frame', 'binary frames are not supported; send JSON text frames'), bytes);
+  }
+
+  /** Over the rate: a `rate_limited` error; past the strikes: close with 1008 (policy). */
+  private limited(verdict: Exclude<RateVerdict, 'ok'>, id: ClientFrame['id']): void {
+    if (this.flooding) return;
+    this.reject(new ProtocolError('rate_limited', 'too many frames; slow down', id));
+    if (verdict !== 'flooding') return;
+    this.flooding = true;
+    this.link.actor!.send({ type: 'CLOSE', code: CLOSE.policy, reason: 'rate limit exceeded', cause: 'leave' });
   }
 
   reject(err: ProtocolError): void {

@@ -41,6 +41,17 @@ function contained<E extends RequestEvent['type']>(type: E, run: (hub: Hub, link
   };
 }
 
+/** Removes `link` from the hub; a fault here is logged, never allowed to stop the supervisor. */
+function forget(context: Ctx, link: Link, cause: 'leave' | 'timeout' = 'leave'): void {
+  try {
+    context.hub.leave(link, cause);
+  } catch (err) {
+    context.log.error({ err, client: link.id }, 'supervisor fault while removing a connection');
+    context.hub.registry.remove(link);
+    for (const filter of link.subscriptions) context.hub.index.remove(filter, link);
+  }
+}
+
 export const supervisorMachine = setup({
   types: {
     context: {} as Ctx,
@@ -53,7 +64,16 @@ export const supervisorMachine = setup({
   actions: {
     admit: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'CONNECT');
-      context.hub.join(event.link, event.request);
+      try {
+        context.hub.join(event.link, event.request);
+      } catch (err) {
+        // A fault while admitting one client refuses that client with 1011; the hub forgets the half-joined link.
+        context.hub.stats.crashes++;
+        context.log.error({ err, client: event.link.id }, 'supervisor fault while admitting a connection; closing it with 1011');
+        forget(context, event.link);
+        enqueue.sendTo(event.link.actor!, { type: 'REJECTED', code: 1011, reason: 'internal error', cause: 'leave' });
+        return;
+      }
       context.log.info({ client: event.link.id, name: event.link.name, addr: event.link.addr, transport: event.link.transport }, 'connect');
       enqueue.sendTo(event.link.actor!, { type: 'ACCEPTED' });
     }),
@@ -67,7 +87,7 @@ export const supervisorMachine = setup({
       const link = context.hub.registry.find(actorId);
       if (!link || link.id !== actorId) return;
       const { code, reason, cause } = output;
-      context.hub.leave(link, cause);
+      forget(context, link, cause);
       if (code === 4001) context.hub.stats.slowConsumerCloses++;
       const fields = { client: link.id, name: link.name, code, reason, framesIn: link.framesIn, framesOut: link.mailbox.framesOut, dropped: link.mailbox.dropped };
       if (code === 4001) context.log.warn(fields, 'slow consumer closed');
@@ -99,7 +119,7 @@ export const supervisorMachine = setup({
       context.hub.stats.crashes++;
       context.log.error({ err: error, client: actorId }, 'connection actor crashed; closing it with 1011');
       if (!link || link.id !== actorId) return;
-      context.hub.leave(link, 'leave');
+      forget(context, link);
       link.mailbox.discard();
       try {
         link.wire.close(1011, 'internal error');

@@ -11,6 +11,7 @@ import { History } from './history.js';
 import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
+import type { Grant } from '../auth/grant.js';
 
 export interface HubOptions {
   serverName: string;
@@ -27,6 +28,8 @@ export interface JoinRequest {
   topics?: readonly string[] | undefined;
   /** Filters joined with presence on (the TCP chat room). */
   presenceTopics?: readonly string[] | undefined;
+  /** From a verified token: the name (fixed) and the filters the client may publish and subscribe to. */
+  grant?: Grant | undefined;
 }
 
 export type LeaveCause = 'leave' | 'timeout';
@@ -50,8 +53,13 @@ export class Hub {
   /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
   join(link: Link, req: JoinRequest): void {
     // The name asked at connect is taken before hello when it is valid and free, so hello shows it.
-    const nameProblem = req.name === undefined ? null : this.nameProblem(link, req.name);
-    link.name = req.name !== undefined && nameProblem === null ? req.name : this.freeDefaultName(link);
+    const asked = req.grant?.name ?? req.name;
+    const nameProblem = asked === undefined ? null : this.nameProblem(link, asked);
+    link.name = asked !== undefined && nameProblem === null ? asked : this.freeDefaultName(link);
+    if (req.grant) {
+      link.grant = req.grant;
+      link.nameFixed = true;
+    }
     this.registry.add(link);
     this.stats.connectionsOpened++;
     link.send({
@@ -112,6 +120,9 @@ export class Hub {
 
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
   pub(link: Link, frame: FrameOf<'pub'>): void {
+    if (link.grant && !link.grant.mayPublish(frame.topic)) {
+      return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
+    }
     const { seq, delivered } = this.publish(frame.topic, frame.data, link, frame.echo !== false);
     link.send(ackFrame(frame.id, { seq, delivered }));
   }
@@ -186,6 +197,9 @@ export class Hub {
   private subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
     const err = filterError(filter);
     if (err) return new ProtocolError('bad_topic', `${err}: '${filter.slice(0, 64)}'`, id);
+    if (link.grant && !link.grant.maySubscribe(filter)) {
+      return new ProtocolError('forbidden', `the token does not allow subscribing to '${filter.slice(0, 64)}'`, id);
+    }
     const isNew = !link.subscriptions.has(filter);
     if (isNew && link.subscriptions.size >= this.options.maxSubscriptions) {
       return new ProtocolError('too_large', `at most ${this.options.maxSubscriptions} subscriptions per connection`, id);

@@ -7,6 +7,9 @@ import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../actors/connection.js';
 import type { Wire } from '../actors/mailbox.js';
 import type { Outgoing } from '../protocol/outgoing.js';
+import { OriginPolicy } from '../http/origin.js';
+import { AuthFailure, requestToken } from '../auth/tokens.js';
+import type { Grant } from '../auth/grant.js';
 
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
@@ -76,6 +79,7 @@ export function parseWsPath(rawUrl: string): WsRequest | null {
 
 export class WsTransport {
   private readonly wss: WebSocketServer;
+  private readonly origins: OriginPolicy;
 
   constructor(
     private readonly core: BrokerCore,
@@ -87,24 +91,68 @@ export class WsTransport {
       perMessageDeflate: false,
       clientTracking: false,
     });
+    this.origins = new OriginPolicy(core.config.allowedOrigins);
   }
 
-  /** Handles an HTTP upgrade already routed to /ws…; refuses anything else with an HTTP status. */
+  /**
+   * Handles an HTTP upgrade already routed to /ws…. Before any WebSocket exists: the path (404), the browser
+   * origin (403), a connection slot (503 server full, 429 too many from this IP), then the token (401, 409).
+   */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const target = parseWsPath(req.url ?? '/');
     if (!target) return refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint here; use /ws');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target));
+    const origin = req.headers.origin;
+    if (!this.origins.allows(origin, req.headers.host)) {
+      this.log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
+      return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
+    }
+    const slot = this.core.admission?.admit(req.socket.remoteAddress ?? 'unknown');
+    if (slot !== undefined && typeof slot !== 'function') {
+      this.log.info({ addr: req.socket.remoteAddress, status: slot.status }, 'upgrade refused: connection limit');
+      return refuseUpgrade(socket, slot.status, slot.statusText, slot.message);
+    }
+    // The slot belongs to the socket: given back when it closes, however that happens (refused, crashed, closed).
+    if (slot) socket.once('close', slot);
+    const tokens = this.core.tokens;
+    if (!tokens) return this.handshake(req, socket, head, target, undefined);
+    tokens.verify(requestToken(req)).then(
+      (grant) => {
+        if (grant instanceof AuthFailure) {
+          this.log.info({ addr: req.socket.remoteAddress, reason: grant.message }, 'upgrade refused: unauthorized');
+          return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
+        }
+        // The token's name is fixed, so a second connection with it has no other name to fall back to.
+        if (!this.core.hub.registry.isNameFree(grant.name)) {
+          return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
+        }
+        this.handshake(req, socket, head, target, grant);
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'token verification failed');
+        refuseUpgrade(socket, 500, 'Internal Server Error', 'internal error');
+      },
+    );
   }
 
-  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest): void {
+  private handshake(req: IncomingMessage, socket: Duplex, head: Buffer, target: WsRequest, grant: Grant | undefined): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target, grant));
+  }
+
+  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined): void {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const { link, reader, actor } = openConnection(this.core, new WsWire(ws, socket), addr, {
       name: target.name,
       topics: target.topics,
+      grant,
     });
     ws.on('message', (data: Buffer, isBinary) => {
-      if (isBinary) reader.binary(data.length);
-      else reader.text(data.toString(), data.length);
+      // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
+      try {
+        if (isBinary) reader.binary(data.length);
+        else reader.text(data.toString(), data.length);
+      } catch (error) {
+        actor.send({ type: 'FAULT', error });
+      }
     });
     ws.on('pong', () => actor.send({ type: 'PONG' }));
     ws.on('close', (code, reason) => {
