@@ -1,0 +1,443 @@
+// Fan-out benchmark: Switchboard side by side with ws, Socket.IO, Mosquitto and NATS in one run.
+// Each server runs in its own process; subscribers live in forked workers (raw sockets, frames counted by
+// header); one publisher process publishes at a fixed rate. Server CPU and RSS come from /proc/<pid>.
+//   npm run bench                      full run (about 6 minutes), writes test/bench/results/latest.json
+//   npm run bench -- --quick           small sizes, a smoke run (results/quick.json)
+//   npm run bench -- --servers switchboard,nats --workloads steady,burst
+import { fork, type ChildProcess } from 'node:child_process';
+import { cpus } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ALL_SERVERS, PROTO, cpuUs, rssBytes, sleep, startServer, type RunningServer, type ServerName } from './servers.js';
+import { nowUs, type Target } from './wire.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
+const PER_WORKER = 9_000; // well under the 20 000 open files of one process
+
+type Workload = 'steady' | 'burst' | 'memory' | 'connect' | 'scale';
+const ALL_WORKLOADS: Workload[] = ['steady', 'burst', 'memory', 'connect', 'scale'];
+/** Which servers each workload runs against (scale needs a heartbeat the bench can configure). */
+const WORKLOAD_SERVERS: Record<Workload, ServerName[]> = {
+  steady: ALL_SERVERS,
+  burst: ALL_SERVERS,
+  memory: ALL_SERVERS,
+  connect: ALL_SERVERS,
+  scale: ['switchboard', 'ws'],
+};
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    servers: { type: 'string' },
+    workloads: { type: 'string' },
+    seconds: { type: 'string' },
+    'steady-subs': { type: 'string' },
+    'steady-rate': { type: 'string' },
+    'burst-subs': { type: 'string' },
+    'burst-rate': { type: 'string' },
+    'memory-conns': { type: 'string' },
+    'connect-conns': { type: 'string' },
+    'scale-conns': { type: 'string' },
+    'sb-flags': { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const env = (name: string): string | undefined => process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
+const num = (name: keyof typeof flags, full: number, quick: number): number => {
+  const raw = (flags[name] as string | undefined) ?? env(name);
+  return raw !== undefined ? Number(raw) : flags.quick ? quick : full;
+};
+
+const sizes = {
+  seconds: num('seconds', 10, 3),
+  warmupSeconds: flags.quick ? 1 : 2,
+  payload: 64,
+  steadySubs: num('steady-subs', 1000, 100),
+  steadyRate: num('steady-rate', 100, 100),
+  burstSubs: num('burst-subs', 200, 50),
+  burstRate: num('burst-rate', 2000, 1000),
+  memoryConns: num('memory-conns', 10_000, 1000),
+  connectConns: num('connect-conns', 5000, 500),
+  scaleConns: num('scale-conns', 19_500, 2000),
+  scaleHeartbeatMs: 5000,
+};
+const servers = ((flags.servers ?? env('servers'))?.split(',') as ServerName[] | undefined) ?? ALL_SERVERS;
+const workloads = ((flags.workloads ?? env('workloads'))?.split(',') as Workload[] | undefined) ?? ALL_WORKLOADS;
+const sbFlags = (flags['sb-flags'] ?? env('sb-flags') ?? '').split(' ').filter(Boolean);
+let nextPort = 18_100;
+
+// ---------------------------------------------------------------- workers
+class Worker {
+  readonly child: ChildProcess;
+  private waiting = new Map<string, (m: any) => void>();
+  constructor(file: string) {
+    this.child = fork(HERE + file, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (m: any) => {
+      const w = this.waiting.get(m.type);
+      if (w) {
+        this.waiting.delete(m.type);
+        w(m);
+      }
+    });
+  }
+  ask<T = any>(msg: object, answer: string, timeoutMs = 120_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`worker did not answer ${answer} in ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.set(answer, (m) => {
+        clearTimeout(t);
+        resolve(m);
+      });
+      this.child.send(msg);
+    });
+  }
+  close(): void {
+    if (this.child.connected) this.child.send({ type: 'close' });
+    setTimeout(() => this.child.kill('SIGKILL'), 2000).unref();
+  }
+}
+
+interface Counts {
+  deliveries: number;
+  lastUs: number;
+  closed: number;
+  errors: number;
+  lastError: string;
+  latency: number[];
+}
+
+class Subscribers {
+  readonly workers: Worker[] = [];
+  openMs = 0;
+  constructor(private readonly target: Target, private readonly count: number, private readonly nWorkers: number) {}
+
+  async open(latency: boolean, concurrency = 100): Promise<{ ready: number; failed: number; lastError: string }> {
+    const per = Math.ceil(this.count / this.nWorkers);
+    const answers = [];
+    for (let w = 0, left = this.count; w < this.nWorkers && left > 0; w++, left -= per) {
+      const worker = new Worker('subscribers.ts');
+      this.workers.push(worker);
+      answers.push(
+        worker.ask(
+          { type: 'open', target: this.target, count: Math.min(per, left), latency: latency && w === 0, concurrency, sources: SOURCES, offset: w },
+          'ready',
+          300_000,
+        ),
+      );
+    }
+    const all = await Promise.all(answers);
+    this.openMs = Math.max(...all.map((a) => a.ms));
+    return { ready: sum(all.map((a) => a.ready)), failed: sum(all.map((a) => a.failed)), lastError: all.map((a) => a.lastError).find(Boolean) ?? '' };
+  }
+
+  async counts(resetLatency = false): Promise<Counts> {
+    const all: Counts[] = await Promise.all(this.workers.map((w) => w.ask({ type: 'count', resetLatency }, 'count')));
+    return {
+      deliveries: sum(all.map((c) => c.deliveries)),
+      lastUs: Math.max(...all.map((c) => c.lastUs)),
+      closed: sum(all.map((c) => c.closed)),
+      errors: sum(all.map((c) => c.errors)),
+      lastError: all.map((c) => c.lastError).find(Boolean) ?? '',
+      latency: all.flatMap((c) => c.latency),
+    };
+  }
+
+  close(): void {
+    for (const w of this.workers) w.close();
+  }
+}
+
+class Publisher {
+  private readonly worker = new Worker('publisher.ts');
+  async connect(target: Target): Promise<void> {
+    await this.worker.ask({ type: 'start', target }, 'connected', 15_000);
+  }
+  run(rate: number, seconds: number, size: number): Promise<{ sent: number; skipped: number }> {
+    return this.worker.ask({ type: 'go', rate, seconds, size }, 'done', (seconds + 30) * 1000);
+  }
+  one(size: number): Promise<{ sent: number }> {
+    return this.worker.ask({ type: 'go', rate: 0, seconds: 0, size, count: 1 }, 'done');
+  }
+  close(): void {
+    this.worker.close();
+  }
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+const round = (x: number, d = 2): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
+
+async function withServer<T>(name: ServerName, heartbeatMs: number | undefined, fn: (s: RunningServer) => Promise<T>): Promise<T> {
+  const server = await startServer(name, { port: nextPort++, heartbeatMs, nodeFlags: sbFlags });
+  try {
+    return await fn(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+function targetOf(server: RunningServer): Target {
+  return { proto: PROTO[server.name], host: '127.0.0.1', port: server.port };
+}
+
+// ---------------------------------------------------------------- workloads
+interface FanoutResult {
+  subscribers: number;
+  rate: number;
+  deliveriesPerS: number;
+  cpuUsPerDelivery: number;
+  cpuPercent: number;
+  p50Ms: number;
+  p99Ms: number;
+  loss: number;
+  sent: number;
+  expected: number;
+  received: number;
+  rssMB: number;
+  closed: number;
+}
+
+async function fanout(name: ServerName, subs: number, rate: number): Promise<FanoutResult> {
+  return withServer(name, undefined, async (server) => {
+    const target = targetOf(server);
+    const subscribers = new Subscribers(target, subs, subs >= 200 ? 2 : 1);
+    const publisher = new Publisher();
+    try {
+      const opened = await subscribers.open(true);
+      if (opened.failed > 0) throw new Error(`${opened.failed} subscribers failed: ${opened.lastError}`);
+      await publisher.connect(target);
+      await sleep(500);
+      const base = await subscribers.counts();
+      const { warmupSeconds, seconds, payload } = sizes;
+      const done = publisher.run(rate, warmupSeconds + seconds, payload);
+      await sleep(warmupSeconds * 1000);
+      const c0 = await subscribers.counts(true);
+      const cpu0 = cpuUs(server.pid);
+      const t0 = performance.now();
+      await sleep(seconds * 1000);
+      const c1 = await subscribers.counts(true);
+      const cpu1 = cpuUs(server.pid);
+      const elapsedS = (performance.now() - t0) / 1000;
+      const rss = rssBytes(server.pid);
+      const { sent } = await done;
+      // Drain: wait until every expected delivery arrived, or until deliveries stop coming.
+      const expected = sent * subs;
+      let last = await subscribers.counts();
+      for (let i = 0; i < 50 && last.deliveries - base.deliveries < expected; i++) {
+        await sleep(200);
+        const now = await subscribers.counts();
+        if (now.deliveries === last.deliveries && i > 5) break;
+        last = now;
+      }
+      const received = last.deliveries - base.deliveries;
+      const window = c1.deliveries - c0.deliveries;
+      const lat = c1.latency;
+      return {
+        subscribers: subs,
+        rate,
+        deliveriesPerS: Math.round(window / elapsedS),
+        cpuUsPerDelivery: round((cpu1 - cpu0) / window, 3),
+        cpuPercent: round(((cpu1 - cpu0) / (elapsedS * 1e6)) * 100, 1),
+        p50Ms: round(percentile(lat, 50) / 1000, 3),
+        p99Ms: round(percentile(lat, 99) / 1000, 3),
+        loss: round(Math.max(0, 1 - received / expected), 6),
+        sent,
+        expected,
+        received,
+        rssMB: round(rss / 2 ** 20, 1),
+        closed: last.closed,
+      };
+    } finally {
+      publisher.close();
+      subscribers.close();
+      await sleep(300);
+    }
+  });
+}
+
+async function memory(name: ServerName, conns: number) {
+  return withServer(name, undefined, async (server) => {
+    await sleep(1000);
+    const before = rssBytes(server.pid);
+    const subscribers = new Subscribers(targetOf(server), conns, Math.ceil(conns / PER_WORKER) + 1);
+    try {
+      const opened = await subscribers.open(false, 200);
+      await sleep(3000);
+      const after = rssBytes(server.pid);
+      const held = opened.ready - (await subscribers.counts()).closed;
+      return {
+        connections: held,
+        failed: opened.failed,
+        rssBeforeMB: round(before / 2 ** 20, 1),
+        rssAfterMB: round(after / 2 ** 20, 1),
+        rssPerConnKB: round((after - before) / held / 1024, 2),
+      };
+    } finally {
+      subscribers.close();
+      await sleep(500);
+    }
+  });
+}
+
+async function connectRate(name: ServerName, conns: number) {
+  return withServer(name, undefined, async (server) => {
+    await sleep(500);
+    const subscribers = new Subscribers(targetOf(server), conns, 2);
+    try {
+      const cpu0 = cpuUs(server.pid);
+      const opened = await subscribers.open(false, 64);
+      const cpu1 = cpuUs(server.pid);
+      return {
+        connections: opened.ready,
+        failed: opened.failed,
+        perS: Math.round(opened.ready / (subscribers.openMs / 1000)),
+        cpuUsPerConnect: round((cpu1 - cpu0) / opened.ready, 1),
+      };
+    } finally {
+      subscribers.close();
+      await sleep(500);
+    }
+  });
+}
+
+async function scale(name: ServerName, conns: number) {
+  const hb = sizes.scaleHeartbeatMs;
+  return withServer(name, hb, async (server) => {
+    await sleep(1000);
+    const before = rssBytes(server.pid);
+    const target = targetOf(server);
+    const subscribers = new Subscribers(target, conns, Math.max(2, Math.ceil(conns / PER_WORKER)));
+    const publisher = new Publisher();
+    try {
+      const opened = await subscribers.open(false, 200);
+      // Hold them through at least two heartbeat rounds: unanswered pings would close them (4002).
+      await sleep(hb * 2.5);
+      const c0 = await subscribers.counts();
+      const held = opened.ready - c0.closed;
+      await publisher.connect(target);
+      const t0 = nowUs();
+      await publisher.one(sizes.payload);
+      let c1 = c0;
+      for (let i = 0; i < 50; i++) {
+        await sleep(100);
+        c1 = await subscribers.counts();
+        if (c1.deliveries - c0.deliveries >= held) break;
+      }
+      const reached = c1.deliveries - c0.deliveries;
+      return {
+        attempted: conns,
+        opened: opened.ready,
+        failed: opened.failed,
+        held,
+        openPerS: Math.round(opened.ready / (subscribers.openMs / 1000)),
+        reached,
+        allWithinMs: reached >= held ? round((c1.lastUs - t0) / 1000, 1) : null,
+        rssPerConnKB: round((rssBytes(server.pid) - before) / Math.max(1, held) / 1024, 2),
+        heartbeatMs: hb,
+        lastError: opened.lastError || c1.lastError,
+      };
+    } finally {
+      publisher.close();
+      subscribers.close();
+      await sleep(1000);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- report
+type Results = Partial<Record<Workload, Partial<Record<ServerName, any>>>>;
+
+function table(results: Results): string {
+  const out: string[] = [];
+  const ratio = (v: number, base: number | undefined) => (base && Number.isFinite(v) && Number.isFinite(base) ? ` (${round(v / base, 2)}×)` : '');
+  for (const w of ['steady', 'burst'] as const) {
+    const rows = results[w];
+    if (!rows) continue;
+    const sb = rows.switchboard as FanoutResult | undefined;
+    const any = Object.values(rows).find((r) => r && !r.error) as FanoutResult | undefined;
+    out.push(`### ${w}: ${any?.subscribers ?? '?'} subscribers × ${any?.rate ?? '?'} msg/s, ${sizes.payload}-byte payload`, '');
+    out.push('| server | deliveries/s | server CPU µs/delivery (× Switchboard) | CPU % | p50 ms | p99 ms | loss | RSS MB |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const [name, r] of Object.entries(rows)) {
+      if (r.error) out.push(`| ${name} | error: ${r.error} | | | | | | |`);
+      else
+        out.push(
+          `| ${name} | ${r.deliveriesPerS.toLocaleString('en-US')} | ${r.cpuUsPerDelivery}${name === 'switchboard' ? '' : ratio(r.cpuUsPerDelivery, sb?.cpuUsPerDelivery)} | ${r.cpuPercent} | ${r.p50Ms} | ${r.p99Ms} | ${r.loss === 0 ? '0' : (r.loss * 100).toFixed(3) + ' %'} | ${r.rssMB} |`,
+        );
+    }
+    out.push('');
+  }
+  if (results.memory) {
+    out.push(`### idle memory: ${sizes.memoryConns.toLocaleString('en-US')} connections`, '', '| server | held | RSS before MB | RSS after MB | RSS per connection KB |', '|---|---:|---:|---:|---:|');
+    for (const [name, r] of Object.entries(results.memory)) {
+      if (r.error) out.push(`| ${name} | error: ${r.error} | | | |`);
+      else out.push(`| ${name} | ${r.connections} | ${r.rssBeforeMB} | ${r.rssAfterMB} | ${r.rssPerConnKB} |`);
+    }
+    out.push('');
+  }
+  if (results.connect) {
+    out.push(`### connect rate: ${sizes.connectConns.toLocaleString('en-US')} connections, 128 handshakes in flight (handshake + first server frame)`, '', '| server | connections/s | server CPU µs/connect |', '|---|---:|---:|');
+    for (const [name, r] of Object.entries(results.connect)) {
+      if (r.error) out.push(`| ${name} | error: ${r.error} | |`);
+      else out.push(`| ${name} | ${r.perS.toLocaleString('en-US')} | ${r.cpuUsPerConnect} |`);
+    }
+    out.push('');
+  }
+  if (results.scale) {
+    out.push(`### scale: idle WebSocket connections in one server process (heartbeat every ${sizes.scaleHeartbeatMs / 1000} s, held through 2.5 rounds, then one message to all)`, '', '| server | attempted | held | one message reached | all within ms | RSS per connection KB |', '|---|---:|---:|---:|---:|---:|');
+    for (const [name, r] of Object.entries(results.scale)) {
+      if (r.error) out.push(`| ${name} | error: ${r.error} | | | | |`);
+      else out.push(`| ${name} | ${r.attempted} | ${r.held} | ${r.reached} | ${r.allWithinMs ?? 'not all'} | ${r.rssPerConnKB} |`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const results: Results = {};
+  const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, platform: process.platform };
+  console.log(`# switchboard fan-out bench ${flags.quick ? '(quick)' : ''}\n${new Date().toISOString()} · ${machine.cores} cores · ${machine.cpu} · node ${machine.node}\n`);
+  for (const w of workloads) {
+    results[w] = {};
+    for (const name of servers.filter((s) => WORKLOAD_SERVERS[w].includes(s))) {
+      const label = `${w} · ${name}`;
+      process.stdout.write(`${label} … `);
+      const started = Date.now();
+      try {
+        const r =
+          w === 'steady' ? await fanout(name, sizes.steadySubs, sizes.steadyRate)
+          : w === 'burst' ? await fanout(name, sizes.burstSubs, sizes.burstRate)
+          : w === 'memory' ? await memory(name, sizes.memoryConns)
+          : w === 'connect' ? await connectRate(name, sizes.connectConns)
+          : await scale(name, sizes.scaleConns);
+        results[w]![name] = r;
+        console.log(`${JSON.stringify(r)} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+      } catch (err) {
+        results[w]![name] = { error: (err as Error).message };
+        console.log(`error: ${(err as Error).message}`);
+      }
+      await sleep(1000);
+    }
+  }
+  const md = table(results);
+  console.log('\n' + md);
+  const dir = HERE + 'results/';
+  mkdirSync(dir, { recursive: true });
+  const file = flags.out ?? (flags.quick ? 'quick.json' : 'latest.json');
+  writeFileSync(dir + file, JSON.stringify({ date: new Date().toISOString(), machine, sizes, sbFlags, results, markdown: md }, null, 2) + '\n');
+  console.log(`written test/bench/results/${file}`);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

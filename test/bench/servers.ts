@@ -1,0 +1,131 @@
+// Servers under test: each in its own process (Switchboard as users run it, from dist/), or the local
+// Mosquitto and NATS daemons. CPU and RSS are read from /proc/<pid> of that process only.
+import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Proto } from './wire.js';
+
+export type ServerName = 'switchboard' | 'ws' | 'socket.io' | 'mosquitto' | 'nats';
+export const ALL_SERVERS: ServerName[] = ['switchboard', 'ws', 'socket.io', 'mosquitto', 'nats'];
+export const PROTO: Record<ServerName, Proto> = { switchboard: 'sb', ws: 'ws', 'socket.io': 'sio', mosquitto: 'mqtt', nats: 'nats' };
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const TICK_US = 1_000_000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim() || 100);
+
+export interface ServerOptions {
+  port: number;
+  heartbeatMs?: number;
+  /** Extra node flags for Switchboard (e.g. --cpu-prof). */
+  nodeFlags?: string[];
+  mailboxSize?: number;
+}
+
+export interface RunningServer {
+  name: ServerName;
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** user+sys CPU time of `pid` in µs. */
+export function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US; // utime, stime (fields 14 and 15)
+}
+
+/** Resident set size of `pid` in bytes. */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function waitPort(port: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await portOpen(port)) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listening on ${port} after ${ms} ms`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function pidOf(exe: string): number {
+  try {
+    return Number(execFileSync('pidof', ['-s', exe]).toString().trim());
+  } catch {
+    return 0;
+  }
+}
+
+async function daemon(name: 'mosquitto' | 'nats', port: number): Promise<RunningServer> {
+  const exe = name === 'mosquitto' ? 'mosquitto' : 'nats-server';
+  if (!(await portOpen(port))) {
+    // Start commands from this machine's setup; harmless when the daemon is already up.
+    if (name === 'mosquitto') spawn('mosquitto', ['-d', '-c', '/etc/mosquitto/mosquitto.conf'], { stdio: 'ignore' });
+    else
+      spawn('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/nats-server', '--', '-a', '127.0.0.1', '-p', '4222', '-js', '-sd', '/var/lib/nats-server', '-l', '/var/log/nats-server.log'], { stdio: 'ignore' });
+    await waitPort(port, 5000);
+  }
+  const pid = pidOf(exe);
+  if (!pid) throw new Error(`${exe} is listening on ${port} but its pid was not found`);
+  return { name, pid, port, stop: async () => {} };
+}
+
+export async function startServer(name: ServerName, opts: ServerOptions): Promise<RunningServer> {
+  if (name === 'mosquitto') return daemon(name, 1883);
+  if (name === 'nats') return daemon(name, 4222);
+  let child: ChildProcess;
+  if (name === 'switchboard') {
+    const args = [
+      ...(opts.nodeFlags ?? []),
+      'dist/cli.js', 'serve',
+      '--port', String(opts.port),
+      '--tcp-port', '0',
+      '--log-level', 'warn',
+      '--idle-ms', '86400000',
+      '--heartbeat-ms', String(opts.heartbeatMs ?? 25_000),
+      '--mailbox-size', String(opts.mailboxSize ?? 10_000),
+    ];
+    child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  } else {
+    const file = name === 'ws' ? 'servers/ws-broadcast.ts' : 'servers/socketio.ts';
+    child = fork(HERE + file, [String(opts.port), String(opts.heartbeatMs ?? 0)], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+  }
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`))));
+  exited.catch(() => undefined);
+  await Promise.race([waitPort(opts.port, 15_000), exited]);
+  return { name, pid: child.pid!, port: opts.port, stop: () => stopChild(child) };
+}
