@@ -16,6 +16,10 @@ import { Router, sendJson } from './http/router.js';
 import { createLogger } from './log.js';
 import { Admission } from './http/admission.js';
 import { TokenVerifier } from './auth/tokens.js';
+import { StatelyInspector } from './inspect/stately.js';
+import { ActorsPage } from './inspect/page.js';
+import { adminCheck } from './inspect/access.js';
+import { BrokerMetrics } from './http/metrics.js';
 
 export const VERSION = '0.1.0';
 
@@ -31,6 +35,8 @@ export interface Broker extends BrokerCore {
   tcpPort: number;
   /** Shuts down gracefully: stop accepting, flush mailboxes, close every connection with 1001. */
   close(): Promise<void>;
+  /** Watching the actors: the /inspect page, /metrics, and the Stately Inspector link when --inspect is on. */
+  observability: { page: ActorsPage; metrics: BrokerMetrics; stately: StatelyInspector | undefined };
 }
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -54,7 +60,11 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
-  const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
+  // Inspection off = no observer at all; on = one observer on the root actor, which sees every connection actor too.
+  const stately = config.inspect === undefined
+    ? undefined
+    : new StatelyInspector({ url: config.inspect, log, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
+  const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor', ...(stately && { inspect: stately.observer }) });
   supervisor.start();
   const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config), tokens };
 
@@ -65,6 +75,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
 
   registerApi(router, core, log);
   registerPages(router, config);
+  const metrics = new BrokerMetrics({ hub, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
+  router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
+  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens) });
 
   const ws = new WsTransport(core, log);
   const http = createServer((req, res) => {
@@ -75,6 +88,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     });
   });
   const upgrades = new Map<string, UpgradeHandler>();
+  actorsPage.mount(router, upgrades);
   http.on('upgrade', (req, socket, head) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -101,16 +115,18 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       http.close();
       ws.close();
       tcp?.close();
+      actorsPage.close();
       const stopped = toPromise(supervisor).catch(() => undefined);
       supervisor.send({ type: 'SHUTDOWN' });
       // Close handshakes are bounded by closeTimeoutMs per connection; add slack for the last flushes.
       await Promise.race([stopped, delay(config.closeTimeoutMs + 1000)]);
       http.closeAllConnections();
       tcp?.destroyAll();
+      stately?.stop();
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, log, http, router, upgrades, port, tcpPort, close };
+  return { config, hub, supervisor, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -7,7 +7,7 @@ export class ConfigError extends Error {}
 
 type Kind =
   | { type: 'int'; min: number; max: number }
-  | { type: 'string' }
+  | { type: 'string'; bare?: string }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'bool' };
 
@@ -48,6 +48,7 @@ export const SETTINGS = {
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
   logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
+  inspect: { flag: 'inspect', kind: { type: 'string', bare: 'ws://localhost:8090' }, default: undefined, help: 'send actor inspection events to the Stately Inspector bridge (`switchboard inspect`) at this WebSocket URL; `--inspect` alone means ws://localhost:8090' },
 } satisfies Record<keyof Config, Setting>;
 
 /** The validated settings of one broker process. */
@@ -79,6 +80,8 @@ export interface Config {
   authJwks: string | undefined;
   serverName: string;
   logLevel: string;
+  /** WebSocket URL of the inspector bridge; undefined = inspection off (no observer at all). */
+  inspect: string | undefined;
 }
 
 export const defaults: Config = Object.fromEntries(
@@ -95,7 +98,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
   for (const s of Object.values(SETTINGS) as Setting[]) options[s.flag] = { type: s.kind.type === 'bool' ? 'boolean' : 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: withBareValues(argv), options, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
@@ -108,6 +111,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
     out[key] = raw === undefined ? s.default : coerce(raw, s.kind, source);
   }
   return out as unknown as Config & { help: boolean };
+}
+
+/** `--flag` given without a value, for string settings that have a `bare` value (e.g. `--inspect`), becomes `--flag=<bare>`. */
+function withBareValues(argv: string[]): string[] {
+  const bare = new Map<string, string>();
+  for (const s of Object.values(SETTINGS) as Setting[]) if (s.kind.type === 'string' && s.kind.bare) bare.set(`--${s.flag}`, s.kind.bare);
+  return argv.map((arg, i) => {
+    const value = bare.get(arg);
+    const next = argv[i + 1];
+    return value !== undefined && (next === undefined || next.startsWith('-')) ? `${arg}=${value}` : arg;
+  });
 }
 
 function coerce(raw: string | boolean, kind: Kind, source: string): string | number | boolean {
@@ -135,7 +149,7 @@ function coerce(raw: string | boolean, kind: Kind, source: string): string | num
 
 export function helpText(): string {
   const rows = (Object.values(SETTINGS) as Setting[]).map((s) => {
-    const arg = s.kind.type === 'bool' ? '' : s.kind.type === 'enum' ? ` <${s.kind.values.join('|')}>` : s.kind.type === 'int' ? ' <n>' : ' <text>';
+    const arg = s.kind.type === 'bool' ? '' : s.kind.type === 'enum' ? ` <${s.kind.values.join('|')}>` : s.kind.type === 'int' ? ' <n>' : s.kind.bare ? ' [text]' : ' <text>';
     const def = s.default === undefined ? '' : ` (default ${s.default})`;
     return `  --${s.flag}${arg}\n      ${s.help}${def}; env ${envName(s.flag)}`;
   });

@@ -85,6 +85,7 @@ export class Hub {
   leave(link: Link, cause: LeaveCause): void {
     if (!this.registry.remove(link)) return;
     this.stats.connectionsClosed++;
+    this.stats.retire(link);
     for (const filter of link.subscriptions) {
       this.index.remove(filter, link);
       this.presence.unwatch(filter, link);

@@ -45,6 +45,7 @@ interface Tracked {
   seq: number;
   lastEvent: { what: string; at: number } | null;
   stateKey: string;
+  statePaths: string[];
   since: number;
   closedAt: number | null;
 }
@@ -132,7 +133,7 @@ export class ActorTable {
   private track(ref: AnyActorRef): Tracked {
     let t = this.actors.get(ref.id);
     if (t && t.ref === ref) return t;
-    t = { ref, recent: [], seq: 0, lastEvent: null, stateKey: '', since: Date.now(), closedAt: null };
+    t = { ref, recent: [], seq: 0, lastEvent: null, stateKey: '', statePaths: [], since: Date.now(), closedAt: null };
     this.actors.set(ref.id, t);
     this.urgent.add(ref.id);
     return t;
@@ -154,11 +155,16 @@ export class ActorTable {
       case '@xstate.snapshot': {
         const t = this.track(ev.actorRef as AnyActorRef);
         const value = (ev.snapshot as { value?: unknown }).value;
-        const key = `${ev.snapshot.status} ${statePaths(value).join(' ')}`;
+        const paths = statePaths(value);
+        const key = `${ev.snapshot.status} ${paths.join(' ')}`;
         if (key === t.stateKey) return;
-        const from = t.stateKey === '' ? undefined : t.stateKey.slice(t.stateKey.indexOf(' ') + 1);
+        // Show only the regions that moved: `open.activity.online → open.activity.idle`, not the unchanged heartbeat.
+        const before = t.statePaths;
+        const from = before.length === 0 ? undefined : before.filter((p) => !paths.includes(p)).join(' ') || before.join(' ');
+        const to = paths.filter((p) => !before.includes(p)).join(' ') || paths.join(' ');
         t.stateKey = key;
-        this.push(t, { at: Date.now(), kind: 'transition', what: describeEvent(ev.event), from, to: statePaths(value).join(' ') });
+        t.statePaths = paths;
+        this.push(t, { at: Date.now(), kind: 'transition', what: describeEvent(ev.event), from, to: ev.snapshot.status === 'active' ? to : `${to} (${ev.snapshot.status})` });
         if (ev.snapshot.status !== 'active' && t.closedAt === null) t.closedAt = Date.now();
         this.urgent.add(t.ref.id);
         return;

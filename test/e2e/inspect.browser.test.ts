@@ -1,0 +1,71 @@
+// The live actors page in a real browser: a client appears, goes idle, is highlighted in the chart, and disappears on quit.
+import { existsSync, mkdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`inspect.browser.test: skipped, ${CHROMIUM} is missing (apt-get install -y chromium)`);
+const SCREENSHOT_DIR = new URL('./__screenshots__/', import.meta.url);
+
+let browser: Browser;
+let broker: TestBroker;
+
+beforeAll(async () => {
+  if (!haveChromium) return;
+  broker = await startTestBroker({ idleMs: 600, idleGraceMs: 60_000 });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await broker?.close();
+});
+
+describe('GET /inspect', () => {
+  it.skipIf(!haveChromium)('shows a new client, its state turning idle in the table and the chart, and drops it when it quits', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 820 } });
+    const failures: string[] = [];
+    page.on('pageerror', (err) => failures.push(err.message));
+    await page.goto(`${broker.httpUrl}/inspect`);
+    await page.locator('#status.live').waitFor({ timeout: 10_000 });
+    await page.locator('tr[data-id="supervisor"] td.state', { hasText: 'running' }).waitFor();
+
+    const other = await TestClient.connect(`${broker.url}?name=bystander`);
+    expect(await other.request({ op: 'sub', topic: 'news/#' })).toMatchObject({ op: 'ack' });
+    const client = await TestClient.connect(`${broker.url}?name=watched`);
+    const id = client.hello.client.id as string;
+    expect(await client.request({ op: 'sub', topic: 'rooms/lobby' })).toMatchObject({ op: 'ack' });
+    const row = page.locator(`tr[data-id="${id}"]`);
+    await row.locator('td.name', { hasText: 'watched' }).waitFor({ timeout: 10_000 });
+    await expect.poll(() => row.locator('td.subs').textContent(), { timeout: 10_000 }).toContain('rooms/lobby');
+
+    // No frames for idleMs: the connection machine moves online → idle, and the page says so.
+    await row.locator('td.state', { hasText: 'idle' }).waitFor({ timeout: 10_000 });
+    await row.click();
+    await page.locator('#detail [data-state-id="connection.open.activity.idle"].active').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#detail [data-state-id="connection.open.activity.online"]').getAttribute('class')).not.toContain('active');
+    await page.locator('#recent li.transition', { hasText: 'open.activity.online → open.activity.idle' }).waitFor();
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    await page.screenshot({ path: new URL('inspect.png', SCREENSHOT_DIR).pathname, fullPage: false });
+
+    // A frame wakes it up again.
+    expect(await client.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    await row.locator('td.state', { hasText: 'online' }).waitFor({ timeout: 10_000 });
+
+    client.send({ op: 'quit' });
+    await client.closed;
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    await page.locator('#detail.gone').waitFor({ timeout: 10_000 });
+    // The other client is untouched.
+    expect(await page.locator(`tr[data-id="${other.hello.client.id}"] td.state`).textContent()).toMatch(/online|idle/);
+    other.close();
+    expect(failures).toEqual([]);
+    await page.close();
+  });
+});

@@ -1,0 +1,144 @@
+// /inspect/ws: the live actors page's feed — rows appear and go, updates are batched, it listens only while watched, and it is guarded.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { TestClient } from './helpers/client.js';
+
+type Msg = Record<string, any> & { type: string };
+
+class Viewer {
+  readonly messages: Msg[] = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => this.messages.push(JSON.parse(d.toString()) as Msg));
+  }
+  static async open(url: string): Promise<Viewer> {
+    const ws = new WebSocket(url);
+    const v = new Viewer(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    await v.until((m) => m.type === 'hello');
+    return v;
+  }
+  async until(pred: (m: Msg) => boolean, timeoutMs = 5000): Promise<Msg> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.messages.find(pred);
+      if (m) return m;
+      if (Date.now() > end) throw new Error(`no matching message; got ${JSON.stringify(this.messages.map((x) => x.type))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  rowsFor(id: string): Msg[] {
+    return this.messages.flatMap((m) => (m.type === 'rows' || m.type === 'hello' ? m.rows.filter((r: Msg) => r.id === id) : []));
+  }
+}
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(() => broker.close());
+
+describe('/inspect/ws', () => {
+  it('greets with both machine charts and the live actors, then streams a connection from online to gone', async () => {
+    const early = await TestClient.connect(`${broker.url}?name=early`);
+    const viewer = await Viewer.open(`${broker.url.replace('/ws', '/inspect/ws')}`);
+    const hello = viewer.messages[0]!;
+    expect(hello.charts.connection).toMatchObject({ id: 'connection', type: 'compound' });
+    expect(hello.charts.supervisor.states.map((s: Msg) => s.key)).toEqual(['running', 'draining', 'stopped']);
+    expect(hello.rows.map((r: Msg) => r.id)).toEqual(expect.arrayContaining(['supervisor', early.hello.client.id]));
+
+    const client = await TestClient.connect(`${broker.url}?name=fresh`);
+    const id = client.hello.client.id as string;
+    await client.request({ op: 'sub', topic: 'a/+' });
+    const row = await viewer.until((m) => m.type === 'rows' && m.rows.some((r: Msg) => r.id === id && r.state === 'online'));
+    expect(row.rows.find((r: Msg) => r.id === id)).toMatchObject({ name: 'fresh', transport: 'ws', machine: 'connection', parent: 'supervisor', status: 'active' });
+    // Subscriptions and last event arrive with the periodic scan (≤ 1 s).
+    await viewer.until((m) => m.type === 'rows' && m.rows.some((r: Msg) => r.id === id && r.subscriptionCount === 1 && r.lastEvent?.what === 'FRAME sub a/+'));
+
+    viewer.ws.send(JSON.stringify({ type: 'select', id }));
+    const detail = await viewer.until((m) => m.type === 'detail' && m.id === id);
+    expect(detail.recent.map((h: Msg) => h.what)).toEqual(expect.arrayContaining(['xstate.init', 'ACCEPTED', 'FRAME sub a/+']));
+    expect(detail.recent.find((h: Msg) => h.kind === 'transition' && h.to.includes('open.activity.online'))).toMatchObject({ from: 'connecting', what: 'ACCEPTED' });
+
+    client.send({ op: 'quit' });
+    await viewer.until((m) => m.type === 'rows' && m.rows.some((r: Msg) => r.id === id && r.state === 'closed'));
+    await viewer.until((m) => m.type === 'rows' && m.removed.includes(id));
+    await viewer.until((m) => m.type === 'detail' && m.id === id && m.gone === true);
+    early.close();
+    viewer.ws.close();
+  });
+
+  it('batches: 60 connections arriving at once reach the page in a handful of messages, at most ~10 a second', async () => {
+    const viewer = await Viewer.open(broker.url.replace('/ws', '/inspect/ws'));
+    const start = Date.now();
+    const clients = await Promise.all(Array.from({ length: 60 }, () => TestClient.connect(broker.url)));
+    const ids = clients.map((c) => c.hello.client.id as string);
+    await viewer.until(() => ids.every((id) => viewer.rowsFor(id).some((r) => r.state === 'online')), 10_000);
+    const seconds = Math.max(1, (Date.now() - start) / 1000);
+    const updates = viewer.messages.filter((m) => m.type === 'rows').length;
+    expect(updates).toBeLessThan(60);
+    expect(updates).toBeLessThanOrEqual(Math.ceil(seconds * 10) + 2);
+    for (const c of clients) c.close();
+    viewer.ws.close();
+  });
+
+  it('listens to the actor system only while a page is open', async () => {
+    await expect.poll(() => broker.observability.page.viewerCount, { timeout: 3000 }).toBe(0);
+    expect(broker.observability.page.table.attached).toBe(false);
+    const viewer = await Viewer.open(broker.url.replace('/ws', '/inspect/ws'));
+    expect(broker.observability.page.table.attached).toBe(true);
+    viewer.ws.close();
+    await expect.poll(() => broker.observability.page.table.attached, { timeout: 3000 }).toBe(false);
+  });
+});
+
+describe('/inspect with an API key', () => {
+  let guarded: TestBroker;
+  beforeAll(async () => {
+    guarded = await startTestBroker({ apiKey: 'sekret' });
+  });
+  afterAll(() => guarded.close());
+
+  it('answers 401 without the key, and serves the page and feed with ?token=<key>', async () => {
+    expect((await fetch(`${guarded.httpUrl}/inspect`)).status).toBe(401);
+    expect((await fetch(`${guarded.httpUrl}/inspect?token=wrong`)).status).toBe(401);
+    const page = await fetch(`${guarded.httpUrl}/inspect?token=sekret`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<script type="module" src="/inspect/inspect.js">');
+    const feed = guarded.url.replace('/ws', '/inspect/ws');
+    await expect(Viewer.open(feed)).rejects.toThrow('HTTP 401');
+    const viewer = await Viewer.open(`${feed}?token=sekret`);
+    expect(viewer.messages[0]!.type).toBe('hello');
+    viewer.ws.close();
+  });
+});
+
+describe('/inspect with JWT auth on', () => {
+  let guarded: TestBroker;
+  const secret = 'a-long-enough-test-secret-for-hs256';
+  const sign = async (claims: Record<string, unknown>) => {
+    const { SignJWT } = await import('jose');
+    return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('ops').setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+  };
+  beforeAll(async () => {
+    guarded = await startTestBroker({ authSecret: secret });
+  });
+  afterAll(() => guarded.close());
+
+  it('needs a token whose admin claim is true', async () => {
+    const admin = await sign({ admin: true });
+    const user = await sign({});
+    expect((await fetch(`${guarded.httpUrl}/inspect`)).status).toBe(401);
+    expect((await fetch(`${guarded.httpUrl}/inspect?token=${user}`)).status).toBe(401);
+    expect((await fetch(`${guarded.httpUrl}/inspect`, { headers: { authorization: `Bearer ${admin}` } })).status).toBe(200);
+    const feed = guarded.url.replace('/ws', '/inspect/ws');
+    await expect(Viewer.open(`${feed}?token=${user}`)).rejects.toThrow('HTTP 401');
+    const viewer = await Viewer.open(`${feed}?token=${admin}`);
+    expect(viewer.messages[0]!.type).toBe('hello');
+    viewer.ws.close();
+  });
+});

@@ -1,0 +1,124 @@
+// GET /metrics: valid Prometheus text whose counters follow the traffic, read at scrape time.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { TestClient } from './helpers/client.js';
+
+interface Scrape {
+  types: Map<string, string>;
+  /** `name{a="1",b="2"}` (labels sorted) → value */
+  samples: Map<string, number>;
+}
+
+/** A strict parser for the text exposition format (version 0.0.4): throws on any line it does not understand. */
+function parsePrometheus(text: string): Scrape {
+  const types = new Map<string, string>();
+  const samples = new Map<string, number>();
+  const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (-?(?:[0-9.e+-]+|[Nn]a[Nn]|\+Inf|-Inf))(?: -?[0-9]+)?$/; // Go's ParseFloat: NaN in any case (prom-client prints Nan)
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+    if (meta) {
+      if (meta[1] === 'TYPE') {
+        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(meta[3]!)) throw new Error(`bad TYPE line: ${line}`);
+        types.set(meta[2]!, meta[3]!);
+      }
+      continue;
+    }
+    const m = sample.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
+    const [, name, labelText, value] = m;
+    const family = [...types.keys()].find((f) => name === f || name!.startsWith(`${f}_`));
+    if (!family) throw new Error(`sample ${name} has no # TYPE`);
+    const labels = [...(labelText ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map(([, k, v]) => `${k}="${v}"`).sort();
+    samples.set(labels.length ? `${name}{${labels.join(',')}}` : name!, Number(value));
+  }
+  return { types, samples };
+}
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(() => broker.close());
+
+async function scrape(): Promise<Scrape> {
+  const res = await fetch(`${broker.httpUrl}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parsePrometheus(await res.text());
+}
+
+const v = (s: Scrape, key: string) => {
+  const value = s.samples.get(key);
+  if (value === undefined) throw new Error(`no sample ${key}; have ${[...s.samples.keys()].filter((k) => k.startsWith('switchboard')).join(', ')}`);
+  return value;
+};
+
+describe('GET /metrics', () => {
+  it('is Prometheus text with the broker, process and event-loop metrics', async () => {
+    const s = await scrape();
+    for (const [name, type] of [
+      ['switchboard_connections', 'gauge'],
+      ['switchboard_frames_received_total', 'counter'],
+      ['switchboard_bytes_sent_total', 'counter'],
+      ['switchboard_messages_published_total', 'counter'],
+      ['switchboard_messages_delivered_total', 'counter'],
+      ['switchboard_messages_dropped_total', 'counter'],
+      ['switchboard_slow_consumer_closes_total', 'counter'],
+      ['switchboard_errors_total', 'counter'],
+      ['switchboard_mailbox_depth_max', 'gauge'],
+      ['switchboard_actors', 'gauge'],
+      ['nodejs_eventloop_lag_seconds', 'gauge'],
+      ['nodejs_eventloop_lag_p99_seconds', 'gauge'],
+      ['process_cpu_user_seconds_total', 'counter'],
+    ]) {
+      expect(s.types.get(name), name).toBe(type);
+    }
+    expect(v(s, 'switchboard_actors')).toBe(1);
+  });
+
+  it('moves with traffic: connections by state, frames, bytes, publishes, deliveries, errors', async () => {
+    const before = await scrape();
+    const a = await TestClient.connect(broker.url);
+    const b = await TestClient.connect(broker.url);
+    await b.request({ op: 'sub', topic: 'm/#' });
+    for (let i = 0; i < 5; i++) await a.request({ op: 'pub', topic: `m/${i}`, data: 'x'.repeat(100) });
+    expect(await a.request({ op: 'sub', topic: 'bad/#/x' })).toMatchObject({ op: 'error', code: 'bad_topic' });
+    for (let i = 0; i < 5; i++) await b.next((f) => f.op === 'msg');
+    const during = await scrape();
+    expect(v(during, 'switchboard_connections{state="online",transport="ws"}')).toBe(2);
+    expect(v(during, 'switchboard_actors')).toBe(3);
+    expect(v(during, 'switchboard_messages_published_total') - v(before, 'switchboard_messages_published_total')).toBe(5);
+    expect(v(during, 'switchboard_messages_delivered_total') - v(before, 'switchboard_messages_delivered_total')).toBe(5);
+    expect(v(during, 'switchboard_frames_received_total') - v(before, 'switchboard_frames_received_total')).toBe(7);
+    expect(v(during, 'switchboard_bytes_received_total') - v(before, 'switchboard_bytes_received_total')).toBeGreaterThan(500);
+    // hello ×2, 5 acks + 1 error to a, sub ack + 5 msgs to b
+    expect(v(during, 'switchboard_frames_sent_total') - v(before, 'switchboard_frames_sent_total')).toBe(14);
+    expect(v(during, 'switchboard_bytes_sent_total') - v(before, 'switchboard_bytes_sent_total')).toBeGreaterThan(500);
+    expect(v(during, 'switchboard_errors_total{code="bad_topic"}')).toBe((before.samples.get('switchboard_errors_total{code="bad_topic"}') ?? 0) + 1);
+
+    // Counters of closed connections are kept, not lost with their links.
+    a.close();
+    b.close();
+    await Promise.all([a.closed, b.closed]);
+    await expect.poll(async () => v(await scrape(), 'switchboard_actors'), { timeout: 5000 }).toBe(1);
+    const after = await scrape();
+    expect(v(after, 'switchboard_connections_closed_total') - v(before, 'switchboard_connections_closed_total')).toBe(2);
+    expect(v(after, 'switchboard_frames_received_total')).toBeGreaterThanOrEqual(v(during, 'switchboard_frames_received_total'));
+    expect(v(after, 'switchboard_frames_sent_total')).toBeGreaterThanOrEqual(v(during, 'switchboard_frames_sent_total'));
+    expect(v(after, 'switchboard_connections{state="online",transport="ws"}')).toBe(0);
+  });
+
+  it('gives each broker its own registry (several brokers in one process)', async () => {
+    const other = await startTestBroker();
+    try {
+      const c = await TestClient.connect(other.url);
+      const text = await (await fetch(`${other.httpUrl}/metrics`)).text();
+      expect(parsePrometheus(text).samples.get('switchboard_actors')).toBe(2);
+      expect(v(await scrape(), 'switchboard_actors')).toBe(1);
+      c.close();
+    } finally {
+      await other.close();
+    }
+  });
+});
