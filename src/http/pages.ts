@@ -22,8 +22,8 @@ const CONTENT_TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/** Registers GET /<file> for every file directly in web/, and GET / for index.html with the room filled in. */
-export function registerPages(router: Router, config: Pick<Config, 'room'>): void {
+/** Registers GET /<file> for every file directly in web/, and GET / for index.html with the room and TCP port filled in. */
+export function registerPages(router: Router, config: Pick<Config, 'room' | 'tcpPort'>): void {
   let names: string[];
   try {
     names = readdirSync(WEB_DIR).filter((n) => statSync(new URL(n, WEB_DIR)).isFile());
@@ -37,7 +37,10 @@ export function registerPages(router: Router, config: Pick<Config, 'room'>): voi
     if (!type) continue;
     let body = readFileSync(new URL(name, WEB_DIR));
     // The page learns the room from a meta tag, so it needs no API call (and no API key) to start.
-    if (name === 'index.html') body = Buffer.from(body.toString('utf8').replaceAll('{{room}}', escapeHtml(config.room)));
+    if (name === 'index.html') {
+      const html = body.toString('utf8').replaceAll('{{room}}', escapeHtml(config.room)).replaceAll('{{tcpPort}}', String(config.tcpPort));
+      body = Buffer.from(html);
+    }
     const serve = (_req: unknown, res: ServerResponse) => {
       res.writeHead(200, { 'Content-Type': type, 'Content-Length': body.length, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
       res.end(body);
