@@ -2,11 +2,13 @@
 // switchboard CLI: `serve` runs the broker; other commands are registered in COMMANDS.
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
 import { startBroker } from './broker.js';
+import { inspectCommand } from './inspect/bridge.js';
 
 type Command = { help: string; run: (argv: string[]) => Promise<number | void> };
 
 const COMMANDS: Record<string, Command> = {
   serve: { help: 'run the broker', run: serve },
+  inspect: { help: 'run the Stately Inspector bridge for `serve --inspect` (port 8090)', run: inspectCommand },
 };
 
 async function serve(argv: string[]): Promise<number | void> {
