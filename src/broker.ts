@@ -126,7 +126,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
+  return { config, hub, supervisor, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

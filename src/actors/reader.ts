@@ -18,6 +18,8 @@ export class FrameReader {
 
   /** One inbound text frame (or JSON line) of `bytes` bytes. */
   text(text: string, bytes: number): void {
+    // A flooder being closed costs no parsing for the frames still in flight.
+    if (this.flooding) return this.count(bytes);
     this.accept(decodeClientFrame(text), bytes);
   }
 

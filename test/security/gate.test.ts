@@ -1,0 +1,74 @@
+// Pure gates: the token bucket, connection admission and the origin policy, driven without sockets.
+import { describe, expect, it } from 'vitest';
+import { InboundRate } from '../../src/actors/rate.js';
+import { Admission } from '../../src/http/admission.js';
+import { OriginPolicy } from '../../src/http/origin.js';
+
+describe('InboundRate (token bucket)', () => {
+  it('allows a burst, refuses beyond it, refills at the rate, and flags flooding after the strikes', () => {
+    let now = 0;
+    const r = new InboundRate({ rate: 10, burst: 5, strikes: 3, windowMs: 10_000 }, () => now);
+    expect(Array.from({ length: 5 }, () => r.take())).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+    expect(r.take()).toBe('limited');
+    now += 100; // one token back at 10/s
+    expect(r.take()).toBe('ok');
+    expect(r.take()).toBe('limited');
+    expect(r.take()).toBe('flooding'); // third refusal in the window
+  });
+
+  it('forgets refusals after the window, so a client that slows down is never closed', () => {
+    let now = 0;
+    const r = new InboundRate({ rate: 1, burst: 1, strikes: 3, windowMs: 1000 }, () => now);
+    r.take();
+    expect(r.take()).toBe('limited');
+    expect(r.take()).toBe('limited');
+    now += 1500;
+    expect(r.take()).toBe('ok');
+    expect(r.take()).toBe('limited'); // new window: strike 1
+    expect(r.take()).toBe('limited');
+  });
+
+  it('rate 0 turns limiting off', () => {
+    const r = new InboundRate({ rate: 0, burst: 1, strikes: 1, windowMs: 1000 }, () => 0);
+    for (let i = 0; i < 1000; i++) expect(r.take()).toBe('ok');
+  });
+});
+
+describe('Admission', () => {
+  it('refuses over the total with 503 and over the per-IP bound with 429; release is idempotent', () => {
+    const a = new Admission({ maxConnections: 3, maxConnectionsPerIp: 2 });
+    const r1 = a.admit('1.1.1.1');
+    const r2 = a.admit('1.1.1.1');
+    expect(typeof r1).toBe('function');
+    expect(a.admit('1.1.1.1')).toMatchObject({ status: 429 });
+    const r3 = a.admit('2.2.2.2');
+    expect(a.admit('3.3.3.3')).toMatchObject({ status: 503 });
+    (r1 as () => void)();
+    (r1 as () => void)();
+    expect(a.size).toBe(2);
+    expect(a.connectionsFrom('1.1.1.1')).toBe(1);
+    expect(typeof a.admit('1.1.1.1')).toBe('function');
+    for (const r of [r2, r3]) (r as () => void)();
+  });
+});
+
+describe('OriginPolicy', () => {
+  it('default: no Origin allowed, same host allowed, other hosts refused', () => {
+    const p = new OriginPolicy(undefined);
+    expect(p.allows(undefined, 'broker:8080')).toBe(true);
+    expect(p.allows('http://broker:8080', 'broker:8080')).toBe(true);
+    expect(p.allows('https://BROKER:8080', 'broker:8080')).toBe(true);
+    expect(p.allows('http://evil.example', 'broker:8080')).toBe(false);
+    expect(p.allows('http://broker:9999', 'broker:8080')).toBe(false);
+    expect(p.allows('null', 'broker:8080')).toBe(false);
+  });
+
+  it('a list allows exactly its origins; * allows any', () => {
+    const p = new OriginPolicy('https://app.example.com, http://localhost:3000');
+    expect(p.allows('https://app.example.com', 'broker:8080')).toBe(true);
+    expect(p.allows('https://app.example.com:443', 'broker:8080')).toBe(true);
+    expect(p.allows('http://localhost:3000', 'x')).toBe(true);
+    expect(p.allows('http://broker:8080', 'broker:8080')).toBe(false); // a list replaces the same-host default
+    expect(new OriginPolicy('*').allows('http://anything', 'x')).toBe(true);
+  });
+});
