@@ -51,6 +51,8 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     if (supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
     const body = await readBody(req, config.maxPayload);
     const { topic, data } = parsePublishBody(body);
+    // A stopped supervisor takes no events, so it would never reply.
+    if (supervisor.getSnapshot().status !== 'active') throw new HttpError(503, 'server shutting down', 'unavailable');
     const result = await new Promise<PublishResult | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
     if (result instanceof Error) {
       if (result.message === 'server shutting down') throw new HttpError(503, result.message, 'unavailable');

@@ -65,7 +65,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         reject(new HttpError(413, `body larger than ${limit} bytes`, 'too_large'));
-        req.destroy();
+        // Discard the rest instead of destroying: the client still reads its 413 (bounded by the server's requestTimeout).
+        req.removeAllListeners('data');
+        req.resume();
         return;
       }
       chunks.push(chunk);
