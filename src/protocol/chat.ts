@@ -56,7 +56,7 @@ export function presenceLine(frame: Extract<ServerFrame, { op: 'event' }>): stri
 export function greetingLines(hello: Extract<ServerFrame, { op: 'hello' }>, room: string): string {
   const { client, server } = hello;
   return (
-    `I am here: ${server.name} ${server.version}, room '${room}'. You are ${client.name} (${client.id}, ${client.addr}).\n` +
+    `I am here: ${server.name} ${server.version}, room '${room}'. You are ${client.name}${client.name === client.addr ? '' : ` from ${client.addr}`} (id ${client.id}).\n` +
     `Type a line to say it to the room. Commands: who | rename|<new name> | quit. ` +
     `A line starting with { is a JSON frame of the WebSocket protocol, e.g. {"op":"sub","topic":"alarm/#"}.\n`
   );
