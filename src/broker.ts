@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createActor, toPromise } from 'xstate';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { Hub } from './core/hub.js';
+import { Hub, type HubOptions } from './core/hub.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
 import { WsTransport } from './transports/ws.js';
@@ -45,11 +45,13 @@ export interface BrokerOptions {
   log?: Logger;
   /** Overrides config.tcpPort with a port to listen on; here 0 picks a free port (tests), where the setting's 0 disables TCP. */
   tcpPort?: number;
+  /** Builds the hub instead of `new Hub(options)`: tests plant a broken Hub subclass to prove the conformance checker notices. */
+  hubFactory?: (options: HubOptions) => Hub;
 }
 
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
   const log = options.log ?? createLogger(config.logLevel);
-  const hub = new Hub({
+  const hub = (options.hubFactory ?? ((o: HubOptions) => new Hub(o)))({
     serverName: config.serverName,
     version: VERSION,
     heartbeatMs: config.heartbeatMs,

@@ -3,12 +3,14 @@
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
 import { startBroker } from './broker.js';
 import { inspectCommand } from './inspect/bridge.js';
+import { check } from './check/command.js';
 
 type Command = { help: string; run: (argv: string[]) => Promise<number | void> };
 
 const COMMANDS: Record<string, Command> = {
   serve: { help: 'run the broker', run: serve },
   inspect: { help: 'run the Stately Inspector bridge for `serve --inspect` (port 8090)', run: inspectCommand },
+  check: { help: 'check a running broker against the protocol model (random scenarios, shrunk counterexamples)', run: check },
 };
 
 async function serve(argv: string[]): Promise<number | void> {

@@ -1,0 +1,100 @@
+// runCheck: fast-check drives random multi-client scenarios against a running broker and the
+// reference model together; on a difference it shrinks the scenario and reports the smallest one
+// found, with the seed and path that replay exactly it.
+import fc from 'fast-check';
+import { ProtocolModel } from '../protocol/model.js';
+import { commandArbitraries } from './commands.js';
+import { Fleet } from './fleet.js';
+import { Probe } from './probe.js';
+
+export interface CheckOptions {
+  /** WebSocket endpoint of the broker, e.g. ws://127.0.0.1:8080/ws. */
+  url: string;
+  runs: number;
+  seed?: number | undefined;
+  /** Replay path printed with a counterexample (with its seed): fast-check's path, `@`, the commands' replayPath. */
+  path?: string | undefined;
+  /** Nobody else is connected to the broker: `delivered` counts are compared exactly. */
+  exclusive?: boolean;
+  /** The broker's per-topic history size (its --history), for `sub` with `since`. */
+  historySize?: number;
+  maxCommands?: number;
+  timeoutMs?: number;
+}
+
+export interface CheckReport {
+  ok: boolean;
+  runs: number;
+  seed: number;
+  /** Set on failure: replays the shrunk counterexample with `seed`. */
+  path?: string;
+  shrinks?: number;
+  /** The shrunk scenario, one command per line, with the exact frames sent. */
+  transcript?: string[];
+  failure?: string;
+}
+
+export async function runCheck(options: CheckOptions): Promise<CheckReport> {
+  const timeoutMs = options.timeoutMs ?? 3000;
+  // Fail fast and clearly when there is no broker, instead of a shrunk "counterexample" of one connect.
+  const preflight = await Probe.connect(options.url, timeoutMs);
+  preflight.close();
+
+  const [fcPath, replayPath] = options.path === undefined ? [] : options.path.split('@');
+  let lastFailure: { transcript: string[]; message: string } | undefined;
+  const property = fc.asyncProperty(fc.commands(commandArbitraries, { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
+    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs });
+    const model = new ProtocolModel({ historySize: options.historySize ?? 100 });
+    try {
+      await fc.asyncModelRun(() => ({ model, real: fleet }), steps);
+    } catch (err) {
+      // The last failing run is the one fast-check reports once shrinking ends.
+      lastFailure = { transcript: [...fleet.transcript], message: err instanceof Error ? err.message : String(err) };
+      throw err;
+    } finally {
+      fleet.close();
+    }
+  });
+  const details = await fc.check(property, {
+    numRuns: options.runs,
+    ...(options.seed !== undefined && { seed: options.seed }),
+    ...(fcPath !== undefined && { path: fcPath }),
+  });
+  if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed };
+  // fc.commands needs its own replayPath (which commands ran) besides the seed and path to rebuild the same scenario.
+  const commandsReplay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[0] ?? ''))?.[1];
+  return {
+    ok: false,
+    runs: details.numRuns,
+    seed: details.seed,
+    ...(details.counterexamplePath !== null && { path: details.counterexamplePath + (commandsReplay ? `@${commandsReplay}` : '') }),
+    shrinks: details.numShrinks,
+    transcript: lastFailure?.transcript ?? [],
+    failure: lastFailure?.message ?? String(details.errorInstance),
+  };
+}
+
+/** The report as the CLI prints it. */
+export function formatReport(report: CheckReport, options: CheckOptions): string {
+  if (report.ok) return `switchboard check: ${report.runs} scenarios conform to the model (seed ${report.seed})`;
+  return [
+    `switchboard check: the broker differs from the model (after ${report.runs} scenario(s), shrunk ${report.shrinks ?? 0} time(s))`,
+    '',
+    'Smallest scenario found:',
+    ...(report.transcript ?? []).map((l) => `  ${l}`),
+    '',
+    'Difference:',
+    ...(report.failure ?? '').split('\n').map((l) => `  ${l}`),
+    '',
+    `Replay: switchboard check ${replayFlags(report, options)}`,
+  ].join('\n');
+}
+
+/** The flags that replay exactly the reported counterexample. */
+function replayFlags(report: CheckReport, options: CheckOptions): string {
+  const flags = [`--url ${options.url}`, `--seed ${report.seed}`];
+  if (report.path) flags.push(`--path ${report.path}`);
+  if (options.exclusive) flags.push('--exclusive');
+  if (options.historySize !== undefined && options.historySize !== 100) flags.push(`--history ${options.historySize}`);
+  return flags.join(' ');
+}

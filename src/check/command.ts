@@ -1,0 +1,107 @@
+// `switchboard check`: runs the conformance checker against a running broker.
+// Exit codes: 0 every scenario conformed, 1 a difference was found (shrunk and printed), 2 bad usage.
+import { parseArgs } from 'node:util';
+import { formatReport, runCheck } from './checker.js';
+import { ProbeError } from './probe.js';
+
+const HELP = `Usage: switchboard check --url ws://host:port[/ws] [options]
+
+Drives the broker with random multi-client scenarios (connect, sub/unsub with wildcards and presence,
+pub with and without echo, send, rename, who, ping, quit, abrupt disconnects, malformed frames) and
+compares every frame each client receives with a reference model of the protocol. On a difference it
+shrinks the scenario and prints the smallest one it found, with the seed and path that replay it.
+
+Options:
+  --url <ws url>     the broker's WebSocket endpoint (/ws is added when the URL has no path)
+  --runs <n>         scenarios to run (default 100)
+  --seed <n>         fast-check seed, to replay a run
+  --path <p>         the path printed with a counterexample (with --seed: replays exactly it)
+  --exclusive        nobody else uses the broker: compare pub's \`delivered\` exactly (default: at least)
+  --history <n>      the broker's --history setting, for sub with since (default 100)
+  --timeout-ms <n>   how long one reply or close may take (default 3000)
+  --tcp <host:port>  also connect clients over the TCP line protocol (not supported yet)
+  --help             show this help
+
+Exit status: 0 conforms, 1 difference found, 2 bad usage or no broker at --url.`;
+
+export async function check(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        url: { type: 'string' },
+        runs: { type: 'string' },
+        seed: { type: 'string' },
+        path: { type: 'string' },
+        exclusive: { type: 'boolean' },
+        history: { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        tcp: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (values.url === undefined) return usage('--url is required');
+  let url: URL;
+  try {
+    url = new URL(values.url);
+  } catch {
+    return usage(`--url must be a ws:// or wss:// URL, got '${values.url}'`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') return usage(`--url must be a ws:// or wss:// URL, got '${values.url}'`);
+  if (url.pathname === '/') url.pathname = '/ws';
+  if (values.tcp !== undefined) {
+    return usage('--tcp is not supported yet: the checker drives WebSocket clients only (run without --tcp)');
+  }
+  const runs = whole(values.runs, '--runs', 100, 1);
+  const seed = values.seed === undefined ? undefined : whole(values.seed, '--seed', 0, -(2 ** 31));
+  const historySize = whole(values.history, '--history', 100, 0);
+  const timeoutMs = whole(values['timeout-ms'], '--timeout-ms', 3000, 10);
+  for (const v of [runs, seed, historySize, timeoutMs]) if (v instanceof Error) return usage(v.message);
+  if (values.path !== undefined && !/^\d+(:\d+)*(@[A-Za-z0-9+/:]*)?$/.test(values.path)) {
+    return usage(`--path must be the path printed with a counterexample (like 12:3:0@AB:C), got '${values.path}'`);
+  }
+  if (values.path !== undefined && seed === undefined) return usage('--path needs the --seed it was printed with');
+
+  try {
+    const options = {
+      url: url.toString(),
+      runs: runs as number,
+      seed: seed as number | undefined,
+      path: values.path,
+      exclusive: values.exclusive === true,
+      historySize: historySize as number,
+      timeoutMs: timeoutMs as number,
+    };
+    const report = await runCheck(options);
+    console.log(formatReport(report, options));
+    return report.ok ? 0 : 1;
+  } catch (err) {
+    if (err instanceof ProbeError) {
+      console.error(`switchboard check: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+function usage(message: string): number {
+  console.error(`switchboard check: ${message}\n\n${HELP}`);
+  return 2;
+}
+
+function whole(raw: string | undefined, flag: string, fallback: number, min: number): number | Error {
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) return new Error(`${flag} must be a whole number, got '${raw}'`);
+  const n = Number(raw);
+  return n < min || !Number.isSafeInteger(n) ? new Error(`${flag} must be at least ${min}, got ${raw}`) : n;
+}

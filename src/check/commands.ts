@@ -1,0 +1,108 @@
+// The checker's commands: what a random scenario is made of, as plain data (printable, replayable),
+// and their fast-check arbitraries. Alphabets are tiny on purpose, so names collide and filters overlap.
+// Topics and names are written without the per-run prefix the fleet adds (see Fleet.topic/Fleet.name).
+import fc from 'fast-check';
+import type { AsyncCommand } from 'fast-check';
+import type { ProtocolModel, Slot } from '../protocol/model.js';
+import type { Fleet } from './fleet.js';
+
+/** Who a `send` goes to: the id or the current name of the client on a slot, or a literal name. */
+export type Target = { id: Slot } | { nameOf: Slot } | { name: string };
+
+export type BadFrame = 'not-json' | 'not-object' | 'no-op' | 'unknown-op';
+
+export type CheckCommand =
+  | { op: 'connect'; slot: Slot; name?: string; topics?: string[] }
+  | { op: 'sub'; slot: Slot; topic: string; presence?: boolean; since?: number }
+  | { op: 'unsub'; slot: Slot; topic: string }
+  | { op: 'pub'; slot: Slot; topic: string; data: unknown; echo?: boolean }
+  | { op: 'send'; slot: Slot; to: Target; data: unknown }
+  | { op: 'who'; slot: Slot; topic?: string }
+  | { op: 'rename'; slot: Slot; name: string }
+  | { op: 'ping'; slot: Slot }
+  | { op: 'quit'; slot: Slot }
+  | { op: 'drop'; slot: Slot }
+  | { op: 'bad'; slot: Slot; frame: BadFrame };
+
+export const SLOTS = 3;
+/** Concrete topics (one wildcard topic, which a publish must refuse). */
+export const TOPICS = ['a', 'a/b', 'b/b', 'a/+'] as const;
+/** Filters overlapping each other and TOPICS (two invalid ones). */
+export const FILTERS = ['a', 'a/+', '+/b', '#', 'a/#', 'a/#/b'] as const;
+/** Valid names get the run's prefix; invalid ones (reserved c<n>, spaces, empty) are sent as is. */
+export const NAMES = ['ann', 'bob', 'cy', 'c7', ' pad', ''] as const;
+
+export function slotLabel(slot: Slot): string {
+  return String.fromCharCode(65 + slot);
+}
+
+/** One line per command: the abstract form a counterexample is printed and replayed in. */
+export function describe(cmd: CheckCommand): string {
+  const { op, slot, ...rest } = cmd;
+  const fields = Object.keys(rest).length === 0 ? '' : ' ' + JSON.stringify(rest);
+  return `${slotLabel(slot)} ${op}${fields}`;
+}
+
+/**
+ * A command bound to fast-check. Its `slot` is relative, so that few generated commands are wasted:
+ * connect takes the first free slot, any other command goes to the (slot mod n)-th live client.
+ */
+export class Step implements AsyncCommand<ProtocolModel, Fleet> {
+  constructor(readonly cmd: CheckCommand) {}
+
+  check(model: Readonly<ProtocolModel>): boolean {
+    const live = model.liveSlots().length;
+    return this.cmd.op === 'connect' ? live < SLOTS : live > 0;
+  }
+
+  run(model: ProtocolModel, fleet: Fleet): Promise<void> {
+    return fleet.perform(this.resolve(model), model);
+  }
+
+  /** The command with its absolute slot. */
+  resolve(model: Readonly<ProtocolModel>): CheckCommand {
+    const live = model.liveSlots();
+    const slot = this.cmd.op === 'connect' ? [...Array(SLOTS).keys()].find((s) => !live.includes(s))! : live[this.cmd.slot % live.length]!;
+    return { ...this.cmd, slot };
+  }
+
+  toString(): string {
+    return describe(this.cmd);
+  }
+}
+
+const slot = fc.integer({ min: 0, max: SLOTS - 1 });
+const topic = fc.constantFrom(...TOPICS);
+const filter = fc.constantFrom(...FILTERS);
+const name = fc.constantFrom(...NAMES);
+const data = fc.oneof(fc.integer({ min: 0, max: 99 }), fc.constantFrom('hi', null, { k: [1, 'x'] }));
+const target: fc.Arbitrary<Target> = fc.oneof(
+  slot.map((s) => ({ id: s })),
+  slot.map((s) => ({ nameOf: s })),
+  name.map((n) => ({ name: n })),
+);
+
+/** Weighted so that scenarios connect early and then mostly subscribe and publish. */
+export const commandArbitraries: fc.Arbitrary<Step>[] = (
+  [
+    fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
+    fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.option(fc.boolean(), { nil: undefined }), since: fc.option(fc.constantFrom(0, 1, 3), { nil: undefined, freq: 4 }) }, { requiredKeys: ['op', 'slot', 'topic'] }),
+    fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.constant(true) }),
+    fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.boolean() }),
+    fc.record({ op: fc.constant('unsub'), slot, topic: filter }),
+    fc.record({ op: fc.constant('pub'), slot, topic, data, echo: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: ['op', 'slot', 'topic', 'data'] }),
+    fc.record({ op: fc.constant('pub'), slot, topic, data }),
+    fc.record({ op: fc.constant('pub'), slot, topic, data }),
+    fc.record({ op: fc.constant('send'), slot, to: target, data }),
+    fc.record({ op: fc.constant('who'), slot, topic: fc.option(filter, { nil: undefined }) }, { requiredKeys: ['op', 'slot'] }),
+    fc.record({ op: fc.constant('rename'), slot, name }),
+    fc.record({ op: fc.constant('ping'), slot }),
+    fc.record({ op: fc.constant('quit'), slot }),
+    fc.record({ op: fc.constant('drop'), slot }),
+    fc.record({ op: fc.constant('bad'), slot, frame: fc.constantFrom<BadFrame>('not-json', 'not-object', 'no-op', 'unknown-op') }),
+  ] as fc.Arbitrary<CheckCommand>[]
+).map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
+
+function dropUndefined(cmd: CheckCommand): CheckCommand {
+  return Object.fromEntries(Object.entries(cmd).filter(([, v]) => v !== undefined)) as CheckCommand;
+}

@@ -1,0 +1,258 @@
+// Fleet: the checker's clients on a real broker during one scenario. perform() runs one command on
+// the broker and on the model, waits until the broker's frames settle (a ping/pong barrier on every
+// live client: per connection, the pong proves everything queued before it has arrived), then
+// compares each client's frames of that step with the model's. A difference throws a CheckFailure.
+import { randomBytes } from 'node:crypto';
+import type { Expected, ModelFrame, ProtocolModel, Slot } from '../protocol/model.js';
+import { isName } from '../protocol/model.js';
+import { describe, slotLabel, type BadFrame, type CheckCommand, type Target } from './commands.js';
+import { difference } from './compare.js';
+import { Probe, type Frame } from './probe.js';
+
+export interface FleetOptions {
+  /** WebSocket endpoint, e.g. ws://127.0.0.1:8080/ws. */
+  url: string;
+  /** True when nobody else uses the broker: `delivered` counts are then exact. */
+  exclusive: boolean;
+  /** How long one reply, close or barrier may take. */
+  timeoutMs: number;
+}
+
+/** A difference between the broker and the model, or a reply that never came. */
+export class CheckFailure extends Error {}
+
+/** The refused frames and the error code each must get (PROTOCOL.md "Error codes"). */
+const BAD_FRAMES: Record<BadFrame, { text: (id: string) => string; code: string; echoesId: boolean }> = {
+  'not-json': { text: () => '{"op":"pub",', code: 'bad_frame', echoesId: false },
+  'not-object': { text: () => '[1,2]', code: 'bad_frame', echoesId: false },
+  'no-op': { text: (id) => JSON.stringify({ id, topic: 'x' }), code: 'bad_frame', echoesId: true },
+  'unknown-op': { text: (id) => JSON.stringify({ op: 'dance', id }), code: 'unknown_op', echoesId: true },
+};
+
+const REPLY_OPS = new Set(['ack', 'error', 'pong']);
+
+let fleets = 0;
+
+export class Fleet {
+  /** The transcript of the scenario so far: one line per command, with the exact frame sent. */
+  readonly transcript: string[] = [];
+  /** Distinguishes this scenario's topics and names from any other run's and other users'. */
+  readonly prefix: string;
+  private readonly probes = new Map<Slot, Probe>();
+  private readonly cursors = new Map<Probe, number>();
+  private readonly ours = new Set<string>();
+  private observer: Probe | undefined;
+  private steps = 0;
+
+  constructor(readonly options: FleetOptions) {
+    this.prefix = `chk${randomBytes(3).toString('hex')}${++fleets}`;
+  }
+
+  topic(t: string): string {
+    return `${this.prefix}/${t}`;
+  }
+
+  /** Valid names get the prefix; invalid ones are sent as they are, to be refused. */
+  name(n: string): string {
+    return isName(n) ? `${this.prefix}.${n}` : n;
+  }
+
+  async perform(cmd: CheckCommand, model: ProtocolModel): Promise<void> {
+    const step = ++this.steps;
+    const id = `k${step}`;
+    const line = (sent: string) => this.transcript.push(`#${step} ${describe(cmd)}  →  ${sent}`);
+    let outcome;
+    switch (cmd.op) {
+      case 'connect': {
+        const name = cmd.name === undefined ? undefined : this.name(cmd.name);
+        const topics = cmd.topics?.map((t) => this.topic(t));
+        const url = new URL(this.options.url);
+        if (name !== undefined) url.searchParams.set('name', name);
+        if (topics !== undefined && topics.length > 0) url.searchParams.set('topics', topics.join(','));
+        line(url.toString());
+        const probe = await Probe.connect(url.toString(), this.options.timeoutMs);
+        const client = probe.frames[0]!.client as { id?: unknown; addr?: unknown } | undefined;
+        if (probe.frames[0]!.op !== 'hello' || typeof client?.id !== 'string' || typeof client.addr !== 'string') {
+          probe.drop();
+          throw new CheckFailure(`step #${step} (${describe(cmd)}): the first frame is not a hello with client.id and client.addr: ${JSON.stringify(probe.frames[0])}`);
+        }
+        this.ours.add(client.id);
+        this.probes.set(cmd.slot, probe);
+        this.cursors.set(probe, 0);
+        outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: 'ws' }, {
+          ...(name !== undefined && { name }),
+          ...(topics !== undefined && { topics }),
+        });
+        break;
+      }
+      case 'bad': {
+        const bad = BAD_FRAMES[cmd.frame];
+        const text = bad.text(id);
+        line(text);
+        this.probe(cmd.slot).send(text);
+        outcome = model.reject(cmd.slot, bad.code, bad.echoesId ? id : undefined);
+        break;
+      }
+      case 'quit': {
+        const probe = this.probe(cmd.slot);
+        const gone = model.client(cmd.slot)!.id;
+        const frame = { op: 'quit' as const, id };
+        line(JSON.stringify(frame));
+        probe.send(frame);
+        outcome = model.frame(cmd.slot, frame);
+        const code = await this.within(probe.closed, `close after quit on ${slotLabel(cmd.slot)}`, step, cmd);
+        if (code !== outcome.close?.code) throw new CheckFailure(`step #${step} (${describe(cmd)}): closed with ${code}, expected ${outcome.close?.code}`);
+        await this.reaped(gone, step, cmd);
+        break;
+      }
+      case 'drop': {
+        const probe = this.probe(cmd.slot);
+        const gone = model.client(cmd.slot)!.id;
+        line('(socket destroyed without a close frame)');
+        probe.drop();
+        this.probes.delete(cmd.slot);
+        outcome = model.disconnect(cmd.slot);
+        await this.reaped(gone, step, cmd);
+        break;
+      }
+      default: {
+        const frame = this.frameOf(cmd, id, model);
+        line(JSON.stringify(frame));
+        const probe = this.probe(cmd.slot);
+        probe.send(frame);
+        await this.within(
+          probe.waitFor((f) => f.id === id && REPLY_OPS.has(f.op), this.options.timeoutMs, `reply to ${id}`),
+          `reply to ${id}`,
+          step,
+          cmd,
+        );
+        outcome = model.frame(cmd.slot, frame);
+      }
+    }
+    const received = await this.settle(step, cmd);
+    for (const [slot, frames] of received) {
+      const diff = difference(outcome.frames.get(slot) ?? [], frames, { ours: this.ours, exclusive: this.options.exclusive });
+      if (diff) {
+        const who = model.client(slot);
+        throw new CheckFailure(
+          [
+            `step #${step} (${describe(cmd)}): client ${slotLabel(slot)} (${who?.id ?? '?'}) received frames that differ from the model`,
+            '  expected:',
+            ...indent(diff.expected),
+            '  received:',
+            ...indent(diff.actual),
+          ].join('\n'),
+        );
+      }
+    }
+    for (const [slot, probe] of this.probes) if (!model.isLive(slot) && !probe.open) this.probes.delete(slot);
+  }
+
+  /** Closes every connection of the scenario (and the observer). */
+  close(): void {
+    for (const p of this.probes.values()) p.close();
+    this.observer?.close();
+    this.probes.clear();
+  }
+
+  /** The concrete frame for a request command, with the run's prefix and the ids and names the model knows. */
+  private frameOf(cmd: Exclude<CheckCommand, { op: 'connect' | 'bad' | 'quit' | 'drop' }>, id: string, model: ProtocolModel): ModelFrame {
+    switch (cmd.op) {
+      case 'sub':
+        return {
+          op: 'sub',
+          id,
+          topic: this.topic(cmd.topic),
+          ...(cmd.presence !== undefined && { presence: cmd.presence }),
+          ...(cmd.since !== undefined && { since: cmd.since }),
+        };
+      case 'unsub':
+        return { op: 'unsub', id, topic: this.topic(cmd.topic) };
+      case 'pub':
+        return { op: 'pub', id, topic: this.topic(cmd.topic), data: cmd.data, ...(cmd.echo !== undefined && { echo: cmd.echo }) };
+      case 'send':
+        return { op: 'send', id, to: this.targetOf(cmd.to, model), data: cmd.data };
+      case 'who':
+        return cmd.topic === undefined ? { op: 'who', id } : { op: 'who', id, topic: this.topic(cmd.topic) };
+      case 'rename':
+        return { op: 'rename', id, name: this.name(cmd.name) };
+      case 'ping':
+        return { op: 'ping', id };
+    }
+  }
+
+  private targetOf(to: Target, model: ProtocolModel): string {
+    // A slot never connected has no id: c0 is never assigned (ids start at c1), so it is unknown everywhere.
+    if ('id' in to) return model.client(to.id)?.id ?? 'c0';
+    if ('nameOf' in to) return model.client(to.nameOf)?.name ?? this.name('nobody');
+    return this.name(to.name);
+  }
+
+  private probe(slot: Slot): Probe {
+    const p = this.probes.get(slot);
+    if (!p) throw new Error(`checker: no connection on slot ${slotLabel(slot)}`);
+    return p;
+  }
+
+  /** Pings every connection still open and waits for each pong; returns what each received since the last barrier. */
+  private async settle(step: number, cmd: CheckCommand): Promise<Map<Slot, Frame[]>> {
+    const id = `b${step}`;
+    const received = new Map<Slot, Frame[]>();
+    await Promise.all(
+      [...this.probes].map(async ([slot, probe]) => {
+        const from = this.cursors.get(probe) ?? 0;
+        if (!probe.open) {
+          received.set(slot, probe.frames.slice(from));
+          this.cursors.set(probe, probe.frames.length);
+          return;
+        }
+        probe.send({ op: 'ping', id });
+        const pong = await this.within(
+          probe.waitFor((f) => f.op === 'pong' && f.id === id, this.options.timeoutMs, `pong ${id}`),
+          `barrier pong on ${slotLabel(slot)}`,
+          step,
+          cmd,
+        );
+        const at = probe.frames.indexOf(pong);
+        received.set(slot, probe.frames.slice(from, at));
+        this.cursors.set(probe, at + 1);
+      }),
+    );
+    return received;
+  }
+
+  /** Waits until the broker no longer lists client `id` (it has reaped the connection and told presence watchers). */
+  private async reaped(id: string, step: number, cmd: CheckCommand): Promise<void> {
+    this.observer ??= await Probe.connect(this.options.url, this.options.timeoutMs);
+    const deadline = Date.now() + this.options.timeoutMs;
+    for (let n = 0; Date.now() < deadline; n++) {
+      const rid = `w${step}.${n}`;
+      this.observer.send({ op: 'who', id: rid });
+      const ack = await this.observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
+      const clients = (ack.clients ?? []) as { id?: string }[];
+      if (!clients.some((c) => c.id === id)) return;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    throw new CheckFailure(`step #${step} (${describe(cmd)}): ${id} is still listed by who ${this.options.timeoutMs} ms after its connection ended`);
+  }
+
+  private async within<T>(p: Promise<T>, what: string, step: number, cmd: CheckCommand): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CheckFailure(`step #${step} (${describe(cmd)}): no ${what} within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+    });
+    try {
+      return await Promise.race([p, timeout]);
+    } catch (err) {
+      throw err instanceof CheckFailure ? err : new CheckFailure(`step #${step} (${describe(cmd)}): ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function indent(lines: string[]): string[] {
+  return lines.length === 0 ? ['    (nothing)'] : lines.map((l) => `    ${l}`);
+}
+
+export type { Expected };
