@@ -1,0 +1,116 @@
+// Slow consumers under real load: many raw WebSocket subscribers, a few stop reading (socket paused), a publisher
+// sends enough that their kernel buffers and mailboxes overflow. The slow ones are closed with 4001 (or lose their
+// oldest messages under drop-oldest), every other subscriber gets every message in order, broker RSS stays bounded.
+// Subscribers: SWITCHBOARD_SLOW_N (default 50 in npm test; `npm run soak:slow` runs 1000).
+import type { Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { SlowConsumerPolicy } from '../../src/actors/mailbox.js';
+import { startTestBroker } from '../helpers/broker.js';
+import { waitFor } from './upgrade.js';
+
+const N = Number(process.env.SWITCHBOARD_SLOW_N ?? 50);
+const SLOW = 10;
+const PAYLOAD = 'p'.repeat(8 * 1024);
+// A paused loopback socket absorbs about 4 MB in the kernel; 6 MB per subscriber overflows it with room to spare.
+const MESSAGES = 700;
+const MAILBOX = 64;
+/** Time budgets grow with the subscriber count (1000 subscribers move about 5 GiB through loopback). */
+const BUDGET_MS = Math.max(60_000, N * 600);
+
+interface Sub {
+  ws: WebSocket;
+  seqs: number[];
+  closed: Promise<number>;
+  slow: boolean;
+}
+
+async function subscriber(url: string, slow: boolean): Promise<Sub> {
+  const ws = new WebSocket(`${url}/load`);
+  const seqs: number[] = [];
+  const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+  // Only the head of each frame is read: `{"op":"msg","topic":"load","seq":N,...`.
+  ws.on('message', (data: Buffer) => {
+    const m = /"seq":(\d+)/.exec(data.toString('latin1', 0, 64));
+    if (m) seqs.push(Number(m[1]));
+  });
+  await new Promise((r, j) => {
+    ws.once('open', r);
+    ws.once('error', j);
+  });
+  return { ws, seqs, closed, slow };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+async function run(policy: SlowConsumerPolicy) {
+  const broker = await startTestBroker({ mailboxSize: MAILBOX, slowConsumer: policy, maxConnectionsPerIp: N + 10 });
+  try {
+    const subs: Sub[] = [];
+    for (let i = 0; i < N; i += 50) {
+      subs.push(...(await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, k) => subscriber(broker.url, i + k < SLOW)))));
+    }
+    await waitFor(() => broker.hub.clientsOf('load').length === N, BUDGET_MS);
+    for (const s of subs) if (s.slow) (s.ws as unknown as { _socket: Socket })._socket.pause();
+    const healthyLinks = broker.hub.clientsOf('load').filter((l) => !subs.some((s) => s.slow && l.addr.endsWith(`:${(s.ws as unknown as { _socket: Socket })._socket.localPort}`)));
+    const rssStart = process.memoryUsage().rss;
+    let rssPeak = rssStart;
+    // The publisher keeps pace with the readers (as a real one would behind its own socket): a few messages per
+    // turn, then wait while the healthy mailboxes are deep. The paused ones cannot keep up and overflow.
+    for (let seq = 1; seq <= MESSAGES; ) {
+      for (let k = 0; k < 8 && seq <= MESSAGES; k++, seq++) broker.hub.publish('load', PAYLOAD, null);
+      do await tick();
+      while (healthyLinks.some((l) => l.mailbox.depth > MAILBOX / 2));
+      if (seq % 64 === 1) rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    }
+    const healthy = subs.filter((s) => !s.slow);
+    await waitFor(() => healthy.every((s) => s.seqs.length === MESSAGES), BUDGET_MS);
+    rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    return { broker, subs, healthy, rssGrowth: rssPeak - rssStart };
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+}
+
+const ascending = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+describe(`slow consumers among ${N} subscribers`, () => {
+  it(`close policy: the ${SLOW} paused ones get 4001 and are counted; the rest get all ${MESSAGES} messages in order; RSS bounded`, async () => {
+    const { broker, subs, healthy, rssGrowth } = await run('close');
+    try {
+      for (const s of subs.filter((x) => x.slow)) (s.ws as unknown as { _socket: Socket })._socket.resume();
+      const codes = await Promise.all(subs.filter((s) => s.slow).map((s) => s.closed));
+      expect(codes).toEqual(Array(SLOW).fill(4001));
+      await waitFor(() => broker.hub.stats.slowConsumerCloses === SLOW); // reaped just after the close frame went out
+      for (const s of healthy) expect(s.seqs).toEqual(ascending(MESSAGES));
+      const volume = N * MESSAGES * PAYLOAD.length;
+      console.log(`close: ${N} subscribers, ${(volume / 2 ** 20).toFixed(0)} MiB delivered, broker+clients RSS growth ${(rssGrowth / 2 ** 20).toFixed(0)} MiB`);
+      expect(rssGrowth).toBeLessThan(Math.max(256 * 2 ** 20, volume / 4));
+    } finally {
+      for (const s of subs) s.ws.terminate();
+      await broker.close();
+    }
+  }, BUDGET_MS);
+
+  it('drop-oldest policy: the paused ones stay connected and, resumed, see an increasing subsequence ending at the last message', async () => {
+    const { broker, subs, healthy } = await run('drop-oldest');
+    try {
+      for (const s of healthy) expect(s.seqs).toEqual(ascending(MESSAGES));
+      const slow = subs.filter((s) => s.slow);
+      for (const s of slow) (s.ws as unknown as { _socket: Socket })._socket.resume();
+      await waitFor(() => slow.every((s) => s.seqs.at(-1) === MESSAGES), BUDGET_MS);
+      for (const s of slow) {
+        expect(s.ws.readyState).toBe(WebSocket.OPEN);
+        expect(s.seqs.length).toBeLessThan(MESSAGES); // some were dropped…
+        expect(s.seqs.every((v, i) => i === 0 || v > s.seqs[i - 1]!)).toBe(true); // …the rest in order
+      }
+      const dropped = broker.hub.clientsOf('load').reduce((n, l) => n + l.mailbox.dropped, 0);
+      expect(dropped).toBeGreaterThan(0);
+      expect(broker.hub.stats.slowConsumerCloses).toBe(0);
+    } finally {
+      for (const s of subs) s.ws.terminate();
+      await broker.close();
+    }
+  }, BUDGET_MS);
+});
