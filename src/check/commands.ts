@@ -3,7 +3,7 @@
 // Topics and names are written without the per-run prefix the fleet adds (see Fleet.topic/Fleet.name).
 import fc from 'fast-check';
 import type { AsyncCommand } from 'fast-check';
-import type { ProtocolModel, Slot } from '../protocol/model.js';
+import type { ModelFrame, ProtocolModel, Slot } from '../protocol/model.js';
 import type { Fleet } from './fleet.js';
 
 /** Who a `send` goes to: the id or the current name of the client on a slot, or a literal name. */
@@ -69,6 +69,47 @@ export class Step implements AsyncCommand<ProtocolModel, Fleet> {
   toString(): string {
     return describe(this.cmd);
   }
+}
+
+/** How abstract topics and names become concrete ones (the fleet adds its run prefix). */
+export interface Naming {
+  topic(t: string): string;
+  name(n: string): string;
+}
+
+export type RequestCommand = Exclude<CheckCommand, { op: 'connect' | 'bad' | 'quit' | 'drop' }>;
+
+/** The concrete frame for a request command, with the ids and names the model knows. */
+export function requestFrame(cmd: RequestCommand, id: string, model: ProtocolModel, naming: Naming): ModelFrame {
+  switch (cmd.op) {
+    case 'sub':
+      return {
+        op: 'sub',
+        id,
+        topic: naming.topic(cmd.topic),
+        ...(cmd.presence !== undefined && { presence: cmd.presence }),
+        ...(cmd.since !== undefined && { since: cmd.since }),
+      };
+    case 'unsub':
+      return { op: 'unsub', id, topic: naming.topic(cmd.topic) };
+    case 'pub':
+      return { op: 'pub', id, topic: naming.topic(cmd.topic), data: cmd.data, ...(cmd.echo !== undefined && { echo: cmd.echo }) };
+    case 'send':
+      return { op: 'send', id, to: targetOf(cmd.to, model, naming), data: cmd.data };
+    case 'who':
+      return cmd.topic === undefined ? { op: 'who', id } : { op: 'who', id, topic: naming.topic(cmd.topic) };
+    case 'rename':
+      return { op: 'rename', id, name: naming.name(cmd.name) };
+    case 'ping':
+      return { op: 'ping', id };
+  }
+}
+
+function targetOf(to: Target, model: ProtocolModel, naming: Naming): string {
+  // A slot never connected has no id: c0 is never assigned (ids start at c1), so it is unknown everywhere.
+  if ('id' in to) return model.client(to.id)?.id ?? 'c0';
+  if ('nameOf' in to) return model.client(to.nameOf)?.name ?? naming.name('nobody');
+  return naming.name(to.name);
 }
 
 const slot = fc.integer({ min: 0, max: SLOTS - 1 });

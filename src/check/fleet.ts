@@ -3,9 +3,9 @@
 // live client: per connection, the pong proves everything queued before it has arrived), then
 // compares each client's frames of that step with the model's. A difference throws a CheckFailure.
 import { randomBytes } from 'node:crypto';
-import type { Expected, ModelFrame, ProtocolModel, Slot } from '../protocol/model.js';
+import type { Expected, ProtocolModel, Slot } from '../protocol/model.js';
 import { isName } from '../protocol/model.js';
-import { describe, slotLabel, type BadFrame, type CheckCommand, type Target } from './commands.js';
+import { describe, requestFrame, slotLabel, type BadFrame, type CheckCommand } from './commands.js';
 import { difference } from './compare.js';
 import { Probe, type Frame } from './probe.js';
 
@@ -116,7 +116,7 @@ export class Fleet {
         break;
       }
       default: {
-        const frame = this.frameOf(cmd, id, model);
+        const frame = requestFrame(cmd, id, model, this);
         line(JSON.stringify(frame));
         const probe = this.probe(cmd.slot);
         probe.send(frame);
@@ -153,39 +153,6 @@ export class Fleet {
     for (const p of this.probes.values()) p.close();
     this.observer?.close();
     this.probes.clear();
-  }
-
-  /** The concrete frame for a request command, with the run's prefix and the ids and names the model knows. */
-  private frameOf(cmd: Exclude<CheckCommand, { op: 'connect' | 'bad' | 'quit' | 'drop' }>, id: string, model: ProtocolModel): ModelFrame {
-    switch (cmd.op) {
-      case 'sub':
-        return {
-          op: 'sub',
-          id,
-          topic: this.topic(cmd.topic),
-          ...(cmd.presence !== undefined && { presence: cmd.presence }),
-          ...(cmd.since !== undefined && { since: cmd.since }),
-        };
-      case 'unsub':
-        return { op: 'unsub', id, topic: this.topic(cmd.topic) };
-      case 'pub':
-        return { op: 'pub', id, topic: this.topic(cmd.topic), data: cmd.data, ...(cmd.echo !== undefined && { echo: cmd.echo }) };
-      case 'send':
-        return { op: 'send', id, to: this.targetOf(cmd.to, model), data: cmd.data };
-      case 'who':
-        return cmd.topic === undefined ? { op: 'who', id } : { op: 'who', id, topic: this.topic(cmd.topic) };
-      case 'rename':
-        return { op: 'rename', id, name: this.name(cmd.name) };
-      case 'ping':
-        return { op: 'ping', id };
-    }
-  }
-
-  private targetOf(to: Target, model: ProtocolModel): string {
-    // A slot never connected has no id: c0 is never assigned (ids start at c1), so it is unknown everywhere.
-    if ('id' in to) return model.client(to.id)?.id ?? 'c0';
-    if ('nameOf' in to) return model.client(to.nameOf)?.name ?? this.name('nobody');
-    return this.name(to.name);
   }
 
   private probe(slot: Slot): Probe {

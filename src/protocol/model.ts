@@ -69,9 +69,14 @@ export class ProtocolModel {
   }
 
   /** The client last connected on `slot`, live or gone. */
-  client(slot: Slot): Readonly<ClientInfo> & { live: boolean; filters: readonly string[] } | undefined {
+  client(slot: Slot): (Readonly<ClientInfo> & { live: boolean; filters: readonly string[]; watching: readonly string[] }) | undefined {
     const c = this.clients.get(slot);
-    return c && { id: c.id, name: c.name, addr: c.addr, transport: c.transport, live: c.live, filters: c.subs.map((s) => s.filter) };
+    return c && {
+      ...info(c),
+      live: c.live,
+      filters: c.subs.map((s) => s.filter),
+      watching: c.subs.filter((s) => s.presence).map((s) => s.filter),
+    };
   }
 
   liveSlots(): Slot[] {
