@@ -2,6 +2,7 @@
 // switchboard CLI: `serve` runs the broker; other commands are registered in COMMANDS.
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
 import { startBroker } from './broker.js';
+import { pubCommand, subCommand } from './client/pubsub.js';
 import { inspectCommand } from './inspect/bridge.js';
 import { check } from './check/command.js';
 
@@ -9,6 +10,8 @@ type Command = { help: string; run: (argv: string[]) => Promise<number | void> }
 
 const COMMANDS: Record<string, Command> = {
   serve: { help: 'run the broker', run: serve },
+  pub: { help: 'publish one message through the HTTP API: pub <topic> <json|text>', run: pubCommand },
+  sub: { help: 'subscribe and print each message as a JSON line: sub <filter>...', run: subCommand },
   inspect: { help: 'run the Stately Inspector bridge for `serve --inspect` (port 8090)', run: inspectCommand },
   check: { help: 'check a running broker against the protocol model (random scenarios, shrunk counterexamples)', run: check },
 };
