@@ -8,7 +8,9 @@ import type { Wire } from '../actors/mailbox.js';
 import type { FrameReader } from '../actors/reader.js';
 import type { ConnectionActor } from '../actors/connection.machine.js';
 import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, whoLines } from '../protocol/chat.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { CLOSE, ProtocolError } from '../protocol/errors.js';
+import { authenticateFirstLine } from '../auth/line-auth.js';
+import type { Grant } from '../auth/grant.js';
 import type { ClientInfo, ServerFrame } from '../protocol/frames.js';
 import { LineSplitter, type LineEvent } from '../protocol/lines.js';
 import type { Outgoing } from '../protocol/outgoing.js';
@@ -134,12 +136,41 @@ export class TcpTransport {
     });
   }
 
+  /** Before any actor exists: a connection slot (else `bye … (1013)`), then, when tokens are required, the auth line. */
   private accept(socket: Socket): void {
-    const { config } = this.core;
+    const { config, admission, tokens } = this.core;
     this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'tcp socket error before join'));
+    const slot = admission?.admit(socket.remoteAddress ?? 'unknown');
+    if (slot !== undefined && typeof slot !== 'function') {
+      this.log.info({ addr: socket.remoteAddress, status: slot.status }, 'tcp connection refused: connection limit');
+      socket.end(byeLine(CLOSE.tryAgainLater, slot.message), () => socket.destroy());
+      return;
+    }
+    // The slot belongs to the socket: given back when it closes, however that happens.
+    if (slot) socket.once('close', slot);
+    if (!tokens) return this.open(socket, undefined);
+    socket.pause();
+    const nameTaken = (name: string) => !this.core.hub.registry.isNameFree(name);
+    authenticateFirstLine(socket, tokens, { lineLimit: config.lineLimit, timeoutMs: config.idleMs, nameTaken }).then(
+      (grant) => {
+        if (!grant) return;
+        this.open(socket, grant);
+        socket.resume();
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'tcp authentication failed');
+        socket.destroy();
+      },
+    );
+  }
+
+  private open(socket: Socket, grant: Grant | undefined): void {
+    const { config } = this.core;
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const wire = new TcpWire(socket, config.room);
-    const { link, reader, actor } = openConnection(this.core, wire, addr, { presenceTopics: [config.room] });
+    const { link, reader, actor } = openConnection(this.core, wire, addr, { presenceTopics: [config.room], grant });
     const splitter = new LineSplitter(config.lineLimit);
     const handle = (events: LineEvent[]) => {
       for (const e of events) {
