@@ -9,6 +9,8 @@ import type { Config } from '../config.js';
 import type { PublishResult } from '../core/hub.js';
 import { isWildcard, topicError } from '../topics/topic.js';
 import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
+import type { TokenVerifier } from '../auth/tokens.js';
+import { Grant } from '../auth/grant.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -16,14 +18,24 @@ const LIST_MAX = 100_000;
 
 /**
  * The one gate in front of every /api/* route: throws a 401 HttpError when the request may not use the API.
- * Today: the optional `--api-key` as `Authorization: Bearer <key>`. Async so a token check (JWT) can slot in.
+ * `Authorization: Bearer <x>` where x is the `--api-key`, or (with client auth on) a JWT whose `admin` claim is true;
+ * a valid token without it gets 403. With neither an API key nor client auth configured, the API is open.
  */
-export async function authorizeApi(req: IncomingMessage, config: Pick<Config, 'apiKey'>): Promise<void> {
-  if (config.apiKey === undefined) return;
+export async function authorizeApi(req: IncomingMessage, config: Pick<Config, 'apiKey'>, tokens: TokenVerifier | null = null): Promise<void> {
+  if (config.apiKey === undefined && tokens === null) return;
   const header = req.headers.authorization ?? '';
   const match = /^Bearer\s+(.+)$/i.exec(header);
-  if (match && sameSecret(match[1]!.trim(), config.apiKey)) return;
-  throw new HttpError(401, match ? 'wrong API key' : 'this API needs Authorization: Bearer <api key>', 'unauthorized');
+  const given = match?.[1]!.trim();
+  if (given !== undefined && config.apiKey !== undefined && sameSecret(given, config.apiKey)) return;
+  if (given !== undefined && tokens !== null) {
+    const grant = await tokens.verify(given);
+    if (grant instanceof Grant) {
+      if (grant.admin) return;
+      throw new HttpError(403, 'this token has no admin claim', 'forbidden');
+    }
+  }
+  const wanted = config.apiKey !== undefined ? 'Authorization: Bearer <api key>' : 'Authorization: Bearer <token with admin: true>';
+  throw new HttpError(401, match ? 'wrong API key or token' : `this API needs ${wanted}`, 'unauthorized');
 }
 
 /** Constant-time comparison; hashing first makes the lengths equal, so length leaks nothing either. */
@@ -39,7 +51,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     (handler: Handler): Handler =>
     async (req, res, url) => {
       try {
-        await authorizeApi(req, config);
+        await authorizeApi(req, config, core.tokens ?? null);
       } catch (err) {
         if (err instanceof HttpError && err.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
         throw err;
