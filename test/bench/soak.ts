@@ -30,11 +30,14 @@ const TOPICS = Number(flags.topics);
 const PUBLISH_MS = Number(flags['publish-ms']);
 const LIFE_MS = Number(flags['life-ms']);
 
+const mib = (bytes: number) => +(bytes / 2 ** 20).toFixed(1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const gc = (globalThis as { gc?: () => void }).gc;
-function rss(): number {
+/** RSS and V8 heap in use, after a full collection when node runs with --expose-gc (npm run soak does). */
+function memory(): { rss: number; heap: number } {
   gc?.();
-  return process.memoryUsage().rss;
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap: m.heapUsed };
 }
 
 const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'warn', maxConnectionsPerIp: 100_000 };
@@ -134,7 +137,7 @@ async function churn(k: number): Promise<void> {
   }
 }
 
-const rssStart = rss();
+const memStart = memory();
 const started = Date.now();
 const observers = await Promise.all(Array.from({ length: OBSERVERS }, observer));
 const slots = Array.from({ length: CLIENTS }, (_, k) => churn(k));
@@ -168,7 +171,7 @@ for (const o of observers) o.ws.close();
 await settle(() => broker.hub.registry.size === 0 && connectionActors() === 0 && broker.admission!.size === 0);
 const afterClose = { actorsAlive: connectionActors(), registry: broker.hub.registry.size, socketsOpen: broker.admission!.size };
 await sleep(500);
-const rssEnd = rss();
+const memEnd = memory();
 await broker.close();
 
 const result = {
@@ -183,7 +186,8 @@ const result = {
   orderViolations: stats.orderViolations,
   atEnd,
   afterClose,
-  rssMiB: { start: +(rssStart / 2 ** 20).toFixed(1), end: +(rssEnd / 2 ** 20).toFixed(1) },
+  rssMiB: { start: mib(memStart.rss), end: mib(memEnd.rss) },
+  heapUsedMiB: { start: mib(memStart.heap), end: mib(memEnd.heap) },
   brokerStats: { connectionsOpened: broker.hub.stats.connectionsOpened, connectionsClosed: broker.hub.stats.connectionsClosed, crashes: broker.hub.stats.crashes, slowConsumerCloses: broker.hub.stats.slowConsumerCloses },
 };
 const ok = lost === 0 && stats.orderViolations === 0 && atEnd.actorsAlive === atEnd.socketsOpen && afterClose.actorsAlive === 0 && afterClose.socketsOpen === 0;
@@ -196,7 +200,7 @@ console.log(
     `  published ${result.published}, acknowledged ${result.acknowledged}, lost for observers ${lost}, order violations ${stats.orderViolations}`,
     `  end (observers connected): actors alive ${atEnd.actorsAlive}, sockets open ${atEnd.socketsOpen}, registry ${atEnd.registry}`,
     `  after all closed: actors alive ${afterClose.actorsAlive}, sockets open ${afterClose.socketsOpen}`,
-    `  RSS ${result.rssMiB.start} MiB → ${result.rssMiB.end} MiB${gc ? ' (after gc)' : ''}`,
+    `  RSS ${result.rssMiB.start} MiB → ${result.rssMiB.end} MiB, V8 heap in use ${result.heapUsedMiB.start} MiB → ${result.heapUsedMiB.end} MiB${gc ? ' (after gc)' : ''}`,
     `  written to test/bench/results/soak.json`,
   ].join('\n'),
 );
