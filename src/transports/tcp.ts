@@ -178,7 +178,14 @@ export class TcpTransport {
         this.line(e, reader, actor);
       }
     };
-    socket.on('data', (chunk: Buffer) => handle(splitter.push(chunk)));
+    socket.on('data', (chunk: Buffer) => {
+      // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
+      try {
+        handle(splitter.push(chunk));
+      } catch (error) {
+        actor.send({ type: 'FAULT', error });
+      }
+    });
     // EOF from the peer: its last unterminated line counts, then it is a quit (replies are flushed first).
     socket.on('end', () => {
       handle(splitter.end());
@@ -189,6 +196,8 @@ export class TcpTransport {
       this.sockets.delete(socket);
       actor.send({ type: 'SOCKET_CLOSED', code: hadError ? 1006 : 1000, reason: hadError ? 'connection reset' : 'closed by peer' });
     });
+    // A crash before the supervisor registered this link leaves nobody else to close the socket.
+    actor.subscribe({ error: () => wire.close(1011, 'internal error') });
     actor.start();
   }
 

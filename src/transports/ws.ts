@@ -161,6 +161,8 @@ export class WsTransport {
     });
     // ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself.
     ws.on('error', (err) => this.log.info({ client: link.id, err: err.message }, 'websocket error'));
+    // A crash before the supervisor registered this link leaves nobody else to close the socket.
+    actor.subscribe({ error: () => ws.close(1011, 'internal error') });
     actor.start();
   }
 

@@ -9,6 +9,7 @@ import { startBroker, type Broker } from '../../src/broker.js';
 import type { Link } from '../../src/actors/link.js';
 import type { JoinRequest } from '../../src/core/hub.js';
 import { TestClient } from '../helpers/client.js';
+import { LineClient } from '../helpers/line-client.js';
 import { waitFor } from './upgrade.js';
 
 let broker: Broker;
@@ -28,7 +29,7 @@ beforeEach(async () => {
     },
   });
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'error' };
-  broker = await startBroker(config, { log: pino({ level: 'error' }, sink) });
+  broker = await startBroker(config, { log: pino({ level: 'error' }, sink), tcpPort: 0 });
   url = `ws://127.0.0.1:${broker.port}/ws`;
 });
 afterEach(async () => {
@@ -85,6 +86,28 @@ describe('a fault inside one connection actor', () => {
     await expectOthersUnharmed(others);
     pub.close();
     for (const o of others) o.close();
+  });
+});
+
+describe('a fault in a TCP connection', () => {
+  it('a TCP wire that throws on write closes that client with 1011 (bye line); WebSocket subscribers of the room go on', async () => {
+    const tcp = await LineClient.connect(broker.tcpPort);
+    await waitFor(() => broker.hub.registry.size === 1);
+    const link = [...broker.hub.registry.values()][0]!;
+    const others = await Promise.all([1, 2].map(() => TestClient.connect(`${url}/t`)));
+    const roomWatcher = await TestClient.connect(`${url}/chat`);
+    link.wire.write = () => {
+      throw new Error('injected tcp transport fault');
+    };
+    const pub = await TestClient.connect(url);
+    await pub.request({ op: 'pub', topic: 'chat', data: 'to the room' });
+    expect(await roomWatcher.next((f) => f.op === 'msg' && f.data === 'to the room')).toBeTruthy();
+    await tcp.closed;
+    expect(tcp.all.at(-1)).toBe('bye: internal error (1011)');
+    await waitFor(() => !broker.hub.registry.has(link));
+    expect(logs.some((l) => l.client === link.id && /crashed/.test(l.msg))).toBe(true);
+    await expectOthersUnharmed(others);
+    for (const c of [...others, roomWatcher, pub]) c.close();
   });
 });
 
