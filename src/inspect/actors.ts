@@ -102,7 +102,7 @@ export class ActorTable {
   row(id: string): ActorRow | undefined {
     const t = this.actors.get(id);
     if (!t) return undefined;
-    const snapshot = t.ref.getSnapshot() as Snapshot<unknown> & { value?: unknown; context?: { link?: Link } };
+    const snapshot = (t.ref.getSnapshot() ?? { status: 'active' }) as Snapshot<unknown> & { value?: unknown; context?: { link?: Link } };
     const link = snapshot.context?.link;
     const value = snapshot.value;
     const parent = (t.ref as { _parent?: AnyActorRef })._parent;
@@ -133,7 +133,10 @@ export class ActorTable {
   private track(ref: AnyActorRef): Tracked {
     let t = this.actors.get(ref.id);
     if (t && t.ref === ref) return t;
-    t = { ref, recent: [], seq: 0, lastEvent: null, stateKey: '', statePaths: [], since: Date.now(), closedAt: null };
+    // An event can still reach an actor that already finished (a late SOCKET_CLOSED): its row must still go.
+    const status = statusOf(ref);
+    const closedAt = status !== undefined && status !== 'active' ? Date.now() : null;
+    t = { ref, recent: [], seq: 0, lastEvent: null, stateKey: '', statePaths: [], since: Date.now(), closedAt };
     this.actors.set(ref.id, t);
     this.urgent.add(ref.id);
     return t;
@@ -178,6 +181,15 @@ export class ActorTable {
     t.recent.push(h);
     if (t.recent.length > RECENT_PER_ACTOR) t.recent.shift();
     t.seq++;
+  }
+}
+
+/** The actor's status, or undefined while it is still being constructed (xstate's dev build throws on that read). */
+function statusOf(ref: AnyActorRef): string | undefined {
+  try {
+    return (ref.getSnapshot() as Snapshot<unknown> | undefined)?.status;
+  } catch {
+    return undefined;
   }
 }
 
