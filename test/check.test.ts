@@ -34,6 +34,15 @@ describe('switchboard check', () => {
     const report = await runCheck(options);
     expect(report.ok, formatReport(report, options)).toBe(true);
     expect(report.runs).toBe(100);
+    // The scenarios really exercised the protocol, not just connects.
+    for (const op of ['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'ping', 'quit', 'drop', 'bad']) expect(report.performed[op]).toBeGreaterThan(0);
+  });
+
+  it('also conforms with clients over TCP JSON lines (--tcp)', async () => {
+    const options = { url: broker.url, tcp: { host: '127.0.0.1', port: broker.tcpPort }, runs: 50, exclusive: true, historySize: 3 };
+    const report = await runCheck(options);
+    expect(report.ok, formatReport(report, options)).toBe(true);
+    expect(report.performed['connect tcp']).toBeGreaterThan(0);
   });
 
   it('copes with a client it did not create subscribed to everything', async () => {
@@ -82,6 +91,8 @@ describe('switchboard check', () => {
       expect(await check(['--url', 'http://x'])).toBe(2);
       expect(await check(['--url', broker.url, '--runs', 'many'])).toBe(2);
       expect(await check(['--url', 'ws://127.0.0.1:1/ws'])).toBe(2);
+      expect(await check(['--url', broker.url, '--tcp', 'nowhere'])).toBe(2);
+      expect(await check(['--url', broker.url, '--runs', '5', '--history', '3', '--tcp', `127.0.0.1:${broker.tcpPort}`])).toBe(0);
     } finally {
       log.mockRestore();
       error.mockRestore();

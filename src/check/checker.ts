@@ -3,7 +3,7 @@
 // found, with the seed and path that replay exactly it.
 import fc from 'fast-check';
 import { ProtocolModel } from '../protocol/model.js';
-import { commandArbitraries } from './commands.js';
+import { scenarioCommands } from './commands.js';
 import { Fleet } from './fleet.js';
 import { Probe } from './probe.js';
 
@@ -20,6 +20,10 @@ export interface CheckOptions {
   historySize?: number;
   maxCommands?: number;
   timeoutMs?: number;
+  /** TCP line-protocol endpoint: scenarios then connect some clients over TCP JSON lines too. */
+  tcp?: { host: string; port: number } | undefined;
+  /** The broker's chat room topic (--room), which TCP clients join on connect. */
+  room?: string;
 }
 
 export interface CheckReport {
@@ -32,19 +36,24 @@ export interface CheckReport {
   /** The shrunk scenario, one command per line, with the exact frames sent. */
   transcript?: string[];
   failure?: string;
+  /** Commands performed on the broker, by kind, over every scenario (shrinking included). */
+  performed: Record<string, number>;
 }
 
 export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   const timeoutMs = options.timeoutMs ?? 3000;
   // Fail fast and clearly when there is no broker, instead of a shrunk "counterexample" of one connect.
-  const preflight = await Probe.connect(options.url, timeoutMs);
-  preflight.close();
+  let observer = await Probe.connect(options.url, timeoutMs);
+  // Reopened when the broker closed it (idle timeout during a long check).
+  const observe = async () => (observer.open ? observer : (observer = await Probe.connect(options.url, timeoutMs)));
+  if (options.tcp) (await Probe.connectTcp(options.tcp.host, options.tcp.port, timeoutMs)).close();
 
   const [fcPath, replayPath] = options.path === undefined ? [] : options.path.split('@');
+  const performed: Record<string, number> = {};
   let lastFailure: { transcript: string[]; message: string } | undefined;
-  const property = fc.asyncProperty(fc.commands(commandArbitraries, { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
-    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs });
-    const model = new ProtocolModel({ historySize: options.historySize ?? 100 });
+  const property = fc.asyncProperty(fc.commands(scenarioCommands({ tcp: options.tcp !== undefined }), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
+    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs, observer: observe, tcp: options.tcp });
+    const model = new ProtocolModel({ historySize: options.historySize ?? 100, room: options.room ?? 'chat' });
     try {
       await fc.asyncModelRun(() => ({ model, real: fleet }), steps);
     } catch (err) {
@@ -52,15 +61,21 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
       lastFailure = { transcript: [...fleet.transcript], message: err instanceof Error ? err.message : String(err) };
       throw err;
     } finally {
+      for (const c of fleet.performed) {
+        const kind = c.op === 'connect' && c.tcp ? 'connect tcp' : c.op;
+        performed[kind] = (performed[kind] ?? 0) + 1;
+      }
       fleet.close();
     }
   });
-  const details = await fc.check(property, {
-    numRuns: options.runs,
-    ...(options.seed !== undefined && { seed: options.seed }),
-    ...(fcPath !== undefined && { path: fcPath }),
-  });
-  if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed };
+  const details = await fc
+    .check(property, {
+      numRuns: options.runs,
+      ...(options.seed !== undefined && { seed: options.seed }),
+      ...(fcPath !== undefined && { path: fcPath }),
+    })
+    .finally(() => observer.close());
+  if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed, performed };
   // fc.commands needs its own replayPath (which commands ran) besides the seed and path to rebuild the same scenario.
   const commandsReplay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[0] ?? ''))?.[1];
   return {
@@ -71,12 +86,18 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
     shrinks: details.numShrinks,
     transcript: lastFailure?.transcript ?? [],
     failure: lastFailure?.message ?? String(details.errorInstance),
+    performed,
   };
 }
 
 /** The report as the CLI prints it. */
 export function formatReport(report: CheckReport, options: CheckOptions): string {
-  if (report.ok) return `switchboard check: ${report.runs} scenarios conform to the model (seed ${report.seed})`;
+  const total = Object.values(report.performed).reduce((a, b) => a + b, 0);
+  const mix = Object.entries(report.performed)
+    .sort(([, a], [, b]) => b - a)
+    .map(([op, n]) => `${op} ${n}`)
+    .join(', ');
+  if (report.ok) return `switchboard check: ${report.runs} scenarios conform to the model (seed ${report.seed})\n${total} commands: ${mix}`;
   return [
     `switchboard check: the broker differs from the model (after ${report.runs} scenario(s), shrunk ${report.shrinks ?? 0} time(s))`,
     '',
@@ -96,5 +117,7 @@ function replayFlags(report: CheckReport, options: CheckOptions): string {
   if (report.path) flags.push(`--path ${report.path}`);
   if (options.exclusive) flags.push('--exclusive');
   if (options.historySize !== undefined && options.historySize !== 100) flags.push(`--history ${options.historySize}`);
+  if (options.tcp) flags.push(`--tcp ${options.tcp.host}:${options.tcp.port}`);
+  if (options.room !== undefined && options.room !== 'chat') flags.push(`--room ${options.room}`);
   return flags.join(' ');
 }

@@ -12,7 +12,7 @@ export type Target = { id: Slot } | { nameOf: Slot } | { name: string };
 export type BadFrame = 'not-json' | 'not-object' | 'no-op' | 'unknown-op';
 
 export type CheckCommand =
-  | { op: 'connect'; slot: Slot; name?: string; topics?: string[] }
+  | { op: 'connect'; slot: Slot; name?: string; topics?: string[]; tcp?: boolean }
   | { op: 'sub'; slot: Slot; topic: string; presence?: boolean; since?: number }
   | { op: 'unsub'; slot: Slot; topic: string }
   | { op: 'pub'; slot: Slot; topic: string; data: unknown; echo?: boolean }
@@ -123,9 +123,9 @@ const target: fc.Arbitrary<Target> = fc.oneof(
   name.map((n) => ({ name: n })),
 );
 
-/** Weighted so that scenarios connect early and then mostly subscribe and publish. */
-export const commandArbitraries: fc.Arbitrary<Step>[] = (
-  [
+/** Weighted towards sub and pub. With `tcp`, some clients connect over TCP JSON lines (no name or topics at connect there). */
+export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc.Arbitrary<Step>[] {
+  const arbs: fc.Arbitrary<CheckCommand>[] = [
     fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.option(fc.boolean(), { nil: undefined }), since: fc.option(fc.constantFrom(0, 1, 3), { nil: undefined, freq: 4 }) }, { requiredKeys: ['op', 'slot', 'topic'] }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.constant(true) }),
@@ -141,8 +141,13 @@ export const commandArbitraries: fc.Arbitrary<Step>[] = (
     fc.record({ op: fc.constant('quit'), slot }),
     fc.record({ op: fc.constant('drop'), slot }),
     fc.record({ op: fc.constant('bad'), slot, frame: fc.constantFrom<BadFrame>('not-json', 'not-object', 'no-op', 'unknown-op') }),
-  ] as fc.Arbitrary<CheckCommand>[]
-).map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
+  ] as fc.Arbitrary<CheckCommand>[];
+  if (options.tcp) arbs.push(fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true) }) as fc.Arbitrary<CheckCommand>);
+  return arbs.map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
+}
+
+/** The WebSocket-only scenario commands. */
+export const commandArbitraries: fc.Arbitrary<Step>[] = scenarioCommands();
 
 function dropUndefined(cmd: CheckCommand): CheckCommand {
   return Object.fromEntries(Object.entries(cmd).filter(([, v]) => v !== undefined)) as CheckCommand;

@@ -16,15 +16,20 @@ export interface FleetOptions {
   exclusive: boolean;
   /** How long one reply, close or barrier may take. */
   timeoutMs: number;
+  /** A connection outside the scenario that asks `who` to learn when a closed client is reaped; shared by every run. */
+  observer: () => Promise<Probe>;
+  /** The TCP line-protocol endpoint, when scenarios may connect over TCP too. */
+  tcp?: { host: string; port: number } | undefined;
 }
 
 /** A difference between the broker and the model, or a reply that never came. */
 export class CheckFailure extends Error {}
 
 /** The refused frames and the error code each must get (PROTOCOL.md "Error codes"). */
-const BAD_FRAMES: Record<BadFrame, { text: (id: string) => string; code: string; echoesId: boolean }> = {
+// Over TCP only lines starting with `{` are frames (others are chat), so `not-object` is `{}` there: no op, no id.
+const BAD_FRAMES: Record<BadFrame, { text: (id: string, tcp: boolean) => string; code: string; echoesId: boolean }> = {
   'not-json': { text: () => '{"op":"pub",', code: 'bad_frame', echoesId: false },
-  'not-object': { text: () => '[1,2]', code: 'bad_frame', echoesId: false },
+  'not-object': { text: (_id, tcp) => (tcp ? '{}' : '[1,2]'), code: 'bad_frame', echoesId: false },
   'no-op': { text: (id) => JSON.stringify({ id, topic: 'x' }), code: 'bad_frame', echoesId: true },
   'unknown-op': { text: (id) => JSON.stringify({ op: 'dance', id }), code: 'unknown_op', echoesId: true },
 };
@@ -36,12 +41,13 @@ let fleets = 0;
 export class Fleet {
   /** The transcript of the scenario so far: one line per command, with the exact frame sent. */
   readonly transcript: string[] = [];
+  /** Commands performed, with their absolute slots. */
+  readonly performed: CheckCommand[] = [];
   /** Distinguishes this scenario's topics and names from any other run's and other users'. */
   readonly prefix: string;
   private readonly probes = new Map<Slot, Probe>();
   private readonly cursors = new Map<Probe, number>();
   private readonly ours = new Set<string>();
-  private observer: Probe | undefined;
   private steps = 0;
 
   constructor(readonly options: FleetOptions) {
@@ -61,16 +67,27 @@ export class Fleet {
     const step = ++this.steps;
     const id = `k${step}`;
     const line = (sent: string) => this.transcript.push(`#${step} ${describe(cmd)}  →  ${sent}`);
+    this.performed.push(cmd);
     let outcome;
     switch (cmd.op) {
       case 'connect': {
-        const name = cmd.name === undefined ? undefined : this.name(cmd.name);
-        const topics = cmd.topics?.map((t) => this.topic(t));
-        const url = new URL(this.options.url);
-        if (name !== undefined) url.searchParams.set('name', name);
-        if (topics !== undefined && topics.length > 0) url.searchParams.set('topics', topics.join(','));
-        line(url.toString());
-        const probe = await Probe.connect(url.toString(), this.options.timeoutMs);
+        let probe: Probe;
+        let request: { name?: string; topics?: string[] } = {};
+        if (cmd.tcp) {
+          const tcp = this.options.tcp;
+          if (!tcp) throw new Error('checker: a TCP connect without a TCP endpoint');
+          line(`tcp ${tcp.host}:${tcp.port}`);
+          probe = await this.within(Probe.connectTcp(tcp.host, tcp.port, this.options.timeoutMs), 'TCP connection', step, cmd);
+        } else {
+          const name = cmd.name === undefined ? undefined : this.name(cmd.name);
+          const topics = cmd.topics?.map((t) => this.topic(t));
+          request = { ...(name !== undefined && { name }), ...(topics !== undefined && { topics }) };
+          const url = new URL(this.options.url);
+          if (name !== undefined) url.searchParams.set('name', name);
+          if (topics !== undefined && topics.length > 0) url.searchParams.set('topics', topics.join(','));
+          line(url.toString());
+          probe = await this.within(Probe.connect(url.toString(), this.options.timeoutMs), 'WebSocket connection', step, cmd);
+        }
         const client = probe.frames[0]!.client as { id?: unknown; addr?: unknown } | undefined;
         if (probe.frames[0]!.op !== 'hello' || typeof client?.id !== 'string' || typeof client.addr !== 'string') {
           probe.drop();
@@ -79,15 +96,12 @@ export class Fleet {
         this.ours.add(client.id);
         this.probes.set(cmd.slot, probe);
         this.cursors.set(probe, 0);
-        outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: 'ws' }, {
-          ...(name !== undefined && { name }),
-          ...(topics !== undefined && { topics }),
-        });
+        outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: cmd.tcp ? 'tcp' : 'ws' }, request);
         break;
       }
       case 'bad': {
         const bad = BAD_FRAMES[cmd.frame];
-        const text = bad.text(id);
+        const text = bad.text(id, model.client(cmd.slot)?.transport === 'tcp');
         line(text);
         this.probe(cmd.slot).send(text);
         outcome = model.reject(cmd.slot, bad.code, bad.echoesId ? id : undefined);
@@ -131,7 +145,10 @@ export class Fleet {
     }
     const received = await this.settle(step, cmd);
     for (const [slot, frames] of received) {
-      const diff = difference(outcome.frames.get(slot) ?? [], frames, { ours: this.ours, exclusive: this.options.exclusive });
+      let expected = outcome.frames.get(slot) ?? [];
+      // TCP clients get the chat room's traffic as text lines, not frames; the probe keeps those aside.
+      if (model.client(slot)?.transport === 'tcp') expected = expected.filter((f) => f.topic !== model.options.room);
+      const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive });
       if (diff) {
         const who = model.client(slot);
         throw new CheckFailure(
@@ -148,10 +165,9 @@ export class Fleet {
     for (const [slot, probe] of this.probes) if (!model.isLive(slot) && !probe.open) this.probes.delete(slot);
   }
 
-  /** Closes every connection of the scenario (and the observer). */
+  /** Closes every connection of the scenario. */
   close(): void {
     for (const p of this.probes.values()) p.close();
-    this.observer?.close();
     this.probes.clear();
   }
 
@@ -190,12 +206,13 @@ export class Fleet {
 
   /** Waits until the broker no longer lists client `id` (it has reaped the connection and told presence watchers). */
   private async reaped(id: string, step: number, cmd: CheckCommand): Promise<void> {
-    this.observer ??= await Probe.connect(this.options.url, this.options.timeoutMs);
+    const observer = await this.options.observer();
     const deadline = Date.now() + this.options.timeoutMs;
     for (let n = 0; Date.now() < deadline; n++) {
-      const rid = `w${step}.${n}`;
-      this.observer.send({ op: 'who', id: rid });
-      const ack = await this.observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
+      const rid = `w${this.prefix}.${step}.${n}`;
+      observer.send({ op: 'who', id: rid });
+      const ack = await observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
+      observer.frames.length = 0; // its answers are not compared with anything: keep it from growing
       const clients = (ack.clients ?? []) as { id?: string }[];
       if (!clients.some((c) => c.id === id)) return;
       await new Promise((r) => setTimeout(r, 2));

@@ -1,6 +1,9 @@
-// Probe: one connection the checker drives. It records every frame in arrival order (that order is
-// what the checker compares), and lets a step wait for a reply without consuming anything.
+// Probe: one connection the checker drives, over WebSocket or TCP JSON lines. It records every frame
+// in arrival order (that order is what the checker compares), and lets a step wait for a reply
+// without consuming anything.
+import { connect as tcpConnect, type Socket } from 'node:net';
 import WebSocket from 'ws';
+import { LineSplitter } from '../protocol/lines.js';
 
 export type Frame = Record<string, unknown> & { op: string };
 
@@ -8,28 +11,74 @@ type Waiter = { pred: (f: Frame) => boolean; resolve: (f: Frame) => void };
 
 export class ProbeError extends Error {}
 
-export class Probe {
+export abstract class Probe {
   /** Every frame received, in order. */
   readonly frames: Frame[] = [];
   /** Resolves with the close code once the connection is gone (1006 when it just dropped). */
   readonly closed: Promise<number>;
-  closeCode: number | undefined;
+  protected settleClosed!: (code: number) => void;
   private waiters: Waiter[] = [];
 
-  private constructor(private readonly ws: WebSocket) {
-    this.closed = new Promise((resolve) =>
-      ws.on('close', (code) => {
-        this.closeCode = code;
-        resolve(code);
-      }),
-    );
-    ws.on('message', (data, isBinary) => this.receive(isBinary ? '<binary>' : data.toString()));
+  constructor() {
+    this.closed = new Promise((resolve) => (this.settleClosed = resolve));
   }
 
   /** Opens a WebSocket to `url` and waits for its first frame (the hello, when the broker is right). */
   static async connect(url: string, timeoutMs: number): Promise<Probe> {
+    return WsProbe.open(url, timeoutMs);
+  }
+
+  /** Opens a TCP connection speaking JSON lines; its first frame is a hello built from the broker's `who` (TCP greets in text). */
+  static async connectTcp(host: string, port: number, timeoutMs: number): Promise<Probe> {
+    return TcpProbe.open(host, port, timeoutMs);
+  }
+
+  abstract readonly open: boolean;
+  abstract send(frame: unknown): void;
+  /** Closes the socket without a goodbye: the broker sees an abrupt disconnect. */
+  abstract drop(): void;
+  /** Polite close at the end of a run. */
+  abstract close(): void;
+
+  /** The first frame, received or to come, matching `pred`; it stays recorded. */
+  waitFor(pred: (f: Frame) => boolean, timeoutMs: number, what: string): Promise<Frame> {
+    const seen = this.frames.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new ProbeError(`no ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter: Waiter = { pred, resolve: (f) => (clearTimeout(timer), resolve(f)) };
+      this.waiters.push(waiter);
+    });
+  }
+
+  protected receive(text: string): void {
+    let frame: Frame;
+    try {
+      const value = JSON.parse(text) as unknown;
+      frame = typeof value === 'object' && value !== null && 'op' in value ? (value as Frame) : { op: '<not a frame>', text };
+    } catch {
+      frame = { op: '<not JSON>', text };
+    }
+    this.frames.push(frame);
+    const hit = this.waiters.filter((w) => w.pred(frame));
+    this.waiters = this.waiters.filter((w) => !hit.includes(w));
+    for (const w of hit) w.resolve(frame);
+  }
+}
+
+class WsProbe extends Probe {
+  private constructor(private readonly ws: WebSocket) {
+    super();
+    ws.on('close', (code) => this.settleClosed(code));
+    ws.on('message', (data, isBinary) => this.receive(isBinary ? '<binary>' : data.toString()));
+  }
+
+  static async open(url: string, timeoutMs: number): Promise<Probe> {
     const ws = new WebSocket(url, { perMessageDeflate: false });
-    const probe = new Probe(ws);
+    const probe = new WsProbe(ws);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new ProbeError(`no WebSocket connection to ${url} within ${timeoutMs} ms`)), timeoutMs);
       ws.once('open', () => (clearTimeout(timer), resolve()));
@@ -48,41 +97,77 @@ export class Probe {
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  /** The first frame, received or to come, matching `pred`; it stays recorded. */
-  waitFor(pred: (f: Frame) => boolean, timeoutMs: number, what: string): Promise<Frame> {
-    const seen = this.frames.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new ProbeError(`no ${what} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter: Waiter = { pred, resolve: (f) => (clearTimeout(timer), resolve(f)) };
-      this.waiters.push(waiter);
-    });
-  }
-
-  /** Closes the socket without a close handshake: the broker sees an abrupt disconnect. */
   drop(): void {
     this.ws.terminate();
   }
 
-  /** Polite close at the end of a run. */
   close(): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
   }
+}
 
-  private receive(text: string): void {
-    let frame: Frame;
-    try {
-      const value = JSON.parse(text) as unknown;
-      frame = typeof value === 'object' && value !== null && 'op' in value ? (value as Frame) : { op: '<not a frame>', text };
-    } catch {
-      frame = { op: '<not JSON>', text };
-    }
-    this.frames.push(frame);
-    const hit = this.waiters.filter((w) => w.pred(frame));
-    this.waiters = this.waiters.filter((w) => !hit.includes(w));
-    for (const w of hit) w.resolve(frame);
+/** TCP: lines starting with `{` are frames; other lines (greeting, chat room traffic, `bye`) are kept aside. */
+class TcpProbe extends Probe {
+  /** Plain-text lines: the greeting, the room's chat lines, and `bye` before the server ends the stream. */
+  readonly lines: string[] = [];
+  private ended = false;
+
+  private constructor(private readonly socket: Socket) {
+    super();
+    const splitter = new LineSplitter(16 * 1024 * 1024);
+    socket.on('data', (chunk: Buffer) => {
+      for (const e of splitter.push(chunk)) {
+        if (e.kind !== 'line') continue;
+        if (e.text.startsWith('{')) this.receive(e.text);
+        else this.lines.push(e.text);
+      }
+    });
+    socket.on('error', () => {}); // the close event below reports the end either way
+    socket.on('close', () => {
+      this.ended = true;
+      // TCP has no close codes: the server's last line says `bye` (1000) or `bye: reason (code)`.
+      const last = this.lines.at(-1) ?? '';
+      const code = last === 'bye' ? 1000 : Number(/\((\d+)\)$/.exec(last)?.[1] ?? 1006);
+      this.settleClosed(code);
+    });
+  }
+
+  static async open(host: string, port: number, timeoutMs: number): Promise<Probe> {
+    const socket = tcpConnect({ host, port, noDelay: true });
+    const probe = new TcpProbe(socket);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ProbeError(`no TCP connection to ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
+      socket.once('connect', () => (clearTimeout(timer), resolve()));
+      socket.once('error', (err) => (clearTimeout(timer), reject(new ProbeError(`cannot connect to ${host}:${port}: ${err.message}`))));
+    });
+    // The broker names a TCP client after its address; `who` finds this connection's entry by our local port.
+    const id = '\u0001hello';
+    probe.send({ op: 'who', id });
+    const ack = await probe.waitFor((f) => f.id === id, timeoutMs, 'who reply after TCP connect');
+    const port_ = `:${socket.localPort}`;
+    const me = ((ack.clients ?? []) as { addr?: string; transport?: string }[]).find(
+      (c) => c.transport === 'tcp' && typeof c.addr === 'string' && c.addr.endsWith(port_) && c.addr.includes(socket.localAddress ?? ''),
+    );
+    if (!me) throw new ProbeError(`the broker's who does not list this TCP connection (local ${socket.localAddress}${port_})`);
+    const rest = probe.frames.filter((f) => f !== ack);
+    probe.frames.length = 0;
+    probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, server: {} }, ...rest);
+    return probe;
+  }
+
+  get open(): boolean {
+    return !this.ended && !this.socket.destroyed;
+  }
+
+  send(frame: unknown): void {
+    this.socket.write((typeof frame === 'string' ? frame : JSON.stringify(frame)) + '\n');
+  }
+
+  drop(): void {
+    this.socket.resetAndDestroy();
+  }
+
+  close(): void {
+    if (!this.socket.destroyed) this.socket.end();
   }
 }
