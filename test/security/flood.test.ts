@@ -48,7 +48,7 @@ async function flood(url: string): Promise<{ ws: WebSocket; stop: () => void; cl
  * Median time from a publisher's pub to a subscriber's msg, over `n` messages sent one after another.
  * Messages not delivered within the time budget count as infinitely late (a starved victim).
  */
-async function victimLatency(pub: TestClient, sub: TestClient, n = 60, budgetMs = 1500): Promise<number> {
+async function victimLatency(pub: TestClient, sub: TestClient, n = 40, budgetMs = 1000): Promise<number> {
   const samples: number[] = [];
   const deadline = performance.now() + budgetMs;
   for (let i = 0; i < n; i++) {
