@@ -46,7 +46,7 @@ async function join(name: string, url = broker.httpUrl): Promise<{ page: Page; f
 const member = (page: Page, name: string) => page.locator('#members li .name', { hasText: new RegExp(`^${name}$`) });
 
 describe('chat page', () => {
-  it.skipIf(!haveChromium)('two people chat, rename and see each other and a terminal user in the who list', async () => {
+  it.skipIf(!haveChromium)('two people chat, rename and see each other and a terminal user in the who list', { timeout: 60_000 }, async () => {
     const res = await fetch(`${broker.httpUrl}/`);
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(await res.text()).toContain('<meta name="switchboard-room" content="chat">');
@@ -100,7 +100,7 @@ describe('chat page', () => {
     await bob.page.context().close();
   });
 
-  it.skipIf(!haveChromium)('reconnects after a broker restart, keeps the name and chats again', async () => {
+  it.skipIf(!haveChromium)('reconnects after a broker restart, keeps the name and chats again', { timeout: 60_000 }, async () => {
     const first = await startTestBroker();
     const port = first.port;
     const carol = await join('carol', first.httpUrl);
