@@ -214,7 +214,8 @@ export class Fleet {
       const ack = await observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
       observer.frames.length = 0; // its answers are not compared with anything: keep it from growing
       const clients = (ack.clients ?? []) as { id?: string }[];
-      if (!clients.some((c) => c.id === id)) return;
+      // Only an ack counts: a refused who (rate_limited on a busy broker) is asked again.
+      if (ack.op === 'ack' && !clients.some((c) => c.id === id)) return;
       await new Promise((r) => setTimeout(r, 2));
     }
     throw new CheckFailure(`step #${step} (${describe(cmd)}): ${id} is still listed by who ${this.options.timeoutMs} ms after its connection ended`);
