@@ -42,6 +42,10 @@ async function subscriber(url: string, slow: boolean): Promise<Sub> {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+/** Progress on stderr for the long run (npm run soak:slow). */
+const progress = (what: string) => {
+  if (N >= 500) process.stderr.write(`[slow-consumers ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
+};
 
 async function run(policy: SlowConsumerPolicy) {
   const broker = await startTestBroker({ mailboxSize: MAILBOX, slowConsumer: policy, maxConnectionsPerIp: N + 10 });
@@ -50,7 +54,9 @@ async function run(policy: SlowConsumerPolicy) {
     for (let i = 0; i < N; i += 50) {
       subs.push(...(await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, k) => subscriber(broker.url, i + k < SLOW)))));
     }
+    progress(`${subs.length} subscribers open`);
     await waitFor(() => broker.hub.clientsOf('load').length === N, BUDGET_MS);
+    progress('all subscribed');
     for (const s of subs) if (s.slow) (s.ws as unknown as { _socket: Socket })._socket.pause();
     const healthyLinks = broker.hub.clientsOf('load').filter((l) => !subs.some((s) => s.slow && l.addr.endsWith(`:${(s.ws as unknown as { _socket: Socket })._socket.localPort}`)));
     const rssStart = process.memoryUsage().rss;
@@ -62,8 +68,10 @@ async function run(policy: SlowConsumerPolicy) {
       do await tick();
       while (healthyLinks.some((l) => l.mailbox.depth > MAILBOX / 2));
       if (seq % 64 === 1) rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+      if (seq % 100 === 1) progress(`published ${seq - 1}`);
     }
     const healthy = subs.filter((s) => !s.slow);
+    progress('published all; waiting for the healthy subscribers');
     await waitFor(() => healthy.every((s) => s.seqs.length === MESSAGES), BUDGET_MS);
     rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
     return { broker, subs, healthy, rssGrowth: rssPeak - rssStart };
