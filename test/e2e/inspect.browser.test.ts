@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
+import WebSocket from 'ws';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 
@@ -65,6 +66,39 @@ describe('GET /inspect', () => {
     // The other client is untouched.
     expect(await page.locator(`tr[data-id="${other.hello.client.id}"] td.state`).textContent()).toMatch(/online|idle/);
     other.close();
+    expect(failures).toEqual([]);
+    await page.close();
+  });
+
+  // 200 keeps `npm test` short; INSPECT_PAGE_LOAD=1000 (or more) runs the same check at scale (about 30 s on 2 shared cores).
+  const load = Number(process.env.INSPECT_PAGE_LOAD ?? 200);
+  it.skipIf(!haveChromium)(`keeps up with ${load} connections arriving and leaving at once`, { timeout: 20_000 + load * 40 }, async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 820 } });
+    const failures: string[] = [];
+    page.on('pageerror', (err) => failures.push(err.message));
+    await page.goto(`${broker.httpUrl}/inspect`);
+    await page.locator('#status.live').waitFor({ timeout: 10_000 });
+    const before = await page.locator('#actors tbody tr').count();
+    const sockets: WebSocket[] = [];
+    for (let i = 0; i < load; i += 100) {
+      sockets.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(100, load - i) }, (_, k) => {
+            const ws = new WebSocket(`${broker.url}?name=load-${i + k}&topics=load/${k % 10}`);
+            return new Promise<WebSocket>((resolve, reject) => {
+              ws.once('message', () => resolve(ws)); // hello
+              ws.once('error', reject);
+            });
+          }),
+        )),
+      );
+    }
+    await expect.poll(() => page.locator('#actors tbody tr').count(), { timeout: 15_000 }).toBe(before + load);
+    await page.locator('tr[data-id] td.name', { hasText: `load-${load - 1}` }).waitFor();
+    await expect.poll(() => page.locator('#summary').textContent()).toContain(`${before + load} actors`);
+    await page.screenshot({ path: new URL(`inspect-${load}.png`, SCREENSHOT_DIR).pathname });
+    for (const ws of sockets) ws.close();
+    await expect.poll(() => page.locator('#actors tbody tr').count(), { timeout: 15_000 }).toBe(before);
     expect(failures).toEqual([]);
     await page.close();
   });
