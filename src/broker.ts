@@ -8,7 +8,8 @@ import type { Config } from './config.js';
 import { Hub, type HubOptions } from './core/hub.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
-import { WsTransport } from './transports/ws.js';
+import { WsTransport, refuseUpgrade } from './transports/ws.js';
+import { OriginPolicy } from './http/origin.js';
 import { TcpTransport } from './transports/tcp.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
@@ -91,8 +92,15 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   const upgrades = new Map<string, UpgradeHandler>();
   actorsPage.mount(router, upgrades);
+  const origins = new OriginPolicy(config.allowedOrigins);
   http.on('upgrade', (req, socket, head) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
+    // Every WebSocket endpoint (the protocol, the actors page) answers only to allowed browser origins.
+    const origin = req.headers.origin;
+    if (!origins.allows(origin, req.headers.host)) {
+      log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
+      return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
+    }
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const handler = upgrades.get(path);
     if (handler) handler(req, socket, head);

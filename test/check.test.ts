@@ -30,16 +30,16 @@ afterAll(async () => {
 
 describe('switchboard check', () => {
   it('finds the real broker conforming to the model', async () => {
-    const options = { url: broker.url, runs: 100, exclusive: true, historySize: 3 };
+    const options = { url: broker.url, runs: 80, exclusive: true, historySize: 3 };
     const report = await runCheck(options);
     expect(report.ok, formatReport(report, options)).toBe(true);
-    expect(report.runs).toBe(100);
+    expect(report.runs).toBe(80);
     // The scenarios really exercised the protocol, not just connects.
     for (const op of ['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'ping', 'quit', 'drop', 'bad']) expect(report.performed[op]).toBeGreaterThan(0);
   });
 
   it('also conforms with clients over TCP JSON lines (--tcp)', async () => {
-    const options = { url: broker.url, tcp: { host: '127.0.0.1', port: broker.tcpPort }, runs: 50, exclusive: true, historySize: 3 };
+    const options = { url: broker.url, tcp: { host: '127.0.0.1', port: broker.tcpPort }, runs: 40, exclusive: true, historySize: 3 };
     const report = await runCheck(options);
     expect(report.ok, formatReport(report, options)).toBe(true);
     expect(report.performed['connect tcp']).toBeGreaterThan(0);
@@ -48,7 +48,7 @@ describe('switchboard check', () => {
   it('copes with a client it did not create subscribed to everything', async () => {
     const stranger = await TestClient.connect(broker.url);
     await stranger.request({ op: 'sub', topic: '#', presence: true });
-    const options = { url: broker.url, runs: 40, historySize: 3 };
+    const options = { url: broker.url, runs: 30, historySize: 3 };
     const report = await runCheck(options);
     expect(report.ok, formatReport(report, options)).toBe(true);
     // The stranger really was there: it saw the checker's traffic.
@@ -57,15 +57,15 @@ describe('switchboard check', () => {
   });
 
   it('catches a planted bug (re-sub without presence keeps presence) and shrinks it to a few commands', { timeout: 60_000 }, async () => {
-    // Seed fixed so this test is deterministic; any seed finds it within a few hundred scenarios.
-    const options = { url: plantedUrl, runs: 300, seed: 17, exclusive: true };
+    // Seed fixed so this test is deterministic; most seeds find it within a few hundred scenarios.
+    const options = { url: plantedUrl, runs: 300, seed: 6, exclusive: true };
     const report = await runCheck(options);
     const printed = formatReport(report, options);
     console.info(printed);
     plantedReplay = /Replay: switchboard check (.*)/.exec(printed)?.[1]?.split(' ');
     expect(report.ok).toBe(false);
     expect(report.path).toMatch(/^\d+(:\d+)*@/);
-    expect(report.transcript!.length).toBeLessThanOrEqual(6);
+    expect(report.transcript!.length).toBeLessThanOrEqual(5);
     expect(report.transcript!.join('\n')).toMatch(/sub .*"presence":true/);
     expect(report.failure).toMatch(/received frames that differ from the model/);
     expect(report.failure).toMatch(/"op":"event"/);
@@ -86,7 +86,7 @@ describe('switchboard check', () => {
       // The replay line printed by the planted-bug test, run as the user would paste it.
       expect(plantedReplay).toBeDefined();
       expect(await check(plantedReplay!)).toBe(1);
-      expect(log.mock.calls.flat().join('\n')).toMatch(/Replay: switchboard check --url \S+ --seed 17 --path \d+(:\d+)*@\S+ --exclusive/);
+      expect(log.mock.calls.flat().join('\n')).toMatch(/Replay: switchboard check --url \S+ --seed 6 --path \d+(:\d+)*@\S+ --exclusive/);
       expect(await check([])).toBe(2);
       expect(await check(['--url', 'http://x'])).toBe(2);
       expect(await check(['--url', broker.url, '--runs', 'many'])).toBe(2);

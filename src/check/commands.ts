@@ -123,10 +123,13 @@ const target: fc.Arbitrary<Target> = fc.oneof(
   name.map((n) => ({ name: n })),
 );
 
-/** Weighted towards sub and pub. With `tcp`, some clients connect over TCP JSON lines (no name or topics at connect there). */
+/** Weighted towards connect, sub and pub. With `tcp`, some clients connect over TCP JSON lines (no name or topics at connect there). */
 export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc.Arbitrary<Step>[] {
   const arbs: fc.Arbitrary<CheckCommand>[] = [
     fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
+    // Connect weighs three: a scenario's commands are skipped until someone is connected (and when all slots are full, connect is).
+    fc.record({ op: fc.constant('connect'), slot }),
+    fc.record({ op: fc.constant('connect'), slot }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.option(fc.boolean(), { nil: undefined }), since: fc.option(fc.constantFrom(0, 1, 3), { nil: undefined, freq: 4 }) }, { requiredKeys: ['op', 'slot', 'topic'] }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.constant(true) }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.boolean() }),
@@ -142,7 +145,7 @@ export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc
     fc.record({ op: fc.constant('drop'), slot }),
     fc.record({ op: fc.constant('bad'), slot, frame: fc.constantFrom<BadFrame>('not-json', 'not-object', 'no-op', 'unknown-op') }),
   ] as fc.Arbitrary<CheckCommand>[];
-  if (options.tcp) arbs.push(fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true) }) as fc.Arbitrary<CheckCommand>);
+  if (options.tcp) arbs.push(...Array.from({ length: 2 }, () => fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true) }) as fc.Arbitrary<CheckCommand>));
   return arbs.map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
 }
 

@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../actors/connection.js';
 import type { Wire } from '../actors/mailbox.js';
 import type { Outgoing } from '../protocol/outgoing.js';
-import { OriginPolicy } from '../http/origin.js';
 import { AuthFailure, requestToken } from '../auth/tokens.js';
 import type { Grant } from '../auth/grant.js';
 
@@ -79,7 +78,6 @@ export function parseWsPath(rawUrl: string): WsRequest | null {
 
 export class WsTransport {
   private readonly wss: WebSocketServer;
-  private readonly origins: OriginPolicy;
 
   constructor(
     private readonly core: BrokerCore,
@@ -91,21 +89,15 @@ export class WsTransport {
       perMessageDeflate: false,
       clientTracking: false,
     });
-    this.origins = new OriginPolicy(core.config.allowedOrigins);
   }
 
   /**
-   * Handles an HTTP upgrade already routed to /ws…. Before any WebSocket exists: the path (404), the browser
-   * origin (403), a connection slot (503 server full, 429 too many from this IP), then the token (401, 409).
+   * Handles an HTTP upgrade already routed to /ws… (the broker has checked the browser origin). Before any WebSocket
+   * exists: the path (404), a connection slot (503 server full, 429 too many from this IP), then the token (401, 409).
    */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const target = parseWsPath(req.url ?? '/');
     if (!target) return refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint here; use /ws');
-    const origin = req.headers.origin;
-    if (!this.origins.allows(origin, req.headers.host)) {
-      this.log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
-      return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
-    }
     const slot = this.core.admission?.admit(req.socket.remoteAddress ?? 'unknown');
     if (slot !== undefined && typeof slot !== 'function') {
       this.log.info({ addr: req.socket.remoteAddress, status: slot.status }, 'upgrade refused: connection limit');

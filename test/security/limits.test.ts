@@ -111,3 +111,14 @@ describe('frame and protocol limits', () => {
     c.close();
   });
 });
+
+describe('origin check on every WebSocket endpoint', () => {
+  it('the actors page socket refuses foreign origins too', async () => {
+    broker = await startTestBroker();
+    const paths = [...broker.upgrades.keys()];
+    expect(paths.length).toBeGreaterThan(0);
+    for (const path of paths) {
+      expect(await statusOf(`ws://127.0.0.1:${broker.port}${path}`, { origin: 'http://evil.example' }), path).toBe(403);
+    }
+  });
+});
