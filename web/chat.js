@@ -230,6 +230,7 @@ function scheduleReconnect() {
 }
 
 async function onHello(hello) {
+  const ws = state.ws;
   const first = !state.everConnected;
   state.resumed = !first;
   state.me = hello.client;
@@ -240,9 +241,11 @@ async function onHello(hello) {
   const sub = { op: 'sub', topic: room, presence: true };
   if (state.lastSeq !== undefined) sub.since = state.lastSeq;
   const ack = await request(sub);
+  if (state.ws !== ws) return; // dropped meanwhile: the next hello starts over
   if (ack.op === 'error') return addNotice(`Could not join #${room}: ${ack.message}`, 'error');
   if (ack.recovered === false) addNotice('Some messages were missed while you were away.', 'warn');
   const who = await request({ op: 'who', topic: room });
+  if (state.ws !== ws) return;
   if (who.op === 'ack') {
     state.members = new Map(who.clients.map((c) => [c.id, c]));
     renderMembers();

@@ -30,7 +30,7 @@ function check(value: unknown, wildcards: boolean): string | null {
     if (s.length === 0) return 'topic has an empty segment';
     if (s.length > TOPIC_LIMITS.maxSegmentLength) return `topic segment longer than ${TOPIC_LIMITS.maxSegmentLength} characters`;
     if (wildcards && (s === '+' || (s === '#' && i === segments.length - 1))) continue;
-    if (s === '#') return "'#' is allowed only as the last segment";
+    if (s === '#') return wildcards ? "'#' is allowed only as the last segment" : 'a publish topic cannot contain wildcards';
     if (s.includes('+') || s.includes('#')) {
       return wildcards ? "wildcards '+' and '#' must be whole segments" : 'a publish topic cannot contain wildcards';
     }

@@ -40,6 +40,8 @@ async function join(name: string, url = broker.httpUrl): Promise<{ page: Page; f
   await page.click('#name-submit');
   await page.locator('#status[data-state="online"]').waitFor({ timeout: 10_000 });
   await page.locator('#me-name', { hasText: name }).waitFor();
+  // Subscribed and listed: the page says so last.
+  await page.locator('.notice', { hasText: `You joined #chat as ${name}.` }).waitFor();
   return { page, failures };
 }
 
