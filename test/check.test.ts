@@ -6,6 +6,9 @@ import { startBroker, type Broker } from '../src/broker.js';
 import { createLogger } from '../src/log.js';
 import { formatReport, runCheck } from '../src/check/checker.js';
 import { check } from '../src/check/command.js';
+import { difference } from '../src/check/compare.js';
+import { Probe, type Frame } from '../src/check/probe.js';
+import { ProtocolModel } from '../src/protocol/model.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
 import { StickyPresenceHub } from './helpers/planted.js';
@@ -96,6 +99,45 @@ describe('switchboard check', () => {
     } finally {
       log.mockRestore();
       error.mockRestore();
+    }
+  });
+
+  // Outside the random scenarios (their ping barriers keep everyone active): the model's `timeout` against a real idle close.
+  it('an idle client is closed with 4000 and its presence watchers hear timeout, as the model says', async () => {
+    const idle = await startTestBroker({ idleMs: 400, idleGraceMs: 200 });
+    const model = new ProtocolModel({ historySize: 100 });
+    const [a, b] = [await Probe.connect(idle.url, 3000), await Probe.connect(idle.url, 3000)];
+    const ask = async (p: Probe, slot: number, frame: { op: 'sub'; id: string; topic: string; presence?: boolean }) => {
+      p.send(frame);
+      await p.waitFor((f) => f.id === frame.id, 3000, frame.id);
+      model.frame(slot, frame);
+    };
+    try {
+      for (const [slot, p] of [a, b].entries()) {
+        const hello = p.frames[0]!.client as { id: string; addr: string };
+        model.connect(slot, { id: hello.id, addr: hello.addr, transport: 'ws' });
+      }
+      await ask(a, 0, { op: 'sub', id: 's1', topic: 'idle/x', presence: true });
+      await ask(b, 1, { op: 'sub', id: 's2', topic: 'idle/x' });
+      // Barrier: B's join reaches A on A's connection, proven arrived by A's pong.
+      a.send({ op: 'ping', id: 'barrier' });
+      const pong = await a.waitFor((f) => f.id === 'barrier', 3000, 'barrier pong');
+      const from = a.frames.indexOf(pong) + 1;
+      // A stays active; B says nothing until the broker closes it.
+      const keepAlive = setInterval(() => a.send({ op: 'ping', id: 'alive' }), 50);
+      const code = await b.closed.finally(() => clearInterval(keepAlive));
+      expect(code).toBe(4000);
+      a.send({ op: 'ping', id: 'last' });
+      await a.waitFor((f) => f.id === 'last', 3000, 'last pong');
+      const seen = a.frames.slice(from).filter((f: Frame) => f.op !== 'pong');
+      const expected = model.disconnect(1, 'timeout').frames.get(0) ?? [];
+      expect(expected).toHaveLength(1);
+      const ids = new Set([a, b].map((p) => (p.frames[0]!.client as { id: string }).id));
+      expect(difference(expected, seen, { ours: ids, exclusive: true })).toBeNull();
+    } finally {
+      a.close();
+      b.close();
+      await idle.close();
     }
   });
 });
