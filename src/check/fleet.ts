@@ -3,7 +3,7 @@
 // live client: per connection, the pong proves everything queued before it has arrived), then
 // compares each client's frames of that step with the model's. A difference throws a CheckFailure.
 import { randomBytes } from 'node:crypto';
-import type { Expected, ProtocolModel, Slot } from '../protocol/model.js';
+import type { ProtocolModel, Slot } from '../protocol/model.js';
 import { isName } from '../protocol/model.js';
 import { describe, requestFrame, slotLabel, type BadFrame, type CheckCommand } from './commands.js';
 import { difference } from './compare.js';
@@ -25,8 +25,10 @@ export interface FleetOptions {
 /** A difference between the broker and the model, or a reply that never came. */
 export class CheckFailure extends Error {}
 
-/** The refused frames and the error code each must get (PROTOCOL.md "Error codes"). */
-// Over TCP only lines starting with `{` are frames (others are chat), so `not-object` is `{}` there: no op, no id.
+/**
+ * The refused frames and the error code each must get (PROTOCOL.md "Error codes"). Over TCP only lines
+ * starting with `{` are frames (others are chat), so `not-object` is `{}` there: no op, no id, same error.
+ */
 const BAD_FRAMES: Record<BadFrame, { text: (id: string, tcp: boolean) => string; code: string; echoesId: boolean }> = {
   'not-json': { text: () => '{"op":"pub",', code: 'bad_frame', echoesId: false },
   'not-object': { text: (_id, tcp) => (tcp ? '{}' : '[1,2]'), code: 'bad_frame', echoesId: false },
@@ -240,4 +242,3 @@ function indent(lines: string[]): string[] {
   return lines.length === 0 ? ['    (nothing)'] : lines.map((l) => `    ${l}`);
 }
 
-export type { Expected };

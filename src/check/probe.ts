@@ -144,11 +144,11 @@ class TcpProbe extends Probe {
     const id = '\u0001hello';
     probe.send({ op: 'who', id });
     const ack = await probe.waitFor((f) => f.id === id, timeoutMs, 'who reply after TCP connect');
-    const port_ = `:${socket.localPort}`;
+    const localPort = `:${socket.localPort}`;
     const me = ((ack.clients ?? []) as { addr?: string; transport?: string }[]).find(
-      (c) => c.transport === 'tcp' && typeof c.addr === 'string' && c.addr.endsWith(port_) && c.addr.includes(socket.localAddress ?? ''),
+      (c) => c.transport === 'tcp' && typeof c.addr === 'string' && c.addr.endsWith(localPort) && c.addr.includes(socket.localAddress ?? ''),
     );
-    if (!me) throw new ProbeError(`the broker's who does not list this TCP connection (local ${socket.localAddress}${port_})`);
+    if (!me) throw new ProbeError(`the broker's who does not list this TCP connection (local ${socket.localAddress}${localPort})`);
     const rest = probe.frames.filter((f) => f !== ack);
     probe.frames.length = 0;
     probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, server: {} }, ...rest);
