@@ -23,12 +23,14 @@ interface Sub {
   seqs: number[];
   closed: Promise<number>;
   slow: boolean;
+  closeCode?: number;
 }
 
 async function subscriber(url: string, slow: boolean): Promise<Sub> {
   const ws = new WebSocket(`${url}/load`);
   const seqs: number[] = [];
-  const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+  const sub: Partial<Sub> = {};
+  const closed = new Promise<number>((r) => ws.on('close', (code) => r((sub.closeCode = code))));
   // Only the head of each frame is read: `{"op":"msg","topic":"load","seq":N,...`.
   ws.on('message', (data: Buffer) => {
     const m = /"seq":(\d+)/.exec(data.toString('latin1', 0, 64));
@@ -38,7 +40,7 @@ async function subscriber(url: string, slow: boolean): Promise<Sub> {
     ws.once('open', r);
     ws.once('error', j);
   });
-  return { ws, seqs, closed, slow };
+  return Object.assign(sub, { ws, seqs, closed, slow }) as Sub;
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -48,7 +50,8 @@ const progress = (what: string) => {
 };
 
 async function run(policy: SlowConsumerPolicy) {
-  const broker = await startTestBroker({ mailboxSize: MAILBOX, slowConsumer: policy, maxConnectionsPerIp: N + 10 });
+  // Subscribers only read, so the idle timeout is pushed past the run (1000 subscribers take longer than idle-ms).
+  const broker = await startTestBroker({ mailboxSize: MAILBOX, slowConsumer: policy, maxConnectionsPerIp: N + 10, idleMs: BUDGET_MS * 2 });
   try {
     const subs: Sub[] = [];
     for (let i = 0; i < N; i += 50) {
@@ -70,7 +73,8 @@ async function run(policy: SlowConsumerPolicy) {
       for (let k = 0; k < 8 && seq <= MESSAGES; k++, seq++) broker.hub.publish('load', PAYLOAD, null);
       do {
         await tick();
-        if (healthy.some((s) => s.ws.readyState !== WebSocket.OPEN)) throw new Error('a reading subscriber was closed');
+        const gone = healthy.find((s) => s.ws.readyState !== WebSocket.OPEN);
+        if (gone) throw new Error(`a reading subscriber was closed (${gone.closeCode}) after ${gone.seqs.length} messages`);
       } while (behind() < seq - 1 - 16);
       if (seq % 64 === 1) rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
       if (seq % 100 === 1) progress(`published ${seq - 1}`);
