@@ -162,4 +162,7 @@ export function validateConfig(config: Config): void {
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
+  if (config.inspect !== undefined && !/^wss?:\/\/[^/\s]+/.test(config.inspect)) {
+    throw new ConfigError(`--inspect takes the bridge's WebSocket URL (ws://host:port), got '${config.inspect}'`);
+  }
 }

@@ -117,3 +117,16 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     }
   });
 });
+
+describe('--inspect flag', () => {
+  it('takes an optional URL: alone it means the bridge on 8090; a bad URL is a clear config error', async () => {
+    const { parseConfig, validateConfig, ConfigError } = await import('../src/config.js');
+    expect(parseConfig([]).inspect).toBeUndefined();
+    expect(parseConfig(['--inspect']).inspect).toBe('ws://localhost:8090');
+    expect(parseConfig(['--inspect', '--port', '9000'])).toMatchObject({ inspect: 'ws://localhost:8090', port: 9000 });
+    expect(parseConfig(['--inspect', 'ws://10.0.0.5:9001']).inspect).toBe('ws://10.0.0.5:9001');
+    expect(parseConfig(['--inspect=ws://h:1']).inspect).toBe('ws://h:1');
+    expect(parseConfig([], { SWITCHBOARD_INSPECT: 'ws://h:2' }).inspect).toBe('ws://h:2');
+    expect(() => validateConfig(parseConfig(['--inspect', 'localhost:8090']))).toThrow(ConfigError);
+  });
+});
