@@ -33,6 +33,7 @@ class BridgeConnection {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private everOpened = false;
+  private warned = false;
   dropped = 0;
 
   constructor(
@@ -43,17 +44,30 @@ class BridgeConnection {
 
   start(): void {
     if (this.stopped) return;
-    const ws = new WebSocket(this.url);
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      this.log.error({ url: this.url, err: (err as Error).message }, 'inspector bridge URL is not usable; inspection events are not sent');
+      this.stopped = true;
+      return;
+    }
     this.ws = ws;
     ws.on('open', () => {
       this.log.info({ url: this.url, replayed: this.queue.length }, this.everOpened ? 'inspector bridge reconnected' : 'inspector bridge connected');
       this.everOpened = true;
+      this.warned = false;
       const queued = this.queue;
       this.queue = [];
       for (const text of queued) ws.send(text);
       this.onOpen();
     });
-    ws.on('error', (err) => this.log.debug({ url: this.url, err: err.message }, 'inspector bridge unreachable'));
+    ws.on('error', (err) => {
+      // Say it once at warn level (the usual cause: the bridge is not started yet), then quietly retry.
+      if (this.warned) return this.log.debug({ url: this.url, err: err.message }, 'inspector bridge unreachable');
+      this.warned = true;
+      this.log.warn({ url: this.url, err: err.message }, `inspector bridge unreachable; retrying every ${RECONNECT_MS / 1000} s (start it with \`switchboard inspect\`)`);
+    });
     ws.on('close', () => {
       if (this.everOpened && this.ws === ws && !this.stopped) this.log.warn({ url: this.url }, 'inspector bridge closed; reconnecting');
       this.ws = undefined;
