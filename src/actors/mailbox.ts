@@ -16,6 +16,8 @@ export interface Wire {
   /** Writes one chunk; false when the socket is congested and the caller should wait for onDrain. */
   write(chunk: Buffer): boolean;
   onDrain(listener: () => void): void;
+  /** True when encode(out) depends on `out` alone, so mailboxes holding the same frames may share one chunk. */
+  readonly sharedEncoding?: boolean;
   /** Bytes accepted by write() but not yet handed to the kernel (bounded by the mailbox and backpressure). */
   readonly bufferedBytes: number;
   ping(): void;
@@ -27,6 +29,24 @@ export interface Wire {
 
 const dirty: Mailbox[] = [];
 let flushScheduled = false;
+
+// A burst queues the same frames, in the same order, in every subscriber's mailbox: concatenate them once per turn.
+let lastBatch: { encode: Wire['encode']; items: Outgoing[]; chunk: Buffer } | null = null;
+
+function sharedChunk(wire: Wire, queue: Outgoing[], head: number, n: number): Buffer {
+  const last = lastBatch;
+  if (last && last.encode === wire.encode && last.items.length === n) {
+    let same = true;
+    for (let i = 0; i < n && same; i++) same = last.items[i] === queue[head + i];
+    if (same) return last.chunk;
+  }
+  const items = queue.slice(head, head + n);
+  const parts = new Array<Buffer>(n);
+  for (let i = 0; i < n; i++) parts[i] = wire.encode(items[i]!);
+  const chunk = Buffer.concat(parts);
+  lastBatch = { encode: wire.encode, items, chunk };
+  return chunk;
+}
 
 function flushDirty(): void {
   flushScheduled = false;
@@ -40,6 +60,7 @@ function flushDirty(): void {
       m.fault(error);
     }
   }
+  lastBatch = null;
 }
 
 function markDirty(m: Mailbox): void {
@@ -137,6 +158,8 @@ export class Mailbox {
     let chunk: Buffer;
     if (n === 1) {
       chunk = this.wire.encode(this.queue[this.head]!);
+    } else if (this.wire.sharedEncoding) {
+      chunk = sharedChunk(this.wire, this.queue, this.head, n);
     } else {
       const parts = new Array<Buffer>(n);
       for (let i = 0; i < n; i++) parts[i] = this.wire.encode(this.queue[this.head + i]!);

@@ -13,6 +13,7 @@ import type { Grant } from '../auth/grant.js';
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
   readonly canPing = true;
+  readonly sharedEncoding = true;
 
   constructor(
     private readonly ws: WebSocket,
