@@ -97,8 +97,12 @@ describe(`slow consumers among ${N} subscribers`, () => {
     try {
       for (const s of subs.filter((x) => x.slow)) (s.ws as unknown as { _socket: Socket })._socket.resume();
       const codes = await Promise.all(subs.filter((s) => s.slow).map((s) => s.closed));
-      expect(codes).toEqual(Array(SLOW).fill(4001));
-      await waitFor(() => broker.hub.stats.slowConsumerCloses === SLOW); // reaped just after the close frame went out
+      // The broker closes each with 4001; the close frame sits behind megabytes the client has not read yet, so a client
+      // resumed after --close-timeout-ms finds its socket already cut (1006). Either way it is gone, and counted once.
+      for (const code of codes) expect([4001, 1006]).toContain(code);
+      await waitFor(() => broker.hub.stats.slowConsumerCloses === SLOW);
+      expect(broker.hub.registry.size).toBe(N - SLOW);
+      expect(broker.hub.clientsOf('load')).toHaveLength(N - SLOW);
       for (const s of healthy) expect(s.seqs).toEqual(ascending(MESSAGES));
       const volume = N * MESSAGES * PAYLOAD.length;
       console.log(`close: ${N} subscribers, ${(volume / 2 ** 20).toFixed(0)} MiB delivered, broker+clients RSS growth ${(rssGrowth / 2 ** 20).toFixed(0)} MiB`);
