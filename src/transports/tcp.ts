@@ -149,7 +149,8 @@ export class TcpTransport {
       return;
     }
     // The slot belongs to the socket: given back when it closes, however that happens.
-    if (slot) socket.once('close', slot);
+    if (slot && socket.destroyed) slot(); // already gone: its 'close' may have fired before we could listen
+    else if (slot) socket.once('close', slot);
     if (!tokens) return this.open(socket, undefined);
     socket.pause();
     const nameTaken = (name: string) => !this.core.hub.registry.isNameFree(name);

@@ -105,7 +105,8 @@ export class WsTransport {
       return refuseUpgrade(socket, slot.status, slot.statusText, slot.message);
     }
     // The slot belongs to the socket: given back when it closes, however that happens (refused, crashed, closed).
-    if (slot) socket.once('close', slot);
+    if (slot && socket.destroyed) slot(); // already gone: its 'close' may have fired before we could listen
+    else if (slot) socket.once('close', slot);
     const tokens = this.core.tokens;
     if (!tokens) return this.handshake(req, socket, head, target, undefined);
     tokens.verify(requestToken(req)).then(

@@ -92,7 +92,7 @@ async function run(policy: SlowConsumerPolicy) {
 const ascending = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 describe(`slow consumers among ${N} subscribers`, () => {
-  it(`close policy: the ${SLOW} paused ones get 4001 and are counted; the rest get all ${MESSAGES} messages in order; RSS bounded`, async () => {
+  it(`close policy: the ${SLOW} paused ones are closed with 4001 and counted; the rest get all ${MESSAGES} messages in order; RSS bounded`, async () => {
     const { broker, subs, healthy, rssGrowth } = await run('close');
     try {
       for (const s of subs.filter((x) => x.slow)) (s.ws as unknown as { _socket: Socket })._socket.resume();
