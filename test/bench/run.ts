@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ALL_SERVERS, PROTO, cpuUs, rssBytes, sleep, startServer, type RunningServer, type ServerName } from './servers.js';
+import { ALL_SERVERS, PROTO, cpuUs, rssBytes, sleep, startScriptFlags, startServer, type RunningServer, type ServerName } from './servers.js';
 import { nowUs, type Target } from './wire.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -42,6 +42,7 @@ const { values: flags } = parseArgs({
     'connect-conns': { type: 'string' },
     'scale-conns': { type: 'string' },
     'sb-flags': { type: 'string' },
+    'sb-dist': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -67,6 +68,7 @@ const sizes = {
 const servers = ((flags.servers ?? env('servers'))?.split(',') as ServerName[] | undefined) ?? ALL_SERVERS;
 const workloads = ((flags.workloads ?? env('workloads'))?.split(',') as Workload[] | undefined) ?? ALL_WORKLOADS;
 const sbFlags = (flags['sb-flags'] ?? env('sb-flags') ?? '').split(' ').filter(Boolean);
+const sbDist = flags['sb-dist'] ?? env('sb-dist');
 let nextPort = 18_100;
 
 // ---------------------------------------------------------------- workers
@@ -113,21 +115,24 @@ class Subscribers {
   openMs = 0;
   constructor(private readonly target: Target, private readonly count: number, private readonly nWorkers: number) {}
 
+  /** Opens the subscribers; with `latency`, one more subscriber in a process of its own decodes stamps. */
   async open(latency: boolean, concurrency = 100): Promise<{ ready: number; failed: number; lastError: string }> {
+    const counts: number[] = [];
     const per = Math.ceil(this.count / this.nWorkers);
-    const answers = [];
-    for (let w = 0, left = this.count; w < this.nWorkers && left > 0; w++, left -= per) {
+    for (let left = this.count; left > 0; left -= per) counts.push(Math.min(per, left));
+    const start = (count: number, w: number, isLatency: boolean) => {
       const worker = new Worker('subscribers.ts');
       this.workers.push(worker);
-      answers.push(
-        worker.ask(
-          { type: 'open', target: this.target, count: Math.min(per, left), latency: latency && w === 0, concurrency, sources: SOURCES, offset: w },
-          'ready',
-          300_000,
-        ),
+      return worker.ask(
+        { type: 'open', target: this.target, count, latency: isLatency, concurrency, sources: SOURCES, offset: w },
+        'ready',
+        300_000,
       );
-    }
-    const all = await Promise.all(answers);
+    };
+    const all = await Promise.all(counts.map((count, w) => start(count, w, false)));
+    // Subscribes last, so it is the last one a fan-out reaches: latency covers the whole fan-out. Its own
+    // process, so it measures the server and not the backlog of a busy load-generator process.
+    if (latency) all.push(await start(1, counts.length, true));
     this.openMs = Math.max(...all.map((a) => a.ms));
     return { ready: sum(all.map((a) => a.ready)), failed: sum(all.map((a) => a.failed)), lastError: all.map((a) => a.lastError).find(Boolean) ?? '' };
   }
@@ -176,7 +181,7 @@ function percentile(xs: number[], p: number): number {
 const round = (x: number, d = 2): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 
 async function withServer<T>(name: ServerName, heartbeatMs: number | undefined, fn: (s: RunningServer) => Promise<T>): Promise<T> {
-  const server = await startServer(name, { port: nextPort++, heartbeatMs, nodeFlags: sbFlags });
+  const server = await startServer(name, { port: nextPort++, heartbeatMs, nodeFlags: sbFlags, dist: sbDist });
   try {
     return await fn(server);
   } finally {
@@ -208,7 +213,8 @@ interface FanoutResult {
 async function fanout(name: ServerName, subs: number, rate: number): Promise<FanoutResult> {
   return withServer(name, undefined, async (server) => {
     const target = targetOf(server);
-    const subscribers = new Subscribers(target, subs, subs >= 200 ? 2 : 1);
+    // One of the `subs` subscribers is the latency subscriber, in a process of its own.
+    const subscribers = new Subscribers(target, subs - 1, subs >= 200 ? 2 : 1);
     const publisher = new Publisher();
     try {
       const opened = await subscribers.open(true);
@@ -432,7 +438,7 @@ async function main(): Promise<void> {
   const dir = HERE + 'results/';
   mkdirSync(dir, { recursive: true });
   const file = flags.out ?? (flags.quick ? 'quick.json' : 'latest.json');
-  writeFileSync(dir + file, JSON.stringify({ date: new Date().toISOString(), machine, sizes, sbFlags, results, markdown: md }, null, 2) + '\n');
+  writeFileSync(dir + file, JSON.stringify({ date: new Date().toISOString(), machine, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbFlags], results, markdown: md }, null, 2) + '\n');
   console.log(`written test/bench/results/${file}`);
   process.exit(0);
 }

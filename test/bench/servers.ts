@@ -20,6 +20,8 @@ export interface ServerOptions {
   /** Extra node flags for Switchboard (e.g. --cpu-prof). */
   nodeFlags?: string[];
   mailboxSize?: number;
+  /** The build to run (default dist/): lets an A/B run compare two builds of Switchboard. */
+  dist?: string;
 }
 
 export interface RunningServer {
@@ -100,20 +102,40 @@ async function daemon(name: 'mosquitto' | 'nats', port: number): Promise<Running
   return { name, pid, port, stop: async () => {} };
 }
 
+/** The node flags of `npm start` (package.json), so the bench runs Switchboard the way users start it. */
+export function startScriptFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(ROOT + 'package.json', 'utf8')) as { scripts?: Record<string, string> };
+  const m = /\bnode ((?:--\S+ )*)dist\/cli\.js/.exec(pkg.scripts?.start ?? '');
+  return m ? m[1]!.trim().split(' ').filter(Boolean) : [];
+}
+
+let helpText: string | undefined;
+/** Keeps the flag/value pairs this build of `switchboard serve` knows (limits arrived in later versions). */
+function supported(pairs: string[]): string[] {
+  helpText ??= execFileSync(process.execPath, ['dist/cli.js', 'serve', '--help'], { cwd: ROOT }).toString();
+  const out: string[] = [];
+  for (let i = 0; i < pairs.length; i += 2) if (helpText.includes(pairs[i]! + ' ')) out.push(pairs[i]!, pairs[i + 1]!);
+  return out;
+}
+
 export async function startServer(name: ServerName, opts: ServerOptions): Promise<RunningServer> {
   if (name === 'mosquitto') return daemon(name, 1883);
   if (name === 'nats') return daemon(name, 4222);
   let child: ChildProcess;
   if (name === 'switchboard') {
     const args = [
+      ...startScriptFlags(),
       ...(opts.nodeFlags ?? []),
-      'dist/cli.js', 'serve',
+      `${opts.dist ?? 'dist'}/cli.js`, 'serve',
       '--port', String(opts.port),
       '--tcp-port', '0',
       '--log-level', 'warn',
       '--idle-ms', '86400000',
       '--heartbeat-ms', String(opts.heartbeatMs ?? 25_000),
       '--mailbox-size', String(opts.mailboxSize ?? 10_000),
+      // Limits the peers do not have: the bench publisher sends thousands of frames a second, and the
+      // memory and scale workloads open tens of thousands of connections from four loopback addresses.
+      ...supported(['--rate', '0', '--max-connections', '1000000', '--max-connections-per-ip', '1000000']),
     ];
     child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   } else {

@@ -52,8 +52,8 @@ async function open(m: OpenMsg): Promise<void> {
         latency: m.latency && i === 0,
         localAddress: m.sources[(i + m.offset) % m.sources.length],
         onReady: () => settle(true),
-        onDelivery: () => {
-          deliveries++;
+        onDeliveries: (n) => {
+          deliveries += n;
           lastUs = nowUs();
         },
         onLatency: (us) => {

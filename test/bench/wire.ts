@@ -116,13 +116,16 @@ export function publishFrame(proto: Proto, payload: string): Buffer {
   }
 }
 
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
 export interface ClientOptions {
   role: 'sub' | 'pub';
   /** Decode every delivery's stamp and call onLatency (one subscriber per run). */
   latency?: boolean;
   localAddress?: string;
   onReady: () => void;
-  onDelivery?: () => void;
+  /** Called once per read that carried deliveries (not per delivery: the count is `frames`). */
+  onDeliveries?: (n: number) => void;
   onLatency?: (us: number) => void;
   onClose: (err?: Error) => void;
 }
@@ -146,9 +149,15 @@ export class BenchClient {
   ) {
     const { proto, host, port } = target;
     this.handshaking = proto === 'sb' || proto === 'ws' || proto === 'sio';
-    this.socket = connect({ host, port, localAddress: opts.localAddress, noDelay: true });
+    // onread into one shared buffer: no Buffer allocated per read (the generator must stay cheaper than the servers).
+    this.socket = connect({
+      host,
+      port,
+      localAddress: opts.localAddress,
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.data((buf as Buffer).subarray(0, n)) },
+    });
     this.socket.on('connect', () => this.start());
-    this.socket.on('data', (chunk: Buffer) => this.data(chunk));
     this.socket.on('error', (err) => this.end(err));
     this.socket.on('close', () => this.end());
   }
@@ -181,7 +190,6 @@ export class BenchClient {
 
   private delivered(payload: Buffer | null): void {
     this.frames++;
-    this.opts.onDelivery?.();
     if (payload && this.opts.latency) {
       const t = readStamp(payload);
       if (t > 0) this.opts.onLatency?.(nowUs() - t);
@@ -197,7 +205,7 @@ export class BenchClient {
     if (this.handshaking) {
       const end = chunk.indexOf('\r\n\r\n');
       if (end < 0) {
-        this.rest = chunk;
+        this.rest = Buffer.from(chunk);
         return;
       }
       if (!chunk.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) {
@@ -212,6 +220,7 @@ export class BenchClient {
       this.skip -= n;
       i += n;
     }
+    const before = this.frames;
     let stop: number;
     switch (this.target.proto) {
       case 'mqtt':
@@ -223,7 +232,8 @@ export class BenchClient {
       default:
         stop = this.ws(chunk, i);
     }
-    if (stop < chunk.length) this.rest = chunk.subarray(stop);
+    if (this.frames !== before) this.opts.onDeliveries?.(this.frames - before);
+    if (stop < chunk.length) this.rest = Buffer.from(chunk.subarray(stop)); // copied: the read buffer is reused
   }
 
   /** Parses WebSocket frames from `i`; returns where an incomplete frame begins (or the end). */
