@@ -168,6 +168,9 @@ for (const o of observers) {
   }
 }
 for (const o of observers) o.ws.close();
+// The bookkeeping above lives in this process too: drop it so the end figures are the broker's.
+acked.clear();
+for (const o of observers) o.got.clear();
 await settle(() => broker.hub.registry.size === 0 && connectionActors() === 0 && broker.admission!.size === 0);
 const afterClose = { actorsAlive: connectionActors(), registry: broker.hub.registry.size, socketsOpen: broker.admission!.size };
 await sleep(500);
