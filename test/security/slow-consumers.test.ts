@@ -6,7 +6,10 @@ import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { SlowConsumerPolicy } from '../../src/actors/mailbox.js';
-import { startTestBroker } from '../helpers/broker.js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { defaults } from '../../src/config.js';
+import { startBroker } from '../../src/broker.js';
 import { waitFor } from './upgrade.js';
 
 const N = Number(process.env.SWITCHBOARD_SLOW_N ?? 50);
@@ -51,11 +54,21 @@ const progress = (what: string) => {
 
 async function run(policy: SlowConsumerPolicy) {
   // Subscribers only read, so the idle timeout is pushed past the run (1000 subscribers take longer than idle-ms).
-  const broker = await startTestBroker({ mailboxSize: MAILBOX, slowConsumer: policy, maxConnectionsPerIp: N + 10, idleMs: BUDGET_MS * 2 });
+  // Warnings and worse are kept, to check that each slow consumer is logged.
+  const warnings: { msg: string; client?: string; code?: number }[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) if (line) warnings.push(JSON.parse(line));
+      done();
+    },
+  });
+  const config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, mailboxSize: MAILBOX, slowConsumer: policy, maxConnectionsPerIp: N + 10, idleMs: BUDGET_MS * 2 };
+  const broker = Object.assign(await startBroker(config, { log: pino({ level: 'warn' }, sink) }), { warnings });
+  const url = `ws://127.0.0.1:${broker.port}/ws`;
   try {
     const subs: Sub[] = [];
     for (let i = 0; i < N; i += 50) {
-      subs.push(...(await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, k) => subscriber(broker.url, i + k < SLOW)))));
+      subs.push(...(await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, k) => subscriber(url, i + k < SLOW)))));
     }
     progress(`${subs.length} subscribers open`);
     await waitFor(() => broker.hub.clientsOf('load').length === N, BUDGET_MS);
@@ -101,6 +114,7 @@ describe(`slow consumers among ${N} subscribers`, () => {
       // resumed after --close-timeout-ms finds its socket already cut (1006). Either way it is gone, and counted once.
       for (const code of codes) expect([4001, 1006]).toContain(code);
       await waitFor(() => broker.hub.stats.slowConsumerCloses === SLOW);
+      expect(broker.warnings.filter((w) => w.msg === 'slow consumer closed' && w.code === 4001)).toHaveLength(SLOW);
       expect(broker.hub.registry.size).toBe(N - SLOW);
       expect(broker.hub.clientsOf('load')).toHaveLength(N - SLOW);
       for (const s of healthy) expect(s.seqs).toEqual(ascending(MESSAGES));
