@@ -63,12 +63,13 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
-  // Inspection off = no observer at all; on = one observer on the root actor, which sees every connection actor too.
+  const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
+  supervisor.start();
+  // Inspection off = no observer at all; on = one observer on the supervisor's actor system (every connection
+  // actor is its child), registered only while the bridge is connected.
   const stately = config.inspect === undefined
     ? undefined
-    : new StatelyInspector({ url: config.inspect, log, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
-  const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor', ...(stately && { inspect: stately.observer }) });
-  supervisor.start();
+    : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
   const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config), tokens };
 
   const router = new Router();

@@ -17,6 +17,8 @@ beforeAll(async () => {
   receiver.on('connection', (ws) => ws.on('message', (data) => events.push(JSON.parse(data.toString()) as Ev)));
   const port = (receiver.address() as AddressInfo).port;
   broker = await startTestBroker({ inspect: `ws://127.0.0.1:${port}`, idleMs: 150, idleGraceMs: 5000 });
+  // The observer is registered once the bridge connection is open, announcing the supervisor.
+  await until('the supervisor announced', () => events.some((e) => e.type === '@xstate.actor' && e.name === 'supervisor'));
 });
 
 afterAll(async () => {
@@ -51,6 +53,9 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     expect(actor.rootId).toBe(supervisor!.sessionId);
     // The definition travels with the actor, so the inspector can draw the machine.
     expect(JSON.parse(actor.definition as string)).toMatchObject({ id: 'connection' });
+    // Trimmed: the snapshot carries state and context, not the machine or its state nodes (a few KB per actor).
+    expect(Object.keys(actor.snapshot).sort()).toEqual(['context', 'status', 'value']);
+    expect(JSON.stringify(actor).length).toBeLessThan(10_000);
 
     // Let it go idle (idleMs 150), then wake it with a frame, then quit.
     await until('idle', () => events.some((e) => e.type === '@xstate.snapshot' && e.sessionId === actor.sessionId && word(e.snapshot.value) === 'idle'));
@@ -114,6 +119,37 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
       expect(plain.supervisor.options.inspect).toBeUndefined();
     } finally {
       await plain.close();
+    }
+  });
+
+  it('listens only while the bridge is connected, and re-announces the live actors when it comes back', async () => {
+    const bridge = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => bridge.once('listening', r));
+    const port = (bridge.address() as AddressInfo).port;
+    await new Promise<void>((r) => bridge.close(() => r())); // nobody there yet
+    const late = await startTestBroker({ inspect: `ws://127.0.0.1:${port}` });
+    try {
+      const client = await TestClient.connect(late.url);
+      const id = client.hello.client.id as string;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(late.observability.stately!.listening).toBe(false);
+      // The bridge starts late: within the 2 s retry the broker connects and announces both actors.
+      const seen: Ev[] = [];
+      const again = new WebSocketServer({ port, host: '127.0.0.1' });
+      again.on('connection', (ws) => ws.on('message', (d) => seen.push(JSON.parse(d.toString()) as Ev)));
+      await until('the late announcements', () => seen.some((e) => e.type === '@xstate.actor' && e.name === id), 6000);
+      expect(late.observability.stately!.listening).toBe(true);
+      const sup = seen.find((e) => e.type === '@xstate.actor' && e.name === 'supervisor');
+      const conn = seen.find((e) => e.type === '@xstate.actor' && e.name === id)!;
+      expect(conn.parentId).toBe(sup!.sessionId);
+      expect(word(conn.snapshot.value)).toBe('online');
+      // The bridge goes away: the observer is removed again.
+      for (const ws of again.clients) ws.terminate();
+      await new Promise<void>((r) => again.close(() => r()));
+      await until('the observer removed', () => late.observability.stately!.listening === false || undefined);
+      client.close();
+    } finally {
+      await late.close();
     }
   });
 });

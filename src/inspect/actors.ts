@@ -158,9 +158,10 @@ export class ActorTable {
       case '@xstate.snapshot': {
         const t = this.track(ev.actorRef as AnyActorRef);
         const value = (ev.snapshot as { value?: unknown }).value;
-        const paths = statePaths(value);
-        const key = `${ev.snapshot.status} ${paths.join(' ')}`;
+        // Most snapshots (every forwarded frame) leave the state as it was: compare one native-built string first.
+        const key = `${ev.snapshot.status} ${typeof value === 'string' ? value : JSON.stringify(value)}`;
         if (key === t.stateKey) return;
+        const paths = statePaths(value);
         // Show only the regions that moved: `open.activity.online → open.activity.idle`, not the unchanged heartbeat.
         const before = t.statePaths;
         const from = before.length === 0 ? undefined : before.filter((p) => !paths.includes(p)).join(' ') || before.join(' ');

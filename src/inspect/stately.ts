@@ -1,10 +1,11 @@
 // StatelyInspector: `serve --inspect` — every actor's lifecycle, sampled and trimmed, sent over a WebSocket
 // to the bridge (`switchboard inspect`), which relays it to the Stately Inspector in a browser.
-// It reuses @statelyai/inspect's event conversion; the transport below adds what its own adapter lacks:
-// reconnecting after the bridge restarts, a bounded queue, and re-announcing live actors on connect.
+// The observer is attached to the actor system only while the bridge is connected (xstate's inspection
+// machinery is not free once anyone listens), and every (re)connect re-announces the live actors.
+// It reuses @statelyai/inspect's event conversion; the transport below adds reconnecting and a send bound.
 import WebSocket from 'ws';
 import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
-import type { AnyActorRef, InspectionEvent, Observer } from 'xstate';
+import type { AnyActorRef, InspectionEvent, Observer, Subscription } from 'xstate';
 import type { Logger } from 'pino';
 import { InspectionSampler, trimContext, trimEvent, trimSnapshot } from './sampler.js';
 
@@ -12,8 +13,6 @@ import { InspectionSampler, trimContext, trimEvent, trimSnapshot } from './sampl
 export const DEFAULT_BRIDGE_PORT = 8090;
 export const DEFAULT_INSPECT_URL = `ws://localhost:${DEFAULT_BRIDGE_PORT}`;
 
-/** Events kept while the bridge is unreachable (oldest dropped first, and counted). */
-const MAX_QUEUED = 1000;
 /** Above this many unsent bytes the bridge is too slow: new events are dropped, and counted. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const RECONNECT_MS = 2000;
@@ -21,6 +20,8 @@ const RECONNECT_MS = 2000;
 export interface StatelyInspectorOptions {
   url: string;
   log: Logger;
+  /** The root actor (the supervisor): its system carries every actor's inspection events. */
+  root: AnyActorRef;
   /** Every live actor, root first: announced to the bridge on each (re)connect so late joiners see them all. */
   liveActors: () => Iterable<AnyActorRef>;
   chatterPerSecond?: number;
@@ -29,7 +30,6 @@ export interface StatelyInspectorOptions {
 /** A WebSocket adapter for createInspector: serialised events out, nothing in. */
 class BridgeConnection {
   private ws: WebSocket | undefined;
-  private queue: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private everOpened = false;
@@ -40,6 +40,7 @@ class BridgeConnection {
     private readonly url: string,
     private readonly log: Logger,
     private readonly onOpen: () => void,
+    private readonly onClose: () => void,
   ) {}
 
   start(): void {
@@ -54,12 +55,9 @@ class BridgeConnection {
     }
     this.ws = ws;
     ws.on('open', () => {
-      this.log.info({ url: this.url, replayed: this.queue.length }, this.everOpened ? 'inspector bridge reconnected' : 'inspector bridge connected');
+      this.log.info({ url: this.url }, this.everOpened ? 'inspector bridge reconnected' : 'inspector bridge connected');
       this.everOpened = true;
       this.warned = false;
-      const queued = this.queue;
-      this.queue = [];
-      for (const text of queued) ws.send(text);
       this.onOpen();
     });
     ws.on('error', (err) => {
@@ -71,6 +69,7 @@ class BridgeConnection {
     ws.on('close', () => {
       if (this.everOpened && this.ws === ws && !this.stopped) this.log.warn({ url: this.url }, 'inspector bridge closed; reconnecting');
       this.ws = undefined;
+      this.onClose();
       if (!this.stopped) this.timer = setTimeout(() => this.start(), RECONNECT_MS).unref();
     });
   }
@@ -81,19 +80,16 @@ class BridgeConnection {
     this.ws?.close();
   }
 
+  /** Sends now or drops (counted): a congested bridge, or events converted just after it went away. */
   send(event: StatelyInspectionEvent): void {
-    const text = JSON.stringify(event);
     const ws = this.ws;
-    if (ws?.readyState === WebSocket.OPEN) {
-      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) this.dropped++;
-      else ws.send(text);
+    if (ws?.readyState !== WebSocket.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.dropped++;
       return;
     }
-    this.queue.push(text);
-    if (this.queue.length > MAX_QUEUED) {
-      this.queue.shift();
-      this.dropped++;
-    }
+    // Every snapshot leaves trimmed: no machine, no state nodes, the supervisor's Hub as counts.
+    const out = 'snapshot' in event && event.snapshot ? { ...event, snapshot: trimSnapshot(event.snapshot as never) } : event;
+    ws.send(JSON.stringify(out));
   }
 }
 
@@ -101,12 +97,13 @@ export class StatelyInspector {
   readonly sampler: InspectionSampler;
   private readonly bridge: BridgeConnection;
   private readonly inspector;
-  /** Pass to createActor's `inspect` option on the root actor: it sees the whole actor system. */
+  /** Registered on the root's actor system while the bridge is connected: it sees every actor, with parent links. */
   readonly observer: Observer<InspectionEvent>;
+  private subscription: Subscription | undefined;
 
   constructor(private readonly options: StatelyInspectorOptions) {
     this.sampler = new InspectionSampler({ chatterPerSecond: options.chatterPerSecond ?? 20 });
-    this.bridge = new BridgeConnection(options.url, options.log, () => this.announceLiveActors());
+    this.bridge = new BridgeConnection(options.url, options.log, () => this.listen(), () => this.unlisten());
     this.inspector = createInspector(this.bridge, {
       // Snapshots are trimmed by the sampler before conversion; actor registrations read getSnapshot() themselves.
       sanitizeContext: (context) => trimContext(context) as typeof context,
@@ -126,14 +123,30 @@ export class StatelyInspector {
     return this.bridge.dropped;
   }
 
+  /** True while the observer is registered (the bridge is connected). */
+  get listening(): boolean {
+    return this.subscription !== undefined;
+  }
+
   stop(): void {
+    this.unlisten();
     this.inspector.stop();
+  }
+
+  private listen(): void {
+    this.subscription ??= this.options.root.system.inspect(this.observer);
+    this.announceLiveActors();
+  }
+
+  private unlisten(): void {
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
   }
 
   /** The current state of every live actor, so a bridge started (or restarted) late shows them all. */
   private announceLiveActors(): void {
-    for (const actor of this.options.liveActors()) {
-      this.inspector.actor(actor, trimSnapshot(actor.getSnapshot()));
-    }
+    const rootId = this.options.root.sessionId;
+    // Through the same conversion as live registrations, so announced actors are named by id (c1, c2…) too.
+    for (const actorRef of this.options.liveActors()) this.observer.next?.({ type: '@xstate.actor', actorRef, rootId });
   }
 }
