@@ -38,6 +38,12 @@ export class FrameReader {
     else actor.send({ type: 'FRAME', frame });
   }
 
+  /** A WebSocket ping from the client: the transport pongs it, but it spends a token like any frame (ping floods). */
+  control(): void {
+    const verdict = this.rate?.take() ?? 'ok';
+    if (verdict !== 'ok') this.limited(verdict, undefined);
+  }
+
   /** Inbound traffic that is not a text frame (binary WebSocket frames). */
   binary(bytes: number): void {
     this.accept(new ProtocolError('bad_frame', 'binary frames are not supported; send JSON text frames'), bytes);

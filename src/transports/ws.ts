@@ -149,6 +149,7 @@ export class WsTransport {
       }
     });
     ws.on('pong', () => actor.send({ type: 'PONG' }));
+    ws.on('ping', () => reader.control());
     ws.on('close', (code, reason) => {
       // After a forced close the actor has already finished; nobody is left to tell.
       if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });

@@ -77,7 +77,8 @@ async function floodAudience(url: string, n: number): Promise<WebSocket[]> {
 }
 
 async function ratioWithFlooder(settings: Partial<Config>): Promise<{ ratio: number; base: number; flooded: number; flooderClose: number | 'open' }> {
-  broker = await startTestBroker({ ...settings, mailboxSize: 10_000, closeTimeoutMs: 100 });
+  // Mailboxes big enough that the flooder is never closed as a slow reader of its own acks: only the rate limit may stop it.
+  broker = await startTestBroker({ ...settings, mailboxSize: 1_000_000, closeTimeoutMs: 100 });
   const audience = await floodAudience(broker.url, 20);
   const pub = await TestClient.connect(broker.url);
   const sub = await TestClient.connect(`${broker.url}/victim`);
@@ -116,6 +117,14 @@ describe('inbound rate limit', () => {
     expect(broker.hub.stats.errors.get('rate_limited')).toBe(limited.length);
     expect(await bystander.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     bystander.close();
+  });
+
+  it('WebSocket ping control frames spend tokens too: a ping flood is limited and closed with 1008', async () => {
+    broker = await startTestBroker({ rate: 50, rateBurst: 20, rateStrikes: 30 });
+    const flooder = await TestClient.connect(broker.url);
+    for (let i = 0; i < 200; i++) flooder.ws.ping();
+    expect(await flooder.next((f) => f.op === 'error')).toMatchObject({ code: 'rate_limited' });
+    expect((await flooder.closed).code).toBe(1008);
   });
 
   it('a client that keeps within the rate is never limited', async () => {
