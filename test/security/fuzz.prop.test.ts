@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import { waitFor } from './upgrade.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
 
 let broker: TestBroker;
 let bystander: TestClient;
@@ -113,7 +114,8 @@ describe('fuzzing a live broker', () => {
       fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 10 }), fc.boolean(), async (lines, abrupt) => {
         const socket = connect(broker.tcpPort, '127.0.0.1');
         socket.on('error', () => {});
-        socket.on('data', () => {});
+        let received = '';
+        socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
         const closed = new Promise((r) => socket.on('close', r));
         await new Promise((r) => socket.once('connect', r));
         await waitFor(() => broker.hub.registry.size === 2);
@@ -122,6 +124,12 @@ describe('fuzzing a live broker', () => {
         if (abrupt) socket.destroy();
         else socket.end();
         await closed;
+        // Text errors name a protocol error code; the last words, when the server ends the stream, name a defined close.
+        for (const l of received.split('\n')) {
+          if (l.startsWith('error ')) expect(Object.keys(ERROR_CODES)).toContain(/^error ([a-z_]+):/.exec(l)?.[1]);
+          if (l.startsWith('{"op":"error"')) expect(Object.keys(ERROR_CODES)).toContain(JSON.parse(l).code);
+          if (l.startsWith('bye')) expect(l).toMatch(/^bye(: .* \((1000|1008|1009)\))?$/);
+        }
         await noLeaks();
       }),
       { numRuns: 40 },
