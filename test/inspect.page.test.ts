@@ -142,3 +142,21 @@ describe('/inspect with JWT auth on', () => {
     viewer.ws.close();
   });
 });
+
+describe('/inspect/ws input', () => {
+  it('answers junk with an error and stays up', async () => {
+    const b = await startTestBroker();
+    try {
+      const viewer = await Viewer.open(b.url.replace('/ws', '/inspect/ws'));
+      for (const junk of ['null', '42', 'not json', '{"type":"nope"}']) viewer.ws.send(junk);
+      await viewer.until((m) => m.type === 'error' && m.code === 'unknown_op');
+      expect(viewer.messages.filter((m) => m.type === 'error').map((m) => m.code)).toEqual(['bad_frame', 'bad_frame', 'bad_frame', 'unknown_op']);
+      viewer.ws.send(JSON.stringify({ type: 'select', id: 'supervisor' }));
+      const detail = await viewer.until((m) => m.type === 'detail');
+      expect(detail.row).toMatchObject({ id: 'supervisor', state: 'running', machine: 'supervisor' });
+      viewer.ws.close();
+    } finally {
+      await b.close();
+    }
+  });
+});

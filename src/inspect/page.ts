@@ -19,6 +19,8 @@ const URGENT_MS = 100;
 const SCAN_EVERY_TICKS = 10;
 /** A viewer with this much unsent data skips updates (and gets a full table once it catches up). */
 const VIEWER_BACKLOG_BYTES = 1024 * 1024;
+/** Each open page costs a full table push a second; a handful of operators is plenty. */
+const MAX_VIEWERS = 20;
 const WEB_DIR = new URL('../../web/inspect/', import.meta.url);
 
 const FILES: Record<string, { file: string; type: string }> = {
@@ -99,6 +101,7 @@ export class ActorsPage {
       allowed = false;
     }
     if (!allowed) return refuseUpgrade(socket, 401, 'Unauthorized', 'the live actors page needs the admin token (?token=…)');
+    if (this.viewers.size >= MAX_VIEWERS) return refuseUpgrade(socket, 503, 'Service Unavailable', `at most ${MAX_VIEWERS} live actors pages at once`);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.welcome(ws));
   }
 
@@ -108,7 +111,8 @@ export class ActorsPage {
     this.startWatching();
     this.table.sweep();
     const rows = this.allRows();
-    for (const row of rows) this.sent.set(row.id, signature(row));
+    // The first viewer sets the baseline; later ones must not, or earlier viewers would miss pending changes.
+    if (this.viewers.size === 1) for (const row of rows) this.sent.set(row.id, signature(row));
     ws.send(JSON.stringify({ type: 'hello', now: Date.now(), charts: this.charts, rows }));
     ws.on('message', (data) => this.onViewerMessage(ws, viewer, data.toString()));
     ws.on('close', () => {
@@ -123,7 +127,10 @@ export class ActorsPage {
     try {
       msg = JSON.parse(text) as ViewerMessage;
     } catch {
-      ws.send(JSON.stringify({ type: 'error', code: 'bad_frame', message: 'not JSON' }));
+      msg = null as unknown as ViewerMessage;
+    }
+    if (typeof msg !== 'object' || msg === null) {
+      ws.send(JSON.stringify({ type: 'error', code: 'bad_frame', message: 'expected a JSON object' }));
       return;
     }
     if (msg.type !== 'select') {
