@@ -21,6 +21,7 @@ import { StatelyInspector } from './inspect/stately.js';
 import { ActorsPage } from './inspect/page.js';
 import { adminCheck } from './inspect/access.js';
 import { BrokerMetrics } from './http/metrics.js';
+import { indexTimersByActor } from './actors/timers.js';
 
 export const VERSION = '0.1.0';
 
@@ -64,6 +65,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
+  indexTimersByActor(supervisor.system); // every connection actor shares this system: closing one must not scan all timers
   supervisor.start();
   // Inspection off = no observer at all; on = one observer on the supervisor's actor system (every connection
   // actor is its child), registered only while the bridge is connected.

@@ -276,7 +276,10 @@ async function memory(name: ServerName, conns: number) {
     const subscribers = new Subscribers(targetOf(server), conns, Math.ceil(conns / PER_WORKER) + 1);
     try {
       const opened = await subscribers.open(false, 200);
+      // RSS right after the connection storm, and once settled (idle: nothing is sent for 12 s but heartbeats).
       await sleep(3000);
+      const early = rssBytes(server.pid);
+      await sleep(9000);
       const after = rssBytes(server.pid);
       const held = opened.ready - (await subscribers.counts()).closed;
       return {
@@ -285,6 +288,7 @@ async function memory(name: ServerName, conns: number) {
         rssBeforeMB: round(before / 2 ** 20, 1),
         rssAfterMB: round(after / 2 ** 20, 1),
         rssPerConnKB: round((after - before) / held / 1024, 2),
+        rssPerConnAt3sKB: round((early - before) / held / 1024, 2),
       };
     } finally {
       subscribers.close();
@@ -338,6 +342,23 @@ async function scale(name: ServerName, conns: number) {
         if (c1.deliveries - c0.deliveries >= held) break;
       }
       const reached = c1.deliveries - c0.deliveries;
+      // Mass disconnect: every client goes at once; how much server CPU and time until it is quiet again.
+      publisher.close();
+      const cpuClose0 = cpuUs(server.pid);
+      const closeStart = performance.now();
+      subscribers.close();
+      let quietAt = performance.now();
+      for (let prev = cpuClose0, still = 0; still < 3 && performance.now() - closeStart < 60_000; ) {
+        await sleep(500);
+        const now = cpuUs(server.pid);
+        if (now - prev < 20_000) still++;
+        else {
+          still = 0;
+          quietAt = performance.now();
+        }
+        prev = now;
+      }
+      const teardownCpuMs = round((cpuUs(server.pid) - cpuClose0) / 1000, 0);
       return {
         attempted: conns,
         opened: opened.ready,
@@ -348,6 +369,8 @@ async function scale(name: ServerName, conns: number) {
         allWithinMs: reached >= held ? round((c1.lastUs - t0) / 1000, 1) : null,
         rssPerConnKB: round((rssBytes(server.pid) - before) / Math.max(1, held) / 1024, 2),
         heartbeatMs: hb,
+        teardownCpuMs,
+        teardownS: round((quietAt - closeStart) / 1000, 1),
         lastError: opened.lastError || c1.lastError,
       };
     } finally {
@@ -381,10 +404,15 @@ function table(results: Results): string {
     out.push('');
   }
   if (results.memory) {
-    out.push(`### idle memory: ${sizes.memoryConns.toLocaleString('en-US')} connections`, '', '| server | held | RSS before MB | RSS after MB | RSS per connection KB |', '|---|---:|---:|---:|---:|');
+    out.push(
+      `### idle memory: ${sizes.memoryConns.toLocaleString('en-US')} connections (RSS per connection = (RSS after − RSS before) / held; after = 12 s after the last connect)`,
+      '',
+      '| server | held | RSS before MB | RSS after MB | RSS per connection KB | same, 3 s after the last connect |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
     for (const [name, r] of Object.entries(results.memory)) {
-      if (r.error) out.push(`| ${name} | error: ${r.error} | | | |`);
-      else out.push(`| ${name} | ${r.connections} | ${r.rssBeforeMB} | ${r.rssAfterMB} | ${r.rssPerConnKB} |`);
+      if (r.error) out.push(`| ${name} | error: ${r.error} | | | | |`);
+      else out.push(`| ${name} | ${r.connections} | ${r.rssBeforeMB} | ${r.rssAfterMB} | ${r.rssPerConnKB} | ${r.rssPerConnAt3sKB} |`);
     }
     out.push('');
   }
@@ -397,10 +425,15 @@ function table(results: Results): string {
     out.push('');
   }
   if (results.scale) {
-    out.push(`### scale: idle WebSocket connections in one server process (heartbeat every ${sizes.scaleHeartbeatMs / 1000} s, held through 2.5 rounds, then one message to all)`, '', '| server | attempted | held | one message reached | all within ms | RSS per connection KB |', '|---|---:|---:|---:|---:|---:|');
+    out.push(
+      `### scale: idle WebSocket connections in one server process (heartbeat every ${sizes.scaleHeartbeatMs / 1000} s, held through 2.5 rounds, then one message to all, then all disconnect at once)`,
+      '',
+      '| server | attempted | held | one message reached | all within ms | RSS per connection KB | mass disconnect: server CPU ms |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    );
     for (const [name, r] of Object.entries(results.scale)) {
-      if (r.error) out.push(`| ${name} | error: ${r.error} | | | | |`);
-      else out.push(`| ${name} | ${r.attempted} | ${r.held} | ${r.reached} | ${r.allWithinMs ?? 'not all'} | ${r.rssPerConnKB} |`);
+      if (r.error) out.push(`| ${name} | error: ${r.error} | | | | | |`);
+      else out.push(`| ${name} | ${r.attempted} | ${r.held} | ${r.reached} | ${r.allWithinMs ?? 'not all'} | ${r.rssPerConnKB} | ${r.teardownCpuMs} |`);
     }
     out.push('');
   }
