@@ -147,6 +147,15 @@ function coerce(raw: string | boolean, kind: Kind, source: string): string | num
   }
 }
 
+/** The settings as a Markdown table for README (kept current by `npm run docs`). */
+export function settingsTable(): string {
+  const rows = (Object.values(SETTINGS) as Setting[]).map((s) => {
+    const def = s.default === undefined ? '—' : `\`${s.default}\``;
+    return `| \`--${s.flag}\` | \`${envName(s.flag)}\` | ${def} | ${s.help.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| flag | environment | default | meaning |', '|---|---|---|---|', ...rows].join('\n') + '\n';
+}
+
 export function helpText(): string {
   const rows = (Object.values(SETTINGS) as Setting[]).map((s) => {
     const arg = s.kind.type === 'bool' ? '' : s.kind.type === 'enum' ? ` <${s.kind.values.join('|')}>` : s.kind.type === 'int' ? ' <n>' : s.kind.bare ? ' [text]' : ' <text>';
