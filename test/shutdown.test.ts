@@ -1,10 +1,9 @@
 // Graceful shutdown: stop accepting, flush what was queued, close every connection with 1001, exit 0.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { startTestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { spawnBroker } from './helpers/child-broker.js';
 
 describe('graceful shutdown', () => {
   it('delivers every queued message, then closes each client with 1001', async () => {
@@ -22,22 +21,7 @@ describe('graceful shutdown', () => {
   });
 
   it('SIGTERM closes every client with 1001 and the process exits 0', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info'], {
-      cwd: new URL('..', import.meta.url).pathname,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines = createInterface({ input: child.stdout! });
-    const port = await new Promise<number>((resolve, reject) => {
-      lines.on('line', (line) => {
-        try {
-          const entry = JSON.parse(line);
-          if (entry.msg === 'switchboard listening') resolve(entry.port);
-        } catch {
-          /* not a log line */
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`broker exited early with ${code}`)));
-    });
+    const { child, port } = await spawnBroker([]);
     const clients = await Promise.all([1, 2, 3].map(() => TestClient.connect(`ws://127.0.0.1:${port}/ws/t`)));
     const exited = once(child, 'exit');
     child.kill('SIGTERM');

@@ -3,28 +3,14 @@
 // sent, it says which frames every client must receive next, in order, and which connection closes.
 // Ids and addresses are the broker's to choose, so connect() takes them from the observed hello.
 import { filterMatches } from '../topics/topic.js';
+import type { FrameId } from './errors.js';
+import type { ClientFrame, ClientInfo, Transport } from './frames.js';
 
 export type Slot = number;
-export type FrameId = string | number;
-export type Transport = 'ws' | 'tcp';
-
-export interface ClientInfo {
-  id: string;
-  name: string;
-  addr: string;
-  transport: Transport;
-}
-
+// The frame shapes are the protocol's own types; what the model decides about them is written out below.
+export type { ClientInfo, FrameId, Transport };
 /** A frame a client sends, as the model reads it (validation is the model's own, below). */
-export type ModelFrame =
-  | { op: 'sub'; id?: FrameId; topic: string; since?: number; presence?: boolean }
-  | { op: 'unsub'; id?: FrameId; topic: string }
-  | { op: 'pub'; id?: FrameId; topic: string; data: unknown; echo?: boolean }
-  | { op: 'send'; id?: FrameId; to: string; data: unknown }
-  | { op: 'who'; id?: FrameId; topic?: string }
-  | { op: 'rename'; id?: FrameId; name: string }
-  | { op: 'ping'; id?: FrameId }
-  | { op: 'quit'; id?: FrameId };
+export type ModelFrame = ClientFrame;
 
 /** An expected server frame. Values the broker picks freely are placeholders: see ANY. */
 export type Expected = Record<string, unknown> & { op: string };

@@ -1,15 +1,12 @@
 // The chat page in a real browser: two people join, chat, rename and see each other (and a TCP user) in the
 // who list; the page reconnects and resubscribes when the broker restarts. Screenshot: __screenshots__/chat.png.
-import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { launchChromium, requireChromium, screenshotPath } from '../helpers/chromium.js';
 import { LineClient } from '../helpers/line-client.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`chat.browser.test: skipped, ${CHROMIUM} is missing (apt-get install -y chromium)`);
-const SCREENSHOT_DIR = new URL('./__screenshots__/', import.meta.url);
+const haveChromium = requireChromium('chat.browser.test');
 
 let browser: Browser;
 let broker: TestBroker;
@@ -17,10 +14,7 @@ let broker: TestBroker;
 beforeAll(async () => {
   if (!haveChromium) return;
   broker = await startTestBroker();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -91,8 +85,7 @@ describe('chat page', () => {
     await robertSays(bob.page, 'héllo tom — ça va?');
     await term.next((l) => l.endsWith(']robert: héllo tom — ça va?'));
 
-    mkdirSync(SCREENSHOT_DIR, { recursive: true });
-    await alice.page.screenshot({ path: new URL('chat.png', SCREENSHOT_DIR).pathname });
+    await alice.page.screenshot({ path: screenshotPath('chat.png') });
 
     term.send('quit');
     await alice.page.locator('.notice', { hasText: 'terminal-tom left.' }).waitFor();

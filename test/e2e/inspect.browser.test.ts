@@ -1,15 +1,12 @@
 // The live actors page in a real browser: a client appears, goes idle, is highlighted in the chart, and disappears on quit.
-import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import WebSocket from 'ws';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { launchChromium, requireChromium, screenshotPath } from '../helpers/chromium.js';
 import { TestClient } from '../helpers/client.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`inspect.browser.test: skipped, ${CHROMIUM} is missing (apt-get install -y chromium)`);
-const SCREENSHOT_DIR = new URL('./__screenshots__/', import.meta.url);
+const haveChromium = requireChromium('inspect.browser.test');
 
 let browser: Browser;
 let broker: TestBroker;
@@ -17,10 +14,7 @@ let broker: TestBroker;
 beforeAll(async () => {
   if (!haveChromium) return;
   broker = await startTestBroker({ idleMs: 600, idleGraceMs: 60_000 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -52,8 +46,7 @@ describe('GET /inspect', () => {
     await page.locator('#detail [data-state-id="connection.open.activity.idle"].active').waitFor({ timeout: 10_000 });
     expect(await page.locator('#detail [data-state-id="connection.open.activity.online"]').getAttribute('class')).not.toContain('active');
     await page.locator('#recent li.transition', { hasText: 'open.activity.online → open.activity.idle' }).waitFor();
-    mkdirSync(SCREENSHOT_DIR, { recursive: true });
-    await page.screenshot({ path: new URL('inspect.png', SCREENSHOT_DIR).pathname, fullPage: false });
+    await page.screenshot({ path: screenshotPath('inspect.png'), fullPage: false });
 
     // A frame wakes it up again.
     expect(await client.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
@@ -96,7 +89,7 @@ describe('GET /inspect', () => {
     await expect.poll(() => page.locator('#actors tbody tr').count(), { timeout: 15_000 }).toBe(before + load);
     await page.locator('tr[data-id] td.name', { hasText: `load-${load - 1}` }).waitFor();
     await expect.poll(() => page.locator('#summary').textContent()).toContain(`${before + load} actors`);
-    await page.screenshot({ path: new URL(`inspect-${load}.png`, SCREENSHOT_DIR).pathname });
+    await page.screenshot({ path: screenshotPath(`inspect-${load}.png`) });
     for (const ws of sockets) ws.close();
     await expect.poll(() => page.locator('#actors tbody tr').count(), { timeout: 15_000 }).toBe(before);
     expect(failures).toEqual([]);

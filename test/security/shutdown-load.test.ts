@@ -1,34 +1,17 @@
 // Graceful shutdown under load, in a real child process: publishers keep sending while SIGTERM arrives.
 // Every message acknowledged to a publisher reaches every live subscriber before its 1001 close; the process exits 0.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { TestClient } from '../helpers/client.js';
+import { spawnBroker } from '../helpers/child-broker.js';
 
 const PUBLISHERS = 3;
 const SUBSCRIBERS = 5;
 
 describe('SIGTERM while publishers are sending', () => {
   it('every acknowledged message reaches every subscriber before its 1001 close', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', '--rate', '0'],
-      { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const { child, port } = await spawnBroker(['--rate', '0']);
     const exited = once(child, 'exit');
-    const lines = createInterface({ input: child.stdout! });
-    const port = await new Promise<number>((resolve, reject) => {
-      lines.on('line', (line) => {
-        try {
-          const entry = JSON.parse(line);
-          if (entry.msg === 'switchboard listening') resolve(entry.port);
-        } catch {
-          /* not a log line */
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`broker exited early with ${code}`)));
-    });
     const url = `ws://127.0.0.1:${port}/ws`;
     const subs = await Promise.all(Array.from({ length: SUBSCRIBERS }, () => TestClient.connect(`${url}/load`)));
     const pubs = await Promise.all(Array.from({ length: PUBLISHERS }, () => TestClient.connect(url)));
