@@ -6,7 +6,7 @@
 //   npm run bench -- --servers switchboard,nats --workloads steady,burst
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ALL_SERVERS, PROTO, cpuUs, rssBytes, sleep, startScriptFlags, startServer, type RunningServer, type ServerName } from './servers.js';
@@ -440,6 +440,26 @@ function table(results: Results): string {
   return out.join('\n');
 }
 
+/** Puts the table between the bench markers of docs/readme/issue-7.md (the README section). */
+function writeReadmeSection(md: string, machine: { cores: number; cpu: string; node: string }): void {
+  const doc = ROOT + 'docs/readme/issue-7.md';
+  let text: string;
+  try {
+    text = readFileSync(doc, 'utf8');
+  } catch {
+    return;
+  }
+  const start = '<!-- bench:table -->';
+  const end = '<!-- /bench:table -->';
+  const a = text.indexOf(start);
+  if (a < 0) return;
+  const b = text.indexOf(end, a);
+  const head = `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, with \`npm run bench\`.`;
+  const body = `${start}\n${head}\n\n${md.replace(/^### /gm, '#### ')}\n${end}`;
+  writeFileSync(doc, text.slice(0, a) + body + (b < 0 ? text.slice(a + start.length) : text.slice(b + end.length)));
+  console.log('updated docs/readme/issue-7.md');
+}
+
 async function main(): Promise<void> {
   const results: Results = {};
   const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, platform: process.platform };
@@ -473,6 +493,7 @@ async function main(): Promise<void> {
   const file = flags.out ?? (flags.quick ? 'quick.json' : 'latest.json');
   writeFileSync(dir + file, JSON.stringify({ date: new Date().toISOString(), machine, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbFlags], results, markdown: md }, null, 2) + '\n');
   console.log(`written test/bench/results/${file}`);
+  if (file === 'latest.json') writeReadmeSection(md, machine);
   process.exit(0);
 }
 
