@@ -52,6 +52,9 @@ const REQUEST_EVENT = {
   rename: 'RENAME',
 } as const;
 
+/** The close intent until a real one is set; shared by every connection (assign replaces it, never mutates it). */
+const NOT_CLOSED: CloseIntent = Object.freeze({ code: 1006, reason: 'closed', cause: 'leave' });
+
 export const connectionMachine = setup({
   types: {
     context: {} as ConnectionContext,
@@ -118,7 +121,7 @@ export const connectionMachine = setup({
   context: ({ input }) => ({
     ...input,
     awaitingPong: false,
-    close: { code: 1006, reason: 'closed', cause: 'leave' },
+    close: NOT_CLOSED,
   }),
   initial: 'connecting',
   on: { FAULT: { actions: 'crash' } },

@@ -3,12 +3,12 @@
 import { createActor } from 'xstate';
 import type { Config } from '../config.js';
 import type { Hub, JoinRequest } from '../core/hub.js';
-import { connectionMachine, type ConnectionActor } from './connection.machine.js';
+import { connectionMachine, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
 import { Link } from './link.js';
 import type { Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
-import { InboundRate } from './rate.js';
+import { InboundRate, type RateLimits } from './rate.js';
 import type { Admission } from '../http/admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 
@@ -31,6 +31,28 @@ export interface OpenConnection {
   actor: ConnectionActor;
 }
 
+// One timing and one limits object per configuration, shared by every connection (per-connection memory).
+const timings = new WeakMap<Config, ConnectionTiming>();
+const rateLimits = new WeakMap<Config, RateLimits>();
+
+function timingOf(config: Config): ConnectionTiming {
+  let t = timings.get(config);
+  if (!t) {
+    t = { heartbeatMs: config.heartbeatMs, idleMs: config.idleMs, idleGraceMs: config.idleGraceMs, closeTimeoutMs: config.closeTimeoutMs };
+    timings.set(config, t);
+  }
+  return t;
+}
+
+function rateLimitsOf(config: Config): RateLimits {
+  let r = rateLimits.get(config);
+  if (!r) {
+    r = { rate: config.rate, burst: config.rateBurst, strikes: config.rateStrikes, windowMs: RATE_WINDOW_MS };
+    rateLimits.set(config, r);
+  }
+  return r;
+}
+
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
   const { config } = core;
@@ -42,15 +64,10 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
       link,
       supervisor: core.supervisor,
       request,
-      timing: {
-        heartbeatMs: config.heartbeatMs,
-        idleMs: config.idleMs,
-        idleGraceMs: config.idleGraceMs,
-        closeTimeoutMs: config.closeTimeoutMs,
-      },
+      timing: timingOf(config),
     },
   });
   link.actor = actor;
-  const rate = new InboundRate({ rate: config.rate, burst: config.rateBurst, strikes: config.rateStrikes, windowMs: RATE_WINDOW_MS });
+  const rate = new InboundRate(rateLimitsOf(config));
   return { link, reader: new FrameReader(link, core.hub.stats, rate), actor };
 }

@@ -8,6 +8,14 @@ import type { Grant } from '../auth/grant.js';
 
 let lastId = 0;
 
+/** The presence set of a link that watches nothing: shared, so adding to it is a bug (use Link.watch). */
+class NoFilters extends Set<string> {
+  override add(): this {
+    throw new Error('add presence filters with Link.watch()');
+  }
+}
+const NO_FILTERS: Set<string> = new NoFilters();
+
 export interface LinkOptions {
   addr: string;
   wire: Wire;
@@ -24,9 +32,10 @@ export class Link {
   readonly wire: Wire;
   readonly mailbox: Mailbox;
   readonly connectedAt = Date.now();
-  /** Filters this client holds, and those it watches for presence. */
+  /** Filters this client holds. */
   readonly subscriptions = new Set<string>();
-  readonly presence = new Set<string>();
+  /** Filters watched for presence: most clients watch none, so their set is made by the first watch(). */
+  private watching: Set<string> | undefined;
   /** Last inbound application frame (pongs excluded), read by the idle guard instead of re-arming timers. */
   lastActivity = Date.now();
   framesIn = 0;
@@ -50,6 +59,15 @@ export class Link {
       () => this.actor?.send({ type: 'SLOW_CONSUMER' }),
       (error) => this.actor?.send({ type: 'FAULT', error }),
     );
+  }
+
+  /** Filters this client watches for presence (add with watch()). */
+  get presence(): Set<string> {
+    return this.watching ?? NO_FILTERS;
+  }
+
+  watch(filter: string): void {
+    (this.watching ??= new Set()).add(filter);
   }
 
   info(): ClientInfo {

@@ -210,7 +210,7 @@ export class Hub {
       this.index.add(filter, link);
     }
     if (presence) {
-      link.presence.add(filter);
+      link.watch(filter);
       this.presence.watch(filter, link);
     } else if (link.presence.delete(filter)) {
       this.presence.unwatch(filter, link);
