@@ -28,53 +28,61 @@ function label(t: Transition): string {
   return `${event}${guard ? ` [${guard}]` : ''}${actions.length ? ` / ${actions.join(', ')}` : ''}`;
 }
 
-/** Renders `machine` as a Mermaid stateDiagram-v2 (parallel regions separated by `--`). */
+/**
+ * Renders `machine` as a Mermaid stateDiagram-v2 (parallel regions separated by `--`). The states are declared
+ * in their nesting first and every transition follows at the top level: Mermaid places a state in the first
+ * block that mentions it, so a transition written inside a block would pull its target into that block.
+ */
 export function renderMermaid(machine: AnyStateMachine): string {
   const root = machine.root as unknown as Node;
   const seen = new Set<string>();
-  const lines: string[] = ['stateDiagram-v2'];
+  const structure: string[] = [];
+  const transitions: string[] = [];
   const name = (n: Node) => n.key;
 
-  const emit = (n: Node, depth: number) => {
+  const declare = (n: Node, depth: number) => {
+    const pad = '  '.repeat(depth);
+    if (seen.has(n.key)) throw new Error(`state key '${n.key}' is used twice; diagrams need unique keys`);
+    seen.add(n.key);
+    const children = Object.values(n.states);
+    if (children.length === 0) {
+      structure.push(`${pad}${name(n)}`);
+    } else {
+      structure.push(`${pad}state ${name(n)} {`);
+      body(n, depth + 1);
+      structure.push(`${pad}}`);
+    }
+    for (const t of [...[...n.transitions.values()].flat(), ...(n.always ?? [])]) {
+      const to = t.target?.[0];
+      transitions.push(`  ${name(n)} --> ${to ? name(to) : name(n)}: ${label(t)}`);
+    }
+    if (n.type === 'final') transitions.push(`  ${name(n)} --> [*]`);
+  };
+
+  const body = (n: Node, depth: number) => {
     const pad = '  '.repeat(depth);
     const children = Object.values(n.states);
-    if (n !== root) {
-      if (seen.has(n.key)) throw new Error(`state key '${n.key}' is used twice; diagrams need unique keys`);
-      seen.add(n.key);
-    }
-    if (children.length > 0 && n !== root) lines.push(`${pad}state ${name(n)} {`);
-    const inner = n === root ? pad : pad + '  ';
     if (n.type === 'parallel') {
       children.forEach((c, i) => {
-        if (i > 0) lines.push(`${inner}--`);
-        emit(c, depth + (n === root ? 0 : 1));
+        if (i > 0) structure.push(`${pad}--`);
+        declare(c, depth);
       });
-    } else {
-      const initial = n.initial?.target[0];
-      if (initial) lines.push(`${inner}[*] --> ${name(initial)}`);
-      for (const c of children) emit(c, depth + (n === root ? 0 : 1));
+      return;
     }
-    if (children.length > 0 && n !== root) lines.push(`${pad}}`);
-    const from = n === root ? undefined : name(n);
-    if (from) {
-      const all = [...[...n.transitions.values()].flat(), ...(n.always ?? [])];
-      const outPad = '  '.repeat(Math.max(0, depth - 0));
-      for (const t of all) {
-        const to = t.target?.[0];
-        lines.push(`${outPad}${from} --> ${to ? name(to) : from}: ${label(t)}`);
-      }
-      if (n.type === 'final') lines.push(`${outPad}${from} --> [*]`);
-    } else {
-      // Events the machine handles in every state: one note on the initial state.
-      const everywhere = [...n.transitions.values()].flat();
-      const initial = n.initial?.target[0];
-      if (everywhere.length > 0 && initial) {
-        lines.push(`${pad}note right of ${name(initial)}`, `${pad}  in every state:`);
-        for (const t of everywhere) lines.push(`${pad}  ${label(t)}`);
-        lines.push(`${pad}end note`);
-      }
-    }
+    const initial = n.initial?.target[0];
+    if (initial) structure.push(`${pad}[*] --> ${name(initial)}`);
+    for (const c of children) declare(c, depth);
   };
-  emit(root, 1);
+
+  body(root, 1);
+  const lines = ['stateDiagram-v2', ...structure, ...transitions];
+  // Events the machine handles in every state: one note on the initial state.
+  const everywhere = [...root.transitions.values()].flat();
+  const initial = root.initial?.target[0];
+  if (everywhere.length > 0 && initial) {
+    lines.push(`  note right of ${name(initial)}`, '    in every state:');
+    for (const t of everywhere) lines.push(`    ${label(t)}`);
+    lines.push('  end note');
+  }
   return lines.join('\n') + '\n';
 }
