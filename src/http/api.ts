@@ -1,6 +1,5 @@
 // HTTP API: server-side publish (the seed push server's entry point) and the live registry views.
 // Publishes go through the supervisor's API_PUBLISH event, so they are ordered with every client's pub.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { BrokerCore } from '../actors/connection.js';
@@ -10,7 +9,7 @@ import type { PublishResult } from '../core/hub.js';
 import { isWildcard, topicError } from '../topics/topic.js';
 import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
-import { Grant } from '../auth/grant.js';
+import { adminVerdict } from '../auth/admin.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -22,27 +21,12 @@ const LIST_MAX = 100_000;
  * a valid token without it gets 403. With neither an API key nor client auth configured, the API is open.
  */
 export async function authorizeApi(req: IncomingMessage, config: Pick<Config, 'apiKey'>, tokens: TokenVerifier | null = null): Promise<void> {
-  if (config.apiKey === undefined && tokens === null) return;
-  const header = req.headers.authorization ?? '';
-  const match = /^Bearer\s+(.+)$/i.exec(header);
-  const given = match?.[1]!.trim();
-  if (given !== undefined && config.apiKey !== undefined && sameSecret(given, config.apiKey)) return;
-  if (given !== undefined && tokens !== null) {
-    const grant = await tokens.verify(given);
-    if (grant instanceof Grant) {
-      if (grant.admin) return;
-      throw new HttpError(403, 'this token has no admin claim', 'forbidden');
-    }
-  }
+  const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+  const verdict = await adminVerdict(match?.[1]!.trim(), config, tokens);
+  if (verdict === 'open' || verdict === 'admin') return;
+  if (verdict === 'not_admin') throw new HttpError(403, 'this token has no admin claim', 'forbidden');
   const wanted = config.apiKey !== undefined ? 'Authorization: Bearer <api key>' : 'Authorization: Bearer <token with admin: true>';
   throw new HttpError(401, match ? 'wrong API key or token' : `this API needs ${wanted}`, 'unauthorized');
-}
-
-/** Constant-time comparison; hashing first makes the lengths equal, so length leaks nothing either. */
-export function sameSecret(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 export function registerApi(router: Router, core: BrokerCore, log: Logger): void {

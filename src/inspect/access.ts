@@ -3,18 +3,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config.js';
 import { requestToken, type TokenVerifier } from '../auth/tokens.js';
-import { Grant } from '../auth/grant.js';
-import { sameSecret } from '../http/api.js';
+import { adminVerdict } from '../auth/admin.js';
 import type { AdminCheck } from './page.js';
 
 export function adminCheck(config: Pick<Config, 'apiKey'>, verifier: TokenVerifier | null): AdminCheck {
   if (verifier === null && config.apiKey === undefined) return () => true;
-  return async (req: IncomingMessage) => {
-    const token = requestToken(req);
-    if (token === undefined) return false;
-    if (config.apiKey !== undefined && sameSecret(token, config.apiKey)) return true;
-    if (verifier === null) return false;
-    const grant = await verifier.verify(token);
-    return grant instanceof Grant && grant.admin;
-  };
+  return async (req: IncomingMessage) => (await adminVerdict(requestToken(req), config, verifier)) === 'admin';
 }
