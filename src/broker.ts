@@ -59,8 +59,13 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     heartbeatMs: config.heartbeatMs,
     idleMs: config.idleMs,
     historySize: config.historySize,
+    historyBytes: config.historyBytes,
+    historyTopicBytes: config.historyTopicBytes,
     maxTopics: config.maxTopics,
     maxSubscriptions: config.maxSubscriptions,
+    idleClose: config.idleClose,
+    replayMaxMessages: config.mailboxSize,
+    replayMaxBytes: config.replayBytes,
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);

@@ -27,13 +27,17 @@ export const SETTINGS = {
   tcpPort: { flag: 'tcp-port', kind: { type: 'int', min: 0, max: 65535 }, default: 8000, help: 'TCP line-protocol port; 0 disables TCP' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
   idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
-  idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000' },
+  idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
+  idleClose: { flag: 'idle-close', kind: { type: 'enum', values: ['tcp', 'all', 'none'] }, default: 'tcp', help: 'which idle connections are closed (4000): TCP line clients only, all, or none; WebSocket clients that answer pings stay by default' },
   closeTimeoutMs: { flag: 'close-timeout-ms', kind: ms(10), default: 5_000, help: 'how long a close handshake may take before the socket is cut' },
   mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'outbound queue bound per connection (messages)' },
   slowConsumer: { flag: 'slow-consumer', kind: { type: 'enum', values: ['close', 'drop-oldest'] }, default: 'close', help: 'full mailbox: close with 4001, or drop the oldest queued message' },
   maxPayload: { flag: 'max-payload', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'largest inbound frame in bytes (over it: close 1009)' },
   maxSubscriptions: { flag: 'max-subscriptions', kind: { type: 'int', min: 1, max: 100_000 }, default: 100, help: 'filters one connection may hold' },
   historySize: { flag: 'history', kind: { type: 'int', min: 0, max: 100_000 }, default: 100, help: 'messages kept per topic for sub with since' },
+  historyBytes: { flag: 'history-bytes', kind: { type: 'int', min: 0, max: 64 * 1024 * 1024 * 1024 }, default: 128 * 1024 * 1024, help: 'bytes of history kept in total; over it the oldest messages of any topic are evicted' },
+  historyTopicBytes: { flag: 'history-topic-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 4 * 1024 * 1024, help: 'bytes of history kept per topic; over it that topic\'s oldest messages are evicted' },
+  replayBytes: { flag: 'replay-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 2 * 1024 * 1024, help: 'bytes one resuming sub may replay; a topic over it answers recovered:false (replay_limit)' },
   maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
   lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
@@ -59,12 +63,16 @@ export interface Config {
   heartbeatMs: number;
   idleMs: number;
   idleGraceMs: number;
+  idleClose: 'tcp' | 'all' | 'none';
   closeTimeoutMs: number;
   mailboxSize: number;
   slowConsumer: 'close' | 'drop-oldest';
   maxPayload: number;
   maxSubscriptions: number;
   historySize: number;
+  historyBytes: number;
+  historyTopicBytes: number;
+  replayBytes: number;
   maxTopics: number;
   room: string;
   lineLimit: number;

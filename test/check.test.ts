@@ -104,7 +104,7 @@ describe('switchboard check', () => {
 
   // Outside the random scenarios (their ping barriers keep everyone active): the model's `timeout` against a real idle close.
   it('an idle client is closed with 4000 and its presence watchers hear timeout, as the model says', async () => {
-    const idle = await startTestBroker({ idleMs: 400, idleGraceMs: 200 });
+    const idle = await startTestBroker({ idleMs: 400, idleGraceMs: 200, idleClose: 'all' });
     const model = new ProtocolModel({ historySize: 100 });
     const [a, b] = [await Probe.connect(idle.url, 3000), await Probe.connect(idle.url, 3000)];
     const ask = async (p: Probe, slot: number, frame: { op: 'sub'; id: string; topic: string; presence?: boolean }) => {
@@ -130,8 +130,11 @@ describe('switchboard check', () => {
       a.send({ op: 'ping', id: 'last' });
       await a.waitFor((f) => f.id === 'last', 3000, 'last pong');
       const seen = a.frames.slice(from).filter((f: Frame) => f.op !== 'pong');
-      const expected = model.disconnect(1, 'timeout').frames.get(0) ?? [];
-      expect(expected).toHaveLength(1);
+      // The model has no clock: the `idle` event that precedes the close is the broker's own (docs/protocol.md, Presence).
+      const bInfo = b.frames[0]!.client as Record<string, unknown>;
+      const idleEvent = { op: 'event', event: 'idle', client: bInfo, topic: 'idle/x' };
+      const expected = [idleEvent, ...(model.disconnect(1, 'timeout').frames.get(0) ?? [])];
+      expect(expected).toHaveLength(2);
       const ids = new Set([a, b].map((p) => (p.frames[0]!.client as { id: string }).id));
       expect(difference(expected, seen, { ours: ids, exclusive: true })).toBeNull();
     } finally {

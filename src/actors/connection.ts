@@ -65,6 +65,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
       supervisor: core.supervisor,
       request,
       timing: timingOf(config),
+      closeWhenIdle: core.hub.closesWhenIdle(link),
     },
   });
   link.actor = actor;

@@ -38,6 +38,8 @@ export class Link {
   private watching: Set<string> | undefined;
   /** Last inbound application frame (pongs excluded), read by the idle guard instead of re-arming timers. */
   lastActivity = Date.now();
+  /** Last inbound traffic of any kind (frames, WebSocket pongs and pings): the peer is alive. */
+  lastSeen = Date.now();
   framesIn = 0;
   bytesIn = 0;
   /** Set by the transport right after the connection actor is created. */

@@ -92,6 +92,11 @@ export class Mailbox {
     },
   ) {}
 
+  /** The most messages it holds before its consumer counts as slow. */
+  get capacity(): number {
+    return this.limit;
+  }
+
   get depth(): number {
     return this.queue.length - this.head;
   }

@@ -40,6 +40,7 @@ export class FrameReader {
 
   /** A WebSocket ping from the client: the transport pongs it, but it spends a token like any frame (ping floods). */
   control(): void {
+    this.link.lastSeen = Date.now();
     const verdict = this.rate?.take() ?? 'ok';
     if (verdict !== 'ok') this.limited(verdict, undefined);
   }
@@ -64,7 +65,7 @@ export class FrameReader {
   }
 
   private count(bytes: number): void {
-    this.link.lastActivity = Date.now();
+    this.link.lastActivity = this.link.lastSeen = Date.now();
     this.link.framesIn++;
     this.link.bytesIn += bytes;
   }

@@ -65,6 +65,13 @@ export class Fleet {
     return isName(n) ? `${this.prefix}.${n}` : n;
   }
 
+  /** Epochs observed per topic during this scenario (filled while comparing; sent back with `since`). */
+  private readonly epochs = new Map<string, string>();
+
+  epoch(topic: string): string | undefined {
+    return this.epochs.get(topic);
+  }
+
   async perform(cmd: CheckCommand, model: ProtocolModel): Promise<void> {
     const step = ++this.steps;
     const id = `k${step}`;
@@ -136,12 +143,15 @@ export class Fleet {
         line(JSON.stringify(frame));
         const probe = this.probe(cmd.slot);
         probe.send(frame);
-        await this.within(
-          probe.waitFor((f) => f.id === id && REPLY_OPS.has(f.op), this.options.timeoutMs, `reply to ${id}`),
-          `reply to ${id}`,
-          step,
-          cmd,
-        );
+        // A notification may get no reply at all: the settle barrier below collects whatever it caused.
+        if (frame.id !== undefined) {
+          await this.within(
+            probe.waitFor((f) => f.id === id && REPLY_OPS.has(f.op), this.options.timeoutMs, `reply to ${id}`),
+            `reply to ${id}`,
+            step,
+            cmd,
+          );
+        }
         outcome = model.frame(cmd.slot, frame);
       }
     }
@@ -150,7 +160,7 @@ export class Fleet {
       let expected = outcome.frames.get(slot) ?? [];
       // TCP clients get the chat room's traffic as text lines, not frames; the probe keeps those aside.
       if (model.client(slot)?.transport === 'tcp') expected = expected.filter((f) => f.topic !== model.options.room);
-      const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive });
+      const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive, epochs: this.epochs });
       if (diff) {
         const who = model.client(slot);
         throw new CheckFailure(

@@ -151,7 +151,7 @@ class TcpProbe extends Probe {
     if (!me) throw new ProbeError(`the broker's who does not list this TCP connection (local ${socket.localAddress}${localPort})`);
     const rest = probe.frames.filter((f) => f !== ack);
     probe.frames.length = 0;
-    probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, server: {} }, ...rest);
+    probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, idleClose: true, server: {} }, ...rest);
     return probe;
   }
 

@@ -2,12 +2,12 @@
 // No sockets and no timers: it talks to connections only by queueing frames in their mailboxes.
 // The supervisor machine calls one Hub method per event; deliveries are never xstate events.
 import type { Link } from '../actors/link.js';
-import { ackFrame, errorFrame, nameError, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
+import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { filterError, isWildcard } from '../topics/topic.js';
 import { TopicIndex } from '../topics/index.js';
-import { History } from './history.js';
+import { History, type Seen } from './history.js';
 import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
@@ -19,8 +19,15 @@ export interface HubOptions {
   heartbeatMs: number;
   idleMs: number;
   historySize: number;
+  historyBytes: number;
+  historyTopicBytes: number;
   maxTopics: number;
   maxSubscriptions: number;
+  /** Which connections are closed when idle (docs/protocol.md, Liveness). */
+  idleClose: 'tcp' | 'all' | 'none';
+  /** Bounds of one resuming `sub`: messages and bytes replayed. */
+  replayMaxMessages: number;
+  replayMaxBytes: number;
 }
 
 export interface JoinRequest {
@@ -36,8 +43,12 @@ export type LeaveCause = 'leave' | 'timeout';
 
 export interface PublishResult {
   seq: number;
+  epoch: string;
   delivered: number;
 }
+
+/** Topics one wildcard resume may concern (the same bound as positions in one `sub`). */
+const RESUME_MAX_TOPICS = MAX_POSITIONS;
 
 export class Hub {
   readonly registry = new Registry<Link>();
@@ -47,7 +58,10 @@ export class Hub {
   readonly stats = new BrokerStats();
 
   constructor(readonly options: HubOptions) {
-    this.history = new History(options.historySize, options.maxTopics);
+    this.history = new History(
+      { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes },
+      (m) => m.json.length,
+    );
   }
 
   /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
@@ -67,7 +81,8 @@ export class Hub {
       client: link.info(),
       heartbeatMs: this.options.heartbeatMs,
       idleMs: this.options.idleMs,
-      server: { name: this.options.serverName, version: this.options.version, protocol: 1 },
+      idleClose: this.closesWhenIdle(link),
+      server: { name: this.options.serverName, version: this.options.version, protocol: PROTOCOL_VERSION },
     });
     if (nameProblem) this.fail(link, nameProblem);
     const initial: [string, boolean][] = [
@@ -95,17 +110,68 @@ export class Hub {
     link.presence.clear();
   }
 
+  /** Whether `link` is closed when idle, under the --idle-close policy. */
+  closesWhenIdle(link: Link): boolean {
+    const policy = this.options.idleClose;
+    return policy === 'all' || (policy === 'tcp' && link.transport === 'tcp');
+  }
+
+  /** `link` went idle or became active again: the presence watchers of its filters hear it. */
+  activity(link: Link, event: 'idle' | 'active'): void {
+    if (!this.registry.has(link)) return;
+    for (const filter of link.subscriptions) this.announce(event, link, filter);
+  }
+
   sub(link: Link, frame: FrameOf<'sub'>): void {
     const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
     if (added instanceof ProtocolError) return this.fail(link, added);
     if (frame.since === undefined) {
-      link.send(ackFrame(frame.id));
+      this.ack(link, frame.id);
     } else {
-      const replay = this.history.replay(frame.topic, frame.since);
-      link.send(ackFrame(frame.id, { recovered: replay.complete }));
-      for (const m of replay.messages) link.mailbox.push(m);
+      this.resume(link, frame);
     }
     if (added) this.announce('join', link, frame.topic);
+  }
+
+  /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
+  private resume(link: Link, frame: FrameOf<'sub'>): void {
+    const { since, epoch } = frame;
+    const seen = (topic: string): Seen => {
+      if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined };
+      const seq = since && Object.prototype.hasOwnProperty.call(since, topic) ? since[topic]! : 0;
+      const e = epoch && typeof epoch === 'object' && Object.prototype.hasOwnProperty.call(epoch, topic) ? epoch[topic] : undefined;
+      return { seq, epoch: e };
+    };
+    // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
+    const room = Math.max(0, Math.floor(link.mailbox.capacity / 2) - link.mailbox.depth);
+    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, {
+      maxTopics: RESUME_MAX_TOPICS,
+      maxMessages: Math.min(this.options.replayMaxMessages, room),
+      maxBytes: this.options.replayMaxBytes,
+    });
+    // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
+    if (typeof since === 'object') {
+      for (const topic of Object.keys(since)) {
+        if (since[topic]! > 0 && !(topic in result.positions) && !result.truncated) result.missed[topic] = 'unknown_position';
+      }
+    }
+    const missed = Object.keys(result.missed);
+    const fields: Record<string, unknown> = { recovered: missed.length === 0 && !result.truncated };
+    if (missed.length > 0) {
+      fields.reason = result.missed[missed[0]!];
+      fields.missed = result.missed;
+    } else if (result.truncated) {
+      fields.reason = 'replay_limit';
+    }
+    if (result.truncated) fields.truncated = true;
+    fields.positions = result.positions;
+    link.send(ackFrame(frame.id, fields));
+    for (const m of result.messages) link.mailbox.push(m);
+  }
+
+  /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */
+  private ack(link: Link, id: FrameId | undefined, fields?: Record<string, unknown>): void {
+    if (id !== undefined) link.send(ackFrame(id, fields));
   }
 
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
@@ -116,7 +182,7 @@ export class Hub {
       link.presence.delete(frame.topic);
       this.announce('leave', link, frame.topic);
     }
-    link.send(ackFrame(frame.id));
+    this.ack(link, frame.id);
   }
 
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
@@ -124,17 +190,18 @@ export class Hub {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    const { seq, delivered } = this.publish(frame.topic, frame.data, link, frame.echo !== false);
-    link.send(ackFrame(frame.id, { seq, delivered }));
+    const { seq, epoch, delivered } = this.publish(frame.topic, frame.data, link, frame.echo !== false);
+    this.ack(link, frame.id, { seq, epoch, delivered });
   }
 
   /** Encodes the message once and queues the same bytes in every matching mailbox. */
   publish(topic: string, data: unknown, from: Link | null, echo = true): PublishResult {
     const ts = Date.now();
     const sender = from ? { id: from.id, name: from.name } : undefined;
-    const { seq, message } = this.history.append(
+    const { seq, epoch, message } = this.history.append(
       topic,
-      (seq) => new Outgoing(sender ? { op: 'msg', topic, seq, data, from: sender, ts } : { op: 'msg', topic, seq, data, ts }, from?.info()),
+      (seq, epoch) =>
+        new Outgoing(sender ? { op: 'msg', topic, seq, epoch, data, from: sender, ts } : { op: 'msg', topic, seq, epoch, data, ts }, from?.info()),
     );
     const subscribers = this.index.match(topic);
     let delivered = 0;
@@ -145,7 +212,7 @@ export class Hub {
     }
     this.stats.published++;
     this.stats.delivered += delivered;
-    return { seq, delivered };
+    return { seq, epoch, delivered };
   }
 
   send(link: Link, frame: FrameOf<'send'>): void {
@@ -155,7 +222,7 @@ export class Hub {
       return;
     }
     target.send({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data });
-    link.send(ackFrame(frame.id));
+    this.ack(link, frame.id);
   }
 
   who(link: Link, frame: FrameOf<'who'>): void {
@@ -173,7 +240,7 @@ export class Hub {
     if (problem) return this.fail(link, problem);
     const old = link.name;
     this.registry.rename(link, frame.name);
-    link.send(ackFrame(frame.id, { name: link.name }));
+    this.ack(link, frame.id, { name: link.name });
     if (old === link.name) return;
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
   }

@@ -74,7 +74,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     const seen = new Set<string>();
     for (const [topic] of hub.history.topics()) seen.add(topic);
     for (const link of hub.registry.values()) for (const f of link.subscriptions) seen.add(f);
-    const topics: { topic: string; wildcard: boolean; subscribers: number; lastSeq: number | null }[] = [];
+    const topics: { topic: string; wildcard: boolean; subscribers: number; lastSeq: number | null; epoch: string | null }[] = [];
     for (const topic of seen) {
       if (topics.length >= limit) break;
       const wildcard = isWildcard(topic);
@@ -83,7 +83,8 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
         wildcard,
         // A concrete topic: connections a publish would reach. A filter: connections holding it.
         subscribers: wildcard ? hub.index.subscribersOf(topic).size : hub.index.match(topic).length,
-        lastSeq: wildcard ? null : hub.history.lastSeq(topic),
+        lastSeq: wildcard ? null : hub.history.position(topic)?.seq ?? 0,
+        epoch: wildcard ? null : hub.history.position(topic)?.epoch ?? null,
       });
     }
     sendJson(res, 200, { total: seen.size, topics });

@@ -44,12 +44,15 @@ export function messageLine(sender: Pick<ClientInfo, 'addr' | 'name'> | undefine
 }
 
 const PRESENCE_WORD = { join: 'login', leave: 'logout', timeout: 'time out' } as const;
+const SILENT_IN_ROOM = new Set(['idle', 'active']);
 
 /** A room presence event as a seed line; renames read `[addr]old: rename to new`. */
 export function presenceLine(frame: Extract<ServerFrame, { op: 'event' }>): string {
   const { client } = frame;
   if (frame.event === 'rename') return `[${client.addr}]${frame.old ?? client.name}: rename to ${client.name}\n`;
-  return `[${client.addr}]${client.name}: ${PRESENCE_WORD[frame.event]}\n`;
+  // A classic chat room says nothing when someone stops typing for a while.
+  if (SILENT_IN_ROOM.has(frame.event)) return '';
+  return `[${client.addr}]${client.name}: ${PRESENCE_WORD[frame.event as keyof typeof PRESENCE_WORD]}\n`;
 }
 
 /** The greeting sent instead of `hello`: who you are and how to talk. */

@@ -1,8 +1,11 @@
-// Frame shapes of protocol v1 (PROTOCOL.md) and the validating decoder for client frames.
+// Frame shapes of protocol 2 (docs/protocol.md) and the validating decoder for client frames.
 import { ProtocolError, type FrameId } from './errors.js';
-import { filterError, topicError } from '../topics/topic.js';
+import { filterError, filterMatches, isWildcard, topicError } from '../topics/topic.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Positions one `sub` may carry for a wildcard filter. */
+export const MAX_POSITIONS = 1000;
+export const EPOCH_MAX = 24;
 export const NAME_MAX = 64;
 const ID_MAX = 128;
 
@@ -16,7 +19,15 @@ export interface ClientInfo {
 }
 
 export type ClientFrame =
-  | { op: 'sub'; id?: FrameId; topic: string; since?: number; presence?: boolean }
+  | {
+      op: 'sub';
+      id?: FrameId;
+      topic: string;
+      /** A seq for one topic, or a map topic → seq for a wildcard filter (docs/protocol.md, Positions). */
+      since?: number | Record<string, number>;
+      epoch?: string | Record<string, string>;
+      presence?: boolean;
+    }
   | { op: 'unsub'; id?: FrameId; topic: string }
   | { op: 'pub'; id?: FrameId; topic: string; data: unknown; echo?: boolean }
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
@@ -28,11 +39,18 @@ export type ClientFrame =
 export type ClientOp = ClientFrame['op'];
 export type FrameOf<K extends ClientOp> = Extract<ClientFrame, { op: K }>;
 
-export type PresenceEvent = 'join' | 'leave' | 'rename' | 'timeout';
+export type PresenceEvent = 'join' | 'leave' | 'rename' | 'timeout' | 'idle' | 'active';
 
 export type ServerFrame =
-  | { op: 'hello'; client: ClientInfo; heartbeatMs: number; idleMs: number; server: { name: string; version: string; protocol: number } }
-  | { op: 'msg'; topic: string; seq: number; data: unknown; from?: { id: string; name: string }; ts: number }
+  | {
+      op: 'hello';
+      client: ClientInfo;
+      heartbeatMs: number;
+      idleMs: number;
+      idleClose: boolean;
+      server: { name: string; version: string; protocol: number };
+    }
+  | { op: 'msg'; topic: string; seq: number; epoch: string; data: unknown; from?: { id: string; name: string }; ts: number }
   | { op: 'direct'; from: { id: string; name: string }; data: unknown }
   | { op: 'event'; event: PresenceEvent; client: ClientInfo; topic: string; old?: string }
   | ({ op: 'ack'; id?: FrameId } & Record<string, unknown>)
@@ -89,14 +107,14 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     case 'sub': {
       const err = filterError(f.topic);
       if (err) return bad('bad_topic', err);
-      if (f.since !== undefined && !(Number.isSafeInteger(f.since) && (f.since as number) >= 0)) {
-        return bad('bad_frame', 'since must be a non-negative integer');
-      }
+      const position = positionError(f.topic as string, f.since, f.epoch);
+      if (position) return bad('bad_frame', position);
       if (f.presence !== undefined && typeof f.presence !== 'boolean') return bad('bad_frame', 'presence must be a boolean');
       return withId({
         op: 'sub' as const,
         topic: f.topic as string,
-        ...(f.since !== undefined && { since: f.since as number }),
+        ...(f.since !== undefined && { since: f.since as number | Record<string, number> }),
+        ...(f.epoch !== undefined && { epoch: f.epoch as string | Record<string, string> }),
         ...(f.presence !== undefined && { presence: f.presence as boolean }),
       });
     }
@@ -138,6 +156,39 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     default:
       return withId({ op: f.op as 'ping' | 'quit' });
   }
+}
+
+const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isEpoch = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= EPOCH_MAX;
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why `since`/`epoch` of a `sub` to `filter` are not a valid position, or null. */
+function positionError(filter: string, since: unknown, epoch: unknown): string | null {
+  if (since === undefined) return epoch === undefined ? null : 'epoch is only meaningful with since';
+  if (typeof since === 'number') {
+    if (!isSeq(since)) return 'since must be a non-negative integer or a map of topic to seq';
+    if (isWildcard(filter) && since > 0) return 'since for a wildcard filter is 0 or a map of topic to seq (each topic has its own seq)';
+    if (epoch !== undefined && !isEpoch(epoch)) return `epoch must be a string of 1 to ${EPOCH_MAX} characters`;
+    return null;
+  }
+  if (!isMap(since)) return 'since must be a non-negative integer or a map of topic to seq';
+  const topics = Object.keys(since);
+  if (topics.length > MAX_POSITIONS) return `at most ${MAX_POSITIONS} positions in one sub`;
+  for (const topic of topics) {
+    const err = topicError(topic);
+    if (err) return `since: ${err}: '${topic.slice(0, 64)}'`;
+    if (!filterMatches(filter, topic)) return `since: topic '${topic.slice(0, 64)}' does not match the filter`;
+    if (!isSeq(since[topic])) return `since: the seq of '${topic.slice(0, 64)}' must be a non-negative integer`;
+  }
+  if (epoch === undefined) return null;
+  if (!isMap(epoch)) return 'with a map of positions, epoch is a map of topic to epoch';
+  const epochs = Object.keys(epoch);
+  if (epochs.length > MAX_POSITIONS) return `at most ${MAX_POSITIONS} epochs in one sub`;
+  for (const topic of epochs) {
+    if (!Object.prototype.hasOwnProperty.call(since, topic)) return `epoch: '${topic.slice(0, 64)}' has no seq in since`;
+    if (!isEpoch(epoch[topic])) return `epoch: the epoch of '${topic.slice(0, 64)}' must be a string of 1 to ${EPOCH_MAX} characters`;
+  }
+  return null;
 }
 
 export function errorFrame(err: ProtocolError): ServerFrame {

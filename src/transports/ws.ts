@@ -148,7 +148,10 @@ export class WsTransport {
         actor.send({ type: 'FAULT', error });
       }
     });
-    ws.on('pong', () => actor.send({ type: 'PONG' }));
+    ws.on('pong', () => {
+      link.lastSeen = Date.now();
+      actor.send({ type: 'PONG' });
+    });
     ws.on('ping', () => reader.control());
     ws.on('close', (code, reason) => {
       // After a forced close the actor has already finished; nobody is left to tell.

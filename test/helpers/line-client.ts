@@ -3,6 +3,8 @@ import { connect, type Socket } from 'node:net';
 
 type Waiter = { pred: (line: string) => boolean; resolve: (line: string) => void };
 
+let barriers = 0;
+
 export class LineClient {
   /** Lines received and not yet taken by next(). */
   readonly inbox: string[] = [];
@@ -93,9 +95,11 @@ export class LineClient {
     this.socket.write(bytes);
   }
 
-  /** Resolves true when no line matching `pred` arrived within `ms`. */
-  async quiet(pred: (line: string) => boolean, ms = 200): Promise<boolean> {
-    await new Promise((r) => setTimeout(r, ms));
+  /** True when no line matching `pred` has arrived by a ping/pong barrier (a JSON-line ping; see TestClient.quiet). */
+  async quiet(pred: (line: string) => boolean): Promise<boolean> {
+    const id = `quiet${++barriers}`;
+    this.send(JSON.stringify({ op: 'ping', id }));
+    await this.next((l) => l.includes('"op":"pong"') && l.includes(`"${id}"`));
     return !this.inbox.some(pred);
   }
 
