@@ -21,6 +21,8 @@ interface TopicLog<M> {
   start: number;
   count: number;
   bytes: number;
+  /** A topic of the same name was forgotten before in this process: messages of its earlier life are gone. */
+  reborn: boolean;
 }
 
 interface TrieNode<M> {
@@ -39,7 +41,15 @@ export type MissReason = 'epoch_changed' | 'history_trimmed' | 'unknown_position
 export interface Seen {
   seq: number;
   epoch?: string | undefined;
+  /**
+   * False for a topic of a wildcard filter that the client gave no position for. The broker vouches that it
+   * missed nothing there only when `anchored`: the client's other positions are from this process's life.
+   */
+  listed: boolean;
 }
+
+/** Forgotten topic names remembered (as hashes) so that a reborn topic is never resumed as if whole. */
+const FORGOTTEN_MAX = 1 << 20;
 
 export interface ReplayLimits {
   /** Topics a wildcard resume may concern (found through the topic trie, not a scan). */
@@ -74,6 +84,13 @@ function bootId(): string {
   return randomBytes(6).readUIntBE(0, 6).toString(36).padStart(10, '0').slice(-8);
 }
 
+/** FNV-1a, 32 bits: enough to remember forgotten topic names compactly. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 export class History<M> {
   private readonly logs = new Map<string, TopicLog<M>>();
   private readonly root: TrieNode<M> = { children: new Map(), log: undefined };
@@ -83,8 +100,10 @@ export class History<M> {
   private totalBytes = 0;
   /** Entries still stored (not gone), so the queue can be compacted when it holds mostly gone ones. */
   private live = 0;
-  private readonly boot = bootId();
+  readonly boot = bootId();
   private created = 0;
+  /** Hashes of forgotten topics (bounded; a false positive only makes a resume say `false`, never a lie). */
+  private forgotten = new Set<number>();
   /** Messages evicted by any bound (counted for metrics). */
   evicted = 0;
 
@@ -116,7 +135,7 @@ export class History<M> {
       this.logs.delete(topic); // re-insert: Map order doubles as recency order
     } else {
       this.created++;
-      log = { topic, epoch, seq: 0, ring: [], start: 0, count: 0, bytes: 0 };
+      log = { topic, epoch, seq: 0, ring: [], start: 0, count: 0, bytes: 0, reborn: this.forgotten.has(hash(topic)) };
       if (this.logs.size >= this.limits.maxTopics) this.forget(this.logs.values().next().value!);
       this.trieNode(topic, true)!.log = log;
     }
@@ -130,6 +149,11 @@ export class History<M> {
     return { seq, epoch, message };
   }
 
+  /** Whether `epoch` was issued by this History (this process's life), so positions in it can be checked. */
+  isOwnEpoch(epoch: string): boolean {
+    return epoch.startsWith(this.boot + '.');
+  }
+
   position(topic: string): Position | undefined {
     const log = this.logs.get(topic);
     return log ? { seq: log.seq, epoch: log.epoch } : undefined;
@@ -139,7 +163,7 @@ export class History<M> {
    * Resumes concrete `topic` from `seen`, or every remembered topic matching wildcard `filter` from its entry in
    * `seenByTopic` (absent = seen nothing). Bounded by `limits` in topics, messages and bytes.
    */
-  resume(filter: string, wildcard: boolean, seenByTopic: (topic: string) => Seen, limits: ReplayLimits): Resume<M> {
+  resume(filter: string, wildcard: boolean, seenByTopic: (topic: string) => Seen, limits: ReplayLimits, anchored = true): Resume<M> {
     const out: Resume<M> = { messages: [], positions: {}, missed: {}, truncated: false };
     const budget = { messages: limits.maxMessages, bytes: limits.maxBytes };
     if (!wildcard) {
@@ -154,7 +178,17 @@ export class History<M> {
     }
     const found: TopicLog<M>[] = [];
     out.truncated = this.collect(this.root, filter.split('/'), 0, found, limits.maxTopics);
-    for (const log of found) this.resumeTopic(log, seenByTopic(log.topic), out, budget);
+    for (const log of found) {
+      const seen = seenByTopic(log.topic);
+      // A topic the client never saw: it missed nothing only if this is the life its other positions are from,
+      // and the topic was not forgotten (with messages the client would have had) in between.
+      if (!seen.listed && (!anchored || log.reborn)) {
+        out.positions[log.topic] = { seq: log.seq, epoch: log.epoch };
+        out.missed[log.topic] = 'unknown_position';
+        continue;
+      }
+      this.resumeTopic(log, seen, out, budget);
+    }
     return out;
   }
 
@@ -271,6 +305,8 @@ export class History<M> {
 
   private forget(log: TopicLog<M>): void {
     this.trimAll(log);
+    if (this.forgotten.size >= FORGOTTEN_MAX) this.forgotten = new Set(); // losing old names: reborn topics below are not flagged…
+    this.forgotten.add(hash(log.topic));
     this.logs.delete(log.topic);
     // Prune the trie path of a forgotten topic.
     const segments = log.topic.split('/');

@@ -136,19 +136,25 @@ export class Hub {
   /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
   private resume(link: Link, frame: FrameOf<'sub'>): void {
     const { since, epoch } = frame;
+    const has = (map: object, topic: string) => Object.prototype.hasOwnProperty.call(map, topic);
     const seen = (topic: string): Seen => {
-      if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined };
-      const seq = since && Object.prototype.hasOwnProperty.call(since, topic) ? since[topic]! : 0;
-      const e = epoch && typeof epoch === 'object' && Object.prototype.hasOwnProperty.call(epoch, topic) ? epoch[topic] : undefined;
-      return { seq, epoch: e };
+      if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
+      const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
+      const e = epoch && typeof epoch === 'object' && has(epoch, topic) ? epoch[topic] : undefined;
+      return { seq: listed ? since[topic]! : 0, epoch: e, listed };
     };
+    // Topics the client gave no position for are vouched for only relative to positions from this process's
+    // life (or when it claims to have seen nothing at all).
+    const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
+    const claimsNothing = typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0);
+    const anchored = claimsNothing || epochs.some((e) => this.history.isOwnEpoch(e));
     // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
     const room = Math.max(0, Math.floor(link.mailbox.capacity / 2) - link.mailbox.depth);
     const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, {
       maxTopics: RESUME_MAX_TOPICS,
       maxMessages: Math.min(this.options.replayMaxMessages, room),
       maxBytes: this.options.replayMaxBytes,
-    });
+    }, anchored);
     // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
     if (typeof since === 'object') {
       for (const topic of Object.keys(since)) {
