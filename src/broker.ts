@@ -22,6 +22,7 @@ import { ActorsPage } from './inspect/page.js';
 import { adminCheck } from './inspect/access.js';
 import { BrokerMetrics } from './http/metrics.js';
 import { indexTimersByActor } from './actors/timers.js';
+import { loggablePath, parseTarget } from './protocol/target.js';
 
 export const VERSION = '0.1.0';
 
@@ -88,7 +89,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const ws = new WsTransport(core, log);
   const http = createServer((req, res) => {
     router.handle(req, res).catch((err: unknown) => {
-      log.error({ err, url: req.url }, 'http handler failed');
+      log.error({ err, method: req.method, path: loggablePath(req.url) }, 'http handler failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'internal error' });
       else res.destroy();
     });
@@ -104,8 +105,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
       return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
     }
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const handler = upgrades.get(path);
+    const target = parseTarget(req.url);
+    if (!target) return refuseUpgrade(socket, 400, 'Bad Request', 'the request target must be a path: /ws[/<topic>][?<query>]');
+    const handler = upgrades.get(target.pathname);
     if (handler) handler(req, socket, head);
     else ws.upgrade(req, socket, head);
   });

@@ -1,5 +1,6 @@
 // Router: a small method + path table for the HTTP port. Every answer is JSON unless a route says otherwise.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseTarget } from '../protocol/target.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 
@@ -24,9 +25,10 @@ export class Router {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const byMethod = this.routes.get(url.pathname);
+    const url = parseTarget(req.url);
+    const byMethod = url && this.routes.get(url.pathname);
     try {
+      if (!url) throw new HttpError(400, 'the request target must be a path: /<path>[?<query>]', 'bad_request');
       if (!byMethod) throw new HttpError(404, `no route ${url.pathname}`, 'not_found');
       const handler = byMethod.get(req.method ?? 'GET') ?? (req.method === 'HEAD' ? byMethod.get('GET') : undefined);
       if (!handler) {

@@ -9,6 +9,7 @@ import type { Wire } from '../actors/mailbox.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 import { AuthFailure, requestToken } from '../auth/tokens.js';
 import type { Grant } from '../auth/grant.js';
+import { parseTarget } from '../protocol/target.js';
 
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
@@ -58,8 +59,9 @@ export interface WsRequest {
   token?: string | undefined;
 }
 
-export function parseWsPath(rawUrl: string): WsRequest | null {
-  const url = new URL(rawUrl, 'http://localhost');
+export function parseWsPath(rawUrl: string | undefined): WsRequest | null {
+  const url = parseTarget(rawUrl);
+  if (!url) return null;
   let pathTopic: string | undefined;
   if (url.pathname === '/ws' || url.pathname === '/ws/') {
     pathTopic = undefined;
@@ -97,7 +99,7 @@ export class WsTransport {
    * exists: the path (404), a connection slot (503 server full, 429 too many from this IP), then the token (401, 409).
    */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const target = parseWsPath(req.url ?? '/');
+    const target = parseWsPath(req.url);
     if (!target) return refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint here; use /ws');
     const slot = this.core.admission?.admit(req.socket.remoteAddress ?? 'unknown');
     if (slot !== undefined && typeof slot !== 'function') {
