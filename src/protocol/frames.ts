@@ -1,6 +1,7 @@
 // Frame shapes of protocol v1 (PROTOCOL.md) and the validating decoder for client frames.
 import { ProtocolError, type FrameId } from './errors.js';
 import { filterError, topicError } from '../topics/topic.js';
+import { parseInboundJson } from './json.js';
 
 export const PROTOCOL_VERSION = 1;
 export const NAME_MAX = 64;
@@ -59,13 +60,8 @@ export function nameError(name: unknown): string | null {
 
 /** Decodes and validates one client frame from its JSON text. Never throws. */
 export function decodeClientFrame(text: string): ClientFrame | ProtocolError {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return new ProtocolError('bad_frame', 'frame is not valid JSON');
-  }
-  return validateClientFrame(value);
+  const value = parseInboundJson(text);
+  return value instanceof ProtocolError ? value : validateClientFrame(value);
 }
 
 /** Validates an already parsed value as a client frame. Never throws. */
