@@ -44,6 +44,9 @@ const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Bidi controls reorder what a terminal or page shows (`\u202E` makes `gpj.exe` read `exe.jpg`); line and
+// paragraph separators break a chat line in two.
+export const BIDI_AND_SEPARATORS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
 /** Client ids look like `c42`; names may not, so `send.to` is never ambiguous. */
 export const CLIENT_ID = /^c\d+$/;
 
@@ -53,6 +56,7 @@ export function nameError(name: unknown): string | null {
   if (name.length === 0) return 'name is empty';
   if (name.length > NAME_MAX) return `name longer than ${NAME_MAX} characters`;
   if (CONTROL.test(name)) return 'name contains control characters';
+  if (BIDI_AND_SEPARATORS.test(name)) return 'name contains bidi controls or line separators';
   if (name.trim() !== name) return 'name has leading or trailing spaces';
   if (CLIENT_ID.test(name)) return 'names of the form c<number> are reserved for client ids';
   return null;
