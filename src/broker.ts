@@ -65,6 +65,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
+  const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   indexTimersByActor(supervisor.system); // every connection actor shares this system: closing one must not scan all timers
   supervisor.start();
@@ -96,12 +97,11 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   const upgrades = new Map<string, UpgradeHandler>();
   actorsPage.mount(router, upgrades);
-  const origins = new OriginPolicy(config.allowedOrigins);
   http.on('upgrade', (req, socket, head) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
     // Every WebSocket endpoint (the protocol, the actors page) answers only to allowed browser origins.
     const origin = req.headers.origin;
-    if (!origins.allows(origin, req.headers.host)) {
+    if (!origins.allows(origin)) {
       log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
       return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
     }
@@ -118,6 +118,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   await listen(http, config.port, config.host);
   const port = (http.address() as AddressInfo).port;
+  origins.listeningOn(config.host, port);
   log.info({ port, host: config.host }, 'switchboard listening');
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);

@@ -43,7 +43,8 @@ export const SETTINGS = {
   rate: { flag: 'rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 1000, help: 'inbound frames per second per connection (token bucket; 0 = unlimited); over it: rate_limited errors' },
   rateBurst: { flag: 'rate-burst', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 2000, help: 'inbound frames one connection may send at once after a quiet period' },
   rateStrikes: { flag: 'rate-strikes', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 100, help: 'rate_limited frames within 10 s after which the connection is closed with 1008' },
-  allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: same host only); others get HTTP 403" },
+  allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: the broker's own address, localhost, 127.0.0.1, [::1] at its port, and --public-host); others get HTTP 403" },
+  publicHost: { flag: 'public-host', kind: { type: 'string' }, default: undefined, help: 'comma-separated host[:port] names browsers reach the broker by (a proxy, a DNS name); pages from them may connect; without a port, any port' },
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
@@ -76,6 +77,8 @@ export interface Config {
   rateBurst: number;
   rateStrikes: number;
   allowedOrigins: string | undefined;
+  /** host[:port] names the broker is reached by, trusted as page origins; the request's Host header never is. */
+  publicHost: string | undefined;
   authSecret: string | undefined;
   authJwks: string | undefined;
   serverName: string;
