@@ -41,8 +41,11 @@ export class Router {
         res.destroy();
         return;
       }
-      if (err instanceof HttpError) sendJson(res, err.status, { error: err.code, message: err.message });
-      else throw err;
+      if (!(err instanceof HttpError)) throw err;
+      // Refused before its body was read: close instead of draining it (the declared body may be a gigabyte).
+      if (!req.complete) res.setHeader('Connection', 'close');
+      sendJson(res, err.status, { error: err.code, message: err.message });
+      if (!req.complete) res.once('finish', () => req.socket.destroy());
     }
   }
 }
@@ -67,9 +70,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         reject(new HttpError(413, `body larger than ${limit} bytes`, 'too_large'));
-        // Discard the rest instead of destroying: the client still reads its 413 (bounded by the server's requestTimeout).
+        // Stop here: the router answers with Connection: close and cuts the socket instead of draining the rest.
         req.removeAllListeners('data');
-        req.resume();
+        req.pause();
         return;
       }
       chunks.push(chunk);
