@@ -22,6 +22,9 @@ import { ActorsPage } from './inspect/page.js';
 import { adminCheck } from './inspect/access.js';
 import { BrokerMetrics } from './http/metrics.js';
 import { indexTimersByActor } from './actors/timers.js';
+import { loggablePath, parseTarget } from './protocol/target.js';
+import { HttpSockets } from './http/sockets.js';
+import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
 
 export const VERSION = '0.1.0';
 
@@ -69,6 +72,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
+  const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   indexTimersByActor(supervisor.system); // every connection actor shares this system: closing one must not scan all timers
   supervisor.start();
@@ -77,7 +81,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const stately = config.inspect === undefined
     ? undefined
     : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
-  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config), tokens };
+  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config, log), tokens };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -91,37 +95,40 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens) });
 
   const ws = new WsTransport(core, log);
-  const http = createServer((req, res) => {
+  const http = createServer(httpTimeouts(config.httpTimeoutMs), (req, res) => {
+    if (sockets.isRefused(req.socket)) return; // already answered 503/429 on accept and being cut
     router.handle(req, res).catch((err: unknown) => {
-      log.error({ err, url: req.url }, 'http handler failed');
+      log.error({ err, method: req.method, path: loggablePath(req.url) }, 'http handler failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'internal error' });
       else res.destroy();
     });
   });
+  // Every accepted socket holds a connection slot until it closes; errors and timeouts are answered and cut.
+  const sockets = new HttpSockets(core.admission!, log);
+  sockets.attach(http);
   const upgrades = new Map<string, UpgradeHandler>();
   actorsPage.mount(router, upgrades);
-  const origins = new OriginPolicy(config.allowedOrigins);
   http.on('upgrade', (req, socket, head) => {
+    if (sockets.isRefused(socket)) return;
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
     // Every WebSocket endpoint (the protocol, the actors page) answers only to allowed browser origins.
     const origin = req.headers.origin;
-    if (!origins.allows(origin, req.headers.host)) {
+    if (!origins.allows(origin)) {
       log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
       return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
     }
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const handler = upgrades.get(path);
+    const target = parseTarget(req.url);
+    if (!target) return refuseUpgrade(socket, 400, 'Bad Request', 'the request target must be a path: /ws[/<topic>][?<query>]');
+    const handler = upgrades.get(target.pathname);
     if (handler) handler(req, socket, head);
     else ws.upgrade(req, socket, head);
   });
-  http.on('clientError', (err, socket) => {
-    log.debug({ err: err.message }, 'http client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
   await listen(http, config.port, config.host);
   const port = (http.address() as AddressInfo).port;
+  origins.listeningOn(config.host, port);
   log.info({ port, host: config.host }, 'switchboard listening');
+  const fdWarning = openFilesWarning(config.maxConnections, readOpenFilesSoftLimit());
+  if (fdWarning) log.warn({ maxConnections: config.maxConnections }, fdWarning);
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
   const tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host) : 0;
@@ -145,6 +152,11 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     })());
 
   return { config, hub, supervisor, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
+}
+
+/** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */
+function httpTimeouts(ms: number): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  return { headersTimeout: ms, requestTimeout: ms, connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(ms / 4))) };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -42,12 +42,14 @@ export const SETTINGS = {
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
   lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
   apiKey: { flag: 'api-key', kind: { type: 'string' }, default: undefined, help: 'when set, /api/* answers 401 without `Authorization: Bearer <key>`; prefer the env var' },
-  maxConnections: { flag: 'max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'open connections in total (WebSocket + TCP); over it: HTTP 503 before upgrade, TCP refused' },
-  maxConnectionsPerIp: { flag: 'max-connections-per-ip', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'open connections from one IP address; over it: HTTP 429 before upgrade, TCP refused' },
+  maxConnections: { flag: 'max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'open sockets in total (HTTP requests, WebSocket, TCP), from accept to close; over it: HTTP 503 and the socket is closed, TCP bye (1013)' },
+  maxConnectionsPerIp: { flag: 'max-connections-per-ip', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'open sockets from one IP address (HTTP requests, WebSocket, TCP); over it: HTTP 429 and the socket is closed, TCP bye (1013)' },
+  httpTimeoutMs: { flag: 'http-timeout-ms', kind: ms(50, 600_000), default: 10_000, help: 'time an HTTP client has to send its request headers, and its whole request; over it: HTTP 408 and the socket is closed' },
   rate: { flag: 'rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 1000, help: 'inbound frames per second per connection (token bucket; 0 = unlimited); over it: rate_limited errors' },
   rateBurst: { flag: 'rate-burst', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 2000, help: 'inbound frames one connection may send at once after a quiet period' },
   rateStrikes: { flag: 'rate-strikes', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 100, help: 'rate_limited frames within 10 s after which the connection is closed with 1008' },
-  allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: same host only); others get HTTP 403" },
+  allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: the broker's own address, localhost, 127.0.0.1, [::1] at its port, and --public-host); others get HTTP 403" },
+  publicHost: { flag: 'public-host', kind: { type: 'string' }, default: undefined, help: 'comma-separated host[:port] names browsers reach the broker by (a proxy, a DNS name); pages from them may connect; without a port, any port' },
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
@@ -80,10 +82,14 @@ export interface Config {
   apiKey: string | undefined;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** headersTimeout and requestTimeout of the HTTP port. */
+  httpTimeoutMs: number;
   rate: number;
   rateBurst: number;
   rateStrikes: number;
   allowedOrigins: string | undefined;
+  /** host[:port] names the broker is reached by, trusted as page origins; the request's Host header never is. */
+  publicHost: string | undefined;
   authSecret: string | undefined;
   authJwks: string | undefined;
   serverName: string;

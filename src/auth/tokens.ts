@@ -7,6 +7,7 @@ import { nameError } from '../protocol/frames.js';
 import { filterError } from '../topics/topic.js';
 import { Grant } from './grant.js';
 import { ConfigError } from '../config.js';
+import { parseTarget } from '../protocol/target.js';
 
 export class AuthFailure {
   constructor(readonly message: string) {}
@@ -91,5 +92,5 @@ export function requestToken(req: IncomingMessage): string | undefined {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (m) return m[1];
   }
-  return new URL(req.url ?? '/', 'http://localhost').searchParams.get('token') ?? undefined;
+  return parseTarget(req.url)?.searchParams.get('token') ?? undefined;
 }

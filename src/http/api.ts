@@ -10,6 +10,8 @@ import { isWildcard, topicError } from '../topics/topic.js';
 import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import { adminVerdict } from '../auth/admin.js';
+import { parseInboundJson } from '../protocol/json.js';
+import { ProtocolError } from '../protocol/errors.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -93,12 +95,8 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
 
 /** Validates a publish body; bad input → 400 carrying the protocol's error code. */
 export function parsePublishBody(body: Buffer): { topic: string; data: unknown } {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'body is not valid JSON; send {"topic": "...", "data": ...}', 'bad_frame');
-  }
+  const value = parseInboundJson(body.toString('utf8'), 'body');
+  if (value instanceof ProtocolError) throw new HttpError(400, `${value.message}; send {"topic": "...", "data": ...}`, 'bad_frame');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new HttpError(400, 'body must be a JSON object {"topic": "...", "data": ...}', 'bad_frame');
   }

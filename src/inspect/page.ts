@@ -12,6 +12,7 @@ import { connectionMachine } from '../actors/connection.machine.js';
 import { supervisorMachine, type SupervisorActor } from '../actors/supervisor.machine.js';
 import { HttpError, type Router } from '../http/router.js';
 import { refuseUpgrade } from '../transports/ws.js';
+import { parseTarget } from '../protocol/target.js';
 import { ActorTable, type ActorRow } from './actors.js';
 import { machineChart } from './chart.js';
 
@@ -92,7 +93,8 @@ export class ActorsPage {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = parseTarget(req.url);
+    if (!url) return refuseUpgrade(socket, 400, 'Bad Request', 'the request target must be a path');
     let allowed: boolean;
     try {
       allowed = await this.options.authorize(req, url);

@@ -1,6 +1,7 @@
 // Frame shapes of protocol 2 (docs/protocol.md) and the validating decoder for client frames.
 import { ProtocolError, type FrameId } from './errors.js';
 import { filterError, filterMatches, isWildcard, topicError } from '../topics/topic.js';
+import { parseInboundJson } from './json.js';
 
 export const PROTOCOL_VERSION = 2;
 /** Positions one `sub` may carry for a wildcard filter. */
@@ -61,6 +62,9 @@ const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Bidi controls reorder what a terminal or page shows (`\u202E` makes `gpj.exe` read `exe.jpg`); line and
+// paragraph separators break a chat line in two.
+export const BIDI_AND_SEPARATORS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
 /** Client ids look like `c42`; names may not, so `send.to` is never ambiguous. */
 export const CLIENT_ID = /^c\d+$/;
 
@@ -70,6 +74,7 @@ export function nameError(name: unknown): string | null {
   if (name.length === 0) return 'name is empty';
   if (name.length > NAME_MAX) return `name longer than ${NAME_MAX} characters`;
   if (CONTROL.test(name)) return 'name contains control characters';
+  if (BIDI_AND_SEPARATORS.test(name)) return 'name contains bidi controls or line separators';
   if (name.trim() !== name) return 'name has leading or trailing spaces';
   if (CLIENT_ID.test(name)) return 'names of the form c<number> are reserved for client ids';
   return null;
@@ -77,13 +82,8 @@ export function nameError(name: unknown): string | null {
 
 /** Decodes and validates one client frame from its JSON text. Never throws. */
 export function decodeClientFrame(text: string): ClientFrame | ProtocolError {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return new ProtocolError('bad_frame', 'frame is not valid JSON');
-  }
-  return validateClientFrame(value);
+  const value = parseInboundJson(text);
+  return value instanceof ProtocolError ? value : validateClientFrame(value);
 }
 
 /** Validates an already parsed value as a client frame. Never throws. */

@@ -142,15 +142,12 @@ export class TcpTransport {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'tcp socket error before join'));
-    const slot = admission?.admit(socket.remoteAddress ?? 'unknown');
-    if (slot !== undefined && typeof slot !== 'function') {
-      this.log.info({ addr: socket.remoteAddress, status: slot.status }, 'tcp connection refused: connection limit');
-      socket.end(byeLine(CLOSE.tryAgainLater, slot.message), () => socket.destroy());
+    // The slot belongs to the socket: given back when it closes, however that happens (refusals are logged by Admission).
+    const refusal = admission?.claim(socket);
+    if (refusal) {
+      socket.end(byeLine(CLOSE.tryAgainLater, refusal.message), () => socket.destroy());
       return;
     }
-    // The slot belongs to the socket: given back when it closes, however that happens.
-    if (slot && socket.destroyed) slot(); // already gone: its 'close' may have fired before we could listen
-    else if (slot) socket.once('close', slot);
     if (!tokens) return this.open(socket, undefined);
     socket.pause();
     const nameTaken = (name: string) => !this.core.hub.registry.isNameFree(name);
