@@ -114,12 +114,24 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
   });
-  await listen(http, config.port, config.host);
-  const port = (http.address() as AddressInfo).port;
-  log.info({ port, host: config.host }, 'switchboard listening');
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
-  const tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host) : 0;
+  let port: number;
+  let tcpPort: number;
+  try {
+    await listen(http, config.port, config.host).catch((err: unknown) => Promise.reject(new ListenError('--port', config.host, config.port, err)));
+    port = (http.address() as AddressInfo).port;
+    log.info({ port, host: config.host }, 'switchboard listening');
+    tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host).catch((err: unknown) => Promise.reject(new ListenError('--tcp-port', config.host, tcpListenPort!, err))) : 0;
+  } catch (err) {
+    // Half-started is worse than not started: whatever already listens or runs would keep the process alive.
+    http.close();
+    tcp?.close();
+    actorsPage.close();
+    supervisor.stop();
+    stately?.stop();
+    throw err;
+  }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
 
   let closing: Promise<void> | undefined;
@@ -140,6 +152,23 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     })());
 
   return { config, hub, supervisor, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
+}
+
+/** A port the broker could not listen on, named by the flag that sets it. */
+export class ListenError extends Error {
+  readonly code: string | undefined;
+
+  constructor(
+    readonly flag: '--port' | '--tcp-port',
+    readonly host: string,
+    readonly port: number,
+    cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available on this host' : String((cause as Error)?.message ?? cause);
+    super(`cannot listen on ${flag} ${port} (${host}:${port}): ${why}; pick another ${flag}${code === 'EADDRNOTAVAIL' ? ' or --host' : ''}`, { cause });
+    this.code = code;
+  }
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
