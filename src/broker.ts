@@ -72,7 +72,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const stately = config.inspect === undefined
     ? undefined
     : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
-  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config), tokens };
+  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config), tokens, log };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -101,7 +101,11 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     // Every WebSocket endpoint (the protocol, the actors page) answers only to allowed browser origins.
     const origin = req.headers.origin;
     if (!origins.allows(origin, req.headers.host)) {
-      log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
+      const value = config.allowedOrigins ?? 'same host only';
+      log.info(
+        { origin, addr: req.socket.remoteAddress, limit: 'allowed origins', value, flag: '--allowed-origins' },
+        `upgrade refused: origin not allowed, allowed: ${value} (change with --allowed-origins)`,
+      );
       return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
     }
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;

@@ -4,7 +4,17 @@
 export interface Refusal {
   status: 503 | 429;
   statusText: string;
+  /** For the client: what it hit. */
   message: string;
+  /** For the operator's log: which limit, its value, and the flag that raises it. */
+  limit: string;
+  value: number;
+  flag: '--max-connections' | '--max-connections-per-ip';
+}
+
+/** The refusal as the operator reads it in the log: `… 1000 connections per IP address (raise with --max-connections-per-ip)`. */
+export function refusalSummary(r: Refusal): string {
+  return `${r.value} ${r.value === 1 ? 'connection' : 'connections'} ${r.limit} reached (raise with ${r.flag})`;
 }
 
 export interface AdmissionLimits {
@@ -21,11 +31,13 @@ export class Admission {
   /** Takes a slot for a connection from `ip`: a release function (safe to call more than once), or the refusal. */
   admit(ip: string): (() => void) | Refusal {
     if (this.open >= this.limits.maxConnections) {
-      return { status: 503, statusText: 'Service Unavailable', message: `server full: ${this.limits.maxConnections} connections` };
+      const value = this.limits.maxConnections;
+      return { status: 503, statusText: 'Service Unavailable', message: `server full: ${value} connections`, limit: 'in total', value, flag: '--max-connections' };
     }
     const fromIp = this.byIp.get(ip) ?? 0;
     if (fromIp >= this.limits.maxConnectionsPerIp) {
-      return { status: 429, statusText: 'Too Many Requests', message: `at most ${this.limits.maxConnectionsPerIp} connections per IP address` };
+      const value = this.limits.maxConnectionsPerIp;
+      return { status: 429, statusText: 'Too Many Requests', message: `at most ${value} connections per IP address`, limit: 'per IP address', value, flag: '--max-connections-per-ip' };
     }
     this.open++;
     this.byIp.set(ip, fromIp + 1);

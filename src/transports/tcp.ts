@@ -11,6 +11,7 @@ import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presence
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
 import { authenticateFirstLine } from '../auth/line-auth.js';
 import type { Grant } from '../auth/grant.js';
+import { refusalSummary } from '../http/admission.js';
 import type { ClientInfo, ServerFrame } from '../protocol/frames.js';
 import { LineSplitter, type LineEvent } from '../protocol/lines.js';
 import type { Outgoing } from '../protocol/outgoing.js';
@@ -144,7 +145,8 @@ export class TcpTransport {
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'tcp socket error before join'));
     const slot = admission?.admit(socket.remoteAddress ?? 'unknown');
     if (slot !== undefined && typeof slot !== 'function') {
-      this.log.info({ addr: socket.remoteAddress, status: slot.status }, 'tcp connection refused: connection limit');
+      const { status, limit, value, flag } = slot;
+      this.log.info({ addr: socket.remoteAddress, status, limit, value, flag }, `tcp connection refused: connection limit, ${refusalSummary(slot)}`);
       socket.end(byeLine(CLOSE.tryAgainLater, slot.message), () => socket.destroy());
       return;
     }

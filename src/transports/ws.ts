@@ -9,6 +9,7 @@ import type { Wire } from '../actors/mailbox.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 import { AuthFailure, requestToken } from '../auth/tokens.js';
 import type { Grant } from '../auth/grant.js';
+import { refusalSummary } from '../http/admission.js';
 
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
@@ -101,7 +102,8 @@ export class WsTransport {
     if (!target) return refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint here; use /ws');
     const slot = this.core.admission?.admit(req.socket.remoteAddress ?? 'unknown');
     if (slot !== undefined && typeof slot !== 'function') {
-      this.log.info({ addr: req.socket.remoteAddress, status: slot.status }, 'upgrade refused: connection limit');
+      const { status, limit, value, flag } = slot;
+      this.log.info({ addr: req.socket.remoteAddress, status, limit, value, flag }, `upgrade refused: connection limit, ${refusalSummary(slot)}`);
       return refuseUpgrade(socket, slot.status, slot.statusText, slot.message);
     }
     // The slot belongs to the socket: given back when it closes, however that happens (refused, crashed, closed).
