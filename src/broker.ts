@@ -10,7 +10,7 @@ import { supervisorMachine, type SupervisorActor } from './actors/supervisor.mac
 import type { BrokerCore } from './actors/connection.js';
 import { WsTransport, refuseUpgrade } from './transports/ws.js';
 import { OriginPolicy } from './http/origin.js';
-import { TcpTransport } from './transports/tcp.js';
+import { LINES_PATH, TcpTransport } from './transports/tcp.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { Router, sendJson } from './http/router.js';
@@ -137,6 +137,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     throw err;
   }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
+  // The line protocol is also reachable through the HTTP port, where a client picks its own room (checker, tools).
+  if (tcp) upgrades.set(LINES_PATH, (req, socket, head) => tcp.upgrade(req, socket, head));
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
