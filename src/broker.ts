@@ -67,6 +67,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   indexTimersByActor(supervisor.system); // every connection actor shares this system: closing one must not scan all timers
   supervisor.start();
+  const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the supervisor's actor system (every connection
   // actor is its child), registered only while the bridge is connected.
   const stately = config.inspect === undefined
@@ -83,7 +84,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   registerPages(router, config);
   const metrics = new BrokerMetrics({ hub, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
   router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
-  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens) });
+  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
   const http = createServer((req, res) => {
