@@ -10,7 +10,7 @@ import { supervisorMachine, type SupervisorActor } from './actors/supervisor.mac
 import type { BrokerCore } from './actors/connection.js';
 import { WsTransport, refuseUpgrade } from './transports/ws.js';
 import { OriginPolicy } from './http/origin.js';
-import { TcpTransport } from './transports/tcp.js';
+import { LINES_PATH, TcpTransport } from './transports/tcp.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { Router, sendJson } from './http/router.js';
@@ -76,12 +76,13 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   indexTimersByActor(supervisor.system); // every connection actor shares this system: closing one must not scan all timers
   supervisor.start();
+  const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the supervisor's actor system (every connection
   // actor is its child), registered only while the bridge is connected.
   const stately = config.inspect === undefined
     ? undefined
     : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
-  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config, log), tokens };
+  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config, log), tokens, log };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -92,7 +93,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   registerPages(router, config);
   const metrics = new BrokerMetrics({ hub, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
   router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
-  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens) });
+  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
   const http = createServer(httpTimeouts(config.httpTimeoutMs), (req, res) => {
@@ -114,7 +115,11 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     // Every WebSocket endpoint (the protocol, the actors page) answers only to allowed browser origins.
     const origin = req.headers.origin;
     if (!origins.allows(origin)) {
-      log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
+      const value = config.allowedOrigins ?? "this broker's own addresses and --public-host";
+      log.info(
+        { origin, addr: req.socket.remoteAddress, limit: 'allowed origins', value, flag: '--allowed-origins' },
+        `upgrade refused: origin not allowed, allowed: ${value} (change with --allowed-origins or --public-host)`,
+      );
       return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
     }
     const target = parseTarget(req.url);
@@ -123,16 +128,30 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     if (handler) handler(req, socket, head);
     else ws.upgrade(req, socket, head);
   });
-  await listen(http, config.port, config.host);
-  const port = (http.address() as AddressInfo).port;
-  origins.listeningOn(config.host, port);
-  log.info({ port, host: config.host }, 'switchboard listening');
-  const fdWarning = openFilesWarning(config.maxConnections, readOpenFilesSoftLimit());
-  if (fdWarning) log.warn({ maxConnections: config.maxConnections }, fdWarning);
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
-  const tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host) : 0;
+  let port: number;
+  let tcpPort: number;
+  try {
+    await listen(http, config.port, config.host).catch((err: unknown) => Promise.reject(new ListenError('--port', config.host, config.port, err)));
+    port = (http.address() as AddressInfo).port;
+    origins.listeningOn(config.host, port);
+    log.info({ port, host: config.host }, 'switchboard listening');
+    const fdWarning = openFilesWarning(config.maxConnections, readOpenFilesSoftLimit());
+    if (fdWarning) log.warn({ maxConnections: config.maxConnections }, fdWarning);
+    tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host).catch((err: unknown) => Promise.reject(new ListenError('--tcp-port', config.host, tcpListenPort!, err))) : 0;
+  } catch (err) {
+    // Half-started is worse than not started: whatever already listens or runs would keep the process alive.
+    http.close();
+    tcp?.close();
+    actorsPage.close();
+    supervisor.stop();
+    stately?.stop();
+    throw err;
+  }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
+  // The line protocol is also reachable through the HTTP port, where a client picks its own room (checker, tools).
+  if (tcp) upgrades.set(LINES_PATH, (req, socket, head) => tcp.upgrade(req, socket, head));
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -157,6 +176,23 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
 /** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */
 function httpTimeouts(ms: number): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
   return { headersTimeout: ms, requestTimeout: ms, connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(ms / 4))) };
+}
+
+/** A port the broker could not listen on, named by the flag that sets it. */
+export class ListenError extends Error {
+  readonly code: string | undefined;
+
+  constructor(
+    readonly flag: '--port' | '--tcp-port',
+    readonly host: string,
+    readonly port: number,
+    cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available on this host' : String((cause as Error)?.message ?? cause);
+    super(`cannot listen on ${flag} ${port} (${host}:${port}): ${why}; pick another ${flag}${code === 'EADDRNOTAVAIL' ? ' or --host' : ''}`, { cause });
+    this.code = code;
+  }
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -11,6 +11,7 @@ import { Probe, type Frame } from '../src/check/probe.js';
 import { ProtocolModel } from '../src/protocol/model.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { LineClient } from './helpers/line-client.js';
 import { StickyPresenceHub } from './helpers/planted.js';
 
 let broker: TestBroker;
@@ -42,10 +43,39 @@ describe('switchboard check', () => {
   });
 
   it('also conforms with clients over TCP JSON lines (--tcp)', async () => {
-    const options = { url: broker.url, tcp: { host: '127.0.0.1', port: broker.tcpPort }, runs: 40, exclusive: true, historySize: 3 };
+    const options = { url: broker.url, tcp: true, runs: 40, exclusive: true, historySize: 3 };
     const report = await runCheck(options);
     expect(report.ok, formatReport(report, options)).toBe(true);
     expect(report.performed['connect tcp']).toBeGreaterThan(0);
+  });
+
+  it('a --tcp run leaves the broker\'s chat room alone: a nc user and a presence watcher of chat see nothing of it', async () => {
+    const nc = await LineClient.connect(broker.tcpPort);
+    await nc.next(`[${nc.addr}]${nc.addr}: login`);
+    const watcher = await TestClient.connect(`${broker.url}?name=watcher`);
+    await watcher.request({ op: 'sub', topic: 'chat', presence: true });
+    // Barriers (ping → pong on each connection): what either of them received so far is not the check's.
+    const ncLines = async (id: string) => {
+      nc.send(JSON.stringify({ op: 'ping', id }));
+      await nc.nextJson((f) => f.op === 'pong' && f.id === id);
+      return nc.all.length;
+    };
+    const ncFrom = await ncLines('before');
+    await watcher.request({ op: 'ping', id: 'before' });
+    const watcherFrom = watcher.all.length;
+
+    const options = { url: broker.url, tcp: true, runs: 20, historySize: 3 };
+    const report = await runCheck(options);
+    expect(report.ok, formatReport(report, options)).toBe(true);
+    expect(report.performed['connect tcp']).toBeGreaterThan(5);
+
+    const ncTo = await ncLines('after');
+    await watcher.request({ op: 'ping', id: 'after' });
+    // Only the barrier's own pong line arrived in between; nothing else from the check reached either of them.
+    expect(nc.all.slice(ncFrom, ncTo).filter((l) => !l.includes('"id":"after"'))).toEqual([]);
+    expect(watcher.all.slice(watcherFrom).filter((f) => f.id !== 'after')).toEqual([]);
+    nc.close();
+    watcher.close();
   });
 
   it('copes with a client it did not create subscribed to everything', async () => {
@@ -95,7 +125,10 @@ describe('switchboard check', () => {
       expect(await check(['--url', broker.url, '--runs', 'many'])).toBe(2);
       expect(await check(['--url', 'ws://127.0.0.1:1/ws'])).toBe(2);
       expect(await check(['--url', broker.url, '--tcp', 'nowhere'])).toBe(2);
-      expect(await check(['--url', broker.url, '--runs', '5', '--history', '3', '--tcp', `127.0.0.1:${broker.tcpPort}`])).toBe(0);
+      // --tcp against a broker whose TCP line protocol is off: no /lines endpoint, a clear message, not a counterexample.
+      expect(await check(['--url', plantedUrl, '--tcp'])).toBe(2);
+      expect(error.mock.calls.flat().join('\n')).toMatch(/\/lines\?room=\S+ answered HTTP 404/);
+      expect(await check(['--url', broker.url, '--runs', '5', '--history', '3', '--tcp'])).toBe(0);
     } finally {
       log.mockRestore();
       error.mockRestore();

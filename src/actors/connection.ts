@@ -11,6 +11,7 @@ import { FrameReader } from './reader.js';
 import { InboundRate, type RateLimits } from './rate.js';
 import type { Admission } from '../http/admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
+import type { Logger } from 'pino';
 
 export interface BrokerCore {
   config: Config;
@@ -20,6 +21,8 @@ export interface BrokerCore {
   admission?: Admission;
   /** Verifies client tokens; absent or null = authentication off. */
   tokens?: TokenVerifier | null;
+  /** Where connection-level refusals (rate-limit closes) are logged. */
+  log?: Logger;
 }
 
 /** Refused frames are counted per window of this length when deciding a client is flooding. */
@@ -70,5 +73,5 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   });
   link.actor = actor;
   const rate = new InboundRate(rateLimitsOf(config));
-  return { link, reader: new FrameReader(link, core.hub.stats, rate), actor };
+  return { link, reader: new FrameReader(link, core.hub.stats, rate, core.log), actor };
 }

@@ -21,7 +21,7 @@ export class InboundRate {
   private windowStart: number;
 
   constructor(
-    private readonly limits: RateLimits,
+    readonly limits: RateLimits,
     private readonly now: () => number = Date.now,
   ) {
     this.tokens = limits.burst;

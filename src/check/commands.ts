@@ -137,7 +137,7 @@ const target: fc.Arbitrary<Target> = fc.oneof(
   name.map((n) => ({ name: n })),
 );
 
-/** Weighted towards connect, sub and pub. With `tcp`, some clients connect over TCP JSON lines (no name or topics at connect there). */
+/** Weighted towards connect, sub and pub. With `tcp`, some clients connect over TCP JSON lines (a name but no topics at connect there). */
 export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc.Arbitrary<Step>[] {
   const arbs: fc.Arbitrary<CheckCommand>[] = [
     fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
@@ -165,7 +165,7 @@ export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc
     fc.record({ op: fc.constant('drop'), slot }),
     fc.record({ op: fc.constant('bad'), slot, frame: fc.constantFrom<BadFrame>('not-json', 'not-object', 'no-op', 'unknown-op') }),
   ] as fc.Arbitrary<CheckCommand>[];
-  if (options.tcp) arbs.push(...Array.from({ length: 2 }, () => fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true) }) as fc.Arbitrary<CheckCommand>));
+  if (options.tcp) arbs.push(...Array.from({ length: 2 }, () => fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true), name: fc.option(name, { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot', 'tcp'] }) as fc.Arbitrary<CheckCommand>));
   return arbs.map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
 }
 

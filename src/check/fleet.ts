@@ -18,8 +18,8 @@ export interface FleetOptions {
   timeoutMs: number;
   /** A connection outside the scenario that asks `who` to learn when a closed client is reaped; shared by every run. */
   observer: () => Promise<Probe>;
-  /** The TCP line-protocol endpoint, when scenarios may connect over TCP too. */
-  tcp?: { host: string; port: number } | undefined;
+  /** Scenarios may connect line-protocol (TCP) clients too, through the broker's `/lines` upgrade into the fleet's room. */
+  tcp?: boolean | undefined;
 }
 
 /** A difference between the broker and the model, or a reply that never came. */
@@ -47,6 +47,8 @@ export class Fleet {
   readonly performed: CheckCommand[] = [];
   /** Distinguishes this scenario's topics and names from any other run's and other users'. */
   readonly prefix: string;
+  /** The chat room this scenario's line-protocol clients join instead of the broker's --room (nobody else is in it). */
+  readonly room: string;
   private readonly probes = new Map<Slot, Probe>();
   private readonly cursors = new Map<Probe, number>();
   private readonly ours = new Set<string>();
@@ -54,6 +56,7 @@ export class Fleet {
 
   constructor(readonly options: FleetOptions) {
     this.prefix = `chk${randomBytes(3).toString('hex')}${++fleets}`;
+    this.room = `${this.prefix}.room`;
   }
 
   topic(t: string): string {
@@ -83,10 +86,11 @@ export class Fleet {
         let probe: Probe;
         let request: { name?: string; topics?: string[] } = {};
         if (cmd.tcp) {
-          const tcp = this.options.tcp;
-          if (!tcp) throw new Error('checker: a TCP connect without a TCP endpoint');
-          line(`tcp ${tcp.host}:${tcp.port}`);
-          probe = await this.within(Probe.connectTcp(tcp.host, tcp.port, this.options.timeoutMs), 'TCP connection', step, cmd);
+          if (!this.options.tcp) throw new Error('checker: a TCP connect in a scenario without --tcp');
+          const name = cmd.name === undefined ? undefined : this.name(cmd.name);
+          if (name !== undefined) request = { name };
+          line(`lines ${new URL(this.options.url).origin.replace(/^ws/, 'http')}/lines?room=${this.room}${name === undefined ? '' : `&name=${encodeURIComponent(name)}`}`);
+          probe = await this.within(Probe.connectLines(this.options.url, this.room, this.options.timeoutMs, name), 'line-protocol connection', step, cmd);
         } else {
           const name = cmd.name === undefined ? undefined : this.name(cmd.name);
           const topics = cmd.topics?.map((t) => this.topic(t));
@@ -158,7 +162,7 @@ export class Fleet {
     const received = await this.settle(step, cmd);
     for (const [slot, frames] of received) {
       let expected = outcome.frames.get(slot) ?? [];
-      // TCP clients get the chat room's traffic as text lines, not frames; the probe keeps those aside.
+      // Line clients get their room's traffic as text lines, not frames; the probe keeps those aside.
       if (model.client(slot)?.transport === 'tcp') expected = expected.filter((f) => f.topic !== model.options.room);
       const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive, epochs: this.epochs });
       if (diff) {

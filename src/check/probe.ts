@@ -2,6 +2,7 @@
 // in arrival order (that order is what the checker compares), and lets a step wait for a reply
 // without consuming anything.
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { LineSplitter } from '../protocol/lines.js';
 
@@ -28,9 +29,13 @@ export abstract class Probe {
     return WsProbe.open(url, timeoutMs);
   }
 
-  /** Opens a TCP connection speaking JSON lines; its first frame is a hello built from the broker's `who` (TCP greets in text). */
-  static async connectTcp(host: string, port: number, timeoutMs: number): Promise<Probe> {
-    return TcpProbe.open(host, port, timeoutMs);
+  /**
+   * Opens the line protocol through the broker's HTTP port (`GET /lines?room=…`, Upgrade: switchboard-lines), so the
+   * connection joins `room` instead of the broker's --room; it speaks JSON lines, and its first frame is a hello
+   * built from the broker's `who` (the line protocol greets in text).
+   */
+  static async connectLines(url: string, room: string, timeoutMs: number, name?: string): Promise<Probe> {
+    return TcpProbe.open(linesUrl(url, room, name), timeoutMs);
   }
 
   abstract readonly open: boolean;
@@ -132,14 +137,22 @@ class TcpProbe extends Probe {
     });
   }
 
-  static async open(host: string, port: number, timeoutMs: number): Promise<Probe> {
-    const socket = tcpConnect({ host, port, noDelay: true });
-    const probe = new TcpProbe(socket);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ProbeError(`no TCP connection to ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-      socket.once('connect', () => (clearTimeout(timer), resolve()));
-      socket.once('error', (err) => (clearTimeout(timer), reject(new ProbeError(`cannot connect to ${host}:${port}: ${err.message}`))));
+  static async open(url: URL, timeoutMs: number): Promise<Probe> {
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(url.port || (url.protocol === 'wss:' ? 443 : 80));
+    const socket: Socket = url.protocol === 'wss:' ? tlsConnect({ host, port, servername: host }) : tcpConnect({ host, port, noDelay: true });
+    socket.on('error', () => {}); // reported by the upgrade below, or by the close event once it is a probe
+    let timer: NodeJS.Timeout | undefined;
+    const early = await Promise.race([
+      upgradeToLines(socket, url),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ProbeError(`no line protocol at ${url} within ${timeoutMs} ms`)), timeoutMs))),
+    ]).finally(() => clearTimeout(timer)).catch((err: unknown) => {
+      socket.destroy();
+      throw err;
     });
+    const probe = new TcpProbe(socket);
+    if (early.length > 0) socket.unshift(early);
+    socket.resume();
     // The broker names a TCP client after its address; `who` finds this connection's entry by our local port.
     const id = '\u0001hello';
     probe.send({ op: 'who', id });
@@ -170,4 +183,36 @@ class TcpProbe extends Probe {
   close(): void {
     if (!this.socket.destroyed) this.socket.end();
   }
+}
+
+/** The `/lines` endpoint beside the WebSocket one at `wsUrl` (same host and port), asking for `room` and `name`. */
+function linesUrl(wsUrl: string, room: string, name: string | undefined): URL {
+  const url = new URL(wsUrl);
+  url.pathname = '/lines';
+  url.search = '';
+  url.searchParams.set('room', room);
+  if (name !== undefined) url.searchParams.set('name', name);
+  return url;
+}
+
+/** Sends the upgrade request and resolves with the bytes after the `101` response's header, the socket paused. */
+function upgradeToLines(socket: Socket, url: URL): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const fail = (err: Error) => reject(new ProbeError(`cannot connect to ${url.host}: ${err.message}`));
+    const onData = (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      socket.off('error', fail);
+      socket.pause();
+      const status = got.subarray(0, got.indexOf('\r\n')).toString();
+      if (!/^HTTP\/1\.1 101 /.test(status)) return reject(new ProbeError(`${url} answered ${status.replace(/^HTTP\/1\.1 /, 'HTTP ')}: ${got.subarray(end + 4).toString().slice(0, 200)}`));
+      resolve(got.subarray(end + 4));
+    };
+    socket.once('error', fail);
+    socket.on('data', onData);
+    socket.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: switchboard-lines\r\nConnection: Upgrade\r\n\r\n`);
+  });
 }

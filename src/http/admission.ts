@@ -6,10 +6,17 @@ import type { Logger } from 'pino';
 export interface Refusal {
   status: 503 | 429;
   statusText: string;
+  /** For the client: what it hit. */
   message: string;
-  /** The setting that refused it, for logs and docs. */
+  /** For the operator's log: which limit, its value, and the flag that raises it. */
+  limit: string;
+  value: number;
   flag: '--max-connections' | '--max-connections-per-ip';
-  limit: number;
+}
+
+/** The refusal as the operator reads it in the log: `… 1000 connections per IP address (raise with --max-connections-per-ip)`. */
+export function refusalSummary(r: Refusal): string {
+  return `${r.value} ${r.value === 1 ? 'connection' : 'connections'} ${r.limit} reached (raise with ${r.flag})`;
 }
 
 export interface AdmissionLimits {
@@ -40,11 +47,13 @@ export class Admission {
   /** Takes a slot for a connection from `ip`: a release function (safe to call more than once), or the refusal. */
   admit(ip: string): (() => void) | Refusal {
     if (this.open >= this.limits.maxConnections) {
-      return this.refuse({ status: 503, statusText: 'Service Unavailable', message: `server full: ${this.limits.maxConnections} connections`, flag: '--max-connections', limit: this.limits.maxConnections });
+      const value = this.limits.maxConnections;
+      return this.refuse({ status: 503, statusText: 'Service Unavailable', message: `server full: ${value} connections`, limit: 'in total', value, flag: '--max-connections' });
     }
     const fromIp = this.byIp.get(ip) ?? 0;
     if (fromIp >= this.limits.maxConnectionsPerIp) {
-      return this.refuse({ status: 429, statusText: 'Too Many Requests', message: `at most ${this.limits.maxConnectionsPerIp} connections per IP address`, flag: '--max-connections-per-ip', limit: this.limits.maxConnectionsPerIp });
+      const value = this.limits.maxConnectionsPerIp;
+      return this.refuse({ status: 429, statusText: 'Too Many Requests', message: `at most ${value} connections per IP address`, limit: 'per IP address', value, flag: '--max-connections-per-ip' });
     }
     this.open++;
     this.byIp.set(ip, fromIp + 1);
@@ -91,7 +100,7 @@ export class Admission {
 
 /** Logs refused connections at most once per interval, with counts per limit: a flood of refusals is one line a second. */
 export class RefusalLog {
-  private counts = new Map<Refusal['flag'], { limit: number; n: number }>();
+  private counts = new Map<Refusal['flag'], { sample: Refusal; n: number }>();
   private timer: NodeJS.Timeout | undefined;
   private open = 0;
 
@@ -101,7 +110,7 @@ export class RefusalLog {
   ) {}
 
   record(refusal: Refusal, open: number): void {
-    const entry = this.counts.get(refusal.flag) ?? { limit: refusal.limit, n: 0 };
+    const entry = this.counts.get(refusal.flag) ?? { sample: refusal, n: 0 };
     entry.n++;
     this.counts.set(refusal.flag, entry);
     this.open = open;
@@ -114,9 +123,13 @@ export class RefusalLog {
       this.timer = undefined;
       return;
     }
-    const refused = Object.fromEntries([...this.counts].map(([flag, { n }]) => [flag, n]));
-    const limits = [...this.counts].map(([flag, { limit }]) => `${flag} ${limit}`).join(', ');
-    this.log.warn({ refused, open: this.open, intervalMs: this.intervalMs }, `connections refused: limit reached (${limits}); raise the flag if this load is legitimate`);
+    for (const { sample, n } of this.counts.values()) {
+      const { status, limit, value, flag } = sample;
+      this.log.warn(
+        { refused: n, open: this.open, intervalMs: this.intervalMs, status, limit, value, flag },
+        `connections refused (${n}): ${refusalSummary(sample)}`,
+      );
+    }
     this.counts = new Map();
     this.timer = setTimeout(() => this.flush(), this.intervalMs);
     this.timer.unref();

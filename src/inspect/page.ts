@@ -38,6 +38,8 @@ export interface ActorsPageOptions {
   hub: Hub;
   log: Logger;
   authorize: AdminCheck;
+  /** When the supervisor started (the page dates its row from it). */
+  startedAt?: number;
 }
 
 interface Viewer {
@@ -149,7 +151,7 @@ export class ActorsPage {
     const { supervisor, hub } = this.options;
     const alive: AnyActorRef[] = [supervisor];
     for (const link of hub.registry.values()) if (link.actor) alive.push(link.actor);
-    this.table.attach(supervisor, alive);
+    this.table.attach(supervisor, alive, this.options.startedAt);
     this.timer = setInterval(() => this.tick(), URGENT_MS);
     this.timer.unref();
   }

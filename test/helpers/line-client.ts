@@ -41,6 +41,40 @@ export class LineClient {
     return client;
   }
 
+  /**
+   * Reaches the line protocol through the broker's HTTP port (`GET /lines?…`, `Upgrade: switchboard-lines`) and waits
+   * for the greeting; rejects with the HTTP status line when the broker refuses.
+   */
+  static async upgrade(httpPort: number, query = ''): Promise<LineClient> {
+    const socket = connect(httpPort, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(`GET /lines${query} HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\nUpgrade: switchboard-lines\r\nConnection: Upgrade\r\n\r\n`);
+    const rest = await new Promise<Buffer>((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        const end = got.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onData);
+        socket.pause();
+        const status = got.subarray(0, got.indexOf('\r\n')).toString();
+        if (!status.startsWith('HTTP/1.1 101')) return reject(new Error(`${status} ${got.subarray(end + 4).toString()}`));
+        resolve(got.subarray(end + 4));
+      };
+      socket.on('data', onData);
+      socket.once('close', () => reject(new Error('closed during the upgrade')));
+    });
+    if (rest.length > 0) socket.unshift(rest);
+    const client = new LineClient(socket);
+    client.addr = `127.0.0.1:${socket.localPort}`;
+    socket.resume();
+    await client.next((l) => l.startsWith('I am here'));
+    return client;
+  }
+
   /** This client's address as the server sees it (`127.0.0.1:port`), the default TCP name. */
   addr = '';
 
