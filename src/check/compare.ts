@@ -38,6 +38,7 @@ function normalise(frame: Record<string, unknown>, opts: CompareOptions): Record
   if (f.op === 'msg' && typeof f.topic === 'string') f.epoch = sameEpoch(f.topic, f.epoch, opts);
   if (f.op === 'ack') {
     if (typeof f.epoch === 'string') f.epoch = ANY.epoch;
+    if (typeof f.life === 'string') f.life = sameEpoch('(life)', f.life, opts);
     if (typeof f.reason === 'string') f.reason = ANY.text;
     if (typeof f.positions === 'object' && f.positions !== null) {
       const positions: Record<string, unknown> = {};

@@ -28,6 +28,8 @@ interface TopicLog<M> {
 interface TrieNode<M> {
   children: Map<string, TrieNode<M>>;
   log: TopicLog<M> | undefined;
+  /** A topic of this name was forgotten (over maxTopics) in this process's life, with messages now lost. */
+  forgotten: boolean;
 }
 
 export interface Position {
@@ -48,8 +50,8 @@ export interface Seen {
   listed: boolean;
 }
 
-/** Forgotten topic names remembered (as hashes) so that a reborn topic is never resumed as if whole. */
-const FORGOTTEN_MAX = 1 << 20;
+/** Forgotten topic names remembered (in the trie), so a resume never passes over what they lost. */
+const FORGOTTEN_MAX = 100_000;
 
 export interface ReplayLimits {
   /** Topics a wildcard resume may concern (found through the topic trie, not a scan). */
@@ -84,16 +86,9 @@ function bootId(): string {
   return randomBytes(6).readUIntBE(0, 6).toString(36).padStart(10, '0').slice(-8);
 }
 
-/** FNV-1a, 32 bits: enough to remember forgotten topic names compactly. */
-function hash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
 export class History<M> {
   private readonly logs = new Map<string, TopicLog<M>>();
-  private readonly root: TrieNode<M> = { children: new Map(), log: undefined };
+  private readonly root: TrieNode<M> = { children: new Map(), log: undefined, forgotten: false };
   /** Every stored entry in append order (oldest first), for the global byte budget. */
   private queue: Entry<M>[] = [];
   private queueHead = 0;
@@ -102,8 +97,9 @@ export class History<M> {
   private live = 0;
   readonly boot = bootId();
   private created = 0;
-  /** Hashes of forgotten topics (bounded; a false positive only makes a resume say `false`, never a lie). */
-  private forgotten = new Set<number>();
+  /** Names marked forgotten in the trie; past FORGOTTEN_MAX, `namesLost` and no resume vouches for unseen topics. */
+  private forgottenCount = 0;
+  private namesLost = false;
   /** Messages evicted by any bound (counted for metrics). */
   evicted = 0;
 
@@ -135,9 +131,10 @@ export class History<M> {
       this.logs.delete(topic); // re-insert: Map order doubles as recency order
     } else {
       this.created++;
-      log = { topic, epoch, seq: 0, ring: [], start: 0, count: 0, bytes: 0, reborn: this.forgotten.has(hash(topic)) };
       if (this.logs.size >= this.limits.maxTopics) this.forget(this.logs.values().next().value!);
-      this.trieNode(topic, true)!.log = log;
+      const node = this.trieNode(topic, true)!;
+      log = { topic, epoch, seq: 0, ring: [], start: 0, count: 0, bytes: 0, reborn: node.forgotten };
+      node.log = log;
     }
     this.logs.set(topic, log);
     log.seq = seq;
@@ -177,7 +174,12 @@ export class History<M> {
       return out;
     }
     const found: TopicLog<M>[] = [];
-    out.truncated = this.collect(this.root, filter.split('/'), 0, found, limits.maxTopics);
+    const lost: string[] = [];
+    out.truncated = this.collect(this.root, filter.split('/'), 0, found, lost, limits.maxTopics);
+    // Topics the client has no position for are vouched for only when its other positions are from this life
+    // (`anchored`), and no topic matching the filter lost messages by being forgotten (or their names were lost).
+    if (!anchored || this.namesLost || out.truncated) out.missed[filter] = out.truncated ? 'replay_limit' : 'unknown_position';
+    for (const topic of lost) if (!seenByTopic(topic).listed) out.missed[topic] = 'unknown_position';
     for (const log of found) {
       const seen = seenByTopic(log.topic);
       // A topic the client never saw: it missed nothing only if this is the life its other positions are from,
@@ -225,31 +227,35 @@ export class History<M> {
     for (let i = log.count - n; i < log.count; i++) out.messages.push(log.ring[(log.start + i) % cap]!.message);
   }
 
-  /** Topics under `node` matching `segments[i..]`, at most `max`; true when it stopped early. */
-  private collect(node: TrieNode<M>, segments: string[], i: number, found: TopicLog<M>[], max: number): boolean {
-    if (i === segments.length) {
-      if (node.log) {
-        if (found.length >= max) return true;
-        found.push(node.log);
-      }
+  /**
+   * Topics under `node` matching `segments[i..]`: live ones into `found`, forgotten ones (not alive again) into
+   * `lost`, at most `max` in all; true when it stopped early.
+   */
+  private collect(node: TrieNode<M>, segments: string[], i: number, found: TopicLog<M>[], lost: string[], max: number): boolean {
+    const take = (n: TrieNode<M>): boolean => {
+      if (!n.log && !n.forgotten) return false;
+      if (found.length + lost.length >= max) return true;
+      if (n.log) found.push(n.log);
+      else lost.push(this.names.get(n) ?? '');
       return false;
-    }
+    };
+    if (i === segments.length) return take(node);
     const segment = segments[i]!;
     if (segment === '#') {
-      if (node.log) {
-        if (found.length >= max) return true;
-        found.push(node.log); // `a/#` matches `a` itself
-      }
-      for (const child of node.children.values()) if (this.collect(child, ['#'], 0, found, max)) return true;
+      if (take(node)) return true; // `a/#` matches `a` itself
+      for (const child of node.children.values()) if (this.collect(child, ['#'], 0, found, lost, max)) return true;
       return false;
     }
     if (segment === '+') {
-      for (const child of node.children.values()) if (this.collect(child, segments, i + 1, found, max)) return true;
+      for (const child of node.children.values()) if (this.collect(child, segments, i + 1, found, lost, max)) return true;
       return false;
     }
     const child = node.children.get(segment);
-    return child ? this.collect(child, segments, i + 1, found, max) : false;
+    return child ? this.collect(child, segments, i + 1, found, lost, max) : false;
   }
+
+  /** Names of forgotten trie nodes (a live node's name is its log's topic). */
+  private readonly names = new WeakMap<TrieNode<M>, string>();
 
   private store(log: TopicLog<M>, entry: Entry<M>): void {
     const cap = this.limits.perTopic;
@@ -305,17 +311,26 @@ export class History<M> {
 
   private forget(log: TopicLog<M>): void {
     this.trimAll(log);
-    if (this.forgotten.size >= FORGOTTEN_MAX) this.forgotten = new Set(); // losing old names: reborn topics below are not flagged…
-    this.forgotten.add(hash(log.topic));
     this.logs.delete(log.topic);
     // Prune the trie path of a forgotten topic.
     const segments = log.topic.split('/');
     const path: TrieNode<M>[] = [this.root];
     for (const s of segments) path.push(path[path.length - 1]!.children.get(s)!);
-    path[path.length - 1]!.log = undefined;
+    const node = path[path.length - 1]!;
+    node.log = undefined;
+    // Remember the name (bounded): a later resume must not pass over the messages it lost.
+    if (!node.forgotten) {
+      if (this.forgottenCount < FORGOTTEN_MAX) {
+        node.forgotten = true;
+        this.names.set(node, log.topic);
+        this.forgottenCount++;
+      } else {
+        this.namesLost = true;
+      }
+    }
     for (let i = segments.length; i > 0; i--) {
       const n = path[i]!;
-      if (n.log || n.children.size > 0) break;
+      if (n.log || n.forgotten || n.children.size > 0) break;
       path[i - 1]!.children.delete(segments[i - 1]!);
     }
     this.compactQueue(); // its entries in the global queue are gone now
@@ -327,7 +342,7 @@ export class History<M> {
       let child = n.children.get(s);
       if (!child) {
         if (!create) return undefined;
-        n.children.set(s, (child = { children: new Map(), log: undefined }));
+        n.children.set(s, (child = { children: new Map(), log: undefined, forgotten: false }));
       }
       n = child;
     }

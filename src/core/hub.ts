@@ -126,7 +126,7 @@ export class Hub {
     const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
     if (added instanceof ProtocolError) return this.fail(link, added);
     if (frame.since === undefined) {
-      this.ack(link, frame.id);
+      this.ack(link, frame.id, { life: this.history.boot });
     } else {
       this.resume(link, frame);
     }
@@ -146,8 +146,8 @@ export class Hub {
     // Topics the client gave no position for are vouched for only relative to positions from this process's
     // life (or when it claims to have seen nothing at all).
     const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
-    const claimsNothing = typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0);
-    const anchored = claimsNothing || epochs.some((e) => this.history.isOwnEpoch(e));
+    const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
+    const anchored = frame.life !== undefined ? frame.life === this.history.boot : claimsNothing || epochs.some((e) => this.history.isOwnEpoch(e));
     // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
     const room = Math.max(0, Math.floor(link.mailbox.capacity / 2) - link.mailbox.depth);
     const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, {
@@ -162,7 +162,7 @@ export class Hub {
       }
     }
     const missed = Object.keys(result.missed);
-    const fields: Record<string, unknown> = { recovered: missed.length === 0 && !result.truncated };
+    const fields: Record<string, unknown> = { recovered: missed.length === 0 && !result.truncated, life: this.history.boot };
     if (missed.length > 0) {
       fields.reason = result.missed[missed[0]!];
       fields.missed = result.missed;

@@ -27,6 +27,8 @@ export type ClientFrame =
       /** A seq for one topic, or a map topic → seq for a wildcard filter (docs/protocol.md, Positions). */
       since?: number | Record<string, number>;
       epoch?: string | Record<string, string>;
+      /** The broker life the positions are from (the `life` of an earlier sub ack). */
+      life?: string;
       presence?: boolean;
     }
   | { op: 'unsub'; id?: FrameId; topic: string }
@@ -109,12 +111,14 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       if (err) return bad('bad_topic', err);
       const position = positionError(f.topic as string, f.since, f.epoch);
       if (position) return bad('bad_frame', position);
+      if (f.life !== undefined && (!isEpoch(f.life) || f.since === undefined)) return bad('bad_frame', `life is a string of 1 to ${EPOCH_MAX} characters, sent with since`);
       if (f.presence !== undefined && typeof f.presence !== 'boolean') return bad('bad_frame', 'presence must be a boolean');
       return withId({
         op: 'sub' as const,
         topic: f.topic as string,
         ...(f.since !== undefined && { since: f.since as number | Record<string, number> }),
         ...(f.epoch !== undefined && { epoch: f.epoch as string | Record<string, string> }),
+        ...(f.life !== undefined && { life: f.life as string }),
         ...(f.presence !== undefined && { presence: f.presence as boolean }),
       });
     }

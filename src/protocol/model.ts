@@ -107,7 +107,7 @@ export class ProtocolModel {
         if (!isFilter(frame.topic)) return fail('bad_topic'), out;
         if (typeof frame.since === 'number' && frame.since > 0 && isWildcard(frame.topic)) return fail('bad_frame'), out;
         const isNew = this.subscribe(c, frame.topic, frame.presence === true);
-        if (frame.since === undefined) reply();
+        if (frame.since === undefined) reply({ life: ANY.epoch });
         else {
           const { frames, fields } = this.resume(frame.topic, frame.since, frame.epoch);
           reply(fields);
@@ -268,8 +268,8 @@ export class ProtocolModel {
     const reasons = Object.values(missed);
     const fields: Record<string, unknown> =
       reasons.length === 0
-        ? { recovered: true, positions }
-        : { recovered: false, reason: ANY.text, missed, positions };
+        ? { recovered: true, life: ANY.epoch, positions }
+        : { recovered: false, life: ANY.epoch, reason: ANY.text, missed, positions };
     return { frames, fields };
   }
 
