@@ -20,7 +20,7 @@ type RequestEvent = { [K in RequestOp]: { type: Uppercase<K>; link: Link; frame:
 export type SupervisorEvent =
   | { type: 'CONNECT'; link: Link; request: JoinRequest }
   | RequestEvent
-  | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | Error) => void }
+  | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | ProtocolError | Error) => void }
   | { type: 'SHUTDOWN' }
   | { type: `xstate.done.actor.${string}`; actorId: string; output: CloseIntent }
   | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown };

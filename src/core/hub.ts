@@ -4,7 +4,7 @@
 import type { Link } from '../actors/link.js';
 import { ackFrame, errorFrame, nameError, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { Outgoing } from '../protocol/outgoing.js';
+import { encodeData, Outgoing } from '../protocol/outgoing.js';
 import { filterError, isWildcard } from '../topics/topic.js';
 import { TopicIndex } from '../topics/index.js';
 import { History } from './history.js';
@@ -124,17 +124,23 @@ export class Hub {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    const { seq, delivered } = this.publish(frame.topic, frame.data, link, frame.echo !== false);
-    link.send(ackFrame(frame.id, { seq, delivered }));
+    const result = this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+    if (result instanceof ProtocolError) return this.fail(link, result);
+    link.send(ackFrame(frame.id, { seq: result.seq, delivered: result.delivered }));
   }
 
-  /** Encodes the message once and queues the same bytes in every matching mailbox. */
-  publish(topic: string, data: unknown, from: Link | null, echo = true): PublishResult {
+  /**
+   * Encodes the message once and queues the same bytes in every matching mailbox. Data that cannot be encoded is
+   * refused here (bad_frame): nothing is numbered, stored or delivered.
+   */
+  publish(topic: string, data: unknown, from: Link | null, echo = true, id?: FrameId): PublishResult | ProtocolError {
+    const encoded = encodeData(data, id);
+    if (encoded instanceof ProtocolError) return encoded;
     const ts = Date.now();
     const sender = from ? { id: from.id, name: from.name } : undefined;
     const { seq, message } = this.history.append(
       topic,
-      (seq) => new Outgoing(sender ? { op: 'msg', topic, seq, data, from: sender, ts } : { op: 'msg', topic, seq, data, ts }, from?.info()),
+      (seq) => new Outgoing(sender ? { op: 'msg', topic, seq, data, from: sender, ts } : { op: 'msg', topic, seq, data, ts }, from?.info(), encoded),
     );
     const subscribers = this.index.match(topic);
     let delivered = 0;
@@ -154,7 +160,9 @@ export class Hub {
       this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
       return;
     }
-    target.send({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data });
+    const encoded = encodeData(frame.data, frame.id);
+    if (encoded instanceof ProtocolError) return this.fail(link, encoded);
+    target.mailbox.push(new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded));
     link.send(ackFrame(frame.id));
   }
 

@@ -10,6 +10,7 @@ import { isWildcard, topicError } from '../topics/topic.js';
 import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import { adminVerdict } from '../auth/admin.js';
+import { ProtocolError } from '../protocol/errors.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -49,7 +50,9 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     const { topic, data } = parsePublishBody(body);
     // A stopped supervisor takes no events, so it would never reply.
     if (supervisor.getSnapshot().status !== 'active') throw new HttpError(503, 'server shutting down', 'unavailable');
-    const result = await new Promise<PublishResult | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
+    const result = await new Promise<PublishResult | ProtocolError | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
+    // Data that cannot be encoded (nested too deep for the encoder) is refused before anything is stored.
+    if (result instanceof ProtocolError) throw new HttpError(400, result.message, result.code);
     if (result instanceof Error) {
       if (result.message === 'server shutting down') throw new HttpError(503, result.message, 'unavailable');
       log.error({ err: result, topic }, 'api publish failed');

@@ -33,14 +33,14 @@ export function sanitize(text: string): string {
   return text.replace(LINE_BREAKS, ' ⏎ ').replace(CONTROLS, '\uFFFD');
 }
 
-/** The text of a chat message: strings as they are, anything else as compact JSON. */
-export function chatText(data: unknown): string {
-  return sanitize(typeof data === 'string' ? data : (JSON.stringify(data) ?? 'null'));
+/** The text of a chat message: strings as they are, anything else as compact JSON (`json` when already encoded). */
+export function chatText(data: unknown, json?: string): string {
+  return sanitize(typeof data === 'string' ? data : (json ?? JSON.stringify(data) ?? 'null'));
 }
 
 /** `[addr]name: text` — the seed chat line. Server-side publishes (no sender) read `[server]: text`. */
-export function messageLine(sender: Pick<ClientInfo, 'addr' | 'name'> | undefined, data: unknown): string {
-  return sender ? `[${sender.addr}]${sender.name}: ${chatText(data)}\n` : `[server]: ${chatText(data)}\n`;
+export function messageLine(sender: Pick<ClientInfo, 'addr' | 'name'> | undefined, data: unknown, json?: string): string {
+  return sender ? `[${sender.addr}]${sender.name}: ${chatText(data, json)}\n` : `[server]: ${chatText(data, json)}\n`;
 }
 
 const PRESENCE_WORD = { join: 'login', leave: 'logout', timeout: 'time out' } as const;

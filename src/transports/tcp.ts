@@ -54,7 +54,7 @@ export class TcpWire implements Wire {
         return Buffer.from(greetingLines(f, this.room));
       case 'msg':
         // Rendered once per broadcast, shared by every TCP client in the room.
-        if (f.topic === this.room) return out.rendered('chat', () => messageLine(out.sender, f.data));
+        if (f.topic === this.room) return out.rendered('chat', () => messageLine(out.sender, f.data, out.data?.json));
         break;
       case 'event':
         if (f.topic === this.room) return out.rendered('chat', () => presenceLine(f));
