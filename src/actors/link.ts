@@ -20,6 +20,8 @@ export interface LinkOptions {
   addr: string;
   wire: Wire;
   mailboxSize: number;
+  /** Bytes the mailbox may hold (default: unbounded, for callers that predate the byte bound). */
+  mailboxBytes?: number;
   slowConsumer: SlowConsumerPolicy;
 }
 
@@ -54,7 +56,7 @@ export class Link {
     this.name = this.id;
     this.mailbox = new Mailbox(
       opts.wire,
-      opts.mailboxSize,
+      { messages: opts.mailboxSize, bytes: opts.mailboxBytes ?? Number.MAX_SAFE_INTEGER },
       opts.slowConsumer,
       () => this.actor?.send({ type: 'SLOW_CONSUMER' }),
       (error) => this.actor?.send({ type: 'FAULT', error }),
