@@ -61,6 +61,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     historySize: config.historySize,
     maxTopics: config.maxTopics,
     maxSubscriptions: config.maxSubscriptions,
+    renameRate: config.renameRate,
+    room: config.room,
+    roomAnnounceMax: config.roomAnnounceMax,
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);

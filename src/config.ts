@@ -37,6 +37,9 @@ export const SETTINGS = {
   historySize: { flag: 'history', kind: { type: 'int', min: 0, max: 100_000 }, default: 100, help: 'messages kept per topic for sub with since' },
   maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
+  roomAddresses: { flag: 'room-addresses', kind: { type: 'enum', values: ['show', 'hide'] }, default: 'show', help: "chat room lines and plain-text who show each client's address (`show`, the classic room) or its id (`hide`)" },
+  roomAnnounceMax: { flag: 'room-announce-max', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 200, help: 'above this many people in the chat room, logins and logouts are not announced (said in the greeting)' },
+  renameRate: { flag: 'rename-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 5, help: 'renames per second per connection (0 = unlimited); over it: rate_limited' },
   lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
   apiKey: { flag: 'api-key', kind: { type: 'string' }, default: undefined, help: 'when set, /api/* answers 401 without `Authorization: Bearer <key>`; prefer the env var' },
   maxConnections: { flag: 'max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'open connections in total (WebSocket + TCP); over it: HTTP 503 before upgrade, TCP refused' },
@@ -69,6 +72,9 @@ export interface Config {
   historySize: number;
   maxTopics: number;
   room: string;
+  roomAddresses: 'show' | 'hide';
+  roomAnnounceMax: number;
+  renameRate: number;
   lineLimit: number;
   /** Bearer key required by /api/*; undefined = the API is open. */
   apiKey: string | undefined;

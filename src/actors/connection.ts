@@ -69,5 +69,6 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   });
   link.actor = actor;
   const rate = new InboundRate(rateLimitsOf(config));
+  link.rate = rate;
   return { link, reader: new FrameReader(link, core.hub.stats, rate), actor };
 }

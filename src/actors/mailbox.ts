@@ -123,12 +123,12 @@ export class Mailbox {
     return this.directCount < Math.max(1, this.limits.messages >> 2) && this.directBytes + bytes <= Math.max(bytes, this.limits.bytes / 4);
   }
 
-  /** True when the frame last queued is `out` (not yet written): presence coalescing replaces or removes it. */
-  tailIs(out: Outgoing): boolean {
-    return this.depth > 0 && this.queue[this.queue.length - 1] === out;
+  /** The frame queued last and not yet written: presence coalescing may replace or remove it. */
+  get tail(): Outgoing | undefined {
+    return this.depth > 0 ? this.queue[this.queue.length - 1] : undefined;
   }
 
-  /** Replaces the last queued frame (checked with tailIs) by `next`, or removes it when `next` is null. */
+  /** Replaces the tail (see `tail`) by `next`, or removes it when `next` is null. */
   replaceTail(next: Outgoing | null): void {
     const old = this.queue[this.queue.length - 1]!;
     this.forget(old);

@@ -28,7 +28,7 @@ export abstract class Probe {
     return WsProbe.open(url, timeoutMs);
   }
 
-  /** Opens a TCP connection speaking JSON lines; its first frame is a hello built from the broker's `who` (TCP greets in text). */
+  /** Opens a TCP connection speaking JSON lines; its first frame is a hello built from the TCP greeting line. */
   static async connectTcp(host: string, port: number, timeoutMs: number): Promise<Probe> {
     return TcpProbe.open(host, port, timeoutMs);
   }
@@ -106,6 +106,8 @@ class WsProbe extends Probe {
   }
 }
 
+const GREETING = /^I am here: .*? You are (.*?)(?: from (\S+))? \(id (c\d+)\)\./;
+
 /** TCP: lines starting with `{` are frames; other lines (greeting, chat room traffic, `bye`) are kept aside. */
 class TcpProbe extends Probe {
   /** Plain-text lines: the greeting, the room's chat lines, and `bye` before the server ends the stream. */
@@ -140,16 +142,17 @@ class TcpProbe extends Probe {
       socket.once('connect', () => (clearTimeout(timer), resolve()));
       socket.once('error', (err) => (clearTimeout(timer), reject(new ProbeError(`cannot connect to ${host}:${port}: ${err.message}`))));
     });
-    // The broker names a TCP client after its address; `who` finds this connection's entry by our local port.
-    const id = '\u0001hello';
-    probe.send({ op: 'who', id });
-    const ack = await probe.waitFor((f) => f.id === id, timeoutMs, 'who reply after TCP connect');
-    const localPort = `:${socket.localPort}`;
-    const me = ((ack.clients ?? []) as { addr?: string; transport?: string }[]).find(
-      (c) => c.transport === 'tcp' && typeof c.addr === 'string' && c.addr.endsWith(localPort) && c.addr.includes(socket.localAddress ?? ''),
-    );
-    if (!me) throw new ProbeError(`the broker's who does not list this TCP connection (local ${socket.localAddress}${localPort})`);
-    const rest = probe.frames.filter((f) => f !== ack);
+    // TCP greets in text: `… You are <name>[ from <addr>] (id c<n>).` (the name is the address by default).
+    // Protocol 2's `who` shows no addresses to non-admins, so the greeting is where this connection learns its own.
+    const deadline = Date.now() + timeoutMs;
+    let greeting: RegExpExecArray | null = null;
+    while (!(greeting = probe.lines.map((l) => GREETING.exec(l)).find((m) => m !== null) ?? null)) {
+      if (Date.now() > deadline || !probe.open) throw new ProbeError(`no TCP greeting naming this connection within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const [, name, from, id] = greeting;
+    const me = { id: id!, name: name!, addr: from ?? name!, transport: 'tcp' };
+    const rest = probe.frames.slice();
     probe.frames.length = 0;
     probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, server: {} }, ...rest);
     return probe;

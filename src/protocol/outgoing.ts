@@ -33,6 +33,10 @@ export class Outgoing {
   /** Transport-specific renderings beyond JSON (e.g. the TCP chat line), cached by key. */
   private _extra: Map<string, Buffer> | undefined;
   private _bytes: number | undefined;
+  /** A `who` reply's members with their addresses, for the TCP `user list:` lines. Never serialised. */
+  roster: readonly ClientInfo[] | undefined;
+  /** A presence event's coalescing key (subject and filter) and the name before the first coalesced rename. */
+  presence: { key: string; firstOld?: string } | undefined;
 
   /**
    * `sender`: who published a `msg` (or whom a presence event is about), with the addr the frame itself does not
