@@ -42,21 +42,33 @@ export class Outgoing {
    * `sender`: who published a `msg` (or whom a presence event is about), with the addr the frame itself does not
    * carry (the TCP chat line shows it). Never serialised: the wire format stays the frame.
    * `data`: the frame's `data` field already encoded (encodeData); the frame's own `data` is then only read by renderers.
+   * Building a frame around data that was encoded cannot throw.
    */
   constructor(
     readonly frame: ServerFrame,
     readonly sender?: ClientInfo,
-    readonly data?: EncodedData,
-  ) {}
+    data?: EncodedData,
+  ) {
+    if (data === undefined) return;
+    // The frame's JSON is built now around the encoded data; the data text is then kept only inside it.
+    const { data: _ignored, ...rest } = frame as ServerFrame & { data?: unknown };
+    const head = JSON.stringify(rest).slice(0, -1) + ',"data":';
+    this._json = head + data.json + '}';
+    this._bytes = Buffer.byteLength(head) + data.bytes + 1;
+    this._dataAt = head.length;
+  }
+
+  /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */
+  private _dataAt: number | undefined;
 
   /** The frame's JSON text. Frames built by the broker itself always encode; client data arrives pre-encoded. */
   get json(): string {
-    if (this._json !== undefined) return this._json;
-    if (this.data === undefined) return (this._json = JSON.stringify(this.frame));
-    const { data: _ignored, ...rest } = this.frame as ServerFrame & { data?: unknown };
-    const head = JSON.stringify(rest);
-    this._bytes = Buffer.byteLength(head) + this.data.bytes + 8; // ',"data":' is 8 bytes
-    return (this._json = `${head.slice(0, -1)},"data":${this.data.json}}`);
+    return (this._json ??= JSON.stringify(this.frame));
+  }
+
+  /** The `data` field as JSON text when it arrived pre-encoded (a slice of the frame's JSON, not a copy). */
+  dataJson(): string | undefined {
+    return this._dataAt === undefined ? undefined : this.json.slice(this._dataAt, -1);
   }
 
   /** UTF-8 size of the JSON text: what a mailbox charges for holding this frame. */

@@ -69,7 +69,7 @@ export class TcpWire implements Wire {
         return Buffer.from(greetingLines(f, this.room, this.view.quiet?.() ? this.view.announceMax : undefined));
       case 'msg':
         // Rendered once per broadcast, shared by every TCP client in the room (the key says which labelling).
-        if (f.topic === this.room) return out.rendered(this.chatKey, () => messageLine(out.sender, f.data, out.data?.json, this.label));
+        if (f.topic === this.room) return out.rendered(this.chatKey, () => messageLine(out.sender, f.data, out.dataJson(), this.label));
         break;
       case 'event':
         if (f.topic === this.room) return out.rendered(this.chatKey, () => presenceLine(f, out.sender, this.label));
