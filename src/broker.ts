@@ -69,6 +69,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     idleClose: config.idleClose,
     replayMaxMessages: config.mailboxSize,
     replayMaxBytes: config.replayBytes,
+    renameRate: config.renameRate,
+    room: config.room,
+    roomAnnounceMax: config.roomAnnounceMax,
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);

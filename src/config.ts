@@ -31,6 +31,7 @@ export const SETTINGS = {
   idleClose: { flag: 'idle-close', kind: { type: 'enum', values: ['tcp', 'all', 'none'] }, default: 'tcp', help: 'which idle connections are closed (4000): TCP line clients only, all, or none; WebSocket clients that answer pings stay by default' },
   closeTimeoutMs: { flag: 'close-timeout-ms', kind: ms(10), default: 5_000, help: 'how long a close handshake may take before the socket is cut' },
   mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'outbound queue bound per connection (messages)' },
+  mailboxBytes: { flag: 'mailbox-bytes', kind: { type: 'int', min: 1024, max: 2 ** 31 }, default: 8 * 1024 * 1024, help: 'outbound queue bound per connection (bytes of queued frames; over it or over --mailbox-size: slow consumer)' },
   slowConsumer: { flag: 'slow-consumer', kind: { type: 'enum', values: ['close', 'drop-oldest'] }, default: 'close', help: 'full mailbox: close with 4001, or drop the oldest queued message' },
   maxPayload: { flag: 'max-payload', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'largest inbound frame in bytes (over it: close 1009)' },
   maxSubscriptions: { flag: 'max-subscriptions', kind: { type: 'int', min: 1, max: 100_000 }, default: 100, help: 'filters one connection may hold' },
@@ -40,6 +41,9 @@ export const SETTINGS = {
   replayBytes: { flag: 'replay-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 2 * 1024 * 1024, help: 'bytes one resuming sub may replay; a topic over it answers recovered:false (replay_limit)' },
   maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
+  roomAddresses: { flag: 'room-addresses', kind: { type: 'enum', values: ['show', 'hide'] }, default: 'show', help: "chat room lines and plain-text who show each client's address (`show`, the classic room) or its id (`hide`)" },
+  roomAnnounceMax: { flag: 'room-announce-max', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 200, help: 'above this many people in the chat room, logins and logouts are not announced (said in the greeting)' },
+  renameRate: { flag: 'rename-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 5, help: 'renames per second per connection (0 = unlimited); over it: rate_limited' },
   lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
   apiKey: { flag: 'api-key', kind: { type: 'string' }, default: undefined, help: 'when set, /api/* answers 401 without `Authorization: Bearer <key>`; prefer the env var' },
   maxConnections: { flag: 'max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'open sockets in total (HTTP requests, WebSocket, TCP), from accept to close; over it: HTTP 503 and the socket is closed, TCP bye (1013)' },
@@ -68,6 +72,7 @@ export interface Config {
   idleClose: 'tcp' | 'all' | 'none';
   closeTimeoutMs: number;
   mailboxSize: number;
+  mailboxBytes: number;
   slowConsumer: 'close' | 'drop-oldest';
   maxPayload: number;
   maxSubscriptions: number;
@@ -77,6 +82,9 @@ export interface Config {
   replayBytes: number;
   maxTopics: number;
   room: string;
+  roomAddresses: 'show' | 'hide';
+  roomAnnounceMax: number;
+  renameRate: number;
   lineLimit: number;
   /** Bearer key required by /api/*; undefined = the API is open. */
   apiKey: string | undefined;

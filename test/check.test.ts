@@ -164,8 +164,8 @@ describe('switchboard check', () => {
       await a.waitFor((f) => f.id === 'last', 3000, 'last pong');
       const seen = a.frames.slice(from).filter((f: Frame) => f.op !== 'pong');
       // The model has no clock: the `idle` event that precedes the close is the broker's own (docs/protocol.md, Presence).
-      const bInfo = b.frames[0]!.client as Record<string, unknown>;
-      const idleEvent = { op: 'event', event: 'idle', client: bInfo, topic: 'idle/x' };
+      const { id, name, transport } = b.frames[0]!.client as Record<string, unknown>;
+      const idleEvent = { op: 'event', event: 'idle', client: { id, name, transport }, topic: 'idle/x' };
       const expected = [idleEvent, ...(model.disconnect(1, 'timeout').frames.get(0) ?? [])];
       expect(expected).toHaveLength(2);
       const ids = new Set([a, b].map((p) => (p.frames[0]!.client as { id: string }).id));

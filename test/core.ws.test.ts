@@ -216,7 +216,7 @@ describe('send, who, rename, ping, quit', () => {
     const all = await b.request({ op: 'who' });
     const names = all.clients.map((c: { name: string }) => c.name);
     expect(names).toEqual(expect.arrayContaining(['who-a', 'who-b']));
-    expect(all.clients[0]).toEqual({ id: expect.any(String), name: expect.any(String), addr: expect.any(String), transport: 'ws' });
+    expect(all.clients[0]).toEqual({ id: expect.any(String), name: expect.any(String), transport: 'ws', state: 'online' });
     const topic = await b.request({ op: 'who', topic: 'who/t' });
     expect(topic.clients.map((c: { name: string }) => c.name)).toEqual(['who-a']);
     a.close();

@@ -81,7 +81,7 @@ describe('JSON lines', () => {
     const who = await a.nextJson((f) => f.id === 'w');
     expect(who.clients).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ addr: a.addr, transport: 'tcp' }),
+        expect.objectContaining({ name: a.addr, transport: 'tcp' }),
         expect.objectContaining({ id: ws.hello.client.id, transport: 'ws' }),
       ]),
     );

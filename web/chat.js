@@ -142,7 +142,7 @@ function renderMembers() {
       const name = document.createElement('span');
       name.className = 'name';
       name.textContent = c.name;
-      name.title = `${c.name} · ${c.addr}`;
+      name.title = c.addr ? `${c.name} · ${c.addr}` : c.name; // addresses only reach admins (protocol 2)
       const badge = document.createElement('span');
       badge.className = `badge ${c.transport}`;
       badge.textContent = c.transport === 'tcp' ? 'tcp' : 'web';
@@ -244,12 +244,19 @@ async function onHello(hello) {
   if (state.ws !== ws) return; // dropped meanwhile: the next hello starts over
   if (ack.op === 'error') return addNotice(`Could not join #${room}: ${ack.message}`, 'error');
   if (ack.recovered === false) addNotice('Some messages were missed while you were away.', 'warn');
-  const who = await request({ op: 'who', topic: room });
-  if (state.ws !== ws) return;
-  if (who.op === 'ack') {
-    state.members = new Map(who.clients.map((c) => [c.id, c]));
-    renderMembers();
+  // who is paginated (protocol 2): the member list is built from every page, up to a screenful of pages.
+  const members = new Map();
+  let cursor;
+  for (let page = 0; page < 10; page++) {
+    const who = await request(cursor === undefined ? { op: 'who', topic: room, limit: 1000 } : { op: 'who', topic: room, limit: 1000, cursor });
+    if (state.ws !== ws) return;
+    if (who.op !== 'ack') break;
+    for (const c of who.clients) members.set(c.id, c);
+    state.members = members;
+    cursor = who.next;
+    if (cursor === undefined) break;
   }
+  renderMembers();
   if (first) addNotice(`You joined #${room} as ${state.me.name}.`, 'self');
   else addNotice('Reconnected.', 'self');
   els.input.focus();
@@ -407,7 +414,7 @@ els.composer.addEventListener('submit', async (e) => {
   }
   if (text.trim() === '/who') {
     const r = await request({ op: 'who' });
-    if (r.op === 'ack') addNotice(`Connected: ${r.clients.map((c) => `${c.name} (${c.transport})`).join(', ')}`, 'info');
+    if (r.op === 'ack') addNotice(`Connected: ${r.clients.map((c) => `${c.name} (${c.transport})`).join(', ')}${r.next ? ', …' : ''}`, 'info');
     return;
   }
   const ack = await request({ op: 'pub', topic: room, data: text });

@@ -59,7 +59,7 @@ function rateLimitsOf(config: Config): RateLimits {
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
   const { config } = core;
-  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, slowConsumer: config.slowConsumer });
+  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer });
   const actor = createActor(connectionMachine, {
     id: link.id,
     parent: core.supervisor,
@@ -73,5 +73,6 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   });
   link.actor = actor;
   const rate = new InboundRate(rateLimitsOf(config));
+  link.rate = rate;
   return { link, reader: new FrameReader(link, core.hub.stats, rate, core.log), actor };
 }

@@ -21,7 +21,7 @@ export type SupervisorEvent =
   | { type: 'CONNECT'; link: Link; request: JoinRequest }
   | RequestEvent
   | { type: 'ACTIVITY'; link: Link; event: 'idle' | 'active' }
-  | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | Error) => void }
+  | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | ProtocolError | Error) => void }
   | { type: 'SHUTDOWN' }
   | { type: `xstate.done.actor.${string}`; actorId: string; output: CloseIntent }
   | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown };

@@ -225,13 +225,22 @@ export class Fleet {
     const observer = await this.options.observer();
     const deadline = Date.now() + this.options.timeoutMs;
     for (let n = 0; Date.now() < deadline; n++) {
-      const rid = `w${this.prefix}.${step}.${n}`;
-      observer.send({ op: 'who', id: rid });
-      const ack = await observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
-      observer.frames.length = 0; // its answers are not compared with anything: keep it from growing
-      const clients = (ack.clients ?? []) as { id?: string }[];
-      // Only an ack counts: a refused who (rate_limited on a busy broker) is asked again.
-      if (ack.op === 'ack' && !clients.some((c) => c.id === id)) return;
+      // `who` is paginated (protocol 2): follow `next` until the client is found or the list ends.
+      let listed = false;
+      let refused = false;
+      let cursor: string | undefined;
+      for (let page = 0; !listed && !refused; page++) {
+        const rid = `w${this.prefix}.${step}.${n}.${page}`;
+        observer.send(cursor === undefined ? { op: 'who', id: rid, limit: 1000 } : { op: 'who', id: rid, limit: 1000, cursor });
+        const ack = await observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
+        observer.frames.length = 0; // its answers are not compared with anything: keep it from growing
+        // Only an ack counts: a refused who (rate_limited on a busy broker) is asked again.
+        refused = ack.op !== 'ack';
+        listed = ((ack.clients ?? []) as { id?: string }[]).some((c) => c.id === id);
+        cursor = typeof ack.next === 'string' ? ack.next : undefined;
+        if (cursor === undefined) break;
+      }
+      if (!refused && !listed) return;
       await new Promise((r) => setTimeout(r, 2));
     }
     throw new CheckFailure(`step #${step} (${describe(cmd)}): ${id} is still listed by who ${this.options.timeoutMs} ms after its connection ended`);

@@ -32,7 +32,7 @@ export abstract class Probe {
   /**
    * Opens the line protocol through the broker's HTTP port (`GET /lines?room=…`, Upgrade: switchboard-lines), so the
    * connection joins `room` instead of the broker's --room; it speaks JSON lines, and its first frame is a hello
-   * built from the broker's `who` (the line protocol greets in text).
+   * built from the greeting line (the line protocol greets in text).
    */
   static async connectLines(url: string, room: string, timeoutMs: number, name?: string): Promise<Probe> {
     return TcpProbe.open(linesUrl(url, room, name), timeoutMs);
@@ -111,6 +111,8 @@ class WsProbe extends Probe {
   }
 }
 
+const GREETING = /^I am here: .*? You are (.*?)(?: from (\S+))? \(id (c\d+)\)\./;
+
 /** TCP: lines starting with `{` are frames; other lines (greeting, chat room traffic, `bye`) are kept aside. */
 class TcpProbe extends Probe {
   /** Plain-text lines: the greeting, the room's chat lines, and `bye` before the server ends the stream. */
@@ -153,16 +155,17 @@ class TcpProbe extends Probe {
     const probe = new TcpProbe(socket);
     if (early.length > 0) socket.unshift(early);
     socket.resume();
-    // The broker names a TCP client after its address; `who` finds this connection's entry by our local port.
-    const id = '\u0001hello';
-    probe.send({ op: 'who', id });
-    const ack = await probe.waitFor((f) => f.id === id, timeoutMs, 'who reply after TCP connect');
-    const localPort = `:${socket.localPort}`;
-    const me = ((ack.clients ?? []) as { addr?: string; transport?: string }[]).find(
-      (c) => c.transport === 'tcp' && typeof c.addr === 'string' && c.addr.endsWith(localPort) && c.addr.includes(socket.localAddress ?? ''),
-    );
-    if (!me) throw new ProbeError(`the broker's who does not list this TCP connection (local ${socket.localAddress}${localPort})`);
-    const rest = probe.frames.filter((f) => f !== ack);
+    // TCP greets in text: `… You are <name>[ from <addr>] (id c<n>).` (the name is the address by default).
+    // Protocol 2's `who` shows no addresses to non-admins, so the greeting is where this connection learns its own.
+    const deadline = Date.now() + timeoutMs;
+    let greeting: RegExpExecArray | null = null;
+    while (!(greeting = probe.lines.map((l) => GREETING.exec(l)).find((m) => m !== null) ?? null)) {
+      if (Date.now() > deadline || !probe.open) throw new ProbeError(`no TCP greeting naming this connection within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const [, name, from, id] = greeting;
+    const me = { id: id!, name: name!, addr: from ?? name!, transport: 'tcp' };
+    const rest = probe.frames.slice();
     probe.frames.length = 0;
     probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, idleClose: true, server: {} }, ...rest);
     return probe;

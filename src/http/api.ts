@@ -51,7 +51,9 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     const { topic, data } = parsePublishBody(body);
     // A stopped supervisor takes no events, so it would never reply.
     if (supervisor.getSnapshot().status !== 'active') throw new HttpError(503, 'server shutting down', 'unavailable');
-    const result = await new Promise<PublishResult | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
+    const result = await new Promise<PublishResult | ProtocolError | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
+    // Data that cannot be encoded (nested too deep for the encoder) is refused before anything is stored.
+    if (result instanceof ProtocolError) throw new HttpError(400, result.message, result.code);
     if (result instanceof Error) {
       if (result.message === 'server shutting down') throw new HttpError(503, result.message, 'unavailable');
       log.error({ err: result, topic }, 'api publish failed');

@@ -8,6 +8,8 @@ export const PROTOCOL_VERSION = 2;
 export const MAX_POSITIONS = 1000;
 export const EPOCH_MAX = 24;
 export const NAME_MAX = 64;
+/** Most entries one `who` page may ask for (protocol 2). */
+export const WHO_LIMIT_MAX = 1000;
 const ID_MAX = 128;
 
 export type Transport = 'ws' | 'tcp';
@@ -18,6 +20,9 @@ export interface ClientInfo {
   addr: string;
   transport: Transport;
 }
+
+/** How other clients see a client (presence events): no address; admins see addresses in `who` only. */
+export type PublicClient = Omit<ClientInfo, 'addr'>;
 
 export type ClientFrame =
   | {
@@ -34,7 +39,7 @@ export type ClientFrame =
   | { op: 'unsub'; id?: FrameId; topic: string }
   | { op: 'pub'; id?: FrameId; topic: string; data: unknown; echo?: boolean }
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
-  | { op: 'who'; id?: FrameId; topic?: string }
+  | { op: 'who'; id?: FrameId; topic?: string; limit?: number; cursor?: string }
   | { op: 'rename'; id?: FrameId; name: string }
   | { op: 'ping'; id?: FrameId }
   | { op: 'quit'; id?: FrameId };
@@ -55,7 +60,7 @@ export type ServerFrame =
     }
   | { op: 'msg'; topic: string; seq: number; epoch: string; data: unknown; from?: { id: string; name: string }; ts: number }
   | { op: 'direct'; from: { id: string; name: string }; data: unknown }
-  | { op: 'event'; event: PresenceEvent; client: ClientInfo; topic: string; old?: string }
+  | { op: 'event'; event: PresenceEvent; client: PublicClient; topic: string; old?: string }
   | ({ op: 'ack'; id?: FrameId } & Record<string, unknown>)
   | { op: 'pong'; id?: FrameId }
   | { op: 'error'; code: string; message: string; id?: FrameId };
@@ -147,10 +152,22 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       return withId({ op: 'send' as const, to: f.to, data: f.data });
     }
     case 'who': {
-      if (f.topic === undefined) return withId({ op: 'who' as const });
-      const err = filterError(f.topic);
-      if (err) return bad('bad_topic', err);
-      return withId({ op: 'who' as const, topic: f.topic as string });
+      if (f.topic !== undefined) {
+        const err = filterError(f.topic);
+        if (err) return bad('bad_topic', err);
+      }
+      if (f.limit !== undefined && !(Number.isSafeInteger(f.limit) && (f.limit as number) >= 1 && (f.limit as number) <= WHO_LIMIT_MAX)) {
+        return bad('bad_frame', `limit must be an integer from 1 to ${WHO_LIMIT_MAX}`);
+      }
+      if (f.cursor !== undefined && !(typeof f.cursor === 'string' && f.cursor.length > 0 && f.cursor.length <= ID_MAX)) {
+        return bad('bad_frame', 'cursor must be the string a previous who reply gave as next');
+      }
+      return withId({
+        op: 'who' as const,
+        ...(f.topic !== undefined && { topic: f.topic as string }),
+        ...(f.limit !== undefined && { limit: f.limit as number }),
+        ...(f.cursor !== undefined && { cursor: f.cursor as string }),
+      });
     }
     case 'rename': {
       const err = nameError(f.name);

@@ -29,12 +29,27 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
-/** Parses inbound JSON text; too deep or not JSON is a `bad_frame` ProtocolError. Never throws. */
+/**
+ * Parses inbound JSON text; too deep or not JSON is a `bad_frame` ProtocolError. Never throws. V8's parser does not
+ * recurse, so a deep frame is parsed first: its error then carries the frame's `id`, and nothing downstream (stringify,
+ * validation, fan-out) ever sees the deep value.
+ */
 export function parseInboundJson(text: string, what = 'frame'): unknown | ProtocolError {
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return new ProtocolError('bad_frame', `${what} nests JSON deeper than ${MAX_JSON_DEPTH} levels`);
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     return new ProtocolError('bad_frame', `${what} is not valid JSON`);
   }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return new ProtocolError('bad_frame', `${what} nests JSON deeper than ${MAX_JSON_DEPTH} levels`, idOf(value));
+  return value;
+}
+
+/** The `id` of a frame-shaped value, when it is a valid one (a number, or a string of at most 128 characters). */
+function idOf(value: unknown): string | number | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const id = (value as { id?: unknown }).id;
+  if (typeof id === 'number' && Number.isFinite(id)) return id;
+  if (typeof id === 'string' && id.length <= 128) return id;
+  return undefined;
 }

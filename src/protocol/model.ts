@@ -157,7 +157,8 @@ export class ProtocolModel {
             (topic === undefined ||
               (isWildcard(topic) ? r.subs.some((s) => s.filter === topic) : r.subs.some((s) => filterMatches(s.filter, topic)))),
         );
-        return reply({ clients: listed.map(info) }), out;
+        // Protocol 2: entries carry the connection's state (online, idle, …: the broker's timing) and no address.
+        return reply({ clients: listed.map((r) => ({ ...publicInfo(r), state: ANY.text })) }), out;
       }
       case 'rename': {
         const problem = this.nameProblem(frame.name, c);
@@ -217,7 +218,7 @@ export class ProtocolModel {
 
   /** Presence is keyed by the exact filter string: watchers of `filter`, the subject included while it watches. */
   private announce(out: Outcome, event: string, subject: ClientState, filter: string, old?: string): void {
-    const frame: Expected = { op: 'event', event, client: info(subject), topic: filter, ...(old !== undefined && { old }) };
+    const frame: Expected = { op: 'event', event, client: publicInfo(subject), topic: filter, ...(old !== undefined && { old }) };
     for (const [s, c] of this.clients) {
       if (c.live && c.subs.some((sub) => sub.filter === filter && sub.presence)) push(out, s, frame);
     }
@@ -320,8 +321,14 @@ function valid(t: string): boolean {
   return t.length >= 1 && t.length <= 256 && !CONTROL.test(t) && segs.length <= 16 && segs.every((s) => s.length >= 1 && s.length <= 64);
 }
 
+/** A client as it sees itself (hello): with its address. */
 function info(c: ClientInfo): ClientInfo {
   return { id: c.id, name: c.name, addr: c.addr, transport: c.transport };
+}
+
+/** How other clients see a client (events, `who` for non-admins): no address. */
+function publicInfo(c: ClientInfo): Omit<ClientInfo, 'addr'> {
+  return { id: c.id, name: c.name, transport: c.transport };
 }
 
 function outcome(): Outcome {

@@ -9,7 +9,8 @@ import { openConnection, type BrokerCore } from '../actors/connection.js';
 import type { Wire } from '../actors/mailbox.js';
 import type { FrameReader } from '../actors/reader.js';
 import type { ConnectionActor } from '../actors/connection.machine.js';
-import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, whoLines } from '../protocol/chat.js';
+import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, showAddress, showId, whoLines, type RoomLabel } from '../protocol/chat.js';
+import { WHO_LIMIT_MAX } from '../protocol/frames.js';
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
 import { authenticateFirstLine } from '../auth/line-auth.js';
 import type { Grant } from '../auth/grant.js';
@@ -38,16 +39,30 @@ function lineRequestOf(id: unknown): LineRequest | undefined {
 
 const NOTHING = Buffer.alloc(0);
 
+/** What the TCP room rendering needs to know beyond one frame. */
+export interface RoomView {
+  /** `--room-addresses hide`: room lines show client ids where the classic room shows addresses. */
+  hideAddresses?: boolean;
+  /** Whether the room is over --room-announce-max (logins and logouts are not announced), and that bound. */
+  quiet?: () => boolean;
+  announceMax?: number;
+}
+
 export class TcpWire implements Wire {
   readonly transport = 'tcp' as const;
   // TCP has no ping frame; dead peers are found by socket keepalive and the idle timeout.
   readonly canPing = false;
   private closing = false;
 
+  private readonly label: RoomLabel;
+
   constructor(
     private readonly socket: Socket,
     private readonly room: string,
-  ) {}
+    private readonly view: RoomView = {},
+  ) {
+    this.label = view.hideAddresses ? showId : showAddress;
+  }
 
   get isClosing(): boolean {
     return this.closing;
@@ -57,27 +72,31 @@ export class TcpWire implements Wire {
     const f = out.frame;
     switch (f.op) {
       case 'hello':
-        return Buffer.from(greetingLines(f, this.room));
+        return Buffer.from(greetingLines(f, this.room, this.view.quiet?.() ? this.view.announceMax : undefined));
       case 'msg':
-        // Rendered once per broadcast, shared by every TCP client in the room.
-        if (f.topic === this.room) return out.rendered('chat', () => messageLine(out.sender, f.data));
+        // Rendered once per broadcast, shared by every TCP client in the room (the key says which labelling).
+        if (f.topic === this.room) return out.rendered(this.chatKey, () => messageLine(out.sender, f.data, out.dataJson(), this.label));
         break;
       case 'event':
-        if (f.topic === this.room) return out.rendered('chat', () => presenceLine(f));
+        if (f.topic === this.room) return out.rendered(this.chatKey, () => presenceLine(f, out.sender, this.label));
         break;
       case 'ack':
       case 'error': {
         const kind = lineRequestOf(f.id);
-        if (kind) return this.reply(kind, f);
+        if (kind) return this.reply(kind, f, out);
         break;
       }
     }
     return out.jsonLine();
   }
 
-  private reply(kind: LineRequest, f: ServerFrame): Buffer {
+  private get chatKey(): string {
+    return this.view.hideAddresses ? 'chat-id' : 'chat';
+  }
+
+  private reply(kind: LineRequest, f: ServerFrame, out: Outgoing): Buffer {
     if (f.op === 'error') return Buffer.from(errorLine(f.code, f.message));
-    if (kind === 'who') return Buffer.from(whoLines((f as { clients?: ClientInfo[] }).clients ?? []));
+    if (kind === 'who') return Buffer.from(whoLines(out.roster ?? [], this.label, (f as { next?: string }).next));
     if (kind === 'rename') return Buffer.from('rename ok\n');
     // A said line is acknowledged by its own echo in the room, as in the seed server.
     return NOTHING;
@@ -234,7 +253,13 @@ export class TcpTransport {
   private open(socket: Socket, grant: Grant | undefined, join: LineJoin): void {
     const { config } = this.core;
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
-    const wire = new TcpWire(socket, join.room);
+    const hub = this.core.hub;
+    const wire = new TcpWire(socket, join.room, {
+      hideAddresses: config.roomAddresses === 'hide',
+      // Only the broker's own room (--room) goes quiet when crowded; a room chosen through /lines is announced as usual.
+      quiet: () => join.room === config.room && hub.roomIsQuiet(),
+      announceMax: config.roomAnnounceMax,
+    });
     const { link, reader, actor } = openConnection(this.core, wire, addr, { name: join.name, presenceTopics: [join.room], grant });
     const splitter = new LineSplitter(config.lineLimit);
     const handle = (events: LineEvent[]) => {
@@ -285,7 +310,7 @@ export class TcpTransport {
           case 'json':
             return reader.text(e.text, e.bytes);
           case 'who':
-            return reader.parsed({ op: 'who', id: lineId('who') }, e.bytes);
+            return reader.parsed({ op: 'who', id: lineId('who'), limit: WHO_LIMIT_MAX }, e.bytes);
           case 'rename':
             return reader.parsed({ op: 'rename', name: cmd.name, id: lineId('rename') }, e.bytes);
           case 'quit':
