@@ -6,6 +6,7 @@ import { createActor, toPromise } from 'xstate';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { Hub, type HubOptions } from './core/hub.js';
+import type { Link } from './actors/link.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
 import { WsTransport, refuseUpgrade } from './transports/ws.js';
@@ -29,6 +30,8 @@ import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
 export const VERSION = '0.1.0';
 
 export interface Broker extends BrokerCore {
+  /** The in-memory engine itself (tests and diagnostics in-process); product code uses BrokerCore's Engine view. */
+  hub: Hub<Link>;
   log: Logger;
   http: Server;
   router: Router;
@@ -51,12 +54,12 @@ export interface BrokerOptions {
   /** Overrides config.tcpPort with a port to listen on; here 0 picks a free port (tests), where the setting's 0 disables TCP. */
   tcpPort?: number;
   /** Builds the hub instead of `new Hub(options)`: tests plant a broken Hub subclass to prove the conformance checker notices. */
-  hubFactory?: (options: HubOptions) => Hub;
+  hubFactory?: (options: HubOptions) => Hub<Link>;
 }
 
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
   const log = options.log ?? createLogger(config.logLevel);
-  const hub = (options.hubFactory ?? ((o: HubOptions) => new Hub(o)))({
+  const hub = (options.hubFactory ?? ((o: HubOptions) => new Hub<Link>(o)))({
     serverName: config.serverName,
     version: VERSION,
     heartbeatMs: config.heartbeatMs,
@@ -84,12 +87,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // actor is its child), registered only while the bridge is connected.
   const stately = config.inspect === undefined
     ? undefined
-    : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
+    : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.sessions()].flatMap((l) => (l.actor ? [l.actor] : []))] });
   const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config, log), tokens, log };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
-    sendJson(res, 200, { status: supervisor.getSnapshot().value, connections: hub.registry.size, uptimeS: Math.round(process.uptime()) });
+    sendJson(res, 200, { status: supervisor.getSnapshot().value, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
   });
 
   registerApi(router, core, log);

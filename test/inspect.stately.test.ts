@@ -88,7 +88,7 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     expect(events.some((e) => e.type === '@xstate.event' && e.event.type === `xstate.done.actor.${id}`)).toBe(true);
   });
 
-  it('samples chatter: a publish burst is not forwarded event by event, payloads are trimmed, the supervisor context is a summary', async () => {
+  it('a publish burst never reaches the inspector (frames go from the reader to the engine); lifecycle events do; the supervisor context is a summary', async () => {
     const client = await TestClient.connect(broker.url);
     const id = client.hello.client.id as string;
     await until('the connection actor', () => events.find((e) => e.type === '@xstate.actor' && e.name === id));
@@ -101,19 +101,15 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     const actor = events.find((e) => e.type === '@xstate.actor' && e.name === id)!;
     await until('the final snapshot', () => events.some((e) => e.type === '@xstate.snapshot' && e.sessionId === actor.sessionId && e.snapshot.status === 'done'));
 
-    const frames = events.filter((e) => e.type === '@xstate.event' && e.sessionId === actor.sessionId && e.event.type === 'FRAME');
-    expect(frames.length).toBeGreaterThan(0);
-    expect(frames.length).toBeLessThan(burst / 2);
-    const first = frames.find((e) => e.event.frame.id === 0);
-    expect(first, 'the first frame of a burst passes (the bucket starts full)').toBeDefined();
-    expect(String(first!.event.frame.data)).toMatch(/… \(\d+ chars/);
-    expect(String(first!.event.frame.data).length).toBeLessThan(400);
+    // Per-message work stays out of xstate: not one of the 300 publishes is an actor event.
+    const ofClient = events.filter((e) => e.type === '@xstate.event' && e.sessionId === actor.sessionId).map((e) => e.event.type);
+    expect(ofClient.filter((t) => !['xstate.init', 'ACCEPTED', 'QUIT', 'SOCKET_CLOSED', 'PONG'].includes(t) && !t.startsWith('xstate.after'))).toEqual([]);
     // Lifecycle events are never sampled out.
-    expect(events.some((e) => e.type === '@xstate.event' && e.sessionId === actor.sessionId && e.event.type === 'QUIT')).toBe(true);
+    expect(ofClient).toContain('ACCEPTED');
+    expect(ofClient).toContain('QUIT');
     const supSnap = events.findLast((e) => e.type === '@xstate.snapshot' && e.snapshot?.context?.hub);
     expect(supSnap?.snapshot.context.hub).toMatchObject({ connections: expect.any(Number), published: expect.any(Number) });
     expect(supSnap?.snapshot.context.log).toBeUndefined();
-    expect(broker.observability.stately!.sampler.counts.sampledOut).toBeGreaterThan(0);
   });
 
   it('costs nothing when off: no inspector is created and the supervisor gets no observer', async () => {

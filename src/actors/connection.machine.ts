@@ -1,9 +1,9 @@
 // ConnectionMachine: the handler role of one connection. It owns lifecycle and control
-// (connecting → online ⇄ idle → closing → closed, heartbeat beside them); the reader feeds it
-// validated frames and the writer (mailbox) carries its replies. Deliveries never pass through it.
+// (connecting → online ⇄ idle → closing → closed, heartbeat beside them). The reader hands frames to the engine
+// itself and tells the machine only what changes its state (quit, the first frame after idle); deliveries and
+// replies go through the writer (mailbox), never through the machine.
 import { assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
-import type { ClientFrame } from '../protocol/frames.js';
-import type { JoinRequest, LeaveCause } from '../core/hub.js';
+import type { Engine, JoinRequest, LeaveCause } from '../engine/engine.js';
 import type { Link } from './link.js';
 
 export interface ConnectionTiming {
@@ -22,6 +22,8 @@ export interface CloseIntent {
 export interface ConnectionInput {
   link: Link;
   supervisor: AnyActorRef;
+  /** Told when the connection goes idle and comes back (presence); never per frame. */
+  engine: Engine<Link>;
   timing: ConnectionTiming;
   request: JoinRequest;
   /** Whether this connection is closed (4000) once idle, per --idle-close and its transport. */
@@ -38,7 +40,8 @@ interface ConnectionContext extends ConnectionInput {
 export type ConnectionEvent =
   | { type: 'ACCEPTED' }
   | ({ type: 'REJECTED' } & CloseIntent)
-  | { type: 'FRAME'; frame: ClientFrame }
+  /** The first application frame after idle (the reader serves the frame itself). */
+  | { type: 'ACTIVE' }
   | { type: 'QUIT' }
   | { type: 'PONG' }
   | { type: 'SLOW_CONSUMER' }
@@ -46,15 +49,6 @@ export type ConnectionEvent =
   | { type: 'SOCKET_CLOSED'; code: number; reason: string }
   /** A transport or writer fault outside the machine, raised here so it is this actor's crash (supervisor → 1011). */
   | { type: 'FAULT'; error: unknown };
-
-const REQUEST_EVENT = {
-  sub: 'SUB',
-  unsub: 'UNSUB',
-  pub: 'PUB',
-  send: 'SEND',
-  who: 'WHO',
-  rename: 'RENAME',
-} as const;
 
 /** The close intent until a real one is set; shared by every connection (assign replaces it, never mutates it). */
 const NOT_CLOSED: CloseIntent = Object.freeze({ code: 1006, reason: 'closed', cause: 'leave' });
@@ -73,7 +67,6 @@ export const connectionMachine = setup({
     closeTimeout: ({ context }) => context.timing.closeTimeoutMs,
   },
   guards: {
-    isPing: ({ event }) => event.type === 'FRAME' && event.frame.op === 'ping',
     activeRecently: ({ context }) => Date.now() - context.link.lastActivity < context.timing.idleMs,
     pongOverdue: ({ context }) => context.awaitingPong && context.link.lastSeen < context.pingSentAt,
     closesWhenIdle: ({ context }) => context.closeWhenIdle,
@@ -83,21 +76,23 @@ export const connectionMachine = setup({
       ({ context }) => context.supervisor,
       ({ context }) => ({ type: 'CONNECT', link: context.link, request: context.request }),
     ),
-    forwardToSupervisor: sendTo(
-      ({ context }) => context.supervisor,
-      ({ context, event }) => {
-        const frame = (event as Extract<ConnectionEvent, { type: 'FRAME' }>).frame;
-        return { type: REQUEST_EVENT[frame.op as keyof typeof REQUEST_EVENT], link: context.link, frame };
-      },
-    ),
-    replyPong: ({ context, event }) => {
-      const id = event.type === 'FRAME' ? event.frame.id : undefined;
-      context.link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
+    markOpen: ({ context }) => {
+      context.link.isOpen = true;
+    },
+    markNotOpen: ({ context }) => {
+      context.link.isOpen = false;
+      context.link.isIdle = false;
     },
     markPingSent: assign({ awaitingPong: ({ context }) => context.link.wire.canPing, pingSentAt: () => Date.now() }),
-    // Idle and back: lifecycle news for the presence watchers, through the supervisor that owns the hub.
-    reportIdle: sendTo(({ context }) => context.supervisor, ({ context }) => ({ type: 'ACTIVITY', link: context.link, event: 'idle' })),
-    reportActive: sendTo(({ context }) => context.supervisor, ({ context }) => ({ type: 'ACTIVITY', link: context.link, event: 'active' })),
+    // Idle and back: lifecycle news for the presence watchers (the engine tells them).
+    reportIdle: ({ context }) => {
+      context.link.isIdle = true;
+      context.engine.activity(context.link, 'idle');
+    },
+    reportActive: ({ context }) => {
+      context.link.isIdle = false;
+      context.engine.activity(context.link, 'active');
+    },
     sendPing: ({ context }) => context.link.wire.ping(),
     recordPong: assign({ awaitingPong: false }),
     setClose: assign({ close: (_, params: CloseIntent) => params }),
@@ -145,6 +140,8 @@ export const connectionMachine = setup({
     },
     open: {
       type: 'parallel',
+      entry: 'markOpen',
+      exit: 'markNotOpen',
       on: {
         QUIT: { target: 'closing', actions: { type: 'setClose', params: { code: 1000, reason: 'quit', cause: 'leave' } } },
         SLOW_CONSUMER: {
@@ -159,9 +156,6 @@ export const connectionMachine = setup({
           initial: 'online',
           states: {
             online: {
-              on: {
-                FRAME: [{ guard: 'isPing', actions: 'replyPong' }, { actions: 'forwardToSupervisor' }],
-              },
               after: {
                 idleTimeout: [{ guard: 'activeRecently', target: 'online', reenter: true }, { target: 'idle' }],
               },
@@ -169,12 +163,7 @@ export const connectionMachine = setup({
             // No application frames for idleMs. Closed after the grace only where --idle-close applies to it.
             idle: {
               entry: 'reportIdle',
-              on: {
-                FRAME: [
-                  { guard: 'isPing', target: 'online', actions: ['reportActive', 'replyPong'] },
-                  { target: 'online', actions: ['reportActive', 'forwardToSupervisor'] },
-                ],
-              },
+              on: { ACTIVE: { target: 'online', actions: 'reportActive' } },
               after: {
                 idleGrace: {
                   guard: 'closesWhenIdle',

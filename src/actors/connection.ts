@@ -2,20 +2,20 @@
 // connection actor started as a child of the supervisor (so the inspector shows the parent link).
 import { createActor } from 'xstate';
 import type { Config } from '../config.js';
-import type { Hub, JoinRequest } from '../core/hub.js';
+import type { Engine, JoinRequest } from '../engine/engine.js';
 import { connectionMachine, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
 import { Link } from './link.js';
 import type { Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
-import { InboundRate, type RateLimits } from './rate.js';
+import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from '../http/admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
 
 export interface BrokerCore {
   config: Config;
-  hub: Hub;
+  hub: Engine<Link>;
   supervisor: SupervisorActor;
   /** Connection slots (total and per IP), shared by every transport; absent = unlimited. */
   admission?: Admission;
@@ -66,13 +66,14 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     input: {
       link,
       supervisor: core.supervisor,
+      engine: core.hub,
       request,
       timing: timingOf(config),
       closeWhenIdle: core.hub.closesWhenIdle(link),
     },
   });
   link.actor = actor;
-  const rate = new InboundRate(rateLimitsOf(config));
+  const rate = new TokenBucket(rateLimitsOf(config));
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub.stats, rate, core.log), actor };
+  return { link, reader: new FrameReader(link, core.hub, rate, core.log), actor };
 }

@@ -2,7 +2,7 @@
 // each hold it; the supervisor's registry and topic index point at it.
 import type { AnyActorRef } from 'xstate';
 import type { ClientInfo, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
-import type { InboundRate } from './rate.js';
+import type { TokenBucket } from '../engine/bucket.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
@@ -45,6 +45,10 @@ export class Link {
   lastSeen = Date.now();
   framesIn = 0;
   bytesIn = 0;
+  /** Admitted and not closing: its frames are served (set by the connection machine on entering and leaving `open`). */
+  isOpen = false;
+  /** In the machine's `idle` state: its next frame is news for the machine (ACTIVE). */
+  isIdle = false;
   /** Set by the transport right after the connection actor is created. */
   actor: AnyActorRef | undefined;
   /** Fixed by an auth token's `sub` claim: rename is refused. */
@@ -52,9 +56,9 @@ export class Link {
   /** What the client's token allows (publish/subscribe filters); undefined when authentication is off. */
   grant: Grant | undefined;
   /** The reader's token bucket: costly replies (`who` pages) are charged to it by size. */
-  rate: InboundRate | undefined;
+  rate: TokenBucket | undefined;
   /** Renames allowed per second (created by the first rename). */
-  renames: InboundRate | undefined;
+  renames: TokenBucket | undefined;
 
   constructor(opts: LinkOptions) {
     this.addr = opts.addr;

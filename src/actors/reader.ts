@@ -1,17 +1,18 @@
-// FrameReader: the reader role. Inbound text → validated frame → one event for the connection machine.
-// Bad input gets its protocol error here and the connection stays open; nothing reaches the machine.
-import { decodeClientFrame, errorFrame, validateClientFrame, type ClientFrame } from '../protocol/frames.js';
+// FrameReader: the reader role. Inbound text → validated frame → the engine, directly (the fast ingest path).
+// The connection machine hears only what changes its state: quit, and the first frame after idle. Bad input gets
+// its protocol error here and the connection stays open.
+import { decodeClientFrame, validateClientFrame, type ClientFrame } from '../protocol/frames.js';
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
-import type { BrokerStats } from '../core/stats.js';
+import type { Engine } from '../engine/engine.js';
 import type { Link } from './link.js';
-import type { InboundRate, RateVerdict } from './rate.js';
+import type { TokenBucket, RateVerdict } from '../engine/bucket.js';
 import type { Logger } from 'pino';
 
 export class FrameReader {
   constructor(
     private readonly link: Link,
-    private readonly stats: BrokerStats,
-    private readonly rate?: InboundRate,
+    private readonly engine: Engine<Link>,
+    private readonly rate?: TokenBucket,
     private readonly log?: Logger,
   ) {}
 
@@ -35,9 +36,22 @@ export class FrameReader {
     const verdict = this.rate?.take() ?? 'ok';
     if (verdict !== 'ok') return this.limited(verdict, frame.id);
     if (frame instanceof ProtocolError) return this.reject(frame);
-    const actor = this.link.actor!;
-    if (frame.op === 'quit') actor.send({ type: 'QUIT' });
-    else actor.send({ type: 'FRAME', frame });
+    const link = this.link;
+    // Before it is admitted and once it is closing, a connection's frames are not served (as in the machine's states).
+    if (!link.isOpen) return;
+    if (frame.op === 'quit') return link.actor!.send({ type: 'QUIT' });
+    if (link.isIdle) link.actor!.send({ type: 'ACTIVE' });
+    if (frame.op === 'ping') {
+      link.send(frame.id === undefined ? { op: 'pong' } : { op: 'pong', id: frame.id });
+      return;
+    }
+    try {
+      this.engine.handle(link, frame);
+    } catch (err) {
+      // A fault in one request is that request's `internal` error, never a dead connection or process.
+      this.log?.error({ err, client: link.id, op: frame.op }, 'engine fault while handling a frame');
+      this.engine.fail(link, new ProtocolError('internal', 'internal error', frame.id));
+    }
   }
 
   /** A WebSocket ping from the client: the transport pongs it, but it spends a token like any frame (ping floods). */
@@ -67,8 +81,7 @@ export class FrameReader {
   }
 
   reject(err: ProtocolError): void {
-    this.stats.countError(err.code);
-    this.link.send(errorFrame(err));
+    this.engine.fail(this.link, err);
   }
 
   private count(bytes: number): void {

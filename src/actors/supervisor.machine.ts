@@ -1,55 +1,33 @@
-// SupervisorMachine: one per process. It owns the Hub (registry, topic index, presence, history,
-// fan-out), admits and reaps connection actors, contains their crashes, and drains on shutdown.
-// Each control event runs one Hub method; a fault in one is logged and answered, never fatal.
+// SupervisorMachine: one per process. Lifecycle only: it admits connections into the engine (which holds the
+// registry, topics, presence and history), reaps their actors, contains their crashes, and drains on shutdown.
+// Frames never pass through it: readers hand them to the engine directly (the fast ingest path).
 import { assertEvent, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import type { Logger } from 'pino';
-import type { FrameOf } from '../protocol/frames.js';
-import { ProtocolError } from '../protocol/errors.js';
-import type { Hub, JoinRequest, PublishResult } from '../core/hub.js';
+import type { Engine, JoinRequest } from '../engine/engine.js';
 import type { CloseIntent } from './connection.machine.js';
 import type { Link } from './link.js';
 
 export interface SupervisorInput {
-  hub: Hub;
+  hub: Engine<Link>;
   log: Logger;
 }
 
-type RequestOp = 'sub' | 'unsub' | 'pub' | 'send' | 'who' | 'rename';
-type RequestEvent = { [K in RequestOp]: { type: Uppercase<K>; link: Link; frame: FrameOf<K> } }[RequestOp];
-
 export type SupervisorEvent =
   | { type: 'CONNECT'; link: Link; request: JoinRequest }
-  | RequestEvent
-  | { type: 'ACTIVITY'; link: Link; event: 'idle' | 'active' }
-  | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | ProtocolError | Error) => void }
   | { type: 'SHUTDOWN' }
   | { type: `xstate.done.actor.${string}`; actorId: string; output: CloseIntent }
   | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown };
 
 type Ctx = SupervisorInput;
 
-/** Runs one request against the hub; a throw becomes an `internal` error for that client, not a dead broker. */
-function contained<E extends RequestEvent['type']>(type: E, run: (hub: Hub, link: Link, frame: never) => void) {
-  return ({ context, event }: { context: Ctx; event: SupervisorEvent }) => {
-    assertEvent(event, type);
-    const { link, frame } = event as RequestEvent;
-    try {
-      run(context.hub, link, frame as never);
-    } catch (err) {
-      context.log.error({ err, client: link.id, op: frame.op }, 'supervisor fault while handling a frame');
-      context.hub.fail(link, new ProtocolError('internal', 'internal error', frame.id));
-    }
-  };
-}
-
 /** Removes `link` from the hub; a fault here is logged, never allowed to stop the supervisor. */
 function forget(context: Ctx, link: Link, cause: 'leave' | 'timeout' = 'leave'): void {
   try {
     context.hub.leave(link, cause);
+    context.hub.stats.retire(link); // its traffic joins the totals of connections gone
   } catch (err) {
     context.log.error({ err, client: link.id }, 'supervisor fault while removing a connection');
-    context.hub.registry.remove(link);
-    for (const filter of link.subscriptions) context.hub.index.remove(filter, link);
+    context.hub.forget(link);
   }
 }
 
@@ -60,7 +38,7 @@ export const supervisorMachine = setup({
     input: {} as SupervisorInput,
   },
   guards: {
-    noConnectionsLeft: ({ context }) => context.hub.registry.size === 0,
+    noConnectionsLeft: ({ context }) => context.hub.sessionCount === 0,
   },
   actions: {
     admit: enqueueActions(({ context, event, enqueue }) => {
@@ -85,7 +63,7 @@ export const supervisorMachine = setup({
     // A connection actor reached `closed`: forget it and tell presence watchers (leave or timeout).
     reap: ({ context, event }) => {
       const { actorId, output } = event as Extract<SupervisorEvent, { output: CloseIntent }>;
-      const link = context.hub.registry.find(actorId);
+      const link = context.hub.find(actorId);
       if (!link || link.id !== actorId) return;
       const { code, reason, cause } = output;
       forget(context, link, cause);
@@ -94,37 +72,10 @@ export const supervisorMachine = setup({
       if (code === 4001) context.log.warn(fields, 'slow consumer closed');
       else context.log.info(fields, 'close');
     },
-    subscribe: contained('SUB', (hub, link, frame: FrameOf<'sub'>) => hub.sub(link, frame)),
-    unsubscribe: contained('UNSUB', (hub, link, frame: FrameOf<'unsub'>) => hub.unsub(link, frame)),
-    publish: contained('PUB', (hub, link, frame: FrameOf<'pub'>) => hub.pub(link, frame)),
-    sendDirect: contained('SEND', (hub, link, frame: FrameOf<'send'>) => hub.send(link, frame)),
-    listClients: contained('WHO', (hub, link, frame: FrameOf<'who'>) => hub.who(link, frame)),
-    rename: contained('RENAME', (hub, link, frame: FrameOf<'rename'>) => hub.rename(link, frame)),
-    announceActivity: ({ context, event }) => {
-      assertEvent(event, 'ACTIVITY');
-      try {
-        context.hub.activity(event.link, event.event);
-      } catch (err) {
-        context.log.error({ err, client: event.link.id }, 'supervisor fault while announcing activity');
-      }
-    },
-    apiPublish: ({ context, event }) => {
-      assertEvent(event, 'API_PUBLISH');
-      try {
-        event.reply(context.hub.publish(event.topic, event.data, null));
-      } catch (err) {
-        context.log.error({ err, topic: event.topic }, 'supervisor fault while publishing from the API');
-        event.reply(err instanceof Error ? err : new Error(String(err)));
-      }
-    },
-    refuseApiPublish: ({ event }) => {
-      assertEvent(event, 'API_PUBLISH');
-      event.reply(new Error('server shutting down'));
-    },
     // A connection actor threw: close just that socket with 1011 and forget it; everyone else carries on.
     reapCrashed: ({ context, event }) => {
       const { actorId, error } = event as Extract<SupervisorEvent, { error: unknown }>;
-      const link = context.hub.registry.find(actorId);
+      const link = context.hub.find(actorId);
       context.hub.stats.crashes++;
       context.log.error({ err: error, client: actorId }, 'connection actor crashed; closing it with 1011');
       if (!link || link.id !== actorId) return;
@@ -138,8 +89,8 @@ export const supervisorMachine = setup({
       }
     },
     closeAll: enqueueActions(({ context, enqueue }) => {
-      context.log.info({ connections: context.hub.registry.size }, 'shutdown: closing every connection with 1001');
-      for (const link of context.hub.registry.values()) {
+      context.log.info({ connections: context.hub.sessionCount }, 'shutdown: closing every connection with 1001');
+      for (const link of context.hub.sessions()) {
         enqueue.sendTo(link.actor!, { type: 'CLOSE', code: 1001, reason: 'server shutting down', cause: 'leave' });
       }
     }),
@@ -150,20 +101,12 @@ export const supervisorMachine = setup({
   initial: 'running',
   on: {
     'xstate.done.actor.*': { actions: 'reap' },
-    SUB: { actions: 'subscribe' },
-    UNSUB: { actions: 'unsubscribe' },
-    PUB: { actions: 'publish' },
-    SEND: { actions: 'sendDirect' },
-    WHO: { actions: 'listClients' },
-    RENAME: { actions: 'rename' },
-    ACTIVITY: { actions: 'announceActivity' },
     'xstate.error.actor.*': { actions: 'reapCrashed' },
   },
   states: {
     running: {
       on: {
         CONNECT: { actions: 'admit' },
-        API_PUBLISH: { actions: 'apiPublish' },
         SHUTDOWN: 'draining',
       },
     },
@@ -171,7 +114,6 @@ export const supervisorMachine = setup({
       entry: 'closeAll',
       on: {
         CONNECT: { actions: 'refuse' },
-        API_PUBLISH: { actions: 'refuseApiPublish' },
       },
       always: { guard: 'noConnectionsLeft', target: 'stopped' },
     },

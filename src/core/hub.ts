@@ -1,7 +1,7 @@
-// Hub: the supervisor's domain logic — registry, topic index, presence, history and fan-out.
-// No sockets and no timers: it talks to connections only by queueing frames in their mailboxes.
-// The supervisor machine calls one Hub method per event; deliveries are never xstate events.
-import type { Link } from '../actors/link.js';
+// Hub: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
+// process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
+// handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
+import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from '../engine/engine.js';
 import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing } from '../protocol/outgoing.js';
@@ -13,7 +13,7 @@ import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
 import type { Grant } from '../auth/grant.js';
-import { InboundRate } from '../actors/rate.js';
+import { TokenBucket } from '../engine/bucket.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
 export const WHO_BYTES_PER_TOKEN = 1024;
@@ -40,27 +40,12 @@ export interface HubOptions {
   roomAnnounceMax?: number;
 }
 
-export interface JoinRequest {
-  name?: string | undefined;
-  topics?: readonly string[] | undefined;
-  /** Filters joined with presence on (the TCP chat room). */
-  presenceTopics?: readonly string[] | undefined;
-  /** From a verified token: the name (fixed) and the filters the client may publish and subscribe to. */
-  grant?: Grant | undefined;
-}
-
-export type LeaveCause = 'leave' | 'timeout';
-
-export interface PublishResult {
-  seq: number;
-  epoch: string;
-  delivered: number;
-}
+export type { JoinRequest, LeaveCause, PublishResult };
 
 /** Topics one wildcard resume may concern (the same bound as positions in one `sub`). */
 const RESUME_MAX_TOPICS = MAX_POSITIONS;
 
-export class Hub {
+export class Hub<Link extends Session = Session> implements Engine<Link> {
   readonly registry = new Registry<Link>();
   readonly index = new TopicIndex<Link>();
   readonly presence = new Presence<Link>();
@@ -74,6 +59,76 @@ export class Hub {
       { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes },
       (m) => m.bytes,
     );
+  }
+
+  get life(): string {
+    return this.history.boot;
+  }
+
+  get sessionCount(): number {
+    return this.registry.size;
+  }
+
+  sessions(): IterableIterator<Link> {
+    return this.registry.values();
+  }
+
+  find(idOrName: string): Link | undefined {
+    return this.registry.find(idOrName);
+  }
+
+  isNameFree(name: string): boolean {
+    return this.registry.isNameFree(name);
+  }
+
+  /** One request of a session, straight from its reader. */
+  handle(link: Link, frame: RequestFrame): void {
+    switch (frame.op) {
+      case 'sub':
+        return this.sub(link, frame);
+      case 'unsub':
+        return this.unsub(link, frame);
+      case 'pub':
+        return this.pub(link, frame);
+      case 'send':
+        return this.send(link, frame);
+      case 'who':
+        return this.who(link, frame);
+      case 'rename':
+        return this.rename(link, frame);
+    }
+  }
+
+  /** Removes every trace of `link` after a fault in leave(); nothing is announced. */
+  forget(link: Link): void {
+    this.registry.remove(link);
+    for (const filter of link.subscriptions) {
+      this.index.remove(filter, link);
+      this.presence.unwatch(filter, link);
+    }
+    this.roster.changed();
+  }
+
+  /** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
+  topics(limit: number): { total: number; topics: TopicView[] } {
+    const seen = new Set<string>();
+    for (const [topic] of this.history.topics()) seen.add(topic);
+    for (const link of this.registry.values()) for (const f of link.subscriptions) seen.add(f);
+    const topics: TopicView[] = [];
+    for (const topic of seen) {
+      if (topics.length >= limit) break;
+      const wildcard = isWildcard(topic);
+      const position = wildcard ? undefined : this.history.position(topic);
+      topics.push({
+        topic,
+        wildcard,
+        // A concrete topic: connections a publish would reach (without filling the publish cache). A filter: its holders.
+        subscribers: wildcard ? this.index.subscribersOf(topic).size : this.index.countMatches(topic),
+        lastSeq: wildcard ? null : (position?.seq ?? 0),
+        epoch: position?.epoch ?? null,
+      });
+    }
+    return { total: seen.size, topics };
   }
 
   /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
@@ -114,7 +169,6 @@ export class Hub {
     if (!this.registry.remove(link)) return;
     this.roster.changed();
     this.stats.connectionsClosed++;
-    this.stats.retire(link);
     for (const filter of link.subscriptions) {
       this.index.remove(filter, link);
       this.presence.unwatch(filter, link);
@@ -221,7 +275,7 @@ export class Hub {
    * Encodes the message once and queues the same bytes in every matching mailbox. Data that cannot be encoded is
    * refused here (bad_frame): nothing is numbered, stored or delivered.
    */
-  publish(topic: string, data: unknown, from: Link | null, echo = true, id?: FrameId): PublishResult | ProtocolError {
+  publish(topic: string, data: unknown, from: Link | null = null, echo = true, id?: FrameId): PublishResult | ProtocolError {
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     const ts = Date.now();
@@ -296,7 +350,7 @@ export class Hub {
   rename(link: Link, frame: FrameOf<'rename'>): void {
     const rate = this.options.renameRate ?? 0;
     if (rate > 0) {
-      link.renames ??= new InboundRate({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
+      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
       if (link.renames.take() !== 'ok') {
         return this.fail(link, new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id));
       }
@@ -394,7 +448,7 @@ export class Hub {
   }
 }
 
-function presenceFrame(event: PresenceEvent, subject: Link, filter: string, old: string | undefined, key: string, firstOld: string | undefined): Outgoing {
+function presenceFrame(event: PresenceEvent, subject: Session, filter: string, old: string | undefined, key: string, firstOld: string | undefined): Outgoing {
   const client = subject.publicInfo();
   const frame: ServerFrame = old === undefined ? { op: 'event', event, client, topic: filter } : { op: 'event', event, client, topic: filter, old };
   const out = new Outgoing(frame, subject.info());
@@ -408,7 +462,7 @@ function presenceFrame(event: PresenceEvent, subject: Link, filter: string, old:
  * rename is a join under the new name, a join followed by a leave or timeout is nothing (the watcher never saw it).
  * Anything else is not merged: `tail` is returned and the new event is queued after it.
  */
-function coalesce(tail: Outgoing, event: PresenceEvent, subject: Link, filter: string, key: string): Outgoing | null {
+function coalesce(tail: Outgoing, event: PresenceEvent, subject: Session, filter: string, key: string): Outgoing | null {
   const before = (tail.frame as { event?: PresenceEvent }).event;
   if (before === 'rename' && event === 'rename') {
     const first = tail.presence!.firstOld!;

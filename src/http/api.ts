@@ -51,47 +51,34 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     const { topic, data } = parsePublishBody(body);
     // A stopped supervisor takes no events, so it would never reply.
     if (supervisor.getSnapshot().status !== 'active') throw new HttpError(503, 'server shutting down', 'unavailable');
-    const result = await new Promise<PublishResult | ProtocolError | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
-    // Data that cannot be encoded (nested too deep for the encoder) is refused before anything is stored.
-    if (result instanceof ProtocolError) throw new HttpError(400, result.message, result.code);
-    if (result instanceof Error) {
-      if (result.message === 'server shutting down') throw new HttpError(503, result.message, 'unavailable');
-      log.error({ err: result, topic }, 'api publish failed');
+    // Shutdown may have begun while the body arrived.
+    if (supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
+    // Straight to the engine, like a client's pub: the supervisor handles lifecycle, not publishes.
+    let result: PublishResult | ProtocolError;
+    try {
+      result = hub.publish(topic, data);
+    } catch (err) {
+      log.error({ err, topic }, 'api publish failed');
       throw new HttpError(500, 'internal error', 'internal');
     }
+    // Data that cannot be encoded (nested too deep for the encoder) is refused before anything is stored.
+    if (result instanceof ProtocolError) throw new HttpError(400, result.message, result.code);
     sendJson(res, 200, result);
   }));
 
   router.on('GET', '/api/clients', guarded((_req, res, url) => {
     const limit = listLimit(url);
     const clients: ReturnType<typeof clientView>[] = [];
-    for (const link of hub.registry.values()) {
+    for (const link of hub.sessions()) {
       if (clients.length >= limit) break;
       clients.push(clientView(link));
     }
-    sendJson(res, 200, { total: hub.registry.size, clients });
+    sendJson(res, 200, { total: hub.sessionCount, clients });
   }));
 
   router.on('GET', '/api/topics', guarded((_req, res, url) => {
     const limit = listLimit(url);
-    // Known topics: those with history, plus filters someone holds (a wildcard filter has no seq of its own).
-    const seen = new Set<string>();
-    for (const [topic] of hub.history.topics()) seen.add(topic);
-    for (const link of hub.registry.values()) for (const f of link.subscriptions) seen.add(f);
-    const topics: { topic: string; wildcard: boolean; subscribers: number; lastSeq: number | null; epoch: string | null }[] = [];
-    for (const topic of seen) {
-      if (topics.length >= limit) break;
-      const wildcard = isWildcard(topic);
-      topics.push({
-        topic,
-        wildcard,
-        // A concrete topic: connections a publish would reach. A filter: connections holding it.
-        subscribers: wildcard ? hub.index.subscribersOf(topic).size : hub.index.match(topic).length,
-        lastSeq: wildcard ? null : hub.history.position(topic)?.seq ?? 0,
-        epoch: wildcard ? null : hub.history.position(topic)?.epoch ?? null,
-      });
-    }
-    sendJson(res, 200, { total: seen.size, topics });
+    sendJson(res, 200, hub.topics(limit));
   }));
 }
 

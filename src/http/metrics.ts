@@ -2,14 +2,15 @@
 // Every value is read at scrape time from BrokerStats, the registry and the links: nothing here runs per delivery.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Hub } from '../core/hub.js';
+import type { Engine } from '../engine/engine.js';
+import type { Link } from '../actors/link.js';
 import type { InspectionSampler } from '../inspect/sampler.js';
 
 const STATES = ['connecting', 'online', 'idle', 'closing'] as const;
 const TRANSPORTS = ['ws', 'tcp'] as const;
 
 export interface MetricsSources {
-  hub: Hub;
+  hub: Engine<Link>;
   /** Present when `--inspect` is on: how many inspection events were forwarded or sampled out. */
   inspection?: { sampler: InspectionSampler; dropped: () => number } | undefined;
 }
@@ -49,7 +50,7 @@ export class BrokerMetrics {
         this.reset();
         const counts = new Map<string, number>();
         for (const s of STATES) for (const t of TRANSPORTS) counts.set(`${s} ${t}`, 0);
-        for (const link of hub.registry.values()) {
+        for (const link of hub.sessions()) {
           const key = `${link.state} ${link.transport}`;
           counts.set(key, (counts.get(key) ?? 0) + 1);
         }
@@ -63,12 +64,12 @@ export class BrokerMetrics {
     counter('switchboard_connections_closed_total', 'Connections closed since start', () => hub.stats.connectionsClosed);
     const traffic = (key: 'framesIn' | 'bytesIn') => () => {
       let n = hub.stats.retired[key];
-      for (const link of hub.registry.values()) n += link[key];
+      for (const link of hub.sessions()) n += link[key];
       return n;
     };
     const outbound = (key: 'framesOut' | 'bytesOut' | 'dropped') => () => {
       let n = hub.stats.retired[key];
-      for (const link of hub.registry.values()) n += link.mailbox[key];
+      for (const link of hub.sessions()) n += link.mailbox[key];
       return n;
     };
     counter('switchboard_frames_received_total', 'Inbound frames (WebSocket messages and TCP lines)', traffic('framesIn'));
@@ -93,7 +94,7 @@ export class BrokerMetrics {
     const depth = () => {
       let sum = 0;
       let max = 0;
-      for (const link of hub.registry.values()) {
+      for (const link of hub.sessions()) {
         const d = link.mailbox.depth;
         sum += d;
         if (d > max) max = d;
@@ -102,7 +103,7 @@ export class BrokerMetrics {
     };
     gauge('switchboard_mailbox_depth_sum', 'Frames queued in all mailboxes at scrape time', () => depth().sum);
     gauge('switchboard_mailbox_depth_max', 'Deepest mailbox at scrape time', () => depth().max);
-    gauge('switchboard_actors', 'Live actors: the supervisor plus one per connection', () => hub.registry.size + 1);
+    gauge('switchboard_actors', 'Live actors: the supervisor plus one per connection', () => hub.sessionCount + 1);
     const inspection = sources.inspection;
     if (inspection) {
       new Counter({

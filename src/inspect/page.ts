@@ -7,7 +7,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { AnyActorRef } from 'xstate';
 import type { Logger } from 'pino';
-import type { Hub } from '../core/hub.js';
+import type { Engine } from '../engine/engine.js';
+import type { Link } from '../actors/link.js';
 import { connectionMachine } from '../actors/connection.machine.js';
 import { supervisorMachine, type SupervisorActor } from '../actors/supervisor.machine.js';
 import { HttpError, type Router } from '../http/router.js';
@@ -35,7 +36,7 @@ export type AdminCheck = (req: IncomingMessage, url: URL) => boolean | Promise<b
 
 export interface ActorsPageOptions {
   supervisor: SupervisorActor;
-  hub: Hub;
+  hub: Engine<Link>;
   log: Logger;
   authorize: AdminCheck;
   /** When the supervisor started (the page dates its row from it). */
@@ -150,7 +151,7 @@ export class ActorsPage {
     if (this.table.attached) return;
     const { supervisor, hub } = this.options;
     const alive: AnyActorRef[] = [supervisor];
-    for (const link of hub.registry.values()) if (link.actor) alive.push(link.actor);
+    for (const link of hub.sessions()) if (link.actor) alive.push(link.actor);
     this.table.attach(supervisor, alive, this.options.startedAt);
     this.timer = setInterval(() => this.tick(), URGENT_MS);
     this.timer.unref();

@@ -104,7 +104,7 @@ export function trimContext(context: unknown): unknown {
 }
 
 function hubSummary(hub: Hub): Record<string, number> {
-  return { connections: hub.registry.size, published: hub.stats.published, delivered: hub.stats.delivered };
+  return { connections: hub.sessionCount, published: hub.stats.published, delivered: hub.stats.delivered };
 }
 
 /** Events keep their type, link and op; payloads become short previews; a reply callback becomes its name. */

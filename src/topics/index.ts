@@ -1,5 +1,6 @@
 // TopicIndex: a trie of filter segments with MQTT wildcards; match() answers each subscriber once.
-// Pure: no sockets, no timers. Match results are cached per topic until the subscriptions change.
+// Pure: no sockets, no timers. Match results are cached per topic; a sub or unsub drops only the entries it can change.
+import { filterMatches, isWildcard } from './topic.js';
 
 interface TrieNode<T> {
   children: Map<string, TrieNode<T>>;
@@ -30,7 +31,7 @@ export class TopicIndex<T> {
     let set = this.byFilter.get(filter);
     if (!set) this.byFilter.set(filter, (set = new Set()));
     set.add(subscriber);
-    this.invalidate();
+    this.invalidate(filter);
     return true;
   }
 
@@ -54,7 +55,7 @@ export class TopicIndex<T> {
       if (cur.subscribers.size > 0 || cur.children.size > 0) break;
       path[i - 1]!.children.delete(segments[i - 1]!);
     }
-    this.invalidate();
+    this.invalidate(filter);
     return true;
   }
 
@@ -68,6 +69,15 @@ export class TopicIndex<T> {
     if (this.cache.size >= MAX_CACHED_TOPICS) this.cache = new Map();
     this.cache.set(topic, result);
     return result;
+  }
+
+  /** How many subscribers a publish to `topic` would reach, without filling the publish cache (admin views). */
+  countMatches(topic: string): number {
+    const cached = this.cache.get(topic);
+    if (cached) return cached.length;
+    const found = new Set<T>();
+    this.visit(this.root, topic.split('/'), 0, found);
+    return found.size;
   }
 
   /** Subscribers holding exactly `filter`. */
@@ -97,8 +107,14 @@ export class TopicIndex<T> {
     if (plus) this.visit(plus, segments, i + 1, found);
   }
 
-  private invalidate(): void {
-    if (this.cache.size > 0) this.cache = new Map();
+  /** Drops the cached matches `filter` can change: one entry for a concrete filter, the matching ones for a wildcard. */
+  private invalidate(filter: string): void {
+    if (this.cache.size === 0) return;
+    if (!isWildcard(filter)) {
+      this.cache.delete(filter);
+      return;
+    }
+    for (const topic of this.cache.keys()) if (filterMatches(filter, topic)) this.cache.delete(topic);
   }
 }
 

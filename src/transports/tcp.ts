@@ -189,7 +189,7 @@ export class TcpTransport {
     }
     if (!tokens) return this.open(socket, undefined, { room: config.room });
     socket.pause();
-    const nameTaken = (name: string) => !this.core.hub.registry.isNameFree(name);
+    const nameTaken = (name: string) => !this.core.hub.isNameFree(name);
     authenticateFirstLine(socket, tokens, { lineLimit: config.lineLimit, timeoutMs: config.idleMs, nameTaken }).then(
       (grant) => {
         if (!grant) return;
@@ -228,7 +228,7 @@ export class TcpTransport {
           this.log.info({ addr: req.socket.remoteAddress, reason: grant.message }, 'lines upgrade refused: unauthorized');
           return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
         }
-        if (!this.core.hub.registry.isNameFree(grant.name)) return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
+        if (!this.core.hub.isNameFree(grant.name)) return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
         this.switchProtocols(socket, head, grant, join);
       },
       (err: unknown) => {

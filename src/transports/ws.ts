@@ -113,7 +113,7 @@ export class WsTransport {
           return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
         }
         // The token's name is fixed, so a second connection with it has no other name to fall back to.
-        if (!this.core.hub.registry.isNameFree(grant.name)) {
+        if (!this.core.hub.isNameFree(grant.name)) {
           return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
         }
         this.handshake(req, socket, head, target, grant);

@@ -1,13 +1,13 @@
 // Pure gates: the token bucket, connection admission and the origin policy, driven without sockets.
 import { describe, expect, it } from 'vitest';
-import { InboundRate } from '../../src/actors/rate.js';
+import { TokenBucket } from '../../src/engine/bucket.js';
 import { Admission } from '../../src/http/admission.js';
 import { OriginPolicy } from '../../src/http/origin.js';
 
-describe('InboundRate (token bucket)', () => {
+describe('TokenBucket (token bucket)', () => {
   it('allows a burst, refuses beyond it, refills at the rate, and flags flooding after the strikes', () => {
     let now = 0;
-    const r = new InboundRate({ rate: 10, burst: 5, strikes: 3, windowMs: 10_000 }, () => now);
+    const r = new TokenBucket({ rate: 10, burst: 5, strikes: 3, windowMs: 10_000 }, () => now);
     expect(Array.from({ length: 5 }, () => r.take())).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
     expect(r.take()).toBe('limited');
     now += 100; // one token back at 10/s
@@ -18,7 +18,7 @@ describe('InboundRate (token bucket)', () => {
 
   it('forgets refusals after the window, so a client that slows down is never closed', () => {
     let now = 0;
-    const r = new InboundRate({ rate: 1, burst: 1, strikes: 3, windowMs: 1000 }, () => now);
+    const r = new TokenBucket({ rate: 1, burst: 1, strikes: 3, windowMs: 1000 }, () => now);
     r.take();
     expect(r.take()).toBe('limited');
     expect(r.take()).toBe('limited');
@@ -29,7 +29,7 @@ describe('InboundRate (token bucket)', () => {
   });
 
   it('rate 0 turns limiting off', () => {
-    const r = new InboundRate({ rate: 0, burst: 1, strikes: 1, windowMs: 1000 }, () => 0);
+    const r = new TokenBucket({ rate: 0, burst: 1, strikes: 1, windowMs: 1000 }, () => 0);
     expect(new Set(Array.from({ length: 10_000 }, () => r.take()))).toEqual(new Set(['ok']));
   });
 });

@@ -112,7 +112,7 @@ describe('a fault in a TCP connection', () => {
 });
 
 describe('a fault in the supervisor', () => {
-  it('a hub method that throws for one frame answers that frame with internal; the connection and broker go on', async () => {
+  it('an engine method that throws for one frame answers that frame with internal; the connection and broker go on', async () => {
     const c = await TestClient.connect(url);
     const others = await Promise.all([1, 2].map(() => TestClient.connect(`${url}/t`)));
     const pub = broker.hub.pub.bind(broker.hub);
@@ -122,7 +122,7 @@ describe('a fault in the supervisor', () => {
     };
     expect(await c.request({ op: 'pub', topic: 'boom', data: 1, id: 'x1' })).toMatchObject({ op: 'error', code: 'internal', id: 'x1' });
     expect(await c.request({ op: 'pub', topic: 't', data: 'fine' })).toMatchObject({ op: 'ack', delivered: 2 });
-    expect(logs.some((l) => l.client === c.hello.client.id && /supervisor fault/.test(l.msg))).toBe(true);
+    expect(logs.some((l) => l.client === c.hello.client.id && /engine fault/.test(l.msg))).toBe(true);
     await expectOthersUnharmed(others);
     c.close();
     for (const o of others) o.close();

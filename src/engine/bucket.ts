@@ -1,4 +1,4 @@
-// InboundRate: the reader's token bucket. `rate` frames per second on average, bursts up to `burst`; a frame
+// TokenBucket: a token bucket (the reader's inbound rate, rename budgets). `rate` frames per second on average, bursts up to `burst`; a frame
 // without a token is refused (rate_limited), and `strikes` refusals within one window mark the client as flooding.
 // Pure: the clock is injected, so tests drive it.
 
@@ -14,7 +14,7 @@ export interface RateLimits {
 
 export type RateVerdict = 'ok' | 'limited' | 'flooding';
 
-export class InboundRate {
+export class TokenBucket {
   private tokens: number;
   private last: number;
   private refused = 0;

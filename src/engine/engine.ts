@@ -1,0 +1,121 @@
+// The engine seam: everything several broker processes must agree on (per-topic seq + epoch and history, routing
+// of subscriptions, presence, unique names, direct delivery, who) behind one interface. One process uses the
+// in-memory engine; a cluster would use one backed by a shared store. Sessions, transports, the HTTP API, metrics
+// and the actors page use this interface and its read-only queries, never an engine's fields.
+import type { Grant } from '../auth/grant.js';
+import type { FrameId, ProtocolError } from '../protocol/errors.js';
+import type { ClientFrame, ClientInfo, FrameOf, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
+import type { BrokerStats } from '../core/stats.js';
+import type { Outgoing } from '../protocol/outgoing.js';
+
+/** What an engine needs of a connection's outbound queue. */
+export interface SessionMailbox {
+  /** Queues `out`; false when refused (sealed, or overflowed: the connection is then a slow consumer). */
+  push(out: Outgoing): boolean;
+  /** The most messages it holds before its consumer counts as slow. */
+  readonly capacity: number;
+  readonly depth: number;
+  /** Whether a direct of `bytes` fits the recipient's budget for directs. */
+  acceptsDirect(bytes: number): boolean;
+  /** The last queued frame while it is still unwritten (presence coalescing), and a way to replace or drop it. */
+  readonly tail: Outgoing | undefined;
+  replaceTail(next: Outgoing | null): void;
+}
+
+/** A token bucket a session's costly requests are charged to. */
+export interface Charge {
+  charge(tokens: number): void;
+  take(): 'ok' | 'limited' | 'flooding';
+}
+
+/** The engine's view of one local connection (implemented by the session layer's Link). */
+export interface Session {
+  readonly id: string;
+  name: string;
+  readonly addr: string;
+  readonly transport: Transport;
+  readonly mailbox: SessionMailbox;
+  /** Filters it holds. */
+  readonly subscriptions: Set<string>;
+  /** Filters it watches for presence (add with watch()). */
+  readonly presence: Set<string>;
+  watch(filter: string): void;
+  grant: Grant | undefined;
+  nameFixed: boolean;
+  /** Inbound rate of its reader: costly replies are charged to it. */
+  rate: Charge | undefined;
+  /** Its own rename budget (made by the first rename). */
+  renames: Charge | undefined;
+  /** online, idle, closing, …: what `who` shows. */
+  readonly state: string;
+  send(frame: ServerFrame): boolean;
+  info(): ClientInfo;
+  /** What other clients may see of it (no address). */
+  publicInfo(): PublicClient;
+}
+
+export interface JoinRequest {
+  name?: string | undefined;
+  topics?: readonly string[] | undefined;
+  /** Filters joined with presence on (the TCP chat room). */
+  presenceTopics?: readonly string[] | undefined;
+  /** From a verified token: the name (fixed) and the filters the client may publish and subscribe to. */
+  grant?: Grant | undefined;
+}
+
+export type LeaveCause = 'leave' | 'timeout';
+
+export interface PublishResult {
+  seq: number;
+  epoch: string;
+  delivered: number;
+}
+
+/** A topic as `/api/topics` shows it. */
+export interface TopicView {
+  topic: string;
+  wildcard: boolean;
+  subscribers: number;
+  lastSeq: number | null;
+  epoch: string | null;
+}
+
+
+export interface Engine<S extends Session = Session> {
+  /** Changes whenever the engine may have lost topics it can no longer name (docs/protocol.md, Positions). */
+  readonly life: string;
+
+  // Sessions of this process: the supervisor joins and reaps them.
+  /** Registers `session`, sends its `hello`, applies the subscriptions asked for at connect. */
+  join(session: S, request: JoinRequest): void;
+  /** Unregisters `session` and tells the presence watchers of its filters. */
+  leave(session: S, cause: LeaveCause): void;
+  /** Removes every trace of a session after a fault, without announcing anything. */
+  forget(session: S): void;
+  /** `session` went idle or became active again. */
+  activity(session: S, event: 'idle' | 'active'): void;
+  /** Whether `session` is closed once idle (the --idle-close policy). */
+  closesWhenIdle(session: S): boolean;
+
+  // Requests of a session (the fast ingest path: straight from its reader).
+  handle(session: S, frame: Exclude<ClientFrame, { op: 'ping' | 'quit' }>): void;
+  /** Server-side publish (HTTP API): no sender. */
+  publish(topic: string, data: unknown): PublishResult | ProtocolError;
+  /** Answers a request the session layer could not handle. */
+  fail(session: S, err: ProtocolError): void;
+
+  // Read-only queries.
+  readonly sessionCount: number;
+  sessions(): IterableIterator<S>;
+  /** A local session by id, then by name. */
+  find(idOrName: string): S | undefined;
+  isNameFree(name: string): boolean;
+  /** The chat room (--room) is over --room-announce-max: logins and logouts there are not announced. */
+  roomIsQuiet(): boolean;
+  topics(limit: number): { total: number; topics: TopicView[] };
+  /** Counters of this process (metrics read them at scrape time; the session layer adds its own). */
+  readonly stats: BrokerStats;
+}
+
+export type RequestFrame = Exclude<ClientFrame, { op: 'ping' | 'quit' }>;
+export type { FrameId, FrameOf };
