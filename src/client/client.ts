@@ -245,7 +245,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   // ---- subscriptions ----
 
   private sendSub(sub: Subscription<unknown>): void {
-    const fields = sub.subFrame();
+    const fields = sub.subFrame(this.hello?.server.protocol ?? 2);
     const ws = this.socket;
     const id = this.requests.expect('sub', {
       ok: (ack) => {
@@ -323,7 +323,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const goneNow = () => {
       if (gone) return false;
       gone = true;
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // `ws` emits an error for a socket closed while connecting; nobody needs it now
       this.socketGone(ws);
       return true;
     };

@@ -99,7 +99,7 @@ export class TopicPositions {
       ? Object.entries(sentSince).map(([t, s]) => [t, s, sentEpoch?.[t]])
       : [];
     // A number above 0 is a position on a concrete topic: the filter itself.
-    if (typeof sent.since === 'number' && sent.since > 0) {
+    if (typeof sent.since === 'number' && sent.since > 0 && !isWildcard(filter)) {
       resumedTopics.push([filter, sent.since, typeof sent.epoch === 'string' ? sent.epoch : undefined]);
     }
     if (ack.recovered === false && Object.keys(missed).length === 0) {

@@ -61,6 +61,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   /** Acked on the current connection: only then do its messages count (the rest come again in its replay). */
   private live = false;
   private everSubscribed = false;
+  /** The last resume was sent to a protocol-1 broker as `since: 0` for a wildcard. */
+  private unverified = false;
   private sync: { phase: 'waiting' | 'building'; members: Map<string, Member>; left: Set<string> } | undefined;
   readonly ready: Promise<Subscription<T>>;
   private settleReady!: { ok: (s: Subscription<T>) => void; fail: (e: SwitchboardError) => void };
@@ -107,11 +109,15 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
 
   // ---- fed by the client ----
 
-  /** The `sub` frame's fields for this (re)subscribe. */
-  subFrame(): { topic: string; presence?: true } & Partial<ResumeFields> {
+  /** The `sub` frame's fields for this (re)subscribe to a broker speaking `protocol`. */
+  subFrame(protocol = 2): { topic: string; presence?: true } & Partial<ResumeFields> {
     const base = { topic: this.filter, ...(this.wantsPresence && { presence: true as const }) };
     if (!this.everSubscribed && !this.options.positions) return this.options.history ? { ...base, since: 0 } : base;
-    return { ...base, ...this.seen.resume(this.filter) };
+    const resume = this.seen.resume(this.filter);
+    // Protocol 1 knows no maps (nor epochs): replay all it holds; the positions drop what was seen, unverified.
+    this.unverified = protocol < 2 && typeof resume.since === 'object';
+    if (this.unverified) return { ...base, since: 0 };
+    return { ...base, ...resume };
   }
 
   acked(ack: SubAck, sent: Partial<ResumeFields>): void {
@@ -121,7 +127,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     if (this._state === 'subscribing') this.setState('subscribed');
     this.settleReady.ok(this);
     if (sent.since === undefined) return;
-    const verdict = this.seen.verdict(this.filter, sent as ResumeFields, ack);
+    const verdict = this.unverified ? this.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
     if (!verdict.recovered) this.emit('notRecovered', verdict);
     else if (resumed) this.emit('recovered', { positions: verdict.positions });
   }
@@ -193,6 +199,12 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     this.setState('unsubscribed');
     for (const s of this.streams) s.end();
     this.streams.clear();
+  }
+
+  /** A protocol-1 broker cannot say whether a wildcard's positions still hold (a restart renumbers silently). */
+  private unverifiedVerdict(): Verdict {
+    const missed = Object.fromEntries(Object.keys(this.seen.snapshot()).map((t) => [t, 'unknown_position' as const]));
+    return { recovered: false, reason: 'unknown_position', missed, positions: {} };
   }
 
   private emitChange(c: PresenceChange): void {
