@@ -8,7 +8,7 @@ import { SwitchboardError } from './errors.js';
 import { clientLifecycleMachine, stateName, type ClientState, type Dial, type LastClose } from './lifecycle.machine.js';
 import { matches } from './positions.js';
 import { PendingRequests } from './requests.js';
-import { Subscription, type SubscribeOptions } from './subscription.js';
+import { Subscription, type Message, type SubscribeOptions } from './subscription.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
 import { toMember } from './presence.js';
 
@@ -67,6 +67,8 @@ export interface ClientEvents {
   reconnecting: { attempt: number; lastClose: LastClose | undefined };
   closed: LastClose | undefined;
   direct: { from: Sender; data: unknown };
+  /** Each message once, however many subscriptions took it (overlapping filters each get their own copy). */
+  message: Message;
   /** An error frame no request waits for (e.g. a refused `?name=`), or a subscription's refusal. */
   error: SwitchboardError;
 }
@@ -319,6 +321,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const ws = new this.WebSocketClass!(this.urlFor(token));
     this.socket = ws;
     let status: number | undefined;
+    let errorText = '';
     let gone = false;
     const goneNow = () => {
       if (gone) return false;
@@ -331,14 +334,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     ws.onopen = () => report.opened();
     // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
     ws.onerror = (e) => {
-      const m = /Unexpected server response: (\d{3})/.exec(String((e as { message?: unknown })?.message ?? ''));
+      errorText = String((e as { message?: unknown })?.message ?? '');
+      const m = /Unexpected server response: (\d{3})/.exec(errorText);
       if (m) status = Number(m[1]);
     };
     ws.onmessage = (e) => {
       if (typeof e.data === 'string') this.onText(ws, e.data);
     };
     ws.onclose = (e) => {
-      if (goneNow()) report.dropped(e.code, e.reason, status);
+      if (goneNow()) report.dropped(e.code, e.reason || errorText, status);
     };
     return {
       close: () => {
@@ -375,9 +379,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     switch (frame.op) {
       case 'hello':
         return this.onHello(frame);
-      case 'msg':
-        for (const sub of this.subs) if (matches(sub.filter, frame.topic)) sub.deliver(frame);
+      case 'msg': {
+        let fresh = false;
+        for (const sub of this.subs) if (matches(sub.filter, frame.topic) && sub.deliver(frame)) fresh = true;
+        if (fresh) this.emit('message', { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts });
         return;
+      }
       case 'event':
         if (this.hello && frame.event === 'rename' && frame.client.id === this.hello.client.id) this.name = frame.client.name;
         for (const sub of this.subs) if (sub.wantsPresence && sub.filter === frame.topic) sub.presenceEvent(frame);

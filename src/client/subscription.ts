@@ -146,11 +146,13 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     if (this._state === 'subscribed') this.setState('subscribing');
   }
 
-  deliver(frame: MsgFrame): void {
-    if (!this.live || !this.seen.accept(frame.topic, frame.seq, frame.epoch)) return;
+  /** Delivers a `msg` frame when it is new to this subscription; true when it was. */
+  deliver(frame: MsgFrame): boolean {
+    if (!this.live || !this.seen.accept(frame.topic, frame.seq, frame.epoch)) return false;
     const message: Message<T> = { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data as T, from: frame.from, ts: frame.ts };
     for (const s of this.streams) s.push(message);
     this.emit('message', message);
+    return true;
   }
 
   presenceEvent(frame: EventFrame): void {
