@@ -96,6 +96,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const upgrades = new Map<string, UpgradeHandler>();
   actorsPage.mount(router, upgrades);
   const origins = new OriginPolicy(config.allowedOrigins);
+  // A plain GET /ws answers what an upgrade would get (a browser cannot read a refused upgrade's status).
+  router.on('GET', '/ws', async (req, res) => {
+    if (!origins.allows(req.headers.origin, req.headers.host)) return sendJson(res, 403, { error: `origin '${String(req.headers.origin).slice(0, 200)}' is not allowed` });
+    const verdict = await ws.diagnose(req);
+    sendJson(res, verdict.status, verdict.body);
+  });
   http.on('upgrade', (req, socket, head) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
     // Every WebSocket endpoint (the protocol, the actors page) answers only to allowed browser origins.

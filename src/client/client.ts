@@ -64,7 +64,7 @@ export interface ClientEvents {
   state: ClientState;
   connected: HelloFrame;
   disconnected: LastClose;
-  reconnecting: { attempt: number; lastClose: LastClose | undefined };
+  reconnecting: { attempt: number; inMs: number; lastClose: LastClose | undefined };
   closed: LastClose | undefined;
   direct: { from: Sender; data: unknown };
   /** Each message once, however many subscriptions took it (overlapping filters each get their own copy). */
@@ -117,7 +117,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         ...(options.random && { random: options.random }),
       },
     });
-    this.actor.subscribe((snapshot) => this.onSnapshot(snapshot.value, snapshot.context.attempt, snapshot.context.lastClose));
+    this.actor.subscribe((snapshot) => this.onSnapshot(snapshot.value, snapshot.context));
     this.actor.start();
     if (options.connect !== false) this.connect().catch(() => {}); // failures are reported as events and states
   }
@@ -217,6 +217,24 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const start = Date.now();
     await this.request({ op: 'ping' });
     return Date.now() - start;
+  }
+
+  /**
+   * Asks the broker what a connect would get now (`GET /ws` with the same token): `{status: 200}` or the refusal's
+   * status and reason (401, 403, 409, 429, 503). A browser cannot read a refused WebSocket upgrade; this can.
+   */
+  async diagnose(): Promise<{ status: number; error?: string }> {
+    const url = new URL(this.urlFor(this.actor.getSnapshot().context.token));
+    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+    url.pathname = '/ws';
+    url.searchParams.delete('name');
+    try {
+      const res = await fetch(url);
+      const body = (await res.json().catch(() => ({}))) as { error?: unknown };
+      return typeof body.error === 'string' ? { status: res.status, error: body.error } : { status: res.status };
+    } catch (err) {
+      return { status: 0, error: `unreachable: ${(err as Error).message}` };
+    }
   }
 
   // ---- requests ----
@@ -420,12 +438,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (!settled) this.emit('error', new SwitchboardError(frame.code, frame.message));
   }
 
-  private onSnapshot(value: unknown, attempt: number, lastClose: LastClose | undefined): void {
+  private onSnapshot(value: unknown, context: { attempt: number; retryInMs: number; lastClose: LastClose | undefined }): void {
     const state = stateName(value);
     if (state === this.lastState) return;
     this.lastState = state;
+    const { attempt, retryInMs, lastClose } = context;
     this.emit('state', state);
-    if (state === 'reconnecting') this.emit('reconnecting', { attempt, lastClose });
+    if (state === 'reconnecting') this.emit('reconnecting', { attempt, inMs: retryInMs, lastClose });
     if (state === 'closed') this.shutdown(lastClose);
   }
 

@@ -46,6 +46,8 @@ interface LifecycleContext {
   now: () => number;
   /** Failed attempts since the last `hello`. */
   attempt: number;
+  /** The wait drawn for the coming reconnect (ms). */
+  retryInMs: number;
   /** The current socket has opened (a drop before that is a failed connect: maybe a refused token). */
   opened: boolean;
   tokenStale: boolean;
@@ -95,7 +97,7 @@ export const clientLifecycleMachine = setup({
     token: fromPromise<string, { getToken: () => string | Promise<string> }>(async ({ input }) => input.getToken()),
   },
   delays: {
-    reconnectDelay: ({ context }) => backoffDelay(context.attempt, context.backoff, context.random),
+    reconnectDelay: ({ context }) => context.retryInMs,
     connectTimeout: ({ context }) => context.connectTimeoutMs,
   },
   guards: {
@@ -129,7 +131,10 @@ export const clientLifecycleMachine = setup({
       lastClose: { code: 1006, reason: `getToken failed: ${String((event as unknown as { error?: unknown }).error)}` },
     })),
     storeToken: assign(({ event }) => ({ token: (event as unknown as { output: string }).output, tokenStale: false })),
-    countAttempt: assign({ attempt: ({ context }) => context.attempt + 1 }),
+    planRetry: assign(({ context }) => ({
+      attempt: context.attempt + 1,
+      retryInMs: backoffDelay(context.attempt + 1, context.backoff, context.random),
+    })),
     resetAttempts: assign({ attempt: 0, tokenStale: false, lastClose: undefined }),
   },
 }).createMachine({
@@ -143,6 +148,7 @@ export const clientLifecycleMachine = setup({
     random: input.random ?? Math.random,
     now: input.now ?? Date.now,
     attempt: 0,
+    retryInMs: 0,
     opened: false,
     tokenStale: false,
     lastClose: undefined,
@@ -180,7 +186,7 @@ export const clientLifecycleMachine = setup({
       },
     },
     reconnecting: {
-      entry: 'countAttempt',
+      entry: 'planRetry',
       after: { reconnectDelay: [{ guard: 'tokenNeeded', target: 'authorizing' }, { target: 'session' }] },
     },
     closed: { type: 'final' },

@@ -18,15 +18,22 @@ export class Admission {
 
   constructor(private readonly limits: AdmissionLimits) {}
 
-  /** Takes a slot for a connection from `ip`: a release function (safe to call more than once), or the refusal. */
-  admit(ip: string): (() => void) | Refusal {
+  /** The refusal a connection from `ip` would get now, without taking a slot (the `GET /ws` diagnosis). */
+  refusal(ip: string): Refusal | undefined {
     if (this.open >= this.limits.maxConnections) {
       return { status: 503, statusText: 'Service Unavailable', message: `server full: ${this.limits.maxConnections} connections` };
     }
-    const fromIp = this.byIp.get(ip) ?? 0;
-    if (fromIp >= this.limits.maxConnectionsPerIp) {
+    if ((this.byIp.get(ip) ?? 0) >= this.limits.maxConnectionsPerIp) {
       return { status: 429, statusText: 'Too Many Requests', message: `at most ${this.limits.maxConnectionsPerIp} connections per IP address` };
     }
+    return undefined;
+  }
+
+  /** Takes a slot for a connection from `ip`: a release function (safe to call more than once), or the refusal. */
+  admit(ip: string): (() => void) | Refusal {
+    const refused = this.refusal(ip);
+    if (refused) return refused;
+    const fromIp = this.byIp.get(ip) ?? 0;
     this.open++;
     this.byIp.set(ip, fromIp + 1);
     let released = false;

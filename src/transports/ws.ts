@@ -128,6 +128,22 @@ export class WsTransport {
     );
   }
 
+  /**
+   * `GET /ws` without upgrade headers: the status and JSON reason an upgrade from this request would get, without
+   * taking a slot. A browser cannot read the status of a refused WebSocket; the client library asks here instead.
+   */
+  async diagnose(req: IncomingMessage): Promise<{ status: number; body: Record<string, unknown> }> {
+    const slot = this.core.admission?.refusal(req.socket.remoteAddress ?? 'unknown');
+    if (slot) return { status: slot.status, body: { error: slot.message } };
+    const tokens = this.core.tokens;
+    if (tokens) {
+      const grant = await tokens.verify(requestToken(req));
+      if (grant instanceof AuthFailure) return { status: 401, body: { error: grant.message } };
+      if (!this.core.hub.registry.isNameFree(grant.name)) return { status: 409, body: { error: `client '${grant.name}' is already connected` } };
+    }
+    return { status: 200, body: { ok: true, message: 'an upgrade would be accepted now' } };
+  }
+
   private handshake(req: IncomingMessage, socket: Duplex, head: Buffer, target: WsRequest, grant: Grant | undefined): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target, grant));
   }
