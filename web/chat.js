@@ -246,7 +246,7 @@ function connect() {
         renderMembers();
       });
       sub.on('notRecovered', () => addNotice('Some messages were missed while you were away.', 'warn'));
-      if (sub.presence.size > 0) onListed(); // the first presence sync came before subscribe() resolved
+      onListed(); // subscribe() resolves after the first presence sync
     },
     (err) => addNotice(`Could not join #${room}: ${err.message}`, 'error'),
   );

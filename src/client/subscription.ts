@@ -125,7 +125,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     const resumed = this.everSubscribed || this.options.positions !== undefined;
     this.everSubscribed = true;
     if (this._state === 'subscribing') this.setState('subscribed');
-    this.settleReady.ok(this);
+    // With presence, subscribe() resolves once `presence` is filled (after the first who sync).
+    if (!this.wantsPresence) this.settleReady.ok(this);
     if (sent.since === undefined) return;
     const verdict = this.unverified ? this.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
     if (!verdict.recovered) this.emit('notRecovered', verdict);
@@ -185,6 +186,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     this.hasSynced = true;
     for (const c of changes) this.emitChange(c);
     this.emit('presence', this.members);
+    this.settleReady.ok(this);
   }
   private hasSynced = false;
 
@@ -192,6 +194,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   syncFailed(err: SwitchboardError): void {
     this.sync = undefined;
     this.emit('error', err);
+    this.settleReady.ok(this);
   }
 
   /** Unsubscribed or the client closed: iterators finish, events stop. */
