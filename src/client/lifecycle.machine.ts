@@ -161,6 +161,7 @@ export const clientLifecycleMachine = setup({
     },
     authorizing: {
       invoke: {
+        id: 'token',
         src: 'token',
         input: ({ context }) => ({ getToken: context.getToken! }),
         onDone: { target: 'session', actions: 'storeToken' },
@@ -168,7 +169,7 @@ export const clientLifecycleMachine = setup({
       },
     },
     session: {
-      invoke: { src: 'socket', input: ({ context }) => ({ dial: context.dial, token: context.token }) },
+      invoke: { id: 'socket', src: 'socket', input: ({ context }) => ({ dial: context.dial, token: context.token }) },
       initial: 'connecting',
       on: {
         DROPPED: [
