@@ -9,7 +9,7 @@ const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, lo
 const broker = await startBroker(config, { log: createLogger('silent', false), tcpPort: 0 });
 const options = {
   url: `ws://127.0.0.1:${broker.port}/ws`,
-  tcp: { host: '127.0.0.1', port: broker.tcpPort },
+  tcp: true,
   runs: Number(process.env.CHECK_RUNS ?? 3000),
   seed: process.env.CHECK_SEED === undefined ? undefined : Number(process.env.CHECK_SEED),
   exclusive: true,

@@ -10,7 +10,7 @@ import { supervisorMachine, type SupervisorActor } from './actors/supervisor.mac
 import type { BrokerCore } from './actors/connection.js';
 import { WsTransport, refuseUpgrade } from './transports/ws.js';
 import { OriginPolicy } from './http/origin.js';
-import { TcpTransport } from './transports/tcp.js';
+import { LINES_PATH, TcpTransport } from './transports/tcp.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { Router, sendJson } from './http/router.js';
@@ -22,6 +22,9 @@ import { ActorsPage } from './inspect/page.js';
 import { adminCheck } from './inspect/access.js';
 import { BrokerMetrics } from './http/metrics.js';
 import { indexTimersByActor } from './actors/timers.js';
+import { loggablePath, parseTarget } from './protocol/target.js';
+import { HttpSockets } from './http/sockets.js';
+import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
 
 export const VERSION = '0.1.0';
 
@@ -59,20 +62,30 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     heartbeatMs: config.heartbeatMs,
     idleMs: config.idleMs,
     historySize: config.historySize,
+    historyBytes: config.historyBytes,
+    historyTopicBytes: config.historyTopicBytes,
     maxTopics: config.maxTopics,
     maxSubscriptions: config.maxSubscriptions,
+    idleClose: config.idleClose,
+    replayMaxMessages: config.mailboxSize,
+    replayMaxBytes: config.replayBytes,
+    renameRate: config.renameRate,
+    room: config.room,
+    roomAnnounceMax: config.roomAnnounceMax,
   });
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
+  const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   indexTimersByActor(supervisor.system); // every connection actor shares this system: closing one must not scan all timers
   supervisor.start();
+  const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the supervisor's actor system (every connection
   // actor is its child), registered only while the bridge is connected.
   const stately = config.inspect === undefined
     ? undefined
     : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.registry.values()].flatMap((l) => (l.actor ? [l.actor] : []))] });
-  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config), tokens };
+  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config, log), tokens, log };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -83,50 +96,71 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   registerPages(router, config);
   const metrics = new BrokerMetrics({ hub, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
   router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
-  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens) });
+  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
-  const http = createServer((req, res) => {
+  const http = createServer(httpTimeouts(config.httpTimeoutMs), (req, res) => {
+    if (sockets.isRefused(req.socket)) return; // already answered 503/429 on accept and being cut
     router.handle(req, res).catch((err: unknown) => {
-      log.error({ err, url: req.url }, 'http handler failed');
+      log.error({ err, method: req.method, path: loggablePath(req.url) }, 'http handler failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'internal error' });
       else res.destroy();
     });
   });
+  // Every accepted socket holds a connection slot until it closes; errors and timeouts are answered and cut.
+  const sockets = new HttpSockets(core.admission!, log);
+  sockets.attach(http);
   const upgrades = new Map<string, UpgradeHandler>();
   actorsPage.mount(router, upgrades);
-  const origins = new OriginPolicy(config.allowedOrigins);
   // A plain GET /ws answers what an upgrade would get (a browser cannot read a refused upgrade's status).
   router.on('GET', '/ws', async (req, res) => {
-    if (!origins.allows(req.headers.origin, req.headers.host)) return sendJson(res, 403, { error: `origin '${String(req.headers.origin).slice(0, 200)}' is not allowed` });
+    if (!origins.allows(req.headers.origin)) return sendJson(res, 403, { error: `origin '${String(req.headers.origin).slice(0, 200)}' is not allowed` });
     const verdict = await ws.diagnose(req);
     sendJson(res, verdict.status, verdict.body);
   });
   http.on('upgrade', (req, socket, head) => {
+    if (sockets.isRefused(socket)) return;
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
     // Every WebSocket endpoint (the protocol, the actors page) answers only to allowed browser origins.
     const origin = req.headers.origin;
-    if (!origins.allows(origin, req.headers.host)) {
-      log.info({ origin, addr: req.socket.remoteAddress }, 'upgrade refused: origin not allowed');
+    if (!origins.allows(origin)) {
+      const value = config.allowedOrigins ?? "this broker's own addresses and --public-host";
+      log.info(
+        { origin, addr: req.socket.remoteAddress, limit: 'allowed origins', value, flag: '--allowed-origins' },
+        `upgrade refused: origin not allowed, allowed: ${value} (change with --allowed-origins or --public-host)`,
+      );
       return refuseUpgrade(socket, 403, 'Forbidden', `origin '${String(origin).slice(0, 200)}' is not allowed`);
     }
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const handler = upgrades.get(path);
+    const target = parseTarget(req.url);
+    if (!target) return refuseUpgrade(socket, 400, 'Bad Request', 'the request target must be a path: /ws[/<topic>][?<query>]');
+    const handler = upgrades.get(target.pathname);
     if (handler) handler(req, socket, head);
     else ws.upgrade(req, socket, head);
   });
-  http.on('clientError', (err, socket) => {
-    log.debug({ err: err.message }, 'http client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
-  await listen(http, config.port, config.host);
-  const port = (http.address() as AddressInfo).port;
-  log.info({ port, host: config.host }, 'switchboard listening');
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
-  const tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host) : 0;
+  let port: number;
+  let tcpPort: number;
+  try {
+    await listen(http, config.port, config.host).catch((err: unknown) => Promise.reject(new ListenError('--port', config.host, config.port, err)));
+    port = (http.address() as AddressInfo).port;
+    origins.listeningOn(config.host, port);
+    log.info({ port, host: config.host }, 'switchboard listening');
+    const fdWarning = openFilesWarning(config.maxConnections, readOpenFilesSoftLimit());
+    if (fdWarning) log.warn({ maxConnections: config.maxConnections }, fdWarning);
+    tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host).catch((err: unknown) => Promise.reject(new ListenError('--tcp-port', config.host, tcpListenPort!, err))) : 0;
+  } catch (err) {
+    // Half-started is worse than not started: whatever already listens or runs would keep the process alive.
+    http.close();
+    tcp?.close();
+    actorsPage.close();
+    supervisor.stop();
+    stately?.stop();
+    throw err;
+  }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
+  // The line protocol is also reachable through the HTTP port, where a client picks its own room (checker, tools).
+  if (tcp) upgrades.set(LINES_PATH, (req, socket, head) => tcp.upgrade(req, socket, head));
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -146,6 +180,28 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     })());
 
   return { config, hub, supervisor, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
+}
+
+/** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */
+function httpTimeouts(ms: number): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  return { headersTimeout: ms, requestTimeout: ms, connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(ms / 4))) };
+}
+
+/** A port the broker could not listen on, named by the flag that sets it. */
+export class ListenError extends Error {
+  readonly code: string | undefined;
+
+  constructor(
+    readonly flag: '--port' | '--tcp-port',
+    readonly host: string,
+    readonly port: number,
+    cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available on this host' : String((cause as Error)?.message ?? cause);
+    super(`cannot listen on ${flag} ${port} (${host}:${port}): ${why}; pick another ${flag}${code === 'EADDRNOTAVAIL' ? ' or --host' : ''}`, { cause });
+    this.code = code;
+  }
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // switchboard CLI: `serve` runs the broker; other commands are registered in COMMANDS.
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
-import { startBroker } from './broker.js';
+import { ListenError, startBroker } from './broker.js';
 import { pubCommand, subCommand } from './client/pubsub.js';
 import { chatCommand } from './client/chat.js';
 import { inspectCommand } from './inspect/bridge.js';
@@ -74,10 +74,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-      console.error(`switchboard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${code}); pick another --port / --tcp-port or --host`);
+    if (err instanceof ListenError) {
+      console.error(`switchboard: ${err.message}`);
       process.exitCode = 1;
       return;
     }

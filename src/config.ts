@@ -27,23 +27,33 @@ export const SETTINGS = {
   tcpPort: { flag: 'tcp-port', kind: { type: 'int', min: 0, max: 65535 }, default: 8000, help: 'TCP line-protocol port; 0 disables TCP' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
   idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
-  idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000' },
+  idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
+  idleClose: { flag: 'idle-close', kind: { type: 'enum', values: ['tcp', 'all', 'none'] }, default: 'tcp', help: 'which idle connections are closed (4000): TCP line clients only, all, or none; WebSocket clients that answer pings stay by default' },
   closeTimeoutMs: { flag: 'close-timeout-ms', kind: ms(10), default: 5_000, help: 'how long a close handshake may take before the socket is cut' },
   mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'outbound queue bound per connection (messages)' },
+  mailboxBytes: { flag: 'mailbox-bytes', kind: { type: 'int', min: 1024, max: 2 ** 31 }, default: 8 * 1024 * 1024, help: 'outbound queue bound per connection (bytes of queued frames; over it or over --mailbox-size: slow consumer)' },
   slowConsumer: { flag: 'slow-consumer', kind: { type: 'enum', values: ['close', 'drop-oldest'] }, default: 'close', help: 'full mailbox: close with 4001, or drop the oldest queued message' },
   maxPayload: { flag: 'max-payload', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'largest inbound frame in bytes (over it: close 1009)' },
   maxSubscriptions: { flag: 'max-subscriptions', kind: { type: 'int', min: 1, max: 100_000 }, default: 100, help: 'filters one connection may hold' },
   historySize: { flag: 'history', kind: { type: 'int', min: 0, max: 100_000 }, default: 100, help: 'messages kept per topic for sub with since' },
+  historyBytes: { flag: 'history-bytes', kind: { type: 'int', min: 0, max: 64 * 1024 * 1024 * 1024 }, default: 128 * 1024 * 1024, help: 'bytes of history kept in total; over it the oldest messages of any topic are evicted' },
+  historyTopicBytes: { flag: 'history-topic-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 4 * 1024 * 1024, help: 'bytes of history kept per topic; over it that topic\'s oldest messages are evicted' },
+  replayBytes: { flag: 'replay-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 2 * 1024 * 1024, help: 'bytes one resuming sub may replay; a topic over it answers recovered:false (replay_limit)' },
   maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
+  roomAddresses: { flag: 'room-addresses', kind: { type: 'enum', values: ['show', 'hide'] }, default: 'show', help: "chat room lines and plain-text who show each client's address (`show`, the classic room) or its id (`hide`)" },
+  roomAnnounceMax: { flag: 'room-announce-max', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 200, help: 'above this many people in the chat room, logins and logouts are not announced (said in the greeting)' },
+  renameRate: { flag: 'rename-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 5, help: 'renames per second per connection (0 = unlimited); over it: rate_limited' },
   lineLimit: { flag: 'line-limit', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'longest TCP line in bytes (over it: error line and close)' },
   apiKey: { flag: 'api-key', kind: { type: 'string' }, default: undefined, help: 'when set, /api/* answers 401 without `Authorization: Bearer <key>`; prefer the env var' },
-  maxConnections: { flag: 'max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'open connections in total (WebSocket + TCP); over it: HTTP 503 before upgrade, TCP refused' },
-  maxConnectionsPerIp: { flag: 'max-connections-per-ip', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'open connections from one IP address; over it: HTTP 429 before upgrade, TCP refused' },
+  maxConnections: { flag: 'max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'open sockets in total (HTTP requests, WebSocket, TCP), from accept to close; over it: HTTP 503 and the socket is closed, TCP bye (1013)' },
+  maxConnectionsPerIp: { flag: 'max-connections-per-ip', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1000, help: 'open sockets from one IP address (HTTP requests, WebSocket, TCP); over it: HTTP 429 and the socket is closed, TCP bye (1013)' },
+  httpTimeoutMs: { flag: 'http-timeout-ms', kind: ms(50, 600_000), default: 10_000, help: 'time an HTTP client has to send its request headers, and its whole request; over it: HTTP 408 and the socket is closed' },
   rate: { flag: 'rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 1000, help: 'inbound frames per second per connection (token bucket; 0 = unlimited); over it: rate_limited errors' },
   rateBurst: { flag: 'rate-burst', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 2000, help: 'inbound frames one connection may send at once after a quiet period' },
   rateStrikes: { flag: 'rate-strikes', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 100, help: 'rate_limited frames within 10 s after which the connection is closed with 1008' },
-  allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: same host only); others get HTTP 403" },
+  allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: the broker's own address, localhost, 127.0.0.1, [::1] at its port, and --public-host); others get HTTP 403" },
+  publicHost: { flag: 'public-host', kind: { type: 'string' }, default: undefined, help: 'comma-separated host[:port] names browsers reach the broker by (a proxy, a DNS name); pages from them may connect; without a port, any port' },
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
@@ -59,23 +69,35 @@ export interface Config {
   heartbeatMs: number;
   idleMs: number;
   idleGraceMs: number;
+  idleClose: 'tcp' | 'all' | 'none';
   closeTimeoutMs: number;
   mailboxSize: number;
+  mailboxBytes: number;
   slowConsumer: 'close' | 'drop-oldest';
   maxPayload: number;
   maxSubscriptions: number;
   historySize: number;
+  historyBytes: number;
+  historyTopicBytes: number;
+  replayBytes: number;
   maxTopics: number;
   room: string;
+  roomAddresses: 'show' | 'hide';
+  roomAnnounceMax: number;
+  renameRate: number;
   lineLimit: number;
   /** Bearer key required by /api/*; undefined = the API is open. */
   apiKey: string | undefined;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** headersTimeout and requestTimeout of the HTTP port. */
+  httpTimeoutMs: number;
   rate: number;
   rateBurst: number;
   rateStrikes: number;
   allowedOrigins: string | undefined;
+  /** host[:port] names the broker is reached by, trusted as page origins; the request's Host header never is. */
+  publicHost: string | undefined;
   authSecret: string | undefined;
   authJwks: string | undefined;
   serverName: string;

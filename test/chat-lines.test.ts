@@ -27,10 +27,10 @@ describe('rendering', () => {
     expect(messageLine(client, 'hi')).toBe('[10.0.0.5:4242]bob: hi\n');
     expect(messageLine(undefined, 'maintenance')).toBe('[server]: maintenance\n');
     expect(messageLine(client, { a: [1, 2] })).toBe('[10.0.0.5:4242]bob: {"a":[1,2]}\n');
-    expect(presenceLine({ op: 'event', event: 'join', client, topic: 'chat' })).toBe('[10.0.0.5:4242]bob: login\n');
-    expect(presenceLine({ op: 'event', event: 'leave', client, topic: 'chat' })).toBe('[10.0.0.5:4242]bob: logout\n');
-    expect(presenceLine({ op: 'event', event: 'timeout', client, topic: 'chat' })).toBe('[10.0.0.5:4242]bob: time out\n');
-    expect(presenceLine({ op: 'event', event: 'rename', client, topic: 'chat', old: 'robert' })).toBe('[10.0.0.5:4242]robert: rename to bob\n');
+    expect(presenceLine({ op: 'event', event: 'join', client, topic: 'chat' }, client)).toBe('[10.0.0.5:4242]bob: login\n');
+    expect(presenceLine({ op: 'event', event: 'leave', client, topic: 'chat' }, client)).toBe('[10.0.0.5:4242]bob: logout\n');
+    expect(presenceLine({ op: 'event', event: 'timeout', client, topic: 'chat' }, client)).toBe('[10.0.0.5:4242]bob: time out\n');
+    expect(presenceLine({ op: 'event', event: 'rename', client, topic: 'chat', old: 'robert' }, client)).toBe('[10.0.0.5:4242]robert: rename to bob\n');
     expect(whoLines([client, { ...client, name: 'eve', addr: '::1:9' }])).toBe('user list:\n10.0.0.5:4242:bob\n::1:9:eve\n');
     expect(byeLine(1000, 'quit')).toBe('bye\n');
     expect(byeLine(4000, 'idle timeout')).toBe('bye: idle timeout (4000)\n');

@@ -11,6 +11,7 @@ import { Probe, type Frame } from '../src/check/probe.js';
 import { ProtocolModel } from '../src/protocol/model.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { LineClient } from './helpers/line-client.js';
 import { StickyPresenceHub } from './helpers/planted.js';
 
 let broker: TestBroker;
@@ -42,10 +43,39 @@ describe('switchboard check', () => {
   });
 
   it('also conforms with clients over TCP JSON lines (--tcp)', async () => {
-    const options = { url: broker.url, tcp: { host: '127.0.0.1', port: broker.tcpPort }, runs: 40, exclusive: true, historySize: 3 };
+    const options = { url: broker.url, tcp: true, runs: 40, exclusive: true, historySize: 3 };
     const report = await runCheck(options);
     expect(report.ok, formatReport(report, options)).toBe(true);
     expect(report.performed['connect tcp']).toBeGreaterThan(0);
+  });
+
+  it('a --tcp run leaves the broker\'s chat room alone: a nc user and a presence watcher of chat see nothing of it', async () => {
+    const nc = await LineClient.connect(broker.tcpPort);
+    await nc.next(`[${nc.addr}]${nc.addr}: login`);
+    const watcher = await TestClient.connect(`${broker.url}?name=watcher`);
+    await watcher.request({ op: 'sub', topic: 'chat', presence: true });
+    // Barriers (ping → pong on each connection): what either of them received so far is not the check's.
+    const ncLines = async (id: string) => {
+      nc.send(JSON.stringify({ op: 'ping', id }));
+      await nc.nextJson((f) => f.op === 'pong' && f.id === id);
+      return nc.all.length;
+    };
+    const ncFrom = await ncLines('before');
+    await watcher.request({ op: 'ping', id: 'before' });
+    const watcherFrom = watcher.all.length;
+
+    const options = { url: broker.url, tcp: true, runs: 20, historySize: 3 };
+    const report = await runCheck(options);
+    expect(report.ok, formatReport(report, options)).toBe(true);
+    expect(report.performed['connect tcp']).toBeGreaterThan(5);
+
+    const ncTo = await ncLines('after');
+    await watcher.request({ op: 'ping', id: 'after' });
+    // Only the barrier's own pong line arrived in between; nothing else from the check reached either of them.
+    expect(nc.all.slice(ncFrom, ncTo).filter((l) => !l.includes('"id":"after"'))).toEqual([]);
+    expect(watcher.all.slice(watcherFrom).filter((f) => f.id !== 'after')).toEqual([]);
+    nc.close();
+    watcher.close();
   });
 
   it('copes with a client it did not create subscribed to everything', async () => {
@@ -95,7 +125,10 @@ describe('switchboard check', () => {
       expect(await check(['--url', broker.url, '--runs', 'many'])).toBe(2);
       expect(await check(['--url', 'ws://127.0.0.1:1/ws'])).toBe(2);
       expect(await check(['--url', broker.url, '--tcp', 'nowhere'])).toBe(2);
-      expect(await check(['--url', broker.url, '--runs', '5', '--history', '3', '--tcp', `127.0.0.1:${broker.tcpPort}`])).toBe(0);
+      // --tcp against a broker whose TCP line protocol is off: no /lines endpoint, a clear message, not a counterexample.
+      expect(await check(['--url', plantedUrl, '--tcp'])).toBe(2);
+      expect(error.mock.calls.flat().join('\n')).toMatch(/\/lines\?room=\S+ answered HTTP 404/);
+      expect(await check(['--url', broker.url, '--runs', '5', '--history', '3', '--tcp'])).toBe(0);
     } finally {
       log.mockRestore();
       error.mockRestore();
@@ -104,7 +137,7 @@ describe('switchboard check', () => {
 
   // Outside the random scenarios (their ping barriers keep everyone active): the model's `timeout` against a real idle close.
   it('an idle client is closed with 4000 and its presence watchers hear timeout, as the model says', async () => {
-    const idle = await startTestBroker({ idleMs: 400, idleGraceMs: 200 });
+    const idle = await startTestBroker({ idleMs: 400, idleGraceMs: 200, idleClose: 'all' });
     const model = new ProtocolModel({ historySize: 100 });
     const [a, b] = [await Probe.connect(idle.url, 3000), await Probe.connect(idle.url, 3000)];
     const ask = async (p: Probe, slot: number, frame: { op: 'sub'; id: string; topic: string; presence?: boolean }) => {
@@ -130,8 +163,11 @@ describe('switchboard check', () => {
       a.send({ op: 'ping', id: 'last' });
       await a.waitFor((f) => f.id === 'last', 3000, 'last pong');
       const seen = a.frames.slice(from).filter((f: Frame) => f.op !== 'pong');
-      const expected = model.disconnect(1, 'timeout').frames.get(0) ?? [];
-      expect(expected).toHaveLength(1);
+      // The model has no clock: the `idle` event that precedes the close is the broker's own (docs/protocol.md, Presence).
+      const { id, name, transport } = b.frames[0]!.client as Record<string, unknown>;
+      const idleEvent = { op: 'event', event: 'idle', client: { id, name, transport }, topic: 'idle/x' };
+      const expected = [idleEvent, ...(model.disconnect(1, 'timeout').frames.get(0) ?? [])];
+      expect(expected).toHaveLength(2);
       const ids = new Set([a, b].map((p) => (p.frames[0]!.client as { id: string }).id));
       expect(difference(expected, seen, { ours: ids, exclusive: true })).toBeNull();
     } finally {

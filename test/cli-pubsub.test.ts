@@ -38,7 +38,7 @@ describe('switchboard pub / sub', () => {
 
     const json = await cli(['pub', '--url', broker.httpUrl, '--api-key', 'k3y', 'alarm/boiler/7', '{"level":"high"}']);
     expect(json.status, json.stderr).toBe(0);
-    expect(JSON.parse(json.stdout)).toEqual({ seq: 1, delivered: 1 });
+    expect(JSON.parse(json.stdout)).toEqual({ seq: 1, epoch: expect.any(String), delivered: 1 });
     const text = await cli(['pub', '--url', broker.httpUrl, '--api-key', 'k3y', 'alarm/boiler/7', 'pressure dropping']);
     expect(text.status, text.stderr).toBe(0);
 

@@ -12,7 +12,18 @@ const data = fc.jsonValue();
 const name = fc.string({ minLength: 1, maxLength: 64 }).filter((s) => s.trim() === s && !/[\u0000-\u001f\u007f-\u009f]/.test(s) && !/^c\d+$/.test(s));
 
 const validFrame: fc.Arbitrary<ClientFrame> = fc.oneof(
-  fc.record({ op: fc.constant('sub' as const), topic: filter, since: fc.option(fc.nat(), { nil: undefined }), presence: fc.option(fc.boolean(), { nil: undefined }), id }, { requiredKeys: ['op', 'topic'] }),
+  fc.record({ op: fc.constant('sub' as const), topic: filter, since: fc.option(fc.constant(0), { nil: undefined }), presence: fc.option(fc.boolean(), { nil: undefined }), id }, { requiredKeys: ['op', 'topic'] }),
+  // A position on one concrete topic: seq and the epoch the client saw.
+  fc.record({ op: fc.constant('sub' as const), topic, since: fc.nat(), epoch: fc.string({ minLength: 1, maxLength: 24 }), id }, { requiredKeys: ['op', 'topic', 'since', 'epoch'] }),
+  // Positions on the topics of a wildcard filter: one map of seqs, one of epochs.
+  topic.chain((t) =>
+    fc.record({
+      op: fc.constant('sub' as const),
+      topic: fc.constant(`${t}/#`),
+      since: fc.dictionary(fc.constantFrom(t, `${t}/a`, `${t}/b/c`), fc.nat(), { maxKeys: 3 }),
+      id,
+    }, { requiredKeys: ['op', 'topic', 'since'] }),
+  ),
   fc.record({ op: fc.constant('unsub' as const), topic: filter, id }, { requiredKeys: ['op', 'topic'] }),
   fc.record({ op: fc.constant('pub' as const), topic, data, echo: fc.option(fc.boolean(), { nil: undefined }), id }, { requiredKeys: ['op', 'topic', 'data'] }),
   fc.record({ op: fc.constant('send' as const), to: name, data, id }, { requiredKeys: ['op', 'to', 'data'] }),

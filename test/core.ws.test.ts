@@ -29,7 +29,8 @@ describe('hello', () => {
       client: { id: expect.stringMatching(/^c\d+$/), name: expect.stringMatching(/^guest-\d+$/), transport: 'ws' },
       heartbeatMs: broker.config.heartbeatMs,
       idleMs: broker.config.idleMs,
-      server: { name: 'switchboard', protocol: 1 },
+      idleClose: false,
+      server: { name: 'switchboard', protocol: 2 },
     });
     expect(c.hello.client.addr).toMatch(/^127\.0\.0\.1:\d+$/);
   });
@@ -103,15 +104,57 @@ describe('sub, unsub, pub', () => {
     expect(await sub.quiet((f) => f.op === 'msg')).toBe(true);
   });
 
-  it('replays history with since and says whether it recovered everything', async () => {
+  it('replays history after a position (seq + epoch) and says recovered only when nothing is missing', async () => {
     const pub = await connect();
-    for (let i = 1; i <= 5; i++) await pub.request({ op: 'pub', topic: 'hist/a', data: i });
+    let epoch = '';
+    for (let i = 1; i <= 5; i++) epoch = (await pub.request({ op: 'pub', topic: 'hist/a', data: i })).epoch;
+    expect(epoch).toMatch(/^\S{1,24}$/);
     const late = await connect();
-    const ack = await late.request({ op: 'sub', topic: 'hist/a', since: 2 });
-    expect(ack).toMatchObject({ op: 'ack', recovered: true });
-    const seqs = [];
-    for (let i = 0; i < 3; i++) seqs.push((await late.next((f) => f.op === 'msg')).seq);
-    expect(seqs).toEqual([3, 4, 5]);
+    const ack = await late.request({ op: 'sub', topic: 'hist/a', since: 2, epoch });
+    expect(ack).toMatchObject({ op: 'ack', recovered: true, positions: { 'hist/a': { seq: 5, epoch } } });
+    const msgs = [];
+    for (let i = 0; i < 3; i++) msgs.push(await late.next((f) => f.op === 'msg'));
+    expect(msgs.map((m) => [m.seq, m.epoch])).toEqual([[3, epoch], [4, epoch], [5, epoch]]);
+    // Without the epoch the position cannot be checked: not recovered, and nothing replayed as if it were.
+    const blind = await connect();
+    expect(await blind.request({ op: 'sub', topic: 'hist/a', since: 2 })).toMatchObject({
+      recovered: false, reason: 'unknown_position', missed: { 'hist/a': 'unknown_position' }, positions: { 'hist/a': { seq: 5, epoch } },
+    });
+    expect(await blind.quiet((f) => f.op === 'msg')).toBe(true);
+    // Another epoch: the numbering the client knew is not this one.
+    expect(await blind.request({ op: 'sub', topic: 'hist/a', since: 2, epoch: 'old.1' })).toMatchObject({ recovered: false, reason: 'epoch_changed' });
+    // A seq beyond the last one is not a position this broker ever gave.
+    expect(await blind.request({ op: 'sub', topic: 'hist/a', since: 9, epoch })).toMatchObject({ recovered: false, reason: 'unknown_position' });
+    // A topic the broker holds nothing about.
+    expect(await blind.request({ op: 'sub', topic: 'hist/never', since: 3, epoch })).toMatchObject({ recovered: false, reason: 'unknown_position', positions: {} });
+  });
+
+  it('resumes a wildcard filter from a map of per-topic positions', async () => {
+    const pub = await connect();
+    const e: Record<string, string> = {};
+    for (const t of ['wr/a', 'wr/b', 'wr/a', 'wr/b', 'wr/a']) e[t] = (await pub.request({ op: 'pub', topic: t, data: t })).epoch;
+    const late = await connect();
+    // Saw wr/a up to 1 and wr/b up to 2; wr/c appears later and is new to it.
+    const ack = await late.request({ op: 'sub', topic: 'wr/+', since: { 'wr/a': 1, 'wr/b': 2 }, epoch: { 'wr/a': e['wr/a'], 'wr/b': e['wr/b'] } });
+    expect(ack).toMatchObject({ recovered: true, positions: { 'wr/a': { seq: 3 }, 'wr/b': { seq: 2 } } });
+    const replayed = [];
+    for (let i = 0; i < 2; i++) replayed.push(await late.next((f) => f.op === 'msg'));
+    expect(replayed.map((m) => `${m.topic}#${m.seq}`)).toEqual(['wr/a#2', 'wr/a#3']);
+    // One number for several sequences is not a position.
+    expect(await late.request({ op: 'sub', topic: 'wr/+', since: 2 })).toMatchObject({ op: 'error', code: 'bad_frame' });
+    expect(await late.request({ op: 'sub', topic: 'wr/+', since: { 'other/x': 1 } })).toMatchObject({ op: 'error', code: 'bad_frame' });
+  });
+
+  it('a pub without id is a notification: delivered, not acknowledged; its errors still come back', async () => {
+    const sub = await connect();
+    await sub.request({ op: 'sub', topic: 'note/1' });
+    const pub = await connect();
+    pub.send({ op: 'pub', topic: 'note/1', data: 'fire and forget' });
+    expect(await sub.next((f) => f.op === 'msg')).toMatchObject({ data: 'fire and forget', seq: 1 });
+    expect(await pub.quiet((f) => f.op === 'ack')).toBe(true);
+    pub.send({ op: 'pub', topic: 'note/+', data: 1 });
+    expect(await pub.next((f) => f.op === 'error')).toMatchObject({ code: 'bad_topic' });
+    expect(pub.all.some((f) => f.op === 'ack')).toBe(false);
   });
 
   it('rejects bad topics and filters with bad_topic', async () => {
@@ -173,7 +216,7 @@ describe('send, who, rename, ping, quit', () => {
     const all = await b.request({ op: 'who' });
     const names = all.clients.map((c: { name: string }) => c.name);
     expect(names).toEqual(expect.arrayContaining(['who-a', 'who-b']));
-    expect(all.clients[0]).toEqual({ id: expect.any(String), name: expect.any(String), addr: expect.any(String), transport: 'ws' });
+    expect(all.clients[0]).toEqual({ id: expect.any(String), name: expect.any(String), transport: 'ws', state: 'online' });
     const topic = await b.request({ op: 'who', topic: 'who/t' });
     expect(topic.clients.map((c: { name: string }) => c.name)).toEqual(['who-a']);
     a.close();

@@ -21,7 +21,7 @@ describe('TCP ↔ WebSocket chat', () => {
 
     // A second terminal user arrives: the browser gets a join event naming its transport.
     const tcp2 = await LineClient.connect(broker.tcpPort);
-    const joined = await web.next((f) => f.op === 'event' && f.event === 'join' && f.client.addr === tcp2.addr);
+    const joined = await web.next((f) => f.op === 'event' && f.event === 'join' && f.client.name === tcp2.addr);
     expect(joined).toMatchObject({ topic: 'chat', client: { name: tcp2.addr, transport: 'tcp' } });
 
     // Browser → terminal.
@@ -45,14 +45,17 @@ describe('TCP ↔ WebSocket chat', () => {
     tcp.send('now as tom');
     expect(await web.next((f) => f.op === 'msg' && f.data === 'now as tom')).toMatchObject({ from: { name: 'tom' } });
 
-    // who, from either side, lists both with their transport.
+    // Events name clients without their address (protocol 2).
+    expect(joined.client.addr).toBeUndefined();
+    // who, from either side, lists both with their transport and state; addresses only for admins.
     const who = await web.request({ op: 'who', topic: 'chat' });
     expect(who.clients).toEqual(
       expect.arrayContaining([
-        { id: expect.any(String), name: 'wanda', addr: webAddr, transport: 'ws' },
-        { id: expect.any(String), name: 'tom', addr: tcp.addr, transport: 'tcp' },
+        { id: expect.any(String), name: 'wanda', transport: 'ws', state: 'online' },
+        { id: expect.any(String), name: 'tom', transport: 'tcp', state: 'online' },
       ]),
     );
+    // The plain-text who of the chat room keeps the classic addr:name lines (--room-addresses show).
     tcp.send('who');
     await tcp.next('user list:');
     await tcp.next(`${webAddr}:wanda`);
@@ -63,7 +66,7 @@ describe('TCP ↔ WebSocket chat', () => {
 
     // Leaves both ways.
     tcp2.send('quit');
-    expect(await web.next((f) => f.op === 'event' && f.event === 'leave')).toMatchObject({ client: { addr: tcp2.addr } });
+    expect(await web.next((f) => f.op === 'event' && f.event === 'leave')).toMatchObject({ client: { name: tcp2.addr } });
     web.close();
     await tcp.next(`[${webAddr}]wanda: logout`);
     tcp.send('quit');

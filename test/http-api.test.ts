@@ -34,16 +34,16 @@ describe('POST /api/publish', () => {
     const alarm = await publish(broker, { topic: 'alarm/boiler/7', data: { level: 'high', temp: 97 } });
     expect(alarm.status).toBe(200);
     expect(alarm.headers.get('content-type')).toBe('application/json; charset=utf-8');
-    expect(await alarm.json()).toEqual({ seq: 1, delivered: 2 });
+    expect(await alarm.json()).toEqual({ seq: 1, epoch: expect.any(String), delivered: 2 });
     expect(await alarmConsole.next((f) => f.op === 'msg')).toMatchObject({ topic: 'alarm/boiler/7', seq: 1, data: { level: 'high', temp: 97 } });
     const line = await tcpConsole.nextJson((f) => f.op === 'msg');
     expect(line).toMatchObject({ topic: 'alarm/boiler/7', data: { level: 'high', temp: 97 } });
     expect(line.from).toBeUndefined();
 
     const row = await publish(broker, { topic: 'rowdata/pump/42', data: [1, 2, 3] });
-    expect(await row.json()).toEqual({ seq: 1, delivered: 1 });
+    expect(await row.json()).toEqual({ seq: 1, epoch: expect.any(String), delivered: 1 });
     expect(await dashboard.next((f) => f.op === 'msg')).toMatchObject({ topic: 'rowdata/pump/42', data: [1, 2, 3] });
-    expect(await (await publish(broker, { topic: 'rowdata/pump/42', data: null })).json()).toEqual({ seq: 2, delivered: 1 });
+    expect(await (await publish(broker, { topic: 'rowdata/pump/42', data: null })).json()).toEqual({ seq: 2, epoch: expect.any(String), delivered: 1 });
 
     // Nobody else heard anything.
     expect(await otherDashboard.quiet((f) => f.op === 'msg')).toBe(true);
@@ -193,9 +193,9 @@ describe('GET /api/clients and /api/topics', () => {
 
       const topics = await (await fetch(`${b.httpUrl}/api/topics`)).json();
       const byTopic = Object.fromEntries(topics.topics.map((t: { topic: string }) => [t.topic, t]));
-      expect(byTopic['rowdata/pump/42']).toEqual({ topic: 'rowdata/pump/42', wildcard: false, subscribers: 1, lastSeq: 1 });
-      expect(byTopic.chat).toEqual({ topic: 'chat', wildcard: false, subscribers: 1, lastSeq: 1 });
-      expect(byTopic['alarm/#']).toEqual({ topic: 'alarm/#', wildcard: true, subscribers: 1, lastSeq: null });
+      expect(byTopic['rowdata/pump/42']).toEqual({ topic: 'rowdata/pump/42', wildcard: false, subscribers: 1, lastSeq: 1, epoch: expect.any(String) });
+      expect(byTopic.chat).toEqual({ topic: 'chat', wildcard: false, subscribers: 1, lastSeq: 1, epoch: expect.any(String) });
+      expect(byTopic['alarm/#']).toEqual({ topic: 'alarm/#', wildcard: true, subscribers: 1, lastSeq: null, epoch: null });
 
       const limited = await (await fetch(`${b.httpUrl}/api/topics?limit=1`)).json();
       expect(limited.topics).toHaveLength(1);

@@ -37,8 +37,13 @@ class Viewer {
 }
 
 let broker: TestBroker;
+/** Around the broker's start: the supervisor's age counts from between these two. */
+let startedAfter: number;
+let startedBefore: number;
 beforeAll(async () => {
+  startedAfter = Date.now();
   broker = await startTestBroker();
+  startedBefore = Date.now();
 });
 afterAll(() => broker.close());
 
@@ -61,13 +66,45 @@ describe('/inspect/ws', () => {
 
     viewer.ws.send(JSON.stringify({ type: 'select', id }));
     const detail = await viewer.until((m) => m.type === 'detail' && m.id === id);
-    expect(detail.recent.map((h: Msg) => h.what)).toEqual(expect.arrayContaining(['xstate.init', 'ACCEPTED', 'FRAME sub a/+']));
+    expect(detail.recent.map((h: Msg) => h.what)).toEqual(expect.arrayContaining(['started', 'ACCEPTED', 'FRAME sub a/+']));
     expect(detail.recent.find((h: Msg) => h.kind === 'transition' && h.to.includes('open.activity.online'))).toMatchObject({ from: 'connecting', what: 'ACCEPTED' });
 
     client.send({ op: 'quit' });
     await viewer.until((m) => m.type === 'rows' && m.rows.some((r: Msg) => r.id === id && r.state === 'closed'));
     await viewer.until((m) => m.type === 'rows' && m.removed.includes(id));
     await viewer.until((m) => m.type === 'detail' && m.id === id && m.gone === true);
+    early.close();
+    viewer.ws.close();
+  });
+
+  it('dates the supervisor from its start, fills every last event from the start, and words history as a person reads it', async () => {
+    const early = await TestClient.connect(`${broker.url}?name=early2`);
+    await new Promise((r) => setTimeout(r, 30)); // so that "opened the page" and "started the broker" differ on the clock
+    const viewer = await Viewer.open(`${broker.url.replace('/ws', '/inspect/ws')}`);
+    const hello = viewer.messages[0]!;
+    const sup = hello.rows.find((r: Msg) => r.id === 'supervisor');
+    expect(sup.since).toBeGreaterThanOrEqual(startedAfter);
+    expect(sup.since).toBeLessThanOrEqual(startedBefore);
+    // Actors alive before the page opened have a last event too: their start, dated when they started.
+    expect(sup.lastEvent).toEqual({ what: 'started', at: sup.since });
+    const earlyRow = hello.rows.find((r: Msg) => r.id === early.hello.client.id);
+    expect(earlyRow.lastEvent).toEqual({ what: 'started', at: earlyRow.since });
+
+    const client = await TestClient.connect(`${broker.url}?name=brief`);
+    const id = client.hello.client.id as string;
+    viewer.ws.send(JSON.stringify({ type: 'select', id }));
+    await viewer.until((m) => m.type === 'detail' && m.id === id && m.recent.some((h: Msg) => h.text === 'connecting → online on ACCEPTED'));
+    client.send({ op: 'quit' });
+    const done = await viewer.until((m) => m.type === 'detail' && m.id === id && m.recent.some((h: Msg) => / → closed/.test(h.text ?? '')));
+    const texts = done.recent.filter((h: Msg) => h.kind === 'transition').map((h: Msg) => h.text);
+    expect(texts[0]).toBe('started in connecting');
+    expect(texts).toContain('online → closing on QUIT');
+
+    viewer.ws.send(JSON.stringify({ type: 'select', id: 'supervisor' }));
+    const supDetail = await viewer.until((m) => m.type === 'detail' && m.id === 'supervisor' && m.recent.some((h: Msg) => h.what.startsWith(`${id} finished`)));
+    expect(supDetail.recent.find((h: Msg) => h.what.startsWith(`${id} finished`)).what).toBe(`${id} finished (closed 1000 quit)`);
+    // Reaping leaves the supervisor running: no made-up "(start) → running" transition.
+    expect(supDetail.recent.filter((h: Msg) => h.kind === 'transition')).toEqual([]);
     early.close();
     viewer.ws.close();
   });

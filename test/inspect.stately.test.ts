@@ -1,6 +1,10 @@
 // `serve --inspect <url>`: the broker sends Stately inspection events to a bridge; here the bridge is a plain ws server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { createActor, createMachine } from 'xstate';
+import { StatelyInspector } from '../src/inspect/stately.js';
 import type { AddressInfo } from 'node:net';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
@@ -150,6 +154,49 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
       client.close();
     } finally {
       await late.close();
+    }
+  });
+});
+
+describe('inspector bridge outages in the log', () => {
+  it('warns once per outage, however many retries, and says once at info when the bridge is back', async () => {
+    const logs: { level: number; msg: string }[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+        done();
+      },
+    });
+    const bridge = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => bridge.once('listening', r));
+    const port = (bridge.address() as AddressInfo).port;
+    await new Promise<void>((r) => bridge.close(() => r()));
+    const root = createActor(createMachine({ id: 'root' })).start();
+    const inspector = new StatelyInspector({ url: `ws://127.0.0.1:${port}`, log: pino({ level: 'debug' }, sink), root, liveActors: () => [root], retryMs: 20 });
+    const warns = () => logs.filter((l) => l.level === 40);
+    const retries = () => logs.filter((l) => l.level === 20 && /unreachable/.test(l.msg)).length;
+    try {
+      // Outage 1: the bridge was never there; several retries, one warning.
+      await until('three retries', () => retries() >= 3 || undefined);
+      expect(warns()).toHaveLength(1);
+      const up = new WebSocketServer({ port, host: '127.0.0.1' });
+      await until('connected', () => inspector.listening || undefined);
+      expect(logs.filter((l) => l.level === 30 && /inspector bridge connected/.test(l.msg))).toHaveLength(1);
+      // Outage 2: the bridge goes away; one more warning, whatever the number of retries.
+      for (const ws of up.clients) ws.terminate();
+      await new Promise<void>((r) => up.close(() => r()));
+      const before = retries();
+      await until('three more retries', () => retries() >= before + 3 || undefined);
+      expect(warns()).toHaveLength(2);
+      const again = new WebSocketServer({ port, host: '127.0.0.1' });
+      await until('reconnected', () => inspector.listening || undefined);
+      expect(logs.filter((l) => l.level === 30 && /reachable again/.test(l.msg))).toHaveLength(1);
+      expect(warns()).toHaveLength(2);
+      inspector.stop();
+      await new Promise<void>((r) => again.close(() => r()));
+    } finally {
+      inspector.stop();
+      root.stop();
     }
   });
 });

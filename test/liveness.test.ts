@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { LineClient } from './helpers/line-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let broker: TestBroker | undefined;
@@ -31,8 +32,8 @@ describe('heartbeat', () => {
 });
 
 describe('idle timeout', () => {
-  it('goes idle without inbound frames, then closes with 4000 and tells presence watchers timeout', async () => {
-    broker = await startTestBroker({ idleMs: 300, idleGraceMs: 300, heartbeatMs: 60_000 });
+  it('--idle-close all: goes idle without inbound frames, then closes with 4000 and tells presence watchers idle, then timeout', async () => {
+    broker = await startTestBroker({ idleMs: 300, idleGraceMs: 300, heartbeatMs: 60_000, idleClose: 'all' });
     const watcher = await TestClient.connect(broker.url);
     await watcher.request({ op: 'sub', topic: 'lobby', presence: true });
     const sleeper = await TestClient.connect(`${broker.url}/lobby`);
@@ -44,13 +45,70 @@ describe('idle timeout', () => {
       await sleep(450);
       expect(link.state).toBe('idle');
       expect((await sleeper.closed).code).toBe(4000);
-      const event = await watcher.next((f) => f.op === 'event' && f.client.id === sleeper.hello.client.id && f.event !== 'join');
-      expect(event).toMatchObject({ event: 'timeout', topic: 'lobby' });
+      const about = (f: { op: string; client?: { id: string }; event?: string }) => f.op === 'event' && f.client?.id === sleeper.hello.client.id && f.event !== 'join';
+      expect(await watcher.next(about)).toMatchObject({ event: 'idle', topic: 'lobby' });
+      expect(await watcher.next(about)).toMatchObject({ event: 'timeout', topic: 'lobby' });
       expect(linkOf(broker, watcher.hello.client.id)!.state).toBe('online');
     } finally {
       clearInterval(keepAlive);
       watcher.close();
     }
+  });
+
+  it('by default a WebSocket client that only listens stays connected through three idle periods (pongs keep it alive)', async () => {
+    broker = await startTestBroker({ idleMs: 150, idleGraceMs: 100, heartbeatMs: 100 });
+    const watcher = await TestClient.connect(broker.url);
+    await watcher.request({ op: 'sub', topic: 'dash/#', presence: true });
+    // A dashboard subscribed by path, and a plain listener: neither sends a single application frame.
+    const dashboard = await TestClient.connect(`${broker.url}/dash/pump/42`);
+    const listener = await TestClient.connect(`${broker.url}?topics=dash/%23`);
+    expect(dashboard.hello.idleClose).toBe(false);
+    const keepAlive = setInterval(() => watcher.send({ op: 'ping' }), 50);
+    try {
+      await sleep(3 * (150 + 100) + 100);
+      expect(linkOf(broker, dashboard.hello.client.id)!.state).toBe('idle');
+      // Still connected and still receiving: a publish reaches both.
+      await watcher.request({ op: 'pub', topic: 'dash/pump/42', data: 'still here' });
+      expect(await dashboard.next((f) => f.op === 'msg')).toMatchObject({ data: 'still here' });
+      expect(await listener.next((f) => f.op === 'msg')).toMatchObject({ data: 'still here' });
+      expect(dashboard.ws.readyState).toBe(WebSocket.OPEN);
+      // Presence is keyed by the exact filter: the watcher of `dash/#` saw the listener (which holds it) go idle,
+      // never leave or time out.
+      const events = watcher.all.filter((f) => f.op === 'event' && f.client.id === listener.hello.client.id).map((f) => f.event);
+      expect(events).toEqual(['join', 'idle']);
+      // Speaking again: active, announced to the watchers.
+      await listener.request({ op: 'ping' });
+      expect(linkOf(broker, listener.hello.client.id)!.state).toBe('online');
+      expect(await watcher.next((f) => f.op === 'event' && f.event === 'active' && f.client.id === listener.hello.client.id)).toBeTruthy();
+    } finally {
+      clearInterval(keepAlive);
+      for (const c of [watcher, dashboard, listener]) c.close();
+    }
+  });
+
+  it('by default a silent TCP client still times out (classic chat server: time out in the room)', async () => {
+    broker = await startTestBroker({ idleMs: 150, idleGraceMs: 100, heartbeatMs: 100 });
+    const other = await LineClient.connect(broker.tcpPort);
+    const sleeper = await LineClient.connect(broker.tcpPort);
+    const keepAlive = setInterval(() => other.send('{"op":"ping"}'), 50);
+    try {
+      await other.next((l) => l.endsWith(': time out'), 3000);
+      await sleeper.closed;
+    } finally {
+      clearInterval(keepAlive);
+      other.close();
+    }
+  });
+
+  it('--idle-close none keeps even a silent TCP client', async () => {
+    broker = await startTestBroker({ idleMs: 100, idleGraceMs: 50, idleClose: 'none' });
+    const sleeper = await LineClient.connect(broker.tcpPort);
+    await sleep(400);
+    const link = [...broker.hub.registry.values()].find((l) => l.transport === 'tcp')!;
+    expect(link.state).toBe('idle');
+    sleeper.send('who');
+    expect(await sleeper.next((l) => l.startsWith('user list'))).toBeTruthy();
+    sleeper.close();
   });
 
   it('an idle client that speaks again is back online', async () => {

@@ -71,7 +71,7 @@ describe('JSON lines', () => {
   it('a line starting with { is a protocol frame answered with JSON lines; the room stays text', async () => {
     const a = await LineClient.connect(broker.tcpPort);
     a.send('{"op":"sub","topic":"news/+","id":1}');
-    expect(await a.nextJson((f) => f.id === 1)).toEqual({ op: 'ack', id: 1 });
+    expect(await a.nextJson((f) => f.id === 1)).toEqual({ op: 'ack', id: 1, life: expect.any(String) });
 
     const ws = await TestClient.connect(broker.url);
     await ws.request({ op: 'pub', topic: 'news/today', data: { headline: 'x' } });
@@ -81,7 +81,7 @@ describe('JSON lines', () => {
     const who = await a.nextJson((f) => f.id === 'w');
     expect(who.clients).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ addr: a.addr, transport: 'tcp' }),
+        expect.objectContaining({ name: a.addr, transport: 'tcp' }),
         expect.objectContaining({ id: ws.hello.client.id, transport: 'ws' }),
       ]),
     );

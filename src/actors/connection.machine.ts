@@ -24,10 +24,14 @@ export interface ConnectionInput {
   supervisor: AnyActorRef;
   timing: ConnectionTiming;
   request: JoinRequest;
+  /** Whether this connection is closed (4000) once idle, per --idle-close and its transport. */
+  closeWhenIdle: boolean;
 }
 
 interface ConnectionContext extends ConnectionInput {
   awaitingPong: boolean;
+  /** When the last ping went out: any inbound traffic after it (a pong, a frame) shows the peer is alive. */
+  pingSentAt: number;
   close: CloseIntent;
 }
 
@@ -71,7 +75,8 @@ export const connectionMachine = setup({
   guards: {
     isPing: ({ event }) => event.type === 'FRAME' && event.frame.op === 'ping',
     activeRecently: ({ context }) => Date.now() - context.link.lastActivity < context.timing.idleMs,
-    pongOverdue: ({ context }) => context.awaitingPong,
+    pongOverdue: ({ context }) => context.awaitingPong && context.link.lastSeen < context.pingSentAt,
+    closesWhenIdle: ({ context }) => context.closeWhenIdle,
   },
   actions: {
     register: sendTo(
@@ -89,7 +94,10 @@ export const connectionMachine = setup({
       const id = event.type === 'FRAME' ? event.frame.id : undefined;
       context.link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
     },
-    markPingSent: assign({ awaitingPong: ({ context }) => context.link.wire.canPing }),
+    markPingSent: assign({ awaitingPong: ({ context }) => context.link.wire.canPing, pingSentAt: () => Date.now() }),
+    // Idle and back: lifecycle news for the presence watchers, through the supervisor that owns the hub.
+    reportIdle: sendTo(({ context }) => context.supervisor, ({ context }) => ({ type: 'ACTIVITY', link: context.link, event: 'idle' })),
+    reportActive: sendTo(({ context }) => context.supervisor, ({ context }) => ({ type: 'ACTIVITY', link: context.link, event: 'active' })),
     sendPing: ({ context }) => context.link.wire.ping(),
     recordPong: assign({ awaitingPong: false }),
     setClose: assign({ close: (_, params: CloseIntent) => params }),
@@ -121,6 +129,7 @@ export const connectionMachine = setup({
   context: ({ input }) => ({
     ...input,
     awaitingPong: false,
+    pingSentAt: 0,
     close: NOT_CLOSED,
   }),
   initial: 'connecting',
@@ -157,15 +166,18 @@ export const connectionMachine = setup({
                 idleTimeout: [{ guard: 'activeRecently', target: 'online', reenter: true }, { target: 'idle' }],
               },
             },
+            // No application frames for idleMs. Closed after the grace only where --idle-close applies to it.
             idle: {
+              entry: 'reportIdle',
               on: {
                 FRAME: [
-                  { guard: 'isPing', target: 'online', actions: 'replyPong' },
-                  { target: 'online', actions: 'forwardToSupervisor' },
+                  { guard: 'isPing', target: 'online', actions: ['reportActive', 'replyPong'] },
+                  { target: 'online', actions: ['reportActive', 'forwardToSupervisor'] },
                 ],
               },
               after: {
                 idleGrace: {
+                  guard: 'closesWhenIdle',
                   target: '#connection.closing',
                   actions: { type: 'setClose', params: { code: 4000, reason: 'idle timeout', cause: 'timeout' } },
                 },

@@ -11,6 +11,7 @@ import { FrameReader } from './reader.js';
 import { InboundRate, type RateLimits } from './rate.js';
 import type { Admission } from '../http/admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
+import type { Logger } from 'pino';
 
 export interface BrokerCore {
   config: Config;
@@ -20,6 +21,8 @@ export interface BrokerCore {
   admission?: Admission;
   /** Verifies client tokens; absent or null = authentication off. */
   tokens?: TokenVerifier | null;
+  /** Where connection-level refusals (rate-limit closes) are logged. */
+  log?: Logger;
 }
 
 /** Refused frames are counted per window of this length when deciding a client is flooding. */
@@ -56,7 +59,7 @@ function rateLimitsOf(config: Config): RateLimits {
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
   const { config } = core;
-  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, slowConsumer: config.slowConsumer });
+  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer });
   const actor = createActor(connectionMachine, {
     id: link.id,
     parent: core.supervisor,
@@ -65,9 +68,11 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
       supervisor: core.supervisor,
       request,
       timing: timingOf(config),
+      closeWhenIdle: core.hub.closesWhenIdle(link),
     },
   });
   link.actor = actor;
   const rate = new InboundRate(rateLimitsOf(config));
-  return { link, reader: new FrameReader(link, core.hub.stats, rate), actor };
+  link.rate = rate;
+  return { link, reader: new FrameReader(link, core.hub.stats, rate, core.log), actor };
 }

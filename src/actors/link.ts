@@ -1,7 +1,8 @@
 // Link: one connection's shared record. The reader, the writer (mailbox) and the handler (the machine)
 // each hold it; the supervisor's registry and topic index point at it.
 import type { AnyActorRef } from 'xstate';
-import type { ClientInfo, ServerFrame, Transport } from '../protocol/frames.js';
+import type { ClientInfo, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
+import type { InboundRate } from './rate.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
@@ -20,6 +21,8 @@ export interface LinkOptions {
   addr: string;
   wire: Wire;
   mailboxSize: number;
+  /** Bytes the mailbox may hold (default: unbounded, for callers that predate the byte bound). */
+  mailboxBytes?: number;
   slowConsumer: SlowConsumerPolicy;
 }
 
@@ -38,6 +41,8 @@ export class Link {
   private watching: Set<string> | undefined;
   /** Last inbound application frame (pongs excluded), read by the idle guard instead of re-arming timers. */
   lastActivity = Date.now();
+  /** Last inbound traffic of any kind (frames, WebSocket pongs and pings): the peer is alive. */
+  lastSeen = Date.now();
   framesIn = 0;
   bytesIn = 0;
   /** Set by the transport right after the connection actor is created. */
@@ -46,6 +51,10 @@ export class Link {
   nameFixed = false;
   /** What the client's token allows (publish/subscribe filters); undefined when authentication is off. */
   grant: Grant | undefined;
+  /** The reader's token bucket: costly replies (`who` pages) are charged to it by size. */
+  rate: InboundRate | undefined;
+  /** Renames allowed per second (created by the first rename). */
+  renames: InboundRate | undefined;
 
   constructor(opts: LinkOptions) {
     this.addr = opts.addr;
@@ -54,7 +63,7 @@ export class Link {
     this.name = this.id;
     this.mailbox = new Mailbox(
       opts.wire,
-      opts.mailboxSize,
+      { messages: opts.mailboxSize, bytes: opts.mailboxBytes ?? Number.MAX_SAFE_INTEGER },
       opts.slowConsumer,
       () => this.actor?.send({ type: 'SLOW_CONSUMER' }),
       (error) => this.actor?.send({ type: 'FAULT', error }),
@@ -72,6 +81,11 @@ export class Link {
 
   info(): ClientInfo {
     return { id: this.id, name: this.name, addr: this.addr, transport: this.transport };
+  }
+
+  /** How other clients see this one (presence events): no address. */
+  publicInfo(): PublicClient {
+    return { id: this.id, name: this.name, transport: this.transport };
   }
 
   /** Links travel inside actor events; serialising one (inspector, logs) shows who, not the object graph. */

@@ -1,6 +1,7 @@
 // Mailbox: the writer role. A bounded queue of encoded frames, flushed to the socket at most once per
 // event-loop turn (one write for a whole burst), paused while the socket is congested.
-// Nothing here ever waits: a full mailbox is a slow consumer (close, or drop-oldest by configuration).
+// Nothing here ever waits: a full mailbox (over its message or its byte bound) is a slow consumer (close, or
+// drop-oldest by configuration). Directs queued here have their own share, so senders cannot fill it.
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { Transport } from '../protocol/frames.js';
 
@@ -71,9 +72,21 @@ function markDirty(m: Mailbox): void {
   }
 }
 
+export interface MailboxLimits {
+  /** Frames queued at most. */
+  messages: number;
+  /** UTF-8 bytes of queued frames at most (one frame is always accepted into an empty mailbox). */
+  bytes: number;
+}
+
 export class Mailbox {
   private queue: Outgoing[] = [];
   private head = 0;
+  /** Bytes of the frames queued (not yet handed to the socket). */
+  private queuedBytes = 0;
+  /** Directs among them: bytes and count (a recipient's budget for directs, see acceptsDirect). */
+  private directBytes = 0;
+  private directCount = 0;
   private scheduled = false;
   private congested = false;
   private sealed = false;
@@ -83,7 +96,7 @@ export class Mailbox {
 
   constructor(
     private readonly wire: Wire,
-    private readonly limit: number,
+    private readonly limits: MailboxLimits,
     private readonly policy: SlowConsumerPolicy,
     private readonly onSlowConsumer: () => void,
     /** The wire threw while flushing: the connection is broken (the link turns it into a crash of its actor). */
@@ -92,8 +105,44 @@ export class Mailbox {
     },
   ) {}
 
+  /** The most messages it holds before its consumer counts as slow. */
+  get capacity(): number {
+    return this.limits.messages;
+  }
+
   get depth(): number {
     return this.queue.length - this.head;
+  }
+
+  /** Bytes queued and not yet written. */
+  get bytes(): number {
+    return this.queuedBytes;
+  }
+
+  /**
+   * Whether a direct of `bytes` fits the recipient's share for directs: a quarter of both bounds, counting directs
+   * queued and not yet written. Over it the sender is told to slow down; the recipient is never closed for directs.
+   */
+  acceptsDirect(bytes: number): boolean {
+    if (this.sealed) return true; // a closing recipient drops it anyway; the sender is not to blame
+    return this.directCount < Math.max(1, this.limits.messages >> 2) && this.directBytes + bytes <= Math.max(bytes, this.limits.bytes / 4);
+  }
+
+  /** The frame queued last and not yet written: presence coalescing may replace or remove it. */
+  get tail(): Outgoing | undefined {
+    return this.depth > 0 ? this.queue[this.queue.length - 1] : undefined;
+  }
+
+  /** Replaces the tail (see `tail`) by `next`, or removes it when `next` is null. */
+  replaceTail(next: Outgoing | null): void {
+    const old = this.queue[this.queue.length - 1]!;
+    this.forget(old);
+    if (next === null) {
+      this.queue.pop();
+      return;
+    }
+    this.queue[this.queue.length - 1] = next;
+    this.remember(next);
   }
 
   /** True once the mailbox accepts nothing more (closing, or overflowed under the close policy). */
@@ -104,20 +153,23 @@ export class Mailbox {
   /** Queues `out`; false when it was refused (sealed, or the mailbox overflowed and is now sealed). */
   push(out: Outgoing): boolean {
     if (this.sealed) return false;
-    if (this.depth >= this.limit) {
+    const size = out.bytes;
+    while (this.depth > 0 && (this.depth >= this.limits.messages || this.queuedBytes + size > this.limits.bytes)) {
       if (this.policy === 'close') {
         this.discard();
         this.onSlowConsumer();
         return false;
       }
-      this.head++;
+      this.forget(this.queue[this.head]!);
+      this.queue[this.head++] = undefined as unknown as Outgoing; // let the dropped frame be collected
       this.dropped++;
-      if (this.head >= this.limit) {
-        this.queue = this.queue.slice(this.head); // compact, so a congested drop-oldest queue stays bounded
-        this.head = 0;
-      }
+    }
+    if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head); // compact, so a congested drop-oldest queue stays bounded
+      this.head = 0;
     }
     this.queue.push(out);
+    this.remember(out);
     if (!this.scheduled && !this.congested) {
       this.scheduled = true;
       markDirty(this);
@@ -151,6 +203,23 @@ export class Mailbox {
     this.dropped += this.depth;
     this.queue = [];
     this.head = 0;
+    this.queuedBytes = this.directBytes = this.directCount = 0;
+  }
+
+  private remember(out: Outgoing): void {
+    this.queuedBytes += out.bytes;
+    if (out.frame.op === 'direct') {
+      this.directBytes += out.bytes;
+      this.directCount++;
+    }
+  }
+
+  private forget(out: Outgoing): void {
+    this.queuedBytes -= out.bytes;
+    if (out.frame.op === 'direct') {
+      this.directBytes -= out.bytes;
+      this.directCount--;
+    }
   }
 
   private writeAll(): void {
@@ -167,6 +236,7 @@ export class Mailbox {
     }
     this.queue = [];
     this.head = 0;
+    this.queuedBytes = this.directBytes = this.directCount = 0;
     this.framesOut += n;
     this.bytesOut += chunk.length;
     if (!this.wire.write(chunk) && !this.sealed) {

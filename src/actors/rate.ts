@@ -21,19 +21,27 @@ export class InboundRate {
   private windowStart: number;
 
   constructor(
-    private readonly limits: RateLimits,
+    readonly limits: RateLimits,
     private readonly now: () => number = Date.now,
   ) {
     this.tokens = limits.burst;
     this.last = this.windowStart = now();
   }
 
+  /**
+   * Charges `tokens` more for a costly reply already sent (a `who` page, by size). The bucket may go into debt,
+   * down to minus one burst: the next frames are refused until it refills.
+   */
+  charge(tokens: number): void {
+    if (this.limits.rate === 0 || tokens <= 0) return;
+    this.refill();
+    this.tokens = Math.max(-this.limits.burst, this.tokens - tokens);
+  }
+
   /** Takes one token for an inbound frame. */
   take(): RateVerdict {
     if (this.limits.rate === 0) return 'ok';
-    const t = this.now();
-    this.tokens = Math.min(this.limits.burst, this.tokens + ((t - this.last) * this.limits.rate) / 1000);
-    this.last = t;
+    const t = this.refill();
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return 'ok';
@@ -43,5 +51,12 @@ export class InboundRate {
       this.refused = 0;
     }
     return ++this.refused >= this.limits.strikes ? 'flooding' : 'limited';
+  }
+
+  private refill(): number {
+    const t = this.now();
+    this.tokens = Math.min(this.limits.burst, this.tokens + ((t - this.last) * this.limits.rate) / 1000);
+    this.last = t;
+    return t;
   }
 }

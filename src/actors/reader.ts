@@ -5,12 +5,14 @@ import { CLOSE, ProtocolError } from '../protocol/errors.js';
 import type { BrokerStats } from '../core/stats.js';
 import type { Link } from './link.js';
 import type { InboundRate, RateVerdict } from './rate.js';
+import type { Logger } from 'pino';
 
 export class FrameReader {
   constructor(
     private readonly link: Link,
     private readonly stats: BrokerStats,
     private readonly rate?: InboundRate,
+    private readonly log?: Logger,
   ) {}
 
   /** Set once the client flooded past its strikes: the connection is closing and later frames are not answered. */
@@ -40,6 +42,7 @@ export class FrameReader {
 
   /** A WebSocket ping from the client: the transport pongs it, but it spends a token like any frame (ping floods). */
   control(): void {
+    this.link.lastSeen = Date.now();
     const verdict = this.rate?.take() ?? 'ok';
     if (verdict !== 'ok') this.limited(verdict, undefined);
   }
@@ -55,6 +58,11 @@ export class FrameReader {
     this.reject(new ProtocolError('rate_limited', 'too many frames; slow down', id));
     if (verdict !== 'flooding') return;
     this.flooding = true;
+    const { rate, strikes, windowMs } = this.rate!.limits;
+    this.log?.info(
+      { client: this.link.id, addr: this.link.addr, limit: 'inbound frame rate', value: { rate, strikes, windowS: windowMs / 1000 }, flag: '--rate, --rate-strikes' },
+      `rate limit exceeded: over ${rate} frames/s (--rate) refused ${strikes} times within ${windowMs / 1000} s (--rate-strikes); closing with 1008`,
+    );
     this.link.actor!.send({ type: 'CLOSE', code: CLOSE.policy, reason: 'rate limit exceeded', cause: 'leave' });
   }
 
@@ -64,7 +72,7 @@ export class FrameReader {
   }
 
   private count(bytes: number): void {
-    this.link.lastActivity = Date.now();
+    this.link.lastActivity = this.link.lastSeen = Date.now();
     this.link.framesIn++;
     this.link.bytesIn += bytes;
   }

@@ -20,7 +20,8 @@ type RequestEvent = { [K in RequestOp]: { type: Uppercase<K>; link: Link; frame:
 export type SupervisorEvent =
   | { type: 'CONNECT'; link: Link; request: JoinRequest }
   | RequestEvent
-  | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | Error) => void }
+  | { type: 'ACTIVITY'; link: Link; event: 'idle' | 'active' }
+  | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | ProtocolError | Error) => void }
   | { type: 'SHUTDOWN' }
   | { type: `xstate.done.actor.${string}`; actorId: string; output: CloseIntent }
   | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown };
@@ -99,6 +100,14 @@ export const supervisorMachine = setup({
     sendDirect: contained('SEND', (hub, link, frame: FrameOf<'send'>) => hub.send(link, frame)),
     listClients: contained('WHO', (hub, link, frame: FrameOf<'who'>) => hub.who(link, frame)),
     rename: contained('RENAME', (hub, link, frame: FrameOf<'rename'>) => hub.rename(link, frame)),
+    announceActivity: ({ context, event }) => {
+      assertEvent(event, 'ACTIVITY');
+      try {
+        context.hub.activity(event.link, event.event);
+      } catch (err) {
+        context.log.error({ err, client: event.link.id }, 'supervisor fault while announcing activity');
+      }
+    },
     apiPublish: ({ context, event }) => {
       assertEvent(event, 'API_PUBLISH');
       try {
@@ -147,6 +156,7 @@ export const supervisorMachine = setup({
     SEND: { actions: 'sendDirect' },
     WHO: { actions: 'listClients' },
     RENAME: { actions: 'rename' },
+    ACTIVITY: { actions: 'announceActivity' },
     'xstate.error.actor.*': { actions: 'reapCrashed' },
   },
   states: {

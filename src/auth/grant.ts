@@ -11,6 +11,11 @@ export interface GrantClaims {
   sub: readonly string[] | null;
   /** May use the HTTP API. */
   admin: boolean;
+  /**
+   * Clients the client may `send` directs to: names or ids, `*` matching any run of characters; null = anyone.
+   * Absent from the token: anyone, unless the token restricts publishing (acl.pub), then nobody.
+   */
+  send?: readonly string[] | null;
 }
 
 export class Grant implements GrantClaims {
@@ -18,9 +23,19 @@ export class Grant implements GrantClaims {
   readonly pub: readonly string[] | null;
   readonly sub: readonly string[] | null;
   readonly admin: boolean;
+  readonly send: readonly string[] | null;
+  private sendPatterns: RegExp[] | undefined;
 
   constructor(claims: GrantClaims) {
     ({ name: this.name, pub: this.pub, sub: this.sub, admin: this.admin } = claims);
+    this.send = claims.send ?? null;
+  }
+
+  /** A direct to the client called `names` (its name, its id) is allowed when one `send` pattern matches either. */
+  maySendTo(...names: string[]): boolean {
+    if (this.send === null) return true;
+    this.sendPatterns ??= this.send.map(globPattern);
+    return this.sendPatterns.some((p) => names.some((n) => p.test(n)));
   }
 
   /** A publish to concrete `topic` is allowed when one of the `pub` filters matches it. */
@@ -32,4 +47,9 @@ export class Grant implements GrantClaims {
   maySubscribe(filter: string): boolean {
     return this.sub === null || this.sub.some((g) => filterCovers(g, filter));
   }
+}
+
+/** `bot-*` → /^bot-.*$/: `*` is the only special character. */
+function globPattern(glob: string): RegExp {
+  return new RegExp('^' + glob.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$', 's');
 }

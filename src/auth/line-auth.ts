@@ -6,6 +6,7 @@ import { byeLine } from '../protocol/chat.js';
 import { CLOSE } from '../protocol/errors.js';
 import { ackFrame, errorFrame } from '../protocol/frames.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { parseInboundJson } from '../protocol/json.js';
 import type { Grant } from './grant.js';
 import { AuthFailure, type TokenVerifier } from './tokens.js';
 
@@ -21,12 +22,9 @@ export interface LineAuthOptions {
 export async function authenticateFirstLine(socket: Socket, tokens: TokenVerifier, options: LineAuthOptions): Promise<Grant | null> {
   const line = await firstLine(socket, options);
   if (line === null) return refuse(socket, 'authentication required: the first line must be {"op":"auth","token":"<jwt>"}');
-  let frame: { op?: unknown; token?: unknown; id?: unknown } = {};
-  try {
-    frame = JSON.parse(line) ?? {};
-  } catch {
-    // not JSON: refused below like any other first line that is not an auth frame
-  }
+  // Not JSON or too deep: refused below like any other first line that is not an auth frame.
+  const parsed = parseInboundJson(line);
+  const frame = (typeof parsed === 'object' && parsed !== null && !(parsed instanceof ProtocolError) ? parsed : {}) as { op?: unknown; token?: unknown; id?: unknown };
   const id = typeof frame.id === 'string' || typeof frame.id === 'number' ? frame.id : undefined;
   if (frame.op !== 'auth' || typeof frame.token !== 'string') {
     return refuse(socket, 'authentication required: the first line must be {"op":"auth","token":"<jwt>"}', id);

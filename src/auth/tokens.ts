@@ -7,6 +7,7 @@ import { nameError } from '../protocol/frames.js';
 import { filterError } from '../topics/topic.js';
 import { Grant } from './grant.js';
 import { ConfigError } from '../config.js';
+import { parseTarget } from '../protocol/target.js';
 
 export class AuthFailure {
   constructor(readonly message: string) {}
@@ -71,7 +72,22 @@ export function grantFromClaims(payload: JWTPayload): Grant | AuthFailure {
   const sub = filterList((acl as Record<string, unknown>).sub, 'acl.sub');
   if (sub instanceof AuthFailure) return sub;
   if (payload.admin !== undefined && typeof payload.admin !== 'boolean') return new AuthFailure('token admin must be a boolean');
-  return new Grant({ name: payload.sub as string, pub, sub, admin: payload.admin === true });
+  const send = sendList(acl as Record<string, unknown>, pub);
+  if (send instanceof AuthFailure) return send;
+  return new Grant({ name: payload.sub as string, pub, sub, admin: payload.admin === true, send });
+}
+
+/**
+ * `acl.send`: names, ids or `*` patterns the client may send directs to. Absent: anyone when the token leaves
+ * publishing open (no acl, or no acl.pub: as before acl.send existed), nobody when it restricts acl.pub.
+ */
+function sendList(acl: Record<string, unknown>, pub: readonly string[] | null): string[] | null | AuthFailure {
+  const value = acl.send;
+  if (value === undefined) return pub === null ? null : [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.length >= 1 && v.length <= 64)) {
+    return new AuthFailure('token acl.send must be an array of client names, ids or * patterns (1 to 64 characters each)');
+  }
+  return value as string[];
 }
 
 function filterList(value: unknown, claim: string): string[] | null | AuthFailure {
@@ -91,5 +107,5 @@ export function requestToken(req: IncomingMessage): string | undefined {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (m) return m[1];
   }
-  return new URL(req.url ?? '/', 'http://localhost').searchParams.get('token') ?? undefined;
+  return parseTarget(req.url)?.searchParams.get('token') ?? undefined;
 }

@@ -20,10 +20,11 @@ export interface CheckOptions {
   historySize?: number;
   maxCommands?: number;
   timeoutMs?: number;
-  /** TCP line-protocol endpoint: scenarios then connect some clients over TCP JSON lines too. */
-  tcp?: { host: string; port: number } | undefined;
-  /** The broker's chat room topic (--room), which TCP clients join on connect. */
-  room?: string;
+  /**
+   * Scenarios connect some clients over the TCP line protocol too (JSON lines). They reach it through the broker's
+   * HTTP port (`/lines` upgrade, beside `url`) and join a room of their scenario's own, never the broker's --room.
+   */
+  tcp?: boolean | undefined;
 }
 
 export interface CheckReport {
@@ -46,14 +47,14 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   let observer = await Probe.connect(options.url, timeoutMs);
   // Reopened when the broker closed it (idle timeout during a long check).
   const observe = async () => (observer.open ? observer : (observer = await Probe.connect(options.url, timeoutMs)));
-  if (options.tcp) (await Probe.connectTcp(options.tcp.host, options.tcp.port, timeoutMs)).close();
+  if (options.tcp) (await Probe.connectLines(options.url, `chk${process.pid}.reachable`, timeoutMs)).close();
 
   const [fcPath, replayPath] = options.path === undefined ? [] : options.path.split('@');
   const performed: Record<string, number> = {};
   let lastFailure: { transcript: string[]; message: string } | undefined;
-  const property = fc.asyncProperty(fc.commands(scenarioCommands({ tcp: options.tcp !== undefined }), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
+  const property = fc.asyncProperty(fc.commands(scenarioCommands({ tcp: options.tcp === true }), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
     const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs, observer: observe, tcp: options.tcp });
-    const model = new ProtocolModel({ historySize: options.historySize ?? 100, room: options.room ?? 'chat' });
+    const model = new ProtocolModel({ historySize: options.historySize ?? 100, room: fleet.room });
     try {
       await fc.asyncModelRun(() => ({ model, real: fleet }), steps);
     } catch (err) {
@@ -117,7 +118,6 @@ function replayFlags(report: CheckReport, options: CheckOptions): string {
   if (report.path) flags.push(`--path ${report.path}`);
   if (options.exclusive) flags.push('--exclusive');
   if (options.historySize !== undefined && options.historySize !== 100) flags.push(`--history ${options.historySize}`);
-  if (options.tcp) flags.push(`--tcp ${options.tcp.host}:${options.tcp.port}`);
-  if (options.room !== undefined && options.room !== 'chat') flags.push(`--room ${options.room}`);
+  if (options.tcp) flags.push('--tcp');
   return flags.join(' ');
 }

@@ -19,8 +19,8 @@ Options:
   --exclusive        nobody else uses the broker: compare pub's \`delivered\` exactly (default: at least)
   --history <n>      the broker's --history setting, for sub with since (default 100)
   --timeout-ms <n>   how long one reply or close may take (default 3000)
-  --tcp <host:port>  also connect some clients over TCP (JSON lines) to the broker's TCP port
-  --room <topic>     the broker's chat room (its --room), which TCP clients join (default chat)
+  --tcp              also connect some clients over the TCP line protocol (JSON lines), through the
+                     broker's HTTP port (GET /lines upgrade) into a room of their own, never its --room
   --help             show this help
 
 Exit status: 0 conforms, 1 difference found, 2 bad usage or no broker at --url.`;
@@ -40,8 +40,7 @@ export async function check(argv: string[]): Promise<number> {
         exclusive: { type: 'boolean' },
         history: { type: 'string' },
         'timeout-ms': { type: 'string' },
-        tcp: { type: 'string' },
-        room: { type: 'string' },
+        tcp: { type: 'boolean' },
         help: { type: 'boolean' },
       },
     }));
@@ -61,12 +60,6 @@ export async function check(argv: string[]): Promise<number> {
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') return usage(`--url must be a ws:// or wss:// URL, got '${values.url}'`);
   if (url.pathname === '/') url.pathname = '/ws';
-  let tcp: { host: string; port: number } | undefined;
-  if (values.tcp !== undefined) {
-    const m = /^(.+):(\d{1,5})$/.exec(values.tcp);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return usage(`--tcp must be host:port, got '${values.tcp}'`);
-    tcp = { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
-  }
   const runs = whole(values.runs, '--runs', 100, 1);
   const seed = values.seed === undefined ? undefined : whole(values.seed, '--seed', 0, -(2 ** 31));
   const historySize = whole(values.history, '--history', 100, 0);
@@ -86,8 +79,7 @@ export async function check(argv: string[]): Promise<number> {
       exclusive: values.exclusive === true,
       historySize: historySize as number,
       timeoutMs: timeoutMs as number,
-      tcp,
-      ...(values.room !== undefined && { room: values.room }),
+      tcp: values.tcp === true,
     };
     const report = await runCheck(options);
     console.log(formatReport(report, options));

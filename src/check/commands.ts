@@ -13,12 +13,12 @@ export type BadFrame = 'not-json' | 'not-object' | 'no-op' | 'unknown-op';
 
 export type CheckCommand =
   | { op: 'connect'; slot: Slot; name?: string; topics?: string[]; tcp?: boolean }
-  | { op: 'sub'; slot: Slot; topic: string; presence?: boolean; since?: number }
-  | { op: 'unsub'; slot: Slot; topic: string }
-  | { op: 'pub'; slot: Slot; topic: string; data: unknown; echo?: boolean }
-  | { op: 'send'; slot: Slot; to: Target; data: unknown }
+  | { op: 'sub'; slot: Slot; topic: string; presence?: boolean; since?: number; notify?: true }
+  | { op: 'unsub'; slot: Slot; topic: string; notify?: true }
+  | { op: 'pub'; slot: Slot; topic: string; data: unknown; echo?: boolean; notify?: true }
+  | { op: 'send'; slot: Slot; to: Target; data: unknown; notify?: true }
   | { op: 'who'; slot: Slot; topic?: string }
-  | { op: 'rename'; slot: Slot; name: string }
+  | { op: 'rename'; slot: Slot; name: string; notify?: true }
   | { op: 'ping'; slot: Slot }
   | { op: 'quit'; slot: Slot }
   | { op: 'drop'; slot: Slot }
@@ -75,21 +75,35 @@ export class Step implements AsyncCommand<ProtocolModel, Fleet> {
 export interface Naming {
   topic(t: string): string;
   name(n: string): string;
+  /** The epoch observed for a concrete topic, if any (sent with `since`, as a resuming client would). */
+  epoch(topic: string): string | undefined;
 }
 
 export type RequestCommand = Exclude<CheckCommand, { op: 'connect' | 'bad' | 'quit' | 'drop' }>;
 
 /** The concrete frame for a request command, with the ids and names the model knows. */
-export function requestFrame(cmd: RequestCommand, id: string, model: ProtocolModel, naming: Naming): ModelFrame {
+export function requestFrame(cmd: RequestCommand, requestId: string, model: ProtocolModel, naming: Naming): ModelFrame {
+  // A notification carries no id (docs/protocol.md): the broker answers it only with errors.
+  const id = 'notify' in cmd && cmd.notify ? (undefined as unknown as string) : requestId;
+  const frame = requestFrameWithId(cmd, id, model, naming);
+  if (id === undefined) delete frame.id;
+  return frame;
+}
+
+function requestFrameWithId(cmd: RequestCommand, id: string, model: ProtocolModel, naming: Naming): ModelFrame {
   switch (cmd.op) {
-    case 'sub':
+    case 'sub': {
+      const topic = naming.topic(cmd.topic);
+      const epoch = cmd.since !== undefined && cmd.since > 0 ? naming.epoch(topic) : undefined;
       return {
         op: 'sub',
         id,
-        topic: naming.topic(cmd.topic),
+        topic,
         ...(cmd.presence !== undefined && { presence: cmd.presence }),
         ...(cmd.since !== undefined && { since: cmd.since }),
+        ...(epoch !== undefined && { epoch }),
       };
+    }
     case 'unsub':
       return { op: 'unsub', id, topic: naming.topic(cmd.topic) };
     case 'pub':
@@ -123,7 +137,7 @@ const target: fc.Arbitrary<Target> = fc.oneof(
   name.map((n) => ({ name: n })),
 );
 
-/** Weighted towards connect, sub and pub. With `tcp`, some clients connect over TCP JSON lines (no name or topics at connect there). */
+/** Weighted towards connect, sub and pub. With `tcp`, some clients connect over TCP JSON lines (a name but no topics at connect there). */
 export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc.Arbitrary<Step>[] {
   const arbs: fc.Arbitrary<CheckCommand>[] = [
     fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
@@ -131,6 +145,12 @@ export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc
     fc.record({ op: fc.constant('connect'), slot }),
     fc.record({ op: fc.constant('connect'), slot }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.option(fc.boolean(), { nil: undefined }), since: fc.option(fc.constantFrom(0, 1, 3), { nil: undefined, freq: 4 }) }, { requiredKeys: ['op', 'slot', 'topic'] }),
+    // Resuming a concrete topic, with the epoch the checker observed for it.
+    fc.record({ op: fc.constant('sub'), slot, topic, since: fc.constantFrom(0, 1, 2, 3, 9) }),
+    // Notifications: frames without id get no ack.
+    fc.record({ op: fc.constant('pub'), slot, topic, data, notify: fc.constant(true) }),
+    fc.record({ op: fc.constant('sub'), slot, topic: filter, notify: fc.constant(true) }),
+    fc.record({ op: fc.constant('rename'), slot, name, notify: fc.constant(true) }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.constant(true) }),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.boolean() }),
     fc.record({ op: fc.constant('unsub'), slot, topic: filter }),
@@ -145,7 +165,7 @@ export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc
     fc.record({ op: fc.constant('drop'), slot }),
     fc.record({ op: fc.constant('bad'), slot, frame: fc.constantFrom<BadFrame>('not-json', 'not-object', 'no-op', 'unknown-op') }),
   ] as fc.Arbitrary<CheckCommand>[];
-  if (options.tcp) arbs.push(...Array.from({ length: 2 }, () => fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true) }) as fc.Arbitrary<CheckCommand>));
+  if (options.tcp) arbs.push(...Array.from({ length: 2 }, () => fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true), name: fc.option(name, { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot', 'tcp'] }) as fc.Arbitrary<CheckCommand>));
   return arbs.map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
 }
 

@@ -9,6 +9,8 @@ export interface CompareOptions {
   ours: ReadonlySet<string>;
   /** Nobody else is connected: `delivered` counts must match exactly (else: at least the model's). */
   exclusive: boolean;
+  /** The epoch first seen per topic: a topic's epoch may not change during a scenario (nothing restarts). */
+  epochs?: Map<string, string>;
 }
 
 /** Null when `actual` conforms to `expected`; otherwise the two lists, normalised, for the report. */
@@ -33,18 +35,42 @@ export function difference(expected: Expected[], actual: Frame[], opts: CompareO
 function normalise(frame: Record<string, unknown>, opts: CompareOptions): Record<string, unknown> {
   const f: Record<string, unknown> = { ...frame };
   if (f.op === 'msg' && typeof f.ts === 'number') f.ts = ANY.number;
+  if (f.op === 'msg' && typeof f.topic === 'string') f.epoch = sameEpoch(f.topic, f.epoch, opts);
+  if (f.op === 'ack') {
+    if (typeof f.epoch === 'string') f.epoch = ANY.epoch;
+    if (typeof f.life === 'string') f.life = sameEpoch('(life)', f.life, opts);
+    if (typeof f.reason === 'string') f.reason = ANY.text;
+    if (typeof f.positions === 'object' && f.positions !== null) {
+      const positions: Record<string, unknown> = {};
+      for (const [topic, p] of Object.entries(f.positions as Record<string, { seq?: unknown; epoch?: unknown }>)) {
+        positions[topic] = { ...p, epoch: sameEpoch(topic, p?.epoch, opts) };
+      }
+      f.positions = positions;
+    }
+  }
   if (f.op === 'error' && typeof f.message === 'string' && f.message.length > 0) f.message = ANY.text;
   if (f.op === 'hello') {
     if (typeof f.heartbeatMs === 'number') f.heartbeatMs = ANY.number;
     if (typeof f.idleMs === 'number') f.idleMs = ANY.number;
+    if (typeof f.idleClose === 'boolean') f.idleClose = ANY.flag;
     if (typeof f.server === 'object' && f.server !== null) f.server = ANY.object;
   }
   if (f.op === 'ack' && Array.isArray(f.clients)) {
-    f.clients = (f.clients as { id?: unknown }[])
+    f.clients = (f.clients as { id?: unknown; state?: unknown }[])
       .filter((c) => typeof c?.id === 'string' && opts.ours.has(c.id))
+      .map((c) => (typeof c.state === 'string' && c.state.length > 0 ? { ...c, state: ANY.text } : c))
       .sort((x, y) => String(x.id).localeCompare(String(y.id)));
   }
   return f;
+}
+
+/** The placeholder when `epoch` is a string and the topic's first seen epoch; the raw value (a difference) otherwise. */
+function sameEpoch(topic: string, epoch: unknown, opts: CompareOptions): unknown {
+  if (typeof epoch !== 'string' || epoch.length === 0 || epoch === ANY.epoch) return epoch;
+  const first = opts.epochs?.get(topic);
+  if (first === undefined) opts.epochs?.set(topic, epoch);
+  else if (first !== epoch) return `${epoch} (epoch changed from ${first})`;
+  return ANY.epoch;
 }
 
 /** Sorts each run of consecutive events (by content) and of consecutive msgs (by topic, stable: per-topic order stays). */

@@ -18,8 +18,8 @@ export interface FleetOptions {
   timeoutMs: number;
   /** A connection outside the scenario that asks `who` to learn when a closed client is reaped; shared by every run. */
   observer: () => Promise<Probe>;
-  /** The TCP line-protocol endpoint, when scenarios may connect over TCP too. */
-  tcp?: { host: string; port: number } | undefined;
+  /** Scenarios may connect line-protocol (TCP) clients too, through the broker's `/lines` upgrade into the fleet's room. */
+  tcp?: boolean | undefined;
 }
 
 /** A difference between the broker and the model, or a reply that never came. */
@@ -47,6 +47,8 @@ export class Fleet {
   readonly performed: CheckCommand[] = [];
   /** Distinguishes this scenario's topics and names from any other run's and other users'. */
   readonly prefix: string;
+  /** The chat room this scenario's line-protocol clients join instead of the broker's --room (nobody else is in it). */
+  readonly room: string;
   private readonly probes = new Map<Slot, Probe>();
   private readonly cursors = new Map<Probe, number>();
   private readonly ours = new Set<string>();
@@ -54,6 +56,7 @@ export class Fleet {
 
   constructor(readonly options: FleetOptions) {
     this.prefix = `chk${randomBytes(3).toString('hex')}${++fleets}`;
+    this.room = `${this.prefix}.room`;
   }
 
   topic(t: string): string {
@@ -63,6 +66,13 @@ export class Fleet {
   /** Valid names get the prefix; invalid ones are sent as they are, to be refused. */
   name(n: string): string {
     return isName(n) ? `${this.prefix}.${n}` : n;
+  }
+
+  /** Epochs observed per topic during this scenario (filled while comparing; sent back with `since`). */
+  private readonly epochs = new Map<string, string>();
+
+  epoch(topic: string): string | undefined {
+    return this.epochs.get(topic);
   }
 
   async perform(cmd: CheckCommand, model: ProtocolModel): Promise<void> {
@@ -76,10 +86,11 @@ export class Fleet {
         let probe: Probe;
         let request: { name?: string; topics?: string[] } = {};
         if (cmd.tcp) {
-          const tcp = this.options.tcp;
-          if (!tcp) throw new Error('checker: a TCP connect without a TCP endpoint');
-          line(`tcp ${tcp.host}:${tcp.port}`);
-          probe = await this.within(Probe.connectTcp(tcp.host, tcp.port, this.options.timeoutMs), 'TCP connection', step, cmd);
+          if (!this.options.tcp) throw new Error('checker: a TCP connect in a scenario without --tcp');
+          const name = cmd.name === undefined ? undefined : this.name(cmd.name);
+          if (name !== undefined) request = { name };
+          line(`lines ${new URL(this.options.url).origin.replace(/^ws/, 'http')}/lines?room=${this.room}${name === undefined ? '' : `&name=${encodeURIComponent(name)}`}`);
+          probe = await this.within(Probe.connectLines(this.options.url, this.room, this.options.timeoutMs, name), 'line-protocol connection', step, cmd);
         } else {
           const name = cmd.name === undefined ? undefined : this.name(cmd.name);
           const topics = cmd.topics?.map((t) => this.topic(t));
@@ -136,21 +147,24 @@ export class Fleet {
         line(JSON.stringify(frame));
         const probe = this.probe(cmd.slot);
         probe.send(frame);
-        await this.within(
-          probe.waitFor((f) => f.id === id && REPLY_OPS.has(f.op), this.options.timeoutMs, `reply to ${id}`),
-          `reply to ${id}`,
-          step,
-          cmd,
-        );
+        // A notification may get no reply at all: the settle barrier below collects whatever it caused.
+        if (frame.id !== undefined) {
+          await this.within(
+            probe.waitFor((f) => f.id === id && REPLY_OPS.has(f.op), this.options.timeoutMs, `reply to ${id}`),
+            `reply to ${id}`,
+            step,
+            cmd,
+          );
+        }
         outcome = model.frame(cmd.slot, frame);
       }
     }
     const received = await this.settle(step, cmd);
     for (const [slot, frames] of received) {
       let expected = outcome.frames.get(slot) ?? [];
-      // TCP clients get the chat room's traffic as text lines, not frames; the probe keeps those aside.
+      // Line clients get their room's traffic as text lines, not frames; the probe keeps those aside.
       if (model.client(slot)?.transport === 'tcp') expected = expected.filter((f) => f.topic !== model.options.room);
-      const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive });
+      const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive, epochs: this.epochs });
       if (diff) {
         const who = model.client(slot);
         throw new CheckFailure(
@@ -211,13 +225,22 @@ export class Fleet {
     const observer = await this.options.observer();
     const deadline = Date.now() + this.options.timeoutMs;
     for (let n = 0; Date.now() < deadline; n++) {
-      const rid = `w${this.prefix}.${step}.${n}`;
-      observer.send({ op: 'who', id: rid });
-      const ack = await observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
-      observer.frames.length = 0; // its answers are not compared with anything: keep it from growing
-      const clients = (ack.clients ?? []) as { id?: string }[];
-      // Only an ack counts: a refused who (rate_limited on a busy broker) is asked again.
-      if (ack.op === 'ack' && !clients.some((c) => c.id === id)) return;
+      // `who` is paginated (protocol 2): follow `next` until the client is found or the list ends.
+      let listed = false;
+      let refused = false;
+      let cursor: string | undefined;
+      for (let page = 0; !listed && !refused; page++) {
+        const rid = `w${this.prefix}.${step}.${n}.${page}`;
+        observer.send(cursor === undefined ? { op: 'who', id: rid, limit: 1000 } : { op: 'who', id: rid, limit: 1000, cursor });
+        const ack = await observer.waitFor((f) => f.id === rid, this.options.timeoutMs, `who ${rid}`);
+        observer.frames.length = 0; // its answers are not compared with anything: keep it from growing
+        // Only an ack counts: a refused who (rate_limited on a busy broker) is asked again.
+        refused = ack.op !== 'ack';
+        listed = ((ack.clients ?? []) as { id?: string }[]).some((c) => c.id === id);
+        cursor = typeof ack.next === 'string' ? ack.next : undefined;
+        if (cursor === undefined) break;
+      }
+      if (!refused && !listed) return;
       await new Promise((r) => setTimeout(r, 2));
     }
     throw new CheckFailure(`step #${step} (${describe(cmd)}): ${id} is still listed by who ${this.options.timeoutMs} ms after its connection ended`);

@@ -2,6 +2,7 @@
 // in arrival order (that order is what the checker compares), and lets a step wait for a reply
 // without consuming anything.
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { LineSplitter } from '../protocol/lines.js';
 
@@ -28,9 +29,13 @@ export abstract class Probe {
     return WsProbe.open(url, timeoutMs);
   }
 
-  /** Opens a TCP connection speaking JSON lines; its first frame is a hello built from the broker's `who` (TCP greets in text). */
-  static async connectTcp(host: string, port: number, timeoutMs: number): Promise<Probe> {
-    return TcpProbe.open(host, port, timeoutMs);
+  /**
+   * Opens the line protocol through the broker's HTTP port (`GET /lines?room=…`, Upgrade: switchboard-lines), so the
+   * connection joins `room` instead of the broker's --room; it speaks JSON lines, and its first frame is a hello
+   * built from the greeting line (the line protocol greets in text).
+   */
+  static async connectLines(url: string, room: string, timeoutMs: number, name?: string): Promise<Probe> {
+    return TcpProbe.open(linesUrl(url, room, name), timeoutMs);
   }
 
   abstract readonly open: boolean;
@@ -106,6 +111,8 @@ class WsProbe extends Probe {
   }
 }
 
+const GREETING = /^I am here: .*? You are (.*?)(?: from (\S+))? \(id (c\d+)\)\./;
+
 /** TCP: lines starting with `{` are frames; other lines (greeting, chat room traffic, `bye`) are kept aside. */
 class TcpProbe extends Probe {
   /** Plain-text lines: the greeting, the room's chat lines, and `bye` before the server ends the stream. */
@@ -132,26 +139,35 @@ class TcpProbe extends Probe {
     });
   }
 
-  static async open(host: string, port: number, timeoutMs: number): Promise<Probe> {
-    const socket = tcpConnect({ host, port, noDelay: true });
-    const probe = new TcpProbe(socket);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ProbeError(`no TCP connection to ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-      socket.once('connect', () => (clearTimeout(timer), resolve()));
-      socket.once('error', (err) => (clearTimeout(timer), reject(new ProbeError(`cannot connect to ${host}:${port}: ${err.message}`))));
+  static async open(url: URL, timeoutMs: number): Promise<Probe> {
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(url.port || (url.protocol === 'wss:' ? 443 : 80));
+    const socket: Socket = url.protocol === 'wss:' ? tlsConnect({ host, port, servername: host }) : tcpConnect({ host, port, noDelay: true });
+    socket.on('error', () => {}); // reported by the upgrade below, or by the close event once it is a probe
+    let timer: NodeJS.Timeout | undefined;
+    const early = await Promise.race([
+      upgradeToLines(socket, url),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ProbeError(`no line protocol at ${url} within ${timeoutMs} ms`)), timeoutMs))),
+    ]).finally(() => clearTimeout(timer)).catch((err: unknown) => {
+      socket.destroy();
+      throw err;
     });
-    // The broker names a TCP client after its address; `who` finds this connection's entry by our local port.
-    const id = '\u0001hello';
-    probe.send({ op: 'who', id });
-    const ack = await probe.waitFor((f) => f.id === id, timeoutMs, 'who reply after TCP connect');
-    const localPort = `:${socket.localPort}`;
-    const me = ((ack.clients ?? []) as { addr?: string; transport?: string }[]).find(
-      (c) => c.transport === 'tcp' && typeof c.addr === 'string' && c.addr.endsWith(localPort) && c.addr.includes(socket.localAddress ?? ''),
-    );
-    if (!me) throw new ProbeError(`the broker's who does not list this TCP connection (local ${socket.localAddress}${localPort})`);
-    const rest = probe.frames.filter((f) => f !== ack);
+    const probe = new TcpProbe(socket);
+    if (early.length > 0) socket.unshift(early);
+    socket.resume();
+    // TCP greets in text: `… You are <name>[ from <addr>] (id c<n>).` (the name is the address by default).
+    // Protocol 2's `who` shows no addresses to non-admins, so the greeting is where this connection learns its own.
+    const deadline = Date.now() + timeoutMs;
+    let greeting: RegExpExecArray | null = null;
+    while (!(greeting = probe.lines.map((l) => GREETING.exec(l)).find((m) => m !== null) ?? null)) {
+      if (Date.now() > deadline || !probe.open) throw new ProbeError(`no TCP greeting naming this connection within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const [, name, from, id] = greeting;
+    const me = { id: id!, name: name!, addr: from ?? name!, transport: 'tcp' };
+    const rest = probe.frames.slice();
     probe.frames.length = 0;
-    probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, server: {} }, ...rest);
+    probe.frames.push({ op: 'hello', client: me, heartbeatMs: 0, idleMs: 0, idleClose: true, server: {} }, ...rest);
     return probe;
   }
 
@@ -170,4 +186,36 @@ class TcpProbe extends Probe {
   close(): void {
     if (!this.socket.destroyed) this.socket.end();
   }
+}
+
+/** The `/lines` endpoint beside the WebSocket one at `wsUrl` (same host and port), asking for `room` and `name`. */
+function linesUrl(wsUrl: string, room: string, name: string | undefined): URL {
+  const url = new URL(wsUrl);
+  url.pathname = '/lines';
+  url.search = '';
+  url.searchParams.set('room', room);
+  if (name !== undefined) url.searchParams.set('name', name);
+  return url;
+}
+
+/** Sends the upgrade request and resolves with the bytes after the `101` response's header, the socket paused. */
+function upgradeToLines(socket: Socket, url: URL): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const fail = (err: Error) => reject(new ProbeError(`cannot connect to ${url.host}: ${err.message}`));
+    const onData = (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      socket.off('error', fail);
+      socket.pause();
+      const status = got.subarray(0, got.indexOf('\r\n')).toString();
+      if (!/^HTTP\/1\.1 101 /.test(status)) return reject(new ProbeError(`${url} answered ${status.replace(/^HTTP\/1\.1 /, 'HTTP ')}: ${got.subarray(end + 4).toString().slice(0, 200)}`));
+      resolve(got.subarray(end + 4));
+    };
+    socket.once('error', fail);
+    socket.on('data', onData);
+    socket.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: switchboard-lines\r\nConnection: Upgrade\r\n\r\n`);
+  });
 }

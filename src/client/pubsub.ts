@@ -10,7 +10,7 @@ import type { Message } from './subscription.js';
 
 const PUB_HELP = `Usage: switchboard pub [--url http://127.0.0.1:8080] [--api-key KEY] <topic> <data>
 
-Publishes <data> to <topic> through POST /api/publish and prints {"seq","delivered"}.
+Publishes <data> to <topic> through POST /api/publish and prints {"seq","epoch","delivered"}.
 <data> is parsed as JSON when it is valid JSON (42, true, {"a":1}, "quoted"), else sent as a string.
   --url       the broker's HTTP address (env SWITCHBOARD_URL)
   --api-key   bearer key when the broker runs with --api-key (env SWITCHBOARD_API_KEY)`;

@@ -61,6 +61,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   /** Acked on the current connection: only then do its messages count (the rest come again in its replay). */
   private live = false;
   private everSubscribed = false;
+  /** The broker's memory id from the last ack (protocol 2), sent back when resuming. */
+  private life: string | undefined;
   /** The last resume was sent to a protocol-1 broker as `since: 0` for a wildcard. */
   private unverified = false;
   private sync: { phase: 'waiting' | 'building'; members: Map<string, Member>; left: Set<string> } | undefined;
@@ -110,18 +112,20 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   // ---- fed by the client ----
 
   /** The `sub` frame's fields for this (re)subscribe to a broker speaking `protocol`. */
-  subFrame(protocol = 2): { topic: string; presence?: true } & Partial<ResumeFields> {
+  subFrame(protocol = 2): { topic: string; presence?: true; life?: string } & Partial<ResumeFields> {
     const base = { topic: this.filter, ...(this.wantsPresence && { presence: true as const }) };
     if (!this.everSubscribed && !this.options.positions) return this.options.history ? { ...base, since: 0 } : base;
     const resume = this.seen.resume(this.filter);
     // Protocol 1 knows no maps (nor epochs): replay all it holds; the positions drop what was seen, unverified.
     this.unverified = protocol < 2 && typeof resume.since === 'object';
     if (this.unverified) return { ...base, since: 0 };
-    return { ...base, ...resume };
+    // `life` of the last ack: lets the broker vouch for the topics we hold no position on.
+    return { ...base, ...resume, ...(this.life !== undefined && { life: this.life }) };
   }
 
   acked(ack: SubAck, sent: Partial<ResumeFields>): void {
     this.live = true;
+    if (typeof ack.life === 'string') this.life = ack.life;
     const resumed = this.everSubscribed || this.options.positions !== undefined;
     this.everSubscribed = true;
     if (this._state === 'subscribing') this.setState('subscribed');

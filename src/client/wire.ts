@@ -79,6 +79,8 @@ export type RecoveryReason = 'epoch_changed' | 'history_trimmed' | 'unknown_posi
 
 /** The ack of a `sub` with `since`. */
 export interface SubAck extends AckFrame {
+  /** The id of the broker's memory; sent back with the next resume. */
+  life?: string;
   recovered?: boolean;
   reason?: RecoveryReason;
   missed?: Record<string, RecoveryReason>;

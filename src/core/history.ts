@@ -1,70 +1,351 @@
-// History: per-topic sequence numbers and a bounded ring of recent messages for `sub` with `since`. Pure.
-import { filterMatches, isWildcard } from '../topics/topic.js';
+// History: per-topic sequences (seq + epoch) and bounded rings of recent messages for resuming `sub`. Pure.
+// Bounds: messages per topic, bytes per topic, bytes in total (oldest evicted first), topics remembered (least
+// recently published forgotten first). Positions never lie: a restarted sequence gets a new epoch.
+import { randomBytes } from 'node:crypto';
 
-interface TopicLog<M> {
+interface Entry<M> {
   seq: number;
-  /** Recent messages, oldest first; at most `perTopic`. */
-  recent: { seq: number; message: M }[];
+  message: M;
+  bytes: number;
+  /** Evicted already (from its topic's ring or with its topic); the global queue skips it. */
+  gone: boolean;
+  log: TopicLog<M>;
 }
 
-export interface Replay<M> {
+interface TopicLog<M> {
+  topic: string;
+  epoch: string;
+  seq: number;
+  /** Ring of the most recent entries, oldest at `start`; `count` live slots; grows up to `perTopic`. */
+  ring: (Entry<M> | undefined)[];
+  start: number;
+  count: number;
+  bytes: number;
+  /** A topic of the same name was forgotten before in this process: messages of its earlier life are gone. */
+  reborn: boolean;
+}
+
+interface TrieNode<M> {
+  children: Map<string, TrieNode<M>>;
+  log: TopicLog<M> | undefined;
+  /** A topic of this name was forgotten (over maxTopics) in this process's life, with messages now lost. */
+  forgotten: boolean;
+}
+
+export interface Position {
+  seq: number;
+  epoch: string;
+}
+
+export type MissReason = 'epoch_changed' | 'history_trimmed' | 'unknown_position' | 'replay_limit';
+
+/** What the client says it saw on one topic: seq 0 = nothing (epoch may be absent). */
+export interface Seen {
+  seq: number;
+  epoch?: string | undefined;
+  /**
+   * False for a topic of a wildcard filter that the client gave no position for. The broker vouches that it
+   * missed nothing there only when `anchored`: the client's other positions are from this process's life.
+   */
+  listed: boolean;
+}
+
+/** Forgotten topic names remembered (in the trie), so a resume never passes over what they lost. */
+const FORGOTTEN_MAX = 100_000;
+
+export interface ReplayLimits {
+  /** Topics a wildcard resume may concern (found through the topic trie, not a scan). */
+  maxTopics: number;
+  /** Messages and bytes one resume may replay; a topic that does not fit is not replayed (`replay_limit`). */
+  maxMessages: number;
+  maxBytes: number;
+}
+
+export interface Resume<M> {
+  /** Messages to deliver after the ack, per topic in seq order. */
   messages: M[];
-  /** True when nothing after `since` has been forgotten. */
-  complete: boolean;
+  /** Current position of each topic concerned. */
+  positions: Record<string, Position>;
+  /** Topics that could not be recovered, and why. Empty = recovered. */
+  missed: Record<string, MissReason>;
+  /** True when a wildcard search stopped at maxTopics: topics beyond it were not looked at. */
+  truncated: boolean;
+}
+
+export interface HistoryLimits {
+  perTopic: number;
+  maxTopics: number;
+  /** Bytes of messages kept per topic. */
+  topicBytes: number;
+  /** Bytes of messages kept in total. */
+  totalBytes: number;
+}
+
+/** A fresh id for this process's sequences: every topic created here gets `<boot>.<n>`. */
+function bootId(): string {
+  return randomBytes(6).readUIntBE(0, 6).toString(36).padStart(10, '0').slice(-8);
 }
 
 export class History<M> {
   private readonly logs = new Map<string, TopicLog<M>>();
+  private readonly root: TrieNode<M> = { children: new Map(), log: undefined, forgotten: false };
+  /** Every stored entry in append order (oldest first), for the global byte budget. */
+  private queue: Entry<M>[] = [];
+  private queueHead = 0;
+  private totalBytes = 0;
+  /** Entries still stored (not gone), so the queue can be compacted when it holds mostly gone ones. */
+  private live = 0;
+  readonly boot = bootId();
+  private created = 0;
+  /** Names marked forgotten in the trie; past FORGOTTEN_MAX, `namesLost` and no resume vouches for unseen topics. */
+  private forgottenCount = 0;
+  private namesLost = false;
+  /** Messages evicted by any bound (counted for metrics). */
+  evicted = 0;
 
-  /** `perTopic` messages are kept for replay; at most `maxTopics` topics are remembered (least recently published forgotten first). */
   constructor(
-    private readonly perTopic: number,
-    private readonly maxTopics: number,
+    private readonly limits: HistoryLimits,
+    private readonly sizeOf: (message: M) => number,
   ) {}
 
-  /** Assigns the next sequence number of `topic` (1, 2, 3, …) and records `message` under it. */
-  append(topic: string, build: (seq: number) => M): { seq: number; message: M } {
-    let log = this.logs.get(topic);
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  get topicCount(): number {
+    return this.logs.size;
+  }
+
+  /**
+   * Assigns the next position of `topic` and records the message `build` makes for it. `build` and `sizeOf` run
+   * before anything changes: if either throws (a payload that cannot be encoded), the sequence is untouched.
+   */
+  append(topic: string, build: (seq: number, epoch: string) => M): { seq: number; epoch: string; message: M } {
+    const existing = this.logs.get(topic);
+    const epoch = existing?.epoch ?? `${this.boot}.${(this.created + 1).toString(36)}`;
+    const seq = (existing?.seq ?? 0) + 1;
+    const message = build(seq, epoch);
+    const bytes = this.sizeOf(message);
+    let log = existing;
     if (log) {
       this.logs.delete(topic); // re-insert: Map order doubles as recency order
     } else {
-      log = { seq: 0, recent: [] };
-      if (this.logs.size >= this.maxTopics) this.logs.delete(this.logs.keys().next().value!);
+      this.created++;
+      if (this.logs.size >= this.limits.maxTopics) this.forget(this.logs.values().next().value!);
+      const node = this.trieNode(topic, true)!;
+      log = { topic, epoch, seq: 0, ring: [], start: 0, count: 0, bytes: 0, reborn: node.forgotten };
+      node.log = log;
     }
     this.logs.set(topic, log);
-    const seq = ++log.seq;
-    const message = build(seq);
-    if (this.perTopic > 0) {
-      log.recent.push({ seq, message });
-      if (log.recent.length > this.perTopic) log.recent.shift();
-    }
-    return { seq, message };
-  }
-
-  lastSeq(topic: string): number {
-    return this.logs.get(topic)?.seq ?? 0;
-  }
-
-  /** Messages with seq > `since` on every topic matching `filter`, oldest first per topic. */
-  replay(filter: string, since: number): Replay<M> {
-    const messages: M[] = [];
-    let complete = true;
-    const add = (log: TopicLog<M>) => {
-      if (log.seq <= since) return;
-      const oldest = log.recent[0]?.seq ?? log.seq + 1;
-      if (oldest > since + 1) complete = false;
-      for (const r of log.recent) if (r.seq > since) messages.push(r.message);
-    };
-    if (!isWildcard(filter)) {
-      const log = this.logs.get(filter);
-      if (log) add(log);
+    log.seq = seq;
+    if (this.limits.perTopic > 0 && bytes <= this.limits.topicBytes && bytes <= this.limits.totalBytes) {
+      this.store(log, { seq, message, bytes, gone: false, log });
     } else {
-      for (const [topic, log] of this.logs) if (filterMatches(filter, topic)) add(log);
+      this.trimAll(log); // a message too big to keep: what came before it cannot be replayed without it either
     }
-    return { messages, complete };
+    return { seq, epoch, message };
   }
 
-  *topics(): IterableIterator<[topic: string, lastSeq: number]> {
-    for (const [topic, log] of this.logs) yield [topic, log.seq];
+  /** Whether `epoch` was issued by this History (this process's life), so positions in it can be checked. */
+  isOwnEpoch(epoch: string): boolean {
+    return epoch.startsWith(this.boot + '.');
+  }
+
+  position(topic: string): Position | undefined {
+    const log = this.logs.get(topic);
+    return log ? { seq: log.seq, epoch: log.epoch } : undefined;
+  }
+
+  /**
+   * Resumes concrete `topic` from `seen`, or every remembered topic matching wildcard `filter` from its entry in
+   * `seenByTopic` (absent = seen nothing). Bounded by `limits` in topics, messages and bytes.
+   */
+  resume(filter: string, wildcard: boolean, seenByTopic: (topic: string) => Seen, limits: ReplayLimits, anchored = true): Resume<M> {
+    const out: Resume<M> = { messages: [], positions: {}, missed: {}, truncated: false };
+    const budget = { messages: limits.maxMessages, bytes: limits.maxBytes };
+    if (!wildcard) {
+      const log = this.logs.get(filter);
+      const seen = seenByTopic(filter);
+      if (!log) {
+        if (seen.seq > 0) out.missed[filter] = 'unknown_position';
+        return out;
+      }
+      this.resumeTopic(log, seen, out, budget);
+      return out;
+    }
+    const found: TopicLog<M>[] = [];
+    const lost: string[] = [];
+    out.truncated = this.collect(this.root, filter.split('/'), 0, found, lost, limits.maxTopics);
+    // Topics the client has no position for are vouched for only when its other positions are from this life
+    // (`anchored`), and no topic matching the filter lost messages by being forgotten (or their names were lost).
+    if (!anchored || this.namesLost || out.truncated) out.missed[filter] = out.truncated ? 'replay_limit' : 'unknown_position';
+    for (const topic of lost) if (!seenByTopic(topic).listed) out.missed[topic] = 'unknown_position';
+    for (const log of found) {
+      const seen = seenByTopic(log.topic);
+      // A topic the client never saw: it missed nothing only if this is the life its other positions are from,
+      // and the topic was not forgotten (with messages the client would have had) in between.
+      if (!seen.listed && (!anchored || log.reborn)) {
+        out.positions[log.topic] = { seq: log.seq, epoch: log.epoch };
+        out.missed[log.topic] = 'unknown_position';
+        continue;
+      }
+      this.resumeTopic(log, seen, out, budget);
+    }
+    return out;
+  }
+
+  *topics(): IterableIterator<[topic: string, position: Position]> {
+    for (const [topic, log] of this.logs) yield [topic, { seq: log.seq, epoch: log.epoch }];
+  }
+
+  private resumeTopic(log: TopicLog<M>, seen: Seen, out: Resume<M>, budget: { messages: number; bytes: number }): void {
+    out.positions[log.topic] = { seq: log.seq, epoch: log.epoch };
+    if (seen.seq > 0 && seen.epoch !== log.epoch) {
+      out.missed[log.topic] = seen.epoch === undefined ? 'unknown_position' : 'epoch_changed';
+      return;
+    }
+    if (seen.seq > log.seq) {
+      out.missed[log.topic] = 'unknown_position';
+      return;
+    }
+    if (seen.seq === log.seq) return;
+    const oldest = log.count > 0 ? log.ring[log.start]!.seq : log.seq + 1;
+    if (oldest > seen.seq + 1) {
+      out.missed[log.topic] = 'history_trimmed';
+      return;
+    }
+    const n = log.seq - seen.seq;
+    const cap = log.ring.length;
+    let bytes = 0;
+    for (let i = log.count - n; i < log.count; i++) bytes += log.ring[(log.start + i) % cap]!.bytes;
+    if (n > budget.messages || bytes > budget.bytes) {
+      out.missed[log.topic] = 'replay_limit';
+      return;
+    }
+    budget.messages -= n;
+    budget.bytes -= bytes;
+    for (let i = log.count - n; i < log.count; i++) out.messages.push(log.ring[(log.start + i) % cap]!.message);
+  }
+
+  /**
+   * Topics under `node` matching `segments[i..]`: live ones into `found`, forgotten ones (not alive again) into
+   * `lost`, at most `max` in all; true when it stopped early.
+   */
+  private collect(node: TrieNode<M>, segments: string[], i: number, found: TopicLog<M>[], lost: string[], max: number): boolean {
+    const take = (n: TrieNode<M>): boolean => {
+      if (!n.log && !n.forgotten) return false;
+      if (found.length + lost.length >= max) return true;
+      if (n.log) found.push(n.log);
+      else lost.push(this.names.get(n) ?? '');
+      return false;
+    };
+    if (i === segments.length) return take(node);
+    const segment = segments[i]!;
+    if (segment === '#') {
+      if (take(node)) return true; // `a/#` matches `a` itself
+      for (const child of node.children.values()) if (this.collect(child, ['#'], 0, found, lost, max)) return true;
+      return false;
+    }
+    if (segment === '+') {
+      for (const child of node.children.values()) if (this.collect(child, segments, i + 1, found, lost, max)) return true;
+      return false;
+    }
+    const child = node.children.get(segment);
+    return child ? this.collect(child, segments, i + 1, found, lost, max) : false;
+  }
+
+  /** Names of forgotten trie nodes (a live node's name is its log's topic). */
+  private readonly names = new WeakMap<TrieNode<M>, string>();
+
+  private store(log: TopicLog<M>, entry: Entry<M>): void {
+    const cap = this.limits.perTopic;
+    if (log.count === cap) this.dropOldest(log);
+    while (log.count > 0 && log.bytes + entry.bytes > this.limits.topicBytes) this.dropOldest(log);
+    const pos = (log.start + log.count) % cap;
+    if (pos === log.ring.length) log.ring.push(entry);
+    else log.ring[pos] = entry;
+    log.count++;
+    log.bytes += entry.bytes;
+    this.totalBytes += entry.bytes;
+    this.live++;
+    this.queue.push(entry);
+    while (this.totalBytes > this.limits.totalBytes) this.evictGlobalOldest();
+    this.compactQueue();
+  }
+
+  private dropOldest(log: TopicLog<M>): void {
+    const entry = log.ring[log.start]!;
+    log.ring[log.start] = undefined;
+    log.start = (log.start + 1) % this.limits.perTopic;
+    log.count--;
+    log.bytes -= entry.bytes;
+    this.totalBytes -= entry.bytes;
+    entry.gone = true;
+    this.live--;
+    this.evicted++;
+    if (log.count === 0) log.start = 0;
+  }
+
+  private trimAll(log: TopicLog<M>): void {
+    while (log.count > 0) this.dropOldest(log);
+  }
+
+  private evictGlobalOldest(): void {
+    while (this.queueHead < this.queue.length) {
+      const entry = this.queue[this.queueHead]!;
+      this.queue[this.queueHead++] = undefined as unknown as Entry<M>;
+      if (entry.gone) continue;
+      // Per topic the ring is in append order too, so the globally oldest entry is its topic's oldest.
+      this.dropOldest(entry.log);
+      break;
+    }
+  }
+
+  /** Drops gone entries from the global queue once they outnumber the live ones (amortised O(1) per append). */
+  private compactQueue(): void {
+    if (this.queue.length - this.queueHead > 2 * this.live + 1024) {
+      this.queue = this.queue.slice(this.queueHead).filter((e) => !e.gone);
+      this.queueHead = 0;
+    }
+  }
+
+  private forget(log: TopicLog<M>): void {
+    this.trimAll(log);
+    this.logs.delete(log.topic);
+    // Prune the trie path of a forgotten topic.
+    const segments = log.topic.split('/');
+    const path: TrieNode<M>[] = [this.root];
+    for (const s of segments) path.push(path[path.length - 1]!.children.get(s)!);
+    const node = path[path.length - 1]!;
+    node.log = undefined;
+    // Remember the name (bounded): a later resume must not pass over the messages it lost.
+    if (!node.forgotten) {
+      if (this.forgottenCount < FORGOTTEN_MAX) {
+        node.forgotten = true;
+        this.names.set(node, log.topic);
+        this.forgottenCount++;
+      } else {
+        this.namesLost = true;
+      }
+    }
+    for (let i = segments.length; i > 0; i--) {
+      const n = path[i]!;
+      if (n.log || n.forgotten || n.children.size > 0) break;
+      path[i - 1]!.children.delete(segments[i - 1]!);
+    }
+    this.compactQueue(); // its entries in the global queue are gone now
+  }
+
+  private trieNode(topic: string, create: boolean): TrieNode<M> | undefined {
+    let n = this.root;
+    for (const s of topic.split('/')) {
+      let child = n.children.get(s);
+      if (!child) {
+        if (!create) return undefined;
+        n.children.set(s, (child = { children: new Map(), log: undefined, forgotten: false }));
+      }
+      n = child;
+    }
+    return n;
   }
 }

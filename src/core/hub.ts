@@ -2,16 +2,21 @@
 // No sockets and no timers: it talks to connections only by queueing frames in their mailboxes.
 // The supervisor machine calls one Hub method per event; deliveries are never xstate events.
 import type { Link } from '../actors/link.js';
-import { ackFrame, errorFrame, nameError, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
+import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { Outgoing } from '../protocol/outgoing.js';
+import { encodeData, Outgoing } from '../protocol/outgoing.js';
 import { filterError, isWildcard } from '../topics/topic.js';
 import { TopicIndex } from '../topics/index.js';
-import { History } from './history.js';
+import { History, type Seen } from './history.js';
 import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
+import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
 import type { Grant } from '../auth/grant.js';
+import { InboundRate } from '../actors/rate.js';
+
+/** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
+export const WHO_BYTES_PER_TOKEN = 1024;
 
 export interface HubOptions {
   serverName: string;
@@ -19,8 +24,20 @@ export interface HubOptions {
   heartbeatMs: number;
   idleMs: number;
   historySize: number;
+  historyBytes: number;
+  historyTopicBytes: number;
   maxTopics: number;
   maxSubscriptions: number;
+  /** Which connections are closed when idle (docs/protocol.md, Liveness). */
+  idleClose: 'tcp' | 'all' | 'none';
+  /** Bounds of one resuming `sub`: messages and bytes replayed. */
+  replayMaxMessages: number;
+  replayMaxBytes: number;
+  /** Renames per second per connection (0 = unlimited); over it: rate_limited. */
+  renameRate?: number;
+  /** The chat room topic; with more presence watchers than roomAnnounceMax its joins and leaves are not announced. */
+  room?: string;
+  roomAnnounceMax?: number;
 }
 
 export interface JoinRequest {
@@ -36,8 +53,12 @@ export type LeaveCause = 'leave' | 'timeout';
 
 export interface PublishResult {
   seq: number;
+  epoch: string;
   delivered: number;
 }
+
+/** Topics one wildcard resume may concern (the same bound as positions in one `sub`). */
+const RESUME_MAX_TOPICS = MAX_POSITIONS;
 
 export class Hub {
   readonly registry = new Registry<Link>();
@@ -45,9 +66,14 @@ export class Hub {
   readonly presence = new Presence<Link>();
   readonly history: History<Outgoing>;
   readonly stats = new BrokerStats();
+  /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
+  readonly roster = new Roster<Link>();
 
   constructor(readonly options: HubOptions) {
-    this.history = new History(options.historySize, options.maxTopics);
+    this.history = new History(
+      { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes },
+      (m) => m.bytes,
+    );
   }
 
   /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
@@ -61,13 +87,15 @@ export class Hub {
       link.nameFixed = true;
     }
     this.registry.add(link);
+    this.roster.changed();
     this.stats.connectionsOpened++;
     link.send({
       op: 'hello',
       client: link.info(),
       heartbeatMs: this.options.heartbeatMs,
       idleMs: this.options.idleMs,
-      server: { name: this.options.serverName, version: this.options.version, protocol: 1 },
+      idleClose: this.closesWhenIdle(link),
+      server: { name: this.options.serverName, version: this.options.version, protocol: PROTOCOL_VERSION },
     });
     if (nameProblem) this.fail(link, nameProblem);
     const initial: [string, boolean][] = [
@@ -84,6 +112,7 @@ export class Hub {
   /** Unregisters `link` and tells the presence watchers of each of its filters. */
   leave(link: Link, cause: LeaveCause): void {
     if (!this.registry.remove(link)) return;
+    this.roster.changed();
     this.stats.connectionsClosed++;
     this.stats.retire(link);
     for (const filter of link.subscriptions) {
@@ -95,28 +124,87 @@ export class Hub {
     link.presence.clear();
   }
 
+  /** Whether `link` is closed when idle, under the --idle-close policy. */
+  closesWhenIdle(link: Link): boolean {
+    const policy = this.options.idleClose;
+    return policy === 'all' || (policy === 'tcp' && link.transport === 'tcp');
+  }
+
+  /** `link` went idle or became active again: the presence watchers of its filters hear it. */
+  activity(link: Link, event: 'idle' | 'active'): void {
+    if (!this.registry.has(link)) return;
+    this.roster.changed(); // who shows each client's state
+    for (const filter of link.subscriptions) this.announce(event, link, filter);
+  }
+
   sub(link: Link, frame: FrameOf<'sub'>): void {
     const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
     if (added instanceof ProtocolError) return this.fail(link, added);
     if (frame.since === undefined) {
-      link.send(ackFrame(frame.id));
+      this.ack(link, frame.id, { life: this.history.boot });
     } else {
-      const replay = this.history.replay(frame.topic, frame.since);
-      link.send(ackFrame(frame.id, { recovered: replay.complete }));
-      for (const m of replay.messages) link.mailbox.push(m);
+      this.resume(link, frame);
     }
     if (added) this.announce('join', link, frame.topic);
+  }
+
+  /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
+  private resume(link: Link, frame: FrameOf<'sub'>): void {
+    const { since, epoch } = frame;
+    const has = (map: object, topic: string) => Object.prototype.hasOwnProperty.call(map, topic);
+    const seen = (topic: string): Seen => {
+      if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
+      const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
+      const e = epoch && typeof epoch === 'object' && has(epoch, topic) ? epoch[topic] : undefined;
+      return { seq: listed ? since[topic]! : 0, epoch: e, listed };
+    };
+    // Topics the client gave no position for are vouched for only relative to positions from this process's
+    // life (or when it claims to have seen nothing at all).
+    const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
+    const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
+    const anchored = frame.life !== undefined ? frame.life === this.history.boot : claimsNothing || epochs.some((e) => this.history.isOwnEpoch(e));
+    // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
+    const room = Math.max(0, Math.floor(link.mailbox.capacity / 2) - link.mailbox.depth);
+    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, {
+      maxTopics: RESUME_MAX_TOPICS,
+      maxMessages: Math.min(this.options.replayMaxMessages, room),
+      maxBytes: this.options.replayMaxBytes,
+    }, anchored);
+    // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
+    if (typeof since === 'object') {
+      for (const topic of Object.keys(since)) {
+        if (since[topic]! > 0 && !(topic in result.positions) && !result.truncated) result.missed[topic] = 'unknown_position';
+      }
+    }
+    const missed = Object.keys(result.missed);
+    const fields: Record<string, unknown> = { recovered: missed.length === 0 && !result.truncated, life: this.history.boot };
+    if (missed.length > 0) {
+      fields.reason = result.missed[missed[0]!];
+      fields.missed = result.missed;
+    } else if (result.truncated) {
+      fields.reason = 'replay_limit';
+    }
+    if (result.truncated) fields.truncated = true;
+    fields.positions = result.positions;
+    link.send(ackFrame(frame.id, fields));
+    for (const m of result.messages) link.mailbox.push(m);
+  }
+
+  /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */
+  private ack(link: Link, id: FrameId | undefined, fields?: Record<string, unknown>): void {
+    if (id !== undefined) link.send(ackFrame(id, fields));
   }
 
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
   unsub(link: Link, frame: FrameOf<'unsub'>): void {
     if (link.subscriptions.delete(frame.topic)) {
+      this.roster.changed();
       this.index.remove(frame.topic, link);
       this.presence.unwatch(frame.topic, link);
       link.presence.delete(frame.topic);
       this.announce('leave', link, frame.topic);
     }
-    link.send(ackFrame(frame.id));
+    this.ack(link, frame.id);
   }
 
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
@@ -124,17 +212,24 @@ export class Hub {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    const { seq, delivered } = this.publish(frame.topic, frame.data, link, frame.echo !== false);
-    link.send(ackFrame(frame.id, { seq, delivered }));
+    const result = this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+    if (result instanceof ProtocolError) return this.fail(link, result);
+    this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
   }
 
-  /** Encodes the message once and queues the same bytes in every matching mailbox. */
-  publish(topic: string, data: unknown, from: Link | null, echo = true): PublishResult {
+  /**
+   * Encodes the message once and queues the same bytes in every matching mailbox. Data that cannot be encoded is
+   * refused here (bad_frame): nothing is numbered, stored or delivered.
+   */
+  publish(topic: string, data: unknown, from: Link | null, echo = true, id?: FrameId): PublishResult | ProtocolError {
+    const encoded = encodeData(data, id);
+    if (encoded instanceof ProtocolError) return encoded;
     const ts = Date.now();
     const sender = from ? { id: from.id, name: from.name } : undefined;
-    const { seq, message } = this.history.append(
+    const { seq, epoch, message } = this.history.append(
       topic,
-      (seq) => new Outgoing(sender ? { op: 'msg', topic, seq, data, from: sender, ts } : { op: 'msg', topic, seq, data, ts }, from?.info()),
+      (seq, epoch) =>
+        new Outgoing(sender ? { op: 'msg', topic, seq, epoch, data, from: sender, ts } : { op: 'msg', topic, seq, epoch, data, ts }, from?.info(), encoded),
     );
     const subscribers = this.index.match(topic);
     let delivered = 0;
@@ -145,21 +240,51 @@ export class Hub {
     }
     this.stats.published++;
     this.stats.delivered += delivered;
-    return { seq, delivered };
+    return { seq, epoch, delivered };
   }
 
+  /**
+   * A direct goes to one recipient, within the token's `acl.send` and the recipient's budget for directs (a quarter
+   * of its mailbox): over it the sender gets rate_limited and nothing is queued; the recipient is never closed for it.
+   */
   send(link: Link, frame: FrameOf<'send'>): void {
     const target = this.registry.find(frame.to);
-    if (!target) {
-      this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
-      return;
+    const grant = link.grant;
+    // Not allowed to that name (or to the client it names): forbidden, whether or not it exists, so nothing leaks.
+    if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
+      return this.fail(link, new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id));
     }
-    target.send({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data });
-    link.send(ackFrame(frame.id));
+    if (!target) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
+    const encoded = encodeData(frame.data, frame.id);
+    if (encoded instanceof ProtocolError) return this.fail(link, encoded);
+    const out = new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded);
+    if (!target.mailbox.acceptsDirect(out.bytes)) {
+      this.stats.directsRefused++;
+      return this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
+    }
+    target.mailbox.push(out);
+    this.ack(link, frame.id);
   }
 
+  /**
+   * One page of clients (connection order), encoded once per roster version and shared; the reply is charged to
+   * the asker's inbound rate by size, and its own mailbox bound makes a never-reading asker its own slow consumer.
+   */
   who(link: Link, frame: FrameOf<'who'>): void {
-    link.send(ackFrame(frame.id, { clients: this.clientsOf(frame.topic).map((c) => c.info()) }));
+    const { topic } = frame;
+    if (topic !== undefined && link.grant && !link.grant.maySubscribe(topic)) {
+      return this.fail(link, new ProtocolError('forbidden', `the token does not allow subscribing to '${topic.slice(0, 64)}'`, frame.id));
+    }
+    let after = 0;
+    if (frame.cursor !== undefined) {
+      const n = parseCursor(frame.cursor);
+      if (n === null) return this.fail(link, new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id));
+      after = n;
+    }
+    const page = this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
+    const reply = whoReply(frame.id, page);
+    link.mailbox.push(reply);
+    link.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN));
   }
 
   /** Every client, or those a publish to concrete `topic` would reach, or those holding wildcard filter `topic` exactly. */
@@ -169,11 +294,19 @@ export class Hub {
   }
 
   rename(link: Link, frame: FrameOf<'rename'>): void {
+    const rate = this.options.renameRate ?? 0;
+    if (rate > 0) {
+      link.renames ??= new InboundRate({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
+      if (link.renames.take() !== 'ok') {
+        return this.fail(link, new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id));
+      }
+    }
     const problem = this.nameProblem(link, frame.name, frame.id);
     if (problem) return this.fail(link, problem);
     const old = link.name;
     this.registry.rename(link, frame.name);
-    link.send(ackFrame(frame.id, { name: link.name }));
+    this.roster.changed();
+    this.ack(link, frame.id, { name: link.name });
     if (old === link.name) return;
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
   }
@@ -208,6 +341,7 @@ export class Hub {
     if (isNew) {
       link.subscriptions.add(filter);
       this.index.add(filter, link);
+      this.roster.changed();
     }
     if (presence) {
       link.watch(filter);
@@ -218,15 +352,38 @@ export class Hub {
     return isNew;
   }
 
-  /** Sends a presence event about `subject` to the watchers of `filter` (the subject included, while it watches). */
+  /** True when the chat room is too big to announce every login and logout. */
+  roomIsQuiet(): boolean {
+    const { room, roomAnnounceMax } = this.options;
+    return room !== undefined && roomAnnounceMax !== undefined && this.presence.watchers(room).size > roomAnnounceMax;
+  }
+
+  /**
+   * Sends a presence event about `subject` to the watchers of `filter` (the subject included, while it watches).
+   * Coalesced per watcher: when the watcher's last queued, unwritten frame is an event about the same subject and
+   * filter, the two become one (see coalesce). Joins and leaves in a room over --room-announce-max are not announced.
+   */
   private announce(event: PresenceEvent, subject: Link, filter: string, old?: string): void {
     const watchers = this.presence.watchers(filter);
     if (watchers.size === 0) return;
-    const frame: ServerFrame = old === undefined
-      ? { op: 'event', event, client: subject.info(), topic: filter }
-      : { op: 'event', event, client: subject.info(), topic: filter, old };
-    const out = new Outgoing(frame);
-    for (const w of watchers) w.mailbox.push(out);
+    if (event !== 'rename' && filter === this.options.room && this.roomIsQuiet()) return;
+    const key = `${subject.id}\u0000${filter}`;
+    const out = presenceFrame(event, subject, filter, old, key, old);
+    // One merged frame per distinct tail, shared by every watcher holding that tail (usually all of them).
+    let merges: Map<Outgoing, Outgoing | null> | undefined;
+    for (const w of watchers) {
+      const tail = w.mailbox.tail;
+      if (tail?.presence?.key === key) {
+        merges ??= new Map();
+        let merged = merges.get(tail);
+        if (merged === undefined) merges.set(tail, (merged = coalesce(tail, event, subject, filter, key)));
+        if (merged !== tail) {
+          w.mailbox.replaceTail(merged);
+          continue;
+        }
+      }
+      w.mailbox.push(out);
+    }
   }
 
   private freeDefaultName(link: Link): string {
@@ -235,4 +392,39 @@ export class Hub {
     for (let k = 2; !this.registry.isNameFree(name); k++) name = `${base}-${k}`;
     return name;
   }
+}
+
+function presenceFrame(event: PresenceEvent, subject: Link, filter: string, old: string | undefined, key: string, firstOld: string | undefined): Outgoing {
+  const client = subject.publicInfo();
+  const frame: ServerFrame = old === undefined ? { op: 'event', event, client, topic: filter } : { op: 'event', event, client, topic: filter, old };
+  const out = new Outgoing(frame, subject.info());
+  out.presence = firstOld === undefined ? { key } : { key, firstOld };
+  return out;
+}
+
+/**
+ * What a watcher should hold instead of `tail` (an unwritten event about the same subject and filter) followed by
+ * `event`: renames fold into one (first old name, last name; none when back to the first), a join followed by a
+ * rename is a join under the new name, a join followed by a leave or timeout is nothing (the watcher never saw it).
+ * Anything else is not merged: `tail` is returned and the new event is queued after it.
+ */
+function coalesce(tail: Outgoing, event: PresenceEvent, subject: Link, filter: string, key: string): Outgoing | null {
+  const before = (tail.frame as { event?: PresenceEvent }).event;
+  if (before === 'rename' && event === 'rename') {
+    const first = tail.presence!.firstOld!;
+    return first === subject.name ? null : presenceFrame('rename', subject, filter, first, key, first);
+  }
+  if (before === 'join' && event === 'rename') return presenceFrame('join', subject, filter, undefined, key, undefined);
+  if (before === 'join' && (event === 'leave' || event === 'timeout')) return null;
+  return tail;
+}
+
+/** `{"op":"ack","id":…,"clients":[…],"next":…}` around a cached page, without re-encoding the page. */
+function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
+  const head = id === undefined ? '{"op":"ack","clients":' : `{"op":"ack","id":${JSON.stringify(id)},"clients":`;
+  const tail = page.next === undefined ? '}' : `,"next":${JSON.stringify(page.next)}}`;
+  const frame = ackFrame(id, page.next === undefined ? { clients: page.entries } : { clients: page.entries, next: page.next });
+  const out = Outgoing.prebuilt(frame, head + page.json + tail, Buffer.byteLength(head) + page.bytes + tail.length);
+  out.roster = page.members;
+  return out;
 }

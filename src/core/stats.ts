@@ -5,6 +5,8 @@ export class BrokerStats {
   published = 0;
   delivered = 0;
   slowConsumerCloses = 0;
+  /** Directs refused (rate_limited) because their recipient's share for directs was full. */
+  directsRefused = 0;
   connectionsOpened = 0;
   connectionsClosed = 0;
   crashes = 0;

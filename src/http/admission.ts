@@ -1,10 +1,22 @@
 // Admission: counts open connections in total and per client IP, so a connection over a limit is refused
-// before it costs a WebSocket, an actor or a mailbox. Every transport takes a slot and gives it back once.
+// before it costs a parser, a WebSocket, an actor or a mailbox. Every accepted socket (HTTP, WebSocket, TCP)
+// takes a slot from the moment it is accepted and gives it back once, when it closes.
+import type { Logger } from 'pino';
 
 export interface Refusal {
   status: 503 | 429;
   statusText: string;
+  /** For the client: what it hit. */
   message: string;
+  /** For the operator's log: which limit, its value, and the flag that raises it. */
+  limit: string;
+  value: number;
+  flag: '--max-connections' | '--max-connections-per-ip';
+}
+
+/** The refusal as the operator reads it in the log: `… 1000 connections per IP address (raise with --max-connections-per-ip)`. */
+export function refusalSummary(r: Refusal): string {
+  return `${r.value} ${r.value === 1 ? 'connection' : 'connections'} ${r.limit} reached (raise with ${r.flag})`;
 }
 
 export interface AdmissionLimits {
@@ -12,28 +24,37 @@ export interface AdmissionLimits {
   maxConnectionsPerIp: number;
 }
 
+/** What Admission needs of a socket to hold a slot for its lifetime. */
+export interface SlotHolder {
+  readonly remoteAddress?: string | undefined;
+  readonly destroyed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 export class Admission {
   private open = 0;
   private readonly byIp = new Map<string, number>();
+  private readonly holders = new WeakSet<SlotHolder>();
+  private readonly refusals: RefusalLog | undefined;
 
-  constructor(private readonly limits: AdmissionLimits) {}
-
-  /** The refusal a connection from `ip` would get now, without taking a slot (the `GET /ws` diagnosis). */
-  refusal(ip: string): Refusal | undefined {
-    if (this.open >= this.limits.maxConnections) {
-      return { status: 503, statusText: 'Service Unavailable', message: `server full: ${this.limits.maxConnections} connections` };
-    }
-    if ((this.byIp.get(ip) ?? 0) >= this.limits.maxConnectionsPerIp) {
-      return { status: 429, statusText: 'Too Many Requests', message: `at most ${this.limits.maxConnectionsPerIp} connections per IP address` };
-    }
-    return undefined;
+  constructor(
+    private readonly limits: AdmissionLimits,
+    log?: Logger,
+  ) {
+    this.refusals = log && new RefusalLog(log);
   }
 
   /** Takes a slot for a connection from `ip`: a release function (safe to call more than once), or the refusal. */
   admit(ip: string): (() => void) | Refusal {
-    const refused = this.refusal(ip);
-    if (refused) return refused;
+    if (this.open >= this.limits.maxConnections) {
+      const value = this.limits.maxConnections;
+      return this.refuse({ status: 503, statusText: 'Service Unavailable', message: `server full: ${value} connections`, limit: 'in total', value, flag: '--max-connections' });
+    }
     const fromIp = this.byIp.get(ip) ?? 0;
+    if (fromIp >= this.limits.maxConnectionsPerIp) {
+      const value = this.limits.maxConnectionsPerIp;
+      return this.refuse({ status: 429, statusText: 'Too Many Requests', message: `at most ${value} connections per IP address`, limit: 'per IP address', value, flag: '--max-connections-per-ip' });
+    }
     this.open++;
     this.byIp.set(ip, fromIp + 1);
     let released = false;
@@ -47,6 +68,21 @@ export class Admission {
     };
   }
 
+  /**
+   * Takes a slot for `socket` until it closes; undefined when it holds one, else the refusal. A socket that already
+   * holds a slot (an HTTP socket being upgraded to a WebSocket) keeps it: one socket, one slot.
+   */
+  claim(socket: SlotHolder): Refusal | undefined {
+    if (this.holders.has(socket)) return undefined;
+    const slot = this.admit(socket.remoteAddress ?? 'unknown');
+    if (typeof slot !== 'function') return slot;
+    this.holders.add(socket);
+    // Already gone: its 'close' may have fired before we could listen.
+    if (socket.destroyed) slot();
+    else socket.once('close', slot);
+    return undefined;
+  }
+
   /** Connections holding a slot now. */
   get size(): number {
     return this.open;
@@ -54,5 +90,48 @@ export class Admission {
 
   connectionsFrom(ip: string): number {
     return this.byIp.get(ip) ?? 0;
+  }
+
+  private refuse(refusal: Refusal): Refusal {
+    this.refusals?.record(refusal, this.open);
+    return refusal;
+  }
+}
+
+/** Logs refused connections at most once per interval, with counts per limit: a flood of refusals is one line a second. */
+export class RefusalLog {
+  private counts = new Map<Refusal['flag'], { sample: Refusal; n: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private open = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  record(refusal: Refusal, open: number): void {
+    const entry = this.counts.get(refusal.flag) ?? { sample: refusal, n: 0 };
+    entry.n++;
+    this.counts.set(refusal.flag, entry);
+    this.open = open;
+    // The first refusal after a quiet interval is reported at once; the rest are summed until the timer fires.
+    if (!this.timer) this.flush();
+  }
+
+  private flush(): void {
+    if (this.counts.size === 0) {
+      this.timer = undefined;
+      return;
+    }
+    for (const { sample, n } of this.counts.values()) {
+      const { status, limit, value, flag } = sample;
+      this.log.warn(
+        { refused: n, open: this.open, intervalMs: this.intervalMs, status, limit, value, flag },
+        `connections refused (${n}): ${refusalSummary(sample)}`,
+      );
+    }
+    this.counts = new Map();
+    this.timer = setTimeout(() => this.flush(), this.intervalMs);
+    this.timer.unref();
   }
 }

@@ -10,6 +10,8 @@ import { isWildcard, topicError } from '../topics/topic.js';
 import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import { adminVerdict } from '../auth/admin.js';
+import { parseInboundJson } from '../protocol/json.js';
+import { ProtocolError } from '../protocol/errors.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -49,7 +51,9 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     const { topic, data } = parsePublishBody(body);
     // A stopped supervisor takes no events, so it would never reply.
     if (supervisor.getSnapshot().status !== 'active') throw new HttpError(503, 'server shutting down', 'unavailable');
-    const result = await new Promise<PublishResult | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
+    const result = await new Promise<PublishResult | ProtocolError | Error>((reply) => supervisor.send({ type: 'API_PUBLISH', topic, data, reply }));
+    // Data that cannot be encoded (nested too deep for the encoder) is refused before anything is stored.
+    if (result instanceof ProtocolError) throw new HttpError(400, result.message, result.code);
     if (result instanceof Error) {
       if (result.message === 'server shutting down') throw new HttpError(503, result.message, 'unavailable');
       log.error({ err: result, topic }, 'api publish failed');
@@ -74,7 +78,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     const seen = new Set<string>();
     for (const [topic] of hub.history.topics()) seen.add(topic);
     for (const link of hub.registry.values()) for (const f of link.subscriptions) seen.add(f);
-    const topics: { topic: string; wildcard: boolean; subscribers: number; lastSeq: number | null }[] = [];
+    const topics: { topic: string; wildcard: boolean; subscribers: number; lastSeq: number | null; epoch: string | null }[] = [];
     for (const topic of seen) {
       if (topics.length >= limit) break;
       const wildcard = isWildcard(topic);
@@ -83,7 +87,8 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
         wildcard,
         // A concrete topic: connections a publish would reach. A filter: connections holding it.
         subscribers: wildcard ? hub.index.subscribersOf(topic).size : hub.index.match(topic).length,
-        lastSeq: wildcard ? null : hub.history.lastSeq(topic),
+        lastSeq: wildcard ? null : hub.history.position(topic)?.seq ?? 0,
+        epoch: wildcard ? null : hub.history.position(topic)?.epoch ?? null,
       });
     }
     sendJson(res, 200, { total: seen.size, topics });
@@ -92,12 +97,8 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
 
 /** Validates a publish body; bad input → 400 carrying the protocol's error code. */
 export function parsePublishBody(body: Buffer): { topic: string; data: unknown } {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'body is not valid JSON; send {"topic": "...", "data": ...}', 'bad_frame');
-  }
+  const value = parseInboundJson(body.toString('utf8'), 'body');
+  if (value instanceof ProtocolError) throw new HttpError(400, `${value.message}; send {"topic": "...", "data": ...}`, 'bad_frame');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new HttpError(400, 'body must be a JSON object {"topic": "...", "data": ...}', 'bad_frame');
   }

@@ -1,5 +1,6 @@
 // Router: a small method + path table for the HTTP port. Every answer is JSON unless a route says otherwise.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseTarget } from '../protocol/target.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 
@@ -24,9 +25,10 @@ export class Router {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const byMethod = this.routes.get(url.pathname);
+    const url = parseTarget(req.url);
+    const byMethod = url && this.routes.get(url.pathname);
     try {
+      if (!url) throw new HttpError(400, 'the request target must be a path: /<path>[?<query>]', 'bad_request');
       if (!byMethod) throw new HttpError(404, `no route ${url.pathname}`, 'not_found');
       const handler = byMethod.get(req.method ?? 'GET') ?? (req.method === 'HEAD' ? byMethod.get('GET') : undefined);
       if (!handler) {
@@ -39,8 +41,11 @@ export class Router {
         res.destroy();
         return;
       }
-      if (err instanceof HttpError) sendJson(res, err.status, { error: err.code, message: err.message });
-      else throw err;
+      if (!(err instanceof HttpError)) throw err;
+      // Refused before its body was read: close instead of draining it (the declared body may be a gigabyte).
+      if (!req.complete) res.setHeader('Connection', 'close');
+      sendJson(res, err.status, { error: err.code, message: err.message });
+      if (!req.complete) res.once('finish', () => req.socket.destroy());
     }
   }
 }
@@ -65,9 +70,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         reject(new HttpError(413, `body larger than ${limit} bytes`, 'too_large'));
-        // Discard the rest instead of destroying: the client still reads its 413 (bounded by the server's requestTimeout).
+        // Stop here: the router answers with Connection: close and cuts the socket instead of draining the rest.
         req.removeAllListeners('data');
-        req.resume();
+        req.pause();
         return;
       }
       chunks.push(chunk);

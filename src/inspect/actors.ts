@@ -17,6 +17,8 @@ export interface Happening {
   from?: string | undefined;
   to?: string | undefined;
   source?: string | undefined;
+  /** The line as a person reads it: `started in connecting`, `connecting → online on ACCEPTED`, `c18 finished (closed 1000 quit)`. */
+  text: string;
 }
 
 export interface ActorRow {
@@ -60,11 +62,14 @@ export class ActorTable {
 
   readonly observer: Observer<InspectionEvent> = { next: (ev) => this.record(ev) };
 
-  /** Starts listening to `root`'s actor system and seeds the table with the actors already alive. */
-  attach(root: AnyActorRef, alive: Iterable<AnyActorRef>): void {
+  /**
+   * Starts listening to `root`'s actor system and seeds the table with the actors already alive, each dated from its
+   * start: a connection from its link, the root from `rootStartedAt` (the table only learns of them now).
+   */
+  attach(root: AnyActorRef, alive: Iterable<AnyActorRef>, rootStartedAt = Date.now()): void {
     if (this.subscription) return;
     this.subscription = root.system.inspect(this.observer);
-    for (const ref of alive) this.track(ref);
+    for (const ref of alive) this.seed(ref, ref === root ? rootStartedAt : undefined);
   }
 
   /** Stops listening and forgets everything (no viewer left). */
@@ -130,16 +135,27 @@ export class ActorTable {
     return t && { seq: t.seq, recent: t.recent };
   }
 
-  private track(ref: AnyActorRef): Tracked {
+  private track(ref: AnyActorRef, since = Date.now()): Tracked {
     let t = this.actors.get(ref.id);
     if (t && t.ref === ref) return t;
     // An event can still reach an actor that already finished (a late SOCKET_CLOSED): its row must still go.
     const status = statusOf(ref);
     const closedAt = status !== undefined && status !== 'active' ? Date.now() : null;
-    t = { ref, recent: [], seq: 0, lastEvent: null, stateKey: '', statePaths: [], since: Date.now(), closedAt };
+    // Its start is the first thing that happened to it: the column is never blank.
+    t = { ref, recent: [], seq: 0, lastEvent: { what: 'started', at: since }, stateKey: '', statePaths: [], since, closedAt };
     this.actors.set(ref.id, t);
     this.urgent.add(ref.id);
     return t;
+  }
+
+  /** An actor alive before the table listened: its current state is the baseline, so its next change reads `a → b`. */
+  private seed(ref: AnyActorRef, startedAt: number | undefined): void {
+    const link = (ref.getSnapshot() as { context?: { link?: Link } } | undefined)?.context?.link;
+    const t = this.track(ref, link?.connectedAt ?? startedAt ?? Date.now());
+    const snapshot = ref.getSnapshot() as { status?: string; value?: unknown } | undefined;
+    if (!snapshot) return;
+    t.stateKey = stateKeyOf(snapshot.status, snapshot.value);
+    t.statePaths = statePaths(snapshot.value);
   }
 
   private record(ev: InspectionEvent): void {
@@ -152,23 +168,25 @@ export class ActorTable {
         const what = describeEvent(ev.event);
         const at = Date.now();
         t.lastEvent = { what, at };
-        this.push(t, { at, kind: 'event', what, source: (ev.sourceRef as AnyActorRef | undefined)?.id });
+        this.push(t, { at, kind: 'event', what, source: (ev.sourceRef as AnyActorRef | undefined)?.id, text: what });
         return;
       }
       case '@xstate.snapshot': {
         const t = this.track(ev.actorRef as AnyActorRef);
         const value = (ev.snapshot as { value?: unknown }).value;
         // Most snapshots (every forwarded frame) leave the state as it was: compare one native-built string first.
-        const key = `${ev.snapshot.status} ${typeof value === 'string' ? value : JSON.stringify(value)}`;
+        const key = stateKeyOf(ev.snapshot.status, value);
         if (key === t.stateKey) return;
         const paths = statePaths(value);
         // Show only the regions that moved: `open.activity.online → open.activity.idle`, not the unchanged heartbeat.
         const before = t.statePaths;
         const from = before.length === 0 ? undefined : before.filter((p) => !paths.includes(p)).join(' ') || before.join(' ');
         const to = paths.filter((p) => !before.includes(p)).join(' ') || paths.join(' ');
+        const what = describeEvent(ev.event);
+        const text = transitionText(before, paths, what, ev.snapshot.status);
         t.stateKey = key;
         t.statePaths = paths;
-        this.push(t, { at: Date.now(), kind: 'transition', what: describeEvent(ev.event), from, to: ev.snapshot.status === 'active' ? to : `${to} (${ev.snapshot.status})` });
+        this.push(t, { at: Date.now(), kind: 'transition', what, from, to: ev.snapshot.status === 'active' ? to : `${to} (${ev.snapshot.status})`, text });
         if (ev.snapshot.status !== 'active' && t.closedAt === null) t.closedAt = Date.now();
         this.urgent.add(t.ref.id);
         return;
@@ -222,10 +240,44 @@ export function statePaths(value: unknown, prefix = ''): string[] {
   return out;
 }
 
+function stateKeyOf(status: string | undefined, value: unknown): string {
+  return `${status} ${typeof value === 'string' ? value : JSON.stringify(value)}`;
+}
+
+/** How a state change reads: by the one-word state when that changed (`connecting → online`), else by the regions that moved. */
+export function transitionText(before: readonly string[], after: readonly string[], what: string, status: string): string {
+  const word = (paths: readonly string[]) => stateWord(valueOfPaths(paths));
+  const done = status === 'active' ? '' : ` (${status})`;
+  if (before.length === 0) return `started in ${word(after)}${done}`;
+  if (word(before) !== word(after)) return `${word(before)} → ${word(after)} on ${what}${done}`;
+  const short = (paths: readonly string[]) => paths.map((p) => p.replace(/^open\./, '')).join(' ');
+  return `${short(before.filter((p) => !after.includes(p)))} → ${short(after.filter((p) => !before.includes(p)))} on ${what}${done}`;
+}
+
+/** The state value back from its leaf paths (`open.activity.idle` → {open:{activity:'idle'}}), for stateWord. */
+function valueOfPaths(paths: readonly string[]): unknown {
+  if (paths.length === 1 && !paths[0]!.includes('.')) return paths[0];
+  const root: Record<string, unknown> = {};
+  for (const p of paths) {
+    const parts = p.split('.');
+    let node = root;
+    for (const part of parts.slice(0, -2)) node = (node[part] ??= {}) as Record<string, unknown>;
+    if (parts.length >= 2) node[parts.at(-2)!] = parts.at(-1);
+  }
+  return root;
+}
+
 /** A short label for an event: its type, plus the op and topic or peer for control events; never payloads. */
 export function describeEvent(event: AnyEventObject): string {
   const type = event.type;
+  if (type === 'xstate.init') return 'started';
   if (type.startsWith('xstate.after.')) return `after ${type.slice('xstate.after.'.length).split('.')[0]}`;
+  if (type.startsWith('xstate.done.actor.')) {
+    const output = (event as { output?: { code?: unknown; reason?: unknown } }).output;
+    const closed = typeof output?.code === 'number' ? ` (closed ${output.code}${output.reason ? ` ${String(output.reason)}` : ''})` : '';
+    return `${type.slice('xstate.done.actor.'.length)} finished${closed}`;
+  }
+  if (type.startsWith('xstate.error.actor.')) return `${type.slice('xstate.error.actor.'.length)} crashed`;
   const e = event as { frame?: { op?: string; topic?: string; to?: string; name?: string }; link?: { id?: string }; topic?: string; code?: number };
   const f = e.frame;
   if (f) {

@@ -12,6 +12,7 @@ import { connectionMachine } from '../actors/connection.machine.js';
 import { supervisorMachine, type SupervisorActor } from '../actors/supervisor.machine.js';
 import { HttpError, type Router } from '../http/router.js';
 import { refuseUpgrade } from '../transports/ws.js';
+import { parseTarget } from '../protocol/target.js';
 import { ActorTable, type ActorRow } from './actors.js';
 import { machineChart } from './chart.js';
 
@@ -37,6 +38,8 @@ export interface ActorsPageOptions {
   hub: Hub;
   log: Logger;
   authorize: AdminCheck;
+  /** When the supervisor started (the page dates its row from it). */
+  startedAt?: number;
 }
 
 interface Viewer {
@@ -92,7 +95,8 @@ export class ActorsPage {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = parseTarget(req.url);
+    if (!url) return refuseUpgrade(socket, 400, 'Bad Request', 'the request target must be a path');
     let allowed: boolean;
     try {
       allowed = await this.options.authorize(req, url);
@@ -147,7 +151,7 @@ export class ActorsPage {
     const { supervisor, hub } = this.options;
     const alive: AnyActorRef[] = [supervisor];
     for (const link of hub.registry.values()) if (link.actor) alive.push(link.actor);
-    this.table.attach(supervisor, alive);
+    this.table.attach(supervisor, alive, this.options.startedAt);
     this.timer = setInterval(() => this.tick(), URGENT_MS);
     this.timer.unref();
   }

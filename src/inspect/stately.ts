@@ -25,6 +25,8 @@ export interface StatelyInspectorOptions {
   /** Every live actor, root first: announced to the bridge on each (re)connect so late joiners see them all. */
   liveActors: () => Iterable<AnyActorRef>;
   chatterPerSecond?: number;
+  /** Wait between reconnection attempts (tests shorten it). */
+  retryMs?: number;
 }
 
 /** A WebSocket adapter for createInspector: serialised events out, nothing in. */
@@ -33,7 +35,8 @@ class BridgeConnection {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private everOpened = false;
-  private warned = false;
+  /** The current outage has been reported (at warn); cleared when the bridge is reachable again. */
+  private outageReported = false;
   dropped = 0;
 
   constructor(
@@ -41,6 +44,7 @@ class BridgeConnection {
     private readonly log: Logger,
     private readonly onOpen: () => void,
     private readonly onClose: () => void,
+    private readonly retryMs = RECONNECT_MS,
   ) {}
 
   start(): void {
@@ -54,23 +58,29 @@ class BridgeConnection {
       return;
     }
     this.ws = ws;
+    let opened = false;
+    const every = `${this.retryMs / 1000} s`;
     ws.on('open', () => {
-      this.log.info({ url: this.url }, this.everOpened ? 'inspector bridge reconnected' : 'inspector bridge connected');
+      opened = true;
+      this.log.info({ url: this.url }, this.everOpened ? 'inspector bridge reachable again' : 'inspector bridge connected');
       this.everOpened = true;
-      this.warned = false;
+      this.outageReported = false;
       this.onOpen();
     });
+    // One warning per outage (the usual cause: the bridge is not started yet, or was stopped); retries are debug.
     ws.on('error', (err) => {
-      // Say it once at warn level (the usual cause: the bridge is not started yet), then quietly retry.
-      if (this.warned) return this.log.debug({ url: this.url, err: err.message }, 'inspector bridge unreachable');
-      this.warned = true;
-      this.log.warn({ url: this.url, err: err.message }, `inspector bridge unreachable; retrying every ${RECONNECT_MS / 1000} s (start it with \`switchboard inspect\`)`);
+      if (this.outageReported) return this.log.debug({ url: this.url, err: err.message }, 'inspector bridge unreachable');
+      this.outageReported = true;
+      this.log.warn({ url: this.url, err: err.message }, `inspector bridge unreachable; retrying every ${every} (start it with \`switchboard inspect\`)`);
     });
     ws.on('close', () => {
-      if (this.everOpened && this.ws === ws && !this.stopped) this.log.warn({ url: this.url }, 'inspector bridge closed; reconnecting');
+      if (opened && !this.stopped && !this.outageReported) {
+        this.outageReported = true;
+        this.log.warn({ url: this.url }, `inspector bridge closed; retrying every ${every}`);
+      }
       this.ws = undefined;
       this.onClose();
-      if (!this.stopped) this.timer = setTimeout(() => this.start(), RECONNECT_MS).unref();
+      if (!this.stopped) this.timer = setTimeout(() => this.start(), this.retryMs).unref();
     });
   }
 
@@ -103,7 +113,7 @@ export class StatelyInspector {
 
   constructor(private readonly options: StatelyInspectorOptions) {
     this.sampler = new InspectionSampler({ chatterPerSecond: options.chatterPerSecond ?? 20 });
-    this.bridge = new BridgeConnection(options.url, options.log, () => this.listen(), () => this.unlisten());
+    this.bridge = new BridgeConnection(options.url, options.log, () => this.listen(), () => this.unlisten(), options.retryMs);
     this.inspector = createInspector(this.bridge, {
       // Snapshots are trimmed by the sampler before conversion; actor registrations read getSnapshot() themselves.
       sanitizeContext: (context) => trimContext(context) as typeof context,

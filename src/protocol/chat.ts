@@ -1,4 +1,4 @@
-// Chat lines: how the seed chat server's text protocol reads and writes (PROTOCOL.md "TCP line protocol").
+// Chat lines: how a classic TCP chat server's text protocol reads and writes (docs/protocol.md, "TCP line protocol").
 // Pure: plain-text commands → protocol frames, and server frames → the lines a `nc` user sees.
 import type { ClientInfo, ServerFrame } from './frames.js';
 
@@ -28,44 +28,62 @@ export function parseChatLine(line: string): ChatCommand {
 const LINE_BREAKS = /\r\n|[\r\n\u2028\u2029]/g;
 // eslint-disable-next-line no-control-regex
 const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+// Bidi controls would reorder the rest of the line (and the next ones, in some terminals): dropped.
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
+/** Any text from elsewhere (other users' text, names, addresses) as one safe terminal line fragment. */
 export function sanitize(text: string): string {
-  return text.replace(LINE_BREAKS, ' ⏎ ').replace(CONTROLS, '\uFFFD');
+  return text.replace(LINE_BREAKS, ' ⏎ ').replace(CONTROLS, '\uFFFD').replace(BIDI, '');
 }
 
-/** The text of a chat message: strings as they are, anything else as compact JSON. */
-export function chatText(data: unknown): string {
-  return sanitize(typeof data === 'string' ? data : (JSON.stringify(data) ?? 'null'));
+/** The text of a chat message: strings as they are, anything else as compact JSON (`json` when already encoded). */
+export function chatText(data: unknown, json?: string): string {
+  return sanitize(typeof data === 'string' ? data : (json ?? JSON.stringify(data) ?? 'null'));
 }
+
+/**
+ * What the brackets of a room line show: the address (the classic chat room, `--room-addresses show`) or the
+ * client id (`hide`). The room is the documented exception to "no addresses for non-admins".
+ */
+export type RoomLabel = (client: Pick<ClientInfo, 'id' | 'addr'>) => string;
+export const showAddress: RoomLabel = (c) => c.addr;
+export const showId: RoomLabel = (c) => c.id;
 
 /** `[addr]name: text` — the seed chat line. Server-side publishes (no sender) read `[server]: text`. */
-export function messageLine(sender: Pick<ClientInfo, 'addr' | 'name'> | undefined, data: unknown): string {
-  return sender ? `[${sender.addr}]${sender.name}: ${chatText(data)}\n` : `[server]: ${chatText(data)}\n`;
+export function messageLine(sender: Pick<ClientInfo, 'id' | 'addr' | 'name'> | undefined, data: unknown, json?: string, label: RoomLabel = showAddress): string {
+  return sender ? `[${sanitize(label(sender))}]${sanitize(sender.name)}: ${chatText(data, json)}\n` : `[server]: ${chatText(data, json)}\n`;
 }
 
-const PRESENCE_WORD = { join: 'login', leave: 'logout', timeout: 'time out' } as const;
+const PRESENCE_WORD: Partial<Record<string, string>> = { join: 'login', leave: 'logout', timeout: 'time out' };
+// A classic chat room says nothing when someone stops typing for a while.
+const SILENT_IN_ROOM = new Set(['idle', 'active']);
 
-/** A room presence event as a seed line; renames read `[addr]old: rename to new`. */
-export function presenceLine(frame: Extract<ServerFrame, { op: 'event' }>): string {
+/** A room presence event as a seed line; renames read `[addr]old: rename to new`. `subject` carries the address. */
+export function presenceLine(frame: Extract<ServerFrame, { op: 'event' }>, subject: Pick<ClientInfo, 'id' | 'addr'> | undefined, label: RoomLabel = showAddress): string {
   const { client } = frame;
-  if (frame.event === 'rename') return `[${client.addr}]${frame.old ?? client.name}: rename to ${client.name}\n`;
-  return `[${client.addr}]${client.name}: ${PRESENCE_WORD[frame.event]}\n`;
+  const tag = sanitize(subject ? label(subject) : client.id);
+  if (SILENT_IN_ROOM.has(frame.event)) return '';
+  if (frame.event === 'rename') return `[${tag}]${sanitize(frame.old ?? client.name)}: rename to ${sanitize(client.name)}\n`;
+  return `[${tag}]${sanitize(client.name)}: ${PRESENCE_WORD[frame.event] ?? frame.event}\n`;
 }
 
-/** The greeting sent instead of `hello`: who you are and how to talk. */
-export function greetingLines(hello: Extract<ServerFrame, { op: 'hello' }>, room: string): string {
+/** The greeting sent instead of `hello`: who you are and how to talk; `quietOver`: the room is too big to announce logins. */
+export function greetingLines(hello: Extract<ServerFrame, { op: 'hello' }>, room: string, quietOver?: number): string {
   const { client, server } = hello;
+  const quiet = quietOver === undefined ? '' : ` Over ${quietOver} people here: logins and logouts are not announced.`;
+  const [name, addr] = [sanitize(client.name), sanitize(client.addr)];
   return (
-    `I am here: ${server.name} ${server.version}, room '${room}'. You are ${client.name}${client.name === client.addr ? '' : ` from ${client.addr}`} (id ${client.id}).\n` +
+    `I am here: ${sanitize(server.name)} ${server.version}, room '${sanitize(room)}'. You are ${name}${client.name === client.addr ? '' : ` from ${addr}`} (id ${client.id}).${quiet}\n` +
     `Type a line to say it to the room. Commands: who | rename|<new name> | quit. ` +
     `A line starting with { is a JSON frame of the WebSocket protocol, e.g. {"op":"sub","topic":"alarm/#"}.\n`
   );
 }
 
-/** `user list:` then one `addr:name` line per client (seed format). */
-export function whoLines(clients: readonly ClientInfo[]): string {
+/** `user list:` then one `addr:name` line per client (seed format); `next`: a cursor for the rest of a long list. */
+export function whoLines(clients: readonly Pick<ClientInfo, 'id' | 'addr' | 'name'>[], label: RoomLabel = showAddress, next?: string): string {
   let out = 'user list:\n';
-  for (const c of clients) out += `${c.addr}:${c.name}\n`;
+  for (const c of clients) out += `${sanitize(label(c))}:${sanitize(c.name)}\n`;
+  if (next !== undefined) out += `(more: send {"op":"who","cursor":"${next}"})\n`;
   return out;
 }
 

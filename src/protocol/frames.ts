@@ -1,9 +1,15 @@
-// Frame shapes of protocol v1 (PROTOCOL.md) and the validating decoder for client frames.
+// Frame shapes of protocol 2 (docs/protocol.md) and the validating decoder for client frames.
 import { ProtocolError, type FrameId } from './errors.js';
-import { filterError, topicError } from '../topics/topic.js';
+import { filterError, filterMatches, isWildcard, topicError } from '../topics/topic.js';
+import { parseInboundJson } from './json.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Positions one `sub` may carry for a wildcard filter. */
+export const MAX_POSITIONS = 1000;
+export const EPOCH_MAX = 24;
 export const NAME_MAX = 64;
+/** Most entries one `who` page may ask for (protocol 2). */
+export const WHO_LIMIT_MAX = 1000;
 const ID_MAX = 128;
 
 export type Transport = 'ws' | 'tcp';
@@ -15,12 +21,25 @@ export interface ClientInfo {
   transport: Transport;
 }
 
+/** How other clients see a client (presence events): no address; admins see addresses in `who` only. */
+export type PublicClient = Omit<ClientInfo, 'addr'>;
+
 export type ClientFrame =
-  | { op: 'sub'; id?: FrameId; topic: string; since?: number; presence?: boolean }
+  | {
+      op: 'sub';
+      id?: FrameId;
+      topic: string;
+      /** A seq for one topic, or a map topic → seq for a wildcard filter (docs/protocol.md, Positions). */
+      since?: number | Record<string, number>;
+      epoch?: string | Record<string, string>;
+      /** The broker life the positions are from (the `life` of an earlier sub ack). */
+      life?: string;
+      presence?: boolean;
+    }
   | { op: 'unsub'; id?: FrameId; topic: string }
   | { op: 'pub'; id?: FrameId; topic: string; data: unknown; echo?: boolean }
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
-  | { op: 'who'; id?: FrameId; topic?: string }
+  | { op: 'who'; id?: FrameId; topic?: string; limit?: number; cursor?: string }
   | { op: 'rename'; id?: FrameId; name: string }
   | { op: 'ping'; id?: FrameId }
   | { op: 'quit'; id?: FrameId };
@@ -28,13 +47,20 @@ export type ClientFrame =
 export type ClientOp = ClientFrame['op'];
 export type FrameOf<K extends ClientOp> = Extract<ClientFrame, { op: K }>;
 
-export type PresenceEvent = 'join' | 'leave' | 'rename' | 'timeout';
+export type PresenceEvent = 'join' | 'leave' | 'rename' | 'timeout' | 'idle' | 'active';
 
 export type ServerFrame =
-  | { op: 'hello'; client: ClientInfo; heartbeatMs: number; idleMs: number; server: { name: string; version: string; protocol: number } }
-  | { op: 'msg'; topic: string; seq: number; data: unknown; from?: { id: string; name: string }; ts: number }
+  | {
+      op: 'hello';
+      client: ClientInfo;
+      heartbeatMs: number;
+      idleMs: number;
+      idleClose: boolean;
+      server: { name: string; version: string; protocol: number };
+    }
+  | { op: 'msg'; topic: string; seq: number; epoch: string; data: unknown; from?: { id: string; name: string }; ts: number }
   | { op: 'direct'; from: { id: string; name: string }; data: unknown }
-  | { op: 'event'; event: PresenceEvent; client: ClientInfo; topic: string; old?: string }
+  | { op: 'event'; event: PresenceEvent; client: PublicClient; topic: string; old?: string }
   | ({ op: 'ack'; id?: FrameId } & Record<string, unknown>)
   | { op: 'pong'; id?: FrameId }
   | { op: 'error'; code: string; message: string; id?: FrameId };
@@ -43,6 +69,9 @@ const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Bidi controls reorder what a terminal or page shows (`\u202E` makes `gpj.exe` read `exe.jpg`); line and
+// paragraph separators break a chat line in two.
+export const BIDI_AND_SEPARATORS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
 /** Client ids look like `c42`; names may not, so `send.to` is never ambiguous. */
 export const CLIENT_ID = /^c\d+$/;
 
@@ -52,6 +81,7 @@ export function nameError(name: unknown): string | null {
   if (name.length === 0) return 'name is empty';
   if (name.length > NAME_MAX) return `name longer than ${NAME_MAX} characters`;
   if (CONTROL.test(name)) return 'name contains control characters';
+  if (BIDI_AND_SEPARATORS.test(name)) return 'name contains bidi controls or line separators';
   if (name.trim() !== name) return 'name has leading or trailing spaces';
   if (CLIENT_ID.test(name)) return 'names of the form c<number> are reserved for client ids';
   return null;
@@ -59,13 +89,8 @@ export function nameError(name: unknown): string | null {
 
 /** Decodes and validates one client frame from its JSON text. Never throws. */
 export function decodeClientFrame(text: string): ClientFrame | ProtocolError {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return new ProtocolError('bad_frame', 'frame is not valid JSON');
-  }
-  return validateClientFrame(value);
+  const value = parseInboundJson(text);
+  return value instanceof ProtocolError ? value : validateClientFrame(value);
 }
 
 /** Validates an already parsed value as a client frame. Never throws. */
@@ -89,14 +114,16 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     case 'sub': {
       const err = filterError(f.topic);
       if (err) return bad('bad_topic', err);
-      if (f.since !== undefined && !(Number.isSafeInteger(f.since) && (f.since as number) >= 0)) {
-        return bad('bad_frame', 'since must be a non-negative integer');
-      }
+      const position = positionError(f.topic as string, f.since, f.epoch);
+      if (position) return bad('bad_frame', position);
+      if (f.life !== undefined && (!isEpoch(f.life) || f.since === undefined)) return bad('bad_frame', `life is a string of 1 to ${EPOCH_MAX} characters, sent with since`);
       if (f.presence !== undefined && typeof f.presence !== 'boolean') return bad('bad_frame', 'presence must be a boolean');
       return withId({
         op: 'sub' as const,
         topic: f.topic as string,
-        ...(f.since !== undefined && { since: f.since as number }),
+        ...(f.since !== undefined && { since: f.since as number | Record<string, number> }),
+        ...(f.epoch !== undefined && { epoch: f.epoch as string | Record<string, string> }),
+        ...(f.life !== undefined && { life: f.life as string }),
         ...(f.presence !== undefined && { presence: f.presence as boolean }),
       });
     }
@@ -125,10 +152,22 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       return withId({ op: 'send' as const, to: f.to, data: f.data });
     }
     case 'who': {
-      if (f.topic === undefined) return withId({ op: 'who' as const });
-      const err = filterError(f.topic);
-      if (err) return bad('bad_topic', err);
-      return withId({ op: 'who' as const, topic: f.topic as string });
+      if (f.topic !== undefined) {
+        const err = filterError(f.topic);
+        if (err) return bad('bad_topic', err);
+      }
+      if (f.limit !== undefined && !(Number.isSafeInteger(f.limit) && (f.limit as number) >= 1 && (f.limit as number) <= WHO_LIMIT_MAX)) {
+        return bad('bad_frame', `limit must be an integer from 1 to ${WHO_LIMIT_MAX}`);
+      }
+      if (f.cursor !== undefined && !(typeof f.cursor === 'string' && f.cursor.length > 0 && f.cursor.length <= ID_MAX)) {
+        return bad('bad_frame', 'cursor must be the string a previous who reply gave as next');
+      }
+      return withId({
+        op: 'who' as const,
+        ...(f.topic !== undefined && { topic: f.topic as string }),
+        ...(f.limit !== undefined && { limit: f.limit as number }),
+        ...(f.cursor !== undefined && { cursor: f.cursor as string }),
+      });
     }
     case 'rename': {
       const err = nameError(f.name);
@@ -138,6 +177,39 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     default:
       return withId({ op: f.op as 'ping' | 'quit' });
   }
+}
+
+const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isEpoch = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= EPOCH_MAX;
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why `since`/`epoch` of a `sub` to `filter` are not a valid position, or null. */
+function positionError(filter: string, since: unknown, epoch: unknown): string | null {
+  if (since === undefined) return epoch === undefined ? null : 'epoch is only meaningful with since';
+  if (typeof since === 'number') {
+    if (!isSeq(since)) return 'since must be a non-negative integer or a map of topic to seq';
+    if (isWildcard(filter) && since > 0) return 'since for a wildcard filter is 0 or a map of topic to seq (each topic has its own seq)';
+    if (epoch !== undefined && !isEpoch(epoch)) return `epoch must be a string of 1 to ${EPOCH_MAX} characters`;
+    return null;
+  }
+  if (!isMap(since)) return 'since must be a non-negative integer or a map of topic to seq';
+  const topics = Object.keys(since);
+  if (topics.length > MAX_POSITIONS) return `at most ${MAX_POSITIONS} positions in one sub`;
+  for (const topic of topics) {
+    const err = topicError(topic);
+    if (err) return `since: ${err}: '${topic.slice(0, 64)}'`;
+    if (!filterMatches(filter, topic)) return `since: topic '${topic.slice(0, 64)}' does not match the filter`;
+    if (!isSeq(since[topic])) return `since: the seq of '${topic.slice(0, 64)}' must be a non-negative integer`;
+  }
+  if (epoch === undefined) return null;
+  if (!isMap(epoch)) return 'with a map of positions, epoch is a map of topic to epoch';
+  const epochs = Object.keys(epoch);
+  if (epochs.length > MAX_POSITIONS) return `at most ${MAX_POSITIONS} epochs in one sub`;
+  for (const topic of epochs) {
+    if (!Object.prototype.hasOwnProperty.call(since, topic)) return `epoch: '${topic.slice(0, 64)}' has no seq in since`;
+    if (!isEpoch(epoch[topic])) return `epoch: the epoch of '${topic.slice(0, 64)}' must be a string of 1 to ${EPOCH_MAX} characters`;
+  }
+  return null;
 }
 
 export function errorFrame(err: ProtocolError): ServerFrame {

@@ -1,4 +1,4 @@
-// ProtocolModel: the reference model of PROTOCOL.md for the conformance checker. Pure: no sockets,
+// ProtocolModel: the reference model of docs/protocol.md (protocol 2) for the conformance checker. Pure: no sockets,
 // no timers, no broker code beyond the reference matcher. Given who connected and what each client
 // sent, it says which frames every client must receive next, in order, and which connection closes.
 // Ids and addresses are the broker's to choose, so connect() takes them from the observed hello.
@@ -16,7 +16,7 @@ export type ModelFrame = ClientFrame;
 export type Expected = Record<string, unknown> & { op: string };
 
 /** Placeholders for fields whose value the protocol leaves to the broker (compare by type only). */
-export const ANY = { number: '<number>', text: '<text>', object: '<object>' } as const;
+export const ANY = { number: '<number>', text: '<text>', object: '<object>', flag: '<boolean>', epoch: '<epoch>' } as const;
 
 export interface Outcome {
   /** Frames each client must receive because of this step, in its order. */
@@ -81,7 +81,7 @@ export class ProtocolModel {
     const client: ClientState = { ...who, name: '', live: true, subs: [] };
     client.name = request.name !== undefined && problem === null ? request.name : this.defaultName(client);
     this.clients.set(slot, client);
-    push(out, slot, { op: 'hello', client: info(client), heartbeatMs: ANY.number, idleMs: ANY.number, server: ANY.object });
+    push(out, slot, { op: 'hello', client: info(client), heartbeatMs: ANY.number, idleMs: ANY.number, idleClose: ANY.flag, server: ANY.object });
     if (problem) push(out, slot, errorOf(problem));
     const initial: Subscription[] = (request.topics ?? []).map((filter) => ({ filter, presence: false }));
     if (who.transport === 'tcp' && this.options.room) initial.push({ filter: this.options.room, presence: true });
@@ -96,16 +96,21 @@ export class ProtocolModel {
   frame(slot: Slot, frame: ModelFrame): Outcome {
     const out = outcome();
     const c = this.live(slot);
-    const reply = (fields: Record<string, unknown> = {}) => push(out, slot, withId({ op: 'ack', ...fields }, frame.id));
+    // A frame without id is a notification: no ack (docs/protocol.md); who and sub with since always answer.
+    const answered = frame.id !== undefined || frame.op === 'who' || (frame.op === 'sub' && frame.since !== undefined);
+    const reply = (fields: Record<string, unknown> = {}) => {
+      if (answered) push(out, slot, withId({ op: 'ack', ...fields }, frame.id));
+    };
     const fail = (code: string) => push(out, slot, errorOf(code, frame.id));
     switch (frame.op) {
       case 'sub': {
         if (!isFilter(frame.topic)) return fail('bad_topic'), out;
+        if (typeof frame.since === 'number' && frame.since > 0 && isWildcard(frame.topic)) return fail('bad_frame'), out;
         const isNew = this.subscribe(c, frame.topic, frame.presence === true);
-        if (frame.since === undefined) reply();
+        if (frame.since === undefined) reply({ life: ANY.epoch });
         else {
-          const { frames, complete } = this.replay(frame.topic, frame.since);
-          reply({ recovered: complete });
+          const { frames, fields } = this.resume(frame.topic, frame.since, frame.epoch);
+          reply(fields);
           for (const f of frames) push(out, slot, f);
         }
         if (isNew) this.announce(out, 'join', c, frame.topic);
@@ -124,7 +129,7 @@ export class ProtocolModel {
         if (!isTopic(frame.topic)) return fail('bad_topic'), out;
         const seq = (this.seqs.get(frame.topic) ?? 0) + 1;
         this.seqs.set(frame.topic, seq);
-        const msg: Expected = { op: 'msg', topic: frame.topic, seq, data: frame.data, from: { id: c.id, name: c.name }, ts: ANY.number };
+        const msg: Expected = { op: 'msg', topic: frame.topic, seq, epoch: ANY.epoch, data: frame.data, from: { id: c.id, name: c.name }, ts: ANY.number };
         this.remember(frame.topic, seq, msg);
         let delivered = 0;
         for (const [s, r] of this.clients) {
@@ -133,7 +138,7 @@ export class ProtocolModel {
           push(out, s, msg);
           delivered++;
         }
-        return reply({ seq, delivered }), out;
+        return reply({ seq, epoch: ANY.epoch, delivered }), out;
       }
       case 'send': {
         // `to` names a client id or name, so it has a name's length bounds; anything else is a malformed frame.
@@ -152,7 +157,8 @@ export class ProtocolModel {
             (topic === undefined ||
               (isWildcard(topic) ? r.subs.some((s) => s.filter === topic) : r.subs.some((s) => filterMatches(s.filter, topic)))),
         );
-        return reply({ clients: listed.map(info) }), out;
+        // Protocol 2: entries carry the connection's state (online, idle, …: the broker's timing) and no address.
+        return reply({ clients: listed.map((r) => ({ ...publicInfo(r), state: ANY.text })) }), out;
       }
       case 'rename': {
         const problem = this.nameProblem(frame.name, c);
@@ -212,7 +218,7 @@ export class ProtocolModel {
 
   /** Presence is keyed by the exact filter string: watchers of `filter`, the subject included while it watches. */
   private announce(out: Outcome, event: string, subject: ClientState, filter: string, old?: string): void {
-    const frame: Expected = { op: 'event', event, client: info(subject), topic: filter, ...(old !== undefined && { old }) };
+    const frame: Expected = { op: 'event', event, client: publicInfo(subject), topic: filter, ...(old !== undefined && { old }) };
     for (const [s, c] of this.clients) {
       if (c.live && c.subs.some((sub) => sub.filter === filter && sub.presence)) push(out, s, frame);
     }
@@ -225,17 +231,47 @@ export class ProtocolModel {
     this.history.set(topic, log);
   }
 
-  /** Messages after `since` on topics matching `filter` (oldest first per topic); complete when none was forgotten. */
-  private replay(filter: string, since: number): { frames: Expected[]; complete: boolean } {
+  /**
+   * A resuming `sub` (docs/protocol.md, Positions): per topic matching `filter`, the messages after the client's
+   * position, or why they cannot be replayed. The model's epochs never change within a scenario, so an epoch the
+   * client sends is the right one (the checker sends the epoch it observed).
+   */
+  private resume(
+    filter: string,
+    since: number | Record<string, number>,
+    epoch: string | Record<string, string> | undefined,
+  ): { frames: Expected[]; fields: Record<string, unknown> } {
     const frames: Expected[] = [];
-    let complete = true;
-    for (const [topic, seq] of this.seqs) {
-      if (!filterMatches(filter, topic) || seq <= since) continue;
+    const missed: Record<string, string> = {};
+    const positions: Record<string, unknown> = {};
+    const seenOf = (topic: string): { seq: number; knowsEpoch: boolean } =>
+      typeof since === 'number'
+        ? { seq: since, knowsEpoch: typeof epoch === 'string' }
+        : { seq: since[topic] ?? 0, knowsEpoch: typeof epoch === 'object' && epoch[topic] !== undefined };
+    for (const [topic, last] of this.seqs) {
+      if (!filterMatches(filter, topic)) continue;
+      positions[topic] = { seq: last, epoch: ANY.epoch };
+      const seen = seenOf(topic);
+      if ((seen.seq > 0 && !seen.knowsEpoch) || seen.seq > last) {
+        missed[topic] = 'unknown_position';
+        continue;
+      }
+      if (seen.seq === last) continue;
       const log = this.history.get(topic) ?? [];
-      if ((log[0]?.seq ?? seq + 1) > since + 1) complete = false;
-      for (const r of log) if (r.seq > since) frames.push(r.frame);
+      if ((log[0]?.seq ?? last + 1) > seen.seq + 1) {
+        missed[topic] = 'history_trimmed';
+        continue;
+      }
+      for (const r of log) if (r.seq > seen.seq) frames.push(r.frame);
     }
-    return { frames, complete };
+    const asked = typeof since === 'number' ? (isWildcard(filter) ? [] : [filter]) : Object.keys(since);
+    for (const topic of asked) if (seenOf(topic).seq > 0 && !this.seqs.has(topic)) missed[topic] = 'unknown_position';
+    const reasons = Object.values(missed);
+    const fields: Record<string, unknown> =
+      reasons.length === 0
+        ? { recovered: true, life: ANY.epoch, positions }
+        : { recovered: false, life: ANY.epoch, reason: ANY.text, missed, positions };
+    return { frames, fields };
   }
 
   /** By id first, then by name, among live clients. */
@@ -285,8 +321,14 @@ function valid(t: string): boolean {
   return t.length >= 1 && t.length <= 256 && !CONTROL.test(t) && segs.length <= 16 && segs.every((s) => s.length >= 1 && s.length <= 64);
 }
 
+/** A client as it sees itself (hello): with its address. */
 function info(c: ClientInfo): ClientInfo {
   return { id: c.id, name: c.name, addr: c.addr, transport: c.transport };
+}
+
+/** How other clients see a client (events, `who` for non-admins): no address. */
+function publicInfo(c: ClientInfo): Omit<ClientInfo, 'addr'> {
+  return { id: c.id, name: c.name, transport: c.transport };
 }
 
 function outcome(): Outcome {

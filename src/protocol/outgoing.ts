@@ -1,6 +1,30 @@
 // Outgoing: one server frame, encoded once and shared by every mailbox it is queued in.
-// Each transport asks for its own bytes; the first ask encodes, the rest reuse.
+// Each transport asks for its own bytes; the first ask encodes, the rest reuse. Client data is encoded before
+// the frame exists (encodeData), so a value that cannot be encoded is refused at the sender, never at delivery.
 import type { ClientInfo, ServerFrame } from './frames.js';
+import { ProtocolError, type FrameId } from './errors.js';
+
+/** Client `data` as JSON text, encoded once at publish/send time; the frame's JSON embeds it as it is. */
+export class EncodedData {
+  private _bytes: number | undefined;
+  constructor(readonly json: string) {}
+
+  get bytes(): number {
+    return (this._bytes ??= Buffer.byteLength(this.json));
+  }
+}
+
+/** Encodes client data once; a value JSON cannot encode (too deep for the stack, BigInt, a throwing toJSON) is bad_frame. */
+export function encodeData(data: unknown, id?: FrameId): EncodedData | ProtocolError {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(data);
+  } catch (err) {
+    return new ProtocolError('bad_frame', `data cannot be encoded as JSON: ${String((err as Error)?.message ?? err).slice(0, 80)}`, id);
+  }
+  if (json === undefined) return new ProtocolError('bad_frame', 'data cannot be encoded as JSON', id);
+  return new EncodedData(json);
+}
 
 export class Outgoing {
   private _json: string | undefined;
@@ -8,18 +32,60 @@ export class Outgoing {
   private _line: Buffer | undefined;
   /** Transport-specific renderings beyond JSON (e.g. the TCP chat line), cached by key. */
   private _extra: Map<string, Buffer> | undefined;
+  private _bytes: number | undefined;
+  /** A `who` reply's members with their addresses, for the TCP `user list:` lines. Never serialised. */
+  roster: readonly ClientInfo[] | undefined;
+  /** A presence event's coalescing key (subject and filter) and the name before the first coalesced rename. */
+  presence: { key: string; firstOld?: string } | undefined;
 
   /**
-   * `sender`: who published a `msg`, with the addr the frame itself does not carry (the TCP chat line shows it).
-   * Never serialised: the wire format stays the frame.
+   * `sender`: who published a `msg` (or whom a presence event is about), with the addr the frame itself does not
+   * carry (the TCP chat line shows it). Never serialised: the wire format stays the frame.
+   * `data`: the frame's `data` field already encoded (encodeData); the frame's own `data` is then only read by renderers.
+   * Building a frame around data that was encoded cannot throw.
    */
   constructor(
     readonly frame: ServerFrame,
     readonly sender?: ClientInfo,
-  ) {}
+    data?: EncodedData,
+  ) {
+    if (data === undefined) return;
+    // The frame's JSON is built now around the encoded data; the data text is then kept only inside it.
+    const { data: _ignored, ...rest } = frame as ServerFrame & { data?: unknown };
+    const head = JSON.stringify(rest).slice(0, -1) + ',"data":';
+    this._json = head + data.json + '}';
+    this._bytes = Buffer.byteLength(head) + data.bytes + 1;
+    this._dataAt = head.length;
+  }
 
+  /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */
+  private _dataAt: number | undefined;
+
+  /** The frame's JSON text. Frames built by the broker itself always encode; client data arrives pre-encoded. */
   get json(): string {
     return (this._json ??= JSON.stringify(this.frame));
+  }
+
+  /** The `data` field as JSON text when it arrived pre-encoded (a slice of the frame's JSON, not a copy). */
+  dataJson(): string | undefined {
+    return this._dataAt === undefined ? undefined : this.json.slice(this._dataAt, -1);
+  }
+
+  /** UTF-8 size of the JSON text: what a mailbox charges for holding this frame. */
+  get bytes(): number {
+    if (this._bytes === undefined) {
+      const json = this.json;
+      this._bytes ??= Buffer.byteLength(json);
+    }
+    return this._bytes;
+  }
+
+  /** Builds a frame around pre-encoded JSON parts (a cached `who` page): `json` and its UTF-8 size are given. */
+  static prebuilt(frame: ServerFrame, json: string, bytes: number, sender?: ClientInfo): Outgoing {
+    const out = new Outgoing(frame, sender);
+    out._json = json;
+    out._bytes = bytes;
+    return out;
   }
 
   /** The complete unmasked WebSocket text frame (server-to-client frames are never masked, RFC 6455 §5.1). */

@@ -1,16 +1,23 @@
 // TCP transport: the seed chat line protocol plus JSON lines, on the same Connection actor as WebSocket.
 // Reader side: LineSplitter → plain-text command or JSON line → FrameReader. Writer side: TcpWire renders
 // room traffic as seed chat lines and everything else as JSON lines.
-import { createServer, type Server, type Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { createServer, Socket, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../actors/connection.js';
 import type { Wire } from '../actors/mailbox.js';
 import type { FrameReader } from '../actors/reader.js';
 import type { ConnectionActor } from '../actors/connection.machine.js';
-import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, whoLines } from '../protocol/chat.js';
+import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, showAddress, showId, whoLines, type RoomLabel } from '../protocol/chat.js';
+import { WHO_LIMIT_MAX } from '../protocol/frames.js';
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
 import { authenticateFirstLine } from '../auth/line-auth.js';
 import type { Grant } from '../auth/grant.js';
+import { parseTarget } from '../protocol/target.js';
+import { AuthFailure, requestToken } from '../auth/tokens.js';
+import { topicError } from '../topics/topic.js';
+import { refuseUpgrade } from './ws.js';
 import type { ClientInfo, ServerFrame } from '../protocol/frames.js';
 import { LineSplitter, type LineEvent } from '../protocol/lines.js';
 import type { Outgoing } from '../protocol/outgoing.js';
@@ -32,16 +39,30 @@ function lineRequestOf(id: unknown): LineRequest | undefined {
 
 const NOTHING = Buffer.alloc(0);
 
+/** What the TCP room rendering needs to know beyond one frame. */
+export interface RoomView {
+  /** `--room-addresses hide`: room lines show client ids where the classic room shows addresses. */
+  hideAddresses?: boolean;
+  /** Whether the room is over --room-announce-max (logins and logouts are not announced), and that bound. */
+  quiet?: () => boolean;
+  announceMax?: number;
+}
+
 export class TcpWire implements Wire {
   readonly transport = 'tcp' as const;
   // TCP has no ping frame; dead peers are found by socket keepalive and the idle timeout.
   readonly canPing = false;
   private closing = false;
 
+  private readonly label: RoomLabel;
+
   constructor(
     private readonly socket: Socket,
     private readonly room: string,
-  ) {}
+    private readonly view: RoomView = {},
+  ) {
+    this.label = view.hideAddresses ? showId : showAddress;
+  }
 
   get isClosing(): boolean {
     return this.closing;
@@ -51,27 +72,31 @@ export class TcpWire implements Wire {
     const f = out.frame;
     switch (f.op) {
       case 'hello':
-        return Buffer.from(greetingLines(f, this.room));
+        return Buffer.from(greetingLines(f, this.room, this.view.quiet?.() ? this.view.announceMax : undefined));
       case 'msg':
-        // Rendered once per broadcast, shared by every TCP client in the room.
-        if (f.topic === this.room) return out.rendered('chat', () => messageLine(out.sender, f.data));
+        // Rendered once per broadcast, shared by every TCP client in the room (the key says which labelling).
+        if (f.topic === this.room) return out.rendered(this.chatKey, () => messageLine(out.sender, f.data, out.dataJson(), this.label));
         break;
       case 'event':
-        if (f.topic === this.room) return out.rendered('chat', () => presenceLine(f));
+        if (f.topic === this.room) return out.rendered(this.chatKey, () => presenceLine(f, out.sender, this.label));
         break;
       case 'ack':
       case 'error': {
         const kind = lineRequestOf(f.id);
-        if (kind) return this.reply(kind, f);
+        if (kind) return this.reply(kind, f, out);
         break;
       }
     }
     return out.jsonLine();
   }
 
-  private reply(kind: LineRequest, f: ServerFrame): Buffer {
+  private get chatKey(): string {
+    return this.view.hideAddresses ? 'chat-id' : 'chat';
+  }
+
+  private reply(kind: LineRequest, f: ServerFrame, out: Outgoing): Buffer {
     if (f.op === 'error') return Buffer.from(errorLine(f.code, f.message));
-    if (kind === 'who') return Buffer.from(whoLines((f as { clients?: ClientInfo[] }).clients ?? []));
+    if (kind === 'who') return Buffer.from(whoLines(out.roster ?? [], this.label, (f as { next?: string }).next));
     if (kind === 'rename') return Buffer.from('rename ok\n');
     // A said line is acknowledged by its own echo in the room, as in the seed server.
     return NOTHING;
@@ -109,6 +134,20 @@ export class TcpWire implements Wire {
   }
 }
 
+/**
+ * The line protocol through the HTTP port: `GET /lines?room=<topic>[&name=<name>]` with `Upgrade: switchboard-lines`.
+ * There the client speaks first, so it picks its room before it joins; on the TCP port the broker greets and joins
+ * `--room` at connect, before any line could arrive.
+ */
+export const LINES_PATH = '/lines';
+export const LINES_PROTOCOL = 'switchboard-lines';
+
+/** Where a line client joins: its chat room (with presence) and the name it asked for. */
+interface LineJoin {
+  room: string;
+  name?: string | undefined;
+}
+
 export class TcpTransport {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
@@ -142,22 +181,19 @@ export class TcpTransport {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'tcp socket error before join'));
-    const slot = admission?.admit(socket.remoteAddress ?? 'unknown');
-    if (slot !== undefined && typeof slot !== 'function') {
-      this.log.info({ addr: socket.remoteAddress, status: slot.status }, 'tcp connection refused: connection limit');
-      socket.end(byeLine(CLOSE.tryAgainLater, slot.message), () => socket.destroy());
+    // The slot belongs to the socket: given back when it closes, however that happens (refusals are logged by Admission).
+    const refusal = admission?.claim(socket);
+    if (refusal) {
+      socket.end(byeLine(CLOSE.tryAgainLater, refusal.message), () => socket.destroy());
       return;
     }
-    // The slot belongs to the socket: given back when it closes, however that happens.
-    if (slot && socket.destroyed) slot(); // already gone: its 'close' may have fired before we could listen
-    else if (slot) socket.once('close', slot);
-    if (!tokens) return this.open(socket, undefined);
+    if (!tokens) return this.open(socket, undefined, { room: config.room });
     socket.pause();
     const nameTaken = (name: string) => !this.core.hub.registry.isNameFree(name);
     authenticateFirstLine(socket, tokens, { lineLimit: config.lineLimit, timeoutMs: config.idleMs, nameTaken }).then(
       (grant) => {
         if (!grant) return;
-        this.open(socket, grant);
+        this.open(socket, grant, { room: config.room });
         socket.resume();
       },
       (err: unknown) => {
@@ -167,16 +203,69 @@ export class TcpTransport {
     );
   }
 
-  private open(socket: Socket, grant: Grant | undefined): void {
+  /**
+   * An HTTP upgrade routed to LINES_PATH (the broker has checked the browser origin). Before any actor exists: the
+   * protocol and room (400), a connection slot (503, 429), the token (401, 409); then `101` and the line protocol.
+   */
+  upgrade(req: IncomingMessage, duplex: Duplex, head: Buffer): void {
+    if (!(duplex instanceof Socket)) return refuseUpgrade(duplex, 500, 'Internal Server Error', 'not a TCP socket');
+    const socket = duplex;
+    if (req.headers.upgrade?.toLowerCase() !== LINES_PROTOCOL) {
+      return refuseUpgrade(socket, 400, 'Bad Request', `${LINES_PATH} speaks the line protocol: send Upgrade: ${LINES_PROTOCOL}`);
+    }
+    const query = parseTarget(req.url)?.searchParams ?? new URLSearchParams();
+    const join: LineJoin = { room: query.get('room') ?? this.core.config.room, name: query.get('name') ?? undefined };
+    const roomError = topicError(join.room);
+    if (roomError) return refuseUpgrade(socket, 400, 'Bad Request', `room must be a topic: ${roomError}`);
+    // The HTTP server took this socket's slot when it accepted it; it keeps that one (refusals are logged by Admission).
+    const refusal = this.core.admission?.claim(req.socket);
+    if (refusal) return refuseUpgrade(socket, refusal.status, refusal.statusText, refusal.message);
+    const tokens = this.core.tokens;
+    if (!tokens) return this.switchProtocols(socket, head, undefined, join);
+    tokens.verify(requestToken(req)).then(
+      (grant) => {
+        if (grant instanceof AuthFailure) {
+          this.log.info({ addr: req.socket.remoteAddress, reason: grant.message }, 'lines upgrade refused: unauthorized');
+          return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
+        }
+        if (!this.core.hub.registry.isNameFree(grant.name)) return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
+        this.switchProtocols(socket, head, grant, join);
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'token verification failed');
+        refuseUpgrade(socket, 500, 'Internal Server Error', 'internal error');
+      },
+    );
+  }
+
+  private switchProtocols(socket: Socket, head: Buffer, grant: Grant | undefined, join: LineJoin): void {
+    if (socket.destroyed) return;
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${LINES_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
+    // Lines the client sent right behind its request are the connection's first lines.
+    if (head.length > 0) socket.unshift(head);
+    this.open(socket, grant, join);
+  }
+
+  private open(socket: Socket, grant: Grant | undefined, join: LineJoin): void {
     const { config } = this.core;
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
-    const wire = new TcpWire(socket, config.room);
-    const { link, reader, actor } = openConnection(this.core, wire, addr, { presenceTopics: [config.room], grant });
+    const hub = this.core.hub;
+    const wire = new TcpWire(socket, join.room, {
+      hideAddresses: config.roomAddresses === 'hide',
+      // Only the broker's own room (--room) goes quiet when crowded; a room chosen through /lines is announced as usual.
+      quiet: () => join.room === config.room && hub.roomIsQuiet(),
+      announceMax: config.roomAnnounceMax,
+    });
+    const { link, reader, actor } = openConnection(this.core, wire, addr, { name: join.name, presenceTopics: [join.room], grant });
     const splitter = new LineSplitter(config.lineLimit);
     const handle = (events: LineEvent[]) => {
       for (const e of events) {
         if (wire.isClosing) return; // the stream is ending: later lines have nobody to answer them
-        this.line(e, reader, actor);
+        this.line(e, reader, actor, join.room);
       }
     };
     socket.on('data', (chunk: Buffer) => {
@@ -202,8 +291,8 @@ export class TcpTransport {
     actor.start();
   }
 
-  private line(e: LineEvent, reader: FrameReader, actor: ConnectionActor): void {
-    const { room, lineLimit } = this.core.config;
+  private line(e: LineEvent, reader: FrameReader, actor: ConnectionActor, room: string): void {
+    const { lineLimit } = this.core.config;
     switch (e.kind) {
       case 'too_long':
         reader.reject(new ProtocolError('too_large', `line longer than ${lineLimit} bytes`, lineId('error')));
@@ -221,7 +310,7 @@ export class TcpTransport {
           case 'json':
             return reader.text(e.text, e.bytes);
           case 'who':
-            return reader.parsed({ op: 'who', id: lineId('who') }, e.bytes);
+            return reader.parsed({ op: 'who', id: lineId('who'), limit: WHO_LIMIT_MAX }, e.bytes);
           case 'rename':
             return reader.parsed({ op: 'rename', name: cmd.name, id: lineId('rename') }, e.bytes);
           case 'quit':

@@ -9,6 +9,7 @@ import type { Wire } from '../actors/mailbox.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 import { AuthFailure, requestToken } from '../auth/tokens.js';
 import type { Grant } from '../auth/grant.js';
+import { parseTarget } from '../protocol/target.js';
 
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
@@ -58,8 +59,9 @@ export interface WsRequest {
   token?: string | undefined;
 }
 
-export function parseWsPath(rawUrl: string): WsRequest | null {
-  const url = new URL(rawUrl, 'http://localhost');
+export function parseWsPath(rawUrl: string | undefined): WsRequest | null {
+  const url = parseTarget(rawUrl);
+  if (!url) return null;
   let pathTopic: string | undefined;
   if (url.pathname === '/ws' || url.pathname === '/ws/') {
     pathTopic = undefined;
@@ -97,16 +99,11 @@ export class WsTransport {
    * exists: the path (404), a connection slot (503 server full, 429 too many from this IP), then the token (401, 409).
    */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const target = parseWsPath(req.url ?? '/');
+    const target = parseWsPath(req.url);
     if (!target) return refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint here; use /ws');
-    const slot = this.core.admission?.admit(req.socket.remoteAddress ?? 'unknown');
-    if (slot !== undefined && typeof slot !== 'function') {
-      this.log.info({ addr: req.socket.remoteAddress, status: slot.status }, 'upgrade refused: connection limit');
-      return refuseUpgrade(socket, slot.status, slot.statusText, slot.message);
-    }
-    // The slot belongs to the socket: given back when it closes, however that happens (refused, crashed, closed).
-    if (slot && socket.destroyed) slot(); // already gone: its 'close' may have fired before we could listen
-    else if (slot) socket.once('close', slot);
+    // The HTTP server took this socket's slot when it accepted it; it keeps that one (refusals are logged by Admission).
+    const refusal = this.core.admission?.claim(req.socket);
+    if (refusal) return refuseUpgrade(socket, refusal.status, refusal.statusText, refusal.message);
     const tokens = this.core.tokens;
     if (!tokens) return this.handshake(req, socket, head, target, undefined);
     tokens.verify(requestToken(req)).then(
@@ -129,12 +126,11 @@ export class WsTransport {
   }
 
   /**
-   * `GET /ws` without upgrade headers: the status and JSON reason an upgrade from this request would get, without
-   * taking a slot. A browser cannot read the status of a refused WebSocket; the client library asks here instead.
+   * `GET /ws` without upgrade headers: the status and JSON reason an upgrade from this request would get. A browser
+   * cannot read the status of a refused WebSocket; the client library asks here instead. Connection limits (503,
+   * 429) need no check here: they already answered this request's own socket when the server accepted it.
    */
   async diagnose(req: IncomingMessage): Promise<{ status: number; body: Record<string, unknown> }> {
-    const slot = this.core.admission?.refusal(req.socket.remoteAddress ?? 'unknown');
-    if (slot) return { status: slot.status, body: { error: slot.message } };
     const tokens = this.core.tokens;
     if (tokens) {
       const grant = await tokens.verify(requestToken(req));
@@ -164,7 +160,10 @@ export class WsTransport {
         actor.send({ type: 'FAULT', error });
       }
     });
-    ws.on('pong', () => actor.send({ type: 'PONG' }));
+    ws.on('pong', () => {
+      link.lastSeen = Date.now();
+      actor.send({ type: 'PONG' });
+    });
     ws.on('ping', () => reader.control());
     ws.on('close', (code, reason) => {
       // After a forced close the actor has already finished; nobody is left to tell.
@@ -182,10 +181,21 @@ export class WsTransport {
   }
 }
 
-/** Answers an upgrade request with a plain HTTP error and drops the socket. */
+/** How long a refused socket may stay after its answer, for the peer to read it before we cut it. */
+const REFUSED_LINGER_MS = 1000;
+
+/**
+ * Answers a raw HTTP socket (an upgrade request, or a socket refused on accept) with a plain HTTP error and drops
+ * it: ended at once, cut when the peer ends too or after a short linger, so a peer that never closes holds nothing.
+ */
 export function refuseUpgrade(socket: Duplex, status: number, statusText: string, message: string): void {
   const body = JSON.stringify({ error: message });
   socket.end(
     `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+  const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
+  socket.once('end', () => socket.destroy());
+  socket.resume(); // read (and drop) whatever the peer still sends, so its end is seen
 }

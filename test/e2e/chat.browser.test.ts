@@ -42,6 +42,14 @@ async function join(name: string, url = broker.httpUrl): Promise<{ page: Page; f
 const member = (page: Page, name: string) => page.locator('#members li .name', { hasText: new RegExp(`^${name}$`) });
 
 describe('chat page', () => {
+  it.skipIf(!haveChromium)('connects when served at http://localhost:PORT/ and http://127.0.0.1:PORT/ (the origin check knows both)', { timeout: 30_000 }, async () => {
+    for (const [name, url] of [['viaLocalhost', `http://localhost:${broker.port}/`], ['viaLoopback', `http://127.0.0.1:${broker.port}/`]] as const) {
+      const { page, failures } = await join(name, url);
+      expect(failures).toEqual([]);
+      await page.context().close();
+    }
+  });
+
   it.skipIf(!haveChromium)('two people chat, rename and see each other and a terminal user in the who list', { timeout: 60_000 }, async () => {
     const res = await fetch(`${broker.httpUrl}/`);
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');

@@ -70,9 +70,13 @@ export class TestClient {
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  /** Resolves true when no frame matching `pred` arrived within `ms`. */
-  async quiet(pred: (f: Frame) => boolean, ms = 200): Promise<boolean> {
-    await new Promise((r) => setTimeout(r, ms));
+  /**
+   * True when no frame matching `pred` has arrived by a ping/pong barrier: the broker answers a ping after
+   * everything it queued for this client before, so whatever an already answered request caused is in by then.
+   */
+  async quiet(pred: (f: Frame) => boolean): Promise<boolean> {
+    const pong = await this.request({ op: 'ping', id: `quiet${nextRequestId++}` });
+    if (pong.op !== 'pong') throw new Error(`barrier ping answered with ${JSON.stringify(pong)}`);
     return !this.inbox.some(pred);
   }
 

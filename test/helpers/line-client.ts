@@ -3,6 +3,8 @@ import { connect, type Socket } from 'node:net';
 
 type Waiter = { pred: (line: string) => boolean; resolve: (line: string) => void };
 
+let barriers = 0;
+
 export class LineClient {
   /** Lines received and not yet taken by next(). */
   readonly inbox: string[] = [];
@@ -35,6 +37,40 @@ export class LineClient {
       });
       socket.once('error', reject);
     });
+    await client.next((l) => l.startsWith('I am here'));
+    return client;
+  }
+
+  /**
+   * Reaches the line protocol through the broker's HTTP port (`GET /lines?…`, `Upgrade: switchboard-lines`) and waits
+   * for the greeting; rejects with the HTTP status line when the broker refuses.
+   */
+  static async upgrade(httpPort: number, query = ''): Promise<LineClient> {
+    const socket = connect(httpPort, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(`GET /lines${query} HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\nUpgrade: switchboard-lines\r\nConnection: Upgrade\r\n\r\n`);
+    const rest = await new Promise<Buffer>((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        const end = got.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onData);
+        socket.pause();
+        const status = got.subarray(0, got.indexOf('\r\n')).toString();
+        if (!status.startsWith('HTTP/1.1 101')) return reject(new Error(`${status} ${got.subarray(end + 4).toString()}`));
+        resolve(got.subarray(end + 4));
+      };
+      socket.on('data', onData);
+      socket.once('close', () => reject(new Error('closed during the upgrade')));
+    });
+    if (rest.length > 0) socket.unshift(rest);
+    const client = new LineClient(socket);
+    client.addr = `127.0.0.1:${socket.localPort}`;
+    socket.resume();
     await client.next((l) => l.startsWith('I am here'));
     return client;
   }
@@ -93,9 +129,11 @@ export class LineClient {
     this.socket.write(bytes);
   }
 
-  /** Resolves true when no line matching `pred` arrived within `ms`. */
-  async quiet(pred: (line: string) => boolean, ms = 200): Promise<boolean> {
-    await new Promise((r) => setTimeout(r, ms));
+  /** True when no line matching `pred` has arrived by a ping/pong barrier (a JSON-line ping; see TestClient.quiet). */
+  async quiet(pred: (line: string) => boolean): Promise<boolean> {
+    const id = `quiet${++barriers}`;
+    this.send(JSON.stringify({ op: 'ping', id }));
+    await this.next((l) => l.includes('"op":"pong"') && l.includes(`"${id}"`));
     return !this.inbox.some(pred);
   }
 

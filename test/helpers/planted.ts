@@ -8,7 +8,7 @@ import { ackFrame, type FrameOf } from '../../src/protocol/frames.js';
 export class StickyPresenceHub extends Hub {
   override sub(link: Link, frame: FrameOf<'sub'>): void {
     if (frame.presence !== true && frame.since === undefined && link.presence.has(frame.topic)) {
-      link.send(ackFrame(frame.id));
+      if (frame.id !== undefined) link.send(ackFrame(frame.id, { life: this.history.boot }));
       return;
     }
     super.sub(link, frame);

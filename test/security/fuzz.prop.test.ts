@@ -1,4 +1,5 @@
 // Fuzzing a live broker: random and mutated frames over WebSocket, random lines and bytes over TCP.
+// Request targets (plain HTTP and upgrades): odd and random targets get a 4xx, never a crash or a 5xx.
 // After every run: no crash, every frame with an id answered (or a defined close), no leaked connection actor
 // (registry, topic index and connection slots back to just the bystander), and the bystander still round-trips.
 import fc from 'fast-check';
@@ -6,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient, type Frame } from '../helpers/client.js';
-import { waitFor } from './upgrade.js';
+import { rawHttp, waitFor } from './upgrade.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 
 let broker: TestBroker;
@@ -134,5 +135,58 @@ describe('fuzzing a live broker', () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('fuzzing request targets', () => {
+  const odd = ['//', '//x', '///ws', '//ws', '/%', '/%zz', '/ws/%', '/ws/%E0%A4%A', 'http://x/', 'http://x/ws', '*', '', 'ws', '?', '/' + 'a'.repeat(20_000), '/\0', '/ws\0', '/\x01\x7f\xff', '/%00', '/ws?token=%', '\\ws', '/ws//', '/ws/../../etc/passwd'];
+  const random = fc.oneof(
+    fc.constantFrom(...odd),
+    fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1').replace(/[\r\n ]/g, '')),
+    fc.uint8Array({ maxLength: 40 }).map((b) => '/' + Buffer.from(b).toString('latin1').replace(/[\r\n ]/g, '')),
+    fc.uint8Array({ maxLength: 40 }).map((b) => '//' + Buffer.from(b).toString('latin1').replace(/[\r\n ]/g, '')),
+  );
+  const plain = (t: string) => `GET ${t} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`;
+  const upgrade = (t: string) =>
+    `GET ${t} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+  let publisher: TestClient;
+  beforeAll(async () => {
+    publisher = await TestClient.connect(`${broker.url}?name=publisher`);
+  });
+  afterAll(() => publisher.close());
+
+  /** The victim keeps receiving: a publish reaches the bystander. */
+  async function victimReceives(n: number): Promise<void> {
+    expect(await publisher.request({ op: 'pub', topic: 'fz/victim', data: n })).toMatchObject({ op: 'ack' });
+    expect(await bystander.next((f) => f.op === 'msg' && f.topic === 'fz/victim' && f.data === n)).toBeTruthy();
+  }
+
+  it('every odd target gets a 4xx on plain HTTP and on upgrade; the process stays up and the victim keeps receiving', async () => {
+    let n = 0;
+    for (const t of odd) {
+      for (const [kind, request] of [['plain', plain(t)], ['upgrade', upgrade(t)]] as const) {
+        const r = await rawHttp(broker.port, request, 1000);
+        const label = `${kind} ${JSON.stringify(t).slice(0, 60)}: ${r.text.slice(0, 80)}`;
+        // Odd topics under /ws/ are a protocol matter: the WebSocket opens and the topic is refused with bad_topic.
+        if (kind === 'upgrade' && t.startsWith('/ws') && r.status === 101) continue;
+        expect(r.status, label).toBeGreaterThanOrEqual(400);
+        expect(r.status, label).toBeLessThan(500);
+      }
+      await victimReceives(n++);
+    }
+  });
+
+  it('random targets: never a 5xx or a crash, always an answer', async () => {
+    let n = 1000;
+    await fc.assert(
+      fc.asyncProperty(random, fc.boolean(), async (t, isUpgrade) => {
+        const r = await rawHttp(broker.port, isUpgrade ? upgrade(t) : plain(t));
+        expect(r.status, JSON.stringify(t)).not.toBeNull();
+        expect(r.status! < 500, `${JSON.stringify(t)} → ${r.status}`).toBe(true);
+        await victimReceives(n++);
+      }),
+      { numRuns: 80 },
+    );
+    await waitFor(() => broker.admission!.size <= 2, 5000);
   });
 });

@@ -53,23 +53,40 @@ describe('Admission', () => {
 });
 
 describe('OriginPolicy', () => {
-  it('default: no Origin allowed, same host allowed, other hosts refused', () => {
-    const p = new OriginPolicy(undefined);
-    expect(p.allows(undefined, 'broker:8080')).toBe(true);
-    expect(p.allows('http://broker:8080', 'broker:8080')).toBe(true);
-    expect(p.allows('https://BROKER:8080', 'broker:8080')).toBe(true);
-    expect(p.allows('http://evil.example', 'broker:8080')).toBe(false);
-    expect(p.allows('http://broker:9999', 'broker:8080')).toBe(false);
-    expect(p.allows('null', 'broker:8080')).toBe(false);
+  const policy = (allowedOrigins?: string, publicHost?: string, host = '127.0.0.1') => {
+    const p = new OriginPolicy({ allowedOrigins, publicHost });
+    p.listeningOn(host, 8080);
+    return p;
+  };
+
+  it('default: no Origin allowed; the broker itself (bound address, loopback names, its port) allowed; others refused', () => {
+    const p = policy();
+    expect(p.allows(undefined)).toBe(true);
+    for (const o of ['http://127.0.0.1:8080', 'http://localhost:8080', 'https://LOCALHOST:8080', 'http://[::1]:8080']) expect(p.allows(o), o).toBe(true);
+    for (const o of ['http://evil.example', 'http://evil.example:8080', 'http://127.0.0.1:9999', 'http://127.0.0.1', 'null', 'file://x', 'garbage']) expect(p.allows(o), o).toBe(false);
+    expect(policy(undefined, undefined, '10.1.2.3').allows('http://10.1.2.3:8080')).toBe(true);
+    expect(policy(undefined, undefined, '::1').allows('http://[::1]:8080')).toBe(true);
   });
 
-  it('a list allows exactly its origins; * allows any', () => {
-    const p = new OriginPolicy('https://app.example.com, http://localhost:3000');
-    expect(p.allows('https://app.example.com', 'broker:8080')).toBe(true);
-    expect(p.allows('https://app.example.com:443', 'broker:8080')).toBe(true);
-    expect(p.allows('http://localhost:3000', 'x')).toBe(true);
-    expect(p.allows('http://broker:8080', 'broker:8080')).toBe(false); // a list replaces the same-host default
-    expect(new OriginPolicy('*').allows('http://anything', 'x')).toBe(true);
+  it('--public-host: names with a port match that port, bare names any port', () => {
+    const p = policy(undefined, 'chat.example.com, Edge.example.com:8443');
+    expect(p.allows('https://chat.example.com')).toBe(true);
+    expect(p.allows('http://chat.example.com:8080')).toBe(true);
+    expect(p.allows('https://edge.example.com:8443')).toBe(true);
+    expect(p.allows('https://edge.example.com')).toBe(false);
+    expect(p.allows('https://chat.example.com.evil.example')).toBe(false);
+    expect(() => new OriginPolicy({ allowedOrigins: undefined, publicHost: 'http://x/' })).toThrow(/--public-host/);
+    expect(() => new OriginPolicy({ allowedOrigins: undefined, publicHost: 'x:99999' })).toThrow(/--public-host/);
+  });
+
+  it('a list allows exactly its origins (plus --public-host); * allows any', () => {
+    const p = policy('https://app.example.com, http://localhost:3000', 'chat.example.com');
+    expect(p.allows('https://app.example.com')).toBe(true);
+    expect(p.allows('https://app.example.com:443')).toBe(true);
+    expect(p.allows('http://localhost:3000')).toBe(true);
+    expect(p.allows('https://chat.example.com')).toBe(true);
+    expect(p.allows('http://127.0.0.1:8080')).toBe(false); // a list replaces the broker's own addresses
+    expect(policy('*').allows('http://anything')).toBe(true);
   });
 });
 

@@ -21,6 +21,21 @@ describe('origin check', () => {
     expect(await statusOf(broker.url, { origin: 'http://127.0.0.1:1' })).toBe(403);
   });
 
+  it('DNS rebinding: a foreign Host with its matching Origin gets 403; the broker\'s own names and --public-host connect', async () => {
+    broker = await startTestBroker({ publicHost: 'chat.example.com' });
+    const port = broker.port;
+    // The attacker's name resolves to 127.0.0.1, so the browser sends Host and Origin both naming attacker.example.
+    const rebound = { origin: `http://attacker.example:${port}`, headers: { host: `attacker.example:${port}` } };
+    expect(await statusOf(broker.url, rebound)).toBe(403);
+    expect(await statusOf(broker.url, { origin: 'http://attacker.example', headers: { host: 'attacker.example' } })).toBe(403);
+    for (const origin of [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`, 'https://chat.example.com']) {
+      expect(await statusOf(broker.url, { origin }), origin).toBe(101);
+    }
+    // The legitimate pages still pass when the Host header names them too.
+    expect(await statusOf(broker.url, { origin: `http://localhost:${port}`, headers: { host: `localhost:${port}` } })).toBe(101);
+    expect(await statusOf(broker.url, { origin: 'https://chat.example.com', headers: { host: 'chat.example.com' } })).toBe(101);
+  });
+
   it('--allowed-origins lists exactly who may connect; * allows everyone', async () => {
     broker = await startTestBroker({ allowedOrigins: 'https://app.example.com' });
     expect(await statusOf(broker.url, { origin: 'https://app.example.com' })).toBe(101);

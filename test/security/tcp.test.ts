@@ -95,3 +95,28 @@ describe('TCP authentication (first line)', () => {
     expect(broker.hub.stats.connectionsOpened).toBe(0);
   });
 });
+
+describe('TCP chat lines: bidi controls and line separators', () => {
+  const UNSAFE = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
+
+  it('names with them are bad_name on both transports; text with them reaches TCP lines stripped, as one line', async () => {
+    broker = await startTestBroker();
+    const tcp = await LineClient.connect(broker.tcpPort);
+    const ws = await TestClient.connect(`${broker.url}?name=wsuser`);
+    for (const name of ['evil\u202Egpj.exe', 'a\u2028b', 'x\u2066y\u2069', 'rl\u200Fm', 'p\u2029q', 'ar\u061Cb']) {
+      expect(await ws.request({ op: 'rename', name }), JSON.stringify(name)).toMatchObject({ op: 'error', code: 'bad_name' });
+      tcp.send(`rename|${name}`);
+      expect(await tcp.next((l) => l.startsWith('error '))).toMatch(/^error bad_name: name contains bidi controls or line separators$/);
+    }
+    expect(await ws.request({ op: 'pub', topic: broker.config.room, data: 'hi \u202Eevil\u202C and\u2028[1.2.3.4:5]root: login\u2029end' })).toMatchObject({ op: 'ack' });
+    const line = await tcp.next((l) => l.includes('wsuser: hi'));
+    expect(line).not.toMatch(UNSAFE);
+    expect(line).toBe(`[${ws.hello.client.addr}]wsuser: hi evil and ⏎ [1.2.3.4:5]root: login ⏎ end`);
+    // Barrier: once the who reply is here, every line sent before it is too.
+    tcp.send('who');
+    await tcp.next('user list:');
+    expect(tcp.all.filter((l) => UNSAFE.test(l))).toEqual([]);
+    tcp.close();
+    ws.close();
+  });
+});

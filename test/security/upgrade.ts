@@ -29,3 +29,21 @@ export async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<vo
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** One raw HTTP exchange: writes `request` as bytes, collects what comes back until the server closes or `untilMs`. */
+export async function rawHttp(port: number, request: string | Buffer, untilMs = 3000): Promise<{ status: number | null; text: string; closed: boolean; ms: number }> {
+  const { connect } = await import('node:net');
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  const closed = new Promise<boolean>((r) => socket.once('close', () => r(true)));
+  await new Promise((r) => socket.once('connect', r));
+  const start = Date.now();
+  socket.write(typeof request === 'string' ? Buffer.from(request, 'latin1') : request);
+  const didClose = await Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), untilMs))]);
+  const ms = Date.now() - start;
+  socket.destroy();
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+  return { status: m ? Number(m[1]) : null, text, closed: didClose, ms };
+}

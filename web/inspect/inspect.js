@@ -172,8 +172,8 @@ function showDetail(msg) {
         const li = el('li', h.kind);
         const when = new Date(h.at).toLocaleTimeString(undefined, { hour12: false }) + `.${String(h.at % 1000).padStart(3, '0')}`;
         li.append(el('time', '', when), ' ');
-        if (h.kind === 'transition') li.append(el('b', '', `${h.from ?? '(start)'} → ${h.to}`), ` on ${h.what}`);
-        else li.append(el('code', '', h.what), h.source && h.source !== msg.id ? ` from ${h.source}` : '');
+        if (h.kind === 'transition') li.append(el('b', '', h.text));
+        else li.append(el('code', '', h.text), h.source && h.source !== msg.id ? ` from ${h.source}` : '');
         return li;
       }),
   );
