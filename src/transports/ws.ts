@@ -131,6 +131,9 @@ export class WsTransport {
    * 429) need no check here: they already answered this request's own socket when the server accepted it.
    */
   async diagnose(req: IncomingMessage): Promise<{ status: number; body: Record<string, unknown> }> {
+    if (!parseWsPath(req.url)) return { status: 404, body: { error: 'no WebSocket endpoint here; use /ws' } };
+    // A target with broken escapes (`?token=%`) is no request anyone can be told to retry.
+    if (/%(?![0-9A-Fa-f]{2})/.test(req.url ?? '')) return { status: 400, body: { error: 'malformed percent-escape in the request target' } };
     const tokens = this.core.tokens;
     if (tokens) {
       const grant = await tokens.verify(requestToken(req));
