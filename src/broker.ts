@@ -115,6 +115,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   sockets.attach(http);
   const upgrades = new Map<string, UpgradeHandler>();
   actorsPage.mount(router, upgrades);
+  // A plain GET /ws answers what an upgrade would get (a browser cannot read a refused upgrade's status).
+  router.on('GET', '/ws', async (req, res) => {
+    if (!origins.allows(req.headers.origin)) return sendJson(res, 403, { error: `origin '${String(req.headers.origin).slice(0, 200)}' is not allowed` });
+    const verdict = await ws.diagnose(req);
+    sendJson(res, verdict.status, verdict.body);
+  });
   http.on('upgrade', (req, socket, head) => {
     if (sockets.isRefused(socket)) return;
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));

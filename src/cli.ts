@@ -3,6 +3,7 @@
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
 import { ListenError, startBroker } from './broker.js';
 import { pubCommand, subCommand } from './client/pubsub.js';
+import { chatCommand } from './client/chat.js';
 import { inspectCommand } from './inspect/bridge.js';
 import { check } from './check/command.js';
 
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, Command> = {
   serve: { help: 'run the broker', run: serve },
   pub: { help: 'publish one message through the HTTP API: pub <topic> <json|text>', run: pubCommand },
   sub: { help: 'subscribe and print each message as a JSON line: sub <filter>...', run: subCommand },
+  chat: { help: 'chat in a room from the terminal (or send lines from a pipe): chat [--name N] [--room R]', run: chatCommand },
   inspect: { help: 'run the Stately Inspector bridge for `serve --inspect` (port 8090)', run: inspectCommand },
   check: { help: 'check a running broker against the protocol model (random scenarios, shrunk counterexamples)', run: check },
 };

@@ -1,6 +1,7 @@
-// Switchboard chat page: speaks the WebSocket protocol of PROTOCOL.md on /ws, no build step.
-// One room (from the page's meta tag); live who-list from `who` + presence events; reconnects with
-// backoff and resumes the room with `since` = the last seq seen.
+// Switchboard chat page on the client library (/client.js, served by the broker: no build step, no CDN).
+// One room (from the page's meta tag); the who-list is the subscription's presence map; the library reconnects
+// with backoff, resumes the room from its position and re-syncs presence; the page shows why it cannot connect.
+import { SwitchboardClient } from '/client.js';
 
 const room = document.querySelector('meta[name="switchboard-room"]')?.content || 'chat';
 const tcpPort = Number(document.querySelector('meta[name="switchboard-tcp-port"]')?.content);
@@ -28,22 +29,19 @@ const els = {
 };
 
 const NAME_KEY = 'switchboard.name';
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 10_000;
+// ?token= of the page goes on to the WebSocket (and to the diagnosis when a connect fails).
+const pageToken = new URLSearchParams(location.search).get('token') ?? undefined;
 
 const state = {
-  ws: null,
-  me: null, // {id, name, addr, transport} from hello, kept current on rename
+  client: null,
+  sub: null,
+  me: null, // {id, name, transport} from hello, kept current on rename
   wantedName: localStorage.getItem(NAME_KEY) || '',
-  lastSeq: undefined, // seq of the last room message shown: resume point after a reconnect
-  members: new Map(), // id → client info
-  pending: new Map(), // request id → {resolve}
-  nextId: 1,
-  attempt: 0,
-  everConnected: false,
-  resumed: false, // this connection is a reconnect (our old one may still hold the name)
+  everListed: false,
+  lostNotice: false, // "Disconnected…" shown for the current outage
+  diagnosis: '', // why the last connect failed, from GET /ws
   reclaimTimer: null,
-  reconnectTimer: null,
+  countdown: null,
 };
 
 // ---------- rendering ----------
@@ -130,7 +128,7 @@ function addNotice(text, kind = 'info') {
 }
 
 function renderMembers() {
-  const list = [...state.members.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const list = [...(state.sub?.presence.values() ?? [])].sort((a, b) => a.name.localeCompare(b.name));
   els.members.replaceChildren(
     ...list.map((c) => {
       const li = document.createElement('li');
@@ -142,7 +140,8 @@ function renderMembers() {
       const name = document.createElement('span');
       name.className = 'name';
       name.textContent = c.name;
-      name.title = c.addr ? `${c.name} · ${c.addr}` : c.name; // addresses only reach admins (protocol 2)
+      name.title = `${c.name}${c.state === 'idle' ? ' · idle' : ''}`;
+      if (c.state === 'idle') li.classList.add('idle');
       const badge = document.createElement('span');
       badge.className = `badge ${c.transport}`;
       badge.textContent = c.transport === 'tcp' ? 'tcp' : 'web';
@@ -168,185 +167,134 @@ function setStatus(kind, text) {
   els.send.disabled = !online;
 }
 
-// ---------- protocol ----------
-
-function send(frame) {
-  if (state.ws?.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
-}
-
-/** Sends `frame` with a fresh id; resolves with the ack or error carrying that id. */
-function request(frame) {
-  const id = `p${state.nextId++}`;
-  return new Promise((resolve) => {
-    state.pending.set(id, { resolve });
-    send({ ...frame, id });
-  });
-}
-
-function connect() {
-  clearTimeout(state.reconnectTimer);
-  const url = new URL('/ws', location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  if (state.wantedName) url.searchParams.set('name', state.wantedName);
-  setStatus('connecting', state.everConnected ? 'reconnecting…' : 'connecting…');
-  const ws = new WebSocket(url);
-  state.ws = ws;
-  ws.onmessage = (e) => {
-    let frame;
-    try {
-      frame = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    onFrame(frame);
-  };
-  ws.onclose = (e) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    for (const p of state.pending.values()) p.resolve({ op: 'error', code: 'closed', message: 'connection closed' });
-    state.pending.clear();
-    clearTimeout(state.reclaimTimer);
-    if (state.everConnected && state.me) addNotice(`Disconnected${e.reason ? ` (${e.reason})` : ''}. Reconnecting…`, 'warn');
-    state.me = null;
-    scheduleReconnect();
-  };
-}
-
-function scheduleReconnect() {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempt);
-  const wait = Math.round(base * (0.5 + Math.random() / 2)); // jitter: a restarted broker is not stampeded
-  state.attempt++;
-  const until = Date.now() + wait;
+function showOffline(inMs) {
+  clearInterval(state.countdown);
+  const until = Date.now() + inMs;
   const tick = () => {
     const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-    setStatus('offline', `offline · retrying in ${s}s`);
+    setStatus('offline', `offline${state.diagnosis ? ` (${state.diagnosis})` : ''} · retrying in ${s}s`);
   };
   tick();
-  const countdown = setInterval(tick, 1000);
-  state.reconnectTimer = setTimeout(() => {
-    clearInterval(countdown);
-    connect();
-  }, wait);
+  state.countdown = setInterval(tick, 1000);
 }
 
-async function onHello(hello) {
-  const ws = state.ws;
-  const first = !state.everConnected;
-  state.resumed = !first;
-  state.me = hello.client;
-  state.attempt = 0;
-  state.everConnected = true;
-  setStatus('online', 'online');
-  renderMe();
-  const sub = { op: 'sub', topic: room, presence: true };
-  if (state.lastSeq !== undefined) sub.since = state.lastSeq;
-  const ack = await request(sub);
-  if (state.ws !== ws) return; // dropped meanwhile: the next hello starts over
-  if (ack.op === 'error') return addNotice(`Could not join #${room}: ${ack.message}`, 'error');
-  if (ack.recovered === false) addNotice('Some messages were missed while you were away.', 'warn');
-  // who is paginated (protocol 2): the member list is built from every page, up to a screenful of pages.
-  const members = new Map();
-  let cursor;
-  for (let page = 0; page < 10; page++) {
-    const who = await request(cursor === undefined ? { op: 'who', topic: room, limit: 1000 } : { op: 'who', topic: room, limit: 1000, cursor });
-    if (state.ws !== ws) return;
-    if (who.op !== 'ack') break;
-    for (const c of who.clients) members.set(c.id, c);
-    state.members = members;
-    cursor = who.next;
-    if (cursor === undefined) break;
-  }
+// ---------- the connection (the library) ----------
+
+function connect() {
+  const client = new SwitchboardClient({
+    url: '/ws',
+    name: state.wantedName,
+    ...(pageToken && { token: pageToken }),
+    backoff: { minMs: 500, maxMs: 10_000, factor: 2 },
+    connect: false,
+  });
+  state.client = client;
+  client.on('state', (s) => {
+    if (s !== 'reconnecting') clearInterval(state.countdown);
+    if (s === 'connecting' || s === 'authorizing') setStatus('connecting', state.me || state.everListed ? 'reconnecting…' : 'connecting…');
+    if (s === 'connected') setStatus('online', 'online');
+    if (s === 'closed') setStatus('offline', `disconnected${state.diagnosis ? ` (${state.diagnosis})` : ''}`);
+  });
+  client.on('connected', (hello) => {
+    state.me = hello.client;
+    state.diagnosis = '';
+    renderMe();
+  });
+  client.on('disconnected', (c) => {
+    clearTimeout(state.reclaimTimer);
+    if (state.me && !state.lostNotice) addNotice(`Disconnected${c.reason ? ` (${c.reason})` : ''}. Reconnecting…`, 'warn');
+    state.lostNotice = true;
+    state.me = null;
+  });
+  client.on('reconnecting', async ({ inMs, lastClose }) => {
+    showOffline(inMs);
+    // A refused upgrade looks like any failed connect to a browser: ask the broker why (401, 403, 409, 429, 503).
+    if (lastClose && lastClose.code === 1006) {
+      const d = await client.diagnose();
+      state.diagnosis = d.status === 200 ? '' : d.status === 0 ? 'server unreachable' : `HTTP ${d.status}${d.error ? `: ${d.error}` : ''}`;
+      if (client.state === 'reconnecting') showOffline(Math.max(0, inMs - 50));
+    }
+  });
+  client.on('closed', (c) => {
+    if (c) addNotice(`Disconnected for good (${c.status ? `HTTP ${c.status}` : c.code}${c.reason ? ` ${c.reason}` : ''}). Reload the page to try again.`, 'error');
+  });
+  client.on('direct', (d) => addNotice(`${d.from.name} (privately): ${typeof d.data === 'string' ? d.data : JSON.stringify(d.data)}`, 'direct'));
+  client.on('error', onUnsolicitedError);
+
+  setStatus('connecting', 'connecting…');
+  client.subscribe(room, { presence: true }).then(
+    (sub) => {
+      state.sub = sub;
+      sub.on('message', addMessage);
+      sub.on('presence', onListed);
+      sub.on('join', (c) => {
+        if (state.me && c.id === state.me.id) return renderMembers();
+        addNotice(`${c.name} joined${c.transport === 'tcp' ? ' from a terminal' : ''}.`, 'join');
+        renderMembers();
+      });
+      sub.on('leave', (c) => (addNotice(`${c.name} left.`, 'leave'), renderMembers()));
+      sub.on('timeout', (c) => (addNotice(`${c.name} timed out.`, 'leave'), renderMembers()));
+      sub.on('idle', renderMembers);
+      sub.on('active', renderMembers);
+      sub.on('rename', ({ member, old }) => {
+        const isMe = state.me && member.id === state.me.id;
+        if (isMe) {
+          state.me = { ...state.me, name: member.name };
+          renderMe();
+        }
+        addNotice(`${isMe ? 'You are' : `${old} is`} now known as ${member.name}.`, 'rename');
+        renderMembers();
+      });
+      sub.on('notRecovered', () => addNotice('Some messages were missed while you were away.', 'warn'));
+      onListed(); // subscribe() resolves after the first presence sync
+    },
+    (err) => addNotice(`Could not join #${room}: ${err.message}`, 'error'),
+  );
+  client.connect().catch(() => {}); // failures show as states and notices
+}
+
+// Subscribed and listed (first time, or again after a reconnect).
+function onListed() {
   renderMembers();
-  if (first) addNotice(`You joined #${room} as ${state.me.name}.`, 'self');
-  else addNotice('Reconnected.', 'self');
+  if (!state.me) return;
+  if (!state.everListed) addNotice(`You joined #${room} as ${state.me.name}.`, 'self');
+  else if (state.lostNotice) addNotice('Reconnected.', 'self');
+  state.everListed = true;
+  state.lostNotice = false;
   els.input.focus();
 }
 
-function onFrame(f) {
-  switch (f.op) {
-    case 'hello':
-      onHello(f);
-      return;
-    case 'msg':
-      if (f.topic !== room) return;
-      addMessage(f);
-      state.lastSeq = f.seq;
-      return;
-    case 'event':
-      if (f.topic === room) onPresence(f);
-      return;
-    case 'ack':
-    case 'error':
-    case 'pong': {
-      const p = f.id !== undefined && state.pending.get(f.id);
-      if (p) {
-        state.pending.delete(f.id);
-        p.resolve(f);
-      } else if (f.op === 'error') {
-        onUnsolicitedError(f);
-      }
-      return;
-    }
-    case 'direct':
-      addNotice(`${f.from.name} (privately): ${typeof f.data === 'string' ? f.data : JSON.stringify(f.data)}`, 'direct');
-      return;
-  }
-}
-
-function onPresence(e) {
-  const c = e.client;
-  const isMe = state.me && c.id === state.me.id;
-  switch (e.event) {
-    case 'join':
-      state.members.set(c.id, c);
-      if (!isMe) addNotice(`${c.name} joined${c.transport === 'tcp' ? ' from a terminal' : ''}.`, 'join');
-      break;
-    case 'leave':
-      state.members.delete(c.id);
-      addNotice(`${c.name} left.`, 'leave');
-      break;
-    case 'timeout':
-      state.members.delete(c.id);
-      addNotice(`${c.name} timed out.`, 'leave');
-      break;
-    case 'rename':
-      state.members.set(c.id, c);
-      if (isMe) {
-        state.me = { ...state.me, name: c.name };
-        renderMe();
-      }
-      addNotice(`${isMe ? 'You are' : `${e.old} is`} now known as ${c.name}.`, 'rename');
-      break;
-  }
-  renderMembers();
-}
-
 // The name asked at connect was refused (taken or invalid): we are online under a guest name.
-function onUnsolicitedError(f) {
-  if (f.code === 'name_taken' && state.wantedName && state.resumed) {
+function onUnsolicitedError(err) {
+  if (err.code === 'name_taken' && state.wantedName && state.everListed) {
     // After a reconnect our old connection may still hold the name until it times out: reclaim quietly.
     addNotice(`Waiting for your previous connection to let go of “${state.wantedName}”…`, 'warn');
     reclaimName(0);
     return;
   }
-  if (f.code === 'name_taken' || f.code === 'bad_name') {
-    openNameDialog('rename', f.message);
+  if (err.code === 'name_taken' || err.code === 'bad_name') {
+    openNameDialog('rename', err.message);
     return;
   }
-  addNotice(`${f.code}: ${f.message}`, 'error');
+  addNotice(`${err.code}: ${err.message}`, 'error');
 }
 
 async function reclaimName(tries) {
   if (!state.me || state.me.name === state.wantedName) return;
-  const r = await request({ op: 'rename', name: state.wantedName });
-  if (r.op === 'ack') return;
-  if (r.code !== 'name_taken' || tries >= 20) return addNotice(`Could not get your name back: ${r.message}`, 'error');
-  state.reclaimTimer = setTimeout(() => reclaimName(tries + 1), 3000);
+  try {
+    await state.client.rename(state.wantedName);
+  } catch (err) {
+    if (err.code !== 'name_taken' || tries >= 20) return addNotice(`Could not get your name back: ${err.message}`, 'error');
+    state.reclaimTimer = setTimeout(() => reclaimName(tries + 1), 3000);
+  }
 }
 
 async function rename(name) {
-  const r = await request({ op: 'rename', name });
-  if (r.op === 'error') return r.message;
+  try {
+    await state.client.rename(name);
+  } catch (err) {
+    return err.message;
+  }
   state.wantedName = name;
   localStorage.setItem(NAME_KEY, name);
   return null;
@@ -413,12 +361,19 @@ els.composer.addEventListener('submit', async (e) => {
     return;
   }
   if (text.trim() === '/who') {
-    const r = await request({ op: 'who' });
-    if (r.op === 'ack') addNotice(`Connected: ${r.clients.map((c) => `${c.name} (${c.transport})`).join(', ')}${r.next ? ', …' : ''}`, 'info');
+    try {
+      const all = await state.client.whoAll();
+      addNotice(`Connected: ${all.map((c) => `${c.name} (${c.transport})`).join(', ')}`, 'info');
+    } catch (err) {
+      addNotice(`who failed: ${err.message}`, 'error');
+    }
     return;
   }
-  const ack = await request({ op: 'pub', topic: room, data: text });
-  if (ack.op === 'error') addNotice(`Not sent: ${ack.message}`, 'error');
+  try {
+    await state.client.publish(room, text);
+  } catch (err) {
+    addNotice(`Not sent: ${err.message}`, 'error');
+  }
 });
 
 // ---------- start ----------

@@ -1,9 +1,12 @@
 // `switchboard pub` and `switchboard sub`: the push scenario from a shell. pub posts to the HTTP API;
-// sub holds a WebSocket and prints every msg as one JSON line (pipe it into jq, a log, a dashboard).
+// sub holds a client-library connection (reconnecting, resuming) and prints every msg as one JSON line.
 import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
 import { ConfigError } from '../config.js';
 import { filterError, topicError } from '../topics/topic.js';
+import { SwitchboardClient } from './client.js';
+import type { SwitchboardError } from './errors.js';
+import { isWildcard } from './positions.js';
+import type { Message } from './subscription.js';
 
 const PUB_HELP = `Usage: switchboard pub [--url http://127.0.0.1:8080] [--api-key KEY] <topic> <data>
 
@@ -12,12 +15,15 @@ Publishes <data> to <topic> through POST /api/publish and prints {"seq","epoch",
   --url       the broker's HTTP address (env SWITCHBOARD_URL)
   --api-key   bearer key when the broker runs with --api-key (env SWITCHBOARD_API_KEY)`;
 
-const SUB_HELP = `Usage: switchboard sub [--url ws://127.0.0.1:8080/ws] [--since N] [--count N] <filter>...
+const SUB_HELP = `Usage: switchboard sub [--url ws://127.0.0.1:8080/ws] [--since N [--epoch E]] [--count N] <filter>...
 
-Subscribes to each filter (MQTT wildcards + and #) and prints every msg frame as one JSON line.
+Subscribes to each filter (MQTT wildcards + and #) and prints every msg frame as one JSON line. Reconnects on its
+own and resumes where it was; when the broker cannot replay what was missed it says so on stderr.
   --url     the broker's WebSocket endpoint (env SWITCHBOARD_WS_URL)
-  --since   replay history after this seq first (per topic)
-  --count   exit after this many messages (default: run until interrupted)`;
+  --token   auth token (env SWITCHBOARD_TOKEN)
+  --since   replay history after this seq first (0: everything the broker holds)
+  --epoch   the epoch of that seq (protocol 2: without it a position above 0 cannot be checked)
+  --count   exit after exactly this many messages (default: run until interrupted)`;
 
 function parse(argv: string[], flags: string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
@@ -74,7 +80,7 @@ export async function pubCommand(argv: string[]): Promise<number> {
 }
 
 export async function subCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, ['url', 'since', 'count']);
+  const { values, positionals } = parse(argv, ['url', 'since', 'epoch', 'count', 'token']);
   if (values.help) {
     console.log(SUB_HELP);
     return 0;
@@ -85,40 +91,75 @@ export async function subCommand(argv: string[]): Promise<number> {
     if (bad) throw new ConfigError(`bad filter '${f}': ${bad}`);
   }
   const since = count(values.since as string | undefined, 'since');
+  const epoch = values.epoch as string | undefined;
   const limit = count(values.count as string | undefined, 'count');
+  if (since !== undefined && since > 0 && positionals.some(isWildcard)) {
+    throw new ConfigError('--since above 0 needs concrete topics (one seq cannot be a position on several topics)');
+  }
   const url = (values.url as string | undefined) ?? process.env.SWITCHBOARD_WS_URL ?? 'ws://127.0.0.1:8080/ws';
+  const token = (values.token as string | undefined) ?? process.env.SWITCHBOARD_TOKEN;
+  if (limit === 0) return 0;
 
-  return new Promise<number>((resolve) => {
-    const ws = new WebSocket(url);
-    let received = 0;
-    let exitCode = 0;
-    const stop = (code: number) => {
-      exitCode = code;
-      ws.close(1000);
-    };
-    process.once('SIGINT', () => stop(0));
-    ws.on('error', (err) => {
-      console.error(`switchboard sub: ${url}: ${err.message}`);
-      exitCode = 1;
-    });
-    ws.on('close', (code, reason) => {
-      if (code !== 1000 && code !== 1005 && exitCode === 0) {
-        console.error(`switchboard sub: connection closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`);
-        exitCode = 1;
-      }
-      resolve(exitCode);
-    });
-    ws.on('message', (raw) => {
-      const frame = JSON.parse(raw.toString()) as { op: string; id?: unknown; code?: string; message?: string };
-      if (frame.op === 'hello') {
-        positionals.forEach((topic, i) => ws.send(JSON.stringify({ op: 'sub', topic, id: `sub${i}`, ...(since !== undefined && { since }) })));
-      } else if (frame.op === 'error') {
-        console.error(`switchboard sub: ${frame.code}: ${frame.message}`);
-        stop(1);
-      } else if (frame.op === 'msg') {
-        process.stdout.write(raw.toString() + '\n');
-        if (limit !== undefined && ++received >= limit) stop(0);
-      }
-    });
+  const client = new SwitchboardClient({ url, ...(token && { token }), connect: false });
+  const say = (line: string) => console.error(`switchboard sub: ${line}`);
+  let received = 0;
+  let lost = false;
+  let everConnected = false;
+  let finish!: (code: number) => void;
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  let stopping = false;
+  const stop = (code: number) => {
+    stopping = true;
+    client.close();
+    finish(code);
+  };
+
+  client.on('connected', () => {
+    if (lost) say('reconnected');
+    everConnected = true;
+    lost = false;
   });
+  client.on('reconnecting', ({ lastClose }) => {
+    const why = lastClose ? `${lastClose.status ? `HTTP ${lastClose.status}` : lastClose.code}${lastClose.reason ? ` ${lastClose.reason}` : ''}` : '';
+    // Before the first hello there is nothing to resume: a wrong URL or a dead broker is an error.
+    if (!everConnected) {
+      say(`${url}: cannot connect (${why})`);
+      return stop(1);
+    }
+    if (!lost) say(`connection lost (${why}); reconnecting…`); // once per outage, not once per attempt
+    lost = true;
+  });
+  client.on('closed', (c) => {
+    if (stopping) return;
+    if (c && c.code !== 1000) say(`connection closed (${c.status ? `HTTP ${c.status}` : c.code}${c.reason ? ` ${c.reason}` : ''})`);
+    finish(c && c.code !== 1000 ? 1 : 0);
+  });
+  client.on('error', (err) => say(`${err.code}: ${err.message}`));
+  process.once('SIGINT', () => stop(0));
+
+  // The client's own message event: once per message, however many of the filters overlap.
+  client.on('message', (m: Message) => {
+    if (received === limit) return;
+    const frame = { op: 'msg', topic: m.topic, seq: m.seq, ...(m.epoch !== undefined && { epoch: m.epoch }), data: m.data, ...(m.from && { from: m.from }), ts: m.ts };
+    process.stdout.write(JSON.stringify(frame) + '\n');
+    if (++received === limit) stop(0);
+  });
+  for (const filter of positionals) {
+    const positions = since !== undefined && since > 0 ? { [filter]: { seq: since, epoch } } : undefined;
+    client
+      .subscribe(filter, { ...(since === 0 && { history: true }), ...(positions && { positions }) })
+      .then((sub) => {
+        sub.on('notRecovered', (v) => {
+          const topics = Object.entries(v.missed).map(([t, why]) => `${t} (${why})`);
+          say(`${filter}: not recovered after reconnecting (recovered:false, ${v.reason}): messages may be missing on ${topics.join(', ') || 'its topics'}`);
+        });
+      })
+      .catch((err: SwitchboardError) => {
+        if (err.code === 'closed') return;
+        say(`${filter}: ${err.code}: ${err.message}`);
+        stop(1);
+      });
+  }
+  client.connect().catch(() => {}); // failures arrive as the events above
+  return done;
 }

@@ -1,11 +1,12 @@
 // Static pages: the files of the top-level web/ folder (the chat page at `/`), served as they are.
 // No build step: plain HTML, CSS and ES modules, read once at startup.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
-import { sendJson, type Router } from './router.js';
+import { HttpError, sendJson, type Router } from './router.js';
 
 // Two levels up from both src/http and dist/http.
 export const WEB_DIR = new URL('../../web/', import.meta.url);
@@ -24,6 +25,7 @@ const CONTENT_TYPES: Record<string, string> = {
 
 /** Registers GET /<file> for every file directly in web/, and GET / for index.html with the room and TCP port filled in. */
 export function registerPages(router: Router, config: Pick<Config, 'room' | 'tcpPort'>): void {
+  registerClientBundle(router);
   let names: string[];
   try {
     names = readdirSync(WEB_DIR).filter((n) => statSync(new URL(n, WEB_DIR)).isFile());
@@ -52,4 +54,42 @@ export function registerPages(router: Router, config: Pick<Config, 'room' | 'tcp
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * GET /client.js: the client library (src/client) as one browser ES module with xstate inside, so the chat page and
+ * users' pages need no bundler or CDN. Built by `npm run build:client` into dist/browser/; run from src/ (tsx, tests)
+ * it is bundled with esbuild on first request instead, so it never lags the source.
+ */
+function registerClientBundle(router: Router): void {
+  let bundle: Promise<Buffer> | undefined;
+  router.on('GET', '/client.js', async (_req, res) => {
+    bundle ??= loadClientBundle();
+    let body: Buffer;
+    try {
+      body = await bundle;
+    } catch (err) {
+      bundle = undefined; // a later request may find it built
+      throw new HttpError(404, `no client bundle (${(err as Error).message}); run npm run build`, 'not_found');
+    }
+    res.writeHead(200, { 'Content-Type': CONTENT_TYPES['.js']!, 'Content-Length': body.length, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
+    res.end(body);
+  });
+}
+
+async function loadClientBundle(): Promise<Buffer> {
+  if (!import.meta.url.endsWith('.ts')) return readFile(new URL('../browser/client.js', import.meta.url));
+  const esbuild = await import('esbuild');
+  const out = await esbuild.build({
+    entryPoints: [fileURLToPath(new URL('../client/index.ts', import.meta.url))],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    external: ['ws'],
+    write: false,
+    logLevel: 'silent',
+  });
+  return Buffer.from(out.outputFiles[0]!.contents);
 }

@@ -125,6 +125,24 @@ export class WsTransport {
     );
   }
 
+  /**
+   * `GET /ws` without upgrade headers: the status and JSON reason an upgrade from this request would get. A browser
+   * cannot read the status of a refused WebSocket; the client library asks here instead. Connection limits (503,
+   * 429) need no check here: they already answered this request's own socket when the server accepted it.
+   */
+  async diagnose(req: IncomingMessage): Promise<{ status: number; body: Record<string, unknown> }> {
+    if (!parseWsPath(req.url)) return { status: 404, body: { error: 'no WebSocket endpoint here; use /ws' } };
+    // A target with broken escapes (`?token=%`) is no request anyone can be told to retry.
+    if (/%(?![0-9A-Fa-f]{2})/.test(req.url ?? '')) return { status: 400, body: { error: 'malformed percent-escape in the request target' } };
+    const tokens = this.core.tokens;
+    if (tokens) {
+      const grant = await tokens.verify(requestToken(req));
+      if (grant instanceof AuthFailure) return { status: 401, body: { error: grant.message } };
+      if (!this.core.hub.registry.isNameFree(grant.name)) return { status: 409, body: { error: `client '${grant.name}' is already connected` } };
+    }
+    return { status: 200, body: { ok: true, message: 'an upgrade would be accepted now' } };
+  }
+
   private handshake(req: IncomingMessage, socket: Duplex, head: Buffer, target: WsRequest, grant: Grant | undefined): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target, grant));
   }

@@ -1,0 +1,41 @@
+// Emitter: typed listeners without Node's EventEmitter or the DOM's EventTarget, so one build runs in both.
+
+export type Listener<T> = (value: T) => void;
+
+export class Emitter<Events extends object> {
+  private readonly listeners = new Map<keyof Events, Set<Listener<never>>>();
+
+  on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener as Listener<never>);
+    return () => this.off(event, listener);
+  }
+
+  once<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
+    const off = this.on(event, (value) => {
+      off();
+      listener(value);
+    });
+    return off;
+  }
+
+  off<K extends keyof Events>(event: K, listener: Listener<Events[K]>): void {
+    this.listeners.get(event)?.delete(listener as Listener<never>);
+  }
+
+  protected emit<K extends keyof Events>(event: K, value: Events[K]): void {
+    const set = this.listeners.get(event);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        (listener as Listener<Events[K]>)(value);
+      } catch (err) {
+        // A throwing listener must not break delivery to the others, nor the client's frame loop.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}
