@@ -138,7 +138,7 @@ export class WsTransport {
     if (tokens) {
       const grant = await tokens.verify(requestToken(req));
       if (grant instanceof AuthFailure) return { status: 401, body: { error: grant.message } };
-      if (!this.core.hub.registry.isNameFree(grant.name)) return { status: 409, body: { error: `client '${grant.name}' is already connected` } };
+      if (!this.core.hub.isNameFree(grant.name)) return { status: 409, body: { error: `client '${grant.name}' is already connected` } };
     }
     return { status: 200, body: { ok: true, message: 'an upgrade would be accepted now' } };
   }
