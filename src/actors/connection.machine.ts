@@ -1,7 +1,7 @@
 // ConnectionMachine: the handler role of one connection. It owns lifecycle and control
 // (connecting → online ⇄ idle → closing → closed, heartbeat beside them); the reader feeds it
 // validated frames and the writer (mailbox) carries its replies. Deliveries never pass through it.
-import { assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { assertEvent, assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import type { ClientFrame } from '../protocol/frames.js';
 import type { JoinRequest, LeaveCause } from '../core/hub.js';
 import type { Link } from './link.js';
@@ -64,6 +64,7 @@ export const connectionMachine = setup({
     context: {} as ConnectionContext,
     events: {} as ConnectionEvent,
     input: {} as ConnectionInput,
+    output: {} as CloseIntent,
   },
   delays: {
     heartbeatInterval: ({ context }) => context.timing.heartbeatMs,
@@ -86,7 +87,8 @@ export const connectionMachine = setup({
     forwardToSupervisor: sendTo(
       ({ context }) => context.supervisor,
       ({ context, event }) => {
-        const frame = (event as Extract<ConnectionEvent, { type: 'FRAME' }>).frame;
+        assertEvent(event, 'FRAME');
+        const { frame } = event;
         return { type: REQUEST_EVENT[frame.op as keyof typeof REQUEST_EVENT], link: context.link, frame };
       },
     ),
@@ -103,14 +105,14 @@ export const connectionMachine = setup({
     setClose: assign({ close: (_, params: CloseIntent) => params }),
     setCloseFromEvent: assign({
       close: ({ event }) => {
-        const e = event as CloseIntent;
-        return { code: e.code, reason: e.reason, cause: e.cause };
+        assertEvent(event, ['CLOSE', 'REJECTED']);
+        return { code: event.code, reason: event.reason, cause: event.cause };
       },
     }),
     setClosedByPeer: assign({
       close: ({ event }) => {
-        const e = event as Extract<ConnectionEvent, { type: 'SOCKET_CLOSED' }>;
-        return { code: e.code, reason: e.reason || 'closed by peer', cause: 'leave' as const };
+        assertEvent(event, 'SOCKET_CLOSED');
+        return { code: event.code, reason: event.reason || 'closed by peer', cause: 'leave' as const };
       },
     }),
     discardMailbox: ({ context }) => context.link.mailbox.discard(),
@@ -121,7 +123,8 @@ export const connectionMachine = setup({
     },
     terminateSocket: ({ context }) => context.link.wire.terminate(),
     crash: ({ event }) => {
-      throw (event as Extract<ConnectionEvent, { type: 'FAULT' }>).error;
+      assertEvent(event, 'FAULT');
+      throw event.error;
     },
   },
 }).createMachine({
@@ -210,7 +213,7 @@ export const connectionMachine = setup({
       on: { SOCKET_CLOSED: 'closed' },
       after: { closeTimeout: { target: 'closed', actions: 'terminateSocket' } },
     },
-    // Final: the supervisor hears xstate.done.actor.<id> with the output below and reaps the link.
+    // Final: the supervisor hears CONNECTION_CLOSED with the output below (see openConnection) and reaps the link.
     closed: { type: 'final' },
   },
   output: ({ context }): CloseIntent => context.close,

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { FrameOf } from '../protocol/frames.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Hub, JoinRequest, PublishResult } from '../core/hub.js';
-import type { CloseIntent } from './connection.machine.js';
+import type { CloseIntent, ConnectionActor } from './connection.machine.js';
 import type { Link } from './link.js';
 
 export interface SupervisorInput {
@@ -23,8 +23,10 @@ export type SupervisorEvent =
   | { type: 'ACTIVITY'; link: Link; event: 'idle' | 'active' }
   | { type: 'API_PUBLISH'; topic: string; data: unknown; reply: (result: PublishResult | Error) => void }
   | { type: 'SHUTDOWN' }
-  | { type: `xstate.done.actor.${string}`; actorId: string; output: CloseIntent }
-  | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown };
+  /** A connection actor reached `closed` (sent by openConnection, which watches it: it is not our child in xstate's sense). */
+  | { type: 'CONNECTION_CLOSED'; link: Link; close: CloseIntent }
+  /** A connection actor threw. */
+  | { type: 'CONNECTION_CRASHED'; link: Link; error: unknown };
 
 type Ctx = SupervisorInput;
 
@@ -53,6 +55,12 @@ function forget(context: Ctx, link: Link, cause: 'leave' | 'timeout' = 'leave'):
   }
 }
 
+/** openConnection sets a link's actor before starting it, so every link the supervisor hears of has one. */
+function actorOf(link: Link): ConnectionActor {
+  if (!link.actor) throw new Error(`link ${link.id} has no connection actor`);
+  return link.actor;
+}
+
 export const supervisorMachine = setup({
   types: {
     context: {} as Ctx,
@@ -72,22 +80,22 @@ export const supervisorMachine = setup({
         context.hub.stats.crashes++;
         context.log.error({ err, client: event.link.id }, 'supervisor fault while admitting a connection; closing it with 1011');
         forget(context, event.link);
-        enqueue.sendTo(event.link.actor!, { type: 'REJECTED', code: 1011, reason: 'internal error', cause: 'leave' });
+        enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: 1011, reason: 'internal error', cause: 'leave' });
         return;
       }
       context.log.info({ client: event.link.id, name: event.link.name, addr: event.link.addr, transport: event.link.transport }, 'connect');
-      enqueue.sendTo(event.link.actor!, { type: 'ACCEPTED' });
+      enqueue.sendTo(actorOf(event.link), { type: 'ACCEPTED' });
     }),
     refuse: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'CONNECT');
-      enqueue.sendTo(event.link.actor!, { type: 'REJECTED', code: 1001, reason: 'server shutting down', cause: 'leave' });
+      enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: 1001, reason: 'server shutting down', cause: 'leave' });
     }),
     // A connection actor reached `closed`: forget it and tell presence watchers (leave or timeout).
     reap: ({ context, event }) => {
-      const { actorId, output } = event as Extract<SupervisorEvent, { output: CloseIntent }>;
-      const link = context.hub.registry.find(actorId);
-      if (!link || link.id !== actorId) return;
-      const { code, reason, cause } = output;
+      assertEvent(event, 'CONNECTION_CLOSED');
+      const { link, close } = event;
+      if (!context.hub.registry.has(link)) return;
+      const { code, reason, cause } = close;
       forget(context, link, cause);
       if (code === 4001) context.hub.stats.slowConsumerCloses++;
       const fields = { client: link.id, name: link.name, code, reason, framesIn: link.framesIn, framesOut: link.mailbox.framesOut, dropped: link.mailbox.dropped };
@@ -123,24 +131,24 @@ export const supervisorMachine = setup({
     },
     // A connection actor threw: close just that socket with 1011 and forget it; everyone else carries on.
     reapCrashed: ({ context, event }) => {
-      const { actorId, error } = event as Extract<SupervisorEvent, { error: unknown }>;
-      const link = context.hub.registry.find(actorId);
+      assertEvent(event, 'CONNECTION_CRASHED');
+      const { link, error } = event;
       context.hub.stats.crashes++;
-      context.log.error({ err: error, client: actorId }, 'connection actor crashed; closing it with 1011');
-      if (!link || link.id !== actorId) return;
+      context.log.error({ err: error, client: link.id }, 'connection actor crashed; closing it with 1011');
+      if (!context.hub.registry.has(link)) return;
       forget(context, link);
       link.mailbox.discard();
       try {
         link.wire.close(1011, 'internal error');
       } catch (err) {
-        context.log.error({ err, client: actorId }, 'closing a crashed connection failed; terminating it');
+        context.log.error({ err, client: link.id }, 'closing a crashed connection failed; terminating it');
         link.wire.terminate();
       }
     },
     closeAll: enqueueActions(({ context, enqueue }) => {
       context.log.info({ connections: context.hub.registry.size }, 'shutdown: closing every connection with 1001');
       for (const link of context.hub.registry.values()) {
-        enqueue.sendTo(link.actor!, { type: 'CLOSE', code: 1001, reason: 'server shutting down', cause: 'leave' });
+        enqueue.sendTo(actorOf(link), { type: 'CLOSE', code: 1001, reason: 'server shutting down', cause: 'leave' });
       }
     }),
   },
@@ -149,7 +157,7 @@ export const supervisorMachine = setup({
   context: ({ input }) => input,
   initial: 'running',
   on: {
-    'xstate.done.actor.*': { actions: 'reap' },
+    CONNECTION_CLOSED: { actions: 'reap' },
     SUB: { actions: 'subscribe' },
     UNSUB: { actions: 'unsubscribe' },
     PUB: { actions: 'publish' },
@@ -157,7 +165,7 @@ export const supervisorMachine = setup({
     WHO: { actions: 'listClients' },
     RENAME: { actions: 'rename' },
     ACTIVITY: { actions: 'announceActivity' },
-    'xstate.error.actor.*': { actions: 'reapCrashed' },
+    CONNECTION_CRASHED: { actions: 'reapCrashed' },
   },
   states: {
     running: {
