@@ -117,11 +117,11 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     expect(broker.observability.stately!.sampler.counts.sampledOut).toBeGreaterThan(0);
   });
 
-  it('costs nothing when off: no inspector is created and the supervisor gets no observer', async () => {
+  it('costs nothing when off: no inspector is created and no actor system gets an observer', async () => {
     const plain = await startTestBroker();
     try {
       expect(plain.observability.stately).toBeUndefined();
-      expect(plain.supervisor.options.inspect).toBeUndefined();
+      expect(plain.actors.observed).toBe(false);
     } finally {
       await plain.close();
     }
