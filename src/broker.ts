@@ -22,7 +22,7 @@ import { StatelyInspector } from './inspect/stately.js';
 import { ActorsPage } from './inspect/page.js';
 import { adminCheck } from './inspect/access.js';
 import { BrokerMetrics } from './http/metrics.js';
-import { indexTimersByActor } from './actors/timers.js';
+import { ActorTree } from './actors/tree.js';
 import { loggablePath, parseTarget } from './protocol/target.js';
 import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
@@ -80,15 +80,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
-  indexTimersByActor(supervisor.system); // every connection actor shares this system: closing one must not scan all timers
+  const actors = new ActorTree(supervisor); // every connection actor runs in its own actor system, under the supervisor
   supervisor.start();
   const startedAt = Date.now();
-  // Inspection off = no observer at all; on = one observer on the supervisor's actor system (every connection
-  // actor is its child), registered only while the bridge is connected.
-  const stately = config.inspect === undefined
-    ? undefined
-    : new StatelyInspector({ url: config.inspect, log, root: supervisor, liveActors: () => [supervisor, ...[...hub.sessions()].flatMap((l) => (l.actor ? [l.actor] : []))] });
-  const core: BrokerCore = { config, hub, supervisor, admission: new Admission(config, log), tokens, log };
+  // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
+  const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
+  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -99,7 +96,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   registerPages(router, config);
   const metrics = new BrokerMetrics({ hub, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
   router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
-  const actorsPage = new ActorsPage({ supervisor, hub, log, authorize: adminCheck(config, tokens), startedAt });
+  const actorsPage = new ActorsPage({ actors, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
   const http = createServer(httpTimeouts(config.httpTimeoutMs), (req, res) => {
@@ -182,7 +179,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
+  return { config, hub, supervisor, actors, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
 }
 
 /** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */

@@ -82,7 +82,7 @@ describe('server frame encoding', () => {
   it('pre-framed WebSocket bytes carry the exact JSON with a correct length header', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.nat({ max: 70_000 }), (value, pad) => {
-        const out = new Outgoing({ op: 'msg', topic: 't', seq: 1, data: { value, pad: 'p'.repeat(pad % 3 === 0 ? pad : 0) }, ts: 1 });
+        const out = new Outgoing({ op: 'msg', topic: 't', seq: 1, epoch: 'e1', data: { value, pad: 'p'.repeat(pad % 3 === 0 ? pad : 0) }, ts: 1 });
         const frame = out.wsFrame();
         expect(frame[0]).toBe(0x81);
         let len = frame[1]! & 0x7f;

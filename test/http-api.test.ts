@@ -7,6 +7,21 @@ import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { LineClient } from './helpers/line-client.js';
 import { TestClient } from './helpers/client.js';
 
+/** The parts of the API's JSON bodies these tests read. */
+interface ErrorBody {
+  error: string;
+  message: string;
+}
+type ClientRow = Record<string, unknown> & { name: string; framesIn: number; framesOut: number; bytesIn: number; bytesOut: number; connectedAt: string };
+interface ClientsBody {
+  total: number;
+  clients: ClientRow[];
+}
+interface TopicsBody {
+  total: number;
+  topics: (Record<string, unknown> & { topic: string })[];
+}
+
 let broker: TestBroker;
 beforeAll(async () => {
   broker = await startTestBroker({ maxPayload: 1024 });
@@ -69,7 +84,7 @@ describe('POST /api/publish', () => {
     for (const [body, code] of cases) {
       const res = await publish(broker, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
-      const json = await res.json();
+      const json = (await res.json()) as ErrorBody;
       expect(json.error, JSON.stringify(body)).toBe(code);
       expect(typeof json.message).toBe('string');
     }
@@ -173,9 +188,9 @@ describe('GET /api/clients and /api/topics', () => {
       await publish(b, { topic: 'rowdata/pump/42', data: 1 });
       await dash.next((f) => f.op === 'msg');
 
-      const clients = await (await fetch(`${b.httpUrl}/api/clients`)).json();
+      const clients = (await (await fetch(`${b.httpUrl}/api/clients`)).json()) as ClientsBody;
       expect(clients.total).toBe(2);
-      const byName = Object.fromEntries(clients.clients.map((c: { name: string }) => [c.name, c]));
+      const byName: Record<string, ClientRow> = Object.fromEntries(clients.clients.map((c) => [c.name, c]));
       expect(byName.dash).toMatchObject({
         id: dash.hello.client.id,
         addr: dash.hello.client.addr,
@@ -184,20 +199,21 @@ describe('GET /api/clients and /api/topics', () => {
         subscriptions: ['rowdata/pump/42', 'alarm/#'],
         mailbox: { depth: 0, dropped: 0 },
       });
-      expect(byName.dash.framesIn).toBeGreaterThanOrEqual(1);
-      expect(byName.dash.framesOut).toBeGreaterThanOrEqual(3);
-      expect(byName.dash.bytesOut).toBeGreaterThan(byName.dash.framesOut);
-      expect(Date.parse(byName.dash.connectedAt)).toBeLessThanOrEqual(Date.now());
+      const row = (name: string): ClientRow => byName[name] ?? expect.fail(`no client named ${name}`);
+      expect(row('dash').framesIn).toBeGreaterThanOrEqual(1);
+      expect(row('dash').framesOut).toBeGreaterThanOrEqual(3);
+      expect(row('dash').bytesOut).toBeGreaterThan(row('dash').framesOut);
+      expect(Date.parse(row('dash').connectedAt)).toBeLessThanOrEqual(Date.now());
       expect(byName[tcp.addr]).toMatchObject({ transport: 'tcp', state: 'online', subscriptions: ['chat'], presence: ['chat'] });
-      expect(byName[tcp.addr].bytesIn).toBe('hello room\n'.length);
+      expect(row(tcp.addr).bytesIn).toBe('hello room\n'.length);
 
-      const topics = await (await fetch(`${b.httpUrl}/api/topics`)).json();
-      const byTopic = Object.fromEntries(topics.topics.map((t: { topic: string }) => [t.topic, t]));
+      const topics = (await (await fetch(`${b.httpUrl}/api/topics`)).json()) as TopicsBody;
+      const byTopic = Object.fromEntries(topics.topics.map((t) => [t.topic, t]));
       expect(byTopic['rowdata/pump/42']).toEqual({ topic: 'rowdata/pump/42', wildcard: false, subscribers: 1, lastSeq: 1, epoch: expect.any(String) });
       expect(byTopic.chat).toEqual({ topic: 'chat', wildcard: false, subscribers: 1, lastSeq: 1, epoch: expect.any(String) });
       expect(byTopic['alarm/#']).toEqual({ topic: 'alarm/#', wildcard: true, subscribers: 1, lastSeq: null, epoch: null });
 
-      const limited = await (await fetch(`${b.httpUrl}/api/topics?limit=1`)).json();
+      const limited = (await (await fetch(`${b.httpUrl}/api/topics?limit=1`)).json()) as TopicsBody;
       expect(limited.topics).toHaveLength(1);
       expect(limited.total).toBe(3);
       expect((await fetch(`${b.httpUrl}/api/clients?limit=0`)).status).toBe(400);

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createActor, createMachine } from 'xstate';
 import { StatelyInspector } from '../src/inspect/stately.js';
+import { ActorTree } from '../src/actors/tree.js';
 import type { AddressInfo } from 'node:net';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
@@ -85,7 +86,7 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     // The supervisor heard the connection's CONNECT and its done event; links serialise as client info.
     const connect = events.find((e) => e.type === '@xstate.event' && e.event.type === 'CONNECT' && e.event.link?.id === id);
     expect(connect?.event.link).toEqual({ id, name: expect.any(String), addr: expect.any(String), transport: 'ws' });
-    expect(events.some((e) => e.type === '@xstate.event' && e.event.type === `xstate.done.actor.${id}`)).toBe(true);
+    expect(events.some((e) => e.type === '@xstate.event' && e.event.type === 'CONNECTION_CLOSED' && e.event.link?.id === id)).toBe(true);
   });
 
   it('a publish burst never reaches the inspector (frames go from the reader to the engine); lifecycle events do; the supervisor context is a summary', async () => {
@@ -112,11 +113,11 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     expect(supSnap?.snapshot.context.log).toBeUndefined();
   });
 
-  it('costs nothing when off: no inspector is created and the supervisor gets no observer', async () => {
+  it('costs nothing when off: no inspector is created and no actor system gets an observer', async () => {
     const plain = await startTestBroker();
     try {
       expect(plain.observability.stately).toBeUndefined();
-      expect(plain.supervisor.options.inspect).toBeUndefined();
+      expect(plain.actors.observed).toBe(false);
     } finally {
       await plain.close();
     }
@@ -168,7 +169,7 @@ describe('inspector bridge outages in the log', () => {
     const port = (bridge.address() as AddressInfo).port;
     await new Promise<void>((r) => bridge.close(() => r()));
     const root = createActor(createMachine({ id: 'root' })).start();
-    const inspector = new StatelyInspector({ url: `ws://127.0.0.1:${port}`, log: pino({ level: 'debug' }, sink), root, liveActors: () => [root], retryMs: 20 });
+    const inspector = new StatelyInspector({ url: `ws://127.0.0.1:${port}`, log: pino({ level: 'debug' }, sink), actors: new ActorTree(root), retryMs: 20 });
     const warns = () => logs.filter((l) => l.level === 40);
     const retries = () => logs.filter((l) => l.level === 20 && /unreachable/.test(l.msg)).length;
     try {

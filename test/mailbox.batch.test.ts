@@ -24,7 +24,7 @@ class RecordingWire implements Wire {
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
-const msg = (seq: number) => new Outgoing({ op: 'msg', topic: 't', seq, data: seq, ts: 0 });
+const msg = (seq: number) => new Outgoing({ op: 'msg', topic: 't', seq, epoch: 'e1', data: seq, ts: 0 });
 const bytesOf = (...outs: Outgoing[]) => Buffer.concat(outs.map((o) => o.wsFrame()));
 
 describe('Mailbox batches', () => {

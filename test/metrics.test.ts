@@ -71,7 +71,7 @@ describe('GET /metrics', () => {
       ['nodejs_eventloop_lag_seconds', 'gauge'],
       ['nodejs_eventloop_lag_p99_seconds', 'gauge'],
       ['process_cpu_user_seconds_total', 'counter'],
-    ]) {
+    ] as const) {
       expect(s.types.get(name), name).toBe(type);
     }
     expect(v(s, 'switchboard_actors')).toBe(1);

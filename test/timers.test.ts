@@ -1,44 +1,86 @@
-// The timer index: an actor that finishes has its own pending delayed events cancelled (as xstate does),
-// while every other actor's timers in the same system still fire.
-import { describe, expect, it } from 'vitest';
-import { createActor, raise, setup } from 'xstate';
-import { indexTimersByActor } from '../src/actors/timers.js';
+// Closing one connection costs its own timers only. When an actor stops, xstate's scheduler scans every pending
+// delayed event of the actor's system (cancelAll), so connection actors sharing the supervisor's system made each
+// close O(open connections) and a mass disconnect quadratic. Here 2,000 live connections (each with a heartbeat
+// and an idle timer pending) and one leaves: the table its stop scans must hold its own timers, not everyone's.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AnyActorRef } from 'xstate';
+import { openConnection, type OpenConnection } from '../src/actors/connection.js';
+import type { Wire } from '../src/actors/mailbox.js';
+import type { Outgoing } from '../src/protocol/outgoing.js';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
 
-const child = setup({}).createMachine({
-  initial: 'waiting',
-  // One delayed event under a fixed id, one under xstate's random id: both outlive the state that made them.
-  entry: [raise({ type: 'TICK' }, { delay: 40, id: 'tick' }), raise({ type: 'TOCK' }, { delay: 40 })],
-  states: {
-    waiting: { on: { LEAVE: 'left', TICK: 'ticked' } },
-    ticked: { on: { TOCK: 'tocked' } },
-    tocked: { type: 'final' },
-    left: { type: 'final' },
-  },
+const CONNECTIONS = 2000;
+
+/** A socket in memory: a close is answered by the peer on the next turn, as a WebSocket close handshake is. */
+class MemoryWire implements Wire {
+  readonly transport = 'ws' as const;
+  readonly canPing = true;
+  readonly bufferedBytes = 0;
+  conn: OpenConnection | undefined;
+  encode(out: Outgoing): Buffer {
+    return out.wsFrame();
+  }
+  write(): boolean {
+    return true;
+  }
+  onDrain(): void {}
+  ping(): void {}
+  close(code: number, reason: string): void {
+    setImmediate(() => this.conn?.actor.send({ type: 'SOCKET_CLOSED', code, reason }));
+  }
+  terminate(): void {}
+}
+
+/**
+ * Delayed events pending in `actor`'s system: what xstate's cancelAll walks when `actor` stops. Read through
+ * ActorSystem.getSnapshot(), the system's public (persistence) view of its scheduler.
+ */
+const scannedOnStop = (actor: AnyActorRef): number => Object.keys(actor.system.getSnapshot()._scheduledEvents).length;
+
+let broker: TestBroker;
+const conns: OpenConnection[] = [];
+
+beforeAll(async () => {
+  broker = await startTestBroker({ maxConnectionsPerIp: 100_000, maxConnections: 100_000, heartbeatMs: 3_600_000, idleMs: 3_600_000 });
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const wire = new MemoryWire();
+    const conn = openConnection(broker, wire, `mem:${i}`, {});
+    wire.conn = conn;
+    conn.actor.start();
+    conns.push(conn);
+  }
+  await new Promise((r) => setImmediate(r));
 });
-const parent = setup({}).createMachine({});
-const pending = (root: { system: { getSnapshot(): { _scheduledEvents: object } } }) => Object.keys(root.system.getSnapshot()._scheduledEvents).length;
 
-describe('indexTimersByActor', () => {
-  it('a finished actor leaves no pending timers; the others in the system still fire', async () => {
-    const root = createActor(parent);
-    indexTimersByActor(root.system);
-    root.start();
-    const actors = Array.from({ length: 40 }, () => createActor(child, { parent: root }));
-    for (const a of actors) a.start();
-    expect(pending(root)).toBe(80);
-    const leaving = actors.filter((_, i) => i % 2 === 0);
-    for (const a of leaving) a.send({ type: 'LEAVE' });
-    expect(pending(root)).toBe(40);
-    await new Promise((r) => setTimeout(r, 200));
-    for (const a of actors) expect(a.getSnapshot().value).toBe(leaving.includes(a) ? 'left' : 'tocked');
-    expect(pending(root)).toBe(0);
+afterAll(async () => {
+  await broker.close();
+});
+
+describe('closing one connection among many', () => {
+  it('scans only its own timers, however many connections are open', async () => {
+    expect(broker.hub.registry.size).toBe(CONNECTIONS);
+    for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating' } });
+    const leaving = conns[CONNECTIONS / 2]!;
+    // Its heartbeat and idle timers; with a shared system this would be every connection's (2 × 2,000).
+    expect(scannedOnStop(leaving.actor)).toBe(2);
+    // The supervisor's stop would not scan the connections' timers either.
+    expect(scannedOnStop(broker.supervisor)).toBe(0);
+
+    leaving.actor.send({ type: 'QUIT' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(leaving.actor.getSnapshot().status).toBe('done');
+    expect(scannedOnStop(leaving.actor)).toBe(0);
+    // Reaped by the supervisor, and nobody else lost a timer.
+    expect(broker.hub.registry.has(leaving.link)).toBe(false);
+    expect(broker.hub.registry.size).toBe(CONNECTIONS - 1);
+    const others = conns.filter((c) => c !== leaving);
+    expect(others.reduce((n, c) => n + scannedOnStop(c.actor), 0)).toBe(2 * (CONNECTIONS - 1));
   });
 
-  it('is idempotent', () => {
-    const root = createActor(parent);
-    indexTimersByActor(root.system);
-    const once = root.system.scheduler.cancelAll;
-    indexTimersByActor(root.system);
-    expect(root.system.scheduler.cancelAll).toBe(once);
+  it('a mass disconnect leaves every timer cancelled and every link reaped', async () => {
+    for (const { actor } of conns) if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code: 1006, reason: 'gone' });
+    await new Promise((r) => setImmediate(r));
+    expect(broker.hub.registry.size).toBe(0);
+    expect(conns.reduce((n, c) => n + scannedOnStop(c.actor), 0)).toBe(0);
   });
 });

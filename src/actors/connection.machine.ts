@@ -2,7 +2,7 @@
 // (connecting → online ⇄ idle → closing → closed, heartbeat beside them). The reader hands frames to the engine
 // itself and tells the machine only what changes its state (quit, the first frame after idle); deliveries and
 // replies go through the writer (mailbox), never through the machine.
-import { assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { assertEvent, assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import type { Engine, JoinRequest, LeaveCause } from '../engine/engine.js';
 import type { Link } from './link.js';
 
@@ -58,6 +58,7 @@ export const connectionMachine = setup({
     context: {} as ConnectionContext,
     events: {} as ConnectionEvent,
     input: {} as ConnectionInput,
+    output: {} as CloseIntent,
   },
   delays: {
     heartbeatInterval: ({ context }) => context.timing.heartbeatMs,
@@ -98,14 +99,14 @@ export const connectionMachine = setup({
     setClose: assign({ close: (_, params: CloseIntent) => params }),
     setCloseFromEvent: assign({
       close: ({ event }) => {
-        const e = event as CloseIntent;
-        return { code: e.code, reason: e.reason, cause: e.cause };
+        assertEvent(event, ['CLOSE', 'REJECTED']);
+        return { code: event.code, reason: event.reason, cause: event.cause };
       },
     }),
     setClosedByPeer: assign({
       close: ({ event }) => {
-        const e = event as Extract<ConnectionEvent, { type: 'SOCKET_CLOSED' }>;
-        return { code: e.code, reason: e.reason || 'closed by peer', cause: 'leave' as const };
+        assertEvent(event, 'SOCKET_CLOSED');
+        return { code: event.code, reason: event.reason || 'closed by peer', cause: 'leave' as const };
       },
     }),
     discardMailbox: ({ context }) => context.link.mailbox.discard(),
@@ -116,7 +117,8 @@ export const connectionMachine = setup({
     },
     terminateSocket: ({ context }) => context.link.wire.terminate(),
     crash: ({ event }) => {
-      throw (event as Extract<ConnectionEvent, { type: 'FAULT' }>).error;
+      assertEvent(event, 'FAULT');
+      throw event.error;
     },
   },
 }).createMachine({
@@ -199,7 +201,7 @@ export const connectionMachine = setup({
       on: { SOCKET_CLOSED: 'closed' },
       after: { closeTimeout: { target: 'closed', actions: 'terminateSocket' } },
     },
-    // Final: the supervisor hears xstate.done.actor.<id> with the output below and reaps the link.
+    // Final: the supervisor hears CONNECTION_CLOSED with the output below (see openConnection) and reaps the link.
     closed: { type: 'final' },
   },
   output: ({ context }): CloseIntent => context.close,

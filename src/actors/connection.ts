@@ -1,10 +1,11 @@
-// openConnection: what every transport does with a new socket — a Link, its reader, and a
-// connection actor started as a child of the supervisor (so the inspector shows the parent link).
+// openConnection: what every transport does with a new socket — a Link, its reader, and a connection actor.
+// The actor runs in an actor system of its own (see ActorTree); the supervisor hears of its end from here.
 import { createActor } from 'xstate';
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
 import { connectionMachine, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
+import type { ActorTree } from './tree.js';
 import { Link } from './link.js';
 import type { Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
@@ -17,6 +18,8 @@ export interface BrokerCore {
   config: Config;
   hub: Engine<Link>;
   supervisor: SupervisorActor;
+  /** The supervisor and its connection actors, for inspection. */
+  actors: ActorTree;
   /** Connection slots (total and per IP), shared by every transport; absent = unlimited. */
   admission?: Admission;
   /** Verifies client tokens; absent or null = authentication off. */
@@ -62,7 +65,6 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer });
   const actor = createActor(connectionMachine, {
     id: link.id,
-    parent: core.supervisor,
     input: {
       link,
       supervisor: core.supervisor,
@@ -73,6 +75,14 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     },
   });
   link.actor = actor;
+  core.actors.adopt(actor);
+  actor.subscribe({
+    complete: () => {
+      const snapshot = actor.getSnapshot();
+      if (snapshot.status === 'done') core.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: snapshot.output });
+    },
+    error: (error) => core.supervisor.send({ type: 'CONNECTION_CRASHED', link, error }),
+  });
   const rate = new TokenBucket(rateLimitsOf(config));
   link.rate = rate;
   return { link, reader: new FrameReader(link, core.hub, rate, core.log), actor };

@@ -1,11 +1,11 @@
 // Link: one connection's shared record. The reader, the writer (mailbox) and the handler (the machine)
 // each hold it; the supervisor's registry and topic index point at it.
-import type { AnyActorRef } from 'xstate';
 import type { ClientInfo, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
 import type { TokenBucket } from '../engine/bucket.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
+import type { ConnectionActor } from './connection.machine.js';
 
 let lastId = 0;
 
@@ -50,7 +50,7 @@ export class Link {
   /** In the machine's `idle` state: its next frame is news for the machine (ACTIVE). */
   isIdle = false;
   /** Set by the transport right after the connection actor is created. */
-  actor: AnyActorRef | undefined;
+  actor: ConnectionActor | undefined;
   /** Fixed by an auth token's `sub` claim: rename is refused. */
   nameFixed = false;
   /** What the client's token allows (publish/subscribe filters); undefined when authentication is off. */

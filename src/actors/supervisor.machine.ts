@@ -4,7 +4,7 @@
 import { assertEvent, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import type { Logger } from 'pino';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import type { CloseIntent } from './connection.machine.js';
+import type { CloseIntent, ConnectionActor } from './connection.machine.js';
 import type { Link } from './link.js';
 
 export interface SupervisorInput {
@@ -15,8 +15,10 @@ export interface SupervisorInput {
 export type SupervisorEvent =
   | { type: 'CONNECT'; link: Link; request: JoinRequest }
   | { type: 'SHUTDOWN' }
-  | { type: `xstate.done.actor.${string}`; actorId: string; output: CloseIntent }
-  | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown };
+  /** A connection actor reached `closed` (sent by openConnection, which watches it: it is not our child in xstate's sense). */
+  | { type: 'CONNECTION_CLOSED'; link: Link; close: CloseIntent }
+  /** A connection actor threw. */
+  | { type: 'CONNECTION_CRASHED'; link: Link; error: unknown };
 
 type Ctx = SupervisorInput;
 
@@ -29,6 +31,12 @@ function forget(context: Ctx, link: Link, cause: 'leave' | 'timeout' = 'leave'):
     context.log.error({ err, client: link.id }, 'supervisor fault while removing a connection');
     context.hub.forget(link);
   }
+}
+
+/** openConnection sets a link's actor before starting it, so every link the supervisor hears of has one. */
+function actorOf(link: Link): ConnectionActor {
+  if (!link.actor) throw new Error(`link ${link.id} has no connection actor`);
+  return link.actor;
 }
 
 export const supervisorMachine = setup({
@@ -50,22 +58,22 @@ export const supervisorMachine = setup({
         context.hub.stats.crashes++;
         context.log.error({ err, client: event.link.id }, 'supervisor fault while admitting a connection; closing it with 1011');
         forget(context, event.link);
-        enqueue.sendTo(event.link.actor!, { type: 'REJECTED', code: 1011, reason: 'internal error', cause: 'leave' });
+        enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: 1011, reason: 'internal error', cause: 'leave' });
         return;
       }
       context.log.info({ client: event.link.id, name: event.link.name, addr: event.link.addr, transport: event.link.transport }, 'connect');
-      enqueue.sendTo(event.link.actor!, { type: 'ACCEPTED' });
+      enqueue.sendTo(actorOf(event.link), { type: 'ACCEPTED' });
     }),
     refuse: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'CONNECT');
-      enqueue.sendTo(event.link.actor!, { type: 'REJECTED', code: 1001, reason: 'server shutting down', cause: 'leave' });
+      enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: 1001, reason: 'server shutting down', cause: 'leave' });
     }),
     // A connection actor reached `closed`: forget it and tell presence watchers (leave or timeout).
     reap: ({ context, event }) => {
-      const { actorId, output } = event as Extract<SupervisorEvent, { output: CloseIntent }>;
-      const link = context.hub.find(actorId);
-      if (!link || link.id !== actorId) return;
-      const { code, reason, cause } = output;
+      assertEvent(event, 'CONNECTION_CLOSED');
+      const { link, close } = event;
+      if (context.hub.find(link.id) !== link) return;
+      const { code, reason, cause } = close;
       forget(context, link, cause);
       if (code === 4001) context.hub.stats.slowConsumerCloses++;
       const fields = { client: link.id, name: link.name, code, reason, framesIn: link.framesIn, framesOut: link.mailbox.framesOut, dropped: link.mailbox.dropped };
@@ -74,24 +82,24 @@ export const supervisorMachine = setup({
     },
     // A connection actor threw: close just that socket with 1011 and forget it; everyone else carries on.
     reapCrashed: ({ context, event }) => {
-      const { actorId, error } = event as Extract<SupervisorEvent, { error: unknown }>;
-      const link = context.hub.find(actorId);
+      assertEvent(event, 'CONNECTION_CRASHED');
+      const { link, error } = event;
       context.hub.stats.crashes++;
-      context.log.error({ err: error, client: actorId }, 'connection actor crashed; closing it with 1011');
-      if (!link || link.id !== actorId) return;
+      context.log.error({ err: error, client: link.id }, 'connection actor crashed; closing it with 1011');
+      if (context.hub.find(link.id) !== link) return;
       forget(context, link);
       link.mailbox.discard();
       try {
         link.wire.close(1011, 'internal error');
       } catch (err) {
-        context.log.error({ err, client: actorId }, 'closing a crashed connection failed; terminating it');
+        context.log.error({ err, client: link.id }, 'closing a crashed connection failed; terminating it');
         link.wire.terminate();
       }
     },
     closeAll: enqueueActions(({ context, enqueue }) => {
       context.log.info({ connections: context.hub.sessionCount }, 'shutdown: closing every connection with 1001');
       for (const link of context.hub.sessions()) {
-        enqueue.sendTo(link.actor!, { type: 'CLOSE', code: 1001, reason: 'server shutting down', cause: 'leave' });
+        enqueue.sendTo(actorOf(link), { type: 'CLOSE', code: 1001, reason: 'server shutting down', cause: 'leave' });
       }
     }),
   },
@@ -100,8 +108,8 @@ export const supervisorMachine = setup({
   context: ({ input }) => input,
   initial: 'running',
   on: {
-    'xstate.done.actor.*': { actions: 'reap' },
-    'xstate.error.actor.*': { actions: 'reapCrashed' },
+    CONNECTION_CLOSED: { actions: 'reap' },
+    CONNECTION_CRASHED: { actions: 'reapCrashed' },
   },
   states: {
     running: {

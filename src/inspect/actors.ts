@@ -1,8 +1,9 @@
-// ActorTable: the live actors page's in-process view of the actor system, fed by xstate's inspection stream.
+// ActorTable: the live actors page's in-process view of the actor tree, fed by xstate's inspection stream.
 // One row per actor (who, state, subscriptions, mailbox depth, age, last event) and a small ring of its
 // recent events and transitions. It only listens while someone watches (attach/detach), so it costs nothing otherwise.
 import type { AnyActorRef, AnyEventObject, InspectionEvent, Observer, Snapshot, Subscription } from 'xstate';
 import type { Link } from '../actors/link.js';
+import type { ActorTree } from '../actors/tree.js';
 
 /** Recent events and transitions kept per actor. */
 export const RECENT_PER_ACTOR = 30;
@@ -55,6 +56,10 @@ interface Tracked {
 export class ActorTable {
   private readonly actors = new Map<string, Tracked>();
   private subscription: Subscription | undefined;
+  private tree: ActorTree | undefined;
+  private rootStartedAt = 0;
+  /** True while attach() runs: the actors announced then were alive before, the later ones are new. */
+  private attaching = false;
   /** Rows to redraw at once: new actors and state changes. Everything else is picked up by the periodic scan. */
   readonly urgent = new Set<string>();
   /** Ids of rows removed since the last take. */
@@ -63,19 +68,26 @@ export class ActorTable {
   readonly observer: Observer<InspectionEvent> = { next: (ev) => this.record(ev) };
 
   /**
-   * Starts listening to `root`'s actor system and seeds the table with the actors already alive, each dated from its
+   * Starts listening to the tree, which first announces the actors already alive; each is dated from its
    * start: a connection from its link, the root from `rootStartedAt` (the table only learns of them now).
    */
-  attach(root: AnyActorRef, alive: Iterable<AnyActorRef>, rootStartedAt = Date.now()): void {
+  attach(tree: ActorTree, rootStartedAt = Date.now()): void {
     if (this.subscription) return;
-    this.subscription = root.system.inspect(this.observer);
-    for (const ref of alive) this.seed(ref, ref === root ? rootStartedAt : undefined);
+    this.tree = tree;
+    this.rootStartedAt = rootStartedAt;
+    this.attaching = true;
+    try {
+      this.subscription = tree.inspect(this.observer);
+    } finally {
+      this.attaching = false;
+    }
   }
 
   /** Stops listening and forgets everything (no viewer left). */
   detach(): void {
     this.subscription?.unsubscribe();
     this.subscription = undefined;
+    this.tree = undefined;
     this.actors.clear();
     this.urgent.clear();
     this.removed = [];
@@ -110,7 +122,7 @@ export class ActorTable {
     const snapshot = (t.ref.getSnapshot() ?? { status: 'active' }) as Snapshot<unknown> & { value?: unknown; context?: { link?: Link } };
     const link = snapshot.context?.link;
     const value = snapshot.value;
-    const parent = (t.ref as { _parent?: AnyActorRef })._parent;
+    const parent = this.tree?.parentOf(t.ref);
     return {
       id,
       machine: machineOf(t.ref),
@@ -161,7 +173,8 @@ export class ActorTable {
   private record(ev: InspectionEvent): void {
     switch (ev.type) {
       case '@xstate.actor':
-        this.track(ev.actorRef as AnyActorRef);
+        if (this.attaching) this.seed(ev.actorRef as AnyActorRef, ev.actorRef === this.tree?.root ? this.rootStartedAt : undefined);
+        else this.track(ev.actorRef as AnyActorRef); // not started yet: its first snapshot reads `started in …`
         return;
       case '@xstate.event': {
         const t = this.track(ev.actorRef as AnyActorRef);
@@ -272,12 +285,12 @@ export function describeEvent(event: AnyEventObject): string {
   const type = event.type;
   if (type === 'xstate.init') return 'started';
   if (type.startsWith('xstate.after.')) return `after ${type.slice('xstate.after.'.length).split('.')[0]}`;
-  if (type.startsWith('xstate.done.actor.')) {
-    const output = (event as { output?: { code?: unknown; reason?: unknown } }).output;
-    const closed = typeof output?.code === 'number' ? ` (closed ${output.code}${output.reason ? ` ${String(output.reason)}` : ''})` : '';
-    return `${type.slice('xstate.done.actor.'.length)} finished${closed}`;
+  if (type === 'CONNECTION_CLOSED' || type === 'CONNECTION_CRASHED') {
+    const { link, close } = event as { link?: { id?: string }; close?: { code?: unknown; reason?: unknown } };
+    if (type === 'CONNECTION_CRASHED') return `${link?.id ?? '?'} crashed`;
+    const closed = typeof close?.code === 'number' ? ` (closed ${close.code}${close.reason ? ` ${String(close.reason)}` : ''})` : '';
+    return `${link?.id ?? '?'} finished${closed}`;
   }
-  if (type.startsWith('xstate.error.actor.')) return `${type.slice('xstate.error.actor.'.length)} crashed`;
   const e = event as { frame?: { op?: string; topic?: string; to?: string; name?: string }; link?: { id?: string }; topic?: string; code?: number };
   const f = e.frame;
   if (f) {

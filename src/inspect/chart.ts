@@ -1,6 +1,6 @@
 // MachineChart: a machine definition reduced to what the live actors page draws — nested states and
 // their outgoing transitions — read from the machine itself, so the page never drifts from the code.
-import type { AnyStateMachine } from 'xstate';
+import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from 'xstate';
 
 export interface ChartTransition {
   /** Event type, or `after <delay>` for timeouts, `always` for eventless transitions. */
@@ -18,28 +18,25 @@ export interface ChartNode {
   transitions: ChartTransition[];
 }
 
-interface DefinitionNode {
-  id: string;
-  key: string;
-  type: string;
-  states: Record<string, DefinitionNode>;
-  transitions: { eventType: string; delay?: unknown; target?: { id: string }[] | null; guard?: unknown; reenter?: boolean }[];
-  always?: { target?: { id: string }[] | null; guard?: unknown }[];
-}
-
 export function machineChart(machine: AnyStateMachine): ChartNode {
-  return chartOf(machine.root.definition as unknown as DefinitionNode);
+  return chartOf(machine.root);
 }
 
-function chartOf(node: DefinitionNode): ChartNode {
-  const transitions: ChartTransition[] = node.transitions.map((t) => ({
-    event: t.delay !== undefined ? `after ${String(t.delay)}` : t.eventType.replace(/^xstate\./, ''),
-    targets: (t.target ?? []).map((s) => s.id),
+/** From public StateNode fields only: `transitions` (by event), `after` (for the delay names), `always`. */
+function chartOf(node: AnyStateNode): ChartNode {
+  const delays = new Map(node.after.map((t) => [t.eventType, t.delay]));
+  const transitions: ChartTransition[] = [...node.transitions.values()].flat().map((t) => ({
+    event: delays.has(t.eventType) ? `after ${String(delays.get(t.eventType))}` : t.eventType.replace(/^xstate\./, ''),
+    targets: targetIds(t),
     guard: guardName(t.guard),
     reenter: t.reenter || undefined,
   }));
-  for (const t of node.always ?? []) transitions.push({ event: 'always', targets: (t.target ?? []).map((s) => s.id), guard: guardName(t.guard) });
+  for (const t of node.always ?? []) transitions.push({ event: 'always', targets: targetIds(t), guard: guardName(t.guard) });
   return { id: node.id, key: node.key, type: node.type, states: Object.values(node.states).map(chartOf), transitions };
+}
+
+function targetIds(t: AnyTransitionDefinition): string[] {
+  return (t.target ?? []).map((s) => s.id);
 }
 
 function guardName(guard: unknown): string | undefined {

@@ -1,28 +1,12 @@
 // Mermaid state diagrams drawn from the machine definitions themselves, so diagrams/ cannot drift silently.
-import type { AnyStateMachine } from 'xstate';
-
-interface Node {
-  key: string;
-  id: string;
-  type: string;
-  states: Record<string, Node>;
-  initial?: { target: Node[] };
-  transitions: Map<string, Transition[]>;
-  always?: Transition[];
-}
-interface Transition {
-  eventType: string;
-  target?: Node[];
-  guard?: unknown;
-  actions: unknown[];
-}
+import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from 'xstate';
 
 const nameOf = (x: unknown): string | undefined =>
   typeof x === 'string' ? x : x && typeof x === 'object' && 'type' in x ? String((x as { type: unknown }).type) : undefined;
 
-function label(t: Transition): string {
+function label(t: AnyTransitionDefinition): string {
   const after = /^xstate\.after\.([^.]+)\./.exec(t.eventType);
-  const event = t.eventType === '' ? 'always' : after ? `after ${after[1]}` : t.eventType.replace(/^xstate\.(done|error)\.actor\.\*$/, 'child $1');
+  const event = t.eventType === '' ? 'always' : after ? `after ${after[1]}` : t.eventType;
   const guard = nameOf(t.guard);
   const actions = t.actions.map(nameOf).filter((a): a is string => !!a && !a.startsWith('xstate.'));
   return `${event}${guard ? ` [${guard}]` : ''}${actions.length ? ` / ${actions.join(', ')}` : ''}`;
@@ -34,13 +18,13 @@ function label(t: Transition): string {
  * block that mentions it, so a transition written inside a block would pull its target into that block.
  */
 export function renderMermaid(machine: AnyStateMachine): string {
-  const root = machine.root as unknown as Node;
+  const root = machine.root;
   const seen = new Set<string>();
   const structure: string[] = [];
   const transitions: string[] = [];
-  const name = (n: Node) => n.key;
+  const name = (n: AnyStateNode) => n.key;
 
-  const declare = (n: Node, depth: number) => {
+  const declare = (n: AnyStateNode, depth: number) => {
     const pad = '  '.repeat(depth);
     if (seen.has(n.key)) throw new Error(`state key '${n.key}' is used twice; diagrams need unique keys`);
     seen.add(n.key);
@@ -59,7 +43,7 @@ export function renderMermaid(machine: AnyStateMachine): string {
     if (n.type === 'final') transitions.push(`  ${name(n)} --> [*]`);
   };
 
-  const body = (n: Node, depth: number) => {
+  const body = (n: AnyStateNode, depth: number) => {
     const pad = '  '.repeat(depth);
     const children = Object.values(n.states);
     if (n.type === 'parallel') {
@@ -69,7 +53,7 @@ export function renderMermaid(machine: AnyStateMachine): string {
       });
       return;
     }
-    const initial = n.initial?.target[0];
+    const initial = n.initial.target[0];
     if (initial) structure.push(`${pad}[*] --> ${name(initial)}`);
     for (const c of children) declare(c, depth);
   };
@@ -78,7 +62,7 @@ export function renderMermaid(machine: AnyStateMachine): string {
   const lines = ['stateDiagram-v2', ...structure, ...transitions];
   // Events the machine handles in every state: one note on the initial state.
   const everywhere = [...root.transitions.values()].flat();
-  const initial = root.initial?.target[0];
+  const initial = root.initial.target[0];
   if (everywhere.length > 0 && initial) {
     lines.push(`  note right of ${name(initial)}`, '    in every state:');
     for (const t of everywhere) lines.push(`    ${label(t)}`);

@@ -1,16 +1,14 @@
 // ActorsPage: GET /inspect (the live actors page, static files from web/) and its WebSocket /inspect/ws.
-// While at least one page is open the ActorTable listens to the actor system; pushes are batched:
+// While at least one page is open the ActorTable listens to the actor tree; pushes are batched:
 // state changes at most every 100 ms, everything else (last event, mailbox depth, subscriptions) once a second.
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { AnyActorRef } from 'xstate';
 import type { Logger } from 'pino';
-import type { Engine } from '../engine/engine.js';
-import type { Link } from '../actors/link.js';
+import type { ActorTree } from '../actors/tree.js';
 import { connectionMachine } from '../actors/connection.machine.js';
-import { supervisorMachine, type SupervisorActor } from '../actors/supervisor.machine.js';
+import { supervisorMachine } from '../actors/supervisor.machine.js';
 import { HttpError, type Router } from '../http/router.js';
 import { refuseUpgrade } from '../transports/ws.js';
 import { parseTarget } from '../protocol/target.js';
@@ -35,8 +33,8 @@ const FILES: Record<string, { file: string; type: string }> = {
 export type AdminCheck = (req: IncomingMessage, url: URL) => boolean | Promise<boolean>;
 
 export interface ActorsPageOptions {
-  supervisor: SupervisorActor;
-  hub: Engine<Link>;
+  /** The supervisor and its connection actors. */
+  actors: ActorTree;
   log: Logger;
   authorize: AdminCheck;
   /** When the supervisor started (the page dates its row from it). */
@@ -149,10 +147,7 @@ export class ActorsPage {
 
   private startWatching(): void {
     if (this.table.attached) return;
-    const { supervisor, hub } = this.options;
-    const alive: AnyActorRef[] = [supervisor];
-    for (const link of hub.sessions()) if (link.actor) alive.push(link.actor);
-    this.table.attach(supervisor, alive, this.options.startedAt);
+    this.table.attach(this.options.actors, this.options.startedAt);
     this.timer = setInterval(() => this.tick(), URGENT_MS);
     this.timer.unref();
   }

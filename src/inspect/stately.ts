@@ -1,11 +1,12 @@
 // StatelyInspector: `serve --inspect` — every actor's lifecycle, sampled and trimmed, sent over a WebSocket
 // to the bridge (`switchboard inspect`), which relays it to the Stately Inspector in a browser.
-// The observer is attached to the actor system only while the bridge is connected (xstate's inspection
+// The observer is attached to the actor tree only while the bridge is connected (xstate's inspection
 // machinery is not free once anyone listens), and every (re)connect re-announces the live actors.
 // It reuses @statelyai/inspect's event conversion; the transport below adds reconnecting and a send bound.
 import WebSocket from 'ws';
 import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
-import type { AnyActorRef, InspectionEvent, Observer, Subscription } from 'xstate';
+import type { InspectionEvent, Observer, Subscription } from 'xstate';
+import type { ActorTree } from '../actors/tree.js';
 import type { Logger } from 'pino';
 import { InspectionSampler, trimContext, trimEvent, trimSnapshot } from './sampler.js';
 
@@ -20,10 +21,8 @@ const RECONNECT_MS = 2000;
 export interface StatelyInspectorOptions {
   url: string;
   log: Logger;
-  /** The root actor (the supervisor): its system carries every actor's inspection events. */
-  root: AnyActorRef;
-  /** Every live actor, root first: announced to the bridge on each (re)connect so late joiners see them all. */
-  liveActors: () => Iterable<AnyActorRef>;
+  /** The supervisor and its connection actors; each (re)connect announces the live ones, so late joiners see them all. */
+  actors: ActorTree;
   chatterPerSecond?: number;
   /** Wait between reconnection attempts (tests shorten it). */
   retryMs?: number;
@@ -107,9 +106,11 @@ export class StatelyInspector {
   readonly sampler: InspectionSampler;
   private readonly bridge: BridgeConnection;
   private readonly inspector;
-  /** Registered on the root's actor system while the bridge is connected: it sees every actor, with parent links. */
+  /** Registered on the actor tree while the bridge is connected: it sees every actor. */
   readonly observer: Observer<InspectionEvent>;
   private subscription: Subscription | undefined;
+  /** Session id → parent session id of announced actors (the Stately event names parents by session). */
+  private readonly parentSessions = new Map<string, string>();
 
   constructor(private readonly options: StatelyInspectorOptions) {
     this.sampler = new InspectionSampler({ chatterPerSecond: options.chatterPerSecond ?? 20 });
@@ -118,10 +119,19 @@ export class StatelyInspector {
       // Snapshots are trimmed by the sampler before conversion; actor registrations read getSnapshot() themselves.
       sanitizeContext: (context) => trimContext(context) as typeof context,
       sanitizeEvent: trimEvent,
+      // Connection actors are roots of their own actor systems: their parent is named from the tree, not from xstate.
+      serialize: (event) => {
+        if (event.type !== '@xstate.actor' || event.parentId !== undefined) return event;
+        const parent = this.parentSessions.get(event.sessionId);
+        if (parent === undefined) return event;
+        this.parentSessions.delete(event.sessionId);
+        return { ...event, parentId: parent };
+      },
     });
     const next = this.inspector.inspect.next!.bind(this.inspector.inspect);
     this.observer = {
       next: (ev) => {
+        if (ev.type === '@xstate.actor') this.rememberParent(ev);
         const selected = this.sampler.select(ev);
         if (selected) next(selected);
       },
@@ -144,19 +154,20 @@ export class StatelyInspector {
   }
 
   private listen(): void {
-    this.subscription ??= this.options.root.system.inspect(this.observer);
-    this.announceLiveActors();
+    // A new subscription announces every live actor; the tree re-announces them on each (re)connect.
+    this.unlisten();
+    this.subscription = this.options.actors.inspect(this.observer);
   }
 
   private unlisten(): void {
     this.subscription?.unsubscribe();
     this.subscription = undefined;
+    this.parentSessions.clear();
   }
 
-  /** The current state of every live actor, so a bridge started (or restarted) late shows them all. */
-  private announceLiveActors(): void {
-    const rootId = this.options.root.sessionId;
-    // Through the same conversion as live registrations, so announced actors are named by id (c1, c2…) too.
-    for (const actorRef of this.options.liveActors()) this.observer.next?.({ type: '@xstate.actor', actorRef, rootId });
+  /** Until the announcement leaves (converted in an idle callback), its parent is kept by session id. */
+  private rememberParent(ev: Extract<InspectionEvent, { type: '@xstate.actor' }>): void {
+    const parent = this.options.actors.parentOf(ev.actorRef);
+    if (parent) this.parentSessions.set(ev.actorRef.sessionId, parent.sessionId);
   }
 }

@@ -1,5 +1,5 @@
 // The cost of inspection without sockets: real supervisor and connection actors over in-memory wires, the
-// reader fed the same JSON frames a transport would, observers toggled on the same actor system between rounds.
+// reader fed the same JSON frames a transport would, observers toggled on the same actor tree between rounds.
 // Reports CPU µs per publish (chatty: 1 delivery each) and per delivery (fan-out: 100 each). Not part of `npm test`.
 //
 //   npx tsx test/bench/inspect-micro.ts [--publishes 20000] [--rounds 5]
@@ -49,16 +49,16 @@ for (let i = 0; i < CONNECTIONS; i++) {
 const turn = () => new Promise((r) => setImmediate(r));
 await turn();
 
-const stately = new StatelyInspector({ url: 'ws://127.0.0.1:9', log, liveActors: () => [] }); // unreachable: events are converted, then queued (bounded)
+const stately = new StatelyInspector({ url: 'ws://127.0.0.1:9', log, actors: broker.actors }); // unreachable: events are converted, then queued (bounded)
 const table = new ActorTable();
 type Mode = 'off' | 'noop' | 'inspect' | 'page' | 'inspect+page';
 
 async function measure(mode: Mode, scenario: 'chatty' | 'fan-out'): Promise<{ perPublish: number; perDelivery: number }> {
   const subs: Subscription[] = [];
   // `noop`: an observer that does nothing — what xstate's own inspection machinery costs once anyone listens.
-  if (mode === 'noop') subs.push(broker.supervisor.system.inspect(() => {}));
-  if (mode.includes('inspect')) subs.push(broker.supervisor.system.inspect(stately.observer));
-  if (mode.includes('page')) table.attach(broker.supervisor, []);
+  if (mode === 'noop') subs.push(broker.actors.inspect({ next: () => {} }));
+  if (mode.includes('inspect')) subs.push(broker.actors.inspect(stately.observer));
+  if (mode.includes('page')) table.attach(broker.actors);
   const publishers = scenario === 'chatty' ? 200 : 10;
   const total = scenario === 'chatty' ? PUBLISHES : PUBLISHES / 2;
   const frames = Array.from({ length: publishers }, (_, p) => {

@@ -8,7 +8,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import type { AnyActorRef } from 'xstate';
 import { defaults, type Config } from '../../src/config.js';
 import { startBroker } from '../../src/broker.js';
 import { createLogger } from '../../src/log.js';
@@ -44,15 +43,9 @@ const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, lo
 const broker = await startBroker(config, { log: createLogger('warn', false) });
 const url = `ws://127.0.0.1:${broker.port}/ws`;
 
-// Every actor of the broker's actor system, as xstate registers and unregisters them (leaks show up here
-// even when the hub has forgotten the connection).
-const live = new Set<AnyActorRef>();
-const system = broker.supervisor.system as unknown as { _register: (id: string, a: AnyActorRef) => string; _unregister: (a: AnyActorRef) => void };
-const register = system._register.bind(system);
-const unregister = system._unregister.bind(system);
-system._register = (id, a) => (live.add(a), register(id, a));
-system._unregister = (a) => (live.delete(a), unregister(a));
-const connectionActors = () => [...live].filter((a) => a !== broker.supervisor).length;
+// Every connection actor that has not finished, as the actor tree holds them (each runs in its own actor system;
+// leaks show up here even when the hub has forgotten the connection).
+const connectionActors = () => [...broker.actors.actors()].filter((a) => a !== broker.supervisor).length;
 
 const acked = new Map<string, Set<number>>(); // topic → seqs acknowledged to some publisher
 const stats = { sessions: 0, abrupt: 0, published: 0, acked: 0, refusedUpgrades: 0, orderViolations: 0 };

@@ -155,7 +155,13 @@ export class BenchClient {
       port,
       localAddress: opts.localAddress,
       noDelay: true,
-      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.data((buf as Buffer).subarray(0, n)) },
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          this.data((buf as Buffer).subarray(0, n));
+          return true; // keep reading (false would pause the socket)
+        },
+      },
     });
     this.socket.on('connect', () => this.start());
     this.socket.on('error', (err) => this.end(err));

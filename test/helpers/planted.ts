@@ -5,7 +5,7 @@ import { Hub } from '../../src/core/hub.js';
 import type { Link } from '../../src/actors/link.js';
 import { ackFrame, type FrameOf } from '../../src/protocol/frames.js';
 
-export class StickyPresenceHub extends Hub {
+export class StickyPresenceHub extends Hub<Link> {
   override sub(link: Link, frame: FrameOf<'sub'>): void {
     if (frame.presence !== true && frame.since === undefined && link.presence.has(frame.topic)) {
       if (frame.id !== undefined) link.send(ackFrame(frame.id, { life: this.history.boot }));

@@ -24,8 +24,8 @@ describe('encode once, at publish/send time', () => {
     const data = { a: [1, 'é'] };
     const enc = encodeData(data);
     if (enc instanceof ProtocolError) throw new Error('unexpected');
-    const out = new Outgoing({ op: 'msg', topic: 't', seq: 1, data, ts: 5 }, undefined, enc);
-    expect(JSON.parse(out.json)).toEqual({ op: 'msg', topic: 't', seq: 1, data, ts: 5 });
+    const out = new Outgoing({ op: 'msg', topic: 't', seq: 1, epoch: 'e.1', data, ts: 5 }, undefined, enc);
+    expect(JSON.parse(out.json)).toEqual({ op: 'msg', topic: 't', seq: 1, epoch: 'e.1', data, ts: 5 });
     expect(out.bytes).toBe(Buffer.byteLength(out.json));
   });
 

@@ -25,7 +25,7 @@ class StuckWire implements Wire {
   terminate(): void {}
 }
 
-const big = (seq: number) => new Outgoing({ op: 'msg', topic: 't', seq, data: 'x'.repeat(10_000), ts: 0 });
+const big = (seq: number) => new Outgoing({ op: 'msg', topic: 't', seq, epoch: 'e.1', data: 'x'.repeat(10_000), ts: 0 });
 const turn = () => new Promise((r) => setImmediate(r));
 
 let broker: TestBroker | undefined;
