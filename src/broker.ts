@@ -5,18 +5,19 @@ import type { AddressInfo } from 'node:net';
 import { createActor, toPromise } from 'xstate';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { Hub, type HubOptions } from './core/hub.js';
+import { MemoryEngine, type MemoryEngineOptions } from './engine/memory.js';
 import type { Link } from './actors/link.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
-import { WsTransport, refuseUpgrade } from './transports/ws.js';
+import { WsTransport } from './transports/ws/transport.js';
+import { refuseUpgrade } from './transports/upgrade.js';
 import { OriginPolicy } from './http/origin.js';
-import { LINES_PATH, TcpTransport } from './transports/tcp.js';
+import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { Router, sendJson } from './http/router.js';
 import { createLogger } from './log.js';
-import { Admission } from './http/admission.js';
+import { Admission } from './actors/admission.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { StatelyInspector } from './inspect/stately.js';
 import { ActorsPage } from './inspect/page.js';
@@ -31,7 +32,7 @@ export const VERSION = '0.1.0';
 
 export interface Broker extends BrokerCore {
   /** The in-memory engine itself (tests and diagnostics in-process); product code uses BrokerCore's Engine view. */
-  hub: Hub<Link>;
+  hub: MemoryEngine<Link>;
   log: Logger;
   http: Server;
   router: Router;
@@ -53,13 +54,13 @@ export interface BrokerOptions {
   log?: Logger;
   /** Overrides config.tcpPort with a port to listen on; here 0 picks a free port (tests), where the setting's 0 disables TCP. */
   tcpPort?: number;
-  /** Builds the hub instead of `new Hub(options)`: tests plant a broken Hub subclass to prove the conformance checker notices. */
-  hubFactory?: (options: HubOptions) => Hub<Link>;
+  /** Builds the hub instead of `new MemoryEngine(options)`: tests plant a broken MemoryEngine subclass to prove the conformance checker notices. */
+  hubFactory?: (options: MemoryEngineOptions) => MemoryEngine<Link>;
 }
 
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
   const log = options.log ?? createLogger(config.logLevel);
-  const hub = (options.hubFactory ?? ((o: HubOptions) => new Hub<Link>(o)))({
+  const hub = (options.hubFactory ?? ((o: MemoryEngineOptions) => new MemoryEngine<Link>(o)))({
     serverName: config.serverName,
     version: VERSION,
     heartbeatMs: config.heartbeatMs,

@@ -2,8 +2,8 @@
 // switchboard CLI: `serve` runs the broker; other commands are registered in COMMANDS.
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
 import { ListenError, startBroker } from './broker.js';
-import { pubCommand, subCommand } from './client/pubsub.js';
-import { chatCommand } from './client/chat.js';
+import { pubCommand, subCommand } from './cli/pubsub.js';
+import { chatCommand } from './cli/chat.js';
 import { inspectCommand } from './inspect/bridge.js';
 import { check } from './check/command.js';
 

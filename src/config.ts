@@ -1,7 +1,7 @@
 // Config: command-line flags and SWITCHBOARD_* environment variables → one validated Config.
 // One table describes every setting: its flag, env var, type, bounds, default and help line.
 import { parseArgs } from 'node:util';
-import { topicError } from './topics/topic.js';
+import { topicError } from './protocol/topic.js';
 
 export class ConfigError extends Error {}
 

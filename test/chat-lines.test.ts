@@ -1,7 +1,7 @@
 // The pure chat-line codec: which plain-text line is which command, and how frames read as seed lines.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { byeLine, chatText, messageLine, parseChatLine, presenceLine, whoLines } from '../src/protocol/chat.js';
+import { byeLine, chatText, messageLine, parseChatLine, presenceLine, whoLines } from '../src/transports/tcp/chat.js';
 
 const client = { id: 'c3', name: 'bob', addr: '10.0.0.5:4242', transport: 'tcp' as const };
 

@@ -1,7 +1,7 @@
 // `switchboard pub` and `switchboard sub` as a user runs them: real processes against a real broker.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { pubCommand, subCommand } from '../src/client/pubsub.js';
+import { pubCommand, subCommand } from '../src/cli/pubsub.js';
 import { ConfigError } from '../src/config.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 

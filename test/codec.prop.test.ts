@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeClientFrame, type ClientFrame } from '../src/protocol/frames.js';
 import { ERROR_CODES, ProtocolError } from '../src/protocol/errors.js';
-import { Outgoing, encodeWsTextFrame } from '../src/protocol/outgoing.js';
+import { Outgoing } from '../src/protocol/outgoing.js';
+import { encodeWsTextFrame, wsTextFrame } from '../src/transports/ws/frame.js';
 
 const topic = fc.array(fc.constantFrom('a', 'b', 'x1', 'déjà'), { minLength: 1, maxLength: 5 }).map((s) => s.join('/'));
 const filter = fc.oneof(topic, topic.map((t) => `${t}/#`), topic.map((t) => `+/${t}`));
@@ -83,7 +84,7 @@ describe('server frame encoding', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.nat({ max: 70_000 }), (value, pad) => {
         const out = new Outgoing({ op: 'msg', topic: 't', seq: 1, epoch: 'e1', data: { value, pad: 'p'.repeat(pad % 3 === 0 ? pad : 0) }, ts: 1 });
-        const frame = out.wsFrame();
+        const frame = out.bytesFor(wsTextFrame);
         expect(frame[0]).toBe(0x81);
         let len = frame[1]! & 0x7f;
         let offset = 2;
@@ -96,7 +97,7 @@ describe('server frame encoding', () => {
         }
         expect(frame.length).toBe(offset + len);
         expect(frame.subarray(offset).toString()).toBe(out.json);
-        expect(JSON.parse(out.jsonLine().toString())).toEqual(JSON.parse(out.json));
+        expect(JSON.parse(out.bytesFor((o) => Buffer.from(o.json + '\n')).toString())).toEqual(JSON.parse(out.json));
       }),
       { numRuns: 200 },
     );

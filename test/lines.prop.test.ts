@@ -2,7 +2,7 @@
 // reference (split on \n, drop one \r, limit, strict UTF-8); the buffer never holds more than limit + 1 bytes.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LineSplitter, type LineEvent } from '../src/protocol/lines.js';
+import { LineSplitter, type LineEvent } from '../src/transports/tcp/lines.js';
 
 /** Feeds `bytes` cut at `cuts` (sorted offsets), then ends the stream. */
 function run(bytes: Uint8Array, cuts: number[], limit: number): { events: LineEvent[]; maxBuffered: number } {

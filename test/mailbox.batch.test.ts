@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Mailbox, type Wire } from '../src/actors/mailbox.js';
 import { Outgoing } from '../src/protocol/outgoing.js';
+import { wsTextFrame } from '../src/transports/ws/frame.js';
 
 class RecordingWire implements Wire {
   readonly transport = 'ws' as const;
@@ -11,7 +12,7 @@ class RecordingWire implements Wire {
   readonly chunks: Buffer[] = [];
   constructor(readonly sharedEncoding: boolean) {}
   encode(out: Outgoing): Buffer {
-    return out.wsFrame();
+    return out.bytesFor(wsTextFrame);
   }
   write(chunk: Buffer): boolean {
     this.chunks.push(chunk);
@@ -25,7 +26,7 @@ class RecordingWire implements Wire {
 
 const turn = () => new Promise((r) => setImmediate(r));
 const msg = (seq: number) => new Outgoing({ op: 'msg', topic: 't', seq, epoch: 'e1', data: seq, ts: 0 });
-const bytesOf = (...outs: Outgoing[]) => Buffer.concat(outs.map((o) => o.wsFrame()));
+const bytesOf = (...outs: Outgoing[]) => Buffer.concat(outs.map((o) => o.bytesFor(wsTextFrame)));
 
 describe('Mailbox batches', () => {
   it('mailboxes with the same queued frames write identical bytes; a different queue gets its own', async () => {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { commandArbitraries, requestFrame, type CheckCommand, type Naming, type Step } from '../src/check/commands.js';
 import { ProtocolModel, type Expected, type Outcome, type Slot } from '../src/protocol/model.js';
-import { filterMatches } from '../src/topics/topic.js';
+import { filterMatches } from '../src/protocol/topic.js';
 
 const naming: Naming = { topic: (t) => t, name: (n) => n, epoch: () => undefined };
 

@@ -7,6 +7,7 @@ import type { AnyActorRef } from 'xstate';
 import { openConnection, type OpenConnection } from '../src/actors/connection.js';
 import type { Wire } from '../src/actors/mailbox.js';
 import type { Outgoing } from '../src/protocol/outgoing.js';
+import { wsTextFrame } from '../src/transports/ws/frame.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 
 const CONNECTIONS = 2000;
@@ -18,7 +19,7 @@ class MemoryWire implements Wire {
   readonly bufferedBytes = 0;
   conn: OpenConnection | undefined;
   encode(out: Outgoing): Buffer {
-    return out.wsFrame();
+    return out.bytesFor(wsTextFrame);
   }
   write(): boolean {
     return true;

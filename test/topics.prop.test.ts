@@ -1,8 +1,8 @@
 // TopicIndex agrees with the reference matcher on random topics and filters, including after random unsubscribes.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TopicIndex } from '../src/topics/index.js';
-import { filterError, filterMatches, topicError } from '../src/topics/topic.js';
+import { TopicIndex } from '../src/engine/topic-index.js';
+import { filterError, filterMatches, topicError } from '../src/protocol/topic.js';
 
 const segment = fc.constantFrom('a', 'b', 'c', 'pump', '42');
 const topicArb = fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join('/'));

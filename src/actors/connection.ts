@@ -10,7 +10,7 @@ import { Link } from './link.js';
 import type { Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
 import { TokenBucket, type RateLimits } from '../engine/bucket.js';
-import type { Admission } from '../http/admission.js';
+import type { Admission } from './admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
 

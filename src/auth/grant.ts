@@ -1,6 +1,6 @@
 // Grant: what an authenticated client may do, from its token's claims. Pure: the hub asks it on pub and sub.
-import { filterMatches } from '../topics/topic.js';
-import { filterCovers } from '../topics/cover.js';
+import { filterMatches } from '../protocol/topic.js';
+import { filterCovers } from '../protocol/cover.js';
 
 export interface GrantClaims {
   /** The client's name (JWT `sub`), fixed for the connection. */

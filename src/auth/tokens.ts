@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createLocalJWKSet, jwtVerify, type JWTPayload, type JSONWebKeySet } from 'jose';
 import { nameError } from '../protocol/frames.js';
-import { filterError } from '../topics/topic.js';
+import { filterError } from '../protocol/topic.js';
 import { Grant } from './grant.js';
 import { ConfigError } from '../config.js';
 import { parseTarget } from '../protocol/target.js';

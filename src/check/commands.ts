@@ -4,7 +4,11 @@
 import fc from 'fast-check';
 import type { AsyncCommand } from 'fast-check';
 import type { ModelFrame, ProtocolModel, Slot } from '../protocol/model.js';
-import type { Fleet } from './fleet.js';
+
+/** What runs a command against real connections (the Fleet); declared here so commands and fleet import one way. */
+export interface Performer {
+  perform(cmd: CheckCommand, model: ProtocolModel): Promise<void>;
+}
 
 /** Who a `send` goes to: the id or the current name of the client on a slot, or a literal name. */
 export type Target = { id: Slot } | { nameOf: Slot } | { name: string };
@@ -47,7 +51,7 @@ export function describe(cmd: CheckCommand): string {
  * A command bound to fast-check. Its `slot` is relative, so that few generated commands are wasted:
  * connect takes the first free slot, any other command goes to the (slot mod n)-th live client.
  */
-export class Step implements AsyncCommand<ProtocolModel, Fleet> {
+export class Step implements AsyncCommand<ProtocolModel, Performer> {
   constructor(readonly cmd: CheckCommand) {}
 
   check(model: Readonly<ProtocolModel>): boolean {
@@ -55,7 +59,7 @@ export class Step implements AsyncCommand<ProtocolModel, Fleet> {
     return this.cmd.op === 'connect' ? live < SLOTS : live > 0;
   }
 
-  run(model: ProtocolModel, fleet: Fleet): Promise<void> {
+  run(model: ProtocolModel, fleet: Performer): Promise<void> {
     return fleet.perform(this.resolve(model), model);
   }
 

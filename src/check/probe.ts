@@ -4,7 +4,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
-import { LineSplitter } from '../protocol/lines.js';
+import { LineSplitter } from '../transports/tcp/lines.js';
 
 export type Frame = Record<string, unknown> & { op: string };
 

@@ -5,7 +5,7 @@
 import type { Grant } from '../auth/grant.js';
 import type { FrameId, ProtocolError } from '../protocol/errors.js';
 import type { ClientFrame, ClientInfo, FrameOf, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
-import type { BrokerStats } from '../core/stats.js';
+import type { BrokerStats } from './stats.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 
 /** What an engine needs of a connection's outbound queue. */

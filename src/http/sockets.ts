@@ -5,8 +5,8 @@ import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Admission, Refusal } from './admission.js';
-import { refuseUpgrade } from '../transports/ws.js';
+import type { Admission, Refusal } from '../actors/admission.js';
+import { refuseUpgrade } from '../transports/upgrade.js';
 
 export class HttpSockets {
   private readonly refused = new WeakSet<Duplex>();

@@ -10,7 +10,7 @@ import type { ActorTree } from '../actors/tree.js';
 import { connectionMachine } from '../actors/connection.machine.js';
 import { supervisorMachine } from '../actors/supervisor.machine.js';
 import { HttpError, type Router } from '../http/router.js';
-import { refuseUpgrade } from '../transports/ws.js';
+import { refuseUpgrade } from '../transports/upgrade.js';
 import { parseTarget } from '../protocol/target.js';
 import { ActorTable, type ActorRow } from './actors.js';
 import { machineChart } from './chart.js';

@@ -2,7 +2,7 @@
 // Lifecycle events always pass; high-rate chatter (frames, pongs, control ops) is rate-limited, and
 // snapshots pass only when the state changed or their event passed. Nothing here runs per delivery.
 import type { AnyEventObject, InspectionEvent, Snapshot } from 'xstate';
-import { Hub } from '../core/hub.js';
+import type { Engine } from '../engine/engine.js';
 
 /** Events a busy broker sees thousands of times a second without changing any state. */
 export const CHATTER_EVENTS: ReadonlySet<string> = new Set(['FRAME', 'PONG', 'SUB', 'UNSUB', 'PUB', 'SEND', 'WHO', 'RENAME', 'API_PUBLISH']);
@@ -84,18 +84,18 @@ export function stateKey(snapshot: Snapshot<unknown>): string {
   return `${snapshot.status} ${typeof value === 'string' ? value : JSON.stringify(value)}`;
 }
 
-/** The parts of a snapshot worth showing; the supervisor's Hub and logger are summarised, not walked. */
+/** The parts of a snapshot worth showing; the supervisor's engine and logger are summarised, not walked. */
 export function trimSnapshot(snapshot: Snapshot<unknown>): Snapshot<unknown> {
   const s = snapshot as Snapshot<unknown> & { value?: unknown; context?: unknown; error?: unknown };
   return { status: s.status, value: s.value, context: trimContext(s.context), output: s.output, error: s.error } as Snapshot<unknown>;
 }
 
-/** Context fit for the wire: Links serialise as client info (Link.toJSON), actor refs as ids, the Hub as counts. */
+/** Context fit for the wire: Links serialise as client info (Link.toJSON), actor refs as ids, the engine as counts. */
 export function trimContext(context: unknown): unknown {
   if (context === null || typeof context !== 'object') return context;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(context)) {
-    if (value instanceof Hub) out[key] = hubSummary(value);
+    if (isEngine(value)) out[key] = key === 'hub' ? engineSummary(value) : 'engine';
     else if (key === 'log') continue; // the pino logger: streams and symbols, nothing to look at
     else if (key === 'supervisor') out[key] = 'supervisor';
     else out[key] = value;
@@ -103,7 +103,11 @@ export function trimContext(context: unknown): unknown {
   return out;
 }
 
-function hubSummary(hub: Hub): Record<string, number> {
+function isEngine(value: unknown): value is Engine {
+  return typeof value === 'object' && value !== null && 'sessionCount' in value && 'stats' in value;
+}
+
+function engineSummary(hub: Engine): Record<string, number> {
   return { connections: hub.sessionCount, published: hub.stats.published, delivered: hub.stats.delivered };
 }
 

@@ -96,7 +96,7 @@ class BridgeConnection {
       this.dropped++;
       return;
     }
-    // Every snapshot leaves trimmed: no machine, no state nodes, the supervisor's Hub as counts.
+    // Every snapshot leaves trimmed: no machine, no state nodes, the supervisor's engine as counts.
     const out = 'snapshot' in event && event.snapshot ? { ...event, snapshot: trimSnapshot(event.snapshot as never) } : event;
     ws.send(JSON.stringify(out));
   }

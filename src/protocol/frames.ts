@@ -1,6 +1,6 @@
 // Frame shapes of protocol 2 (docs/protocol.md) and the validating decoder for client frames.
 import { ProtocolError, type FrameId } from './errors.js';
-import { filterError, filterMatches, isWildcard, topicError } from '../topics/topic.js';
+import { filterError, filterMatches, isWildcard, topicError } from './topic.js';
 import { parseInboundJson } from './json.js';
 
 export const PROTOCOL_VERSION = 2;
@@ -94,6 +94,15 @@ export function decodeClientFrame(text: string): ClientFrame | ProtocolError {
 }
 
 /** Validates an already parsed value as a client frame. Never throws. */
+// Module-level helpers, so validating a frame allocates no closures (the reader calls this per inbound frame).
+function fault(id: FrameId | undefined, code: ConstructorParameters<typeof ProtocolError>[0], message: string): ProtocolError {
+  return new ProtocolError(code, message, id);
+}
+
+function withId<T extends object>(id: FrameId | undefined, frame: T): T {
+  return id === undefined ? frame : { ...frame, id };
+}
+
 export function validateClientFrame(value: unknown): ClientFrame | ProtocolError {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return new ProtocolError('bad_frame', 'frame must be a JSON object');
@@ -106,19 +115,17 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     }
     id = f.id;
   }
-  const bad = (code: ConstructorParameters<typeof ProtocolError>[0], message: string) => new ProtocolError(code, message, id);
-  if (typeof f.op !== 'string') return bad('bad_frame', 'frame has no op');
-  if (!OPS.has(f.op)) return bad('unknown_op', `unknown op '${f.op.slice(0, 32)}'`);
-  const withId = <T extends object>(frame: T) => (id === undefined ? frame : { ...frame, id });
+  if (typeof f.op !== 'string') return fault(id, 'bad_frame', 'frame has no op');
+  if (!OPS.has(f.op)) return fault(id, 'unknown_op', `unknown op '${f.op.slice(0, 32)}'`);
   switch (f.op) {
     case 'sub': {
       const err = filterError(f.topic);
-      if (err) return bad('bad_topic', err);
+      if (err) return fault(id, 'bad_topic', err);
       const position = positionError(f.topic as string, f.since, f.epoch);
-      if (position) return bad('bad_frame', position);
-      if (f.life !== undefined && (!isEpoch(f.life) || f.since === undefined)) return bad('bad_frame', `life is a string of 1 to ${EPOCH_MAX} characters, sent with since`);
-      if (f.presence !== undefined && typeof f.presence !== 'boolean') return bad('bad_frame', 'presence must be a boolean');
-      return withId({
+      if (position) return fault(id, 'bad_frame', position);
+      if (f.life !== undefined && (!isEpoch(f.life) || f.since === undefined)) return fault(id, 'bad_frame', `life is a string of 1 to ${EPOCH_MAX} characters, sent with since`);
+      if (f.presence !== undefined && typeof f.presence !== 'boolean') return fault(id, 'bad_frame', 'presence must be a boolean');
+      return withId(id, {
         op: 'sub' as const,
         topic: f.topic as string,
         ...(f.since !== undefined && { since: f.since as number | Record<string, number> }),
@@ -129,15 +136,15 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     }
     case 'unsub': {
       const err = filterError(f.topic);
-      if (err) return bad('bad_topic', err);
-      return withId({ op: 'unsub' as const, topic: f.topic as string });
+      if (err) return fault(id, 'bad_topic', err);
+      return withId(id, { op: 'unsub' as const, topic: f.topic as string });
     }
     case 'pub': {
       const err = topicError(f.topic);
-      if (err) return bad('bad_topic', err);
-      if (!('data' in f)) return bad('bad_frame', 'pub needs data');
-      if (f.echo !== undefined && typeof f.echo !== 'boolean') return bad('bad_frame', 'echo must be a boolean');
-      return withId({
+      if (err) return fault(id, 'bad_topic', err);
+      if (!('data' in f)) return fault(id, 'bad_frame', 'pub needs data');
+      if (f.echo !== undefined && typeof f.echo !== 'boolean') return fault(id, 'bad_frame', 'echo must be a boolean');
+      return withId(id, {
         op: 'pub' as const,
         topic: f.topic as string,
         data: f.data,
@@ -146,23 +153,23 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     }
     case 'send': {
       if (typeof f.to !== 'string' || f.to.length === 0 || f.to.length > NAME_MAX) {
-        return bad('bad_frame', 'to must be a client id or name');
+        return fault(id, 'bad_frame', 'to must be a client id or name');
       }
-      if (!('data' in f)) return bad('bad_frame', 'send needs data');
-      return withId({ op: 'send' as const, to: f.to, data: f.data });
+      if (!('data' in f)) return fault(id, 'bad_frame', 'send needs data');
+      return withId(id, { op: 'send' as const, to: f.to, data: f.data });
     }
     case 'who': {
       if (f.topic !== undefined) {
         const err = filterError(f.topic);
-        if (err) return bad('bad_topic', err);
+        if (err) return fault(id, 'bad_topic', err);
       }
       if (f.limit !== undefined && !(Number.isSafeInteger(f.limit) && (f.limit as number) >= 1 && (f.limit as number) <= WHO_LIMIT_MAX)) {
-        return bad('bad_frame', `limit must be an integer from 1 to ${WHO_LIMIT_MAX}`);
+        return fault(id, 'bad_frame', `limit must be an integer from 1 to ${WHO_LIMIT_MAX}`);
       }
       if (f.cursor !== undefined && !(typeof f.cursor === 'string' && f.cursor.length > 0 && f.cursor.length <= ID_MAX)) {
-        return bad('bad_frame', 'cursor must be the string a previous who reply gave as next');
+        return fault(id, 'bad_frame', 'cursor must be the string a previous who reply gave as next');
       }
-      return withId({
+      return withId(id, {
         op: 'who' as const,
         ...(f.topic !== undefined && { topic: f.topic as string }),
         ...(f.limit !== undefined && { limit: f.limit as number }),
@@ -171,11 +178,11 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
     }
     case 'rename': {
       const err = nameError(f.name);
-      if (err) return bad('bad_name', err);
-      return withId({ op: 'rename' as const, name: f.name as string });
+      if (err) return fault(id, 'bad_name', err);
+      return withId(id, { op: 'rename' as const, name: f.name as string });
     }
     default:
-      return withId({ op: f.op as 'ping' | 'quit' });
+      return withId(id, { op: f.op as 'ping' | 'quit' });
   }
 }
 

@@ -2,7 +2,7 @@
 // no timers, no broker code beyond the reference matcher. Given who connected and what each client
 // sent, it says which frames every client must receive next, in order, and which connection closes.
 // Ids and addresses are the broker's to choose, so connect() takes them from the observed hello.
-import { filterMatches } from '../topics/topic.js';
+import { filterMatches } from './topic.js';
 import type { FrameId } from './errors.js';
 import type { ClientFrame, ClientInfo, Transport } from './frames.js';
 

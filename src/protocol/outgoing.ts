@@ -26,12 +26,18 @@ export function encodeData(data: unknown, id?: FrameId): EncodedData | ProtocolE
   return new EncodedData(json);
 }
 
+/** A transport's framing of one frame (WebSocket text frame, JSON line, …); defined by the transport. */
+export type Encoding = (out: Outgoing) => Buffer;
+
 export class Outgoing {
   private _json: string | undefined;
-  private _ws: Buffer | undefined;
-  private _line: Buffer | undefined;
-  /** Transport-specific renderings beyond JSON (e.g. the TCP chat line), cached by key. */
-  private _extra: Map<string, Buffer> | undefined;
+  // Bytes per transport framing: two slots cover WebSocket and TCP without a lookup; anything more goes to the map.
+  private _enc1: Encoding | undefined;
+  private _buf1: Buffer | undefined;
+  private _enc2: Encoding | undefined;
+  private _buf2: Buffer | undefined;
+  /** Renderings beyond those (e.g. the TCP chat line), cached by key. */
+  private _extra: Map<unknown, Buffer> | undefined;
   private _bytes: number | undefined;
   /** A `who` reply's members with their addresses, for the TCP `user list:` lines. Never serialised. */
   roster: readonly ClientInfo[] | undefined;
@@ -88,14 +94,17 @@ export class Outgoing {
     return out;
   }
 
-  /** The complete unmasked WebSocket text frame (server-to-client frames are never masked, RFC 6455 §5.1). */
-  wsFrame(): Buffer {
-    return (this._ws ??= encodeWsTextFrame(Buffer.from(this.json)));
-  }
-
-  /** The frame as one JSON line, for the TCP transport. */
-  jsonLine(): Buffer {
-    return (this._line ??= Buffer.from(this.json + '\n'));
+  /** The bytes of this frame in a transport's framing (`encoding` is the transport's), built once, shared after. */
+  bytesFor(encoding: Encoding): Buffer {
+    if (this._enc1 === encoding) return this._buf1!;
+    if (this._enc2 === encoding) return this._buf2!;
+    const known = this._extra?.get(encoding);
+    if (known) return known;
+    const buf = encoding(this);
+    if (this._enc1 === undefined) [this._enc1, this._buf1] = [encoding, buf];
+    else if (this._enc2 === undefined) [this._enc2, this._buf2] = [encoding, buf];
+    else (this._extra ??= new Map()).set(encoding, buf);
+    return buf;
   }
 
   /** A rendering cached under `key`, built by `render` on first use. */
@@ -105,23 +114,4 @@ export class Outgoing {
     if (!buf) this._extra.set(key, (buf = Buffer.from(render(this.frame))));
     return buf;
   }
-}
-
-export function encodeWsTextFrame(payload: Buffer): Buffer {
-  const len = payload.length;
-  const headerLength = len < 126 ? 2 : len < 65536 ? 4 : 10;
-  const out = Buffer.allocUnsafe(headerLength + len);
-  out[0] = 0x81; // FIN + text opcode
-  if (len < 126) {
-    out[1] = len;
-  } else if (len < 65536) {
-    out[1] = 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-    out.writeUInt32BE(len >>> 0, 6);
-  }
-  payload.copy(out, headerLength);
-  return out;
 }

@@ -12,6 +12,7 @@ import { openConnection } from '../../src/actors/connection.js';
 import type { Wire } from '../../src/actors/mailbox.js';
 import type { FrameReader } from '../../src/actors/reader.js';
 import type { Outgoing } from '../../src/protocol/outgoing.js';
+import { wsTextFrame } from '../../src/transports/ws/frame.js';
 import { StatelyInspector } from '../../src/inspect/stately.js';
 import { ActorTable } from '../../src/inspect/actors.js';
 
@@ -26,7 +27,7 @@ class MemoryWire implements Wire {
   readonly bufferedBytes = 0;
   bytes = 0;
   encode(out: Outgoing): Buffer {
-    return out.wsFrame();
+    return out.bytesFor(wsTextFrame);
   }
   write(chunk: Buffer): boolean {
     this.bytes += chunk.length;

@@ -2,8 +2,8 @@
 // "every topic the requested filter matches, the granted filter matches too".
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { filterCovers } from '../../src/topics/cover.js';
-import { filterMatches } from '../../src/topics/topic.js';
+import { filterCovers } from '../../src/protocol/cover.js';
+import { filterMatches } from '../../src/protocol/topic.js';
 import { Grant } from '../../src/auth/grant.js';
 
 // Two literal segments plus one that no filter uses: enough to tell any two different filters apart.

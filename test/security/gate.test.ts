@@ -1,7 +1,7 @@
 // Pure gates: the token bucket, connection admission and the origin policy, driven without sockets.
 import { describe, expect, it } from 'vitest';
 import { TokenBucket } from '../../src/engine/bucket.js';
-import { Admission } from '../../src/http/admission.js';
+import { Admission } from '../../src/actors/admission.js';
 import { OriginPolicy } from '../../src/http/origin.js';
 
 describe('TokenBucket (token bucket)', () => {

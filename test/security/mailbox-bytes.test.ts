@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Mailbox, type Wire } from '../../src/actors/mailbox.js';
 import { Outgoing } from '../../src/protocol/outgoing.js';
+import { wsTextFrame } from '../../src/transports/ws/frame.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { waitFor } from './upgrade.js';
 
@@ -14,7 +15,7 @@ class StuckWire implements Wire {
   readonly canPing = true;
   readonly bufferedBytes = 0;
   encode(out: Outgoing): Buffer {
-    return out.wsFrame();
+    return out.bytesFor(wsTextFrame);
   }
   write(): boolean {
     return false;

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaults, type Config } from '../../src/config.js';
 import { startBroker, type Broker } from '../../src/broker.js';
 import type { Link } from '../../src/actors/link.js';
-import type { JoinRequest } from '../../src/core/hub.js';
+import type { JoinRequest } from '../../src/engine/memory.js';
 import { TestClient } from '../helpers/client.js';
 import { LineClient } from '../helpers/line-client.js';
 import { waitFor } from './upgrade.js';

@@ -6,7 +6,7 @@ import { connect as tcpConnect } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Roster, parseCursor, cursorAfter } from '../../src/core/roster.js';
+import { Roster, parseCursor, cursorAfter } from '../../src/engine/roster.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { waitFor } from './upgrade.js';

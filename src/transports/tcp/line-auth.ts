@@ -2,13 +2,13 @@
 // {"op":"auth","token":"<jwt>"} (an optional "id" is echoed): answered {"op":"ack"} and the connection joins as the
 // token's client, or answered with an `unauthorized` error line and closed with 1008 before any actor exists.
 import type { Socket } from 'node:net';
-import { byeLine } from '../protocol/chat.js';
-import { CLOSE } from '../protocol/errors.js';
-import { ackFrame, errorFrame } from '../protocol/frames.js';
-import { ProtocolError } from '../protocol/errors.js';
-import { parseInboundJson } from '../protocol/json.js';
-import type { Grant } from './grant.js';
-import { AuthFailure, type TokenVerifier } from './tokens.js';
+import { byeLine } from './chat.js';
+import { CLOSE } from '../../protocol/errors.js';
+import { ackFrame, errorFrame } from '../../protocol/frames.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { parseInboundJson } from '../../protocol/json.js';
+import type { Grant } from '../../auth/grant.js';
+import { AuthFailure, type TokenVerifier } from '../../auth/tokens.js';
 
 export interface LineAuthOptions {
   lineLimit: number;

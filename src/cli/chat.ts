@@ -4,11 +4,11 @@
 import { createInterface, type Interface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config.js';
-import { chatText, sanitize } from '../protocol/chat.js';
-import { SwitchboardClient } from './client.js';
-import type { SwitchboardError } from './errors.js';
-import type { Message, Subscription } from './subscription.js';
-import type { Member } from './wire.js';
+import { chatText, sanitize } from '../transports/tcp/chat.js';
+import { SwitchboardClient } from '../client/client.js';
+import type { SwitchboardError } from '../client/errors.js';
+import type { Message, Subscription } from '../client/subscription.js';
+import type { Member } from '../client/wire.js';
 
 const HELP = `Usage: switchboard chat [--url ws://127.0.0.1:8080/ws] [--name N] [--room chat] [--token T]
 

@@ -4,12 +4,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
-import { openConnection, type BrokerCore } from '../actors/connection.js';
-import type { Wire } from '../actors/mailbox.js';
-import type { Outgoing } from '../protocol/outgoing.js';
-import { AuthFailure, requestToken } from '../auth/tokens.js';
-import type { Grant } from '../auth/grant.js';
-import { parseTarget } from '../protocol/target.js';
+import { openConnection, type BrokerCore } from '../../actors/connection.js';
+import type { Wire } from '../../actors/mailbox.js';
+import type { Outgoing } from '../../protocol/outgoing.js';
+import { wsTextFrame } from './frame.js';
+import { refuseUpgrade } from '../upgrade.js';
+import { AuthFailure, requestToken } from '../../auth/tokens.js';
+import type { Grant } from '../../auth/grant.js';
+import { parseTarget } from '../../protocol/target.js';
 
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
@@ -22,7 +24,7 @@ class WsWire implements Wire {
   ) {}
 
   encode(out: Outgoing): Buffer {
-    return out.wsFrame();
+    return out.bytesFor(wsTextFrame);
   }
 
   write(chunk: Buffer): boolean {
@@ -182,23 +184,4 @@ export class WsTransport {
   close(): void {
     this.wss.close();
   }
-}
-
-/** How long a refused socket may stay after its answer, for the peer to read it before we cut it. */
-const REFUSED_LINGER_MS = 1000;
-
-/**
- * Answers a raw HTTP socket (an upgrade request, or a socket refused on accept) with a plain HTTP error and drops
- * it: ended at once, cut when the peer ends too or after a short linger, so a peer that never closes holds nothing.
- */
-export function refuseUpgrade(socket: Duplex, status: number, statusText: string, message: string): void {
-  const body = JSON.stringify({ error: message });
-  socket.end(
-    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
-  const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
-  linger.unref();
-  socket.once('close', () => clearTimeout(linger));
-  socket.once('end', () => socket.destroy());
-  socket.resume(); // read (and drop) whatever the peer still sends, so its end is seen
 }

@@ -2,11 +2,11 @@
 // sub holds a client-library connection (reconnecting, resuming) and prints every msg as one JSON line.
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config.js';
-import { filterError, topicError } from '../topics/topic.js';
-import { SwitchboardClient } from './client.js';
-import type { SwitchboardError } from './errors.js';
-import { isWildcard } from './positions.js';
-import type { Message } from './subscription.js';
+import { filterError, topicError } from '../protocol/topic.js';
+import { SwitchboardClient } from '../client/client.js';
+import type { SwitchboardError } from '../client/errors.js';
+import { isWildcard } from '../client/positions.js';
+import type { Message } from '../client/subscription.js';
 
 const PUB_HELP = `Usage: switchboard pub [--url http://127.0.0.1:8080] [--api-key KEY] <topic> <data>
 

@@ -1,6 +1,6 @@
 // Chat lines: how a classic TCP chat server's text protocol reads and writes (docs/protocol.md, "TCP line protocol").
 // Pure: plain-text commands → protocol frames, and server frames → the lines a `nc` user sees.
-import type { ClientInfo, ServerFrame } from './frames.js';
+import type { ClientInfo, ServerFrame } from '../../protocol/frames.js';
 
 /** What a plain-text line asks for; JSON lines are not commands (they go to the frame reader as they are). */
 export type ChatCommand =

@@ -1,6 +1,6 @@
 // TopicIndex: a trie of filter segments with MQTT wildcards; match() answers each subscriber once.
 // Pure: no sockets, no timers. Match results are cached per topic; a sub or unsub drops only the entries it can change.
-import { filterMatches, isWildcard } from './topic.js';
+import { filterMatches, isWildcard } from '../protocol/topic.js';
 
 interface TrieNode<T> {
   children: Map<string, TrieNode<T>>;

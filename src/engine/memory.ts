@@ -1,24 +1,24 @@
-// Hub: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
+// MemoryEngine: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
-import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from '../engine/engine.js';
+import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
 import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing } from '../protocol/outgoing.js';
-import { filterError, isWildcard } from '../topics/topic.js';
-import { TopicIndex } from '../topics/index.js';
+import { filterError, isWildcard } from '../protocol/topic.js';
+import { TopicIndex } from './topic-index.js';
 import { History, type Seen } from './history.js';
 import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
 import type { Grant } from '../auth/grant.js';
-import { TokenBucket } from '../engine/bucket.js';
+import { TokenBucket } from './bucket.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
 export const WHO_BYTES_PER_TOKEN = 1024;
 
-export interface HubOptions {
+export interface MemoryEngineOptions {
   serverName: string;
   version: string;
   heartbeatMs: number;
@@ -45,7 +45,7 @@ export type { JoinRequest, LeaveCause, PublishResult };
 /** Topics one wildcard resume may concern (the same bound as positions in one `sub`). */
 const RESUME_MAX_TOPICS = MAX_POSITIONS;
 
-export class Hub<Link extends Session = Session> implements Engine<Link> {
+export class MemoryEngine<Link extends Session = Session> implements Engine<Link> {
   readonly registry = new Registry<Link>();
   readonly index = new TopicIndex<Link>();
   readonly presence = new Presence<Link>();
@@ -54,7 +54,7 @@ export class Hub<Link extends Session = Session> implements Engine<Link> {
   /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
   readonly roster = new Roster<Link>();
 
-  constructor(readonly options: HubOptions) {
+  constructor(readonly options: MemoryEngineOptions) {
     this.history = new History(
       { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes },
       (m) => m.bytes,

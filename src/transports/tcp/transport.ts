@@ -5,22 +5,22 @@ import type { IncomingMessage } from 'node:http';
 import { createServer, Socket, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { openConnection, type BrokerCore } from '../actors/connection.js';
-import type { Wire } from '../actors/mailbox.js';
-import type { FrameReader } from '../actors/reader.js';
-import type { ConnectionActor } from '../actors/connection.machine.js';
-import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, showAddress, showId, whoLines, type RoomLabel } from '../protocol/chat.js';
-import { WHO_LIMIT_MAX } from '../protocol/frames.js';
-import { CLOSE, ProtocolError } from '../protocol/errors.js';
-import { authenticateFirstLine } from '../auth/line-auth.js';
-import type { Grant } from '../auth/grant.js';
-import { parseTarget } from '../protocol/target.js';
-import { AuthFailure, requestToken } from '../auth/tokens.js';
-import { topicError } from '../topics/topic.js';
-import { refuseUpgrade } from './ws.js';
-import type { ClientInfo, ServerFrame } from '../protocol/frames.js';
-import { LineSplitter, type LineEvent } from '../protocol/lines.js';
-import type { Outgoing } from '../protocol/outgoing.js';
+import { openConnection, type BrokerCore } from '../../actors/connection.js';
+import type { Wire } from '../../actors/mailbox.js';
+import type { FrameReader } from '../../actors/reader.js';
+import type { ConnectionActor } from '../../actors/connection.machine.js';
+import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, showAddress, showId, whoLines, type RoomLabel } from './chat.js';
+import { WHO_LIMIT_MAX } from '../../protocol/frames.js';
+import { CLOSE, ProtocolError } from '../../protocol/errors.js';
+import { authenticateFirstLine } from './line-auth.js';
+import type { Grant } from '../../auth/grant.js';
+import { parseTarget } from '../../protocol/target.js';
+import { AuthFailure, requestToken } from '../../auth/tokens.js';
+import { topicError } from '../../protocol/topic.js';
+import { refuseUpgrade } from '../upgrade.js';
+import type { ClientInfo, ServerFrame } from '../../protocol/frames.js';
+import { LineSplitter, type LineEvent } from './lines.js';
+import type { Encoding, Outgoing } from '../../protocol/outgoing.js';
 
 /** Kinds of plain-text request whose reply is rendered as text rather than JSON. */
 type LineRequest = 'who' | 'rename' | 'say' | 'error';
@@ -38,6 +38,9 @@ function lineRequestOf(id: unknown): LineRequest | undefined {
 }
 
 const NOTHING = Buffer.alloc(0);
+
+/** A frame as one JSON line (the line protocol's framing of everything that is not room traffic). */
+const jsonLine: Encoding = (out) => Buffer.from(out.json + '\n');
 
 /** What the TCP room rendering needs to know beyond one frame. */
 export interface RoomView {
@@ -87,7 +90,7 @@ export class TcpWire implements Wire {
         break;
       }
     }
-    return out.jsonLine();
+    return out.bytesFor(jsonLine);
   }
 
   private get chatKey(): string {
