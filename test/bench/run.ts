@@ -455,7 +455,7 @@ function writeResultsSection(md: string, machine: { cores: number; cpu: string; 
   if (a < 0) return;
   const b = text.indexOf(end, a);
   const head = `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, with \`npm run bench\`.`;
-  const body = `${start}\n${head}\n\n${md.replace(/^### /gm, '#### ')}\n${end}`;
+  const body = `${start}\n${head}\n\n${md}\n${end}`;
   writeFileSync(doc, text.slice(0, a) + body + (b < 0 ? text.slice(a + start.length) : text.slice(b + end.length)));
   console.log('updated the results table in docs/benchmarks.md');
 }
