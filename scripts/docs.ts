@@ -1,16 +1,16 @@
-// npm run docs: writes diagrams/*.mmd from the machine definitions and refreshes README's and docs/client.md's generated blocks
-// (diagrams and the settings table); test/docs.test.ts fails when either drifts.
+// npm run docs: writes diagrams/*.mmd from the machine definitions and refreshes the generated blocks of the docs
+// (the settings table in docs/configuration.md, the diagrams in docs/architecture.md and docs/client.md);
+// test/docs.test.ts fails when any of them drifts.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { DIAGRAMS } from '../src/inspect/diagrams.js';
-import { embedReadmeBlocks } from '../src/readme.js';
+import { DIAGRAMS } from './diagrams.js';
+import { embedDocBlocks, GENERATED_FILES } from './doc-blocks.js';
 
 for (const [file, text] of Object.entries(DIAGRAMS())) {
   writeFileSync(new URL(`../diagrams/${file}`, import.meta.url), text);
   console.log(`wrote diagrams/${file}`);
 }
-// README and docs/client.md (the client lifecycle diagram) carry the same kind of generated blocks.
-for (const doc of ['../README.md', '../docs/client.md']) {
-  const path = new URL(doc, import.meta.url);
-  writeFileSync(path, embedReadmeBlocks(readFileSync(path, 'utf8')));
-  console.log(`refreshed ${doc.slice(3)} generated blocks`);
+for (const path of Object.keys(GENERATED_FILES)) {
+  const url = new URL(`../${path}`, import.meta.url);
+  writeFileSync(url, embedDocBlocks(readFileSync(url, 'utf8')));
+  console.log(`refreshed the generated blocks of ${path}`);
 }

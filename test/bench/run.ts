@@ -440,9 +440,9 @@ function table(results: Results): string {
   return out.join('\n');
 }
 
-/** Puts the table between the bench markers of README.md's Performance section. */
-function writeReadmeSection(md: string, machine: { cores: number; cpu: string; node: string }): void {
-  const doc = ROOT + 'README.md';
+/** Puts the table between the bench markers of docs/benchmarks.md. */
+function writeResultsSection(md: string, machine: { cores: number; cpu: string; node: string }): void {
+  const doc = ROOT + 'docs/benchmarks.md';
   let text: string;
   try {
     text = readFileSync(doc, 'utf8');
@@ -455,9 +455,9 @@ function writeReadmeSection(md: string, machine: { cores: number; cpu: string; n
   if (a < 0) return;
   const b = text.indexOf(end, a);
   const head = `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, with \`npm run bench\`.`;
-  const body = `${start}\n${head}\n\n${md.replace(/^### /gm, '#### ')}\n${end}`;
+  const body = `${start}\n${head}\n\n${md}\n${end}`;
   writeFileSync(doc, text.slice(0, a) + body + (b < 0 ? text.slice(a + start.length) : text.slice(b + end.length)));
-  console.log('updated the results table in README.md');
+  console.log('updated the results table in docs/benchmarks.md');
 }
 
 async function main(): Promise<void> {
@@ -493,7 +493,7 @@ async function main(): Promise<void> {
   const file = flags.out ?? (flags.quick ? 'quick.json' : 'latest.json');
   writeFileSync(dir + file, JSON.stringify({ date: new Date().toISOString(), machine, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbFlags], results, markdown: md }, null, 2) + '\n');
   console.log(`written test/bench/results/${file}`);
-  if (file === 'latest.json') writeReadmeSection(md, machine);
+  if (file === 'latest.json') writeResultsSection(md, machine);
   process.exit(0);
 }
 
