@@ -3,15 +3,15 @@ import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { DIAGRAMS } from '../../src/inspect/diagrams.js';
-import { embedReadmeBlocks } from '../../src/readme.js';
+import { DIAGRAMS } from '../../scripts/diagrams.js';
+import { embedDocBlocks } from '../../scripts/doc-blocks.js';
 
 const doc = readFileSync(new URL('../../docs/client.md', import.meta.url), 'utf8');
 
 describe('docs/client.md', () => {
   it('embeds the current lifecycle diagram (run npm run docs)', () => {
     expect(doc).toContain('<!-- generated:diagram:client.mmd -->');
-    expect(embedReadmeBlocks(doc)).toBe(doc);
+    expect(embedDocBlocks(doc)).toBe(doc);
     const diagram = DIAGRAMS()['client.mmd']!;
     for (const state of ['idle', 'authorizing', 'connecting', 'connected', 'reconnecting', 'closed']) expect(diagram).toContain(state);
     expect(diagram).toContain('after reconnectDelay');
