@@ -1,4 +1,4 @@
-// The pure chat-line codec: which plain-text line is which command, and how frames read as seed lines.
+// The pure chat-line codec: which plain-text line is which command, and how frames read as chat room lines.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { byeLine, chatText, messageLine, parseChatLine, presenceLine, whoLines } from '../src/transports/tcp/chat.js';
@@ -23,7 +23,7 @@ describe('parseChatLine', () => {
 });
 
 describe('rendering', () => {
-  it('reads like the seed server', () => {
+  it('reads like a classic TCP chat server', () => {
     expect(messageLine(client, 'hi')).toBe('[10.0.0.5:4242]bob: hi\n');
     expect(messageLine(undefined, 'maintenance')).toBe('[server]: maintenance\n');
     expect(messageLine(client, { a: [1, 2] })).toBe('[10.0.0.5:4242]bob: {"a":[1,2]}\n');

@@ -1,4 +1,4 @@
-// Every WebSocket op of PROTOCOL.md, its reply and its errors, over real sockets.
+// Every WebSocket op of docs/protocol.md, its reply and its errors, over real sockets.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';

@@ -1,4 +1,4 @@
-// The TCP line protocol end to end over real sockets: the seed chat session, JSON lines, limits and idle.
+// The TCP line protocol end to end over real sockets: a classic chat room session, JSON lines, limits and idle.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { LineClient } from './helpers/line-client.js';
@@ -12,7 +12,7 @@ afterAll(() => broker.close());
 
 const isJson = (l: string) => l.startsWith('{');
 
-describe('seed chat session', () => {
+describe('classic chat room session', () => {
   it('login, message, who, rename, quit, logout between two nc-style clients', async () => {
     const a = await LineClient.connect(broker.tcpPort);
     expect(a.all[0]).toMatch(/^I am here: switchboard .* room 'chat'\. You are 127\.0\.0\.1:\d+ /);

@@ -5,6 +5,7 @@
 import { assertEvent, assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import type { Engine, JoinRequest, LeaveCause } from '../engine/engine.js';
 import type { Link } from './link.js';
+import { CLOSE } from '../protocol/errors.js';
 
 export interface ConnectionTiming {
   heartbeatMs: number;
@@ -51,7 +52,7 @@ export type ConnectionEvent =
   | { type: 'FAULT'; error: unknown };
 
 /** The close intent until a real one is set; shared by every connection (assign replaces it, never mutates it). */
-const NOT_CLOSED: CloseIntent = Object.freeze({ code: 1006, reason: 'closed', cause: 'leave' });
+const NOT_CLOSED: CloseIntent = Object.freeze({ code: CLOSE.abnormal, reason: 'closed', cause: 'leave' });
 
 export const connectionMachine = setup({
   types: {
@@ -145,10 +146,10 @@ export const connectionMachine = setup({
       entry: 'markOpen',
       exit: 'markNotOpen',
       on: {
-        QUIT: { target: 'closing', actions: { type: 'setClose', params: { code: 1000, reason: 'quit', cause: 'leave' } } },
+        QUIT: { target: 'closing', actions: { type: 'setClose', params: { code: CLOSE.normal, reason: 'quit', cause: 'leave' } } },
         SLOW_CONSUMER: {
           target: 'closing',
-          actions: ['discardMailbox', { type: 'setClose', params: { code: 4001, reason: 'slow consumer', cause: 'leave' } }],
+          actions: ['discardMailbox', { type: 'setClose', params: { code: CLOSE.slowConsumer, reason: 'slow consumer', cause: 'leave' } }],
         },
         CLOSE: { target: 'closing', actions: 'setCloseFromEvent' },
         SOCKET_CLOSED: { target: 'closed', actions: 'setClosedByPeer' },
@@ -170,7 +171,7 @@ export const connectionMachine = setup({
                 idleGrace: {
                   guard: 'closesWhenIdle',
                   target: '#connection.closing',
-                  actions: { type: 'setClose', params: { code: 4000, reason: 'idle timeout', cause: 'timeout' } },
+                  actions: { type: 'setClose', params: { code: CLOSE.idle, reason: 'idle timeout', cause: 'timeout' } },
                 },
               },
             },
@@ -186,7 +187,7 @@ export const connectionMachine = setup({
                   {
                     guard: 'pongOverdue',
                     target: '#connection.closing',
-                    actions: { type: 'setClose', params: { code: 4002, reason: 'heartbeat timeout', cause: 'timeout' } },
+                    actions: { type: 'setClose', params: { code: CLOSE.heartbeat, reason: 'heartbeat timeout', cause: 'timeout' } },
                   },
                   { target: 'beating', reenter: true, actions: ['markPingSent', 'sendPing'] },
                 ],

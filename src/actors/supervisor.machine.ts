@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Engine, JoinRequest } from '../engine/engine.js';
 import type { CloseIntent, ConnectionActor } from './connection.machine.js';
 import type { Link } from './link.js';
+import { CLOSE } from '../protocol/errors.js';
 
 export interface SupervisorInput {
   hub: Engine<Link>;
@@ -58,7 +59,7 @@ export const supervisorMachine = setup({
         context.hub.stats.crashes++;
         context.log.error({ err, client: event.link.id }, 'supervisor fault while admitting a connection; closing it with 1011');
         forget(context, event.link);
-        enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: 1011, reason: 'internal error', cause: 'leave' });
+        enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: CLOSE.internalError, reason: 'internal error', cause: 'leave' });
         return;
       }
       context.log.info({ client: event.link.id, name: event.link.name, addr: event.link.addr, transport: event.link.transport }, 'connect');
@@ -66,7 +67,7 @@ export const supervisorMachine = setup({
     }),
     refuse: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'CONNECT');
-      enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: 1001, reason: 'server shutting down', cause: 'leave' });
+      enqueue.sendTo(actorOf(event.link), { type: 'REJECTED', code: CLOSE.goingAway, reason: 'server shutting down', cause: 'leave' });
     }),
     // A connection actor reached `closed`: forget it and tell presence watchers (leave or timeout).
     reap: ({ context, event }) => {
@@ -75,9 +76,9 @@ export const supervisorMachine = setup({
       if (context.hub.find(link.id) !== link) return;
       const { code, reason, cause } = close;
       forget(context, link, cause);
-      if (code === 4001) context.hub.stats.slowConsumerCloses++;
+      if (code === CLOSE.slowConsumer) context.hub.stats.slowConsumerCloses++;
       const fields = { client: link.id, name: link.name, code, reason, framesIn: link.framesIn, framesOut: link.mailbox.framesOut, dropped: link.mailbox.dropped };
-      if (code === 4001) context.log.warn(fields, 'slow consumer closed');
+      if (code === CLOSE.slowConsumer) context.log.warn(fields, 'slow consumer closed');
       else context.log.info(fields, 'close');
     },
     // A connection actor threw: close just that socket with 1011 and forget it; everyone else carries on.
@@ -90,7 +91,7 @@ export const supervisorMachine = setup({
       forget(context, link);
       link.mailbox.discard();
       try {
-        link.wire.close(1011, 'internal error');
+        link.wire.close(CLOSE.internalError, 'internal error');
       } catch (err) {
         context.log.error({ err, client: link.id }, 'closing a crashed connection failed; terminating it');
         link.wire.terminate();
@@ -99,7 +100,7 @@ export const supervisorMachine = setup({
     closeAll: enqueueActions(({ context, enqueue }) => {
       context.log.info({ connections: context.hub.sessionCount }, 'shutdown: closing every connection with 1001');
       for (const link of context.hub.sessions()) {
-        enqueue.sendTo(actorOf(link), { type: 'CLOSE', code: 1001, reason: 'server shutting down', cause: 'leave' });
+        enqueue.sendTo(actorOf(link), { type: 'CLOSE', code: CLOSE.goingAway, reason: 'server shutting down', cause: 'leave' });
       }
     }),
   },

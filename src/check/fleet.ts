@@ -26,7 +26,7 @@ export interface FleetOptions {
 export class CheckFailure extends Error {}
 
 /**
- * The refused frames and the error code each must get (PROTOCOL.md "Error codes"). Over TCP only lines
+ * The refused frames and the error code each must get (docs/protocol.md "Errors"). Over TCP only lines
  * starting with `{` are frames (others are chat), so `not-object` is `{}` there: no op, no id, same error.
  */
 const BAD_FRAMES: Record<BadFrame, { text: (id: string, tcp: boolean) => string; code: string; echoesId: boolean }> = {

@@ -1,4 +1,4 @@
-// HTTP API: server-side publish (the seed push server's entry point) and the live registry views.
+// HTTP API: server-side publish (how a business server pushes live data and alarms) and the live registry views.
 // Publishes go through the supervisor's API_PUBLISH event, so they are ordered with every client's pub.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';

@@ -1,4 +1,4 @@
-// The one table of protocol error codes (PROTOCOL.md). Errors are data: every bad input maps to one of these.
+// The one table of protocol error codes (docs/protocol.md, "Errors"). Errors are data: every bad input maps to one of these.
 export const ERROR_CODES = {
   bad_frame: 'not JSON, not an object, or no op',
   unknown_op: 'unknown op',
@@ -30,10 +30,12 @@ export class ProtocolError {
 
 export type FrameId = number | string;
 
-/** WebSocket close codes used by the broker (PROTOCOL.md, "Liveness and close codes"). */
+/** WebSocket close codes used by the broker (docs/protocol.md, "Liveness and close codes"): the one table. */
 export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
+  /** No close frame was seen (the socket just ended): never sent, only reported. */
+  abnormal: 1006,
   policy: 1008,
   tooLarge: 1009,
   internalError: 1011,

@@ -5,6 +5,7 @@
 import { filterMatches } from './topic.js';
 import type { FrameId } from './errors.js';
 import type { ClientFrame, ClientInfo, Transport } from './frames.js';
+import { CLOSE } from './errors.js';
 
 export type Slot = number;
 // The frame shapes are the protocol's own types; what the model decides about them is written out below.
@@ -172,7 +173,7 @@ export class ProtocolModel {
       case 'ping':
         return push(out, slot, withId({ op: 'pong' }, frame.id)), out;
       case 'quit':
-        out.close = { slot, code: 1000 };
+        out.close = { slot, code: CLOSE.normal };
         this.gone(out, c, 'leave');
         return out;
     }
@@ -296,7 +297,7 @@ export class ProtocolModel {
   }
 }
 
-// The protocol's syntax, restated small (PROTOCOL.md "Topics", rename): the model does not borrow the broker's validators.
+// The protocol's syntax, restated small (docs/protocol.md "Topics", "Names"): the model does not borrow the broker's validators.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function isFilter(f: string): boolean {

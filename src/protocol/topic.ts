@@ -1,4 +1,4 @@
-// Topic and filter syntax (PROTOCOL.md "Topics"): pure validation, no state.
+// Topic and filter syntax (docs/protocol.md "Topics"): pure validation, no state.
 export const TOPIC_LIMITS = { maxSegments: 16, maxSegmentLength: 64, maxLength: 256 } as const;
 
 // eslint-disable-next-line no-control-regex

@@ -1,6 +1,7 @@
 // Chat lines: how a classic TCP chat server's text protocol reads and writes (docs/protocol.md, "TCP line protocol").
 // Pure: plain-text commands → protocol frames, and server frames → the lines a `nc` user sees.
 import type { ClientInfo, ServerFrame } from '../../protocol/frames.js';
+import { CLOSE } from '../../protocol/errors.js';
 
 /** What a plain-text line asks for; JSON lines are not commands (they go to the frame reader as they are). */
 export type ChatCommand =
@@ -49,7 +50,7 @@ export type RoomLabel = (client: Pick<ClientInfo, 'id' | 'addr'>) => string;
 export const showAddress: RoomLabel = (c) => c.addr;
 export const showId: RoomLabel = (c) => c.id;
 
-/** `[addr]name: text` — the seed chat line. Server-side publishes (no sender) read `[server]: text`. */
+/** `[addr]name: text` — the chat room line. Server-side publishes (no sender) read `[server]: text`. */
 export function messageLine(sender: Pick<ClientInfo, 'id' | 'addr' | 'name'> | undefined, data: unknown, json?: string, label: RoomLabel = showAddress): string {
   return sender ? `[${sanitize(label(sender))}]${sanitize(sender.name)}: ${chatText(data, json)}\n` : `[server]: ${chatText(data, json)}\n`;
 }
@@ -58,7 +59,7 @@ const PRESENCE_WORD: Partial<Record<string, string>> = { join: 'login', leave: '
 // A classic chat room says nothing when someone stops typing for a while.
 const SILENT_IN_ROOM = new Set(['idle', 'active']);
 
-/** A room presence event as a seed line; renames read `[addr]old: rename to new`. `subject` carries the address. */
+/** A room presence event as a chat room line; renames read `[addr]old: rename to new`. `subject` carries the address. */
 export function presenceLine(frame: Extract<ServerFrame, { op: 'event' }>, subject: Pick<ClientInfo, 'id' | 'addr'> | undefined, label: RoomLabel = showAddress): string {
   const { client } = frame;
   const tag = sanitize(subject ? label(subject) : client.id);
@@ -79,7 +80,7 @@ export function greetingLines(hello: Extract<ServerFrame, { op: 'hello' }>, room
   );
 }
 
-/** `user list:` then one `addr:name` line per client (seed format); `next`: a cursor for the rest of a long list. */
+/** `user list:` then one `addr:name` line per client (the classic chat format); `next`: a cursor for the rest of a long list. */
 export function whoLines(clients: readonly Pick<ClientInfo, 'id' | 'addr' | 'name'>[], label: RoomLabel = showAddress, next?: string): string {
   let out = 'user list:\n';
   for (const c of clients) out += `${sanitize(label(c))}:${sanitize(c.name)}\n`;
@@ -93,5 +94,5 @@ export function errorLine(code: string, message: string): string {
 
 /** The last line before the server ends the stream. */
 export function byeLine(code: number, reason: string): string {
-  return code === 1000 ? 'bye\n' : `bye: ${sanitize(reason)} (${code})\n`;
+  return code === CLOSE.normal ? 'bye\n' : `bye: ${sanitize(reason)} (${code})\n`;
 }

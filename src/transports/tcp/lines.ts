@@ -1,4 +1,4 @@
-// LineSplitter: the TCP line codec (PROTOCOL.md "TCP line protocol"). Pure: byte chunks in, complete
+// LineSplitter: the TCP line codec (docs/protocol.md "TCP line protocol"). Pure: byte chunks in, complete
 // UTF-8 lines out, whatever the chunking. Lines end in `\n`; a `\r` right before it is dropped.
 // Every limit is bounded: at most `limit` + 1 bytes are ever buffered for an unfinished line.
 

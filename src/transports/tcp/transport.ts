@@ -1,6 +1,6 @@
-// TCP transport: the seed chat line protocol plus JSON lines, on the same Connection actor as WebSocket.
+// TCP transport: the line protocol of a classic TCP chat room plus JSON lines, on the same Connection actor as WebSocket.
 // Reader side: LineSplitter → plain-text command or JSON line → FrameReader. Writer side: TcpWire renders
-// room traffic as seed chat lines and everything else as JSON lines.
+// room traffic as chat lines and everything else as JSON lines.
 import type { IncomingMessage } from 'node:http';
 import { createServer, Socket, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -101,7 +101,7 @@ export class TcpWire implements Wire {
     if (f.op === 'error') return Buffer.from(errorLine(f.code, f.message));
     if (kind === 'who') return Buffer.from(whoLines(out.roster ?? [], this.label, (f as { next?: string }).next));
     if (kind === 'rename') return Buffer.from('rename ok\n');
-    // A said line is acknowledged by its own echo in the room, as in the seed server.
+    // A said line is acknowledged by its own echo in the room, as in a classic TCP chat server.
     return NOTHING;
   }
 
@@ -287,10 +287,10 @@ export class TcpTransport {
     socket.on('error', (err) => this.log.debug({ client: link.id, err: err.message }, 'tcp socket error'));
     socket.on('close', (hadError) => {
       this.sockets.delete(socket);
-      actor.send({ type: 'SOCKET_CLOSED', code: hadError ? 1006 : 1000, reason: hadError ? 'connection reset' : 'closed by peer' });
+      actor.send({ type: 'SOCKET_CLOSED', code: hadError ? CLOSE.abnormal : CLOSE.normal, reason: hadError ? 'connection reset' : 'closed by peer' });
     });
     // A crash before the supervisor registered this link leaves nobody else to close the socket.
-    actor.subscribe({ error: () => wire.close(1011, 'internal error') });
+    actor.subscribe({ error: () => wire.close(CLOSE.internalError, 'internal error') });
     actor.start();
   }
 
@@ -299,7 +299,7 @@ export class TcpTransport {
     switch (e.kind) {
       case 'too_long':
         reader.reject(new ProtocolError('too_large', `line longer than ${lineLimit} bytes`, lineId('error')));
-        actor.send({ type: 'CLOSE', code: 1009, reason: 'line too long', cause: 'leave' });
+        actor.send({ type: 'CLOSE', code: CLOSE.tooLarge, reason: 'line too long', cause: 'leave' });
         return;
       case 'bad_utf8':
         // The line is skipped and the connection stays open, like any other bad frame.

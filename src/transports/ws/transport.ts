@@ -12,6 +12,7 @@ import { refuseUpgrade } from '../upgrade.js';
 import { AuthFailure, requestToken } from '../../auth/tokens.js';
 import type { Grant } from '../../auth/grant.js';
 import { parseTarget } from '../../protocol/target.js';
+import { CLOSE } from '../../protocol/errors.js';
 
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
@@ -177,7 +178,7 @@ export class WsTransport {
     // ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself.
     ws.on('error', (err) => this.log.info({ client: link.id, err: err.message }, 'websocket error'));
     // A crash before the supervisor registered this link leaves nobody else to close the socket.
-    actor.subscribe({ error: () => ws.close(1011, 'internal error') });
+    actor.subscribe({ error: () => ws.close(CLOSE.internalError, 'internal error') });
     actor.start();
   }
 
