@@ -73,6 +73,27 @@ describe('chat page on the client library', () => {
     expect([...good.failures, ...expired.failures]).toEqual([]);
   });
 
+  it.skipIf(!haveChromium)('a page left open to read stays connected through three idle periods; nobody sees it time out', { timeout: 60_000 }, async () => {
+    const idle = { idleMs: 200, idleGraceMs: 100, heartbeatMs: 150 };
+    const broker = await startTestBroker(idle);
+    cleanup.push(() => broker.close());
+    const reader = await open(broker.httpUrl, 'reader');
+    await reader.page.locator('#status[data-state="online"]').waitFor({ timeout: 10_000 });
+    const watcher = await open(broker.httpUrl, 'watcher');
+    await watcher.page.locator('#members li .name', { hasText: /^reader$/ }).waitFor({ timeout: 10_000 });
+    await reader.page.waitForTimeout(3 * (idle.idleMs + idle.idleGraceMs) + 300);
+    const link = [...broker.hub.sessions()].find((l) => l.name === 'reader')!;
+    expect(link.state).toBe('idle');
+    await reader.page.locator('#status[data-state="online"]').waitFor({ timeout: 1000 });
+    expect(await reader.page.locator('.notice', { hasText: /Disconnected|Reconnected/ }).count()).toBe(0);
+    expect(await watcher.page.locator('.notice', { hasText: /reader (left|timed out)/ }).count()).toBe(0);
+    // Still in the room: a message reaches the reader.
+    await watcher.page.fill('#message-input', 'are you there?');
+    await watcher.page.press('#message-input', 'Enter');
+    await reader.page.locator('.message .text', { hasText: 'are you there?' }).waitFor({ timeout: 5000 });
+    expect([...reader.failures, ...watcher.failures]).toEqual([]);
+  });
+
   it.skipIf(!haveChromium)('through a broker restart: reconnects, re-syncs presence without a storm, chats on', { timeout: 60_000 }, async () => {
     const first = await startTestBroker();
     const port = first.port;

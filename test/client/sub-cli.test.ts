@@ -38,6 +38,25 @@ describe('switchboard sub', () => {
     expect(s.out.stderr).toBe('');
   });
 
+  it('a listener that never sends a frame stays connected through three idle periods (it answers pings)', { timeout: 30_000 }, async () => {
+    const idle = { idleMs: 150, idleGraceMs: 100, heartbeatMs: 100 };
+    const broker = await startTestBroker(idle);
+    cleanup.push(() => broker.close());
+    const s = sub(['--url', broker.url, '--count', '1', 'alarm/#']);
+    await until(() => broker.hub.index.subscribersOf('alarm/#').size > 0, 'the subscription', 15_000);
+    const [link] = broker.hub.index.subscribersOf('alarm/#');
+    await new Promise((r) => setTimeout(r, 3 * (idle.idleMs + idle.idleGraceMs) + 200));
+    // Idle (no application frames) but never closed: the same connection is still subscribed.
+    expect(link!.state).toBe('idle');
+    expect([...broker.hub.index.subscribersOf('alarm/#')]).toEqual([link]);
+    const writer = new SwitchboardClient({ url: broker.url });
+    cleanup.push(() => writer.close());
+    await writer.publish('alarm/boiler', 'hot');
+    expect(await s.exited).toBe(0);
+    expect(JSON.parse(s.out.stdout.trim())).toMatchObject({ topic: 'alarm/boiler', data: 'hot' });
+    expect(s.out.stderr).toBe(''); // no reconnect, no timeout
+  });
+
   it('reconnects and resumes across a broker restart, saying recovered:false on stderr', { timeout: 45_000 }, async () => {
     const first = await startTestBroker();
     const port = first.port;
