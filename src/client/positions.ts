@@ -2,23 +2,9 @@
 // are new (exactly once, in order), what to send to resume, and what the broker's recovery verdict means. Pure.
 import type { Position, RecoveryReason, SubAck } from './wire.js';
 
-/** A filter with a wildcard (`+` anywhere, `#` last) covers many sequences; a concrete topic covers one. */
-export function isWildcard(filter: string): boolean {
-  return filter.split('/').some((s) => s === '+' || s === '#');
-}
-
-/** MQTT matching: `+` one segment, `#` (last) zero or more trailing segments. */
-export function matches(filter: string, topic: string): boolean {
-  if (filter === topic) return true;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
+// MQTT matching and the wildcard test are the protocol's own (`+` one segment, `#` last: zero or more).
+export { filterMatches as matches, isWildcard } from '../protocol/topic.js';
+import { filterMatches as matches, isWildcard } from '../protocol/topic.js';
 
 /** What a `sub` frame carries to resume: protocol 2's `since` and `epoch`, numbers or maps. */
 export interface ResumeFields {

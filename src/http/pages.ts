@@ -77,19 +77,20 @@ function registerClientBundle(router: Router): void {
   });
 }
 
+/** How the client library becomes one browser ES module (as `npm run build:client` does; docs/client.md's size too). */
+export const CLIENT_BUNDLE = {
+  entryPoints: [fileURLToPath(new URL('../client/index.ts', import.meta.url))],
+  bundle: true,
+  format: 'esm' as const,
+  platform: 'browser' as const,
+  target: 'es2022',
+  minify: true,
+  external: ['ws'],
+};
+
 async function loadClientBundle(): Promise<Buffer> {
   if (!import.meta.url.endsWith('.ts')) return readFile(new URL('../browser/client.js', import.meta.url));
   const esbuild = await import('esbuild');
-  const out = await esbuild.build({
-    entryPoints: [fileURLToPath(new URL('../client/index.ts', import.meta.url))],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    minify: true,
-    external: ['ws'],
-    write: false,
-    logLevel: 'silent',
-  });
+  const out = await esbuild.build({ ...CLIENT_BUNDLE, write: false, logLevel: 'silent' });
   return Buffer.from(out.outputFiles[0]!.contents);
 }

@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { DIAGRAMS } from '../../scripts/diagrams.js';
 import { embedDocBlocks } from '../../scripts/doc-blocks.js';
+import { CLIENT_BUNDLE } from '../../src/http/pages.js';
 
 const doc = readFileSync(new URL('../../docs/client.md', import.meta.url), 'utf8');
 
@@ -19,17 +20,7 @@ describe('docs/client.md', () => {
   });
 
   it('states the browser bundle size within 5% of what esbuild builds now', async () => {
-    const out = await build({
-      entryPoints: [new URL('../../src/client/index.ts', import.meta.url).pathname],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      minify: true,
-      external: ['ws'],
-      write: false,
-      logLevel: 'silent',
-    });
+    const out = await build({ ...CLIENT_BUNDLE, write: false, logLevel: 'silent' });
     const bytes = out.outputFiles[0]!.contents;
     const m = /\*\*([\d.]+) kB\s+minified, ([\d.]+) kB gzipped\*\*/.exec(doc);
     expect(m, 'the size sentence').not.toBeNull();
