@@ -10,7 +10,6 @@ beforeAll(async () => {
 });
 afterAll(() => broker.close());
 
-const isJson = (l: string) => l.startsWith('{');
 
 describe('classic chat room session', () => {
   it('login, message, who, rename, quit, logout between two nc-style clients', async () => {

@@ -4,7 +4,7 @@ import type { Position, RecoveryReason, SubAck } from './wire.js';
 
 // MQTT matching and the wildcard test are the protocol's own (`+` one segment, `#` last: zero or more).
 export { filterMatches as matches, isWildcard } from '../protocol/topic.js';
-import { filterMatches as matches, isWildcard } from '../protocol/topic.js';
+import { isWildcard } from '../protocol/topic.js';
 
 /** What a `sub` frame carries to resume: protocol 2's `since` and `epoch`, numbers or maps. */
 export interface ResumeFields {

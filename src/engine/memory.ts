@@ -12,7 +12,6 @@ import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
-import type { Grant } from '../auth/grant.js';
 import { TokenBucket } from './bucket.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */

@@ -18,7 +18,7 @@ export interface MetricsSources {
 export class BrokerMetrics {
   readonly registry = new Registry();
 
-  constructor(private readonly sources: MetricsSources) {
+  constructor(sources: MetricsSources) {
     const { hub } = sources;
     const registers = [this.registry];
     const counter = (name: string, help: string, read: () => number) =>

@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SwitchboardClient, type Message, type Subscription, type Verdict } from '../../src/client/index.js';
-import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { startTestBroker } from '../helpers/broker.js';
 import { CuttingProxy, until } from './proxy.js';
 
 const FAST = { minMs: 5, maxMs: 50, factor: 2 };

@@ -5,7 +5,7 @@ import { SignJWT } from 'jose';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { startTestBroker } from '../helpers/broker.js';
 import { launchChromium, requireChromium } from '../helpers/chromium.js';
 
 const haveChromium = requireChromium('chat-page.browser.test');

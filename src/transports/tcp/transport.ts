@@ -18,7 +18,7 @@ import { parseTarget } from '../../protocol/target.js';
 import { AuthFailure, requestToken } from '../../auth/tokens.js';
 import { topicError } from '../../protocol/topic.js';
 import { refuseUpgrade } from '../upgrade.js';
-import type { ClientInfo, ServerFrame } from '../../protocol/frames.js';
+import type { ServerFrame } from '../../protocol/frames.js';
 import { LineSplitter, type LineEvent } from './lines.js';
 import type { Encoding, Outgoing } from '../../protocol/outgoing.js';
 
