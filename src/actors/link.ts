@@ -5,7 +5,7 @@ import type { TokenBucket } from '../engine/bucket.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
-import type { ConnectionActor } from './connection.machine.js';
+import type { ConnectionActor, ConnectionEvent } from './connection.machine.js';
 
 let lastId = 0;
 
@@ -98,6 +98,11 @@ export class Link {
   }
 
   /** Queues one frame for this client only. */
+  /** Tells its connection machine something that changes its state (the reader's quit, first frame after idle, flood). */
+  signal(event: ConnectionEvent): void {
+    this.actor?.send(event);
+  }
+
   send(frame: ServerFrame): boolean {
     return this.mailbox.push(new Outgoing(frame));
   }

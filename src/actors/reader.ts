@@ -39,8 +39,8 @@ export class FrameReader {
     const link = this.link;
     // Before it is admitted and once it is closing, a connection's frames are not served (as in the machine's states).
     if (!link.isOpen) return;
-    if (frame.op === 'quit') return link.actor!.send({ type: 'QUIT' });
-    if (link.isIdle) link.actor!.send({ type: 'ACTIVE' });
+    if (frame.op === 'quit') return link.signal({ type: 'QUIT' });
+    if (link.isIdle) link.signal({ type: 'ACTIVE' });
     if (frame.op === 'ping') {
       link.send(frame.id === undefined ? { op: 'pong' } : { op: 'pong', id: frame.id });
       return;
@@ -77,7 +77,7 @@ export class FrameReader {
       { client: this.link.id, addr: this.link.addr, limit: 'inbound frame rate', value: { rate, strikes, windowS: windowMs / 1000 }, flag: '--rate, --rate-strikes' },
       `rate limit exceeded: over ${rate} frames/s (--rate) refused ${strikes} times within ${windowMs / 1000} s (--rate-strikes); closing with 1008`,
     );
-    this.link.actor!.send({ type: 'CLOSE', code: CLOSE.policy, reason: 'rate limit exceeded', cause: 'leave' });
+    this.link.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'rate limit exceeded', cause: 'leave' });
   }
 
   reject(err: ProtocolError): void {
