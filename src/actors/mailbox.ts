@@ -110,6 +110,11 @@ export class Mailbox {
     return this.limits.messages;
   }
 
+  /** The most bytes it holds before its consumer counts as slow. */
+  get byteCapacity(): number {
+    return this.limits.bytes;
+  }
+
   get depth(): number {
     return this.queue.length - this.head;
   }

@@ -15,6 +15,9 @@ export interface SessionMailbox {
   /** The most messages it holds before its consumer counts as slow. */
   readonly capacity: number;
   readonly depth: number;
+  /** The same in bytes: at most `byteCapacity`, `bytes` queued now. */
+  readonly byteCapacity: number;
+  readonly bytes: number;
   /** Whether a direct of `bytes` fits the recipient's budget for directs. */
   acceptsDirect(bytes: number): boolean;
   /** The last queued frame while it is still unwritten (presence coalescing), and a way to replace or drop it. */

@@ -217,11 +217,13 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
     const anchored = frame.life !== undefined ? frame.life === this.history.boot : claimsNothing || epochs.some((e) => this.history.isOwnEpoch(e));
     // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
-    const room = Math.max(0, Math.floor(link.mailbox.capacity / 2) - link.mailbox.depth);
+    const { mailbox } = link;
+    const room = Math.max(0, Math.floor(mailbox.capacity / 2) - mailbox.depth);
+    const byteRoom = Math.max(0, Math.floor(mailbox.byteCapacity / 2) - mailbox.bytes);
     const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, {
       maxTopics: RESUME_MAX_TOPICS,
       maxMessages: Math.min(this.options.replayMaxMessages, room),
-      maxBytes: this.options.replayMaxBytes,
+      maxBytes: Math.min(this.options.replayMaxBytes, byteRoom),
     }, anchored);
     // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
     if (typeof since === 'object') {
