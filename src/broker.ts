@@ -9,6 +9,7 @@ import { Hub, type HubOptions } from './core/hub.js';
 import type { Link } from './actors/link.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
+import type { Engine } from './engine/engine.js';
 import { WsTransport, refuseUpgrade } from './transports/ws.js';
 import { OriginPolicy } from './http/origin.js';
 import { LINES_PATH, TcpTransport } from './transports/tcp.js';
@@ -26,6 +27,7 @@ import { ActorTree } from './actors/tree.js';
 import { loggablePath, parseTarget } from './protocol/target.js';
 import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
+import { RedisEngine } from './engine/redis/engine.js';
 
 export const VERSION = '0.1.0';
 
@@ -59,7 +61,10 @@ export interface BrokerOptions {
 
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
   const log = options.log ?? createLogger(config.logLevel);
-  const hub = (options.hubFactory ?? ((o: HubOptions) => new Hub<Link>(o)))({
+  const cluster = config.redisUrl;
+  const engineOf = (o: HubOptions): Hub<Link> =>
+    cluster === undefined ? new Hub<Link>(o) : new RedisEngine<Link>({ ...o, url: cluster, maxInflight: config.redisMaxInflight, log });
+  const hub = (options.hubFactory ?? engineOf)({
     serverName: config.serverName,
     version: VERSION,
     heartbeatMs: config.heartbeatMs,
@@ -76,6 +81,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     room: config.room,
     roomAnnounceMax: config.roomAnnounceMax,
   });
+  // The cluster engine reaches Redis before anything listens: an unreachable Redis fails the start with its URL.
+  const engine: Engine<Link> = hub;
+  await engine.start?.();
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
@@ -89,7 +97,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
-    sendJson(res, 200, { status: supervisor.getSnapshot().value, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
+    // A cluster node that lost its Redis still serves its connections, but says so.
+    const status = engine.health?.() === 'degraded' ? 'degraded' : supervisor.getSnapshot().value;
+    sendJson(res, 200, { status, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
   });
 
   registerApi(router, core, log);
@@ -156,6 +166,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     actorsPage.close();
     supervisor.stop();
     stately?.stop();
+    await engine.close?.();
     throw err;
   }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
@@ -176,6 +187,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       http.closeAllConnections();
       tcp?.destroyAll();
       stately?.stop();
+      await engine.close?.();
       log.info('switchboard stopped');
     })());
 
