@@ -526,23 +526,33 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
   }
 
   private async subAsync(link: S, frame: FrameOf<'sub'>): Promise<void> {
-    const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
-    if (added instanceof ProtocolError) return this.fail(link, added);
-    if (added) await this.mirror(link); // before the ack: `who` on any node shows it once the client has its ack
-    if (frame.since === undefined) {
-      this.ack(link, frame.id, { life: this.lifeId });
-    } else if (!(await this.resumeFromStreams(link, frame))) {
-      if (added) {
-        link.subscriptions.delete(frame.topic);
-        this.index.remove(frame.topic, link);
-        this.presence.unwatch(frame.topic, link);
-        link.presence.delete(frame.topic);
-        this.roster.changed();
-        await this.mirror(link);
+    // A resuming client's live messages wait from the moment it is subscribed until its replay is queued.
+    const buffer: BusMessage[] | undefined = frame.since === undefined ? undefined : [];
+    if (buffer) this.resuming.set(link, buffer);
+    try {
+      const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
+      if (added instanceof ProtocolError) return this.fail(link, added);
+      if (added) await this.mirror(link); // before the ack: `who` on any node shows it once the client has its ack
+      if (frame.since === undefined) {
+        this.ack(link, frame.id, { life: this.lifeId });
+      } else if (!(await this.resumeFromStreams(link, frame))) {
+        if (added) {
+          link.subscriptions.delete(frame.topic);
+          this.index.remove(frame.topic, link);
+          this.presence.unwatch(frame.topic, link);
+          link.presence.delete(frame.topic);
+          this.roster.changed();
+          await this.mirror(link);
+        }
+        return;
       }
-      return;
+      if (added) this.announce('join', link, frame.topic);
+    } finally {
+      if (buffer) {
+        this.resuming.delete(link);
+        for (const m of buffer) if (this.stillWants(link, m)) this.pushLive(link, m);
+      }
     }
-    if (added) this.announce('join', link, frame.topic);
   }
 
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
@@ -704,8 +714,6 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
 
   /** Answers a `sub` with a position from the topics' streams; false when Redis could not answer (then: unavailable). */
   private async resumeFromStreams(link: S, frame: FrameOf<'sub'>): Promise<boolean> {
-    const buffer: BusMessage[] = [];
-    this.resuming.set(link, buffer);
     try {
       if (!this.cmdUp) {
         this.fail(link, unavailable(frame.id));
@@ -822,9 +830,6 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
       if (!isRedisDown(err)) throw err;
       this.fail(link, unavailable(frame.id));
       return false;
-    } finally {
-      this.resuming.delete(link);
-      for (const m of buffer) if (this.stillWants(link, m)) this.pushLive(link, m);
     }
   }
 
