@@ -221,26 +221,29 @@ export class Fleet {
   private async settle(step: number, cmd: CheckCommand): Promise<Map<Slot, Frame[]>> {
     const id = `b${step}`;
     const received = new Map<Slot, Frame[]>();
-    await Promise.all(
-      [...this.probes].map(async ([slot, probe]) => {
-        const from = this.cursors.get(probe) ?? 0;
-        if (!probe.open) {
-          received.set(slot, probe.frames.slice(from));
-          this.cursors.set(probe, probe.frames.length);
-          return;
-        }
-        probe.send({ op: 'ping', id });
-        const pong = await this.within(
-          probe.waitFor((f) => f.op === 'pong' && f.id === id, this.options.timeoutMs, `pong ${id}`),
-          `barrier pong on ${slotLabel(slot)}`,
-          step,
-          cmd,
-        );
-        const at = probe.frames.indexOf(pong);
-        received.set(slot, probe.frames.slice(from, at));
-        this.cursors.set(probe, at + 1);
-      }),
-    );
+    const one = async ([slot, probe]: [Slot, Probe]) => {
+      const from = this.cursors.get(probe) ?? 0;
+      if (!probe.open) {
+        received.set(slot, probe.frames.slice(from));
+        this.cursors.set(probe, probe.frames.length);
+        return;
+      }
+      probe.send({ op: 'ping', id });
+      const pong = await this.within(
+        probe.waitFor((f) => f.op === 'pong' && f.id === id, this.options.timeoutMs, `pong ${id}`),
+        `barrier pong on ${slotLabel(slot)}`,
+        step,
+        cmd,
+      );
+      const at = probe.frames.indexOf(pong);
+      received.set(slot, probe.frames.slice(from, at));
+      this.cursors.set(probe, at + 1);
+    };
+    // In a cluster a pong proves only what reached that client's node before it: the commanding client settles
+    // first (its node has then sent out all the command caused), the others after.
+    const first = (this.options.more?.length ?? 0) > 0 && 'slot' in cmd ? this.probes.get(cmd.slot) : undefined;
+    if (first) await one([cmd.slot, first]);
+    await Promise.all([...this.probes].filter(([, p]) => p !== first).map(one));
     return received;
   }
 

@@ -104,6 +104,8 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
   private everUp = false;
   private closed = false;
   private readonly chains = new WeakMap<S, Promise<void>>();
+  /** Requests other than pub waiting in a session's chain: while there are none, pubs go to Redis at once. */
+  private readonly others = new WeakMap<S, number>();
   private readonly pending = new Set<Promise<void>>();
   private inflight = 0;
   private ids = { next: 1, end: 0, spare: undefined as { next: number; end: number } | undefined, refilling: false, highest: 0 };
@@ -327,13 +329,14 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
   }
 
   /** Queues `op` after the session's earlier requests; at most maxInflight requests wait on Redis per node. */
-  private enqueue(session: S, op: () => Promise<void> | void, id?: FrameId, counted = true): void {
+  private enqueue(session: S, op: () => Promise<void> | void, id?: FrameId, counted = true, isPub = false): void {
     if (counted && this.inflight >= this.cluster.maxInflight) {
       const err = new ProtocolError('unavailable', `over ${this.cluster.maxInflight} requests waiting on Redis; retry later`, id);
       op = () => this.fail(session, err);
       counted = false;
     }
     if (counted) this.inflight++;
+    if (!isPub) this.others.set(session, (this.others.get(session) ?? 0) + 1);
     const prev = this.chains.get(session) ?? Promise.resolve();
     const next: Promise<void> = prev
       .then(op)
@@ -344,6 +347,7 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
       })
       .finally(() => {
         if (counted) this.inflight--;
+        if (!isPub) this.others.set(session, this.others.get(session)! - 1);
         this.pending.delete(next);
       });
     this.pending.add(next);
@@ -502,8 +506,27 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
         return this.enqueue(link, () => this.subAsync(link, frame), frame.id);
       case 'unsub':
         return this.enqueue(link, () => this.unsubAsync(link, frame), frame.id);
-      case 'pub':
-        return this.enqueue(link, () => this.pubAsync(link, frame), frame.id);
+      case 'pub': {
+        // Behind nothing but other pubs, a pub's script is sent at once (Redis runs one connection's commands in
+        // order, so seq order = request order); only its reply waits its turn. Pipelined publishers are not
+        // limited to one Redis round trip per message.
+        if ((this.others.get(link) ?? 0) > 0 || this.inflight >= this.cluster.maxInflight) return this.enqueue(link, () => this.pubAsync(link, frame), frame.id);
+        const started = this.pubStart(link, frame).then(
+          (r) => ({ r }),
+          (err: unknown) => ({ err }),
+        );
+        return this.enqueue(
+          link,
+          async () => {
+            const done = await started;
+            if ('err' in done) throw done.err;
+            this.pubFinish(link, frame, done.r);
+          },
+          frame.id,
+          true,
+          true,
+        );
+      }
       case 'send':
         return this.enqueue(link, () => this.sendAsync(link, frame), frame.id);
       case 'who':
@@ -568,10 +591,17 @@ export class RedisEngine<S extends Session = Session> extends Hub<S> {
   }
 
   private async pubAsync(link: S, frame: FrameOf<'pub'>): Promise<void> {
+    this.pubFinish(link, frame, await this.pubStart(link, frame));
+  }
+
+  private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
-      return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
+      return Promise.resolve(new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    const result = await this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+    return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+  }
+
+  private pubFinish(link: S, frame: FrameOf<'pub'>, result: PublishResult | ProtocolError): void {
     if (result instanceof ProtocolError) return this.fail(link, result);
     this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
   }
