@@ -9,6 +9,7 @@ import { MemoryEngine, type MemoryEngineOptions } from './engine/memory.js';
 import type { Link } from './actors/link.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
+import type { Engine } from './engine/engine.js';
 import { WsTransport } from './transports/ws/transport.js';
 import { refuseUpgrade } from './transports/upgrade.js';
 import { OriginPolicy } from './http/origin.js';
@@ -27,6 +28,7 @@ import { ActorTree } from './actors/tree.js';
 import { loggablePath, parseTarget } from './protocol/target.js';
 import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
+import { RedisEngine } from './engine/redis/engine.js';
 
 export const VERSION = '0.1.0';
 
@@ -60,7 +62,10 @@ export interface BrokerOptions {
 
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
   const log = options.log ?? createLogger(config.logLevel);
-  const hub = (options.hubFactory ?? ((o: MemoryEngineOptions) => new MemoryEngine<Link>(o)))({
+  const cluster = config.redisUrl;
+  const engineOf = (o: MemoryEngineOptions): MemoryEngine<Link> =>
+    cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({ ...o, url: cluster, maxInflight: config.redisMaxInflight, log });
+  const hub = (options.hubFactory ?? engineOf)({
     serverName: config.serverName,
     version: VERSION,
     heartbeatMs: config.heartbeatMs,
@@ -77,6 +82,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     room: config.room,
     roomAnnounceMax: config.roomAnnounceMax,
   });
+  // The cluster engine reaches Redis before anything listens: an unreachable Redis fails the start with its URL.
+  const engine: Engine<Link> = hub;
+  await engine.start?.();
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
@@ -90,7 +98,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
-    sendJson(res, 200, { status: supervisor.getSnapshot().value, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
+    // A cluster node that lost its Redis still serves its connections, but says so.
+    const status = engine.health?.() === 'degraded' ? 'degraded' : supervisor.getSnapshot().value;
+    sendJson(res, 200, { status, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
   });
 
   registerApi(router, core, log);
@@ -157,6 +167,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     actorsPage.close();
     supervisor.stop();
     stately?.stop();
+    await engine.close?.();
     throw err;
   }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
@@ -177,6 +188,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       http.closeAllConnections();
       tcp?.destroyAll();
       stately?.stop();
+      await engine.close?.();
       log.info('switchboard stopped');
     })());
 

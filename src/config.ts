@@ -56,6 +56,8 @@ export const SETTINGS = {
   publicHost: { flag: 'public-host', kind: { type: 'string' }, default: undefined, help: 'comma-separated host[:port] names browsers reach the broker by (a proxy, a DNS name); pages from them may connect; without a port, any port' },
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
+  redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'redis://host:port of the Redis that makes every broker process using it one broker (docs/cluster.md); without it the broker keeps everything in memory' },
+  redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
   logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
   inspect: { flag: 'inspect', kind: { type: 'string', bare: 'ws://localhost:8090' }, default: undefined, help: 'send actor inspection events to the Stately Inspector bridge (`switchboard inspect`) at this WebSocket URL; `--inspect` alone means ws://localhost:8090' },
@@ -100,6 +102,9 @@ export interface Config {
   publicHost: string | undefined;
   authSecret: string | undefined;
   authJwks: string | undefined;
+  /** Redis of the cluster; undefined = the in-memory engine. */
+  redisUrl: string | undefined;
+  redisMaxInflight: number;
   serverName: string;
   logLevel: string;
   /** WebSocket URL of the inspector bridge; undefined = inspection off (no observer at all). */
@@ -193,6 +198,9 @@ export function validateConfig(config: Config): void {
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
+  if (config.redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(config.redisUrl)) {
+    throw new ConfigError(`--redis takes a redis:// URL (redis://host:port), got '${config.redisUrl}'`);
+  }
   if (config.inspect !== undefined && !/^wss?:\/\/[^/\s]+/.test(config.inspect)) {
     throw new ConfigError(`--inspect takes the bridge's WebSocket URL (ws://host:port), got '${config.inspect}'`);
   }

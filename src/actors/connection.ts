@@ -62,7 +62,7 @@ function rateLimitsOf(config: Config): RateLimits {
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
   const { config } = core;
-  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer });
+  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.() });
   const actor = createActor(connectionMachine, {
     id: link.id,
     input: {

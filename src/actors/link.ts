@@ -24,11 +24,13 @@ export interface LinkOptions {
   /** Bytes the mailbox may hold (default: unbounded, for callers that predate the byte bound). */
   mailboxBytes?: number;
   slowConsumer: SlowConsumerPolicy;
+  /** The id an engine assigned (unique across a cluster); default: the next of this process's counter. */
+  id?: string | undefined;
 }
 
 export class Link {
   /** Ids look like `c1`, `c2`, … and are never reused within a process. */
-  readonly id = `c${++lastId}`;
+  readonly id: string;
   name: string;
   readonly addr: string;
   readonly transport: Transport;
@@ -61,6 +63,7 @@ export class Link {
   renames: TokenBucket | undefined;
 
   constructor(opts: LinkOptions) {
+    this.id = opts.id ?? `c${++lastId}`;
     this.addr = opts.addr;
     this.wire = opts.wire;
     this.transport = opts.wire.transport;

@@ -42,6 +42,8 @@ export class FrameReader {
     if (frame.op === 'quit') return link.signal({ type: 'QUIT' });
     if (link.isIdle) link.signal({ type: 'ACTIVE' });
     if (frame.op === 'ping') {
+      // A clustered engine answers after this client's earlier requests and the deliveries already on their way.
+      if (this.engine.ping) return this.engine.ping(link, frame.id);
       link.send(frame.id === undefined ? { op: 'pong' } : { op: 'pong', id: frame.id });
       return;
     }

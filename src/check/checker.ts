@@ -25,6 +25,8 @@ export interface CheckOptions {
    * HTTP port (`/lines` upgrade, beside `url`) and join a room of their scenario's own, never the broker's --room.
    */
   tcp?: boolean | undefined;
+  /** Endpoints of further nodes of the same cluster: the scenario's connections alternate between all of them. */
+  more?: string[] | undefined;
 }
 
 export interface CheckReport {
@@ -53,7 +55,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   const performed: Record<string, number> = {};
   let lastFailure: { transcript: string[]; message: string } | undefined;
   const property = fc.asyncProperty(fc.commands(scenarioCommands({ tcp: options.tcp === true }), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
-    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs, observer: observe, tcp: options.tcp });
+    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs, observer: observe, tcp: options.tcp, more: options.more });
     const model = new ProtocolModel({ historySize: options.historySize ?? 100, room: fleet.room });
     try {
       await fc.asyncModelRun(() => ({ model, real: fleet }), steps);
@@ -114,7 +116,7 @@ export function formatReport(report: CheckReport, options: CheckOptions): string
 
 /** The flags that replay exactly the reported counterexample. */
 function replayFlags(report: CheckReport, options: CheckOptions): string {
-  const flags = [`--url ${options.url}`, `--seed ${report.seed}`];
+  const flags = [`--url ${options.url}`, ...(options.more ?? []).map((u) => `--url ${u}`), `--seed ${report.seed}`];
   if (report.path) flags.push(`--path ${report.path}`);
   if (options.exclusive) flags.push('--exclusive');
   if (options.historySize !== undefined && options.historySize !== 100) flags.push(`--history ${options.historySize}`);

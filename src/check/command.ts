@@ -12,7 +12,8 @@ compares every frame each client receives with a reference model of the protocol
 shrinks the scenario and prints the smallest one it found, with the seed and path that replay it.
 
 Options:
-  --url <ws url>     the broker's WebSocket endpoint (/ws is added when the URL has no path)
+  --url <ws url>     the broker's WebSocket endpoint (/ws is added when the URL has no path); give it
+                     again for each further node of one cluster: connections alternate between them
   --runs <n>         scenarios to run (default 100)
   --seed <n>         fast-check seed, to replay a run
   --path <p>         the path printed with a counterexample (with --seed: replays exactly it)
@@ -33,7 +34,7 @@ export async function check(argv: string[]): Promise<number> {
       strict: true,
       allowPositionals: false,
       options: {
-        url: { type: 'string' },
+        url: { type: 'string', multiple: true },
         runs: { type: 'string' },
         seed: { type: 'string' },
         path: { type: 'string' },
@@ -51,15 +52,20 @@ export async function check(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (values.url === undefined) return usage('--url is required');
-  let url: URL;
-  try {
-    url = new URL(values.url);
-  } catch {
-    return usage(`--url must be a ws:// or wss:// URL, got '${values.url}'`);
+  if (values.url === undefined || values.url.length === 0) return usage('--url is required');
+  const urls: URL[] = [];
+  for (const raw of values.url) {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      return usage(`--url must be a ws:// or wss:// URL, got '${raw}'`);
+    }
+    if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return usage(`--url must be a ws:// or wss:// URL, got '${raw}'`);
+    if (u.pathname === '/') u.pathname = '/ws';
+    urls.push(u);
   }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') return usage(`--url must be a ws:// or wss:// URL, got '${values.url}'`);
-  if (url.pathname === '/') url.pathname = '/ws';
+  const url = urls[0]!;
   const runs = whole(values.runs, '--runs', 100, 1);
   const seed = values.seed === undefined ? undefined : whole(values.seed, '--seed', 0, -(2 ** 31));
   const historySize = whole(values.history, '--history', 100, 0);
@@ -73,6 +79,7 @@ export async function check(argv: string[]): Promise<number> {
   try {
     const options = {
       url: url.toString(),
+      more: urls.slice(1).map((u) => u.toString()),
       runs: runs as number,
       seed: seed as number | undefined,
       path: values.path,

@@ -20,6 +20,11 @@ export interface FleetOptions {
   observer: () => Promise<Probe>;
   /** Scenarios may connect line-protocol (TCP) clients too, through the broker's `/lines` upgrade into the fleet's room. */
   tcp?: boolean | undefined;
+  /**
+   * Endpoints of further nodes of one cluster (docs/cluster.md): connections alternate between `url` and these. A
+   * pub's `delivered` then counts the subscribers on the publisher's own node, as a cluster node reports it.
+   */
+  more?: string[] | undefined;
 }
 
 /** A difference between the broker and the model, or a reply that never came. */
@@ -53,6 +58,9 @@ export class Fleet {
   private readonly cursors = new Map<Probe, number>();
   private readonly ours = new Set<string>();
   private steps = 0;
+  /** Which endpoint (index into url + more) each slot's connection went to. */
+  private readonly nodeOf = new Map<Slot, number>();
+  private connects = 0;
 
   constructor(readonly options: FleetOptions) {
     this.prefix = `chk${randomBytes(3).toString('hex')}${++fleets}`;
@@ -83,19 +91,23 @@ export class Fleet {
     let outcome;
     switch (cmd.op) {
       case 'connect': {
+        const endpoints = [this.options.url, ...(this.options.more ?? [])];
+        const node = this.connects++ % endpoints.length;
+        const nodeUrl = endpoints[node]!;
+        this.nodeOf.set(cmd.slot, node);
         let probe: Probe;
         let request: { name?: string; topics?: string[] } = {};
         if (cmd.tcp) {
           if (!this.options.tcp) throw new Error('checker: a TCP connect in a scenario without --tcp');
           const name = cmd.name === undefined ? undefined : this.name(cmd.name);
           if (name !== undefined) request = { name };
-          line(`lines ${new URL(this.options.url).origin.replace(/^ws/, 'http')}/lines?room=${this.room}${name === undefined ? '' : `&name=${encodeURIComponent(name)}`}`);
-          probe = await this.within(Probe.connectLines(this.options.url, this.room, this.options.timeoutMs, name), 'line-protocol connection', step, cmd);
+          line(`lines ${new URL(nodeUrl).origin.replace(/^ws/, 'http')}/lines?room=${this.room}${name === undefined ? '' : `&name=${encodeURIComponent(name)}`}`);
+          probe = await this.within(Probe.connectLines(nodeUrl, this.room, this.options.timeoutMs, name), 'line-protocol connection', step, cmd);
         } else {
           const name = cmd.name === undefined ? undefined : this.name(cmd.name);
           const topics = cmd.topics?.map((t) => this.topic(t));
           request = { ...(name !== undefined && { name }), ...(topics !== undefined && { topics }) };
-          const url = new URL(this.options.url);
+          const url = new URL(nodeUrl);
           if (name !== undefined) url.searchParams.set('name', name);
           if (topics !== undefined && topics.length > 0) url.searchParams.set('topics', topics.join(','));
           line(url.toString());
@@ -157,6 +169,7 @@ export class Fleet {
           );
         }
         outcome = model.frame(cmd.slot, frame);
+        if (frame.op === 'pub' && (this.options.more?.length ?? 0) > 0) this.deliveredOnNode(cmd.slot, frame.topic, outcome.frames);
       }
     }
     const received = await this.settle(step, cmd);
@@ -181,6 +194,17 @@ export class Fleet {
     for (const [slot, probe] of this.probes) if (!model.isLive(slot) && !probe.open) this.probes.delete(slot);
   }
 
+  /** In a cluster a pub's ack counts the deliveries on the publisher's node: the model's count narrowed to them. */
+  private deliveredOnNode(publisher: Slot, topic: string, frames: Map<Slot, Record<string, unknown>[]>): void {
+    const ack = frames.get(publisher)?.find((f) => f.op === 'ack' && typeof f.delivered === 'number');
+    if (!ack) return;
+    let n = 0;
+    for (const [slot, list] of frames) {
+      if (this.nodeOf.get(slot) === this.nodeOf.get(publisher) && list.some((f) => f.op === 'msg' && f.topic === topic)) n++;
+    }
+    ack.delivered = n;
+  }
+
   /** Closes every connection of the scenario. */
   close(): void {
     for (const p of this.probes.values()) p.close();
@@ -197,26 +221,29 @@ export class Fleet {
   private async settle(step: number, cmd: CheckCommand): Promise<Map<Slot, Frame[]>> {
     const id = `b${step}`;
     const received = new Map<Slot, Frame[]>();
-    await Promise.all(
-      [...this.probes].map(async ([slot, probe]) => {
-        const from = this.cursors.get(probe) ?? 0;
-        if (!probe.open) {
-          received.set(slot, probe.frames.slice(from));
-          this.cursors.set(probe, probe.frames.length);
-          return;
-        }
-        probe.send({ op: 'ping', id });
-        const pong = await this.within(
-          probe.waitFor((f) => f.op === 'pong' && f.id === id, this.options.timeoutMs, `pong ${id}`),
-          `barrier pong on ${slotLabel(slot)}`,
-          step,
-          cmd,
-        );
-        const at = probe.frames.indexOf(pong);
-        received.set(slot, probe.frames.slice(from, at));
-        this.cursors.set(probe, at + 1);
-      }),
-    );
+    const one = async ([slot, probe]: [Slot, Probe]) => {
+      const from = this.cursors.get(probe) ?? 0;
+      if (!probe.open) {
+        received.set(slot, probe.frames.slice(from));
+        this.cursors.set(probe, probe.frames.length);
+        return;
+      }
+      probe.send({ op: 'ping', id });
+      const pong = await this.within(
+        probe.waitFor((f) => f.op === 'pong' && f.id === id, this.options.timeoutMs, `pong ${id}`),
+        `barrier pong on ${slotLabel(slot)}`,
+        step,
+        cmd,
+      );
+      const at = probe.frames.indexOf(pong);
+      received.set(slot, probe.frames.slice(from, at));
+      this.cursors.set(probe, at + 1);
+    };
+    // In a cluster a pong proves only what reached that client's node before it: the commanding client settles
+    // first (its node has then sent out all the command caused), the others after.
+    const first = (this.options.more?.length ?? 0) > 0 && 'slot' in cmd ? this.probes.get(cmd.slot) : undefined;
+    if (first) await one([cmd.slot, first]);
+    await Promise.all([...this.probes].filter(([, p]) => p !== first).map(one));
     return received;
   }
 

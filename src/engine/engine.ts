@@ -118,6 +118,20 @@ export interface Engine<S extends Session = Session> {
   topics(limit: number): { total: number; topics: TopicView[] };
   /** Counters of this process (metrics read them at scrape time; the session layer adds its own). */
   readonly stats: BrokerStats;
+
+  // Optional, for engines backed by a shared store (src/engine/redis/): absent in the in-memory engine.
+  /** A fresh client id (`c<digits>`) unique across every process sharing the store. */
+  nextSessionId?(): string;
+  /** Answers a `ping` after every earlier request of `session` and every delivery already on its way to it. */
+  ping?(session: S, id: FrameId | undefined): void;
+  /** Server-side publish that waits for the store (HTTP API); `unavailable` when the store cannot take it. */
+  publishAsync?(topic: string, data: unknown): Promise<PublishResult | ProtocolError>;
+  /** `ok`, or `degraded` while the shared store is unreachable (shown by /healthz and /metrics). */
+  health?(): 'ok' | 'degraded';
+  /** Connects to the store before the broker listens. */
+  start?(): Promise<void>;
+  /** Announces the leaves still pending, withdraws this process from the store, closes its connections. */
+  close?(): Promise<void>;
 }
 
 export type RequestFrame = Exclude<ClientFrame, { op: 'ping' | 'quit' }>;

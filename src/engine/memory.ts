@@ -246,7 +246,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   }
 
   /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */
-  private ack(link: Link, id: FrameId | undefined, fields?: Record<string, unknown>): void {
+  protected ack(link: Link, id: FrameId | undefined, fields?: Record<string, unknown>): void {
     if (id !== undefined) link.send(ackFrame(id, fields));
   }
 
@@ -366,7 +366,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
   }
 
-  private nameProblem(link: Link, name: string, id?: FrameId): ProtocolError | null {
+  protected nameProblem(link: Link, name: string, id?: FrameId): ProtocolError | null {
     const err = nameError(name);
     if (err) return new ProtocolError('bad_name', err, id);
     if (link.nameFixed) return new ProtocolError('forbidden', 'name is fixed by the auth token', id);
@@ -383,7 +383,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   }
 
   /** Adds `filter` (and presence on it) for `link`; true when the filter is new to it (a join to announce). */
-  private subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
+  protected subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
     const err = filterError(filter);
     if (err) return new ProtocolError('bad_topic', `${err}: '${filter.slice(0, 64)}'`, id);
     if (link.grant && !link.grant.maySubscribe(filter)) {
@@ -418,7 +418,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    * Coalesced per watcher: when the watcher's last queued, unwritten frame is an event about the same subject and
    * filter, the two become one (see coalesce). Joins and leaves in a room over --room-announce-max are not announced.
    */
-  private announce(event: PresenceEvent, subject: Link, filter: string, old?: string): void {
+  protected announce(event: PresenceEvent, subject: Link, filter: string, old?: string): void {
     const watchers = this.presence.watchers(filter);
     if (watchers.size === 0) return;
     if (event !== 'rename' && filter === this.options.room && this.roomIsQuiet()) return;
@@ -441,7 +441,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     }
   }
 
-  private freeDefaultName(link: Link): string {
+  protected freeDefaultName(link: Link): string {
     const base = link.transport === 'tcp' ? link.addr : `guest-${link.id.slice(1)}`;
     let name = base;
     for (let k = 2; !this.registry.isNameFree(name); k++) name = `${base}-${k}`;
@@ -475,7 +475,7 @@ function coalesce(tail: Outgoing, event: PresenceEvent, subject: Session, filter
 }
 
 /** `{"op":"ack","id":…,"clients":[…],"next":…}` around a cached page, without re-encoding the page. */
-function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
+export function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
   const head = id === undefined ? '{"op":"ack","clients":' : `{"op":"ack","id":${JSON.stringify(id)},"clients":`;
   const tail = page.next === undefined ? '}' : `,"next":${JSON.stringify(page.next)}}`;
   const frame = ackFrame(id, page.next === undefined ? { clients: page.entries } : { clients: page.entries, next: page.next });

@@ -56,13 +56,13 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     // Straight to the engine, like a client's pub: the supervisor handles lifecycle, not publishes.
     let result: PublishResult | ProtocolError;
     try {
-      result = hub.publish(topic, data);
+      result = hub.publishAsync ? await hub.publishAsync(topic, data) : hub.publish(topic, data);
     } catch (err) {
       log.error({ err, topic }, 'api publish failed');
       throw new HttpError(500, 'internal error', 'internal');
     }
     // Data that cannot be encoded (nested too deep for the encoder) is refused before anything is stored.
-    if (result instanceof ProtocolError) throw new HttpError(400, result.message, result.code);
+    if (result instanceof ProtocolError) throw new HttpError(result.code === 'unavailable' ? 503 : 400, result.message, result.code);
     sendJson(res, 200, result);
   }));
 

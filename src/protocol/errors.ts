@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   rate_limited: 'too many frames',
   forbidden: 'not allowed',
   unauthorized: 'authentication required',
+  unavailable: 'the broker cannot take this now (a cluster node without its Redis); retry later',
   internal: 'internal error',
 } as const;
 

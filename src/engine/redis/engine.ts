@@ -1,0 +1,1102 @@
+// RedisEngine: the cluster engine. Many broker processes on one Redis behave as one broker: one total order and
+// gapless seq per topic (a Lua script numbers, stores and publishes each message at once), resumes from the
+// topic's stream on any node, presence / names / who / directs across nodes, dead nodes reaped by a survivor.
+// Local routing (topic index, presence watchers, coalescing, roster pages) is the in-memory engine's, inherited.
+// Requests of one session run in arrival order on a promise chain, so replies keep the order of the requests.
+import { createHash, randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { MemoryEngine, whoReply, type MemoryEngineOptions } from '../memory.js';
+import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
+import { MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
+import { ProtocolError, type FrameId } from '../../protocol/errors.js';
+import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
+import { filterMatches, isWildcard } from '../../protocol/topic.js';
+import { parseCursor, Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
+import { TokenBucket } from '../bucket.js';
+import type { MissReason, Position, Seen } from '../history.js';
+import { CHANNELS, KEYS } from './keys.js';
+import * as LUA from './scripts.js';
+
+export interface RedisEngineOptions extends MemoryEngineOptions {
+  /** redis://host:port[/db] */
+  url: string;
+  /** Requests this node may have waiting on Redis at once; beyond it: `unavailable` (bounded memory while Redis is slow). */
+  maxInflight: number;
+  log: Logger;
+  /** Heartbeat key TTL; the node counts as dead this long after its last refresh. */
+  nodeTtlMs?: number;
+  /** How often the heartbeat is refreshed and dead nodes are looked for. */
+  tickMs?: number;
+  /** How long start() waits for Redis. */
+  connectTimeoutMs?: number;
+}
+
+/** One message as the bus and the stream carry it: the publishing node, the sender's transport and addr, echo. */
+interface BusMessage {
+  topic: string;
+  seq: number;
+  epoch: string;
+  node: string;
+  /** The sender's id when it published with echo: false. */
+  noEcho: string;
+  out: Outgoing;
+}
+
+/** Per topic: the last seq delivered here, and messages held until the gap before them is filled. */
+interface Cursor {
+  epoch: string;
+  seq: number;
+  held: Map<number, BusMessage>;
+  filling: boolean;
+}
+
+/** What other nodes know of a client (the `sb:{g}:clients` hash). */
+interface ClientRecord {
+  id: string;
+  name: string;
+  addr: string;
+  transport: Transport;
+  state: string;
+  node: string;
+  subs: string[];
+}
+
+/** A client of another node, as the subject of a presence event delivered here. */
+class RemoteClient {
+  constructor(readonly c: { id: string; name: string; transport: Transport; addr: string }) {}
+  get id(): string {
+    return this.c.id;
+  }
+  get name(): string {
+    return this.c.name;
+  }
+  publicInfo(): PublicClient {
+    return { id: this.c.id, name: this.c.name, transport: this.c.transport };
+  }
+  info(): ClientInfo {
+    return { id: this.c.id, name: this.c.name, addr: this.c.addr, transport: this.c.transport };
+  }
+}
+
+const ID_BLOCK = 10_000;
+const MAX_CURSORS = 100_000;
+const MAX_HELD = 10_000;
+const OWN_DELIVERY_WAIT_MS = 2000;
+const BARRIER_WAIT_MS = 1000;
+
+const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
+
+function shortId(bytes: number): string {
+  return randomBytes(bytes).readUIntBE(0, bytes).toString(36).padStart(8, '0').slice(-8);
+}
+
+export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
+  /** This process's id in the cluster (heartbeat key, node channel, epochs it creates). */
+  readonly node = randomBytes(3).toString('hex');
+  readonly cmd: Redis;
+  readonly bus: Redis;
+  private readonly log: Logger;
+  private lifeId = '';
+  /** Connected and initialised (life known, node registered). */
+  private cmdUp = false;
+  private busUp = false;
+  private everUp = false;
+  private closed = false;
+  private readonly chains = new WeakMap<S, Promise<void>>();
+  /** Requests other than pub waiting in a session's chain: while there are none, pubs go to Redis at once. */
+  private readonly others = new WeakMap<S, number>();
+  private readonly pending = new Set<Promise<void>>();
+  private inflight = 0;
+  private ids = { next: 1, end: 0, spare: undefined as { next: number; end: number } | undefined, refilling: false, highest: 0 };
+  private readonly cursors = new Map<string, Cursor>();
+  /** Delivered counts of this node's own publishes, met on the bus before or after the script's reply. */
+  private readonly own = new Map<string, number | ((delivered: number) => void)>();
+  /** Sessions resuming: their live messages wait here until the replay is queued. */
+  private readonly resuming = new Map<S, BusMessage[]>();
+  /** After a resume: per topic the position replayed up to; live messages at or below it are duplicates. */
+  private readonly floors = new Map<S, Map<string, Position>>();
+  private readonly knownTopics = new Set<string>();
+  private epochs = 0;
+  private barrierBatch: (() => void)[] = [];
+  private barrierToken = 0;
+  private barrierInFlight: { token: number; resolve: () => void } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly shas = new Map<string, string>();
+  private readonly nodeTtlMs: number;
+  private readonly tickMs: number;
+  /** Gaps that could not be filled from the stream (trimmed before this node caught up). */
+  gapsSkipped = 0;
+
+  constructor(readonly cluster: RedisEngineOptions) {
+    super(cluster);
+    this.log = cluster.log.child({ engine: 'redis', node: this.node });
+    this.nodeTtlMs = cluster.nodeTtlMs ?? 5000;
+    this.tickMs = cluster.tickMs ?? 1500;
+    const common = {
+      lazyConnect: true,
+      retryStrategy: (times: number) => Math.min(100 * times, 1000),
+      maxRetriesPerRequest: 1,
+    };
+    // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
+    this.cmd = new Redis(cluster.url, { ...common, enableOfflineQueue: false, commandTimeout: 3000, connectionName: `sb-${this.node}` });
+    this.bus = new Redis(cluster.url, { ...common, enableOfflineQueue: true, autoResubscribe: true, connectionName: `sb-${this.node}-sub` });
+    // An ioredis `error` event without a listener would crash the process: both connections always have one.
+    for (const [conn, role] of [[this.cmd, 'commands'], [this.bus, 'subscriber']] as const) {
+      conn.on('error', (err: Error) => this.log.warn({ role, err: err.message }, 'redis connection error'));
+    }
+    this.cmd.on('close', () => this.down('commands'));
+    this.bus.on('close', () => this.down('subscriber'));
+    this.cmd.on('ready', () => void this.cmdReady());
+    this.bus.on('ready', () => void this.busReady());
+    this.bus.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onBus(channel.toString(), message.toString()));
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    const deadline = this.cluster.connectTimeoutMs ?? 10_000;
+    const ready = Promise.all([this.cmd.connect(), this.bus.connect()]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([ready, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline)))]);
+      await this.bus.subscribe(CHANNELS.bus, CHANNELS.node(this.node));
+      await this.whenUp(deadline);
+    } catch (err) {
+      this.closed = true;
+      this.cmd.disconnect();
+      this.bus.disconnect();
+      throw new Error(`cannot reach Redis at ${this.cluster.url}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.timer = setInterval(() => void this.tick(), this.tickMs);
+    this.timer.unref();
+    this.log.info({ life: this.lifeId }, 'cluster node up');
+  }
+
+  private async whenUp(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (!(this.cmdUp && this.busUp)) {
+      if (Date.now() > until) throw new Error('not ready');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    // Leaves announced by the drained connections go out before the node withdraws.
+    await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, 2000))]);
+    if (this.cmdUp) {
+      await this.cmd
+        .multi()
+        .del(KEYS.heartbeat(this.node))
+        .srem(KEYS.nodes, this.node)
+        .del(KEYS.nodeClients(this.node))
+        .exec()
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'could not withdraw the node'));
+    }
+    this.cmd.disconnect();
+    this.bus.disconnect();
+  }
+
+  health(): 'ok' | 'degraded' {
+    return this.cmdUp && this.busUp ? 'ok' : 'degraded';
+  }
+
+  override get life(): string {
+    return this.lifeId;
+  }
+
+  private down(role: string): void {
+    const was = this.cmdUp && this.busUp;
+    if (role === 'commands') this.cmdUp = false;
+    else this.busUp = false;
+    if (was && !this.closed) this.log.warn({ role }, 'redis unreachable: degraded (publishes answer unavailable)');
+    if (role === 'subscriber') this.releaseBarrier();
+  }
+
+  /** The command connection is (back) up: learn the life, reserve ids, re-assert this node and its clients. */
+  private async cmdReady(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const fresh = shortId(6);
+      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.highest)])) as string;
+      if (this.lifeId !== '' && life !== this.lifeId) {
+        this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');
+        this.knownTopics.clear();
+      }
+      this.lifeId = life;
+      if (this.ids.next > this.ids.end) await this.reserveIds();
+      await this.reassert();
+      this.cmdUp = true;
+      if (this.everUp) this.log.info({ life }, 'redis reachable again: node re-asserted');
+      this.everUp ||= this.busUp;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'redis initialisation failed; retrying');
+      setTimeout(() => void (this.cmd.status === 'ready' && this.cmdReady()), 500).unref();
+    }
+  }
+
+  /** The subscriber is (back) up: anything published while it was away is fetched from the streams, in order. */
+  private busReady(): void {
+    if (this.closed) return;
+    this.busUp = true;
+    this.everUp ||= this.cmdUp;
+    for (const [topic, c] of this.cursors) if (!c.filling) void this.fill(topic, c);
+  }
+
+  private async reassert(): Promise<void> {
+    const args = [this.node, String(this.nodeTtlMs)];
+    for (const s of this.registry.values()) args.push(s.id, JSON.stringify(this.record(s)));
+    const conflicts = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.node), KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], args)) as string[];
+    for (const id of conflicts) this.log.warn({ client: id }, 'while Redis was unreachable another node gave this client\'s name away; it keeps it locally');
+  }
+
+  /** Heartbeat, and the claim on nodes whose heartbeat expired. */
+  private async tick(): Promise<void> {
+    if (!this.cmdUp || this.closed) return;
+    try {
+      const [[, added]] = (await this.cmd.multi().sadd(KEYS.nodes, this.node).set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs).exec()) as [[unknown, number]];
+      if (added === 1 && this.registry.size > 0) {
+        // Another node took this one for dead (Redis was unreachable from here for too long): come back.
+        this.log.warn('this node was reaped by another; re-asserting its clients');
+        await this.reassert();
+      }
+      const nodes = await this.cmd.smembers(KEYS.nodes);
+      for (const n of nodes) {
+        if (n === this.node) continue;
+        const count = (await this.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(n), KEYS.clients, KEYS.names, KEYS.nodeClients(n)], [n, CHANNELS.bus])) as number;
+        if (count >= 0) this.log.warn({ dead: n, clients: count }, 'node gone (heartbeat expired): its clients timed out');
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'cluster tick failed');
+    }
+  }
+
+  // ---- ids ------------------------------------------------------------------------------------------------------
+
+  nextSessionId(): string {
+    const ids = this.ids;
+    if (ids.next > ids.end && ids.spare) {
+      ids.next = ids.spare.next;
+      ids.end = ids.spare.end;
+      ids.spare = undefined;
+    }
+    if (ids.next > ids.end) {
+      // Only when Redis was unreachable for longer than a block lasts: ids may then repeat another node's.
+      this.log.error('client id block exhausted while Redis is unreachable');
+      ids.end = ids.next;
+    }
+    const n = ids.next++;
+    ids.highest = Math.max(ids.highest, n);
+    if (!ids.spare && !ids.refilling && ids.end - ids.next < ID_BLOCK / 2) void this.refillIds();
+    return `c${n}`;
+  }
+
+  private async reserveIds(): Promise<void> {
+    const end = await this.cmd.incrby(KEYS.ids, ID_BLOCK);
+    this.ids.next = end - ID_BLOCK + 1;
+    this.ids.end = end;
+  }
+
+  private async refillIds(): Promise<void> {
+    this.ids.refilling = true;
+    try {
+      const end = await this.cmd.incrby(KEYS.ids, ID_BLOCK);
+      this.ids.spare = { next: end - ID_BLOCK + 1, end };
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'id block reservation failed; retried later');
+    } finally {
+      this.ids.refilling = false;
+    }
+  }
+
+  // ---- Redis plumbing -------------------------------------------------------------------------------------------
+
+  /** Runs a Lua script by its SHA, loading it when Redis does not know it (first use, or after a restart). */
+  private async script(lua: string, keys: string[], args: string[]): Promise<unknown> {
+    let sha = this.shas.get(lua);
+    if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
+    try {
+      return await this.cmd.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
+      return await this.cmd.eval(lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  /** Queues `op` after the session's earlier requests; at most maxInflight requests wait on Redis per node. */
+  private enqueue(session: S, op: () => Promise<void> | void, id?: FrameId, counted = true, isPub = false): void {
+    if (counted && this.inflight >= this.cluster.maxInflight) {
+      const err = new ProtocolError('unavailable', `over ${this.cluster.maxInflight} requests waiting on Redis; retry later`, id);
+      op = () => this.fail(session, err);
+      counted = false;
+    }
+    if (counted) this.inflight++;
+    if (!isPub) this.others.set(session, (this.others.get(session) ?? 0) + 1);
+    const prev = this.chains.get(session) ?? Promise.resolve();
+    const next: Promise<void> = prev
+      .then(op)
+      .catch((err: unknown) => {
+        if (isRedisDown(err)) return this.fail(session, unavailable(id));
+        this.log.error({ err, client: session.id }, 'cluster engine fault while handling a request');
+        this.fail(session, new ProtocolError('internal', 'internal error', id));
+      })
+      .finally(() => {
+        if (counted) this.inflight--;
+        if (!isPub) this.others.set(session, this.others.get(session)! - 1);
+        this.pending.delete(next);
+      });
+    this.pending.add(next);
+    this.chains.set(session, next);
+  }
+
+  private record(s: S): ClientRecord {
+    return { id: s.id, name: s.name, addr: s.addr, transport: s.transport, state: s.state, node: this.node, subs: [...s.subscriptions] };
+  }
+
+  private async writeRecord(s: S): Promise<void> {
+    if (!this.registry.has(s)) return;
+    await this.cmd.multi().hset(KEYS.clients, s.id, JSON.stringify(this.record(s))).sadd(KEYS.nodeClients(this.node), s.id).exec();
+  }
+
+  /** Mirrors a local change to Redis; while Redis is unreachable the re-assert after reconnect carries it. */
+  private async mirror(s: S): Promise<void> {
+    await this.writeRecord(s).catch((err: Error) => this.log.debug({ err: err.message, client: s.id }, 'client record not written (re-asserted on reconnect)'));
+  }
+
+  // ---- sessions -------------------------------------------------------------------------------------------------
+
+  override join(link: S, req: JoinRequest): void {
+    if (req.grant) {
+      link.grant = req.grant;
+      link.nameFixed = true;
+    }
+    this.registry.add(link); // under its id until a name is claimed
+    this.roster.changed();
+    this.stats.connectionsOpened++;
+    this.enqueue(
+      link,
+      async () => {
+        const asked = req.grant?.name ?? req.name;
+        let problem: ProtocolError | null = null;
+        let name: string | undefined;
+        if (asked !== undefined) {
+          const err = nameError(asked);
+          if (err) problem = new ProtocolError('bad_name', err);
+          else if (await this.claimName(link, asked, '')) name = asked;
+          else problem = new ProtocolError('name_taken', `name '${asked}' is taken`);
+        }
+        name ??= await this.claimDefaultName(link);
+        if (!this.registry.has(link)) return; // gone while its name was claimed
+        this.registry.rename(link, name);
+        await this.mirror(link);
+        link.send({
+          op: 'hello',
+          client: link.info(),
+          heartbeatMs: this.options.heartbeatMs,
+          idleMs: this.options.idleMs,
+          idleClose: this.closesWhenIdle(link),
+          server: { name: this.options.serverName, version: this.options.version, protocol: PROTOCOL_VERSION },
+        });
+        if (problem) this.fail(link, problem);
+        const initial: [string, boolean][] = [
+          ...(req.topics ?? []).map((t): [string, boolean] => [t, false]),
+          ...(req.presenceTopics ?? []).map((t): [string, boolean] => [t, true]),
+        ];
+        let changed = false;
+        for (const [filter, presence] of initial) {
+          const added = this.subscribe(link, filter, presence);
+          if (added instanceof ProtocolError) this.fail(link, added);
+          else if (added) {
+            changed = true;
+            this.announce('join', link, filter);
+          }
+        }
+        if (changed) await this.mirror(link);
+      },
+      undefined,
+      false,
+    );
+  }
+
+  /** Claims `name` for `link` in Redis (freeing `old`); true when it is now the link's. Redis down: local check only. */
+  private async claimName(link: S, name: string, old: string): Promise<boolean> {
+    const holder = this.registry.find(name);
+    if (holder && holder !== link) return false;
+    if (!this.cmdUp) return true;
+    try {
+      const record = JSON.stringify({ ...this.record(link), name });
+      return (await this.script(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients], [name, link.id, old, this.registry.has(link) ? record : ''])) === 1;
+    } catch (err) {
+      if (!isRedisDown(err)) throw err;
+      return true;
+    }
+  }
+
+  private async claimDefaultName(link: S): Promise<string> {
+    const base = link.transport === 'tcp' ? link.addr : `guest-${link.id.slice(1)}`;
+    for (let k = 1; ; k++) {
+      const name = k === 1 ? base : `${base}-${k}`;
+      if (await this.claimName(link, name, '')) return name;
+    }
+  }
+
+  override leave(link: S, cause: LeaveCause): void {
+    if (!this.registry.remove(link)) return;
+    this.roster.changed();
+    this.stats.connectionsClosed++;
+    const filters = [...link.subscriptions];
+    for (const filter of filters) {
+      this.index.remove(filter, link);
+      this.presence.unwatch(filter, link);
+    }
+    link.subscriptions.clear();
+    link.presence.clear();
+    this.resuming.delete(link);
+    this.floors.delete(link);
+    const subject = { id: link.id, name: link.name, transport: link.transport, addr: link.addr };
+    this.enqueue(
+      link,
+      async () => {
+        for (const filter of filters) this.publishPresence(cause, subject, filter);
+        await this.dropRecord(subject.id, subject.name);
+      },
+      undefined,
+      false,
+    );
+  }
+
+  override forget(link: S): void {
+    super.forget(link);
+    link.subscriptions.clear();
+    this.resuming.delete(link);
+    this.floors.delete(link);
+    this.enqueue(link, () => this.dropRecord(link.id, link.name), undefined, false);
+  }
+
+  private async dropRecord(id: string, name: string): Promise<void> {
+    await this.script(LUA.DROP_CLIENT, [KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], [id, name]).catch((err: Error) =>
+      this.log.debug({ err: err.message, client: id }, 'client record not dropped (re-assert drops it)'),
+    );
+  }
+
+  override activity(link: S, event: 'idle' | 'active'): void {
+    if (!this.registry.has(link)) return;
+    this.roster.changed();
+    this.enqueue(
+      link,
+      async () => {
+        for (const filter of link.subscriptions) this.announce(event, link, filter);
+        await this.mirror(link);
+      },
+      undefined,
+      false,
+    );
+  }
+
+  // ---- requests -------------------------------------------------------------------------------------------------
+
+  override handle(link: S, frame: RequestFrame): void {
+    switch (frame.op) {
+      case 'sub':
+        return this.enqueue(link, () => this.subAsync(link, frame), frame.id);
+      case 'unsub':
+        return this.enqueue(link, () => this.unsubAsync(link, frame), frame.id);
+      case 'pub': {
+        // Behind nothing but other pubs, a pub's script is sent at once (Redis runs one connection's commands in
+        // order, so seq order = request order); only its reply waits its turn. Pipelined publishers are not
+        // limited to one Redis round trip per message.
+        if ((this.others.get(link) ?? 0) > 0 || this.inflight >= this.cluster.maxInflight) return this.enqueue(link, () => this.pubAsync(link, frame), frame.id);
+        const started = this.pubStart(link, frame).then(
+          (r) => ({ r }),
+          (err: unknown) => ({ err }),
+        );
+        return this.enqueue(
+          link,
+          async () => {
+            const done = await started;
+            if ('err' in done) throw done.err;
+            this.pubFinish(link, frame, done.r);
+          },
+          frame.id,
+          true,
+          true,
+        );
+      }
+      case 'send':
+        return this.enqueue(link, () => this.sendAsync(link, frame), frame.id);
+      case 'who':
+        return this.enqueue(link, () => this.whoAsync(link, frame), frame.id);
+      case 'rename':
+        return this.enqueue(link, () => this.renameAsync(link, frame), frame.id);
+    }
+  }
+
+  ping(link: S, id: FrameId | undefined): void {
+    this.enqueue(
+      link,
+      async () => {
+        await this.barrier();
+        link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
+      },
+      id,
+      false,
+    );
+  }
+
+  private async subAsync(link: S, frame: FrameOf<'sub'>): Promise<void> {
+    // A resuming client's live messages wait from the moment it is subscribed until its replay is queued.
+    const buffer: BusMessage[] | undefined = frame.since === undefined ? undefined : [];
+    if (buffer) this.resuming.set(link, buffer);
+    try {
+      const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
+      if (added instanceof ProtocolError) return this.fail(link, added);
+      if (added) await this.mirror(link); // before the ack: `who` on any node shows it once the client has its ack
+      if (frame.since === undefined) {
+        this.ack(link, frame.id, { life: this.lifeId });
+      } else if (!(await this.resumeFromStreams(link, frame))) {
+        if (added) {
+          link.subscriptions.delete(frame.topic);
+          this.index.remove(frame.topic, link);
+          this.presence.unwatch(frame.topic, link);
+          link.presence.delete(frame.topic);
+          this.roster.changed();
+          await this.mirror(link);
+        }
+        return;
+      }
+      if (added) this.announce('join', link, frame.topic);
+    } finally {
+      if (buffer) {
+        this.resuming.delete(link);
+        for (const m of buffer) if (this.stillWants(link, m)) this.pushLive(link, m);
+      }
+    }
+  }
+
+  private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
+    if (link.subscriptions.delete(frame.topic)) {
+      this.roster.changed();
+      this.index.remove(frame.topic, link);
+      this.presence.unwatch(frame.topic, link);
+      link.presence.delete(frame.topic);
+      await this.mirror(link);
+      this.announce('leave', link, frame.topic);
+    }
+    this.ack(link, frame.id);
+  }
+
+  private async pubAsync(link: S, frame: FrameOf<'pub'>): Promise<void> {
+    this.pubFinish(link, frame, await this.pubStart(link, frame));
+  }
+
+  private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
+    if (link.grant && !link.grant.mayPublish(frame.topic)) {
+      return Promise.resolve(new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
+    }
+    return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+  }
+
+  private pubFinish(link: S, frame: FrameOf<'pub'>, result: PublishResult | ProtocolError): void {
+    if (result instanceof ProtocolError) return this.fail(link, result);
+    this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
+  }
+
+  /** The in-memory engine's synchronous publish cannot wait for Redis: the cluster publishes with publishAsync. */
+  override publish(): PublishResult | ProtocolError {
+    return new ProtocolError('unavailable', 'the cluster engine publishes asynchronously (publishAsync)');
+  }
+
+  publishAsync(topic: string, data: unknown): Promise<PublishResult | ProtocolError> {
+    return this.publishVia(topic, data, null, true);
+  }
+
+  /**
+   * One script numbers, stores and publishes the message. The result waits until the message came back over the bus
+   * and was delivered here, so a publisher's own echo precedes its ack and `delivered` counts this node's deliveries.
+   */
+  private async publishVia(topic: string, data: unknown, from: S | null, echo: boolean, id?: FrameId): Promise<PublishResult | ProtocolError> {
+    const encoded = encodeData(data, id);
+    if (encoded instanceof ProtocolError) return encoded;
+    if (!this.cmdUp) return unavailable(id);
+    const head = `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`;
+    const sender = from ? `,"from":${JSON.stringify({ id: from.id, name: from.name })}` : '';
+    const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
+    const prefix = `m${this.node}\n${from?.transport ?? ''}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
+    if (!this.knownTopics.has(topic)) {
+      // Sent before the script on the same connection: a topic is listed before its first message exists.
+      void this.cmd
+        .sadd(KEYS.topics, topic)
+        .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
+        .catch(() => undefined);
+    }
+    const fresh = `${this.lifeId}.${this.node}${(++this.epochs).toString(36)}`;
+    let reply: [number, string];
+    try {
+      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix])) as [number, string];
+    } catch (err) {
+      if (isRedisDown(err)) return unavailable(id);
+      throw err;
+    }
+    const [seq, epoch] = reply;
+    this.stats.published++;
+    const delivered = await this.ownDelivery(`${topic}\u0000${epoch}\u0000${seq}`);
+    return { seq, epoch, delivered };
+  }
+
+  private ownDelivery(key: string): Promise<number> {
+    const known = this.own.get(key);
+    if (typeof known === 'number') {
+      this.own.delete(key);
+      return Promise.resolve(known);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        // The bus lost it (the subscriber reconnects and fills from the stream): the publish itself stands.
+        this.own.delete(key);
+        resolve(0);
+      }, OWN_DELIVERY_WAIT_MS);
+      this.own.set(key, (n) => {
+        clearTimeout(timer);
+        resolve(n);
+      });
+    });
+  }
+
+  private async sendAsync(link: S, frame: FrameOf<'send'>): Promise<void> {
+    const local = this.registry.find(frame.to);
+    let target: { id: string; name: string; node: string } | undefined = local && { id: local.id, name: local.name, node: this.node };
+    if (!target) {
+      if (!this.cmdUp) return this.fail(link, unavailable(frame.id));
+      const id = /^c\d+$/.test(frame.to) ? frame.to : await this.cmd.hget(KEYS.names, frame.to);
+      const raw = id ? await this.cmd.hget(KEYS.clients, id) : null;
+      if (raw) {
+        const r = JSON.parse(raw) as ClientRecord;
+        target = { id: r.id, name: r.name, node: r.node };
+      }
+    }
+    const grant = link.grant;
+    if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
+      return this.fail(link, new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id));
+    }
+    if (!target) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
+    const encoded = encodeData(frame.data, frame.id);
+    if (encoded instanceof ProtocolError) return this.fail(link, encoded);
+    const fromJson = JSON.stringify({ id: link.id, name: link.name });
+    if (local) {
+      const out = new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded);
+      if (!local.mailbox.acceptsDirect(out.bytes)) {
+        this.stats.directsRefused++;
+        return this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
+      }
+      local.mailbox.push(out);
+      return this.ack(link, frame.id);
+    }
+    const receivers = await this.cmd.publish(CHANNELS.node(target.node), `d${target.id}\n${fromJson}\n${encoded.json}`);
+    if (receivers === 0) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
+    this.ack(link, frame.id);
+  }
+
+  private async whoAsync(link: S, frame: FrameOf<'who'>): Promise<void> {
+    const { topic } = frame;
+    if (topic !== undefined && link.grant && !link.grant.maySubscribe(topic)) {
+      return this.fail(link, new ProtocolError('forbidden', `the token does not allow subscribing to '${topic.slice(0, 64)}'`, frame.id));
+    }
+    let after = 0;
+    if (frame.cursor !== undefined) {
+      const n = parseCursor(frame.cursor);
+      if (n === null) return this.fail(link, new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id));
+      after = n;
+    }
+    if (!this.cmdUp) return this.fail(link, unavailable(frame.id));
+    const records = (await this.cmd.hvals(KEYS.clients)).map((r) => JSON.parse(r) as ClientRecord);
+    const members =
+      topic === undefined ? records : isWildcard(topic) ? records.filter((r) => r.subs.includes(topic)) : records.filter((r) => r.subs.some((f) => filterMatches(f, topic)));
+    const page = new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
+    const reply = whoReply(frame.id, page);
+    link.mailbox.push(reply);
+    link.rate?.charge(Math.floor(reply.bytes / 1024));
+  }
+
+  private async renameAsync(link: S, frame: FrameOf<'rename'>): Promise<void> {
+    const rate = this.options.renameRate ?? 0;
+    if (rate > 0) {
+      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
+      if (link.renames.take() !== 'ok') return this.fail(link, new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id));
+    }
+    const problem = this.nameProblem(link, frame.name, frame.id);
+    if (problem) return this.fail(link, problem);
+    const old = link.name;
+    if (old === frame.name) return this.ack(link, frame.id, { name: old });
+    if (!this.cmdUp) return this.fail(link, unavailable(frame.id));
+    if (!(await this.claimName(link, frame.name, old))) return this.fail(link, new ProtocolError('name_taken', `name '${frame.name}' is taken`, frame.id));
+    this.registry.rename(link, frame.name);
+    this.roster.changed();
+    this.ack(link, frame.id, { name: link.name });
+    for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
+  }
+
+  // ---- resume ---------------------------------------------------------------------------------------------------
+
+  /** Answers a `sub` with a position from the topics' streams; false when Redis could not answer (then: unavailable). */
+  private async resumeFromStreams(link: S, frame: FrameOf<'sub'>): Promise<boolean> {
+    try {
+      if (!this.cmdUp) {
+        this.fail(link, unavailable(frame.id));
+        return false;
+      }
+      const { since, epoch } = frame;
+      const has = (map: object, topic: string) => Object.prototype.hasOwnProperty.call(map, topic);
+      const seenOf = (topic: string): Seen => {
+        if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
+        const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
+        const e = epoch && typeof epoch === 'object' && has(epoch, topic) ? epoch[topic] : undefined;
+        return { seq: listed ? since[topic]! : 0, epoch: e, listed };
+      };
+      const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
+      const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
+      const anchored = frame.life !== undefined ? frame.life === this.lifeId : claimsNothing || epochs.some((e) => e.startsWith(this.lifeId + '.'));
+      const room = Math.max(0, Math.floor(link.mailbox.capacity / 2) - link.mailbox.depth);
+      const budget = { messages: Math.min(this.options.replayMaxMessages, room), bytes: this.options.replayMaxBytes };
+      const wildcard = isWildcard(frame.topic);
+      const positions: Record<string, Position> = {};
+      const missed: Record<string, MissReason> = {};
+      const messages: Outgoing[] = [];
+      let truncated = false;
+      let topics = [frame.topic];
+      if (wildcard) {
+        topics = (await this.cmd.smembers(KEYS.topics)).filter((t) => filterMatches(frame.topic, t)).sort();
+        if (topics.length > MAX_POSITIONS) {
+          truncated = true;
+          topics = topics.slice(0, MAX_POSITIONS);
+        }
+        if (!anchored || truncated) missed[frame.topic] = truncated ? 'replay_limit' : 'unknown_position';
+      }
+      const reads = await Promise.all(
+        topics.map((t) => {
+          const from = seenOf(t).seq + 1;
+          return this.script(LUA.READ, [KEYS.meta(t), KEYS.log(t)], [String(from), String(budget.messages + 1)]) as Promise<(string | null)[]>;
+        }),
+      );
+      topics.forEach((topic, i) => {
+        const [seqText, ep, ...flat] = reads[i]!;
+        const seen = seenOf(topic);
+        if (seqText === null || seqText === undefined || ep === null || ep === undefined) {
+          // Listed without data: Redis lost it. A position on it is answered by the `since` loop below.
+          if (wildcard && !seen.listed) missed[topic] = 'unknown_position';
+          else if (!wildcard && seen.seq > 0) missed[topic] = 'unknown_position';
+          return;
+        }
+        const position = { seq: Number(seqText), epoch: ep };
+        positions[topic] = position;
+        if (wildcard && !seen.listed && !anchored) {
+          missed[topic] = 'unknown_position';
+          return;
+        }
+        if (seen.seq > 0 && seen.epoch !== position.epoch) {
+          missed[topic] = seen.epoch === undefined ? 'unknown_position' : 'epoch_changed';
+          return;
+        }
+        if (seen.seq > position.seq) {
+          missed[topic] = 'unknown_position';
+          return;
+        }
+        if (seen.seq === position.seq) return;
+        const n = position.seq - seen.seq;
+        const entries: BusMessage[] = [];
+        for (let k = 0; k < flat.length; k += 2) {
+          const m = parseBusMessage(flat[k + 1]!.slice(1));
+          if (m) entries.push(m);
+        }
+        // Replayable: the stream still holds seen+1 onwards, within --history of the last seq.
+        const oldestKept = Math.max(entries[0]?.seq ?? position.seq + 1, position.seq - this.options.historySize + 1);
+        if (oldestKept > seen.seq + 1) {
+          missed[topic] = 'history_trimmed';
+          return;
+        }
+        if (n > budget.messages || entries.length < n) {
+          missed[topic] = 'replay_limit';
+          return;
+        }
+        const replay = entries.slice(0, n);
+        const bytes = replay.reduce((sum, m) => sum + m.out.bytes, 0);
+        if (bytes > budget.bytes) {
+          missed[topic] = 'replay_limit';
+          return;
+        }
+        budget.messages -= n;
+        budget.bytes -= bytes;
+        for (const m of replay) messages.push(m.out);
+      });
+      if (typeof since === 'object') {
+        for (const topic of Object.keys(since)) {
+          if (since[topic]! > 0 && !(topic in positions) && !truncated) missed[topic] = 'unknown_position';
+        }
+      }
+      const missedTopics = Object.keys(missed);
+      const fields: Record<string, unknown> = { recovered: missedTopics.length === 0 && !truncated, life: this.lifeId };
+      if (missedTopics.length > 0) {
+        fields.reason = missed[missedTopics[0]!];
+        fields.missed = missed;
+      } else if (truncated) {
+        fields.reason = 'replay_limit';
+      }
+      if (truncated) fields.truncated = true;
+      fields.positions = positions;
+      this.ack(link, frame.id, fields);
+      for (const m of messages) link.mailbox.push(m);
+      // Live messages up to each position were replayed (or lie before the client's position): not again.
+      let floors = this.floors.get(link);
+      for (const [topic, p] of Object.entries(positions)) {
+        if (!floors) this.floors.set(link, (floors = new Map()));
+        floors.set(topic, p);
+      }
+      return true;
+    } catch (err) {
+      if (!isRedisDown(err)) throw err;
+      this.fail(link, unavailable(frame.id));
+      return false;
+    }
+  }
+
+  private stillWants(link: S, m: BusMessage): boolean {
+    for (const f of link.subscriptions) if (filterMatches(f, m.topic)) return true;
+    return false;
+  }
+
+  // ---- the bus --------------------------------------------------------------------------------------------------
+
+  private onBus(channel: string, payload: string): void {
+    try {
+      switch (payload[0]) {
+        case 'm': {
+          const m = parseBusMessage(payload.slice(1));
+          if (m) this.onMessage(m);
+          return;
+        }
+        case 'p': {
+          const p = JSON.parse(payload.slice(1)) as { e: PresenceEvent; c: { id: string; name: string; transport: Transport; addr: string }; f: string; o?: string };
+          super.announce(p.e, new RemoteClient(p.c) as unknown as S, p.f, p.o);
+          return;
+        }
+        case 'd':
+          return this.onDirect(payload.slice(1));
+        case 'b':
+          if (channel === CHANNELS.node(this.node) && this.barrierInFlight?.token === Number(payload.slice(1))) this.releaseBarrier();
+          return;
+      }
+    } catch (err) {
+      this.log.error({ err, channel }, 'bad bus message');
+    }
+  }
+
+  /** Per topic in seq order: the next seq is delivered, a later one is held while the gap is fetched from the stream. */
+  private onMessage(m: BusMessage): void {
+    let c = this.cursors.get(m.topic);
+    if (!c || c.epoch !== m.epoch) {
+      if (this.cursors.size >= MAX_CURSORS) this.trimCursors();
+      c = { epoch: m.epoch, seq: m.seq - 1, held: new Map(), filling: false };
+      this.cursors.set(m.topic, c);
+    }
+    if (m.seq <= c.seq) return; // already delivered (a fill and the bus both brought it)
+    if (m.seq === c.seq + 1 && !c.filling) {
+      this.deliver(m);
+      c.seq = m.seq;
+      this.drain(c);
+      return;
+    }
+    c.held.set(m.seq, m);
+    if (c.held.size > MAX_HELD) this.skipTo(m.topic, c, Math.min(...c.held.keys()));
+    if (!c.filling) void this.fill(m.topic, c);
+  }
+
+  private drain(c: Cursor): void {
+    for (let next = c.held.get(c.seq + 1); next; next = c.held.get(c.seq + 1)) {
+      c.held.delete(next.seq);
+      this.deliver(next);
+      c.seq = next.seq;
+    }
+  }
+
+  /** A gap the stream could not fill (trimmed before this node caught up): said loudly, then passed. */
+  private skipTo(topic: string, c: Cursor, seq: number): void {
+    this.gapsSkipped += seq - c.seq - 1;
+    this.log.warn({ topic, from: c.seq + 1, to: seq - 1 }, 'messages lost to this node: the stream no longer holds them');
+    c.seq = seq - 1;
+    this.drain(c);
+  }
+
+  /** Fetches what this node missed of `topic` after its cursor (up to the first held message, or the stream's end). */
+  private async fill(topic: string, c: Cursor): Promise<void> {
+    c.filling = true;
+    try {
+      for (;;) {
+        if (this.cursors.get(topic) !== c || this.closed) return;
+        const firstHeld = c.held.size > 0 ? Math.min(...c.held.keys()) : Infinity;
+        const want = firstHeld === Infinity ? 1000 : Math.min(1000, firstHeld - c.seq - 1);
+        if (want <= 0) {
+          this.drain(c);
+          if (c.held.size === 0) return;
+          continue;
+        }
+        const reply = (await this.script(LUA.READ, [KEYS.meta(topic), KEYS.log(topic)], [String(c.seq + 1), String(want)])) as (string | null)[];
+        const [, ep, ...flat] = reply;
+        let got = 0;
+        for (let k = 0; k < flat.length; k += 2) {
+          const m = parseBusMessage(flat[k + 1]!.slice(1));
+          if (!m || m.epoch !== c.epoch || m.seq <= c.seq) continue;
+          if (m.seq > c.seq + 1) this.skipTo(topic, c, m.seq);
+          this.deliver(m);
+          c.seq = m.seq;
+          got++;
+        }
+        this.drain(c);
+        if (c.held.size === 0) {
+          if (got < want || ep !== c.epoch) return;
+          continue; // more may follow
+        }
+        if (got === 0) this.skipTo(topic, c, Math.min(...c.held.keys()));
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, topic }, 'gap fill failed; retrying');
+      setTimeout(() => this.cursors.get(topic) === c && !c.filling && void this.fill(topic, c), 500).unref();
+    } finally {
+      c.filling = false;
+    }
+  }
+
+  private trimCursors(): void {
+    for (const [topic, c] of this.cursors) if (c.held.size === 0 && !c.filling) this.cursors.delete(topic);
+  }
+
+  /** One message to every matching local subscriber, once each. */
+  private deliver(m: BusMessage): void {
+    const subscribers = this.index.match(m.topic);
+    let delivered = 0;
+    for (let i = 0; i < subscribers.length; i++) {
+      const s = subscribers[i]!;
+      if (m.noEcho !== '' && s.id === m.noEcho) continue;
+      const buffer = this.resuming.get(s);
+      if (buffer) {
+        buffer.push(m);
+        delivered++;
+      } else if (this.pushLive(s, m)) delivered++;
+    }
+    this.stats.delivered += delivered;
+    if (m.node === this.node) {
+      const key = `${m.topic}\u0000${m.epoch}\u0000${m.seq}`;
+      const waiter = this.own.get(key);
+      if (typeof waiter === 'function') {
+        this.own.delete(key);
+        waiter(delivered);
+      } else {
+        if (this.own.size > 10_000) this.own.clear();
+        this.own.set(key, delivered);
+      }
+    }
+  }
+
+  private pushLive(s: S, m: BusMessage): boolean {
+    const floors = this.floors.get(s);
+    const floor = floors?.get(m.topic);
+    if (floor) {
+      if (floor.epoch === m.epoch && m.seq <= floor.seq) return false;
+      floors!.delete(m.topic);
+      if (floors!.size === 0) this.floors.delete(s);
+    }
+    return s.mailbox.push(m.out);
+  }
+
+  private onDirect(body: string): void {
+    const a = body.indexOf('\n');
+    const b = body.indexOf('\n', a + 1);
+    const target = this.registry.find(body.slice(0, a));
+    if (!target) return;
+    const from = JSON.parse(body.slice(a + 1, b)) as { id: string; name: string };
+    const json = body.slice(b + 1);
+    const out = new Outgoing({ op: 'direct', from, data: JSON.parse(json) as unknown }, undefined, new EncodedData(json));
+    if (!target.mailbox.acceptsDirect(out.bytes)) {
+      this.stats.directsRefused++;
+      this.log.info({ client: target.id, from: from.id }, 'direct from another node dropped: recipient over its budget for directs');
+      return;
+    }
+    target.mailbox.push(out);
+  }
+
+  /** Presence about a local client goes on the bus; every node (this one too) tells its own watchers. */
+  protected override announce(event: PresenceEvent, subject: S, filter: string, old?: string): void {
+    if ((subject as unknown) instanceof RemoteClient) return super.announce(event, subject, filter, old);
+    this.publishPresence(event, { id: subject.id, name: subject.name, transport: subject.transport, addr: subject.addr }, filter, old);
+  }
+
+  private publishPresence(event: PresenceEvent, c: { id: string; name: string; transport: Transport; addr: string }, filter: string, old?: string): void {
+    const body: Record<string, unknown> = { e: event, c, f: filter };
+    if (old !== undefined) body.o = old;
+    this.cmd.publish(CHANNELS.bus, 'p' + JSON.stringify(body)).catch((err: Error) => this.log.info({ err: err.message, event, client: c.id, filter }, 'presence event lost: Redis unreachable'));
+  }
+
+  /**
+   * Resolves once everything Redis published before now has reached this node: a token sent to this node's own
+   * channel comes back after them (one subscriber connection delivers in Redis's order). Pings share tokens.
+   */
+  private barrier(): Promise<void> {
+    if (!this.cmdUp || !this.busUp) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.barrierBatch.push(resolve);
+      this.sendBarrier();
+    });
+  }
+
+  private sendBarrier(): void {
+    if (this.barrierInFlight || this.barrierBatch.length === 0) return;
+    const batch = this.barrierBatch;
+    this.barrierBatch = [];
+    const token = ++this.barrierToken;
+    const timer = setTimeout(() => this.releaseBarrier(), BARRIER_WAIT_MS);
+    this.barrierInFlight = {
+      token,
+      resolve: () => {
+        clearTimeout(timer);
+        for (const r of batch) r();
+      },
+    };
+    this.cmd.publish(CHANNELS.node(this.node), `b${token}`).catch(() => this.releaseBarrier());
+  }
+
+  private releaseBarrier(): void {
+    const b = this.barrierInFlight;
+    this.barrierInFlight = undefined;
+    b?.resolve();
+    if (this.barrierBatch.length > 0) {
+      if (this.cmdUp && this.busUp) this.sendBarrier();
+      else for (const r of this.barrierBatch.splice(0)) r();
+    }
+  }
+}
+
+/** `<node>\n<transport>\n<addr>\n<noEcho>\n<frame JSON>` → a message, encoded once for every local subscriber. */
+function parseBusMessage(body: string): BusMessage | undefined {
+  let at = 0;
+  const parts: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const nl = body.indexOf('\n', at);
+    if (nl < 0) return undefined;
+    parts.push(body.slice(at, nl));
+    at = nl + 1;
+  }
+  const json = body.slice(at);
+  const frame = JSON.parse(json) as ServerFrame & { op: 'msg'; topic: string; seq: number; epoch: string; from?: { id: string; name: string } };
+  const [node, transport, addr, noEcho] = parts as [string, string, string, string];
+  const sender: ClientInfo | undefined = frame.from ? { id: frame.from.id, name: frame.from.name, addr, transport: (transport || 'ws') as Transport } : undefined;
+  return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out: Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender) };
+}
+
+/** Errors that mean "Redis cannot answer now" (not connected, timed out, loading): the client gets `unavailable`. */
+export function isRedisDown(err: unknown): boolean {
+  const msg = String((err as Error)?.message ?? err);
+  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|enableOfflineQueue|max retries|ETIMEDOUT|EPIPE|Reached the max retries/i.test(msg);
+}

@@ -1,0 +1,32 @@
+// Key layout and channels of the Redis engine. Every key of one topic shares the hash tag `{<topic>}` (one slot in
+// Redis Cluster, so the publish script touches one slot); every cluster-wide key shares `{g}` (the reaper's script
+// touches several of them at once).
+export const KEYS = {
+  /** Hash: seq, epoch of a topic. Missing = the topic was never published, or Redis lost it (a new epoch follows). */
+  meta: (topic: string) => `sb:{${topic}}:meta`,
+  /** Stream of the topic's recent `msg` frames, entry id `0-<seq>`, field `m` = the frame's JSON. */
+  log: (topic: string) => `sb:{${topic}}:log`,
+  /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */
+  life: 'sb:{g}:life',
+  /** Counter client ids are reserved from, in blocks (INCRBY). */
+  ids: 'sb:{g}:ids',
+  /** Set of every topic ever published (wildcard resumes look topics up here). */
+  topics: 'sb:{g}:topics',
+  /** Hash: client id → JSON record {id,name,addr,transport,state,node,subs}. `who` and the reaper read it. */
+  clients: 'sb:{g}:clients',
+  /** Hash: name → client id (unique names across the cluster). */
+  names: 'sb:{g}:names',
+  /** Set of live node ids. */
+  nodes: 'sb:{g}:nodes',
+  /** String with a TTL, refreshed while the node runs: its absence means the node is gone. */
+  heartbeat: (node: string) => `sb:{g}:hb:${node}`,
+  /** Set of the client ids a node holds. */
+  nodeClients: (node: string) => `sb:{g}:nc:${node}`,
+} as const;
+
+export const CHANNELS = {
+  /** Every message and presence event, to every node (one channel: one delivery order for all of them). */
+  bus: 'sb:bus',
+  /** Directs and barrier tokens for one node. */
+  node: (node: string) => `sb:node:${node}`,
+} as const;

@@ -1,0 +1,125 @@
+// Lua scripts of the Redis engine. Each runs atomically: one publish numbers, stores and fans out a message in one
+// step, so every node sees one order per topic; the reaper's claim makes one surviving node announce a dead one.
+
+/**
+ * KEYS: meta, log. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`),
+ * history size, bus channel, bus prefix (node, sender transport and addr, no-echo id). The stream keeps
+ * the bus payload as it was published, so a node filling a gap gets exactly what the bus would have brought. Returns {seq, epoch}.
+ */
+export const PUBLISH = `
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if seq == 1 or not epoch then
+  -- a new sequence (never published, or Redis lost the meta): new epoch, and nothing of an older one is kept
+  epoch = ARGV[1]
+  seq = 1
+  redis.call('HSET', KEYS[1], 'seq', 1, 'epoch', epoch)
+  redis.call('DEL', KEYS[2])
+end
+local entry = ARGV[6] .. ARGV[2] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[3]
+local keep = tonumber(ARGV[4])
+if keep > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', keep, '0-' .. seq, 'm', entry)
+end
+redis.call('PUBLISH', ARGV[5], entry)
+return {seq, epoch}
+`;
+
+/** KEYS: meta, log. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, frame1, …}. */
+export const READ = `
+local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+local out = {m[1], m[2]}
+if m[1] and tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) <= tonumber(m[1]) then
+  local entries = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+  for _, e in ipairs(entries) do
+    table.insert(out, e[1])
+    table.insert(out, e[2][2])
+  end
+end
+return out
+`;
+
+/** KEYS: life, ids. ARGV: a fresh life, the highest client id this node handed out. Returns the life. */
+export const INIT = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+if cur < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+return redis.call('GET', KEYS[1])
+`;
+
+/** KEYS: names, clients. ARGV: new name, client id, old name, record JSON. Returns 1, or 0 when the name is taken. */
+export const CLAIM_NAME = `
+local holder = redis.call('HGET', KEYS[1], ARGV[1])
+if holder and holder ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] ~= '' and ARGV[3] ~= ARGV[1] and redis.call('HGET', KEYS[1], ARGV[3]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) end
+return 1
+`;
+
+/** KEYS: clients, names, node's clients. ARGV: client id, its name. Removes the client and frees its name. */
+export const DROP_CLIENT = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return 1
+`;
+
+/**
+ * The claim on a dead node, run by any survivor: only the first to find its heartbeat gone (and remove it from the
+ * node set) gets to announce. Removes its clients, frees their names and publishes a timeout event for every filter
+ * they held. KEYS: nodes, heartbeat, clients, names, node's clients. ARGV: node id, bus channel. Returns the count.
+ */
+export const REAP = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+local ids = redis.call('SMEMBERS', KEYS[5])
+local n = 0
+for _, id in ipairs(ids) do
+  local rec = redis.call('HGET', KEYS[3], id)
+  if rec then
+    redis.call('HDEL', KEYS[3], id)
+    local c = cjson.decode(rec)
+    if redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
+    for _, f in ipairs(c.subs) do
+      redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({e = 'timeout', c = {id = c.id, name = c.name, transport = c.transport, addr = c.addr}, f = f}))
+    end
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[5])
+return n
+`;
+
+/**
+ * A node (back after Redis was unreachable, or lost) re-asserts itself: its heartbeat, its clients and their names.
+ * Clients it no longer holds are dropped. KEYS: nodes, heartbeat, clients, names, node's clients.
+ * ARGV: node id, heartbeat ttl ms, then pairs (id, record JSON). Returns the ids whose names another client holds.
+ */
+export const REASSERT = `
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+local keep = {}
+for i = 3, #ARGV, 2 do keep[ARGV[i]] = ARGV[i + 1] end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  if not keep[id] then
+    local rec = redis.call('HGET', KEYS[3], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('SREM', KEYS[5], id)
+    if rec then
+      local c = cjson.decode(rec)
+      if redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
+    end
+  end
+end
+local conflicts = {}
+for id, rec in pairs(keep) do
+  redis.call('HSET', KEYS[3], id, rec)
+  redis.call('SADD', KEYS[5], id)
+  local c = cjson.decode(rec)
+  local holder = redis.call('HGET', KEYS[4], c.name)
+  if not holder then redis.call('HSET', KEYS[4], c.name, id)
+  elseif holder ~= id then table.insert(conflicts, id) end
+end
+return conflicts
+`;

@@ -1,0 +1,38 @@
+// The model-based checker against a two-node cluster: the scenario's clients alternate between the nodes, so
+// every pub, sub, presence event, who, rename and send the model predicts crosses Redis about half the time.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatReport, runCheck } from '../../src/check/checker.js';
+import { check } from '../../src/check/command.js';
+import { requireRedis, startNode, TestRedis } from './redis.js';
+import type { TestBroker } from '../helpers/broker.js';
+
+const run = requireRedis('cluster check');
+
+describe.skipIf(!run)('switchboard check against a two-node cluster', () => {
+  let redis: TestRedis;
+  let a: TestBroker;
+  let b: TestBroker;
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    // A small history, so resumes also meet trimmed history (recovered: false).
+    a = await startNode(redis, { historySize: 3 });
+    b = await startNode(redis, { historySize: 3 });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await redis?.stop();
+  });
+
+  it('conforms to the model with clients spread over both nodes (WebSocket and TCP JSON lines)', async () => {
+    const options = { url: a.url, more: [b.url], runs: 40, exclusive: true, historySize: 3, tcp: true };
+    const report = await runCheck(options);
+    expect(report.ok, formatReport(report, options)).toBe(true);
+    for (const op of ['sub', 'pub', 'send', 'who', 'rename', 'drop']) expect(report.performed[op]).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('the CLI takes --url once per node', async () => {
+    const code = await check(['--url', a.url, '--url', b.url, '--runs', '5', '--history', '3']);
+    expect(code).toBe(0);
+  }, 30_000);
+});

@@ -1,0 +1,94 @@
+// Node failures with real processes: a node killed with SIGKILL is noticed by a survivor (its clients' presence
+// ends with `timeout`, names freed) and its clients resume on another node with nothing lost or doubled; a node
+// that stops cleanly announces its own leaves; history survives restarting every node.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRedis, TestRedis } from './redis.js';
+import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
+import { TestClient } from '../helpers/client.js';
+
+const run = requireRedis('cluster failover');
+
+describe.skipIf(!run)('cluster: node failures', () => {
+  let redis: TestRedis;
+  const children: ChildBroker[] = [];
+  const node = async () => {
+    const c = await spawnBroker(['--redis', redis.url]);
+    children.push(c);
+    return c;
+  };
+  const url = (n: ChildBroker) => `ws://127.0.0.1:${n.port}/ws`;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+    await redis?.stop();
+  });
+
+  it('kill -9: timeout announced once within 15 s, names freed, its clients resume on another node without loss or duplicates', async () => {
+    const [n1, n2] = await Promise.all([node(), node()]);
+    const watcher = await TestClient.connect(url(n2));
+    await watcher.request({ op: 'sub', topic: 'room', presence: true });
+    const bob = await TestClient.connect(`${url(n1)}?name=bob`);
+    await bob.request({ op: 'sub', topic: 'room' });
+    const feed = await bob.request({ op: 'sub', topic: 'feed' });
+    const pub = await TestClient.connect(url(n2));
+    for (let i = 1; i <= 5; i++) await pub.request({ op: 'pub', topic: 'feed', data: i });
+    for (let i = 1; i <= 5; i++) await bob.next((f) => f.op === 'msg' && f.data === i);
+    const last = bob.all.filter((f) => f.op === 'msg').at(-1)!;
+
+    const killedAt = Date.now();
+    n1.child.kill('SIGKILL');
+    for (let i = 6; i <= 10; i++) await pub.request({ op: 'pub', topic: 'feed', data: i });
+    const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'bob' && f.event !== 'join', 15_000);
+    expect(timeout).toMatchObject({ event: 'timeout', topic: 'room', client: { id: bob.hello.client.id, name: 'bob' } });
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    // Announced once: by the barrier, nothing else about bob arrived.
+    expect(await watcher.quiet((f) => f.op === 'event' && f.client?.name === 'bob' && f.event !== 'join')).toBe(true);
+    // The name is free; who no longer lists bob.
+    const taker = await TestClient.connect(url(n2));
+    expect(await taker.request({ op: 'rename', name: 'bob' })).toMatchObject({ op: 'ack', name: 'bob' });
+    const who = await watcher.request({ op: 'who' });
+    expect(who.clients.map((c: { id: string }) => c.id)).not.toContain(bob.hello.client.id);
+
+    // bob's client resumes on the surviving node from its last position: exactly 6..10, then live.
+    const again = await TestClient.connect(url(n2));
+    const ack = await again.request({ op: 'sub', topic: 'feed', since: last.seq, epoch: last.epoch, life: feed.life });
+    expect(ack).toMatchObject({ recovered: true });
+    await pub.request({ op: 'pub', topic: 'feed', data: 11 });
+    await again.next((f) => f.op === 'msg' && f.data === 11);
+    expect(again.all.filter((f) => f.op === 'msg').map((f) => f.data)).toEqual([6, 7, 8, 9, 10, 11]);
+    for (const c of [watcher, pub, taker, again]) c.close();
+    n2.child.kill('SIGTERM');
+    await new Promise((r) => n2.child.once('exit', r));
+  }, 30_000);
+
+  it('a clean stop announces leaves itself; history survives restarting every node', async () => {
+    const [n1, n2] = await Promise.all([node(), node()]);
+    const watcher = await TestClient.connect(url(n2));
+    await watcher.request({ op: 'sub', topic: 'hall', presence: true });
+    const ann = await TestClient.connect(`${url(n1)}?name=ann`);
+    await ann.request({ op: 'sub', topic: 'hall' });
+    const first = await ann.request({ op: 'pub', topic: 'kept', data: 'one' });
+    await ann.request({ op: 'pub', topic: 'kept', data: 'two' });
+    const life = (await ann.request({ op: 'sub', topic: 'kept' })).life;
+    n1.child.kill('SIGTERM');
+    const leave = await watcher.next((f) => f.op === 'event' && f.client?.name === 'ann' && f.event !== 'join', 5000);
+    expect(leave.event).toBe('leave');
+    await new Promise((r) => n1.child.once('exit', r));
+    watcher.close();
+    n2.child.kill('SIGTERM');
+    await new Promise((r) => n2.child.once('exit', r));
+
+    // Every node restarted: Redis still holds the topic's history and the life.
+    const n3 = await node();
+    const c = await TestClient.connect(url(n3));
+    const ack = await c.request({ op: 'sub', topic: 'kept', since: first.seq, epoch: first.epoch, life });
+    expect(ack).toMatchObject({ recovered: true, life });
+    expect((await c.next((f) => f.op === 'msg')).data).toBe('two');
+    c.close();
+    n3.child.kill('SIGTERM');
+    await new Promise((r) => n3.child.once('exit', r));
+  }, 30_000);
+});
