@@ -25,8 +25,12 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 export interface ClientOptions {
-  /** The broker's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws` (or `/ws` relative to the page in a browser). */
-  url: string;
+  /**
+   * The broker's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws` (or `/ws` relative to the page in a browser).
+   * Several (the nodes of a cluster): the first is dialled first; after a connection is lost or a dial fails, the
+   * next one in turn. Subscriptions resume on whichever node answers (their positions are the cluster's).
+   */
+  url: string | readonly string[];
   /** Sent as `?token=`; with `getToken` it is asked again after a refused connect or when a JWT expires. */
   token?: string;
   getToken?: () => string | Promise<string>;
@@ -325,9 +329,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.WebSocketClass = mod.default;
   }
 
+  /** Which of several URLs the next dial uses; it moves on whenever a connection is lost or a dial fails. */
+  private urlTurn = 0;
+
   private urlFor(token: string | undefined): string {
     const base = (globalThis as { location?: { href: string } }).location?.href;
-    const url = new URL(this.options.url, base);
+    const urls = typeof this.options.url === 'string' ? [this.options.url] : this.options.url;
+    const url = new URL(urls[this.urlTurn % urls.length]!, base);
     if (url.protocol === 'http:') url.protocol = 'ws:';
     if (url.protocol === 'https:') url.protocol = 'wss:';
     if (token !== undefined) url.searchParams.set('token', token);
@@ -360,7 +368,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (typeof e.data === 'string') this.onText(ws, e.data);
     };
     ws.onclose = (e) => {
-      if (goneNow()) report.dropped(e.code, e.reason || errorText, status);
+      if (!goneNow()) return;
+      this.urlTurn++; // lost or refused: the next dial tries the next URL (one URL: the same one)
+      report.dropped(e.code, e.reason || errorText, status);
     };
     return {
       close: () => {
