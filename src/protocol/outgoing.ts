@@ -50,18 +50,27 @@ export class Outgoing {
    * `data`: the frame's `data` field already encoded (encodeData); the frame's own `data` is then only read by renderers.
    * Building a frame around data that was encoded cannot throw.
    */
+  readonly frame: ServerFrame;
+
   constructor(
-    readonly frame: ServerFrame,
+    frame: ServerFrame,
     readonly sender?: ClientInfo,
     data?: EncodedData,
   ) {
-    if (data === undefined) return;
+    if (data === undefined) {
+      this.frame = frame;
+      return;
+    }
     // The frame's JSON is built now around the encoded data; the data text is then kept only inside it.
     const { data: _ignored, ...rest } = frame as ServerFrame & { data?: unknown };
     const head = JSON.stringify(rest).slice(0, -1) + ',"data":';
     this._json = head + data.json + '}';
     this._bytes = Buffer.byteLength(head) + data.bytes + 1;
     this._dataAt = head.length;
+    // Nor is the parsed value kept (history holds messages by their bytes): a renderer that wants it (the TCP
+    // chat line) reads it back from the JSON, once per broadcast.
+    Object.defineProperty(rest, 'data', { enumerable: true, get: () => JSON.parse(this.dataJson()!) as unknown });
+    this.frame = rest as ServerFrame;
   }
 
   /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */

@@ -27,6 +27,10 @@ describe('encode once, at publish/send time', () => {
     const out = new Outgoing({ op: 'msg', topic: 't', seq: 1, epoch: 'e.1', data, ts: 5 }, undefined, enc);
     expect(JSON.parse(out.json)).toEqual({ op: 'msg', topic: 't', seq: 1, epoch: 'e.1', data, ts: 5 });
     expect(out.bytes).toBe(Buffer.byteLength(out.json));
+    // The parsed value is not kept beside its JSON (history is bounded by the bytes it counts): read back on demand.
+    const held = Object.getOwnPropertyDescriptor(out.frame, 'data')!;
+    expect(held.value).toBeUndefined();
+    expect((out.frame as { data?: unknown }).data).toEqual(data);
   });
 
   it('a deep pub over a socket: the sender gets bad_frame; subscribers stay open and the next message is seq 1', async () => {
