@@ -5,7 +5,7 @@ import { ConfigError, defaults, helpText, parseConfig, validateConfig } from '..
 
 describe('parseConfig', () => {
   it('uses defaults, then env, then flags', () => {
-    expect(parseConfig([], {})).toMatchObject({ port: 8080, tcpPort: 8000, heartbeatMs: 25_000, idleMs: 60_000, mailboxSize: 1000, slowConsumer: 'close' });
+    expect(parseConfig([], {})).toMatchObject({ port: 8080, tcpPort: 8000, heartbeatMs: 25_000, idleMs: 60_000, mailboxSize: 10_000, slowConsumer: 'close' });
     const fromEnv = parseConfig([], { SWITCHBOARD_PORT: '9000', SWITCHBOARD_SLOW_CONSUMER: 'drop-oldest' });
     expect(fromEnv).toMatchObject({ port: 9000, slowConsumer: 'drop-oldest' });
     expect(parseConfig(['--port', '9100'], { SWITCHBOARD_PORT: '9000' }).port).toBe(9100);
