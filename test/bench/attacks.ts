@@ -6,6 +6,7 @@
 // workers (this file with --worker), so the victim's process only measures.
 //   npm run attacks                         all attacks (about 5 minutes); writes test/bench/results/attacks.json
 //   npm run attacks -- --only who,directs   some of them: history, who, since, slow-http, directs
+//   npm run attacks -- --only history --history-seconds 60 --out attacks-history-60s.json
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -131,16 +132,22 @@ class RawWs {
   }
 }
 
-/** Writes `frame` as fast as the socket takes it (waiting for drain, never buffering without bound) until `until`. */
+/**
+ * Writes `frame` as fast as the socket takes it (waiting for drain, never buffering without bound) until `until`.
+ * Yields after every batch: while the kernel takes writes at once, write() keeps returning true, and a plain loop
+ * would hold the event loop (and every other socket of the process) for the whole attack.
+ */
 function pump(socket: Socket, frame: () => Buffer, until: number, count: { n: number }): void {
   const go = (): void => {
-    while (Date.now() < until && !socket.destroyed) {
+    for (let k = 0; k < 64; k++) {
+      if (Date.now() >= until || socket.destroyed) return;
       count.n++;
       if (!socket.write(frame())) {
         socket.once('drain', go);
         return;
       }
     }
+    setImmediate(go);
   };
   go();
 }
@@ -168,7 +175,7 @@ type WorkerJob =
   | { kind: 'who-ws'; port: number; conns: number; seconds: number; source: string }
   | { kind: 'who-tcp'; tcpPort: number; conns: number; seconds: number; source: string }
   | { kind: 'fill'; port: number; conns: number; topics: number; ratePerConn: number; source: string }
-  | { kind: 'since-flood'; port: number; seconds: number; form: 'number' | 'map'; source: string }
+  | { kind: 'since-flood'; port: number; seconds: number; form: 'number' | 'map'; pace: 'flood' | 'sequential'; source: string }
   | { kind: 'slow-http'; port: number; count: number; sources: string[]; seconds: number; reopenMs: number }
   | { kind: 'directs'; port: number; conns: number; to: string; size: number; seconds: number; source: string };
 
@@ -375,7 +382,11 @@ async function fillJob(j: Extract<WorkerJob, { kind: 'fill' }>) {
   return result;
 }
 
-/** One connection sending `sub # since` requests as fast as it can, reading everything it gets back. */
+/**
+ * One connection sending `sub # since` requests, reading everything it gets back: as fast as the socket takes them
+ * (`flood`), or one after another (`sequential`: the next request goes when a ping sent after the previous ack is
+ * answered, so the replay has been read too): the time per request.
+ */
 async function sinceFloodJob(j: Extract<WorkerJob, { kind: 'since-flood' }>) {
   const tally: Record<string, number> = {};
   const sentAt = new Map<number, number>();
@@ -383,6 +394,7 @@ async function sinceFloodJob(j: Extract<WorkerJob, { kind: 'since-flood' }>) {
   let bytesIn = 0;
   let closedAfterMs: number | null = null;
   const t0 = performance.now();
+  let next: () => void = () => undefined;
   const [c] = await openAll(1, (_, onOpen) =>
     new RawWs(j.port, {
       path: '/ws',
@@ -392,10 +404,15 @@ async function sinceFloodJob(j: Extract<WorkerJob, { kind: 'since-flood' }>) {
       onText: (p) => {
         bytesIn += p.length;
         tallyFrame(tally, p);
+        if (j.pace === 'sequential' && p.subarray(0, 12).toString() === '{"op":"pong"') {
+          next();
+          return;
+        }
         if (p[7] === 0x61 /* {"op":"ack */ || p.subarray(0, 12).toString() === '{"op":"error') {
           const id = /"id":(\d+)/.exec(p.subarray(0, 200).toString())?.[1];
           const at = id !== undefined ? sentAt.get(Number(id)) : undefined;
           if (at !== undefined) rtt.push(performance.now() - at);
+          if (j.pace === 'sequential') ws.sendText(`{"op":"ping","id":"p${id}"}`);
         }
       },
     }),
@@ -406,14 +423,26 @@ async function sinceFloodJob(j: Extract<WorkerJob, { kind: 'since-flood' }>) {
   let id = 0;
   const until = Date.now() + j.seconds * 1000;
   const start = performance.now();
-  pump(ws.socket, () => {
+  const request = (): Buffer => {
     id++;
     sentAt.set(id, performance.now());
     return wsClientFrame(1, Buffer.from(`{"op":"sub","topic":"#","since":${map},"id":${id}}`));
-  }, until, { n: 0 });
+  };
+  let finished = start;
+  if (j.pace === 'flood') pump(ws.socket, request, until, { n: 0 });
+  else {
+    next = () => {
+      finished = performance.now();
+      if (Date.now() < until && !ws.ended) ws.socket.write(request());
+    };
+    next();
+  }
   await sleep(j.seconds * 1000 + 1000);
+  const perRequestMs = j.pace === 'sequential' && rtt.length ? round((finished - start) / rtt.length, 1) : undefined;
   const result = {
     form: j.form,
+    pace: j.pace,
+    perRequestMs,
     sent: id,
     answered: rtt.length,
     seconds: round((performance.now() - start) / 1000),
@@ -866,18 +895,18 @@ async function withBroker(extra: string[], fn: (b: Broker, v: Victim) => Promise
 }
 
 // ---------------------------------------------------------------- the attacks
-async function attackHistory(): Promise<AttackResult> {
+async function attackHistory(seconds: number): Promise<AttackResult> {
   return withBroker([], async (b, v) => {
-    const a = new Attacker({ kind: 'history', port: b.port, conns: 5, ratePerConn: 180, size: 60_000, seconds: 30 }, 90_000);
+    const a = new Attacker({ kind: 'history', port: b.port, conns: 5, ratePerConn: 180, size: 60_000, seconds }, (seconds + 60) * 1000);
     await a.ready;
     v.start();
     const rssEverySecond: number[] = [];
-    for (let s = 0; s < 30; s++) {
+    for (let s = 0; s < seconds; s++) {
       await sleep(1000);
       rssEverySecond.push(round(b.rss() / MB, 0));
     }
     const attacker = await a.done;
-    return { attack: '5 conns × 180 msg/s × 60 KB to new topics, 30 s', attacker, rssEverySecondMB: rssEverySecond, victim: await v.finish() };
+    return { attack: `5 conns × 180 msg/s × 60 KB to new topics, ${seconds} s`, attacker, rssEverySecondMB: rssEverySecond, victim: await v.finish() };
   });
 }
 
@@ -922,8 +951,8 @@ async function attackSince(): Promise<AttackResult> {
     const fillS = round((performance.now() - fillT0) / 1000);
     const rssFilled = b.rss();
     const forms: Record<string, unknown> = {};
-    for (const form of ['number', 'map'] as const) {
-      const a = new Attacker({ kind: 'since-flood', port: b.port, seconds: 20, form, source: addr(31) }, 90_000);
+    for (const [form, pace] of [['number', 'flood'], ['map', 'flood'], ['number', 'sequential'], ['map', 'sequential']] as const) {
+      const a = new Attacker({ kind: 'since-flood', port: b.port, seconds: pace === 'flood' ? 20 : 10, form, pace, source: addr(31) }, 90_000);
       await a.ready;
       b.peakRss = 0;
       v.start();
@@ -931,7 +960,7 @@ async function attackSince(): Promise<AttackResult> {
       const attacker = await a.done;
       const cpuMs = (b.cpu() - cpu0) / 1000;
       const victim = await v.finish(5000);
-      forms[form] = {
+      forms[`${form}-${pace}`] = {
         attacker,
         brokerCpuMsPerAnswer: round(cpuMs / Math.max(1, (attacker as { answered: number }).answered), 2),
         peakRssMB: round(b.peakRss / MB),
@@ -1053,9 +1082,10 @@ function after(name: AttackName, r: any): string {
     case 'who':
       return `WS: peak RSS ${r.ws.peakRssMB} MB, ${vict(r.ws.victim)}, ${r.ws.attacker.socketsEndedByBroker}/25 spammers cut; TCP: peak RSS ${r.tcp.peakRssMB} MB, ${vict(r.tcp.victim)}, ${r.tcp.attacker.socketsEndedByBroker}/10 cut`;
     case 'since': {
-      const f = (x: any) => `${x.brokerCpuMsPerAnswer} ms broker CPU per answer (${x.attacker.answered} answered, attacker ${x.attacker.close}), ${vict(x.victim)}`;
+      const f = (x: any) => `${x.attacker.answered} answered, attacker ${x.attacker.close}${x.attacker.closedAfterMs !== null ? ` after ${x.attacker.closedAfterMs} ms` : ''}, ${vict(x.victim)}`;
+      const q = (x: any) => `${x.attacker.perRequestMs} ms per request (broker CPU ${x.brokerCpuMsPerAnswer} ms), ${vict(x.victim)}`;
       const o = r.oneSubscriber;
-      return `number form: ${f(r.number)}; map form: ${f(r.map)}; one sub # since:0: ack ${JSON.stringify(o.ack ? { recovered: o.ack.recovered, reason: o.ack.reason, truncated: o.ack.truncated } : null)}, ${o.replayedMsgs} replayed, ${o.closed === null ? 'not closed' : `closed ${o.closed}`}`;
+      return `flood, number form: ${f(r['number-flood'])}; flood, map form: ${f(r['map-flood'])}; one after another: number ${q(r['number-sequential'])}, map ${q(r['map-sequential'])}; one sub # since:0: ack ${JSON.stringify(o.ack ? { recovered: o.ack.recovered, reason: o.ack.reason, truncated: o.ack.truncated } : null)}, ${o.replayedMsgs} replayed, ${o.closed === null ? 'not closed' : `closed ${o.closed}`}`;
     }
     case 'slow-http':
       return `new WS: ${JSON.stringify(r.probes.ws)}; /healthz: ${JSON.stringify(r.probes.healthz)}; slow-socket lifetimes ${JSON.stringify(r.attacker.lifetimes[0])}; logs ${r.logs.lines} lines; ${vict(r.victim)}`;
@@ -1065,7 +1095,7 @@ function after(name: AttackName, r: any): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, worker: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { only: { type: 'string' }, 'history-seconds': { type: 'string', default: '30' }, out: { type: 'string' }, worker: { type: 'boolean', default: false } } });
   const only = (values.only?.split(',') as AttackName[] | undefined) ?? ALL;
   const results: Partial<Record<AttackName, unknown>> = {};
   console.log(`# switchboard attacks after the fixes\n${new Date().toISOString()} · node ${process.version} · loadavg ${loadavg()}\n`);
@@ -1074,7 +1104,7 @@ async function main(): Promise<void> {
     const t = Date.now();
     try {
       results[name] =
-        name === 'history' ? await attackHistory()
+        name === 'history' ? await attackHistory(Number(values['history-seconds']))
         : name === 'who' ? await attackWho()
         : name === 'since' ? await attackSince()
         : name === 'slow-http' ? await attackSlowHttp()
@@ -1090,7 +1120,7 @@ async function main(): Promise<void> {
   console.log(md);
   const dir = HERE + 'results/';
   mkdirSync(dir, { recursive: true });
-  const file = only.length === ALL.length ? 'attacks.json' : `attacks-${only.join('-')}.json`;
+  const file = values.out ?? (only.length === ALL.length ? 'attacks.json' : `attacks-${only.join('-')}.json`);
   writeFileSync(dir + file, JSON.stringify({ date: new Date().toISOString(), node: process.version, results, markdown: md }, null, 2) + '\n');
   console.log(`written test/bench/results/${file}`);
   process.exit(0);
