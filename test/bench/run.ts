@@ -37,6 +37,7 @@ const { values: flags } = parseArgs({
     workloads: { type: 'string' },
     only: { type: 'string' },
     ingest: { type: 'string' },
+    'ingest-mailbox': { type: 'string' },
     seconds: { type: 'string' },
     'steady-subs': { type: 'string' },
     'steady-rate': { type: 'string' },
@@ -68,6 +69,8 @@ const sizes = {
   connectConns: num('connect-conns', 5000, 500),
   scaleConns: num('scale-conns', 19_500, 2000),
   scaleHeartbeatMs: 5000,
+  /** Switchboard's --mailbox-size in the ingest runs (its default: 1000). */
+  ingestMailbox: num('ingest-mailbox', 1000, 1000),
   /** Ingest runs: publishers × msg/s each. */
   ingest: ((flags.ingest as string | undefined) ?? env('ingest') ?? (flags.quick ? '50x20' : '200x100,200x40,200x20')).split(',').map((x) => {
     const [p, r] = x.split('x').map(Number);
@@ -379,7 +382,7 @@ async function ingest(name: ServerName, publishers: number, rate: number): Promi
         await sleep(300);
       }
     },
-    1000,
+    sizes.ingestMailbox,
   );
 }
 
@@ -519,7 +522,7 @@ function table(results: Results): string {
   }
   if (results.ingest) {
     out.push(
-      '### ingest: P publishers × R msg/s, each to its own topic `in/<i>` (Switchboard: `pub` without `id`), one subscriber on `in/#` (NATS `in.>`, MQTT QoS 0); Switchboard with its default mailbox (1000)',
+      `### ingest: P publishers × R msg/s, each to its own topic \`in/<i>\` (Switchboard: \`pub\` without \`id\`), one subscriber on \`in/#\` (NATS \`in.>\`, MQTT QoS 0); Switchboard with --mailbox-size ${sizes.ingestMailbox}${sizes.ingestMailbox === 1000 ? ' (its default)' : ''}`,
       '',
       '| P × R | server | delivered / expected | subscriber closed | server CPU µs/publish (× NATS) | CPU % | p50 ms | p99 ms | RSS MB |',
       '|---|---|---:|---|---:|---:|---:|---:|---:|',
