@@ -4,6 +4,7 @@
 //   npm run bench                      full run (about 6 minutes), writes test/bench/results/latest.json
 //   npm run bench -- --quick           small sizes, a smoke run (results/quick.json)
 //   npm run bench -- --servers switchboard,nats --workloads steady,burst
+//   npm run bench -- --only ingest --ingest 200x100,200x40 --out ingest.json   (--only is --workloads)
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,8 +18,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
 const PER_WORKER = 9_000; // well under the 20 000 open files of one process
 
-type Workload = 'steady' | 'burst' | 'memory' | 'connect' | 'scale';
-const ALL_WORKLOADS: Workload[] = ['steady', 'burst', 'memory', 'connect', 'scale'];
+type Workload = 'steady' | 'burst' | 'memory' | 'connect' | 'scale' | 'ingest';
+const ALL_WORKLOADS: Workload[] = ['steady', 'burst', 'memory', 'connect', 'scale', 'ingest'];
 /** Which servers each workload runs against (scale needs a heartbeat the bench can configure). */
 const WORKLOAD_SERVERS: Record<Workload, ServerName[]> = {
   steady: ALL_SERVERS,
@@ -26,6 +27,7 @@ const WORKLOAD_SERVERS: Record<Workload, ServerName[]> = {
   memory: ALL_SERVERS,
   connect: ALL_SERVERS,
   scale: ['switchboard', 'ws'],
+  ingest: ['switchboard', 'nats', 'mosquitto'], // topics and a wildcard: the two baselines without them sit out
 };
 
 const { values: flags } = parseArgs({
@@ -33,6 +35,9 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     servers: { type: 'string' },
     workloads: { type: 'string' },
+    only: { type: 'string' },
+    ingest: { type: 'string' },
+    'ingest-mailbox': { type: 'string' },
     seconds: { type: 'string' },
     'steady-subs': { type: 'string' },
     'steady-rate': { type: 'string' },
@@ -64,9 +69,16 @@ const sizes = {
   connectConns: num('connect-conns', 5000, 500),
   scaleConns: num('scale-conns', 19_500, 2000),
   scaleHeartbeatMs: 5000,
+  /** Switchboard's --mailbox-size in the ingest runs (its default: 1000). */
+  ingestMailbox: num('ingest-mailbox', 1000, 1000),
+  /** Ingest runs: publishers × msg/s each. */
+  ingest: ((flags.ingest as string | undefined) ?? env('ingest') ?? (flags.quick ? '50x20' : '200x100,200x40,200x20')).split(',').map((x) => {
+    const [p, r] = x.split('x').map(Number);
+    return { publishers: p!, rate: r! };
+  }),
 };
 const servers = ((flags.servers ?? env('servers'))?.split(',') as ServerName[] | undefined) ?? ALL_SERVERS;
-const workloads = ((flags.workloads ?? env('workloads'))?.split(',') as Workload[] | undefined) ?? ALL_WORKLOADS;
+const workloads = ((flags.workloads ?? flags.only ?? env('workloads'))?.split(',') as Workload[] | undefined) ?? ALL_WORKLOADS;
 const sbFlags = (flags['sb-flags'] ?? env('sb-flags') ?? '').split(' ').filter(Boolean);
 const sbDist = flags['sb-dist'] ?? env('sb-dist');
 let nextPort = 18_100;
@@ -116,7 +128,7 @@ class Subscribers {
   constructor(private readonly target: Target, private readonly count: number, private readonly nWorkers: number) {}
 
   /** Opens the subscribers; with `latency`, one more subscriber in a process of its own decodes stamps. */
-  async open(latency: boolean, concurrency = 100): Promise<{ ready: number; failed: number; lastError: string }> {
+  async open(latency: boolean, concurrency = 100, topic?: string): Promise<{ ready: number; failed: number; lastError: string }> {
     const counts: number[] = [];
     const per = Math.ceil(this.count / this.nWorkers);
     for (let left = this.count; left > 0; left -= per) counts.push(Math.min(per, left));
@@ -124,7 +136,7 @@ class Subscribers {
       const worker = new Worker('subscribers.ts');
       this.workers.push(worker);
       return worker.ask(
-        { type: 'open', target: this.target, count, latency: isLatency, concurrency, sources: SOURCES, offset: w },
+        { type: 'open', target: this.target, count, latency: isLatency, concurrency, sources: SOURCES, offset: w, topic },
         'ready',
         300_000,
       );
@@ -133,7 +145,7 @@ class Subscribers {
     // Subscribes last, so it is the last one a fan-out reaches: latency covers the whole fan-out. Its own
     // process, so it measures the server and not the backlog of a busy load-generator process.
     if (latency) all.push(await start(1, counts.length, true));
-    this.openMs = Math.max(...all.map((a) => a.ms));
+    this.openMs = Math.max(0, ...all.map((a) => a.ms));
     return { ready: sum(all.map((a) => a.ready)), failed: sum(all.map((a) => a.failed)), lastError: all.map((a) => a.lastError).find(Boolean) ?? '' };
   }
 
@@ -180,8 +192,8 @@ function percentile(xs: number[], p: number): number {
 }
 const round = (x: number, d = 2): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 
-async function withServer<T>(name: ServerName, heartbeatMs: number | undefined, fn: (s: RunningServer) => Promise<T>): Promise<T> {
-  const server = await startServer(name, { port: nextPort++, heartbeatMs, nodeFlags: sbFlags, dist: sbDist });
+async function withServer<T>(name: ServerName, heartbeatMs: number | undefined, fn: (s: RunningServer) => Promise<T>, mailboxSize?: number): Promise<T> {
+  const server = await startServer(name, { port: nextPort++, heartbeatMs, nodeFlags: sbFlags, dist: sbDist, mailboxSize });
   try {
     return await fn(server);
   } finally {
@@ -191,6 +203,22 @@ async function withServer<T>(name: ServerName, heartbeatMs: number | undefined, 
 
 function targetOf(server: RunningServer): Target {
   return { proto: PROTO[server.name], host: '127.0.0.1', port: server.port };
+}
+
+class IngestPublishers {
+  private readonly worker = new Worker('ingest-publishers.ts');
+  async connect(target: Target, first: number, count: number, sources: string[]): Promise<void> {
+    await this.worker.ask({ type: 'start', target, first, count, sources }, 'connected', 60_000);
+  }
+  run(rate: number, seconds: number, size: number): Promise<{ sent: number; skipped: number; closed: number }> {
+    return this.worker.ask({ type: 'go', rate, seconds, size }, 'done', (seconds + 30) * 1000);
+  }
+  sent(): Promise<{ sent: number; skipped: number; closed: number }> {
+    return this.worker.ask({ type: 'count' }, 'count');
+  }
+  close(): void {
+    this.worker.close();
+  }
 }
 
 // ---------------------------------------------------------------- workloads
@@ -267,6 +295,95 @@ async function fanout(name: ServerName, subs: number, rate: number): Promise<Fan
       await sleep(300);
     }
   });
+}
+
+interface IngestResult {
+  publishers: number;
+  rate: number;
+  publishesPerS: number;
+  sent: number;
+  skipped: number;
+  expected: number;
+  received: number;
+  loss: number;
+  subscriberClosed: boolean;
+  publishersClosed: number;
+  cpuUsPerPublish: number;
+  cpuPercent: number;
+  p50Ms: number;
+  p99Ms: number;
+  rssMB: number;
+}
+
+/**
+ * Ingest: many publishers, each at a fixed rate to its own topic `in/<i>` (Switchboard: no `id`, no ack), one
+ * subscriber on `in/#` (NATS `in.>`, MQTT QoS 0). Switchboard runs with its default mailbox (1000 messages): the
+ * question is whether the one wildcard subscriber keeps up as users run it.
+ */
+async function ingest(name: ServerName, publishers: number, rate: number): Promise<IngestResult> {
+  return withServer(
+    name,
+    undefined,
+    async (server) => {
+      const target = targetOf(server);
+      const subscriber = new Subscribers(target, 0, 1);
+      const halves = [Math.ceil(publishers / 2), Math.floor(publishers / 2)].filter((n) => n > 0);
+      const pubs = halves.map(() => new IngestPublishers());
+      try {
+        const opened = await subscriber.open(true, 1, 'in/#');
+        if (opened.failed > 0) throw new Error(`subscriber failed: ${opened.lastError}`);
+        await Promise.all(pubs.map((p, k) => p.connect(target, k * halves[0]!, halves[k]!, SOURCES)));
+        await sleep(500);
+        const { warmupSeconds, seconds, payload } = sizes;
+        const base = await subscriber.counts();
+        const runs = pubs.map((p) => p.run(rate, warmupSeconds + seconds, payload));
+        await sleep(warmupSeconds * 1000);
+        const sent0 = sum((await Promise.all(pubs.map((p) => p.sent()))).map((x) => x.sent));
+        await subscriber.counts(true);
+        const cpu0 = cpuUs(server.pid);
+        const t0 = performance.now();
+        await sleep(seconds * 1000);
+        const cpu1 = cpuUs(server.pid);
+        const elapsedS = (performance.now() - t0) / 1000;
+        const sent1 = sum((await Promise.all(pubs.map((p) => p.sent()))).map((x) => x.sent));
+        const c1 = await subscriber.counts(true);
+        const rss = rssBytes(server.pid);
+        const done = await Promise.all(runs);
+        const sent = sum(done.map((d) => d.sent));
+        let last = await subscriber.counts();
+        for (let i = 0; i < 50 && last.deliveries - base.deliveries < sent; i++) {
+          await sleep(200);
+          const now = await subscriber.counts();
+          if (now.deliveries === last.deliveries && i > 5) break;
+          last = now;
+        }
+        const received = last.deliveries - base.deliveries;
+        const window = sent1 - sent0;
+        return {
+          publishers,
+          rate,
+          publishesPerS: Math.round(window / elapsedS),
+          sent,
+          skipped: sum(done.map((d) => d.skipped)),
+          expected: sent,
+          received,
+          loss: round(Math.max(0, 1 - received / sent), 6),
+          subscriberClosed: last.closed > 0,
+          publishersClosed: sum(done.map((d) => d.closed)),
+          cpuUsPerPublish: round((cpu1 - cpu0) / window, 2),
+          cpuPercent: round(((cpu1 - cpu0) / (elapsedS * 1e6)) * 100, 1),
+          p50Ms: round(percentile(c1.latency, 50) / 1000, 3),
+          p99Ms: round(percentile(c1.latency, 99) / 1000, 3),
+          rssMB: round(rss / 2 ** 20, 1),
+        };
+      } finally {
+        for (const p of pubs) p.close();
+        subscriber.close();
+        await sleep(300);
+      }
+    },
+    sizes.ingestMailbox,
+  );
 }
 
 async function memory(name: ServerName, conns: number) {
@@ -403,6 +520,29 @@ function table(results: Results): string {
     }
     out.push('');
   }
+  if (results.ingest) {
+    out.push(
+      `### ingest: P publishers × R msg/s, each to its own topic \`in/<i>\` (Switchboard: \`pub\` without \`id\`), one subscriber on \`in/#\` (NATS \`in.>\`, MQTT QoS 0); Switchboard with --mailbox-size ${sizes.ingestMailbox}${sizes.ingestMailbox === 1000 ? ' (its default)' : ''}`,
+      '',
+      '| P × R | server | delivered / expected | subscriber closed | server CPU µs/publish (× NATS) | CPU % | p50 ms | p99 ms | RSS MB |',
+      '|---|---|---:|---|---:|---:|---:|---:|---:|',
+    );
+    const byConfig = results.ingest as Partial<Record<ServerName, Record<string, IngestResult | { error: string }>>>;
+    for (const { publishers, rate } of sizes.ingest) {
+      const key = `${publishers}x${rate}`;
+      const nats = byConfig.nats?.[key] as IngestResult | undefined;
+      for (const [name, rows] of Object.entries(byConfig)) {
+        const r = rows?.[key];
+        if (!r) continue;
+        if ('error' in r) out.push(`| ${publishers} × ${rate} | ${name} | error: ${r.error} | | | | | | |`);
+        else
+          out.push(
+            `| ${publishers} × ${rate} | ${name} | ${r.received.toLocaleString('en-US')} / ${r.expected.toLocaleString('en-US')} | ${r.subscriberClosed ? 'closed' : 'no'} | ${r.cpuUsPerPublish}${name === 'nats' ? '' : ratio(r.cpuUsPerPublish, nats?.cpuUsPerPublish)} | ${r.cpuPercent} | ${r.p50Ms} | ${r.p99Ms} | ${r.rssMB} |`,
+          );
+      }
+    }
+    out.push('');
+  }
   if (results.memory) {
     out.push(
       `### idle memory: ${sizes.memoryConns.toLocaleString('en-US')} connections (RSS per connection = (RSS after − RSS before) / held; after = 12 s after the last connect)`,
@@ -466,6 +606,25 @@ async function main(): Promise<void> {
   console.log(`# switchboard fan-out bench ${flags.quick ? '(quick)' : ''}\n${new Date().toISOString()} · ${machine.cores} cores · ${machine.cpu} · node ${machine.node}\n`);
   for (const w of workloads) {
     results[w] = {};
+    if (w === 'ingest') {
+      // Configurations outside, servers inside: the servers of one configuration run minutes apart, not tens of minutes.
+      for (const { publishers, rate } of sizes.ingest) {
+        for (const name of servers.filter((s) => WORKLOAD_SERVERS.ingest.includes(s))) {
+          const key = `${publishers}x${rate}`;
+          process.stdout.write(`ingest ${key} · ${name} (loadavg ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}) … `);
+          const row = ((results.ingest![name] as Record<string, unknown> | undefined) ??= {});
+          try {
+            row[key] = await ingest(name, publishers, rate);
+            console.log(JSON.stringify(row[key]));
+          } catch (err) {
+            row[key] = { error: (err as Error).message };
+            console.log(`error: ${(err as Error).message}`);
+          }
+          await sleep(1000);
+        }
+      }
+      continue;
+    }
     for (const name of servers.filter((s) => WORKLOAD_SERVERS[w].includes(s))) {
       const label = `${w} · ${name}`;
       process.stdout.write(`${label} … `);

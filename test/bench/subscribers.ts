@@ -13,6 +13,8 @@ interface OpenMsg {
   sources: string[];
   /** Offset into `sources` so workers spread their ports over every address. */
   offset: number;
+  /** Filter to subscribe to (MQTT form; default the bench topic). */
+  topic?: string;
 }
 
 type Msg = OpenMsg | { type: 'count'; resetLatency?: boolean } | { type: 'close' };
@@ -49,6 +51,7 @@ async function open(m: OpenMsg): Promise<void> {
       };
       const c = new BenchClient(m.target, {
         role: 'sub',
+        topic: m.topic,
         latency: m.latency && i === 0,
         localAddress: m.sources[(i + m.offset) % m.sources.length],
         onReady: () => settle(true),

@@ -6,6 +6,12 @@ import { connect, type Socket } from 'node:net';
 export type Proto = 'sb' | 'ws' | 'sio' | 'mqtt' | 'nats';
 export const TOPIC = 'bench';
 
+/** A topic or filter in MQTT form (`in/3`, `in/#`) as the protocol spells it: NATS uses `.`, `*` and `>`. */
+export function topicFor(proto: Proto, topic: string): string {
+  if (proto !== 'nats') return topic;
+  return topic.split('/').map((s) => (s === '#' ? '>' : s === '+' ? '*' : s)).join('.');
+}
+
 export interface Target {
   proto: Proto;
   host: string;
@@ -56,8 +62,8 @@ export function wsClientFrame(opcode: number, payload: Buffer): Buffer {
   return out;
 }
 
-function wsPath(proto: Proto, role: 'sub' | 'pub'): string {
-  if (proto === 'sb') return role === 'sub' ? `/ws/${TOPIC}` : '/ws';
+function wsPath(proto: Proto, role: 'sub' | 'pub', topic = TOPIC): string {
+  if (proto === 'sb') return role === 'sub' ? `/ws/${topic.split('/').map(encodeURIComponent).join('/')}` : '/ws';
   if (proto === 'sio') return `/socket.io/?EIO=4&transport=websocket&role=${role}`;
   return role === 'sub' ? '/' : '/pub';
 }
@@ -93,26 +99,26 @@ function mqttConnect(): Buffer {
   const id = `b${process.pid}-${++clientSeq}`;
   return mqttPacket(0x10, Buffer.concat([mqttString('MQTT'), Buffer.from([4, 0x02, 0, 0]), mqttString(id)]));
 }
-function mqttSubscribe(): Buffer {
-  return mqttPacket(0x82, Buffer.concat([Buffer.from([0, 1]), mqttString(TOPIC), Buffer.from([0])]));
+function mqttSubscribe(topic = TOPIC): Buffer {
+  return mqttPacket(0x82, Buffer.concat([Buffer.from([0, 1]), mqttString(topic), Buffer.from([0])]));
 }
-export function mqttPublish(payload: Buffer): Buffer {
-  return mqttPacket(0x30, Buffer.concat([mqttString(TOPIC), payload]));
+export function mqttPublish(payload: Buffer, topic = TOPIC): Buffer {
+  return mqttPacket(0x30, Buffer.concat([mqttString(topic), payload]));
 }
 
-// ---- Publish frames per protocol
-export function publishFrame(proto: Proto, payload: string): Buffer {
+// ---- Publish frames per protocol (Switchboard: no `id`, a protocol 2 notification, so no ack comes back)
+export function publishFrame(proto: Proto, payload: string, topic = TOPIC): Buffer {
   switch (proto) {
     case 'sb':
-      return wsClientFrame(1, Buffer.from(`{"op":"pub","topic":"${TOPIC}","data":"${payload}"}`));
+      return wsClientFrame(1, Buffer.from(`{"op":"pub","topic":"${topic}","data":"${payload}"}`));
     case 'ws':
       return wsClientFrame(1, Buffer.from(payload));
     case 'sio':
       return wsClientFrame(1, Buffer.from(`42["pub","${payload}"]`));
     case 'mqtt':
-      return mqttPublish(Buffer.from(payload));
+      return mqttPublish(Buffer.from(payload), topic);
     case 'nats':
-      return Buffer.from(`PUB ${TOPIC} ${Buffer.byteLength(payload)}\r\n${payload}\r\n`);
+      return Buffer.from(`PUB ${topicFor('nats', topic)} ${Buffer.byteLength(payload)}\r\n${payload}\r\n`);
   }
 }
 
@@ -120,6 +126,8 @@ const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 export interface ClientOptions {
   role: 'sub' | 'pub';
+  /** The subscriber's filter in MQTT form (default: the bench topic). */
+  topic?: string;
   /** Decode every delivery's stamp and call onLatency (one subscriber per run). */
   latency?: boolean;
   localAddress?: string;
@@ -180,10 +188,11 @@ export class BenchClient {
 
   private start(): void {
     const { proto, host } = this.target;
-    if (this.handshaking) this.socket.write(upgradeRequest(wsPath(proto, this.opts.role), host));
-    else if (proto === 'mqtt') this.socket.write(this.opts.role === 'sub' ? Buffer.concat([mqttConnect(), mqttSubscribe()]) : mqttConnect());
+    const topic = this.opts.topic ?? TOPIC;
+    if (this.handshaking) this.socket.write(upgradeRequest(wsPath(proto, this.opts.role, topic), host));
+    else if (proto === 'mqtt') this.socket.write(this.opts.role === 'sub' ? Buffer.concat([mqttConnect(), mqttSubscribe(topic)]) : mqttConnect());
     else if (proto === 'nats') {
-      const sub = this.opts.role === 'sub' ? `SUB ${TOPIC} 1\r\n` : '';
+      const sub = this.opts.role === 'sub' ? `SUB ${topicFor('nats', topic)} 1\r\n` : '';
       this.socket.write(`CONNECT {"verbose":false,"pedantic":false,"echo":false}\r\n${sub}PING\r\n`);
     }
   }
