@@ -283,8 +283,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const sender = from ? { id: from.id, name: from.name } : undefined;
     const { seq, epoch, message } = this.history.append(
       topic,
-      (seq, epoch) =>
-        new Outgoing(sender ? { op: 'msg', topic, seq, epoch, data, from: sender, ts } : { op: 'msg', topic, seq, epoch, data, ts }, from?.info(), encoded),
+      (seq, epoch) => Outgoing.message(topic, seq, epoch, sender, ts, encoded, from?.info()),
     );
     const subscribers = this.index.match(topic);
     let delivered = 0;

@@ -52,18 +52,27 @@ export class Outgoing {
    */
   readonly frame: ServerFrame;
 
+  /**
+   * `head`: the frame's JSON up to its data, `{…,"data":`, when the caller writes it itself (then `frame` comes
+   * without `data`): the publish path does, from a template.
+   */
   constructor(
     frame: ServerFrame,
     readonly sender?: ClientInfo,
     data?: EncodedData,
+    head?: string,
   ) {
     if (data === undefined) {
       this.frame = frame;
       return;
     }
     // The frame's JSON is built now around the encoded data; the data text is then kept only inside it.
-    const { data: _ignored, ...rest } = frame as ServerFrame & { data?: unknown };
-    const head = JSON.stringify(rest).slice(0, -1) + ',"data":';
+    let rest = frame as Partial<ServerFrame>;
+    if (head === undefined) {
+      const { data: _ignored, ...others } = frame as ServerFrame & { data?: unknown };
+      rest = others;
+      head = JSON.stringify(rest).slice(0, -1) + ',"data":';
+    }
     this._json = head + data.json + '}';
     this._bytes = Buffer.byteLength(head) + data.bytes + 1;
     this._dataAt = head.length;
@@ -71,6 +80,17 @@ export class Outgoing {
     // chat line) reads it back from the JSON, once per broadcast.
     Object.defineProperty(rest, 'data', { enumerable: true, get: () => JSON.parse(this.dataJson()!) as unknown });
     this.frame = rest as ServerFrame;
+  }
+
+  /** A `msg` frame around encoded data, its JSON written from a template (one per publish: the ingest hot path). */
+  static message(topic: string, seq: number, epoch: string, from: { id: string; name: string } | undefined, ts: number, data: EncodedData, sender?: ClientInfo): Outgoing {
+    const t = JSON.stringify(topic);
+    const e = JSON.stringify(epoch);
+    if (from === undefined) {
+      return new Outgoing({ op: 'msg', topic, seq, epoch, ts } as ServerFrame, sender, data, `{"op":"msg","topic":${t},"seq":${seq},"epoch":${e},"ts":${ts},"data":`);
+    }
+    const f = `{"id":${JSON.stringify(from.id)},"name":${JSON.stringify(from.name)}}`;
+    return new Outgoing({ op: 'msg', topic, seq, epoch, from, ts } as ServerFrame, sender, data, `{"op":"msg","topic":${t},"seq":${seq},"epoch":${e},"from":${f},"ts":${ts},"data":`);
   }
 
   /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */

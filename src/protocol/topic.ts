@@ -1,12 +1,23 @@
-// Topic and filter syntax (docs/protocol.md "Topics"): pure validation, no state.
+// Topic and filter syntax (docs/protocol.md "Topics"): pure validation; the only state is a bounded cache of valid topics.
 export const TOPIC_LIMITS = { maxSegments: 16, maxSegmentLength: 64, maxLength: 256 } as const;
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
+// Publishers repeat their topics: the last few thousand valid ones are remembered, so a `pub` to a known topic costs
+// one lookup instead of a split and a scan (bounded: the set is dropped whole when full).
+const KNOWN_MAX = 4096;
+let knownTopics = new Set<string>();
+
 /** Returns an error message, or null when `topic` is a valid concrete topic. */
 export function topicError(topic: unknown): string | null {
-  return check(topic, false);
+  if (typeof topic === 'string' && knownTopics.has(topic)) return null;
+  const err = check(topic, false);
+  if (err === null) {
+    if (knownTopics.size >= KNOWN_MAX) knownTopics = new Set();
+    knownTopics.add(topic as string);
+  }
+  return err;
 }
 
 /** Returns an error message, or null when `filter` is a valid subscription filter. */

@@ -62,7 +62,7 @@ describe.skipIf(!run)('cluster: node failures', () => {
     for (const c of [watcher, pub, taker, again]) c.close();
     n2.child.kill('SIGTERM');
     await new Promise((r) => n2.child.once('exit', r));
-  }, 30_000);
+  }, 60_000);
 
   it('a clean stop announces leaves itself; history survives restarting every node', async () => {
     const [n1, n2] = await Promise.all([node(), node()]);
@@ -90,5 +90,5 @@ describe.skipIf(!run)('cluster: node failures', () => {
     c.close();
     n3.child.kill('SIGTERM');
     await new Promise((r) => n3.child.once('exit', r));
-  }, 30_000);
+  }, 60_000);
 });
