@@ -11,6 +11,8 @@ export type WorkerMessage = { switchboard: 'ready'; port: number; tcpPort: numbe
 /** First restart delay; doubled for each further crash of a worker that did not live STABLE_MS. */
 export const RESTART_BASE_MS = 200;
 export const RESTART_MAX_MS = 30_000;
+/** How long past --close-timeout-ms a draining worker may take before the primary kills it. */
+export const DRAIN_SLACK_MS = 30_000;
 /** A worker that lived this long counts as healthy: its slot's backoff starts over. */
 export const STABLE_MS = 30_000;
 
@@ -149,7 +151,8 @@ export class Primary {
       slot.restart = undefined;
       if (slot.worker) this.ask(slot.worker);
     }
-    // Each worker's close is bounded by --close-timeout-ms plus its own slack; past that, it is cut.
+    // A worker's close handshakes are bounded by --close-timeout-ms; announcing thousands of leaves to Redis is not
+    // (a worker of 12,000 clients on a busy machine took over 10 s): generous slack, then it is cut.
     this.deadline = setTimeout(() => {
       for (const slot of this.slots) {
         if (!slot.worker) continue;
@@ -157,7 +160,7 @@ export class Primary {
         slot.worker.process.kill('SIGKILL');
       }
       this.exitCode = 1;
-    }, this.config.closeTimeoutMs + 5000);
+    }, this.config.closeTimeoutMs + DRAIN_SLACK_MS);
     this.finishIfEmpty();
   }
 
