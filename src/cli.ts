@@ -6,6 +6,8 @@ import { pubCommand, subCommand } from './cli/pubsub.js';
 import { chatCommand } from './cli/chat.js';
 import { inspectCommand } from './inspect/bridge.js';
 import { check } from './check/command.js';
+import { createLogger } from './log.js';
+import { isWorker, onShutdownRequest, Primary, reportReady, workerFields } from './cli/workers.js';
 
 type Command = { help: string; run: (argv: string[]) => Promise<number | void> };
 
@@ -25,14 +27,18 @@ async function serve(argv: string[]): Promise<number | void> {
     return 0;
   }
   validateConfig(config);
-  const broker = await startBroker(config);
+  // --workers N: this process is the primary (forks N brokers sharing the ports) unless it is one of them.
+  if (config.workers > 1 && !isWorker()) {
+    const code = await new Primary(config, createLogger(config.logLevel, undefined, true).child({ role: 'primary' })).run();
+    process.exit(code);
+  }
+  const broker = await startBroker(config, { log: createLogger(config.logLevel).child(workerFields()) });
   let signals = 0;
-  const shutdown = (signal: string) => {
-    if (++signals > 1) {
-      broker.log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    broker.log.info({ signal }, 'shutdown requested');
+  let closing = false;
+  const drain = (why: Record<string, unknown>) => {
+    if (closing) return;
+    closing = true;
+    broker.log.info(why, 'shutdown requested');
     broker.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -41,8 +47,20 @@ async function serve(argv: string[]): Promise<number | void> {
       },
     );
   };
+  const shutdown = (signal: string) => {
+    if (++signals > 1) {
+      broker.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    drain({ signal });
+  };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  if (isWorker()) {
+    // The primary's request and a terminal's Ctrl-C (sent to the whole process group) may both arrive: one drain.
+    onShutdownRequest(() => drain({ by: 'primary' }));
+    reportReady(broker.port, broker.tcpPort);
+  }
 }
 
 function usage(): string {

@@ -57,6 +57,7 @@ export const SETTINGS = {
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'redis://host:port of the Redis that makes every broker process using it one broker (docs/cluster.md); without it the broker keeps everything in memory' },
+  workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
   logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
@@ -104,6 +105,8 @@ export interface Config {
   authJwks: string | undefined;
   /** Redis of the cluster; undefined = the in-memory engine. */
   redisUrl: string | undefined;
+  /** Worker processes of `serve` (1 = this process is the broker, no primary). */
+  workers: number;
   redisMaxInflight: number;
   serverName: string;
   logLevel: string;
@@ -200,6 +203,9 @@ export function validateConfig(config: Config): void {
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
   if (config.redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(config.redisUrl)) {
     throw new ConfigError(`--redis takes a redis:// URL (redis://host:port), got '${config.redisUrl}'`);
+  }
+  if (config.workers > 1 && config.redisUrl === undefined) {
+    throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
   }
   if (config.inspect !== undefined && !/^wss?:\/\/[^/\s]+/.test(config.inspect)) {
     throw new ConfigError(`--inspect takes the bridge's WebSocket URL (ws://host:port), got '${config.inspect}'`);

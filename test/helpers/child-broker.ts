@@ -26,3 +26,72 @@ export function spawnBroker(args: string[]): Promise<ChildBroker> {
     child.once('exit', (code) => reject(new Error(`broker exited early with ${code}`)));
   });
 }
+
+export type LogLine = Record<string, any> & { msg: string; pid: number };
+
+export interface ChildWorkers {
+  child: ChildProcess;
+  /** The shared ports, from the primary's `workers ready` line. */
+  port: number;
+  tcpPort: number;
+  /** Worker pids when all were first ready. */
+  pids: number[];
+  /** Every JSON log line of the primary and its workers (one stdout), in order. */
+  lines: LogLine[];
+  /** Everything written to stderr. */
+  stderr(): string;
+  /** The first log line (seen or to come) matching `pred`. */
+  line(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** The pid of the worker that logged `connect` for client `id`. */
+  pidOf(id: string): Promise<number>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `switchboard serve --workers N …` and resolves once the primary logs that every worker is ready. */
+export function spawnWorkers(args: string[]): Promise<ChildWorkers> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: LogLine[] = [];
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let entry: LogLine;
+    try {
+      entry = JSON.parse(text);
+    } catch {
+      return; // not a log line
+    }
+    lines.push(entry);
+    for (const w of waiters.filter((w) => w.pred(entry))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(entry);
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const line = (pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> => {
+    const seen = lines.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${err.slice(-500)}`)), timeoutMs);
+      waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+  };
+  const ready = line((l) => l.msg === 'workers ready', 20_000);
+  return Promise.race([
+    ready.then((r) => ({
+      child,
+      port: r.port as number,
+      tcpPort: r.tcpPort as number,
+      pids: r.pids as number[],
+      lines,
+      stderr: () => err,
+      line,
+      pidOf: async (id: string) => (await line((l) => l.msg === 'connect' && l.client === id)).pid,
+      exited,
+    })),
+    exited.then(({ code }) => Promise.reject(new Error(`workers exited early with ${code}: ${err.slice(-500)}`))),
+  ]);
+}
