@@ -143,6 +143,13 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     this.registry.add(link);
     this.roster.changed();
     this.stats.connectionsOpened++;
+    this.greet(link);
+    if (nameProblem) this.fail(link, nameProblem);
+    this.subscribeAtConnect(link, req);
+  }
+
+  /** The `hello` every connection gets first. */
+  protected greet(link: Link): void {
     link.send({
       op: 'hello',
       client: link.info(),
@@ -151,16 +158,24 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       idleClose: this.closesWhenIdle(link),
       server: { name: this.options.serverName, version: this.options.version, protocol: PROTOCOL_VERSION },
     });
-    if (nameProblem) this.fail(link, nameProblem);
+  }
+
+  /** The filters asked for at connect (path, `topics=`, the TCP room with presence); true when any was new. */
+  protected subscribeAtConnect(link: Link, req: JoinRequest): boolean {
     const initial: [string, boolean][] = [
       ...(req.topics ?? []).map((t): [string, boolean] => [t, false]),
       ...(req.presenceTopics ?? []).map((t): [string, boolean] => [t, true]),
     ];
+    let changed = false;
     for (const [filter, presence] of initial) {
       const added = this.subscribe(link, filter, presence);
       if (added instanceof ProtocolError) this.fail(link, added);
-      else if (added) this.announce('join', link, filter);
+      else if (added) {
+        changed = true;
+        this.announce('join', link, filter);
+      }
     }
+    return changed;
   }
 
   /** Unregisters `link` and tells the presence watchers of each of its filters. */

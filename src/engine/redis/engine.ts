@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { MemoryEngine, whoReply, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
-import { MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
+import { MAX_POSITIONS, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
@@ -394,29 +394,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         if (!this.registry.has(link)) return; // gone while its name was claimed
         this.registry.rename(link, name);
         await this.mirror(link);
-        link.send({
-          op: 'hello',
-          client: link.info(),
-          heartbeatMs: this.options.heartbeatMs,
-          idleMs: this.options.idleMs,
-          idleClose: this.closesWhenIdle(link),
-          server: { name: this.options.serverName, version: this.options.version, protocol: PROTOCOL_VERSION },
-        });
+        this.greet(link);
         if (problem) this.fail(link, problem);
-        const initial: [string, boolean][] = [
-          ...(req.topics ?? []).map((t): [string, boolean] => [t, false]),
-          ...(req.presenceTopics ?? []).map((t): [string, boolean] => [t, true]),
-        ];
-        let changed = false;
-        for (const [filter, presence] of initial) {
-          const added = this.subscribe(link, filter, presence);
-          if (added instanceof ProtocolError) this.fail(link, added);
-          else if (added) {
-            changed = true;
-            this.announce('join', link, filter);
-          }
-        }
-        if (changed) await this.mirror(link);
+        if (this.subscribeAtConnect(link, req)) await this.mirror(link);
       },
       undefined,
       false,
