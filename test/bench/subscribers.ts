@@ -13,6 +13,8 @@ interface OpenMsg {
   sources: string[];
   /** Offset into `sources` so workers spread their ports over every address. */
   offset: number;
+  /** Upgrade path instead of the protocol's default subscriber path (e.g. the cluster bench's ingest subscriber). */
+  path?: string;
 }
 
 type Msg = OpenMsg | { type: 'count'; resetLatency?: boolean } | { type: 'close' };
@@ -51,6 +53,7 @@ async function open(m: OpenMsg): Promise<void> {
         role: 'sub',
         latency: m.latency && i === 0,
         localAddress: m.sources[(i + m.offset) % m.sources.length],
+        path: m.path,
         onReady: () => settle(true),
         onDeliveries: (n) => {
           deliveries += n;

@@ -123,6 +123,8 @@ export interface ClientOptions {
   /** Decode every delivery's stamp and call onLatency (one subscriber per run). */
   latency?: boolean;
   localAddress?: string;
+  /** Request path of the WebSocket upgrade, instead of the one for the protocol and role. */
+  path?: string;
   onReady: () => void;
   /** Called once per read that carried deliveries (not per delivery: the count is `frames`). */
   onDeliveries?: (n: number) => void;
@@ -180,7 +182,7 @@ export class BenchClient {
 
   private start(): void {
     const { proto, host } = this.target;
-    if (this.handshaking) this.socket.write(upgradeRequest(wsPath(proto, this.opts.role), host));
+    if (this.handshaking) this.socket.write(upgradeRequest(this.opts.path ?? wsPath(proto, this.opts.role), host));
     else if (proto === 'mqtt') this.socket.write(this.opts.role === 'sub' ? Buffer.concat([mqttConnect(), mqttSubscribe()]) : mqttConnect());
     else if (proto === 'nats') {
       const sub = this.opts.role === 'sub' ? `SUB ${TOPIC} 1\r\n` : '';
