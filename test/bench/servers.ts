@@ -22,6 +22,8 @@ export interface ServerOptions {
   mailboxSize?: number;
   /** The build to run (default dist/): lets an A/B run compare two builds of Switchboard. */
   dist?: string;
+  /** A node of a cluster on this Redis: Switchboard `serve --redis`, Socket.IO with @socket.io/redis-adapter. */
+  redisUrl?: string;
 }
 
 export interface RunningServer {
@@ -136,11 +138,12 @@ export async function startServer(name: ServerName, opts: ServerOptions): Promis
       // Limits the peers do not have: the bench publisher sends thousands of frames a second, and the
       // memory and scale workloads open tens of thousands of connections from four loopback addresses.
       ...supported(['--rate', '0', '--max-connections', '1000000', '--max-connections-per-ip', '1000000']),
+      ...(opts.redisUrl ? ['--redis', opts.redisUrl] : []),
     ];
     child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   } else {
     const file = name === 'ws' ? 'servers/ws-broadcast.ts' : 'servers/socketio.ts';
-    child = fork(HERE + file, [String(opts.port), String(opts.heartbeatMs ?? 0)], {
+    child = fork(HERE + file, [String(opts.port), String(opts.heartbeatMs ?? 0), ...(opts.redisUrl ? [opts.redisUrl] : [])], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -15,6 +15,8 @@ interface OpenMsg {
   offset: number;
   /** Filter to subscribe to (MQTT form; default the bench topic). */
   topic?: string;
+  /** Upgrade path instead of the protocol's default subscriber path (e.g. the cluster bench's ingest subscriber). */
+  path?: string;
 }
 
 type Msg = OpenMsg | { type: 'count'; resetLatency?: boolean } | { type: 'close' };
@@ -54,6 +56,7 @@ async function open(m: OpenMsg): Promise<void> {
         topic: m.topic,
         latency: m.latency && i === 0,
         localAddress: m.sources[(i + m.offset) % m.sources.length],
+        path: m.path,
         onReady: () => settle(true),
         onDeliveries: (n) => {
           deliveries += n;

@@ -131,6 +131,8 @@ export interface ClientOptions {
   /** Decode every delivery's stamp and call onLatency (one subscriber per run). */
   latency?: boolean;
   localAddress?: string;
+  /** Request path of the WebSocket upgrade, instead of the one for the protocol and role. */
+  path?: string;
   onReady: () => void;
   /** Called once per read that carried deliveries (not per delivery: the count is `frames`). */
   onDeliveries?: (n: number) => void;
@@ -189,7 +191,7 @@ export class BenchClient {
   private start(): void {
     const { proto, host } = this.target;
     const topic = this.opts.topic ?? TOPIC;
-    if (this.handshaking) this.socket.write(upgradeRequest(wsPath(proto, this.opts.role, topic), host));
+    if (this.handshaking) this.socket.write(upgradeRequest(this.opts.path ?? wsPath(proto, this.opts.role, topic), host));
     else if (proto === 'mqtt') this.socket.write(this.opts.role === 'sub' ? Buffer.concat([mqttConnect(), mqttSubscribe(topic)]) : mqttConnect());
     else if (proto === 'nats') {
       const sub = this.opts.role === 'sub' ? `SUB ${topicFor('nats', topic)} 1\r\n` : '';

@@ -1,0 +1,441 @@
+// Cluster benchmark: Switchboard on one Redis (one node, two nodes) beside its in-memory node and beside Socket.IO 4
+// with @socket.io/redis-adapter on two nodes, side by side in one run. Every broker node is a process of its own;
+// the Redis is the machine's (127.0.0.1:6379, FLUSHALL before each configuration). Server CPU is utime+stime from
+// /proc/<pid>/stat of the broker processes (summed) and, separately, of redis-server, over the measured window.
+//   npm run bench:cluster                                   writes test/bench/results/cluster.json
+//   npm run bench:cluster -- --configs sb-memory,sb-redis-2 --workloads fanout --subs 1000 --seconds 5
+//   npm run bench:cluster -- --profile /tmp/prof             Switchboard nodes write .cpuprofile files there
+import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cpuUs, sleep, startScriptFlags, startServer, type RunningServer } from './servers.js';
+import type { Proto, Target } from './wire.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
+const REDIS_PORT = 6379;
+const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
+
+type ConfigName = 'sb-memory' | 'sb-redis' | 'sb-redis-2' | 'sio-redis-2';
+const ALL_CONFIGS: ConfigName[] = ['sb-memory', 'sb-redis', 'sb-redis-2', 'sio-redis-2'];
+const CONFIG_LABEL: Record<ConfigName, string> = {
+  'sb-memory': 'Switchboard, 1 node, memory engine',
+  'sb-redis': 'Switchboard, 1 node, Redis engine',
+  'sb-redis-2': 'Switchboard, 2 nodes, one Redis',
+  'sio-redis-2': 'Socket.IO 4 + redis-adapter, 2 nodes',
+};
+type Workload = 'fanout' | 'ingest';
+
+const { values: flags } = parseArgs({
+  options: {
+    configs: { type: 'string' },
+    workloads: { type: 'string' },
+    seconds: { type: 'string' },
+    subs: { type: 'string' },
+    rate: { type: 'string' },
+    publishers: { type: 'string' },
+    'ingest-rate': { type: 'string' },
+    profile: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const sizes = {
+  seconds: Number(flags.seconds ?? 10),
+  warmupSeconds: 2,
+  payload: 64,
+  /** Fan-out: subscribers in all (two of them measure latency), messages per second from one publisher. */
+  subs: Number(flags.subs ?? 500),
+  rate: Number(flags.rate ?? 100),
+  /** Ingest: publishers, each at `ingestRate` msg/s to its own topic. */
+  publishers: Number(flags.publishers ?? 200),
+  ingestRate: Number(flags['ingest-rate'] ?? 20),
+};
+const configs = (flags.configs?.split(',') as ConfigName[] | undefined) ?? ALL_CONFIGS;
+const workloads = (flags.workloads?.split(',') as Workload[] | undefined) ?? ['fanout', 'ingest'];
+const sbNodeFlags = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [];
+let nextPort = 18_300;
+
+// ---------------------------------------------------------------- Redis (the machine's, at 6379)
+function redisCli(...args: string[]): string {
+  return execFileSync('redis-cli', ['-p', String(REDIS_PORT), ...args]).toString().trim();
+}
+
+async function ensureRedis(): Promise<number> {
+  const up = (): boolean => spawnSync('redis-cli', ['-p', String(REDIS_PORT), 'ping']).stdout?.toString().trim() === 'PONG';
+  if (!up()) {
+    // The machine's start command (this machine's setup); nothing is persisted.
+    execFileSync('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no', '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log']);
+    for (let i = 0; i < 50 && !up(); i++) await sleep(100);
+  }
+  const pid = Number(/process_id:(\d+)/.exec(redisCli('info', 'server'))?.[1]);
+  if (!pid) throw new Error(`no redis-server answering on ${REDIS_PORT}`);
+  return pid;
+}
+
+/** Per-command Redis CPU (`INFO commandstats`: calls, usec) since the last CONFIG RESETSTAT. */
+function commandStats(): Record<string, { calls: number; usec: number }> {
+  const out: Record<string, { calls: number; usec: number }> = {};
+  for (const line of redisCli('info', 'commandstats').split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m) out[m[1]!] = { calls: Number(m[2]), usec: Number(m[3]) };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- brokers
+interface Cluster {
+  config: ConfigName;
+  proto: Proto;
+  nodes: RunningServer[];
+  targets: Target[];
+  usesRedis: boolean;
+}
+
+async function startCluster(config: ConfigName): Promise<Cluster> {
+  const usesRedis = config !== 'sb-memory';
+  if (usesRedis) {
+    redisCli('flushall');
+    redisCli('config', 'resetstat');
+  }
+  const count = config === 'sb-redis-2' || config === 'sio-redis-2' ? 2 : 1;
+  const name = config === 'sio-redis-2' ? 'socket.io' : 'switchboard';
+  const nodes: RunningServer[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      nodes.push(await startServer(name, { port: nextPort++, redisUrl: usesRedis ? REDIS_URL : undefined, nodeFlags: name === 'switchboard' ? sbNodeFlags : [] }));
+    }
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.stop()));
+    throw err;
+  }
+  await sleep(1000); // nodes registered, Redis subscriptions up
+  const proto: Proto = name === 'socket.io' ? 'sio' : 'sb';
+  return { config, proto, nodes, usesRedis, targets: nodes.map((n) => ({ proto, host: '127.0.0.1', port: n.port })) };
+}
+
+async function withCluster<T>(config: ConfigName, fn: (c: Cluster) => Promise<T>): Promise<T> {
+  const cluster = await startCluster(config);
+  try {
+    return await fn(cluster);
+  } finally {
+    await Promise.all(cluster.nodes.map((n) => n.stop()));
+  }
+}
+
+const brokerCpu = (c: Cluster): number => c.nodes.reduce((a, n) => a + cpuUs(n.pid), 0);
+
+// ---------------------------------------------------------------- workers (forked load generator processes)
+class Worker {
+  readonly child: ChildProcess;
+  private waiting = new Map<string, (m: any) => void>();
+  constructor(file: string) {
+    this.child = fork(HERE + file, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (m: any) => {
+      const w = this.waiting.get(m.type);
+      if (w) {
+        this.waiting.delete(m.type);
+        w(m);
+      }
+    });
+  }
+  ask<T = any>(msg: object, answer: string, timeoutMs = 120_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`worker did not answer ${answer} in ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.set(answer, (m) => {
+        clearTimeout(t);
+        resolve(m);
+      });
+      this.child.send(msg);
+    });
+  }
+  close(): void {
+    if (this.child.connected) this.child.send({ type: 'close' });
+    setTimeout(() => this.child.kill('SIGKILL'), 2000).unref();
+  }
+}
+
+interface Counts {
+  deliveries: number;
+  closed: number;
+  lastError: string;
+  latency: number[];
+}
+
+/** One subscriber worker: `count` connections to one node; with `latency`, a single connection decoding stamps. */
+async function subscriberWorker(workers: Worker[], target: Target, count: number, latency: boolean, offset: number, path?: string): Promise<Worker> {
+  const w = new Worker('subscribers.ts');
+  workers.push(w);
+  const r = await w.ask({ type: 'open', target, count, latency, concurrency: 100, sources: SOURCES, offset, path }, 'ready', 120_000);
+  if (r.failed > 0) throw new Error(`${r.failed} of ${count} subscribers to :${target.port} failed: ${r.lastError}`);
+  return w;
+}
+
+const counts = (w: Worker, resetLatency = false): Promise<Counts> => w.ask({ type: 'count', resetLatency }, 'count');
+async function total(ws: Worker[], resetLatency = false): Promise<number> {
+  const all = await Promise.all(ws.map((w) => counts(w, resetLatency)));
+  return all.reduce((a, c) => a + c.deliveries, 0);
+}
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+const round = (x: number, d = 2): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
+const ms = (us: number): number => round(us / 1000, 3);
+
+/** Waits until `expected` deliveries arrived past `base`, or deliveries stopped coming (bounded: 10 s). */
+async function drain(ws: Worker[], base: number, expected: number): Promise<number> {
+  let last = await total(ws);
+  for (let i = 0; i < 50 && last - base < expected; i++) {
+    await sleep(200);
+    const now = await total(ws);
+    if (now === last && i > 5) break;
+    last = now;
+  }
+  return last - base;
+}
+
+// ---------------------------------------------------------------- fan-out
+async function fanout(config: ConfigName, redisPid: number) {
+  return withCluster(config, async (cluster) => {
+    const { targets } = cluster;
+    const a = targets[0]!;
+    const b = targets[targets.length - 1]!; // the other node (the same one when there is one node)
+    const workers: Worker[] = [];
+    const publisher = new Worker('publisher.ts');
+    try {
+      // Bulk subscribers: two workers, one per node when there are two (an even split); then the two latency
+      // subscribers, each in a process of its own, subscribed last: one on the publisher's node, one on the other.
+      const bulk = sizes.subs - 2;
+      const half = Math.ceil(bulk / 2);
+      await subscriberWorker(workers, a, half, false, 0);
+      await subscriberWorker(workers, b, bulk - half, false, 1);
+      const latA = await subscriberWorker(workers, a, 1, true, 2);
+      const latB = await subscriberWorker(workers, b, 1, true, 3);
+      await publisher.ask({ type: 'start', target: a }, 'connected', 15_000);
+      await sleep(500);
+      const base = await total(workers);
+      const { warmupSeconds, seconds, payload, rate } = sizes;
+      const done = publisher.ask<{ sent: number; skipped: number }>({ type: 'go', rate, seconds: warmupSeconds + seconds, size: payload }, 'done', (warmupSeconds + seconds + 30) * 1000);
+      await sleep(warmupSeconds * 1000);
+      const d0 = await total(workers, true);
+      const cpu0 = brokerCpu(cluster);
+      const r0 = cpuUs(redisPid);
+      const t0 = performance.now();
+      await sleep(seconds * 1000);
+      const [la, lb] = await Promise.all([counts(latA, true), counts(latB, true)]);
+      const d1 = await total(workers, true);
+      const cpu1 = brokerCpu(cluster);
+      const r1 = cpuUs(redisPid);
+      const elapsedS = (performance.now() - t0) / 1000;
+      const { sent, skipped } = await done;
+      const expected = sent * sizes.subs;
+      const received = await drain(workers, base, expected);
+      const window = d1 - d0;
+      const lat = [...la.latency, ...lb.latency];
+      return {
+        subscribers: sizes.subs,
+        rate,
+        nodes: cluster.nodes.length,
+        sent,
+        skipped,
+        expected,
+        received,
+        delivered: round(received / expected, 6),
+        deliveriesPerS: Math.round(window / elapsedS),
+        brokerCpuUsPerDelivery: round((cpu1 - cpu0) / window, 3),
+        brokerCpuPercent: round(((cpu1 - cpu0) / (elapsedS * 1e6)) * 100, 1),
+        redisCpuUsPerDelivery: cluster.usesRedis ? round((r1 - r0) / window, 3) : null,
+        redisCpuPercent: cluster.usesRedis ? round(((r1 - r0) / (elapsedS * 1e6)) * 100, 1) : null,
+        p50Ms: ms(percentile(lat, 50)),
+        p99Ms: ms(percentile(lat, 99)),
+        publisherNode: { p50Ms: ms(percentile(la.latency, 50)), p99Ms: ms(percentile(la.latency, 99)), samples: la.latency.length },
+        otherNode: { p50Ms: ms(percentile(lb.latency, 50)), p99Ms: ms(percentile(lb.latency, 99)), samples: lb.latency.length },
+        closed: (await Promise.all(workers.map((w) => counts(w)))).reduce((s, c) => s + c.closed, 0),
+        redisCommands: cluster.usesRedis ? commandStats() : undefined,
+      };
+    } finally {
+      publisher.close();
+      for (const w of workers) w.close();
+      await sleep(500);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- ingest through Redis
+async function ingest(config: ConfigName, redisPid: number) {
+  return withCluster(config, async (cluster) => {
+    const { targets, proto } = cluster;
+    const workers: Worker[] = [];
+    const pubs = [new Worker('cluster-publishers.ts'), new Worker('cluster-publishers.ts')];
+    try {
+      const path = proto === 'sio' ? '/socket.io/?EIO=4&transport=websocket&role=in' : '/ws?topics=in/%23';
+      const sub = await subscriberWorker(workers, targets[0]!, 1, true, 0, path);
+      // Publishers spread over the nodes (publisher i on node i mod n), in two worker processes.
+      const half = Math.ceil(sizes.publishers / 2);
+      await Promise.all(
+        pubs.map((p, k) =>
+          p.ask({ type: 'start', targets, first: k === 0 ? 0 : half, count: k === 0 ? half : sizes.publishers - half, sources: SOURCES }, 'connected', 60_000),
+        ),
+      );
+      await sleep(500);
+      const base = await total(workers);
+      const { warmupSeconds, seconds, payload, ingestRate } = sizes;
+      const done = Promise.all(
+        pubs.map((p) => p.ask<{ sent: number; skipped: number; closed: number }>({ type: 'go', rate: ingestRate, seconds: warmupSeconds + seconds, size: payload }, 'done', (warmupSeconds + seconds + 30) * 1000)),
+      );
+      await sleep(warmupSeconds * 1000);
+      const d0 = await total(workers, true);
+      const cpu0 = brokerCpu(cluster);
+      const r0 = cpuUs(redisPid);
+      const t0 = performance.now();
+      await sleep(seconds * 1000);
+      const c1 = await counts(sub, true);
+      const cpu1 = brokerCpu(cluster);
+      const r1 = cpuUs(redisPid);
+      const elapsedS = (performance.now() - t0) / 1000;
+      const results = await done;
+      const sent = results.reduce((a, r) => a + r.sent, 0);
+      const received = await drain(workers, base, sent);
+      const window = c1.deliveries - d0;
+      return {
+        publishers: sizes.publishers,
+        ratePerPublisher: ingestRate,
+        offeredPerS: sizes.publishers * ingestRate,
+        nodes: cluster.nodes.length,
+        sent,
+        skipped: results.reduce((a, r) => a + r.skipped, 0),
+        publishersClosed: results.reduce((a, r) => a + r.closed, 0),
+        received,
+        deliveredPerS: Math.round(window / elapsedS),
+        loss: round(Math.max(0, 1 - received / sent), 6),
+        brokerCpuUsPerPublish: round((cpu1 - cpu0) / window, 2),
+        brokerCpuPercent: round(((cpu1 - cpu0) / (elapsedS * 1e6)) * 100, 1),
+        redisCpuUsPerPublish: cluster.usesRedis ? round((r1 - r0) / window, 2) : null,
+        redisCpuPercent: cluster.usesRedis ? round(((r1 - r0) / (elapsedS * 1e6)) * 100, 1) : null,
+        p50Ms: ms(percentile(c1.latency, 50)),
+        p99Ms: ms(percentile(c1.latency, 99)),
+        redisCommands: cluster.usesRedis ? commandStats() : undefined,
+      };
+    } finally {
+      for (const p of pubs) p.close();
+      for (const w of workers) w.close();
+      await sleep(500);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- report
+type Results = Partial<Record<Workload, Partial<Record<ConfigName, any>>>>;
+
+function table(results: Results): string {
+  const out: string[] = [];
+  const x = (v: number | null | undefined, base: number | undefined) => (v != null && base ? ` (${round(v / base, 2)}×)` : '');
+  if (results.fanout) {
+    const memory = results.fanout['sb-memory'];
+    const base = memory && !memory.error ? memory : undefined;
+    out.push(
+      `### Fan-out: 1 publisher, ${sizes.subs} subscribers on one topic (split evenly over the nodes), ${sizes.rate} msg/s, ${sizes.payload}-byte payload, ${sizes.seconds} s measured`,
+      '',
+      '| configuration | delivered / expected | deliveries/s | broker CPU µs/delivery (× memory node) | + Redis µs/delivery | broker CPU % | Redis CPU % | p50 ms | p99 ms | p50 / p99 ms, subscriber on the other node |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const [name, r] of Object.entries(results.fanout)) {
+      const label = CONFIG_LABEL[name as ConfigName];
+      if (r.error) {
+        out.push(`| ${label} | error: ${r.error} | | | | | | | | |`);
+        continue;
+      }
+      const other = r.nodes > 1 ? `${r.otherNode.p50Ms} / ${r.otherNode.p99Ms}` : '(one node)';
+      const withRedis = r.redisCpuUsPerDelivery == null ? '–' : `${round(r.brokerCpuUsPerDelivery + r.redisCpuUsPerDelivery, 3)}`;
+      out.push(
+        `| ${label} | ${r.received.toLocaleString('en-US')} / ${r.expected.toLocaleString('en-US')} | ${r.deliveriesPerS.toLocaleString('en-US')} | ${r.brokerCpuUsPerDelivery}${name === 'sb-memory' ? '' : x(r.brokerCpuUsPerDelivery, base?.brokerCpuUsPerDelivery)} | ${withRedis} | ${r.brokerCpuPercent} | ${r.redisCpuPercent ?? '–'} | ${r.p50Ms} | ${r.p99Ms} | ${other} |`,
+      );
+    }
+    out.push('');
+  }
+  if (results.ingest) {
+    out.push(
+      `### Ingest: ${sizes.publishers} publishers × ${sizes.ingestRate} msg/s each (${(sizes.publishers * sizes.ingestRate).toLocaleString('en-US')}/s offered), each to its own topic \`in/<i>\`, no \`id\` (no ack), publishers spread over the nodes, 1 subscriber on \`in/#\``,
+      '',
+      '| configuration | publishes/s delivered | sent | loss | broker CPU µs/publish | Redis CPU µs/publish | broker CPU % | Redis CPU % | p50 ms | p99 ms |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const [name, r] of Object.entries(results.ingest)) {
+      const label = CONFIG_LABEL[name as ConfigName];
+      if (r.error) {
+        out.push(`| ${label} | error: ${r.error} | | | | | | | | |`);
+        continue;
+      }
+      out.push(
+        `| ${label} | ${r.deliveredPerS.toLocaleString('en-US')} | ${r.sent.toLocaleString('en-US')} | ${r.loss === 0 ? '0' : (r.loss * 100).toFixed(3) + ' %'} | ${r.brokerCpuUsPerPublish} | ${r.redisCpuUsPerPublish ?? '–'} | ${r.brokerCpuPercent} | ${r.redisCpuPercent ?? '–'} | ${r.p50Ms} | ${r.p99Ms} |`,
+      );
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+/** Puts the tables between the cluster markers of docs/benchmarks.md. */
+function writeDocs(md: string, head: string): void {
+  const doc = ROOT + 'docs/benchmarks.md';
+  const text = readFileSync(doc, 'utf8');
+  const start = '<!-- cluster:table -->';
+  const end = '<!-- /cluster:table -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end, a);
+  if (a < 0 || b < 0) return;
+  writeFileSync(doc, `${text.slice(0, a)}${start}\n${head}\n\n${md}\n${text.slice(b)}`);
+  console.log('updated the cluster tables in docs/benchmarks.md');
+}
+
+async function main(): Promise<void> {
+  const redisPid = await ensureRedis();
+  const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, redis: redisCli('info', 'server').match(/redis_version:(\S+)/)?.[1] };
+  const loadBefore = loadavg().map((l) => round(l, 2));
+  console.log(`# switchboard cluster bench\n${new Date().toISOString()} · ${machine.cores} cores · node ${machine.node} · redis ${machine.redis} (pid ${redisPid}) · load ${loadBefore.join(' ')}\n`);
+  const results: Results = {};
+  for (const w of workloads) {
+    results[w] = {};
+    for (const config of configs) {
+      process.stdout.write(`${w} · ${config} … `);
+      const started = Date.now();
+      try {
+        const r = w === 'fanout' ? await fanout(config, redisPid) : await ingest(config, redisPid);
+        results[w]![config] = r;
+        const { redisCommands: _omit, ...shown } = r;
+        console.log(`${JSON.stringify(shown)} (${((Date.now() - started) / 1000).toFixed(0)} s, load ${loadavg()[0]!.toFixed(2)})`);
+      } catch (err) {
+        results[w]![config] = { error: (err as Error).message };
+        console.log(`error: ${(err as Error).message}`);
+      }
+      await sleep(1000);
+    }
+  }
+  if (configs.some((c) => c !== 'sb-memory')) redisCli('flushall'); // leave the machine's Redis as it was found: empty
+  const loadAfter = loadavg().map((l) => round(l, 2));
+  const md = table(results);
+  console.log('\n' + md);
+  const date = new Date().toISOString();
+  const file = flags.out ?? 'cluster.json';
+  mkdirSync(HERE + 'results', { recursive: true });
+  writeFileSync(
+    HERE + 'results/' + file,
+    JSON.stringify({ date, machine, loadavg: { before: loadBefore, after: loadAfter }, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbNodeFlags], results, markdown: md }, null, 2) + '\n',
+  );
+  console.log(`written test/bench/results/${file}`);
+  if (file === 'cluster.json') {
+    const head = `Measured ${date.slice(0, 16).replace('T', ' ')} UTC on ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, Redis ${machine.redis}, with \`npm run bench:cluster\`; load average (1/5/15 min) ${loadBefore.join(' / ')} before, ${loadAfter.join(' / ')} after.`;
+    writeDocs(md, head);
+  }
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
