@@ -155,7 +155,9 @@ describe('slow consumer', () => {
       broker.hub.publish('flood', { i, payload }, null);
       maxDepth = Math.max(maxDepth, slowLink.mailbox.depth);
       maxBuffered = Math.max(maxBuffered, slowLink.wire.bufferedBytes);
-      if (i % 50 === 49) await sleep(1); // let the writer flush between bursts, as real publishers would
+      // Bursts of 50 (the mailbox bound), paced on what the reading client got: on a loaded machine it is still
+      // never the fast one that falls 50 behind.
+      if (i % 50 === 49) await waitFor(() => fastCount >= i + 1, 20_000);
     }
     expect(slowLink.state).toBe('closing');
     expect(slowLink.mailbox.isSealed).toBe(true);
@@ -166,7 +168,7 @@ describe('slow consumer', () => {
 
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     expect((await slow.closed).code).toBe(4001);
-    await waitFor(() => fastCount >= total + 0);
+    await waitFor(() => fastCount >= total, 20_000);
     expect(fastCount).toBe(total);
     publisher.close();
     fast.close();
