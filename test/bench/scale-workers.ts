@@ -25,7 +25,7 @@ const { values: flags } = parseArgs({
 });
 const HEARTBEAT_MS = 10_000;
 const SOURCES = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 1}`);
-const OPEN_DEADLINE_MS = 240_000;
+const OPEN_DEADLINE_MS = Number(process.env.SCALE_OPEN_SECONDS ?? 240) * 1000;
 const STALL_MS = 20_000;
 const MIN_FREE_MEMORY_KB = 3_000_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
