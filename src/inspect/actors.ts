@@ -291,15 +291,8 @@ export function describeEvent(event: AnyEventObject): string {
     const closed = typeof close?.code === 'number' ? ` (closed ${close.code}${close.reason ? ` ${String(close.reason)}` : ''})` : '';
     return `${link?.id ?? '?'} finished${closed}`;
   }
-  const e = event as { frame?: { op?: string; topic?: string; to?: string; name?: string }; link?: { id?: string }; topic?: string; code?: number };
-  const f = e.frame;
-  if (f) {
-    const arg = f.topic ?? f.to ?? f.name;
-    const from = e.link?.id && type !== 'FRAME' ? ` from ${e.link.id}` : '';
-    return `${type === 'FRAME' ? `FRAME ${f.op}` : type}${arg ? ` ${arg}` : ''}${from}`;
-  }
+  const e = event as { link?: { id?: string }; code?: number };
   if (type === 'CONNECT' && e.link?.id) return `CONNECT ${e.link.id}`;
-  if (type === 'API_PUBLISH' && e.topic) return `API_PUBLISH ${e.topic}`;
   if (typeof e.code === 'number') return `${type} ${e.code}`;
   return type;
 }

@@ -1,11 +1,11 @@
 // InspectionSampler: decides which raw xstate inspection events leave the process, and trims them.
-// Lifecycle events always pass; high-rate chatter (frames, pongs, control ops) is rate-limited, and
+// Lifecycle events always pass; recurring chatter (heartbeat pongs) is rate-limited, and
 // snapshots pass only when the state changed or their event passed. Nothing here runs per delivery.
 import type { AnyEventObject, InspectionEvent, Snapshot } from 'xstate';
 import type { Engine } from '../engine/engine.js';
 
-/** Events a busy broker sees thousands of times a second without changing any state. */
-export const CHATTER_EVENTS: ReadonlySet<string> = new Set(['FRAME', 'PONG', 'SUB', 'UNSUB', 'PUB', 'SEND', 'WHO', 'RENAME', 'API_PUBLISH']);
+/** Events that recur without changing any state: a pong per connection per heartbeat (frames are no actor events). */
+export const CHATTER_EVENTS: ReadonlySet<string> = new Set(['PONG']);
 
 /** Event data longer than this (as JSON) is replaced by a preview: inspection shows who and what, not payloads. */
 const MAX_DATA_CHARS = 256;
