@@ -16,7 +16,7 @@ import { OriginPolicy } from './http/origin.js';
 import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
-import { Router, sendJson } from './http/router.js';
+import { HttpError, Router, sendJson } from './http/router.js';
 import { createLogger } from './log.js';
 import { Admission } from './actors/admission.js';
 import { TokenVerifier } from './auth/tokens.js';
@@ -110,6 +110,15 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const actorsPage = new ActorsPage({ actors, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
+  // While the API is open (no --api-key, no auth), the API, metrics and the actors page answer only requests addressed
+  // to this broker (DNS rebinding: a page under a rebound name would otherwise read and publish as its own origin).
+  // With a key or tokens a rebound page has no credentials, and servers may reach the broker by any name.
+  const apiOpen = config.apiKey === undefined && !tokens;
+  router.guard((req, pathname) => {
+    if (!apiOpen || !/^\/(api\/|inspect|metrics)/.test(pathname) || origins.servesHost(req.headers.host)) return undefined;
+    log.info({ host: String(req.headers.host).slice(0, 200), path: pathname, flag: '--public-host' }, 'request refused: not addressed to this broker (add the name with --public-host)');
+    return new HttpError(421, `this broker is not '${String(req.headers.host).slice(0, 100)}'; add it with --public-host`, 'misdirected');
+  });
   const http = createServer(httpTimeouts(config.httpTimeoutMs), (req, res) => {
     if (sockets.isRefused(req.socket)) return; // already answered 503/429 on accept and being cut
     router.handle(req, res).catch((err: unknown) => {

@@ -46,6 +46,20 @@ export class OriginPolicy {
     for (const h of hosts) this.ownHosts.add(`${hostKey(h)}:${port}`);
   }
 
+  /**
+   * Whether a request naming this `Host` is addressed to this broker: one of its own addresses (loopback included)
+   * at its port, or a `--public-host`. A rebound name (DNS rebinding) is not, so a page served under it cannot read
+   * the API. No Host header (HTTP/1.0 tools) is allowed.
+   */
+  servesHost(host: string | undefined): boolean {
+    if (host === undefined) return true;
+    const url = parse(`http://${host}`);
+    if (!url) return false;
+    const name = url.hostname.toLowerCase();
+    const hostPort = `${name}:${effectivePort(url)}`;
+    return this.publicNames.has(name) || this.publicHosts.has(hostPort) || this.ownHosts.has(hostPort);
+  }
+
   /** Whether a handshake carrying this Origin header may proceed. */
   allows(origin: string | undefined): boolean {
     if (origin === undefined || this.anyOrigin) return true;

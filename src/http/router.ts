@@ -16,6 +16,14 @@ export class HttpError extends Error {
 
 export class Router {
   private readonly routes = new Map<string, Map<string, Handler>>();
+  /** Asked before any route: a refusal (answered like a route's HttpError), or undefined to go on. */
+  private gate: ((req: IncomingMessage, pathname: string) => HttpError | undefined) | undefined;
+
+  /** Sets the check every request passes before its route (the broker's: is this request addressed to me?). */
+  guard(gate: (req: IncomingMessage, pathname: string) => HttpError | undefined): this {
+    this.gate = gate;
+    return this;
+  }
 
   on(method: string, path: string, handler: Handler): this {
     let byMethod = this.routes.get(path);
@@ -29,6 +37,8 @@ export class Router {
     const byMethod = url && this.routes.get(url.pathname);
     try {
       if (!url) throw new HttpError(400, 'the request target must be a path: /<path>[?<query>]', 'bad_request');
+      const refused = this.gate?.(req, url.pathname);
+      if (refused) throw refused;
       if (!byMethod) throw new HttpError(404, `no route ${url.pathname}`, 'not_found');
       const handler = byMethod.get(req.method ?? 'GET') ?? (req.method === 'HEAD' ? byMethod.get('GET') : undefined);
       if (!handler) {

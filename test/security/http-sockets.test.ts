@@ -112,7 +112,7 @@ describe('every HTTP socket holds a connection slot', () => {
   it('an early 401 or 413 on /api/publish with a 1 GB Content-Length closes the socket instead of draining it', async () => {
     broker = (await loggedBroker({ apiKey: 'k', maxPayload: 1024 })).broker;
     const body = 'x'.repeat(64 * 1024);
-    const post = (auth: string) => `POST /api/publish HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n${body}`;
+    const post = (auth: string) => `POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1:${broker!.port}\r\n${auth}Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n${body}`;
     const unauthorized = await rawHttp(broker.port, post(''), 3000);
     expect(unauthorized.status).toBe(401);
     expect(unauthorized.text).toMatch(/\r\nConnection: close\r\n/i);
@@ -121,7 +121,7 @@ describe('every HTTP socket holds a connection slot', () => {
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.closed).toBe(true);
     // Declared small, sent large: the 413 comes mid-body, and the socket is closed too.
-    const midBody = await rawHttp(broker.port, `POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n${body}\r\n`, 3000);
+    const midBody = await rawHttp(broker.port, `POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1:${broker.port}\r\nAuthorization: Bearer k\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n${body}\r\n`, 3000);
     expect(midBody.status).toBe(413);
     expect(midBody.closed).toBe(true);
     await waitFor(() => broker!.admission!.size === 0);
