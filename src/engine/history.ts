@@ -146,11 +146,6 @@ export class History<M> {
     return { seq, epoch, message };
   }
 
-  /** Whether `epoch` was issued by this History (this process's life), so positions in it can be checked. */
-  isOwnEpoch(epoch: string): boolean {
-    return epoch.startsWith(this.boot + '.');
-  }
-
   position(topic: string): Position | undefined {
     const log = this.logs.get(topic);
     return log ? { seq: log.seq, epoch: log.epoch } : undefined;

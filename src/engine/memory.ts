@@ -216,8 +216,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (added) this.announce('join', link, frame.topic);
   }
 
-  /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
-  private resume(link: Link, frame: FrameOf<'sub'>): void {
+  /**
+   * The terms of a resuming `sub`, the same for every engine: what the client says it saw per topic, whether its
+   * positions are anchored in `life` (the engine's memory), and how much may be replayed to it.
+   */
+  protected resumeTerms(link: Link, frame: FrameOf<'sub'>, life: string): { seen: (topic: string) => Seen; anchored: boolean; maxMessages: number; maxBytes: number } {
     const { since, epoch } = frame;
     const has = (map: object, topic: string) => Object.prototype.hasOwnProperty.call(map, topic);
     const seen = (topic: string): Seen => {
@@ -226,20 +229,23 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       const e = epoch && typeof epoch === 'object' && has(epoch, topic) ? epoch[topic] : undefined;
       return { seq: listed ? since[topic]! : 0, epoch: e, listed };
     };
-    // Topics the client gave no position for are vouched for only relative to positions from this process's
-    // life (or when it claims to have seen nothing at all).
+    // Topics the client gave no position for are vouched for only relative to positions from this life of the
+    // engine's memory (or when it claims to have seen nothing at all).
     const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
     const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
-    const anchored = frame.life !== undefined ? frame.life === this.history.boot : claimsNothing || epochs.some((e) => this.history.isOwnEpoch(e));
+    const anchored = frame.life !== undefined ? frame.life === life : claimsNothing || epochs.some((e) => e.startsWith(life + '.'));
     // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
     const { mailbox } = link;
     const room = Math.max(0, Math.floor(mailbox.capacity / 2) - mailbox.depth);
     const byteRoom = Math.max(0, Math.floor(mailbox.byteCapacity / 2) - mailbox.bytes);
-    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, {
-      maxTopics: RESUME_MAX_TOPICS,
-      maxMessages: Math.min(this.options.replayMaxMessages, room),
-      maxBytes: Math.min(this.options.replayMaxBytes, byteRoom),
-    }, anchored);
+    return { seen, anchored, maxMessages: Math.min(this.options.replayMaxMessages, room), maxBytes: Math.min(this.options.replayMaxBytes, byteRoom) };
+  }
+
+  /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
+  private resume(link: Link, frame: FrameOf<'sub'>): void {
+    const { since } = frame;
+    const { seen, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.history.boot);
+    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages, maxBytes }, anchored);
     // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
     if (typeof since === 'object') {
       for (const topic of Object.keys(since)) {

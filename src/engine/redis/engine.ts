@@ -14,7 +14,7 @@ import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
 import { TokenBucket } from '../bucket.js';
-import type { MissReason, Position, Seen } from '../history.js';
+import type { MissReason, Position } from '../history.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
 
@@ -729,19 +729,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.fail(link, unavailable(frame.id));
         return false;
       }
-      const { since, epoch } = frame;
-      const has = (map: object, topic: string) => Object.prototype.hasOwnProperty.call(map, topic);
-      const seenOf = (topic: string): Seen => {
-        if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
-        const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
-        const e = epoch && typeof epoch === 'object' && has(epoch, topic) ? epoch[topic] : undefined;
-        return { seq: listed ? since[topic]! : 0, epoch: e, listed };
-      };
-      const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
-      const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
-      const anchored = frame.life !== undefined ? frame.life === this.lifeId : claimsNothing || epochs.some((e) => e.startsWith(this.lifeId + '.'));
-      const room = Math.max(0, Math.floor(link.mailbox.capacity / 2) - link.mailbox.depth);
-      const budget = { messages: Math.min(this.options.replayMaxMessages, room), bytes: this.options.replayMaxBytes };
+      const { since } = frame;
+      const { seen: seenOf, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.lifeId);
+      const budget = { messages: maxMessages, bytes: maxBytes };
       const wildcard = isWildcard(frame.topic);
       const positions: Record<string, Position> = {};
       const missed: Record<string, MissReason> = {};
