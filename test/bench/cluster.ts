@@ -271,7 +271,7 @@ async function ingest(config: ConfigName, redisPid: number) {
   return withCluster(config, async (cluster) => {
     const { targets, proto } = cluster;
     const workers: Worker[] = [];
-    const pubs = [new Worker('cluster-publishers.ts'), new Worker('cluster-publishers.ts')];
+    const pubs = [new Worker('ingest-publishers.ts'), new Worker('ingest-publishers.ts')];
     try {
       const path = proto === 'sio' ? '/socket.io/?EIO=4&transport=websocket&role=in' : '/ws?topics=in/%23';
       const sub = await subscriberWorker(workers, targets[0]!, 1, true, 0, path);

@@ -1,12 +1,14 @@
-// Ingest publisher worker: many connections, each publishing stamped payloads at its own fixed rate to its own
-// topic (`in/<i>`; NATS `in.<i>`). Switchboard frames carry no `id` (notifications: no ack comes back).
+// Ingest publisher worker (npm run bench's ingest workload and the cluster bench): many connections, each publishing
+// stamped payloads at its own fixed rate to its own topic (`in/<i>`; NATS `in.<i>`). Switchboard frames carry no
+// `id` (notifications: no ack comes back); Socket.IO sends an "in" event its server broadcasts to room "in".
 // {start} → connects all, answers {connected}; {go} → publishes for `seconds`, answers {done}; {count} → {count, sent}.
 // Bounded in count and time.
-import { BenchClient, publishFrame, stampedPayload, type Target } from './wire.js';
+import { BenchClient, publishFrame, stampedPayload, wsClientFrame, type Target } from './wire.js';
 
 interface StartMsg {
   type: 'start';
-  target: Target;
+  /** Publisher k connects to targets[(first + k) % targets.length]: one broker, or a cluster's nodes in turn. */
+  targets: Target[];
   /** Topic numbers this worker publishes to: in/<first> … in/<first + count - 1>. */
   first: number;
   count: number;
@@ -34,7 +36,7 @@ function start(m: StartMsg): void {
   for (let k = 0; k < m.count; k++) {
     topics.push(`in/${m.first + k}`);
     clients.push(
-      new BenchClient(m.target, {
+      new BenchClient(m.targets[(m.first + k) % m.targets.length]!, {
         role: 'pub',
         localAddress: m.sources[k % m.sources.length],
         onReady: () => {
@@ -44,6 +46,10 @@ function start(m: StartMsg): void {
       }),
     );
   }
+}
+
+function frame(c: BenchClient, topic: string, payload: string): Buffer {
+  return c.target.proto === 'sio' ? wsClientFrame(1, Buffer.from(`42["in","${payload}"]`)) : publishFrame(c.target.proto, payload, topic);
 }
 
 function go(m: GoMsg): void {
@@ -60,9 +66,8 @@ function go(m: GoMsg): void {
       if (c.closed || c.socket.writableLength > 1024 * 1024) {
         skipped += want - due[i]!; // the server is not reading: these count as not sent
       } else {
-        const proto = c.target.proto;
         for (let k = due[i]!; k < want; k++) {
-          c.send(publishFrame(proto, stampedPayload(m.size), topics[i]));
+          c.send(frame(c, topics[i]!, stampedPayload(m.size)));
           sent++;
         }
       }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ALL_SERVERS, PROTO, cpuUs, rssBytes, sleep, startScriptFlags, startServer, type RunningServer, type ServerName } from './servers.js';
 import { nowUs, type Target } from './wire.js';
+import { defaults } from '../../src/config.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -69,8 +70,8 @@ const sizes = {
   connectConns: num('connect-conns', 5000, 500),
   scaleConns: num('scale-conns', 19_500, 2000),
   scaleHeartbeatMs: 5000,
-  /** Switchboard's --mailbox-size in the ingest runs (its default: 1000). */
-  ingestMailbox: num('ingest-mailbox', 1000, 1000),
+  /** Switchboard's --mailbox-size in the ingest runs (its default). */
+  ingestMailbox: num('ingest-mailbox', defaults.mailboxSize, 1000),
   /** Ingest runs: publishers × msg/s each. */
   ingest: ((flags.ingest as string | undefined) ?? env('ingest') ?? (flags.quick ? '50x20' : '200x100,200x40,200x20')).split(',').map((x) => {
     const [p, r] = x.split('x').map(Number);
@@ -208,7 +209,7 @@ function targetOf(server: RunningServer): Target {
 class IngestPublishers {
   private readonly worker = new Worker('ingest-publishers.ts');
   async connect(target: Target, first: number, count: number, sources: string[]): Promise<void> {
-    await this.worker.ask({ type: 'start', target, first, count, sources }, 'connected', 60_000);
+    await this.worker.ask({ type: 'start', targets: [target], first, count, sources }, 'connected', 60_000);
   }
   run(rate: number, seconds: number, size: number): Promise<{ sent: number; skipped: number; closed: number }> {
     return this.worker.ask({ type: 'go', rate, seconds, size }, 'done', (seconds + 30) * 1000);
@@ -317,7 +318,7 @@ interface IngestResult {
 
 /**
  * Ingest: many publishers, each at a fixed rate to its own topic `in/<i>` (Switchboard: no `id`, no ack), one
- * subscriber on `in/#` (NATS `in.>`, MQTT QoS 0). Switchboard runs with its default mailbox (1000 messages): the
+ * subscriber on `in/#` (NATS `in.>`, MQTT QoS 0). Switchboard runs with its default mailbox (--mailbox-size): the
  * question is whether the one wildcard subscriber keeps up as users run it.
  */
 async function ingest(name: ServerName, publishers: number, rate: number): Promise<IngestResult> {
@@ -522,7 +523,7 @@ function table(results: Results): string {
   }
   if (results.ingest) {
     out.push(
-      `### ingest: P publishers × R msg/s, each to its own topic \`in/<i>\` (Switchboard: \`pub\` without \`id\`), one subscriber on \`in/#\` (NATS \`in.>\`, MQTT QoS 0); Switchboard with --mailbox-size ${sizes.ingestMailbox}${sizes.ingestMailbox === 1000 ? ' (its default)' : ''}`,
+      `### ingest: P publishers × R msg/s, each to its own topic \`in/<i>\` (Switchboard: \`pub\` without \`id\`), one subscriber on \`in/#\` (NATS \`in.>\`, MQTT QoS 0); Switchboard with --mailbox-size ${sizes.ingestMailbox}${sizes.ingestMailbox === defaults.mailboxSize ? ' (its default)' : ''}`,
       '',
       '| P × R | server | delivered / expected | subscriber closed | server CPU µs/publish (× NATS) | CPU % | p50 ms | p99 ms | RSS MB |',
       '|---|---|---:|---|---:|---:|---:|---:|---:|',
