@@ -346,17 +346,27 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    * the asker's inbound rate by size, and its own mailbox bound makes a never-reading asker its own slow consumer.
    */
   who(link: Link, frame: FrameOf<'who'>): void {
+    const after = this.whoStart(link, frame);
+    if (after === null) return;
+    const { topic } = frame;
+    this.sendWhoPage(link, frame, this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true));
+  }
+
+  /** Where a `who` page starts (after its cursor); null when the request was refused (grant, cursor) and answered. */
+  protected whoStart(link: Link, frame: FrameOf<'who'>): number | null {
     const { topic } = frame;
     if (topic !== undefined && link.grant && !link.grant.maySubscribe(topic)) {
-      return this.fail(link, new ProtocolError('forbidden', `the token does not allow subscribing to '${topic.slice(0, 64)}'`, frame.id));
+      this.fail(link, new ProtocolError('forbidden', `the token does not allow subscribing to '${topic.slice(0, 64)}'`, frame.id));
+      return null;
     }
-    let after = 0;
-    if (frame.cursor !== undefined) {
-      const n = parseCursor(frame.cursor);
-      if (n === null) return this.fail(link, new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id));
-      after = n;
-    }
-    const page = this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
+    if (frame.cursor === undefined) return 0;
+    const after = parseCursor(frame.cursor);
+    if (after === null) this.fail(link, new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id));
+    return after;
+  }
+
+  /** Queues a `who` page and charges its size to the asker's inbound rate. */
+  protected sendWhoPage(link: Link, frame: FrameOf<'who'>, page: RosterPage): void {
     const reply = whoReply(frame.id, page);
     link.mailbox.push(reply);
     link.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN));
@@ -495,7 +505,7 @@ function coalesce(tail: Outgoing, event: PresenceEvent, subject: Session, filter
 }
 
 /** `{"op":"ack","id":…,"clients":[…],"next":…}` around a cached page, without re-encoding the page. */
-export function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
+function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
   const head = id === undefined ? '{"op":"ack","clients":' : `{"op":"ack","id":${JSON.stringify(id)},"clients":`;
   const tail = page.next === undefined ? '}' : `,"next":${JSON.stringify(page.next)}}`;
   const frame = ackFrame(id, page.next === undefined ? { clients: page.entries } : { clients: page.entries, next: page.next });

@@ -6,13 +6,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { MemoryEngine, whoReply, type MemoryEngineOptions } from '../memory.js';
+import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
 import { MAX_POSITIONS, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
-import { parseCursor, Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
+import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
 import { TokenBucket } from '../bucket.js';
 import type { MissReason, Position } from '../history.js';
 import { CHANNELS, KEYS } from './keys.js';
@@ -683,23 +683,13 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   private async whoAsync(link: S, frame: FrameOf<'who'>): Promise<void> {
     const { topic } = frame;
-    if (topic !== undefined && link.grant && !link.grant.maySubscribe(topic)) {
-      return this.fail(link, new ProtocolError('forbidden', `the token does not allow subscribing to '${topic.slice(0, 64)}'`, frame.id));
-    }
-    let after = 0;
-    if (frame.cursor !== undefined) {
-      const n = parseCursor(frame.cursor);
-      if (n === null) return this.fail(link, new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id));
-      after = n;
-    }
+    const after = this.whoStart(link, frame);
+    if (after === null) return;
     if (!this.cmdUp) return this.fail(link, unavailable(frame.id));
     const records = (await this.cmd.hvals(KEYS.clients)).map((r) => JSON.parse(r) as ClientRecord);
     const members =
       topic === undefined ? records : isWildcard(topic) ? records.filter((r) => r.subs.includes(topic)) : records.filter((r) => r.subs.some((f) => filterMatches(f, topic)));
-    const page = new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
-    const reply = whoReply(frame.id, page);
-    link.mailbox.push(reply);
-    link.rate?.charge(Math.floor(reply.bytes / 1024));
+    this.sendWhoPage(link, frame, new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true));
   }
 
   private async renameAsync(link: S, frame: FrameOf<'rename'>): Promise<void> {
