@@ -5,13 +5,14 @@
 //   npm run bench:cluster                                   writes test/bench/results/cluster.json
 //   npm run bench:cluster -- --configs sb-memory,sb-redis-2 --workloads fanout --subs 1000 --seconds 5
 //   npm run bench:cluster -- --profile /tmp/prof             Switchboard nodes write .cpuprofile files there
-import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuUs, sleep, startScriptFlags, startServer, type RunningServer } from './servers.js';
 import type { Proto, Target } from './wire.js';
+import { Worker } from './worker.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -128,34 +129,6 @@ async function withCluster<T>(config: ConfigName, fn: (c: Cluster) => Promise<T>
 const brokerCpu = (c: Cluster): number => c.nodes.reduce((a, n) => a + cpuUs(n.pid), 0);
 
 // ---------------------------------------------------------------- workers (forked load generator processes)
-class Worker {
-  readonly child: ChildProcess;
-  private waiting = new Map<string, (m: any) => void>();
-  constructor(file: string) {
-    this.child = fork(HERE + file, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (m: any) => {
-      const w = this.waiting.get(m.type);
-      if (w) {
-        this.waiting.delete(m.type);
-        w(m);
-      }
-    });
-  }
-  ask<T = any>(msg: object, answer: string, timeoutMs = 120_000): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`worker did not answer ${answer} in ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.set(answer, (m) => {
-        clearTimeout(t);
-        resolve(m);
-      });
-      this.child.send(msg);
-    });
-  }
-  close(): void {
-    if (this.child.connected) this.child.send({ type: 'close' });
-    setTimeout(() => this.child.kill('SIGKILL'), 2000).unref();
-  }
-}
 
 interface Counts {
   deliveries: number;

@@ -5,13 +5,13 @@
 //   npm run bench -- --quick           small sizes, a smoke run (results/quick.json)
 //   npm run bench -- --servers switchboard,nats --workloads steady,burst
 //   npm run bench -- --only ingest --ingest 200x100,200x40 --out ingest.json   (--only is --workloads)
-import { fork, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ALL_SERVERS, PROTO, cpuUs, rssBytes, sleep, startScriptFlags, startServer, type RunningServer, type ServerName } from './servers.js';
 import { nowUs, type Target } from './wire.js';
+import { Worker } from './worker.js';
 import { defaults } from '../../src/config.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -85,34 +85,6 @@ const sbDist = flags['sb-dist'] ?? env('sb-dist');
 let nextPort = 18_100;
 
 // ---------------------------------------------------------------- workers
-class Worker {
-  readonly child: ChildProcess;
-  private waiting = new Map<string, (m: any) => void>();
-  constructor(file: string) {
-    this.child = fork(HERE + file, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (m: any) => {
-      const w = this.waiting.get(m.type);
-      if (w) {
-        this.waiting.delete(m.type);
-        w(m);
-      }
-    });
-  }
-  ask<T = any>(msg: object, answer: string, timeoutMs = 120_000): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`worker did not answer ${answer} in ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.set(answer, (m) => {
-        clearTimeout(t);
-        resolve(m);
-      });
-      this.child.send(msg);
-    });
-  }
-  close(): void {
-    if (this.child.connected) this.child.send({ type: 'close' });
-    setTimeout(() => this.child.kill('SIGKILL'), 2000).unref();
-  }
-}
 
 interface Counts {
   deliveries: number;
