@@ -4,7 +4,7 @@
 import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
 import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { encodeData, Outgoing } from '../protocol/outgoing.js';
+import { encodeData, Outgoing, type EncodedData } from '../protocol/outgoing.js';
 import { filterError, isWildcard } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
 import { History, type Seen } from './history.js';
@@ -324,21 +324,35 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    */
   send(link: Link, frame: FrameOf<'send'>): void {
     const target = this.registry.find(frame.to);
-    const grant = link.grant;
-    // Not allowed to that name (or to the client it names): forbidden, whether or not it exists, so nothing leaks.
-    if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
-      return this.fail(link, new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id));
-    }
-    if (!target) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
+    const refused = this.sendRefusal(link, frame, target);
+    if (refused) return this.fail(link, refused);
     const encoded = encodeData(frame.data, frame.id);
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
+    if (this.queueDirect(link, frame, target!, encoded)) this.ack(link, frame.id);
+  }
+
+  /**
+   * The checks of a `send` on every engine: the token's `acl.send` for that name (or the client it names) —
+   * forbidden whether or not it exists, so nothing leaks — then that the target exists.
+   */
+  protected sendRefusal(link: Link, frame: FrameOf<'send'>, target: { id: string; name: string } | undefined): ProtocolError | null {
+    const grant = link.grant;
+    if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
+      return new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id);
+    }
+    return target ? null : new ProtocolError('not_found', `no client '${frame.to}'`, frame.id);
+  }
+
+  /** Queues a direct for a local recipient within its budget for directs; over it the sender gets rate_limited (false). */
+  protected queueDirect(link: Link, frame: FrameOf<'send'>, target: Link, encoded: EncodedData): boolean {
     const out = new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded);
     if (!target.mailbox.acceptsDirect(out.bytes)) {
       this.stats.directsRefused++;
-      return this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
+      this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
+      return false;
     }
     target.mailbox.push(out);
-    this.ack(link, frame.id);
+    return true;
   }
 
   /**

@@ -659,24 +659,16 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         target = { id: r.id, name: r.name, node: r.node };
       }
     }
-    const grant = link.grant;
-    if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
-      return this.fail(link, new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id));
-    }
-    if (!target) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
+    const refused = this.sendRefusal(link, frame, target);
+    if (refused) return this.fail(link, refused);
     const encoded = encodeData(frame.data, frame.id);
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
-    const fromJson = JSON.stringify({ id: link.id, name: link.name });
     if (local) {
-      const out = new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded);
-      if (!local.mailbox.acceptsDirect(out.bytes)) {
-        this.stats.directsRefused++;
-        return this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
-      }
-      local.mailbox.push(out);
-      return this.ack(link, frame.id);
+      if (this.queueDirect(link, frame, local, encoded)) this.ack(link, frame.id);
+      return;
     }
-    const receivers = await this.cmd.publish(CHANNELS.node(target.node), `d${target.id}\n${fromJson}\n${encoded.json}`);
+    const fromJson = JSON.stringify({ id: link.id, name: link.name });
+    const receivers = await this.cmd.publish(CHANNELS.node(target!.node), `d${target!.id}\n${fromJson}\n${encoded.json}`);
     if (receivers === 0) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
     this.ack(link, frame.id);
   }
