@@ -5,6 +5,7 @@
 // Requests of one session run in arrival order on a promise chain, so replies keep the order of the requests.
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { HeartbeatThread } from './heartbeat.js';
 import type { Logger } from 'pino';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
@@ -28,6 +29,8 @@ export interface RedisEngineOptions extends MemoryEngineOptions {
   nodeTtlMs?: number;
   /** How often the heartbeat is refreshed and dead nodes are looked for. */
   tickMs?: number;
+  /** How long the main event loop may be stuck before the heartbeat thread stops refreshing (src/engine/redis/heartbeat.ts). */
+  nodeHangMs?: number;
   /** How long start() waits for Redis. */
   connectTimeoutMs?: number;
 }
@@ -122,6 +125,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private barrierToken = 0;
   private barrierInFlight: { token: number; resolve: () => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private heartbeat: HeartbeatThread | undefined;
   private readonly shas = new Map<string, string>();
   private readonly nodeTtlMs: number;
   private readonly tickMs: number;
@@ -172,6 +176,16 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     this.timer = setInterval(() => void this.tick(), this.tickMs);
     this.timer.unref();
+    this.heartbeat = new HeartbeatThread({
+      connect: { url: this.cluster.url },
+      key: KEYS.heartbeat(this.node),
+      ttlMs: this.nodeTtlMs,
+      tickMs: this.tickMs,
+      hangMs: Math.max(this.cluster.nodeHangMs ?? 30_000, this.nodeTtlMs),
+      name: `sb-${this.node}-hb`,
+      log: this.log,
+    });
+    this.heartbeat.start();
     this.log.info({ life: this.lifeId }, 'cluster node up');
   }
 
@@ -187,6 +201,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    await this.heartbeat?.stop();
     // Leaves announced by the drained connections go out before the node withdraws.
     await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, 2000))]);
     if (this.cmdUp) {
