@@ -90,6 +90,15 @@ const BARRIER_WAIT_MS = 1000;
 
 const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
 
+/** What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction). */
+function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
+  if (isRedisDown(err)) return unavailable(id);
+  if (/^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err))) {
+    return new ProtocolError('unavailable', 'the cluster store (Redis) is out of memory (maxmemory); retry later', id);
+  }
+  return undefined;
+}
+
 function shortId(bytes: number): string {
   return randomBytes(bytes).readUIntBE(0, bytes).toString(36).padStart(8, '0').slice(-8);
 }
@@ -356,7 +365,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const next: Promise<void> = prev
       .then(op)
       .catch((err: unknown) => {
-        if (isRedisDown(err)) return this.fail(session, unavailable(id));
+        const refused = refusal(err, id);
+        if (refused) return this.fail(session, refused);
         this.log.error({ err, client: session.id }, 'cluster engine fault while handling a request');
         this.fail(session, new ProtocolError('internal', 'internal error', id));
       })
@@ -634,7 +644,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     try {
       reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix])) as [number, string];
     } catch (err) {
-      if (isRedisDown(err)) return unavailable(id);
+      const refused = refusal(err, id);
+      if (refused) return refused;
       throw err;
     }
     const [seq, epoch] = reply;
@@ -824,8 +835,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       }
       return true;
     } catch (err) {
-      if (!isRedisDown(err)) throw err;
-      this.fail(link, unavailable(frame.id));
+      const refused = refusal(err, frame.id);
+      if (!refused) throw err;
+      this.fail(link, refused);
       return false;
     }
   }
