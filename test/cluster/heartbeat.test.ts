@@ -84,7 +84,7 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
     slow.child.kill('SIGKILL');
   }, 30_000);
 
-  it('a main loop stuck past the hang limit is reaped like a dead node: one timeout, then the node re-asserts its client', async () => {
+  it('a main loop stuck past the hang limit is reaped like a dead node: one timeout, then the node re-asserts its client and announces it again', async () => {
     const { slow, watcher, client } = await setup(1000, 'stuck');
     const stalled = slow.stall(TTL_MS * 4);
     const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'stuck' && f.event !== 'join', 10_000);
@@ -98,6 +98,8 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
       if (!listed) await new Promise((r) => setTimeout(r, 100));
     }
     expect(listed).toBe(true);
+    // Its presence was ended by the timeout, so it is announced again: the watcher knows it is back.
+    await watcher.next((f) => f.op === 'event' && f.client?.name === 'stuck' && f.event === 'join' && watcher.all.filter((g) => g.op === 'event' && g.event === 'join' && g.client?.name === 'stuck').length === 2, 10_000);
     for (const c of [watcher, client]) c.close();
     slow.child.kill('SIGKILL');
   }, 30_000);

@@ -84,6 +84,8 @@ class RemoteClient {
 
 const ID_BLOCK = 10_000;
 const MAX_CURSORS = 100_000;
+/** Presence events a node holds while Redis is unreachable (a few hundred bytes each: names and filters are bounded). */
+const MAX_HELD_PRESENCE = 10_000;
 const MAX_HELD = 10_000;
 const OWN_DELIVERY_WAIT_MS = 2000;
 const BARRIER_WAIT_MS = 1000;
@@ -129,6 +131,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** After a resume: per topic the position replayed up to; live messages at or below it are duplicates. */
   private readonly floors = new Map<S, Map<string, Position>>();
   private readonly knownTopics = new Set<string>();
+  /** Presence events that could not be published (Redis unreachable), oldest first, up to MAX_HELD_PRESENCE. */
+  private heldPresence: string[] = [];
+  private presenceDropped = 0;
   private epochs = 0;
   private barrierBatch: (() => void)[] = [];
   private barrierToken = 0;
@@ -248,13 +253,14 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     try {
       const fresh = shortId(6);
       const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.highest)])) as string;
-      if (this.lifeId !== '' && life !== this.lifeId) {
+      const lost = this.lifeId !== '' && life !== this.lifeId;
+      if (lost) {
         this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');
         this.knownTopics.clear();
       }
       this.lifeId = life;
       if (this.ids.next > this.ids.end) await this.reserveIds();
-      await this.reassert();
+      await this.reassert(lost);
       this.cmdUp = true;
       if (this.everUp) this.log.info({ life }, 'redis reachable again: node re-asserted');
       this.everUp ||= this.busUp;
@@ -272,23 +278,53 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     for (const [topic, c] of this.cursors) if (!c.filling) void this.fill(topic, c);
   }
 
-  private async reassert(): Promise<void> {
+  /**
+   * Re-asserts this node and its clients, then settles the presence events of the time it was away: when it had
+   * been taken for dead (reaped, or Redis lost it), every node heard its clients end (`timeout`), so each is
+   * announced again (`join` per filter) and the held events, older than that, are dropped; otherwise the held
+   * events go out in the order they happened. When Redis lost its data (`lost`) nobody was reaped or announced.
+   */
+  private async reassert(lost = false): Promise<void> {
     const args = [this.node, String(this.nodeTtlMs)];
     for (const s of this.registry.values()) args.push(s.id, JSON.stringify(this.record(s)));
-    const conflicts = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.node), KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], args)) as string[];
+    const [gone, ...conflicts] = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.node), KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], args)) as [number, ...string[]];
     for (const id of conflicts) this.log.warn({ client: id }, 'while Redis was unreachable another node gave this client\'s name away; it keeps it locally');
+    if (gone === 1 && !lost && this.registry.size > 0) {
+      const held = this.heldPresence.splice(0).length;
+      let joins = 0;
+      for (const s of this.registry.values()) {
+        for (const filter of s.subscriptions) {
+          this.publishPresence('join', { id: s.id, name: s.name, transport: s.transport, addr: s.addr }, filter);
+          joins++;
+        }
+      }
+      this.log.warn({ clients: this.registry.size, joins, heldDropped: held + this.presenceDropped }, 'this node had been taken for dead: its clients announced again');
+      this.presenceDropped = 0;
+    } else this.flushPresence();
+  }
+
+  /** Presence events held while Redis could not be reached, published in order now that it can. */
+  private flushPresence(): void {
+    if (this.presenceDropped > 0) this.log.warn({ dropped: this.presenceDropped, limit: MAX_HELD_PRESENCE }, 'presence events lost: more were held while Redis was unreachable than the limit');
+    this.presenceDropped = 0;
+    if (this.heldPresence.length === 0) return;
+    const held = this.heldPresence.splice(0);
+    const pipe = this.cmd.pipeline();
+    for (const payload of held) pipe.publish(CHANNELS.bus, payload);
+    pipe.exec().catch((err: Error) => this.log.info({ err: err.message, events: held.length }, 'held presence events lost: Redis unreachable again'));
+    this.log.info({ events: held.length }, 'presence events held while Redis was unreachable: published');
   }
 
   /** Heartbeat, and the claim on nodes whose heartbeat expired. */
   private async tick(): Promise<void> {
     if (!this.cmdUp || this.closed) return;
     try {
-      const [[, added]] = (await this.cmd.multi().sadd(KEYS.nodes, this.node).set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs).exec()) as [[unknown, number]];
-      if (added === 1 && this.registry.size > 0) {
-        // Another node took this one for dead (Redis was unreachable from here for too long): come back.
+      const [[, member]] = (await this.cmd.multi().sismember(KEYS.nodes, this.node).set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs).exec()) as [[unknown, number]];
+      if (member === 0) {
+        // Another node took this one for dead (unreachable, or stuck, for too long): come back.
         this.log.warn('this node was reaped by another; re-asserting its clients');
         await this.reassert();
-      }
+      } else if (this.heldPresence.length > 0 || this.presenceDropped > 0) this.flushPresence();
       const nodes = await this.cmd.smembers(KEYS.nodes);
       for (const n of nodes) {
         if (n === this.node) continue;
@@ -1012,10 +1048,26 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.publishPresence(event, { id: subject.id, name: subject.name, transport: subject.transport, addr: subject.addr }, filter, old);
   }
 
+  /**
+   * Presence goes on the bus. While Redis cannot be reached the event is held (bounded) and published when it
+   * can, in order; an event whose PUBLISH was sent but not answered is not sent again (it may have gone out: no
+   * duplicate), it is logged as possibly lost.
+   */
   private publishPresence(event: PresenceEvent, c: { id: string; name: string; transport: Transport; addr: string }, filter: string, old?: string): void {
     const body: Record<string, unknown> = { e: event, c, f: filter };
     if (old !== undefined) body.o = old;
-    this.cmd.publish(CHANNELS.bus, 'p' + JSON.stringify(body)).catch((err: Error) => this.log.info({ err: err.message, event, client: c.id, filter }, 'presence event lost: Redis unreachable'));
+    const payload = 'p' + JSON.stringify(body);
+    if (!this.cmdUp || this.heldPresence.length > 0) return this.holdPresence(payload);
+    this.cmd.publish(CHANNELS.bus, payload).catch((err: Error) => {
+      // Not connected: nothing was sent (no offline queue), so holding it cannot double it.
+      if (/Stream isn't writeable|enableOfflineQueue/i.test(err.message)) this.holdPresence(payload);
+      else this.log.info({ err: err.message, event, client: c.id, filter }, 'presence event may be lost: Redis did not answer');
+    });
+  }
+
+  private holdPresence(payload: string): void {
+    if (this.heldPresence.length >= MAX_HELD_PRESENCE) this.presenceDropped++;
+    else this.heldPresence.push(payload);
   }
 
   /**

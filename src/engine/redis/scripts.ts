@@ -94,10 +94,11 @@ return n
 /**
  * A node (back after Redis was unreachable, or lost) re-asserts itself: its heartbeat, its clients and their names.
  * Clients it no longer holds are dropped. KEYS: nodes, heartbeat, clients, names, node's clients.
- * ARGV: node id, heartbeat ttl ms, then pairs (id, record JSON). Returns the ids whose names another client holds.
+ * ARGV: node id, heartbeat ttl ms, then pairs (id, record JSON). Returns {1 when the node was not in the node set
+ * (reaped by another, or Redis lost it: its clients' presence was ended), then the ids whose names another client holds}.
  */
 export const REASSERT = `
-redis.call('SADD', KEYS[1], ARGV[1])
+local gone = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 local keep = {}
 for i = 3, #ARGV, 2 do keep[ARGV[i]] = ARGV[i + 1] end
@@ -121,5 +122,6 @@ for id, rec in pairs(keep) do
   if not holder then redis.call('HSET', KEYS[4], c.name, id)
   elseif holder ~= id then table.insert(conflicts, id) end
 end
+table.insert(conflicts, 1, gone)
 return conflicts
 `;
