@@ -3,7 +3,7 @@
 // raw WebSocket subscribers of /ws/bench over 127.0.0.1–.10; the broker pings every 10 s and they answer. Once
 // opened, the connections are held through two heartbeat rounds, then one broadcast is published and timed until
 // every subscriber has it. Reports broker RSS (sum over the workers) per connection. Heavy: run it alone, once.
-//   npx tsx test/bench/scale-workers.ts [--clients 100000] [--workers 6] [--generators 6] [--redis redis://127.0.0.1:6379]
+//   npm run bench:scale -- [--clients 100000] [--workers 6] [--generators 6] [--redis redis://127.0.0.1:6379]
 // Without --redis it starts a private redis-server. Stops opening at the first sign of trouble (failures, no
 // progress, low memory, time) and measures what it reached.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -25,7 +25,7 @@ const { values: flags } = parseArgs({
 });
 const HEARTBEAT_MS = 10_000;
 const SOURCES = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 1}`);
-const OPEN_DEADLINE_MS = Number(process.env.SCALE_OPEN_SECONDS ?? 240) * 1000;
+const OPEN_DEADLINE_MS = Number(process.env.SCALE_OPEN_SECONDS ?? 480) * 1000;
 const STALL_MS = 20_000;
 const MIN_FREE_MEMORY_KB = 3_000_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
