@@ -678,7 +678,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const fresh = `${this.lifeId}.${this.node}${(++this.epochs).toString(36)}`;
     let reply: [number, string];
     try {
-      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix])) as [number, string];
+      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix, String(this.options.historyTopicBytes)])) as [number, string];
     } catch (err) {
       const refused = refusal(err, id);
       if (refused) return refused;

@@ -1,6 +1,7 @@
-// Redis full (maxmemory with noeviction, the policy docs/cluster.md asks for): a publish Redis refuses with OOM is
-// the client's `unavailable` (HTTP 503), never an internal error or a crash; the connection stays, and once Redis
-// has room again publishing works and the topic's history is intact.
+// Redis memory. Each topic's stream is bounded in bytes (--history-topic-bytes) as well as entries (--history),
+// exactly and without holes. Redis full (maxmemory with noeviction, the policy docs/cluster.md asks for): a publish
+// Redis refuses with OOM is the client's `unavailable` (HTTP 503), never an internal error or a crash; the
+// connection stays, and once Redis has room again publishing works and the topic's history is intact.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, startNode, TestRedis } from './redis.js';
@@ -63,5 +64,57 @@ describe.skipIf(!run)('cluster: Redis out of memory', () => {
     await again.request({ op: 'ping' });
     expect(again.all.filter((f) => f.op === 'msg').length).toBe(accepted + 1);
     for (const c of [pub, sub, again]) c.close();
+  }, 60_000);
+});
+
+describe.skipIf(!run)('cluster: history bounded in bytes per topic', () => {
+  let redis: TestRedis;
+  let node: TestBroker;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    node = await startNode(redis, { historySize: 1000, historyTopicBytes: 10_000 });
+    admin = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await node?.close();
+    await redis?.stop();
+  });
+
+  it('the stream keeps the newest messages that fit the byte budget; resumes inside it recover, before it say history_trimmed', async () => {
+    const pub = await TestClient.connect(node.url);
+    const life = (await pub.request({ op: 'sub', topic: 'other' })).life;
+    const acks = [];
+    for (let i = 1; i <= 40; i++) acks.push(await pub.request({ op: 'pub', topic: 'kb', data: `${i}:${'y'.repeat(900)}` }));
+    const { epoch } = acks[0]!;
+    // What Redis holds: fewer than 40, contiguous up to 40, and the counted bytes are the frames' bytes within budget.
+    const entries = (await admin.xrange('sb:{kb}:log', '-', '+')) as [string, string[]][];
+    const seqs = entries.map(([id]) => Number(id.slice(2)));
+    expect(seqs.length).toBeGreaterThan(5);
+    expect(seqs.length).toBeLessThan(12);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, k) => 41 - seqs.length + k));
+    const counted = Number(await admin.hget('sb:{kb}:meta', 'bytes'));
+    const frames = entries.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1]!.slice(fields[1]!.indexOf('{'))), 0);
+    expect(counted).toBe(frames);
+    expect(counted).toBeLessThanOrEqual(10_000);
+
+    const first = seqs[0]!;
+    const inside = await TestClient.connect(node.url);
+    expect(await inside.request({ op: 'sub', topic: 'kb', since: first - 1, epoch, life })).toMatchObject({ recovered: true });
+    await inside.request({ op: 'ping' });
+    expect(inside.all.filter((f) => f.op === 'msg').map((f) => f.seq)).toEqual(seqs);
+    const before = await TestClient.connect(node.url);
+    expect(await before.request({ op: 'sub', topic: 'kb', since: first - 2, epoch, life })).toMatchObject({ recovered: false, missed: { kb: 'history_trimmed' } });
+
+    // One message bigger than the whole budget: kept by nobody, and nothing before it is replayable either.
+    await pub.request({ op: 'pub', topic: 'kb', data: 'z'.repeat(12_000) });
+    expect(await admin.xlen('sb:{kb}:log')).toBe(0);
+    const after = await TestClient.connect(node.url);
+    expect(await after.request({ op: 'sub', topic: 'kb', since: 40, epoch, life })).toMatchObject({ recovered: false, missed: { kb: 'history_trimmed' } });
+    await pub.request({ op: 'pub', topic: 'kb', data: 'small again' });
+    expect(await admin.xlen('sb:{kb}:log')).toBe(1);
+    for (const c of [pub, inside, before, after]) c.close();
   }, 60_000);
 });
