@@ -678,7 +678,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const fresh = `${this.lifeId}.${this.node}${(++this.epochs).toString(36)}`;
     let reply: [number, string];
     try {
-      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix, String(this.options.historyTopicBytes)])) as [number, string];
+      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix, String(this.options.historyTopicBytes)])) as [number, string];
     } catch (err) {
       const refused = refusal(err, id);
       if (refused) return refused;
@@ -793,7 +793,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       const reads = await Promise.all(
         topics.map((t) => {
           const from = seenOf(t).seq + 1;
-          return this.script(LUA.READ, [KEYS.meta(t), KEYS.log(t)], [String(from), String(budget.messages + 1)]) as Promise<(string | null)[]>;
+          return this.script(LUA.READ, [KEYS.meta(t), KEYS.log(t), KEYS.sizes(t)], [String(from), String(budget.messages + 1)]) as Promise<(string | null)[]>;
         }),
       );
       topics.forEach((topic, i) => {
@@ -958,7 +958,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           if (c.held.size === 0) return;
           continue;
         }
-        const reply = (await this.script(LUA.READ, [KEYS.meta(topic), KEYS.log(topic)], [String(c.seq + 1), String(want)])) as (string | null)[];
+        const reply = (await this.script(LUA.READ, [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], [String(c.seq + 1), String(want)])) as (string | null)[];
         const [, ep, ...flat] = reply;
         let got = 0;
         for (let k = 0; k < flat.length; k += 2) {

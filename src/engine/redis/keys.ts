@@ -6,6 +6,8 @@ export const KEYS = {
   meta: (topic: string) => `sb:{${topic}}:meta`,
   /** Stream of the topic's recent `msg` frames, entry id `0-<seq>`, field `m` = the frame's JSON. */
   log: (topic: string) => `sb:{${topic}}:log`,
+  /** List of the frame bytes of each entry in `log`, oldest first (the byte budget is trimmed without reading the stream). */
+  sizes: (topic: string) => `sb:{${topic}}:sizes`,
   /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */
   life: 'sb:{g}:life',
   /** Counter client ids are reserved from, in blocks (INCRBY). */

@@ -2,11 +2,11 @@
 // step, so every node sees one order per topic; the reaper's claim makes one surviving node announce a dead one.
 
 /**
- * KEYS: meta, log. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`),
+ * KEYS: meta, log, sizes. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`),
  * history size, bus channel, bus prefix (node, sender transport and addr, no-echo id), history bytes per topic. The
  * stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus would have
- * brought. The stream is bounded in entries and in frame bytes (meta `bytes`, kept exact by trimming only here):
- * the oldest entries go first; a frame bigger than the whole budget empties the stream (what came before it cannot
+ * brought. The stream is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each entry's
+ * frame bytes, oldest first, so trimming needs no read of the stream): the oldest entries go first; a frame bigger than the whole budget empties the stream (what came before it cannot
  * be replayed without it), so the stream never has a hole. Returns {seq, epoch}.
  */
 export const PUBLISH = `
@@ -17,51 +17,50 @@ if seq == 1 or not epoch then
   epoch = ARGV[1]
   seq = 1
   redis.call('HSET', KEYS[1], 'seq', 1, 'epoch', epoch, 'bytes', 0)
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
 end
 local entry = ARGV[6] .. ARGV[2] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[3]
 local keep = tonumber(ARGV[4])
 local budget = tonumber(ARGV[7])
-local prefix = #ARGV[6]
-local size = #entry - prefix
+local size = #entry - #ARGV[6]
 if keep > 0 and size <= budget then
   redis.call('XADD', KEYS[2], '0-' .. seq, 'm', entry)
+  local len = redis.call('RPUSH', KEYS[3], size)
   local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', size)
-  local len = redis.call('XLEN', KEYS[2])
-  if len > keep or bytes > budget then
-    local cut = nil
-    local from = '-'
-    while len > keep or bytes > budget do
-      local batch = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 32)
-      if #batch == 0 then break end
-      for _, e in ipairs(batch) do
-        if not (len > keep or bytes > budget) then break end
-        bytes = bytes - (#e[2][2] - prefix)
-        len = len - 1
-        cut = e[1]
-      end
-      from = '(' .. cut
-    end
-    if cut then
-      -- entries older than the first one kept: ids are 0-<seq>, so MINID of the next seq trims exactly
-      redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(string.sub(cut, 3)) + 1))
-      redis.call('HSET', KEYS[1], 'bytes', bytes)
-    end
+  local drop = 0
+  while len > 1 and (len > keep or bytes > budget) do
+    bytes = bytes - tonumber(redis.call('LPOP', KEYS[3]))
+    len = len - 1
+    drop = drop + 1
+  end
+  if len == 1 and bytes ~= size then
+    -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
+    bytes = size
+    drop = drop + 1
+  end
+  if drop > 0 then
+    -- the history is seq-len+1 .. seq (no holes; READ starts there); the stream frees whole nodes below it
+    redis.call('XTRIM', KEYS[2], 'MINID', '~', '0-' .. (seq - len + 1))
+    redis.call('HSET', KEYS[1], 'bytes', bytes)
   end
 elseif keep > 0 then
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'bytes', 0)
 end
 redis.call('PUBLISH', ARGV[5], entry)
 return {seq, epoch}
 `;
 
-/** KEYS: meta, log. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, frame1, …}. */
+/**
+ * KEYS: meta, log, sizes. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, frame1, …}
+ * from the history only: the stream may still hold a few entries older than it (trimmed by whole nodes).
+ */
 export const READ = `
 local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
 local out = {m[1], m[2]}
 if m[1] and tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) <= tonumber(m[1]) then
-  local entries = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+  local first = math.max(tonumber(ARGV[1]), tonumber(m[1]) - redis.call('LLEN', KEYS[3]) + 1)
+  local entries = redis.call('XRANGE', KEYS[2], '0-' .. first, '+', 'COUNT', ARGV[2])
   for _, e in ipairs(entries) do
     table.insert(out, e[1])
     table.insert(out, e[2][2])
