@@ -65,7 +65,10 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
     // B lists the seeds in another order, so its subscriber sits on another node than A's (which takes the first
     // seed): messages reach the two nodes over different cluster-bus links.
     const rotated = `redis+cluster://${[...rc.ports.slice(1), rc.ports[0]].map((p) => `127.0.0.1:${p}`).join(',')}`;
-    [a, b] = await Promise.all([startNode(rc, { historySize: 50 }), spawnBroker(['--redis', rotated, '--history', '50'])]);
+    const started = await Promise.allSettled([startNode(rc, { historySize: 50 }), spawnBroker(['--redis', rotated, '--history', '50'])]);
+    if (started[0].status === 'fulfilled') a = started[0].value;
+    if (started[1].status === 'fulfilled') b = started[1].value; // whichever started is stopped in afterAll
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
   }, 60_000);
   afterAll(async () => {
     for (const c of clients) c.close();
@@ -118,12 +121,13 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
     const raw = new Redis({ host: '127.0.0.1', port: rc.ports[2]!, lazyConnect: true });
     try {
       await raw.connect();
-      const tokens: string[] = [];
-      raw.on('message', (_channel: string, m: string) => m.startsWith('b') && tokens.push(m));
+      // Copies per token (a late copy of an earlier ping's token may arrive here too: other links, other timing).
+      const copies = new Map<string, number>();
+      raw.on('message', (_channel: string, m: string) => m.startsWith('b') && copies.set(m, (copies.get(m) ?? 0) + 1));
       await raw.subscribe(CHANNELS.node((a.hub as unknown as RedisEngine).node));
       expect((await req(subA, { op: 'ping' })).op).toBe('pong');
-      await until(() => tokens.length >= 3, 'a token from each master');
-      expect(tokens).toEqual([tokens[0], tokens[0], tokens[0]]);
+      await until(() => [...copies.values()].some((n) => n >= 3), 'the token from each master');
+      expect(Math.max(...copies.values())).toBe(3);
     } finally {
       raw.disconnect();
     }
