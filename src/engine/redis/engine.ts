@@ -123,6 +123,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private barrierToken = 0;
   private barrierInFlight: { token: number; waiting: number; resolve: () => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private lifeTimer: NodeJS.Timeout | undefined;
+  /** cmdReady is running. */
+  private initing = false;
   private readonly shas = new Map<string, string>();
   private readonly nodeTtlMs: number;
   private readonly tickMs: number;
@@ -197,6 +200,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     this.cmd.disconnect();
     this.bus.disconnect();
+    clearInterval(this.lifeTimer);
   }
 
   health(): 'ok' | 'degraded' {
@@ -217,10 +221,13 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   /** The command connection is (back) up: learn the life, reserve ids, re-assert this node and its clients. */
   private async cmdReady(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.initing) return;
+    this.initing = true;
     try {
       const fresh = shortId(6);
-      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.highest)])) as string;
+      // The id counter is put back at least past every id this node reserved (Redis may have lost it): none is given twice.
+      const reserved = Math.max(this.ids.highest, this.ids.end, this.ids.spare?.end ?? 0);
+      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(reserved)])) as string;
       if (this.lifeId !== '' && life !== this.lifeId) {
         this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');
         this.knownTopics.clear();
@@ -231,10 +238,24 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       this.cmdUp = true;
       if (this.everUp) this.log.info({ life }, 'redis reachable again: node re-asserted');
       this.everUp ||= this.busUp;
+      this.lifeTimer ??= setInterval(() => void this.checkLife(), this.tickMs).unref();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'redis initialisation failed; retrying');
       setTimeout(() => void (this.cmd.status === 'ready' && this.cmdReady()), 500).unref();
+    } finally {
+      this.initing = false;
     }
+  }
+
+  /**
+   * The life, checked every tick: Redis can lose its data without the command connection closing. A Redis Cluster
+   * stays `ready` while a shard restarts (ioredis reconnects node by node), and a flushed Redis says nothing. Then
+   * the node initialises again as after a reconnect (the new life, the id counter, its clients re-asserted).
+   */
+  private async checkLife(): Promise<void> {
+    if (this.closed || !this.cmdUp || this.initing) return;
+    const life = await this.cmd.get(KEYS.life).catch(() => undefined);
+    if (life !== undefined && life !== this.lifeId) await this.cmdReady();
   }
 
   /** The subscriber is (back) up: anything published while it was away is fetched from the streams, in order. */
