@@ -1,8 +1,8 @@
 // The cluster engine on a real Redis Cluster the test starts itself (3 masters, no replicas): two brokers, one in this
 // process and one a child process, on `redis+cluster://…`. Topics that live on different shards: cross-node pub/sub
 // (exact and wildcard filters), the ping barrier across every master, gapless seq with publishers on both nodes,
-// resume on the other node, presence / who / names / send across nodes, kill -9 of a broker (timeout presence), and
-// one master killed (its topics answer unavailable, the others keep working, the subscriber moves to another node).
+// resume on the other node, presence / who / names / send across nodes, the whole cluster restarted empty, kill -9
+// of a broker (timeout presence), and one master killed (its topics answer unavailable, the others keep working, the subscriber moves to another node).
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, startNode, TestRedisCluster } from './redis.js';
@@ -214,6 +214,36 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
     expect(await watcher.next((f) => f.op === 'event', 10_000)).toMatchObject({ event: 'leave', client: { name: 'robert' } });
     expect(await watcher.quiet((f) => f.op === 'event')).toBe(true);
   });
+
+  it('the whole Redis Cluster restarted empty: both nodes take the same new life, re-assert their clients, fan-out resumes, ids stay unique', async () => {
+    const sub = await connect(bUrl());
+    const topic = shard[1]!;
+    const first = await req(sub, { op: 'sub', topic });
+    const pub = await connect(a.url);
+    const before = await req(pub, { op: 'pub', topic, data: 'before' });
+    await sub.next((f) => f.op === 'msg' && f.data === 'before', 10_000);
+
+    await rc.restart();
+    // Each node notices (its cluster connection may stay `ready` throughout: the life is checked every tick).
+    const engine = a.hub as unknown as RedisEngine;
+    await until(async () => {
+      const ack = await req(sub, { op: 'sub', topic }); // an ack carries B's life
+      return engine.life !== first.life && ack.life === engine.life;
+    }, 'one new life on both nodes', 20_000);
+    let after: Frame | undefined;
+    await until(async () => (after = await req(pub, { op: 'pub', topic, data: 'after' })).op === 'ack', 'a publish that is acknowledged', 15_000);
+    expect(after).toMatchObject({ op: 'ack', seq: 1 });
+    expect(after!.epoch).not.toBe(before.epoch);
+    expect((await sub.next((f) => f.op === 'msg' && f.data === 'after', 10_000)).seq).toBe(1);
+    // B's client was re-asserted (who on A lists it); new clients on both nodes get ids no one has.
+    const ids = new Set([sub, pub].map((c) => c.hello.client.id));
+    await until(async () => (await req(pub, { op: 'who' })).clients.some((c: Frame) => c.id === sub.hello.client.id), 'B\'s client in who', 10_000);
+    for (const url of [a.url, bUrl(), a.url, bUrl()]) {
+      const c = await connect(url);
+      expect(ids.has(c.hello.client.id)).toBe(false);
+      ids.add(c.hello.client.id);
+    }
+  }, 60_000);
 
   it('kill -9 of a broker: its clients time out (presence) within 15 s, their names are freed', async () => {
     const watcher = await connect(a.url);

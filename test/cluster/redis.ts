@@ -149,7 +149,8 @@ export class TestRedisCluster {
     throw new Error(`could not start a Redis Cluster: ${(lastError as Error).message}`);
   }
 
-  private async create(): Promise<void> {
+  /** Starts every node (their nodes-<port>.conf, once written, keeps the cluster's layout across restarts). */
+  private async spawnAll(): Promise<void> {
     await Promise.all(
       this.ports.map(async (port) => {
         const child = await spawnRedis([
@@ -160,7 +161,23 @@ export class TestRedisCluster {
         this.children.set(port, child);
       }),
     );
+  }
+
+  private async create(): Promise<void> {
+    await this.spawnAll();
     await execFileP(REDIS_CLI, ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    await this.whenOk();
+  }
+
+  /** Every node killed (SIGKILL) and started again: the same cluster, empty (no persistence). */
+  async restart(): Promise<void> {
+    await Promise.all([...this.children.values()].map(killRedis));
+    await this.spawnAll();
+    await this.whenOk();
+  }
+
+  /** Until every node says cluster_state:ok, with every slot assigned and every node known. */
+  private async whenOk(): Promise<void> {
     const until = Date.now() + 30_000;
     for (;;) {
       const infos = await Promise.all(this.ports.map((p) => redisCli(p, 'cluster', 'info').catch(() => '')));
