@@ -3,7 +3,7 @@
 // raw WebSocket subscribers of /ws/bench over 127.0.0.1–.10; the broker pings every 10 s and they answer. Once
 // opened, the connections are held through two heartbeat rounds, then one broadcast is published and timed until
 // every subscriber has it. Reports broker RSS (sum over the workers) per connection. Heavy: run it alone, once.
-//   npx tsx test/bench/scale-workers.ts [--clients 100000] [--workers 6] [--generators 6] [--redis redis://127.0.0.1:6379]
+//   npm run bench:scale -- [--clients 100000] [--workers 6] [--generators 6] [--redis redis://127.0.0.1:6379]
 // Without --redis it starts a private redis-server. Stops opening at the first sign of trouble (failures, no
 // progress, low memory, time) and measures what it reached.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -25,13 +25,13 @@ const { values: flags } = parseArgs({
 });
 const HEARTBEAT_MS = 10_000;
 const SOURCES = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 1}`);
-const OPEN_DEADLINE_MS = Number(process.env.SCALE_OPEN_SECONDS ?? 240) * 1000;
+const OPEN_DEADLINE_MS = Number(process.env.SCALE_OPEN_SECONDS ?? 480) * 1000;
 const STALL_MS = 20_000;
 const MIN_FREE_MEMORY_KB = 3_000_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Progress = { type: 'progress'; open: number; failed: number; closed: number; deliveries: number; lastUs: number; lastError: string; done: boolean };
-type ToChild = { type: 'open'; port: number; count: number; offset: number } | { type: 'stop' } | { type: 'report' } | { type: 'close' };
+type Progress = { type: 'progress'; n: number; open: number; failed: number; closed: number; deliveries: number; lastUs: number; lastError: string; done: boolean };
+type ToChild = { type: 'open'; port: number; count: number; offset: number } | { type: 'stop' } | { type: 'report'; n: number } | { type: 'close' };
 
 if (flags.child) generator();
 else await main();
@@ -48,7 +48,7 @@ function generator(): void {
   let stopped = false;
   let launched = 0;
   let target = 0;
-  const report = () => process.send!({ type: 'progress', open, failed, closed, deliveries, lastUs, lastError, done: stopped || open + failed + closed >= target } satisfies Progress);
+  const report = (n: number) => process.send!({ type: 'progress', n, open, failed, closed, deliveries, lastUs, lastError, done: stopped || open + failed + closed >= target } satisfies Progress);
   const launch = (port: number, offset: number): void => {
     if (stopped || launched >= target) return;
     const i = launched++;
@@ -87,7 +87,7 @@ function generator(): void {
       target = m.count;
       for (let k = 0; k < 100; k++) launch(m.port, m.offset);
     } else if (m.type === 'stop') stopped = true;
-    else if (m.type === 'report') report();
+    else if (m.type === 'report') report(m.n);
     else if (m.type === 'close') {
       for (const c of clients) c.socket.destroy();
       setTimeout(() => process.exit(0), 100);
@@ -141,10 +141,14 @@ async function main(): Promise<void> {
     child.on('message', (m: Progress) => latest.set(child, m));
     children.push(child);
   }
+  // Every generator's answer to this poll, or (when a busy generator is slow to answer) its last one: a poll that
+  // left a generator out would under-count and look like a stall.
+  let pollNo = 0;
+  const fresh = () => [...latest.values()].filter((p) => p.n === pollNo).length;
   const poll = async (): Promise<Progress[]> => {
-    latest.clear();
-    for (const c of children) c.send({ type: 'report' } satisfies ToChild);
-    for (let t = 0; t < 100 && latest.size < children.length; t++) await sleep(20);
+    pollNo++;
+    for (const c of children) c.send({ type: 'report', n: pollNo } satisfies ToChild);
+    for (let t = 0; t < 500 && fresh() < children.length; t++) await sleep(20);
     return [...latest.values()];
   };
   const sum = (ps: Progress[], k: 'open' | 'failed' | 'closed' | 'deliveries') => ps.reduce((a, p) => a + p[k], 0);
@@ -273,6 +277,13 @@ function rssOf(pid: number): number {
 
 /** RSS of the primary and the sum over its workers (its child processes). */
 function brokerRss(primary: number): { primary: number; workers: number; pids: number } {
-  const pids = childPids(primary);
+  // Only the workers (children running the broker), not tsx's esbuild service.
+  const pids = childPids(primary).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('serve');
+    } catch {
+      return false;
+    }
+  });
   return { primary: rssOf(primary), workers: pids.reduce((a, p) => a + rssOf(p), 0), pids: pids.length };
 }

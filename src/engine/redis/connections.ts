@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redisTarget } from '../../config.js';
+import type { HeartbeatOptions } from './heartbeat.js';
 
 type Node = { host: string; port: number };
 
@@ -42,6 +43,12 @@ export function redisConnections(url: string, name: string): RedisConnections {
     return all.filter((n, i) => n.host !== '' && all.findIndex((m) => m.host === n.host && m.port === n.port) === i);
   };
   return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }) };
+}
+
+/** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, or the cluster's seeds and credentials. */
+export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
+  const target = redisTarget(url);
+  return target.cluster ? { seeds: target.nodes, username: target.username, password: target.password } : { url };
 }
 
 /**

@@ -5,6 +5,7 @@
 // Requests of one session run in arrival order on a promise chain, so replies keep the order of the requests.
 import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
+import { HeartbeatThread } from './heartbeat.js';
 import type { Logger } from 'pino';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
@@ -17,7 +18,7 @@ import { TokenBucket } from '../bucket.js';
 import type { MissReason, Position } from '../history.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
-import { redisConnections, type ClusterSubscriber } from './connections.js';
+import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
 
 export interface RedisEngineOptions extends MemoryEngineOptions {
   /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
@@ -29,6 +30,8 @@ export interface RedisEngineOptions extends MemoryEngineOptions {
   nodeTtlMs?: number;
   /** How often the heartbeat is refreshed and dead nodes are looked for. */
   tickMs?: number;
+  /** How long the main event loop may be stuck before the heartbeat thread stops refreshing (src/engine/redis/heartbeat.ts). */
+  nodeHangMs?: number;
   /** How long start() waits for Redis. */
   connectTimeoutMs?: number;
 }
@@ -82,11 +85,22 @@ class RemoteClient {
 
 const ID_BLOCK = 10_000;
 const MAX_CURSORS = 100_000;
+/** Presence events a node holds while Redis is unreachable (a few hundred bytes each: names and filters are bounded). */
+const MAX_HELD_PRESENCE = 10_000;
 const MAX_HELD = 10_000;
 const OWN_DELIVERY_WAIT_MS = 2000;
 const BARRIER_WAIT_MS = 1000;
 
 const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
+
+/** What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction). */
+function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
+  if (isRedisDown(err)) return unavailable(id);
+  if (/^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err))) {
+    return new ProtocolError('unavailable', 'the cluster store (Redis) is out of memory (maxmemory); retry later', id);
+  }
+  return undefined;
+}
 
 function shortId(bytes: number): string {
   return randomBytes(bytes).readUIntBE(0, bytes).toString(36).padStart(8, '0').slice(-8);
@@ -118,11 +132,15 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** After a resume: per topic the position replayed up to; live messages at or below it are duplicates. */
   private readonly floors = new Map<S, Map<string, Position>>();
   private readonly knownTopics = new Set<string>();
+  /** Presence events that could not be published (Redis unreachable), oldest first, up to MAX_HELD_PRESENCE. */
+  private heldPresence: string[] = [];
+  private presenceDropped = 0;
   private epochs = 0;
   private barrierBatch: (() => void)[] = [];
   private barrierToken = 0;
   private barrierInFlight: { token: number; waiting: number; resolve: () => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private heartbeat: HeartbeatThread | undefined;
   private lifeTimer: NodeJS.Timeout | undefined;
   /** cmdReady is running. */
   private initing = false;
@@ -172,6 +190,16 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     this.timer = setInterval(() => void this.tick(), this.tickMs);
     this.timer.unref();
+    this.heartbeat = new HeartbeatThread({
+      connect: heartbeatConnect(this.cluster.url),
+      key: KEYS.heartbeat(this.node),
+      ttlMs: this.nodeTtlMs,
+      tickMs: this.tickMs,
+      hangMs: Math.max(this.cluster.nodeHangMs ?? 30_000, this.nodeTtlMs),
+      name: `sb-${this.node}-hb`,
+      log: this.log,
+    });
+    this.heartbeat.start();
     this.log.info({ life: this.lifeId }, 'cluster node up');
   }
 
@@ -187,6 +215,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    await this.heartbeat?.stop();
     // Leaves announced by the drained connections go out before the node withdraws.
     await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, 2000))]);
     if (this.cmdUp) {
@@ -228,13 +257,14 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       // The id counter is put back at least past every id this node reserved (Redis may have lost it): none is given twice.
       const reserved = Math.max(this.ids.highest, this.ids.end, this.ids.spare?.end ?? 0);
       const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(reserved)])) as string;
-      if (this.lifeId !== '' && life !== this.lifeId) {
+      const lost = this.lifeId !== '' && life !== this.lifeId;
+      if (lost) {
         this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');
         this.knownTopics.clear();
       }
       this.lifeId = life;
       if (this.ids.next > this.ids.end) await this.reserveIds();
-      await this.reassert();
+      await this.reassert(lost);
       this.cmdUp = true;
       if (this.everUp) this.log.info({ life }, 'redis reachable again: node re-asserted');
       this.everUp ||= this.busUp;
@@ -266,23 +296,63 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     for (const [topic, c] of this.cursors) if (!c.filling) void this.fill(topic, c);
   }
 
-  private async reassert(): Promise<void> {
+  /**
+   * Re-asserts this node and its clients, then settles the presence events of the time it was away: when it had
+   * been taken for dead (reaped, or Redis lost it), every node heard its clients end (`timeout`), so each is
+   * announced again (`join` per filter) and the held events, older than that, are dropped; otherwise the held
+   * events go out in the order they happened. When Redis lost its data (`lost`) nobody was reaped or announced.
+   */
+  private async reassert(lost = false): Promise<void> {
     const args = [this.node, String(this.nodeTtlMs)];
     for (const s of this.registry.values()) args.push(s.id, JSON.stringify(this.record(s)));
-    const conflicts = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.node), KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], args)) as string[];
+    const [gone, ...conflicts] = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.node), KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], args)) as [number, ...string[]];
     for (const id of conflicts) this.log.warn({ client: id }, 'while Redis was unreachable another node gave this client\'s name away; it keeps it locally');
+    if (gone === 1 && !lost && this.registry.size > 0 && (await this.cmd.get(KEYS.life).catch(() => this.lifeId)) !== this.lifeId) {
+      // Not reaped: Redis lost its data while this node stayed connected (a flushed Redis, a Redis Cluster restarted),
+      // so nobody announced its clients' end. It initialises again, as checkLife() would (no `join` re-announced).
+      void this.cmdReady();
+      return;
+    }
+    if (gone === 1 && !lost && this.registry.size > 0) {
+      const held = this.heldPresence.splice(0).length;
+      let joins = 0;
+      for (const s of this.registry.values()) {
+        for (const filter of s.subscriptions) {
+          this.publishPresence('join', { id: s.id, name: s.name, transport: s.transport, addr: s.addr }, filter);
+          joins++;
+        }
+      }
+      this.log.warn({ clients: this.registry.size, joins, heldDropped: held + this.presenceDropped }, 'this node had been taken for dead: its clients announced again');
+      this.presenceDropped = 0;
+    } else this.flushPresence();
+  }
+
+  /** Presence events held while Redis could not be reached, published in order now that it can. */
+  private flushPresence(): void {
+    if (this.presenceDropped > 0) this.log.warn({ dropped: this.presenceDropped, limit: MAX_HELD_PRESENCE }, 'presence events lost: more were held while Redis was unreachable than the limit');
+    this.presenceDropped = 0;
+    if (this.heldPresence.length === 0) return;
+    const held = this.heldPresence.splice(0);
+    const pipe = this.cmd.pipeline();
+    for (const payload of held) {
+      // On a Redis Cluster through the `{g}` shard, like every presence event (relay()); one pipeline: one node.
+      if (this.cmd instanceof Cluster) pipe.eval(LUA.RELAY, 1, KEYS.heartbeat(this.node), CHANNELS.bus, payload, '0');
+      else pipe.publish(CHANNELS.bus, payload);
+    }
+    pipe.exec().catch((err: Error) => this.log.info({ err: err.message, events: held.length }, 'held presence events lost: Redis unreachable again'));
+    this.log.info({ events: held.length }, 'presence events held while Redis was unreachable: published');
   }
 
   /** Heartbeat, and the claim on nodes whose heartbeat expired. */
   private async tick(): Promise<void> {
     if (!this.cmdUp || this.closed) return;
     try {
-      const [[, added]] = (await this.cmd.multi().sadd(KEYS.nodes, this.node).set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs).exec()) as [[unknown, number]];
-      if (added === 1 && this.registry.size > 0) {
-        // Another node took this one for dead (Redis was unreachable from here for too long): come back.
+      const [[, member]] = (await this.cmd.multi().sismember(KEYS.nodes, this.node).set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs).exec()) as [[unknown, number]];
+      if (member === 0) {
+        // Another node took this one for dead (unreachable, or stuck, for too long): come back.
         this.log.warn('this node was reaped by another; re-asserting its clients');
         await this.reassert();
-      }
+      } else if (this.heldPresence.length > 0 || this.presenceDropped > 0) this.flushPresence();
       const nodes = await this.cmd.smembers(KEYS.nodes);
       for (const n of nodes) {
         if (n === this.node) continue;
@@ -359,7 +429,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const next: Promise<void> = prev
       .then(op)
       .catch((err: unknown) => {
-        if (isRedisDown(err)) return this.fail(session, unavailable(id));
+        const refused = refusal(err, id);
+        if (refused) return this.fail(session, refused);
         this.log.error({ err, client: session.id }, 'cluster engine fault while handling a request');
         this.fail(session, new ProtocolError('internal', 'internal error', id));
       })
@@ -637,9 +708,10 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const fresh = `${this.lifeId}.${this.node}${(++this.epochs).toString(36)}`;
     let reply: [number, string];
     try {
-      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix])) as [number, string];
+      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix, String(this.options.historyTopicBytes)])) as [number, string];
     } catch (err) {
-      if (isRedisDown(err)) return unavailable(id);
+      const refused = refusal(err, id);
+      if (refused) return refused;
       throw err;
     }
     const [seq, epoch] = reply;
@@ -829,8 +901,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       }
       return true;
     } catch (err) {
-      if (!isRedisDown(err)) throw err;
-      this.fail(link, unavailable(frame.id));
+      const refused = refusal(err, frame.id);
+      if (!refused) throw err;
+      this.fail(link, refused);
       return false;
     }
   }
@@ -1005,10 +1078,26 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.publishPresence(event, { id: subject.id, name: subject.name, transport: subject.transport, addr: subject.addr }, filter, old);
   }
 
+  /**
+   * Presence goes on the bus. While Redis cannot be reached the event is held (bounded) and published when it
+   * can, in order; an event whose PUBLISH was sent but not answered is not sent again (it may have gone out: no
+   * duplicate), it is logged as possibly lost.
+   */
   private publishPresence(event: PresenceEvent, c: { id: string; name: string; transport: Transport; addr: string }, filter: string, old?: string): void {
     const body: Record<string, unknown> = { e: event, c, f: filter };
     if (old !== undefined) body.o = old;
-    this.relay(CHANNELS.bus, 'p' + JSON.stringify(body)).catch((err: Error) => this.log.info({ err: err.message, event, client: c.id, filter }, 'presence event lost: Redis unreachable'));
+    const payload = 'p' + JSON.stringify(body);
+    if (!this.cmdUp || this.heldPresence.length > 0) return this.holdPresence(payload);
+    this.relay(CHANNELS.bus, payload).catch((err: Error) => {
+      // Not connected: nothing was sent (no offline queue), so holding it cannot double it.
+      if (/Stream isn't writeable|enableOfflineQueue/i.test(err.message)) this.holdPresence(payload);
+      else this.log.info({ err: err.message, event, client: c.id, filter }, 'presence event may be lost: Redis did not answer');
+    });
+  }
+
+  private holdPresence(payload: string): void {
+    if (this.heldPresence.length >= MAX_HELD_PRESENCE) this.presenceDropped++;
+    else this.heldPresence.push(payload);
   }
 
   /**

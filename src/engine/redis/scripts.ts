@@ -3,8 +3,11 @@
 
 /**
  * KEYS: meta, log. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`),
- * history size, bus channel, bus prefix (node, sender transport and addr, no-echo id). The stream keeps
- * the bus payload as it was published, so a node filling a gap gets exactly what the bus would have brought. Returns {seq, epoch}.
+ * history size, bus channel, bus prefix (node, sender transport and addr, no-echo id), history bytes per topic. The
+ * stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus would have
+ * brought. The stream is bounded in entries and in frame bytes (meta `bytes`, kept exact by trimming only here):
+ * the oldest entries go first; a frame bigger than the whole budget empties the stream (what came before it cannot
+ * be replayed without it), so the stream never has a hole. Returns {seq, epoch}.
  */
 export const PUBLISH = `
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -13,13 +16,41 @@ if seq == 1 or not epoch then
   -- a new sequence (never published, or Redis lost the meta): new epoch, and nothing of an older one is kept
   epoch = ARGV[1]
   seq = 1
-  redis.call('HSET', KEYS[1], 'seq', 1, 'epoch', epoch)
+  redis.call('HSET', KEYS[1], 'seq', 1, 'epoch', epoch, 'bytes', 0)
   redis.call('DEL', KEYS[2])
 end
 local entry = ARGV[6] .. ARGV[2] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[3]
 local keep = tonumber(ARGV[4])
-if keep > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', keep, '0-' .. seq, 'm', entry)
+local budget = tonumber(ARGV[7])
+local prefix = #ARGV[6]
+local size = #entry - prefix
+if keep > 0 and size <= budget then
+  redis.call('XADD', KEYS[2], '0-' .. seq, 'm', entry)
+  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', size)
+  local len = redis.call('XLEN', KEYS[2])
+  if len > keep or bytes > budget then
+    local cut = nil
+    local from = '-'
+    while len > keep or bytes > budget do
+      local batch = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 32)
+      if #batch == 0 then break end
+      for _, e in ipairs(batch) do
+        if not (len > keep or bytes > budget) then break end
+        bytes = bytes - (#e[2][2] - prefix)
+        len = len - 1
+        cut = e[1]
+      end
+      from = '(' .. cut
+    end
+    if cut then
+      -- entries older than the first one kept: ids are 0-<seq>, so MINID of the next seq trims exactly
+      redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(string.sub(cut, 3)) + 1))
+      redis.call('HSET', KEYS[1], 'bytes', bytes)
+    end
+  end
+elseif keep > 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'bytes', 0)
 end
 redis.call('PUBLISH', ARGV[5], entry)
 return {seq, epoch}
@@ -94,10 +125,11 @@ return n
 /**
  * A node (back after Redis was unreachable, or lost) re-asserts itself: its heartbeat, its clients and their names.
  * Clients it no longer holds are dropped. KEYS: nodes, heartbeat, clients, names, node's clients.
- * ARGV: node id, heartbeat ttl ms, then pairs (id, record JSON). Returns the ids whose names another client holds.
+ * ARGV: node id, heartbeat ttl ms, then pairs (id, record JSON). Returns {1 when the node was not in the node set
+ * (reaped by another, or Redis lost it: its clients' presence was ended), then the ids whose names another client holds}.
  */
 export const REASSERT = `
-redis.call('SADD', KEYS[1], ARGV[1])
+local gone = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 local keep = {}
 for i = 3, #ARGV, 2 do keep[ARGV[i]] = ARGV[i + 1] end
@@ -121,6 +153,7 @@ for id, rec in pairs(keep) do
   if not holder then redis.call('HSET', KEYS[4], c.name, id)
   elseif holder ~= id then table.insert(conflicts, id) end
 end
+table.insert(conflicts, 1, gone)
 return conflicts
 `;
 

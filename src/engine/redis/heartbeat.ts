@@ -1,0 +1,78 @@
+// The node's heartbeat key, refreshed from a thread of its own. On the main event loop a busy node (every core
+// saturated by connections opening, a burst of deliveries, a long GC) could miss its TTL and be reaped by another
+// node while alive: its clients announced as `timeout`, then re-asserted. The thread keeps refreshing while the main
+// loop is slow, but only while the main loop shows it still turns (an `alive` message at every tick): a node whose
+// main loop is stuck for longer than `hangMs` stops refreshing and is reaped like a dead one. kill -9 ends both.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../../log.js';
+
+export interface HeartbeatOptions {
+  /** How the thread reaches Redis: one URL, or the seed nodes of a Redis Cluster. */
+  connect: { url: string } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
+  key: string;
+  ttlMs: number;
+  tickMs: number;
+  /** How long the main loop may go without turning before the heartbeat stops (more than ttlMs). */
+  hangMs: number;
+  name: string;
+  log: Logger;
+}
+
+// Plain CommonJS, run with `eval`: it needs no build step and no loader, under tsx, vitest and dist alike.
+const THREAD = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const { Redis, Cluster } = require(w.ioredis);
+const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: w.tickMs, connectionName: w.name,
+  retryStrategy: (n) => Math.min(100 * n, 1000) };
+const conn = w.connect.url !== undefined
+  ? new Redis(w.connect.url, common)
+  : new Cluster(w.connect.seeds, { enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
+      redisOptions: { ...common, password: w.connect.password, username: w.connect.username } });
+conn.on('error', () => {});
+let alive = Date.now();
+let failed = false;
+const beat = () => {
+  if (Date.now() - alive > w.hangMs) return;
+  conn.set(w.key, '1', 'PX', w.ttlMs).then(() => { failed = false; }, (err) => {
+    if (!failed) parentPort.postMessage({ failed: String(err && err.message) });
+    failed = true;
+  });
+};
+const timer = setInterval(beat, w.tickMs);
+parentPort.on('message', (m) => {
+  if (m === 'alive') alive = Date.now();
+  else if (m === 'stop') { clearInterval(timer); conn.disconnect(); parentPort.close(); }
+});
+`;
+
+export class HeartbeatThread {
+  private worker: Worker | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: HeartbeatOptions) {}
+
+  start(): void {
+    const ioredis = createRequire(import.meta.url).resolve('ioredis');
+    const { connect, key, ttlMs, tickMs, hangMs, name } = this.o;
+    const worker = new Worker(THREAD, { eval: true, workerData: { ioredis, connect, key, ttlMs, tickMs, hangMs, name }, resourceLimits: { maxOldGenerationSizeMb: 32 } });
+    worker.unref();
+    worker.on('message', (m: { failed?: string }) => this.o.log.debug({ err: m.failed }, 'heartbeat thread: refresh failed (the main loop keeps trying)'));
+    // The main loop's own tick refreshes the key too: a thread that fails only loses the margin it adds.
+    worker.on('error', (err) => this.o.log.warn({ err: err.message }, 'heartbeat thread failed; the node heartbeats from its main loop only'));
+    this.worker = worker;
+    this.timer = setInterval(() => worker.postMessage('alive'), Math.max(100, Math.floor(tickMs / 2)));
+    this.timer.unref();
+  }
+
+  /** Stops refreshing; resolves once the thread is gone (before the node deletes its key). */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    const worker = this.worker;
+    this.worker = undefined;
+    if (!worker) return;
+    worker.postMessage('stop');
+    await Promise.race([new Promise((r) => worker.once('exit', r)), new Promise((r) => setTimeout(r, 500).unref())]);
+    await worker.terminate();
+  }
+}

@@ -1,0 +1,106 @@
+// The node heartbeat survives a stuck main event loop (a saturated core, a long GC): it is refreshed from a thread
+// of its own, so a node that is slow is not reaped as dead (its clients are not announced as `timeout`), while a
+// node whose main loop stays stuck past its hang limit is reaped like a dead one. Real processes, a private Redis.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRedis, startNode, TestRedis } from './redis.js';
+import { TestClient } from '../helpers/client.js';
+import type { TestBroker } from '../helpers/broker.js';
+
+const run = requireRedis('cluster heartbeat');
+const TTL_MS = 1500;
+const TICK_MS = 300;
+
+interface StallNode {
+  child: ChildProcess;
+  port: number;
+  stall(ms: number): Promise<void>;
+}
+
+function stallNode(redisUrl: string, hangMs: number): Promise<StallNode> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/cluster/stall-node.ts', redisUrl, String(TTL_MS), String(TICK_MS), String(hangMs)], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const waiting: ((line: Record<string, number>) => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      const entry = JSON.parse(line);
+      for (const w of waiting.splice(0)) w(entry);
+    } catch {
+      /* not ours */
+    }
+  });
+  const next = () => new Promise<Record<string, number>>((r) => waiting.push(r));
+  return next().then(({ port }) => ({
+    child,
+    port: port!,
+    stall: async (ms: number) => {
+      const done = next();
+      child.stdin!.write(`stall ${ms}\n`);
+      await done;
+    },
+  }));
+}
+
+describe.skipIf(!run)('cluster: node heartbeat', () => {
+  let redis: TestRedis;
+  let survivor: TestBroker;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    survivor = await startNode(redis);
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await survivor?.close();
+    await redis?.stop();
+  });
+
+  const setup = async (hangMs: number, name: string) => {
+    const slow = await stallNode(redis.url, hangMs);
+    children.push(slow.child);
+    const watcher = await TestClient.connect(survivor.url);
+    await watcher.request({ op: 'sub', topic: `room-${name}`, presence: true });
+    const client = await TestClient.connect(`ws://127.0.0.1:${slow.port}/ws?name=${name}`);
+    await client.request({ op: 'sub', topic: `room-${name}` });
+    await watcher.next((f) => f.op === 'event' && f.event === 'join' && f.client?.name === name);
+    return { slow, watcher, client };
+  };
+
+  it('a main loop stuck for 4× the heartbeat TTL is not taken for dead: no timeout, its client keeps its name and its messages', async () => {
+    const { slow, watcher, client } = await setup(30_000, 'slowpoke');
+    await slow.stall(TTL_MS * 4);
+    // The survivor's reaper looked about 4 times meanwhile; one more of its rounds, then a ping barrier.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await watcher.quiet((f) => f.op === 'event' && f.client?.name === 'slowpoke' && f.event !== 'join')).toBe(true);
+    const who = await watcher.request({ op: 'who' });
+    expect(who.clients.map((c: { name: string }) => c.name)).toContain('slowpoke');
+    await watcher.request({ op: 'pub', topic: 'room-slowpoke', data: 'still here' });
+    expect((await client.next((f) => f.op === 'msg')).data).toBe('still here');
+    for (const c of [watcher, client]) c.close();
+    slow.child.kill('SIGKILL');
+  }, 30_000);
+
+  it('a main loop stuck past the hang limit is reaped like a dead node: one timeout, then the node re-asserts its client and announces it again', async () => {
+    const { slow, watcher, client } = await setup(1000, 'stuck');
+    const stalled = slow.stall(TTL_MS * 4);
+    const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'stuck' && f.event !== 'join', 10_000);
+    expect(timeout).toMatchObject({ event: 'timeout', topic: 'room-stuck' });
+    await stalled;
+    // Back: the node finds it was reaped and re-asserts its client (who lists it again).
+    let listed = false;
+    for (let i = 0; i < 50 && !listed; i++) {
+      const who = await watcher.request({ op: 'who' });
+      listed = who.clients.some((c: { name: string }) => c.name === 'stuck');
+      if (!listed) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(listed).toBe(true);
+    // Its presence was ended by the timeout, so it is announced again: the watcher knows it is back.
+    await watcher.next((f) => f.op === 'event' && f.client?.name === 'stuck' && f.event === 'join' && watcher.all.filter((g) => g.op === 'event' && g.event === 'join' && g.client?.name === 'stuck').length === 2, 10_000);
+    for (const c of [watcher, client]) c.close();
+    slow.child.kill('SIGKILL');
+  }, 30_000);
+});

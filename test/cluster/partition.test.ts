@@ -1,0 +1,149 @@
+// A node cut off from Redis while Redis keeps its data (a network partition, made with a TCP proxy the test can
+// cut): presence events of the time it was away are held and published, in order and once, when it is back; cut
+// off for longer than the node heartbeat, the others take it for dead (`timeout`), and when it is back it
+// announces its clients again (`join`) and drops what it held (older than the timeouts).
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, requireRedis, startNode, TestRedis } from './redis.js';
+import { TestClient } from '../helpers/client.js';
+import type { TestBroker } from '../helpers/broker.js';
+
+const run = requireRedis('cluster partition');
+
+/** A TCP proxy to Redis that can be cut (every connection dropped, new ones refused) and restored. */
+class Partition {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private constructor(readonly port: number, private readonly target: number) {}
+
+  static async start(target: number): Promise<Partition> {
+    const p = new Partition(await freePort(), target);
+    await p.restore();
+    return p;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  restore(): Promise<void> {
+    const server = createServer((down) => {
+      const up = connect(this.target, '127.0.0.1');
+      for (const s of [down, up]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => this.sockets.delete(s));
+      }
+      down.pipe(up).on('close', () => down.destroy());
+      up.pipe(down).on('close', () => up.destroy());
+      down.on('close', () => up.destroy());
+      up.on('close', () => down.destroy());
+    });
+    this.server = server;
+    return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    const closed = new Promise((r) => server?.close(r));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+}
+
+async function health(node: TestBroker): Promise<string> {
+  return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;
+}
+
+async function until(cond: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
+  let redis: TestRedis;
+  let proxy: Partition;
+  let a: TestBroker; // behind the proxy
+  let b: TestBroker; // always connected
+  const clients: TestClient[] = [];
+  const connect = async (node: TestBroker, query = '') => {
+    const c = await TestClient.connect(node.url + query);
+    clients.push(c);
+    return c;
+  };
+  const about = (name: string) => (f: Record<string, any>) => f.op === 'event' && f.client?.name === name;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    proxy = await Partition.start(redis.port);
+    a = await startNode(redis, { redisUrl: proxy.url });
+    b = await startNode(redis);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await a?.close();
+    await b?.close();
+    await proxy?.cut();
+    await redis?.stop();
+  });
+
+  it('shorter than the heartbeat: the events of the outage arrive afterwards, in order, once each; no timeout', async () => {
+    const watcher = await connect(b);
+    await watcher.request({ op: 'sub', topic: 'hall', presence: true });
+    const xena = await connect(a, '?name=xena');
+    await xena.request({ op: 'sub', topic: 'hall' });
+    await watcher.next((f) => about('xena')(f) && f.event === 'join');
+
+    await proxy.cut();
+    await until(async () => (await health(a)) === 'degraded', 'node A degraded');
+    await xena.request({ op: 'unsub', topic: 'hall' });
+    const zed = await connect(a, '?name=zed');
+    await zed.request({ op: 'sub', topic: 'hall' });
+    expect(await watcher.quiet((f) => about('xena')(f) && f.event !== 'join')).toBe(true);
+    expect(await watcher.quiet(about('zed'))).toBe(true);
+
+    await proxy.restore();
+    const leave = await watcher.next((f) => about('xena')(f) && f.event !== 'join', 10_000);
+    const join = await watcher.next(about('zed'), 10_000);
+    expect(leave).toMatchObject({ event: 'leave', topic: 'hall' });
+    expect(join).toMatchObject({ event: 'join', topic: 'hall' });
+    expect(watcher.all.indexOf(leave)).toBeLessThan(watcher.all.indexOf(join));
+    // Past a heartbeat TTL: nothing else came (no timeout, no second copy).
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(await watcher.quiet((f) => f.op === 'event' && f.event === 'timeout')).toBe(true);
+    expect(watcher.all.filter((f) => f.op === 'event' && ['xena', 'zed'].includes(f.client?.name)).map((f) => `${f.client.name}:${f.event}`)).toEqual(['xena:join', 'xena:leave', 'zed:join']);
+  }, 60_000);
+
+  it('longer than the heartbeat: taken for dead (timeout), then announced again (join); what it held is dropped', async () => {
+    await until(async () => (await health(a)) === 'running', 'node A running');
+    const watcher = await connect(b);
+    await watcher.request({ op: 'sub', topic: 'yard', presence: true });
+    const yan = await connect(a, '?name=yan');
+    const wu = await connect(a, '?name=wu');
+    await yan.request({ op: 'sub', topic: 'yard' });
+    await wu.request({ op: 'sub', topic: 'yard' });
+    await watcher.next((f) => about('wu')(f) && f.event === 'join');
+
+    await proxy.cut();
+    await until(async () => (await health(a)) === 'degraded', 'node A degraded');
+    await wu.request({ op: 'unsub', topic: 'yard' }); // held, then dropped: the timeout below already ended wu
+    await watcher.next((f) => about('yan')(f) && f.event === 'timeout', 15_000);
+    await watcher.next((f) => about('wu')(f) && f.event === 'timeout', 5_000);
+
+    await proxy.restore();
+    await watcher.next((f) => about('yan')(f) && f.event === 'join' && watcher.all.filter((g) => about('yan')(g) && g.event === 'join').length === 2, 10_000);
+    const who = await watcher.request({ op: 'who', topic: 'yard' });
+    const names = who.clients.map((c: { name: string }) => c.name);
+    expect(names).toContain('yan');
+    expect(names).not.toContain('wu');
+    await new Promise((r) => setTimeout(r, 2000));
+    await watcher.request({ op: 'ping' });
+    const seen = watcher.all.filter((f) => f.op === 'event' && ['yan', 'wu'].includes(f.client?.name)).map((f) => `${f.client.name}:${f.event}`);
+    // The reaper announces a dead node's clients in no particular order.
+    expect([...seen.slice(0, 2), ...seen.slice(2, 4).sort(), ...seen.slice(4)]).toEqual(['yan:join', 'wu:join', 'wu:timeout', 'yan:timeout', 'yan:join']);
+  }, 60_000);
+});

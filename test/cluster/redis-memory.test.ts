@@ -1,0 +1,120 @@
+// Redis memory. Each topic's stream is bounded in bytes (--history-topic-bytes) as well as entries (--history),
+// exactly and without holes. Redis full (maxmemory with noeviction, the policy docs/cluster.md asks for): a publish
+// Redis refuses with OOM is the client's `unavailable` (HTTP 503), never an internal error or a crash; the
+// connection stays, and once Redis has room again publishing works and the topic's history is intact.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRedis, startNode, TestRedis } from './redis.js';
+import { TestClient } from '../helpers/client.js';
+import type { TestBroker } from '../helpers/broker.js';
+
+const run = requireRedis('cluster: Redis full');
+
+describe.skipIf(!run)('cluster: Redis out of memory', () => {
+  let redis: TestRedis;
+  let node: TestBroker;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    node = await startNode(redis, { historySize: 1000 });
+    admin = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await node?.close();
+    await redis?.stop();
+  });
+
+  it('a publish refused with OOM answers unavailable (WebSocket and API); after room is made, history is intact', async () => {
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', String(used + 2_000_000));
+    const pub = await TestClient.connect(node.url);
+    const sub = await TestClient.connect(node.url);
+    const first = await sub.request({ op: 'sub', topic: 'big' });
+    const blob = 'x'.repeat(20_000);
+    let refused: Record<string, unknown> | undefined;
+    let accepted = 0;
+    for (let i = 0; i < 400 && !refused; i++) {
+      const reply = await pub.request({ op: 'pub', topic: 'big', data: blob });
+      if (reply.op === 'ack') accepted++;
+      else refused = reply;
+    }
+    expect(accepted).toBeGreaterThan(10);
+    expect(refused).toMatchObject({ op: 'error', code: 'unavailable' });
+    expect(String(refused!.message)).toMatch(/memory/i);
+    // Keep it full whatever Redis frees meanwhile (output buffers): every write is over the limit now.
+    await admin.config('SET', 'maxmemory', '1');
+    expect(await pub.request({ op: 'pub', topic: 'big', data: 'tiny' })).toMatchObject({ op: 'error', code: 'unavailable' });
+    const api = await fetch(`${node.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'big', data: blob }) });
+    expect(api.status).toBe(503);
+    expect(((await api.json()) as { error: string }).error).toBe('unavailable');
+    // The connection is fine: ping answers; the subscriber got exactly the accepted messages, in order.
+    expect((await pub.request({ op: 'ping' })).op).toBe('pong');
+    await sub.request({ op: 'ping' });
+    expect(sub.all.filter((f) => f.op === 'msg').map((f) => f.seq)).toEqual(Array.from({ length: accepted }, (_, i) => i + 1));
+
+    // Room again: publishing resumes, and a resume from the start replays the accepted history without a gap.
+    await admin.config('SET', 'maxmemory', '0');
+    expect(await pub.request({ op: 'pub', topic: 'big', data: 'small' })).toMatchObject({ op: 'ack', seq: accepted + 1 });
+    const again = await TestClient.connect(node.url);
+    const ack = await again.request({ op: 'sub', topic: 'big', since: 0, epoch: sub.all.find((f) => f.op === 'msg')!.epoch, life: first.life });
+    expect(ack).toMatchObject({ recovered: true });
+    await again.request({ op: 'ping' });
+    expect(again.all.filter((f) => f.op === 'msg').length).toBe(accepted + 1);
+    for (const c of [pub, sub, again]) c.close();
+  }, 60_000);
+});
+
+describe.skipIf(!run)('cluster: history bounded in bytes per topic', () => {
+  let redis: TestRedis;
+  let node: TestBroker;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    node = await startNode(redis, { historySize: 1000, historyTopicBytes: 10_000 });
+    admin = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await node?.close();
+    await redis?.stop();
+  });
+
+  it('the stream keeps the newest messages that fit the byte budget; resumes inside it recover, before it say history_trimmed', async () => {
+    const pub = await TestClient.connect(node.url);
+    const life = (await pub.request({ op: 'sub', topic: 'other' })).life;
+    const acks = [];
+    for (let i = 1; i <= 40; i++) acks.push(await pub.request({ op: 'pub', topic: 'kb', data: `${i}:${'y'.repeat(900)}` }));
+    const { epoch } = acks[0]!;
+    // What Redis holds: fewer than 40, contiguous up to 40, and the counted bytes are the frames' bytes within budget.
+    const entries = (await admin.xrange('sb:{kb}:log', '-', '+')) as [string, string[]][];
+    const seqs = entries.map(([id]) => Number(id.slice(2)));
+    expect(seqs.length).toBeGreaterThan(5);
+    expect(seqs.length).toBeLessThan(12);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, k) => 41 - seqs.length + k));
+    const counted = Number(await admin.hget('sb:{kb}:meta', 'bytes'));
+    const frames = entries.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1]!.slice(fields[1]!.indexOf('{'))), 0);
+    expect(counted).toBe(frames);
+    expect(counted).toBeLessThanOrEqual(10_000);
+
+    const first = seqs[0]!;
+    const inside = await TestClient.connect(node.url);
+    expect(await inside.request({ op: 'sub', topic: 'kb', since: first - 1, epoch, life })).toMatchObject({ recovered: true });
+    await inside.request({ op: 'ping' });
+    expect(inside.all.filter((f) => f.op === 'msg').map((f) => f.seq)).toEqual(seqs);
+    const before = await TestClient.connect(node.url);
+    expect(await before.request({ op: 'sub', topic: 'kb', since: first - 2, epoch, life })).toMatchObject({ recovered: false, missed: { kb: 'history_trimmed' } });
+
+    // One message bigger than the whole budget: kept by nobody, and nothing before it is replayable either.
+    await pub.request({ op: 'pub', topic: 'kb', data: 'z'.repeat(12_000) });
+    expect(await admin.xlen('sb:{kb}:log')).toBe(0);
+    const after = await TestClient.connect(node.url);
+    expect(await after.request({ op: 'sub', topic: 'kb', since: 40, epoch, life })).toMatchObject({ recovered: false, missed: { kb: 'history_trimmed' } });
+    await pub.request({ op: 'pub', topic: 'kb', data: 'small again' });
+    expect(await admin.xlen('sb:{kb}:log')).toBe(1);
+    for (const c of [pub, inside, before, after]) c.close();
+  }, 60_000);
+});
