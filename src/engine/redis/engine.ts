@@ -303,14 +303,15 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
    * events go out in the order they happened. When Redis lost its data (`lost`) nobody was reaped or announced.
    */
   private async reassert(lost = false): Promise<void> {
+    const life = this.lifeId;
     const args = [this.node, String(this.nodeTtlMs)];
     for (const s of this.registry.values()) args.push(s.id, JSON.stringify(this.record(s)));
     const [gone, ...conflicts] = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.node), KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], args)) as [number, ...string[]];
     for (const id of conflicts) this.log.warn({ client: id }, 'while Redis was unreachable another node gave this client\'s name away; it keeps it locally');
-    if (gone === 1 && !lost && this.registry.size > 0 && (await this.cmd.get(KEYS.life).catch(() => this.lifeId)) !== this.lifeId) {
+    if (gone === 1 && !lost && this.registry.size > 0 && (await this.cmd.get(KEYS.life).catch(() => life)) !== life) {
       // Not reaped: Redis lost its data while this node stayed connected (a flushed Redis, a Redis Cluster restarted),
-      // so nobody announced its clients' end. It initialises again, as checkLife() would (no `join` re-announced).
-      void this.cmdReady();
+      // so nobody announced its clients' end. It initialises again, as checkLife() may be doing (no `join` again).
+      if (this.lifeId === life) void this.cmdReady();
       return;
     }
     if (gone === 1 && !lost && this.registry.size > 0) {
