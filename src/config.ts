@@ -56,7 +56,7 @@ export const SETTINGS = {
   publicHost: { flag: 'public-host', kind: { type: 'string' }, default: undefined, help: 'comma-separated host[:port] names browsers reach the broker by (a proxy, a DNS name); pages from them may connect; without a port, any port' },
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
-  redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'redis://host:port of the Redis that makes every broker process using it one broker (docs/cluster.md); without it the broker keeps everything in memory' },
+  redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
@@ -195,15 +195,53 @@ export function helpText(): string {
   return ['Usage: switchboard serve [options]', '', 'Runs the broker. Flags override SWITCHBOARD_* environment variables.', '', ...rows, '  --help\n      show this help'].join('\n');
 }
 
+/** Where the cluster engine's Redis is: one server (its URL, as ioredis takes it), or a Redis Cluster's seed nodes. */
+export type RedisTarget =
+  | { cluster: false; url: string }
+  | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string };
+
+/**
+ * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), or `redis+cluster://[user:pass@]host:port,host:port,…`
+ * (a Redis Cluster: a few of its nodes, the rest is discovered). Throws ConfigError with the accepted forms.
+ */
+export function redisTarget(url: string): RedisTarget {
+  const shown = url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@'); // no password in the message
+  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, redis+cluster://host:port,host:port,…)`);
+  if (/^rediss\+cluster:/i.test(url)) throw bad('TLS to a Redis Cluster (rediss+cluster://) is not supported: use redis+cluster:// on a private network');
+  const m = /^redis\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]*)\/?$/i.exec(url);
+  if (m) {
+    let username: string | undefined;
+    let password: string | undefined;
+    if (m[1] !== undefined) {
+      const colon = m[1].indexOf(':');
+      try {
+        username = decodeURIComponent(colon < 0 ? m[1] : m[1].slice(0, colon)) || undefined;
+        password = colon < 0 ? undefined : decodeURIComponent(m[1].slice(colon + 1)) || undefined;
+      } catch {
+        throw bad('malformed percent-escape in the credentials');
+      }
+    }
+    const nodes = m[2]!.split(',').map((entry) => {
+      const node = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(entry.trim());
+      if (!node || Number(node[3]) < 1 || Number(node[3]) > 65535) throw bad(`a Redis Cluster node is host:port, not '${entry}'`);
+      return { host: node[1] ?? node[2]!, port: Number(node[3]) };
+    });
+    return { cluster: true, nodes, username, password };
+  }
+  if (/^redis\+cluster:/i.test(url)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database, no options)');
+  const single = /^rediss?:\/\/(?=\S)([^\s/?#]*)\S*$/.exec(url);
+  if (!single) throw bad('not a redis:// URL');
+  if (single[1]!.split('@').at(-1)!.includes(',')) throw bad('several nodes are a Redis Cluster: write redis+cluster://host:port,host:port');
+  return { cluster: false, url };
+}
+
 /** Checks that need more than one setting or another module's rules. */
 export function validateConfig(config: Config): void {
   const roomError = topicError(config.room);
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
-  if (config.redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(config.redisUrl)) {
-    throw new ConfigError(`--redis takes a redis:// URL (redis://host:port), got '${config.redisUrl}'`);
-  }
+  if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
   if (config.workers > 1 && config.redisUrl === undefined) {
     throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
   }

@@ -1,7 +1,7 @@
 // Config: flags and SWITCHBOARD_* env vars become one validated Config; bad values fail with a clear message.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, defaults, helpText, parseConfig, validateConfig } from '../src/config.js';
+import { ConfigError, defaults, helpText, parseConfig, redisTarget, validateConfig } from '../src/config.js';
 
 describe('parseConfig', () => {
   it('uses defaults, then env, then flags', () => {
@@ -20,11 +20,44 @@ describe('parseConfig', () => {
     expect(() => validateConfig({ ...defaults, room: 'a/#' })).toThrow(/--room must be a topic/);
   });
 
+  it('--redis takes one Redis (redis://, rediss://) or a Redis Cluster (redis+cluster://host:port,…), from the flag or the env', () => {
+    const valid = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const c = parseConfig(argv, env);
+      validateConfig(c);
+      return c.redisUrl;
+    };
+    expect(valid(['--redis', 'redis://10.0.0.5:6379/2'])).toBe('redis://10.0.0.5:6379/2');
+    expect(valid([], { SWITCHBOARD_REDIS: 'redis+cluster://10.0.0.5:7000,10.0.0.6:7000' })).toBe('redis+cluster://10.0.0.5:7000,10.0.0.6:7000');
+    expect(redisTarget('redis://127.0.0.1:6379')).toEqual({ cluster: false, url: 'redis://127.0.0.1:6379' });
+    expect(redisTarget('redis+cluster://app:p%40ss@10.0.0.5:7000, [::1]:7001,redis-2.internal:7002')).toEqual({
+      cluster: true,
+      nodes: [
+        { host: '10.0.0.5', port: 7000 },
+        { host: '::1', port: 7001 },
+        { host: 'redis-2.internal', port: 7002 },
+      ],
+      username: 'app',
+      password: 'p@ss',
+    });
+    const refused = (url: string) => () => validateConfig({ ...defaults, redisUrl: url });
+    expect(refused('http://10.0.0.5:6379')).toThrow(/--redis: not a redis:\/\/ URL/);
+    expect(refused('redis://10.0.0.5:7000,10.0.0.6:7000')).toThrow(/several nodes are a Redis Cluster: write redis\+cluster:\/\//);
+    expect(refused('redis+cluster://10.0.0.5')).toThrow(/a Redis Cluster node is host:port, not '10.0.0.5'/);
+    expect(refused('redis+cluster://10.0.0.5:70000')).toThrow(/not '10.0.0.5:70000'/);
+    expect(refused('redis+cluster://')).toThrow(ConfigError);
+    expect(refused('redis+cluster://10.0.0.5:7000/1')).toThrow(/no database, no options/);
+    expect(refused('rediss+cluster://10.0.0.5:7000')).toThrow(/TLS to a Redis Cluster \(rediss\+cluster:\/\/\) is not supported/);
+    // The message shows the URL without its password.
+    expect(refused('redis+cluster://app:secret@10.0.0.5')).toThrow(/'redis\+cluster:\/\/app:\*\*\*@10.0.0.5'/);
+    expect(refused('redis+cluster://app:secret@10.0.0.5')).not.toThrow(/secret/);
+  });
+
   it('documents every setting in --help', () => {
     const help = helpText();
     for (const flag of ['--port', '--tcp-port', '--heartbeat-ms', '--idle-ms', '--mailbox-size', '--slow-consumer', '--max-payload', '--log-level']) {
       expect(help).toContain(flag);
     }
+    expect(help).toContain('redis+cluster://host:port,host:port');
     expect(help).toContain('SWITCHBOARD_HEARTBEAT_MS');
   });
 });
@@ -43,6 +76,9 @@ describe('CLI', () => {
     const bad = cli('serve', '--port', 'x');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--port must be a whole number');
+    const redis = cli('serve', '--redis', 'rediss+cluster://10.0.0.5:7000');
+    expect(redis.status).toBe(2);
+    expect(redis.stderr).toContain('--redis: TLS to a Redis Cluster');
     const unknown = cli('frobnicate');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'frobnicate'");

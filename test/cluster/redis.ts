@@ -1,15 +1,19 @@
 // A redis-server of the test's own on a free port (never the one on 6379), so tests can kill and restart it.
 // Missing redis-server skips the cluster tests with a printed reason; under CI (CI=true) that is an error,
 // because CI must run them (.ci/run installs it).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { defaults, type Config } from '../../src/config.js';
 import { startBroker } from '../../src/broker.js';
 import { createLogger } from '../../src/log.js';
 import type { TestBroker } from '../helpers/broker.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
+export const REDIS_CLI = '/usr/bin/redis-cli';
 export const haveRedis = existsSync(REDIS_SERVER);
 
 /** Call at the top of a cluster test file: prints why its tests are skipped, or fails under CI. */
@@ -30,6 +34,37 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Whether 127.0.0.1:`port` can be listened on right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** Starts redis-server with `args` and resolves once it accepts connections (rejects if it exits first). */
+function spawnRedis(args: string[]): Promise<ChildProcess> {
+  const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise<ChildProcess>((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ready to accept connections')) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out.slice(-500)}`)));
+  });
+}
+
+async function killRedis(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await gone;
 }
 
 export class TestRedis {
@@ -72,8 +107,133 @@ export class TestRedis {
   }
 }
 
+const execFileP = promisify(execFile);
+
+/** One command through redis-cli to 127.0.0.1:`port` (raw output, trimmed). */
+export async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await execFileP(REDIS_CLI, ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
+  return stdout.trim();
+}
+
+/**
+ * A Redis Cluster of the test's own: 3 masters, no replicas, on free ports (each port + 10000, the cluster bus port,
+ * free too), in a temporary directory, created with `redis-cli --cluster create`; ready once every node says
+ * `cluster_state:ok`. `cluster-require-full-coverage no`: with a master killed, the other shards keep serving.
+ */
+export class TestRedisCluster {
+  private readonly children = new Map<number, ChildProcess>();
+
+  private constructor(
+    readonly ports: number[],
+    private readonly dir: string,
+  ) {}
+
+  /** `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`, the form `--redis` takes. */
+  get url(): string {
+    return `redis+cluster://${this.ports.map((p) => `127.0.0.1:${p}`).join(',')}`;
+  }
+
+  static async start(masters = 3): Promise<TestRedisCluster> {
+    let lastError: unknown;
+    // Ports are checked free, but another process may take one before redis-server binds it: then try new ones.
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const c = new TestRedisCluster(await freeClusterPorts(masters), mkdtempSync(join(tmpdir(), 'sb-redis-cluster-')));
+      try {
+        await c.create();
+        return c;
+      } catch (err) {
+        lastError = err;
+        await c.stop();
+      }
+    }
+    throw new Error(`could not start a Redis Cluster: ${(lastError as Error).message}`);
+  }
+
+  /** Starts every node (their nodes-<port>.conf, once written, keeps the cluster's layout across restarts). */
+  private async spawnAll(): Promise<void> {
+    await Promise.all(
+      this.ports.map(async (port) => {
+        const child = await spawnRedis([
+          '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+          '--dir', this.dir, '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${port}.conf`),
+          '--cluster-require-full-coverage', 'no',
+        ]);
+        this.children.set(port, child);
+      }),
+    );
+  }
+
+  private async create(): Promise<void> {
+    await this.spawnAll();
+    await execFileP(REDIS_CLI, ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    await this.whenOk();
+  }
+
+  /** Every node killed (SIGKILL) and started again: the same cluster, empty (no persistence). */
+  async restart(): Promise<void> {
+    await Promise.all([...this.children.values()].map(killRedis));
+    await this.spawnAll();
+    await this.whenOk();
+  }
+
+  /** Until every node says cluster_state:ok, with every slot assigned and every node known. */
+  private async whenOk(): Promise<void> {
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const infos = await Promise.all(this.ports.map((p) => redisCli(p, 'cluster', 'info').catch(() => '')));
+      if (infos.every((i) => /cluster_state:ok/.test(i) && /cluster_slots_assigned:16384/.test(i) && new RegExp(`cluster_known_nodes:${this.ports.length}\\b`).test(i))) return;
+      if (Date.now() > until) throw new Error(`cluster not ok within 30 s: ${infos.join(' | ').replace(/\s+/g, ' ').slice(0, 500)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The slot of `key` (CLUSTER KEYSLOT). */
+  async keyslot(key: string): Promise<number> {
+    return Number(await redisCli(this.ports[0]!, 'cluster', 'keyslot', key));
+  }
+
+  /** The port of the master serving `slot`, from CLUSTER SLOTS as one node sees it. */
+  async ownerOf(slot: number): Promise<number> {
+    const lines = (await redisCli(this.ports[0]!, 'cluster', 'nodes')).split('\n');
+    for (const line of lines) {
+      // <id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot ranges…>
+      const parts = line.split(' ');
+      if (!parts[2]?.split(',').includes('master')) continue;
+      for (const r of parts.slice(8)) {
+        const [from, to = from] = r.split('-').map(Number) as [number, number?];
+        if (slot >= from && slot <= to!) return Number(parts[1]!.split('@')[0]!.split(':').at(-1));
+      }
+    }
+    throw new Error(`no master serves slot ${slot}`);
+  }
+
+  /** Kills one master (SIGKILL) and waits until it is gone. */
+  async kill(port: number): Promise<void> {
+    await killRedis(this.children.get(port));
+  }
+
+  /** Kills every node and removes the directory. */
+  async stop(): Promise<void> {
+    await Promise.all([...this.children.values()].map(killRedis));
+    this.children.clear();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** `n` ports free on 127.0.0.1 whose cluster bus ports (+10000) are free too. */
+async function freeClusterPorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n; tries++) {
+    if (tries > 500) throw new Error('no free ports for a Redis Cluster');
+    const port = 20_000 + Math.floor(Math.random() * 35_000);
+    if (ports.some((p) => Math.abs(p - port) <= 1 || Math.abs(p + 10_000 - port) <= 1 || Math.abs(port + 10_000 - p) <= 1)) continue;
+    if ((await portFree(port)) && (await portFree(port + 10_000))) ports.push(port);
+  }
+  return ports;
+}
+
 /** A broker of the cluster on `redis`, in this process, on free ports. */
-export async function startNode(redis: TestRedis, overrides: Partial<Config> = {}): Promise<TestBroker> {
+export async function startNode(redis: TestRedis | TestRedisCluster, overrides: Partial<Config> = {}): Promise<TestBroker> {
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', redisUrl: redis.url, ...overrides };
   const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0 });
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });

@@ -4,7 +4,7 @@
 // Local routing (topic index, presence watchers, coalescing, roster pages) is the in-memory engine's, inherited.
 // Requests of one session run in arrival order on a promise chain, so replies keep the order of the requests.
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { HeartbeatThread } from './heartbeat.js';
 import type { Logger } from 'pino';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
@@ -18,9 +18,10 @@ import { TokenBucket } from '../bucket.js';
 import type { MissReason, Position } from '../history.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
+import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
 
 export interface RedisEngineOptions extends MemoryEngineOptions {
-  /** redis://host:port[/db] */
+  /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
   url: string;
   /** Requests this node may have waiting on Redis at once; beyond it: `unavailable` (bounded memory while Redis is slow). */
   maxInflight: number;
@@ -108,8 +109,8 @@ function shortId(bytes: number): string {
 export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** This process's id in the cluster (heartbeat key, node channel, epochs it creates). */
   readonly node = randomBytes(3).toString('hex');
-  readonly cmd: Redis;
-  readonly bus: Redis;
+  readonly cmd: Redis | Cluster;
+  readonly bus: Redis | ClusterSubscriber;
   private readonly log: Logger;
   private lifeId = '';
   /** Connected and initialised (life known, node registered). */
@@ -137,9 +138,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private epochs = 0;
   private barrierBatch: (() => void)[] = [];
   private barrierToken = 0;
-  private barrierInFlight: { token: number; resolve: () => void } | undefined;
+  private barrierInFlight: { token: number; waiting: number; resolve: () => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: HeartbeatThread | undefined;
+  private lifeTimer: NodeJS.Timeout | undefined;
+  /** cmdReady is running. */
+  private initing = false;
   private readonly shas = new Map<string, string>();
   private readonly nodeTtlMs: number;
   private readonly tickMs: number;
@@ -151,14 +155,10 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.log = cluster.log.child({ engine: 'redis', node: this.node });
     this.nodeTtlMs = cluster.nodeTtlMs ?? 5000;
     this.tickMs = cluster.tickMs ?? 1500;
-    const common = {
-      lazyConnect: true,
-      retryStrategy: (times: number) => Math.min(100 * times, 1000),
-      maxRetriesPerRequest: 1,
-    };
-    // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
-    this.cmd = new Redis(cluster.url, { ...common, enableOfflineQueue: false, commandTimeout: 3000, connectionName: `sb-${this.node}` });
-    this.bus = new Redis(cluster.url, { ...common, enableOfflineQueue: true, autoResubscribe: true, connectionName: `sb-${this.node}-sub` });
+    // One Redis or a Redis Cluster (connections.ts); commands fail at once while disconnected (no offline queue).
+    const conns = redisConnections(cluster.url, `sb-${this.node}`);
+    this.cmd = conns.cmd;
+    this.bus = conns.bus;
     // An ioredis `error` event without a listener would crash the process: both connections always have one.
     for (const [conn, role] of [[this.cmd, 'commands'], [this.bus, 'subscriber']] as const) {
       conn.on('error', (err: Error) => this.log.warn({ role, err: err.message }, 'redis connection error'));
@@ -191,7 +191,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.timer = setInterval(() => void this.tick(), this.tickMs);
     this.timer.unref();
     this.heartbeat = new HeartbeatThread({
-      connect: { url: this.cluster.url },
+      connect: heartbeatConnect(this.cluster.url),
       key: KEYS.heartbeat(this.node),
       ttlMs: this.nodeTtlMs,
       tickMs: this.tickMs,
@@ -229,6 +229,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     this.cmd.disconnect();
     this.bus.disconnect();
+    clearInterval(this.lifeTimer);
   }
 
   health(): 'ok' | 'degraded' {
@@ -249,10 +250,13 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   /** The command connection is (back) up: learn the life, reserve ids, re-assert this node and its clients. */
   private async cmdReady(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.initing) return;
+    this.initing = true;
     try {
       const fresh = shortId(6);
-      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.highest)])) as string;
+      // The id counter is put back at least past every id this node reserved (Redis may have lost it): none is given twice.
+      const reserved = Math.max(this.ids.highest, this.ids.end, this.ids.spare?.end ?? 0);
+      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(reserved)])) as string;
       const lost = this.lifeId !== '' && life !== this.lifeId;
       if (lost) {
         this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');
@@ -264,10 +268,24 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       this.cmdUp = true;
       if (this.everUp) this.log.info({ life }, 'redis reachable again: node re-asserted');
       this.everUp ||= this.busUp;
+      this.lifeTimer ??= setInterval(() => void this.checkLife(), this.tickMs).unref();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'redis initialisation failed; retrying');
       setTimeout(() => void (this.cmd.status === 'ready' && this.cmdReady()), 500).unref();
+    } finally {
+      this.initing = false;
     }
+  }
+
+  /**
+   * The life, checked every tick: Redis can lose its data without the command connection closing. A Redis Cluster
+   * stays `ready` while a shard restarts (ioredis reconnects node by node), and a flushed Redis says nothing. Then
+   * the node initialises again as after a reconnect (the new life, the id counter, its clients re-asserted).
+   */
+  private async checkLife(): Promise<void> {
+    if (this.closed || !this.cmdUp || this.initing) return;
+    const life = await this.cmd.get(KEYS.life).catch(() => undefined);
+    if (life !== undefined && life !== this.lifeId) await this.cmdReady();
   }
 
   /** The subscriber is (back) up: anything published while it was away is fetched from the streams, in order. */
@@ -285,10 +303,17 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
    * events go out in the order they happened. When Redis lost its data (`lost`) nobody was reaped or announced.
    */
   private async reassert(lost = false): Promise<void> {
+    const life = this.lifeId;
     const args = [this.node, String(this.nodeTtlMs)];
     for (const s of this.registry.values()) args.push(s.id, JSON.stringify(this.record(s)));
     const [gone, ...conflicts] = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.node), KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], args)) as [number, ...string[]];
     for (const id of conflicts) this.log.warn({ client: id }, 'while Redis was unreachable another node gave this client\'s name away; it keeps it locally');
+    if (gone === 1 && !lost && this.registry.size > 0 && (await this.cmd.get(KEYS.life).catch(() => life)) !== life) {
+      // Not reaped: Redis lost its data while this node stayed connected (a flushed Redis, a Redis Cluster restarted),
+      // so nobody announced its clients' end. It initialises again, as checkLife() may be doing (no `join` again).
+      if (this.lifeId === life) void this.cmdReady();
+      return;
+    }
     if (gone === 1 && !lost && this.registry.size > 0) {
       const held = this.heldPresence.splice(0).length;
       let joins = 0;
@@ -310,7 +335,11 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (this.heldPresence.length === 0) return;
     const held = this.heldPresence.splice(0);
     const pipe = this.cmd.pipeline();
-    for (const payload of held) pipe.publish(CHANNELS.bus, payload);
+    for (const payload of held) {
+      // On a Redis Cluster through the `{g}` shard, like every presence event (relay()); one pipeline: one node.
+      if (this.cmd instanceof Cluster) pipe.eval(LUA.RELAY, 1, KEYS.heartbeat(this.node), CHANNELS.bus, payload, '0');
+      else pipe.publish(CHANNELS.bus, payload);
+    }
     pipe.exec().catch((err: Error) => this.log.info({ err: err.message, events: held.length }, 'held presence events lost: Redis unreachable again'));
     this.log.info({ events: held.length }, 'presence events held while Redis was unreachable: published');
   }
@@ -670,10 +699,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const prefix = `m${this.node}\n${from?.transport ?? ''}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
     if (!this.knownTopics.has(topic)) {
       // Sent before the script on the same connection: a topic is listed before its first message exists.
-      void this.cmd
+      const listed = this.cmd
         .sadd(KEYS.topics, topic)
         .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
         .catch(() => undefined);
+      // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for.
+      if (this.cmd instanceof Cluster) await listed;
     }
     const fresh = `${this.lifeId}.${this.node}${(++this.epochs).toString(36)}`;
     let reply: [number, string];
@@ -730,8 +761,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       return;
     }
     const fromJson = JSON.stringify({ id: link.id, name: link.name });
-    const receivers = await this.cmd.publish(CHANNELS.node(target!.node), `d${target!.id}\n${fromJson}\n${encoded.json}`);
-    if (receivers === 0) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
+    const received = await this.relay(CHANNELS.node(target!.node), `d${target!.id}\n${fromJson}\n${encoded.json}`, target!.node);
+    if (!received) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
     this.ack(link, frame.id);
   }
 
@@ -901,7 +932,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         case 'd':
           return this.onDirect(payload.slice(1));
         case 'b':
-          if (channel === CHANNELS.node(this.node) && this.barrierInFlight?.token === Number(payload.slice(1))) this.releaseBarrier();
+          if (channel === CHANNELS.node(this.node)) this.barrierArrived(Number(payload.slice(1)));
           return;
       }
     } catch (err) {
@@ -1058,7 +1089,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (old !== undefined) body.o = old;
     const payload = 'p' + JSON.stringify(body);
     if (!this.cmdUp || this.heldPresence.length > 0) return this.holdPresence(payload);
-    this.cmd.publish(CHANNELS.bus, payload).catch((err: Error) => {
+    this.relay(CHANNELS.bus, payload).catch((err: Error) => {
       // Not connected: nothing was sent (no offline queue), so holding it cannot double it.
       if (/Stream isn't writeable|enableOfflineQueue/i.test(err.message)) this.holdPresence(payload);
       else this.log.info({ err: err.message, event, client: c.id, filter }, 'presence event may be lost: Redis did not answer');
@@ -1071,8 +1102,22 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   /**
+   * PUBLISH of presence events and directs. On a Redis Cluster a keyless PUBLISH would go to a random master, so two
+   * events of one client could overtake each other; they go through the `{g}` shard instead (a script keyed on a
+   * heartbeat), like the reaper's timeouts. A cluster counts only its own node's receivers, so a direct to `target`
+   * counts as received when that node's heartbeat exists; on one Redis, when a subscriber received it.
+   */
+  private async relay(channel: string, payload: string, target?: string): Promise<boolean> {
+    if (!(this.cmd instanceof Cluster)) return (await this.cmd.publish(channel, payload)) > 0;
+    return (await this.script(LUA.RELAY, [KEYS.heartbeat(target ?? this.node)], [channel, payload, target === undefined ? '0' : '1'])) === 1;
+  }
+
+  /**
    * Resolves once everything Redis published before now has reached this node: a token sent to this node's own
    * channel comes back after them (one subscriber connection delivers in Redis's order). Pings share tokens.
+   * On a Redis Cluster there is no one order: each master forwards its PUBLISHes to the subscriber's node over its
+   * own cluster-bus link, in its order, so the token goes through every master and the barrier waits for all of them
+   * (a master that cannot take it publishes nothing meanwhile; the wait is bounded by BARRIER_WAIT_MS anyway).
    */
   private barrier(): Promise<void> {
     if (!this.cmdUp || !this.busUp) return Promise.resolve();
@@ -1088,14 +1133,23 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.barrierBatch = [];
     const token = ++this.barrierToken;
     const timer = setTimeout(() => this.releaseBarrier(), BARRIER_WAIT_MS);
+    const via: (Redis | Cluster)[] = this.cmd instanceof Cluster ? this.cmd.nodes('master') : [this.cmd];
     this.barrierInFlight = {
       token,
+      waiting: via.length,
       resolve: () => {
         clearTimeout(timer);
         for (const r of batch) r();
       },
     };
-    this.cmd.publish(CHANNELS.node(this.node), `b${token}`).catch(() => this.releaseBarrier());
+    if (via.length === 0) return this.releaseBarrier();
+    for (const conn of via) conn.publish(CHANNELS.node(this.node), `b${token}`).catch(() => this.barrierArrived(token));
+  }
+
+  /** One of the current barrier's tokens came back (or could not be sent): released when none is outstanding. */
+  private barrierArrived(token: number): void {
+    const b = this.barrierInFlight;
+    if (b?.token === token && --b.waiting <= 0) this.releaseBarrier();
   }
 
   private releaseBarrier(): void {
@@ -1126,8 +1180,11 @@ function parseBusMessage(body: string): BusMessage | undefined {
   return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out: Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender) };
 }
 
-/** Errors that mean "Redis cannot answer now" (not connected, timed out, loading): the client gets `unavailable`. */
+/**
+ * Errors that mean "Redis cannot answer now" (not connected, timed out, loading; on a Redis Cluster also a shard
+ * down, slots moving, the cluster not ready): the client gets `unavailable`. CROSSSLOT is not one of them (a bug).
+ */
 export function isRedisDown(err: unknown): boolean {
   const msg = String((err as Error)?.message ?? err);
-  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|enableOfflineQueue|max retries|ETIMEDOUT|EPIPE|Reached the max retries/i.test(msg);
+  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|enableOfflineQueue|max retries|ETIMEDOUT|EPIPE|Reached the max retries|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready/i.test(msg);
 }

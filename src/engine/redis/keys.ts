@@ -1,13 +1,21 @@
 // Key layout and channels of the Redis engine. Every key of one topic shares the hash tag `{<topic>}` (one slot in
 // Redis Cluster, so the publish script touches one slot); every cluster-wide key shares `{g}` (the reaper's script
 // touches several of them at once).
+
+/**
+ * The topic inside its keys' braces. Redis hashes the text between the first `{` and the first `}` after it, so a
+ * topic starting with `}` would give an empty tag (the whole key is hashed: its meta and its log in different slots).
+ * Those topics get a `#` in front (`sb:{#}x}:meta`, tag `#`): no publish topic contains `#`, so no key is shared.
+ */
+const tag = (topic: string) => (topic.startsWith('}') ? `#${topic}` : topic);
+
 export const KEYS = {
-  /** Hash: seq, epoch of a topic. Missing = the topic was never published, or Redis lost it (a new epoch follows). */
-  meta: (topic: string) => `sb:{${topic}}:meta`,
+  /** Hash: seq, epoch, bytes (of the history) of a topic. Missing = the topic was never published, or Redis lost it (a new epoch follows). */
+  meta: (topic: string) => `sb:{${tag(topic)}}:meta`,
   /** Stream of the topic's recent `msg` frames, entry id `0-<seq>`, field `m` = the frame's JSON. */
-  log: (topic: string) => `sb:{${topic}}:log`,
+  log: (topic: string) => `sb:{${tag(topic)}}:log`,
   /** List of the frame bytes of each entry in `log`, oldest first (the byte budget is trimmed without reading the stream). */
-  sizes: (topic: string) => `sb:{${topic}}:sizes`,
+  sizes: (topic: string) => `sb:{${tag(topic)}}:sizes`,
   /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */
   life: 'sb:{g}:life',
   /** Counter client ids are reserved from, in blocks (INCRBY). */

@@ -155,3 +155,14 @@ end
 table.insert(conflicts, 1, gone)
 return conflicts
 `;
+
+/**
+ * PUBLISH through the `{g}` shard of a Redis Cluster (a keyless PUBLISH goes to a random master, and two of them may
+ * overtake each other). KEYS: a heartbeat (routes the script). ARGV: channel, payload, '1' = publish only while that
+ * heartbeat exists (a direct to a live node). Returns 1 when published, 0 when the node is gone.
+ */
+export const RELAY = `
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`;

@@ -1,0 +1,149 @@
+// The two Redis connections of the cluster engine: commands and the subscriber, on one Redis server or a Redis Cluster.
+// On a Redis Cluster, commands go through an ioredis `Cluster` (each key to its slot's master; every script touches one
+// slot), and the subscriber is one plain connection to one node at a time: a classic PUBLISH on any shard reaches the
+// subscribers of every node, so one node suffices. The subscriber is this module's own, not ioredis's Cluster pub/sub,
+// because the engine must know when a new subscription is live (then it fetches what it missed from the streams):
+// `ready` is emitted after the channels are subscribed on the new node.
+import { EventEmitter } from 'node:events';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { redisTarget } from '../../config.js';
+import type { HeartbeatOptions } from './heartbeat.js';
+
+type Node = { host: string; port: number };
+
+export interface RedisConnections {
+  cmd: Redis | Cluster;
+  bus: Redis | ClusterSubscriber;
+}
+
+/** The engine's connections for `url` (redis://, rediss:// or redis+cluster://); nothing connects before connect(). */
+export function redisConnections(url: string, name: string): RedisConnections {
+  const target = redisTarget(url);
+  const retryStrategy = (times: number) => Math.min(100 * times, 1000);
+  if (!target.cluster) {
+    const common = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1 };
+    // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
+    return {
+      cmd: new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: 3000, connectionName: name }),
+      bus: new Redis(url, { ...common, enableOfflineQueue: true, autoResubscribe: true, connectionName: `${name}-sub` }),
+    };
+  }
+  const auth = { username: target.username, password: target.password };
+  const cmd = new Cluster(target.nodes, {
+    lazyConnect: true,
+    // No offline queue here either: while the cluster is not ready, commands fail at once (→ `unavailable`).
+    enableOfflineQueue: false,
+    clusterRetryStrategy: retryStrategy,
+    redisOptions: { ...auth, maxRetriesPerRequest: 1, commandTimeout: 3000, connectionName: name },
+  });
+  // The subscriber's candidates: the nodes the command connection knows (masters and replicas), then the seeds.
+  const candidates = (): Node[] => {
+    const known = cmd.status === 'ready' ? cmd.nodes('all').map((n) => ({ host: n.options.host ?? '', port: n.options.port ?? 0 })) : [];
+    const all = [...known, ...target.nodes];
+    return all.filter((n, i) => n.host !== '' && all.findIndex((m) => m.host === n.host && m.port === n.port) === i);
+  };
+  return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }) };
+}
+
+/** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, or the cluster's seeds and credentials. */
+export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
+  const target = redisTarget(url);
+  return target.cluster ? { seeds: target.nodes, username: target.username, password: target.password } : { url };
+}
+
+/**
+ * A subscriber connection to one node of a Redis Cluster at a time. A node that stays unreachable (3 reconnects) is
+ * given up for the next candidate. Events as a plain ioredis connection's: `ready` (once the channels are subscribed
+ * on the current node), `close`, `error`, `messageBuffer`.
+ */
+export class ClusterSubscriber extends EventEmitter {
+  status: 'wait' | 'connecting' | 'ready' | 'end' = 'wait';
+  private conn: Redis | undefined;
+  private readonly channels = new Set<string>();
+  private turn = 0;
+  private failures = 0;
+  /** The node last given up. */
+  private gone: Node | undefined;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly candidates: () => Node[],
+    private readonly options: RedisOptions,
+  ) {
+    super();
+  }
+
+  /** The node subscribed to now (for logs and tests). */
+  get node(): Node | undefined {
+    return this.conn && { host: this.conn.options.host!, port: this.conn.options.port! };
+  }
+
+  /** Resolves once subscribed to some node (ready); the caller bounds the wait. */
+  connect(): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.once('ready', () => resolve()));
+    if (this.status === 'wait') this.open();
+    return ready;
+  }
+
+  async subscribe(...channels: string[]): Promise<void> {
+    for (const c of channels) this.channels.add(c);
+    if (this.conn?.status === 'ready') await this.conn.subscribe(...channels);
+  }
+
+  disconnect(): void {
+    this.closed = true;
+    this.status = 'end';
+    clearTimeout(this.timer);
+    this.conn?.disconnect();
+  }
+
+  private open(): void {
+    if (this.closed) return;
+    const list = this.candidates();
+    let at = list[this.turn++ % list.length]!;
+    if (list.length > 1 && at.host === this.gone?.host && at.port === this.gone.port) at = list[this.turn++ % list.length]!;
+    this.status = 'connecting';
+    const conn = new Redis({
+      ...this.options,
+      host: at.host,
+      port: at.port,
+      lazyConnect: true,
+      enableOfflineQueue: true,
+      autoResubscribe: false, // subscribed here, before `ready` is told
+      retryStrategy: (times: number) => (times > 3 ? null : 100 * times),
+    });
+    this.conn = conn;
+    conn.on('error', (err: Error) => this.emit('error', err));
+    conn.on('messageBuffer', (channel: Buffer, message: Buffer) => this.emit('messageBuffer', channel, message));
+    conn.on('ready', () => void this.subscribed(conn));
+    conn.on('close', () => {
+      if (this.conn !== conn) return;
+      if (this.status === 'ready') this.status = 'connecting';
+      this.emit('close');
+    });
+    conn.on('end', () => {
+      if (this.conn !== conn || this.closed) return;
+      // This node is gone: the next candidate, a little later each time none answers.
+      this.gone = { host: conn.options.host!, port: conn.options.port! };
+      this.failures++;
+      this.timer = setTimeout(() => this.open(), Math.min(50 * this.failures, 1000));
+      this.timer.unref();
+    });
+    conn.connect().catch(() => undefined); // failures arrive as error / close / end events
+  }
+
+  private async subscribed(conn: Redis): Promise<void> {
+    try {
+      if (this.channels.size > 0) await conn.subscribe(...this.channels);
+    } catch (err) {
+      this.emit('error', err as Error);
+      conn.disconnect(true); // try again (on this node, then the next)
+      return;
+    }
+    if (this.conn !== conn || this.closed) return;
+    this.failures = 0;
+    this.status = 'ready';
+    this.emit('ready');
+  }
+}
