@@ -13,7 +13,7 @@ import { CHANNELS, KEYS } from '../../src/engine/redis/keys.js';
 import type { RedisEngine } from '../../src/engine/redis/engine.js';
 import type { ClusterSubscriber } from '../../src/engine/redis/connections.js';
 
-const run = requireRedis('redis cluster');
+const run = requireRedis('redis cluster', true);
 
 async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

@@ -17,9 +17,10 @@ export const REDIS_CLI = '/usr/bin/redis-cli';
 export const haveRedis = existsSync(REDIS_SERVER);
 
 /** Call at the top of a cluster test file: prints why its tests are skipped, or fails under CI. */
-export function requireRedis(testName: string): boolean {
-  if (haveRedis) return true;
-  const reason = `${testName}: skipped, ${REDIS_SERVER} is missing (apt-get install -y redis-server)`;
+export function requireRedis(testName: string, cli = false): boolean {
+  const missing = !haveRedis ? REDIS_SERVER : cli && !existsSync(REDIS_CLI) ? REDIS_CLI : undefined;
+  if (missing === undefined) return true;
+  const reason = `${testName}: skipped, ${missing} is missing (apt-get install -y redis-server redis-tools)`;
   if (process.env.CI === 'true') throw new Error(`${reason}; CI must run the cluster tests`);
   console.warn(reason);
   return false;
