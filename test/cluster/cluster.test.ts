@@ -2,7 +2,7 @@
 // gapless seq per topic with publishers on both nodes; resume on the other node; presence, who, names and send
 // across nodes; Redis down and back (unavailable, degraded, recovery, new life); the in-flight bound.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, startNode, TestRedis } from './redis.js';
+import { health, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import { LineClient } from '../helpers/line-client.js';
 import type { TestBroker } from '../helpers/broker.js';
@@ -12,18 +12,6 @@ const run = requireRedis('cluster');
 async function publishApi(node: TestBroker, topic: string, data: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${node.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data }) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-async function health(node: TestBroker): Promise<string> {
-  return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const msgs = (c: TestClient, topic: string) => c.all.filter((f) => f.op === 'msg' && f.topic === topic);

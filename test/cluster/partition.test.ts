@@ -4,7 +4,7 @@
 // announces its clients again (`join`) and drops what it held (older than the timeouts).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, requireRedis, startNode, TestRedis } from './redis.js';
+import { freePort, health, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -52,18 +52,6 @@ class Partition {
   }
 }
 
-async function health(node: TestBroker): Promise<string> {
-  return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;
-}
-
-async function until(cond: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
   let redis: TestRedis;
   let proxy: Partition;
@@ -99,7 +87,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     await watcher.next((f) => about('xena')(f) && f.event === 'join');
 
     await proxy.cut();
-    await until(async () => (await health(a)) === 'degraded', 'node A degraded');
+    await until(async () => (await health(a)) === 'degraded', 'node A degraded', 15_000);
     await xena.request({ op: 'unsub', topic: 'hall' });
     const zed = await connect(a, '?name=zed');
     await zed.request({ op: 'sub', topic: 'hall' });
@@ -119,7 +107,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
   }, 60_000);
 
   it('longer than the heartbeat: taken for dead (timeout), then announced again (join); what it held is dropped', async () => {
-    await until(async () => (await health(a)) === 'running', 'node A running');
+    await until(async () => (await health(a)) === 'running', 'node A running', 15_000);
     const watcher = await connect(b);
     await watcher.request({ op: 'sub', topic: 'yard', presence: true });
     const yan = await connect(a, '?name=yan');
@@ -129,7 +117,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     await watcher.next((f) => about('wu')(f) && f.event === 'join');
 
     await proxy.cut();
-    await until(async () => (await health(a)) === 'degraded', 'node A degraded');
+    await until(async () => (await health(a)) === 'degraded', 'node A degraded', 15_000);
     await wu.request({ op: 'unsub', topic: 'yard' }); // held, then dropped: the timeout below already ended wu
     await watcher.next((f) => about('yan')(f) && f.event === 'timeout', 15_000);
     await watcher.next((f) => about('wu')(f) && f.event === 'timeout', 5_000);

@@ -5,7 +5,7 @@
 // of a broker (timeout presence), and one master killed (its topics answer unavailable, the others keep working, the subscriber moves to another node).
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, startNode, TestRedisCluster } from './redis.js';
+import { health, requireRedis, startNode, TestRedisCluster, until } from './redis.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
@@ -14,14 +14,6 @@ import type { RedisEngine } from '../../src/engine/redis/engine.js';
 import type { ClusterSubscriber } from '../../src/engine/redis/connections.js';
 
 const run = requireRedis('redis cluster', true);
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const msgs = (c: TestClient, topic: string) => c.all.filter((f) => f.op === 'msg' && f.topic === topic);
 
@@ -296,7 +288,6 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
     expect(msgs(sub, live).map((m) => m.data)).toEqual(['before', 'after', 'later']);
     // Presence and who ({g} is alive) still work; the process answers HTTP.
     expect((await req(sub, { op: 'who' })).op).toBe('ack');
-    const health = async () => ((await (await fetch(`${a.httpUrl}/healthz`)).json()) as { status: string }).status;
-    await until(async () => (await health()) === 'running', '/healthz running');
+    await until(async () => (await health(a)) === 'running', '/healthz running');
   }, 60_000);
 });

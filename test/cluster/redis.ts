@@ -239,3 +239,17 @@ export async function startNode(redis: TestRedis | TestRedisCluster, overrides: 
   const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0 });
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
 }
+
+/** Waits until `cond` holds (polled every 25 ms), or fails naming `what`. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The node's `/healthz` status: running, or degraded while Redis is unreachable. */
+export async function health(node: { httpUrl: string }): Promise<string> {
+  return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;
+}
