@@ -2,59 +2,16 @@
 // cut): presence events of the time it was away are held and published, in order and once, when it is back; cut
 // off for longer than the node heartbeat, the others take it for dead (`timeout`), and when it is back it
 // announces its clients again (`join`) and drops what it held (older than the timeouts).
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, health, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { health, RedisProxy, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
 const run = requireRedis('cluster partition');
 
-/** A TCP proxy to Redis that can be cut (every connection dropped, new ones refused) and restored. */
-class Partition {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  private constructor(readonly port: number, private readonly target: number) {}
-
-  static async start(target: number): Promise<Partition> {
-    const p = new Partition(await freePort(), target);
-    await p.restore();
-    return p;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  restore(): Promise<void> {
-    const server = createServer((down) => {
-      const up = connect(this.target, '127.0.0.1');
-      for (const s of [down, up]) {
-        this.sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => this.sockets.delete(s));
-      }
-      down.pipe(up).on('close', () => down.destroy());
-      up.pipe(down).on('close', () => up.destroy());
-      down.on('close', () => up.destroy());
-      up.on('close', () => down.destroy());
-    });
-    this.server = server;
-    return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    const closed = new Promise((r) => server?.close(r));
-    for (const s of this.sockets) s.destroy();
-    await closed;
-  }
-}
-
 describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
   let redis: TestRedis;
-  let proxy: Partition;
+  let proxy: RedisProxy;
   let a: TestBroker; // behind the proxy
   let b: TestBroker; // always connected
   const clients: TestClient[] = [];
@@ -67,7 +24,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
 
   beforeAll(async () => {
     redis = await TestRedis.start();
-    proxy = await Partition.start(redis.port);
+    proxy = await RedisProxy.start(redis.port);
     a = await startNode(redis, { redisUrl: proxy.url });
     b = await startNode(redis);
   });

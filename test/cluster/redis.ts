@@ -3,7 +3,7 @@
 // because CI must run them (.ci/run installs it).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,6 +36,25 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A port for a server a test stops and starts again (Redis, a proxy). While it is down the port must stay this
+ * test's: a port from the kernel's ephemeral range (freePort) could meanwhile be handed to another test file running
+ * in parallel, whose own nodes would then reconnect to the wrong Redis. So: below the ephemeral range (32768 up),
+ * in a band of 1,000 ports of this vitest worker's own (VITEST_POOL_ID), never the same one twice in this process.
+ * With `bus`, port + 10,000 (a Redis Cluster node's bus port, in the worker's band above 20,000) is free too.
+ */
+export async function ownPort(bus = false): Promise<number> {
+  const base = 10_000 + (Number(process.env.VITEST_POOL_ID ?? 0) % 10) * 1000;
+  for (let tries = 0; tries < 2000; tries++) {
+    const port = base + Math.floor(Math.random() * 1000);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if ((await portFree(port)) && (!bus || (await portFree(port + 10_000)))) return port;
+  }
+  throw new Error(`no free port in ${base}-${base + 999}`);
+}
+const handedOut = new Set<number>();
 
 /** Whether 127.0.0.1:`port` can be listened on right now. */
 function portFree(port: number): Promise<boolean> {
@@ -70,6 +89,9 @@ async function killRedis(child: ChildProcess | undefined): Promise<void> {
 
 export class TestRedis {
   private child: ChildProcess | undefined;
+  /** The server's working directory: its own, new at each start (a replica's full sync writes dump.rdb there, and a
+   * server started where one lies would load it: not empty). */
+  private dir: string | undefined;
 
   private constructor(readonly port: number) {}
 
@@ -78,14 +100,16 @@ export class TestRedis {
   }
 
   static async start(): Promise<TestRedis> {
-    const r = new TestRedis(await freePort());
+    const r = new TestRedis(await ownPort());
     await r.restart();
     return r;
   }
 
   /** (Re)starts the server on the same port, empty (no persistence: a restart loses everything). */
   async restart(): Promise<void> {
-    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.removeDir();
+    this.dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
+    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -105,6 +129,12 @@ export class TestRedis {
     const gone = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await gone;
+    this.removeDir();
+  }
+
+  private removeDir(): void {
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
   }
 }
 
@@ -221,15 +251,10 @@ export class TestRedisCluster {
   }
 }
 
-/** `n` ports free on 127.0.0.1 whose cluster bus ports (+10000) are free too. */
+/** `n` ports free on 127.0.0.1 whose cluster bus ports (+10000) are free too (see ownPort). */
 async function freeClusterPorts(n: number): Promise<number[]> {
   const ports: number[] = [];
-  for (let tries = 0; ports.length < n; tries++) {
-    if (tries > 500) throw new Error('no free ports for a Redis Cluster');
-    const port = 20_000 + Math.floor(Math.random() * 35_000);
-    if (ports.some((p) => Math.abs(p - port) <= 1 || Math.abs(p + 10_000 - port) <= 1 || Math.abs(port + 10_000 - p) <= 1)) continue;
-    if ((await portFree(port)) && (await portFree(port + 10_000))) ports.push(port);
-  }
+  while (ports.length < n) ports.push(await ownPort(true));
   return ports;
 }
 
@@ -252,4 +277,51 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
 /** The node's `/healthz` status: running, or degraded while Redis is unreachable. */
 export async function health(node: { httpUrl: string }): Promise<string> {
   return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;
+}
+
+/** A TCP proxy to Redis that can be cut (every connection dropped, new ones refused), restored, or pointed elsewhere. */
+export class RedisProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private constructor(
+    readonly port: number,
+    private target: number,
+  ) {}
+
+  static async start(target: number): Promise<RedisProxy> {
+    const p = new RedisProxy(await ownPort(), target);
+    await p.restore();
+    return p;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Accepts again, forwarding to `target` (another Redis: a failover) or to the one before. */
+  restore(target = this.target): Promise<void> {
+    this.target = target;
+    const server = createServer((down) => {
+      const up = connect(this.target, '127.0.0.1');
+      for (const s of [down, up]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => this.sockets.delete(s));
+      }
+      down.pipe(up).on('close', () => down.destroy());
+      up.pipe(down).on('close', () => up.destroy());
+      down.on('close', () => up.destroy());
+      up.on('close', () => down.destroy());
+    });
+    this.server = server;
+    return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    const closed = new Promise((r) => server?.close(r));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
 }
