@@ -5,18 +5,22 @@
  * KEYS: meta, log, sizes. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`),
  * history size, bus channel, bus prefix (node, sender transport and addr, no-echo id), history bytes per topic. The
  * stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus would have
- * brought. The stream is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each entry's
+ * brought. A new epoch starts when the meta is missing or was written under another replication id (failover). The stream is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each entry's
  * frame bytes, oldest first, so trimming needs no read of the stream): the oldest entries go first; a frame bigger than the whole budget empties the stream (what came before it cannot
  * be replayed without it), so the stream never has a hole. Returns {seq, epoch}.
  */
 export const PUBLISH = `
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if seq == 1 or not epoch then
-  -- a new sequence (never published, or Redis lost the meta): new epoch, and nothing of an older one is kept
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'rid')
+local epoch = m[1]
+-- The data's lineage: a replica promoted after a failover, or a server restarted from its AOF, has a new
+-- replication id, and may lack the last messages this topic numbered (replication and fsync are asynchronous).
+local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+if seq == 1 or not epoch or m[2] ~= rid then
+  -- a new sequence (never published, Redis lost the meta, or its lineage changed): new epoch, nothing older kept
   epoch = ARGV[1]
   seq = 1
-  redis.call('HSET', KEYS[1], 'seq', 1, 'epoch', epoch, 'bytes', 0)
+  redis.call('HSET', KEYS[1], 'seq', 1, 'epoch', epoch, 'bytes', 0, 'rid', rid)
   redis.call('DEL', KEYS[2], KEYS[3])
 end
 local entry = ARGV[6] .. ARGV[2] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[3]
