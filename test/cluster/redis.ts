@@ -157,6 +157,7 @@ export class TestRedisCluster {
   private constructor(
     readonly ports: number[],
     private readonly dir: string,
+    private readonly replicas = 0,
   ) {}
 
   /** `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`, the form `--redis` takes. */
@@ -164,11 +165,12 @@ export class TestRedisCluster {
     return `redis+cluster://${this.ports.map((p) => `127.0.0.1:${p}`).join(',')}`;
   }
 
-  static async start(masters = 3): Promise<TestRedisCluster> {
+  /** `replicas` per master: then a master that dies fails over to its replica after about a second. */
+  static async start(masters = 3, replicas = 0): Promise<TestRedisCluster> {
     let lastError: unknown;
     // Ports are checked free, but another process may take one before redis-server binds it: then try new ones.
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const c = new TestRedisCluster(await freeClusterPorts(masters), mkdtempSync(join(tmpdir(), 'sb-redis-cluster-')));
+      const c = new TestRedisCluster(await freeClusterPorts(masters * (1 + replicas)), mkdtempSync(join(tmpdir(), 'sb-redis-cluster-')), replicas);
       try {
         await c.create();
         return c;
@@ -187,7 +189,7 @@ export class TestRedisCluster {
         const child = await spawnRedis([
           '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no',
           '--dir', this.dir, '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${port}.conf`),
-          '--cluster-require-full-coverage', 'no',
+          '--cluster-require-full-coverage', 'no', ...(this.replicas > 0 ? ['--cluster-node-timeout', '1000'] : []),
         ]);
         this.children.set(port, child);
       }),
@@ -196,7 +198,7 @@ export class TestRedisCluster {
 
   private async create(): Promise<void> {
     await this.spawnAll();
-    await execFileP(REDIS_CLI, ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    await execFileP(REDIS_CLI, ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(this.replicas), '--cluster-yes'], { timeout: 30_000 });
     await this.whenOk();
   }
 
@@ -236,6 +238,24 @@ export class TestRedisCluster {
       }
     }
     throw new Error(`no master serves slot ${slot}`);
+  }
+
+  /** The replica of the master on `port`, once it has everything the master has (replication offsets equal). */
+  async syncedReplicaOf(port: number): Promise<number> {
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const lines = (await redisCli(this.ports[0]!, 'cluster', 'nodes')).split('\n');
+      const master = lines.find((l) => l.split(' ')[1]?.split('@')[0]?.endsWith(`:${port}`))?.split(' ')[0];
+      const replica = lines.find((l) => l.split(' ')[3] === master);
+      const replicaPort = replica ? Number(replica.split(' ')[1]!.split('@')[0]!.split(':').at(-1)) : undefined;
+      if (replicaPort) {
+        const offset = (info: string) => Number(/master_repl_offset:(\d+)/.exec(info)?.[1] ?? -1);
+        const [m, r] = await Promise.all([redisCli(port, 'info', 'replication'), redisCli(replicaPort, 'info', 'replication')]);
+        if (/master_link_status:up/.test(r) && offset(r) === offset(m)) return replicaPort;
+      }
+      if (Date.now() > until) throw new Error(`no replica of ${port} in sync within 15 s`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
   }
 
   /** Kills one master (SIGKILL) and waits until it is gone. */
