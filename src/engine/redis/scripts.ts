@@ -2,19 +2,21 @@
 // step, so every node sees one order per topic; the reaper's claim makes one surviving node announce a dead one.
 
 /**
- * KEYS: meta, log, sizes. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`),
- * history size, bus channel, bus prefix (node, sender transport and addr, no-echo id), history bytes per topic. The
- * stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus would have
- * brought. A new epoch starts when the meta is missing or was written under another replication id (failover). The stream is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each entry's
- * frame bytes, oldest first, so trimming needs no read of the stream): the oldest entries go first; a frame bigger than the whole budget empties the stream (what came before it cannot
- * be replayed without it), so the stream never has a hole. Returns {seq, epoch}.
+ * KEYS: meta, log, sizes. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail
+ * (`,…}`), history size, bus channel, bus prefix (node, sender transport and addr, no-echo id), history bytes per
+ * topic. The stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus
+ * would have brought. A new epoch starts when the meta is missing or was written under another replication id (a
+ * failover). The history is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each
+ * entry's frame bytes, oldest first, so trimming needs no read of the stream): the oldest entries go first; a frame
+ * bigger than the whole budget empties it (what came before cannot be replayed without it), so it never has a
+ * hole. Returns {seq, epoch}.
  */
 export const PUBLISH = `
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'rid')
 local epoch = m[1]
--- The data's lineage: a replica promoted after a failover, or a server restarted from its AOF, has a new
--- replication id, and may lack the last messages this topic numbered (replication and fsync are asynchronous).
+-- The data's lineage: a replica promoted after a failover has a new replication id, and may lack the last
+-- messages this topic numbered (replication is asynchronous): their seqs must not be given again in this epoch.
 local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
 if seq == 1 or not epoch or m[2] ~= rid then
   -- a new sequence (never published, Redis lost the meta, or its lineage changed): new epoch, nothing older kept
