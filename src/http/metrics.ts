@@ -103,7 +103,7 @@ export class BrokerMetrics {
     };
     gauge('switchboard_mailbox_depth_sum', 'Frames queued in all mailboxes at scrape time', () => depth().sum);
     gauge('switchboard_mailbox_depth_max', 'Deepest mailbox at scrape time', () => depth().max);
-    gauge('switchboard_engine_degraded', 'A cluster node whose Redis is unreachable: 1 (publishes answer unavailable); 0 otherwise', () => (hub.health?.() === 'degraded' ? 1 : 0));
+    gauge('switchboard_engine_degraded', 'A cluster node whose Redis is unreachable, or one of whose Redis Cluster masters does not answer: 1 (publishes answer unavailable, all or those of that shard); 0 otherwise', () => (hub.health?.() === 'degraded' ? 1 : 0));
     gauge('switchboard_actors', 'Live actors: the supervisor plus one per connection', () => hub.sessionCount + 1);
     const inspection = sources.inspection;
     if (inspection) {

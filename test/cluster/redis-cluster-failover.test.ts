@@ -1,11 +1,11 @@
 // A Redis Cluster master fails over to its replica (3 masters, 1 replica each, cluster-node-timeout 1 s): the
-// broker stays up, publishes to the dead master's slots answer `unavailable` until the replica is promoted and
+// broker stays up (degraded on /healthz while the master is gone), publishes to the dead master's slots answer `unavailable` until the replica is promoted and
 // then work again, in a new epoch (the promoted replica's replication id differs: whatever it may lack, no seq is
 // given twice), so a resume from before the failover is recovered:false; a topic on another shard goes on as if
 // nothing happened.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYS } from '../../src/engine/redis/keys.js';
-import { requireRedis, startNode, TestRedisCluster, until } from './redis.js';
+import { health, requireRedis, startNode, TestRedisCluster, until } from './redis.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -52,6 +52,7 @@ describe.skipIf(!run)('Redis Cluster: a master fails over to its replica', () =>
     await rc.syncedReplicaOf(doomed!.port); // nothing is lost here: the new epoch is the price of not knowing that
 
     await rc.kill(doomed!.port);
+    await until(async () => (await health(node)) === 'degraded', '/healthz degraded while a master is down', 15_000);
     // Until the replica is promoted the shard's publishes are refused (unavailable), never half-done.
     let after: Frame | undefined;
     const refused: string[] = [];
@@ -64,6 +65,8 @@ describe.skipIf(!run)('Redis Cluster: a master fails over to its replica', () =>
     expect(refused.every((code) => code === 'unavailable')).toBe(true);
     expect(after).toMatchObject({ seq: 1 });
     expect(after!.epoch).not.toBe(before.epoch);
+    // Every slot has a working master again (the replica): /healthz is running again.
+    await until(async () => (await health(node)) === 'running', '/healthz running after the failover', 20_000);
 
     const resumer = await TestClient.connect(node.url);
     clients.push(resumer);

@@ -135,6 +135,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** Presence events that could not be published (Redis unreachable), oldest first, up to MAX_HELD_PRESENCE. */
   private heldPresence: string[] = [];
   private presenceDropped = 0;
+  /** Redis Cluster masters that did not answer at the last tick (0 on one Redis). */
+  private mastersDown = 0;
   private epochs = 0;
   private barrierBatch: (() => void)[] = [];
   private barrierToken = 0;
@@ -233,8 +235,30 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   health(): 'ok' | 'degraded' {
-    return this.cmdUp && this.busUp ? 'ok' : 'degraded';
+    return this.cmdUp && this.busUp && this.mastersDown === 0 ? 'ok' : 'degraded';
   }
+
+  /**
+   * On a Redis Cluster, the masters that do not answer a PING within a tick: while there are any, the topics on
+   * their slots answer `unavailable`, and the node reports itself degraded until a replica takes over (the slot
+   * table then names it) or the master is back.
+   */
+  private async checkSlots(): Promise<void> {
+    if (!(this.cmd instanceof Cluster)) return;
+    const masters = this.cmd.nodes('master');
+    const answers = await Promise.all(
+      masters.map((m) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.min(1000, this.tickMs))));
+        return Promise.race([m.ping().then(() => true, () => false), late]).finally(() => clearTimeout(timer));
+      }),
+    );
+    const down = answers.filter((ok) => !ok).length;
+    if (down > 0 && this.mastersDown === 0) this.log.warn({ masters: down }, 'Redis Cluster: a master does not answer (its topics answer unavailable): degraded');
+    if (down === 0 && this.mastersDown > 0) this.log.info('Redis Cluster: every master answers again');
+    this.mastersDown = down;
+  }
+
 
   override get life(): string {
     return this.lifeId;
@@ -347,6 +371,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** Heartbeat, and the claim on nodes whose heartbeat expired. */
   private async tick(): Promise<void> {
     if (!this.cmdUp || this.closed) return;
+    await this.checkSlots();
     try {
       const [[, member]] = (await this.cmd.multi().sismember(KEYS.nodes, this.node).set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs).exec()) as [[unknown, number]];
       if (member === 0) {
