@@ -143,7 +143,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private barrierInFlight: { token: number; waiting: number; resolve: () => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: HeartbeatThread | undefined;
-  private lifeTimer: NodeJS.Timeout | undefined;
   /** cmdReady is running. */
   private initing = false;
   private readonly shas = new Map<string, string>();
@@ -231,7 +230,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     this.cmd.disconnect();
     this.bus.disconnect();
-    clearInterval(this.lifeTimer);
   }
 
   health(): 'ok' | 'degraded' {
@@ -243,7 +241,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
    * their slots answer `unavailable`, and the node reports itself degraded until a replica takes over (the slot
    * table then names it) or the master is back.
    */
-  private async checkSlots(): Promise<void> {
+  private async checkMasters(): Promise<void> {
     if (!(this.cmd instanceof Cluster)) return;
     const masters = this.cmd.nodes('master');
     const answers = await Promise.all(
@@ -258,6 +256,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (down === 0 && this.mastersDown > 0) this.log.info('Redis Cluster: every master answers again');
     this.mastersDown = down;
   }
+
 
 
   override get life(): string {
@@ -292,24 +291,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       this.cmdUp = true;
       if (this.everUp) this.log.info({ life }, 'redis reachable again: node re-asserted');
       this.everUp ||= this.busUp;
-      this.lifeTimer ??= setInterval(() => void this.checkLife(), this.tickMs).unref();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'redis initialisation failed; retrying');
       setTimeout(() => void (this.cmd.status === 'ready' && this.cmdReady()), 500).unref();
     } finally {
       this.initing = false;
     }
-  }
-
-  /**
-   * The life, checked every tick: Redis can lose its data without the command connection closing. A Redis Cluster
-   * stays `ready` while a shard restarts (ioredis reconnects node by node), and a flushed Redis says nothing. Then
-   * the node initialises again as after a reconnect (the new life, the id counter, its clients re-asserted).
-   */
-  private async checkLife(): Promise<void> {
-    if (this.closed || !this.cmdUp || this.initing) return;
-    const life = await this.cmd.get(KEYS.life).catch(() => undefined);
-    if (life !== undefined && life !== this.lifeId) await this.cmdReady();
   }
 
   /** The subscriber is (back) up: anything published while it was away is fetched from the streams, in order. */
@@ -334,7 +321,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     for (const id of conflicts) this.log.warn({ client: id }, 'while Redis was unreachable another node gave this client\'s name away; it keeps it locally');
     if (gone === 1 && !lost && this.registry.size > 0 && (await this.cmd.get(KEYS.life).catch(() => life)) !== life) {
       // Not reaped: Redis lost its data while this node stayed connected (a flushed Redis, a Redis Cluster restarted),
-      // so nobody announced its clients' end. It initialises again, as checkLife() may be doing (no `join` again).
+      // so nobody announced its clients' end. It initialises again, as tick() may be doing (no `join` again).
       if (this.lifeId === life) void this.cmdReady();
       return;
     }
@@ -369,17 +356,31 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   /** Heartbeat, and the claim on nodes whose heartbeat expired. */
+  /**
+   * Every tick, in one round trip (all `{g}` keys): the heartbeat, the node set (is this node still in it? which
+   * others might be dead?) and the life. Redis can lose its data without the command connection closing (a Redis
+   * Cluster stays `ready` while a shard restarts, a flushed Redis says nothing): a life that changed makes the node
+   * initialise again as after a reconnect (the new life, the id counter, its clients re-asserted).
+   */
   private async tick(): Promise<void> {
     if (!this.cmdUp || this.closed) return;
-    await this.checkSlots();
+    await this.checkMasters();
     try {
-      const [[, member]] = (await this.cmd.multi().sismember(KEYS.nodes, this.node).set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs).exec()) as [[unknown, number]];
-      if (member === 0) {
+      const [, [, nodes], [, life]] = (await this.cmd
+        .multi()
+        .set(KEYS.heartbeat(this.node), '1', 'PX', this.nodeTtlMs)
+        .smembers(KEYS.nodes)
+        .get(KEYS.life)
+        .exec()) as [unknown, [unknown, string[]], [unknown, string | null]];
+      if (life !== this.lifeId) {
+        if (!this.initing) await this.cmdReady();
+        return;
+      }
+      if (!nodes.includes(this.node)) {
         // Another node took this one for dead (unreachable, or stuck, for too long): come back.
         this.log.warn('this node was reaped by another; re-asserting its clients');
         await this.reassert();
       } else if (this.heldPresence.length > 0 || this.presenceDropped > 0) this.flushPresence();
-      const nodes = await this.cmd.smembers(KEYS.nodes);
       for (const n of nodes) {
         if (n === this.node) continue;
         const count = (await this.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(n), KEYS.clients, KEYS.names, KEYS.nodeClients(n)], [n, CHANNELS.bus])) as number;
