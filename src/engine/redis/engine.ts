@@ -237,18 +237,25 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   /**
-   * On a Redis Cluster, the masters that do not answer a PING within a tick: while there are any, the topics on
-   * their slots answer `unavailable`, and the node reports itself degraded until a replica takes over (the slot
+   * On a Redis Cluster, the masters of the slot table (CLUSTER SLOTS, asked of any node) that do not answer a PING
+   * within a tick, or that ioredis holds no connection to (it drops a dead node's): while there are any, the topics
+   * on their slots answer `unavailable`, and the node reports itself degraded until a replica takes over (the slot
    * table then names it) or the master is back.
    */
   private async checkMasters(): Promise<void> {
     if (!(this.cmd instanceof Cluster)) return;
-    const masters = this.cmd.nodes('master');
+    const table = await this.cmd.cluster('SLOTS').catch(() => undefined);
+    if (!table) return; // that node did not answer: the next tick asks another
+    const pool = new Map(this.cmd.nodes('master').map((n) => [`${n.options.host}:${n.options.port}`, n]));
+    // Each range: start, end, then its nodes, the master first ([host, port, id, …]).
+    const masters = new Set(table.map((range) => range[2]).filter((m) => m !== undefined).map((m) => `${m[0]}:${m[1]}`));
     const answers = await Promise.all(
-      masters.map((m) => {
+      [...masters].map((address) => {
+        const node = pool.get(address);
+        if (!node) return false;
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.min(1000, this.tickMs))));
-        return Promise.race([m.ping().then(() => true, () => false), late]).finally(() => clearTimeout(timer));
+        return Promise.race([node.ping().then(() => true, () => false), late]).finally(() => clearTimeout(timer));
       }),
     );
     const down = answers.filter((ok) => !ok).length;
