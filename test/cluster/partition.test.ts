@@ -1,7 +1,8 @@
 // A node cut off from Redis while Redis keeps its data (a network partition, made with a TCP proxy the test can
 // cut): presence events of the time it was away are held and published, in order and once, when it is back; cut
 // off for longer than the node heartbeat, the others take it for dead (`timeout`), and when it is back it
-// announces its clients again (`join`) and drops what it held (older than the timeouts).
+// announces its clients again (`join`) and drops what it held (older than the timeouts). What a node holds is
+// bounded in all and per client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { health, RedisProxy, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
@@ -90,5 +91,32 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     const seen = watcher.all.filter((f) => f.op === 'event' && ['yan', 'wu'].includes(f.client?.name)).map((f) => `${f.client.name}:${f.event}`);
     // The reaper announces a dead node's clients in no particular order.
     expect([...seen.slice(0, 2), ...seen.slice(2, 4).sort(), ...seen.slice(4)]).toEqual(['yan:join', 'wu:join', 'wu:timeout', 'yan:timeout', 'yan:join']);
+  }, 60_000);
+
+  it("a client that floods presence events during the outage is held to its own share: a neighbour's join still arrives", async () => {
+    const c = await startNode(redis, { redisUrl: proxy.url, rate: 0 }); // no frame rate: the flood is fast
+    try {
+      await until(async () => (await health(a)) === 'running' && (await health(c)) === 'running', 'nodes running', 15_000);
+      const watcher = await connect(b);
+      await watcher.request({ op: 'sub', topic: 'pool', presence: true });
+      const spam = await connect(c, '?name=spam');
+      await proxy.cut();
+      await until(async () => (await health(c)) === 'degraded', 'node C degraded', 15_000);
+      // 10,200 events, more than a node holds in all (10,000): without a share per client the neighbour's is lost.
+      for (let i = 0; i < 5100; i++) {
+        spam.send({ op: 'sub', topic: 'pool' });
+        spam.send({ op: 'unsub', topic: 'pool' });
+      }
+      await spam.request({ op: 'ping' });
+      const nia = await connect(c, '?name=nia');
+      await nia.request({ op: 'sub', topic: 'pool' });
+      await proxy.restore();
+      await watcher.next((f) => about('nia')(f) && f.event === 'join', 15_000);
+      // What the flooder had held (100 at most) went out too; its joins and leaves coalesce at the watcher.
+      await watcher.request({ op: 'ping' });
+      expect(watcher.all.filter(about('spam')).length).toBeLessThanOrEqual(100);
+    } finally {
+      await c.close();
+    }
   }, 60_000);
 });

@@ -87,6 +87,8 @@ const ID_BLOCK = 10_000;
 const MAX_CURSORS = 100_000;
 /** Presence events a node holds while Redis is unreachable (a few hundred bytes each: names and filters are bounded). */
 const MAX_HELD_PRESENCE = 10_000;
+/** Of which one client's own events (sub/unsub spam during an outage must not push out its neighbours'). */
+const MAX_HELD_PRESENCE_PER_CLIENT = 100;
 const MAX_HELD = 10_000;
 const OWN_DELIVERY_WAIT_MS = 2000;
 const BARRIER_WAIT_MS = 1000;
@@ -134,6 +136,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private readonly knownTopics = new Set<string>();
   /** Presence events that could not be published (Redis unreachable), oldest first, up to MAX_HELD_PRESENCE. */
   private heldPresence: string[] = [];
+  /** Held events per client id, charged against MAX_HELD_PRESENCE_PER_CLIENT. */
+  private readonly heldBy = new Map<string, number>();
   private presenceDropped = 0;
   /** Redis Cluster masters that did not answer at the last tick (0 on one Redis). */
   private mastersDown = 0;
@@ -334,6 +338,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     if (gone === 1 && !lost && this.registry.size > 0) {
       const held = this.heldPresence.splice(0).length;
+      this.heldBy.clear();
       let joins = 0;
       for (const s of this.registry.values()) {
         for (const filter of s.subscriptions) {
@@ -348,10 +353,11 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   /** Presence events held while Redis could not be reached, published in order now that it can. */
   private flushPresence(): void {
-    if (this.presenceDropped > 0) this.log.warn({ dropped: this.presenceDropped, limit: MAX_HELD_PRESENCE }, 'presence events lost: more were held while Redis was unreachable than the limit');
+    if (this.presenceDropped > 0) this.log.warn({ dropped: this.presenceDropped, limit: MAX_HELD_PRESENCE, perClient: MAX_HELD_PRESENCE_PER_CLIENT }, 'presence events lost: more were held while Redis was unreachable than the limits (in all, or per client)');
     this.presenceDropped = 0;
     if (this.heldPresence.length === 0) return;
     const held = this.heldPresence.splice(0);
+    this.heldBy.clear();
     const pipe = this.cmd.pipeline();
     for (const payload of held) {
       // On a Redis Cluster through the `{g}` shard, like every presence event (relay()); one pipeline: one node.
@@ -1121,17 +1127,22 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const body: Record<string, unknown> = { e: event, c, f: filter };
     if (old !== undefined) body.o = old;
     const payload = 'p' + JSON.stringify(body);
-    if (!this.cmdUp || this.heldPresence.length > 0) return this.holdPresence(payload);
+    if (!this.cmdUp || this.heldPresence.length > 0) return this.holdPresence(payload, c.id);
     this.relay(CHANNELS.bus, payload).catch((err: Error) => {
       // Not connected: nothing was sent (no offline queue), so holding it cannot double it.
-      if (/Stream isn't writeable|enableOfflineQueue/i.test(err.message)) this.holdPresence(payload);
+      if (/Stream isn't writeable|enableOfflineQueue/i.test(err.message)) this.holdPresence(payload, c.id);
       else this.log.info({ err: err.message, event, client: c.id, filter }, 'presence event may be lost: Redis did not answer');
     });
   }
 
-  private holdPresence(payload: string): void {
-    if (this.heldPresence.length >= MAX_HELD_PRESENCE) this.presenceDropped++;
-    else this.heldPresence.push(payload);
+  private holdPresence(payload: string, client: string): void {
+    const mine = this.heldBy.get(client) ?? 0;
+    if (this.heldPresence.length >= MAX_HELD_PRESENCE || mine >= MAX_HELD_PRESENCE_PER_CLIENT) {
+      this.presenceDropped++;
+      return;
+    }
+    this.heldPresence.push(payload);
+    this.heldBy.set(client, mine + 1);
   }
 
   /**
