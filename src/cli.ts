@@ -74,7 +74,8 @@ async function main(argv: string[]): Promise<number | void> {
     console.log(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
+  // Own keys only: `switchboard constructor` is an unknown command, not Object's constructor.
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
     console.error(`switchboard: unknown command '${name}'\n\n${usage()}`);
     return 2;

@@ -91,7 +91,7 @@ export class TopicPositions {
     if (ack.recovered === false && Object.keys(missed).length === 0) {
       for (const [t] of resumedTopics) missed[t] = ack.reason ?? 'unknown_position';
     }
-    for (const [t, s, e] of resumedTopics) if (s > 0 && e === undefined && !(t in missed)) missed[t] = 'unknown_position';
+    for (const [t, s, e] of resumedTopics) if (s > 0 && e === undefined && !Object.hasOwn(missed, t)) missed[t] = 'unknown_position';
     for (const topic of Object.keys(missed)) {
       const now = positions[topic];
       if (now) this.last.set(topic, { seq: now.seq, epoch: now.epoch });

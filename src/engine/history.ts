@@ -64,10 +64,10 @@ export interface ReplayLimits {
 export interface Resume<M> {
   /** Messages to deliver after the ack, per topic in seq order. */
   messages: M[];
-  /** Current position of each topic concerned. */
-  positions: Record<string, Position>;
+  /** Current position of each topic concerned (a Map: topics are client input, `__proto__` is a topic like any). */
+  positions: Map<string, Position>;
   /** Topics that could not be recovered, and why. Empty = recovered. */
-  missed: Record<string, MissReason>;
+  missed: Map<string, MissReason>;
   /** True when a wildcard search stopped at maxTopics: topics beyond it were not looked at. */
   truncated: boolean;
 }
@@ -156,13 +156,13 @@ export class History<M> {
    * `seenByTopic` (absent = seen nothing). Bounded by `limits` in topics, messages and bytes.
    */
   resume(filter: string, wildcard: boolean, seenByTopic: (topic: string) => Seen, limits: ReplayLimits, anchored = true): Resume<M> {
-    const out: Resume<M> = { messages: [], positions: {}, missed: {}, truncated: false };
+    const out: Resume<M> = { messages: [], positions: new Map(), missed: new Map(), truncated: false };
     const budget = { messages: limits.maxMessages, bytes: limits.maxBytes };
     if (!wildcard) {
       const log = this.logs.get(filter);
       const seen = seenByTopic(filter);
       if (!log) {
-        if (seen.seq > 0) out.missed[filter] = 'unknown_position';
+        if (seen.seq > 0) out.missed.set(filter, 'unknown_position');
         return out;
       }
       this.resumeTopic(log, seen, out, budget);
@@ -173,15 +173,15 @@ export class History<M> {
     out.truncated = this.collect(this.root, filter.split('/'), 0, found, lost, limits.maxTopics);
     // Topics the client has no position for are vouched for only when its other positions are from this life
     // (`anchored`), and no topic matching the filter lost messages by being forgotten (or their names were lost).
-    if (!anchored || this.namesLost || out.truncated) out.missed[filter] = out.truncated ? 'replay_limit' : 'unknown_position';
-    for (const topic of lost) if (!seenByTopic(topic).listed) out.missed[topic] = 'unknown_position';
+    if (!anchored || this.namesLost || out.truncated) out.missed.set(filter, out.truncated ? 'replay_limit' : 'unknown_position');
+    for (const topic of lost) if (!seenByTopic(topic).listed) out.missed.set(topic, 'unknown_position');
     for (const log of found) {
       const seen = seenByTopic(log.topic);
       // A topic the client never saw: it missed nothing only if this is the life its other positions are from,
       // and the topic was not forgotten (with messages the client would have had) in between.
       if (!seen.listed && (!anchored || log.reborn)) {
-        out.positions[log.topic] = { seq: log.seq, epoch: log.epoch };
-        out.missed[log.topic] = 'unknown_position';
+        out.positions.set(log.topic, { seq: log.seq, epoch: log.epoch });
+        out.missed.set(log.topic, 'unknown_position');
         continue;
       }
       this.resumeTopic(log, seen, out, budget);
@@ -194,19 +194,19 @@ export class History<M> {
   }
 
   private resumeTopic(log: TopicLog<M>, seen: Seen, out: Resume<M>, budget: { messages: number; bytes: number }): void {
-    out.positions[log.topic] = { seq: log.seq, epoch: log.epoch };
+    out.positions.set(log.topic, { seq: log.seq, epoch: log.epoch });
     if (seen.seq > 0 && seen.epoch !== log.epoch) {
-      out.missed[log.topic] = seen.epoch === undefined ? 'unknown_position' : 'epoch_changed';
+      out.missed.set(log.topic, seen.epoch === undefined ? 'unknown_position' : 'epoch_changed');
       return;
     }
     if (seen.seq > log.seq) {
-      out.missed[log.topic] = 'unknown_position';
+      out.missed.set(log.topic, 'unknown_position');
       return;
     }
     if (seen.seq === log.seq) return;
     const oldest = log.count > 0 ? log.ring[log.start]!.seq : log.seq + 1;
     if (oldest > seen.seq + 1) {
-      out.missed[log.topic] = 'history_trimmed';
+      out.missed.set(log.topic, 'history_trimmed');
       return;
     }
     const n = log.seq - seen.seq;
@@ -214,7 +214,7 @@ export class History<M> {
     let bytes = 0;
     for (let i = log.count - n; i < log.count; i++) bytes += log.ring[(log.start + i) % cap]!.bytes;
     if (n > budget.messages || bytes > budget.bytes) {
-      out.missed[log.topic] = 'replay_limit';
+      out.missed.set(log.topic, 'replay_limit');
       return;
     }
     budget.messages -= n;

@@ -7,7 +7,7 @@ import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, type EncodedData } from '../protocol/outgoing.js';
 import { filterError, isWildcard } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
-import { History, type Seen } from './history.js';
+import { History, type MissReason, type Position, type Seen } from './history.js';
 import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
@@ -222,7 +222,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    */
   protected resumeTerms(link: Link, frame: FrameOf<'sub'>, life: string): { seen: (topic: string) => Seen; anchored: boolean; maxMessages: number; maxBytes: number } {
     const { since, epoch } = frame;
-    const has = (map: object, topic: string) => Object.prototype.hasOwnProperty.call(map, topic);
+    const has = (map: object, topic: string) => Object.hasOwn(map, topic);
     const seen = (topic: string): Seen => {
       if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
       const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
@@ -243,27 +243,33 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
   private resume(link: Link, frame: FrameOf<'sub'>): void {
-    const { since } = frame;
     const { seen, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.history.boot);
     const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages, maxBytes }, anchored);
+    link.send(ackFrame(frame.id, this.resumeVerdict(frame, result.positions, result.missed, result.truncated, this.history.boot)));
+    for (const m of result.messages) link.mailbox.push(m);
+  }
+
+  /**
+   * The ack fields of a resuming `sub`, the same for every engine. Topics are client input: `positions` and `missed`
+   * are Maps until they are encoded (Object.fromEntries makes `__proto__` an own key, never the prototype).
+   */
+  protected resumeVerdict(frame: FrameOf<'sub'>, positions: Map<string, Position>, missed: Map<string, MissReason>, truncated: boolean, life: string): Record<string, unknown> {
+    const { since } = frame;
     // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
-    if (typeof since === 'object') {
-      for (const topic of Object.keys(since)) {
-        if (since[topic]! > 0 && !(topic in result.positions) && !result.truncated) result.missed[topic] = 'unknown_position';
-      }
+    if (typeof since === 'object' && !truncated) {
+      for (const topic of Object.keys(since)) if (since[topic]! > 0 && !positions.has(topic)) missed.set(topic, 'unknown_position');
     }
-    const missed = Object.keys(result.missed);
-    const fields: Record<string, unknown> = { recovered: missed.length === 0 && !result.truncated, life: this.history.boot };
-    if (missed.length > 0) {
-      fields.reason = result.missed[missed[0]!];
-      fields.missed = result.missed;
-    } else if (result.truncated) {
+    const fields: Record<string, unknown> = { recovered: missed.size === 0 && !truncated, life };
+    const first = missed.values().next();
+    if (!first.done) {
+      fields.reason = first.value;
+      fields.missed = Object.fromEntries(missed);
+    } else if (truncated) {
       fields.reason = 'replay_limit';
     }
-    if (result.truncated) fields.truncated = true;
-    fields.positions = result.positions;
-    link.send(ackFrame(frame.id, fields));
-    for (const m of result.messages) link.mailbox.push(m);
+    if (truncated) fields.truncated = true;
+    fields.positions = Object.fromEntries(positions);
+    return fields;
   }
 
   /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */

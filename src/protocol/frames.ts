@@ -128,8 +128,8 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       return withId(id, {
         op: 'sub' as const,
         topic: f.topic as string,
-        ...(f.since !== undefined && { since: f.since as number | Record<string, number> }),
-        ...(f.epoch !== undefined && { epoch: f.epoch as string | Record<string, string> }),
+        ...(f.since !== undefined && { since: ownRecord(f.since as number | Record<string, number>) }),
+        ...(f.epoch !== undefined && { epoch: ownRecord(f.epoch as string | Record<string, string>) }),
         ...(f.life !== undefined && { life: f.life as string }),
         ...(f.presence !== undefined && { presence: f.presence as boolean }),
       });
@@ -186,6 +186,17 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
   }
 }
 
+/**
+ * A client's map as a null-prototype record: indexing and `in` see only the keys the client sent, so a topic named
+ * `__proto__`, `toString` or `constructor` is an ordinary key (with `{}` and `in`, `toString` was a position held).
+ */
+function ownRecord<V>(value: V | Record<string, V>): V | Record<string, V> {
+  if (typeof value !== 'object' || value === null) return value;
+  const out = Object.create(null) as Record<string, V>;
+  for (const key of Object.keys(value)) out[key] = (value as Record<string, V>)[key]!;
+  return out;
+}
+
 const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isEpoch = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= EPOCH_MAX;
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -213,7 +224,7 @@ function positionError(filter: string, since: unknown, epoch: unknown): string |
   const epochs = Object.keys(epoch);
   if (epochs.length > MAX_POSITIONS) return `at most ${MAX_POSITIONS} epochs in one sub`;
   for (const topic of epochs) {
-    if (!Object.prototype.hasOwnProperty.call(since, topic)) return `epoch: '${topic.slice(0, 64)}' has no seq in since`;
+    if (!Object.hasOwn(since, topic)) return `epoch: '${topic.slice(0, 64)}' has no seq in since`;
     if (!isEpoch(epoch[topic])) return `epoch: the epoch of '${topic.slice(0, 64)}' must be a string of 1 to ${EPOCH_MAX} characters`;
   }
   return null;

@@ -9,7 +9,7 @@ import { HeartbeatThread } from './heartbeat.js';
 import type { Logger } from 'pino';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
-import { MAX_POSITIONS, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
+import { ackFrame, MAX_POSITIONS, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
@@ -843,12 +843,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.fail(link, unavailable(frame.id));
         return false;
       }
-      const { since } = frame;
       const { seen: seenOf, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.lifeId);
       const budget = { messages: maxMessages, bytes: maxBytes };
       const wildcard = isWildcard(frame.topic);
-      const positions: Record<string, Position> = {};
-      const missed: Record<string, MissReason> = {};
+      // Maps: topics are client input (`__proto__`, `toString` are topics like any).
+      const positions = new Map<string, Position>();
+      const missed = new Map<string, MissReason>();
       const messages: Outgoing[] = [];
       let truncated = false;
       let topics = [frame.topic];
@@ -858,7 +858,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           truncated = true;
           topics = topics.slice(0, MAX_POSITIONS);
         }
-        if (!anchored || truncated) missed[frame.topic] = truncated ? 'replay_limit' : 'unknown_position';
+        if (!anchored || truncated) missed.set(frame.topic, truncated ? 'replay_limit' : 'unknown_position');
       }
       const reads = await Promise.all(
         topics.map((t) => {
@@ -871,22 +871,22 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         const seen = seenOf(topic);
         if (seqText === null || seqText === undefined || ep === null || ep === undefined) {
           // Listed without data: Redis lost it. A position on it is answered by the `since` loop below.
-          if (wildcard && !seen.listed) missed[topic] = 'unknown_position';
-          else if (!wildcard && seen.seq > 0) missed[topic] = 'unknown_position';
+          if (wildcard && !seen.listed) missed.set(topic, 'unknown_position');
+          else if (!wildcard && seen.seq > 0) missed.set(topic, 'unknown_position');
           return;
         }
         const position = { seq: Number(seqText), epoch: ep };
-        positions[topic] = position;
+        positions.set(topic, position);
         if (wildcard && !seen.listed && !anchored) {
-          missed[topic] = 'unknown_position';
+          missed.set(topic, 'unknown_position');
           return;
         }
         if (seen.seq > 0 && seen.epoch !== position.epoch) {
-          missed[topic] = seen.epoch === undefined ? 'unknown_position' : 'epoch_changed';
+          missed.set(topic, seen.epoch === undefined ? 'unknown_position' : 'epoch_changed');
           return;
         }
         if (seen.seq > position.seq) {
-          missed[topic] = 'unknown_position';
+          missed.set(topic, 'unknown_position');
           return;
         }
         if (seen.seq === position.seq) return;
@@ -899,43 +899,29 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         // Replayable: the stream still holds seen+1 onwards, within --history of the last seq.
         const oldestKept = Math.max(entries[0]?.seq ?? position.seq + 1, position.seq - this.options.historySize + 1);
         if (oldestKept > seen.seq + 1) {
-          missed[topic] = 'history_trimmed';
+          missed.set(topic, 'history_trimmed');
           return;
         }
         if (n > budget.messages || entries.length < n) {
-          missed[topic] = 'replay_limit';
+          missed.set(topic, 'replay_limit');
           return;
         }
         const replay = entries.slice(0, n);
         const bytes = replay.reduce((sum, m) => sum + m.out.bytes, 0);
         if (bytes > budget.bytes) {
-          missed[topic] = 'replay_limit';
+          missed.set(topic, 'replay_limit');
           return;
         }
         budget.messages -= n;
         budget.bytes -= bytes;
         for (const m of replay) messages.push(m.out);
       });
-      if (typeof since === 'object') {
-        for (const topic of Object.keys(since)) {
-          if (since[topic]! > 0 && !(topic in positions) && !truncated) missed[topic] = 'unknown_position';
-        }
-      }
-      const missedTopics = Object.keys(missed);
-      const fields: Record<string, unknown> = { recovered: missedTopics.length === 0 && !truncated, life: this.lifeId };
-      if (missedTopics.length > 0) {
-        fields.reason = missed[missedTopics[0]!];
-        fields.missed = missed;
-      } else if (truncated) {
-        fields.reason = 'replay_limit';
-      }
-      if (truncated) fields.truncated = true;
-      fields.positions = positions;
-      this.ack(link, frame.id, fields);
+      // Always answered, as on one node: a `sub` with `since` asked for its verdict, with or without an id.
+      link.send(ackFrame(frame.id, this.resumeVerdict(frame, positions, missed, truncated, this.lifeId)));
       for (const m of messages) link.mailbox.push(m);
       // Live messages up to each position were replayed (or lie before the client's position): not again.
       let floors = this.floors.get(link);
-      for (const [topic, p] of Object.entries(positions)) {
+      for (const [topic, p] of positions) {
         if (!floors) this.floors.set(link, (floors = new Map()));
         floors.set(topic, p);
       }
