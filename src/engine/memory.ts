@@ -16,6 +16,13 @@ import { TokenBucket } from './bucket.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
 export const WHO_BYTES_PER_TOKEN = 1024;
+/**
+ * A subscription change costs one inbound-rate token per this many match-cache nodes its invalidation looked at
+ * (18-150 ns each, test/bench/topic-index.ts): a wildcard churned over many cached topics is paid by its client.
+ */
+export const CACHE_NODES_PER_TOKEN = 64;
+/** A `who` whose list had to be built again costs one token per this many clients listed and sorted (~0.2 µs each). */
+export const WHO_LISTED_PER_TOKEN = 32;
 
 export interface MemoryEngineOptions {
   serverName: string;
@@ -280,8 +287,9 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
   unsub(link: Link, frame: FrameOf<'unsub'>): void {
     if (link.subscriptions.delete(frame.topic)) {
-      this.roster.changed();
+      this.roster.subscriptionChanged(frame.topic);
       this.index.remove(frame.topic, link);
+      this.chargeInvalidation(link);
       this.presence.unwatch(frame.topic, link);
       link.presence.delete(frame.topic);
       this.announce('leave', link, frame.topic);
@@ -369,7 +377,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const after = this.whoStart(link, frame);
     if (after === null) return;
     const { topic } = frame;
-    this.sendWhoPage(link, frame, this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true));
+    const page = this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
+    this.sendWhoPage(link, frame, page, this.roster.lastBuilt);
   }
 
   /** Where a `who` page starts (after its cursor); null when the request was refused (grant, cursor) and answered. */
@@ -385,11 +394,14 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     return after;
   }
 
-  /** Queues a `who` page and charges its size to the asker's inbound rate. */
-  protected sendWhoPage(link: Link, frame: FrameOf<'who'>, page: RosterPage): void {
+  /**
+   * Queues a `who` page and charges the asker's inbound rate for it: its size, and the `listed` clients its list had
+   * to be built from (a list rebuilt after every change would otherwise be a cheap way to keep the broker sorting).
+   */
+  protected sendWhoPage(link: Link, frame: FrameOf<'who'>, page: RosterPage, listed: number): void {
     const reply = whoReply(frame.id, page);
     link.mailbox.push(reply);
-    link.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN));
+    link.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN) + Math.floor(listed / WHO_LISTED_PER_TOKEN));
   }
 
   /** Every client, or those a publish to concrete `topic` would reach, or those holding wildcard filter `topic` exactly. */
@@ -446,7 +458,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (isNew) {
       link.subscriptions.add(filter);
       this.index.add(filter, link);
-      this.roster.changed();
+      this.chargeInvalidation(link);
+      this.roster.subscriptionChanged(filter);
     }
     if (presence) {
       link.watch(filter);
@@ -455,6 +468,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       this.presence.unwatch(filter, link);
     }
     return isNew;
+  }
+
+  /** Charges `link` for what its last subscription change cost the match cache (CACHE_NODES_PER_TOKEN). */
+  protected chargeInvalidation(link: Link): void {
+    link.rate?.charge(Math.floor(this.index.lastInvalidationWork / CACHE_NODES_PER_TOKEN));
   }
 
   /** True when the chat room is too big to announce every login and logout. */

@@ -673,7 +673,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           this.index.remove(frame.topic, link);
           this.presence.unwatch(frame.topic, link);
           link.presence.delete(frame.topic);
-          this.roster.changed();
+          this.roster.subscriptionChanged(frame.topic);
           await this.mirror(link);
         }
         return;
@@ -689,8 +689,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
     if (link.subscriptions.delete(frame.topic)) {
-      this.roster.changed();
+      this.roster.subscriptionChanged(frame.topic);
       this.index.remove(frame.topic, link);
+      this.chargeInvalidation(link);
       this.presence.unwatch(frame.topic, link);
       link.presence.delete(frame.topic);
       await this.mirror(link);
@@ -813,7 +814,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const records = (await this.cmd.hvals(KEYS.clients)).map((r) => JSON.parse(r) as ClientRecord);
     const members =
       topic === undefined ? records : isWildcard(topic) ? records.filter((r) => r.subs.includes(topic)) : records.filter((r) => r.subs.some((f) => filterMatches(f, topic)));
-    this.sendWhoPage(link, frame, new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true));
+    // Every record was read and parsed for this answer: the asker pays for all of them, not only for its page.
+    this.sendWhoPage(link, frame, new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true), records.length);
   }
 
   private async renameAsync(link: S, frame: FrameOf<'rename'>): Promise<void> {
