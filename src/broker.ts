@@ -29,6 +29,7 @@ import { loggablePath, parseTarget } from './protocol/target.js';
 import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
 import { RedisEngine } from './engine/redis/engine.js';
+import { LoopStalls } from './engine/stalls.js';
 
 export const VERSION = '0.1.0';
 
@@ -65,6 +66,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const cluster = config.redisUrl;
   const engineOf = (o: MemoryEngineOptions): MemoryEngine<Link> =>
     cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({ ...o, url: cluster, maxInflight: config.redisMaxInflight, log });
+  // One stall clock per broker: rate buckets count frames when read, and credit what queued while the loop was blocked.
+  const stalls = new LoopStalls();
   const hub = (options.hubFactory ?? engineOf)({
     serverName: config.serverName,
     version: VERSION,
@@ -81,6 +84,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     renameRate: config.renameRate,
     room: config.room,
     roomAnnounceMax: config.roomAnnounceMax,
+    stalls,
   });
   // The cluster engine reaches Redis before anything listens: an unreachable Redis fails the start with its URL.
   const engine: Engine<Link> = hub;
@@ -88,13 +92,14 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
+  stalls.start(); // nothing above left running if it threw
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   const actors = new ActorTree(supervisor); // every connection actor runs in its own actor system, under the supervisor
   supervisor.start();
   const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
   const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
-  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log };
+  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, stalls };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -176,6 +181,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     actorsPage.close();
     supervisor.stop();
     stately?.stop();
+    stalls.stop();
     await engine.close?.();
     throw err;
   }
@@ -197,6 +203,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       http.closeAllConnections();
       tcp?.destroyAll();
       stately?.stop();
+      stalls.stop();
       await engine.close?.();
       log.info('switchboard stopped');
     })());

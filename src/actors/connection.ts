@@ -13,6 +13,7 @@ import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
+import type { StallClock } from '../engine/stalls.js';
 
 export interface BrokerCore {
   config: Config;
@@ -26,6 +27,8 @@ export interface BrokerCore {
   tokens?: TokenVerifier | null;
   /** Where connection-level refusals (rate-limit closes) are logged. */
   log?: Logger;
+  /** How long the event loop was blocked: rate buckets credit it (the broker's stalls are not the client's frames). */
+  stalls?: StallClock;
 }
 
 /** Refused frames are counted per window of this length when deciding a client is flooding. */
@@ -83,7 +86,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     },
     error: (error) => core.supervisor.send({ type: 'CONNECTION_CRASHED', link, error }),
   });
-  const rate = new TokenBucket(rateLimitsOf(config));
+  const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
   return { link, reader: new FrameReader(link, core.hub, rate, core.log), actor };
 }

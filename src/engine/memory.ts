@@ -13,6 +13,7 @@ import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
 import { TokenBucket } from './bucket.js';
+import type { StallClock } from './stalls.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
 export const WHO_BYTES_PER_TOKEN = 1024;
@@ -44,6 +45,8 @@ export interface MemoryEngineOptions {
   /** The chat room topic; with more presence watchers than roomAnnounceMax its joins and leaves are not announced. */
   room?: string;
   roomAnnounceMax?: number;
+  /** The broker's stall clock: budgets counted when frames are read are not charged for its stalls. */
+  stalls?: StallClock;
 }
 
 export type { JoinRequest, LeaveCause, PublishResult };
@@ -411,14 +414,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   }
 
   rename(link: Link, frame: FrameOf<'rename'>): void {
-    const rate = this.options.renameRate ?? 0;
-    if (rate > 0) {
-      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
-      if (link.renames.take() !== 'ok') {
-        return this.fail(link, new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id));
-      }
-    }
-    const problem = this.nameProblem(link, frame.name, frame.id);
+    const problem = this.renameRefusal(link, frame);
     if (problem) return this.fail(link, problem);
     const old = link.name;
     this.registry.rename(link, frame.name);
@@ -426,6 +422,16 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     this.ack(link, frame.id, { name: link.name });
     if (old === link.name) return;
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
+  }
+
+  /** Why a `rename` is refused, on every engine: over the client's own rename rate (--rename-rate), or the name. */
+  protected renameRefusal(link: Link, frame: FrameOf<'rename'>): ProtocolError | null {
+    const rate = this.options.renameRate ?? 0;
+    if (rate > 0) {
+      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 }, Date.now, this.options.stalls);
+      if (link.renames.take() !== 'ok') return new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id);
+    }
+    return this.nameProblem(link, frame.name, frame.id);
   }
 
   protected nameProblem(link: Link, name: string, id?: FrameId): ProtocolError | null {

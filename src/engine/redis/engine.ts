@@ -14,7 +14,6 @@ import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
-import { TokenBucket } from '../bucket.js';
 import type { MissReason, Position } from '../history.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
@@ -819,12 +818,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private async renameAsync(link: S, frame: FrameOf<'rename'>): Promise<void> {
-    const rate = this.options.renameRate ?? 0;
-    if (rate > 0) {
-      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
-      if (link.renames.take() !== 'ok') return this.fail(link, new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id));
-    }
-    const problem = this.nameProblem(link, frame.name, frame.id);
+    const problem = this.renameRefusal(link, frame);
     if (problem) return this.fail(link, problem);
     const old = link.name;
     if (old === frame.name) return this.ack(link, frame.id, { name: old });
