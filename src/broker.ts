@@ -84,6 +84,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     renameRate: config.renameRate,
     room: config.room,
     roomAnnounceMax: config.roomAnnounceMax,
+    tcpNamedByAddress: config.roomAddresses === 'show',
     stalls,
   });
   // The cluster engine reaches Redis before anything listens: an unreachable Redis fails the start with its URL.

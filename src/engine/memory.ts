@@ -45,6 +45,8 @@ export interface MemoryEngineOptions {
   /** The chat room topic; with more presence watchers than roomAnnounceMax its joins and leaves are not announced. */
   room?: string;
   roomAnnounceMax?: number;
+  /** TCP clients are named by their address by default (the classic room); false under --room-addresses hide. */
+  tcpNamedByAddress?: boolean;
   /** The broker's stall clock: budgets counted when frames are read are not charged for its stalls. */
   stalls?: StallClock;
 }
@@ -515,8 +517,16 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     }
   }
 
+  /**
+   * A client's default name: its address for a TCP line client of the classic room, else `guest-<n>` (also for TCP
+   * under --room-addresses hide: a name is shown to everyone, so it must not be the address the room hides).
+   */
+  protected defaultNameBase(link: Link): string {
+    return link.transport === 'tcp' && this.options.tcpNamedByAddress !== false ? link.addr : `guest-${link.id.slice(1)}`;
+  }
+
   protected freeDefaultName(link: Link): string {
-    const base = link.transport === 'tcp' ? link.addr : `guest-${link.id.slice(1)}`;
+    const base = this.defaultNameBase(link);
     let name = base;
     for (let k = 2; !this.registry.isNameFree(name); k++) name = `${base}-${k}`;
     return name;

@@ -1,7 +1,7 @@
 // Roster: `who` as pages. Clients listed in connection order (numeric id), `limit` per page, an opaque cursor
 // for the next; each page's entries are encoded once per roster version and shared by every asker. Pure: the
 // clock is injected, the hub says when the roster changed: a subscription change drops only the lists it can change.
-import { WHO_LIMIT_MAX, type ClientInfo, type Transport } from '../protocol/frames.js';
+import { WHO_LIMIT_MAX, type PublicClient, type Transport } from '../protocol/frames.js';
 import { isWildcard } from '../protocol/topic.js';
 import { TopicTree } from './topic-tree.js';
 
@@ -27,8 +27,11 @@ export interface RosterPage {
   json: string;
   bytes: number;
   entries: WhoEntry[];
-  /** The members listed, with their addresses (the TCP `user list:` lines show them). */
-  members: ClientInfo[];
+  /**
+   * The members listed, for the TCP `user list:` lines: with an address only where docs/protocol.md allows one
+   * (a TCP line client, the classic room; anyone, for an admin).
+   */
+  members: (PublicClient & { addr?: string })[];
   /** Cursor of the next page; undefined on the last. */
   next: string | undefined;
 }
@@ -122,7 +125,7 @@ export class Roster<T extends RosterMember> {
       json,
       bytes: Buffer.byteLength(json),
       entries,
-      members: slice.map((m) => ({ id: m.id, name: m.name, addr: m.addr, transport: m.transport })),
+      members: slice.map((m) => (admin || m.transport === 'tcp' ? { id: m.id, name: m.name, transport: m.transport, addr: m.addr } : { id: m.id, name: m.name, transport: m.transport })),
       next: lo + limit < list.length ? cursorAfter(slice.at(-1)!.id) : undefined,
     };
     listing.pages.set(pageKey, page);

@@ -546,7 +546,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private async claimDefaultName(link: S): Promise<string> {
-    const base = link.transport === 'tcp' ? link.addr : `guest-${link.id.slice(1)}`;
+    const base = this.defaultNameBase(link);
     for (let k = 1; ; k++) {
       const name = k === 1 ? base : `${base}-${k}`;
       if (await this.claimName(link, name, '')) return name;
