@@ -17,7 +17,7 @@ import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { HttpError, Router, sendJson } from './http/router.js';
-import { createLogger } from './log.js';
+import { ClientFaults, createLogger } from './log.js';
 import { Admission } from './actors/admission.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { StatelyInspector } from './inspect/stately.js';
@@ -100,7 +100,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
   const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
-  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, stalls };
+  const faults = new ClientFaults(log);
+  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -122,7 +123,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const apiOpen = config.apiKey === undefined && !tokens;
   router.guard((req, pathname) => {
     if (!apiOpen || !/^\/(api\/|inspect|metrics)/.test(pathname) || origins.servesHost(req.headers.host)) return undefined;
-    log.info({ host: String(req.headers.host).slice(0, 200), path: pathname, flag: '--public-host' }, 'request refused: not addressed to this broker (add the name with --public-host)');
+    faults.note('info', { host: String(req.headers.host).slice(0, 200), path: pathname, flag: '--public-host' }, 'request refused: not addressed to this broker (add the name with --public-host)');
     return new HttpError(421, `this broker is not '${String(req.headers.host).slice(0, 100)}'; add it with --public-host`, 'misdirected');
   });
   const http = createServer(httpTimeouts(config.httpTimeoutMs), (req, res) => {
@@ -151,7 +152,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     const origin = req.headers.origin;
     if (!origins.allows(origin)) {
       const value = config.allowedOrigins ?? "this broker's own addresses and --public-host";
-      log.info(
+      faults.note(
+        'info',
         { origin, addr: req.socket.remoteAddress, limit: 'allowed origins', value, flag: '--allowed-origins' },
         `upgrade refused: origin not allowed, allowed: ${value} (change with --allowed-origins or --public-host)`,
       );

@@ -14,6 +14,7 @@ import type { Admission } from './admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
 import type { StallClock } from '../engine/stalls.js';
+import type { ClientFaults } from '../log.js';
 
 export interface BrokerCore {
   config: Config;
@@ -25,8 +26,10 @@ export interface BrokerCore {
   admission?: Admission;
   /** Verifies client tokens; absent or null = authentication off. */
   tokens?: TokenVerifier | null;
-  /** Where connection-level refusals (rate-limit closes) are logged. */
+  /** Where the broker's own faults are logged. */
   log?: Logger;
+  /** Where clients' faults (refusals, protocol violations, floods) are logged: throttled, never with a stack. */
+  faults?: ClientFaults;
   /** How long the event loop was blocked: rate buckets credit it (the broker's stalls are not the client's frames). */
   stalls?: StallClock;
 }
@@ -88,5 +91,5 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log), actor };
+  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults), actor };
 }

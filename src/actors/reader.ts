@@ -7,6 +7,7 @@ import type { Engine } from '../engine/engine.js';
 import type { Link } from './link.js';
 import type { TokenBucket, RateVerdict } from '../engine/bucket.js';
 import type { Logger } from 'pino';
+import type { ClientFaults } from '../log.js';
 
 export class FrameReader {
   constructor(
@@ -14,6 +15,7 @@ export class FrameReader {
     private readonly engine: Engine<Link>,
     private readonly rate?: TokenBucket,
     private readonly log?: Logger,
+    private readonly faults?: ClientFaults,
   ) {}
 
   /** Set once the client flooded past its strikes: the connection is closing and later frames are not answered. */
@@ -75,7 +77,8 @@ export class FrameReader {
     if (verdict !== 'flooding') return;
     this.flooding = true;
     const { rate, strikes, windowMs } = this.rate!.limits;
-    this.log?.info(
+    this.faults?.note(
+      'info',
       { client: this.link.id, addr: this.link.addr, limit: 'inbound frame rate', value: { rate, strikes, windowS: windowMs / 1000 }, flag: '--rate, --rate-strikes' },
       `rate limit exceeded: over ${rate} frames/s (--rate) refused ${strikes} times within ${windowMs / 1000} s (--rate-strikes); closing with 1008`,
     );

@@ -230,7 +230,7 @@ export class TcpTransport {
     tokens.verify(requestToken(req)).then(
       (grant) => {
         if (grant instanceof AuthFailure) {
-          this.log.info({ addr: req.socket.remoteAddress, reason: grant.message }, 'lines upgrade refused: unauthorized');
+          this.core.faults?.note('info', { addr: req.socket.remoteAddress, reason: grant.message }, 'lines upgrade refused: unauthorized');
           return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
         }
         if (!this.core.hub.isNameFree(grant.name)) return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
