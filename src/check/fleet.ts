@@ -1,6 +1,6 @@
 // Fleet: the checker's clients on a real broker during one scenario. perform() runs one command on
-// the broker and on the model, waits until the broker's frames settle (a ping/pong barrier on every
-// live client: per connection, the pong proves everything queued before it has arrived), then
+// the broker and on the model, waits until the broker's frames settle (a ping/pong barrier: the commanding
+// client first, then every other live client; per connection, the pong proves everything queued before it has arrived), then
 // compares each client's frames of that step with the model's. A difference throws a CheckFailure.
 import { randomBytes } from 'node:crypto';
 import type { ProtocolModel, Slot } from '../protocol/model.js';
@@ -239,9 +239,10 @@ export class Fleet {
       received.set(slot, probe.frames.slice(from, at));
       this.cursors.set(probe, at + 1);
     };
-    // In a cluster a pong proves only what reached that client's node before it: the commanding client settles
-    // first (its node has then sent out all the command caused), the others after.
-    const first = (this.options.more?.length ?? 0) > 0 && 'slot' in cmd ? this.probes.get(cmd.slot) : undefined;
+    // The commanding client settles first, on one node as in a cluster: its pong proves the broker has handled its
+    // command (a notification gets no reply to wait for) and queued all it caused for everyone; only then are the
+    // others pinged. Pinged at once, another client's pong could overtake the command on its way to the broker.
+    const first = 'slot' in cmd ? this.probes.get(cmd.slot) : undefined;
     if (first) await one([cmd.slot, first]);
     await Promise.all([...this.probes].filter(([, p]) => p !== first).map(one));
     return received;
