@@ -55,6 +55,7 @@ export const SETTINGS = {
   allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: the broker's own address, localhost, 127.0.0.1, [::1] at its port, and --public-host); others get HTTP 403" },
   publicHost: { flag: 'public-host', kind: { type: 'string' }, default: undefined, help: 'comma-separated host[:port] names browsers reach the broker by (a proxy, a DNS name); pages from them may connect; without a port, any port' },
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
+  tokenGraceMs: { flag: 'token-grace-ms', kind: ms(0), default: 30_000, help: 'when a connected client\'s token expires it is told (token_expired) and has this long to send a fresh one ({"op":"auth","token":…}); then it is closed with 4003' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
@@ -103,6 +104,8 @@ export interface Config {
   publicHost: string | undefined;
   authSecret: string | undefined;
   authJwks: string | undefined;
+  /** How long a connection whose token expired may go on before it is closed with 4003, unless it sends a fresh one. */
+  tokenGraceMs: number;
   /** Redis of the cluster; undefined = the in-memory engine. */
   redisUrl: string | undefined;
   /** Worker processes of `serve` (1 = this process is the broker, no primary). */

@@ -50,7 +50,7 @@ const rateLimits = new WeakMap<Config, RateLimits>();
 function timingOf(config: Config): ConnectionTiming {
   let t = timings.get(config);
   if (!t) {
-    t = { heartbeatMs: config.heartbeatMs, idleMs: config.idleMs, idleGraceMs: config.idleGraceMs, closeTimeoutMs: config.closeTimeoutMs };
+    t = { heartbeatMs: config.heartbeatMs, idleMs: config.idleMs, idleGraceMs: config.idleGraceMs, closeTimeoutMs: config.closeTimeoutMs, tokenGraceMs: config.tokenGraceMs };
     timings.set(config, t);
   }
   return t;
@@ -91,5 +91,5 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults), actor };
+  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens), actor };
 }

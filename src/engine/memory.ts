@@ -14,6 +14,7 @@ import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
 import { TokenBucket } from './bucket.js';
 import type { StallClock } from './stalls.js';
+import type { Grant } from '../auth/grant.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
 export const WHO_BYTES_PER_TOKEN = 1024;
@@ -302,13 +303,41 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     this.ack(link, frame.id);
   }
 
+  /** A fresh token for `link` (docs/protocol.md, Token expiry and refresh): what it no longer allows is dropped. */
+  regrant(link: Link, grant: Grant, id: FrameId | undefined): void {
+    const dropped = this.takeGrant(link, grant);
+    for (const topic of dropped) this.unsub(link, { op: 'unsub', topic });
+    this.grantTaken(link, grant, dropped, id);
+  }
+
+  /** Gives `link` its new grant; returns the filters it holds that the grant does not allow (to drop). */
+  protected takeGrant(link: Link, grant: Grant): string[] {
+    link.grant = grant;
+    return [...link.subscriptions].filter((filter) => !grant.maySubscribe(filter));
+  }
+
+  /** After a regrant: one `forbidden` per dropped filter, then the ack with the new token's `exp` (null: none). */
+  protected grantTaken(link: Link, grant: Grant, dropped: string[], id: FrameId | undefined): void {
+    for (const filter of dropped) this.fail(link, new ProtocolError('forbidden', `the refreshed token does not allow subscribing to '${filter.slice(0, 64)}'`));
+    this.ack(link, id, { exp: grant.exp ?? null });
+  }
+
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
   pub(link: Link, frame: FrameOf<'pub'>): void {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    const result = this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+    this.pubAnswer(link, frame, this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id));
+  }
+
+  /**
+   * The answer to a `pub`, on every engine. `delivered` tells how many subscribers a topic has: only a client that
+   * may subscribe to it (or an admin) learns that; others get the ack without it.
+   */
+  protected pubAnswer(link: Link, frame: FrameOf<'pub'>, result: PublishResult | ProtocolError): void {
     if (result instanceof ProtocolError) return this.fail(link, result);
+    const { grant } = link;
+    if (grant && !grant.admin && !grant.maySubscribe(frame.topic)) return this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch });
     this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
   }
 

@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   rate_limited: 'too many frames',
   forbidden: 'not allowed',
   unauthorized: 'authentication required',
+  token_expired: 'the token expired; send a fresh one ({"op":"auth","token":…}) before the grace period ends',
   unavailable: 'the broker cannot take this now (a cluster node without its Redis); retry later',
   internal: 'internal error',
 } as const;
@@ -44,4 +45,6 @@ export const CLOSE = {
   idle: 4000,
   slowConsumer: 4001,
   heartbeat: 4002,
+  /** The token expired and no fresh one came within --token-grace-ms. */
+  tokenExpired: 4003,
 } as const;

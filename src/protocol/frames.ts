@@ -11,6 +11,8 @@ export const NAME_MAX = 64;
 /** Most entries one `who` page may ask for (protocol 2). */
 export const WHO_LIMIT_MAX = 1000;
 const ID_MAX = 128;
+/** Longest token an `auth` frame may carry (a JWT signed with a large RSA key is a few KB). */
+export const TOKEN_MAX = 16_384;
 
 export type Transport = 'ws' | 'tcp';
 
@@ -41,6 +43,8 @@ export type ClientFrame =
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
   | { op: 'who'; id?: FrameId; topic?: string; limit?: number; cursor?: string }
   | { op: 'rename'; id?: FrameId; name: string }
+  /** A fresh token for this connection (auth on): same client name, its grant and expiry replace the old ones. */
+  | { op: 'auth'; id?: FrameId; token: string }
   | { op: 'ping'; id?: FrameId }
   | { op: 'quit'; id?: FrameId };
 
@@ -65,7 +69,7 @@ export type ServerFrame =
   | { op: 'pong'; id?: FrameId }
   | { op: 'error'; code: string; message: string; id?: FrameId };
 
-const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'ping', 'quit']);
+const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'auth', 'ping', 'quit']);
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -180,6 +184,12 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       const err = nameError(f.name);
       if (err) return fault(id, 'bad_name', err);
       return withId(id, { op: 'rename' as const, name: f.name as string });
+    }
+    case 'auth': {
+      if (typeof f.token !== 'string' || f.token.length === 0 || f.token.length > TOKEN_MAX) {
+        return fault(id, 'bad_frame', `auth needs a token: a string of 1 to ${TOKEN_MAX} characters`);
+      }
+      return withId(id, { op: 'auth' as const, token: f.token });
     }
     default:
       return withId(id, { op: f.op as 'ping' | 'quit' });

@@ -170,6 +170,9 @@ export class ProtocolModel {
         if (old !== c.name) for (const s of c.subs) this.announce(out, 'rename', c, s.filter, old);
         return out;
       }
+      case 'auth':
+        // The model's broker runs without auth: a token refresh is refused (docs/protocol.md, Token expiry).
+        return fail('bad_frame'), out;
       case 'ping':
         return push(out, slot, withId({ op: 'pong' }, frame.id)), out;
       case 'quit':

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { HeartbeatThread } from './heartbeat.js';
 import type { Logger } from 'pino';
+import type { Grant } from '../../auth/grant.js';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
 import { ackFrame, MAX_POSITIONS, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
@@ -628,7 +629,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           async () => {
             const done = await started;
             if ('err' in done) throw done.err;
-            this.pubFinish(link, frame, done.r);
+            this.pubAnswer(link, frame, done.r);
           },
           frame.id,
           true,
@@ -686,6 +687,20 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
   }
 
+  /** A fresh token, in the session's order: filters it no longer allows are dropped (and mirrored) before the ack. */
+  override regrant(link: S, grant: Grant, id: FrameId | undefined): void {
+    this.enqueue(
+      link,
+      async () => {
+        const dropped = this.takeGrant(link, grant);
+        for (const topic of dropped) await this.unsubAsync(link, { op: 'unsub', topic });
+        this.grantTaken(link, grant, dropped, id);
+      },
+      id,
+      false,
+    );
+  }
+
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
     if (link.subscriptions.delete(frame.topic)) {
       this.roster.subscriptionChanged(frame.topic);
@@ -700,7 +715,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private async pubAsync(link: S, frame: FrameOf<'pub'>): Promise<void> {
-    this.pubFinish(link, frame, await this.pubStart(link, frame));
+    this.pubAnswer(link, frame, await this.pubStart(link, frame));
   }
 
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
@@ -708,11 +723,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       return Promise.resolve(new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
     return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id);
-  }
-
-  private pubFinish(link: S, frame: FrameOf<'pub'>, result: PublishResult | ProtocolError): void {
-    if (result instanceof ProtocolError) return this.fail(link, result);
-    this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
   }
 
   /** The in-memory engine's synchronous publish cannot wait for Redis: the cluster publishes with publishAsync. */
