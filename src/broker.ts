@@ -77,6 +77,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     historyBytes: config.historyBytes,
     historyTopicBytes: config.historyTopicBytes,
     maxTopics: config.maxTopics,
+    topicNamesBytes: config.topicNamesBytes,
     maxSubscriptions: config.maxSubscriptions,
     idleClose: config.idleClose,
     replayMaxMessages: config.mailboxSize,

@@ -40,6 +40,7 @@ export const SETTINGS = {
   historyTopicBytes: { flag: 'history-topic-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 4 * 1024 * 1024, help: 'bytes of history kept per topic; over it that topic\'s oldest messages are evicted' },
   replayBytes: { flag: 'replay-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 2 * 1024 * 1024, help: 'bytes one resuming sub may replay; a topic over it answers recovered:false (replay_limit)' },
   maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
+  topicNamesBytes: { flag: 'topic-names-bytes', kind: { type: 'int', min: 65_536, max: 64 * 1024 * 1024 * 1024 }, default: 64 * 1024 * 1024, help: 'bytes the names of remembered topics may take (live and forgotten ones, as indexed: ~280 bytes a segment); over it forgotten names go first, then the least recently published topics' },
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
   roomAddresses: { flag: 'room-addresses', kind: { type: 'enum', values: ['show', 'hide'] }, default: 'show', help: "chat room lines and plain-text who show each client's address (`show`, the classic room) or its id (`hide`)" },
   roomAnnounceMax: { flag: 'room-announce-max', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 200, help: 'above this many people in the chat room, logins and logouts are not announced (said in the greeting)' },
@@ -85,6 +86,7 @@ export interface Config {
   historyTopicBytes: number;
   replayBytes: number;
   maxTopics: number;
+  topicNamesBytes: number;
   room: string;
   roomAddresses: 'show' | 'hide';
   roomAnnounceMax: number;

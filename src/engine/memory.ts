@@ -35,6 +35,8 @@ export interface MemoryEngineOptions {
   historyBytes: number;
   historyTopicBytes: number;
   maxTopics: number;
+  /** Bytes of topic names the history keeps (live and forgotten topics); default: unbounded but by count. */
+  topicNamesBytes?: number;
   maxSubscriptions: number;
   /** Which connections are closed when idle (docs/protocol.md, Liveness). */
   idleClose: 'tcp' | 'all' | 'none';
@@ -68,7 +70,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   constructor(readonly options: MemoryEngineOptions) {
     this.history = new History(
-      { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes },
+      { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes, namesBytes: options.topicNamesBytes },
       (m) => m.bytes,
     );
   }
