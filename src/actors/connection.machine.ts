@@ -6,6 +6,7 @@ import { assertEvent, assign, sendTo, setup, type ActorRefFrom, type AnyActorRef
 import type { Engine, JoinRequest, LeaveCause } from '../engine/engine.js';
 import type { Link } from './link.js';
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
+import type { StallClock } from '../engine/stalls.js';
 
 export interface ConnectionTiming {
   heartbeatMs: number;
@@ -34,12 +35,16 @@ export interface ConnectionInput {
   request: JoinRequest;
   /** Whether this connection is closed (4000) once idle, per --idle-close and its transport. */
   closeWhenIdle: boolean;
+  /** The broker's stall clock: a pong that may be sitting unread behind a stall is not overdue. */
+  stalls?: StallClock | undefined;
 }
 
 interface ConnectionContext extends ConnectionInput {
   awaitingPong: boolean;
   /** When the last ping went out: any inbound traffic after it (a pong, a frame) shows the peer is alive. */
   pingSentAt: number;
+  /** The stall clock when it went out. */
+  pingStallMark: number;
   close: CloseIntent;
   /** When the connection's token expires (ms since 1970; from its `exp`), or undefined: no token, or no `exp`. */
   tokenExpiresAt: number | undefined;
@@ -81,7 +86,9 @@ export const connectionMachine = setup({
   },
   guards: {
     activeRecently: ({ context }) => Date.now() - context.link.lastActivity < context.timing.idleMs,
-    pongOverdue: ({ context }) => context.awaitingPong && context.link.lastSeen < context.pingSentAt,
+    // Not when the loop was blocked since the ping: its pong may be read only now (the broker's stall, not the peer's).
+    pongOverdue: ({ context }) =>
+      context.awaitingPong && context.link.lastSeen < context.pingSentAt && (context.stalls?.blockedMs() ?? 0) === context.pingStallMark,
     closesWhenIdle: ({ context }) => context.closeWhenIdle,
     tokenLasts: ({ context }) => context.tokenExpiresAt === undefined,
     tokenStillValid: ({ context }) => context.tokenExpiresAt !== undefined && context.tokenExpiresAt > Date.now(),
@@ -98,7 +105,11 @@ export const connectionMachine = setup({
       context.link.isOpen = false;
       context.link.isIdle = false;
     },
-    markPingSent: assign({ awaitingPong: ({ context }) => context.link.wire.canPing, pingSentAt: () => Date.now() }),
+    markPingSent: assign({
+      awaitingPong: ({ context }) => context.link.wire.canPing,
+      pingSentAt: () => Date.now(),
+      pingStallMark: ({ context }) => context.stalls?.blockedMs() ?? 0,
+    }),
     // Idle and back: lifecycle news for the presence watchers (the engine tells them).
     reportIdle: ({ context }) => {
       context.link.isIdle = true;
@@ -152,6 +163,7 @@ export const connectionMachine = setup({
     ...input,
     awaitingPong: false,
     pingSentAt: 0,
+    pingStallMark: 0,
     close: NOT_CLOSED,
     tokenExpiresAt: input.request.grant?.exp === undefined ? undefined : input.request.grant.exp * 1000,
   }),

@@ -78,6 +78,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
       request,
       timing: timingOf(config),
       closeWhenIdle: core.hub.closesWhenIdle(link),
+      stalls: core.stalls,
     },
   });
   link.actor = actor;

@@ -67,6 +67,11 @@ export class LoopStalls implements StallClock {
     return this.running ? this.total + this.lateness(this.now()) : this.total;
   }
 
+  /** Travels inside actor contexts: serialising it (the inspector, logs) shows the measure, not the timer. */
+  toJSON(): { blockedMs: number } {
+    return { blockedMs: Math.round(this.blockedMs()) };
+  }
+
   private lateness(t: number): number {
     return Math.max(0, t - this.lastBeat - this.periodMs - this.slackMs);
   }
