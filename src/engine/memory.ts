@@ -120,7 +120,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       this.index.remove(filter, link);
       this.presence.unwatch(filter, link);
     }
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
   }
 
   /** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
@@ -156,7 +156,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       link.nameFixed = true;
     }
     this.registry.add(link);
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsOpened++;
     this.greet(link);
     if (nameProblem) this.fail(link, nameProblem);
@@ -196,7 +196,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** Unregisters `link` and tells the presence watchers of each of its filters. */
   leave(link: Link, cause: LeaveCause): void {
     if (!this.registry.remove(link)) return;
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsClosed++;
     for (const filter of link.subscriptions) {
       this.index.remove(filter, link);
@@ -216,7 +216,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** `link` went idle or became active again: the presence watchers of its filters hear it. */
   activity(link: Link, event: 'idle' | 'active'): void {
     if (!this.registry.has(link)) return;
-    this.roster.changed(); // who shows each client's state
+    this.roster.clientChanged(link.subscriptions); // who shows each client's state
     for (const filter of link.subscriptions) this.announce(event, link, filter);
   }
 
@@ -451,7 +451,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (problem) return this.fail(link, problem);
     const old = link.name;
     this.registry.rename(link, frame.name);
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.ack(link, frame.id, { name: link.name });
     if (old === link.name) return;
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);

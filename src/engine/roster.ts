@@ -74,10 +74,19 @@ export class Roster<T extends RosterMember> {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Someone joined, left, renamed or changed state: every list may show it, so cached lists and pages are stale. */
+  /** Everything is stale (a full cache making room). */
   changed(): void {
     this.listings.clear();
     this.topics.clear();
+  }
+
+  /**
+   * A client holding `filters` joined, left, renamed or changed state: the lists that may show it are stale (the
+   * list of everyone, and those its filters put it in), no others.
+   */
+  clientChanged(filters: Iterable<string>): void {
+    this.listings.delete('');
+    for (const filter of filters) this.subscriptionChanged(filter);
   }
 
   /**

@@ -79,7 +79,7 @@ describe('wildcard churn over a full match cache', () => {
 });
 
 describe('who lists', () => {
-  it('a subscription change drops only the lists it can change; the list of everyone stays encoded', () => {
+  it('a subscription change drops only the lists it can change; the list of everyone stays encoded; a client change only its lists', () => {
     const members = Array.from({ length: 5 }, (_, i) => ({ id: `c${i + 1}`, name: `n${i}`, addr: 'a', transport: 'ws' as const, state: 'online' }));
     const roster = new Roster<(typeof members)[number]>(() => 0);
     const everyone = roster.page('', () => members, 0, 10, false);
@@ -97,7 +97,12 @@ describe('who lists', () => {
     roster.subscriptionChanged('a/c'); // concrete: its own list only
     expect(roster.page('a/b', () => members, 0, 10, false).entries.length).toBe(5);
     expect(roster.lastBuilt).toBe(0);
-    roster.changed(); // a join, a leave, a rename: every list may show it
+    // A client holding a/+ joined, left, renamed or went idle: the list of everyone and a/+'s lists, no others.
+    const xy = roster.page('x/y', () => members, 0, 10, false);
+    roster.clientChanged(['a/+']);
     expect(roster.page('', () => members, 0, 10, false)).not.toBe(everyone);
+    expect(roster.page('x/y', () => members, 0, 10, false)).toBe(xy);
+    expect(roster.lastBuilt).toBe(0);
+    expect(roster.page('a/b', () => members, 0, 10, false)).not.toBe(ab);
   });
 });

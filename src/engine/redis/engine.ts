@@ -505,7 +505,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       link.nameFixed = true;
     }
     this.registry.add(link); // under its id until a name is claimed
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsOpened++;
     this.enqueue(
       link,
@@ -556,7 +556,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   override leave(link: S, cause: LeaveCause): void {
     if (!this.registry.remove(link)) return;
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsClosed++;
     const filters = [...link.subscriptions];
     for (const filter of filters) {
@@ -595,7 +595,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   override activity(link: S, event: 'idle' | 'active'): void {
     if (!this.registry.has(link)) return;
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.enqueue(
       link,
       async () => {
@@ -835,7 +835,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (!this.cmdUp) return this.fail(link, unavailable(frame.id));
     if (!(await this.claimName(link, frame.name, old))) return this.fail(link, new ProtocolError('name_taken', `name '${frame.name}' is taken`, frame.id));
     this.registry.rename(link, frame.name);
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.ack(link, frame.id, { name: link.name });
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
   }
@@ -1071,7 +1071,14 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.own.delete(key);
         waiter(delivered);
       } else {
-        if (this.own.size > 10_000) this.own.clear();
+        // Bounded without dropping a publisher waiting for its count: the oldest count nobody claimed makes room.
+        if (this.own.size > 10_000) {
+          for (const [k, v] of this.own) {
+            if (typeof v !== 'number') continue;
+            this.own.delete(k);
+            break;
+          }
+        }
         this.own.set(key, delivered);
       }
     }
