@@ -1,12 +1,16 @@
-// LoopStalls: how long this process's event loop has been blocked (a GC pause, a CPU hog, a slow synchronous call, a
-// stopped or starved VM), measured on a monotonic clock by a timer that should run every `periodMs`: however much
-// later than that (beyond `slackMs`) it runs was a stall. One per broker, shared by every rate bucket, so a client is
-// never charged for frames that queued up in its socket while the broker could not read them.
+// LoopStalls: how long this process's event loop has been blocked by the broker itself (a GC pause, a CPU hog, a slow
+// synchronous call, a stopped or starved VM), measured by a timer that should run every `periodMs`: however much
+// later than that it runs, beyond `slackMs` and beyond the time the readers spent serving clients' frames meanwhile,
+// was a stall. One per broker, shared by every rate bucket, so a client is never charged for frames that queued up
+// in its socket while the broker could not read them; and time spent on clients' own requests is never a stall
+// (else costly requests would earn their senders, and everyone colluding with them, credit for the delay they cause).
 
 /** What a rate bucket asks: how long the loop has been blocked in all, up to now. */
 export interface StallClock {
   /** Milliseconds the loop was blocked since this clock started, a stall still in progress included. Never decreases. */
   blockedMs(): number;
+  /** A reader spent `ms` serving a client's frame: that time blocked the loop for the client, not for the broker. */
+  serving?(ms: number): void;
 }
 
 export interface LoopStallsOptions {
@@ -24,12 +28,15 @@ export class LoopStalls implements StallClock {
   private readonly now: () => number;
   private lastBeat: number;
   private total = 0;
+  /** Time spent serving clients' frames since the last beat (Date.now granularity: unbiased over many frames). */
+  private served = 0;
+  private reported = 0;
   private running = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(options: LoopStallsOptions = {}) {
     this.periodMs = options.periodMs ?? 20;
-    this.slackMs = options.slackMs ?? 50;
+    this.slackMs = options.slackMs ?? 250;
     this.now = options.now ?? (() => performance.now());
     this.lastBeat = this.now();
   }
@@ -55,8 +62,13 @@ export class LoopStalls implements StallClock {
   /** The timer's turn: the time since the previous one, beyond the period and the slack, was a stall. */
   beat(): void {
     const t = this.now();
-    this.total += this.lateness(t);
+    this.total = Math.max(this.total + this.lateness(t), this.reported);
     this.lastBeat = t;
+    this.served = 0;
+  }
+
+  serving(ms: number): void {
+    this.served += ms;
   }
 
   /**
@@ -64,7 +76,10 @@ export class LoopStalls implements StallClock {
    * runs again (the poll phase comes first), and those reads must already see it.
    */
   blockedMs(): number {
-    return this.running ? this.total + this.lateness(this.now()) : this.total;
+    const now = this.running ? this.total + this.lateness(this.now()) : this.total;
+    // Frames served after a stall was first seen shrink its in-progress estimate; what was reported stands.
+    this.reported = Math.max(this.reported, now);
+    return this.reported;
   }
 
   /** Travels inside actor contexts: serialising it (the inspector, logs) shows the measure, not the timer. */
@@ -73,6 +88,6 @@ export class LoopStalls implements StallClock {
   }
 
   private lateness(t: number): number {
-    return Math.max(0, t - this.lastBeat - this.periodMs - this.slackMs);
+    return Math.max(0, t - this.lastBeat - this.periodMs - this.slackMs - this.served);
   }
 }

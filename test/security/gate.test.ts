@@ -51,7 +51,7 @@ describe('TokenBucket (token bucket)', () => {
     expect(backlog(honest, 3)).toEqual(['limited', 'limited', 'limited']);
   });
 
-  it('LoopStalls: lateness beyond period and slack is a stall, counted once, a stall in progress included', () => {
+  it('LoopStalls: lateness beyond period, slack and client work is a stall, counted once, a stall in progress included', () => {
     let now = 0;
     const stalls = new LoopStalls({ periodMs: 20, slackMs: 50, now: () => now });
     now = 5000;
@@ -67,6 +67,15 @@ describe('TokenBucket (token bucket)', () => {
     now += 20;
     stalls.beat();
     expect(stalls.blockedMs()).toBe(1000);
+    // Time the readers spent serving clients' frames is theirs, not a stall: a flood of costly requests earns no credit.
+    now += 1070;
+    stalls.serving(800);
+    stalls.beat();
+    expect(stalls.blockedMs()).toBe(1200);
+    now += 1070;
+    stalls.serving(1000);
+    stalls.beat();
+    expect(stalls.blockedMs()).toBe(1200);
     stalls.stop();
   });
 
