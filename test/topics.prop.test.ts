@@ -116,6 +116,26 @@ describe('TopicTree', () => {
     );
   });
 
+  it('adds and deletes agree with a set, whatever the order (compressed tails split and prune correctly)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), topicArb), { maxLength: 60 }), (ops) => {
+        const tree = new TopicTree();
+        const model = new Set<string>();
+        for (const [add, t] of ops) {
+          if (add) expect(tree.add(t)).toBe(!model.has(t));
+          else expect(tree.delete(t)).toBe(model.has(t));
+          if (add) model.add(t);
+          else model.delete(t);
+          expect(tree.size).toBe(model.size);
+        }
+        const all: string[] = [];
+        tree.removeMatching('#', (t) => all.push(t));
+        expect(all.sort()).toEqual([...model].sort());
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('a wildcard walks the topics sharing its literal prefix, not the whole set', () => {
     const tree = new TopicTree();
     for (let i = 0; i < 10_000; i++) tree.add(`t/${i}`);

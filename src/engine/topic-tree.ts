@@ -1,17 +1,20 @@
 // TopicTree: a set of concrete topics kept as a tree of their segments, so the topics a filter matches are found by
 // walking the filter (`+` takes every branch of its level, `#` a whole subtree), never by testing every topic. Caches
-// keyed by topic use it to drop exactly what a subscription change can affect. Pure: no sockets, no timers.
+// keyed by topic use it to drop exactly what a subscription change can affect. A topic's unshared tail is kept in one
+// node, not one node a segment: a long unique topic costs one node. Pure: no sockets, no timers.
 
 interface TreeNode {
   children: Map<string, TreeNode> | undefined;
-  /** The topic ending here, when it is a member. */
+  /** The member ending here, or (with `tail`) the one member below this node. */
   topic: string | undefined;
+  /** The segments of `topic` below this node, `a/b`, when this node holds it compressed (then it has no children). */
+  tail: string | undefined;
 }
 
-const leaf = (): TreeNode => ({ children: undefined, topic: undefined });
+const node = (topic?: string, tail?: string): TreeNode => ({ children: undefined, topic, tail });
 
 export class TopicTree {
-  private root = leaf();
+  private root = node();
   private count = 0;
 
   get size(): number {
@@ -21,12 +24,19 @@ export class TopicTree {
   /** Adds concrete `topic` (its `segments` when the caller has split it already); false when it was there. */
   add(topic: string, segments: readonly string[] = topic.split('/')): boolean {
     let n = this.root;
-    for (const s of segments) {
-      n.children ??= new Map();
-      let child = n.children.get(s);
-      if (!child) n.children.set(s, (child = leaf()));
+    for (let i = 0; i < segments.length; i++) {
+      if (n.tail !== undefined) this.expand(n);
+      const s = segments[i]!;
+      const child = n.children?.get(s);
+      if (!child) {
+        // Nothing shares the rest: it goes into one node.
+        (n.children ??= new Map()).set(s, node(topic, i + 1 < segments.length ? segments.slice(i + 1).join('/') : undefined));
+        this.count++;
+        return true;
+      }
       n = child;
     }
+    if (n.tail !== undefined) this.expand(n);
     if (n.topic !== undefined) return false;
     n.topic = topic;
     this.count++;
@@ -37,16 +47,16 @@ export class TopicTree {
   delete(topic: string): boolean {
     const segments = topic.split('/');
     const path: TreeNode[] = [this.root];
-    for (const s of segments) {
-      const child = path[path.length - 1]!.children?.get(s);
+    let n = this.root;
+    for (let i = 0; i < segments.length && n.tail === undefined; i++) {
+      const child = n.children?.get(segments[i]!);
       if (!child) return false;
-      path.push(child);
+      path.push((n = child));
     }
-    const n = path[path.length - 1]!;
-    if (n.topic === undefined) return false;
-    n.topic = undefined;
+    if (n.topic !== topic) return false;
+    n.topic = n.tail = undefined;
     this.count--;
-    for (let i = segments.length; i > 0 && isEmpty(path[i]!); i--) path[i - 1]!.children!.delete(segments[i - 1]!);
+    for (let i = path.length - 1; i > 0 && isEmpty(path[i]!); i--) path[i - 1]!.children!.delete(segments[i - 1]!);
     return true;
   }
 
@@ -61,12 +71,25 @@ export class TopicTree {
   }
 
   clear(): void {
-    this.root = leaf();
+    this.root = node();
     this.count = 0;
+  }
+
+  /** A compressed member moves one level down, so a topic sharing its next segment can branch off there. */
+  private expand(n: TreeNode): void {
+    const tail = n.tail!;
+    const slash = tail.indexOf('/');
+    const first = slash < 0 ? tail : tail.slice(0, slash);
+    n.children = new Map([[first, node(n.topic, slash < 0 ? undefined : tail.slice(slash + 1))]]);
+    n.topic = n.tail = undefined;
   }
 
   private sweep(n: TreeNode, segments: readonly string[], i: number, removed: (topic: string) => void, work: { nodes: number }): void {
     work.nodes++;
+    if (n.tail !== undefined) {
+      if (tailMatches(segments, i, n.tail)) this.take(n, removed);
+      return;
+    }
     if (i === segments.length) return this.take(n, removed);
     const s = segments[i]!;
     if (s === '#') return this.takeAll(n, removed, work); // `a/#` matches `a` itself and everything under it
@@ -87,7 +110,7 @@ export class TopicTree {
   private take(n: TreeNode, removed: (topic: string) => void): void {
     if (n.topic === undefined) return;
     const topic = n.topic;
-    n.topic = undefined;
+    n.topic = n.tail = undefined;
     this.count--;
     removed(topic);
   }
@@ -105,4 +128,19 @@ export class TopicTree {
 
 function isEmpty(n: TreeNode): boolean {
   return n.topic === undefined && (n.children === undefined || n.children.size === 0);
+}
+
+/** Whether filter segments `segments[i..]` match `tail` (one or more topic segments), read in place, unsplit. */
+function tailMatches(segments: readonly string[], i: number, tail: string): boolean {
+  let at = 0; // start of the tail's next segment; past its end once every segment is consumed
+  for (let k = i; k < segments.length; k++) {
+    const f = segments[k]!;
+    if (f === '#') return true;
+    if (at > tail.length) return false; // the filter is longer than the topic
+    const slash = tail.indexOf('/', at);
+    const end = slash < 0 ? tail.length : slash;
+    if (f !== '+' && (end - at !== f.length || !tail.startsWith(f, at))) return false;
+    at = end + 1;
+  }
+  return at > tail.length;
 }
