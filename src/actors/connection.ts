@@ -92,5 +92,5 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens, core.stalls), actor };
+  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens), actor };
 }

@@ -10,7 +10,6 @@ import type { Logger } from 'pino';
 import type { ClientFaults } from '../log.js';
 import { AuthFailure, type TokenVerifier } from '../auth/tokens.js';
 import type { Grant } from '../auth/grant.js';
-import type { StallClock } from '../engine/stalls.js';
 
 export class FrameReader {
   constructor(
@@ -21,8 +20,6 @@ export class FrameReader {
     private readonly faults?: ClientFaults,
     /** Verifies fresh tokens (`auth`); absent: authentication is off. */
     private readonly tokens?: TokenVerifier | null,
-    /** Told how long each frame took to serve: time spent on a client's requests is not the broker's stall. */
-    private readonly stalls?: StallClock,
   ) {}
 
   /** Set once the client flooded past its strikes: the connection is closing and later frames are not answered. */
@@ -33,7 +30,7 @@ export class FrameReader {
   /** One inbound text frame (or JSON line) of `bytes` bytes. */
   text(text: string, bytes: number): void {
     // A flooder being closed costs no parsing for the frames still in flight.
-    if (this.flooding) return void this.count(bytes);
+    if (this.flooding) return this.count(bytes);
     this.accept(decodeClientFrame(text), bytes);
   }
 
@@ -43,13 +40,11 @@ export class FrameReader {
   }
 
   private accept(frame: ClientFrame | ProtocolError, bytes: number): void {
-    const t0 = this.count(bytes);
+    this.count(bytes);
     const verdict = this.rate?.take() ?? 'ok';
     if (verdict !== 'ok') return this.limited(verdict, frame.id);
     if (this.held) return void this.held.push(frame);
     this.serve(frame);
-    const spent = Date.now() - t0; // ms granularity, one clock read a frame: unbiased over many frames
-    if (spent > 0) this.stalls?.serving?.(spent);
   }
 
   private serve(frame: ClientFrame | ProtocolError): void {
@@ -148,12 +143,9 @@ export class FrameReader {
     this.engine.fail(this.link, err);
   }
 
-  /** Counts an inbound frame; returns the time it was read. */
-  private count(bytes: number): number {
-    const now = Date.now();
-    this.link.lastActivity = this.link.lastSeen = now;
+  private count(bytes: number): void {
+    this.link.lastActivity = this.link.lastSeen = Date.now();
     this.link.framesIn++;
     this.link.bytesIn += bytes;
-    return now;
   }
 }

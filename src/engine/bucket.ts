@@ -60,7 +60,8 @@ export class TokenBucket {
       this.tokens -= 1;
       return 'ok';
     }
-    if (this.credit >= 1) {
+    // A stall's credit lets in what arrived during it; it never pays a debt (a costly reply charged stays charged).
+    if (this.credit >= 1 && this.tokens >= 0) {
       this.credit -= 1;
       return 'ok';
     }

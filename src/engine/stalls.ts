@@ -1,16 +1,12 @@
-// LoopStalls: how long this process's event loop has been blocked by the broker itself (a GC pause, a CPU hog, a slow
-// synchronous call, a stopped or starved VM), measured by a timer that should run every `periodMs`: however much
-// later than that it runs, beyond `slackMs` and beyond the time the readers spent serving clients' frames meanwhile,
-// was a stall. One per broker, shared by every rate bucket, so a client is never charged for frames that queued up
-// in its socket while the broker could not read them; and time spent on clients' own requests is never a stall
-// (else costly requests would earn their senders, and everyone colluding with them, credit for the delay they cause).
+// LoopStalls: how long this process's event loop has been blocked (a GC pause, a CPU hog, a slow synchronous call, a
+// stopped or starved VM, or a load it cannot keep up with), measured by a timer that should run every `periodMs`:
+// however much later than that it runs, beyond `slackMs`, was a stall. One per broker, shared by every rate bucket,
+// so a client is never charged for frames that queued up in its socket while the broker could not read them.
 
 /** What a rate bucket asks: how long the loop has been blocked in all, up to now. */
 export interface StallClock {
   /** Milliseconds the loop was blocked since this clock started, a stall still in progress included. Never decreases. */
   blockedMs(): number;
-  /** A reader spent `ms` serving a client's frame: that time blocked the loop for the client, not for the broker. */
-  serving?(ms: number): void;
 }
 
 export interface LoopStallsOptions {
@@ -28,8 +24,6 @@ export class LoopStalls implements StallClock {
   private readonly now: () => number;
   private lastBeat: number;
   private total = 0;
-  /** Time spent serving clients' frames since the last beat (Date.now granularity: unbiased over many frames). */
-  private served = 0;
   private reported = 0;
   private running = false;
   private timer: NodeJS.Timeout | undefined;
@@ -64,11 +58,6 @@ export class LoopStalls implements StallClock {
     const t = this.now();
     this.total = Math.max(this.total + this.lateness(t), this.reported);
     this.lastBeat = t;
-    this.served = 0;
-  }
-
-  serving(ms: number): void {
-    this.served += ms;
   }
 
   /**
@@ -77,7 +66,7 @@ export class LoopStalls implements StallClock {
    */
   blockedMs(): number {
     const now = this.running ? this.total + this.lateness(this.now()) : this.total;
-    // Frames served after a stall was first seen shrink its in-progress estimate; what was reported stands.
+    // Readings never go back (the beat that ends a stall counts it from the same lastBeat).
     this.reported = Math.max(this.reported, now);
     return this.reported;
   }
@@ -88,6 +77,6 @@ export class LoopStalls implements StallClock {
   }
 
   private lateness(t: number): number {
-    return Math.max(0, t - this.lastBeat - this.periodMs - this.slackMs - this.served);
+    return Math.max(0, t - this.lastBeat - this.periodMs - this.slackMs);
   }
 }
