@@ -6,6 +6,7 @@ export interface VictimReport {
   sent: number;
   received: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
   maxMs: number;
 }
@@ -52,6 +53,6 @@ export class Victim {
     const at = (p: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN);
     this.pub.close();
     this.sub.close();
-    return { sent: this.sentAt.length, received: lat.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: Math.round(lat.at(-1) ?? NaN) };
+    return { sent: this.sentAt.length, received: lat.length, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99), maxMs: Math.round(lat.at(-1) ?? NaN) };
   }
 }
