@@ -120,7 +120,15 @@ describe('switchboard check', () => {
       expect(plantedReplay).toBeDefined();
       expect(await check(plantedReplay!)).toBe(1);
       expect(log.mock.calls.flat().join('\n')).toMatch(/Replay: switchboard check --url \S+ --seed 6 --path \d+(:\d+)*@\S+ --exclusive/);
-      expect(await check([])).toBe(2);
+      // Without --url: SWITCHBOARD_WS_URL, else the local broker's ws://127.0.0.1:8080/ws (named in --help).
+      process.env.SWITCHBOARD_WS_URL = broker.url;
+      try {
+        expect(await check(['--runs', '3'])).toBe(0);
+      } finally {
+        delete process.env.SWITCHBOARD_WS_URL;
+      }
+      await check(['--help']);
+      expect(log.mock.calls.flat().join('\n')).toContain('ws://127.0.0.1:8080/ws');
       expect(await check(['--url', 'http://x'])).toBe(2);
       expect(await check(['--url', broker.url, '--runs', 'many'])).toBe(2);
       expect(await check(['--url', 'ws://127.0.0.1:1/ws'])).toBe(2);
