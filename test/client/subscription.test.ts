@@ -3,7 +3,7 @@
 // the recovery verdict is state by the time subscribe() resolves, and a backlog nobody takes fails the
 // subscription with `buffer_overflow` instead of growing or dropping silently.
 import { afterEach, describe, expect, it } from 'vitest';
-import { SwitchboardClient, SwitchboardError, type Message, type Recovery } from '@switchboard/client';
+import { SwitchboardClient, SwitchboardError, type Recovery } from '@switchboard/client';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { until } from './proxy.js';
 
@@ -87,18 +87,36 @@ describe('a subscription hands over what it accepted before anyone listened', ()
     expect(heard[0]).toMatchObject({ recovered: false, reason: 'epoch_changed', positions: { 'r/a': { seq: 1 } } });
   });
 
-  it('the client-wide `message` event takes messages too: a subscription nobody listens to does not fill up', async () => {
+  it("the client's `message` listeners get each message once as it arrives; subscriptions still hold theirs for their own listeners", async () => {
     const b = await broker();
     const c = client(b.url);
-    const seen: Message[] = [];
-    c.on('message', (m) => seen.push(m));
-    const a = await c.subscribe('t/a', { bufferSize: 2 });
-    await c.subscribe('t/+', { bufferSize: 2 }); // overlaps: each message is still told once
+    const told: number[] = [];
+    c.on('message', (m) => told.push(m.data as number));
+    const one = await c.subscribe<number>('t/a', { history: true });
+    await c.subscribe('t/+'); // overlaps: the client still tells each message once
+    await publish(b.url, 't/a', [1, 2, 3]);
+    await until(() => told.length === 3, 'three messages');
+    expect(told).toEqual([1, 2, 3]);
+    // The subscription kept them for its own first taker, which came late.
+    const late: number[] = [];
+    for await (const m of one) if (late.push(m.data) === 3) break;
+    expect(late).toEqual([1, 2, 3]);
+  });
+
+  it("a subscription only the client's listeners read never fails: what they had is let go first", async () => {
+    const b = await broker();
+    const c = client(b.url);
+    const told: number[] = [];
+    c.on('message', (m) => told.push(m.data as number));
+    const sub = await c.subscribe<number>('t/a', { bufferSize: 2 });
     await publish(b.url, 't/a', [1, 2, 3, 4, 5]);
-    await until(() => seen.length === 5, 'five messages');
-    expect(seen.map((m) => m.data)).toEqual([1, 2, 3, 4, 5]);
-    expect(a.state).toBe('subscribed');
-    expect(a.buffered).toBe(0);
+    await until(() => told.length === 5, 'five messages');
+    expect(sub.state).toBe('subscribed');
+    expect(sub.buffered).toBe(2);
+    const late: number[] = [];
+    sub.on('message', (m) => late.push(m.data));
+    await until(() => late.length === 2, 'the two held');
+    expect(late).toEqual([4, 5]);
   });
 
   it('a backlog beyond bufferSize fails the subscription with buffer_overflow: said as an event, a state, an iterator error and an unsub', async () => {

@@ -13,15 +13,18 @@ import { checkSubscribeOptions, describeValue, Subscription, type Message, type 
 import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
 
+/** An event handler a WebSocket calls with `E` or a richer event (checked like a method, so every platform's fits). */
+export type SocketHandler<E> = { handle(event: E): void }['handle'];
+
 /** The part of a WebSocket the client uses: the browser's, Node 22's and the `ws` package's all fit. */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: SocketHandler<unknown> | null;
+  onmessage: SocketHandler<{ data: unknown }> | null;
+  onclose: SocketHandler<{ code: number; reason: string }> | null;
+  onerror: SocketHandler<unknown> | null;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
@@ -75,7 +78,7 @@ export interface ClientEvents {
   /** The client stopped for good: the close that stopped it (`close()`: 1000, "closed by the client"). */
   closed: LastClose;
   direct: { from: Sender; data: unknown };
-  /** Each message once, however many subscriptions took it, as it goes to their listeners. */
+  /** Each message once, however many subscriptions took it, as it arrives (not held for listeners added later). */
   message: Message;
   /** An error frame no request waits for (e.g. a refused `?name=`), a failed token refresh, a subscription that failed after it was subscribed. */
   error: SwitchboardError;
@@ -100,8 +103,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly requests: PendingRequests;
   private readonly subs = new Set<Subscription<unknown>>();
   private readonly queue: Queued[] = [];
-  /** Messages already given to the client's `message` listeners (one object per frame, shared by the subscriptions). */
-  private readonly tapped = new WeakSet<Message>();
   /** The dialled socket; `online` once it said hello. */
   private socket: WebSocketLike | undefined;
   private online = false;
@@ -271,11 +272,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
   }
 
-  protected override listenerAdded(event: keyof ClientEvents): void {
-    // A message listener on the client takes what subscriptions hold for nobody.
-    if (event === 'message') for (const sub of this.subs) sub.tapped();
-  }
-
   // ---- requests ----
 
   private request(frame: Record<string, unknown>): Promise<AckFrame> {
@@ -327,12 +323,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     failed: (sub, err) => {
       this.forget(sub);
       this.emit('error', err);
-    },
-    tapsMessages: () => this.listenerCount('message') > 0,
-    delivered: (message) => {
-      if (this.tapped.has(message) || this.listenerCount('message') === 0) return;
-      this.tapped.add(message);
-      this.emit('message', message);
     },
   };
 
@@ -490,9 +480,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       case 'hello':
         return this.onHello(frame);
       case 'msg': {
-        // One object per frame, shared by every subscription that takes it: the client's `message` event sees it once.
+        // One object per frame, shared by every subscription that takes it; the client's `message` event tells it once.
         const message: Message = { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts };
-        for (const sub of this.subs) if (matches(sub.filter, frame.topic)) sub.accept(message);
+        const told = this.listenerCount('message') > 0;
+        let fresh = false;
+        for (const sub of this.subs) if (matches(sub.filter, frame.topic) && sub.accept(message, told)) fresh = true;
+        if (fresh && told) this.emit('message', message);
         return;
       }
       case 'event':

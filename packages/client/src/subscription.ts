@@ -1,7 +1,7 @@
 // Subscription: one filter held across reconnects. It keeps its per-topic positions (to resume and to drop
 // duplicates), its recovery verdict and presence map as state, and the rule of docs/client.md: a message it
-// accepted goes to a listener or iterator exactly once (held in a bounded backlog until one is there), or the
-// subscription fails with `buffer_overflow`. The client feeds it frames.
+// accepted goes to a listener or iterator exactly once (held in a bounded backlog until its first one is there), or
+// the subscription fails with `buffer_overflow`. The client feeds it frames.
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { readPosition, TopicPositions, type Recovery, type ResumeFields } from './positions.js';
@@ -53,8 +53,9 @@ export interface SubscribeOptions {
   /** Resume from positions saved earlier (`sub.positions` of a previous run). */
   positions?: Readonly<Record<string, Position>>;
   /**
-   * Messages held for nobody (before the first listener or iterator) and messages an iterator may fall behind;
-   * one more fails the subscription with `buffer_overflow` (default 1000).
+   * Messages held before the subscription's first listener or iterator, and messages an iterator may fall behind;
+   * beyond it the subscription fails with `buffer_overflow` (default 1000). Messages the client's own `message`
+   * listeners already had are let go first: only a message nobody has seen can make it fail.
    */
   bufferSize?: number;
 }
@@ -66,10 +67,6 @@ export interface SubscriptionHost {
   unsubscribe(sub: Subscription<unknown>): Promise<void>;
   /** The subscription failed on its own (`buffer_overflow`): forget it, `unsub` at the broker. */
   failed(sub: Subscription<unknown>, err: SwitchboardError): void;
-  /** True when the client has `message` listeners: they take every message too (nothing waits for a listener). */
-  tapsMessages(): boolean;
-  /** A message went out to this subscription's listeners: the client's `message` event gets it once. */
-  delivered(message: Message<unknown>): void;
 }
 
 const DEFAULT_BUFFER = 1000;
@@ -81,8 +78,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   private readonly seen = new TopicPositions();
   private readonly members = new Map<string, Member>();
   private readonly streams = new Set<MessageStream<T>>();
-  /** Accepted while nobody could take them, oldest first; handed to the first listener or iterator. */
-  private backlog: Message<T>[] = [];
+  /** Accepted before the first listener or iterator, oldest first (`seen`: the client's listeners had it). */
+  private backlog: { message: Message<T>; seen: boolean }[] = [];
   private flushQueued = false;
   private readonly bound: number;
   /** Acked on the current connection: only then do its messages count (the rest come again in its replay). */
@@ -223,22 +220,28 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     if (this._state === 'subscribed') this.setState('subscribing');
   }
 
-  /** Takes `message` when it is new to this subscription (true); it then reaches a listener or iterator exactly once. */
-  accept(message: Message<unknown>): boolean {
+  /**
+   * Takes `message` when it is new to this subscription (true); it then reaches a listener or iterator exactly once.
+   * `seen`: the client's own `message` listeners get it too.
+   */
+  accept(message: Message<unknown>, seen: boolean): boolean {
     if (!this.live || !this.seen.accept(message.topic, message.seq, message.epoch)) return false;
     const m = message as Message<T>;
-    if (this.backlog.length === 0 && this.hasTaker()) this.deliver([m]);
-    else if (this.backlog.length >= this.bound) this.overflow(`${this.bound} messages were held for no listener or iterator (bufferSize)`);
-    else {
-      this.backlog.push(m);
-      this.queueFlush();
+    if (this.backlog.length === 0 && this.hasTaker()) {
+      this.deliver([m]);
+      return true;
     }
-    return true;
-  }
-
-  /** The client got its first `message` listener: what waited here goes to it. */
-  tapped(): void {
+    if (this.backlog.length >= this.bound) {
+      // What the client's listeners had may go; a message nobody has seen may not.
+      if (!this.backlog[0]!.seen) {
+        this.overflow(`more than ${this.bound} messages were held before a listener or iterator took them (bufferSize)`);
+        return true;
+      }
+      this.backlog.shift();
+    }
+    this.backlog.push({ message: m, seen });
     this.queueFlush();
+    return true;
   }
 
   presenceEvent(frame: EventFrame): void {
@@ -298,9 +301,9 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     return this._state === 'failed' || (this._state === 'unsubscribed' && this.ready !== undefined);
   }
 
-  /** Someone takes messages now: a `message` listener, an iterator, or the client's own `message` listeners. */
+  /** Someone takes this subscription's messages now: a `message` listener or an iterator. */
   private hasTaker(): boolean {
-    return this.listenerCount('message') > 0 || this.streams.size > 0 || this.host.tapsMessages();
+    return this.listenerCount('message') > 0 || this.streams.size > 0;
   }
 
   /** The backlog goes out on a microtask, so listeners added together (and a `for await`) all get it. */
@@ -310,7 +313,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     queueMicrotask(() => {
       this.flushQueued = false;
       if (this.ended || !this.hasTaker()) return;
-      const batch = this.backlog;
+      const batch = this.backlog.map((b) => b.message);
       this.backlog = [];
       this.deliver(batch);
     });
@@ -321,7 +324,6 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     for (const m of batch) {
       for (const s of this.streams) if (!s.push(m)) behind = s;
       this.emit('message', m);
-      this.host.delivered(m);
       if (behind) return this.overflow(`an iterator fell more than ${this.bound} messages behind (bufferSize)`);
     }
   }
