@@ -1,9 +1,9 @@
 // `switchboard chat` as people use it: in a pseudo-terminal (util-linux `script`) with colours, /name, /who and
 // /quit; with NO_COLOR plain; from a pipe it says each line and exits once they are all acknowledged.
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SwitchboardClient, type Message } from '@switchboard/client';
+import { freePort } from '../helpers/ports.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { until } from './proxy.js';
 
@@ -93,7 +93,7 @@ describe('switchboard chat', () => {
   });
 
   it('from a pipe, a dead URL: one message on stderr, nothing on stdout, exit 1', { timeout: 45_000 }, async () => {
-    const port = await deadPort();
+    const port = await freePort();
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'chat', '--url', `ws://127.0.0.1:${port}/ws`], { cwd: ROOT });
     let out = '';
     let err = '';
@@ -107,7 +107,7 @@ describe('switchboard chat', () => {
   });
 
   it.skipIf(!haveScript)('in a terminal, a dead URL is one status line counting down; the room is joined once the broker is there', { timeout: 45_000 }, async () => {
-    const port = await deadPort();
+    const port = await freePort();
     const t = inTerminal(`${CLI} --url ws://127.0.0.1:${port}/ws --name late`, { NO_COLOR: '1' });
     await until(() => (t.screen().match(/retrying in \d+s/g) ?? []).length >= 3, 'the countdown', 20_000);
     expect(t.screen()).toMatch(/\r\x1b\[2K\* offline \(1006 [^\n]*\) · retrying in \d+s/);
@@ -140,12 +140,3 @@ describe('switchboard chat', () => {
     expect(await t.exited).toBe(0);
   });
 });
-
-/** A port nobody listens on (taken from the system, then let go). */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -2,14 +2,16 @@
 // reconnects, says on stderr that the resume was not recovered, and goes on printing; a --since the broker cannot
 // vouch for is said at once; a dead URL is one message and exit 1, or in a terminal one status line that counts down.
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SwitchboardClient } from '@switchboard/client';
+import { freePort } from '../helpers/ports.js';
 import { startTestBroker } from '../helpers/broker.js';
 import { until } from './proxy.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
+const haveScript = spawnSync('script', ['--version']).status === 0;
+if (!haveScript) console.warn('sub-cli: the terminal tests are skipped: util-linux `script` is missing');
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
@@ -118,14 +120,14 @@ describe('switchboard sub', () => {
   });
 
   it('a dead URL: one message and exit 1, not a line per retry', { timeout: 45_000 }, async () => {
-    const port = await deadPort();
+    const port = await freePort();
     const s = sub(['--url', `ws://127.0.0.1:${port}/ws`, 'a/#']);
     expect(await s.exited).toBe(1);
     expect(s.out.stderr).toMatch(new RegExp(`^switchboard sub: ws://127\\.0\\.0\\.1:${port}/ws: cannot connect \\(1006 [^\\n]*ECONNREFUSED[^\\n]*\\)\\n$`));
   });
 
   it.skipIf(!haveScript)('in a terminal, a dead URL is one status line counting down, until the broker is there', { timeout: 45_000 }, async () => {
-    const port = await deadPort();
+    const port = await freePort();
     const t = inTerminal(`${process.execPath} --import tsx src/cli.ts sub --url ws://127.0.0.1:${port}/ws --count 1 news`);
     // The countdown is redrawn in place: several frames of it, not one line each.
     await until(() => (t.screen().match(/retrying in \d+s/g) ?? []).length >= 3, 'the countdown', 20_000);
@@ -141,18 +143,6 @@ describe('switchboard sub', () => {
     expect(t.screen()).toMatch(/"data":"here now"/);
   });
 });
-
-const haveScript = spawnSync('script', ['--version']).status === 0;
-if (!haveScript) console.warn('sub-cli: the terminal tests are skipped: util-linux `script` is missing');
-
-/** A port nobody listens on (taken from the system, then let go). */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Runs `command` in a pseudo-terminal (stdin and stderr are a terminal); the test reads the screen. */
 function inTerminal(command: string) {
