@@ -107,7 +107,8 @@ export class Service {
     this.child = spawn('bash', ['-c', [...prelude, last].join('; ')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
     this.child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+    // 'close', not 'exit': by then everything it wrote has been read (its last log lines included).
+    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve(code ?? (signal ? -1 : null))));
   }
 
   get running(): boolean {
