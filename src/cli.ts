@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // switchboard CLI: `serve` runs the broker; other commands are registered in COMMANDS.
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
-import { ListenError, startBroker } from './broker.js';
+import { ListenError, startBroker, VERSION } from './broker.js';
 import { pubCommand, subCommand } from './cli/pubsub.js';
 import { chatCommand } from './cli/chat.js';
 import { inspectCommand } from './inspect/bridge.js';
@@ -65,7 +65,7 @@ async function serve(argv: string[]): Promise<number | void> {
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
-  return ['Usage: switchboard <command> [options]', '', 'Commands:', ...rows, '', 'Run `switchboard <command> --help` for its options.'].join('\n');
+  return ['Usage: switchboard <command> [options]', '', 'Commands:', ...rows, '', 'Run `switchboard <command> --help` for its options, `switchboard --version` for the version.'].join('\n');
 }
 
 async function main(argv: string[]): Promise<number | void> {
@@ -74,7 +74,12 @@ async function main(argv: string[]): Promise<number | void> {
     console.log(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
+  // `--version` answers the same before or after any command (`switchboard sub --version`).
+  if (name === '--version' || name === '-V' || (Object.hasOwn(COMMANDS, name) && rest.includes('--version'))) {
+    console.log(`switchboard ${VERSION}`);
+    return 0;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
     console.error(`switchboard: unknown command '${name}'\n\n${usage()}`);
     return 2;

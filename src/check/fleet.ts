@@ -239,9 +239,10 @@ export class Fleet {
       received.set(slot, probe.frames.slice(from, at));
       this.cursors.set(probe, at + 1);
     };
-    // In a cluster a pong proves only what reached that client's node before it: the commanding client settles
-    // first (its node has then sent out all the command caused), the others after.
-    const first = (this.options.more?.length ?? 0) > 0 && 'slot' in cmd ? this.probes.get(cmd.slot) : undefined;
+    // Another client's pong proves only what reached it before its ping was read, which may be before the command
+    // was: the commanding client settles first (the broker has then sent out all the command caused), the others
+    // after. (Without it a pub's msg to a line client could come after that client's pong: a false difference.)
+    const first = 'slot' in cmd ? this.probes.get(cmd.slot) : undefined;
     if (first) await one([cmd.slot, first]);
     await Promise.all([...this.probes].filter(([, p]) => p !== first).map(one));
     return received;

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   unauthorized: 'authentication required',
   unavailable: 'the broker cannot take this now (a cluster node without its Redis); retry later',
   internal: 'internal error',
+  token_expired: 'the token expired; refresh it with an auth frame within the grace period',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
