@@ -61,6 +61,13 @@ export interface BrokerOptions {
   hubFactory?: (options: MemoryEngineOptions) => MemoryEngine<Link>;
 }
 
+/** The addresses a person opens for a broker listening on `host`:`port` (any-interface hosts become localhost). */
+export function pageUrls(host: string, port: number): { chat: string; inspect: string; metrics: string; websocket: string } {
+  const name = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  const base = `http://${name}:${port}`;
+  return { chat: `${base}/`, inspect: `${base}/inspect`, metrics: `${base}/metrics`, websocket: `ws://${name}:${port}/ws` };
+}
+
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
   const log = options.log ?? createLogger(config.logLevel);
   const cluster = config.redisUrl;
@@ -175,6 +182,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     port = (http.address() as AddressInfo).port;
     origins.listeningOn(config.host, port);
     log.info({ port, host: config.host }, 'switchboard listening');
+    const open = pageUrls(config.host, port);
+    log.info(open, `open ${open.chat} (chat), ${open.inspect} (live actors), ${open.metrics} (metrics); WebSocket ${open.websocket}`);
     const fdWarning = openFilesWarning(config.maxConnections, readOpenFilesSoftLimit());
     if (fdWarning) log.warn({ maxConnections: config.maxConnections }, fdWarning);
     tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host).catch((err: unknown) => Promise.reject(new ListenError('--tcp-port', config.host, tcpListenPort!, err))) : 0;

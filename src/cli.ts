@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // switchboard CLI: `serve` runs the broker; other commands are registered in COMMANDS.
 import { ConfigError, helpText, parseConfig, validateConfig } from './config.js';
-import { ListenError, startBroker } from './broker.js';
+import { ListenError, startBroker, VERSION } from './broker.js';
 import { pubCommand, subCommand } from './cli/pubsub.js';
 import { chatCommand } from './cli/chat.js';
 import { inspectCommand } from './inspect/bridge.js';
@@ -65,7 +65,7 @@ async function serve(argv: string[]): Promise<number | void> {
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
-  return ['Usage: switchboard <command> [options]', '', 'Commands:', ...rows, '', 'Run `switchboard <command> --help` for its options.'].join('\n');
+  return ['Usage: switchboard <command> [options]', '', 'Commands:', ...rows, '', 'Run `switchboard <command> --help` for its options, `switchboard --version` for the version.'].join('\n');
 }
 
 async function main(argv: string[]): Promise<number | void> {
@@ -73,6 +73,11 @@ async function main(argv: string[]): Promise<number | void> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
     return name === undefined ? 2 : 0;
+  }
+  // `--version` answers the same before or after any command (`switchboard sub --version`).
+  if (name === '--version' || name === '-V' || (Object.hasOwn(COMMANDS, name) && rest.includes('--version'))) {
+    console.log(`switchboard ${VERSION}`);
+    return 0;
   }
   // Own keys only: `switchboard constructor` is an unknown command, not Object's constructor.
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;

@@ -123,6 +123,9 @@ export const defaults: Config = Object.fromEntries(
   Object.entries(SETTINGS).map(([k, s]) => [k, s.default]),
 ) as unknown as Config;
 
+/** The WebSocket endpoint of a broker started with the defaults: where sub, chat and check look without --url. */
+export const LOCAL_WS_URL = `ws://${defaults.host}:${defaults.port}/ws`;
+
 export function envName(flag: string): string {
   return 'SWITCHBOARD_' + flag.toUpperCase().replace(/-/g, '_');
 }

@@ -159,8 +159,21 @@ describe('switchboard check', () => {
       // The replay line printed by the planted-bug test, run as the user would paste it.
       expect(plantedReplay).toBeDefined();
       expect(await check(plantedReplay!)).toBe(1);
-      expect(log.mock.calls.flat().join('\n')).toMatch(/Replay: switchboard check --url \S+ --seed 6 --path \d+(:\d+)*@\S+ --exclusive/);
-      expect(await check([])).toBe(2);
+      expect(log.mock.calls.flat().join('\n')).toMatch(/Replay: switchboard check --url \S+ --seed=6 --path \d+(:\d+)*@\S+ --exclusive/);
+      // A negative seed (fast-check draws them) is printed so that it replays: `--seed -5` reads as an option.
+      const negative = formatReport({ ok: false, runs: 1, seed: -5, path: '0', transcript: [], failure: 'x', performed: {} }, { url: broker.url, runs: 1 });
+      const flags = /Replay: switchboard check (.*)/.exec(negative)![1]!.split(' ').filter((f) => !f.startsWith('--path') && f !== '0');
+      expect(flags).toContain('--seed=-5');
+      expect(await check([...flags, '--runs', '2', '--history', '3'])).toBe(0);
+      // Without --url: SWITCHBOARD_WS_URL, else the local broker's ws://127.0.0.1:8080/ws (named in --help).
+      process.env.SWITCHBOARD_WS_URL = broker.url;
+      try {
+        expect(await check(['--runs', '3'])).toBe(0);
+      } finally {
+        delete process.env.SWITCHBOARD_WS_URL;
+      }
+      await check(['--help']);
+      expect(log.mock.calls.flat().join('\n')).toContain('ws://127.0.0.1:8080/ws');
       expect(await check(['--url', 'http://x'])).toBe(2);
       expect(await check(['--url', broker.url, '--runs', 'many'])).toBe(2);
       expect(await check(['--url', 'ws://127.0.0.1:1/ws'])).toBe(2);
@@ -173,6 +186,19 @@ describe('switchboard check', () => {
       log.mockRestore();
       error.mockRestore();
     }
+  });
+
+  it('as a command, a broker without the line protocol is one message and exit 2, not a hang', { timeout: 30_000 }, async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'check', '--url', plantedUrl, '--tcp'], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => (child.kill(), resolve(-1)), 20_000);
+      child.on('exit', (c) => (clearTimeout(timer), resolve(c)));
+    });
+    expect(code, err).toBe(2);
+    expect(err).toMatch(/^switchboard check: .*\/lines\?room=\S+ answered HTTP 404/);
   });
 
   // Outside the random scenarios (their ping barriers keep everyone active): the model's `timeout` against a real idle close.

@@ -61,6 +61,8 @@ describe('switchboard pub / sub', () => {
       await expect(pubCommand(['--url', broker.httpUrl, 'alarm/x'])).rejects.toThrow(/pub needs <topic> and <data>/);
       await expect(subCommand(['--url', broker.url, 'a/#/b'])).rejects.toThrow(/bad filter 'a\/#\/b'/);
       await expect(subCommand(['--url', broker.url, '--count', 'many', 'a'])).rejects.toThrow(/--count must be a whole number/);
+      await expect(subCommand(['--url', broker.url, '--epoch', 'k3x9.1', 'a'])).rejects.toThrow(/--epoch goes with --since above 0/);
+      await expect(subCommand(['--url', '/ws', 'a'])).rejects.toThrow(/--url "\/ws": not an absolute URL/);
 
       expect(await pubCommand(['--url', broker.httpUrl, 'alarm/x', '1'])).toBe(1);
       expect(errors.pop()).toMatch(/^switchboard pub: HTTP 401: .*unauthorized/);

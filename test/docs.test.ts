@@ -1,17 +1,19 @@
 // diagrams/ and the docs' generated blocks come from the code; this fails when someone changes a machine or a
-// setting and forgets `npm run docs`. It also fails on a relative link in README.md or docs/ that leads nowhere.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// setting and forgets `npm run docs`. It also fails on a relative link in README.md or docs/ that leads nowhere, and
+// on a code block that is neither run by a test (`<!-- run: ID -->` with a runner for ID), nor generated, nor marked
+// `<!-- illustrative: why -->`.
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DIAGRAMS } from '../scripts/diagrams.js';
-import { embedDocBlocks, GENERATED_FILES } from '../scripts/doc-blocks.js';
+import { allCodeBlocks, codeBlocks, docBlocks, embedDocBlocks, GENERATED_FILES, markdownFiles } from '../scripts/doc-blocks.js';
+import { RUNNERS } from './docs/runners.js';
 import { SETTINGS } from '../src/config.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
-// Written on another branch at the same time as the links to it; checked like any file once it exists.
-const MARKDOWN = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const MARKDOWN = markdownFiles();
 
 /** Markdown without fenced code blocks and inline code, where link-like text is not a link. */
 const prose = (md: string) => md.replace(/^```[\s\S]*?^```/gm, '').replace(/`[^`\n]*`/g, '');
@@ -92,6 +94,49 @@ describe('links in README.md and docs/', () => {
       'conformance-checker-switchboard-check',
       'a-b',
       'a-b-1',
+    ]);
+  });
+});
+
+describe('code blocks in README.md and docs/: run, generated or illustrative', () => {
+  const blocks = allCodeBlocks();
+
+  it('every block is run by a test, generated, or marked illustrative with a reason', () => {
+    const unmarked = blocks.filter((b) => !b.marker).map((b) => `${b.file}:${b.line} (\`\`\`${b.lang}): mark it <!-- run: ID --> (and add a runner) or <!-- illustrative: why -->`);
+    expect(unmarked).toEqual([]);
+    for (const b of blocks.filter((b) => b.marker?.kind === 'illustrative')) expect(b.marker!.value.length, `${b.file}:${b.line}: say why`).toBeGreaterThan(10);
+  });
+
+  it('every run marker and every embedded example has a runner, and every runner has its blocks', () => {
+    const ids = new Set(blocks.filter((b) => b.marker?.kind === 'run').map((b) => b.marker!.value));
+    for (const b of blocks) if (b.marker?.kind === 'generated' && b.marker.value.startsWith('example:')) ids.add(b.marker.value);
+    expect([...ids].filter((id) => !Object.hasOwn(RUNNERS, id)).map((id) => `${id} has no runner in test/docs/runners.ts`)).toEqual([]);
+    expect(Object.keys(RUNNERS).filter((id) => !ids.has(id)).map((id) => `runner ${id} runs no block`)).toEqual([]);
+  });
+
+  it('a runner that lives in another test is really there: that file reads its blocks by ID (an example by its path)', () => {
+    for (const [id, runner] of Object.entries(RUNNERS)) {
+      if (!runner.elsewhere) continue;
+      expect(existsSync(join(ROOT, runner.elsewhere)), runner.elsewhere).toBe(true);
+      const reads = id.startsWith('example:') ? id.replace(/^example:/, 'examples/') : `blocksToRun('${id}')`;
+      expect(read(runner.elsewhere), `${runner.elsewhere} runs ${id}`).toContain(reads);
+    }
+  });
+
+  it('every generated example is embedded somewhere, and every program under examples/ is one', () => {
+    const names = Object.keys(docBlocks()).filter((n) => n.startsWith('example:'));
+    expect(names.length).toBeGreaterThan(0);
+    const embedded = new Set(blocks.filter((b) => b.marker?.kind === 'generated').map((b) => b.marker!.value));
+    expect(names.filter((n) => !embedded.has(n))).toEqual([]);
+  });
+
+  it('finds the markers it checks (the checker itself works)', () => {
+    const md = ['<!-- run: a -->', '```sh', 'x', '```', '', '```text', 'y', '```', '<!-- illustrative: a diagram, not a command -->', '````md', '```', '````', '<!-- generated:settings -->', '```', 'z', '```', '<!-- /generated -->'].join('\n');
+    expect(codeBlocks('t.md', md).map((b) => [b.line, b.lang, b.marker?.kind, b.marker?.value])).toEqual([
+      [2, 'sh', 'run', 'a'],
+      [6, 'text', undefined, undefined],
+      [10, 'md', 'illustrative', 'a diagram, not a command'],
+      [14, '', 'generated', 'settings'],
     ]);
   });
 });

@@ -1,6 +1,7 @@
 // The direction of imports is the architecture: protocol (pure) ← engine ← actors ← transports ← http/inspect ←
-// check ← broker ← cli. A file may import from its own layer or lower ones, never from a higher one; the client
-// library imports only the protocol; nothing in src/ imports the docs tooling or tests.
+// check ← broker ← cli. A file may import from its own layer or lower ones, never from a higher one; nothing in src/
+// imports the docs tooling or tests. The client library is its own package (packages/client): it imports nothing
+// of the broker (only itself, xstate and ws), and the broker takes it as a package, only in cli/ and http/.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +11,6 @@ const SRC = new URL('../src', import.meta.url).pathname;
 /** Lower numbers are lower layers. Keys are paths under src/ (a folder ends with '/'). */
 const LAYERS: [prefix: string, rank: number][] = [
   ['protocol/', 0],
-  ['client/', 1],
   ['auth/', 1],
   ['config.ts', 1],
   ['log.ts', 1],
@@ -40,21 +40,44 @@ function sources(dir: string): string[] {
   });
 }
 
-const IMPORT = /(?:^|\n)\s*(import|export)\s(type\s)?[^'"]*?from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
+const IMPORT = /(?:^|\n)\s*(import|export)\s(type\s)?[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
-/** Relative imports of `file`, resolved; `values`: only those that load code at run time (not `import type`). */
-function importsOf(file: string, values = false): string[] {
-  const text = readFileSync(file, 'utf8');
+/** Every module specifier `text` imports; `values`: only those that load code at run time (not `import type`). */
+function specifiers(text: string, values = false): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(IMPORT)) {
     if (values && m[2]) continue;
-    const spec = (m[3] ?? m[4])!;
-    out.push(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+    out.push((m[3] ?? m[4])!);
   }
   return out;
 }
 
+/** Relative imports of `file`, resolved; `values`: only those that load code at run time (not `import type`). */
+function importsOf(file: string, values = false): string[] {
+  return specifiers(readFileSync(file, 'utf8'), values)
+    .filter((spec) => spec.startsWith('.'))
+    .map((spec) => resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+}
+
 const files = sources(SRC);
+const CLIENT = new URL('../packages/client/src', import.meta.url).pathname;
+const clientFiles = sources(CLIENT);
+
+/** What a file of the client package may import: itself, xstate, and ws (loaded only where there is no WebSocket). */
+function clientImportProblems(file: string, text: string): string[] {
+  return specifiers(text).flatMap((spec) => {
+    if (spec === 'xstate' || spec === 'ws') return [];
+    if (!spec.startsWith('.')) return [`${spec} (a package other than xstate and ws)`];
+    const target = resolve(dirname(file), spec);
+    return target.startsWith(CLIENT + '/') ? [] : [`${relative(join(CLIENT, '../../..'), target)} (outside the package)`];
+  });
+}
+
+/** Where in src/ the client package may be imported: the CLI commands (sub, chat) and the pages serving its bundle. */
+function brokerImportsClient(file: string, text: string): boolean {
+  const rel = relative(SRC, file);
+  return specifiers(text).some((s) => s === '@switchboard/client' || s.startsWith('@switchboard/client/')) && !rel.startsWith('cli/') && !rel.startsWith('http/');
+}
 
 describe('layers', () => {
   it('every source file belongs to a layer', () => {
@@ -75,15 +98,26 @@ describe('layers', () => {
     expect(upward).toEqual([]);
   });
 
-  it('the client library imports only the protocol and itself', () => {
-    const wrong: string[] = [];
-    for (const f of files.filter((f) => relative(SRC, f).startsWith('client/'))) {
-      for (const target of importsOf(f)) {
-        const rel = relative(SRC, target);
-        if (!rel.startsWith('client/') && !rel.startsWith('protocol/')) wrong.push(`src/${relative(SRC, f)} → src/${rel}`);
-      }
-    }
+  it('the client package imports nothing of the broker: only itself, xstate and ws', () => {
+    expect(clientFiles.length).toBeGreaterThan(5);
+    const wrong = clientFiles.flatMap((f) => clientImportProblems(f, readFileSync(f, 'utf8')).map((p) => `${relative(CLIENT, f)} → ${p}`));
     expect(wrong).toEqual([]);
+  });
+
+  it('the broker imports the client package only in cli/ (sub, chat) and http/ (its bundle)', () => {
+    const users = files.filter((f) => specifiers(readFileSync(f, 'utf8')).includes('@switchboard/client')).map((f) => relative(SRC, f));
+    expect(users.length).toBeGreaterThan(0);
+    expect(files.filter((f) => brokerImportsClient(f, readFileSync(f, 'utf8'))).map((f) => relative(SRC, f))).toEqual([]);
+  });
+
+  it('catches planted imports (the checks themselves work)', () => {
+    const inClient = join(CLIENT, 'client.ts');
+    expect(clientImportProblems(inClient, "import { ERROR_CODES } from '../../../src/protocol/errors.js';")).toEqual(['src/protocol/errors.js (outside the package)']);
+    expect(clientImportProblems(inClient, "import type { Config } from '../../../src/config.js';")).toHaveLength(1);
+    expect(clientImportProblems(inClient, "const p = import('pino');")).toEqual(['pino (a package other than xstate and ws)']);
+    expect(clientImportProblems(inClient, "import { setup } from 'xstate';\nimport { X } from './wire.js';")).toEqual([]);
+    expect(brokerImportsClient(join(SRC, 'engine/memory.ts'), "import { SwitchboardClient } from '@switchboard/client';")).toBe(true);
+    expect(brokerImportsClient(join(SRC, 'cli/chat.ts'), "import { SwitchboardClient } from '@switchboard/client';")).toBe(false);
   });
 
   it('no import cycle between files (type-only imports aside: they load nothing)', () => {

@@ -2,6 +2,7 @@
 // listening (the HTTP server it had already opened is closed again).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -55,5 +56,49 @@ describe('serve with a port already in use', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`--port ${port}`);
     expect(run.stderr).toMatch(/already in use/);
+  });
+});
+
+describe('serve says where to look', () => {
+  it('logs the chat page, /inspect and /metrics as URLs a person opens, and each answers', { timeout: 20_000 }, async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      const line = await new Promise<{ msg: string; chat: string; inspect: string; metrics: string; websocket: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no 'open' line in: ${stdout}`)), 15_000);
+        child.stdout.on('data', () => {
+          for (const l of stdout.split('\n')) {
+            if (!l.includes('"chat"')) continue;
+            clearTimeout(timer);
+            resolve(JSON.parse(l));
+          }
+        });
+      });
+      expect(line.msg).toBe(`open ${line.chat} (chat), ${line.inspect} (live actors), ${line.metrics} (metrics); WebSocket ${line.websocket}`);
+      expect(line.chat).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      const page = await fetch(line.chat);
+      expect(page.headers.get('content-type')).toContain('text/html');
+      expect((await fetch(line.inspect)).status).toBe(200);
+      expect(await (await fetch(line.metrics)).text()).toContain('switchboard_connections');
+      expect(line.websocket).toBe(line.chat.replace('http:', 'ws:') + 'ws');
+    } finally {
+      child.kill();
+    }
+  });
+});
+
+describe('--version', () => {
+  it('answers the same before or after any command, and matches the package', { timeout: 30_000 }, async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d));
+        child.on('exit', (code) => resolve({ code, out }));
+      });
+    const runs = await Promise.all([['--version'], ['sub', '--version'], ['check', '--version'], ['serve', '--version']].map(run));
+    for (const r of runs) expect(r).toEqual({ code: 0, out: `switchboard ${version}\n` });
   });
 });

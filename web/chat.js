@@ -1,7 +1,8 @@
-// Switchboard chat page on the client library (/client.js, served by the broker: no build step, no CDN).
+// Switchboard chat page on the client package, @switchboard/client (its browser bundle, served by the broker at
+// /client.js and mapped to the package's name in index.html: no build step, no CDN).
 // One room (from the page's meta tag); the who-list is the subscription's presence map; the library reconnects
 // with backoff, resumes the room from its position and re-syncs presence; the page shows why it cannot connect.
-import { SwitchboardClient } from '/client.js';
+import { SwitchboardClient } from '@switchboard/client';
 
 const room = document.querySelector('meta[name="switchboard-room"]')?.content || 'chat';
 const tcpPort = Number(document.querySelector('meta[name="switchboard-tcp-port"]')?.content);
@@ -222,34 +223,31 @@ function connect() {
   client.on('error', onUnsolicitedError);
 
   setStatus('connecting', 'connecting…');
-  client.subscribe(room, { presence: true }).then(
-    (sub) => {
-      state.sub = sub;
-      sub.on('message', addMessage);
-      sub.on('presence', onListed);
-      sub.on('join', (c) => {
-        if (state.me && c.id === state.me.id) return renderMembers();
-        addNotice(`${c.name} joined${c.transport === 'tcp' ? ' from a terminal' : ''}.`, 'join');
-        renderMembers();
-      });
-      sub.on('leave', (c) => (addNotice(`${c.name} left.`, 'leave'), renderMembers()));
-      sub.on('timeout', (c) => (addNotice(`${c.name} timed out.`, 'leave'), renderMembers()));
-      sub.on('idle', renderMembers);
-      sub.on('active', renderMembers);
-      sub.on('rename', ({ member, old }) => {
-        const isMe = state.me && member.id === state.me.id;
-        if (isMe) {
-          state.me = { ...state.me, name: member.name };
-          renderMe();
-        }
-        addNotice(`${isMe ? 'You are' : `${old} is`} now known as ${member.name}.`, 'rename');
-        renderMembers();
-      });
-      sub.on('notRecovered', () => addNotice('Some messages were missed while you were away.', 'warn'));
-      onListed(); // subscribe() resolves after the first presence sync
-    },
-    (err) => addNotice(`Could not join #${room}: ${err.message}`, 'error'),
-  );
+  // Listeners first, then subscribe: nothing the room sends comes before them.
+  const sub = client.subscription(room, { presence: true });
+  state.sub = sub;
+  sub.on('message', addMessage);
+  sub.on('presence', onListed); // after each presence sync: the first subscribe, every reconnect
+  sub.on('join', (c) => {
+    if (state.me && c.id === state.me.id) return renderMembers();
+    addNotice(`${c.name} joined${c.transport === 'tcp' ? ' from a terminal' : ''}.`, 'join');
+    renderMembers();
+  });
+  sub.on('leave', (c) => (addNotice(`${c.name} left.`, 'leave'), renderMembers()));
+  sub.on('timeout', (c) => (addNotice(`${c.name} timed out.`, 'leave'), renderMembers()));
+  sub.on('idle', renderMembers);
+  sub.on('active', renderMembers);
+  sub.on('rename', ({ member, old }) => {
+    const isMe = state.me && member.id === state.me.id;
+    if (isMe) {
+      state.me = { ...state.me, name: member.name };
+      renderMe();
+    }
+    addNotice(`${isMe ? 'You are' : `${old} is`} now known as ${member.name}.`, 'rename');
+    renderMembers();
+  });
+  sub.on('notRecovered', () => addNotice('Some messages were missed while you were away.', 'warn'));
+  sub.subscribe().catch((err) => addNotice(`Could not join #${room}: ${err.message}`, 'error'));
   client.connect().catch(() => {}); // failures show as states and notices
 }
 

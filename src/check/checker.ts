@@ -49,7 +49,14 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   let observer = await Probe.connect(options.url, timeoutMs);
   // Reopened when the broker closed it (idle timeout during a long check).
   const observe = async () => (observer.open ? observer : (observer = await Probe.connect(options.url, timeoutMs)));
-  if (options.tcp) (await Probe.connectLines(options.url, `chk${process.pid}.reachable`, timeoutMs)).close();
+  if (options.tcp) {
+    try {
+      (await Probe.connectLines(options.url, `chk${process.pid}.reachable`, timeoutMs)).close();
+    } catch (err) {
+      observer.close(); // an open observer would keep `switchboard check` from exiting with its message
+      throw err;
+    }
+  }
 
   const [fcPath, replayPath] = options.path === undefined ? [] : options.path.split('@');
   const performed: Record<string, number> = {};
@@ -116,7 +123,8 @@ export function formatReport(report: CheckReport, options: CheckOptions): string
 
 /** The flags that replay exactly the reported counterexample. */
 function replayFlags(report: CheckReport, options: CheckOptions): string {
-  const flags = [`--url ${options.url}`, ...(options.more ?? []).map((u) => `--url ${u}`), `--seed ${report.seed}`];
+  // `--seed=N`: a negative seed after a space would read as an option (parseArgs refuses it as ambiguous).
+  const flags = [`--url ${options.url}`, ...(options.more ?? []).map((u) => `--url ${u}`), `--seed=${report.seed}`];
   if (report.path) flags.push(`--path ${report.path}`);
   if (options.exclusive) flags.push('--exclusive');
   if (options.historySize !== undefined && options.historySize !== 100) flags.push(`--history ${options.historySize}`);

@@ -3,8 +3,9 @@
 import { parseArgs } from 'node:util';
 import { formatReport, runCheck } from './checker.js';
 import { ProbeError } from './probe.js';
+import { LOCAL_WS_URL } from '../config.js';
 
-const HELP = `Usage: switchboard check --url ws://host:port[/ws] [options]
+const HELP = `Usage: switchboard check [--url ws://host:port[/ws]] [options]
 
 Drives the broker with random multi-client scenarios (connect, sub/unsub with wildcards and presence,
 pub with and without echo, send, rename, who, ping, quit, abrupt disconnects, malformed frames) and
@@ -14,6 +15,7 @@ shrinks the scenario and prints the smallest one it found, with the seed and pat
 Options:
   --url <ws url>     the broker's WebSocket endpoint (/ws is added when the URL has no path); give it
                      again for each further node of one cluster: connections alternate between them
+                     (default: SWITCHBOARD_WS_URL, else the local broker, ws://127.0.0.1:8080/ws)
   --runs <n>         scenarios to run (default 100)
   --seed <n>         fast-check seed, to replay a run
   --path <p>         the path printed with a counterexample (with --seed: replays exactly it)
@@ -52,9 +54,9 @@ export async function check(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (values.url === undefined || values.url.length === 0) return usage('--url is required');
+  const given = values.url !== undefined && values.url.length > 0 ? values.url : [process.env.SWITCHBOARD_WS_URL ?? LOCAL_WS_URL];
   const urls: URL[] = [];
-  for (const raw of values.url) {
+  for (const raw of given) {
     let u: URL;
     try {
       u = new URL(raw);

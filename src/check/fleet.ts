@@ -239,9 +239,9 @@ export class Fleet {
       received.set(slot, probe.frames.slice(from, at));
       this.cursors.set(probe, at + 1);
     };
-    // The commanding client settles first, on one node as in a cluster: its pong proves the broker has handled its
-    // command (a notification gets no reply to wait for) and queued all it caused for everyone; only then are the
-    // others pinged. Pinged at once, another client's pong could overtake the command on its way to the broker.
+    // Another client's pong proves only what reached it before its ping was read, which may be before the command
+    // was: the commanding client settles first (the broker has then sent out all the command caused), the others
+    // after. (Without it a pub's msg to a line client could come after that client's pong: a false difference.)
     const first = 'slot' in cmd ? this.probes.get(cmd.slot) : undefined;
     if (first) await one([cmd.slot, first]);
     await Promise.all([...this.probes].filter(([, p]) => p !== first).map(one));

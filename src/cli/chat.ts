@@ -3,18 +3,18 @@
 // room, and at EOF it exits once every line was acknowledged.
 import { createInterface, type Interface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../config.js';
+import { ConfigError, LOCAL_WS_URL } from '../config.js';
 import { chatText, sanitize } from '../transports/tcp/chat.js';
-import { SwitchboardClient } from '../client/client.js';
-import type { SwitchboardError } from '../client/errors.js';
-import type { Message, Subscription } from '../client/subscription.js';
-import type { Member } from '../client/wire.js';
+import type { Member, Message, Recovery, SwitchboardError } from '@switchboard/client';
+import { cliClient } from './pubsub.js';
+import { closeText, StatusLine } from './status-line.js';
 
 const HELP = `Usage: switchboard chat [--url ws://127.0.0.1:8080/ws] [--name N] [--room chat] [--token T]
 
 Joins a chat room over WebSocket. Type a line to say it; /name <new> renames, /who lists who is here, /quit leaves.
-With stdin from a pipe each line is sent and the command exits at the end of input.
-  --url     the broker's WebSocket endpoint (env SWITCHBOARD_WS_URL)
+With stdin from a pipe each line is sent and the command exits at the end of input (a broker that cannot be
+reached: exit 1); in a terminal a status line retries until it can.
+  --url     the broker's WebSocket endpoint (env SWITCHBOARD_WS_URL; default ws://127.0.0.1:8080/ws)
   --name    your name (default: the broker's guest-<n>)
   --room    the room topic (default chat)
   --token   auth token (env SWITCHBOARD_TOKEN)
@@ -23,10 +23,15 @@ Colours only when stdout is a terminal and NO_COLOR is not set.`;
 const PALETTE = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
 
 class ChatScreen {
+  /** While offline in a terminal: one line, rewritten in place, with the countdown to the next attempt. */
+  readonly status: StatusLine;
+
   constructor(
     private readonly colour: boolean,
     private readonly rl: Interface | undefined,
-  ) {}
+  ) {
+    this.status = new StatusLine(process.stdout, '* ');
+  }
 
   name(member: { id: string; name: string }): string {
     const clean = sanitize(member.name);
@@ -40,16 +45,42 @@ class ChatScreen {
     return this.colour ? `\x1b[2m${text}\x1b[0m` : text;
   }
 
-  /** Prints a line above the prompt, keeping what the user is typing. */
-  line(text: string): void {
-    if (!this.rl) return void process.stdout.write(text + '\n');
-    process.stdout.write('\r\x1b[2K' + text + '\n');
-    this.rl.prompt(true);
+  /** Prints a line above the prompt (or the status line), keeping what the user is typing. */
+  line(text: string, stream: NodeJS.WriteStream = process.stdout): void {
+    if (!this.rl) return void stream.write(text + '\n');
+    process.stdout.write('\r\x1b[2K');
+    stream.write(text + '\n');
+    this.restore();
   }
 
   notice(text: string): void {
     this.line(this.dim(`* ${text}`));
   }
+
+  /** A problem the user should know about: on stderr, so it reaches them even when stdout is kept. */
+  problem(text: string): void {
+    this.line(`switchboard chat: ${text}`, process.stderr);
+  }
+
+  /** Online again: the status line gives way to the prompt. */
+  online(): void {
+    this.status.clear();
+    this.restore();
+  }
+
+  private restore(): void {
+    if (this.status.visible) this.status.redraw();
+    else if (this.prompting) this.rl?.prompt(true);
+  }
+
+  /** The prompt shows once the room is joined. */
+  prompting = false;
+}
+
+/** `not recovered (recovered:false, epoch_changed): messages may be missing on chat (epoch_changed)`. */
+export function notRecoveredText(v: Recovery, resumed: boolean): string {
+  const topics = Object.entries(v.missed).map(([t, why]) => `${t} (${why})`);
+  return `not recovered${resumed ? ' after reconnecting' : ''} (recovered:false, ${v.reason}): messages may be missing on ${topics.join(', ') || 'its topics'}`;
 }
 
 export async function chatCommand(argv: string[]): Promise<number> {
@@ -68,46 +99,50 @@ export async function chatCommand(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const url = values.url ?? process.env.SWITCHBOARD_WS_URL ?? 'ws://127.0.0.1:8080/ws';
+  const url = values.url ?? process.env.SWITCHBOARD_WS_URL ?? LOCAL_WS_URL;
   const room = values.room ?? 'chat';
   const token = values.token ?? process.env.SWITCHBOARD_TOKEN;
   const interactive = process.stdin.isTTY === true;
   const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
 
-  const client = new SwitchboardClient({ url, ...(values.name && { name: values.name }), ...(token && { token }), connect: false });
+  const client = cliClient({ url, ...(values.name && { name: values.name }), ...(token && { token }) });
   const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
   const screen = new ChatScreen(colour, interactive ? rl : undefined);
   let everConnected = false;
   let outage = false;
+  let quitting = false;
   let finish!: (code: number) => void;
   const done = new Promise<number>((resolve) => (finish = resolve));
-  const quit = (code: number) => {
+  // One way out, so nothing is said twice on the way (the close that quitting causes is not news).
+  const quit = (code: number, why?: string) => {
+    if (quitting) return;
+    quitting = true;
+    screen.status.clear();
+    if (why) console.error(`switchboard chat: ${why}`);
     client.close();
     rl.close();
     finish(code);
   };
 
+  client.on('state', (s) => s === 'connecting' && screen.status.connecting());
   client.on('reconnecting', ({ inMs, lastClose }) => {
-    if (!everConnected && !interactive) {
-      console.error(`switchboard chat: ${url}: cannot connect (${lastClose?.reason || lastClose?.code || 'no answer'})`);
-      return quit(1);
-    }
+    const why = lastClose ? closeText(lastClose) : 'no answer';
+    if (!interactive) {
+      if (!everConnected) return quit(1, `${url}: cannot connect (${why})`);
+      if (!outage) screen.problem(`connection lost (${why}); reconnecting…`);
+    } else screen.status.offline(lastClose, inMs);
     outage = true;
-    const why = lastClose ? `${lastClose.status ? `HTTP ${lastClose.status}` : lastClose.code}${lastClose.reason ? ` ${lastClose.reason}` : ''}` : '';
-    screen.notice(`offline (${why}) · reconnecting in ${(inMs / 1000).toFixed(1)}s…`);
   });
   client.on('connected', (hello) => {
-    if (outage) screen.notice(`reconnected as ${screen.name(hello.client)}`);
+    screen.online();
+    if (outage && everConnected) screen.notice(`reconnected as ${screen.name(hello.client)}`);
     outage = false;
     everConnected = true;
   });
   client.on('closed', (c) => {
-    if (c && c.code !== 1000) {
-      console.error(`switchboard chat: disconnected (${c.status ? `HTTP ${c.status}` : c.code}${c.reason ? ` ${c.reason}` : ''})`);
-      quit(1);
-    }
+    if (c.code !== 1000) quit(1, `${everConnected ? 'disconnected' : `${url}: cannot connect`} (${closeText(c)})`);
   });
-  client.on('error', (err) => screen.notice(`${err.code}: ${sanitize(err.message)}`));
+  client.on('error', (err) => screen.problem(`${err.code}: ${sanitize(err.message)}`));
   client.on('direct', (d) => screen.line(`${screen.name(d.from)} ${screen.dim('(privately)')}: ${chatText(d.data)}`));
   process.once('SIGINT', () => quit(0));
 
@@ -119,27 +154,33 @@ export async function chatCommand(argv: string[]): Promise<number> {
   const who = (members: Iterable<Member>) =>
     [...members].sort((a, b) => a.name.localeCompare(b.name)).map((m) => `${screen.name(m)}${m.state === 'idle' ? screen.dim(' (idle)') : ''}${m.transport === 'tcp' ? screen.dim(' (tcp)') : ''}`).join(', ');
 
-  let sub: Subscription | undefined;
-  client.connect().catch(() => {}); // failures arrive as the events above
-  if (interactive) {
-    try {
-      sub = await client.subscribe(room, { presence: true });
-    } catch (err) {
-      console.error(`switchboard chat: cannot join #${room}: ${(err as SwitchboardError).message}`);
-      quit(1);
-      return done;
-    }
+  // Listeners first, then subscribe: nothing the room sends (or says about the resume) comes before them.
+  const sub = interactive ? client.subscription(room, { presence: true }) : undefined;
+  if (sub) {
+    let joined = false;
     sub.on('message', say);
     const self = (m: Member) => m.id === client.me?.id;
     sub.on('join', (m) => !self(m) && screen.notice(`${screen.name(m)} joined`));
     sub.on('leave', (m) => screen.notice(`${screen.name(m)} left`));
     sub.on('timeout', (m) => screen.notice(`${screen.name(m)} timed out`));
     sub.on('rename', ({ member, old }) => screen.notice(self(member) ? `you are now ${screen.name(member)}` : `${sanitize(old)} is now ${screen.name(member)}`));
-    sub.on('notRecovered', () => screen.notice('some messages were missed while offline'));
+    sub.on('notRecovered', (v) => screen.problem(`#${room}: ${notRecoveredText(v, joined)}`));
+    client.connect().catch(() => {}); // failures arrive as the events above
+    try {
+      await sub.subscribe();
+      joined = true;
+    } catch (err) {
+      quit(1, `cannot join #${room}: ${(err as SwitchboardError).message}`);
+      return done;
+    }
     screen.notice(`joined #${room} as ${screen.name(client.me ?? { id: '?', name: '?' })} · here: ${who(sub.presence.values())}`);
     screen.notice('commands: /name <new>, /who, /quit');
     rl.setPrompt(`#${room}> `);
-    rl.prompt();
+    screen.prompting = true;
+    if (screen.status.visible) screen.status.redraw();
+    else rl.prompt();
+  } else {
+    client.connect().catch(() => {}); // failures arrive as the events above
   }
 
   // Lines are handled one at a time, so a pipe is flushed in order and EOF waits for the last ack.
@@ -160,15 +201,12 @@ export async function chatCommand(argv: string[]): Promise<number> {
         else await client.publish(room, raw);
       } catch (err) {
         const e = err as SwitchboardError;
-        screen.notice(`${e.code}: ${sanitize(e.message)}`);
-        if (!interactive) return quit(1);
+        if (!interactive) return quit(1, `${e.code}: ${sanitize(e.message)}`);
+        screen.problem(`${e.code}: ${sanitize(e.message)}`);
       }
       if (interactive) rl.prompt();
     }
     quit(0); // EOF: every line above was acknowledged
-  })().catch((err: unknown) => {
-    console.error('switchboard chat:', err);
-    quit(1);
-  });
+  })().catch((err: unknown) => quit(1, String(err)));
   return done;
 }

@@ -1,12 +1,11 @@
 // `switchboard pub` and `switchboard sub`: the push scenario from a shell. pub posts to the HTTP API;
 // sub holds a client-library connection (reconnecting, resuming) and prints every msg as one JSON line.
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../config.js';
+import { ConfigError, LOCAL_WS_URL } from '../config.js';
 import { filterError, topicError } from '../protocol/topic.js';
-import { SwitchboardClient } from '../client/client.js';
-import type { SwitchboardError } from '../client/errors.js';
-import { isWildcard } from '../client/positions.js';
-import type { Message } from '../client/subscription.js';
+import { isWildcard, SwitchboardClient, SwitchboardError, type ClientOptions, type Message } from '@switchboard/client';
+import { closeText, StatusLine } from './status-line.js';
+
 
 const PUB_HELP = `Usage: switchboard pub [--url http://127.0.0.1:8080] [--api-key KEY] <topic> <data>
 
@@ -15,11 +14,12 @@ Publishes <data> to <topic> through POST /api/publish and prints {"seq","epoch",
   --url       the broker's HTTP address (env SWITCHBOARD_URL)
   --api-key   bearer key when the broker runs with --api-key (env SWITCHBOARD_API_KEY)`;
 
-const SUB_HELP = `Usage: switchboard sub [--url ws://127.0.0.1:8080/ws] [--since N [--epoch E]] [--count N] <filter>...
+const SUB_HELP = `Usage: switchboard sub [--url ws://127.0.0.1:8080/ws] [--token T] [--since N [--epoch E]] [--count N] <filter>...
 
 Subscribes to each filter (MQTT wildcards + and #) and prints every msg frame as one JSON line. Reconnects on its
-own and resumes where it was; when the broker cannot replay what was missed it says so on stderr.
-  --url     the broker's WebSocket endpoint (env SWITCHBOARD_WS_URL)
+own and resumes where it was; when the broker cannot replay what was missed (also for --since) it says so on stderr.
+A broker that cannot be reached: exit 1, or, in a terminal, a status line that retries until it can.
+  --url     the broker's WebSocket endpoint (env SWITCHBOARD_WS_URL; default ws://127.0.0.1:8080/ws)
   --token   auth token (env SWITCHBOARD_TOKEN)
   --since   replay history after this seq first (0: everything the broker holds)
   --epoch   the epoch of that seq (protocol 2: without it a position above 0 cannot be checked)
@@ -96,12 +96,19 @@ export async function subCommand(argv: string[]): Promise<number> {
   if (since !== undefined && since > 0 && positionals.some(isWildcard)) {
     throw new ConfigError('--since above 0 needs concrete topics (one seq cannot be a position on several topics)');
   }
-  const url = (values.url as string | undefined) ?? process.env.SWITCHBOARD_WS_URL ?? 'ws://127.0.0.1:8080/ws';
+  if (epoch !== undefined && !(since !== undefined && since > 0)) throw new ConfigError('--epoch goes with --since above 0 (the position it is the epoch of)');
+  const url = (values.url as string | undefined) ?? process.env.SWITCHBOARD_WS_URL ?? LOCAL_WS_URL;
   const token = (values.token as string | undefined) ?? process.env.SWITCHBOARD_TOKEN;
   if (limit === 0) return 0;
 
-  const client = new SwitchboardClient({ url, ...(token && { token }), connect: false });
-  const say = (line: string) => console.error(`switchboard sub: ${line}`);
+  const client = cliClient({ url, ...(token && { token }) });
+  const say = (line: string) => {
+    status.clear();
+    console.error(`switchboard sub: ${line}`);
+  };
+  // A person at a terminal gets a status line that counts down to the next attempt; a script gets exit 1 at once.
+  const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
+  const status = new StatusLine(process.stderr, 'switchboard sub: ');
   let received = 0;
   let lost = false;
   let everConnected = false;
@@ -109,30 +116,34 @@ export async function subCommand(argv: string[]): Promise<number> {
   const done = new Promise<number>((resolve) => (finish = resolve));
   let stopping = false;
   const stop = (code: number) => {
+    if (stopping) return;
     stopping = true;
+    status.clear();
     client.close();
     finish(code);
   };
 
   client.on('connected', () => {
+    status.clear();
     if (lost) say('reconnected');
     everConnected = true;
     lost = false;
   });
-  client.on('reconnecting', ({ lastClose }) => {
-    const why = lastClose ? `${lastClose.status ? `HTTP ${lastClose.status}` : lastClose.code}${lastClose.reason ? ` ${lastClose.reason}` : ''}` : '';
+  client.on('state', (s) => s === 'connecting' && status.connecting());
+  client.on('reconnecting', ({ lastClose, inMs }) => {
+    if (interactive) return status.offline(lastClose, inMs);
     // Before the first hello there is nothing to resume: a wrong URL or a dead broker is an error.
     if (!everConnected) {
-      say(`${url}: cannot connect (${why})`);
+      say(`${url}: cannot connect (${lastClose ? closeText(lastClose) : 'no answer'})`);
       return stop(1);
     }
-    if (!lost) say(`connection lost (${why}); reconnecting…`); // once per outage, not once per attempt
+    if (!lost) say(`connection lost (${lastClose ? closeText(lastClose) : 'no answer'}); reconnecting…`); // once per outage
     lost = true;
   });
   client.on('closed', (c) => {
     if (stopping) return;
-    if (c && c.code !== 1000) say(`connection closed (${c.status ? `HTTP ${c.status}` : c.code}${c.reason ? ` ${c.reason}` : ''})`);
-    finish(c && c.code !== 1000 ? 1 : 0);
+    if (c.code !== 1000) say(`${everConnected ? 'connection closed' : `${url}: cannot connect`} (${closeText(c)})`);
+    stop(c.code !== 1000 ? 1 : 0);
   });
   client.on('error', (err) => say(`${err.code}: ${err.message}`));
   process.once('SIGINT', () => stop(0));
@@ -140,26 +151,41 @@ export async function subCommand(argv: string[]): Promise<number> {
   // The client's own message event: once per message, however many of the filters overlap.
   client.on('message', (m: Message) => {
     if (received === limit) return;
-    const frame = { op: 'msg', topic: m.topic, seq: m.seq, ...(m.epoch !== undefined && { epoch: m.epoch }), data: m.data, ...(m.from && { from: m.from }), ts: m.ts };
+    const frame = { op: 'msg', topic: m.topic, seq: m.seq, ...(m.epoch !== undefined && { epoch: m.epoch }), ...(m.from && { from: m.from }), ts: m.ts, data: m.data };
     process.stdout.write(JSON.stringify(frame) + '\n');
     if (++received === limit) stop(0);
   });
-  for (const filter of positionals) {
-    const positions = since !== undefined && since > 0 ? { [filter]: { seq: since, epoch } } : undefined;
-    client
-      .subscribe(filter, { ...(since === 0 && { history: true }), ...(positions && { positions }) })
-      .then((sub) => {
-        sub.on('notRecovered', (v) => {
-          const topics = Object.entries(v.missed).map(([t, why]) => `${t} (${why})`);
-          say(`${filter}: not recovered after reconnecting (recovered:false, ${v.reason}): messages may be missing on ${topics.join(', ') || 'its topics'}`);
-        });
-      })
-      .catch((err: SwitchboardError) => {
+  const subs = positionals.map((filter) => {
+    const positions = since !== undefined && since > 0 ? { [filter]: { seq: since, ...(epoch !== undefined && { epoch }) } } : undefined;
+    const sub = client.subscription(filter, { ...(since === 0 && { history: true }), ...(positions && { positions }) });
+    // Attached before subscribing: the verdict of the first subscribe (--since) is told too, not only resumes.
+    let subscribed = false;
+    sub.on('notRecovered', (v) => {
+      const topics = Object.entries(v.missed).map(([t, why]) => `${t} (${why})`);
+      say(`${filter}: not recovered${subscribed ? ' after reconnecting' : ''} (recovered:false, ${v.reason}): messages may be missing on ${topics.join(', ') || 'its topics'}`);
+    });
+    sub.subscribe().then(
+      () => (subscribed = true),
+      (err: SwitchboardError) => {
         if (err.code === 'closed') return;
         say(`${filter}: ${err.code}: ${err.message}`);
         stop(1);
-      });
-  }
+      },
+    );
+    return sub;
+  });
+  // A subscription refused later (a resubscribe after a reconnect) was said as an error: with none left, stop.
+  for (const sub of subs) sub.on('state', (s) => s === 'failed' && subs.every((x) => x.state === 'failed') && stop(1));
   client.connect().catch(() => {}); // failures arrive as the events above
   return done;
+}
+
+/** The client for a CLI command: a bad --url is a usage error (exit 2), not a crash. */
+export function cliClient(options: ClientOptions): SwitchboardClient {
+  try {
+    return new SwitchboardClient({ ...options, connect: false });
+  } catch (err) {
+    if (err instanceof SwitchboardError && err.code === 'bad_option') throw new ConfigError(err.message.replace(/^url /, '--url '));
+    throw err;
+  }
 }

@@ -3,8 +3,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
 import { HttpError, sendJson, type Router } from './router.js';
 
@@ -57,9 +58,9 @@ function escapeHtml(text: string): string {
 }
 
 /**
- * GET /client.js: the client library (src/client) as one browser ES module with xstate inside, so the chat page and
- * users' pages need no bundler or CDN. Built by `npm run build:client` into dist/browser/; run from src/ (tsx, tests)
- * it is bundled with esbuild on first request instead, so it never lags the source.
+ * GET /client.js: the `@switchboard/client` package's browser bundle (one ES module, xstate inside), so the chat page
+ * and users' pages need no bundler or CDN. Built with the package (`npm run build`); run from src/ (tsx, tests) the
+ * broker bundles the package's sources on first request with the package's own recipe, so it never lags them.
  */
 function registerClientBundle(router: Router): void {
   let bundle: Promise<Buffer> | undefined;
@@ -77,20 +78,18 @@ function registerClientBundle(router: Router): void {
   });
 }
 
-/** How the client library becomes one browser ES module (as `npm run build:client` does; docs/client.md's size too). */
-export const CLIENT_BUNDLE = {
-  entryPoints: [fileURLToPath(new URL('../client/index.ts', import.meta.url))],
-  bundle: true,
-  format: 'esm' as const,
-  platform: 'browser' as const,
-  target: 'es2022',
-  minify: true,
-  external: ['ws'],
-};
+const require = createRequire(import.meta.url);
+
+/** The client package's folder (through node_modules, as an installed broker finds it). */
+export function clientPackageDir(): string {
+  return dirname(require.resolve('@switchboard/client/package.json'));
+}
 
 async function loadClientBundle(): Promise<Buffer> {
-  if (!import.meta.url.endsWith('.ts')) return readFile(new URL('../browser/client.js', import.meta.url));
+  if (!import.meta.url.endsWith('.ts')) return readFile(require.resolve('@switchboard/client/browser'));
+  const recipe = pathToFileURL(join(clientPackageDir(), 'scripts/bundle.mjs')).href;
   const esbuild = await import('esbuild');
-  const out = await esbuild.build({ ...CLIENT_BUNDLE, write: false, logLevel: 'silent' });
+  const { BUNDLE_OPTIONS } = (await import(recipe)) as { BUNDLE_OPTIONS: import('esbuild').BuildOptions };
+  const out = await esbuild.build({ ...BUNDLE_OPTIONS, write: false, logLevel: 'silent' });
   return Buffer.from(out.outputFiles[0]!.contents);
 }

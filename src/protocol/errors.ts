@@ -10,9 +10,9 @@ export const ERROR_CODES = {
   rate_limited: 'too many frames',
   forbidden: 'not allowed',
   unauthorized: 'authentication required',
-  token_expired: 'the token expired; send a fresh one ({"op":"auth","token":…}) before the grace period ends',
   unavailable: 'the broker cannot take this now (a cluster node without its Redis); retry later',
   internal: 'internal error',
+  token_expired: 'the token expired; refresh it with an auth frame within the grace period',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -2,7 +2,7 @@
 // resume is reported not recovered) and through connection cuts at random points of the byte stream.
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SwitchboardClient, type Message, type Subscription, type Verdict } from '../../src/client/index.js';
+import { SwitchboardClient, type Message, type Subscription, type Recovery } from '@switchboard/client';
 import { startTestBroker } from '../helpers/broker.js';
 import { CuttingProxy, until } from './proxy.js';
 
@@ -31,7 +31,7 @@ describe('client against a real broker', () => {
     const reader = client(first.url, 'reader');
     const sub = await reader.subscribe<string>('news', { presence: true });
     const seen = record(sub);
-    const verdicts: Verdict[] = [];
+    const verdicts: Recovery[] = [];
     sub.on('notRecovered', (v) => verdicts.push(v));
     const writer = client(first.url);
     for (const text of ['a', 'b', 'c']) await writer.publish('news', text);
@@ -109,7 +109,7 @@ describe('property: whatever drops and reconnects happen, the app sees every mes
           const all = await reader.subscribe<number>(`${prefix}/p/+`);
           const seenA = record(a);
           const seenAll = record(all);
-          const verdicts: Verdict[] = [];
+          const verdicts: Recovery[] = [];
           for (const s of [a, all]) s.on('notRecovered', (v) => verdicts.push(v));
           await writer.connect();
           const sent: Record<string, number> = { [`${prefix}/p/a`]: 0, [`${prefix}/p/b`]: 0 };

@@ -2,12 +2,14 @@
 // /quit; with NO_COLOR plain; from a pipe it says each line and exits once they are all acknowledged.
 import { spawn, spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SwitchboardClient, type Message } from '../../src/client/index.js';
+import { SwitchboardClient, type Message } from '@switchboard/client';
+import { freePort } from '../helpers/ports.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { until } from './proxy.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const haveScript = spawnSync('script', ['--version']).status === 0;
+if (!haveScript) console.warn('chat-cli: the terminal tests are skipped: util-linux `script` is missing');
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
@@ -88,5 +90,53 @@ describe('switchboard chat', () => {
     expect(said.map((m) => m.data)).toEqual(lines);
     expect(said.every((m) => m.from?.name === 'piper')).toBe(true);
     expect(out).not.toMatch(/\x1b\[/);
+  });
+
+  it('from a pipe, a dead URL: one message on stderr, nothing on stdout, exit 1', { timeout: 45_000 }, async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'chat', '--url', `ws://127.0.0.1:${port}/ws`], { cwd: ROOT });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.stdin.end('hello?\nanyone?\n');
+    expect(await exited).toBe(1);
+    expect(out).toBe('');
+    expect(err).toMatch(new RegExp(`^switchboard chat: ws://127\\.0\\.0\\.1:${port}/ws: cannot connect \\(1006 [^\\n]*\\)\\n$`));
+  });
+
+  it.skipIf(!haveScript)('in a terminal, a dead URL is one status line counting down; the room is joined once the broker is there', { timeout: 45_000 }, async () => {
+    const port = await freePort();
+    const t = inTerminal(`${CLI} --url ws://127.0.0.1:${port}/ws --name late`, { NO_COLOR: '1' });
+    await until(() => (t.screen().match(/retrying in \d+s/g) ?? []).length >= 3, 'the countdown', 20_000);
+    expect(t.screen()).toMatch(/\r\x1b\[2K\* offline \(1006 [^\n]*\) · retrying in \d+s/);
+    expect(t.screen()).not.toContain('\n');
+    const broker = await startTestBroker({ port });
+    cleanup.push(() => broker.close());
+    await until(() => t.screen().includes('joined #chat as late'), 'the join line', 20_000);
+    t.type('/quit\r');
+    expect(await t.exited).toBe(0);
+  });
+
+  it.skipIf(!haveScript)('in a terminal, through a broker restart: a status line while it is away, then the lost resume said on stderr', { timeout: 45_000 }, async () => {
+    const first = await startTestBroker();
+    const port = first.port;
+    const t = inTerminal(`${CLI} --url ${first.url} --name stay`, { NO_COLOR: '1' });
+    await until(() => t.screen().includes('joined #chat as stay'), 'the join line', 20_000);
+    const peer = new SwitchboardClient({ url: first.url });
+    await peer.publish('chat', 'before');
+    await until(() => t.screen().includes(': before'), 'the first message');
+    peer.close();
+    await first.close();
+    await until(() => /\* offline \(1001 server shutting down\) · retrying in/.test(t.screen()), 'the status line');
+    const second = await startTestBroker({ port });
+    cleanup.push(() => second.close());
+    // The memory broker restarted: new epochs, so the room's resume cannot be vouched for, and the chat says so.
+    await until(() => t.screen().includes('not recovered after reconnecting'), 'the verdict', 20_000);
+    expect(t.screen()).toMatch(/switchboard chat: #chat: not recovered after reconnecting \(recovered:false, (epoch_changed|unknown_position)\): messages may be missing on chat/);
+    await until(() => t.screen().includes('reconnected as stay'), 'back online');
+    t.type('/quit\r');
+    expect(await t.exited).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
-// The chat page on the client library in Chromium: it loads /client.js (no WebSocket code of its own), passes
-// the page's ?token= through, says why it cannot connect (the broker's GET /ws diagnosis), and reconnects through
-// a broker restart with its presence list re-synced.
+// The chat page on the client package in Chromium: it imports @switchboard/client, mapped to the broker's
+// /client.js (no WebSocket code of its own), passes the page's ?token= through, says why it cannot connect (the
+// broker's GET /ws diagnosis), and reconnects through a broker restart with its presence list re-synced.
 import { SignJWT } from 'jose';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +42,9 @@ async function open(url: string, name: string): Promise<{ page: Page; failures: 
 describe('chat page on the client library', () => {
   it('the page has no WebSocket code of its own; GET /ws answers what an upgrade would get', async () => {
     const chat = readFileSync(new URL('../../web/chat.js', import.meta.url), 'utf8');
-    expect(chat).toContain("from '/client.js'");
+    expect(chat).toContain("from '@switchboard/client'");
+    const html = readFileSync(new URL('../../web/index.html', import.meta.url), 'utf8');
+    expect(html).toContain('{ "imports": { "@switchboard/client": "/client.js" } }');
     expect(chat).not.toMatch(/new WebSocket|JSON\.parse/);
     const broker = await startTestBroker();
     cleanup.push(() => broker.close());

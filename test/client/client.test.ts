@@ -1,7 +1,7 @@
 // The client against a scripted broker (FakeSocket) under fake timers: request matching and timeouts, the
 // offline queue, dedupe and order across a resume, the recovery verdict, presence re-sync, iteration.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SwitchboardClient, SwitchboardError, type Member } from '../../src/client/index.js';
+import { SwitchboardClient, SwitchboardError, type Member } from '@switchboard/client';
 import { FakeSocket, resetFakeSockets } from './fake-socket.js';
 
 beforeEach(() => {
@@ -231,6 +231,109 @@ describe('subscriptions across reconnects', () => {
     await it.next();
     await it.next();
     await expect(it.next()).rejects.toMatchObject({ code: 'buffer_overflow' });
+  });
+});
+
+describe('the backlog: what a subscription accepted waits for its first taker', () => {
+  it('messages accepted before any listener go, in order, to the listeners added in the same turn; later ones follow them', async () => {
+    const c = await online();
+    const subP = c.subscribe<number>('room', { history: true });
+    FakeSocket.last.ack('sub', { recovered: true, positions: { room: { seq: 2, epoch: 'e1' } } });
+    FakeSocket.last.frame(msg('room', 1));
+    FakeSocket.last.frame(msg('room', 2));
+    const sub = await subP;
+    expect(sub.buffered).toBe(2);
+    const a: number[] = [];
+    const b: number[] = [];
+    sub.on('message', (m) => a.push(m.seq));
+    FakeSocket.last.frame(msg('room', 3)); // arrives before the hand-over: queued behind 1 and 2
+    sub.on('message', (m) => b.push(m.seq));
+    expect(a).toEqual([]); // handed over on a microtask, not inside on()
+    await Promise.resolve();
+    FakeSocket.last.frame(msg('room', 4));
+    expect(a).toEqual([1, 2, 3, 4]);
+    expect(b).toEqual([1, 2, 3, 4]);
+  });
+
+  it("the client's message event tells each message once as it arrives, however many subscriptions take it", async () => {
+    const c = await online();
+    const told: string[] = [];
+    c.on('message', (m) => told.push(`${m.topic}#${m.seq}`));
+    const one = c.subscribe('a/b');
+    FakeSocket.last.ack('sub');
+    const all = c.subscribe('a/+');
+    FakeSocket.last.ack('sub');
+    const [s1, s2] = await Promise.all([one, all]);
+    FakeSocket.last.frame(msg('a/b', 1));
+    FakeSocket.last.frame(msg('a/c', 1));
+    FakeSocket.last.frame(msg('a/b', 1)); // a duplicate: nobody hears it again
+    expect(told).toEqual(['a/b#1', 'a/c#1']);
+    // Each subscription held what it accepted for its own first listener, which came after.
+    const late: string[] = [];
+    s1.on('message', (m) => late.push(`one ${m.topic}#${m.seq}`));
+    s2.on('message', (m) => late.push(`all ${m.topic}#${m.seq}`));
+    await Promise.resolve();
+    expect(late).toEqual(['one a/b#1', 'all a/b#1', 'all a/c#1']);
+  });
+
+  it('listeners attached to client.subscription() before subscribe() hear the verdict and the replay', async () => {
+    const c = await online();
+    const sub = c.subscription<number>('room', { positions: { room: { seq: 1, epoch: 'e1' } } });
+    expect(sub.state).toBe('unsubscribed');
+    expect(FakeSocket.last.sent.filter((f) => f.op === 'sub')).toEqual([]); // nothing sent before subscribe()
+    const heard: string[] = [];
+    sub.on('recovered', (v) => heard.push(`recovered ${JSON.stringify(v.positions)}`));
+    sub.on('message', (m) => heard.push(`msg ${m.seq}`));
+    const subscribed = sub.subscribe();
+    expect(sub.subscribe()).toBe(subscribed);
+    expect(FakeSocket.last.lastSent('sub')).toMatchObject({ topic: 'room', since: 1, epoch: 'e1' });
+    FakeSocket.last.ack('sub', { recovered: true, positions: { room: { seq: 2, epoch: 'e1' } } });
+    FakeSocket.last.frame(msg('room', 2));
+    await subscribed;
+    expect(heard).toEqual(['recovered {"room":{"seq":2,"epoch":"e1"}}', 'msg 2']);
+  });
+
+  it('verdict keys are topics, never properties: __proto__ and constructor in missed and positions', async () => {
+    const c = await online();
+    const subP = c.subscribe('+', { positions: JSON.parse('{"__proto__":{"seq":4,"epoch":"e1"},"constructor":{"seq":1,"epoch":"e1"}}') });
+    const sent = FakeSocket.last.lastSent('sub');
+    expect(Object.keys(sent.since)).toEqual(['__proto__', 'constructor']); // the resume carries both as data
+    // The broker could not vouch for __proto__; constructor was recovered.
+    FakeSocket.last.frame(JSON.parse(`{"op":"ack","id":${sent.id},"recovered":false,"reason":"epoch_changed","missed":{"__proto__":"epoch_changed"},"positions":{"__proto__":{"seq":9,"epoch":"e2"},"constructor":{"seq":1,"epoch":"e1"}}}`));
+    const sub = await subP;
+    const v = sub.recovery!;
+    expect(v.recovered).toBe(false);
+    expect(Object.keys(v.missed)).toEqual(['__proto__']);
+    expect(Object.keys(v.positions)).toEqual(['__proto__', 'constructor']);
+    expect(v.positions['__proto__']).toEqual({ seq: 9, epoch: 'e2' });
+    // The subscription moved to the broker's new numbering for __proto__, and still knows constructor's.
+    expect(JSON.stringify(sub.positions)).toBe('{"__proto__":{"seq":9,"epoch":"e2"},"constructor":{"seq":1,"epoch":"e1"}}');
+    // A verdict that misses nothing but a `constructor` the broker does not hold is not recovered either.
+    await reconnect();
+    const again = FakeSocket.last.lastSent('sub');
+    FakeSocket.last.frame({ op: 'ack', id: again.id, recovered: true, positions: {} });
+    expect(sub.recovery).toMatchObject({ recovered: true });
+    const wrong = c.subscribe('toString', { positions: { toString: { seq: 3 } } });
+    FakeSocket.last.ack('sub', { recovered: true }); // a protocol-1 broker: a position without epoch is unchecked
+    expect((await wrong).recovery).toMatchObject({ recovered: false, missed: { toString: 'unknown_position' } });
+  });
+
+  it('bad subscribe options are bad_option errors, thrown by subscription() and rejected by subscribe()', async () => {
+    const c = await online();
+    expect(() => c.subscription('')).toThrow(SwitchboardError);
+    expect(() => c.subscription('a', { bufferSize: 0 })).toThrow(/bufferSize/);
+    expect(() => c.subscription('a', { positions: { a: { seq: -1 } } })).toThrow(/positions\['a'\]/);
+    await expect(c.subscribe('a', { history: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'bad_option' });
+  });
+
+  it('unsubscribe() before the ack rejects subscribe() with closed; a subscription is used once', async () => {
+    const c = await online();
+    const sub = c.subscription('a');
+    const p = sub.subscribe();
+    await sub.unsubscribe();
+    await expect(p).rejects.toMatchObject({ code: 'closed' });
+    expect(sub.state).toBe('unsubscribed');
+    await expect(sub.subscribe()).rejects.toMatchObject({ code: 'closed' });
   });
 });
 

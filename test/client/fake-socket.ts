@@ -1,6 +1,6 @@
 // FakeSocket: an in-memory WebSocket for unit tests of the client. The test plays the broker: it opens, sends
 // frames, reads what the client sent and closes with any code, under fake timers.
-import type { WebSocketLike } from '../../src/client/index.js';
+import type { WebSocketLike } from '@switchboard/client';
 
 export class FakeSocket implements WebSocketLike {
   static all: FakeSocket[] = [];

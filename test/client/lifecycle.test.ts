@@ -3,8 +3,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock } from 'xstate';
-import { backoffCeiling, backoffDelay, clientLifecycleMachine, type SocketReport } from '../../src/client/index.js';
-import { stateName, tokenExpired, type LifecycleInput } from '../../src/client/lifecycle.machine.js';
+import { backoffCeiling, backoffDelay, clientLifecycleMachine, type SocketReport } from '@switchboard/client';
+import { stateName, tokenExpired, type LifecycleInput } from '../../packages/client/src/lifecycle.machine.js';
 
 const BACKOFF = { minMs: 100, maxMs: 1000, factor: 2 };
 

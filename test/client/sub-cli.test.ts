@@ -1,19 +1,24 @@
-// `switchboard sub` on the client library, as a user runs it: exactly --count messages, and across a broker
-// restart it reconnects, says on stderr that the resume was not recovered, and goes on printing.
-import { spawn } from 'node:child_process';
+// `switchboard sub` on the client library, as a user runs it: exactly --count messages; across a broker restart it
+// reconnects, says on stderr that the resume was not recovered, and goes on printing; a --since the broker cannot
+// vouch for is said at once; a dead URL is one message and exit 1, or in a terminal one status line that counts down.
+import { spawn, spawnSync } from 'node:child_process';
+import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SwitchboardClient } from '../../src/client/index.js';
+import { SwitchboardClient } from '@switchboard/client';
+import { freePort } from '../helpers/ports.js';
 import { startTestBroker } from '../helpers/broker.js';
 import { until } from './proxy.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
+const haveScript = spawnSync('script', ['--version']).status === 0;
+if (!haveScript) console.warn('sub-cli: the terminal tests are skipped: util-linux `script` is missing');
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
 function sub(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'sub', ...args], { cwd: ROOT });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'sub', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (out.stderr += c));
@@ -85,4 +90,66 @@ describe('switchboard sub', () => {
       ['feed/b', 1, 'after 2'],
     ]);
   });
+
+  it('--since with a position the broker cannot vouch for says so at once, then prints what comes', { timeout: 45_000 }, async () => {
+    const broker = await startTestBroker();
+    cleanup.push(() => broker.close());
+    const w = new SwitchboardClient({ url: broker.url });
+    cleanup.push(() => w.close());
+    for (const n of [1, 2, 3]) await w.publish('rowdata/pump/42', n);
+    // An epoch of another life (a restarted broker), and a position without an epoch: neither can be checked.
+    const stale = sub(['--url', broker.url, '--since', '2', '--epoch', 'gone.1', '--count', '1', 'rowdata/pump/42']);
+    const bare = sub(['--url', broker.url, '--since', '2', '--count', '1', 'rowdata/pump/42']);
+    await until(() => stale.out.stderr.includes('not recovered') && bare.out.stderr.includes('not recovered'), 'both verdicts', 15_000);
+    expect(stale.out.stderr).toBe('switchboard sub: rowdata/pump/42: not recovered (recovered:false, epoch_changed): messages may be missing on rowdata/pump/42 (epoch_changed)\n');
+    expect(bare.out.stderr).toBe('switchboard sub: rowdata/pump/42: not recovered (recovered:false, unknown_position): messages may be missing on rowdata/pump/42 (unknown_position)\n');
+    await w.publish('rowdata/pump/42', 4);
+    expect(await stale.exited).toBe(0);
+    expect(await bare.exited).toBe(0);
+    for (const s of [stale, bare]) expect(JSON.parse(s.out.stdout)).toMatchObject({ topic: 'rowdata/pump/42', seq: 4, data: 4 });
+  });
+
+  it('a refused subscribe (forbidden) is one line on stderr and exit 1', { timeout: 45_000 }, async () => {
+    const secret = 'a-secret-long-enough-for-hs256-tokens';
+    const broker = await startTestBroker({ authSecret: secret });
+    cleanup.push(() => broker.close());
+    const token = await new SignJWT({ sub: 'ops', acl: { sub: ['public/#'] } }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    const s = sub(['--url', broker.url, '--token', token, 'secret/#']);
+    expect(await s.exited).toBe(1);
+    expect(s.out.stderr).toMatch(/^switchboard sub: secret\/#: forbidden: [^\n]+\n$/);
+  });
+
+  it('a dead URL: one message and exit 1, not a line per retry', { timeout: 45_000 }, async () => {
+    const port = await freePort();
+    const s = sub(['--url', `ws://127.0.0.1:${port}/ws`, 'a/#']);
+    expect(await s.exited).toBe(1);
+    expect(s.out.stderr).toMatch(new RegExp(`^switchboard sub: ws://127\\.0\\.0\\.1:${port}/ws: cannot connect \\(1006 [^\\n]*ECONNREFUSED[^\\n]*\\)\\n$`));
+  });
+
+  it.skipIf(!haveScript)('in a terminal, a dead URL is one status line counting down, until the broker is there', { timeout: 45_000 }, async () => {
+    const port = await freePort();
+    const t = inTerminal(`${process.execPath} --import tsx src/cli.ts sub --url ws://127.0.0.1:${port}/ws --count 1 news`);
+    // The countdown is redrawn in place: several frames of it, not one line each.
+    await until(() => (t.screen().match(/retrying in \d+s/g) ?? []).length >= 3, 'the countdown', 20_000);
+    expect(t.screen()).toMatch(/\r\x1b\[2Kswitchboard sub: offline \(1006 [^\n]*\) · retrying in \d+s/);
+    expect(t.screen()).not.toContain('\n');
+    const broker = await startTestBroker({ port });
+    cleanup.push(() => broker.close());
+    await until(() => broker.hub.index.subscribersOf('news').size > 0, 'the subscription', 20_000);
+    const w = new SwitchboardClient({ url: broker.url });
+    cleanup.push(() => w.close());
+    await w.publish('news', 'here now');
+    expect(await t.exited).toBe(0);
+    expect(t.screen()).toMatch(/"data":"here now"/);
+  });
 });
+
+/** Runs `command` in a pseudo-terminal (stdin and stderr are a terminal); the test reads the screen. */
+function inTerminal(command: string) {
+  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, TERM: 'xterm' } });
+  let screen = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (screen += c));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  cleanup.push(() => child.kill());
+  return { screen: () => screen, exited };
+}

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, TestRedis } from './redis.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
-import { SwitchboardClient } from '../../src/client/index.js';
+import { SwitchboardClient } from '@switchboard/client';
 
 const run = requireRedis('client failover');
 

@@ -1,6 +1,9 @@
-// The frames of protocol 2 (docs/protocol.md) as the client sees them. Types only; a broker still on protocol 1
-// leaves out `epoch`, `positions` and `state`, so those are optional here.
-import type { FrameId } from '../protocol/errors.js';
+// The frames of protocol 2 (docs/protocol.md) as the client sees them: the package's own copy of the wire contract
+// (it imports nothing of the broker). Types only; a broker still on protocol 1 leaves out `epoch`, `positions` and
+// `state`, so those are optional here.
+
+/** The `id` of a request, echoed by its reply. */
+export type FrameId = number | string;
 
 export type Transport = 'ws' | 'tcp';
 
@@ -100,4 +103,3 @@ export interface Member {
   state: 'active' | 'idle';
 }
 
-export type { FrameId };

@@ -5,10 +5,12 @@ export type Listener<T> = (value: T) => void;
 export class Emitter<Events extends object> {
   private readonly listeners = new Map<keyof Events, Set<Listener<never>>>();
 
+  /** Adds a listener; returns the function that removes it. */
   on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
     set.add(listener as Listener<never>);
+    this.listenerAdded(event);
     return () => this.off(event, listener);
   }
 
@@ -23,6 +25,14 @@ export class Emitter<Events extends object> {
   off<K extends keyof Events>(event: K, listener: Listener<Events[K]>): void {
     this.listeners.get(event)?.delete(listener as Listener<never>);
   }
+
+  /** How many listeners `event` has now. */
+  listenerCount(event: keyof Events): number {
+    return this.listeners.get(event)?.size ?? 0;
+  }
+
+  /** Called after a listener was added (a subscription hands its buffered messages to its first listener). */
+  protected listenerAdded(_event: keyof Events): void {}
 
   protected emit<K extends keyof Events>(event: K, value: Events[K]): void {
     const set = this.listeners.get(event);

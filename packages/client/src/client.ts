@@ -1,38 +1,43 @@
 // SwitchboardClient: a connection to a Switchboard broker that stays up. Its lifecycle is an xstate machine
 // (lifecycle.machine.ts); requests are promises matched by id; subscriptions survive reconnects and resume from
-// their positions; publishes made while offline wait in a bounded queue.
+// their positions; publishes made while offline wait in a bounded queue; a JWT is refreshed before it expires.
 import { createActor, type Actor } from 'xstate';
 import { DEFAULT_BACKOFF, type Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
+import { Endpoints } from './endpoints.js';
 import { SwitchboardError } from './errors.js';
 import { clientLifecycleMachine, stateName, type ClientState, type Dial, type LastClose } from './lifecycle.machine.js';
-import { matches } from './positions.js';
-import { PendingRequests } from './requests.js';
-import { Subscription, type Message, type SubscribeOptions } from './subscription.js';
-import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
 import { toMember } from './presence.js';
+import { PendingRequests } from './requests.js';
+import { checkSubscribeOptions, describeValue, Subscription, type Message, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import { matches } from './topics.js';
+import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
+
+/** An event handler a WebSocket calls with `E` or a richer event (checked like a method, so every platform's fits). */
+export type SocketHandler<E> = { handle(event: E): void }['handle'];
 
 /** The part of a WebSocket the client uses: the browser's, Node 22's and the `ws` package's all fit. */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: SocketHandler<unknown> | null;
+  onmessage: SocketHandler<{ data: unknown }> | null;
+  onclose: SocketHandler<{ code: number; reason: string }> | null;
+  onerror: SocketHandler<unknown> | null;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 export interface ClientOptions {
   /**
-   * The broker's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws` (or `/ws` relative to the page in a browser).
-   * Several (the nodes of a cluster): the first is dialled first; after a connection is lost or a dial fails, the
-   * next one in turn. Subscriptions resume on whichever node answers (their positions are the cluster's).
+   * The broker's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws` (or `/ws` relative to the page in a browser;
+   * without a path, `/ws`). Several (the nodes of a cluster): the first is dialled first; after a connection is
+   * lost or a dial fails, the next one in turn. Subscriptions resume on whichever node answers.
    */
   url: string | readonly string[];
-  /** Sent as `?token=`; with `getToken` it is asked again after a refused connect or when a JWT expires. */
+  /** Sent as `?token=`. */
   token?: string;
+  /** Asked for a token before connecting when there is none or it expired, after a refused connect, and before a JWT expires. */
   getToken?: () => string | Promise<string>;
   /** Asked at every connect (`?name=`); a successful rename replaces it. */
   name?: string;
@@ -67,13 +72,15 @@ export interface WhoOptions {
 export interface ClientEvents {
   state: ClientState;
   connected: HelloFrame;
+  /** A connection that had said hello is gone: the close code and reason as they were (and the HTTP status of a refused upgrade). */
   disconnected: LastClose;
   reconnecting: { attempt: number; inMs: number; lastClose: LastClose | undefined };
-  closed: LastClose | undefined;
+  /** The client stopped for good: the close that stopped it (`close()`: 1000, "closed by the client"). */
+  closed: LastClose;
   direct: { from: Sender; data: unknown };
-  /** Each message once, however many subscriptions took it (overlapping filters each get their own copy). */
+  /** Each message once, however many subscriptions took it, as it arrives (not held for listeners added later). */
   message: Message;
-  /** An error frame no request waits for (e.g. a refused `?name=`), or a subscription's refusal. */
+  /** An error frame no request waits for (e.g. a refused `?name=`), a failed token refresh, a subscription that failed after it was subscribed. */
   error: SwitchboardError;
 }
 
@@ -92,6 +99,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** The broker's `hello` on the current (or last) connection. */
   hello: HelloFrame | undefined;
   private readonly options: ClientOptions;
+  private readonly endpoints: Endpoints;
   private readonly requests: PendingRequests;
   private readonly subs = new Set<Subscription<unknown>>();
   private readonly queue: Queued[] = [];
@@ -104,10 +112,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
   private readonly ownIds = new Set<string>();
   private starting: Promise<void> | undefined;
+  /** Why the client itself is closing the current socket (it then reports this close, not the socket's echo). */
+  private closingAs: LastClose | undefined;
 
+  /** Throws a `SwitchboardError` with code `bad_option` when an option is wrong (nothing is dialled then). */
   constructor(options: ClientOptions) {
     super();
+    checkOptions(options);
     this.options = options;
+    this.endpoints = new Endpoints(options.url);
     this.name = options.name;
     this.WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.requests = new PendingRequests(() => this.options.requestTimeoutMs ?? 10_000);
@@ -118,6 +131,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         token: options.token,
         getToken: options.getToken,
+        authorize: (token) => this.authorize(token),
+        refreshFailed: (err) => this.emit('error', asError(err, 'unauthorized', 'token refresh failed')),
         ...(options.random && { random: options.random }),
       },
     });
@@ -136,6 +151,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return this.online ? this.hello?.client : undefined;
   }
 
+  /** The URLs dialled, as checked at construction (a URL without a path has `/ws`). */
+  get urls(): readonly string[] {
+    return this.endpoints.all;
+  }
+
   /** Starts connecting (once); resolves at the next `hello`, rejects if the client closes first. */
   connect(): Promise<HelloFrame> {
     if (this.state === 'connected' && this.hello) return Promise.resolve(this.hello);
@@ -146,29 +166,42 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         this.once('closed', (c) => (offs.forEach((o) => o()), reject(new SwitchboardError('closed', closeText(c))))),
       ];
     });
+    hello.catch(() => {}); // when the WebSocket cannot be loaded, connect() rejects with that reason instead
     this.starting ??= this.loadWebSocket().then(
       () => void this.actor.send({ type: 'CONNECT' }),
-      (err: unknown) => {
-        this.actor.send({ type: 'CLOSE' });
+      (err: SwitchboardError) => {
+        this.stop(1006, err.message);
         throw err;
       },
     );
-    return Promise.all([hello, this.starting]).then(([h]) => h);
+    return this.starting.then(() => hello);
   }
 
   /** Sends `quit` and stops for good: pending requests and queued publishes fail with `closed`. */
   close(): void {
-    if (this.state === 'closed') return;
-    if (this.online) this.write({ op: 'quit' });
-    this.actor.send({ type: 'CLOSE' });
+    this.stop(1000, 'closed by the client');
   }
 
+  /**
+   * A subscription to `filter`, not yet subscribed: attach listeners, then `await sub.subscribe()`. Throws
+   * `bad_option` for a bad filter or option.
+   */
+  subscription<T = unknown>(filter: string, options: SubscribeOptions = {}): Subscription<T> {
+    const { positions } = checkSubscribeOptions(filter, options);
+    return new Subscription<T>(this.host, filter, options, positions);
+  }
+
+  /**
+   * Subscribes to `filter`: resolves with the subscription at the broker's ack, its `recovery` set. What it accepts
+   * before a listener or iterator is attached waits for one (up to `bufferSize`), so attaching after the await loses
+   * nothing. Rejects with the broker's error (or `bad_option`, `closed`).
+   */
   subscribe<T = unknown>(filter: string, options: SubscribeOptions = {}): Promise<Subscription<T>> {
-    if (this.state === 'closed') return Promise.reject(new SwitchboardError('closed', 'the client is closed'));
-    const sub = new Subscription<T>({ unsubscribe: (s) => this.unsubscribe(s) }, filter, options);
-    this.subs.add(sub as Subscription<unknown>);
-    if (this.online) this.sendSub(sub as Subscription<unknown>);
-    return sub.ready;
+    try {
+      return this.subscription<T>(filter, options).subscribe();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   publish(topic: string, data: unknown, options: PublishOptions & { ack: false }): Promise<void>;
@@ -224,18 +257,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Asks the broker what a connect would get now (`GET /ws` with the same token): `{status: 200}` or the refusal's
-   * status and reason (401, 403, 409, 429, 503). A browser cannot read a refused WebSocket upgrade; this can.
+   * Asks the broker what a connect would get now: a plain `GET` of the URL the client dials (same path, same token):
+   * `{status: 200}` or the refusal's status and reason (401, 403, 404, 409, 429, 503). A browser cannot read a
+   * refused WebSocket upgrade; this can.
    */
   async diagnose(): Promise<{ status: number; error?: string }> {
-    const url = new URL(this.urlFor(this.actor.getSnapshot().context.token));
-    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-    url.pathname = '/ws';
-    url.searchParams.delete('name');
     try {
-      const res = await fetch(url);
-      const body = (await res.json().catch(() => ({}))) as { error?: unknown };
-      return typeof body.error === 'string' ? { status: res.status, error: body.error } : { status: res.status };
+      const res = await fetch(this.endpoints.probe(this.actor.getSnapshot().context.token));
+      const body = (await res.json().catch(() => ({}))) as { error?: unknown; message?: unknown };
+      const error = typeof body.message === 'string' ? body.message : typeof body.error === 'string' ? body.error : undefined;
+      return error !== undefined && res.status !== 200 ? { status: res.status, error } : { status: res.status };
     } catch (err) {
       return { status: 0, error: `unreachable: ${(err as Error).message}` };
     }
@@ -266,7 +297,34 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (ws && ws.readyState === OPEN) ws.send(JSON.stringify(frame));
   }
 
+  /** The token refresh of the lifecycle machine: `{op:"auth"}` on this connection, resolved at its ack. */
+  private async authorize(token: string): Promise<void> {
+    await this.request({ op: 'auth', token });
+  }
+
+  /** Stops for good with this close (the machine's `closed` carries it). */
+  private stop(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    if (this.online) this.write({ op: 'quit' });
+    this.closingAs = { code, reason };
+    this.actor.send({ type: 'CLOSE', code, reason });
+  }
+
   // ---- subscriptions ----
+
+  /** What subscriptions ask of their client. */
+  private readonly host: SubscriptionHost = {
+    start: (sub) => {
+      if (this.state === 'closed') return sub.end(new SwitchboardError('closed', 'the client is closed'));
+      this.subs.add(sub);
+      if (this.online) this.sendSub(sub);
+    },
+    unsubscribe: (sub) => this.unsubscribe(sub),
+    failed: (sub, err) => {
+      this.forget(sub);
+      this.emit('error', err);
+    },
+  };
 
   private sendSub(sub: Subscription<unknown>): void {
     const fields = sub.subFrame(this.hello?.server.protocol ?? 2);
@@ -281,20 +339,31 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         if (err.code === 'disconnected') return; // resubscribes on the next connection
         if (err.code === 'timeout' && this.socket === ws) return this.sendSub(sub);
         this.subs.delete(sub);
-        sub.refused(err);
-        if (err.code !== 'closed') this.emit('error', err);
+        if (err.code === 'closed') return sub.end(err);
+        // The first refusal rejects subscribe()'s promise; a later one (a resubscribe) has nobody waiting.
+        if (!sub.refused(err)) this.emit('error', err);
       },
     });
     this.write({ op: 'sub', id, ...fields });
   }
 
   private async unsubscribe(sub: Subscription<unknown>): Promise<void> {
-    if (!this.subs.delete(sub)) return;
     const wasLive = sub.state === 'subscribed';
+    if (!this.subs.delete(sub)) return sub.end();
     sub.end();
+    if (wasLive) await this.unsubAtBroker(sub.filter);
+  }
+
+  /** A subscription that failed on its own (`buffer_overflow`) is dropped at the broker too. */
+  private forget(sub: Subscription<unknown>): void {
+    if (!this.subs.delete(sub)) return;
+    this.unsubAtBroker(sub.filter).catch((err: SwitchboardError) => this.emit('error', err));
+  }
+
+  private async unsubAtBroker(filter: string): Promise<void> {
     // Another subscription on the same filter keeps the broker's subscription.
-    if (!wasLive || !this.online || [...this.subs].some((s) => s.filter === sub.filter)) return;
-    await this.request({ op: 'unsub', topic: sub.filter }).catch((err: SwitchboardError) => {
+    if (!this.online || [...this.subs].some((s) => s.filter === filter)) return;
+    await this.request({ op: 'unsub', topic: filter }).catch((err: SwitchboardError) => {
       if (err.code !== 'disconnected' && err.code !== 'closed') throw err;
     });
   }
@@ -324,37 +393,38 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private async loadWebSocket(): Promise<void> {
     if (this.WebSocketClass) return;
-    // Node 20 has no global WebSocket: the `ws` package (kept out of browser bundles as an external import).
-    const mod = (await import('ws')) as unknown as { default: WebSocketConstructor };
-    this.WebSocketClass = mod.default;
-  }
-
-  /** Which of several URLs the next dial uses; it moves on whenever a connection is lost or a dial fails. */
-  private urlTurn = 0;
-
-  private urlFor(token: string | undefined): string {
-    const base = (globalThis as { location?: { href: string } }).location?.href;
-    const urls = typeof this.options.url === 'string' ? [this.options.url] : this.options.url;
-    const url = new URL(urls[this.urlTurn % urls.length]!, base);
-    if (url.protocol === 'http:') url.protocol = 'ws:';
-    if (url.protocol === 'https:') url.protocol = 'wss:';
-    if (token !== undefined) url.searchParams.set('token', token);
-    if (this.name !== undefined) url.searchParams.set('name', this.name);
-    return url.toString();
+    // Node 20 has no global WebSocket: the `ws` package (an optional peer dependency; kept out of browser bundles).
+    try {
+      const mod = (await import('ws')) as unknown as { default: WebSocketConstructor };
+      this.WebSocketClass = mod.default;
+    } catch (err) {
+      throw new SwitchboardError(
+        'bad_option',
+        `no WebSocket in this runtime and the ws package could not be loaded (${(err as Error).message}): npm install ws, or pass the WebSocket option`,
+      );
+    }
   }
 
   private readonly dial: Dial = (token, report) => {
-    const ws = new this.WebSocketClass!(this.urlFor(token));
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WebSocketClass!(this.endpoints.current(token, this.name));
+    } catch (err) {
+      // A platform that refuses the URL at construction: a failed dial, reported like any other.
+      queueMicrotask(() => report.dropped(1006, `cannot open a WebSocket: ${(err as Error).message}`));
+      return { close: () => {} };
+    }
     this.socket = ws;
+    this.closingAs = undefined;
     let status: number | undefined;
     let errorText = '';
     let gone = false;
-    const goneNow = () => {
+    const goneNow = (close: LastClose) => {
       if (gone) return false;
       gone = true;
       ws.onopen = ws.onmessage = ws.onclose = null;
       ws.onerror = () => {}; // `ws` emits an error for a socket closed while connecting; nobody needs it now
-      this.socketGone(ws);
+      this.socketGone(ws, close);
       return true;
     };
     ws.onopen = () => report.opened();
@@ -368,13 +438,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (typeof e.data === 'string') this.onText(ws, e.data);
     };
     ws.onclose = (e) => {
-      if (!goneNow()) return;
-      this.urlTurn++; // lost or refused: the next dial tries the next URL (one URL: the same one)
-      report.dropped(e.code, e.reason || errorText, status);
+      const close: LastClose = { code: e.code, reason: e.reason || errorText, ...(status !== undefined && { status }) };
+      if (!goneNow(close)) return;
+      this.endpoints.next(); // lost or refused: the next dial tries the next URL (one URL: the same one)
+      report.dropped(close.code, close.reason, close.status);
     };
     return {
       close: () => {
-        if (!goneNow()) return;
+        // The machine ends this socket (close(), an `unavailable`, a connect timeout): report why it did.
+        if (!goneNow(this.closingAs ?? { code: 1000, reason: 'closed by the client' })) return;
         try {
           ws.close(1000);
         } catch {
@@ -384,7 +456,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     };
   };
 
-  private socketGone(ws: WebSocketLike): void {
+  private socketGone(ws: WebSocketLike, close: LastClose): void {
     if (this.socket !== ws) return;
     this.socket = undefined;
     const wasOnline = this.online;
@@ -392,7 +464,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (this.hello) this.ownIds.add(this.hello.client.id);
     this.requests.failAll('disconnected', 'the connection dropped before the reply');
     for (const sub of this.subs) sub.disconnected();
-    if (wasOnline) this.emit('disconnected', this.actor.getSnapshot().context.lastClose ?? { code: 1006, reason: '' });
+    if (wasOnline) this.emit('disconnected', close);
   }
 
   private onText(ws: WebSocketLike, text: string): void {
@@ -408,9 +480,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       case 'hello':
         return this.onHello(frame);
       case 'msg': {
+        // One object per frame, shared by every subscription that takes it; the client's `message` event tells it once.
+        const message: Message = { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts };
+        const told = this.listenerCount('message') > 0;
         let fresh = false;
-        for (const sub of this.subs) if (matches(sub.filter, frame.topic) && sub.deliver(frame)) fresh = true;
-        if (fresh) this.emit('message', { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts });
+        for (const sub of this.subs) if (matches(sub.filter, frame.topic) && sub.accept(message, told)) fresh = true;
+        if (fresh && told) this.emit('message', message);
         return;
       }
       case 'event':
@@ -440,12 +515,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   private onError(frame: ErrorFrame): void {
-    const settled = this.requests.settle(frame);
+    if (this.requests.settle(frame)) return;
     if (frame.code === 'unavailable') {
+      this.closingAs = { code: 1013, reason: frame.message };
       this.actor.send({ type: 'UNAVAILABLE', reason: frame.message });
       return;
     }
-    if (!settled) this.emit('error', new SwitchboardError(frame.code, frame.message));
+    // The token expired: with getToken the machine refreshes it at once; without, the app must know.
+    if (frame.code === 'token_expired' && this.options.getToken) return void this.actor.send({ type: 'TOKEN_EXPIRED' });
+    this.emit('error', new SwitchboardError(frame.code, frame.message));
   }
 
   private onSnapshot(value: unknown, context: { attempt: number; retryInMs: number; lastClose: LastClose | undefined }): void {
@@ -455,20 +533,60 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const { attempt, retryInMs, lastClose } = context;
     this.emit('state', state);
     if (state === 'reconnecting') this.emit('reconnecting', { attempt, inMs: retryInMs, lastClose });
-    if (state === 'closed') this.shutdown(lastClose);
+    if (state === 'closed') this.shutdown(lastClose ?? this.closingAs ?? { code: 1000, reason: 'closed by the client' });
   }
 
-  private shutdown(lastClose: LastClose | undefined): void {
+  private shutdown(lastClose: LastClose): void {
     this.online = false;
     this.requests.failAll('closed', closeText(lastClose));
     for (const q of this.queue.splice(0)) q.reject(new SwitchboardError('closed', `publish not sent: ${closeText(lastClose)}`));
-    for (const sub of this.subs) sub.end();
+    for (const sub of this.subs) sub.end(new SwitchboardError('closed', closeText(lastClose)));
     this.subs.clear();
     this.emit('closed', lastClose);
   }
 }
 
-function closeText(c: LastClose | undefined): string {
-  if (!c) return 'the client was closed';
+function closeText(c: LastClose): string {
   return `closed (${c.status !== undefined ? `HTTP ${c.status}` : c.code}${c.reason ? ` ${c.reason}` : ''})`;
+}
+
+function asError(err: unknown, code: string, context: string): SwitchboardError {
+  if (err instanceof SwitchboardError) return err;
+  return new SwitchboardError(code, `${context}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/** The constructor's checks: every option of the wrong type or out of range is a `bad_option`, said plainly. */
+function checkOptions(options: unknown): void {
+  const bad = (why: string) => new SwitchboardError('bad_option', why);
+  if (typeof options !== 'object' || options === null) throw bad('new SwitchboardClient(options) needs an options object with a url');
+  const o = options as Record<string, unknown>;
+  const known = new Set(['url', 'token', 'getToken', 'name', 'WebSocket', 'backoff', 'requestTimeoutMs', 'connectTimeoutMs', 'offlineQueueSize', 'connect', 'random']);
+  for (const key of Object.keys(o)) if (!known.has(key)) throw bad(`unknown option '${key}' (options: ${[...known].join(', ')})`);
+  const kinds: [string, string][] = [
+    ['token', 'string'],
+    ['name', 'string'],
+    ['getToken', 'function'],
+    ['WebSocket', 'function'],
+    ['random', 'function'],
+    ['connect', 'boolean'],
+  ];
+  for (const [key, kind] of kinds) {
+    if (o[key] !== undefined && typeof o[key] !== kind) throw bad(`${key} must be a ${kind}, got ${describeValue(o[key])}`);
+  }
+  for (const key of ['requestTimeoutMs', 'connectTimeoutMs']) {
+    const v = o[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 2 ** 31 - 1)) throw bad(`${key} must be a number of ms above 0, got ${describeValue(v)}`);
+  }
+  const q = o.offlineQueueSize;
+  if (q !== undefined && !(Number.isSafeInteger(q) && (q as number) >= 0)) throw bad(`offlineQueueSize must be a whole number ≥ 0, got ${describeValue(q)}`);
+  if (o.backoff !== undefined) {
+    if (typeof o.backoff !== 'object' || o.backoff === null) throw bad(`backoff must be an object {minMs, maxMs, factor}, got ${describeValue(o.backoff)}`);
+    const b = { ...DEFAULT_BACKOFF, ...(o.backoff as Partial<Backoff>) };
+    for (const key of ['minMs', 'maxMs', 'factor'] as const) {
+      if (!(typeof b[key] === 'number' && Number.isFinite(b[key]) && b[key] >= 0)) throw bad(`backoff.${key} must be a number ≥ 0, got ${describeValue(b[key])}`);
+    }
+    if (b.maxMs < b.minMs) throw bad(`backoff.maxMs (${b.maxMs}) must not be below backoff.minMs (${b.minMs})`);
+    if (b.factor < 1) throw bad(`backoff.factor must be ≥ 1, got ${b.factor}`);
+    if (b.maxMs > 2 ** 31 - 1) throw bad(`backoff.maxMs must be at most ${2 ** 31 - 1} ms`);
+  }
 }

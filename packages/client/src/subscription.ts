@@ -1,0 +1,472 @@
+// Subscription: one filter held across reconnects. It keeps its per-topic positions (to resume and to drop
+// duplicates), its recovery verdict and presence map as state, and the rule of docs/client.md: a message it
+// accepted goes to a listener or iterator exactly once (held in a bounded backlog until its first one is there), or
+// the subscription fails with `buffer_overflow`. The client feeds it frames.
+import { Emitter } from './emitter.js';
+import { SwitchboardError } from './errors.js';
+import { readPosition, TopicPositions, type Recovery, type ResumeFields } from './positions.js';
+import { applyEvent, diffMembers, toMember, type PresenceChange } from './presence.js';
+import type { ClientInfo, EventFrame, Member, Position, Sender, SubAck } from './wire.js';
+
+export interface Message<T = unknown> {
+  topic: string;
+  seq: number;
+  /** The topic's sequence epoch (absent from a protocol-1 broker). */
+  epoch?: string | undefined;
+  data: T;
+  from?: Sender | undefined;
+  ts: number;
+}
+
+/**
+ * `unsubscribed`: made by `client.subscription()` and not subscribed yet, or ended (unsubscribe(), client closed);
+ * `subscribing` (also while reconnecting); `subscribed`; `failed`: refused by the broker or `buffer_overflow`
+ * (`sub.error` says which). A subscription is used once: after it ended or failed, make a new one (pass it the old
+ * one's `positions` to go on where it stopped).
+ */
+export type SubscriptionState = 'unsubscribed' | 'subscribing' | 'subscribed' | 'failed';
+
+export interface SubscriptionEvents<T> {
+  message: Message<T>;
+  join: Member;
+  leave: Member;
+  timeout: Member;
+  idle: Member;
+  active: Member;
+  rename: { member: Member; old: string };
+  /** The whole presence map, after each `who` sync (first subscribe, every reconnect). */
+  presence: ReadonlyMap<string, Member>;
+  /** A replay or resume delivered everything missed (also kept as `sub.recovery`). */
+  recovered: Recovery;
+  /** A replay or resume could not deliver everything: refetch the app's state (also kept as `sub.recovery`). */
+  notRecovered: Recovery;
+  state: SubscriptionState;
+  /** The subscription failed (the broker refused it, or `buffer_overflow`); also kept as `sub.error`. */
+  error: SwitchboardError;
+}
+
+export interface SubscribeOptions {
+  /** Receive presence events and keep `sub.presence` (the broker's `presence: true`). */
+  presence?: boolean;
+  /** Replay what the broker still holds at the first subscribe (`since: 0`). */
+  history?: boolean;
+  /** Resume from positions saved earlier (`sub.positions` of a previous run). */
+  positions?: Readonly<Record<string, Position>>;
+  /**
+   * Messages held before the subscription's first listener or iterator, and messages an iterator may fall behind;
+   * beyond it the subscription fails with `buffer_overflow` (default 1000). Messages the client's own `message`
+   * listeners already had are let go first: only a message nobody has seen can make it fail.
+   */
+  bufferSize?: number;
+}
+
+/** What a subscription needs from its client. */
+export interface SubscriptionHost {
+  /** Sends the `sub` (now or at the next connection). */
+  start(sub: Subscription<unknown>): void;
+  unsubscribe(sub: Subscription<unknown>): Promise<void>;
+  /** The subscription failed on its own (`buffer_overflow`): forget it, `unsub` at the broker. */
+  failed(sub: Subscription<unknown>, err: SwitchboardError): void;
+}
+
+const DEFAULT_BUFFER = 1000;
+
+export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> implements AsyncIterable<Message<T>> {
+  private _state: SubscriptionState = 'unsubscribed';
+  private _recovery: Recovery | undefined;
+  private _error: SwitchboardError | undefined;
+  private readonly seen = new TopicPositions();
+  private readonly members = new Map<string, Member>();
+  private readonly streams = new Set<MessageStream<T>>();
+  /** Accepted before the first listener or iterator, oldest first (`seen`: the client's listeners had it). */
+  private backlog: { message: Message<T>; seen: boolean }[] = [];
+  private flushQueued = false;
+  private readonly bound: number;
+  /** Acked on the current connection: only then do its messages count (the rest come again in its replay). */
+  private live = false;
+  private everSubscribed = false;
+  /** The broker's memory id from the last ack (protocol 2), sent back when resuming. */
+  private life: string | undefined;
+  /** The last resume was sent to a protocol-1 broker as `since: 0` for a wildcard. */
+  private unverified = false;
+  private sync: { phase: 'waiting' | 'building'; members: Map<string, Member>; left: Set<string> } | undefined;
+  private hasSynced = false;
+  private ready: Promise<this> | undefined;
+  private settleReady: { ok: () => void; fail: (e: SwitchboardError) => void } | undefined;
+
+  /** Made by `client.subscription()`; options are checked there. */
+  constructor(
+    private readonly host: SubscriptionHost,
+    readonly filter: string,
+    private readonly options: SubscribeOptions = {},
+    positions?: ReadonlyMap<string, Position>,
+  ) {
+    super();
+    this.bound = options.bufferSize ?? DEFAULT_BUFFER;
+    if (positions) this.seen.load(positions);
+  }
+
+  get state(): SubscriptionState {
+    return this._state;
+  }
+
+  /** The last recovery verdict (after a subscribe with `history` or `positions`, and after each resume); else undefined. */
+  get recovery(): Recovery | undefined {
+    return this._recovery;
+  }
+
+  /** Why the subscription failed (state `failed`). */
+  get error(): SwitchboardError | undefined {
+    return this._error;
+  }
+
+  get wantsPresence(): boolean {
+    return this.options.presence === true;
+  }
+
+  /** Current members (id → member) of a `presence: true` subscription. */
+  get presence(): ReadonlyMap<string, Member> {
+    return this.members;
+  }
+
+  /** Last position seen per topic: save it to resume in another run (`subscription(f, { positions })`). */
+  get positions(): Record<string, Position> {
+    return this.seen.snapshot();
+  }
+
+  /** Messages accepted and not yet taken by a listener or iterator. */
+  get buffered(): number {
+    return this.backlog.length;
+  }
+
+  /**
+   * Subscribes (once; later calls return the same promise). Resolves at the broker's ack (with `presence`: after the
+   * first `who` sync), when `recovery` is set; rejects with the broker's error. Made while offline it waits.
+   */
+  subscribe(): Promise<this> {
+    if (this.ready) return this.ready;
+    if (this._state !== 'unsubscribed') return Promise.reject(new SwitchboardError('closed', `the subscription to '${this.filter}' has ended`));
+    this.ready = new Promise<this>((ok, fail) => {
+      // Settled once: afterwards nobody waits on it (a later refusal is told as an event only).
+      const done = () => (this.settleReady = undefined);
+      this.settleReady = { ok: () => (done(), ok(this)), fail: (e) => (done(), fail(e)) };
+    });
+    this.ready.catch(() => {}); // also told as the `error` event: a subscribe() nobody awaits must not crash Node
+    this.setState('subscribing');
+    this.host.start(this as Subscription<unknown>);
+    return this.ready;
+  }
+
+  unsubscribe(): Promise<void> {
+    return this.host.unsubscribe(this as Subscription<unknown>);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message<T>> {
+    const stream = new MessageStream<T>(this.bound, () => this.streams.delete(stream));
+    if (this._state === 'failed') stream.fail(this._error!);
+    else if (this.ended) stream.end();
+    else {
+      this.streams.add(stream);
+      this.queueFlush();
+    }
+    return stream;
+  }
+
+  protected override listenerAdded(event: keyof SubscriptionEvents<T>): void {
+    if (event === 'message') this.queueFlush();
+  }
+
+  // ---- fed by the client ----
+
+  /** The `sub` frame's fields for this (re)subscribe to a broker speaking `protocol`. */
+  subFrame(protocol = 2): { topic: string; presence?: true; life?: string } & Partial<ResumeFields> {
+    const base = { topic: this.filter, ...(this.wantsPresence && { presence: true as const }) };
+    if (!this.everSubscribed && !this.options.positions) return this.options.history ? { ...base, since: 0 } : base;
+    const resume = this.seen.resume(this.filter);
+    // Protocol 1 knows no maps (nor epochs): replay all it holds; the positions drop what was seen, unverified.
+    this.unverified = protocol < 2 && typeof resume.since === 'object';
+    if (this.unverified) return { ...base, since: 0 };
+    // `life` of the last ack: lets the broker vouch for the topics we hold no position on.
+    return { ...base, ...resume, ...(this.life !== undefined && { life: this.life }) };
+  }
+
+  acked(ack: SubAck, sent: Partial<ResumeFields>): void {
+    if (this.ended) return;
+    this.live = true;
+    if (typeof ack.life === 'string') this.life = ack.life;
+    this.everSubscribed = true;
+    if (sent.since !== undefined) {
+      this._recovery = this.unverified ? this.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
+    }
+    this.setState('subscribed');
+    // The verdict is state before anyone hears of it: subscribe() resolves (with presence: after the sync) with it set.
+    if (!this.wantsPresence) this.settleReady?.ok();
+    const verdict = this._recovery;
+    if (sent.since === undefined || !verdict) return;
+    this.emit(verdict.recovered ? 'recovered' : 'notRecovered', verdict);
+  }
+
+  /** The broker refused the subscribe (at first, or on a resubscribe): the subscription fails. True when subscribe()'s promise carried it. */
+  refused(err: SwitchboardError): boolean {
+    const waiting = this.settleReady !== undefined;
+    this.fail(err);
+    return waiting;
+  }
+
+  /** The connection dropped: it resubscribes on the next one. */
+  disconnected(): void {
+    this.live = false;
+    this.sync = undefined;
+    if (this._state === 'subscribed') this.setState('subscribing');
+  }
+
+  /**
+   * Takes `message` when it is new to this subscription (true); it then reaches a listener or iterator exactly once.
+   * `seen`: the client's own `message` listeners get it too.
+   */
+  accept(message: Message<unknown>, seen: boolean): boolean {
+    if (!this.live || !this.seen.accept(message.topic, message.seq, message.epoch)) return false;
+    const m = message as Message<T>;
+    if (this.backlog.length === 0 && this.hasTaker()) {
+      this.deliver([m]);
+      return true;
+    }
+    if (this.backlog.length >= this.bound) {
+      // What the client's listeners had may go; a message nobody has seen may not.
+      if (!this.backlog[0]!.seen) {
+        this.overflow(`more than ${this.bound} messages were held before a listener or iterator took them (bufferSize)`);
+        return true;
+      }
+      this.backlog.shift();
+    }
+    this.backlog.push({ message: m, seen });
+    this.queueFlush();
+    return true;
+  }
+
+  presenceEvent(frame: EventFrame): void {
+    if (this.sync?.phase === 'waiting') return; // the coming `who` snapshot already includes it
+    if (this.sync) {
+      if (frame.event === 'leave' || frame.event === 'timeout') this.sync.left.add(frame.client.id);
+      applyEvent(this.sync.members, frame);
+      return;
+    }
+    const change = applyEvent(this.members, frame);
+    if (change) this.emitChange(change);
+  }
+
+  syncStarted(): void {
+    this.sync = { phase: 'waiting', members: new Map(), left: new Set() };
+  }
+
+  /** One page of the `who` snapshot; the last one swaps it in and tells the app what really changed. */
+  syncPage(clients: readonly (ClientInfo & { state?: string })[], last: boolean, quiet: ReadonlySet<string>): void {
+    const sync = this.sync;
+    if (!sync) return;
+    sync.phase = 'building';
+    for (const c of clients) if (!sync.left.has(c.id) && !sync.members.has(c.id)) sync.members.set(c.id, toMember(c));
+    if (!last) return;
+    this.sync = undefined;
+    const first = !this.hasSynced;
+    const changes = first ? [] : diffMembers(this.members, sync.members, quiet);
+    this.members.clear();
+    for (const [id, m] of sync.members) this.members.set(id, m);
+    this.hasSynced = true;
+    for (const c of changes) this.emitChange(c);
+    this.emit('presence', this.members);
+    this.settleReady?.ok();
+  }
+
+  /** The presence `who` failed (e.g. `forbidden`): the map keeps what it had, events go on. */
+  syncFailed(err: SwitchboardError): void {
+    this.sync = undefined;
+    this.emit('error', err);
+    this.settleReady?.ok();
+  }
+
+  /** Unsubscribed or the client closed: iterators finish what they hold, then end; nothing else is delivered. */
+  end(reason: SwitchboardError = new SwitchboardError('closed', `unsubscribed from '${this.filter}'`)): void {
+    if (this.ended) return;
+    this.live = false;
+    this.backlog = [];
+    this.settleReady?.fail(reason);
+    this.setState('unsubscribed');
+    for (const s of this.streams) s.end();
+    this.streams.clear();
+  }
+
+  // ---- delivery ----
+
+  private get ended(): boolean {
+    return this._state === 'failed' || (this._state === 'unsubscribed' && this.ready !== undefined);
+  }
+
+  /** Someone takes this subscription's messages now: a `message` listener or an iterator. */
+  private hasTaker(): boolean {
+    return this.listenerCount('message') > 0 || this.streams.size > 0;
+  }
+
+  /** The backlog goes out on a microtask, so listeners added together (and a `for await`) all get it. */
+  private queueFlush(): void {
+    if (this.flushQueued || this.backlog.length === 0) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      if (this.ended || !this.hasTaker()) return;
+      const batch = this.backlog.map((b) => b.message);
+      this.backlog = [];
+      this.deliver(batch);
+    });
+  }
+
+  private deliver(batch: Message<T>[]): void {
+    let behind: MessageStream<T> | undefined;
+    for (const m of batch) {
+      for (const s of this.streams) if (!s.push(m)) behind = s;
+      this.emit('message', m);
+      if (behind) return this.overflow(`an iterator fell more than ${this.bound} messages behind (bufferSize)`);
+    }
+  }
+
+  private overflow(why: string): void {
+    const err = new SwitchboardError('buffer_overflow', `subscription to '${this.filter}' failed: ${why}`);
+    this.fail(err);
+    this.host.failed(this as Subscription<unknown>, err);
+  }
+
+  private fail(err: SwitchboardError): void {
+    if (this.ended) return;
+    this.live = false;
+    this.backlog = [];
+    this._error = err;
+    this.settleReady?.fail(err);
+    this.setState('failed');
+    for (const s of this.streams) s.fail(err);
+    this.streams.clear();
+    this.emit('error', err);
+  }
+
+  /** A protocol-1 broker cannot say whether a wildcard's positions still hold (a restart renumbers silently). */
+  private unverifiedVerdict(): Recovery {
+    const topics = Object.keys(this.seen.snapshot());
+    const missed = Object.create(null) as Recovery['missed'];
+    for (const t of topics) missed[t] = 'unknown_position';
+    return { recovered: false, reason: 'unknown_position', missed, positions: Object.create(null) as Recovery['positions'] };
+  }
+
+  private emitChange(c: PresenceChange): void {
+    if (c.event === 'rename') this.emit('rename', { member: c.member, old: c.old });
+    else this.emit(c.event, c.member);
+  }
+
+  private setState(state: SubscriptionState): void {
+    if (this._state === state) return;
+    this._state = state;
+    this.emit('state', state);
+  }
+}
+
+/** Checks the options of `client.subscription()`; the message says what is wrong. */
+export function checkSubscribeOptions(filter: unknown, options: unknown): { positions?: Map<string, Position> } {
+  const bad = (why: string) => new SwitchboardError('bad_option', why);
+  if (typeof filter !== 'string' || filter.length === 0) throw bad(`a subscription needs a filter (a non-empty string), got ${describeValue(filter)}`);
+  if (typeof options !== 'object' || options === null) throw bad(`subscribe options must be an object, got ${describeValue(options)}`);
+  const o = options as SubscribeOptions;
+  for (const flag of ['presence', 'history'] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw bad(`${flag} must be true or false, got ${describeValue(o[flag])}`);
+  }
+  if (o.bufferSize !== undefined && !(Number.isSafeInteger(o.bufferSize) && o.bufferSize > 0)) {
+    throw bad(`bufferSize must be a whole number above 0, got ${describeValue(o.bufferSize)}`);
+  }
+  if (o.positions === undefined) return {};
+  if (typeof o.positions !== 'object' || o.positions === null) throw bad(`positions must be an object of topic → {seq, epoch}, got ${describeValue(o.positions)}`);
+  const positions = new Map<string, Position>();
+  for (const [topic, value] of Object.entries(o.positions)) {
+    const p = readPosition(value);
+    if (!p) throw bad(`positions['${topic}'] must be {seq: a whole number ≥ 0, epoch?: string}, got ${describeValue(value)}`);
+    positions.set(topic, p);
+  }
+  return { positions };
+}
+
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `'${value.length > 80 ? value.slice(0, 80) + '…' : value}'`;
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** One `for await` over a subscription: its own bounded buffer; falling too far behind fails the subscription. */
+class MessageStream<T> implements AsyncIterator<Message<T>> {
+  private readonly buffer: Message<T>[] = [];
+  private waiter: { resolve: (r: IteratorResult<Message<T>>) => void; reject: (e: unknown) => void } | undefined;
+  private done = false;
+  private failure: SwitchboardError | undefined;
+
+  constructor(
+    private readonly bound: number,
+    private readonly detach: () => void,
+  ) {}
+
+  /** False when the buffer is full (the message is not taken). */
+  push(m: Message<T>): boolean {
+    if (this.done) return true;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w.resolve({ value: m, done: false });
+      return true;
+    }
+    if (this.buffer.length >= this.bound) return false;
+    this.buffer.push(m);
+    return true;
+  }
+
+  /** What is buffered is still read; then the iteration ends. */
+  end(): void {
+    this.done = true;
+    this.settleWaiter();
+  }
+
+  /** What is buffered is still read; then `next()` rejects with `err`. */
+  fail(err: SwitchboardError): void {
+    if (this.done) return;
+    this.failure = err;
+    this.done = true;
+    this.settleWaiter();
+  }
+
+  next(): Promise<IteratorResult<Message<T>>> {
+    const m = this.buffer.shift();
+    if (m) return Promise.resolve({ value: m, done: false });
+    if (this.failure) {
+      const err = this.failure;
+      this.failure = undefined;
+      return Promise.reject(err);
+    }
+    if (this.done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  return(): Promise<IteratorResult<Message<T>>> {
+    this.done = true;
+    this.failure = undefined;
+    this.buffer.length = 0;
+    this.detach();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  private settleWaiter(): void {
+    const w = this.waiter;
+    if (!w) return;
+    this.waiter = undefined;
+    if (this.failure) {
+      const err = this.failure;
+      this.failure = undefined;
+      w.reject(err);
+    } else w.resolve({ value: undefined, done: true });
+  }
+}
