@@ -17,7 +17,7 @@ import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { HttpError, Router, sendJson } from './http/router.js';
-import { createLogger } from './log.js';
+import { ClientFaults, createLogger } from './log.js';
 import { Admission } from './actors/admission.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { StatelyInspector } from './inspect/stately.js';
@@ -29,6 +29,7 @@ import { loggablePath, parseTarget } from './protocol/target.js';
 import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
 import { RedisEngine } from './engine/redis/engine.js';
+import { LoopStalls } from './engine/stalls.js';
 
 export const VERSION = '0.1.0';
 
@@ -72,6 +73,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const cluster = config.redisUrl;
   const engineOf = (o: MemoryEngineOptions): MemoryEngine<Link> =>
     cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({ ...o, url: cluster, maxInflight: config.redisMaxInflight, log });
+  // One stall clock per broker: rate buckets count frames when read, and credit what queued while the loop was blocked.
+  const stalls = new LoopStalls();
   const hub = (options.hubFactory ?? engineOf)({
     serverName: config.serverName,
     version: VERSION,
@@ -81,6 +84,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     historyBytes: config.historyBytes,
     historyTopicBytes: config.historyTopicBytes,
     maxTopics: config.maxTopics,
+    topicNamesBytes: config.topicNamesBytes,
     maxSubscriptions: config.maxSubscriptions,
     idleClose: config.idleClose,
     replayMaxMessages: config.mailboxSize,
@@ -88,6 +92,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     renameRate: config.renameRate,
     room: config.room,
     roomAnnounceMax: config.roomAnnounceMax,
+    tcpNamedByAddress: config.roomAddresses === 'show',
+    stalls,
   });
   // The cluster engine reaches Redis before anything listens: an unreachable Redis fails the start with its URL.
   const engine: Engine<Link> = hub;
@@ -95,13 +101,15 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
+  stalls.start(); // nothing above left running if it threw
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   const actors = new ActorTree(supervisor); // every connection actor runs in its own actor system, under the supervisor
   supervisor.start();
   const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
   const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
-  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log };
+  const faults = new ClientFaults(log);
+  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -123,7 +131,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const apiOpen = config.apiKey === undefined && !tokens;
   router.guard((req, pathname) => {
     if (!apiOpen || !/^\/(api\/|inspect|metrics)/.test(pathname) || origins.servesHost(req.headers.host)) return undefined;
-    log.info({ host: String(req.headers.host).slice(0, 200), path: pathname, flag: '--public-host' }, 'request refused: not addressed to this broker (add the name with --public-host)');
+    faults.note('info', { host: String(req.headers.host).slice(0, 200), path: pathname, flag: '--public-host' }, 'request refused: not addressed to this broker (add the name with --public-host)');
     return new HttpError(421, `this broker is not '${String(req.headers.host).slice(0, 100)}'; add it with --public-host`, 'misdirected');
   });
   const http = createServer(httpTimeouts(config.httpTimeoutMs), (req, res) => {
@@ -152,7 +160,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     const origin = req.headers.origin;
     if (!origins.allows(origin)) {
       const value = config.allowedOrigins ?? "this broker's own addresses and --public-host";
-      log.info(
+      faults.note(
+        'info',
         { origin, addr: req.socket.remoteAddress, limit: 'allowed origins', value, flag: '--allowed-origins' },
         `upgrade refused: origin not allowed, allowed: ${value} (change with --allowed-origins or --public-host)`,
       );
@@ -185,6 +194,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     actorsPage.close();
     supervisor.stop();
     stately?.stop();
+    stalls.stop();
     await engine.close?.();
     throw err;
   }
@@ -206,6 +216,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       http.closeAllConnections();
       tcp?.destroyAll();
       stately?.stop();
+      stalls.stop();
       await engine.close?.();
       log.info('switchboard stopped');
     })());

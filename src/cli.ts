@@ -79,6 +79,7 @@ async function main(argv: string[]): Promise<number | void> {
     console.log(`switchboard ${VERSION}`);
     return 0;
   }
+  // Own keys only: `switchboard constructor` is an unknown command, not Object's constructor.
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
     console.error(`switchboard: unknown command '${name}'\n\n${usage()}`);

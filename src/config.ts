@@ -40,6 +40,7 @@ export const SETTINGS = {
   historyTopicBytes: { flag: 'history-topic-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 4 * 1024 * 1024, help: 'bytes of history kept per topic; over it that topic\'s oldest messages are evicted' },
   replayBytes: { flag: 'replay-bytes', kind: { type: 'int', min: 0, max: 1024 * 1024 * 1024 }, default: 2 * 1024 * 1024, help: 'bytes one resuming sub may replay; a topic over it answers recovered:false (replay_limit)' },
   maxTopics: { flag: 'max-topics', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'topics remembered (seq and history); least recently published forgotten first' },
+  topicNamesBytes: { flag: 'topic-names-bytes', kind: { type: 'int', min: 65_536, max: 64 * 1024 * 1024 * 1024 }, default: 64 * 1024 * 1024, help: 'bytes the names of remembered topics may take (live and forgotten ones, as indexed: ~280 bytes a segment); over it forgotten names go first, then the least recently published topics' },
   room: { flag: 'room', kind: { type: 'string' }, default: 'chat', help: 'chat room topic TCP clients join on connect' },
   roomAddresses: { flag: 'room-addresses', kind: { type: 'enum', values: ['show', 'hide'] }, default: 'show', help: "chat room lines and plain-text who show each client's address (`show`, the classic room) or its id (`hide`)" },
   roomAnnounceMax: { flag: 'room-announce-max', kind: { type: 'int', min: 0, max: 1_000_000 }, default: 200, help: 'above this many people in the chat room, logins and logouts are not announced (said in the greeting)' },
@@ -55,6 +56,7 @@ export const SETTINGS = {
   allowedOrigins: { flag: 'allowed-origins', kind: { type: 'string' }, default: undefined, help: "comma-separated origins browsers may connect from, or '*' (default: the broker's own address, localhost, 127.0.0.1, [::1] at its port, and --public-host); others get HTTP 403" },
   publicHost: { flag: 'public-host', kind: { type: 'string' }, default: undefined, help: 'comma-separated host[:port] names browsers reach the broker by (a proxy, a DNS name); pages from them may connect; without a port, any port' },
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
+  tokenGraceMs: { flag: 'token-grace-ms', kind: ms(0), default: 30_000, help: 'when a connected client\'s token expires it is told (token_expired) and has this long to send a fresh one ({"op":"auth","token":…}); then it is closed with 4003' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
@@ -84,6 +86,7 @@ export interface Config {
   historyTopicBytes: number;
   replayBytes: number;
   maxTopics: number;
+  topicNamesBytes: number;
   room: string;
   roomAddresses: 'show' | 'hide';
   roomAnnounceMax: number;
@@ -103,6 +106,8 @@ export interface Config {
   publicHost: string | undefined;
   authSecret: string | undefined;
   authJwks: string | undefined;
+  /** How long a connection whose token expired may go on before it is closed with 4003, unless it sends a fresh one. */
+  tokenGraceMs: number;
   /** Redis of the cluster; undefined = the in-memory engine. */
   redisUrl: string | undefined;
   /** Worker processes of `serve` (1 = this process is the broker, no primary). */

@@ -82,5 +82,9 @@ describe('CLI', () => {
     const unknown = cli('frobnicate');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+    // A name every object has is no command either (it was Object's constructor: a fatal TypeError).
+    const inherited = cli('constructor');
+    expect(inherited.status).toBe(2);
+    expect(inherited.stderr).toContain("unknown command 'constructor'");
   });
 });

@@ -14,7 +14,8 @@ describe('TCP ↔ WebSocket chat', () => {
   it('messages, names, renames, joins, leaves and who cross between the transports', async () => {
     const tcp = await LineClient.connect(broker.tcpPort);
     const web = await TestClient.connect(`${broker.url}?name=wendy`);
-    const webAddr = web.hello.client.addr as string;
+    // The room shows a WebSocket client by its id: addresses only of its TCP clients (docs/protocol.md).
+    const webAddr = web.hello.client.id as string;
     expect(await web.request({ op: 'sub', topic: 'chat', presence: true })).toMatchObject({ op: 'ack' });
     // The browser joining the room is a login line for the terminal.
     await tcp.next(`[${webAddr}]wendy: login`);
@@ -55,7 +56,7 @@ describe('TCP ↔ WebSocket chat', () => {
         { id: expect.any(String), name: 'tom', transport: 'tcp', state: 'online' },
       ]),
     );
-    // The plain-text who of the chat room keeps the classic addr:name lines (--room-addresses show).
+    // The plain-text who of the chat room keeps the classic addr:name lines for its TCP clients (--room-addresses show).
     tcp.send('who');
     await tcp.next('user list:');
     await tcp.next(`${webAddr}:wanda`);

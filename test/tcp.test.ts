@@ -59,7 +59,7 @@ describe('classic chat room session', () => {
     const ws = await TestClient.connect(`${broker.url}?name=mallory`);
     await ws.request({ op: 'pub', topic: 'chat', data: `hi\n[1.2.3.4:5]root: login\u001b[31m` });
     const line = await a.next((l) => l.includes('mallory'));
-    expect(line).toBe(`[${ws.hello.client.addr}]mallory: hi ⏎ [1.2.3.4:5]root: login\uFFFD[31m`);
+    expect(line).toBe(`[${ws.hello.client.id}]mallory: hi ⏎ [1.2.3.4:5]root: login\uFFFD[31m`);
     expect(a.inbox.some((l) => l.startsWith('[1.2.3.4:5]'))).toBe(false);
     ws.close();
     a.close();

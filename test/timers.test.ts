@@ -60,7 +60,7 @@ afterAll(async () => {
 describe('closing one connection among many', () => {
   it('scans only its own timers, however many connections are open', async () => {
     expect(broker.hub.registry.size).toBe(CONNECTIONS);
-    for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating' } });
+    for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating', token: 'lasting' } });
     const leaving = conns[CONNECTIONS / 2]!;
     // Its heartbeat and idle timers; with a shared system this would be every connection's (2 × 2,000).
     expect(scannedOnStop(leaving.actor)).toBe(2);
@@ -83,5 +83,37 @@ describe('closing one connection among many', () => {
     await new Promise((r) => setImmediate(r));
     expect(broker.hub.registry.size).toBe(0);
     expect(conns.reduce((n, c) => n + scannedOnStop(c.actor), 0)).toBe(0);
+  });
+});
+
+describe('heartbeat and the broker\'s own stalls', () => {
+  it('a pong that may sit unread behind a stall is not overdue: the peer gets another interval, then a dead one is closed 4002', async () => {
+    const b = await startTestBroker({ heartbeatMs: 40, idleMs: 3_600_000 });
+    try {
+      const open = (stalled: boolean) => {
+        const wire = new MemoryWire();
+        // A peer that never answers a ping; `stalled`: a stall clock that says the loop was blocked after every ping.
+        let blocked = 0;
+        const stalls = { blockedMs: () => blocked };
+        wire.ping = () => void (stalled && (pings++, setTimeout(() => (blocked += 100), 5)));
+        const conn = openConnection({ ...b, stalls }, wire, `mem:${stalled}`, {});
+        wire.conn = conn;
+        conn.actor.start();
+        return { ...conn, wire };
+      };
+      let pings = 0;
+      const dead = open(false);
+      const behindStalls = open(true);
+      await new Promise<void>((r) => dead.actor.subscribe({ complete: () => r() }));
+      expect(dead.actor.getSnapshot().output).toMatchObject({ code: 4002 });
+      // Every check came after a stall: still open, pinged again each interval.
+      while (pings < 4 && behindStalls.actor.getSnapshot().status === 'active') await new Promise((r) => setTimeout(r, 10));
+      expect(behindStalls.actor.getSnapshot().value).toMatchObject({ open: { heartbeat: 'beating' } });
+      behindStalls.wire.ping = () => undefined; // the stalls stop: now it is the peer that does not answer
+      await new Promise<void>((r) => behindStalls.actor.subscribe({ complete: () => r() }));
+      expect(behindStalls.actor.getSnapshot().output).toMatchObject({ code: 4002 });
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -5,14 +5,20 @@
 import { assertEvent, assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import type { Engine, JoinRequest, LeaveCause } from '../engine/engine.js';
 import type { Link } from './link.js';
-import { CLOSE } from '../protocol/errors.js';
+import { CLOSE, ProtocolError } from '../protocol/errors.js';
+import type { StallClock } from '../engine/stalls.js';
 
 export interface ConnectionTiming {
   heartbeatMs: number;
   idleMs: number;
   idleGraceMs: number;
   closeTimeoutMs: number;
+  /** How long a connection whose token expired may send a fresh one (`auth`) before it is closed with 4003. */
+  tokenGraceMs: number;
 }
+
+/** The longest delay a timer takes (setTimeout's limit, ~24.8 days): a token expiring later is checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface CloseIntent {
   code: number;
@@ -29,13 +35,19 @@ export interface ConnectionInput {
   request: JoinRequest;
   /** Whether this connection is closed (4000) once idle, per --idle-close and its transport. */
   closeWhenIdle: boolean;
+  /** The broker's stall clock: a pong that may be sitting unread behind a stall is not overdue. */
+  stalls?: StallClock | undefined;
 }
 
 interface ConnectionContext extends ConnectionInput {
   awaitingPong: boolean;
   /** When the last ping went out: any inbound traffic after it (a pong, a frame) shows the peer is alive. */
   pingSentAt: number;
+  /** The stall clock when it went out. */
+  pingStallMark: number;
   close: CloseIntent;
+  /** When the connection's token expires (ms since 1970; from its `exp`), or undefined: no token, or no `exp`. */
+  tokenExpiresAt: number | undefined;
 }
 
 export type ConnectionEvent =
@@ -48,6 +60,8 @@ export type ConnectionEvent =
   | { type: 'SLOW_CONSUMER' }
   | ({ type: 'CLOSE' } & CloseIntent)
   | { type: 'SOCKET_CLOSED'; code: number; reason: string }
+  /** A fresh token was accepted (`auth`): its `exp` (seconds since 1970), or undefined when it has none. */
+  | { type: 'TOKEN_REFRESHED'; exp: number | undefined }
   /** A transport or writer fault outside the machine, raised here so it is this actor's crash (supervisor → 1011). */
   | { type: 'FAULT'; error: unknown };
 
@@ -67,11 +81,17 @@ export const connectionMachine = setup({
     idleTimeout: ({ context }) => Math.max(0, context.link.lastActivity + context.timing.idleMs - Date.now()),
     idleGrace: ({ context }) => context.timing.idleGraceMs,
     closeTimeout: ({ context }) => context.timing.closeTimeoutMs,
+    tokenExpiry: ({ context }) => Math.min(MAX_TIMER_MS, Math.max(0, (context.tokenExpiresAt ?? 0) - Date.now())),
+    tokenGrace: ({ context }) => context.timing.tokenGraceMs,
   },
   guards: {
     activeRecently: ({ context }) => Date.now() - context.link.lastActivity < context.timing.idleMs,
-    pongOverdue: ({ context }) => context.awaitingPong && context.link.lastSeen < context.pingSentAt,
+    // Not when the loop was blocked since the ping: its pong may be read only now (the broker's stall, not the peer's).
+    pongOverdue: ({ context }) =>
+      context.awaitingPong && context.link.lastSeen < context.pingSentAt && (context.stalls?.blockedMs() ?? 0) === context.pingStallMark,
     closesWhenIdle: ({ context }) => context.closeWhenIdle,
+    tokenLasts: ({ context }) => context.tokenExpiresAt === undefined,
+    tokenStillValid: ({ context }) => context.tokenExpiresAt !== undefined && context.tokenExpiresAt > Date.now(),
   },
   actions: {
     register: sendTo(
@@ -85,7 +105,11 @@ export const connectionMachine = setup({
       context.link.isOpen = false;
       context.link.isIdle = false;
     },
-    markPingSent: assign({ awaitingPong: ({ context }) => context.link.wire.canPing, pingSentAt: () => Date.now() }),
+    markPingSent: assign({
+      awaitingPong: ({ context }) => context.link.wire.canPing,
+      pingSentAt: () => Date.now(),
+      pingStallMark: ({ context }) => context.stalls?.blockedMs() ?? 0,
+    }),
     // Idle and back: lifecycle news for the presence watchers (the engine tells them).
     reportIdle: ({ context }) => {
       context.link.isIdle = true;
@@ -117,6 +141,17 @@ export const connectionMachine = setup({
       link.mailbox.sealAndFlush(() => link.wire.close(close.code, close.reason));
     },
     terminateSocket: ({ context }) => context.link.wire.terminate(),
+    setTokenExpiry: assign({
+      tokenExpiresAt: ({ event }) => {
+        assertEvent(event, 'TOKEN_REFRESHED');
+        return event.exp === undefined ? undefined : event.exp * 1000;
+      },
+    }),
+    // Told once, without an id (docs/protocol.md, Token expiry and refresh); counted like every error.
+    sayTokenExpired: ({ context }) => {
+      const seconds = context.timing.tokenGraceMs / 1000;
+      context.engine.fail(context.link, new ProtocolError('token_expired', `the token expired; send {"op":"auth","token":…} within ${seconds} s`));
+    },
     crash: ({ event }) => {
       assertEvent(event, 'FAULT');
       throw event.error;
@@ -128,7 +163,9 @@ export const connectionMachine = setup({
     ...input,
     awaitingPong: false,
     pingSentAt: 0,
+    pingStallMark: 0,
     close: NOT_CLOSED,
+    tokenExpiresAt: input.request.grant?.exp === undefined ? undefined : input.request.grant.exp * 1000,
   }),
   initial: 'connecting',
   on: { FAULT: { actions: 'crash' } },
@@ -191,6 +228,28 @@ export const connectionMachine = setup({
                   },
                   { target: 'beating', reenter: true, actions: ['markPingSent', 'sendPing'] },
                 ],
+              },
+            },
+          },
+        },
+        // A token's life: told when it expires, closed with 4003 after the grace unless a fresh one (`auth`) came.
+        token: {
+          initial: 'checking',
+          on: { TOKEN_REFRESHED: { target: '.checking', actions: 'setTokenExpiry' } },
+          states: {
+            checking: { always: [{ guard: 'tokenLasts', target: 'lasting' }, { target: 'valid' }] },
+            // No token (auth off), or a token without `exp`.
+            lasting: {},
+            valid: {
+              after: { tokenExpiry: [{ guard: 'tokenStillValid', target: 'valid', reenter: true }, { target: 'expired' }] },
+            },
+            expired: {
+              entry: 'sayTokenExpired',
+              after: {
+                tokenGrace: {
+                  target: '#connection.closing',
+                  actions: { type: 'setClose', params: { code: CLOSE.tokenExpired, reason: 'token expired', cause: 'leave' } },
+                },
               },
             },
           },

@@ -13,6 +13,8 @@ import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
+import type { StallClock } from '../engine/stalls.js';
+import type { ClientFaults } from '../log.js';
 
 export interface BrokerCore {
   config: Config;
@@ -24,8 +26,12 @@ export interface BrokerCore {
   admission?: Admission;
   /** Verifies client tokens; absent or null = authentication off. */
   tokens?: TokenVerifier | null;
-  /** Where connection-level refusals (rate-limit closes) are logged. */
+  /** Where the broker's own faults are logged. */
   log?: Logger;
+  /** Where clients' faults (refusals, protocol violations, floods) are logged: throttled, never with a stack. */
+  faults?: ClientFaults;
+  /** How long the event loop was blocked: rate buckets credit it (the broker's stalls are not the client's frames). */
+  stalls?: StallClock;
 }
 
 /** Refused frames are counted per window of this length when deciding a client is flooding. */
@@ -44,7 +50,7 @@ const rateLimits = new WeakMap<Config, RateLimits>();
 function timingOf(config: Config): ConnectionTiming {
   let t = timings.get(config);
   if (!t) {
-    t = { heartbeatMs: config.heartbeatMs, idleMs: config.idleMs, idleGraceMs: config.idleGraceMs, closeTimeoutMs: config.closeTimeoutMs };
+    t = { heartbeatMs: config.heartbeatMs, idleMs: config.idleMs, idleGraceMs: config.idleGraceMs, closeTimeoutMs: config.closeTimeoutMs, tokenGraceMs: config.tokenGraceMs };
     timings.set(config, t);
   }
   return t;
@@ -72,6 +78,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
       request,
       timing: timingOf(config),
       closeWhenIdle: core.hub.closesWhenIdle(link),
+      stalls: core.stalls,
     },
   });
   link.actor = actor;
@@ -83,7 +90,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     },
     error: (error) => core.supervisor.send({ type: 'CONNECTION_CRASHED', link, error }),
   });
-  const rate = new TokenBucket(rateLimitsOf(config));
+  const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log), actor };
+  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens), actor };
 }

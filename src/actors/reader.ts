@@ -1,12 +1,15 @@
 // FrameReader: the reader role. Inbound text → validated frame → the engine, directly (the fast ingest path).
-// The connection machine hears only what changes its state: quit, and the first frame after idle. Bad input gets
-// its protocol error here and the connection stays open.
-import { decodeClientFrame, validateClientFrame, type ClientFrame } from '../protocol/frames.js';
+// The connection machine hears only what changes its state: quit, the first frame after idle, a fresh token.
+// Bad input gets its protocol error here and the connection stays open.
+import { decodeClientFrame, validateClientFrame, type ClientFrame, type FrameOf } from '../protocol/frames.js';
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
 import type { Engine } from '../engine/engine.js';
 import type { Link } from './link.js';
 import type { TokenBucket, RateVerdict } from '../engine/bucket.js';
 import type { Logger } from 'pino';
+import type { ClientFaults } from '../log.js';
+import { AuthFailure, type TokenVerifier } from '../auth/tokens.js';
+import type { Grant } from '../auth/grant.js';
 
 export class FrameReader {
   constructor(
@@ -14,10 +17,15 @@ export class FrameReader {
     private readonly engine: Engine<Link>,
     private readonly rate?: TokenBucket,
     private readonly log?: Logger,
+    private readonly faults?: ClientFaults,
+    /** Verifies fresh tokens (`auth`); absent: authentication is off. */
+    private readonly tokens?: TokenVerifier | null,
   ) {}
 
   /** Set once the client flooded past its strikes: the connection is closing and later frames are not answered. */
   private flooding = false;
+  /** Frames read while a fresh token is being verified: served after it, in order (held only that long). */
+  private held: (ClientFrame | ProtocolError)[] | undefined;
 
   /** One inbound text frame (or JSON line) of `bytes` bytes. */
   text(text: string, bytes: number): void {
@@ -35,12 +43,18 @@ export class FrameReader {
     this.count(bytes);
     const verdict = this.rate?.take() ?? 'ok';
     if (verdict !== 'ok') return this.limited(verdict, frame.id);
+    if (this.held) return void this.held.push(frame);
+    this.serve(frame);
+  }
+
+  private serve(frame: ClientFrame | ProtocolError): void {
     if (frame instanceof ProtocolError) return this.reject(frame);
     const link = this.link;
     // Before it is admitted and once it is closing, a connection's frames are not served (as in the machine's states).
     if (!link.isOpen) return;
     if (frame.op === 'quit') return link.signal({ type: 'QUIT' });
     if (link.isIdle) link.signal({ type: 'ACTIVE' });
+    if (frame.op === 'auth') return this.refresh(frame);
     if (frame.op === 'ping') {
       // A clustered engine answers after this client's earlier requests and the deliveries already on their way.
       if (this.engine.ping) return this.engine.ping(link, frame.id);
@@ -53,6 +67,48 @@ export class FrameReader {
       // A fault in one request is that request's `internal` error, never a dead connection or process.
       this.log?.error({ err, client: link.id, op: frame.op }, 'engine fault while handling a frame');
       this.engine.fail(link, new ProtocolError('internal', 'internal error', frame.id));
+    }
+  }
+
+  /**
+   * `auth`: a fresh token, verified as at connect (docs/protocol.md, Token expiry and refresh). Frames read meanwhile
+   * wait, so a request sent after it is served under the grant it brings.
+   */
+  private refresh(frame: FrameOf<'auth'>): void {
+    const tokens = this.tokens;
+    if (!tokens) return this.reject(new ProtocolError('bad_frame', 'auth is not enabled on this broker', frame.id));
+    this.held = [];
+    tokens
+      .verify(frame.token)
+      .then(
+        (grant) => this.regrant(frame, grant),
+        (err: unknown) => {
+          this.log?.error({ err, client: this.link.id }, 'token verification failed');
+          this.engine.fail(this.link, new ProtocolError('internal', 'internal error', frame.id));
+        },
+      )
+      .finally(() => this.release());
+  }
+
+  /** A verified token for the same client takes over: its grant (engine), its expiry (the connection machine). */
+  private regrant(frame: FrameOf<'auth'>, grant: Grant | AuthFailure): void {
+    const link = this.link;
+    if (!link.isOpen) return;
+    // Refused: the connection stays, and its old token's deadline still applies.
+    if (grant instanceof AuthFailure) return this.reject(new ProtocolError('unauthorized', grant.message, frame.id));
+    if (grant.name !== link.name) return this.reject(new ProtocolError('forbidden', 'a refreshed token must name the same client', frame.id));
+    this.engine.regrant(link, grant, frame.id);
+    link.signal({ type: 'TOKEN_REFRESHED', exp: grant.exp });
+  }
+
+  /** Serves the frames held during a verification, in order; another `auth` among them holds the rest again. */
+  private release(): void {
+    const queue = this.held ?? [];
+    this.held = undefined;
+    for (let i = 0; i < queue.length; i++) {
+      this.serve(queue[i]!);
+      const again = this.held as (ClientFrame | ProtocolError)[] | undefined; // set by serve() when it met an auth
+      if (again) return void again.push(...queue.slice(i + 1));
     }
   }
 
@@ -75,7 +131,8 @@ export class FrameReader {
     if (verdict !== 'flooding') return;
     this.flooding = true;
     const { rate, strikes, windowMs } = this.rate!.limits;
-    this.log?.info(
+    this.faults?.note(
+      'info',
       { client: this.link.id, addr: this.link.addr, limit: 'inbound frame rate', value: { rate, strikes, windowS: windowMs / 1000 }, flag: '--rate, --rate-strikes' },
       `rate limit exceeded: over ${rate} frames/s (--rate) refused ${strikes} times within ${windowMs / 1000} s (--rate-strikes); closing with 1008`,
     );

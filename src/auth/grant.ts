@@ -11,6 +11,8 @@ export interface GrantClaims {
   sub: readonly string[] | null;
   /** May use the HTTP API. */
   admin: boolean;
+  /** The token's `exp` (seconds since 1970), when it has one: the connection must present a fresh token by then. */
+  exp?: number | undefined;
   /**
    * Clients the client may `send` directs to: names or ids, `*` matching any run of characters; null = anyone.
    * Absent from the token: anyone, unless the token restricts publishing (acl.pub), then nobody.
@@ -24,10 +26,11 @@ export class Grant implements GrantClaims {
   readonly sub: readonly string[] | null;
   readonly admin: boolean;
   readonly send: readonly string[] | null;
+  readonly exp: number | undefined;
   private sendPatterns: RegExp[] | undefined;
 
   constructor(claims: GrantClaims) {
-    ({ name: this.name, pub: this.pub, sub: this.sub, admin: this.admin } = claims);
+    ({ name: this.name, pub: this.pub, sub: this.sub, admin: this.admin, exp: this.exp } = claims);
     this.send = claims.send ?? null;
   }
 

@@ -65,7 +65,8 @@ export class TokenVerifier {
 export function grantFromClaims(payload: JWTPayload): Grant | AuthFailure {
   const problem = nameError(payload.sub);
   if (problem) return new AuthFailure(`token sub is not a valid client name: ${problem}`);
-  const acl = payload.acl ?? {};
+  // Absent: everything allowed. Present, it must be an object: `acl: null` was read as absent, granting everything.
+  const acl = payload.acl === undefined ? {} : payload.acl;
   if (typeof acl !== 'object' || acl === null || Array.isArray(acl)) return new AuthFailure('token acl must be an object');
   const pub = filterList((acl as Record<string, unknown>).pub, 'acl.pub');
   if (pub instanceof AuthFailure) return pub;
@@ -74,7 +75,8 @@ export function grantFromClaims(payload: JWTPayload): Grant | AuthFailure {
   if (payload.admin !== undefined && typeof payload.admin !== 'boolean') return new AuthFailure('token admin must be a boolean');
   const send = sendList(acl as Record<string, unknown>, pub);
   if (send instanceof AuthFailure) return send;
-  return new Grant({ name: payload.sub as string, pub, sub, admin: payload.admin === true, send });
+  // jose has checked `exp` is a number and in the future; the connection is told when it passes.
+  return new Grant({ name: payload.sub as string, pub, sub, admin: payload.admin === true, send, exp: payload.exp });
 }
 
 /**

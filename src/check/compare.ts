@@ -41,11 +41,9 @@ function normalise(frame: Record<string, unknown>, opts: CompareOptions): Record
     if (typeof f.life === 'string') f.life = sameEpoch('(life)', f.life, opts);
     if (typeof f.reason === 'string') f.reason = ANY.text;
     if (typeof f.positions === 'object' && f.positions !== null) {
-      const positions: Record<string, unknown> = {};
-      for (const [topic, p] of Object.entries(f.positions as Record<string, { seq?: unknown; epoch?: unknown }>)) {
-        positions[topic] = { ...p, epoch: sameEpoch(topic, p?.epoch, opts) };
-      }
-      f.positions = positions;
+      // fromEntries: a topic called `__proto__` stays an own key (assigning it to `{}` would set the prototype).
+      const entries = Object.entries(f.positions as Record<string, { seq?: unknown; epoch?: unknown }>);
+      f.positions = Object.fromEntries(entries.map(([topic, p]) => [topic, { ...p, epoch: sameEpoch(topic, p?.epoch, opts) }]));
     }
   }
   if (f.op === 'error' && typeof f.message === 'string' && f.message.length > 0) f.message = ANY.text;

@@ -1,6 +1,6 @@
 // Fleet: the checker's clients on a real broker during one scenario. perform() runs one command on
-// the broker and on the model, waits until the broker's frames settle (a ping/pong barrier on every
-// live client: per connection, the pong proves everything queued before it has arrived), then
+// the broker and on the model, waits until the broker's frames settle (a ping/pong barrier: the commanding
+// client first, then every other live client; per connection, the pong proves everything queued before it has arrived), then
 // compares each client's frames of that step with the model's. A difference throws a CheckFailure.
 import { randomBytes } from 'node:crypto';
 import type { ProtocolModel, Slot } from '../protocol/model.js';

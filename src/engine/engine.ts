@@ -101,7 +101,12 @@ export interface Engine<S extends Session = Session> {
   closesWhenIdle(session: S): boolean;
 
   // Requests of a session (the fast ingest path: straight from its reader).
-  handle(session: S, frame: Exclude<ClientFrame, { op: 'ping' | 'quit' }>): void;
+  handle(session: S, frame: RequestFrame): void;
+  /**
+   * A verified fresh token for `session` (`auth`): its grant replaces the old one, filters the new grant does not
+   * allow are dropped (an `unsub` each, and a `forbidden` error naming it), then the ack with the token's `exp`.
+   */
+  regrant(session: S, grant: Grant, id: FrameId | undefined): void;
   /** Server-side publish (HTTP API): no sender. */
   publish(topic: string, data: unknown): PublishResult | ProtocolError;
   /** Answers a request the session layer could not handle. */
@@ -134,5 +139,6 @@ export interface Engine<S extends Session = Session> {
   close?(): Promise<void>;
 }
 
-export type RequestFrame = Exclude<ClientFrame, { op: 'ping' | 'quit' }>;
+/** Frames the engine answers: ping, quit and auth are the session layer's. */
+export type RequestFrame = Exclude<ClientFrame, { op: 'ping' | 'quit' | 'auth' }>;
 export type { FrameId, FrameOf };

@@ -1,6 +1,7 @@
 // History: per-topic sequences (seq + epoch) and bounded rings of recent messages for resuming `sub`. Pure.
 // Bounds: messages per topic, bytes per topic, bytes in total (oldest evicted first), topics remembered (least
-// recently published forgotten first). Positions never lie: a restarted sequence gets a new epoch.
+// recently published forgotten first), and the bytes of the topic names it keeps (live and forgotten ones, in the
+// topic trie). Positions never lie: a restarted sequence gets a new epoch.
 import { randomBytes } from 'node:crypto';
 
 interface Entry<M> {
@@ -26,11 +27,18 @@ interface TopicLog<M> {
 }
 
 interface TrieNode<M> {
-  children: Map<string, TrieNode<M>>;
+  /** Made by the first child: most nodes of long unique topics have none. */
+  children: Map<string, TrieNode<M>> | undefined;
   log: TopicLog<M> | undefined;
-  /** A topic of this name was forgotten (over maxTopics) in this process's life, with messages now lost. */
-  forgotten: boolean;
+  /** The name of a topic of this name that was forgotten in this process's life (its messages are lost). */
+  forgotten: string | undefined;
 }
+
+/**
+ * What one trie node is taken to cost in memory, besides its segment's characters: the node, its entry in its
+ * parent's Map and its share of a Map of its own (measured: 270-290 bytes a node of 16-segment topics, logs included).
+ */
+export const TRIE_NODE_BYTES = 280;
 
 export interface Position {
   seq: number;
@@ -50,7 +58,7 @@ export interface Seen {
   listed: boolean;
 }
 
-/** Forgotten topic names remembered (in the trie), so a resume never passes over what they lost. */
+/** Forgotten topic names remembered (in the trie), so a resume never passes over what they lost; see also namesBytes. */
 const FORGOTTEN_MAX = 100_000;
 
 export interface ReplayLimits {
@@ -64,10 +72,10 @@ export interface ReplayLimits {
 export interface Resume<M> {
   /** Messages to deliver after the ack, per topic in seq order. */
   messages: M[];
-  /** Current position of each topic concerned. */
-  positions: Record<string, Position>;
+  /** Current position of each topic concerned (a Map: topics are client input, `__proto__` is a topic like any). */
+  positions: Map<string, Position>;
   /** Topics that could not be recovered, and why. Empty = recovered. */
-  missed: Record<string, MissReason>;
+  missed: Map<string, MissReason>;
   /** True when a wildcard search stopped at maxTopics: topics beyond it were not looked at. */
   truncated: boolean;
 }
@@ -79,6 +87,11 @@ export interface HistoryLimits {
   topicBytes: number;
   /** Bytes of messages kept in total. */
   totalBytes: number;
+  /**
+   * Bytes the topic names kept may take (the trie of live and forgotten topics, TRIE_NODE_BYTES a node plus its
+   * segment): over it, forgotten names are dropped first (oldest first), then the least recently published topics.
+   */
+  namesBytes?: number;
 }
 
 /** A fresh id for this process's sequences: every topic created here gets `<boot>.<n>`. */
@@ -88,7 +101,12 @@ function bootId(): string {
 
 export class History<M> {
   private readonly logs = new Map<string, TopicLog<M>>();
-  private readonly root: TrieNode<M> = { children: new Map(), log: undefined, forgotten: false };
+  private readonly root: TrieNode<M> = { children: undefined, log: undefined, forgotten: undefined };
+  /** Estimated bytes of the trie (its nodes and their segments), held to limits.namesBytes. */
+  private trieBytes = 0;
+  /** Names forgotten, oldest first (some may be alive again, or dropped already): which to drop first. */
+  private forgottenQueue: string[] = [];
+  private forgottenHead = 0;
   /** Every stored entry in append order (oldest first), for the global byte budget. */
   private queue: Entry<M>[] = [];
   private queueHead = 0;
@@ -116,6 +134,11 @@ export class History<M> {
     return this.logs.size;
   }
 
+  /** Estimated bytes of the topic names kept (live and forgotten): at most limits.namesBytes. */
+  get namesBytes(): number {
+    return this.trieBytes;
+  }
+
   /**
    * Assigns the next position of `topic` and records the message `build` makes for it. `build` and `sizeOf` run
    * before anything changes: if either throws (a payload that cannot be encoded), the sequence is untouched.
@@ -133,10 +156,11 @@ export class History<M> {
       this.created++;
       if (this.logs.size >= this.limits.maxTopics) this.forget(this.logs.values().next().value!);
       const node = this.trieNode(topic, true)!;
-      log = { topic, epoch, seq: 0, ring: [], start: 0, count: 0, bytes: 0, reborn: node.forgotten };
+      log = { topic, epoch, seq: 0, ring: [], start: 0, count: 0, bytes: 0, reborn: node.forgotten !== undefined };
       node.log = log;
     }
     this.logs.set(topic, log);
+    if (!existing) this.holdNamesBudget();
     log.seq = seq;
     if (this.limits.perTopic > 0 && bytes <= this.limits.topicBytes && bytes <= this.limits.totalBytes) {
       this.store(log, { seq, message, bytes, gone: false, log });
@@ -156,13 +180,13 @@ export class History<M> {
    * `seenByTopic` (absent = seen nothing). Bounded by `limits` in topics, messages and bytes.
    */
   resume(filter: string, wildcard: boolean, seenByTopic: (topic: string) => Seen, limits: ReplayLimits, anchored = true): Resume<M> {
-    const out: Resume<M> = { messages: [], positions: {}, missed: {}, truncated: false };
+    const out: Resume<M> = { messages: [], positions: new Map(), missed: new Map(), truncated: false };
     const budget = { messages: limits.maxMessages, bytes: limits.maxBytes };
     if (!wildcard) {
       const log = this.logs.get(filter);
       const seen = seenByTopic(filter);
       if (!log) {
-        if (seen.seq > 0) out.missed[filter] = 'unknown_position';
+        if (seen.seq > 0) out.missed.set(filter, 'unknown_position');
         return out;
       }
       this.resumeTopic(log, seen, out, budget);
@@ -173,15 +197,15 @@ export class History<M> {
     out.truncated = this.collect(this.root, filter.split('/'), 0, found, lost, limits.maxTopics);
     // Topics the client has no position for are vouched for only when its other positions are from this life
     // (`anchored`), and no topic matching the filter lost messages by being forgotten (or their names were lost).
-    if (!anchored || this.namesLost || out.truncated) out.missed[filter] = out.truncated ? 'replay_limit' : 'unknown_position';
-    for (const topic of lost) if (!seenByTopic(topic).listed) out.missed[topic] = 'unknown_position';
+    if (!anchored || this.namesLost || out.truncated) out.missed.set(filter, out.truncated ? 'replay_limit' : 'unknown_position');
+    for (const topic of lost) if (!seenByTopic(topic).listed) out.missed.set(topic, 'unknown_position');
     for (const log of found) {
       const seen = seenByTopic(log.topic);
       // A topic the client never saw: it missed nothing only if this is the life its other positions are from,
       // and the topic was not forgotten (with messages the client would have had) in between.
       if (!seen.listed && (!anchored || log.reborn)) {
-        out.positions[log.topic] = { seq: log.seq, epoch: log.epoch };
-        out.missed[log.topic] = 'unknown_position';
+        out.positions.set(log.topic, { seq: log.seq, epoch: log.epoch });
+        out.missed.set(log.topic, 'unknown_position');
         continue;
       }
       this.resumeTopic(log, seen, out, budget);
@@ -194,19 +218,19 @@ export class History<M> {
   }
 
   private resumeTopic(log: TopicLog<M>, seen: Seen, out: Resume<M>, budget: { messages: number; bytes: number }): void {
-    out.positions[log.topic] = { seq: log.seq, epoch: log.epoch };
+    out.positions.set(log.topic, { seq: log.seq, epoch: log.epoch });
     if (seen.seq > 0 && seen.epoch !== log.epoch) {
-      out.missed[log.topic] = seen.epoch === undefined ? 'unknown_position' : 'epoch_changed';
+      out.missed.set(log.topic, seen.epoch === undefined ? 'unknown_position' : 'epoch_changed');
       return;
     }
     if (seen.seq > log.seq) {
-      out.missed[log.topic] = 'unknown_position';
+      out.missed.set(log.topic, 'unknown_position');
       return;
     }
     if (seen.seq === log.seq) return;
     const oldest = log.count > 0 ? log.ring[log.start]!.seq : log.seq + 1;
     if (oldest > seen.seq + 1) {
-      out.missed[log.topic] = 'history_trimmed';
+      out.missed.set(log.topic, 'history_trimmed');
       return;
     }
     const n = log.seq - seen.seq;
@@ -214,7 +238,7 @@ export class History<M> {
     let bytes = 0;
     for (let i = log.count - n; i < log.count; i++) bytes += log.ring[(log.start + i) % cap]!.bytes;
     if (n > budget.messages || bytes > budget.bytes) {
-      out.missed[log.topic] = 'replay_limit';
+      out.missed.set(log.topic, 'replay_limit');
       return;
     }
     budget.messages -= n;
@@ -231,26 +255,24 @@ export class History<M> {
       if (!n.log && !n.forgotten) return false;
       if (found.length + lost.length >= max) return true;
       if (n.log) found.push(n.log);
-      else lost.push(this.names.get(n) ?? '');
+      else lost.push(n.forgotten!);
       return false;
     };
     if (i === segments.length) return take(node);
     const segment = segments[i]!;
+    const children = node.children;
     if (segment === '#') {
       if (take(node)) return true; // `a/#` matches `a` itself
-      for (const child of node.children.values()) if (this.collect(child, ['#'], 0, found, lost, max)) return true;
+      if (children) for (const child of children.values()) if (this.collect(child, ['#'], 0, found, lost, max)) return true;
       return false;
     }
     if (segment === '+') {
-      for (const child of node.children.values()) if (this.collect(child, segments, i + 1, found, lost, max)) return true;
+      if (children) for (const child of children.values()) if (this.collect(child, segments, i + 1, found, lost, max)) return true;
       return false;
     }
-    const child = node.children.get(segment);
+    const child = children?.get(segment);
     return child ? this.collect(child, segments, i + 1, found, lost, max) : false;
   }
-
-  /** Names of forgotten trie nodes (a live node's name is its log's topic). */
-  private readonly names = new WeakMap<TrieNode<M>, string>();
 
   private store(log: TopicLog<M>, entry: Entry<M>): void {
     const cap = this.limits.perTopic;
@@ -307,37 +329,87 @@ export class History<M> {
   private forget(log: TopicLog<M>): void {
     this.trimAll(log);
     this.logs.delete(log.topic);
-    // Prune the trie path of a forgotten topic.
     const segments = log.topic.split('/');
-    const path: TrieNode<M>[] = [this.root];
-    for (const s of segments) path.push(path[path.length - 1]!.children.get(s)!);
+    const path = this.pathOf(segments);
     const node = path[path.length - 1]!;
     node.log = undefined;
     // Remember the name (bounded): a later resume must not pass over the messages it lost.
-    if (!node.forgotten) {
+    if (node.forgotten === undefined) {
       if (this.forgottenCount < FORGOTTEN_MAX) {
-        node.forgotten = true;
-        this.names.set(node, log.topic);
+        node.forgotten = log.topic;
         this.forgottenCount++;
+        this.forgottenQueue.push(log.topic);
       } else {
         this.namesLost = true;
       }
     }
+    this.prune(segments, path);
+    this.compactQueue(); // its entries in the global queue are gone now
+  }
+
+  /**
+   * Keeps the names within limits.namesBytes: the oldest forgotten names go first (then no resume vouches for
+   * unseen topics: `namesLost`), then the least recently published topics (their names become forgotten ones, so
+   * they go next). The topic just created stays.
+   */
+  private holdNamesBudget(): void {
+    const budget = this.limits.namesBytes;
+    if (budget === undefined) return;
+    while (this.trieBytes > budget) {
+      if (this.forgottenHead < this.forgottenQueue.length) this.dropForgotten(this.forgottenQueue[this.forgottenHead++]!);
+      else if (this.logs.size > 1) this.forget(this.logs.values().next().value!);
+      else break;
+      if (this.forgottenHead > 1024 && this.forgottenHead * 2 > this.forgottenQueue.length) {
+        this.forgottenQueue = this.forgottenQueue.slice(this.forgottenHead);
+        this.forgottenHead = 0;
+      }
+    }
+  }
+
+  /** Forgets the name of forgotten topic `topic` (when it is not alive again): its branch of the trie goes. */
+  private dropForgotten(topic: string): void {
+    const segments = topic.split('/');
+    const path = this.pathOf(segments);
+    const node = path[segments.length];
+    if (node?.forgotten === undefined) return; // dropped already
+    node.forgotten = undefined;
+    this.forgottenCount--;
+    if (node.log) return; // alive again: its log remembers it was reborn
+    this.namesLost = true;
+    this.prune(segments, path);
+  }
+
+  /** The nodes from the root along `segments` (shorter when the topic is not in the trie). */
+  private pathOf(segments: readonly string[]): TrieNode<M>[] {
+    const path: TrieNode<M>[] = [this.root];
+    for (const s of segments) {
+      const next = path[path.length - 1]!.children?.get(s);
+      if (!next) break;
+      path.push(next);
+    }
+    return path;
+  }
+
+  /** Removes the nodes of `path` that hold nothing any more, from the leaf up. */
+  private prune(segments: readonly string[], path: TrieNode<M>[]): void {
     for (let i = segments.length; i > 0; i--) {
       const n = path[i]!;
-      if (n.log || n.forgotten || n.children.size > 0) break;
-      path[i - 1]!.children.delete(segments[i - 1]!);
+      if (n.log || n.forgotten !== undefined || (n.children && n.children.size > 0)) break;
+      const parent = path[i - 1]!;
+      parent.children!.delete(segments[i - 1]!);
+      if (parent.children!.size === 0) parent.children = undefined;
+      this.trieBytes -= TRIE_NODE_BYTES + segments[i - 1]!.length;
     }
-    this.compactQueue(); // its entries in the global queue are gone now
   }
 
   private trieNode(topic: string, create: boolean): TrieNode<M> | undefined {
     let n = this.root;
     for (const s of topic.split('/')) {
-      let child = n.children.get(s);
+      let child = n.children?.get(s);
       if (!child) {
         if (!create) return undefined;
-        n.children.set(s, (child = { children: new Map(), log: undefined, forgotten: false }));
+        (n.children ??= new Map()).set(s, (child = { children: undefined, log: undefined, forgotten: undefined }));
+        this.trieBytes += TRIE_NODE_BYTES + s.length;
       }
       n = child;
     }

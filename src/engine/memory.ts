@@ -7,15 +7,24 @@ import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, type EncodedData } from '../protocol/outgoing.js';
 import { filterError, isWildcard } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
-import { History, type Seen } from './history.js';
+import { History, type MissReason, type Position, type Seen } from './history.js';
 import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
 import { TokenBucket } from './bucket.js';
+import type { StallClock } from './stalls.js';
+import type { Grant } from '../auth/grant.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
 export const WHO_BYTES_PER_TOKEN = 1024;
+/**
+ * A subscription change costs one inbound-rate token per this many match-cache nodes its invalidation looked at
+ * (18-150 ns each, test/bench/topic-index.ts): a wildcard churned over many cached topics is paid by its client.
+ */
+export const CACHE_NODES_PER_TOKEN = 64;
+/** A `who` whose list had to be built again costs one token per this many clients listed and sorted (~0.2 µs each). */
+export const WHO_LISTED_PER_TOKEN = 32;
 
 export interface MemoryEngineOptions {
   serverName: string;
@@ -26,6 +35,8 @@ export interface MemoryEngineOptions {
   historyBytes: number;
   historyTopicBytes: number;
   maxTopics: number;
+  /** Bytes of topic names the history keeps (live and forgotten topics); default: unbounded but by count. */
+  topicNamesBytes?: number;
   maxSubscriptions: number;
   /** Which connections are closed when idle (docs/protocol.md, Liveness). */
   idleClose: 'tcp' | 'all' | 'none';
@@ -37,6 +48,10 @@ export interface MemoryEngineOptions {
   /** The chat room topic; with more presence watchers than roomAnnounceMax its joins and leaves are not announced. */
   room?: string;
   roomAnnounceMax?: number;
+  /** TCP clients are named by their address by default (the classic room); false under --room-addresses hide. */
+  tcpNamedByAddress?: boolean;
+  /** The broker's stall clock: budgets counted when frames are read are not charged for its stalls. */
+  stalls?: StallClock;
 }
 
 export type { JoinRequest, LeaveCause, PublishResult };
@@ -55,7 +70,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   constructor(readonly options: MemoryEngineOptions) {
     this.history = new History(
-      { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes },
+      { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes, namesBytes: options.topicNamesBytes },
       (m) => m.bytes,
     );
   }
@@ -105,7 +120,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       this.index.remove(filter, link);
       this.presence.unwatch(filter, link);
     }
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
   }
 
   /** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
@@ -141,7 +156,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       link.nameFixed = true;
     }
     this.registry.add(link);
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsOpened++;
     this.greet(link);
     if (nameProblem) this.fail(link, nameProblem);
@@ -181,7 +196,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** Unregisters `link` and tells the presence watchers of each of its filters. */
   leave(link: Link, cause: LeaveCause): void {
     if (!this.registry.remove(link)) return;
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsClosed++;
     for (const filter of link.subscriptions) {
       this.index.remove(filter, link);
@@ -201,7 +216,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** `link` went idle or became active again: the presence watchers of its filters hear it. */
   activity(link: Link, event: 'idle' | 'active'): void {
     if (!this.registry.has(link)) return;
-    this.roster.changed(); // who shows each client's state
+    this.roster.clientChanged(link.subscriptions); // who shows each client's state
     for (const filter of link.subscriptions) this.announce(event, link, filter);
   }
 
@@ -222,7 +237,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    */
   protected resumeTerms(link: Link, frame: FrameOf<'sub'>, life: string): { seen: (topic: string) => Seen; anchored: boolean; maxMessages: number; maxBytes: number } {
     const { since, epoch } = frame;
-    const has = (map: object, topic: string) => Object.prototype.hasOwnProperty.call(map, topic);
+    const has = (map: object, topic: string) => Object.hasOwn(map, topic);
     const seen = (topic: string): Seen => {
       if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
       const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
@@ -243,27 +258,33 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
   private resume(link: Link, frame: FrameOf<'sub'>): void {
-    const { since } = frame;
     const { seen, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.history.boot);
     const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages, maxBytes }, anchored);
+    link.send(ackFrame(frame.id, this.resumeVerdict(frame, result.positions, result.missed, result.truncated, this.history.boot)));
+    for (const m of result.messages) link.mailbox.push(m);
+  }
+
+  /**
+   * The ack fields of a resuming `sub`, the same for every engine. Topics are client input: `positions` and `missed`
+   * are Maps until they are encoded (Object.fromEntries makes `__proto__` an own key, never the prototype).
+   */
+  protected resumeVerdict(frame: FrameOf<'sub'>, positions: Map<string, Position>, missed: Map<string, MissReason>, truncated: boolean, life: string): Record<string, unknown> {
+    const { since } = frame;
     // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
-    if (typeof since === 'object') {
-      for (const topic of Object.keys(since)) {
-        if (since[topic]! > 0 && !(topic in result.positions) && !result.truncated) result.missed[topic] = 'unknown_position';
-      }
+    if (typeof since === 'object' && !truncated) {
+      for (const topic of Object.keys(since)) if (since[topic]! > 0 && !positions.has(topic)) missed.set(topic, 'unknown_position');
     }
-    const missed = Object.keys(result.missed);
-    const fields: Record<string, unknown> = { recovered: missed.length === 0 && !result.truncated, life: this.history.boot };
-    if (missed.length > 0) {
-      fields.reason = result.missed[missed[0]!];
-      fields.missed = result.missed;
-    } else if (result.truncated) {
+    const fields: Record<string, unknown> = { recovered: missed.size === 0 && !truncated, life };
+    const first = missed.values().next();
+    if (!first.done) {
+      fields.reason = first.value;
+      fields.missed = Object.fromEntries(missed);
+    } else if (truncated) {
       fields.reason = 'replay_limit';
     }
-    if (result.truncated) fields.truncated = true;
-    fields.positions = result.positions;
-    link.send(ackFrame(frame.id, fields));
-    for (const m of result.messages) link.mailbox.push(m);
+    if (truncated) fields.truncated = true;
+    fields.positions = Object.fromEntries(positions);
+    return fields;
   }
 
   /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */
@@ -274,8 +295,9 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
   unsub(link: Link, frame: FrameOf<'unsub'>): void {
     if (link.subscriptions.delete(frame.topic)) {
-      this.roster.changed();
+      this.roster.subscriptionChanged(frame.topic);
       this.index.remove(frame.topic, link);
+      this.chargeInvalidation(link);
       this.presence.unwatch(frame.topic, link);
       link.presence.delete(frame.topic);
       this.announce('leave', link, frame.topic);
@@ -283,13 +305,41 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     this.ack(link, frame.id);
   }
 
+  /** A fresh token for `link` (docs/protocol.md, Token expiry and refresh): what it no longer allows is dropped. */
+  regrant(link: Link, grant: Grant, id: FrameId | undefined): void {
+    const dropped = this.takeGrant(link, grant);
+    for (const topic of dropped) this.unsub(link, { op: 'unsub', topic });
+    this.grantTaken(link, grant, dropped, id);
+  }
+
+  /** Gives `link` its new grant; returns the filters it holds that the grant does not allow (to drop). */
+  protected takeGrant(link: Link, grant: Grant): string[] {
+    link.grant = grant;
+    return [...link.subscriptions].filter((filter) => !grant.maySubscribe(filter));
+  }
+
+  /** After a regrant: one `forbidden` per dropped filter, then the ack with the new token's `exp` (null: none). */
+  protected grantTaken(link: Link, grant: Grant, dropped: string[], id: FrameId | undefined): void {
+    for (const filter of dropped) this.fail(link, new ProtocolError('forbidden', `the refreshed token does not allow subscribing to '${filter.slice(0, 64)}'`));
+    this.ack(link, id, { exp: grant.exp ?? null });
+  }
+
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
   pub(link: Link, frame: FrameOf<'pub'>): void {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    const result = this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+    this.pubAnswer(link, frame, this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id));
+  }
+
+  /**
+   * The answer to a `pub`, on every engine. `delivered` tells how many subscribers a topic has: only a client that
+   * may subscribe to it (or an admin) learns that; others get the ack without it.
+   */
+  protected pubAnswer(link: Link, frame: FrameOf<'pub'>, result: PublishResult | ProtocolError): void {
     if (result instanceof ProtocolError) return this.fail(link, result);
+    const { grant } = link;
+    if (grant && !grant.admin && !grant.maySubscribe(frame.topic)) return this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch });
     this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
   }
 
@@ -363,7 +413,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const after = this.whoStart(link, frame);
     if (after === null) return;
     const { topic } = frame;
-    this.sendWhoPage(link, frame, this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true));
+    const page = this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
+    this.sendWhoPage(link, frame, page, this.roster.lastBuilt);
   }
 
   /** Where a `who` page starts (after its cursor); null when the request was refused (grant, cursor) and answered. */
@@ -379,11 +430,14 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     return after;
   }
 
-  /** Queues a `who` page and charges its size to the asker's inbound rate. */
-  protected sendWhoPage(link: Link, frame: FrameOf<'who'>, page: RosterPage): void {
+  /**
+   * Queues a `who` page and charges the asker's inbound rate for it: its size, and the `listed` clients its list had
+   * to be built from (a list rebuilt after every change would otherwise be a cheap way to keep the broker sorting).
+   */
+  protected sendWhoPage(link: Link, frame: FrameOf<'who'>, page: RosterPage, listed: number): void {
     const reply = whoReply(frame.id, page);
     link.mailbox.push(reply);
-    link.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN));
+    link.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN) + Math.floor(listed / WHO_LISTED_PER_TOKEN));
   }
 
   /** Every client, or those a publish to concrete `topic` would reach, or those holding wildcard filter `topic` exactly. */
@@ -393,21 +447,24 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   }
 
   rename(link: Link, frame: FrameOf<'rename'>): void {
-    const rate = this.options.renameRate ?? 0;
-    if (rate > 0) {
-      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
-      if (link.renames.take() !== 'ok') {
-        return this.fail(link, new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id));
-      }
-    }
-    const problem = this.nameProblem(link, frame.name, frame.id);
+    const problem = this.renameRefusal(link, frame);
     if (problem) return this.fail(link, problem);
     const old = link.name;
     this.registry.rename(link, frame.name);
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.ack(link, frame.id, { name: link.name });
     if (old === link.name) return;
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
+  }
+
+  /** Why a `rename` is refused, on every engine: over the client's own rename rate (--rename-rate), or the name. */
+  protected renameRefusal(link: Link, frame: FrameOf<'rename'>): ProtocolError | null {
+    const rate = this.options.renameRate ?? 0;
+    if (rate > 0) {
+      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 }, Date.now, this.options.stalls);
+      if (link.renames.take() !== 'ok') return new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id);
+    }
+    return this.nameProblem(link, frame.name, frame.id);
   }
 
   protected nameProblem(link: Link, name: string, id?: FrameId): ProtocolError | null {
@@ -440,7 +497,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (isNew) {
       link.subscriptions.add(filter);
       this.index.add(filter, link);
-      this.roster.changed();
+      this.chargeInvalidation(link);
+      this.roster.subscriptionChanged(filter);
     }
     if (presence) {
       link.watch(filter);
@@ -449,6 +507,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       this.presence.unwatch(filter, link);
     }
     return isNew;
+  }
+
+  /** Charges `link` for what its last subscription change cost the match cache (CACHE_NODES_PER_TOKEN). */
+  protected chargeInvalidation(link: Link): void {
+    link.rate?.charge(Math.floor(this.index.lastInvalidationWork / CACHE_NODES_PER_TOKEN));
   }
 
   /** True when the chat room is too big to announce every login and logout. */
@@ -485,8 +548,16 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     }
   }
 
+  /**
+   * A client's default name: its address for a TCP line client of the classic room, else `guest-<n>` (also for TCP
+   * under --room-addresses hide: a name is shown to everyone, so it must not be the address the room hides).
+   */
+  protected defaultNameBase(link: Link): string {
+    return link.transport === 'tcp' && this.options.tcpNamedByAddress !== false ? link.addr : `guest-${link.id.slice(1)}`;
+  }
+
   protected freeDefaultName(link: Link): string {
-    const base = link.transport === 'tcp' ? link.addr : `guest-${link.id.slice(1)}`;
+    const base = this.defaultNameBase(link);
     let name = base;
     for (let k = 2; !this.registry.isNameFree(name); k++) name = `${base}-${k}`;
     return name;

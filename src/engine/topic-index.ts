@@ -1,6 +1,8 @@
 // TopicIndex: a trie of filter segments with MQTT wildcards; match() answers each subscriber once.
-// Pure: no sockets, no timers. Match results are cached per topic; a sub or unsub drops only the entries it can change.
-import { filterMatches, isWildcard } from '../protocol/topic.js';
+// Pure: no sockets, no timers. Match results are cached per topic; a sub or unsub drops only the entries it can change,
+// found by walking the cached topics' own tree (TopicTree), so its cost is what it can change, not the cache's size.
+import { isWildcard } from '../protocol/topic.js';
+import { TopicTree } from './topic-tree.js';
 
 interface TrieNode<T> {
   children: Map<string, TrieNode<T>>;
@@ -16,10 +18,15 @@ function node<T>(): TrieNode<T> {
 export class TopicIndex<T> {
   private readonly root: TrieNode<T> = node();
   private readonly byFilter = new Map<string, Set<T>>();
-  private cache = new Map<string, readonly T[]>();
+  private readonly cache = new Map<string, readonly T[]>();
+  /** The cache's topics by segment: what a filter can change is found by walking it. */
+  private readonly cached = new TopicTree();
+  /** Cache nodes the last add or remove looked at to invalidate (its cost, charged to the client that caused it). */
+  lastInvalidationWork = 0;
 
   /** Adds `subscriber` under `filter`; returns false when it was already there. */
   add(filter: string, subscriber: T): boolean {
+    this.lastInvalidationWork = 0;
     let n = this.root;
     for (const segment of filter.split('/')) {
       let child = n.children.get(segment);
@@ -37,6 +44,7 @@ export class TopicIndex<T> {
 
   /** Removes `subscriber` from `filter`; returns false when it was not there. Prunes empty branches. */
   remove(filter: string, subscriber: T): boolean {
+    this.lastInvalidationWork = 0;
     const segments = filter.split('/');
     const path: TrieNode<T>[] = [this.root];
     let n = this.root;
@@ -64,10 +72,17 @@ export class TopicIndex<T> {
     const cached = this.cache.get(topic);
     if (cached) return cached;
     const found = new Set<T>();
-    this.visit(this.root, topic.split('/'), 0, found);
+    const segments = topic.split('/');
+    this.visit(this.root, segments, 0, found);
     const result = [...found];
-    if (this.cache.size >= MAX_CACHED_TOPICS) this.cache = new Map();
+    if (this.cache.size >= MAX_CACHED_TOPICS) {
+      // The oldest entry makes room (a Map iterates in insertion order): the recent ones stay.
+      const oldest = this.cache.keys().next().value!;
+      this.cache.delete(oldest);
+      this.cached.delete(oldest);
+    }
     this.cache.set(topic, result);
+    this.cached.add(topic, segments);
     return result;
   }
 
@@ -107,14 +122,19 @@ export class TopicIndex<T> {
     if (plus) this.visit(plus, segments, i + 1, found);
   }
 
-  /** Drops the cached matches `filter` can change: one entry for a concrete filter, the matching ones for a wildcard. */
+  /**
+   * Drops the cached matches `filter` can change: one entry for a concrete filter; for a wildcard, the cached topics
+   * it matches, walked in the cache's tree (`+` branches, `#` drops a subtree), never a scan of every entry.
+   */
   private invalidate(filter: string): void {
+    this.lastInvalidationWork = 0;
     if (this.cache.size === 0) return;
     if (!isWildcard(filter)) {
-      this.cache.delete(filter);
+      if (this.cache.delete(filter)) this.cached.delete(filter);
+      this.lastInvalidationWork = 1;
       return;
     }
-    for (const topic of this.cache.keys()) if (filterMatches(filter, topic)) this.cache.delete(topic);
+    this.lastInvalidationWork = this.cached.removeMatching(filter, (topic) => this.cache.delete(topic));
   }
 }
 

@@ -47,8 +47,15 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
 
   router.on('POST', '/api/publish', guarded(async (req, res) => {
     if (supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
-    const body = await readBody(req, config.maxPayload);
-    const { topic, data } = parsePublishBody(body);
+    let topic: string;
+    let data: unknown;
+    try {
+      ({ topic, data } = parsePublishBody(await readBody(req, config.maxPayload)));
+    } catch (err) {
+      // An aborted upload or a bad body is the client's fault: a debug line (throttled), never an error.
+      if (err instanceof HttpError) core.faults?.note('debug', { addr: req.socket.remoteAddress, status: err.status, error: err.code, reason: err.message }, 'api publish refused: bad or cut-off body');
+      throw err;
+    }
     // A stopped supervisor takes no events, so it would never reply.
     if (supervisor.getSnapshot().status !== 'active') throw new HttpError(503, 'server shutting down', 'unavailable');
     // Shutdown may have begun while the body arrived.

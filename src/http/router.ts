@@ -47,8 +47,8 @@ export class Router {
       }
       await handler(req, res, url);
     } catch (err) {
-      if (res.headersSent) {
-        res.destroy();
+      if (res.headersSent || req.socket.destroyed) {
+        res.destroy(); // answered already, or nobody left to answer
         return;
       }
       if (!(err instanceof HttpError)) throw err;
@@ -88,6 +88,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       chunks.push(chunk);
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+    // The client went away mid-body (an aborted upload): its fault, answered to nobody, never a broker error.
+    req.on('error', () => reject(new HttpError(400, 'the request body was cut off before its end', 'aborted')));
   });
 }

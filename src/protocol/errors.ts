@@ -45,4 +45,6 @@ export const CLOSE = {
   idle: 4000,
   slowConsumer: 4001,
   heartbeat: 4002,
+  /** The token expired and no fresh one came within --token-grace-ms. */
+  tokenExpired: 4003,
 } as const;

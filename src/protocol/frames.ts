@@ -11,6 +11,8 @@ export const NAME_MAX = 64;
 /** Most entries one `who` page may ask for (protocol 2). */
 export const WHO_LIMIT_MAX = 1000;
 const ID_MAX = 128;
+/** Longest token an `auth` frame may carry (a JWT signed with a large RSA key is a few KB). */
+export const TOKEN_MAX = 16_384;
 
 export type Transport = 'ws' | 'tcp';
 
@@ -41,6 +43,8 @@ export type ClientFrame =
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
   | { op: 'who'; id?: FrameId; topic?: string; limit?: number; cursor?: string }
   | { op: 'rename'; id?: FrameId; name: string }
+  /** A fresh token for this connection (auth on): same client name, its grant and expiry replace the old ones. */
+  | { op: 'auth'; id?: FrameId; token: string }
   | { op: 'ping'; id?: FrameId }
   | { op: 'quit'; id?: FrameId };
 
@@ -65,7 +69,7 @@ export type ServerFrame =
   | { op: 'pong'; id?: FrameId }
   | { op: 'error'; code: string; message: string; id?: FrameId };
 
-const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'ping', 'quit']);
+const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'auth', 'ping', 'quit']);
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -128,8 +132,8 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       return withId(id, {
         op: 'sub' as const,
         topic: f.topic as string,
-        ...(f.since !== undefined && { since: f.since as number | Record<string, number> }),
-        ...(f.epoch !== undefined && { epoch: f.epoch as string | Record<string, string> }),
+        ...(f.since !== undefined && { since: ownRecord(f.since as number | Record<string, number>) }),
+        ...(f.epoch !== undefined && { epoch: ownRecord(f.epoch as string | Record<string, string>) }),
         ...(f.life !== undefined && { life: f.life as string }),
         ...(f.presence !== undefined && { presence: f.presence as boolean }),
       });
@@ -181,9 +185,26 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       if (err) return fault(id, 'bad_name', err);
       return withId(id, { op: 'rename' as const, name: f.name as string });
     }
+    case 'auth': {
+      if (typeof f.token !== 'string' || f.token.length === 0 || f.token.length > TOKEN_MAX) {
+        return fault(id, 'bad_frame', `auth needs a token: a string of 1 to ${TOKEN_MAX} characters`);
+      }
+      return withId(id, { op: 'auth' as const, token: f.token });
+    }
     default:
       return withId(id, { op: f.op as 'ping' | 'quit' });
   }
+}
+
+/**
+ * A client's map as a null-prototype record: indexing and `in` see only the keys the client sent, so a topic named
+ * `__proto__`, `toString` or `constructor` is an ordinary key (with `{}` and `in`, `toString` was a position held).
+ */
+function ownRecord<V>(value: V | Record<string, V>): V | Record<string, V> {
+  if (typeof value !== 'object' || value === null) return value;
+  const out = Object.create(null) as Record<string, V>;
+  for (const key of Object.keys(value)) out[key] = (value as Record<string, V>)[key]!;
+  return out;
 }
 
 const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -213,7 +234,7 @@ function positionError(filter: string, since: unknown, epoch: unknown): string |
   const epochs = Object.keys(epoch);
   if (epochs.length > MAX_POSITIONS) return `at most ${MAX_POSITIONS} epochs in one sub`;
   for (const topic of epochs) {
-    if (!Object.prototype.hasOwnProperty.call(since, topic)) return `epoch: '${topic.slice(0, 64)}' has no seq in since`;
+    if (!Object.hasOwn(since, topic)) return `epoch: '${topic.slice(0, 64)}' has no seq in since`;
     if (!isEpoch(epoch[topic])) return `epoch: the epoch of '${topic.slice(0, 64)}' must be a string of 1 to ${EPOCH_MAX} characters`;
   }
   return null;

@@ -170,6 +170,9 @@ export class ProtocolModel {
         if (old !== c.name) for (const s of c.subs) this.announce(out, 'rename', c, s.filter, old);
         return out;
       }
+      case 'auth':
+        // The model's broker runs without auth: a token refresh is refused (docs/protocol.md, Token expiry).
+        return fail('bad_frame'), out;
       case 'ping':
         return push(out, slot, withId({ op: 'pong' }, frame.id)), out;
       case 'quit':
@@ -243,35 +246,35 @@ export class ProtocolModel {
     epoch: string | Record<string, string> | undefined,
   ): { frames: Expected[]; fields: Record<string, unknown> } {
     const frames: Expected[] = [];
-    const missed: Record<string, string> = {};
-    const positions: Record<string, unknown> = {};
+    // Maps: topics are client input (a topic may be called `__proto__` or `toString`).
+    const missed = new Map<string, string>();
+    const positions = new Map<string, unknown>();
     const seenOf = (topic: string): { seq: number; knowsEpoch: boolean } =>
       typeof since === 'number'
         ? { seq: since, knowsEpoch: typeof epoch === 'string' }
-        : { seq: since[topic] ?? 0, knowsEpoch: typeof epoch === 'object' && epoch[topic] !== undefined };
+        : { seq: Object.hasOwn(since, topic) ? since[topic]! : 0, knowsEpoch: typeof epoch === 'object' && Object.hasOwn(epoch, topic) };
     for (const [topic, last] of this.seqs) {
       if (!filterMatches(filter, topic)) continue;
-      positions[topic] = { seq: last, epoch: ANY.epoch };
+      positions.set(topic, { seq: last, epoch: ANY.epoch });
       const seen = seenOf(topic);
       if ((seen.seq > 0 && !seen.knowsEpoch) || seen.seq > last) {
-        missed[topic] = 'unknown_position';
+        missed.set(topic, 'unknown_position');
         continue;
       }
       if (seen.seq === last) continue;
       const log = this.history.get(topic) ?? [];
       if ((log[0]?.seq ?? last + 1) > seen.seq + 1) {
-        missed[topic] = 'history_trimmed';
+        missed.set(topic, 'history_trimmed');
         continue;
       }
       for (const r of log) if (r.seq > seen.seq) frames.push(r.frame);
     }
     const asked = typeof since === 'number' ? (isWildcard(filter) ? [] : [filter]) : Object.keys(since);
-    for (const topic of asked) if (seenOf(topic).seq > 0 && !this.seqs.has(topic)) missed[topic] = 'unknown_position';
-    const reasons = Object.values(missed);
+    for (const topic of asked) if (seenOf(topic).seq > 0 && !this.seqs.has(topic)) missed.set(topic, 'unknown_position');
     const fields: Record<string, unknown> =
-      reasons.length === 0
-        ? { recovered: true, life: ANY.epoch, positions }
-        : { recovered: false, life: ANY.epoch, reason: ANY.text, missed, positions };
+      missed.size === 0
+        ? { recovered: true, life: ANY.epoch, positions: Object.fromEntries(positions) }
+        : { recovered: false, life: ANY.epoch, reason: ANY.text, missed: Object.fromEntries(missed), positions: Object.fromEntries(positions) };
     return { frames, fields };
   }
 

@@ -1,7 +1,7 @@
 // Outgoing: one server frame, encoded once and shared by every mailbox it is queued in.
 // Each transport asks for its own bytes; the first ask encodes, the rest reuse. Client data is encoded before
 // the frame exists (encodeData), so a value that cannot be encoded is refused at the sender, never at delivery.
-import type { ClientInfo, ServerFrame } from './frames.js';
+import type { ClientInfo, PublicClient, ServerFrame } from './frames.js';
 import { ProtocolError, type FrameId } from './errors.js';
 
 /** Client `data` as JSON text, encoded once at publish/send time; the frame's JSON embeds it as it is. */
@@ -39,8 +39,8 @@ export class Outgoing {
   /** Renderings beyond those (e.g. the TCP chat line), cached by key. */
   private _extra: Map<unknown, Buffer> | undefined;
   private _bytes: number | undefined;
-  /** A `who` reply's members with their addresses, for the TCP `user list:` lines. Never serialised. */
-  roster: readonly ClientInfo[] | undefined;
+  /** A `who` reply's members, with the addresses they may be shown with, for the TCP `user list:` lines. Never serialised. */
+  roster: readonly (PublicClient & { addr?: string })[] | undefined;
   /** A presence event's coalescing key (subject and filter) and the name before the first coalesced rename. */
   presence: { key: string; firstOld?: string } | undefined;
 

@@ -5,16 +5,17 @@ export const TOPIC_LIMITS = { maxSegments: 16, maxSegmentLength: 64, maxLength: 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 // Publishers repeat their topics: the last few thousand valid ones are remembered, so a `pub` to a known topic costs
-// one lookup instead of a split and a scan (bounded: the set is dropped whole when full).
+// one lookup instead of a split and a scan (bounded: when full, the oldest makes room; a client spraying new topics
+// does not empty it for everyone).
 const KNOWN_MAX = 4096;
-let knownTopics = new Set<string>();
+const knownTopics = new Set<string>();
 
 /** Returns an error message, or null when `topic` is a valid concrete topic. */
 export function topicError(topic: unknown): string | null {
   if (typeof topic === 'string' && knownTopics.has(topic)) return null;
   const err = check(topic, false);
   if (err === null) {
-    if (knownTopics.size >= KNOWN_MAX) knownTopics = new Set();
+    if (knownTopics.size >= KNOWN_MAX) knownTopics.delete(knownTopics.values().next().value!);
     knownTopics.add(topic as string);
   }
   return err;

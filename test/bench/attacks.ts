@@ -1,11 +1,12 @@
-// Attack figures after the hardening fixes (items 2, 4, 5, 6, 7 of the hardening issue). Not a vitest test: a
+// Attack figures after the hardening fixes (items 2, 4, 5, 6, 7 of the hardening issue; churn, stall, names and
+// aborts: round three, issue 19). Not a vitest test: a
 // script that starts the broker as `npm start` does (dist/cli.js serve in a child process, default settings
 // unless an attack needs a limit raised; each attack says which), runs one attack at a time from this machine for
 // a bounded time, and meanwhile measures a victim: a WebSocket subscriber of its own topic fed by a paced
 // publisher (20 msg/s). The broker's RSS is sampled from /proc/<pid>/status. Attack traffic comes from forked
 // workers (this file with --worker), so the victim's process only measures.
 //   npm run attacks                         all attacks (about 5 minutes); writes test/bench/results/attacks.json
-//   npm run attacks -- --only who,directs   some of them: history, who, since, slow-http, directs
+//   npm run attacks -- --only who,directs   some of them: history, who, since, slow-http, directs, churn, stall, names, aborts
 //   npm run attacks -- --only history --history-seconds 60 --out attacks-history-60s.json
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -24,8 +25,8 @@ const VICTIM_ADDR = '127.0.0.200';
 const PROBE_ADDR = '127.0.0.201';
 const MB = 2 ** 20;
 
-type AttackName = 'history' | 'who' | 'since' | 'slow-http' | 'directs';
-const ALL: AttackName[] = ['history', 'who', 'since', 'slow-http', 'directs'];
+type AttackName = 'history' | 'who' | 'since' | 'slow-http' | 'directs' | 'churn' | 'stall' | 'names' | 'aborts';
+const ALL: AttackName[] = ['history', 'who', 'since', 'slow-http', 'directs', 'churn', 'stall', 'names', 'aborts'];
 
 const round = (x: number, d = 1): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 function percentile(xs: number[], p: number): number {
@@ -174,7 +175,9 @@ type WorkerJob =
   | { kind: 'tcp-crowd'; tcpPort: number; count: number; sources: string[] }
   | { kind: 'who-ws'; port: number; conns: number; seconds: number; source: string }
   | { kind: 'who-tcp'; tcpPort: number; conns: number; seconds: number; source: string }
-  | { kind: 'fill'; port: number; conns: number; topics: number; ratePerConn: number; source: string }
+  | { kind: 'fill'; port: number; conns: number; topics: number; ratePerConn: number; source: string; segments?: number }
+  | { kind: 'churn'; port: number; filter: string; pairsPerSecond: number; seconds: number; source: string }
+  | { kind: 'paced'; port: number; topic: string; ratePerSecond: number; seconds: number; source: string }
   | { kind: 'since-flood'; port: number; seconds: number; form: 'number' | 'map'; pace: 'flood' | 'sequential'; source: string }
   | { kind: 'slow-http'; port: number; count: number; sources: string[]; seconds: number; reopenMs: number }
   | { kind: 'directs'; port: number; conns: number; to: string; size: number; seconds: number; source: string };
@@ -364,7 +367,8 @@ async function fillJob(j: Extract<WorkerJob, { kind: 'fill' }>) {
         const parts: Buffer[] = [];
         for (let k = from; k < due; k++) {
           const n = ci * per + k;
-          if (n < j.topics) parts.push(wsClientFrame(1, Buffer.from(`{"op":"pub","topic":"t/${n}","data":${n}}`)));
+          const topic = j.segments ? `n${n}/${Array.from({ length: j.segments - 1 }, (_, s) => `s${s}`).join('/')}` : `t/${n}`;
+          if (n < j.topics) parts.push(wsClientFrame(1, Buffer.from(`{"op":"pub","topic":"${topic}","data":${n}}`)));
         }
         if (parts.length) c.socket.write(Buffer.concat(parts));
         done[ci] = due;
@@ -532,6 +536,55 @@ async function slowHttpJob(j: Extract<WorkerJob, { kind: 'slow-http' }>) {
   return { attempts, maxOpen, openEachSecond: openSamples, stillOpenAtEnd: stillOpen, lifetimes: summary, connectErrors };
 }
 
+/** Writes `frame(i)` at `perSecond` for `seconds` (in 5 ms steps, each step's frames in one write); resolves with the count. */
+async function paced(c: RawWs, perSecond: number, seconds: number, frame: (i: number) => Buffer): Promise<number> {
+  let sent = 0;
+  const started = performance.now();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = (performance.now() - started) / 1000;
+      const due = Math.floor(Math.min(elapsed, seconds) * perSecond);
+      const parts: Buffer[] = [];
+      for (; sent < due; sent++) parts.push(frame(sent));
+      if (parts.length && !c.ended) c.socket.write(Buffer.concat(parts));
+      if (elapsed >= seconds) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 5);
+  });
+  return sent;
+}
+
+/** One connection alternating `sub` and `unsub` of `filter`, paced at `pairsPerSecond`, tallying the replies. */
+async function churnJob(j: Extract<WorkerJob, { kind: 'churn' }>) {
+  const tally: Record<string, number> = {};
+  const [c] = await openAll(1, (_, onOpen) => new RawWs(j.port, { path: '/ws', localAddress: j.source, onOpen, onText: (p) => tallyFrame(tally, p) }));
+  ready();
+  const pair = Buffer.concat([wsClientFrame(1, Buffer.from(`{"op":"sub","topic":"${j.filter}"}`)), wsClientFrame(1, Buffer.from(`{"op":"unsub","topic":"${j.filter}"}`))]);
+  const sent = await paced(c!, j.pairsPerSecond, j.seconds, () => pair);
+  await sleep(1000);
+  const result = { filter: j.filter, pairsSent: sent, replies: tally, close: closeKey(c!) };
+  c!.socket.destroy();
+  return result;
+}
+
+/** One connection publishing to `topic` at a steady `ratePerSecond` (notifications), tallying what comes back. */
+async function pacedJob(j: Extract<WorkerJob, { kind: 'paced' }>) {
+  const tally: Record<string, number> = {};
+  let closedAfterMs: number | null = null;
+  const t0 = performance.now();
+  const [c] = await openAll(1, (_, onOpen) =>
+    new RawWs(j.port, { path: '/ws', localAddress: j.source, onOpen, onText: (p) => tallyFrame(tally, p), onEnd: () => (closedAfterMs = Math.round(performance.now() - t0)) }),
+  );
+  ready();
+  const sent = await paced(c!, j.ratePerSecond, j.seconds, (i) => wsClientFrame(1, Buffer.from(`{"op":"pub","topic":"${j.topic}","data":${i}}`)));
+  await sleep(1500);
+  const result = { ratePerSecond: j.ratePerSecond, sent, replies: tally, close: closeKey(c!), closedAfterMs };
+  c!.socket.destroy();
+  return result;
+}
+
 /** Connections sending `size`-byte directs to one client as fast as they can, reading what comes back. */
 async function directsJob(j: Extract<WorkerJob, { kind: 'directs' }>) {
   const tally: Record<string, number> = {};
@@ -564,6 +617,8 @@ async function workerMain(): Promise<void> {
       : j.kind === 'fill' ? fillJob(j)
       : j.kind === 'since-flood' ? sinceFloodJob(j)
       : j.kind === 'slow-http' ? slowHttpJob(j)
+      : j.kind === 'churn' ? churnJob(j)
+      : j.kind === 'paced' ? pacedJob(j)
       : directsJob(j);
     run.then(
       (result) => process.send!({ type: 'done', result }, () => process.exit(0)),
@@ -1059,6 +1114,92 @@ async function attackDirects(): Promise<AttackResult> {
   });
 }
 
+// ---------------------------------------------------------------- round three (issue 19)
+
+/** Fills the match cache with 9,900 topics, then churns each filter for `seconds` (450 sub/unsub pairs a second). */
+async function attackChurn(seconds = 20): Promise<AttackResult> {
+  return withBroker([], async (b, v) => {
+    const fill = await new Attacker({ kind: 'fill', port: b.port, conns: 10, topics: 9_900, ratePerConn: 800, source: addr(70) }, 120_000).done;
+    const runs: Record<string, unknown> = {};
+    for (const filter of ['zz/+/x', '+/+/x']) {
+      const a = new Attacker({ kind: 'churn', port: b.port, filter, pairsPerSecond: 450, seconds, source: addr(71) }, (seconds + 60) * 1000);
+      await a.ready;
+      v.start();
+      const cpu0 = b.cpu();
+      const attacker = await a.done;
+      const cpuS = round((b.cpu() - cpu0) / 1e6, 1);
+      const h = await healthz(b.port, 5000);
+      runs[filter] = { attacker, brokerCpuS: cpuS, healthzAfterMs: h.outcome === 'HTTP 200' ? h.ms : h.outcome, victim: await v.finish(3000) };
+    }
+    return { attack: `9,900 topics cached, then one connection alternating sub/unsub of a wildcard at 900 frames/s, ${seconds} s per filter`, fill, ...runs };
+  });
+}
+
+/** An honest client at half the default rate and a flooder at 3x; the broker is stopped (SIGSTOP) for 5 s meanwhile. */
+async function attackStall(stallMs = 5000): Promise<AttackResult> {
+  return withBroker([], async (b, v) => {
+    const honest = new Attacker({ kind: 'paced', port: b.port, topic: 'honest', ratePerSecond: 500, seconds: 12, source: addr(80) }, 60_000);
+    await honest.ready;
+    v.start();
+    await sleep(1500);
+    const flooder = new Attacker({ kind: 'paced', port: b.port, topic: 'flood', ratePerSecond: 3000, seconds: 9, source: addr(81) }, 60_000);
+    await flooder.ready;
+    await sleep(200);
+    process.kill(b.pid, 'SIGSTOP');
+    await sleep(stallMs);
+    process.kill(b.pid, 'SIGCONT');
+    const [h, f] = await Promise.all([honest.done, flooder.done]);
+    return { attack: `broker stopped ${stallMs / 1000} s (SIGSTOP) while a client publishes at 500/s (--rate 1000) and a flooder at 3000/s`, honest: h, flooder: f, victim: await v.finish(3000) };
+  });
+}
+
+/** Heap and RSS after 300,000 distinct 16-segment topics (one publish each), with --topic-names-bytes as given. */
+async function attackNames(): Promise<AttackResult> {
+  const one = (extra: string[]) =>
+    withBroker(extra, async (b, v) => {
+      v.start();
+      const t0 = performance.now();
+      const fill = await new Attacker({ kind: 'fill', port: b.port, conns: 25, topics: 300_000, ratePerConn: 800, source: addr(90), segments: 16 }, 300_000).done;
+      const fillS = round((performance.now() - t0) / 1000);
+      await sleep(3000);
+      const metrics = await (await fetch(`http://${HOST}:${b.port}/metrics`)).text();
+      const heap = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1]);
+      const topics = (await (await fetch(`http://${HOST}:${b.port}/api/topics?limit=1`)).json()) as { total: number };
+      return { fill: { ...fill, wallS: fillS }, heapUsedMB: round(heap / MB), rssMB: round(b.rss() / MB), topicsRemembered: topics.total, victim: await v.finish(3000) };
+    });
+  return {
+    brokerArgs: [],
+    loadavg: loadavg(),
+    attack: '300,000 distinct 16-segment topics, one publish each (25 connections), then heap used (/metrics) and RSS after 3 s',
+    bounded: await one([]).catch((err: Error) => ({ error: err.message })),
+    unbounded: await one(['--topic-names-bytes', String(64 * 1024 ** 3)]).catch((err: Error) => ({ error: err.message })),
+  };
+}
+
+/** 500 aborted `POST /api/publish` uploads in about 2 s: what the broker logs. */
+async function attackAborts(): Promise<AttackResult> {
+  return withBroker([], async (b, v) => {
+    v.start();
+    const t0 = Date.now();
+    const one = () =>
+      new Promise<void>((resolve) => {
+        const s = connect({ host: HOST, port: b.port, localAddress: addr(95) }, () => {
+          s.write(`POST /api/publish HTTP/1.1\r\nHost: ${HOST}:${b.port}\r\nContent-Length: 1000\r\n\r\n{"topic":"t","data":"`);
+          setTimeout(() => s.destroy(), 5);
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => resolve());
+      });
+    for (let i = 0; i < 500; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, one));
+      await sleep(150);
+    }
+    const seconds = round((Date.now() - t0) / 1000);
+    await sleep(1500);
+    return { attack: `500 aborted uploads in ${seconds} s`, logs: b.logsSince(t0), victim: await v.finish(2000) };
+  });
+}
+
 // ---------------------------------------------------------------- report
 const BEFORE: Record<AttackName, string> = {
   history: 'RSS 67 MB → 4.1 GB in 46 s, then heap OOM',
@@ -1066,6 +1207,10 @@ const BEFORE: Record<AttackName, string> = {
   since: '88 ms per request; victim 2/399; one `sub # since:0` over >1,000 messages closed the subscriber 4001',
   'slow-http': 'fds exhausted, new clients refused for 50 s, /healthz timed out, nothing logged',
   directs: 'victim closed 4001 within a second',
+  churn: 'one add+remove 14.5 ms; broker at 100 % CPU, victim p50 12.6 s, p99 27 s; /healthz slow 23 s after',
+  stall: 'honest client answered rate_limited ~100 times, closed 1008',
+  names: 'heap 1.44 GB',
+  aborts: '500 error-level lines with stack traces',
 };
 
 function vict(v: VictimReport | undefined): string {
@@ -1091,6 +1236,16 @@ function after(name: AttackName, r: any): string {
       return `new WS: ${JSON.stringify(r.probes.ws)}; /healthz: ${JSON.stringify(r.probes.healthz)}; slow-socket lifetimes ${JSON.stringify(r.attacker.lifetimes[0])}; logs ${r.logs.lines} lines; ${vict(r.victim)}`;
     case 'directs':
       return `${vict(r.victim)}, ${r.victim.directs} directs delivered; flooders: ${JSON.stringify(r.attacker.replies)}, ${JSON.stringify(r.attacker.closes)}`;
+    case 'churn': {
+      const c = (x: any) => `${x.attacker.pairsSent} pairs, replies ${JSON.stringify(x.attacker.replies)}, broker CPU ${x.brokerCpuS} s, /healthz after ${x.healthzAfterMs} ms, ${vict(x.victim)}`;
+      return `zz/+/x: ${c(r['zz/+/x'])}; +/+/x: ${c(r['+/+/x'])}`;
+    }
+    case 'stall':
+      return `honest: ${JSON.stringify(r.honest.replies)}, ${r.honest.close}; flooder: ${JSON.stringify(r.flooder.replies)}, ${r.flooder.close}; ${vict(r.victim)}`;
+    case 'names':
+      return `default: heap ${r.bounded.heapUsedMB} MB, RSS ${r.bounded.rssMB} MB, ${r.bounded.topicsRemembered} topics remembered; without the bound: heap ${r.unbounded.heapUsedMB} MB, RSS ${r.unbounded.rssMB} MB, ${r.unbounded.topicsRemembered} remembered`;
+    case 'aborts':
+      return `${r.logs.lines} log lines: ${JSON.stringify(r.logs.byMessage)}; ${vict(r.victim)}`;
   }
 }
 
@@ -1108,6 +1263,10 @@ async function main(): Promise<void> {
         : name === 'who' ? await attackWho()
         : name === 'since' ? await attackSince()
         : name === 'slow-http' ? await attackSlowHttp()
+        : name === 'churn' ? await attackChurn()
+        : name === 'stall' ? await attackStall()
+        : name === 'names' ? await attackNames()
+        : name === 'aborts' ? await attackAborts()
         : await attackDirects();
     } catch (err) {
       results[name] = { error: (err as Error).stack ?? String(err) };

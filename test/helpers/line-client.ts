@@ -26,8 +26,8 @@ export class LineClient {
     this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
   }
 
-  /** Connects and waits for the greeting's first line. */
-  static async connect(port: number): Promise<LineClient> {
+  /** Connects and waits for the greeting's first line; with `token`, authenticates with it first (auth on). */
+  static async connect(port: number, token?: string): Promise<LineClient> {
     const socket = connect(port, '127.0.0.1');
     const client = new LineClient(socket);
     await new Promise<void>((resolve, reject) => {
@@ -37,6 +37,7 @@ export class LineClient {
       });
       socket.once('error', reject);
     });
+    if (token !== undefined) client.send(JSON.stringify({ op: 'auth', token }));
     await client.next((l) => l.startsWith('I am here'));
     return client;
   }

@@ -69,6 +69,28 @@ describe('HS256 tokens on the WebSocket upgrade', () => {
     expect(await statusOf(`${broker.url}?token=${await token({ sub: 'dave', acl: { sub: ['a/#/b'] } })}`)).toBe(401);
     expect(await statusOf(`${broker.url}?token=${await token({ acl: {} })}`)).toBe(401); // no sub
   });
+
+  it('a present but malformed acl is refused (acl: null granted everything)', async () => {
+    for (const acl of [null, 'all', [], 5, true, ['chat/#']]) {
+      const t = await token({ sub: 'erin', acl });
+      expect(await statusOf(`${broker.url}?token=${t}`), JSON.stringify(acl)).toBe(401);
+    }
+    expect(await statusOf(`${broker.url}?token=${await token({ sub: 'erin' })}`)).toBe(101); // absent: everything
+  });
+
+  it('delivered (how many subscribe) only for a token that may subscribe to the topic, or an admin; others get no delivered', async () => {
+    const watcher = await TestClient.connect(`${broker.url}/feed/a?token=${await token({ sub: 'feed-reader' })}`);
+    const pubOnly = await TestClient.connect(`${broker.url}?token=${await token({ sub: 'feed-pub', acl: { pub: ['feed/+'], sub: [] } })}`);
+    const pubSub = await TestClient.connect(`${broker.url}?token=${await token({ sub: 'feed-both', acl: { pub: ['feed/+'], sub: ['feed/#'] } })}`);
+    const admin = await TestClient.connect(`${broker.url}?token=${await token({ sub: 'feed-admin', admin: true, acl: { pub: ['feed/+'], sub: [] } })}`);
+    const blind = await pubOnly.request({ op: 'pub', topic: 'feed/a', data: 1 });
+    expect(blind).toMatchObject({ op: 'ack', seq: 1, epoch: expect.any(String) });
+    expect(blind).not.toHaveProperty('delivered');
+    expect(await pubSub.request({ op: 'pub', topic: 'feed/a', data: 2 })).toMatchObject({ op: 'ack', seq: 2, delivered: 1 });
+    expect(await admin.request({ op: 'pub', topic: 'feed/a', data: 3 })).toMatchObject({ op: 'ack', seq: 3, delivered: 1 });
+    expect((await watcher.next((f) => f.op === 'msg' && f.seq === 3)).data).toBe(3);
+    for (const c of [watcher, pubOnly, pubSub, admin]) c.close();
+  });
 });
 
 describe('JWKS file', () => {

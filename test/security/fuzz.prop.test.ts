@@ -23,26 +23,41 @@ afterAll(async () => {
 });
 
 const DEFINED_CLOSES = new Set([1000, 1007, 1008, 1009]);
-const segment = fc.constantFrom('fz', 'a', 'b', '+', '#', '', 'x'.repeat(70));
+/** Keys a `{}` already has (`__proto__`, `constructor`, `toString`, …): topics, names and map keys like any other. */
+const prototypeName = fc.constantFrom(...Object.getOwnPropertyNames(Object.prototype));
+const segment = fc.oneof(fc.constantFrom('fz', 'a', 'b', '+', '#', '', 'x'.repeat(70)), prototypeName);
 const topicish = fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join('/'));
 const json = fc.jsonValue({ maxDepth: 2 });
+/** A map with own keys, `__proto__` included (fromEntries defines it; an assignment would set the prototype). */
+const ownMap = <V>(keys: fc.Arbitrary<string>, values: fc.Arbitrary<V>) => fc.array(fc.tuple(keys, values), { maxLength: 4 }).map((e) => Object.fromEntries(e));
 
 const validFrame: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   fc.record({ op: fc.constant('sub'), topic: topicish, since: fc.option(fc.nat(10), { nil: undefined }), presence: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: ['op', 'topic'] }),
+  // Wildcard resumes whose maps are keyed by prototype names: validated and answered like any other.
+  fc.record(
+    {
+      op: fc.constant('sub'),
+      topic: fc.constantFrom('+', '#', 'fz/+', '+/+'),
+      since: ownMap(fc.oneof(prototypeName, topicish), fc.nat(10)),
+      epoch: fc.option(ownMap(fc.oneof(prototypeName, topicish), fc.constantFrom('bogus', 'x'.repeat(30))), { nil: undefined }),
+      life: fc.option(fc.constantFrom('bogus', 'toString'), { nil: undefined }),
+    },
+    { requiredKeys: ['op', 'topic', 'since'] },
+  ),
   fc.record({ op: fc.constant('unsub'), topic: topicish }),
   fc.record({ op: fc.constant('pub'), topic: topicish, data: json, echo: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: ['op', 'topic', 'data'] }),
-  fc.record({ op: fc.constant('send'), to: fc.constantFrom('bystander', 'c1', 'nobody', ''), data: json }),
+  fc.record({ op: fc.constant('send'), to: fc.oneof(fc.constantFrom('bystander', 'c1', 'nobody', ''), prototypeName), data: json }),
   fc.record({ op: fc.constant('who'), topic: fc.option(topicish, { nil: undefined }) }, { requiredKeys: ['op'] }),
-  fc.record({ op: fc.constant('rename'), name: fc.oneof(fc.string({ maxLength: 70 }), fc.constant('bystander'), fc.constant('c9')) }),
+  fc.record({ op: fc.constant('rename'), name: fc.oneof(fc.string({ maxLength: 70 }), fc.constant('bystander'), fc.constant('c9'), prototypeName) }),
   fc.constant({ op: 'ping' }),
 );
 
 type Mutation = { kind: 'none' } | { kind: 'replace'; key: string; value: unknown } | { kind: 'delete'; key: string } | { kind: 'op'; op: string };
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 3, arbitrary: fc.constant({ kind: 'none' as const }) },
-  fc.record({ kind: fc.constant('replace' as const), key: fc.constantFrom('topic', 'data', 'name', 'to', 'since', 'presence', 'echo', 'op'), value: fc.oneof(json, fc.constant(null), fc.integer()) }),
+  fc.record({ kind: fc.constant('replace' as const), key: fc.oneof(fc.constantFrom('topic', 'data', 'name', 'to', 'since', 'presence', 'echo', 'op'), prototypeName), value: fc.oneof(json, fc.constant(null), fc.integer()) }),
   fc.record({ kind: fc.constant('delete' as const), key: fc.constantFrom('topic', 'data', 'name', 'to', 'op') }),
-  fc.record({ kind: fc.constant('op' as const), op: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('SUB', 'publish', 'hello')) }),
+  fc.record({ kind: fc.constant('op' as const), op: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('SUB', 'publish', 'hello'), prototypeName) }),
 );
 
 /** What a client sends: a (possibly mutated) frame with an id, garbage text, or binary bytes. */
@@ -56,7 +71,8 @@ const ending = fc.constantFrom('close', 'terminate', 'quit');
 
 function mutate(frame: Record<string, unknown>, m: Mutation): Record<string, unknown> {
   const f = { ...frame };
-  if (m.kind === 'replace') f[m.key] = m.value;
+  // defineProperty: a key named `__proto__` becomes an own field of the frame sent, as a client's JSON would have it.
+  if (m.kind === 'replace') Object.defineProperty(f, m.key, { value: m.value, enumerable: true, writable: true, configurable: true });
   else if (m.kind === 'delete') delete f[m.key];
   else if (m.kind === 'op') f.op = m.op;
   return f;

@@ -1,6 +1,7 @@
 // Pure gates: the token bucket, connection admission and the origin policy, driven without sockets.
 import { describe, expect, it } from 'vitest';
 import { TokenBucket } from '../../src/engine/bucket.js';
+import { LoopStalls } from '../../src/engine/stalls.js';
 import { Admission } from '../../src/actors/admission.js';
 import { OriginPolicy } from '../../src/http/origin.js';
 
@@ -26,6 +27,52 @@ describe('TokenBucket (token bucket)', () => {
     expect(r.take()).toBe('ok');
     expect(r.take()).toBe('limited'); // new window: strike 1
     expect(r.take()).toBe('limited');
+  });
+
+  it("the broker's stalls are credited: a backlog an honest client sent during one passes, a flood still does not", () => {
+    let now = 0;
+    const stalls = new LoopStalls({ periodMs: 20, slackMs: 50, now: () => now }).start({ timer: false });
+    const limits = { rate: 20, burst: 10, strikes: 5, windowMs: 10_000 };
+    const honest = new TokenBucket(limits, () => now, stalls);
+    const flooder = new TokenBucket(limits, () => now, stalls);
+    const plain = new TokenBucket(limits, () => now); // no stall clock: as before the fix
+    for (; now < 1000; now += 20) stalls.beat(); // an ordinary second: the timer on time
+    now += 2000; // the loop is blocked for 2 s; meanwhile the honest client sends 10/s (half the rate)
+    // The loop resumes: sockets are read before the timer runs, and 20 frames are there at once.
+    const backlog = (b: TokenBucket, n: number) => Array.from({ length: n }, () => b.take());
+    expect(backlog(honest, 20).filter((v) => v !== 'ok')).toEqual([]);
+    expect(backlog(plain, 20).filter((v) => v !== 'ok').length).toBe(10); // charged for the stall: 10 refused
+    // 3x the rate during the stall: ~40 stalled tokens + the burst cover 50 of its 60; the rest is refused.
+    expect(backlog(flooder, 60)).toContain('flooding');
+    stalls.beat();
+    // The credit is for the stall's backlog only: once it expired, the ordinary rate applies.
+    for (const end = now + 2500; now < end; now += 20) stalls.beat();
+    expect(backlog(honest, 10).every((v) => v === 'ok')).toBe(true);
+    expect(backlog(honest, 3)).toEqual(['limited', 'limited', 'limited']);
+    // A stall's credit never pays a debt: a client charged for costly replies stays refused until it refills.
+    const charged = new TokenBucket(limits, () => now, stalls);
+    charged.charge(30); // down to -10 (one burst of debt)
+    now += 400; // a short stall: 8 tokens of refill (-2), 330 ms beyond period and slack (6.6 of credit)
+    expect(backlog(charged, 3)).toEqual(['limited', 'limited', 'limited']);
+  });
+
+  it('LoopStalls: lateness beyond period and slack is a stall, counted once, a stall in progress included', () => {
+    let now = 0;
+    const stalls = new LoopStalls({ periodMs: 20, slackMs: 50, now: () => now });
+    now = 5000;
+    expect(stalls.blockedMs()).toBe(0); // not started: nothing measured
+    stalls.start({ timer: false });
+    now += 60; // late, but within the slack: a busy loop, not a stall
+    stalls.beat();
+    expect(stalls.blockedMs()).toBe(0);
+    now += 1070; // blocked: 1,000 ms beyond period and slack
+    expect(stalls.blockedMs()).toBe(1000); // seen before the timer runs again
+    stalls.beat();
+    expect(stalls.blockedMs()).toBe(1000); // and counted once when it does
+    now += 20;
+    stalls.beat();
+    expect(stalls.blockedMs()).toBe(1000);
+    stalls.stop();
   });
 
   it('rate 0 turns limiting off', () => {

@@ -111,7 +111,7 @@ describe('TCP chat lines: bidi controls and line separators', () => {
     expect(await ws.request({ op: 'pub', topic: broker.config.room, data: 'hi \u202Eevil\u202C and\u2028[1.2.3.4:5]root: login\u2029end' })).toMatchObject({ op: 'ack' });
     const line = await tcp.next((l) => l.includes('wsuser: hi'));
     expect(line).not.toMatch(UNSAFE);
-    expect(line).toBe(`[${ws.hello.client.addr}]wsuser: hi evil and ⏎ [1.2.3.4:5]root: login ⏎ end`);
+    expect(line).toBe(`[${ws.hello.client.id}]wsuser: hi evil and ⏎ [1.2.3.4:5]root: login ⏎ end`);
     // Barrier: once the who reply is here, every line sent before it is too.
     tcp.send('who');
     await tcp.next('user list:');

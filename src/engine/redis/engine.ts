@@ -7,14 +7,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { HeartbeatThread } from './heartbeat.js';
 import type { Logger } from 'pino';
+import type { Grant } from '../../auth/grant.js';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
-import { MAX_POSITIONS, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
+import { ackFrame, MAX_POSITIONS, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ServerFrame, type ClientInfo, type Transport } from '../../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
-import { TokenBucket } from '../bucket.js';
 import type { MissReason, Position } from '../history.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
@@ -505,7 +505,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       link.nameFixed = true;
     }
     this.registry.add(link); // under its id until a name is claimed
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsOpened++;
     this.enqueue(
       link,
@@ -547,7 +547,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private async claimDefaultName(link: S): Promise<string> {
-    const base = link.transport === 'tcp' ? link.addr : `guest-${link.id.slice(1)}`;
+    const base = this.defaultNameBase(link);
     for (let k = 1; ; k++) {
       const name = k === 1 ? base : `${base}-${k}`;
       if (await this.claimName(link, name, '')) return name;
@@ -556,7 +556,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   override leave(link: S, cause: LeaveCause): void {
     if (!this.registry.remove(link)) return;
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsClosed++;
     const filters = [...link.subscriptions];
     for (const filter of filters) {
@@ -595,7 +595,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   override activity(link: S, event: 'idle' | 'active'): void {
     if (!this.registry.has(link)) return;
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.enqueue(
       link,
       async () => {
@@ -629,7 +629,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           async () => {
             const done = await started;
             if ('err' in done) throw done.err;
-            this.pubFinish(link, frame, done.r);
+            this.pubAnswer(link, frame, done.r);
           },
           frame.id,
           true,
@@ -673,7 +673,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           this.index.remove(frame.topic, link);
           this.presence.unwatch(frame.topic, link);
           link.presence.delete(frame.topic);
-          this.roster.changed();
+          this.roster.subscriptionChanged(frame.topic);
           await this.mirror(link);
         }
         return;
@@ -687,10 +687,25 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
   }
 
+  /** A fresh token, in the session's order: filters it no longer allows are dropped (and mirrored) before the ack. */
+  override regrant(link: S, grant: Grant, id: FrameId | undefined): void {
+    this.enqueue(
+      link,
+      async () => {
+        const dropped = this.takeGrant(link, grant);
+        for (const topic of dropped) await this.unsubAsync(link, { op: 'unsub', topic });
+        this.grantTaken(link, grant, dropped, id);
+      },
+      id,
+      false,
+    );
+  }
+
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
     if (link.subscriptions.delete(frame.topic)) {
-      this.roster.changed();
+      this.roster.subscriptionChanged(frame.topic);
       this.index.remove(frame.topic, link);
+      this.chargeInvalidation(link);
       this.presence.unwatch(frame.topic, link);
       link.presence.delete(frame.topic);
       await this.mirror(link);
@@ -700,7 +715,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private async pubAsync(link: S, frame: FrameOf<'pub'>): Promise<void> {
-    this.pubFinish(link, frame, await this.pubStart(link, frame));
+    this.pubAnswer(link, frame, await this.pubStart(link, frame));
   }
 
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
@@ -708,11 +723,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       return Promise.resolve(new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
     return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id);
-  }
-
-  private pubFinish(link: S, frame: FrameOf<'pub'>, result: PublishResult | ProtocolError): void {
-    if (result instanceof ProtocolError) return this.fail(link, result);
-    this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
   }
 
   /** The in-memory engine's synchronous publish cannot wait for Redis: the cluster publishes with publishAsync. */
@@ -813,23 +823,19 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const records = (await this.cmd.hvals(KEYS.clients)).map((r) => JSON.parse(r) as ClientRecord);
     const members =
       topic === undefined ? records : isWildcard(topic) ? records.filter((r) => r.subs.includes(topic)) : records.filter((r) => r.subs.some((f) => filterMatches(f, topic)));
-    this.sendWhoPage(link, frame, new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true));
+    // Every record was read and parsed for this answer: the asker pays for all of them, not only for its page.
+    this.sendWhoPage(link, frame, new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true), records.length);
   }
 
   private async renameAsync(link: S, frame: FrameOf<'rename'>): Promise<void> {
-    const rate = this.options.renameRate ?? 0;
-    if (rate > 0) {
-      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 });
-      if (link.renames.take() !== 'ok') return this.fail(link, new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id));
-    }
-    const problem = this.nameProblem(link, frame.name, frame.id);
+    const problem = this.renameRefusal(link, frame);
     if (problem) return this.fail(link, problem);
     const old = link.name;
     if (old === frame.name) return this.ack(link, frame.id, { name: old });
     if (!this.cmdUp) return this.fail(link, unavailable(frame.id));
     if (!(await this.claimName(link, frame.name, old))) return this.fail(link, new ProtocolError('name_taken', `name '${frame.name}' is taken`, frame.id));
     this.registry.rename(link, frame.name);
-    this.roster.changed();
+    this.roster.clientChanged(link.subscriptions);
     this.ack(link, frame.id, { name: link.name });
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
   }
@@ -843,12 +849,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.fail(link, unavailable(frame.id));
         return false;
       }
-      const { since } = frame;
       const { seen: seenOf, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.lifeId);
       const budget = { messages: maxMessages, bytes: maxBytes };
       const wildcard = isWildcard(frame.topic);
-      const positions: Record<string, Position> = {};
-      const missed: Record<string, MissReason> = {};
+      // Maps: topics are client input (`__proto__`, `toString` are topics like any).
+      const positions = new Map<string, Position>();
+      const missed = new Map<string, MissReason>();
       const messages: Outgoing[] = [];
       let truncated = false;
       let topics = [frame.topic];
@@ -858,7 +864,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           truncated = true;
           topics = topics.slice(0, MAX_POSITIONS);
         }
-        if (!anchored || truncated) missed[frame.topic] = truncated ? 'replay_limit' : 'unknown_position';
+        if (!anchored || truncated) missed.set(frame.topic, truncated ? 'replay_limit' : 'unknown_position');
       }
       const reads = await Promise.all(
         topics.map((t) => {
@@ -871,22 +877,22 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         const seen = seenOf(topic);
         if (seqText === null || seqText === undefined || ep === null || ep === undefined) {
           // Listed without data: Redis lost it. A position on it is answered by the `since` loop below.
-          if (wildcard && !seen.listed) missed[topic] = 'unknown_position';
-          else if (!wildcard && seen.seq > 0) missed[topic] = 'unknown_position';
+          if (wildcard && !seen.listed) missed.set(topic, 'unknown_position');
+          else if (!wildcard && seen.seq > 0) missed.set(topic, 'unknown_position');
           return;
         }
         const position = { seq: Number(seqText), epoch: ep };
-        positions[topic] = position;
+        positions.set(topic, position);
         if (wildcard && !seen.listed && !anchored) {
-          missed[topic] = 'unknown_position';
+          missed.set(topic, 'unknown_position');
           return;
         }
         if (seen.seq > 0 && seen.epoch !== position.epoch) {
-          missed[topic] = seen.epoch === undefined ? 'unknown_position' : 'epoch_changed';
+          missed.set(topic, seen.epoch === undefined ? 'unknown_position' : 'epoch_changed');
           return;
         }
         if (seen.seq > position.seq) {
-          missed[topic] = 'unknown_position';
+          missed.set(topic, 'unknown_position');
           return;
         }
         if (seen.seq === position.seq) return;
@@ -899,43 +905,29 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         // Replayable: the stream still holds seen+1 onwards, within --history of the last seq.
         const oldestKept = Math.max(entries[0]?.seq ?? position.seq + 1, position.seq - this.options.historySize + 1);
         if (oldestKept > seen.seq + 1) {
-          missed[topic] = 'history_trimmed';
+          missed.set(topic, 'history_trimmed');
           return;
         }
         if (n > budget.messages || entries.length < n) {
-          missed[topic] = 'replay_limit';
+          missed.set(topic, 'replay_limit');
           return;
         }
         const replay = entries.slice(0, n);
         const bytes = replay.reduce((sum, m) => sum + m.out.bytes, 0);
         if (bytes > budget.bytes) {
-          missed[topic] = 'replay_limit';
+          missed.set(topic, 'replay_limit');
           return;
         }
         budget.messages -= n;
         budget.bytes -= bytes;
         for (const m of replay) messages.push(m.out);
       });
-      if (typeof since === 'object') {
-        for (const topic of Object.keys(since)) {
-          if (since[topic]! > 0 && !(topic in positions) && !truncated) missed[topic] = 'unknown_position';
-        }
-      }
-      const missedTopics = Object.keys(missed);
-      const fields: Record<string, unknown> = { recovered: missedTopics.length === 0 && !truncated, life: this.lifeId };
-      if (missedTopics.length > 0) {
-        fields.reason = missed[missedTopics[0]!];
-        fields.missed = missed;
-      } else if (truncated) {
-        fields.reason = 'replay_limit';
-      }
-      if (truncated) fields.truncated = true;
-      fields.positions = positions;
-      this.ack(link, frame.id, fields);
+      // Always answered, as on one node: a `sub` with `since` asked for its verdict, with or without an id.
+      link.send(ackFrame(frame.id, this.resumeVerdict(frame, positions, missed, truncated, this.lifeId)));
       for (const m of messages) link.mailbox.push(m);
       // Live messages up to each position were replayed (or lie before the client's position): not again.
       let floors = this.floors.get(link);
-      for (const [topic, p] of Object.entries(positions)) {
+      for (const [topic, p] of positions) {
         if (!floors) this.floors.set(link, (floors = new Map()));
         floors.set(topic, p);
       }
@@ -1079,7 +1071,14 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.own.delete(key);
         waiter(delivered);
       } else {
-        if (this.own.size > 10_000) this.own.clear();
+        // Bounded without dropping a publisher waiting for its count: the oldest count nobody claimed makes room.
+        if (this.own.size > 10_000) {
+          for (const [k, v] of this.own) {
+            if (typeof v !== 'number') continue;
+            this.own.delete(k);
+            break;
+          }
+        }
         this.own.set(key, delivered);
       }
     }

@@ -42,16 +42,26 @@ export function chatText(data: unknown, json?: string): string {
   return sanitize(typeof data === 'string' ? data : (json ?? JSON.stringify(data) ?? 'null'));
 }
 
+/** A client as a room line may show it: `addr` only where docs/protocol.md allows it (see shownInRoom). */
+export type RoomClient = Pick<ClientInfo, 'id' | 'name'> & { addr?: string | undefined };
+
 /**
- * What the brackets of a room line show: the address (the classic chat room, `--room-addresses show`) or the
- * client id (`hide`). The room is the documented exception to "no addresses for non-admins".
+ * What the brackets of a room line show: the address (the classic chat room, `--room-addresses show`) where the
+ * room may show one, else the client id; or always the id (`hide`). The room is the documented exception to "no
+ * addresses for non-admins", and only for its TCP line clients.
  */
-export type RoomLabel = (client: Pick<ClientInfo, 'id' | 'addr'>) => string;
-export const showAddress: RoomLabel = (c) => c.addr;
+export type RoomLabel = (client: Pick<RoomClient, 'id' | 'addr'>) => string;
+export const showAddress: RoomLabel = (c) => c.addr ?? c.id;
 export const showId: RoomLabel = (c) => c.id;
 
+/** A sender or presence subject as the room may show it: a TCP line client with its address, anyone else by id. */
+export function shownInRoom(c: ClientInfo | undefined): RoomClient | undefined {
+  if (c === undefined) return undefined;
+  return c.transport === 'tcp' ? c : { id: c.id, name: c.name };
+}
+
 /** `[addr]name: text` — the chat room line. Server-side publishes (no sender) read `[server]: text`. */
-export function messageLine(sender: Pick<ClientInfo, 'id' | 'addr' | 'name'> | undefined, data: unknown, json?: string, label: RoomLabel = showAddress): string {
+export function messageLine(sender: RoomClient | undefined, data: unknown, json?: string, label: RoomLabel = showAddress): string {
   return sender ? `[${sanitize(label(sender))}]${sanitize(sender.name)}: ${chatText(data, json)}\n` : `[server]: ${chatText(data, json)}\n`;
 }
 
@@ -60,7 +70,7 @@ const PRESENCE_WORD: Partial<Record<string, string>> = { join: 'login', leave: '
 const SILENT_IN_ROOM = new Set(['idle', 'active']);
 
 /** A room presence event as a chat room line; renames read `[addr]old: rename to new`. `subject` carries the address. */
-export function presenceLine(frame: Extract<ServerFrame, { op: 'event' }>, subject: Pick<ClientInfo, 'id' | 'addr'> | undefined, label: RoomLabel = showAddress): string {
+export function presenceLine(frame: Extract<ServerFrame, { op: 'event' }>, subject: Pick<RoomClient, 'id' | 'addr'> | undefined, label: RoomLabel = showAddress): string {
   const { client } = frame;
   const tag = sanitize(subject ? label(subject) : client.id);
   if (SILENT_IN_ROOM.has(frame.event)) return '';
@@ -80,11 +90,14 @@ export function greetingLines(hello: Extract<ServerFrame, { op: 'hello' }>, room
   );
 }
 
-/** `user list:` then one `addr:name` line per client (the classic chat format); `next`: a cursor for the rest of a long list. */
-export function whoLines(clients: readonly Pick<ClientInfo, 'id' | 'addr' | 'name'>[], label: RoomLabel = showAddress, next?: string): string {
+/**
+ * `user list:` then one `addr:name` line per client of the room (the classic chat format; `id:name` for those whose
+ * address it may not show); `next`: a cursor for the rest of a long list of `room`.
+ */
+export function whoLines(clients: readonly RoomClient[], label: RoomLabel = showAddress, next?: string, room?: string): string {
   let out = 'user list:\n';
   for (const c of clients) out += `${sanitize(label(c))}:${sanitize(c.name)}\n`;
-  if (next !== undefined) out += `(more: send {"op":"who","cursor":"${next}"})\n`;
+  if (next !== undefined) out += `(more: send {"op":"who",${room === undefined ? '' : `"topic":${sanitize(JSON.stringify(room))},`}"cursor":"${next}"})\n`;
   return out;
 }
 

@@ -1,6 +1,7 @@
 // TCP transport: the line protocol of a classic TCP chat room plus JSON lines, on the same Connection actor as WebSocket.
 // Reader side: LineSplitter → plain-text command or JSON line → FrameReader. Writer side: TcpWire renders
 // room traffic as chat lines and everything else as JSON lines.
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createServer, Socket, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -9,7 +10,7 @@ import { openConnection, type BrokerCore } from '../../actors/connection.js';
 import type { Wire } from '../../actors/mailbox.js';
 import type { FrameReader } from '../../actors/reader.js';
 import type { ConnectionActor } from '../../actors/connection.machine.js';
-import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, showAddress, showId, whoLines, type RoomLabel } from './chat.js';
+import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, showAddress, showId, shownInRoom, whoLines, type RoomLabel } from './chat.js';
 import { WHO_LIMIT_MAX } from '../../protocol/frames.js';
 import { CLOSE, ProtocolError } from '../../protocol/errors.js';
 import { authenticateFirstLine } from './line-auth.js';
@@ -25,9 +26,10 @@ import type { Encoding, Outgoing } from '../../protocol/outgoing.js';
 /** Kinds of plain-text request whose reply is rendered as text rather than JSON. */
 type LineRequest = 'who' | 'rename' | 'say' | 'error';
 
-// Plain-text commands travel as ordinary frames with ids under this prefix; the wire renders their
-// replies as text and strips the id. The NUL makes a clash with a JSON client's own id implausible.
-const LINE_ID_PREFIX = '\u0000line:';
+// Plain-text commands travel as ordinary frames with ids under this prefix; the wire renders their replies as
+// text and strips the id. Random per process: a JSON line cannot forge one to get its reply rendered as text
+// (a `who` of any topic as `addr:name` lines).
+const LINE_ID_PREFIX = `\u0000line:${randomBytes(9).toString('base64')}:`;
 
 function lineId(kind: LineRequest): string {
   return LINE_ID_PREFIX + kind;
@@ -78,10 +80,10 @@ export class TcpWire implements Wire {
         return Buffer.from(greetingLines(f, this.room, this.view.quiet?.() ? this.view.announceMax : undefined));
       case 'msg':
         // Rendered once per broadcast, shared by every TCP client in the room (the key says which labelling).
-        if (f.topic === this.room) return out.rendered(this.chatKey, () => messageLine(out.sender, f.data, out.dataJson(), this.label));
+        if (f.topic === this.room) return out.rendered(this.chatKey, () => messageLine(shownInRoom(out.sender), f.data, out.dataJson(), this.label));
         break;
       case 'event':
-        if (f.topic === this.room) return out.rendered(this.chatKey, () => presenceLine(f, out.sender, this.label));
+        if (f.topic === this.room) return out.rendered(this.chatKey, () => presenceLine(f, shownInRoom(out.sender), this.label));
         break;
       case 'ack':
       case 'error': {
@@ -99,7 +101,7 @@ export class TcpWire implements Wire {
 
   private reply(kind: LineRequest, f: ServerFrame, out: Outgoing): Buffer {
     if (f.op === 'error') return Buffer.from(errorLine(f.code, f.message));
-    if (kind === 'who') return Buffer.from(whoLines(out.roster ?? [], this.label, (f as { next?: string }).next));
+    if (kind === 'who') return Buffer.from(whoLines(out.roster ?? [], this.label, (f as { next?: string }).next, this.room));
     if (kind === 'rename') return Buffer.from('rename ok\n');
     // A said line is acknowledged by its own echo in the room, as in a classic TCP chat server.
     return NOTHING;
@@ -228,7 +230,7 @@ export class TcpTransport {
     tokens.verify(requestToken(req)).then(
       (grant) => {
         if (grant instanceof AuthFailure) {
-          this.log.info({ addr: req.socket.remoteAddress, reason: grant.message }, 'lines upgrade refused: unauthorized');
+          this.core.faults?.note('info', { addr: req.socket.remoteAddress, reason: grant.message }, 'lines upgrade refused: unauthorized');
           return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
         }
         if (!this.core.hub.isNameFree(grant.name)) return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
@@ -313,7 +315,8 @@ export class TcpTransport {
           case 'json':
             return reader.text(e.text, e.bytes);
           case 'who':
-            return reader.parsed({ op: 'who', id: lineId('who'), limit: WHO_LIMIT_MAX }, e.bytes);
+            // The room's members (docs/protocol.md): addresses of its TCP clients only; the token's grant applies.
+            return reader.parsed({ op: 'who', topic: room, id: lineId('who'), limit: WHO_LIMIT_MAX }, e.bytes);
           case 'rename':
             return reader.parsed({ op: 'rename', name: cmd.name, id: lineId('rename') }, e.bytes);
           case 'quit':

@@ -112,7 +112,7 @@ export class WsTransport {
     tokens.verify(requestToken(req)).then(
       (grant) => {
         if (grant instanceof AuthFailure) {
-          this.log.info({ addr: req.socket.remoteAddress, reason: grant.message }, 'upgrade refused: unauthorized');
+          this.core.faults?.note('info', { addr: req.socket.remoteAddress, reason: grant.message }, 'upgrade refused: unauthorized');
           return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
         }
         // The token's name is fixed, so a second connection with it has no other name to fall back to.
@@ -176,7 +176,7 @@ export class WsTransport {
       if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });
     });
     // ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself.
-    ws.on('error', (err) => this.log.info({ client: link.id, err: err.message }, 'websocket error'));
+    ws.on('error', (err) => this.core.faults?.note('info', { client: link.id, err: err.message }, 'websocket error'));
     // A crash before the supervisor registered this link leaves nobody else to close the socket.
     actor.subscribe({ error: () => ws.close(CLOSE.internalError, 'internal error') });
     actor.start();

@@ -1,0 +1,62 @@
+// Token refresh end to end (CONTRACT-auth.md, issue 19 item 7): the client library (`getToken`) against the real
+// broker's side of the contract, over real sockets. Tokens live 2.5 s; the client refreshes each before it expires,
+// on the same connection, and a subscription goes on receiving; without `getToken` the app is told and the broker
+// closes the connection with 4003 after the grace.
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SwitchboardClient, type SwitchboardError } from '@switchboard/client';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
+import { until } from './proxy.js';
+
+const SECRET = 'refresh-e2e-secret-long-enough-for-hs256';
+const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+/** Issued 20 s ago, expiring 2.5 s from now: the client refreshes it ~0.25 s before. */
+const shortLived = (sub: string) => sign({ sub, iat: Math.floor(Date.now() / 1000) - 20, exp: Date.now() / 1000 + 2.5 });
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker({ authSecret: SECRET, tokenGraceMs: 300 });
+});
+afterAll(() => broker.close());
+
+describe('token refresh against the broker', { concurrent: true }, () => {
+  it('getToken keeps one connection alive across several expiries; its subscription keeps receiving', { timeout: 20_000 }, async () => {
+    let issued = 0;
+    const c = new SwitchboardClient({ url: broker.url, getToken: () => (issued++, shortLived('ann')) });
+    const errors: SwitchboardError[] = [];
+    const closes: unknown[] = [];
+    c.on('error', (e) => errors.push(e));
+    c.on('disconnected', (close) => closes.push(close));
+    await c.connect();
+    const sub = await c.subscribe('news');
+    const got: unknown[] = [];
+    sub.on('message', (m) => got.push(m.data));
+    const pub = await TestClient.connect(`${broker.url}?token=${await sign({ sub: 'newsroom' })}`);
+    const started = Date.now();
+    for (let i = 0; Date.now() - started < 6000; i++) {
+      await pub.request({ op: 'pub', topic: 'news', data: i });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await until(() => got.length >= 25, 'the messages');
+    expect(issued).toBeGreaterThanOrEqual(3); // the connect's token and at least two refreshes
+    expect(errors).toEqual([]); // never token_expired, never a refused refresh
+    expect(closes).toEqual([]); // never 4003
+    expect(broker.hub.find('ann')).toBeDefined();
+    pub.close();
+    await c.close();
+  });
+
+  it('without getToken the app is told (token_expired) and the broker closes the connection with 4003', async () => {
+    const c = new SwitchboardClient({ url: broker.url, token: await shortLived('bob'), backoff: { minMs: 60_000, maxMs: 60_000 } });
+    const errors: SwitchboardError[] = [];
+    const closes: { code?: number }[] = [];
+    c.on('error', (e) => errors.push(e));
+    c.on('disconnected', (close) => closes.push(close as { code?: number }));
+    await c.connect();
+    await until(() => closes.length > 0, 'the close', 6000);
+    expect(errors.map((e) => e.code)).toContain('token_expired');
+    expect(closes[0]).toMatchObject({ code: 4003 });
+    await c.close();
+  });
+});
