@@ -193,7 +193,7 @@ export class MqttTransport {
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
     const keepaliveMs = connect.keepalive ? connect.keepalive * 1500 : undefined;
-    const { link, reader, actor } = openConnection(this.core, wire, addr, { name, grant }, keepaliveMs);
+    const { link, reader, actor } = openConnection(this.core, wire, addr, { name, grant }, undefined, keepaliveMs);
     session.attach(link, reader);
     const will = willOf(connect);
     const parser = mqttPacket.parser({ protocolVersion: version === 5 ? 5 : 4 });
