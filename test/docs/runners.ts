@@ -25,6 +25,8 @@ export const README_RUNNERS: Record<string, Runner> = {
   'client-install': { elsewhere: 'test/package/install.test.ts' },
   'example:client/tour.ts': { elsewhere: 'test/package/install.test.ts' },
 
+  'sse-curl': { elsewhere: 'test/sse/docs.test.ts' },
+
   'readme-ws-session': {
     async run([block]) {
       const b = await broker();
