@@ -30,6 +30,7 @@ import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
 import { RedisEngine } from './engine/redis/engine.js';
 import { LoopStalls } from './engine/stalls.js';
+import { Hooks } from './hooks/hooks.js';
 
 export const VERSION = '0.1.0';
 
@@ -118,7 +119,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
   const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
   const faults = new ClientFaults(log);
-  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls };
+  const hooks = Hooks.fromConfig(config, log);
+  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls, hooks };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -204,6 +206,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     supervisor.stop();
     stately?.stop();
     stalls.stop();
+    hooks?.close();
     await engine.close?.();
     throw err;
   }
@@ -226,11 +229,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       tcp?.destroyAll();
       stately?.stop();
       stalls.stop();
+      hooks?.close();
       await engine.close?.();
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, actors, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
+  return { config, hub, supervisor, actors, admission: core.admission, tokens, hooks, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
 }
 
 /** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */

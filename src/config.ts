@@ -65,6 +65,18 @@ export const SETTINGS = {
   nodeTtlMs: { flag: 'node-ttl-ms', kind: ms(100, 3_600_000), default: 5000, help: 'cluster: a node whose heartbeat is this old is taken for dead by the others (its clients time out)' },
   nodeTickMs: { flag: 'node-tick-ms', kind: ms(20, 600_000), default: 1500, help: 'cluster: how often a node refreshes its heartbeat and looks for dead nodes (well under --node-ttl-ms)' },
   nodeHangMs: { flag: 'node-hang-ms', kind: ms(100, 3_600_000), default: 30_000, help: 'cluster: a node whose event loop is stuck this long stops heartbeating (then reaped like a dead one); at least --node-ttl-ms' },
+  hookUrl: { flag: 'hook-url', kind: { type: 'string' }, default: undefined, help: 'the application backend (docs/integration.md): hooks are POSTed to <url>/connect, /subscribe, /publish, /rpc (those named by --hooks); webhooks to <url>/events' },
+  hooks: { flag: 'hooks', kind: { type: 'string' }, default: 'connect,subscribe,publish,rpc,events', help: 'which hooks of --hook-url are on: a comma-separated subset of connect, subscribe, publish, rpc, events' },
+  hookSecret: { flag: 'hook-secret', kind: { type: 'string' }, default: undefined, help: 'HMAC-SHA256 key: every hook and webhook body is signed in X-Switchboard-Signature: sha256=<hex>; prefer the env var' },
+  hookTimeoutMs: { flag: 'hook-timeout-ms', kind: ms(10, 600_000), default: 3_000, help: 'how long a hook call may take; over it the client gets unavailable (rpc: timeout, the outcome is unknown)' },
+  hookMaxInflight: { flag: 'hook-max-inflight', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1_000, help: 'hook calls one process may have waiting on the backend; over it: unavailable at once' },
+  hookQueue: { flag: 'hook-queue', kind: { type: 'int', min: 1, max: 10_000 }, default: 64, help: 'requests of one connection waiting behind its hook calls (kept in order); over it: rate_limited' },
+  hookBreakerFailures: { flag: 'hook-breaker-failures', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 5, help: 'consecutive failed calls of one hook that open its circuit breaker (unavailable at once while open)' },
+  hookBreakerMs: { flag: 'hook-breaker-ms', kind: ms(10, 3_600_000), default: 5_000, help: 'how long an open breaker stays open before one trial call' },
+  hookCacheEntries: { flag: 'hook-cache-entries', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 10_000, help: 'hook results kept for the lifetime the backend gave them (cacheMs); 0 = no cache' },
+  webhookQueue: { flag: 'webhook-queue', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'webhook events waiting to be delivered; over it the newest are dropped, counted and logged' },
+  webhookBatch: { flag: 'webhook-batch', kind: { type: 'int', min: 1, max: 10_000 }, default: 100, help: 'webhook events per POST' },
+  webhookRetryMs: { flag: 'webhook-retry-ms', kind: ms(1, 600_000), default: 500, help: 'first retry delay of a failed webhook batch (doubled each time, up to 30 s)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
   logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
   inspect: { flag: 'inspect', kind: { type: 'string', bare: 'ws://localhost:8090' }, default: undefined, help: 'send actor inspection events to the Stately Inspector bridge (`switchboard inspect`) at this WebSocket URL; `--inspect` alone means ws://localhost:8090' },
@@ -121,6 +133,19 @@ export interface Config {
   nodeTtlMs: number;
   nodeTickMs: number;
   nodeHangMs: number;
+  /** The application backend's base URL; undefined = no hooks, no webhooks. */
+  hookUrl: string | undefined;
+  hooks: string;
+  hookSecret: string | undefined;
+  hookTimeoutMs: number;
+  hookMaxInflight: number;
+  hookQueue: number;
+  hookBreakerFailures: number;
+  hookBreakerMs: number;
+  hookCacheEntries: number;
+  webhookQueue: number;
+  webhookBatch: number;
+  webhookRetryMs: number;
   serverName: string;
   logLevel: string;
   /** WebSocket URL of the inspector bridge; undefined = inspection off (no observer at all). */
@@ -263,6 +288,10 @@ export function validateConfig(config: Config): void {
   }
   if (config.workers > 1 && config.redisUrl === undefined) {
     throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
+  }
+  if (config.hookUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(config.hookUrl)) throw new ConfigError(`--hook-url is the backend's http(s):// base URL, got '${config.hookUrl}'`);
+  for (const kind of config.hooks.split(',')) {
+    if (!['connect', 'subscribe', 'publish', 'rpc', 'events', ''].includes(kind.trim())) throw new ConfigError(`--hooks: unknown hook '${kind}' (connect, subscribe, publish, rpc, events)`);
   }
   if (config.inspect !== undefined && !/^wss?:\/\/[^/\s]+/.test(config.inspect)) {
     throw new ConfigError(`--inspect takes the bridge's WebSocket URL (ws://host:port), got '${config.inspect}'`);

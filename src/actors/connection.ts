@@ -15,6 +15,7 @@ import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
 import type { StallClock } from '../engine/stalls.js';
 import type { ClientFaults } from '../log.js';
+import type { Hooks } from '../hooks/hooks.js';
 
 export interface BrokerCore {
   config: Config;
@@ -32,6 +33,8 @@ export interface BrokerCore {
   faults?: ClientFaults;
   /** How long the event loop was blocked: rate buckets credit it (the broker's stalls are not the client's frames). */
   stalls?: StallClock;
+  /** The application backend's hooks (--hook-url); absent = none. */
+  hooks?: Hooks | undefined;
 }
 
 /** Refused frames are counted per window of this length when deciding a client is flooding. */
@@ -66,9 +69,10 @@ function rateLimitsOf(config: Config): RateLimits {
 }
 
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
-export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
+export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest, meta?: Record<string, unknown>): OpenConnection {
   const { config } = core;
   const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.() });
+  link.meta = meta; // the connect hook's, shown in presence from the join on
   const actor = createActor(connectionMachine, {
     id: link.id,
     input: {
@@ -92,5 +96,5 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens), actor };
+  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens, core.hooks), actor };
 }

@@ -5,6 +5,7 @@ import type { TokenBucket } from '../engine/bucket.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
+import type { FrameId } from '../protocol/errors.js';
 import type { ConnectionActor, ConnectionEvent } from './connection.machine.js';
 
 let lastId = 0;
@@ -61,6 +62,10 @@ export class Link {
   rate: TokenBucket | undefined;
   /** Renames allowed per second (created by the first rename). */
   renames: TokenBucket | undefined;
+  /** What the application backend's connect hook attached (shown to other clients in presence events). */
+  meta: Record<string, unknown> | undefined;
+  /** Fields the ack of a request id carries besides the engine's own (a subscribe hook's `data`); usually none. */
+  private ackExtras: Map<FrameId, Record<string, unknown>> | undefined;
 
   constructor(opts: LinkOptions) {
     this.id = opts.id ?? `c${++lastId}`;
@@ -92,7 +97,12 @@ export class Link {
 
   /** How other clients see this one (presence events): no address. */
   publicInfo(): PublicClient {
-    return { id: this.id, name: this.name, transport: this.transport };
+    return this.meta === undefined ? { id: this.id, name: this.name, transport: this.transport } : { id: this.id, name: this.name, transport: this.transport, meta: this.meta };
+  }
+
+  /** The reply to request `id` carries `fields` too when it is an ack (an error reply drops them). */
+  addToReply(id: FrameId, fields: Record<string, unknown>): void {
+    (this.ackExtras ??= new Map()).set(id, fields);
   }
 
   /** Links travel inside actor events; serialising one (inspector, logs) shows who, not the object graph. */
@@ -107,7 +117,17 @@ export class Link {
   }
 
   send(frame: ServerFrame): boolean {
+    if (this.ackExtras !== undefined) frame = this.withExtras(frame);
     return this.mailbox.push(new Outgoing(frame));
+  }
+
+  private withExtras(frame: ServerFrame): ServerFrame {
+    if ((frame.op !== 'ack' && frame.op !== 'error') || frame.id === undefined) return frame;
+    const extra = this.ackExtras!.get(frame.id);
+    if (extra === undefined) return frame;
+    this.ackExtras!.delete(frame.id);
+    if (this.ackExtras!.size === 0) this.ackExtras = undefined;
+    return frame.op === 'ack' ? { ...frame, ...extra } : frame;
   }
 
   /** The connection machine's state as one word: connecting, online, idle, closing or closed. */
