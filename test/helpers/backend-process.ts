@@ -27,7 +27,7 @@ export function startBackend(file = 'test/helpers/hook-backend.mjs', env: Record
           await fetch(`${url}/control`, { method: 'POST', body: JSON.stringify(rules) });
         },
         async calls() {
-          return (await fetch(`${url}/calls`)).json();
+          return (await fetch(`${url}/calls`)).json() as Promise<any[]>;
         },
         stop: () =>
           new Promise<void>((done) => {

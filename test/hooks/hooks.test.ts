@@ -100,7 +100,7 @@ describe('subscribe hook', () => {
     const failed = await c.request({ op: 'sub', topic: 'a/b' });
     expect(failed.code).toBe('unavailable');
     // Nothing was subscribed: a publish there reaches nobody.
-    const pub = await (await fetch(`${broker.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'a/b', data: 1 }) })).json();
+    const pub = (await (await fetch(`${broker.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'a/b', data: 1 }) })).json()) as { delivered: number };
     expect(pub.delivered).toBe(0);
     await backend.script({});
     c.ws.close();
