@@ -25,6 +25,7 @@ export const SETTINGS = {
   host: { flag: 'host', kind: { type: 'string' }, default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for all)' },
   port: { flag: 'port', kind: { type: 'int', min: 0, max: 65535 }, default: 8080, help: 'HTTP + WebSocket port (0 picks a free one)' },
   tcpPort: { flag: 'tcp-port', kind: { type: 'int', min: 0, max: 65535 }, default: 8000, help: 'TCP line-protocol port; 0 disables TCP' },
+  mqttPort: { flag: 'mqtt-port', kind: { type: 'int', min: 0, max: 65535 }, default: 0, help: 'MQTT 3.1.1 and 5.0 port (docs/mqtt.md; 1883 is the usual one); 0 disables MQTT' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
   idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
   idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
@@ -87,6 +88,8 @@ export interface Config {
   host: string;
   port: number;
   tcpPort: number;
+  /** MQTT listener port; 0 = off. */
+  mqttPort: number;
   heartbeatMs: number;
   idleMs: number;
   idleGraceMs: number;
@@ -281,6 +284,7 @@ export function validateConfig(config: Config): void {
   const roomError = topicError(config.room);
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
+  if (config.mqttPort !== 0 && (config.mqttPort === config.port || config.mqttPort === config.tcpPort)) throw new ConfigError('--mqtt-port must differ from --port and --tcp-port');
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
   if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
   if (config.nodeTickMs * 2 > config.nodeTtlMs) {

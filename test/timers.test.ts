@@ -60,7 +60,7 @@ afterAll(async () => {
 describe('closing one connection among many', () => {
   it('scans only its own timers, however many connections are open', async () => {
     expect(broker.hub.registry.size).toBe(CONNECTIONS);
-    for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating', token: 'lasting' } });
+    for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating', token: 'lasting', keepalive: 'none' } });
     const leaving = conns[CONNECTIONS / 2]!;
     // Its heartbeat and idle timers; with a shared system this would be every connection's (2 × 2,000).
     expect(scannedOnStop(leaving.actor)).toBe(2);

@@ -69,7 +69,8 @@ function rateLimitsOf(config: Config): RateLimits {
 }
 
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
-export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest, meta?: Record<string, unknown>): OpenConnection {
+/** `meta`: the connect hook's, shown in presence. `keepaliveMs`: silence after which the peer is gone (MQTT's keepalive × 1.5); absent = none. */
+export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest, meta?: Record<string, unknown>, keepaliveMs?: number): OpenConnection {
   const { config } = core;
   const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.() });
   link.meta = meta; // the connect hook's, shown in presence from the join on
@@ -83,6 +84,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
       timing: timingOf(config),
       closeWhenIdle: core.hub.closesWhenIdle(link),
       stalls: core.stalls,
+      keepaliveMs,
     },
   });
   link.actor = actor;

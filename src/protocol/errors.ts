@@ -38,6 +38,8 @@ export type FrameId = number | string;
 export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
+  /** The peer broke its protocol's rules (MQTT: a second CONNECT, a malformed packet, a packet out of place). */
+  protocolError: 1002,
   /** No close frame was seen (the socket just ended): never sent, only reported. */
   abnormal: 1006,
   policy: 1008,
