@@ -125,7 +125,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
   const faults = new ClientFaults(log);
   const hooks = Hooks.fromConfig(config, log);
-  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls, hooks };
+  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls, hooks, events: hooks?.events };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -216,7 +216,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     supervisor.stop();
     stately?.stop();
     stalls.stop();
-    hooks?.close();
+    await hooks?.close();
     await engine.close?.();
     throw err;
   }
@@ -242,7 +242,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       mqtt?.destroyAll();
       stately?.stop();
       stalls.stop();
-      hooks?.close();
+      await hooks?.close(2000); // the last disconnects reach the backend
       await engine.close?.();
       log.info('switchboard stopped');
     })());

@@ -15,7 +15,9 @@ import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
 import type { StallClock } from '../engine/stalls.js';
 import type { ClientFaults } from '../log.js';
+import { CLOSE } from '../protocol/errors.js';
 import type { Hooks } from '../hooks/hooks.js';
+import type { ClientEvents } from '../hooks/events.js';
 
 export interface BrokerCore {
   config: Config;
@@ -35,6 +37,8 @@ export interface BrokerCore {
   stalls?: StallClock;
   /** The application backend's hooks (--hook-url); absent = none. */
   hooks?: Hooks | undefined;
+  /** Webhook events about connections (--hook-url with `events` in --hooks); absent = none. */
+  events?: ClientEvents | undefined;
 }
 
 /** Refused frames are counted per window of this length when deciding a client is flooding. */
@@ -72,7 +76,8 @@ function rateLimitsOf(config: Config): RateLimits {
 /** `meta`: the connect hook's, shown in presence. `keepaliveMs`: silence after which the peer is gone (MQTT's keepalive × 1.5); absent = none. */
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest, meta?: Record<string, unknown>, keepaliveMs?: number): OpenConnection {
   const { config } = core;
-  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.() });
+  const events = core.events;
+  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.(), observer: events });
   link.meta = meta; // the connect hook's, shown in presence from the join on
   const actor = createActor(connectionMachine, {
     id: link.id,
@@ -93,9 +98,15 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     complete: () => {
       const snapshot = actor.getSnapshot();
       if (snapshot.status === 'done') core.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: snapshot.output });
+      events?.disconnected(link, snapshot.status === 'done' ? snapshot.output : { code: CLOSE.internalError, reason: 'internal error', cause: 'fault' });
     },
-    error: (error) => core.supervisor.send({ type: 'CONNECTION_CRASHED', link, error }),
+    error: (error) => {
+      core.supervisor.send({ type: 'CONNECTION_CRASHED', link, error });
+      events?.disconnected(link, { code: CLOSE.internalError, reason: 'internal error', cause: 'fault' });
+    },
   });
+  // Connected once admitted (the supervisor joined it and the machine is open).
+  if (events) actor.subscribe({ next: () => link.isOpen && events.connected(link), error: () => undefined });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
   return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens, core.hooks), actor };

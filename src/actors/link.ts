@@ -18,6 +18,44 @@ class NoFilters extends Set<string> {
 }
 const NO_FILTERS: Set<string> = new NoFilters();
 
+/** Told of a connection's changes as they happen, whatever engine made them (webhooks: src/hooks/events.ts). */
+export interface LinkObserver {
+  subscribed(link: Link, filter: string): void;
+  unsubscribed(link: Link, filter: string): void;
+  watched(link: Link, filter: string): void;
+  unwatched(link: Link, filter: string): void;
+  renamed(link: Link, old: string): void;
+}
+
+/** A filter set that reports what is added and removed (only links with an observer have one). */
+class ObservedFilters extends Set<string> {
+  constructor(
+    private readonly added: (filter: string) => void,
+    private readonly removed: (filter: string) => void,
+  ) {
+    super();
+  }
+
+  override add(filter: string): this {
+    if (this.has(filter)) return this;
+    super.add(filter);
+    this.added(filter);
+    return this;
+  }
+
+  override delete(filter: string): boolean {
+    if (!super.delete(filter)) return false;
+    this.removed(filter);
+    return true;
+  }
+
+  override clear(): void {
+    const gone = [...this];
+    super.clear();
+    for (const filter of gone) this.removed(filter);
+  }
+}
+
 export interface LinkOptions {
   addr: string;
   wire: Wire;
@@ -27,6 +65,8 @@ export interface LinkOptions {
   slowConsumer: SlowConsumerPolicy;
   /** The id an engine assigned (unique across a cluster); default: the next of this process's counter. */
   id?: string | undefined;
+  /** Told of subscriptions, presence and renames (webhooks); absent: nothing is observed, at no cost. */
+  observer?: LinkObserver | undefined;
 }
 
 export class Link {
@@ -39,7 +79,8 @@ export class Link {
   readonly mailbox: Mailbox;
   readonly connectedAt = Date.now();
   /** Filters this client holds. */
-  readonly subscriptions = new Set<string>();
+  readonly subscriptions: Set<string>;
+  private readonly observer: LinkObserver | undefined;
   /** Filters watched for presence: most clients watch none, so their set is made by the first watch(). */
   private watching: Set<string> | undefined;
   /** Last inbound application frame (pongs excluded), read by the idle guard instead of re-arming timers. */
@@ -73,6 +114,21 @@ export class Link {
     this.wire = opts.wire;
     this.transport = opts.wire.transport;
     this.name = this.id;
+    const observer = (this.observer = opts.observer);
+    this.subscriptions = observer ? new ObservedFilters((f) => observer.subscribed(this, f), (f) => observer.unsubscribed(this, f)) : new Set();
+    if (observer) {
+      // Only an observed link pays for an accessor: renames are reported once the name really changes.
+      let name = this.name;
+      Object.defineProperty(this, 'name', {
+        get: () => name,
+        set: (next: string) => {
+          const old = name;
+          name = next;
+          if (old !== next && this.isOpen) observer.renamed(this, old);
+        },
+        enumerable: true,
+      });
+    }
     this.mailbox = new Mailbox(
       opts.wire,
       { messages: opts.mailboxSize, bytes: opts.mailboxBytes ?? Number.MAX_SAFE_INTEGER },
@@ -88,7 +144,8 @@ export class Link {
   }
 
   watch(filter: string): void {
-    (this.watching ??= new Set()).add(filter);
+    const observer = this.observer;
+    (this.watching ??= observer ? new ObservedFilters((f) => observer.watched(this, f), (f) => observer.unwatched(this, f)) : new Set()).add(filter);
   }
 
   info(): ClientInfo {

@@ -8,6 +8,8 @@ import type { ClientFrame, FrameOf, Transport } from '../protocol/frames.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { HookCache } from './cache.js';
 import { HookClient, type HookKind, type HookResult } from './client.js';
+import { Webhooks } from './webhooks.js';
+import { ClientEvents } from './events.js';
 import { cacheLifetime, connectFailure, connectVerdict, failureError, publishVerdict, rpcVerdict, subscribeVerdict, type ConnectVerdict } from './verdicts.js';
 
 /** A connection as the backend sees it. */
@@ -43,6 +45,9 @@ export class Hooks {
   readonly client: HookClient;
   private readonly on: ReadonlySet<HookKind>;
   private readonly cache: HookCache;
+  /** Webhook delivery and the connection events feeding it, when `events` is in --hooks. */
+  readonly webhooks: Webhooks | undefined;
+  readonly events: ClientEvents | undefined;
 
   constructor(
     readonly config: Config,
@@ -58,6 +63,10 @@ export class Hooks {
     });
     this.on = new Set(config.hooks.split(',').map((k) => k.trim()).filter((k) => k.length > 0) as HookKind[]);
     this.cache = new HookCache(config.hookCacheEntries);
+    if (this.on.has('events')) {
+      this.webhooks = new Webhooks(this.client, { maxQueue: config.webhookQueue, batch: config.webhookBatch, retryMs: config.webhookRetryMs }, log);
+      this.events = new ClientEvents(this.webhooks);
+    }
   }
 
   /** The hooks of --hook-url, or undefined when no backend is configured. */
@@ -131,7 +140,10 @@ export class Hooks {
     return result;
   }
 
-  close(): void {
+  /** Gives the webhooks still queued up to `ms` to reach the backend, then stops. */
+  async close(ms = 0): Promise<void> {
+    if (this.webhooks && ms > 0) await this.webhooks.drained(ms);
+    this.webhooks?.close();
     this.client.close();
   }
 }

@@ -25,6 +25,7 @@ export const README_RUNNERS: Record<string, Runner> = {
   'package-readme': { elsewhere: 'test/package/install.test.ts' },
   'client-install': { elsewhere: 'test/package/install.test.ts' },
   'example:client/tour.ts': { elsewhere: 'test/package/install.test.ts' },
+  'example:backend/server.js': { elsewhere: 'test/hooks/example-backend.test.ts' },
 
   'readme-ws-session': {
     async run([block]) {

@@ -10,19 +10,24 @@ export interface BackendProcess {
   script(rules: Record<string, unknown>): Promise<void>;
   calls(): Promise<{ kind: string; body: any; signed: boolean | null; at: number }[]>;
   stop(): Promise<void>;
+  /** Every line it printed after its first. */
+  output: string[];
 }
 
 export function startBackend(file = 'test/helpers/hook-backend.mjs', env: Record<string, string> = {}): Promise<BackendProcess> {
   const child = spawn(process.execPath, [file], { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout! });
+  const output: string[] = [];
   return new Promise((resolve, reject) => {
     lines.once('line', (line) => {
+      lines.on('line', (l) => output.push(l));
       const { port } = JSON.parse(line) as { port: number };
       const url = `http://127.0.0.1:${port}`;
       resolve({
         child,
         port,
         url,
+        output,
         async script(rules) {
           await fetch(`${url}/control`, { method: 'POST', body: JSON.stringify(rules) });
         },

@@ -185,9 +185,10 @@ describe('liveness, wills and protocol errors', () => {
     const watcher = await device('will-watcher');
     await watcher.subscribeAsync('wills/#', { qos: 1 });
     const raw = await RawMqtt.open(broker.mqttPort);
+    // From before CONNECT: the broker hears the client last when CONNECT arrives.
+    const started = Date.now();
     raw.send({ cmd: 'connect', clientId: 'silent', keepalive: 1, clean: true, protocolId: 'MQTT', protocolVersion: 4, will: { topic: 'wills/silent', payload: Buffer.from('gone'), qos: 1, retain: false } });
     expect(await raw.next('connack')).toMatchObject({ returnCode: 0 });
-    const started = Date.now();
     const will = await nextMessage(watcher, 'wills/silent', 5000);
     expect(will.payload.toString()).toBe('gone');
     await raw.closed;
