@@ -26,6 +26,9 @@ export const SETTINGS = {
   port: { flag: 'port', kind: { type: 'int', min: 0, max: 65535 }, default: 8080, help: 'HTTP + WebSocket port (0 picks a free one)' },
   tcpPort: { flag: 'tcp-port', kind: { type: 'int', min: 0, max: 65535 }, default: 8000, help: 'TCP line-protocol port; 0 disables TCP' },
   mqttPort: { flag: 'mqtt-port', kind: { type: 'int', min: 0, max: 65535 }, default: 0, help: 'MQTT 3.1.1 and 5.0 port (docs/mqtt.md; 1883 is the usual one); 0 disables MQTT' },
+  mqttSessions: { flag: 'mqtt-sessions', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 10_000, help: 'persistent MQTT sessions kept while their clients are away (3.1.1 clean session 0, 5.0 session expiry); over it the least recently kept goes' },
+  mqttRetainedBytes: { flag: 'mqtt-retained-bytes', kind: { type: 'int', min: 0, max: 2 ** 31 }, default: 16 * 1024 * 1024, help: 'bytes of retained MQTT messages kept (at most 100,000 messages); over it the oldest goes; 0 turns retained messages off' },
+  mqttAnonymousAcl: { flag: 'mqtt-anonymous-acl', kind: { type: 'string' }, default: undefined, help: 'JSON acl like a token\'s ({"pub":[…],"sub":[…],"subDeny":[…]}) for MQTT clients that connect without a password: with tokens required they are admitted under it instead of refused; without tokens it limits them' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
   idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
   idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
@@ -86,6 +89,10 @@ export interface Config {
   tcpPort: number;
   /** MQTT listener port; 0 = off. */
   mqttPort: number;
+  mqttSessions: number;
+  mqttRetainedBytes: number;
+  /** The acl (JSON) of MQTT clients without a token; undefined = none (refused when tokens are required). */
+  mqttAnonymousAcl: string | undefined;
   heartbeatMs: number;
   idleMs: number;
   idleGraceMs: number;
@@ -277,6 +284,15 @@ export function validateConfig(config: Config): void {
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
   if (config.mqttPort !== 0 && (config.mqttPort === config.port || config.mqttPort === config.tcpPort)) throw new ConfigError('--mqtt-port must differ from --port and --tcp-port');
+  if (config.mqttAnonymousAcl !== undefined) {
+    let acl: unknown;
+    try {
+      acl = JSON.parse(config.mqttAnonymousAcl);
+    } catch {
+      throw new ConfigError(`--mqtt-anonymous-acl must be a JSON object like a token's acl, got '${config.mqttAnonymousAcl.slice(0, 80)}'`);
+    }
+    if (typeof acl !== 'object' || acl === null || Array.isArray(acl)) throw new ConfigError('--mqtt-anonymous-acl must be a JSON object like a token\'s acl');
+  }
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
   if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
   if (config.workers > 1 && config.redisUrl === undefined) {
