@@ -80,7 +80,16 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const log = options.log ?? createLogger(config.logLevel);
   const cluster = config.redisUrl;
   const engineOf = (o: MemoryEngineOptions): MemoryEngine<Link> =>
-    cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({ ...o, url: cluster, maxInflight: config.redisMaxInflight, log });
+    cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({
+          ...o,
+          url: cluster,
+          maxInflight: config.redisMaxInflight,
+          log,
+          interestLingerMs: config.interestLingerMs,
+          nodeTtlMs: config.nodeTtlMs,
+          tickMs: config.nodeTickMs,
+          nodeHangMs: config.nodeHangMs,
+        });
   // One stall clock per broker: rate buckets count frames when read, and credit what queued while the loop was blocked.
   const stalls = new LoopStalls();
   const hub = (options.hubFactory ?? engineOf)({

@@ -65,6 +65,10 @@ export const SETTINGS = {
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
+  interestLingerMs: { flag: 'interest-linger-ms', kind: ms(0, 3_600_000), default: 5000, help: 'cluster: how long a node keeps listening to a topic after its last local subscriber left (a client that resubscribes at once costs no SUBSCRIBE); docs/cluster.md, Interest routing' },
+  nodeTtlMs: { flag: 'node-ttl-ms', kind: ms(100, 3_600_000), default: 5000, help: 'cluster: a node whose heartbeat is this old is taken for dead by the others (its clients time out)' },
+  nodeTickMs: { flag: 'node-tick-ms', kind: ms(20, 600_000), default: 1500, help: 'cluster: how often a node refreshes its heartbeat and looks for dead nodes (well under --node-ttl-ms)' },
+  nodeHangMs: { flag: 'node-hang-ms', kind: ms(100, 3_600_000), default: 30_000, help: 'cluster: a node whose event loop is stuck this long stops heartbeating (then reaped like a dead one); at least --node-ttl-ms' },
   hookUrl: { flag: 'hook-url', kind: { type: 'string' }, default: undefined, help: 'the application backend (docs/integration.md): hooks are POSTed to <url>/connect, /subscribe, /publish, /rpc (those named by --hooks); webhooks to <url>/events' },
   hooks: { flag: 'hooks', kind: { type: 'string' }, default: 'connect,subscribe,publish,rpc,events', help: 'which hooks of --hook-url are on: a comma-separated subset of connect, subscribe, publish, rpc, events' },
   hookSecret: { flag: 'hook-secret', kind: { type: 'string' }, default: undefined, help: 'HMAC-SHA256 key: every hook and webhook body is signed in X-Switchboard-Signature: sha256=<hex>; prefer the env var' },
@@ -135,6 +139,10 @@ export interface Config {
   /** Worker processes of `serve` (1 = this process is the broker, no primary). */
   workers: number;
   redisMaxInflight: number;
+  interestLingerMs: number;
+  nodeTtlMs: number;
+  nodeTickMs: number;
+  nodeHangMs: number;
   /** The application backend's base URL; undefined = no hooks, no webhooks. */
   hookUrl: string | undefined;
   hooks: string;
@@ -295,6 +303,9 @@ export function validateConfig(config: Config): void {
   }
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
   if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
+  if (config.nodeTickMs * 2 > config.nodeTtlMs) {
+    throw new ConfigError(`--node-tick-ms ${config.nodeTickMs} must be at most half of --node-ttl-ms ${config.nodeTtlMs}: a node refreshes its heartbeat at least twice per TTL, or a late tick gets it reaped while alive`);
+  }
   if (config.workers > 1 && config.redisUrl === undefined) {
     throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
   }
