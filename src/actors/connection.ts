@@ -1,13 +1,15 @@
 // openConnection: what every transport does with a new socket — a Link, its reader, and a connection actor.
-// The actor runs in an actor system of its own (see ActorTree); the supervisor hears of its end from here.
-import { createActor } from 'xstate';
+// The actor runs in an actor system shared by a group of connections (see ActorTree); the supervisor hears of its end
+// from here.
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import { connectionMachine, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
+import type { AnyActorRef } from 'xstate';
+import { connectionMachine, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
-import type { ActorTree } from './tree.js';
+import type { ActorTree, ChildEnd } from './tree.js';
+import { CLOSE } from '../protocol/errors.js';
 import { Link } from './link.js';
-import type { Wire } from './mailbox.js';
+import type { MailboxLimits, Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
 import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
@@ -46,6 +48,7 @@ export interface OpenConnection {
 // One timing and one limits object per configuration, shared by every connection (per-connection memory).
 const timings = new WeakMap<Config, ConnectionTiming>();
 const rateLimits = new WeakMap<Config, RateLimits>();
+const mailboxLimits = new WeakMap<Config, MailboxLimits>();
 
 function timingOf(config: Config): ConnectionTiming {
   let t = timings.get(config);
@@ -54,6 +57,15 @@ function timingOf(config: Config): ConnectionTiming {
     timings.set(config, t);
   }
   return t;
+}
+
+function mailboxLimitsOf(config: Config): MailboxLimits {
+  let m = mailboxLimits.get(config);
+  if (!m) {
+    m = { messages: config.mailboxSize, bytes: config.mailboxBytes };
+    mailboxLimits.set(config, m);
+  }
+  return m;
 }
 
 function rateLimitsOf(config: Config): RateLimits {
@@ -65,31 +77,58 @@ function rateLimitsOf(config: Config): RateLimits {
   return r;
 }
 
+/**
+ * What happens when a connection's actor ends: the supervisor hears it (typed events, since connection actors are no
+ * children of its), and a crash closes the socket (1011) even before the supervisor registered the link. One per
+ * supervisor, shared by its connections.
+ */
+class ConnectionEnds implements ChildEnd {
+  constructor(private readonly supervisor: SupervisorActor) {}
+
+  completed(child: AnyActorRef, output: unknown): void {
+    const { link } = (child as ConnectionActor).getSnapshot().context;
+    this.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: output as CloseIntent });
+  }
+
+  failed(child: AnyActorRef, error: unknown): void {
+    const { link } = (child as ConnectionActor).getSnapshot().context;
+    this.supervisor.send({ type: 'CONNECTION_CRASHED', link, error });
+    link.wire.close(CLOSE.internalError, 'internal error');
+  }
+}
+
+const ends = new WeakMap<SupervisorActor, ConnectionEnds>();
+
+function endsOf(supervisor: SupervisorActor): ConnectionEnds {
+  let e = ends.get(supervisor);
+  if (!e) {
+    e = new ConnectionEnds(supervisor);
+    ends.set(supervisor, e);
+  }
+  return e;
+}
+
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
   const { config } = core;
-  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.() });
-  const actor = createActor(connectionMachine, {
-    id: link.id,
-    input: {
-      link,
-      supervisor: core.supervisor,
-      engine: core.hub,
-      request,
-      timing: timingOf(config),
-      closeWhenIdle: core.hub.closesWhenIdle(link),
-      stalls: core.stalls,
+  const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.() });
+  const actor = core.actors.create(
+    connectionMachine,
+    {
+      id: link.id,
+      input: {
+        link,
+        supervisor: core.supervisor,
+        engine: core.hub,
+        request,
+        timing: timingOf(config),
+        closeWhenIdle: core.hub.closesWhenIdle(link),
+        stalls: core.stalls,
+      },
     },
-  });
+    endsOf(core.supervisor),
+  );
   link.actor = actor;
-  core.actors.adopt(actor);
-  actor.subscribe({
-    complete: () => {
-      const snapshot = actor.getSnapshot();
-      if (snapshot.status === 'done') core.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: snapshot.output });
-    },
-    error: (error) => core.supervisor.send({ type: 'CONNECTION_CRASHED', link, error }),
-  });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
   return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens), actor };
