@@ -6,6 +6,8 @@ export default defineConfig({
   resolve: { alias: [{ find: /^@switchboard\/client$/, replacement: fileURLToPath(new URL('./packages/client/src/index.ts', import.meta.url)) }] },
   test: {
     include: ['test/**/*.test.ts'],
+    // Bundles the CLI once for the tests that start it as a process (test/helpers/cli.ts).
+    globalSetup: ['test/global-setup.ts'],
     exclude: ['test/bench/**', 'node_modules/**'],
     testTimeout: 20_000,
     hookTimeout: 20_000,

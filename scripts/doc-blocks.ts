@@ -15,6 +15,7 @@ export const GENERATED_FILES: Record<string, string[]> = {
   'docs/configuration.md': ['settings'],
   'docs/architecture.md': ['diagram:connection.mmd', 'diagram:supervisor.mmd'],
   'docs/client.md': ['diagram:client.mmd', 'example:client/alarms.ts', 'example:client/tour.ts'],
+  'docs/integration.md': ['example:backend/server.js'],
 };
 
 const FENCES: Record<string, string> = { '.ts': 'ts', '.js': 'js', '.html': 'html', '.sh': 'sh' };

@@ -14,6 +14,7 @@ import { WsTransport } from './transports/ws/transport.js';
 import { refuseUpgrade } from './transports/upgrade.js';
 import { OriginPolicy } from './http/origin.js';
 import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
+import { MqttTransport } from './transports/mqtt/transport.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { HttpError, Router, sendJson } from './http/router.js';
@@ -30,6 +31,7 @@ import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
 import { RedisEngine } from './engine/redis/engine.js';
 import { LoopStalls } from './engine/stalls.js';
+import { Hooks } from './hooks/hooks.js';
 
 export const VERSION = '0.1.0';
 
@@ -45,6 +47,8 @@ export interface Broker extends BrokerCore {
   port: number;
   /** Actual TCP line-protocol port; 0 when TCP is disabled. */
   tcpPort: number;
+  /** Actual MQTT port; 0 when MQTT is disabled. */
+  mqttPort: number;
   /** Shuts down gracefully: stop accepting, flush mailboxes, close every connection with 1001. */
   close(): Promise<void>;
   /** Watching the actors: the /inspect page, /metrics, and the Stately Inspector link when --inspect is on. */
@@ -57,6 +61,8 @@ export interface BrokerOptions {
   log?: Logger;
   /** Overrides config.tcpPort with a port to listen on; here 0 picks a free port (tests), where the setting's 0 disables TCP. */
   tcpPort?: number;
+  /** The same for config.mqttPort. */
+  mqttPort?: number;
   /** Builds the hub instead of `new MemoryEngine(options)`: tests plant a broken MemoryEngine subclass to prove the conformance checker notices. */
   hubFactory?: (options: MemoryEngineOptions) => MemoryEngine<Link>;
 }
@@ -109,7 +115,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
   const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
   const faults = new ClientFaults(log);
-  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls };
+  const hooks = Hooks.fromConfig(config, log);
+  const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls, hooks, events: hooks?.events };
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
@@ -175,8 +182,11 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
+  const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
+  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log);
   let port: number;
   let tcpPort: number;
+  let mqttPort: number;
   try {
     await listen(http, config.port, config.host).catch((err: unknown) => Promise.reject(new ListenError('--port', config.host, config.port, err)));
     port = (http.address() as AddressInfo).port;
@@ -187,18 +197,22 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     const fdWarning = openFilesWarning(config.maxConnections, readOpenFilesSoftLimit());
     if (fdWarning) log.warn({ maxConnections: config.maxConnections }, fdWarning);
     tcpPort = tcp ? await tcp.listen(tcpListenPort!, config.host).catch((err: unknown) => Promise.reject(new ListenError('--tcp-port', config.host, tcpListenPort!, err))) : 0;
+    mqttPort = mqtt ? await mqtt.listen(mqttListenPort!, config.host).catch((err: unknown) => Promise.reject(new ListenError('--mqtt-port', config.host, mqttListenPort!, err))) : 0;
   } catch (err) {
     // Half-started is worse than not started: whatever already listens or runs would keep the process alive.
     http.close();
     tcp?.close();
+    mqtt?.close();
     actorsPage.close();
     supervisor.stop();
     stately?.stop();
     stalls.stop();
+    await hooks?.close();
     await engine.close?.();
     throw err;
   }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
+  if (mqtt) log.info({ mqttPort, host: config.host }, 'mqtt listening');
   // The line protocol is also reachable through the HTTP port, where a client picks its own room (checker, tools).
   if (tcp) upgrades.set(LINES_PATH, (req, socket, head) => tcp.upgrade(req, socket, head));
 
@@ -208,6 +222,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       http.close();
       ws.close();
       tcp?.close();
+      mqtt?.close();
       actorsPage.close();
       const stopped = toPromise(supervisor).catch(() => undefined);
       supervisor.send({ type: 'SHUTDOWN' });
@@ -215,13 +230,15 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       await Promise.race([stopped, delay(config.closeTimeoutMs + 1000)]);
       http.closeAllConnections();
       tcp?.destroyAll();
+      mqtt?.destroyAll();
       stately?.stop();
       stalls.stop();
+      await hooks?.close(2000); // the last disconnects reach the backend
       await engine.close?.();
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, actors, admission: core.admission, tokens, log, http, router, upgrades, port, tcpPort, close, observability: { page: actorsPage, metrics, stately } };
+  return { config, hub, supervisor, actors, admission: core.admission, tokens, hooks, log, http, router, upgrades, port, tcpPort, mqttPort, close, observability: { page: actorsPage, metrics, stately } };
 }
 
 /** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */
@@ -234,7 +251,7 @@ export class ListenError extends Error {
   readonly code: string | undefined;
 
   constructor(
-    readonly flag: '--port' | '--tcp-port',
+    readonly flag: '--port' | '--tcp-port' | '--mqtt-port',
     readonly host: string,
     readonly port: number,
     cause: unknown,

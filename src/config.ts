@@ -25,6 +25,7 @@ export const SETTINGS = {
   host: { flag: 'host', kind: { type: 'string' }, default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for all)' },
   port: { flag: 'port', kind: { type: 'int', min: 0, max: 65535 }, default: 8080, help: 'HTTP + WebSocket port (0 picks a free one)' },
   tcpPort: { flag: 'tcp-port', kind: { type: 'int', min: 0, max: 65535 }, default: 8000, help: 'TCP line-protocol port; 0 disables TCP' },
+  mqttPort: { flag: 'mqtt-port', kind: { type: 'int', min: 0, max: 65535 }, default: 0, help: 'MQTT 3.1.1 and 5.0 port (docs/mqtt.md; 1883 is the usual one); 0 disables MQTT' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
   idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
   idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
@@ -61,6 +62,18 @@ export const SETTINGS = {
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
+  hookUrl: { flag: 'hook-url', kind: { type: 'string' }, default: undefined, help: 'the application backend (docs/integration.md): hooks are POSTed to <url>/connect, /subscribe, /publish, /rpc (those named by --hooks); webhooks to <url>/events' },
+  hooks: { flag: 'hooks', kind: { type: 'string' }, default: 'connect,subscribe,publish,rpc,events', help: 'which hooks of --hook-url are on: a comma-separated subset of connect, subscribe, publish, rpc, events' },
+  hookSecret: { flag: 'hook-secret', kind: { type: 'string' }, default: undefined, help: 'HMAC-SHA256 key: every hook and webhook body is signed in X-Switchboard-Signature: sha256=<hex>; prefer the env var' },
+  hookTimeoutMs: { flag: 'hook-timeout-ms', kind: ms(10, 600_000), default: 3_000, help: 'how long a hook call may take; over it the client gets unavailable (rpc: timeout, the outcome is unknown)' },
+  hookMaxInflight: { flag: 'hook-max-inflight', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1_000, help: 'hook calls one process may have waiting on the backend; over it: unavailable at once' },
+  hookQueue: { flag: 'hook-queue', kind: { type: 'int', min: 1, max: 10_000 }, default: 64, help: 'requests of one connection waiting behind its hook calls (kept in order); over it: rate_limited' },
+  hookBreakerFailures: { flag: 'hook-breaker-failures', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 5, help: 'consecutive failed calls of one hook that open its circuit breaker (unavailable at once while open)' },
+  hookBreakerMs: { flag: 'hook-breaker-ms', kind: ms(10, 3_600_000), default: 5_000, help: 'how long an open breaker stays open before one trial call' },
+  hookCacheEntries: { flag: 'hook-cache-entries', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 10_000, help: 'hook results kept for the lifetime the backend gave them (cacheMs); 0 = no cache' },
+  webhookQueue: { flag: 'webhook-queue', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 100_000, help: 'webhook events waiting to be delivered; over it the newest are dropped, counted and logged' },
+  webhookBatch: { flag: 'webhook-batch', kind: { type: 'int', min: 1, max: 10_000 }, default: 100, help: 'webhook events per POST' },
+  webhookRetryMs: { flag: 'webhook-retry-ms', kind: ms(1, 600_000), default: 500, help: 'first retry delay of a failed webhook batch (doubled each time, up to 30 s)' },
   serverName: { flag: 'name', kind: { type: 'string' }, default: 'switchboard', help: 'server name sent in hello' },
   logLevel: { flag: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'pino log level' },
   inspect: { flag: 'inspect', kind: { type: 'string', bare: 'ws://localhost:8090' }, default: undefined, help: 'send actor inspection events to the Stately Inspector bridge (`switchboard inspect`) at this WebSocket URL; `--inspect` alone means ws://localhost:8090' },
@@ -71,6 +84,8 @@ export interface Config {
   host: string;
   port: number;
   tcpPort: number;
+  /** MQTT listener port; 0 = off. */
+  mqttPort: number;
   heartbeatMs: number;
   idleMs: number;
   idleGraceMs: number;
@@ -113,6 +128,19 @@ export interface Config {
   /** Worker processes of `serve` (1 = this process is the broker, no primary). */
   workers: number;
   redisMaxInflight: number;
+  /** The application backend's base URL; undefined = no hooks, no webhooks. */
+  hookUrl: string | undefined;
+  hooks: string;
+  hookSecret: string | undefined;
+  hookTimeoutMs: number;
+  hookMaxInflight: number;
+  hookQueue: number;
+  hookBreakerFailures: number;
+  hookBreakerMs: number;
+  hookCacheEntries: number;
+  webhookQueue: number;
+  webhookBatch: number;
+  webhookRetryMs: number;
   serverName: string;
   logLevel: string;
   /** WebSocket URL of the inspector bridge; undefined = inspection off (no observer at all). */
@@ -248,10 +276,15 @@ export function validateConfig(config: Config): void {
   const roomError = topicError(config.room);
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
+  if (config.mqttPort !== 0 && (config.mqttPort === config.port || config.mqttPort === config.tcpPort)) throw new ConfigError('--mqtt-port must differ from --port and --tcp-port');
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
   if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
   if (config.workers > 1 && config.redisUrl === undefined) {
     throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
+  }
+  if (config.hookUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(config.hookUrl)) throw new ConfigError(`--hook-url is the backend's http(s):// base URL, got '${config.hookUrl}'`);
+  for (const kind of config.hooks.split(',')) {
+    if (!['connect', 'subscribe', 'publish', 'rpc', 'events', ''].includes(kind.trim())) throw new ConfigError(`--hooks: unknown hook '${kind}' (connect, subscribe, publish, rpc, events)`);
   }
   if (config.inspect !== undefined && !/^wss?:\/\/[^/\s]+/.test(config.inspect)) {
     throw new ConfigError(`--inspect takes the bridge's WebSocket URL (ws://host:port), got '${config.inspect}'`);

@@ -14,6 +14,7 @@ import { TestClient } from './helpers/client.js';
 import { LineClient } from './helpers/line-client.js';
 import { StickyPresenceHub } from './helpers/planted.js';
 import { LagProxy } from './helpers/lag-proxy.js';
+import { cliArgs } from './helpers/cli.js';
 
 let broker: TestBroker;
 let planted: Broker;
@@ -190,7 +191,7 @@ describe('switchboard check', () => {
 
   it('as a command, a broker without the line protocol is one message and exit 2, not a hang', { timeout: 30_000 }, async () => {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'check', '--url', plantedUrl, '--tcp'], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...cliArgs(), 'check', '--url', plantedUrl, '--tcp'], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
     const code = await new Promise<number | null>((resolve) => {

@@ -4,13 +4,14 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pubCommand, subCommand } from '../src/cli/pubsub.js';
 import { ConfigError } from '../src/config.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { cliArgs } from './helpers/cli.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
 /** Runs the CLI without blocking: the broker under test lives in this very process. */
 function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT });
+    const child = spawn(process.execPath, [...cliArgs(), ...args], { cwd: ROOT });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -27,7 +28,7 @@ afterAll(() => broker.close());
 
 describe('switchboard pub / sub', () => {
   it('sub prints what pub publishes, as JSON lines', { timeout: 45_000 }, async () => {
-    const sub = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'sub', '--url', broker.url, '--count', '2', 'alarm/#'], { cwd: ROOT });
+    const sub = spawn(process.execPath, [...cliArgs(), 'sub', '--url', broker.url, '--count', '2', 'alarm/#'], { cwd: ROOT });
     let out = '';
     let err = '';
     sub.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));

@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defaults, helpText, parseConfig, redisTarget, validateConfig } from '../src/config.js';
+import { cliArgs } from './helpers/cli.js';
 
 describe('parseConfig', () => {
   it('uses defaults, then env, then flags', () => {
@@ -64,7 +65,7 @@ describe('parseConfig', () => {
 
 describe('CLI', () => {
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8' });
+    spawnSync(process.execPath, [...cliArgs(), ...args], { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8' });
 
   it('prints serve --help and exits 0', () => {
     const r = cli('serve', '--help');

@@ -15,6 +15,7 @@ const LAYERS: [prefix: string, rank: number][] = [
   ['config.ts', 1],
   ['log.ts', 1],
   ['engine/', 2],
+  ['hooks/', 2],
   ['actors/', 3],
   ['transports/', 4],
   ['http/', 5],

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cliArgs } from './helpers/cli.js';
 
 const cwd = new URL('..', import.meta.url).pathname;
 let holder: Server | undefined;
@@ -20,7 +21,7 @@ async function holdPort(): Promise<number> {
 
 /** Runs `switchboard serve args…` to its exit: exit code, stderr and the JSON log lines. */
 async function serve(args: string[]): Promise<{ code: number | null; stderr: string; logs: { msg: string }[] }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--log-level', 'info', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cliArgs(), 'serve', '--log-level', 'info', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -61,7 +62,7 @@ describe('serve with a port already in use', () => {
 
 describe('serve says where to look', () => {
   it('logs the chat page, /inspect and /metrics as URLs a person opens, and each answers', { timeout: 20_000 }, async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -93,7 +94,7 @@ describe('--version', () => {
     const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
     const run = (args: string[]) =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [...cliArgs(), ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d));
         child.on('exit', (code) => resolve({ code, out }));

@@ -62,7 +62,7 @@ afterAll(async () => {
 describe('closing one connection among many', () => {
   it('scans only its own timers, however many connections are open', async () => {
     expect(broker.hub.registry.size).toBe(CONNECTIONS);
-    for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating', token: 'lasting' } });
+    for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating', token: 'lasting', keepalive: 'none' } });
     const leaving = conns[CONNECTIONS / 2]!;
     // The heartbeat and idle timers of its group (full: it was opened among 2,000); with one system for all this
     // would be every connection's (2 × 2,000).

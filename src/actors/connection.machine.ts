@@ -37,6 +37,8 @@ export interface ConnectionInput {
   closeWhenIdle: boolean;
   /** The broker's stall clock: a pong that may be sitting unread behind a stall is not overdue. */
   stalls?: StallClock | undefined;
+  /** Silence after which the peer counts as gone (MQTT: 1.5 × the client's keepalive); undefined = none. */
+  keepaliveMs?: number | undefined;
 }
 
 interface ConnectionContext extends ConnectionInput {
@@ -83,6 +85,8 @@ export const connectionMachine = setup({
     closeTimeout: ({ context }) => context.timing.closeTimeoutMs,
     tokenExpiry: ({ context }) => Math.min(MAX_TIMER_MS, Math.max(0, (context.tokenExpiresAt ?? 0) - Date.now())),
     tokenGrace: ({ context }) => context.timing.tokenGraceMs,
+    // Derived from lastSeen like idleTimeout: traffic never re-arms a timer, the guard re-enters instead.
+    keepaliveDeadline: ({ context }) => Math.max(0, context.link.lastSeen + (context.keepaliveMs ?? 0) - Date.now()),
   },
   guards: {
     activeRecently: ({ context }) => Date.now() - context.link.lastActivity < context.timing.idleMs,
@@ -92,6 +96,8 @@ export const connectionMachine = setup({
     closesWhenIdle: ({ context }) => context.closeWhenIdle,
     tokenLasts: ({ context }) => context.tokenExpiresAt === undefined,
     tokenStillValid: ({ context }) => context.tokenExpiresAt !== undefined && context.tokenExpiresAt > Date.now(),
+    hasKeepalive: ({ context }) => context.keepaliveMs !== undefined && context.keepaliveMs > 0,
+    heardWithinKeepalive: ({ context }) => Date.now() - context.link.lastSeen < (context.keepaliveMs ?? 0),
   },
   actions: {
     register: sendTo(
@@ -250,6 +256,25 @@ export const connectionMachine = setup({
                   target: '#connection.closing',
                   actions: { type: 'setClose', params: { code: CLOSE.tokenExpired, reason: 'token expired', cause: 'leave' } },
                 },
+              },
+            },
+          },
+        },
+        // A keepalive the client asked for (MQTT): nothing heard from it for keepaliveMs closes it as timed out.
+        keepalive: {
+          initial: 'askedFor',
+          states: {
+            askedFor: { always: [{ guard: 'hasKeepalive', target: 'watching' }, { target: 'none' }] },
+            none: {},
+            watching: {
+              after: {
+                keepaliveDeadline: [
+                  { guard: 'heardWithinKeepalive', target: 'watching', reenter: true },
+                  {
+                    target: '#connection.closing',
+                    actions: { type: 'setClose', params: { code: CLOSE.heartbeat, reason: 'keepalive timeout', cause: 'timeout' } },
+                  },
+                ],
               },
             },
           },

@@ -1,13 +1,11 @@
 // openConnection: what every transport does with a new socket — a Link, its reader, and a connection actor.
-// The actor runs in an actor system shared by a group of connections (see ActorTree); the supervisor hears of its end
-// from here.
+// The actor runs in an actor system of its own (see ActorTree); the supervisor hears of its end from here.
+import type { AnyActorRef } from 'xstate';
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import type { AnyActorRef } from 'xstate';
 import { connectionMachine, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
 import type { ActorTree, ChildEnd } from './tree.js';
-import { CLOSE } from '../protocol/errors.js';
 import { Link } from './link.js';
 import type { MailboxLimits, Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
@@ -17,6 +15,9 @@ import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
 import type { StallClock } from '../engine/stalls.js';
 import type { ClientFaults } from '../log.js';
+import { CLOSE } from '../protocol/errors.js';
+import type { Hooks } from '../hooks/hooks.js';
+import type { ClientEvents, CloseInfo } from '../hooks/events.js';
 
 export interface BrokerCore {
   config: Config;
@@ -34,6 +35,10 @@ export interface BrokerCore {
   faults?: ClientFaults;
   /** How long the event loop was blocked: rate buckets credit it (the broker's stalls are not the client's frames). */
   stalls?: StallClock;
+  /** The application backend's hooks (--hook-url); absent = none. */
+  hooks?: Hooks | undefined;
+  /** Webhook events about connections (--hook-url with `events` in --hooks); absent = none. */
+  events?: ClientEvents | undefined;
 }
 
 /** Refused frames are counted per window of this length when deciding a client is flooding. */
@@ -77,41 +82,52 @@ function rateLimitsOf(config: Config): RateLimits {
   return r;
 }
 
+/** A connection that ended or crashed without a close of its own (shown to webhooks). */
+const FAULT_CLOSE: CloseInfo = Object.freeze({ code: CLOSE.internalError, reason: 'internal error', cause: 'fault' });
+
 /**
  * What happens when a connection's actor ends: the supervisor hears it (typed events, since connection actors are no
- * children of its), and a crash closes the socket (1011) even before the supervisor registered the link. One per
- * supervisor, shared by its connections.
+ * children of its), webhooks hear of the disconnect, and a crash closes the socket (1011) even before the supervisor
+ * registered the link. One per supervisor, shared by its connections: no subscription or closure per connection.
  */
 class ConnectionEnds implements ChildEnd {
-  constructor(private readonly supervisor: SupervisorActor) {}
+  constructor(
+    private readonly supervisor: SupervisorActor,
+    private readonly events: BrokerCore['events'],
+  ) {}
 
   completed(child: AnyActorRef, output: unknown): void {
     const { link } = (child as ConnectionActor).getSnapshot().context;
     this.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: output as CloseIntent });
+    this.events?.disconnected(link, output as CloseIntent);
   }
 
   failed(child: AnyActorRef, error: unknown): void {
     const { link } = (child as ConnectionActor).getSnapshot().context;
     this.supervisor.send({ type: 'CONNECTION_CRASHED', link, error });
+    this.events?.disconnected(link, FAULT_CLOSE);
     link.wire.close(CLOSE.internalError, 'internal error');
   }
 }
 
 const ends = new WeakMap<SupervisorActor, ConnectionEnds>();
 
-function endsOf(supervisor: SupervisorActor): ConnectionEnds {
-  let e = ends.get(supervisor);
+function endsOf(core: BrokerCore): ConnectionEnds {
+  let e = ends.get(core.supervisor);
   if (!e) {
-    e = new ConnectionEnds(supervisor);
-    ends.set(supervisor, e);
+    e = new ConnectionEnds(core.supervisor, core.events);
+    ends.set(core.supervisor, e);
   }
   return e;
 }
 
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
-export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest): OpenConnection {
+/** `meta`: the connect hook's, shown in presence. `keepaliveMs`: silence after which the peer is gone (MQTT's keepalive × 1.5); absent = none. */
+export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest, meta?: Record<string, unknown>, keepaliveMs?: number): OpenConnection {
   const { config } = core;
-  const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.() });
+  const events = core.events;
+  const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.(), observer: events });
+  link.meta = meta; // the connect hook's, shown in presence from the join on
   const actor = core.actors.create(
     connectionMachine,
     {
@@ -124,12 +140,15 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
         timing: timingOf(config),
         closeWhenIdle: core.hub.closesWhenIdle(link),
         stalls: core.stalls,
+        keepaliveMs,
       },
     },
-    endsOf(core.supervisor),
+    endsOf(core),
   );
   link.actor = actor;
+  // Connected once admitted (the supervisor joined it and the machine is open).
+  if (events) actor.subscribe({ next: () => link.isOpen && events.connected(link), error: () => undefined });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens), actor };
+  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens, core.hooks), actor };
 }

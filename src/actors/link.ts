@@ -5,6 +5,7 @@ import type { TokenBucket } from '../engine/bucket.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type MailboxLimits, type MailboxOwner, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
+import type { FrameId } from '../protocol/errors.js';
 import type { ConnectionActor, ConnectionEvent } from './connection.machine.js';
 
 let lastId = 0;
@@ -17,6 +18,44 @@ class NoFilters extends Set<string> {
 }
 const NO_FILTERS: Set<string> = new NoFilters();
 
+/** Told of a connection's changes as they happen, whatever engine made them (webhooks: src/hooks/events.ts). */
+export interface LinkObserver {
+  subscribed(link: Link, filter: string): void;
+  unsubscribed(link: Link, filter: string): void;
+  watched(link: Link, filter: string): void;
+  unwatched(link: Link, filter: string): void;
+  renamed(link: Link, old: string): void;
+}
+
+/** A filter set that reports what is added and removed (only links with an observer have one). */
+class ObservedFilters extends Set<string> {
+  constructor(
+    private readonly added: (filter: string) => void,
+    private readonly removed: (filter: string) => void,
+  ) {
+    super();
+  }
+
+  override add(filter: string): this {
+    if (this.has(filter)) return this;
+    super.add(filter);
+    this.added(filter);
+    return this;
+  }
+
+  override delete(filter: string): boolean {
+    if (!super.delete(filter)) return false;
+    this.removed(filter);
+    return true;
+  }
+
+  override clear(): void {
+    const gone = [...this];
+    super.clear();
+    for (const filter of gone) this.removed(filter);
+  }
+}
+
 export interface LinkOptions {
   addr: string;
   wire: Wire;
@@ -25,6 +64,8 @@ export interface LinkOptions {
   slowConsumer: SlowConsumerPolicy;
   /** The id an engine assigned (unique across a cluster); default: the next of this process's counter. */
   id?: string | undefined;
+  /** Told of subscriptions, presence and renames (webhooks); absent: nothing is observed, at no cost. */
+  observer?: LinkObserver | undefined;
 }
 
 export class Link implements MailboxOwner {
@@ -37,7 +78,8 @@ export class Link implements MailboxOwner {
   readonly mailbox: Mailbox;
   readonly connectedAt = Date.now();
   /** Filters this client holds. */
-  readonly subscriptions = new Set<string>();
+  readonly subscriptions: Set<string>;
+  private readonly observer: LinkObserver | undefined;
   /** Filters watched for presence: most clients watch none, so their set is made by the first watch(). */
   private watching: Set<string> | undefined;
   /** Last inbound application frame (pongs excluded), read by the idle guard instead of re-arming timers. */
@@ -60,6 +102,10 @@ export class Link implements MailboxOwner {
   rate: TokenBucket | undefined;
   /** Renames allowed per second (created by the first rename). */
   renames: TokenBucket | undefined;
+  /** What the application backend's connect hook attached (shown to other clients in presence events). */
+  meta: Record<string, unknown> | undefined;
+  /** Fields the ack of a request id carries besides the engine's own (a subscribe hook's `data`); usually none. */
+  private ackExtras: Map<FrameId, Record<string, unknown>> | undefined;
 
   constructor(opts: LinkOptions) {
     this.id = opts.id ?? `c${++lastId}`;
@@ -67,6 +113,21 @@ export class Link implements MailboxOwner {
     this.wire = opts.wire;
     this.transport = opts.wire.transport;
     this.name = this.id;
+    const observer = (this.observer = opts.observer);
+    this.subscriptions = observer ? new ObservedFilters((f) => observer.subscribed(this, f), (f) => observer.unsubscribed(this, f)) : new Set();
+    if (observer) {
+      // Only an observed link pays for an accessor: renames are reported once the name really changes.
+      let name = this.name;
+      Object.defineProperty(this, 'name', {
+        get: () => name,
+        set: (next: string) => {
+          const old = name;
+          name = next;
+          if (old !== next && this.isOpen) observer.renamed(this, old);
+        },
+        enumerable: true,
+      });
+    }
     this.mailbox = new Mailbox(opts.wire, opts.mailboxLimits, opts.slowConsumer, this);
   }
 
@@ -86,7 +147,8 @@ export class Link implements MailboxOwner {
   }
 
   watch(filter: string): void {
-    (this.watching ??= new Set()).add(filter);
+    const observer = this.observer;
+    (this.watching ??= observer ? new ObservedFilters((f) => observer.watched(this, f), (f) => observer.unwatched(this, f)) : new Set()).add(filter);
   }
 
   info(): ClientInfo {
@@ -95,7 +157,12 @@ export class Link implements MailboxOwner {
 
   /** How other clients see this one (presence events): no address. */
   publicInfo(): PublicClient {
-    return { id: this.id, name: this.name, transport: this.transport };
+    return this.meta === undefined ? { id: this.id, name: this.name, transport: this.transport } : { id: this.id, name: this.name, transport: this.transport, meta: this.meta };
+  }
+
+  /** The reply to request `id` carries `fields` too when it is an ack (an error reply drops them). */
+  addToReply(id: FrameId, fields: Record<string, unknown>): void {
+    (this.ackExtras ??= new Map()).set(id, fields);
   }
 
   /** Links travel inside actor events; serialising one (inspector, logs) shows who, not the object graph. */
@@ -110,7 +177,17 @@ export class Link implements MailboxOwner {
   }
 
   send(frame: ServerFrame): boolean {
+    if (this.ackExtras !== undefined) frame = this.withExtras(frame);
     return this.mailbox.push(new Outgoing(frame));
+  }
+
+  private withExtras(frame: ServerFrame): ServerFrame {
+    if ((frame.op !== 'ack' && frame.op !== 'error') || frame.id === undefined) return frame;
+    const extra = this.ackExtras!.get(frame.id);
+    if (extra === undefined) return frame;
+    this.ackExtras!.delete(frame.id);
+    if (this.ackExtras!.size === 0) this.ackExtras = undefined;
+    return frame.op === 'ack' ? { ...frame, ...extra } : frame;
   }
 
   /** The connection machine's state as one word: connecting, online, idle, closing or closed. */

@@ -10,6 +10,9 @@ import type { Logger } from 'pino';
 import type { ClientFaults } from '../log.js';
 import { AuthFailure, type TokenVerifier } from '../auth/tokens.js';
 import type { Grant } from '../auth/grant.js';
+import { ackFrame } from '../protocol/frames.js';
+import { HookGate, type GateHost } from '../hooks/gate.js';
+import type { Hooks, PublishOutcome, RpcOutcome, SubscribeOutcome } from '../hooks/hooks.js';
 
 export class FrameReader {
   constructor(
@@ -20,7 +23,14 @@ export class FrameReader {
     private readonly faults?: ClientFaults,
     /** Verifies fresh tokens (`auth`); absent: authentication is off. */
     private readonly tokens?: TokenVerifier | null,
-  ) {}
+    /** The application backend's hooks; with request hooks on, frames pass a HookGate that keeps their order. */
+    private readonly hooks?: Hooks,
+  ) {
+    if (hooks?.gatesRequests) this.gate = new HookGate(this.gateHost(), hooks.config.hookQueue);
+  }
+
+  /** Orders frames around hook calls and token checks (only with request hooks on; else `held` does the token part). */
+  private readonly gate: HookGate | undefined;
 
   /** Set once the client flooded past its strikes: the connection is closing and later frames are not answered. */
   private flooding = false;
@@ -43,6 +53,7 @@ export class FrameReader {
     this.count(bytes);
     const verdict = this.rate?.take() ?? 'ok';
     if (verdict !== 'ok') return this.limited(verdict, frame.id);
+    if (this.gate) return this.gate.take(frame, bytes);
     if (this.held) return void this.held.push(frame);
     this.serve(frame);
   }
@@ -55,12 +66,18 @@ export class FrameReader {
     if (frame.op === 'quit') return link.signal({ type: 'QUIT' });
     if (link.isIdle) link.signal({ type: 'ACTIVE' });
     if (frame.op === 'auth') return this.refresh(frame);
+    if (frame.op === 'rpc') return this.reject(new ProtocolError('bad_frame', 'rpc is not enabled on this broker (no --hook-url, or rpc not in --hooks)', frame.id));
     if (frame.op === 'ping') {
       // A clustered engine answers after this client's earlier requests and the deliveries already on their way.
       if (this.engine.ping) return this.engine.ping(link, frame.id);
       link.send(frame.id === undefined ? { op: 'pong' } : { op: 'pong', id: frame.id });
       return;
     }
+    this.handle(frame);
+  }
+
+  private handle(frame: Exclude<ClientFrame, { op: 'ping' | 'quit' | 'auth' | 'rpc' }>): void {
+    const link = this.link;
     try {
       this.engine.handle(link, frame);
     } catch (err) {
@@ -88,6 +105,52 @@ export class FrameReader {
         },
       )
       .finally(() => this.release());
+  }
+
+  /** The reader as the gate sees it: hook calls and token checks start at once, their results apply in order. */
+  private gateHost(): GateHost {
+    const hooks = this.hooks!;
+    const link = this.link;
+    return {
+      start: (frame) => {
+        if (!link.isOpen) return undefined;
+        if (frame.op === 'auth') return this.tokens ? this.tokens.verify(frame.token) : undefined;
+        const kind = hooks.kindOf(frame);
+        if (kind === undefined) return undefined;
+        const client = { id: link.id, name: link.name, transport: link.transport, addr: link.addr, meta: link.meta };
+        if (frame.op === 'sub') return hooks.subscribe(client, frame);
+        if (frame.op === 'pub') return hooks.publish(client, frame);
+        if (frame.op === 'rpc') return hooks.rpc(client, frame);
+        return undefined;
+      },
+      serve: (frame) => this.serve(frame),
+      finish: (frame, result) => this.finish(frame, result),
+      reject: (err) => this.reject(err),
+    };
+  }
+
+  /** A frame whose hook call (or token check) finished, applied in its turn. */
+  private finish(frame: ClientFrame, result: unknown): void {
+    const link = this.link;
+    if (!link.isOpen) return;
+    if (link.isIdle) link.signal({ type: 'ACTIVE' });
+    if (result instanceof ProtocolError) return this.reject(result);
+    switch (frame.op) {
+      case 'auth':
+        return this.regrant(frame, result as Grant | AuthFailure);
+      case 'sub': {
+        const { data, hasData } = result as Exclude<SubscribeOutcome, ProtocolError>;
+        if (hasData && frame.id !== undefined) link.addToReply(frame.id, { data });
+        return this.handle(frame);
+      }
+      case 'pub': {
+        const { data, replaced } = result as Exclude<PublishOutcome, ProtocolError>;
+        return this.handle(replaced ? { ...frame, data } : frame);
+      }
+      case 'rpc':
+        if (frame.id !== undefined) link.send(ackFrame(frame.id, { data: (result as Exclude<RpcOutcome, ProtocolError>).data }));
+        return;
+    }
   }
 
   /** A verified token for the same client takes over: its grant (engine), its expiry (the connection machine). */

@@ -139,6 +139,6 @@ export interface Engine<S extends Session = Session> {
   close?(): Promise<void>;
 }
 
-/** Frames the engine answers: ping, quit and auth are the session layer's. */
-export type RequestFrame = Exclude<ClientFrame, { op: 'ping' | 'quit' | 'auth' }>;
+/** Frames the engine answers: ping, quit and auth are the session layer's, rpc the application backend's (src/hooks/). */
+export type RequestFrame = Exclude<ClientFrame, { op: 'ping' | 'quit' | 'auth' | 'rpc' }>;
 export type { FrameId, FrameOf };

@@ -10,7 +10,9 @@ export const ERROR_CODES = {
   rate_limited: 'too many frames',
   forbidden: 'not allowed',
   unauthorized: 'authentication required',
-  unavailable: 'the broker cannot take this now (a cluster node without its Redis); retry later',
+  unavailable: 'the broker cannot take this now (a cluster node without its Redis, the application backend down or slow); it did not act: retry later',
+  outcome_unknown: 'the application backend did not answer an rpc (timeout, broken connection): it may or may not have acted',
+  backend_error: "the application backend answered the rpc with an error (its message)",
   internal: 'internal error',
   token_expired: 'the token expired; refresh it with an auth frame within the grace period',
 } as const;
@@ -36,6 +38,8 @@ export type FrameId = number | string;
 export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
+  /** The peer broke its protocol's rules (MQTT: a second CONNECT, a malformed packet, a packet out of place). */
+  protocolError: 1002,
   /** No close frame was seen (the socket just ended): never sent, only reported. */
   abnormal: 1006,
   policy: 1008,

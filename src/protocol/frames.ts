@@ -14,7 +14,7 @@ const ID_MAX = 128;
 /** Longest token an `auth` frame may carry (a JWT signed with a large RSA key is a few KB). */
 export const TOKEN_MAX = 16_384;
 
-export type Transport = 'ws' | 'tcp';
+export type Transport = 'ws' | 'tcp' | 'mqtt';
 
 export interface ClientInfo {
   id: string;
@@ -24,7 +24,7 @@ export interface ClientInfo {
 }
 
 /** How other clients see a client (presence events): no address; admins see addresses in `who` only. */
-export type PublicClient = Omit<ClientInfo, 'addr'>;
+export type PublicClient = Omit<ClientInfo, 'addr'> & { meta?: Record<string, unknown> };
 
 export type ClientFrame =
   | {
@@ -46,7 +46,9 @@ export type ClientFrame =
   /** A fresh token for this connection (auth on): same client name, its grant and expiry replace the old ones. */
   | { op: 'auth'; id?: FrameId; token: string }
   | { op: 'ping'; id?: FrameId }
-  | { op: 'quit'; id?: FrameId };
+  | { op: 'quit'; id?: FrameId }
+  /** A call to the application backend's rpc hook (docs/integration.md): its answer comes back as the ack's `data`. */
+  | { op: 'rpc'; id?: FrameId; method: string; data: unknown };
 
 export type ClientOp = ClientFrame['op'];
 export type FrameOf<K extends ClientOp> = Extract<ClientFrame, { op: K }>;
@@ -69,7 +71,9 @@ export type ServerFrame =
   | { op: 'pong'; id?: FrameId }
   | { op: 'error'; code: string; message: string; id?: FrameId };
 
-const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'auth', 'ping', 'quit']);
+const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'auth', 'ping', 'quit', 'rpc']);
+/** Longest rpc method name. */
+export const METHOD_MAX = 128;
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -189,6 +193,12 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
         return fault(id, 'bad_frame', `auth needs a token: a string of 1 to ${TOKEN_MAX} characters`);
       }
       return withId(id, { op: 'auth' as const, token: f.token });
+    }
+    case 'rpc': {
+      if (typeof f.method !== 'string' || f.method.length === 0 || f.method.length > METHOD_MAX || CONTROL.test(f.method)) {
+        return fault(id, 'bad_frame', `rpc needs a method: a string of 1 to ${METHOD_MAX} characters without control characters`);
+      }
+      return withId(id, { op: 'rpc' as const, method: f.method, data: 'data' in f ? f.data : null });
     }
     default:
       return withId(id, { op: f.op as 'ping' | 'quit' });

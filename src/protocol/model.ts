@@ -173,6 +173,9 @@ export class ProtocolModel {
       case 'auth':
         // The model's broker runs without auth: a token refresh is refused (docs/protocol.md, Token expiry).
         return fail('bad_frame'), out;
+      case 'rpc':
+        // The model's broker runs without an application backend: rpc is refused (docs/integration.md).
+        return fail('bad_frame'), out;
       case 'ping':
         return push(out, slot, withId({ op: 'pong' }, frame.id)), out;
       case 'quit':

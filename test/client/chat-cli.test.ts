@@ -6,6 +6,7 @@ import { SwitchboardClient, type Message } from '@switchboard/client';
 import { freePort } from '../helpers/ports.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { until } from './proxy.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const haveScript = spawnSync('script', ['--version']).status === 0;
@@ -15,7 +16,7 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-const CLI = `${process.execPath} --import tsx src/cli.ts chat`;
+const CLI = `${process.execPath} ${cliArgs().join(' ')} chat`;
 
 /** Runs `command` in a pseudo-terminal; the test types into it and reads the screen. */
 function inTerminal(command: string, env: Record<string, string> = {}) {
@@ -77,7 +78,7 @@ describe('switchboard chat', () => {
     const broker = await startTestBroker();
     cleanup.push(() => broker.close());
     const { said } = await room(broker);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'chat', '--url', broker.url, '--name', 'piper'], { cwd: ROOT });
+    const child = spawn(process.execPath, [...cliArgs(), 'chat', '--url', broker.url, '--name', 'piper'], { cwd: ROOT });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -94,7 +95,7 @@ describe('switchboard chat', () => {
 
   it('from a pipe, a dead URL: one message on stderr, nothing on stdout, exit 1', { timeout: 45_000 }, async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'chat', '--url', `ws://127.0.0.1:${port}/ws`], { cwd: ROOT });
+    const child = spawn(process.execPath, [...cliArgs(), 'chat', '--url', `ws://127.0.0.1:${port}/ws`], { cwd: ROOT });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));

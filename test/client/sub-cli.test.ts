@@ -8,6 +8,7 @@ import { SwitchboardClient } from '@switchboard/client';
 import { freePort } from '../helpers/ports.js';
 import { startTestBroker } from '../helpers/broker.js';
 import { until } from './proxy.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const haveScript = spawnSync('script', ['--version']).status === 0;
@@ -18,7 +19,7 @@ afterEach(async () => {
 });
 
 function sub(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'sub', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cliArgs(), 'sub', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (out.stderr += c));

@@ -11,6 +11,7 @@ import { TestClient } from '../helpers/client.js';
 import { LineClient } from '../helpers/line-client.js';
 import { restartDelay, RESTART_MAX_MS } from '../../src/cli/workers.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const run = requireRedis('serve --workers');
 
@@ -25,7 +26,7 @@ const alive = (pid: number): boolean => {
 
 describe('serve --workers: settings', () => {
   it('--workers without --redis is a config error naming both flags (exit 2)', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--workers', '2', '--port', '0'], {
+    const child = spawn(process.execPath, [...cliArgs(), 'serve', '--workers', '2', '--port', '0'], {
       cwd: new URL('../..', import.meta.url).pathname,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

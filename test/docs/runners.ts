@@ -16,6 +16,7 @@ import { localize, ROOT } from './shell.js';
 import { broker, cleanup, linesOf, transcript, type Runner } from './context.js';
 import { OPERATIONS_RUNNERS } from './runners-ops.js';
 import { USAGE_RUNNERS } from './runners-usage.js';
+import { MQTT_RUNNERS } from './runners-mqtt.js';
 
 
 /** The runners of README.md and docs/client.md (run by test/docs/readme.test.ts). */
@@ -24,6 +25,7 @@ export const README_RUNNERS: Record<string, Runner> = {
   'package-readme': { elsewhere: 'test/package/install.test.ts' },
   'client-install': { elsewhere: 'test/package/install.test.ts' },
   'example:client/tour.ts': { elsewhere: 'test/package/install.test.ts' },
+  'example:backend/server.js': { elsewhere: 'test/hooks/example-backend.test.ts' },
 
   'readme-ws-session': {
     async run([block]) {
@@ -126,4 +128,4 @@ export const README_RUNNERS: Record<string, Runner> = {
 };
 
 /** Every runner, by the ID their blocks carry. `elsewhere`: the test file that runs those blocks itself. */
-export const RUNNERS: Record<string, Runner> = { ...README_RUNNERS, ...USAGE_RUNNERS, ...OPERATIONS_RUNNERS };
+export const RUNNERS: Record<string, Runner> = { ...README_RUNNERS, ...USAGE_RUNNERS, ...OPERATIONS_RUNNERS, ...MQTT_RUNNERS };

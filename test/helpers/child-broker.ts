@@ -1,6 +1,7 @@
 // A broker in a child process (`tsx src/cli.ts serve …`), for tests of signals and process exit.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { cliArgs } from './cli.js';
 
 export interface ChildBroker {
   child: ChildProcess;
@@ -9,7 +10,7 @@ export interface ChildBroker {
 
 /** Starts `switchboard serve` with `args` and resolves once it logs its port. */
 export function spawnBroker(args: string[]): Promise<ChildBroker> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
+  const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
     cwd: new URL('../..', import.meta.url).pathname,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -49,7 +50,7 @@ export interface ChildWorkers {
 
 /** Starts `switchboard serve --workers N …` and resolves once the primary logs that every worker is ready. */
 export function spawnWorkers(args: string[]): Promise<ChildWorkers> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
+  const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
     cwd: new URL('../..', import.meta.url).pathname,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

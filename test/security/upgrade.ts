@@ -31,17 +31,30 @@ export async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<vo
 }
 
 /** One raw HTTP exchange: writes `request` as bytes, collects what comes back until the server closes or `untilMs`. */
-export async function rawHttp(port: number, request: string | Buffer, untilMs = 3000): Promise<{ status: number | null; text: string; closed: boolean; ms: number }> {
+export async function rawHttp(
+  port: number,
+  request: string | Buffer,
+  untilMs = 3000,
+  /** `head`: done once the status line and headers arrived (an accepted upgrade stays open; no need to wait it out). */
+  until: 'close' | 'head' = 'close',
+): Promise<{ status: number | null; text: string; closed: boolean; ms: number }> {
   const { connect } = await import('node:net');
   const socket = connect(port, '127.0.0.1');
   socket.on('error', () => {});
   let text = '';
-  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  let headArrived: () => void = () => {};
+  const head = new Promise<boolean>((r) => (headArrived = () => r(false)));
+  socket.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+    if (until === 'head' && text.includes('\r\n\r\n')) headArrived();
+  });
   const closed = new Promise<boolean>((r) => socket.once('close', () => r(true)));
   await new Promise((r) => socket.once('connect', r));
   const start = Date.now();
   socket.write(typeof request === 'string' ? Buffer.from(request, 'latin1') : request);
-  const didClose = await Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), untilMs))]);
+  let timer: NodeJS.Timeout | undefined;
+  const didClose = await Promise.race([closed, head, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), untilMs)))]);
+  clearTimeout(timer);
   const ms = Date.now() - start;
   socket.destroy();
   const m = /^HTTP\/1\.1 (\d{3})/.exec(text);

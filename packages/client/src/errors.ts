@@ -17,6 +17,8 @@ export const BROKER_ERROR_CODES = [
   'unavailable',
   'internal',
   'token_expired',
+  'outcome_unknown',
+  'backend_error',
 ] as const;
 
 export type BrokerErrorCode = (typeof BROKER_ERROR_CODES)[number];

@@ -21,6 +21,7 @@ import { topicError } from '../../protocol/topic.js';
 import { refuseUpgrade } from '../upgrade.js';
 import type { ServerFrame } from '../../protocol/frames.js';
 import { LineSplitter, type LineEvent } from './lines.js';
+import { admitThroughHook } from '../../hooks/connect.js';
 import type { Encoding, Outgoing } from '../../protocol/outgoing.js';
 
 /** Kinds of plain-text request whose reply is rendered as text rather than JSON. */
@@ -192,14 +193,13 @@ export class TcpTransport {
       socket.end(byeLine(CLOSE.tryAgainLater, refusal.message), () => socket.destroy());
       return;
     }
-    if (!tokens) return this.open(socket, undefined, { room: config.room });
+    if (!tokens) return this.admit(socket, undefined, { room: config.room });
     socket.pause();
     const nameTaken = (name: string) => !this.core.hub.isNameFree(name);
     authenticateFirstLine(socket, tokens, { lineLimit: config.lineLimit, timeoutMs: config.idleMs, nameTaken }).then(
       (grant) => {
         if (!grant) return;
-        this.open(socket, grant, { room: config.room });
-        socket.resume();
+        this.admit(socket, grant, { room: config.room });
       },
       (err: unknown) => {
         this.log.error({ err }, 'tcp authentication failed');
@@ -226,7 +226,7 @@ export class TcpTransport {
     const refusal = this.core.admission?.claim(req.socket);
     if (refusal) return refuseUpgrade(socket, refusal.status, refusal.statusText, refusal.message);
     const tokens = this.core.tokens;
-    if (!tokens) return this.switchProtocols(socket, head, undefined, join);
+    if (!tokens) return this.admitUpgrade(req, socket, head, undefined, join);
     tokens.verify(requestToken(req)).then(
       (grant) => {
         if (grant instanceof AuthFailure) {
@@ -234,7 +234,7 @@ export class TcpTransport {
           return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
         }
         if (!this.core.hub.isNameFree(grant.name)) return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
-        this.switchProtocols(socket, head, grant, join);
+        this.admitUpgrade(req, socket, head, grant, join);
       },
       (err: unknown) => {
         this.log.error({ err }, 'token verification failed');
@@ -243,7 +243,52 @@ export class TcpTransport {
     );
   }
 
-  private switchProtocols(socket: Socket, head: Buffer, grant: Grant | undefined, join: LineJoin): void {
+  /** The connect hook on the TCP port: refused, the client reads why in an error line and a bye (1008, or 1013 when the backend failed). */
+  private admit(socket: Socket, grant: Grant | undefined, join: LineJoin): void {
+    const hooks = this.core.hooks;
+    if (!hooks?.has('connect')) {
+      this.open(socket, grant, join);
+      socket.resume();
+      return;
+    }
+    socket.pause();
+    const addr = `${socket.remoteAddress}:${socket.remotePort}`;
+    admitThroughHook(hooks, { transport: 'tcp', addr, name: join.name, topics: [join.room], token: grant }, (n) => this.core.hub.isNameFree(n)).then(
+      (verdict) => {
+        if (socket.destroyed) return;
+        if (verdict && !verdict.ok) {
+          this.core.faults?.note('info', { addr, status: verdict.status, reason: verdict.message }, 'tcp connection refused by the connect hook');
+          const code = verdict.status === 503 ? 'unavailable' : verdict.status === 401 ? 'unauthorized' : verdict.status === 409 ? 'name_taken' : 'forbidden';
+          socket.end(errorLine(code, verdict.message) + byeLine(verdict.status === 503 ? CLOSE.tryAgainLater : CLOSE.policy, verdict.message), () => socket.destroy());
+          return;
+        }
+        this.open(socket, verdict ? verdict.grant : grant, join, verdict?.meta);
+        socket.resume();
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'connect hook failed');
+        socket.destroy();
+      },
+    );
+  }
+
+  /** The connect hook on the /lines upgrade: refused as a WebSocket upgrade is (401/403/409/503). */
+  private admitUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, grant: Grant | undefined, join: LineJoin): void {
+    const addr = `${socket.remoteAddress}:${socket.remotePort}`;
+    admitThroughHook(this.core.hooks, { transport: 'tcp', addr, name: join.name, topics: [join.room], token: grant, http: req }, (n) => this.core.hub.isNameFree(n)).then(
+      (verdict) => {
+        if (verdict === undefined) return this.switchProtocols(socket, head, grant, join);
+        if (!verdict.ok) return refuseUpgrade(socket, verdict.status, verdict.statusText, verdict.message);
+        this.switchProtocols(socket, head, verdict.grant, join, verdict.meta);
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'connect hook failed');
+        refuseUpgrade(socket, 500, 'Internal Server Error', 'internal error');
+      },
+    );
+  }
+
+  private switchProtocols(socket: Socket, head: Buffer, grant: Grant | undefined, join: LineJoin, meta?: Record<string, unknown>): void {
     if (socket.destroyed) return;
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
@@ -252,10 +297,10 @@ export class TcpTransport {
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${LINES_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
     // Lines the client sent right behind its request are the connection's first lines.
     if (head.length > 0) socket.unshift(head);
-    this.open(socket, grant, join);
+    this.open(socket, grant, join, meta);
   }
 
-  private open(socket: Socket, grant: Grant | undefined, join: LineJoin): void {
+  private open(socket: Socket, grant: Grant | undefined, join: LineJoin, meta?: Record<string, unknown>): void {
     const { config } = this.core;
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const hub = this.core.hub;
@@ -265,7 +310,7 @@ export class TcpTransport {
       quiet: () => join.room === config.room && hub.roomIsQuiet(),
       announceMax: config.roomAnnounceMax,
     });
-    const { link, reader, actor } = openConnection(this.core, wire, addr, { name: join.name, presenceTopics: [join.room], grant });
+    const { link, reader, actor } = openConnection(this.core, wire, addr, { name: join.name, presenceTopics: [join.room], grant }, meta);
     const splitter = new LineSplitter(config.lineLimit);
     const handle = (events: LineEvent[]) => {
       for (const e of events) {

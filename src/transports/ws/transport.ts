@@ -13,6 +13,7 @@ import { refuseUpgrade } from '../upgrade.js';
 import { AuthFailure, requestToken } from '../../auth/tokens.js';
 import type { Grant } from '../../auth/grant.js';
 import { parseTarget } from '../../protocol/target.js';
+import { admitThroughHook } from '../../hooks/connect.js';
 
 class WsWire implements Wire {
   readonly transport = 'ws' as const;
@@ -148,7 +149,7 @@ export class WsTransport {
     const refusal = this.core.admission?.claim(req.socket);
     if (refusal) return refuseUpgrade(socket, refusal.status, refusal.statusText, refusal.message);
     const tokens = this.core.tokens;
-    if (!tokens) return this.handshake(req, socket, head, target, undefined);
+    if (!tokens) return this.admit(req, socket, head, target, undefined);
     tokens.verify(requestToken(req)).then(
       (grant) => {
         if (grant instanceof AuthFailure) {
@@ -159,7 +160,7 @@ export class WsTransport {
         if (!this.core.hub.isNameFree(grant.name)) {
           return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
         }
-        this.handshake(req, socket, head, target, grant);
+        this.admit(req, socket, head, target, grant);
       },
       (err: unknown) => {
         this.log.error({ err }, 'token verification failed');
@@ -178,22 +179,47 @@ export class WsTransport {
     // A target with broken escapes (`?token=%`) is no request anyone can be told to retry.
     if (/%(?![0-9A-Fa-f]{2})/.test(req.url ?? '')) return { status: 400, body: { error: 'malformed percent-escape in the request target' } };
     const tokens = this.core.tokens;
+    let token: Grant | undefined;
     if (tokens) {
       const grant = await tokens.verify(requestToken(req));
       if (grant instanceof AuthFailure) return { status: 401, body: { error: grant.message } };
       if (!this.core.hub.isNameFree(grant.name)) return { status: 409, body: { error: `client '${grant.name}' is already connected` } };
+      token = grant;
     }
+    const target = parseWsPath(req.url)!;
+    const hooked = await admitThroughHook(this.core.hooks, { transport: 'ws', addr: `${req.socket.remoteAddress}:${req.socket.remotePort}`, name: target.name, topics: target.topics, token, http: req }, (n) => this.core.hub.isNameFree(n));
+    if (hooked && !hooked.ok) return { status: hooked.status, body: { error: hooked.message } };
     return { status: 200, body: { ok: true, message: 'an upgrade would be accepted now' } };
   }
 
-  private handshake(req: IncomingMessage, socket: Duplex, head: Buffer, target: WsRequest, grant: Grant | undefined): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target, grant));
+  /** The application backend's connect hook, when on: it may refuse (401/403, 503 when it fails) or say who connects. */
+  private admit(req: IncomingMessage, socket: Duplex, head: Buffer, target: WsRequest, grant: Grant | undefined): void {
+    const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    admitThroughHook(this.core.hooks, { transport: 'ws', addr, name: target.name, topics: target.topics, token: grant, http: req }, (n) => this.core.hub.isNameFree(n)).then(
+      (verdict) => {
+        if (verdict === undefined) return this.handshake(req, socket, head, target, grant, undefined);
+        if (!verdict.ok) {
+          this.core.faults?.note('info', { addr: req.socket.remoteAddress, status: verdict.status, reason: verdict.message }, 'upgrade refused by the connect hook');
+          return refuseUpgrade(socket, verdict.status, verdict.statusText, verdict.message);
+        }
+        this.handshake(req, socket, head, { ...target, topics: verdict.topics }, verdict.grant, verdict.meta);
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'connect hook failed');
+        refuseUpgrade(socket, 500, 'Internal Server Error', 'internal error');
+      },
+    );
   }
 
-  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined): void {
+  private handshake(req: IncomingMessage, socket: Duplex, head: Buffer, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
+    if (socket.destroyed) return;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target, grant, meta));
+  }
+
+  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const wire = new WsWire(ws, socket, this.core.faults);
-    wire.conn = openConnection(this.core, wire, addr, { name: target.name, topics: target.topics, grant });
+    wire.conn = openConnection(this.core, wire, addr, { name: target.name, topics: target.topics, grant }, meta);
     wires.set(ws, wire);
     // Listeners shared by every connection (no closures per connection): each finds its connection by its socket.
     ws.on('message', onMessage);

@@ -1,0 +1,71 @@
+// MQTT reason codes (3.1.1 return codes and 5.0 reason codes) the broker sends, and how protocol errors and close
+// codes map onto them: one table, as errors.ts is for the JSON protocol.
+import { CLOSE, type ErrorCode } from '../../protocol/errors.js';
+
+/** CONNACK return codes of 3.1.1 and the 5.0 reason codes that say the same. */
+export const CONNACK = {
+  accepted: { v4: 0x00, v5: 0x00 },
+  badProtocol: { v4: 0x01, v5: 0x84 },
+  badClientId: { v4: 0x02, v5: 0x85 },
+  unavailable: { v4: 0x03, v5: 0x88 },
+  badCredentials: { v4: 0x04, v5: 0x86 },
+  notAuthorized: { v4: 0x05, v5: 0x87 },
+} as const;
+
+export type ConnackRefusal = keyof typeof CONNACK;
+
+/** 3.1.1's only SUBACK refusal. */
+export const SUBACK_FAILURE_V4 = 0x80;
+
+/** The 5.0 reason code of a refused request (SUBACK, PUBACK, PUBREC), by the protocol error the engine answered. */
+export function reasonOfError(code: ErrorCode | string): number {
+  switch (code) {
+    case 'forbidden':
+    case 'unauthorized':
+    case 'token_expired':
+      return 0x87; // not authorized
+    case 'bad_topic':
+      return 0x8f; // topic filter invalid (0x90, topic name invalid, for a publish: see pubReason)
+    case 'too_large':
+      return 0x95; // packet too large
+    case 'rate_limited':
+      return 0x97; // quota exceeded
+    case 'unavailable':
+      return 0x88; // server unavailable
+    default:
+      return 0x80; // unspecified error
+  }
+}
+
+/** The 5.0 reason code of a refused PUBLISH. */
+export function pubReason(code: ErrorCode | string): number {
+  return code === 'bad_topic' ? 0x90 : reasonOfError(code);
+}
+
+/** The 5.0 DISCONNECT reason code for a broker close code (docs/mqtt.md, Close). */
+export function disconnectReason(closeCode: number, reason: string): number {
+  switch (closeCode) {
+    case CLOSE.normal:
+      return 0x00;
+    case CLOSE.goingAway:
+      return 0x8b; // server shutting down
+    case CLOSE.protocolError:
+      return reason.startsWith('malformed') ? 0x81 : 0x82;
+    case CLOSE.policy:
+      return reason.startsWith('rate') ? 0x96 : 0x87; // message rate too high / not authorized
+    case CLOSE.tooLarge:
+      return 0x95;
+    case CLOSE.slowConsumer:
+      return 0x97; // quota exceeded
+    case CLOSE.heartbeat:
+      return 0x8d; // keep alive timeout
+    case CLOSE.tokenExpired:
+      return 0x87;
+    case CLOSE.idle:
+      return 0x89; // server busy is the nearest; idle closes apply to MQTT only with --idle-close all
+    case CLOSE.tryAgainLater:
+      return 0x89;
+    default:
+      return 0x83; // implementation specific error
+  }
+}

@@ -1,0 +1,319 @@
+// MqttSession: one MQTT connection's protocol state between its socket and its Link. Inbound packets become the
+// broker's own requests (sub, unsub, pub, ping, quit) through the connection's FrameReader, so every limit and
+// grant applies as on any transport; outbound frames (hello, msg, ack, error, pong) become MQTT packets here,
+// in the writer's flush, with the packet ids and QoS exchanges that MQTT adds.
+import mqttPacket, { type IConnectPacket, type Packet, type QoS } from 'mqtt-packet';
+import type { Link } from '../../actors/link.js';
+import type { FrameReader } from '../../actors/reader.js';
+import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
+import type { ServerFrame } from '../../protocol/frames.js';
+import { CLOSE } from '../../protocol/errors.js';
+import { filterMatches } from '../../protocol/topic.js';
+import { dataOfPayload, payloadOfData } from './payload.js';
+import { disconnectReason, pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
+
+export type MqttVersion = 3 | 4 | 5;
+
+/** A request sent to the engine on the client's behalf, by the numeric frame id its answer will carry. */
+type Pending =
+  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS }
+  | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
+  | { kind: 'puback'; pid: number }
+  | { kind: 'pubrec'; pid: number }
+  /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order. */
+  | { kind: 'pubcomp'; pid: number }
+  | { kind: 'pubrel'; pid: number }
+  | { kind: 'ping' };
+
+/** SUBACK / UNSUBACK: one answer for all the filters of one packet. */
+interface AckGroup {
+  pid: number;
+  codes: number[];
+  left: number;
+}
+
+/** An outbound QoS 1 or 2 message not yet fully acknowledged. */
+interface Inflight {
+  qos: 1 | 2;
+  /** PUBREC received: PUBREL sent, PUBCOMP awaited. */
+  released: boolean;
+}
+
+/** Refusals the engine reports without an id: only a QoS 0 publish (sent without one) can have caused them. */
+const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden', 'too_large', 'bad_frame', 'rate_limited', 'unavailable', 'internal']);
+
+/** The payload of a message, shared by every MQTT subscriber of one publish (built once per message). */
+const payloadEncoding: Encoding = (out) => payloadOfData(out.dataJson() ?? JSON.stringify((out.frame as { data?: unknown }).data));
+
+/** QoS 0 PUBLISH packets depend on the message alone: shared by every subscriber of one version. */
+const qos0Encodings: Record<4 | 5, Encoding> = {
+  4: (out) => mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: out.bytesFor(payloadEncoding), qos: 0, dup: false, retain: false }),
+  5: (out) => mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: out.bytesFor(payloadEncoding), qos: 0, dup: false, retain: false }, { protocolVersion: 5 }),
+};
+
+const NOTHING = Buffer.alloc(0);
+const MAX_PACKET_ID = 65_535;
+
+export interface SessionOptions {
+  version: MqttVersion;
+  clientId: string;
+  /** The client sent an empty client id and the broker assigned one (v5 says which in CONNACK). */
+  assignedId: boolean;
+}
+
+export class MqttSession {
+  private link: Link | undefined;
+  private reader: FrameReader | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextRequestId = 1;
+  /** Granted QoS by filter: the QoS a message is delivered at is the highest of the filters it matches. */
+  readonly filters = new Map<string, QoS>();
+  private readonly inflight = new Map<number, Inflight>();
+  private nextPacketId = 1;
+  /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
+  private readonly received = new Set<number>();
+  /** CONNACK went out: a close then is a DISCONNECT (v5) or the end of the stream, not a refused CONNACK. */
+  connacked = false;
+  /** The client ended with DISCONNECT (reason 0): its will is not published. */
+  disconnected = false;
+  private readonly generateOptions: { protocolVersion: 4 | 5 };
+
+  constructor(readonly options: SessionOptions) {
+    this.generateOptions = { protocolVersion: options.version === 5 ? 5 : 4 };
+  }
+
+  get isV5(): boolean {
+    return this.options.version === 5;
+  }
+
+  attach(link: Link, reader: FrameReader): void {
+    this.link = link;
+    this.reader = reader;
+  }
+
+  // ---- inbound ----
+
+  /** One packet after CONNECT; returns a protocol violation to close with, or undefined. */
+  inbound(packet: Packet, bytes: number): string | undefined {
+    const reader = this.reader!;
+    switch (packet.cmd) {
+      case 'publish': {
+        const data = dataOfPayload(typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload);
+        if (packet.qos === 0) {
+          reader.parsed({ op: 'pub', topic: packet.topic, data }, bytes);
+          return undefined;
+        }
+        const pid = packet.messageId!;
+        if (packet.qos === 1) {
+          reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'puback', pid }) }, bytes);
+          return undefined;
+        }
+        // QoS 2: published once; a resend before PUBREL is answered again without publishing again.
+        if (this.received.has(pid)) return this.answer({ kind: 'pubrec', pid });
+        this.received.add(pid);
+        reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pubrec', pid }) }, bytes);
+        return undefined;
+      }
+      case 'pubrel':
+        this.received.delete(packet.messageId!);
+        return this.answer({ kind: 'pubcomp', pid: packet.messageId! });
+      case 'puback':
+        this.inflight.delete(packet.messageId!);
+        return undefined;
+      case 'pubrec': {
+        const flight = this.inflight.get(packet.messageId!);
+        if (flight) flight.released = true;
+        return this.answer({ kind: 'pubrel', pid: packet.messageId! });
+      }
+      case 'pubcomp':
+        this.inflight.delete(packet.messageId!);
+        return undefined;
+      case 'subscribe': {
+        const subs = packet.subscriptions;
+        if (subs.length === 0) return 'SUBSCRIBE without topic filters';
+        const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
+        subs.forEach((s, index) => {
+          const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
+          reader.parsed({ op: 'sub', topic: s.topic, id: this.expect({ kind: 'sub', group, index, filter: s.topic, qos }) }, index === 0 ? bytes : 0);
+        });
+        return undefined;
+      }
+      case 'unsubscribe': {
+        const list = packet.unsubscriptions;
+        if (list.length === 0) return 'UNSUBSCRIBE without topic filters';
+        const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(list.length).fill(0), left: list.length };
+        list.forEach((filter, index) => {
+          reader.parsed({ op: 'unsub', topic: filter, id: this.expect({ kind: 'unsub', group, index, filter }) }, index === 0 ? bytes : 0);
+        });
+        return undefined;
+      }
+      case 'pingreq':
+        reader.parsed({ op: 'ping', id: this.expect({ kind: 'ping' }) }, bytes);
+        return undefined;
+      case 'disconnect':
+        // v5 reason 0x04: "disconnect with will message".
+        this.disconnected = !(this.isV5 && packet.reasonCode === 0x04);
+        reader.parsed({ op: 'quit' }, bytes);
+        return undefined;
+      case 'connect':
+        return 'a second CONNECT on one connection';
+      case 'auth':
+        return 'AUTH (enhanced authentication) is not supported';
+      default:
+        return `a ${packet.cmd.toUpperCase()} packet from a client`;
+    }
+  }
+
+  /** A numeric frame id the engine's answer will carry. */
+  private expect(p: Pending): number {
+    const id = this.nextRequestId++;
+    this.pending.set(id, p);
+    return id;
+  }
+
+  /** Queues an answer the broker gives itself, behind what is already queued. */
+  private answer(p: Pending): undefined {
+    this.link!.send({ op: 'ack', id: this.expect(p) });
+    return undefined;
+  }
+
+  // ---- outbound (the writer's flush) ----
+
+  encode(out: Outgoing): Buffer {
+    const f = out.frame;
+    switch (f.op) {
+      case 'msg':
+        return this.publish(out, f.topic);
+      case 'ack':
+      case 'error':
+        return this.reply(f);
+      case 'pong':
+        return f.id === undefined ? NOTHING : this.reply({ op: 'ack', id: f.id });
+      case 'hello':
+        return this.connack();
+      default:
+        // Presence events and directs have no MQTT form (docs/mqtt.md).
+        return NOTHING;
+    }
+  }
+
+  private connack(): Buffer {
+    this.connacked = true;
+    if (!this.isV5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false });
+    const properties: Record<string, unknown> = { retainAvailable: false, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
+    if (this.options.assignedId) properties.assignedClientIdentifier = this.link!.name;
+    return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent: false, properties }, this.generateOptions);
+  }
+
+  /** The QoS `topic` is delivered at: the highest of the matching filters; undefined when none matches (`$` topics). */
+  qosFor(topic: string): QoS | undefined {
+    let best: QoS | undefined;
+    for (const [filter, qos] of this.filters) {
+      if ((best === undefined || qos > best) && mqttMatches(filter, topic)) best = qos;
+    }
+    return best;
+  }
+
+  private publish(out: Outgoing, topic: string): Buffer {
+    const qos = this.qosFor(topic);
+    if (qos === undefined) return NOTHING;
+    if (qos === 0) return out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]);
+    const pid = this.packetId();
+    if (pid === undefined) {
+      // 65,535 messages unacknowledged: the client stopped acknowledging; that is a slow consumer.
+      queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
+      return NOTHING;
+    }
+    this.inflight.set(pid, { qos, released: false });
+    return mqttPacket.generate({ cmd: 'publish', topic, payload: out.bytesFor(payloadEncoding), qos, messageId: pid, dup: false, retain: false }, this.generateOptions);
+  }
+
+  private packetId(): number | undefined {
+    if (this.inflight.size >= MAX_PACKET_ID) return undefined;
+    while (this.inflight.has(this.nextPacketId)) this.nextPacketId = (this.nextPacketId % MAX_PACKET_ID) + 1;
+    const pid = this.nextPacketId;
+    this.nextPacketId = (pid % MAX_PACKET_ID) + 1;
+    return pid;
+  }
+
+  private reply(f: Extract<ServerFrame, { op: 'ack' | 'error' }>): Buffer {
+    const id = f.id;
+    const p = typeof id === 'number' ? this.pending.get(id) : undefined;
+    if (p === undefined) {
+      if (f.op === 'error' && f.id === undefined && PUBLISH_REFUSALS.has(f.code)) this.refused(f.code, f.message);
+      return NOTHING;
+    }
+    this.pending.delete(id as number);
+    const error = f.op === 'error' ? f : undefined;
+    const v5 = this.isV5;
+    const o = this.generateOptions;
+    switch (p.kind) {
+      case 'sub':
+        if (!error) this.filters.set(p.filter, p.qos);
+        return this.settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback');
+      case 'unsub':
+        if (!error) this.filters.delete(p.filter);
+        return this.settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback');
+      case 'puback':
+      case 'pubrec':
+        if (error) {
+          // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
+          if (!v5) return this.refused(error.code, error.message);
+          if (p.kind === 'pubrec') this.received.delete(p.pid);
+          return mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o);
+        }
+        return mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
+      case 'pubcomp':
+      case 'pubrel':
+        return mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
+      case 'ping':
+        return mqttPacket.generate({ cmd: 'pingresp' }, o);
+    }
+  }
+
+  /** Records one filter's answer; the whole SUBACK / UNSUBACK once every filter of the packet has one. */
+  private settle(group: AckGroup, index: number, code: number, cmd: 'suback' | 'unsuback'): Buffer {
+    group.codes[index] = code;
+    if (--group.left > 0) return NOTHING;
+    if (cmd === 'unsuback' && !this.isV5) return mqttPacket.generate({ cmd, messageId: group.pid } as Packet, this.generateOptions);
+    return mqttPacket.generate({ cmd, messageId: group.pid, granted: group.codes } as Packet, this.generateOptions);
+  }
+
+  /** A publish MQTT cannot refuse in band: the connection is closed, saying why (v5: DISCONNECT with the reason). */
+  private refused(code: string, message: string): Buffer {
+    const close = code === 'too_large' ? CLOSE.tooLarge : code === 'rate_limited' ? CLOSE.policy : code === 'internal' || code === 'unavailable' ? CLOSE.tryAgainLater : CLOSE.policy;
+    const reason = code === 'rate_limited' ? 'rate limit exceeded' : `publish refused (${code}): ${message}`.slice(0, 120);
+    // Not from inside the writer's flush: the machine's close flushes this same mailbox.
+    queueMicrotask(() => this.link?.signal({ type: 'CLOSE', code: close, reason, cause: 'leave' }));
+    return NOTHING;
+  }
+
+  /** The bytes that end the connection: a refused CONNACK before it was accepted, a v5 DISCONNECT after. */
+  closing(code: number, reason: string): Buffer {
+    const o = this.generateOptions;
+    if (!this.connacked) {
+      const refusal = code === CLOSE.tryAgainLater || code === CLOSE.goingAway ? (this.isV5 ? 0x88 : 3) : this.isV5 ? 0x80 : 3;
+      this.connacked = true;
+      return mqttPacket.generate(this.isV5 ? { cmd: 'connack', reasonCode: refusal, sessionPresent: false } : { cmd: 'connack', returnCode: refusal, sessionPresent: false }, o);
+    }
+    if (!this.isV5 || code === CLOSE.normal) return NOTHING;
+    return mqttPacket.generate({ cmd: 'disconnect', reasonCode: disconnectReason(code, reason), properties: { reasonString: reason.slice(0, 200) } }, o);
+  }
+}
+
+/**
+ * Topic matching with MQTT's `$` rule: a filter starting with a wildcard does not match a topic starting with `$`.
+ * (The broker's index matches without that rule; the MQTT writer applies it per message.)
+ */
+export function mqttMatches(filter: string, topic: string): boolean {
+  if (topic.charCodeAt(0) === 0x24 && (filter.charCodeAt(0) === 0x2b || filter.charCodeAt(0) === 0x23)) return false;
+  return filter === topic || filterMatches(filter, topic);
+}
+
+/** The will a CONNECT carries, as the message it becomes. */
+export function willOf(connect: IConnectPacket): { topic: string; data: unknown } | undefined {
+  const will = connect.will;
+  if (!will) return undefined;
+  const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
+  return { topic: will.topic, data: dataOfPayload(payload) };
+}

@@ -1,0 +1,308 @@
+// MQTT transport: a listener of its own (--mqtt-port) for MQTT 3.1.1 and 5.0 clients, on the same Connection actor as
+// WebSocket and TCP. Before any actor exists: a connection slot, then the CONNECT packet (protocol, client id,
+// credentials: the password carries the token when authentication is on, will topic). Then the socket's packets go
+// through MqttSession to the connection's reader, and its writer's frames come back as MQTT packets (MqttWire).
+import { createServer, type Server, type Socket } from 'node:net';
+import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet';
+import type { Logger } from 'pino';
+import { openConnection, type BrokerCore } from '../../actors/connection.js';
+import type { Wire } from '../../actors/mailbox.js';
+import type { Outgoing } from '../../protocol/outgoing.js';
+import { CLOSE } from '../../protocol/errors.js';
+import { nameError } from '../../protocol/frames.js';
+import { topicError } from '../../protocol/topic.js';
+import type { Grant } from '../../auth/grant.js';
+import { AuthFailure } from '../../auth/tokens.js';
+import type { Link } from '../../actors/link.js';
+import { PacketFramer } from './framer.js';
+import { CONNACK, type ConnackRefusal } from './codes.js';
+import { MqttSession, willOf, type MqttVersion } from './session.js';
+
+/** Longest client id accepted (MQTT allows 65,535 bytes; a client id longer than a name is never one anyway). */
+const CLIENT_ID_MAX = 256;
+/** The fixed header's size at most: a packet of --max-payload bytes of payload still fits with its topic. */
+const HEADER_ALLOWANCE = 1024;
+
+export class MqttWire implements Wire {
+  readonly transport = 'mqtt' as const;
+  // MQTT has no server ping: the client's keepalive is watched instead (the machine's keepalive region).
+  readonly canPing = false;
+  private ending = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly session: MqttSession,
+  ) {}
+
+  encode(out: Outgoing): Buffer {
+    return this.session.encode(out);
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.socket.destroyed || !this.socket.writable || chunk.length === 0) return true;
+    return this.socket.write(chunk);
+  }
+
+  onDrain(listener: () => void): void {
+    this.socket.once('drain', listener);
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  ping(): void {}
+
+  /** A refused CONNACK before acceptance, a DISCONNECT with its reason code (v5) after, then the end of the stream. */
+  close(code: number, reason: string): void {
+    if (this.ending) return;
+    this.ending = true;
+    if (this.socket.destroyed || !this.socket.writable) return void this.socket.destroy();
+    this.socket.end(this.session.closing(code, reason), () => this.socket.destroy());
+  }
+
+  get isEnding(): boolean {
+    return this.ending;
+  }
+
+  terminate(): void {
+    this.ending = true;
+    this.socket.destroy();
+  }
+}
+
+/** What CONNECT established, before the connection joins. */
+interface Accepted {
+  connect: IConnectPacket;
+  version: MqttVersion;
+  grant: Grant | undefined;
+  /** Bytes that arrived behind the CONNECT, for the connection's own reader. */
+  rest: Buffer[];
+}
+
+export class MqttTransport {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    private readonly core: BrokerCore,
+    private readonly log: Logger,
+  ) {
+    this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        this.server.on('error', (err) => this.log.error({ err }, 'mqtt server error'));
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address ? address.port : port);
+      });
+    });
+  }
+
+  private get maxPacket(): number {
+    return this.core.config.maxPayload + HEADER_ALLOWANCE;
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'mqtt socket error before connect'));
+    const refusal = this.core.admission?.claim(socket);
+    if (refusal) {
+      // Before CONNECT is read the version is unknown: 3.1.1's "server unavailable" is what both versions read.
+      socket.end(mqttPacket.generate({ cmd: 'connack', returnCode: CONNACK.unavailable.v4, sessionPresent: false }), () => socket.destroy());
+      return;
+    }
+    const framer = new PacketFramer(this.maxPacket);
+    this.readConnect(socket, framer).then(
+      (accepted) => accepted && this.open(socket, accepted, framer),
+      (err: unknown) => {
+        this.log.error({ err }, 'mqtt connect failed');
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Reads and checks CONNECT; resolves null after refusing (and ending) the connection. */
+  private async readConnect(socket: Socket, framer: PacketFramer): Promise<Accepted | null> {
+    const first = await firstPacket(socket, framer, this.core.config.idleMs);
+    if (first === null) return void socket.destroy(), null;
+    const { packet, rest } = first;
+    if (packet.cmd !== 'connect') return void socket.destroy(), null; // the first packet must be CONNECT [MQTT-3.1.0-1]
+    const version = connectVersion(packet);
+    if (version === undefined) return this.refuse(socket, 4, 'badProtocol');
+    const faults = this.core.faults;
+    const clientId = packet.clientId ?? '';
+    if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
+    const will = packet.will;
+    if (will && topicError(will.topic) !== null) return this.refuse(socket, version, version === 5 ? 'badClientId' : 'notAuthorized');
+    let grant: Grant | undefined;
+    const tokens = this.core.tokens;
+    if (tokens) {
+      const token = packet.password?.toString('utf8');
+      if (!token) return this.refuse(socket, version, 'notAuthorized');
+      const verified = await tokens.verify(token);
+      if (verified instanceof AuthFailure) {
+        faults?.note('info', { addr: socket.remoteAddress, reason: verified.message }, 'mqtt connect refused: unauthorized');
+        return this.refuse(socket, version, 'badCredentials');
+      }
+      grant = verified;
+      if (will && !grant.mayPublish(will.topic)) return this.refuse(socket, version, 'notAuthorized');
+    }
+    if (socket.destroyed) return null;
+    // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
+    const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
+    if (name !== undefined && !this.core.hub.isNameFree(name)) {
+      const old = this.core.hub.find(name);
+      if (old?.transport !== 'mqtt') {
+        if (grant) return this.refuse(socket, version, 'badClientId');
+      } else if (!(await this.takeOver(old, name))) {
+        return this.refuse(socket, version, 'unavailable');
+      }
+    }
+    return socket.destroyed ? null : { connect: packet, version, grant, rest };
+  }
+
+  /** Closes the connection holding `name` and waits until the name is free (bounded by the close timeout). */
+  private async takeOver(old: Link, name: string): Promise<boolean> {
+    old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'session taken over', cause: 'leave' });
+    const deadline = Date.now() + this.core.config.closeTimeoutMs + 1000;
+    while (!this.core.hub.isNameFree(name)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return true;
+  }
+
+  private refuse(socket: Socket, version: MqttVersion, why: ConnackRefusal): null {
+    const code = CONNACK[why];
+    const packet = version === 5 ? { cmd: 'connack' as const, reasonCode: code.v5, sessionPresent: false } : { cmd: 'connack' as const, returnCode: code.v4, sessionPresent: false };
+    if (!socket.destroyed) socket.end(mqttPacket.generate(packet, { protocolVersion: version === 5 ? 5 : 4 }), () => socket.destroy());
+    return null;
+  }
+
+  private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
+    const { connect, version, grant } = accepted;
+    const clientId = connect.clientId ?? '';
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0 });
+    const wire = new MqttWire(socket, session);
+    const addr = `${socket.remoteAddress}:${socket.remotePort}`;
+    const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
+    const keepaliveMs = connect.keepalive ? connect.keepalive * 1500 : undefined;
+    const { link, reader, actor } = openConnection(this.core, wire, addr, { name, grant }, undefined, keepaliveMs);
+    session.attach(link, reader);
+    const will = willOf(connect);
+    const parser = mqttPacket.parser({ protocolVersion: version === 5 ? 5 : 4 });
+    let broken = false;
+    const violation = (reason: string, code: number = CLOSE.protocolError) => {
+      broken = true;
+      this.core.faults?.note('info', { client: link.id, addr, reason }, 'mqtt protocol violation: closing');
+      actor.send({ type: 'CLOSE', code, reason, cause: 'leave' });
+    };
+    const parsed: Packet[] = [];
+    parser.on('packet', (p: Packet) => parsed.push(p));
+    parser.on('error', (err: Error) => violation(`malformed packet: ${err.message}`.slice(0, 120)));
+    const handle = (bytes: Buffer) => {
+      parser.parse(bytes);
+      for (const p of parsed.splice(0)) {
+        if (broken) return;
+        const problem = session.inbound(p, bytes.length);
+        if (problem) return violation(problem);
+      }
+    };
+    const feed = (chunk: Buffer) => {
+      link.lastSeen = Date.now();
+      for (const e of framer.push(chunk)) {
+        if (broken || wire.isEnding) return;
+        if (e.kind === 'too_large') return violation(`packet of ${e.size} bytes over --max-payload`, CLOSE.tooLarge);
+        if (e.kind === 'malformed') return violation('malformed packet: bad remaining length');
+        handle(e.packet);
+      }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
+      try {
+        feed(chunk);
+      } catch (error) {
+        actor.send({ type: 'FAULT', error });
+      }
+    });
+    socket.on('error', (err) => this.log.debug({ client: link.id, err: err.message }, 'mqtt socket error'));
+    socket.on('close', (hadError) => {
+      this.sockets.delete(socket);
+      actor.send({ type: 'SOCKET_CLOSED', code: hadError ? CLOSE.abnormal : CLOSE.normal, reason: hadError ? 'connection reset' : 'closed by peer' });
+    });
+    // The will is published once the connection is over, unless the client said DISCONNECT [MQTT-3.1.2-8].
+    const publishWill = () => {
+      if (!will || session.disconnected || !session.connacked) return;
+      const hub = this.core.hub;
+      Promise.resolve(hub.publishAsync ? hub.publishAsync(will.topic, will.data) : hub.publish(will.topic, will.data)).catch((err: unknown) =>
+        this.log.error({ err, client: link.id }, 'mqtt will publish failed'),
+      );
+    };
+    actor.subscribe({
+      complete: publishWill,
+      error: () => {
+        wire.close(CLOSE.internalError, 'internal error');
+        publishWill();
+      },
+    });
+    actor.start();
+    for (const packet of accepted.rest) handle(packet);
+    socket.resume();
+  }
+
+  close(): void {
+    this.server.close();
+  }
+
+  destroyAll(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+}
+
+/** 4 for MQTT 3.1.1 (and 3 for MQIsdp 3.1, served as 3.1.1), 5 for MQTT 5.0; undefined otherwise. */
+function connectVersion(p: IConnectPacket): MqttVersion | undefined {
+  if (p.protocolId === 'MQTT' && (p.protocolVersion === 4 || p.protocolVersion === 5)) return p.protocolVersion;
+  if (p.protocolId === 'MQIsdp' && p.protocolVersion === 3) return 3;
+  return undefined;
+}
+
+/**
+ * The first packet (it must be CONNECT), parsed, with the whole packets after it (a partial one stays in `framer`);
+ * null when the socket closes, the packet is too large or malformed, or time runs out. The socket is left paused.
+ */
+function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: number): Promise<{ packet: Packet; rest: Buffer[] } | null> {
+  return new Promise((resolve) => {
+    const done = (value: { packet: Packet; rest: Buffer[] } | null) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.pause();
+      resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      const events = framer.push(chunk);
+      if (events.length === 0) return;
+      const e = events[0]!;
+      if (e.kind !== 'packet') return done(null);
+      const parser = mqttPacket.parser({ protocolVersion: 5 });
+      let packet: Packet | undefined;
+      parser.on('packet', (p: Packet) => (packet ??= p));
+      parser.on('error', () => undefined);
+      parser.parse(e.packet);
+      if (!packet) return done(null);
+      // Packets right behind CONNECT are the connection's first.
+      done({ packet, rest: events.slice(1).flatMap((x) => (x.kind === 'packet' ? [x.packet] : [])) });
+    };
+    const onClose = () => done(null);
+    const timer = setTimeout(() => done(null), timeoutMs);
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
+}

@@ -1,0 +1,274 @@
+// MQTT on one topic space with every other transport, over real sockets: the `mqtt` npm client and Debian's
+// mosquitto_pub / mosquitto_sub against WebSocket, TCP chat and HTTP API clients; grants, keepalive, wills, limits.
+import { spawn, spawnSync } from 'node:child_process';
+import { connect as netConnect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt, { type MqttClient } from 'mqtt';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import { SignJWT } from 'jose';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
+import { LineClient } from '../helpers/line-client.js';
+
+let broker: TestBroker;
+const clients: MqttClient[] = [];
+
+beforeAll(async () => {
+  broker = await startTestBroker({ mqttPort: 0, maxPayload: 4096 });
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+  await broker.close();
+});
+
+async function device(clientId: string, options: mqtt.IClientOptions = {}, b: TestBroker = broker): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.mqttPort}`, { clientId, reconnectPeriod: 0, ...options });
+  clients.push(c);
+  return c;
+}
+
+/** The next message `c` receives (topic, payload bytes, QoS). */
+function nextMessage(c: MqttClient, topic?: string, timeoutMs = 3000): Promise<{ topic: string; payload: Buffer; qos: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no MQTT message${topic ? ` on ${topic}` : ''} within ${timeoutMs} ms`)), timeoutMs);
+    const on = (t: string, payload: Buffer, packet: { qos: number }) => {
+      if (topic !== undefined && t !== topic) return;
+      clearTimeout(timer);
+      c.off('message', on);
+      resolve({ topic: t, payload, qos: packet.qos });
+    };
+    c.on('message', on);
+  });
+}
+
+describe('MQTT ⇄ the other transports (mqtt npm client)', () => {
+  it('MQTT → WebSocket: a JSON payload is data; other payloads arrive in their envelope', async () => {
+    const web = await TestClient.connect(`${broker.url}/plant/%2B/temp`);
+    const sensor = await device('sensor-1');
+    await sensor.publishAsync('plant/7/temp', '{"c":21.5}', { qos: 1 });
+    expect(await web.next((f) => f.op === 'msg')).toMatchObject({ topic: 'plant/7/temp', data: { c: 21.5 }, from: { name: 'sensor-1' } });
+    await sensor.publishAsync('plant/7/temp', 'on', { qos: 0 });
+    expect((await web.next((f) => f.op === 'msg')).data).toEqual({ encoding: 'utf8', payload: 'on' });
+    await sensor.publishAsync('plant/7/temp', Buffer.from([0xff, 0x00, 0x01]), { qos: 1 });
+    expect((await web.next((f) => f.op === 'msg')).data).toEqual({ encoding: 'base64', payload: '/wAB' });
+    web.close();
+  });
+
+  it('WebSocket → MQTT: data as its JSON text; an envelope as its bytes; QoS 0, 1 and 2 subscriptions', async () => {
+    const d0 = await device('dash-q0');
+    const d2 = await device('dash-q2', { protocolVersion: 5 });
+    expect(await d0.subscribeAsync('room/+', { qos: 0 })).toEqual([{ topic: 'room/+', qos: 0 }]);
+    expect(await d2.subscribeAsync('room/#', { qos: 2 })).toMatchObject([{ topic: 'room/#', qos: 2 }]);
+    const web = await TestClient.connect(broker.url);
+    const got0 = nextMessage(d0);
+    const got2 = nextMessage(d2);
+    await web.request({ op: 'pub', topic: 'room/1', data: { on: true } });
+    expect((await got0).payload.toString()).toBe('{"on":true}');
+    expect(await got2).toMatchObject({ topic: 'room/1', qos: 2 });
+    const bytes = nextMessage(d0);
+    await web.request({ op: 'pub', topic: 'room/1', data: { encoding: 'base64', payload: '3q2+7w==' } });
+    expect((await bytes).payload).toEqual(Buffer.from([0xde, 0xad, 0xbe, 0xef]));
+    const text = nextMessage(d0);
+    await web.request({ op: 'pub', topic: 'room/1', data: 'plain words' });
+    expect((await text).payload.toString()).toBe('"plain words"');
+    web.close();
+  });
+
+  it('TCP chat → MQTT and HTTP API → MQTT', async () => {
+    const d = await device('chat-watcher');
+    await d.subscribeAsync(['chat', 'alarm/#'], { qos: 1 });
+    const tcp = await LineClient.connect(broker.tcpPort);
+    const said = nextMessage(d, 'chat');
+    tcp.send('hello from nc');
+    expect((await said).payload.toString()).toBe('"hello from nc"');
+    const alarm = nextMessage(d, 'alarm/boiler');
+    const res = await fetch(`${broker.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'alarm/boiler', data: { level: 'high' } }) });
+    expect(res.status).toBe(200);
+    expect(await alarm).toMatchObject({ payload: Buffer.from('{"level":"high"}'), qos: 1 });
+    tcp.close();
+  });
+
+  it('MQTT clients show in who and /api/clients with transport mqtt; MQTT → MQTT keeps the bytes', async () => {
+    const a = await device('who-a');
+    const b = await device('who-b');
+    await b.subscribeAsync('bin/x', { qos: 1 });
+    const got = nextMessage(b);
+    await a.publishAsync('bin/x', Buffer.from([0xff, 0xfe, 0x20]), { qos: 1 });
+    expect((await got).payload).toEqual(Buffer.from([0xff, 0xfe, 0x20]));
+    const web = await TestClient.connect(broker.url);
+    const who = await web.request({ op: 'who', topic: 'bin/x' });
+    expect(who.clients).toEqual([{ id: expect.any(String), name: 'who-b', transport: 'mqtt', state: 'online' }]);
+    const api = (await (await fetch(`${broker.httpUrl}/api/clients`)).json()) as { clients: { name: string; transport: string; subscriptions: string[] }[] };
+    expect(api.clients.find((c) => c.name === 'who-b')).toMatchObject({ transport: 'mqtt', subscriptions: ['bin/x'] });
+    web.close();
+  });
+
+  it('$ topics are not matched by leading wildcards; unsubscribe stops delivery', async () => {
+    const d = await device('dollar');
+    await d.subscribeAsync(['#', '$SYS/x'], { qos: 0 });
+    const web = await TestClient.connect(broker.url);
+    const first = nextMessage(d);
+    await web.request({ op: 'pub', topic: '$app/hidden', data: 1 });
+    await web.request({ op: 'pub', topic: '$SYS/x', data: 2 });
+    expect(await first).toMatchObject({ topic: '$SYS/x' });
+    await d.unsubscribeAsync(['#', '$SYS/x']);
+    let late = false;
+    d.on('message', () => (late = true));
+    await web.request({ op: 'pub', topic: 'after/unsub', data: 3 });
+    await d.publishAsync('probe/ack', 'x', { qos: 1 }); // a round trip after the publish: anything queued has arrived
+    expect(late).toBe(false);
+    web.close();
+  });
+});
+
+describe('mosquitto_pub and mosquitto_sub', () => {
+  const have = spawnSync('mosquitto_pub', ['--help']).error === undefined;
+  it.runIf(have)('mosquitto_sub receives a WebSocket publish; mosquitto_pub reaches a WebSocket subscriber', async () => {
+    if (!have) return;
+    const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(broker.mqttPort), '-t', 'mosq/in', '-q', '1', '-C', '1', '-i', 'mosq-sub']);
+    let out = '';
+    sub.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => sub.on('exit', resolve));
+    const web = await TestClient.connect(broker.url);
+    // Publish until the subscriber is in (its subscription is asynchronous to us): at most a few rounds.
+    const deadline = Date.now() + 5000;
+    while (!out && Date.now() < deadline) {
+      const who = await web.request({ op: 'who', topic: 'mosq/in' });
+      if (who.clients.length > 0) await web.request({ op: 'pub', topic: 'mosq/in', data: { from: 'browser' } });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await exited).toBe(0);
+    expect(out.trim()).toBe('{"from":"browser"}');
+
+    await web.request({ op: 'sub', topic: 'mosq/out' });
+    // Not spawnSync: the broker runs in this process and must answer meanwhile.
+    const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.mqttPort), '-t', 'mosq/out', '-q', '2', '-m', 'raw text', '-V', 'mqttv5']);
+    expect(await new Promise((resolve) => pub.on('exit', resolve))).toBe(0);
+    expect((await web.next((f) => f.op === 'msg')).data).toEqual({ encoding: 'utf8', payload: 'raw text' });
+    web.close();
+  });
+  it.skipIf(have)('skipped: mosquitto-clients not installed (apt-get install mosquitto-clients)', () => undefined);
+});
+
+/** A raw MQTT socket, for what a well-behaved client library will not send. */
+class RawMqtt {
+  readonly packets: Packet[] = [];
+  private readonly parser;
+  closed: Promise<void>;
+  private constructor(readonly socket: Socket, version: 4 | 5) {
+    this.parser = mqttPacket.parser({ protocolVersion: version });
+    this.parser.on('packet', (p: Packet) => this.packets.push(p));
+    socket.on('data', (d: Buffer) => this.parser.parse(d));
+    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
+  }
+  static async open(port: number, version: 4 | 5 = 4): Promise<RawMqtt> {
+    const socket = netConnect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    return new RawMqtt(socket, version);
+  }
+  send(p: Packet, version: 4 | 5 = 4): void {
+    this.socket.write(mqttPacket.generate(p, { protocolVersion: version }));
+  }
+  async next(cmd: string, timeoutMs = 3000): Promise<Packet> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.packets.findIndex((p) => p.cmd === cmd);
+      if (i >= 0) return this.packets.splice(i, 1)[0]!;
+      if (Date.now() > deadline) throw new Error(`no ${cmd} within ${timeoutMs} ms (got ${this.packets.map((p) => p.cmd).join(', ')})`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+describe('liveness, wills and protocol errors', () => {
+  it('keepalive: silence for 1.5 × keepalive closes the connection and publishes its will; DISCONNECT does not', async () => {
+    const watcher = await device('will-watcher');
+    await watcher.subscribeAsync('wills/#', { qos: 1 });
+    const raw = await RawMqtt.open(broker.mqttPort);
+    // From before CONNECT: the broker hears the client last when CONNECT arrives.
+    const started = Date.now();
+    raw.send({ cmd: 'connect', clientId: 'silent', keepalive: 1, clean: true, protocolId: 'MQTT', protocolVersion: 4, will: { topic: 'wills/silent', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    expect(await raw.next('connack')).toMatchObject({ returnCode: 0 });
+    const will = await nextMessage(watcher, 'wills/silent', 5000);
+    expect(will.payload.toString()).toBe('gone');
+    await raw.closed;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+
+    const polite = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'polite', reconnectPeriod: 0, will: { topic: 'wills/polite', payload: Buffer.from('x'), qos: 1, retain: false } });
+    await polite.endAsync();
+    // A round trip through the broker after the DISCONNECT: a will would have arrived before this echo.
+    const echo = nextMessage(watcher, 'wills/echo');
+    await watcher.publishAsync('wills/echo', 'e', { qos: 1 });
+    expect((await echo).topic).toBe('wills/echo');
+  });
+
+  it('a second CONNECT, a packet over --max-payload and a malformed length close the connection', async () => {
+    const twice = await RawMqtt.open(broker.mqttPort);
+    twice.send({ cmd: 'connect', clientId: 'twice', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 4 });
+    await twice.next('connack');
+    twice.send({ cmd: 'connect', clientId: 'twice', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 4 });
+    await twice.closed;
+
+    const big = await RawMqtt.open(broker.mqttPort, 5);
+    big.send({ cmd: 'connect', clientId: 'big', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 5 }, 5);
+    await big.next('connack');
+    big.send({ cmd: 'publish', topic: 'big', payload: Buffer.alloc(8000), qos: 0, dup: false, retain: false }, 5);
+    expect(await big.next('disconnect')).toMatchObject({ reasonCode: 0x95 });
+    await big.closed;
+
+    const bad = await RawMqtt.open(broker.mqttPort);
+    bad.send({ cmd: 'connect', clientId: 'bad', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 4 });
+    await bad.next('connack');
+    bad.socket.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]));
+    await bad.closed;
+
+    const wrong = await RawMqtt.open(broker.mqttPort);
+    wrong.socket.write(Buffer.from([0xc0, 0x00])); // PINGREQ before CONNECT
+    await wrong.closed;
+  });
+
+  it('a new connection with the same client id takes the session over', async () => {
+    const first = await device('same-id');
+    const closed = new Promise<void>((resolve) => first.once('close', () => resolve()));
+    const second = await device('same-id');
+    await closed;
+    expect(second.connected).toBe(true);
+  });
+});
+
+describe('grants and limits', () => {
+  const secret = 'mqtt-test-secret';
+  let authed: TestBroker;
+  beforeAll(async () => {
+    authed = await startTestBroker({ mqttPort: 0, authSecret: secret, rate: 5, rateBurst: 5 });
+  });
+  afterAll(() => authed.close());
+  const token = (name: string, acl?: object) => new SignJWT(acl ? { acl } : {}).setProtectedHeader({ alg: 'HS256' }).setSubject(name).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+
+  it('the password carries the token; a subscription the grant refuses gets 0x80 (3.1.1) or 0x87 (5.0)', async () => {
+    await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${authed.mqttPort}`, { clientId: 'anon', reconnectPeriod: 0 })).rejects.toThrow(/Not authorized/i);
+    await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${authed.mqttPort}`, { clientId: 'x', username: 'x', password: 'not-a-jwt', reconnectPeriod: 0 })).rejects.toThrow(/bad username or password/i);
+    const raw = await RawMqtt.open(authed.mqttPort);
+    raw.send({ cmd: 'connect', clientId: 'meter', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 4, username: 'meter', password: Buffer.from(await token('meter', { sub: ['meters/#'], pub: ['meters/#'] })) });
+    await raw.next('connack');
+    raw.send({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: 'meters/1', qos: 1 }, { topic: 'test/nosubscribe', qos: 2 }] });
+    expect(await raw.next('suback')).toMatchObject({ messageId: 7, granted: [1, 0x80] });
+    // 3.1.1 cannot refuse a publish in band: the connection is closed.
+    raw.send({ cmd: 'publish', topic: 'elsewhere', payload: Buffer.from('x'), qos: 1, messageId: 8, dup: false, retain: false });
+    await raw.closed;
+    const v5 = await device('meter5', { protocolVersion: 5, username: 'meter5', password: await token('meter5', { sub: ['meters/#'], pub: ['meters/#'] }) }, authed);
+    await expect(v5.subscribeAsync('test/nosubscribe', { qos: 1 })).rejects.toThrow(/Not authorized/i);
+    // A refused QoS 1 publish: v5 answers PUBACK 0x87 and the connection stays.
+    await expect(v5.publishAsync('elsewhere', 'x', { qos: 1 })).rejects.toThrow(/Not authorized|135/i);
+    expect(v5.connected).toBe(true);
+  });
+
+  it('the inbound rate applies: a QoS 0 flood past the bucket is closed (v5: DISCONNECT 0x96)', async () => {
+    const raw = await RawMqtt.open(authed.mqttPort, 5);
+    raw.send({ cmd: 'connect', clientId: 'flood', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 5, username: 'flood', password: Buffer.from(await token('flood')) }, 5);
+    await raw.next('connack');
+    for (let i = 0; i < 20; i++) raw.send({ cmd: 'publish', topic: 'flood/x', payload: Buffer.from(String(i)), qos: 0, dup: false, retain: false }, 5);
+    expect(await raw.next('disconnect')).toMatchObject({ reasonCode: 0x96 });
+    await raw.closed;
+  });
+});
