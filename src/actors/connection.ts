@@ -1,5 +1,6 @@
 // openConnection: what every transport does with a new socket — a Link, its reader, and a connection actor.
-// The actor runs in an actor system of its own (see ActorTree); the supervisor hears of its end from here.
+// The actor runs in an actor system shared by a group of connections (see ActorTree); the supervisor hears of its end
+// through the group (ConnectionEnds).
 import type { AnyActorRef } from 'xstate';
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
