@@ -26,6 +26,9 @@ export const SETTINGS = {
   port: { flag: 'port', kind: { type: 'int', min: 0, max: 65535 }, default: 8080, help: 'HTTP + WebSocket port (0 picks a free one)' },
   tcpPort: { flag: 'tcp-port', kind: { type: 'int', min: 0, max: 65535 }, default: 8000, help: 'TCP line-protocol port; 0 disables TCP' },
   mqttPort: { flag: 'mqtt-port', kind: { type: 'int', min: 0, max: 65535 }, default: 0, help: 'MQTT 3.1.1 and 5.0 port (docs/mqtt.md; 1883 is the usual one); 0 disables MQTT' },
+  mqttSessions: { flag: 'mqtt-sessions', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 10_000, help: 'persistent MQTT sessions kept while their clients are away (3.1.1 clean session 0, 5.0 session expiry); over it the least recently kept goes' },
+  mqttRetainedBytes: { flag: 'mqtt-retained-bytes', kind: { type: 'int', min: 0, max: 2 ** 31 }, default: 16 * 1024 * 1024, help: 'bytes of retained MQTT messages kept (at most 100,000 messages); over it the oldest goes; 0 turns retained messages off' },
+  mqttAnonymousAcl: { flag: 'mqtt-anonymous-acl', kind: { type: 'string' }, default: undefined, help: 'JSON acl like a token\'s ({"pub":[…],"sub":[…],"subDeny":[…]}) for MQTT clients that connect without a password: with tokens required they are admitted under it instead of refused; without tokens it limits them' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
   idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
   idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
@@ -64,6 +67,10 @@ export const SETTINGS = {
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
+  interestLingerMs: { flag: 'interest-linger-ms', kind: ms(0, 3_600_000), default: 5000, help: 'cluster: how long a node keeps listening to a topic after its last local subscriber left (a client that resubscribes at once costs no SUBSCRIBE); docs/cluster.md, Interest routing' },
+  nodeTtlMs: { flag: 'node-ttl-ms', kind: ms(100, 3_600_000), default: 5000, help: 'cluster: a node whose heartbeat is this old is taken for dead by the others (its clients time out)' },
+  nodeTickMs: { flag: 'node-tick-ms', kind: ms(20, 600_000), default: 1500, help: 'cluster: how often a node refreshes its heartbeat and looks for dead nodes (well under --node-ttl-ms)' },
+  nodeHangMs: { flag: 'node-hang-ms', kind: ms(100, 3_600_000), default: 30_000, help: 'cluster: a node whose event loop is stuck this long stops heartbeating (then reaped like a dead one); at least --node-ttl-ms' },
   hookUrl: { flag: 'hook-url', kind: { type: 'string' }, default: undefined, help: 'the application backend (docs/integration.md): hooks are POSTed to <url>/connect, /subscribe, /publish, /rpc (those named by --hooks); webhooks to <url>/events' },
   hooks: { flag: 'hooks', kind: { type: 'string' }, default: 'connect,subscribe,publish,rpc,events', help: 'which hooks of --hook-url are on: a comma-separated subset of connect, subscribe, publish, rpc, events' },
   hookSecret: { flag: 'hook-secret', kind: { type: 'string' }, default: undefined, help: 'HMAC-SHA256 key: every hook and webhook body is signed in X-Switchboard-Signature: sha256=<hex>; prefer the env var' },
@@ -88,6 +95,10 @@ export interface Config {
   tcpPort: number;
   /** MQTT listener port; 0 = off. */
   mqttPort: number;
+  mqttSessions: number;
+  mqttRetainedBytes: number;
+  /** The acl (JSON) of MQTT clients without a token; undefined = none (refused when tokens are required). */
+  mqttAnonymousAcl: string | undefined;
   heartbeatMs: number;
   idleMs: number;
   idleGraceMs: number;
@@ -130,6 +141,10 @@ export interface Config {
   /** Worker processes of `serve` (1 = this process is the broker, no primary). */
   workers: number;
   redisMaxInflight: number;
+  interestLingerMs: number;
+  nodeTtlMs: number;
+  nodeTickMs: number;
+  nodeHangMs: number;
   /** The application backend's base URL; undefined = no hooks, no webhooks. */
   hookUrl: string | undefined;
   hooks: string;
@@ -279,8 +294,20 @@ export function validateConfig(config: Config): void {
   if (roomError) throw new ConfigError(`--room must be a topic: ${roomError}`);
   if (config.tcpPort !== 0 && config.tcpPort === config.port) throw new ConfigError('--port and --tcp-port must differ');
   if (config.mqttPort !== 0 && (config.mqttPort === config.port || config.mqttPort === config.tcpPort)) throw new ConfigError('--mqtt-port must differ from --port and --tcp-port');
+  if (config.mqttAnonymousAcl !== undefined) {
+    let acl: unknown;
+    try {
+      acl = JSON.parse(config.mqttAnonymousAcl);
+    } catch {
+      throw new ConfigError(`--mqtt-anonymous-acl must be a JSON object like a token's acl, got '${config.mqttAnonymousAcl.slice(0, 80)}'`);
+    }
+    if (typeof acl !== 'object' || acl === null || Array.isArray(acl)) throw new ConfigError('--mqtt-anonymous-acl must be a JSON object like a token\'s acl');
+  }
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
   if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
+  if (config.nodeTickMs * 2 > config.nodeTtlMs) {
+    throw new ConfigError(`--node-tick-ms ${config.nodeTickMs} must be at most half of --node-ttl-ms ${config.nodeTtlMs}: a node refreshes its heartbeat at least twice per TTL, or a late tick gets it reaped while alive`);
+  }
   if (config.workers > 1 && config.redisUrl === undefined) {
     throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
   }

@@ -163,7 +163,7 @@ describe('sub, unsub, pub', () => {
       { op: 'sub', topic: 'a/#/b' },
       { op: 'sub', topic: 'a+/b' },
       { op: 'sub', topic: '' },
-      { op: 'sub', topic: 'a//b' },
+      { op: 'sub', topic: 'a/b#' },
       { op: 'pub', topic: 'a/+', data: 1 },
       { op: 'pub', topic: 'x'.repeat(257), data: 1 },
       { op: 'unsub', topic: 42 },

@@ -9,6 +9,11 @@ export interface GrantClaims {
   pub: readonly string[] | null;
   /** Filters the client may subscribe within; null = any filter. */
   sub: readonly string[] | null;
+  /**
+   * Filters the client may not subscribe within (a filter they cover is refused), though `sub` allows it. A broader
+   * filter it may hold (`#`) still receives their topics: this refuses subscriptions, it does not hide messages.
+   */
+  subDeny?: readonly string[] | undefined;
   /** May use the HTTP API. */
   admin: boolean;
   /** The token's `exp` (seconds since 1970), when it has one: the connection must present a fresh token by then. */
@@ -24,6 +29,7 @@ export class Grant implements GrantClaims {
   readonly name: string;
   readonly pub: readonly string[] | null;
   readonly sub: readonly string[] | null;
+  readonly subDeny: readonly string[];
   readonly admin: boolean;
   readonly send: readonly string[] | null;
   readonly exp: number | undefined;
@@ -32,6 +38,7 @@ export class Grant implements GrantClaims {
   constructor(claims: GrantClaims) {
     ({ name: this.name, pub: this.pub, sub: this.sub, admin: this.admin, exp: this.exp } = claims);
     this.send = claims.send ?? null;
+    this.subDeny = claims.subDeny ?? [];
   }
 
   /** A direct to the client called `names` (its name, its id) is allowed when one `send` pattern matches either. */
@@ -48,7 +55,7 @@ export class Grant implements GrantClaims {
 
   /** A subscription to `filter` is allowed when one `sub` filter covers every topic it can match. */
   maySubscribe(filter: string): boolean {
-    return this.sub === null || this.sub.some((g) => filterCovers(g, filter));
+    return (this.sub === null || this.sub.some((g) => filterCovers(g, filter))) && !this.subDeny.some((d) => filterCovers(d, filter));
   }
 }
 

@@ -72,11 +72,13 @@ export function grantFromClaims(payload: JWTPayload): Grant | AuthFailure {
   if (pub instanceof AuthFailure) return pub;
   const sub = filterList((acl as Record<string, unknown>).sub, 'acl.sub');
   if (sub instanceof AuthFailure) return sub;
+  const subDeny = filterList((acl as Record<string, unknown>).subDeny, 'acl.subDeny');
+  if (subDeny instanceof AuthFailure) return subDeny;
   if (payload.admin !== undefined && typeof payload.admin !== 'boolean') return new AuthFailure('token admin must be a boolean');
   const send = sendList(acl as Record<string, unknown>, pub);
   if (send instanceof AuthFailure) return send;
   // jose has checked `exp` is a number and in the future; the connection is told when it passes.
-  return new Grant({ name: payload.sub as string, pub, sub, admin: payload.admin === true, send, exp: payload.exp });
+  return new Grant({ name: payload.sub as string, pub, sub, subDeny: subDeny ?? undefined, admin: payload.admin === true, send, exp: payload.exp });
 }
 
 /**

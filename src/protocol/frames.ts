@@ -14,7 +14,7 @@ const ID_MAX = 128;
 /** Longest token an `auth` frame may carry (a JWT signed with a large RSA key is a few KB). */
 export const TOKEN_MAX = 16_384;
 
-export type Transport = 'ws' | 'tcp' | 'mqtt';
+export type Transport = 'ws' | 'tcp' | 'mqtt' | 'sse';
 
 export interface ClientInfo {
   id: string;

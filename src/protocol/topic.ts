@@ -47,8 +47,8 @@ function check(value: unknown, wildcards: boolean): string | null {
   const segments = value.split('/');
   if (segments.length > TOPIC_LIMITS.maxSegments) return `topic has more than ${TOPIC_LIMITS.maxSegments} segments`;
   for (let i = 0; i < segments.length; i++) {
+    // An empty segment is a segment, as in MQTT (`/a`, `a//b`, `a/`): devices use them.
     const s = segments[i]!;
-    if (s.length === 0) return 'topic has an empty segment';
     if (s.length > TOPIC_LIMITS.maxSegmentLength) return `topic segment longer than ${TOPIC_LIMITS.maxSegmentLength} characters`;
     if (wildcards && (s === '+' || (s === '#' && i === segments.length - 1))) continue;
     if (s === '#') return wildcards ? "'#' is allowed only as the last segment" : 'a publish topic cannot contain wildcards';

@@ -23,13 +23,14 @@ const PER_WORKER = 9_000; // well under the 20 000 open files of one process
 type Workload = 'steady' | 'burst' | 'memory' | 'connect' | 'scale' | 'ingest';
 const ALL_WORKLOADS: Workload[] = ['steady', 'burst', 'memory', 'connect', 'scale', 'ingest'];
 /** Which servers each workload runs against (scale needs a heartbeat the bench can configure). */
+// switchboard-mqtt (Switchboard over its MQTT listener) runs only when named in --servers: beside Mosquitto, same clients.
 const WORKLOAD_SERVERS: Record<Workload, ServerName[]> = {
-  steady: ALL_SERVERS,
-  burst: ALL_SERVERS,
-  memory: ALL_SERVERS,
-  connect: ALL_SERVERS,
+  steady: [...ALL_SERVERS, 'switchboard-mqtt'],
+  burst: [...ALL_SERVERS, 'switchboard-mqtt'],
+  memory: [...ALL_SERVERS, 'switchboard-mqtt'],
+  connect: [...ALL_SERVERS, 'switchboard-mqtt'],
   scale: ['switchboard', 'ws'],
-  ingest: ['switchboard', 'nats', 'mosquitto'], // topics and a wildcard: the two baselines without them sit out
+  ingest: ['switchboard', 'nats', 'mosquitto', 'switchboard-mqtt'], // topics and a wildcard: the two baselines without them sit out
 };
 
 const { values: flags } = parseArgs({

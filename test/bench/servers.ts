@@ -6,9 +6,10 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Proto } from './wire.js';
 
-export type ServerName = 'switchboard' | 'ws' | 'socket.io' | 'mosquitto' | 'nats';
+/** `switchboard-mqtt`: Switchboard driven over its MQTT listener (--mqtt-port) by the same MQTT clients as Mosquitto. */
+export type ServerName = 'switchboard' | 'ws' | 'socket.io' | 'mosquitto' | 'nats' | 'switchboard-mqtt';
 export const ALL_SERVERS: ServerName[] = ['switchboard', 'ws', 'socket.io', 'mosquitto', 'nats'];
-export const PROTO: Record<ServerName, Proto> = { switchboard: 'sb', ws: 'ws', 'socket.io': 'sio', mosquitto: 'mqtt', nats: 'nats' };
+export const PROTO: Record<ServerName, Proto> = { switchboard: 'sb', ws: 'ws', 'socket.io': 'sio', mosquitto: 'mqtt', nats: 'nats', 'switchboard-mqtt': 'mqtt' };
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -124,12 +125,15 @@ export async function startServer(name: ServerName, opts: ServerOptions): Promis
   if (name === 'mosquitto') return daemon(name, 1883);
   if (name === 'nats') return daemon(name, 4222);
   let child: ChildProcess;
-  if (name === 'switchboard') {
+  if (name === 'switchboard' || name === 'switchboard-mqtt') {
+    const mqtt = name === 'switchboard-mqtt';
     const args = [
       ...startScriptFlags(),
       ...(opts.nodeFlags ?? []),
       `${opts.dist ?? 'dist'}/cli.js`, 'serve',
-      '--port', String(opts.port),
+      // Over MQTT the clients connect to `port`, and HTTP takes the port 10,000 above it.
+      '--port', String(mqtt ? opts.port + 10_000 : opts.port),
+      ...(mqtt ? ['--mqtt-port', String(opts.port)] : []),
       '--tcp-port', '0',
       '--log-level', 'warn',
       '--idle-ms', '86400000',

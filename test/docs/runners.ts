@@ -27,6 +27,8 @@ export const README_RUNNERS: Record<string, Runner> = {
   'example:client/tour.ts': { elsewhere: 'test/package/install.test.ts' },
   'example:backend/server.js': { elsewhere: 'test/hooks/example-backend.test.ts' },
 
+  'sse-curl': { elsewhere: 'test/sse/docs.test.ts' },
+
   'readme-ws-session': {
     async run([block]) {
       const b = await broker();

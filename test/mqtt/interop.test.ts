@@ -272,3 +272,57 @@ describe('grants and limits', () => {
     await raw.closed;
   });
 });
+
+describe('retained messages and persistent sessions', () => {
+  it('a retained publish is given to later subscribers with the retain flag; an empty one clears it', async () => {
+    const sensor = await device('retainer');
+    await sensor.publishAsync('status/pump', 'running', { qos: 1, retain: true });
+    const late = await device('late-reader');
+    const got = new Promise<{ payload: string; retain: boolean }>((resolve) => late.once('message', (_t, p, packet) => resolve({ payload: p.toString(), retain: packet.retain })));
+    await late.subscribeAsync('status/+', { qos: 1 });
+    expect(await got).toEqual({ payload: 'running', retain: true });
+    await sensor.publishAsync('status/pump', '', { qos: 1, retain: true });
+    const later = await device('later-reader');
+    const first = nextMessage(later);
+    await later.subscribeAsync('status/+', { qos: 1 });
+    await sensor.publishAsync('status/echo', 'x', { qos: 1 });
+    // Retained messages come right behind the SUBACK: the first message is the live one, nothing was retained.
+    expect((await first).topic).toBe('status/echo');
+  });
+
+  it('clean session 0: what was published while away is delivered on reconnect, with session present', async () => {
+    const options = { clean: false, clientId: 'persistent-1', reconnectPeriod: 0 };
+    const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, options);
+    await first.subscribeAsync('away/#', { qos: 1 });
+    await first.endAsync();
+    const web = await TestClient.connect(broker.url);
+    await web.request({ op: 'pub', topic: 'away/a', data: 1 });
+    await web.request({ op: 'pub', topic: 'away/b', data: 2 });
+    const received: string[] = [];
+    const again = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, options);
+    clients.push(again);
+    again.on('message', (t, p) => received.push(`${t} ${p.toString()}`));
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => again.once('connect', resolve));
+    expect(connack.sessionPresent).toBe(true);
+    const deadline = Date.now() + 3000;
+    while (received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(received).toEqual(['away/a 1', 'away/b 2']);
+    // Still subscribed: live messages keep coming.
+    const live = nextMessage(again, 'away/c');
+    await web.request({ op: 'pub', topic: 'away/c', data: 3 });
+    expect((await live).payload.toString()).toBe('3');
+    web.close();
+  });
+
+  it('a clean session (3.1.1) or no session expiry (5.0) keeps nothing', async () => {
+    const v5 = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { protocolVersion: 5, clean: false, clientId: 'no-expiry', reconnectPeriod: 0 });
+    await v5.subscribeAsync('gone/#', { qos: 1 });
+    await v5.endAsync();
+    const back = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { protocolVersion: 5, clean: false, clientId: 'no-expiry', reconnectPeriod: 0 });
+    clients.push(back);
+    const web = await TestClient.connect(broker.url);
+    const who = await web.request({ op: 'who', topic: 'gone/#' });
+    expect(who.clients).toEqual([]);
+    web.close();
+  });
+});

@@ -8,9 +8,11 @@ import type { FrameReader } from '../../actors/reader.js';
 import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
 import type { ServerFrame } from '../../protocol/frames.js';
 import { CLOSE } from '../../protocol/errors.js';
-import { filterMatches } from '../../protocol/topic.js';
+import { isWildcard } from '../../protocol/topic.js';
 import { dataOfPayload, payloadOfData } from './payload.js';
 import { disconnectReason, pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
+import { mqttMatches } from './match.js';
+import { POSITIONS_MAX, type Inflight, type Position, type Retained, type RetainedStore, type StoredSession } from './store.js';
 
 export type MqttVersion = 3 | 4 | 5;
 
@@ -18,8 +20,15 @@ export type MqttVersion = 3 | 4 | 5;
 type Pending =
   | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS }
   | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
-  | { kind: 'puback'; pid: number }
-  | { kind: 'pubrec'; pid: number }
+  /** A QoS 0 publish with the retain flag: answered by nothing, but kept as retained once the engine took it. */
+  | { kind: 'pub0'; retain: Retained }
+  | { kind: 'puback'; pid: number; retain?: Retained | undefined }
+  | { kind: 'pubrec'; pid: number; retain?: Retained | undefined }
+  /** A persistent session's filter subscribed again on reconnect, resuming from its positions. */
+  | { kind: 'resub'; filter: string; qos: QoS }
+  /** A retained message for a new subscription, or an unacknowledged one sent again after a reconnect. */
+  | { kind: 'retained'; message: Retained; qos: QoS }
+  | { kind: 'resend'; pid: number }
   /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order. */
   | { kind: 'pubcomp'; pid: number }
   | { kind: 'pubrel'; pid: number }
@@ -30,13 +39,6 @@ interface AckGroup {
   pid: number;
   codes: number[];
   left: number;
-}
-
-/** An outbound QoS 1 or 2 message not yet fully acknowledged. */
-interface Inflight {
-  qos: 1 | 2;
-  /** PUBREC received: PUBREL sent, PUBCOMP awaited. */
-  released: boolean;
 }
 
 /** Refusals the engine reports without an id: only a QoS 0 publish (sent without one) can have caused them. */
@@ -59,7 +61,17 @@ export interface SessionOptions {
   clientId: string;
   /** The client sent an empty client id and the broker assigned one (v5 says which in CONNACK). */
   assignedId: boolean;
+  /** The session outlives the connection (3.1.1 clean session 0, 5.0 session expiry > 0). */
+  persistent: boolean;
+  /** What it resumes: the session kept from its last connection (CONNACK then says session present). */
+  stored?: StoredSession | undefined;
+  /** Unacknowledged QoS 1/2 messages at most (beyond: a slow consumer). */
+  maxInflight: number;
+  retained?: RetainedStore | undefined;
 }
+
+/** Retained messages one SUBSCRIBE filter may bring at most (each goes through the mailbox, charged to it). */
+const RETAINED_PER_FILTER = 1000;
 
 export class MqttSession {
   private link: Link | undefined;
@@ -67,9 +79,12 @@ export class MqttSession {
   private readonly pending = new Map<number, Pending>();
   private nextRequestId = 1;
   /** Granted QoS by filter: the QoS a message is delivered at is the highest of the filters it matches. */
-  readonly filters = new Map<string, QoS>();
-  private readonly inflight = new Map<number, Inflight>();
-  private nextPacketId = 1;
+  readonly filters: Map<string, QoS>;
+  private readonly inflight: Map<number, Inflight>;
+  private nextPacketId: number;
+  /** Persistent sessions: where it got to per topic, and the engine life those positions are from. */
+  private readonly positions: Map<string, Position> | undefined;
+  private life: string | undefined;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
   private readonly received = new Set<number>();
   /** CONNACK went out: a close then is a DISCONNECT (v5) or the end of the stream, not a refused CONNACK. */
@@ -80,6 +95,65 @@ export class MqttSession {
 
   constructor(readonly options: SessionOptions) {
     this.generateOptions = { protocolVersion: options.version === 5 ? 5 : 4 };
+    const stored = options.stored;
+    this.filters = stored?.filters ?? new Map();
+    this.inflight = stored?.inflight ?? new Map();
+    this.nextPacketId = stored?.nextPacketId ?? 1;
+    this.positions = options.persistent ? (stored?.positions ?? new Map()) : undefined;
+    this.life = stored?.life;
+  }
+
+  /** After CONNACK: the unacknowledged messages again (DUP), then every filter resumed from where it got to. */
+  resume(): void {
+    const stored = this.options.stored;
+    if (!stored) return;
+    for (const [pid, flight] of this.inflight) {
+      if (flight.released) this.answer({ kind: 'pubrel', pid });
+      else this.answer({ kind: 'resend', pid });
+    }
+    for (const [filter, qos] of this.filters) {
+      this.filters.delete(filter); // held again once the engine acknowledges it
+      this.reader!.parsed({ op: 'sub', topic: filter, ...this.positionsFor(filter), id: this.expect({ kind: 'resub', filter, qos }) }, 0);
+    }
+  }
+
+  /** The `since` / `epoch` / `life` of a resuming sub of `filter`: the positions of the topics it matches. */
+  private positionsFor(filter: string): Record<string, unknown> {
+    const life = this.life === undefined ? {} : { life: this.life };
+    if (!isWildcard(filter)) {
+      const p = this.positions?.get(filter);
+      return p ? { since: p.seq, epoch: p.epoch, ...life } : { since: 0, ...life };
+    }
+    const since: Record<string, number> = Object.create(null) as Record<string, number>;
+    const epoch: Record<string, string> = Object.create(null) as Record<string, string>;
+    let n = 0;
+    for (const [topic, p] of this.positions ?? []) {
+      if (n >= POSITIONS_MAX) break;
+      if (!mqttMatches(filter, topic)) continue;
+      since[topic] = p.seq;
+      epoch[topic] = p.epoch;
+      n++;
+    }
+    return n === 0 ? { since: 0, ...life } : { since, epoch, ...life };
+  }
+
+  /**
+   * What is kept when the connection ends, or undefined for a clean session. `current`: the positions of the topics
+   * its filters match now, so that what is published while it is away is what it resumes.
+   */
+  keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
+    if (!this.positions) return undefined;
+    for (const filter of this.filters.keys()) {
+      for (const [topic, p] of current(filter)) if (!this.positions.has(topic)) this.remember(topic, p);
+    }
+    return { filters: this.filters, positions: this.positions, life: this.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
+  }
+
+  private remember(topic: string, p: Position): void {
+    const positions = this.positions!;
+    positions.delete(topic); // most recent last: the oldest goes first when full
+    if (positions.size >= POSITIONS_MAX) positions.delete(positions.keys().next().value!);
+    positions.set(topic, p);
   }
 
   get isV5(): boolean {
@@ -98,20 +172,23 @@ export class MqttSession {
     const reader = this.reader!;
     switch (packet.cmd) {
       case 'publish': {
-        const data = dataOfPayload(typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload);
+        const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+        const data = dataOfPayload(payload);
+        // Kept as the topic's retained message once the engine took the publish (grants, limits).
+        const retain = packet.retain && this.options.retained ? { topic: packet.topic, payload, qos: packet.qos } : undefined;
         if (packet.qos === 0) {
-          reader.parsed({ op: 'pub', topic: packet.topic, data }, bytes);
+          reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data }, bytes);
           return undefined;
         }
         const pid = packet.messageId!;
         if (packet.qos === 1) {
-          reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'puback', pid }) }, bytes);
+          reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'puback', pid, retain }) }, bytes);
           return undefined;
         }
         // QoS 2: published once; a resend before PUBREL is answered again without publishing again.
         if (this.received.has(pid)) return this.answer({ kind: 'pubrec', pid });
         this.received.add(pid);
-        reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pubrec', pid }) }, bytes);
+        reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pubrec', pid, retain }) }, bytes);
         return undefined;
       }
       case 'pubrel':
@@ -199,10 +276,11 @@ export class MqttSession {
 
   private connack(): Buffer {
     this.connacked = true;
-    if (!this.isV5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false });
-    const properties: Record<string, unknown> = { retainAvailable: false, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
+    const sessionPresent = this.options.stored !== undefined;
+    if (!this.isV5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
+    const properties: Record<string, unknown> = { retainAvailable: this.options.retained !== undefined, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
     if (this.options.assignedId) properties.assignedClientIdentifier = this.link!.name;
-    return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent: false, properties }, this.generateOptions);
+    return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent, properties }, this.generateOptions);
   }
 
   /** The QoS `topic` is delivered at: the highest of the matching filters; undefined when none matches (`$` topics). */
@@ -217,19 +295,23 @@ export class MqttSession {
   private publish(out: Outgoing, topic: string): Buffer {
     const qos = this.qosFor(topic);
     if (qos === undefined) return NOTHING;
+    if (this.positions) {
+      const f = out.frame as { seq: number; epoch: string };
+      this.remember(topic, { seq: f.seq, epoch: f.epoch });
+    }
     if (qos === 0) return out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]);
     const pid = this.packetId();
     if (pid === undefined) {
-      // 65,535 messages unacknowledged: the client stopped acknowledging; that is a slow consumer.
+      // Too many messages unacknowledged: the client stopped acknowledging; that is a slow consumer.
       queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
       return NOTHING;
     }
-    this.inflight.set(pid, { qos, released: false });
+    this.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
     return mqttPacket.generate({ cmd: 'publish', topic, payload: out.bytesFor(payloadEncoding), qos, messageId: pid, dup: false, retain: false }, this.generateOptions);
   }
 
   private packetId(): number | undefined {
-    if (this.inflight.size >= MAX_PACKET_ID) return undefined;
+    if (this.inflight.size >= Math.min(MAX_PACKET_ID, this.options.maxInflight)) return undefined;
     while (this.inflight.has(this.nextPacketId)) this.nextPacketId = (this.nextPacketId % MAX_PACKET_ID) + 1;
     const pid = this.nextPacketId;
     this.nextPacketId = (pid % MAX_PACKET_ID) + 1;
@@ -249,13 +331,36 @@ export class MqttSession {
     const o = this.generateOptions;
     switch (p.kind) {
       case 'sub':
-        if (!error) this.filters.set(p.filter, p.qos);
+        if (!error) this.subscribed(p.filter, p.qos, f);
         return this.settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback');
+      case 'resub':
+        // A filter the broker no longer allows (a new token) is dropped from the session: nothing to answer.
+        if (!error) this.subscribed(p.filter, p.qos, f, false);
+        return NOTHING;
+      case 'retained': {
+        const { message, qos } = p;
+        const pid = qos === 0 ? undefined : this.packetId();
+        if (qos !== 0 && pid === undefined) return NOTHING;
+        const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }) };
+        if (pid !== undefined) this.inflight.set(pid, { qos: qos as 1 | 2, released: false, payload: message.payload, topic: message.topic, retain: true });
+        return mqttPacket.generate(packet, o);
+      }
+      case 'resend': {
+        const flight = this.inflight.get(p.pid);
+        if (!flight) return NOTHING;
+        const payload = Buffer.isBuffer(flight.payload) ? flight.payload : (flight.payload as Outgoing).bytesFor(payloadEncoding);
+        return mqttPacket.generate({ cmd: 'publish', topic: flight.topic, payload, qos: flight.qos, messageId: p.pid, dup: true, retain: flight.retain }, o);
+      }
+      case 'pub0':
+        if (error) return this.refused(error.code, error.message);
+        this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos);
+        return NOTHING;
       case 'unsub':
         if (!error) this.filters.delete(p.filter);
         return this.settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback');
       case 'puback':
       case 'pubrec':
+        if (!error && p.retain) this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos);
         if (error) {
           // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
           if (!v5) return this.refused(error.code, error.message);
@@ -269,6 +374,21 @@ export class MqttSession {
       case 'ping':
         return mqttPacket.generate({ cmd: 'pingresp' }, o);
     }
+  }
+
+  /**
+   * A filter the engine took: held at its QoS, the engine life noted (persistent sessions), and the retained
+   * messages it matches queued behind the SUBACK (after this flush: never push into a mailbox while it is written).
+   */
+  private subscribed(filter: string, qos: QoS, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>, retained = true): void {
+    this.filters.set(filter, qos);
+    const life = (ack as { life?: unknown }).life;
+    if (typeof life === 'string') this.life = life;
+    const store = this.options.retained;
+    if (!retained || !store || store.size === 0) return;
+    queueMicrotask(() => {
+      for (const message of store.matching(filter, RETAINED_PER_FILTER)) this.answer({ kind: 'retained', message, qos: Math.min(qos, message.qos) as QoS });
+    });
   }
 
   /** Records one filter's answer; the whole SUBACK / UNSUBACK once every filter of the packet has one. */
@@ -301,15 +421,6 @@ export class MqttSession {
   }
 }
 
-/**
- * Topic matching with MQTT's `$` rule: a filter starting with a wildcard does not match a topic starting with `$`.
- * (The broker's index matches without that rule; the MQTT writer applies it per message.)
- */
-export function mqttMatches(filter: string, topic: string): boolean {
-  if (topic.charCodeAt(0) === 0x24 && (filter.charCodeAt(0) === 0x2b || filter.charCodeAt(0) === 0x23)) return false;
-  return filter === topic || filterMatches(filter, topic);
-}
-
 /** The will a CONNECT carries, as the message it becomes. */
 export function willOf(connect: IConnectPacket): { topic: string; data: unknown } | undefined {
   const will = connect.will;
@@ -317,3 +428,4 @@ export function willOf(connect: IConnectPacket): { topic: string; data: unknown 
   const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
   return { topic: will.topic, data: dataOfPayload(payload) };
 }
+

@@ -11,17 +11,26 @@ import type { Outgoing } from '../../protocol/outgoing.js';
 import { CLOSE } from '../../protocol/errors.js';
 import { nameError } from '../../protocol/frames.js';
 import { topicError } from '../../protocol/topic.js';
-import type { Grant } from '../../auth/grant.js';
-import { AuthFailure } from '../../auth/tokens.js';
+import { AuthFailure, grantFromClaims } from '../../auth/tokens.js';
+import { Grant } from '../../auth/grant.js';
+import { ConfigError } from '../../config.js';
 import type { Link } from '../../actors/link.js';
 import { PacketFramer } from './framer.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { MqttSession, willOf, type MqttVersion } from './session.js';
+import { RetainedStore, SessionStore, type Position } from './store.js';
+import { filterMatches } from '../../protocol/topic.js';
 
 /** Longest client id accepted (MQTT allows 65,535 bytes; a client id longer than a name is never one anyway). */
 const CLIENT_ID_MAX = 256;
 /** The fixed header's size at most: a packet of --max-payload bytes of payload still fits with its topic. */
 const HEADER_ALLOWANCE = 1024;
+/** Retained messages kept at most (--mqtt-retained-bytes bounds them in bytes). */
+const RETAINED_MAX = 100_000;
+/** Topics read for the positions a persistent session keeps when its connection ends. */
+const KEEP_TOPICS_MAX = 100_000;
+/** 5.0's session expiry interval that means "never". */
+const NEVER = 0xffffffff;
 
 export class MqttWire implements Wire {
   readonly transport = 'mqtt' as const;
@@ -83,11 +92,20 @@ interface Accepted {
 export class MqttTransport {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Persistent sessions and retained messages of this process (not shared across a cluster: docs/mqtt.md). */
+  readonly sessions: SessionStore;
+  /** Undefined when --mqtt-retained-bytes is 0 (CONNACK then says retain is not available). */
+  readonly retained: RetainedStore | undefined;
+  /** What clients without a token may do (--mqtt-anonymous-acl), as a grant without a name. */
+  private readonly anonymous: Grant | undefined;
 
   constructor(
     private readonly core: BrokerCore,
     private readonly log: Logger,
   ) {
+    this.sessions = new SessionStore(core.config.mqttSessions);
+    this.retained = core.config.mqttRetainedBytes > 0 ? new RetainedStore(RETAINED_MAX, core.config.mqttRetainedBytes) : undefined;
+    this.anonymous = anonymousGrant(core.config.mqttAnonymousAcl);
     this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
   }
 
@@ -140,10 +158,10 @@ export class MqttTransport {
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     const will = packet.will;
     if (will && topicError(will.topic) !== null) return this.refuse(socket, version, version === 5 ? 'badClientId' : 'notAuthorized');
-    let grant: Grant | undefined;
+    let grant: Grant | undefined = this.anonymous && new Grant({ ...this.anonymous, name: clientId });
     const tokens = this.core.tokens;
-    if (tokens) {
-      const token = packet.password?.toString('utf8');
+    const token = packet.password?.toString('utf8');
+    if (tokens && (token || !grant)) {
       if (!token) return this.refuse(socket, version, 'notAuthorized');
       const verified = await tokens.verify(token);
       if (verified instanceof AuthFailure) {
@@ -151,8 +169,8 @@ export class MqttTransport {
         return this.refuse(socket, version, 'badCredentials');
       }
       grant = verified;
-      if (will && !grant.mayPublish(will.topic)) return this.refuse(socket, version, 'notAuthorized');
     }
+    if (will && grant && !grant.mayPublish(will.topic)) return this.refuse(socket, version, 'notAuthorized');
     if (socket.destroyed) return null;
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
@@ -188,7 +206,11 @@ export class MqttTransport {
   private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
     const { connect, version, grant } = accepted;
     const clientId = connect.clientId ?? '';
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0 });
+    // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
+    const expiryS = version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
+    const persistent = clientId.length > 0 && expiryS > 0;
+    const stored = connect.clean === false && clientId.length > 0 ? this.sessions.take(clientId) : (this.sessions.drop(clientId), undefined);
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.retained });
     const wire = new MqttWire(socket, session);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
@@ -236,6 +258,18 @@ export class MqttTransport {
       this.sockets.delete(socket);
       actor.send({ type: 'SOCKET_CLOSED', code: hadError ? CLOSE.abnormal : CLOSE.normal, reason: hadError ? 'connection reset' : 'closed by peer' });
     });
+    // A persistent session is kept, with the positions its filters' topics have now (what comes later is resumed).
+    const keep = () => {
+      if (!persistent) return;
+      let topics: { topic: string; lastSeq: number | null; epoch: string | null }[] | undefined;
+      const current = (filter: string): [string, Position][] => {
+        topics ??= this.core.hub.topics(KEEP_TOPICS_MAX).topics;
+        return topics.filter((t) => t.lastSeq !== null && t.lastSeq > 0 && t.epoch !== null && filterMatches(filter, t.topic)).map((t) => [t.topic, { seq: t.lastSeq!, epoch: t.epoch! }]);
+      };
+      const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
+      const kept = session.keep(current, expiresAt);
+      if (kept) this.sessions.keep(clientId, kept);
+    };
     // The will is published once the connection is over, unless the client said DISCONNECT [MQTT-3.1.2-8].
     const publishWill = () => {
       if (!will || session.disconnected || !session.connacked) return;
@@ -245,13 +279,17 @@ export class MqttTransport {
       );
     };
     actor.subscribe({
-      complete: publishWill,
+      complete: () => {
+        keep();
+        publishWill();
+      },
       error: () => {
         wire.close(CLOSE.internalError, 'internal error');
         publishWill();
       },
     });
     actor.start();
+    session.resume();
     for (const packet of accepted.rest) handle(packet);
     socket.resume();
   }
@@ -264,6 +302,14 @@ export class MqttTransport {
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
   }
+}
+
+/** The grant of clients without a token, from --mqtt-anonymous-acl (checked like a token's acl at start). */
+function anonymousGrant(acl: string | undefined): Grant | undefined {
+  if (acl === undefined) return undefined;
+  const grant = grantFromClaims({ sub: 'anonymous', acl: JSON.parse(acl) as unknown });
+  if (grant instanceof AuthFailure) throw new ConfigError(`--mqtt-anonymous-acl: ${grant.message.replace(/^token /, '')}`);
+  return grant;
 }
 
 /** 4 for MQTT 3.1.1 (and 3 for MQIsdp 3.1, served as 3.1.1), 5 for MQTT 5.0; undefined otherwise. */
