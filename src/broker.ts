@@ -14,6 +14,8 @@ import { WsTransport } from './transports/ws/transport.js';
 import { refuseUpgrade } from './transports/upgrade.js';
 import { OriginPolicy } from './http/origin.js';
 import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
+import { SseTransport } from './transports/sse/transport.js';
+import { registerSse } from './http/sse.js';
 import { MqttTransport } from './transports/mqtt/transport.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
@@ -78,7 +80,16 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const log = options.log ?? createLogger(config.logLevel);
   const cluster = config.redisUrl;
   const engineOf = (o: MemoryEngineOptions): MemoryEngine<Link> =>
-    cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({ ...o, url: cluster, maxInflight: config.redisMaxInflight, log });
+    cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({
+          ...o,
+          url: cluster,
+          maxInflight: config.redisMaxInflight,
+          log,
+          interestLingerMs: config.interestLingerMs,
+          nodeTtlMs: config.nodeTtlMs,
+          tickMs: config.nodeTickMs,
+          nodeHangMs: config.nodeHangMs,
+        });
   // One stall clock per broker: rate buckets count frames when read, and credit what queued while the loop was blocked.
   const stalls = new LoopStalls();
   const hub = (options.hubFactory ?? engineOf)({
@@ -109,7 +120,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   stalls.start(); // nothing above left running if it threw
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
-  const actors = new ActorTree(supervisor); // every connection actor runs in its own actor system, under the supervisor
+  const actors = new ActorTree(supervisor); // connection actors under the supervisor, in systems shared by groups of 64
   supervisor.start();
   const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
@@ -132,12 +143,14 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const actorsPage = new ActorsPage({ actors, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
+  const sse = new SseTransport(core, origins, log);
+  registerSse(router, sse, config.maxPayload);
   // While the API is open (no --api-key, no auth), the API, metrics and the actors page answer only requests addressed
   // to this broker (DNS rebinding: a page under a rebound name would otherwise read and publish as its own origin).
   // With a key or tokens a rebound page has no credentials, and servers may reach the broker by any name.
   const apiOpen = config.apiKey === undefined && !tokens;
   router.guard((req, pathname) => {
-    if (!apiOpen || !/^\/(api\/|inspect|metrics)/.test(pathname) || origins.servesHost(req.headers.host)) return undefined;
+    if (!apiOpen || !/^\/(api\/|inspect|metrics|sse)/.test(pathname) || origins.servesHost(req.headers.host)) return undefined;
     faults.note('info', { host: String(req.headers.host).slice(0, 200), path: pathname, flag: '--public-host' }, 'request refused: not addressed to this broker (add the name with --public-host)');
     return new HttpError(421, `this broker is not '${String(req.headers.host).slice(0, 100)}'; add it with --public-host`, 'misdirected');
   });
@@ -221,6 +234,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     (closing ??= (async () => {
       http.close();
       ws.close();
+      sse.close();
       tcp?.close();
       mqtt?.close();
       actorsPage.close();

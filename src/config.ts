@@ -34,7 +34,9 @@ export const SETTINGS = {
   idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
   idleClose: { flag: 'idle-close', kind: { type: 'enum', values: ['tcp', 'all', 'none'] }, default: 'tcp', help: 'which idle connections are closed (4000): TCP line clients only, all, or none; WebSocket clients that answer pings stay by default' },
   closeTimeoutMs: { flag: 'close-timeout-ms', kind: ms(10), default: 5_000, help: 'how long a close handshake may take before the socket is cut' },
-  mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'outbound queue bound per connection (messages; --mailbox-bytes bounds it in bytes too)' },
+  // 65,536 messages, as NATS's pending limit per subscription: a wildcard subscriber that receives 20,000 msg/s gets
+  // seconds of slack for a scheduling hiccup, not half a second; --mailbox-bytes (8 MiB) is what bounds memory.
+  mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 65_536, help: 'outbound queue bound per connection (messages; --mailbox-bytes bounds it in bytes too)' },
   mailboxBytes: { flag: 'mailbox-bytes', kind: { type: 'int', min: 1024, max: 2 ** 31 }, default: 8 * 1024 * 1024, help: 'outbound queue bound per connection (bytes of queued frames; over it or over --mailbox-size: slow consumer)' },
   slowConsumer: { flag: 'slow-consumer', kind: { type: 'enum', values: ['close', 'drop-oldest'] }, default: 'close', help: 'full mailbox: close with 4001, or drop the oldest queued message' },
   maxPayload: { flag: 'max-payload', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'largest inbound frame in bytes (over it: close 1009)' },
@@ -65,6 +67,10 @@ export const SETTINGS = {
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
+  interestLingerMs: { flag: 'interest-linger-ms', kind: ms(0, 3_600_000), default: 5000, help: 'cluster: how long a node keeps listening to a topic after its last local subscriber left (a client that resubscribes at once costs no SUBSCRIBE); docs/cluster.md, Interest routing' },
+  nodeTtlMs: { flag: 'node-ttl-ms', kind: ms(100, 3_600_000), default: 5000, help: 'cluster: a node whose heartbeat is this old is taken for dead by the others (its clients time out)' },
+  nodeTickMs: { flag: 'node-tick-ms', kind: ms(20, 600_000), default: 1500, help: 'cluster: how often a node refreshes its heartbeat and looks for dead nodes (well under --node-ttl-ms)' },
+  nodeHangMs: { flag: 'node-hang-ms', kind: ms(100, 3_600_000), default: 30_000, help: 'cluster: a node whose event loop is stuck this long stops heartbeating (then reaped like a dead one); at least --node-ttl-ms' },
   hookUrl: { flag: 'hook-url', kind: { type: 'string' }, default: undefined, help: 'the application backend (docs/integration.md): hooks are POSTed to <url>/connect, /subscribe, /publish, /rpc (those named by --hooks); webhooks to <url>/events' },
   hooks: { flag: 'hooks', kind: { type: 'string' }, default: 'connect,subscribe,publish,rpc,events', help: 'which hooks of --hook-url are on: a comma-separated subset of connect, subscribe, publish, rpc, events' },
   hookSecret: { flag: 'hook-secret', kind: { type: 'string' }, default: undefined, help: 'HMAC-SHA256 key: every hook and webhook body is signed in X-Switchboard-Signature: sha256=<hex>; prefer the env var' },
@@ -135,6 +141,10 @@ export interface Config {
   /** Worker processes of `serve` (1 = this process is the broker, no primary). */
   workers: number;
   redisMaxInflight: number;
+  interestLingerMs: number;
+  nodeTtlMs: number;
+  nodeTickMs: number;
+  nodeHangMs: number;
   /** The application backend's base URL; undefined = no hooks, no webhooks. */
   hookUrl: string | undefined;
   hooks: string;
@@ -295,6 +305,9 @@ export function validateConfig(config: Config): void {
   }
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
   if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
+  if (config.nodeTickMs * 2 > config.nodeTtlMs) {
+    throw new ConfigError(`--node-tick-ms ${config.nodeTickMs} must be at most half of --node-ttl-ms ${config.nodeTtlMs}: a node refreshes its heartbeat at least twice per TTL, or a late tick gets it reaped while alive`);
+  }
   if (config.workers > 1 && config.redisUrl === undefined) {
     throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
   }

@@ -7,6 +7,9 @@ export class BrokerStats {
   slowConsumerCloses = 0;
   /** Directs refused (rate_limited) because their recipient's share for directs was full. */
   directsRefused = 0;
+  /** Cluster: messages this node received from Redis, and the channels it listens on for them (interest routing). */
+  clusterMessagesReceived = 0;
+  clusterChannels = 0;
   connectionsOpened = 0;
   connectionsClosed = 0;
   crashes = 0;

@@ -23,6 +23,8 @@ export class TopicIndex<T> {
   private readonly cached = new TopicTree();
   /** Cache nodes the last add or remove looked at to invalidate (its cost, charged to the client that caused it). */
   lastInvalidationWork = 0;
+  /** Told when a filter gets its first subscriber (true) or loses its last (false): the cluster's interest routing. */
+  onFilter: ((filter: string, held: boolean) => void) | undefined;
 
   /** Adds `subscriber` under `filter`; returns false when it was already there. */
   add(filter: string, subscriber: T): boolean {
@@ -36,7 +38,10 @@ export class TopicIndex<T> {
     if (n.subscribers.has(subscriber)) return false;
     n.subscribers.add(subscriber);
     let set = this.byFilter.get(filter);
-    if (!set) this.byFilter.set(filter, (set = new Set()));
+    if (!set) {
+      this.byFilter.set(filter, (set = new Set()));
+      this.onFilter?.(filter, true);
+    }
     set.add(subscriber);
     this.invalidate(filter);
     return true;
@@ -57,7 +62,10 @@ export class TopicIndex<T> {
     if (!n.subscribers.delete(subscriber)) return false;
     const set = this.byFilter.get(filter)!;
     set.delete(subscriber);
-    if (set.size === 0) this.byFilter.delete(filter);
+    if (set.size === 0) {
+      this.byFilter.delete(filter);
+      this.onFilter?.(filter, false);
+    }
     for (let i = segments.length; i > 0; i--) {
       const cur = path[i]!;
       if (cur.subscribers.size > 0 || cur.children.size > 0) break;

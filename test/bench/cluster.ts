@@ -20,15 +20,19 @@ const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
 const REDIS_PORT = 6379;
 const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
 
-type ConfigName = 'sb-memory' | 'sb-redis' | 'sb-redis-2' | 'sio-redis-2';
+type ConfigName = 'sb-memory' | 'sb-redis' | 'sb-redis-2' | 'sio-redis-2' | 'sb-redis-3' | 'sio-redis-3';
 const ALL_CONFIGS: ConfigName[] = ['sb-memory', 'sb-redis', 'sb-redis-2', 'sio-redis-2'];
+/** The `nodes` workload's layout: three nodes (publisher on A, subscribers on B, nobody on C). */
+const NODE_CONFIGS: ConfigName[] = ['sb-redis-3', 'sio-redis-3'];
 const CONFIG_LABEL: Record<ConfigName, string> = {
   'sb-memory': 'Switchboard, 1 node, memory engine',
   'sb-redis': 'Switchboard, 1 node, Redis engine',
   'sb-redis-2': 'Switchboard, 2 nodes, one Redis',
   'sio-redis-2': 'Socket.IO 4 + redis-adapter, 2 nodes',
+  'sb-redis-3': 'Switchboard, 3 nodes, one Redis',
+  'sio-redis-3': 'Socket.IO 4 + @socket.io/redis-adapter, 3 nodes',
 };
-type Workload = 'fanout' | 'ingest';
+type Workload = 'fanout' | 'ingest' | 'nodes';
 
 const { values: flags } = parseArgs({
   options: {
@@ -39,6 +43,8 @@ const { values: flags } = parseArgs({
     rate: { type: 'string' },
     publishers: { type: 'string' },
     'ingest-rate': { type: 'string' },
+    'nodes-rate': { type: 'string' },
+    'nodes-subs': { type: 'string' },
     profile: { type: 'string' },
     out: { type: 'string' },
   },
@@ -53,9 +59,12 @@ const sizes = {
   /** Ingest: publishers, each at `ingestRate` msg/s to its own topic. */
   publishers: Number(flags.publishers ?? 200),
   ingestRate: Number(flags['ingest-rate'] ?? 20),
+  /** Nodes: one publisher on node A at this rate, `nodesSubs` subscribers on node B, nobody on node C. */
+  nodesRate: Number(flags['nodes-rate'] ?? 2000),
+  nodesSubs: Number(flags['nodes-subs'] ?? 100),
 };
 const configs = (flags.configs?.split(',') as ConfigName[] | undefined) ?? ALL_CONFIGS;
-const workloads = (flags.workloads?.split(',') as Workload[] | undefined) ?? ['fanout', 'ingest'];
+const workloads = (flags.workloads?.split(',') as Workload[] | undefined) ?? ['fanout', 'ingest', 'nodes'];
 const sbNodeFlags = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [];
 let nextPort = 18_300;
 
@@ -101,8 +110,8 @@ async function startCluster(config: ConfigName): Promise<Cluster> {
     redisCli('flushall');
     redisCli('config', 'resetstat');
   }
-  const count = config === 'sb-redis-2' || config === 'sio-redis-2' ? 2 : 1;
-  const name = config === 'sio-redis-2' ? 'socket.io' : 'switchboard';
+  const count = config.endsWith('-3') ? 3 : config === 'sb-redis-2' || config === 'sio-redis-2' ? 2 : 1;
+  const name = config.startsWith('sio') ? 'socket.io' : 'switchboard';
   const nodes: RunningServer[] = [];
   try {
     for (let i = 0; i < count; i++) {
@@ -302,6 +311,66 @@ async function ingest(config: ConfigName, redisPid: number) {
   });
 }
 
+// ---------------------------------------------------------------- nodes: what each node pays per message
+/**
+ * The issue-20 layout: a publisher on node A at `nodesRate` msg/s, `nodesSubs` subscribers on node B, nobody on
+ * node C. CPU per published message of each node and of Redis: with interest routing node C pays ~nothing.
+ */
+async function nodes(config: ConfigName, redisPid: number) {
+  return withCluster(config, async (cluster) => {
+    const [a, b] = cluster.targets as [Target, Target, Target];
+    const workers: Worker[] = [];
+    const publisher = new Worker('publisher.ts');
+    try {
+      await subscriberWorker(workers, b, sizes.nodesSubs - 1, false, 0);
+      const lat = await subscriberWorker(workers, b, 1, true, 1);
+      await publisher.ask({ type: 'start', target: a }, 'connected', 15_000);
+      await sleep(500);
+      const base = await total(workers);
+      const { warmupSeconds, seconds, payload, nodesRate } = sizes;
+      const done = publisher.ask<{ sent: number; skipped: number }>({ type: 'go', rate: nodesRate, seconds: warmupSeconds + seconds, size: payload }, 'done', (warmupSeconds + seconds + 30) * 1000);
+      await sleep(warmupSeconds * 1000);
+      await counts(lat, true);
+      const d0 = await total(workers);
+      const cpu0 = cluster.nodes.map((n) => cpuUs(n.pid));
+      const r0 = cpuUs(redisPid);
+      const t0 = performance.now();
+      await sleep(seconds * 1000);
+      const l1 = await counts(lat, true);
+      const d1 = await total(workers);
+      const cpu1 = cluster.nodes.map((n) => cpuUs(n.pid));
+      const r1 = cpuUs(redisPid);
+      const elapsedS = (performance.now() - t0) / 1000;
+      const { sent, skipped } = await done;
+      const expected = sent * sizes.nodesSubs;
+      const received = await drain(workers, base, expected);
+      // Messages in the window: deliveries on B divided by its subscribers.
+      const messages = (d1 - d0) / sizes.nodesSubs;
+      const per = (us: number) => round(us / messages, 1);
+      const nodeUs = cpu1.map((c, i) => per(c - cpu0[i]!));
+      const redisUs = per(r1 - r0);
+      return {
+        rate: nodesRate,
+        subscribers: sizes.nodesSubs,
+        sent,
+        skipped,
+        expected,
+        received,
+        delivered: round(received / expected, 6),
+        messagesPerS: Math.round(messages / elapsedS),
+        cpuUsPerMessage: { a: nodeUs[0], b: nodeUs[1], c: nodeUs[2], redis: redisUs, all: round(nodeUs.reduce((x, y) => x + y!, 0)! + redisUs, 1) },
+        p50Ms: ms(percentile(l1.latency, 50)),
+        p99Ms: ms(percentile(l1.latency, 99)),
+        redisCommands: commandStats(),
+      };
+    } finally {
+      publisher.close();
+      for (const w of workers) w.close();
+      await sleep(500);
+    }
+  });
+}
+
 // ---------------------------------------------------------------- report
 type Results = Partial<Record<Workload, Partial<Record<ConfigName, any>>>>;
 
@@ -350,6 +419,24 @@ function table(results: Results): string {
     }
     out.push('');
   }
+  if (results.nodes) {
+    out.push(
+      `### Nodes: 3 nodes on one Redis, 1 publisher on node A at ${sizes.nodesRate.toLocaleString('en-US')} msg/s, ${sizes.nodesSubs} subscribers on node B, nobody on node C; CPU per published message`,
+      '',
+      '| configuration | delivered / expected | node A (publisher) µs | node B (subscribers) µs | node C (nobody) µs | Redis µs | all µs | p50 ms | p99 ms |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const [name, r] of Object.entries(results.nodes)) {
+      const label = CONFIG_LABEL[name as ConfigName];
+      if (r.error) {
+        out.push(`| ${label} | error: ${r.error} | | | | | | | |`);
+        continue;
+      }
+      const u = r.cpuUsPerMessage;
+      out.push(`| ${label} | ${r.received.toLocaleString('en-US')} / ${r.expected.toLocaleString('en-US')} | ${u.a} | ${u.b} | ${u.c} | ${u.redis} | ${u.all} | ${r.p50Ms} | ${r.p99Ms} |`);
+    }
+    out.push('');
+  }
   return out.join('\n');
 }
 
@@ -374,11 +461,12 @@ async function main(): Promise<void> {
   const results: Results = {};
   for (const w of workloads) {
     results[w] = {};
-    for (const config of configs) {
+    const mine = flags.configs ? configs.filter((c) => (w === 'nodes') === NODE_CONFIGS.includes(c)) : w === 'nodes' ? NODE_CONFIGS : configs;
+    for (const config of mine) {
       process.stdout.write(`${w} · ${config} … `);
       const started = Date.now();
       try {
-        const r = w === 'fanout' ? await fanout(config, redisPid) : await ingest(config, redisPid);
+        const r = w === 'fanout' ? await fanout(config, redisPid) : w === 'ingest' ? await ingest(config, redisPid) : await nodes(config, redisPid);
         results[w]![config] = r;
         const { redisCommands: _omit, ...shown } = r;
         console.log(`${JSON.stringify(shown)} (${((Date.now() - started) / 1000).toFixed(0)} s, load ${loadavg()[0]!.toFixed(2)})`);

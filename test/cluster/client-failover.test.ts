@@ -2,7 +2,7 @@
 // keeps publishing; the client reconnects to the surviving node (its URL list) and its subscription delivers every
 // message exactly once, in order, with recovered (not notRecovered) verdicts — the resume state lives in Redis.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, TestRedis } from './redis.js';
+import { FAST_NODE_FLAGS, requireRedis, TestRedis } from './redis.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { SwitchboardClient } from '@switchboard/client';
 
@@ -20,7 +20,7 @@ describe.skipIf(!run)('client library on a cluster: a node dies', () => {
   });
 
   it('no loss, no duplicates: every message once and in order across the kill', async () => {
-    const [n1, n2] = await Promise.all([spawnBroker(['--redis', redis.url]), spawnBroker(['--redis', redis.url])]);
+    const [n1, n2] = await Promise.all([spawnBroker(['--redis', redis.url, ...FAST_NODE_FLAGS]), spawnBroker(['--redis', redis.url, ...FAST_NODE_FLAGS])]);
     children.push(n1, n2);
     const urls = [`ws://127.0.0.1:${n1.port}/ws`, `ws://127.0.0.1:${n2.port}/ws`];
     // Both nodes' URLs: the client dials n1 first and, once it is lost, the next one.

@@ -4,13 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, startNode, TestRedis } from './redis.js';
+import { FAST_NODE, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
 const run = requireRedis('cluster heartbeat');
-const TTL_MS = 1500;
-const TICK_MS = 300;
+const TTL_MS = 1000;
+const TICK_MS = 200;
 
 interface StallNode {
   child: ChildProcess;
@@ -73,8 +73,9 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
   it('a main loop stuck for 4× the heartbeat TTL is not taken for dead: no timeout, its client keeps its name and its messages', async () => {
     const { slow, watcher, client } = await setup(30_000, 'slowpoke');
     await slow.stall(TTL_MS * 4);
-    // The survivor's reaper looked about 4 times meanwhile; one more of its rounds, then a ping barrier.
-    await new Promise((r) => setTimeout(r, 2000));
+    // The survivor's reaper looked many times meanwhile; two more of its ticks (an absence can only be shown by
+    // waiting), then a ping barrier.
+    await new Promise((r) => setTimeout(r, 2 * FAST_NODE.nodeTickMs));
     expect(await watcher.quiet((f) => f.op === 'event' && f.client?.name === 'slowpoke' && f.event !== 'join')).toBe(true);
     const who = await watcher.request({ op: 'who' });
     expect(who.clients.map((c: { name: string }) => c.name)).toContain('slowpoke');
@@ -91,13 +92,7 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
     expect(timeout).toMatchObject({ event: 'timeout', topic: 'room-stuck' });
     await stalled;
     // Back: the node finds it was reaped and re-asserts its client (who lists it again).
-    let listed = false;
-    for (let i = 0; i < 50 && !listed; i++) {
-      const who = await watcher.request({ op: 'who' });
-      listed = who.clients.some((c: { name: string }) => c.name === 'stuck');
-      if (!listed) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(listed).toBe(true);
+    await until(async () => (await watcher.request({ op: 'who' })).clients.some((c: { name: string }) => c.name === 'stuck'), '`who` to list the re-asserted client', 5000);
     // Its presence was ended by the timeout, so it is announced again: the watcher knows it is back.
     await watcher.next((f) => f.op === 'event' && f.client?.name === 'stuck' && f.event === 'join' && watcher.all.filter((g) => g.op === 'event' && g.event === 'join' && g.client?.name === 'stuck').length === 2, 10_000);
     for (const c of [watcher, client]) c.close();

@@ -5,6 +5,11 @@
 // bounded in all and per client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { health, RedisProxy, requireRedis, startNode, TestRedis, until } from './redis.js';
+
+// A heartbeat short enough that the reaping test is quick, long enough that the short outage of the first test
+// (a few barrier round trips) stays well inside it on a loaded machine.
+const HEARTBEAT = { nodeTtlMs: 3000, nodeTickMs: 250 };
+const REAP_WINDOW_MS = HEARTBEAT.nodeTtlMs + 2 * HEARTBEAT.nodeTickMs;
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -26,8 +31,8 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
   beforeAll(async () => {
     redis = await TestRedis.start();
     proxy = await RedisProxy.start(redis.port);
-    a = await startNode(redis, { redisUrl: proxy.url });
-    b = await startNode(redis);
+    a = await startNode(redis, { redisUrl: proxy.url, ...HEARTBEAT });
+    b = await startNode(redis, HEARTBEAT);
   });
   afterAll(async () => {
     for (const c of clients) c.close();
@@ -58,8 +63,9 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     expect(leave).toMatchObject({ event: 'leave', topic: 'hall' });
     expect(join).toMatchObject({ event: 'join', topic: 'hall' });
     expect(watcher.all.indexOf(leave)).toBeLessThan(watcher.all.indexOf(join));
-    // Past a heartbeat TTL: nothing else came (no timeout, no second copy).
-    await new Promise((r) => setTimeout(r, 6000));
+    // Past a heartbeat TTL and two reaper ticks (an absence can only be shown by waiting that long): nothing else
+    // came (no timeout, no second copy).
+    await new Promise((r) => setTimeout(r, REAP_WINDOW_MS));
     expect(await watcher.quiet((f) => f.op === 'event' && f.event === 'timeout')).toBe(true);
     expect(watcher.all.filter((f) => f.op === 'event' && ['xena', 'zed'].includes(f.client?.name)).map((f) => `${f.client.name}:${f.event}`)).toEqual(['xena:join', 'xena:leave', 'zed:join']);
   }, 60_000);
@@ -77,7 +83,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     await proxy.cut();
     await until(async () => (await health(a)) === 'degraded', 'node A degraded', 15_000);
     await wu.request({ op: 'unsub', topic: 'yard' }); // held, then dropped: the timeout below already ended wu
-    await watcher.next((f) => about('yan')(f) && f.event === 'timeout', 15_000);
+    await watcher.next((f) => about('yan')(f) && f.event === 'timeout', REAP_WINDOW_MS + 5000);
     await watcher.next((f) => about('wu')(f) && f.event === 'timeout', 5_000);
 
     await proxy.restore();
@@ -86,7 +92,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     const names = who.clients.map((c: { name: string }) => c.name);
     expect(names).toContain('yan');
     expect(names).not.toContain('wu');
-    await new Promise((r) => setTimeout(r, 2000));
+    // The held events were dropped before the joins went out, so by a barrier after the join nothing else is due.
     await watcher.request({ op: 'ping' });
     const seen = watcher.all.filter((f) => f.op === 'event' && ['yan', 'wu'].includes(f.client?.name)).map((f) => `${f.client.name}:${f.event}`);
     // The reaper announces a dead node's clients in no particular order.
@@ -94,7 +100,8 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
   }, 60_000);
 
   it("a client that floods presence events during the outage is held to its own share: a neighbour's join still arrives", async () => {
-    const c = await startNode(redis, { redisUrl: proxy.url, rate: 0 }); // no frame rate: the flood is fast
+    // No frame rate: the flood is fast. A long heartbeat: the flood must be held, not reaped, however loaded the machine.
+    const c = await startNode(redis, { redisUrl: proxy.url, rate: 0, nodeTtlMs: 20_000, nodeTickMs: 1000 });
     try {
       await until(async () => (await health(a)) === 'running' && (await health(c)) === 'running', 'nodes running', 15_000);
       const watcher = await connect(b);
@@ -107,7 +114,9 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
         spam.send({ op: 'sub', topic: 'pool' });
         spam.send({ op: 'unsub', topic: 'pool' });
       }
-      await spam.request({ op: 'ping' });
+      // Answered after all 10,200 requests before it (a condition, however long a loaded machine takes).
+      spam.send({ op: 'ping', id: 'flooded' });
+      await spam.next((f) => f.id === 'flooded', 30_000);
       const nia = await connect(c, '?name=nia');
       await nia.request({ op: 'sub', topic: 'pool' });
       await proxy.restore();

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { freePort, requireRedis, TestRedis } from './redis.js';
+import { FAST_NODE_FLAGS, freePort, REAP_WINDOW_MS, requireRedis, TestRedis } from './redis.js';
 import { spawnWorkers, type ChildWorkers } from '../helpers/child-broker.js';
 import { TestClient } from '../helpers/client.js';
 import { LineClient } from '../helpers/line-client.js';
@@ -51,7 +51,7 @@ describe.skipIf(!run)('serve --workers 2 --redis', () => {
   const start = async (extra: string[] = []): Promise<{ w: ChildWorkers; redis: TestRedis }> => {
     const redis = await TestRedis.start();
     cleanup.push(() => redis.stop());
-    const w = await spawnWorkers(['--workers', '2', '--redis', redis.url, ...extra]);
+    const w = await spawnWorkers(['--workers', '2', '--redis', redis.url, ...FAST_NODE_FLAGS, ...extra]);
     cleanup.push(() => {
       // Whatever the test left running: the primary and every worker it ever logged.
       for (const pid of new Set([w.child.pid!, ...w.lines.map((l) => l.pid)])) if (alive(pid)) process.kill(pid, 'SIGKILL');
@@ -124,10 +124,10 @@ describe.skipIf(!run)('serve --workers 2 --redis', () => {
     for (let i = 0; i < 4; i++) expect((await fetch(`http://127.0.0.1:${w.port}/healthz`)).status).toBe(200);
     for (let i = 4; i <= 6; i++) await watcher.request({ op: 'pub', topic: 'feed', data: i });
 
-    // The survivor reaps the dead worker's node: bob's presence ends with a timeout within 15 s.
-    const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'bob' && f.event !== 'join', 15_000);
+    // The survivor reaps the dead worker's node: bob's presence ends with a timeout within the node TTL and two ticks.
+    const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'bob' && f.event !== 'join', REAP_WINDOW_MS + 5000);
     expect(timeout).toMatchObject({ event: 'timeout', topic: 'room', client: { id: bob.hello.client.id } });
-    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    expect(Date.now() - killedAt).toBeLessThan(REAP_WINDOW_MS + 5000);
 
     // bob's client comes back through the same port and resumes from its last position: exactly 4..6.
     const again = await connect(w);

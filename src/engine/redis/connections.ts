@@ -91,6 +91,11 @@ export class ClusterSubscriber extends EventEmitter {
     if (this.conn?.status === 'ready') await this.conn.subscribe(...channels);
   }
 
+  async unsubscribe(...channels: string[]): Promise<void> {
+    for (const c of channels) this.channels.delete(c);
+    if (this.conn?.status === 'ready') await this.conn.unsubscribe(...channels);
+  }
+
   disconnect(): void {
     this.closed = true;
     this.status = 'end';

@@ -19,6 +19,8 @@ import type { MissReason, Position } from '../history.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
 import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
+import { Interest, publishChannels } from './interest.js';
+import { filterError } from '../../protocol/topic.js';
 
 export interface RedisEngineOptions extends MemoryEngineOptions {
   /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
@@ -34,6 +36,8 @@ export interface RedisEngineOptions extends MemoryEngineOptions {
   nodeHangMs?: number;
   /** How long start() waits for Redis. */
   connectTimeoutMs?: number;
+  /** How long the node keeps listening to a topic's channel after its last local subscriber left (interest.ts). */
+  interestLingerMs?: number;
 }
 
 /** One message as the bus and the stream carry it: the publishing node, the sender's transport and addr, echo. */
@@ -154,6 +158,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private readonly tickMs: number;
   /** Gaps that could not be filled from the stream (trimmed before this node caught up). */
   gapsSkipped = 0;
+  /** The channels this node listens on for messages (interest routing, src/engine/redis/interest.ts). */
+  readonly interest: Interest;
 
   constructor(readonly cluster: RedisEngineOptions) {
     super(cluster);
@@ -173,6 +179,35 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.cmd.on('ready', () => void this.cmdReady());
     this.bus.on('ready', () => void this.busReady());
     this.bus.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onBus(channel.toString(), message.toString()));
+    this.interest = new Interest({
+      listener: this.bus,
+      lingerMs: cluster.interestLingerMs ?? 5000,
+      dropped: () => this.interestDropped(),
+      failed: (err) => this.log.info({ err: err.message }, 'interest (un)subscribe failed; the subscriber connection subscribes again when it is back'),
+    });
+    // A filter's first local subscriber makes the node listen for it, its last one (after a linger) stop.
+    this.index.onFilter = (filter, held) => {
+      if (held) this.interest.want(filter);
+      else this.interest.release(filter);
+      this.stats.clusterChannels = this.interest.size;
+    };
+  }
+
+  /** Channels were dropped: what the node knew of the topics it no longer hears is stale (it may miss any now). */
+  private interestDropped(): void {
+    this.stats.clusterChannels = this.interest.size;
+    for (const topic of this.cursors.keys()) if (!this.interest.receives(topic)) this.cursors.delete(topic);
+    for (const [key, waiter] of this.own) {
+      const topic = key.slice(0, key.indexOf('\u0000'));
+      if (this.interest.receives(topic)) continue;
+      this.own.delete(key);
+      if (typeof waiter === 'function') waiter(0);
+    }
+  }
+
+  /** Waits until this node hears every channel `filter` needs (at once while the subscriber is down: it catches up when back). */
+  private async interestReady(filter: string): Promise<void> {
+    if (this.busUp) await this.interest.ready(filter);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------------------------
@@ -220,6 +255,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.interest.close();
     await this.heartbeat?.stop();
     // Leaves announced by the drained connections go out before the node withdraws.
     await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, 2000))]);
@@ -523,9 +559,18 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         if (!this.registry.has(link)) return; // gone while its name was claimed
         this.registry.rename(link, name);
         await this.mirror(link);
-        this.greet(link);
-        if (problem) this.fail(link, problem);
-        if (this.subscribeAtConnect(link, req)) await this.mirror(link);
+        // The filters asked for at connect are heard before hello: a message published after it reaches the client.
+        const initial = [...(req.topics ?? []), ...(req.presenceTopics ?? [])].filter((f) => filterError(f) === null);
+        for (const f of initial) this.interest.want(f);
+        try {
+          await Promise.all(initial.map((f) => this.interestReady(f)));
+          if (!this.registry.has(link)) return;
+          this.greet(link);
+          if (problem) this.fail(link, problem);
+          if (this.subscribeAtConnect(link, req)) await this.mirror(link);
+        } finally {
+          for (const f of initial) this.interest.release(f);
+        }
       },
       undefined,
       false,
@@ -664,6 +709,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     try {
       const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
       if (added instanceof ProtocolError) return this.fail(link, added);
+      // Before the ack (and before a resume reads the streams): what is published from now on reaches this node.
+      await this.interestReady(frame.topic);
       if (added) await this.mirror(link); // before the ack: `who` on any node shows it once the client has its ack
       if (frame.since === undefined) {
         this.ack(link, frame.id, { life: this.lifeId });
@@ -756,9 +803,13 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       if (this.cmd instanceof Cluster) await listed;
     }
     const fresh = `${this.lifeId}.${this.node}${(++this.epochs).toString(36)}`;
+    // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
+    // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
+    const heard = this.interest.receives(topic);
+    const [topicChannel, familyChannel] = publishChannels(topic);
     let reply: [number, string];
     try {
-      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], [fresh, head, tail, String(this.options.historySize), CHANNELS.bus, prefix, String(this.options.historyTopicBytes)])) as [number, string];
+      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel])) as [number, string];
     } catch (err) {
       const refused = refusal(err, id);
       if (refused) return refused;
@@ -766,7 +817,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     const [seq, epoch] = reply;
     this.stats.published++;
-    const delivered = await this.ownDelivery(`${topic}\u0000${epoch}\u0000${seq}`);
+    const delivered = heard ? await this.ownDelivery(`${topic}\u0000${epoch}\u0000${seq}`) : 0;
     return { seq, epoch, delivered };
   }
 
@@ -951,6 +1002,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     try {
       switch (payload[0]) {
         case 'm': {
+          this.stats.clusterMessagesReceived++;
           const m = parseBusMessage(payload.slice(1));
           if (m) this.onMessage(m);
           return;

@@ -35,7 +35,7 @@ export const KEYS = {
 } as const;
 
 export const CHANNELS = {
-  /** Every message and presence event, to every node (one channel: one delivery order for all of them). */
+  /** Presence events, to every node. Messages go on per-topic and family channels instead (interest.ts). */
   bus: 'sb:bus',
   /** Directs and barrier tokens for one node. */
   node: (node: string) => `sb:node:${node}`,

@@ -3,8 +3,8 @@
 
 /**
  * KEYS: meta, log, sizes. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail
- * (`,…}`), history size, bus channel, bus prefix (node, sender transport and addr, no-echo id), history bytes per
- * topic. The stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus
+ * (`,…}`), history size, the topic's channel, bus prefix (node, sender transport and addr, no-echo id), history
+ * bytes per topic, the topic's family channel (interest.ts: nodes hear a topic on either). The stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus
  * would have brought. A new epoch starts when the meta is missing or was written under another replication id (a
  * failover). The history is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each
  * entry's frame bytes, oldest first, so trimming needs no read of the stream): the oldest entries go first; a frame
@@ -54,6 +54,7 @@ elseif keep > 0 then
   redis.call('HSET', KEYS[1], 'bytes', 0)
 end
 redis.call('PUBLISH', ARGV[5], entry)
+redis.call('PUBLISH', ARGV[8], entry)
 return {seq, epoch}
 `;
 

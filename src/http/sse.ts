@@ -1,0 +1,24 @@
+// The SSE transport's routes on the HTTP port: GET /sse (a stream), POST /sse?stream=<id> (its frames), OPTIONS
+// (a cross-origin preflight). Refusals become the router's JSON errors; bodies are read within --max-payload.
+import { SSE_PATH, SseRefusal, type SseTransport } from '../transports/sse/transport.js';
+import { HttpError, readBody, sendJson, type Router } from './router.js';
+
+export function registerSse(router: Router, sse: SseTransport, maxBody: number): void {
+  router.on('GET', SSE_PATH, (req, res, url) => answered(sse.open(req, res, url)));
+  router.on('POST', SSE_PATH, async (req, res, url) => {
+    const stream = await answered(sse.addressed(req, res, url));
+    const body = await readBody(req, maxBody);
+    sendJson(res, 202, await answered(Promise.resolve().then(() => sse.deliver(stream, body))));
+  });
+  router.on('OPTIONS', SSE_PATH, (req, res) => answered(Promise.resolve().then(() => sse.preflight(req, res))));
+}
+
+/** The transport's refusal as the router's error. */
+async function answered<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (err instanceof SseRefusal) throw new HttpError(err.status, err.message, err.code);
+    throw err;
+  }
+}

@@ -1,0 +1,258 @@
+// SSE transport: `GET /sse` opens an event stream (a connection actor like every other, transport `sse`);
+// `POST /sse?stream=<id>` carries the client's frames to it (publish, sub/unsub, who, send, rename, auth, quit).
+// The stream id is 128 random bits: whoever holds it (and, with auth on, a token for the same client) speaks for
+// the stream. A `Last-Event-ID` (or `?lastEventId=`) resumes the filters and positions of its cursor (cursor.ts).
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { openConnection, type BrokerCore } from '../../actors/connection.js';
+import type { Link } from '../../actors/link.js';
+import type { FrameReader } from '../../actors/reader.js';
+import type { ConnectionActor } from '../../actors/connection.machine.js';
+import { AuthFailure, requestToken } from '../../auth/tokens.js';
+import type { Grant } from '../../auth/grant.js';
+import { validateClientFrame } from '../../protocol/frames.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import type { RequestFrame } from '../../engine/engine.js';
+import { decodeCursor, resumeFrames, type Cursor } from './cursor.js';
+import { CURSOR_MARK, SseWire } from './wire.js';
+
+export const SSE_PATH = '/sse';
+/** The reconnect delay the stream asks browsers for (`retry:`), in ms. */
+export const SSE_RETRY_MS = 1000;
+/** The cookie a browser may carry its token in, when no header or query gives one. */
+export const TOKEN_COOKIE = 'switchboard_token';
+
+export interface Stream {
+  link: Link;
+  reader: FrameReader;
+  wire: SseWire;
+  actor: ConnectionActor;
+}
+
+/** What the transport needs of the broker's origin policy. */
+export interface OriginCheck {
+  allows(origin: string | undefined): boolean;
+}
+
+/** A request refused before (or instead of) its stream: the HTTP layer answers it as JSON with this status. */
+export class SseRefusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+export class SseTransport {
+  /** Open streams by id: a Map, ids come from clients. */
+  private readonly streams = new Map<string, Stream>();
+
+  constructor(
+    private readonly core: BrokerCore,
+    private readonly origins: OriginCheck,
+    private readonly log: Logger,
+  ) {}
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** `GET /sse?topics=a,b/#&name=…&token=…`: checks, then the stream. Refusals are JSON answers, as on `/ws`. */
+  async open(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    this.corsHeaders(req, res);
+    const refused = this.originRefusal(req);
+    if (refused) throw refused;
+    const topics = (url.searchParams.get('topics') ?? '').split(',').filter((t) => t.length > 0);
+    const name = url.searchParams.get('name') ?? undefined;
+    const lastEventId = headerValue(req.headers['last-event-id']) ?? url.searchParams.get('lastEventId') ?? undefined;
+    const grant = await this.authorize(req);
+    if (grant && !this.core.hub.isNameFree(grant.name)) throw new SseRefusal(409, `client '${grant.name}' is already connected`, 'name_taken');
+    if (req.socket.destroyed) return;
+    const cursor = lastEventId === undefined || lastEventId === '' ? undefined : decodeCursor(lastEventId);
+    const resumable = cursor !== undefined && cursor.flag !== 'f';
+    this.start(req, res, { topics: resumable ? [] : topics, name, grant }, lastEventId === undefined || lastEventId === '' ? undefined : cursor ?? null);
+  }
+
+  /**
+   * `POST /sse?stream=<id>`, before its body is read: the stream it addresses, once origin and token are checked.
+   * Then `deliver` hands it the body.
+   */
+  async addressed(req: IncomingMessage, res: ServerResponse, url: URL): Promise<Stream> {
+    this.corsHeaders(req, res);
+    const refused = this.originRefusal(req);
+    if (refused) throw refused;
+    const id = url.searchParams.get('stream') ?? '';
+    const stream = this.streams.get(id);
+    if (!stream) throw new SseRefusal(404, 'no such stream (closed, or never opened here); open a new one with GET /sse', 'not_found');
+    if (this.core.tokens) {
+      const grant = await this.authorize(req);
+      if (grant && grant.name !== stream.link.name) throw new SseRefusal(403, 'the token names another client than the stream', 'forbidden');
+    }
+    return stream;
+  }
+
+  /** A POST's body: one frame, or several one per line, handed to the stream's reader in order. */
+  deliver(stream: Stream, body: Buffer): { accepted: number } {
+    if (!stream.link.isOpen) throw new SseRefusal(410, 'the stream is closing', 'gone');
+    let accepted = 0;
+    try {
+      for (const line of body.toString('utf8').split('\n')) {
+        const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+        if (text.trim() === '') continue;
+        accepted++;
+        stream.reader.text(text, Buffer.byteLength(text));
+      }
+    } catch (error) {
+      // A throw in the reader is this stream's crash (1011), never the process's.
+      stream.actor.send({ type: 'FAULT', error });
+    }
+    stream.wire.filtersMayChange();
+    this.mark(stream, CURSOR_MARK);
+    return { accepted };
+  }
+
+  /** `OPTIONS /sse`: a browser's preflight for a cross-origin POST (allowed origins only). */
+  preflight(req: IncomingMessage, res: ServerResponse): void {
+    const refused = this.originRefusal(req);
+    if (refused) throw refused;
+    this.corsHeaders(req, res);
+    res.writeHead(204, {
+      'Access-Control-Allow-Methods': 'GET, POST',
+      'Access-Control-Allow-Headers': 'Authorization, Content-Type, Last-Event-ID',
+      'Access-Control-Max-Age': '600',
+    });
+    res.end();
+  }
+
+  private start(req: IncomingMessage, res: ServerResponse, request: { topics: string[]; name: string | undefined; grant: Grant | undefined }, cursor: Cursor | null | undefined): void {
+    const streamId = randomBytes(16).toString('base64url');
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'X-Accel-Buffering': 'no', // proxies (nginx) would otherwise hold events back
+    });
+    req.socket.setNoDelay(true);
+    req.socket.setTimeout(0);
+    res.write(`retry: ${SSE_RETRY_MS}\nevent: stream\ndata: ${JSON.stringify({ stream: streamId, post: `${SSE_PATH}?stream=${streamId}` })}\n\n`);
+    // A resuming stream writes no cursor before its filters are back (a cursor without them would lose them).
+    const wire = new SseWire(res, this.core.hub.life, cursor !== undefined);
+    const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const { link, reader, actor } = openConnection(this.core, wire, addr, request);
+    wire.filters = link;
+    const stream: Stream = { link, reader, wire, actor };
+    this.streams.set(streamId, stream);
+    res.on('close', () => {
+      this.streams.delete(streamId);
+      if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code: 1006, reason: 'stream closed by the client' });
+    });
+    res.on('error', (err) => this.core.faults?.note('info', { client: link.id, err: err.message }, 'sse stream error'));
+    actor.subscribe({ error: () => wire.close(1011, 'internal error') });
+    if (cursor !== undefined) {
+      let resumed = false;
+      const watch = actor.subscribe(() => {
+        if (resumed || !link.isOpen) return;
+        resumed = true;
+        queueMicrotask(() => watch.unsubscribe());
+        this.resume(stream, cursor);
+      });
+    }
+    actor.start();
+  }
+
+  /** Re-subscribes a reconnecting stream from its cursor; what cannot be recovered is said first, per filter. */
+  private resume(stream: Stream, cursor: Cursor | null): void {
+    this.resubscribe(stream, cursor);
+    stream.wire.releaseIds();
+    this.mark(stream, CURSOR_MARK);
+  }
+
+  private resubscribe(stream: Stream, cursor: Cursor | null): void {
+    if (cursor === null) return this.mark(stream, null, { reason: 'bad_cursor', message: 'Last-Event-ID is not a cursor of this broker; subscribed afresh from the URL' });
+    if (cursor.flag === 'f') return this.mark(stream, null, { reason: 'cursor_overflow', message: 'the filters did not fit in the cursor; subscribed afresh from the URL' });
+    stream.wire.seed(cursor.positions, cursor.flag === 'p');
+    const { frames, unresumable } = resumeFrames(cursor);
+    const fresh = new Set(unresumable);
+    for (const frame of frames) {
+      const filter = frame.topic as string;
+      let id: string | undefined;
+      // Live only, said first; sent without an id, so its ack (there is none) cannot read as a verdict.
+      if (fresh.has(filter)) this.mark(stream, filter, { reason: 'cursor_overflow', message: 'positions of this filter did not fit in the cursor' });
+      else stream.wire.ownIds.set((id = this.ownId()), filter);
+      const valid = validateClientFrame(id === undefined ? frame : { ...frame, id });
+      try {
+        if (valid instanceof ProtocolError) this.core.hub.fail(stream.link, valid);
+        else this.core.hub.handle(stream.link, valid as RequestFrame);
+      } catch (err) {
+        this.log.error({ err, client: stream.link.id }, 'engine fault while resuming a stream');
+        this.core.hub.fail(stream.link, new ProtocolError('internal', 'internal error', id));
+      }
+    }
+  }
+
+  /** Queues one of the stream's own frames: a cursor mark, or a verdict on `filter` (null: the whole stream). */
+  private mark(stream: Stream, meaning: string | null | typeof CURSOR_MARK, verdict?: { reason: string; message: string }): void {
+    const id = this.ownId();
+    stream.wire.ownIds.set(id, meaning);
+    stream.link.send(verdict ? { op: 'ack', id, recovered: false, ...verdict } : { op: 'ack', id });
+  }
+
+  private ownId(): string {
+    return 'sse:' + randomBytes(12).toString('base64url');
+  }
+
+  private originRefusal(req: IncomingMessage): SseRefusal | undefined {
+    const origin = req.headers.origin;
+    if (this.origins.allows(origin)) return undefined;
+    this.core.faults?.note('info', { origin, addr: req.socket.remoteAddress, flag: '--allowed-origins' }, 'sse request refused: origin not allowed');
+    return new SseRefusal(403, `origin '${String(origin).slice(0, 200)}' is not allowed`, 'forbidden');
+  }
+
+  /** A cross-origin page (an allowed origin) may read the answer. */
+  private corsHeaders(req: IncomingMessage, res: ServerResponse): void {
+    const origin = req.headers.origin;
+    if (origin === undefined || !this.origins.allows(origin)) return;
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Access-Control-Allow-Credentials', 'true');
+    res.setHeader('Vary', 'Origin');
+  }
+
+  /** The grant of the request's token (header, query or cookie), undefined with auth off; refusals are 401. */
+  private async authorize(req: IncomingMessage): Promise<Grant | undefined> {
+    const tokens = this.core.tokens;
+    if (!tokens) return undefined;
+    const grant = await tokens.verify(requestToken(req) ?? cookieToken(req));
+    if (grant instanceof AuthFailure) {
+      this.core.faults?.note('info', { addr: req.socket.remoteAddress, reason: grant.message }, 'sse request refused: unauthorized');
+      throw new SseRefusal(401, grant.message, 'unauthorized');
+    }
+    return grant;
+  }
+
+  /** Shutdown: the supervisor closes every stream's actor (1001); nothing of the transport's own to stop. */
+  close(): void {
+    this.streams.clear();
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function cookieToken(req: IncomingMessage): string | undefined {
+  const cookie = req.headers.cookie;
+  if (!cookie) return undefined;
+  for (const part of cookie.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === TOKEN_COOKIE) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
