@@ -122,7 +122,8 @@ export class MqttSession {
     this.filters = stored?.filters ?? new Map();
     this.inflight = stored?.inflight ?? new Map();
     this.nextPacketId = stored?.nextPacketId ?? 1;
-    this.positions = options.persistent ? (stored?.positions ?? new Map()) : undefined;
+    // A resumed session resumes from its positions even when it will not be kept afterwards (5.0 expiry 0 this time).
+    this.positions = stored?.positions ?? (options.persistent ? new Map() : undefined);
     this.life = stored?.life;
   }
 
@@ -165,7 +166,7 @@ export class MqttSession {
    * its filters match now, so that what is published while it is away is what it resumes.
    */
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
-    if (!this.positions) return undefined;
+    if (!this.options.persistent || !this.positions) return undefined;
     for (const filter of this.filters.keys()) {
       for (const [topic, p] of current(filter)) if (!this.positions.has(topic)) this.remember(topic, p);
     }
@@ -199,7 +200,7 @@ export class MqttSession {
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
         const data = dataOfPayload(payload, this.isV5 ? packet.properties : undefined);
         // Kept as the topic's retained message once the engine took the publish (grants, limits).
-        const retain = packet.retain && this.options.retained ? { topic: packet.topic, payload, qos: packet.qos } : undefined;
+        const retain = packet.retain && this.options.retained ? { topic: packet.topic, payload, qos: packet.qos, properties: this.isV5 ? packet.properties : undefined } : undefined;
         if (packet.qos === 0) {
           reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data }, bytes);
           return undefined;
@@ -388,9 +389,11 @@ export class MqttSession {
         return NOTHING;
       case 'retained': {
         const { message, qos } = p;
+        const properties = message.properties ? propertiesNow({ payload: message.payload, properties: message.properties }, message.at ?? Date.now()) : undefined;
+        if (properties === null) return NOTHING; // its message expiry passed
         const pid = qos === 0 ? undefined : this.packetId();
         if (qos !== 0 && pid === undefined) return NOTHING;
-        const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }) };
+        const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }), ...(v5 && properties ? { properties } : {}) };
         if (pid !== undefined) this.inflight.set(pid, { qos: qos as 1 | 2, released: false, payload: message.payload, topic: message.topic, retain: true });
         return mqttPacket.generate(packet, o);
       }
@@ -402,7 +405,7 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos);
+        this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos, p.retain.properties);
         return NOTHING;
       case 'unsub':
         if (!error) {
@@ -412,7 +415,7 @@ export class MqttSession {
         return this.settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback');
       case 'puback':
       case 'pubrec':
-        if (!error && p.retain) this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos);
+        if (!error && p.retain) this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos, p.retain.properties);
         if (error) {
           // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
           if (!v5) return this.refused(error.code, error.message);
