@@ -120,7 +120,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   stalls.start(); // nothing above left running if it threw
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
-  const actors = new ActorTree(supervisor); // every connection actor runs in its own actor system, under the supervisor
+  const actors = new ActorTree(supervisor); // connection actors under the supervisor, in systems shared by groups of 64
   supervisor.start();
   const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.

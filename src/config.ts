@@ -34,7 +34,9 @@ export const SETTINGS = {
   idleGraceMs: { flag: 'idle-grace-ms', kind: ms(0), default: 10_000, help: 'idle for this long → closed with 4000 (when --idle-close applies)' },
   idleClose: { flag: 'idle-close', kind: { type: 'enum', values: ['tcp', 'all', 'none'] }, default: 'tcp', help: 'which idle connections are closed (4000): TCP line clients only, all, or none; WebSocket clients that answer pings stay by default' },
   closeTimeoutMs: { flag: 'close-timeout-ms', kind: ms(10), default: 5_000, help: 'how long a close handshake may take before the socket is cut' },
-  mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 10_000, help: 'outbound queue bound per connection (messages; --mailbox-bytes bounds it in bytes too)' },
+  // 65,536 messages, as NATS's pending limit per subscription: a wildcard subscriber that receives 20,000 msg/s gets
+  // seconds of slack for a scheduling hiccup, not half a second; --mailbox-bytes (8 MiB) is what bounds memory.
+  mailboxSize: { flag: 'mailbox-size', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 65_536, help: 'outbound queue bound per connection (messages; --mailbox-bytes bounds it in bytes too)' },
   mailboxBytes: { flag: 'mailbox-bytes', kind: { type: 'int', min: 1024, max: 2 ** 31 }, default: 8 * 1024 * 1024, help: 'outbound queue bound per connection (bytes of queued frames; over it or over --mailbox-size: slow consumer)' },
   slowConsumer: { flag: 'slow-consumer', kind: { type: 'enum', values: ['close', 'drop-oldest'] }, default: 'close', help: 'full mailbox: close with 4001, or drop the oldest queued message' },
   maxPayload: { flag: 'max-payload', kind: { type: 'int', min: 64, max: 64 * 1024 * 1024 }, default: 65_536, help: 'largest inbound frame in bytes (over it: close 1009)' },

@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeClientFrame, type ClientFrame } from '../src/protocol/frames.js';
 import { ERROR_CODES, ProtocolError } from '../src/protocol/errors.js';
-import { encodeData, EncodedData, Outgoing } from '../src/protocol/outgoing.js';
+import { encodeData, EncodedData, Outgoing, senderOf } from '../src/protocol/outgoing.js';
+import { topicJson } from '../src/protocol/topic.js';
 import { encodeWsTextFrame, wsTextFrame } from '../src/transports/ws/frame.js';
 
 const topic = fc.array(fc.constantFrom('a', 'b', 'x1', 'déjà'), { minLength: 1, maxLength: 5 }).map((s) => s.join('/'));
@@ -83,9 +84,10 @@ describe('server frame encoding', () => {
   it('a msg written from the template is the frame JSON.stringify would write, data included', () => {
     const name = fc.string({ maxLength: 20 });
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), fc.string({ minLength: 1, maxLength: 24 }), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), (topic, seq, epoch, from, ts, data) => {
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), fc.stringMatching(/^[0-9a-z]{1,8}\.[0-9a-z]{1,8}$/), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), (topic, seq, epoch, from, ts, data) => {
         const encoded = encodeData(data) as EncodedData;
-        const out = Outgoing.message(topic, seq, epoch, from, ts, encoded);
+        const sender = from && senderOf({ ...from, addr: '127.0.0.1:1', transport: 'ws' });
+        const out = Outgoing.message(topic, topicJson(topic), seq, epoch, sender, ts, encoded);
         const frame = from ? { op: 'msg', topic, seq, epoch, from, ts, data } : { op: 'msg', topic, seq, epoch, ts, data };
         expect(JSON.parse(out.json)).toEqual(JSON.parse(JSON.stringify(frame)));
         expect(out.bytes).toBe(Buffer.byteLength(out.json));

@@ -6,7 +6,7 @@ import { cliArgs } from './helpers/cli.js';
 
 describe('parseConfig', () => {
   it('uses defaults, then env, then flags', () => {
-    expect(parseConfig([], {})).toMatchObject({ port: 8080, tcpPort: 8000, heartbeatMs: 25_000, idleMs: 60_000, mailboxSize: 10_000, slowConsumer: 'close' });
+    expect(parseConfig([], {})).toMatchObject({ port: 8080, tcpPort: 8000, heartbeatMs: 25_000, idleMs: 60_000, mailboxSize: 65_536, slowConsumer: 'close' });
     const fromEnv = parseConfig([], { SWITCHBOARD_PORT: '9000', SWITCHBOARD_SLOW_CONSUMER: 'drop-oldest' });
     expect(fromEnv).toMatchObject({ port: 9000, slowConsumer: 'drop-oldest' });
     expect(parseConfig(['--port', '9100'], { SWITCHBOARD_PORT: '9000' }).port).toBe(9100);

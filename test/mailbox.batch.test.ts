@@ -32,7 +32,7 @@ describe('Mailbox batches', () => {
   it('mailboxes with the same queued frames write identical bytes; a different queue gets its own', async () => {
     const [a, b, c] = [msg(1), msg(2), msg(3)];
     const wires = [new RecordingWire(true), new RecordingWire(true), new RecordingWire(true), new RecordingWire(false)];
-    const boxes = wires.map((w) => new Mailbox(w, { messages: 100, bytes: 1 << 30 }, 'close', () => {}));
+    const boxes = wires.map((w) => new Mailbox(w, { messages: 100, bytes: 1 << 30 }, 'close', { slowConsumer: () => {} }));
     for (const out of [a, b, c]) for (const i of [0, 1, 3]) boxes[i]!.push(out);
     for (const out of [c, b, a]) boxes[2]!.push(out); // same length, other order
     await turn();

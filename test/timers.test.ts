@@ -1,10 +1,12 @@
-// Closing one connection costs its own timers only. When an actor stops, xstate's scheduler scans every pending
-// delayed event of the actor's system (cancelAll), so connection actors sharing the supervisor's system made each
-// close O(open connections) and a mass disconnect quadratic. Here 2,000 live connections (each with a heartbeat
-// and an idle timer pending) and one leaves: the table its stop scans must hold its own timers, not everyone's.
+// Closing one connection costs the timers of its group only. When an actor stops, xstate's scheduler scans every
+// pending delayed event of the actor's system (cancelAll), so connection actors sharing the supervisor's system made
+// each close O(open connections) and a mass disconnect quadratic. Connection actors share systems in groups of at most
+// GROUP_SIZE. Here 2,000 live connections (each with a heartbeat and an idle timer pending) and one leaves: the table
+// its stop scans must hold its group's timers, not everyone's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyActorRef } from 'xstate';
 import { openConnection, type OpenConnection } from '../src/actors/connection.js';
+import { GROUP_SIZE } from '../src/actors/tree.js';
 import type { Wire } from '../src/actors/mailbox.js';
 import type { Outgoing } from '../src/protocol/outgoing.js';
 import { wsTextFrame } from '../src/transports/ws/frame.js';
@@ -62,20 +64,23 @@ describe('closing one connection among many', () => {
     expect(broker.hub.registry.size).toBe(CONNECTIONS);
     for (const { actor } of conns) expect(actor.getSnapshot().value).toEqual({ open: { activity: 'online', heartbeat: 'beating', token: 'lasting', keepalive: 'none' } });
     const leaving = conns[CONNECTIONS / 2]!;
-    // Its heartbeat and idle timers; with a shared system this would be every connection's (2 × 2,000).
-    expect(scannedOnStop(leaving.actor)).toBe(2);
+    // The heartbeat and idle timers of its group (full: it was opened among 2,000); with one system for all this
+    // would be every connection's (2 × 2,000).
+    expect(scannedOnStop(leaving.actor)).toBe(2 * GROUP_SIZE);
+    expect(broker.actors.systems).toBe(Math.ceil(CONNECTIONS / GROUP_SIZE));
     // The supervisor's stop would not scan the connections' timers either.
     expect(scannedOnStop(broker.supervisor)).toBe(0);
 
     leaving.actor.send({ type: 'QUIT' });
     await new Promise((r) => setTimeout(r, 20));
     expect(leaving.actor.getSnapshot().status).toBe('done');
-    expect(scannedOnStop(leaving.actor)).toBe(0);
+    expect(scannedOnStop(leaving.actor)).toBe(2 * (GROUP_SIZE - 1));
     // Reaped by the supervisor, and nobody else lost a timer.
     expect(broker.hub.registry.has(leaving.link)).toBe(false);
     expect(broker.hub.registry.size).toBe(CONNECTIONS - 1);
     const others = conns.filter((c) => c !== leaving);
-    expect(others.reduce((n, c) => n + scannedOnStop(c.actor), 0)).toBe(2 * (CONNECTIONS - 1));
+    const systems = new Map(others.map((c) => [c.actor.system, c.actor]));
+    expect([...systems.values()].reduce((n, actor) => n + scannedOnStop(actor), 0)).toBe(2 * (CONNECTIONS - 1));
   });
 
   it('a mass disconnect leaves every timer cancelled and every link reaped', async () => {

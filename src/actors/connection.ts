@@ -1,13 +1,14 @@
 // openConnection: what every transport does with a new socket — a Link, its reader, and a connection actor.
-// The actor runs in an actor system of its own (see ActorTree); the supervisor hears of its end from here.
-import { createActor } from 'xstate';
+// The actor runs in an actor system shared by a group of connections (see ActorTree); the supervisor hears of its end
+// through the group (ConnectionEnds).
+import type { AnyActorRef } from 'xstate';
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import { connectionMachine, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
+import { connectionMachine, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
-import type { ActorTree } from './tree.js';
+import type { ActorTree, ChildEnd } from './tree.js';
 import { Link } from './link.js';
-import type { Wire } from './mailbox.js';
+import type { MailboxLimits, Wire } from './mailbox.js';
 import { FrameReader } from './reader.js';
 import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
@@ -17,7 +18,7 @@ import type { StallClock } from '../engine/stalls.js';
 import type { ClientFaults } from '../log.js';
 import { CLOSE } from '../protocol/errors.js';
 import type { Hooks } from '../hooks/hooks.js';
-import type { ClientEvents } from '../hooks/events.js';
+import type { ClientEvents, CloseInfo } from '../hooks/events.js';
 
 export interface BrokerCore {
   config: Config;
@@ -53,6 +54,7 @@ export interface OpenConnection {
 // One timing and one limits object per configuration, shared by every connection (per-connection memory).
 const timings = new WeakMap<Config, ConnectionTiming>();
 const rateLimits = new WeakMap<Config, RateLimits>();
+const mailboxLimits = new WeakMap<Config, MailboxLimits>();
 
 function timingOf(config: Config): ConnectionTiming {
   let t = timings.get(config);
@@ -61,6 +63,15 @@ function timingOf(config: Config): ConnectionTiming {
     timings.set(config, t);
   }
   return t;
+}
+
+function mailboxLimitsOf(config: Config): MailboxLimits {
+  let m = mailboxLimits.get(config);
+  if (!m) {
+    m = { messages: config.mailboxSize, bytes: config.mailboxBytes };
+    mailboxLimits.set(config, m);
+  }
+  return m;
 }
 
 function rateLimitsOf(config: Config): RateLimits {
@@ -72,39 +83,70 @@ function rateLimitsOf(config: Config): RateLimits {
   return r;
 }
 
+/** A connection that ended or crashed without a close of its own (shown to webhooks). */
+const FAULT_CLOSE: CloseInfo = Object.freeze({ code: CLOSE.internalError, reason: 'internal error', cause: 'fault' });
+
+/**
+ * What happens when a connection's actor ends: the supervisor hears it (typed events, since connection actors are no
+ * children of its), webhooks hear of the disconnect, and a crash closes the socket (1011) even before the supervisor
+ * registered the link. One per supervisor, shared by its connections: no subscription or closure per connection.
+ */
+class ConnectionEnds implements ChildEnd {
+  constructor(
+    private readonly supervisor: SupervisorActor,
+    private readonly events: BrokerCore['events'],
+  ) {}
+
+  completed(child: AnyActorRef, output: unknown): void {
+    const { link } = (child as ConnectionActor).getSnapshot().context;
+    this.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: output as CloseIntent });
+    this.events?.disconnected(link, output as CloseIntent);
+  }
+
+  failed(child: AnyActorRef, error: unknown): void {
+    const { link } = (child as ConnectionActor).getSnapshot().context;
+    this.supervisor.send({ type: 'CONNECTION_CRASHED', link, error });
+    this.events?.disconnected(link, FAULT_CLOSE);
+    link.wire.close(CLOSE.internalError, 'internal error');
+  }
+}
+
+const ends = new WeakMap<SupervisorActor, ConnectionEnds>();
+
+function endsOf(core: BrokerCore): ConnectionEnds {
+  let e = ends.get(core.supervisor);
+  if (!e) {
+    e = new ConnectionEnds(core.supervisor, core.events);
+    ends.set(core.supervisor, e);
+  }
+  return e;
+}
+
 /** Creates the link and actor for a socket; call `actor.start()` once the socket's listeners are attached. */
 /** `meta`: the connect hook's, shown in presence. `keepaliveMs`: silence after which the peer is gone (MQTT's keepalive × 1.5); absent = none. */
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest, meta?: Record<string, unknown>, keepaliveMs?: number): OpenConnection {
   const { config } = core;
   const events = core.events;
-  const link = new Link({ addr, wire, mailboxSize: config.mailboxSize, mailboxBytes: config.mailboxBytes, slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.(), observer: events });
+  const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.(), observer: events });
   link.meta = meta; // the connect hook's, shown in presence from the join on
-  const actor = createActor(connectionMachine, {
-    id: link.id,
-    input: {
-      link,
-      supervisor: core.supervisor,
-      engine: core.hub,
-      request,
-      timing: timingOf(config),
-      closeWhenIdle: core.hub.closesWhenIdle(link),
-      stalls: core.stalls,
-      keepaliveMs,
+  const actor = core.actors.create(
+    connectionMachine,
+    {
+      id: link.id,
+      input: {
+        link,
+        supervisor: core.supervisor,
+        engine: core.hub,
+        request,
+        timing: timingOf(config),
+        closeWhenIdle: core.hub.closesWhenIdle(link),
+        stalls: core.stalls,
+        keepaliveMs,
+      },
     },
-  });
+    endsOf(core),
+  );
   link.actor = actor;
-  core.actors.adopt(actor);
-  actor.subscribe({
-    complete: () => {
-      const snapshot = actor.getSnapshot();
-      if (snapshot.status === 'done') core.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: snapshot.output });
-      events?.disconnected(link, snapshot.status === 'done' ? snapshot.output : { code: CLOSE.internalError, reason: 'internal error', cause: 'fault' });
-    },
-    error: (error) => {
-      core.supervisor.send({ type: 'CONNECTION_CRASHED', link, error });
-      events?.disconnected(link, { code: CLOSE.internalError, reason: 'internal error', cause: 'fault' });
-    },
-  });
   // Connected once admitted (the supervisor joined it and the machine is open).
   if (events) actor.subscribe({ next: () => link.isOpen && events.connected(link), error: () => undefined });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);

@@ -3,7 +3,7 @@
 import type { ClientInfo, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
 import type { TokenBucket } from '../engine/bucket.js';
 import { Outgoing } from '../protocol/outgoing.js';
-import { Mailbox, type SlowConsumerPolicy, type Wire } from './mailbox.js';
+import { Mailbox, type MailboxLimits, type MailboxOwner, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
 import type { FrameId } from '../protocol/errors.js';
 import type { ConnectionActor, ConnectionEvent } from './connection.machine.js';
@@ -59,9 +59,8 @@ class ObservedFilters extends Set<string> {
 export interface LinkOptions {
   addr: string;
   wire: Wire;
-  mailboxSize: number;
-  /** Bytes the mailbox may hold (default: unbounded, for callers that predate the byte bound). */
-  mailboxBytes?: number;
+  /** The mailbox's bounds: one object per configuration, shared by every link. */
+  mailboxLimits: MailboxLimits;
   slowConsumer: SlowConsumerPolicy;
   /** The id an engine assigned (unique across a cluster); default: the next of this process's counter. */
   id?: string | undefined;
@@ -69,7 +68,7 @@ export interface LinkOptions {
   observer?: LinkObserver | undefined;
 }
 
-export class Link {
+export class Link implements MailboxOwner {
   /** Ids look like `c1`, `c2`, … and are never reused within a process. */
   readonly id: string;
   name: string;
@@ -129,13 +128,17 @@ export class Link {
         enumerable: true,
       });
     }
-    this.mailbox = new Mailbox(
-      opts.wire,
-      { messages: opts.mailboxSize, bytes: opts.mailboxBytes ?? Number.MAX_SAFE_INTEGER },
-      opts.slowConsumer,
-      () => this.actor?.send({ type: 'SLOW_CONSUMER' }),
-      (error) => this.actor?.send({ type: 'FAULT', error }),
-    );
+    this.mailbox = new Mailbox(opts.wire, opts.mailboxLimits, opts.slowConsumer, this);
+  }
+
+  /** Its mailbox overflowed under the close policy: the connection machine closes it (4001). */
+  slowConsumer(): void {
+    this.actor?.send({ type: 'SLOW_CONSUMER' });
+  }
+
+  /** Its wire threw while the mailbox flushed: the connection is broken, a crash of its actor. */
+  faulted(error: unknown): void {
+    this.actor?.send({ type: 'FAULT', error });
   }
 
   /** Filters this client watches for presence (add with watch()). */

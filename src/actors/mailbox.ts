@@ -79,6 +79,14 @@ export interface MailboxLimits {
   bytes: number;
 }
 
+/** Who hears of a mailbox's trouble (the Link): an object, so a mailbox holds no closures of its own. */
+export interface MailboxOwner {
+  /** Overflowed under the close policy: the consumer is slow. */
+  slowConsumer(): void;
+  /** The wire threw while flushing: the connection is broken. Absent: the error is thrown on. */
+  faulted?(error: unknown): void;
+}
+
 export class Mailbox {
   private queue: Outgoing[] = [];
   private head = 0;
@@ -98,11 +106,7 @@ export class Mailbox {
     private readonly wire: Wire,
     private readonly limits: MailboxLimits,
     private readonly policy: SlowConsumerPolicy,
-    private readonly onSlowConsumer: () => void,
-    /** The wire threw while flushing: the connection is broken (the link turns it into a crash of its actor). */
-    private readonly onFault: (error: unknown) => void = (error) => {
-      throw error;
-    },
+    private readonly owner: MailboxOwner,
   ) {}
 
   /** The most messages it holds before its consumer counts as slow. */
@@ -162,7 +166,7 @@ export class Mailbox {
     while (this.depth > 0 && (this.depth >= this.limits.messages || this.queuedBytes + size > this.limits.bytes)) {
       if (this.policy === 'close') {
         this.discard();
-        this.onSlowConsumer();
+        this.owner.slowConsumer();
         return false;
       }
       this.forget(this.queue[this.head]!);
@@ -199,7 +203,8 @@ export class Mailbox {
   /** The wire threw during a flush: nothing more can be written, so seal and report it. */
   fault(error: unknown): void {
     this.discard();
-    this.onFault(error);
+    if (!this.owner.faulted) throw error;
+    this.owner.faulted(error);
   }
 
   /** Seals the mailbox and forgets what is queued (slow consumer, dead socket). */
@@ -213,7 +218,7 @@ export class Mailbox {
 
   private remember(out: Outgoing): void {
     this.queuedBytes += out.bytes;
-    if (out.frame.op === 'direct') {
+    if (out.direct) {
       this.directBytes += out.bytes;
       this.directCount++;
     }
@@ -221,7 +226,7 @@ export class Mailbox {
 
   private forget(out: Outgoing): void {
     this.queuedBytes -= out.bytes;
-    if (out.frame.op === 'direct') {
+    if (out.direct) {
       this.directBytes -= out.bytes;
       this.directCount--;
     }

@@ -1,35 +1,131 @@
 // ActorTree: the process's actors as one tree — the supervisor and, under it, one connection actor per socket.
-// Each connection actor is the root of an actor system of its own: xstate's scheduler scans every pending timer
-// of a system when one of its actors stops, so a shared system made each close cost O(open connections).
-// Inspection observers still see one tree: they are attached to every system only while someone watches.
-import type { ActorRefLike, AnyActorRef, InspectionEvent, Observer, Subscription } from 'xstate';
+// Connection actors live in actor systems shared by groups of at most GROUP_SIZE: xstate's scheduler scans every
+// pending timer of a system when one of its actors stops (cancelAll), so one system for all made each close cost
+// O(open connections); one system each cost ~2 KB per connection. A group's system is held by a group actor that
+// does nothing else; it never appears in the tree. Inspection observers see one tree, attached to every system only
+// while someone watches.
+import { createActor, fromCallback, type Actor, type AnyEventObject, type ActorOptions, type ActorRefLike, type AnyActorLogic, type AnyActorRef, type InspectionEvent, type Observer, type Subscription } from 'xstate';
+
+type System = AnyActorRef['system'];
+
+/** Connection actors per actor system: a close scans at most ~2 × GROUP_SIZE timers, and a system's ~2 KB is shared. */
+export const GROUP_SIZE = 64;
+
+/** Who hears of a child's end; shared by every child it is given for (it gets the child with the news). */
+export interface ChildEnd {
+  completed(child: AnyActorRef, output: unknown): void;
+  failed(child: AnyActorRef, error: unknown): void;
+}
+
+/**
+ * A group's root: it holds the system its members join as their parent, and hears what xstate tells a parent when a
+ * child finishes or fails (`xstate.done.actor.<id>`, `xstate.error.actor.<id>`). That is how the tree learns of a
+ * child's end: no subscription per child (each costs an observer and three bound functions).
+ */
+const groupLogic = fromCallback<AnyEventObject, Group>(({ receive, input }) => {
+  receive((event) => input.hear(event));
+});
+
+function isGroupRoot(ref: ActorRefLike | undefined): boolean {
+  return ref !== undefined && (ref as AnyActorRef).src === groupLogic;
+}
+
+interface Member {
+  readonly child: AnyActorRef;
+  readonly end: ChildEnd;
+}
+
+class Group {
+  readonly actor: AnyActorRef;
+  /** Members by actor id (ids are unique among the running children). */
+  readonly members = new Map<string, Member>();
+
+  constructor(private readonly tree: { leave(group: Group, member: Member): void }) {
+    this.actor = createActor(groupLogic, { input: this }).start();
+  }
+
+  hear(event: AnyEventObject): void {
+    const member = this.members.get((event as { actorId?: string }).actorId ?? '');
+    if (!member) return;
+    if (event.type.startsWith('xstate.done.actor.')) {
+      this.tree.leave(this, member);
+      member.end.completed(member.child, (event as { output?: unknown }).output);
+    } else if (event.type.startsWith('xstate.error.actor.')) {
+      this.tree.leave(this, member);
+      member.end.failed(member.child, (event as { error?: unknown }).error);
+    }
+  }
+}
 
 export class ActorTree {
-  /** Running children, each with its system's inspection subscription while the tree is observed. */
-  private readonly children = new Map<AnyActorRef, Subscription | undefined>();
+  /** Running children. */
+  private readonly children = new Set<AnyActorRef>();
   /** Kept after a child ends, so a finished actor still shows where it sat. */
   private readonly parents = new WeakMap<ActorRefLike, AnyActorRef>();
+  /** Groups by their root actor, and those with room for another member. */
+  private readonly groups = new Map<AnyActorRef, Group>();
+  private readonly withRoom = new Set<Group>();
+  /** The systems observed: a system is subscribed to once, however many children share it. */
+  private readonly watched = new Map<System, Subscription>();
   private readonly observers = new Set<Observer<InspectionEvent>>();
   private rootSubscription: Subscription | undefined;
-  /** Every system's events, re-rooted at the supervisor's session, to each observer. */
+  /** Every system's events, re-rooted at the supervisor's session, to each observer; group roots stay hidden. */
   private readonly relay: Observer<InspectionEvent> = {
     next: (ev) => {
+      if (isGroupRoot(ev.actorRef)) return;
       const rooted = ev.rootId === this.root.sessionId ? ev : { ...ev, rootId: this.root.sessionId };
       for (const observer of this.observers) observer.next?.(rooted);
     },
   };
 
-  constructor(readonly root: AnyActorRef) {}
+  constructor(
+    readonly root: AnyActorRef,
+    private readonly groupSize = GROUP_SIZE,
+  ) {}
 
-  /** Adds a child of the root for as long as it runs; call before `child.start()` so observers see it start. */
-  adopt(child: AnyActorRef): void {
+  /**
+   * Creates a child of the root (not started) in a group's actor system, and adopts it for as long as it runs; `end`
+   * hears when it completes or fails (the one subscription per child). Start it once its listeners are attached;
+   * observers see it start.
+   */
+  create<TLogic extends AnyActorLogic>(logic: TLogic, options: Omit<ActorOptions<TLogic>, 'parent' | 'systemId'>, end: ChildEnd): Actor<TLogic> {
+    const group = this.roomyGroup();
+    const child = createActor(logic, { ...options, parent: group.actor } as ActorOptions<TLogic>);
+    if (group.members.has(child.id)) throw new Error(`an actor with id '${child.id}' is running already`);
+    group.members.set(child.id, { child, end });
+    if (group.members.size >= this.groupSize) this.withRoom.delete(group);
     this.parents.set(child, this.root);
-    this.children.set(child, this.observed ? this.observe(child) : undefined);
-    // It was created before it was adopted: announce it as its own system would have, had anyone listened.
-    if (this.observed) this.relay.next?.(this.announcement(child));
-    // Its system dies with it: the subscription is not undone, so the final snapshot still reaches observers.
-    const leave = () => this.children.delete(child);
-    child.subscribe({ complete: leave, error: leave });
+    this.children.add(child);
+    if (this.observed) {
+      this.observe(child.system);
+      // It was created before it was adopted: announce it as its system would have, had anyone listened.
+      this.relay.next?.(this.announcement(child));
+    }
+    return child;
+  }
+
+  private roomyGroup(): Group {
+    for (const group of this.withRoom) return group;
+    const group = new Group(this);
+    this.groups.set(group.actor, group);
+    this.withRoom.add(group);
+    return group;
+  }
+
+  /** A member finished or failed (its group heard it): it leaves the tree, and an empty group is dropped. */
+  leave(group: Group, member: Member): void {
+    group.members.delete(member.child.id);
+    this.children.delete(member.child);
+    if (group.members.size > 0) {
+      this.withRoom.add(group);
+      return;
+    }
+    // Empty: dropped, never reused, so a system is observed at most once. Its subscription goes with it, after the
+    // last member's final snapshot.
+    this.withRoom.delete(group);
+    this.groups.delete(group.actor);
+    this.watched.delete(group.actor.system);
+    group.actor.stop();
   }
 
   /** The actor that started `ref` (the supervisor for a connection); undefined for the root. */
@@ -40,7 +136,12 @@ export class ActorTree {
   /** The root, then every running child. */
   *actors(): IterableIterator<AnyActorRef> {
     yield this.root;
-    yield* this.children.keys();
+    yield* this.children;
+  }
+
+  /** Actor systems holding the running children (each shared by up to the group size). */
+  get systems(): number {
+    return this.groups.size;
   }
 
   get observed(): boolean {
@@ -57,7 +158,7 @@ export class ActorTree {
     this.observers.add(observer);
     if (first) {
       this.rootSubscription = this.root.system.inspect(this.relay);
-      for (const child of this.children.keys()) this.children.set(child, this.observe(child));
+      for (const child of this.children) this.observe(child.system);
     }
     for (const actor of this.actors()) observer.next?.(this.announcement(actor));
     return {
@@ -65,16 +166,14 @@ export class ActorTree {
         if (!this.observers.delete(observer) || this.observed) return;
         this.rootSubscription?.unsubscribe();
         this.rootSubscription = undefined;
-        for (const [child, subscription] of this.children) {
-          subscription?.unsubscribe();
-          this.children.set(child, undefined);
-        }
+        for (const subscription of this.watched.values()) subscription.unsubscribe();
+        this.watched.clear();
       },
     };
   }
 
-  private observe(child: AnyActorRef): Subscription {
-    return child.system.inspect(this.relay);
+  private observe(system: System): void {
+    if (!this.watched.has(system)) this.watched.set(system, system.inspect(this.relay));
   }
 
   private announcement(actorRef: AnyActorRef): InspectionEvent {

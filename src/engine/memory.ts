@@ -4,8 +4,8 @@
 import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
 import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { encodeData, Outgoing, type EncodedData } from '../protocol/outgoing.js';
-import { filterError, isWildcard } from '../protocol/topic.js';
+import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
+import { filterError, isWildcard, topicJson } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
 import { History, type MissReason, type Position, type Seen } from './history.js';
 import { Presence } from './presence.js';
@@ -338,6 +338,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    */
   protected pubAnswer(link: Link, frame: FrameOf<'pub'>, result: PublishResult | ProtocolError): void {
     if (result instanceof ProtocolError) return this.fail(link, result);
+    if (frame.id === undefined) return; // a notification: no ack to build
     const { grant } = link;
     if (grant && !grant.admin && !grant.maySubscribe(frame.topic)) return this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch });
     this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
@@ -351,11 +352,9 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     const ts = Date.now();
-    const sender = from ? { id: from.id, name: from.name } : undefined;
-    const { seq, epoch, message } = this.history.append(
-      topic,
-      (seq, epoch) => Outgoing.message(topic, seq, epoch, sender, ts, encoded, from?.info()),
-    );
+    const sender = from ? senderOf(from) : undefined;
+    const quoted = topicJson(topic);
+    const { seq, epoch, message } = this.history.append(topic, (seq, epoch) => Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded));
     const subscribers = this.index.match(topic);
     let delivered = 0;
     for (let i = 0; i < subscribers.length; i++) {

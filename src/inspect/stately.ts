@@ -119,9 +119,9 @@ export class StatelyInspector {
       // Snapshots are trimmed by the sampler before conversion; actor registrations read getSnapshot() themselves.
       sanitizeContext: (context) => trimContext(context) as typeof context,
       sanitizeEvent: trimEvent,
-      // Connection actors are roots of their own actor systems: their parent is named from the tree, not from xstate.
+      // Connection actors sit in systems held by hidden group actors: their parent is named from the tree, not xstate.
       serialize: (event) => {
-        if (event.type !== '@xstate.actor' || event.parentId !== undefined) return event;
+        if (event.type !== '@xstate.actor') return event;
         const parent = this.parentSessions.get(event.sessionId);
         if (parent === undefined) return event;
         this.parentSessions.delete(event.sessionId);

@@ -151,13 +151,12 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       const err = topicError(f.topic);
       if (err) return fault(id, 'bad_topic', err);
       if (!('data' in f)) return fault(id, 'bad_frame', 'pub needs data');
-      if (f.echo !== undefined && typeof f.echo !== 'boolean') return fault(id, 'bad_frame', 'echo must be a boolean');
-      return withId(id, {
-        op: 'pub' as const,
-        topic: f.topic as string,
-        data: f.data,
-        ...(f.echo !== undefined && { echo: f.echo as boolean }),
-      });
+      const echo = f.echo;
+      if (echo !== undefined && typeof echo !== 'boolean') return fault(id, 'bad_frame', 'echo must be a boolean');
+      // Built as literals, not by spreading: one object per publish, of one of four fixed shapes.
+      const topic = f.topic as string;
+      if (echo === undefined) return id === undefined ? { op: 'pub', topic, data: f.data } : { op: 'pub', topic, data: f.data, id };
+      return id === undefined ? { op: 'pub', topic, data: f.data, echo } : { op: 'pub', topic, data: f.data, echo, id };
     }
     case 'send': {
       if (typeof f.to !== 'string' || f.to.length === 0 || f.to.length > NAME_MAX) {

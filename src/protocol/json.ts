@@ -41,7 +41,9 @@ export function parseInboundJson(text: string, what = 'frame'): unknown | Protoc
   } catch {
     return new ProtocolError('bad_frame', `${what} is not valid JSON`);
   }
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return new ProtocolError('bad_frame', `${what} nests JSON deeper than ${MAX_JSON_DEPTH} levels`, idOf(value));
+  // Valid JSON nesting deeper than MAX_JSON_DEPTH holds more than that many brackets opened and closed: a shorter
+  // text (most frames) needs no second look.
+  if (text.length > 2 * MAX_JSON_DEPTH && nestsDeeperThan(text, MAX_JSON_DEPTH)) return new ProtocolError('bad_frame', `${what} nests JSON deeper than ${MAX_JSON_DEPTH} levels`, idOf(value));
   return value;
 }
 

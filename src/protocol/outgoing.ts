@@ -26,6 +26,57 @@ export function encodeData(data: unknown, id?: FrameId): EncodedData | ProtocolE
   return new EncodedData(json);
 }
 
+/** Who published a message, as a publish needs it: cached per client (senderOf), rebuilt only when its name changes. */
+export interface Sender {
+  /** The frame's `from`. */
+  readonly from: { readonly id: string; readonly name: string };
+  /** `from` as JSON. */
+  readonly json: string;
+  /** The sender with its address (the TCP chat line shows it); never serialised. */
+  readonly info: ClientInfo;
+}
+
+const senders = new WeakMap<ClientInfo, Sender>();
+
+/** `client` as the sender of its messages, built once per client and name (a publish then allocates none of it). */
+export function senderOf(client: ClientInfo): Sender {
+  const known = senders.get(client);
+  if (known !== undefined && known.from.name === client.name) return known;
+  const from = Object.freeze({ id: client.id, name: client.name });
+  const info = Object.freeze({ id: client.id, name: client.name, addr: client.addr, transport: client.transport });
+  const sender: Sender = { from, json: JSON.stringify(from), info };
+  senders.set(client, sender);
+  return sender;
+}
+
+/**
+ * The frame object of a published message: its fields, and `data` parsed back from the frame's JSON only when a
+ * renderer reads it (the TCP chat line). One small object per publish, the same shape for every message.
+ */
+class MessageFrame {
+  readonly op = 'msg';
+  readonly from: { id: string; name: string } | undefined;
+  readonly #json: string;
+  readonly #dataAt: number;
+  constructor(
+    readonly topic: string,
+    readonly seq: number,
+    readonly epoch: string,
+    from: { id: string; name: string } | undefined,
+    readonly ts: number,
+    json: string,
+    dataAt: number,
+  ) {
+    this.from = from;
+    this.#json = json;
+    this.#dataAt = dataAt;
+  }
+
+  get data(): unknown {
+    return JSON.parse(this.#json.slice(this.#dataAt, -1)) as unknown;
+  }
+}
+
 /** A transport's framing of one frame (WebSocket text frame, JSON line, …); defined by the transport. */
 export type Encoding = (out: Outgoing) => Buffer;
 
@@ -51,6 +102,8 @@ export class Outgoing {
    * Building a frame around data that was encoded cannot throw.
    */
   readonly frame: ServerFrame;
+  /** A `direct` (mailboxes keep a budget for them): read per push, so kept apart from the frame's many shapes. */
+  readonly direct: boolean;
 
   /**
    * `head`: the frame's JSON up to its data, `{…,"data":`, when the caller writes it itself (then `frame` comes
@@ -62,6 +115,7 @@ export class Outgoing {
     data?: EncodedData,
     head?: string,
   ) {
+    this.direct = frame.op === 'direct';
     if (data === undefined) {
       this.frame = frame;
       return;
@@ -82,15 +136,23 @@ export class Outgoing {
     this.frame = rest as ServerFrame;
   }
 
-  /** A `msg` frame around encoded data, its JSON written from a template (one per publish: the ingest hot path). */
-  static message(topic: string, seq: number, epoch: string, from: { id: string; name: string } | undefined, ts: number, data: EncodedData, sender?: ClientInfo): Outgoing {
-    const t = JSON.stringify(topic);
-    const e = JSON.stringify(epoch);
-    if (from === undefined) {
-      return new Outgoing({ op: 'msg', topic, seq, epoch, ts } as ServerFrame, sender, data, `{"op":"msg","topic":${t},"seq":${seq},"epoch":${e},"ts":${ts},"data":`);
-    }
-    const f = `{"id":${JSON.stringify(from.id)},"name":${JSON.stringify(from.name)}}`;
-    return new Outgoing({ op: 'msg', topic, seq, epoch, from, ts } as ServerFrame, sender, data, `{"op":"msg","topic":${t},"seq":${seq},"epoch":${e},"from":${f},"ts":${ts},"data":`);
+  /**
+   * A `msg` frame around encoded data, its JSON written from a template (one per publish: the ingest hot path).
+   * `topicJson` is the topic as a JSON string (topicJson() caches it per topic); `epoch` is the broker's own
+   * `[0-9a-z.]` text (History), quoted as it is; `from` carries its JSON (cached per sender, see Link.sender).
+   * The frame object is a MessageFrame: no copy of the data, no per-message property definitions.
+   */
+  static message(topic: string, topicJson: string, seq: number, epoch: string, from: Sender | undefined, ts: number, data: EncodedData): Outgoing {
+    const head =
+      from === undefined
+        ? `{"op":"msg","topic":${topicJson},"seq":${seq},"epoch":"${epoch}","ts":${ts},"data":`
+        : `{"op":"msg","topic":${topicJson},"seq":${seq},"epoch":"${epoch}","from":${from.json},"ts":${ts},"data":`;
+    const json = head + data.json + '}';
+    const out = new Outgoing(new MessageFrame(topic, seq, epoch, from?.from, ts, json, head.length) as unknown as ServerFrame, from?.info);
+    out._json = json;
+    out._bytes = Buffer.byteLength(head) + data.bytes + 1;
+    out._dataAt = head.length;
+    return out;
   }
 
   /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */

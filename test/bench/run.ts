@@ -5,6 +5,7 @@
 //   npm run bench -- --quick           small sizes, a smoke run (results/quick.json)
 //   npm run bench -- --servers switchboard,nats --workloads steady,burst
 //   npm run bench -- --only ingest --ingest 200x100,200x40 --out ingest.json   (--only is --workloads)
+//   npm run bench -- --only ingest,memory --ingest 200x100 --servers switchboard,nats,mosquitto,ws   the targets' table alone
 import { cpus } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -475,8 +476,45 @@ async function scale(name: ServerName, conns: number) {
 // ---------------------------------------------------------------- report
 type Results = Partial<Record<Workload, Partial<Record<ServerName, any>>>>;
 
+/**
+ * The two targets of issue 21 in one table, with the peers of the same run: ingest CPU per publish (the first ingest
+ * configuration, 200 × 100 by default) and idle RSS per connection at `--memory-conns` WebSocket connections.
+ */
+function summary(results: Results): string[] {
+  const ingestRows = results.ingest as Partial<Record<ServerName, Record<string, IngestResult | { error: string }>>> | undefined;
+  const memoryRows = results.memory as Partial<Record<ServerName, { rssPerConnKB: number; error?: string }>> | undefined;
+  if (!ingestRows && !memoryRows) return [];
+  const first = sizes.ingest[0]!;
+  const key = `${first.publishers}x${first.rate}`;
+  const cols: ServerName[] = ['switchboard', 'nats', 'mosquitto', 'ws'];
+  const ingestCell = (name: ServerName): string => {
+    const r = ingestRows?.[name]?.[key];
+    if (!r) return '—';
+    if ('error' in r) return `error: ${r.error}`;
+    const lost = r.received < r.expected ? `, lost ${(r.expected - r.received).toLocaleString('en-US')}` : '';
+    return `${r.cpuUsPerPublish} µs${r.subscriberClosed ? ' (subscriber closed)' : lost}`;
+  };
+  const memoryCell = (name: ServerName): string => {
+    const r = memoryRows?.[name];
+    if (!r) return '—';
+    if (r.error) return `error: ${r.error}`;
+    return `${r.rssPerConnKB} KB${name === 'nats' || name === 'mosquitto' ? '¹' : ''}`;
+  };
+  return [
+    '### the targets (issue 21), one run',
+    '',
+    '| measured in this run (raw-socket load, server CPU and RSS from /proc) | Switchboard | NATS | Mosquitto | bare `ws` |',
+    '|---|---|---|---|---|',
+    `| ingest, ${first.publishers} publishers × ${first.rate} msg/s to their own topics, one \`in/#\` subscriber: CPU per publish | ${cols.map(ingestCell).join(' | ')} |`,
+    `| idle memory per connection at ${sizes.memoryConns.toLocaleString('en-US')} connections | ${cols.map(memoryCell).join(' | ')} |`,
+    '',
+    '¹ NATS and Mosquitto hold their own protocol\'s connections (not WebSocket), and as long-running daemons keep memory of earlier workloads: a lower bound.',
+    '',
+  ];
+}
+
 function table(results: Results): string {
-  const out: string[] = [];
+  const out: string[] = [...summary(results)];
   const ratio = (v: number, base: number | undefined) => (base && Number.isFinite(v) && Number.isFinite(base) ? ` (${round(v / base, 2)}×)` : '');
   for (const w of ['steady', 'burst'] as const) {
     const rows = results[w];
@@ -624,8 +662,9 @@ async function main(): Promise<void> {
   const dir = HERE + 'results/';
   mkdirSync(dir, { recursive: true });
   const file = flags.out ?? (flags.quick ? 'quick.json' : 'latest.json');
-  writeFileSync(dir + file, JSON.stringify({ date: new Date().toISOString(), machine, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbFlags], results, markdown: md }, null, 2) + '\n');
-  console.log(`written test/bench/results/${file}`);
+  const path = file.startsWith('/') ? file : dir + file;
+  writeFileSync(path, JSON.stringify({ date: new Date().toISOString(), machine, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbFlags], results, markdown: md }, null, 2) + '\n');
+  console.log(`written ${file.startsWith('/') ? file : `test/bench/results/${file}`}`);
   if (file === 'latest.json') writeResultsSection(md, machine);
   process.exit(0);
 }

@@ -38,7 +38,7 @@ afterEach(async () => {
 describe('mailbox byte bound', () => {
   it('close policy: over the byte bound (far under the message bound) is a slow consumer', async () => {
     let slow = 0;
-    const box = new Mailbox(new StuckWire(), { messages: 1000, bytes: 50_000 }, 'close', () => slow++);
+    const box = new Mailbox(new StuckWire(), { messages: 1000, bytes: 50_000 }, 'close', { slowConsumer: () => slow++ });
     box.push(big(1));
     await turn(); // written once, now congested: the rest queues
     for (let i = 2; i <= 5; i++) expect(box.push(big(i))).toBe(true); // 4 × ~10 KB
@@ -49,7 +49,7 @@ describe('mailbox byte bound', () => {
   });
 
   it('drop-oldest policy: the oldest frames go until the new one fits; bytes stay within the bound', async () => {
-    const box = new Mailbox(new StuckWire(), { messages: 1000, bytes: 50_000 }, 'drop-oldest', () => {});
+    const box = new Mailbox(new StuckWire(), { messages: 1000, bytes: 50_000 }, 'drop-oldest', { slowConsumer: () => {} });
     box.push(big(0));
     await turn();
     for (let i = 1; i <= 100; i++) box.push(big(i));
@@ -57,7 +57,7 @@ describe('mailbox byte bound', () => {
     expect(box.depth).toBe(4);
     expect(box.dropped).toBe(96);
     // One frame bigger than the bound still goes through an empty mailbox (the payload limit bounds it elsewhere).
-    const lone = new Mailbox(new StuckWire(), { messages: 10, bytes: 1_000 }, 'close', () => {});
+    const lone = new Mailbox(new StuckWire(), { messages: 10, bytes: 1_000 }, 'close', { slowConsumer: () => {} });
     expect(lone.push(big(1))).toBe(true);
   });
 

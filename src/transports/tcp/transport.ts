@@ -336,8 +336,6 @@ export class TcpTransport {
       this.sockets.delete(socket);
       actor.send({ type: 'SOCKET_CLOSED', code: hadError ? CLOSE.abnormal : CLOSE.normal, reason: hadError ? 'connection reset' : 'closed by peer' });
     });
-    // A crash before the supervisor registered this link leaves nobody else to close the socket.
-    actor.subscribe({ error: () => wire.close(CLOSE.internalError, 'internal error') });
     actor.start();
   }
 

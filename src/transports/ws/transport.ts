@@ -4,7 +4,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
-import { openConnection, type BrokerCore } from '../../actors/connection.js';
+import { openConnection, type BrokerCore, type OpenConnection } from '../../actors/connection.js';
+import type { ClientFaults } from '../../log.js';
 import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { wsTextFrame } from './frame.js';
@@ -12,7 +13,6 @@ import { refuseUpgrade } from '../upgrade.js';
 import { AuthFailure, requestToken } from '../../auth/tokens.js';
 import type { Grant } from '../../auth/grant.js';
 import { parseTarget } from '../../protocol/target.js';
-import { CLOSE } from '../../protocol/errors.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 
 class WsWire implements Wire {
@@ -20,9 +20,13 @@ class WsWire implements Wire {
   readonly canPing = true;
   readonly sharedEncoding = true;
 
+  /** Set once the connection is open (openConnection needs the wire first). */
+  conn!: OpenConnection;
+
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
+    readonly faults: ClientFaults | undefined,
   ) {}
 
   encode(out: Outgoing): Buffer {
@@ -54,6 +58,42 @@ class WsWire implements Wire {
   terminate(): void {
     this.ws.terminate();
   }
+}
+
+/** Each open WebSocket's wire, for the listeners shared by all of them (ws calls a listener with the socket as `this`). */
+const wires = new WeakMap<WebSocket, WsWire>();
+
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  const { reader, actor } = wires.get(this)!.conn;
+  // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
+  try {
+    if (isBinary) reader.binary(data.length);
+    else reader.text(data.toString(), data.length);
+  } catch (error) {
+    actor.send({ type: 'FAULT', error });
+  }
+}
+
+function onPong(this: WebSocket): void {
+  const { link, actor } = wires.get(this)!.conn;
+  link.lastSeen = Date.now();
+  actor.send({ type: 'PONG' });
+}
+
+function onPing(this: WebSocket): void {
+  wires.get(this)!.conn.reader.control();
+}
+
+function onClose(this: WebSocket, code: number, reason: Buffer): void {
+  const { actor } = wires.get(this)!.conn;
+  // After a forced close the actor has already finished; nobody is left to tell.
+  if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });
+}
+
+/** ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself. */
+function onError(this: WebSocket, err: Error): void {
+  const wire = wires.get(this)!;
+  wire.faults?.note('info', { client: wire.conn.link.id, err: err.message }, 'websocket error');
 }
 
 /** Where the client asked to go: `/ws` or `/ws/<topic path>`, plus `name=` and `topics=`. */
@@ -178,40 +218,16 @@ export class WsTransport {
 
   private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const { link, reader, actor } = openConnection(
-      this.core,
-      new WsWire(ws, socket),
-      addr,
-      {
-        name: target.name,
-        topics: target.topics,
-        grant,
-      },
-      meta,
-    );
-    ws.on('message', (data: Buffer, isBinary) => {
-      // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
-      try {
-        if (isBinary) reader.binary(data.length);
-        else reader.text(data.toString(), data.length);
-      } catch (error) {
-        actor.send({ type: 'FAULT', error });
-      }
-    });
-    ws.on('pong', () => {
-      link.lastSeen = Date.now();
-      actor.send({ type: 'PONG' });
-    });
-    ws.on('ping', () => reader.control());
-    ws.on('close', (code, reason) => {
-      // After a forced close the actor has already finished; nobody is left to tell.
-      if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });
-    });
-    // ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself.
-    ws.on('error', (err) => this.core.faults?.note('info', { client: link.id, err: err.message }, 'websocket error'));
-    // A crash before the supervisor registered this link leaves nobody else to close the socket.
-    actor.subscribe({ error: () => ws.close(CLOSE.internalError, 'internal error') });
-    actor.start();
+    const wire = new WsWire(ws, socket, this.core.faults);
+    wire.conn = openConnection(this.core, wire, addr, { name: target.name, topics: target.topics, grant }, meta);
+    wires.set(ws, wire);
+    // Listeners shared by every connection (no closures per connection): each finds its connection by its socket.
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('ping', onPing);
+    ws.on('close', onClose);
+    ws.on('error', onError);
+    wire.conn.actor.start();
   }
 
   close(): void {

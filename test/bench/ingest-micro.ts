@@ -1,0 +1,109 @@
+// Ingest cost per publish with the broker in this process and the load in a child: P publishers (raw WebSocket
+// sockets) each publish to their own topic `in/<i>`, one subscriber on `in/#` counts deliveries. The broker's CPU is
+// process.cpuUsage() over the window; under valgrind the window is what callgrind counts (it is switched on and off
+// around it with callgrind_control), so instructions per publish are repeatable on a busy machine.
+//   npm run build && npx tsx test/bench/ingest-micro.ts [--publishers 200] [--publishes 40000] [--rounds 3] [--dist dist]
+//   valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/ingest-micro.ts --callgrind --publishes 4000
+//   callgrind_annotate /tmp/cg.<pid> | head -40
+import { execFileSync, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Config } from '../../src/config.js';
+import type * as BrokerModule from '../../src/broker.js';
+import type * as LogModule from '../../src/log.js';
+import { BenchClient, publishFrame, stampedPayload, type Target } from './wire.js';
+
+const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
+const { values: flags } = parseArgs({
+  options: {
+    publishers: { type: 'string', default: '200' },
+    publishes: { type: 'string', default: '40000' },
+    rounds: { type: 'string', default: '3' },
+    callgrind: { type: 'boolean', default: false },
+    /** The build to measure (a copy of an older dist/ for an A/B comparison). */
+    dist: { type: 'string', default: 'dist' },
+    child: { type: 'string' },
+  },
+});
+
+type ToParent = { type: 'ready' } | { type: 'done'; delivered: number; closed: number };
+type ToChild = { type: 'go'; count: number };
+
+if (flags.child) child(Number(flags.child), Number(flags.publishers));
+else await parent();
+
+async function parent(): Promise<void> {
+  const publishers = Number(flags.publishers);
+  const root = new URL(`../../${flags.dist}/`, import.meta.url);
+  const { defaults } = (await import(new URL('config.js', root).href)) as { defaults: Config };
+  const { startBroker } = (await import(new URL('broker.js', root).href)) as typeof BrokerModule;
+  const { createLogger } = (await import(new URL('log.js', root).href)) as typeof LogModule;
+  const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', rate: 0, maxConnections: 10_000, maxConnectionsPerIp: 10_000 };
+  const b = await startBroker(config, { log: createLogger('silent', false) });
+  const load = fork(fileURLToPath(import.meta.url), ['--child', String(b.port), '--publishers', String(publishers)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const next = (type: ToParent['type']) => new Promise<ToParent>((resolve) => load.on('message', (m: ToParent) => m.type === type && resolve(m)));
+  await next('ready');
+  const count = Number(flags.publishes);
+  // One round unmeasured first: the JIT has compiled the path before anything is counted.
+  const rounds = [0, ...Array.from({ length: Number(flags.rounds) }, () => count)];
+  for (let r = 0; r < rounds.length; r++) {
+    const n = r === 0 ? Math.min(count, 20_000) : rounds[r]!;
+    const measured = r > 0;
+    if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=on', String(process.pid)]);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const done = next('done');
+    load.send({ type: 'go', count: n } satisfies ToChild);
+    const result = (await done) as Extract<ToParent, { type: 'done' }>;
+    const cpu = process.cpuUsage(cpu0);
+    const ms = performance.now() - t0;
+    if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=off', String(process.pid)]);
+    if (!measured) continue;
+    console.log(
+      JSON.stringify({ round: r, publishes: n, delivered: result.delivered, subscriberClosed: result.closed > 0, cpuUsPerPublish: +((cpu.user + cpu.system) / n).toFixed(2), wallMs: Math.round(ms) }),
+    );
+  }
+  load.kill();
+  await b.close();
+  process.exit(0);
+}
+
+function child(port: number, publishers: number): void {
+  const target: Target = { proto: 'sb', host: '127.0.0.1', port };
+  let delivered = 0;
+  let closed = 0;
+  let want = 0;
+  let ready = 0;
+  const pubs: BenchClient[] = [];
+  const payload = stampedPayload(64);
+  const frames = Array.from({ length: publishers }, (_, i) => publishFrame('sb', payload, `in/${i}`));
+  const onReady = () => {
+    if (++ready === publishers + 1) process.send!({ type: 'ready' } satisfies ToParent);
+  };
+  new BenchClient(target, {
+    role: 'sub',
+    topic: 'in/#',
+    localAddress: SOURCES[0],
+    onReady,
+    onDeliveries: (n) => {
+      delivered += n;
+      if (want > 0 && delivered >= want) {
+        want = 0;
+        process.send!({ type: 'done', delivered, closed } satisfies ToParent);
+        delivered = 0;
+      }
+    },
+    onClose: () => void closed++,
+  });
+  for (let i = 0; i < publishers; i++) pubs.push(new BenchClient(target, { role: 'pub', localAddress: SOURCES[i % SOURCES.length], onReady, onClose: () => void closed++ }));
+  process.on('message', (m: ToChild) => {
+    want = m.count;
+    let sent = 0;
+    // Paced: one frame per publisher per tick, so the broker reads about one frame per socket read, as at 100 msg/s each.
+    const tick = () => {
+      for (let i = 0; i < publishers && sent < m.count; i++, sent++) pubs[i]!.send(frames[i]!);
+      if (sent < m.count) setTimeout(tick, 1);
+    };
+    tick();
+  });
+}
