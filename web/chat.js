@@ -193,7 +193,8 @@ function connect() {
   client.on('state', (s) => {
     if (s !== 'reconnecting') clearInterval(state.countdown);
     if (s === 'connecting' || s === 'authorizing') setStatus('connecting', state.me || state.everListed ? 'reconnecting…' : 'connecting…');
-    if (s === 'connected') setStatus('online', 'online');
+    // Behind a proxy that blocks WebSocket the library falls back to Server-Sent Events (docs/sse.md).
+    if (s === 'connected') setStatus('online', client.transport === 'sse' ? 'online (event stream)' : 'online');
     if (s === 'closed') setStatus('offline', `disconnected${state.diagnosis ? ` (${state.diagnosis})` : ''}`);
   });
   client.on('connected', (hello) => {

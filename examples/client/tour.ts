@@ -30,6 +30,8 @@ try {
 const client = new SwitchboardClient({
   url,
   WebSocket, // Node 20 has none: the ws package (found on its own when installed; this is the explicit way)
+  sseFallback: false, // default true: where a WebSocket cannot be opened, dial Server-Sent Events (/sse) instead
+  EventSource: undefined, // the fallback's EventSource; default the browser's (Node 20 has none: no fallback)
   name: 'tour',
   getToken: () => 'an-opaque-token', // asked before connecting; a JWT would also be refreshed before its exp
   backoff: { minMs: 100, maxMs: 2000, factor: 2 },

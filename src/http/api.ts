@@ -12,6 +12,7 @@ import type { TokenVerifier } from '../auth/tokens.js';
 import { adminVerdict } from '../auth/admin.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { IdempotencyKeys, idempotencyKey, publishOnce, registerServerApi } from './server-api.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -33,6 +34,7 @@ export async function authorizeApi(req: IncomingMessage, config: Pick<Config, 'a
 
 export function registerApi(router: Router, core: BrokerCore, log: Logger): void {
   const { config, hub, supervisor } = core;
+  const keys = new IdempotencyKeys();
   const guarded =
     (handler: Handler): Handler =>
     async (req, res, url) => {
@@ -49,8 +51,10 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     if (supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
     let topic: string;
     let data: unknown;
+    let key: string | undefined;
     try {
-      ({ topic, data } = parsePublishBody(await readBody(req, config.maxPayload)));
+      ({ topic, data, key } = parsePublishBody(await readBody(req, config.maxPayload)));
+      key ??= idempotencyKey(req.headers['idempotency-key']);
     } catch (err) {
       // An aborted upload or a bad body is the client's fault: a debug line (throttled), never an error.
       if (err instanceof HttpError) core.faults?.note('debug', { addr: req.socket.remoteAddress, status: err.status, error: err.code, reason: err.message }, 'api publish refused: bad or cut-off body');
@@ -63,7 +67,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     // Straight to the engine, like a client's pub: the supervisor handles lifecycle, not publishes.
     let result: PublishResult | ProtocolError;
     try {
-      result = hub.publishAsync ? await hub.publishAsync(topic, data) : hub.publish(topic, data);
+      result = await publishOnce(hub, keys, topic, data, key);
     } catch (err) {
       log.error({ err, topic }, 'api publish failed');
       throw new HttpError(500, 'internal error', 'internal');
@@ -75,22 +79,32 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
 
   router.on('GET', '/api/clients', guarded((_req, res, url) => {
     const limit = listLimit(url);
+    const offset = listOffset(url);
     const clients: ReturnType<typeof clientView>[] = [];
+    let skipped = 0;
     for (const link of hub.sessions()) {
       if (clients.length >= limit) break;
+      if (skipped++ < offset) continue;
       clients.push(clientView(link));
     }
-    sendJson(res, 200, { total: hub.sessionCount, clients });
+    const more = offset + clients.length < hub.sessionCount;
+    sendJson(res, 200, more ? { total: hub.sessionCount, clients, next: String(offset + clients.length) } : { total: hub.sessionCount, clients });
   }));
 
   router.on('GET', '/api/topics', guarded((_req, res, url) => {
     const limit = listLimit(url);
-    sendJson(res, 200, hub.topics(limit));
+    const offset = listOffset(url);
+    if (offset + limit > LIST_MAX) throw new HttpError(400, `cursor + limit must be at most ${LIST_MAX}`, 'bad_request');
+    const { total, topics } = hub.topics(offset + limit);
+    const page = topics.slice(offset);
+    sendJson(res, 200, offset + page.length < total ? { total, topics: page, next: String(offset + page.length) } : { total, topics: page });
   }));
+
+  registerServerApi(router, core, guarded, keys, log);
 }
 
 /** Validates a publish body; bad input → 400 carrying the protocol's error code. */
-export function parsePublishBody(body: Buffer): { topic: string; data: unknown } {
+export function parsePublishBody(body: Buffer): { topic: string; data: unknown; key: string | undefined } {
   const value = parseInboundJson(body.toString('utf8'), 'body');
   if (value instanceof ProtocolError) throw new HttpError(400, `${value.message}; send {"topic": "...", "data": ...}`, 'bad_frame');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -100,7 +114,16 @@ export function parsePublishBody(body: Buffer): { topic: string; data: unknown }
   const err = topicError(topic);
   if (err) throw new HttpError(400, err, 'bad_topic');
   if (!('data' in value)) throw new HttpError(400, 'publish needs data', 'bad_frame');
-  return { topic: topic as string, data: (value as { data: unknown }).data };
+  return { topic: topic as string, data: (value as { data: unknown }).data, key: idempotencyKey((value as { idempotencyKey?: unknown }).idempotencyKey) };
+}
+
+/** `?cursor=` of /api/clients and /api/topics: the `next` of the previous page (an offset; a list that changed meanwhile may shift by what changed). */
+function listOffset(url: URL): number {
+  const raw = url.searchParams.get('cursor');
+  if (raw === null) return 0;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n > LIST_MAX) throw new HttpError(400, 'cursor must be the next of a previous page', 'bad_request');
+  return n;
 }
 
 function listLimit(url: URL): number {

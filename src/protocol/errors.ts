@@ -51,4 +51,6 @@ export const CLOSE = {
   heartbeat: 4002,
   /** The token expired and no fresh one came within --token-grace-ms. */
   tokenExpired: 4003,
+  /** Disconnected by the application through the server API (the default code of POST /api/clients/disconnect). */
+  byServer: 4004,
 } as const;

@@ -10,6 +10,7 @@ import { expect } from 'vitest';
 import { SwitchboardClient } from '@switchboard/client';
 import { haveChromium, launchChromium, requireChromium } from '../helpers/chromium.js';
 import { startTestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
 import { Bindings } from './transcript.js';
 import { LineConversation, replayLines, replayWs, WsConversation } from './sessions.js';
 import { localize, ROOT } from './shell.js';
@@ -28,6 +29,16 @@ export const README_RUNNERS: Record<string, Runner> = {
   'example:backend/server.js': { elsewhere: 'test/hooks/example-backend.test.ts' },
 
   'sse-curl': { elsewhere: 'test/sse/docs.test.ts' },
+  'integration-server-api': {
+    // A dashboard named panel on pump 2's row, then the curl session; the last command closes it with 4100.
+    async run([block]) {
+      const b = await broker({ apiKey: 'change-me' });
+      const panel = await TestClient.connect(`ws://127.0.0.1:${b.port}/ws/rowdata/pump/2?name=panel`);
+      cleanup.push(() => panel.ws.close());
+      await transcript(block!, b, new Bindings(), { ...process.env, KEY: 'change-me' });
+      expect(await panel.closed).toEqual({ code: 4100, reason: 'account closed' });
+    },
+  },
 
   'readme-ws-session': {
     async run([block]) {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { connect } from 'node:net';
+import mqtt from 'mqtt';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { startBackend, type BackendProcess } from '../helpers/backend-process.js';
@@ -14,7 +15,7 @@ let broker: TestBroker;
 
 beforeAll(async () => {
   backend = await startBackend('test/helpers/hook-backend.mjs', { HOOK_SECRET: 's3cret' });
-  broker = await startTestBroker({ hookUrl: backend.url, hookSecret: 's3cret', hookTimeoutMs: 400, hookBreakerFailures: 3, hookBreakerMs: 300, logLevel: 'silent' });
+  broker = await startTestBroker({ mqttPort: 0, hookUrl: backend.url, hookSecret: 's3cret', hookTimeoutMs: 400, hookBreakerFailures: 3, hookBreakerMs: 300, logLevel: 'silent' });
 });
 afterAll(async () => {
   await broker?.close();
@@ -68,6 +69,24 @@ describe('connect hook', () => {
     await backend.script({ connect: { answer: { allow: false, reason: 'tcp is closed today' } } });
     const text = await tcpText(broker.tcpPort);
     expect(text).toBe('error forbidden: tcp is closed today\nbye: tcp is closed today (1008)\n');
+  });
+
+  it('MQTT: a refusal is a refused CONNACK (not authorized), an allowed device gets its meta shown in presence', async () => {
+    await backend.script({ connect: { by: { 'sensor-1': { meta: { site: 'north' } }, rogue: { allow: false, reason: 'unknown device' } } } });
+    const refused = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'rogue', reconnectPeriod: 0 }).then(
+      (c) => (c.end(true), 'connected'),
+      (err: { code?: number }) => err.code,
+    );
+    expect(refused).toBe(5); // 3.1.1 "not authorized"
+    const watcher = await TestClient.connect(broker.url);
+    await watcher.request({ op: 'sub', topic: 'plant/#', presence: true });
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'sensor-1', reconnectPeriod: 0 });
+    await device.subscribeAsync('plant/#');
+    const join = await watcher.next((f) => f.op === 'event' && f.event === 'join' && f.client.name === 'sensor-1');
+    expect(join.client.meta).toEqual({ site: 'north' });
+    await device.endAsync(true);
+    watcher.ws.close();
+    await backend.script({});
   });
 
   it('a backend error, a slow backend and a bad answer refuse with 503 and the cause, never a hang', async () => {

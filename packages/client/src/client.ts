@@ -12,6 +12,7 @@ import { PendingRequests } from './requests.js';
 import { checkSubscribeOptions, describeValue, Subscription, type Message, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
+import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
 
 /** An event handler a WebSocket calls with `E` or a richer event (checked like a method, so every platform's fits). */
 export type SocketHandler<E> = { handle(event: E): void }['handle'];
@@ -43,6 +44,13 @@ export interface ClientOptions {
   name?: string;
   /** The WebSocket class; default `globalThis.WebSocket`, else the `ws` package (Node 20). */
   WebSocket?: WebSocketConstructor;
+  /**
+   * When a WebSocket cannot be opened (a proxy that blocks upgrades), dial the broker's Server-Sent Events transport
+   * instead (`/sse`, docs/sse.md), and stay on it while it works (default true). false: WebSocket only.
+   */
+  sseFallback?: boolean;
+  /** The EventSource class for the fallback; default `globalThis.EventSource` (browsers). Without one there is no fallback. */
+  EventSource?: EventSourceConstructor | undefined;
   backoff?: Partial<Backoff>;
   /** A request without a reply after this long fails with `timeout` (default 10 s). */
   requestTimeoutMs?: number;
@@ -107,6 +115,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private socket: WebSocketLike | undefined;
   private online = false;
   private WebSocketClass: WebSocketConstructor | undefined;
+  private readonly EventSourceClass: EventSourceConstructor | undefined;
+  /** What the next dial uses: WebSocket, or the SSE fallback after a WebSocket could not be opened. */
+  private via: 'ws' | 'sse' = 'ws';
   private name: string | undefined;
   private lastState: ClientState = 'idle';
   /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
@@ -123,6 +134,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.endpoints = new Endpoints(options.url);
     this.name = options.name;
     this.WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    this.EventSourceClass = options.sseFallback === false ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource);
     this.requests = new PendingRequests(() => this.options.requestTimeoutMs ?? 10_000);
     this.actor = createActor(clientLifecycleMachine, {
       input: {
@@ -149,6 +161,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** Who this client is on the current connection. */
   get me(): ClientInfo | undefined {
     return this.online ? this.hello?.client : undefined;
+  }
+
+  /** The transport of the current (or next) connection: `ws`, or `sse` after falling back (docs/sse.md). */
+  get transport(): 'ws' | 'sse' {
+    return this.via;
   }
 
   /** The URLs dialled, as checked at construction (a URL without a path has `/ws`). */
@@ -407,8 +424,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private readonly dial: Dial = (token, report) => {
     let ws: WebSocketLike;
+    const via = this.via;
     try {
-      ws = new this.WebSocketClass!(this.endpoints.current(token, this.name));
+      const url = this.endpoints.current(token, this.name);
+      ws = via === 'sse' && this.EventSourceClass ? new SseSocket(url, this.EventSourceClass) : new this.WebSocketClass!(url);
     } catch (err) {
       // A platform that refuses the URL at construction: a failed dial, reported like any other.
       queueMicrotask(() => report.dropped(1006, `cannot open a WebSocket: ${(err as Error).message}`));
@@ -419,6 +438,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     let status: number | undefined;
     let errorText = '';
     let gone = false;
+    let opened = false;
     const goneNow = (close: LastClose) => {
       if (gone) return false;
       gone = true;
@@ -427,7 +447,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       this.socketGone(ws, close);
       return true;
     };
-    ws.onopen = () => report.opened();
+    ws.onopen = () => {
+      opened = true;
+      report.opened();
+    };
     // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
     ws.onerror = (e) => {
       errorText = String((e as { message?: unknown })?.message ?? '');
@@ -440,6 +463,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     ws.onclose = (e) => {
       const close: LastClose = { code: e.code, reason: e.reason || errorText, ...(status !== undefined && { status }) };
       if (!goneNow(close)) return;
+      // Never opened: a WebSocket blocked on the way (or a broker down) tries SSE next, an SSE that failed tries WebSocket.
+      if (!opened && this.EventSourceClass) this.via = via === 'ws' ? 'sse' : 'ws';
       this.endpoints.next(); // lost or refused: the next dial tries the next URL (one URL: the same one)
       report.dropped(close.code, close.reason, close.status);
     };
@@ -560,13 +585,15 @@ function checkOptions(options: unknown): void {
   const bad = (why: string) => new SwitchboardError('bad_option', why);
   if (typeof options !== 'object' || options === null) throw bad('new SwitchboardClient(options) needs an options object with a url');
   const o = options as Record<string, unknown>;
-  const known = new Set(['url', 'token', 'getToken', 'name', 'WebSocket', 'backoff', 'requestTimeoutMs', 'connectTimeoutMs', 'offlineQueueSize', 'connect', 'random']);
+  const known = new Set(['url', 'token', 'getToken', 'name', 'WebSocket', 'sseFallback', 'EventSource', 'backoff', 'requestTimeoutMs', 'connectTimeoutMs', 'offlineQueueSize', 'connect', 'random']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw bad(`unknown option '${key}' (options: ${[...known].join(', ')})`);
   const kinds: [string, string][] = [
     ['token', 'string'],
     ['name', 'string'],
     ['getToken', 'function'],
     ['WebSocket', 'function'],
+    ['EventSource', 'function'],
+    ['sseFallback', 'boolean'],
     ['random', 'function'],
     ['connect', 'boolean'],
   ];

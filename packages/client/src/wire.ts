@@ -5,7 +5,7 @@
 /** The `id` of a request, echoed by its reply. */
 export type FrameId = number | string;
 
-export type Transport = 'ws' | 'tcp';
+export type Transport = 'ws' | 'tcp' | 'sse' | 'mqtt';
 
 export interface Sender {
   id: string;

@@ -17,6 +17,7 @@ import { ConfigError } from '../../config.js';
 import type { Link } from '../../actors/link.js';
 import { PacketFramer } from './framer.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
+import { admitThroughHook } from '../../hooks/connect.js';
 import { MqttSession, willOf, type MqttVersion } from './session.js';
 import { RetainedStore, SessionStore, type Position } from './store.js';
 import { filterMatches } from '../../protocol/topic.js';
@@ -85,6 +86,8 @@ interface Accepted {
   connect: IConnectPacket;
   version: MqttVersion;
   grant: Grant | undefined;
+  /** What the application backend's connect hook attached (presence `meta`). */
+  meta?: Record<string, unknown> | undefined;
   /** Bytes that arrived behind the CONNECT, for the connection's own reader. */
   rest: Buffer[];
 }
@@ -172,6 +175,15 @@ export class MqttTransport {
     }
     if (will && grant && !grant.mayPublish(will.topic)) return this.refuse(socket, version, 'notAuthorized');
     if (socket.destroyed) return null;
+    // The application backend's connect hook (docs/integration.md): it may refuse, or say who connects.
+    const asked = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
+    const hooked = await admitThroughHook(this.core.hooks, { transport: 'mqtt', addr: `${socket.remoteAddress}:${socket.remotePort}`, name: asked, topics: [], token: grant }, () => true);
+    if (hooked && !hooked.ok) {
+      faults?.note('info', { addr: socket.remoteAddress, status: hooked.status, reason: hooked.message }, 'mqtt connect refused by the connect hook');
+      return this.refuse(socket, version, hooked.status === 503 ? 'unavailable' : hooked.status === 401 ? 'badCredentials' : 'notAuthorized');
+    }
+    if (hooked) grant = hooked.grant;
+    if (socket.destroyed) return null;
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
     if (name !== undefined && !this.core.hub.isNameFree(name)) {
@@ -182,7 +194,7 @@ export class MqttTransport {
         return this.refuse(socket, version, 'unavailable');
       }
     }
-    return socket.destroyed ? null : { connect: packet, version, grant, rest };
+    return socket.destroyed ? null : { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest };
   }
 
   /** Closes the connection holding `name` and waits until the name is free (bounded by the close timeout). */
@@ -204,18 +216,19 @@ export class MqttTransport {
   }
 
   private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
-    const { connect, version, grant } = accepted;
+    const { connect, version, grant, meta } = accepted;
     const clientId = connect.clientId ?? '';
     // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
     const expiryS = version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
     const persistent = clientId.length > 0 && expiryS > 0;
     const stored = connect.clean === false && clientId.length > 0 ? this.sessions.take(clientId) : (this.sessions.drop(clientId), undefined);
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.retained });
+    const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.retained, maxPacket });
     const wire = new MqttWire(socket, session);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
     const keepaliveMs = connect.keepalive ? connect.keepalive * 1500 : undefined;
-    const { link, reader, actor } = openConnection(this.core, wire, addr, { name, grant }, undefined, keepaliveMs);
+    const { link, reader, actor } = openConnection(this.core, wire, addr, { name, grant }, meta, keepaliveMs);
     session.attach(link, reader);
     const will = willOf(connect);
     const parser = mqttPacket.parser({ protocolVersion: version === 5 ? 5 : 4 });

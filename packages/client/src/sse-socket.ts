@@ -1,0 +1,124 @@
+// SseSocket: the broker's Server-Sent Events transport (GET /sse, POST /sse?stream=<id>) behind the same face as a
+// WebSocket, so the client's lifecycle, requests, resumes and queues work unchanged when WebSocket is blocked.
+// Frames arrive as `message` events; frames sent are POSTed in order, one request at a time, batched one per line.
+// The browser's own EventSource reconnect is turned off: the client reconnects itself and resumes from its positions.
+import type { SocketHandler, WebSocketLike } from './client.js';
+
+/** The part of an EventSource the socket uses: the browser's fits. */
+export interface EventSourceLike {
+  readonly readyState: number;
+  close(): void;
+  onmessage: SocketHandler<{ data: unknown }> | null;
+  onerror: SocketHandler<unknown> | null;
+  addEventListener(type: string, listener: (event: { data?: unknown }) => void): void;
+}
+export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 3;
+
+/** The SSE twin of a WebSocket URL: `ws://h/ws?x` → `http://h/sse?x`; `/ws/<topic>` → `topics=<topic>`. */
+export function sseUrl(wsUrl: string): string {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  if (url.pathname.startsWith('/ws/') && url.pathname.length > 4) {
+    const topic = decodeURIComponent(url.pathname.slice(4));
+    const topics = url.searchParams.get('topics');
+    url.searchParams.set('topics', topics ? `${topic},${topics}` : topic);
+  }
+  url.pathname = '/sse';
+  return url.toString();
+}
+
+export class SseSocket implements WebSocketLike {
+  readyState = CONNECTING;
+  onopen: SocketHandler<unknown> | null = null;
+  onmessage: SocketHandler<{ data: unknown }> | null = null;
+  onclose: SocketHandler<{ code: number; reason: string }> | null = null;
+  onerror: SocketHandler<unknown> | null = null;
+  private readonly source: EventSourceLike;
+  private post: string | undefined;
+  private readonly outbox: string[] = [];
+  private posting = false;
+
+  constructor(
+    wsUrl: string,
+    EventSourceClass: EventSourceConstructor,
+    private readonly fetcher: typeof fetch = (...args) => fetch(...args),
+  ) {
+    const url = sseUrl(wsUrl);
+    const token = new URL(url).searchParams.get('token');
+    this.source = new EventSourceClass(url);
+    this.source.addEventListener('stream', (e) => {
+      if (this.readyState !== CONNECTING) return;
+      try {
+        const info = JSON.parse(String(e.data)) as { post: string };
+        const post = new URL(info.post, url);
+        if (token !== null) post.searchParams.set('token', token);
+        this.post = post.toString();
+      } catch {
+        return this.end(1002, 'the broker sent a stream event that is not JSON');
+      }
+      this.readyState = OPEN;
+      this.onopen?.({});
+      this.flush();
+    });
+    this.source.onmessage = (e) => {
+      if (this.readyState === OPEN) this.onmessage?.({ data: e.data });
+    };
+    this.source.addEventListener('close', (e) => {
+      let close = { code: 1006, reason: '' };
+      try {
+        close = JSON.parse(String(e.data)) as { code: number; reason: string };
+      } catch {
+        // A close event we cannot read is a lost connection.
+      }
+      this.end(close.code, close.reason);
+    });
+    // Any error (refused, dropped): this socket is done; the client dials again and resumes from its positions.
+    this.source.onerror = () => {
+      this.onerror?.({ message: 'event stream failed' });
+      this.end(1006, this.readyState === CONNECTING ? 'the event stream could not be opened' : 'the event stream was lost');
+    };
+  }
+
+  send(data: string): void {
+    if (this.readyState !== OPEN) return;
+    this.outbox.push(data);
+    this.flush();
+  }
+
+  close(code = 1000, reason = ''): void {
+    if (this.readyState === CLOSED) return;
+    // A quit already queued goes first: the broker ends the stream (1000) after it.
+    this.end(code, reason);
+  }
+
+  /** One POST at a time keeps the frames in order; what queued meanwhile goes in the next, one frame per line. */
+  private flush(): void {
+    if (this.posting || this.outbox.length === 0 || this.post === undefined) return;
+    const body = this.outbox.splice(0).join('\n');
+    this.posting = true;
+    this.fetcher(this.post, { method: 'POST', body, headers: { 'Content-Type': 'text/plain' } }).then(
+      (res) => {
+        this.posting = false;
+        // 404 / 410: the stream is gone on the broker's side; anything else refused: this socket cannot speak.
+        if (res.status !== 202) return this.end(1006, `POST refused: HTTP ${res.status}`);
+        this.flush();
+      },
+      (err: unknown) => {
+        this.posting = false;
+        this.end(1006, `POST failed: ${(err as Error)?.message ?? String(err)}`);
+      },
+    );
+  }
+
+  private end(code: number, reason: string): void {
+    if (this.readyState === CLOSED) return;
+    this.readyState = CLOSED;
+    this.source.close();
+    this.outbox.length = 0;
+    this.onclose?.({ code, reason });
+  }
+}

@@ -1,0 +1,213 @@
+// The server API beyond a single publish (docs/integration.md, "Server API"): batch publish with one result each,
+// publish idempotency keys, disconnecting a client, server-side subscribe and unsubscribe, and `who` (presence)
+// of a topic or of the whole broker, paginated. Every route sits behind the same admin gate as /api/publish.
+import type { Logger } from 'pino';
+import type { BrokerCore } from '../actors/connection.js';
+import type { Engine, PublishResult, Session } from '../engine/engine.js';
+import type { Link } from '../actors/link.js';
+import { Grant } from '../auth/grant.js';
+import { CLOSE, ProtocolError, type FrameId } from '../protocol/errors.js';
+import { WHO_LIMIT_MAX, type ServerFrame } from '../protocol/frames.js';
+import { parseInboundJson } from '../protocol/json.js';
+import { filterError, topicError } from '../protocol/topic.js';
+import type { Outgoing } from '../protocol/outgoing.js';
+import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
+
+/** Messages one batch publish may carry. */
+export const BATCH_MAX = 1000;
+/** Idempotency keys remembered, and for how long: a retried publish within this window is answered, not repeated. */
+const IDEMPOTENCY_MAX = 10_000;
+const IDEMPOTENCY_MS = 10 * 60_000;
+const KEY_MAX = 128;
+
+/** Remembers the result of each publish made with an idempotency key (bounded; oldest first out). */
+export class IdempotencyKeys {
+  private readonly results = new Map<string, { result: PublishResult; expires: number }>();
+
+  get(key: string): PublishResult | undefined {
+    const hit = this.results.get(key);
+    if (!hit) return undefined;
+    if (hit.expires > Date.now()) return hit.result;
+    this.results.delete(key);
+    return undefined;
+  }
+
+  set(key: string, result: PublishResult): void {
+    this.results.set(key, { result, expires: Date.now() + IDEMPOTENCY_MS });
+    if (this.results.size > IDEMPOTENCY_MAX) this.results.delete(this.results.keys().next().value!);
+  }
+}
+
+/** Publishes once per idempotency key (when given): a retry gets the first result, marked `duplicate: true`. */
+export async function publishOnce(hub: Engine<Link>, keys: IdempotencyKeys, topic: string, data: unknown, key: string | undefined): Promise<(PublishResult & { duplicate?: true }) | ProtocolError> {
+  if (key !== undefined) {
+    const seen = keys.get(`${topic}\u0000${key}`);
+    if (seen) return { ...seen, duplicate: true };
+  }
+  const result = hub.publishAsync ? await hub.publishAsync(topic, data) : hub.publish(topic, data);
+  if (key !== undefined && !(result instanceof ProtocolError)) keys.set(`${topic}\u0000${key}`, result);
+  return result;
+}
+
+/**
+ * The API's own session, used only to ask the engine `who`: the engine answers it as it answers a client (across
+ * the cluster on Redis), and the answer is handed to the waiting HTTP request by its id. One per broker.
+ */
+class ApiAsker implements Session {
+  readonly id = 'c0';
+  name = 'server-api';
+  readonly addr = 'api';
+  readonly transport = 'ws' as const;
+  readonly subscriptions = new Set<string>();
+  readonly presence = new Set<string>();
+  grant: Grant | undefined = new Grant({ name: 'server-api', pub: null, sub: null, admin: true });
+  nameFixed = true;
+  rate = undefined;
+  renames = undefined;
+  readonly state = 'online';
+  private next = 0;
+  private readonly waiting = new Map<FrameId, (frame: ServerFrame) => void>();
+  readonly mailbox = {
+    push: (out: Outgoing) => this.send(out.frame),
+    capacity: Number.MAX_SAFE_INTEGER,
+    depth: 0,
+    byteCapacity: Number.MAX_SAFE_INTEGER,
+    bytes: 0,
+    acceptsDirect: () => false,
+    tail: undefined,
+    replaceTail: () => undefined,
+  };
+
+  watch(): void {}
+
+  send(frame: ServerFrame): boolean {
+    const id = (frame as { id?: FrameId }).id;
+    const resolve = id === undefined ? undefined : this.waiting.get(id);
+    if (resolve) {
+      this.waiting.delete(id!);
+      resolve(frame);
+    }
+    return true;
+  }
+
+  info() {
+    return { id: this.id, name: this.name, addr: this.addr, transport: this.transport };
+  }
+
+  publicInfo() {
+    return { id: this.id, name: this.name, transport: this.transport };
+  }
+
+  /** One `who` page through the engine. */
+  who(hub: Engine<Link>, topic: string | undefined, limit: number, cursor: string | undefined): Promise<ServerFrame> {
+    const id = `api${++this.next}`;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      (hub as unknown as Engine<Session>).handle(this, { op: 'who', id, ...(topic !== undefined && { topic }), limit, ...(cursor !== undefined && { cursor }) });
+    });
+  }
+}
+
+/** Reads a JSON object body; bad input → 400 with the protocol's code. */
+async function jsonBody(req: Parameters<Handler>[0], limit: number): Promise<Record<string, unknown>> {
+  const value = parseInboundJson((await readBody(req, limit)).toString('utf8'), 'body');
+  if (value instanceof ProtocolError) throw new HttpError(400, value.message, 'bad_frame');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'body must be a JSON object', 'bad_frame');
+  return value as Record<string, unknown>;
+}
+
+/** An idempotency key: a string of 1 to 128 characters, or absent. */
+export function idempotencyKey(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > KEY_MAX) throw new HttpError(400, `idempotencyKey must be a string of 1 to ${KEY_MAX} characters`, 'bad_frame');
+  return value;
+}
+
+/** The local client a request names (`client`: an id or a name); 404 when it is not connected to this process. */
+function clientOf(hub: Engine<Link>, body: Record<string, unknown>): Link {
+  if (typeof body.client !== 'string' || body.client.length === 0 || body.client.length > 64) throw new HttpError(400, 'client must be a client id or name', 'bad_frame');
+  const link = hub.find(body.client);
+  if (!link) throw new HttpError(404, `no client '${body.client}' on this broker process`, 'not_found');
+  return link;
+}
+
+export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, keys: IdempotencyKeys, log: Logger): void {
+  const { config, hub } = core;
+  const asker = new ApiAsker();
+  const running = () => {
+    if (core.supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
+  };
+
+  router.on('POST', '/api/publish/batch', guarded(async (req, res) => {
+    running();
+    const body = await jsonBody(req, config.maxPayload * 16);
+    const messages = body.messages;
+    if (!Array.isArray(messages) || messages.length === 0 || messages.length > BATCH_MAX) throw new HttpError(400, `messages must be an array of 1 to ${BATCH_MAX} {topic, data} objects`, 'bad_frame');
+    const results: unknown[] = [];
+    // In order, one at a time: the messages of one batch to one topic keep their order.
+    for (const m of messages as unknown[]) {
+      const fail = (code: string, message: string) => results.push({ error: code, message });
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) { fail('bad_frame', 'a message is a {topic, data} object'); continue; }
+      const { topic, data, idempotencyKey: rawKey } = m as Record<string, unknown>;
+      const err = topicError(topic);
+      if (err) { fail('bad_topic', err); continue; }
+      if (!('data' in m)) { fail('bad_frame', 'a message needs data'); continue; }
+      let key: string | undefined;
+      try {
+        key = idempotencyKey(rawKey);
+      } catch (e) {
+        fail('bad_frame', (e as Error).message);
+        continue;
+      }
+      try {
+        const result = await publishOnce(hub, keys, topic as string, data, key);
+        if (result instanceof ProtocolError) fail(result.code, result.message);
+        else results.push(result);
+      } catch (e) {
+        log.error({ err: e, topic }, 'api batch publish failed');
+        fail('internal', 'internal error');
+      }
+    }
+    sendJson(res, 200, { results });
+  }));
+
+  router.on('POST', '/api/clients/disconnect', guarded(async (req, res) => {
+    const body = await jsonBody(req, 4096);
+    const code = body.code ?? CLOSE.byServer;
+    if (!(Number.isInteger(code) && ((code as number) === 1000 || ((code as number) >= 4000 && (code as number) <= 4999)))) throw new HttpError(400, 'code must be 1000 or 4000 to 4999', 'bad_frame');
+    const reason = body.reason ?? 'disconnected by the server';
+    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 120) throw new HttpError(400, 'reason must be a string of at most 120 bytes', 'bad_frame');
+    const link = clientOf(hub, body);
+    link.signal({ type: 'CLOSE', code: code as number, reason, cause: 'leave' });
+    sendJson(res, 200, { disconnected: { id: link.id, name: link.name }, code, reason });
+  }));
+
+  for (const op of ['subscribe', 'unsubscribe'] as const) {
+    router.on('POST', `/api/clients/${op}`, guarded(async (req, res) => {
+      const body = await jsonBody(req, 4096);
+      const link = clientOf(hub, body);
+      const err = filterError(body.topic);
+      if (err) throw new HttpError(400, err, 'bad_topic');
+      const topic = body.topic as string;
+      if (body.presence !== undefined && typeof body.presence !== 'boolean') throw new HttpError(400, 'presence must be a boolean', 'bad_frame');
+      if (op === 'subscribe' && link.grant && !link.grant.maySubscribe(topic)) throw new HttpError(403, `the client's grant does not allow subscribing to '${topic.slice(0, 64)}'`, 'forbidden');
+      if (op === 'subscribe' && !link.subscriptions.has(topic) && link.subscriptions.size >= config.maxSubscriptions) throw new HttpError(409, `the client holds ${config.maxSubscriptions} subscriptions (--max-subscriptions)`, 'too_large');
+      // As if the client had sent it (without id: no ack reaches it), in its order with its own requests.
+      hub.handle(link, op === 'subscribe' ? { op: 'sub', topic, ...(body.presence === true && { presence: true }) } : { op: 'unsub', topic });
+      sendJson(res, 200, { client: { id: link.id, name: link.name }, topic, [op === 'subscribe' ? 'subscribed' : 'unsubscribed']: true });
+    }));
+  }
+
+  router.on('GET', '/api/who', guarded(async (_req, res, url) => {
+    const topic = url.searchParams.get('topic') ?? undefined;
+    if (topic !== undefined && filterError(topic)) throw new HttpError(400, filterError(topic)!, 'bad_topic');
+    const rawLimit = url.searchParams.get('limit');
+    const limit = rawLimit === null ? 100 : Number(rawLimit);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > WHO_LIMIT_MAX) throw new HttpError(400, `limit must be 1 to ${WHO_LIMIT_MAX}`, 'bad_request');
+    const cursor = url.searchParams.get('cursor') ?? undefined;
+    const answer = await asker.who(hub, topic, limit, cursor);
+    if (answer.op === 'error') throw new HttpError(answer.code === 'unavailable' ? 503 : 400, answer.message, answer.code);
+    const { clients, next } = answer as unknown as { clients: unknown[]; next?: string };
+    sendJson(res, 200, next === undefined ? { clients } : { clients, next });
+  }));
+}
