@@ -35,6 +35,9 @@ describe.skipIf(!run)('hooks on a two-node cluster', () => {
     const onB = await TestClient.connect(`${b.url}?name=sub-b`);
     expect(await onA.request({ op: 'sub', topic: 'rows/1' })).toMatchObject({ op: 'ack', data: { level: 3 } });
     await onB.request({ op: 'sub', topic: 'p/#' });
+    // A first publish loads the engine's script into this fresh Redis: spaced publishes racing that first load can
+    // be numbered out of order by the engine itself (EVALSHA, NOSCRIPT, EVAL), hooks or not; that is not tested here.
+    await onA.request({ op: 'pub', topic: 'warm/up', data: 0 });
     for (let i = 0; i < 10; i++) onA.send({ op: 'pub', topic: 'p/x', data: i });
     await onA.request({ op: 'pub', topic: 'p/r', data: 'raw' });
     const got: unknown[] = [];
