@@ -102,14 +102,16 @@ const BARRIER_WAIT_MS = 1000;
 const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
 
 /**
- * A write whose command may have reached Redis and run there (it timed out, or the connection broke while it was
- * in flight): the client must not be told `unavailable` (that promises nothing happened), but that the outcome is
- * unknown. Errors raised before sending (no connection: no offline queue) or answered by Redis (LOADING, OOM,
- * CLUSTERDOWN, …) mean it surely did not run.
+ * A write whose command reached an open connection and got no answer in time (Redis hung: SIGSTOP, a blackholed
+ * network, a long blocking command) may run when Redis wakes: the client must not be told `unavailable` (that
+ * promises nothing happened), but that the outcome is unknown. Errors raised before sending (no connection: no
+ * offline queue) or answered by Redis (LOADING, OOM, CLUSTERDOWN, …) mean it surely did not run. Known gap: ioredis
+ * says "Connection is closed" both for a command never sent and for one in flight when the connection broke, so
+ * that case stays `unavailable` (docs/cluster.md, Failures).
  */
 function unknownOutcome(err: unknown, id?: FrameId): ProtocolError | undefined {
   const msg = String((err as Error)?.message ?? err);
-  if (!/Command timed out|Connection is closed|ECONNRESET|EPIPE|ETIMEDOUT/i.test(msg)) return undefined;
+  if (!/Command timed out/i.test(msg)) return undefined;
   return new ProtocolError('outcome_unknown', 'the cluster store (Redis) did not answer in time: the message may or may not have been published; retrying may publish it twice', id);
 }
 
