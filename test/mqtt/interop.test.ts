@@ -314,6 +314,24 @@ describe('retained messages and persistent sessions', () => {
     web.close();
   });
 
+  it('5.0: a session with an expiry resumes where it was, even when the reconnect asks for no expiry; retained keeps user properties', async () => {
+    const url = `mqtt://127.0.0.1:${broker.mqttPort}`;
+    const pub = await device('v5-pub', { protocolVersion: 5 });
+    for (const n of [1, 2]) await pub.publishAsync('hist/t', `old${n}`, { qos: 1 });
+    const first = await mqtt.connectAsync(url, { clientId: 'v5-session', protocolVersion: 5, clean: true, properties: { sessionExpiryInterval: 60 }, reconnectPeriod: 0 });
+    await first.subscribeAsync('hist/+', { qos: 1 });
+    await first.endAsync();
+    await pub.publishAsync('hist/t', 'new', { qos: 1, retain: true, properties: { userProperties: { site: 'north' } } });
+    const back = mqtt.connect(url, { clientId: 'v5-session', protocolVersion: 5, clean: false, reconnectPeriod: 0 });
+    clients.push(back);
+    // Only what came while it was away (not the history from before its session).
+    expect((await nextMessage(back, 'hist/t')).payload.toString()).toBe('new');
+    const reader = await device('v5-retained', { protocolVersion: 5 });
+    const retained = new Promise<Record<string, unknown> | undefined>((resolve) => reader.once('message', (_t, _p, packet) => resolve(packet.properties?.userProperties)));
+    await reader.subscribeAsync('hist/t', { qos: 1 });
+    expect(await retained).toEqual({ site: 'north' });
+  });
+
   it('a clean session (3.1.1) or no session expiry (5.0) keeps nothing', async () => {
     const v5 = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { protocolVersion: 5, clean: false, clientId: 'no-expiry', reconnectPeriod: 0 });
     await v5.subscribeAsync('gone/#', { qos: 1 });

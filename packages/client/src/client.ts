@@ -50,7 +50,7 @@ export interface ClientOptions {
    */
   sseFallback?: boolean;
   /** The EventSource class for the fallback; default `globalThis.EventSource` (browsers). Without one there is no fallback. */
-  EventSource?: EventSourceConstructor;
+  EventSource?: EventSourceConstructor | undefined;
   backoff?: Partial<Backoff>;
   /** A request without a reply after this long fails with `timeout` (default 10 s). */
   requestTimeoutMs?: number;

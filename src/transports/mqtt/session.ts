@@ -9,7 +9,7 @@ import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
 import type { ServerFrame } from '../../protocol/frames.js';
 import { CLOSE } from '../../protocol/errors.js';
 import { isWildcard } from '../../protocol/topic.js';
-import { dataOfPayload, payloadOfData } from './payload.js';
+import { dataOfPayload, deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import { disconnectReason, pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
 import { mqttMatches } from './match.js';
 import { POSITIONS_MAX, type Inflight, type Position, type Retained, type RetainedStore, type StoredSession } from './store.js';
@@ -18,7 +18,7 @@ export type MqttVersion = 3 | 4 | 5;
 
 /** A request sent to the engine on the client's behalf, by the numeric frame id its answer will carry. */
 type Pending =
-  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS }
+  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainHandling: number }
   | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
   /** A QoS 0 publish with the retain flag: answered by nothing, but kept as retained once the engine took it. */
   | { kind: 'pub0'; retain: Retained }
@@ -44,14 +44,33 @@ interface AckGroup {
 /** Refusals the engine reports without an id: only a QoS 0 publish (sent without one) can have caused them. */
 const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden', 'too_large', 'bad_frame', 'rate_limited', 'unavailable', 'internal']);
 
-/** The payload of a message, shared by every MQTT subscriber of one publish (built once per message). */
-const payloadEncoding: Encoding = (out) => payloadOfData(out.dataJson() ?? JSON.stringify((out.frame as { data?: unknown }).data));
+/** A message's MQTT delivery (payload, 5.0 properties), worked out once per message and shared by its subscribers. */
+const deliveries = new WeakMap<Outgoing, Delivery>();
+function deliveryOf(out: Outgoing): Delivery {
+  let d = deliveries.get(out);
+  if (!d) deliveries.set(out, (d = deliveryOfData(out.dataJson() ?? JSON.stringify((out.frame as { data?: unknown }).data))));
+  return d;
+}
 
-/** QoS 0 PUBLISH packets depend on the message alone: shared by every subscriber of one version. */
+/** The payload of a message, shared by every MQTT subscriber of one publish. */
+const payloadEncoding: Encoding = (out) => deliveryOf(out).payload;
+
+/** QoS 0 PUBLISH packets of messages without an expiry depend on the message alone: shared by every subscriber of one version. */
 const qos0Encodings: Record<4 | 5, Encoding> = {
-  4: (out) => mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: out.bytesFor(payloadEncoding), qos: 0, dup: false, retain: false }),
-  5: (out) => mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: out.bytesFor(payloadEncoding), qos: 0, dup: false, retain: false }, { protocolVersion: 5 }),
+  4: (out) => mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: deliveryOf(out).payload, qos: 0, dup: false, retain: false }),
+  5: (out) => {
+    const d = deliveryOf(out);
+    return mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: d.payload, qos: 0, dup: false, retain: false, ...(d.properties && { properties: d.properties }) }, { protocolVersion: 5 });
+  },
 };
+
+/** The properties a message is delivered with now: its expiry counts down from when it was published; null: expired. */
+function propertiesNow(d: Delivery, ts: number): PacketProperties | undefined | null {
+  const interval = d.properties?.messageExpiryInterval;
+  if (interval === undefined) return d.properties;
+  const left = interval - Math.floor((Date.now() - ts) / 1000);
+  return left <= 0 ? null : { ...d.properties, messageExpiryInterval: left };
+}
 
 const NOTHING = Buffer.alloc(0);
 const MAX_PACKET_ID = 65_535;
@@ -68,6 +87,8 @@ export interface SessionOptions {
   /** Unacknowledged QoS 1/2 messages at most (beyond: a slow consumer). */
   maxInflight: number;
   retained?: RetainedStore | undefined;
+  /** The largest packet the client takes (5.0 CONNECT); a message over it is not sent to it. */
+  maxPacket?: number | undefined;
 }
 
 /** Retained messages one SUBSCRIBE filter may bring at most (each goes through the mailbox, charged to it). */
@@ -85,6 +106,8 @@ export class MqttSession {
   /** Persistent sessions: where it got to per topic, and the engine life those positions are from. */
   private readonly positions: Map<string, Position> | undefined;
   private life: string | undefined;
+  /** 5.0 filters subscribed with No Local: the client's own messages do not come back through them. */
+  private readonly noLocal = new Set<string>();
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
   private readonly received = new Set<number>();
   /** CONNACK went out: a close then is a DISCONNECT (v5) or the end of the stream, not a refused CONNACK. */
@@ -99,7 +122,8 @@ export class MqttSession {
     this.filters = stored?.filters ?? new Map();
     this.inflight = stored?.inflight ?? new Map();
     this.nextPacketId = stored?.nextPacketId ?? 1;
-    this.positions = options.persistent ? (stored?.positions ?? new Map()) : undefined;
+    // A resumed session resumes from its positions even when it will not be kept afterwards (5.0 expiry 0 this time).
+    this.positions = stored?.positions ?? (options.persistent ? new Map() : undefined);
     this.life = stored?.life;
   }
 
@@ -142,7 +166,7 @@ export class MqttSession {
    * its filters match now, so that what is published while it is away is what it resumes.
    */
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
-    if (!this.positions) return undefined;
+    if (!this.options.persistent || !this.positions) return undefined;
     for (const filter of this.filters.keys()) {
       for (const [topic, p] of current(filter)) if (!this.positions.has(topic)) this.remember(topic, p);
     }
@@ -172,10 +196,11 @@ export class MqttSession {
     const reader = this.reader!;
     switch (packet.cmd) {
       case 'publish': {
+        if (packet.properties?.topicAlias !== undefined) return 'a topic alias (the broker allows none: topic alias maximum 0)';
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-        const data = dataOfPayload(payload);
+        const data = dataOfPayload(payload, this.isV5 ? packet.properties : undefined);
         // Kept as the topic's retained message once the engine took the publish (grants, limits).
-        const retain = packet.retain && this.options.retained ? { topic: packet.topic, payload, qos: packet.qos } : undefined;
+        const retain = packet.retain && this.options.retained ? { topic: packet.topic, payload, qos: packet.qos, properties: this.isV5 ? packet.properties : undefined } : undefined;
         if (packet.qos === 0) {
           reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data }, bytes);
           return undefined;
@@ -211,7 +236,8 @@ export class MqttSession {
         const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
         subs.forEach((s, index) => {
           const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
-          reader.parsed({ op: 'sub', topic: s.topic, id: this.expect({ kind: 'sub', group, index, filter: s.topic, qos }) }, index === 0 ? bytes : 0);
+          const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: this.isV5 && s.nl === true, retainHandling: this.isV5 ? (s.rh ?? 0) : 0 };
+          reader.parsed({ op: 'sub', topic: s.topic, id: this.expect(pending) }, index === 0 ? bytes : 0);
         });
         return undefined;
       }
@@ -283,31 +309,49 @@ export class MqttSession {
     return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent, properties }, this.generateOptions);
   }
 
-  /** The QoS `topic` is delivered at: the highest of the matching filters; undefined when none matches (`$` topics). */
-  qosFor(topic: string): QoS | undefined {
+  /**
+   * The QoS `topic` is delivered at: the highest of the matching filters; undefined when none matches (`$` topics,
+   * or only No Local filters for the client's `own` message).
+   */
+  qosFor(topic: string, own = false): QoS | undefined {
     let best: QoS | undefined;
     for (const [filter, qos] of this.filters) {
+      if (own && this.noLocal.has(filter)) continue;
       if ((best === undefined || qos > best) && mqttMatches(filter, topic)) best = qos;
     }
     return best;
   }
 
   private publish(out: Outgoing, topic: string): Buffer {
-    const qos = this.qosFor(topic);
+    const qos = this.qosFor(topic, this.noLocal.size > 0 && out.sender?.id === this.link?.id);
     if (qos === undefined) return NOTHING;
+    const delivery = deliveryOf(out);
+    const ts = (out.frame as { ts: number }).ts;
+    const properties = propertiesNow(delivery, ts);
+    if (properties === null) return NOTHING; // expired while it waited (a resumed session, a slow subscriber)
     if (this.positions) {
       const f = out.frame as { seq: number; epoch: string };
       this.remember(topic, { seq: f.seq, epoch: f.epoch });
     }
-    if (qos === 0) return out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]);
+    if (qos === 0 && properties === delivery.properties) return this.fits(out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]));
+    const v5properties = this.isV5 && properties ? { properties } : {};
+    if (qos === 0) return this.fits(mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos: 0, dup: false, retain: false, ...v5properties }, this.generateOptions));
     const pid = this.packetId();
     if (pid === undefined) {
       // Too many messages unacknowledged: the client stopped acknowledging; that is a slow consumer.
       queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
       return NOTHING;
     }
+    const packet = mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, messageId: pid, dup: false, retain: false, ...v5properties }, this.generateOptions);
+    if (this.fits(packet).length === 0) return NOTHING;
     this.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
-    return mqttPacket.generate({ cmd: 'publish', topic, payload: out.bytesFor(payloadEncoding), qos, messageId: pid, dup: false, retain: false }, this.generateOptions);
+    return packet;
+  }
+
+  /** `packet`, or nothing when it is larger than the client said it takes (5.0 maximum packet size) [MQTT-3.1.2-25]. */
+  private fits(packet: Buffer): Buffer {
+    const max = this.options.maxPacket;
+    return max !== undefined && packet.length > max ? NOTHING : packet;
   }
 
   private packetId(): number | undefined {
@@ -331,7 +375,13 @@ export class MqttSession {
     const o = this.generateOptions;
     switch (p.kind) {
       case 'sub':
-        if (!error) this.subscribed(p.filter, p.qos, f);
+        if (!error) {
+          // Retain handling (5.0): 0 sends the retained messages, 1 only for a new subscription, 2 never.
+          const fresh = !this.filters.has(p.filter);
+          if (p.noLocal) this.noLocal.add(p.filter);
+          else this.noLocal.delete(p.filter);
+          this.subscribed(p.filter, p.qos, f, p.retainHandling === 0 || (p.retainHandling === 1 && fresh));
+        }
         return this.settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback');
       case 'resub':
         // A filter the broker no longer allows (a new token) is dropped from the session: nothing to answer.
@@ -339,9 +389,11 @@ export class MqttSession {
         return NOTHING;
       case 'retained': {
         const { message, qos } = p;
+        const properties = message.properties ? propertiesNow({ payload: message.payload, properties: message.properties }, message.at ?? Date.now()) : undefined;
+        if (properties === null) return NOTHING; // its message expiry passed
         const pid = qos === 0 ? undefined : this.packetId();
         if (qos !== 0 && pid === undefined) return NOTHING;
-        const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }) };
+        const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }), ...(v5 && properties ? { properties } : {}) };
         if (pid !== undefined) this.inflight.set(pid, { qos: qos as 1 | 2, released: false, payload: message.payload, topic: message.topic, retain: true });
         return mqttPacket.generate(packet, o);
       }
@@ -353,14 +405,17 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos);
+        this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos, p.retain.properties);
         return NOTHING;
       case 'unsub':
-        if (!error) this.filters.delete(p.filter);
+        if (!error) {
+          this.filters.delete(p.filter);
+          this.noLocal.delete(p.filter);
+        }
         return this.settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback');
       case 'puback':
       case 'pubrec':
-        if (!error && p.retain) this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos);
+        if (!error && p.retain) this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos, p.retain.properties);
         if (error) {
           // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
           if (!v5) return this.refused(error.code, error.message);
@@ -426,6 +481,6 @@ export function willOf(connect: IConnectPacket): { topic: string; data: unknown 
   const will = connect.will;
   if (!will) return undefined;
   const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
-  return { topic: will.topic, data: dataOfPayload(payload) };
+  return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined) };
 }
 

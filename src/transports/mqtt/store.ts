@@ -4,6 +4,7 @@
 // sessions, in positions per session, and retained messages in count and bytes.
 import type { QoS } from 'mqtt-packet';
 import type { Outgoing } from '../../protocol/outgoing.js';
+import type { PacketProperties } from './payload.js';
 import { isWildcard } from '../../protocol/topic.js';
 import { mqttMatches } from './match.js';
 
@@ -74,6 +75,9 @@ export interface Retained {
   topic: string;
   payload: Buffer;
   qos: QoS;
+  /** Its 5.0 properties, and when it was published (its message expiry counts down from then). */
+  properties?: PacketProperties | undefined;
+  at?: number;
 }
 
 /** The last retained message of each topic, bounded in count and bytes (the oldest goes first). */
@@ -91,7 +95,7 @@ export class RetainedStore {
   }
 
   /** An empty payload clears the topic's retained message [MQTT-3.3.1-10]. */
-  set(topic: string, payload: Buffer, qos: QoS): void {
+  set(topic: string, payload: Buffer, qos: QoS, properties?: PacketProperties, at = Date.now()): void {
     this.clear(topic);
     if (payload.length === 0) return;
     const cost = payload.length + topic.length;
@@ -101,7 +105,7 @@ export class RetainedStore {
       if (oldest === undefined) break;
       this.clear(oldest);
     }
-    this.messages.set(topic, { topic, payload, qos });
+    this.messages.set(topic, { topic, payload, qos, properties, at });
     this.bytes += cost;
   }
 

@@ -222,7 +222,8 @@ export class MqttTransport {
     const expiryS = version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
     const persistent = clientId.length > 0 && expiryS > 0;
     const stored = connect.clean === false && clientId.length > 0 ? this.sessions.take(clientId) : (this.sessions.drop(clientId), undefined);
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.retained });
+    const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.retained, maxPacket });
     const wire = new MqttWire(socket, session);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
