@@ -25,6 +25,8 @@ export interface CheckOptions {
    * HTTP port (`/lines` upgrade, beside `url`) and join a room of their scenario's own, never the broker's --room.
    */
   tcp?: boolean | undefined;
+  /** Also connect some clients over Server-Sent Events (`/sse`). */
+  sse?: boolean | undefined;
   /** Endpoints of further nodes of the same cluster: the scenario's connections alternate between all of them. */
   more?: string[] | undefined;
 }
@@ -61,8 +63,8 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   const [fcPath, replayPath] = options.path === undefined ? [] : options.path.split('@');
   const performed: Record<string, number> = {};
   let lastFailure: { transcript: string[]; message: string } | undefined;
-  const property = fc.asyncProperty(fc.commands(scenarioCommands({ tcp: options.tcp === true }), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
-    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs, observer: observe, tcp: options.tcp, more: options.more });
+  const property = fc.asyncProperty(fc.commands(scenarioCommands({ tcp: options.tcp === true, sse: options.sse === true }), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
+    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs, observer: observe, tcp: options.tcp, sse: options.sse, more: options.more });
     const model = new ProtocolModel({ historySize: options.historySize ?? 100, room: fleet.room });
     try {
       await fc.asyncModelRun(() => ({ model, real: fleet }), steps);
@@ -72,7 +74,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
       throw err;
     } finally {
       for (const c of fleet.performed) {
-        const kind = c.op === 'connect' && c.tcp ? 'connect tcp' : c.op;
+        const kind = c.op === 'connect' && c.tcp ? 'connect tcp' : c.op === 'connect' && c.sse ? 'connect sse' : c.op;
         performed[kind] = (performed[kind] ?? 0) + 1;
       }
       fleet.close();
@@ -129,5 +131,6 @@ function replayFlags(report: CheckReport, options: CheckOptions): string {
   if (options.exclusive) flags.push('--exclusive');
   if (options.historySize !== undefined && options.historySize !== 100) flags.push(`--history ${options.historySize}`);
   if (options.tcp) flags.push('--tcp');
+  if (options.sse) flags.push('--sse');
   return flags.join(' ');
 }

@@ -24,6 +24,7 @@ Options:
   --timeout-ms <n>   how long one reply or close may take (default 3000)
   --tcp              also connect some clients over the TCP line protocol (JSON lines), through the
                      broker's HTTP port (GET /lines upgrade) into a room of their own, never its --room
+  --sse              also connect some clients over Server-Sent Events (GET /sse, requests over POST)
   --help             show this help
 
 Exit status: 0 conforms, 1 difference found, 2 bad usage or no broker at --url.`;
@@ -44,6 +45,7 @@ export async function check(argv: string[]): Promise<number> {
         history: { type: 'string' },
         'timeout-ms': { type: 'string' },
         tcp: { type: 'boolean' },
+        sse: { type: 'boolean' },
         help: { type: 'boolean' },
       },
     }));
@@ -89,6 +91,7 @@ export async function check(argv: string[]): Promise<number> {
       historySize: historySize as number,
       timeoutMs: timeoutMs as number,
       tcp: values.tcp === true,
+      sse: values.sse === true,
     };
     const report = await runCheck(options);
     console.log(formatReport(report, options));

@@ -16,7 +16,7 @@ export type Target = { id: Slot } | { nameOf: Slot } | { name: string };
 export type BadFrame = 'not-json' | 'not-object' | 'no-op' | 'unknown-op';
 
 export type CheckCommand =
-  | { op: 'connect'; slot: Slot; name?: string; topics?: string[]; tcp?: boolean }
+  | { op: 'connect'; slot: Slot; name?: string; topics?: string[]; tcp?: boolean; sse?: boolean }
   | { op: 'sub'; slot: Slot; topic: string; presence?: boolean; since?: number; notify?: true }
   | { op: 'unsub'; slot: Slot; topic: string; notify?: true }
   | { op: 'pub'; slot: Slot; topic: string; data: unknown; echo?: boolean; notify?: true }
@@ -142,7 +142,7 @@ const target: fc.Arbitrary<Target> = fc.oneof(
 );
 
 /** Weighted towards connect, sub and pub. With `tcp`, some clients connect over TCP JSON lines (a name but no topics at connect there). */
-export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc.Arbitrary<Step>[] {
+export function scenarioCommands(options: { tcp: boolean; sse?: boolean } = { tcp: false }): fc.Arbitrary<Step>[] {
   const arbs: fc.Arbitrary<CheckCommand>[] = [
     fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
     // Connect weighs three: a scenario's commands are skipped until someone is connected (and when all slots are full, connect is).
@@ -170,6 +170,11 @@ export function scenarioCommands(options: { tcp: boolean } = { tcp: false }): fc
     fc.record({ op: fc.constant('bad'), slot, frame: fc.constantFrom<BadFrame>('not-json', 'not-object', 'no-op', 'unknown-op') }),
   ] as fc.Arbitrary<CheckCommand>[];
   if (options.tcp) arbs.push(...Array.from({ length: 2 }, () => fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true), name: fc.option(name, { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot', 'tcp'] }) as fc.Arbitrary<CheckCommand>));
+  // With `sse`, some clients open a Server-Sent Events stream (name and filters at connect, requests over POST).
+  if (options.sse) {
+    const sseConnect = fc.record({ op: fc.constant('connect'), slot, sse: fc.constant(true), name: fc.option(name, { nil: undefined, freq: 2 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot', 'sse'] });
+    arbs.push(...Array.from({ length: 2 }, () => sseConnect as fc.Arbitrary<CheckCommand>));
+  }
   return arbs.map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
 }
 

@@ -20,6 +20,8 @@ export interface FleetOptions {
   observer: () => Promise<Probe>;
   /** Scenarios may connect line-protocol (TCP) clients too, through the broker's `/lines` upgrade into the fleet's room. */
   tcp?: boolean | undefined;
+  /** Scenarios may connect Server-Sent Events clients too (`/sse`, requests over POST). */
+  sse?: boolean | undefined;
   /**
    * Endpoints of further nodes of one cluster (docs/cluster.md): connections alternate between `url` and these. A
    * pub's `delivered` then counts the subscribers on the publisher's own node, as a cluster node reports it.
@@ -103,6 +105,13 @@ export class Fleet {
           if (name !== undefined) request = { name };
           line(`lines ${new URL(nodeUrl).origin.replace(/^ws/, 'http')}/lines?room=${this.room}${name === undefined ? '' : `&name=${encodeURIComponent(name)}`}`);
           probe = await this.within(Probe.connectLines(nodeUrl, this.room, this.options.timeoutMs, name), 'line-protocol connection', step, cmd);
+        } else if (cmd.sse) {
+          if (!this.options.sse) throw new Error('checker: an SSE connect in a scenario without --sse');
+          const name = cmd.name === undefined ? undefined : this.name(cmd.name);
+          const topics = cmd.topics?.map((t) => this.topic(t));
+          request = { ...(name !== undefined && { name }), ...(topics !== undefined && { topics }) };
+          line(`sse ${new URL(nodeUrl).origin.replace(/^ws/, 'http')}/sse?${new URLSearchParams({ ...(name !== undefined && { name }), ...(topics !== undefined && topics.length > 0 && { topics: topics.join(',') }) }).toString()}`);
+          probe = await this.within(Probe.connectSse(nodeUrl, request, this.options.timeoutMs), 'event stream', step, cmd);
         } else {
           const name = cmd.name === undefined ? undefined : this.name(cmd.name);
           const topics = cmd.topics?.map((t) => this.topic(t));
@@ -121,7 +130,7 @@ export class Fleet {
         this.ours.add(client.id);
         this.probes.set(cmd.slot, probe);
         this.cursors.set(probe, 0);
-        outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: cmd.tcp ? 'tcp' : 'ws' }, request);
+        outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: cmd.tcp ? 'tcp' : cmd.sse ? 'sse' : 'ws' }, request);
         break;
       }
       case 'bad': {
