@@ -147,8 +147,6 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     endsOf(core),
   );
   link.actor = actor;
-  // Connected once admitted (the supervisor joined it and the machine is open).
-  if (events) actor.subscribe({ next: () => link.isOpen && events.connected(link), error: () => undefined });
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
   return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens, core.hooks), actor };

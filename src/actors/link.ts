@@ -20,6 +20,8 @@ const NO_FILTERS: Set<string> = new NoFilters();
 
 /** Told of a connection's changes as they happen, whatever engine made them (webhooks: src/hooks/events.ts). */
 export interface LinkObserver {
+  /** Its `hello` is being sent: it is admitted, under the name and id the hello shows. */
+  connected(link: Link): void;
   subscribed(link: Link, filter: string): void;
   unsubscribed(link: Link, filter: string): void;
   watched(link: Link, filter: string): void;
@@ -178,6 +180,7 @@ export class Link implements MailboxOwner {
 
   send(frame: ServerFrame): boolean {
     if (this.ackExtras !== undefined) frame = this.withExtras(frame);
+    if (this.observer !== undefined && frame.op === 'hello') this.observer.connected(this);
     return this.mailbox.push(new Outgoing(frame));
   }
 

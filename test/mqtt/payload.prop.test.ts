@@ -49,3 +49,17 @@ describe('MQTT payload ⇄ data', () => {
     expect(Object.keys(odd.properties.userProperties)).toEqual(['__proto__']);
   });
 });
+
+describe('the QoS 0 PUBLISH the writer builds itself', () => {
+  it('is the packet mqtt-packet generates, for any topic and payload size', async () => {
+    const { default: mqttPacket } = await import('mqtt-packet');
+    const { encodePublishQos0 } = await import('../../src/transports/mqtt/session.js');
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 20_000 }), (topic, size) => {
+        const payload = Buffer.alloc(size, 7);
+        expect(encodePublishQos0(topic, payload)).toEqual(mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false }));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -41,9 +41,20 @@ export function dataOfPayload(payload: Buffer, packetProperties?: PacketProperti
     return withProperties({ encoding: 'base64', payload: payload.toString('base64') }, properties);
   }
   // Leading BOM or whitespace-only text is not JSON here; the guarded parser bounds depth and never throws.
-  const parsed = text.length === 0 ? undefined : parseInboundJson(text);
+  const parsed = mayBeJson(text) ? parseInboundJson(text) : undefined;
   if (parsed === undefined || parsed instanceof ProtocolError) return withProperties({ encoding: 'utf8', payload: text }, properties);
   return properties ? { encoding: 'json', payload: parsed, properties } : parsed;
+}
+
+/**
+ * Whether `text` can be JSON at all, judged by its first character: most text that is not (`on`, `t=1;…`) is told
+ * apart without a failed JSON.parse, whose exception costs more than the rest of a publish.
+ */
+function mayBeJson(text: string): boolean {
+  const c = text.charCodeAt(0);
+  if (c === 0x7b || c === 0x5b || c === 0x22 || c === 0x2d || (c >= 0x30 && c <= 0x39)) return true; // { [ " - digit
+  if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) return text.trim().length > 0 && mayBeJson(text.trim());
+  return text === 'true' || text === 'false' || text === 'null';
 }
 
 function withProperties(envelope: PayloadEnvelope, properties: CarriedProperties | undefined): PayloadEnvelope {

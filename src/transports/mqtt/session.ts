@@ -57,12 +57,34 @@ const payloadEncoding: Encoding = (out) => deliveryOf(out).payload;
 
 /** QoS 0 PUBLISH packets of messages without an expiry depend on the message alone: shared by every subscriber of one version. */
 const qos0Encodings: Record<4 | 5, Encoding> = {
-  4: (out) => mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: deliveryOf(out).payload, qos: 0, dup: false, retain: false }),
+  4: (out) => encodePublishQos0((out.frame as { topic: string }).topic, deliveryOf(out).payload),
   5: (out) => {
     const d = deliveryOf(out);
     return mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: d.payload, qos: 0, dup: false, retain: false, ...(d.properties && { properties: d.properties }) }, { protocolVersion: 5 });
   },
 };
+
+/** A 3.1.1 QoS 0 PUBLISH written directly: the fan-out's common packet, without the codec's general path. */
+export function encodePublishQos0(topic: string, payload: Buffer): Buffer {
+  const topicBytes = Buffer.byteLength(topic);
+  const remaining = 2 + topicBytes + payload.length;
+  let lengthBytes = 1;
+  for (let n = remaining; n >= 128; n = Math.floor(n / 128)) lengthBytes++;
+  const packet = Buffer.allocUnsafe(1 + lengthBytes + remaining);
+  packet[0] = 0x30;
+  let at = 1;
+  let n = remaining;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    packet[at++] = byte;
+  } while (n > 0);
+  packet.writeUInt16BE(topicBytes, at);
+  packet.write(topic, at + 2, 'utf8');
+  payload.copy(packet, at + 2 + topicBytes);
+  return packet;
+}
 
 /** The properties a message is delivered with now: its expiry counts down from when it was published; null: expired. */
 function propertiesNow(d: Delivery, ts: number): PacketProperties | undefined | null {
