@@ -118,6 +118,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly EventSourceClass: EventSourceConstructor | undefined;
   /** What the next dial uses: WebSocket, or the SSE fallback after a WebSocket could not be opened. */
   private via: 'ws' | 'sse' = 'ws';
+  /** An SSE dial failed since the last connection that opened: a refused upgrade is final again. */
+  private sseTried = false;
   private name: string | undefined;
   private lastState: ClientState = 'idle';
   /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
@@ -449,6 +451,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     };
     ws.onopen = () => {
       opened = true;
+      this.sseTried = false;
       report.opened();
     };
     // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
@@ -464,9 +467,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       const close: LastClose = { code: e.code, reason: e.reason || errorText, ...(status !== undefined && { status }) };
       if (!goneNow(close)) return;
       // Never opened: a WebSocket blocked on the way (or a broker down) tries SSE next, an SSE that failed tries WebSocket.
-      if (!opened && this.EventSourceClass) this.via = via === 'ws' ? 'sse' : 'ws';
+      let said = close.status;
+      if (!opened && this.EventSourceClass) {
+        // A refused upgrade (a proxy's 403) stops the client only once SSE was tried too: the broker's own refusal
+        // (an origin it does not allow) refuses the stream as well, and then the next WebSocket refusal stops it.
+        if (via === 'ws' && !this.sseTried) said = undefined;
+        if (via === 'sse') this.sseTried = true;
+        this.via = via === 'ws' ? 'sse' : 'ws';
+      }
       this.endpoints.next(); // lost or refused: the next dial tries the next URL (one URL: the same one)
-      report.dropped(close.code, close.reason, close.status);
+      report.dropped(close.code, close.reason, said);
     };
     return {
       close: () => {

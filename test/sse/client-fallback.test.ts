@@ -1,0 +1,99 @@
+// The client library over its SSE fallback, in Node, behind a proxy that refuses WebSocket upgrades: it falls back
+// by itself, and keeps its promises across a cut stream: every message once, in order, when the broker still holds
+// them; `notRecovered` when it does not (then the messages after it, once).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { SwitchboardClient, type EventSourceConstructor, type Message, type WebSocketConstructor } from '@switchboard/client';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { freePort } from '../helpers/ports.js';
+import { UpgradeBlockingProxy } from '../helpers/upgrade-blocking-proxy.js';
+import { NodeEventSource } from '../helpers/event-source.js';
+
+let broker: TestBroker;
+let proxy: UpgradeBlockingProxy;
+beforeAll(async () => {
+  const port = await freePort();
+  // The proxy's address is a name of this broker (--public-host), as for a real proxy in front of it.
+  broker = await startTestBroker({ historySize: 3, publicHost: `127.0.0.1:${port}` });
+  proxy = await UpgradeBlockingProxy.start(port, broker.port);
+});
+afterAll(async () => {
+  await proxy.close();
+  await broker.close();
+});
+
+const until = async (cond: () => boolean, what: string, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('client library: SSE fallback in Node', () => {
+  it('falls back, then after cuts resumes exactly (recovered) or says notRecovered, every message once and in order', async () => {
+    const client = new SwitchboardClient({
+      url: `ws://127.0.0.1:${proxy.port}/ws`,
+      name: 'fallback',
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      EventSource: NodeEventSource as unknown as EventSourceConstructor,
+      backoff: { minMs: 10, maxMs: 50, factor: 2 },
+    });
+    const verdicts: string[] = [];
+    try {
+      await client.connect();
+      expect(client.transport).toBe('sse');
+      expect(client.me?.transport).toBe('sse');
+      expect(proxy.upgradesRefused).toBeGreaterThan(0);
+      const sub = await client.subscribe('feed');
+      const got: Message[] = [];
+      sub.on('message', (m) => got.push(m));
+      sub.on('recovered', () => verdicts.push('recovered'));
+      sub.on('notRecovered', (r) => verdicts.push(`notRecovered ${r.reason}`));
+      const publish = (n: number) => broker.hub.publish('feed', n);
+      publish(1);
+      publish(2);
+      await until(() => got.length === 2, 'the first two');
+      expect((await client.publish('feed', 'own')).seq).toBe(3); // a POSTed publish, acknowledged on the stream
+      await until(() => got.length === 3, 'its own copy');
+
+      // Cut; two published meanwhile (the broker keeps 3): resumed exactly.
+      proxy.cutAll();
+      await until(() => client.state !== 'connected', 'the cut');
+      publish(4);
+      publish(5);
+      await until(() => got.length === 5 && client.state === 'connected', 'the resume');
+      expect(verdicts).toEqual(['recovered']);
+
+      // Cut; five published meanwhile: the first two are gone from the broker's history: said, then the rest.
+      proxy.cutAll();
+      await until(() => client.state !== 'connected', 'the second cut');
+      for (let n = 6; n <= 10; n++) publish(n);
+      await until(() => verdicts.length === 2 && client.state === 'connected', 'the second verdict');
+      expect(verdicts[1]).toBe('notRecovered history_trimmed');
+      publish(11);
+      await until(() => got.at(-1)?.data === 11, 'the live message after');
+      expect(got.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 11]);
+      expect(client.transport).toBe('sse');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a refusal the stream gets too (a host the broker does not serve) stops the client after one try of each', async () => {
+    const stranger = await UpgradeBlockingProxy.start(await freePort(), broker.port); // not a --public-host
+    const client = new SwitchboardClient({
+      url: `ws://127.0.0.1:${stranger.port}/ws`,
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      EventSource: NodeEventSource as unknown as EventSourceConstructor,
+      backoff: { minMs: 10, maxMs: 50, factor: 2 },
+    });
+    try {
+      await expect(client.connect()).rejects.toMatchObject({ code: 'closed', message: expect.stringContaining('HTTP 403') });
+      expect(stranger.upgradesRefused).toBe(2);
+    } finally {
+      client.close();
+      await stranger.close();
+    }
+  });
+});
