@@ -86,6 +86,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
           maxInflight: config.redisMaxInflight,
           log,
           interestLingerMs: config.interestLingerMs,
+          commandTimeoutMs: config.redisTimeoutMs,
           nodeTtlMs: config.nodeTtlMs,
           tickMs: config.nodeTickMs,
           nodeHangMs: config.nodeHangMs,

@@ -67,6 +67,7 @@ export const SETTINGS = {
   redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
+  redisTimeoutMs: { flag: 'redis-timeout-ms', kind: ms(50, 600_000), default: 3000, help: 'cluster: how long a Redis command may take; over it a publish answers outcome_unknown (it may have happened) and the node reports degraded until Redis answers again' },
   interestLingerMs: { flag: 'interest-linger-ms', kind: ms(0, 3_600_000), default: 5000, help: 'cluster: how long a node keeps listening to a topic after its last local subscriber left (a client that resubscribes at once costs no SUBSCRIBE); docs/cluster.md, Interest routing' },
   nodeTtlMs: { flag: 'node-ttl-ms', kind: ms(100, 3_600_000), default: 5000, help: 'cluster: a node whose heartbeat is this old is taken for dead by the others (its clients time out)' },
   nodeTickMs: { flag: 'node-tick-ms', kind: ms(20, 600_000), default: 1500, help: 'cluster: how often a node refreshes its heartbeat and looks for dead nodes (well under --node-ttl-ms)' },
@@ -141,6 +142,7 @@ export interface Config {
   /** Worker processes of `serve` (1 = this process is the broker, no primary). */
   workers: number;
   redisMaxInflight: number;
+  redisTimeoutMs: number;
   interestLingerMs: number;
   nodeTtlMs: number;
   nodeTickMs: number;

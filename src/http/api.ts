@@ -73,7 +73,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
       throw new HttpError(500, 'internal error', 'internal');
     }
     // Data that cannot be encoded (nested too deep for the encoder) is refused before anything is stored.
-    if (result instanceof ProtocolError) throw new HttpError(result.code === 'unavailable' ? 503 : 400, result.message, result.code);
+    if (result instanceof ProtocolError) throw new HttpError(result.code === 'unavailable' ? 503 : result.code === 'outcome_unknown' ? 504 : 400, result.message, result.code);
     sendJson(res, 200, result);
   }));
 

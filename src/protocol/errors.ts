@@ -11,7 +11,7 @@ export const ERROR_CODES = {
   forbidden: 'not allowed',
   unauthorized: 'authentication required',
   unavailable: 'the broker cannot take this now (a cluster node without its Redis, the application backend down or slow); it did not act: retry later',
-  outcome_unknown: 'the application backend did not answer an rpc (timeout, broken connection): it may or may not have acted',
+  outcome_unknown: 'the application backend did not answer an rpc, or the cluster store (Redis) a publish (timeout, broken connection): it may or may not have acted',
   backend_error: "the application backend answered the rpc with an error (its message)",
   internal: 'internal error',
   token_expired: 'the token expired; refresh it with an auth frame within the grace period',

@@ -122,6 +122,16 @@ export class TestRedis {
   }
 
   /** Kills the server (SIGKILL) and waits until it is gone. */
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered — a hung Redis, not a dead one. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Thaws it (SIGCONT): what it was sent meanwhile runs now. */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;

@@ -17,14 +17,14 @@ export interface RedisConnections {
 }
 
 /** The engine's connections for `url` (redis://, rediss:// or redis+cluster://); nothing connects before connect(). */
-export function redisConnections(url: string, name: string): RedisConnections {
+export function redisConnections(url: string, name: string, commandTimeoutMs = 3000): RedisConnections {
   const target = redisTarget(url);
   const retryStrategy = (times: number) => Math.min(100 * times, 1000);
   if (!target.cluster) {
     const common = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1 };
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
     return {
-      cmd: new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: 3000, connectionName: name }),
+      cmd: new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: commandTimeoutMs, connectionName: name }),
       bus: new Redis(url, { ...common, enableOfflineQueue: true, autoResubscribe: true, connectionName: `${name}-sub` }),
     };
   }
@@ -34,7 +34,7 @@ export function redisConnections(url: string, name: string): RedisConnections {
     // No offline queue here either: while the cluster is not ready, commands fail at once (→ `unavailable`).
     enableOfflineQueue: false,
     clusterRetryStrategy: retryStrategy,
-    redisOptions: { ...auth, maxRetriesPerRequest: 1, commandTimeout: 3000, connectionName: name },
+    redisOptions: { ...auth, maxRetriesPerRequest: 1, commandTimeout: commandTimeoutMs, connectionName: name },
   });
   // The subscriber's candidates: the nodes the command connection knows (masters and replicas), then the seeds.
   const candidates = (): Node[] => {

@@ -36,6 +36,8 @@ export interface RedisEngineOptions extends MemoryEngineOptions {
   nodeHangMs?: number;
   /** How long start() waits for Redis. */
   connectTimeoutMs?: number;
+  /** How long a Redis command may take before it fails (a publish then answers outcome_unknown, the node is degraded). */
+  commandTimeoutMs?: number;
   /** How long the node keeps listening to a topic's channel after its last local subscriber left (interest.ts). */
   interestLingerMs?: number;
 }
@@ -99,6 +101,20 @@ const BARRIER_WAIT_MS = 1000;
 
 const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
 
+/**
+ * A write whose command reached an open connection and got no answer in time (Redis hung: SIGSTOP, a blackholed
+ * network, a long blocking command) may run when Redis wakes: the client must not be told `unavailable` (that
+ * promises nothing happened), but that the outcome is unknown. Errors raised before sending (no connection: no
+ * offline queue) or answered by Redis (LOADING, OOM, CLUSTERDOWN, …) mean it surely did not run. Known gap: ioredis
+ * says "Connection is closed" both for a command never sent and for one in flight when the connection broke, so
+ * that case stays `unavailable` (docs/cluster.md, Failures).
+ */
+function unknownOutcome(err: unknown, id?: FrameId): ProtocolError | undefined {
+  const msg = String((err as Error)?.message ?? err);
+  if (!/Command timed out/i.test(msg)) return undefined;
+  return new ProtocolError('outcome_unknown', 'the cluster store (Redis) did not answer in time: the message may or may not have been published; retrying may publish it twice', id);
+}
+
 /** What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction). */
 function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
   if (isRedisDown(err)) return unavailable(id);
@@ -143,6 +159,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** Held events per client id, charged against MAX_HELD_PRESENCE_PER_CLIENT. */
   private readonly heldBy = new Map<string, number>();
   private presenceDropped = 0;
+  /** A command timed out and no tick has been answered since (Redis hung, not disconnected). */
+  private hung = false;
   /** Redis Cluster masters that did not answer at the last tick (0 on one Redis). */
   private mastersDown = 0;
   private epochs = 0;
@@ -167,7 +185,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.nodeTtlMs = cluster.nodeTtlMs ?? 5000;
     this.tickMs = cluster.tickMs ?? 1500;
     // One Redis or a Redis Cluster (connections.ts); commands fail at once while disconnected (no offline queue).
-    const conns = redisConnections(cluster.url, `sb-${this.node}`);
+    const conns = redisConnections(cluster.url, `sb-${this.node}`, cluster.commandTimeoutMs ?? 3000);
     this.cmd = conns.cmd;
     this.bus = conns.bus;
     // An ioredis `error` event without a listener would crash the process: both connections always have one.
@@ -273,7 +291,17 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   health(): 'ok' | 'degraded' {
-    return this.cmdUp && this.busUp && this.mastersDown === 0 ? 'ok' : 'degraded';
+    return this.cmdUp && this.busUp && this.mastersDown === 0 && !this.hung ? 'ok' : 'degraded';
+  }
+
+  /**
+   * A command timed out on an open connection: Redis is hung (SIGSTOP, a blackholed network, a long blocking
+   * command) rather than gone, which closes no connection. Degraded until a tick gets an answer again.
+   */
+  private noteTimeout(err: unknown): void {
+    if (!/Command timed out/i.test(String((err as Error)?.message ?? err)) || this.hung) return;
+    this.hung = true;
+    this.log.warn({ timeoutMs: this.cluster.commandTimeoutMs ?? 3000 }, 'redis does not answer (command timed out): degraded');
   }
 
   /**
@@ -421,6 +449,10 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         .smembers(KEYS.nodes)
         .get(KEYS.life)
         .exec()) as [unknown, [unknown, string[]], [unknown, string | null]];
+      if (this.hung) {
+        this.hung = false;
+        this.log.info('redis answers again');
+      }
       if (life !== this.lifeId) {
         if (!this.initing) await this.cmdReady();
         return;
@@ -436,6 +468,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         if (count >= 0) this.log.warn({ dead: n, clients: count }, 'node gone (heartbeat expired): its clients timed out');
       }
     } catch (err) {
+      this.noteTimeout(err);
       this.log.debug({ err: (err as Error).message }, 'cluster tick failed');
     }
   }
@@ -811,9 +844,10 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     try {
       reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel])) as [number, string];
     } catch (err) {
-      const refused = refusal(err, id);
-      if (refused) return refused;
-      throw err;
+      const refused = unknownOutcome(err, id) ?? refusal(err, id);
+      if (!refused) throw err;
+      this.noteTimeout(err);
+      return refused;
     }
     const [seq, epoch] = reply;
     this.stats.published++;
