@@ -172,6 +172,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** cmdReady is running. */
   private initing = false;
   private readonly shas = new Map<string, string>();
+  /** Scripts Redis answered on the command connection since it last connected (cleared on close and on NOSCRIPT). */
+  private readonly loadedScripts = new Set<string>();
+  /** EVALSHAs not answered yet. */
+  private shaPending = 0;
+  /** Set from a NOSCRIPT until every EVALSHA sent before it was answered: new script calls wait behind it. */
+  private scriptGate: { promise: Promise<void>; open: () => void } | undefined;
   private readonly nodeTtlMs: number;
   private readonly tickMs: number;
   /** Gaps that could not be filled from the stream (trimmed before this node caught up). */
@@ -192,7 +198,10 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     for (const [conn, role] of [[this.cmd, 'commands'], [this.bus, 'subscriber']] as const) {
       conn.on('error', (err: Error) => this.log.warn({ role, err: err.message }, 'redis connection error'));
     }
-    this.cmd.on('close', () => this.down('commands'));
+    this.cmd.on('close', () => {
+      this.loadedScripts.clear();
+      this.down('commands');
+    });
     this.bus.on('close', () => this.down('subscriber'));
     this.cmd.on('ready', () => void this.cmdReady());
     this.bus.on('ready', () => void this.busReady());
@@ -513,16 +522,41 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   // ---- Redis plumbing -------------------------------------------------------------------------------------------
 
-  /** Runs a Lua script by its SHA, loading it when Redis does not know it (first use, or after a restart). */
+  /**
+   * Runs a Lua script by its SHA once Redis has it, keeping calls in the order they were made. Pipelined EVALSHAs
+   * that meet NOSCRIPT (a fresh Redis, a restart, SCRIPT FLUSH) are retried as EVAL; until every EVALSHA sent before
+   * has its answer (and its retry is sent), new calls wait, then go as EVAL: otherwise a later call would overtake a
+   * retried one and one publisher's messages would be numbered out of order.
+   */
   private async script(lua: string, keys: string[], args: string[]): Promise<unknown> {
+    if (this.scriptGate) await this.scriptGate.promise;
     let sha = this.shas.get(lua);
     if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
+    if (!this.loadedScripts.has(sha)) {
+      const reply = await this.cmd.eval(lua, keys.length, ...keys, ...args);
+      // Loaded for good only when no EVALSHA (whose retry could still be sent after this) is out.
+      if (this.shaPending === 0) this.loadedScripts.add(sha);
+      return reply;
+    }
+    this.shaPending++;
+    let retry: Promise<unknown> | undefined;
     try {
       return await this.cmd.evalsha(sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
-      return await this.cmd.eval(lua, keys.length, ...keys, ...args);
+      this.loadedScripts.clear();
+      if (!this.scriptGate) {
+        let open = () => {};
+        this.scriptGate = { promise: new Promise<void>((r) => (open = r)), open: () => open() };
+      }
+      retry = this.cmd.eval(lua, keys.length, ...keys, ...args);
+    } finally {
+      if (--this.shaPending === 0 && this.scriptGate) {
+        this.scriptGate.open();
+        this.scriptGate = undefined;
+      }
     }
+    return await retry;
   }
 
   /** Queues `op` after the session's earlier requests; at most maxInflight requests wait on Redis per node. */
