@@ -5,6 +5,7 @@
 //   npm run build && npx tsx test/bench/ingest-micro.ts [--publishers 200] [--publishes 40000] [--rounds 3] [--dist dist]
 //   valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/ingest-micro.ts --callgrind --publishes 4000
 //   callgrind_annotate /tmp/cg.<pid> | head -40
+//   … --fanout 200: fan-out instead (one publisher, 200 subscribers on its topic; figures per delivery)
 import { execFileSync, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,8 @@ const { values: flags } = parseArgs({
     publishes: { type: 'string', default: '40000' },
     rounds: { type: 'string', default: '3' },
     callgrind: { type: 'boolean', default: false },
+    /** Fan-out instead of ingest: one publisher to `fan`, this many subscribers on it. */
+    fanout: { type: 'string', default: '0' },
     /** The build to measure (a copy of an older dist/ for an A/B comparison). */
     dist: { type: 'string', default: 'dist' },
     child: { type: 'string' },
@@ -29,7 +32,7 @@ const { values: flags } = parseArgs({
 type ToParent = { type: 'ready' } | { type: 'done'; delivered: number; closed: number };
 type ToChild = { type: 'go'; count: number };
 
-if (flags.child) child(Number(flags.child), Number(flags.publishers));
+if (flags.child) child(Number(flags.child), Number(flags.publishers), Number(flags.fanout));
 else await parent();
 
 async function parent(): Promise<void> {
@@ -40,7 +43,8 @@ async function parent(): Promise<void> {
   const { createLogger } = (await import(new URL('log.js', root).href)) as typeof LogModule;
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', rate: 0, maxConnections: 10_000, maxConnectionsPerIp: 10_000 };
   const b = await startBroker(config, { log: createLogger('silent', false) });
-  const load = fork(fileURLToPath(import.meta.url), ['--child', String(b.port), '--publishers', String(publishers)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const fanout = Number(flags.fanout);
+  const load = fork(fileURLToPath(import.meta.url), ['--child', String(b.port), '--publishers', String(publishers), '--fanout', String(fanout)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
   const next = (type: ToParent['type']) => new Promise<ToParent>((resolve) => load.on('message', (m: ToParent) => m.type === type && resolve(m)));
   await next('ready');
   const count = Number(flags.publishes);
@@ -59,16 +63,16 @@ async function parent(): Promise<void> {
     const ms = performance.now() - t0;
     if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=off', String(process.pid)]);
     if (!measured) continue;
-    console.log(
-      JSON.stringify({ round: r, publishes: n, delivered: result.delivered, subscriberClosed: result.closed > 0, cpuUsPerPublish: +((cpu.user + cpu.system) / n).toFixed(2), wallMs: Math.round(ms) }),
-    );
+    const per = fanout > 0 ? { cpuUsPerDelivery: +((cpu.user + cpu.system) / result.delivered).toFixed(3) } : { cpuUsPerPublish: +((cpu.user + cpu.system) / n).toFixed(2) };
+    console.log(JSON.stringify({ round: r, publishes: n, delivered: result.delivered, subscriberClosed: result.closed > 0, ...per, wallMs: Math.round(ms) }));
   }
   load.kill();
   await b.close();
   process.exit(0);
 }
 
-function child(port: number, publishers: number): void {
+function child(port: number, publishers: number, fanout: number): void {
+  if (fanout > 0) publishers = 1;
   const target: Target = { proto: 'sb', host: '127.0.0.1', port };
   let delivered = 0;
   let closed = 0;
@@ -76,28 +80,31 @@ function child(port: number, publishers: number): void {
   let ready = 0;
   const pubs: BenchClient[] = [];
   const payload = stampedPayload(64);
-  const frames = Array.from({ length: publishers }, (_, i) => publishFrame('sb', payload, `in/${i}`));
+  const frames = Array.from({ length: publishers }, (_, i) => publishFrame('sb', payload, fanout > 0 ? 'fan' : `in/${i}`));
+  const subscribers = Math.max(1, fanout);
   const onReady = () => {
-    if (++ready === publishers + 1) process.send!({ type: 'ready' } satisfies ToParent);
+    if (++ready === publishers + subscribers) process.send!({ type: 'ready' } satisfies ToParent);
   };
-  new BenchClient(target, {
-    role: 'sub',
-    topic: 'in/#',
-    localAddress: SOURCES[0],
-    onReady,
-    onDeliveries: (n) => {
-      delivered += n;
-      if (want > 0 && delivered >= want) {
-        want = 0;
-        process.send!({ type: 'done', delivered, closed } satisfies ToParent);
-        delivered = 0;
-      }
-    },
-    onClose: () => void closed++,
-  });
+  for (let k = 0; k < subscribers; k++) {
+    new BenchClient(target, {
+      role: 'sub',
+      topic: fanout > 0 ? 'fan' : 'in/#',
+      localAddress: SOURCES[k % SOURCES.length],
+      onReady,
+      onDeliveries: (n) => {
+        delivered += n;
+        if (want > 0 && delivered >= want) {
+          want = 0;
+          process.send!({ type: 'done', delivered, closed } satisfies ToParent);
+          delivered = 0;
+        }
+      },
+      onClose: () => void closed++,
+    });
+  }
   for (let i = 0; i < publishers; i++) pubs.push(new BenchClient(target, { role: 'pub', localAddress: SOURCES[i % SOURCES.length], onReady, onClose: () => void closed++ }));
   process.on('message', (m: ToChild) => {
-    want = m.count;
+    want = m.count * subscribers;
     let sent = 0;
     // Paced: one frame per publisher per tick, so the broker reads about one frame per socket read, as at 100 msg/s each.
     const tick = () => {
