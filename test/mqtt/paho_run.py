@@ -1,5 +1,5 @@
 # Runs the vendored Eclipse Paho interoperability tests (test/vendor/paho.mqtt.testing) against a broker:
-#   python3 paho_run.py 3|5 HOST PORT [TestName ...]
+#   python3 paho_run.py 3|5 HOST PORT [TestName ...]   (or --list: the suite's test names on one line)
 # client_test.py and client_test5.py read their settings as module globals set in their own __main__ block, whose
 # option parsing then trips over unittest's: this sets the same globals and runs unittest on the module.
 import os, sys, unittest
@@ -27,6 +27,9 @@ import logging
 logging.getLogger().setLevel(logging.CRITICAL)
 
 loader = unittest.TestLoader()
+if names == ['--list']:
+    print(' '.join(loader.getTestCaseNames(suite.Test)))
+    sys.exit(0)
 tests = loader.loadTestsFromNames(['Test.' + n for n in names], suite) if names else loader.loadTestsFromTestCase(suite.Test)
 result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(tests)
 print("PAHO-RESULT ran=%d failures=%d errors=%d" % (result.testsRun, len(result.failures), len(result.errors)))
