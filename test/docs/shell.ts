@@ -2,47 +2,19 @@
 // the broker's documented addresses (localhost:8080, port 8000, redis://…) are the test's own, and long-running
 // commands (serve, sub) run in the background until the block is done.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { buildSync } from 'esbuild';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { testCli } from '../helpers/cli.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-/**
- * This checkout's CLI as one file, built once per test process from src/ (esbuild, the client package's sources
- * inside, other packages from node_modules): what `npm run build` makes of it, but in 0.3 s, and each documented
- * command then starts in a third of tsx's time. Kept two folders below the root, where dist/cli.js would find web/.
- */
-let built: string | undefined;
-function builtCli(): string {
-  if (built) return built;
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-  const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).filter((d) => d !== '@switchboard/client');
-  // Built aside and renamed into place: test processes building at once each leave a whole file, never half of one.
-  const file = join(ROOT, 'node_modules/.switchboard-docs/cli.mjs');
-  const fresh = `${file}.${process.pid}`;
-  buildSync({
-    entryPoints: [join(ROOT, 'src/cli.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: fresh,
-    external,
-    alias: { '@switchboard/client': join(ROOT, 'packages/client/src/index.ts') },
-    logLevel: 'warning',
-  });
-  renameSync(fresh, file);
-  return (built = file);
-}
 
 /** A directory with a `switchboard` command running this checkout's CLI. */
 export function switchboardShim(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'sb-docs-bin-'));
   const file = join(dir, 'switchboard');
-  writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' '${builtCli()}' "$@"\n`);
+  writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' '${testCli()}' "$@"\n`);
   chmodSync(file, 0o755);
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
