@@ -215,7 +215,7 @@ describe('a backend that is down or flapping', () => {
     expect((await c.request({ op: 'pub', topic: 't', data: 'x' })).message).toMatch(/paused/);
     // The backend comes back on the same port; after the open interval one trial call closes the breaker.
     const back = await startBackend('test/helpers/hook-backend.mjs', { PORT: String(port) });
-    await new Promise((r) => setTimeout(r, 250));
+    // Polled until the open interval (200 ms) is over and the trial call closes the breaker.
     let ok = false;
     for (let i = 0; i < 20 && !ok; i++) {
       ok = (await c.request({ op: 'pub', topic: 't', data: 'back' })).op === 'ack';
