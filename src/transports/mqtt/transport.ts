@@ -7,6 +7,7 @@ import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../../actors/connection.js';
 import type { Wire } from '../../actors/mailbox.js';
+import { SocketWire } from '../socket-wire.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { CLOSE } from '../../protocol/errors.js';
 import { nameError } from '../../protocol/frames.js';
@@ -33,35 +34,22 @@ const KEEP_TOPICS_MAX = 100_000;
 /** 5.0's session expiry interval that means "never". */
 const NEVER = 0xffffffff;
 
-export class MqttWire implements Wire {
+export class MqttWire extends SocketWire implements Wire {
   readonly transport = 'mqtt' as const;
   // MQTT has no server ping: the client's keepalive is watched instead (the machine's keepalive region).
   readonly canPing = false;
   private ending = false;
 
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     private readonly session: MqttSession,
-  ) {}
+  ) {
+    super(socket);
+  }
 
   encode(out: Outgoing): Buffer {
     return this.session.encode(out);
   }
-
-  write(chunk: Buffer): boolean {
-    if (this.socket.destroyed || !this.socket.writable || chunk.length === 0) return true;
-    return this.socket.write(chunk);
-  }
-
-  onDrain(listener: () => void): void {
-    this.socket.once('drain', listener);
-  }
-
-  get bufferedBytes(): number {
-    return this.socket.writableLength;
-  }
-
-  ping(): void {}
 
   /** A refused CONNACK before acceptance, a DISCONNECT with its reason code (v5) after, then the end of the stream. */
   close(code: number, reason: string): void {

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../../actors/connection.js';
 import type { Wire } from '../../actors/mailbox.js';
+import { SocketWire } from '../socket-wire.js';
 import type { FrameReader } from '../../actors/reader.js';
 import type { ConnectionActor } from '../../actors/connection.machine.js';
 import { byeLine, errorLine, greetingLines, messageLine, parseChatLine, presenceLine, showAddress, showId, shownInRoom, whoLines, type RoomLabel } from './chat.js';
@@ -54,7 +55,7 @@ export interface RoomView {
   announceMax?: number;
 }
 
-export class TcpWire implements Wire {
+export class TcpWire extends SocketWire implements Wire {
   readonly transport = 'tcp' as const;
   // TCP has no ping frame; dead peers are found by socket keepalive and the idle timeout.
   readonly canPing = false;
@@ -63,10 +64,11 @@ export class TcpWire implements Wire {
   private readonly label: RoomLabel;
 
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     private readonly room: string,
     private readonly view: RoomView = {},
   ) {
+    super(socket);
     this.label = view.hideAddresses ? showId : showAddress;
   }
 
@@ -107,21 +109,6 @@ export class TcpWire implements Wire {
     // A said line is acknowledged by its own echo in the room, as in a classic TCP chat server.
     return NOTHING;
   }
-
-  write(chunk: Buffer): boolean {
-    if (this.socket.destroyed || !this.socket.writable || chunk.length === 0) return true;
-    return this.socket.write(chunk);
-  }
-
-  onDrain(listener: () => void): void {
-    this.socket.once('drain', listener);
-  }
-
-  get bufferedBytes(): number {
-    return this.socket.writableLength;
-  }
-
-  ping(): void {}
 
   /** Writes a last line, then ends the stream once everything queued is flushed. */
   close(code: number, reason: string): void {
