@@ -73,7 +73,12 @@ export const SETTINGS = {
   nodeTickMs: { flag: 'node-tick-ms', kind: ms(20, 600_000), default: 1500, help: 'cluster: how often a node refreshes its heartbeat and looks for dead nodes (well under --node-ttl-ms)' },
   nodeHangMs: { flag: 'node-hang-ms', kind: ms(100, 3_600_000), default: 30_000, help: 'cluster: a node whose event loop is stuck this long stops heartbeating (then reaped like a dead one); at least --node-ttl-ms' },
   hookUrl: { flag: 'hook-url', kind: { type: 'string' }, default: undefined, help: 'the application backend (docs/integration.md): hooks are POSTed to <url>/connect, /subscribe, /publish, /rpc (those named by --hooks); webhooks to <url>/events' },
-  hooks: { flag: 'hooks', kind: { type: 'string' }, default: 'connect,subscribe,publish,rpc,events', help: 'which hooks of --hook-url are on: a comma-separated subset of connect, subscribe, publish, rpc, events' },
+  hookConnectUrl: { flag: 'hook-connect-url', kind: { type: 'string' }, default: undefined, help: 'the connect hook\'s own URL, instead of <--hook-url>/connect (without --hook-url: only the kinds with their own URL are on)' },
+  hookSubscribeUrl: { flag: 'hook-subscribe-url', kind: { type: 'string' }, default: undefined, help: 'the subscribe hook\'s own URL, instead of <--hook-url>/subscribe' },
+  hookPublishUrl: { flag: 'hook-publish-url', kind: { type: 'string' }, default: undefined, help: 'the publish hook\'s own URL, instead of <--hook-url>/publish' },
+  hookRpcUrl: { flag: 'hook-rpc-url', kind: { type: 'string' }, default: undefined, help: 'the rpc hook\'s own URL, instead of <--hook-url>/rpc' },
+  hookEventsUrl: { flag: 'hook-events-url', kind: { type: 'string' }, default: undefined, help: 'where webhooks go, instead of <--hook-url>/events' },
+  hooks: { flag: 'hooks', kind: { type: 'string' }, default: 'connect,subscribe,publish,rpc,events', help: 'which hooks are on: a comma-separated subset of connect, subscribe, publish, rpc, events (a kind with no URL, neither --hook-url nor its own, stays off)' },
   hookSecret: { flag: 'hook-secret', kind: { type: 'string' }, default: undefined, help: 'HMAC-SHA256 key: every hook and webhook body is signed in X-Switchboard-Signature: sha256=<hex>; prefer the env var' },
   hookTimeoutMs: { flag: 'hook-timeout-ms', kind: ms(10, 600_000), default: 3_000, help: 'how long a hook call may take; over it the client gets unavailable (rpc: timeout, the outcome is unknown)' },
   hookMaxInflight: { flag: 'hook-max-inflight', kind: { type: 'int', min: 1, max: 1_000_000 }, default: 1_000, help: 'hook calls one process may have waiting on the backend; over it: unavailable at once' },
@@ -149,6 +154,12 @@ export interface Config {
   nodeHangMs: number;
   /** The application backend's base URL; undefined = no hooks, no webhooks. */
   hookUrl: string | undefined;
+  /** Per-kind URLs that replace <hookUrl>/<kind>. */
+  hookConnectUrl: string | undefined;
+  hookSubscribeUrl: string | undefined;
+  hookPublishUrl: string | undefined;
+  hookRpcUrl: string | undefined;
+  hookEventsUrl: string | undefined;
   hooks: string;
   hookSecret: string | undefined;
   hookTimeoutMs: number;
@@ -313,7 +324,10 @@ export function validateConfig(config: Config): void {
   if (config.workers > 1 && config.redisUrl === undefined) {
     throw new ConfigError(`--workers ${config.workers} needs --redis: workers share nothing without the cluster engine (docs/cluster.md); drop --workers or add --redis redis://host:port`);
   }
-  if (config.hookUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(config.hookUrl)) throw new ConfigError(`--hook-url is the backend's http(s):// base URL, got '${config.hookUrl}'`);
+  for (const [key, flag] of [['hookUrl', 'hook-url'], ['hookConnectUrl', 'hook-connect-url'], ['hookSubscribeUrl', 'hook-subscribe-url'], ['hookPublishUrl', 'hook-publish-url'], ['hookRpcUrl', 'hook-rpc-url'], ['hookEventsUrl', 'hook-events-url']] as const) {
+    const url = config[key];
+    if (url !== undefined && !/^https?:\/\/[^/\s]+/.test(url)) throw new ConfigError(`--${flag} is an http(s):// URL of the application backend, got '${url}'`);
+  }
   for (const kind of config.hooks.split(',')) {
     if (!['connect', 'subscribe', 'publish', 'rpc', 'events', ''].includes(kind.trim())) throw new ConfigError(`--hooks: unknown hook '${kind}' (connect, subscribe, publish, rpc, events)`);
   }

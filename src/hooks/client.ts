@@ -23,8 +23,13 @@ export type HookFailure =
 
 export type HookResult = { ok: true; answer: Record<string, unknown>; bytes: number } | HookFailure;
 
+export const HOOK_KINDS: readonly HookKind[] = ['connect', 'subscribe', 'publish', 'rpc', 'events'];
+
 export interface HookClientOptions {
-  baseUrl: string;
+  /** The backend's base URL: a kind without its own URL is POSTed to <baseUrl>/<kind>. */
+  baseUrl?: string | undefined;
+  /** Kinds with their own URL (--hook-<kind>-url). */
+  urls?: Partial<Record<HookKind, string | undefined>>;
   secret?: string | undefined;
   timeoutMs: number;
   maxInflight: number;
@@ -38,17 +43,28 @@ export function sign(secret: string, body: string | Buffer): string {
 }
 
 export class HookClient {
-  private readonly agent: HttpAgent;
-  private readonly base: URL;
+  private readonly agents: { http: HttpAgent; https: HttpsAgent };
+  /** Where each configured kind is POSTed. */
+  private readonly targets = new Map<HookKind, URL>();
   private readonly breakers = new Map<HookKind, CircuitBreaker>();
   private inflight = 0;
   /** Calls by kind and outcome (metrics, bench). */
   readonly counts = new Map<string, number>();
 
   constructor(private readonly options: HookClientOptions) {
-    this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : options.baseUrl + '/');
-    const Agent = this.base.protocol === 'https:' ? HttpsAgent : HttpAgent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxInflight, maxFreeSockets: Math.min(256, options.maxInflight) });
+    const base = options.baseUrl === undefined ? undefined : new URL(options.baseUrl.endsWith('/') ? options.baseUrl : options.baseUrl + '/');
+    for (const kind of HOOK_KINDS) {
+      const own = options.urls?.[kind];
+      if (own !== undefined) this.targets.set(kind, new URL(own));
+      else if (base) this.targets.set(kind, new URL(kind, base));
+    }
+    const agentOptions = { keepAlive: true, maxSockets: options.maxInflight, maxFreeSockets: Math.min(256, options.maxInflight) };
+    this.agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
+  }
+
+  /** Whether `kind` has a URL (its own, or under the base URL). */
+  reaches(kind: HookKind): boolean {
+    return this.targets.has(kind);
   }
 
   get inFlight(): number {
@@ -61,7 +77,7 @@ export class HookClient {
     return b;
   }
 
-  /** POSTs `body` to <base>/<kind>; resolves with the answer or the failure, within the timeout. */
+  /** POSTs `body` to the kind's URL; resolves with the answer or the failure, within the timeout. */
   call(kind: HookKind, body: unknown): Promise<HookResult> {
     const breaker = this.breaker(kind);
     if (this.inflight >= this.options.maxInflight) return Promise.resolve(this.count(kind, { ok: false, reached: false, why: 'busy', message: 'too many calls waiting on the application backend' }));
@@ -82,10 +98,12 @@ export class HookClient {
   }
 
   private post(kind: HookKind, json: string): Promise<HookResult> {
-    const url = new URL(kind, this.base);
+    const url = this.targets.get(kind);
+    if (!url) return Promise.resolve({ ok: false, reached: false, why: 'unreachable', message: `no URL is configured for the ${kind} hook` });
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), 'x-switchboard-hook': kind };
     if (this.options.secret !== undefined) headers[SIGNATURE_HEADER] = sign(this.options.secret, json);
-    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const https = url.protocol === 'https:';
+    const request = https ? httpsRequest : httpRequest;
     return new Promise<HookResult>((resolve) => {
       let settled = false;
       let sent = false;
@@ -95,7 +113,7 @@ export class HookClient {
         clearTimeout(timer);
         resolve(result);
       };
-      const req = request(url, { method: 'POST', headers, agent: this.agent }, (res) => this.read(res, done));
+      const req = request(url, { method: 'POST', headers, agent: https ? this.agents.https : this.agents.http }, (res) => this.read(res, done));
       const timer = setTimeout(() => {
         done({ ok: false, reached: true, why: 'timeout', message: `the application backend did not answer within ${this.options.timeoutMs} ms` });
         req.destroy();
@@ -145,7 +163,8 @@ export class HookClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 }
 

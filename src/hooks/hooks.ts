@@ -1,6 +1,6 @@
-// Hooks: the application backend taking part (docs/integration.md). One per process, built from --hook-url and
-// --hooks: asks the backend about connects, subscribes, publishes and rpc calls, caches answers it gave a lifetime,
-// and turns every answer or failure into a verdict the transports and the connection's HookGate apply.
+// Hooks: the application backend taking part (docs/integration.md). One per process, built from --hook-url, the
+// per-kind --hook-<kind>-url and --hooks: asks the backend about connects, subscribes, publishes and rpc calls,
+// caches answers it gave a lifetime, and turns every answer or failure into a verdict the connection applies.
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Grant } from '../auth/grant.js';
@@ -41,6 +41,11 @@ export type SubscribeOutcome = { data: unknown; hasData: boolean } | ProtocolErr
 export type PublishOutcome = { data: unknown; replaced: boolean } | ProtocolError;
 export type RpcOutcome = { data: unknown } | ProtocolError;
 
+/** The kinds given their own URL (--hook-connect-url, …): they replace <--hook-url>/<kind>. */
+function hookUrls(config: Config): Partial<Record<HookKind, string | undefined>> {
+  return { connect: config.hookConnectUrl, subscribe: config.hookSubscribeUrl, publish: config.hookPublishUrl, rpc: config.hookRpcUrl, events: config.hookEventsUrl };
+}
+
 export class Hooks {
   readonly client: HookClient;
   private readonly on: ReadonlySet<HookKind>;
@@ -54,14 +59,16 @@ export class Hooks {
     private readonly log?: Logger,
   ) {
     this.client = new HookClient({
-      baseUrl: config.hookUrl!,
+      baseUrl: config.hookUrl,
+      urls: hookUrls(config),
       secret: config.hookSecret,
       timeoutMs: config.hookTimeoutMs,
       maxInflight: config.hookMaxInflight,
       breakerFailures: config.hookBreakerFailures,
       breakerMs: config.hookBreakerMs,
     });
-    this.on = new Set(config.hooks.split(',').map((k) => k.trim()).filter((k) => k.length > 0) as HookKind[]);
+    // A kind named by --hooks is on when it has somewhere to go: --hook-url, or its own --hook-<kind>-url.
+    this.on = new Set((config.hooks.split(',').map((k) => k.trim()) as HookKind[]).filter((k) => this.client.reaches(k)));
     this.cache = new HookCache(config.hookCacheEntries);
     if (this.on.has('events')) {
       this.webhooks = new Webhooks(this.client, { maxQueue: config.webhookQueue, batch: config.webhookBatch, retryMs: config.webhookRetryMs }, log);
@@ -69,9 +76,10 @@ export class Hooks {
     }
   }
 
-  /** The hooks of --hook-url, or undefined when no backend is configured. */
+  /** The hooks of --hook-url and the per-kind URLs, or undefined when no backend is configured. */
   static fromConfig(config: Config, log?: Logger): Hooks | undefined {
-    return config.hookUrl === undefined ? undefined : new Hooks(config, log);
+    const own = Object.values(hookUrls(config)).some((u) => u !== undefined);
+    return config.hookUrl === undefined && !own ? undefined : new Hooks(config, log);
   }
 
   has(kind: HookKind): boolean {
