@@ -111,6 +111,8 @@ say('diagnose:', (await client.diagnose()).status);
 // Errors are data: the broker's codes and the client's own.
 await client.subscribe('a/#/b').catch((e: SwitchboardError) => say('refused:', e.code, BROKER_ERROR_CODES.includes(e.code as never)));
 await client.send('nobody-here', 1).catch((e: SwitchboardError) => say('send:', e.code));
+// rpc calls the application backend's rpc hook; this broker has none: bad_frame.
+await client.rpc<{ level: number }>('setLevel', { pump: 2, level: 80 }, { timeoutMs: 2000 }).catch((e: SwitchboardError) => say('rpc:', e.code));
 say('client codes:', CLIENT_ERROR_CODES.join(' '));
 say('matches:', matches('tour/+', 'tour/news'), isWildcard('tour/news'));
 

@@ -27,6 +27,7 @@ export const README_RUNNERS: Record<string, Runner> = {
   'client-install': { elsewhere: 'test/package/install.test.ts' },
   'example:client/tour.ts': { elsewhere: 'test/package/install.test.ts' },
   'example:backend/server.js': { elsewhere: 'test/hooks/example-backend.test.ts' },
+  'client-rpc': { elsewhere: 'test/client/rpc.test.ts' },
 
   'sse-curl': { elsewhere: 'test/sse/docs.test.ts' },
   'integration-server-api': {

@@ -212,6 +212,7 @@ describe.skipIf(missing !== undefined)('the packages as people install them', ()
       'leave: guest2/ws/active',
       'refused: bad_topic true',
       'send: not_found',
+      'rpc: bad_frame',
       'closed: 1000 closed by the client',
     ]) {
       expect(tour, tour).toContain(line + '\n');

@@ -268,6 +268,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return all;
   }
 
+  /**
+   * Calls a method of the application backend (its `rpc` hook, docs/integration.md): resolves with the answer's
+   * `data`; rejects with the broker's code and message (`backend_error`, `forbidden`, `unavailable`: not done;
+   * `outcome_unknown`), or `timeout` after `timeoutMs` (default requestTimeoutMs: the call may still happen).
+   */
+  async rpc<T = unknown>(method: string, data?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
+    const ms = options.timeoutMs;
+    if (ms !== undefined && !(typeof ms === 'number' && ms > 0 && ms <= 2 ** 31 - 1)) throw new SwitchboardError('bad_option', `timeoutMs must be a positive number of ms, got ${String(ms)}`);
+    const ack = await this.request({ op: 'rpc', method, ...(data !== undefined && { data }) }, ms);
+    return ack.data as T;
+  }
+
   /** Round trip time in ms. */
   async ping(): Promise<number> {
     const start = Date.now();
@@ -293,12 +305,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   // ---- requests ----
 
-  private request(frame: Record<string, unknown>): Promise<AckFrame> {
+  private request(frame: Record<string, unknown>, timeoutMs?: number): Promise<AckFrame> {
     if (!this.online) {
       const why = this.state === 'closed' ? 'closed' : 'disconnected';
       return Promise.reject(new SwitchboardError(why, `${String(frame.op)}: not connected (${this.state})`));
     }
-    const { id, reply } = this.requests.open(String(frame.op));
+    const { id, reply } = this.requests.open(String(frame.op), timeoutMs);
     this.write({ ...frame, id });
     return reply as Promise<AckFrame>;
   }

@@ -80,11 +80,13 @@ export type LifecycleEvent =
 
 /** The close code of a connection whose token expired and was not refreshed within the grace period. */
 export const TOKEN_EXPIRED_CLOSE = 4003;
+/** The application disconnected this client (the server API's default code): reconnecting would undo its decision. */
+export const SERVER_DISCONNECT_CLOSE = 4004;
 /** Longest wait a timer can hold (setTimeout's bound); a refresh further away is re-planned when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Close codes after which reconnecting cannot help: policy (flooding, bad auth line), frame too big, protocol errors. */
-export const STOP_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1008, 1009, 1010]);
+/** Close codes after which reconnecting cannot help: policy (flooding, bad auth line), frame too big, protocol errors, the application's disconnect. */
+export const STOP_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1008, 1009, 1010, SERVER_DISCONNECT_CLOSE]);
 /** HTTP statuses of a refused upgrade that no retry changes (bad path, origin refused). 401 retries only with getToken. */
 const STOP_STATUSES: ReadonlySet<number> = new Set([400, 403, 404]);
 

@@ -19,10 +19,10 @@ export class PendingRequests {
 
   constructor(private readonly timeoutMs: () => number) {}
 
-  /** A fresh id whose reply goes to `handlers`; `fail` gets `timeout` unless a reply comes first. */
-  expect(op: string, handlers: ReplyHandlers): number {
+  /** A fresh id whose reply goes to `handlers`; `fail` gets `timeout` unless a reply comes first (`timeoutMs`: this request's own). */
+  expect(op: string, handlers: ReplyHandlers, timeoutMs?: number): number {
     const id = this.nextId++;
-    const ms = this.timeoutMs();
+    const ms = timeoutMs ?? this.timeoutMs();
     const timer = setTimeout(() => {
       this.pending.delete(id);
       handlers.fail(new SwitchboardError('timeout', `no reply to ${op} within ${ms} ms`));
@@ -32,9 +32,9 @@ export class PendingRequests {
   }
 
   /** A fresh id and the promise of its reply. */
-  open(op: string): { id: number; reply: Promise<AckFrame | PongFrame> } {
+  open(op: string, timeoutMs?: number): { id: number; reply: Promise<AckFrame | PongFrame> } {
     let id = 0;
-    const reply = new Promise<AckFrame | PongFrame>((ok, fail) => (id = this.expect(op, { ok, fail })));
+    const reply = new Promise<AckFrame | PongFrame>((ok, fail) => (id = this.expect(op, { ok, fail }, timeoutMs)));
     return { id, reply };
   }
 
