@@ -128,6 +128,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
   const faults = new ClientFaults(log);
   const hooks = Hooks.fromConfig(config, log);
+  hooks?.events?.countWith(engine);
   const core: BrokerCore = { config, hub, supervisor, actors, admission: new Admission(config, log), tokens, log, faults, stalls, hooks, events: hooks?.events };
 
   const router = new Router();

@@ -7,6 +7,7 @@ import type { FrameId, ProtocolError } from '../protocol/errors.js';
 import type { ClientFrame, ClientInfo, FrameOf, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
 import type { BrokerStats } from './stats.js';
 import type { Outgoing } from '../protocol/outgoing.js';
+import type { ClientCommand, CommandExecutor, CommandOutcome, Occupancy, OccupancyListener, PublishKeys } from './deployment.js';
 
 /** What an engine needs of a connection's outbound queue. */
 export interface SessionMailbox {
@@ -123,6 +124,16 @@ export interface Engine<S extends Session = Session> {
   topics(limit: number): { total: number; topics: TopicView[] };
   /** Counters of this process (metrics read them at scrape time; the session layer adds its own). */
   readonly stats: BrokerStats;
+
+  // The deployment (this process, or every node of a cluster): webhooks and the server API (src/engine/deployment.ts).
+  /** Counts local holders of each filter; `listener` hears the deployment's first holder in and last out, once each. */
+  occupancy(listener: OccupancyListener): Occupancy;
+  /** How this process runs server API commands on its own clients (the server API registers it at start). */
+  serveCommands(execute: CommandExecutor<S>): void;
+  /** Runs a command on the client `target` (id or name) wherever in the deployment it is connected. */
+  commandClient(target: string, command: ClientCommand): Promise<CommandOutcome>;
+  /** Idempotency keys of server-side publishes, remembered across the deployment. */
+  readonly publishKeys: PublishKeys;
 
   // Optional, for engines backed by a shared store (src/engine/redis/): absent in the in-memory engine.
   /** A fresh client id (`c<digits>`) unique across every process sharing the store. */

@@ -15,6 +15,7 @@ import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roste
 import { TokenBucket } from './bucket.js';
 import type { StallClock } from './stalls.js';
 import type { Grant } from '../auth/grant.js';
+import { LocalOccupancy, LocalPublishKeys, notConnected, type ClientCommand, type CommandExecutor, type CommandOutcome, type Occupancy, type OccupancyListener, type PublishKeys } from './deployment.js';
 
 /** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
 export const WHO_BYTES_PER_TOKEN = 1024;
@@ -93,6 +94,24 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   isNameFree(name: string): boolean {
     return this.registry.isNameFree(name);
+  }
+
+  // ---- the deployment: this process (src/engine/deployment.ts) ----
+
+  readonly publishKeys: PublishKeys = new LocalPublishKeys();
+  protected executeCommand: CommandExecutor<Link> | undefined;
+
+  occupancy(listener: OccupancyListener): Occupancy {
+    return new LocalOccupancy(listener);
+  }
+
+  serveCommands(execute: CommandExecutor<Link>): void {
+    this.executeCommand = execute;
+  }
+
+  async commandClient(target: string, command: ClientCommand): Promise<CommandOutcome> {
+    const link = this.registry.find(target);
+    return link && this.executeCommand ? this.executeCommand(link, command) : notConnected(target);
   }
 
   /** One request of a session, straight from its reader. */

@@ -11,6 +11,8 @@ export interface RosterMember {
   readonly addr: string;
   readonly transport: Transport;
   readonly state: string;
+  /** The connect hook's, shown to everyone. */
+  readonly meta?: Record<string, unknown> | undefined;
 }
 
 export interface WhoEntry {
@@ -19,6 +21,7 @@ export interface WhoEntry {
   transport: Transport;
   state: string;
   addr?: string;
+  meta?: Record<string, unknown>;
 }
 
 /** One page of `who`, encoded: shared by every reply asking for the same page while the roster is unchanged. */
@@ -127,6 +130,7 @@ export class Roster<T extends RosterMember> {
     const entries = slice.map((m): WhoEntry => {
       const e: WhoEntry = { id: m.id, name: m.name, transport: m.transport, state: m.state };
       if (admin) e.addr = m.addr;
+      if (m.meta !== undefined) e.meta = m.meta;
       return e;
     });
     const json = JSON.stringify(entries);

@@ -1,8 +1,10 @@
 // ClientEvents: what happens to connections, as webhook events. A connection reports its own changes (its Link
 // calls these when webhooks are on, whatever the engine); this turns them into client.connected/disconnected,
-// topic.occupied/vacated (first local subscriber of a filter in, last out: per process) and presence.join/leave/
-// rename (clients that subscribed to a filter with `presence: true`, as the TCP room's members do).
+// topic.occupied/vacated (first subscriber of a filter in the deployment in, last out: counted by the engine, across
+// the cluster on Redis) and presence.join/leave/rename (clients that subscribed to a filter with `presence: true`,
+// as the TCP room's members do).
 import type { Webhooks } from './webhooks.js';
+import { LocalOccupancy, type Occupancy, type OccupancyListener } from '../engine/deployment.js';
 
 /** What the events need of a connection. */
 export interface EventSubject {
@@ -21,12 +23,29 @@ export interface CloseInfo {
   cause: string;
 }
 
-export class ClientEvents {
-  /** Local subscribers per filter. Keys come from clients: a Map. */
-  private readonly occupancy = new Map<string, number>();
+export class ClientEvents implements OccupancyListener {
+  private occupancy: Occupancy = new LocalOccupancy(this);
   private readonly announced = new WeakSet<EventSubject>();
 
   constructor(private readonly webhooks: Webhooks) {}
+
+  /** Counts occupancy with the engine's deployment (on Redis: first in and last out of the whole cluster, said once). */
+  countWith(deployment: { occupancy(listener: OccupancyListener): Occupancy }): void {
+    this.occupancy = deployment.occupancy(this);
+  }
+
+  occupied(filter: string): void {
+    this.webhooks.emit('topic.occupied', { topic: filter });
+  }
+
+  vacated(filter: string): void {
+    this.webhooks.emit('topic.vacated', { topic: filter });
+  }
+
+  /** Lets the occupancy settle (the last vacated topics told) before the webhooks drain. */
+  async close(): Promise<void> {
+    await this.occupancy.close();
+  }
 
   private client(s: EventSubject): Record<string, unknown> {
     return s.meta === undefined ? { id: s.id, name: s.name, transport: s.transport, addr: s.addr } : { id: s.id, name: s.name, transport: s.transport, addr: s.addr, meta: s.meta };
@@ -46,16 +65,11 @@ export class ClientEvents {
 
   subscribed(s: EventSubject, filter: string): void {
     this.connected(s);
-    const n = (this.occupancy.get(filter) ?? 0) + 1;
-    this.occupancy.set(filter, n);
-    if (n === 1) this.webhooks.emit('topic.occupied', { topic: filter });
+    this.occupancy.taken(filter);
   }
 
   unsubscribed(_s: EventSubject, filter: string): void {
-    const n = (this.occupancy.get(filter) ?? 0) - 1;
-    if (n > 0) return void this.occupancy.set(filter, n);
-    this.occupancy.delete(filter);
-    if (n === 0) this.webhooks.emit('topic.vacated', { topic: filter });
+    this.occupancy.dropped(filter);
   }
 
   watched(s: EventSubject, filter: string): void {

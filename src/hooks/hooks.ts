@@ -150,6 +150,7 @@ export class Hooks {
 
   /** Gives the webhooks still queued up to `ms` to reach the backend, then stops. */
   async close(ms = 0): Promise<void> {
+    await this.events?.close();
     if (this.webhooks && ms > 0) await this.webhooks.drained(ms);
     this.webhooks?.close();
     this.client.close();

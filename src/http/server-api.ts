@@ -1,9 +1,11 @@
 // The server API beyond a single publish (docs/integration.md, "Server API"): batch publish with one result each,
-// publish idempotency keys, disconnecting a client, server-side subscribe and unsubscribe, and `who` (presence)
-// of a topic or of the whole broker, paginated. Every route sits behind the same admin gate as /api/publish.
+// publish idempotency keys (remembered by the deployment: the whole cluster on Redis), disconnecting a client,
+// server-side subscribe and unsubscribe (of a client on any node: the engine routes the command), and `who`
+// (presence) of a topic or of the whole broker, paginated. Every route sits behind the same admin gate as /api/publish.
 import type { Logger } from 'pino';
 import type { BrokerCore } from '../actors/connection.js';
 import type { Engine, PublishResult, Session } from '../engine/engine.js';
+import type { ClientCommand, CommandOutcome } from '../engine/deployment.js';
 import type { Link } from '../actors/link.js';
 import { Grant } from '../auth/grant.js';
 import { CLOSE, ProtocolError, type FrameId } from '../protocol/errors.js';
@@ -15,38 +17,12 @@ import { HttpError, readBody, sendJson, type Handler, type Router } from './rout
 
 /** Messages one batch publish may carry. */
 export const BATCH_MAX = 1000;
-/** Idempotency keys remembered, and for how long: a retried publish within this window is answered, not repeated. */
-const IDEMPOTENCY_MAX = 10_000;
-const IDEMPOTENCY_MS = 10 * 60_000;
 const KEY_MAX = 128;
 
-/** Remembers the result of each publish made with an idempotency key (bounded; oldest first out). */
-export class IdempotencyKeys {
-  private readonly results = new Map<string, { result: PublishResult; expires: number }>();
-
-  get(key: string): PublishResult | undefined {
-    const hit = this.results.get(key);
-    if (!hit) return undefined;
-    if (hit.expires > Date.now()) return hit.result;
-    this.results.delete(key);
-    return undefined;
-  }
-
-  set(key: string, result: PublishResult): void {
-    this.results.set(key, { result, expires: Date.now() + IDEMPOTENCY_MS });
-    if (this.results.size > IDEMPOTENCY_MAX) this.results.delete(this.results.keys().next().value!);
-  }
-}
-
 /** Publishes once per idempotency key (when given): a retry gets the first result, marked `duplicate: true`. */
-export async function publishOnce(hub: Engine<Link>, keys: IdempotencyKeys, topic: string, data: unknown, key: string | undefined): Promise<(PublishResult & { duplicate?: true }) | ProtocolError> {
-  if (key !== undefined) {
-    const seen = keys.get(`${topic}\u0000${key}`);
-    if (seen) return { ...seen, duplicate: true };
-  }
-  const result = hub.publishAsync ? await hub.publishAsync(topic, data) : hub.publish(topic, data);
-  if (key !== undefined && !(result instanceof ProtocolError)) keys.set(`${topic}\u0000${key}`, result);
-  return result;
+export async function publishOnce(hub: Engine<Link>, topic: string, data: unknown, key: string | undefined): Promise<(PublishResult & { duplicate?: true }) | ProtocolError> {
+  const publish = async () => (hub.publishAsync ? await hub.publishAsync(topic, data) : hub.publish(topic, data));
+  return key === undefined ? publish() : hub.publishKeys.once(`${topic}\u0000${key}`, publish);
 }
 
 /**
@@ -123,17 +99,41 @@ export function idempotencyKey(value: unknown): string | undefined {
   return value;
 }
 
-/** The local client a request names (`client`: an id or a name); 404 when it is not connected to this process. */
-function clientOf(hub: Engine<Link>, body: Record<string, unknown>): Link {
+/** The client a request names (`client`: an id or a name). */
+function clientOf(body: Record<string, unknown>): string {
   if (typeof body.client !== 'string' || body.client.length === 0 || body.client.length > 64) throw new HttpError(400, 'client must be a client id or name', 'bad_frame');
-  const link = hub.find(body.client);
-  if (!link) throw new HttpError(404, `no client '${body.client}' on this broker process`, 'not_found');
-  return link;
+  return body.client;
 }
 
-export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, keys: IdempotencyKeys, log: Logger): void {
+const STATUS_OF: Record<Extract<CommandOutcome, { ok: false }>['code'], number> = { not_found: 404, forbidden: 403, too_large: 409, unavailable: 503, outcome_unknown: 504 };
+
+/** A command's outcome as the HTTP answer: the client it was done to, or the error with its status. */
+function commandAnswer(outcome: CommandOutcome): { id: string; name: string } {
+  if (!outcome.ok) throw new HttpError(STATUS_OF[outcome.code], outcome.message, outcome.code);
+  return outcome.client;
+}
+
+/** Runs a server API command on a client of this process (wherever the HTTP request came in: the engine routes it here). */
+function executeCommand(config: BrokerCore['config'], hub: Engine<Link>, link: Link, command: ClientCommand): CommandOutcome {
+  const client = { id: link.id, name: link.name };
+  if (command.op === 'disconnect') {
+    link.signal({ type: 'CLOSE', code: command.code, reason: command.reason, cause: 'leave' });
+    return { ok: true, client };
+  }
+  const { topic } = command;
+  if (command.op === 'subscribe') {
+    if (link.grant && !link.grant.maySubscribe(topic)) return { ok: false, code: 'forbidden', message: `the client's grant does not allow subscribing to '${topic.slice(0, 64)}'` };
+    if (!link.subscriptions.has(topic) && link.subscriptions.size >= config.maxSubscriptions) return { ok: false, code: 'too_large', message: `the client holds ${config.maxSubscriptions} subscriptions (--max-subscriptions)` };
+  }
+  // As if the client had sent it (without id: no ack reaches it), in its order with its own requests.
+  hub.handle(link, command.op === 'subscribe' ? { op: 'sub', topic, ...(command.presence && { presence: true }) } : { op: 'unsub', topic });
+  return { ok: true, client };
+}
+
+export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, log: Logger): void {
   const { config, hub } = core;
   const asker = new ApiAsker();
+  hub.serveCommands((link, command) => executeCommand(config, hub, link, command));
   const running = () => {
     if (core.supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
   };
@@ -160,7 +160,7 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
         continue;
       }
       try {
-        const result = await publishOnce(hub, keys, topic as string, data, key);
+        const result = await publishOnce(hub, topic as string, data, key);
         if (result instanceof ProtocolError) fail(result.code, result.message);
         else results.push(result);
       } catch (e) {
@@ -177,24 +177,22 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
     if (!(Number.isInteger(code) && ((code as number) === 1000 || ((code as number) >= 4000 && (code as number) <= 4999)))) throw new HttpError(400, 'code must be 1000 or 4000 to 4999', 'bad_frame');
     const reason = body.reason ?? 'disconnected by the server';
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > 120) throw new HttpError(400, 'reason must be a string of at most 120 bytes', 'bad_frame');
-    const link = clientOf(hub, body);
-    link.signal({ type: 'CLOSE', code: code as number, reason, cause: 'leave' });
-    sendJson(res, 200, { disconnected: { id: link.id, name: link.name }, code, reason });
+    const target = clientOf(body);
+    const client = commandAnswer(await hub.commandClient(target, { op: 'disconnect', code: code as number, reason }));
+    sendJson(res, 200, { disconnected: client, code, reason });
   }));
 
   for (const op of ['subscribe', 'unsubscribe'] as const) {
     router.on('POST', `/api/clients/${op}`, guarded(async (req, res) => {
       const body = await jsonBody(req, 4096);
-      const link = clientOf(hub, body);
+      const target = clientOf(body);
       const err = filterError(body.topic);
       if (err) throw new HttpError(400, err, 'bad_topic');
       const topic = body.topic as string;
       if (body.presence !== undefined && typeof body.presence !== 'boolean') throw new HttpError(400, 'presence must be a boolean', 'bad_frame');
-      if (op === 'subscribe' && link.grant && !link.grant.maySubscribe(topic)) throw new HttpError(403, `the client's grant does not allow subscribing to '${topic.slice(0, 64)}'`, 'forbidden');
-      if (op === 'subscribe' && !link.subscriptions.has(topic) && link.subscriptions.size >= config.maxSubscriptions) throw new HttpError(409, `the client holds ${config.maxSubscriptions} subscriptions (--max-subscriptions)`, 'too_large');
-      // As if the client had sent it (without id: no ack reaches it), in its order with its own requests.
-      hub.handle(link, op === 'subscribe' ? { op: 'sub', topic, ...(body.presence === true && { presence: true }) } : { op: 'unsub', topic });
-      sendJson(res, 200, { client: { id: link.id, name: link.name }, topic, [op === 'subscribe' ? 'subscribed' : 'unsubscribed']: true });
+      const command: ClientCommand = op === 'subscribe' ? { op, topic, presence: body.presence === true } : { op, topic };
+      const client = commandAnswer(await hub.commandClient(target, command));
+      sendJson(res, 200, { client, topic, [op === 'subscribe' ? 'subscribed' : 'unsubscribed']: true });
     }));
   }
 

@@ -1,7 +1,7 @@
 // Hooks on the Redis cluster engine: each node calls the backend for its own clients, and what the hooks decided
 // travels the cluster like anything else (a replaced publish reaches the other node's subscribers, in the
 // publisher's order); /api/who answers for the whole cluster; webhooks come from each node about its own clients
-// (topic.occupied is per node: docs/integration.md says so).
+// (topic.occupied and topic.vacated once for the whole cluster: test/cluster/deployment.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
@@ -46,7 +46,7 @@ describe.skipIf(!run)('hooks on a two-node cluster', () => {
     expect(await onB.request({ op: 'rpc', method: 'm', data: 7 })).toMatchObject({ op: 'ack', data: 7 });
     const who = (await (await fetch(`${a.httpUrl}/api/who?topic=p/%23`)).json()) as { clients: { name: string }[] };
     expect(who.clients.map((c) => c.name)).toEqual(['sub-b']);
-    // Each node tells of its own clients; occupancy is per node.
+    // Each node tells of its own clients.
     await until(async () => {
       const events = (await backend.calls()).filter((c) => c.kind === 'events').flatMap((c) => c.body.events as { type: string; client?: { name: string }; topic?: string }[]);
       return ['pub-a', 'sub-b'].every((n) => events.some((e) => e.type === 'client.connected' && e.client?.name === n)) && events.some((e) => e.type === 'topic.occupied' && e.topic === 'p/#');

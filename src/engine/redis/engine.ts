@@ -21,6 +21,10 @@ import * as LUA from './scripts.js';
 import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
 import { Interest, publishChannels } from './interest.js';
 import { filterError } from '../../protocol/topic.js';
+import type { ClientCommand, CommandExecutor, CommandOutcome, Occupancy, OccupancyListener, PublishKeys } from '../deployment.js';
+import { ClusterOccupancy } from './occupancy.js';
+import { ClientCommands } from './client-commands.js';
+import { SharedPublishKeys } from './publish-keys.js';
 
 export interface RedisEngineOptions extends MemoryEngineOptions {
   /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
@@ -70,11 +74,22 @@ interface ClientRecord {
   state: string;
   node: string;
   subs: string[];
+  /** The connect hook's `meta`, shown in presence events and `who` on every node. */
+  meta?: Record<string, unknown> | undefined;
+}
+
+/** A client as presence events on the bus carry it. */
+type PresenceSubject = { id: string; name: string; transport: Transport; addr: string; meta?: Record<string, unknown> | undefined };
+
+/** What presence events and `who` show of a local session on every node. */
+function subjectOf(s: Session): PresenceSubject {
+  const meta = s.publicInfo().meta;
+  return meta === undefined ? { id: s.id, name: s.name, transport: s.transport, addr: s.addr } : { id: s.id, name: s.name, transport: s.transport, addr: s.addr, meta };
 }
 
 /** A client of another node, as the subject of a presence event delivered here. */
 class RemoteClient {
-  constructor(readonly c: { id: string; name: string; transport: Transport; addr: string }) {}
+  constructor(readonly c: PresenceSubject) {}
   get id(): string {
     return this.c.id;
   }
@@ -82,7 +97,8 @@ class RemoteClient {
     return this.c.name;
   }
   publicInfo(): PublicClient {
-    return { id: this.c.id, name: this.c.name, transport: this.c.transport };
+    const { meta } = this.c;
+    return meta === undefined ? { id: this.c.id, name: this.c.name, transport: this.c.transport } : { id: this.c.id, name: this.c.name, transport: this.c.transport, meta };
   }
   info(): ClientInfo {
     return { id: this.c.id, name: this.c.name, addr: this.c.addr, transport: this.c.transport };
@@ -184,6 +200,10 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   gapsSkipped = 0;
   /** The channels this node listens on for messages (interest routing, src/engine/redis/interest.ts). */
   readonly interest: Interest;
+  /** Server API commands to clients of any node, over the node channels (client-commands.ts). */
+  private readonly commands: ClientCommands<S>;
+  override readonly publishKeys: PublishKeys;
+  private readonly occupancies = new Set<ClusterOccupancy>();
 
   constructor(readonly cluster: RedisEngineOptions) {
     super(cluster);
@@ -206,6 +226,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.cmd.on('ready', () => void this.cmdReady());
     this.bus.on('ready', () => void this.busReady());
     this.bus.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onBus(channel.toString(), message.toString()));
+    const commandTimeoutMs = cluster.commandTimeoutMs ?? 3000;
+    this.commands = new ClientCommands<S>({ node: this.node, cmd: this.cmd, relay: (n, p) => this.relay(CHANNELS.node(n), p, n), find: (t) => this.registry.find(t), timeoutMs: commandTimeoutMs, log: this.log });
+    this.publishKeys = new SharedPublishKeys(this.cmd, commandTimeoutMs + OWN_DELIVERY_WAIT_MS);
     this.interest = new Interest({
       listener: this.bus,
       lingerMs: cluster.interestLingerMs ?? 5000,
@@ -283,6 +306,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.closed = true;
     clearInterval(this.timer);
     this.interest.close();
+    for (const o of this.occupancies) await o.close();
     await this.heartbeat?.stop();
     // Leaves announced by the drained connections go out before the node withdraws.
     await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, 2000))]);
@@ -345,6 +369,22 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   override get life(): string {
     return this.lifeId;
+  }
+
+  // ---- the deployment: the whole cluster (src/engine/deployment.ts) ------------------------------------------------
+
+  override occupancy(listener: OccupancyListener): Occupancy {
+    const o = new ClusterOccupancy({ node: this.node, cmd: this.cmd, listener, tickMs: this.tickMs, log: this.log });
+    this.occupancies.add(o);
+    return o;
+  }
+
+  override serveCommands(execute: CommandExecutor<S>): void {
+    this.commands.serve(execute);
+  }
+
+  override commandClient(target: string, command: ClientCommand): Promise<CommandOutcome> {
+    return this.commands.run(target, command);
   }
 
   private down(role: string): void {
@@ -415,7 +455,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       let joins = 0;
       for (const s of this.registry.values()) {
         for (const filter of s.subscriptions) {
-          this.publishPresence('join', { id: s.id, name: s.name, transport: s.transport, addr: s.addr }, filter);
+          this.publishPresence('join', subjectOf(s), filter);
           joins++;
         }
       }
@@ -587,7 +627,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private record(s: S): ClientRecord {
-    return { id: s.id, name: s.name, addr: s.addr, transport: s.transport, state: s.state, node: this.node, subs: [...s.subscriptions] };
+    return { ...subjectOf(s), state: s.state, node: this.node, subs: [...s.subscriptions] };
   }
 
   private async writeRecord(s: S): Promise<void> {
@@ -679,7 +719,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     link.presence.clear();
     this.resuming.delete(link);
     this.floors.delete(link);
-    const subject = { id: link.id, name: link.name, transport: link.transport, addr: link.addr };
+    const subject = subjectOf(link);
     this.enqueue(
       link,
       async () => {
@@ -1076,7 +1116,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           return;
         }
         case 'p': {
-          const p = JSON.parse(payload.slice(1)) as { e: PresenceEvent; c: { id: string; name: string; transport: Transport; addr: string }; f: string; o?: string };
+          const p = JSON.parse(payload.slice(1)) as { e: PresenceEvent; c: PresenceSubject; f: string; o?: string };
           super.announce(p.e, new RemoteClient(p.c) as unknown as S, p.f, p.o);
           return;
         }
@@ -1084,6 +1124,10 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           return this.onDirect(payload.slice(1));
         case 'b':
           if (channel === CHANNELS.node(this.node)) this.barrierArrived(Number(payload.slice(1)));
+          return;
+        case 'q':
+        case 'r':
+          if (channel === CHANNELS.node(this.node)) this.commands.onMessage(payload);
           return;
       }
     } catch (err) {
@@ -1234,7 +1278,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** Presence about a local client goes on the bus; every node (this one too) tells its own watchers. */
   protected override announce(event: PresenceEvent, subject: S, filter: string, old?: string): void {
     if ((subject as unknown) instanceof RemoteClient) return super.announce(event, subject, filter, old);
-    this.publishPresence(event, { id: subject.id, name: subject.name, transport: subject.transport, addr: subject.addr }, filter, old);
+    this.publishPresence(event, subjectOf(subject), filter, old);
   }
 
   /**
@@ -1242,7 +1286,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
    * can, in order; an event whose PUBLISH was sent but not answered is not sent again (it may have gone out: no
    * duplicate), it is logged as possibly lost.
    */
-  private publishPresence(event: PresenceEvent, c: { id: string; name: string; transport: Transport; addr: string }, filter: string, old?: string): void {
+  private publishPresence(event: PresenceEvent, c: PresenceSubject, filter: string, old?: string): void {
     const body: Record<string, unknown> = { e: event, c, f: filter };
     if (old !== undefined) body.o = old;
     const payload = 'p' + JSON.stringify(body);

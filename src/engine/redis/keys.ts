@@ -32,6 +32,14 @@ export const KEYS = {
   heartbeat: (node: string) => `sb:{g}:hb:${node}`,
   /** Set of the client ids a node holds. */
   nodeClients: (node: string) => `sb:{g}:nc:${node}`,
+  /** Hash: filter → how many nodes hold it (occupancy.ts: topic.occupied / topic.vacated once per cluster). */
+  occupancy: 'sb:{g}:occ',
+  /** Set of the filters a node holds (what its death takes out of `occupancy`). */
+  nodeOccupancy: (node: string) => `sb:{g}:occ:${node}`,
+  /** Set of the nodes that hold filters (the ones a survivor checks for a dead heartbeat). */
+  occupants: 'sb:{g}:occ-nodes',
+  /** String, with a TTL: the result of a server-side publish made with an idempotency key (`<sha1 of topic and key>`). */
+  publishKey: (hash: string) => `sb:pk:${hash}`,
 } as const;
 
 export const CHANNELS = {

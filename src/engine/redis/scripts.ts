@@ -119,7 +119,7 @@ for _, id in ipairs(ids) do
     local c = cjson.decode(rec)
     if redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
     for _, f in ipairs(c.subs) do
-      redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({e = 'timeout', c = {id = c.id, name = c.name, transport = c.transport, addr = c.addr}, f = f}))
+      redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({e = 'timeout', c = {id = c.id, name = c.name, transport = c.transport, addr = c.addr, meta = c.meta}, f = f}))
     end
     n = n + 1
   end
