@@ -7,7 +7,6 @@ import type { FrameId, ProtocolError } from '../protocol/errors.js';
 import type { ClientFrame, ClientInfo, FrameOf, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
 import type { BrokerStats } from './stats.js';
 import type { Outgoing } from '../protocol/outgoing.js';
-import type { ClientCommand, CommandExecutor, CommandOutcome, Occupancy, OccupancyListener, PublishKeys } from './deployment.js';
 
 /** What an engine needs of a connection's outbound queue. */
 export interface SessionMailbox {
@@ -84,6 +83,39 @@ export interface TopicView {
   epoch: string | null;
 }
 
+// ---- The deployment (one process, or every node of a cluster): what webhooks and the server API need of it ----
+
+/** Hears when the first holder of a filter in the deployment arrives and when the last one leaves: once each. */
+export interface OccupancyListener {
+  occupied(filter: string): void;
+  vacated(filter: string): void;
+}
+
+/** Told of every local subscription taken and dropped; tells its listener of the deployment's first in and last out. */
+export interface Occupancy {
+  taken(filter: string): void;
+  dropped(filter: string): void;
+  /** Resolves once what it was told has reached the deployment (the cluster's store) and it holds nothing more. */
+  close(): Promise<void>;
+}
+
+/** A server API command to one client (POST /api/clients/disconnect, /subscribe, /unsubscribe). */
+export type ClientCommand =
+  | { op: 'disconnect'; code: number; reason: string }
+  | { op: 'subscribe'; topic: string; presence: boolean }
+  | { op: 'unsubscribe'; topic: string };
+
+/** What came of a command: done (to that client), or a protocol error code and message, as plain data (it crosses nodes). */
+export type CommandOutcome = { ok: true; client: { id: string; name: string } } | { ok: false; code: CommandErrorCode; message: string };
+export type CommandErrorCode = 'not_found' | 'forbidden' | 'too_large' | 'unavailable' | 'outcome_unknown';
+
+/** Runs a command on a client of this process (registered by the server API, which knows connections). */
+export type CommandExecutor<S> = (session: S, command: ClientCommand) => CommandOutcome;
+
+/** Idempotency keys of server-side publishes: a retried publish within the window is answered, not repeated. */
+export interface PublishKeys {
+  once(key: string, publish: () => Promise<PublishResult | ProtocolError>): Promise<(PublishResult & { duplicate?: true }) | ProtocolError>;
+}
 
 export interface Engine<S extends Session = Session> {
   /** Changes whenever the engine may have lost topics it can no longer name (docs/protocol.md, Positions). */
