@@ -19,7 +19,7 @@ import { registerSse } from './http/sse.js';
 import { MqttTransport } from './transports/mqtt/transport.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
-import { HttpError, Router, sendJson } from './http/router.js';
+import { HttpError, Router, sendJson } from './transports/router.js';
 import { ClientFaults, createLogger } from './log.js';
 import { Admission } from './actors/admission.js';
 import { TokenVerifier } from './auth/tokens.js';

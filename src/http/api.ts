@@ -7,7 +7,7 @@ import type { Link } from '../actors/link.js';
 import type { Config } from '../config.js';
 import type { PublishResult } from '../engine/memory.js';
 import { topicError } from '../protocol/topic.js';
-import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
+import { HttpError, readBody, sendJson, type Handler, type Router } from '../transports/router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import { adminVerdict } from '../auth/admin.js';
 import { parseInboundJson } from '../protocol/json.js';

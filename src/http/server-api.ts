@@ -11,7 +11,7 @@ import { PUBLISH_KEY_MAX, WHO_LIMIT_MAX, type ServerFrame } from '../protocol/fr
 import { parseInboundJson } from '../protocol/json.js';
 import { filterError, topicError } from '../protocol/topic.js';
 import type { Outgoing } from '../protocol/outgoing.js';
-import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
+import { HttpError, readBody, sendJson, type Handler, type Router } from '../transports/router.js';
 
 /** Messages one batch publish may carry. */
 export const BATCH_MAX = 1000;
