@@ -17,6 +17,8 @@ import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
 import { SseTransport } from './transports/sse/transport.js';
 import { registerSse } from './http/sse.js';
 import { MqttTransport } from './transports/mqtt/transport.js';
+import { redisStores } from './transports/mqtt/redis-sessions.js';
+import { NodeCalls } from './engine/redis/calls.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { HttpError, Router, sendJson } from './transports/router.js';
@@ -119,6 +121,13 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
+  // On a cluster, requests only another node can serve (an SSE POST for its stream, an MQTT session it holds).
+  const calls = hub instanceof RedisEngine ? new NodeCalls(cluster!, hub.cmd, hub.node, log) : undefined;
+  await calls?.start().catch(async (err: unknown) => {
+    calls.close();
+    await engine.close?.();
+    throw err;
+  });
   stalls.start(); // nothing above left running if it threw
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   const actors = new ActorTree(supervisor); // connection actors under the supervisor, in systems shared by groups of 64
@@ -138,14 +147,14 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     sendJson(res, 200, { status, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
   });
 
-  registerApi(router, core, log);
+  registerApi(router, core, log, calls);
   registerPages(router, config);
   const metrics = new BrokerMetrics({ hub, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
   router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
   const actorsPage = new ActorsPage({ actors, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
-  const sse = new SseTransport(core, origins, log);
+  const sse = new SseTransport(core, origins, log, calls);
   registerSse(router, sse, config.maxPayload);
   // While the API is open (no --api-key, no auth), the API, metrics and the actors page answer only requests addressed
   // to this broker (DNS rebinding: a page under a rebound name would otherwise read and publish as its own origin).
@@ -198,7 +207,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
   const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
-  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log);
+  // On a cluster, MQTT sessions and retained messages are kept in the engine's Redis, shared by every node.
+  const mqttStores = hub instanceof RedisEngine ? redisStores(hub.cmd, config, log) : undefined;
+  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores, calls);
   let port: number;
   let tcpPort: number;
   let mqttPort: number;
@@ -223,6 +234,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     stately?.stop();
     stalls.stop();
     await hooks?.close();
+    calls?.close();
     await engine.close?.();
     throw err;
   }
@@ -250,6 +262,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       stately?.stop();
       stalls.stop();
       await hooks?.close(2000); // the last disconnects reach the backend
+      calls?.close();
       await engine.close?.();
       log.info('switchboard stopped');
     })());

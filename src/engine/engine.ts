@@ -72,6 +72,8 @@ export interface PublishResult {
   seq: number;
   epoch: string;
   delivered: number;
+  /** A retry of a keyed publish within the key's window: the first publish's position; nothing was delivered. */
+  duplicate?: true;
 }
 
 /** A topic as `/api/topics` shows it. */
@@ -83,7 +85,7 @@ export interface TopicView {
   epoch: string | null;
 }
 
-// ---- The deployment (one process, or every node of a cluster): what webhooks and the server API need of it ----
+// ---- Occupancy (webhooks' topic.occupied / topic.vacated), of one process or of every node of a cluster ----
 
 /** Hears when the first holder of a filter in the deployment arrives and when the last one leaves: once each. */
 export interface OccupancyListener {
@@ -97,24 +99,6 @@ export interface Occupancy {
   dropped(filter: string): void;
   /** Resolves once what it was told has reached the deployment (the cluster's store) and it holds nothing more. */
   close(): Promise<void>;
-}
-
-/** A server API command to one client (POST /api/clients/disconnect, /subscribe, /unsubscribe). */
-export type ClientCommand =
-  | { op: 'disconnect'; code: number; reason: string }
-  | { op: 'subscribe'; topic: string; presence: boolean }
-  | { op: 'unsubscribe'; topic: string };
-
-/** What came of a command: done (to that client), or a protocol error code and message, as plain data (it crosses nodes). */
-export type CommandOutcome = { ok: true; client: { id: string; name: string } } | { ok: false; code: CommandErrorCode; message: string };
-export type CommandErrorCode = 'not_found' | 'forbidden' | 'too_large' | 'unavailable' | 'outcome_unknown';
-
-/** Runs a command on a client of this process (registered by the server API, which knows connections). */
-export type CommandExecutor<S> = (session: S, command: ClientCommand) => CommandOutcome;
-
-/** Idempotency keys of server-side publishes: a retried publish within the window is answered, not repeated. */
-export interface PublishKeys {
-  once(key: string, publish: () => Promise<PublishResult | ProtocolError>): Promise<(PublishResult & { duplicate?: true }) | ProtocolError>;
 }
 
 export interface Engine<S extends Session = Session> {
@@ -140,8 +124,8 @@ export interface Engine<S extends Session = Session> {
    * allow are dropped (an `unsub` each, and a `forbidden` error naming it), then the ack with the token's `exp`.
    */
   regrant(session: S, grant: Grant, id: FrameId | undefined): void;
-  /** Server-side publish (HTTP API): no sender. */
-  publish(topic: string, data: unknown): PublishResult | ProtocolError;
+  /** Server-side publish (HTTP API): no sender; with `key`, once per (topic, key) within its window. */
+  publish(topic: string, data: unknown, key?: string): PublishResult | ProtocolError;
   /** Answers a request the session layer could not handle. */
   fail(session: S, err: ProtocolError): void;
 
@@ -157,15 +141,9 @@ export interface Engine<S extends Session = Session> {
   /** Counters of this process (metrics read them at scrape time; the session layer adds its own). */
   readonly stats: BrokerStats;
 
-  // The deployment (this process, or every node of a cluster): webhooks and the server API (src/engine/deployment.ts).
+  // Webhooks: filters held in the whole deployment (this process, or every node of a cluster; src/engine/occupancy.ts).
   /** Counts local holders of each filter; `listener` hears the deployment's first holder in and last out, once each. */
   occupancy(listener: OccupancyListener): Occupancy;
-  /** How this process runs server API commands on its own clients (the server API registers it at start). */
-  serveCommands(execute: CommandExecutor<S>): void;
-  /** Runs a command on the client `target` (id or name) wherever in the deployment it is connected. */
-  commandClient(target: string, command: ClientCommand): Promise<CommandOutcome>;
-  /** Idempotency keys of server-side publishes, remembered across the deployment. */
-  readonly publishKeys: PublishKeys;
 
   // Optional, for engines backed by a shared store (src/engine/redis/): absent in the in-memory engine.
   /** A fresh client id (`c<digits>`) unique across every process sharing the store. */
@@ -173,7 +151,7 @@ export interface Engine<S extends Session = Session> {
   /** Answers a `ping` after every earlier request of `session` and every delivery already on its way to it. */
   ping?(session: S, id: FrameId | undefined): void;
   /** Server-side publish that waits for the store (HTTP API); `unavailable` when the store cannot take it. */
-  publishAsync?(topic: string, data: unknown): Promise<PublishResult | ProtocolError>;
+  publishAsync?(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError>;
   /** `ok`, or `degraded` while the shared store is unreachable (shown by /healthz and /metrics). */
   health?(): 'ok' | 'degraded';
   /** Connects to the store before the broker listens. */

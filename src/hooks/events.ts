@@ -4,7 +4,8 @@
 // the cluster on Redis) and presence.join/leave/rename (clients that subscribed to a filter with `presence: true`,
 // as the TCP room's members do).
 import type { Webhooks } from './webhooks.js';
-import { LocalOccupancy, type Occupancy, type OccupancyListener } from '../engine/deployment.js';
+import type { Occupancy, OccupancyListener } from '../engine/engine.js';
+import { LocalOccupancy } from '../engine/occupancy.js';
 
 /** What the events need of a connection. */
 export interface EventSubject {

@@ -13,6 +13,7 @@ import { adminVerdict } from '../auth/admin.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { idempotencyKey, publishOnce, registerServerApi } from './server-api.js';
+import type { NodeCalls } from '../engine/redis/calls.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -32,7 +33,8 @@ export async function authorizeApi(req: IncomingMessage, config: Pick<Config, 'a
   throw new HttpError(401, match ? 'wrong API key or token' : `this API needs ${wanted}`, 'unauthorized');
 }
 
-export function registerApi(router: Router, core: BrokerCore, log: Logger): void {
+/** `calls`: on a cluster, how the server API reaches clients of other nodes. */
+export function registerApi(router: Router, core: BrokerCore, log: Logger, calls?: NodeCalls): void {
   const { config, hub, supervisor } = core;
   const guarded =
     (handler: Handler): Handler =>
@@ -99,7 +101,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     sendJson(res, 200, offset + page.length < total ? { total, topics: page, next: String(offset + page.length) } : { total, topics: page });
   }));
 
-  registerServerApi(router, core, guarded, log);
+  registerServerApi(router, core, guarded, log, calls);
 }
 
 /** Validates a publish body; bad input → 400 carrying the protocol's error code. */

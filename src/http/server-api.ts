@@ -1,15 +1,16 @@
 // The server API beyond a single publish (docs/integration.md, "Server API"): batch publish with one result each,
-// publish idempotency keys (remembered by the deployment: the whole cluster on Redis), disconnecting a client,
-// server-side subscribe and unsubscribe (of a client on any node: the engine routes the command), and `who`
+// publish idempotency keys (kept by the engine: in Redis on a cluster), disconnecting a client, server-side
+// subscribe and unsubscribe (of a client on any node: client-commands.ts), and `who`
 // (presence) of a topic or of the whole broker, paginated. Every route sits behind the same admin gate as /api/publish.
 import type { Logger } from 'pino';
 import type { BrokerCore } from '../actors/connection.js';
 import type { Engine, PublishResult, Session } from '../engine/engine.js';
-import type { ClientCommand, CommandOutcome } from '../engine/deployment.js';
+import type { NodeCalls } from '../engine/redis/calls.js';
+import { ClientCommands, type ClientCommand, type CommandErrorCode, type CommandOutcome } from './client-commands.js';
 import type { Link } from '../actors/link.js';
 import { Grant } from '../auth/grant.js';
 import { CLOSE, ProtocolError, type FrameId } from '../protocol/errors.js';
-import { WHO_LIMIT_MAX, type ServerFrame } from '../protocol/frames.js';
+import { PUBLISH_KEY_MAX, WHO_LIMIT_MAX, type ServerFrame } from '../protocol/frames.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { filterError, topicError } from '../protocol/topic.js';
 import type { Outgoing } from '../protocol/outgoing.js';
@@ -17,12 +18,14 @@ import { HttpError, readBody, sendJson, type Handler, type Router } from '../tra
 
 /** Messages one batch publish may carry. */
 export const BATCH_MAX = 1000;
-const KEY_MAX = 128;
+const KEY_MAX = PUBLISH_KEY_MAX;
 
-/** Publishes once per idempotency key (when given): a retry gets the first result, marked `duplicate: true`. */
-export async function publishOnce(hub: Engine<Link>, topic: string, data: unknown, key: string | undefined): Promise<(PublishResult & { duplicate?: true }) | ProtocolError> {
-  const publish = async () => (hub.publishAsync ? await hub.publishAsync(topic, data) : hub.publish(topic, data));
-  return key === undefined ? publish() : hub.publishKeys.once(`${topic}\u0000${key}`, publish);
+/**
+ * Publishes once per idempotency key (when given): a retry within the key's window gets the first position, marked
+ * `duplicate: true`. The engine keeps the keys (in Redis on a cluster: one key is one publish on every node).
+ */
+export async function publishOnce(hub: Engine<Link>, topic: string, data: unknown, key: string | undefined): Promise<PublishResult | ProtocolError> {
+  return hub.publishAsync ? await hub.publishAsync(topic, data, key) : hub.publish(topic, data, key);
 }
 
 /**
@@ -105,7 +108,7 @@ function clientOf(body: Record<string, unknown>): string {
   return body.client;
 }
 
-const STATUS_OF: Record<Extract<CommandOutcome, { ok: false }>['code'], number> = { not_found: 404, forbidden: 403, too_large: 409, unavailable: 503, outcome_unknown: 504 };
+const STATUS_OF: Record<CommandErrorCode, number> = { not_found: 404, forbidden: 403, too_large: 409, unavailable: 503, outcome_unknown: 504 };
 
 /** A command's outcome as the HTTP answer: the client it was done to, or the error with its status. */
 function commandAnswer(outcome: CommandOutcome): { id: string; name: string } {
@@ -113,27 +116,10 @@ function commandAnswer(outcome: CommandOutcome): { id: string; name: string } {
   return outcome.client;
 }
 
-/** Runs a server API command on a client of this process (wherever the HTTP request came in: the engine routes it here). */
-function executeCommand(config: BrokerCore['config'], hub: Engine<Link>, link: Link, command: ClientCommand): CommandOutcome {
-  const client = { id: link.id, name: link.name };
-  if (command.op === 'disconnect') {
-    link.signal({ type: 'CLOSE', code: command.code, reason: command.reason, cause: 'leave' });
-    return { ok: true, client };
-  }
-  const { topic } = command;
-  if (command.op === 'subscribe') {
-    if (link.grant && !link.grant.maySubscribe(topic)) return { ok: false, code: 'forbidden', message: `the client's grant does not allow subscribing to '${topic.slice(0, 64)}'` };
-    if (!link.subscriptions.has(topic) && link.subscriptions.size >= config.maxSubscriptions) return { ok: false, code: 'too_large', message: `the client holds ${config.maxSubscriptions} subscriptions (--max-subscriptions)` };
-  }
-  // As if the client had sent it (without id: no ack reaches it), in its order with its own requests.
-  hub.handle(link, command.op === 'subscribe' ? { op: 'sub', topic, ...(command.presence && { presence: true }) } : { op: 'unsub', topic });
-  return { ok: true, client };
-}
-
-export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, log: Logger): void {
+export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, log: Logger, calls: NodeCalls | undefined): void {
   const { config, hub } = core;
   const asker = new ApiAsker();
-  hub.serveCommands((link, command) => executeCommand(config, hub, link, command));
+  const commands = new ClientCommands(config, hub, calls);
   const running = () => {
     if (core.supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
   };
@@ -178,7 +164,7 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
     const reason = body.reason ?? 'disconnected by the server';
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > 120) throw new HttpError(400, 'reason must be a string of at most 120 bytes', 'bad_frame');
     const target = clientOf(body);
-    const client = commandAnswer(await hub.commandClient(target, { op: 'disconnect', code: code as number, reason }));
+    const client = commandAnswer(await commands.run(target, { op: 'disconnect', code: code as number, reason }));
     sendJson(res, 200, { disconnected: client, code, reason });
   }));
 
@@ -191,7 +177,7 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
       const topic = body.topic as string;
       if (body.presence !== undefined && typeof body.presence !== 'boolean') throw new HttpError(400, 'presence must be a boolean', 'bad_frame');
       const command: ClientCommand = op === 'subscribe' ? { op, topic, presence: body.presence === true } : { op, topic };
-      const client = commandAnswer(await hub.commandClient(target, command));
+      const client = commandAnswer(await commands.run(target, command));
       sendJson(res, 200, { client, topic, [op === 'subscribe' ? 'subscribed' : 'unsubscribed']: true });
     }));
   }

@@ -7,7 +7,7 @@
 // one that fails is retried at the next tick.
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Occupancy, OccupancyListener } from '../deployment.js';
+import type { Occupancy, OccupancyListener } from '../engine.js';
 import { KEYS } from './keys.js';
 
 /** KEYS: occupancy, node's filters, occupants. ARGV: filter, node. Returns 1 when the cluster's holders went 0→1. */
