@@ -39,7 +39,7 @@ function connection(options: Options = {}) {
   };
   const supervisor = createActor(fromCallback(() => undefined));
   supervisor.start();
-  const grant = options.exp === undefined ? undefined : new Grant({ name: 'n', pub: null, sub: null, exp: options.exp });
+  const grant = options.exp === undefined ? undefined : new Grant({ name: 'n', pub: null, sub: null, admin: false, exp: options.exp });
   const actor = createActor(connectionMachine, {
     clock,
     input: {
