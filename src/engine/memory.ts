@@ -2,12 +2,13 @@
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
 import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
-import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
+import { ackFrame, errorFrame, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
 import { filterError, isWildcard, topicJson } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
-import { History, type MissReason, type Position, type Seen } from './history.js';
+import { History } from './history.js';
+import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
 import { Presence } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
@@ -55,9 +56,6 @@ export interface MemoryEngineOptions {
 }
 
 export type { JoinRequest, LeaveCause, PublishResult };
-
-/** Topics one wildcard resume may concern (the same bound as positions in one `sub`). */
-const RESUME_MAX_TOPICS = MAX_POSITIONS;
 
 export class MemoryEngine<Link extends Session = Session> implements Engine<Link> {
   readonly registry = new Registry<Link>();
@@ -231,60 +229,18 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (added) this.announce('join', link, frame.topic);
   }
 
-  /**
-   * The terms of a resuming `sub`, the same for every engine: what the client says it saw per topic, whether its
-   * positions are anchored in `life` (the engine's memory), and how much may be replayed to it.
-   */
-  protected resumeTerms(link: Link, frame: FrameOf<'sub'>, life: string): { seen: (topic: string) => Seen; anchored: boolean; maxMessages: number; maxBytes: number } {
-    const { since, epoch } = frame;
-    const has = (map: object, topic: string) => Object.hasOwn(map, topic);
-    const seen = (topic: string): Seen => {
-      if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
-      const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
-      const e = epoch && typeof epoch === 'object' && has(epoch, topic) ? epoch[topic] : undefined;
-      return { seq: listed ? since[topic]! : 0, epoch: e, listed };
-    };
-    // Topics the client gave no position for are vouched for only relative to positions from this life of the
-    // engine's memory (or when it claims to have seen nothing at all).
-    const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
-    const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
-    const anchored = frame.life !== undefined ? frame.life === life : claimsNothing || epochs.some((e) => e.startsWith(life + '.'));
-    // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
-    const { mailbox } = link;
-    const room = Math.max(0, Math.floor(mailbox.capacity / 2) - mailbox.depth);
-    const byteRoom = Math.max(0, Math.floor(mailbox.byteCapacity / 2) - mailbox.bytes);
-    return { seen, anchored, maxMessages: Math.min(this.options.replayMaxMessages, room), maxBytes: Math.min(this.options.replayMaxBytes, byteRoom) };
-  }
-
   /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
   private resume(link: Link, frame: FrameOf<'sub'>): void {
-    const { seen, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.history.boot);
-    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages, maxBytes }, anchored);
-    link.send(ackFrame(frame.id, this.resumeVerdict(frame, result.positions, result.missed, result.truncated, this.history.boot)));
+    const life = this.history.boot;
+    const { seen, anchored, budget } = resumeTerms(frame, life, link.mailbox, this.replayLimits);
+    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages: budget.messages, maxBytes: budget.bytes }, anchored);
+    link.send(ackFrame(frame.id, resumeAck(frame, result.positions, result.missed, result.truncated, life)));
     for (const m of result.messages) link.mailbox.push(m);
   }
 
-  /**
-   * The ack fields of a resuming `sub`, the same for every engine. Topics are client input: `positions` and `missed`
-   * are Maps until they are encoded (Object.fromEntries makes `__proto__` an own key, never the prototype).
-   */
-  protected resumeVerdict(frame: FrameOf<'sub'>, positions: Map<string, Position>, missed: Map<string, MissReason>, truncated: boolean, life: string): Record<string, unknown> {
-    const { since } = frame;
-    // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
-    if (typeof since === 'object' && !truncated) {
-      for (const topic of Object.keys(since)) if (since[topic]! > 0 && !positions.has(topic)) missed.set(topic, 'unknown_position');
-    }
-    const fields: Record<string, unknown> = { recovered: missed.size === 0 && !truncated, life };
-    const first = missed.values().next();
-    if (!first.done) {
-      fields.reason = first.value;
-      fields.missed = Object.fromEntries(missed);
-    } else if (truncated) {
-      fields.reason = 'replay_limit';
-    }
-    if (truncated) fields.truncated = true;
-    fields.positions = Object.fromEntries(positions);
-    return fields;
+  /** What one resume may replay at most (--replay-max-messages, --replay-max-bytes). */
+  protected get replayLimits(): { maxMessages: number; maxBytes: number } {
+    return { maxMessages: this.options.replayMaxMessages, maxBytes: this.options.replayMaxBytes };
   }
 
   /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */
@@ -294,15 +250,19 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
   unsub(link: Link, frame: FrameOf<'unsub'>): void {
-    if (link.subscriptions.delete(frame.topic)) {
-      this.roster.subscriptionChanged(frame.topic);
-      this.index.remove(frame.topic, link);
-      this.chargeInvalidation(link);
-      this.presence.unwatch(frame.topic, link);
-      link.presence.delete(frame.topic);
-      this.announce('leave', link, frame.topic);
-    }
+    if (this.unsubscribe(link, frame.topic)) this.announce('leave', link, frame.topic);
     this.ack(link, frame.id);
+  }
+
+  /** Drops `filter` (and presence on it) for `link`; true when it held it (a leave to announce). */
+  protected unsubscribe(link: Link, filter: string): boolean {
+    if (!link.subscriptions.delete(filter)) return false;
+    this.roster.subscriptionChanged(filter);
+    this.index.remove(filter, link);
+    this.chargeInvalidation(link);
+    this.presence.unwatch(filter, link);
+    link.presence.delete(filter);
+    return true;
   }
 
   /** A fresh token for `link` (docs/protocol.md, Token expiry and refresh): what it no longer allows is dropped. */
@@ -326,10 +286,13 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
   pub(link: Link, frame: FrameOf<'pub'>): void {
-    if (link.grant && !link.grant.mayPublish(frame.topic)) {
-      return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
-    }
-    this.pubAnswer(link, frame, this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id));
+    this.pubAnswer(link, frame, this.publishRefusal(link, frame) ?? this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id));
+  }
+
+  /** Why a `pub` is refused before anything is numbered, on every engine: the token does not allow the topic. */
+  protected publishRefusal(link: Link, frame: FrameOf<'pub'>): ProtocolError | null {
+    if (!link.grant || link.grant.mayPublish(frame.topic)) return null;
+    return new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id);
   }
 
   /**
@@ -355,16 +318,25 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const sender = from ? senderOf(from) : undefined;
     const quoted = topicJson(topic);
     const { seq, epoch, message } = this.history.append(topic, (seq, epoch) => Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded));
+    const delivered = this.fanOut(topic, from !== null && !echo ? from.id : '', (s) => s.mailbox.push(message));
+    this.stats.published++;
+    return { seq, epoch, delivered };
+  }
+
+  /**
+   * Hands a message of `topic` to every matching local subscriber once (but the one whose id is `skip`: a sender
+   * that asked for no echo) through `push`; returns how many took it, counted as delivered.
+   */
+  protected fanOut(topic: string, skip: string, push: (subscriber: Link) => boolean): number {
     const subscribers = this.index.match(topic);
     let delivered = 0;
     for (let i = 0; i < subscribers.length; i++) {
       const s = subscribers[i]!;
-      if (s === from && !echo) continue;
-      if (s.mailbox.push(message)) delivered++;
+      if (skip !== '' && s.id === skip) continue;
+      if (push(s)) delivered++;
     }
-    this.stats.published++;
     this.stats.delivered += delivered;
-    return { seq, epoch, delivered };
+    return delivered;
   }
 
   /**
@@ -448,10 +420,15 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   rename(link: Link, frame: FrameOf<'rename'>): void {
     const problem = this.renameRefusal(link, frame);
     if (problem) return this.fail(link, problem);
+    this.renamed(link, frame.name, frame.id);
+  }
+
+  /** Gives `link` its new name (claimed already), acknowledges it, and tells the watchers of its filters. */
+  protected renamed(link: Link, name: string, id: FrameId | undefined): void {
     const old = link.name;
-    this.registry.rename(link, frame.name);
+    this.registry.rename(link, name);
     this.roster.clientChanged(link.subscriptions);
-    this.ack(link, frame.id, { name: link.name });
+    this.ack(link, id, { name: link.name });
     if (old === link.name) return;
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
   }

@@ -15,7 +15,7 @@ import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
-import type { MissReason, Position } from '../history.js';
+import { chargeReplay, resumeAck, resumeTerms, topicVerdict, type MissReason, type Position } from '../resume.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
 import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
@@ -783,11 +783,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.ack(link, frame.id, { life: this.lifeId });
       } else if (!(await this.resumeFromStreams(link, frame))) {
         if (added) {
-          link.subscriptions.delete(frame.topic);
-          this.index.remove(frame.topic, link);
-          this.presence.unwatch(frame.topic, link);
-          link.presence.delete(frame.topic);
-          this.roster.subscriptionChanged(frame.topic);
+          this.unsubscribe(link, frame.topic);
           await this.mirror(link);
         }
         return;
@@ -816,12 +812,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
-    if (link.subscriptions.delete(frame.topic)) {
-      this.roster.subscriptionChanged(frame.topic);
-      this.index.remove(frame.topic, link);
-      this.chargeInvalidation(link);
-      this.presence.unwatch(frame.topic, link);
-      link.presence.delete(frame.topic);
+    if (this.unsubscribe(link, frame.topic)) {
       await this.mirror(link);
       this.announce('leave', link, frame.topic);
     }
@@ -833,9 +824,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
-    if (link.grant && !link.grant.mayPublish(frame.topic)) {
-      return Promise.resolve(new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
-    }
+    const refused = this.publishRefusal(link, frame);
+    if (refused) return Promise.resolve(refused);
     return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id);
   }
 
@@ -953,10 +943,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (old === frame.name) return this.ack(link, frame.id, { name: old });
     if (!this.cmdUp) return this.fail(link, unavailable(frame.id));
     if (!(await this.claimName(link, frame.name, old))) return this.fail(link, new ProtocolError('name_taken', `name '${frame.name}' is taken`, frame.id));
-    this.registry.rename(link, frame.name);
-    this.roster.clientChanged(link.subscriptions);
-    this.ack(link, frame.id, { name: link.name });
-    for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
+    this.renamed(link, frame.name, frame.id);
   }
 
   // ---- resume ---------------------------------------------------------------------------------------------------
@@ -968,8 +955,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.fail(link, unavailable(frame.id));
         return false;
       }
-      const { seen: seenOf, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.lifeId);
-      const budget = { messages: maxMessages, bytes: maxBytes };
+      const { seen: seenOf, anchored, budget } = resumeTerms(frame, this.lifeId, link.mailbox, this.replayLimits);
       const wildcard = isWildcard(frame.topic);
       // Maps: topics are client input (`__proto__`, `toString` are topics like any).
       const positions = new Map<string, Position>();
@@ -1006,16 +992,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           missed.set(topic, 'unknown_position');
           return;
         }
-        if (seen.seq > 0 && seen.epoch !== position.epoch) {
-          missed.set(topic, seen.epoch === undefined ? 'unknown_position' : 'epoch_changed');
-          return;
-        }
-        if (seen.seq > position.seq) {
-          missed.set(topic, 'unknown_position');
-          return;
-        }
-        if (seen.seq === position.seq) return;
-        const n = position.seq - seen.seq;
         const entries: BusMessage[] = [];
         for (let k = 0; k < flat.length; k += 2) {
           const m = parseBusMessage(flat[k + 1]!.slice(1));
@@ -1023,26 +999,22 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         }
         // Replayable: the stream still holds seen+1 onwards, within --history of the last seq.
         const oldestKept = Math.max(entries[0]?.seq ?? position.seq + 1, position.seq - this.options.historySize + 1);
-        if (oldestKept > seen.seq + 1) {
-          missed.set(topic, 'history_trimmed');
+        const verdict = topicVerdict(seen, position, oldestKept);
+        if (typeof verdict === 'string') {
+          missed.set(topic, verdict);
           return;
         }
-        if (n > budget.messages || entries.length < n) {
-          missed.set(topic, 'replay_limit');
-          return;
-        }
-        const replay = entries.slice(0, n);
+        if (verdict === 0) return;
+        const replay = entries.slice(0, verdict);
         const bytes = replay.reduce((sum, m) => sum + m.out.bytes, 0);
-        if (bytes > budget.bytes) {
+        if (entries.length < verdict || !chargeReplay(budget, verdict, bytes)) {
           missed.set(topic, 'replay_limit');
           return;
         }
-        budget.messages -= n;
-        budget.bytes -= bytes;
         for (const m of replay) messages.push(m.out);
       });
       // Always answered, as on one node: a `sub` with `since` asked for its verdict, with or without an id.
-      link.send(ackFrame(frame.id, this.resumeVerdict(frame, positions, missed, truncated, this.lifeId)));
+      link.send(ackFrame(frame.id, resumeAck(frame, positions, missed, truncated, this.lifeId)));
       for (const m of messages) link.mailbox.push(m);
       // Live messages up to each position were replayed (or lie before the client's position): not again.
       let floors = this.floors.get(link);
@@ -1172,18 +1144,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   /** One message to every matching local subscriber, once each. */
   private deliver(m: BusMessage): void {
-    const subscribers = this.index.match(m.topic);
-    let delivered = 0;
-    for (let i = 0; i < subscribers.length; i++) {
-      const s = subscribers[i]!;
-      if (m.noEcho !== '' && s.id === m.noEcho) continue;
+    const delivered = this.fanOut(m.topic, m.noEcho, (s) => {
       const buffer = this.resuming.get(s);
-      if (buffer) {
-        buffer.push(m);
-        delivered++;
-      } else if (this.pushLive(s, m)) delivered++;
-    }
-    this.stats.delivered += delivered;
+      if (!buffer) return this.pushLive(s, m);
+      buffer.push(m);
+      return true;
+    });
     if (m.node === this.node) {
       const key = `${m.topic}\u0000${m.epoch}\u0000${m.seq}`;
       const waiter = this.own.get(key);
