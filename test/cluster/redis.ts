@@ -301,7 +301,8 @@ export const REAP_WINDOW_MS = FAST_NODE.nodeTtlMs + 2 * FAST_NODE.nodeTickMs;
 
 export async function startNode(redis: TestRedis | TestRedisCluster, overrides: Partial<Config> = {}): Promise<TestBroker> {
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', redisUrl: redis.url, ...FAST_NODE, ...overrides };
-  const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0 });
+  // MQTT listens only when asked for (`mqttPort: 0` picks a free port, read back as broker.mqttPort).
+  const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0, mqttPort: overrides.mqttPort });
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
 }
 
@@ -323,6 +324,8 @@ export async function health(node: { httpUrl: string }): Promise<string> {
 export class RedisProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** The last bytes sent towards Redis (a test waits until a command it caused has gone through). */
+  private upstream = '';
   private constructor(
     readonly port: number,
     private target: number,
@@ -348,6 +351,9 @@ export class RedisProxy {
         s.on('error', () => undefined);
         s.on('close', () => this.sockets.delete(s));
       }
+      down.on('data', (chunk: Buffer) => {
+        this.upstream = (this.upstream + chunk.toString('latin1')).slice(-65_536);
+      });
       down.pipe(up).on('close', () => down.destroy());
       up.pipe(down).on('close', () => up.destroy());
       down.on('close', () => up.destroy());
@@ -355,6 +361,11 @@ export class RedisProxy {
     });
     this.server = server;
     return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+
+  /** Whether `text` went through towards Redis (in the last 64 KiB). */
+  forwarded(text: string): boolean {
+    return this.upstream.includes(text);
   }
 
   async cut(): Promise<void> {
