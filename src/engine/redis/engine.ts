@@ -8,88 +8,37 @@ import type { Logger } from 'pino';
 import type { Grant } from '../../auth/grant.js';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
-import { ackFrame, nameError, type FrameOf, type PresenceEvent, type PublicClient, type ClientInfo, type Transport } from '../../protocol/frames.js';
+import { ackFrame, nameError, type FrameOf, type PresenceEvent } from '../../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
-import { EncodedData, encodeData, Outgoing } from '../../protocol/outgoing.js';
+import { encodeData, type Outgoing } from '../../protocol/outgoing.js';
 import { filterError, filterMatches, isWildcard } from '../../protocol/topic.js';
 import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
-import { resumeTerms, type Position } from '../resume.js';
+import { resumeTerms } from '../resume.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
-import { Interest, publishChannels } from './interest.js';
+import { Interest } from './interest.js';
 import { Barrier } from './barrier.js';
-import { Cursors, MAX_CURSORS, parseBusMessage, type BusMessage } from './cursors.js';
-import { RedisNode } from './node.js';
-import { messageKey, OwnDeliveries } from './own-deliveries.js';
-import { PresenceRelay, type BusPresence, type PresenceSubject } from './presence-relay.js';
+import { Cursors } from './cursors.js';
+import { RedisNode, type RedisNodeOptions } from './node.js';
+import { ClientDirectory, type ClientRecord } from './directory.js';
+import { StreamPublisher } from './publisher.js';
+import { LiveDelivery } from './live-delivery.js';
+import { NodeBus } from './bus.js';
+import { OwnDeliveries } from './own-deliveries.js';
+import { PresenceRelay, RemoteClient, type PresenceSubject } from './presence-relay.js';
 import { RequestOrder } from './request-order.js';
 import { resumeFromStreams } from './stream-resume.js';
-import { duplicateOf, PUBLISH_KEY_WINDOW_MS } from '../idempotency.js';
-import { maybeRan, readyFor } from './outcome.js';
+import { refusal, unavailable } from './refusals.js';
 
-export interface RedisEngineOptions extends MemoryEngineOptions {
-  /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
-  url: string;
+export interface RedisEngineOptions extends MemoryEngineOptions, RedisNodeOptions {
   /** Requests this node may have waiting on Redis at once; beyond it: `unavailable` (bounded memory while Redis is slow). */
   maxInflight: number;
-  log: Logger;
-  /** Heartbeat key TTL; the node counts as dead this long after its last refresh. */
-  nodeTtlMs?: number;
-  /** How often the heartbeat is refreshed and dead nodes are looked for. */
-  tickMs?: number;
-  /** How long the main event loop may be stuck before the heartbeat thread stops refreshing (src/engine/redis/heartbeat.ts). */
-  nodeHangMs?: number;
-  /** How long start() waits for Redis. */
-  connectTimeoutMs?: number;
-  /** How long a Redis command may take before it fails (a publish then answers outcome_unknown, the node is degraded). */
-  commandTimeoutMs?: number;
   /** How long the node keeps listening to a topic's channel after its last local subscriber left (interest.ts). */
   interestLingerMs?: number;
 }
 
-/** What other nodes know of a client (the `sb:{g}:clients` hash). */
-interface ClientRecord {
-  id: string;
-  name: string;
-  addr: string;
-  transport: Transport;
-  state: string;
-  node: string;
-  subs: string[];
-}
-
-/** A client of another node, as the subject of a presence event delivered here. */
-class RemoteClient {
-  constructor(readonly c: { id: string; name: string; transport: Transport; addr: string }) {}
-  get id(): string {
-    return this.c.id;
-  }
-  get name(): string {
-    return this.c.name;
-  }
-  publicInfo(): PublicClient {
-    return { id: this.c.id, name: this.c.name, transport: this.c.transport };
-  }
-  info(): ClientInfo {
-    return { id: this.c.id, name: this.c.name, addr: this.c.addr, transport: this.c.transport };
-  }
-}
-
 const OWN_DELIVERY_WAIT_MS = 2000;
 const BARRIER_WAIT_MS = 1000;
-
-const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
-const unknownOutcome = (id?: FrameId) =>
-  new ProtocolError('outcome_unknown', 'the cluster store (Redis) did not answer: the message may or may not have been published; a retry with the same key publishes it once', id);
-
-/** What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction). */
-function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
-  if (isRedisDown(err)) return unavailable(id);
-  if (/^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err))) {
-    return new ProtocolError('unavailable', 'the cluster store (Redis) is out of memory (maxmemory); retry later', id);
-  }
-  return undefined;
-}
 
 export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   /** This process as a cluster member: connections, life, heartbeat, reaping (node.ts). */
@@ -100,18 +49,19 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private readonly log: Logger;
   /** Each session's requests in arrival order, at most maxInflight waiting on Redis. */
   private readonly order: RequestOrder<S>;
+  /** This node's clients as every node sees them: records and names in Redis. */
+  private readonly directory: ClientDirectory<S>;
+  private readonly publisher: StreamPublisher;
   /** What the bus brings, per topic in seq order (gaps filled from the streams). */
   private readonly cursors: Cursors;
   /** Delivered counts of this node's own publishes, met on the bus before or after the script's reply. */
   private readonly own = new OwnDeliveries(OWN_DELIVERY_WAIT_MS);
-  /** Sessions resuming: their live messages wait here until the replay is queued. */
-  private readonly resuming = new Map<S, BusMessage[]>();
-  /** After a resume: per topic the position replayed up to; live messages at or below it are duplicates. */
-  private readonly floors = new Map<S, Map<string, Position>>();
-  private readonly knownTopics = new Set<string>();
+  /** Live messages to this node's subscribers (held while one resumes, duplicates of a replay skipped). */
+  private readonly live: LiveDelivery<S>;
   /** Presence about this node's clients, onto the bus (held while Redis is unreachable). */
   private readonly presenceRelay: PresenceRelay;
-  private epochs = 0;
+  /** Presence, directs and barrier tokens over Redis PUB/SUB, and what the subscriber hears. */
+  private readonly bus: NodeBus;
   private readonly barrier: Barrier;
   /** The channels this node listens on for messages (interest routing, src/engine/redis/interest.ts). */
   readonly interest: Interest;
@@ -122,17 +72,37 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.node = this.redis.id;
     this.cmd = this.redis.cmd;
     this.log = this.redis.log;
+    this.directory = new ClientDirectory<S>(this.redis, this.registry, this.log);
+    this.live = new LiveDelivery<S>((topic, skip, push) => this.fanOut(topic, skip, push), this.own, this.node);
+    this.publisher = new StreamPublisher(this.redis, {
+      historySize: cluster.historySize,
+      historyTopicBytes: cluster.historyTopicBytes,
+      hears: (topic) => this.interest.receives(topic),
+      own: this.own,
+      stats: this.stats,
+    });
     this.order = new RequestOrder<S>({ maxInflight: cluster.maxInflight, fail: (s, err) => this.fail(s, err), refusal, log: this.log });
     this.cursors = new Cursors({
-      deliver: (m) => this.deliver(m),
+      deliver: (m) => this.live.deliver(m),
       read: (topic, from, count) => this.readStream(topic, from, count),
       closed: () => this.redis.closed,
       log: this.log,
     });
+    this.bus = new NodeBus(
+      this.redis,
+      {
+        message: (m) => this.cursors.receive(m),
+        presence: (p) => super.announce(p.e, new RemoteClient(p.c) as unknown as S, p.f, p.o),
+        direct: (to, from, out) => this.directArrived(to, from, out),
+        barrier: (token) => this.barrier.arrived(token),
+      },
+      this.stats,
+      this.log,
+    );
     this.presenceRelay = new PresenceRelay({
       up: () => this.redis.up,
-      publish: (payload) => this.relay(CHANNELS.bus, payload),
-      publishAll: (payloads) => this.relayAll(payloads),
+      publish: (payload) => this.bus.presence(payload),
+      publishAll: (payloads) => this.bus.presenceAll(payloads),
       log: this.log,
     });
     this.barrier = new Barrier({
@@ -143,12 +113,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     });
     this.redis.attach({
       count: () => this.registry.size,
-      records: () => [...this.registry.values()].map((c) => [c.id, JSON.stringify(this.record(c))]),
+      records: () => [...this.registry.values()].map((c) => [c.id, JSON.stringify(this.directory.record(c))]),
       reasserted: (takenForDead) => this.reasserted(takenForDead),
       ticked: () => this.presenceRelay.pending && this.presenceRelay.flush(),
-      lifeLost: () => this.knownTopics.clear(),
+      lifeLost: () => this.publisher.forgetTopics(),
       subscriber: (up) => (up ? this.cursors.catchUp() : this.barrier.release()),
-      message: (channel, payload) => this.onBus(channel, payload),
+      message: (channel, payload) => this.bus.receive(channel, payload),
     });
     this.interest = new Interest({
       listener: this.redis.bus,
@@ -238,20 +208,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.order.enqueue(session, op, { id, counted, pub });
   }
 
-  private record(s: S): ClientRecord {
-    return { id: s.id, name: s.name, addr: s.addr, transport: s.transport, state: s.state, node: this.node, subs: [...s.subscriptions] };
-  }
-
-  private async writeRecord(s: S): Promise<void> {
-    if (!this.registry.has(s)) return;
-    await this.cmd.multi().hset(KEYS.clients, s.id, JSON.stringify(this.record(s))).sadd(KEYS.nodeClients(this.node), s.id).exec();
-  }
-
-  /** Mirrors a local change to Redis; while Redis is unreachable the re-assert after reconnect carries it. */
-  private async mirror(s: S): Promise<void> {
-    await this.writeRecord(s).catch((err: Error) => this.log.debug({ err: err.message, client: s.id }, 'client record not written (re-asserted on reconnect)'));
-  }
-
   // ---- sessions -------------------------------------------------------------------------------------------------
 
   override join(link: S, req: JoinRequest): void {
@@ -271,13 +227,13 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         if (asked !== undefined) {
           const err = nameError(asked);
           if (err) problem = new ProtocolError('bad_name', err);
-          else if (await this.claimName(link, asked, '')) name = asked;
+          else if (await this.directory.claimName(link, asked, '')) name = asked;
           else problem = new ProtocolError('name_taken', `name '${asked}' is taken`);
         }
-        name ??= await this.claimDefaultName(link);
+        name ??= await this.directory.claimDefaultName(link, this.defaultNameBase(link));
         if (!this.registry.has(link)) return; // gone while its name was claimed
         this.registry.rename(link, name);
-        await this.mirror(link);
+        await this.directory.mirror(link);
         // The filters asked for at connect are heard before hello: a message published after it reaches the client.
         const initial = [...(req.topics ?? []), ...(req.presenceTopics ?? [])].filter((f) => filterError(f) === null);
         for (const f of initial) this.interest.want(f);
@@ -286,7 +242,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
           if (!this.registry.has(link)) return;
           this.greet(link);
           if (problem) this.fail(link, problem);
-          if (this.subscribeAtConnect(link, req)) await this.mirror(link);
+          if (this.subscribeAtConnect(link, req)) await this.directory.mirror(link);
         } finally {
           for (const f of initial) this.interest.release(f);
         }
@@ -294,28 +250,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       undefined,
       false,
     );
-  }
-
-  /** Claims `name` for `link` in Redis (freeing `old`); true when it is now the link's. Redis down: local check only. */
-  private async claimName(link: S, name: string, old: string): Promise<boolean> {
-    const holder = this.registry.find(name);
-    if (holder && holder !== link) return false;
-    if (!this.redis.up) return true;
-    try {
-      const record = JSON.stringify({ ...this.record(link), name });
-      return (await this.script(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients], [name, link.id, old, this.registry.has(link) ? record : ''])) === 1;
-    } catch (err) {
-      if (!isRedisDown(err)) throw err;
-      return true;
-    }
-  }
-
-  private async claimDefaultName(link: S): Promise<string> {
-    const base = this.defaultNameBase(link);
-    for (let k = 1; ; k++) {
-      const name = k === 1 ? base : `${base}-${k}`;
-      if (await this.claimName(link, name, '')) return name;
-    }
   }
 
   override leave(link: S, cause: LeaveCause): void {
@@ -329,14 +263,13 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
     link.subscriptions.clear();
     link.presence.clear();
-    this.resuming.delete(link);
-    this.floors.delete(link);
+    this.live.forget(link);
     const subject = subjectOf(link);
     this.enqueue(
       link,
       async () => {
         for (const filter of filters) this.presenceRelay.publish(cause, subject, filter);
-        await this.dropRecord(subject.id, subject.name);
+        await this.directory.drop(subject.id, subject.name);
       },
       undefined,
       false,
@@ -346,15 +279,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   override forget(link: S): void {
     super.forget(link);
     link.subscriptions.clear();
-    this.resuming.delete(link);
-    this.floors.delete(link);
-    this.enqueue(link, () => this.dropRecord(link.id, link.name), undefined, false);
-  }
-
-  private async dropRecord(id: string, name: string): Promise<void> {
-    await this.script(LUA.DROP_CLIENT, [KEYS.clients, KEYS.names, KEYS.nodeClients(this.node)], [id, name]).catch((err: Error) =>
-      this.log.debug({ err: err.message, client: id }, 'client record not dropped (re-assert drops it)'),
-    );
+    this.live.forget(link);
+    this.enqueue(link, () => this.directory.drop(link.id, link.name), undefined, false);
   }
 
   override activity(link: S, event: 'idle' | 'active'): void {
@@ -364,7 +290,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       link,
       async () => {
         for (const filter of link.subscriptions) this.announce(event, link, filter);
-        await this.mirror(link);
+        await this.directory.mirror(link);
       },
       undefined,
       false,
@@ -423,29 +349,26 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   private async subAsync(link: S, frame: FrameOf<'sub'>): Promise<void> {
     // A resuming client's live messages wait from the moment it is subscribed until its replay is queued.
-    const buffer: BusMessage[] | undefined = frame.since === undefined ? undefined : [];
-    if (buffer) this.resuming.set(link, buffer);
+    const resuming = frame.since !== undefined;
+    if (resuming) this.live.hold(link);
     try {
       const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
       if (added instanceof ProtocolError) return this.fail(link, added);
       // Before the ack (and before a resume reads the streams): what is published from now on reaches this node.
       await this.interestReady(frame.topic);
-      if (added) await this.mirror(link); // before the ack: `who` on any node shows it once the client has its ack
+      if (added) await this.directory.mirror(link); // before the ack: `who` on any node shows it once the client has its ack
       if (frame.since === undefined) {
         this.ack(link, frame.id, { life: this.redis.life });
       } else if (!(await this.resumeFromStreams(link, frame))) {
         if (added) {
           this.unsubscribe(link, frame.topic);
-          await this.mirror(link);
+          await this.directory.mirror(link);
         }
         return;
       }
       if (added) this.announce('join', link, frame.topic);
     } finally {
-      if (buffer) {
-        this.resuming.delete(link);
-        for (const m of buffer) if (this.stillWants(link, m)) this.pushLive(link, m);
-      }
+      if (resuming) this.live.release(link);
     }
   }
 
@@ -465,7 +388,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
     if (this.unsubscribe(link, frame.topic)) {
-      await this.mirror(link);
+      await this.directory.mirror(link);
       this.announce('leave', link, frame.topic);
     }
     this.ack(link, frame.id);
@@ -478,7 +401,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
     const refused = this.publishRefusal(link, frame);
     if (refused) return Promise.resolve(refused);
-    return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key);
+    return this.publisher.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key);
   }
 
   /** The in-memory engine's synchronous publish cannot wait for Redis: the cluster publishes with publishAsync. */
@@ -487,57 +410,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
-    return this.publishVia(topic, data, null, true, undefined, key);
-  }
-
-  /**
-   * One script numbers, stores and publishes the message. The result waits until the message came back over the bus
-   * and was delivered here, so a publisher's own echo precedes its ack and `delivered` counts this node's deliveries.
-   */
-  private async publishVia(topic: string, data: unknown, from: S | null, echo: boolean, id?: FrameId, key?: string): Promise<PublishResult | ProtocolError> {
-    const encoded = encodeData(data, id);
-    if (encoded instanceof ProtocolError) return encoded;
-    if (!this.redis.up) return unavailable(id);
-    const head = `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`;
-    const sender = from ? `,"from":${JSON.stringify({ id: from.id, name: from.name })}` : '';
-    const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
-    const prefix = `m${this.node}\n${from?.transport ?? ''}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
-    if (!this.knownTopics.has(topic)) {
-      // Sent before the script on the same connection: a topic is listed before its first message exists.
-      const listed = this.cmd
-        .sadd(KEYS.topics, topic)
-        .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
-        .catch(() => undefined);
-      // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for.
-      if (this.cmd instanceof Cluster) await listed;
-    }
-    const fresh = `${this.redis.life}.${this.node}${(++this.epochs).toString(36)}`;
-    // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
-    // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
-    const heard = this.interest.receives(topic);
-    const [topicChannel, familyChannel] = publishChannels(topic);
-    let reply: [number, string, 1?];
-    const keys = [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)];
-    const args = [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel];
-    if (key !== undefined) {
-      keys.push(KEYS.pubKey(topic, key));
-      args.push(String(PUBLISH_KEY_WINDOW_MS));
-    }
-    const sentReady = readyFor(this.cmd, keys[0]!);
-    try {
-      reply = (await this.script(LUA.PUBLISH, keys, args)) as [number, string, 1?];
-    } catch (err) {
-      // Written on a ready connection, then no answer (hung, or the connection broke): it may have run.
-      const refused = maybeRan(err, sentReady) ? unknownOutcome(id) : refusal(err, id);
-      if (!refused) throw err;
-      this.redis.noteTimeout(err);
-      return refused;
-    }
-    const [seq, epoch, duplicate] = reply;
-    if (duplicate) return duplicateOf({ seq, epoch });
-    this.stats.published++;
-    const delivered = heard ? await this.own.wait(messageKey(topic, epoch, seq)) : 0;
-    return { seq, epoch, delivered };
+    return this.publisher.publish(topic, data, null, true, undefined, key);
   }
 
   private async sendAsync(link: S, frame: FrameOf<'send'>): Promise<void> {
@@ -545,12 +418,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     let target: { id: string; name: string; node: string } | undefined = local && { id: local.id, name: local.name, node: this.node };
     if (!target) {
       if (!this.redis.up) return this.fail(link, unavailable(frame.id));
-      const id = /^c\d+$/.test(frame.to) ? frame.to : await this.cmd.hget(KEYS.names, frame.to);
-      const raw = id ? await this.cmd.hget(KEYS.clients, id) : null;
-      if (raw) {
-        const r = JSON.parse(raw) as ClientRecord;
-        target = { id: r.id, name: r.name, node: r.node };
-      }
+      const r = await this.directory.find(frame.to);
+      if (r) target = { id: r.id, name: r.name, node: r.node };
     }
     const refused = this.sendRefusal(link, frame, target);
     if (refused) return this.fail(link, refused);
@@ -560,8 +429,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       if (this.queueDirect(link, frame, local, encoded)) this.ack(link, frame.id);
       return;
     }
-    const fromJson = JSON.stringify({ id: link.id, name: link.name });
-    const received = await this.relay(CHANNELS.node(target!.node), `d${target!.id}\n${fromJson}\n${encoded.json}`, target!.node);
+    const received = await this.bus.direct(target!.node, target!.id, { id: link.id, name: link.name }, encoded.json);
     if (!received) return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
     this.ack(link, frame.id);
   }
@@ -571,7 +439,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const after = this.whoStart(link, frame);
     if (after === null) return;
     if (!this.redis.up) return this.fail(link, unavailable(frame.id));
-    const records = (await this.cmd.hvals(KEYS.clients)).map((r) => JSON.parse(r) as ClientRecord);
+    const records = await this.directory.all();
     const members =
       topic === undefined ? records : isWildcard(topic) ? records.filter((r) => r.subs.includes(topic)) : records.filter((r) => r.subs.some((f) => filterMatches(f, topic)));
     // Every record was read and parsed for this answer: the asker pays for all of them, not only for its page.
@@ -584,7 +452,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const old = link.name;
     if (old === frame.name) return this.ack(link, frame.id, { name: old });
     if (!this.redis.up) return this.fail(link, unavailable(frame.id));
-    if (!(await this.claimName(link, frame.name, old))) return this.fail(link, new ProtocolError('name_taken', `name '${frame.name}' is taken`, frame.id));
+    if (!(await this.directory.claimName(link, frame.name, old))) return this.fail(link, new ProtocolError('name_taken', `name '${frame.name}' is taken`, frame.id));
     this.renamed(link, frame.name, frame.id);
   }
 
@@ -604,11 +472,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       link.send(ackFrame(frame.id, ack));
       for (const m of messages) link.mailbox.push(m);
       // Live messages up to each position were replayed (or lie before the client's position): not again.
-      let floors = this.floors.get(link);
-      for (const [topic, p] of positions) {
-        if (!floors) this.floors.set(link, (floors = new Map()));
-        floors.set(topic, p);
-      }
+      this.live.replayedTo(link, positions);
       return true;
     } catch (err) {
       const refused = refusal(err, frame.id);
@@ -618,68 +482,12 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
   }
 
-  private stillWants(link: S, m: BusMessage): boolean {
-    for (const f of link.subscriptions) if (filterMatches(f, m.topic)) return true;
-    return false;
-  }
-
   // ---- the bus --------------------------------------------------------------------------------------------------
 
-  private onBus(channel: string, payload: string): void {
-    try {
-      switch (payload[0]) {
-        case 'm': {
-          this.stats.clusterMessagesReceived++;
-          const m = parseBusMessage(payload.slice(1));
-          if (m) this.cursors.receive(m);
-          return;
-        }
-        case 'p': {
-          const p = JSON.parse(payload.slice(1)) as BusPresence;
-          super.announce(p.e, new RemoteClient(p.c) as unknown as S, p.f, p.o);
-          return;
-        }
-        case 'd':
-          return this.onDirect(payload.slice(1));
-        case 'b':
-          if (channel === CHANNELS.node(this.node)) this.barrier.arrived(Number(payload.slice(1)));
-          return;
-      }
-    } catch (err) {
-      this.log.error({ err, channel }, 'bad bus message');
-    }
-  }
-
-  /** One message to every matching local subscriber, once each. */
-  private deliver(m: BusMessage): void {
-    const delivered = this.fanOut(m.topic, m.noEcho, (s) => {
-      const buffer = this.resuming.get(s);
-      if (!buffer) return this.pushLive(s, m);
-      buffer.push(m);
-      return true;
-    });
-    if (m.node === this.node) this.own.delivered(messageKey(m.topic, m.epoch, m.seq), delivered);
-  }
-
-  private pushLive(s: S, m: BusMessage): boolean {
-    const floors = this.floors.get(s);
-    const floor = floors?.get(m.topic);
-    if (floor) {
-      if (floor.epoch === m.epoch && m.seq <= floor.seq) return false;
-      floors!.delete(m.topic);
-      if (floors!.size === 0) this.floors.delete(s);
-    }
-    return s.mailbox.push(m.out);
-  }
-
-  private onDirect(body: string): void {
-    const a = body.indexOf('\n');
-    const b = body.indexOf('\n', a + 1);
-    const target = this.registry.find(body.slice(0, a));
+  /** A direct from another node for local client `to`, within its budget for directs. */
+  private directArrived(to: string, from: { id: string; name: string }, out: Outgoing): void {
+    const target = this.registry.find(to);
     if (!target) return;
-    const from = JSON.parse(body.slice(a + 1, b)) as { id: string; name: string };
-    const json = body.slice(b + 1);
-    const out = new Outgoing({ op: 'direct', from, data: JSON.parse(json) as unknown }, undefined, new EncodedData(json));
     if (!target.mailbox.acceptsDirect(out.bytes)) {
       this.stats.directsRefused++;
       this.log.info({ client: target.id, from: from.id }, 'direct from another node dropped: recipient over its budget for directs');
@@ -693,37 +501,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if ((subject as unknown) instanceof RemoteClient) return super.announce(event, subject, filter, old);
     this.presenceRelay.publish(event, subjectOf(subject), filter, old);
   }
-
-  /** Held presence events, in order, at once (PresenceRelay.flush). */
-  private async relayAll(payloads: string[]): Promise<unknown> {
-    const pipe = this.cmd.pipeline();
-    for (const payload of payloads) {
-      // On a Redis Cluster through the `{g}` shard, like every presence event (relay()); one pipeline: one node.
-      if (this.cmd instanceof Cluster) pipe.eval(LUA.RELAY, 1, KEYS.heartbeat(this.node), CHANNELS.bus, payload, '0');
-      else pipe.publish(CHANNELS.bus, payload);
-    }
-    return pipe.exec();
-  }
-
-  /**
-   * PUBLISH of presence events and directs. On a Redis Cluster a keyless PUBLISH would go to a random master, so two
-   * events of one client could overtake each other; they go through the `{g}` shard instead (a script keyed on a
-   * heartbeat), like the reaper's timeouts. A cluster counts only its own node's receivers, so a direct to `target`
-   * counts as received when that node's heartbeat exists; on one Redis, when a subscriber received it.
-   */
-  private async relay(channel: string, payload: string, target?: string): Promise<boolean> {
-    if (!(this.cmd instanceof Cluster)) return (await this.cmd.publish(channel, payload)) > 0;
-    return (await this.script(LUA.RELAY, [KEYS.heartbeat(target ?? this.node)], [channel, payload, target === undefined ? '0' : '1'])) === 1;
-  }
-}
-
-/**
- * Errors that mean "Redis cannot answer now" (not connected, timed out, loading; on a Redis Cluster also a shard
- * down, slots moving, the cluster not ready): the client gets `unavailable`. CROSSSLOT is not one of them (a bug).
- */
-export function isRedisDown(err: unknown): boolean {
-  const msg = String((err as Error)?.message ?? err);
-  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|enableOfflineQueue|max retries|ETIMEDOUT|EPIPE|Reached the max retries|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready/i.test(msg);
 }
 
 /** A session as the subject of a presence event on the bus. */

@@ -13,18 +13,19 @@ import { IdBlocks } from './id-blocks.js';
 import { ScriptRunner } from './script-runner.js';
 
 export interface RedisNodeOptions {
+  /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
   url: string;
   log: Logger;
   /** Heartbeat key TTL; the node counts as dead this long after its last refresh. */
-  nodeTtlMs?: number | undefined;
+  nodeTtlMs?: number;
   /** How often the heartbeat is refreshed and dead nodes are looked for. */
-  tickMs?: number | undefined;
+  tickMs?: number;
   /** How long the main event loop may be stuck before the heartbeat thread stops refreshing (heartbeat.ts). */
-  nodeHangMs?: number | undefined;
+  nodeHangMs?: number;
   /** How long start() waits for Redis. */
-  connectTimeoutMs?: number | undefined;
-  /** How long a Redis command may take before it fails. */
-  commandTimeoutMs?: number | undefined;
+  connectTimeoutMs?: number;
+  /** How long a Redis command may take before it fails (a publish then answers outcome_unknown, the node is degraded). */
+  commandTimeoutMs?: number;
 }
 
 /** What the node asks of the engine on it. */

@@ -3,7 +3,7 @@
 // sub/unsub spam during an outage cannot push out its neighbours') and published when it can, in order. An event
 // whose PUBLISH was sent but not answered is not sent again (it may have gone out: no duplicate); it is logged.
 import type { Logger } from 'pino';
-import type { PresenceEvent, Transport } from '../../protocol/frames.js';
+import type { ClientInfo, PresenceEvent, PublicClient, Transport } from '../../protocol/frames.js';
 
 /** Presence events a node holds while Redis is unreachable (a few hundred bytes each: names and filters are bounded). */
 export const MAX_HELD_PRESENCE = 10_000;
@@ -90,5 +90,22 @@ export class PresenceRelay {
     }
     this.held.push(payload);
     this.heldBy.set(client, mine + 1);
+  }
+}
+
+/** A client of another node, as the subject of a presence event delivered here. */
+export class RemoteClient {
+  constructor(readonly c: PresenceSubject) {}
+  get id(): string {
+    return this.c.id;
+  }
+  get name(): string {
+    return this.c.name;
+  }
+  publicInfo(): PublicClient {
+    return { id: this.c.id, name: this.c.name, transport: this.c.transport };
+  }
+  info(): ClientInfo {
+    return { id: this.c.id, name: this.c.name, addr: this.c.addr, transport: this.c.transport };
   }
 }
