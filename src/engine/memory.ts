@@ -2,17 +2,17 @@
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
 import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
-import { ackFrame, errorFrame, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
+import { ackFrame, errorFrame, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
 import { filterError, isWildcard, topicJson } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
 import { History } from './history.js';
 import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
-import { Presence } from './presence.js';
+import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
-import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
+import { parseCursor, Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
 import { TokenBucket } from './bucket.js';
 import { PublishKeys } from './idempotency.js';
 import type { StallClock } from './stalls.js';
@@ -518,23 +518,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const watchers = this.presence.watchers(filter);
     if (watchers.size === 0) return;
     if (event !== 'rename' && filter === this.options.room && this.roomIsQuiet()) return;
-    const key = `${subject.id}\u0000${filter}`;
-    const out = presenceFrame(event, subject, filter, old, key, old);
-    // One merged frame per distinct tail, shared by every watcher holding that tail (usually all of them).
-    let merges: Map<Outgoing, Outgoing | null> | undefined;
-    for (const w of watchers) {
-      const tail = w.mailbox.tail;
-      if (tail?.presence?.key === key) {
-        merges ??= new Map();
-        let merged = merges.get(tail);
-        if (merged === undefined) merges.set(tail, (merged = coalesce(tail, event, subject, filter, key)));
-        if (merged !== tail) {
-          w.mailbox.replaceTail(merged);
-          continue;
-        }
-      }
-      w.mailbox.push(out);
-    }
+    tellWatchers(watchers, event, subject, filter, old);
   }
 
   /**
@@ -551,39 +535,4 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     for (let k = 2; !this.registry.isNameFree(name); k++) name = `${base}-${k}`;
     return name;
   }
-}
-
-function presenceFrame(event: PresenceEvent, subject: Session, filter: string, old: string | undefined, key: string, firstOld: string | undefined): Outgoing {
-  const client = subject.publicInfo();
-  const frame: ServerFrame = old === undefined ? { op: 'event', event, client, topic: filter } : { op: 'event', event, client, topic: filter, old };
-  const out = new Outgoing(frame, subject.info());
-  out.presence = firstOld === undefined ? { key } : { key, firstOld };
-  return out;
-}
-
-/**
- * What a watcher should hold instead of `tail` (an unwritten event about the same subject and filter) followed by
- * `event`: renames fold into one (first old name, last name; none when back to the first), a join followed by a
- * rename is a join under the new name, a join followed by a leave or timeout is nothing (the watcher never saw it).
- * Anything else is not merged: `tail` is returned and the new event is queued after it.
- */
-function coalesce(tail: Outgoing, event: PresenceEvent, subject: Session, filter: string, key: string): Outgoing | null {
-  const before = (tail.frame as { event?: PresenceEvent }).event;
-  if (before === 'rename' && event === 'rename') {
-    const first = tail.presence!.firstOld!;
-    return first === subject.name ? null : presenceFrame('rename', subject, filter, first, key, first);
-  }
-  if (before === 'join' && event === 'rename') return presenceFrame('join', subject, filter, undefined, key, undefined);
-  if (before === 'join' && (event === 'leave' || event === 'timeout')) return null;
-  return tail;
-}
-
-/** `{"op":"ack","id":…,"clients":[…],"next":…}` around a cached page, without re-encoding the page. */
-function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
-  const head = id === undefined ? '{"op":"ack","clients":' : `{"op":"ack","id":${JSON.stringify(id)},"clients":`;
-  const tail = page.next === undefined ? '}' : `,"next":${JSON.stringify(page.next)}}`;
-  const frame = ackFrame(id, page.next === undefined ? { clients: page.entries } : { clients: page.entries, next: page.next });
-  const out = Outgoing.prebuilt(frame, head + page.json + tail, Buffer.byteLength(head) + page.bytes + tail.length);
-  out.roster = page.members;
-  return out;
 }
