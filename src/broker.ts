@@ -39,8 +39,8 @@ import { Hooks } from './hooks/hooks.js';
 export const VERSION = '0.1.0';
 
 export interface Broker extends BrokerCore {
-  /** The in-memory engine itself (tests and diagnostics in-process); product code uses BrokerCore's Engine view. */
-  hub: MemoryEngine<Link>;
+  /** The engine (in-memory or Redis) by its interface; tests read its state through `hub.inspect`. */
+  hub: Engine<Link>;
   log: Logger;
   http: Server;
   router: Router;

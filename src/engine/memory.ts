@@ -1,7 +1,7 @@
 // MemoryEngine: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
-import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
+import type { Engine, EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
 import { ackFrame, errorFrame, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
@@ -11,6 +11,7 @@ import { History } from './history.js';
 import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
 import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
+import { LocalInspection } from './inspection.js';
 import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
 import { TokenBucket } from './bucket.js';
@@ -66,6 +67,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   readonly stats = new BrokerStats();
   /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
   readonly roster = new Roster<Link>();
+  readonly inspect: EngineInspection<Link>;
   private readonly publishKeys = new PublishKeys();
 
   constructor(readonly options: MemoryEngineOptions) {
@@ -73,6 +75,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes, namesBytes: options.topicNamesBytes },
       (m) => m.bytes,
     );
+    this.inspect = new LocalInspection<Link>(this);
   }
 
   get life(): string {
