@@ -14,6 +14,7 @@ import { encodeData, type Outgoing } from '../../protocol/outgoing.js';
 import { filterError, filterMatches, isWildcard } from '../../protocol/topic.js';
 import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
 import { resumeTerms } from '../resume.js';
+import { publishRefusal, sendRefusal, whoStart } from '../rules.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
 import { Interest } from './interest.js';
@@ -399,7 +400,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
-    const refused = this.publishRefusal(link, frame);
+    const refused = publishRefusal(link, frame);
     if (refused) return Promise.resolve(refused);
     return this.publisher.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key);
   }
@@ -421,7 +422,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       const r = await this.directory.find(frame.to);
       if (r) target = { id: r.id, name: r.name, node: r.node };
     }
-    const refused = this.sendRefusal(link, frame, target);
+    const refused = sendRefusal(link, frame, target);
     if (refused) return this.fail(link, refused);
     const encoded = encodeData(frame.data, frame.id);
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
@@ -436,8 +437,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   private async whoAsync(link: S, frame: FrameOf<'who'>): Promise<void> {
     const { topic } = frame;
-    const after = this.whoStart(link, frame);
-    if (after === null) return;
+    const after = whoStart(link, frame);
+    if (after instanceof ProtocolError) return this.fail(link, after);
     if (!this.redis.up) return this.fail(link, unavailable(frame.id));
     const records = await this.directory.all();
     const members =
