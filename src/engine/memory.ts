@@ -2,10 +2,10 @@
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
 import type { Engine, EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
-import { ackFrame, errorFrame, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
+import { ackFrame, errorFrame, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
-import { filterError, isWildcard, topicJson } from '../protocol/topic.js';
+import { isWildcard, topicJson } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
 import { History } from './history.js';
 import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
@@ -13,50 +13,13 @@ import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
 import { LocalInspection } from './inspection.js';
 import { BrokerStats } from './stats.js';
-import { parseCursor, Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
-import { TokenBucket } from './bucket.js';
+import { Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
 import { PublishKeys } from './idempotency.js';
-import type { StallClock } from './stalls.js';
+import { CACHE_NODES_PER_TOKEN, WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN, type MemoryEngineOptions } from './options.js';
+import { nameProblem, publishRefusal, renameLimit, sendRefusal, subscribeRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 
-/** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
-export const WHO_BYTES_PER_TOKEN = 1024;
-/**
- * A subscription change costs one inbound-rate token per this many match-cache nodes its invalidation looked at
- * (18-150 ns each, test/bench/topic-index.ts): a wildcard churned over many cached topics is paid by its client.
- */
-export const CACHE_NODES_PER_TOKEN = 64;
-/** A `who` whose list had to be built again costs one token per this many clients listed and sorted (~0.2 µs each). */
-export const WHO_LISTED_PER_TOKEN = 32;
-
-export interface MemoryEngineOptions {
-  serverName: string;
-  version: string;
-  heartbeatMs: number;
-  idleMs: number;
-  historySize: number;
-  historyBytes: number;
-  historyTopicBytes: number;
-  maxTopics: number;
-  /** Bytes of topic names the history keeps (live and forgotten topics); default: unbounded but by count. */
-  topicNamesBytes?: number;
-  maxSubscriptions: number;
-  /** Which connections are closed when idle (docs/protocol.md, Liveness). */
-  idleClose: 'tcp' | 'all' | 'none';
-  /** Bounds of one resuming `sub`: messages and bytes replayed. */
-  replayMaxMessages: number;
-  replayMaxBytes: number;
-  /** Renames per second per connection (0 = unlimited); over it: rate_limited. */
-  renameRate?: number;
-  /** The chat room topic; with more presence watchers than roomAnnounceMax its joins and leaves are not announced. */
-  room?: string;
-  roomAnnounceMax?: number;
-  /** TCP clients are named by their address by default (the classic room); false under --room-addresses hide. */
-  tcpNamedByAddress?: boolean;
-  /** The broker's stall clock: budgets counted when frames are read are not charged for its stalls. */
-  stalls?: StallClock;
-}
-
+export type { MemoryEngineOptions };
 export type { JoinRequest, LeaveCause, PublishResult };
 
 export class MemoryEngine<Link extends Session = Session> implements Engine<Link> {
@@ -291,13 +254,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
   pub(link: Link, frame: FrameOf<'pub'>): void {
-    this.pubAnswer(link, frame, this.publishRefusal(link, frame) ?? this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key));
-  }
-
-  /** Why a `pub` is refused before anything is numbered, on every engine: the token does not allow the topic. */
-  protected publishRefusal(link: Link, frame: FrameOf<'pub'>): ProtocolError | null {
-    if (!link.grant || link.grant.mayPublish(frame.topic)) return null;
-    return new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id);
+    this.pubAnswer(link, frame, publishRefusal(link, frame) ?? this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key));
   }
 
   /**
@@ -361,23 +318,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    */
   send(link: Link, frame: FrameOf<'send'>): void {
     const target = this.registry.find(frame.to);
-    const refused = this.sendRefusal(link, frame, target);
+    const refused = sendRefusal(link, frame, target);
     if (refused) return this.fail(link, refused);
     const encoded = encodeData(frame.data, frame.id);
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
     if (this.queueDirect(link, frame, target!, encoded)) this.ack(link, frame.id);
-  }
-
-  /**
-   * The checks of a `send` on every engine: the token's `acl.send` for that name (or the client it names) —
-   * forbidden whether or not it exists, so nothing leaks — then that the target exists.
-   */
-  protected sendRefusal(link: Link, frame: FrameOf<'send'>, target: { id: string; name: string } | undefined): ProtocolError | null {
-    const grant = link.grant;
-    if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
-      return new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id);
-    }
-    return target ? null : new ProtocolError('not_found', `no client '${frame.to}'`, frame.id);
   }
 
   /** Queues a direct for a local recipient within its budget for directs; over it the sender gets rate_limited (false). */
@@ -397,24 +342,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    * the asker's inbound rate by size, and its own mailbox bound makes a never-reading asker its own slow consumer.
    */
   who(link: Link, frame: FrameOf<'who'>): void {
-    const after = this.whoStart(link, frame);
-    if (after === null) return;
+    const after = whoStart(link, frame);
+    if (after instanceof ProtocolError) return this.fail(link, after);
     const { topic } = frame;
     const page = this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
     this.sendWhoPage(link, frame, page, this.roster.lastBuilt);
-  }
-
-  /** Where a `who` page starts (after its cursor); null when the request was refused (grant, cursor) and answered. */
-  protected whoStart(link: Link, frame: FrameOf<'who'>): number | null {
-    const { topic } = frame;
-    if (topic !== undefined && link.grant && !link.grant.maySubscribe(topic)) {
-      this.fail(link, new ProtocolError('forbidden', `the token does not allow subscribing to '${topic.slice(0, 64)}'`, frame.id));
-      return null;
-    }
-    if (frame.cursor === undefined) return 0;
-    const after = parseCursor(frame.cursor);
-    if (after === null) this.fail(link, new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id));
-    return after;
   }
 
   /**
@@ -451,22 +383,12 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Why a `rename` is refused, on every engine: over the client's own rename rate (--rename-rate), or the name. */
   protected renameRefusal(link: Link, frame: FrameOf<'rename'>): ProtocolError | null {
-    const rate = this.options.renameRate ?? 0;
-    if (rate > 0) {
-      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 }, Date.now, this.options.stalls);
-      if (link.renames.take() !== 'ok') return new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id);
-    }
-    return this.nameProblem(link, frame.name, frame.id);
+    return renameLimit(link, this.options.renameRate ?? 0, this.options.stalls, frame.id) ?? this.nameProblem(link, frame.name, frame.id);
   }
 
+  /** Why `link` may not take `name` here (another local client holds it). */
   protected nameProblem(link: Link, name: string, id?: FrameId): ProtocolError | null {
-    const err = nameError(name);
-    if (err) return new ProtocolError('bad_name', err, id);
-    if (link.nameFixed) return new ProtocolError('forbidden', 'name is fixed by the auth token', id);
-    if (!this.registry.isNameFree(name) && this.registry.find(name) !== link) {
-      return new ProtocolError('name_taken', `name '${name}' is taken`, id);
-    }
-    return null;
+    return nameProblem(link, name, !this.registry.isNameFree(name) && this.registry.find(name) !== link, id);
   }
 
   /** Replies to a frame the supervisor could not handle; counted by code. */
@@ -477,15 +399,9 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Adds `filter` (and presence on it) for `link`; true when the filter is new to it (a join to announce). */
   protected subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
-    const err = filterError(filter);
-    if (err) return new ProtocolError('bad_topic', `${err}: '${filter.slice(0, 64)}'`, id);
-    if (link.grant && !link.grant.maySubscribe(filter)) {
-      return new ProtocolError('forbidden', `the token does not allow subscribing to '${filter.slice(0, 64)}'`, id);
-    }
+    const refused = subscribeRefusal(link, filter, this.options.maxSubscriptions, id);
+    if (refused) return refused;
     const isNew = !link.subscriptions.has(filter);
-    if (isNew && link.subscriptions.size >= this.options.maxSubscriptions) {
-      return new ProtocolError('too_large', `at most ${this.options.maxSubscriptions} subscriptions per connection`, id);
-    }
     if (isNew) {
       link.subscriptions.add(filter);
       this.index.add(filter, link);

@@ -1,19 +1,22 @@
 // RedisEngine: the cluster engine. Many broker processes on one Redis behave as one broker: one total order and
-// gapless seq per topic (a Lua script numbers, stores and publishes each message at once), resumes from the
-// topic's stream on any node, presence / names / who / directs across nodes, dead nodes reaped by a survivor.
-// Local routing (topic index, presence watchers, coalescing, roster pages) is the in-memory engine's, inherited.
-// Requests of one session run in arrival order on a promise chain, so replies keep the order of the requests.
+// gapless seq per topic, resumes from the topic's stream on any node, presence / names / who / directs across
+// nodes, dead nodes reaped by a survivor. What a request means is the in-memory engine's (inherited: checks, acks,
+// unsubscribe, the fan-out loop, presence coalescing; rules.ts, resume.ts); this class replaces what must ask Redis
+// and composes one unit per job: RedisNode (membership), RequestOrder (each session's requests in arrival order),
+// StreamPublisher, Cursors + LiveDelivery (the bus, in order, to local subscribers), stream resume, ClientDirectory,
+// PresenceRelay, NodeBus, Barrier, Interest (docs/cluster.md, The engine's parts).
 import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Grant } from '../../auth/grant.js';
 import { MemoryEngine, type MemoryEngineOptions } from '../memory.js';
 import type { JoinRequest, LeaveCause, PublishResult, RequestFrame, Session } from '../engine.js';
-import { ackFrame, nameError, type FrameOf, type PresenceEvent } from '../../protocol/frames.js';
+import { ackFrame, type FrameOf, type PresenceEvent } from '../../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { encodeData, type Outgoing } from '../../protocol/outgoing.js';
 import { filterError, filterMatches, isWildcard } from '../../protocol/topic.js';
 import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
 import { resumeTerms } from '../resume.js';
+import { publishRefusal, sendRefusal, whoStart } from '../rules.js';
 import { CHANNELS, KEYS } from './keys.js';
 import * as LUA from './scripts.js';
 import { Interest } from './interest.js';
@@ -185,16 +188,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
    * held events go out in the order they happened.
    */
   private reasserted(takenForDead: boolean): void {
-    if (!takenForDead) return this.presenceRelay.flush();
-    const heldDropped = this.presenceRelay.discard();
-    let joins = 0;
-    for (const s of this.registry.values()) {
-      for (const filter of s.subscriptions) {
-        this.presenceRelay.publish('join', subjectOf(s), filter);
-        joins++;
-      }
-    }
-    this.log.warn({ clients: this.registry.size, joins, heldDropped }, 'this node had been taken for dead: its clients announced again');
+    if (takenForDead) this.presenceRelay.announceAgain([...this.registry.values()].map((s) => ({ subject: subjectOf(s), filters: s.subscriptions })));
+    else this.presenceRelay.flush();
   }
 
   // ---- Redis plumbing -------------------------------------------------------------------------------------------
@@ -221,16 +216,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.enqueue(
       link,
       async () => {
-        const asked = req.grant?.name ?? req.name;
-        let problem: ProtocolError | null = null;
-        let name: string | undefined;
-        if (asked !== undefined) {
-          const err = nameError(asked);
-          if (err) problem = new ProtocolError('bad_name', err);
-          else if (await this.directory.claimName(link, asked, '')) name = asked;
-          else problem = new ProtocolError('name_taken', `name '${asked}' is taken`);
-        }
-        name ??= await this.directory.claimDefaultName(link, this.defaultNameBase(link));
+        const { name, problem } = await this.directory.claimAtJoin(link, req.grant?.name ?? req.name, this.defaultNameBase(link));
         if (!this.registry.has(link)) return; // gone while its name was claimed
         this.registry.rename(link, name);
         await this.directory.mirror(link);
@@ -399,7 +385,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
-    const refused = this.publishRefusal(link, frame);
+    const refused = publishRefusal(link, frame);
     if (refused) return Promise.resolve(refused);
     return this.publisher.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key);
   }
@@ -421,7 +407,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       const r = await this.directory.find(frame.to);
       if (r) target = { id: r.id, name: r.name, node: r.node };
     }
-    const refused = this.sendRefusal(link, frame, target);
+    const refused = sendRefusal(link, frame, target);
     if (refused) return this.fail(link, refused);
     const encoded = encodeData(frame.data, frame.id);
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
@@ -436,8 +422,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   private async whoAsync(link: S, frame: FrameOf<'who'>): Promise<void> {
     const { topic } = frame;
-    const after = this.whoStart(link, frame);
-    if (after === null) return;
+    const after = whoStart(link, frame);
+    if (after instanceof ProtocolError) return this.fail(link, after);
     if (!this.redis.up) return this.fail(link, unavailable(frame.id));
     const records = await this.directory.all();
     const members =

@@ -74,6 +74,22 @@ export class PresenceRelay {
     log.info({ events: held.length }, 'presence events held while Redis was unreachable: published');
   }
 
+  /**
+   * The node had been taken for dead: every node heard its clients end (`timeout`), so each is announced again
+   * (`join` per filter) and the events held meanwhile, older than that, are dropped.
+   */
+  announceAgain(clients: { subject: PresenceSubject; filters: Iterable<string> }[]): void {
+    const heldDropped = this.discard();
+    let joins = 0;
+    for (const { subject, filters } of clients) {
+      for (const filter of filters) {
+        this.publish('join', subject, filter);
+        joins++;
+      }
+    }
+    this.options.log.warn({ clients: clients.length, joins, heldDropped }, 'this node had been taken for dead: its clients announced again');
+  }
+
   /** Drops what is held (outdated: the node's clients are announced afresh); returns how many events were lost. */
   discard(): number {
     const lost = this.held.splice(0).length + this.dropped;
