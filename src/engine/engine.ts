@@ -101,6 +101,31 @@ export interface Occupancy {
   close(): Promise<void>;
 }
 
+/**
+ * What tests and tools may read of an engine's local state, as answers rather than the engine's own structures (its
+ * registry, topic index and history stay free to change shape). Read-only.
+ */
+export interface EngineInspection<S extends Session = Session> {
+  /** Clients connected to this process. */
+  clientCount(): number;
+  clients(): S[];
+  /** A client of this process by id, then by name. */
+  findClient(idOrName: string): S | undefined;
+  /** Whether `session` is registered (joined and not yet gone). */
+  isConnected(session: S): boolean;
+  /** Clients of this process holding exactly `filter` (wildcards are not matched: `a/#` is one filter). */
+  holders(filter: string): S[];
+  /** Clients of this process a publish to concrete `topic` reaches. */
+  reached(topic: string): S[];
+  /** Filters held by clients of this process, each once. */
+  filters(): string[];
+  /** Clients of this process watching presence on exactly `filter`. */
+  watcherCount(filter: string): number;
+  /** Topics the local history keeps, and the bytes of the topic names it keeps (live and forgotten). */
+  historyTopicCount(): number;
+  historyNamesBytes(): number;
+}
+
 export interface Engine<S extends Session = Session> {
   /** Changes whenever the engine may have lost topics it can no longer name (docs/protocol.md, Positions). */
   readonly life: string;
@@ -140,6 +165,8 @@ export interface Engine<S extends Session = Session> {
   topics(limit: number): { total: number; topics: TopicView[] };
   /** Counters of this process (metrics read them at scrape time; the session layer adds its own). */
   readonly stats: BrokerStats;
+  /** What tests and tools may read of this process's clients, filters, watchers and history. */
+  readonly inspect: EngineInspection<S>;
 
   // Webhooks: filters held in the whole deployment (this process, or every node of a cluster; src/engine/occupancy.ts).
   /** Counts local holders of each filter; `listener` hears the deployment's first holder in and last out, once each. */
