@@ -63,6 +63,8 @@ export interface CheckReport {
   failure?: string;
   /** Commands performed on the broker, by kind (`pub`, or `pub mqtt` by a client not on WebSocket), over every scenario (shrinking included). */
   performed: Record<string, number>;
+  /** Messages received as the model said, by the publisher's and the subscriber's transport (`mqtt→sse`). */
+  messages: Record<string, number>;
 }
 
 export async function runCheck(options: CheckOptions): Promise<CheckReport> {
@@ -89,6 +91,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
 
   const [fcPath, replayPath] = options.path === undefined ? [] : options.path.split('@');
   const performed: Record<string, number> = {};
+  const messages: Record<string, number> = {};
   let lastFailure: { transcript: string[]; message: string } | undefined;
   const property = fc.asyncProperty(fc.commands(scenarioCommands(transports), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
     const fleet = new Fleet({ exclusive: options.exclusive ?? false, timeoutMs, observer: observe, transports, nodes });
@@ -101,6 +104,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
       throw err;
     } finally {
       for (const kind of fleet.performed) performed[kind] = (performed[kind] ?? 0) + 1;
+      for (const [key, n] of fleet.messages) messages[key] = (messages[key] ?? 0) + n;
       fleet.close();
     }
   });
@@ -111,7 +115,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
       ...(fcPath !== undefined && { path: fcPath }),
     })
     .finally(() => observer.close());
-  if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed, performed };
+  if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed, performed, messages };
   // fc.commands needs its own replayPath (which commands ran) besides the seed and path to rebuild the same scenario.
   const commandsReplay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[0] ?? ''))?.[1];
   return {
@@ -123,6 +127,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
     transcript: lastFailure?.transcript ?? [],
     failure: lastFailure?.message ?? String(details.errorInstance),
     performed,
+    messages,
   };
 }
 
@@ -133,7 +138,12 @@ export function formatReport(report: CheckReport, options: CheckOptions): string
     .sort(([, a], [, b]) => b - a)
     .map(([op, n]) => `${op} ${n}`)
     .join(', ');
-  if (report.ok) return `switchboard check: ${report.runs} scenarios conform to the model (seed ${report.seed})\n${total} commands: ${mix}`;
+  const received = Object.values(report.messages).reduce((a, b) => a + b, 0);
+  const byTransport = Object.entries(report.messages)
+    .sort(([x, a], [y, b]) => b - a || x.localeCompare(y))
+    .map(([key, n]) => `${key} ${n}`)
+    .join(', ');
+  if (report.ok) return `switchboard check: ${report.runs} scenarios conform to the model (seed ${report.seed})\n${total} commands: ${mix}\n${received} messages received as the model said: ${byTransport}`;
   return [
     `switchboard check: the broker differs from the model (after ${report.runs} scenario(s), shrunk ${report.shrinks ?? 0} time(s))`,
     '',

@@ -76,8 +76,11 @@ export class Step implements AsyncCommand<ProtocolModel, Performer> {
 
   private absolute(model: Readonly<ProtocolModel>): CheckCommand {
     const live = model.liveSlots();
-    const slot = this.cmd.op === 'connect' ? [...Array(SLOTS).keys()].find((s) => !live.includes(s))! : live[this.cmd.slot % live.length]!;
-    return { ...this.cmd, slot };
+    if (this.cmd.op === 'connect') return { ...this.cmd, slot: [...Array(SLOTS).keys()].find((s) => !live.includes(s))! };
+    // A QoS only means something to an MQTT client: such a sub goes to one when there is one.
+    const mqtt = this.cmd.op === 'sub' && this.cmd.qos !== undefined ? live.filter((s) => model.client(s)?.transport === 'mqtt') : [];
+    const among = mqtt.length > 0 ? mqtt : live;
+    return { ...this.cmd, slot: among[this.cmd.slot % among.length]! };
   }
 
   toString(): string {
@@ -224,7 +227,8 @@ export function scenarioCommands(transports: ReadonlySet<Transport> = new Set(['
   if (transports.has('sse')) arbs.push(connectVia('sse', true), connectVia('sse', true));
   if (transports.has('mqtt')) {
     // Subscriptions at QoS 1 as well as 0: a message reaches an MQTT client at the highest QoS of its matching filters.
-    arbs.push(connectVia('mqtt', false), connectVia('mqtt', false), fc.record({ op: fc.constant('sub'), slot, topic: filter, qos: fc.constantFrom<0 | 1>(0, 1) }) as fc.Arbitrary<CheckCommand>);
+    const subAt = fc.record({ op: fc.constant('sub'), slot, topic: filter, qos: fc.constantFrom<0 | 1>(0, 1) }) as fc.Arbitrary<CheckCommand>;
+    arbs.push(connectVia('mqtt', false), connectVia('mqtt', false), subAt, subAt, fc.record({ op: fc.constant('pub'), slot, topic, data }) as fc.Arbitrary<CheckCommand>);
   }
   return arbs.map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
 }

@@ -51,6 +51,9 @@ let fleets = 0;
 export class Fleet {
   /** The transcript of the scenario so far: one line per command, with the exact frame sent. */
   readonly transcript: string[] = [];
+  /** Messages received as the model says, by the publisher's and the subscriber's transport (`mqtt→sse`). */
+  readonly messages = new Map<string, number>();
+  private readonly transportOf = new Map<string, Transport>();
   /** Kinds of the commands performed: the op, and the transport of the client that gave it unless WebSocket (`pub mqtt`). */
   readonly performed: string[] = [];
   /** Distinguishes this scenario's topics and names from any other run's and other users'. */
@@ -117,6 +120,7 @@ export class Fleet {
           await this.reaped(gone, step, cmd);
         }
         this.ours.add(client.id);
+        this.transportOf.set(client.id, via);
         this.probes.set(cmd.slot, probe);
         this.cursors.set(probe, 0);
         outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: via }, open.request);
@@ -187,6 +191,11 @@ export class Fleet {
             ...indent(diff.actual),
           ].join('\n'),
         );
+      }
+      for (const f of outcome.frames.get(slot) ?? []) {
+        if (f.op !== 'msg') continue;
+        const key = `${this.transportOf.get((f.from as { id: string }).id) ?? '?'}→${model.client(slot)?.transport ?? '?'}`;
+        this.messages.set(key, (this.messages.get(key) ?? 0) + 1);
       }
     }
     for (const [slot, probe] of this.probes) if (!model.isLive(slot) && !probe.open) this.probes.delete(slot);
