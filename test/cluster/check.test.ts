@@ -1,5 +1,6 @@
 // The model-based checker against a two-node cluster: the scenario's clients alternate between the nodes, so
-// every pub, sub, presence event, who, rename and send the model predicts crosses Redis about half the time.
+// every pub, sub, presence event, who, rename and send the model predicts crosses Redis about half the time, and
+// with all four transports (WebSocket, TCP lines, SSE, MQTT) messages cross nodes and transports at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatReport, runCheck } from '../../src/check/checker.js';
 import { check } from '../../src/check/command.js';
@@ -15,8 +16,8 @@ describe.skipIf(!run)('switchboard check against a two-node cluster', () => {
   beforeAll(async () => {
     redis = await TestRedis.start();
     // A small history, so resumes also meet trimmed history (recovered: false).
-    a = await startNode(redis, { historySize: 3 });
-    b = await startNode(redis, { historySize: 3 });
+    a = await startNode(redis, { historySize: 3, mqttPort: 0 });
+    b = await startNode(redis, { historySize: 3, mqttPort: 0 });
   });
   afterAll(async () => {
     await a?.close();
@@ -29,6 +30,13 @@ describe.skipIf(!run)('switchboard check against a two-node cluster', () => {
     const report = await runCheck(options);
     expect(report.ok, formatReport(report, options)).toBe(true);
     for (const op of ['sub', 'pub', 'send', 'who', 'rename', 'drop']) expect(report.performed[op]).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('conforms with WebSocket, TCP, SSE and MQTT clients spread over both nodes', async () => {
+    const options = { url: a.url, more: [b.url], transports: ['ws', 'tcp', 'sse', 'mqtt'] as const, mqtt: [a, b].map((n) => `mqtt://127.0.0.1:${n.mqttPort}`), runs: 15, exclusive: true, historySize: 3 };
+    const report = await runCheck({ ...options, transports: [...options.transports] });
+    expect(report.ok, formatReport(report, { ...options, transports: [...options.transports] })).toBe(true);
+    for (const kind of ['connect mqtt', 'connect sse', 'sub mqtt', 'pub mqtt']) expect(report.performed[kind], kind).toBeGreaterThan(0);
   }, 60_000);
 
   it('the CLI takes --url once per node', async () => {

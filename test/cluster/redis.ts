@@ -301,7 +301,8 @@ export const REAP_WINDOW_MS = FAST_NODE.nodeTtlMs + 2 * FAST_NODE.nodeTickMs;
 
 export async function startNode(redis: TestRedis | TestRedisCluster, overrides: Partial<Config> = {}): Promise<TestBroker> {
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', redisUrl: redis.url, ...FAST_NODE, ...overrides };
-  const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0 });
+  // MQTT listens only when asked for (`mqttPort: 0` picks a free port, read back as broker.mqttPort).
+  const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0, mqttPort: overrides.mqttPort });
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
 }
 
