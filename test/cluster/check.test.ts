@@ -4,6 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatReport, runCheck } from '../../src/check/checker.js';
 import { check } from '../../src/check/command.js';
+import { Fleet } from '../../src/check/fleet.js';
+import { Probe } from '../../src/check/probe.js';
+import { ProtocolModel } from '../../src/protocol/model.js';
 import { requireRedis, startNode, TestRedis } from './redis.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -38,6 +41,26 @@ describe.skipIf(!run)('switchboard check against a two-node cluster', () => {
     expect(report.ok, formatReport(report, { ...options, transports: [...options.transports] })).toBe(true);
     for (const kind of ['connect mqtt', 'connect sse', 'sub mqtt', 'pub mqtt']) expect(report.performed[kind], kind).toBeGreaterThan(0);
   }, 60_000);
+
+  it('models MQTT takeover per node: an MQTT client id in use on the other node is a name in use (docs/mqtt.md)', async () => {
+    const observer = await Probe.connect(a.url, 3000);
+    const nodes = [a, b].map((n) => ({ ws: n.url, mqtt: `mqtt://127.0.0.1:${n.mqttPort}` }));
+    const fleet = new Fleet({ exclusive: true, timeoutMs: 3000, observer: async () => observer, transports: new Set(['ws', 'mqtt']), nodes });
+    const model = new ProtocolModel({ historySize: 3, room: fleet.room });
+    try {
+      // Connections alternate between the nodes: A on a, B on b, C on a.
+      await fleet.perform({ op: 'connect', slot: 0, transport: 'mqtt', name: 'ann' }, model);
+      await fleet.perform({ op: 'connect', slot: 1, transport: 'mqtt', name: 'ann' }, model);
+      expect(model.client(0)).toMatchObject({ name: fleet.name('ann'), live: true });
+      expect(model.client(1)!.name).toMatch(/^guest-\d+/);
+      await fleet.perform({ op: 'connect', slot: 2, transport: 'mqtt', name: 'ann' }, model);
+      expect(model.isLive(0)).toBe(false);
+      expect(model.client(2)).toMatchObject({ name: fleet.name('ann'), live: true });
+    } finally {
+      fleet.close();
+      observer.close();
+    }
+  }, 30_000);
 
   it('the CLI takes --url once per node', async () => {
     const code = await check(['--url', a.url, '--url', b.url, '--runs', '5', '--history', '3']);
