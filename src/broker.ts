@@ -17,9 +17,10 @@ import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
 import { SseTransport } from './transports/sse/transport.js';
 import { registerSse } from './http/sse.js';
 import { MqttTransport } from './transports/mqtt/transport.js';
+import { redisStores } from './transports/mqtt/redis-sessions.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
-import { HttpError, Router, sendJson } from './http/router.js';
+import { HttpError, Router, sendJson } from './transports/router.js';
 import { ClientFaults, createLogger } from './log.js';
 import { Admission } from './actors/admission.js';
 import { TokenVerifier } from './auth/tokens.js';
@@ -197,7 +198,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const tcpListenPort = options.tcpPort ?? (config.tcpPort === 0 ? undefined : config.tcpPort);
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
   const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
-  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log);
+  // On a cluster, MQTT sessions and retained messages are kept in the engine's Redis, shared by every node.
+  const mqttStores = hub instanceof RedisEngine ? redisStores(hub.cmd, config, log) : undefined;
+  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores);
   let port: number;
   let tcpPort: number;
   let mqttPort: number;

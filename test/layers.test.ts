@@ -1,6 +1,6 @@
-// The direction of imports is the architecture: protocol (pure) ← engine ← actors ← transports ← http/inspect ←
+// The direction of imports is the architecture: protocol (pure) ← engine ← actors ← transports ← inspect ← http ←
 // check ← broker ← cli. A file may import from its own layer or lower ones, never from a higher one; nothing in src/
-// imports the docs tooling or tests. The client library is its own package (packages/client): it imports nothing
+// imports the docs tooling or tests; no two files import each other, even only for types. The client library is its own package (packages/client): it imports nothing
 // of the broker (only itself, xstate and ws), and the broker takes it as a package, only in cli/ and http/.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -18,13 +18,13 @@ const LAYERS: [prefix: string, rank: number][] = [
   ['hooks/', 2],
   ['actors/', 3],
   ['transports/', 4],
-  ['http/', 5],
   ['inspect/', 5],
   ['open-files.ts', 5],
-  ['check/', 6],
-  ['broker.ts', 7],
-  ['cli/', 8],
-  ['cli.ts', 8],
+  ['http/', 6],
+  ['check/', 7],
+  ['broker.ts', 8],
+  ['cli/', 9],
+  ['cli.ts', 9],
 ];
 
 function rankOf(file: string): number {
@@ -43,21 +43,38 @@ function sources(dir: string): string[] {
 
 const IMPORT = /(?:^|\n)\s*(import|export)\s(type\s)?[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
-/** Every module specifier `text` imports; `values`: only those that load code at run time (not `import type`). */
-function specifiers(text: string, values = false): string[] {
-  const out: string[] = [];
-  for (const m of text.matchAll(IMPORT)) {
-    if (values && m[2]) continue;
-    out.push((m[3] ?? m[4])!);
-  }
-  return out;
+/** Every module specifier `text` imports (`import type` too). */
+function specifiers(text: string): string[] {
+  return [...text.matchAll(IMPORT)].map((m) => (m[3] ?? m[4])!);
 }
 
-/** Relative imports of `file`, resolved; `values`: only those that load code at run time (not `import type`). */
-function importsOf(file: string, values = false): string[] {
-  return specifiers(readFileSync(file, 'utf8'), values)
+/** Relative imports of `file` (whose source is `text`), resolved. */
+function importsOfText(file: string, text: string): string[] {
+  return specifiers(text)
     .filter((spec) => spec.startsWith('.'))
     .map((spec) => resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+}
+
+function importsOf(file: string): string[] {
+  return importsOfText(file, readFileSync(file, 'utf8'));
+}
+
+/** Every cycle of the import graph (file → the files it imports), each as `a.ts → b.ts → a.ts`. */
+function cyclesOf(graph: Map<string, string[]>): string[] {
+  const state = new Map<string, 'visiting' | 'done'>();
+  const cycles: string[] = [];
+  const visit = (f: string, path: string[]): void => {
+    if (state.get(f) === 'done') return;
+    if (state.get(f) === 'visiting') {
+      cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(SRC, p)).join(' → '));
+      return;
+    }
+    state.set(f, 'visiting');
+    for (const t of graph.get(f) ?? []) visit(t, [...path, f]);
+    state.set(f, 'done');
+  };
+  for (const f of graph.keys()) visit(f, []);
+  return cycles;
 }
 
 const files = sources(SRC);
@@ -80,23 +97,21 @@ function brokerImportsClient(file: string, text: string): boolean {
   return specifiers(text).some((s) => s === '@switchboard/client' || s.startsWith('@switchboard/client/')) && !rel.startsWith('cli/') && !rel.startsWith('http/');
 }
 
+/** The imports of `file` (resolved `targets`) that point up the layers or out of src/. */
+function upwardImports(file: string, targets: string[]): string[] {
+  return targets.flatMap((target) => {
+    if (!target.startsWith(SRC)) return [`src/${relative(SRC, file)} imports ${relative(join(SRC, '..'), target)} (outside src/)`];
+    return rankOf(target) > rankOf(file) ? [`src/${relative(SRC, file)} → src/${relative(SRC, target)}`] : [];
+  });
+}
+
 describe('layers', () => {
   it('every source file belongs to a layer', () => {
     for (const f of files) expect(() => rankOf(f)).not.toThrow();
   });
 
   it('no file imports from a higher layer', () => {
-    const upward: string[] = [];
-    for (const f of files) {
-      for (const target of importsOf(f)) {
-        if (!target.startsWith(SRC)) {
-          upward.push(`src/${relative(SRC, f)} imports ${relative(join(SRC, '..'), target)} (outside src/)`);
-          continue;
-        }
-        if (rankOf(target) > rankOf(f)) upward.push(`src/${relative(SRC, f)} → src/${relative(SRC, target)}`);
-      }
-    }
-    expect(upward).toEqual([]);
+    expect(files.flatMap((f) => upwardImports(f, importsOf(f)))).toEqual([]);
   });
 
   it('the client package imports nothing of the broker: only itself, xstate and ws', () => {
@@ -119,23 +134,21 @@ describe('layers', () => {
     expect(clientImportProblems(inClient, "import { setup } from 'xstate';\nimport { X } from './wire.js';")).toEqual([]);
     expect(brokerImportsClient(join(SRC, 'engine/memory.ts'), "import { SwitchboardClient } from '@switchboard/client';")).toBe(true);
     expect(brokerImportsClient(join(SRC, 'cli/chat.ts'), "import { SwitchboardClient } from '@switchboard/client';")).toBe(false);
+    const page = join(SRC, 'inspect/page.ts');
+    expect(upwardImports(page, importsOfText(page, "import { HttpError, type Router } from '../http/router.js';"))).toEqual(['src/inspect/page.ts → src/http/router.ts']);
+    expect(upwardImports(page, importsOfText(page, "import type { Router } from '../transports/router.js';"))).toEqual([]);
   });
 
-  it('no import cycle between files (type-only imports aside: they load nothing)', () => {
-    const graph = new Map(files.map((f) => [f, importsOf(f, true).filter((t) => t.startsWith(SRC))]));
-    const state = new Map<string, 'visiting' | 'done'>();
-    const cycles: string[] = [];
-    const visit = (f: string, path: string[]): void => {
-      if (state.get(f) === 'done') return;
-      if (state.get(f) === 'visiting') {
-        cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(SRC, p)).join(' → '));
-        return;
-      }
-      state.set(f, 'visiting');
-      for (const t of graph.get(f) ?? []) visit(t, [...path, f]);
-      state.set(f, 'done');
-    };
-    for (const f of files) visit(f, []);
-    expect(cycles).toEqual([]);
+  it('no import cycle between files, type-only imports included (two modules that need each other are one)', () => {
+    expect(cyclesOf(new Map(files.map((f) => [f, importsOf(f).filter((t) => t.startsWith(SRC))])))).toEqual([]);
+  });
+
+  it('catches a planted cycle, also one made only of type imports', () => {
+    const a = join(SRC, 'actors/a.ts');
+    const b = join(SRC, 'actors/b.ts');
+    const planted = (text: string) => new Map([[a, [b]], [b, importsOfText(b, text)]]);
+    expect(cyclesOf(planted("import type { A } from './a.js';"))).toEqual(['actors/a.ts → actors/b.ts → actors/a.ts']);
+    expect(cyclesOf(planted("import { A } from './a.js';"))).toHaveLength(1);
+    expect(cyclesOf(planted("import type { C } from './c.js';"))).toEqual([]);
   });
 });

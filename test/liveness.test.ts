@@ -152,7 +152,7 @@ describe('slow consumer', () => {
     let maxDepth = 0;
     let maxBuffered = 0;
     for (let i = 0; i < total; i++) {
-      broker.hub.publish('flood', { i, payload }, null);
+      broker.hub.publish('flood', { i, payload });
       maxDepth = Math.max(maxDepth, slowLink.mailbox.depth);
       maxBuffered = Math.max(maxBuffered, slowLink.wire.bufferedBytes);
       // Bursts of 50 (the mailbox bound), paced on what the reading client got: on a loaded machine it is still
@@ -181,7 +181,7 @@ describe('slow consumer', () => {
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const payload = 'y'.repeat(16 * 1024);
     for (let i = 0; i < 1000; i++) {
-      broker.hub.publish('burst', { i, payload }, null);
+      broker.hub.publish('burst', { i, payload });
       if (i % 50 === 49) await sleep(1);
     }
     expect(link.mailbox.depth).toBeLessThanOrEqual(20);

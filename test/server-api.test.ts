@@ -42,11 +42,12 @@ describe('server API', () => {
     c.ws.close();
   });
 
-  it('an idempotency key publishes once: a retry gets the first result', async () => {
+  it('an idempotency key publishes once: a retry gets the first position, delivers nothing and says duplicate', async () => {
     const c = await TestClient.connect(`${broker.url}/idem`);
     const first = await api('POST', '/api/publish', { topic: 'idem', data: 1, idempotencyKey: 'order-17' });
     const again = await api('POST', '/api/publish', { topic: 'idem', data: 1, idempotencyKey: 'order-17' });
-    expect(again.body).toEqual({ ...first.body, duplicate: true });
+    expect(first.body).toMatchObject({ seq: 1, delivered: 1 });
+    expect(again.body).toEqual({ ...first.body, delivered: 0, duplicate: true });
     const header = await fetch(`${broker.httpUrl}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'idempotency-key': 'order-17' }, body: JSON.stringify({ topic: 'idem', data: 1 }) });
     expect(((await header.json()) as any).duplicate).toBe(true);
     await c.next((f) => f.op === 'msg');

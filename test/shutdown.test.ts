@@ -9,7 +9,7 @@ describe('graceful shutdown', () => {
   it('delivers every queued message, then closes each client with 1001', async () => {
     const broker = await startTestBroker();
     const subs = await Promise.all([1, 2, 3].map(() => TestClient.connect(`${broker.url}/news`)));
-    for (let i = 1; i <= 200; i++) broker.hub.publish('news', i, null);
+    for (let i = 1; i <= 200; i++) broker.hub.publish('news', i);
     const closing = broker.close(); // same turn: the 200 messages are still in the mailboxes
     const results = await Promise.all(subs.map((s) => s.closed));
     await closing;

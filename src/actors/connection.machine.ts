@@ -3,8 +3,11 @@
 // itself and tells the machine only what changes its state (quit, the first frame after idle); deliveries and
 // replies go through the writer (mailbox), never through the machine.
 import { assertEvent, assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
-import type { Engine, JoinRequest, LeaveCause } from '../engine/engine.js';
+import type { Engine, JoinRequest } from '../engine/engine.js';
 import type { Link } from './link.js';
+import type { CloseIntent, ConnectionEvent } from './connection.events.js';
+
+export type { CloseIntent, ConnectionEvent };
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
 import type { StallClock } from '../engine/stalls.js';
 
@@ -19,12 +22,6 @@ export interface ConnectionTiming {
 
 /** The longest delay a timer takes (setTimeout's limit, ~24.8 days): a token expiring later is checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export interface CloseIntent {
-  code: number;
-  reason: string;
-  cause: LeaveCause;
-}
 
 export interface ConnectionInput {
   link: Link;
@@ -51,21 +48,6 @@ interface ConnectionContext extends ConnectionInput {
   /** When the connection's token expires (ms since 1970; from its `exp`), or undefined: no token, or no `exp`. */
   tokenExpiresAt: number | undefined;
 }
-
-export type ConnectionEvent =
-  | { type: 'ACCEPTED' }
-  | ({ type: 'REJECTED' } & CloseIntent)
-  /** The first application frame after idle (the reader serves the frame itself). */
-  | { type: 'ACTIVE' }
-  | { type: 'QUIT' }
-  | { type: 'PONG' }
-  | { type: 'SLOW_CONSUMER' }
-  | ({ type: 'CLOSE' } & CloseIntent)
-  | { type: 'SOCKET_CLOSED'; code: number; reason: string }
-  /** A fresh token was accepted (`auth`): its `exp` (seconds since 1970), or undefined when it has none. */
-  | { type: 'TOKEN_REFRESHED'; exp: number | undefined }
-  /** A transport or writer fault outside the machine, raised here so it is this actor's crash (supervisor → 1011). */
-  | { type: 'FAULT'; error: unknown };
 
 /** The close intent until a real one is set; shared by every connection (assign replaces it, never mutates it). */
 const NOT_CLOSED: CloseIntent = Object.freeze({ code: CLOSE.abnormal, reason: 'closed', cause: 'leave' });

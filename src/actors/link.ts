@@ -6,7 +6,7 @@ import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type MailboxLimits, type MailboxOwner, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
 import type { FrameId } from '../protocol/errors.js';
-import type { ConnectionActor, ConnectionEvent } from './connection.machine.js';
+import type { ConnectionEvent, ConnectionRef } from './connection.events.js';
 
 let lastId = 0;
 
@@ -95,7 +95,7 @@ export class Link implements MailboxOwner {
   /** In the machine's `idle` state: its next frame is news for the machine (ACTIVE). */
   isIdle = false;
   /** Set by the transport right after the connection actor is created. */
-  actor: ConnectionActor | undefined;
+  actor: ConnectionRef | undefined;
   /** Fixed by an auth token's `sub` claim: rename is refused. */
   nameFixed = false;
   /** What the client's token allows (publish/subscribe filters); undefined when authentication is off. */

@@ -4,7 +4,7 @@
 import { assertEvent, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import type { Logger } from 'pino';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import type { CloseIntent, ConnectionActor } from './connection.machine.js';
+import type { CloseIntent, ConnectionRef } from './connection.events.js';
 import type { Link } from './link.js';
 import { CLOSE } from '../protocol/errors.js';
 
@@ -35,7 +35,7 @@ function forget(context: Ctx, link: Link, cause: 'leave' | 'timeout' = 'leave'):
 }
 
 /** openConnection sets a link's actor before starting it, so every link the supervisor hears of has one. */
-function actorOf(link: Link): ConnectionActor {
+function actorOf(link: Link): ConnectionRef {
   if (!link.actor) throw new Error(`link ${link.id} has no connection actor`);
   return link.actor;
 }

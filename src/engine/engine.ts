@@ -72,6 +72,8 @@ export interface PublishResult {
   seq: number;
   epoch: string;
   delivered: number;
+  /** A retry of a keyed publish within the key's window: the first publish's position; nothing was delivered. */
+  duplicate?: true;
 }
 
 /** A topic as `/api/topics` shows it. */
@@ -107,8 +109,8 @@ export interface Engine<S extends Session = Session> {
    * allow are dropped (an `unsub` each, and a `forbidden` error naming it), then the ack with the token's `exp`.
    */
   regrant(session: S, grant: Grant, id: FrameId | undefined): void;
-  /** Server-side publish (HTTP API): no sender. */
-  publish(topic: string, data: unknown): PublishResult | ProtocolError;
+  /** Server-side publish (HTTP API): no sender; with `key`, once per (topic, key) within its window. */
+  publish(topic: string, data: unknown, key?: string): PublishResult | ProtocolError;
   /** Answers a request the session layer could not handle. */
   fail(session: S, err: ProtocolError): void;
 
@@ -130,7 +132,7 @@ export interface Engine<S extends Session = Session> {
   /** Answers a `ping` after every earlier request of `session` and every delivery already on its way to it. */
   ping?(session: S, id: FrameId | undefined): void;
   /** Server-side publish that waits for the store (HTTP API); `unavailable` when the store cannot take it. */
-  publishAsync?(topic: string, data: unknown): Promise<PublishResult | ProtocolError>;
+  publishAsync?(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError>;
   /** `ok`, or `degraded` while the shared store is unreachable (shown by /healthz and /metrics). */
   health?(): 'ok' | 'degraded';
   /** Connects to the store before the broker listens. */

@@ -13,6 +13,7 @@ import { Registry } from './registry.js';
 import { BrokerStats } from './stats.js';
 import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
 import { TokenBucket } from './bucket.js';
+import { PublishKeys } from './idempotency.js';
 import type { StallClock } from './stalls.js';
 import type { Grant } from '../auth/grant.js';
 
@@ -67,6 +68,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   readonly stats = new BrokerStats();
   /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
   readonly roster = new Roster<Link>();
+  private readonly publishKeys = new PublishKeys();
 
   constructor(readonly options: MemoryEngineOptions) {
     this.history = new History(
@@ -329,7 +331,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    this.pubAnswer(link, frame, this.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id));
+    this.pubAnswer(link, frame, this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key));
   }
 
   /**
@@ -340,15 +342,25 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (result instanceof ProtocolError) return this.fail(link, result);
     if (frame.id === undefined) return; // a notification: no ack to build
     const { grant } = link;
-    if (grant && !grant.admin && !grant.maySubscribe(frame.topic)) return this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch });
-    this.ack(link, frame.id, { seq: result.seq, epoch: result.epoch, delivered: result.delivered });
+    const told = grant && !grant.admin && !grant.maySubscribe(frame.topic) ? { seq: result.seq, epoch: result.epoch } : { seq: result.seq, epoch: result.epoch, delivered: result.delivered };
+    this.ack(link, frame.id, result.duplicate ? { ...told, duplicate: true } : told);
+  }
+
+  /** A server-side publish (no sender). */
+  publish(topic: string, data: unknown, key?: string): PublishResult | ProtocolError {
+    return this.publishFrom(topic, data, null, true, undefined, key);
   }
 
   /**
    * Encodes the message once and queues the same bytes in every matching mailbox. Data that cannot be encoded is
-   * refused here (bad_frame): nothing is numbered, stored or delivered.
+   * refused here (bad_frame): nothing is numbered, stored or delivered. With `key`, a retry within the key's
+   * window is answered with the first publish's position and delivers nothing.
    */
-  publish(topic: string, data: unknown, from: Link | null = null, echo = true, id?: FrameId): PublishResult | ProtocolError {
+  protected publishFrom(topic: string, data: unknown, from: Link | null, echo: boolean, id: FrameId | undefined, key: string | undefined): PublishResult | ProtocolError {
+    if (key !== undefined) {
+      const first = this.publishKeys.get(topic, key);
+      if (first) return first;
+    }
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     const ts = Date.now();
@@ -364,6 +376,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     }
     this.stats.published++;
     this.stats.delivered += delivered;
+    if (key !== undefined) this.publishKeys.set(topic, key, { seq, epoch });
     return { seq, epoch, delivered };
   }
 

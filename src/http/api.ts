@@ -7,12 +7,12 @@ import type { Link } from '../actors/link.js';
 import type { Config } from '../config.js';
 import type { PublishResult } from '../engine/memory.js';
 import { topicError } from '../protocol/topic.js';
-import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
+import { HttpError, readBody, sendJson, type Handler, type Router } from '../transports/router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import { adminVerdict } from '../auth/admin.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { IdempotencyKeys, idempotencyKey, publishOnce, registerServerApi } from './server-api.js';
+import { idempotencyKey, publishOnce, registerServerApi } from './server-api.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
 const LIST_DEFAULT = 1000;
@@ -34,7 +34,6 @@ export async function authorizeApi(req: IncomingMessage, config: Pick<Config, 'a
 
 export function registerApi(router: Router, core: BrokerCore, log: Logger): void {
   const { config, hub, supervisor } = core;
-  const keys = new IdempotencyKeys();
   const guarded =
     (handler: Handler): Handler =>
     async (req, res, url) => {
@@ -67,7 +66,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     // Straight to the engine, like a client's pub: the supervisor handles lifecycle, not publishes.
     let result: PublishResult | ProtocolError;
     try {
-      result = await publishOnce(hub, keys, topic, data, key);
+      result = await publishOnce(hub, topic, data, key);
     } catch (err) {
       log.error({ err, topic }, 'api publish failed');
       throw new HttpError(500, 'internal error', 'internal');
@@ -100,7 +99,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger): void
     sendJson(res, 200, offset + page.length < total ? { total, topics: page, next: String(offset + page.length) } : { total, topics: page });
   }));
 
-  registerServerApi(router, core, guarded, keys, log);
+  registerServerApi(router, core, guarded, log);
 }
 
 /** Validates a publish body; bad input → 400 carrying the protocol's error code. */

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
-import { HttpError, sendJson, type Router } from './router.js';
+import { HttpError, sendJson, type Router } from '../transports/router.js';
 
 // Two levels up from both src/http and dist/http.
 export const WEB_DIR = new URL('../../web/', import.meta.url);

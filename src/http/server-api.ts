@@ -7,46 +7,22 @@ import type { Engine, PublishResult, Session } from '../engine/engine.js';
 import type { Link } from '../actors/link.js';
 import { Grant } from '../auth/grant.js';
 import { CLOSE, ProtocolError, type FrameId } from '../protocol/errors.js';
-import { WHO_LIMIT_MAX, type ServerFrame } from '../protocol/frames.js';
+import { PUBLISH_KEY_MAX, WHO_LIMIT_MAX, type ServerFrame } from '../protocol/frames.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { filterError, topicError } from '../protocol/topic.js';
 import type { Outgoing } from '../protocol/outgoing.js';
-import { HttpError, readBody, sendJson, type Handler, type Router } from './router.js';
+import { HttpError, readBody, sendJson, type Handler, type Router } from '../transports/router.js';
 
 /** Messages one batch publish may carry. */
 export const BATCH_MAX = 1000;
-/** Idempotency keys remembered, and for how long: a retried publish within this window is answered, not repeated. */
-const IDEMPOTENCY_MAX = 10_000;
-const IDEMPOTENCY_MS = 10 * 60_000;
-const KEY_MAX = 128;
+const KEY_MAX = PUBLISH_KEY_MAX;
 
-/** Remembers the result of each publish made with an idempotency key (bounded; oldest first out). */
-export class IdempotencyKeys {
-  private readonly results = new Map<string, { result: PublishResult; expires: number }>();
-
-  get(key: string): PublishResult | undefined {
-    const hit = this.results.get(key);
-    if (!hit) return undefined;
-    if (hit.expires > Date.now()) return hit.result;
-    this.results.delete(key);
-    return undefined;
-  }
-
-  set(key: string, result: PublishResult): void {
-    this.results.set(key, { result, expires: Date.now() + IDEMPOTENCY_MS });
-    if (this.results.size > IDEMPOTENCY_MAX) this.results.delete(this.results.keys().next().value!);
-  }
-}
-
-/** Publishes once per idempotency key (when given): a retry gets the first result, marked `duplicate: true`. */
-export async function publishOnce(hub: Engine<Link>, keys: IdempotencyKeys, topic: string, data: unknown, key: string | undefined): Promise<(PublishResult & { duplicate?: true }) | ProtocolError> {
-  if (key !== undefined) {
-    const seen = keys.get(`${topic}\u0000${key}`);
-    if (seen) return { ...seen, duplicate: true };
-  }
-  const result = hub.publishAsync ? await hub.publishAsync(topic, data) : hub.publish(topic, data);
-  if (key !== undefined && !(result instanceof ProtocolError)) keys.set(`${topic}\u0000${key}`, result);
-  return result;
+/**
+ * Publishes once per idempotency key (when given): a retry within the key's window gets the first position, marked
+ * `duplicate: true`. The engine keeps the keys (in Redis on a cluster: one key is one publish on every node).
+ */
+export async function publishOnce(hub: Engine<Link>, topic: string, data: unknown, key: string | undefined): Promise<PublishResult | ProtocolError> {
+  return hub.publishAsync ? await hub.publishAsync(topic, data, key) : hub.publish(topic, data, key);
 }
 
 /**
@@ -131,7 +107,7 @@ function clientOf(hub: Engine<Link>, body: Record<string, unknown>): Link {
   return link;
 }
 
-export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, keys: IdempotencyKeys, log: Logger): void {
+export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, log: Logger): void {
   const { config, hub } = core;
   const asker = new ApiAsker();
   const running = () => {
@@ -160,7 +136,7 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
         continue;
       }
       try {
-        const result = await publishOnce(hub, keys, topic as string, data, key);
+        const result = await publishOnce(hub, topic as string, data, key);
         if (result instanceof ProtocolError) fail(result.code, result.message);
         else results.push(result);
       } catch (e) {

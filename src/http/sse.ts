@@ -1,7 +1,7 @@
 // The SSE transport's routes on the HTTP port: GET /sse (a stream), POST /sse?stream=<id> (its frames), OPTIONS
 // (a cross-origin preflight). Refusals become the router's JSON errors; bodies are read within --max-payload.
 import { SSE_PATH, SseRefusal, type SseTransport } from '../transports/sse/transport.js';
-import { HttpError, readBody, sendJson, type Router } from './router.js';
+import { HttpError, readBody, sendJson, type Router } from '../transports/router.js';
 
 export function registerSse(router: Router, sse: SseTransport, maxBody: number): void {
   router.on('GET', SSE_PATH, (req, res, url) => answered(sse.open(req, res, url)));

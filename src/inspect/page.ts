@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { ActorTree } from '../actors/tree.js';
 import { connectionMachine } from '../actors/connection.machine.js';
 import { supervisorMachine } from '../actors/supervisor.machine.js';
-import { HttpError, type Router } from '../http/router.js';
+import { HttpError, type Router } from '../transports/router.js';
 import { refuseUpgrade } from '../transports/upgrade.js';
 import { parseTarget } from '../protocol/target.js';
 import { ActorTable, type ActorRow } from './actors.js';

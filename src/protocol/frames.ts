@@ -11,6 +11,15 @@ export const NAME_MAX = 64;
 /** Most entries one `who` page may ask for (protocol 2). */
 export const WHO_LIMIT_MAX = 1000;
 const ID_MAX = 128;
+/** Longest publish idempotency key (any string of 1 to this many characters). */
+export const PUBLISH_KEY_MAX = 128;
+
+/** `null` when `value` is a usable publish idempotency key, else what is wrong with it. */
+export function publishKeyError(value: unknown): string | null {
+  if (typeof value === 'string' && value.length > 0 && value.length <= PUBLISH_KEY_MAX) return null;
+  return `key must be a string of 1 to ${PUBLISH_KEY_MAX} characters`;
+}
+
 /** Longest token an `auth` frame may carry (a JWT signed with a large RSA key is a few KB). */
 export const TOKEN_MAX = 16_384;
 
@@ -39,7 +48,15 @@ export type ClientFrame =
       presence?: boolean;
     }
   | { op: 'unsub'; id?: FrameId; topic: string }
-  | { op: 'pub'; id?: FrameId; topic: string; data: unknown; echo?: boolean }
+  | {
+      op: 'pub';
+      id?: FrameId;
+      topic: string;
+      data: unknown;
+      echo?: boolean;
+      /** An idempotency key: published once per (topic, key) within its window; a retry is acked `duplicate: true`. */
+      key?: string;
+    }
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
   | { op: 'who'; id?: FrameId; topic?: string; limit?: number; cursor?: string }
   | { op: 'rename'; id?: FrameId; name: string }
@@ -153,8 +170,14 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       if (!('data' in f)) return fault(id, 'bad_frame', 'pub needs data');
       const echo = f.echo;
       if (echo !== undefined && typeof echo !== 'boolean') return fault(id, 'bad_frame', 'echo must be a boolean');
-      // Built as literals, not by spreading: one object per publish, of one of four fixed shapes.
       const topic = f.topic as string;
+      if (f.key !== undefined) {
+        // The rarer keyed publish: validated and built apart, so the plain ones below keep their fixed shapes.
+        const keyErr = publishKeyError(f.key);
+        if (keyErr) return fault(id, 'bad_frame', keyErr);
+        return { op: 'pub', topic, data: f.data, key: f.key as string, ...(echo !== undefined && { echo }), ...(id !== undefined && { id }) };
+      }
+      // Built as literals, not by spreading: one object per publish, of one of four fixed shapes.
       if (echo === undefined) return id === undefined ? { op: 'pub', topic, data: f.data } : { op: 'pub', topic, data: f.data, id };
       return id === undefined ? { op: 'pub', topic, data: f.data, echo } : { op: 'pub', topic, data: f.data, echo, id };
     }

@@ -83,6 +83,31 @@ describe('client against a real broker', () => {
   });
 });
 
+describe('keyed publishes through a dropped connection', () => {
+  it('a keyed publish whose ack was lost in a cut is sent again after the reconnect, and published once', { timeout: 30_000 }, async () => {
+    const broker = await startTestBroker();
+    cleanup.push(() => broker.close());
+    const proxy = await CuttingProxy.start(broker.port);
+    cleanup.push(() => proxy.close());
+    const reader = client(broker.url);
+    const sub = await reader.subscribe<string>('keyed/x');
+    const seen = record(sub);
+    const writer = client(proxy.url);
+    await writer.connect();
+    // The publish reaches the broker; the connection drops before a byte of its ack comes back.
+    proxy.cutAfterBytes(0);
+    const ack = await writer.publish('keyed/x', 'once', { key: 'order-41' });
+    expect(proxy.cuts).toBe(1);
+    expect(ack).toMatchObject({ seq: 1, duplicate: true, delivered: 0 });
+    expect(await writer.publish('keyed/x', 'next', { key: 'order-42' })).toMatchObject({ seq: 2 });
+    await until(() => seen.length >= 2, 'the next message');
+    expect(seen.map((m) => [m.seq, m.data])).toEqual([
+      [1, 'once'],
+      [2, 'next'],
+    ]);
+  });
+});
+
 describe('property: whatever drops and reconnects happen, the app sees every message once and in order', () => {
   type Step = { kind: 'publish'; topic: 'p/a' | 'p/b'; count: number } | { kind: 'cut' } | { kind: 'tear'; bytes: number } | { kind: 'wait' };
   const step: fc.Arbitrary<Step> = fc.oneof(

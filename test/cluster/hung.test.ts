@@ -3,7 +3,7 @@
 // `unavailable` (which promises nothing happened), and the node reports itself degraded within a few of its
 // --redis-timeout-ms, until Redis answers again. The test shows the publish did happen after all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { health, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { health, RedisProxy, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -12,16 +12,25 @@ const run = requireRedis('cluster hung redis');
 describe.skipIf(!run)('cluster: a hung Redis', () => {
   let redis: TestRedis;
   let node: TestBroker;
+  let other: TestBroker;
+  let proxy: RedisProxy;
+  let behind: TestBroker; // its Redis connections go through the proxy
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
     redis = await TestRedis.start();
     node = await startNode(redis, { redisTimeoutMs: 300, nodeTickMs: 100, nodeTtlMs: 5000 });
+    other = await startNode(redis, { redisTimeoutMs: 300, nodeTickMs: 100, nodeTtlMs: 5000 });
+    proxy = await RedisProxy.start(redis.port);
+    behind = await startNode(redis, { redisUrl: proxy.url, redisTimeoutMs: 10_000, nodeTickMs: 100, nodeTtlMs: 5000 });
   });
   afterAll(async () => {
     redis?.resume();
     for (const c of clients) c.close();
     await node?.close();
+    await other?.close();
+    await behind?.close();
+    await proxy?.cut();
     await redis?.stop();
   });
 
@@ -48,4 +57,50 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     await sub.next((f) => f.op === 'msg' && f.data === 'after');
     expect(sub.all.filter((f) => f.op === 'msg').map((f) => `${f.seq}:${f.data}`)).toEqual(['1:before', '2:during', '3:api', '4:after']);
   }, 30_000);
+
+  it('a keyed pub answered outcome_unknown is retried safely: the retry, on another node, is acked duplicate and the message exists once', async () => {
+    const sub = await TestClient.connect(other.url);
+    const pub = await TestClient.connect(node.url);
+    clients.push(sub, pub);
+    await sub.request({ op: 'sub', topic: 'hung/k' });
+    await until(async () => (await health(node)) === 'running' && (await health(other)) === 'running', 'both nodes running', 10_000);
+
+    redis.pause();
+    const during = await pub.request({ op: 'pub', topic: 'hung/k', data: 'exactly once', key: 'order-7' });
+    expect(during).toMatchObject({ op: 'error', code: 'outcome_unknown' });
+    redis.resume();
+    await until(async () => (await health(node)) === 'running' && (await health(other)) === 'running', 'both nodes running once Redis answers', 10_000);
+
+    // The client does not know whether it happened: it retries with the same key, here through the other node.
+    const retry = await TestClient.connect(other.url);
+    clients.push(retry);
+    const again = await retry.request({ op: 'pub', topic: 'hung/k', data: 'exactly once', key: 'order-7' });
+    expect(again).toMatchObject({ op: 'ack', seq: 1, duplicate: true, delivered: 0 });
+    const next = await retry.request({ op: 'pub', topic: 'hung/k', data: 'next', key: 'order-8' });
+    expect(next).toMatchObject({ op: 'ack', seq: 2, epoch: again.epoch });
+    await sub.next((f) => f.op === 'msg' && f.data === 'next');
+    expect(sub.all.filter((f) => f.op === 'msg').map((f) => `${f.seq}:${f.data}`)).toEqual(['1:exactly once', '2:next']);
+  }, 30_000);
+
+  it('a connection that breaks while a keyed pub is in flight answers outcome_unknown, never unavailable; the retry is a duplicate', async () => {
+    const pub = await TestClient.connect(behind.url);
+    clients.push(pub);
+    await until(async () => (await health(behind)) === 'running', 'the node behind the proxy running', 10_000);
+    expect(await pub.request({ op: 'pub', topic: 'hung/broken', data: 'warm', key: 'warm-1' })).toMatchObject({ op: 'ack', seq: 1 });
+
+    redis.pause();
+    const answer = pub.request({ op: 'pub', topic: 'hung/broken', data: 'in flight', key: 'flight-1' });
+    // The script reached Redis's socket (Redis, stopped, has not read it); then the connection breaks.
+    await until(() => proxy.forwarded('flight-1'), 'the publish script sent towards Redis', 5000);
+    await proxy.cut();
+    expect(await answer).toMatchObject({ op: 'error', code: 'outcome_unknown' });
+    await proxy.restore();
+    redis.resume();
+    await until(async () => (await health(behind)) === 'running', 'the node running once Redis answers again', 15_000);
+
+    // Redis read the script when it woke: it ran. The retry is told so, and nothing is published twice.
+    const retry = await pub.request({ op: 'pub', topic: 'hung/broken', data: 'in flight', key: 'flight-1' });
+    expect(retry).toMatchObject({ op: 'ack', seq: 2, duplicate: true });
+    expect(await pub.request({ op: 'pub', topic: 'hung/broken', data: 'after', key: 'after-1' })).toMatchObject({ op: 'ack', seq: 3 });
+  }, 40_000);
 });

@@ -10,6 +10,7 @@ import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { CHANNELS, KEYS } from '../../src/engine/redis/keys.js';
+import { keySlot } from '../../src/engine/redis/outcome.js';
 import type { RedisEngine } from '../../src/engine/redis/engine.js';
 import type { ClusterSubscriber } from '../../src/engine/redis/connections.js';
 
@@ -77,6 +78,10 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
     for (const k of [KEYS.life, KEYS.ids, KEYS.topics, KEYS.clients, KEYS.names, KEYS.heartbeat('n1'), KEYS.nodeClients('n1')]) expect(await rc.keyslot(k)).toBe(gSlot);
     // A topic starting with `}` would give its keys an empty hash tag (two slots): it gets one tag all the same.
     expect(await rc.keyslot(KEYS.meta('}odd'))).toBe(await rc.keyslot(KEYS.log('}odd')));
+    // The broker's own slot function (which master a publish goes to: outcome.ts) agrees with Redis.
+    for (const k of [KEYS.meta('}odd'), KEYS.pubKey('a/b', 'k}{'), KEYS.nodes, 'héllo', 'no tag', '{}empty', ...shard.map((t) => KEYS.meta(t))]) {
+      expect(keySlot(k)).toBe(await rc.keyslot(k));
+    }
     const c = await connect(a.url);
     expect(await req(c, { op: 'pub', topic: '}odd', data: 1 })).toMatchObject({ op: 'ack', seq: 1 });
     expect(await req(c, { op: 'pub', topic: '}odd', data: 2 })).toMatchObject({ op: 'ack', seq: 2 });

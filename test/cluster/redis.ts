@@ -324,6 +324,8 @@ export async function health(node: { httpUrl: string }): Promise<string> {
 export class RedisProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** The last bytes sent towards Redis (a test waits until a command it caused has gone through). */
+  private upstream = '';
   private constructor(
     readonly port: number,
     private target: number,
@@ -349,6 +351,9 @@ export class RedisProxy {
         s.on('error', () => undefined);
         s.on('close', () => this.sockets.delete(s));
       }
+      down.on('data', (chunk: Buffer) => {
+        this.upstream = (this.upstream + chunk.toString('latin1')).slice(-65_536);
+      });
       down.pipe(up).on('close', () => down.destroy());
       up.pipe(down).on('close', () => up.destroy());
       down.on('close', () => up.destroy());
@@ -356,6 +361,11 @@ export class RedisProxy {
     });
     this.server = server;
     return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+
+  /** Whether `text` went through towards Redis (in the last 64 KiB). */
+  forwarded(text: string): boolean {
+    return this.upstream.includes(text);
   }
 
   async cut(): Promise<void> {

@@ -64,7 +64,7 @@ describe('encode once, at publish/send time', () => {
     const res = await fetch(`${broker.httpUrl}/api/publish`, { method: 'POST', body: `{"topic":"deep","data":${DEEP_TEXT}}` });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'bad_frame' });
-    expect(broker.hub.publish('deep', { big: 10n }, null)).toBeInstanceOf(ProtocolError);
+    expect(broker.hub.publish('deep', { big: 10n })).toBeInstanceOf(ProtocolError);
     const ok = await fetch(`${broker.httpUrl}/api/publish`, { method: 'POST', body: '{"topic":"deep","data":1}' });
     expect(await ok.json()).toMatchObject({ seq: 1, delivered: 1 });
     expect(await sub.next((f) => f.op === 'msg')).toMatchObject({ seq: 1, data: 1 });

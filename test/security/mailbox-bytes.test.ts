@@ -78,7 +78,7 @@ describe('mailbox byte bound', () => {
     const N = 300; // 18 MB: past what loopback buffers absorb, far under 1000 messages
     let peak = 0;
     for (let i = 0; i < N; i++) {
-      broker.hub.publish('big', payload, null);
+      broker.hub.publish('big', payload);
       for (const l of broker.hub.clientsOf('big')) peak = Math.max(peak, l.mailbox.bytes);
       // Paced on the reading victim, as a real publisher behind its own socket would be.
       while (received < i - 8) await turn();

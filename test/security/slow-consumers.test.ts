@@ -83,7 +83,7 @@ async function run(policy: SlowConsumerPolicy) {
     // queue behind them.)
     const behind = () => healthy.reduce((m, s) => Math.min(m, s.seqs.length), Infinity);
     for (let seq = 1; seq <= MESSAGES; ) {
-      for (let k = 0; k < 8 && seq <= MESSAGES; k++, seq++) broker.hub.publish('load', PAYLOAD, null);
+      for (let k = 0; k < 8 && seq <= MESSAGES; k++, seq++) broker.hub.publish('load', PAYLOAD);
       do {
         await tick();
         const gone = healthy.find((s) => s.ws.readyState !== WebSocket.OPEN);

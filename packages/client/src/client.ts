@@ -69,7 +69,17 @@ export interface PublishOptions {
   ack?: boolean;
   /** false: not delivered back to this client's own subscriptions. */
   echo?: boolean;
+  /**
+   * An idempotency key (1–128 characters, unique per message, e.g. a UUID): the broker publishes it once per topic
+   * within 10 minutes. A keyed publish whose connection dropped before its ack is sent again after the reconnect
+   * (up to 3 times) instead of failing with `disconnected`; a retry the broker had already taken resolves with
+   * `duplicate: true` and the first publish's seq.
+   */
+  key?: string;
 }
+
+/** Times a keyed publish is sent again after its connection dropped before the ack. */
+const KEYED_RESENDS = 3;
 
 export interface WhoOptions {
   topic?: string;
@@ -227,8 +237,19 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   publish(topic: string, data: unknown, options?: PublishOptions): Promise<PubAck>;
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PubAck | void> {
     const ack = options.ack !== false;
-    const frame = { op: 'pub', topic, data, ...(options.echo === false && { echo: false }) };
+    const frame = { op: 'pub', topic, data, ...(options.echo === false && { echo: false }), ...(options.key !== undefined && { key: options.key }) };
     if (this.state === 'closed') return Promise.reject(new SwitchboardError('closed', 'the client is closed'));
+    if (options.key === undefined || !ack) return this.pubOrQueue(frame, ack);
+    // Safe to send again: the broker takes one key once.
+    const attempt = (resends: number): Promise<PubAck | void> =>
+      this.pubOrQueue(frame, true).catch((err: unknown) =>
+        err instanceof SwitchboardError && err.code === 'disconnected' && resends < KEYED_RESENDS && this.state !== 'closed' ? attempt(resends + 1) : Promise.reject(err),
+      );
+    return attempt(0);
+  }
+
+  /** Sends a publish now when online and nothing waits before it, else queues it for the next connection. */
+  private pubOrQueue(frame: Record<string, unknown>, ack: boolean): Promise<PubAck | void> {
     if (this.online && this.queue.length === 0) return this.sendPub(frame, ack);
     const bound = this.options.offlineQueueSize ?? 1000;
     if (this.queue.length >= bound) {
@@ -308,7 +329,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       this.write(frame);
       return Promise.resolve();
     }
-    return this.request(frame).then((a) => ({ seq: a.seq as number, delivered: a.delivered as number, ...(typeof a.epoch === 'string' && { epoch: a.epoch }) }));
+    return this.request(frame).then((a) => ({
+      seq: a.seq as number,
+      delivered: a.delivered as number,
+      ...(typeof a.epoch === 'string' && { epoch: a.epoch }),
+      ...(a.duplicate === true && { duplicate: true as const }),
+    }));
   }
 
   private write(frame: Record<string, unknown>): void {

@@ -94,6 +94,8 @@ export interface PubAck {
   seq: number;
   epoch?: string;
   delivered: number;
+  /** A keyed publish the broker had already taken (a resend): `seq` is the first one's; nothing was delivered again. */
+  duplicate?: true;
 }
 
 export interface Member {

@@ -23,8 +23,10 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
   if (!target.cluster) {
     const common = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1 };
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
+    // Commands in flight when the connection breaks fail too (they may have run: a publish is `outcome_unknown`),
+    // never sent again by ioredis on the next connection, where a publish that had run would run twice.
     return {
-      cmd: new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: commandTimeoutMs, connectionName: name }),
+      cmd: new Redis(url, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }),
       bus: new Redis(url, { ...common, enableOfflineQueue: true, autoResubscribe: true, connectionName: `${name}-sub` }),
     };
   }
@@ -34,7 +36,7 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
     // No offline queue here either: while the cluster is not ready, commands fail at once (→ `unavailable`).
     enableOfflineQueue: false,
     clusterRetryStrategy: retryStrategy,
-    redisOptions: { ...auth, maxRetriesPerRequest: 1, commandTimeout: commandTimeoutMs, connectionName: name },
+    redisOptions: { ...auth, maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name },
   });
   // The subscriber's candidates: the nodes the command connection knows (masters and replicas), then the seeds.
   const candidates = (): Node[] => {

@@ -21,6 +21,8 @@ import * as LUA from './scripts.js';
 import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
 import { Interest, publishChannels } from './interest.js';
 import { filterError } from '../../protocol/topic.js';
+import { duplicateOf, PUBLISH_KEY_WINDOW_MS } from '../idempotency.js';
+import { maybeRan, readyFor } from './outcome.js';
 
 export interface RedisEngineOptions extends MemoryEngineOptions {
   /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
@@ -100,20 +102,8 @@ const OWN_DELIVERY_WAIT_MS = 2000;
 const BARRIER_WAIT_MS = 1000;
 
 const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
-
-/**
- * A write whose command reached an open connection and got no answer in time (Redis hung: SIGSTOP, a blackholed
- * network, a long blocking command) may run when Redis wakes: the client must not be told `unavailable` (that
- * promises nothing happened), but that the outcome is unknown. Errors raised before sending (no connection: no
- * offline queue) or answered by Redis (LOADING, OOM, CLUSTERDOWN, …) mean it surely did not run. Known gap: ioredis
- * says "Connection is closed" both for a command never sent and for one in flight when the connection broke, so
- * that case stays `unavailable` (docs/cluster.md, Failures).
- */
-function unknownOutcome(err: unknown, id?: FrameId): ProtocolError | undefined {
-  const msg = String((err as Error)?.message ?? err);
-  if (!/Command timed out/i.test(msg)) return undefined;
-  return new ProtocolError('outcome_unknown', 'the cluster store (Redis) did not answer in time: the message may or may not have been published; retrying may publish it twice', id);
-}
+const unknownOutcome = (id?: FrameId) =>
+  new ProtocolError('outcome_unknown', 'the cluster store (Redis) did not answer: the message may or may not have been published; a retry with the same key publishes it once', id);
 
 /** What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction). */
 function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
@@ -836,23 +826,23 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return Promise.resolve(new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id);
+    return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key);
   }
 
   /** The in-memory engine's synchronous publish cannot wait for Redis: the cluster publishes with publishAsync. */
-  override publish(): PublishResult | ProtocolError {
+  override publish(_topic: string, _data: unknown, _key?: string): PublishResult | ProtocolError {
     return new ProtocolError('unavailable', 'the cluster engine publishes asynchronously (publishAsync)');
   }
 
-  publishAsync(topic: string, data: unknown): Promise<PublishResult | ProtocolError> {
-    return this.publishVia(topic, data, null, true);
+  publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
+    return this.publishVia(topic, data, null, true, undefined, key);
   }
 
   /**
    * One script numbers, stores and publishes the message. The result waits until the message came back over the bus
    * and was delivered here, so a publisher's own echo precedes its ack and `delivered` counts this node's deliveries.
    */
-  private async publishVia(topic: string, data: unknown, from: S | null, echo: boolean, id?: FrameId): Promise<PublishResult | ProtocolError> {
+  private async publishVia(topic: string, data: unknown, from: S | null, echo: boolean, id?: FrameId, key?: string): Promise<PublishResult | ProtocolError> {
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     if (!this.cmdUp) return unavailable(id);
@@ -874,16 +864,25 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
     const heard = this.interest.receives(topic);
     const [topicChannel, familyChannel] = publishChannels(topic);
-    let reply: [number, string];
+    let reply: [number, string, 1?];
+    const keys = [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)];
+    const args = [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel];
+    if (key !== undefined) {
+      keys.push(KEYS.pubKey(topic, key));
+      args.push(String(PUBLISH_KEY_WINDOW_MS));
+    }
+    const sentReady = readyFor(this.cmd, keys[0]!);
     try {
-      reply = (await this.script(LUA.PUBLISH, [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel])) as [number, string];
+      reply = (await this.script(LUA.PUBLISH, keys, args)) as [number, string, 1?];
     } catch (err) {
-      const refused = unknownOutcome(err, id) ?? refusal(err, id);
+      // Written on a ready connection, then no answer (hung, or the connection broke): it may have run.
+      const refused = maybeRan(err, sentReady) ? unknownOutcome(id) : refusal(err, id);
       if (!refused) throw err;
       this.noteTimeout(err);
       return refused;
     }
-    const [seq, epoch] = reply;
+    const [seq, epoch, duplicate] = reply;
+    if (duplicate) return duplicateOf({ seq, epoch });
     this.stats.published++;
     const delivered = heard ? await this.ownDelivery(`${topic}\u0000${epoch}\u0000${seq}`) : 0;
     return { seq, epoch, delivered };

@@ -16,6 +16,8 @@ export const KEYS = {
   log: (topic: string) => `sb:{${tag(topic)}}:log`,
   /** List of the frame bytes of each entry in `log`, oldest first (the byte budget is trimmed without reading the stream). */
   sizes: (topic: string) => `sb:{${tag(topic)}}:sizes`,
+  /** String "<seq> <epoch>" of a keyed publish, for the key's window (PX): a retry gets this position back. */
+  pubKey: (topic: string, key: string) => `sb:{${tag(topic)}}:k:${key}`,
   /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */
   life: 'sb:{g}:life',
   /** Counter client ids are reserved from, in blocks (INCRBY). */

@@ -9,9 +9,18 @@
  * failover). The history is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each
  * entry's frame bytes, oldest first, so trimming needs no read of the stream): the oldest entries go first; a frame
  * bigger than the whole budget empties it (what came before cannot be replayed without it), so it never has a
- * hole. Returns {seq, epoch}.
+ * hole. With a 4th key (a publish idempotency key) and ARGV[9] (its window in ms): when the key is held, nothing
+ * is published and its position comes back as {seq, epoch, 1}; else the key is set to the new position.
+ * Returns {seq, epoch}.
  */
 export const PUBLISH = `
+if KEYS[4] then
+  local first = redis.call('GET', KEYS[4])
+  if first then
+    local s, e = string.match(first, '^(%d+) (.*)$')
+    return {tonumber(s), e, 1}
+  end
+end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'rid')
 local epoch = m[1]
@@ -55,6 +64,7 @@ elseif keep > 0 then
 end
 redis.call('PUBLISH', ARGV[5], entry)
 redis.call('PUBLISH', ARGV[8], entry)
+if KEYS[4] then redis.call('SET', KEYS[4], seq .. ' ' .. epoch, 'PX', ARGV[9]) end
 return {seq, epoch}
 `;
 

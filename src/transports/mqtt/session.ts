@@ -55,6 +55,11 @@ function deliveryOf(out: Outgoing): Delivery {
 /** The payload of a message, shared by every MQTT subscriber of one publish. */
 const payloadEncoding: Encoding = (out) => deliveryOf(out).payload;
 
+/** The MQTT payload of a message (a stored session keeps its unacknowledged messages as bytes). */
+export function payloadOf(out: Outgoing): Buffer {
+  return out.bytesFor(payloadEncoding);
+}
+
 /** QoS 0 PUBLISH packets of messages without an expiry depend on the message alone: shared by every subscriber of one version. */
 const qos0Encodings: Record<4 | 5, Encoding> = {
   4: (out) => encodePublishQos0((out.frame as { topic: string }).topic, deliveryOf(out).payload),
@@ -427,7 +432,7 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos, p.retain.properties);
+        this.retain(p.retain, f);
         return NOTHING;
       case 'unsub':
         if (!error) {
@@ -437,7 +442,7 @@ export class MqttSession {
         return this.settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback');
       case 'puback':
       case 'pubrec':
-        if (!error && p.retain) this.options.retained?.set(p.retain.topic, p.retain.payload, p.retain.qos, p.retain.properties);
+        if (!error && p.retain) this.retain(p.retain, f);
         if (error) {
           // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
           if (!v5) return this.refused(error.code, error.message);
@@ -453,18 +458,27 @@ export class MqttSession {
     }
   }
 
+  /** A retained publish the engine took: kept, ordered by its position (the last publish of a topic wins on every node). */
+  private retain(message: Retained, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>): void {
+    const { seq, epoch } = ack as { seq?: unknown; epoch?: unknown };
+    const order = typeof seq === 'number' && typeof epoch === 'string' ? { seq, epoch } : undefined;
+    void this.options.retained?.set({ ...message, at: Date.now() }, order);
+  }
+
   /**
    * A filter the engine took: held at its QoS, the engine life noted (persistent sessions), and the retained
-   * messages it matches queued behind the SUBACK (after this flush: never push into a mailbox while it is written).
+   * messages it matches queued behind the SUBACK (after this flush: never push into a mailbox while it is written;
+   * a shared store answers later, so live messages may come first).
    */
   private subscribed(filter: string, qos: QoS, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>, retained = true): void {
     this.filters.set(filter, qos);
     const life = (ack as { life?: unknown }).life;
     if (typeof life === 'string') this.life = life;
     const store = this.options.retained;
-    if (!retained || !store || store.size === 0) return;
-    queueMicrotask(() => {
-      for (const message of store.matching(filter, RETAINED_PER_FILTER)) this.answer({ kind: 'retained', message, qos: Math.min(qos, message.qos) as QoS });
+    if (!retained || !store) return;
+    void store.matching(filter, RETAINED_PER_FILTER).then((messages) => {
+      if (!this.link?.isOpen) return;
+      for (const message of messages) this.answer({ kind: 'retained', message, qos: Math.min(qos, message.qos) as QoS });
     });
   }
 

@@ -1,4 +1,5 @@
-// Persistent MQTT sessions and retained messages of this process (docs/mqtt.md, Sessions and Retained messages).
+// Persistent MQTT sessions and retained messages: the stores' interfaces, and their implementations in this
+// process's memory (one broker; the Redis ones that a cluster shares are in redis-sessions.ts and redis-retained.ts).
 // A session kept after its connection ends holds no messages: only its filters, the positions it reached per
 // topic and its unacknowledged QoS 1/2 messages; on reconnect it resumes from the topics' history. Bounded in
 // sessions, in positions per session, and retained messages in count and bytes.
@@ -39,7 +40,30 @@ export interface StoredSession {
 /** Topics remembered per session (those it received last): the engine takes at most this many positions per sub. */
 export const POSITIONS_MAX = 1000;
 
-export class SessionStore {
+/** Where sessions wait for their clients. Operations of one client id are made in order by the transport. */
+export interface SessionStore {
+  /** The session of `clientId`, removed from the store (the connection now holds it); undefined if none or expired. */
+  take(clientId: string): Promise<StoredSession | undefined>;
+  /** Keeps `session` for `clientId` until it expires, or until more recently kept ones push it out. */
+  keep(clientId: string, session: StoredSession): Promise<void>;
+  drop(clientId: string): Promise<void>;
+}
+
+/** The last retained message of each topic. */
+export interface RetainedStore {
+  /**
+   * Keeps `message` as its topic's retained message (an empty payload clears it [MQTT-3.3.1-10]). `order`: the
+   * publish's position; a message older (same epoch, lower seq) than the one kept is ignored, so the last publish wins.
+   */
+  set(message: Retained, order?: Position): Promise<void>;
+  /** Retained messages of the topics `filter` matches, at most `limit`. */
+  matching(filter: string, limit: number): Promise<Retained[]>;
+}
+
+/** The position each topic matching a filter has now (what a session kept now would resume after). */
+export type TopicPositions = (filters: readonly string[]) => Promise<Map<string, [string, Position][]>>;
+
+export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, StoredSession>();
 
   constructor(private readonly max: number) {}
@@ -48,26 +72,28 @@ export class SessionStore {
     return this.sessions.size;
   }
 
-  /** The session of `clientId`, removed from the store (the connection now holds it); undefined if none or expired. */
-  take(clientId: string, now = Date.now()): StoredSession | undefined {
+  take(clientId: string): Promise<StoredSession | undefined> {
     const s = this.sessions.get(clientId);
-    if (!s) return undefined;
+    if (!s) return Promise.resolve(undefined);
     this.sessions.delete(clientId);
-    return s.expiresAt > now ? s : undefined;
+    return Promise.resolve(s.expiresAt > Date.now() ? s : undefined);
   }
 
-  /** Keeps `session` for `clientId`; the least recently stored one goes when full (expired ones first). */
-  keep(clientId: string, session: StoredSession, now = Date.now()): void {
+  /** The least recently stored one goes when full (expired ones first). */
+  keep(clientId: string, session: StoredSession): Promise<void> {
+    const now = Date.now();
     this.sessions.delete(clientId);
     if (this.sessions.size >= this.max) {
       for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
       while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value!);
     }
     this.sessions.set(clientId, session);
+    return Promise.resolve();
   }
 
-  drop(clientId: string): void {
+  drop(clientId: string): Promise<void> {
     this.sessions.delete(clientId);
+    return Promise.resolve();
   }
 }
 
@@ -80,8 +106,11 @@ export interface Retained {
   at?: number;
 }
 
-/** The last retained message of each topic, bounded in count and bytes (the oldest goes first). */
-export class RetainedStore {
+/** Retained messages kept at most (--mqtt-retained-bytes bounds them in bytes). */
+export const RETAINED_MAX = 100_000;
+
+/** The last retained message of each topic in this process, bounded in count and bytes (the oldest goes first). */
+export class MemoryRetainedStore implements RetainedStore {
   private readonly messages = new Map<string, Retained>();
   private bytes = 0;
 
@@ -94,19 +123,20 @@ export class RetainedStore {
     return this.messages.size;
   }
 
-  /** An empty payload clears the topic's retained message [MQTT-3.3.1-10]. */
-  set(topic: string, payload: Buffer, qos: QoS, properties?: PacketProperties, at = Date.now()): void {
+  /** One process numbers its publishes in the order they are answered: the last `set` is the last publish. */
+  set(message: Retained): Promise<void> {
+    const { topic, payload } = message;
     this.clear(topic);
-    if (payload.length === 0) return;
     const cost = payload.length + topic.length;
-    if (cost > this.maxBytes) return;
+    if (payload.length === 0 || cost > this.maxBytes) return Promise.resolve();
     while (this.messages.size >= this.maxMessages || this.bytes + cost > this.maxBytes) {
       const oldest = this.messages.keys().next().value;
       if (oldest === undefined) break;
       this.clear(oldest);
     }
-    this.messages.set(topic, { topic, payload, qos, properties, at });
+    this.messages.set(topic, { ...message, at: message.at ?? Date.now() });
     this.bytes += cost;
+    return Promise.resolve();
   }
 
   private clear(topic: string): void {
@@ -116,8 +146,12 @@ export class RetainedStore {
     this.bytes -= old.payload.length + topic.length;
   }
 
-  /** Retained messages of the topics `filter` matches, at most `limit`. */
-  matching(filter: string, limit: number): Retained[] {
+  matching(filter: string, limit: number): Promise<Retained[]> {
+    return Promise.resolve(this.match(filter, limit));
+  }
+
+  private match(filter: string, limit: number): Retained[] {
+    if (this.messages.size === 0) return [];
     if (!isWildcard(filter)) {
       const r = this.messages.get(filter);
       return r ? [r] : [];

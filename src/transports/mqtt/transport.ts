@@ -20,15 +20,13 @@ import { PacketFramer } from './framer.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 import { MqttSession, willOf, type MqttVersion } from './session.js';
-import { RetainedStore, SessionStore, type Position } from './store.js';
+import { MemoryRetainedStore, MemorySessionStore, RETAINED_MAX, type Position, type RetainedStore, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { filterMatches } from '../../protocol/topic.js';
 
 /** Longest client id accepted (MQTT allows 65,535 bytes; a client id longer than a name is never one anyway). */
 const CLIENT_ID_MAX = 256;
 /** The fixed header's size at most: a packet of --max-payload bytes of payload still fits with its topic. */
 const HEADER_ALLOWANCE = 1024;
-/** Retained messages kept at most (--mqtt-retained-bytes bounds them in bytes). */
-const RETAINED_MAX = 100_000;
 /** Topics read for the positions a persistent session keeps when its connection ends. */
 const KEEP_TOPICS_MAX = 100_000;
 /** 5.0's session expiry interval that means "never". */
@@ -78,24 +76,49 @@ interface Accepted {
   meta?: Record<string, unknown> | undefined;
   /** Bytes that arrived behind the CONNECT, for the connection's own reader. */
   rest: Buffer[];
+  /** The session it resumes (clean session 0 / clean start 0 and one was kept). */
+  stored: StoredSession | undefined;
+}
+
+/** Where sessions and retained messages are kept: this process's memory, or a store the cluster shares (broker.ts). */
+export interface MqttStores {
+  sessions: SessionStore;
+  /** Undefined when --mqtt-retained-bytes is 0 (CONNACK then says retain is not available). */
+  retained: RetainedStore | undefined;
+  /** The positions a session kept now resumes after. */
+  positions: TopicPositions;
+}
+
+/** The stores of one process, in its memory. */
+export function memoryStores(core: BrokerCore): MqttStores {
+  const { config, hub } = core;
+  return {
+    sessions: new MemorySessionStore(config.mqttSessions),
+    retained: config.mqttRetainedBytes > 0 ? new MemoryRetainedStore(RETAINED_MAX, config.mqttRetainedBytes) : undefined,
+    positions: (filters) => {
+      const topics = hub.topics(KEEP_TOPICS_MAX).topics;
+      const current = (filter: string): [string, Position][] =>
+        topics.filter((t) => t.lastSeq !== null && t.lastSeq > 0 && t.epoch !== null && filterMatches(filter, t.topic)).map((t) => [t.topic, { seq: t.lastSeq!, epoch: t.epoch! }]);
+      return Promise.resolve(new Map(filters.map((f) => [f, current(f)])));
+    },
+  };
 }
 
 export class MqttTransport {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
-  /** Persistent sessions and retained messages of this process (not shared across a cluster: docs/mqtt.md). */
-  readonly sessions: SessionStore;
-  /** Undefined when --mqtt-retained-bytes is 0 (CONNACK then says retain is not available). */
-  readonly retained: RetainedStore | undefined;
+  private readonly stores: MqttStores;
+  /** Sessions being kept, by client id: a reconnect of that client waits for it before it takes its session. */
+  private readonly keeping = new Map<string, Promise<void>>();
   /** What clients without a token may do (--mqtt-anonymous-acl), as a grant without a name. */
   private readonly anonymous: Grant | undefined;
 
   constructor(
     private readonly core: BrokerCore,
     private readonly log: Logger,
+    stores?: MqttStores,
   ) {
-    this.sessions = new SessionStore(core.config.mqttSessions);
-    this.retained = core.config.mqttRetainedBytes > 0 ? new RetainedStore(RETAINED_MAX, core.config.mqttRetainedBytes) : undefined;
+    this.stores = stores ?? memoryStores(core);
     this.anonymous = anonymousGrant(core.config.mqttAnonymousAcl);
     this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
   }
@@ -182,7 +205,27 @@ export class MqttTransport {
         return this.refuse(socket, version, 'unavailable');
       }
     }
-    return socket.destroyed ? null : { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest };
+    if (socket.destroyed) return null;
+    const stored = await this.session(clientId, packet.clean === false);
+    if (stored === null) return this.refuse(socket, version, 'unavailable');
+    return socket.destroyed ? null : { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest, stored };
+  }
+
+  /**
+   * The session a connection of `clientId` resumes (`resume`: clean session 0), after the one its last connection
+   * is leaving behind was kept; otherwise what was kept is dropped. null: the store could not answer.
+   */
+  private async session(clientId: string, resume: boolean): Promise<StoredSession | undefined | null> {
+    if (clientId.length === 0) return undefined;
+    await this.keeping.get(clientId);
+    try {
+      if (resume) return await this.stores.sessions.take(clientId);
+      await this.stores.sessions.drop(clientId);
+      return undefined;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session store unavailable: connect refused');
+      return null;
+    }
   }
 
   /** Closes the connection holding `name` and waits until the name is free (bounded by the close timeout). */
@@ -204,14 +247,13 @@ export class MqttTransport {
   }
 
   private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
-    const { connect, version, grant, meta } = accepted;
+    const { connect, version, grant, meta, stored } = accepted;
     const clientId = connect.clientId ?? '';
     // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
     const expiryS = version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
     const persistent = clientId.length > 0 && expiryS > 0;
-    const stored = connect.clean === false && clientId.length > 0 ? this.sessions.take(clientId) : (this.sessions.drop(clientId), undefined);
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.retained, maxPacket });
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket });
     const wire = new MqttWire(socket, session);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
@@ -262,14 +304,16 @@ export class MqttTransport {
     // A persistent session is kept, with the positions its filters' topics have now (what comes later is resumed).
     const keep = () => {
       if (!persistent) return;
-      let topics: { topic: string; lastSeq: number | null; epoch: string | null }[] | undefined;
-      const current = (filter: string): [string, Position][] => {
-        topics ??= this.core.hub.topics(KEEP_TOPICS_MAX).topics;
-        return topics.filter((t) => t.lastSeq !== null && t.lastSeq > 0 && t.epoch !== null && filterMatches(filter, t.topic)).map((t) => [t.topic, { seq: t.lastSeq!, epoch: t.epoch! }]);
-      };
       const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
-      const kept = session.keep(current, expiresAt);
-      if (kept) this.sessions.keep(clientId, kept);
+      const kept = this.stores
+        .positions([...session.filters.keys()])
+        .then((now) => {
+          const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
+          return s && this.stores.sessions.keep(clientId, s);
+        })
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session not kept: the topics\' positions could not be read'))
+        .finally(() => this.keeping.get(clientId) === kept && this.keeping.delete(clientId));
+      this.keeping.set(clientId, kept);
     };
     // The will is published once the connection is over, unless the client said DISCONNECT [MQTT-3.1.2-8].
     const publishWill = () => {

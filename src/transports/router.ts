@@ -1,4 +1,5 @@
-// Router: a small method + path table for the HTTP port. Every answer is JSON unless a route says otherwise.
+// Router: a small method + path table for the HTTP port (the API, pages, SSE and the actors page all mount on it).
+// Below http/ and inspect/ so both can use it. Every answer is JSON unless a route says otherwise.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseTarget } from '../protocol/target.js';
 

@@ -1,0 +1,200 @@
+// Persistent MQTT sessions shared by every node of a cluster, in Redis (docs/mqtt.md, Sessions): a session left on
+// one node is resumed on any other. One hash of client id → the session (filters, positions, unacknowledged
+// messages), one sorted set of when each was kept (the least recently kept goes first over --mqtt-sessions), one of
+// when each expires (5.0 session expiry; 3.1.1 sessions never do). All under `{g}`: one script per operation.
+// A session is at most SESSION_BYTES_MAX encoded: unacknowledged messages that do not fit are left out and their
+// topics' positions moved back before them, so the resume replays them from the topic's history instead.
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { QoS } from 'mqtt-packet';
+import { Outgoing } from '../../protocol/outgoing.js';
+import { filterMatches, isWildcard } from '../../protocol/topic.js';
+import { KEYS } from '../../engine/redis/keys.js';
+import type { Config } from '../../config.js';
+import { POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
+import { RedisRetainedStore } from './redis-retained.js';
+import { payloadOf } from './session.js';
+import type { MqttStores } from './transport.js';
+
+export const SESSION_KEYS = {
+  /** Hash: client id → the session's JSON. */
+  sessions: 'sb:{g}:mqtt:sessions',
+  /** Sorted set: client id → when it was kept (ms). */
+  kept: 'sb:{g}:mqtt:sessions:kept',
+  /** Sorted set: client id → when it expires (ms); absent: never. */
+  expires: 'sb:{g}:mqtt:sessions:expires',
+} as const;
+
+/** The largest session kept, encoded (its unacknowledged messages are what makes it big). */
+export const SESSION_BYTES_MAX = 1024 * 1024;
+/** Expired sessions removed per operation at most (the rest by later ones). */
+const PURGE_MAX = 100;
+
+/** KEYS: sessions, kept, expires. ARGV: now, PURGE_MAX. Removes expired sessions (at most PURGE_MAX). */
+const PURGE = `
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(gone) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+`;
+
+/** KEYS: sessions, kept, expires. ARGV: now, PURGE_MAX, client id. Returns the session, removed; nil if none or expired. */
+const TAKE = `${PURGE}
+local s = redis.call('HGET', KEYS[1], ARGV[3])
+redis.call('HDEL', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[3])
+return s
+`;
+
+/** KEYS: sessions, kept, expires. ARGV: now, PURGE_MAX, client id, session, expires at ('' never), max sessions. */
+const KEEP = `${PURGE}
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+if ARGV[5] == '' then redis.call('ZREM', KEYS[3], ARGV[3]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3]) end
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+  end
+end
+`;
+
+/** A session as stored: filters, positions [topic, seq, epoch], unacknowledged messages [pid, qos, released, topic, payload base64, retain]. */
+interface Encoded {
+  f: [string, QoS][];
+  p: [string, number, string][];
+  l?: string;
+  i: [number, 1 | 2, boolean, string, string, boolean][];
+  n: number;
+  x: number | null;
+}
+
+/** The stores of a cluster node: sessions, retained messages and positions in the Redis its engine uses. */
+export function redisStores(cmd: Redis | Cluster, config: Config, log: Logger): MqttStores {
+  return {
+    sessions: new RedisSessionStore(cmd, config.mqttSessions, payloadOf, log),
+    retained: config.mqttRetainedBytes > 0 ? new RedisRetainedStore(cmd, RETAINED_MAX, config.mqttRetainedBytes, log) : undefined,
+    positions: redisPositions(cmd, POSITIONS_MAX),
+  };
+}
+
+export class RedisSessionStore implements SessionStore {
+  constructor(
+    private readonly cmd: Redis | Cluster,
+    private readonly max: number,
+    /** The bytes an unacknowledged message was (or would be) sent with. */
+    private readonly payloadOf: (out: Outgoing) => Buffer,
+    private readonly log: Logger,
+  ) {}
+
+  private get keys(): string[] {
+    return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires];
+  }
+
+  /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
+  async take(clientId: string): Promise<StoredSession | undefined> {
+    const raw = (await this.cmd.eval(TAKE, 3, ...this.keys, String(Date.now()), String(PURGE_MAX), clientId)) as string | null;
+    if (raw === null) return undefined;
+    const session = decodeSession(raw);
+    if (!session) this.log.warn({ clientId }, 'stored MQTT session unreadable: dropped');
+    return session && session.expiresAt > Date.now() ? session : undefined;
+  }
+
+  /** Never rejects: a session Redis could not keep is logged (the client then finds none). */
+  async keep(clientId: string, session: StoredSession): Promise<void> {
+    if (this.max === 0) return;
+    const value = encodeSession(session, this.payloadOf, SESSION_BYTES_MAX);
+    const expires = session.expiresAt === Infinity ? '' : String(session.expiresAt);
+    try {
+      await this.cmd.eval(KEEP, 3, ...this.keys, String(Date.now()), String(PURGE_MAX), clientId, value, expires, String(this.max));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session not kept: Redis did not take it');
+    }
+  }
+
+  /** Rejects when Redis cannot answer (a clean session must not find the old one later). */
+  async drop(clientId: string): Promise<void> {
+    await this.cmd.eval(TAKE, 3, ...this.keys, String(Date.now()), String(PURGE_MAX), clientId);
+  }
+}
+
+/**
+ * The session's JSON, at most `maxBytes`: unacknowledged messages beyond it are left out, and the position of each
+ * one's topic is moved back to just before it (its history replays it on resume, as a new delivery).
+ */
+export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Buffer, maxBytes: number): string {
+  const positions = new Map(s.positions);
+  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt };
+  let bytes = JSON.stringify(base).length + [...positions].reduce((sum, [t, p]) => sum + t.length + p.epoch.length + 24, 0);
+  for (const [pid, flight] of s.inflight) {
+    const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
+    const entry: Encoded['i'][number] = [pid, flight.qos, flight.released, flight.topic, payload.toString('base64'), flight.retain];
+    const cost = JSON.stringify(entry).length + 1;
+    if (bytes + cost <= maxBytes || flight.released) {
+      base.i.push(entry);
+      bytes += cost;
+      continue;
+    }
+    // Left out: replayed from the history instead, from just before it (a retained message has no position).
+    if (flight.payload instanceof Outgoing) {
+      const f = flight.payload.frame as { seq?: number; epoch?: string };
+      const at = positions.get(flight.topic);
+      if (typeof f.seq === 'number' && typeof f.epoch === 'string' && (!at || at.epoch !== f.epoch || at.seq >= f.seq)) positions.set(flight.topic, { seq: f.seq - 1, epoch: f.epoch });
+    }
+  }
+  base.p = [...positions].map(([t, p]) => [t, p.seq, p.epoch]);
+  return JSON.stringify(base);
+}
+
+/** A stored session, or undefined when the JSON is not one. */
+export function decodeSession(raw: string): StoredSession | undefined {
+  try {
+    const e = JSON.parse(raw) as Encoded;
+    if (!Array.isArray(e.f) || !Array.isArray(e.p) || !Array.isArray(e.i) || typeof e.n !== 'number') return undefined;
+    const inflight = new Map<number, Inflight>();
+    for (const [pid, qos, released, topic, payload, retain] of e.i) inflight.set(pid, { qos, released, topic, payload: Buffer.from(payload, 'base64'), retain });
+    return {
+      filters: new Map(e.f),
+      positions: new Map(e.p.map(([t, seq, epoch]): [string, Position] => [t, { seq, epoch }])),
+      life: e.l,
+      inflight,
+      nextPacketId: e.n,
+      expiresAt: e.x === null ? Infinity : e.x,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The positions the topics matching `filters` have now, from the engine's per-topic meta (wildcards: the topics of
+ * `sb:{g}:topics` they match, at most `max` each, as a wildcard resume reads them). Rejects when Redis cannot answer.
+ */
+export function redisPositions(cmd: Redis | Cluster, max: number): TopicPositions {
+  return async (filters) => {
+    const all = filters.some(isWildcard) ? await cmd.smembers(KEYS.topics) : [];
+    const byFilter = new Map<string, string[]>();
+    const topics = new Set<string>();
+    for (const f of filters) {
+      const matched = isWildcard(f) ? all.filter((t) => filterMatches(f, t)).slice(0, max) : [f];
+      byFilter.set(f, matched);
+      for (const t of matched) topics.add(t);
+    }
+    // One command per topic (each its own slot on Redis Cluster), sent at once.
+    const metas = new Map<string, Position>();
+    await Promise.all(
+      [...topics].map(async (t) => {
+        const [seq, epoch] = await cmd.hmget(KEYS.meta(t), 'seq', 'epoch');
+        if (seq && epoch && Number(seq) > 0) metas.set(t, { seq: Number(seq), epoch });
+      }),
+    );
+    const out = new Map<string, [string, Position][]>();
+    for (const [f, matched] of byFilter) out.set(f, matched.flatMap((t): [string, Position][] => (metas.has(t) ? [[t, metas.get(t)!]] : [])));
+    return out;
+  };
+}

@@ -1,0 +1,126 @@
+// MQTT on two nodes of one Redis, over real sockets with the `mqtt` npm client: messages cross nodes and transports
+// (MQTT → MQTT, WebSocket and SSE; WebSocket → MQTT at QoS 1), retained messages are shared (kept on A, given on B,
+// cleared from either), and a persistent session left on A resumes on B where it was (docs/mqtt.md, On a cluster).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt, { type MqttClient } from 'mqtt';
+import { requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
+import { TestClient } from '../helpers/client.js';
+import { SseClient } from '../helpers/sse-client.js';
+import type { TestBroker } from '../helpers/broker.js';
+
+const run = requireRedis('mqtt cluster');
+
+let redis: TestRedis;
+let a: TestBroker;
+let b: TestBroker;
+const clients: MqttClient[] = [];
+
+async function device(node: TestBroker, clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId, reconnectPeriod: 0, ...options });
+  clients.push(c);
+  return c;
+}
+
+/** Every message `c` receives from now on, as `topic payload` (retained ones marked `(r)`). */
+function inbox(c: MqttClient): string[] {
+  const got: string[] = [];
+  c.on('message', (t, p, packet) => got.push(`${t} ${p.toString()}${packet.retain ? ' (r)' : ''}`));
+  return got;
+}
+
+describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    a = await startNode(redis, { mqttPort: 0, historySize: 50 });
+    b = await startNode(redis, { mqttPort: 0, historySize: 50 });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await a?.close();
+    await b?.close();
+    await redis?.stop();
+  });
+
+  it('an MQTT publish on A reaches MQTT, WebSocket and SSE subscribers on B; a WebSocket publish on B reaches MQTT on A at QoS 1', async () => {
+    const dash = await device(b, 'dash-b');
+    await dash.subscribeAsync('plant/+/temp', { qos: 1 });
+    const dashGot = inbox(dash);
+    const web = await TestClient.connect(`${b.url}/plant/%2B/temp`);
+    const sse = await SseClient.open(b.httpUrl, '/sse?topics=plant/%2B/temp');
+    const sensor = await device(a, 'sensor-a');
+    await sensor.publishAsync('plant/7/temp', '{"c":21.5}', { qos: 1 });
+    await sensor.publishAsync('plant/7/temp', 'on', { qos: 0 });
+    expect(await web.next((f) => f.op === 'msg' && f.seq === 1)).toMatchObject({ topic: 'plant/7/temp', data: { c: 21.5 }, from: { name: 'sensor-a' } });
+    expect((await web.next((f) => f.op === 'msg' && f.seq === 2)).data).toEqual({ encoding: 'utf8', payload: 'on' });
+    expect((await sse.frame((f) => f.op === 'msg' && f.seq === 2)).data).toEqual({ encoding: 'utf8', payload: 'on' });
+    await until(() => dashGot.length === 2, 'both messages at the MQTT subscriber on B');
+    expect(dashGot).toEqual(['plant/7/temp {"c":21.5}', 'plant/7/temp on']);
+
+    const meter = await device(a, 'meter-a');
+    expect(await meter.subscribeAsync('meters/#', { qos: 1 })).toEqual([{ topic: 'meters/#', qos: 1 }]);
+    const got = new Promise<{ topic: string; payload: string; qos: number }>((resolve) => meter.once('message', (t, p, packet) => resolve({ topic: t, payload: p.toString(), qos: packet.qos })));
+    const pub = await TestClient.connect(b.url);
+    await pub.request({ op: 'pub', topic: 'meters/1', data: { kwh: 3 } });
+    expect(await got).toEqual({ topic: 'meters/1', payload: '{"kwh":3}', qos: 1 });
+    // And presence is the cluster's: B's `who` shows the MQTT client of A.
+    const who = await pub.request({ op: 'who', topic: 'meters/#' });
+    expect(who.clients).toContainEqual(expect.objectContaining({ name: 'meter-a', transport: 'mqtt' }));
+    for (const c of [web, pub]) c.close();
+    sse.close();
+  });
+
+  it('a retained message kept on A is given to a new subscriber on B (exact and wildcard); an empty one on B clears it for A', async () => {
+    const sensor = await device(a, 'retainer-a');
+    await sensor.publishAsync('status/pump', 'running', { qos: 1, retain: true });
+    await sensor.publishAsync('status/fan', 'off', { qos: 1, retain: true });
+    await sensor.publishAsync('status/fan', 'on', { qos: 1, retain: true }); // the later one replaces it
+    const exact = await device(b, 'reader-b1');
+    const exactGot = inbox(exact);
+    await exact.subscribeAsync('status/pump', { qos: 1 });
+    const wild = await device(b, 'reader-b2');
+    const wildGot = inbox(wild);
+    await wild.subscribeAsync('status/#', { qos: 1 });
+    await until(() => exactGot.length === 1 && wildGot.length === 2, 'the retained messages on B');
+    expect(exactGot).toEqual(['status/pump running (r)']);
+    expect(wildGot.sort()).toEqual(['status/fan on (r)', 'status/pump running (r)']);
+
+    const clearer = await device(b, 'clearer-b');
+    await clearer.publishAsync('status/pump', '', { qos: 1, retain: true });
+    const later = await device(a, 'reader-a');
+    const laterGot = inbox(later);
+    await later.subscribeAsync('status/+', { qos: 1 });
+    await sensor.publishAsync('status/marker', 'live', { qos: 1 });
+    await until(() => laterGot.includes('status/marker live'), 'the live marker on A');
+    // The retained fan is still there; the cleared pump is not (and nothing else came).
+    expect(laterGot.filter((m) => m.endsWith('(r)'))).toEqual(['status/fan on (r)']);
+  });
+
+  it('a persistent session left on A resumes on B: session present, its filters, and what was published while away', async () => {
+    const options = { clean: false, clientId: 'roamer' } as const;
+    const pub = await TestClient.connect(a.url);
+    // History from before the session: not the session's to get.
+    await pub.request({ op: 'pub', topic: 'away/b', data: 'before' });
+    const first = await device(a, options.clientId, options);
+    await first.subscribeAsync('away/#', { qos: 1 });
+    const firstGot = inbox(first);
+    await pub.request({ op: 'pub', topic: 'away/a', data: 'seen' });
+    await until(() => firstGot.length === 1, 'the message before leaving');
+    await first.endAsync();
+    for (const n of [1, 2, 3]) await pub.request({ op: 'pub', topic: n === 2 ? 'away/b' : 'away/a', data: n });
+
+    const again = mqtt.connect(`mqtt://127.0.0.1:${b.mqttPort}`, { ...options, reconnectPeriod: 0 });
+    clients.push(again);
+    const received = inbox(again);
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => again.once('connect', resolve));
+    expect(connack.sessionPresent).toBe(true);
+    await until(() => received.length >= 3, 'the messages published while away');
+    // Per topic in order; not the message it had already received.
+    expect(received.filter((m) => m.startsWith('away/a'))).toEqual(['away/a 1', 'away/a 3']);
+    expect(received.filter((m) => m.startsWith('away/b'))).toEqual(['away/b 2']);
+    // Still subscribed on B: live messages from A keep coming.
+    await pub.request({ op: 'pub', topic: 'away/c', data: 4 });
+    await until(() => received.includes('away/c 4'), 'a live message after the resume');
+    expect(received).toHaveLength(4);
+    pub.close();
+  });
+});
