@@ -18,6 +18,7 @@ import { SseTransport } from './transports/sse/transport.js';
 import { registerSse } from './http/sse.js';
 import { MqttTransport } from './transports/mqtt/transport.js';
 import { redisStores } from './transports/mqtt/redis-sessions.js';
+import { NodeCalls } from './engine/redis/calls.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { HttpError, Router, sendJson } from './transports/router.js';
@@ -120,6 +121,13 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
+  // On a cluster, requests only another node can serve (an SSE POST for its stream, an MQTT session it holds).
+  const calls = hub instanceof RedisEngine ? new NodeCalls(cluster!, hub.cmd, hub.node, log) : undefined;
+  await calls?.start().catch(async (err: unknown) => {
+    calls.close();
+    await engine.close?.();
+    throw err;
+  });
   stalls.start(); // nothing above left running if it threw
   const supervisor: SupervisorActor = createActor(supervisorMachine, { input: { hub, log }, id: 'supervisor' });
   const actors = new ActorTree(supervisor); // connection actors under the supervisor, in systems shared by groups of 64
@@ -145,7 +153,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const actorsPage = new ActorsPage({ actors, log, authorize: adminCheck(config, tokens), startedAt });
 
   const ws = new WsTransport(core, log);
-  const sse = new SseTransport(core, origins, log);
+  const sse = new SseTransport(core, origins, log, calls);
   registerSse(router, sse, config.maxPayload);
   // While the API is open (no --api-key, no auth), the API, metrics and the actors page answer only requests addressed
   // to this broker (DNS rebinding: a page under a rebound name would otherwise read and publish as its own origin).
@@ -200,7 +208,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
   // On a cluster, MQTT sessions and retained messages are kept in the engine's Redis, shared by every node.
   const mqttStores = hub instanceof RedisEngine ? redisStores(hub.cmd, config, log) : undefined;
-  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores);
+  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores, calls);
   let port: number;
   let tcpPort: number;
   let mqttPort: number;
@@ -225,6 +233,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     stately?.stop();
     stalls.stop();
     await hooks?.close();
+    calls?.close();
     await engine.close?.();
     throw err;
   }
@@ -252,6 +261,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       stately?.stop();
       stalls.stop();
       await hooks?.close(2000); // the last disconnects reach the backend
+      calls?.close();
       await engine.close?.();
       log.info('switchboard stopped');
     })());

@@ -1,5 +1,6 @@
 // The SSE transport's routes on the HTTP port: GET /sse (a stream), POST /sse?stream=<id> (its frames), OPTIONS
-// (a cross-origin preflight). Refusals become the router's JSON errors; bodies are read within --max-payload.
+// (a cross-origin preflight). Refusals become the router's JSON errors; bodies are read within --max-payload. On a
+// cluster a POST for a stream of another node is answered with that node's answer (forwarded over Redis).
 import { SSE_PATH, SseRefusal, type SseTransport } from '../transports/sse/transport.js';
 import { HttpError, readBody, sendJson, type Router } from '../transports/router.js';
 
@@ -8,6 +9,11 @@ export function registerSse(router: Router, sse: SseTransport, maxBody: number):
   router.on('POST', SSE_PATH, async (req, res, url) => {
     const stream = await answered(sse.addressed(req, res, url));
     const body = await readBody(req, maxBody);
+    if ('node' in stream) {
+      // A stream of another node of the cluster: its answer, or why there is none (outcome unknown on no answer).
+      const answer = await sse.forward(stream, body);
+      return sendJson(res, answer.status, answer.body);
+    }
     sendJson(res, 202, await answered(Promise.resolve().then(() => sse.deliver(stream, body))));
   });
   router.on('OPTIONS', SSE_PATH, (req, res) => answered(Promise.resolve().then(() => sse.preflight(req, res))));

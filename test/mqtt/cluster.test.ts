@@ -123,4 +123,32 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     expect(received).toHaveLength(4);
     pub.close();
   });
+
+  it('a CONNECT on B with the client id of a live connection on A takes it over: A\'s connection closes (its will goes out), B resumes the session', async () => {
+    const options = { clean: false, clientId: 'mover' } as const;
+    const watcher = await device(b, 'will-watcher');
+    await watcher.subscribeAsync('wills/#', { qos: 1 });
+    const wills = inbox(watcher);
+    const old = await device(a, options.clientId, { ...options, will: { topic: 'wills/mover', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    await old.subscribeAsync('moves/#', { qos: 1 });
+    const oldClosed = new Promise<void>((resolve) => old.once('close', () => resolve()));
+
+    const fresh = mqtt.connect(`mqtt://127.0.0.1:${b.mqttPort}`, { ...options, reconnectPeriod: 0 });
+    clients.push(fresh);
+    const got = inbox(fresh);
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+      fresh.once('connect', resolve);
+      fresh.once('error', reject);
+    });
+    expect(connack.sessionPresent).toBe(true);
+    await oldClosed;
+    await until(() => wills.includes('wills/mover gone'), 'the will of the connection taken over');
+    // The session's filter came along, and the new connection has the client id as its name cluster-wide.
+    const web = await TestClient.connect(a.url);
+    await web.request({ op: 'pub', topic: 'moves/1', data: 'here' });
+    await until(() => got.includes('moves/1 "here"'), 'a message through the session\'s filter on B');
+    const who = await web.request({ op: 'who', topic: 'moves/#' });
+    expect(who.clients).toEqual([expect.objectContaining({ name: 'mover', transport: 'mqtt' })]);
+    web.close();
+  });
 });

@@ -32,7 +32,9 @@ type Pending =
   /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order. */
   | { kind: 'pubcomp'; pid: number }
   | { kind: 'pubrel'; pid: number }
-  | { kind: 'ping' };
+  | { kind: 'ping' }
+  /** A PUBACK or PUBREC held until the retained message of its publish was kept. */
+  | { kind: 'ready'; packet: Buffer };
 
 /** SUBACK / UNSUBACK: one answer for all the filters of one packet. */
 interface AckGroup {
@@ -135,6 +137,8 @@ export class MqttSession {
   private life: string | undefined;
   /** 5.0 filters subscribed with No Local: the client's own messages do not come back through them. */
   private readonly noLocal = new Set<string>();
+  /** Retained messages being kept: PUBACKs and PUBRECs wait behind them, in order. */
+  private held: Promise<void> | undefined;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
   private readonly received = new Set<number>();
   /** CONNACK went out: a close then is a DISCONNECT (v5) or the end of the stream, not a refused CONNACK. */
@@ -432,7 +436,7 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        this.retain(p.retain, f);
+        void this.retain(p.retain, f)();
         return NOTHING;
       case 'unsub':
         if (!error) {
@@ -441,15 +445,18 @@ export class MqttSession {
         }
         return this.settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback');
       case 'puback':
-      case 'pubrec':
-        if (!error && p.retain) this.retain(p.retain, f);
-        if (error) {
-          // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
-          if (!v5) return this.refused(error.code, error.message);
-          if (p.kind === 'pubrec') this.received.delete(p.pid);
-          return mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o);
-        }
-        return mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
+      case 'pubrec': {
+        // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
+        if (error && !v5) return this.refused(error.code, error.message);
+        if (error && p.kind === 'pubrec') this.received.delete(p.pid);
+        const packet = error
+          ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o)
+          : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
+        if (!error && p.retain) return this.afterRetained(this.retain(p.retain, f), packet);
+        return this.held ? this.afterRetained(undefined, packet) : packet;
+      }
+      case 'ready':
+        return p.packet;
       case 'pubcomp':
       case 'pubrel':
         return mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
@@ -459,10 +466,25 @@ export class MqttSession {
   }
 
   /** A retained publish the engine took: kept, ordered by its position (the last publish of a topic wins on every node). */
-  private retain(message: Retained, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>): void {
+  private retain(message: Retained, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>): () => Promise<void> {
     const { seq, epoch } = ack as { seq?: unknown; epoch?: unknown };
     const order = typeof seq === 'number' && typeof epoch === 'string' ? { seq, epoch } : undefined;
-    void this.options.retained?.set({ ...message, at: Date.now() }, order);
+    return () => this.options.retained?.set({ ...message, at: Date.now() }, order) ?? Promise.resolve();
+  }
+
+  /**
+   * `packet` (a PUBACK or PUBREC) once `write` and every retained write before it are done: its answer then means
+   * the retained message is kept (a shared store answers later), and answers keep the order of the publishes.
+   */
+  private afterRetained(write: (() => Promise<void>) | undefined, packet: Buffer): Buffer {
+    const mine: Promise<void> = (this.held ?? Promise.resolve())
+      .then(write)
+      .then(() => void this.answer({ kind: 'ready', packet }))
+      .finally(() => {
+        if (this.held === mine) this.held = undefined;
+      });
+    this.held = mine;
+    return NOTHING;
   }
 
   /**

@@ -1,7 +1,9 @@
 // SSE transport: `GET /sse` opens an event stream (a connection actor like every other, transport `sse`);
 // `POST /sse?stream=<id>` carries the client's frames to it (publish, sub/unsub, who, send, rename, auth, quit).
 // The stream id is 128 random bits: whoever holds it (and, with auth on, a token for the same client) speaks for
-// the stream. A `Last-Event-ID` (or `?lastEventId=`) resumes the filters and positions of its cursor (cursor.ts).
+// the stream. On a cluster it starts with the id of the node holding the stream (`<node>.<bits>`): a POST that
+// reaches another node is checked there and carried to that node (forwarding.ts).
+// A `Last-Event-ID` (or `?lastEventId=`) resumes the filters and positions of its cursor (cursor.ts).
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -16,6 +18,8 @@ import { ProtocolError } from '../../protocol/errors.js';
 import type { RequestFrame } from '../../engine/engine.js';
 import { decodeCursor, resumeFrames, type Cursor } from './cursor.js';
 import { CURSOR_MARK, SseWire } from './wire.js';
+import type { NodeCalls } from '../../engine/redis/calls.js';
+import { refusal, SseForwarding, type PostAnswer, type RemoteStream } from './forwarding.js';
 
 export const SSE_PATH = '/sse';
 /** The reconnect delay the stream asks browsers for (`retry:`), in ms. */
@@ -49,12 +53,17 @@ export class SseRefusal extends Error {
 export class SseTransport {
   /** Open streams by id: a Map, ids come from clients. */
   private readonly streams = new Map<string, Stream>();
+  /** On a cluster: POSTs for streams of other nodes, carried there. */
+  private readonly forwarding: SseForwarding | undefined;
 
   constructor(
     private readonly core: BrokerCore,
     private readonly origins: OriginCheck,
     private readonly log: Logger,
-  ) {}
+    calls?: NodeCalls,
+  ) {
+    this.forwarding = calls && new SseForwarding(calls, this, core.config.closeTimeoutMs);
+  }
 
   get size(): number {
     return this.streams.size;
@@ -80,18 +89,41 @@ export class SseTransport {
    * `POST /sse?stream=<id>`, before its body is read: the stream it addresses, once origin and token are checked.
    * Then `deliver` hands it the body.
    */
-  async addressed(req: IncomingMessage, res: ServerResponse, url: URL): Promise<Stream> {
+  async addressed(req: IncomingMessage, res: ServerResponse, url: URL): Promise<Stream | RemoteStream> {
     this.corsHeaders(req, res);
     const refused = this.originRefusal(req);
     if (refused) throw refused;
     const id = url.searchParams.get('stream') ?? '';
+    const remote = this.forwarding?.ownerOf(id);
+    if (remote !== undefined) return { node: remote, stream: id, name: this.core.tokens ? (await this.authorize(req))?.name : undefined };
     const stream = this.streams.get(id);
     if (!stream) throw new SseRefusal(404, 'no such stream (closed, or never opened here); open a new one with GET /sse', 'not_found');
-    if (this.core.tokens) {
-      const grant = await this.authorize(req);
-      if (grant && grant.name !== stream.link.name) throw new SseRefusal(403, 'the token names another client than the stream', 'forbidden');
-    }
+    if (this.core.tokens) this.checkName(stream, (await this.authorize(req))?.name);
     return stream;
+  }
+
+  /** With auth on, a POST's token must name the stream's client. */
+  private checkName(stream: Stream, name: string | undefined): void {
+    if (name !== undefined && name !== stream.link.name) throw new SseRefusal(403, 'the token names another client than the stream', 'forbidden');
+  }
+
+  /** A POST's body for a stream of another node: carried there; its answer, or why there is none. */
+  forward(target: RemoteStream, body: Buffer): Promise<PostAnswer> {
+    return this.forwarding!.forward(target, body);
+  }
+
+  /** A POST another node checked (origin, token: `name`) and carried here, answered as the route answers it. */
+  answerPost(id: string, name: string | undefined, body: Buffer): PostAnswer {
+    const stream = this.streams.get(id);
+    if (!stream) return refusal(404, 'not_found', 'no such stream (closed, or never opened); open a new one with GET /sse');
+    try {
+      if (this.core.tokens && name === undefined) return refusal(401, 'unauthorized', 'a token is required (the node that took the POST checked none)');
+      if (this.core.tokens) this.checkName(stream, name);
+      return { status: 202, body: this.deliver(stream, body) };
+    } catch (err) {
+      if (err instanceof SseRefusal) return refusal(err.status, err.code, err.message);
+      throw err;
+    }
   }
 
   /** A POST's body: one frame, or several one per line, handed to the stream's reader in order. */
@@ -128,7 +160,7 @@ export class SseTransport {
   }
 
   private start(req: IncomingMessage, res: ServerResponse, request: { topics: string[]; name: string | undefined; grant: Grant | undefined }, cursor: Cursor | null | undefined): void {
-    const streamId = randomBytes(16).toString('base64url');
+    const streamId = (this.forwarding ? `${this.forwarding.node}.` : '') + randomBytes(16).toString('base64url');
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
