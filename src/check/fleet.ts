@@ -104,9 +104,8 @@ export class Fleet {
         if (!this.options.transports.has(via)) throw new Error(`checker: a ${via} connect in a scenario without ${via}`);
         const open = opening(cmd, { node: this.options.nodes[node]!, room: this.room, timeoutMs: this.options.timeoutMs, observer: this.options.observer, ownTopic: `${this.prefix}.own/${step}` }, this);
         line(open.sent);
-        // An MQTT client id that is the name of a live MQTT client on the same node takes over that connection; on
-        // another node of a cluster it is a name in use (docs/mqtt.md, Connecting).
-        const takenOver = via === 'mqtt' ? model.liveSlots().find((s) => model.client(s)!.transport === 'mqtt' && model.client(s)!.name === open.request.name && this.nodeOf.get(s) === node) : undefined;
+        // An MQTT client id that is a live MQTT client's name takes over that connection, on any node (docs/mqtt.md).
+        const takenOver = via === 'mqtt' ? model.liveSlots().find((s) => model.client(s)!.transport === 'mqtt' && model.client(s)!.name === open.request.name) : undefined;
         const probe = await this.within(open.open(), `${via} connection`, step, cmd);
         const client = probe.frames[0]?.client as { id?: unknown; addr?: unknown } | undefined;
         if (probe.frames[0]?.op !== 'hello' || typeof client?.id !== 'string' || typeof client.addr !== 'string') {

@@ -42,20 +42,28 @@ describe.skipIf(!run)('switchboard check against a two-node cluster', () => {
     for (const kind of ['connect mqtt', 'connect sse', 'sub mqtt', 'pub mqtt']) expect(report.performed[kind], kind).toBeGreaterThan(0);
   }, 60_000);
 
-  it('models MQTT takeover per node: an MQTT client id in use on the other node is a name in use (docs/mqtt.md)', async () => {
+  it('models an MQTT takeover across nodes: the client id of an MQTT client on the other node closes it there (docs/mqtt.md)', async () => {
     const observer = await Probe.connect(a.url, 3000);
     const nodes = [a, b].map((n) => ({ ws: n.url, mqtt: `mqtt://127.0.0.1:${n.mqttPort}` }));
     const fleet = new Fleet({ exclusive: true, timeoutMs: 3000, observer: async () => observer, transports: new Set(['ws', 'mqtt']), nodes });
     const model = new ProtocolModel({ historySize: 3, room: fleet.room });
     try {
-      // Connections alternate between the nodes: A on a, B on b, C on a.
+      // Connections alternate between the nodes: A on a, B (a presence watcher) on b, C on a takes over A on the same
+      // node; then a fourth connect, on b, with the same client id takes over C across nodes (into A's free slot).
       await fleet.perform({ op: 'connect', slot: 0, transport: 'mqtt', name: 'ann' }, model);
-      await fleet.perform({ op: 'connect', slot: 1, transport: 'mqtt', name: 'ann' }, model);
-      expect(model.client(0)).toMatchObject({ name: fleet.name('ann'), live: true });
-      expect(model.client(1)!.name).toMatch(/^guest-\d+/);
+      await fleet.perform({ op: 'sub', slot: 0, topic: 'a/#', qos: 1 }, model);
+      await fleet.perform({ op: 'connect', slot: 1, topics: ['a/#'] }, model);
+      await fleet.perform({ op: 'sub', slot: 1, topic: 'a/#', presence: true }, model);
       await fleet.perform({ op: 'connect', slot: 2, transport: 'mqtt', name: 'ann' }, model);
       expect(model.isLive(0)).toBe(false);
       expect(model.client(2)).toMatchObject({ name: fleet.name('ann'), live: true });
+      await fleet.perform({ op: 'sub', slot: 2, topic: 'a/#', qos: 0 }, model);
+      await fleet.perform({ op: 'connect', slot: 0, transport: 'mqtt', name: 'ann' }, model);
+      expect(model.isLive(2)).toBe(false);
+      expect(model.client(0)).toMatchObject({ name: fleet.name('ann'), live: true });
+      await fleet.perform({ op: 'sub', slot: 0, topic: 'a/b', qos: 1 }, model);
+      await fleet.perform({ op: 'pub', slot: 1, topic: 'a/b', data: 'across' }, model);
+      expect(fleet.messages.get('ws→mqtt')).toBe(1);
     } finally {
       fleet.close();
       observer.close();
