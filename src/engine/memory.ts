@@ -1,7 +1,7 @@
 // MemoryEngine: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
-import type { Engine, EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
+import { localSessionId, type Engine, type EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
 import { ackFrame, errorFrame, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
@@ -78,6 +78,27 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
         return this.rename(link, frame);
     }
   }
+
+  nextSessionId(): string {
+    return localSessionId();
+  }
+
+  /** Nothing is on its way: every earlier request was answered and its deliveries queued already. */
+  ping(link: Link, id: FrameId | undefined): void {
+    link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
+  }
+
+  publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
+    return Promise.resolve(this.publish(topic, data, key));
+  }
+
+  health(): 'ok' | 'degraded' {
+    return 'ok';
+  }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {}
 
   /** Removes every trace of `link` after a fault in leave(); nothing is announced. */
   forget(link: Link): void {

@@ -160,17 +160,17 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (this.redis.listening) await this.interest.ready(filter);
   }
 
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     await this.redis.start();
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (this.redis.closed) return;
     this.interest.close();
     await this.redis.close(() => this.order.settle(2000));
   }
 
-  health(): 'ok' | 'degraded' {
+  override health(): 'ok' | 'degraded' {
     return this.redis.health();
   }
 
@@ -178,7 +178,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     return this.redis.life;
   }
 
-  nextSessionId(): string {
+  override nextSessionId(): string {
     return this.redis.ids.take();
   }
 
@@ -321,7 +321,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
   }
 
-  ping(link: S, id: FrameId | undefined): void {
+  override ping(link: S, id: FrameId | undefined): void {
     this.enqueue(
       link,
       async () => {
@@ -395,7 +395,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     return new ProtocolError('unavailable', 'the cluster engine publishes asynchronously (publishAsync)');
   }
 
-  publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
+  override publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
     return this.publisher.publish(topic, data, null, true, undefined, key);
   }
 
