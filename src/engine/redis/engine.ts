@@ -291,27 +291,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         return this.enqueue(link, () => this.subAsync(link, frame), frame.id);
       case 'unsub':
         return this.enqueue(link, () => this.unsubAsync(link, frame), frame.id);
-      case 'pub': {
-        // Behind nothing but other pubs, a pub's script is sent at once (Redis runs one connection's commands in
-        // order, so seq order = request order); only its reply waits its turn. Pipelined publishers are not
-        // limited to one Redis round trip per message.
-        if (this.order.waitingOthers(link) || this.order.full) return this.enqueue(link, () => this.pubAsync(link, frame), frame.id);
-        const started = this.pubStart(link, frame).then(
-          (r) => ({ r }),
-          (err: unknown) => ({ err }),
-        );
-        return this.enqueue(
-          link,
-          async () => {
-            const done = await started;
-            if ('err' in done) throw done.err;
-            this.pubAnswer(link, frame, done.r);
-          },
-          frame.id,
-          true,
-          true,
-        );
-      }
+      case 'pub':
+        return this.order.enqueueEarly(link, () => this.pubStart(link, frame), (result) => this.pubAnswer(link, frame, result), frame.id);
       case 'send':
         return this.enqueue(link, () => this.sendAsync(link, frame), frame.id);
       case 'who':
@@ -378,10 +359,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       this.announce('leave', link, frame.topic);
     }
     this.ack(link, frame.id);
-  }
-
-  private async pubAsync(link: S, frame: FrameOf<'pub'>): Promise<void> {
-    this.pubAnswer(link, frame, await this.pubStart(link, frame));
   }
 
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
