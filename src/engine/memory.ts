@@ -11,7 +11,7 @@ import { History } from './history.js';
 import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
 import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
-import { LocalInspection } from './inspection.js';
+import { listTopics, LocalInspection } from './inspection.js';
 import { BrokerStats } from './stats.js';
 import { Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
 import { PublishKeys } from './idempotency.js';
@@ -112,24 +112,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
   topics(limit: number): { total: number; topics: TopicView[] } {
-    const seen = new Set<string>();
-    for (const [topic] of this.history.topics()) seen.add(topic);
-    for (const link of this.registry.values()) for (const f of link.subscriptions) seen.add(f);
-    const topics: TopicView[] = [];
-    for (const topic of seen) {
-      if (topics.length >= limit) break;
-      const wildcard = isWildcard(topic);
-      const position = wildcard ? undefined : this.history.position(topic);
-      topics.push({
-        topic,
-        wildcard,
-        // A concrete topic: connections a publish would reach (without filling the publish cache). A filter: its holders.
-        subscribers: wildcard ? this.index.subscribersOf(topic).size : this.index.countMatches(topic),
-        lastSeq: wildcard ? null : (position?.seq ?? 0),
-        epoch: position?.epoch ?? null,
-      });
-    }
-    return { total: seen.size, topics };
+    return listTopics(this, limit);
   }
 
   /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
