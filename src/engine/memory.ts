@@ -12,11 +12,12 @@ import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
 import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
 import { listTopics, LocalInspection } from './inspection.js';
+import { Subscriptions } from './subscriptions.js';
 import { BrokerStats } from './stats.js';
 import { Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
 import { PublishKeys } from './idempotency.js';
-import { CACHE_NODES_PER_TOKEN, WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN, type MemoryEngineOptions } from './options.js';
-import { nameProblem, publishRefusal, renameLimit, sendRefusal, subscribeRefusal, whoStart } from './rules.js';
+import { WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN, type MemoryEngineOptions } from './options.js';
+import { nameProblem, publishRefusal, renameLimit, sendRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 
 export type { MemoryEngineOptions };
@@ -31,6 +32,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
   readonly roster = new Roster<Link>();
   readonly inspect: EngineInspection<Link>;
+  /** The filters each session holds, in step with the index, the watchers and the roster. */
+  protected readonly subscriptions: Subscriptions<Link>;
   private readonly publishKeys = new PublishKeys();
 
   constructor(readonly options: MemoryEngineOptions) {
@@ -39,6 +42,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       (m) => m.bytes,
     );
     this.inspect = new LocalInspection<Link>(this);
+    this.subscriptions = new Subscriptions<Link>(this, options.maxSubscriptions);
   }
 
   get life(): string {
@@ -103,10 +107,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** Removes every trace of `link` after a fault in leave(); nothing is announced. */
   forget(link: Link): void {
     this.registry.remove(link);
-    for (const filter of link.subscriptions) {
-      this.index.remove(filter, link);
-      this.presence.unwatch(filter, link);
-    }
+    this.subscriptions.detach(link);
     this.roster.clientChanged(link.subscriptions);
   }
 
@@ -153,7 +154,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     ];
     let changed = false;
     for (const [filter, presence] of initial) {
-      const added = this.subscribe(link, filter, presence);
+      const added = this.subscriptions.add(link, filter, presence);
       if (added instanceof ProtocolError) this.fail(link, added);
       else if (added) {
         changed = true;
@@ -168,11 +169,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (!this.registry.remove(link)) return;
     this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsClosed++;
-    for (const filter of link.subscriptions) {
-      this.index.remove(filter, link);
-      this.presence.unwatch(filter, link);
-      this.announce(cause, link, filter);
-    }
+    this.subscriptions.detach(link);
+    for (const filter of link.subscriptions) this.announce(cause, link, filter);
     link.subscriptions.clear();
     link.presence.clear();
   }
@@ -191,7 +189,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   }
 
   sub(link: Link, frame: FrameOf<'sub'>): void {
-    const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
+    const added = this.subscriptions.add(link, frame.topic, frame.presence === true, frame.id);
     if (added instanceof ProtocolError) return this.fail(link, added);
     if (frame.since === undefined) {
       this.ack(link, frame.id, { life: this.history.boot });
@@ -222,19 +220,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
   unsub(link: Link, frame: FrameOf<'unsub'>): void {
-    if (this.unsubscribe(link, frame.topic)) this.announce('leave', link, frame.topic);
+    if (this.subscriptions.remove(link, frame.topic)) this.announce('leave', link, frame.topic);
     this.ack(link, frame.id);
-  }
-
-  /** Drops `filter` (and presence on it) for `link`; true when it held it (a leave to announce). */
-  protected unsubscribe(link: Link, filter: string): boolean {
-    if (!link.subscriptions.delete(filter)) return false;
-    this.roster.subscriptionChanged(filter);
-    this.index.remove(filter, link);
-    this.chargeInvalidation(link);
-    this.presence.unwatch(filter, link);
-    link.presence.delete(filter);
-    return true;
   }
 
   /** A fresh token for `link` (docs/protocol.md, Token expiry and refresh): what it no longer allows is dropped. */
@@ -399,31 +386,6 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   fail(link: Link, err: ProtocolError): void {
     this.stats.countError(err.code);
     link.send(errorFrame(err));
-  }
-
-  /** Adds `filter` (and presence on it) for `link`; true when the filter is new to it (a join to announce). */
-  protected subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
-    const refused = subscribeRefusal(link, filter, this.options.maxSubscriptions, id);
-    if (refused) return refused;
-    const isNew = !link.subscriptions.has(filter);
-    if (isNew) {
-      link.subscriptions.add(filter);
-      this.index.add(filter, link);
-      this.chargeInvalidation(link);
-      this.roster.subscriptionChanged(filter);
-    }
-    if (presence) {
-      link.watch(filter);
-      this.presence.watch(filter, link);
-    } else if (link.presence.delete(filter)) {
-      this.presence.unwatch(filter, link);
-    }
-    return isNew;
-  }
-
-  /** Charges `link` for what its last subscription change cost the match cache (CACHE_NODES_PER_TOKEN). */
-  protected chargeInvalidation(link: Link): void {
-    link.rate?.charge(Math.floor(this.index.lastInvalidationWork / CACHE_NODES_PER_TOKEN));
   }
 
   /** True when the chat room is too big to announce every login and logout. */

@@ -243,10 +243,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsClosed++;
     const filters = [...link.subscriptions];
-    for (const filter of filters) {
-      this.index.remove(filter, link);
-      this.presence.unwatch(filter, link);
-    }
+    this.subscriptions.detach(link);
     link.subscriptions.clear();
     link.presence.clear();
     this.live.forget(link);
@@ -319,7 +316,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const resuming = frame.since !== undefined;
     if (resuming) this.live.hold(link);
     try {
-      const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
+      const added = this.subscriptions.add(link, frame.topic, frame.presence === true, frame.id);
       if (added instanceof ProtocolError) return this.fail(link, added);
       // Before the ack (and before a resume reads the streams): what is published from now on reaches this node.
       await this.interestReady(frame.topic);
@@ -328,7 +325,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.ack(link, frame.id, { life: this.redis.life });
       } else if (!(await this.resumeFromStreams(link, frame))) {
         if (added) {
-          this.unsubscribe(link, frame.topic);
+          this.subscriptions.remove(link, frame.topic);
           await this.directory.mirror(link);
         }
         return;
@@ -354,7 +351,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
-    if (this.unsubscribe(link, frame.topic)) {
+    if (this.subscriptions.remove(link, frame.topic)) {
       await this.directory.mirror(link);
       this.announce('leave', link, frame.topic);
     }
