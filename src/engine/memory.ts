@@ -166,13 +166,19 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Unregisters `link` and tells the presence watchers of each of its filters. */
   leave(link: Link, cause: LeaveCause): void {
-    if (!this.registry.remove(link)) return;
-    this.roster.clientChanged(link.subscriptions);
-    this.stats.connectionsClosed++;
-    this.subscriptions.detach(link);
+    if (!this.unregister(link)) return;
     for (const filter of link.subscriptions) this.announce(cause, link, filter);
     link.subscriptions.clear();
     link.presence.clear();
+  }
+
+  /** Takes a leaving `link` out of the registry, the index and the watchers; false when it was not registered. */
+  protected unregister(link: Link): boolean {
+    if (!this.registry.remove(link)) return false;
+    this.roster.clientChanged(link.subscriptions);
+    this.stats.connectionsClosed++;
+    this.subscriptions.detach(link);
+    return true;
   }
 
   /** Whether `link` is closed when idle, under the --idle-close policy. */

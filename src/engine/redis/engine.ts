@@ -198,9 +198,14 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     return this.redis.script(lua, keys, args);
   }
 
-  /** Queues `op` after the session's earlier requests (see RequestOrder). */
-  private enqueue(session: S, op: () => Promise<void> | void, id?: FrameId, counted = true, pub = false): void {
-    this.order.enqueue(session, op, { id, counted, pub });
+  /** Queues request `op` after the session's earlier requests (see RequestOrder). */
+  private enqueue(session: S, op: () => Promise<void> | void, id?: FrameId): void {
+    this.order.enqueue(session, op, { id });
+  }
+
+  /** Queues a step of the session's own (join, leave, activity, ping, regrant): in its order, never refused for load. */
+  private enqueueStep(session: S, op: () => Promise<void> | void, id?: FrameId): void {
+    this.order.enqueue(session, op, { id, counted: false });
   }
 
   // ---- sessions -------------------------------------------------------------------------------------------------
@@ -213,71 +218,53 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.registry.add(link); // under its id until a name is claimed
     this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsOpened++;
-    this.enqueue(
-      link,
-      async () => {
-        const { name, problem } = await this.directory.claimAtJoin(link, req.grant?.name ?? req.name, this.defaultNameBase(link));
-        if (!this.registry.has(link)) return; // gone while its name was claimed
-        this.registry.rename(link, name);
-        await this.directory.mirror(link);
-        // The filters asked for at connect are heard before hello: a message published after it reaches the client.
-        const initial = [...(req.topics ?? []), ...(req.presenceTopics ?? [])].filter((f) => filterError(f) === null);
-        for (const f of initial) this.interest.want(f);
-        try {
-          await Promise.all(initial.map((f) => this.interestReady(f)));
-          if (!this.registry.has(link)) return;
-          this.greet(link);
-          if (problem) this.fail(link, problem);
-          if (this.subscribeAtConnect(link, req)) await this.directory.mirror(link);
-        } finally {
-          for (const f of initial) this.interest.release(f);
-        }
-      },
-      undefined,
-      false,
-    );
+    this.enqueueStep(link, async () => {
+      const { name, problem } = await this.directory.claimAtJoin(link, req.grant?.name ?? req.name, this.defaultNameBase(link));
+      if (!this.registry.has(link)) return; // gone while its name was claimed
+      this.registry.rename(link, name);
+      await this.directory.mirror(link);
+      // The filters asked for at connect are heard before hello: a message published after it reaches the client.
+      const initial = [...(req.topics ?? []), ...(req.presenceTopics ?? [])].filter((f) => filterError(f) === null);
+      for (const f of initial) this.interest.want(f);
+      try {
+        await Promise.all(initial.map((f) => this.interestReady(f)));
+        if (!this.registry.has(link)) return;
+        this.greet(link);
+        if (problem) this.fail(link, problem);
+        if (this.subscribeAtConnect(link, req)) await this.directory.mirror(link);
+      } finally {
+        for (const f of initial) this.interest.release(f);
+      }
+    });
   }
 
   override leave(link: S, cause: LeaveCause): void {
-    if (!this.registry.remove(link)) return;
-    this.roster.clientChanged(link.subscriptions);
-    this.stats.connectionsClosed++;
+    if (!this.unregister(link)) return;
     const filters = [...link.subscriptions];
-    this.subscriptions.detach(link);
     link.subscriptions.clear();
     link.presence.clear();
     this.live.forget(link);
     const subject = subjectOf(link);
-    this.enqueue(
-      link,
-      async () => {
-        for (const filter of filters) this.presenceRelay.publish(cause, subject, filter);
-        await this.directory.drop(subject.id, subject.name);
-      },
-      undefined,
-      false,
-    );
+    this.enqueueStep(link, async () => {
+      for (const filter of filters) this.presenceRelay.publish(cause, subject, filter);
+      await this.directory.drop(subject.id, subject.name);
+    });
   }
 
   override forget(link: S): void {
     super.forget(link);
     link.subscriptions.clear();
     this.live.forget(link);
-    this.enqueue(link, () => this.directory.drop(link.id, link.name), undefined, false);
+    this.enqueueStep(link, () => this.directory.drop(link.id, link.name));
   }
 
   override activity(link: S, event: 'idle' | 'active'): void {
     if (!this.registry.has(link)) return;
     this.roster.clientChanged(link.subscriptions);
-    this.enqueue(
-      link,
-      async () => {
-        for (const filter of link.subscriptions) this.announce(event, link, filter);
-        await this.directory.mirror(link);
-      },
-      undefined,
-      false,
-    );
+    this.enqueueStep(link, async () => {
+      for (const filter of link.subscriptions) this.announce(event, link, filter);
+      await this.directory.mirror(link);
+    });
   }
 
   // ---- requests -------------------------------------------------------------------------------------------------
@@ -300,14 +287,13 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   }
 
   override ping(link: S, id: FrameId | undefined): void {
-    this.enqueue(
+    this.enqueueStep(
       link,
       async () => {
         await this.barrier.wait();
         link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
       },
       id,
-      false,
     );
   }
 
@@ -338,7 +324,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   /** A fresh token, in the session's order: filters it no longer allows are dropped (and mirrored) before the ack. */
   override regrant(link: S, grant: Grant, id: FrameId | undefined): void {
-    this.enqueue(
+    this.enqueueStep(
       link,
       async () => {
         const dropped = this.takeGrant(link, grant);
@@ -346,7 +332,6 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.grantTaken(link, grant, dropped, id);
       },
       id,
-      false,
     );
   }
 
