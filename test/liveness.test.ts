@@ -79,7 +79,8 @@ describe('idle timeout', () => {
       // Speaking again: active, announced to the watchers.
       await listener.request({ op: 'ping' });
       expect(linkOf(broker, listener.hello.client.id)!.state).toBe('online');
-      expect(await watcher.next((f) => f.op === 'event' && f.event === 'active' && f.client.id === listener.hello.client.id)).toBeTruthy();
+      await watcher.next((f) => f.op === 'event' && f.client.id === listener.hello.client.id && f.event === 'active');
+      expect(watcher.all.filter((f) => f.op === 'event' && f.client.id === listener.hello.client.id).map((f) => f.event)).toEqual(['join', 'idle', 'active']);
     } finally {
       clearInterval(keepAlive);
       for (const c of [watcher, dashboard, listener]) c.close();
@@ -107,7 +108,9 @@ describe('idle timeout', () => {
     const link = [...broker.hub.inspect.clients()].find((l) => l.transport === 'tcp')!;
     expect(link.state).toBe('idle');
     sleeper.send('who');
-    expect(await sleeper.next((l) => l.startsWith('user list'))).toBeTruthy();
+    await sleeper.next((l) => l.startsWith('user list'));
+    // Served while idle: the list's one entry is the idle client itself (`addr:name`).
+    expect(await sleeper.next((l) => l.startsWith(`${sleeper.addr}:`))).toBe(`${sleeper.addr}:${sleeper.addr}`);
     sleeper.close();
   });
 
