@@ -331,7 +331,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    this.pubAnswer(link, frame, this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key));
+    this.pubAnswer(link, frame, this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key, frame.qos));
   }
 
   /**
@@ -356,7 +356,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    * refused here (bad_frame): nothing is numbered, stored or delivered. With `key`, a retry within the key's
    * window is answered with the first publish's position and delivers nothing.
    */
-  protected publishFrom(topic: string, data: unknown, from: Link | null, echo: boolean, id: FrameId | undefined, key: string | undefined): PublishResult | ProtocolError {
+  protected publishFrom(topic: string, data: unknown, from: Link | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2): PublishResult | ProtocolError {
     if (key !== undefined) {
       const first = this.publishKeys.get(topic, key);
       if (first) return first;
@@ -367,6 +367,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const sender = from ? senderOf(from) : undefined;
     const quoted = topicJson(topic);
     const { seq, epoch, message } = this.history.append(topic, (seq, epoch) => Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded));
+    if (qos !== undefined && qos < 2) message.maxQos = qos;
     const subscribers = this.index.match(topic);
     let delivered = 0;
     for (let i = 0; i < subscribers.length; i++) {

@@ -826,7 +826,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (link.grant && !link.grant.mayPublish(frame.topic)) {
       return Promise.resolve(new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
     }
-    return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key);
+    return this.publishVia(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key, frame.qos);
   }
 
   /** The in-memory engine's synchronous publish cannot wait for Redis: the cluster publishes with publishAsync. */
@@ -842,14 +842,16 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
    * One script numbers, stores and publishes the message. The result waits until the message came back over the bus
    * and was delivered here, so a publisher's own echo precedes its ack and `delivered` counts this node's deliveries.
    */
-  private async publishVia(topic: string, data: unknown, from: S | null, echo: boolean, id?: FrameId, key?: string): Promise<PublishResult | ProtocolError> {
+  private async publishVia(topic: string, data: unknown, from: S | null, echo: boolean, id?: FrameId, key?: string, qos?: 0 | 1 | 2): Promise<PublishResult | ProtocolError> {
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     if (!this.cmdUp) return unavailable(id);
     const head = `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`;
     const sender = from ? `,"from":${JSON.stringify({ id: from.id, name: from.name })}` : '';
     const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
-    const prefix = `m${this.node}\n${from?.transport ?? ''}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
+    // The transport field carries an MQTT publisher's QoS below 2 as `mqtt:<qos>` (older entries have none: 2).
+    const transport = qos === undefined || qos === 2 ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos}`;
+    const prefix = `m${this.node}\n${transport}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
     if (!this.knownTopics.has(topic)) {
       // Sent before the script on the same connection: a topic is listed before its first message exists.
       const listed = this.cmd
@@ -1337,9 +1339,13 @@ function parseBusMessage(body: string): BusMessage | undefined {
   }
   const json = body.slice(at);
   const frame = JSON.parse(json) as ServerFrame & { op: 'msg'; topic: string; seq: number; epoch: string; from?: { id: string; name: string } };
-  const [node, transport, addr, noEcho] = parts as [string, string, string, string];
+  const [node, carried, addr, noEcho] = parts as [string, string, string, string];
+  const colon = carried.indexOf(':');
+  const transport = colon < 0 ? carried : carried.slice(0, colon);
   const sender: ClientInfo | undefined = frame.from ? { id: frame.from.id, name: frame.from.name, addr, transport: (transport || 'ws') as Transport } : undefined;
-  return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out: Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender) };
+  const out = Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender);
+  if (colon >= 0) out.maxQos = carried.slice(colon + 1) === '0' ? 0 : 1;
+  return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out };
 }
 
 /**

@@ -233,12 +233,12 @@ export class MqttSession {
         // Kept as the topic's retained message once the engine took the publish (grants, limits).
         const retain = packet.retain && this.options.retained ? { topic: packet.topic, payload, qos: packet.qos, properties: this.isV5 ? packet.properties : undefined } : undefined;
         if (packet.qos === 0) {
-          reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data }, bytes);
+          reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, qos: 0, id: this.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data, qos: 0 }, bytes);
           return undefined;
         }
         const pid = packet.messageId!;
         if (packet.qos === 1) {
-          reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'puback', pid, retain }) }, bytes);
+          reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: this.expect({ kind: 'puback', pid, retain }) }, bytes);
           return undefined;
         }
         // QoS 2: published once; a resend before PUBREL is answered again without publishing again.
@@ -354,8 +354,10 @@ export class MqttSession {
   }
 
   private publish(out: Outgoing, topic: string): Buffer {
-    const qos = this.qosFor(topic, this.noLocal.size > 0 && out.sender?.id === this.link?.id);
-    if (qos === undefined) return NOTHING;
+    const granted = this.qosFor(topic, this.noLocal.size > 0 && out.sender?.id === this.link?.id);
+    if (granted === undefined) return NOTHING;
+    // At the lower of the publisher's QoS and the subscription's (MQTT-3.8.4: a QoS 0 publish is never upgraded).
+    const qos = granted <= out.maxQos ? granted : out.maxQos;
     const delivery = deliveryOf(out);
     const ts = (out.frame as { ts: number }).ts;
     const properties = propertiesNow(delivery, ts);
