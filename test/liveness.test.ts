@@ -12,7 +12,7 @@ afterEach(async () => {
   broker = undefined;
 });
 
-const linkOf = (b: TestBroker, id: string) => b.hub.registry.find(id);
+const linkOf = (b: TestBroker, id: string) => b.hub.inspect.findClient(id);
 
 describe('heartbeat', () => {
   it('closes a client that does not answer pings with 4002, and keeps one that does', async () => {
@@ -105,7 +105,7 @@ describe('idle timeout', () => {
     broker = await startTestBroker({ idleMs: 100, idleGraceMs: 50, idleClose: 'none' });
     const sleeper = await LineClient.connect(broker.tcpPort);
     await sleep(400);
-    const link = [...broker.hub.registry.values()].find((l) => l.transport === 'tcp')!;
+    const link = [...broker.hub.inspect.clients()].find((l) => l.transport === 'tcp')!;
     expect(link.state).toBe('idle');
     sleeper.send('who');
     await sleeper.next((l) => l.startsWith('user list'));

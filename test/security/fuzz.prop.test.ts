@@ -79,9 +79,9 @@ function mutate(frame: Record<string, unknown>, m: Mutation): Record<string, unk
 }
 
 async function noLeaks(): Promise<void> {
-  await waitFor(() => broker.hub.registry.size === 1 && broker.admission!.size === 1, 5000);
-  const me = broker.hub.registry.find('bystander')!;
-  for (const [filter] of broker.hub.index.filters()) expect([...broker.hub.index.subscribersOf(filter)]).toEqual([me]);
+  await waitFor(() => broker.hub.inspect.clientCount() === 1 && broker.admission!.size === 1, 5000);
+  const me = broker.hub.inspect.findClient('bystander')!;
+  for (const filter of broker.hub.inspect.filters()) expect([...broker.hub.inspect.holders(filter)]).toEqual([me]);
   expect(await bystander.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
 }
 
@@ -135,7 +135,7 @@ describe('fuzzing a live broker', () => {
         socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
         const closed = new Promise((r) => socket.on('close', r));
         await new Promise((r) => socket.once('connect', r));
-        await waitFor(() => broker.hub.registry.size === 2);
+        await waitFor(() => broker.hub.inspect.clientCount() === 2);
         socket.write(Buffer.from(lines.join('\n') + '\n', 'latin1'));
         await new Promise((r) => setTimeout(r, 5));
         if (abrupt) socket.destroy();
