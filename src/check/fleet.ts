@@ -184,9 +184,11 @@ export class Fleet {
       }
     }
     const received = await this.settle(step, cmd);
+    // An MQTT publish is QoS 1, or 0 as a notification; other transports' publishes do not cap the QoS (2).
+    const publishQos = cmd.op !== 'pub' || transport !== 'mqtt' ? 2 : cmd.notify ? 0 : 1;
     for (const [slot, frames] of received) {
       // What the model says, as this client's transport can show it (MQTT: packets; line clients: no room traffic).
-      const expected = this.probe(slot).view(outcome.frames.get(slot) ?? [], { filters: model.client(slot)?.filters ?? [] });
+      const expected = this.probe(slot).view(outcome.frames.get(slot) ?? [], { filters: model.client(slot)?.filters ?? [], publishQos });
       const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive, epochs: this.epochs });
       if (diff) {
         const who = model.client(slot);

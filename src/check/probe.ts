@@ -15,6 +15,8 @@ export class ProbeError extends Error {}
 export interface ViewOf {
   /** The filters the client holds. */
   filters: readonly string[];
+  /** The QoS of the step's publish: 0 or 1 from an MQTT client, 2 from the others (docs/mqtt.md). */
+  publishQos: 0 | 1 | 2;
 }
 
 export abstract class Probe {
