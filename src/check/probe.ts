@@ -15,7 +15,10 @@ export class ProbeError extends Error {}
 export interface ViewOf {
   /** The filters the client holds. */
   filters: readonly string[];
-  /** The QoS of the step's publish: 0 or 1 from an MQTT client, 2 from the others (docs/mqtt.md). */
+  /**
+   * The QoS of the step's publish as MQTT sees it: an MQTT client's QoS 0 notification or QoS 1 publish, 2 for any
+   * other transport's (MQTT delivers at the lower of it and the subscription's).
+   */
   publishQos: 0 | 1 | 2;
 }
 

@@ -113,7 +113,7 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
       expectLines([expected[0]!, expected[1]!], lines.slice(0, 2), b, 'the shutdown log');
       // The closes are logged as each socket finishes its close handshake: in any order, the last one maybe after "stopped".
       expectSomeOrder(expected.slice(2), lines.slice(2), b, 'the closes');
-      expect(lines).toHaveLength(expected.length);
+      expect(lines, `the log from "shutdown requested" on:\n${lines.join('\n')}`).toHaveLength(expected.length);
     },
   },
 
