@@ -12,13 +12,13 @@ import type { PacketProperties } from './payload.js';
 import type { Position, Retained, RetainedStore } from './store.js';
 
 export const RETAINED_KEYS = {
-  /** Hash: topic → `<epoch> <seq>\n<JSON {q, p (base64), pr?, at}>`. */
+  /** Hash: topic → `<epoch> <seq> <cost>\n<JSON {q, p (base64), pr?, at}>`; cost: payload and topic bytes, as on one node. */
   messages: 'sb:{g}:mqtt:retained',
   /** Sorted set, every score 0: the topics, in byte order (ZRANGEBYLEX over a filter's literal prefix). */
   names: 'sb:{g}:mqtt:retained:names',
   /** Sorted set: topic → the order it was kept in (the lowest goes first). */
   age: 'sb:{g}:mqtt:retained:age',
-  /** Hash: bytes (of topics and messages kept), n (a counter for `age`). */
+  /** Hash: bytes (the costs of the messages kept), n (a counter for `age`). */
   totals: 'sb:{g}:mqtt:retained:totals',
 } as const;
 
@@ -27,27 +27,26 @@ export const RETAINED_SCAN_MAX = 10_000;
 
 /**
  * KEYS: messages, names, age, totals. ARGV: topic, value ('' clears), epoch, seq (-1: no order), max messages,
- * max bytes. Returns 1 when kept (or cleared), 0 when ignored (older than the one kept, or larger than the budget).
+ * max bytes, cost. Returns 1 when kept (or cleared), 0 when ignored (older than the one kept, or over the budget).
  */
 const SET = `
 local topic, value, epoch, seq = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local maxN, maxB = tonumber(ARGV[5]), tonumber(ARGV[6])
+local maxN, maxB, cost = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local function remove(t)
   local v = redis.call('HGET', KEYS[1], t)
   if not v then return end
   redis.call('HDEL', KEYS[1], t)
   redis.call('ZREM', KEYS[2], t)
   redis.call('ZREM', KEYS[3], t)
-  redis.call('HINCRBY', KEYS[4], 'bytes', -(#v + #t))
+  redis.call('HINCRBY', KEYS[4], 'bytes', -(tonumber(string.match(v, '^%S* %-?%d+ (%d+)')) or 0))
 end
 local old = redis.call('HGET', KEYS[1], topic)
 if old and seq >= 0 then
-  local e, s = string.match(old, '^(%S*) (%-?%d+)\\n')
+  local e, s = string.match(old, '^(%S*) (%-?%d+) ')
   if e == epoch and tonumber(s) > seq then return 0 end
 end
 remove(topic)
 if value == '' then return 1 end
-local cost = #value + #topic
 if cost > maxB then return 0 end
 while redis.call('ZCARD', KEYS[3]) >= maxN or tonumber(redis.call('HGET', KEYS[4], 'bytes') or '0') + cost > maxB do
   local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
@@ -79,9 +78,11 @@ export class RedisRetainedStore implements RetainedStore {
 
   /** Never rejects: a message Redis could not keep is logged (its publish itself stands). */
   async set(message: Retained, order?: Position): Promise<void> {
-    const value = message.payload.length === 0 ? '' : `${order?.epoch ?? ''} ${order?.seq ?? -1}\n${JSON.stringify(encode(message))}`;
+    // Charged as on one node (payload and topic); Redis holds about 4/3 of the payload (base64) and ~60 bytes more.
+    const cost = message.payload.length + Buffer.byteLength(message.topic);
+    const value = message.payload.length === 0 ? '' : `${order?.epoch ?? ''} ${order?.seq ?? -1} ${cost}\n${JSON.stringify(encode(message))}`;
     const keys = [RETAINED_KEYS.messages, RETAINED_KEYS.names, RETAINED_KEYS.age, RETAINED_KEYS.totals];
-    const args = [message.topic, value, order?.epoch ?? '', String(order?.seq ?? -1), String(this.maxMessages), String(this.maxBytes)];
+    const args = [message.topic, value, order?.epoch ?? '', String(order?.seq ?? -1), String(this.maxMessages), String(this.maxBytes), String(cost)];
     try {
       await this.cmd.eval(SET, keys.length, ...keys, ...args);
     } catch (err) {
