@@ -69,6 +69,10 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
     expect(await topics(store, '#')).not.toContain('$SYS/up=v');
     expect(await topics(store, '$SYS/#')).toEqual(['$SYS/up=v']);
     expect((await store.matching('#', 2)).length).toBe(2);
+    // Read two names at a time: every page is read until the names under the prefix end.
+    const paged = new RedisRetainedStore(cmd, 100, 100_000, log, 2);
+    expect(await topics(paged, 'plant/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v']);
+    expect(await topics(paged, '+/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v', 'plantx/1/temp=v']);
   });
 
   it('retained: 5.0 properties (user properties, correlation data) come back as they were', async () => {

@@ -22,8 +22,8 @@ export const RETAINED_KEYS = {
   totals: 'sb:{g}:mqtt:retained:totals',
 } as const;
 
-/** Topic names one wildcard look-up reads at most (under the filter's literal prefix, in byte order). */
-export const RETAINED_SCAN_MAX = 10_000;
+/** Topic names one read of a wildcard look-up takes (under the filter's literal prefix, in byte order). */
+export const RETAINED_SCAN_PAGE = 10_000;
 
 /**
  * KEYS: messages, names, age, totals. ARGV: topic, value ('' clears), epoch, seq (-1: no order), max messages,
@@ -74,6 +74,8 @@ export class RedisRetainedStore implements RetainedStore {
     private readonly maxMessages: number,
     private readonly maxBytes: number,
     private readonly log: Logger,
+    /** Names read per page of a wildcard look-up. */
+    private readonly page = RETAINED_SCAN_PAGE,
   ) {}
 
   /** Never rejects: a message Redis could not keep is logged (its publish itself stands). */
@@ -92,7 +94,8 @@ export class RedisRetainedStore implements RetainedStore {
 
   /**
    * An exact filter: one HGET. A wildcard: the topic names under its literal prefix (the levels before the first
-   * wildcard), at most RETAINED_SCAN_MAX of them, matched here; then the messages of at most `limit` matches.
+   * wildcard), read in pages of RETAINED_SCAN_PAGE until `limit` match or the prefix's names end (at most the store's
+   * message bound in all), matched here; then the messages of the matches, in one HMGET.
    * Never rejects: while Redis cannot answer, a subscription gets no retained messages (logged).
    */
   async matching(filter: string, limit: number): Promise<Retained[]> {
@@ -102,12 +105,7 @@ export class RedisRetainedStore implements RetainedStore {
         const r = raw && decode(filter, raw.toString('utf8'));
         return r ? [r] : [];
       }
-      const prefix = literalPrefix(filter);
-      const names =
-        prefix === ''
-          ? await this.cmd.zrangebylex(RETAINED_KEYS.names, '-', '+', 'LIMIT', 0, RETAINED_SCAN_MAX)
-          : await this.cmd.zrangebylex(RETAINED_KEYS.names, `[${prefix}`, Buffer.concat([Buffer.from(`[${prefix}`), Buffer.from([0xff])]) as unknown as string, 'LIMIT', 0, RETAINED_SCAN_MAX);
-      const topics = names.filter((t) => mqttMatches(filter, t)).slice(0, limit);
+      const topics = await this.matchingNames(filter, limit);
       if (topics.length === 0) return [];
       const values = await this.cmd.hmget(RETAINED_KEYS.messages, ...topics);
       const out: Retained[] = [];
@@ -121,7 +119,29 @@ export class RedisRetainedStore implements RetainedStore {
       return [];
     }
   }
+
+  /** The retained topics `filter` matches, at most `limit`, from the names under its literal prefix, page by page. */
+  private async matchingNames(filter: string, limit: number): Promise<string[]> {
+    const prefix = literalPrefix(filter);
+    const end = prefix === '' ? '+' : (Buffer.concat([Buffer.from(`[${prefix}`), PAST]) as unknown as string);
+    let from = prefix === '' ? '-' : `[${prefix}`;
+    const out: string[] = [];
+    for (let read = 0; read < this.maxMessages; read += this.page) {
+      const names = await this.cmd.zrangebylex(RETAINED_KEYS.names, from, end, 'LIMIT', 0, this.page);
+      for (const t of names) {
+        if (!mqttMatches(filter, t)) continue;
+        out.push(t);
+        if (out.length >= limit) return out;
+      }
+      if (names.length < this.page) break;
+      from = `(${names[names.length - 1]!}`;
+    }
+    return out;
+  }
 }
+
+/** Names are read as bytes: a range bound past every name that starts with `prefix` (no UTF-8 text holds 0xff). */
+const PAST = Buffer.from([0xff]);
 
 /** The levels of `filter` before its first wildcard level: every topic it matches starts with them. */
 export function literalPrefix(filter: string): string {
