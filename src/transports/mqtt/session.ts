@@ -198,10 +198,18 @@ export class MqttSession {
    */
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
     if (!this.options.persistent || !this.positions) return undefined;
-    for (const filter of this.filters.keys()) {
+    const filters = this.sessionFilters();
+    for (const filter of filters.keys()) {
       for (const [topic, p] of current(filter)) if (!this.positions.has(topic)) this.remember(topic, p);
     }
-    return { filters: this.filters, positions: this.positions, life: this.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
+    return { filters, positions: this.positions, life: this.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
+  }
+
+  /** The session's filters: those held, and those of a resume the engine has not acknowledged yet (still the session's). */
+  sessionFilters(): Map<string, QoS> {
+    const filters = new Map(this.filters);
+    for (const p of this.pending.values()) if (p.kind === 'resub' && !filters.has(p.filter)) filters.set(p.filter, p.qos);
+    return filters;
   }
 
   private remember(topic: string, p: Position): void {

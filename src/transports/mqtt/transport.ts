@@ -295,7 +295,7 @@ export class MqttTransport {
       if (!persistent) return;
       const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
       const kept = this.stores
-        .positions([...session.filters.keys()])
+        .positions([...session.sessionFilters().keys()])
         .then((now) => {
           const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
           return s && this.stores.sessions.keep(clientId, s);
