@@ -40,8 +40,8 @@ import { Hooks } from './hooks/hooks.js';
 export const VERSION = '0.1.0';
 
 export interface Broker extends BrokerCore {
-  /** The in-memory engine itself (tests and diagnostics in-process); product code uses BrokerCore's Engine view. */
-  hub: MemoryEngine<Link>;
+  /** The engine (in-memory or Redis) by its interface; tests read its state through `hub.inspect`. */
+  hub: Engine<Link>;
   log: Logger;
   http: Server;
   router: Router;
@@ -122,7 +122,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   // On a cluster, requests only another node can serve (an SSE POST for its stream, an MQTT session it holds).
-  const calls = hub instanceof RedisEngine ? new NodeCalls(cluster!, hub.cmd, hub.node, log) : undefined;
+  const calls = hub instanceof RedisEngine ? new NodeCalls(cluster!, hub.redis.cmd, hub.node, log) : undefined;
   await calls?.start().catch(async (err: unknown) => {
     calls.close();
     await engine.close?.();
@@ -207,7 +207,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
   const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
   // On a cluster, MQTT sessions and retained messages are kept in the engine's Redis, shared by every node.
-  const mqttStores = hub instanceof RedisEngine ? redisStores(hub.cmd, config, log) : undefined;
+  const mqttStores = hub instanceof RedisEngine ? redisStores(hub.redis.cmd, config, log) : undefined;
   const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores, calls);
   let port: number;
   let tcpPort: number;

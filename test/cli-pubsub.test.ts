@@ -35,7 +35,7 @@ describe('switchboard pub / sub', () => {
     sub.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
     const exited = new Promise<number | null>((resolve) => sub.on('exit', resolve));
     // Wait until the subscriber holds its filter.
-    for (let i = 0; i < 150 && broker.hub.index.subscribersOf('alarm/#').size === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 150 && broker.hub.inspect.holders('alarm/#').length === 0; i++) await new Promise((r) => setTimeout(r, 100));
 
     const json = await cli(['pub', '--url', broker.httpUrl, '--api-key', 'k3y', 'alarm/boiler/7', '{"level":"high"}']);
     expect(json.status, json.stderr).toBe(0);

@@ -12,7 +12,7 @@ afterEach(async () => {
   broker = undefined;
 });
 
-const linkOf = (b: TestBroker, id: string) => b.hub.registry.find(id);
+const linkOf = (b: TestBroker, id: string) => b.hub.inspect.findClient(id);
 
 describe('heartbeat', () => {
   it('closes a client that does not answer pings with 4002, and keeps one that does', async () => {
@@ -79,7 +79,8 @@ describe('idle timeout', () => {
       // Speaking again: active, announced to the watchers.
       await listener.request({ op: 'ping' });
       expect(linkOf(broker, listener.hello.client.id)!.state).toBe('online');
-      expect(await watcher.next((f) => f.op === 'event' && f.event === 'active' && f.client.id === listener.hello.client.id)).toBeTruthy();
+      await watcher.next((f) => f.op === 'event' && f.client.id === listener.hello.client.id && f.event === 'active');
+      expect(watcher.all.filter((f) => f.op === 'event' && f.client.id === listener.hello.client.id).map((f) => f.event)).toEqual(['join', 'idle', 'active']);
     } finally {
       clearInterval(keepAlive);
       for (const c of [watcher, dashboard, listener]) c.close();
@@ -104,10 +105,12 @@ describe('idle timeout', () => {
     broker = await startTestBroker({ idleMs: 100, idleGraceMs: 50, idleClose: 'none' });
     const sleeper = await LineClient.connect(broker.tcpPort);
     await sleep(400);
-    const link = [...broker.hub.registry.values()].find((l) => l.transport === 'tcp')!;
+    const link = [...broker.hub.inspect.clients()].find((l) => l.transport === 'tcp')!;
     expect(link.state).toBe('idle');
     sleeper.send('who');
-    expect(await sleeper.next((l) => l.startsWith('user list'))).toBeTruthy();
+    await sleeper.next((l) => l.startsWith('user list'));
+    // Served while idle: the list's one entry is the idle client itself (`addr:name`).
+    expect(await sleeper.next((l) => l.startsWith(`${sleeper.addr}:`))).toBe(`${sleeper.addr}:${sleeper.addr}`);
     sleeper.close();
   });
 

@@ -61,7 +61,7 @@ describe('line protocol through the HTTP port', () => {
   });
 
   it('refuses a bad room (400) and a missing Upgrade: switchboard-lines (400) before any actor exists', async () => {
-    const before = broker.hub.registry.size;
+    const before = broker.hub.inspect.clientCount();
     await expect(LineClient.upgrade(broker.port, '?room=a/%23')).rejects.toThrow(/400 Bad Request.*room must be a topic/);
     const status = await new Promise<number | undefined>((resolve, reject) => {
       const req = request(`${broker.httpUrl}/lines`, { headers: { connection: 'Upgrade', upgrade: 'websocket' } });
@@ -71,7 +71,7 @@ describe('line protocol through the HTTP port', () => {
       req.end();
     });
     expect(status).toBe(400);
-    expect(broker.hub.registry.size).toBe(before);
+    expect(broker.hub.inspect.clientCount()).toBe(before);
   });
 
   it('with tokens required: 401 without one; with one, the token names the client', async () => {

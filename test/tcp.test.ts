@@ -119,7 +119,7 @@ describe('line limits and bad bytes', () => {
     const a = await LineClient.connect(broker.tcpPort);
     const text = 'y'.repeat(1024);
     a.sendRaw(text + '\r\n');
-    expect(await a.next((l) => l.endsWith(': ' + text))).toBeTruthy();
+    expect(await a.next((l) => l.includes(': y'))).toMatch(new RegExp(`: ${text}$`));
     a.close();
   });
 
@@ -143,7 +143,7 @@ describe('line limits and bad bytes', () => {
     a.sendRaw(garbage);
     a.sendRaw('\n');
     // Random bytes hold newlines: many short lines, none valid UTF-8 → one error line each, no crash.
-    expect(await a.next((l) => l.startsWith('error bad_frame: line is not valid UTF-8'))).toBeTruthy();
+    expect(await a.next((l) => l.startsWith('error '))).toMatch(/^error bad_frame: line is not valid UTF-8/);
     a.destroy();
     // Whatever the garbage did to that connection, the broker still serves the next one.
     const b = await LineClient.connect(broker.tcpPort);

@@ -36,6 +36,11 @@ export interface ConnectionInput {
   stalls?: StallClock | undefined;
   /** Silence after which the peer counts as gone (MQTT: 1.5 × the client's keepalive); undefined = none. */
   keepaliveMs?: number | undefined;
+  /**
+   * The time the machine's timers and guards read (ms since 1970; default Date.now), compared with the link's
+   * lastActivity and lastSeen: a test runs the machine on xstate's SimulatedClock and passes its now().
+   */
+  now?: (() => number) | undefined;
 }
 
 interface ConnectionContext extends ConnectionInput {
@@ -48,6 +53,8 @@ interface ConnectionContext extends ConnectionInput {
   /** When the connection's token expires (ms since 1970; from its `exp`), or undefined: no token, or no `exp`. */
   tokenExpiresAt: number | undefined;
 }
+
+const now = (context: ConnectionContext): number => (context.now ? context.now() : Date.now());
 
 /** The close intent until a real one is set; shared by every connection (assign replaces it, never mutates it). */
 const NOT_CLOSED: CloseIntent = Object.freeze({ code: CLOSE.abnormal, reason: 'closed', cause: 'leave' });
@@ -62,24 +69,24 @@ export const connectionMachine = setup({
   delays: {
     heartbeatInterval: ({ context }) => context.timing.heartbeatMs,
     // Derived from lastActivity, so activity never re-arms a timer: the guard below re-enters instead.
-    idleTimeout: ({ context }) => Math.max(0, context.link.lastActivity + context.timing.idleMs - Date.now()),
+    idleTimeout: ({ context }) => Math.max(0, context.link.lastActivity + context.timing.idleMs - now(context)),
     idleGrace: ({ context }) => context.timing.idleGraceMs,
     closeTimeout: ({ context }) => context.timing.closeTimeoutMs,
-    tokenExpiry: ({ context }) => Math.min(MAX_TIMER_MS, Math.max(0, (context.tokenExpiresAt ?? 0) - Date.now())),
+    tokenExpiry: ({ context }) => Math.min(MAX_TIMER_MS, Math.max(0, (context.tokenExpiresAt ?? 0) - now(context))),
     tokenGrace: ({ context }) => context.timing.tokenGraceMs,
     // Derived from lastSeen like idleTimeout: traffic never re-arms a timer, the guard re-enters instead.
-    keepaliveDeadline: ({ context }) => Math.max(0, context.link.lastSeen + (context.keepaliveMs ?? 0) - Date.now()),
+    keepaliveDeadline: ({ context }) => Math.max(0, context.link.lastSeen + (context.keepaliveMs ?? 0) - now(context)),
   },
   guards: {
-    activeRecently: ({ context }) => Date.now() - context.link.lastActivity < context.timing.idleMs,
+    activeRecently: ({ context }) => now(context) - context.link.lastActivity < context.timing.idleMs,
     // Not when the loop was blocked since the ping: its pong may be read only now (the broker's stall, not the peer's).
     pongOverdue: ({ context }) =>
       context.awaitingPong && context.link.lastSeen < context.pingSentAt && (context.stalls?.blockedMs() ?? 0) === context.pingStallMark,
     closesWhenIdle: ({ context }) => context.closeWhenIdle,
     tokenLasts: ({ context }) => context.tokenExpiresAt === undefined,
-    tokenStillValid: ({ context }) => context.tokenExpiresAt !== undefined && context.tokenExpiresAt > Date.now(),
+    tokenStillValid: ({ context }) => context.tokenExpiresAt !== undefined && context.tokenExpiresAt > now(context),
     hasKeepalive: ({ context }) => context.keepaliveMs !== undefined && context.keepaliveMs > 0,
-    heardWithinKeepalive: ({ context }) => Date.now() - context.link.lastSeen < (context.keepaliveMs ?? 0),
+    heardWithinKeepalive: ({ context }) => now(context) - context.link.lastSeen < (context.keepaliveMs ?? 0),
   },
   actions: {
     register: sendTo(
@@ -95,7 +102,7 @@ export const connectionMachine = setup({
     },
     markPingSent: assign({
       awaitingPong: ({ context }) => context.link.wire.canPing,
-      pingSentAt: () => Date.now(),
+      pingSentAt: ({ context }) => now(context),
       pingStallMark: ({ context }) => context.stalls?.blockedMs() ?? 0,
     }),
     // Idle and back: lifecycle news for the presence watchers (the engine tells them).

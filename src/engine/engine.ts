@@ -86,6 +86,31 @@ export interface TopicView {
 }
 
 
+/**
+ * What tests and tools may read of an engine's local state, as answers rather than the engine's own structures (its
+ * registry, topic index and history stay free to change shape). Read-only.
+ */
+export interface EngineInspection<S extends Session = Session> {
+  /** Clients connected to this process. */
+  clientCount(): number;
+  clients(): S[];
+  /** A client of this process by id, then by name. */
+  findClient(idOrName: string): S | undefined;
+  /** Whether `session` is registered (joined and not yet gone). */
+  isConnected(session: S): boolean;
+  /** Clients of this process holding exactly `filter` (wildcards are not matched: `a/#` is one filter). */
+  holders(filter: string): S[];
+  /** Clients of this process a publish to concrete `topic` reaches. */
+  reached(topic: string): S[];
+  /** Filters held by clients of this process, each once. */
+  filters(): string[];
+  /** Clients of this process watching presence on exactly `filter`. */
+  watcherCount(filter: string): number;
+  /** Topics the local history keeps, and the bytes of the topic names it keeps (live and forgotten). */
+  historyTopicCount(): number;
+  historyNamesBytes(): number;
+}
+
 export interface Engine<S extends Session = Session> {
   /** Changes whenever the engine may have lost topics it can no longer name (docs/protocol.md, Positions). */
   readonly life: string;
@@ -125,6 +150,8 @@ export interface Engine<S extends Session = Session> {
   topics(limit: number): { total: number; topics: TopicView[] };
   /** Counters of this process (metrics read them at scrape time; the session layer adds its own). */
   readonly stats: BrokerStats;
+  /** What tests and tools may read of this process's clients, filters, watchers and history. */
+  readonly inspect: EngineInspection<S>;
 
   // Optional, for engines backed by a shared store (src/engine/redis/): absent in the in-memory engine.
   /** A fresh client id (`c<digits>`) unique across every process sharing the store. */

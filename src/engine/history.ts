@@ -3,6 +3,9 @@
 // recently published forgotten first), and the bytes of the topic names it keeps (live and forgotten ones, in the
 // topic trie). Positions never lie: a restarted sequence gets a new epoch.
 import { randomBytes } from 'node:crypto';
+import { chargeReplay, topicVerdict, type MissReason, type Position, type ReplayBudget, type Seen } from './resume.js';
+
+export type { MissReason, Position, Seen };
 
 interface Entry<M> {
   seq: number;
@@ -39,24 +42,6 @@ interface TrieNode<M> {
  * parent's Map and its share of a Map of its own (measured: 270-290 bytes a node of 16-segment topics, logs included).
  */
 export const TRIE_NODE_BYTES = 280;
-
-export interface Position {
-  seq: number;
-  epoch: string;
-}
-
-export type MissReason = 'epoch_changed' | 'history_trimmed' | 'unknown_position' | 'replay_limit';
-
-/** What the client says it saw on one topic: seq 0 = nothing (epoch may be absent). */
-export interface Seen {
-  seq: number;
-  epoch?: string | undefined;
-  /**
-   * False for a topic of a wildcard filter that the client gave no position for. The broker vouches that it
-   * missed nothing there only when `anchored`: the client's other positions are from this process's life.
-   */
-  listed: boolean;
-}
 
 /** Forgotten topic names remembered (in the trie), so a resume never passes over what they lost; see also namesBytes. */
 const FORGOTTEN_MAX = 100_000;
@@ -217,32 +202,22 @@ export class History<M> {
     for (const [topic, log] of this.logs) yield [topic, { seq: log.seq, epoch: log.epoch }];
   }
 
-  private resumeTopic(log: TopicLog<M>, seen: Seen, out: Resume<M>, budget: { messages: number; bytes: number }): void {
-    out.positions.set(log.topic, { seq: log.seq, epoch: log.epoch });
-    if (seen.seq > 0 && seen.epoch !== log.epoch) {
-      out.missed.set(log.topic, seen.epoch === undefined ? 'unknown_position' : 'epoch_changed');
+  private resumeTopic(log: TopicLog<M>, seen: Seen, out: Resume<M>, budget: ReplayBudget): void {
+    const position = { seq: log.seq, epoch: log.epoch };
+    out.positions.set(log.topic, position);
+    const verdict = topicVerdict(seen, position, log.count > 0 ? log.ring[log.start]!.seq : log.seq + 1);
+    if (typeof verdict === 'string') {
+      out.missed.set(log.topic, verdict);
       return;
     }
-    if (seen.seq > log.seq) {
-      out.missed.set(log.topic, 'unknown_position');
-      return;
-    }
-    if (seen.seq === log.seq) return;
-    const oldest = log.count > 0 ? log.ring[log.start]!.seq : log.seq + 1;
-    if (oldest > seen.seq + 1) {
-      out.missed.set(log.topic, 'history_trimmed');
-      return;
-    }
-    const n = log.seq - seen.seq;
+    const n = verdict;
     const cap = log.ring.length;
     let bytes = 0;
     for (let i = log.count - n; i < log.count; i++) bytes += log.ring[(log.start + i) % cap]!.bytes;
-    if (n > budget.messages || bytes > budget.bytes) {
+    if (!chargeReplay(budget, n, bytes)) {
       out.missed.set(log.topic, 'replay_limit');
       return;
     }
-    budget.messages -= n;
-    budget.bytes -= bytes;
     for (let i = log.count - n; i < log.count; i++) out.messages.push(log.ring[(log.start + i) % cap]!.message);
   }
 

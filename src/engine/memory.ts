@@ -1,64 +1,26 @@
 // MemoryEngine: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
-import type { Engine, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
-import { ackFrame, errorFrame, MAX_POSITIONS, nameError, PROTOCOL_VERSION, type FrameOf, type PresenceEvent, type ServerFrame } from '../protocol/frames.js';
+import type { Engine, EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
+import { ackFrame, errorFrame, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
-import { filterError, isWildcard, topicJson } from '../protocol/topic.js';
+import { isWildcard, topicJson } from '../protocol/topic.js';
 import { TopicIndex } from './topic-index.js';
-import { History, type MissReason, type Position, type Seen } from './history.js';
-import { Presence } from './presence.js';
+import { History } from './history.js';
+import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
+import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
+import { LocalInspection } from './inspection.js';
 import { BrokerStats } from './stats.js';
-import { parseCursor, Roster, WHO_LIMIT_DEFAULT, type RosterPage } from './roster.js';
-import { TokenBucket } from './bucket.js';
+import { Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
 import { PublishKeys } from './idempotency.js';
-import type { StallClock } from './stalls.js';
+import { CACHE_NODES_PER_TOKEN, WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN, type MemoryEngineOptions } from './options.js';
+import { nameProblem, publishRefusal, renameLimit, sendRefusal, subscribeRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 
-/** A `who` reply costs one inbound-rate token per this many bytes (on top of the frame's own token). */
-export const WHO_BYTES_PER_TOKEN = 1024;
-/**
- * A subscription change costs one inbound-rate token per this many match-cache nodes its invalidation looked at
- * (18-150 ns each, test/bench/topic-index.ts): a wildcard churned over many cached topics is paid by its client.
- */
-export const CACHE_NODES_PER_TOKEN = 64;
-/** A `who` whose list had to be built again costs one token per this many clients listed and sorted (~0.2 µs each). */
-export const WHO_LISTED_PER_TOKEN = 32;
-
-export interface MemoryEngineOptions {
-  serverName: string;
-  version: string;
-  heartbeatMs: number;
-  idleMs: number;
-  historySize: number;
-  historyBytes: number;
-  historyTopicBytes: number;
-  maxTopics: number;
-  /** Bytes of topic names the history keeps (live and forgotten topics); default: unbounded but by count. */
-  topicNamesBytes?: number;
-  maxSubscriptions: number;
-  /** Which connections are closed when idle (docs/protocol.md, Liveness). */
-  idleClose: 'tcp' | 'all' | 'none';
-  /** Bounds of one resuming `sub`: messages and bytes replayed. */
-  replayMaxMessages: number;
-  replayMaxBytes: number;
-  /** Renames per second per connection (0 = unlimited); over it: rate_limited. */
-  renameRate?: number;
-  /** The chat room topic; with more presence watchers than roomAnnounceMax its joins and leaves are not announced. */
-  room?: string;
-  roomAnnounceMax?: number;
-  /** TCP clients are named by their address by default (the classic room); false under --room-addresses hide. */
-  tcpNamedByAddress?: boolean;
-  /** The broker's stall clock: budgets counted when frames are read are not charged for its stalls. */
-  stalls?: StallClock;
-}
-
+export type { MemoryEngineOptions };
 export type { JoinRequest, LeaveCause, PublishResult };
-
-/** Topics one wildcard resume may concern (the same bound as positions in one `sub`). */
-const RESUME_MAX_TOPICS = MAX_POSITIONS;
 
 export class MemoryEngine<Link extends Session = Session> implements Engine<Link> {
   readonly registry = new Registry<Link>();
@@ -68,6 +30,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   readonly stats = new BrokerStats();
   /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
   readonly roster = new Roster<Link>();
+  readonly inspect: EngineInspection<Link>;
   private readonly publishKeys = new PublishKeys();
 
   constructor(readonly options: MemoryEngineOptions) {
@@ -75,6 +38,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes, namesBytes: options.topicNamesBytes },
       (m) => m.bytes,
     );
+    this.inspect = new LocalInspection<Link>(this);
   }
 
   get life(): string {
@@ -233,60 +197,18 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (added) this.announce('join', link, frame.topic);
   }
 
-  /**
-   * The terms of a resuming `sub`, the same for every engine: what the client says it saw per topic, whether its
-   * positions are anchored in `life` (the engine's memory), and how much may be replayed to it.
-   */
-  protected resumeTerms(link: Link, frame: FrameOf<'sub'>, life: string): { seen: (topic: string) => Seen; anchored: boolean; maxMessages: number; maxBytes: number } {
-    const { since, epoch } = frame;
-    const has = (map: object, topic: string) => Object.hasOwn(map, topic);
-    const seen = (topic: string): Seen => {
-      if (typeof since === 'number') return { seq: since, epoch: typeof epoch === 'string' ? epoch : undefined, listed: since > 0 };
-      const listed = since !== undefined && has(since, topic) && since[topic]! > 0;
-      const e = epoch && typeof epoch === 'object' && has(epoch, topic) ? epoch[topic] : undefined;
-      return { seq: listed ? since[topic]! : 0, epoch: e, listed };
-    };
-    // Topics the client gave no position for are vouched for only relative to positions from this life of the
-    // engine's memory (or when it claims to have seen nothing at all).
-    const epochs = typeof epoch === 'object' ? Object.values(epoch) : [];
-    const claimsNothing = frame.life === undefined && (typeof since === 'number' || Object.values(since ?? {}).every((s) => s === 0));
-    const anchored = frame.life !== undefined ? frame.life === life : claimsNothing || epochs.some((e) => e.startsWith(life + '.'));
-    // Replays fit in what the client's own mailbox can take now, so a resume never makes it a slow consumer.
-    const { mailbox } = link;
-    const room = Math.max(0, Math.floor(mailbox.capacity / 2) - mailbox.depth);
-    const byteRoom = Math.max(0, Math.floor(mailbox.byteCapacity / 2) - mailbox.bytes);
-    return { seen, anchored, maxMessages: Math.min(this.options.replayMaxMessages, room), maxBytes: Math.min(this.options.replayMaxBytes, byteRoom) };
-  }
-
   /** Answers a `sub` with a position: the truthful verdict first, then every replayable message (docs/protocol.md). */
   private resume(link: Link, frame: FrameOf<'sub'>): void {
-    const { seen, anchored, maxMessages, maxBytes } = this.resumeTerms(link, frame, this.history.boot);
-    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages, maxBytes }, anchored);
-    link.send(ackFrame(frame.id, this.resumeVerdict(frame, result.positions, result.missed, result.truncated, this.history.boot)));
+    const life = this.history.boot;
+    const { seen, anchored, budget } = resumeTerms(frame, life, link.mailbox, this.replayLimits);
+    const result = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages: budget.messages, maxBytes: budget.bytes }, anchored);
+    link.send(ackFrame(frame.id, resumeAck(frame, result.positions, result.missed, result.truncated, life)));
     for (const m of result.messages) link.mailbox.push(m);
   }
 
-  /**
-   * The ack fields of a resuming `sub`, the same for every engine. Topics are client input: `positions` and `missed`
-   * are Maps until they are encoded (Object.fromEntries makes `__proto__` an own key, never the prototype).
-   */
-  protected resumeVerdict(frame: FrameOf<'sub'>, positions: Map<string, Position>, missed: Map<string, MissReason>, truncated: boolean, life: string): Record<string, unknown> {
-    const { since } = frame;
-    // A position the client sent for a topic the broker no longer holds (forgotten, or restarted) cannot be checked.
-    if (typeof since === 'object' && !truncated) {
-      for (const topic of Object.keys(since)) if (since[topic]! > 0 && !positions.has(topic)) missed.set(topic, 'unknown_position');
-    }
-    const fields: Record<string, unknown> = { recovered: missed.size === 0 && !truncated, life };
-    const first = missed.values().next();
-    if (!first.done) {
-      fields.reason = first.value;
-      fields.missed = Object.fromEntries(missed);
-    } else if (truncated) {
-      fields.reason = 'replay_limit';
-    }
-    if (truncated) fields.truncated = true;
-    fields.positions = Object.fromEntries(positions);
-    return fields;
+  /** What one resume may replay at most (--replay-max-messages, --replay-max-bytes). */
+  protected get replayLimits(): { maxMessages: number; maxBytes: number } {
+    return { maxMessages: this.options.replayMaxMessages, maxBytes: this.options.replayMaxBytes };
   }
 
   /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */
@@ -296,15 +218,19 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
   unsub(link: Link, frame: FrameOf<'unsub'>): void {
-    if (link.subscriptions.delete(frame.topic)) {
-      this.roster.subscriptionChanged(frame.topic);
-      this.index.remove(frame.topic, link);
-      this.chargeInvalidation(link);
-      this.presence.unwatch(frame.topic, link);
-      link.presence.delete(frame.topic);
-      this.announce('leave', link, frame.topic);
-    }
+    if (this.unsubscribe(link, frame.topic)) this.announce('leave', link, frame.topic);
     this.ack(link, frame.id);
+  }
+
+  /** Drops `filter` (and presence on it) for `link`; true when it held it (a leave to announce). */
+  protected unsubscribe(link: Link, filter: string): boolean {
+    if (!link.subscriptions.delete(filter)) return false;
+    this.roster.subscriptionChanged(filter);
+    this.index.remove(filter, link);
+    this.chargeInvalidation(link);
+    this.presence.unwatch(filter, link);
+    link.presence.delete(filter);
+    return true;
   }
 
   /** A fresh token for `link` (docs/protocol.md, Token expiry and refresh): what it no longer allows is dropped. */
@@ -328,10 +254,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
   pub(link: Link, frame: FrameOf<'pub'>): void {
-    if (link.grant && !link.grant.mayPublish(frame.topic)) {
-      return this.fail(link, new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id));
-    }
-    this.pubAnswer(link, frame, this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key));
+    this.pubAnswer(link, frame, publishRefusal(link, frame) ?? this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key));
   }
 
   /**
@@ -367,17 +290,26 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const sender = from ? senderOf(from) : undefined;
     const quoted = topicJson(topic);
     const { seq, epoch, message } = this.history.append(topic, (seq, epoch) => Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded));
+    const delivered = this.fanOut(topic, from !== null && !echo ? from.id : '', (s) => s.mailbox.push(message));
+    this.stats.published++;
+    if (key !== undefined) this.publishKeys.set(topic, key, { seq, epoch });
+    return { seq, epoch, delivered };
+  }
+
+  /**
+   * Hands a message of `topic` to every matching local subscriber once (but the one whose id is `skip`: a sender
+   * that asked for no echo) through `push`; returns how many took it, counted as delivered.
+   */
+  protected fanOut(topic: string, skip: string, push: (subscriber: Link) => boolean): number {
     const subscribers = this.index.match(topic);
     let delivered = 0;
     for (let i = 0; i < subscribers.length; i++) {
       const s = subscribers[i]!;
-      if (s === from && !echo) continue;
-      if (s.mailbox.push(message)) delivered++;
+      if (skip !== '' && s.id === skip) continue;
+      if (push(s)) delivered++;
     }
-    this.stats.published++;
     this.stats.delivered += delivered;
-    if (key !== undefined) this.publishKeys.set(topic, key, { seq, epoch });
-    return { seq, epoch, delivered };
+    return delivered;
   }
 
   /**
@@ -386,23 +318,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    */
   send(link: Link, frame: FrameOf<'send'>): void {
     const target = this.registry.find(frame.to);
-    const refused = this.sendRefusal(link, frame, target);
+    const refused = sendRefusal(link, frame, target);
     if (refused) return this.fail(link, refused);
     const encoded = encodeData(frame.data, frame.id);
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
     if (this.queueDirect(link, frame, target!, encoded)) this.ack(link, frame.id);
-  }
-
-  /**
-   * The checks of a `send` on every engine: the token's `acl.send` for that name (or the client it names) —
-   * forbidden whether or not it exists, so nothing leaks — then that the target exists.
-   */
-  protected sendRefusal(link: Link, frame: FrameOf<'send'>, target: { id: string; name: string } | undefined): ProtocolError | null {
-    const grant = link.grant;
-    if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
-      return new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id);
-    }
-    return target ? null : new ProtocolError('not_found', `no client '${frame.to}'`, frame.id);
   }
 
   /** Queues a direct for a local recipient within its budget for directs; over it the sender gets rate_limited (false). */
@@ -422,24 +342,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    * the asker's inbound rate by size, and its own mailbox bound makes a never-reading asker its own slow consumer.
    */
   who(link: Link, frame: FrameOf<'who'>): void {
-    const after = this.whoStart(link, frame);
-    if (after === null) return;
+    const after = whoStart(link, frame);
+    if (after instanceof ProtocolError) return this.fail(link, after);
     const { topic } = frame;
     const page = this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
     this.sendWhoPage(link, frame, page, this.roster.lastBuilt);
-  }
-
-  /** Where a `who` page starts (after its cursor); null when the request was refused (grant, cursor) and answered. */
-  protected whoStart(link: Link, frame: FrameOf<'who'>): number | null {
-    const { topic } = frame;
-    if (topic !== undefined && link.grant && !link.grant.maySubscribe(topic)) {
-      this.fail(link, new ProtocolError('forbidden', `the token does not allow subscribing to '${topic.slice(0, 64)}'`, frame.id));
-      return null;
-    }
-    if (frame.cursor === undefined) return 0;
-    const after = parseCursor(frame.cursor);
-    if (after === null) this.fail(link, new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id));
-    return after;
   }
 
   /**
@@ -461,32 +368,27 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   rename(link: Link, frame: FrameOf<'rename'>): void {
     const problem = this.renameRefusal(link, frame);
     if (problem) return this.fail(link, problem);
+    this.renamed(link, frame.name, frame.id);
+  }
+
+  /** Gives `link` its new name (claimed already), acknowledges it, and tells the watchers of its filters. */
+  protected renamed(link: Link, name: string, id: FrameId | undefined): void {
     const old = link.name;
-    this.registry.rename(link, frame.name);
+    this.registry.rename(link, name);
     this.roster.clientChanged(link.subscriptions);
-    this.ack(link, frame.id, { name: link.name });
+    this.ack(link, id, { name: link.name });
     if (old === link.name) return;
     for (const filter of link.subscriptions) this.announce('rename', link, filter, old);
   }
 
   /** Why a `rename` is refused, on every engine: over the client's own rename rate (--rename-rate), or the name. */
   protected renameRefusal(link: Link, frame: FrameOf<'rename'>): ProtocolError | null {
-    const rate = this.options.renameRate ?? 0;
-    if (rate > 0) {
-      link.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 }, Date.now, this.options.stalls);
-      if (link.renames.take() !== 'ok') return new ProtocolError('rate_limited', `at most ${rate} renames per second`, frame.id);
-    }
-    return this.nameProblem(link, frame.name, frame.id);
+    return renameLimit(link, this.options.renameRate ?? 0, this.options.stalls, frame.id) ?? this.nameProblem(link, frame.name, frame.id);
   }
 
+  /** Why `link` may not take `name` here (another local client holds it). */
   protected nameProblem(link: Link, name: string, id?: FrameId): ProtocolError | null {
-    const err = nameError(name);
-    if (err) return new ProtocolError('bad_name', err, id);
-    if (link.nameFixed) return new ProtocolError('forbidden', 'name is fixed by the auth token', id);
-    if (!this.registry.isNameFree(name) && this.registry.find(name) !== link) {
-      return new ProtocolError('name_taken', `name '${name}' is taken`, id);
-    }
-    return null;
+    return nameProblem(link, name, !this.registry.isNameFree(name) && this.registry.find(name) !== link, id);
   }
 
   /** Replies to a frame the supervisor could not handle; counted by code. */
@@ -497,15 +399,9 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Adds `filter` (and presence on it) for `link`; true when the filter is new to it (a join to announce). */
   protected subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
-    const err = filterError(filter);
-    if (err) return new ProtocolError('bad_topic', `${err}: '${filter.slice(0, 64)}'`, id);
-    if (link.grant && !link.grant.maySubscribe(filter)) {
-      return new ProtocolError('forbidden', `the token does not allow subscribing to '${filter.slice(0, 64)}'`, id);
-    }
+    const refused = subscribeRefusal(link, filter, this.options.maxSubscriptions, id);
+    if (refused) return refused;
     const isNew = !link.subscriptions.has(filter);
-    if (isNew && link.subscriptions.size >= this.options.maxSubscriptions) {
-      return new ProtocolError('too_large', `at most ${this.options.maxSubscriptions} subscriptions per connection`, id);
-    }
     if (isNew) {
       link.subscriptions.add(filter);
       this.index.add(filter, link);
@@ -541,23 +437,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const watchers = this.presence.watchers(filter);
     if (watchers.size === 0) return;
     if (event !== 'rename' && filter === this.options.room && this.roomIsQuiet()) return;
-    const key = `${subject.id}\u0000${filter}`;
-    const out = presenceFrame(event, subject, filter, old, key, old);
-    // One merged frame per distinct tail, shared by every watcher holding that tail (usually all of them).
-    let merges: Map<Outgoing, Outgoing | null> | undefined;
-    for (const w of watchers) {
-      const tail = w.mailbox.tail;
-      if (tail?.presence?.key === key) {
-        merges ??= new Map();
-        let merged = merges.get(tail);
-        if (merged === undefined) merges.set(tail, (merged = coalesce(tail, event, subject, filter, key)));
-        if (merged !== tail) {
-          w.mailbox.replaceTail(merged);
-          continue;
-        }
-      }
-      w.mailbox.push(out);
-    }
+    tellWatchers(watchers, event, subject, filter, old);
   }
 
   /**
@@ -574,39 +454,4 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     for (let k = 2; !this.registry.isNameFree(name); k++) name = `${base}-${k}`;
     return name;
   }
-}
-
-function presenceFrame(event: PresenceEvent, subject: Session, filter: string, old: string | undefined, key: string, firstOld: string | undefined): Outgoing {
-  const client = subject.publicInfo();
-  const frame: ServerFrame = old === undefined ? { op: 'event', event, client, topic: filter } : { op: 'event', event, client, topic: filter, old };
-  const out = new Outgoing(frame, subject.info());
-  out.presence = firstOld === undefined ? { key } : { key, firstOld };
-  return out;
-}
-
-/**
- * What a watcher should hold instead of `tail` (an unwritten event about the same subject and filter) followed by
- * `event`: renames fold into one (first old name, last name; none when back to the first), a join followed by a
- * rename is a join under the new name, a join followed by a leave or timeout is nothing (the watcher never saw it).
- * Anything else is not merged: `tail` is returned and the new event is queued after it.
- */
-function coalesce(tail: Outgoing, event: PresenceEvent, subject: Session, filter: string, key: string): Outgoing | null {
-  const before = (tail.frame as { event?: PresenceEvent }).event;
-  if (before === 'rename' && event === 'rename') {
-    const first = tail.presence!.firstOld!;
-    return first === subject.name ? null : presenceFrame('rename', subject, filter, first, key, first);
-  }
-  if (before === 'join' && event === 'rename') return presenceFrame('join', subject, filter, undefined, key, undefined);
-  if (before === 'join' && (event === 'leave' || event === 'timeout')) return null;
-  return tail;
-}
-
-/** `{"op":"ack","id":…,"clients":[…],"next":…}` around a cached page, without re-encoding the page. */
-function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
-  const head = id === undefined ? '{"op":"ack","clients":' : `{"op":"ack","id":${JSON.stringify(id)},"clients":`;
-  const tail = page.next === undefined ? '}' : `,"next":${JSON.stringify(page.next)}}`;
-  const frame = ackFrame(id, page.next === undefined ? { clients: page.entries } : { clients: page.entries, next: page.next });
-  const out = Outgoing.prebuilt(frame, head + page.json + tail, Buffer.byteLength(head) + page.bytes + tail.length);
-  out.roster = page.members;
-  return out;
 }

@@ -1,7 +1,9 @@
 // Roster: `who` as pages. Clients listed in connection order (numeric id), `limit` per page, an opaque cursor
 // for the next; each page's entries are encoded once per roster version and shared by every asker. Pure: the
 // clock is injected, the hub says when the roster changed: a subscription change drops only the lists it can change.
-import { WHO_LIMIT_MAX, type PublicClient, type Transport } from '../protocol/frames.js';
+import { ackFrame, WHO_LIMIT_MAX, type PublicClient, type Transport } from '../protocol/frames.js';
+import type { FrameId } from '../protocol/errors.js';
+import { Outgoing } from '../protocol/outgoing.js';
 import { isWildcard } from '../protocol/topic.js';
 import { TopicTree } from './topic-tree.js';
 
@@ -155,4 +157,14 @@ export class Roster<T extends RosterMember> {
     }
     return listing;
   }
+}
+
+/** `{"op":"ack","id":…,"clients":[…],"next":…}` around a cached page, without re-encoding the page. */
+export function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
+  const head = id === undefined ? '{"op":"ack","clients":' : `{"op":"ack","id":${JSON.stringify(id)},"clients":`;
+  const tail = page.next === undefined ? '}' : `,"next":${JSON.stringify(page.next)}}`;
+  const frame = ackFrame(id, page.next === undefined ? { clients: page.entries } : { clients: page.entries, next: page.next });
+  const out = Outgoing.prebuilt(frame, head + page.json + tail, Buffer.byteLength(head) + page.bytes + tail.length);
+  out.roster = page.members;
+  return out;
 }

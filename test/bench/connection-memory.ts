@@ -75,7 +75,7 @@ async function broker(n: number): Promise<void> {
   const { createLogger } = (await import(new URL('log.js', root).href)) as typeof LogModule;
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', maxConnections: n + 100, maxConnectionsPerIp: n + 100, idleMs: 86_400_000 };
   const b = await startBroker(config, { log: createLogger('silent', false) });
-  return measure(n, b.port, () => b.hub.registry.size, () => b.close());
+  return measure(n, b.port, () => b.hub.inspect.clientCount(), () => b.close());
 }
 
 async function measure(n: number, port: number, size: () => number, close: () => Promise<void>): Promise<void> {

@@ -39,9 +39,9 @@ async function broker(n: number): Promise<void> {
   const t0 = Date.now();
   const ready = await next('ready');
   const untilOpen = Date.now() + 60_000;
-  while (b.hub.registry.size < n && Date.now() < untilOpen) await sleep(20);
-  console.log(`${b.hub.registry.size} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s (child reports ${ready.type === 'ready' ? ready.open : '?'})`);
-  if (b.hub.registry.size < n) throw new Error('not every client connected');
+  while (b.hub.inspect.clientCount() < n && Date.now() < untilOpen) await sleep(20);
+  console.log(`${b.hub.inspect.clientCount()} clients connected in ${((Date.now() - t0) / 1000).toFixed(1)} s (child reports ${ready.type === 'ready' ? ready.open : '?'})`);
+  if (b.hub.inspect.clientCount() < n) throw new Error('not every client connected');
   await sleep(500); // settle
 
   const delay = monitorEventLoopDelay({ resolution: 10 });
@@ -49,7 +49,7 @@ async function broker(n: number): Promise<void> {
   const cpu0 = process.cpuUsage();
   const wall0 = process.hrtime.bigint();
   child.send('leave');
-  while (b.hub.registry.size > 0) await sleep(5);
+  while (b.hub.inspect.clientCount() > 0) await sleep(5);
   const cpu = process.cpuUsage(cpu0);
   const wallMs = Number(process.hrtime.bigint() - wall0) / 1e6;
   delay.disable();

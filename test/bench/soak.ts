@@ -138,7 +138,7 @@ console.log(`soak: ${CLIENTS} churning clients, ${OBSERVERS} observers, ${DURATI
 const progress = setInterval(() => {
   console.log(
     `  t=${Math.round((Date.now() - started) / 1000)}s sessions=${stats.sessions} published=${stats.published} ` +
-      `actors=${connectionActors()} registry=${broker.hub.registry.size} slots=${broker.admission!.size} rss=${(process.memoryUsage().rss / 2 ** 20).toFixed(0)}MiB`,
+      `actors=${connectionActors()} registry=${broker.hub.inspect.clientCount()} slots=${broker.admission!.size} rss=${(process.memoryUsage().rss / 2 ** 20).toFixed(0)}MiB`,
   );
 }, 10_000);
 await sleep(DURATION_MS);
@@ -150,8 +150,8 @@ await sleep(1000);
 const settle = async (cond: () => boolean) => {
   for (let i = 0; i < 100 && !cond(); i++) await sleep(50);
 };
-await settle(() => broker.hub.registry.size === OBSERVERS && connectionActors() === OBSERVERS);
-const atEnd = { actorsAlive: connectionActors(), registry: broker.hub.registry.size, socketsOpen: broker.admission!.size };
+await settle(() => broker.hub.inspect.clientCount() === OBSERVERS && connectionActors() === OBSERVERS);
+const atEnd = { actorsAlive: connectionActors(), registry: broker.hub.inspect.clientCount(), socketsOpen: broker.admission!.size };
 
 let lost = 0;
 for (const o of observers) {
@@ -164,8 +164,8 @@ for (const o of observers) o.ws.close();
 // The bookkeeping above lives in this process too: drop it so the end figures are the broker's.
 acked.clear();
 for (const o of observers) o.got.clear();
-await settle(() => broker.hub.registry.size === 0 && connectionActors() === 0 && broker.admission!.size === 0);
-const afterClose = { actorsAlive: connectionActors(), registry: broker.hub.registry.size, socketsOpen: broker.admission!.size };
+await settle(() => broker.hub.inspect.clientCount() === 0 && connectionActors() === 0 && broker.admission!.size === 0);
+const afterClose = { actorsAlive: connectionActors(), registry: broker.hub.inspect.clientCount(), socketsOpen: broker.admission!.size };
 await sleep(500);
 const memEnd = memory();
 await broker.close();

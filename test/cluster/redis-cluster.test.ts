@@ -265,7 +265,7 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
 
   it('a master killed (no replica): its topics answer unavailable, the other shards keep working, the subscriber moves, nothing crashes', async () => {
     const engine = a.hub as unknown as RedisEngine;
-    const bus = engine.bus as ClusterSubscriber;
+    const bus = engine.redis.bus as ClusterSubscriber;
     // The master to kill: the one this node's subscriber is on when it does not hold the cluster-wide keys ({g}).
     const subscribedTo = bus.node!.port;
     const victim = subscribedTo !== gOwner ? subscribedTo : owner.find((p) => p !== gOwner)!;

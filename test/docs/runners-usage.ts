@@ -64,7 +64,7 @@ export const USAGE_RUNNERS: Record<string, Runner> = {
       ]);
       const alarms = new Service(commands[0]!, env);
       cleanup.push(() => alarms.stop());
-      await alarms.until(() => b.hub.index.subscribersOf('alarm/#').size > 0, 'the alarm subscription');
+      await alarms.until(() => b.hub.inspect.holders('alarm/#').length > 0, 'the alarm subscription');
       const r = await sh(localize(commands[1]!, b), env);
       const answer = /^# → (\{.*?\})/m.exec(recipe!.text)![1]!;
       expectLines([answer], [r.stdout], bindings, 'the publish');
@@ -110,7 +110,7 @@ export const USAGE_RUNNERS: Record<string, Runner> = {
 
       const listener = new Service(sub!, env);
       cleanup.push(() => listener.stop());
-      await listener.until(() => local.hub.index.subscribersOf('rowdata/+/42').size > 0, 'the subscriptions');
+      await listener.until(() => local.hub.inspect.holders('rowdata/+/42').length > 0, 'the subscriptions');
       const w = new SwitchboardClient({ url: local.url });
       cleanup.push(() => w.close());
       await w.publish('alarm/boiler/7', { level: 'low' });

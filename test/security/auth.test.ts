@@ -31,7 +31,7 @@ describe('HS256 tokens on the WebSocket upgrade', () => {
     const expired = await new SignJWT({ sub: 'late' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
     expect(await statusOf(`${broker.url}?token=${expired}`)).toBe(401);
     expect(await statusOf(`${broker.url}?token=${await token({ sub: 'c12' })}`)).toBe(401); // not a valid name
-    expect(broker.hub.registry.size).toBe(0);
+    expect(broker.hub.inspect.clientCount()).toBe(0);
   });
 
   it('accepts ?token= and Authorization: Bearer; sub is the fixed name (rename → forbidden)', async () => {
@@ -59,7 +59,7 @@ describe('HS256 tokens on the WebSocket upgrade', () => {
     expect(await c.request({ op: 'pub', topic: 'news/today', data: 3 })).toMatchObject({ op: 'error', code: 'forbidden' });
     const received = c.all.filter((f) => f.op === 'msg').map((f) => f.data);
     expect(received).toEqual([1]);
-    expect([...broker.hub.clientsOf('secret/stuff')]).toHaveLength(0);
+    expect([...broker.hub.inspect.reached('secret/stuff')]).toHaveLength(0);
     c.close();
     await c.closed;
   });

@@ -39,7 +39,7 @@ describe('directs: per-recipient budget', () => {
     const answered = (f: TestClient) => f.all.filter((x) => typeof x.id === 'string' && (x.op === 'ack' || x.op === 'error')).length;
     await waitFor(() => flooders.every((f) => answered(f) === PER_FLOODER), 10_000);
     const limited = flooders.map((f) => f.all.filter((x) => x.op === 'error' && x.code === 'rate_limited').length);
-    const victimLink = broker.hub.registry.find('victim')!;
+    const victimLink = broker.hub.inspect.findClient('victim')!;
     expect(victimLink.mailbox.isSealed).toBe(false);
     socket.resume();
     // Barrier: the pong comes after everything queued before it.

@@ -43,7 +43,7 @@ describe('inbound JSON nesting limit', () => {
     for (const data of ['after ws', 'after tcp', 'after api']) expect(await sub.next((f) => f.op === 'msg')).toMatchObject({ data });
     expect(await sub.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     expect(sub.inbox.filter((f) => f.op === 'msg')).toEqual([]);
-    expect(broker.hub.registry.size).toBe(3);
+    expect(broker.hub.inspect.clientCount()).toBe(3);
     for (const c of [sub, ws]) c.close();
     tcp.close();
   });

@@ -72,14 +72,14 @@ describe('mailbox byte bound', () => {
     });
     const stalledClose = new Promise<number>((r) => stalled.on('close', (code) => r(code)));
     await Promise.all([open(stalled), open(victim)]);
-    await waitFor(() => broker!.hub.clientsOf('big').length === 2);
+    await waitFor(() => broker!.hub.inspect.reached('big').length === 2);
     (stalled as unknown as { _socket: Socket })._socket.pause();
     const payload = 'p'.repeat(60 * 1024);
     const N = 300; // 18 MB: past what loopback buffers absorb, far under 1000 messages
     let peak = 0;
     for (let i = 0; i < N; i++) {
       broker.hub.publish('big', payload);
-      for (const l of broker.hub.clientsOf('big')) peak = Math.max(peak, l.mailbox.bytes);
+      for (const l of broker.hub.inspect.reached('big')) peak = Math.max(peak, l.mailbox.bytes);
       // Paced on the reading victim, as a real publisher behind its own socket would be.
       while (received < i - 8) await turn();
     }

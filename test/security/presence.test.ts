@@ -68,7 +68,7 @@ describe('presence fan-out', () => {
     const ws = await watchers(`${broker.url}`, 300);
     const renamer = await TestClient.connect(`${broker.url}?name=r0`);
     await renamer.request({ op: 'sub', topic: 'room' });
-    await waitFor(() => broker!.hub.presence.watchers('room').size === 300);
+    await waitFor(() => broker!.hub.inspect.watcherCount('room') === 300);
     const N = 650;
     for (let i = 1; i <= N; i++) renamer.send({ op: 'rename', name: `r${i}`, id: i });
     await waitFor(() => renamer.all.filter((f) => typeof f.id === 'number').length === N, 10_000);
@@ -89,11 +89,11 @@ describe('presence fan-out', () => {
     const ws = await watchers(`${broker.url}`, 100);
     const renamer = await TestClient.connect(`${broker.url}?name=r0`);
     await renamer.request({ op: 'sub', topic: 'room' });
-    await waitFor(() => broker!.hub.presence.watchers('room').size === 100);
+    await waitFor(() => broker!.hub.inspect.watcherCount('room') === 100);
     const N = 500;
     // Sent back to back: the broker reads them in a few turns, so watchers get a few events, not 500.
     for (let i = 1; i <= N; i++) renamer.send({ op: 'rename', name: `r${i}` });
-    await waitFor(() => broker!.hub.registry.find(`r${N}`) !== undefined, 10_000);
+    await waitFor(() => broker!.hub.inspect.findClient(`r${N}`) !== undefined, 10_000);
     await barrier(ws);
     const total = ws.reduce((n, w) => n + w.events.length, 0);
     console.log(`rename coalescing: ${N} renames → ${total} events to 100 watchers (${(total / 100).toFixed(1)} each)`);
@@ -119,10 +119,10 @@ describe('presence fan-out', () => {
         closers.push(() => s.destroy());
       })));
     }
-    await waitFor(() => broker!.hub.registry.size === N, 10_000);
+    await waitFor(() => broker!.hub.inspect.clientCount() === N, 10_000);
     // Frames queued for the room by N joins: O(N) now (greetings, the first 50 logins); O(N²/2) = 45,000 before.
     let frames = 0;
-    for (const l of broker.hub.registry.values()) frames += l.mailbox.framesOut + l.mailbox.depth;
+    for (const l of broker.hub.inspect.clients()) frames += l.mailbox.framesOut + l.mailbox.depth;
     console.log(`room joins: ${N} TCP joins with --room-announce-max 50 queued ${frames} frames in all (announcing every login: ~${(N * N) / 2})`);
     expect(frames).toBeLessThan(N + 50 * 50);
     const late = await LineClient.connect(broker.tcpPort);

@@ -38,7 +38,7 @@ afterEach(async () => {
 });
 
 function linkOf(c: TestClient): Link {
-  return broker.hub.registry.find(c.hello.client.id)!;
+  return broker.hub.inspect.findClient(c.hello.client.id)!;
 }
 
 /** Bystanders subscribed to `t`: after the fault they still receive, and a new client can still join. */
@@ -46,7 +46,7 @@ async function expectOthersUnharmed(bystanders: TestClient[]): Promise<void> {
   const pub = await TestClient.connect(url);
   for (let i = 0; i < 5; i++) await pub.request({ op: 'pub', topic: 't', data: `after-${i}` });
   for (const b of bystanders) {
-    for (let i = 0; i < 5; i++) expect(await b.next((f) => f.op === 'msg' && f.data === `after-${i}`)).toBeTruthy();
+    for (let i = 0; i < 5; i++) expect(await b.next((f) => f.op === 'msg' && String(f.data).startsWith('after-'))).toMatchObject({ data: `after-${i}` });
   }
   pub.close();
   expect(uncaught).toEqual([]);
@@ -63,7 +63,7 @@ describe('a fault inside one connection actor', () => {
     };
     victim.send({ op: 'ping' }); // replyPong → link.send throws inside the actor
     expect((await victim.closed).code).toBe(1011);
-    await waitFor(() => !broker.hub.registry.has(link));
+    await waitFor(() => !broker.hub.inspect.isConnected(link));
     expect(broker.hub.stats.crashes).toBe(1);
     expect(logs.some((l) => l.client === link.id && /crashed/.test(l.msg))).toBe(true);
     await expectOthersUnharmed(others);
@@ -79,9 +79,9 @@ describe('a fault inside one connection actor', () => {
     };
     const pub = await TestClient.connect(url);
     await pub.request({ op: 'pub', topic: 't', data: 'during' }); // the same flush writes to all three
-    for (const o of others) expect(await o.next((f) => f.op === 'msg' && f.data === 'during')).toBeTruthy();
+    for (const o of others) expect(await o.next((f) => f.op === 'msg')).toMatchObject({ data: 'during' });
     expect((await victim.closed).code).toBe(1011);
-    await waitFor(() => !broker.hub.registry.has(link) && broker.hub.clientsOf('t').length === 2);
+    await waitFor(() => !broker.hub.inspect.isConnected(link) && broker.hub.inspect.reached('t').length === 2);
     expect(logs.some((l) => l.client === link.id && /crashed/.test(l.msg))).toBe(true);
     await expectOthersUnharmed(others);
     pub.close();
@@ -92,8 +92,8 @@ describe('a fault inside one connection actor', () => {
 describe('a fault in a TCP connection', () => {
   it('a TCP wire that throws on write closes that client with 1011 (bye line); WebSocket subscribers of the room go on', async () => {
     const tcp = await LineClient.connect(broker.tcpPort);
-    await waitFor(() => broker.hub.registry.size === 1);
-    const link = [...broker.hub.registry.values()][0]!;
+    await waitFor(() => broker.hub.inspect.clientCount() === 1);
+    const link = [...broker.hub.inspect.clients()][0]!;
     const others = await Promise.all([1, 2].map(() => TestClient.connect(`${url}/t`)));
     const roomWatcher = await TestClient.connect(`${url}/chat`);
     link.wire.write = () => {
@@ -101,10 +101,10 @@ describe('a fault in a TCP connection', () => {
     };
     const pub = await TestClient.connect(url);
     await pub.request({ op: 'pub', topic: 'chat', data: 'to the room' });
-    expect(await roomWatcher.next((f) => f.op === 'msg' && f.data === 'to the room')).toBeTruthy();
+    expect(await roomWatcher.next((f) => f.op === 'msg')).toMatchObject({ data: 'to the room' });
     await tcp.closed;
     expect(tcp.all.at(-1)).toBe('bye: internal error (1011)');
-    await waitFor(() => !broker.hub.registry.has(link));
+    await waitFor(() => !broker.hub.inspect.isConnected(link));
     expect(logs.some((l) => l.client === link.id && /crashed/.test(l.msg))).toBe(true);
     await expectOthersUnharmed(others);
     for (const c of [...others, roomWatcher, pub]) c.close();
@@ -115,10 +115,10 @@ describe('a fault in the supervisor', () => {
   it('an engine method that throws for one frame answers that frame with internal; the connection and broker go on', async () => {
     const c = await TestClient.connect(url);
     const others = await Promise.all([1, 2].map(() => TestClient.connect(`${url}/t`)));
-    const pub = broker.hub.pub.bind(broker.hub);
-    broker.hub.pub = (link, frame) => {
-      if (frame.topic === 'boom') throw new Error('injected supervisor fault');
-      pub(link, frame);
+    const handle = broker.hub.handle.bind(broker.hub);
+    broker.hub.handle = (link, frame) => {
+      if (frame.op === 'pub' && frame.topic === 'boom') throw new Error('injected supervisor fault');
+      handle(link, frame);
     };
     expect(await c.request({ op: 'pub', topic: 'boom', data: 1, id: 'x1' })).toMatchObject({ op: 'error', code: 'internal', id: 'x1' });
     expect(await c.request({ op: 'pub', topic: 't', data: 'fine' })).toMatchObject({ op: 'ack', delivered: 2 });
@@ -139,8 +139,8 @@ describe('a fault in the supervisor', () => {
     const ws = new WebSocket(`${url}/t?name=cursed`);
     const code = await new Promise<number>((r) => ws.on('close', (c) => r(c)));
     expect(code).toBe(1011);
-    expect(broker.hub.registry.find('cursed')).toBeUndefined();
-    expect(broker.hub.clientsOf('t')).toHaveLength(2);
+    expect(broker.hub.inspect.findClient('cursed')).toBeUndefined();
+    expect(broker.hub.inspect.reached('t')).toHaveLength(2);
     await expectOthersUnharmed(others);
     for (const o of others) o.close();
   });

@@ -40,7 +40,7 @@ describe('TCP connection limits', () => {
     const refused = await converse(broker.tcpPort, []);
     expect(refused.closed).toBe(true);
     expect(refused.text).toMatch(/^bye: at most 2 connections per IP address \(1013\)\n$/);
-    expect(broker.hub.registry.size).toBe(2);
+    expect(broker.hub.inspect.clientCount()).toBe(2);
     tcp.close();
     await tcp.closed;
     await waitFor(() => broker!.admission!.size === 1);
@@ -55,7 +55,7 @@ describe('TCP connection limits', () => {
     c.send('z'.repeat(150));
     await c.closed;
     expect(c.all.some((l) => /too_large/.test(l))).toBe(true);
-    await waitFor(() => broker!.hub.registry.size === 0);
+    await waitFor(() => broker!.hub.inspect.clientCount() === 0);
   });
 });
 
@@ -69,7 +69,7 @@ describe('TCP authentication (first line)', () => {
       expect(JSON.parse(error!)).toMatchObject({ op: 'error', code: 'unauthorized' });
       expect(bye).toBe('bye: unauthorized (1008)');
     }
-    expect(broker.hub.registry.size).toBe(0);
+    expect(broker.hub.inspect.clientCount()).toBe(0);
   });
 
   it('a valid auth line is acknowledged; the client joins under the token name, which is fixed', async () => {
@@ -83,7 +83,7 @@ describe('TCP authentication (first line)', () => {
     expect(r.text).toMatch(/tcp-alice: login/);
     expect(r.text).toMatch(/error forbidden/); // rename refused: the name comes from the token
     expect(r.text).toMatch(/tcp-alice: hi all/);
-    expect(broker.hub.registry.find('tcp-alice')?.transport).toBe('tcp');
+    expect(broker.hub.inspect.findClient('tcp-alice')?.transport).toBe('tcp');
     r.socket.destroy();
   });
 

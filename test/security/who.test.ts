@@ -65,7 +65,7 @@ describe('who pages', () => {
     broker = await startTestBroker();
     await crowd(broker.tcpPort, 149);
     const me = await TestClient.connect(broker.url);
-    await waitFor(() => broker!.hub.registry.size === 150, 10_000);
+    await waitFor(() => broker!.hub.inspect.clientCount() === 150, 10_000);
     const ids: string[] = [];
     let cursor: string | undefined;
     let pages = 0;
@@ -112,7 +112,7 @@ describe('who pages', () => {
     broker = await startTestBroker({ rate: 1000, rateBurst: 2000, maxConnectionsPerIp: 5000 });
     await crowd(broker.tcpPort, 400);
     const me = await TestClient.connect(broker.url);
-    await waitFor(() => broker!.hub.registry.size === 401, 10_000);
+    await waitFor(() => broker!.hub.inspect.clientCount() === 401, 10_000);
     // 401 entries ≈ 27 KB a page ≈ 27 tokens: a burst of 2000 affords about 75 pages, not 2000.
     for (let i = 0; i < 150; i++) me.send({ op: 'who', limit: 1000, id: i });
     await waitFor(() => me.all.filter((f) => typeof f.id === 'number').length === 150, 10_000);
@@ -133,7 +133,7 @@ describe('who pages', () => {
       (ws as unknown as { _socket: Socket })._socket.pause(); // never reads a byte
       return { ws, closed };
     }));
-    await waitFor(() => broker!.hub.registry.size === CROWD + 27, 20_000);
+    await waitFor(() => broker!.hub.inspect.clientCount() === CROWD + 27, 20_000);
     global.gc?.();
     const rssStart = process.memoryUsage().rss;
     let rssPeak = rssStart;
@@ -150,7 +150,7 @@ describe('who pages', () => {
       await victim.next((f) => f.op === 'msg' && f.data === i, 5000);
       latencies.push(performance.now() - t0);
       rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
-      for (const l of broker.hub.registry.values()) mailboxPeak = Math.max(mailboxPeak, l.mailbox.bytes);
+      for (const l of broker.hub.inspect.clients()) mailboxPeak = Math.max(mailboxPeak, l.mailbox.bytes);
       await new Promise((r) => setTimeout(r, 5)); // paced publisher
     }
     for (const s of spammers) (s.ws as unknown as { _socket: Socket })._socket.resume();
@@ -162,6 +162,6 @@ describe('who pages', () => {
     expect(mailboxPeak).toBeLessThanOrEqual(8 * 2 ** 20);
     for (const code of codes) expect([1008, 4001, 1006]).toContain(code);
     expect(growth).toBeLessThan(200);
-    expect(broker.hub.registry.size).toBe(CROWD + 2); // the crowd, the victim and the publisher are all still here
+    expect(broker.hub.inspect.clientCount()).toBe(CROWD + 2); // the crowd, the victim and the publisher are all still here
   }, 60_000);
 });

@@ -17,9 +17,8 @@ import { CLOSE, ProtocolError } from '../../protocol/errors.js';
 import { authenticateFirstLine } from './line-auth.js';
 import type { Grant } from '../../auth/grant.js';
 import { parseTarget } from '../../protocol/target.js';
-import { AuthFailure, requestToken } from '../../auth/tokens.js';
 import { topicError } from '../../protocol/topic.js';
-import { refuseUpgrade } from '../upgrade.js';
+import { gateUpgrade, refuseUpgrade } from '../upgrade.js';
 import type { ServerFrame } from '../../protocol/frames.js';
 import { LineSplitter, type LineEvent } from './lines.js';
 import { admitThroughHook } from '../../hooks/connect.js';
@@ -209,25 +208,7 @@ export class TcpTransport {
     const join: LineJoin = { room: query.get('room') ?? this.core.config.room, name: query.get('name') ?? undefined };
     const roomError = topicError(join.room);
     if (roomError) return refuseUpgrade(socket, 400, 'Bad Request', `room must be a topic: ${roomError}`);
-    // The HTTP server took this socket's slot when it accepted it; it keeps that one (refusals are logged by Admission).
-    const refusal = this.core.admission?.claim(req.socket);
-    if (refusal) return refuseUpgrade(socket, refusal.status, refusal.statusText, refusal.message);
-    const tokens = this.core.tokens;
-    if (!tokens) return this.admitUpgrade(req, socket, head, undefined, join);
-    tokens.verify(requestToken(req)).then(
-      (grant) => {
-        if (grant instanceof AuthFailure) {
-          this.core.faults?.note('info', { addr: req.socket.remoteAddress, reason: grant.message }, 'lines upgrade refused: unauthorized');
-          return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
-        }
-        if (!this.core.hub.isNameFree(grant.name)) return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
-        this.admitUpgrade(req, socket, head, grant, join);
-      },
-      (err: unknown) => {
-        this.log.error({ err }, 'token verification failed');
-        refuseUpgrade(socket, 500, 'Internal Server Error', 'internal error');
-      },
-    );
+    gateUpgrade(this.core, req, socket, this.log, 'lines upgrade refused', (grant) => this.admitUpgrade(req, socket, head, grant, join));
   }
 
   /** The connect hook on the TCP port: refused, the client reads why in an error line and a bye (1008, or 1013 when the backend failed). */

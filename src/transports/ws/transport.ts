@@ -9,7 +9,7 @@ import type { ClientFaults } from '../../log.js';
 import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { wsTextFrame } from './frame.js';
-import { refuseUpgrade } from '../upgrade.js';
+import { gateUpgrade, refuseUpgrade } from '../upgrade.js';
 import { AuthFailure, requestToken } from '../../auth/tokens.js';
 import type { Grant } from '../../auth/grant.js';
 import { parseTarget } from '../../protocol/target.js';
@@ -145,28 +145,7 @@ export class WsTransport {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const target = parseWsPath(req.url);
     if (!target) return refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint here; use /ws');
-    // The HTTP server took this socket's slot when it accepted it; it keeps that one (refusals are logged by Admission).
-    const refusal = this.core.admission?.claim(req.socket);
-    if (refusal) return refuseUpgrade(socket, refusal.status, refusal.statusText, refusal.message);
-    const tokens = this.core.tokens;
-    if (!tokens) return this.admit(req, socket, head, target, undefined);
-    tokens.verify(requestToken(req)).then(
-      (grant) => {
-        if (grant instanceof AuthFailure) {
-          this.core.faults?.note('info', { addr: req.socket.remoteAddress, reason: grant.message }, 'upgrade refused: unauthorized');
-          return refuseUpgrade(socket, 401, 'Unauthorized', grant.message);
-        }
-        // The token's name is fixed, so a second connection with it has no other name to fall back to.
-        if (!this.core.hub.isNameFree(grant.name)) {
-          return refuseUpgrade(socket, 409, 'Conflict', `client '${grant.name}' is already connected`);
-        }
-        this.admit(req, socket, head, target, grant);
-      },
-      (err: unknown) => {
-        this.log.error({ err }, 'token verification failed');
-        refuseUpgrade(socket, 500, 'Internal Server Error', 'internal error');
-      },
-    );
+    gateUpgrade(this.core, req, socket, this.log, 'upgrade refused', (grant) => this.admit(req, socket, head, target, grant));
   }
 
   /**

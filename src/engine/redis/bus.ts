@@ -1,0 +1,94 @@
+// NodeBus: the node's side of Redis PUB/SUB other than messages' own channels. Sending: presence events to every node
+// (`sb:bus`) and directs to one node (`sb:node:<id>`); on a Redis Cluster a keyless PUBLISH would go to a random
+// master, so two events of one client could overtake each other: they go through the `{g}` shard instead (a script
+// keyed on a heartbeat), like the reaper's timeouts. Receiving: what the subscriber connection hears, by its first
+// byte: `m` a message (to the cursors), `p` presence, `d` a direct, `b` a barrier token back on this node's channel.
+import { Cluster } from 'ioredis';
+import type { Logger } from 'pino';
+import { EncodedData, Outgoing } from '../../protocol/outgoing.js';
+import type { BrokerStats } from '../stats.js';
+import { parseBusMessage, type BusMessage } from './cursors.js';
+import { CHANNELS, KEYS } from './keys.js';
+import type { RedisNode } from './node.js';
+import type { BusPresence } from './presence-relay.js';
+import * as LUA from './scripts.js';
+
+export interface BusHandlers {
+  message(m: BusMessage): void;
+  presence(p: BusPresence): void;
+  /** A direct for local client `to`, encoded once. */
+  direct(to: string, from: { id: string; name: string }, out: Outgoing): void;
+  barrier(token: number): void;
+}
+
+export class NodeBus {
+  constructor(
+    private readonly redis: RedisNode,
+    private readonly handlers: BusHandlers,
+    private readonly stats: BrokerStats,
+    private readonly log: Logger,
+  ) {}
+
+  /** Publishes a presence event to every node. */
+  presence(payload: string): Promise<boolean> {
+    return this.relay(CHANNELS.bus, payload);
+  }
+
+  /** Publishes held presence events in order, at once (one pipeline: on a Redis Cluster one node, the `{g}` shard's). */
+  presenceAll(payloads: string[]): Promise<unknown> {
+    const { cmd } = this.redis;
+    const pipe = cmd.pipeline();
+    for (const payload of payloads) {
+      if (cmd instanceof Cluster) pipe.eval(LUA.RELAY, 1, KEYS.heartbeat(this.redis.id), CHANNELS.bus, payload, '0');
+      else pipe.publish(CHANNELS.bus, payload);
+    }
+    return pipe.exec();
+  }
+
+  /**
+   * Sends a direct to client `to` on `node`; true when it was received. A cluster counts only its own node's
+   * receivers, so there a direct counts as received when that node's heartbeat exists; on one Redis, when a
+   * subscriber received it.
+   */
+  direct(node: string, to: string, from: { id: string; name: string }, json: string): Promise<boolean> {
+    return this.relay(CHANNELS.node(node), `d${to}\n${JSON.stringify(from)}\n${json}`, node);
+  }
+
+  private async relay(channel: string, payload: string, target?: string): Promise<boolean> {
+    const { cmd } = this.redis;
+    if (!(cmd instanceof Cluster)) return (await cmd.publish(channel, payload)) > 0;
+    return (await this.redis.script(LUA.RELAY, [KEYS.heartbeat(target ?? this.redis.id)], [channel, payload, target === undefined ? '0' : '1'])) === 1;
+  }
+
+  /** What the subscriber connection heard on `channel`. */
+  receive(channel: string, payload: string): void {
+    try {
+      switch (payload[0]) {
+        case 'm': {
+          this.stats.clusterMessagesReceived++;
+          const m = parseBusMessage(payload.slice(1));
+          if (m) this.handlers.message(m);
+          return;
+        }
+        case 'p':
+          return this.handlers.presence(JSON.parse(payload.slice(1)) as BusPresence);
+        case 'd':
+          return this.receiveDirect(payload.slice(1));
+        case 'b':
+          if (channel === CHANNELS.node(this.redis.id)) this.handlers.barrier(Number(payload.slice(1)));
+          return;
+      }
+    } catch (err) {
+      this.log.error({ err, channel }, 'bad bus message');
+    }
+  }
+
+  /** `<to>\n<from JSON>\n<data JSON>`. */
+  private receiveDirect(body: string): void {
+    const a = body.indexOf('\n');
+    const b = body.indexOf('\n', a + 1);
+    const from = JSON.parse(body.slice(a + 1, b)) as { id: string; name: string };
+    const json = body.slice(b + 1);
+    this.handlers.direct(body.slice(0, a), from, new Outgoing({ op: 'direct', from, data: JSON.parse(json) as unknown }, undefined, new EncodedData(json)));
+  }
+}

@@ -1,0 +1,158 @@
+// Cursors: what the bus brings this node, delivered per topic in seq order. Per topic the last seq delivered here;
+// the next seq is delivered at once, a later one is held while the gap before it is fetched from the topic's stream,
+// an earlier one (a fill and the bus both brought it) is dropped. A gap the stream no longer holds is said loudly
+// and passed. The bus's wire format (`m` + `<node>\n<transport>\n<addr>\n<noEcho>\n<frame JSON>`) is read here too.
+import type { Logger } from 'pino';
+import type { ClientInfo, ServerFrame, Transport } from '../../protocol/frames.js';
+import { Outgoing } from '../../protocol/outgoing.js';
+
+/** One message as the bus and the stream carry it: the publishing node, the sender's transport and addr, echo. */
+export interface BusMessage {
+  topic: string;
+  seq: number;
+  epoch: string;
+  node: string;
+  /** The sender's id when it published with echo: false. */
+  noEcho: string;
+  out: Outgoing;
+}
+
+/** Topics followed at once; past it, those with nothing held are dropped (they start again from their next message). */
+export const MAX_CURSORS = 100_000;
+/** Messages held per topic while a gap is filled; past it the gap is passed. */
+export const MAX_HELD = 10_000;
+/** Messages one stream read asks for. */
+const READ_BATCH = 1000;
+
+/** Per topic: the last seq delivered here, and messages held until the gap before them is filled. */
+interface Cursor {
+  epoch: string;
+  seq: number;
+  held: Map<number, BusMessage>;
+  filling: boolean;
+}
+
+export interface CursorsOptions {
+  /** Hands one message, in order, to the local subscribers. */
+  deliver: (m: BusMessage) => void;
+  /** Reads `count` entries of `topic`'s stream from seq `from`: [seq, epoch, id, `m`+body, id, `m`+body, …]. */
+  read: (topic: string, from: number, count: number) => Promise<(string | null)[]>;
+  /** The engine closed: fills stop. */
+  closed: () => boolean;
+  log: Logger;
+  /** How long a failed fill waits before it tries again. */
+  retryMs?: number;
+}
+
+export class Cursors {
+  private readonly cursors = new Map<string, Cursor>();
+  /** Messages that could not be filled from the stream (trimmed before this node caught up). */
+  gapsSkipped = 0;
+
+  constructor(private readonly options: CursorsOptions) {}
+
+  /** A message from the bus. */
+  receive(m: BusMessage): void {
+    let c = this.cursors.get(m.topic);
+    if (!c || c.epoch !== m.epoch) {
+      if (this.cursors.size >= MAX_CURSORS) this.trim();
+      c = { epoch: m.epoch, seq: m.seq - 1, held: new Map(), filling: false };
+      this.cursors.set(m.topic, c);
+    }
+    if (m.seq <= c.seq) return; // already delivered (a fill and the bus both brought it)
+    if (m.seq === c.seq + 1 && !c.filling) {
+      this.options.deliver(m);
+      c.seq = m.seq;
+      this.drain(c);
+      return;
+    }
+    c.held.set(m.seq, m);
+    if (c.held.size > MAX_HELD) this.skipTo(m.topic, c, Math.min(...c.held.keys()));
+    if (!c.filling) void this.fill(m.topic, c);
+  }
+
+  /** The subscriber is back: what was published while it was away is fetched from the streams, in order. */
+  catchUp(): void {
+    for (const [topic, c] of this.cursors) if (!c.filling) void this.fill(topic, c);
+  }
+
+  /** Forgets the topics this node no longer hears: what it knew of them is stale. */
+  keepOnly(hears: (topic: string) => boolean): void {
+    for (const topic of this.cursors.keys()) if (!hears(topic)) this.cursors.delete(topic);
+  }
+
+  private drain(c: Cursor): void {
+    for (let next = c.held.get(c.seq + 1); next; next = c.held.get(c.seq + 1)) {
+      c.held.delete(next.seq);
+      this.options.deliver(next);
+      c.seq = next.seq;
+    }
+  }
+
+  /** A gap the stream could not fill (trimmed before this node caught up): said loudly, then passed. */
+  private skipTo(topic: string, c: Cursor, seq: number): void {
+    this.gapsSkipped += seq - c.seq - 1;
+    this.options.log.warn({ topic, from: c.seq + 1, to: seq - 1 }, 'messages lost to this node: the stream no longer holds them');
+    c.seq = seq - 1;
+    this.drain(c);
+  }
+
+  /** Fetches what this node missed of `topic` after its cursor (up to the first held message, or the stream's end). */
+  private async fill(topic: string, c: Cursor): Promise<void> {
+    c.filling = true;
+    try {
+      for (;;) {
+        if (this.cursors.get(topic) !== c || this.options.closed()) return;
+        const firstHeld = c.held.size > 0 ? Math.min(...c.held.keys()) : Infinity;
+        const want = firstHeld === Infinity ? READ_BATCH : Math.min(READ_BATCH, firstHeld - c.seq - 1);
+        if (want <= 0) {
+          this.drain(c);
+          if (c.held.size === 0) return;
+          continue;
+        }
+        const [, ep, ...flat] = await this.options.read(topic, c.seq + 1, want);
+        let got = 0;
+        for (let k = 0; k < flat.length; k += 2) {
+          const m = parseBusMessage(flat[k + 1]!.slice(1));
+          if (!m || m.epoch !== c.epoch || m.seq <= c.seq) continue;
+          if (m.seq > c.seq + 1) this.skipTo(topic, c, m.seq);
+          this.options.deliver(m);
+          c.seq = m.seq;
+          got++;
+        }
+        this.drain(c);
+        if (c.held.size === 0) {
+          if (got < want || ep !== c.epoch) return;
+          continue; // more may follow
+        }
+        if (got === 0) this.skipTo(topic, c, Math.min(...c.held.keys()));
+      }
+    } catch (err) {
+      this.options.log.debug({ err: (err as Error).message, topic }, 'gap fill failed; retrying');
+      setTimeout(() => this.cursors.get(topic) === c && !c.filling && void this.fill(topic, c), this.options.retryMs ?? 500).unref();
+    } finally {
+      c.filling = false;
+    }
+  }
+
+  private trim(): void {
+    for (const [topic, c] of this.cursors) if (c.held.size === 0 && !c.filling) this.cursors.delete(topic);
+  }
+}
+
+/** `<node>\n<transport>\n<addr>\n<noEcho>\n<frame JSON>` → a message, encoded once for every local subscriber. */
+export function parseBusMessage(body: string): BusMessage | undefined {
+  let at = 0;
+  const parts: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const nl = body.indexOf('\n', at);
+    if (nl < 0) return undefined;
+    parts.push(body.slice(at, nl));
+    at = nl + 1;
+  }
+  const json = body.slice(at);
+  const frame = JSON.parse(json) as ServerFrame & { op: 'msg'; topic: string; seq: number; epoch: string; from?: { id: string; name: string } };
+  const [node, transport, addr, noEcho] = parts as [string, string, string, string];
+  const sender: ClientInfo | undefined = frame.from ? { id: frame.from.id, name: frame.from.name, addr, transport: (transport || 'ws') as Transport } : undefined;
+  return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out: Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender) };
+}

@@ -1,0 +1,103 @@
+// ClientDirectory: what other nodes know of this node's clients, kept in Redis: one record per client (`sb:{g}:clients`:
+// name, address, transport, state, node, filters), unique names across the cluster (`sb:{g}:names`), and the lookups
+// `who` and `send` make of clients on any node. A local change is mirrored; while Redis is unreachable the node's
+// re-assert after reconnect carries it (node.ts).
+import type { Logger } from 'pino';
+import type { Session } from '../engine.js';
+import { nameError, type Transport } from '../../protocol/frames.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { KEYS } from './keys.js';
+import * as LUA from './scripts.js';
+import type { RedisNode } from './node.js';
+import { isRedisDown } from './refusals.js';
+
+/** What other nodes know of a client (the `sb:{g}:clients` hash). */
+export interface ClientRecord {
+  id: string;
+  name: string;
+  addr: string;
+  transport: Transport;
+  state: string;
+  node: string;
+  subs: string[];
+}
+
+export class ClientDirectory<S extends Session> {
+  constructor(
+    private readonly redis: RedisNode,
+    /** This node's clients: a name held here is not claimed again; a client gone is not written. */
+    private readonly local: { find(idOrName: string): S | undefined; has(s: S): boolean },
+    private readonly log: Logger,
+  ) {}
+
+  record(s: S): ClientRecord {
+    return { id: s.id, name: s.name, addr: s.addr, transport: s.transport, state: s.state, node: this.redis.id, subs: [...s.subscriptions] };
+  }
+
+  /** Mirrors a local change to Redis; while Redis is unreachable the re-assert after reconnect carries it. */
+  async mirror(s: S): Promise<void> {
+    if (!this.local.has(s)) return;
+    await this.redis.cmd
+      .multi()
+      .hset(KEYS.clients, s.id, JSON.stringify(this.record(s)))
+      .sadd(KEYS.nodeClients(this.redis.id), s.id)
+      .exec()
+      .catch((err: Error) => this.log.debug({ err: err.message, client: s.id }, 'client record not written (re-asserted on reconnect)'));
+  }
+
+  /** Claims `name` for `s` across the cluster (freeing `old`); true when it is now its. Redis down: local check only. */
+  async claimName(s: S, name: string, old: string): Promise<boolean> {
+    const holder = this.local.find(name);
+    if (holder && holder !== s) return false;
+    if (!this.redis.up) return true;
+    try {
+      const record = JSON.stringify({ ...this.record(s), name });
+      return (await this.redis.script(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients], [name, s.id, old, this.local.has(s) ? record : ''])) === 1;
+    } catch (err) {
+      if (!isRedisDown(err)) throw err;
+      return true;
+    }
+  }
+
+  /**
+   * The name a joining client gets: the one it `asked` for when valid and free across the cluster, else the first
+   * free default (`base`, `base-2`, …) and the `problem` to tell it why.
+   */
+  async claimAtJoin(s: S, asked: string | undefined, base: string): Promise<{ name: string; problem: ProtocolError | null }> {
+    let problem: ProtocolError | null = null;
+    if (asked !== undefined) {
+      const err = nameError(asked);
+      if (err) problem = new ProtocolError('bad_name', err);
+      else if (await this.claimName(s, asked, '')) return { name: asked, problem };
+      else problem = new ProtocolError('name_taken', `name '${asked}' is taken`);
+    }
+    return { name: await this.claimDefaultName(s, base), problem };
+  }
+
+  /** The first free name of `base`, `base-2`, `base-3`, … claimed for `s`. */
+  async claimDefaultName(s: S, base: string): Promise<string> {
+    for (let k = 1; ; k++) {
+      const name = k === 1 ? base : `${base}-${k}`;
+      if (await this.claimName(s, name, '')) return name;
+    }
+  }
+
+  /** Removes a client's record and frees its name (a failure is left to the re-assert). */
+  async drop(id: string, name: string): Promise<void> {
+    await this.redis
+      .script(LUA.DROP_CLIENT, [KEYS.clients, KEYS.names, KEYS.nodeClients(this.redis.id)], [id, name])
+      .catch((err: Error) => this.log.debug({ err: err.message, client: id }, 'client record not dropped (re-assert drops it)'));
+  }
+
+  /** A client on any node by id (`c<digits>`) or name. */
+  async find(idOrName: string): Promise<ClientRecord | undefined> {
+    const id = /^c\d+$/.test(idOrName) ? idOrName : await this.redis.cmd.hget(KEYS.names, idOrName);
+    const raw = id ? await this.redis.cmd.hget(KEYS.clients, id) : null;
+    return raw ? (JSON.parse(raw) as ClientRecord) : undefined;
+  }
+
+  /** Every client of the cluster. */
+  async all(): Promise<ClientRecord[]> {
+    return (await this.redis.cmd.hvals(KEYS.clients)).map((r) => JSON.parse(r) as ClientRecord);
+  }
+}

@@ -1,0 +1,337 @@
+// RedisNode: this process as a member of the cluster. It owns the two Redis connections (commands, subscriber), the
+// cluster's life, the heartbeat (a thread of its own) and the tick that reaps dead nodes, and says whether the node
+// is healthy. When the command connection comes (back) up it learns the life, reserves ids and re-asserts this node
+// and its clients (the engine says which); the engine hears of the subscriber and of what arrives on it.
+import { randomBytes } from 'node:crypto';
+import { Cluster, type Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { HeartbeatThread } from './heartbeat.js';
+import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
+import { CHANNELS, KEYS } from './keys.js';
+import * as LUA from './scripts.js';
+import { IdBlocks } from './id-blocks.js';
+import { ScriptRunner } from './script-runner.js';
+
+export interface RedisNodeOptions {
+  /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
+  url: string;
+  log: Logger;
+  /** Heartbeat key TTL; the node counts as dead this long after its last refresh. */
+  nodeTtlMs?: number;
+  /** How often the heartbeat is refreshed and dead nodes are looked for. */
+  tickMs?: number;
+  /** How long the main event loop may be stuck before the heartbeat thread stops refreshing (heartbeat.ts). */
+  nodeHangMs?: number;
+  /** How long start() waits for Redis. */
+  connectTimeoutMs?: number;
+  /** How long a Redis command may take before it fails (a publish then answers outcome_unknown, the node is degraded). */
+  commandTimeoutMs?: number;
+}
+
+/** What the node asks of the engine on it. */
+export interface NodeMembers {
+  /** How many clients this node holds. */
+  count(): number;
+  /** Each client of this node: its id and its record's JSON (what other nodes see). */
+  records(): [id: string, json: string][];
+  /** Re-asserted: `takenForDead` when every node had heard this node's clients end (they are announced again). */
+  reasserted(takenForDead: boolean): void;
+  /** A tick found this node in place. */
+  ticked(): void;
+  /** Redis lost its data: a new life. */
+  lifeLost(): void;
+  /** The subscriber connection is (back) up, or went down. */
+  subscriber(up: boolean): void;
+  /** A message on one of the subscriber's channels. */
+  message(channel: string, payload: string): void;
+}
+
+function shortId(bytes: number): string {
+  return randomBytes(bytes).readUIntBE(0, bytes).toString(36).padStart(8, '0').slice(-8);
+}
+
+export class RedisNode {
+  /** This process's id in the cluster (heartbeat key, node channel, epochs it creates). */
+  readonly id = randomBytes(3).toString('hex');
+  readonly cmd: Redis | Cluster;
+  readonly bus: Redis | ClusterSubscriber;
+  readonly log: Logger;
+  readonly scripts: ScriptRunner;
+  readonly ids: IdBlocks;
+  private lifeId = '';
+  /** Connected and initialised (life known, node registered). */
+  private cmdUp = false;
+  private busUp = false;
+  private everUp = false;
+  private stopped = false;
+  /** A command timed out and no tick has been answered since (Redis hung, not disconnected). */
+  private hung = false;
+  /** Redis Cluster masters that did not answer at the last tick (0 on one Redis). */
+  private mastersDown = 0;
+  /** cmdReady is running. */
+  private initing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private heartbeat: HeartbeatThread | undefined;
+  private readonly nodeTtlMs: number;
+  private readonly tickMs: number;
+  private members!: NodeMembers;
+
+  constructor(private readonly options: RedisNodeOptions) {
+    this.log = options.log.child({ engine: 'redis', node: this.id });
+    this.nodeTtlMs = options.nodeTtlMs ?? 5000;
+    this.tickMs = options.tickMs ?? 1500;
+    // One Redis or a Redis Cluster (connections.ts); commands fail at once while disconnected (no offline queue).
+    const conns = redisConnections(options.url, `sb-${this.id}`, options.commandTimeoutMs ?? 3000);
+    this.cmd = conns.cmd;
+    this.bus = conns.bus;
+    // An ioredis `error` event without a listener would crash the process: both connections always have one.
+    for (const [conn, role] of [[this.cmd, 'commands'], [this.bus, 'subscriber']] as const) {
+      conn.on('error', (err: Error) => this.log.warn({ role, err: err.message }, 'redis connection error'));
+    }
+    this.scripts = new ScriptRunner(this.cmd);
+    this.ids = new IdBlocks((n) => this.cmd.incrby(KEYS.ids, n), this.log);
+  }
+
+  /** The cluster's life (docs/protocol.md, Positions): '' until Redis answered once. */
+  get life(): string {
+    return this.lifeId;
+  }
+
+  /** The command connection is up and the node registered: requests can go to Redis. */
+  get up(): boolean {
+    return this.cmdUp;
+  }
+
+  /** The subscriber connection is up. */
+  get listening(): boolean {
+    return this.busUp;
+  }
+
+  get closed(): boolean {
+    return this.stopped;
+  }
+
+  /** Wires the engine in (before start): the node tells it what it hears and asks it for its clients. */
+  attach(members: NodeMembers): void {
+    this.members = members;
+    this.cmd.on('close', () => {
+      this.scripts.forget();
+      this.down('commands');
+    });
+    this.bus.on('close', () => this.down('subscriber'));
+    this.cmd.on('ready', () => void this.cmdReady());
+    this.bus.on('ready', () => this.busReady());
+    this.bus.on('messageBuffer', (channel: Buffer, message: Buffer) => members.message(channel.toString(), message.toString()));
+  }
+
+  script(lua: string, keys: string[], args: string[]): Promise<unknown> {
+    return this.scripts.run(lua, keys, args);
+  }
+
+  async start(): Promise<void> {
+    const deadline = this.options.connectTimeoutMs ?? 10_000;
+    const ready = Promise.all([this.cmd.connect(), this.bus.connect()]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([ready, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline)))]);
+      await this.bus.subscribe(CHANNELS.bus, CHANNELS.node(this.id));
+      await this.whenUp(deadline);
+    } catch (err) {
+      this.stopped = true;
+      this.cmd.disconnect();
+      this.bus.disconnect();
+      throw new Error(`cannot reach Redis at ${this.options.url}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.timer = setInterval(() => void this.tick(), this.tickMs);
+    this.timer.unref();
+    this.heartbeat = new HeartbeatThread({
+      connect: heartbeatConnect(this.options.url),
+      key: KEYS.heartbeat(this.id),
+      ttlMs: this.nodeTtlMs,
+      tickMs: this.tickMs,
+      hangMs: Math.max(this.options.nodeHangMs ?? 30_000, this.nodeTtlMs),
+      name: `sb-${this.id}-hb`,
+      log: this.log,
+    });
+    this.heartbeat.start();
+    this.log.info({ life: this.lifeId }, 'cluster node up');
+  }
+
+  private async whenUp(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (!(this.cmdUp && this.busUp)) {
+      if (Date.now() > until) throw new Error('not ready');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Stops the tick and the heartbeat, lets `drain` finish, withdraws this node from the cluster, disconnects. */
+  async close(drain: () => Promise<void>): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.heartbeat?.stop();
+    // Leaves announced by the drained connections go out before the node withdraws.
+    await drain();
+    if (this.cmdUp) {
+      await this.cmd
+        .multi()
+        .del(KEYS.heartbeat(this.id))
+        .srem(KEYS.nodes, this.id)
+        .del(KEYS.nodeClients(this.id))
+        .exec()
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'could not withdraw the node'));
+    }
+    this.cmd.disconnect();
+    this.bus.disconnect();
+  }
+
+  health(): 'ok' | 'degraded' {
+    return this.cmdUp && this.busUp && this.mastersDown === 0 && !this.hung ? 'ok' : 'degraded';
+  }
+
+  /**
+   * A command timed out on an open connection: Redis is hung (SIGSTOP, a blackholed network, a long blocking
+   * command) rather than gone, which closes no connection. Degraded until a tick gets an answer again.
+   */
+  noteTimeout(err: unknown): void {
+    if (!/Command timed out/i.test(String((err as Error)?.message ?? err)) || this.hung) return;
+    this.hung = true;
+    this.log.warn({ timeoutMs: this.options.commandTimeoutMs ?? 3000 }, 'redis does not answer (command timed out): degraded');
+  }
+
+  /**
+   * On a Redis Cluster, the masters of the slot table (CLUSTER SLOTS, asked of any node) that do not answer a PING
+   * within a tick, or that ioredis holds no connection to (it drops a dead node's): while there are any, the topics
+   * on their slots answer `unavailable`, and the node reports itself degraded until a replica takes over (the slot
+   * table then names it) or the master is back.
+   */
+  private async checkMasters(): Promise<void> {
+    if (!(this.cmd instanceof Cluster)) return;
+    const table = await this.cmd.cluster('SLOTS').catch(() => undefined);
+    if (!table) return; // that node did not answer: the next tick asks another
+    const pool = new Map(this.cmd.nodes('master').map((n) => [`${n.options.host}:${n.options.port}`, n]));
+    // Each range: start, end, then its nodes, the master first ([host, port, id, …]).
+    const masters = new Set(table.map((range) => range[2]).filter((m) => m !== undefined).map((m) => `${m[0]}:${m[1]}`));
+    const answers = await Promise.all(
+      [...masters].map((address) => {
+        const node = pool.get(address);
+        if (!node) return false;
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.min(1000, this.tickMs))));
+        return Promise.race([node.ping().then(() => true, () => false), late]).finally(() => clearTimeout(timer));
+      }),
+    );
+    const down = answers.filter((ok) => !ok).length;
+    if (down > 0 && this.mastersDown === 0) this.log.warn({ masters: down }, 'Redis Cluster: a master does not answer (its topics answer unavailable): degraded');
+    if (down === 0 && this.mastersDown > 0) this.log.info('Redis Cluster: every master answers again');
+    this.mastersDown = down;
+  }
+
+  private down(role: string): void {
+    const was = this.cmdUp && this.busUp;
+    if (role === 'commands') this.cmdUp = false;
+    else this.busUp = false;
+    if (was && !this.stopped) this.log.warn({ role }, 'redis unreachable: degraded (publishes answer unavailable)');
+    if (role === 'subscriber') this.members.subscriber(false);
+  }
+
+  /** The command connection is (back) up: learn the life, reserve ids, re-assert this node and its clients. */
+  private async cmdReady(): Promise<void> {
+    if (this.stopped || this.initing) return;
+    this.initing = true;
+    try {
+      const fresh = shortId(6);
+      // The id counter is put back at least past every id this node reserved (Redis may have lost it): none is given twice.
+      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.reservedUpTo)])) as string;
+      const lost = this.lifeId !== '' && life !== this.lifeId;
+      if (lost) {
+        this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');
+        this.members.lifeLost();
+      }
+      this.lifeId = life;
+      if (this.ids.exhausted) await this.ids.reserveBlock();
+      await this.reassert(lost);
+      this.cmdUp = true;
+      if (this.everUp) this.log.info({ life }, 'redis reachable again: node re-asserted');
+      this.everUp ||= this.busUp;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'redis initialisation failed; retrying');
+      setTimeout(() => void (this.cmd.status === 'ready' && this.cmdReady()), 500).unref();
+    } finally {
+      this.initing = false;
+    }
+  }
+
+  /** The subscriber is (back) up: anything published while it was away is fetched from the streams, in order. */
+  private busReady(): void {
+    if (this.stopped) return;
+    this.busUp = true;
+    this.everUp ||= this.cmdUp;
+    this.members.subscriber(true);
+  }
+
+  /**
+   * Re-asserts this node and its clients, then settles the presence events of the time it was away: when it had
+   * been taken for dead (reaped, or Redis lost it), every node heard its clients end (`timeout`), so each is
+   * announced again (`join` per filter) and the held events, older than that, are dropped; otherwise the held
+   * events go out in the order they happened. When Redis lost its data (`lost`) nobody was reaped or announced.
+   */
+  private async reassert(lost = false): Promise<void> {
+    const life = this.lifeId;
+    const args = [this.id, String(this.nodeTtlMs)];
+    for (const [id, json] of this.members.records()) args.push(id, json);
+    const [gone, ...conflicts] = (await this.script(LUA.REASSERT, [KEYS.nodes, KEYS.heartbeat(this.id), KEYS.clients, KEYS.names, KEYS.nodeClients(this.id)], args)) as [number, ...string[]];
+    for (const id of conflicts) this.log.warn({ client: id }, 'while Redis was unreachable another node gave this client\'s name away; it keeps it locally');
+    const clients = this.members.count();
+    if (gone === 1 && !lost && clients > 0 && (await this.cmd.get(KEYS.life).catch(() => life)) !== life) {
+      // Not reaped: Redis lost its data while this node stayed connected (a flushed Redis, a Redis Cluster restarted),
+      // so nobody announced its clients' end. It initialises again, as tick() may be doing (no `join` again).
+      if (this.lifeId === life) void this.cmdReady();
+      return;
+    }
+    this.members.reasserted(gone === 1 && !lost && clients > 0);
+  }
+
+  /**
+   * Every tick, in one round trip (all `{g}` keys): the heartbeat, the node set (is this node still in it? which
+   * others might be dead?) and the life. Redis can lose its data without the command connection closing (a Redis
+   * Cluster stays `ready` while a shard restarts, a flushed Redis says nothing): a life that changed makes the node
+   * initialise again as after a reconnect (the new life, the id counter, its clients re-asserted).
+   */
+  private async tick(): Promise<void> {
+    if (!this.cmdUp || this.stopped) return;
+    await this.checkMasters();
+    try {
+      const [, [, nodes], [, life]] = (await this.cmd
+        .multi()
+        .set(KEYS.heartbeat(this.id), '1', 'PX', this.nodeTtlMs)
+        .smembers(KEYS.nodes)
+        .get(KEYS.life)
+        .exec()) as [unknown, [unknown, string[]], [unknown, string | null]];
+      if (this.hung) {
+        this.hung = false;
+        this.log.info('redis answers again');
+      }
+      if (life !== this.lifeId) {
+        if (!this.initing) await this.cmdReady();
+        return;
+      }
+      if (!nodes.includes(this.id)) {
+        // Another node took this one for dead (unreachable, or stuck, for too long): come back.
+        this.log.warn('this node was reaped by another; re-asserting its clients');
+        await this.reassert();
+      } else this.members.ticked();
+      for (const n of nodes) {
+        if (n === this.id) continue;
+        const count = (await this.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(n), KEYS.clients, KEYS.names, KEYS.nodeClients(n)], [n, CHANNELS.bus])) as number;
+        if (count >= 0) this.log.warn({ dead: n, clients: count }, 'node gone (heartbeat expired): its clients timed out');
+      }
+    } catch (err) {
+      this.noteTimeout(err);
+      this.log.debug({ err: (err as Error).message }, 'cluster tick failed');
+    }
+  }
+}

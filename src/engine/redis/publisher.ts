@@ -1,0 +1,103 @@
+// StreamPublisher: a publish on the cluster. One script numbers the message, appends it to its topic's stream
+// (bounded by --history in messages and bytes), checks its idempotency key and publishes it on the topic's and its
+// family's channels (interest.ts), all at once in Redis: one total order and gapless seq per topic. A publish whose
+// script may have run is `outcome_unknown`, never `unavailable`.
+import { Cluster } from 'ioredis';
+import type { PublishResult } from '../engine.js';
+import type { BrokerStats } from '../stats.js';
+import { ProtocolError, type FrameId } from '../../protocol/errors.js';
+import type { Transport } from '../../protocol/frames.js';
+import { encodeData } from '../../protocol/outgoing.js';
+import { duplicateOf, PUBLISH_KEY_WINDOW_MS } from '../idempotency.js';
+import { MAX_CURSORS } from './cursors.js';
+import { publishChannels } from './interest.js';
+import { KEYS } from './keys.js';
+import type { RedisNode } from './node.js';
+import { maybeRan, readyFor } from './outcome.js';
+import type { OwnDeliveries } from './own-deliveries.js';
+import { messageKey } from './own-deliveries.js';
+import { refusal, unavailable, unknownOutcome } from './refusals.js';
+import * as LUA from './scripts.js';
+
+/** Who published: shown to subscribers (`from`), and skipped when it asked for no echo. */
+export interface Sender {
+  id: string;
+  name: string;
+  transport: Transport;
+  addr: string;
+}
+
+export interface StreamPublisherOptions {
+  historySize: number;
+  historyTopicBytes: number;
+  /** Whether this node hears `topic` (a local filter wants it): then the result waits for its own delivery count. */
+  hears: (topic: string) => boolean;
+  own: OwnDeliveries;
+  stats: BrokerStats;
+}
+
+export class StreamPublisher {
+  /** Topics listed in `sb:{g}:topics` already (wildcard resumes find topics there). */
+  private readonly knownTopics = new Set<string>();
+  private epochs = 0;
+
+  constructor(
+    private readonly redis: RedisNode,
+    private readonly options: StreamPublisherOptions,
+  ) {}
+
+  /** Redis lost its data: every topic is listed again at its next publish. */
+  forgetTopics(): void {
+    this.knownTopics.clear();
+  }
+
+  /**
+   * One script numbers, stores and publishes the message. The result waits until the message came back over the bus
+   * and was delivered here, so a publisher's own echo precedes its ack and `delivered` counts this node's deliveries.
+   */
+  async publish(topic: string, data: unknown, from: Sender | null, echo: boolean, id?: FrameId, key?: string): Promise<PublishResult | ProtocolError> {
+    const encoded = encodeData(data, id);
+    if (encoded instanceof ProtocolError) return encoded;
+    if (!this.redis.up) return unavailable(id);
+    const head = `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`;
+    const sender = from ? `,"from":${JSON.stringify({ id: from.id, name: from.name })}` : '';
+    const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
+    const prefix = `m${this.redis.id}\n${from?.transport ?? ''}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
+    if (!this.knownTopics.has(topic)) {
+      // Sent before the script on the same connection: a topic is listed before its first message exists.
+      const listed = this.redis.cmd
+        .sadd(KEYS.topics, topic)
+        .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
+        .catch(() => undefined);
+      // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for.
+      if (this.redis.cmd instanceof Cluster) await listed;
+    }
+    const fresh = `${this.redis.life}.${this.redis.id}${(++this.epochs).toString(36)}`;
+    // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
+    // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
+    const heard = this.options.hears(topic);
+    const [topicChannel, familyChannel] = publishChannels(topic);
+    let reply: [number, string, 1?];
+    const keys = [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)];
+    const args = [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel];
+    if (key !== undefined) {
+      keys.push(KEYS.pubKey(topic, key));
+      args.push(String(PUBLISH_KEY_WINDOW_MS));
+    }
+    const sentReady = readyFor(this.redis.cmd, keys[0]!);
+    try {
+      reply = (await this.redis.script(LUA.PUBLISH, keys, args)) as [number, string, 1?];
+    } catch (err) {
+      // Written on a ready connection, then no answer (hung, or the connection broke): it may have run.
+      const refused = maybeRan(err, sentReady) ? unknownOutcome(id) : refusal(err, id);
+      if (!refused) throw err;
+      this.redis.noteTimeout(err);
+      return refused;
+    }
+    const [seq, epoch, duplicate] = reply;
+    if (duplicate) return duplicateOf({ seq, epoch });
+    this.options.stats.published++;
+    const delivered = heard ? await this.options.own.wait(messageKey(topic, epoch, seq)) : 0;
+    return { seq, epoch, delivered };
+  }
+}

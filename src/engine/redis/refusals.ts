@@ -1,0 +1,26 @@
+// What a client is told when Redis could not take its request: `unavailable` (it surely did not run: unreachable,
+// loading, out of memory, a shard down) or `outcome_unknown` (it may have run: see outcome.ts).
+import { ProtocolError, type FrameId } from '../../protocol/errors.js';
+
+export const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
+
+export const unknownOutcome = (id?: FrameId) =>
+  new ProtocolError('outcome_unknown', 'the cluster store (Redis) did not answer: the message may or may not have been published; a retry with the same key publishes it once', id);
+
+/** What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction). */
+export function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
+  if (isRedisDown(err)) return unavailable(id);
+  if (/^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err))) {
+    return new ProtocolError('unavailable', 'the cluster store (Redis) is out of memory (maxmemory); retry later', id);
+  }
+  return undefined;
+}
+
+/**
+ * Errors that mean "Redis cannot answer now" (not connected, timed out, loading; on a Redis Cluster also a shard
+ * down, slots moving, the cluster not ready): the client gets `unavailable`. CROSSSLOT is not one of them (a bug).
+ */
+export function isRedisDown(err: unknown): boolean {
+  const msg = String((err as Error)?.message ?? err);
+  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|enableOfflineQueue|max retries|ETIMEDOUT|EPIPE|Reached the max retries|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready/i.test(msg);
+}

@@ -1,0 +1,59 @@
+// ScriptRunner: the Redis engine's Lua calls, by SHA once Redis has a script, in the order they were made.
+// Pipelined EVALSHAs that meet NOSCRIPT (a fresh Redis, a restart, SCRIPT FLUSH) are retried as EVAL; until every
+// EVALSHA sent before has its answer (and its retry is sent), new calls wait, then go as EVAL: otherwise a later
+// call would overtake a retried one and one publisher's messages would be numbered out of order.
+import { createHash } from 'node:crypto';
+
+/** What the runner needs of the command connection (an ioredis Redis or Cluster). */
+export interface ScriptConnection {
+  eval(lua: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+  evalsha(sha: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+}
+
+export class ScriptRunner {
+  private readonly shas = new Map<string, string>();
+  /** Scripts Redis answered on the command connection since it last connected (cleared on close and on NOSCRIPT). */
+  private readonly loaded = new Set<string>();
+  /** EVALSHAs not answered yet. */
+  private shaPending = 0;
+  /** Set from a NOSCRIPT until every EVALSHA sent before it was answered: new script calls wait behind it. */
+  private gate: { promise: Promise<void>; open: () => void } | undefined;
+
+  constructor(private readonly conn: ScriptConnection) {}
+
+  /** The command connection closed: the Redis it reaches next may not have the scripts. */
+  forget(): void {
+    this.loaded.clear();
+  }
+
+  async run(lua: string, keys: string[], args: string[]): Promise<unknown> {
+    if (this.gate) await this.gate.promise;
+    let sha = this.shas.get(lua);
+    if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
+    if (!this.loaded.has(sha)) {
+      const reply = await this.conn.eval(lua, keys.length, ...keys, ...args);
+      // Loaded for good only when no EVALSHA (whose retry could still be sent after this) is out.
+      if (this.shaPending === 0) this.loaded.add(sha);
+      return reply;
+    }
+    this.shaPending++;
+    let retry: Promise<unknown> | undefined;
+    try {
+      return await this.conn.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
+      this.loaded.clear();
+      if (!this.gate) {
+        let open = () => {};
+        this.gate = { promise: new Promise<void>((r) => (open = r)), open: () => open() };
+      }
+      retry = this.conn.eval(lua, keys.length, ...keys, ...args);
+    } finally {
+      if (--this.shaPending === 0 && this.gate) {
+        this.gate.open();
+        this.gate = undefined;
+      }
+    }
+    return await retry;
+  }
+}

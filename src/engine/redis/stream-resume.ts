@@ -1,0 +1,84 @@
+// StreamResume: a resuming `sub` answered from the topics' Redis streams on any node. The meaning (terms, verdict per
+// topic, the ack) is engine/resume.ts's, shared with the in-memory history; this finds the topics a wildcard
+// concerns (the `sb:{g}:topics` set), reads each stream from the client's position, and collects what to replay.
+import type { FrameOf } from '../../protocol/frames.js';
+import { MAX_POSITIONS } from '../../protocol/frames.js';
+import type { Outgoing } from '../../protocol/outgoing.js';
+import { filterMatches, isWildcard } from '../../protocol/topic.js';
+import { chargeReplay, resumeAck, topicVerdict, type MissReason, type Position, type ResumeTerms } from '../resume.js';
+import { parseBusMessage, type BusMessage } from './cursors.js';
+
+export interface StreamStore {
+  /** Every topic ever published (for a wildcard). */
+  topics(): Promise<string[]>;
+  /** Reads `count` entries of `topic`'s stream from seq `from`: [seq, epoch, id, `m`+body, …] (seq and epoch null: no topic). */
+  read(topic: string, from: number, count: number): Promise<(string | null)[]>;
+  /** Messages a topic's stream keeps at most (--history). */
+  historySize: number;
+}
+
+export interface StreamResumeResult {
+  /** The ack's fields. */
+  ack: Record<string, unknown>;
+  /** Messages to queue after the ack, per topic in seq order. */
+  messages: Outgoing[];
+  /** Each topic's position: live messages at or below it were replayed (or precede the client's position). */
+  positions: Map<string, Position>;
+}
+
+export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'>, terms: ResumeTerms, life: string): Promise<StreamResumeResult> {
+  const { seen: seenOf, anchored, budget } = terms;
+  const wildcard = isWildcard(frame.topic);
+  // Maps: topics are client input (`__proto__`, `toString` are topics like any).
+  const positions = new Map<string, Position>();
+  const missed = new Map<string, MissReason>();
+  const messages: Outgoing[] = [];
+  let truncated = false;
+  let topics = [frame.topic];
+  if (wildcard) {
+    topics = (await store.topics()).filter((t) => filterMatches(frame.topic, t)).sort();
+    if (topics.length > MAX_POSITIONS) {
+      truncated = true;
+      topics = topics.slice(0, MAX_POSITIONS);
+    }
+    if (!anchored || truncated) missed.set(frame.topic, truncated ? 'replay_limit' : 'unknown_position');
+  }
+  const reads = await Promise.all(topics.map((t) => store.read(t, seenOf(t).seq + 1, budget.messages + 1)));
+  topics.forEach((topic, i) => {
+    const [seqText, ep, ...flat] = reads[i]!;
+    const seen = seenOf(topic);
+    if (seqText === null || seqText === undefined || ep === null || ep === undefined) {
+      // Listed without data: Redis lost it. A position on it is answered by resumeAck (a position it cannot check).
+      if (wildcard && !seen.listed) missed.set(topic, 'unknown_position');
+      else if (!wildcard && seen.seq > 0) missed.set(topic, 'unknown_position');
+      return;
+    }
+    const position = { seq: Number(seqText), epoch: ep };
+    positions.set(topic, position);
+    if (wildcard && !seen.listed && !anchored) {
+      missed.set(topic, 'unknown_position');
+      return;
+    }
+    const entries: BusMessage[] = [];
+    for (let k = 0; k < flat.length; k += 2) {
+      const m = parseBusMessage(flat[k + 1]!.slice(1));
+      if (m) entries.push(m);
+    }
+    // Replayable: the stream still holds seen+1 onwards, within --history of the last seq.
+    const oldestKept = Math.max(entries[0]?.seq ?? position.seq + 1, position.seq - store.historySize + 1);
+    const verdict = topicVerdict(seen, position, oldestKept);
+    if (typeof verdict === 'string') {
+      missed.set(topic, verdict);
+      return;
+    }
+    if (verdict === 0) return;
+    const replay = entries.slice(0, verdict);
+    const bytes = replay.reduce((sum, m) => sum + m.out.bytes, 0);
+    if (entries.length < verdict || !chargeReplay(budget, verdict, bytes)) {
+      missed.set(topic, 'replay_limit');
+      return;
+    }
+    for (const m of replay) messages.push(m.out);
+  });
+  return { ack: resumeAck(frame, positions, missed, truncated, life), messages, positions };
+}

@@ -1,0 +1,64 @@
+// Rules: why a request is refused, the same on every engine (in-memory or Redis). Pure: each rule looks at the
+// session, the frame and what the engine passes in (a target found, a name's holder), and answers with the error to
+// send, or nothing. The token's grant first (forbidden whether or not the thing exists, so nothing leaks), then
+// limits, then the request's own terms.
+import type { StallClock } from './stalls.js';
+import type { Session } from './engine.js';
+import { TokenBucket } from './bucket.js';
+import { parseCursor } from './roster.js';
+import { nameError, type FrameOf } from '../protocol/frames.js';
+import { ProtocolError, type FrameId } from '../protocol/errors.js';
+import { filterError } from '../protocol/topic.js';
+
+const quote = (topic: string) => `'${topic.slice(0, 64)}'`;
+
+/** A `pub` the token does not allow. */
+export function publishRefusal(s: Session, frame: FrameOf<'pub'>): ProtocolError | null {
+  if (!s.grant || s.grant.mayPublish(frame.topic)) return null;
+  return new ProtocolError('forbidden', `the token does not allow publishing to '${frame.topic}'`, frame.id);
+}
+
+/** A filter `s` may not subscribe to: malformed, not in its token's grant, or over its subscription limit. */
+export function subscribeRefusal(s: Session, filter: string, maxSubscriptions: number, id?: FrameId): ProtocolError | null {
+  const err = filterError(filter);
+  if (err) return new ProtocolError('bad_topic', `${err}: ${quote(filter)}`, id);
+  if (s.grant && !s.grant.maySubscribe(filter)) return new ProtocolError('forbidden', `the token does not allow subscribing to ${quote(filter)}`, id);
+  if (!s.subscriptions.has(filter) && s.subscriptions.size >= maxSubscriptions) {
+    return new ProtocolError('too_large', `at most ${maxSubscriptions} subscriptions per connection`, id);
+  }
+  return null;
+}
+
+/** A `send`: the token's `acl.send` for that name (or the client it names), then that the target exists. */
+export function sendRefusal(s: Session, frame: FrameOf<'send'>, target: { id: string; name: string } | undefined): ProtocolError | null {
+  const grant = s.grant;
+  if (grant && !grant.maySendTo(frame.to) && !(target && grant.maySendTo(target.name, target.id))) {
+    return new ProtocolError('forbidden', `the token does not allow sending to '${frame.to}'`, frame.id);
+  }
+  return target ? null : new ProtocolError('not_found', `no client '${frame.to}'`, frame.id);
+}
+
+/** Where a `who` page starts (after its cursor), or why it is refused: a topic the token hides, a cursor not ours. */
+export function whoStart(s: Session, frame: FrameOf<'who'>): number | ProtocolError {
+  const { topic } = frame;
+  if (topic !== undefined && s.grant && !s.grant.maySubscribe(topic)) {
+    return new ProtocolError('forbidden', `the token does not allow subscribing to ${quote(topic)}`, frame.id);
+  }
+  if (frame.cursor === undefined) return 0;
+  return parseCursor(frame.cursor) ?? new ProtocolError('bad_frame', 'cursor is not one a who reply gave', frame.id);
+}
+
+/** Over the client's own rename rate (--rename-rate, per second; 0 = unlimited): its bucket is made by the first rename. */
+export function renameLimit(s: Session, rate: number, stalls: StallClock | undefined, id?: FrameId): ProtocolError | null {
+  if (rate <= 0) return null;
+  s.renames ??= new TokenBucket({ rate, burst: rate, strikes: Number.MAX_SAFE_INTEGER, windowMs: 10_000 }, Date.now, stalls);
+  return s.renames.take() === 'ok' ? null : new ProtocolError('rate_limited', `at most ${rate} renames per second`, id);
+}
+
+/** A name `s` may not take: malformed, fixed by its token, or `taken` by another client. */
+export function nameProblem(s: Session, name: string, taken: boolean, id?: FrameId): ProtocolError | null {
+  const err = nameError(name);
+  if (err) return new ProtocolError('bad_name', err, id);
+  if (s.nameFixed) return new ProtocolError('forbidden', 'name is fixed by the auth token', id);
+  return taken ? new ProtocolError('name_taken', `name '${name}' is taken`, id) : null;
+}

@@ -1,0 +1,270 @@
+// The Redis engine's units on their own, with recording stand-ins for Redis (the cluster tests run them on a real
+// one): client id blocks, per-session request order, the bus cursors and their gap fill, the presence relay's hold
+// and flush, the barrier, this node's own delivery counts, and the resume from streams.
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { IdBlocks } from '../../../src/engine/redis/id-blocks.js';
+import { RequestOrder } from '../../../src/engine/redis/request-order.js';
+import { Cursors, parseBusMessage, type BusMessage } from '../../../src/engine/redis/cursors.js';
+import { MAX_HELD_PRESENCE_PER_CLIENT, PresenceRelay } from '../../../src/engine/redis/presence-relay.js';
+import { Barrier } from '../../../src/engine/redis/barrier.js';
+import { messageKey, OwnDeliveries } from '../../../src/engine/redis/own-deliveries.js';
+import { resumeFromStreams } from '../../../src/engine/redis/stream-resume.js';
+import { resumeTerms } from '../../../src/engine/resume.js';
+import { ProtocolError } from '../../../src/protocol/errors.js';
+import type { FrameOf } from '../../../src/protocol/frames.js';
+import type { SessionMailbox } from '../../../src/engine/engine.js';
+
+const log = pino({ level: 'silent' });
+const tick = () => new Promise((r) => setImmediate(r));
+
+/** A stream entry's value as the publish script stores it: `m` + node, transport, addr, noEcho, then the frame. */
+const entry = (topic: string, seq: number, epoch = 'e1') => `mn1\nws\n\n\n${JSON.stringify({ op: 'msg', topic, seq, epoch, data: seq })}`;
+
+describe('IdBlocks', () => {
+  it('ids come from reserved blocks, a spare is reserved at half, none is given twice', async () => {
+    let counter = 0;
+    const reserve = async (n: number) => (counter += n);
+    const ids = new IdBlocks(reserve, log, 10);
+    await ids.reserveBlock();
+    const seen = new Set<string>();
+    for (let i = 0; i < 35; i++) {
+      seen.add(ids.take());
+      await tick(); // lets a spare reservation land
+    }
+    expect(seen.size).toBe(35);
+    expect([...seen].every((id) => /^c\d+$/.test(id))).toBe(true);
+    expect(ids.reservedUpTo).toBeGreaterThanOrEqual(35);
+    expect(counter).toBeGreaterThanOrEqual(40); // four blocks of ten at least were reserved
+  });
+
+  it('a second node on the same counter never repeats an id', async () => {
+    let counter = 0;
+    const reserve = async (n: number) => (counter += n);
+    const a = new IdBlocks(reserve, log, 8);
+    const b = new IdBlocks(reserve, log, 8);
+    await a.reserveBlock();
+    await b.reserveBlock();
+    const all: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      all.push(a.take(), b.take());
+      await tick();
+    }
+    expect(new Set(all).size).toBe(all.length);
+  });
+});
+
+describe('RequestOrder', () => {
+  const session = { id: 'c1' };
+  const make = (maxInflight: number, answers: string[]) =>
+    new RequestOrder<typeof session>({
+      maxInflight,
+      fail: (_s, err) => answers.push(`${err.code} ${String(err.id)}`),
+      refusal: (err, id) => (String(err).includes('down') ? new ProtocolError('unavailable', 'down', id) : undefined),
+      log,
+    });
+
+  it('a session\'s requests finish in arrival order whatever each waits for; errors are answered in their turn', async () => {
+    const answers: string[] = [];
+    const order = make(10, answers);
+    const later = (ms: number, say: string) => () => new Promise<void>((r) => setTimeout(() => (answers.push(say), r()), ms));
+    order.enqueue(session, later(30, 'first'), { id: 1 });
+    order.enqueue(session, () => Promise.reject(new Error('redis down')), { id: 2 });
+    order.enqueue(session, later(1, 'third'), { id: 3 });
+    order.enqueue(session, () => Promise.reject(new Error('bug')), { id: 4 });
+    await order.settle(1000);
+    expect(answers).toEqual(['first', 'unavailable 2', 'third', 'internal 4']);
+  });
+
+  it('over maxInflight a request is answered unavailable in its turn; lifecycle steps (not counted) never are', async () => {
+    const answers: string[] = [];
+    const order = make(1, answers);
+    let open = () => {};
+    order.enqueue(session, () => new Promise<void>((r) => (open = r)), { id: 1 });
+    expect(order.full).toBe(true);
+    order.enqueue(session, () => void answers.push('second ran'), { id: 2 });
+    order.enqueue(session, () => void answers.push('leave ran'), { counted: false });
+    expect(order.waitingOthers(session)).toBe(true);
+    await tick(); // the first request is running
+    open();
+    await order.settle(1000);
+    expect(answers).toEqual(['unavailable 2', 'leave ran']);
+    expect(order.full).toBe(false);
+    expect(order.waitingOthers(session)).toBe(false);
+  });
+});
+
+describe('Cursors', () => {
+  const make = (stream: Map<string, string[]>) => {
+    const delivered: number[] = [];
+    const reads: string[] = [];
+    const cursors = new Cursors({
+      deliver: (m) => delivered.push(m.seq),
+      read: async (topic, from, count) => {
+        reads.push(`${topic} ${from}+${count}`);
+        const all = stream.get(topic) ?? [];
+        const flat = all.slice(from - 1, from - 1 + count).flatMap((v, i) => [`0-${from + i}`, v]);
+        return [String(all.length), 'e1', ...flat];
+      },
+      closed: () => false,
+      log,
+      retryMs: 5,
+    });
+    return { cursors, delivered, reads };
+  };
+  const bus = (topic: string, seq: number): BusMessage => parseBusMessage(entry(topic, seq).slice(1))!;
+
+  it('in order: delivered at once, a duplicate is dropped', () => {
+    const { cursors, delivered, reads } = make(new Map());
+    for (const seq of [1, 2, 2, 3]) cursors.receive(bus('a', seq));
+    expect(delivered).toEqual([1, 2, 3]);
+    expect(reads).toEqual([]);
+  });
+
+  it('a gap is filled from the stream before the held message, in seq order', async () => {
+    const stream = new Map([['a', [1, 2, 3, 4, 5].map((s) => entry('a', s))]]);
+    const { cursors, delivered, reads } = make(stream);
+    cursors.receive(bus('a', 1));
+    cursors.receive(bus('a', 5)); // 2..4 lost on the bus
+    await expect.poll(() => delivered).toEqual([1, 2, 3, 4, 5]);
+    expect(reads[0]).toBe('a 2+3'); // exactly the gap, then (a full read) whether more follows
+  });
+
+  it('a gap the stream no longer holds is passed and counted', async () => {
+    const stream = new Map([['a', [entry('a', 1)]]]); // 2 and 3 trimmed away
+    const { cursors, delivered } = make(stream);
+    cursors.receive(bus('a', 1));
+    cursors.receive(bus('a', 4));
+    await expect.poll(() => delivered).toEqual([1, 4]);
+    expect(cursors.gapsSkipped).toBe(2);
+  });
+});
+
+describe('PresenceRelay', () => {
+  const subject = (id: string) => ({ id, name: id, transport: 'ws' as const, addr: '1.2.3.4:5' });
+
+  it('held while Redis is down (bounded per client), then published in order at once', async () => {
+    let up = false;
+    const published: string[] = [];
+    const batches: string[][] = [];
+    const relay = new PresenceRelay({ up: () => up, publish: async (p) => void published.push(p), publishAll: async (ps) => void batches.push(ps), log });
+    relay.publish('join', subject('c1'), 'a');
+    relay.publish('leave', subject('c1'), 'a');
+    for (let i = 0; i < MAX_HELD_PRESENCE_PER_CLIENT + 5; i++) relay.publish('rename', subject('c2'), 'b', 'x');
+    expect(published).toEqual([]);
+    expect(relay.pending).toBe(true);
+    up = true;
+    relay.publish('join', subject('c3'), 'a'); // behind the held ones, not before them
+    relay.flush();
+    expect(published).toEqual([]);
+    expect(batches).toHaveLength(1);
+    const events = batches[0]!.map((p) => JSON.parse(p.slice(1)) as { e: string; c: { id: string } });
+    expect(events.slice(0, 2).map((e) => `${e.e} ${e.c.id}`)).toEqual(['join c1', 'leave c1']);
+    expect(events.filter((e) => e.c.id === 'c2')).toHaveLength(MAX_HELD_PRESENCE_PER_CLIENT);
+    expect(events.at(-1)!.c.id).toBe('c3');
+    expect(relay.pending).toBe(false);
+    relay.publish('join', subject('c4'), 'a');
+    expect(published).toHaveLength(1);
+  });
+
+  it('discard drops what is held and says how much was lost', () => {
+    const relay = new PresenceRelay({ up: () => false, publish: async () => undefined, publishAll: async () => undefined, log });
+    for (let i = 0; i < MAX_HELD_PRESENCE_PER_CLIENT + 3; i++) relay.publish('join', subject('c1'), `t${i}`);
+    expect(relay.discard()).toBe(MAX_HELD_PRESENCE_PER_CLIENT + 3);
+    expect(relay.pending).toBe(false);
+  });
+});
+
+describe('Barrier', () => {
+  it('waiters resolve when this node\'s token comes back through every connection; later waiters share the next token', async () => {
+    const sent: string[] = [];
+    let barrier: Barrier;
+    const conn = (name: string) => ({ publish: async (_channel: string, message: string) => void sent.push(`${name} ${message}`) });
+    const masters = [conn('m1'), conn('m2')];
+    barrier = new Barrier({ via: () => masters, channel: 'sb:node:x', up: () => true, waitMs: 60_000 });
+    const done: string[] = [];
+    void barrier.wait().then(() => done.push('first'));
+    void barrier.wait().then(() => done.push('second'));
+    void barrier.wait().then(() => done.push('third'));
+    await tick();
+    expect(sent).toEqual(['m1 b1', 'm2 b1']);
+    barrier.arrived(1);
+    await tick();
+    expect(done).toEqual([]); // one master's token is still out
+    barrier.arrived(1);
+    await tick();
+    expect(done).toEqual(['first']);
+    expect(sent.slice(2)).toEqual(['m1 b2', 'm2 b2']);
+    barrier.arrived(2);
+    barrier.arrived(2);
+    await tick();
+    expect(done).toEqual(['first', 'second', 'third']);
+  });
+
+  it('resolves at once while Redis is down, and after waitMs when a token never comes back', async () => {
+    let up = false;
+    const barrier = new Barrier({ via: () => [{ publish: async () => 1 }], channel: 'c', up: () => up, waitMs: 20 });
+    await barrier.wait();
+    up = true;
+    const started = Date.now();
+    await barrier.wait();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe('OwnDeliveries', () => {
+  it('the count meets its publisher whichever comes first; a topic no longer heard answers 0', async () => {
+    const own = new OwnDeliveries(60_000);
+    own.delivered(messageKey('a', 'e', 1), 3); // the bus before the script's reply
+    expect(await own.wait(messageKey('a', 'e', 1))).toBe(3);
+    const second = own.wait(messageKey('a', 'e', 2)); // the reply before the bus
+    own.delivered(messageKey('a', 'e', 2), 5);
+    expect(await second).toBe(5);
+    const unheard = own.wait(messageKey('b', 'e', 1));
+    own.keepOnly((topic) => topic !== 'b');
+    expect(await unheard).toBe(0);
+  });
+});
+
+describe('resumeFromStreams', () => {
+  const mailbox: SessionMailbox = { push: () => true, capacity: 1000, depth: 0, byteCapacity: 1 << 20, bytes: 0, acceptsDirect: () => true, tail: undefined, replaceTail: () => undefined };
+  const store = (topics: Record<string, number>, kept = 100) => ({
+    topics: async () => Object.keys(topics),
+    read: async (topic: string, from: number, count: number) => {
+      const last = topics[topic];
+      if (last === undefined) return [null, null];
+      const flat: string[] = [];
+      for (let s = Math.max(from, last - kept + 1); s <= last && flat.length < 2 * count; s++) flat.push(`0-${s}`, entry(topic, s));
+      return [String(last), 'e1', ...flat];
+    },
+    historySize: kept,
+  });
+  const sub = (fields: Partial<FrameOf<'sub'>>): FrameOf<'sub'> => ({ op: 'sub', topic: 'a', ...fields }) as FrameOf<'sub'>;
+  const terms = (frame: FrameOf<'sub'>) => resumeTerms(frame, 'L', mailbox, { maxMessages: 50, maxBytes: 1 << 20 });
+
+  it('replays what the client missed, in order, and says recovered', async () => {
+    const frame = sub({ since: 3, epoch: 'e1' });
+    const r = await resumeFromStreams(store({ a: 6 }), frame, terms(frame), 'L');
+    expect(r.ack).toMatchObject({ recovered: true, life: 'L', positions: { a: { seq: 6, epoch: 'e1' } } });
+    expect(r.messages.map((m) => (m.frame as { seq: number }).seq)).toEqual([4, 5, 6]);
+  });
+
+  it('the verdicts: trimmed history, another epoch, over the replay limit', async () => {
+    let frame = sub({ since: 3, epoch: 'e1' });
+    expect((await resumeFromStreams(store({ a: 20 }, 5), frame, terms(frame), 'L')).ack).toMatchObject({ recovered: false, reason: 'history_trimmed' });
+    frame = sub({ since: 3, epoch: 'e0' });
+    expect((await resumeFromStreams(store({ a: 6 }), frame, terms(frame), 'L')).ack).toMatchObject({ recovered: false, reason: 'epoch_changed' });
+    frame = sub({ since: 3, epoch: 'e1' });
+    const r = await resumeFromStreams(store({ a: 200 }, 500), frame, terms(frame), 'L');
+    expect(r.ack).toMatchObject({ recovered: false, reason: 'replay_limit' });
+    expect(r.messages).toEqual([]);
+  });
+
+  it('a wildcard: only matching topics, each from its own position; an unknown position is not vouched for', async () => {
+    const frame = sub({ topic: 'room/#', since: { 'room/1': 1, 'room/9': 4 }, epoch: { 'room/1': 'e1', 'room/9': 'e1' }, life: 'L' });
+    const r = await resumeFromStreams(store({ 'room/1': 2, 'room/2': 1, other: 5 }), frame, terms(frame), 'L');
+    expect(r.messages.map((m) => `${(m.frame as { topic: string }).topic}:${(m.frame as { seq: number }).seq}`)).toEqual(['room/1:2', 'room/2:1']);
+    expect(r.ack).toMatchObject({ recovered: false, missed: { 'room/9': 'unknown_position' } });
+    expect([...r.positions.keys()]).toEqual(['room/1', 'room/2']);
+  });
+});
