@@ -117,7 +117,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   });
   // The cluster engine reaches Redis before anything listens: an unreachable Redis fails the start with its URL.
   const engine: Engine<Link> = hub;
-  await engine.start?.();
+  await engine.start();
   // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
   const tokens = TokenVerifier.fromSettings(config);
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
@@ -125,7 +125,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const calls = hub instanceof RedisEngine ? new NodeCalls(cluster!, hub.redis.cmd, hub.node, log) : undefined;
   await calls?.start().catch(async (err: unknown) => {
     calls.close();
-    await engine.close?.();
+    await engine.close();
     throw err;
   });
   stalls.start(); // nothing above left running if it threw
@@ -142,7 +142,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
     // A cluster node that lost its Redis still serves its connections, but says so.
-    const status = engine.health?.() === 'degraded' ? 'degraded' : supervisor.getSnapshot().value;
+    const status = engine.health() === 'degraded' ? 'degraded' : supervisor.getSnapshot().value;
     sendJson(res, 200, { status, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
   });
 
@@ -234,7 +234,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     stalls.stop();
     await hooks?.close();
     calls?.close();
-    await engine.close?.();
+    await engine.close();
     throw err;
   }
   if (tcp) log.info({ tcpPort, host: config.host, room: config.room }, 'tcp chat listening');
@@ -262,7 +262,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       stalls.stop();
       await hooks?.close(2000); // the last disconnects reach the backend
       calls?.close();
-      await engine.close?.();
+      await engine.close();
       log.info('switchboard stopped');
     })());
 

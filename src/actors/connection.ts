@@ -127,7 +127,7 @@ function endsOf(core: BrokerCore): ConnectionEnds {
 export function openConnection(core: BrokerCore, wire: Wire, addr: string, request: JoinRequest, meta?: Record<string, unknown>, keepaliveMs?: number): OpenConnection {
   const { config } = core;
   const events = core.events;
-  const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId?.(), observer: events });
+  const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId(), observer: events });
   link.meta = meta; // the connect hook's, shown in presence from the join on
   const actor = core.actors.create(
     connectionMachine,

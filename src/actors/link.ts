@@ -2,13 +2,13 @@
 // each hold it; the supervisor's registry and topic index point at it.
 import type { ClientInfo, PublicClient, ServerFrame, Transport } from '../protocol/frames.js';
 import type { TokenBucket } from '../engine/bucket.js';
+import { localSessionId } from '../engine/engine.js';
 import { Outgoing } from '../protocol/outgoing.js';
 import { Mailbox, type MailboxLimits, type MailboxOwner, type SlowConsumerPolicy, type Wire } from './mailbox.js';
 import type { Grant } from '../auth/grant.js';
 import type { FrameId } from '../protocol/errors.js';
 import type { ConnectionEvent, ConnectionRef } from './connection.events.js';
 
-let lastId = 0;
 
 /** The presence set of a link that watches nothing: shared, so adding to it is a bug (use Link.watch). */
 class NoFilters extends Set<string> {
@@ -110,7 +110,7 @@ export class Link implements MailboxOwner {
   private ackExtras: Map<FrameId, Record<string, unknown>> | undefined;
 
   constructor(opts: LinkOptions) {
-    this.id = opts.id ?? `c${++lastId}`;
+    this.id = opts.id ?? localSessionId();
     this.addr = opts.addr;
     this.wire = opts.wire;
     this.transport = opts.wire.transport;

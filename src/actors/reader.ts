@@ -69,9 +69,7 @@ export class FrameReader {
     if (frame.op === 'rpc') return this.reject(new ProtocolError('bad_frame', 'rpc is not enabled on this broker (no --hook-url, or rpc not in --hooks)', frame.id));
     if (frame.op === 'ping') {
       // A clustered engine answers after this client's earlier requests and the deliveries already on their way.
-      if (this.engine.ping) return this.engine.ping(link, frame.id);
-      link.send(frame.id === undefined ? { op: 'pong' } : { op: 'pong', id: frame.id });
-      return;
+      return this.engine.ping(link, frame.id);
     }
     this.handle(frame);
   }

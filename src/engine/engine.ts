@@ -153,19 +153,26 @@ export interface Engine<S extends Session = Session> {
   /** What tests and tools may read of this process's clients, filters, watchers and history. */
   readonly inspect: EngineInspection<S>;
 
-  // Optional, for engines backed by a shared store (src/engine/redis/): absent in the in-memory engine.
-  /** A fresh client id (`c<digits>`) unique across every process sharing the store. */
-  nextSessionId?(): string;
+  // Where the engines differ in time, not in meaning (the in-memory engine answers at once).
+  /** A fresh client id (`c<digits>`): unique in this process, or across every process sharing the store. */
+  nextSessionId(): string;
   /** Answers a `ping` after every earlier request of `session` and every delivery already on its way to it. */
-  ping?(session: S, id: FrameId | undefined): void;
-  /** Server-side publish that waits for the store (HTTP API); `unavailable` when the store cannot take it. */
-  publishAsync?(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError>;
-  /** `ok`, or `degraded` while the shared store is unreachable (shown by /healthz and /metrics). */
-  health?(): 'ok' | 'degraded';
-  /** Connects to the store before the broker listens. */
-  start?(): Promise<void>;
-  /** Announces the leaves still pending, withdraws this process from the store, closes its connections. */
-  close?(): Promise<void>;
+  ping(session: S, id: FrameId | undefined): void;
+  /** Server-side publish that waits for the store (HTTP API, MQTT wills); `unavailable` when it cannot take it. */
+  publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError>;
+  /** `ok`, or `degraded` while a shared store is unreachable (shown by /healthz and /metrics). */
+  health(): 'ok' | 'degraded';
+  /** Connects to the store (if any) before the broker listens. */
+  start(): Promise<void>;
+  /** Announces the leaves still pending, withdraws this process from the store (if any), closes its connections. */
+  close(): Promise<void>;
+}
+
+let lastSessionId = 0;
+
+/** A client id unique in this process (`c1`, `c2`, …): the in-memory engine's, and a Link's made without an engine. */
+export function localSessionId(): string {
+  return `c${++lastSessionId}`;
 }
 
 /** Frames the engine answers: ping, quit and auth are the session layer's, rpc the application backend's (src/hooks/). */

@@ -1,6 +1,8 @@
 // LocalInspection: an engine's inspection (EngineInspection in engine.ts) read off the in-memory structures: its
-// registry, topic index, presence watchers and history.
-import type { EngineInspection, Session } from './engine.js';
+// registry, topic index, presence watchers and history; and the topic listing of GET /api/topics.
+import type { EngineInspection, Session, TopicView } from './engine.js';
+import type { History } from './history.js';
+import { isWildcard } from '../protocol/topic.js';
 import type { Presence } from './presence.js';
 import type { Registry } from './registry.js';
 import type { TopicIndex } from './topic-index.js';
@@ -50,4 +52,27 @@ export class LocalInspection<S extends Session> implements EngineInspection<S> {
   historyNamesBytes(): number {
     return this.parts.history.namesBytes;
   }
+}
+
+/** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
+export function listTopics<S extends Session, M>(parts: { registry: Registry<S>; index: TopicIndex<S>; history: History<M> }, limit: number): { total: number; topics: TopicView[] } {
+  const { registry, index, history } = parts;
+  const seen = new Set<string>();
+  for (const [topic] of history.topics()) seen.add(topic);
+  for (const link of registry.values()) for (const f of link.subscriptions) seen.add(f);
+  const topics: TopicView[] = [];
+  for (const topic of seen) {
+    if (topics.length >= limit) break;
+    const wildcard = isWildcard(topic);
+    const position = wildcard ? undefined : history.position(topic);
+    topics.push({
+      topic,
+      wildcard,
+      // A concrete topic: connections a publish would reach (without filling the publish cache). A filter: its holders.
+      subscribers: wildcard ? index.subscribersOf(topic).size : index.countMatches(topic),
+      lastSeq: wildcard ? null : (position?.seq ?? 0),
+      epoch: position?.epoch ?? null,
+    });
+  }
+  return { total: seen.size, topics };
 }

@@ -1,7 +1,7 @@
 // MemoryEngine: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
-import type { Engine, EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
+import { localSessionId, type Engine, type EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
 import { ackFrame, errorFrame, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
@@ -11,12 +11,13 @@ import { History } from './history.js';
 import { RESUME_MAX_TOPICS, resumeAck, resumeTerms } from './resume.js';
 import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
-import { LocalInspection } from './inspection.js';
+import { listTopics, LocalInspection } from './inspection.js';
+import { Subscriptions } from './subscriptions.js';
 import { BrokerStats } from './stats.js';
 import { Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
 import { PublishKeys } from './idempotency.js';
-import { CACHE_NODES_PER_TOKEN, WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN, type MemoryEngineOptions } from './options.js';
-import { nameProblem, publishRefusal, renameLimit, sendRefusal, subscribeRefusal, whoStart } from './rules.js';
+import { WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN, type MemoryEngineOptions } from './options.js';
+import { nameProblem, publishRefusal, renameLimit, sendRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 
 export type { MemoryEngineOptions };
@@ -31,6 +32,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
   readonly roster = new Roster<Link>();
   readonly inspect: EngineInspection<Link>;
+  /** The filters each session holds, in step with the index, the watchers and the roster. */
+  protected readonly subscriptions: Subscriptions<Link>;
   private readonly publishKeys = new PublishKeys();
 
   constructor(readonly options: MemoryEngineOptions) {
@@ -39,6 +42,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       (m) => m.bytes,
     );
     this.inspect = new LocalInspection<Link>(this);
+    this.subscriptions = new Subscriptions<Link>(this, options.maxSubscriptions);
   }
 
   get life(): string {
@@ -79,36 +83,37 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     }
   }
 
+  nextSessionId(): string {
+    return localSessionId();
+  }
+
+  /** Nothing is on its way: every earlier request was answered and its deliveries queued already. */
+  ping(link: Link, id: FrameId | undefined): void {
+    link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
+  }
+
+  publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
+    return Promise.resolve(this.publish(topic, data, key));
+  }
+
+  health(): 'ok' | 'degraded' {
+    return 'ok';
+  }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
   /** Removes every trace of `link` after a fault in leave(); nothing is announced. */
   forget(link: Link): void {
     this.registry.remove(link);
-    for (const filter of link.subscriptions) {
-      this.index.remove(filter, link);
-      this.presence.unwatch(filter, link);
-    }
+    this.subscriptions.detach(link);
     this.roster.clientChanged(link.subscriptions);
   }
 
   /** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
   topics(limit: number): { total: number; topics: TopicView[] } {
-    const seen = new Set<string>();
-    for (const [topic] of this.history.topics()) seen.add(topic);
-    for (const link of this.registry.values()) for (const f of link.subscriptions) seen.add(f);
-    const topics: TopicView[] = [];
-    for (const topic of seen) {
-      if (topics.length >= limit) break;
-      const wildcard = isWildcard(topic);
-      const position = wildcard ? undefined : this.history.position(topic);
-      topics.push({
-        topic,
-        wildcard,
-        // A concrete topic: connections a publish would reach (without filling the publish cache). A filter: its holders.
-        subscribers: wildcard ? this.index.subscribersOf(topic).size : this.index.countMatches(topic),
-        lastSeq: wildcard ? null : (position?.seq ?? 0),
-        epoch: position?.epoch ?? null,
-      });
-    }
-    return { total: seen.size, topics };
+    return listTopics(this, limit);
   }
 
   /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
@@ -149,7 +154,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     ];
     let changed = false;
     for (const [filter, presence] of initial) {
-      const added = this.subscribe(link, filter, presence);
+      const added = this.subscriptions.add(link, filter, presence);
       if (added instanceof ProtocolError) this.fail(link, added);
       else if (added) {
         changed = true;
@@ -161,16 +166,19 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Unregisters `link` and tells the presence watchers of each of its filters. */
   leave(link: Link, cause: LeaveCause): void {
-    if (!this.registry.remove(link)) return;
-    this.roster.clientChanged(link.subscriptions);
-    this.stats.connectionsClosed++;
-    for (const filter of link.subscriptions) {
-      this.index.remove(filter, link);
-      this.presence.unwatch(filter, link);
-      this.announce(cause, link, filter);
-    }
+    if (!this.unregister(link)) return;
+    for (const filter of link.subscriptions) this.announce(cause, link, filter);
     link.subscriptions.clear();
     link.presence.clear();
+  }
+
+  /** Takes a leaving `link` out of the registry, the index and the watchers; false when it was not registered. */
+  protected unregister(link: Link): boolean {
+    if (!this.registry.remove(link)) return false;
+    this.roster.clientChanged(link.subscriptions);
+    this.stats.connectionsClosed++;
+    this.subscriptions.detach(link);
+    return true;
   }
 
   /** Whether `link` is closed when idle, under the --idle-close policy. */
@@ -187,7 +195,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   }
 
   sub(link: Link, frame: FrameOf<'sub'>): void {
-    const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
+    const added = this.subscriptions.add(link, frame.topic, frame.presence === true, frame.id);
     if (added instanceof ProtocolError) return this.fail(link, added);
     if (frame.since === undefined) {
       this.ack(link, frame.id, { life: this.history.boot });
@@ -218,19 +226,8 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Idempotent, like MQTT: unsubscribing from a filter one does not hold is acknowledged too. */
   unsub(link: Link, frame: FrameOf<'unsub'>): void {
-    if (this.unsubscribe(link, frame.topic)) this.announce('leave', link, frame.topic);
+    if (this.subscriptions.remove(link, frame.topic)) this.announce('leave', link, frame.topic);
     this.ack(link, frame.id);
-  }
-
-  /** Drops `filter` (and presence on it) for `link`; true when it held it (a leave to announce). */
-  protected unsubscribe(link: Link, filter: string): boolean {
-    if (!link.subscriptions.delete(filter)) return false;
-    this.roster.subscriptionChanged(filter);
-    this.index.remove(filter, link);
-    this.chargeInvalidation(link);
-    this.presence.unwatch(filter, link);
-    link.presence.delete(filter);
-    return true;
   }
 
   /** A fresh token for `link` (docs/protocol.md, Token expiry and refresh): what it no longer allows is dropped. */
@@ -395,31 +392,6 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
   fail(link: Link, err: ProtocolError): void {
     this.stats.countError(err.code);
     link.send(errorFrame(err));
-  }
-
-  /** Adds `filter` (and presence on it) for `link`; true when the filter is new to it (a join to announce). */
-  protected subscribe(link: Link, filter: string, presence: boolean, id?: FrameId): ProtocolError | boolean {
-    const refused = subscribeRefusal(link, filter, this.options.maxSubscriptions, id);
-    if (refused) return refused;
-    const isNew = !link.subscriptions.has(filter);
-    if (isNew) {
-      link.subscriptions.add(filter);
-      this.index.add(filter, link);
-      this.chargeInvalidation(link);
-      this.roster.subscriptionChanged(filter);
-    }
-    if (presence) {
-      link.watch(filter);
-      this.presence.watch(filter, link);
-    } else if (link.presence.delete(filter)) {
-      this.presence.unwatch(filter, link);
-    }
-    return isNew;
-  }
-
-  /** Charges `link` for what its last subscription change cost the match cache (CACHE_NODES_PER_TOKEN). */
-  protected chargeInvalidation(link: Link): void {
-    link.rate?.charge(Math.floor(this.index.lastInvalidationWork / CACHE_NODES_PER_TOKEN));
   }
 
   /** True when the chat room is too big to announce every login and logout. */

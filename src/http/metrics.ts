@@ -103,7 +103,7 @@ export class BrokerMetrics {
     };
     gauge('switchboard_mailbox_depth_sum', 'Frames queued in all mailboxes at scrape time', () => depth().sum);
     gauge('switchboard_mailbox_depth_max', 'Deepest mailbox at scrape time', () => depth().max);
-    gauge('switchboard_engine_degraded', 'A cluster node whose Redis is unreachable, or one of whose Redis Cluster masters does not answer: 1 (publishes answer unavailable, all or those of that shard); 0 otherwise', () => (hub.health?.() === 'degraded' ? 1 : 0));
+    gauge('switchboard_engine_degraded', 'A cluster node whose Redis is unreachable, or one of whose Redis Cluster masters does not answer: 1 (publishes answer unavailable, all or those of that shard); 0 otherwise', () => (hub.health() === 'degraded' ? 1 : 0));
     counter('switchboard_cluster_messages_received_total', 'Cluster: messages this node received from Redis (only those of topics its clients subscribe to, and of the families of their wildcard filters; docs/cluster.md)', () => hub.stats.clusterMessagesReceived);
     gauge('switchboard_cluster_channels', 'Cluster: Redis channels this node listens on for messages (per topic, per wildcard family; dropped --interest-linger-ms after the last local subscriber left)', () => hub.stats.clusterChannels);
     gauge('switchboard_actors', 'Live actors: the supervisor plus one per connection', () => hub.sessionCount + 1);

@@ -22,7 +22,7 @@ const KEY_MAX = PUBLISH_KEY_MAX;
  * `duplicate: true`. The engine keeps the keys (in Redis on a cluster: one key is one publish on every node).
  */
 export async function publishOnce(hub: Engine<Link>, topic: string, data: unknown, key: string | undefined): Promise<PublishResult | ProtocolError> {
-  return hub.publishAsync ? await hub.publishAsync(topic, data, key) : hub.publish(topic, data, key);
+  return hub.publishAsync(topic, data, key);
 }
 
 /**

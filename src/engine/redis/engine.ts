@@ -160,17 +160,17 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     if (this.redis.listening) await this.interest.ready(filter);
   }
 
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     await this.redis.start();
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (this.redis.closed) return;
     this.interest.close();
     await this.redis.close(() => this.order.settle(2000));
   }
 
-  health(): 'ok' | 'degraded' {
+  override health(): 'ok' | 'degraded' {
     return this.redis.health();
   }
 
@@ -178,7 +178,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     return this.redis.life;
   }
 
-  nextSessionId(): string {
+  override nextSessionId(): string {
     return this.redis.ids.take();
   }
 
@@ -198,9 +198,14 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     return this.redis.script(lua, keys, args);
   }
 
-  /** Queues `op` after the session's earlier requests (see RequestOrder). */
-  private enqueue(session: S, op: () => Promise<void> | void, id?: FrameId, counted = true, pub = false): void {
-    this.order.enqueue(session, op, { id, counted, pub });
+  /** Queues request `op` after the session's earlier requests (see RequestOrder). */
+  private enqueue(session: S, op: () => Promise<void> | void, id?: FrameId): void {
+    this.order.enqueue(session, op, { id });
+  }
+
+  /** Queues a step of the session's own (join, leave, activity, ping, regrant): in its order, never refused for load. */
+  private enqueueStep(session: S, op: () => Promise<void> | void, id?: FrameId): void {
+    this.order.enqueue(session, op, { id, counted: false });
   }
 
   // ---- sessions -------------------------------------------------------------------------------------------------
@@ -213,74 +218,53 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.registry.add(link); // under its id until a name is claimed
     this.roster.clientChanged(link.subscriptions);
     this.stats.connectionsOpened++;
-    this.enqueue(
-      link,
-      async () => {
-        const { name, problem } = await this.directory.claimAtJoin(link, req.grant?.name ?? req.name, this.defaultNameBase(link));
-        if (!this.registry.has(link)) return; // gone while its name was claimed
-        this.registry.rename(link, name);
-        await this.directory.mirror(link);
-        // The filters asked for at connect are heard before hello: a message published after it reaches the client.
-        const initial = [...(req.topics ?? []), ...(req.presenceTopics ?? [])].filter((f) => filterError(f) === null);
-        for (const f of initial) this.interest.want(f);
-        try {
-          await Promise.all(initial.map((f) => this.interestReady(f)));
-          if (!this.registry.has(link)) return;
-          this.greet(link);
-          if (problem) this.fail(link, problem);
-          if (this.subscribeAtConnect(link, req)) await this.directory.mirror(link);
-        } finally {
-          for (const f of initial) this.interest.release(f);
-        }
-      },
-      undefined,
-      false,
-    );
+    this.enqueueStep(link, async () => {
+      const { name, problem } = await this.directory.claimAtJoin(link, req.grant?.name ?? req.name, this.defaultNameBase(link));
+      if (!this.registry.has(link)) return; // gone while its name was claimed
+      this.registry.rename(link, name);
+      await this.directory.mirror(link);
+      // The filters asked for at connect are heard before hello: a message published after it reaches the client.
+      const initial = [...(req.topics ?? []), ...(req.presenceTopics ?? [])].filter((f) => filterError(f) === null);
+      for (const f of initial) this.interest.want(f);
+      try {
+        await Promise.all(initial.map((f) => this.interestReady(f)));
+        if (!this.registry.has(link)) return;
+        this.greet(link);
+        if (problem) this.fail(link, problem);
+        if (this.subscribeAtConnect(link, req)) await this.directory.mirror(link);
+      } finally {
+        for (const f of initial) this.interest.release(f);
+      }
+    });
   }
 
   override leave(link: S, cause: LeaveCause): void {
-    if (!this.registry.remove(link)) return;
-    this.roster.clientChanged(link.subscriptions);
-    this.stats.connectionsClosed++;
+    if (!this.unregister(link)) return;
     const filters = [...link.subscriptions];
-    for (const filter of filters) {
-      this.index.remove(filter, link);
-      this.presence.unwatch(filter, link);
-    }
     link.subscriptions.clear();
     link.presence.clear();
     this.live.forget(link);
     const subject = subjectOf(link);
-    this.enqueue(
-      link,
-      async () => {
-        for (const filter of filters) this.presenceRelay.publish(cause, subject, filter);
-        await this.directory.drop(subject.id, subject.name);
-      },
-      undefined,
-      false,
-    );
+    this.enqueueStep(link, async () => {
+      for (const filter of filters) this.presenceRelay.publish(cause, subject, filter);
+      await this.directory.drop(subject.id, subject.name);
+    });
   }
 
   override forget(link: S): void {
     super.forget(link);
     link.subscriptions.clear();
     this.live.forget(link);
-    this.enqueue(link, () => this.directory.drop(link.id, link.name), undefined, false);
+    this.enqueueStep(link, () => this.directory.drop(link.id, link.name));
   }
 
   override activity(link: S, event: 'idle' | 'active'): void {
     if (!this.registry.has(link)) return;
     this.roster.clientChanged(link.subscriptions);
-    this.enqueue(
-      link,
-      async () => {
-        for (const filter of link.subscriptions) this.announce(event, link, filter);
-        await this.directory.mirror(link);
-      },
-      undefined,
-      false,
-    );
+    this.enqueueStep(link, async () => {
+      for (const filter of link.subscriptions) this.announce(event, link, filter);
+      await this.directory.mirror(link);
+    });
   }
 
   // ---- requests -------------------------------------------------------------------------------------------------
@@ -291,27 +275,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         return this.enqueue(link, () => this.subAsync(link, frame), frame.id);
       case 'unsub':
         return this.enqueue(link, () => this.unsubAsync(link, frame), frame.id);
-      case 'pub': {
-        // Behind nothing but other pubs, a pub's script is sent at once (Redis runs one connection's commands in
-        // order, so seq order = request order); only its reply waits its turn. Pipelined publishers are not
-        // limited to one Redis round trip per message.
-        if (this.order.waitingOthers(link) || this.order.full) return this.enqueue(link, () => this.pubAsync(link, frame), frame.id);
-        const started = this.pubStart(link, frame).then(
-          (r) => ({ r }),
-          (err: unknown) => ({ err }),
-        );
-        return this.enqueue(
-          link,
-          async () => {
-            const done = await started;
-            if ('err' in done) throw done.err;
-            this.pubAnswer(link, frame, done.r);
-          },
-          frame.id,
-          true,
-          true,
-        );
-      }
+      case 'pub':
+        return this.order.enqueueEarly(link, () => this.pubStart(link, frame), (result) => this.pubAnswer(link, frame, result), frame.id);
       case 'send':
         return this.enqueue(link, () => this.sendAsync(link, frame), frame.id);
       case 'who':
@@ -321,15 +286,14 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     }
   }
 
-  ping(link: S, id: FrameId | undefined): void {
-    this.enqueue(
+  override ping(link: S, id: FrameId | undefined): void {
+    this.enqueueStep(
       link,
       async () => {
         await this.barrier.wait();
         link.send(id === undefined ? { op: 'pong' } : { op: 'pong', id });
       },
       id,
-      false,
     );
   }
 
@@ -338,7 +302,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const resuming = frame.since !== undefined;
     if (resuming) this.live.hold(link);
     try {
-      const added = this.subscribe(link, frame.topic, frame.presence === true, frame.id);
+      const added = this.subscriptions.add(link, frame.topic, frame.presence === true, frame.id);
       if (added instanceof ProtocolError) return this.fail(link, added);
       // Before the ack (and before a resume reads the streams): what is published from now on reaches this node.
       await this.interestReady(frame.topic);
@@ -347,7 +311,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.ack(link, frame.id, { life: this.redis.life });
       } else if (!(await this.resumeFromStreams(link, frame))) {
         if (added) {
-          this.unsubscribe(link, frame.topic);
+          this.subscriptions.remove(link, frame.topic);
           await this.directory.mirror(link);
         }
         return;
@@ -360,7 +324,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   /** A fresh token, in the session's order: filters it no longer allows are dropped (and mirrored) before the ack. */
   override regrant(link: S, grant: Grant, id: FrameId | undefined): void {
-    this.enqueue(
+    this.enqueueStep(
       link,
       async () => {
         const dropped = this.takeGrant(link, grant);
@@ -368,20 +332,15 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
         this.grantTaken(link, grant, dropped, id);
       },
       id,
-      false,
     );
   }
 
   private async unsubAsync(link: S, frame: FrameOf<'unsub'>): Promise<void> {
-    if (this.unsubscribe(link, frame.topic)) {
+    if (this.subscriptions.remove(link, frame.topic)) {
       await this.directory.mirror(link);
       this.announce('leave', link, frame.topic);
     }
     this.ack(link, frame.id);
-  }
-
-  private async pubAsync(link: S, frame: FrameOf<'pub'>): Promise<void> {
-    this.pubAnswer(link, frame, await this.pubStart(link, frame));
   }
 
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
@@ -395,7 +354,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     return new ProtocolError('unavailable', 'the cluster engine publishes asynchronously (publishAsync)');
   }
 
-  publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
+  override publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
     return this.publisher.publish(topic, data, null, true, undefined, key);
   }
 

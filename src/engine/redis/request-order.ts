@@ -69,6 +69,28 @@ export class RequestOrder<S extends { id: string }> {
     this.chains.set(session, next);
   }
 
+  /**
+   * A request whose work may start before its turn (a pub): behind nothing but other such requests, `start` runs at
+   * once (Redis runs one connection's commands in order, so seq order = request order) and only `answer` waits its
+   * turn, so a pipelining publisher is not held to one Redis round trip per message; otherwise all of it waits.
+   */
+  enqueueEarly<R>(session: S, start: () => Promise<R>, answer: (result: R) => void, id?: FrameId): void {
+    if (this.waitingOthers(session) || this.full) return this.enqueue(session, async () => answer(await start()), { id });
+    const started = start().then(
+      (r) => ({ r }),
+      (err: unknown) => ({ err }),
+    );
+    this.enqueue(
+      session,
+      async () => {
+        const done = await started;
+        if ('err' in done) throw done.err;
+        answer(done.r);
+      },
+      { id, pub: true },
+    );
+  }
+
   /** Resolves when every request queued so far is done, or after `ms`. */
   async settle(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;

@@ -308,7 +308,7 @@ export class MqttTransport {
     const publishWill = () => {
       if (!will || session.disconnected || !session.connacked) return;
       const hub = this.core.hub;
-      Promise.resolve(hub.publishAsync ? hub.publishAsync(will.topic, will.data) : hub.publish(will.topic, will.data)).catch((err: unknown) =>
+      hub.publishAsync(will.topic, will.data).catch((err: unknown) =>
         this.log.error({ err, client: link.id }, 'mqtt will publish failed'),
       );
     };

@@ -94,6 +94,39 @@ describe('RequestOrder', () => {
   });
 });
 
+describe('RequestOrder: requests that start early (pubs)', () => {
+  it('behind nothing but pubs, each starts at once and is answered in order; behind a sub it waits its turn', async () => {
+    const session = { id: 'c1' };
+    const order = new RequestOrder<typeof session>({ maxInflight: 10, fail: () => undefined, refusal: () => undefined, log });
+    const started: string[] = [];
+    const answered: string[] = [];
+    const gates = new Map<string, () => void>();
+    const pub = (name: string) =>
+      order.enqueueEarly(
+        session,
+        () => (started.push(name), new Promise<string>((r) => gates.set(name, () => r(name)))),
+        (result) => answered.push(result),
+      );
+    pub('p1');
+    pub('p2');
+    expect(started).toEqual(['p1', 'p2']); // both sent before either was answered
+    gates.get('p2')!();
+    await tick();
+    expect(answered).toEqual([]); // p2's reply waits for p1's
+    gates.get('p1')!();
+    await expect.poll(() => answered).toEqual(['p1', 'p2']);
+    let openSub = () => {};
+    order.enqueue(session, () => new Promise<void>((r) => (openSub = r)));
+    pub('p3');
+    expect(started).toEqual(['p1', 'p2']); // behind the sub: not started
+    await tick();
+    openSub();
+    await expect.poll(() => started).toEqual(['p1', 'p2', 'p3']);
+    gates.get('p3')!();
+    await expect.poll(() => answered).toEqual(['p1', 'p2', 'p3']);
+  });
+});
+
 describe('Cursors', () => {
   const make = (stream: Map<string, string[]>) => {
     const delivered: number[] = [];
