@@ -162,7 +162,7 @@ describe('switchboard check', () => {
       expect(await check(plantedReplay!)).toBe(1);
       expect(log.mock.calls.flat().join('\n')).toMatch(/Replay: switchboard check --url \S+ --seed=6 --path \d+(:\d+)*@\S+ --exclusive/);
       // A negative seed (fast-check draws them) is printed so that it replays: `--seed -5` reads as an option.
-      const negative = formatReport({ ok: false, runs: 1, seed: -5, path: '0', transcript: [], failure: 'x', performed: {} }, { url: broker.url, runs: 1 });
+      const negative = formatReport({ ok: false, runs: 1, seed: -5, path: '0', transcript: [], failure: 'x', performed: {}, messages: {} }, { url: broker.url, runs: 1 });
       const flags = /Replay: switchboard check (.*)/.exec(negative)![1]!.split(' ').filter((f) => !f.startsWith('--path') && f !== '0');
       expect(flags).toContain('--seed=-5');
       expect(await check([...flags, '--runs', '2', '--history', '3'])).toBe(0);

@@ -2,10 +2,15 @@
 // reference model together; on a difference it shrinks the scenario and reports the smallest one
 // found, with the seed and path that replay exactly it.
 import fc from 'fast-check';
-import { ProtocolModel } from '../protocol/model.js';
+import { ProtocolModel, type Transport } from '../protocol/model.js';
 import { scenarioCommands } from './commands.js';
 import { Fleet } from './fleet.js';
-import { Probe } from './probe.js';
+import { Probe, ProbeError } from './probe.js';
+import { connectLines } from './lines-probe.js';
+import { connectMqtt } from './mqtt-probe.js';
+
+/** Every transport the checker can connect clients over, in the order `--transports` prints them. */
+export const TRANSPORTS: readonly Transport[] = ['ws', 'tcp', 'sse', 'mqtt'];
 
 export interface CheckOptions {
   /** WebSocket endpoint of the broker, e.g. ws://127.0.0.1:8080/ws. */
@@ -27,8 +32,23 @@ export interface CheckOptions {
   tcp?: boolean | undefined;
   /** Also connect some clients over Server-Sent Events (`/sse`). */
   sse?: boolean | undefined;
+  /**
+   * The transports scenarios connect clients over (default: WebSocket, with TCP and SSE when `tcp` / `sse` say so).
+   * `mqtt` needs `mqtt`, the nodes' MQTT listeners.
+   */
+  transports?: readonly Transport[] | undefined;
+  /** MQTT listeners (mqtt://host:port), one per node in the order of `url` then `more`. */
+  mqtt?: string[] | undefined;
   /** Endpoints of further nodes of the same cluster: the scenario's connections alternate between all of them. */
   more?: string[] | undefined;
+}
+
+/** The transports a run connects over: `transports`, plus `tcp` and `sse` (their older flags), in TRANSPORTS order. */
+export function transportsOf(options: CheckOptions): Transport[] {
+  const asked = new Set<Transport>(options.transports ?? ['ws']);
+  if (options.tcp) asked.add('tcp');
+  if (options.sse) asked.add('sse');
+  return TRANSPORTS.filter((t) => asked.has(t));
 }
 
 export interface CheckReport {
@@ -41,8 +61,10 @@ export interface CheckReport {
   /** The shrunk scenario, one command per line, with the exact frames sent. */
   transcript?: string[];
   failure?: string;
-  /** Commands performed on the broker, by kind, over every scenario (shrinking included). */
+  /** Commands performed on the broker, by kind (`pub`, or `pub mqtt` by a client not on WebSocket), over every scenario (shrinking included). */
   performed: Record<string, number>;
+  /** Messages received as the model said, by the publisher's and the subscriber's transport (`mqtt→sse`). */
+  messages: Record<string, number>;
 }
 
 export async function runCheck(options: CheckOptions): Promise<CheckReport> {
@@ -51,20 +73,28 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   let observer = await Probe.connect(options.url, timeoutMs);
   // Reopened when the broker closed it (idle timeout during a long check).
   const observe = async () => (observer.open ? observer : (observer = await Probe.connect(options.url, timeoutMs)));
-  if (options.tcp) {
-    try {
-      (await Probe.connectLines(options.url, `chk${process.pid}.reachable`, timeoutMs)).close();
-    } catch (err) {
-      observer.close(); // an open observer would keep `switchboard check` from exiting with its message
-      throw err;
-    }
+  const transports = new Set(transportsOf(options));
+  const urls = [options.url, ...(options.more ?? [])];
+  if (transports.has('mqtt') && (options.mqtt?.length ?? 0) !== urls.length) {
+    observer.close();
+    throw new ProbeError(`MQTT clients need the MQTT listener of each of the ${urls.length} node(s) (got ${options.mqtt?.length ?? 0})`);
+  }
+  const nodes = urls.map((ws, i) => ({ ws, mqtt: transports.has('mqtt') ? options.mqtt![i] : undefined }));
+  try {
+    // One connection over each further transport first: a broker without it fails fast, saying so.
+    if (transports.has('tcp')) (await connectLines(options.url, `chk${process.pid}.reachable`, timeoutMs)).close();
+    for (const node of nodes) if (node.mqtt !== undefined) (await connectMqtt(node.mqtt, '', timeoutMs)).close();
+  } catch (err) {
+    observer.close(); // an open observer would keep `switchboard check` from exiting with its message
+    throw err;
   }
 
   const [fcPath, replayPath] = options.path === undefined ? [] : options.path.split('@');
   const performed: Record<string, number> = {};
+  const messages: Record<string, number> = {};
   let lastFailure: { transcript: string[]; message: string } | undefined;
-  const property = fc.asyncProperty(fc.commands(scenarioCommands({ tcp: options.tcp === true, sse: options.sse === true }), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
-    const fleet = new Fleet({ url: options.url, exclusive: options.exclusive ?? false, timeoutMs, observer: observe, tcp: options.tcp, sse: options.sse, more: options.more });
+  const property = fc.asyncProperty(fc.commands(scenarioCommands(transports), { maxCommands: options.maxCommands ?? 40, size: 'max', ...(replayPath && { replayPath }) }), async (steps) => {
+    const fleet = new Fleet({ exclusive: options.exclusive ?? false, timeoutMs, observer: observe, transports, nodes });
     const model = new ProtocolModel({ historySize: options.historySize ?? 100, room: fleet.room });
     try {
       await fc.asyncModelRun(() => ({ model, real: fleet }), steps);
@@ -73,10 +103,8 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
       lastFailure = { transcript: [...fleet.transcript], message: err instanceof Error ? err.message : String(err) };
       throw err;
     } finally {
-      for (const c of fleet.performed) {
-        const kind = c.op === 'connect' && c.tcp ? 'connect tcp' : c.op === 'connect' && c.sse ? 'connect sse' : c.op;
-        performed[kind] = (performed[kind] ?? 0) + 1;
-      }
+      for (const kind of fleet.performed) performed[kind] = (performed[kind] ?? 0) + 1;
+      for (const [key, n] of fleet.messages) messages[key] = (messages[key] ?? 0) + n;
       fleet.close();
     }
   });
@@ -87,7 +115,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
       ...(fcPath !== undefined && { path: fcPath }),
     })
     .finally(() => observer.close());
-  if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed, performed };
+  if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed, performed, messages };
   // fc.commands needs its own replayPath (which commands ran) besides the seed and path to rebuild the same scenario.
   const commandsReplay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[0] ?? ''))?.[1];
   return {
@@ -99,6 +127,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
     transcript: lastFailure?.transcript ?? [],
     failure: lastFailure?.message ?? String(details.errorInstance),
     performed,
+    messages,
   };
 }
 
@@ -109,7 +138,12 @@ export function formatReport(report: CheckReport, options: CheckOptions): string
     .sort(([, a], [, b]) => b - a)
     .map(([op, n]) => `${op} ${n}`)
     .join(', ');
-  if (report.ok) return `switchboard check: ${report.runs} scenarios conform to the model (seed ${report.seed})\n${total} commands: ${mix}`;
+  const received = Object.values(report.messages).reduce((a, b) => a + b, 0);
+  const byTransport = Object.entries(report.messages)
+    .sort(([x, a], [y, b]) => b - a || x.localeCompare(y))
+    .map(([key, n]) => `${key} ${n}`)
+    .join(', ');
+  if (report.ok) return `switchboard check: ${report.runs} scenarios conform to the model (seed ${report.seed})\n${total} commands: ${mix}\n${received} messages received as the model said: ${byTransport}`;
   return [
     `switchboard check: the broker differs from the model (after ${report.runs} scenario(s), shrunk ${report.shrinks ?? 0} time(s))`,
     '',
@@ -130,7 +164,8 @@ function replayFlags(report: CheckReport, options: CheckOptions): string {
   if (report.path) flags.push(`--path ${report.path}`);
   if (options.exclusive) flags.push('--exclusive');
   if (options.historySize !== undefined && options.historySize !== 100) flags.push(`--history ${options.historySize}`);
-  if (options.tcp) flags.push('--tcp');
-  if (options.sse) flags.push('--sse');
+  const transports = transportsOf(options);
+  if (transports.join(',') !== 'ws') flags.push(`--transports ${transports.join(',')}`);
+  for (const u of transports.includes('mqtt') ? (options.mqtt ?? []) : []) flags.push(`--mqtt-url ${u}`);
   return flags.join(' ');
 }

@@ -1,7 +1,8 @@
 // `switchboard check`: runs the conformance checker against a running broker.
 // Exit codes: 0 every scenario conformed, 1 a difference was found (shrunk and printed), 2 bad usage.
 import { parseArgs } from 'node:util';
-import { formatReport, runCheck } from './checker.js';
+import { formatReport, runCheck, TRANSPORTS } from './checker.js';
+import type { Transport } from '../protocol/model.js';
 import { ProbeError } from './probe.js';
 import { LOCAL_WS_URL } from '../config.js';
 
@@ -22,9 +23,14 @@ Options:
   --exclusive        nobody else uses the broker: compare pub's \`delivered\` exactly (default: at least)
   --history <n>      the broker's --history setting, for sub with since (default 100)
   --timeout-ms <n>   how long one reply or close may take (default 3000)
-  --tcp              also connect some clients over the TCP line protocol (JSON lines), through the
-                     broker's HTTP port (GET /lines upgrade) into a room of their own, never its --room
-  --sse              also connect some clients over Server-Sent Events (GET /sse, requests over POST)
+  --transports <l>   the transports clients connect over, comma-separated (default ws): ws; tcp, the
+                     TCP line protocol (JSON lines) through the broker's HTTP port (GET /lines upgrade)
+                     into a room of their own, never its --room; sse, Server-Sent Events (GET /sse,
+                     requests over POST); mqtt, MQTT 3.1.1 clients at QoS 0 and 1 (needs the broker's
+                     --mqtt-port)
+  --mqtt-url <url>   the broker's MQTT listener, mqtt://host:port; give it again for each --url, in
+                     the same order (default: each --url's host, port 1883)
+  --tcp, --sse       the same as adding tcp, sse to --transports
   --help             show this help
 
 Exit status: 0 conforms, 1 difference found, 2 bad usage or no broker at --url.`;
@@ -46,6 +52,8 @@ export async function check(argv: string[]): Promise<number> {
         'timeout-ms': { type: 'string' },
         tcp: { type: 'boolean' },
         sse: { type: 'boolean' },
+        transports: { type: 'string' },
+        'mqtt-url': { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
     }));
@@ -79,6 +87,22 @@ export async function check(argv: string[]): Promise<number> {
     return usage(`--path must be the path printed with a counterexample (like 12:3:0@AB:C), got '${values.path}'`);
   }
   if (values.path !== undefined && seed === undefined) return usage('--path needs the --seed it was printed with');
+  const transports = (values.transports ?? 'ws').split(',').map((t) => t.trim());
+  const unknown = transports.filter((t) => !(TRANSPORTS as readonly string[]).includes(t));
+  if (unknown.length > 0 || transports.length === 0) return usage(`--transports takes a comma-separated list of ${TRANSPORTS.join(', ')}, got '${values.transports}'`);
+  const mqttGiven = values['mqtt-url'] ?? [];
+  if (mqttGiven.length > 0 && mqttGiven.length !== urls.length) return usage(`--mqtt-url must be given once per --url (${urls.length}), got ${mqttGiven.length}`);
+  const mqtt: string[] = [];
+  for (const raw of mqttGiven.length > 0 ? mqttGiven : urls.map((u) => `mqtt://${u.host.replace(/:\d+$/, '')}:1883`)) {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      return usage(`--mqtt-url must be an mqtt://host:port URL, got '${raw}'`);
+    }
+    if (u.protocol !== 'mqtt:' || u.port === '') return usage(`--mqtt-url must be an mqtt://host:port URL, got '${raw}'`);
+    mqtt.push(`mqtt://${u.host}`);
+  }
 
   try {
     const options = {
@@ -92,6 +116,8 @@ export async function check(argv: string[]): Promise<number> {
       timeoutMs: timeoutMs as number,
       tcp: values.tcp === true,
       sse: values.sse === true,
+      transports: transports as Transport[],
+      mqtt,
     };
     const report = await runCheck(options);
     console.log(formatReport(report, options));

@@ -3,7 +3,7 @@
 // Topics and names are written without the per-run prefix the fleet adds (see Fleet.topic/Fleet.name).
 import fc from 'fast-check';
 import type { AsyncCommand } from 'fast-check';
-import type { ModelFrame, ProtocolModel, Slot } from '../protocol/model.js';
+import { isTopic, type ModelFrame, type ProtocolModel, type Slot, type Transport } from '../protocol/model.js';
 
 /** What runs a command against real connections (the Fleet); declared here so commands and fleet import one way. */
 export interface Performer {
@@ -16,8 +16,10 @@ export type Target = { id: Slot } | { nameOf: Slot } | { name: string };
 export type BadFrame = 'not-json' | 'not-object' | 'no-op' | 'unknown-op';
 
 export type CheckCommand =
-  | { op: 'connect'; slot: Slot; name?: string; topics?: string[]; tcp?: boolean; sse?: boolean }
-  | { op: 'sub'; slot: Slot; topic: string; presence?: boolean; since?: number; notify?: true }
+  /** `transport`: absent for WebSocket. */
+  | { op: 'connect'; slot: Slot; name?: string; topics?: string[]; transport?: Exclude<Transport, 'ws'> }
+  /** `qos`: the QoS an MQTT client subscribes at (0 when absent); other transports have none. */
+  | { op: 'sub'; slot: Slot; topic: string; presence?: boolean; since?: number; notify?: true; qos?: 0 | 1 }
   | { op: 'unsub'; slot: Slot; topic: string; notify?: true }
   | { op: 'pub'; slot: Slot; topic: string; data: unknown; echo?: boolean; notify?: true }
   | { op: 'send'; slot: Slot; to: Target; data: unknown; notify?: true }
@@ -56,23 +58,63 @@ export class Step implements AsyncCommand<ProtocolModel, Performer> {
 
   check(model: Readonly<ProtocolModel>): boolean {
     const live = model.liveSlots().length;
-    return this.cmd.op === 'connect' ? live < SLOTS : live > 0;
+    if (this.cmd.op === 'connect') return live < SLOTS;
+    if (live === 0) return false;
+    const cmd = this.absolute(model);
+    return forTransport(cmd, model.client(cmd.slot)?.transport ?? 'ws') !== null;
   }
 
   run(model: ProtocolModel, fleet: Performer): Promise<void> {
     return fleet.perform(this.resolve(model), model);
   }
 
-  /** The command with its absolute slot. */
+  /** The command with its absolute slot, as its client's transport gives it (check() said it can). */
   resolve(model: Readonly<ProtocolModel>): CheckCommand {
+    const cmd = this.absolute(model);
+    return forTransport(cmd, model.client(cmd.slot)?.transport ?? 'ws') ?? cmd;
+  }
+
+  private absolute(model: Readonly<ProtocolModel>): CheckCommand {
     const live = model.liveSlots();
-    const slot = this.cmd.op === 'connect' ? [...Array(SLOTS).keys()].find((s) => !live.includes(s))! : live[this.cmd.slot % live.length]!;
-    return { ...this.cmd, slot };
+    if (this.cmd.op === 'connect') return { ...this.cmd, slot: [...Array(SLOTS).keys()].find((s) => !live.includes(s))! };
+    // A QoS only means something to an MQTT client: such a sub goes to one when there is one.
+    const mqtt = this.cmd.op === 'sub' && this.cmd.qos !== undefined ? live.filter((s) => model.client(s)?.transport === 'mqtt') : [];
+    const among = mqtt.length > 0 ? mqtt : live;
+    return { ...this.cmd, slot: among[this.cmd.slot % among.length]! };
   }
 
   toString(): string {
     return describe(this.cmd);
   }
+}
+
+/**
+ * The command as a client of `transport` gives it, or null when that client cannot. The JSON transports give every
+ * command (without `qos`). An MQTT client (docs/mqtt.md) subscribes (without presence or `since`; SUBACK always
+ * answers, so never as a notification), unsubscribes, publishes to a concrete topic (QoS 1, or QoS 0 for a
+ * notification; it has no `echo`), pings and disconnects; it has no send, who, rename or malformed frames.
+ */
+export function forTransport(cmd: CheckCommand, transport: Transport): CheckCommand | null {
+  if (transport !== 'mqtt') return cmd.op === 'sub' && cmd.qos !== undefined ? without(cmd, 'qos') : cmd;
+  switch (cmd.op) {
+    case 'connect':
+    case 'ping':
+    case 'quit':
+    case 'drop':
+      return cmd;
+    case 'sub':
+      return cmd.presence === true || cmd.since !== undefined ? null : without(cmd, 'presence', 'notify');
+    case 'unsub':
+      return without(cmd, 'notify');
+    case 'pub':
+      return cmd.echo === false || !isTopic(cmd.topic) ? null : without(cmd, 'echo');
+    default:
+      return null;
+  }
+}
+
+function without<C extends CheckCommand>(cmd: C, ...keys: string[]): C {
+  return Object.fromEntries(Object.entries(cmd).filter(([k]) => !keys.includes(k))) as C;
 }
 
 /** How abstract topics and names become concrete ones (the fleet adds its run prefix). */
@@ -141,13 +183,20 @@ const target: fc.Arbitrary<Target> = fc.oneof(
   name.map((n) => ({ name: n })),
 );
 
-/** Weighted towards connect, sub and pub. With `tcp`, some clients connect over TCP JSON lines (a name but no topics at connect there). */
-export function scenarioCommands(options: { tcp: boolean; sse?: boolean } = { tcp: false }): fc.Arbitrary<Step>[] {
+/**
+ * Weighted towards connect, sub and pub. Clients connect over the `transports` asked: WebSocket and Server-Sent Events
+ * with a name and filters, TCP JSON lines and MQTT with a name only (MQTT's client id).
+ */
+export function scenarioCommands(transports: ReadonlySet<Transport> = new Set(['ws'])): fc.Arbitrary<Step>[] {
   const arbs: fc.Arbitrary<CheckCommand>[] = [
-    fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
-    // Connect weighs three: a scenario's commands are skipped until someone is connected (and when all slots are full, connect is).
-    fc.record({ op: fc.constant('connect'), slot }),
-    fc.record({ op: fc.constant('connect'), slot }),
+    ...(transports.has('ws')
+      ? [
+          fc.record({ op: fc.constant('connect'), slot, name: fc.option(name, { nil: undefined, freq: 3 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot'] }),
+          // Connect weighs three: a scenario's commands are skipped until someone is connected (and when all slots are full, connect is).
+          fc.record({ op: fc.constant('connect'), slot }),
+          fc.record({ op: fc.constant('connect'), slot }),
+        ]
+      : []),
     fc.record({ op: fc.constant('sub'), slot, topic: filter, presence: fc.option(fc.boolean(), { nil: undefined }), since: fc.option(fc.constantFrom(0, 1, 3), { nil: undefined, freq: 4 }) }, { requiredKeys: ['op', 'slot', 'topic'] }),
     // Resuming a concrete topic, with the epoch the checker observed for it.
     fc.record({ op: fc.constant('sub'), slot, topic, since: fc.constantFrom(0, 1, 2, 3, 9) }),
@@ -169,11 +218,17 @@ export function scenarioCommands(options: { tcp: boolean; sse?: boolean } = { tc
     fc.record({ op: fc.constant('drop'), slot }),
     fc.record({ op: fc.constant('bad'), slot, frame: fc.constantFrom<BadFrame>('not-json', 'not-object', 'no-op', 'unknown-op') }),
   ] as fc.Arbitrary<CheckCommand>[];
-  if (options.tcp) arbs.push(...Array.from({ length: 2 }, () => fc.record({ op: fc.constant('connect'), slot, tcp: fc.constant(true), name: fc.option(name, { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot', 'tcp'] }) as fc.Arbitrary<CheckCommand>));
-  // With `sse`, some clients open a Server-Sent Events stream (name and filters at connect, requests over POST).
-  if (options.sse) {
-    const sseConnect = fc.record({ op: fc.constant('connect'), slot, sse: fc.constant(true), name: fc.option(name, { nil: undefined, freq: 2 }), topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }, { requiredKeys: ['op', 'slot', 'sse'] });
-    arbs.push(...Array.from({ length: 2 }, () => sseConnect as fc.Arbitrary<CheckCommand>));
+  const connectVia = (transport: Exclude<Transport, 'ws'>, topics: boolean) =>
+    fc.record(
+      { op: fc.constant('connect'), slot, transport: fc.constant(transport), name: fc.option(name, { nil: undefined, freq: 2 }), ...(topics && { topics: fc.option(fc.array(filter, { maxLength: 2 }), { nil: undefined, freq: 2 }) }) },
+      { requiredKeys: ['op', 'slot', 'transport'] },
+    ) as fc.Arbitrary<CheckCommand>;
+  if (transports.has('tcp')) arbs.push(connectVia('tcp', false), connectVia('tcp', false));
+  if (transports.has('sse')) arbs.push(connectVia('sse', true), connectVia('sse', true));
+  if (transports.has('mqtt')) {
+    // Subscriptions at QoS 1 as well as 0: a message reaches an MQTT client at the highest QoS of its matching filters.
+    const subAt = fc.record({ op: fc.constant('sub'), slot, topic: filter, qos: fc.constantFrom<0 | 1>(0, 1) }) as fc.Arbitrary<CheckCommand>;
+    arbs.push(connectVia('mqtt', false), connectVia('mqtt', false), subAt, subAt, fc.record({ op: fc.constant('pub'), slot, topic, data }) as fc.Arbitrary<CheckCommand>);
   }
   return arbs.map((arb) => arb.map((cmd) => new Step(dropUndefined(cmd))));
 }

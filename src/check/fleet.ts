@@ -3,30 +3,30 @@
 // client first, then every other live client; per connection, the pong proves everything queued before it has arrived), then
 // compares each client's frames of that step with the model's. A difference throws a CheckFailure.
 import { randomBytes } from 'node:crypto';
-import type { ProtocolModel, Slot } from '../protocol/model.js';
+import type { Outcome, ProtocolModel, Slot, Transport } from '../protocol/model.js';
 import { isName } from '../protocol/model.js';
 import { describe, requestFrame, slotLabel, type BadFrame, type CheckCommand } from './commands.js';
 import { difference } from './compare.js';
-import { Probe, type Frame } from './probe.js';
+import { opening, type Endpoint } from './connect.js';
+import type { Probe, Frame } from './probe.js';
 
 export interface FleetOptions {
-  /** WebSocket endpoint, e.g. ws://127.0.0.1:8080/ws. */
-  url: string;
   /** True when nobody else uses the broker: `delivered` counts are then exact. */
   exclusive: boolean;
   /** How long one reply, close or barrier may take. */
   timeoutMs: number;
   /** A connection outside the scenario that asks `who` to learn when a closed client is reaped; shared by every run. */
   observer: () => Promise<Probe>;
-  /** Scenarios may connect line-protocol (TCP) clients too, through the broker's `/lines` upgrade into the fleet's room. */
-  tcp?: boolean | undefined;
-  /** Scenarios may connect Server-Sent Events clients too (`/sse`, requests over POST). */
-  sse?: boolean | undefined;
   /**
-   * Endpoints of further nodes of one cluster (docs/cluster.md): connections alternate between `url` and these. A
-   * pub's `delivered` then counts the subscribers on the publisher's own node, as a cluster node reports it.
+   * The transports scenarios connect over: `ws`; `tcp`, line-protocol clients through the broker's `/lines` upgrade
+   * into the fleet's room; `sse`, Server-Sent Events clients (`/sse`, requests over POST); `mqtt`, MQTT 3.1.1 clients.
    */
-  more?: string[] | undefined;
+  transports: ReadonlySet<Transport>;
+  /**
+   * The nodes: `url` and, in a cluster (docs/cluster.md), further ones; connections alternate between them. A pub's
+   * `delivered` then counts the subscribers on the publisher's own node, as a cluster node reports it.
+   */
+  nodes: Endpoint[];
 }
 
 /** A difference between the broker and the model, or a reply that never came. */
@@ -43,15 +43,19 @@ const BAD_FRAMES: Record<BadFrame, { text: (id: string, tcp: boolean) => string;
   'unknown-op': { text: (id) => JSON.stringify({ op: 'dance', id }), code: 'unknown_op', echoesId: true },
 };
 
-const REPLY_OPS = new Set(['ack', 'error', 'pong']);
+/** Replies to a request: the JSON transports' ack, error and pong; MQTT's SUBACK, UNSUBACK and PUBACK. */
+const REPLY_OPS = new Set(['ack', 'error', 'pong', 'suback', 'unsuback', 'puback']);
 
 let fleets = 0;
 
 export class Fleet {
   /** The transcript of the scenario so far: one line per command, with the exact frame sent. */
   readonly transcript: string[] = [];
-  /** Commands performed, with their absolute slots. */
-  readonly performed: CheckCommand[] = [];
+  /** Messages received as the model says, by the publisher's and the subscriber's transport (`mqtt→sse`). */
+  readonly messages = new Map<string, number>();
+  private readonly transportOf = new Map<string, Transport>();
+  /** Kinds of the commands performed: the op, and the transport of the client that gave it unless WebSocket (`pub mqtt`). */
+  readonly performed: string[] = [];
   /** Distinguishes this scenario's topics and names from any other run's and other users'. */
   readonly prefix: string;
   /** The chat room this scenario's line-protocol clients join instead of the broker's --room (nobody else is in it). */
@@ -89,48 +93,38 @@ export class Fleet {
     const step = ++this.steps;
     const id = `k${step}`;
     const line = (sent: string) => this.transcript.push(`#${step} ${describe(cmd)}  →  ${sent}`);
-    this.performed.push(cmd);
+    const transport = cmd.op === 'connect' ? (cmd.transport ?? 'ws') : (model.client(cmd.slot)?.transport ?? 'ws');
+    this.performed.push(transport === 'ws' ? cmd.op : `${cmd.op} ${transport}`);
     let outcome;
     switch (cmd.op) {
       case 'connect': {
-        const endpoints = [this.options.url, ...(this.options.more ?? [])];
-        const node = this.connects++ % endpoints.length;
-        const nodeUrl = endpoints[node]!;
+        const node = this.connects++ % this.options.nodes.length;
         this.nodeOf.set(cmd.slot, node);
-        let probe: Probe;
-        let request: { name?: string; topics?: string[] } = {};
-        if (cmd.tcp) {
-          if (!this.options.tcp) throw new Error('checker: a TCP connect in a scenario without --tcp');
-          const name = cmd.name === undefined ? undefined : this.name(cmd.name);
-          if (name !== undefined) request = { name };
-          line(`lines ${new URL(nodeUrl).origin.replace(/^ws/, 'http')}/lines?room=${this.room}${name === undefined ? '' : `&name=${encodeURIComponent(name)}`}`);
-          probe = await this.within(Probe.connectLines(nodeUrl, this.room, this.options.timeoutMs, name), 'line-protocol connection', step, cmd);
-        } else if (cmd.sse) {
-          if (!this.options.sse) throw new Error('checker: an SSE connect in a scenario without --sse');
-          const name = cmd.name === undefined ? undefined : this.name(cmd.name);
-          const topics = cmd.topics?.map((t) => this.topic(t));
-          request = { ...(name !== undefined && { name }), ...(topics !== undefined && { topics }) };
-          line(`sse ${new URL(nodeUrl).origin.replace(/^ws/, 'http')}/sse?${new URLSearchParams({ ...(name !== undefined && { name }), ...(topics !== undefined && topics.length > 0 && { topics: topics.join(',') }) }).toString()}`);
-          probe = await this.within(Probe.connectSse(nodeUrl, request, this.options.timeoutMs), 'event stream', step, cmd);
-        } else {
-          const name = cmd.name === undefined ? undefined : this.name(cmd.name);
-          const topics = cmd.topics?.map((t) => this.topic(t));
-          request = { ...(name !== undefined && { name }), ...(topics !== undefined && { topics }) };
-          const url = new URL(nodeUrl);
-          if (name !== undefined) url.searchParams.set('name', name);
-          if (topics !== undefined && topics.length > 0) url.searchParams.set('topics', topics.join(','));
-          line(url.toString());
-          probe = await this.within(Probe.connect(url.toString(), this.options.timeoutMs), 'WebSocket connection', step, cmd);
-        }
-        const client = probe.frames[0]!.client as { id?: unknown; addr?: unknown } | undefined;
-        if (probe.frames[0]!.op !== 'hello' || typeof client?.id !== 'string' || typeof client.addr !== 'string') {
+        const via: Transport = cmd.transport ?? 'ws';
+        if (!this.options.transports.has(via)) throw new Error(`checker: a ${via} connect in a scenario without ${via}`);
+        const open = opening(cmd, { node: this.options.nodes[node]!, room: this.room, timeoutMs: this.options.timeoutMs, observer: this.options.observer, ownTopic: `${this.prefix}.own/${step}` }, this);
+        line(open.sent);
+        // An MQTT client id that is a live MQTT client's name takes over that connection, on any node (docs/mqtt.md).
+        const takenOver = via === 'mqtt' ? model.liveSlots().find((s) => model.client(s)!.transport === 'mqtt' && model.client(s)!.name === open.request.name) : undefined;
+        const probe = await this.within(open.open(), `${via} connection`, step, cmd);
+        const client = probe.frames[0]?.client as { id?: unknown; addr?: unknown } | undefined;
+        if (probe.frames[0]?.op !== 'hello' || typeof client?.id !== 'string' || typeof client.addr !== 'string') {
           probe.drop();
           throw new CheckFailure(`step #${step} (${describe(cmd)}): the first frame is not a hello with client.id and client.addr: ${JSON.stringify(probe.frames[0])}`);
         }
+        let before: Outcome | undefined;
+        if (takenOver !== undefined) {
+          const gone = model.client(takenOver)!.id;
+          before = model.disconnect(takenOver);
+          await this.within(this.probe(takenOver).closed, `close of ${slotLabel(takenOver)}, taken over`, step, cmd);
+          await this.reaped(gone, step, cmd);
+        }
         this.ours.add(client.id);
+        this.transportOf.set(client.id, via);
         this.probes.set(cmd.slot, probe);
         this.cursors.set(probe, 0);
-        outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: cmd.tcp ? 'tcp' : cmd.sse ? 'sse' : 'ws' }, request);
+        outcome = model.connect(cmd.slot, { id: client.id, addr: client.addr, transport: via }, open.request);
+        if (before) outcome = { frames: merged(before.frames, outcome.frames) };
         break;
       }
       case 'bad': {
@@ -165,9 +159,9 @@ export class Fleet {
       }
       default: {
         const frame = requestFrame(cmd, id, model, this);
-        line(JSON.stringify(frame));
+        line(JSON.stringify(frame) + (cmd.op === 'sub' && cmd.qos !== undefined ? ` at QoS ${cmd.qos}` : ''));
         const probe = this.probe(cmd.slot);
-        probe.send(frame);
+        probe.send(frame, cmd.op === 'sub' ? cmd.qos : undefined);
         // A notification may get no reply at all: the settle barrier below collects whatever it caused.
         if (frame.id !== undefined) {
           await this.within(
@@ -178,14 +172,13 @@ export class Fleet {
           );
         }
         outcome = model.frame(cmd.slot, frame);
-        if (frame.op === 'pub' && (this.options.more?.length ?? 0) > 0) this.deliveredOnNode(cmd.slot, frame.topic, outcome.frames);
+        if (frame.op === 'pub' && this.options.nodes.length > 1) this.deliveredOnNode(cmd.slot, frame.topic, outcome.frames);
       }
     }
     const received = await this.settle(step, cmd);
     for (const [slot, frames] of received) {
-      let expected = outcome.frames.get(slot) ?? [];
-      // Line clients get their room's traffic as text lines, not frames; the probe keeps those aside.
-      if (model.client(slot)?.transport === 'tcp') expected = expected.filter((f) => f.topic !== model.options.room);
+      // What the model says, as this client's transport can show it (MQTT: packets; line clients: no room traffic).
+      const expected = this.probe(slot).view(outcome.frames.get(slot) ?? [], { filters: model.client(slot)?.filters ?? [] });
       const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive, epochs: this.epochs });
       if (diff) {
         const who = model.client(slot);
@@ -198,6 +191,11 @@ export class Fleet {
             ...indent(diff.actual),
           ].join('\n'),
         );
+      }
+      for (const f of outcome.frames.get(slot) ?? []) {
+        if (f.op !== 'msg') continue;
+        const key = `${this.transportOf.get((f.from as { id: string }).id) ?? '?'}→${model.client(slot)?.transport ?? '?'}`;
+        this.messages.set(key, (this.messages.get(key) ?? 0) + 1);
       }
     }
     for (const [slot, probe] of this.probes) if (!model.isLive(slot) && !probe.open) this.probes.delete(slot);
@@ -296,6 +294,13 @@ export class Fleet {
       clearTimeout(timer);
     }
   }
+}
+
+/** Each slot's frames of `a`, then those of `b`. */
+function merged<F>(a: Map<Slot, F[]>, b: Map<Slot, F[]>): Map<Slot, F[]> {
+  const out = new Map<Slot, F[]>();
+  for (const m of [a, b]) for (const [slot, frames] of m) out.set(slot, [...(out.get(slot) ?? []), ...frames]);
+  return out;
 }
 
 function indent(lines: string[]): string[] {

@@ -1,7 +1,7 @@
 // MemoryEngine: the in-memory engine (src/engine/engine.ts) — registry, topic index, presence, history and fan-out of one
 // process. No sockets and no timers: it talks to sessions only by queueing frames in their mailboxes. Readers call
 // handle() per frame (the fast ingest path); the supervisor calls join/leave; deliveries are never xstate events.
-import { localSessionId, type Engine, type EngineInspection, JoinRequest, LeaveCause, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
+import { localSessionId, type Engine, type EngineInspection, type JoinRequest, type LeaveCause, type PublishResult, type RequestFrame, type Session, type TopicView } from './engine.js';
 import { ackFrame, errorFrame, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { encodeData, Outgoing, senderOf, type EncodedData } from '../protocol/outgoing.js';
@@ -14,23 +14,24 @@ import { Registry } from './registry.js';
 import { listTopics, LocalInspection } from './inspection.js';
 import { Subscriptions } from './subscriptions.js';
 import { BrokerStats } from './stats.js';
-import { Roster, WHO_LIMIT_DEFAULT, whoReply, type RosterPage } from './roster.js';
+import { queueWhoPage, Roster, WHO_LIMIT_DEFAULT } from './roster.js';
 import { PublishKeys } from './idempotency.js';
-import { WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN, type MemoryEngineOptions } from './options.js';
-import { nameProblem, publishRefusal, renameLimit, sendRefusal, whoStart } from './rules.js';
+import type { MemoryEngineOptions } from './options.js';
+import { closesWhenIdle, defaultNameBase, nameProblem, publishRefusal, renameLimit, sendRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 
 export type { MemoryEngineOptions };
 export type { JoinRequest, LeaveCause, PublishResult };
 
 export class MemoryEngine<Link extends Session = Session> implements Engine<Link> {
-  readonly registry = new Registry<Link>();
-  readonly index = new TopicIndex<Link>();
-  readonly presence = new Presence<Link>();
-  readonly history: History<Outgoing>;
+  // Its structures are its own (and its subclass's): others read them through `inspect`.
+  protected readonly registry = new Registry<Link>();
+  protected readonly index = new TopicIndex<Link>();
+  protected readonly presence = new Presence<Link>();
+  protected readonly history: History<Outgoing>;
   readonly stats = new BrokerStats();
   /** `who` pages, cached until the registry, subscriptions or (after at most a second) states change. */
-  readonly roster = new Roster<Link>();
+  protected readonly roster = new Roster<Link>();
   readonly inspect: EngineInspection<Link>;
   /** The filters each session holds, in step with the index, the watchers and the roster. */
   protected readonly subscriptions: Subscriptions<Link>;
@@ -41,8 +42,9 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
       { perTopic: options.historySize, maxTopics: options.maxTopics, topicBytes: options.historyTopicBytes, totalBytes: options.historyBytes, namesBytes: options.topicNamesBytes },
       (m) => m.bytes,
     );
-    this.inspect = new LocalInspection<Link>(this);
-    this.subscriptions = new Subscriptions<Link>(this, options.maxSubscriptions);
+    const { registry, index, presence, roster, history } = this;
+    this.inspect = new LocalInspection<Link>({ registry, index, presence, history });
+    this.subscriptions = new Subscriptions<Link>({ index, presence, roster }, options.maxSubscriptions);
   }
 
   get life(): string {
@@ -113,7 +115,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
   topics(limit: number): { total: number; topics: TopicView[] } {
-    return listTopics(this, limit);
+    return listTopics({ registry: this.registry, index: this.index, history: this.history }, limit);
   }
 
   /** Registers `link`, sends `hello`, then applies the subscriptions asked for at connect. */
@@ -183,8 +185,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Whether `link` is closed when idle, under the --idle-close policy. */
   closesWhenIdle(link: Link): boolean {
-    const policy = this.options.idleClose;
-    return policy === 'all' || (policy === 'tcp' && link.transport === 'tcp');
+    return closesWhenIdle(this.options.idleClose, link.transport);
   }
 
   /** `link` went idle or became active again: the presence watchers of its filters hear it. */
@@ -251,7 +252,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
 
   /** Publishes from a client frame: the message goes to every matching subscriber once, then the sender gets its ack. */
   pub(link: Link, frame: FrameOf<'pub'>): void {
-    this.pubAnswer(link, frame, publishRefusal(link, frame) ?? this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key));
+    this.pubAnswer(link, frame, publishRefusal(link, frame) ?? this.publishFrom(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key, frame.qos));
   }
 
   /**
@@ -276,7 +277,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
    * refused here (bad_frame): nothing is numbered, stored or delivered. With `key`, a retry within the key's
    * window is answered with the first publish's position and delivers nothing.
    */
-  protected publishFrom(topic: string, data: unknown, from: Link | null, echo: boolean, id: FrameId | undefined, key: string | undefined): PublishResult | ProtocolError {
+  protected publishFrom(topic: string, data: unknown, from: Link | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2): PublishResult | ProtocolError {
     if (key !== undefined) {
       const first = this.publishKeys.get(topic, key);
       if (first) return first;
@@ -287,6 +288,7 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     const sender = from ? senderOf(from) : undefined;
     const quoted = topicJson(topic);
     const { seq, epoch, message } = this.history.append(topic, (seq, epoch) => Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded));
+    if (qos !== undefined && qos < 2) message.maxQos = qos;
     const delivered = this.fanOut(topic, from !== null && !echo ? from.id : '', (s) => s.mailbox.push(message));
     this.stats.published++;
     if (key !== undefined) this.publishKeys.set(topic, key, { seq, epoch });
@@ -343,21 +345,11 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     if (after instanceof ProtocolError) return this.fail(link, after);
     const { topic } = frame;
     const page = this.roster.page(topic ?? '', () => this.clientsOf(topic), after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true);
-    this.sendWhoPage(link, frame, page, this.roster.lastBuilt);
-  }
-
-  /**
-   * Queues a `who` page and charges the asker's inbound rate for it: its size, and the `listed` clients its list had
-   * to be built from (a list rebuilt after every change would otherwise be a cheap way to keep the broker sorting).
-   */
-  protected sendWhoPage(link: Link, frame: FrameOf<'who'>, page: RosterPage, listed: number): void {
-    const reply = whoReply(frame.id, page);
-    link.mailbox.push(reply);
-    link.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN) + Math.floor(listed / WHO_LISTED_PER_TOKEN));
+    queueWhoPage(link, frame.id, page, this.roster.lastBuilt);
   }
 
   /** Every client, or those a publish to concrete `topic` would reach, or those holding wildcard filter `topic` exactly. */
-  clientsOf(topic?: string): Link[] {
+  protected clientsOf(topic?: string): Link[] {
     if (topic === undefined) return [...this.registry.values()];
     return isWildcard(topic) ? [...this.index.subscribersOf(topic)] : [...this.index.match(topic)];
   }
@@ -412,12 +404,9 @@ export class MemoryEngine<Link extends Session = Session> implements Engine<Link
     tellWatchers(watchers, event, subject, filter, old);
   }
 
-  /**
-   * A client's default name: its address for a TCP line client of the classic room, else `guest-<n>` (also for TCP
-   * under --room-addresses hide: a name is shown to everyone, so it must not be the address the room hides).
-   */
+  /** A client's default name (rules.ts), `-2`, `-3`, … after it while another local client holds it. */
   protected defaultNameBase(link: Link): string {
-    return link.transport === 'tcp' && this.options.tcpNamedByAddress !== false ? link.addr : `guest-${link.id.slice(1)}`;
+    return defaultNameBase(link, this.options.tcpNamedByAddress !== false);
   }
 
   protected freeDefaultName(link: Link): string {

@@ -4,6 +4,7 @@
 import { ackFrame, WHO_LIMIT_MAX, type PublicClient, type Transport } from '../protocol/frames.js';
 import type { FrameId } from '../protocol/errors.js';
 import { Outgoing } from '../protocol/outgoing.js';
+import { WHO_BYTES_PER_TOKEN, WHO_LISTED_PER_TOKEN } from './options.js';
 import { isWildcard } from '../protocol/topic.js';
 import { TopicTree } from './topic-tree.js';
 
@@ -167,4 +168,14 @@ export function whoReply(id: FrameId | undefined, page: RosterPage): Outgoing {
   const out = Outgoing.prebuilt(frame, head + page.json + tail, Buffer.byteLength(head) + page.bytes + tail.length);
   out.roster = page.members;
   return out;
+}
+
+/**
+ * Queues a `who` page for `s` and charges its inbound rate for it: its size, and the `listed` clients its list had
+ * to be built from (a list rebuilt after every change would otherwise be a cheap way to keep the broker sorting).
+ */
+export function queueWhoPage(s: { mailbox: { push(out: Outgoing): boolean }; rate: { charge(tokens: number): void } | undefined }, id: FrameId | undefined, page: RosterPage, listed: number): void {
+  const reply = whoReply(id, page);
+  s.mailbox.push(reply);
+  s.rate?.charge(Math.floor(reply.bytes / WHO_BYTES_PER_TOKEN) + Math.floor(listed / WHO_LISTED_PER_TOKEN));
 }

@@ -62,3 +62,17 @@ export function nameProblem(s: Session, name: string, taken: boolean, id?: Frame
   if (s.nameFixed) return new ProtocolError('forbidden', 'name is fixed by the auth token', id);
   return taken ? new ProtocolError('name_taken', `name '${name}' is taken`, id) : null;
 }
+
+/**
+ * A client's default name: its address for a TCP line client of the classic room (`tcpNamedByAddress`), else
+ * `guest-<n>` (also for TCP under --room-addresses hide: a name is shown to everyone, so it must not be the address
+ * the room hides).
+ */
+export function defaultNameBase(s: Session, tcpNamedByAddress: boolean): string {
+  return s.transport === 'tcp' && tcpNamedByAddress ? s.addr : `guest-${s.id.slice(1)}`;
+}
+
+/** Whether a connection of `transport` is closed when idle, under the --idle-close `policy`. */
+export function closesWhenIdle(policy: 'tcp' | 'all' | 'none', transport: string): boolean {
+  return policy === 'all' || (policy === 'tcp' && transport === 'tcp');
+}

@@ -56,6 +56,8 @@ export type ClientFrame =
       echo?: boolean;
       /** An idempotency key: published once per (topic, key) within its window; a retry is acked `duplicate: true`. */
       key?: string;
+      /** The highest MQTT QoS the message is delivered at to MQTT subscribers (an MQTT publisher's own QoS; default 2). */
+      qos?: 0 | 1 | 2;
     }
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
   | { op: 'who'; id?: FrameId; topic?: string; limit?: number; cursor?: string }
@@ -171,11 +173,21 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       const echo = f.echo;
       if (echo !== undefined && typeof echo !== 'boolean') return fault(id, 'bad_frame', 'echo must be a boolean');
       const topic = f.topic as string;
-      if (f.key !== undefined) {
-        // The rarer keyed publish: validated and built apart, so the plain ones below keep their fixed shapes.
-        const keyErr = publishKeyError(f.key);
+      if (f.key !== undefined || f.qos !== undefined) {
+        // The rarer keyed or QoS-capped publish: validated and built apart, so the plain ones below keep their fixed shapes.
+        const keyErr = f.key === undefined ? null : publishKeyError(f.key);
         if (keyErr) return fault(id, 'bad_frame', keyErr);
-        return { op: 'pub', topic, data: f.data, key: f.key as string, ...(echo !== undefined && { echo }), ...(id !== undefined && { id }) };
+        const qos = f.qos;
+        if (qos !== undefined && qos !== 0 && qos !== 1 && qos !== 2) return fault(id, 'bad_frame', 'qos must be 0, 1 or 2');
+        return {
+          op: 'pub',
+          topic,
+          data: f.data,
+          ...(f.key !== undefined && { key: f.key as string }),
+          ...(qos !== undefined && { qos }),
+          ...(echo !== undefined && { echo }),
+          ...(id !== undefined && { id }),
+        };
       }
       // Built as literals, not by spreading: one object per publish, of one of four fixed shapes.
       if (echo === undefined) return id === undefined ? { op: 'pub', topic, data: f.data } : { op: 'pub', topic, data: f.data, id };

@@ -104,6 +104,11 @@ export class Outgoing {
   readonly frame: ServerFrame;
   /** A `direct` (mailboxes keep a budget for them): read per push, so kept apart from the frame's many shapes. */
   readonly direct: boolean;
+  /**
+   * The highest MQTT QoS a `msg` is delivered at: its publisher's QoS when an MQTT client published it at 0 or 1
+   * (MQTT delivers at the lower of that and the subscription's), else 2. Never serialised.
+   */
+  maxQos: 0 | 1 | 2 = 2;
 
   /**
    * `head`: the frame's JSON up to its data, `{…,"data":`, when the caller writes it itself (then `frame` comes

@@ -266,25 +266,34 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
   },
 
   'checker-run': {
-    // `switchboard serve &`, then the check as shown: the same kinds of commands, every scenario conforming.
+    // `switchboard serve [--mqtt-port 1883] &`, then the check as shown: the same kinds of commands, every scenario
+    // conforming, and the messages received counted by transport.
     timeout: 90_000,
     async run([block]) {
       const [serve, check, ...output] = linesOf(block!);
-      expect(serve).toBe('$ switchboard serve &');
+      const served = /^\$ switchboard serve( --mqtt-port 1883)? &$/.exec(serve!);
+      expect(served, serve).not.toBeNull();
       const port = await freePort();
-      const s = serveProcess(['--port', String(port), '--tcp-port', String(await freePort())]);
+      const mqttPort = await freePort();
+      const s = serveProcess(['--port', String(port), '--tcp-port', String(await freePort()), ...(served![1] ? ['--mqtt-port', String(mqttPort)] : [])]);
       await s.until(() => s.stdout.includes('switchboard listening'), 'the broker');
       const { sh } = await import('./shell.js');
       const shim = switchboardShim();
       cleanup.push(shim.remove);
-      const r = await sh(localize(check!.slice(2), { port }), { ...process.env, PATH: `${shim.dir}:${process.env.PATH}` }, 80_000);
+      const command = localize(check!.slice(2), { port }).replace(/\bmqtt:\/\/127\.0\.0\.1:1883\b/g, `mqtt://127.0.0.1:${mqttPort}`);
+      const r = await sh(command, { ...process.env, PATH: `${shim.dir}:${process.env.PATH}` }, 80_000);
       expect(r.code, r.stderr).toBe(0);
-      const [first, second] = r.stdout.trim().split('\n');
+      const [first, second, third] = r.stdout.trim().split('\n');
       const seedless = (l: string) => l.replace(/\(seed -?\d+\)/, '(seed S)');
       expect(seedless(first!)).toBe(seedless(output[0]!));
-      const kinds = (l: string) => new Set([...l.replace(/^\d+ commands: /, '').matchAll(/([a-z ]+?) \d+(?:, |$)/g)].map((m) => m[1]!.trim()));
+      const kinds = (l: string, head: RegExp) => new Set([...l.replace(head, '').matchAll(/([a-z→ ]+?) \d+(?:, |$)/g)].map((m) => m[1]!.trim()));
       expect(second).toMatch(/^\d+ commands: ([a-z ]+ \d+, )*[a-z ]+ \d+$/);
-      expect([...kinds(second!)].filter((k) => !kinds(output[1]!).has(k))).toEqual([]);
+      const commands = /^\d+ commands: /;
+      expect([...kinds(second!, commands)].filter((k) => !kinds(output[1]!, commands).has(k))).toEqual([]);
+      // Which transports' messages reached which: the same pairs as shown, or fewer (a random run).
+      expect(third).toMatch(/^\d+ messages received as the model said: ([a-z]+→[a-z]+ \d+, )*[a-z]+→[a-z]+ \d+$/);
+      const messages = /^\d+ messages received as the model said: /;
+      expect([...kinds(third!, messages)].filter((k) => !kinds(output[2]!, messages).has(k))).toEqual([]);
     },
   },
 };

@@ -1,6 +1,7 @@
 // LagProxy: a TCP proxy that holds each connection's client-to-broker bytes for a lag of its own (0, 15, 30 ms,
 // … in turn), in order. Requests of different connections then reach the broker in another order than they were
-// sent, as on a real network: a checker must never assume the order of frames across connections.
+// sent, as on a real network: a checker must never assume the order of frames across connections. It can also
+// rewrite what the broker sends each connection (a planted fault between the broker and one client).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export class LagProxy {
@@ -12,8 +13,11 @@ export class LagProxy {
     readonly port: number,
   ) {}
 
-  /** Connection n is lagged by (n mod `steps`) × `stepMs`. */
-  static async start(targetPort: number, stepMs = 15, steps = 3): Promise<LagProxy> {
+  /**
+   * Connection n is lagged by (n mod `steps`) × `stepMs`. `fromBroker`, when given, makes each connection's rewriter
+   * of the broker's bytes to the client (what it returns is passed on).
+   */
+  static async start(targetPort: number, stepMs = 15, steps = 3, fromBroker?: () => (chunk: Buffer) => Buffer): Promise<LagProxy> {
     let proxy!: LagProxy;
     const server = createServer((down) => {
       const lagMs = (proxy.accepted++ % steps) * stepMs;
@@ -28,7 +32,8 @@ export class LagProxy {
       // Each chunk leaves lagMs after it came: timers of one delay fire in the order they were set.
       down.on('data', (chunk: Buffer) => (lagMs === 0 ? up.write(chunk) : setTimeout(() => up.destroyed || up.write(chunk), lagMs)));
       down.on('end', () => setTimeout(() => up.end(), lagMs));
-      up.on('data', (chunk: Buffer) => down.write(chunk));
+      const rewrite = fromBroker?.();
+      up.on('data', (chunk: Buffer) => down.write(rewrite ? rewrite(chunk) : chunk));
       up.on('end', () => down.end());
       for (const s of [down, up]) {
         s.on('error', end);

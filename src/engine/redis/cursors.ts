@@ -152,7 +152,11 @@ export function parseBusMessage(body: string): BusMessage | undefined {
   }
   const json = body.slice(at);
   const frame = JSON.parse(json) as ServerFrame & { op: 'msg'; topic: string; seq: number; epoch: string; from?: { id: string; name: string } };
-  const [node, transport, addr, noEcho] = parts as [string, string, string, string];
+  const [node, carried, addr, noEcho] = parts as [string, string, string, string];
+  const colon = carried.indexOf(':');
+  const transport = colon < 0 ? carried : carried.slice(0, colon);
   const sender: ClientInfo | undefined = frame.from ? { id: frame.from.id, name: frame.from.name, addr, transport: (transport || 'ws') as Transport } : undefined;
-  return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out: Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender) };
+  const out = Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender);
+  if (colon >= 0) out.maxQos = carried.slice(colon + 1) === '0' ? 0 : 1;
+  return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out };
 }

@@ -14,7 +14,7 @@ import { ackFrame, type FrameOf, type PresenceEvent } from '../../protocol/frame
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import { encodeData, type Outgoing } from '../../protocol/outgoing.js';
 import { filterError, filterMatches, isWildcard } from '../../protocol/topic.js';
-import { Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
+import { queueWhoPage, Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
 import { resumeTerms } from '../resume.js';
 import { publishRefusal, sendRefusal, whoStart } from '../rules.js';
 import { CHANNELS, KEYS } from './keys.js';
@@ -346,7 +346,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
   private pubStart(link: S, frame: FrameOf<'pub'>): Promise<PublishResult | ProtocolError> {
     const refused = publishRefusal(link, frame);
     if (refused) return Promise.resolve(refused);
-    return this.publisher.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key);
+    return this.publisher.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key, frame.qos);
   }
 
   /** The in-memory engine's synchronous publish cannot wait for Redis: the cluster publishes with publishAsync. */
@@ -388,7 +388,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const members =
       topic === undefined ? records : isWildcard(topic) ? records.filter((r) => r.subs.includes(topic)) : records.filter((r) => r.subs.some((f) => filterMatches(f, topic)));
     // Every record was read and parsed for this answer: the asker pays for all of them, not only for its page.
-    this.sendWhoPage(link, frame, new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true), records.length);
+    queueWhoPage(link, frame.id, new Roster<ClientRecord>().page(topic ?? '', () => members, after, frame.limit ?? WHO_LIMIT_DEFAULT, link.grant?.admin === true), records.length);
   }
 
   private async renameAsync(link: S, frame: FrameOf<'rename'>): Promise<void> {

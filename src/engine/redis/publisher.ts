@@ -55,14 +55,16 @@ export class StreamPublisher {
    * One script numbers, stores and publishes the message. The result waits until the message came back over the bus
    * and was delivered here, so a publisher's own echo precedes its ack and `delivered` counts this node's deliveries.
    */
-  async publish(topic: string, data: unknown, from: Sender | null, echo: boolean, id?: FrameId, key?: string): Promise<PublishResult | ProtocolError> {
+  async publish(topic: string, data: unknown, from: Sender | null, echo: boolean, id?: FrameId, key?: string, qos?: 0 | 1 | 2): Promise<PublishResult | ProtocolError> {
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     if (!this.redis.up) return unavailable(id);
     const head = `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`;
     const sender = from ? `,"from":${JSON.stringify({ id: from.id, name: from.name })}` : '';
     const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
-    const prefix = `m${this.redis.id}\n${from?.transport ?? ''}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
+    // The transport field carries a publisher's QoS below 2 as `<transport>:<qos>` (older entries have none: 2).
+    const transport = qos === undefined || qos === 2 ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos}`;
+    const prefix = `m${this.redis.id}\n${transport}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
     if (!this.knownTopics.has(topic)) {
       // Sent before the script on the same connection: a topic is listed before its first message exists.
       const listed = this.redis.cmd

@@ -125,6 +125,8 @@ export interface SessionOptions {
 
 /** Retained messages one SUBSCRIBE filter may bring at most (each goes through the mailbox, charged to it). */
 const RETAINED_PER_FILTER = 1000;
+/** Live messages held behind one filter's retained read at most (beyond: delivered at once, retained may follow). */
+const RETAINED_HOLD_MAX = 1000;
 
 export class MqttSession {
   private link: Link | undefined;
@@ -140,6 +142,11 @@ export class MqttSession {
   private life: string | undefined;
   /** 5.0 filters subscribed with No Local: the client's own messages do not come back through them. */
   private readonly noLocal = new Set<string>();
+  /**
+   * Filters whose retained messages are being read (a shared store answers later than the SUBACK), with the live
+   * messages of their topics held meanwhile, so a retained message never arrives after a newer live one.
+   */
+  private readonly retainedReads: { filter: string; held: Outgoing[] }[] = [];
   /** Retained messages being kept: PUBACKs and PUBRECs wait behind them, in order. */
   private held: Promise<void> | undefined;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
@@ -244,12 +251,12 @@ export class MqttSession {
         // Kept as the topic's retained message once the engine took the publish (grants, limits).
         const retain = packet.retain && this.options.retained ? { topic: packet.topic, payload, qos: packet.qos, properties: this.isV5 ? packet.properties : undefined } : undefined;
         if (packet.qos === 0) {
-          reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data }, bytes);
+          reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, qos: 0, id: this.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data, qos: 0 }, bytes);
           return undefined;
         }
         const pid = packet.messageId!;
         if (packet.qos === 1) {
-          reader.parsed({ op: 'pub', topic: packet.topic, data, id: this.expect({ kind: 'puback', pid, retain }) }, bytes);
+          reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: this.expect({ kind: 'puback', pid, retain }) }, bytes);
           return undefined;
         }
         // QoS 2: published once; a resend before PUBREL is answered again without publishing again.
@@ -365,8 +372,11 @@ export class MqttSession {
   }
 
   private publish(out: Outgoing, topic: string): Buffer {
-    const qos = this.qosFor(topic, this.noLocal.size > 0 && out.sender?.id === this.link?.id);
-    if (qos === undefined) return NOTHING;
+    const granted = this.qosFor(topic, this.noLocal.size > 0 && out.sender?.id === this.link?.id);
+    if (granted === undefined) return NOTHING;
+    if (this.retainedReads.length > 0 && this.holdBehindRetained(out, topic)) return NOTHING;
+    // At the lower of the publisher's QoS and the subscription's (MQTT-3.8.4: a QoS 0 publish is never upgraded).
+    const qos = granted <= out.maxQos ? granted : out.maxQos;
     const delivery = deliveryOf(out);
     const ts = (out.frame as { ts: number }).ts;
     const properties = propertiesNow(delivery, ts);
@@ -515,10 +525,27 @@ export class MqttSession {
     if (typeof life === 'string') this.life = life;
     const store = this.options.retained;
     if (!retained || !store) return;
-    void store.matching(filter, RETAINED_PER_FILTER).then((messages) => {
+    const read = { filter, held: [] as Outgoing[] };
+    this.retainedReads.push(read);
+    const done = (messages: Retained[]) => {
+      this.retainedReads.splice(this.retainedReads.indexOf(read), 1);
       if (!this.link?.isOpen) return;
       for (const message of messages) this.answer({ kind: 'retained', message, qos: Math.min(qos, message.qos) as QoS });
-    });
+      // Then the live messages that came meanwhile, in their order (queued again: written after the retained ones).
+      for (const out of read.held) this.link.mailbox.push(out);
+    };
+    store.matching(filter, RETAINED_PER_FILTER).then(done, () => done([]));
+  }
+
+  /** Holds a live message of a topic whose retained messages are still being read; false when none is (or the hold is full). */
+  private holdBehindRetained(out: Outgoing, topic: string): boolean {
+    for (const read of this.retainedReads) {
+      if (read.held.length < RETAINED_HOLD_MAX && mqttMatches(read.filter, topic)) {
+        read.held.push(out);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Records one filter's answer; the whole SUBACK / UNSUBACK once every filter of the packet has one. */
