@@ -178,7 +178,7 @@ export class Fleet {
     const received = await this.settle(step, cmd);
     for (const [slot, frames] of received) {
       // What the model says, as this client's transport can show it (MQTT: packets; line clients: no room traffic).
-      const expected = this.probe(slot).view(outcome.frames.get(slot) ?? [], { filters: model.client(slot)?.filters ?? [] });
+      const expected = this.probe(slot).view(outcome.frames.get(slot) ?? [], { filters: model.client(slot)?.filters ?? [], publishQos: publishQosOf(cmd, model) });
       const diff = difference(expected, frames, { ours: this.ours, exclusive: this.options.exclusive, epochs: this.epochs });
       if (diff) {
         const who = model.client(slot);
@@ -307,3 +307,8 @@ function indent(lines: string[]): string[] {
   return lines.length === 0 ? ['    (nothing)'] : lines.map((l) => `    ${l}`);
 }
 
+/** The MQTT QoS a step's publish carries: an MQTT client's notification 0, its acknowledged publish 1; else 2. */
+function publishQosOf(cmd: CheckCommand, model: ProtocolModel): 0 | 1 | 2 {
+  if (cmd.op !== 'pub' || model.client(cmd.slot)?.transport !== 'mqtt') return 2;
+  return cmd.notify ? 0 : 1;
+}

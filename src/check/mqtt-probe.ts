@@ -128,7 +128,7 @@ export class MqttProbe extends Probe {
   /**
    * What an MQTT client sees of the model's frames (docs/mqtt.md): its hello (learnt), SUBACK with the QoS asked or
    * the refusal, UNSUBACK, PUBACK, PINGRESP, and each message as topic and data at the highest QoS of its held
-   * filters that match. Presence events, directs and errors without a request have no MQTT form.
+   * filters that match, or its publisher's QoS when lower (an MQTT client's QoS 0 notification). Presence events, directs and errors without a request have no MQTT form.
    */
   override view(expected: Expected[], client: ViewOf): Expected[] {
     return expected.flatMap((f): Expected[] => {
@@ -136,7 +136,7 @@ export class MqttProbe extends Probe {
         case 'hello':
           return [{ op: 'hello', client: f.client }];
         case 'msg':
-          return [{ op: 'msg', topic: f.topic, data: f.data, qos: this.deliveryQos(String(f.topic), client.filters) }];
+          return [{ op: 'msg', topic: f.topic, data: f.data, qos: Math.min(this.deliveryQos(String(f.topic), client.filters), client.publishQos) }];
         case 'pong':
           return [{ op: 'pong', id: f.id }];
         case 'ack':

@@ -15,6 +15,11 @@ export class ProbeError extends Error {}
 export interface ViewOf {
   /** The filters the client holds. */
   filters: readonly string[];
+  /**
+   * The QoS of the step's publish as MQTT sees it: an MQTT client's QoS 0 notification or QoS 1 publish, 2 for any
+   * other transport's (MQTT delivers at the lower of it and the subscription's).
+   */
+  publishQos: 0 | 1 | 2;
 }
 
 export abstract class Probe {

@@ -104,6 +104,27 @@ describe('switchboard check --transports ws,tcp,sse,mqtt', () => {
     }
   });
 
+  it('models MQTT delivery at the lower of the publisher\'s and the subscription\'s QoS', async () => {
+    const observer = await Probe.connect(broker.url, 3000);
+    const fleet = new Fleet({ exclusive: true, timeoutMs: 3000, observer: async () => observer, transports: new Set(ALL), nodes: [{ ws: broker.url, mqtt: mqttUrl }] });
+    const model = new ProtocolModel({ historySize: 3, room: fleet.room });
+    try {
+      await fleet.perform({ op: 'connect', slot: 0, transport: 'mqtt' }, model);
+      await fleet.perform({ op: 'sub', slot: 0, topic: 'q/#', qos: 1 }, model);
+      await fleet.perform({ op: 'connect', slot: 1, transport: 'mqtt' }, model);
+      await fleet.perform({ op: 'connect', slot: 2 }, model);
+      // Each step is compared with what the broker sent: a QoS 0 notification arrives at QoS 0, the rest at QoS 1.
+      await fleet.perform({ op: 'pub', slot: 1, topic: 'q/a', data: 'zero', notify: true }, model);
+      await fleet.perform({ op: 'pub', slot: 1, topic: 'q/a', data: 'one' }, model);
+      await fleet.perform({ op: 'pub', slot: 2, topic: 'q/a', data: 'web' }, model);
+      expect(fleet.messages.get('mqtt→mqtt')).toBe(2);
+      expect(fleet.messages.get('ws→mqtt')).toBe(1);
+    } finally {
+      fleet.close();
+      observer.close();
+    }
+  });
+
   it('the CLI takes --transports and --mqtt-url, and says when a transport is unknown or the MQTT listener missing', { timeout: 30_000 }, async () => {
     const log = vi.spyOn(console, 'log').mockImplementation(() => {});
     const error = vi.spyOn(console, 'error').mockImplementation(() => {});
