@@ -3,7 +3,7 @@
 // Topics and names are written without the per-run prefix the fleet adds (see Fleet.topic/Fleet.name).
 import fc from 'fast-check';
 import type { AsyncCommand } from 'fast-check';
-import { isTopic, type ModelFrame, type ProtocolModel, type Slot, type Transport } from '../protocol/model.js';
+import { type ModelFrame, type ProtocolModel, type Slot, type Transport } from '../protocol/model.js';
 
 /** What runs a command against real connections (the Fleet); declared here so commands and fleet import one way. */
 export interface Performer {
@@ -91,8 +91,8 @@ export class Step implements AsyncCommand<ProtocolModel, Performer> {
 /**
  * The command as a client of `transport` gives it, or null when that client cannot. The JSON transports give every
  * command (without `qos`). An MQTT client (docs/mqtt.md) subscribes (without presence or `since`; SUBACK always
- * answers, so never as a notification), unsubscribes, publishes to a concrete topic (QoS 1, or QoS 0 for a
- * notification; it has no `echo`), pings and disconnects; it has no send, who, rename or malformed frames.
+ * answers, so never as a notification), unsubscribes, publishes (QoS 1, or QoS 0 for a notification; it has no
+ * `echo`; to a wildcard topic the broker closes it), pings and disconnects; it has no send, who, rename or malformed frames.
  */
 export function forTransport(cmd: CheckCommand, transport: Transport): CheckCommand | null {
   if (transport !== 'mqtt') return cmd.op === 'sub' && cmd.qos !== undefined ? without(cmd, 'qos') : cmd;
@@ -107,7 +107,7 @@ export function forTransport(cmd: CheckCommand, transport: Transport): CheckComm
     case 'unsub':
       return without(cmd, 'notify');
     case 'pub':
-      return cmd.echo === false || !isTopic(cmd.topic) ? null : without(cmd, 'echo');
+      return cmd.echo === false ? null : without(cmd, 'echo');
     default:
       return null;
   }

@@ -4,7 +4,7 @@
 // compares each client's frames of that step with the model's. A difference throws a CheckFailure.
 import { randomBytes } from 'node:crypto';
 import type { Outcome, ProtocolModel, Slot, Transport } from '../protocol/model.js';
-import { isName } from '../protocol/model.js';
+import { isName, isTopic } from '../protocol/model.js';
 import { describe, requestFrame, slotLabel, type BadFrame, type CheckCommand } from './commands.js';
 import { difference } from './compare.js';
 import { opening, type Endpoint } from './connect.js';
@@ -162,6 +162,14 @@ export class Fleet {
         line(JSON.stringify(frame) + (cmd.op === 'sub' && cmd.qos !== undefined ? ` at QoS ${cmd.qos}` : ''));
         const probe = this.probe(cmd.slot);
         probe.send(frame, cmd.op === 'sub' ? cmd.qos : undefined);
+        if (frame.op === 'pub' && !isTopic(frame.topic) && model.client(cmd.slot)?.transport === 'mqtt') {
+          // MQTT 3.1.1 cannot refuse a publish: the broker closes the connection instead (docs/mqtt.md, Refusals).
+          const gone = model.client(cmd.slot)!.id;
+          await this.within(probe.closed, `close after a refused MQTT publish on ${slotLabel(cmd.slot)}`, step, cmd);
+          outcome = model.disconnect(cmd.slot);
+          await this.reaped(gone, step, cmd);
+          break;
+        }
         // A notification may get no reply at all: the settle barrier below collects whatever it caused.
         if (frame.id !== undefined) {
           await this.within(

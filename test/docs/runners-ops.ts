@@ -105,6 +105,8 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
       await once(ws, 'message');
       cleanup.push(() => ws.terminate());
+      // Both connections logged (a `connect` line may follow the client's hello): the shutdown's lines come after.
+      await s.until(() => (s.stdout.match(/"msg":"connect"/g) ?? []).length >= 2, 'both connect lines');
       await s.stop();
       const all = s.stdout.split('\n').filter(Boolean);
       const lines = all.slice(all.findIndex((l) => l.includes('"msg":"shutdown requested"')));

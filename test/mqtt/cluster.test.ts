@@ -3,6 +3,8 @@
 // cleared from either), and a persistent session left on A resumes on B where it was (docs/mqtt.md, On a cluster).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
+import { connect as netConnect } from 'node:net';
 import { requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
 import { TestClient } from '../helpers/client.js';
 import { SseClient } from '../helpers/sse-client.js';
@@ -150,6 +152,30 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     await until(() => got.includes('moves/1 "here"'), 'a message through the session\'s filter on B');
     const who = await web.request({ op: 'who', topic: 'moves/#' });
     expect(who.clients).toEqual([expect.objectContaining({ name: 'mover', transport: 'mqtt' })]);
+    web.close();
+  });
+
+  it('a session resumed and left again before its filters were subscribed again keeps them', async () => {
+    const options = { clean: false, clientId: 'blink' } as const;
+    const first = await device(a, options.clientId, options);
+    await first.subscribeAsync('blink/#', { qos: 1 });
+    await first.endAsync();
+    // CONNECT and DISCONNECT in one write: the connection ends while its filters' resume is still with the engine.
+    const socket = netConnect(b.mqttPort, '127.0.0.1');
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.resume(); // read to the end: the close comes after the broker's answer and end of stream
+    socket.write(Buffer.concat([
+      mqttPacket.generate({ cmd: 'connect', clientId: 'blink', clean: false, keepalive: 0, protocolId: 'MQTT', protocolVersion: 4 }),
+      mqttPacket.generate({ cmd: 'disconnect' }),
+    ]));
+    await closed;
+    const again = mqtt.connect(`mqtt://127.0.0.1:${a.mqttPort}`, { ...options, reconnectPeriod: 0 });
+    clients.push(again);
+    const got = inbox(again);
+    expect((await new Promise<{ sessionPresent: boolean }>((resolve) => again.once('connect', resolve))).sessionPresent).toBe(true);
+    const web = await TestClient.connect(b.url);
+    await web.request({ op: 'pub', topic: 'blink/1', data: 1 });
+    await until(() => got.includes('blink/1 1'), 'a message through the filter kept across the short visit');
     web.close();
   });
 });

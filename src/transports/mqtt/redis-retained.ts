@@ -12,42 +12,41 @@ import type { PacketProperties } from './payload.js';
 import type { Position, Retained, RetainedStore } from './store.js';
 
 export const RETAINED_KEYS = {
-  /** Hash: topic → `<epoch> <seq>\n<JSON {q, p (base64), pr?, at}>`. */
+  /** Hash: topic → `<epoch> <seq> <cost>\n<JSON {q, p (base64), pr?, at}>`; cost: payload and topic bytes, as on one node. */
   messages: 'sb:{g}:mqtt:retained',
   /** Sorted set, every score 0: the topics, in byte order (ZRANGEBYLEX over a filter's literal prefix). */
   names: 'sb:{g}:mqtt:retained:names',
   /** Sorted set: topic → the order it was kept in (the lowest goes first). */
   age: 'sb:{g}:mqtt:retained:age',
-  /** Hash: bytes (of topics and messages kept), n (a counter for `age`). */
+  /** Hash: bytes (the costs of the messages kept), n (a counter for `age`). */
   totals: 'sb:{g}:mqtt:retained:totals',
 } as const;
 
-/** Topic names one wildcard look-up reads at most (under the filter's literal prefix, in byte order). */
-export const RETAINED_SCAN_MAX = 10_000;
+/** Topic names one read of a wildcard look-up takes (under the filter's literal prefix, in byte order). */
+export const RETAINED_SCAN_PAGE = 10_000;
 
 /**
  * KEYS: messages, names, age, totals. ARGV: topic, value ('' clears), epoch, seq (-1: no order), max messages,
- * max bytes. Returns 1 when kept (or cleared), 0 when ignored (older than the one kept, or larger than the budget).
+ * max bytes, cost. Returns 1 when kept (or cleared), 0 when ignored (older than the one kept, or over the budget).
  */
 const SET = `
 local topic, value, epoch, seq = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local maxN, maxB = tonumber(ARGV[5]), tonumber(ARGV[6])
+local maxN, maxB, cost = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local function remove(t)
   local v = redis.call('HGET', KEYS[1], t)
   if not v then return end
   redis.call('HDEL', KEYS[1], t)
   redis.call('ZREM', KEYS[2], t)
   redis.call('ZREM', KEYS[3], t)
-  redis.call('HINCRBY', KEYS[4], 'bytes', -(#v + #t))
+  redis.call('HINCRBY', KEYS[4], 'bytes', -(tonumber(string.match(v, '^%S* %-?%d+ (%d+)')) or 0))
 end
 local old = redis.call('HGET', KEYS[1], topic)
 if old and seq >= 0 then
-  local e, s = string.match(old, '^(%S*) (%-?%d+)\\n')
+  local e, s = string.match(old, '^(%S*) (%-?%d+) ')
   if e == epoch and tonumber(s) > seq then return 0 end
 end
 remove(topic)
 if value == '' then return 1 end
-local cost = #value + #topic
 if cost > maxB then return 0 end
 while redis.call('ZCARD', KEYS[3]) >= maxN or tonumber(redis.call('HGET', KEYS[4], 'bytes') or '0') + cost > maxB do
   local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
@@ -75,13 +74,17 @@ export class RedisRetainedStore implements RetainedStore {
     private readonly maxMessages: number,
     private readonly maxBytes: number,
     private readonly log: Logger,
+    /** Names read per page of a wildcard look-up. */
+    private readonly page = RETAINED_SCAN_PAGE,
   ) {}
 
   /** Never rejects: a message Redis could not keep is logged (its publish itself stands). */
   async set(message: Retained, order?: Position): Promise<void> {
-    const value = message.payload.length === 0 ? '' : `${order?.epoch ?? ''} ${order?.seq ?? -1}\n${JSON.stringify(encode(message))}`;
+    // Charged as on one node (payload and topic); Redis holds about 4/3 of the payload (base64) and ~60 bytes more.
+    const cost = message.payload.length + Buffer.byteLength(message.topic);
+    const value = message.payload.length === 0 ? '' : `${order?.epoch ?? ''} ${order?.seq ?? -1} ${cost}\n${JSON.stringify(encode(message))}`;
     const keys = [RETAINED_KEYS.messages, RETAINED_KEYS.names, RETAINED_KEYS.age, RETAINED_KEYS.totals];
-    const args = [message.topic, value, order?.epoch ?? '', String(order?.seq ?? -1), String(this.maxMessages), String(this.maxBytes)];
+    const args = [message.topic, value, order?.epoch ?? '', String(order?.seq ?? -1), String(this.maxMessages), String(this.maxBytes), String(cost)];
     try {
       await this.cmd.eval(SET, keys.length, ...keys, ...args);
     } catch (err) {
@@ -91,7 +94,8 @@ export class RedisRetainedStore implements RetainedStore {
 
   /**
    * An exact filter: one HGET. A wildcard: the topic names under its literal prefix (the levels before the first
-   * wildcard), at most RETAINED_SCAN_MAX of them, matched here; then the messages of at most `limit` matches.
+   * wildcard), read in pages of RETAINED_SCAN_PAGE until `limit` match or the prefix's names end (at most the store's
+   * message bound in all), matched here; then the messages of the matches, in one HMGET.
    * Never rejects: while Redis cannot answer, a subscription gets no retained messages (logged).
    */
   async matching(filter: string, limit: number): Promise<Retained[]> {
@@ -101,12 +105,7 @@ export class RedisRetainedStore implements RetainedStore {
         const r = raw && decode(filter, raw.toString('utf8'));
         return r ? [r] : [];
       }
-      const prefix = literalPrefix(filter);
-      const names =
-        prefix === ''
-          ? await this.cmd.zrangebylex(RETAINED_KEYS.names, '-', '+', 'LIMIT', 0, RETAINED_SCAN_MAX)
-          : await this.cmd.zrangebylex(RETAINED_KEYS.names, `[${prefix}`, Buffer.concat([Buffer.from(`[${prefix}`), Buffer.from([0xff])]) as unknown as string, 'LIMIT', 0, RETAINED_SCAN_MAX);
-      const topics = names.filter((t) => mqttMatches(filter, t)).slice(0, limit);
+      const topics = await this.matchingNames(filter, limit);
       if (topics.length === 0) return [];
       const values = await this.cmd.hmget(RETAINED_KEYS.messages, ...topics);
       const out: Retained[] = [];
@@ -120,7 +119,29 @@ export class RedisRetainedStore implements RetainedStore {
       return [];
     }
   }
+
+  /** The retained topics `filter` matches, at most `limit`, from the names under its literal prefix, page by page. */
+  private async matchingNames(filter: string, limit: number): Promise<string[]> {
+    const prefix = literalPrefix(filter);
+    const end = prefix === '' ? '+' : (Buffer.concat([Buffer.from(`[${prefix}`), PAST]) as unknown as string);
+    let from = prefix === '' ? '-' : `[${prefix}`;
+    const out: string[] = [];
+    for (let read = 0; read < this.maxMessages; read += this.page) {
+      const names = await this.cmd.zrangebylex(RETAINED_KEYS.names, from, end, 'LIMIT', 0, this.page);
+      for (const t of names) {
+        if (!mqttMatches(filter, t)) continue;
+        out.push(t);
+        if (out.length >= limit) return out;
+      }
+      if (names.length < this.page) break;
+      from = `(${names[names.length - 1]!}`;
+    }
+    return out;
+  }
 }
+
+/** Names are read as bytes: a range bound past every name that starts with `prefix` (no UTF-8 text holds 0xff). */
+const PAST = Buffer.from([0xff]);
 
 /** The levels of `filter` before its first wildcard level: every topic it matches starts with them. */
 export function literalPrefix(filter: string): string {

@@ -43,6 +43,9 @@ interface AckGroup {
   left: number;
 }
 
+/** Errors that say nothing about the request itself: the broker could not serve it now. */
+const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'outcome_unknown']);
+
 /** Refusals the engine reports without an id: only a QoS 0 publish (sent without one) can have caused them. */
 const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden', 'too_large', 'bad_frame', 'rate_limited', 'unavailable', 'internal']);
 
@@ -205,10 +208,18 @@ export class MqttSession {
    */
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
     if (!this.options.persistent || !this.positions) return undefined;
-    for (const filter of this.filters.keys()) {
+    const filters = this.sessionFilters();
+    for (const filter of filters.keys()) {
       for (const [topic, p] of current(filter)) if (!this.positions.has(topic)) this.remember(topic, p);
     }
-    return { filters: this.filters, positions: this.positions, life: this.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
+    return { filters, positions: this.positions, life: this.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
+  }
+
+  /** The session's filters: those held, and those of a resume the engine has not acknowledged yet (still the session's). */
+  sessionFilters(): Map<string, QoS> {
+    const filters = new Map(this.filters);
+    for (const p of this.pending.values()) if (p.kind === 'resub' && !filters.has(p.filter)) filters.set(p.filter, p.qos);
+    return filters;
   }
 
   private remember(topic: string, p: Position): void {
@@ -425,8 +436,14 @@ export class MqttSession {
         }
         return this.settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback');
       case 'resub':
-        // A filter the broker no longer allows (a new token) is dropped from the session: nothing to answer.
         if (!error) this.subscribed(p.filter, p.qos, f, false);
+        else if (TRANSIENT.has(error.code)) {
+          // The broker could not resume it now (its store did not answer): the session keeps the filter and the
+          // connection ends, so the client comes back and resumes again, instead of silently losing a subscription.
+          this.filters.set(p.filter, p.qos);
+          queueMicrotask(() => this.link?.signal({ type: 'CLOSE', code: CLOSE.tryAgainLater, reason: `the session's filter '${p.filter}' could not be resumed now: ${error.code}`.slice(0, 120), cause: 'leave' }));
+        }
+        // Otherwise the broker no longer allows the filter (a new token): it is dropped from the session.
         return NOTHING;
       case 'retained': {
         const { message, qos } = p;

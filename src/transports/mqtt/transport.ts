@@ -15,7 +15,6 @@ import { topicError } from '../../protocol/topic.js';
 import { AuthFailure, grantFromClaims } from '../../auth/tokens.js';
 import { Grant } from '../../auth/grant.js';
 import { ConfigError } from '../../config.js';
-import type { Link } from '../../actors/link.js';
 import { PacketFramer } from './framer.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
@@ -23,6 +22,7 @@ import { MqttSession, willOf, type MqttVersion } from './session.js';
 import { MemoryRetainedStore, MemorySessionStore, RETAINED_MAX, type Position, type RetainedStore, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { filterMatches } from '../../protocol/topic.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
+import { Takeover } from './takeover.js';
 
 /** Longest client id accepted (MQTT allows 65,535 bytes; a client id longer than a name is never one anyway). */
 const CLIENT_ID_MAX = 256;
@@ -30,8 +30,6 @@ const CLIENT_ID_MAX = 256;
 const HEADER_ALLOWANCE = 1024;
 /** Topics read for the positions a persistent session keeps when its connection ends. */
 const KEEP_TOPICS_MAX = 100_000;
-/** The node call that takes an MQTT connection over from another node. */
-const TAKEOVER = 'mqtt-takeover';
 /** 5.0's session expiry interval that means "never". */
 const NEVER = 0xffffffff;
 
@@ -113,6 +111,8 @@ export class MqttTransport {
   private readonly stores: MqttStores;
   /** Sessions being kept, by client id: a reconnect of that client waits for it before it takes its session. */
   private readonly keeping = new Map<string, Promise<void>>();
+  /** MQTT's client ids are unique: a new connection takes the id over from the connection holding it. */
+  private readonly takeover: Takeover;
   /** What clients without a token may do (--mqtt-anonymous-acl), as a grant without a name. */
   private readonly anonymous: Grant | undefined;
 
@@ -121,10 +121,10 @@ export class MqttTransport {
     private readonly log: Logger,
     stores?: MqttStores,
     /** On a cluster: a client id held on another node is taken over there. */
-    private readonly calls?: NodeCalls,
+    calls?: NodeCalls,
   ) {
     this.stores = stores ?? memoryStores(core);
-    calls?.handle(TAKEOVER, (text) => this.takenOver(text));
+    this.takeover = new Takeover(core.hub, core.config.closeTimeoutMs, (clientId) => this.keeping.get(clientId), calls);
     this.anonymous = anonymousGrant(core.config.mqttAnonymousAcl);
     this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
   }
@@ -203,7 +203,7 @@ export class MqttTransport {
     if (socket.destroyed) return null;
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
-    const taken = name === undefined ? 'ok' : await this.freeName(name, clientId, grant !== undefined);
+    const taken = name === undefined ? 'ok' : await this.takeover.freeName(name, clientId, grant !== undefined);
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
     const stored = await this.session(clientId, packet.clean === false);
@@ -226,60 +226,6 @@ export class MqttTransport {
       this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session store unavailable: connect refused');
       return null;
     }
-  }
-
-  /**
-   * Frees `name` for a new connection: an MQTT connection holding it, on this node or another of the cluster, is
-   * closed (takeover) and its session kept first. `ok` also when another transport's client holds it and the new
-   * one has no token (it gets a name of its own); with a token that is a refused client id.
-   */
-  private async freeName(name: string, clientId: string, granted: boolean): Promise<'ok' | 'badClientId' | 'unavailable'> {
-    const calls = this.calls;
-    if (!this.core.hub.isNameFree(name)) {
-      const old = this.core.hub.find(name);
-      if (old?.transport !== 'mqtt') return granted ? 'badClientId' : 'ok';
-      if (!(await this.takeOver(old, name))) return 'unavailable';
-      return calls ? this.released(calls, name, old.id) : 'ok';
-    }
-    if (!calls) return 'ok';
-    const holder = await calls.holder(name).catch(() => undefined);
-    if (!holder || holder.node === calls.node) return 'ok';
-    if (holder.transport !== 'mqtt') return granted ? 'badClientId' : 'ok';
-    const result = await calls.call(holder.node, TAKEOVER, JSON.stringify({ name, clientId }), this.core.config.closeTimeoutMs + 2000);
-    if (result.ok && result.answer === 'ok') return this.released(calls, name, holder.id);
-    // A node that is gone holds nobody (the reaper frees its names): the new connection goes on.
-    return !result.ok && result.why === 'gone' ? 'ok' : 'unavailable';
-  }
-
-  /** On another node's request: closes this node's MQTT connection holding `name`, answers once its session is kept. */
-  private async takenOver(text: string): Promise<string> {
-    const { name, clientId } = JSON.parse(text) as { name: unknown; clientId: unknown };
-    if (typeof name !== 'string' || typeof clientId !== 'string') return 'bad';
-    const old = this.core.hub.find(name);
-    if (old?.transport === 'mqtt' && !(await this.takeOver(old, name))) return 'late';
-    await this.keeping.get(clientId);
-    return 'ok';
-  }
-
-  /** Waits until the cluster no longer lists `name` as client `id`'s (its record goes after the connection). */
-  private async released(calls: NodeCalls, name: string, id: string): Promise<'ok' | 'unavailable'> {
-    const deadline = Date.now() + this.core.config.closeTimeoutMs + 1000;
-    while ((await calls.holder(name).catch(() => ({ id })))?.id === id) {
-      if (Date.now() > deadline) return 'unavailable';
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return 'ok';
-  }
-
-  /** Closes the connection holding `name` and waits until the name is free (bounded by the close timeout). */
-  private async takeOver(old: Link, name: string): Promise<boolean> {
-    old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'session taken over', cause: 'leave' });
-    const deadline = Date.now() + this.core.config.closeTimeoutMs + 1000;
-    while (!this.core.hub.isNameFree(name)) {
-      if (Date.now() > deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    return true;
   }
 
   private refuse(socket: Socket, version: MqttVersion, why: ConnackRefusal): null {
@@ -349,7 +295,7 @@ export class MqttTransport {
       if (!persistent) return;
       const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
       const kept = this.stores
-        .positions([...session.filters.keys()])
+        .positions([...session.sessionFilters().keys()])
         .then((now) => {
           const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
           return s && this.stores.sessions.keep(clientId, s);

@@ -1,0 +1,77 @@
+// Takeover: MQTT's client ids are unique [MQTT-3.1.4-2], so a CONNECT with the id of a live MQTT connection closes
+// that connection (its will is published, its persistent session kept) before the new one joins, on this node or,
+// on a cluster, on the node holding it (a node call: that node closes it and answers once its session is kept;
+// this one then waits until the cluster no longer lists the name as the old client's).
+import type { Engine } from '../../engine/engine.js';
+import type { NodeCalls } from '../../engine/redis/calls.js';
+import type { Link } from '../../actors/link.js';
+import { CLOSE } from '../../protocol/errors.js';
+
+/** The node call that takes an MQTT connection over from another node. */
+const TAKEOVER = 'mqtt-takeover';
+
+export class Takeover {
+  constructor(
+    private readonly hub: Engine<Link>,
+    private readonly closeTimeoutMs: number,
+    /** Resolves once the session its last connection left behind is kept (undefined: none being kept). */
+    private readonly kept: (clientId: string) => Promise<void> | undefined,
+    private readonly calls?: NodeCalls,
+  ) {
+    calls?.handle(TAKEOVER, (text) => this.takenOver(text));
+  }
+
+  /**
+   * Frees `name` for a new connection: an MQTT connection holding it, on this node or another of the cluster, is
+   * closed (takeover) and its session kept first. `ok` also when another transport's client holds it and the new
+   * one has no token (it gets a name of its own); with a token that is a refused client id.
+   */
+  async freeName(name: string, clientId: string, granted: boolean): Promise<'ok' | 'badClientId' | 'unavailable'> {
+    const calls = this.calls;
+    if (!this.hub.isNameFree(name)) {
+      const old = this.hub.find(name);
+      if (old?.transport !== 'mqtt') return granted ? 'badClientId' : 'ok';
+      if (!(await this.takeOver(old, name))) return 'unavailable';
+      return calls ? this.released(calls, name, old.id) : 'ok';
+    }
+    if (!calls) return 'ok';
+    const holder = await calls.holder(name).catch(() => undefined);
+    if (!holder || holder.node === calls.node) return 'ok';
+    if (holder.transport !== 'mqtt') return granted ? 'badClientId' : 'ok';
+    const result = await calls.call(holder.node, TAKEOVER, JSON.stringify({ name, clientId }), this.closeTimeoutMs + 2000);
+    if (result.ok && result.answer === 'ok') return this.released(calls, name, holder.id);
+    // A node that is gone holds nobody (the reaper frees its names): the new connection goes on.
+    return !result.ok && result.why === 'gone' ? 'ok' : 'unavailable';
+  }
+
+  /** On another node's request: closes this node's MQTT connection holding `name`, answers once its session is kept. */
+  private async takenOver(text: string): Promise<string> {
+    const { name, clientId } = JSON.parse(text) as { name: unknown; clientId: unknown };
+    if (typeof name !== 'string' || typeof clientId !== 'string') return 'bad';
+    const old = this.hub.find(name);
+    if (old?.transport === 'mqtt' && !(await this.takeOver(old, name))) return 'late';
+    await this.kept(clientId);
+    return 'ok';
+  }
+
+  /** Waits until the cluster no longer lists `name` as client `id`'s (its record goes after the connection). */
+  private async released(calls: NodeCalls, name: string, id: string): Promise<'ok' | 'unavailable'> {
+    const deadline = Date.now() + this.closeTimeoutMs + 1000;
+    while ((await calls.holder(name).catch(() => ({ id })))?.id === id) {
+      if (Date.now() > deadline) return 'unavailable';
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return 'ok';
+  }
+
+  /** Closes the connection holding `name` and waits until the name is free (bounded by the close timeout). */
+  private async takeOver(old: Link, name: string): Promise<boolean> {
+    old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'session taken over', cause: 'leave' });
+    const deadline = Date.now() + this.closeTimeoutMs + 1000;
+    while (!this.hub.isNameFree(name)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return true;
+  }
+}

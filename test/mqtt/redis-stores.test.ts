@@ -1,0 +1,129 @@
+// The Redis stores of MQTT retained messages and persistent sessions, against a redis-server of the test's own: their
+// bounds (messages, bytes, sessions, a session's size), the last publish winning by seq, expiry, and what a wildcard
+// look-up finds (docs/mqtt.md, On a cluster).
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createLogger } from '../../src/log.js';
+import { RedisRetainedStore, literalPrefix } from '../../src/transports/mqtt/redis-retained.js';
+import { RedisSessionStore, decodeSession, encodeSession } from '../../src/transports/mqtt/redis-sessions.js';
+import type { Retained, StoredSession } from '../../src/transports/mqtt/store.js';
+import { Outgoing } from '../../src/protocol/outgoing.js';
+import { requireRedis, TestRedis } from '../cluster/redis.js';
+
+const run = requireRedis('mqtt redis stores');
+const log = createLogger('silent', false);
+const msg = (topic: string, payload: string, qos: 0 | 1 | 2 = 1): Retained => ({ topic, payload: Buffer.from(payload), qos });
+const payloadOf = (out: Outgoing) => Buffer.from(JSON.stringify((out.frame as { data: unknown }).data));
+
+describe.skipIf(!run)('MQTT stores in Redis', () => {
+  let redis: TestRedis;
+  let cmd: Redis;
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    cmd = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    cmd?.disconnect();
+    await redis?.stop();
+  });
+  beforeEach(async () => {
+    await cmd.flushall();
+  });
+
+  const topics = async (store: RedisRetainedStore, filter: string) => (await store.matching(filter, 1000)).map((r) => `${r.topic}=${r.payload.toString()}`).sort();
+
+  it('retained: the last publish by seq wins whichever node keeps it last; an empty payload clears; another epoch replaces', async () => {
+    const store = new RedisRetainedStore(cmd, 100, 10_000, log);
+    await store.set(msg('a/b', 'second'), { epoch: 'e1', seq: 2 });
+    await store.set(msg('a/b', 'first'), { epoch: 'e1', seq: 1 }); // kept late by a slower node: ignored
+    expect(await topics(store, 'a/b')).toEqual(['a/b=second']);
+    await store.set(msg('a/b', ''), { epoch: 'e1', seq: 1 }); // an older clear: ignored too
+    expect(await topics(store, 'a/b')).toEqual(['a/b=second']);
+    await store.set(msg('a/b', ''), { epoch: 'e1', seq: 3 });
+    expect(await topics(store, 'a/#')).toEqual([]);
+    await store.set(msg('a/b', 'new life'), { epoch: 'e2', seq: 1 });
+    expect(await topics(store, 'a/+')).toEqual(['a/b=new life']);
+  });
+
+  it('retained: bounded in messages and in bytes, the oldest going first; a message over the whole budget is not kept', async () => {
+    // Each costs its topic and payload bytes, as on one node: 4 each here.
+    const store = new RedisRetainedStore(cmd, 3, 14, log);
+    for (const t of ['t/1', 't/2', 't/3', 't/4']) await store.set(msg(t, 'x'));
+    expect(await topics(store, 't/+')).toEqual(['t/2=x', 't/3=x', 't/4=x']);
+    await store.set(msg('t/1', 'x')); // 3 messages (12 bytes) is the count bound again: t/2 goes
+    expect(await topics(store, 't/+')).toEqual(['t/1=x', 't/3=x', 't/4=x']);
+    await store.set(msg('t/5', 'yyyyyy')); // 9 bytes: the two oldest (t/3, t/4) go
+    expect(await topics(store, '#')).toEqual(['t/1=x', 't/5=yyyyyy']);
+    await store.set(msg('t/6', 'z'.repeat(12))); // over the whole budget: not kept, nothing pushed out
+    expect(await topics(store, '#')).toEqual(['t/1=x', 't/5=yyyyyy']);
+    await store.set(msg('t/5', ''));
+    expect(await cmd.hget('sb:{g}:mqtt:retained:totals', 'bytes')).toBe('4');
+  });
+
+  it('retained: a wildcard reads the names under its literal prefix and matches MQTT rules ($ topics, # and its parent)', async () => {
+    const store = new RedisRetainedStore(cmd, 100, 100_000, log);
+    for (const t of ['plant/1/temp', 'plant/2/temp', 'plant/2/hum', 'plantx/1/temp', 'plant', '$SYS/up', 'other']) await store.set(msg(t, 'v'));
+    expect(literalPrefix('plant/+/temp')).toBe('plant');
+    expect(await topics(store, 'plant/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v']);
+    expect(await topics(store, 'plant/#')).toEqual(['plant/1/temp=v', 'plant/2/hum=v', 'plant/2/temp=v', 'plant=v']);
+    expect(await topics(store, '#')).not.toContain('$SYS/up=v');
+    expect(await topics(store, '$SYS/#')).toEqual(['$SYS/up=v']);
+    expect((await store.matching('#', 2)).length).toBe(2);
+    // Read two names at a time: every page is read until the names under the prefix end.
+    const paged = new RedisRetainedStore(cmd, 100, 100_000, log, 2);
+    expect(await topics(paged, 'plant/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v']);
+    expect(await topics(paged, '+/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v', 'plantx/1/temp=v']);
+  });
+
+  it('retained: 5.0 properties (user properties, correlation data) come back as they were', async () => {
+    const store = new RedisRetainedStore(cmd, 100, 100_000, log);
+    await store.set({ ...msg('p', 'x', 2), properties: { userProperties: { site: 'north' }, correlationData: Buffer.from([1, 2, 255]), messageExpiryInterval: 60 }, at: 1000 });
+    const [r] = await store.matching('p', 1);
+    expect(r).toEqual({ topic: 'p', payload: Buffer.from('x'), qos: 2, at: 1000, properties: { userProperties: { site: 'north' }, correlationData: Buffer.from([1, 2, 255]), messageExpiryInterval: 60 } });
+  });
+
+  const session = (over: Partial<StoredSession> = {}): StoredSession => ({
+    filters: new Map([['a/#', 1]]),
+    positions: new Map([['a/b', { seq: 4, epoch: 'e' }]]),
+    life: 'L',
+    inflight: new Map(),
+    nextPacketId: 7,
+    expiresAt: Infinity,
+    ...over,
+  });
+
+  it('sessions: taken once; expired ones are gone; over the bound the least recently kept goes', async () => {
+    const store = new RedisSessionStore(cmd, 2, payloadOf, log);
+    await store.keep('one', session());
+    expect(await store.take('one')).toEqual(session());
+    expect(await store.take('one')).toBeUndefined();
+    await store.keep('past', session({ expiresAt: Date.now() - 1 }));
+    expect(await store.take('past')).toBeUndefined();
+    await store.keep('x', session());
+    await store.keep('y', session());
+    await store.keep('z', session());
+    expect(await store.take('x')).toBeUndefined();
+    expect((await store.take('y'))?.nextPacketId).toBe(7);
+    // The expired session was purged from Redis by a later operation, not only refused.
+    expect(await cmd.hlen('sb:{g}:mqtt:sessions')).toBe(1);
+  });
+
+  it('sessions: unacknowledged messages over the size bound are left out and their topic replays from before them', () => {
+    const out = (seq: number) => Outgoing.prebuilt({ op: 'msg', topic: 'a/b', seq, epoch: 'e', ts: 1, data: 'y'.repeat(100) } as never, '{}', 2, undefined);
+    const s = session({
+      positions: new Map([['a/b', { seq: 9, epoch: 'e' }]]),
+      inflight: new Map([
+        [1, { qos: 1, released: false, topic: 'a/b', payload: out(7), retain: false }],
+        [2, { qos: 1, released: false, topic: 'a/b', payload: out(8), retain: false }],
+      ]),
+    });
+    const whole = decodeSession(encodeSession(s, payloadOf, 1_000_000))!;
+    expect([...whole.inflight.keys()]).toEqual([1, 2]);
+    expect(whole.positions.get('a/b')).toEqual({ seq: 9, epoch: 'e' });
+    const small = encodeSession(s, payloadOf, 300);
+    expect(small.length).toBeLessThanOrEqual(300);
+    const cut = decodeSession(small)!;
+    expect([...cut.inflight.keys()]).toEqual([1]);
+    expect(cut.positions.get('a/b')).toEqual({ seq: 7, epoch: 'e' });
+  });
+});
