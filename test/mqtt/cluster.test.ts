@@ -9,26 +9,15 @@ import { requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
 import { TestClient } from '../helpers/client.js';
 import { SseClient } from '../helpers/sse-client.js';
 import type { TestBroker } from '../helpers/broker.js';
+import { Devices, inbox } from '../helpers/mqtt-devices.js';
 
 const run = requireRedis('mqtt cluster');
 
 let redis: TestRedis;
 let a: TestBroker;
 let b: TestBroker;
-const clients: MqttClient[] = [];
-
-async function device(node: TestBroker, clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId, reconnectPeriod: 0, ...options });
-  clients.push(c);
-  return c;
-}
-
-/** Every message `c` receives from now on, as `topic payload` (retained ones marked `(r)`). */
-function inbox(c: MqttClient): string[] {
-  const got: string[] = [];
-  c.on('message', (t, p, packet) => got.push(`${t} ${p.toString()}${packet.retain ? ' (r)' : ''}`));
-  return got;
-}
+const devices = new Devices();
+const device = (node: TestBroker, clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> => devices.connect(node, clientId, options);
 
 describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
   beforeAll(async () => {
@@ -37,7 +26,7 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     b = await startNode(redis, { mqttPort: 0, historySize: 50 });
   });
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await devices.closeAll();
     await a?.close();
     await b?.close();
     await redis?.stop();
@@ -112,7 +101,7 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     for (const n of [1, 2, 3]) await pub.request({ op: 'pub', topic: n === 2 ? 'away/b' : 'away/a', data: n });
 
     const again = mqtt.connect(`mqtt://127.0.0.1:${b.mqttPort}`, { ...options, reconnectPeriod: 0 });
-    clients.push(again);
+    devices.add(again);
     const received = inbox(again);
     const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => again.once('connect', resolve));
     expect(connack.sessionPresent).toBe(true);
@@ -137,7 +126,7 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     const oldClosed = new Promise<void>((resolve) => old.once('close', () => resolve()));
 
     const fresh = mqtt.connect(`mqtt://127.0.0.1:${b.mqttPort}`, { ...options, reconnectPeriod: 0 });
-    clients.push(fresh);
+    devices.add(fresh);
     const got = inbox(fresh);
     const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
       fresh.once('connect', resolve);
@@ -170,7 +159,7 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     ]));
     await closed;
     const again = mqtt.connect(`mqtt://127.0.0.1:${a.mqttPort}`, { ...options, reconnectPeriod: 0 });
-    clients.push(again);
+    devices.add(again);
     const got = inbox(again);
     expect((await new Promise<{ sessionPresent: boolean }>((resolve) => again.once('connect', resolve))).sessionPresent).toBe(true);
     const web = await TestClient.connect(b.url);

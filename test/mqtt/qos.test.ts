@@ -7,14 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
+import { Devices } from '../helpers/mqtt-devices.js';
 import { requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
 
-const clients: MqttClient[] = [];
-async function device(node: TestBroker, clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId, reconnectPeriod: 0, ...options });
-  clients.push(c);
-  return c;
-}
+const devices = new Devices();
+const device = (node: TestBroker, clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> => devices.connect(node, clientId, options);
 
 /** Every message `c` receives from now on, as `payload@qos`. */
 function received(c: MqttClient): string[] {
@@ -50,7 +47,7 @@ describe('MQTT delivery QoS: the lower of the publisher\'s and the subscription\
     broker = await startTestBroker({ mqttPort: 0 });
   });
   afterAll(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+    await devices.closeAll();
     await broker?.close();
   });
 
@@ -68,7 +65,7 @@ describe('MQTT delivery QoS: the lower of the publisher\'s and the subscription\
     await pub.publishAsync('q/resume', 'while away 1', { qos: 1 });
     // Listening before the CONNACK: the missed messages follow it at once.
     const back = mqtt.connect(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'resumer', reconnectPeriod: 0, ...opts });
-    clients.push(back);
+    devices.add(back);
     const got = received(back);
     await until(() => got.length === 2, `the two messages missed (have ${got.length})`);
     expect(got).toEqual(['while away 0@0', 'while away 1@1']);
@@ -86,7 +83,7 @@ describe.skipIf(!run)('MQTT delivery QoS across two nodes', () => {
     b = await startNode(redis, { mqttPort: 0 });
   });
   afterAll(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+    await devices.closeAll();
     await a?.close();
     await b?.close();
     await redis?.stop();

@@ -8,6 +8,7 @@ import { requireRedis, startNode, TestRedisCluster, until } from '../cluster/red
 import { TestClient } from '../helpers/client.js';
 import { SseClient } from '../helpers/sse-client.js';
 import type { TestBroker } from '../helpers/broker.js';
+import { Devices, inbox } from '../helpers/mqtt-devices.js';
 
 const run = requireRedis('mqtt on a redis cluster', true);
 
@@ -15,17 +16,8 @@ describe.skipIf(!run)('MQTT and SSE on a Redis Cluster', () => {
   let rc: TestRedisCluster;
   let a: TestBroker;
   let b: TestBroker;
-  const clients: MqttClient[] = [];
-  const device = async (node: TestBroker, clientId: string, options: mqtt.IClientOptions = {}) => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId, reconnectPeriod: 0, ...options });
-    clients.push(c);
-    return c;
-  };
-  const inbox = (c: MqttClient) => {
-    const got: string[] = [];
-    c.on('message', (t, p, packet) => got.push(`${t} ${p.toString()}${packet.retain ? ' (r)' : ''}`));
-    return got;
-  };
+  const devices = new Devices();
+  const device = (node: TestBroker, clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> => devices.connect(node, clientId, options);
 
   beforeAll(async () => {
     rc = await TestRedisCluster.start();
@@ -33,7 +25,7 @@ describe.skipIf(!run)('MQTT and SSE on a Redis Cluster', () => {
     b = await startNode(rc, { mqttPort: 0, historySize: 50 });
   });
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await devices.closeAll();
     await a?.close();
     await b?.close();
     await rc?.stop();
@@ -60,7 +52,7 @@ describe.skipIf(!run)('MQTT and SSE on a Redis Cluster', () => {
     // Taken over from A while live on B.
     const closed = new Promise<void>((resolve) => again.once('close', () => resolve()));
     const third = mqtt.connect(`mqtt://127.0.0.1:${a.mqttPort}`, { ...options, reconnectPeriod: 0 });
-    clients.push(third);
+    devices.add(third);
     expect((await new Promise<{ sessionPresent: boolean }>((resolve) => third.once('connect', resolve))).sessionPresent).toBe(true);
     await closed;
 
