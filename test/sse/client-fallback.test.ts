@@ -69,9 +69,16 @@ describe('client library: SSE fallback in Node', () => {
       expect(verdicts).toEqual(['recovered']);
 
       // Cut; five published meanwhile: the first two are gone from the broker's history: said, then the rest.
+      // Published from the disconnected event itself: a poll could notice the cut only after a 10 ms reconnect.
+      const whileAway = new Promise<void>((resolve) =>
+        client.once('disconnected', () => {
+          for (let n = 6; n <= 10; n++) publish(n);
+          resolve();
+        }),
+      );
       proxy.cutAll();
+      await whileAway;
       await until(() => cuts === 2, 'the second cut');
-      for (let n = 6; n <= 10; n++) publish(n);
       await until(() => verdicts.length === 2 && client.state === 'connected', 'the second verdict');
       expect(verdicts[1]).toBe('notRecovered history_trimmed');
       publish(11);
