@@ -10,10 +10,10 @@ import { writeHeapSnapshot } from 'node:v8';
 import { readFileSync, rmSync } from 'node:fs';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Config } from '../../src/config.js';
+import { openIdleSockets } from './idle-sockets.js';
 import type * as BrokerModule from '../../src/broker.js';
 import type * as LogModule from '../../src/log.js';
 
-const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
 const { values: flags } = parseArgs({
   options: { bare: { type: 'boolean', default: false }, clients: { type: 'string', default: '2000' }, dist: { type: 'string', default: 'dist' }, child: { type: 'string' }, top: { type: 'string', default: '40' } },
 });
@@ -115,16 +115,7 @@ async function measure(n: number, port: number, size: () => number, close: () =>
 }
 
 async function clients(url: string, n: number): Promise<void> {
-  const open: WebSocket[] = [];
-  const connectOne = (i: number) =>
-    new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(url, { localAddress: SOURCES[i % SOURCES.length] });
-      ws.once('message', () => resolve()); // hello: admitted
-      ws.once('error', reject);
-      ws.on('error', () => undefined);
-      open.push(ws);
-    });
-  for (let i = 0; i < n; i += 200) await Promise.all(Array.from({ length: Math.min(200, n - i) }, (_, k) => connectOne(i + k)));
+  await openIdleSockets(url, n);
   process.send!('ready');
   setInterval(() => undefined, 60_000);
 }

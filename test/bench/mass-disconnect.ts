@@ -6,12 +6,11 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import WebSocket from 'ws';
 import { defaults, type Config } from '../../src/config.js';
 import { startBroker } from '../../src/broker.js';
+import { openIdleSockets } from './idle-sockets.js';
 import { createLogger } from '../../src/log.js';
 
-const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
 const { values: flags } = parseArgs({ options: { clients: { type: 'string', default: '10000' }, child: { type: 'string' } } });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -68,17 +67,7 @@ async function broker(n: number): Promise<void> {
 }
 
 async function clients(url: string, n: number): Promise<void> {
-  const open: WebSocket[] = [];
-  const connectOne = (i: number) =>
-    new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(url, { localAddress: SOURCES[i % SOURCES.length] });
-      ws.once('message', () => resolve()); // hello: the broker has admitted it
-      ws.once('error', reject);
-      ws.on('error', () => undefined);
-      open.push(ws);
-    });
-  // A few hundred handshakes in flight at a time: the broker's accept path is not what is measured.
-  for (let i = 0; i < n; i += 200) await Promise.all(Array.from({ length: Math.min(200, n - i) }, (_, k) => connectOne(i + k)));
+  const open = await openIdleSockets(url, n);
   process.send!({ type: 'ready', open: open.length } satisfies ToParent);
   process.once('message', () => {
     // Every socket cut in one turn, as when a client host or its network goes away.
