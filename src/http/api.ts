@@ -12,7 +12,7 @@ import type { TokenVerifier } from '../auth/tokens.js';
 import { adminVerdict } from '../auth/admin.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { idempotencyKey, publishOnce, registerServerApi } from './server-api.js';
+import { idempotencyKey, registerServerApi } from './server-api.js';
 import type { NodeCalls } from '../engine/redis/calls.js';
 
 /** Longest list /api/clients and /api/topics return unless `?limit=` says otherwise (up to LIST_MAX). */
@@ -68,7 +68,7 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger, calls
     // Straight to the engine, like a client's pub: the supervisor handles lifecycle, not publishes.
     let result: PublishResult | ProtocolError;
     try {
-      result = await publishOnce(hub, topic, data, key);
+      result = await hub.publishAsync(topic, data, key); // once per idempotency key: the engine keeps the keys
     } catch (err) {
       log.error({ err, topic }, 'api publish failed');
       throw new HttpError(500, 'internal error', 'internal');

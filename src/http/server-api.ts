@@ -4,13 +4,13 @@
 // (presence) of a topic or of the whole broker, paginated. Every route sits behind the same admin gate as /api/publish.
 import type { Logger } from 'pino';
 import type { BrokerCore } from '../actors/connection.js';
-import type { Engine, PublishResult, Session } from '../engine/engine.js';
+import type { Engine, Session } from '../engine/engine.js';
 import type { NodeCalls } from '../engine/redis/calls.js';
 import { ClientCommands, type ClientCommand, type CommandErrorCode, type CommandOutcome } from './client-commands.js';
 import type { Link } from '../actors/link.js';
 import { Grant } from '../auth/grant.js';
 import { CLOSE, ProtocolError, type FrameId } from '../protocol/errors.js';
-import { PUBLISH_KEY_MAX, WHO_LIMIT_MAX, type ServerFrame } from '../protocol/frames.js';
+import { publishKeyError, PUBLISH_KEY_MAX, WHO_LIMIT_MAX, type ServerFrame } from '../protocol/frames.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { filterError, topicError } from '../protocol/topic.js';
 import type { Outgoing } from '../protocol/outgoing.js';
@@ -18,15 +18,6 @@ import { HttpError, readBody, sendJson, type Handler, type Router } from '../tra
 
 /** Messages one batch publish may carry. */
 export const BATCH_MAX = 1000;
-const KEY_MAX = PUBLISH_KEY_MAX;
-
-/**
- * Publishes once per idempotency key (when given): a retry within the key's window gets the first position, marked
- * `duplicate: true`. The engine keeps the keys (in Redis on a cluster: one key is one publish on every node).
- */
-export async function publishOnce(hub: Engine<Link>, topic: string, data: unknown, key: string | undefined): Promise<PublishResult | ProtocolError> {
-  return hub.publishAsync(topic, data, key);
-}
 
 /**
  * The API's own session, used only to ask the engine `who`: the engine answers it as it answers a client (across
@@ -98,8 +89,9 @@ async function jsonBody(req: Parameters<Handler>[0], limit: number): Promise<Rec
 /** An idempotency key: a string of 1 to 128 characters, or absent. */
 export function idempotencyKey(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string' || value.length === 0 || value.length > KEY_MAX) throw new HttpError(400, `idempotencyKey must be a string of 1 to ${KEY_MAX} characters`, 'bad_frame');
-  return value;
+  // The same rule as a client's `pub` key (one check: the keys are shared), named as the API names it.
+  if (publishKeyError(value) !== null) throw new HttpError(400, `idempotencyKey must be a string of 1 to ${PUBLISH_KEY_MAX} characters`, 'bad_frame');
+  return value as string;
 }
 
 /** The client a request names (`client`: an id or a name). */
@@ -146,7 +138,8 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
         continue;
       }
       try {
-        const result = await publishOnce(hub, topic as string, data, key);
+        // Once per idempotency key: the engine keeps the keys (in Redis on a cluster, for every node).
+        const result = await hub.publishAsync(topic as string, data, key);
         if (result instanceof ProtocolError) fail(result.code, result.message);
         else results.push(result);
       } catch (e) {
