@@ -208,7 +208,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
   const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
   // On a cluster, MQTT sessions and retained messages are kept in the engine's Redis, shared by every node.
-  const mqttStores = hub instanceof RedisEngine ? redisStores(hub.redis.cmd, config, log) : undefined;
+  const mqttStores = hub instanceof RedisEngine ? redisStores(hub.redis.cmd, hub.redis.scripts, config, log) : undefined;
   const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores, calls);
   let port: number;
   let tcpPort: number;

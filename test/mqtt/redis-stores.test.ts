@@ -8,6 +8,7 @@ import { RedisRetainedStore, literalPrefix } from '../../src/transports/mqtt/red
 import { RedisSessionStore, decodeSession, encodeSession } from '../../src/transports/mqtt/redis-sessions.js';
 import type { Retained, StoredSession } from '../../src/transports/mqtt/store.js';
 import { Outgoing } from '../../src/protocol/outgoing.js';
+import { ScriptRunner } from '../../src/engine/redis/script-runner.js';
 import { requireRedis, TestRedis } from '../cluster/redis.js';
 
 const run = requireRedis('mqtt redis stores');
@@ -18,9 +19,11 @@ const payloadOf = (out: Outgoing) => Buffer.from(JSON.stringify((out.frame as { 
 describe.skipIf(!run)('MQTT stores in Redis', () => {
   let redis: TestRedis;
   let cmd: Redis;
+  let scripts: ScriptRunner;
   beforeAll(async () => {
     redis = await TestRedis.start();
     cmd = new Redis(redis.url);
+    scripts = new ScriptRunner(cmd);
   });
   afterAll(async () => {
     cmd?.disconnect();
@@ -33,7 +36,7 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
   const topics = async (store: RedisRetainedStore, filter: string) => (await store.matching(filter, 1000)).map((r) => `${r.topic}=${r.payload.toString()}`).sort();
 
   it('retained: the last publish by seq wins whichever node keeps it last; an empty payload clears; another epoch replaces', async () => {
-    const store = new RedisRetainedStore(cmd, 100, 10_000, log);
+    const store = new RedisRetainedStore(cmd, scripts, 100, 10_000, log);
     await store.set(msg('a/b', 'second'), { epoch: 'e1', seq: 2 });
     await store.set(msg('a/b', 'first'), { epoch: 'e1', seq: 1 }); // kept late by a slower node: ignored
     expect(await topics(store, 'a/b')).toEqual(['a/b=second']);
@@ -47,7 +50,7 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
 
   it('retained: bounded in messages and in bytes, the oldest going first; a message over the whole budget is not kept', async () => {
     // Each costs its topic and payload bytes, as on one node: 4 each here.
-    const store = new RedisRetainedStore(cmd, 3, 14, log);
+    const store = new RedisRetainedStore(cmd, scripts, 3, 14, log);
     for (const t of ['t/1', 't/2', 't/3', 't/4']) await store.set(msg(t, 'x'));
     expect(await topics(store, 't/+')).toEqual(['t/2=x', 't/3=x', 't/4=x']);
     await store.set(msg('t/1', 'x')); // 3 messages (12 bytes) is the count bound again: t/2 goes
@@ -61,7 +64,7 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
   });
 
   it('retained: a wildcard reads the names under its literal prefix and matches MQTT rules ($ topics, # and its parent)', async () => {
-    const store = new RedisRetainedStore(cmd, 100, 100_000, log);
+    const store = new RedisRetainedStore(cmd, scripts, 100, 100_000, log);
     for (const t of ['plant/1/temp', 'plant/2/temp', 'plant/2/hum', 'plantx/1/temp', 'plant', '$SYS/up', 'other']) await store.set(msg(t, 'v'));
     expect(literalPrefix('plant/+/temp')).toBe('plant');
     expect(await topics(store, 'plant/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v']);
@@ -70,13 +73,13 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
     expect(await topics(store, '$SYS/#')).toEqual(['$SYS/up=v']);
     expect((await store.matching('#', 2)).length).toBe(2);
     // Read two names at a time: every page is read until the names under the prefix end.
-    const paged = new RedisRetainedStore(cmd, 100, 100_000, log, 2);
+    const paged = new RedisRetainedStore(cmd, scripts, 100, 100_000, log, 2);
     expect(await topics(paged, 'plant/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v']);
     expect(await topics(paged, '+/+/temp')).toEqual(['plant/1/temp=v', 'plant/2/temp=v', 'plantx/1/temp=v']);
   });
 
   it('retained: 5.0 properties (user properties, correlation data) come back as they were', async () => {
-    const store = new RedisRetainedStore(cmd, 100, 100_000, log);
+    const store = new RedisRetainedStore(cmd, scripts, 100, 100_000, log);
     await store.set({ ...msg('p', 'x', 2), properties: { userProperties: { site: 'north' }, correlationData: Buffer.from([1, 2, 255]), messageExpiryInterval: 60 }, at: 1000 });
     const [r] = await store.matching('p', 1);
     expect(r).toEqual({ topic: 'p', payload: Buffer.from('x'), qos: 2, at: 1000, properties: { userProperties: { site: 'north' }, correlationData: Buffer.from([1, 2, 255]), messageExpiryInterval: 60 } });
@@ -93,7 +96,7 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
   });
 
   it('sessions: taken once; expired ones are gone; over the bound the least recently kept goes', async () => {
-    const store = new RedisSessionStore(cmd, 2, payloadOf, log);
+    const store = new RedisSessionStore(scripts, 2, payloadOf, log);
     await store.keep('one', session());
     expect(await store.take('one')).toEqual(session());
     expect(await store.take('one')).toBeUndefined();

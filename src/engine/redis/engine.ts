@@ -185,7 +185,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
 
   /** Holders of each filter across the cluster (webhooks' topic.occupied / topic.vacated, said once: occupancy.ts). */
   override occupancy(listener: OccupancyListener): Occupancy {
-    const o = new ClusterOccupancy({ node: this.node, cmd: this.redis.cmd, listener, tickMs: this.cluster.tickMs ?? 1500, log: this.log });
+    const o = new ClusterOccupancy({ node: this.node, cmd: this.redis.cmd, scripts: this.redis.scripts, listener, tickMs: this.cluster.tickMs ?? 1500, log: this.log });
     this.occupancies.add(o);
     return o;
   }

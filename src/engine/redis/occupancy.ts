@@ -9,6 +9,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Occupancy, OccupancyListener } from '../engine.js';
 import { KEYS } from './keys.js';
+import type { ScriptRunner } from './script-runner.js';
 
 /** KEYS: occupancy, node's filters, occupants. ARGV: filter, node. Returns 1 when the cluster's holders went 0→1. */
 const TAKE = `
@@ -47,6 +48,8 @@ return vacated
 export interface ClusterOccupancyOptions {
   node: string;
   cmd: Redis | Cluster;
+  /** The engine's Lua runner (EVALSHA once Redis has a script). */
+  scripts: ScriptRunner;
   listener: OccupancyListener;
   tickMs: number;
   log: Logger;
@@ -94,7 +97,7 @@ export class ClusterOccupancy implements Occupancy {
   }
 
   private async apply(): Promise<void> {
-    const { cmd, node, listener } = this.o;
+    const { scripts, node, listener } = this.o;
     for (const filter of this.dirty) {
       this.dirty.delete(filter);
       const want = this.local.has(filter);
@@ -102,8 +105,8 @@ export class ClusterOccupancy implements Occupancy {
       let edge: unknown;
       try {
         edge = want
-          ? await cmd.eval(TAKE, 3, KEYS.occupancy, KEYS.nodeOccupancy(node), KEYS.occupants, filter, node)
-          : await cmd.eval(RELEASE, 2, KEYS.occupancy, KEYS.nodeOccupancy(node), filter);
+          ? await scripts.run(TAKE, [KEYS.occupancy, KEYS.nodeOccupancy(node), KEYS.occupants], [filter, node])
+          : await scripts.run(RELEASE, [KEYS.occupancy, KEYS.nodeOccupancy(node)], [filter]);
       } catch (err) {
         this.dirty.add(filter);
         this.o.log.info({ err: (err as Error).message, filter }, 'occupancy not written to Redis; retried at the next tick');
@@ -139,7 +142,7 @@ export class ClusterOccupancy implements Occupancy {
 
   /** Takes `who`'s filters out (a dead node, or this one at close: `force`); tells the filters that were vacated. */
   private async withdraw(who: string, force: boolean): Promise<void> {
-    const vacated = (await this.o.cmd.eval(WITHDRAW, 4, KEYS.occupancy, KEYS.nodeOccupancy(who), KEYS.occupants, KEYS.heartbeat(who), who, force ? '1' : '0')) as string[];
+    const vacated = (await this.o.scripts.run(WITHDRAW, [KEYS.occupancy, KEYS.nodeOccupancy(who), KEYS.occupants, KEYS.heartbeat(who)], [who, force ? '1' : '0'])) as string[];
     if (vacated.length > 0 && !force) this.o.log.info({ dead: who, filters: vacated.length }, 'occupancy: a dead node\'s filters taken out');
     for (const f of vacated) this.o.listener.vacated(f);
   }

@@ -10,6 +10,7 @@ import { isWildcard } from '../../protocol/topic.js';
 import { mqttMatches } from './match.js';
 import type { PacketProperties } from './payload.js';
 import type { Position, Retained, RetainedStore } from './store.js';
+import type { ScriptRunner } from '../../engine/redis/script-runner.js';
 
 export const RETAINED_KEYS = {
   /** Hash: topic → `<epoch> <seq> <cost>\n<JSON {q, p (base64), pr?, at}>`; cost: payload and topic bytes, as on one node. */
@@ -71,6 +72,8 @@ interface Encoded {
 export class RedisRetainedStore implements RetainedStore {
   constructor(
     private readonly cmd: Redis | Cluster,
+    /** The engine's Lua runner (EVALSHA once Redis has a script). */
+    private readonly scripts: ScriptRunner,
     private readonly maxMessages: number,
     private readonly maxBytes: number,
     private readonly log: Logger,
@@ -86,7 +89,7 @@ export class RedisRetainedStore implements RetainedStore {
     const keys = [RETAINED_KEYS.messages, RETAINED_KEYS.names, RETAINED_KEYS.age, RETAINED_KEYS.totals];
     const args = [message.topic, value, order?.epoch ?? '', String(order?.seq ?? -1), String(this.maxMessages), String(this.maxBytes), String(cost)];
     try {
-      await this.cmd.eval(SET, keys.length, ...keys, ...args);
+      await this.scripts.run(SET, keys, args);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, topic: message.topic }, 'retained message not kept: Redis did not take it');
     }

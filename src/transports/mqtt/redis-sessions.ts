@@ -15,6 +15,7 @@ import { POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type Session
 import { RedisRetainedStore } from './redis-retained.js';
 import { payloadOf } from './session.js';
 import type { MqttStores } from './transport.js';
+import type { ScriptRunner } from '../../engine/redis/script-runner.js';
 
 export const SESSION_KEYS = {
   /** Hash: client id → the session's JSON. */
@@ -75,17 +76,18 @@ interface Encoded {
 }
 
 /** The stores of a cluster node: sessions, retained messages and positions in the Redis its engine uses. */
-export function redisStores(cmd: Redis | Cluster, config: Config, log: Logger): MqttStores {
+export function redisStores(cmd: Redis | Cluster, scripts: ScriptRunner, config: Config, log: Logger): MqttStores {
   return {
-    sessions: new RedisSessionStore(cmd, config.mqttSessions, payloadOf, log),
-    retained: config.mqttRetainedBytes > 0 ? new RedisRetainedStore(cmd, RETAINED_MAX, config.mqttRetainedBytes, log) : undefined,
+    sessions: new RedisSessionStore(scripts, config.mqttSessions, payloadOf, log),
+    retained: config.mqttRetainedBytes > 0 ? new RedisRetainedStore(cmd, scripts, RETAINED_MAX, config.mqttRetainedBytes, log) : undefined,
     positions: redisPositions(cmd, POSITIONS_MAX),
   };
 }
 
 export class RedisSessionStore implements SessionStore {
   constructor(
-    private readonly cmd: Redis | Cluster,
+    /** The engine's Lua runner (EVALSHA once Redis has a script). */
+    private readonly scripts: ScriptRunner,
     private readonly max: number,
     /** The bytes an unacknowledged message was (or would be) sent with. */
     private readonly payloadOf: (out: Outgoing) => Buffer,
@@ -98,7 +100,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
   async take(clientId: string): Promise<StoredSession | undefined> {
-    const raw = (await this.cmd.eval(TAKE, 3, ...this.keys, String(Date.now()), String(PURGE_MAX), clientId)) as string | null;
+    const raw = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId])) as string | null;
     if (raw === null) return undefined;
     const session = decodeSession(raw);
     if (!session) this.log.warn({ clientId }, 'stored MQTT session unreadable: dropped');
@@ -111,7 +113,7 @@ export class RedisSessionStore implements SessionStore {
     const value = encodeSession(session, this.payloadOf, SESSION_BYTES_MAX);
     const expires = session.expiresAt === Infinity ? '' : String(session.expiresAt);
     try {
-      await this.cmd.eval(KEEP, 3, ...this.keys, String(Date.now()), String(PURGE_MAX), clientId, value, expires, String(this.max));
+      await this.scripts.run(KEEP, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, value, expires, String(this.max)]);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session not kept: Redis did not take it');
     }
@@ -119,7 +121,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Rejects when Redis cannot answer (a clean session must not find the old one later). */
   async drop(clientId: string): Promise<void> {
-    await this.cmd.eval(TAKE, 3, ...this.keys, String(Date.now()), String(PURGE_MAX), clientId);
+    await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId]);
   }
 }
 
