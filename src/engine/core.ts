@@ -8,7 +8,7 @@
 import type { Engine, EngineInspection, JoinRequest, LeaveCause, Occupancy, OccupancyListener, PublishResult, RequestFrame, Session, TopicView } from './engine.js';
 import { ackFrame, PROTOCOL_VERSION, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { encodeData, Outgoing, type EncodedData } from '../protocol/outgoing.js';
+import { encodeData, Outgoing } from '../protocol/outgoing.js';
 import { filterError } from '../protocol/topic.js';
 import { resumeTerms } from './resume.js';
 import { listTopics, LocalInspection } from './inspection.js';
@@ -121,18 +121,29 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
 
   /** Hello, then the filters asked for at connect: heard before hello, so a message published after it reaches the client. */
   private admit(link: S, req: JoinRequest, problem: ProtocolError | null): Maybe<void> {
-    const initial = [...(req.topics ?? []), ...(req.presenceTopics ?? [])].filter((f) => filterError(f) === null);
-    for (const f of initial) this.broker.interest(f, true);
+    // The path's and `topics=` filters, and the TCP room's with presence.
+    const asked = [...(req.topics ?? []).map((t) => [t, false] as const), ...(req.presenceTopics ?? []).map((t) => [t, true] as const)];
+    const heard = asked.map(([f]) => f).filter((f) => filterError(f) === null);
+    for (const f of heard) this.broker.interest(f, true);
     return lastly(
       () =>
-        after(all(initial.map((f) => this.broker.ready(f))), () => {
+        after(all(heard.map((f) => this.broker.ready(f))), () => {
           if (!this.local.registry.has(link)) return;
           this.greet(link);
           if (problem) this.fail(link, problem);
-          if (this.subscribeAtConnect(link, req)) return this.store.record(link);
+          let changed = false;
+          for (const [filter, presence] of asked) {
+            const added = this.local.subscriptions.add(link, filter, presence);
+            if (added instanceof ProtocolError) this.fail(link, added);
+            else if (added) {
+              changed = true;
+              this.announce('join', link, filter);
+            }
+          }
+          if (changed) return this.store.record(link);
         }),
       () => {
-        for (const f of initial) this.broker.interest(f, false);
+        for (const f of heard) this.broker.interest(f, false);
       },
     );
   }
@@ -149,27 +160,12 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     });
   }
 
-  /** The filters asked for at connect (path, `topics=`, the TCP room with presence); true when any was new. */
-  private subscribeAtConnect(link: S, req: JoinRequest): boolean {
-    const initial: [string, boolean][] = [
-      ...(req.topics ?? []).map((t): [string, boolean] => [t, false]),
-      ...(req.presenceTopics ?? []).map((t): [string, boolean] => [t, true]),
-    ];
-    let changed = false;
-    for (const [filter, presence] of initial) {
-      const added = this.local.subscriptions.add(link, filter, presence);
-      if (added instanceof ProtocolError) this.fail(link, added);
-      else if (added) {
-        changed = true;
-        this.announce('join', link, filter);
-      }
-    }
-    return changed;
-  }
-
   /** Unregisters `link`; in its turn the presence watchers of each of its filters hear it, and its record goes. */
   leave(link: S, cause: LeaveCause): void {
-    if (!this.unregister(link)) return;
+    if (!this.local.registry.remove(link)) return;
+    this.local.roster.clientChanged(link.subscriptions);
+    this.stats.connectionsClosed++;
+    this.local.subscriptions.detach(link);
     const filters = [...link.subscriptions];
     link.subscriptions.clear();
     link.presence.clear();
@@ -178,15 +174,6 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
       for (const filter of filters) this.announce(cause, link, filter);
       return this.store.drop(link);
     });
-  }
-
-  /** Takes a leaving `link` out of the registry, the index and the watchers; false when it was not registered. */
-  private unregister(link: S): boolean {
-    if (!this.local.registry.remove(link)) return false;
-    this.local.roster.clientChanged(link.subscriptions);
-    this.stats.connectionsClosed++;
-    this.local.subscriptions.detach(link);
-    return true;
   }
 
   /** Removes every trace of `link` after a fault in leave(); nothing is announced. */
@@ -356,24 +343,13 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     const encoded = encodeData(frame.data, frame.id);
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
     if (local) {
-      if (this.queueDirect(link, frame, local, encoded)) this.ack(link, frame.id);
-      return;
+      const out = new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded);
+      if (this.local.direct(local, out)) return this.ack(link, frame.id);
+      return this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
     }
     return after(this.broker.direct(target!.node, target!.id, { id: link.id, name: link.name }, encoded.json), (received) =>
       received ? this.ack(link, frame.id) : this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id)),
     );
-  }
-
-  /** Queues a direct for a local recipient within its budget for directs; over it the sender gets rate_limited (false). */
-  private queueDirect(link: S, frame: FrameOf<'send'>, target: S, encoded: EncodedData): boolean {
-    const out = new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded);
-    if (!target.mailbox.acceptsDirect(out.bytes)) {
-      this.stats.directsRefused++;
-      this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
-      return false;
-    }
-    target.mailbox.push(out);
-    return true;
   }
 
   /**

@@ -5,6 +5,7 @@
 import type { Session } from './engine.js';
 import { errorFrame, type PresenceEvent } from '../protocol/frames.js';
 import type { ProtocolError } from '../protocol/errors.js';
+import type { Outgoing } from '../protocol/outgoing.js';
 import { isWildcard } from '../protocol/topic.js';
 import { Presence, tellWatchers } from './presence.js';
 import { Registry } from './registry.js';
@@ -74,6 +75,16 @@ export class Locals<S extends Session> {
   clientsOf(topic?: string): S[] {
     if (topic === undefined) return [...this.registry.values()];
     return isWildcard(topic) ? [...this.index.subscribersOf(topic)] : [...this.index.match(topic)];
+  }
+
+  /** Queues a direct for local client `target` within its budget for directs (a quarter of its mailbox); false: over it. */
+  direct(target: S, out: Outgoing): boolean {
+    if (!target.mailbox.acceptsDirect(out.bytes)) {
+      this.stats.directsRefused++;
+      return false;
+    }
+    target.mailbox.push(out);
+    return true;
   }
 
   /** Answers `s` with an error; counted by code. */

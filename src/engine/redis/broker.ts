@@ -190,12 +190,6 @@ export class RedisBroker<S extends Session> implements Broker<S> {
   /** A direct from another node for local client `to`, within its budget for directs. */
   private directArrived(to: string, from: { id: string; name: string }, out: Outgoing): void {
     const target = this.local.registry.find(to);
-    if (!target) return;
-    if (!target.mailbox.acceptsDirect(out.bytes)) {
-      this.local.stats.directsRefused++;
-      this.redis.log.info({ client: target.id, from: from.id }, 'direct from another node dropped: recipient over its budget for directs');
-      return;
-    }
-    target.mailbox.push(out);
+    if (target && !this.local.direct(target, out)) this.redis.log.info({ client: target.id, from: from.id }, 'direct from another node dropped: recipient over its budget for directs');
   }
 }
