@@ -4,7 +4,7 @@
 // sessions only by queueing frames in their mailboxes; deliveries are never xstate events.
 import { localSessionId, type PublishResult, type Session } from './engine.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { nameError, type FrameOf, type PresenceEvent } from '../protocol/frames.js';
+import type { FrameOf, PresenceEvent } from '../protocol/frames.js';
 import { encodeData, Outgoing, senderOf } from '../protocol/outgoing.js';
 import { isWildcard, topicJson } from '../protocol/topic.js';
 import { History } from './history.js';
@@ -15,7 +15,8 @@ import type { RosterPage } from './roster.js';
 import { ProtocolCore } from './core.js';
 import { Locals } from './local.js';
 import type { MemoryEngineOptions } from './options.js';
-import { AT_ONCE, type Broker, type Deployment, type Publisher, type PresenceStore, type ResumeAnswer, type Turns } from './seam.js';
+import { nameAtJoin } from './rules.js';
+import { AT_ONCE, type Broker, type Deployment, type Maybe, type Publisher, type PresenceStore, type ResumeAnswer, type Turns } from './seam.js';
 
 export type { MemoryEngineOptions };
 export type { JoinRequest, LeaveCause, PublishResult } from './engine.js';
@@ -91,14 +92,8 @@ export class LocalPresence<S extends Session> implements PresenceStore<S> {
     private readonly named: { nameFree(s: S, name: string): boolean },
   ) {}
 
-  claimAtJoin(s: S, asked: string | undefined, base: string): { name: string; problem: ProtocolError | null } {
-    if (asked !== undefined) {
-      const err = nameError(asked);
-      if (err) return { name: this.freeName(s, base), problem: new ProtocolError('bad_name', err) };
-      if (this.named.nameFree(s, asked)) return { name: asked, problem: null };
-      return { name: this.freeName(s, base), problem: new ProtocolError('name_taken', `name '${asked}' is taken`) };
-    }
-    return { name: this.freeName(s, base), problem: null };
+  claimAtJoin(s: S, asked: string | undefined, base: string): Maybe<{ name: string; problem: ProtocolError | null }> {
+    return nameAtJoin(asked, base, (name) => this.named.nameFree(s, name));
   }
 
   /** The core checked this process's names already: here there are no others. */
@@ -121,13 +116,6 @@ export class LocalPresence<S extends Session> implements PresenceStore<S> {
 
   announce(event: PresenceEvent, subject: S, filter: string, old?: string): void {
     this.local.tell(event, subject, filter, old);
-  }
-
-  /** `base`, else `base-2`, `base-3`, … while another local client holds it. */
-  private freeName(s: S, base: string): string {
-    let name = base;
-    for (let k = 2; !this.named.nameFree(s, name); k++) name = `${base}-${k}`;
-    return name;
   }
 }
 

@@ -10,6 +10,7 @@ import type { Maybe, PresenceStore, Recipient } from '../seam.js';
 import type { ClientDirectory, ClientRecord } from './directory.js';
 import type { PresenceRelay, PresenceSubject } from './presence-relay.js';
 import { unavailable } from './refusals.js';
+import { nameAtJoin } from '../rules.js';
 
 export class RedisPresence<S extends Session> implements PresenceStore<S> {
   constructor(
@@ -19,8 +20,9 @@ export class RedisPresence<S extends Session> implements PresenceStore<S> {
     private readonly up: () => boolean,
   ) {}
 
-  claimAtJoin(s: S, asked: string | undefined, base: string): Promise<{ name: string; problem: ProtocolError | null }> {
-    return this.directory.claimAtJoin(s, asked, base);
+  /** Redis down: the local check only (the re-assert after reconnect writes the name). */
+  claimAtJoin(s: S, asked: string | undefined, base: string): Maybe<{ name: string; problem: ProtocolError | null }> {
+    return nameAtJoin(asked, base, (name) => this.directory.claimName(s, name, ''));
   }
 
   claimName(s: S, name: string, old: string, id: FrameId | undefined): Maybe<boolean | ProtocolError> {
