@@ -112,7 +112,8 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     this.stats.connectionsOpened++;
     this.turns.step(link, () =>
       after(this.store.claimAtJoin(link, req.grant?.name ?? req.name, defaultNameBase(link, this.options.tcpNamedByAddress !== false)), ({ name, problem }) => {
-        if (!this.local.registry.has(link)) return; // gone while its name was claimed
+        // Gone meanwhile: its leave (behind this step) drops its old name; the one claimed here is freed now, not kept.
+        if (!this.local.registry.has(link)) return this.store.drop(link.id, name);
         this.local.registry.rename(link, name);
         return after(this.store.record(link), () => this.admit(link, req, problem));
       }),
@@ -172,7 +173,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     this.broker.forget(link);
     this.turns.step(link, () => {
       for (const filter of filters) this.announce(cause, link, filter);
-      return this.store.drop(link);
+      return this.store.drop(link.id, link.name);
     });
   }
 
@@ -183,7 +184,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     this.local.roster.clientChanged(link.subscriptions);
     link.subscriptions.clear();
     this.broker.forget(link);
-    this.turns.step(link, () => this.store.drop(link));
+    this.turns.step(link, () => this.store.drop(link.id, link.name));
   }
 
   /** `link` went idle or became active again: the presence watchers of its filters hear it (who shows its state). */

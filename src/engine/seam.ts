@@ -109,8 +109,8 @@ export interface PresenceStore<S extends Session> {
   claimName(s: S, name: string, old: string, id: FrameId | undefined): Maybe<boolean | ProtocolError>;
   /** `s` changed (filters, state): what other processes see of it is updated. */
   record(s: S): Maybe<void>;
-  /** `s` is gone: its record and its name go. */
-  drop(s: S): Maybe<void>;
+  /** Client `id` is gone: its record and its name `name` go. */
+  drop(id: string, name: string): Maybe<void>;
   /** A client of another process by id or name (this process's are looked up by the core first). */
   find(idOrName: string, id: FrameId | undefined): Maybe<Recipient | undefined | ProtocolError>;
   /** One `who` page, and how many clients were listed to build it (the asker pays for them). */

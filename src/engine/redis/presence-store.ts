@@ -34,8 +34,8 @@ export class RedisPresence<S extends Session> implements PresenceStore<S> {
     return this.directory.mirror(s);
   }
 
-  drop(s: S): Promise<void> {
-    return this.directory.drop(s.id, s.name);
+  drop(id: string, name: string): Promise<void> {
+    return this.directory.drop(id, name);
   }
 
   async find(idOrName: string, id: FrameId | undefined): Promise<Recipient | undefined | ProtocolError> {
