@@ -5,6 +5,7 @@
 // does nothing else; it never appears in the tree. Inspection observers see one tree, attached to every system only
 // while someone watches.
 import { createActor, fromCallback, type Actor, type AnyEventObject, type ActorOptions, type ActorRefLike, type AnyActorLogic, type AnyActorRef, type InspectionEvent, type Observer, type Subscription } from 'xstate';
+import { SharedClock, type Clock } from './shared-clock.js';
 
 type System = AnyActorRef['system'];
 
@@ -40,8 +41,9 @@ class Group {
   /** Members by actor id (ids are unique among the running children). */
   readonly members = new Map<string, Member>();
 
-  constructor(private readonly tree: { leave(group: Group, member: Member): void }) {
-    this.actor = createActor(groupLogic, { input: this }).start();
+  constructor(private readonly tree: { leave(group: Group, member: Member): void }, clock: Clock) {
+    // The clock of the group's system: its members' delayed transitions (heartbeat, idle) run on it.
+    this.actor = createActor(groupLogic, { input: this, clock }).start();
   }
 
   hear(event: AnyEventObject): void {
@@ -81,6 +83,8 @@ export class ActorTree {
   constructor(
     readonly root: AnyActorRef,
     private readonly groupSize = GROUP_SIZE,
+    /** Every group's system runs its delayed events on this one clock: one Node timer for all connections. */
+    readonly clock: Clock = new SharedClock(),
   ) {}
 
   /**
@@ -106,7 +110,7 @@ export class ActorTree {
 
   private roomyGroup(): Group {
     for (const group of this.withRoom) return group;
-    const group = new Group(this);
+    const group = new Group(this, this.clock);
     this.groups.set(group.actor, group);
     this.withRoom.add(group);
     return group;
