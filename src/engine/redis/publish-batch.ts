@@ -16,7 +16,7 @@ export const MAX_BYTES = 1024 * 1024;
 
 /** One publish: its keys (meta, log, sizes, then its idempotency key if any) and its seven arguments (scripts.ts). */
 export interface BatchedPublish {
-  keys: string[];
+  keys: readonly string[];
   args: string[];
   id?: FrameId | undefined;
 }
