@@ -41,7 +41,7 @@ local function open(k, fresh)
   local t = topics[KEYS[k]]
   if t then return t end
   local m = redis.call('HMGET', KEYS[k], 'seq', 'epoch', 'rid', 'bytes')
-  t = {k = k, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, trim = false}
+  t = {k = k, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, sizes = {}, trim = false}
   if t.seq == 0 or not t.epoch or m[3] ~= rid then
     -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
     t.seq, t.epoch, t.bytes, t.len = 0, fresh, 0, 0
@@ -67,22 +67,13 @@ local function one(k, a, keyed)
   local size = #entry - #ARGV[a + 3]
   if keep > 0 and size <= budget then
     redis.call('XADD', KEYS[k + 1], '0-' .. seq, 'm', entry)
-    redis.call('RPUSH', KEYS[k + 2], size)
+    t.sizes[#t.sizes + 1] = size
     t.len = t.len + 1
     t.bytes = t.bytes + size
-    while t.len > 1 and (t.len > keep or t.bytes > budget) do
-      t.bytes = t.bytes - tonumber(redis.call('LPOP', KEYS[k + 2]))
-      t.len = t.len - 1
-      t.trim = true
-    end
-    if t.len == 1 and t.bytes ~= size then
-      -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
-      t.bytes = size
-      t.trim = true
-    end
   elseif keep > 0 then
+    -- bigger than the whole budget: what came before cannot be replayed without it, so nothing is kept
     redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
-    t.bytes, t.len = 0, 0
+    t.sizes, t.bytes, t.len = {}, 0, 0
   end
   t.seq = seq
   if keyed then redis.call('SET', KEYS[k + 3], seq .. ' ' .. t.epoch, 'PX', ARGV[3]) end
@@ -100,7 +91,28 @@ for i = 1, (#ARGV - 3) / 7 do
   k = k + (keyed and 4 or 3)
   a = a + 7
 end
+-- Per topic, once: the batch's sizes appended, the oldest entries dropped while over --history entries or bytes
+-- (the same end state as trimming after each message: each limit only ever drops from the oldest end).
 for _, t in ipairs(touched) do
+  local sizes = KEYS[t.k + 2]
+  if #t.sizes > 0 then redis.call('RPUSH', sizes, unpack(t.sizes)) end
+  if t.len > keep and keep > 0 then
+    local popped = redis.call('LPOP', sizes, t.len - keep) or {}
+    for _, n in ipairs(popped) do t.bytes = t.bytes - tonumber(n) end
+    t.len = t.len - #popped
+    t.trim = true
+  end
+  while t.len > 1 and t.bytes > budget do
+    t.bytes = t.bytes - tonumber(redis.call('LPOP', sizes))
+    t.len = t.len - 1
+    t.trim = true
+  end
+  local last = t.sizes[#t.sizes]
+  if t.len == 1 and last and t.bytes ~= last then
+    -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
+    t.bytes = last
+    t.trim = true
+  end
   redis.call('HSET', KEYS[t.k], 'seq', t.seq, 'epoch', t.epoch, 'bytes', t.bytes, 'rid', rid)
   -- the history is seq-len+1 .. seq (no holes; READ starts there); the stream frees whole nodes below it
   if t.trim then redis.call('XTRIM', KEYS[t.k + 1], 'MINID', '~', '0-' .. (t.seq - t.len + 1)) end
