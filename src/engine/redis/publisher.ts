@@ -17,7 +17,7 @@ import type { RedisNode } from './node.js';
 import { keySlot, readyFor } from './outcome.js';
 import type { OwnDeliveries } from './own-deliveries.js';
 import { messageKey } from './own-deliveries.js';
-import { PublishBatch } from './publish-batch.js';
+import { PublishBatch, type PublishTopic } from './publish-batch.js';
 import { unavailable } from './refusals.js';
 import * as LUA from './scripts.js';
 
@@ -27,14 +27,6 @@ export interface Sender {
   name: string;
   transport: Transport;
   addr: string;
-}
-
-/** What every publish of one topic sends alike (publishes never change it: the batch copies what it sends). */
-interface TopicParts {
-  head: string;
-  keys: readonly string[];
-  channel: string;
-  family: string;
 }
 
 export interface StreamPublisherOptions {
@@ -50,7 +42,7 @@ export class StreamPublisher {
   /** Topics listed in `sb:{g}:topics` already (wildcard resumes find topics there). */
   private readonly knownTopics = new Set<string>();
   private epochs = 0;
-  private readonly parts = new Map<string, TopicParts>();
+  private readonly parts = new Map<string, PublishTopic>();
   /** The publishes of one event-loop turn, sent as one script call per slot (publish-batch.ts). */
   readonly batch: PublishBatch;
 
@@ -69,7 +61,7 @@ export class StreamPublisher {
   }
 
   /** A topic's frame head, keys and channels: built at its first publish, then reused (bounded: cleared when full). */
-  private partsOf(topic: string): TopicParts {
+  private partsOf(topic: string): PublishTopic {
     let parts = this.parts.get(topic);
     if (parts) return parts;
     if (this.parts.size >= MAX_CURSORS) this.parts.clear();
@@ -111,8 +103,7 @@ export class StreamPublisher {
     // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
     // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
     const heard = this.options.hears(topic);
-    const keys = key === undefined ? parts.keys : [...parts.keys, KEYS.pubKey(topic, key)];
-    const reply = await this.batch.add({ keys, args: [fresh, parts.head, tail, prefix, parts.channel, parts.family, key === undefined ? '0' : '1'], id });
+    const reply = await this.batch.add({ topic: parts, fresh, tail, prefix, key: key === undefined ? undefined : KEYS.pubKey(topic, key), id });
     if (reply instanceof ProtocolError) return reply;
     const [seq, epoch, duplicate] = reply;
     if (duplicate) return duplicateOf({ seq, epoch });
