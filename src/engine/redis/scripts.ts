@@ -53,6 +53,7 @@ local function open(n)
   else
     t.len = redis.call('LLEN', KEYS[k + 2])
   end
+  t.first = t.seq - t.len + 1
   topics[n] = t
   touched[#touched + 1] = t
   return t
@@ -123,8 +124,12 @@ for _, t in ipairs(touched) do
     t.trim = true
   end
   redis.call('HSET', KEYS[t.k], 'seq', t.seq, 'epoch', t.epoch, 'bytes', t.bytes, 'rid', rid)
-  -- the history is seq-len+1 .. seq (no holes; READ starts there); the stream frees whole nodes below it
-  if t.trim then redis.call('XTRIM', KEYS[t.k + 1], 'MINID', '~', '0-' .. (t.seq - t.len + 1)) end
+  -- The history is seq-len+1 .. seq (no holes; READ starts there, whatever the stream still holds below it). The
+  -- stream frees whole nodes (100 entries) below it: asked when that first seq crossed a multiple of 32, not each time.
+  local first = t.seq - t.len + 1
+  if t.trim and (t.len <= 1 or math.floor(first / 32) ~= math.floor(t.first / 32)) then
+    redis.call('XTRIM', KEYS[t.k + 1], 'MINID', '~', '0-' .. first)
+  end
 end
 for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, table.concat(bus[channel], '\\30')) end
 return out
