@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import type * as MemoryModule from '../../src/engine/memory.js';
 import type { Session, SessionMailbox } from '../../src/engine/engine.js';
+import { sessionWith } from '../engine/fakes.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -33,25 +34,7 @@ function session(id: string): Session {
     tail: undefined,
     replaceTail: () => undefined,
   };
-  const s: Session = {
-    id,
-    name: id,
-    addr: '127.0.0.1:1',
-    transport: 'ws',
-    mailbox,
-    subscriptions: new Set(),
-    presence: new Set(),
-    watch: () => undefined,
-    grant: undefined,
-    nameFixed: false,
-    rate: undefined,
-    renames: undefined,
-    state: 'online',
-    send: () => true,
-    info: () => ({ id: s.id, name: s.name, addr: s.addr, transport: s.transport }),
-    publicInfo: () => ({ id: s.id, name: s.name, transport: s.transport }),
-  };
-  return s;
+  return sessionWith(id, mailbox, () => true);
 }
 
 const options = { serverName: 'bench', version: '0', heartbeatMs: 1000, idleMs: 1000, historySize: 100, historyBytes: 64 << 20, historyTopicBytes: 1 << 20, maxTopics: 100_000, maxSubscriptions: 100, idleClose: 'none' as const, replayMaxMessages: 100, replayMaxBytes: 1 << 20 };

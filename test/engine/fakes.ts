@@ -27,7 +27,12 @@ export function fake(id: string): Fake {
     },
     replaceTail: () => undefined,
   };
-  const s: Fake = {
+  return Object.assign(sessionWith(id, mailbox, (frame) => (frames.push(frame), true)), { frames });
+}
+
+/** A session over `mailbox` (engine tests, and test/bench/engine-micro.ts with a mailbox that only counts). */
+export function sessionWith(id: string, mailbox: SessionMailbox, send: (frame: ServerFrame) => boolean): Session {
+  const s: Session = {
     id,
     name: id,
     addr: '127.0.0.1:1',
@@ -41,8 +46,7 @@ export function fake(id: string): Fake {
     rate: undefined,
     renames: undefined,
     state: 'online',
-    frames,
-    send: (frame) => (frames.push(frame), true),
+    send,
     info: () => ({ id: s.id, name: s.name, addr: s.addr, transport: s.transport }),
     publicInfo: () => ({ id: s.id, name: s.name, transport: s.transport }),
   };
