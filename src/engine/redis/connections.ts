@@ -14,6 +14,8 @@ type Node = { host: string; port: number };
 export interface RedisConnections {
   cmd: Redis | Cluster;
   bus: Redis | ClusterSubscriber;
+  /** On a Redis Cluster: the options of the sharded subscriber connections (shards.ts), one per master. */
+  sharded?: RedisOptions;
 }
 
 /** The engine's connections for `url` (redis://, rediss:// or redis+cluster://); nothing connects before connect(). */
@@ -44,7 +46,7 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
     const all = [...known, ...target.nodes];
     return all.filter((n, i) => n.host !== '' && all.findIndex((m) => m.host === n.host && m.port === n.port) === i);
   };
-  return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }) };
+  return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }), sharded: { ...auth, connectionName: `${name}-ssub` } };
 }
 
 /** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, or the cluster's seeds and credentials. */

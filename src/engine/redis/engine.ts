@@ -17,9 +17,10 @@ import { filterError, filterMatches, isWildcard } from '../../protocol/topic.js'
 import { queueWhoPage, Roster, WHO_LIMIT_DEFAULT } from '../roster.js';
 import { resumeTerms } from '../resume.js';
 import { publishRefusal, sendRefusal, whoStart } from '../rules.js';
-import { CHANNELS, KEYS } from './keys.js';
+import { CHANNELS, KEYS, PARTITIONS, partitionTag } from './keys.js';
 import * as LUA from './scripts.js';
-import { Interest } from './interest.js';
+import { CLASSIC, Interest, SHARDED } from './interest.js';
+import { keySlot } from './outcome.js';
 import { Barrier } from './barrier.js';
 import { Cursors } from './cursors.js';
 import { RedisNode, type RedisNodeOptions } from './node.js';
@@ -83,6 +84,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       historySize: cluster.historySize,
       historyTopicBytes: cluster.historyTopicBytes,
       hears: (topic) => this.interest.receives(topic),
+      channels: this.redis.shards ? SHARDED : CLASSIC,
       own: this.own,
       stats: this.stats,
     });
@@ -111,7 +113,7 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       log: this.log,
     });
     this.barrier = new Barrier({
-      via: () => (this.cmd instanceof Cluster ? this.cmd.nodes('master') : [this.cmd]),
+      via: () => (this.cmd instanceof Cluster ? [...this.cmd.nodes('master'), ...this.shardBarriers(this.cmd)] : [this.cmd]),
       channel: CHANNELS.node(this.node),
       up: () => this.redis.up && this.redis.listening,
       waitMs: BARRIER_WAIT_MS,
@@ -126,7 +128,8 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
       message: (channel, payload) => this.bus.receive(channel, payload),
     });
     this.interest = new Interest({
-      listener: this.redis.bus,
+      listener: this.redis.shards ?? this.redis.bus,
+      scheme: this.redis.shards ? SHARDED : CLASSIC,
       lingerMs: cluster.interestLingerMs ?? 5000,
       dropped: () => this.interestDropped(),
       failed: (err) => this.log.info({ err: err.message }, 'interest (un)subscribe failed; the subscriber connection subscribes again when it is back'),
@@ -145,6 +148,24 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     const hears = (topic: string) => this.interest.receives(topic);
     this.cursors.keepOnly(hears);
     this.own.keepOnly(hears);
+  }
+
+  /**
+   * On a Redis Cluster the messages come over the sharded connections (one per master), not the classic subscriber:
+   * a barrier token is also SPUBLISHed through each master, on a partition it serves, and comes back on this node's
+   * sharded connection to it after every message that master published before (shards.ts).
+   */
+  private shardBarriers(cmd: Cluster): { publish(channel: string, message: string): Promise<unknown> }[] {
+    const seen = new Set<string>();
+    const via: { publish(channel: string, message: string): Promise<unknown> }[] = [];
+    for (let k = 0; k < PARTITIONS; k++) {
+      const owner = cmd.slots[keySlot(partitionTag(k))]?.[0];
+      if (owner === undefined || seen.has(owner)) continue;
+      seen.add(owner);
+      const channel = CHANNELS.shardBarrier(k, this.node);
+      via.push({ publish: (_, message) => cmd.spublish(channel, message) });
+    }
+    return via;
   }
 
   /** Messages that could not be filled from the streams (trimmed before this node caught up). */

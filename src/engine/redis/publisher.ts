@@ -10,7 +10,7 @@ import type { Transport } from '../../protocol/frames.js';
 import { encodeData } from '../../protocol/outgoing.js';
 import { duplicateOf, PUBLISH_KEY_WINDOW_MS } from '../idempotency.js';
 import { MAX_CURSORS } from './cursors.js';
-import { publishChannels } from './interest.js';
+import type { ChannelScheme } from './interest.js';
 import { KEYS } from './keys.js';
 import type { RedisNode } from './node.js';
 import { maybeRan, readyFor } from './outcome.js';
@@ -32,6 +32,8 @@ export interface StreamPublisherOptions {
   historyTopicBytes: number;
   /** Whether this node hears `topic` (a local filter wants it): then the result waits for its own delivery count. */
   hears: (topic: string) => boolean;
+  /** Classic channels and PUBLISH (one Redis) or sharded ones and SPUBLISH (a Redis Cluster): interest.ts. */
+  channels: ChannelScheme;
   own: OwnDeliveries;
   stats: BrokerStats;
 }
@@ -78,7 +80,7 @@ export class StreamPublisher {
     // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
     // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
     const heard = this.options.hears(topic);
-    const [topicChannel, familyChannel] = publishChannels(topic);
+    const [topicChannel, familyChannel] = this.options.channels.publish(topic);
     let reply: [number, string, 1?];
     const keys = [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)];
     const args = [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel];
@@ -88,7 +90,7 @@ export class StreamPublisher {
     }
     const sentReady = readyFor(this.redis.cmd, keys[0]!);
     try {
-      reply = (await this.redis.script(LUA.PUBLISH, keys, args)) as [number, string, 1?];
+      reply = (await this.redis.script(this.options.channels.sharded ? LUA.SPUBLISH : LUA.PUBLISH, keys, args)) as [number, string, 1?];
     } catch (err) {
       // Written on a ready connection, then no answer (hung, or the connection broke): it may have run.
       const refused = maybeRan(err, sentReady) ? unknownOutcome(id) : refusal(err, id);

@@ -69,6 +69,12 @@ return {seq, epoch}
 `;
 
 /**
+ * PUBLISH on a Redis Cluster: the same with sharded PUB/SUB. Its channels carry the partition tag of the topic's keys
+ * (interest.ts SHARDED), so they are in the script's slot and only the nodes subscribed on this shard hear it.
+ */
+export const SPUBLISH = PUBLISH.replaceAll("redis.call('PUBLISH',", "redis.call('SPUBLISH',");
+
+/**
  * KEYS: meta, log, sizes. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, frame1, …}
  * from the history only: the stream may still hold a few entries older than it (trimmed by whole nodes).
  */
