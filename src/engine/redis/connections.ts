@@ -1,8 +1,8 @@
 // The two Redis connections of the cluster engine: commands and the subscriber, on one Redis server or a Redis Cluster.
 // On a Redis Cluster, commands go through an ioredis `Cluster` (each key to its slot's master; every script touches one
-// slot), and the subscriber is one plain connection to one node at a time: a classic PUBLISH on any shard reaches the
-// subscribers of every node, so one node suffices. The subscriber is this module's own, not ioredis's Cluster pub/sub,
-// because the engine must know when a new subscription is live (then it fetches what it missed from the streams):
+// slot), and the classic subscriber (presence, directs, calls) is one plain connection to one node at a time: a classic
+// PUBLISH on any shard reaches the subscribers of every node, so one node suffices. Messages are sharded (shards.ts).
+// The subscriber is this module's own, not ioredis's Cluster pub/sub, because the engine must know when a new subscription is live (then it fetches what it missed from the streams):
 // `ready` is emitted after the channels are subscribed on the new node.
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';

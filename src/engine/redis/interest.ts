@@ -6,6 +6,7 @@
 // the family's other topics; a filter starting with a wildcard (`+/x`, `#`) listens on every family: everything.
 // A channel is subscribed when the first filter needing it arrives (requests of one event-loop turn share one
 // SUBSCRIBE), and unsubscribed LINGER after the last one left (a client that resubscribes at once costs nothing).
+// On a Redis Cluster the channels are sharded (SHARDED: SPUBLISH / SSUBSCRIBE, in the slot of the topic's partition).
 import { isWildcard } from '../../protocol/topic.js';
 import { fnv1a, PARTITIONS, partitionOf, partitionTag, topicPrefix } from './keys.js';
 
