@@ -45,7 +45,7 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
   },
 });
-const configs = (flags.configs?.split(',') as ConfigName[] | undefined) ?? ['cluster-3', 'cluster-1', 'redis-1'];
+const configs = (flags.configs?.split(',') as ConfigName[] | undefined) ?? ['cluster-1', 'cluster-3', 'redis-1'];
 const sizes = {
   seconds: Number(flags.seconds ?? 5),
   topics: Number(flags.topics ?? 48),
@@ -81,7 +81,8 @@ async function startRedises(config: ConfigName): Promise<Redises> {
   const children: ChildProcess[] = [];
   for (const port of ports) {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-    if (cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`));
+    // A lone master has never met another node and does not know its own address (CLUSTER SLOTS says ""): announce it.
+    if (cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-announce-ip', '127.0.0.1');
     children.push(spawn('redis-server', args, { stdio: 'ignore' }));
   }
   const stop = async () => {
