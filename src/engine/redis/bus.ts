@@ -2,7 +2,7 @@
 // (`sb:bus`) and directs to one node (`sb:node:<id>`); on a Redis Cluster a keyless PUBLISH would go to a random
 // master, so two events of one client could overtake each other: they go through the `{g}` shard instead (a script
 // keyed on a heartbeat), like the reaper's timeouts. Receiving: what the subscriber connection hears, by its first
-// byte: `m` a message (to the cursors), `p` presence, `d` a direct, `b` a barrier token back on this node's channel.
+// byte: `m` messages (to the cursors; one or a batch's, joined by \x1e), `p` presence, `d` a direct, `b` a barrier token back on this node's channel.
 import { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import { EncodedData, Outgoing } from '../../protocol/outgoing.js';
@@ -64,12 +64,14 @@ export class NodeBus {
   receive(channel: string, payload: string): void {
     try {
       switch (payload[0]) {
-        case 'm': {
-          this.stats.clusterMessagesReceived++;
-          const m = parseBusMessage(payload.slice(1));
-          if (m) this.handlers.message(m);
+        case 'm':
+          // A batch's entries for one channel come in one payload, joined by \x1e (scripts.ts PUBLISH_BATCH).
+          for (const entry of payload.includes('\x1e') ? payload.split('\x1e') : [payload]) {
+            this.stats.clusterMessagesReceived++;
+            const m = parseBusMessage(entry.slice(1));
+            if (m) this.handlers.message(m);
+          }
           return;
-        }
         case 'p':
           return this.handlers.presence(JSON.parse(payload.slice(1)) as BusPresence);
         case 'd':

@@ -1,7 +1,8 @@
 // StreamPublisher: a publish on the cluster. One script numbers the message, appends it to its topic's stream
 // (bounded by --history in messages and bytes), checks its idempotency key and publishes it on the topic's and its
-// family's channels (interest.ts), all at once in Redis: one total order and gapless seq per topic. A publish whose
-// script may have run is `outcome_unknown`, never `unavailable`.
+// family's channels (interest.ts), all at once in Redis: one total order and gapless seq per topic. The publishes of
+// one event-loop turn share one script call per slot (publish-batch.ts). A publish whose script may have run is
+// `outcome_unknown`, never `unavailable`.
 import { Cluster } from 'ioredis';
 import type { PublishResult } from '../engine.js';
 import type { BrokerStats } from '../stats.js';
@@ -13,10 +14,11 @@ import { MAX_CURSORS } from './cursors.js';
 import type { ChannelScheme } from './interest.js';
 import { KEYS } from './keys.js';
 import type { RedisNode } from './node.js';
-import { maybeRan, readyFor } from './outcome.js';
+import { keySlot, readyFor } from './outcome.js';
 import type { OwnDeliveries } from './own-deliveries.js';
 import { messageKey } from './own-deliveries.js';
-import { refusal, unavailable, unknownOutcome } from './refusals.js';
+import { PublishBatch } from './publish-batch.js';
+import { unavailable } from './refusals.js';
 import * as LUA from './scripts.js';
 
 /** Who published: shown to subscribers (`from`), and skipped when it asked for no echo. */
@@ -42,11 +44,23 @@ export class StreamPublisher {
   /** Topics listed in `sb:{g}:topics` already (wildcard resumes find topics there). */
   private readonly knownTopics = new Set<string>();
   private epochs = 0;
+  /** The publishes of one event-loop turn, sent as one script call per slot (publish-batch.ts). */
+  readonly batch: PublishBatch;
 
   constructor(
     private readonly redis: RedisNode,
     private readonly options: StreamPublisherOptions,
-  ) {}
+  ) {
+    const { cmd } = redis;
+    this.batch = new PublishBatch({
+      // Sharded channels and SPUBLISH on a Redis Cluster (interest.ts SHARDED: in the slot of the batch's keys).
+      run: (keys, args) => redis.script(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, keys, args),
+      head: () => [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS)],
+      slot: cmd instanceof Cluster ? keySlot : undefined,
+      ready: (key) => readyFor(cmd, key),
+      failed: (err) => redis.noteTimeout(err),
+    });
+  }
 
   /** Redis lost its data: every topic is listed again at its next publish. */
   forgetTopics(): void {
@@ -81,23 +95,10 @@ export class StreamPublisher {
     // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
     const heard = this.options.hears(topic);
     const [topicChannel, familyChannel] = this.options.channels.publish(topic);
-    let reply: [number, string, 1?];
     const keys = [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)];
-    const args = [fresh, head, tail, String(this.options.historySize), topicChannel, prefix, String(this.options.historyTopicBytes), familyChannel];
-    if (key !== undefined) {
-      keys.push(KEYS.pubKey(topic, key));
-      args.push(String(PUBLISH_KEY_WINDOW_MS));
-    }
-    const sentReady = readyFor(this.redis.cmd, keys[0]!);
-    try {
-      reply = (await this.redis.script(this.options.channels.sharded ? LUA.SPUBLISH : LUA.PUBLISH, keys, args)) as [number, string, 1?];
-    } catch (err) {
-      // Written on a ready connection, then no answer (hung, or the connection broke): it may have run.
-      const refused = maybeRan(err, sentReady) ? unknownOutcome(id) : refusal(err, id);
-      if (!refused) throw err;
-      this.redis.noteTimeout(err);
-      return refused;
-    }
+    if (key !== undefined) keys.push(KEYS.pubKey(topic, key));
+    const reply = await this.batch.add({ keys, args: [fresh, head, tail, prefix, topicChannel, familyChannel, key === undefined ? '0' : '1'], id });
+    if (reply instanceof ProtocolError) return reply;
     const [seq, epoch, duplicate] = reply;
     if (duplicate) return duplicateOf({ seq, epoch });
     this.options.stats.published++;

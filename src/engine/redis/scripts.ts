@@ -2,77 +2,120 @@
 // step, so every node sees one order per topic; the reaper's claim makes one surviving node announce a dead one.
 
 /**
- * KEYS: meta, log, sizes. ARGV: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), frame tail
- * (`,…}`), history size, the topic's channel, bus prefix (node, sender transport and addr, no-echo id), history
- * bytes per topic, the topic's family channel (interest.ts: nodes hear a topic on either). The stream keeps the bus payload as it was published, so a node filling a gap gets exactly what the bus
- * would have brought. A new epoch starts when the meta is missing or was written under another replication id (a
- * failover). The history is bounded in entries and in frame bytes (meta `bytes`; the list KEYS[3] holds each
- * entry's frame bytes, oldest first, so trimming needs no read of the stream): the oldest entries go first; a frame
- * bigger than the whole budget empties it (what came before cannot be replayed without it), so it never has a
- * hole. With a 4th key (a publish idempotency key) and ARGV[9] (its window in ms): when the key is held, nothing
- * is published and its position comes back as {seq, epoch, 1}; else the key is set to the new position.
- * Returns {seq, epoch}.
+ * A batch of publishes (publish-batch.ts: the publishes of one event-loop turn whose keys share a slot), in order.
+ * Per message: numbers it, appends it to its topic's stream (bounded by --history in messages and bytes), checks its
+ * idempotency key; then each channel gets one PUBLISH carrying every entry for it, joined by the record separator
+ * (\x1e, which no JSON text and no bus prefix contains). One total order and gapless seq per topic.
+ *
+ * KEYS, per message: meta, log, sizes, then its idempotency key when it has one. ARGV: history size, history bytes
+ * per topic, the idempotency window (ms), then seven per message: epoch for a new sequence, frame head
+ * (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`), bus prefix (node, sender transport and addr, no-echo id), the
+ * topic's channel, its family channel (interest.ts), '1' when it has a key. Returns per message {seq, epoch}, or
+ * {seq, epoch, 1} when its key was held (nothing published: the first publish's position), or {0, error} when it
+ * failed (the others still ran).
+ *
+ * The stream keeps each bus entry as published, so a node filling a gap gets exactly what the bus would have
+ * brought. A topic's meta (seq, epoch, bytes, replication id) is read once per batch and written once at its end. A
+ * new epoch starts when the meta is missing or was written under another replication id (a failover: a promoted
+ * replica may lack the last messages numbered, whose seqs must not be given again). The history is bounded in
+ * entries and in frame bytes (the list `sizes` holds each entry's frame bytes, oldest first, so trimming needs no
+ * read of the stream): the oldest go first; a frame bigger than the whole budget empties it (what came before cannot
+ * be replayed without it), so it never has a hole.
  */
-export const PUBLISH = `
-if KEYS[4] then
-  local first = redis.call('GET', KEYS[4])
-  if first then
-    local s, e = string.match(first, '^(%d+) (.*)$')
-    return {tonumber(s), e, 1}
-  end
-end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local m = redis.call('HMGET', KEYS[1], 'epoch', 'rid')
-local epoch = m[1]
--- The data's lineage: a replica promoted after a failover has a new replication id, and may lack the last
--- messages this topic numbered (replication is asynchronous): their seqs must not be given again in this epoch.
+export const PUBLISH_BATCH = `
+local keep = tonumber(ARGV[1])
+local budget = tonumber(ARGV[2])
 local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
-if seq == 1 or not epoch or m[2] ~= rid then
-  -- a new sequence (never published, Redis lost the meta, or its lineage changed): new epoch, nothing older kept
-  epoch = ARGV[1]
-  seq = 1
-  redis.call('HSET', KEYS[1], 'seq', 1, 'epoch', epoch, 'bytes', 0, 'rid', rid)
-  redis.call('DEL', KEYS[2], KEYS[3])
+local topics, touched = {}, {}
+local bus, channels = {}, {}
+local function post(channel, entry)
+  local l = bus[channel]
+  if not l then
+    l = {}
+    bus[channel] = l
+    channels[#channels + 1] = channel
+  end
+  l[#l + 1] = entry
 end
-local entry = ARGV[6] .. ARGV[2] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[3]
-local keep = tonumber(ARGV[4])
-local budget = tonumber(ARGV[7])
-local size = #entry - #ARGV[6]
-if keep > 0 and size <= budget then
-  redis.call('XADD', KEYS[2], '0-' .. seq, 'm', entry)
-  local len = redis.call('RPUSH', KEYS[3], size)
-  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', size)
-  local drop = 0
-  while len > 1 and (len > keep or bytes > budget) do
-    bytes = bytes - tonumber(redis.call('LPOP', KEYS[3]))
-    len = len - 1
-    drop = drop + 1
+local function open(k, fresh)
+  local t = topics[KEYS[k]]
+  if t then return t end
+  local m = redis.call('HMGET', KEYS[k], 'seq', 'epoch', 'rid', 'bytes')
+  t = {k = k, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, trim = false}
+  if t.seq == 0 or not t.epoch or m[3] ~= rid then
+    -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
+    t.seq, t.epoch, t.bytes, t.len = 0, fresh, 0, 0
+    redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+  else
+    t.len = redis.call('LLEN', KEYS[k + 2])
   end
-  if len == 1 and bytes ~= size then
-    -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
-    bytes = size
-    drop = drop + 1
-  end
-  if drop > 0 then
-    -- the history is seq-len+1 .. seq (no holes; READ starts there); the stream frees whole nodes below it
-    redis.call('XTRIM', KEYS[2], 'MINID', '~', '0-' .. (seq - len + 1))
-    redis.call('HSET', KEYS[1], 'bytes', bytes)
-  end
-elseif keep > 0 then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'bytes', 0)
+  topics[KEYS[k]] = t
+  touched[#touched + 1] = t
+  return t
 end
-redis.call('PUBLISH', ARGV[5], entry)
-redis.call('PUBLISH', ARGV[8], entry)
-if KEYS[4] then redis.call('SET', KEYS[4], seq .. ' ' .. epoch, 'PX', ARGV[9]) end
-return {seq, epoch}
+local function one(k, a, keyed)
+  if keyed then
+    local first = redis.call('GET', KEYS[k + 3])
+    if first then
+      local s, e = string.match(first, '^(%d+) (.*)$')
+      return {tonumber(s), e, 1}
+    end
+  end
+  local t = open(k, ARGV[a])
+  local seq = t.seq + 1
+  local entry = ARGV[a + 3] .. ARGV[a + 1] .. seq .. ',"epoch":"' .. t.epoch .. '"' .. ARGV[a + 2]
+  local size = #entry - #ARGV[a + 3]
+  if keep > 0 and size <= budget then
+    redis.call('XADD', KEYS[k + 1], '0-' .. seq, 'm', entry)
+    redis.call('RPUSH', KEYS[k + 2], size)
+    t.len = t.len + 1
+    t.bytes = t.bytes + size
+    while t.len > 1 and (t.len > keep or t.bytes > budget) do
+      t.bytes = t.bytes - tonumber(redis.call('LPOP', KEYS[k + 2]))
+      t.len = t.len - 1
+      t.trim = true
+    end
+    if t.len == 1 and t.bytes ~= size then
+      -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
+      t.bytes = size
+      t.trim = true
+    end
+  elseif keep > 0 then
+    redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+    t.bytes, t.len = 0, 0
+  end
+  t.seq = seq
+  if keyed then redis.call('SET', KEYS[k + 3], seq .. ' ' .. t.epoch, 'PX', ARGV[3]) end
+  post(ARGV[a + 4], entry)
+  post(ARGV[a + 5], entry)
+  return {seq, t.epoch}
+end
+local out = {}
+local k, a = 1, 4
+for i = 1, (#ARGV - 3) / 7 do
+  local keyed = ARGV[a + 6] == '1'
+  local ok, r = pcall(one, k, a, keyed)
+  if ok then out[i] = r
+  else out[i] = {0, type(r) == 'table' and r.err or tostring(r)} end
+  k = k + (keyed and 4 or 3)
+  a = a + 7
+end
+for _, t in ipairs(touched) do
+  redis.call('HSET', KEYS[t.k], 'seq', t.seq, 'epoch', t.epoch, 'bytes', t.bytes, 'rid', rid)
+  -- the history is seq-len+1 .. seq (no holes; READ starts there); the stream frees whole nodes below it
+  if t.trim then redis.call('XTRIM', KEYS[t.k + 1], 'MINID', '~', '0-' .. (t.seq - t.len + 1)) end
+end
+for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, table.concat(bus[channel], '\\30')) end
+return out
 `;
 
 /**
- * PUBLISH on a Redis Cluster: the same with sharded PUB/SUB. Its channels carry the partition tag of the topic's keys
- * (interest.ts SHARDED), so they are in the script's slot and only the nodes subscribed on this shard hear it.
+ * PUBLISH_BATCH on a Redis Cluster: the same with sharded PUB/SUB (SPUBLISH). Its channels carry the partition tag of
+ * the topics' keys (interest.ts SHARDED), so they are in the script's slot, and only the nodes subscribed on this
+ * shard hear them: nothing crosses the cluster bus.
  */
-export const SPUBLISH = PUBLISH.replaceAll("redis.call('PUBLISH',", "redis.call('SPUBLISH',");
+export const SPUBLISH_BATCH = PUBLISH_BATCH.replace("redis.call('PUBLISH', channel,", "redis.call('SPUBLISH', channel,");
+
 
 /**
  * KEYS: meta, log, sizes. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, frame1, …}

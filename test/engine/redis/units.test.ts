@@ -1,6 +1,7 @@
 // The Redis engine's units on their own, with recording stand-ins for Redis (the cluster tests run them on a real
 // one): client id blocks, per-session request order, the bus cursors and their gap fill, the presence relay's hold
-// and flush, the barrier, this node's own delivery counts, and the resume from streams.
+// and flush, the barrier, this node's own delivery counts, the resume from streams, and the publish batch (one
+// script call per turn and slot, each publish answered on its own).
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { IdBlocks } from '../../../src/engine/redis/id-blocks.js';
@@ -10,6 +11,7 @@ import { MAX_HELD_PRESENCE_PER_CLIENT, PresenceRelay } from '../../../src/engine
 import { Barrier } from '../../../src/engine/redis/barrier.js';
 import { messageKey, OwnDeliveries } from '../../../src/engine/redis/own-deliveries.js';
 import { resumeFromStreams } from '../../../src/engine/redis/stream-resume.js';
+import { MAX_MESSAGES, PublishBatch } from '../../../src/engine/redis/publish-batch.js';
 import { resumeTerms } from '../../../src/engine/resume.js';
 import { ProtocolError } from '../../../src/protocol/errors.js';
 import type { FrameOf } from '../../../src/protocol/frames.js';
@@ -323,5 +325,98 @@ describe('resumeFromStreams', () => {
     expect(r.messages.map((m) => `${(m.frame as { topic: string }).topic}:${(m.frame as { seq: number }).seq}`)).toEqual(['room/1:2', 'room/2:1']);
     expect(r.ack).toMatchObject({ recovered: false, missed: { 'room/9': 'unknown_position' } });
     expect([...r.positions.keys()]).toEqual(['room/1', 'room/2']);
+  });
+});
+
+describe('PublishBatch', () => {
+  /** A stand-in for the script call: records each call's keys and message count, answers as the test says. */
+  const make = (opts: { slot?: (key: string) => number; ready?: () => boolean; answer?: (keys: string[], call: number) => Promise<unknown> } = {}) => {
+    const calls: string[][] = [];
+    const flushes: (() => void)[] = [];
+    const failures: unknown[] = [];
+    const batch = new PublishBatch({
+      run: (keys) => {
+        calls.push(keys.filter((_, i) => i % 3 === 0));
+        const n = calls.length;
+        return opts.answer ? opts.answer(keys, n) : Promise.resolve(keys.filter((_, i) => i % 3 === 0).map((k, i) => [i + 1, `${k}@${n}`]));
+      },
+      head: () => ['100', '1000', '60000'],
+      slot: opts.slot,
+      ready: opts.ready ?? (() => true),
+      failed: (err) => failures.push(err),
+      schedule: (f) => flushes.push(f),
+    });
+    const pub = (topic: string, id?: number) => batch.add({ keys: [topic, `${topic}:log`, `${topic}:sizes`], args: ['e', 'h', 't', 'p', 'c', 'f', '0'], id }).then(
+      (r) => (r instanceof ProtocolError ? `${r.code} ${String(r.id)}` : r),
+      (err: Error) => `fault ${err.message}`,
+    );
+    return { batch, calls, flushes, failures, pub };
+  };
+
+  it('the publishes of one turn go in one call, in order; each gets its own answer, a failing one its own error', async () => {
+    const { calls, flushes, pub } = make({
+      answer: async () => [[1, 'e'], [0, 'WRONGTYPE Operation against a key holding the wrong kind of value'], [2, 'e'], [0, "OOM command not allowed when used memory > 'maxmemory'."]],
+    });
+    const answers = Promise.all([pub('a', 1), pub('b', 2), pub('a', 3), pub('c', 4)]);
+    expect(calls).toEqual([]); // nothing sent before the turn ends
+    expect(flushes).toHaveLength(1); // one flush for the turn
+    flushes[0]!();
+    expect(calls).toEqual([['a', 'b', 'a', 'c']]);
+    expect(await answers).toEqual([[1, 'e'], 'fault WRONGTYPE Operation against a key holding the wrong kind of value', [2, 'e'], 'unavailable 4']);
+  });
+
+  it('on a Redis Cluster a batch is split per slot (every key of one call in one slot), each slot in its order', async () => {
+    const { calls, flushes, pub } = make({ slot: (key) => (key.startsWith('x') ? 1 : 2) });
+    const answers = Promise.all([pub('x1'), pub('y1'), pub('x2'), pub('y2'), pub('x3')]);
+    flushes[0]!();
+    expect(calls).toEqual([['x1', 'x2', 'x3'], ['y1', 'y2']]);
+    expect(await answers).toEqual([[1, 'x1@1'], [1, 'y1@2'], [2, 'x2@1'], [2, 'y2@2'], [3, 'x3@1']]);
+  });
+
+  it('batches go out in the order of their turns; a turn over MAX_MESSAGES is cut into calls in order', async () => {
+    const { calls, flushes, pub } = make();
+    const first = pub('t');
+    flushes[0]!();
+    const second = [pub('u'), pub('v')];
+    flushes[1]!();
+    expect(calls).toEqual([['t'], ['u', 'v']]);
+    expect(await first).toEqual([1, 't@1']);
+    expect(await Promise.all(second)).toEqual([[1, 'u@2'], [2, 'v@2']]);
+    const many = Array.from({ length: MAX_MESSAGES + 10 }, (_, i) => pub(`m${i}`));
+    // A full batch goes at once (before the turn ends); the rest waits for the turn's flush.
+    expect(calls.slice(2).map((c) => c.length)).toEqual([MAX_MESSAGES]);
+    flushes[2]!();
+    expect(calls.slice(2).map((c) => c.length)).toEqual([MAX_MESSAGES, 10]);
+    expect(calls.slice(2).flat()).toEqual(Array.from({ length: MAX_MESSAGES + 10 }, (_, i) => `m${i}`));
+    expect((await Promise.all(many)).map((r) => (r as [number, string])[1])).toEqual(Array.from({ length: MAX_MESSAGES + 10 }, (_, i) => `m${i}@${i < MAX_MESSAGES ? 3 : 4}`));
+  });
+
+  it('the connection drops mid-batch: outcome_unknown for exactly the calls in flight, unavailable for what was not sent', async () => {
+    let connected = true;
+    const inFlight: ((err: Error) => void)[] = [];
+    const { flushes, failures, pub } = make({
+      ready: () => connected,
+      answer: (_keys, call) =>
+        call === 1
+          ? new Promise((_, reject) => inFlight.push(reject))
+          : Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false")),
+    });
+    const sent = [pub('a', 1), pub('b', 2)];
+    flushes[0]!(); // written on a ready connection, not answered yet
+    const queued = [pub('a', 3), pub('c', 4)];
+    connected = false; // the connection breaks: the call in flight fails, the next turn's is refused unsent
+    inFlight[0]!(new Error('Connection is closed.'));
+    flushes[1]!();
+    expect(await Promise.all(sent)).toEqual(['outcome_unknown 1', 'outcome_unknown 2']);
+    expect(await Promise.all(queued)).toEqual(['unavailable 3', 'unavailable 4']);
+    expect(failures).toHaveLength(2);
+  });
+
+  it('a call that times out on a ready connection is outcome_unknown for each of its messages, and noted', async () => {
+    const { flushes, failures, pub } = make({ answer: () => Promise.reject(new Error('Command timed out')) });
+    const answers = Promise.all([pub('a', 1), pub('a', 2)]);
+    flushes[0]!();
+    expect(await answers).toEqual(['outcome_unknown 1', 'outcome_unknown 2']);
+    expect(String(failures[0])).toContain('Command timed out');
   });
 });

@@ -1,0 +1,147 @@
+// PublishBatch: the publishes of one event-loop turn go to Redis together, as one PUBLISH_BATCH script call per slot
+// (scripts.ts; on a Redis Cluster every key of one script must live in one slot, on one Redis everything is one
+// call), cut at MAX_MESSAGES / MAX_BYTES. Calls go out in the order the publishes were made, on the one command
+// connection (per master on a Redis Cluster), so seq order is publish order within a batch and across batches.
+// Each publish is answered on its own: its position, its own error (the batch's other messages still ran), or, when
+// the call failed, what the failure says of it: `outcome_unknown` if the call was written on a ready connection and
+// then got no answer (it may have run), `unavailable` if it surely never reached Redis (outcome.ts, refusals.ts).
+import type { ProtocolError, FrameId } from '../../protocol/errors.js';
+import { maybeRan } from './outcome.js';
+import { refusal, unknownOutcome } from './refusals.js';
+
+/** Most publishes in one script call. */
+export const MAX_MESSAGES = 256;
+/** Most argument bytes (frames) in one script call; a bigger publish goes alone. */
+export const MAX_BYTES = 1024 * 1024;
+
+/** One publish: its keys (meta, log, sizes, then its idempotency key if any) and its seven arguments (scripts.ts). */
+export interface BatchedPublish {
+  keys: string[];
+  args: string[];
+  id?: FrameId | undefined;
+}
+
+/** A publish's position, with 1 when its idempotency key was held (the first publish's position). */
+export type PublishReply = [seq: number, epoch: string, duplicate?: 1];
+
+export interface PublishBatchOptions {
+  /** Runs PUBLISH_BATCH (the engine's ScriptRunner: in call order, NOSCRIPT-safe). */
+  run(keys: string[], args: string[]): Promise<unknown>;
+  /** The arguments before the messages': history size, history bytes per topic, idempotency window (ms). */
+  head(): string[];
+  /** A key's Redis Cluster slot (publishes of different slots go in different calls); absent on one Redis. */
+  slot?: ((key: string) => number) | undefined;
+  /** Whether a command on `key` goes out at once on a ready connection (outcome.ts `readyFor`). */
+  ready(key: string): boolean;
+  /** A call failed as Redis failures do (the node notes a timeout: degraded). */
+  failed(err: unknown): void;
+  /** When the queued publishes are sent: after this turn's I/O by default. */
+  schedule?: (flush: () => void) => void;
+}
+
+interface Queued extends BatchedPublish {
+  size: number;
+  answer: (reply: PublishReply | ProtocolError) => void;
+  fault: (err: unknown) => void;
+}
+
+export class PublishBatch {
+  private queue: Queued[] = [];
+  private queuedBytes = 0;
+  private scheduled = false;
+  /** Script calls made and messages sent in them (metrics, tests). */
+  calls = 0;
+  messages = 0;
+
+  constructor(private readonly options: PublishBatchOptions) {}
+
+  /**
+   * Queues one publish for this turn's batch. Resolves with its position or the error it is answered; rejects only
+   * on a fault (a Redis error that is no refusal: the caller's request is answered `internal` and logged).
+   */
+  add(publish: BatchedPublish): Promise<PublishReply | ProtocolError> {
+    return new Promise((answer, fault) => {
+      let size = 0;
+      for (const a of publish.args) size += a.length;
+      this.queue.push({ ...publish, size, answer, fault });
+      this.queuedBytes += size;
+      if (this.queue.length >= MAX_MESSAGES || this.queuedBytes >= MAX_BYTES) return this.flush();
+      if (this.scheduled) return;
+      this.scheduled = true;
+      (this.options.schedule ?? setImmediate)(() => this.flush());
+    });
+  }
+
+  /** Sends everything queued: one call per slot and per MAX_MESSAGES / MAX_BYTES, in order. */
+  flush(): void {
+    this.scheduled = false;
+    const queue = this.queue;
+    if (queue.length === 0) return;
+    this.queue = [];
+    this.queuedBytes = 0;
+    const { slot } = this.options;
+    if (!slot) return this.sendCut(queue);
+    // Per slot, each slot's publishes in their order (their relative order across slots does not matter: different topics).
+    const bySlot = new Map<number, Queued[]>();
+    for (const q of queue) {
+      const s = slot(q.keys[0]!);
+      const group = bySlot.get(s);
+      if (group) group.push(q);
+      else bySlot.set(s, [q]);
+    }
+    for (const group of bySlot.values()) this.sendCut(group);
+  }
+
+  private sendCut(group: Queued[]): void {
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < group.length; i++) {
+      const size = group[i]!.size;
+      if (i > start && (i - start >= MAX_MESSAGES || bytes + size > MAX_BYTES)) {
+        this.send(group.slice(start, i));
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    this.send(start === 0 ? group : group.slice(start));
+  }
+
+  private send(batch: Queued[]): void {
+    const keys: string[] = [];
+    const args = this.options.head();
+    for (const q of batch) {
+      for (const k of q.keys) keys.push(k);
+      for (const a of q.args) args.push(a);
+    }
+    this.calls++;
+    this.messages += batch.length;
+    // Whether the call is written at once (rather than refused unsent): what a failure then says of it.
+    const sentReady = this.options.ready(keys[0]!);
+    this.options.run(keys, args).then(
+      (reply) => answerEach(batch, reply as PublishReply[] | [0, string][]),
+      (err: unknown) => {
+        // The whole call failed: it ran for all of its messages or for none of them.
+        const unknown = maybeRan(err, sentReady);
+        if (unknown || refusal(err)) this.options.failed(err);
+        for (const q of batch) {
+          const refused = unknown ? unknownOutcome(q.id) : refusal(err, q.id);
+          if (refused) q.answer(refused);
+          else q.fault(err);
+        }
+      },
+    );
+  }
+}
+
+/** Each message's own answer: its position, or its own error (a refusal such as OOM, else a fault). */
+function answerEach(batch: Queued[], replies: (PublishReply | [0, string])[]): void {
+  batch.forEach((q, i) => {
+    const r = replies[i];
+    if (r && r[0] !== 0) return q.answer(r as PublishReply);
+    const err = new Error(r ? String(r[1]) : 'no reply for this message in the batch');
+    const refused = refusal(err, q.id);
+    if (refused) q.answer(refused);
+    else q.fault(err);
+  });
+}

@@ -1,0 +1,126 @@
+// The batched publish path on a real Redis and a real Redis Cluster: StreamPublisher and its PublishBatch over the
+// engine's ScriptRunner, without a broker around them. The publishes of one turn are one PUBLISH_BATCH call (per slot
+// on a Redis Cluster): a message that fails inside it gets its own error and the others are numbered gapless; keyed
+// duplicates inside one batch get the first's position; each channel gets one PUBLISH carrying the batch's entries,
+// which are exactly the stream's; the history stays bounded; topics on three shards in one turn are three calls.
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRedis, TestRedis, TestRedisCluster } from './redis.js';
+import { StreamPublisher } from '../../src/engine/redis/publisher.js';
+import { ScriptRunner } from '../../src/engine/redis/script-runner.js';
+import { OwnDeliveries } from '../../src/engine/redis/own-deliveries.js';
+import { BrokerStats } from '../../src/engine/stats.js';
+import { KEYS } from '../../src/engine/redis/keys.js';
+import { CLASSIC, publishChannels, SHARDED, type ChannelScheme } from '../../src/engine/redis/interest.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
+import type { RedisNode } from '../../src/engine/redis/node.js';
+import type { PublishResult } from '../../src/engine/engine.js';
+
+const run = requireRedis('publish batch');
+
+/** A StreamPublisher on `cmd` as the engine builds it (the node reduced to what the publisher uses). */
+function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelScheme = CLASSIC) {
+  const scripts = new ScriptRunner(cmd);
+  const timeouts: unknown[] = [];
+  const node = { id: 'n1', life: 'L', up: true, cmd, script: (lua: string, keys: string[], args: string[]) => scripts.run(lua, keys, args), noteTimeout: (err: unknown) => timeouts.push(err) };
+  const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes: 1 << 20, hears: () => false, channels, own: new OwnDeliveries(100), stats: new BrokerStats() });
+  const pub = (topic: string, data: unknown, key?: string) =>
+    publisher.publish(topic, data, null, true, undefined, key).then(
+      (r) => (r instanceof ProtocolError ? r.code : r),
+      (err: Error) => `fault ${err.message}`,
+    );
+  return { publisher, pub };
+}
+
+const seqOf = (r: PublishResult | string) => (typeof r === 'string' ? r : r.seq);
+
+describe.skipIf(!run)('the batched publish path on one Redis', () => {
+  let redis: TestRedis;
+  let cmd: Redis;
+  let sub: Redis;
+  const heard: [string, string][] = [];
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    cmd = new Redis(redis.url);
+    sub = new Redis(redis.url);
+    sub.on('message', (channel: string, payload: string) => heard.push([channel, payload]));
+    await sub.subscribe(publishChannels('b/a')[0], publishChannels('b/b')[0]);
+  });
+  afterAll(async () => {
+    cmd?.disconnect();
+    sub?.disconnect();
+    await redis?.stop();
+  });
+
+  it('one call for the turn: a failing message gets its own error, the others are numbered gapless and published once per channel', async () => {
+    const { publisher, pub } = publisherOn(cmd);
+    await cmd.set(KEYS.meta('b/bad'), 'not a hash'); // its HMGET fails: WRONGTYPE
+    await Promise.all([pub('b/a', 0), pub('b/b', 0)]); // topics listed, script loaded
+    await expect.poll(() => heard.length).toBe(2);
+    heard.length = 0;
+    const calls = publisher.batch.calls;
+    const answers = await Promise.all([pub('b/a', 1), pub('b/bad', 1), pub('b/b', 1), pub('b/a', 2), pub('b/a', 3)]);
+    expect(publisher.batch.calls - calls).toBe(1);
+    expect(answers.map(seqOf)).toEqual([2, expect.stringMatching(/^fault WRONGTYPE/), 2, 3, 4]);
+    // One PUBLISH per channel for the batch; its entries are the stream's, in seq order.
+    await expect.poll(() => heard.length).toBe(2);
+    const onA = heard.find(([c]) => c === publishChannels('b/a')[0])![1].split('\x1e');
+    expect(onA.map((e) => JSON.parse(e.slice(e.indexOf('{'))).seq)).toEqual([2, 3, 4]);
+    const stream = await cmd.xrange(KEYS.log('b/a'), '-', '+');
+    expect(stream.map(([id]) => id)).toEqual(['0-1', '0-2', '0-3', '0-4']);
+    expect(stream.slice(1).map(([, [, m]]) => m)).toEqual(onA);
+    expect(await cmd.hget(KEYS.meta('b/a'), 'seq')).toBe('4');
+  });
+
+  it('keyed publishes: a duplicate in the same batch and in a later one gets the first position, nothing published twice', async () => {
+    const { pub } = publisherOn(cmd);
+    const [first, again, other] = await Promise.all([pub('b/k', 'x', 'key1'), pub('b/k', 'x', 'key1'), pub('b/k', 'y', 'key2')]);
+    const later = await pub('b/k', 'x', 'key1');
+    const pos = (r: unknown) => {
+      const p = r as PublishResult & { duplicate?: boolean };
+      return [p.seq, p.epoch];
+    };
+    expect(pos(again)).toEqual(pos(first));
+    expect(pos(later)).toEqual(pos(first));
+    expect(seqOf(other as PublishResult)).toBe(2);
+    expect(await cmd.xlen(KEYS.log('b/k'))).toBe(2);
+  });
+
+  it('the history stays bounded over batches (entries and the byte count match the stream)', async () => {
+    const { pub } = publisherOn(cmd, 3);
+    for (let turn = 0; turn < 3; turn++) await Promise.all(Array.from({ length: 4 }, (_, i) => pub('b/h', turn * 4 + i)));
+    expect(await cmd.llen(KEYS.sizes('b/h'))).toBe(3);
+    const kept = (await cmd.xrange(KEYS.log('b/h'), '0-10', '+')).map(([id]) => id);
+    expect(kept).toEqual(['0-10', '0-11', '0-12']);
+    const sizes = (await cmd.lrange(KEYS.sizes('b/h'), 0, -1)).map(Number);
+    expect(Number(await cmd.hget(KEYS.meta('b/h'), 'bytes'))).toBe(sizes.reduce((a, b) => a + b, 0));
+  });
+});
+
+describe.skipIf(!run)('the batched publish path on a Redis Cluster (3 masters)', () => {
+  let rc: TestRedisCluster;
+  let cmd: Cluster;
+  beforeAll(async () => {
+    rc = await TestRedisCluster.start();
+    cmd = new Cluster(rc.ports.map((port) => ({ host: '127.0.0.1', port })));
+  }, 60_000);
+  afterAll(async () => {
+    cmd?.disconnect();
+    await rc?.stop();
+  });
+
+  it('topics on three shards published in one turn: one call per slot, every seq gapless, no CROSSSLOT (SPUBLISH on sharded channels)', async () => {
+    // One topic per master (asked of Redis).
+    const topics = new Map<number, string>();
+    for (let i = 0; topics.size < 3 && i < 200; i++) {
+      const owner = await rc.ownerOf(await rc.keyslot(KEYS.meta(`s/t${i}`)));
+      if (!topics.has(owner)) topics.set(owner, `s/t${i}`);
+    }
+    const { publisher, pub } = publisherOn(cmd, 100, SHARDED);
+    await Promise.all([...topics.values()].map((t) => pub(t, 0))); // listed and loaded
+    const calls = publisher.batch.calls;
+    const answers = await Promise.all([...topics.values()].flatMap((t) => [1, 2, 3].map((i) => pub(t, i))));
+    expect(publisher.batch.calls - calls).toBe(3);
+    expect(answers.map(seqOf)).toEqual([2, 3, 4, 2, 3, 4, 2, 3, 4]);
+  });
+});
