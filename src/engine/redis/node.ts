@@ -11,6 +11,7 @@ import { CHANNELS, KEYS, PARTITIONS } from './keys.js';
 import * as LUA from './scripts.js';
 import { IdBlocks } from './id-blocks.js';
 import { ShardSubscribers } from './shards.js';
+import { keySlot } from './outcome.js';
 import { ScriptRunner } from './script-runner.js';
 
 export interface RedisNodeOptions {
@@ -101,7 +102,8 @@ export class RedisNode {
     for (const [conn, role] of [[this.cmd, 'commands'], [this.bus, 'subscriber']] as const) {
       conn.on('error', (err: Error) => this.log.warn({ role, err: err.message }, 'redis connection error'));
     }
-    this.scripts = new ScriptRunner(this.cmd);
+    const cmd = this.cmd;
+    this.scripts = new ScriptRunner(cmd, cmd instanceof Cluster ? (key) => cmd.slots[keySlot(key)]?.[0] ?? '' : undefined);
     this.ids = new IdBlocks((n) => this.cmd.incrby(KEYS.ids, n), this.log);
   }
 

@@ -43,6 +43,8 @@ export interface StreamPublisherOptions {
 export class StreamPublisher {
   /** Topics listed in `sb:{g}:topics` already (wildcard resumes find topics there). */
   private readonly knownTopics = new Set<string>();
+  /** Topics being listed now: the SADD their publishes wait for. */
+  private readonly listing = new Map<string, Promise<unknown>>();
   private epochs = 0;
   /** The publishes of one event-loop turn, sent as one script call per slot (publish-batch.ts). */
   readonly batch: PublishBatch;
@@ -82,11 +84,18 @@ export class StreamPublisher {
     const transport = qos === undefined || qos === 2 ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos}`;
     const prefix = `m${this.redis.id}\n${transport}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
     if (!this.knownTopics.has(topic)) {
-      // Sent before the script on the same connection: a topic is listed before its first message exists.
-      const listed = this.redis.cmd
-        .sadd(KEYS.topics, topic)
-        .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
-        .catch(() => undefined);
+      // Sent before the script on the same connection: a topic is listed before its first message exists. Publishes
+      // of the topic made while it is being listed wait for that same SADD: each waiting for one of its own would let
+      // a later publish, made once the topic is known, overtake them (per-session order is publish order).
+      let listed = this.listing.get(topic);
+      if (!listed) {
+        listed = this.redis.cmd
+          .sadd(KEYS.topics, topic)
+          .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
+          .catch(() => undefined)
+          .finally(() => this.listing.delete(topic));
+        this.listing.set(topic, listed);
+      }
       // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for.
       if (this.redis.cmd instanceof Cluster) await listed;
     }
