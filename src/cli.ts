@@ -6,7 +6,7 @@ import { pubCommand, subCommand } from './cli/pubsub.js';
 import { chatCommand } from './cli/chat.js';
 import { inspectCommand } from './inspect/bridge.js';
 import { check } from './check/command.js';
-import { createLogger } from './log.js';
+import { createLogger, endLog } from './log.js';
 import { isWorker, onShutdownRequest, Primary, reportReady, workerFields } from './cli/workers.js';
 
 type Command = { help: string; run: (argv: string[]) => Promise<number | void> };
@@ -32,7 +32,8 @@ async function serve(argv: string[]): Promise<number | void> {
     const code = await new Primary(config, createLogger(config.logLevel, undefined, true).child({ role: 'primary' })).run();
     process.exit(code);
   }
-  const broker = await startBroker(config, { log: createLogger(config.logLevel).child(workerFields()) });
+  const log = createLogger(config.logLevel);
+  const broker = await startBroker(config, { log: log.child(workerFields()) });
   let signals = 0;
   let closing = false;
   const drain = (why: Record<string, unknown>) => {
@@ -40,10 +41,10 @@ async function serve(argv: string[]): Promise<number | void> {
     closing = true;
     broker.log.info(why, 'shutdown requested');
     broker.close().then(
-      () => process.exit(0),
+      () => endLog(log).then(() => process.exit(0)),
       (err: unknown) => {
         broker.log.error({ err }, 'shutdown failed');
-        process.exit(1);
+        return endLog(log).then(() => process.exit(1));
       },
     );
   };

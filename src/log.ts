@@ -3,12 +3,43 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
+type Destination = ReturnType<typeof pino.destination>;
+
+/** Each logger's own stdout writer, for endLog. */
+const destinations = new WeakMap<Logger, Destination>();
+
 /** `sync`: each line is written before the call returns (a process that exits right after logging loses nothing, reorders nothing). */
 export function createLogger(level: string, pretty = process.stdout.isTTY === true, sync = false): Logger {
   if (pretty && level !== 'silent') {
     return pino({ level, base: { pid: process.pid } }, pino.transport({ target: 'pino-pretty', options: { colorize: true } }));
   }
-  return sync ? pino({ level }, pino.destination({ dest: 1, sync: true })) : pino({ level });
+  const destination = pino.destination({ dest: 1, sync });
+  const log = pino({ level }, destination);
+  destinations.set(log, destination);
+  return log;
+}
+
+/**
+ * Resolves when every line `log` (made by createLogger) has written so far has reached stdout, at most `timeoutMs`
+ * later; call it before process.exit. An asynchronous write waiting for room in a full pipe (a reader slower than the
+ * broker) would otherwise be overtaken by the lines that pino's exit handler writes at once: the log read out of order.
+ */
+export function endLog(log: Logger, timeoutMs = 2000): Promise<void> {
+  const destination = destinations.get(log);
+  if (!destination) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    destination.once('close', done);
+    try {
+      destination.end();
+    } catch {
+      done(); // already ended or destroyed: nothing left to write
+    }
+  });
 }
 
 type FaultLevel = 'debug' | 'info' | 'warn';
