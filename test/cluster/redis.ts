@@ -320,12 +320,22 @@ export async function health(node: { httpUrl: string }): Promise<string> {
   return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;
 }
 
-/** A TCP proxy to Redis that can be cut (every connection dropped, new ones refused), restored, or pointed elsewhere. */
+/**
+ * A TCP proxy to Redis that can be cut (every connection dropped, new ones refused), restored, or pointed elsewhere,
+ * and can hold back one command (a connection's bytes from the one containing a given text on, in order) until
+ * released: a test delays one Redis step of a node without a seam in the product.
+ */
 export class RedisProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   /** The last bytes sent towards Redis (a test waits until a command it caused has gone through). */
   private upstream = '';
+  /** Bytes containing this are held back (with everything after them on their connection) until release(). */
+  private holdText: string | undefined;
+  /** Each held connection's sending of what it holds. */
+  private readonly holding = new Set<() => void>();
+  /** Told (synchronously) when bytes containing their text are sent towards Redis. */
+  private readonly watchers = new Set<{ text: string; seen: () => void }>();
   private constructor(
     readonly port: number,
     private target: number,
@@ -351,16 +361,69 @@ export class RedisProxy {
         s.on('error', () => undefined);
         s.on('close', () => this.sockets.delete(s));
       }
+      let held: Buffer[] | undefined;
+      const send = (chunk: Buffer) => {
+        const text = chunk.toString('latin1');
+        this.upstream = (this.upstream + text).slice(-65_536);
+        const wrote = up.write(chunk);
+        for (const w of this.watchers) if (text.includes(w.text)) w.seen();
+        if (wrote) return;
+        down.pause();
+        up.once('drain', () => down.resume());
+      };
       down.on('data', (chunk: Buffer) => {
-        this.upstream = (this.upstream + chunk.toString('latin1')).slice(-65_536);
+        const text = chunk.toString('latin1');
+        if (!held && this.holdText !== undefined && text.includes(this.holdText)) {
+          held = [];
+          const flush = () => {
+            for (const c of held!.splice(0)) send(c);
+            held = undefined;
+          };
+          this.holding.add(flush);
+        }
+        if (held) held.push(chunk);
+        else send(chunk);
       });
-      down.pipe(up).on('close', () => down.destroy());
+      down.on('end', () => up.end());
+      up.on('close', () => down.destroy());
       up.pipe(down).on('close', () => up.destroy());
       down.on('close', () => up.destroy());
       up.on('close', () => down.destroy());
     });
     this.server = server;
     return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+
+  /** Holds back the next bytes towards Redis containing `text` (and what follows them on their connection). */
+  hold(text: string): void {
+    this.holdText = text;
+  }
+
+  /** Whether bytes containing the held text arrived and are held back. */
+  get held(): boolean {
+    return this.holding.size > 0;
+  }
+
+  /** Sends what is held back, in order, and holds nothing more. */
+  release(): void {
+    this.holdText = undefined;
+    for (const flush of this.holding) flush();
+    this.holding.clear();
+  }
+
+  /**
+   * Calls `then` as soon as bytes containing `text` went through towards Redis, within the same tick (before anything
+   * else a node sends meanwhile): a test orders one node's command right behind another's.
+   */
+  whenForwarded(text: string, then: () => void): void {
+    const w = {
+      text,
+      seen: () => {
+        this.watchers.delete(w);
+        then();
+      },
+    };
+    this.watchers.add(w);
   }
 
   /** Whether `text` went through towards Redis (in the last 64 KiB). */

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { createLogger } from '../../src/log.js';
 import { RedisRetainedStore, literalPrefix } from '../../src/transports/mqtt/redis-retained.js';
 import { RedisSessionStore, decodeSession, encodeSession } from '../../src/transports/mqtt/redis-sessions.js';
-import type { Retained, StoredSession } from '../../src/transports/mqtt/store.js';
+import { MemorySessionStore, type Retained, type SessionStore, type StoredSession } from '../../src/transports/mqtt/store.js';
 import { Outgoing } from '../../src/protocol/outgoing.js';
 import { ScriptRunner } from '../../src/engine/redis/script-runner.js';
 import { requireRedis, TestRedis } from '../cluster/redis.js';
@@ -15,6 +15,47 @@ const run = requireRedis('mqtt redis stores');
 const log = createLogger('silent', false);
 const msg = (topic: string, payload: string, qos: 0 | 1 | 2 = 1): Retained => ({ topic, payload: Buffer.from(payload), qos });
 const payloadOf = (out: Outgoing) => Buffer.from(JSON.stringify((out.frame as { data: unknown }).data));
+
+const session = (over: Partial<StoredSession> = {}): StoredSession => ({
+  filters: new Map([['a/#', 1]]),
+  positions: new Map([['a/b', { seq: 4, epoch: 'e' }]]),
+  life: 'L',
+  inflight: new Map(),
+  nextPacketId: 7,
+  expiresAt: Infinity,
+  ...over,
+});
+
+/**
+ * A session's owners (store.ts), the same in memory and in Redis: a claim finds the session held while an earlier
+ * connection has not kept it yet, and once that one's hold is overridden its late keep is refused (the interleaving
+ * of test/mqtt/cluster.test.ts "a session resumed and left again…": a short visit ending after the client came back).
+ */
+function sessionOwnership(store: () => SessionStore): void {
+  it('sessions: a claim waits for the owner still keeping it; a hold overridden cannot keep; release ends only its own hold', async () => {
+    const s = store();
+    expect(await s.take('blink', 'a/1')).toEqual({ session: undefined });
+    // A newer connection's claim while the first still holds it (it ended, its keep is on its way).
+    expect(await s.take('blink', 'b/1')).toEqual({ heldBy: 'a/1' });
+    expect(await s.keep('blink', 'a/1', session({ filters: new Map([['blink/#', 1]]) }))).toBe(true);
+    const resumed = await s.take('blink', 'b/1');
+    expect(resumed.heldBy === undefined && [...resumed.session!.filters.keys()]).toEqual(['blink/#']);
+    // b/1 still holds it; c/1 overrides the hold (a clean session, or a hold that outlived its connection).
+    expect(await s.take('blink', 'c/1', true)).toEqual({ session: undefined });
+    // b/1's keep comes late: refused, so the empty session it would leave behind is not what c/1's successor finds.
+    expect(await s.keep('blink', 'b/1', session({ filters: new Map() }))).toBe(false);
+    await s.release('blink', 'b/1'); // not b/1's to release any more
+    expect(await s.take('blink', 'd/1')).toEqual({ heldBy: 'c/1' });
+    expect(await s.keep('blink', 'c/1', session())).toBe(true);
+    expect(await s.take('blink', 'd/1')).toEqual({ session: session() });
+    await s.release('blink', 'd/1');
+    expect(await s.take('blink', 'e/1')).toEqual({ session: undefined });
+  });
+}
+
+describe('MQTT sessions in memory', () => {
+  sessionOwnership(() => new MemorySessionStore(10));
+});
 
 describe.skipIf(!run)('MQTT stores in Redis', () => {
   let redis: TestRedis;
@@ -85,31 +126,31 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
     expect(r).toEqual({ topic: 'p', payload: Buffer.from('x'), qos: 2, at: 1000, properties: { userProperties: { site: 'north' }, correlationData: Buffer.from([1, 2, 255]), messageExpiryInterval: 60 } });
   });
 
-  const session = (over: Partial<StoredSession> = {}): StoredSession => ({
-    filters: new Map([['a/#', 1]]),
-    positions: new Map([['a/b', { seq: 4, epoch: 'e' }]]),
-    life: 'L',
-    inflight: new Map(),
-    nextPacketId: 7,
-    expiresAt: Infinity,
-    ...over,
-  });
-
   it('sessions: taken once; expired ones are gone; over the bound the least recently kept goes', async () => {
     const store = new RedisSessionStore(scripts, 2, payloadOf, log);
-    await store.keep('one', session());
-    expect(await store.take('one')).toEqual(session());
-    expect(await store.take('one')).toBeUndefined();
-    await store.keep('past', session({ expiresAt: Date.now() - 1 }));
-    expect(await store.take('past')).toBeUndefined();
-    await store.keep('x', session());
-    await store.keep('y', session());
-    await store.keep('z', session());
-    expect(await store.take('x')).toBeUndefined();
-    expect((await store.take('y'))?.nextPacketId).toBe(7);
+    // Each connection holds its client id's session from its claim (take) until it keeps it.
+    const kept = async (clientId: string, s: StoredSession) => {
+      await store.take(clientId, `o-${clientId}`);
+      return store.keep(clientId, `o-${clientId}`, s);
+    };
+    expect(await kept('one', session())).toBe(true);
+    expect(await store.take('one', 'o2')).toEqual({ session: session() });
+    await store.release('one', 'o2');
+    expect(await store.take('one', 'o3')).toEqual({ session: undefined });
+    await store.release('one', 'o3');
+    await kept('past', session({ expiresAt: Date.now() - 1 }));
+    expect(await store.take('past', 'o4')).toEqual({ session: undefined });
+    await kept('x', session());
+    await kept('y', session());
+    await kept('z', session());
+    expect(await store.take('x', 'o5')).toEqual({ session: undefined });
+    const y = await store.take('y', 'o6');
+    expect(y.heldBy === undefined && y.session?.nextPacketId).toBe(7);
     // The expired session was purged from Redis by a later operation, not only refused.
     expect(await cmd.hlen('sb:{g}:mqtt:sessions')).toBe(1);
   });
+
+  sessionOwnership(() => new RedisSessionStore(scripts, 10, payloadOf, log));
 
   it('sessions: unacknowledged messages over the size bound are left out and their topic replays from before them', () => {
     const out = (seq: number) => Outgoing.prebuilt({ op: 'msg', topic: 'a/b', seq, epoch: 'e', ts: 1, data: 'y'.repeat(100) } as never, '{}', 2, undefined);

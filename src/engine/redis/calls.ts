@@ -62,7 +62,7 @@ export class NodeCalls {
       timer = setTimeout(() => resolve(undefined), timeoutMs);
     });
     try {
-      if ((await this.cmd.exists(KEYS.heartbeat(node))) === 0) return { ok: false, why: 'gone' };
+      if (!(await this.alive(node))) return { ok: false, why: 'gone' };
       await this.cmd.publish(channelOf(node), JSON.stringify({ k: kind, i: id, f: this.node, b: body }));
     } catch (err) {
       this.log.info({ err: (err as Error).message, node, kind }, 'node call not sent: Redis did not take it');
@@ -75,6 +75,11 @@ export class NodeCalls {
     clearTimeout(timer);
     this.pending.delete(id);
     return answer === undefined ? { ok: false, why: 'timeout' } : { ok: true, answer };
+  }
+
+  /** Whether `node` is alive: its heartbeat key is there (a node gone is reaped, its clients ended). */
+  async alive(node: string): Promise<boolean> {
+    return (await this.cmd.exists(KEYS.heartbeat(node))) === 1;
   }
 
   /** Who holds the client name `name` in the cluster (the engine's client records), or undefined. */

@@ -253,7 +253,9 @@ export class RedisEngine<S extends Session = Session> extends MemoryEngine<S> {
     this.stats.connectionsOpened++;
     this.enqueueStep(link, async () => {
       const { name, problem } = await this.directory.claimAtJoin(link, req.grant?.name ?? req.name, this.defaultNameBase(link));
-      if (!this.registry.has(link)) return; // gone while its name was claimed
+      // Gone while its name was claimed: its leave (queued behind this step) drops it under the name it had then,
+      // so the name claimed here is freed now (else it stays taken in the cluster after the client left).
+      if (!this.registry.has(link)) return void (await this.directory.drop(link.id, name));
       this.registry.rename(link, name);
       await this.directory.mirror(link);
       // The filters asked for at connect are heard before hello: a message published after it reaches the client.

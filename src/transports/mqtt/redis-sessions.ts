@@ -1,7 +1,9 @@
 // Persistent MQTT sessions shared by every node of a cluster, in Redis (docs/mqtt.md, Sessions): a session left on
 // one node is resumed on any other. One hash of client id → the session (filters, positions, unacknowledged
 // messages), one sorted set of when each was kept (the least recently kept goes first over --mqtt-sessions), one of
-// when each expires (5.0 session expiry; 3.1.1 sessions never do). All under `{g}`: one script per operation.
+// when each expires (5.0 session expiry; 3.1.1 sessions never do), and one hash of client id → the connection that
+// holds its session now (its owner: store.ts), so a session kept late by a connection that was taken over never
+// overwrites a newer connection's. All under `{g}`: one script per operation.
 // A session is at most SESSION_BYTES_MAX encoded: unacknowledged messages that do not fit are left out and their
 // topics' positions moved back before them, so the resume replays them from the topic's history instead.
 import type { Cluster, Redis } from 'ioredis';
@@ -11,7 +13,7 @@ import { Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { KEYS } from '../../engine/redis/keys.js';
 import type { Config } from '../../config.js';
-import { POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
+import { POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
 import { payloadOf } from './session.js';
 import type { MqttStores } from './transport.js';
@@ -24,6 +26,8 @@ export const SESSION_KEYS = {
   kept: 'sb:{g}:mqtt:sessions:kept',
   /** Sorted set: client id → when it expires (ms); absent: never. */
   expires: 'sb:{g}:mqtt:sessions:expires',
+  /** Hash: client id → the owner holding its session (a connection, from its CONNECT until it kept or released it). */
+  owners: 'sb:{g}:mqtt:sessions:owners',
 } as const;
 
 /** The largest session kept, encoded (its unacknowledged messages are what makes it big). */
@@ -41,17 +45,30 @@ for _, id in ipairs(gone) do
 end
 `;
 
-/** KEYS: sessions, kept, expires. ARGV: now, PURGE_MAX, client id. Returns the session, removed; nil if none or expired. */
+/**
+ * KEYS: sessions, kept, expires, owners. ARGV: now, PURGE_MAX, client id, owner, force ('1' or ''). Makes the owner
+ * the session's holder and returns {1, the session (removed; absent if none or expired)}; {0, holder} when another
+ * owner holds it and force is not set.
+ */
 const TAKE = `${PURGE}
+local holder = redis.call('HGET', KEYS[4], ARGV[3])
+if holder and holder ~= ARGV[4] and ARGV[5] ~= '1' then return {0, holder} end
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 local s = redis.call('HGET', KEYS[1], ARGV[3])
 redis.call('HDEL', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[3])
-return s
+if s then return {1, s} end
+return {1}
 `;
 
-/** KEYS: sessions, kept, expires. ARGV: now, PURGE_MAX, client id, session, expires at ('' never), max sessions. */
+/**
+ * KEYS: sessions, kept, expires, owners. ARGV: now, PURGE_MAX, client id, session, expires at ('' never), max
+ * sessions, owner. Keeps the session and ends the owner's hold; 0 (nothing kept) when the owner no longer holds it.
+ */
 const KEEP = `${PURGE}
+if redis.call('HGET', KEYS[4], ARGV[3]) ~= ARGV[7] then return 0 end
+redis.call('HDEL', KEYS[4], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 if ARGV[5] == '' then redis.call('ZREM', KEYS[3], ARGV[3]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3]) end
@@ -63,6 +80,13 @@ if over > 0 then
     redis.call('ZREM', KEYS[3], id)
   end
 end
+return 1
+`;
+
+/** KEYS: owners. ARGV: client id, owner. Ends the owner's hold (if it still holds the session). */
+const RELEASE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
 `;
 
 /** A session as stored: filters, positions [topic, seq, epoch], unacknowledged messages [pid, qos, released, topic, payload base64, retain]. */
@@ -95,33 +119,30 @@ export class RedisSessionStore implements SessionStore {
   ) {}
 
   private get keys(): string[] {
-    return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires];
+    return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires, SESSION_KEYS.owners];
   }
 
   /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
-  async take(clientId: string): Promise<StoredSession | undefined> {
-    const raw = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId])) as string | null;
-    if (raw === null) return undefined;
+  async take(clientId: string, owner: string, force = false): Promise<SessionClaim> {
+    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : ''])) as [number, string | undefined];
+    if (taken === 0) return { heldBy: raw ?? '' };
+    if (raw === undefined) return { session: undefined };
     const session = decodeSession(raw);
     if (!session) this.log.warn({ clientId }, 'stored MQTT session unreadable: dropped');
-    return session && session.expiresAt > Date.now() ? session : undefined;
+    return { session: session && session.expiresAt > Date.now() ? session : undefined };
   }
 
-  /** Never rejects: a session Redis could not keep is logged (the client then finds none). */
-  async keep(clientId: string, session: StoredSession): Promise<void> {
-    if (this.max === 0) return;
+  /** Rejects when Redis cannot answer (the session is then lost: the client finds none). */
+  async keep(clientId: string, owner: string, session: StoredSession): Promise<boolean> {
+    if (this.max === 0) return this.release(clientId, owner).then(() => false);
     const value = encodeSession(session, this.payloadOf, SESSION_BYTES_MAX);
     const expires = session.expiresAt === Infinity ? '' : String(session.expiresAt);
-    try {
-      await this.scripts.run(KEEP, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, value, expires, String(this.max)]);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session not kept: Redis did not take it');
-    }
+    return (await this.scripts.run(KEEP, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, value, expires, String(this.max), owner])) === 1;
   }
 
-  /** Rejects when Redis cannot answer (a clean session must not find the old one later). */
-  async drop(clientId: string): Promise<void> {
-    await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId]);
+  /** Never rejects: a hold Redis could not end is logged (the client's next connection waits for it, bounded). */
+  async release(clientId: string, owner: string): Promise<void> {
+    await this.scripts.run(RELEASE, [SESSION_KEYS.owners], [clientId, owner]).catch((err: Error) => this.log.warn({ err: err.message, clientId }, 'MQTT session hold not released: Redis did not answer'));
   }
 }
 

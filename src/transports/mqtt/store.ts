@@ -40,13 +40,32 @@ export interface StoredSession {
 /** Topics remembered per session (those it received last): the engine takes at most this many positions per sub. */
 export const POSITIONS_MAX = 1000;
 
-/** Where sessions wait for their clients. Operations of one client id are made in order by the transport. */
+/**
+ * What a connection's claim on its client id's session found: the session it now holds (undefined: none kept, or
+ * expired), or `heldBy`, the owner still holding it (an earlier connection that has not kept or released it yet).
+ */
+export type SessionClaim = { session: StoredSession | undefined; heldBy?: undefined } | { heldBy: string };
+
+/**
+ * Where sessions wait for their clients. Each connection with a client id is the session's owner from its CONNECT
+ * until it keeps or releases it (`owner`: a token unique to that connection): a newer connection's claim waits for
+ * an owner that is still ending, and an owner whose claim was overridden (`force`) can no longer keep anything, so
+ * a session left behind late never overwrites the session of a newer connection.
+ */
 export interface SessionStore {
-  /** The session of `clientId`, removed from the store (the connection now holds it); undefined if none or expired. */
-  take(clientId: string): Promise<StoredSession | undefined>;
-  /** Keeps `session` for `clientId` until it expires, or until more recently kept ones push it out. */
-  keep(clientId: string, session: StoredSession): Promise<void>;
-  drop(clientId: string): Promise<void>;
+  /**
+   * Makes `owner` the holder of `clientId`'s session and takes what was kept for it, removed from the store.
+   * `heldBy` when another owner holds it, unless `force` (that owner's later keep is then refused).
+   */
+  take(clientId: string, owner: string, force?: boolean): Promise<SessionClaim>;
+  /**
+   * Keeps `session` for `clientId` until it expires, or until more recently kept ones push it out, and ends
+   * `owner`'s hold; false, keeping nothing, when `owner` no longer holds it (a newer connection took it over).
+   * Rejects when the store cannot answer.
+   */
+  keep(clientId: string, owner: string, session: StoredSession): Promise<boolean>;
+  /** Ends `owner`'s hold without keeping anything (a clean session ended, a claim that never became a connection). Never rejects. */
+  release(clientId: string, owner: string): Promise<void>;
 }
 
 /** The last retained message of each topic. */
@@ -65,6 +84,8 @@ export type TopicPositions = (filters: readonly string[]) => Promise<Map<string,
 
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, StoredSession>();
+  /** Client id → the owner holding its session (a connection from its CONNECT until it kept or released it). */
+  private readonly owners = new Map<string, string>();
 
   constructor(private readonly max: number) {}
 
@@ -72,15 +93,19 @@ export class MemorySessionStore implements SessionStore {
     return this.sessions.size;
   }
 
-  take(clientId: string): Promise<StoredSession | undefined> {
+  take(clientId: string, owner: string, force = false): Promise<SessionClaim> {
+    const holder = this.owners.get(clientId);
+    if (holder !== undefined && holder !== owner && !force) return Promise.resolve({ heldBy: holder });
+    this.owners.set(clientId, owner);
     const s = this.sessions.get(clientId);
-    if (!s) return Promise.resolve(undefined);
     this.sessions.delete(clientId);
-    return Promise.resolve(s.expiresAt > Date.now() ? s : undefined);
+    return Promise.resolve({ session: s && s.expiresAt > Date.now() ? s : undefined });
   }
 
   /** The least recently stored one goes when full (expired ones first). */
-  keep(clientId: string, session: StoredSession): Promise<void> {
+  keep(clientId: string, owner: string, session: StoredSession): Promise<boolean> {
+    if (this.owners.get(clientId) !== owner) return Promise.resolve(false);
+    this.owners.delete(clientId);
     const now = Date.now();
     this.sessions.delete(clientId);
     if (this.sessions.size >= this.max) {
@@ -88,11 +113,11 @@ export class MemorySessionStore implements SessionStore {
       while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value!);
     }
     this.sessions.set(clientId, session);
-    return Promise.resolve();
+    return Promise.resolve(true);
   }
 
-  drop(clientId: string): Promise<void> {
-    this.sessions.delete(clientId);
+  release(clientId: string, owner: string): Promise<void> {
+    if (this.owners.get(clientId) === owner) this.owners.delete(clientId);
     return Promise.resolve();
   }
 }

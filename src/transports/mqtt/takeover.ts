@@ -1,7 +1,8 @@
 // Takeover: MQTT's client ids are unique [MQTT-3.1.4-2], so a CONNECT with the id of a live MQTT connection closes
 // that connection (its will is published, its persistent session kept) before the new one joins, on this node or,
 // on a cluster, on the node holding it (a node call: that node closes it and answers once its session is kept;
-// this one then waits until the cluster no longer lists the name as the old client's).
+// this one then waits until the cluster no longer lists the name as the old client's). It also names each
+// connection's hold on its client id's session (store.ts: `<node>/<n>`), and says whether a hold's node is alive.
 import type { Engine } from '../../engine/engine.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
 import type { Link } from '../../actors/link.js';
@@ -10,7 +11,12 @@ import { CLOSE } from '../../protocol/errors.js';
 /** The node call that takes an MQTT connection over from another node. */
 const TAKEOVER = 'mqtt-takeover';
 
+/** The node part of a session hold's owner on a broker without a cluster. */
+const LOCAL = 'local';
+
 export class Takeover {
+  private owners = 0;
+
   constructor(
     private readonly hub: Engine<Link>,
     private readonly closeTimeoutMs: number,
@@ -42,6 +48,23 @@ export class Takeover {
     if (result.ok && result.answer === 'ok') return this.released(calls, name, holder.id);
     // A node that is gone holds nobody (the reaper frees its names): the new connection goes on.
     return !result.ok && result.why === 'gone' ? 'ok' : 'unavailable';
+  }
+
+  /** A session owner for a new connection of this node: `<node>/<n>`, unique in the cluster. */
+  newOwner(): string {
+    return `${this.calls?.node ?? LOCAL}/${(++this.owners).toString(36)}`;
+  }
+
+  /**
+   * Whether a claim waits for the connection holding a session as `owner` to keep or release it: one of another node
+   * that is alive (ending: its session is being kept). Not one of this node (its connection's keep was waited for
+   * before the claim: a hold still there is a connection the takeover did not close), nor of a node gone (it never
+   * will): the claim then overrides the hold. Rejects when Redis cannot answer.
+   */
+  async waitFor(owner: string): Promise<boolean> {
+    const node = owner.slice(0, owner.lastIndexOf('/'));
+    if (!this.calls || node === this.calls.node || node === LOCAL) return false;
+    return this.calls.alive(node);
   }
 
   /** On another node's request: closes this node's MQTT connection holding `name`, answers once its session is kept. */

@@ -79,6 +79,8 @@ interface Accepted {
   rest: Buffer[];
   /** The session it resumes (clean session 0 / clean start 0 and one was kept). */
   stored: StoredSession | undefined;
+  /** The connection's hold on its client id's session (store.ts), kept or released when it ends; none without a client id. */
+  owner: string | undefined;
 }
 
 /** Where sessions and retained messages are kept: this process's memory, or a store the cluster shares (broker.ts). */
@@ -109,7 +111,7 @@ export class MqttTransport {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly stores: MqttStores;
-  /** Sessions being kept, by client id: a reconnect of that client waits for it before it takes its session. */
+  /** Sessions being kept (or their hold released), by client id: a reconnect of that client waits for it before it takes its session. */
   private readonly keeping = new Map<string, Promise<void>>();
   /** MQTT's client ids are unique: a new connection takes the id over from the connection holding it. */
   private readonly takeover: Takeover;
@@ -203,25 +205,47 @@ export class MqttTransport {
     if (socket.destroyed) return null;
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
-    const taken = name === undefined ? 'ok' : await this.takeover.freeName(name, clientId, grant !== undefined);
+    const freeName = () => (name === undefined ? Promise.resolve('ok' as const) : this.takeover.freeName(name, clientId, grant !== undefined));
+    const taken = await freeName();
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
-    const stored = await this.session(clientId, packet.clean === false);
-    if (stored === null) return this.refuse(socket, version, 'unavailable');
-    return socket.destroyed ? null : { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest, stored };
+    const owner = clientId.length === 0 ? undefined : this.takeover.newOwner();
+    const claim = await this.session(clientId, packet.clean === false, owner);
+    if (claim === null) return this.refuse(socket, version, 'unavailable');
+    // It waited for an earlier connection of this client id to end: that one may have held the name meanwhile.
+    const again = claim.waited ? await freeName() : 'ok';
+    if (again !== 'ok' || socket.destroyed) {
+      if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
+      return again === 'ok' ? null : this.refuse(socket, version, again);
+    }
+    return { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: claim.session, owner };
   }
 
   /**
-   * The session a connection of `clientId` resumes (`resume`: clean session 0), after the one its last connection
-   * is leaving behind was kept; otherwise what was kept is dropped. null: the store could not answer.
+   * Claims `clientId`'s session for the connection `owner`: the session it resumes (`resume`: clean session 0), after
+   * the one its last connection is leaving behind was kept; otherwise what was kept is dropped. An earlier connection
+   * of the client id on another node still holding the session (ending, its session not kept yet, its name already
+   * freed) is waited for while that node is alive, at most the close timeout plus 2 s; a hold of this node's (its
+   * keeps were waited for above), of a node gone, or past that time is overridden, and that connection's late keep
+   * refused. `waited`: the claim waited. null: the store could not answer.
    */
-  private async session(clientId: string, resume: boolean): Promise<StoredSession | undefined | null> {
-    if (clientId.length === 0) return undefined;
+  private async session(clientId: string, resume: boolean, owner: string | undefined): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
+    if (owner === undefined) return { session: undefined, waited: false };
     await this.keeping.get(clientId);
+    const deadline = Date.now() + this.core.config.closeTimeoutMs + 2000;
+    // A clean session takes the hold at once: what an earlier connection would still keep is dropped anyway.
+    let force = !resume;
+    let waited = false;
     try {
-      if (resume) return await this.stores.sessions.take(clientId);
-      await this.stores.sessions.drop(clientId);
-      return undefined;
+      for (;;) {
+        const claim = await this.stores.sessions.take(clientId, owner, force);
+        if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
+        waited = true;
+        const late = Date.now() > deadline;
+        force = late || !(await this.takeover.waitFor(claim.heldBy));
+        if (late) this.log.warn({ clientId, heldBy: claim.heldBy }, 'mqtt session still held by an earlier connection after the close timeout: taken over');
+        if (!force) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
     } catch (err) {
       this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session store unavailable: connect refused');
       return null;
@@ -236,7 +260,7 @@ export class MqttTransport {
   }
 
   private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
-    const { connect, version, grant, meta, stored } = accepted;
+    const { connect, version, grant, meta, stored, owner } = accepted;
     const clientId = connect.clientId ?? '';
     // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
     const expiryS = version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
@@ -290,18 +314,26 @@ export class MqttTransport {
       this.sockets.delete(socket);
       actor.send({ type: 'SOCKET_CLOSED', code: hadError ? CLOSE.abnormal : CLOSE.normal, reason: hadError ? 'connection reset' : 'closed by peer' });
     });
-    // A persistent session is kept, with the positions its filters' topics have now (what comes later is resumed).
+    // The connection's hold on its session ends with it: a persistent session is kept, with the positions its
+    // filters' topics have now (what comes later is resumed); otherwise the hold is released.
     const keep = () => {
-      if (!persistent) return;
+      if (owner === undefined) return;
+      const sessions = this.stores.sessions;
       const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
-      const kept = this.stores
-        .positions([...session.sessionFilters().keys()])
-        .then((now) => {
-          const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
-          return s && this.stores.sessions.keep(clientId, s);
-        })
-        .catch((err: unknown) => this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session not kept: the topics\' positions could not be read'))
-        .finally(() => this.keeping.get(clientId) === kept && this.keeping.delete(clientId));
+      const kept = (!persistent
+        ? sessions.release(clientId, owner)
+        : this.stores
+            .positions([...session.sessionFilters().keys()])
+            .then(async (now) => {
+              const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
+              if (!s) return sessions.release(clientId, owner);
+              if (!(await sessions.keep(clientId, owner, s))) this.log.info({ clientId }, 'mqtt session not kept: a newer connection of its client id holds it');
+            })
+            .catch((err: unknown) => {
+              this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session not kept: the store (or the topics\' positions) could not be reached');
+              return sessions.release(clientId, owner);
+            })
+      ).finally(() => this.keeping.get(clientId) === kept && this.keeping.delete(clientId));
       this.keeping.set(clientId, kept);
     };
     // The will is published once the connection is over, unless the client said DISCONNECT [MQTT-3.1.2-8].
@@ -319,6 +351,7 @@ export class MqttTransport {
       },
       error: () => {
         wire.close(CLOSE.internalError, 'internal error');
+        if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
         publishWill();
       },
     });
