@@ -63,6 +63,16 @@ describe('generated docs', () => {
     for (const path of MARKDOWN.filter((p) => !owned.has(p))) expect(read(path), path).not.toContain('<!-- generated:');
   });
 
+  it('docs/architecture.md shows diagrams/engine.mmd, which names the core, every part of its seam and both deployments', () => {
+    const diagram = read('diagrams/engine.mmd');
+    expect(read('docs/architecture.md')).toContain('```mermaid\n' + diagram + '```');
+    const seam = read('src/engine/seam.ts');
+    const parts = [...seam.matchAll(/^export interface Parts<S extends Session> \{([\s\S]*?)^\}/gm)][0]![1]!;
+    const kinds = [...parts.matchAll(/^\s+\w+: (\w+)(?:<S>)?;/gm)].map((m) => m[1]!);
+    expect(kinds).toEqual(['Broker', 'PresenceStore', 'Ids', 'Turns', 'Deployment']);
+    for (const name of [...kinds, 'ProtocolCore', 'Locals', 'MemoryEngine', 'MemoryBroker', 'LocalPresence', 'RedisEngine', 'RedisBroker', 'RedisPresence']) expect(diagram).toContain(name);
+  });
+
   it('shows every state of the connection lifecycle', () => {
     const text = DIAGRAMS()['connection.mmd']!;
     for (const state of ['connecting', 'online', 'idle', 'closing', 'closed', 'beating']) expect(text).toContain(state);

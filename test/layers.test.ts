@@ -105,6 +105,23 @@ function upwardImports(file: string, targets: string[]): string[] {
   });
 }
 
+/**
+ * The engine's seam (docs/architecture.md, The protocol core): one protocol core over narrow parts. The core and the
+ * in-memory parts import nothing of redis/; the core (core.ts, seam.ts, local.ts) imports no deployment (memory.ts);
+ * the Redis units see the core only through its interfaces (seam.ts, local.ts): redis/engine.ts alone composes it.
+ */
+function seamProblems(file: string, targets: string[]): string[] {
+  const rel = relative(SRC, file);
+  return targets.flatMap((target) => {
+    const to = relative(SRC, target);
+    const wrong =
+      (rel.startsWith('engine/') && !rel.startsWith('engine/redis/') && to.startsWith('engine/redis/')) ||
+      (['engine/core.ts', 'engine/seam.ts', 'engine/local.ts'].includes(rel) && to === 'engine/memory.ts') ||
+      (rel.startsWith('engine/redis/') && rel !== 'engine/redis/engine.ts' && (to === 'engine/core.ts' || to === 'engine/memory.ts'));
+    return wrong ? [`src/${rel} → src/${to}`] : [];
+  });
+}
+
 describe('layers', () => {
   it('every source file belongs to a layer', () => {
     for (const f of files) expect(() => rankOf(f)).not.toThrow();
@@ -137,6 +154,20 @@ describe('layers', () => {
     const page = join(SRC, 'inspect/page.ts');
     expect(upwardImports(page, importsOfText(page, "import { HttpError, type Router } from '../http/router.js';"))).toEqual(['src/inspect/page.ts → src/http/router.ts']);
     expect(upwardImports(page, importsOfText(page, "import type { Router } from '../transports/router.js';"))).toEqual([]);
+  });
+
+  it('the seam: the core and the in-memory engine import nothing of redis/, Redis units see the core only through seam.ts and local.ts', () => {
+    expect(files.flatMap((f) => seamProblems(f, importsOf(f)))).toEqual([]);
+  });
+
+  it('catches imports across the seam (the check itself works)', () => {
+    const at = (file: string, text: string) => seamProblems(join(SRC, file), importsOfText(join(SRC, file), text));
+    expect(at('engine/core.ts', "import { Cursors } from './redis/cursors.js';")).toEqual(['src/engine/core.ts → src/engine/redis/cursors.ts']);
+    expect(at('engine/memory.ts', "import type { RedisNode } from './redis/node.js';")).toHaveLength(1);
+    expect(at('engine/core.ts', "import { MemoryBroker } from './memory.js';")).toEqual(['src/engine/core.ts → src/engine/memory.ts']);
+    expect(at('engine/redis/broker.ts', "import { ProtocolCore } from '../core.js';")).toEqual(['src/engine/redis/broker.ts → src/engine/core.ts']);
+    expect(at('engine/redis/engine.ts', "import { ProtocolCore } from '../core.js';\nimport { Locals } from '../local.js';")).toEqual([]);
+    expect(at('engine/redis/broker.ts', "import type { Broker } from '../seam.js';")).toEqual([]);
   });
 
   it('no import cycle between files, type-only imports included (two modules that need each other are one)', () => {

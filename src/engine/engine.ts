@@ -149,8 +149,11 @@ export interface Engine<S extends Session = Session> {
    * allow are dropped (an `unsub` each, and a `forbidden` error naming it), then the ack with the token's `exp`.
    */
   regrant(session: S, grant: Grant, id: FrameId | undefined): void;
-  /** Server-side publish (HTTP API): no sender; with `key`, once per (topic, key) within its window. */
-  publish(topic: string, data: unknown, key?: string): PublishResult | ProtocolError;
+  /**
+   * Server-side publish (HTTP API, MQTT wills): no sender; with `key`, once per (topic, key) within its window.
+   * Answered at once by the in-memory engine, once the store has it on a cluster.
+   */
+  publish(topic: string, data: unknown, key?: string): PublishResult | ProtocolError | Promise<PublishResult | ProtocolError>;
   /** Answers a request the session layer could not handle. */
   fail(session: S, err: ProtocolError): void;
 

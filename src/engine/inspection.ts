@@ -1,7 +1,7 @@
 // LocalInspection: an engine's inspection (EngineInspection in engine.ts) read off the in-memory structures: its
 // registry, topic index, presence watchers and history; and the topic listing of GET /api/topics.
 import type { EngineInspection, Session, TopicView } from './engine.js';
-import type { History } from './history.js';
+import type { Position } from './resume.js';
 import { isWildcard } from '../protocol/topic.js';
 import type { Presence } from './presence.js';
 import type { Registry } from './registry.js';
@@ -55,7 +55,10 @@ export class LocalInspection<S extends Session> implements EngineInspection<S> {
 }
 
 /** Known topics (with history) and filters someone holds, with subscribers and positions (GET /api/topics). */
-export function listTopics<S extends Session, M>(parts: { registry: Registry<S>; index: TopicIndex<S>; history: History<M> }, limit: number): { total: number; topics: TopicView[] } {
+export function listTopics<S extends Session>(
+  parts: { registry: Registry<S>; index: TopicIndex<S>; history: { topics(): Iterable<[string, Position]>; position(topic: string): Position | undefined } },
+  limit: number,
+): { total: number; topics: TopicView[] } {
   const { registry, index, history } = parts;
   const seen = new Set<string>();
   for (const [topic] of history.topics()) seen.add(topic);

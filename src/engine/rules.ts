@@ -9,6 +9,7 @@ import { parseCursor } from './roster.js';
 import { nameError, type FrameOf } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import { filterError } from '../protocol/topic.js';
+import { after, type Maybe } from './seam.js';
 
 const quote = (topic: string) => `'${topic.slice(0, 64)}'`;
 
@@ -75,4 +76,21 @@ export function defaultNameBase(s: Session, tcpNamedByAddress: boolean): string 
 /** Whether a connection of `transport` is closed when idle, under the --idle-close `policy`. */
 export function closesWhenIdle(policy: 'tcp' | 'all' | 'none', transport: string): boolean {
   return policy === 'all' || (policy === 'tcp' && transport === 'tcp');
+}
+
+/**
+ * The name a joining client gets, on every store: the one it `asked` for when valid and `claim` gets it, else the
+ * first of `base`, `base-2`, `base-3`, … that `claim` gets, and the problem to tell it why it did not get its own.
+ */
+export function nameAtJoin(asked: string | undefined, base: string, claim: (name: string) => Maybe<boolean>): Maybe<{ name: string; problem: ProtocolError | null }> {
+  const fallback = (problem: ProtocolError | null) => after(firstClaimed(base, claim, 1), (name) => ({ name, problem }));
+  if (asked === undefined) return fallback(null);
+  const err = nameError(asked);
+  if (err) return fallback(new ProtocolError('bad_name', err));
+  return after(claim(asked), (claimed) => (claimed ? { name: asked, problem: null } : fallback(new ProtocolError('name_taken', `name '${asked}' is taken`))));
+}
+
+function firstClaimed(base: string, claim: (name: string) => Maybe<boolean>, k: number): Maybe<string> {
+  const name = k === 1 ? base : `${base}-${k}`;
+  return after(claim(name), (claimed) => (claimed ? name : firstClaimed(base, claim, k + 1)));
 }

@@ -8,7 +8,7 @@ import { ackFrame, type FrameOf } from '../../src/protocol/frames.js';
 export class StickyPresenceHub extends MemoryEngine<Link> {
   override sub(link: Link, frame: FrameOf<'sub'>): void {
     if (frame.presence !== true && frame.since === undefined && link.presence.has(frame.topic)) {
-      if (frame.id !== undefined) link.send(ackFrame(frame.id, { life: this.history.boot }));
+      if (frame.id !== undefined) link.send(ackFrame(frame.id, { life: this.life }));
       return;
     }
     super.sub(link, frame);

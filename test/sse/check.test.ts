@@ -15,7 +15,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 class DeafStreamHub extends MemoryEngine<Link> {
   override sub(link: Link, frame: FrameOf<'sub'>): void {
     if (link.transport === 'sse' && frame.id !== undefined && frame.since === undefined && frame.presence !== true) {
-      link.send(ackFrame(frame.id, { life: this.history.boot }));
+      link.send(ackFrame(frame.id, { life: this.life }));
       return;
     }
     super.sub(link, frame);

@@ -4,8 +4,7 @@
 // re-assert after reconnect carries it (node.ts).
 import type { Logger } from 'pino';
 import type { Session } from '../engine.js';
-import { nameError, type Transport } from '../../protocol/frames.js';
-import { ProtocolError } from '../../protocol/errors.js';
+import type { Transport } from '../../protocol/frames.js';
 import { KEYS } from './keys.js';
 import * as LUA from './scripts.js';
 import type { RedisNode } from './node.js';
@@ -61,29 +60,6 @@ export class ClientDirectory<S extends Session> {
     } catch (err) {
       if (!isRedisDown(err)) throw err;
       return true;
-    }
-  }
-
-  /**
-   * The name a joining client gets: the one it `asked` for when valid and free across the cluster, else the first
-   * free default (`base`, `base-2`, …) and the `problem` to tell it why.
-   */
-  async claimAtJoin(s: S, asked: string | undefined, base: string): Promise<{ name: string; problem: ProtocolError | null }> {
-    let problem: ProtocolError | null = null;
-    if (asked !== undefined) {
-      const err = nameError(asked);
-      if (err) problem = new ProtocolError('bad_name', err);
-      else if (await this.claimName(s, asked, '')) return { name: asked, problem };
-      else problem = new ProtocolError('name_taken', `name '${asked}' is taken`);
-    }
-    return { name: await this.claimDefaultName(s, base), problem };
-  }
-
-  /** The first free name of `base`, `base-2`, `base-3`, … claimed for `s`. */
-  async claimDefaultName(s: S, base: string): Promise<string> {
-    for (let k = 1; ; k++) {
-      const name = k === 1 ? base : `${base}-${k}`;
-      if (await this.claimName(s, name, '')) return name;
     }
   }
 

@@ -28,6 +28,8 @@ type Pending =
   | { kind: 'resub'; filter: string; qos: QoS }
   /** A retained message for a new subscription, or an unacknowledged one sent again after a reconnect. */
   | { kind: 'retained'; message: Retained; qos: QoS }
+  /** Behind a subscription's retained messages: the live messages held meanwhile go out now. */
+  | { kind: 'retainedEnd'; read: RetainedRead }
   | { kind: 'resend'; pid: number }
   /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order. */
   | { kind: 'pubcomp'; pid: number }
@@ -35,6 +37,12 @@ type Pending =
   | { kind: 'ping' }
   /** A PUBACK or PUBREC held until the retained message of its publish was kept. */
   | { kind: 'ready'; packet: Buffer };
+
+/** A filter's retained messages being read, and the live messages of its topics held meanwhile (in their order). */
+interface RetainedRead {
+  filter: string;
+  held: Outgoing[];
+}
 
 /** SUBACK / UNSUBACK: one answer for all the filters of one packet. */
 interface AckGroup {
@@ -146,7 +154,7 @@ export class MqttSession {
    * Filters whose retained messages are being read (a shared store answers later than the SUBACK), with the live
    * messages of their topics held meanwhile, so a retained message never arrives after a newer live one.
    */
-  private readonly retainedReads: { filter: string; held: Outgoing[] }[] = [];
+  private readonly retainedReads: RetainedRead[] = [];
   /** Retained messages being kept: PUBACKs and PUBRECs wait behind them, in order. */
   private held: Promise<void> | undefined;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
@@ -455,6 +463,13 @@ export class MqttSession {
         if (pid !== undefined) this.inflight.set(pid, { qos: qos as 1 | 2, released: false, payload: message.payload, topic: message.topic, retain: true });
         return mqttPacket.generate(packet, o);
       }
+      case 'retainedEnd': {
+        // Every live message queued before the retained ones was held when written (the read was still on); those
+        // after this one in this flush are too. Once it is over, the read ends and they are queued again, in order.
+        const read = p.read;
+        queueMicrotask(() => this.endRetainedRead(read));
+        return NOTHING;
+      }
       case 'resend': {
         const flight = this.inflight.get(p.pid);
         if (!flight) return NOTHING;
@@ -517,7 +532,8 @@ export class MqttSession {
   /**
    * A filter the engine took: held at its QoS, the engine life noted (persistent sessions), and the retained
    * messages it matches queued behind the SUBACK (after this flush: never push into a mailbox while it is written;
-   * a shared store answers later, so live messages may come first).
+   * a shared store answers later: live messages of its topics written before the read is over are held, and
+   * follow the retained ones).
    */
   private subscribed(filter: string, qos: QoS, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>, retained = true): void {
     this.filters.set(filter, qos);
@@ -525,16 +541,25 @@ export class MqttSession {
     if (typeof life === 'string') this.life = life;
     const store = this.options.retained;
     if (!retained || !store) return;
-    const read = { filter, held: [] as Outgoing[] };
+    const read: RetainedRead = { filter, held: [] };
     this.retainedReads.push(read);
     const done = (messages: Retained[]) => {
-      this.retainedReads.splice(this.retainedReads.indexOf(read), 1);
-      if (!this.link?.isOpen) return;
+      if (!this.link?.isOpen) return this.endRetainedRead(read);
       for (const message of messages) this.answer({ kind: 'retained', message, qos: Math.min(qos, message.qos) as QoS });
-      // Then the live messages that came meanwhile, in their order (queued again: written after the retained ones).
-      for (const out of read.held) this.link.mailbox.push(out);
+      // The read ends behind them, in the mailbox's order: a live message already queued (not yet written) when the
+      // read came back is held when written, not sent before the retained messages queued after it.
+      this.answer({ kind: 'retainedEnd', read });
     };
     store.matching(filter, RETAINED_PER_FILTER).then(done, () => done([]));
+  }
+
+  /** The end of a retained read: the live messages it held are queued again, in their order (written after it). */
+  private endRetainedRead(read: RetainedRead): void {
+    const at = this.retainedReads.indexOf(read);
+    if (at < 0) return;
+    this.retainedReads.splice(at, 1);
+    if (!this.link?.isOpen) return;
+    for (const out of read.held) this.link.mailbox.push(out);
   }
 
   /** Holds a live message of a topic whose retained messages are still being read; false when none is (or the hold is full). */
