@@ -6,7 +6,6 @@ import { createActor, toPromise } from 'xstate';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { MemoryEngine, type MemoryEngineOptions } from './engine/memory.js';
-import type { ProtocolCore } from './engine/core.js';
 import type { Link } from './actors/link.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
 import type { BrokerCore } from './actors/connection.js';
@@ -69,7 +68,7 @@ export interface BrokerOptions {
   /** The same for config.mqttPort. */
   mqttPort?: number;
   /** Builds the hub instead of `new MemoryEngine(options)`: tests plant a broken MemoryEngine subclass to prove the conformance checker notices. */
-  hubFactory?: (options: MemoryEngineOptions) => ProtocolCore<Link>;
+  hubFactory?: (options: MemoryEngineOptions) => Engine<Link>;
 }
 
 /** The addresses a person opens for a broker listening on `host`:`port` (any-interface hosts become localhost). */
@@ -82,7 +81,7 @@ export function pageUrls(host: string, port: number): { chat: string; inspect: s
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
   const log = options.log ?? createLogger(config.logLevel);
   const cluster = config.redisUrl;
-  const engineOf = (o: MemoryEngineOptions): ProtocolCore<Link> =>
+  const engineOf = (o: MemoryEngineOptions): Engine<Link> =>
     cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({
           ...o,
           url: cluster,

@@ -97,6 +97,19 @@ describe('server frame encoding', () => {
     );
   });
 
+  it('encodeData writes exactly what JSON.stringify writes, and its UTF-8 size (the plain-ASCII string path included)', () => {
+    const text = fc.oneof(fc.string({ unit: 'binary-ascii', maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ maxLength: 80 }), fc.stringMatching(/^[ -~]{0,80}$/));
+    fc.assert(
+      fc.property(fc.oneof(text, fc.jsonValue()), (data) => {
+        const encoded = encodeData(data) as EncodedData;
+        expect(encoded.json).toBe(JSON.stringify(data));
+        expect(encoded.bytes).toBe(Buffer.byteLength(encoded.json));
+      }),
+      { numRuns: 500 },
+    );
+    expect((encodeData('say "hi"\\n') as EncodedData).json).toBe(JSON.stringify('say "hi"\\n'));
+  });
+
   it('pre-framed WebSocket bytes carry the exact JSON with a correct length header', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.nat({ max: 70_000 }), (value, pad) => {

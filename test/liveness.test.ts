@@ -126,16 +126,25 @@ describe('idle timeout', () => {
   });
 
   it('activity keeps a connection online well past idleMs', async () => {
-    broker = await startTestBroker({ idleMs: 200, idleGraceMs: 100, heartbeatMs: 60_000 });
-    const c = await TestClient.connect(broker.url);
+    // A client that speaks every 50 ms for 2.5 idle periods is never idle. Shown by what presence watchers are told
+    // (no `idle` event, read behind a barrier), not by the link's state at instants a fixed sleep picks: a starved
+    // test process used to overshoot an 80 ms sleep past a 200 ms idleMs. idleMs 600 leaves a 550 ms margin.
+    broker = await startTestBroker({ idleMs: 600, idleGraceMs: 100, heartbeatMs: 60_000 });
+    const watcher = await TestClient.connect(broker.url);
+    await watcher.request({ op: 'sub', topic: 'desk', presence: true });
+    const c = await TestClient.connect(`${broker.url}?name=busy`);
+    await c.request({ op: 'sub', topic: 'desk' });
+    await watcher.next((f) => f.op === 'event' && f.client?.name === 'busy' && f.event === 'join');
     const link = linkOf(broker, c.hello.client.id)!;
-    for (let i = 0; i < 10; i++) {
-      await sleep(80);
-      c.send({ op: 'ping' });
+    const end = Date.now() + 1500;
+    while (Date.now() < end) {
       expect(link.state).toBe('online');
+      await c.request({ op: 'ping' });
+      await sleep(50);
     }
+    expect(await watcher.quiet((f) => f.op === 'event' && f.client?.name === 'busy' && f.event !== 'join')).toBe(true);
     expect(c.ws.readyState).toBe(WebSocket.OPEN);
-    c.close();
+    for (const x of [watcher, c]) x.close();
   });
 });
 

@@ -23,27 +23,46 @@ export interface ConnectionTiming {
 /** The longest delay a timer takes (setTimeout's limit, ~24.8 days): a token expiring later is checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export interface ConnectionInput {
-  link: Link;
-  supervisor: AnyActorRef;
-  /** Told when the connection goes idle and comes back (presence); never per frame. */
-  engine: Engine<Link>;
-  timing: ConnectionTiming;
-  request: JoinRequest;
-  /** Whether this connection is closed (4000) once idle, per --idle-close and its transport. */
-  closeWhenIdle: boolean;
-  /** The broker's stall clock: a pong that may be sitting unread behind a stall is not overdue. */
-  stalls?: StallClock | undefined;
-  /** Silence after which the peer counts as gone (MQTT: 1.5 × the client's keepalive); undefined = none. */
-  keepaliveMs?: number | undefined;
-  /**
-   * The time the machine's timers and guards read (ms since 1970; default Date.now), compared with the link's
-   * lastActivity and lastSeen: a test runs the machine on xstate's SimulatedClock and passes its now().
-   */
-  now?: (() => number) | undefined;
+/**
+ * What every connection of a broker shares: one object per broker (see openConnection), so a connection's input and
+ * context carry a pointer to it instead of a copy of each field (per-connection memory, issue 21).
+ */
+export class ConnectionEnv {
+  constructor(
+    readonly supervisor: AnyActorRef,
+    /** Told when the connection goes idle and comes back (presence); never per frame. */
+    readonly engine: Engine<Link>,
+    readonly timing: ConnectionTiming,
+    /** The broker's stall clock: a pong that may be sitting unread behind a stall is not overdue. */
+    readonly stalls?: StallClock | undefined,
+    /**
+     * The time the machine's timers and guards read (ms since 1970; default Date.now), compared with the link's
+     * lastActivity and lastSeen: a test runs the machine on xstate's SimulatedClock and passes its now().
+     */
+    readonly now: () => number = Date.now,
+  ) {}
+
+  /** Inspection shows the shared environment by name, not its object graph (the engine, the supervisor). */
+  toJSON(): string {
+    return 'broker';
+  }
 }
 
-interface ConnectionContext extends ConnectionInput {
+export interface ConnectionInput {
+  link: Link;
+  env: ConnectionEnv;
+  request: JoinRequest;
+  /** Silence after which the peer counts as gone (MQTT: 1.5 × the client's keepalive); undefined = none. */
+  keepaliveMs?: number | undefined;
+}
+
+// Whether an idle connection is closed (4000) is the engine's rule for its transport (--idle-close), asked when the
+// grace ends: nothing per connection.
+interface ConnectionContext {
+  link: Link;
+  env: ConnectionEnv;
+  request: JoinRequest;
+  keepaliveMs: number | undefined;
   awaitingPong: boolean;
   /** When the last ping went out: any inbound traffic after it (a pong, a frame) shows the peer is alive. */
   pingSentAt: number;
@@ -54,7 +73,7 @@ interface ConnectionContext extends ConnectionInput {
   tokenExpiresAt: number | undefined;
 }
 
-const now = (context: ConnectionContext): number => (context.now ? context.now() : Date.now());
+const now = (context: ConnectionContext): number => context.env.now();
 
 /** The close intent until a real one is set; shared by every connection (assign replaces it, never mutates it). */
 const NOT_CLOSED: CloseIntent = Object.freeze({ code: CLOSE.abnormal, reason: 'closed', cause: 'leave' });
@@ -67,22 +86,22 @@ export const connectionMachine = setup({
     output: {} as CloseIntent,
   },
   delays: {
-    heartbeatInterval: ({ context }) => context.timing.heartbeatMs,
+    heartbeatInterval: ({ context }) => context.env.timing.heartbeatMs,
     // Derived from lastActivity, so activity never re-arms a timer: the guard below re-enters instead.
-    idleTimeout: ({ context }) => Math.max(0, context.link.lastActivity + context.timing.idleMs - now(context)),
-    idleGrace: ({ context }) => context.timing.idleGraceMs,
-    closeTimeout: ({ context }) => context.timing.closeTimeoutMs,
+    idleTimeout: ({ context }) => Math.max(0, context.link.lastActivity + context.env.timing.idleMs - now(context)),
+    idleGrace: ({ context }) => context.env.timing.idleGraceMs,
+    closeTimeout: ({ context }) => context.env.timing.closeTimeoutMs,
     tokenExpiry: ({ context }) => Math.min(MAX_TIMER_MS, Math.max(0, (context.tokenExpiresAt ?? 0) - now(context))),
-    tokenGrace: ({ context }) => context.timing.tokenGraceMs,
+    tokenGrace: ({ context }) => context.env.timing.tokenGraceMs,
     // Derived from lastSeen like idleTimeout: traffic never re-arms a timer, the guard re-enters instead.
     keepaliveDeadline: ({ context }) => Math.max(0, context.link.lastSeen + (context.keepaliveMs ?? 0) - now(context)),
   },
   guards: {
-    activeRecently: ({ context }) => now(context) - context.link.lastActivity < context.timing.idleMs,
+    activeRecently: ({ context }) => now(context) - context.link.lastActivity < context.env.timing.idleMs,
     // Not when the loop was blocked since the ping: its pong may be read only now (the broker's stall, not the peer's).
     pongOverdue: ({ context }) =>
-      context.awaitingPong && context.link.lastSeen < context.pingSentAt && (context.stalls?.blockedMs() ?? 0) === context.pingStallMark,
-    closesWhenIdle: ({ context }) => context.closeWhenIdle,
+      context.awaitingPong && context.link.lastSeen < context.pingSentAt && (context.env.stalls?.blockedMs() ?? 0) === context.pingStallMark,
+    closesWhenIdle: ({ context }) => context.env.engine.closesWhenIdle(context.link),
     tokenLasts: ({ context }) => context.tokenExpiresAt === undefined,
     tokenStillValid: ({ context }) => context.tokenExpiresAt !== undefined && context.tokenExpiresAt > now(context),
     hasKeepalive: ({ context }) => context.keepaliveMs !== undefined && context.keepaliveMs > 0,
@@ -90,7 +109,7 @@ export const connectionMachine = setup({
   },
   actions: {
     register: sendTo(
-      ({ context }) => context.supervisor,
+      ({ context }) => context.env.supervisor,
       ({ context }) => ({ type: 'CONNECT', link: context.link, request: context.request }),
     ),
     markOpen: ({ context }) => {
@@ -103,16 +122,16 @@ export const connectionMachine = setup({
     markPingSent: assign({
       awaitingPong: ({ context }) => context.link.wire.canPing,
       pingSentAt: ({ context }) => now(context),
-      pingStallMark: ({ context }) => context.stalls?.blockedMs() ?? 0,
+      pingStallMark: ({ context }) => context.env.stalls?.blockedMs() ?? 0,
     }),
     // Idle and back: lifecycle news for the presence watchers (the engine tells them).
     reportIdle: ({ context }) => {
       context.link.isIdle = true;
-      context.engine.activity(context.link, 'idle');
+      context.env.engine.activity(context.link, 'idle');
     },
     reportActive: ({ context }) => {
       context.link.isIdle = false;
-      context.engine.activity(context.link, 'active');
+      context.env.engine.activity(context.link, 'active');
     },
     sendPing: ({ context }) => context.link.wire.ping(),
     recordPong: assign({ awaitingPong: false }),
@@ -144,8 +163,8 @@ export const connectionMachine = setup({
     }),
     // Told once, without an id (docs/protocol.md, Token expiry and refresh); counted like every error.
     sayTokenExpired: ({ context }) => {
-      const seconds = context.timing.tokenGraceMs / 1000;
-      context.engine.fail(context.link, new ProtocolError('token_expired', `the token expired; send {"op":"auth","token":…} within ${seconds} s`));
+      const seconds = context.env.timing.tokenGraceMs / 1000;
+      context.env.engine.fail(context.link, new ProtocolError('token_expired', `the token expired; send {"op":"auth","token":…} within ${seconds} s`));
     },
     crash: ({ event }) => {
       assertEvent(event, 'FAULT');
@@ -155,7 +174,10 @@ export const connectionMachine = setup({
 }).createMachine({
   id: 'connection',
   context: ({ input }) => ({
-    ...input,
+    link: input.link,
+    env: input.env,
+    request: input.request,
+    keepaliveMs: input.keepaliveMs,
     awaitingPong: false,
     pingSentAt: 0,
     pingStallMark: 0,

@@ -4,7 +4,7 @@
 import type { AnyActorRef } from 'xstate';
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import { connectionMachine, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
+import { connectionMachine, ConnectionEnv, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
 import type { ActorTree, ChildEnd } from './tree.js';
 import { Link } from './link.js';
@@ -112,6 +112,17 @@ class ConnectionEnds implements ChildEnd {
 }
 
 const ends = new WeakMap<SupervisorActor, ConnectionEnds>();
+const envs = new WeakMap<BrokerCore, ConnectionEnv>();
+
+/** What the broker's connection actors share (one object per core, so each actor's input and context stay small). */
+function envOf(core: BrokerCore): ConnectionEnv {
+  let e = envs.get(core);
+  if (!e) {
+    e = new ConnectionEnv(core.supervisor, core.hub, timingOf(core.config), core.stalls);
+    envs.set(core, e);
+  }
+  return e;
+}
 
 function endsOf(core: BrokerCore): ConnectionEnds {
   let e = ends.get(core.supervisor);
@@ -133,16 +144,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     connectionMachine,
     {
       id: link.id,
-      input: {
-        link,
-        supervisor: core.supervisor,
-        engine: core.hub,
-        request,
-        timing: timingOf(config),
-        closeWhenIdle: core.hub.closesWhenIdle(link),
-        stalls: core.stalls,
-        keepaliveMs,
-      },
+      input: { link, env: envOf(core), request, keepaliveMs },
     },
     endsOf(core),
   );

@@ -87,8 +87,11 @@ export interface MailboxOwner {
   faulted?(error: unknown): void;
 }
 
+/** The queue of every empty mailbox: never pushed to (push swaps in an array of its own), so an idle one holds none. */
+const NONE: Outgoing[] = [];
+
 export class Mailbox {
-  private queue: Outgoing[] = [];
+  private queue: Outgoing[] = NONE;
   private head = 0;
   /** Bytes of the frames queued (not yet handed to the socket). */
   private queuedBytes = 0;
@@ -177,7 +180,8 @@ export class Mailbox {
       this.queue = this.queue.slice(this.head); // compact, so a congested drop-oldest queue stays bounded
       this.head = 0;
     }
-    this.queue.push(out);
+    if (this.queue === NONE) this.queue = [out];
+    else this.queue.push(out);
     this.remember(out);
     if (!this.scheduled && !this.congested) {
       this.scheduled = true;
@@ -211,7 +215,7 @@ export class Mailbox {
   discard(): void {
     this.sealed = true;
     this.dropped += this.depth;
-    this.queue = [];
+    this.queue = NONE;
     this.head = 0;
     this.queuedBytes = this.directBytes = this.directCount = 0;
   }
@@ -244,7 +248,7 @@ export class Mailbox {
       for (let i = 0; i < n; i++) parts[i] = this.wire.encode(this.queue[this.head + i]!);
       chunk = Buffer.concat(parts);
     }
-    this.queue = [];
+    this.queue = NONE;
     this.head = 0;
     this.queuedBytes = this.directBytes = this.directCount = 0;
     this.framesOut += n;

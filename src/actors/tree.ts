@@ -5,6 +5,7 @@
 // does nothing else; it never appears in the tree. Inspection observers see one tree, attached to every system only
 // while someone watches.
 import { createActor, fromCallback, type Actor, type AnyEventObject, type ActorOptions, type ActorRefLike, type AnyActorLogic, type AnyActorRef, type InspectionEvent, type Observer, type Subscription } from 'xstate';
+import { SharedClock, type Clock } from './shared-clock.js';
 
 type System = AnyActorRef['system'];
 
@@ -30,29 +31,30 @@ function isGroupRoot(ref: ActorRefLike | undefined): boolean {
   return ref !== undefined && (ref as AnyActorRef).src === groupLogic;
 }
 
-interface Member {
-  readonly child: AnyActorRef;
-  readonly end: ChildEnd;
-}
-
 class Group {
   readonly actor: AnyActorRef;
   /** Members by actor id (ids are unique among the running children). */
-  readonly members = new Map<string, Member>();
+  readonly members = new Map<string, AnyActorRef>();
 
-  constructor(private readonly tree: { leave(group: Group, member: Member): void }) {
-    this.actor = createActor(groupLogic, { input: this }).start();
+  constructor(
+    private readonly tree: { leave(group: Group, child: AnyActorRef): void },
+    clock: Clock,
+    /** Who hears of its members' ends: the same for all of them (a group only takes children given this `end`). */
+    readonly end: ChildEnd,
+  ) {
+    // The clock of the group's system: its members' delayed transitions (heartbeat, idle) run on it.
+    this.actor = createActor(groupLogic, { input: this, clock }).start();
   }
 
   hear(event: AnyEventObject): void {
-    const member = this.members.get((event as { actorId?: string }).actorId ?? '');
-    if (!member) return;
+    const child = this.members.get((event as { actorId?: string }).actorId ?? '');
+    if (!child) return;
     if (event.type.startsWith('xstate.done.actor.')) {
-      this.tree.leave(this, member);
-      member.end.completed(member.child, (event as { output?: unknown }).output);
+      this.tree.leave(this, child);
+      this.end.completed(child, (event as { output?: unknown }).output);
     } else if (event.type.startsWith('xstate.error.actor.')) {
-      this.tree.leave(this, member);
-      member.end.failed(member.child, (event as { error?: unknown }).error);
+      this.tree.leave(this, child);
+      this.end.failed(child, (event as { error?: unknown }).error);
     }
   }
 }
@@ -81,6 +83,8 @@ export class ActorTree {
   constructor(
     readonly root: AnyActorRef,
     private readonly groupSize = GROUP_SIZE,
+    /** Every group's system runs its delayed events on this one clock: one Node timer for all connections. */
+    readonly clock: Clock = new SharedClock(),
   ) {}
 
   /**
@@ -89,10 +93,10 @@ export class ActorTree {
    * observers see it start.
    */
   create<TLogic extends AnyActorLogic>(logic: TLogic, options: Omit<ActorOptions<TLogic>, 'parent' | 'systemId'>, end: ChildEnd): Actor<TLogic> {
-    const group = this.roomyGroup();
+    const group = this.roomyGroup(end);
     const child = createActor(logic, { ...options, parent: group.actor } as ActorOptions<TLogic>);
     if (group.members.has(child.id)) throw new Error(`an actor with id '${child.id}' is running already`);
-    group.members.set(child.id, { child, end });
+    group.members.set(child.id, child);
     if (group.members.size >= this.groupSize) this.withRoom.delete(group);
     this.parents.set(child, this.root);
     this.children.add(child);
@@ -104,18 +108,18 @@ export class ActorTree {
     return child;
   }
 
-  private roomyGroup(): Group {
-    for (const group of this.withRoom) return group;
-    const group = new Group(this);
+  private roomyGroup(end: ChildEnd): Group {
+    for (const group of this.withRoom) if (group.end === end) return group;
+    const group = new Group(this, this.clock, end);
     this.groups.set(group.actor, group);
     this.withRoom.add(group);
     return group;
   }
 
   /** A member finished or failed (its group heard it): it leaves the tree, and an empty group is dropped. */
-  leave(group: Group, member: Member): void {
-    group.members.delete(member.child.id);
-    this.children.delete(member.child);
+  leave(group: Group, child: AnyActorRef): void {
+    group.members.delete(child.id);
+    this.children.delete(child);
     if (group.members.size > 0) {
       this.withRoom.add(group);
       return;

@@ -7,15 +7,27 @@ import { ProtocolError, type FrameId } from './errors.js';
 /** Client `data` as JSON text, encoded once at publish/send time; the frame's JSON embeds it as it is. */
 export class EncodedData {
   private _bytes: number | undefined;
-  constructor(readonly json: string) {}
+  /** `bytes`: the UTF-8 size of `json` when the caller knows it (ASCII text: its length). */
+  constructor(
+    readonly json: string,
+    bytes?: number,
+  ) {
+    this._bytes = bytes;
+  }
 
   get bytes(): number {
     return (this._bytes ??= Buffer.byteLength(this.json));
   }
 }
 
+/** Printable ASCII (0x20–0x7e) but `"` and `\`: JSON.stringify escapes none of these characters. */
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /** Encodes client data once; a value JSON cannot encode (too deep for the stack, BigInt, a throwing toJSON) is bad_frame. */
 export function encodeData(data: unknown, id?: FrameId): EncodedData | ProtocolError {
+  // The common payload, a string of printable ASCII without `"` or `\`, is its own JSON once quoted: no escaping
+  // scan by JSON.stringify, and its UTF-8 size is its length (the ingest hot path; the result is identical).
+  if (typeof data === 'string' && PLAIN_ASCII.test(data)) return new EncodedData(`"${data}"`, data.length + 2);
   let json: string | undefined;
   try {
     json = JSON.stringify(data);

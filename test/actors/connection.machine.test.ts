@@ -3,7 +3,7 @@
 // engine and supervisor are small recorders: what the machine asks of them is what a connection does to its socket.
 import { createActor, fromCallback, SimulatedClock } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { connectionMachine, type ConnectionTiming } from '../../src/actors/connection.machine.js';
+import { connectionMachine, ConnectionEnv, type ConnectionTiming } from '../../src/actors/connection.machine.js';
 import type { Link } from '../../src/actors/link.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { CLOSE, type ProtocolError } from '../../src/protocol/errors.js';
@@ -36,6 +36,7 @@ function connection(options: Options = {}) {
   const engine = {
     activity: (_: unknown, event: string) => said.push(event),
     fail: (_: unknown, err: ProtocolError) => said.push(`error ${err.code}`),
+    closesWhenIdle: () => options.closeWhenIdle ?? false,
   };
   const supervisor = createActor(fromCallback(() => undefined));
   supervisor.start();
@@ -44,13 +45,9 @@ function connection(options: Options = {}) {
     clock,
     input: {
       link: link as unknown as Link,
-      supervisor,
-      engine: engine as unknown as Engine<Link>,
-      timing: TIMING,
+      env: new ConnectionEnv(supervisor, engine as unknown as Engine<Link>, TIMING, undefined, () => clock.now()),
       request: { grant },
-      closeWhenIdle: options.closeWhenIdle ?? false,
       keepaliveMs: options.keepaliveMs,
-      now: () => clock.now(),
     },
   });
   actor.start();

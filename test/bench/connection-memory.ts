@@ -2,6 +2,7 @@
 // dist/), N idle clients in a child; a V8 heap snapshot is taken before and after they connect, and the growth is
 // grouped by constructor (self sizes, divided by N). RSS and heap per connection are printed beside it.
 //   npm run build && node --expose-gc --import tsx test/bench/connection-memory.ts [--clients 2000] [--dist dist]
+//   … --shapes: plain objects grouped by their property names, arrays and internals by their holder (heap-shapes.ts)
 //   … --bare: the same for the bare `ws` server of the fan-out bench (hello, a set of subscribers, three listeners)
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,11 +12,12 @@ import { readFileSync, rmSync } from 'node:fs';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Config } from '../../src/config.js';
 import { openIdleSockets } from './idle-sockets.js';
+import { growth } from './heap-shapes.js';
 import type * as BrokerModule from '../../src/broker.js';
 import type * as LogModule from '../../src/log.js';
 
 const { values: flags } = parseArgs({
-  options: { bare: { type: 'boolean', default: false }, clients: { type: 'string', default: '2000' }, dist: { type: 'string', default: 'dist' }, child: { type: 'string' }, top: { type: 'string', default: '40' } },
+  options: { bare: { type: 'boolean', default: false }, clients: { type: 'string', default: '2000' }, dist: { type: 'string', default: 'dist' }, child: { type: 'string' }, top: { type: 'string', default: '40' }, shapes: { type: 'boolean', default: false } },
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -98,12 +100,14 @@ async function measure(n: number, port: number, size: () => number, close: () =>
   const after = writeHeapSnapshot('/tmp/connection-memory-after.heapsnapshot');
   const g0 = groups(before);
   const g1 = groups(after);
+  const rows = flags.shapes
+    ? growth(before, after, n)
+    : [...g1]
+        .map(([name, g]) => ({ name, count: (g.count - (g0.get(name)?.count ?? 0)) / n, bytes: (g.bytes - (g0.get(name)?.bytes ?? 0)) / n }))
+        .filter((r) => r.bytes > 8)
+        .sort((a, b) => b.bytes - a.bytes);
   rmSync(before);
   rmSync(after);
-  const rows = [...g1]
-    .map(([name, g]) => ({ name, count: (g.count - (g0.get(name)?.count ?? 0)) / n, bytes: (g.bytes - (g0.get(name)?.bytes ?? 0)) / n }))
-    .filter((r) => r.bytes > 8)
-    .sort((a, b) => b.bytes - a.bytes);
   const total = rows.reduce((s, r) => s + r.bytes, 0);
   console.log(`${n} idle WebSocket connections, per connection:`);
   console.log(`  heapUsed +${((heap1.heapUsed - heap0.heapUsed) / n).toFixed(0)} B, external +${((heap1.external - heap0.external) / n).toFixed(0)} B, arrayBuffers +${((heap1.arrayBuffers - heap0.arrayBuffers) / n).toFixed(0)} B, RSS +${((heap1.rss - heap0.rss) / n).toFixed(0)} B`);

@@ -8,7 +8,7 @@ import { createActor, fromCallback, type AnyActorRef } from 'xstate';
 import { Link } from '../../src/actors/link.js';
 import { FrameReader } from '../../src/actors/reader.js';
 import { TokenBucket } from '../../src/engine/bucket.js';
-import { connectionMachine, type ConnectionInput } from '../../src/actors/connection.machine.js';
+import { connectionMachine, ConnectionEnv, type ConnectionInput } from '../../src/actors/connection.machine.js';
 import { ActorTree, type ChildEnd } from '../../src/actors/tree.js';
 import type { Wire } from '../../src/actors/mailbox.js';
 import type { Engine } from '../../src/engine/engine.js';
@@ -41,6 +41,7 @@ const timing = { heartbeatMs: 3_600_000, idleMs: 3_600_000, idleGraceMs: 1000, c
 // The supervisor admits nothing by itself: the bench sends ACCEPTED, so each actor is online with its timers armed.
 const supervisor = createActor(fromCallback(() => undefined)).start();
 const engine = {} as Engine<Link>;
+const env = new ConnectionEnv(supervisor, engine, timing);
 
 function links(n: number): Link[] {
   const out: Link[] = [];
@@ -54,7 +55,7 @@ function links(n: number): Link[] {
 }
 
 function input(link: Link): ConnectionInput {
-  return { link, supervisor, engine, timing, request: {}, closeWhenIdle: false };
+  return { link, env, request: {} };
 }
 
 const ignore: ChildEnd = { completed: () => undefined, failed: () => undefined };

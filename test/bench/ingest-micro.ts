@@ -3,8 +3,8 @@
 // process.cpuUsage() over the window; under valgrind the window is what callgrind counts (it is switched on and off
 // around it with callgrind_control), so instructions per publish are repeatable on a busy machine.
 //   npm run build && npx tsx test/bench/ingest-micro.ts [--publishers 200] [--publishes 40000] [--rounds 3] [--dist dist]
-//   valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/ingest-micro.ts --callgrind --publishes 4000
-//   callgrind_annotate /tmp/cg.<pid> | head -40
+//   valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/ingest-micro.ts --callgrind --publishes 4000
+//   callgrind_annotate /tmp/cg.<pid>-01 | head -40   (-01: the main thread)
 //   … --fanout 200: fan-out instead (one publisher, 200 subscribers on its topic; figures per delivery)
 import { execFileSync, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

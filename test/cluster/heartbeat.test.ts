@@ -2,6 +2,9 @@
 // of its own, so a node that is slow is not reaped as dead (its clients are not announced as `timeout`), while a
 // node whose main loop stays stuck past its hang limit is reaped like a dead one. Real processes, a private Redis.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_NODE, requireRedis, startNode, TestRedis, until } from './redis.js';
@@ -16,6 +19,8 @@ interface StallNode {
   child: ChildProcess;
   port: number;
   stall(ms: number): Promise<void>;
+  /** Stuck until `release()` (or maxMs): for as long as the test's condition takes, however loaded the machine. */
+  hold(maxMs: number): { release(): void; done: Promise<Record<string, number>> };
 }
 
 function stallNode(redisUrl: string, hangMs: number): Promise<StallNode> {
@@ -41,6 +46,12 @@ function stallNode(redisUrl: string, hangMs: number): Promise<StallNode> {
       child.stdin!.write(`stall ${ms}\n`);
       await done;
     },
+    hold: (maxMs: number) => {
+      const path = join(mkdtempSync(join(tmpdir(), 'sb-stall-')), 'release');
+      const done = next();
+      child.stdin!.write(`hold ${path} ${maxMs}\n`);
+      return { release: () => writeFileSync(path, ''), done };
+    },
   }));
 }
 
@@ -48,10 +59,20 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
   let redis: TestRedis;
   let survivor: TestBroker;
   const children: ChildProcess[] = [];
+  const HANG_MS = 1000;
+  /** By hang limit: one slow node per test, started together (each a process of its own, slow to start). */
+  const slowNodes = new Map<number, StallNode>();
 
   beforeAll(async () => {
     redis = await TestRedis.start();
     survivor = await startNode(redis);
+    await Promise.all(
+      [30_000, HANG_MS].map(async (hang) => {
+        const slow = await stallNode(redis.url, hang);
+        children.push(slow.child);
+        slowNodes.set(hang, slow);
+      }),
+    );
   });
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -60,8 +81,7 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
   });
 
   const setup = async (hangMs: number, name: string) => {
-    const slow = await stallNode(redis.url, hangMs);
-    children.push(slow.child);
+    const slow = slowNodes.get(hangMs)!;
     const watcher = await TestClient.connect(survivor.url);
     await watcher.request({ op: 'sub', topic: `room-${name}`, presence: true });
     const client = await TestClient.connect(`ws://127.0.0.1:${slow.port}/ws?name=${name}`);
@@ -86,11 +106,15 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
   }, 30_000);
 
   it('a main loop stuck past the hang limit is reaped like a dead node: one timeout, then the node re-asserts its client and announces it again', async () => {
-    const { slow, watcher, client } = await setup(1000, 'stuck');
-    const stalled = slow.stall(TTL_MS * 4);
-    const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'stuck' && f.event !== 'join', 10_000);
+    const { slow, watcher, client } = await setup(HANG_MS, 'stuck');
+    // Stuck until the survivor has reaped it (past the hang limit and the TTL): a condition, not a stall of a fixed
+    // length that a loaded machine's slow reaper could outlast.
+    const stuck = slow.hold(20_000);
+    const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'stuck' && f.event !== 'join', 15_000);
     expect(timeout).toMatchObject({ event: 'timeout', topic: 'room-stuck' });
-    await stalled;
+    stuck.release();
+    // Not reaped before its loop was stuck past the hang limit (the thread refreshed the key until then).
+    expect((await stuck.done).stalled).toBeGreaterThanOrEqual(HANG_MS);
     // Back: the node finds it was reaped and re-asserts its client (who lists it again).
     await until(async () => (await watcher.request({ op: 'who' })).clients.some((c: { name: string }) => c.name === 'stuck'), '`who` to list the re-asserted client', 5000);
     // Its presence was ended by the timeout, so it is announced again: the watcher knows it is back.

@@ -1,6 +1,9 @@
 // A cluster node in a child process whose main event loop the test can stall: `stall <ms>` on stdin busy-waits
-// that long (as a saturated core or a long GC would), then prints `{"stalled":<ms>}`. Starts with a short node
+// that long (as a saturated core or a long GC would), then prints `{"stalled":<ms>}`; `hold <path> <maxMs>`
+// busy-waits until the file `path` exists (the test saw what it waited for; at most maxMs), then prints
+// `{"stalled":<ms it was stuck>}`. Starts with a short node
 // heartbeat so the tests stay quick: argv = redis URL, heartbeat TTL ms, tick ms, hang ms.
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { startBroker } from '../../src/broker.js';
 import { defaults, type Config } from '../../src/config.js';
@@ -18,10 +21,18 @@ const broker = await startBroker(config, {
 console.log(JSON.stringify({ port: broker.port }));
 createInterface({ input: process.stdin }).on('line', (line) => {
   const m = /^stall (\d+)$/.exec(line.trim());
-  if (!m) return;
-  const until = Date.now() + Number(m[1]);
-  while (Date.now() < until) {
-    /* the main loop is stuck */
-  }
-  console.log(JSON.stringify({ stalled: Number(m[1]) }));
+  const hold = /^hold (\S+) (\d+)$/.exec(line.trim());
+  const start = Date.now();
+  if (m) {
+    const until = start + Number(m[1]);
+    while (Date.now() < until) {
+      /* the main loop is stuck */
+    }
+  } else if (hold) {
+    const until = start + Number(hold[2]);
+    while (!existsSync(hold[1]!) && Date.now() < until) {
+      /* the main loop is stuck until the test releases it */
+    }
+  } else return;
+  console.log(JSON.stringify({ stalled: Date.now() - start }));
 });

@@ -1,8 +1,9 @@
-// RedisBroker: the cluster's Broker (engine/seam.ts). A publish is one script (StreamPublisher: seq, epoch, stream,
-// channels); what the subscriber connection brings goes through the cursors (per topic in seq order, gaps filled
-// from the streams) and LiveDelivery (held while a client resumes, replay duplicates skipped) to the core's fan-out;
-// a resume reads the topics' streams (stream-resume.ts); Interest subscribes to the channels local filters need;
-// NodeBus carries directs and barrier tokens on each node's channel, and presence (handed to the presence store).
+// RedisBroker: the cluster's Broker (engine/seam.ts). Publishes go to one script call per turn and slot
+// (StreamPublisher, PublishBatch: seq, epoch, stream, channels); what the subscriber connection brings goes through
+// the cursors (per topic in seq order, gaps filled from the streams) and LiveDelivery (held while a client resumes,
+// replay duplicates skipped) to the core's fan-out; a resume reads the topics' streams (stream-resume.ts); Interest
+// subscribes to the channels local filters need; NodeBus carries directs and barrier tokens on each node's channel,
+// and presence (handed to the presence store).
 import { Cluster } from 'ioredis';
 import type { PublishResult, Session } from '../engine.js';
 import type { ProtocolError, FrameId } from '../../protocol/errors.js';

@@ -14,10 +14,28 @@ export const MAX_MESSAGES = 256;
 /** Most argument bytes (frames) in one script call; a bigger publish goes alone. */
 export const MAX_BYTES = 1024 * 1024;
 
-/** One publish: its keys (meta, log, sizes, then its idempotency key if any) and its seven arguments (scripts.ts). */
+/** What every publish of one topic sends alike: sent once per call however many of its messages it carries. */
+export interface PublishTopic {
+  /** meta, log, sizes (keys.ts): one slot. */
+  keys: readonly [meta: string, log: string, sizes: string];
+  /** The frame up to its seq: `{"op":"msg","topic":…,"seq":`. */
+  head: string;
+  /** The topic's channel and its family's (interest.ts). */
+  channel: string;
+  family: string;
+}
+
+/** One publish (scripts.ts PUBLISH_BATCH). */
 export interface BatchedPublish {
-  keys: string[];
-  args: string[];
+  topic: PublishTopic;
+  /** The epoch its topic gets if this call starts a new sequence. */
+  fresh: string;
+  /** The frame after its epoch: `,"from":…,"ts":…,"data":…}`. */
+  tail: string;
+  /** The bus prefix: `m<node>\n<transport>\n<addr>\n<no-echo id>\n`. */
+  prefix: string;
+  /** Its idempotency key's Redis key, when it has one. */
+  key?: string | undefined;
   id?: FrameId | undefined;
 }
 
@@ -39,7 +57,8 @@ export interface PublishBatchOptions {
   schedule?: (flush: () => void) => void;
 }
 
-interface Queued extends BatchedPublish {
+interface Queued {
+  p: BatchedPublish;
   size: number;
   answer: (reply: PublishReply | ProtocolError) => void;
   fault: (err: unknown) => void;
@@ -61,9 +80,8 @@ export class PublishBatch {
    */
   add(publish: BatchedPublish): Promise<PublishReply | ProtocolError> {
     return new Promise((answer, fault) => {
-      let size = 0;
-      for (const a of publish.args) size += a.length;
-      this.queue.push({ ...publish, size, answer, fault });
+      const size = publish.tail.length + publish.prefix.length + publish.topic.head.length;
+      this.queue.push({ p: publish, size, answer, fault });
       this.queuedBytes += size;
       if (this.queue.length >= MAX_MESSAGES || this.queuedBytes >= MAX_BYTES) return this.flush();
       if (this.scheduled) return;
@@ -84,7 +102,7 @@ export class PublishBatch {
     // Per slot, each slot's publishes in their order (their relative order across slots does not matter: different topics).
     const bySlot = new Map<number, Queued[]>();
     for (const q of queue) {
-      const s = slot(q.keys[0]!);
+      const s = slot(q.p.topic.keys[0]);
       const group = bySlot.get(s);
       if (group) group.push(q);
       else bySlot.set(s, [q]);
@@ -108,12 +126,25 @@ export class PublishBatch {
   }
 
   private send(batch: Queued[]): void {
+    // Each topic's keys and arguments once, then each message's; idempotency keys after the topics' keys.
     const keys: string[] = [];
-    const args = this.options.head();
-    for (const q of batch) {
-      for (const k of q.keys) keys.push(k);
-      for (const a of q.args) args.push(a);
+    const topicArgs: string[] = [];
+    const messageArgs: string[] = [];
+    const idempotency: string[] = [];
+    const topics = new Map<string, number>();
+    for (const { p } of batch) {
+      const meta = p.topic.keys[0];
+      let n = topics.get(meta);
+      if (n === undefined) {
+        topics.set(meta, (n = topics.size + 1));
+        keys.push(...p.topic.keys);
+        topicArgs.push(p.fresh, p.topic.head, p.topic.channel, p.topic.family);
+      }
+      if (p.key !== undefined) idempotency.push(p.key);
+      messageArgs.push(String(p.key === undefined ? n : -n), p.tail, p.prefix);
     }
+    for (const k of idempotency) keys.push(k);
+    const args = [...this.options.head(), String(topics.size), ...topicArgs, ...messageArgs];
     this.calls++;
     this.messages += batch.length;
     // Whether the call is written at once (rather than refused unsent): what a failure then says of it.
@@ -125,7 +156,7 @@ export class PublishBatch {
         const unknown = maybeRan(err, sentReady);
         if (unknown || refusal(err)) this.options.failed(err);
         for (const q of batch) {
-          const refused = unknown ? unknownOutcome(q.id) : refusal(err, q.id);
+          const refused = unknown ? unknownOutcome(q.p.id) : refusal(err, q.p.id);
           if (refused) q.answer(refused);
           else q.fault(err);
         }
@@ -140,7 +171,7 @@ function answerEach(batch: Queued[], replies: (PublishReply | [0, string])[]): v
     const r = replies[i];
     if (r && r[0] !== 0) return q.answer(r as PublishReply);
     const err = new Error(r ? String(r[1]) : 'no reply for this message in the batch');
-    const refused = refusal(err, q.id);
+    const refused = refusal(err, q.p.id);
     if (refused) q.answer(refused);
     else q.fault(err);
   });

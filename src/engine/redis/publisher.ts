@@ -8,7 +8,7 @@ import type { PublishResult } from '../engine.js';
 import type { BrokerStats } from '../stats.js';
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
 import type { Transport } from '../../protocol/frames.js';
-import { encodeData } from '../../protocol/outgoing.js';
+import { encodeData, senderOf } from '../../protocol/outgoing.js';
 import { duplicateOf, PUBLISH_KEY_WINDOW_MS } from '../idempotency.js';
 import { MAX_CURSORS } from './cursors.js';
 import type { ChannelScheme } from './interest.js';
@@ -17,7 +17,7 @@ import type { RedisNode } from './node.js';
 import { keySlot, readyFor } from './outcome.js';
 import type { OwnDeliveries } from './own-deliveries.js';
 import { messageKey } from './own-deliveries.js';
-import { PublishBatch } from './publish-batch.js';
+import { PublishBatch, type PublishTopic } from './publish-batch.js';
 import { unavailable } from './refusals.js';
 import * as LUA from './scripts.js';
 
@@ -46,6 +46,7 @@ export class StreamPublisher {
   /** Topics being listed now: the SADD their publishes wait for. */
   private readonly listing = new Map<string, Promise<unknown>>();
   private epochs = 0;
+  private readonly parts = new Map<string, PublishTopic>();
   /** The publishes of one event-loop turn, sent as one script call per slot (publish-batch.ts). */
   readonly batch: PublishBatch;
 
@@ -64,6 +65,17 @@ export class StreamPublisher {
     });
   }
 
+  /** A topic's frame head, keys and channels: built at its first publish, then reused (bounded: cleared when full). */
+  private partsOf(topic: string): PublishTopic {
+    let parts = this.parts.get(topic);
+    if (parts) return parts;
+    if (this.parts.size >= MAX_CURSORS) this.parts.clear();
+    const [channel, family] = this.options.channels.publish(topic);
+    parts = { head: `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`, keys: [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], channel, family };
+    this.parts.set(topic, parts);
+    return parts;
+  }
+
   /** Redis lost its data: every topic is listed again at its next publish. */
   forgetTopics(): void {
     this.knownTopics.clear();
@@ -77,8 +89,8 @@ export class StreamPublisher {
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     if (!this.redis.up) return unavailable(id);
-    const head = `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`;
-    const sender = from ? `,"from":${JSON.stringify({ id: from.id, name: from.name })}` : '';
+    const parts = this.partsOf(topic);
+    const sender = from ? `,"from":${senderOf(from).json}` : '';
     const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
     // The transport field carries a publisher's QoS below 2 as `<transport>:<qos>` (older entries have none: 2).
     const transport = qos === undefined || qos === 2 ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos}`;
@@ -103,10 +115,7 @@ export class StreamPublisher {
     // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
     // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
     const heard = this.options.hears(topic);
-    const [topicChannel, familyChannel] = this.options.channels.publish(topic);
-    const keys = [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)];
-    if (key !== undefined) keys.push(KEYS.pubKey(topic, key));
-    const reply = await this.batch.add({ keys, args: [fresh, head, tail, prefix, topicChannel, familyChannel, key === undefined ? '0' : '1'], id });
+    const reply = await this.batch.add({ topic: parts, fresh, tail, prefix, key: key === undefined ? undefined : KEYS.pubKey(topic, key), id });
     if (reply instanceof ProtocolError) return reply;
     const [seq, epoch, duplicate] = reply;
     if (duplicate) return duplicateOf({ seq, epoch });

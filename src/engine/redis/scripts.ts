@@ -7,12 +7,13 @@
  * idempotency key; then each channel gets one PUBLISH carrying every entry for it, joined by the record separator
  * (\x1e, which no JSON text and no bus prefix contains). One total order and gapless seq per topic.
  *
- * KEYS, per message: meta, log, sizes, then its idempotency key when it has one. ARGV: history size, history bytes
- * per topic, the idempotency window (ms), then seven per message: epoch for a new sequence, frame head
- * (`{"op":"msg","topic":…,"seq":`), frame tail (`,…}`), bus prefix (node, sender transport and addr, no-echo id), the
- * topic's channel, its family channel (interest.ts), '1' when it has a key. Returns per message {seq, epoch}, or
- * {seq, epoch, 1} when its key was held (nothing published: the first publish's position), or {0, error} when it
- * failed (the others still ran).
+ * What a topic's messages share is sent once per batch. KEYS: per topic meta, log, sizes; then the idempotency keys
+ * of the keyed messages, in message order. ARGV: history size, history bytes per topic, the idempotency window (ms),
+ * the number of topics; four per topic: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), the
+ * topic's channel, its family channel (interest.ts); then three per message: its topic's number (1-based; negative
+ * when the message has an idempotency key), frame tail (`,…}`), bus prefix (node, sender transport and addr,
+ * no-echo id). Returns per message {seq, epoch}, or {seq, epoch, 1} when its key was held (nothing published: the
+ * first publish's position), or {0, error} when it failed (the others still ran).
  *
  * The stream keeps each bus entry as published, so a node filling a gap gets exactly what the bus would have
  * brought. A topic's meta (seq, epoch, bytes, replication id) is read once per batch and written once at its end. A
@@ -25,6 +26,7 @@
 export const PUBLISH_BATCH = `
 local keep = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
+local ntopics = tonumber(ARGV[4])
 local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
 local topics, touched = {}, {}
 local bus, channels = {}, {}
@@ -37,73 +39,97 @@ local function post(channel, entry)
   end
   l[#l + 1] = entry
 end
-local function open(k, fresh)
-  local t = topics[KEYS[k]]
+-- topic n: KEYS[k], KEYS[k + 1], KEYS[k + 2] (meta, log, sizes), ARGV[p] .. ARGV[p + 3] (fresh epoch, head, channels)
+local function open(n)
+  local t = topics[n]
   if t then return t end
+  local k = 3 * n - 2
   local m = redis.call('HMGET', KEYS[k], 'seq', 'epoch', 'rid', 'bytes')
-  t = {k = k, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, trim = false}
+  t = {k = k, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, sizes = {}, trim = false}
   if t.seq == 0 or not t.epoch or m[3] ~= rid then
     -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
-    t.seq, t.epoch, t.bytes, t.len = 0, fresh, 0, 0
+    t.seq, t.epoch, t.bytes, t.len = 0, ARGV[t.p], 0, 0
     redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
   else
     t.len = redis.call('LLEN', KEYS[k + 2])
   end
-  topics[KEYS[k]] = t
+  t.first = t.seq - t.len + 1
+  topics[n] = t
   touched[#touched + 1] = t
   return t
 end
-local function one(k, a, keyed)
-  if keyed then
-    local first = redis.call('GET', KEYS[k + 3])
+local function one(n, a, key)
+  if key then
+    local first = redis.call('GET', key)
     if first then
       local s, e = string.match(first, '^(%d+) (.*)$')
       return {tonumber(s), e, 1}
     end
   end
-  local t = open(k, ARGV[a])
+  local t = open(n)
   local seq = t.seq + 1
-  local entry = ARGV[a + 3] .. ARGV[a + 1] .. seq .. ',"epoch":"' .. t.epoch .. '"' .. ARGV[a + 2]
-  local size = #entry - #ARGV[a + 3]
+  local entry = ARGV[a + 2] .. ARGV[t.p + 1] .. seq .. ',"epoch":"' .. t.epoch .. '"' .. ARGV[a + 1]
+  local size = #entry - #ARGV[a + 2]
   if keep > 0 and size <= budget then
-    redis.call('XADD', KEYS[k + 1], '0-' .. seq, 'm', entry)
-    redis.call('RPUSH', KEYS[k + 2], size)
+    redis.call('XADD', KEYS[t.k + 1], '0-' .. seq, 'm', entry)
+    t.sizes[#t.sizes + 1] = size
     t.len = t.len + 1
     t.bytes = t.bytes + size
-    while t.len > 1 and (t.len > keep or t.bytes > budget) do
-      t.bytes = t.bytes - tonumber(redis.call('LPOP', KEYS[k + 2]))
-      t.len = t.len - 1
-      t.trim = true
-    end
-    if t.len == 1 and t.bytes ~= size then
-      -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
-      t.bytes = size
-      t.trim = true
-    end
   elseif keep > 0 then
-    redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
-    t.bytes, t.len = 0, 0
+    -- bigger than the whole budget: what came before cannot be replayed without it, so nothing is kept
+    redis.call('DEL', KEYS[t.k + 1], KEYS[t.k + 2])
+    t.sizes, t.bytes, t.len = {}, 0, 0
   end
   t.seq = seq
-  if keyed then redis.call('SET', KEYS[k + 3], seq .. ' ' .. t.epoch, 'PX', ARGV[3]) end
-  post(ARGV[a + 4], entry)
-  post(ARGV[a + 5], entry)
+  if key then redis.call('SET', key, seq .. ' ' .. t.epoch, 'PX', ARGV[3]) end
+  post(ARGV[t.p + 2], entry)
+  post(ARGV[t.p + 3], entry)
   return {seq, t.epoch}
 end
 local out = {}
-local k, a = 1, 4
-for i = 1, (#ARGV - 3) / 7 do
-  local keyed = ARGV[a + 6] == '1'
-  local ok, r = pcall(one, k, a, keyed)
+local nextKey = 3 * ntopics + 1
+local i = 0
+for a = 4 * ntopics + 5, #ARGV, 3 do
+  local n = tonumber(ARGV[a])
+  local key = nil
+  if n < 0 then
+    n, key = -n, KEYS[nextKey]
+    nextKey = nextKey + 1
+  end
+  i = i + 1
+  local ok, r = pcall(one, n, a, key)
   if ok then out[i] = r
   else out[i] = {0, type(r) == 'table' and r.err or tostring(r)} end
-  k = k + (keyed and 4 or 3)
-  a = a + 7
 end
+-- Per topic, once: the batch's sizes appended, the oldest entries dropped while over --history entries or bytes
+-- (the same end state as trimming after each message: each limit only ever drops from the oldest end).
 for _, t in ipairs(touched) do
+  local sizes = KEYS[t.k + 2]
+  if #t.sizes > 0 then redis.call('RPUSH', sizes, unpack(t.sizes)) end
+  if t.len > keep and keep > 0 then
+    local popped = redis.call('LPOP', sizes, t.len - keep) or {}
+    for _, n in ipairs(popped) do t.bytes = t.bytes - tonumber(n) end
+    t.len = t.len - #popped
+    t.trim = true
+  end
+  while t.len > 1 and t.bytes > budget do
+    t.bytes = t.bytes - tonumber(redis.call('LPOP', sizes))
+    t.len = t.len - 1
+    t.trim = true
+  end
+  local last = t.sizes[#t.sizes]
+  if t.len == 1 and last and t.bytes ~= last then
+    -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
+    t.bytes = last
+    t.trim = true
+  end
   redis.call('HSET', KEYS[t.k], 'seq', t.seq, 'epoch', t.epoch, 'bytes', t.bytes, 'rid', rid)
-  -- the history is seq-len+1 .. seq (no holes; READ starts there); the stream frees whole nodes below it
-  if t.trim then redis.call('XTRIM', KEYS[t.k + 1], 'MINID', '~', '0-' .. (t.seq - t.len + 1)) end
+  -- The history is seq-len+1 .. seq (no holes; READ starts there, whatever the stream still holds below it). The
+  -- stream frees whole nodes (100 entries) below it: asked when that first seq crossed a multiple of 32, not each time.
+  local first = t.seq - t.len + 1
+  if t.trim and (t.len <= 1 or math.floor(first / 32) ~= math.floor(t.first / 32)) then
+    redis.call('XTRIM', KEYS[t.k + 1], 'MINID', '~', '0-' .. first)
+  end
 end
 for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, table.concat(bus[channel], '\\30')) end
 return out

@@ -10,7 +10,10 @@ export const wsTextFrame: Encoding = (out) => {
   const at = writeHeader(len);
   const buf = Buffer.allocUnsafe(at + len);
   header.copy(buf, 0, 0, at);
-  buf.write(out.json, at);
+  const json = out.json;
+  // UTF-8 size equal to the length: every character is ASCII, whose latin1 bytes are its UTF-8 (a copy, no encoding).
+  if (len === json.length) buf.write(json, at, len, 'latin1');
+  else buf.write(json, at);
   return buf;
 };
 

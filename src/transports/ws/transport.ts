@@ -16,9 +16,16 @@ import { parseTarget } from '../../protocol/target.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 
 class WsWire implements Wire {
-  readonly transport = 'ws' as const;
-  readonly canPing = true;
-  readonly sharedEncoding = true;
+  // Constants of every WebSocket wire, on the prototype (getters), not copied into each connection's object.
+  get transport(): 'ws' {
+    return 'ws';
+  }
+  get canPing(): boolean {
+    return true;
+  }
+  get sharedEncoding(): boolean {
+    return true;
+  }
 
   /** Set once the connection is open (openConnection needs the wire first). */
   conn!: OpenConnection;

@@ -330,15 +330,23 @@ describe('resumeFromStreams', () => {
 
 describe('PublishBatch', () => {
   /** A stand-in for the script call: records each call's keys and message count, answers as the test says. */
+  /** The topic (its meta key) of each message of a call, in order, as the script reads them. */
+  const messagesOf = (keys: string[], args: string[]) => {
+    const topics = Number(args[3]);
+    const out: string[] = [];
+    for (let a = 4 + 4 * topics; a < args.length; a += 3) out.push(keys[3 * (Math.abs(Number(args[a])) - 1)]!);
+    return out;
+  };
   const make = (opts: { slot?: (key: string) => number; ready?: () => boolean; answer?: (keys: string[], call: number) => Promise<unknown> } = {}) => {
     const calls: string[][] = [];
     const flushes: (() => void)[] = [];
     const failures: unknown[] = [];
     const batch = new PublishBatch({
-      run: (keys) => {
-        calls.push(keys.filter((_, i) => i % 3 === 0));
+      run: (keys, args) => {
+        const messages = messagesOf(keys, args);
+        calls.push(messages);
         const n = calls.length;
-        return opts.answer ? opts.answer(keys, n) : Promise.resolve(keys.filter((_, i) => i % 3 === 0).map((k, i) => [i + 1, `${k}@${n}`]));
+        return opts.answer ? opts.answer(keys, n) : Promise.resolve(messages.map((k, i) => [i + 1, `${k}@${n}`]));
       },
       head: () => ['100', '1000', '60000'],
       slot: opts.slot,
@@ -346,7 +354,7 @@ describe('PublishBatch', () => {
       failed: (err) => failures.push(err),
       schedule: (f) => flushes.push(f),
     });
-    const pub = (topic: string, id?: number) => batch.add({ keys: [topic, `${topic}:log`, `${topic}:sizes`], args: ['e', 'h', 't', 'p', 'c', 'f', '0'], id }).then(
+    const pub = (topic: string, id?: number) => batch.add({ topic: { keys: [topic, `${topic}:log`, `${topic}:sizes`], head: 'h', channel: 'c', family: 'f' }, fresh: 'e', tail: 't', prefix: 'p', id }).then(
       (r) => (r instanceof ProtocolError ? `${r.code} ${String(r.id)}` : r),
       (err: Error) => `fault ${err.message}`,
     );
@@ -363,6 +371,27 @@ describe('PublishBatch', () => {
     flushes[0]!();
     expect(calls).toEqual([['a', 'b', 'a', 'c']]);
     expect(await answers).toEqual([[1, 'e'], 'fault WRONGTYPE Operation against a key holding the wrong kind of value', [2, 'e'], 'unavailable 4']);
+  });
+
+  it('a topic\'s keys and arguments go once per call; idempotency keys follow the topics\' keys, in message order', async () => {
+    const sent: [string[], string[]][] = [];
+    const batch = new PublishBatch({
+      run: async (keys, args) => (sent.push([keys, args]), [[1, 'e'], [2, 'e'], [1, 'e']]),
+      head: () => ['100', '1000', '60000'],
+      ready: () => true,
+      failed: () => undefined,
+      schedule: (f) => queueMicrotask(f),
+    });
+    const topic = (t: string) => ({ keys: [t, `${t}:log`, `${t}:sizes`] as [string, string, string], head: `h${t}`, channel: `c${t}`, family: 'f' });
+    await Promise.all([
+      batch.add({ topic: topic('a'), fresh: 'e1', tail: 't1', prefix: 'p' }),
+      batch.add({ topic: topic('a'), fresh: 'e2', tail: 't2', prefix: 'p', key: 'a:k:x' }),
+      batch.add({ topic: topic('b'), fresh: 'e3', tail: 't3', prefix: 'p' }),
+    ]);
+    expect(sent).toEqual([[
+      ['a', 'a:log', 'a:sizes', 'b', 'b:log', 'b:sizes', 'a:k:x'],
+      ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e3', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'],
+    ]]);
   });
 
   it('on a Redis Cluster a batch is split per slot (every key of one call in one slot), each slot in its order', async () => {
