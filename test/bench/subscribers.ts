@@ -15,6 +15,8 @@ interface OpenMsg {
   offset: number;
   /** Filter to subscribe to (MQTT form; default the bench topic). */
   topic?: string;
+  /** Filters to spread the connections over instead (connection i subscribes to topics[i % length]). */
+  topics?: string[];
   /** Upgrade path instead of the protocol's default subscriber path (e.g. the cluster bench's ingest subscriber). */
   path?: string;
 }
@@ -53,7 +55,7 @@ async function open(m: OpenMsg): Promise<void> {
       };
       const c = new BenchClient(m.target, {
         role: 'sub',
-        topic: m.topic,
+        topic: m.topics ? m.topics[i % m.topics.length] : m.topic,
         latency: m.latency && i === 0,
         localAddress: m.sources[(i + m.offset) % m.sources.length],
         path: m.path,

@@ -11,7 +11,7 @@ import { ScriptRunner } from '../../src/engine/redis/script-runner.js';
 import { OwnDeliveries } from '../../src/engine/redis/own-deliveries.js';
 import { BrokerStats } from '../../src/engine/stats.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
-import { publishChannels } from '../../src/engine/redis/interest.js';
+import { CLASSIC, publishChannels, SHARDED, type ChannelScheme } from '../../src/engine/redis/interest.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import type { RedisNode } from '../../src/engine/redis/node.js';
 import type { PublishResult } from '../../src/engine/engine.js';
@@ -19,11 +19,11 @@ import type { PublishResult } from '../../src/engine/engine.js';
 const run = requireRedis('publish batch');
 
 /** A StreamPublisher on `cmd` as the engine builds it (the node reduced to what the publisher uses). */
-function publisherOn(cmd: Redis | Cluster, historySize = 100) {
+function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelScheme = CLASSIC) {
   const scripts = new ScriptRunner(cmd);
   const timeouts: unknown[] = [];
   const node = { id: 'n1', life: 'L', up: true, cmd, script: (lua: string, keys: string[], args: string[]) => scripts.run(lua, keys, args), noteTimeout: (err: unknown) => timeouts.push(err) };
-  const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes: 1 << 20, hears: () => false, own: new OwnDeliveries(100), stats: new BrokerStats() });
+  const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes: 1 << 20, hears: () => false, channels, own: new OwnDeliveries(100), stats: new BrokerStats() });
   const pub = (topic: string, data: unknown, key?: string) =>
     publisher.publish(topic, data, null, true, undefined, key).then(
       (r) => (r instanceof ProtocolError ? r.code : r),
@@ -109,14 +109,14 @@ describe.skipIf(!run)('the batched publish path on a Redis Cluster (3 masters)',
     await rc?.stop();
   });
 
-  it('topics on three shards published in one turn: one call per slot, every seq gapless, no CROSSSLOT', async () => {
+  it('topics on three shards published in one turn: one call per slot, every seq gapless, no CROSSSLOT (SPUBLISH on sharded channels)', async () => {
     // One topic per master (asked of Redis).
     const topics = new Map<number, string>();
     for (let i = 0; topics.size < 3 && i < 200; i++) {
       const owner = await rc.ownerOf(await rc.keyslot(KEYS.meta(`s/t${i}`)));
       if (!topics.has(owner)) topics.set(owner, `s/t${i}`);
     }
-    const { publisher, pub } = publisherOn(cmd);
+    const { publisher, pub } = publisherOn(cmd, 100, SHARDED);
     await Promise.all([...topics.values()].map((t) => pub(t, 0))); // listed and loaded
     const calls = publisher.batch.calls;
     const answers = await Promise.all([...topics.values()].flatMap((t) => [1, 2, 3].map((i) => pub(t, i))));

@@ -5,7 +5,8 @@
 // nothing happened.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYS } from '../../src/engine/redis/keys.js';
-import { health, requireRedis, startNode, TestRedisCluster, until } from './redis.js';
+import { health, redisCli, requireRedis, startNode, TestRedisCluster, until } from './redis.js';
+import { SHARDED } from '../../src/engine/redis/interest.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -79,5 +80,19 @@ describe.skipIf(!run)('Redis Cluster: a master fails over to its replica', () =>
     expect(s4).toMatchObject({ seq: 4 });
     await sub.next((f) => f.op === 'msg' && f.topic === doomed!.topic && f.data === 'after', 15_000);
     await sub.next((f) => f.op === 'msg' && f.topic === safe!.topic && f.data === 4, 15_000);
+    // Sharded PUB/SUB: the node's subscription to the topic's channel moved to the promoted replica (the slot table
+    // names it), and a burst there reaches the subscriber gapless, in the new epoch's order.
+    const [channel] = SHARDED.publish(doomed!.topic);
+    const alive = rc.ports.filter((p) => p !== doomed!.port);
+    await until(
+      async () => (await Promise.all(alive.map((p) => redisCli(p, 'pubsub', 'shardchannels', channel)))).some((l) => l.trim() === channel),
+      'the channel subscribed on the promoted replica',
+      15_000,
+    );
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => pub.request({ op: 'pub', topic: doomed!.topic, data: `burst ${i}` })));
+    expect(burst.map((f) => f.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
+    await sub.next((f) => f.op === 'msg' && f.topic === doomed!.topic && f.data === 'burst 19', 15_000);
+    const got = sub.all.filter((f) => f.op === 'msg' && f.topic === doomed!.topic && f.epoch === after!.epoch);
+    expect(got.map((f) => f.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
   }, 90_000);
 });

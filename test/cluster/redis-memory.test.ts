@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, startNode, TestRedis } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
+import { KEYS } from '../../src/engine/redis/keys.js';
 
 const run = requireRedis('cluster: Redis full');
 
@@ -91,14 +92,14 @@ describe.skipIf(!run)('cluster: history bounded in bytes per topic', () => {
     const { epoch } = acks[0]!;
     // What Redis holds: fewer than 40, contiguous up to 40, and the counted bytes are the frames' bytes within budget
     // (the history is the newest `sizes` entries; the stream frees whole nodes below it, so it may hold a few more).
-    const kept = await admin.llen('sb:{kb}:sizes');
-    const entries = ((await admin.xrange('sb:{kb}:log', '-', '+')) as [string, string[]][]).slice(-kept);
-    expect(await admin.xlen('sb:{kb}:log')).toBeLessThanOrEqual(kept + 100);
+    const kept = await admin.llen(KEYS.sizes('kb'));
+    const entries = ((await admin.xrange(KEYS.log('kb'), '-', '+')) as [string, string[]][]).slice(-kept);
+    expect(await admin.xlen(KEYS.log('kb'))).toBeLessThanOrEqual(kept + 100);
     const seqs = entries.map(([id]) => Number(id.slice(2)));
     expect(seqs.length).toBeGreaterThan(5);
     expect(seqs.length).toBeLessThan(12);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, k) => 41 - seqs.length + k));
-    const counted = Number(await admin.hget('sb:{kb}:meta', 'bytes'));
+    const counted = Number(await admin.hget(KEYS.meta('kb'), 'bytes'));
     const frames = entries.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1]!.slice(fields[1]!.indexOf('{'))), 0);
     expect(counted).toBe(frames);
     expect(counted).toBeLessThanOrEqual(10_000);
@@ -113,12 +114,12 @@ describe.skipIf(!run)('cluster: history bounded in bytes per topic', () => {
 
     // One message bigger than the whole budget: kept by nobody, and nothing before it is replayable either.
     await pub.request({ op: 'pub', topic: 'kb', data: 'z'.repeat(12_000) });
-    expect(await admin.xlen('sb:{kb}:log')).toBe(0);
-    expect(await admin.llen('sb:{kb}:sizes')).toBe(0);
+    expect(await admin.xlen(KEYS.log('kb'))).toBe(0);
+    expect(await admin.llen(KEYS.sizes('kb'))).toBe(0);
     const after = await TestClient.connect(node.url);
     expect(await after.request({ op: 'sub', topic: 'kb', since: 40, epoch, life })).toMatchObject({ recovered: false, missed: { kb: 'history_trimmed' } });
     await pub.request({ op: 'pub', topic: 'kb', data: 'small again' });
-    expect(await admin.llen('sb:{kb}:sizes')).toBe(1);
+    expect(await admin.llen(KEYS.sizes('kb'))).toBe(1);
     for (const c of [pub, inside, before, after]) c.close();
   }, 60_000);
 });

@@ -282,7 +282,7 @@ export class TestRedisCluster {
 }
 
 /** `n` ports free on 127.0.0.1 whose cluster bus ports (+10000) are free too (see ownPort). */
-async function freeClusterPorts(n: number): Promise<number[]> {
+export async function freeClusterPorts(n: number): Promise<number[]> {
   const ports: number[] = [];
   while (ports.length < n) ports.push(await ownPort(true));
   return ports;

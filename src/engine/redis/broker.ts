@@ -15,8 +15,9 @@ import type { Broker, HistoryView, Publisher, ResumeAnswer } from '../seam.js';
 import { Barrier } from './barrier.js';
 import { NodeBus } from './bus.js';
 import { Cursors } from './cursors.js';
-import { Interest } from './interest.js';
-import { CHANNELS, KEYS } from './keys.js';
+import { CLASSIC, Interest, SHARDED } from './interest.js';
+import { keySlot } from './outcome.js';
+import { CHANNELS, KEYS, PARTITIONS, partitionTag } from './keys.js';
 import { LiveDelivery } from './live-delivery.js';
 import type { RedisNode } from './node.js';
 import { OwnDeliveries } from './own-deliveries.js';
@@ -67,6 +68,7 @@ export class RedisBroker<S extends Session> implements Broker<S> {
       historySize: options.historySize,
       historyTopicBytes: options.historyTopicBytes,
       hears: (topic) => this.channels.receives(topic),
+      channels: redis.shards ? SHARDED : CLASSIC,
       own: this.own,
       stats: local.stats,
     });
@@ -88,13 +90,14 @@ export class RedisBroker<S extends Session> implements Broker<S> {
       log,
     );
     this.barriers = new Barrier({
-      via: () => (cmd instanceof Cluster ? cmd.nodes('master') : [cmd]),
+      via: () => (cmd instanceof Cluster ? [...cmd.nodes('master'), ...this.shardBarriers(cmd)] : [cmd]),
       channel: CHANNELS.node(redis.id),
       up: () => redis.up && redis.listening,
       waitMs: BARRIER_WAIT_MS,
     });
     this.channels = new Interest({
-      listener: redis.bus,
+      listener: redis.shards ?? redis.bus,
+      scheme: redis.shards ? SHARDED : CLASSIC,
       lingerMs: options.interestLingerMs ?? 5000,
       dropped: () => this.channelsDropped(),
       failed: (err) => log.info({ err: err.message }, 'interest (un)subscribe failed; the subscriber connection subscribes again when it is back'),
@@ -103,6 +106,24 @@ export class RedisBroker<S extends Session> implements Broker<S> {
   }
 
   private readonly historySize: number;
+
+  /**
+   * On a Redis Cluster the messages come over the sharded connections (one per master), not the classic subscriber:
+   * a barrier token is also SPUBLISHed through each master, on a partition it serves, and comes back on this node's
+   * sharded connection to it after every message that master published before (shards.ts).
+   */
+  private shardBarriers(cmd: Cluster): { publish(channel: string, message: string): Promise<unknown> }[] {
+    const seen = new Set<string>();
+    const via: { publish(channel: string, message: string): Promise<unknown> }[] = [];
+    for (let k = 0; k < PARTITIONS; k++) {
+      const owner = cmd.slots[keySlot(partitionTag(k))]?.[0];
+      if (owner === undefined || seen.has(owner)) continue;
+      seen.add(owner);
+      const channel = CHANNELS.shardBarrier(k, this.redis.id);
+      via.push({ publish: (_, message) => cmd.spublish(channel, message) });
+    }
+    return via;
+  }
 
   get life(): string {
     return this.redis.life;

@@ -77,7 +77,8 @@ export class NodeBus {
         case 'd':
           return this.receiveDirect(payload.slice(1));
         case 'b':
-          if (channel === CHANNELS.node(this.redis.id)) this.handlers.barrier(Number(payload.slice(1)));
+          // On this node's own channel, or (a Redis Cluster) one of its sharded barrier channels.
+          if (channel === CHANNELS.node(this.redis.id) || channel.endsWith(`:b:${this.redis.id}`)) this.handlers.barrier(Number(payload.slice(1)));
           return;
       }
     } catch (err) {

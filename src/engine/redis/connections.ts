@@ -1,8 +1,8 @@
 // The two Redis connections of the cluster engine: commands and the subscriber, on one Redis server or a Redis Cluster.
 // On a Redis Cluster, commands go through an ioredis `Cluster` (each key to its slot's master; every script touches one
-// slot), and the subscriber is one plain connection to one node at a time: a classic PUBLISH on any shard reaches the
-// subscribers of every node, so one node suffices. The subscriber is this module's own, not ioredis's Cluster pub/sub,
-// because the engine must know when a new subscription is live (then it fetches what it missed from the streams):
+// slot), and the classic subscriber (presence, directs, calls) is one plain connection to one node at a time: a classic
+// PUBLISH on any shard reaches the subscribers of every node, so one node suffices. Messages are sharded (shards.ts).
+// The subscriber is this module's own, not ioredis's Cluster pub/sub, because the engine must know when a new subscription is live (then it fetches what it missed from the streams):
 // `ready` is emitted after the channels are subscribed on the new node.
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
@@ -14,6 +14,8 @@ type Node = { host: string; port: number };
 export interface RedisConnections {
   cmd: Redis | Cluster;
   bus: Redis | ClusterSubscriber;
+  /** On a Redis Cluster: the options of the sharded subscriber connections (shards.ts), one per master. */
+  sharded?: RedisOptions;
 }
 
 /** The engine's connections for `url` (redis://, rediss:// or redis+cluster://); nothing connects before connect(). */
@@ -44,7 +46,7 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
     const all = [...known, ...target.nodes];
     return all.filter((n, i) => n.host !== '' && all.findIndex((m) => m.host === n.host && m.port === n.port) === i);
   };
-  return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }) };
+  return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }), sharded: { ...auth, connectionName: `${name}-ssub` } };
 }
 
 /** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, or the cluster's seeds and credentials. */

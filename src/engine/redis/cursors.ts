@@ -55,8 +55,11 @@ export class Cursors {
   receive(m: BusMessage): void {
     let c = this.cursors.get(m.topic);
     if (!c || c.epoch !== m.epoch) {
-      if (this.cursors.size >= MAX_CURSORS) this.trim();
-      c = { epoch: m.epoch, seq: m.seq - 1, held: new Map(), filling: false };
+      if (!c && this.cursors.size >= MAX_CURSORS) this.trim();
+      // A topic met for the first time starts here; a new epoch of a topic this node was following (a failover, Redis
+      // lost its data) starts at its seq 1: those before this one were published while the node listened (its
+      // subscriber may have been moving to the promoted master), so they are fetched from the stream.
+      c = { epoch: m.epoch, seq: c ? 0 : m.seq - 1, held: new Map(), filling: false };
       this.cursors.set(m.topic, c);
     }
     if (m.seq <= c.seq) return; // already delivered (a fill and the bus both brought it)
@@ -122,6 +125,13 @@ export class Cursors {
         }
         this.drain(c);
         if (c.held.size === 0) {
+          if (ep && ep !== c.epoch && got === 0) {
+            // The topic is in a new epoch the bus has not brought yet (published while this node's subscriber was
+            // away, e.g. moving to a promoted master): followed from its seq 1.
+            c.epoch = ep;
+            c.seq = 0;
+            continue;
+          }
           if (got < want || ep !== c.epoch) return;
           continue; // more may follow
         }

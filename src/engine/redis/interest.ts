@@ -6,7 +6,9 @@
 // the family's other topics; a filter starting with a wildcard (`+/x`, `#`) listens on every family: everything.
 // A channel is subscribed when the first filter needing it arrives (requests of one event-loop turn share one
 // SUBSCRIBE), and unsubscribed LINGER after the last one left (a client that resubscribes at once costs nothing).
+// On a Redis Cluster the channels are sharded (SHARDED: SPUBLISH / SSUBSCRIBE, in the slot of the topic's partition).
 import { isWildcard } from '../../protocol/topic.js';
+import { fnv1a, PARTITIONS, partitionOf, partitionTag, topicPrefix } from './keys.js';
 
 /** Families wildcard filters are routed by: a node with `a/#` receives 1/FAMILIES of the other topics' traffic. */
 export const FAMILIES = 64;
@@ -19,29 +21,69 @@ export const INTEREST_CHANNELS = {
 /** The family of a topic or filter: FNV-1a of its first level, mod FAMILIES. */
 export function familyOf(topicOrFilter: string): number {
   const slash = topicOrFilter.indexOf('/');
-  const end = slash < 0 ? topicOrFilter.length : slash;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < end; i++) {
-    h ^= topicOrFilter.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % FAMILIES;
+  return fnv1a(topicOrFilter, slash < 0 ? topicOrFilter.length : slash) % FAMILIES;
 }
 
-/** The two channels a message of concrete `topic` is published on. */
-export function publishChannels(topic: string): [topic: string, family: string] {
-  return [INTEREST_CHANNELS.topic(topic), INTEREST_CHANNELS.family(familyOf(topic))];
+/** The first level of a wildcard filter when it is literal (its family), else undefined (every family). */
+function literalFamily(filter: string): number | undefined {
+  const slash = filter.indexOf('/');
+  const first = slash < 0 ? filter : filter.slice(0, slash);
+  return first === '+' || first === '#' ? undefined : familyOf(first);
 }
+
+/**
+ * How messages are routed to channels: the two a message is published on, and the ones a filter listens on (one of
+ * them at least carries every topic the filter matches).
+ */
+export interface ChannelScheme {
+  /** Sharded PUB/SUB (SPUBLISH / SSUBSCRIBE: a Redis Cluster) or classic. */
+  readonly sharded: boolean;
+  publish(topic: string): [topic: string, family: string];
+  listen(filter: string): readonly string[];
+}
+
+/** One Redis: classic PUB/SUB, `sb:t:<topic>` and `sb:f:<family>`. */
+export const CLASSIC: ChannelScheme = {
+  sharded: false,
+  publish: (topic) => [INTEREST_CHANNELS.topic(topic), INTEREST_CHANNELS.family(familyOf(topic))],
+  listen(filter) {
+    if (!isWildcard(filter)) return [INTEREST_CHANNELS.topic(filter)];
+    const n = literalFamily(filter);
+    return n === undefined ? EVERY_FAMILY : [INTEREST_CHANNELS.family(n)];
+  },
+};
 
 const EVERY_FAMILY = Array.from({ length: FAMILIES }, (_, n) => INTEREST_CHANNELS.family(n));
 
-/** The channels a node must listen on for `filter`. */
+/** Partition `k`'s channel of family `n` (sharded: in the partition's slot, like its topics' keys). */
+const shardFamily = (k: number, n: number) => `sb:{${partitionTag(k)}}:f:${n}`;
+const FAMILY_IN_EVERY_PARTITION = Array.from({ length: FAMILIES }, (_, n) => Array.from({ length: PARTITIONS }, (_, k) => shardFamily(k, n)));
+const EVERY_SHARD_FAMILY = FAMILY_IN_EVERY_PARTITION.flat();
+
+/**
+ * A Redis Cluster: sharded PUB/SUB. Each channel carries its topic's partition tag, so it lives in the slot of the
+ * topic's keys and the publish script SPUBLISHes it on the shard that numbered the message: `sb:{<p>}:t:<topic>`
+ * and `sb:{<p>}:f:<family>`. A family spans every partition, so a wildcard filter listens on its family in each of
+ * the PARTITIONS partitions (a filter starting with a wildcard: every family in every partition).
+ */
+export const SHARDED: ChannelScheme = {
+  sharded: true,
+  publish: (topic) => [`${topicPrefix(topic)}:t:${topic}`, shardFamily(partitionOf(topic), familyOf(topic))],
+  listen(filter) {
+    if (!isWildcard(filter)) return [`${topicPrefix(filter)}:t:${filter}`];
+    const n = literalFamily(filter);
+    return n === undefined ? EVERY_SHARD_FAMILY : FAMILY_IN_EVERY_PARTITION[n]!;
+  },
+};
+
+/** The two channels a message of concrete `topic` is published on (one Redis). */
+export function publishChannels(topic: string): [topic: string, family: string] {
+  return CLASSIC.publish(topic);
+}
+
+/** The channels a node must listen on for `filter` (one Redis). */
 export function channelsFor(filter: string): readonly string[] {
-  if (!isWildcard(filter)) return [INTEREST_CHANNELS.topic(filter)];
-  const slash = filter.indexOf('/');
-  const first = slash < 0 ? filter : filter.slice(0, slash);
-  if (first === '+' || first === '#') return EVERY_FAMILY;
-  return [INTEREST_CHANNELS.family(familyOf(first))];
+  return CLASSIC.listen(filter);
 }
 
 /** What Interest needs of the subscriber connection. */
@@ -67,6 +109,8 @@ export interface InterestOptions {
   listener: Listener;
   /** How long a channel nobody wants stays subscribed. */
   lingerMs: number;
+  /** Classic (one Redis, the default) or sharded (a Redis Cluster) channels. */
+  scheme?: ChannelScheme;
   /** Channels just unsubscribed (the engine forgets what it knew of the topics they carried). */
   dropped: (channels: string[]) => void;
   /** A SUBSCRIBE or UNSUBSCRIBE failed (the connection dropped: its reconnection subscribes again). */
@@ -81,14 +125,16 @@ export class Interest {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private closed = false;
+  private readonly scheme: ChannelScheme;
 
   constructor(private readonly o: InterestOptions) {
     this.now = o.now ?? Date.now;
+    this.scheme = o.scheme ?? CLASSIC;
   }
 
   /** A filter got its first local subscriber. */
   want(filter: string): void {
-    for (const name of channelsFor(filter)) {
+    for (const name of this.scheme.listen(filter)) {
       const c = this.channels.get(name);
       if (c) {
         c.wanted++;
@@ -118,7 +164,7 @@ export class Interest {
 
   /** A filter lost its last local subscriber. */
   release(filter: string): void {
-    for (const name of channelsFor(filter)) {
+    for (const name of this.scheme.listen(filter)) {
       const c = this.channels.get(name);
       if (!c || --c.wanted > 0) continue;
       c.dropAt = this.now() + this.o.lingerMs;
@@ -129,7 +175,7 @@ export class Interest {
   /** Resolves once every channel `filter` needs is subscribed (at once when they are). */
   ready(filter: string): Promise<void> {
     const pending: Promise<void>[] = [];
-    for (const name of channelsFor(filter)) {
+    for (const name of this.scheme.listen(filter)) {
       const c = this.channels.get(name);
       if (c && c.state !== 'on') pending.push(c.ready);
     }
@@ -138,13 +184,13 @@ export class Interest {
 
   /** Whether messages of concrete `topic` reach this node now (a channel carrying them is subscribed). */
   receives(topic: string): boolean {
-    const [t, f] = publishChannels(topic);
+    const [t, f] = this.scheme.publish(topic);
     return this.channels.get(t)?.state === 'on' || this.channels.get(f)?.state === 'on';
   }
 
   /** Whether some channel carrying `topic` is subscribed, being subscribed, or being dropped. */
   covers(topic: string): boolean {
-    const [t, f] = publishChannels(topic);
+    const [t, f] = this.scheme.publish(topic);
     const a = this.channels.get(t);
     const b = this.channels.get(f);
     return (a !== undefined && a.state !== 'unsubscribing') || (b !== undefined && b.state !== 'unsubscribing');

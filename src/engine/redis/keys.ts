@@ -1,23 +1,62 @@
-// Key layout and channels of the Redis engine. Every key of one topic shares the hash tag `{<topic>}` (one slot in
-// Redis Cluster, so the publish script touches one slot); every cluster-wide key shares `{g}` (the reaper's script
-// touches several of them at once).
+// Key layout and channels of the Redis engine. Every key of one topic carries the hash tag of the topic's partition
+// (`{<partition tag>}`, one of PARTITIONS by a hash of the topic): one slot in Redis Cluster, so the publish script
+// touches one slot, and the topic's sharded channels (interest.ts) can carry the same tag, so the script SPUBLISHes
+// them on its own shard. Every cluster-wide key shares `{g}` (the reaper's script touches several of them at once).
+import { keySlot } from './outcome.js';
 
 /**
- * The topic inside its keys' braces. Redis hashes the text between the first `{` and the first `}` after it, so a
- * topic starting with `}` would give an empty tag (the whole key is hashed: its meta and its log in different slots).
- * Those topics get a `#` in front (`sb:{#}x}:meta`, tag `#`): no publish topic contains `#`, so no key is shared.
+ * Topics are spread over this many partitions. A partition is one slot of a Redis Cluster: its topics' keys and its
+ * sharded channels live there. A wildcard filter on a cluster listens on one channel per partition (interest.ts), so
+ * more partitions spread the load over more shards but cost wildcard subscribers more channels.
  */
-const tag = (topic: string) => (topic.startsWith('}') ? `#${topic}` : topic);
+export const PARTITIONS = 64;
+
+/** FNV-1a of `text`'s UTF-16 units (the same hash as interest.ts's families). */
+export function fnv1a(text: string, end = text.length): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < end; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The partition of a topic. */
+export function partitionOf(topic: string): number {
+  return fnv1a(topic) % PARTITIONS;
+}
+
+/**
+ * The hash tag of partition `k`: the first `<k>.<i>` whose slot lies in the k-th of PARTITIONS equal bands of the
+ * 16,384 slots, so the partitions spread evenly over any cluster whose masters own contiguous ranges (as
+ * `redis-cli --cluster create` and even resharding make them). The same on every node and every version.
+ */
+const PARTITION_TAGS: readonly string[] = Array.from({ length: PARTITIONS }, (_, k) => {
+  const band = 16384 / PARTITIONS;
+  for (let i = 0; ; i++) {
+    const tag = `${k}.${i}`;
+    if (Math.floor(keySlot(tag) / band) === k) return tag;
+  }
+});
+
+export function partitionTag(k: number): string {
+  return PARTITION_TAGS[k]!;
+}
+
+/** `sb:{<partition tag>}`: what every key and sharded channel of `topic` starts with. */
+export function topicPrefix(topic: string): string {
+  return `sb:{${PARTITION_TAGS[partitionOf(topic)]!}}`;
+}
 
 export const KEYS = {
   /** Hash: seq, epoch, bytes (of the history) of a topic. Missing = the topic was never published, or Redis lost it (a new epoch follows). */
-  meta: (topic: string) => `sb:{${tag(topic)}}:meta`,
+  meta: (topic: string) => `${topicPrefix(topic)}:meta:${topic}`,
   /** Stream of the topic's recent `msg` frames, entry id `0-<seq>`, field `m` = the frame's JSON. */
-  log: (topic: string) => `sb:{${tag(topic)}}:log`,
+  log: (topic: string) => `${topicPrefix(topic)}:log:${topic}`,
   /** List of the frame bytes of each entry in `log`, oldest first (the byte budget is trimmed without reading the stream). */
-  sizes: (topic: string) => `sb:{${tag(topic)}}:sizes`,
+  sizes: (topic: string) => `${topicPrefix(topic)}:sizes:${topic}`,
   /** String "<seq> <epoch>" of a keyed publish, for the key's window (PX): a retry gets this position back. */
-  pubKey: (topic: string, key: string) => `sb:{${tag(topic)}}:k:${key}`,
+  pubKey: (topic: string, key: string) => `${topicPrefix(topic)}:k:${topic.length}:${topic}:${key}`,
   /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */
   life: 'sb:{g}:life',
   /** Counter client ids are reserved from, in blocks (INCRBY). */
@@ -47,4 +86,9 @@ export const CHANNELS = {
   bus: 'sb:bus',
   /** Directs and barrier tokens for one node. */
   node: (node: string) => `sb:node:${node}`,
+  /**
+   * On a Redis Cluster: barrier tokens for one node through partition `k`'s shard (sharded, on the connection that
+   * brings that shard's messages: barrier.ts).
+   */
+  shardBarrier: (k: number, node: string) => `sb:{${PARTITION_TAGS[k]!}}:b:${node}`,
 } as const;

@@ -7,9 +7,11 @@ import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HeartbeatThread } from './heartbeat.js';
 import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
-import { CHANNELS, KEYS } from './keys.js';
+import { CHANNELS, KEYS, PARTITIONS } from './keys.js';
 import * as LUA from './scripts.js';
 import { IdBlocks } from './id-blocks.js';
+import { ShardSubscribers } from './shards.js';
+import { keySlot } from './outcome.js';
 import { ScriptRunner } from './script-runner.js';
 
 export interface RedisNodeOptions {
@@ -55,6 +57,8 @@ export class RedisNode {
   readonly id = randomBytes(3).toString('hex');
   readonly cmd: Redis | Cluster;
   readonly bus: Redis | ClusterSubscriber;
+  /** On a Redis Cluster: the sharded subscriber connections, one per master (messages' channels, shards.ts). */
+  readonly shards: ShardSubscribers | undefined;
   readonly log: Logger;
   readonly scripts: ScriptRunner;
   readonly ids: IdBlocks;
@@ -84,11 +88,22 @@ export class RedisNode {
     const conns = redisConnections(options.url, `sb-${this.id}`, options.commandTimeoutMs ?? 3000);
     this.cmd = conns.cmd;
     this.bus = conns.bus;
+    this.shards =
+      this.cmd instanceof Cluster && conns.sharded
+        ? new ShardSubscribers(this.cmd, conns.sharded, {
+            message: (channel, payload) => this.members.message(channel, payload),
+            // A shard's subscriptions are live again: what it published meanwhile is fetched from the streams.
+            ready: () => !this.stopped && this.members.subscriber(true),
+            down: () => !this.stopped && this.members.subscriber(false),
+            error: (err) => this.log.warn({ role: 'sharded subscriber', err: err.message }, 'redis connection error'),
+          })
+        : undefined;
     // An ioredis `error` event without a listener would crash the process: both connections always have one.
     for (const [conn, role] of [[this.cmd, 'commands'], [this.bus, 'subscriber']] as const) {
       conn.on('error', (err: Error) => this.log.warn({ role, err: err.message }, 'redis connection error'));
     }
-    this.scripts = new ScriptRunner(this.cmd);
+    const cmd = this.cmd;
+    this.scripts = new ScriptRunner(cmd, cmd instanceof Cluster ? (key) => cmd.slots[keySlot(key)]?.[0] ?? '' : undefined);
     this.ids = new IdBlocks((n) => this.cmd.incrby(KEYS.ids, n), this.log);
   }
 
@@ -135,11 +150,14 @@ export class RedisNode {
     try {
       await Promise.race([ready, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline)))]);
       await this.bus.subscribe(CHANNELS.bus, CHANNELS.node(this.id));
+      // Barrier tokens through each shard come back on that shard's sharded connection (barrier.ts).
+      await this.shards?.subscribe(...Array.from({ length: PARTITIONS }, (_, k) => CHANNELS.shardBarrier(k, this.id)));
       await this.whenUp(deadline);
     } catch (err) {
       this.stopped = true;
       this.cmd.disconnect();
       this.bus.disconnect();
+      this.shards?.disconnect();
       throw new Error(`cannot reach Redis at ${this.options.url}: ${(err as Error).message}`);
     } finally {
       clearTimeout(timer);
@@ -186,10 +204,11 @@ export class RedisNode {
     }
     this.cmd.disconnect();
     this.bus.disconnect();
+    this.shards?.disconnect();
   }
 
   health(): 'ok' | 'degraded' {
-    return this.cmdUp && this.busUp && this.mastersDown === 0 && !this.hung ? 'ok' : 'degraded';
+    return this.cmdUp && this.busUp && this.mastersDown === 0 && !this.hung && (this.shards?.ready ?? true) ? 'ok' : 'degraded';
   }
 
   /**
@@ -303,6 +322,7 @@ export class RedisNode {
    */
   private async tick(): Promise<void> {
     if (!this.cmdUp || this.stopped) return;
+    this.shards?.refresh();
     await this.checkMasters();
     try {
       const [, [, nodes], [, life]] = (await this.cmd

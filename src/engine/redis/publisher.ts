@@ -11,7 +11,7 @@ import type { Transport } from '../../protocol/frames.js';
 import { encodeData, senderOf } from '../../protocol/outgoing.js';
 import { duplicateOf, PUBLISH_KEY_WINDOW_MS } from '../idempotency.js';
 import { MAX_CURSORS } from './cursors.js';
-import { publishChannels } from './interest.js';
+import type { ChannelScheme } from './interest.js';
 import { KEYS } from './keys.js';
 import type { RedisNode } from './node.js';
 import { keySlot, readyFor } from './outcome.js';
@@ -34,6 +34,8 @@ export interface StreamPublisherOptions {
   historyTopicBytes: number;
   /** Whether this node hears `topic` (a local filter wants it): then the result waits for its own delivery count. */
   hears: (topic: string) => boolean;
+  /** Classic channels and PUBLISH (one Redis) or sharded ones and SPUBLISH (a Redis Cluster): interest.ts. */
+  channels: ChannelScheme;
   own: OwnDeliveries;
   stats: BrokerStats;
 }
@@ -41,6 +43,8 @@ export interface StreamPublisherOptions {
 export class StreamPublisher {
   /** Topics listed in `sb:{g}:topics` already (wildcard resumes find topics there). */
   private readonly knownTopics = new Set<string>();
+  /** Topics being listed now: the SADD their publishes wait for. */
+  private readonly listing = new Map<string, Promise<unknown>>();
   private epochs = 0;
   private readonly parts = new Map<string, PublishTopic>();
   /** The publishes of one event-loop turn, sent as one script call per slot (publish-batch.ts). */
@@ -52,7 +56,8 @@ export class StreamPublisher {
   ) {
     const { cmd } = redis;
     this.batch = new PublishBatch({
-      run: (keys, args) => redis.script(LUA.PUBLISH_BATCH, keys, args),
+      // Sharded channels and SPUBLISH on a Redis Cluster (interest.ts SHARDED: in the slot of the batch's keys).
+      run: (keys, args) => redis.script(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, keys, args),
       head: () => [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS)],
       slot: cmd instanceof Cluster ? keySlot : undefined,
       ready: (key) => readyFor(cmd, key),
@@ -65,7 +70,7 @@ export class StreamPublisher {
     let parts = this.parts.get(topic);
     if (parts) return parts;
     if (this.parts.size >= MAX_CURSORS) this.parts.clear();
-    const [channel, family] = publishChannels(topic);
+    const [channel, family] = this.options.channels.publish(topic);
     parts = { head: `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`, keys: [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], channel, family };
     this.parts.set(topic, parts);
     return parts;
@@ -91,11 +96,18 @@ export class StreamPublisher {
     const transport = qos === undefined || qos === 2 ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos}`;
     const prefix = `m${this.redis.id}\n${transport}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
     if (!this.knownTopics.has(topic)) {
-      // Sent before the script on the same connection: a topic is listed before its first message exists.
-      const listed = this.redis.cmd
-        .sadd(KEYS.topics, topic)
-        .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
-        .catch(() => undefined);
+      // Sent before the script on the same connection: a topic is listed before its first message exists. Publishes
+      // of the topic made while it is being listed wait for that same SADD: each waiting for one of its own would let
+      // a later publish, made once the topic is known, overtake them (per-session order is publish order).
+      let listed = this.listing.get(topic);
+      if (!listed) {
+        listed = this.redis.cmd
+          .sadd(KEYS.topics, topic)
+          .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
+          .catch(() => undefined)
+          .finally(() => this.listing.delete(topic));
+        this.listing.set(topic, listed);
+      }
       // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for.
       if (this.redis.cmd instanceof Cluster) await listed;
     }

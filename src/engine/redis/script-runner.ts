@@ -18,8 +18,17 @@ export class ScriptRunner {
   private shaPending = 0;
   /** Set from a NOSCRIPT until every EVALSHA sent before it was answered: new script calls wait behind it. */
   private gate: { promise: Promise<void>; open: () => void } | undefined;
+  /** The last call waiting behind the gate: later calls queue behind it. */
+  private behind: Promise<void> | undefined;
 
-  constructor(private readonly conn: ScriptConnection) {}
+  /**
+   * `nodeOf`: on a Redis Cluster, the master that serves a key (scripts are loaded per master: one that ran a script
+   * on one master has not loaded it on another; without this, every master's first EVALSHA would meet NOSCRIPT).
+   */
+  constructor(
+    private readonly conn: ScriptConnection,
+    private readonly nodeOf: (key: string) => string = () => '',
+  ) {}
 
   /** The command connection closed: the Redis it reaches next may not have the scripts. */
   forget(): void {
@@ -27,13 +36,22 @@ export class ScriptRunner {
   }
 
   async run(lua: string, keys: string[], args: string[]): Promise<unknown> {
-    if (this.gate) await this.gate.promise;
+    if (this.gate || this.behind) {
+      // Behind a NOSCRIPT: wait for the gate, and behind every call already waiting, in call order. (Once the gate
+      // opens, its waiters resume a few microtasks later: a call made meanwhile must not go out before them.)
+      const prev = this.behind ?? Promise.resolve();
+      const mine = prev.then(() => this.gate?.promise);
+      this.behind = mine;
+      await mine;
+      if (this.behind === mine) this.behind = undefined;
+    }
     let sha = this.shas.get(lua);
     if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
-    if (!this.loaded.has(sha)) {
+    const where = `${keys.length > 0 ? this.nodeOf(keys[0]!) : ''} ${sha}`;
+    if (!this.loaded.has(where)) {
       const reply = await this.conn.eval(lua, keys.length, ...keys, ...args);
       // Loaded for good only when no EVALSHA (whose retry could still be sent after this) is out.
-      if (this.shaPending === 0) this.loaded.add(sha);
+      if (this.shaPending === 0) this.loaded.add(where);
       return reply;
     }
     this.shaPending++;

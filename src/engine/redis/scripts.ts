@@ -136,6 +136,14 @@ return out
 `;
 
 /**
+ * PUBLISH_BATCH on a Redis Cluster: the same with sharded PUB/SUB (SPUBLISH). Its channels carry the partition tag of
+ * the topics' keys (interest.ts SHARDED), so they are in the script's slot, and only the nodes subscribed on this
+ * shard hear them: nothing crosses the cluster bus.
+ */
+export const SPUBLISH_BATCH = PUBLISH_BATCH.replace("redis.call('PUBLISH', channel,", "redis.call('SPUBLISH', channel,");
+
+
+/**
  * KEYS: meta, log, sizes. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, frame1, …}
  * from the history only: the stream may still hold a few entries older than it (trimmed by whole nodes).
  */

@@ -2,7 +2,9 @@
 // turn, the linger before UNSUBSCRIBE, and a channel wanted again while it is being dropped. A recording listener
 // stands in for the Redis subscriber connection (the cluster tests run the real one).
 import { describe, expect, it } from 'vitest';
-import { channelsFor, familyOf, FAMILIES, Interest, publishChannels, type Listener } from '../../../src/engine/redis/interest.js';
+import { channelsFor, familyOf, FAMILIES, Interest, publishChannels, SHARDED, type Listener } from '../../../src/engine/redis/interest.js';
+import { KEYS, PARTITIONS, partitionTag } from '../../../src/engine/redis/keys.js';
+import { keySlot } from '../../../src/engine/redis/outcome.js';
 
 class Recorder implements Listener {
   readonly calls: string[] = [];
@@ -38,6 +40,23 @@ describe('Interest: channels of a filter', () => {
       const [t, f] = publishChannels(topic);
       expect(channelsFor(filter).some((c) => c === t || c === f)).toBe(true);
     }
+  });
+
+  it('sharded (a Redis Cluster): a topic\'s channels are in its keys\' slot; a wildcard listens on its family in every partition', () => {
+    for (const topic of ['room/1', 'sensors/k1/temp', '}odd', 'a{b}c', 'x']) {
+      const slot = keySlot(KEYS.meta(topic));
+      expect(SHARDED.publish(topic).map(keySlot)).toEqual([slot, slot]);
+      expect(keySlot(KEYS.log(topic))).toBe(slot);
+    }
+    expect(SHARDED.listen('room/1')).toEqual([SHARDED.publish('room/1')[0]]);
+    expect(SHARDED.listen('sensors/+/temp')).toHaveLength(PARTITIONS);
+    expect(SHARDED.listen('#')).toHaveLength(PARTITIONS * FAMILIES);
+    for (const [filter, topic] of [['sensors/+/temp', 'sensors/k1/temp'], ['a/#', 'a'], ['#', 'x/y'], ['+/y', 'x/y'], ['room/1', 'room/1']] as const) {
+      const [t, f] = SHARDED.publish(topic);
+      expect(SHARDED.listen(filter).some((c) => c === t || c === f)).toBe(true);
+    }
+    // The partitions' tags spread evenly over the slots: a band of 16384 / PARTITIONS slots each.
+    for (let k = 0; k < PARTITIONS; k++) expect(Math.floor(keySlot(partitionTag(k)) / (16384 / PARTITIONS))).toBe(k);
   });
 
   it('families spread first levels: 1,000 names fill most of the 64', () => {

@@ -130,7 +130,7 @@ describe('RequestOrder: requests that start early (pubs)', () => {
 });
 
 describe('Cursors', () => {
-  const make = (stream: Map<string, string[]>) => {
+  const make = (stream: Map<string, string[]>, epoch = () => 'e1') => {
     const delivered: number[] = [];
     const reads: string[] = [];
     const cursors = new Cursors({
@@ -139,7 +139,7 @@ describe('Cursors', () => {
         reads.push(`${topic} ${from}+${count}`);
         const all = stream.get(topic) ?? [];
         const flat = all.slice(from - 1, from - 1 + count).flatMap((v, i) => [`0-${from + i}`, v]);
-        return [String(all.length), 'e1', ...flat];
+        return [String(all.length), epoch(), ...flat];
       },
       closed: () => false,
       log,
@@ -147,7 +147,7 @@ describe('Cursors', () => {
     });
     return { cursors, delivered, reads };
   };
-  const bus = (topic: string, seq: number): BusMessage => parseBusMessage(entry(topic, seq).slice(1))!;
+  const bus = (topic: string, seq: number, epoch = 'e1'): BusMessage => parseBusMessage(entry(topic, seq, epoch).slice(1))!;
 
   it('in order: delivered at once, a duplicate is dropped', () => {
     const { cursors, delivered, reads } = make(new Map());
@@ -172,6 +172,30 @@ describe('Cursors', () => {
     cursors.receive(bus('a', 4));
     await expect.poll(() => delivered).toEqual([1, 4]);
     expect(cursors.gapsSkipped).toBe(2);
+  });
+
+  it('a new epoch of a followed topic (a failover) starts at its seq 1: what the bus did not bring is filled from the stream', async () => {
+    let epoch = 'e1';
+    const stream = new Map([['a', [1, 2].map((s) => entry('a', s))]]);
+    const { cursors, delivered } = make(stream, () => epoch);
+    cursors.receive(bus('a', 1));
+    cursors.receive(bus('a', 2));
+    // The shard failed over; 1 and 2 of the new epoch were published before this node subscribed on the new master.
+    epoch = 'e2';
+    stream.set('a', [1, 2, 3].map((s) => entry('a', s, 'e2')));
+    cursors.receive(bus('a', 3, 'e2'));
+    await expect.poll(() => delivered).toEqual([1, 2, 1, 2, 3]);
+  });
+
+  it('catching up (a subscriber back) finds a followed topic in a new epoch and delivers it from seq 1', async () => {
+    let epoch = 'e1';
+    const stream = new Map([['a', [entry('a', 1)]]]);
+    const { cursors, delivered } = make(stream, () => epoch);
+    cursors.receive(bus('a', 1));
+    epoch = 'e2';
+    stream.set('a', [1, 2].map((s) => entry('a', s, 'e2')));
+    cursors.catchUp();
+    await expect.poll(() => delivered).toEqual([1, 1, 2]);
   });
 });
 
