@@ -36,7 +36,8 @@ describe.skipIf(!run)('switchboard check against a two-node cluster', () => {
   }, 60_000);
 
   it('conforms with WebSocket, TCP, SSE and MQTT clients spread over both nodes', async () => {
-    const options = { url: a.url, more: [b.url], transports: ['ws', 'tcp', 'sse', 'mqtt'] as const, mqtt: [a, b].map((n) => `mqtt://127.0.0.1:${n.mqttPort}`), runs: 15, exclusive: true, historySize: 3 };
+    const options = { url: a.url, more: [b.url], transports: ['ws', 'tcp', 'sse', 'mqtt'] as const, mqtt: [a, b].map((n) => `mqtt://127.0.0.1:${n.mqttPort}`), runs: 15, seed: 11, exclusive: true, historySize: 3 };
+    // A fixed seed: the kinds counted below are the scenario's, not chance's (a random one once drew no MQTT publish).
     const report = await runCheck({ ...options, transports: [...options.transports] });
     expect(report.ok, formatReport(report, { ...options, transports: [...options.transports] })).toBe(true);
     for (const kind of ['connect mqtt', 'connect sse', 'sub mqtt', 'pub mqtt']) expect(report.performed[kind], kind).toBeGreaterThan(0);
