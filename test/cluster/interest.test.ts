@@ -2,7 +2,7 @@
 // filter that can match it. Three nodes on one Redis; what each node received is read from its /metrics
 // (switchboard_cluster_messages_received_total, switchboard_cluster_channels), never from its internals.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, startNode, TestRedis, until } from './redis.js';
+import { metric, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { familyOf } from '../../src/engine/redis/interest.js';
@@ -10,12 +10,6 @@ import { familyOf } from '../../src/engine/redis/interest.js';
 const run = requireRedis('interest');
 const LINGER_MS = 150;
 
-async function metric(node: TestBroker, name: string): Promise<number> {
-  const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-  if (!line) throw new Error(`no ${name} in /metrics`);
-  return Number(line.split(' ')[1]);
-}
 const received = (n: TestBroker) => metric(n, 'switchboard_cluster_messages_received_total');
 const channels = (n: TestBroker) => metric(n, 'switchboard_cluster_channels');
 

@@ -5,7 +5,7 @@
 // T's shard only; a node without interest receives nothing; a burst over many topics on all shards arrives gapless and
 // in seq order, to exact and wildcard subscribers alike; no message crosses the cluster bus.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisCli, requireRedis, startNode, TestRedisCluster, until } from './redis.js';
+import { metric, redisCli, requireRedis, startNode, TestRedisCluster, until } from './redis.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
@@ -13,12 +13,6 @@ import { SHARDED } from '../../src/engine/redis/interest.js';
 
 const run = requireRedis('redis cluster sharded pub/sub', true);
 
-async function metric(node: TestBroker, name: string): Promise<number> {
-  const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-  if (!line) throw new Error(`no ${name} in /metrics`);
-  return Number(line.split(' ')[1]);
-}
 const received = (n: TestBroker) => metric(n, 'switchboard_cluster_messages_received_total');
 const msgs = (c: TestClient, topic: string) => c.all.filter((f) => f.op === 'msg' && f.topic === topic);
 

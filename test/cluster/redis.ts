@@ -315,6 +315,14 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
   }
 }
 
+/** A metric's value on a node's `/metrics` (a sample without labels). */
+export async function metric(node: { httpUrl: string }, name: string): Promise<number> {
+  const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  if (!line) throw new Error(`no ${name} in /metrics`);
+  return Number(line.split(' ')[1]);
+}
+
 /** The node's `/healthz` status: running, or degraded while Redis is unreachable. */
 export async function health(node: { httpUrl: string }): Promise<string> {
   return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;
