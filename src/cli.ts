@@ -50,7 +50,11 @@ async function serve(argv: string[]): Promise<number | void> {
   };
   const shutdown = (signal: string) => {
     if (++signals > 1) {
-      broker.log.warn({ signal }, 'second signal: exiting now');
+      try {
+        broker.log.warn({ signal }, 'second signal: exiting now');
+      } catch {
+        // The log was already ended (endLog, the last step before exit): exit all the same.
+      }
       process.exit(1);
     }
     drain({ signal });
