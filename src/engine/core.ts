@@ -365,7 +365,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
   }
 
   rename(link: S, frame: FrameOf<'rename'>): Maybe<void> {
-    const taken = !this.local.registry.isNameFree(frame.name) && this.local.registry.find(frame.name) !== link;
+    const taken = !this.local.registry.isNameFreeFor(frame.name, link);
     const problem = renameLimit(link, this.options.renameRate ?? 0, this.options.stalls, frame.id) ?? nameProblem(link, frame.name, taken, frame.id);
     if (problem) return this.fail(link, problem);
     const old = link.name;

@@ -87,13 +87,10 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
 
 /** Clients of one process: names unique here, `who` from the cached roster, presence events to local watchers. */
 export class LocalPresence<S extends Session> implements PresenceStore<S> {
-  constructor(
-    private readonly local: Locals<S>,
-    private readonly named: { nameFree(s: S, name: string): boolean },
-  ) {}
+  constructor(private readonly local: Locals<S>) {}
 
   claimAtJoin(s: S, asked: string | undefined, base: string): Maybe<{ name: string; problem: ProtocolError | null }> {
-    return nameAtJoin(asked, base, (name) => this.named.nameFree(s, name));
+    return nameAtJoin(asked, base, (name) => this.local.registry.isNameFreeFor(name, s));
   }
 
   /** The core checked this process's names already: here there are no others. */
@@ -130,10 +127,9 @@ export const LOCAL_DEPLOYMENT: Deployment = {
 export class MemoryEngine<Link extends Session = Session> extends ProtocolCore<Link> {
   constructor(options: MemoryEngineOptions) {
     const local = new Locals<Link>(options);
-    const nameFree = (s: Link, name: string) => local.registry.isNameFree(name) || local.registry.find(name) === s;
     super(options, local, {
       broker: new MemoryBroker<Link>(options, local),
-      presence: new LocalPresence<Link>(local, { nameFree }),
+      presence: new LocalPresence<Link>(local),
       ids: { next: localSessionId },
       turns: AT_ONCE as Turns<Link>,
       deployment: LOCAL_DEPLOYMENT,

@@ -22,6 +22,12 @@ export class Registry<T extends Named> {
     return !this.byName.has(name);
   }
 
+  /** Whether `entry` may have `name`: nobody holds it, or `entry` itself does. */
+  isNameFreeFor(name: string, entry: T): boolean {
+    const holder = this.byName.get(name);
+    return holder === undefined || holder === entry;
+  }
+
   /** Adds `entry` under its id and name; returns false (and adds nothing) when the name is taken. */
   add(entry: T): boolean {
     if (this.byName.has(entry.name)) return false;

@@ -37,7 +37,7 @@ describe('the protocol core over parts that answer later', () => {
   it('answers each session in request order, each step after the part it waits for', async () => {
     const local = new Locals<Fake>(OPTIONS);
     const memory = new MemoryBroker<Fake>(OPTIONS, local);
-    const presence = new LocalPresence<Fake>(local, { nameFree: (s, name) => local.registry.isNameFree(name) || local.registry.find(name) === s });
+    const presence = new LocalPresence<Fake>(local);
     let publishGate = gate();
     let recordGate = gate();
     const broker = Object.assign(Object.create(memory) as MemoryBroker<Fake>, {
