@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { createActor, toPromise } from 'xstate';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { VERSION, type Config } from './config.js';
 import { MemoryEngine, type MemoryEngineOptions } from './engine/memory.js';
 import type { Link } from './actors/link.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
@@ -37,7 +37,7 @@ import { RedisEngine } from './engine/redis/engine.js';
 import { LoopStalls } from './engine/stalls.js';
 import { Hooks } from './hooks/hooks.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 export interface Broker extends BrokerCore {
   /** The engine (in-memory or Redis) by its interface; tests read its state through `hub.inspect`. */
