@@ -12,8 +12,10 @@ export default defineConfig({
     exclude: ['test/bench/**', 'node_modules/**'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
-    // Socket tests open real ports; two workers match this 2-core machine.
-    maxWorkers: 2,
+    // Four workers on this 2-core machine: most of a test's time is waiting (sockets, child processes, timers), not
+    // CPU (a full run with two workers: 130 s wall, 141 s of CPU, cores half idle). Tests wait for conditions, with
+    // bounds that hold under load (test/helpers/waits.ts), so the extra load does not make them fail.
+    maxWorkers: 4,
     // One module graph per worker, not per file: importing the broker's modules again for each of ~120 files cost
     // about as much CPU as the tests themselves (measured: CPU of a full run 314 s → 172 s). Test files must leave
     // nothing behind (servers closed, mocks and env restored in finally / afterAll), which they do anyway.
