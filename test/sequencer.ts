@@ -9,7 +9,7 @@
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-/** Seconds each file took in a full run on the 2-core machine (2026-12-03, 4 workers, load ~3), longest first. */
+/** Seconds each file took in a full run on the quiet 2-core machine (2026-12-03, main d09bc12, two workers), longest first. */
 export const LONG_FILES: Record<string, number> = {
   'test/mqtt/paho.test.ts': 18.5,
   'test/package/install.test.ts': 15.0,
@@ -27,6 +27,19 @@ export const LONG_FILES: Record<string, number> = {
   'test/cluster/workers.test.ts': 5.8,
   'test/liveness.test.ts': 5.2,
   'test/cluster/failover-replica.test.ts': 5.2,
+  'test/cluster/redis-cluster-sharded.test.ts': 4.2,
+  'test/sse/fallback.browser.test.ts': 4.2,
+  'test/cluster/failover.test.ts': 4.1,
+  'test/security/churn.test.ts': 4.0,
+  'test/docs/readme.test.ts': 3.6,
+  'test/cluster/deployment.test.ts': 3.3,
+  'test/security/who.test.ts': 3.1,
+  'test/docs/usage.test.ts': 2.9,
+  'test/inspect.page.test.ts': 2.6,
+  'test/client/chat-cli.test.ts': 2.6,
+  'test/cluster/check.test.ts': 2.6,
+  'test/security/stalls.test.ts': 2.5,
+  'test/inspect.stately.test.ts': 2.5,
 };
 
 export default class LongFilesFirst extends BaseSequencer {
