@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_NODE, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
+import { PROCESS_START_MS } from '../helpers/waits.js';
 
 const run = requireRedis('cluster heartbeat');
 // A refresh may be late by most of the TTL before the key expires: 1 s was not enough beside other suites (load 26 on
@@ -75,7 +76,7 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
         slowNodes.set(hang, slow);
       }),
     );
-  });
+  }, PROCESS_START_MS);
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await survivor?.close();

@@ -4,3 +4,10 @@
 // that a broker had queued behind thousands of others; it stays under the tests' 20 s timeout, so a frame that
 // never comes is reported as that, with what did come, not as a test timeout.
 export const FRAME_WAIT_MS = 10_000;
+
+/**
+ * How long a test waits for Node processes it started to say they are ready (a broker, `serve --workers`, a stalled
+ * node under tsx): quiet, 1-3 s; beside other suites at load 36 on the 2 cores, more than 20 s. A test that starts
+ * them adds this to its own timeout.
+ */
+export const PROCESS_START_MS = 60_000;
