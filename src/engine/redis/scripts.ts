@@ -46,7 +46,7 @@ local function open(n)
   if t then return t end
   local k = 3 * n - 2
   local m = redis.call('HMGET', KEYS[k], 'seq', 'epoch', 'rid', 'bytes')
-  t = {k = k, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, entries = {}, sizes = {}, keys = {}, clear = false}
+  t = {k = k, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, entries = {}, sizes = {}, keys = {}, pub = {}, clear = false}
   if t.seq == 0 or not t.epoch or m[3] ~= rid then
     -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
     t.seq, t.epoch, t.bytes, t.len, t.clear = 0, ARGV[t.p], 0, 0, true
@@ -62,7 +62,7 @@ local function open(n)
 end
 -- Per message, in order: its number and entry (nothing written yet). A topic whose keys cannot be read fails its
 -- messages alone.
-local out, sentT, sentE = {}, {}, {}
+local out, sent = {}, {}
 local nextKey = 3 * ntopics + 1
 local i = 0
 local numbers = {}
@@ -83,7 +83,7 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
     first = held[key]
     if first then
       -- held by an earlier message of this call: answered as a duplicate of it, once it is stored
-      sentT[i], sentE[i] = heldBy[key], false
+      sent[i] = heldBy[key]
     else
       first = redis.pcall('GET', key)
       if type(first) == 'table' then
@@ -124,7 +124,8 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
         t.keys[#t.keys + 1] = key
       end
       out[2 * i - 1], out[2 * i] = seq, t.epoch
-      sentT[i], sentE[i] = t, entry
+      t.pub[#t.pub + 1] = entry
+      sent[i] = t
     end
   end
 end
@@ -169,40 +170,47 @@ for _, t in ipairs(touched) do
   local ok, err = pcall(store, t)
   if not ok then t.err = type(err) == 'table' and err.err or tostring(err) end
 end
--- The bus: each stored message on its topic's channel and its family's, in order; one PUBLISH per channel.
-local bus, channels, only = {}, {}, {}
-local function post(channel, entry, t)
-  local l = bus[channel]
-  if not l then
-    l = {}
-    bus[channel] = l
-    channels[#channels + 1] = channel
-    only[channel] = t
-  elseif only[channel] ~= t then
-    only[channel] = false
+-- A topic that could not be stored fails its messages (and the duplicates of them) alone; nothing of it is published.
+local failed = false
+for _, t in ipairs(touched) do failed = failed or t.err ~= nil end
+if failed then
+  for j = 1, i do
+    local t = sent[j]
+    if t and t.err then out[2 * j - 1], out[2 * j] = 0, t.err end
   end
-  l[#l + 1] = entry
 end
-for j = 1, i do
-  local t = sentT[j]
-  if t then
-    local entry = sentE[j]
-    if t.err then out[2 * j - 1], out[2 * j] = 0, t.err
-    elseif entry then
-      post(ARGV[t.p + 2], entry, t)
-      post(ARGV[t.p + 3], entry, t)
+-- The bus: each published message on its topic's channel and its family's, in order; one PUBLISH per channel. One
+-- topic (the usual batch): both channels carry its entries, one payload.
+if #touched == 1 then
+  local t = touched[1]
+  if not t.err and #t.pub > 0 then
+    local payload = table.concat(t.pub, '\\30')
+    redis.call('PUBLISH', ARGV[t.p + 2], payload)
+    redis.call('PUBLISH', ARGV[t.p + 3], payload)
+  end
+else
+  local bus, channels = {}, {}
+  local function post(channel, entry)
+    local l = bus[channel]
+    if not l then
+      l = {}
+      bus[channel] = l
+      channels[#channels + 1] = channel
+    end
+    l[#l + 1] = entry
+  end
+  for _, t in ipairs(touched) do t.next = 1 end
+  for j = 1, i do
+    local t = sent[j]
+    -- a message that took a number (a duplicate points at its first's topic but took none)
+    if t and not t.err and out[2 * j - 1] > 0 then
+      local entry = t.pub[t.next]
+      t.next = t.next + 1
+      post(ARGV[t.p + 2], entry)
+      post(ARGV[t.p + 3], entry)
     end
   end
-end
--- A family channel that carries one topic's entries alone carries the same payload as that topic's channel.
-for _, channel in ipairs(channels) do
-  local t = only[channel]
-  local payload = t and t.payload
-  if not payload then
-    payload = table.concat(bus[channel], '\\30')
-    if t then t.payload = payload end
-  end
-  redis.call('PUBLISH', channel, payload)
+  for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, table.concat(bus[channel], '\\30')) end
 end
 return out
 `;
