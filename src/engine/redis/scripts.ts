@@ -36,6 +36,7 @@ export const PUBLISH_BATCH = `
 local keep = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local ntopics = tonumber(ARGV[4])
+local publish = 'PUBLISH'
 local info = redis.call('INFO', 'replication')
 local at = string.find(info, 'master_replid:', 1, true)
 local rid = at and string.sub(info, at + 14, at + 53) or ''
@@ -185,8 +186,8 @@ if #touched == 1 then
   local t = touched[1]
   if not t.err and #t.pub > 0 then
     local payload = table.concat(t.pub, '\\30')
-    redis.call('PUBLISH', ARGV[t.p + 2], payload)
-    redis.call('PUBLISH', ARGV[t.p + 3], payload)
+    redis.call(publish, ARGV[t.p + 2], payload)
+    redis.call(publish, ARGV[t.p + 3], payload)
   end
 else
   local bus, channels = {}, {}
@@ -210,7 +211,7 @@ else
       post(ARGV[t.p + 3], entry)
     end
   end
-  for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, table.concat(bus[channel], '\\30')) end
+  for _, channel in ipairs(channels) do redis.call(publish, channel, table.concat(bus[channel], '\\30')) end
 end
 return out
 `;
@@ -220,7 +221,8 @@ return out
  * the topics' keys (interest.ts SHARDED), so they are in the script's slot, and only the nodes subscribed on this
  * shard hear them: nothing crosses the cluster bus.
  */
-export const SPUBLISH_BATCH = PUBLISH_BATCH.replace("redis.call('PUBLISH', channel,", "redis.call('SPUBLISH', channel,");
+export const SPUBLISH_BATCH = PUBLISH_BATCH.replace("local publish = 'PUBLISH'", "local publish = 'SPUBLISH'");
+if (SPUBLISH_BATCH === PUBLISH_BATCH || /'PUBLISH'/.test(SPUBLISH_BATCH)) throw new Error('SPUBLISH_BATCH would publish classic messages');
 
 
 /**
