@@ -9,7 +9,7 @@ import type { SupervisorActor } from './supervisor.machine.js';
 import type { ActorTree, ChildEnd } from './tree.js';
 import { Link } from './link.js';
 import type { MailboxLimits, Wire } from './mailbox.js';
-import { FrameReader } from './reader.js';
+import { FrameReader, type ReaderShared } from './reader.js';
 import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
@@ -113,6 +113,17 @@ class ConnectionEnds implements ChildEnd {
 
 const ends = new WeakMap<SupervisorActor, ConnectionEnds>();
 const envs = new WeakMap<BrokerCore, ConnectionEnv>();
+const readerParts = new WeakMap<BrokerCore, ReaderShared>();
+
+/** What the broker's readers share (one object per core). */
+function readerSharedOf(core: BrokerCore): ReaderShared {
+  let r = readerParts.get(core);
+  if (!r) {
+    r = { engine: core.hub, log: core.log, faults: core.faults, tokens: core.tokens, hooks: core.hooks };
+    readerParts.set(core, r);
+  }
+  return r;
+}
 
 /** What the broker's connection actors share (one object per core, so each actor's input and context stay small). */
 function envOf(core: BrokerCore): ConnectionEnv {
@@ -151,5 +162,5 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   link.actor = actor;
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens, core.hooks), actor };
+  return { link, reader: new FrameReader(link, readerSharedOf(core), rate), actor };
 }
