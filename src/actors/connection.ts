@@ -4,7 +4,7 @@
 import type { AnyActorRef } from 'xstate';
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import { connectionMachine, ConnectionEnv, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
+import { connectionMachine, ConnectionEnv, tokenDeadline, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
 import type { ActorTree, ChildEnd } from './tree.js';
 import { Link } from './link.js';
@@ -151,11 +151,13 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   const events = core.events;
   const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId(), observer: events });
   link.meta = meta; // the connect hook's, shown in presence from the join on
+  const env = envOf(core);
+  env.willJoin(link, request); // handed to the supervisor when the actor starts (register), not kept in its input
   const actor = core.actors.create(
     connectionMachine,
     {
       id: link.id,
-      input: { link, env: envOf(core), request, keepaliveMs },
+      input: { link, env, keepaliveMs, tokenExpiresAt: tokenDeadline(request.grant) },
     },
     endsOf(core),
   );

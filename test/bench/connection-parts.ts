@@ -55,7 +55,7 @@ function links(n: number): Link[] {
 }
 
 function input(link: Link): ConnectionInput {
-  return { link, env, request: {} };
+  return { link, env };
 }
 
 const ignore: ChildEnd = { completed: () => undefined, failed: () => undefined };
