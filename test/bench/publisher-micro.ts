@@ -92,9 +92,10 @@ async function child(port: number, redisUrl: string, perRead: number): Promise<v
         delivered = 0;
       }
     },
+    onClose: (err) => console.error('subscriber closed', err?.message ?? ''),
   });
   const target: Target = { proto: 'sb', host: '127.0.0.1', port };
-  const pub = new BenchClient(target, { role: 'pub', onReady });
+  const pub = new BenchClient(target, { role: 'pub', onReady, onClose: (err) => console.error('publisher closed', err?.message ?? '') });
   const frame = publishFrame('sb', stampedPayload(64));
   process.on('message', (m: ToChild) => {
     want = m.count;
