@@ -210,6 +210,9 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
   // On a cluster, MQTT sessions and retained messages are kept in the engine's Redis, shared by every node.
   const mqttStores = hub instanceof RedisEngine ? redisStores(hub.redis.cmd, hub.redis.scripts, config, log) : undefined;
+  // A node this one reaped: its MQTT connections' session holds end once it had --node-hang-ms to come back (whether
+  // or not this node serves MQTT: the holds are the cluster's).
+  if (hub instanceof RedisEngine && mqttStores) hub.redis.onReaped((node) => mqttStores.sessions.forgetLater(node, config.nodeHangMs));
   const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores, calls);
   let port: number;
   let tcpPort: number;
@@ -236,6 +239,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     stalls.stop();
     await hooks?.close();
     calls?.close();
+    mqttStores?.sessions.close();
     await engine.close();
     throw err;
   }
@@ -264,6 +268,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       stalls.stop();
       await hooks?.close(2000); // the last disconnects reach the backend
       calls?.close();
+      mqttStores?.sessions.close();
       await engine.close();
       log.info('switchboard stopped');
     })());

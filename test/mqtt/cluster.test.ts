@@ -223,3 +223,70 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     }
   });
 });
+
+describe.skipIf(!run)('MQTT session holds of a node that died', () => {
+  // The node that reaps another waits its --node-hang-ms before it ends that node's holds (it may come back): every
+  // node here has the same, whichever wins the reap.
+  const GRACE_MS = 8000;
+  let redis2: TestRedis;
+  let survivor: TestBroker;
+  const proxies: RedisProxy[] = [];
+  /** Proxies cut and not restored (cut() waits for a server that is not there). */
+  const down = new Set<RedisProxy>();
+  const nodes: TestBroker[] = [];
+  let inspect: Redis;
+  const holder = (clientId: string) => inspect.hget('sb:{g}:mqtt:sessions:owners', clientId);
+  const member = async (node: TestBroker) => (await inspect.sismember(KEYS.nodes, nodeId(node))) === 1;
+  const nodeId = (node: TestBroker) => (node.hub as unknown as { node: string }).node;
+  /** A node of its own behind a proxy the test can cut (unreachable: taken for dead once its heartbeat expires). */
+  const cuttable = async () => {
+    const proxy = await RedisProxy.start(redis2.port);
+    proxies.push(proxy);
+    const node = await startNode(redis2, { redisUrl: proxy.url, mqttPort: 0, nodeHangMs: GRACE_MS });
+    nodes.push(node);
+    return { proxy, node };
+  };
+
+  beforeAll(async () => {
+    redis2 = await TestRedis.start();
+    inspect = new Redis(redis2.port, '127.0.0.1');
+    survivor = await startNode(redis2, { mqttPort: 0, nodeHangMs: GRACE_MS });
+  });
+  afterAll(async () => {
+    await devices.closeAll();
+    for (const n of nodes) await n.close();
+    await survivor?.close();
+    for (const p of proxies) if (!down.has(p)) await p.cut();
+    inspect?.disconnect();
+    await redis2?.stop();
+  }, 30_000);
+
+  it('a dead node\'s holds end once its grace passed; a node back within it keeps them (its session is kept and resumed); live holds stay', async () => {
+    const steady = await device(survivor, 'steady', { clean: false });
+    const back = await cuttable();
+    const dead = await cuttable();
+    const returner = await device(back.node, 'returner', { clean: false });
+    await device(dead.node, 'orphan', { clean: false });
+    await until(async () => (await holder('returner'))?.startsWith(`${nodeId(back.node)}/`) === true && (await holder('orphan'))?.startsWith(`${nodeId(dead.node)}/`) === true, 'both holds in Redis');
+
+    // One comes back right after it was reaped (within the grace)…
+    await back.proxy.cut();
+    await until(async () => !(await member(back.node)), 'the first node reaped', 15_000);
+    await back.proxy.restore();
+    await until(async () => await member(back.node), 'the first node back', 15_000);
+    // …the other never does; reaped later, so its grace ends later.
+    await dead.proxy.cut();
+    down.add(dead.proxy);
+    await until(async () => !(await member(dead.node)), 'the second node reaped', 15_000);
+    await until(async () => (await holder('orphan')) === null, 'the dead node\'s hold ended', GRACE_MS + 15_000);
+    // The first node's grace ended before: it was back, its hold stays, and its connection keeps its session.
+    expect(await holder('returner')).toMatch(new RegExp(`^${nodeId(back.node)}/`));
+    expect(await holder('steady')).toMatch(new RegExp(`^${nodeId(survivor)}/`));
+    await returner.subscribeAsync('held/topic', { qos: 1 });
+    await returner.endAsync();
+    await until(async () => (await holder('returner')) === null, 'the session kept');
+    const { client } = await resumed(survivor, 'returner');
+    await client.endAsync();
+    await steady.endAsync();
+  }, 60_000);
+});

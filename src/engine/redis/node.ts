@@ -79,6 +79,8 @@ export class RedisNode {
   private readonly nodeTtlMs: number;
   private readonly tickMs: number;
   private members!: NodeMembers;
+  /** Told of each node this one reaped (another node's data that lingers in Redis can go: see onReaped). */
+  private readonly reapListeners: ((node: string) => void)[] = [];
 
   constructor(private readonly options: RedisNodeOptions) {
     this.log = options.log.child({ engine: 'redis', node: this.id });
@@ -137,6 +139,15 @@ export class RedisNode {
     this.cmd.on('ready', () => void this.cmdReady());
     this.bus.on('ready', () => this.busReady());
     this.bus.on('messageBuffer', (channel: Buffer, message: Buffer) => members.message(channel.toString(), message.toString()));
+  }
+
+  /**
+   * `listener` hears of each dead node this node reaped (once in the cluster: only the node whose REAP removed it from
+   * the node set). Data kept in Redis under a node's id by parts outside the engine (MQTT session holds) is theirs to
+   * clear; the node may still come back (it was only unreachable, or stuck), which they may wait for.
+   */
+  onReaped(listener: (node: string) => void): void {
+    this.reapListeners.push(listener);
   }
 
   script(lua: string, keys: string[], args: string[]): Promise<unknown> {
@@ -347,7 +358,9 @@ export class RedisNode {
       for (const n of nodes) {
         if (n === this.id) continue;
         const count = (await this.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(n), KEYS.clients, KEYS.names, KEYS.nodeClients(n)], [n, CHANNELS.bus])) as number;
-        if (count >= 0) this.log.warn({ dead: n, clients: count }, 'node gone (heartbeat expired): its clients timed out');
+        if (count < 0) continue;
+        this.log.warn({ dead: n, clients: count }, 'node gone (heartbeat expired): its clients timed out');
+        for (const listener of this.reapListeners) listener(n);
       }
     } catch (err) {
       this.noteTimeout(err);

@@ -89,6 +89,27 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[
 return 1
 `;
 
+/**
+ * KEYS: owners, nodes. ARGV: node, then client ids. Ends the holds of `node` among those client ids, unless the node
+ * is a member again (it came back: its connections still hold their sessions); -1 then. Returns how many ended.
+ */
+const FORGET = `
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return -1 end
+local prefix = ARGV[1] .. '/'
+local n = 0
+for i = 2, #ARGV do
+  local holder = redis.call('HGET', KEYS[1], ARGV[i])
+  if holder and string.sub(holder, 1, #prefix) == prefix then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`;
+
+/** Session holds read per HSCAN step when a dead node's are looked for. */
+const FORGET_SCAN = 1000;
+
 /** A session as stored: filters, positions [topic, seq, epoch], unacknowledged messages [pid, qos, released, topic, payload base64, retain]. */
 interface Encoded {
   f: [string, QoS][];
@@ -100,15 +121,18 @@ interface Encoded {
 }
 
 /** The stores of a cluster node: sessions, retained messages and positions in the Redis its engine uses. */
-export function redisStores(cmd: Redis | Cluster, scripts: ScriptRunner, config: Config, log: Logger): MqttStores {
+export function redisStores(cmd: Redis | Cluster, scripts: ScriptRunner, config: Config, log: Logger): MqttStores & { sessions: RedisSessionStore } {
   return {
-    sessions: new RedisSessionStore(scripts, config.mqttSessions, payloadOf, log),
+    sessions: new RedisSessionStore(scripts, config.mqttSessions, payloadOf, log, cmd),
     retained: config.mqttRetainedBytes > 0 ? new RedisRetainedStore(cmd, scripts, RETAINED_MAX, config.mqttRetainedBytes, log) : undefined,
     positions: redisPositions(cmd, POSITIONS_MAX),
   };
 }
 
 export class RedisSessionStore implements SessionStore {
+  /** Dead nodes whose holds are cleared when their grace ends (forgetLater). */
+  private readonly forgetting = new Set<NodeJS.Timeout>();
+
   constructor(
     /** The engine's Lua runner (EVALSHA once Redis has a script). */
     private readonly scripts: ScriptRunner,
@@ -116,7 +140,52 @@ export class RedisSessionStore implements SessionStore {
     /** The bytes an unacknowledged message was (or would be) sent with. */
     private readonly payloadOf: (out: Outgoing) => Buffer,
     private readonly log: Logger,
+    /** The engine's command connection (the holds of a dead node are looked for with HSCAN). */
+    private readonly cmd?: Redis | Cluster,
   ) {}
+
+  /**
+   * Node `node` was reaped (dead: its heartbeat expired): after `graceMs`, unless it is a member of the cluster again
+   * by then, the session holds of its connections are ended. They would otherwise stay in Redis for as long as their
+   * client ids never connect again (a CONNECT overrides a dead node's hold anyway). A node that comes back later
+   * than that finds its connections' holds gone: their sessions are not kept when they end (as if taken over).
+   */
+  forgetLater(node: string, graceMs: number): void {
+    const timer = setTimeout(() => {
+      this.forgetting.delete(timer);
+      this.forget(node).then(
+        (ended) => ended > 0 && this.log.info({ node, holds: ended }, 'MQTT session holds of a dead node ended'),
+        (err: Error) => this.log.warn({ err: err.message, node }, 'MQTT session holds of a dead node not ended: Redis did not answer (they stay until their clients connect again)'),
+      );
+    }, graceMs);
+    timer.unref();
+    this.forgetting.add(timer);
+  }
+
+  /** Ends the session holds of `node`'s connections now, unless it is a member again; how many ended. */
+  async forget(node: string): Promise<number> {
+    if (!this.cmd) return 0;
+    const prefix = `${node}/`;
+    let cursor = '0';
+    let ended = 0;
+    do {
+      const [next, flat] = await this.cmd.hscan(SESSION_KEYS.owners, cursor, 'COUNT', FORGET_SCAN);
+      cursor = next;
+      const ids: string[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i + 1]!.startsWith(prefix)) ids.push(flat[i]!);
+      if (ids.length === 0) continue;
+      const n = (await this.scripts.run(FORGET, [SESSION_KEYS.owners, KEYS.nodes], [node, ...ids])) as number;
+      if (n < 0) return ended; // it came back
+      ended += n;
+    } while (cursor !== '0');
+    return ended;
+  }
+
+  /** Stops the pending clearings (the broker closes). */
+  close(): void {
+    for (const timer of this.forgetting) clearTimeout(timer);
+    this.forgetting.clear();
+  }
 
   private get keys(): string[] {
     return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires, SESSION_KEYS.owners];
