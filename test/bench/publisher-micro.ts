@@ -2,7 +2,7 @@
 // everything else in a child: a redis-server of its own, node B (in the child) with a subscriber of the topic, and one
 // raw WebSocket publisher on this node writing `--per-read` frames at a time (the three-node bench's publisher writes
 // ~4 per 2 ms). This node's CPU is process.cpuUsage() over the window; under valgrind the window is what callgrind
-// counts (switched on and off with callgrind_control), so instructions per publish are repeatable on a busy machine
+// counts (switched on and off with callgrind_control), so instructions per publish are steadier than CPU time on a busy machine (±4 % between runs of one build)
 // (they leave out the kernel: count system calls with `strace -c -f -p <pid>` if they matter).
 //   npm run build && npx tsx test/bench/publisher-micro.ts [--publishes 20000] [--rounds 3] [--per-read 4] [--lockstep] [--dist dist]
 //   valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/publisher-micro.ts --callgrind --publishes 4000
