@@ -38,6 +38,8 @@ export interface RedisBrokerOptions {
   historyTopicBytes: number;
   /** How long the node keeps listening to a topic's channel after its last local subscriber left (interest.ts). */
   interestLingerMs?: number | undefined;
+  /** Least time between two publish script calls (publish-batch.ts `intervalMs`); 0: one per turn. */
+  batchIntervalMs?: number | undefined;
   /** A presence event from the bus (any node's client), for this node's watchers. */
   presence: (p: BusPresence) => void;
 }
@@ -71,6 +73,7 @@ export class RedisBroker<S extends Session> implements Broker<S> {
       channels: redis.shards ? SHARDED : CLASSIC,
       own: this.own,
       stats: local.stats,
+      batchIntervalMs: options.batchIntervalMs,
     });
     this.cursors = new Cursors({
       deliver: (m) => this.live.deliver(m),

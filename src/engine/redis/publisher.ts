@@ -38,6 +38,8 @@ export interface StreamPublisherOptions {
   channels: ChannelScheme;
   own: OwnDeliveries;
   stats: BrokerStats;
+  /** Least time between two PUBLISH_BATCH sends (publish-batch.ts `intervalMs`); 0: one per turn. */
+  batchIntervalMs?: number | undefined;
 }
 
 export class StreamPublisher {
@@ -62,6 +64,7 @@ export class StreamPublisher {
       slot: cmd instanceof Cluster ? keySlot : undefined,
       ready: (key) => readyFor(cmd, key),
       failed: (err) => redis.noteTimeout(err),
+      intervalMs: options.batchIntervalMs,
     });
   }
 
