@@ -3,7 +3,7 @@
 // each close O(open connections) and a mass disconnect quadratic. Connection actors share systems in groups of at most
 // GROUP_SIZE. Here 2,000 live connections (each with a heartbeat and an idle timer pending) and one leaves: the table
 // its stop scans must hold its group's timers, not everyone's.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AnyActorRef } from 'xstate';
 import { openConnection, type OpenConnection } from '../src/actors/connection.js';
 import { GROUP_SIZE } from '../src/actors/tree.js';
@@ -11,6 +11,7 @@ import type { Wire } from '../src/actors/mailbox.js';
 import type { Outgoing } from '../src/protocol/outgoing.js';
 import { wsTextFrame } from '../src/transports/ws/frame.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { FRAME_WAIT_MS } from './helpers/waits.js';
 
 const CONNECTIONS = 2000;
 
@@ -72,8 +73,11 @@ describe('closing one connection among many', () => {
     expect(scannedOnStop(broker.supervisor)).toBe(0);
 
     leaving.actor.send({ type: 'QUIT' });
-    await new Promise((r) => setTimeout(r, 20));
-    expect(leaving.actor.getSnapshot().status).toBe('done');
+    // Its close runs on the actor's own turns: wait for it to end (a bound, not a pause).
+    await vi.waitFor(() => {
+      expect(leaving.actor.getSnapshot().status).toBe('done');
+      expect(broker.hub.inspect.isConnected(leaving.link)).toBe(false);
+    }, { timeout: FRAME_WAIT_MS, interval: 2 });
     expect(scannedOnStop(leaving.actor)).toBe(2 * (GROUP_SIZE - 1));
     // Reaped by the supervisor, and nobody else lost a timer.
     expect(broker.hub.inspect.isConnected(leaving.link)).toBe(false);
