@@ -51,37 +51,26 @@ export interface OpenConnection {
   actor: ConnectionActor;
 }
 
-// One timing and one limits object per configuration, shared by every connection (per-connection memory).
-const timings = new WeakMap<Config, ConnectionTiming>();
-const rateLimits = new WeakMap<Config, RateLimits>();
-const mailboxLimits = new WeakMap<Config, MailboxLimits>();
-
-function timingOf(config: Config): ConnectionTiming {
-  let t = timings.get(config);
-  if (!t) {
-    t = { heartbeatMs: config.heartbeatMs, idleMs: config.idleMs, idleGraceMs: config.idleGraceMs, closeTimeoutMs: config.closeTimeoutMs, tokenGraceMs: config.tokenGraceMs };
-    timings.set(config, t);
-  }
-  return t;
+/** `build(key)` once per key, kept while the key lives: one shared object per configuration or broker (per-connection memory). */
+function oncePer<K extends object, V>(build: (key: K) => V): (key: K) => V {
+  const made = new WeakMap<K, V>();
+  return (key) => {
+    let value = made.get(key);
+    if (value === undefined) made.set(key, (value = build(key)));
+    return value;
+  };
 }
 
-function mailboxLimitsOf(config: Config): MailboxLimits {
-  let m = mailboxLimits.get(config);
-  if (!m) {
-    m = { messages: config.mailboxSize, bytes: config.mailboxBytes };
-    mailboxLimits.set(config, m);
-  }
-  return m;
-}
-
-function rateLimitsOf(config: Config): RateLimits {
-  let r = rateLimits.get(config);
-  if (!r) {
-    r = { rate: config.rate, burst: config.rateBurst, strikes: config.rateStrikes, windowMs: RATE_WINDOW_MS };
-    rateLimits.set(config, r);
-  }
-  return r;
-}
+// One timing and one limits object per configuration, shared by every connection.
+const timingOf = oncePer((config: Config): ConnectionTiming => ({
+  heartbeatMs: config.heartbeatMs,
+  idleMs: config.idleMs,
+  idleGraceMs: config.idleGraceMs,
+  closeTimeoutMs: config.closeTimeoutMs,
+  tokenGraceMs: config.tokenGraceMs,
+}));
+const mailboxLimitsOf = oncePer((config: Config): MailboxLimits => ({ messages: config.mailboxSize, bytes: config.mailboxBytes }));
+const rateLimitsOf = oncePer((config: Config): RateLimits => ({ rate: config.rate, burst: config.rateBurst, strikes: config.rateStrikes, windowMs: RATE_WINDOW_MS }));
 
 /** A connection that ended or crashed without a close of its own (shown to webhooks). */
 const FAULT_CLOSE: CloseInfo = Object.freeze({ code: CLOSE.internalError, reason: 'internal error', cause: 'fault' });
@@ -111,36 +100,17 @@ class ConnectionEnds implements ChildEnd {
   }
 }
 
-const ends = new WeakMap<SupervisorActor, ConnectionEnds>();
-const envs = new WeakMap<BrokerCore, ConnectionEnv>();
-const readerParts = new WeakMap<BrokerCore, ReaderShared>();
-
 /** What the broker's readers share (one object per core). */
-function readerSharedOf(core: BrokerCore): ReaderShared {
-  let r = readerParts.get(core);
-  if (!r) {
-    r = { engine: core.hub, log: core.log, faults: core.faults, tokens: core.tokens, hooks: core.hooks };
-    readerParts.set(core, r);
-  }
-  return r;
-}
+const readerSharedOf = oncePer((core: BrokerCore): ReaderShared => ({ engine: core.hub, log: core.log, faults: core.faults, tokens: core.tokens, hooks: core.hooks }));
 
 /** What the broker's connection actors share (one object per core, so each actor's input and context stay small). */
-function envOf(core: BrokerCore): ConnectionEnv {
-  let e = envs.get(core);
-  if (!e) {
-    e = new ConnectionEnv(core.supervisor, core.hub, timingOf(core.config), core.stalls);
-    envs.set(core, e);
-  }
-  return e;
-}
+const envOf = oncePer((core: BrokerCore) => new ConnectionEnv(core.supervisor, core.hub, timingOf(core.config), core.stalls));
 
+// One per supervisor (what its connections' ends tell), built with its core's events.
+const endsBySupervisor = new WeakMap<SupervisorActor, ConnectionEnds>();
 function endsOf(core: BrokerCore): ConnectionEnds {
-  let e = ends.get(core.supervisor);
-  if (!e) {
-    e = new ConnectionEnds(core.supervisor, core.events);
-    ends.set(core.supervisor, e);
-  }
+  let e = endsBySupervisor.get(core.supervisor);
+  if (!e) endsBySupervisor.set(core.supervisor, (e = new ConnectionEnds(core.supervisor, core.events)));
   return e;
 }
 
