@@ -133,4 +133,21 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
       await c.close();
     }
   }, 60_000);
+
+  it('a topic no message had reached the node for yet: what was published on it while the node was cut off arrives when it is back, in order, before what follows', async () => {
+    await until(async () => (await health(a)) === 'running', 'node A running', 15_000);
+    const reader = await connect(a);
+    await reader.request({ op: 'sub', topic: 'fresh/1' }); // never published: no message of it has reached node A
+    // A's request chain and the barrier behind it: node A has read where the topic stood (its meta) by the pong.
+    expect((await reader.request({ op: 'ping' })).op).toBe('pong');
+    const writer = await connect(b);
+    await proxy.cut();
+    await until(async () => (await health(a)) === 'degraded', 'node A degraded', 15_000);
+    for (let i = 1; i <= 3; i++) expect(await writer.request({ op: 'pub', topic: 'fresh/1', data: i })).toMatchObject({ op: 'ack', seq: i });
+    await proxy.restore();
+    await until(async () => (await health(a)) === 'running', 'node A running', 15_000);
+    expect(await writer.request({ op: 'pub', topic: 'fresh/1', data: 4 })).toMatchObject({ op: 'ack', seq: 4 });
+    await reader.next((f) => f.op === 'msg' && f.data === 4, 10_000);
+    expect(reader.all.filter((f) => f.op === 'msg').map((f) => f.data)).toEqual([1, 2, 3, 4]);
+  }, 60_000);
 });
