@@ -4,7 +4,7 @@
 // announces its clients again (`join`) and drops what it held (older than the timeouts). What a node holds is
 // bounded in all and per client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_NODE, health, RedisProxy, REAP_WINDOW_MS, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { FAST_NODE, health, RedisProxy, REAP_WINDOW_MS, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -149,5 +149,30 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     expect(await writer.request({ op: 'pub', topic: 'fresh/1', data: 4 })).toMatchObject({ op: 'ack', seq: 4 });
     await reader.next((f) => f.op === 'msg' && f.data === 4, 10_000);
     expect(reader.all.filter((f) => f.op === 'msg').map((f) => f.data)).toEqual([1, 2, 3, 4]);
+  }, 60_000);
+
+  it('a node stopped while its subscriber connections are subscribing again after a reconnect stops cleanly (no unhandled rejection)', async () => {
+    // ioredis's own resubscription (autoResubscribe) left its promise unhandled: a node closed before that SUBSCRIBE
+    // was answered raised "Connection is closed." with nobody to catch it (seen once in ten runs of the cluster files).
+    const rejections: unknown[] = [];
+    const record = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', record);
+    const cut = await RedisProxy.start(redis.port);
+    const d = await startNode(redis, { redisUrl: cut.url });
+    try {
+      await cut.cut();
+      await until(async () => (await health(d)) === 'degraded', 'node D degraded', 15_000);
+      cut.hold('subscribe'); // the subscriber connections' SUBSCRIBE after they reconnect: held at the proxy
+      await cut.restore();
+      await until(() => cut.held, 'a resubscription held', 15_000);
+      await d.close();
+      // A rejection is reported on a later turn of the event loop: one round trip through Redis is later than that.
+      await redisCli(redis.port, 'ping');
+      expect(rejections.map(String)).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', record);
+      cut.release();
+      await cut.cut();
+    }
   }, 60_000);
 });
