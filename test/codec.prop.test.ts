@@ -97,6 +97,33 @@ describe('server frame encoding', () => {
     );
   });
 
+  it('a msg kept by the history and rebuilt for a replay is the message that was published: frame, JSON, size, data, sender, QoS', () => {
+    const name = fc.string({ maxLength: 20 });
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), fc.stringMatching(/^[0-9a-z]{1,8}\.[0-9a-z]{1,8}$/), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), fc.constantFrom(0, 1, 2), (topic, seq, epoch, from, ts, data, qos) => {
+        const sender = from && senderOf({ ...from, addr: '127.0.0.1:1', transport: 'mqtt' });
+        const out = Outgoing.message(topic, topicJson(topic), seq, epoch, sender, ts, encodeData(data) as EncodedData);
+        out.maxQos = qos as 0 | 1 | 2;
+        const kept = out.kept();
+        out.bytesFor(wsTextFrame); // the live message was written (its JSON flattened) before anyone resumes
+        const replayed = kept.replay();
+        expect(replayed.json).toBe(out.json);
+        expect(replayed.bytes).toBe(out.bytes);
+        expect(replayed.dataJson()).toBe(out.dataJson());
+        expect(replayed.sender).toBe(out.sender);
+        expect(replayed.maxQos).toBe(qos);
+        expect(replayed.direct).toBe(false);
+        const f = replayed.frame as { op: string; topic: string; seq: number; epoch: string; from?: unknown; ts: number; data: unknown };
+        const g = out.frame as typeof f;
+        expect([f.op, f.topic, f.seq, f.epoch, f.from, f.ts]).toEqual([g.op, g.topic, g.seq, g.epoch, g.from, g.ts]);
+        expect(JSON.stringify(f.data)).toBe(JSON.stringify(g.data));
+        expect(replayed.bytesFor(wsTextFrame).equals(out.bytesFor(wsTextFrame))).toBe(true);
+        expect(kept.replay()).toBe(replayed); // every resuming client shares one message and its bytes
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('encodeData writes exactly what JSON.stringify writes, and its UTF-8 size (the plain-ASCII string path included)', () => {
     const text = fc.oneof(fc.string({ unit: 'binary-ascii', maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ maxLength: 80 }), fc.stringMatching(/^[ -~]{0,80}$/));
     fc.assert(

@@ -7,21 +7,16 @@ import { chargeReplay, topicVerdict, type MissReason, type Position, type Replay
 
 export type { MissReason, Position, Seen };
 
-interface Entry<M> {
-  seq: number;
-  message: M;
-  bytes: number;
-  /** Evicted already (from its topic's ring or with its topic); the global queue skips it. */
-  gone: boolean;
-  log: TopicLog<M>;
-}
-
 interface TopicLog<M> {
   topic: string;
   epoch: string;
   seq: number;
-  /** Ring of the most recent entries, oldest at `start`; `count` live slots; grows up to `perTopic`. */
-  ring: (Entry<M> | undefined)[];
+  /**
+   * Ring of the most recent messages, oldest at `start`; `count` live slots; grows up to `perTopic`. Their seqs are
+   * consecutive and the newest is `seq` (an append either stores its message or empties the ring), so no entry
+   * records its own: the ring holds the messages themselves, no object per message beside them.
+   */
+  ring: (M | undefined)[];
   start: number;
   count: number;
   bytes: number;
@@ -79,6 +74,19 @@ export interface HistoryLimits {
   namesBytes?: number;
 }
 
+/** The seq of the oldest message `log` still holds (its next seq when it holds none). */
+function oldestSeq<M>(log: TopicLog<M>): number {
+  return log.seq - log.count + 1;
+}
+
+/**
+ * Whether the message `seq` of `log` is still stored. A log's messages leave oldest first, and a forgotten topic's
+ * log (a new one replaces it if the topic comes back) is emptied: an item older than its log's oldest is gone.
+ */
+function isLive<M>(log: TopicLog<M>, seq: number): boolean {
+  return log.count > 0 && seq >= oldestSeq(log);
+}
+
 /** A fresh id for this process's sequences: every topic created here gets `<boot>.<n>`. */
 function bootId(): string {
   return randomBytes(6).readUIntBE(0, 6).toString(36).padStart(10, '0').slice(-8);
@@ -92,11 +100,15 @@ export class History<M> {
   /** Names forgotten, oldest first (some may be alive again, or dropped already): which to drop first. */
   private forgottenQueue: string[] = [];
   private forgottenHead = 0;
-  /** Every stored entry in append order (oldest first), for the global byte budget. */
-  private queue: Entry<M>[] = [];
+  /**
+   * Every stored message in append order (oldest first), for the global byte budget: its topic's log and its seq, in
+   * two arrays (no object per message). An item is gone once its seq is older than its log's oldest (see isLive).
+   */
+  private queueLogs: TopicLog<M>[] = [];
+  private queueSeqs: number[] = [];
   private queueHead = 0;
   private totalBytes = 0;
-  /** Entries still stored (not gone), so the queue can be compacted when it holds mostly gone ones. */
+  /** Messages still stored (not gone), so the queue can be compacted when it holds mostly gone ones. */
   private live = 0;
   readonly boot = bootId();
   private created = 0;
@@ -148,7 +160,7 @@ export class History<M> {
     if (!existing) this.holdNamesBudget();
     log.seq = seq;
     if (this.limits.perTopic > 0 && bytes <= this.limits.topicBytes && bytes <= this.limits.totalBytes) {
-      this.store(log, { seq, message, bytes, gone: false, log });
+      this.store(log, message, bytes);
     } else {
       this.trimAll(log); // a message too big to keep: what came before it cannot be replayed without it either
     }
@@ -205,7 +217,7 @@ export class History<M> {
   private resumeTopic(log: TopicLog<M>, seen: Seen, out: Resume<M>, budget: ReplayBudget): void {
     const position = { seq: log.seq, epoch: log.epoch };
     out.positions.set(log.topic, position);
-    const verdict = topicVerdict(seen, position, log.count > 0 ? log.ring[log.start]!.seq : log.seq + 1);
+    const verdict = topicVerdict(seen, position, oldestSeq(log));
     if (typeof verdict === 'string') {
       out.missed.set(log.topic, verdict);
       return;
@@ -213,12 +225,12 @@ export class History<M> {
     const n = verdict;
     const cap = log.ring.length;
     let bytes = 0;
-    for (let i = log.count - n; i < log.count; i++) bytes += log.ring[(log.start + i) % cap]!.bytes;
+    for (let i = log.count - n; i < log.count; i++) bytes += this.sizeOf(log.ring[(log.start + i) % cap]!);
     if (!chargeReplay(budget, n, bytes)) {
       out.missed.set(log.topic, 'replay_limit');
       return;
     }
-    for (let i = log.count - n; i < log.count; i++) out.messages.push(log.ring[(log.start + i) % cap]!.message);
+    for (let i = log.count - n; i < log.count; i++) out.messages.push(log.ring[(log.start + i) % cap]!);
   }
 
   /**
@@ -249,30 +261,31 @@ export class History<M> {
     return child ? this.collect(child, segments, i + 1, found, lost, max) : false;
   }
 
-  private store(log: TopicLog<M>, entry: Entry<M>): void {
+  private store(log: TopicLog<M>, message: M, bytes: number): void {
     const cap = this.limits.perTopic;
     if (log.count === cap) this.dropOldest(log);
-    while (log.count > 0 && log.bytes + entry.bytes > this.limits.topicBytes) this.dropOldest(log);
+    while (log.count > 0 && log.bytes + bytes > this.limits.topicBytes) this.dropOldest(log);
     const pos = (log.start + log.count) % cap;
-    if (pos === log.ring.length) log.ring.push(entry);
-    else log.ring[pos] = entry;
+    if (pos === log.ring.length) log.ring.push(message);
+    else log.ring[pos] = message;
     log.count++;
-    log.bytes += entry.bytes;
-    this.totalBytes += entry.bytes;
+    log.bytes += bytes;
+    this.totalBytes += bytes;
     this.live++;
-    this.queue.push(entry);
+    this.queueLogs.push(log);
+    this.queueSeqs.push(log.seq);
     while (this.totalBytes > this.limits.totalBytes) this.evictGlobalOldest();
     this.compactQueue();
   }
 
   private dropOldest(log: TopicLog<M>): void {
-    const entry = log.ring[log.start]!;
+    const message = log.ring[log.start]!;
     log.ring[log.start] = undefined;
     log.start = (log.start + 1) % this.limits.perTopic;
     log.count--;
-    log.bytes -= entry.bytes;
-    this.totalBytes -= entry.bytes;
-    entry.gone = true;
+    const bytes = this.sizeOf(message);
+    log.bytes -= bytes;
+    this.totalBytes -= bytes;
     this.live--;
     this.evicted++;
     if (log.count === 0) log.start = 0;
@@ -283,20 +296,35 @@ export class History<M> {
   }
 
   private evictGlobalOldest(): void {
-    while (this.queueHead < this.queue.length) {
-      const entry = this.queue[this.queueHead]!;
-      this.queue[this.queueHead++] = undefined as unknown as Entry<M>;
-      if (entry.gone) continue;
-      // Per topic the ring is in append order too, so the globally oldest entry is its topic's oldest.
-      this.dropOldest(entry.log);
+    while (this.queueHead < this.queueLogs.length) {
+      const log = this.queueLogs[this.queueHead]!;
+      const seq = this.queueSeqs[this.queueHead]!;
+      this.queueHead++;
+      if (!isLive(log, seq)) continue;
+      // Per topic the ring is in append order too, so the globally oldest message is its topic's oldest.
+      this.dropOldest(log);
       break;
     }
   }
 
-  /** Drops gone entries from the global queue once they outnumber the live ones (amortised O(1) per append). */
+  /**
+   * Drops gone items from the global queue once they outnumber the live ones (amortised O(1) per append). Those
+   * before the head count too: under the total byte bound the head moves on at every append, and the arrays would
+   * otherwise only grow.
+   */
   private compactQueue(): void {
-    if (this.queue.length - this.queueHead > 2 * this.live + 1024) {
-      this.queue = this.queue.slice(this.queueHead).filter((e) => !e.gone);
+    const logs = this.queueLogs;
+    if (logs.length > 2 * this.live + 1024) {
+      const seqs = this.queueSeqs;
+      const keptLogs: TopicLog<M>[] = [];
+      const keptSeqs: number[] = [];
+      for (let i = this.queueHead; i < logs.length; i++) {
+        if (!isLive(logs[i]!, seqs[i]!)) continue;
+        keptLogs.push(logs[i]!);
+        keptSeqs.push(seqs[i]!);
+      }
+      this.queueLogs = keptLogs;
+      this.queueSeqs = keptSeqs;
       this.queueHead = 0;
     }
   }

@@ -5,7 +5,7 @@
 import { localSessionId, type PublishResult, type Session } from './engine.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import type { FrameOf, PresenceEvent } from '../protocol/frames.js';
-import { encodeData, Outgoing, senderOf } from '../protocol/outgoing.js';
+import { encodeData, Outgoing, senderOf, type KeptMessage } from '../protocol/outgoing.js';
 import { isWildcard, topicJson } from '../protocol/topic.js';
 import { History } from './history.js';
 import { RESUME_MAX_TOPICS, resumeAck, type Position, type ResumeTerms } from './resume.js';
@@ -23,7 +23,8 @@ export type { JoinRequest, LeaveCause, PublishResult } from './engine.js';
 
 /** Messages of one process: numbered and kept in the history, handed to local subscribers in the publisher's call. */
 export class MemoryBroker<S extends Session> implements Broker<S> {
-  readonly history: History<Outgoing>;
+  /** What a message leaves in the history is its KeptMessage (its JSON), not the Outgoing delivered live. */
+  readonly history: History<KeptMessage>;
   private readonly publishKeys = new PublishKeys();
 
   constructor(
@@ -55,8 +56,12 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
     const ts = Date.now();
     const sender = from ? senderOf(from) : undefined;
     const quoted = topicJson(topic);
-    const { seq, epoch, message } = this.history.append(topic, (seq, epoch) => Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded));
-    if (qos !== undefined && qos < 2) message.maxQos = qos;
+    let message!: Outgoing;
+    const { seq, epoch } = this.history.append(topic, (seq, epoch) => {
+      message = Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded);
+      if (qos !== undefined && qos < 2) message.maxQos = qos;
+      return message.kept();
+    });
     const delivered = this.local.fanOut(topic, from !== null && !echo ? from.id : '', (s) => s.mailbox.push(message));
     this.local.stats.published++;
     if (key !== undefined) this.publishKeys.set(topic, key, { seq, epoch });
@@ -66,7 +71,7 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
   resume(frame: FrameOf<'sub'>, terms: ResumeTerms): ResumeAnswer {
     const { seen, anchored, budget } = terms;
     const r = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages: budget.messages, maxBytes: budget.bytes }, anchored);
-    return { ack: resumeAck(frame, r.positions, r.missed, r.truncated, this.life), messages: r.messages, positions: r.positions };
+    return { ack: resumeAck(frame, r.positions, r.missed, r.truncated, this.life), messages: r.messages.map((m) => m.replay()), positions: r.positions };
   }
 
   // A sub is answered within its call: no live message can arrive while one resumes, nothing to hold or skip.

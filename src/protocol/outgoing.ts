@@ -172,8 +172,18 @@ export class Outgoing {
     return out;
   }
 
+  /** What the history keeps of this `msg` (see KeptMessage); the Outgoing itself is garbage once it is written. */
+  kept(): KeptMessage {
+    return new KeptMessage(this.json, this.bytes, this.sender, this.maxQos);
+  }
+
   /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */
   private _dataAt: number | undefined;
+
+  /** The encoded data starts at `at` in the JSON text (a kept message rebuilt for a replay). */
+  dataFrom(at: number): void {
+    this._dataAt = at;
+  }
 
   /** The frame's JSON text. Frames built by the broker itself always encode; client data arrives pre-encoded. */
   get json(): string {
@@ -221,5 +231,44 @@ export class Outgoing {
     let buf = this._extra.get(key);
     if (!buf) this._extra.set(key, (buf = Buffer.from(render(this.frame))));
     return buf;
+  }
+}
+
+/**
+ * A `msg` as the history keeps it: its JSON text, its size, who sent it and its MQTT QoS, one small object beside the
+ * text. A message lives in the history for 100 publishes of its topic: whatever it holds survives the young
+ * generation and is promoted, so the history holds no frame object, no transport bytes, no Outgoing (five objects
+ * where this is two: the scavenger copies each one twice, and the old generation's marking visits it). A resume
+ * rebuilds the Outgoing: the same frame, JSON, size, sender and QoS as when it was published (and keeps it).
+ */
+export class KeptMessage {
+  constructor(
+    readonly json: string,
+    readonly bytes: number,
+    readonly sender: ClientInfo | undefined,
+    readonly maxQos: 0 | 1 | 2,
+  ) {}
+
+  /**
+   * The replayed message is kept from its first replay on: a reconnecting crowd resuming the same topic shares it
+   * (and its encodings) as it shared the live one, at the memory a message cost before it was kept this way.
+   */
+  private replayed: Outgoing | undefined;
+
+  /** The message for a replay, as Outgoing.message built it (its `data` still read back from the JSON when asked). */
+  replay(): Outgoing {
+    return (this.replayed ??= this.rebuild());
+  }
+
+  private rebuild(): Outgoing {
+    const json = this.json;
+    const f = JSON.parse(json) as { topic: string; seq: number; epoch: string; from?: { id: string; name: string }; ts: number };
+    // `data` is the frame's last field; `,"data":` cannot occur earlier outside a string, and inside one its quotes
+    // would be escaped (topic and name are the only strings before it).
+    const dataAt = json.indexOf(',"data":') + 8;
+    const out = Outgoing.prebuilt(new MessageFrame(f.topic, f.seq, f.epoch, f.from, f.ts, json, dataAt) as unknown as ServerFrame, json, this.bytes, this.sender);
+    out.dataFrom(dataAt);
+    out.maxQos = this.maxQos;
+    return out;
   }
 }

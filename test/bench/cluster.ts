@@ -5,7 +5,8 @@
 //   npm run bench:cluster                                   writes test/bench/results/cluster.json
 //   npm run bench:cluster -- --configs sb-memory,sb-redis-2 --workloads fanout --subs 1000 --seconds 5
 //   npm run bench:cluster -- --profile /tmp/prof             Switchboard nodes write .cpuprofile files there
-import { execFileSync, spawnSync } from 'node:child_process';
+//   npm run bench:cluster -- --workloads nodes --perf /tmp/p  `perf record -g` of redis-server over each measured window
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +47,7 @@ const { values: flags } = parseArgs({
     'nodes-rate': { type: 'string' },
     'nodes-subs': { type: 'string' },
     profile: { type: 'string' },
+    perf: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -93,6 +95,29 @@ function commandStats(): Record<string, { calls: number; usec: number }> {
     if (m) out[m[1]!] = { calls: Number(m[2]), usec: Number(m[3]) };
   }
   return out;
+}
+
+/** Redis's counters (`INFO stats` / `clients`) that say what its I/O was: reads, writes, bytes, commands, clients. */
+function redisStats(): Record<string, number> {
+  const out: Record<string, number> = {};
+  const keep = /^(total_commands_processed|total_reads_processed|total_writes_processed|total_net_input_bytes|total_net_output_bytes|connected_clients|pubsub_channels|pubsub_patterns|expired_keys):(\d+)/;
+  for (const line of redisCli('info', 'all').split('\n')) {
+    const m = keep.exec(line.trim());
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/** What Redis did in a window: commandstats and the I/O counters, as differences (clients: at the end). */
+function redisWindow(c0: ReturnType<typeof commandStats>, s0: Record<string, number>, c1: ReturnType<typeof commandStats>, s1: Record<string, number>) {
+  const commands: Record<string, { calls: number; usec: number }> = {};
+  for (const [k, v] of Object.entries(c1)) {
+    const calls = v.calls - (c0[k]?.calls ?? 0);
+    if (calls > 0) commands[k] = { calls, usec: v.usec - (c0[k]?.usec ?? 0) };
+  }
+  const io: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s1)) io[k] = /^(connected_clients|pubsub_)/.test(k) ? v : v - (s0[k] ?? 0);
+  return { commands, io };
 }
 
 // ---------------------------------------------------------------- brokers
@@ -332,6 +357,11 @@ async function nodes(config: ConfigName, redisPid: number) {
       await sleep(warmupSeconds * 1000);
       await counts(lat, true);
       const d0 = await total(workers);
+      const rc0 = cluster.usesRedis ? commandStats() : {};
+      const rs0 = cluster.usesRedis ? redisStats() : {};
+      const perf = flags.perf && cluster.usesRedis
+        ? spawn('perf', ['record', '-g', '-o', `${flags.perf}/redis-${config}-${Date.now()}.data`, '-p', String(redisPid), '--', 'sleep', String(seconds)], { stdio: 'ignore' })
+        : undefined;
       const cpu0 = cluster.nodes.map((n) => cpuUs(n.pid));
       const r0 = cpuUs(redisPid);
       const t0 = performance.now();
@@ -340,6 +370,8 @@ async function nodes(config: ConfigName, redisPid: number) {
       const d1 = await total(workers);
       const cpu1 = cluster.nodes.map((n) => cpuUs(n.pid));
       const r1 = cpuUs(redisPid);
+      const window = cluster.usesRedis ? redisWindow(rc0, rs0, commandStats(), redisStats()) : undefined;
+      if (perf) await new Promise((r) => perf.once('exit', r));
       const elapsedS = (performance.now() - t0) / 1000;
       const { sent, skipped } = await done;
       const expected = sent * sizes.nodesSubs;
@@ -362,6 +394,8 @@ async function nodes(config: ConfigName, redisPid: number) {
         p50Ms: ms(percentile(l1.latency, 50)),
         p99Ms: ms(percentile(l1.latency, 99)),
         redisCommands: commandStats(),
+        /** Redis over the measured window only: commandstats and I/O counters (differences). */
+        redisWindow: window,
       };
     } finally {
       publisher.close();
@@ -468,7 +502,7 @@ async function main(): Promise<void> {
       try {
         const r = w === 'fanout' ? await fanout(config, redisPid) : w === 'ingest' ? await ingest(config, redisPid) : await nodes(config, redisPid);
         results[w]![config] = r;
-        const { redisCommands: _omit, ...shown } = r;
+        const { redisCommands: _omit, redisWindow: _omit2, ...shown } = r as Record<string, unknown>;
         console.log(`${JSON.stringify(shown)} (${((Date.now() - started) / 1000).toFixed(0)} s, load ${loadavg()[0]!.toFixed(2)})`);
       } catch (err) {
         results[w]![config] = { error: (err as Error).message };

@@ -5,10 +5,12 @@
 //   npm run build && npx tsx test/bench/ingest-micro.ts [--publishers 200] [--publishes 40000] [--rounds 3] [--dist dist]
 //   valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/ingest-micro.ts --callgrind --publishes 4000
 //   callgrind_annotate /tmp/cg.<pid>-01 | head -40   (-01: the main thread)
+//   node --expose-gc --import tsx test/bench/ingest-micro.ts --heap [--snapshot /tmp/h.heapsnapshot] [--history 0]: what the broker holds
 //   … --fanout 200: fan-out instead (one publisher, 200 subscribers on its topic; figures per delivery)
 import { execFileSync, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import type { Config } from '../../src/config.js';
 import type * as BrokerModule from '../../src/broker.js';
 import type * as LogModule from '../../src/log.js';
@@ -25,6 +27,11 @@ const { values: flags } = parseArgs({
     fanout: { type: 'string', default: '0' },
     /** The build to measure (a copy of an older dist/ for an A/B comparison). */
     dist: { type: 'string', default: 'dist' },
+    /** Messages kept per topic (`--history`); default: the broker's. */
+    history: { type: 'string' },
+    /** After each round: the heap used after a full GC (needs node --expose-gc); `--snapshot <file>` after the last. */
+    heap: { type: 'boolean', default: false },
+    snapshot: { type: 'string' },
     child: { type: 'string' },
   },
 });
@@ -37,11 +44,11 @@ else await parent();
 
 async function parent(): Promise<void> {
   const publishers = Number(flags.publishers);
-  const root = new URL(`../../${flags.dist}/`, import.meta.url);
+  const root = flags.dist.startsWith('/') ? pathToFileURL(flags.dist + '/') : new URL(`../../${flags.dist}/`, import.meta.url);
   const { defaults } = (await import(new URL('config.js', root).href)) as { defaults: Config };
   const { startBroker } = (await import(new URL('broker.js', root).href)) as typeof BrokerModule;
   const { createLogger } = (await import(new URL('log.js', root).href)) as typeof LogModule;
-  const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', rate: 0, maxConnections: 10_000, maxConnectionsPerIp: 10_000 };
+  const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', rate: 0, maxConnections: 10_000, maxConnectionsPerIp: 10_000, ...(flags.history !== undefined ? { historySize: Number(flags.history) } : {}) };
   const b = await startBroker(config, { log: createLogger('silent', false) });
   const fanout = Number(flags.fanout);
   const load = fork(fileURLToPath(import.meta.url), ['--child', String(b.port), '--publishers', String(publishers), '--fanout', String(fanout)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
@@ -63,6 +70,16 @@ async function parent(): Promise<void> {
     const ms = performance.now() - t0;
     if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=off', String(process.pid)]);
     if (!measured) continue;
+    if (flags.heap) {
+      // What the broker holds after the round (the history above all), after a full collection: outside the CPU window.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (!gc) throw new Error('--heap needs node --expose-gc');
+      gc();
+      gc();
+      const { heapUsed, external } = process.memoryUsage();
+      console.log(JSON.stringify({ round: r, heapUsedMB: +(heapUsed / 1e6).toFixed(2), externalMB: +(external / 1e6).toFixed(2) }));
+      if (flags.snapshot && r === rounds.length - 1) writeHeapSnapshot(flags.snapshot);
+    }
     const per = fanout > 0 ? { cpuUsPerDelivery: +((cpu.user + cpu.system) / result.delivered).toFixed(3) } : { cpuUsPerPublish: +((cpu.user + cpu.system) / n).toFixed(2) };
     console.log(JSON.stringify({ round: r, publishes: n, delivered: result.delivered, subscriberClosed: result.closed > 0, ...per, wallMs: Math.round(ms) }));
   }

@@ -18,7 +18,10 @@ import { PUBLISH_BATCH } from '../../src/engine/redis/scripts.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { publishChannels } from '../../src/engine/redis/interest.js';
 
-const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' } } });
+const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' } } });
+/** `--only batch` measures the PUBLISH_BATCH rows alone; `--per 1,4` the batch sizes (default 1,4,16,64). */
+const ONLY = flags.only;
+const PERS = (flags.per ?? '1,4,16,64').split(',').map(Number);
 const N = Number(flags.messages ?? 20_000);
 const PORT = Number(flags.port ?? 6390);
 const TOPIC = 'bench/cost';
@@ -31,7 +34,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-cost-'));
   const redisArgs = ['--port', String(PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
   const server = flags.callgrind
-    ? spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${dir}/cg.%p`, 'redis-server', ...redisArgs], { stdio: 'ignore' })
+    ? spawn('valgrind', ['--tool=callgrind', '--compress-strings=no', '--compress-pos=no', `--callgrind-out-file=${dir}/cg.%p`, 'redis-server', ...redisArgs], { stdio: 'ignore' })
     : spawn('redis-server', redisArgs, { stdio: 'ignore' });
   /** Instructions Redis ran since the last call (callgrind: dump, which zeroes the counters, and read its totals). */
   let dumps = 0;
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
       rows.push(`| ${name} | ${perCall} | ${(inside / sent).toFixed(2)} | ${(cpu / sent).toFixed(2)} | ${((own.user + own.system) / sent).toFixed(2)} | ${flags.callgrind ? Math.round(ins / sent).toLocaleString('en-US') : '–'} | ${Math.round((sent / ms) * 1000)} | ${top} |`);
     };
     // The floor: XADD (capped like --history 100) and PUBLISH on the two channels, pipelined.
-    for (const per of [1, 4, 16]) {
+    for (const per of ONLY === 'batch' ? [] : [1, 4, 16]) {
       await measure('bare XADD + 2 PUBLISH', per, (from, n) => {
         const p = cmd.pipeline();
         for (let i = from; i < from + n; i++) {
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
         return p.exec();
       });
     }
-    for (const per of [1, 4, 16, 64]) {
+    for (const per of PERS) {
       await measure('PUBLISH_BATCH script', per, (from, n) => {
         // One topic: its keys and arguments once, then three arguments per message (scripts.ts).
         const keys = [KEYS.meta(TOPIC), KEYS.log(TOPIC), KEYS.sizes(TOPIC)];

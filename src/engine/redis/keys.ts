@@ -51,10 +51,13 @@ export function topicPrefix(topic: string): string {
 export const KEYS = {
   /** Hash: seq, epoch, bytes (of the history) of a topic. Missing = the topic was never published, or Redis lost it (a new epoch follows). */
   meta: (topic: string) => `${topicPrefix(topic)}:meta:${topic}`,
-  /** Stream of the topic's recent `msg` frames, entry id `0-<seq>`, field `m` = the frame's JSON. */
-  log: (topic: string) => `${topicPrefix(topic)}:log:${topic}`,
-  /** List of the frame bytes of each entry in `log`, oldest first (the byte budget is trimmed without reading the stream). */
-  sizes: (topic: string) => `${topicPrefix(topic)}:sizes:${topic}`,
+  /**
+   * List of the topic's recent bus entries (`m` + prefix + `msg` frame), oldest first: exactly seqs seq-len+1 .. seq.
+   * (Until stop 28 a stream under `:log:`; a topic from then keeps its seq and epoch, not that history.)
+   */
+  log: (topic: string) => `${topicPrefix(topic)}:hist:${topic}`,
+  /** List of the frame bytes of each entry in `log`, oldest first, as long as `log` (the byte budget is trimmed without reading `log`). */
+  sizes: (topic: string) => `${topicPrefix(topic)}:hsizes:${topic}`,
   /** String "<seq> <epoch>" of a keyed publish, for the key's window (PX): a retry gets this position back. */
   pubKey: (topic: string, key: string) => `${topicPrefix(topic)}:k:${topic.length}:${topic}:${key}`,
   /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */

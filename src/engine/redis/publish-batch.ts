@@ -150,7 +150,7 @@ export class PublishBatch {
     // Whether the call is written at once (rather than refused unsent): what a failure then says of it.
     const sentReady = this.options.ready(keys[0]!);
     this.options.run(keys, args).then(
-      (reply) => answerEach(batch, reply as PublishReply[] | [0, string][]),
+      (reply) => answerEach(batch, reply as (number | string)[]),
       (err: unknown) => {
         // The whole call failed: it ran for all of its messages or for none of them.
         const unknown = maybeRan(err, sentReady);
@@ -165,12 +165,16 @@ export class PublishBatch {
   }
 }
 
-/** Each message's own answer: its position, or its own error (a refusal such as OOM, else a fault). */
-function answerEach(batch: Queued[], replies: (PublishReply | [0, string])[]): void {
+/**
+ * Each message's own answer from the script's flat reply (two items per message: seq, epoch; -seq, epoch for a held
+ * idempotency key; 0, error): its position, or its own error (a refusal such as OOM, else a fault).
+ */
+function answerEach(batch: Queued[], replies: (number | string)[]): void {
   batch.forEach((q, i) => {
-    const r = replies[i];
-    if (r && r[0] !== 0) return q.answer(r as PublishReply);
-    const err = new Error(r ? String(r[1]) : 'no reply for this message in the batch');
+    const seq = replies[2 * i];
+    const second = replies[2 * i + 1];
+    if (typeof seq === 'number' && seq !== 0 && typeof second === 'string') return q.answer(seq > 0 ? [seq, second] : [-seq, second, 1]);
+    const err = new Error(seq === 0 ? String(second) : 'no reply for this message in the batch');
     const refused = refusal(err, q.p.id);
     if (refused) q.answer(refused);
     else q.fault(err);

@@ -1,5 +1,5 @@
-// StreamPublisher: a publish on the cluster. One script numbers the message, appends it to its topic's stream
-// (bounded by --history in messages and bytes), checks its idempotency key and publishes it on the topic's and its
+// StreamPublisher: a publish on the cluster. One script numbers the message, appends it to its topic's history
+// (a Redis list, bounded by --history in messages and bytes), checks its idempotency key and publishes it on the topic's and its
 // family's channels (interest.ts), all at once in Redis: one total order and gapless seq per topic. The publishes of
 // one event-loop turn share one script call per slot (publish-batch.ts). A publish whose script may have run is
 // `outcome_unknown`, never `unavailable`.

@@ -3,135 +3,216 @@
 
 /**
  * A batch of publishes (publish-batch.ts: the publishes of one event-loop turn whose keys share a slot), in order.
- * Per message: numbers it, appends it to its topic's stream (bounded by --history in messages and bytes), checks its
- * idempotency key; then each channel gets one PUBLISH carrying every entry for it, joined by the record separator
- * (\x1e, which no JSON text and no bus prefix contains). One total order and gapless seq per topic.
+ * Per message: numbers it, checks its idempotency key; per topic, once: appends the batch's entries to its history
+ * (a list, bounded by --history in messages and bytes) and writes its meta; then each channel gets one PUBLISH
+ * carrying every entry for it, joined by the record separator (\x1e, which no JSON text and no bus prefix contains).
+ * One total order and gapless seq per topic.
  *
  * What a topic's messages share is sent once per batch. KEYS: per topic meta, log, sizes; then the idempotency keys
  * of the keyed messages, in message order. ARGV: history size, history bytes per topic, the idempotency window (ms),
  * the number of topics; four per topic: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), the
  * topic's channel, its family channel (interest.ts); then three per message: its topic's number (1-based; negative
  * when the message has an idempotency key), frame tail (`,…}`), bus prefix (node, sender transport and addr,
- * no-echo id). Returns per message {seq, epoch}, or {seq, epoch, 1} when its key was held (nothing published: the
- * first publish's position), or {0, error} when it failed (the others still ran).
+ * no-echo id). Returns one flat array, two items per message: seq, epoch; or -seq, epoch when its key was held
+ * (nothing published: the first publish's position); or 0, error when it failed (the others still ran). Flat,
+ * because Redis converts each table of a script's reply by looking up a dozen type fields in it: a table per message
+ * cost more than storing the message.
  *
- * The stream keeps each bus entry as published, so a node filling a gap gets exactly what the bus would have
- * brought. A topic's meta (seq, epoch, bytes, replication id) is read once per batch and written once at its end. A
- * new epoch starts when the meta is missing or was written under another replication id (a failover: a promoted
- * replica may lack the last messages numbered, whose seqs must not be given again). The history is bounded in
- * entries and in frame bytes (the list `sizes` holds each entry's frame bytes, oldest first, so trimming needs no
- * read of the stream): the oldest go first; a frame bigger than the whole budget empties it (what came before cannot
- * be replayed without it), so it never has a hole.
+ * The history (`log`, a list) holds each bus entry as published, oldest first: exactly the topic's seqs
+ * seq-len+1 .. seq, no holes, so READ finds seq s at index s - (seq - len + 1) and a node filling a gap gets exactly
+ * what the bus would have brought. A topic's meta (seq, epoch, bytes, replication id) is read once per batch and
+ * written once at its end; its entries are appended by one RPUSH (not one command per message: that is most of
+ * what a message cost Redis). A new epoch starts when the meta is missing or was written under another replication
+ * id (a failover: a promoted replica may lack the last messages numbered, whose seqs must not be given again). The
+ * history is bounded in entries and in frame bytes (the list `sizes` holds each entry's frame bytes, oldest first,
+ * the same length as `log`): the oldest go first; a frame bigger than the whole budget empties it (what came before
+ * cannot be replayed without it), so it never has a hole.
+ *
+ * Nothing is written before a topic's entries are appended (its RPUSH is the call's first write for it), so a write
+ * that Redis refuses (out of memory: Redis refuses only a script's first write) fails that topic's messages alone,
+ * with nothing of them stored, numbered or published.
  */
 export const PUBLISH_BATCH = `
 local keep = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local ntopics = tonumber(ARGV[4])
-local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
-local topics, touched = {}, {}
-local bus, channels = {}, {}
-local function post(channel, entry)
-  local l = bus[channel]
-  if not l then
-    l = {}
-    bus[channel] = l
-    channels[#channels + 1] = channel
-  end
-  l[#l + 1] = entry
-end
+local publish = 'PUBLISH'
+local info = redis.call('INFO', 'replication')
+local at = string.find(info, 'master_replid:', 1, true)
+local rid = at and string.sub(info, at + 14, at + 53) or ''
+local topics, touched, held, heldBy = {}, {}, {}, {}
 -- topic n: KEYS[k], KEYS[k + 1], KEYS[k + 2] (meta, log, sizes), ARGV[p] .. ARGV[p + 3] (fresh epoch, head, channels)
 local function open(n)
   local t = topics[n]
   if t then return t end
   local k = 3 * n - 2
   local m = redis.call('HMGET', KEYS[k], 'seq', 'epoch', 'rid', 'bytes')
-  t = {k = k, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, sizes = {}, trim = false}
+  t = {k = k, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, entries = {}, sizes = {}, keys = {}, pub = {}, clear = false}
   if t.seq == 0 or not t.epoch or m[3] ~= rid then
     -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
-    t.seq, t.epoch, t.bytes, t.len = 0, ARGV[t.p], 0, 0
-    redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+    t.seq, t.epoch, t.bytes, t.len, t.clear = 0, ARGV[t.p], 0, 0, true
   else
     t.len = redis.call('LLEN', KEYS[k + 2])
+    -- an empty history holds no bytes (a count that drifted, say the list was evicted, starts over)
+    if t.len == 0 then t.bytes = 0 end
   end
-  t.first = t.seq - t.len + 1
+  t.mid = ',"epoch":"' .. t.epoch .. '"'
   topics[n] = t
   touched[#touched + 1] = t
   return t
 end
-local function one(n, a, key)
-  if key then
-    local first = redis.call('GET', key)
-    if first then
-      local s, e = string.match(first, '^(%d+) (.*)$')
-      return {tonumber(s), e, 1}
-    end
-  end
-  local t = open(n)
-  local seq = t.seq + 1
-  local entry = ARGV[a + 2] .. ARGV[t.p + 1] .. seq .. ',"epoch":"' .. t.epoch .. '"' .. ARGV[a + 1]
-  local size = #entry - #ARGV[a + 2]
-  if keep > 0 and size <= budget then
-    redis.call('XADD', KEYS[t.k + 1], '0-' .. seq, 'm', entry)
-    t.sizes[#t.sizes + 1] = size
-    t.len = t.len + 1
-    t.bytes = t.bytes + size
-  elseif keep > 0 then
-    -- bigger than the whole budget: what came before cannot be replayed without it, so nothing is kept
-    redis.call('DEL', KEYS[t.k + 1], KEYS[t.k + 2])
-    t.sizes, t.bytes, t.len = {}, 0, 0
-  end
-  t.seq = seq
-  if key then redis.call('SET', key, seq .. ' ' .. t.epoch, 'PX', ARGV[3]) end
-  post(ARGV[t.p + 2], entry)
-  post(ARGV[t.p + 3], entry)
-  return {seq, t.epoch}
-end
-local out = {}
+-- Per message, in order: its number and entry (nothing written yet). A topic whose keys cannot be read fails its
+-- messages alone.
+local out, sent = {}, {}
 local nextKey = 3 * ntopics + 1
 local i = 0
+local numbers = {}
 for a = 4 * ntopics + 5, #ARGV, 3 do
-  local n = tonumber(ARGV[a])
+  local n = numbers[ARGV[a]]
+  if not n then
+    n = tonumber(ARGV[a])
+    numbers[ARGV[a]] = n
+  end
   local key = nil
   if n < 0 then
     n, key = -n, KEYS[nextKey]
     nextKey = nextKey + 1
   end
   i = i + 1
-  local ok, r = pcall(one, n, a, key)
-  if ok then out[i] = r
-  else out[i] = {0, type(r) == 'table' and r.err or tostring(r)} end
+  local first = nil
+  if key then
+    first = held[key]
+    if first then
+      -- held by an earlier message of this call: answered as a duplicate of it, once it is stored
+      sent[i] = heldBy[key]
+    else
+      first = redis.pcall('GET', key)
+      if type(first) == 'table' then
+        out[2 * i - 1], out[2 * i] = 0, first.err
+        first = true
+      end
+    end
+  end
+  if type(first) == 'string' then
+    local s, e = string.match(first, '^(%d+) (.*)$')
+    out[2 * i - 1], out[2 * i] = -tonumber(s), e
+  elseif not first then
+    local t = topics[n]
+    if not t then
+      local ok, r = pcall(open, n)
+      if ok then t = r else t = {err = type(r) == 'table' and r.err or tostring(r)} topics[n] = t end
+    end
+    if t.err then out[2 * i - 1], out[2 * i] = 0, t.err
+    else
+      local seq = t.seq + 1
+      local s = string.format('%d', seq)
+      local entry = ARGV[a + 2] .. ARGV[t.p + 1] .. s .. t.mid .. ARGV[a + 1]
+      local size = #entry - #ARGV[a + 2]
+      if keep > 0 and size <= budget then
+        t.entries[#t.entries + 1] = entry
+        t.sizes[#t.sizes + 1] = string.format('%d', size)
+        t.last = size
+        t.len = t.len + 1
+        t.bytes = t.bytes + size
+      elseif keep > 0 then
+        -- bigger than the whole budget: what came before cannot be replayed without it, so nothing is kept
+        t.entries, t.sizes, t.bytes, t.len, t.clear, t.last = {}, {}, 0, 0, true, nil
+      end
+      t.seq = seq
+      if key then
+        held[key] = s .. ' ' .. t.epoch
+        heldBy[key] = t
+        t.keys[#t.keys + 1] = key
+      end
+      out[2 * i - 1], out[2 * i] = seq, t.epoch
+      t.pub[#t.pub + 1] = entry
+      sent[i] = t
+    end
+  end
 end
--- Per topic, once: the batch's sizes appended, the oldest entries dropped while over --history entries or bytes
--- (the same end state as trimming after each message: each limit only ever drops from the oldest end).
-for _, t in ipairs(touched) do
-  local sizes = KEYS[t.k + 2]
-  if #t.sizes > 0 then redis.call('RPUSH', sizes, unpack(t.sizes)) end
+-- Per topic, once: the batch's entries appended, the oldest dropped while over --history entries or bytes (the same
+-- end state as trimming after each message: each limit only ever drops from the oldest end), the meta written.
+local function store(t)
+  local log, sizes = KEYS[t.k + 1], KEYS[t.k + 2]
+  if #t.entries > 0 then
+    redis.call('RPUSH', log, unpack(t.entries))
+    redis.call('RPUSH', sizes, unpack(t.sizes))
+  end
+  if t.clear then
+    -- a new sequence, or a frame over the budget: only this batch's entries after it are kept
+    if #t.entries == 0 then redis.call('DEL', log, sizes)
+    else
+      redis.call('LTRIM', log, -#t.entries, -1)
+      redis.call('LTRIM', sizes, -#t.entries, -1)
+    end
+  end
+  local drop = 0
   if t.len > keep and keep > 0 then
-    local popped = redis.call('LPOP', sizes, t.len - keep) or {}
+    drop = t.len - keep
+    local popped = redis.call('LPOP', sizes, drop) or {}
     for _, n in ipairs(popped) do t.bytes = t.bytes - tonumber(n) end
     t.len = t.len - #popped
-    t.trim = true
   end
   while t.len > 1 and t.bytes > budget do
     t.bytes = t.bytes - tonumber(redis.call('LPOP', sizes))
     t.len = t.len - 1
-    t.trim = true
+    drop = drop + 1
   end
-  local last = t.sizes[#t.sizes]
+  local last = t.last
   if t.len == 1 and last and t.bytes ~= last then
     -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
     t.bytes = last
-    t.trim = true
   end
-  redis.call('HSET', KEYS[t.k], 'seq', t.seq, 'epoch', t.epoch, 'bytes', t.bytes, 'rid', rid)
-  -- The history is seq-len+1 .. seq (no holes; READ starts there, whatever the stream still holds below it). The
-  -- stream frees whole nodes (100 entries) below it: asked when that first seq crossed a multiple of 32, not each time.
-  local first = t.seq - t.len + 1
-  if t.trim and (t.len <= 1 or math.floor(first / 32) ~= math.floor(t.first / 32)) then
-    redis.call('XTRIM', KEYS[t.k + 1], 'MINID', '~', '0-' .. first)
+  if drop > 0 then redis.call('LTRIM', log, -t.len, -1) end
+  redis.call('HSET', KEYS[t.k], 'seq', string.format('%d', t.seq), 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid)
+  for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
+end
+for _, t in ipairs(touched) do
+  local ok, err = pcall(store, t)
+  if not ok then t.err = type(err) == 'table' and err.err or tostring(err) end
+end
+-- A topic that could not be stored fails its messages (and the duplicates of them) alone; nothing of it is published.
+local failed = false
+for _, t in ipairs(touched) do failed = failed or t.err ~= nil end
+if failed then
+  for j = 1, i do
+    local t = sent[j]
+    if t and t.err then out[2 * j - 1], out[2 * j] = 0, t.err end
   end
 end
-for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, table.concat(bus[channel], '\\30')) end
+-- The bus: each published message on its topic's channel and its family's, in order; one PUBLISH per channel. One
+-- topic (the usual batch): both channels carry its entries, one payload.
+if #touched == 1 then
+  local t = touched[1]
+  if not t.err and #t.pub > 0 then
+    local payload = table.concat(t.pub, '\\30')
+    redis.call(publish, ARGV[t.p + 2], payload)
+    redis.call(publish, ARGV[t.p + 3], payload)
+  end
+else
+  local bus, channels = {}, {}
+  local function post(channel, entry)
+    local l = bus[channel]
+    if not l then
+      l = {}
+      bus[channel] = l
+      channels[#channels + 1] = channel
+    end
+    l[#l + 1] = entry
+  end
+  for _, t in ipairs(touched) do t.next = 1 end
+  for j = 1, i do
+    local t = sent[j]
+    -- a message that took a number (a duplicate points at its first's topic but took none)
+    if t and not t.err and out[2 * j - 1] > 0 then
+      local entry = t.pub[t.next]
+      t.next = t.next + 1
+      post(ARGV[t.p + 2], entry)
+      post(ARGV[t.p + 3], entry)
+    end
+  end
+  for _, channel in ipairs(channels) do redis.call(publish, channel, table.concat(bus[channel], '\\30')) end
+end
 return out
 `;
 
@@ -140,22 +221,26 @@ return out
  * the topics' keys (interest.ts SHARDED), so they are in the script's slot, and only the nodes subscribed on this
  * shard hear them: nothing crosses the cluster bus.
  */
-export const SPUBLISH_BATCH = PUBLISH_BATCH.replace("redis.call('PUBLISH', channel,", "redis.call('SPUBLISH', channel,");
+export const SPUBLISH_BATCH = PUBLISH_BATCH.replace("local publish = 'PUBLISH'", "local publish = 'SPUBLISH'");
+if (SPUBLISH_BATCH === PUBLISH_BATCH || /'PUBLISH'/.test(SPUBLISH_BATCH)) throw new Error('SPUBLISH_BATCH would publish classic messages');
 
 
 /**
- * KEYS: meta, log, sizes. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, frame1, …}
- * from the history only: the stream may still hold a few entries older than it (trimmed by whole nodes).
+ * KEYS: meta, log, sizes. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, entry1, …}
+ * (id `0-<seq>`, as when the history was a stream). The history list holds seqs seq-len+1 .. seq, so seq s is at
+ * index s - (seq - len + 1): one LRANGE.
  */
 export const READ = `
 local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
 local out = {m[1], m[2]}
 if m[1] and tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) <= tonumber(m[1]) then
-  local first = math.max(tonumber(ARGV[1]), tonumber(m[1]) - redis.call('LLEN', KEYS[3]) + 1)
-  local entries = redis.call('XRANGE', KEYS[2], '0-' .. first, '+', 'COUNT', ARGV[2])
-  for _, e in ipairs(entries) do
-    table.insert(out, e[1])
-    table.insert(out, e[2][2])
+  local seq = tonumber(m[1])
+  local oldest = seq - redis.call('LLEN', KEYS[2]) + 1
+  local from = math.max(tonumber(ARGV[1]), oldest)
+  local entries = redis.call('LRANGE', KEYS[2], from - oldest, from - oldest + tonumber(ARGV[2]) - 1)
+  for j, e in ipairs(entries) do
+    out[#out + 1] = '0-' .. (from + j - 1)
+    out[#out + 1] = e
   end
 end
 return out

@@ -410,7 +410,7 @@ describe('PublishBatch', () => {
         const messages = messagesOf(keys, args);
         calls.push(messages);
         const n = calls.length;
-        return opts.answer ? opts.answer(keys, n) : Promise.resolve(messages.map((k, i) => [i + 1, `${k}@${n}`]));
+        return opts.answer ? opts.answer(keys, n) : Promise.resolve(messages.flatMap((k, i) => [i + 1, `${k}@${n}`]));
       },
       head: () => ['100', '1000', '60000'],
       slot: opts.slot,
@@ -427,7 +427,8 @@ describe('PublishBatch', () => {
 
   it('the publishes of one turn go in one call, in order; each gets its own answer, a failing one its own error', async () => {
     const { calls, flushes, pub } = make({
-      answer: async () => [[1, 'e'], [0, 'WRONGTYPE Operation against a key holding the wrong kind of value'], [2, 'e'], [0, "OOM command not allowed when used memory > 'maxmemory'."]],
+      // The script's flat reply: two items per message (seq, epoch; or 0, its error).
+      answer: async () => [1, 'e', 0, 'WRONGTYPE Operation against a key holding the wrong kind of value', 2, 'e', 0, "OOM command not allowed when used memory > 'maxmemory'."],
     });
     const answers = Promise.all([pub('a', 1), pub('b', 2), pub('a', 3), pub('c', 4)]);
     expect(calls).toEqual([]); // nothing sent before the turn ends
@@ -440,18 +441,20 @@ describe('PublishBatch', () => {
   it('a topic\'s keys and arguments go once per call; idempotency keys follow the topics\' keys, in message order', async () => {
     const sent: [string[], string[]][] = [];
     const batch = new PublishBatch({
-      run: async (keys, args) => (sent.push([keys, args]), [[1, 'e'], [2, 'e'], [1, 'e']]),
+      run: async (keys, args) => (sent.push([keys, args]), [1, 'e', -2, 'e', 1, 'e']),
       head: () => ['100', '1000', '60000'],
       ready: () => true,
       failed: () => undefined,
       schedule: (f) => queueMicrotask(f),
     });
     const topic = (t: string) => ({ keys: [t, `${t}:log`, `${t}:sizes`] as [string, string, string], head: `h${t}`, channel: `c${t}`, family: 'f' });
-    await Promise.all([
+    const answers = await Promise.all([
       batch.add({ topic: topic('a'), fresh: 'e1', tail: 't1', prefix: 'p' }),
       batch.add({ topic: topic('a'), fresh: 'e2', tail: 't2', prefix: 'p', key: 'a:k:x' }),
       batch.add({ topic: topic('b'), fresh: 'e3', tail: 't3', prefix: 'p' }),
     ]);
+    // -seq: the key was held (the first publish's position, marked as such)
+    expect(answers).toEqual([[1, 'e'], [2, 'e', 1], [1, 'e']]);
     expect(sent).toEqual([[
       ['a', 'a:log', 'a:sizes', 'b', 'b:log', 'b:sizes', 'a:k:x'],
       ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e3', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'],
