@@ -168,6 +168,9 @@ export class Cursors {
           c.seq = m.seq;
           got++;
         }
+        // A stream trimmed since the cursor starts later than asked and can run past a held message (delivered now
+        // from the stream): held copies at or below the cursor go, or the loop would wait for them for ever.
+        for (const seq of c.held.keys()) if (seq <= c.seq) c.held.delete(seq);
         this.drain(c);
         if (c.held.size === 0) {
           if (ep && ep !== c.epoch && got === 0) {
