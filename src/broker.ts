@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { createActor, toPromise } from 'xstate';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { VERSION, type Config } from './config.js';
 import { MemoryEngine, type MemoryEngineOptions } from './engine/memory.js';
 import type { Link } from './actors/link.js';
 import { supervisorMachine, type SupervisorActor } from './actors/supervisor.machine.js';
@@ -25,7 +25,7 @@ import { HttpError, Router, sendJson } from './transports/router.js';
 import { ClientFaults, createLogger } from './log.js';
 import { Admission } from './actors/admission.js';
 import { TokenVerifier } from './auth/tokens.js';
-import { StatelyInspector } from './inspect/stately.js';
+import type { StatelyInspector } from './inspect/stately.js';
 import { ActorsPage } from './inspect/page.js';
 import { adminCheck } from './inspect/access.js';
 import { BrokerMetrics } from './http/metrics.js';
@@ -37,7 +37,7 @@ import { RedisEngine } from './engine/redis/engine.js';
 import { LoopStalls } from './engine/stalls.js';
 import { Hooks } from './hooks/hooks.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 export interface Broker extends BrokerCore {
   /** The engine (in-memory or Redis) by its interface; tests read its state through `hub.inspect`. */
@@ -79,6 +79,8 @@ export function pageUrls(host: string, port: number): { chat: string; inspect: s
 }
 
 export async function startBroker(config: Config, options: BrokerOptions = {}): Promise<Broker> {
+  // The Stately Inspector's client library only with --inspect: loading it was a sixth of a broker process's start-up.
+  const inspection = config.inspect === undefined ? undefined : await import('./inspect/stately.js');
   const log = options.log ?? createLogger(config.logLevel);
   const cluster = config.redisUrl;
   const engineOf = (o: MemoryEngineOptions): Engine<Link> =>
@@ -134,7 +136,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   supervisor.start();
   const startedAt = Date.now();
   // Inspection off = no observer at all; on = one observer on the actor tree, registered only while the bridge is connected.
-  const stately = config.inspect === undefined ? undefined : new StatelyInspector({ url: config.inspect, log, actors });
+  const stately = inspection && new inspection.StatelyInspector({ url: config.inspect!, log, actors });
   const faults = new ClientFaults(log);
   const hooks = Hooks.fromConfig(config, log);
   hooks?.events?.countWith(engine);

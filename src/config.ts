@@ -3,6 +3,9 @@
 import { parseArgs } from 'node:util';
 import { topicError } from './protocol/topic.js';
 
+/** The broker's version: `switchboard --version` and hello's `server.version`. */
+export const VERSION = '0.1.0';
+
 export class ConfigError extends Error {}
 
 type Kind =

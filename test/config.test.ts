@@ -1,5 +1,5 @@
 // Config: flags and SWITCHBOARD_* env vars become one validated Config; bad values fail with a clear message.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defaults, helpText, parseConfig, redisTarget, validateConfig } from '../src/config.js';
 import { cliArgs } from './helpers/cli.js';
@@ -64,27 +64,38 @@ describe('parseConfig', () => {
 });
 
 describe('CLI', () => {
+  /** The CLI run to its exit: its code and what it printed. */
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, [...cliArgs(), ...args], { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8' });
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [...cliArgs(), ...args], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = { stdout: '', stderr: '' };
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (out.stderr += c));
+      child.on('error', reject);
+      child.on('close', (status) => resolve({ status, ...out }));
+    });
 
-  it('prints serve --help and exits 0', () => {
-    const r = cli('serve', '--help');
+  it('prints serve --help and exits 0', async () => {
+    const r = await cli('serve', '--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('Usage: switchboard serve');
   });
 
-  it('exits 2 with a message on a bad flag or an unknown command', () => {
-    const bad = cli('serve', '--port', 'x');
+  it('exits 2 with a message on a bad flag or an unknown command', async () => {
+    // Side by side: each is a Node process starting up, most of its time spent loading modules.
+    const [bad, redis, unknown, inherited] = await Promise.all([
+      cli('serve', '--port', 'x'),
+      cli('serve', '--redis', 'rediss+cluster://10.0.0.5:7000'),
+      cli('frobnicate'),
+      // A name every object has is no command either (it was Object's constructor: a fatal TypeError).
+      cli('constructor'),
+    ]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--port must be a whole number');
-    const redis = cli('serve', '--redis', 'rediss+cluster://10.0.0.5:7000');
     expect(redis.status).toBe(2);
     expect(redis.stderr).toContain('--redis: TLS to a Redis Cluster');
-    const unknown = cli('frobnicate');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'frobnicate'");
-    // A name every object has is no command either (it was Object's constructor: a fatal TypeError).
-    const inherited = cli('constructor');
     expect(inherited.status).toBe(2);
     expect(inherited.stderr).toContain("unknown command 'constructor'");
   });

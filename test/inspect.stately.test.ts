@@ -104,7 +104,9 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
 
     // Per-message work stays out of xstate: not one of the 300 publishes is an actor event.
     const ofClient = events.filter((e) => e.type === '@xstate.event' && e.sessionId === actor.sessionId).map((e) => e.event.type);
-    expect(ofClient.filter((t) => !['xstate.init', 'ACCEPTED', 'QUIT', 'SOCKET_CLOSED', 'PONG'].includes(t) && !t.startsWith('xstate.after'))).toEqual([]);
+    // (ACTIVE at most once: on a loaded machine the client may sit idle for idleMs before the burst; its first frame wakes it.)
+    expect(ofClient.filter((t) => !['xstate.init', 'ACCEPTED', 'QUIT', 'SOCKET_CLOSED', 'PONG', 'ACTIVE'].includes(t) && !t.startsWith('xstate.after'))).toEqual([]);
+    expect(ofClient.filter((t) => t === 'ACTIVE').length).toBeLessThanOrEqual(1);
     // Lifecycle events are never sampled out.
     expect(ofClient).toContain('ACCEPTED');
     expect(ofClient).toContain('QUIT');

@@ -28,24 +28,68 @@ export interface AdmissionLimits {
 export interface SlotHolder {
   readonly remoteAddress?: string | undefined;
   readonly destroyed: boolean;
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: (this: SlotHolder) => void): unknown;
 }
 
 export class Admission {
   private open = 0;
   private readonly byIp = new Map<string, number>();
-  private readonly holders = new WeakSet<SlotHolder>();
+  /** Sockets holding a slot, with the IP it was counted under. */
+  private readonly holders = new WeakMap<SlotHolder, string>();
   private readonly refusals: RefusalLog | undefined;
+  /** The one 'close' listener of every socket holding a slot (the emitter calls it with the socket as `this`). */
+  private readonly onClose: (this: SlotHolder) => void;
 
   constructor(
     private readonly limits: AdmissionLimits,
     log?: Logger,
   ) {
     this.refusals = log && new RefusalLog(log);
+    const admission = this;
+    this.onClose = function (this: SlotHolder) {
+      admission.giveBack(this);
+    };
   }
 
   /** Takes a slot for a connection from `ip`: a release function (safe to call more than once), or the refusal. */
   admit(ip: string): (() => void) | Refusal {
+    const refused = this.take(ip);
+    if (refused) return refused;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.release(ip);
+    };
+  }
+
+  /**
+   * Takes a slot for `socket` until it closes; undefined when it holds one, else the refusal. A socket that already
+   * holds a slot (an HTTP socket being upgraded to a WebSocket) keeps it: one socket, one slot. What a socket holds
+   * is one entry (its IP) in a weak map and one listener shared by every socket: no closure, no `once` wrapper per
+   * connection (per-connection memory, issue 21).
+   */
+  claim(socket: SlotHolder): Refusal | undefined {
+    if (this.holders.has(socket)) return undefined;
+    const ip = socket.remoteAddress ?? 'unknown';
+    const refused = this.take(ip);
+    if (refused) return refused;
+    this.holders.set(socket, ip);
+    // Already gone: its 'close' may have fired before we could listen.
+    if (socket.destroyed) this.giveBack(socket);
+    else socket.on('close', this.onClose);
+    return undefined;
+  }
+
+  /** The slot of a socket that closed (once: its entry goes with it). */
+  private giveBack(socket: SlotHolder): void {
+    const ip = this.holders.get(socket);
+    if (ip === undefined) return;
+    this.holders.delete(socket);
+    this.release(ip);
+  }
+
+  private take(ip: string): Refusal | undefined {
     if (this.open >= this.limits.maxConnections) {
       const value = this.limits.maxConnections;
       return this.refuse({ status: 503, statusText: 'Service Unavailable', message: `server full: ${value} connections`, limit: 'in total', value, flag: '--max-connections' });
@@ -57,30 +101,14 @@ export class Admission {
     }
     this.open++;
     this.byIp.set(ip, fromIp + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.open--;
-      const left = this.byIp.get(ip)! - 1;
-      if (left === 0) this.byIp.delete(ip);
-      else this.byIp.set(ip, left);
-    };
+    return undefined;
   }
 
-  /**
-   * Takes a slot for `socket` until it closes; undefined when it holds one, else the refusal. A socket that already
-   * holds a slot (an HTTP socket being upgraded to a WebSocket) keeps it: one socket, one slot.
-   */
-  claim(socket: SlotHolder): Refusal | undefined {
-    if (this.holders.has(socket)) return undefined;
-    const slot = this.admit(socket.remoteAddress ?? 'unknown');
-    if (typeof slot !== 'function') return slot;
-    this.holders.add(socket);
-    // Already gone: its 'close' may have fired before we could listen.
-    if (socket.destroyed) slot();
-    else socket.once('close', slot);
-    return undefined;
+  private release(ip: string): void {
+    this.open--;
+    const left = this.byIp.get(ip)! - 1;
+    if (left === 0) this.byIp.delete(ip);
+    else this.byIp.set(ip, left);
   }
 
   /** Connections holding a slot now. */

@@ -42,26 +42,52 @@ export class ConnectionEnv {
     readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * Join requests of connections not registered yet: the actor's first action (register) takes its own and hands it to
+   * the supervisor. Kept here for those few moments, not in the actor's input, which xstate keeps for the actor's life.
+   */
+  private readonly requests = new WeakMap<Link, JoinRequest>();
+
+  /** `link` will ask to join with `request` when its actor starts. */
+  willJoin(link: Link, request: JoinRequest): void {
+    this.requests.set(link, request);
+  }
+
+  /** The request `link` joins with (an empty one when none was given: the engine names the client). */
+  takeRequest(link: Link): JoinRequest {
+    const request = this.requests.get(link) ?? NO_REQUEST;
+    this.requests.delete(link);
+    return request;
+  }
+
   /** Inspection shows the shared environment by name, not its object graph (the engine, the supervisor). */
   toJSON(): string {
     return 'broker';
   }
 }
 
+/** What one connection's actor starts from (kept by xstate for the actor's life: only what the machine reads). */
 export interface ConnectionInput {
   link: Link;
   env: ConnectionEnv;
-  request: JoinRequest;
   /** Silence after which the peer counts as gone (MQTT: 1.5 × the client's keepalive); undefined = none. */
   keepaliveMs?: number | undefined;
+  /** When its token expires (ms since 1970; `tokenDeadline`), or undefined: no token, or no `exp`. */
+  tokenExpiresAt?: number | undefined;
 }
+
+/** When a connection with this grant must present a fresh token (ms since 1970), or undefined: never. */
+export function tokenDeadline(grant: { exp?: number | undefined } | undefined): number | undefined {
+  return grant?.exp === undefined ? undefined : grant.exp * 1000;
+}
+
+const NO_REQUEST: JoinRequest = Object.freeze({});
 
 // Whether an idle connection is closed (4000) is the engine's rule for its transport (--idle-close), asked when the
 // grace ends: nothing per connection.
 interface ConnectionContext {
   link: Link;
   env: ConnectionEnv;
-  request: JoinRequest;
   keepaliveMs: number | undefined;
   awaitingPong: boolean;
   /** When the last ping went out: any inbound traffic after it (a pong, a frame) shows the peer is alive. */
@@ -110,7 +136,7 @@ export const connectionMachine = setup({
   actions: {
     register: sendTo(
       ({ context }) => context.env.supervisor,
-      ({ context }) => ({ type: 'CONNECT', link: context.link, request: context.request }),
+      ({ context }) => ({ type: 'CONNECT', link: context.link, request: context.env.takeRequest(context.link) }),
     ),
     markOpen: ({ context }) => {
       context.link.isOpen = true;
@@ -176,13 +202,12 @@ export const connectionMachine = setup({
   context: ({ input }) => ({
     link: input.link,
     env: input.env,
-    request: input.request,
     keepaliveMs: input.keepaliveMs,
     awaitingPong: false,
     pingSentAt: 0,
     pingStallMark: 0,
     close: NOT_CLOSED,
-    tokenExpiresAt: input.request.grant?.exp === undefined ? undefined : input.request.grant.exp * 1000,
+    tokenExpiresAt: input.tokenExpiresAt,
   }),
   initial: 'connecting',
   on: { FAULT: { actions: 'crash' } },

@@ -4,12 +4,12 @@
 import type { AnyActorRef } from 'xstate';
 import type { Config } from '../config.js';
 import type { Engine, JoinRequest } from '../engine/engine.js';
-import { connectionMachine, ConnectionEnv, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
+import { connectionMachine, ConnectionEnv, tokenDeadline, type CloseIntent, type ConnectionActor, type ConnectionTiming } from './connection.machine.js';
 import type { SupervisorActor } from './supervisor.machine.js';
 import type { ActorTree, ChildEnd } from './tree.js';
 import { Link } from './link.js';
 import type { MailboxLimits, Wire } from './mailbox.js';
-import { FrameReader } from './reader.js';
+import { FrameReader, type ReaderShared } from './reader.js';
 import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
@@ -113,6 +113,17 @@ class ConnectionEnds implements ChildEnd {
 
 const ends = new WeakMap<SupervisorActor, ConnectionEnds>();
 const envs = new WeakMap<BrokerCore, ConnectionEnv>();
+const readerParts = new WeakMap<BrokerCore, ReaderShared>();
+
+/** What the broker's readers share (one object per core). */
+function readerSharedOf(core: BrokerCore): ReaderShared {
+  let r = readerParts.get(core);
+  if (!r) {
+    r = { engine: core.hub, log: core.log, faults: core.faults, tokens: core.tokens, hooks: core.hooks };
+    readerParts.set(core, r);
+  }
+  return r;
+}
 
 /** What the broker's connection actors share (one object per core, so each actor's input and context stay small). */
 function envOf(core: BrokerCore): ConnectionEnv {
@@ -140,16 +151,18 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
   const events = core.events;
   const link = new Link({ addr, wire, mailboxLimits: mailboxLimitsOf(config), slowConsumer: config.slowConsumer, id: core.hub.nextSessionId(), observer: events });
   link.meta = meta; // the connect hook's, shown in presence from the join on
+  const env = envOf(core);
+  env.willJoin(link, request); // handed to the supervisor when the actor starts (register), not kept in its input
   const actor = core.actors.create(
     connectionMachine,
     {
       id: link.id,
-      input: { link, env: envOf(core), request, keepaliveMs },
+      input: { link, env, keepaliveMs, tokenExpiresAt: tokenDeadline(request.grant) },
     },
     endsOf(core),
   );
   link.actor = actor;
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
-  return { link, reader: new FrameReader(link, core.hub, rate, core.log, core.faults, core.tokens, core.hooks), actor };
+  return { link, reader: new FrameReader(link, readerSharedOf(core), rate), actor };
 }

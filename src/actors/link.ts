@@ -10,10 +10,10 @@ import type { FrameId } from '../protocol/errors.js';
 import type { ConnectionEvent, ConnectionRef } from './connection.events.js';
 
 
-/** The presence set of a link that watches nothing: shared, so adding to it is a bug (use Link.watch). */
+/** The filter set of a link that holds or watches nothing: shared, so adding to it is a bug (use Link.hold, Link.watch). */
 class NoFilters extends Set<string> {
   override add(): this {
-    throw new Error('add presence filters with Link.watch()');
+    throw new Error('add filters with Link.hold() or Link.watch()');
   }
 }
 const NO_FILTERS: Set<string> = new NoFilters();
@@ -79,9 +79,9 @@ export class Link implements MailboxOwner {
   readonly wire: Wire;
   readonly mailbox: Mailbox;
   readonly connectedAt = Date.now();
-  /** Filters this client holds. */
-  readonly subscriptions: Set<string>;
   private readonly observer: LinkObserver | undefined;
+  /** Filters held: many clients (listeners that subscribe in the URL aside) hold none, so the set is made by the first hold(). */
+  private holding: Set<string> | undefined;
   /** Filters watched for presence: most clients watch none, so their set is made by the first watch(). */
   private watching: Set<string> | undefined;
   /** Last inbound application frame (pongs excluded), read by the idle guard instead of re-arming timers. */
@@ -116,7 +116,6 @@ export class Link implements MailboxOwner {
     this.transport = opts.wire.transport;
     this.name = this.id;
     const observer = (this.observer = opts.observer);
-    this.subscriptions = observer ? new ObservedFilters((f) => observer.subscribed(this, f), (f) => observer.unsubscribed(this, f)) : new Set();
     if (observer) {
       // Only an observed link pays for an accessor: renames are reported once the name really changes.
       let name = this.name;
@@ -141,6 +140,16 @@ export class Link implements MailboxOwner {
   /** Its wire threw while the mailbox flushed: the connection is broken, a crash of its actor. */
   faulted(error: unknown): void {
     this.actor?.send({ type: 'FAULT', error });
+  }
+
+  /** Filters this client holds (add with hold()). */
+  get subscriptions(): Set<string> {
+    return this.holding ?? NO_FILTERS;
+  }
+
+  hold(filter: string): void {
+    const observer = this.observer;
+    (this.holding ??= observer ? new ObservedFilters((f) => observer.subscribed(this, f), (f) => observer.unsubscribed(this, f)) : new Set()).add(filter);
   }
 
   /** Filters this client watches for presence (add with watch()). */

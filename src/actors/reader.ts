@@ -14,19 +14,45 @@ import { ackFrame } from '../protocol/frames.js';
 import { HookGate, type GateHost } from '../hooks/gate.js';
 import type { Hooks, PublishOutcome, RpcOutcome, SubscribeOutcome } from '../hooks/hooks.js';
 
+/** What every reader of a broker shares: one object per broker (see openConnection), not five fields per connection. */
+export interface ReaderShared {
+  readonly engine: Engine<Link>;
+  readonly log?: Logger | undefined;
+  readonly faults?: ClientFaults | undefined;
+  /** Verifies fresh tokens (`auth`); absent: authentication is off. */
+  readonly tokens?: TokenVerifier | null | undefined;
+  /** The application backend's hooks; with request hooks on, frames pass a HookGate that keeps their order. */
+  readonly hooks?: Hooks | undefined;
+}
+
 export class FrameReader {
   constructor(
-    private readonly link: Link,
-    private readonly engine: Engine<Link>,
+    readonly link: Link,
+    private readonly shared: ReaderShared,
     private readonly rate?: TokenBucket,
-    private readonly log?: Logger,
-    private readonly faults?: ClientFaults,
-    /** Verifies fresh tokens (`auth`); absent: authentication is off. */
-    private readonly tokens?: TokenVerifier | null,
-    /** The application backend's hooks; with request hooks on, frames pass a HookGate that keeps their order. */
-    private readonly hooks?: Hooks,
   ) {
-    if (hooks?.gatesRequests) this.gate = new HookGate(this.gateHost(), hooks.config.hookQueue);
+    if (shared.hooks?.gatesRequests) this.gate = new HookGate(this.gateHost(), shared.hooks.config.hookQueue);
+  }
+
+  private get engine(): Engine<Link> {
+    return this.shared.engine;
+  }
+
+  private get log(): Logger | undefined {
+    return this.shared.log;
+  }
+
+  /** Where clients' faults are logged (the transports' own listeners note theirs here too). */
+  get faults(): ClientFaults | undefined {
+    return this.shared.faults;
+  }
+
+  private get tokens(): TokenVerifier | null | undefined {
+    return this.shared.tokens;
+  }
+
+  private get hooks(): Hooks | undefined {
+    return this.shared.hooks;
   }
 
   /** Orders frames around hook calls and token checks (only with request hooks on; else `held` does the token part). */

@@ -60,10 +60,11 @@ class Group {
 }
 
 export class ActorTree {
-  /** Running children. */
-  private readonly children = new Set<AnyActorRef>();
-  /** Kept after a child ends, so a finished actor still shows where it sat. */
-  private readonly parents = new WeakMap<ActorRefLike, AnyActorRef>();
+  /**
+   * The systems of every group made so far (weakly: a system goes when its group and its last actor go). A connection
+   * actor's parent is the root whether it runs or finished, so the tree keeps no entry per child (issue 21).
+   */
+  private readonly groupSystems = new WeakSet<System>();
   /** Groups by their root actor, and those with room for another member. */
   private readonly groups = new Map<AnyActorRef, Group>();
   private readonly withRoom = new Set<Group>();
@@ -98,8 +99,6 @@ export class ActorTree {
     if (group.members.has(child.id)) throw new Error(`an actor with id '${child.id}' is running already`);
     group.members.set(child.id, child);
     if (group.members.size >= this.groupSize) this.withRoom.delete(group);
-    this.parents.set(child, this.root);
-    this.children.add(child);
     if (this.observed) {
       this.observe(child.system);
       // It was created before it was adopted: announce it as its system would have, had anyone listened.
@@ -112,6 +111,7 @@ export class ActorTree {
     for (const group of this.withRoom) if (group.end === end) return group;
     const group = new Group(this, this.clock, end);
     this.groups.set(group.actor, group);
+    this.groupSystems.add(group.actor.system);
     this.withRoom.add(group);
     return group;
   }
@@ -119,7 +119,6 @@ export class ActorTree {
   /** A member finished or failed (its group heard it): it leaves the tree, and an empty group is dropped. */
   leave(group: Group, child: AnyActorRef): void {
     group.members.delete(child.id);
-    this.children.delete(child);
     if (group.members.size > 0) {
       this.withRoom.add(group);
       return;
@@ -132,15 +131,16 @@ export class ActorTree {
     group.actor.stop();
   }
 
-  /** The actor that started `ref` (the supervisor for a connection); undefined for the root. */
+  /** The actor that started `ref` (the root, for a connection, running or finished); undefined for the root. */
   parentOf(ref: ActorRefLike): AnyActorRef | undefined {
-    return this.parents.get(ref);
+    const { system } = ref as AnyActorRef;
+    return system !== undefined && this.groupSystems.has(system) && !isGroupRoot(ref) ? this.root : undefined;
   }
 
-  /** The root, then every running child. */
+  /** The root, then every running child (group by group). */
   *actors(): IterableIterator<AnyActorRef> {
     yield this.root;
-    yield* this.children;
+    for (const group of this.groups.values()) yield* group.members.values();
   }
 
   /** Actor systems holding the running children (each shared by up to the group size). */
@@ -162,7 +162,7 @@ export class ActorTree {
     this.observers.add(observer);
     if (first) {
       this.rootSubscription = this.root.system.inspect(this.relay);
-      for (const child of this.children) this.observe(child.system);
+      for (const group of this.groups.values()) this.observe(group.actor.system);
     }
     for (const actor of this.actors()) observer.next?.(this.announcement(actor));
     return {

@@ -38,8 +38,9 @@ export interface Session {
   readonly addr: string;
   readonly transport: Transport;
   readonly mailbox: SessionMailbox;
-  /** Filters it holds. */
+  /** Filters it holds (add with hold()). */
   readonly subscriptions: Set<string>;
+  hold(filter: string): void;
   /** Filters it watches for presence (add with watch()). */
   readonly presence: Set<string>;
   watch(filter: string): void;

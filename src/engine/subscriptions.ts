@@ -22,7 +22,7 @@ export class Subscriptions<S extends Session> {
     const { index, presence: watchers, roster } = this.parts;
     const isNew = !s.subscriptions.has(filter);
     if (isNew) {
-      s.subscriptions.add(filter);
+      s.hold(filter);
       index.add(filter, s);
       this.charge(s);
       roster.subscriptionChanged(filter);

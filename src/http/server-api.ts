@@ -48,6 +48,8 @@ class ApiAsker implements Session {
     replaceTail: () => undefined,
   };
 
+  hold(): void {}
+
   watch(): void {}
 
   send(frame: ServerFrame): boolean {

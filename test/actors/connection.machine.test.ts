@@ -3,7 +3,7 @@
 // engine and supervisor are small recorders: what the machine asks of them is what a connection does to its socket.
 import { createActor, fromCallback, SimulatedClock } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { connectionMachine, ConnectionEnv, type ConnectionTiming } from '../../src/actors/connection.machine.js';
+import { connectionMachine, ConnectionEnv, tokenDeadline, type ConnectionTiming } from '../../src/actors/connection.machine.js';
 import type { Link } from '../../src/actors/link.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { CLOSE, type ProtocolError } from '../../src/protocol/errors.js';
@@ -46,8 +46,8 @@ function connection(options: Options = {}) {
     input: {
       link: link as unknown as Link,
       env: new ConnectionEnv(supervisor, engine as unknown as Engine<Link>, TIMING, undefined, () => clock.now()),
-      request: { grant },
       keepaliveMs: options.keepaliveMs,
+      tokenExpiresAt: tokenDeadline(grant),
     },
   });
   actor.start();

@@ -48,14 +48,14 @@ function links(n: number): Link[] {
   for (let i = 0; i < n; i++) {
     const link = new Link({ addr: '127.0.0.1:1', wire, mailboxLimits: limits, slowConsumer: 'close' });
     link.rate = new TokenBucket(rate, Date.now);
-    (link as unknown as { reader: FrameReader }).reader = new FrameReader(link, engine, link.rate);
+    (link as unknown as { reader: FrameReader }).reader = new FrameReader(link, { engine }, link.rate);
     out.push(link);
   }
   return out;
 }
 
 function input(link: Link): ConnectionInput {
-  return { link, env, request: {} };
+  return { link, env };
 }
 
 const ignore: ChildEnd = { completed: () => undefined, failed: () => undefined };

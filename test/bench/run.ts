@@ -377,6 +377,7 @@ async function memory(name: ServerName, conns: number) {
       return {
         connections: held,
         failed: opened.failed,
+        ...(opened.failed > 0 ? { lastError: opened.lastError } : {}),
         rssBeforeMB: round(before / 2 ** 20, 1),
         rssAfterMB: round(after / 2 ** 20, 1),
         rssPerConnKB: round((after - before) / held / 1024, 2),

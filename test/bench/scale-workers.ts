@@ -3,7 +3,10 @@
 // raw WebSocket subscribers of /ws/bench over 127.0.0.1–.10; the broker pings every 10 s and they answer. Once
 // opened, the connections are held through two heartbeat rounds, then one broadcast is published and timed until
 // every subscriber has it. Reports broker RSS (sum over the workers) per connection. Heavy: run it alone, once.
-//   npm run bench:scale -- [--clients 100000] [--workers 6] [--generators 6] [--redis redis://127.0.0.1:6379]
+//   npm run bench:scale -- [--clients 100000] [--workers 6] [--generators 6] [--redis redis://127.0.0.1:6379] [--dist dist | --source]
+// The broker runs as users start it (`npm start`: node with the start script's flags, from the build, `--dist`); its
+// workers inherit those flags. `--source` runs src/cli.ts through tsx instead (as this bench did before 3 December:
+// each worker then also holds tsx's loader, and V8's young generation is not capped).
 // Without --redis it starts a private redis-server. Stops opening at the first sign of trouble (failures, no
 // progress, low memory, time) and measures what it reached.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -13,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BenchClient, nowUs } from './wire.js';
 import { TestRedis } from '../cluster/redis.js';
+import { startScriptFlags } from './servers.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -20,6 +24,8 @@ const { values: flags } = parseArgs({
     workers: { type: 'string', default: '6' },
     generators: { type: 'string', default: '6' },
     redis: { type: 'string' },
+    dist: { type: 'string', default: 'dist' },
+    source: { type: 'boolean', default: false },
     child: { type: 'string' },
   },
 });
@@ -108,7 +114,7 @@ async function main(): Promise<void> {
   const perWorker = Math.min(19_000, Math.ceil((want * 1.2) / workers));
   const serve = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'serve', '--workers', String(workers), '--redis', redisUrl, '--port', '0', '--tcp-port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--idle-ms', '600000', '--max-connections', String(perWorker), '--max-connections-per-ip', String(perWorker), '--log-level', 'info'],
+    [...(flags.source ? ['--import', 'tsx', 'src/cli.ts'] : [...startScriptFlags(), `${flags.dist}/cli.js`]), 'serve', '--workers', String(workers), '--redis', redisUrl, '--port', '0', '--tcp-port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--idle-ms', '600000', '--max-connections', String(perWorker), '--max-connections-per-ip', String(perWorker), '--log-level', 'info'],
     { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let ready: { port: number; pids: number[] } | undefined;
@@ -216,6 +222,7 @@ async function main(): Promise<void> {
 
   const result = {
     date: new Date().toISOString(),
+    broker: flags.source ? 'src/cli.ts through tsx' : `node ${[...startScriptFlags(), `${flags.dist}/cli.js`].join(' ')}`,
     workers,
     generators: gens,
     wanted: want,

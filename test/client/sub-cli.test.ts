@@ -45,13 +45,19 @@ describe('switchboard sub', () => {
   });
 
   it('a listener that never sends a frame stays connected through three idle periods (it answers pings)', { timeout: 30_000 }, async () => {
-    const idle = { idleMs: 150, idleGraceMs: 100, heartbeatMs: 100 };
+    // A ping every 500 ms, to be answered before the next: the sub process answers in time even when a loaded machine
+    // leaves it waiting for a moment (at 100 ms, beside other suites, it sometimes did not). Three idle periods pass
+    // while it answers three of them.
+    const idle = { idleMs: 150, idleGraceMs: 100, heartbeatMs: 500 };
     const broker = await startTestBroker(idle);
     cleanup.push(() => broker.close());
     const s = sub(['--url', broker.url, '--count', '1', 'alarm/#']);
     await until(() => broker.hub.inspect.holders('alarm/#').length > 0, 'the subscription', 15_000);
     const [link] = broker.hub.inspect.holders('alarm/#');
-    await new Promise((r) => setTimeout(r, 3 * (idle.idleMs + idle.idleGraceMs) + 200));
+    // A listener's only inbound traffic is its pongs: each moves lastSeen.
+    const from = Date.now();
+    const pongs = new Set([link!.lastSeen]);
+    await until(() => pongs.add(link!.lastSeen).size > 3 && Date.now() - from > 3 * (idle.idleMs + idle.idleGraceMs), 'three pongs', 15_000);
     // Idle (no application frames) but never closed: the same connection is still subscribed.
     expect(link!.state).toBe('idle');
     expect([...broker.hub.inspect.holders('alarm/#')]).toEqual([link]);

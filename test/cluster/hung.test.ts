@@ -17,10 +17,14 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
   let behind: TestBroker; // its Redis connections go through the proxy
   const clients: TestClient[] = [];
 
+  // Short, so a hung Redis shows quickly, but not shorter than a Redis on a loaded machine takes to answer: at 300 ms
+  // a node beside other suites (load 38 on the 2 cores) could not even start ("cannot reach Redis").
+  const REDIS_TIMEOUT_MS = 1000;
+
   beforeAll(async () => {
     redis = await TestRedis.start();
-    node = await startNode(redis, { redisTimeoutMs: 300, nodeTickMs: 100, nodeTtlMs: 5000 });
-    other = await startNode(redis, { redisTimeoutMs: 300, nodeTickMs: 100, nodeTtlMs: 5000 });
+    node = await startNode(redis, { redisTimeoutMs: REDIS_TIMEOUT_MS, nodeTickMs: 100, nodeTtlMs: 5000 });
+    other = await startNode(redis, { redisTimeoutMs: REDIS_TIMEOUT_MS, nodeTickMs: 100, nodeTtlMs: 5000 });
     proxy = await RedisProxy.start(redis.port);
     behind = await startNode(redis, { redisUrl: proxy.url, redisTimeoutMs: 10_000, nodeTickMs: 100, nodeTtlMs: 5000 });
   });
@@ -47,7 +51,7 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     const api = await fetch(`${node.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'hung/t', data: 'api' }) });
     expect(api.status).toBe(504);
     expect(await api.json()).toMatchObject({ error: 'outcome_unknown' });
-    await until(async () => (await health(node)) === 'degraded', '/healthz degraded while Redis hangs', 5000);
+    await until(async () => (await health(node)) === 'degraded', '/healthz degraded while Redis hangs', 10 * REDIS_TIMEOUT_MS);
 
     redis.resume();
     await until(async () => (await health(node)) === 'running', '/healthz running once Redis answers', 10_000);

@@ -235,7 +235,7 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
     expect(after!.epoch).not.toBe(before.epoch);
     expect((await sub.next((f) => f.op === 'msg' && f.data === 'after', 10_000)).seq).toBe(1);
     // Nobody announced the end of any client (Redis lost them; nobody reaped them): no join, leave or timeout again.
-    expect(await watcher.quiet((f) => f.op === 'event')).toBe(true);
+    expect(await watcher.quiet((f) => f.op === 'event'), JSON.stringify(watcher.inbox.filter((f) => f.op === 'event'))).toBe(true);
     // B's client was re-asserted (who on A lists it); new clients on both nodes get ids no one has.
     const ids = new Set([sub, pub].map((c) => c.hello.client.id));
     await until(async () => (await req(pub, { op: 'who' })).clients.some((c: Frame) => c.id === sub.hello.client.id), 'B\'s client in who', 10_000);

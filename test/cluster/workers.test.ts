@@ -12,6 +12,7 @@ import { LineClient } from '../helpers/line-client.js';
 import { restartDelay, RESTART_MAX_MS } from '../../src/cli/workers.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { cliArgs } from '../helpers/cli.js';
+import { PROCESS_START_MS } from '../helpers/waits.js';
 
 const run = requireRedis('serve --workers');
 
@@ -105,7 +106,7 @@ describe.skipIf(!run)('serve --workers 2 --redis', () => {
     expect(new Set([await tcpPid(a), await tcpPid(b)])).toEqual(new Set(w.pids));
     a.send('hello from a');
     await b.next(`[${a.addr}]${a.addr}: hello from a`);
-  }, 30_000);
+  }, PROCESS_START_MS + 30_000);
 
   it('kill -9 of a worker: the primary restarts it, the port keeps answering, its clients time out and resume elsewhere', async () => {
     const { w } = await start();
@@ -149,7 +150,7 @@ describe.skipIf(!run)('serve --workers 2 --redis', () => {
     const landed = new Set<number>();
     for (let i = 0; i < 4 && !landed.has(restarted.workerPid); i++) landed.add(await w.pidOf((await connect(w)).hello.client.id));
     expect(landed).toContain(restarted.workerPid);
-  }, 40_000);
+  }, PROCESS_START_MS + 40_000);
 
   it('SIGTERM to the primary: every worker drains (clients get 1001, leaves announced) and the primary exits 0', async () => {
     const { w, redis } = await start();
@@ -175,5 +176,5 @@ describe.skipIf(!run)('serve --workers 2 --redis', () => {
     } finally {
       r.disconnect();
     }
-  }, 30_000);
+  }, PROCESS_START_MS + 30_000);
 });

@@ -229,6 +229,9 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
   },
 
   'configuration-examples': {
+    // Five brokers started one after another (each a Node process loading the whole broker) and stopped: 2 s on a
+    // quiet machine, more than 30 s beside other suites.
+    timeout: 90_000,
     async run([block]) {
       await runCommandBlock(block!, {
         onBroker: async (line, a, env) => {

@@ -40,6 +40,7 @@ export function sessionWith(id: string, mailbox: SessionMailbox, send: (frame: S
     mailbox,
     subscriptions: new Set(),
     presence: new Set(),
+    hold: (filter) => void s.subscriptions.add(filter),
     watch: (filter) => void s.presence.add(filter),
     grant: undefined,
     nameFixed: false,

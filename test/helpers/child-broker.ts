@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { cliArgs } from './cli.js';
+import { PROCESS_START_MS } from './waits.js';
 
 export interface ChildBroker {
   child: ChildProcess;
@@ -80,7 +81,7 @@ export function spawnWorkers(args: string[]): Promise<ChildWorkers> {
       waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
     });
   };
-  const ready = line((l) => l.msg === 'workers ready', 20_000);
+  const ready = line((l) => l.msg === 'workers ready', PROCESS_START_MS);
   return Promise.race([
     ready.then((r) => ({
       child,

@@ -2,25 +2,35 @@
 // on first use), so each process pays Node's start-up, not tsx's transform of ~100 modules. The bundle is the same
 // source: dependencies stay external, the client package comes from its sources (as tsconfig's `paths` give it to
 // tsx), and import.meta.url reads as a file two levels under the root, as in src/, so pages, the inspector's files
-// and the dev-mode client bundle are found exactly as under tsx.
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { dirname } from 'node:path';
+// and the dev-mode client bundle are found exactly as under tsx. It is split as the CLI is (each command's module
+// is imported when it runs): a `switchboard sub` loads the client, not the broker's Redis client, metrics and checker.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildSync } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** Where the bundle is written (`.cache/` is git-ignored). */
-export const TEST_CLI = `${ROOT}.cache/test-cli/cli.mjs`;
+const DIR = `${ROOT}.cache/test-cli/`;
+/** What tests run (`.cache/` is git-ignored): one line importing the newest build's entry. */
+export const TEST_CLI = `${DIR}cli.mjs`;
 
-/** Bundles src/cli.ts into TEST_CLI; built aside and renamed into place, so a concurrent reader never sees half a file. */
+/**
+ * Bundles src/cli.ts into a build directory of its own, then points TEST_CLI at it (written aside and renamed into
+ * place): a process started meanwhile runs the previous build whole, never half of one. Builds older than an hour
+ * are removed (a run in progress started its processes from the newest).
+ */
 export function buildTestCli(): string {
   const deps = (file: string) => Object.keys((JSON.parse(readFileSync(ROOT + file, 'utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {});
   const external = [...deps('package.json'), ...deps('packages/client/package.json')].filter((d) => d !== '@switchboard/client');
-  mkdirSync(dirname(TEST_CLI), { recursive: true });
-  const fresh = `${TEST_CLI}.${process.pid}`;
+  mkdirSync(DIR, { recursive: true });
+  for (const old of readdirSync(DIR)) {
+    if (old.startsWith('build-') && Date.now() - statSync(DIR + old).mtimeMs > 3_600_000) rmSync(DIR + old, { recursive: true, force: true });
+  }
+  const build = `build-${process.pid}-${Date.now()}`;
   buildSync({
-    entryPoints: [ROOT + 'src/cli.ts'],
-    outfile: fresh,
+    entryPoints: { cli: ROOT + 'src/cli.ts' },
+    outdir: DIR + build,
+    splitting: true,
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -30,6 +40,8 @@ export function buildTestCli(): string {
     define: { 'import.meta.url': JSON.stringify(pathToFileURL(ROOT + 'src/cli/bundled-cli.ts').href) },
     logLevel: 'warning',
   });
+  const fresh = `${TEST_CLI}.${process.pid}`;
+  writeFileSync(fresh, `import './${build}/cli.mjs';\n`);
   renameSync(fresh, TEST_CLI);
   return TEST_CLI;
 }

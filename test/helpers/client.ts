@@ -1,5 +1,6 @@
 // TestClient: a real WebSocket client that records every frame and lets tests await them in order.
 import WebSocket from 'ws';
+import { FRAME_WAIT_MS } from './waits.js';
 
 export type Frame = Record<string, any> & { op: string };
 type Waiter = { pred: (f: Frame) => boolean; resolve: (f: Frame) => void };
@@ -40,7 +41,7 @@ export class TestClient {
   }
 
   /** The first frame (received or to come) matching `pred`, removed from the inbox. */
-  next(pred: (f: Frame) => boolean = () => true, timeoutMs = 3000): Promise<Frame> {
+  next(pred: (f: Frame) => boolean = () => true, timeoutMs = FRAME_WAIT_MS): Promise<Frame> {
     const i = this.inbox.findIndex(pred);
     if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]!);
     return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
 // LineClient: a real TCP client of the line protocol that records every line and lets tests await them in order.
 import { connect, type Socket } from 'node:net';
+import { FRAME_WAIT_MS } from './waits.js';
 
 type Waiter = { pred: (line: string) => boolean; resolve: (line: string) => void };
 
@@ -87,7 +88,7 @@ export class LineClient {
   }
 
   /** The first line (received or to come) matching `pred`, removed from the inbox. */
-  next(pred: ((line: string) => boolean) | string = () => true, timeoutMs = 3000): Promise<string> {
+  next(pred: ((line: string) => boolean) | string = () => true, timeoutMs = FRAME_WAIT_MS): Promise<string> {
     const match = typeof pred === 'string' ? (l: string) => l === pred : pred;
     const i = this.inbox.findIndex(match);
     if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]!);
@@ -108,7 +109,7 @@ export class LineClient {
   }
 
   /** The next JSON line matching `pred`, parsed. */
-  async nextJson(pred: (f: Record<string, any>) => boolean = () => true, timeoutMs = 3000): Promise<Record<string, any>> {
+  async nextJson(pred: (f: Record<string, any>) => boolean = () => true, timeoutMs = FRAME_WAIT_MS): Promise<Record<string, any>> {
     const line = await this.next((l) => {
       if (!l.startsWith('{')) return false;
       try {

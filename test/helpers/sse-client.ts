@@ -1,6 +1,7 @@
 // SseClient: a real Server-Sent Events client over node:http, parsing the stream as a browser's EventSource does
 // (fields id / event / data / retry, comments, blank-line dispatch), recording every event and the last event id.
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { FRAME_WAIT_MS } from './waits.js';
 
 export interface SseEvent {
   event: string;
@@ -74,7 +75,7 @@ export class SseClient {
   }
 
   /** The next event matching `pred` (received or to come), taken from the inbox. */
-  next(pred: (e: SseEvent) => boolean = () => true, timeoutMs = 3000): Promise<SseEvent> {
+  next(pred: (e: SseEvent) => boolean = () => true, timeoutMs = FRAME_WAIT_MS): Promise<SseEvent> {
     const i = this.inbox.findIndex(pred);
     if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]!);
     return new Promise((resolve, reject) => {
@@ -94,7 +95,7 @@ export class SseClient {
   }
 
   /** The next frame (a `message` event) matching `pred`. */
-  async frame(pred: (f: Record<string, any>) => boolean = () => true, timeoutMs = 3000): Promise<Record<string, any>> {
+  async frame(pred: (f: Record<string, any>) => boolean = () => true, timeoutMs = FRAME_WAIT_MS): Promise<Record<string, any>> {
     return (await this.next((e) => e.frame !== undefined && pred(e.frame), timeoutMs)).frame!;
   }
 

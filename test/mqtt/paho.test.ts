@@ -35,8 +35,9 @@ describe('Paho MQTT 3.1.1 interoperability (client_test.py)', () => {
     const names = listed.stdout.trim().split(' ').filter(Boolean);
     expect(names.length, listed.stderr).toBe(10);
     // Side by side, each on its own broker: the suite's fixed sleeps (15 s in one test) overlap instead of adding up.
-    // At most CONCURRENCY at once: the brokers share this process's event loop, and the suite gives up on a
-    // CONNACK after 0.5 s, which ten cold brokers at once on a loaded 2-core machine did not always make.
+    // At most CONCURRENCY at once: the brokers share this process's event loop, and the suite's client gave up on a
+    // CONNACK after 0.5 s, which ten cold brokers at once on a loaded 2-core machine did not always make (the runner
+    // now gives it 5 s: even five at once missed 0.5 s beside other suites).
     const CONCURRENCY = 5;
     const queue = [...names];
     const results: Awaited<ReturnType<typeof runOne>>[] = [];

@@ -74,6 +74,7 @@ describe("clients' faults in the log", () => {
     const b = await start({ allowedOrigins: 'https://app.example.com', authSecret: secret, apiKey: 'k', rate: 5, rateBurst: 5, rateStrikes: 2 });
     const url = `ws://127.0.0.1:${b.port}/ws`;
     const from = lines.length;
+    const t0 = Date.now();
     for (let i = 0; i < 100; i++) {
       const res = await fetch(`http://127.0.0.1:${b.port}/api/publish`, { method: 'POST', headers: { authorization: 'Bearer k' }, body: i % 2 ? '{"topic":' : '[1]' });
       expect(res.status).toBe(400);
@@ -89,10 +90,13 @@ describe("clients' faults in the log", () => {
     }
     const logged = since(from);
     expect(problems(logged)).toEqual([]);
+    // Per kind, the first line and then one a second: a bound from how long this took (about 3 s on a quiet machine,
+    // three times that on a loaded one), never a line per event (100 bad bodies, 50 refusals of each kind).
+    const most = 1 + Math.ceil((Date.now() - t0) / 1000);
     for (const kind of [/bad or cut-off body/, /origin not allowed/, /upgrade refused: unauthorized/, /rate limit exceeded/]) {
       const of = logged.filter((l) => kind.test(l.msg));
       expect(of.length, String(kind)).toBeGreaterThan(0);
-      expect(of.length, `${kind}: ${of.length} lines`).toBeLessThanOrEqual(6);
+      expect(of.length, `${kind}: ${of.length} lines in ${Date.now() - t0} ms`).toBeLessThanOrEqual(most);
     }
   });
 });

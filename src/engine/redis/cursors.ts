@@ -151,6 +151,9 @@ export class Cursors {
     try {
       for (;;) {
         if (this.cursors.get(topic) !== c || this.options.closed()) return;
+        // Held messages at or below the cursor were delivered (or passed) meanwhile: without them, the first held one
+        // is after the cursor, so each turn of this loop delivers something or reads (a stale one made it spin forever).
+        for (const seq of c.held.keys()) if (seq <= c.seq) c.held.delete(seq);
         const firstHeld = c.held.size > 0 ? Math.min(...c.held.keys()) : Infinity;
         const want = firstHeld === Infinity ? READ_BATCH : Math.min(READ_BATCH, firstHeld - c.seq - 1);
         if (want <= 0) {
@@ -164,13 +167,13 @@ export class Cursors {
           const m = parseBusMessage(flat[k + 1]!.slice(1));
           if (!m || m.epoch !== c.epoch || m.seq <= c.seq) continue;
           if (m.seq > c.seq + 1) this.skipTo(topic, c, m.seq);
+          got++;
+          if (m.seq <= c.seq) continue; // held too, and delivered from there by skipTo
+          // The bus may have brought it while this read was in flight (it was then held): delivered once, here.
+          c.held.delete(m.seq);
           this.options.deliver(m);
           c.seq = m.seq;
-          got++;
         }
-        // A stream trimmed since the cursor starts later than asked and can run past a held message (delivered now
-        // from the stream): held copies at or below the cursor go, or the loop would wait for them for ever.
-        for (const seq of c.held.keys()) if (seq <= c.seq) c.held.delete(seq);
         this.drain(c);
         if (c.held.size === 0) {
           if (ep && ep !== c.epoch && got === 0) {

@@ -4,8 +4,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
-import { openConnection, type BrokerCore, type OpenConnection } from '../../actors/connection.js';
-import type { ClientFaults } from '../../log.js';
+import { openConnection, type BrokerCore } from '../../actors/connection.js';
+import type { FrameReader } from '../../actors/reader.js';
+import type { ConnectionRef } from '../../actors/connection.events.js';
 import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { wsTextFrame } from './frame.js';
@@ -27,13 +28,9 @@ class WsWire implements Wire {
     return true;
   }
 
-  /** Set once the connection is open (openConnection needs the wire first). */
-  conn!: OpenConnection;
-
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
-    readonly faults: ClientFaults | undefined,
   ) {}
 
   encode(out: Outgoing): Buffer {
@@ -67,40 +64,46 @@ class WsWire implements Wire {
   }
 }
 
-/** Each open WebSocket's wire, for the listeners shared by all of them (ws calls a listener with the socket as `this`). */
-const wires = new WeakMap<WebSocket, WsWire>();
+/**
+ * Each open WebSocket's reader, for the listeners shared by all of them (ws calls a listener with the socket as
+ * `this`): the reader leads to the link, the link to the actor. No record per connection beyond this entry.
+ */
+const readers = new WeakMap<WebSocket, FrameReader>();
+
+/** The connection actor of a reader's link (openConnection sets it before the socket's listeners are attached). */
+const actorOf = (reader: FrameReader): ConnectionRef => reader.link.actor!;
 
 function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-  const { reader, actor } = wires.get(this)!.conn;
+  const reader = readers.get(this)!;
   // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
   try {
     if (isBinary) reader.binary(data.length);
     else reader.text(data.toString(), data.length);
   } catch (error) {
-    actor.send({ type: 'FAULT', error });
+    actorOf(reader).send({ type: 'FAULT', error });
   }
 }
 
 function onPong(this: WebSocket): void {
-  const { link, actor } = wires.get(this)!.conn;
-  link.lastSeen = Date.now();
-  actor.send({ type: 'PONG' });
+  const reader = readers.get(this)!;
+  reader.link.lastSeen = Date.now();
+  actorOf(reader).send({ type: 'PONG' });
 }
 
 function onPing(this: WebSocket): void {
-  wires.get(this)!.conn.reader.control();
+  readers.get(this)!.control();
 }
 
 function onClose(this: WebSocket, code: number, reason: Buffer): void {
-  const { actor } = wires.get(this)!.conn;
+  const actor = actorOf(readers.get(this)!);
   // After a forced close the actor has already finished; nobody is left to tell.
   if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });
 }
 
 /** ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself. */
 function onError(this: WebSocket, err: Error): void {
-  const wire = wires.get(this)!;
-  wire.faults?.note('info', { client: wire.conn.link.id, err: err.message }, 'websocket error');
+  const reader = readers.get(this)!;
+  reader.faults?.note('info', { client: reader.link.id, err: err.message }, 'websocket error');
 }
 
 /** Where the client asked to go: `/ws` or `/ws/<topic path>`, plus `name=` and `topics=`. */
@@ -204,16 +207,15 @@ export class WsTransport {
 
   private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const wire = new WsWire(ws, socket, this.core.faults);
-    wire.conn = openConnection(this.core, wire, addr, { name: target.name, topics: target.topics, grant }, meta);
-    wires.set(ws, wire);
+    const { reader, actor } = openConnection(this.core, new WsWire(ws, socket), addr, { name: target.name, topics: target.topics, grant }, meta);
+    readers.set(ws, reader);
     // Listeners shared by every connection (no closures per connection): each finds its connection by its socket.
     ws.on('message', onMessage);
     ws.on('pong', onPong);
     ws.on('ping', onPing);
     ws.on('close', onClose);
     ws.on('error', onError);
-    wire.conn.actor.start();
+    actor.start();
   }
 
   close(): void {

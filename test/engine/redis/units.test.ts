@@ -263,6 +263,62 @@ describe('Cursors', () => {
     cursors.catchUp();
     await expect.poll(() => delivered).toEqual([1, 1, 2]);
   });
+
+  it('a message the bus brings while the fill is reading it from the stream is delivered once, and the fill ends', async () => {
+    // Seen in test/cluster/redis-cluster-failover.test.ts under load: the fill switched to the new epoch and read from
+    // its seq 1; the bus brought seq 1 meanwhile (held, the fill being on); the read delivered it; the held copy stayed
+    // behind the cursor and the fill looped without an await, for ever: the node's event loop was stuck.
+    let epoch = 'e1';
+    const stream = new Map([['a', [entry('a', 1)]]]);
+    let reads = 0;
+    let release!: () => void;
+    const inFlight = new Promise<void>((r) => (release = r));
+    let turns = 0; // closed() is asked at every turn of the fill's loop
+    const delivered: string[] = [];
+    const cursors = new Cursors({
+      deliver: (m) => delivered.push(`${m.epoch}:${m.seq}`),
+      read: async (topic, from, count) => {
+        if (++reads === 2) await inFlight; // the new epoch's read from seq 1
+        const all = stream.get(topic) ?? [];
+        return [String(all.length), epoch, ...all.slice(from - 1, from - 1 + count).flatMap((v, i) => [`0-${from + i}`, v])];
+      },
+      closed: () => ++turns > 1000,
+      log,
+      retryMs: 5,
+    });
+    cursors.receive(bus('a', 1));
+    epoch = 'e2';
+    stream.set('a', [1, 2].map((s) => entry('a', s, 'e2')));
+    cursors.catchUp();
+    await expect.poll(() => reads).toBe(2);
+    cursors.receive(bus('a', 1, 'e2'));
+    release();
+    await expect.poll(() => delivered).toEqual(['e1:1', 'e2:1', 'e2:2']);
+    expect(turns).toBeLessThan(10);
+    cursors.receive(bus('a', 3, 'e2'));
+    expect(delivered.at(-1)).toBe('e2:3'); // in order at once: the fill is over
+  });
+
+  it('a gap the stream no longer holds up to a held message: the held one is delivered once', async () => {
+    // 2 trimmed from the stream; 3 came on the bus (held) and is in the stream too.
+    const stream = new Map([['a', [entry('a', 1), entry('a', 3)]]]);
+    const delivered: number[] = [];
+    const cursors = new Cursors({
+      deliver: (m) => delivered.push(m.seq),
+      read: async (topic, from, count) => {
+        const after = (stream.get(topic) ?? []).filter((e) => parseBusMessage(e.slice(1))!.seq >= from).slice(0, count);
+        return ['2', 'e1', ...after.flatMap((v) => [`0-${parseBusMessage(v.slice(1))!.seq}`, v])];
+      },
+      closed: () => false,
+      log,
+      retryMs: 5,
+    });
+    cursors.receive(bus('a', 1));
+    cursors.receive(bus('a', 3));
+    await expect.poll(() => cursors.gapsSkipped).toBe(1);
+    cursors.receive(bus('a', 4));
+    expect(delivered).toEqual([1, 3, 4]);
+  });
 });
 
 describe('PresenceRelay', () => {
