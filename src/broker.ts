@@ -90,6 +90,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
           maxInflight: config.redisMaxInflight,
           log,
           interestLingerMs: config.interestLingerMs,
+          batchIntervalMs: config.redisBatchMs,
           commandTimeoutMs: config.redisTimeoutMs,
           nodeTtlMs: config.nodeTtlMs,
           tickMs: config.nodeTickMs,

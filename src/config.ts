@@ -71,6 +71,7 @@ export const SETTINGS = {
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
   redisTimeoutMs: { flag: 'redis-timeout-ms', kind: ms(50, 600_000), default: 3000, help: 'cluster: how long a Redis command may take; over it a publish answers outcome_unknown (it may have happened) and the node reports degraded until Redis answers again' },
+  redisBatchMs: { flag: 'redis-batch-ms', kind: ms(0, 1000), default: 0, help: 'cluster: least time between two publish calls to Redis; a busy node sends the publishes of that time together (fewer, larger calls: less CPU per message, up to this much more latency); 0: one call per event-loop turn' },
   interestLingerMs: { flag: 'interest-linger-ms', kind: ms(0, 3_600_000), default: 5000, help: 'cluster: how long a node keeps listening to a topic after its last local subscriber left (a client that resubscribes at once costs no SUBSCRIBE); docs/cluster.md, Interest routing' },
   nodeTtlMs: { flag: 'node-ttl-ms', kind: ms(100, 3_600_000), default: 5000, help: 'cluster: a node whose heartbeat is this old is taken for dead by the others (its clients time out)' },
   nodeTickMs: { flag: 'node-tick-ms', kind: ms(20, 600_000), default: 1500, help: 'cluster: how often a node refreshes its heartbeat and looks for dead nodes (well under --node-ttl-ms)' },
@@ -151,6 +152,7 @@ export interface Config {
   workers: number;
   redisMaxInflight: number;
   redisTimeoutMs: number;
+  redisBatchMs: number;
   interestLingerMs: number;
   nodeTtlMs: number;
   nodeTickMs: number;

@@ -160,6 +160,18 @@ async function withCluster<T>(config: ConfigName, fn: (c: Cluster) => Promise<T>
   }
 }
 
+/**
+ * A process's system calls (read and write kinds, /proc/<pid>/io: every thread) and its main thread's context
+ * switches (/proc/<pid>/status: each voluntary one is a wait for I/O, a wake-up after it). Counts, not times: a
+ * loaded machine does not move them much, so they show what a change saves when the CPU figures are noisy.
+ */
+function sysCounts(pid: number): { syscalls: number; switches: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const num = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  return { syscalls: num(io, /syscr:\s+(\d+)/) + num(io, /syscw:\s+(\d+)/), switches: num(status, /^voluntary_ctxt_switches:\s+(\d+)/m) };
+}
+
 const brokerCpu = (c: Cluster): number => c.nodes.reduce((a, n) => a + cpuUs(n.pid), 0);
 
 // ---------------------------------------------------------------- workers (forked load generator processes)
@@ -363,12 +375,14 @@ async function nodes(config: ConfigName, redisPid: number) {
         ? spawn('perf', ['record', '-g', '-o', `${flags.perf}/redis-${config}-${Date.now()}.data`, '-p', String(redisPid), '--', 'sleep', String(seconds)], { stdio: 'ignore' })
         : undefined;
       const cpu0 = cluster.nodes.map((n) => cpuUs(n.pid));
+      const sys0 = [...cluster.nodes.map((n) => sysCounts(n.pid)), sysCounts(redisPid)];
       const r0 = cpuUs(redisPid);
       const t0 = performance.now();
       await sleep(seconds * 1000);
       const l1 = await counts(lat, true);
       const d1 = await total(workers);
       const cpu1 = cluster.nodes.map((n) => cpuUs(n.pid));
+      const sys1 = [...cluster.nodes.map((n) => sysCounts(n.pid)), sysCounts(redisPid)];
       const r1 = cpuUs(redisPid);
       const window = cluster.usesRedis ? redisWindow(rc0, rs0, commandStats(), redisStats()) : undefined;
       if (perf) await new Promise((r) => perf.once('exit', r));
@@ -393,6 +407,9 @@ async function nodes(config: ConfigName, redisPid: number) {
         cpuUsPerMessage: { a: nodeUs[0], b: nodeUs[1], c: nodeUs[2], redis: redisUs, all: round(nodeUs.reduce((x, y) => x + y!, 0)! + redisUs, 1) },
         p50Ms: ms(percentile(l1.latency, 50)),
         p99Ms: ms(percentile(l1.latency, 99)),
+        // Per message, [a, b, c, redis]: read/write system calls (whole process), main-thread voluntary context switches.
+        syscallsPerMessage: sys1.map((x, i) => round((x.syscalls - sys0[i]!.syscalls) / messages, 2)),
+        switchesPerMessage: sys1.map((x, i) => round((x.switches - sys0[i]!.switches) / messages, 2)),
         redisCommands: commandStats(),
         /** Redis over the measured window only: commandstats and I/O counters (differences). */
         redisWindow: window,
@@ -520,7 +537,7 @@ async function main(): Promise<void> {
   mkdirSync(HERE + 'results', { recursive: true });
   writeFileSync(
     HERE + 'results/' + file,
-    JSON.stringify({ date, machine, loadavg: { before: loadBefore, after: loadAfter }, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbNodeFlags], results, markdown: md }, null, 2) + '\n',
+    JSON.stringify({ date, machine, loadavg: { before: loadBefore, after: loadAfter }, sizes, switchboardNodeFlags: [...startScriptFlags(), ...sbNodeFlags], switchboardEnv: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('SWITCHBOARD_'))), results, markdown: md }, null, 2) + '\n',
   );
   console.log(`written test/bench/results/${file}`);
   if (file === 'cluster.json') {

@@ -19,11 +19,11 @@ import type { PublishResult } from '../../src/engine/engine.js';
 const run = requireRedis('publish batch');
 
 /** A StreamPublisher on `cmd` as the engine builds it (the node reduced to what the publisher uses). */
-function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelScheme = CLASSIC) {
+function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelScheme = CLASSIC, batchIntervalMs = 0) {
   const scripts = new ScriptRunner(cmd);
   const timeouts: unknown[] = [];
   const node = { id: 'n1', life: 'L', up: true, cmd, script: (lua: string, keys: string[], args: string[]) => scripts.run(lua, keys, args), noteTimeout: (err: unknown) => timeouts.push(err) };
-  const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes: 1 << 20, hears: () => false, channels, own: new OwnDeliveries(100), stats: new BrokerStats() });
+  const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes: 1 << 20, hears: () => false, channels, own: new OwnDeliveries(100), stats: new BrokerStats(), batchIntervalMs });
   const pub = (topic: string, data: unknown, key?: string) =>
     publisher.publish(topic, data, null, true, undefined, key).then(
       (r) => (r instanceof ProtocolError ? r.code : r),
@@ -84,6 +84,23 @@ describe.skipIf(!run)('the batched publish path on one Redis', () => {
     expect(pos(later)).toEqual(pos(first));
     expect(seqOf(other as PublishResult)).toBe(2);
     expect(await cmd.llen(KEYS.log('b/k'))).toBe(2);
+  });
+
+  it('with --redis-batch-ms, publishes of several turns within the interval go in one call, numbered in publish order', async () => {
+    const { publisher, pub } = publisherOn(cmd, 100, CLASSIC, 1000); // long enough that no stall ends it mid-test
+    await pub('b/i', 0); // listed, loaded; the interval starts from this call
+    const calls = publisher.batch.calls;
+    const answers: Promise<PublishResult | string>[] = [];
+    for (let turn = 0; turn < 3; turn++) {
+      answers.push(pub('b/i', turn), pub('b/j', turn));
+      await new Promise((r) => setImmediate(r)); // the next event-loop turn
+    }
+    expect(publisher.batch.calls).toBe(calls); // still waiting for the rest of the interval
+    const seqs = (await Promise.all(answers)).map(seqOf);
+    expect(publisher.batch.calls - calls).toBe(1);
+    expect(seqs).toEqual([2, 1, 3, 2, 4, 3]);
+    const history = await cmd.lrange(KEYS.log('b/i'), 0, -1);
+    expect(history.map((e) => JSON.parse(e.slice(e.indexOf('{'))).seq)).toEqual([1, 2, 3, 4]);
   });
 
   it('the history stays bounded over batches (entries and the byte count match the history)', async () => {

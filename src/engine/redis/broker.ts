@@ -39,6 +39,8 @@ export interface RedisBrokerOptions {
   historyTopicBytes: number;
   /** How long the node keeps listening to a topic's channel after its last local subscriber left (interest.ts). */
   interestLingerMs?: number | undefined;
+  /** Least time between two publish script calls (publish-batch.ts `intervalMs`); 0: one per turn. */
+  batchIntervalMs?: number | undefined;
   /** A presence event from the bus (any node's client), for this node's watchers. */
   presence: (p: BusPresence) => void;
 }
@@ -73,6 +75,7 @@ export class RedisBroker<S extends Session> implements Broker<S> {
       own: this.own,
       late: (topic) => this.cursors.fillNow(topic),
       stats: local.stats,
+      batchIntervalMs: options.batchIntervalMs,
     });
     this.cursors = new Cursors({
       deliver: (m) => this.live.deliver(m),

@@ -24,6 +24,8 @@ export interface RedisEngineOptions extends MemoryEngineOptions, RedisNodeOption
   maxInflight: number;
   /** How long the node keeps listening to a topic's channel after its last local subscriber left (interest.ts). */
   interestLingerMs?: number;
+  /** Least time between two publish script calls (ms): a busy node's publishes of that time go in one call (publish-batch.ts). */
+  batchIntervalMs?: number;
 }
 
 export class RedisEngine<S extends Session = Session> extends ProtocolCore<S> {
@@ -40,6 +42,7 @@ export class RedisEngine<S extends Session = Session> extends ProtocolCore<S> {
       historySize: options.historySize,
       historyTopicBytes: options.historyTopicBytes,
       interestLingerMs: options.interestLingerMs,
+      batchIntervalMs: options.batchIntervalMs,
       presence: (p) => local.tell(p.e, new RemoteClient(p.c), p.f, p.o),
     });
     const relay = new PresenceRelay({

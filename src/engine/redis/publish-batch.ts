@@ -55,6 +55,16 @@ export interface PublishBatchOptions {
   failed(err: unknown): void;
   /** When the queued publishes are sent: after this turn's I/O by default. */
   schedule?: (flush: () => void) => void;
+  /**
+   * Least time between two sends (ms; 0 or absent: every turn sends its own). Publishes made sooner than this after
+   * the last send wait for the rest of it and go with every publish made meanwhile: a busy node sends one call per
+   * interval instead of one per turn; a publish on a quiet node (none sent for this long) goes after its turn as before.
+   */
+  intervalMs?: number | undefined;
+  /** Runs `flush` after `ms` (setTimeout by default). */
+  delay?: ((flush: () => void, ms: number) => void) | undefined;
+  /** A monotonic clock in ms (performance.now by default). */
+  now?: (() => number) | undefined;
 }
 
 interface Queued {
@@ -68,6 +78,10 @@ export class PublishBatch {
   private queue: Queued[] = [];
   private queuedBytes = 0;
   private scheduled = false;
+  /** Which scheduled flush is current: one made stale by a flush at MAX_MESSAGES / MAX_BYTES does nothing. */
+  private round = 0;
+  /** When the last call was sent (options.now); -Infinity: none yet. */
+  private lastSent = -Infinity;
   /** Script calls made and messages sent in them (metrics, tests). */
   calls = 0;
   messages = 0;
@@ -86,17 +100,30 @@ export class PublishBatch {
       if (this.queue.length >= MAX_MESSAGES || this.queuedBytes >= MAX_BYTES) return this.flush();
       if (this.scheduled) return;
       this.scheduled = true;
-      (this.options.schedule ?? setImmediate)(() => this.flush());
+      const round = this.round;
+      const flush = () => round === this.round && this.flush();
+      const { intervalMs = 0 } = this.options;
+      const wait = intervalMs > 0 ? this.lastSent + intervalMs - this.now() : 0;
+      const schedule = this.options.schedule ?? setImmediate;
+      // After the wait, still after that turn's I/O: the frames read in the same loop iteration go in the same call.
+      if (wait > 0) (this.options.delay ?? setTimeout)(() => schedule(flush), Math.ceil(wait));
+      else schedule(flush);
     });
+  }
+
+  private now(): number {
+    return this.options.now ? this.options.now() : performance.now();
   }
 
   /** Sends everything queued: one call per slot and per MAX_MESSAGES / MAX_BYTES, in order. */
   flush(): void {
     this.scheduled = false;
+    this.round++;
     const queue = this.queue;
     if (queue.length === 0) return;
     this.queue = [];
     this.queuedBytes = 0;
+    if (this.options.intervalMs) this.lastSent = this.now();
     const { slot } = this.options;
     if (!slot) return this.sendCut(queue);
     // Per slot, each slot's publishes in their order (their relative order across slots does not matter: different topics).

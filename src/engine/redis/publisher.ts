@@ -40,6 +40,8 @@ export interface StreamPublisherOptions {
   /** A publish of this node's that the bus did not bring back in time: read `topic`'s stream now (cursors.ts fillNow). */
   late?: (topic: string) => void;
   stats: BrokerStats;
+  /** Least time between two PUBLISH_BATCH sends (publish-batch.ts `intervalMs`); 0: one per turn. */
+  batchIntervalMs?: number | undefined;
 }
 
 export class StreamPublisher {
@@ -64,6 +66,7 @@ export class StreamPublisher {
       slot: cmd instanceof Cluster ? keySlot : undefined,
       ready: (key) => readyFor(cmd, key),
       failed: (err) => redis.noteTimeout(err),
+      intervalMs: options.batchIntervalMs,
     });
   }
 

@@ -472,9 +472,12 @@ describe('PublishBatch', () => {
     for (let a = 4 + 4 * topics; a < args.length; a += 3) out.push(keys[3 * (Math.abs(Number(args[a])) - 1)]!);
     return out;
   };
-  const make = (opts: { slot?: (key: string) => number; ready?: () => boolean; answer?: (keys: string[], call: number) => Promise<unknown> } = {}) => {
+  const make = (opts: { slot?: (key: string) => number; ready?: () => boolean; answer?: (keys: string[], call: number) => Promise<unknown>; intervalMs?: number } = {}) => {
     const calls: string[][] = [];
     const flushes: (() => void)[] = [];
+    /** Flushes asked for after a delay (intervalMs), with the delay; `clock` is the batch's time. */
+    const delayed: [flush: () => void, ms: number][] = [];
+    const clock = { now: 0 };
     const failures: unknown[] = [];
     const batch = new PublishBatch({
       run: (keys, args) => {
@@ -488,12 +491,15 @@ describe('PublishBatch', () => {
       ready: opts.ready ?? (() => true),
       failed: (err) => failures.push(err),
       schedule: (f) => flushes.push(f),
+      intervalMs: opts.intervalMs,
+      delay: (f, ms) => delayed.push([f, ms]),
+      now: () => clock.now,
     });
     const pub = (topic: string, id?: number) => batch.add({ topic: { keys: [topic, `${topic}:log`, `${topic}:sizes`], head: 'h', channel: 'c', family: 'f' }, fresh: 'e', tail: 't', prefix: 'p', id }).then(
       (r) => (r instanceof ProtocolError ? `${r.code} ${String(r.id)}` : r),
       (err: Error) => `fault ${err.message}`,
     );
-    return { batch, calls, flushes, failures, pub };
+    return { batch, calls, flushes, failures, pub, delayed, clock };
   };
 
   it('the publishes of one turn go in one call, in order; each gets its own answer, a failing one its own error', async () => {
@@ -550,12 +556,61 @@ describe('PublishBatch', () => {
     expect(await first).toEqual([1, 't@1']);
     expect(await Promise.all(second)).toEqual([[1, 'u@2'], [2, 'v@2']]);
     const many = Array.from({ length: MAX_MESSAGES + 10 }, (_, i) => pub(`m${i}`));
-    // A full batch goes at once (before the turn ends); the rest waits for the turn's flush.
+    // A full batch goes at once (before the turn ends); the rest waits for the turn's flush (asked for anew: the one
+    // asked for before the cut has nothing left to send).
     expect(calls.slice(2).map((c) => c.length)).toEqual([MAX_MESSAGES]);
     flushes[2]!();
+    expect(calls.slice(2).map((c) => c.length)).toEqual([MAX_MESSAGES]);
+    flushes[3]!();
     expect(calls.slice(2).map((c) => c.length)).toEqual([MAX_MESSAGES, 10]);
     expect(calls.slice(2).flat()).toEqual(Array.from({ length: MAX_MESSAGES + 10 }, (_, i) => `m${i}`));
     expect((await Promise.all(many)).map((r) => (r as [number, string])[1])).toEqual(Array.from({ length: MAX_MESSAGES + 10 }, (_, i) => `m${i}@${i < MAX_MESSAGES ? 3 : 4}`));
+  });
+
+  it('with an interval, publishes made within it of the last call wait for the rest of it and go as one call; a quiet node sends after the turn', async () => {
+    const { calls, flushes, delayed, clock, pub } = make({ intervalMs: 5 });
+    const first = pub('a'); // nothing sent for 5 ms: after this turn, as without an interval
+    expect([flushes.length, delayed.length]).toEqual([1, 0]);
+    flushes[0]!();
+    expect(calls).toEqual([['a']]);
+    clock.now = 1.5;
+    const waiting = [pub('a'), pub('b')]; // 1.5 ms after the last call: wait for the other 3.5 (rounded up to whole ms)
+    clock.now = 3;
+    waiting.push(pub('a')); // another turn within it: joins the same call
+    expect([flushes.length, delayed.map(([, ms]) => ms)]).toEqual([1, [4]]);
+    expect(calls).toHaveLength(1);
+    clock.now = 5.5;
+    delayed[0]![0](); // the wait is over: flushed after that turn's I/O
+    expect(calls).toHaveLength(1);
+    flushes.at(-1)!();
+    expect(calls).toEqual([['a'], ['a', 'b', 'a']]);
+    expect(await first).toEqual([1, 'a@1']);
+    expect(await Promise.all(waiting)).toEqual([[1, 'a@2'], [2, 'b@2'], [3, 'a@2']]);
+    clock.now = 20; // quiet again: the next publish goes after its turn
+    const late = pub('c');
+    expect([flushes.length, delayed.length]).toEqual([3, 1]);
+    flushes.at(-1)!();
+    expect(await late).toEqual([1, 'c@3']);
+  });
+
+  it('with an interval, MAX_MESSAGES waiting go at once; the flush they were waiting for then sends nothing early', async () => {
+    const { calls, flushes, delayed, clock, pub } = make({ intervalMs: 5 });
+    void pub('a');
+    flushes[0]!();
+    clock.now = 1;
+    const many = Array.from({ length: MAX_MESSAGES }, (_, i) => pub(`m${i}`));
+    expect(calls.map((c) => c.length)).toEqual([1, MAX_MESSAGES]); // cut at the bound, not held
+    const after = pub('z'); // the interval starts again from the call just sent
+    expect(delayed.map(([, ms]) => ms)).toEqual([4, 5]);
+    delayed[0]![0](); // the stale wait: does not send 'z' before its own interval ends
+    flushes.at(-1)!();
+    expect(calls).toHaveLength(2);
+    clock.now = 6;
+    delayed[1]![0]();
+    flushes.at(-1)!();
+    expect(calls.at(-1)).toEqual(['z']);
+    expect(await after).toEqual([1, 'z@3']);
+    expect(await Promise.all(many)).toHaveLength(MAX_MESSAGES);
   });
 
   it('the connection drops mid-batch: outcome_unknown for exactly the calls in flight, unavailable for what was not sent', async () => {
