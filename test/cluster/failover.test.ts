@@ -17,6 +17,8 @@ describe.skipIf(!run)('cluster: node failures', () => {
     return c;
   };
   const url = (n: ChildBroker) => `ws://127.0.0.1:${n.port}/ws`;
+  /** Resolves once `n` has exited (at once if it already has: its `exit` event may have passed while the test waited). */
+  const exited = (n: ChildBroker) => (n.child.exitCode !== null || n.child.signalCode !== null ? Promise.resolve() : new Promise((r) => n.child.once('exit', r)));
 
   beforeAll(async () => {
     redis = await TestRedis.start();
@@ -63,7 +65,7 @@ describe.skipIf(!run)('cluster: node failures', () => {
     expect(again.all.filter((f) => f.op === 'msg').map((f) => f.data)).toEqual([6, 7, 8, 9, 10, 11]);
     for (const c of [watcher, pub, taker, again]) c.close();
     n2.child.kill('SIGTERM');
-    await new Promise((r) => n2.child.once('exit', r));
+    await exited(n2);
   }, 60_000);
 
   it('a join and a leave that reach a stalled watcher\'s node together coalesce into nothing; its later events arrive', async () => {
@@ -89,7 +91,7 @@ describe.skipIf(!run)('cluster: node failures', () => {
     expect(watcher.all.filter((f) => f.op === 'event' && f.client?.name === 'cy')).toEqual([]);
     for (const c of [watcher, dee]) c.close();
     for (const n of [n1, n2]) n.child.kill('SIGTERM');
-    await Promise.all([n1, n2].map((n) => new Promise((r) => n.child.once('exit', r))));
+    await Promise.all([n1, n2].map(exited));
   }, 60_000);
 
   it('a clean stop announces leaves itself; history survives restarting every node', async () => {
@@ -108,10 +110,10 @@ describe.skipIf(!run)('cluster: node failures', () => {
     n1.child.kill('SIGTERM');
     const leave = await watcher.next((f) => f.op === 'event' && f.client?.name === 'ann' && f.event !== 'join', 5000);
     expect(leave.event).toBe('leave');
-    await new Promise((r) => n1.child.once('exit', r));
+    await exited(n1);
     watcher.close();
     n2.child.kill('SIGTERM');
-    await new Promise((r) => n2.child.once('exit', r));
+    await exited(n2);
 
     // Every node restarted: Redis still holds the topic's history and the life.
     const n3 = await node();
@@ -121,6 +123,6 @@ describe.skipIf(!run)('cluster: node failures', () => {
     expect((await c.next((f) => f.op === 'msg')).data).toBe('two');
     c.close();
     n3.child.kill('SIGTERM');
-    await new Promise((r) => n3.child.once('exit', r));
+    await exited(n3);
   }, 60_000);
 });

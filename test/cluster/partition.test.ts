@@ -4,7 +4,7 @@
 // announces its clients again (`join`) and drops what it held (older than the timeouts). What a node holds is
 // bounded in all and per client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_NODE, health, RedisProxy, REAP_WINDOW_MS, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { FAST_NODE, health, RedisProxy, REAP_WINDOW_MS, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -131,6 +131,48 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
       expect(watcher.all.filter(about('spam')).length).toBeLessThanOrEqual(100);
     } finally {
       await c.close();
+    }
+  }, 60_000);
+
+  it('a topic no message had reached the node for yet: what was published on it while the node was cut off arrives when it is back, in order, before what follows', async () => {
+    await until(async () => (await health(a)) === 'running', 'node A running', 15_000);
+    const reader = await connect(a);
+    await reader.request({ op: 'sub', topic: 'fresh/1' }); // never published: no message of it has reached node A
+    // A's request chain and the barrier behind it: node A has read where the topic stood (its meta) by the pong.
+    expect((await reader.request({ op: 'ping' })).op).toBe('pong');
+    const writer = await connect(b);
+    await proxy.cut();
+    await until(async () => (await health(a)) === 'degraded', 'node A degraded', 15_000);
+    for (let i = 1; i <= 3; i++) expect(await writer.request({ op: 'pub', topic: 'fresh/1', data: i })).toMatchObject({ op: 'ack', seq: i });
+    await proxy.restore();
+    await until(async () => (await health(a)) === 'running', 'node A running', 15_000);
+    expect(await writer.request({ op: 'pub', topic: 'fresh/1', data: 4 })).toMatchObject({ op: 'ack', seq: 4 });
+    await reader.next((f) => f.op === 'msg' && f.data === 4, 10_000);
+    expect(reader.all.filter((f) => f.op === 'msg').map((f) => f.data)).toEqual([1, 2, 3, 4]);
+  }, 60_000);
+
+  it('a node stopped while its subscriber connections are subscribing again after a reconnect stops cleanly (no unhandled rejection)', async () => {
+    // ioredis's own resubscription (autoResubscribe) left its promise unhandled: a node closed before that SUBSCRIBE
+    // was answered raised "Connection is closed." with nobody to catch it (seen once in ten runs of the cluster files).
+    const rejections: unknown[] = [];
+    const record = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', record);
+    const cut = await RedisProxy.start(redis.port);
+    const d = await startNode(redis, { redisUrl: cut.url });
+    try {
+      await cut.cut();
+      await until(async () => (await health(d)) === 'degraded', 'node D degraded', 15_000);
+      cut.hold('subscribe'); // the subscriber connections' SUBSCRIBE after they reconnect: held at the proxy
+      await cut.restore();
+      await until(() => cut.held, 'a resubscription held', 15_000);
+      await d.close();
+      // A rejection is reported on a later turn of the event loop: one round trip through Redis is later than that.
+      await redisCli(redis.port, 'ping');
+      expect(rejections.map(String)).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', record);
+      cut.release();
+      await cut.cut();
     }
   }, 60_000);
 });

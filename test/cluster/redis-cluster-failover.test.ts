@@ -60,7 +60,10 @@ describe.skipIf(!run)('Redis Cluster: a master fails over to its replica', () =>
     let after: Frame | undefined;
     const refused: string[] = [];
     await until(async () => {
-      const reply = await pub.request({ op: 'pub', topic: doomed!.topic, data: 'after' });
+      // Its answer may rightly take seconds: ioredis's retries while the slot has no master (~1 s), then, acked, the
+      // wait for the message to reach this node (its subscriber still on the dead master until a tick moves it: up
+      // to 2 s, then read from the stream). Seen over 3 s on a loaded machine (load ~25 on 2 cores).
+      const reply = await pub.request({ op: 'pub', topic: doomed!.topic, data: 'after' }, 15_000);
       if (reply.op === 'ack') after = reply;
       else refused.push(reply.code);
       return after !== undefined;
@@ -89,7 +92,7 @@ describe.skipIf(!run)('Redis Cluster: a master fails over to its replica', () =>
       'the channel subscribed on the promoted replica',
       15_000,
     );
-    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => pub.request({ op: 'pub', topic: doomed!.topic, data: `burst ${i}` })));
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => pub.request({ op: 'pub', topic: doomed!.topic, data: `burst ${i}` }, 15_000)));
     expect(burst.map((f) => f.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
     await sub.next((f) => f.op === 'msg' && f.topic === doomed!.topic && f.data === 'burst 19', 15_000);
     const got = sub.all.filter((f) => f.op === 'msg' && f.topic === doomed!.topic && f.epoch === after!.epoch);

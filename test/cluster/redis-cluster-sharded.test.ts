@@ -270,6 +270,9 @@ describe.skipIf(!run)('Redis Cluster: sharded PUB/SUB while a slot moves (reshar
     expect(newSeqs).toEqual(Array.from({ length: newSeqs.length }, (_, i) => i + 1));
     // Some were numbered on the new owner before the slot was handed over (the node then listened on the old one).
     expect(answers.slice(0, handedOver).some(({ answer }) => answer.epoch === epochs[1])).toBe(true);
+    // Each ack counts the subscriber on the publisher's node, those too: their ack waited until the node had read the
+    // message from the stream and delivered it (the echo-before-ack order of docs/protocol.md).
+    expect(acked.filter(({ answer }) => answer.delivered !== 1).map(({ data, answer }) => `${data}: ${answer.delivered}`)).toEqual([]);
     // The subscriber got exactly the acked messages, once each, in publish order (those the node did not hear live
     // were fetched from the stream once it listened on the new owner).
     await sub.next((f) => f.op === 'msg' && f.data === acked.at(-1)!.data, 15_000);

@@ -91,12 +91,19 @@ describe.skipIf(!run)('serve --workers 2 --redis', () => {
       const who = await c.request({ op: 'who' });
       expect(who.clients.map((x: { id: string }) => x.id)).toEqual(expect.arrayContaining(clients.map((x) => x.hello.client.id)));
     }
-    // The TCP port is shared the same way.
+    // The TCP port is shared the same way: connections land on both workers. (Not strictly in turn: the primary hands
+    // a socket to a worker that has taken the previous one; on a loaded machine two in a row went to the same worker.)
+    const tcpPid = async (x: LineClient) => (await w.line((l) => l.msg === 'connect' && l.addr === x.addr)).pid;
     const a = await LineClient.connect(w.tcpPort);
-    const b = await LineClient.connect(w.tcpPort);
-    cleanup.push(() => a.destroy(), () => b.destroy());
-    const tcpPids = await Promise.all([a, b].map(async (x) => (await w.line((l) => l.msg === 'connect' && l.addr === x.addr)).pid));
-    expect(new Set(tcpPids)).toEqual(new Set(w.pids));
+    cleanup.push(() => a.destroy());
+    let b: LineClient | undefined;
+    for (let i = 0; i < 8 && !b; i++) {
+      const x = await LineClient.connect(w.tcpPort);
+      cleanup.push(() => x.destroy());
+      if ((await tcpPid(x)) !== (await tcpPid(a))) b = x;
+    }
+    if (!b) throw new Error('every TCP connection landed on one worker');
+    expect(new Set([await tcpPid(a), await tcpPid(b)])).toEqual(new Set(w.pids));
     a.send('hello from a');
     await b.next(`[${a.addr}]${a.addr}: hello from a`);
   }, PROCESS_START_MS + 30_000);

@@ -60,11 +60,14 @@ export class TestClient {
     });
   }
 
-  /** Sends `frame` with a fresh id and waits for the reply carrying that id (ack, error or pong). */
-  async request(frame: Record<string, unknown>): Promise<Frame> {
+  /**
+   * Sends `frame` with a fresh id and waits for the reply carrying that id (ack, error or pong), up to `timeoutMs`
+   * (longer for a request whose answer may rightly take seconds, such as a publish during a Redis failover).
+   */
+  async request(frame: Record<string, unknown>, timeoutMs = 3000): Promise<Frame> {
     const id = frame.id ?? `r${nextRequestId++}`;
     this.send({ ...frame, id });
-    return this.next((f) => f.id === id && (f.op === 'ack' || f.op === 'error' || f.op === 'pong'));
+    return this.next((f) => f.id === id && (f.op === 'ack' || f.op === 'error' || f.op === 'pong'), timeoutMs);
   }
 
   send(frame: unknown): void {

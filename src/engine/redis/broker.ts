@@ -17,6 +17,7 @@ import { NodeBus } from './bus.js';
 import { Cursors } from './cursors.js';
 import { CLASSIC, Interest, SHARDED } from './interest.js';
 import { keySlot } from './outcome.js';
+import { isWildcard } from '../../protocol/topic.js';
 import { CHANNELS, KEYS, PARTITIONS, partitionTag } from './keys.js';
 import { LiveDelivery } from './live-delivery.js';
 import type { RedisNode } from './node.js';
@@ -72,6 +73,7 @@ export class RedisBroker<S extends Session> implements Broker<S> {
       hears: (topic) => this.channels.receives(topic),
       channels: redis.shards ? SHARDED : CLASSIC,
       own: this.own,
+      late: (topic) => this.cursors.fillNow(topic),
       stats: local.stats,
       batchIntervalMs: options.batchIntervalMs,
     });
@@ -169,6 +171,20 @@ export class RedisBroker<S extends Session> implements Broker<S> {
     if (held) this.channels.want(filter);
     else this.channels.release(filter);
     this.local.stats.clusterChannels = this.channels.size;
+    if (held && !isWildcard(filter)) void this.baseline(filter);
+  }
+
+  /**
+   * Once this node listens on `topic`'s channel, where the topic stood (its meta): a message published after that
+   * is then never lost to this node without notice, even before the first one reached it (cursors.ts `listening`).
+   * Not on the subscriber's ack path. Wildcard filters' topics are not known in advance: they have no baseline.
+   */
+  private async baseline(topic: string): Promise<void> {
+    await this.channels.ready(topic);
+    if (!this.redis.up || !this.channels.receives(topic)) return;
+    const [seq, epoch] = await this.redis.cmd.hmget(KEYS.meta(topic), 'seq', 'epoch').catch(() => [undefined, undefined]);
+    if (seq === undefined) return; // Redis did not answer: as before, from its first message
+    this.cursors.listening(topic, epoch ?? '', seq === null ? 0 : Number(seq));
   }
 
   /** Once this node hears every channel `filter` needs (at once while the subscriber is down: it catches up when back). */

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { redisConnections, type ClusterSubscriber } from './connections.js';
+import { redisConnections, type ClusterSubscriber, type PlainSubscriber } from './connections.js';
 import { KEYS } from './keys.js';
 import type { Transport } from '../../protocol/frames.js';
 
@@ -19,7 +19,7 @@ const MAX_PENDING = 10_000;
 const channelOf = (node: string) => `sb:call:${node}`;
 
 export class NodeCalls {
-  private readonly sub: Redis | ClusterSubscriber;
+  private readonly sub: PlainSubscriber | ClusterSubscriber;
   private readonly handlers = new Map<string, CallHandler>();
   private readonly pending = new Map<string, (answer: string) => void>();
   private next = 0;

@@ -13,7 +13,7 @@ type Node = { host: string; port: number };
 
 export interface RedisConnections {
   cmd: Redis | Cluster;
-  bus: Redis | ClusterSubscriber;
+  bus: PlainSubscriber | ClusterSubscriber;
   /** On a Redis Cluster: the options of the sharded subscriber connections (shards.ts), one per master. */
   sharded?: RedisOptions;
 }
@@ -29,7 +29,7 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
     // never sent again by ioredis on the next connection, where a publish that had run would run twice.
     return {
       cmd: new Redis(url, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }),
-      bus: new Redis(url, { ...common, enableOfflineQueue: true, autoResubscribe: true, connectionName: `${name}-sub` }),
+      bus: new PlainSubscriber(url, { ...common, connectionName: `${name}-sub` }),
     };
   }
   const auth = { username: target.username, password: target.password };
@@ -53,6 +53,68 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
   return target.cluster ? { seeds: target.nodes, username: target.username, password: target.password } : { url };
+}
+
+/**
+ * The subscriber connection to one Redis: one ioredis connection that subscribes its channels again after each
+ * reconnect, as ioredis's `autoResubscribe` would, but on a promise of its own. ioredis leaves the promise of its own
+ * resubscription unhandled: a connection closed while that SUBSCRIBE was unanswered (a node stopping right after a
+ * reconnect) raised an unhandled rejection, "Connection is closed.". Events as a plain ioredis connection's: `ready`
+ * (once the channels are subscribed again), `close`, `error`, `messageBuffer`.
+ */
+export class PlainSubscriber extends EventEmitter {
+  private readonly conn: Redis;
+  private readonly channels = new Set<string>();
+  private closed = false;
+
+  constructor(url: string, options: RedisOptions) {
+    super();
+    const conn = new Redis(url, { ...options, lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false });
+    this.conn = conn;
+    conn.on('error', (err: Error) => this.emit('error', err));
+    conn.on('messageBuffer', (channel: Buffer, message: Buffer) => this.emit('messageBuffer', channel, message));
+    conn.on('ready', () => void this.subscribed());
+    conn.on('close', () => this.emit('close'));
+  }
+
+  get status(): string {
+    return this.conn.status;
+  }
+
+  /** Resolves once connected and subscribed (ready); the caller bounds the wait. */
+  connect(): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.once('ready', () => resolve()));
+    return this.conn.connect().then(() => ready);
+  }
+
+  /** Subscribes now (queued while disconnected), and again after every reconnect. */
+  async subscribe(...channels: string[]): Promise<void> {
+    for (const c of channels) this.channels.add(c);
+    await this.conn.subscribe(...channels);
+  }
+
+  async unsubscribe(...channels: string[]): Promise<void> {
+    for (const c of channels) this.channels.delete(c);
+    await this.conn.unsubscribe(...channels);
+  }
+
+  disconnect(): void {
+    this.closed = true;
+    this.conn.disconnect();
+  }
+
+  private async subscribed(): Promise<void> {
+    if (this.channels.size > 0) {
+      try {
+        await this.conn.subscribe(...this.channels);
+      } catch (err) {
+        // Closed again before the answer: the next `ready` subscribes again (or the node is stopping).
+        if (!this.closed) this.emit('error', err as Error);
+        return;
+      }
+    }
+    if (!this.closed) this.emit('ready');
+  }
 }
 
 /**

@@ -46,6 +46,12 @@ export interface CursorsOptions {
 
 export class Cursors {
   private readonly cursors = new Map<string, Cursor>();
+  /**
+   * Where a topic stood when this node started listening on its own channel, for the topics no message has come for
+   * since (a cursor replaces it): its first message then tells whether some before it were lost on the way, and a
+   * subscriber connection back after an outage fetches what was published on it meanwhile.
+   */
+  private readonly baselines = new Map<string, { epoch: string; seq: number }>();
   /** Messages that could not be filled from the stream (trimmed before this node caught up). */
   gapsSkipped = 0;
 
@@ -56,10 +62,12 @@ export class Cursors {
     let c = this.cursors.get(m.topic);
     if (!c || c.epoch !== m.epoch) {
       if (!c && this.cursors.size >= MAX_CURSORS) this.trim();
-      // A topic met for the first time starts here; a new epoch of a topic this node was following (a failover, Redis
+      // A topic met for the first time starts here, or where it stood when this node started listening (baseline) if
+      // that is before: those in between were published while it listened, and are fetched from the stream (an epoch
+      // that began since then, from its seq 1). A new epoch of a topic this node was following (a failover, Redis
       // lost its data) starts at its seq 1: those before this one were published while the node listened (its
       // subscriber may have been moving to the promoted master), so they are fetched from the stream.
-      c = { epoch: m.epoch, seq: c ? 0 : m.seq - 1, held: new Map(), filling: false };
+      c = { epoch: m.epoch, seq: c ? 0 : this.startOf(m), held: new Map(), filling: false };
       this.cursors.set(m.topic, c);
     }
     if (m.seq <= c.seq) return; // already delivered (a fill and the bus both brought it)
@@ -74,14 +82,51 @@ export class Cursors {
     if (!c.filling) void this.fill(m.topic, c);
   }
 
+  /**
+   * This node listens on `topic`'s own channel now (its SUBSCRIBE answered), and the topic stood at `seq` of `epoch`
+   * (0 and '' when it was never published). Kept until its first message comes (unless one came already).
+   */
+  listening(topic: string, epoch: string, seq: number): void {
+    if (this.cursors.has(topic) || this.baselines.size >= MAX_CURSORS) return;
+    this.baselines.set(topic, { epoch, seq });
+  }
+
   /** The subscriber is back: what was published while it was away is fetched from the streams, in order. */
   catchUp(): void {
+    // Topics listened on that no message had come for yet: followed from where they stood when listening began.
+    for (const [topic, b] of this.baselines) {
+      this.baselines.delete(topic);
+      if (!this.cursors.has(topic)) this.cursors.set(topic, { epoch: b.epoch, seq: b.seq, held: new Map(), filling: false });
+    }
     for (const [topic, c] of this.cursors) if (!c.filling) void this.fill(topic, c);
+  }
+
+  /**
+   * Reads `topic`'s stream after its cursor now (this node's own publish did not come back over the bus in time: its
+   * subscriber may listen where the topic is no longer numbered), delivering what it finds in order.
+   */
+  fillNow(topic: string): void {
+    const b = this.baselines.get(topic);
+    if (b && !this.cursors.has(topic)) {
+      this.baselines.delete(topic);
+      this.cursors.set(topic, { epoch: b.epoch, seq: b.seq, held: new Map(), filling: false });
+    }
+    const c = this.cursors.get(topic);
+    if (c && !c.filling) void this.fill(topic, c);
   }
 
   /** Forgets the topics this node no longer hears: what it knew of them is stale. */
   keepOnly(hears: (topic: string) => boolean): void {
     for (const topic of this.cursors.keys()) if (!hears(topic)) this.cursors.delete(topic);
+    for (const topic of this.baselines.keys()) if (!hears(topic)) this.baselines.delete(topic);
+  }
+
+  /** The seq delivered "before" the first message of a topic this node had no cursor for (see receive). */
+  private startOf(m: BusMessage): number {
+    const b = this.baselines.get(m.topic);
+    if (b === undefined) return m.seq - 1;
+    this.baselines.delete(m.topic);
+    return b.epoch === m.epoch ? Math.min(b.seq, m.seq - 1) : 0;
   }
 
   private drain(c: Cursor): void {

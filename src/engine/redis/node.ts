@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HeartbeatThread } from './heartbeat.js';
-import { heartbeatConnect, redisConnections, type ClusterSubscriber } from './connections.js';
+import { heartbeatConnect, redisConnections, type ClusterSubscriber, type PlainSubscriber } from './connections.js';
 import { CHANNELS, KEYS, PARTITIONS } from './keys.js';
 import * as LUA from './scripts.js';
 import { IdBlocks } from './id-blocks.js';
@@ -56,7 +56,7 @@ export class RedisNode {
   /** This process's id in the cluster (heartbeat key, node channel, epochs it creates). */
   readonly id = randomBytes(3).toString('hex');
   readonly cmd: Redis | Cluster;
-  readonly bus: Redis | ClusterSubscriber;
+  readonly bus: PlainSubscriber | ClusterSubscriber;
   /** On a Redis Cluster: the sharded subscriber connections, one per master (messages' channels, shards.ts). */
   readonly shards: ShardSubscribers | undefined;
   readonly log: Logger;

@@ -14,18 +14,27 @@ export class OwnDeliveries {
 
   constructor(private readonly waitMs: number) {}
 
-  /** Resolves with the count of message `key` once it was delivered here (0 when the bus lost it). */
-  wait(key: string): Promise<number> {
+  /**
+   * Resolves with the count of message `key` once it was delivered here. Not brought by the bus within waitMs (the
+   * node's subscriber is away, or listens on a master that no longer numbers the topic: a failover, a slot moving),
+   * `late` is called (the topic's stream is read: cursors.ts fillNow), which delivers it here if it can; then 0 after
+   * waitMs more (the publish itself stands).
+   */
+  wait(key: string, late?: () => void): Promise<number> {
     const known = this.own.get(key);
     if (typeof known === 'number') {
       this.own.delete(key);
       return Promise.resolve(known);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        // The bus lost it (the subscriber reconnects and fills from the stream): the publish itself stands.
+      const giveUp = () => {
         this.own.delete(key);
         resolve(0);
+      };
+      let timer = setTimeout(() => {
+        if (!late) return giveUp();
+        timer = setTimeout(giveUp, this.waitMs);
+        late();
       }, this.waitMs);
       this.own.set(key, (n) => {
         clearTimeout(timer);

@@ -37,6 +37,8 @@ export interface StreamPublisherOptions {
   /** Classic channels and PUBLISH (one Redis) or sharded ones and SPUBLISH (a Redis Cluster): interest.ts. */
   channels: ChannelScheme;
   own: OwnDeliveries;
+  /** A publish of this node's that the bus did not bring back in time: read `topic`'s stream now (cursors.ts fillNow). */
+  late?: (topic: string) => void;
   stats: BrokerStats;
   /** Least time between two PUBLISH_BATCH sends (publish-batch.ts `intervalMs`); 0: one per turn. */
   batchIntervalMs?: number | undefined;
@@ -123,7 +125,7 @@ export class StreamPublisher {
     const [seq, epoch, duplicate] = reply;
     if (duplicate) return duplicateOf({ seq, epoch });
     this.options.stats.published++;
-    const delivered = heard ? await this.options.own.wait(messageKey(topic, epoch, seq)) : 0;
+    const delivered = heard ? await this.options.own.wait(messageKey(topic, epoch, seq), this.options.late && (() => this.options.late!(topic))) : 0;
     return { seq, epoch, delivered };
   }
 }

@@ -174,6 +174,21 @@ describe('Cursors', () => {
     expect(cursors.gapsSkipped).toBe(2);
   });
 
+  it('a fill that a trimmed stream carries past a held message delivers each once and ends (it used to spin for ever)', async () => {
+    const delivered: number[] = [];
+    const cursors = new Cursors({
+      deliver: (m) => delivered.push(m.seq),
+      // The stream holds 4..6 only (3 was trimmed): a read from 3 starts at 4 and runs `count` entries from there.
+      read: async (_topic, from, count) => ['6', 'e1', ...[4, 5, 6].filter((s) => s >= Math.max(from, 4)).slice(0, count).flatMap((s) => [`0-${s}`, entry('a', s)])],
+      closed: () => false,
+      log,
+      retryMs: 5,
+    });
+    for (const seq of [1, 2, 5]) cursors.receive(bus('a', seq)); // 3 and 4 lost on the bus: 5 held, filled from 3
+    await expect.poll(() => delivered).toEqual([1, 2, 4, 5, 6]);
+    expect(cursors.gapsSkipped).toBe(1); // 3, said and counted
+  });
+
   it('a new epoch of a followed topic (a failover) starts at its seq 1: what the bus did not bring is filled from the stream', async () => {
     let epoch = 'e1';
     const stream = new Map([['a', [1, 2].map((s) => entry('a', s))]]);
@@ -185,6 +200,57 @@ describe('Cursors', () => {
     stream.set('a', [1, 2, 3].map((s) => entry('a', s, 'e2')));
     cursors.receive(bus('a', 3, 'e2'));
     await expect.poll(() => delivered).toEqual([1, 2, 1, 2, 3]);
+  });
+
+  it('a topic listened on from seq 5: its first message 8 brings 6 and 7 from the stream; one published between the SUBSCRIBE and the meta read is delivered', async () => {
+    const stream = new Map([['a', [1, 2, 3, 4, 5, 6, 7, 8].map((s) => entry('a', s))], ['b', [1, 2, 3].map((s) => entry('b', s))]]);
+    const { cursors, delivered } = make(stream);
+    cursors.listening('a', 'e1', 5);
+    cursors.receive(bus('a', 8)); // 6 and 7 lost on the bus (the subscriber connection dropped meanwhile)
+    await expect.poll(() => delivered).toEqual([6, 7, 8]);
+    delivered.length = 0;
+    cursors.listening('b', 'e1', 3); // read after 3 was published: 3 is on its way on the bus, after the SUBSCRIBE
+    cursors.receive(bus('b', 3));
+    expect(delivered).toEqual([3]);
+  });
+
+  it('a topic never published when listened on: an epoch met later is delivered from its seq 1', async () => {
+    const stream = new Map([['a', [1, 2, 3].map((s) => entry('a', s))]]);
+    const { cursors, delivered } = make(stream);
+    cursors.listening('a', '', 0);
+    cursors.receive(bus('a', 3));
+    await expect.poll(() => delivered).toEqual([1, 2, 3]);
+  });
+
+  it('catching up (a subscriber back) fetches what was published on a listened topic no message had come for yet', async () => {
+    const stream = new Map([['a', [1, 2, 3, 4].map((s) => entry('a', s))], ['b', [entry('b', 1)]]]);
+    const { cursors, delivered } = make(stream);
+    cursors.listening('a', 'e1', 2); // 3 and 4 were published while the subscriber was away
+    cursors.listening('b', '', 0); // dropped: no longer heard
+    cursors.keepOnly((t) => t === 'a');
+    cursors.catchUp();
+    await expect.poll(() => delivered).toEqual([3, 4]);
+    // Followed from there: the bus's next one is delivered, an old one is not.
+    cursors.receive(bus('a', 4));
+    cursors.receive(bus('a', 5));
+    expect(delivered).toEqual([3, 4, 5]);
+  });
+
+  it('fillNow reads a followed topic\'s stream at once (an own publish the bus did not bring), also one only listened on', async () => {
+    let epoch = 'e1';
+    const stream = new Map([['a', [1, 2].map((s) => entry('a', s))], ['b', [1, 2].map((s) => entry('b', s))]]);
+    const { cursors, delivered } = make(stream, () => epoch);
+    cursors.receive(bus('a', 1));
+    cursors.fillNow('a');
+    await expect.poll(() => delivered).toEqual([1, 2]);
+    // The topic moved to a master that numbers it in a new epoch; this node still listens on the old one.
+    epoch = 'e2';
+    stream.set('a', [entry('a', 1, 'e2')]);
+    cursors.fillNow('a');
+    await expect.poll(() => delivered).toEqual([1, 2, 1]);
+    cursors.listening('b', 'e1', 1);
+    cursors.fillNow('b');
+    await expect.poll(() => delivered).toEqual([1, 2, 1, 2]);
   });
 
   it('catching up (a subscriber back) finds a followed topic in a new epoch and delivers it from seq 1', async () => {
@@ -338,6 +404,19 @@ describe('OwnDeliveries', () => {
     const unheard = own.wait(messageKey('b', 'e', 1));
     own.keepOnly((topic) => topic !== 'b');
     expect(await unheard).toBe(0);
+  });
+
+  it('not brought by the bus in time: the stream is asked (late), and what it delivers is the count; nothing at all: 0', async () => {
+    const own = new OwnDeliveries(20);
+    const asked: string[] = [];
+    const found = own.wait(messageKey('a', 'e', 1), () => {
+      asked.push('a');
+      setTimeout(() => own.delivered(messageKey('a', 'e', 1), 2), 5); // the fill delivered it
+    });
+    expect(await found).toBe(2);
+    const lost = own.wait(messageKey('a', 'e', 2), () => asked.push('a again'));
+    expect(await lost).toBe(0);
+    expect(asked).toEqual(['a', 'a again']);
   });
 });
 
