@@ -7,13 +7,14 @@
 //   callgrind_annotate /tmp/cg.<pid>-01 | head -40   (-01: the main thread)
 //   node --expose-gc --import tsx test/bench/ingest-micro.ts --heap [--snapshot /tmp/h.heapsnapshot] [--history 0]: what the broker holds
 //   … --fanout 200: fan-out instead (one publisher, 200 subscribers on its topic; figures per delivery)
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeHeapSnapshot } from 'node:v8';
 import type { Config } from '../../src/config.js';
 import type * as BrokerModule from '../../src/broker.js';
 import type * as LogModule from '../../src/log.js';
+import { measureRound } from './rounds.js';
 import { BenchClient, publishFrame, stampedPayload, type Target } from './wire.js';
 
 const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
@@ -60,15 +61,7 @@ async function parent(): Promise<void> {
   for (let r = 0; r < rounds.length; r++) {
     const n = r === 0 ? Math.min(count, 20_000) : rounds[r]!;
     const measured = r > 0;
-    if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=on', String(process.pid)]);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    const done = next('done');
-    load.send({ type: 'go', count: n } satisfies ToChild);
-    const result = (await done) as Extract<ToParent, { type: 'done' }>;
-    const cpu = process.cpuUsage(cpu0);
-    const ms = performance.now() - t0;
-    if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=off', String(process.pid)]);
+    const { result, cpuUs, ms } = await measureRound(load, () => next('done') as Promise<Extract<ToParent, { type: 'done' }>>, n, measured && !!flags.callgrind);
     if (!measured) continue;
     if (flags.heap) {
       // What the broker holds after the round (the history above all), after a full collection: outside the CPU window.
@@ -80,7 +73,7 @@ async function parent(): Promise<void> {
       console.log(JSON.stringify({ round: r, heapUsedMB: +(heapUsed / 1e6).toFixed(2), externalMB: +(external / 1e6).toFixed(2) }));
       if (flags.snapshot && r === rounds.length - 1) writeHeapSnapshot(flags.snapshot);
     }
-    const per = fanout > 0 ? { cpuUsPerDelivery: +((cpu.user + cpu.system) / result.delivered).toFixed(3) } : { cpuUsPerPublish: +((cpu.user + cpu.system) / n).toFixed(2) };
+    const per = fanout > 0 ? { cpuUsPerDelivery: +(cpuUs / result.delivered).toFixed(3) } : { cpuUsPerPublish: +(cpuUs / n).toFixed(2) };
     console.log(JSON.stringify({ round: r, publishes: n, delivered: result.delivered, subscriberClosed: result.closed > 0, ...per, wallMs: Math.round(ms) }));
   }
   load.kill();

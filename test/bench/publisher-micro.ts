@@ -7,13 +7,14 @@
 //   npm run build && npx tsx test/bench/publisher-micro.ts [--publishes 20000] [--rounds 3] [--per-read 4] [--lockstep] [--dist dist]
 //   valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/publisher-micro.ts --callgrind --publishes 4000
 //   callgrind_annotate /tmp/cg.<pid>-01 | head -40   (-01: the main thread)
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Config } from '../../src/config.js';
 import type * as BrokerModule from '../../src/broker.js';
 import type * as LogModule from '../../src/log.js';
 import { TestRedis } from '../cluster/redis.js';
+import { measureRound } from './rounds.js';
 import { BenchClient, publishFrame, stampedPayload, type Target } from './wire.js';
 
 const { values: flags } = parseArgs({
@@ -56,17 +57,9 @@ async function parent(): Promise<void> {
   for (let r = 0; r < rounds.length; r++) {
     const n = rounds[r]!;
     const measured = r > 0;
-    if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=on', String(process.pid)]);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    const done = next('done');
-    load.send({ type: 'go', count: n } satisfies ToChild);
-    const result = (await done) as Extract<ToParent, { type: 'done' }>;
-    const cpu = process.cpuUsage(cpu0);
-    const ms = performance.now() - t0;
-    if (measured && flags.callgrind) execFileSync('callgrind_control', ['--instr=off', String(process.pid)]);
+    const { result, cpuUs, ms } = await measureRound(load, () => next('done') as Promise<Extract<ToParent, { type: 'done' }>>, n, measured && !!flags.callgrind);
     if (!measured) continue;
-    console.log(JSON.stringify({ round: r, publishes: n, delivered: result.delivered, cpuUsPerPublish: +((cpu.user + cpu.system) / n).toFixed(2), wallMs: Math.round(ms) }));
+    console.log(JSON.stringify({ round: r, publishes: n, delivered: result.delivered, cpuUsPerPublish: +(cpuUs / n).toFixed(2), wallMs: Math.round(ms) }));
   }
   load.kill();
   await a.close();
