@@ -94,10 +94,7 @@ export class Cursors {
   /** The subscriber is back: what was published while it was away is fetched from the streams, in order. */
   catchUp(): void {
     // Topics listened on that no message had come for yet: followed from where they stood when listening began.
-    for (const [topic, b] of this.baselines) {
-      this.baselines.delete(topic);
-      if (!this.cursors.has(topic)) this.cursors.set(topic, { epoch: b.epoch, seq: b.seq, held: new Map(), filling: false });
-    }
+    for (const topic of this.baselines.keys()) this.followFromBaseline(topic);
     for (const [topic, c] of this.cursors) if (!c.filling) void this.fill(topic, c);
   }
 
@@ -106,11 +103,7 @@ export class Cursors {
    * subscriber may listen where the topic is no longer numbered), delivering what it finds in order.
    */
   fillNow(topic: string): void {
-    const b = this.baselines.get(topic);
-    if (b && !this.cursors.has(topic)) {
-      this.baselines.delete(topic);
-      this.cursors.set(topic, { epoch: b.epoch, seq: b.seq, held: new Map(), filling: false });
-    }
+    this.followFromBaseline(topic);
     const c = this.cursors.get(topic);
     if (c && !c.filling) void this.fill(topic, c);
   }
@@ -119,6 +112,14 @@ export class Cursors {
   keepOnly(hears: (topic: string) => boolean): void {
     for (const topic of this.cursors.keys()) if (!hears(topic)) this.cursors.delete(topic);
     for (const topic of this.baselines.keys()) if (!hears(topic)) this.baselines.delete(topic);
+  }
+
+  /** A topic with a baseline and no cursor yet gets a cursor where it stood when listening began; the baseline is spent. */
+  private followFromBaseline(topic: string): void {
+    const b = this.baselines.get(topic);
+    if (!b) return;
+    this.baselines.delete(topic);
+    if (!this.cursors.has(topic)) this.cursors.set(topic, { epoch: b.epoch, seq: b.seq, held: new Map(), filling: false });
   }
 
   /** The seq delivered "before" the first message of a topic this node had no cursor for (see receive). */
