@@ -12,6 +12,7 @@ import { startBroker } from '../../src/broker.js';
 import { createLogger } from '../../src/log.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { freePort } from '../helpers/ports.js';
+import { until } from '../helpers/waits.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 export const REDIS_CLI = '/usr/bin/redis-cli';
@@ -28,7 +29,7 @@ export function requireRedis(testName: string, cli = false): boolean {
 }
 
 // Ports for the servers these helpers start (Redis, a proxy) and that tests stop and start again: see ports.ts.
-export { freePort };
+export { freePort, until };
 
 /** Starts redis-server with `args` and resolves once it accepts connections (rejects if it exits first). */
 function spawnRedis(args: string[]): Promise<ChildProcess> {
@@ -269,15 +270,6 @@ export async function startNode(redis: TestRedis | TestRedisCluster, overrides: 
   // MQTT listens only when asked for (`mqttPort: 0` picks a free port, read back as broker.mqttPort).
   const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0, mqttPort: overrides.mqttPort });
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
-}
-
-/** Waits until `cond` holds (polled every 25 ms), or fails naming `what`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** A metric's value on a node's `/metrics` (a sample without labels). */
