@@ -2,7 +2,6 @@
 // Writes are pre-framed bytes straight to the socket (encoded once per message, not once per client).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isUtf8 } from 'node:buffer';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../../actors/connection.js';
@@ -30,7 +29,7 @@ class WsWire implements Wire {
   }
 
   constructor(
-    readonly ws: WebSocket,
+    private readonly ws: WebSocket,
     private readonly socket: Duplex,
   ) {}
 
@@ -74,115 +73,16 @@ class WsWire implements Wire {
 }
 
 /**
- * What the inbound fast path reads of a `ws` WebSocket beyond its public API (ws 8: `_receiver` is the stream that
- * parses the socket's bytes; these fields tell whether it is between frames with nothing buffered).
- * test/ws-inbound.test.ts pins them: a change in ws fails it rather than bypassing the receiver silently.
+ * Each open WebSocket's reader, for the listeners shared by all of them (ws calls a listener with the socket as
+ * `this`): the reader leads to the link, the link to the actor. No record per connection beyond this entry.
  */
-interface WsInternals {
-  _socket: Duplex;
-  _receiver: {
-    write(chunk: Buffer): boolean;
-    _state: number;
-    _bufferedBytes: number;
-    _fragmented: number;
-    _maxPayload: number;
-  };
-}
-
-/** ws's receiver state between frames (GET_INFO). */
-const BETWEEN_FRAMES = 0;
-
-/**
- * The socket's bytes, before ws's receiver sees them: while that receiver is between frames with nothing buffered and
- * no fragmented message open, every complete, masked, unfragmented text frame of at most 65,535 bytes (and at most
- * `maxPayload`) with valid UTF-8 goes straight to the reader, unmasked in place in the socket's own buffer (no
- * `Writable` stream write, no Buffer view per header, mask and payload). Anything else (a control, binary, fragmented,
- * oversized or incomplete frame, invalid UTF-8, RSV bits, a closing socket) and every byte after it goes to ws's
- * receiver as before, which then answers it as it always did (pong, 1007, 1009, 1002, close handshake).
- */
-function onSocketData(this: Duplex, chunk: Buffer): void {
-  const reader = readers.get(this);
-  const ws = reader === undefined ? undefined : (reader.link.wire as WsWire).ws;
-  if (ws === undefined) return void this.destroy();
-  const receiver = (ws as unknown as WsInternals)._receiver;
-  let at = 0;
-  if (receiver._state === BETWEEN_FRAMES && receiver._bufferedBytes === 0 && receiver._fragmented === 0) at = readTextFrames(ws, reader!, chunk, receiver._maxPayload);
-  if (at < chunk.length && !receiver.write(at === 0 ? chunk : chunk.subarray(at))) this.pause();
-}
-
-/** Serves the complete plain text frames at the start of `chunk`; returns where the first other frame starts. */
-function readTextFrames(ws: WebSocket, reader: FrameReader, chunk: Buffer, maxPayload: number): number {
-  let at = 0;
-  const end = chunk.length;
-  while (at + 6 <= end && ws.readyState === WebSocket.OPEN) {
-    // FIN + text opcode, no RSV bits; masked (a client's frames must be).
-    if (chunk[at] !== 0x81) break;
-    const b1 = chunk[at + 1]!;
-    if (b1 < 0x80) break;
-    let len = b1 & 0x7f;
-    let p = at + 6;
-    if (len === 126) {
-      if (at + 8 > end) break;
-      len = (chunk[at + 2]! << 8) | chunk[at + 3]!;
-      p = at + 8;
-    } else if (len === 127) break;
-    if (maxPayload > 0 && len > maxPayload) break;
-    const stop = p + len;
-    if (stop > end) break;
-    const ascii = unmask(chunk, p - 4, p, stop);
-    if (!ascii && !isUtf8(chunk.subarray(p, stop))) {
-      unmask(chunk, p - 4, p, stop); // masked again as it came: ws's receiver reads it and closes with 1007
-      break;
-    }
-    at = stop;
-    onText(reader, chunk.toString(ascii ? 'latin1' : 'utf8', p, stop), len);
-  }
-  return at;
-}
-
-/** XORs chunk[from, to) with the 4-byte mask at `mask`; true when every byte is ASCII afterwards. */
-function unmask(chunk: Buffer, mask: number, from: number, to: number): boolean {
-  const m0 = chunk[mask]!;
-  const m1 = chunk[mask + 1]!;
-  const m2 = chunk[mask + 2]!;
-  const m3 = chunk[mask + 3]!;
-  let high = 0;
-  let i = from;
-  for (; i + 4 <= to; i += 4) {
-    high |= chunk[i]! ^= m0;
-    high |= chunk[i + 1]! ^= m1;
-    high |= chunk[i + 2]! ^= m2;
-    high |= chunk[i + 3]! ^= m3;
-  }
-  if (i < to) high |= chunk[i++]! ^= m0;
-  if (i < to) high |= chunk[i++]! ^= m1;
-  if (i < to) high |= chunk[i]! ^= m2;
-  return high < 0x80;
-}
-
-function onText(reader: FrameReader, text: string, bytes: number): void {
-  try {
-    reader.text(text, bytes);
-  } catch (error) {
-    actorOf(reader).send({ type: 'FAULT', error });
-  }
-}
-
-/**
- * Each open WebSocket's reader by its socket, for the listeners shared by all of them (ws calls a listener with the
- * WebSocket as `this`, the socket's with the socket): the reader leads to the link, the link to the actor and the
- * WebSocket. No record per connection beyond this entry.
- */
-const readers = new WeakMap<Duplex, FrameReader>();
-
-/** The reader of a WebSocket, for ws's listeners. */
-const readerOf = (ws: WebSocket): FrameReader => readers.get((ws as unknown as WsInternals)._socket)!;
+const readers = new WeakMap<WebSocket, FrameReader>();
 
 /** The connection actor of a reader's link (openConnection sets it before the socket's listeners are attached). */
 const actorOf = (reader: FrameReader): ConnectionRef => reader.link.actor!;
 
 function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-  const reader = readerOf(this);
+  const reader = readers.get(this)!;
   // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
   try {
     if (isBinary) reader.binary(data.length);
@@ -193,24 +93,24 @@ function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
 }
 
 function onPong(this: WebSocket): void {
-  const reader = readerOf(this);
+  const reader = readers.get(this)!;
   reader.link.lastSeen = Date.now();
   actorOf(reader).send({ type: 'PONG' });
 }
 
 function onPing(this: WebSocket): void {
-  readerOf(this).control();
+  readers.get(this)!.control();
 }
 
 function onClose(this: WebSocket, code: number, reason: Buffer): void {
-  const actor = actorOf(readerOf(this));
+  const actor = actorOf(readers.get(this)!);
   // After a forced close the actor has already finished; nobody is left to tell.
   if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });
 }
 
 /** ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself. */
 function onError(this: WebSocket, err: Error): void {
-  const reader = readerOf(this);
+  const reader = readers.get(this)!;
   reader.faults?.note('info', { client: reader.link.id, err: err.message }, 'websocket error');
 }
 
@@ -316,13 +216,7 @@ export class WsTransport {
   private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const { reader, actor } = openConnection(this.core, new WsWire(ws, socket), addr, { name: target.name, topics: target.topics, grant }, meta);
-    readers.set(socket, reader);
-    // ws's own 'data' listener (its only one) gives way to the fast path, which hands it whatever it does not read.
-    const wsData = socket.listeners('data');
-    if (wsData.length === 1) {
-      socket.removeListener('data', wsData[0] as (chunk: Buffer) => void);
-      socket.on('data', onSocketData);
-    }
+    readers.set(ws, reader);
     // Listeners shared by every connection (no closures per connection): each finds its connection by its socket.
     ws.on('message', onMessage);
     ws.on('pong', onPong);
