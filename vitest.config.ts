@@ -12,12 +12,11 @@ export default defineConfig({
     exclude: ['test/bench/**', 'node_modules/**'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
-    // Two workers on this 2-core machine. The suite is mostly waiting (a quiet full run with two: 130 s wall, 141 s of
-    // CPU), and four workers ran it in 288 s where two took 446 s at load ~15 (other sessions' work); but beside
-    // other suites at load 25-38, four workers failed 12 tests of a fresh-clone run: ports from freePort() taken by
-    // someone else before the child process bound them (EADDRINUSE), and waits for processes and exits that a
-    // starved machine outlasted. Four, once those are fixed (docs/architecture.md, "The test suite").
-    maxWorkers: 2,
+    // Four workers on this 2-core machine: the suite is mostly waiting (sockets, child processes, timers), not CPU.
+    // A quiet full run with two took 138 s of wall time for ~131 s of CPU; four overlap the waits. Four once failed
+    // tests at load 25-38 (ports from freePort() taken by someone's outgoing connection before a child bound them):
+    // test ports now come from a band of the worker's own below the ephemeral range (test/helpers/ports.ts).
+    maxWorkers: 4,
     // One module graph per worker, not per file: importing the broker's modules again for each of ~120 files cost
     // about as much CPU as the tests themselves (measured: CPU of a full run 314 s → 172 s). Test files must leave
     // nothing behind (servers closed, mocks and env restored in finally / afterAll), which they do anyway.

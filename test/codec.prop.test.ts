@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeClientFrame, type ClientFrame } from '../src/protocol/frames.js';
 import { ERROR_CODES, ProtocolError } from '../src/protocol/errors.js';
 import { encodeData, EncodedData, Outgoing, senderOf } from '../src/protocol/outgoing.js';
-import { topicJson } from '../src/protocol/topic.js';
+import { topicText } from '../src/protocol/topic.js';
 import { encodeWsTextFrame, wsTextFrame } from '../src/transports/ws/frame.js';
 
 const topic = fc.array(fc.constantFrom('a', 'b', 'x1', 'déjà'), { minLength: 1, maxLength: 5 }).map((s) => s.join('/'));
@@ -81,13 +81,14 @@ describe('client frame codec', () => {
 });
 
 describe('server frame encoding', () => {
-  it('a msg written from the template is the frame JSON.stringify would write, data included', () => {
-    const name = fc.string({ maxLength: 20 });
+  it('a msg written from the template is the frame JSON.stringify would write, data included, and its UTF-8 size', () => {
+    // Any UTF-16 (non-ASCII, lone surrogates): the size is counted from the topic's and sender's cached extra bytes.
+    const name = fc.oneof(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20, unit: 'binary' }));
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), fc.stringMatching(/^[0-9a-z]{1,8}\.[0-9a-z]{1,8}$/), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), (topic, seq, epoch, from, ts, data) => {
+      fc.property(fc.oneof(fc.string({ minLength: 1, maxLength: 40 }), fc.string({ minLength: 1, maxLength: 40, unit: 'binary' })), fc.nat(), fc.stringMatching(/^[0-9a-z]{1,8}\.[0-9a-z]{1,8}$/), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), (topic, seq, epoch, from, ts, data) => {
         const encoded = encodeData(data) as EncodedData;
         const sender = from && senderOf({ ...from, addr: '127.0.0.1:1', transport: 'ws' });
-        const out = Outgoing.message(topic, topicJson(topic), seq, epoch, sender, ts, encoded);
+        const out = Outgoing.message(topic, topicText(topic), seq, epoch, sender, ts, encoded);
         const frame = from ? { op: 'msg', topic, seq, epoch, from, ts, data } : { op: 'msg', topic, seq, epoch, ts, data };
         expect(JSON.parse(out.json)).toEqual(JSON.parse(JSON.stringify(frame)));
         expect(out.bytes).toBe(Buffer.byteLength(out.json));
@@ -102,7 +103,7 @@ describe('server frame encoding', () => {
     fc.assert(
       fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), fc.stringMatching(/^[0-9a-z]{1,8}\.[0-9a-z]{1,8}$/), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), fc.constantFrom(0, 1, 2), (topic, seq, epoch, from, ts, data, qos) => {
         const sender = from && senderOf({ ...from, addr: '127.0.0.1:1', transport: 'mqtt' });
-        const out = Outgoing.message(topic, topicJson(topic), seq, epoch, sender, ts, encodeData(data) as EncodedData);
+        const out = Outgoing.message(topic, topicText(topic), seq, epoch, sender, ts, encodeData(data) as EncodedData);
         out.maxQos = qos as 0 | 1 | 2;
         const kept = out.kept();
         out.bytesFor(wsTextFrame); // the live message was written (its JSON flattened) before anyone resumes

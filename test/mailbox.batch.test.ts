@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Mailbox, type Wire } from '../src/actors/mailbox.js';
 import { Outgoing } from '../src/protocol/outgoing.js';
-import { wsTextFrame } from '../src/transports/ws/frame.js';
+import { wsTextFrame, wsTextFrameSize, writeWsTextFrame } from '../src/transports/ws/frame.js';
 
 class RecordingWire implements Wire {
   readonly transport = 'ws' as const;
@@ -22,6 +22,19 @@ class RecordingWire implements Wire {
   ping(): void {}
   close(): void {}
   terminate(): void {}
+}
+
+/** A WebSocket wire as the transport's: a turn's frames written into one chunk (encodeInto), no buffer per frame. */
+class IntoWire extends RecordingWire {
+  constructor() {
+    super(true);
+  }
+  encodedSize(out: Outgoing): number {
+    return wsTextFrameSize(out);
+  }
+  encodeInto(out: Outgoing, buf: Buffer, at: number): number {
+    return writeWsTextFrame(out, buf, at);
+  }
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
@@ -47,5 +60,19 @@ describe('Mailbox batches', () => {
     }
     await turn();
     for (const w of wires) expect(w.chunks.at(-1)).toEqual(bytesOf(c, a));
+  });
+
+  it('a wire that writes frames into one chunk writes the same bytes as one buffer per frame, of every header size and non-ASCII', async () => {
+    const outs = [msg(1), new Outgoing({ op: 'msg', topic: 'é/t', seq: 2, epoch: 'e1', data: 'ü'.repeat(200), ts: 0 }), new Outgoing({ op: 'msg', topic: 't', seq: 3, epoch: 'e1', data: 'x'.repeat(70_000), ts: 0 }), msg(4)];
+    const into = new IntoWire();
+    const plain = new RecordingWire(false);
+    const boxes = [into, plain].map((w) => new Mailbox(w, { messages: 100, bytes: 1 << 30 }, 'close', { slowConsumer: () => {} }));
+    for (const out of outs) for (const box of boxes) box.push(out);
+    await turn();
+    expect(into.chunks).toHaveLength(1);
+    expect(into.chunks[0]!.equals(bytesOf(...outs))).toBe(true);
+    expect(into.chunks[0]!.equals(plain.chunks[0]!)).toBe(true);
+    // Headers of 2, 4 and 10 bytes.
+    expect(outs.map((o) => wsTextFrameSize(o) - o.bytes)).toEqual([2, 4, 10, 2]);
   });
 });

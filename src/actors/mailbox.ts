@@ -19,6 +19,12 @@ export interface Wire {
   onDrain(listener: () => void): void;
   /** True when encode(out) depends on `out` alone, so mailboxes holding the same frames may share one chunk. */
   readonly sharedEncoding?: boolean;
+  /**
+   * With sharedEncoding, optionally: the size of encode(out) and a writer of those bytes into a buffer at `at`
+   * (returning where they end), so a turn's frames are written into one chunk, not each into its own buffer first.
+   */
+  encodedSize?(out: Outgoing): number;
+  encodeInto?(out: Outgoing, buf: Buffer, at: number): number;
   /** Bytes accepted by write() but not yet handed to the kernel (bounded by the mailbox and backpressure). */
   readonly bufferedBytes: number;
   ping(): void;
@@ -42,9 +48,18 @@ function sharedChunk(wire: Wire, queue: Outgoing[], head: number, n: number): Bu
     if (same) return last.chunk;
   }
   const items = queue.slice(head, head + n);
-  const parts = new Array<Buffer>(n);
-  for (let i = 0; i < n; i++) parts[i] = wire.encode(items[i]!);
-  const chunk = Buffer.concat(parts);
+  let chunk: Buffer;
+  if (wire.encodeInto !== undefined && wire.encodedSize !== undefined) {
+    let size = 0;
+    for (let i = 0; i < n; i++) size += wire.encodedSize(items[i]!);
+    chunk = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (let i = 0; i < n; i++) at = wire.encodeInto(items[i]!, chunk, at);
+  } else {
+    const parts = new Array<Buffer>(n);
+    for (let i = 0; i < n; i++) parts[i] = wire.encode(items[i]!);
+    chunk = Buffer.concat(parts);
+  }
   lastBatch = { encode: wire.encode, items, chunk };
   return chunk;
 }

@@ -6,7 +6,7 @@ import { localSessionId, type PublishResult, type Session } from './engine.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
 import type { FrameOf, PresenceEvent } from '../protocol/frames.js';
 import { encodeData, Outgoing, senderOf, type KeptMessage } from '../protocol/outgoing.js';
-import { isWildcard, topicJson } from '../protocol/topic.js';
+import { isWildcard, topicText } from '../protocol/topic.js';
 import { History } from './history.js';
 import { RESUME_MAX_TOPICS, resumeAck, type Position, type ResumeTerms } from './resume.js';
 import { PublishKeys } from './idempotency.js';
@@ -55,10 +55,10 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
     if (encoded instanceof ProtocolError) return encoded;
     const ts = Date.now();
     const sender = from ? senderOf(from) : undefined;
-    const quoted = topicJson(topic);
+    const text = topicText(topic);
     let message!: Outgoing;
     const { seq, epoch } = this.history.append(topic, (seq, epoch) => {
-      message = Outgoing.message(topic, quoted, seq, epoch, sender, ts, encoded);
+      message = Outgoing.message(topic, text, seq, epoch, sender, ts, encoded);
       if (qos !== undefined && qos < 2) message.maxQos = qos;
       return message.kept();
     });

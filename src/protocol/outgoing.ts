@@ -3,6 +3,7 @@
 // the frame exists (encodeData), so a value that cannot be encoded is refused at the sender, never at delivery.
 import type { ClientInfo, PublicClient, ServerFrame } from './frames.js';
 import { ProtocolError, type FrameId } from './errors.js';
+import type { TopicText } from './topic.js';
 
 /** Client `data` as JSON text, encoded once at publish/send time; the frame's JSON embeds it as it is. */
 export class EncodedData {
@@ -44,6 +45,8 @@ export interface Sender {
   readonly from: { readonly id: string; readonly name: string };
   /** `from` as JSON. */
   readonly json: string;
+  /** The UTF-8 size of `json` beyond its length (0 for an ASCII id and name). */
+  readonly extraBytes: number;
   /** The sender with its address (the TCP chat line shows it); never serialised. */
   readonly info: ClientInfo;
 }
@@ -56,7 +59,8 @@ export function senderOf(client: ClientInfo): Sender {
   if (known !== undefined && known.from.name === client.name) return known;
   const from = Object.freeze({ id: client.id, name: client.name });
   const info = Object.freeze({ id: client.id, name: client.name, addr: client.addr, transport: client.transport });
-  const sender: Sender = { from, json: JSON.stringify(from), info };
+  const json = JSON.stringify(from);
+  const sender: Sender = { from, json, extraBytes: Buffer.byteLength(json) - json.length, info };
   senders.set(client, sender);
   return sender;
 }
@@ -87,6 +91,16 @@ class MessageFrame {
   get data(): unknown {
     return JSON.parse(this.#json.slice(this.#dataAt, -1)) as unknown;
   }
+}
+
+/**
+ * `text` flattened: a message's JSON is built by concatenation, a tree of a dozen string pieces; the history keeps it
+ * for its topic's next publishes, long enough to be copied by the scavenger and promoted, so it keeps one flat string
+ * instead (reading a character makes V8 flatten the tree in place; the pieces are garbage at the next scavenge).
+ */
+function flat(text: string): string {
+  text.charCodeAt(0);
+  return text;
 }
 
 /** A transport's framing of one frame (WebSocket text frame, JSON line, …); defined by the transport. */
@@ -155,26 +169,27 @@ export class Outgoing {
 
   /**
    * A `msg` frame around encoded data, its JSON written from a template (one per publish: the ingest hot path).
-   * `topicJson` is the topic as a JSON string (topicJson() caches it per topic); `epoch` is the broker's own
-   * `[0-9a-z.]` text (History), quoted as it is; `from` carries its JSON (cached per sender, see Link.sender).
-   * The frame object is a MessageFrame: no copy of the data, no per-message property definitions.
+   * `topic` carries the topic's JSON string (topicText() caches it per topic); `epoch` is the broker's own
+   * `[0-9a-z.]` text (History), quoted as it is; `from` carries its JSON (cached per sender, see senderOf). Every
+   * other character of the head is ASCII, so its UTF-8 size is its length plus what the topic and sender add: no
+   * measuring per message. The frame object is a MessageFrame: no copy of the data, no per-message property definitions.
    */
-  static message(topic: string, topicJson: string, seq: number, epoch: string, from: Sender | undefined, ts: number, data: EncodedData): Outgoing {
+  static message(topic: string, text: TopicText, seq: number, epoch: string, from: Sender | undefined, ts: number, data: EncodedData): Outgoing {
     const head =
       from === undefined
-        ? `{"op":"msg","topic":${topicJson},"seq":${seq},"epoch":"${epoch}","ts":${ts},"data":`
-        : `{"op":"msg","topic":${topicJson},"seq":${seq},"epoch":"${epoch}","from":${from.json},"ts":${ts},"data":`;
+        ? `{"op":"msg","topic":${text.json},"seq":${seq},"epoch":"${epoch}","ts":${ts},"data":`
+        : `{"op":"msg","topic":${text.json},"seq":${seq},"epoch":"${epoch}","from":${from.json},"ts":${ts},"data":`;
     const json = head + data.json + '}';
     const out = new Outgoing(new MessageFrame(topic, seq, epoch, from?.from, ts, json, head.length) as unknown as ServerFrame, from?.info);
     out._json = json;
-    out._bytes = Buffer.byteLength(head) + data.bytes + 1;
+    out._bytes = head.length + text.extraBytes + (from === undefined ? 0 : from.extraBytes) + data.bytes + 1;
     out._dataAt = head.length;
     return out;
   }
 
   /** What the history keeps of this `msg` (see KeptMessage); the Outgoing itself is garbage once it is written. */
   kept(): KeptMessage {
-    return new KeptMessage(this.json, this.bytes, this.sender, this.maxQos);
+    return new KeptMessage(flat(this.json), this.bytes, this.sender, this.maxQos);
   }
 
   /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */

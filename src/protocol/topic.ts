@@ -8,7 +8,19 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // a known topic costs one lookup instead of a split and a scan, and its `msg` one more instead of a JSON.stringify
 // (bounded: when full, the oldest makes room; a client spraying new topics does not empty it for everyone).
 const KNOWN_MAX = 4096;
-const knownTopics = new Map<string, string>();
+const knownTopics = new Map<string, TopicText>();
+
+/** A valid topic as a message's JSON carries it: its JSON string, and that string's UTF-8 size beyond its length. */
+export interface TopicText {
+  readonly json: string;
+  /** 0 for an ASCII topic: a message head's UTF-8 size is then its length plus this, never measured per message. */
+  readonly extraBytes: number;
+}
+
+function textOf(topic: string): TopicText {
+  const json = JSON.stringify(topic);
+  return { json, extraBytes: Buffer.byteLength(json) - json.length };
+}
 
 /** Returns an error message, or null when `topic` is a valid concrete topic. */
 export function topicError(topic: unknown): string | null {
@@ -18,16 +30,19 @@ export function topicError(topic: unknown): string | null {
   return err;
 }
 
-function remember(topic: string): string {
+function remember(topic: string): void {
   if (knownTopics.size >= KNOWN_MAX) knownTopics.delete(knownTopics.keys().next().value!);
-  const json = JSON.stringify(topic);
-  knownTopics.set(topic, json);
-  return json;
+  knownTopics.set(topic, textOf(topic));
 }
 
 /** `topic` (a valid concrete topic) as a JSON string, from the cache of known topics when it is there. */
 export function topicJson(topic: string): string {
-  return knownTopics.get(topic) ?? JSON.stringify(topic);
+  return topicText(topic).json;
+}
+
+/** `topic` (a valid concrete topic) as a message carries it (TopicText), from the cache of known topics when it is there. */
+export function topicText(topic: string): TopicText {
+  return knownTopics.get(topic) ?? textOf(topic);
 }
 
 /** Returns an error message, or null when `filter` is a valid subscription filter. */

@@ -3,7 +3,7 @@
 // process.cpuUsage() over the window; under valgrind the window is what callgrind counts (it is switched on and off
 // around it with callgrind_control), so instructions per publish are repeatable on a busy machine.
 //   npm run build && npx tsx test/bench/ingest-micro.ts [--publishers 200] [--publishes 40000] [--rounds 3] [--dist dist]
-//   valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/ingest-micro.ts --callgrind --publishes 4000
+//   valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p node --import tsx test/bench/ingest-micro.ts --callgrind --publishes 4000 [--warmup 20000]
 //   callgrind_annotate /tmp/cg.<pid>-01 | head -40   (-01: the main thread)
 //   node --expose-gc --import tsx test/bench/ingest-micro.ts --heap [--snapshot /tmp/h.heapsnapshot] [--history 0]: what the broker holds
 //   … --fanout 200: fan-out instead (one publisher, 200 subscribers on its topic; figures per delivery)
@@ -23,6 +23,8 @@ const { values: flags } = parseArgs({
     publishers: { type: 'string', default: '200' },
     publishes: { type: 'string', default: '40000' },
     rounds: { type: 'string', default: '3' },
+    /** Publishes of the unmeasured first round (default: as many as a round, at most 20,000). */
+    warmup: { type: 'string' },
     callgrind: { type: 'boolean', default: false },
     /** Fan-out instead of ingest: one publisher to `fan`, this many subscribers on it. */
     fanout: { type: 'string', default: '0' },
@@ -59,7 +61,7 @@ async function parent(): Promise<void> {
   // One round unmeasured first: the JIT has compiled the path before anything is counted.
   const rounds = [0, ...Array.from({ length: Number(flags.rounds) }, () => count)];
   for (let r = 0; r < rounds.length; r++) {
-    const n = r === 0 ? Math.min(count, 20_000) : rounds[r]!;
+    const n = r === 0 ? (flags.warmup !== undefined ? Number(flags.warmup) : Math.min(count, 20_000)) : rounds[r]!;
     const measured = r > 0;
     const { result, cpuUs, ms } = await measureRound(load, () => next('done') as Promise<Extract<ToParent, { type: 'done' }>>, n, measured && !!flags.callgrind);
     if (!measured) continue;

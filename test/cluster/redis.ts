@@ -11,6 +11,8 @@ import { defaults, type Config } from '../../src/config.js';
 import { startBroker } from '../../src/broker.js';
 import { createLogger } from '../../src/log.js';
 import type { TestBroker } from '../helpers/broker.js';
+import { freePort } from '../helpers/ports.js';
+import { until } from '../helpers/waits.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 export const REDIS_CLI = '/usr/bin/redis-cli';
@@ -26,44 +28,8 @@ export function requireRedis(testName: string, cli = false): boolean {
   return false;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * A port for a server a test stops and starts again (Redis, a proxy). While it is down the port must stay this
- * test's: a port from the kernel's ephemeral range (freePort) could meanwhile be handed to another test file running
- * in parallel, whose own nodes would then reconnect to the wrong Redis. So: below the ephemeral range (32768 up),
- * in a band of 1,000 ports of this vitest worker's own (VITEST_POOL_ID), never the same one twice in this process.
- * With `bus`, port + 10,000 (a Redis Cluster node's bus port, in the worker's band above 20,000) is free too.
- */
-export async function ownPort(bus = false): Promise<number> {
-  const base = 10_000 + (Number(process.env.VITEST_POOL_ID ?? 0) % 10) * 1000;
-  for (let tries = 0; tries < 2000; tries++) {
-    const port = base + Math.floor(Math.random() * 1000);
-    if (handedOut.has(port)) continue;
-    handedOut.add(port);
-    if ((await portFree(port)) && (!bus || (await portFree(port + 10_000)))) return port;
-  }
-  throw new Error(`no free port in ${base}-${base + 999}`);
-}
-const handedOut = new Set<number>();
-
-/** Whether 127.0.0.1:`port` can be listened on right now. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
+// Ports for the servers these helpers start (Redis, a proxy) and that tests stop and start again: see ports.ts.
+export { freePort, until };
 
 /** Starts redis-server with `args` and resolves once it accepts connections (rejects if it exits first). */
 function spawnRedis(args: string[]): Promise<ChildProcess> {
@@ -100,7 +66,7 @@ export class TestRedis {
   }
 
   static async start(): Promise<TestRedis> {
-    const r = new TestRedis(await ownPort());
+    const r = new TestRedis(await freePort());
     await r.restart();
     return r;
   }
@@ -284,7 +250,7 @@ export class TestRedisCluster {
 /** `n` ports free on 127.0.0.1 whose cluster bus ports (+10000) are free too (see ownPort). */
 export async function freeClusterPorts(n: number): Promise<number[]> {
   const ports: number[] = [];
-  while (ports.length < n) ports.push(await ownPort(true));
+  while (ports.length < n) ports.push(await freePort(true));
   return ports;
 }
 
@@ -304,15 +270,6 @@ export async function startNode(redis: TestRedis | TestRedisCluster, overrides: 
   // MQTT listens only when asked for (`mqttPort: 0` picks a free port, read back as broker.mqttPort).
   const broker = await startBroker(config, { log: createLogger(config.logLevel, false), tcpPort: 0, mqttPort: overrides.mqttPort });
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
-}
-
-/** Waits until `cond` holds (polled every 25 ms), or fails naming `what`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** A metric's value on a node's `/metrics` (a sample without labels). */
@@ -350,7 +307,7 @@ export class RedisProxy {
   ) {}
 
   static async start(target: number): Promise<RedisProxy> {
-    const p = new RedisProxy(await ownPort(), target);
+    const p = new RedisProxy(await freePort(), target);
     await p.restore();
     return p;
   }

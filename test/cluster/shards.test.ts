@@ -216,7 +216,7 @@ describe.skipIf(!run)('ShardSubscribers over two masters', () => {
   it('a master that is away when a channel is subscribed: subscribe does not wait for ever; once it is up the channel is subscribed there', async () => {
     const c = await TestRedis.start();
     try {
-      await c.stop(); // its port stays this test's (ownPort), nothing listens on it now
+      await c.stop(); // its port stays this test's (freePort), nothing listens on it now
       const heard = new Heard();
       const table = twoMasters();
       const slot = keySlot(familyIn(6));

@@ -95,5 +95,10 @@ export function spawnWorkers(args: string[]): Promise<ChildWorkers> {
       exited,
     })),
     exited.then(({ code }) => Promise.reject(new Error(`workers exited early with ${code}: ${err.slice(-500)}`))),
-  ]);
+  ]).catch((e: unknown) => {
+    // Not ready in time: the process is the test's to end, or it outlives the run (its workers go with it: a
+    // worker exits when its primary's channel closes).
+    child.kill('SIGKILL');
+    throw e;
+  });
 }

@@ -11,3 +11,12 @@ export const FRAME_WAIT_MS = 10_000;
  * them adds this to its own timeout.
  */
 export const PROCESS_START_MS = 60_000;
+
+/** Waits until `cond` holds (polled every 25 ms), or fails naming `what` after `ms` (FRAME_WAIT_MS by default). */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = FRAME_WAIT_MS): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

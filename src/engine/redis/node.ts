@@ -335,7 +335,10 @@ export class RedisNode {
     this.heartbeat?.alive(); // the loop turns, whether or not Redis answers (heartbeat.ts)
     if (!this.cmdUp || this.stopped) return;
     this.shards?.refresh();
-    await this.checkMasters();
+    // Beside the heartbeat, not before it: CLUSTER SLOTS has no bound of its own and a master that is down answers
+    // its ping only after the bound, and neither may hold this node's heartbeat back (waiting on them through a
+    // Redis Cluster restart, a node on a short TTL could be reaped while alive and its clients announced again).
+    const masters = this.checkMasters();
     try {
       const [, [, nodes], [, life]] = (await this.cmd
         .multi()
@@ -367,5 +370,6 @@ export class RedisNode {
       this.noteTimeout(err);
       this.log.debug({ err: (err as Error).message }, 'cluster tick failed');
     }
+    await masters;
   }
 }

@@ -9,7 +9,7 @@ import type { FrameReader } from '../../actors/reader.js';
 import type { ConnectionRef } from '../../actors/connection.events.js';
 import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
-import { wsTextFrame } from './frame.js';
+import { wsTextFrame, wsTextFrameSize, writeWsTextFrame } from './frame.js';
 import { gateUpgrade, refuseUpgrade } from '../upgrade.js';
 import { AuthFailure, requestToken } from '../../auth/tokens.js';
 import type { Grant } from '../../auth/grant.js';
@@ -35,6 +35,14 @@ class WsWire implements Wire {
 
   encode(out: Outgoing): Buffer {
     return out.bytesFor(wsTextFrame);
+  }
+
+  encodedSize(out: Outgoing): number {
+    return wsTextFrameSize(out);
+  }
+
+  encodeInto(out: Outgoing, buf: Buffer, at: number): number {
+    return writeWsTextFrame(out, buf, at);
   }
 
   write(chunk: Buffer): boolean {
