@@ -76,7 +76,7 @@ describe('generated docs', () => {
   it('shows every state of the connection lifecycle', () => {
     const text = DIAGRAMS()['connection.mmd']!;
     for (const state of ['connecting', 'online', 'idle', 'closing', 'closed', 'beating']) expect(text).toContain(state);
-    expect(text).toContain('after heartbeatInterval [pongOverdue]');
+    expect(text).toContain('after nextCheck [pongOverdue]');
   });
 });
 

@@ -14,6 +14,8 @@ export type ConnectionEvent =
   | ({ type: 'REJECTED' } & CloseIntent)
   /** The first application frame after idle (the reader serves the frame itself). */
   | { type: 'ACTIVE' }
+  /** Raised by the machine itself (its one timer) when idleMs passed without an application frame. */
+  | { type: 'IDLE_TIMEOUT' }
   | { type: 'QUIT' }
   | { type: 'PONG' }
   | { type: 'SLOW_CONSUMER' }

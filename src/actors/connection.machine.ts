@@ -2,14 +2,14 @@
 // (connecting → online ⇄ idle → closing → closed, heartbeat beside them). The reader hands frames to the engine
 // itself and tells the machine only what changes its state (quit, the first frame after idle); deliveries and
 // replies go through the writer (mailbox), never through the machine.
-import { assertEvent, assign, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { assertEvent, assign, enqueueActions, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import type { Engine, JoinRequest } from '../engine/engine.js';
 import type { Link } from './link.js';
 import type { CloseIntent, ConnectionEvent } from './connection.events.js';
 
 export type { CloseIntent, ConnectionEvent };
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
-import type { StallClock } from '../engine/stalls.js';
+import type { HeldStallClock } from '../engine/stalls.js';
 
 export interface ConnectionTiming {
   heartbeatMs: number;
@@ -34,7 +34,7 @@ export class ConnectionEnv {
     readonly engine: Engine<Link>,
     readonly timing: ConnectionTiming,
     /** The broker's stall clock: a pong that may be sitting unread behind a stall is not overdue. */
-    readonly stalls?: StallClock | undefined,
+    readonly stalls?: HeldStallClock | undefined,
     /**
      * The time the machine's timers and guards read (ms since 1970; default Date.now), compared with the link's
      * lastActivity and lastSeen: a test runs the machine on xstate's SimulatedClock and passes its now().
@@ -90,7 +90,10 @@ interface ConnectionContext {
   env: ConnectionEnv;
   keepaliveMs: number | undefined;
   awaitingPong: boolean;
-  /** When the last ping went out: any inbound traffic after it (a pong, a frame) shows the peer is alive. */
+  /**
+   * When the last ping went out (when the connection opened, before the first): the next is due heartbeatMs after it,
+   * and any inbound traffic after it (a pong, a frame) shows the peer is alive.
+   */
   pingSentAt: number;
   /** The stall clock when it went out. */
   pingStallMark: number;
@@ -100,6 +103,24 @@ interface ConnectionContext {
 }
 
 const now = (context: ConnectionContext): number => context.env.now();
+
+/**
+ * When the activity rules next have something to decide: an online connection goes idle idleMs after its last
+ * application frame; an idle one (or one going idle now) is closed idleGraceMs later where --idle-close applies to it,
+ * and otherwise waits for a frame (ACTIVE), with nothing to decide until then.
+ */
+/** A ping is due heartbeatMs after the last (after the connection opened, for the first). */
+const pingDue = (context: ConnectionContext): boolean => now(context) >= context.pingSentAt + context.env.timing.heartbeatMs;
+
+/** Online, and no application frame for idleMs (pongs are not the client's activity). */
+const idleDue = (context: ConnectionContext): boolean => !context.link.isIdle && now(context) - context.link.lastActivity >= context.env.timing.idleMs;
+
+function activityDue(context: ConnectionContext): number {
+  const { link, env } = context;
+  const idleAt = link.lastActivity + env.timing.idleMs;
+  if (idleAt > now(context)) return idleAt;
+  return env.engine.closesWhenIdle(link) ? idleAt + env.timing.idleGraceMs : Infinity;
+}
 
 /** The close intent until a real one is set; shared by every connection (assign replaces it, never mutates it). */
 const NOT_CLOSED: CloseIntent = Object.freeze({ code: CLOSE.abnormal, reason: 'closed', cause: 'leave' });
@@ -112,22 +133,28 @@ export const connectionMachine = setup({
     output: {} as CloseIntent,
   },
   delays: {
-    heartbeatInterval: ({ context }) => context.env.timing.heartbeatMs,
-    // Derived from lastActivity, so activity never re-arms a timer: the guard below re-enters instead.
-    idleTimeout: ({ context }) => Math.max(0, context.link.lastActivity + context.env.timing.idleMs - now(context)),
-    idleGrace: ({ context }) => context.env.timing.idleGraceMs,
+    // One timer for the heartbeat and the activity rules (one pending delayed event per connection, not two): the
+    // earlier of the next ping and activityDue. Derived from lastActivity, so activity never re-arms it.
+    nextCheck: ({ context }) =>
+      Math.min(MAX_TIMER_MS, Math.max(0, Math.min(context.pingSentAt + context.env.timing.heartbeatMs, activityDue(context)) - now(context))),
     closeTimeout: ({ context }) => context.env.timing.closeTimeoutMs,
     tokenExpiry: ({ context }) => Math.min(MAX_TIMER_MS, Math.max(0, (context.tokenExpiresAt ?? 0) - now(context))),
     tokenGrace: ({ context }) => context.env.timing.tokenGraceMs,
-    // Derived from lastSeen like idleTimeout: traffic never re-arms a timer, the guard re-enters instead.
+    // Derived from lastSeen as nextCheck is from lastActivity: traffic never re-arms a timer, the guard re-enters instead.
     keepaliveDeadline: ({ context }) => Math.max(0, context.link.lastSeen + (context.keepaliveMs ?? 0) - now(context)),
   },
   guards: {
-    activeRecently: ({ context }) => now(context) - context.link.lastActivity < context.env.timing.idleMs,
-    // Not when the loop was blocked since the ping: its pong may be read only now (the broker's stall, not the peer's).
+    // The next ping is due and nothing was heard since the last. Not when the loop was blocked since that ping: its pong
+    // may be read only now (the broker's stall, not the peer's).
     pongOverdue: ({ context }) =>
-      context.awaitingPong && context.link.lastSeen < context.pingSentAt && (context.env.stalls?.blockedMs() ?? 0) === context.pingStallMark,
-    closesWhenIdle: ({ context }) => context.env.engine.closesWhenIdle(context.link),
+      pingDue(context) &&
+      context.awaitingPong &&
+      context.link.lastSeen < context.pingSentAt &&
+      (context.env.stalls?.blockedMs() ?? 0) === context.pingStallMark,
+    idleGraceOver: ({ context }) =>
+      context.link.isIdle &&
+      now(context) >= context.link.lastActivity + context.env.timing.idleMs + context.env.timing.idleGraceMs &&
+      context.env.engine.closesWhenIdle(context.link),
     tokenLasts: ({ context }) => context.tokenExpiresAt === undefined,
     tokenStillValid: ({ context }) => context.tokenExpiresAt !== undefined && context.tokenExpiresAt > now(context),
     hasKeepalive: ({ context }) => context.keepaliveMs !== undefined && context.keepaliveMs > 0,
@@ -145,11 +172,7 @@ export const connectionMachine = setup({
       context.link.isOpen = false;
       context.link.isIdle = false;
     },
-    markPingSent: assign({
-      awaitingPong: ({ context }) => context.link.wire.canPing,
-      pingSentAt: ({ context }) => now(context),
-      pingStallMark: ({ context }) => context.env.stalls?.blockedMs() ?? 0,
-    }),
+    startBeat: assign({ pingSentAt: ({ context }) => now(context) }),
     // Idle and back: lifecycle news for the presence watchers (the engine tells them).
     reportIdle: ({ context }) => {
       context.link.isIdle = true;
@@ -159,7 +182,18 @@ export const connectionMachine = setup({
       context.link.isIdle = false;
       context.env.engine.activity(context.link, 'active');
     },
-    sendPing: ({ context }) => context.link.wire.ping(),
+    // What the one timer found due: a ping (its answer is checked at the next), idleness (the activity region hears it).
+    check: enqueueActions(({ context, enqueue }) => {
+      if (pingDue(context)) {
+        enqueue.assign({
+          awaitingPong: context.link.wire.canPing,
+          pingSentAt: now(context),
+          pingStallMark: context.env.stalls?.blockedMs() ?? 0,
+        });
+        enqueue(() => context.link.wire.ping());
+      }
+      if (idleDue(context)) enqueue.raise({ type: 'IDLE_TIMEOUT' });
+    }),
     recordPong: assign({ awaitingPong: false }),
     setClose: assign({ close: (_, params: CloseIntent) => params }),
     setCloseFromEvent: assign({
@@ -222,7 +256,7 @@ export const connectionMachine = setup({
     },
     open: {
       type: 'parallel',
-      entry: 'markOpen',
+      entry: ['markOpen', 'startBeat'],
       exit: 'markNotOpen',
       on: {
         QUIT: { target: 'closing', actions: { type: 'setClose', params: { code: CLOSE.normal, reason: 'quit', cause: 'leave' } } },
@@ -237,38 +271,38 @@ export const connectionMachine = setup({
         activity: {
           initial: 'online',
           states: {
-            online: {
-              after: {
-                idleTimeout: [{ guard: 'activeRecently', target: 'online', reenter: true }, { target: 'idle' }],
-              },
-            },
+            // Told by the heartbeat's timer (check) when idleMs passed without an application frame.
+            online: { on: { IDLE_TIMEOUT: 'idle' } },
             // No application frames for idleMs. Closed after the grace only where --idle-close applies to it.
             idle: {
               entry: 'reportIdle',
               on: { ACTIVE: { target: 'online', actions: 'reportActive' } },
-              after: {
-                idleGrace: {
-                  guard: 'closesWhenIdle',
-                  target: '#connection.closing',
-                  actions: { type: 'setClose', params: { code: CLOSE.idle, reason: 'idle timeout', cause: 'timeout' } },
-                },
-              },
             },
           },
         },
+        // The ping every heartbeatMs, on the one timer that also keeps the activity rules' time (nextCheck).
         heartbeat: {
           initial: 'beating',
           states: {
             beating: {
-              on: { PONG: { actions: 'recordPong' } },
+              on: {
+                PONG: { actions: 'recordPong' },
+                // Back from idle: idleness is next due idleMs from now, which may come before the timer set for the grace.
+                ACTIVE: { target: 'beating', reenter: true },
+              },
               after: {
-                heartbeatInterval: [
+                nextCheck: [
                   {
                     guard: 'pongOverdue',
                     target: '#connection.closing',
                     actions: { type: 'setClose', params: { code: CLOSE.heartbeat, reason: 'heartbeat timeout', cause: 'timeout' } },
                   },
-                  { target: 'beating', reenter: true, actions: ['markPingSent', 'sendPing'] },
+                  {
+                    guard: 'idleGraceOver',
+                    target: '#connection.closing',
+                    actions: { type: 'setClose', params: { code: CLOSE.idle, reason: 'idle timeout', cause: 'timeout' } },
+                  },
+                  { target: 'beating', reenter: true, actions: 'check' },
                 ],
               },
             },

@@ -1,5 +1,5 @@
 // SharedClock: the clock of the connection actors' systems (xstate's public `createActor(…, { clock })` option). Every
-// online connection keeps two delayed transitions pending (heartbeat, idle); with xstate's default clock each is a
+// online connection keeps a delayed transition pending (its heartbeat and idle check); with xstate's default clock each is a
 // Node `Timeout` (~150 B with its numbers). Here all of them share one Node timer, armed for the earliest, and each
 // pending delay is a small entry in a binary heap (~56 B). xstate still schedules, cancels and relays as before: only
 // who counts the milliseconds changes.

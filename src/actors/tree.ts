@@ -42,7 +42,7 @@ class Group {
     /** Who hears of its members' ends: the same for all of them (a group only takes children given this `end`). */
     readonly end: ChildEnd,
   ) {
-    // The clock of the group's system: its members' delayed transitions (heartbeat, idle) run on it.
+    // The clock of the group's system: its members' delayed transitions (heartbeat and idle check, token, close) run on it.
     this.actor = createActor(groupLogic, { input: this, clock }).start();
   }
 

@@ -13,7 +13,7 @@ export const CLOSED_LINGER_MS = 2000;
 export interface Happening {
   at: number;
   kind: 'event' | 'transition';
-  /** Event type in short form (`FRAME pub a/b`, `after idleTimeout`) or, for transitions, the event that caused it. */
+  /** Event type in short form (`FRAME pub a/b`, `after nextCheck`) or, for transitions, the event that caused it. */
   what: string;
   from?: string | undefined;
   to?: string | undefined;

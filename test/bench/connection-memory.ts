@@ -3,11 +3,12 @@
 // grouped by constructor (self sizes, divided by N). RSS and heap per connection are printed beside it.
 //   npm run build && node --expose-gc --import tsx test/bench/connection-memory.ts [--clients 2000] [--dist dist]
 //   … --shapes: plain objects grouped by their property names, arrays and internals by their holder (heap-shapes.ts)
+//   Also printed: what V8 keeps resident beside what the heap holds (the connect burst leaves its pages part free).
 //   … --bare: the same for the bare `ws` server of the fan-out bench (hello, a set of subscribers, three listeners)
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { readFileSync, rmSync } from 'node:fs';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Config } from '../../src/config.js';
@@ -91,12 +92,14 @@ async function measure(n: number, port: number, size: () => number, close: () =>
   const before = writeHeapSnapshot('/tmp/connection-memory-before.heapsnapshot');
   gc();
   const heap0 = process.memoryUsage();
+  const v80 = v8Stats();
   const child = fork(fileURLToPath(import.meta.url), ['--child', `ws://127.0.0.1:${port}/ws`, '--clients', String(n)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
   await new Promise((r) => child.once('message', r));
   while (size() < n) await sleep(20);
   await sleep(1000);
   gc();
   const heap1 = process.memoryUsage();
+  const v81 = v8Stats();
   const after = writeHeapSnapshot('/tmp/connection-memory-after.heapsnapshot');
   const g0 = groups(before);
   const g1 = groups(after);
@@ -111,11 +114,44 @@ async function measure(n: number, port: number, size: () => number, close: () =>
   const total = rows.reduce((s, r) => s + r.bytes, 0);
   console.log(`${n} idle WebSocket connections, per connection:`);
   console.log(`  heapUsed +${((heap1.heapUsed - heap0.heapUsed) / n).toFixed(0)} B, external +${((heap1.external - heap0.external) / n).toFixed(0)} B, arrayBuffers +${((heap1.arrayBuffers - heap0.arrayBuffers) / n).toFixed(0)} B, RSS +${((heap1.rss - heap0.rss) / n).toFixed(0)} B`);
+  // RSS beyond the live heap: V8's committed pages (free space left in them after the connect burst), not malloc.
+  console.log(`  committed: ${Object.keys(v81).map((k) => `${k} +${((v81[k]! - (v80[k] ?? 0)) / n).toFixed(0)} B`).join(', ')}`);
   console.log(`  heap snapshot growth: ${total.toFixed(0)} B in these groups (self sizes):`);
   for (const r of rows.slice(0, Number(flags.top))) console.log(`  ${r.bytes.toFixed(0).padStart(6)} B  ${r.count.toFixed(2).padStart(6)}×  ${r.name}`);
   child.kill();
   await close();
   process.exit(0);
+}
+
+/** V8's resident heap pages (all, and old and new space beside what they hold) and glibc's main arena. */
+function v8Stats(): Record<string, number> {
+  const out: Record<string, number> = { 'V8 heap resident': getHeapStatistics().total_physical_size };
+  for (const s of getHeapSpaceStatistics()) {
+    if (s.space_name !== 'old_space' && s.space_name !== 'new_space') continue;
+    out[`${s.space_name} resident`] = s.physical_space_size;
+    out[`${s.space_name} used`] = s.space_used_size;
+  }
+  return { ...out, ...arenas() };
+}
+
+/** Resident bytes of glibc's main arena ([heap]: native allocations) and of anonymous mappings (V8's pages among them). */
+function arenas(): Record<string, number> {
+  const text = readFileSync('/proc/self/smaps', 'utf8');
+  let heap = 0;
+  let anon = 0;
+  let name = '';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      name = head[1]!;
+      continue;
+    }
+    const m = /^Rss:\s+(\d+) kB/.exec(line);
+    if (!m) continue;
+    if (name === '[heap]') heap += Number(m[1]) * 1024;
+    else if (name === '') anon += Number(m[1]) * 1024;
+  }
+  return { 'rss [heap]': heap, 'rss anon maps': anon };
 }
 
 async function clients(url: string, n: number): Promise<void> {

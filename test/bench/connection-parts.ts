@@ -1,5 +1,5 @@
 // What the parts of one connection cost in V8 heap, built N at a time without sockets: the session record (Link with
-// its Mailbox, FrameReader and TokenBucket), then the connection actor online (its heartbeat and idle timers pending)
+// its Mailbox, FrameReader and TokenBucket), then the connection actor online (its heartbeat-and-idle timer pending)
 // in systems shared by groups (as the broker runs it) or each in a system of its own (as before issue 21). The
 // socket side (net.Socket, ws) is measured with real sockets by connection-memory.ts.
 //   node --expose-gc --import tsx test/bench/connection-parts.ts [--n 20000]

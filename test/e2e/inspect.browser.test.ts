@@ -45,7 +45,7 @@ describe('GET /inspect', () => {
     await row.click();
     await page.locator('#detail [data-state-id="connection.open.activity.idle"].active').waitFor({ timeout: 10_000 });
     expect(await page.locator('#detail [data-state-id="connection.open.activity.online"]').getAttribute('class')).not.toContain('active');
-    await page.locator('#recent li.transition', { hasText: 'online → idle on after idleTimeout' }).waitFor();
+    await page.locator('#recent li.transition', { hasText: 'online → idle on after nextCheck' }).waitFor();
     await page.screenshot({ path: screenshotPath('inspect.png'), fullPage: false });
 
     // A frame wakes it up again.
