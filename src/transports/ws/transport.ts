@@ -73,7 +73,7 @@ class WsWire implements Wire {
 }
 
 /**
- * Each open WebSocket's reader, for the listeners shared by all of them (ws calls a listener with the socket as
+ * Each open WebSocket's reader, for the handlers shared by all of them (BrokerWebSocket calls them with the socket as
  * `this`): the reader leads to the link, the link to the actor. No record per connection beyond this entry.
  */
 const readers = new WeakMap<WebSocket, FrameReader>();
