@@ -71,7 +71,7 @@ describe('GET /metrics', () => {
       ['switchboard_actors', 'gauge'],
       ['nodejs_eventloop_lag_seconds', 'gauge'],
       ...['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => [`nodejs_eventloop_lag_${s}_seconds`, 'gauge'] as const),
-      // prom-client's other default metrics, each still registered (they are loaded one by one: metrics.ts)
+      // prom-client's other default metrics, each still registered (its own lag gauges are replaced: metrics.ts)
       ['process_cpu_user_seconds_total', 'counter'],
       ['process_start_time_seconds', 'gauge'],
       ['process_resident_memory_bytes', 'gauge'],
