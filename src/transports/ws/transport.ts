@@ -73,7 +73,7 @@ class WsWire implements Wire {
 }
 
 /**
- * Each open WebSocket's reader, for the listeners shared by all of them (ws calls a listener with the socket as
+ * Each open WebSocket's reader, for the handlers shared by all of them (BrokerWebSocket calls them with the socket as
  * `this`): the reader leads to the link, the link to the actor. No record per connection beyond this entry.
  */
 const readers = new WeakMap<WebSocket, FrameReader>();
@@ -112,6 +112,39 @@ function onClose(this: WebSocket, code: number, reason: Buffer): void {
 function onError(this: WebSocket, err: Error): void {
   const reader = readers.get(this)!;
   reader.faults?.note('info', { client: reader.link.id, err: err.message }, 'websocket error');
+}
+
+/**
+ * The broker's sockets (ws's `WebSocket` option): ws raises every socket event through `emit`, and this one hands the
+ * five the broker handles straight to the functions above, so a socket carries no listener table of its own (~0.1 KB
+ * per connection). Before its connection is set up (no reader yet), and for every other event, it is ws's own `emit`;
+ * listeners added with `on` still hear their events.
+ */
+class BrokerWebSocket extends WebSocket {
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (!readers.has(this)) return super.emit(event, ...args);
+    switch (event) {
+      case 'message':
+        onMessage.call(this, args[0] as Buffer, args[1] as boolean);
+        break;
+      case 'pong':
+        onPong.call(this);
+        break;
+      case 'ping':
+        onPing.call(this);
+        break;
+      case 'close':
+        onClose.call(this, args[0] as number, args[1] as Buffer);
+        break;
+      case 'error':
+        onError.call(this, args[0] as Error);
+        break;
+      default:
+        return super.emit(event, ...args);
+    }
+    if (this.listenerCount(event) > 0) super.emit(event, ...args);
+    return true;
+  }
 }
 
 /** Where the client asked to go: `/ws` or `/ws/<topic path>`, plus `name=` and `topics=`. */
@@ -153,6 +186,7 @@ export class WsTransport {
       maxPayload: core.config.maxPayload,
       perMessageDeflate: false,
       clientTracking: false,
+      WebSocket: BrokerWebSocket,
     });
   }
 
@@ -216,13 +250,9 @@ export class WsTransport {
   private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const { reader, actor } = openConnection(this.core, new WsWire(ws, socket), addr, { name: target.name, topics: target.topics, grant }, meta);
+    // From here its events reach the handlers every connection shares (BrokerWebSocket): each finds its connection
+    // by its socket, no closure or listener per connection.
     readers.set(ws, reader);
-    // Listeners shared by every connection (no closures per connection): each finds its connection by its socket.
-    ws.on('message', onMessage);
-    ws.on('pong', onPong);
-    ws.on('ping', onPing);
-    ws.on('close', onClose);
-    ws.on('error', onError);
     actor.start();
   }
 
