@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { until } from './helpers/waits.js';
 import { LineClient } from './helpers/line-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,7 +91,9 @@ describe('idle timeout', () => {
   });
 
   it('by default a silent TCP client still times out (classic chat server: time out in the room)', async () => {
-    broker = await startTestBroker({ idleMs: 150, idleGraceMs: 100, heartbeatMs: 100 });
+    // `other` speaks every 50 ms; idleMs 400 leaves it 350 ms of slack for this process's timers running late on a
+    // loaded machine (at 150 ms, a late interval let `other` go idle and be closed too, in a full run at load ~10).
+    broker = await startTestBroker({ idleMs: 400, idleGraceMs: 100, heartbeatMs: 100 });
     const other = await LineClient.connect(broker.tcpPort);
     const sleeper = await LineClient.connect(broker.tcpPort);
     const keepAlive = setInterval(() => other.send('{"op":"ping"}'), 50);
@@ -106,8 +109,9 @@ describe('idle timeout', () => {
   it('--idle-close none keeps even a silent TCP client', async () => {
     broker = await startTestBroker({ idleMs: 100, idleGraceMs: 50, idleClose: 'none' });
     const sleeper = await LineClient.connect(broker.tcpPort);
-    await sleep(400);
     const link = [...broker.hub.inspect.clients()].find((l) => l.transport === 'tcp')!;
+    await until(() => link.state === 'idle', 'the silent client to go idle');
+    await sleep(200); // past the grace: still there, still idle
     expect(link.state).toBe('idle');
     sleeper.send('who');
     await sleeper.next((l) => l.startsWith('user list'));
