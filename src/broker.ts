@@ -55,6 +55,8 @@ export interface Broker extends BrokerCore {
   mqttPort: number;
   /** Shuts down gracefully: stop accepting, flush mailboxes, close every connection with 1001. */
   close(): Promise<void>;
+  /** The stall clock (its timer runs at the fine period while connections hold it; tests read `holders`, `timerMs`). */
+  stalls: LoopStalls;
   /** Watching the actors: the /inspect page, /metrics, and the Stately Inspector link when --inspect is on. */
   observability: { page: ActorsPage; metrics: BrokerMetrics; stately: StatelyInspector | undefined };
 }
@@ -152,7 +154,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
 
   registerApi(router, core, log, calls);
   registerPages(router, config);
-  const metrics = new BrokerMetrics({ hub, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
+  const metrics = new BrokerMetrics({ hub, loopDelays: stalls.delays, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
   router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
   const actorsPage = new ActorsPage({ actors, log, authorize: adminCheck(config, tokens), startedAt });
 
@@ -275,7 +277,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       log.info('switchboard stopped');
     })());
 
-  return { config, hub, supervisor, actors, admission: core.admission, tokens, hooks, log, http, router, upgrades, port, tcpPort, mqttPort, close, observability: { page: actorsPage, metrics, stately } };
+  return { config, hub, supervisor, actors, admission: core.admission, tokens, stalls, hooks, log, http, router, upgrades, port, tcpPort, mqttPort, close, observability: { page: actorsPage, metrics, stately } };
 }
 
 /** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { until } from './cluster/redis.js';
 
 interface Scrape {
   types: Map<string, string>;
@@ -69,12 +70,39 @@ describe('GET /metrics', () => {
       ['switchboard_mailbox_depth_max', 'gauge'],
       ['switchboard_actors', 'gauge'],
       ['nodejs_eventloop_lag_seconds', 'gauge'],
-      ['nodejs_eventloop_lag_p99_seconds', 'gauge'],
+      ...['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => [`nodejs_eventloop_lag_${s}_seconds`, 'gauge'] as const),
+      // prom-client's other default metrics, each still registered (they are loaded one by one: metrics.ts)
       ['process_cpu_user_seconds_total', 'counter'],
+      ['process_start_time_seconds', 'gauge'],
+      ['process_resident_memory_bytes', 'gauge'],
+      ['process_open_fds', 'gauge'],
+      ['process_max_fds', 'gauge'],
+      ['nodejs_active_handles_total', 'gauge'],
+      ['nodejs_active_requests_total', 'gauge'],
+      ['nodejs_active_resources_total', 'gauge'],
+      ['nodejs_heap_size_used_bytes', 'gauge'],
+      ['nodejs_heap_space_size_used_bytes', 'gauge'],
+      ['nodejs_version_info', 'gauge'],
+      ['nodejs_gc_duration_seconds', 'histogram'],
     ] as const) {
       expect(s.types.get(name), name).toBe(type);
     }
     expect(v(s, 'switchboard_actors')).toBe(1);
+  });
+
+  it('event-loop lag is read from the stall timer: a loop blocked for 300 ms shows in the delays of the scrape after it', async () => {
+    await scrape(); // the delays are reset at each scrape
+    const c = await TestClient.connect(broker.url); // a connection: the timer runs every 20 ms
+    const end = performance.now() + 300;
+    while (performance.now() < end); // blocked
+    await until(() => broker.stalls.delays.max >= 250e6, 'the timer beat after the block');
+    const s = await scrape();
+    expect(v(s, 'nodejs_eventloop_lag_max_seconds')).toBeGreaterThanOrEqual(0.25);
+    expect(v(s, 'nodejs_eventloop_lag_p50_seconds')).toBeLessThan(v(s, 'nodejs_eventloop_lag_max_seconds'));
+    expect(v(s, 'nodejs_eventloop_lag_seconds')).toBeGreaterThan(0);
+    c.close();
+    await c.closed;
+    await until(() => broker.stalls.holders === 0, 'the connection to end');
   });
 
   it('moves with traffic: connections by state, frames, bytes, publishes, deliveries, errors', async () => {

@@ -12,6 +12,9 @@ import type { Outgoing } from '../src/protocol/outgoing.js';
 import { wsTextFrame } from '../src/transports/ws/frame.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { FRAME_WAIT_MS } from './helpers/waits.js';
+import { TestClient } from './helpers/client.js';
+import { LineClient } from './helpers/line-client.js';
+import { until } from './cluster/redis.js';
 
 const CONNECTIONS = 2000;
 
@@ -96,6 +99,33 @@ describe('closing one connection among many', () => {
 });
 
 describe('heartbeat and the broker\'s own stalls', () => {
+  it('the stall clock runs its fine timer only while connections are open: none wakes an idle broker 50 times a second', async () => {
+    const b = await startTestBroker();
+    try {
+      expect(b.stalls.holders).toBe(0);
+      expect(b.stalls.timerMs).toBe(b.stalls.idlePeriodMs); // no connection: the coarse timer of the delay metrics
+      const ws = await TestClient.connect(b.url);
+      const line = await LineClient.connect(b.tcpPort);
+      expect(b.stalls.holders).toBe(2);
+      expect(b.stalls.timerMs).toBe(b.stalls.periodMs);
+      ws.close();
+      await until(() => b.stalls.holders === 1, 'the WebSocket connection to end');
+      expect(b.stalls.timerMs).toBe(b.stalls.periodMs); // the line client still holds it
+      line.socket.end();
+      await until(() => b.stalls.holders === 0, 'the line connection to end');
+      expect(b.stalls.timerMs).toBe(b.stalls.idlePeriodMs);
+      // A connection that crashes (its actor fails) lets go of it too.
+      const crashing = await TestClient.connect(b.url);
+      expect(b.stalls.holders).toBe(1);
+      const link = [...b.hub.sessions()].find((l) => l.state === 'online')!;
+      link.actor!.send({ type: 'FAULT', error: new Error('planted') });
+      await until(() => b.stalls.holders === 0, 'the crashed connection to let go');
+      await crashing.closed;
+    } finally {
+      await b.close();
+    }
+  });
+
   it('a pong that may sit unread behind a stall is not overdue: the peer gets another interval, then a dead one is closed 4002', async () => {
     const b = await startTestBroker({ heartbeatMs: 40, idleMs: 3_600_000 });
     try {
@@ -103,7 +133,7 @@ describe('heartbeat and the broker\'s own stalls', () => {
         const wire = new MemoryWire();
         // A peer that never answers a ping; `stalled`: a stall clock that says the loop was blocked after every ping.
         let blocked = 0;
-        const stalls = { blockedMs: () => blocked };
+        const stalls = { blockedMs: () => blocked, hold: () => undefined, release: () => undefined };
         wire.ping = () => void (stalled && (pings++, setTimeout(() => (blocked += 100), 5)));
         const conn = openConnection({ ...b, stalls }, wire, `mem:${stalled}`, {});
         wire.conn = conn;

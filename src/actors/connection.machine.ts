@@ -9,7 +9,7 @@ import type { CloseIntent, ConnectionEvent } from './connection.events.js';
 
 export type { CloseIntent, ConnectionEvent };
 import { CLOSE, ProtocolError } from '../protocol/errors.js';
-import type { StallClock } from '../engine/stalls.js';
+import type { HeldStallClock } from '../engine/stalls.js';
 
 export interface ConnectionTiming {
   heartbeatMs: number;
@@ -34,7 +34,7 @@ export class ConnectionEnv {
     readonly engine: Engine<Link>,
     readonly timing: ConnectionTiming,
     /** The broker's stall clock: a pong that may be sitting unread behind a stall is not overdue. */
-    readonly stalls?: StallClock | undefined,
+    readonly stalls?: HeldStallClock | undefined,
     /**
      * The time the machine's timers and guards read (ms since 1970; default Date.now), compared with the link's
      * lastActivity and lastSeen: a test runs the machine on xstate's SimulatedClock and passes its now().

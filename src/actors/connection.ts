@@ -14,7 +14,7 @@ import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Logger } from 'pino';
-import type { StallClock } from '../engine/stalls.js';
+import type { HeldStallClock } from '../engine/stalls.js';
 import type { ClientFaults } from '../log.js';
 import { CLOSE } from '../protocol/errors.js';
 import type { Hooks } from '../hooks/hooks.js';
@@ -34,8 +34,8 @@ export interface BrokerCore {
   log?: Logger;
   /** Where clients' faults (refusals, protocol violations, floods) are logged: throttled, never with a stack. */
   faults?: ClientFaults;
-  /** How long the event loop was blocked: rate buckets credit it (the broker's stalls are not the client's frames). */
-  stalls?: StallClock;
+  /** How long the event loop was blocked: rate buckets credit it (the broker's stalls are not the client's frames); each connection holds it while it runs. */
+  stalls?: HeldStallClock;
   /** The application backend's hooks (--hook-url); absent = none. */
   hooks?: Hooks | undefined;
   /** Webhook events about connections (--hook-url with `events` in --hooks); absent = none. */
@@ -87,13 +87,15 @@ class ConnectionEnds implements ChildEnd {
   ) {}
 
   completed(child: AnyActorRef, output: unknown): void {
-    const { link } = (child as ConnectionActor).getSnapshot().context;
+    const { link, env } = (child as ConnectionActor).getSnapshot().context;
+    env.stalls?.release();
     this.supervisor.send({ type: 'CONNECTION_CLOSED', link, close: output as CloseIntent });
     this.events?.disconnected(link, output as CloseIntent);
   }
 
   failed(child: AnyActorRef, error: unknown): void {
-    const { link } = (child as ConnectionActor).getSnapshot().context;
+    const { link, env } = (child as ConnectionActor).getSnapshot().context;
+    env.stalls?.release();
     this.supervisor.send({ type: 'CONNECTION_CRASHED', link, error });
     this.events?.disconnected(link, FAULT_CLOSE);
     link.wire.close(CLOSE.internalError, 'internal error');
@@ -132,6 +134,7 @@ export function openConnection(core: BrokerCore, wire: Wire, addr: string, reque
     endsOf(core),
   );
   link.actor = actor;
+  env.stalls?.hold(); // released when the actor ends (ConnectionEnds); before the bucket reads the clock
   const rate = new TokenBucket(rateLimitsOf(config), Date.now, core.stalls);
   link.rate = rate;
   return { link, reader: new FrameReader(link, readerSharedOf(core), rate), actor };

@@ -1,6 +1,8 @@
 // BrokerMetrics: GET /metrics in Prometheus text format (prom-client, one Registry per broker).
 // Every value is read at scrape time from BrokerStats, the registry and the links: nothing here runs per delivery.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { RecordableHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Engine } from '../engine/engine.js';
 import type { Link } from '../actors/link.js';
@@ -13,6 +15,22 @@ export interface MetricsSources {
   hub: Engine<Link>;
   /** Present when `--inspect` is on: how many inspection events were forwarded or sampled out. */
   inspection?: { sampler: InspectionSampler; dropped: () => number } | undefined;
+  /** How late the broker's loop timer ran, in ns (LoopStalls.delays): the nodejs_eventloop_lag_* gauges; reset at each scrape. */
+  loopDelays: RecordableHistogram;
+}
+
+const requireFromHere = createRequire(import.meta.url);
+/**
+ * prom-client's default metrics but its event-loop lag, whose monitorEventLoopDelay timer woke the loop every 10 ms
+ * (100 wake-ups a second on an idle node): the same gauges are read from the broker's stall timer instead (below).
+ * `metricsList` is prom-client's list of its default metrics, each a module of that name (test/metrics.test.ts).
+ */
+function collectDefaultMetricsButLag(registry: Registry): void {
+  for (const name of collectDefaultMetrics.metricsList) {
+    if (name === 'eventLoopLag') continue;
+    const metric = requireFromHere(`prom-client/lib/metrics/${name}`) as (registry: Registry, config: object) => void;
+    metric(registry, {});
+  }
 }
 
 export class BrokerMetrics {
@@ -122,8 +140,9 @@ export class BrokerMetrics {
         },
       });
     }
-    // Process CPU and memory, GC, and event-loop lag (nodejs_eventloop_lag_*, from monitorEventLoopDelay).
-    collectDefaultMetrics({ register: this.registry });
+    // Process CPU and memory, GC, handles (prom-client's), and event-loop lag (from the stall timer).
+    collectDefaultMetricsButLag(this.registry);
+    loopLagGauges(registers, sources.loopDelays);
   }
 
   async serve(_req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -131,4 +150,42 @@ export class BrokerMetrics {
     res.writeHead(200, { 'Content-Type': this.registry.contentType, 'Cache-Control': 'no-store' });
     res.end(text);
   }
+}
+
+/**
+ * prom-client's nodejs_eventloop_lag_* gauges, same names: `_seconds` is how long a setImmediate took at scrape time;
+ * the others summarise how late the broker's stall timer ran beyond its period since the last scrape (every 20 ms while
+ * connections are open, every second otherwise). prom-client read them from a 10 ms monitorEventLoopDelay timer,
+ * whose samples were whole intervals (~10 ms when on time); these are the delays alone (~0 when on time).
+ */
+function loopLagGauges(registers: Registry[], delays: RecordableHistogram): void {
+  const seconds = (ns: number) => ns / 1e9;
+  // Registered first: the registry collects all metrics at once, and this one sets the others before they are read.
+  new Gauge({
+    name: 'nodejs_eventloop_lag_seconds',
+    help: 'Lag of event loop in seconds.',
+    registers,
+    async collect() {
+      const any = delays.count > 0;
+      min.set(any ? seconds(delays.min) : 0);
+      max.set(any ? seconds(delays.max) : 0);
+      mean.set(any ? seconds(delays.mean) : 0);
+      stddev.set(any ? seconds(delays.stddev) : 0);
+      p50.set(any ? seconds(delays.percentile(50)) : 0);
+      p90.set(any ? seconds(delays.percentile(90)) : 0);
+      p99.set(any ? seconds(delays.percentile(99)) : 0);
+      delays.reset();
+      const start = process.hrtime.bigint();
+      await new Promise((resolve) => setImmediate(resolve));
+      this.set(seconds(Number(process.hrtime.bigint() - start)));
+    },
+  });
+  const stat = (suffix: string, what: string) => new Gauge({ name: `nodejs_eventloop_lag_${suffix}_seconds`, help: `${what} of the event loop timer's delays since the last scrape.`, registers });
+  const min = stat('min', 'The shortest');
+  const max = stat('max', 'The longest');
+  const mean = stat('mean', 'The mean');
+  const stddev = stat('stddev', 'The standard deviation');
+  const p50 = stat('p50', 'The 50th percentile');
+  const p90 = stat('p90', 'The 90th percentile');
+  const p99 = stat('p99', 'The 99th percentile');
 }

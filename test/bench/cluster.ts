@@ -6,6 +6,7 @@
 //   npm run bench:cluster -- --configs sb-memory,sb-redis-2 --workloads fanout --subs 1000 --seconds 5
 //   npm run bench:cluster -- --profile /tmp/prof             Switchboard nodes write .cpuprofile files there
 //   npm run bench:cluster -- --workloads nodes --perf /tmp/p  `perf record -g` of redis-server over each measured window
+//   npx tsx test/bench/cluster.ts --workloads nodes --configs sb-redis-3 --dist dist-before   another build of Switchboard (A/B)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -49,6 +50,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'string' },
     perf: { type: 'string' },
     out: { type: 'string' },
+    dist: { type: 'string' },
   },
 });
 const sizes = {
@@ -140,7 +142,7 @@ async function startCluster(config: ConfigName): Promise<Cluster> {
   const nodes: RunningServer[] = [];
   try {
     for (let i = 0; i < count; i++) {
-      nodes.push(await startServer(name, { port: nextPort++, redisUrl: usesRedis ? REDIS_URL : undefined, nodeFlags: name === 'switchboard' ? sbNodeFlags : [] }));
+      nodes.push(await startServer(name, { port: nextPort++, redisUrl: usesRedis ? REDIS_URL : undefined, nodeFlags: name === 'switchboard' ? sbNodeFlags : [], dist: flags.dist }));
     }
   } catch (err) {
     await Promise.all(nodes.map((n) => n.stop()));

@@ -32,6 +32,7 @@ describe('TokenBucket (token bucket)', () => {
   it("the broker's stalls are credited: a backlog an honest client sent during one passes, a flood still does not", () => {
     let now = 0;
     const stalls = new LoopStalls({ periodMs: 20, slackMs: 50, now: () => now }).start({ timer: false });
+    stalls.hold(); // the connections' (openConnection holds it for each)
     const limits = { rate: 20, burst: 10, strikes: 5, windowMs: 10_000 };
     const honest = new TokenBucket(limits, () => now, stalls);
     const flooder = new TokenBucket(limits, () => now, stalls);
@@ -62,6 +63,7 @@ describe('TokenBucket (token bucket)', () => {
     now = 5000;
     expect(stalls.blockedMs()).toBe(0); // not started: nothing measured
     stalls.start({ timer: false });
+    stalls.hold();
     now += 60; // late, but within the slack: a busy loop, not a stall
     stalls.beat();
     expect(stalls.blockedMs()).toBe(0);
@@ -73,6 +75,37 @@ describe('TokenBucket (token bucket)', () => {
     stalls.beat();
     expect(stalls.blockedMs()).toBe(1000);
     stalls.stop();
+  });
+
+  it('LoopStalls: the fine timer runs only while connections hold it; a stall across a change of period is still counted', () => {
+    let now = 0;
+    const stalls = new LoopStalls({ periodMs: 20, idlePeriodMs: 1000, slackMs: 50, now: () => now }).start();
+    try {
+      expect(stalls.timerMs).toBe(1000); // nobody to credit or ping: the coarse timer (the delay metrics) only
+      now += 1030; // on time for the coarse period: 1,000 + 30, within the slack
+      stalls.beat();
+      expect(stalls.blockedMs()).toBe(0);
+      now += 1500; // blocked, with no connection: 1,500 − 1,000 − 50 = 450 ms
+      stalls.hold(); // a connection arrives after it: the stall is counted before the bucket reads its mark
+      expect(stalls.timerMs).toBe(20);
+      expect(stalls.blockedMs()).toBe(450);
+      stalls.hold();
+      now += 20 + 50 + 300; // a stall of 300 ms beyond the fine period and slack, still in progress…
+      stalls.release(); // …when one of two connections ends: the other still holds the fine timer
+      expect(stalls.timerMs).toBe(20);
+      expect(stalls.blockedMs()).toBe(750);
+      stalls.beat(); // the timer runs: that stall ended
+      now += 20 + 50 + 200; // blocked again, in progress when the last connection ends
+      stalls.release();
+      expect(stalls.timerMs).toBe(1000);
+      expect(stalls.blockedMs()).toBe(950); // counted at the fine period it was measured by
+      stalls.release(); // one release too many changes nothing
+      expect(stalls.holders).toBe(0);
+      expect(stalls.delays.count).toBe(2); // the two timer beats above (changes of period are no beats)
+    } finally {
+      stalls.stop();
+    }
+    expect(stalls.timerMs).toBeUndefined();
   });
 
   it('rate 0 turns limiting off', () => {

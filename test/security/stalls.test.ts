@@ -3,7 +3,8 @@
 // publishing at half of --rate, and a flooder at three times it. When the loop resumes, both backlogs are read at
 // once: the honest client gets no rate_limited and stays connected; the flooder is still closed with 1008.
 // Before: the bucket counted frames when they were read, with its refill capped at the burst, so the honest client
-// was refused and closed for the broker's stall. (--rate 20 --rate-burst 10 keep the stall short.)
+// was refused and closed for the broker's stall. (--rate 20 --rate-burst 10 keep the stall short.) The broker starts
+// with no connection, its stall timer at the coarse period; the clients' arrival puts it at the fine one (stalls.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { TestClient } from '../helpers/client.js';

@@ -1,8 +1,8 @@
 // The node's heartbeat key, refreshed from a thread of its own. On the main event loop a busy node (every core
 // saturated by connections opening, a burst of deliveries, a long GC) could miss its TTL and be reaped by another
 // node while alive: its clients announced as `timeout`, then re-asserted. The thread keeps refreshing while the main
-// loop is slow, but only while the main loop shows it still turns (an `alive` message at every tick): a node whose
-// main loop is stuck for longer than `hangMs` stops refreshing and is reaped like a dead one. kill -9 ends both.
+// loop is slow, but only while the main loop shows it still turns (an `alive` message from the node's tick, alive()):
+// a node whose main loop is stuck for longer than `hangMs` stops refreshing and is reaped like a dead one. kill -9 ends both.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../log.js';
@@ -48,7 +48,6 @@ parentPort.on('message', (m) => {
 
 export class HeartbeatThread {
   private worker: Worker | undefined;
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: HeartbeatOptions) {}
 
@@ -61,13 +60,15 @@ export class HeartbeatThread {
     // The main loop's own tick refreshes the key too: a thread that fails only loses the margin it adds.
     worker.on('error', (err) => this.o.log.warn({ err: err.message }, 'heartbeat thread failed; the node heartbeats from its main loop only'));
     this.worker = worker;
-    this.timer = setInterval(() => worker.postMessage('alive'), Math.max(100, Math.floor(tickMs / 2)));
-    this.timer.unref();
+  }
+
+  /** The main loop turns: called from the node's tick (every tickMs, well under hangMs), not from a timer of its own. */
+  alive(): void {
+    this.worker?.postMessage('alive');
   }
 
   /** Stops refreshing; resolves once the thread is gone (before the node deletes its key). */
   async stop(): Promise<void> {
-    clearInterval(this.timer);
     const worker = this.worker;
     this.worker = undefined;
     if (!worker) return;

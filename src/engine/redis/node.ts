@@ -332,6 +332,7 @@ export class RedisNode {
    * initialise again as after a reconnect (the new life, the id counter, its clients re-asserted).
    */
   private async tick(): Promise<void> {
+    this.heartbeat?.alive(); // the loop turns, whether or not Redis answers (heartbeat.ts)
     if (!this.cmdUp || this.stopped) return;
     this.shards?.refresh();
     // Beside the heartbeat, not before it: CLUSTER SLOTS has no bound of its own and a master that is down answers

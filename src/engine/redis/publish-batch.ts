@@ -28,8 +28,6 @@ export interface PublishTopic {
 /** One publish (scripts.ts PUBLISH_BATCH). */
 export interface BatchedPublish {
   topic: PublishTopic;
-  /** The epoch its topic gets if this call starts a new sequence. */
-  fresh: string;
   /** The frame after its epoch: `,"from":…,"ts":…,"data":…}`. */
   tail: string;
   /** The bus prefix: `m<node>\n<transport>\n<addr>\n<no-echo id>\n`. */
@@ -47,6 +45,8 @@ export interface PublishBatchOptions {
   run(keys: string[], args: string[]): Promise<unknown>;
   /** The arguments before the messages': history size, history bytes per topic, idempotency window (ms). */
   head(): string[];
+  /** A new epoch, for each topic of a call (its epoch if the call starts the topic's sequence): once per topic and call, not per message. */
+  fresh(): string;
   /** A key's Redis Cluster slot (publishes of different slots go in different calls); absent on one Redis. */
   slot?: ((key: string) => number) | undefined;
   /** Whether a command on `key` goes out at once on a ready connection (outcome.ts `readyFor`). */
@@ -165,7 +165,7 @@ export class PublishBatch {
       if (n === undefined) {
         topics.set(meta, (n = topics.size + 1));
         keys.push(...p.topic.keys);
-        topicArgs.push(p.fresh, p.topic.head, p.topic.channel, p.topic.family);
+        topicArgs.push(this.options.fresh(), p.topic.head, p.topic.channel, p.topic.family);
       }
       if (p.key !== undefined) idempotency.push(p.key);
       messageArgs.push(String(p.key === undefined ? n : -n), p.tail, p.prefix);

@@ -59,10 +59,12 @@ export class StreamPublisher {
     private readonly options: StreamPublisherOptions,
   ) {
     const { cmd } = redis;
+    const head = [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS)];
     this.batch = new PublishBatch({
       // Sharded channels and SPUBLISH on a Redis Cluster (interest.ts SHARDED: in the slot of the batch's keys).
       run: (keys, args) => redis.script(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, keys, args),
-      head: () => [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS)],
+      head: () => head,
+      fresh: () => `${redis.life}.${redis.id}${(++this.epochs).toString(36)}`,
       slot: cmd instanceof Cluster ? keySlot : undefined,
       ready: (key) => readyFor(cmd, key),
       failed: (err) => redis.noteTimeout(err),
@@ -116,11 +118,10 @@ export class StreamPublisher {
       // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for.
       if (this.redis.cmd instanceof Cluster) await listed;
     }
-    const fresh = `${this.redis.life}.${this.redis.id}${(++this.epochs).toString(36)}`;
     // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
     // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
     const heard = this.options.hears(topic);
-    const reply = await this.batch.add({ topic: parts, fresh, tail, prefix, key: key === undefined ? undefined : KEYS.pubKey(topic, key), id });
+    const reply = await this.batch.add({ topic: parts, tail, prefix, key: key === undefined ? undefined : KEYS.pubKey(topic, key), id });
     if (reply instanceof ProtocolError) return reply;
     const [seq, epoch, duplicate] = reply;
     if (duplicate) return duplicateOf({ seq, epoch });

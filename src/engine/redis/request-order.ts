@@ -23,10 +23,15 @@ export interface Enqueued {
   pub?: boolean;
 }
 
+/** A session's chain: its last request, and how many requests other than pubs wait in it. */
+interface Chain {
+  last: Promise<void>;
+  others: number;
+}
+
 export class RequestOrder<S extends { id: string }> {
-  private readonly chains = new WeakMap<S, Promise<void>>();
-  /** Requests other than pub waiting in a session's chain. */
-  private readonly others = new WeakMap<S, number>();
+  /** One record per session (one lookup per request on the publish path, not one per field). */
+  private readonly chains = new WeakMap<S, Chain>();
   private readonly pending = new Set<Promise<void>>();
   private inflight = 0;
 
@@ -34,7 +39,7 @@ export class RequestOrder<S extends { id: string }> {
 
   /** Whether `session` has requests other than pubs waiting: while it has none, a pub may go to Redis at once. */
   waitingOthers(session: S): boolean {
-    return (this.others.get(session) ?? 0) > 0;
+    return (this.chains.get(session)?.others ?? 0) > 0;
   }
 
   /** Every counted request slot is taken. */
@@ -49,24 +54,32 @@ export class RequestOrder<S extends { id: string }> {
       op = () => this.options.fail(session, err);
       counted = false;
     }
+    this.chain(session, this.chains.get(session), op, id, counted, pub);
+  }
+
+  private chain(session: S, chain: Chain | undefined, op: () => Promise<void> | void, id: FrameId | undefined, counted: boolean, pub: boolean): void {
     if (counted) this.inflight++;
-    if (!pub) this.others.set(session, (this.others.get(session) ?? 0) + 1);
-    const prev = this.chains.get(session) ?? Promise.resolve();
-    const next: Promise<void> = prev
-      .then(op)
-      .catch((err: unknown) => {
+    if (!chain) this.chains.set(session, (chain = { last: Promise.resolve(), others: 0 }));
+    if (!pub) chain.others++;
+    const c = chain;
+    // One reaction for both outcomes (not .catch().finally(): two more promises per request on the publish path).
+    const settled = () => {
+      if (counted) this.inflight--;
+      if (!pub) c.others--;
+      this.pending.delete(next);
+    };
+    const next: Promise<void> = c.last.then(op).then(settled, (err: unknown) => {
+      try {
         const refused = this.options.refusal(err, id);
         if (refused) return this.options.fail(session, refused);
         this.options.log.error({ err, client: session.id }, 'cluster engine fault while handling a request');
         this.options.fail(session, new ProtocolError('internal', 'internal error', id));
-      })
-      .finally(() => {
-        if (counted) this.inflight--;
-        if (!pub) this.others.set(session, this.others.get(session)! - 1);
-        this.pending.delete(next);
-      });
+      } finally {
+        settled();
+      }
+    });
     this.pending.add(next);
-    this.chains.set(session, next);
+    c.last = next;
   }
 
   /**
@@ -75,20 +88,11 @@ export class RequestOrder<S extends { id: string }> {
    * turn, so a pipelining publisher is not held to one Redis round trip per message; otherwise all of it waits.
    */
   enqueueEarly<R>(session: S, start: () => Promise<R>, answer: (result: R) => void, id?: FrameId): void {
-    if (this.waitingOthers(session) || this.full) return this.enqueue(session, async () => answer(await start()), { id });
-    const started = start().then(
-      (r) => ({ r }),
-      (err: unknown) => ({ err }),
-    );
-    this.enqueue(
-      session,
-      async () => {
-        const done = await started;
-        if ('err' in done) throw done.err;
-        answer(done.r);
-      },
-      { id, pub: true },
-    );
+    const chain = this.chains.get(session);
+    if ((chain !== undefined && chain.others > 0) || this.full) return this.enqueue(session, async () => answer(await start()), { id });
+    const started = start();
+    started.catch(() => undefined); // its failure is answered in its turn (below), never an unhandled rejection
+    this.chain(session, chain, () => started.then(answer), id, true, true);
   }
 
   /** Resolves when every request queued so far is done, or after `ms`. */

@@ -487,6 +487,7 @@ describe('PublishBatch', () => {
         return opts.answer ? opts.answer(keys, n) : Promise.resolve(messages.flatMap((k, i) => [i + 1, `${k}@${n}`]));
       },
       head: () => ['100', '1000', '60000'],
+      fresh: () => 'e',
       slot: opts.slot,
       ready: opts.ready ?? (() => true),
       failed: (err) => failures.push(err),
@@ -495,7 +496,7 @@ describe('PublishBatch', () => {
       delay: (f, ms) => delayed.push([f, ms]),
       now: () => clock.now,
     });
-    const pub = (topic: string, id?: number) => batch.add({ topic: { keys: [topic, `${topic}:log`, `${topic}:sizes`], head: 'h', channel: 'c', family: 'f' }, fresh: 'e', tail: 't', prefix: 'p', id }).then(
+    const pub = (topic: string, id?: number) => batch.add({ topic: { keys: [topic, `${topic}:log`, `${topic}:sizes`], head: 'h', channel: 'c', family: 'f' }, tail: 't', prefix: 'p', id }).then(
       (r) => (r instanceof ProtocolError ? `${r.code} ${String(r.id)}` : r),
       (err: Error) => `fault ${err.message}`,
     );
@@ -515,26 +516,28 @@ describe('PublishBatch', () => {
     expect(await answers).toEqual([[1, 'e'], 'fault WRONGTYPE Operation against a key holding the wrong kind of value', [2, 'e'], 'unavailable 4']);
   });
 
-  it('a topic\'s keys and arguments go once per call; idempotency keys follow the topics\' keys, in message order', async () => {
+  it('a topic\'s keys and arguments (its fresh epoch too) go once per call; idempotency keys follow the topics\' keys, in message order', async () => {
     const sent: [string[], string[]][] = [];
+    let epochs = 0;
     const batch = new PublishBatch({
       run: async (keys, args) => (sent.push([keys, args]), [1, 'e', -2, 'e', 1, 'e']),
       head: () => ['100', '1000', '60000'],
+      fresh: () => `e${++epochs}`,
       ready: () => true,
       failed: () => undefined,
       schedule: (f) => queueMicrotask(f),
     });
     const topic = (t: string) => ({ keys: [t, `${t}:log`, `${t}:sizes`] as [string, string, string], head: `h${t}`, channel: `c${t}`, family: 'f' });
     const answers = await Promise.all([
-      batch.add({ topic: topic('a'), fresh: 'e1', tail: 't1', prefix: 'p' }),
-      batch.add({ topic: topic('a'), fresh: 'e2', tail: 't2', prefix: 'p', key: 'a:k:x' }),
-      batch.add({ topic: topic('b'), fresh: 'e3', tail: 't3', prefix: 'p' }),
+      batch.add({ topic: topic('a'), tail: 't1', prefix: 'p' }),
+      batch.add({ topic: topic('a'), tail: 't2', prefix: 'p', key: 'a:k:x' }),
+      batch.add({ topic: topic('b'), tail: 't3', prefix: 'p' }),
     ]);
     // -seq: the key was held (the first publish's position, marked as such)
     expect(answers).toEqual([[1, 'e'], [2, 'e', 1], [1, 'e']]);
     expect(sent).toEqual([[
       ['a', 'a:log', 'a:sizes', 'b', 'b:log', 'b:sizes', 'a:k:x'],
-      ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e3', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'],
+      ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e2', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'],
     ]]);
   });
 
