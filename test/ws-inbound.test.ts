@@ -406,17 +406,26 @@ describe('WebSocket close handshake', () => {
     expect((await c.closed).code).toBe(1007);
   });
 
-  it('a server close (quit) sends the close frame, waits for the peer\'s, then ends the socket', async () => {
-    const c = await RawClient.open(upgradeRequest());
-    expect((await c.head()).status).toBe(101);
-    await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
-    c.socket.write(text({ op: 'quit' }));
-    const close = await c.frame((f) => f.op === CLOSE, 'the close frame');
-    expect(close.payload.readUInt16BE(0)).toBe(1000);
-    c.socket.write(frame(CLOSE, closePayload(1000)));
-    await until(() => c.ended, 'the server to end the socket');
-    c.socket.end();
-    await c.gone;
+  it('a server close (quit) sends the close frame, reads on until the peer\'s (in one write with a frame), then ends', async () => {
+    // A bound far beyond the wait below: the socket ends because the close frame was read, not because time ran out.
+    const patient = await startTestBroker({ closeTimeoutMs: 120_000 });
+    try {
+      const c = await RawClient.open(upgradeRequest(), patient);
+      expect((await c.head()).status).toBe(101);
+      await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
+      c.socket.write(text({ op: 'quit' }));
+      const close = await c.frame((f) => f.op === CLOSE, 'the close frame');
+      expect(close.payload.readUInt16BE(0)).toBe(1000);
+      c.socket.write(Buffer.concat([text({ op: 'ping', id: 'late' }), frame(CLOSE, closePayload(1000))]));
+      await until(() => c.ended, 'the server to end the socket');
+      // Nothing after its close frame: no second close frame, no frame at all.
+      expect(c.frames().filter((f) => f.op === CLOSE)).toHaveLength(1);
+      expect(c.frames().at(-1)!.op).toBe(CLOSE);
+      c.socket.end();
+      await c.gone;
+    } finally {
+      await patient.close();
+    }
   });
 
   it('a peer that never answers the server\'s close frame is cut after --close-timeout-ms', async () => {

@@ -107,9 +107,9 @@ class WsWire implements Wire {
 
   /** Sends our close frame; the peer's ends the socket (the connection actor bounds the wait and terminates). */
   close(code: number, reason: string): void {
-    if (this.state === CLOSED || this.closeSent) return;
+    // Not twice, and not once the client's close frame or its end came (ours was sent, or its side is gone).
+    if (this.state !== OPEN) return;
     this.sendClose(code, reason);
-    if (this.ignoring) this.finish();
   }
 
   terminate(): void {
@@ -144,6 +144,14 @@ class WsWire implements Wire {
     this.frag = undefined;
     const actor = this.reader!.link.actor!;
     if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason });
+  }
+
+  /** A throw while its frames were served: the actor's crash (FAULT), and nothing more of this socket is read. */
+  fault(error: unknown): void {
+    this.ignoring = true;
+    this.tail = undefined;
+    this.frag = undefined;
+    this.reader!.link.actor!.send({ type: 'FAULT', error });
   }
 
   /** The socket's 'close': no timer left, nothing more to write. */
@@ -265,8 +273,8 @@ class WsWire implements Wire {
         reader.link.lastSeen = Date.now();
         reader.link.actor!.send({ type: 'PONG' });
       }
-      // A frame served may have closed the connection (a flooder's 1008, a fault): the rest is not read.
-      if (this.ignoring || this.state !== OPEN) return;
+      // (After our own close frame the client's frames are still read: its close frame ends the handshake.)
+      if (this.ignoring) return;
     }
   }
 }
@@ -338,7 +346,7 @@ function onData(this: Duplex, chunk: Buffer): void {
   try {
     wire.read(chunk);
   } catch (error) {
-    wire.reader!.link.actor!.send({ type: 'FAULT', error });
+    wire.fault(error);
   }
 }
 
