@@ -7,6 +7,7 @@ import { createLogger } from '../src/log.js';
 import { formatReport, runCheck } from '../src/check/checker.js';
 import { check } from '../src/check/command.js';
 import { difference } from '../src/check/compare.js';
+import { Fleet } from '../src/check/fleet.js';
 import { Probe, type Frame } from '../src/check/probe.js';
 import { ProtocolModel } from '../src/protocol/model.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
@@ -117,6 +118,26 @@ describe('switchboard check', () => {
   it("the checker's self-test, many times: a loop of seeds against the real broker for a few seconds", { timeout: 60_000 }, async () => {
     const runs = await selfTest(broker.url, 3000, 100);
     console.info(`checker self-test: ${runs} scenarios conformed`);
+  });
+
+  it('paces one client\'s renames under the default --rename-rate: ten in a row conform, none is refused rate_limited', { timeout: 30_000 }, async () => {
+    // The broker of this file runs with the default rename limit (5 a second per connection), which the model does
+    // not know: before the pacing, a seed that renamed one client six times in a row was a false alarm.
+    const observer = await Probe.connect(broker.url, 3000);
+    const fleet = new Fleet({ exclusive: false, timeoutMs: 3000, observer: async () => observer, transports: new Set(['ws']), nodes: [{ ws: broker.url }] });
+    const model = new ProtocolModel({ historySize: 3, room: fleet.room });
+    try {
+      await fleet.perform({ op: 'connect', slot: 0 }, model);
+      await fleet.perform({ op: 'connect', slot: 1 }, model);
+      await fleet.perform({ op: 'sub', slot: 1, topic: 'r', presence: true }, model);
+      await fleet.perform({ op: 'sub', slot: 0, topic: 'r' }, model);
+      for (let i = 0; i < 10; i++) await fleet.perform({ op: 'rename', slot: 0, name: `n${i}` }, model);
+      expect(model.client(0)?.name).toBe(fleet.name('n9'));
+      expect(fleet.transcript.filter((l) => l.includes('rate_limited'))).toEqual([]);
+    } finally {
+      fleet.close();
+      observer.close();
+    }
   });
 
   it('copes with a client it did not create subscribed to everything', async () => {

@@ -48,6 +48,9 @@ const REPLY_OPS = new Set(['ack', 'error', 'pong', 'suback', 'unsuback', 'puback
 
 let fleets = 0;
 
+/** At most `count` renames per connection in any `ms` (see Fleet.paceRename). */
+const RENAME_PACE = { count: 4, ms: 1250 } as const;
+
 export class Fleet {
   /** The transcript of the scenario so far: one line per command, with the exact frame sent. */
   readonly transcript: string[] = [];
@@ -67,6 +70,8 @@ export class Fleet {
   /** Which endpoint (index into url + more) each slot's connection went to. */
   private readonly nodeOf = new Map<Slot, number>();
   private connects = 0;
+  /** When each connection (by client id) sent its recent renames: they are paced under the broker's rename limit. */
+  private readonly renames = new Map<string, number[]>();
 
   constructor(readonly options: FleetOptions) {
     this.prefix = `chk${randomBytes(3).toString('hex')}${++fleets}`;
@@ -158,6 +163,7 @@ export class Fleet {
         break;
       }
       default: {
+        if (cmd.op === 'rename') await this.paceRename(model.client(cmd.slot)?.id);
         const frame = requestFrame(cmd, id, model, this);
         line(JSON.stringify(frame) + (cmd.op === 'sub' && cmd.qos !== undefined ? ` at QoS ${cmd.qos}` : ''));
         const probe = this.probe(cmd.slot);
@@ -233,6 +239,21 @@ export class Fleet {
   }
 
   /** Pings every connection still open and waits for each pong; returns what each received since the last barrier. */
+  /**
+   * A broker answers `rate_limited` to a connection's renames past --rename-rate (default 5 a second, a bucket of 5),
+   * which the model does not know: a scenario that renames one client many times in a row would be a false alarm. So
+   * a connection sends at most RENAME_PACE.count renames in any RENAME_PACE.ms (4 in 1.25 s, under the default
+   * with room for frames that reach the broker closer together than they were sent); the checker waits otherwise.
+   */
+  private async paceRename(client: string | undefined): Promise<void> {
+    if (client === undefined) return;
+    const now = Date.now();
+    const recent = (this.renames.get(client) ?? []).filter((t) => now - t < RENAME_PACE.ms);
+    if (recent.length >= RENAME_PACE.count) await new Promise((r) => setTimeout(r, recent[0]! + RENAME_PACE.ms - now));
+    recent.push(Date.now());
+    this.renames.set(client, recent);
+  }
+
   private async settle(step: number, cmd: CheckCommand): Promise<Map<Slot, Frame[]>> {
     const id = `b${step}`;
     const received = new Map<Slot, Frame[]>();

@@ -1,7 +1,6 @@
 // BrokerMetrics: GET /metrics in Prometheus text format (prom-client, one Registry per broker).
 // Every value is read at scrape time from BrokerStats, the registry and the links: nothing here runs per delivery.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
 import type { RecordableHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Engine } from '../engine/engine.js';
@@ -19,18 +18,18 @@ export interface MetricsSources {
   loopDelays: RecordableHistogram;
 }
 
-const requireFromHere = createRequire(import.meta.url);
+/** prom-client's event-loop lag gauges (its default metric `eventLoopLag`), by their documented names. */
+const LAG_GAUGES = ['nodejs_eventloop_lag_seconds', ...['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`)];
+
 /**
- * prom-client's default metrics but its event-loop lag, whose monitorEventLoopDelay timer woke the loop every 10 ms
- * (100 wake-ups a second on an idle node): the same gauges are read from the broker's stall timer instead (below).
- * `metricsList` is prom-client's list of its default metrics, each a module of that name (test/metrics.test.ts).
+ * prom-client's default metrics but its event-loop lag, through its public API only: its lag monitor
+ * (monitorEventLoopDelay) woke the loop every 10 ms, 100 wake-ups a second on an idle node, so it is set to sample
+ * once a minute and its gauges are taken out of the registry; the same gauges are read from the broker's stall
+ * timer instead (loopLagGauges, below).
  */
 function collectDefaultMetricsButLag(registry: Registry): void {
-  for (const name of collectDefaultMetrics.metricsList) {
-    if (name === 'eventLoopLag') continue;
-    const metric = requireFromHere(`prom-client/lib/metrics/${name}`) as (registry: Registry, config: object) => void;
-    metric(registry, {});
-  }
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 60_000 });
+  for (const name of LAG_GAUGES) registry.removeSingleMetric(name);
 }
 
 export class BrokerMetrics {
