@@ -173,6 +173,31 @@ describe('WebSocket inbound frames', () => {
     expect(c.all.some((f) => f.id === 'inside')).toBe(false);
   });
 
+  it('a frame a byte at a time and a message in one-byte fragments (non-ASCII, over 256 bytes) arrive whole', async () => {
+    // The incomplete frame and the open message are each kept in one buffer that grows as bytes come (not a Buffer
+    // per socket chunk or per fragment), so these pass through every growth step of it.
+    const sub = await connect();
+    expect(await sub.request({ op: 'sub', topic: 'slow/bytes' })).toMatchObject({ op: 'ack' });
+    const pub = await connect();
+    const data = 'é€😀'.repeat(40) + 'x'.repeat(300);
+    const bytes = text({ op: 'pub', topic: 'slow/bytes', data, id: 'b1' });
+    for (let i = 0; i < bytes.length; i += 1 + Math.floor(i / 200)) {
+      raw(pub, bytes.subarray(i, i + 1 + Math.floor(i / 200)));
+      await new Promise<void>((r) => socketOf(pub).write(Buffer.alloc(0), () => r()));
+    }
+    expect(await pub.next((f) => f.id === 'b1')).toMatchObject({ op: 'ack' });
+    expect((await sub.next((f) => f.op === 'msg')).data).toBe(data);
+    const json = Buffer.from(JSON.stringify({ op: 'pub', topic: 'slow/bytes', data, id: 'f1' }));
+    const pieces = [frame(TEXT, json.subarray(0, 1), { fin: false })];
+    for (let i = 1; i < json.length - 1; i++) pieces.push(frame(CONTINUATION, json.subarray(i, i + 1), { fin: false }));
+    pieces.push(frame(CONTINUATION, json.subarray(json.length - 1)));
+    raw(pub, ...pieces);
+    expect(await pub.next((f) => f.id === 'f1')).toMatchObject({ op: 'ack' });
+    expect((await sub.next((f) => f.op === 'msg' && f.seq === 2)).data).toBe(data);
+    pub.ws.close();
+    sub.ws.close();
+  });
+
   it('frames after a close frame in the same write are not served', async () => {
     const sub = await connect();
     expect(await sub.request({ op: 'sub', topic: 'bye' })).toMatchObject({ op: 'ack' });

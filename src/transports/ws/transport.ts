@@ -60,12 +60,12 @@ class WsWire implements Wire {
   private ignoring = false;
   /** SOCKET_CLOSED told (once). */
   private reported = false;
-  /** An incomplete frame's bytes (only while one is incomplete) and how many the next step needs. */
-  private tail: Buffer[] | undefined = undefined;
+  /** An incomplete frame's bytes (only while one is incomplete, in one buffer) and how many the next step needs. */
+  private tail: Buffer | undefined = undefined;
   private tailBytes = 0;
   private need = 0;
-  /** A fragmented message's payloads so far (only while one is open), its opcode and size. */
-  private frag: Buffer[] | undefined = undefined;
+  /** A fragmented message's opcode (0: none open), its payload so far (in one buffer, once it has any) and size. */
+  private frag: Buffer | undefined = undefined;
   private fragOp = 0;
   private fragBytes = 0;
   /** Destroys the socket if the peer does not end it after our end (only while closing). */
@@ -179,7 +179,7 @@ class WsWire implements Wire {
 
   /** Keeps the incomplete frame from `at` (a copy: the chunk is not held) until `need` bytes of it are here. */
   private keep(buf: Buffer, at: number, need: number): void {
-    this.tail = [Buffer.from(buf.subarray(at))];
+    this.tail = appendBytes(undefined, 0, buf, at, buf.length, need);
     this.tailBytes = buf.length - at;
     this.need = need;
   }
@@ -189,10 +189,15 @@ class WsWire implements Wire {
     if (this.ignoring) return;
     let buf = chunk;
     if (this.tail !== undefined) {
-      this.tail.push(chunk);
-      this.tailBytes += chunk.length;
-      if (this.tailBytes < this.need) return;
-      buf = Buffer.concat(this.tail, this.tailBytes);
+      // Copied into the one buffer, not held as the socket's chunks: a frame sent a byte at a time would otherwise
+      // hold a Buffer object per byte (~100 times its size) until it is complete.
+      const total = this.tailBytes + chunk.length;
+      if (total < this.need) {
+        this.tail = appendBytes(this.tail, this.tailBytes, chunk, 0, chunk.length, this.need);
+        this.tailBytes = total;
+        return;
+      }
+      buf = Buffer.concat([this.tail.subarray(0, this.tailBytes), chunk], total);
       this.tail = undefined;
     }
     const reader = this.reader!;
@@ -212,9 +217,9 @@ class WsWire implements Wire {
         if (!fin) return this.fail(1002, 'FIN must be set');
         if ((b1 & 0x7f) > 125) return this.fail(1002, `invalid payload length ${b1 & 0x7f}`);
       } else if (op === 0) {
-        if (this.frag === undefined) return this.fail(1002, 'invalid opcode 0');
+        if (this.fragOp === 0) return this.fail(1002, 'invalid opcode 0');
       } else if (op <= 2) {
-        if (this.frag !== undefined) return this.fail(1002, `invalid opcode ${op}`);
+        if (this.fragOp !== 0) return this.fail(1002, `invalid opcode ${op}`);
       } else return this.fail(1002, `invalid opcode ${op}`);
       if (b1 < 0x80) return this.fail(1002, 'MASK must be set');
       let len = b1 & 0x7f;
@@ -242,19 +247,19 @@ class WsWire implements Wire {
       } else if (op === 2 && fin) {
         reader.binary(len);
       } else if (op < 8) {
-        if (op !== 0) {
-          this.frag = [];
-          this.fragOp = op;
-        }
-        // Empty fragments are not kept (a flood of them would grow the list with nothing counted against maxPayload).
-        if (len > 0) this.frag!.push(Buffer.from(buf.subarray(p, stop)));
+        if (op !== 0) this.fragOp = op;
+        // Into one buffer (at most maxPayload bytes), not a Buffer per fragment: a message in 1-byte fragments
+        // would otherwise hold ~100 times its size.
+        if (len > 0) this.frag = appendBytes(this.frag, this.fragBytes, buf, p, stop, max > 0 ? max : Infinity);
         this.fragBytes += len;
         if (fin) {
-          const data = Buffer.concat(this.frag!, this.fragBytes);
+          const data = this.frag === undefined ? Buffer.alloc(0) : this.frag.subarray(0, this.fragBytes);
           const bytes = this.fragBytes;
+          const kind = this.fragOp;
           this.frag = undefined;
+          this.fragOp = 0;
           this.fragBytes = 0;
-          if (this.fragOp === 2) reader.binary(bytes);
+          if (kind === 2) reader.binary(bytes);
           else if (!isUtf8(data)) return this.fail(1007, 'invalid UTF-8 sequence');
           else reader.text(data.toString(), bytes);
         }
@@ -277,6 +282,22 @@ class WsWire implements Wire {
       if (this.ignoring) return;
     }
   }
+}
+
+/**
+ * `src[from, to)` appended to `into` (of which `used` bytes are taken): into itself when it has room, else into a
+ * buffer twice as large (each byte is copied a bounded number of times), never larger than `cap` (≥ the total).
+ */
+function appendBytes(into: Buffer | undefined, used: number, src: Buffer, from: number, to: number, cap: number): Buffer {
+  const total = used + (to - from);
+  let out = into;
+  if (out === undefined || total > out.length) {
+    const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(total, 2 * (out?.length ?? 0), 256)));
+    if (out !== undefined) out.copy(grown, 0, 0, used);
+    out = grown;
+  }
+  src.copy(out, used, from, to);
+  return out;
 }
 
 function destroySocket(socket: Duplex): void {
