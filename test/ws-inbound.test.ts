@@ -1,11 +1,16 @@
-// WebSocket frames as a client may put them on the wire: raw frames are written straight onto a real client's socket
-// (the test's own ws client's, its only use of that client's insides), so one TCP write can hold many frames, a frame
-// can be cut anywhere, and frames can be what no well-behaved client sends; the answers must be the protocol's (acks
-// in order, 1002, 1007, 1009, pongs, bad_frame).
+// The /ws endpoint's own RFC 6455 server side (src/transports/ws/transport.ts) against frames as a client may put
+// them on the wire: raw frames are written straight onto a real client's socket (the test's own ws client's, its
+// only use of that client's insides) or onto a bare TCP socket that made the handshake itself, so one TCP write can
+// hold many frames, a frame can be cut anywhere, and frames can be what no well-behaved client sends; the answers
+// must be the protocol's (the handshake's statuses, acks in order, 1002, 1007, 1009, pongs, bad_frame, the close
+// handshake both ways).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient, type Frame } from './helpers/client.js';
+import { until } from './helpers/waits.js';
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -21,17 +26,20 @@ const BINARY = 0x2;
 const CLOSE = 0x8;
 const PING = 0x9;
 
-/** A client frame: masked (unless `masked: false`), FIN set unless `fin: false`, `rsv` bits as given. */
-function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; masked?: boolean; rsv?: number } = {}): Buffer {
+/**
+ * A client frame: masked (unless `masked: false`), FIN set unless `fin: false`, `rsv` bits as given, the length in
+ * 64 bits when `long` (a non-minimal length a server must accept as well), or `claim` put in the header as the length.
+ */
+function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; masked?: boolean; rsv?: number; long?: boolean; claim?: bigint } = {}): Buffer {
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const masked = opts.masked !== false;
   const len = data.length;
-  const lenBytes = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const lenBytes = opts.long || opts.claim !== undefined ? 8 : len < 126 ? 0 : len < 65536 ? 2 : 8;
   const head = Buffer.alloc(2 + lenBytes + (masked ? 4 : 0));
   head[0] = (opts.fin === false ? 0 : 0x80) | ((opts.rsv ?? 0) << 4) | opcode;
-  head[1] = (masked ? 0x80 : 0) | (len < 126 ? len : len < 65536 ? 126 : 127);
+  head[1] = (masked ? 0x80 : 0) | (lenBytes === 8 ? 127 : lenBytes === 2 ? 126 : len);
   if (lenBytes === 2) head.writeUInt16BE(len, 2);
-  if (lenBytes === 8) head.writeBigUInt64BE(BigInt(len), 2);
+  if (lenBytes === 8) head.writeBigUInt64BE(opts.claim ?? BigInt(len), 2);
   if (!masked) return Buffer.concat([head, data]);
   const mask = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
   mask.copy(head, 2 + lenBytes);
@@ -44,7 +52,7 @@ const text = (value: unknown, opts?: Parameters<typeof frame>[2]) => frame(TEXT,
 const socketOf = (c: TestClient): Duplex => (c.ws as unknown as { _socket: Duplex })._socket;
 /** Writes `bytes` as they are onto the client's socket: the broker reads them as the client had framed them. */
 const raw = (c: TestClient, ...bytes: Buffer[]) => socketOf(c).write(Buffer.concat(bytes));
-const connect = () => TestClient.connect(broker.url);
+const connect = (query = '') => TestClient.connect(`${broker.url}${query}`);
 const acks = (c: TestClient, ids: string[]) => Promise.all(ids.map((id) => c.next((f: Frame) => f.id === id)));
 
 describe('WebSocket inbound frames', () => {
@@ -165,6 +173,31 @@ describe('WebSocket inbound frames', () => {
     expect(c.all.some((f) => f.id === 'inside')).toBe(false);
   });
 
+  it('a frame a byte at a time and a message in one-byte fragments (non-ASCII, over 256 bytes) arrive whole', async () => {
+    // The incomplete frame and the open message are each kept in one buffer that grows as bytes come (not a Buffer
+    // per socket chunk or per fragment), so these pass through every growth step of it.
+    const sub = await connect();
+    expect(await sub.request({ op: 'sub', topic: 'slow/bytes' })).toMatchObject({ op: 'ack' });
+    const pub = await connect();
+    const data = 'é€😀'.repeat(40) + 'x'.repeat(300);
+    const bytes = text({ op: 'pub', topic: 'slow/bytes', data, id: 'b1' });
+    for (let i = 0; i < bytes.length; i += 1 + Math.floor(i / 200)) {
+      raw(pub, bytes.subarray(i, i + 1 + Math.floor(i / 200)));
+      await new Promise<void>((r) => socketOf(pub).write(Buffer.alloc(0), () => r()));
+    }
+    expect(await pub.next((f) => f.id === 'b1')).toMatchObject({ op: 'ack' });
+    expect((await sub.next((f) => f.op === 'msg')).data).toBe(data);
+    const json = Buffer.from(JSON.stringify({ op: 'pub', topic: 'slow/bytes', data, id: 'f1' }));
+    const pieces = [frame(TEXT, json.subarray(0, 1), { fin: false })];
+    for (let i = 1; i < json.length - 1; i++) pieces.push(frame(CONTINUATION, json.subarray(i, i + 1), { fin: false }));
+    pieces.push(frame(CONTINUATION, json.subarray(json.length - 1)));
+    raw(pub, ...pieces);
+    expect(await pub.next((f) => f.id === 'f1')).toMatchObject({ op: 'ack' });
+    expect((await sub.next((f) => f.op === 'msg' && f.seq === 2)).data).toBe(data);
+    pub.ws.close();
+    sub.ws.close();
+  });
+
   it('frames after a close frame in the same write are not served', async () => {
     const sub = await connect();
     expect(await sub.request({ op: 'sub', topic: 'bye' })).toMatchObject({ op: 'ack' });
@@ -184,5 +217,269 @@ describe('WebSocket inbound frames', () => {
     await acks(c, ['x1', 'x2']);
     expect(c.all.some((f) => f.op === 'error' && f.code === 'bad_frame')).toBe(true);
     c.ws.close();
+  });
+});
+
+/** An upgrade request for /ws with these headers (a valid one without `overrides`), and `extra` bytes after it. */
+function upgradeRequest(overrides: Record<string, string | undefined> = {}, method = 'GET'): string {
+  const headers: Record<string, string | undefined> = {
+    Host: '127.0.0.1',
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version': '13',
+    ...overrides,
+  };
+  let text = `${method} /ws HTTP/1.1\r\n`;
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) text += `${name}: ${value}\r\n`;
+  return `${text}\r\n`;
+}
+
+/** A bare TCP client of the broker: what it received (HTTP head, then the server's frames parsed) and its end. */
+class RawClient {
+  bytes = Buffer.alloc(0);
+  ended = false;
+  readonly gone: Promise<void>;
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (d: Buffer) => (this.bytes = Buffer.concat([this.bytes, d])));
+    socket.on('error', () => {});
+    this.gone = new Promise((r) => socket.once('close', () => r()));
+    socket.on('end', () => (this.ended = true));
+  }
+
+  static async open(first: string | Buffer, b: TestBroker = broker): Promise<RawClient> {
+    const socket = tcpConnect(b.port, '127.0.0.1');
+    await new Promise<void>((r, j) => socket.once('connect', () => r()).once('error', j));
+    const c = new RawClient(socket);
+    socket.write(first);
+    return c;
+  }
+
+  /** The HTTP response head (status line and headers), once it is complete. */
+  async head(): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+    await until(() => this.bytes.includes('\r\n\r\n') || this.ended, 'an HTTP response');
+    const end = this.bytes.indexOf('\r\n\r\n');
+    const lines = this.bytes.subarray(0, end).toString('latin1').split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
+    return { status: Number(lines[0]!.split(' ')[1]), headers, body: this.bytes.subarray(end + 4) };
+  }
+
+  /** The server frames after the HTTP head: opcode and payload (server frames are unmasked, lengths < 2^32 here). */
+  frames(): { op: number; payload: Buffer }[] {
+    let at = this.bytes.indexOf('\r\n\r\n') + 4;
+    const out: { op: number; payload: Buffer }[] = [];
+    while (at + 2 <= this.bytes.length) {
+      let len = this.bytes[at + 1]! & 0x7f;
+      let p = at + 2;
+      if (len === 126) [len, p] = [this.bytes.readUInt16BE(at + 2), at + 4];
+      else if (len === 127) [len, p] = [this.bytes.readUInt32BE(at + 6), at + 10];
+      if (p + len > this.bytes.length) break;
+      out.push({ op: this.bytes[at]! & 0x0f, payload: this.bytes.subarray(p, p + len) });
+      at = p + len;
+    }
+    return out;
+  }
+
+  async frame(pred: (f: { op: number; payload: Buffer }) => boolean, what: string): Promise<{ op: number; payload: Buffer }> {
+    await until(() => this.frames().some(pred), what);
+    return this.frames().find(pred)!;
+  }
+}
+
+const closePayload = (code: number, reason = '') => {
+  const out = Buffer.alloc(2 + Buffer.byteLength(reason));
+  out.writeUInt16BE(code);
+  out.write(reason, 2);
+  return out;
+};
+
+describe('WebSocket opening handshake', () => {
+  it('answers a valid upgrade with 101 and the RFC 6455 accept value; bytes sent with the request are the first frames', async () => {
+    const c = await RawClient.open(Buffer.concat([Buffer.from(upgradeRequest()), text({ op: 'ping', id: 'in-head' })]));
+    const { status, headers } = await c.head();
+    expect(status).toBe(101);
+    // RFC 6455 §1.3's own example key and answer.
+    expect(headers['sec-websocket-accept']).toBe('s3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+    expect(headers['sec-websocket-accept']).toBe(createHash('sha1').update('dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64'));
+    expect(headers.upgrade?.toLowerCase()).toBe('websocket');
+    expect(headers['sec-websocket-protocol']).toBeUndefined();
+    expect(headers['sec-websocket-extensions']).toBeUndefined();
+    const pong = await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).id === 'in-head', 'the pong of the frame sent with the request');
+    expect(JSON.parse(pong.payload.toString())).toEqual({ op: 'pong', id: 'in-head' });
+    c.socket.destroy();
+  });
+
+  it('offers of a subprotocol and of permessage-deflate are not taken up', async () => {
+    const c = await RawClient.open(upgradeRequest({ 'Sec-WebSocket-Protocol': 'chat', 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' }));
+    const { status, headers } = await c.head();
+    expect(status).toBe(101);
+    expect(headers['sec-websocket-protocol']).toBeUndefined();
+    expect(headers['sec-websocket-extensions']).toBeUndefined();
+    c.socket.destroy();
+  });
+
+  it('refuses a missing or malformed key with 400, another version with 426 naming 13, and the wrong method with 405', async () => {
+    for (const key of [undefined, 'short', 'dGhlIHNhbXBsZSBub25jZQ', 'dGhlIHNhbXBsZSBub25jZQ=', 'dGhlIHNhbXBsZSBub25jZQ===', 'dGhlIHNhbXBsZSBub25jZ!==']) {
+      const c = await RawClient.open(upgradeRequest({ 'Sec-WebSocket-Key': key }));
+      expect((await c.head()).status, `key ${key}`).toBe(400);
+      await c.gone;
+    }
+    for (const version of [undefined, '8', '12', '14', 'x']) {
+      const c = await RawClient.open(upgradeRequest({ 'Sec-WebSocket-Version': version }));
+      const { status, headers } = await c.head();
+      expect(status, `version ${version}`).toBe(426);
+      expect(headers['sec-websocket-version']).toBe('13');
+      await c.gone;
+    }
+    const wrongUpgrade = await RawClient.open(upgradeRequest({ Upgrade: 'h2c' }));
+    expect((await wrongUpgrade.head()).status).toBe(400);
+    const post = await RawClient.open(upgradeRequest({}, 'POST'));
+    expect((await post.head()).status).toBe(405);
+  });
+});
+
+describe('WebSocket frame lengths and limits', () => {
+  it('a 64-bit length is read (here a non-minimal one, for a short frame), also cut inside its length bytes', async () => {
+    const c = await connect();
+    const bytes = Buffer.concat([text({ op: 'ping', id: 'l64' }, { long: true }), text({ op: 'ping', id: 'l64b' }, { long: true })]);
+    raw(c, bytes.subarray(0, 5));
+    await new Promise<void>((r) => socketOf(c).write(Buffer.alloc(0), () => r()));
+    raw(c, bytes.subarray(5));
+    expect((await acks(c, ['l64', 'l64b'])).map((a) => a.op)).toEqual(['pong', 'pong']);
+    c.ws.close();
+  });
+
+  it('a 64-bit length over --max-payload closes with 1009 at once, before its payload; one over 2^53 - 1 too', async () => {
+    for (const claim of [2n ** 32n, 2n ** 62n]) {
+      const c = await connect();
+      raw(c, frame(TEXT, 'x', { claim }));
+      expect((await c.closed).code).toBe(1009);
+    }
+  });
+
+  it('a fragmented message over --max-payload in total closes with 1009, though each fragment is under it', async () => {
+    const sub = await connect();
+    expect(await sub.request({ op: 'sub', topic: 'fragbig' })).toMatchObject({ op: 'ack' });
+    const c = await connect();
+    const json = JSON.stringify({ op: 'pub', topic: 'fragbig', data: 'z'.repeat(3000) });
+    raw(c, frame(TEXT, json.slice(0, 1000), { fin: false }), frame(CONTINUATION, json.slice(1000, 2000), { fin: false }), frame(CONTINUATION, json.slice(2000)));
+    expect((await c.closed).code).toBe(1009);
+    expect(await sub.quiet((f) => f.op === 'msg')).toBe(true);
+    sub.ws.close();
+  });
+
+  it('a continuation without a message started, an unknown opcode, a fragmented or long control frame: 1002', async () => {
+    const cases = [
+      frame(CONTINUATION, 'x'),
+      frame(0x3, 'x'),
+      frame(0xb, 'x'),
+      frame(PING, 'x', { fin: false }),
+      frame(PING, 'p'.repeat(126)),
+    ];
+    for (const bytes of cases) {
+      const c = await connect();
+      raw(c, bytes);
+      expect((await c.closed).code).toBe(1002);
+    }
+  });
+
+  it('a fragmented message with pings between its fragments is served whole, the pings ponged', async () => {
+    const c = await connect();
+    const pongs: string[] = [];
+    c.ws.on('pong', (d) => pongs.push(d.toString()));
+    const json = JSON.stringify({ op: 'ping', id: 'é-frag' });
+    const bytes = Buffer.from(json);
+    // Cut inside the two-byte é: the UTF-8 check is of the whole message.
+    raw(c, frame(TEXT, bytes.subarray(0, 21), { fin: false }), frame(PING, 'a'), frame(CONTINUATION, bytes.subarray(21, 22), { fin: false }), frame(PING, 'b'), frame(CONTINUATION, bytes.subarray(22)));
+    await acks(c, ['é-frag']);
+    await until(() => pongs.length === 2, 'two pongs');
+    expect(pongs).toEqual(['a', 'b']);
+    c.ws.close();
+  });
+});
+
+describe('WebSocket close handshake', () => {
+  it('a client close frame is answered with its code; no code is answered with none (1005 to the client)', async () => {
+    const a = await connect();
+    a.ws.close(4001, 'done here');
+    expect(await a.closed).toEqual({ code: 4001, reason: '' });
+    const b = await connect();
+    raw(b, frame(CLOSE, Buffer.alloc(0)));
+    expect((await b.closed).code).toBe(1005);
+  });
+
+  it('close codes are checked as ws checks them: reserved, unassigned and out-of-range codes and a 1-byte body are 1002', async () => {
+    for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]) {
+      const c = await connect();
+      raw(c, frame(CLOSE, closePayload(code)));
+      expect((await c.closed).code, `close code ${code}`).toBe(1002);
+    }
+    const one = await connect();
+    raw(one, frame(CLOSE, Buffer.from([0x03])));
+    expect((await one.closed).code).toBe(1002);
+    for (const code of [1000, 1001, 1011, 1014, 3000, 4999]) {
+      const c = await connect();
+      raw(c, frame(CLOSE, closePayload(code, 'ok')));
+      expect((await c.closed).code, `close code ${code}`).toBe(code);
+    }
+  });
+
+  it('a close reason that is not UTF-8 closes with 1007', async () => {
+    const c = await connect();
+    raw(c, frame(CLOSE, Buffer.concat([closePayload(1000), Buffer.from([0xc3, 0x28])])));
+    expect((await c.closed).code).toBe(1007);
+  });
+
+  it('a server close (quit) sends the close frame, reads on until the peer\'s (in one write with a frame), then ends', async () => {
+    // A bound far beyond the wait below: the socket ends because the close frame was read, not because time ran out.
+    const patient = await startTestBroker({ closeTimeoutMs: 120_000 });
+    try {
+      const c = await RawClient.open(upgradeRequest(), patient);
+      expect((await c.head()).status).toBe(101);
+      await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
+      c.socket.write(text({ op: 'quit' }));
+      const close = await c.frame((f) => f.op === CLOSE, 'the close frame');
+      expect(close.payload.readUInt16BE(0)).toBe(1000);
+      c.socket.write(Buffer.concat([text({ op: 'ping', id: 'late' }), frame(CLOSE, closePayload(1000))]));
+      await until(() => c.ended, 'the server to end the socket');
+      // Nothing after its close frame: no second close frame, no frame at all.
+      expect(c.frames().filter((f) => f.op === CLOSE)).toHaveLength(1);
+      expect(c.frames().at(-1)!.op).toBe(CLOSE);
+      c.socket.end();
+      await c.gone;
+    } finally {
+      await patient.close();
+    }
+  });
+
+  it('a peer that never answers the server\'s close frame is cut after --close-timeout-ms', async () => {
+    const quick = await startTestBroker({ closeTimeoutMs: 300 });
+    try {
+      const c = await RawClient.open(upgradeRequest(), quick);
+      expect((await c.head()).status).toBe(101);
+      await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
+      c.socket.write(text({ op: 'quit' }));
+      await c.frame((f) => f.op === CLOSE, 'the close frame');
+      const sent = Date.now();
+      await c.gone;
+      // It waited for the peer's close frame (the bound, not at once), then cut the socket.
+      expect(Date.now() - sent).toBeGreaterThanOrEqual(250);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('a client that vanishes (socket destroyed, no close frame) leaves once, with 1006', async () => {
+    const watcher = await connect();
+    await watcher.request({ op: 'sub', topic: 'vanish', presence: true });
+    await watcher.next((f) => f.op === 'event' && f.event === 'join');
+    const c = await connect('?name=vanisher&topics=vanish');
+    expect(await watcher.next((f) => f.op === 'event' && f.event === 'join')).toMatchObject({ client: { name: 'vanisher' } });
+    socketOf(c).destroy();
+    expect(await watcher.next((f) => f.op === 'event')).toMatchObject({ event: 'leave', client: { name: 'vanisher' } });
+    expect(await watcher.quiet((f) => f.op === 'event' && f.event === 'leave')).toBe(true);
+    expect((await watcher.request({ op: 'who' })).clients.some((x: { name: string }) => x.name === 'vanisher')).toBe(false);
+    watcher.ws.close();
   });
 });

@@ -15,10 +15,12 @@ const REFUSED_LINGER_MS = 1000;
  * Answers a raw HTTP socket (an upgrade request, or a socket refused on accept) with a plain HTTP error and drops
  * it: ended at once, cut when the peer ends too or after a short linger, so a peer that never closes holds nothing.
  */
-export function refuseUpgrade(socket: Duplex, status: number, statusText: string, message: string): void {
+export function refuseUpgrade(socket: Duplex, status: number, statusText: string, message: string, headers?: Record<string, string>): void {
   const body = JSON.stringify({ error: message });
+  let extra = '';
+  if (headers) for (const [name, value] of Object.entries(headers)) extra += `${name}: ${value}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
   linger.unref();

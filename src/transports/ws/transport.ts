@@ -1,12 +1,15 @@
-// WebSocket transport: HTTP upgrade on /ws and /ws/<topic>, then the same Connection actor as TCP.
+// WebSocket transport: HTTP upgrade on /ws and /ws/<topic>, then the same Connection actor as TCP. The RFC 6455 server
+// side is our own (handshake, frame reader, close handshake; docs/architecture.md says why), not ws's WebSocket.
 // Writes are pre-framed bytes straight to the socket (encoded once per message, not once per client).
 import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer } from 'ws';
+import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../../actors/connection.js';
 import type { FrameReader } from '../../actors/reader.js';
-import type { ConnectionRef } from '../../actors/connection.events.js';
 import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { wsTextFrame, wsTextFrameSize, writeWsTextFrame } from './frame.js';
@@ -16,6 +19,27 @@ import type { Grant } from '../../auth/grant.js';
 import { parseTarget } from '../../protocol/target.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 
+/** RFC 6455 §1.3: appended to the client's key, SHA-1 and base64 make Sec-WebSocket-Accept. */
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/** A key is the base64 of 16 bytes (the check ws makes). */
+const KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/** What every connection of one transport reads alike (one object per transport, not copied into each connection). */
+interface WsShared {
+  readonly maxPayload: number;
+  readonly closeTimeoutMs: number;
+}
+
+// A connection's state: OPEN until a close frame is sent or received, CLOSING until the socket is gone.
+const OPEN = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+/**
+ * One client's RFC 6455 server side, on its socket: the Wire the mailbox writes to (frames already built, straight to
+ * the socket) and the reader of the client's frames (parsed from the socket's chunks, unmasked in place, UTF-8
+ * checked, handed to the FrameReader). All of a connection's state is this object; the socket's listeners are shared.
+ */
 class WsWire implements Wire {
   // Constants of every WebSocket wire, on the prototype (getters), not copied into each connection's object.
   get transport(): 'ws' {
@@ -28,9 +52,28 @@ class WsWire implements Wire {
     return true;
   }
 
+  /** Set right after openConnection (the reader needs the wire first). */
+  reader: FrameReader | undefined = undefined;
+  state = OPEN;
+  private closeSent = false;
+  /** After a close frame or a protocol error: nothing more the client sends is read. */
+  private ignoring = false;
+  /** SOCKET_CLOSED told (once). */
+  private reported = false;
+  /** An incomplete frame's bytes (only while one is incomplete, in one buffer) and how many the next step needs. */
+  private tail: Buffer | undefined = undefined;
+  private tailBytes = 0;
+  private need = 0;
+  /** A fragmented message's opcode (0: none open), its payload so far (in one buffer, once it has any) and size. */
+  private frag: Buffer | undefined = undefined;
+  private fragOp = 0;
+  private fragBytes = 0;
+  /** Destroys the socket if the peer does not end it after our end (only while closing). */
+  private timer: NodeJS.Timeout | undefined = undefined;
+
   constructor(
-    private readonly ws: WebSocket,
-    private readonly socket: Duplex,
+    readonly socket: Duplex,
+    private readonly shared: WsShared,
   ) {}
 
   encode(out: Outgoing): Buffer {
@@ -46,8 +89,7 @@ class WsWire implements Wire {
   }
 
   write(chunk: Buffer): boolean {
-    // Safe beside ws's own sender: permessage-deflate is off, so ws never queues frames of its own.
-    if (this.ws.readyState !== WebSocket.OPEN) return true;
+    if (this.state !== OPEN) return true;
     return this.socket.write(chunk);
   }
 
@@ -60,91 +102,302 @@ class WsWire implements Wire {
   }
 
   ping(): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.ping();
+    if (this.state === OPEN) this.socket.write(controlFrame(0x89, undefined));
   }
 
+  /** Sends our close frame; the peer's ends the socket (the connection actor bounds the wait and terminates). */
   close(code: number, reason: string): void {
-    this.ws.close(code, reason);
+    // Not twice, and not once the client's close frame or its end came (ours was sent, or its side is gone).
+    if (this.state !== OPEN) return;
+    this.sendClose(code, reason);
   }
 
   terminate(): void {
-    this.ws.terminate();
+    this.state = CLOSED;
+    this.socket.destroy();
+  }
+
+  private sendClose(code: number, reason: string): void {
+    this.closeSent = true;
+    this.state = CLOSING;
+    this.socket.write(closeFrame(code, reason));
+  }
+
+  /** Both sides are done (close frames, or a protocol error): end the socket, cut it if the peer never ends it. */
+  private finish(): void {
+    this.ignoring = true;
+    this.tail = undefined;
+    this.frag = undefined;
+    this.socket.end();
+    if (this.timer === undefined && !this.socket.destroyed) {
+      this.timer = setTimeout(destroySocket, this.shared.closeTimeoutMs, this.socket);
+      this.timer.unref();
+    }
+  }
+
+  /** The socket is gone or going: SOCKET_CLOSED to the actor once (after a forced close it has finished already). */
+  report(code: number, reason: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.ignoring = true;
+    this.tail = undefined;
+    this.frag = undefined;
+    const actor = this.reader!.link.actor!;
+    if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason });
+  }
+
+  /** A throw while its frames were served: the actor's crash (FAULT), and nothing more of this socket is read. */
+  fault(error: unknown): void {
+    this.ignoring = true;
+    this.tail = undefined;
+    this.frag = undefined;
+    this.reader!.link.actor!.send({ type: 'FAULT', error });
+  }
+
+  /** The socket's 'close': no timer left, nothing more to write. */
+  closed(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.state = CLOSED;
+    this.report(1006, '');
+  }
+
+  /** A protocol violation: the close frame with its code (as ws: no reason), the socket ended, nothing more read. */
+  private fail(code: number, message: string): void {
+    const reader = this.reader!;
+    reader.faults?.note('info', { client: reader.link.id, err: message }, 'websocket error');
+    if (!this.closeSent) this.sendClose(code, '');
+    this.finish();
+  }
+
+  /** The peer's close frame: ours in answer (its code, none if it gave none), the socket ended, the actor told. */
+  private peerClosed(code: number, reason: string): void {
+    if (!this.closeSent) this.sendClose(code === 1005 ? 0 : code, '');
+    this.finish();
+    this.report(code, reason);
+  }
+
+  /** Keeps the incomplete frame from `at` (a copy: the chunk is not held) until `need` bytes of it are here. */
+  private keep(buf: Buffer, at: number, need: number): void {
+    this.tail = appendBytes(undefined, 0, buf, at, buf.length, need);
+    this.tailBytes = buf.length - at;
+    this.need = need;
+  }
+
+  /** One chunk of the socket's bytes: every complete frame in it is served; an incomplete one waits for the rest. */
+  read(chunk: Buffer): void {
+    if (this.ignoring) return;
+    let buf = chunk;
+    if (this.tail !== undefined) {
+      // Copied into the one buffer, not held as the socket's chunks: a frame sent a byte at a time would otherwise
+      // hold a Buffer object per byte (~100 times its size) until it is complete.
+      const total = this.tailBytes + chunk.length;
+      if (total < this.need) {
+        this.tail = appendBytes(this.tail, this.tailBytes, chunk, 0, chunk.length, this.need);
+        this.tailBytes = total;
+        return;
+      }
+      buf = Buffer.concat([this.tail.subarray(0, this.tailBytes), chunk], total);
+      this.tail = undefined;
+    }
+    const reader = this.reader!;
+    const max = this.shared.maxPayload;
+    const end = buf.length;
+    let at = 0;
+    while (at < end) {
+      if (at + 2 > end) return this.keep(buf, at, 2);
+      const b0 = buf[at]!;
+      const b1 = buf[at + 1]!;
+      const op = b0 & 0x0f;
+      const fin = b0 >= 0x80;
+      // The checks ws's receiver makes, in its order, with its codes.
+      if ((b0 & 0x70) !== 0) return this.fail(1002, 'RSV bits must be clear');
+      if (op >= 8) {
+        if (op > 10) return this.fail(1002, `invalid opcode ${op}`);
+        if (!fin) return this.fail(1002, 'FIN must be set');
+        if ((b1 & 0x7f) > 125) return this.fail(1002, `invalid payload length ${b1 & 0x7f}`);
+      } else if (op === 0) {
+        if (this.fragOp === 0) return this.fail(1002, 'invalid opcode 0');
+      } else if (op <= 2) {
+        if (this.fragOp !== 0) return this.fail(1002, `invalid opcode ${op}`);
+      } else return this.fail(1002, `invalid opcode ${op}`);
+      if (b1 < 0x80) return this.fail(1002, 'MASK must be set');
+      let len = b1 & 0x7f;
+      let p = at + 2;
+      if (len === 126) {
+        if (at + 4 > end) return this.keep(buf, at, 4);
+        len = (buf[at + 2]! << 8) | buf[at + 3]!;
+        p = at + 4;
+      } else if (len === 127) {
+        if (at + 10 > end) return this.keep(buf, at, 10);
+        const high = buf.readUInt32BE(at + 2);
+        if (high > 0x1fffff) return this.fail(1009, 'Unsupported WebSocket frame: payload length > 2^53 - 1');
+        len = high * 2 ** 32 + buf.readUInt32BE(at + 6);
+        p = at + 10;
+      }
+      if (op < 8 && max > 0 && this.fragBytes + len > max) return this.fail(1009, 'Max payload size exceeded');
+      p += 4; // the mask
+      const stop = p + len;
+      if (stop > end) return this.keep(buf, at, stop - at);
+      const ascii = unmask(buf, p - 4, p, stop);
+      at = stop;
+      if (op === 1 && fin) {
+        if (!ascii && !isUtf8(buf.subarray(p, stop))) return this.fail(1007, 'invalid UTF-8 sequence');
+        reader.text(buf.toString(ascii ? 'latin1' : 'utf8', p, stop), len);
+      } else if (op === 2 && fin) {
+        reader.binary(len);
+      } else if (op < 8) {
+        if (op !== 0) this.fragOp = op;
+        // Into one buffer (at most maxPayload bytes), not a Buffer per fragment: a message in 1-byte fragments
+        // would otherwise hold ~100 times its size.
+        if (len > 0) this.frag = appendBytes(this.frag, this.fragBytes, buf, p, stop, max > 0 ? max : Infinity);
+        this.fragBytes += len;
+        if (fin) {
+          const data = this.frag === undefined ? Buffer.alloc(0) : this.frag.subarray(0, this.fragBytes);
+          const bytes = this.fragBytes;
+          const kind = this.fragOp;
+          this.frag = undefined;
+          this.fragOp = 0;
+          this.fragBytes = 0;
+          if (kind === 2) reader.binary(bytes);
+          else if (!isUtf8(data)) return this.fail(1007, 'invalid UTF-8 sequence');
+          else reader.text(data.toString(), bytes);
+        }
+      } else if (op === 8) {
+        if (len === 1) return this.fail(1002, 'invalid payload length 1');
+        if (len === 0) return this.peerClosed(1005, '');
+        const code = (buf[p]! << 8) | buf[p + 1]!;
+        if (!validCloseCode(code)) return this.fail(1002, `invalid status code ${code}`);
+        const reason = buf.subarray(p + 2, stop);
+        if (!isUtf8(reason)) return this.fail(1007, 'invalid UTF-8 sequence');
+        return this.peerClosed(code, reason.toString());
+      } else if (op === 9) {
+        if (this.state === OPEN) this.socket.write(controlFrame(0x8a, len === 0 ? undefined : buf.subarray(p, stop)));
+        reader.control();
+      } else {
+        reader.link.lastSeen = Date.now();
+        reader.link.actor!.send({ type: 'PONG' });
+      }
+      // (After our own close frame the client's frames are still read: its close frame ends the handshake.)
+      if (this.ignoring) return;
+    }
   }
 }
 
 /**
- * Each open WebSocket's reader, for the handlers shared by all of them (BrokerWebSocket calls them with the socket as
- * `this`): the reader leads to the link, the link to the actor. No record per connection beyond this entry.
+ * `src[from, to)` appended to `into` (of which `used` bytes are taken): into itself when it has room, else into a
+ * buffer twice as large (each byte is copied a bounded number of times), never larger than `cap` (≥ the total).
  */
-const readers = new WeakMap<WebSocket, FrameReader>();
+function appendBytes(into: Buffer | undefined, used: number, src: Buffer, from: number, to: number, cap: number): Buffer {
+  const total = used + (to - from);
+  let out = into;
+  if (out === undefined || total > out.length) {
+    const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(total, 2 * (out?.length ?? 0), 256)));
+    if (out !== undefined) out.copy(grown, 0, 0, used);
+    out = grown;
+  }
+  src.copy(out, used, from, to);
+  return out;
+}
 
-/** The connection actor of a reader's link (openConnection sets it before the socket's listeners are attached). */
-const actorOf = (reader: FrameReader): ConnectionRef => reader.link.actor!;
+function destroySocket(socket: Duplex): void {
+  socket.destroy();
+}
 
-function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-  const reader = readers.get(this)!;
+/** The close codes a peer may send (ws's isValidStatusCode): 1000-1014 but 1004-1006, and 3000-4999. */
+function validCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+/** An unmasked control frame (server frames are never masked) with at most 125 bytes of payload. */
+function controlFrame(first: number, payload: Buffer | undefined): Buffer {
+  const len = payload === undefined ? 0 : payload.length;
+  const out = Buffer.allocUnsafe(2 + len);
+  out[0] = first;
+  out[1] = len;
+  if (payload !== undefined) payload.copy(out, 2);
+  return out;
+}
+
+/** Our close frame: the code (none when 0) and the reason cut to what fits a control frame (123 bytes). */
+function closeFrame(code: number, reason: string): Buffer {
+  if (code === 0) return controlFrame(0x88, undefined);
+  let text = Buffer.from(reason);
+  if (text.length > 123) {
+    let cut = 123;
+    while (cut > 0 && (text[cut]! & 0xc0) === 0x80) cut--; // not inside a character
+    text = text.subarray(0, cut);
+  }
+  const payload = Buffer.allocUnsafe(2 + text.length);
+  payload.writeUInt16BE(code, 0);
+  text.copy(payload, 2);
+  return controlFrame(0x88, payload);
+}
+
+/** XORs chunk[from, to) with the 4-byte mask at `mask`; true when every byte is ASCII afterwards. */
+function unmask(chunk: Buffer, mask: number, from: number, to: number): boolean {
+  const m0 = chunk[mask]!;
+  const m1 = chunk[mask + 1]!;
+  const m2 = chunk[mask + 2]!;
+  const m3 = chunk[mask + 3]!;
+  let high = 0;
+  let i = from;
+  for (; i + 4 <= to; i += 4) {
+    high |= chunk[i]! ^= m0;
+    high |= chunk[i + 1]! ^= m1;
+    high |= chunk[i + 2]! ^= m2;
+    high |= chunk[i + 3]! ^= m3;
+  }
+  if (i < to) high |= chunk[i++]! ^= m0;
+  if (i < to) high |= chunk[i++]! ^= m1;
+  if (i < to) high |= chunk[i]! ^= m2;
+  return high < 0x80;
+}
+
+/**
+ * Each open connection's wire by its socket, for the socket listeners shared by all of them (Node calls a listener
+ * with the socket as `this`). No record per connection beyond this entry and the wire.
+ */
+const wires = new WeakMap<Duplex, WsWire>();
+
+function onData(this: Duplex, chunk: Buffer): void {
+  const wire = wires.get(this);
+  if (wire === undefined) return;
   // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
   try {
-    if (isBinary) reader.binary(data.length);
-    else reader.text(data.toString(), data.length);
+    wire.read(chunk);
   } catch (error) {
-    actorOf(reader).send({ type: 'FAULT', error });
+    wire.fault(error);
   }
 }
 
-function onPong(this: WebSocket): void {
-  const reader = readers.get(this)!;
-  reader.link.lastSeen = Date.now();
-  actorOf(reader).send({ type: 'PONG' });
-}
-
-function onPing(this: WebSocket): void {
-  readers.get(this)!.control();
-}
-
-function onClose(this: WebSocket, code: number, reason: Buffer): void {
-  const actor = actorOf(readers.get(this)!);
-  // After a forced close the actor has already finished; nobody is left to tell.
-  if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason: reason.toString() });
-}
-
-/** ws reports protocol violations (oversize → 1009, bad UTF-8 → 1007) here and closes the socket itself. */
-function onError(this: WebSocket, err: Error): void {
-  const reader = readers.get(this)!;
-  reader.faults?.note('info', { client: reader.link.id, err: err.message }, 'websocket error');
-}
-
-/**
- * The broker's sockets (ws's `WebSocket` option): ws raises every socket event through `emit`, and this one hands the
- * five the broker handles straight to the functions above, so a socket carries no listener table of its own (~0.1 KB
- * per connection). Before its connection is set up (no reader yet), and for every other event, it is ws's own `emit`;
- * listeners added with `on` still hear their events.
- */
-class BrokerWebSocket extends WebSocket {
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (!readers.has(this)) return super.emit(event, ...args);
-    switch (event) {
-      case 'message':
-        onMessage.call(this, args[0] as Buffer, args[1] as boolean);
-        break;
-      case 'pong':
-        onPong.call(this);
-        break;
-      case 'ping':
-        onPing.call(this);
-        break;
-      case 'close':
-        onClose.call(this, args[0] as number, args[1] as Buffer);
-        break;
-      case 'error':
-        onError.call(this, args[0] as Error);
-        break;
-      default:
-        return super.emit(event, ...args);
-    }
-    if (this.listenerCount(event) > 0) super.emit(event, ...args);
-    return true;
+/** The peer ended its side: ours ends too (http sockets are half-open), SOCKET_CLOSED unless a close frame told it. */
+function onEnd(this: Duplex): void {
+  const wire = wires.get(this);
+  if (wire === undefined) return;
+  try {
+    if (wire.state === OPEN) wire.state = CLOSING;
+    this.end();
+    wire.report(1006, '');
+  } catch (error) {
+    wire.reader!.link.actor!.send({ type: 'FAULT', error });
   }
+}
+
+function onClose(this: Duplex): void {
+  const wire = wires.get(this);
+  if (wire === undefined) return;
+  wires.delete(this);
+  try {
+    wire.closed();
+  } catch (error) {
+    wire.reader!.link.actor!.send({ type: 'FAULT', error });
+  }
+}
+
+/** A socket error (a reset): the socket is destroyed, which its 'close' reports. (The broker logs the error itself.) */
+function onError(this: Duplex): void {
+  this.destroy();
 }
 
 /** Where the client asked to go: `/ws` or `/ws/<topic path>`, plus `name=` and `topics=`. */
@@ -175,19 +428,15 @@ export function parseWsPath(rawUrl: string | undefined): WsRequest | null {
 }
 
 export class WsTransport {
-  private readonly wss: WebSocketServer;
+  private readonly shared: WsShared;
+  /** After close(): upgrades still in flight are answered 503 (as ws's server did once closed). */
+  private closed = false;
 
   constructor(
     private readonly core: BrokerCore,
     private readonly log: Logger,
   ) {
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: core.config.maxPayload,
-      perMessageDeflate: false,
-      clientTracking: false,
-      WebSocket: BrokerWebSocket,
-    });
+    this.shared = { maxPayload: core.config.maxPayload, closeTimeoutMs: core.config.closeTimeoutMs };
   }
 
   /**
@@ -242,21 +491,57 @@ export class WsTransport {
     );
   }
 
+  /**
+   * The opening handshake of RFC 6455 §4.2, with the statuses ws's server gave for the same requests (405 not GET,
+   * 400 no `Upgrade: websocket` or a bad key), but 426 with `Sec-WebSocket-Version: 13` for another version (§4.4;
+   * ws answered 400 and also took version 8). No subprotocol, no extension is ever agreed (permessage-deflate was
+   * off). Made after the broker's gates, as before: a refused client never sees a WebSocket.
+   */
   private handshake(req: IncomingMessage, socket: Duplex, head: Buffer, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
     if (socket.destroyed) return;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, target, grant, meta));
+    const refused = handshakeRefusal(req, this.closed);
+    if (refused) return refuseUpgrade(socket, refused.status, STATUS_CODES[refused.status]!, refused.message, refused.headers);
+    // The client already ended its side (ws's check): nobody to talk to.
+    if (!socket.readable || !socket.writable) return void socket.destroy();
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']!}${GUID}`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    this.accept(socket, head, req, target, grant, meta);
   }
 
-  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
+  private accept(socket: Duplex, head: Buffer, req: IncomingMessage, target: WsRequest, grant: Grant | undefined, meta: Record<string, unknown> | undefined): void {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const { reader, actor } = openConnection(this.core, new WsWire(ws, socket), addr, { name: target.name, topics: target.topics, grant }, meta);
-    // From here its events reach the handlers every connection shares (BrokerWebSocket): each finds its connection
-    // by its socket, no closure or listener per connection.
-    readers.set(ws, reader);
+    const wire = new WsWire(socket, this.shared);
+    const { reader, actor } = openConnection(this.core, wire, addr, { name: target.name, topics: target.topics, grant }, meta);
+    wire.reader = reader;
+    wires.set(socket, wire);
+    const tcp = socket as Socket;
+    tcp.setTimeout?.(0);
+    tcp.setNoDelay?.(true);
+    // The bytes read with the request are the first frames: read after the actor starts, as the socket's own are.
+    if (head.length > 0) socket.unshift(head);
+    // Listeners shared by every connection (no closures per connection): each finds its wire by its socket.
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onClose);
+    socket.on('error', onError);
     actor.start();
   }
 
   close(): void {
-    this.wss.close();
+    this.closed = true;
   }
+}
+
+/** Why an upgrade request cannot become a WebSocket (the status and message to answer), or undefined when it can. */
+export function handshakeRefusal(req: IncomingMessage, closing: boolean): { status: number; message: string; headers?: Record<string, string> } | undefined {
+  if (closing) return { status: 503, message: 'the server is shutting down' };
+  if (req.method !== 'GET') return { status: 405, message: 'Invalid HTTP method' };
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return { status: 400, message: 'Invalid Upgrade header' };
+  const connection = req.headers.connection;
+  if (connection === undefined || !connection.split(',').some((token) => token.trim().toLowerCase() === 'upgrade')) return { status: 400, message: 'Invalid Connection header' };
+  const key = req.headers['sec-websocket-key'];
+  if (key === undefined || !KEY.test(key)) return { status: 400, message: 'Missing or invalid Sec-WebSocket-Key header' };
+  if (req.headers['sec-websocket-version'] !== '13') return { status: 426, message: 'Missing or invalid Sec-WebSocket-Version header', headers: { 'Sec-WebSocket-Version': '13' } };
+  return undefined;
 }
