@@ -12,11 +12,12 @@ export default defineConfig({
     exclude: ['test/bench/**', 'node_modules/**'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
-    // Four workers on this 2-core machine: the suite is mostly waiting (sockets, child processes, timers), not CPU.
-    // A quiet full run with two took 138 s of wall time for ~131 s of CPU; four overlap the waits. Four once failed
-    // tests at load 25-38 (ports from freePort() taken by someone's outgoing connection before a child bound them):
-    // test ports now come from a band of the worker's own below the ephemeral range (test/helpers/ports.ts).
-    maxWorkers: 4,
+    // Five workers on this 2-core machine: the suite is mostly waiting (sockets, child processes, timers), not CPU.
+    // Fresh clone, quiet machine (3 December): two workers 138 s, four 91 s, five 80-83 s (three runs, all green);
+    // the files end within a second of each other, so more workers is what shortens it. Four once failed tests at
+    // load 25-38 (ports from freePort() taken by someone's outgoing connection before a child bound them): test
+    // ports now come from a band of the worker's own below the ephemeral range (test/helpers/ports.ts).
+    maxWorkers: 5,
     // One module graph per worker, not per file: importing the broker's modules again for each of ~120 files cost
     // about as much CPU as the tests themselves (measured: CPU of a full run 314 s → 172 s). Test files must leave
     // nothing behind (servers closed, mocks and env restored in finally / afterAll), which they do anyway.
