@@ -54,12 +54,18 @@ const socketOf = (c: TestClient): Duplex => (c.ws as unknown as { _socket: Duple
 const raw = (c: TestClient, ...bytes: Buffer[]) => socketOf(c).write(Buffer.concat(bytes));
 const connect = (query = '') => TestClient.connect(`${broker.url}${query}`);
 const acks = (c: TestClient, ids: string[]) => Promise.all(ids.map((id) => c.next((f: Frame) => f.id === id)));
+/** A subscriber of `topic` (its sub acked) and a publisher beside it. */
+async function subscriberAndPublisher(topic: string): Promise<{ sub: TestClient; pub: TestClient }> {
+  const sub = await connect();
+  expect(await sub.request({ op: 'sub', topic })).toMatchObject({ op: 'ack' });
+  return { sub, pub: await connect() };
+}
+/** Resolves once what was written on `c`'s socket so far has left it: the next write reaches the broker apart. */
+const flushed = (c: TestClient) => new Promise<void>((r) => socketOf(c).write(Buffer.alloc(0), () => r()));
 
 describe('WebSocket inbound frames', () => {
   it('many frames in one TCP write are all served, in order, each with its ack and delivery', async () => {
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'fast/#' })).toMatchObject({ op: 'ack' });
-    const pub = await connect();
+    const { sub, pub } = await subscriberAndPublisher('fast/#');
     const ids = Array.from({ length: 50 }, (_, i) => `p${i}`);
     raw(pub, ...ids.map((id, i) => text({ op: 'pub', topic: `fast/${i % 3}`, data: { i }, id })));
     const answers = await acks(pub, ids);
@@ -73,9 +79,7 @@ describe('WebSocket inbound frames', () => {
   });
 
   it('frames cut anywhere across writes (header, mask, 16-bit length, payload) are served as one', async () => {
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'cut' })).toMatchObject({ op: 'ack' });
-    const pub = await connect();
+    const { sub, pub } = await subscriberAndPublisher('cut');
     const long = 'y'.repeat(300); // a 16-bit payload length
     const bytes = Buffer.concat([text({ op: 'pub', topic: 'cut', data: 'a', id: 'c1' }), text({ op: 'pub', topic: 'cut', data: long, id: 'c2' }), text({ op: 'pub', topic: 'cut', data: 'b', id: 'c3' })]);
     // Every cut point, one byte at a time for the first frames' heads, then in uneven pieces.
@@ -85,7 +89,7 @@ describe('WebSocket inbound frames', () => {
       raw(pub, bytes.subarray(from, cut));
       from = cut;
       // Each piece reaches the broker on its own (the write is flushed before the next).
-      await new Promise<void>((r) => socketOf(pub).write(Buffer.alloc(0), () => r()));
+      await flushed(pub);
     }
     raw(pub, bytes.subarray(from));
     expect((await acks(pub, ['c1', 'c2', 'c3'])).map((a) => a.op)).toEqual(['ack', 'ack', 'ack']);
@@ -98,9 +102,7 @@ describe('WebSocket inbound frames', () => {
   });
 
   it('non-ASCII UTF-8 (2-, 3- and 4-byte characters) arrives intact', async () => {
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'utf8/é' })).toMatchObject({ op: 'ack' });
-    const pub = await connect();
+    const { sub, pub } = await subscriberAndPublisher('utf8/é');
     const data = 'héllo — 世界 😀 ✓';
     raw(pub, text({ op: 'pub', topic: 'utf8/é', data, id: 'u1' }), text({ op: 'pub', topic: 'utf8/é', data: 'plain', id: 'u2' }));
     await acks(pub, ['u1', 'u2']);
@@ -111,9 +113,7 @@ describe('WebSocket inbound frames', () => {
   });
 
   it('invalid UTF-8 closes with 1007 after the valid frames before it were served, and nothing after it is', async () => {
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'bad8' })).toMatchObject({ op: 'ack' });
-    const c = await connect();
+    const { sub, pub: c } = await subscriberAndPublisher('bad8');
     const invalid = Buffer.concat([Buffer.from('{"op":"pub","topic":"bad8","data":"'), Buffer.from([0xc3, 0x28]), Buffer.from('","id":"x"}')]);
     raw(c, text({ op: 'pub', topic: 'bad8', data: 'before', id: 'b1' }), frame(TEXT, invalid), text({ op: 'pub', topic: 'bad8', data: 'after', id: 'b2' }));
     expect((await c.closed).code).toBe(1007);
@@ -132,9 +132,7 @@ describe('WebSocket inbound frames', () => {
   });
 
   it('a frame over --max-payload closes with 1009, with valid frames ahead of it in the same write served', async () => {
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'big' })).toMatchObject({ op: 'ack' });
-    const c = await connect();
+    const { sub, pub: c } = await subscriberAndPublisher('big');
     raw(c, text({ op: 'pub', topic: 'big', data: 'small' }), text({ op: 'pub', topic: 'big', data: 'x'.repeat(3000) }));
     expect((await c.closed).code).toBe(1009);
     expect((await sub.next((f) => f.op === 'msg')).data).toBe('small');
@@ -176,14 +174,12 @@ describe('WebSocket inbound frames', () => {
   it('a frame a byte at a time and a message in one-byte fragments (non-ASCII, over 256 bytes) arrive whole', async () => {
     // The incomplete frame and the open message are each kept in one buffer that grows as bytes come (not a Buffer
     // per socket chunk or per fragment), so these pass through every growth step of it.
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'slow/bytes' })).toMatchObject({ op: 'ack' });
-    const pub = await connect();
+    const { sub, pub } = await subscriberAndPublisher('slow/bytes');
     const data = 'é€😀'.repeat(40) + 'x'.repeat(300);
     const bytes = text({ op: 'pub', topic: 'slow/bytes', data, id: 'b1' });
     for (let i = 0; i < bytes.length; i += 1 + Math.floor(i / 200)) {
       raw(pub, bytes.subarray(i, i + 1 + Math.floor(i / 200)));
-      await new Promise<void>((r) => socketOf(pub).write(Buffer.alloc(0), () => r()));
+      await flushed(pub);
     }
     expect(await pub.next((f) => f.id === 'b1')).toMatchObject({ op: 'ack' });
     expect((await sub.next((f) => f.op === 'msg')).data).toBe(data);
@@ -199,9 +195,7 @@ describe('WebSocket inbound frames', () => {
   });
 
   it('frames after a close frame in the same write are not served', async () => {
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'bye' })).toMatchObject({ op: 'ack' });
-    const c = await connect();
+    const { sub, pub: c } = await subscriberAndPublisher('bye');
     const close = Buffer.alloc(2);
     close.writeUInt16BE(1000);
     raw(c, text({ op: 'pub', topic: 'bye', data: 'last' }), frame(CLOSE, close), text({ op: 'pub', topic: 'bye', data: 'ghost' }));
@@ -359,9 +353,7 @@ describe('WebSocket frame lengths and limits', () => {
   });
 
   it('a fragmented message over --max-payload in total closes with 1009, though each fragment is under it', async () => {
-    const sub = await connect();
-    expect(await sub.request({ op: 'sub', topic: 'fragbig' })).toMatchObject({ op: 'ack' });
-    const c = await connect();
+    const { sub, pub: c } = await subscriberAndPublisher('fragbig');
     const json = JSON.stringify({ op: 'pub', topic: 'fragbig', data: 'z'.repeat(3000) });
     raw(c, frame(TEXT, json.slice(0, 1000), { fin: false }), frame(CONTINUATION, json.slice(1000, 2000), { fin: false }), frame(CONTINUATION, json.slice(2000)));
     expect((await c.closed).code).toBe(1009);
