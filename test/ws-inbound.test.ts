@@ -5,6 +5,7 @@
 // must be the protocol's (the handshake's statuses, acks in order, 1002, 1007, 1009, pongs, bad_frame, the close
 // handshake both ways).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -30,7 +31,7 @@ const PING = 0x9;
  * A client frame: masked (unless `masked: false`), FIN set unless `fin: false`, `rsv` bits as given, the length in
  * 64 bits when `long` (a non-minimal length a server must accept as well), or `claim` put in the header as the length.
  */
-function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; masked?: boolean; rsv?: number; long?: boolean; claim?: bigint } = {}): Buffer {
+function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; masked?: boolean; rsv?: number; long?: boolean; claim?: bigint; mask?: Buffer } = {}): Buffer {
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const masked = opts.masked !== false;
   const len = data.length;
@@ -41,7 +42,7 @@ function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; 
   if (lenBytes === 2) head.writeUInt16BE(len, 2);
   if (lenBytes === 8) head.writeBigUInt64BE(opts.claim ?? BigInt(len), 2);
   if (!masked) return Buffer.concat([head, data]);
-  const mask = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+  const mask = opts.mask ?? Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
   mask.copy(head, 2 + lenBytes);
   const body = Buffer.from(data);
   for (let i = 0; i < body.length; i++) body[i]! ^= mask[i & 3]!;
@@ -473,5 +474,65 @@ describe('WebSocket close handshake', () => {
     expect(await watcher.quiet((f) => f.op === 'event' && f.event === 'leave')).toBe(true);
     expect((await watcher.request({ op: 'who' })).clients.some((x: { name: string }) => x.name === 'vanisher')).toBe(false);
     watcher.ws.close();
+  });
+});
+
+describe('WebSocket frames, any way a client may cut and interleave them (fast-check)', () => {
+  /** One message as the client frames it: whole or in fragments, pings between fragments, any mask, any length form. */
+  const message = fc.record({
+    data: fc.string({ unit: 'binary', maxLength: 300, size: 'max' }),
+    fragments: fc.integer({ min: 1, max: 4 }),
+    pingBetween: fc.boolean(),
+    long: fc.boolean(),
+    mask: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+  });
+
+  it('every message is acked and delivered once, in order, whatever the frames\' cuts across writes', { timeout: 60_000 }, async () => {
+    const { sub } = await subscriberAndPublisher('prop/#');
+    let run = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 2000 }), { maxLength: 8 }), async (messages, cutsAt) => {
+          const topic = `prop/${++run}`;
+          const pub = await connect();
+          try {
+            const ids = messages.map((_, i) => `m${i}`);
+            const frames: Buffer[] = [];
+            messages.forEach((m, i) => {
+              const json = Buffer.from(JSON.stringify({ op: 'pub', topic, data: m.data, id: ids[i] }));
+              const opts = { long: m.long, mask: Buffer.from(m.mask) };
+              const size = Math.ceil(json.length / m.fragments);
+              for (let at = 0, k = 0; at < json.length; at += size, k++) {
+                const last = at + size >= json.length;
+                frames.push(frame(k === 0 ? TEXT : CONTINUATION, json.subarray(at, at + size), { ...opts, fin: last }));
+                // A control frame's length is always the 7-bit form.
+                if (!last && m.pingBetween) frames.push(frame(PING, 'between', { mask: opts.mask }));
+              }
+            });
+            const bytes = Buffer.concat(frames);
+            const cuts = [...new Set(cutsAt.map((c) => c % bytes.length))].filter((c) => c > 0).sort((a, b) => a - b);
+            let from = 0;
+            for (const cut of cuts) {
+              raw(pub, bytes.subarray(from, cut));
+              from = cut;
+              await flushed(pub);
+            }
+            raw(pub, bytes.subarray(from));
+            // Short waits and no shrinking: a broken reader fails fast with its first counterexample.
+            const answers = await Promise.all(ids.map((id) => pub.next((f: Frame) => f.id === id, 3000)));
+            expect(answers.map((a) => a.op)).toEqual(ids.map(() => 'ack'));
+            const got = await Promise.all(ids.map(() => sub.next((f) => f.op === 'msg' && f.topic === topic, 3000)));
+            expect(got.map((f) => f.data)).toEqual(messages.map((m) => m.data));
+            expect(pub.all.filter((f) => f.op === 'error')).toEqual([]);
+          } finally {
+            pub.ws.close();
+          }
+        }),
+        { numRuns: 40, endOnFailure: true },
+      );
+      expect(run).toBe(40);
+    } finally {
+      sub.ws.close();
+    }
   });
 });
