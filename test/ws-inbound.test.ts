@@ -63,6 +63,16 @@ async function subscriberAndPublisher(topic: string): Promise<{ sub: TestClient;
 }
 /** Resolves once what was written on `c`'s socket so far has left it: the next write reaches the broker apart. */
 const flushed = (c: TestClient) => new Promise<void>((r) => socketOf(c).write(Buffer.alloc(0), () => r()));
+/** Writes `bytes` on `c`'s socket in pieces that end at `cuts` (ascending), each flushed before the next. */
+async function writeCut(c: TestClient, bytes: Buffer, cuts: number[]): Promise<void> {
+  let from = 0;
+  for (const cut of cuts) {
+    raw(c, bytes.subarray(from, cut));
+    from = cut;
+    await flushed(c);
+  }
+  raw(c, bytes.subarray(from));
+}
 
 describe('WebSocket inbound frames', () => {
   it('many frames in one TCP write are all served, in order, each with its ack and delivery', async () => {
@@ -85,14 +95,8 @@ describe('WebSocket inbound frames', () => {
     const bytes = Buffer.concat([text({ op: 'pub', topic: 'cut', data: 'a', id: 'c1' }), text({ op: 'pub', topic: 'cut', data: long, id: 'c2' }), text({ op: 'pub', topic: 'cut', data: 'b', id: 'c3' })]);
     // Every cut point, one byte at a time for the first frames' heads, then in uneven pieces.
     const cuts = [1, 2, 3, 5, 6, 7, 40, 41, 42, 44, 47, 200, bytes.length - 3, bytes.length - 1];
-    let from = 0;
-    for (const cut of cuts) {
-      raw(pub, bytes.subarray(from, cut));
-      from = cut;
-      // Each piece reaches the broker on its own (the write is flushed before the next).
-      await flushed(pub);
-    }
-    raw(pub, bytes.subarray(from));
+    // Each piece reaches the broker on its own (the write is flushed before the next).
+    await writeCut(pub, bytes, cuts);
     expect((await acks(pub, ['c1', 'c2', 'c3'])).map((a) => a.op)).toEqual(['ack', 'ack', 'ack']);
     const got = [await sub.next((f) => f.op === 'msg'), await sub.next((f) => f.op === 'msg'), await sub.next((f) => f.op === 'msg')];
     expect(got.map((m) => m.data)).toEqual(['a', long, 'b']);
@@ -178,10 +182,9 @@ describe('WebSocket inbound frames', () => {
     const { sub, pub } = await subscriberAndPublisher('slow/bytes');
     const data = 'é€😀'.repeat(40) + 'x'.repeat(300);
     const bytes = text({ op: 'pub', topic: 'slow/bytes', data, id: 'b1' });
-    for (let i = 0; i < bytes.length; i += 1 + Math.floor(i / 200)) {
-      raw(pub, bytes.subarray(i, i + 1 + Math.floor(i / 200)));
-      await flushed(pub);
-    }
+    const cuts: number[] = [];
+    for (let i = 1; i < bytes.length; i += 1 + Math.floor(i / 200)) cuts.push(i);
+    await writeCut(pub, bytes, cuts);
     expect(await pub.next((f) => f.id === 'b1')).toMatchObject({ op: 'ack' });
     expect((await sub.next((f) => f.op === 'msg')).data).toBe(data);
     const json = Buffer.from(JSON.stringify({ op: 'pub', topic: 'slow/bytes', data, id: 'f1' }));
@@ -511,13 +514,7 @@ describe('WebSocket frames, any way a client may cut and interleave them (fast-c
             });
             const bytes = Buffer.concat(frames);
             const cuts = [...new Set(cutsAt.map((c) => c % bytes.length))].filter((c) => c > 0).sort((a, b) => a - b);
-            let from = 0;
-            for (const cut of cuts) {
-              raw(pub, bytes.subarray(from, cut));
-              from = cut;
-              await flushed(pub);
-            }
-            raw(pub, bytes.subarray(from));
+            await writeCut(pub, bytes, cuts);
             // Short waits and no shrinking: a broken reader fails fast with its first counterexample.
             const answers = await Promise.all(ids.map((id) => pub.next((f: Frame) => f.id === id, 3000)));
             expect(answers.map((a) => a.op)).toEqual(ids.map(() => 'ack'));
