@@ -104,17 +104,17 @@ interface ConnectionContext {
 
 const now = (context: ConnectionContext): number => context.env.now();
 
-/**
- * When the activity rules next have something to decide: an online connection goes idle idleMs after its last
- * application frame; an idle one (or one going idle now) is closed idleGraceMs later where --idle-close applies to it,
- * and otherwise waits for a frame (ACTIVE), with nothing to decide until then.
- */
 /** A ping is due heartbeatMs after the last (after the connection opened, for the first). */
 const pingDue = (context: ConnectionContext): boolean => now(context) >= context.pingSentAt + context.env.timing.heartbeatMs;
 
 /** Online, and no application frame for idleMs (pongs are not the client's activity). */
 const idleDue = (context: ConnectionContext): boolean => !context.link.isIdle && now(context) - context.link.lastActivity >= context.env.timing.idleMs;
 
+/**
+ * When the activity rules next have something to decide: an online connection goes idle idleMs after its last
+ * application frame; an idle one (or one going idle now) is closed idleGraceMs later where --idle-close applies to it,
+ * and otherwise waits for a frame (ACTIVE), with nothing to decide until then.
+ */
 function activityDue(context: ConnectionContext): number {
   const { link, env } = context;
   const idleAt = link.lastActivity + env.timing.idleMs;

@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
-import { wsTextFrame, wsTextFrameSize, writeWsTextFrame } from './frame.js';
+import { wsFrame, wsTextFrame, wsTextFrameSize, writeWsTextFrame } from './frame.js';
 
 /** What every connection of one transport reads alike (one object per transport, not copied into each connection). */
 export interface WsShared {
@@ -87,7 +87,7 @@ export class WsWire implements Wire {
   }
 
   ping(): void {
-    if (this.state === OPEN) this.socket.write(controlFrame(0x89, undefined));
+    if (this.state === OPEN) this.socket.write(PING);
   }
 
   /** Sends our close frame; the peer's ends the socket (the connection actor bounds the wait and terminates). */
@@ -257,7 +257,7 @@ export class WsWire implements Wire {
         if (!isUtf8(reason)) return this.fail(1007, 'invalid UTF-8 sequence');
         return this.peerClosed(code, reason.toString());
       } else if (op === 9) {
-        if (this.state === OPEN) this.socket.write(controlFrame(0x8a, len === 0 ? undefined : buf.subarray(p, stop)));
+        if (this.state === OPEN) this.socket.write(wsFrame(0x8a, len === 0 ? undefined : buf.subarray(p, stop)));
         reader.control();
       } else {
         reader.link.lastSeen = Date.now();
@@ -294,19 +294,12 @@ function validCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
-/** An unmasked control frame (server frames are never masked) with at most 125 bytes of payload. */
-function controlFrame(first: number, payload: Buffer | undefined): Buffer {
-  const len = payload === undefined ? 0 : payload.length;
-  const out = Buffer.allocUnsafe(2 + len);
-  out[0] = first;
-  out[1] = len;
-  if (payload !== undefined) payload.copy(out, 2);
-  return out;
-}
+/** Our ping (no payload): the same bytes for every connection and every beat. */
+const PING = wsFrame(0x89, undefined);
 
 /** Our close frame: the code (none when 0) and the reason cut to what fits a control frame (123 bytes). */
 function closeFrame(code: number, reason: string): Buffer {
-  if (code === 0) return controlFrame(0x88, undefined);
+  if (code === 0) return wsFrame(0x88, undefined);
   let text = Buffer.from(reason);
   if (text.length > 123) {
     let cut = 123;
@@ -316,7 +309,7 @@ function closeFrame(code: number, reason: string): Buffer {
   const payload = Buffer.allocUnsafe(2 + text.length);
   payload.writeUInt16BE(code, 0);
   text.copy(payload, 2);
-  return controlFrame(0x88, payload);
+  return wsFrame(0x88, payload);
 }
 
 /** XORs chunk[from, to) with the 4-byte mask at `mask`; true when every byte is ASCII afterwards. */

@@ -13,8 +13,7 @@ export const wsTextFrame: Encoding = (out) => {
 
 /** The size of `out`'s WebSocket text frame: header and UTF-8 JSON. */
 export function wsTextFrameSize(out: Outgoing): number {
-  const len = out.bytes;
-  return (len < 126 ? 2 : len < 65536 ? 4 : 10) + len;
+  return frameHeaderSize(out.bytes) + out.bytes;
 }
 
 /**
@@ -23,21 +22,7 @@ export function wsTextFrameSize(out: Outgoing): number {
  */
 export function writeWsTextFrame(out: Outgoing, buf: Buffer, at: number): number {
   const len = out.bytes;
-  buf[at] = 0x81; // FIN + text opcode
-  if (len < 126) {
-    buf[at + 1] = len;
-    at += 2;
-  } else if (len < 65536) {
-    buf[at + 1] = 126;
-    buf[at + 2] = len >>> 8;
-    buf[at + 3] = len & 0xff;
-    at += 4;
-  } else {
-    buf[at + 1] = 127;
-    buf.writeUInt32BE(Math.floor(len / 2 ** 32), at + 2);
-    buf.writeUInt32BE(len >>> 0, at + 6);
-    at += 10;
-  }
+  at = writeFrameHeader(buf, at, 0x81, len); // FIN + text opcode
   const json = out.json;
   // UTF-8 size equal to the length: every character is ASCII, whose latin1 bytes are its UTF-8 (a copy, no encoding).
   if (len === json.length) buf.write(json, at, len, 'latin1');
@@ -45,21 +30,39 @@ export function writeWsTextFrame(out: Outgoing, buf: Buffer, at: number): number
   return at + len;
 }
 
-export function encodeWsTextFrame(payload: Buffer): Buffer {
-  const len = payload.length;
-  const headerLength = len < 126 ? 2 : len < 65536 ? 4 : 10;
-  const out = Buffer.allocUnsafe(headerLength + len);
-  out[0] = 0x81; // FIN + text opcode
+/** The header size of an unmasked frame of `len` payload bytes (7-, 16- or 64-bit length). */
+function frameHeaderSize(len: number): number {
+  return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}
+
+/** Writes an unmasked frame's header (`first`: FIN and opcode) for `len` payload bytes at `at`; returns where the payload goes. */
+function writeFrameHeader(buf: Buffer, at: number, first: number, len: number): number {
+  buf[at] = first;
   if (len < 126) {
-    out[1] = len;
-  } else if (len < 65536) {
-    out[1] = 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-    out.writeUInt32BE(len >>> 0, 6);
+    buf[at + 1] = len;
+    return at + 2;
   }
-  payload.copy(out, headerLength);
+  if (len < 65536) {
+    buf[at + 1] = 126;
+    buf[at + 2] = len >>> 8;
+    buf[at + 3] = len & 0xff;
+    return at + 4;
+  }
+  buf[at + 1] = 127;
+  buf.writeUInt32BE(Math.floor(len / 2 ** 32), at + 2);
+  buf.writeUInt32BE(len >>> 0, at + 6);
+  return at + 10;
+}
+
+/** An unmasked frame (`first`: FIN and opcode) around `payload`: the server's control frames, encodeWsTextFrame. */
+export function wsFrame(first: number, payload: Buffer | undefined): Buffer {
+  const len = payload === undefined ? 0 : payload.length;
+  const out = Buffer.allocUnsafe(frameHeaderSize(len) + len);
+  const at = writeFrameHeader(out, 0, first, len);
+  if (payload !== undefined) payload.copy(out, at);
   return out;
+}
+
+export function encodeWsTextFrame(payload: Buffer): Buffer {
+  return wsFrame(0x81, payload); // FIN + text opcode
 }
