@@ -18,7 +18,7 @@ import { PUBLISH_BATCH } from '../../src/engine/redis/scripts.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { publishChannels } from '../../src/engine/redis/interest.js';
 
-const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' }, lua: { type: 'string' } } });
 /** `--only batch` measures the PUBLISH_BATCH rows alone; `--per 1,4` the batch sizes (default 1,4,16,64). */
 const ONLY = flags.only;
 const PERS = (flags.per ?? '1,4,16,64').split(',').map(Number);
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     let heard = 0;
     sub.on('message', (_c: string, payload: string) => (heard += payload.split('\x1e').length));
     await sub.subscribe(CH_T);
-    const sha = (await cmd.script('LOAD', PUBLISH_BATCH)) as string;
+    const sha = (await cmd.script('LOAD', flags.lua ? readFileSync(flags.lua, 'utf8') : PUBLISH_BATCH)) as string;
     const rows: string[] = [];
     const measure = async (name: string, perCall: number, send: (from: number, n: number) => Promise<unknown>) => {
       await cmd.flushall();
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     for (const per of PERS) {
       await measure('PUBLISH_BATCH script', per, (from, n) => {
         // One topic: its keys and arguments once, then three arguments per message (scripts.ts).
-        const keys = [KEYS.meta(TOPIC), KEYS.log(TOPIC), KEYS.sizes(TOPIC)];
+        const keys = [KEYS.meta(TOPIC), KEYS.log(TOPIC)];
         const args = ['100', String(4 << 20), '60000', '1', 'L.n1', HEAD, CH_T, CH_F];
         for (let i = from; i < from + n; i++) args.push('1', `,"ts":1,"data":${DATA}}`, PREFIX);
         return cmd.evalsha(sha, keys.length, ...keys, ...args);
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     if (flags['old-scripts']) {
       const old = ((await import(flags['old-scripts'])) as { PUBLISH: string }).PUBLISH;
       const oldSha = (await cmd.script('LOAD', old)) as string;
-      const args = (i: number) => [KEYS.meta(TOPIC), KEYS.log(TOPIC), KEYS.sizes(TOPIC), `L.n${i}`, HEAD, `,"ts":1,"data":${DATA}}`, '100', CH_T, PREFIX, String(4 << 20), CH_F];
+      const args = (i: number) => [KEYS.meta(TOPIC), KEYS.log(TOPIC), KEYS.log(TOPIC).replace(':hist:', ':hsizes:'), `L.n${i}`, HEAD, `,"ts":1,"data":${DATA}}`, '100', CH_T, PREFIX, String(4 << 20), CH_F];
       // Before batching: one EVALSHA per message, each written on its own (as a node sent a turn's publishes).
       await measure('one-message script, one write each (before)', 4, (from, n) => Promise.all(Array.from({ length: n }, (_, k) => cmd.evalsha(oldSha, 3, ...args(from + k)))));
       // (a) the same calls of a turn in one pipeline (one write).

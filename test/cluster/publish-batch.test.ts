@@ -19,11 +19,11 @@ import type { PublishResult } from '../../src/engine/engine.js';
 const run = requireRedis('publish batch');
 
 /** A StreamPublisher on `cmd` as the engine builds it (the node reduced to what the publisher uses). */
-function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelScheme = CLASSIC, batchIntervalMs = 0) {
+function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelScheme = CLASSIC, batchIntervalMs = 0, historyTopicBytes = 1 << 20) {
   const scripts = new ScriptRunner(cmd);
   const timeouts: unknown[] = [];
   const node = { id: 'n1', life: 'L', up: true, cmd, script: (lua: string, keys: string[], args: string[]) => scripts.run(lua, keys, args), noteTimeout: (err: unknown) => timeouts.push(err) };
-  const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes: 1 << 20, hears: () => false, channels, own: new OwnDeliveries(100), stats: new BrokerStats(), batchIntervalMs });
+  const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes, hears: () => false, channels, own: new OwnDeliveries(100), stats: new BrokerStats(), batchIntervalMs });
   const pub = (topic: string, data: unknown, key?: string) =>
     publisher.publish(topic, data, null, true, undefined, key).then(
       (r) => (r instanceof ProtocolError ? r.code : r),
@@ -33,6 +33,8 @@ function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelS
 }
 
 const seqOf = (r: PublishResult | string) => (typeof r === 'string' ? r : r.seq);
+/** The frame bytes of history entries (what follows each one's bus prefix). */
+const frameBytes = (entries: string[]) => entries.reduce((sum, e) => sum + Buffer.byteLength(e.slice(e.indexOf('{'))), 0);
 
 describe.skipIf(!run)('the batched publish path on one Redis', () => {
   let redis: TestRedis;
@@ -106,12 +108,38 @@ describe.skipIf(!run)('the batched publish path on one Redis', () => {
   it('the history stays bounded over batches (entries and the byte count match the history)', async () => {
     const { pub } = publisherOn(cmd, 3);
     for (let turn = 0; turn < 3; turn++) await Promise.all(Array.from({ length: 4 }, (_, i) => pub('b/h', turn * 4 + i)));
-    expect(await cmd.llen(KEYS.sizes('b/h'))).toBe(3);
     const kept = await cmd.lrange(KEYS.log('b/h'), 0, -1);
     expect(kept.map((e) => JSON.parse(e.slice(e.indexOf('{'))).seq)).toEqual([10, 11, 12]);
-    const sizes = (await cmd.lrange(KEYS.sizes('b/h'), 0, -1)).map(Number);
-    expect(sizes).toEqual(kept.map((e) => Buffer.byteLength(e.slice(e.indexOf('{')))));
-    expect(Number(await cmd.hget(KEYS.meta('b/h'), 'bytes'))).toBe(sizes.reduce((a, b) => a + b, 0));
+    expect(Number(await cmd.hget(KEYS.meta('b/h'), 'bytes'))).toBe(frameBytes(kept));
+  });
+
+  it('the byte budget over batches of mixed sizes: the newest frames that fit, counted exactly; one over it empties the history', async () => {
+    const { pub } = publisherOn(cmd, 100, CLASSIC, 0, 2_000);
+    const channel = publishChannels('b/bytes')[0];
+    await sub.subscribe(channel);
+    // Turns of varied sizes: each batch drops from the oldest end, by count of bytes.
+    const sizes = [10, 1_400, 20, 30, 600, 5, 900, 40, 1_200, 1, 300, 700];
+    for (let turn = 0; turn < 4; turn++) await Promise.all(sizes.slice(turn * 3, turn * 3 + 3).map((n, i) => pub('b/bytes', `${turn * 3 + i + 1}:${'b'.repeat(n)}`)));
+    await expect.poll(() => heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e')).length).toBe(12);
+    const published = heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e'));
+    const kept = await cmd.lrange(KEYS.log('b/bytes'), 0, -1);
+    const counted = Number(await cmd.hget(KEYS.meta('b/bytes'), 'bytes'));
+    // Exactly the newest published entries, their frames counted exactly, within the budget; the one before the
+    // oldest kept would not have fit.
+    expect(kept.length).toBeGreaterThan(1);
+    expect(kept.length).toBeLessThan(12);
+    expect(kept).toEqual(published.slice(-kept.length));
+    expect(counted).toBe(frameBytes(kept));
+    expect(counted).toBeLessThanOrEqual(2_000);
+    expect(counted + frameBytes([published[published.length - kept.length - 1]!])).toBeGreaterThan(2_000);
+    // A frame bigger than the whole budget: nothing is kept (what came before cannot be replayed without it).
+    await pub('b/bytes', 'z'.repeat(3_000));
+    expect(await cmd.llen(KEYS.log('b/bytes'))).toBe(0);
+    expect(await cmd.hget(KEYS.meta('b/bytes'), 'bytes')).toBe('0');
+    // Then a small one alone, counted alone.
+    await pub('b/bytes', 'small');
+    const [only] = await cmd.lrange(KEYS.log('b/bytes'), 0, -1);
+    expect(Number(await cmd.hget(KEYS.meta('b/bytes'), 'bytes'))).toBe(frameBytes([only!]));
   });
 });
 

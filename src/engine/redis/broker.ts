@@ -225,7 +225,7 @@ export class RedisBroker<S extends Session> implements Broker<S> {
 
   /** `count` entries of `topic`'s stream from seq `from` (scripts.ts READ). */
   private read(topic: string, from: number, count: number): Promise<(string | null)[]> {
-    return this.redis.script(LUA.READ, [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], [String(from), String(count)]) as Promise<(string | null)[]>;
+    return this.redis.script(LUA.READ, [KEYS.meta(topic), KEYS.log(topic)], [String(from), String(count)]) as Promise<(string | null)[]>;
   }
 
   /** A direct from another node for local client `to`, within its budget for directs. */

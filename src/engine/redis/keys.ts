@@ -53,11 +53,10 @@ export const KEYS = {
   meta: (topic: string) => `${topicPrefix(topic)}:meta:${topic}`,
   /**
    * List of the topic's recent bus entries (`m` + prefix + `msg` frame), oldest first: exactly seqs seq-len+1 .. seq.
-   * (Until stop 28 a stream under `:log:`; a topic from then keeps its seq and epoch, not that history.)
+   * (Until stop 28 a stream under `:log:`; a topic from then keeps its seq and epoch, not that history. Stops 28–29
+   * also kept each entry's frame bytes in a list `:hsizes:`, no longer read or written: docs/cluster.md, Upgrading.)
    */
   log: (topic: string) => `${topicPrefix(topic)}:hist:${topic}`,
-  /** List of the frame bytes of each entry in `log`, oldest first, as long as `log` (the byte budget is trimmed without reading `log`). */
-  sizes: (topic: string) => `${topicPrefix(topic)}:hsizes:${topic}`,
   /** String "<seq> <epoch>" of a keyed publish, for the key's window (PX): a retry gets this position back. */
   pubKey: (topic: string, key: string) => `${topicPrefix(topic)}:k:${topic.length}:${topic}:${key}`,
   /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */

@@ -16,8 +16,8 @@ export const MAX_BYTES = 1024 * 1024;
 
 /** What every publish of one topic sends alike: sent once per call however many of its messages it carries. */
 export interface PublishTopic {
-  /** meta, log, sizes (keys.ts): one slot. */
-  keys: readonly [meta: string, log: string, sizes: string];
+  /** meta, log (keys.ts): one slot. */
+  keys: readonly [meta: string, log: string];
   /** The frame up to its seq: `{"op":"msg","topic":…,"seq":`. */
   head: string;
   /** The topic's channel and its family's (interest.ts). */

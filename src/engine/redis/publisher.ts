@@ -78,7 +78,7 @@ export class StreamPublisher {
     if (parts) return parts;
     if (this.parts.size >= MAX_CURSORS) this.parts.clear();
     const [channel, family] = this.options.channels.publish(topic);
-    parts = { head: `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`, keys: [KEYS.meta(topic), KEYS.log(topic), KEYS.sizes(topic)], channel, family };
+    parts = { head: `{"op":"msg","topic":${JSON.stringify(topic)},"seq":`, keys: [KEYS.meta(topic), KEYS.log(topic)], channel, family };
     this.parts.set(topic, parts);
     return parts;
   }

@@ -8,9 +8,9 @@
  * carrying every entry for it, joined by the record separator (\x1e, which no JSON text and no bus prefix contains).
  * One total order and gapless seq per topic.
  *
- * What a topic's messages share is sent once per batch. KEYS: per topic meta, log, sizes; then the idempotency keys
- * of the keyed messages, in message order. ARGV: history size, history bytes per topic, the idempotency window (ms),
- * the number of topics; four per topic: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), the
+ * What a topic's messages share is sent once per batch. KEYS: per topic meta, log; then the idempotency keys of the
+ * keyed messages, in message order. ARGV: history size, history bytes per topic, the idempotency window (ms), the
+ * number of topics; four per topic: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), the
  * topic's channel, its family channel (interest.ts); then three per message: its topic's number (1-based; negative
  * when the message has an idempotency key), frame tail (`,…}`), bus prefix (node, sender transport and addr,
  * no-echo id). Returns one flat array, two items per message: seq, epoch; or -seq, epoch when its key was held
@@ -20,13 +20,17 @@
  *
  * The history (`log`, a list) holds each bus entry as published, oldest first: exactly the topic's seqs
  * seq-len+1 .. seq, no holes, so READ finds seq s at index s - (seq - len + 1) and a node filling a gap gets exactly
- * what the bus would have brought. A topic's meta (seq, epoch, bytes, replication id) is read once per batch and
- * written once at its end; its entries are appended by one RPUSH (not one command per message: that is most of
- * what a message cost Redis). A new epoch starts when the meta is missing or was written under another replication
- * id (a failover: a promoted replica may lack the last messages numbered, whose seqs must not be given again). The
- * history is bounded in entries and in frame bytes (the list `sizes` holds each entry's frame bytes, oldest first,
- * the same length as `log`): the oldest go first; a frame bigger than the whole budget empties it (what came before
- * cannot be replayed without it), so it never has a hole.
+ * what the bus would have brought. A topic's meta (seq, epoch, bytes of the history's frames, replication id) is read
+ * once per batch and written once at its end; its entries are appended by one RPUSH, whose reply is the list's
+ * length (no LLEN), and the oldest are dropped by LPOP, whose reply gives their frame bytes (an entry's frame is what
+ * follows its bus prefix, from its first `{`: no prefix field holds one), so the byte count needs no list of its own.
+ * Every command a script runs costs Redis about as much as a small message's whole publish (argument and reply
+ * conversion, the command's bookkeeping): this is the fewest that keep the history exact (docs/benchmarks.md). A new
+ * epoch starts when the meta is missing or was written under another replication id (a failover: a promoted replica
+ * may lack the last messages numbered, whose seqs must not be given again); the id is read from INFO on every call,
+ * which is what makes that check atomic. The history is bounded in entries and in frame bytes: the oldest go first;
+ * a frame bigger than the whole budget empties it (what came before cannot be replayed without it), so it never has
+ * a hole.
  *
  * Nothing is written before a topic's entries are appended (its RPUSH is the call's first write for it), so a write
  * that Redis refuses (out of memory: Redis refuses only a script's first write) fails that topic's messages alone,
@@ -40,47 +44,27 @@ local publish = 'PUBLISH'
 local info = redis.call('INFO', 'replication')
 local at = string.find(info, 'master_replid:', 1, true)
 local rid = at and string.sub(info, at + 14, at + 53) or ''
-local topics, touched, held, heldBy = {}, {}, {}, {}
--- topic n: KEYS[k], KEYS[k + 1], KEYS[k + 2] (meta, log, sizes), ARGV[p] .. ARGV[p + 3] (fresh epoch, head, channels)
-local function open(n)
-  local t = topics[n]
-  if t then return t end
-  local k = 3 * n - 2
-  local m = redis.call('HMGET', KEYS[k], 'seq', 'epoch', 'rid', 'bytes')
-  t = {k = k, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, entries = {}, sizes = {}, keys = {}, pub = {}, clear = false}
-  if t.seq == 0 or not t.epoch or m[3] ~= rid then
-    -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
-    t.seq, t.epoch, t.bytes, t.len, t.clear = 0, ARGV[t.p], 0, 0, true
-  else
-    t.len = redis.call('LLEN', KEYS[k + 2])
-    -- an empty history holds no bytes (a count that drifted, say the list was evicted, starts over)
-    if t.len == 0 then t.bytes = 0 end
-  end
-  t.mid = ',"epoch":"' .. t.epoch .. '"'
-  topics[n] = t
-  touched[#touched + 1] = t
-  return t
-end
--- Per message, in order: its number and entry (nothing written yet). A topic whose keys cannot be read fails its
--- messages alone.
-local out, sent = {}, {}
-local nextKey = 3 * ntopics + 1
+-- topic n: KEYS[2n - 1], KEYS[2n] (meta, log), ARGV[4n + 1] .. ARGV[4n + 4] (fresh epoch, head, channels). Its
+-- state t: seq (the last numbered) and s (as text), bytes (of the kept history, this batch's included), pub (the
+-- entries numbered, in order), from (the first of them kept: after a frame over the budget, or none when
+-- keep is 0), added (their bytes), last (the newest kept's), clear (only this batch's kept entries remain), keys (idempotency keys to hold).
+local topics, touched = {}, {}
+local held, heldBy = nil, nil
+local out, sent, numbers = {}, {}, {}
+local nextKey = 2 * ntopics + 1
 local i = 0
-local numbers = {}
 for a = 4 * ntopics + 5, #ARGV, 3 do
   local n = numbers[ARGV[a]]
   if not n then
     n = tonumber(ARGV[a])
     numbers[ARGV[a]] = n
   end
-  local key = nil
+  local key, first = nil, nil
+  i = i + 1
   if n < 0 then
     n, key = -n, KEYS[nextKey]
     nextKey = nextKey + 1
-  end
-  i = i + 1
-  local first = nil
-  if key then
+    if not held then held, heldBy = {}, {} end
     first = held[key]
     if first then
       -- held by an earlier message of this call: answered as a duplicate of it, once it is stored
@@ -99,73 +83,82 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
   elseif not first then
     local t = topics[n]
     if not t then
-      local ok, r = pcall(open, n)
-      if ok then t = r else t = {err = type(r) == 'table' and r.err or tostring(r)} topics[n] = t end
+      -- A topic whose meta cannot be read fails its messages alone.
+      local m = redis.pcall('HMGET', KEYS[2 * n - 1], 'seq', 'epoch', 'rid', 'bytes')
+      if m.err then t = {err = m.err}
+      else
+        t = {k = 2 * n - 1, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, pub = {}, from = 1, added = 0, clear = false}
+        if t.seq == 0 or not t.epoch or m[3] ~= rid then
+          -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
+          t.seq, t.epoch, t.bytes, t.clear = 0, ARGV[t.p], 0, true
+        end
+        t.mid = ',"epoch":"' .. t.epoch .. '"'
+        touched[#touched + 1] = t
+      end
+      topics[n] = t
     end
     if t.err then out[2 * i - 1], out[2 * i] = 0, t.err
     else
       local seq = t.seq + 1
       local s = string.format('%d', seq)
-      local entry = ARGV[a + 2] .. ARGV[t.p + 1] .. s .. t.mid .. ARGV[a + 1]
-      local size = #entry - #ARGV[a + 2]
-      if keep > 0 and size <= budget then
-        t.entries[#t.entries + 1] = entry
-        t.sizes[#t.sizes + 1] = string.format('%d', size)
-        t.last = size
-        t.len = t.len + 1
-        t.bytes = t.bytes + size
-      elseif keep > 0 then
+      local prefix = ARGV[a + 2]
+      local entry = prefix .. ARGV[t.p + 1] .. s .. t.mid .. ARGV[a + 1]
+      local size = #entry - #prefix
+      local pub = t.pub
+      pub[#pub + 1] = entry
+      if keep == 0 then t.from = #pub + 1
+      elseif size <= budget then t.added, t.last = t.added + size, size
+      else
         -- bigger than the whole budget: what came before cannot be replayed without it, so nothing is kept
-        t.entries, t.sizes, t.bytes, t.len, t.clear, t.last = {}, {}, 0, 0, true, nil
+        t.from, t.added, t.clear = #pub + 1, 0, true
       end
-      t.seq = seq
+      t.seq, t.s = seq, s
       if key then
-        held[key] = s .. ' ' .. t.epoch
-        heldBy[key] = t
+        held[key], heldBy[key] = s .. ' ' .. t.epoch, t
+        t.keys = t.keys or {}
         t.keys[#t.keys + 1] = key
       end
       out[2 * i - 1], out[2 * i] = seq, t.epoch
-      t.pub[#t.pub + 1] = entry
       sent[i] = t
     end
   end
 end
--- Per topic, once: the batch's entries appended, the oldest dropped while over --history entries or bytes (the same
--- end state as trimming after each message: each limit only ever drops from the oldest end), the meta written.
+-- Per topic, once: the batch's kept entries appended, the oldest dropped while over --history entries or bytes (the
+-- same end state as trimming after each message: each limit only ever drops from the oldest end), the meta written.
 local function store(t)
-  local log, sizes = KEYS[t.k + 1], KEYS[t.k + 2]
-  if #t.entries > 0 then
-    redis.call('RPUSH', log, unpack(t.entries))
-    redis.call('RPUSH', sizes, unpack(t.sizes))
-  end
+  local log = KEYS[t.k + 1]
+  local n = #t.pub - t.from + 1
+  local len = n
+  if n > 0 then len = redis.call('RPUSH', log, unpack(t.pub, t.from)) end
   if t.clear then
     -- a new sequence, or a frame over the budget: only this batch's entries after it are kept
-    if #t.entries == 0 then redis.call('DEL', log, sizes)
-    else
-      redis.call('LTRIM', log, -#t.entries, -1)
-      redis.call('LTRIM', sizes, -#t.entries, -1)
-    end
+    if n == 0 then redis.call('DEL', log)
+    elseif len > n then redis.call('LTRIM', log, -n, -1) end
+    len, t.bytes = n, t.added
+  elseif len == n then
+    -- the history was empty: it held no bytes (a count that drifted, say the list was evicted, starts over)
+    t.bytes = t.added
+  else
+    t.bytes = t.bytes + t.added
   end
-  local drop = 0
-  if t.len > keep and keep > 0 then
-    drop = t.len - keep
-    local popped = redis.call('LPOP', sizes, drop) or {}
-    for _, n in ipairs(popped) do t.bytes = t.bytes - tonumber(n) end
-    t.len = t.len - #popped
+  if keep > 0 and len > keep then
+    -- an entry's frame bytes: from its first { (after the bus prefix, which holds none) to its end
+    for _, e in ipairs(redis.call('LPOP', log, len - keep)) do t.bytes = t.bytes - (#e - string.find(e, '{', 1, true) + 1) end
+    len = keep
   end
-  while t.len > 1 and t.bytes > budget do
-    t.bytes = t.bytes - tonumber(redis.call('LPOP', sizes))
-    t.len = t.len - 1
-    drop = drop + 1
+  while len > 1 and t.bytes > budget do
+    local e = redis.call('LPOP', log)
+    if not e then len = 0 break end
+    t.bytes = t.bytes - (#e - string.find(e, '{', 1, true) + 1)
+    len = len - 1
   end
-  local last = t.last
-  if t.len == 1 and last and t.bytes ~= last then
-    -- the newest frame alone (it fits the budget); a count that drifted (say the list was evicted) starts over
-    t.bytes = last
+  -- the newest frame alone (it fits the budget), or none: a count that drifted (say the list was evicted) starts over
+  if len == 1 and n > 0 then t.bytes = t.last end
+  if len == 0 then t.bytes = 0 end
+  redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid)
+  if t.keys then
+    for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
   end
-  if drop > 0 then redis.call('LTRIM', log, -t.len, -1) end
-  redis.call('HSET', KEYS[t.k], 'seq', string.format('%d', t.seq), 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid)
-  for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
 end
 for _, t in ipairs(touched) do
   local ok, err = pcall(store, t)
@@ -226,7 +219,7 @@ if (SPUBLISH_BATCH === PUBLISH_BATCH || /'PUBLISH'/.test(SPUBLISH_BATCH)) throw 
 
 
 /**
- * KEYS: meta, log, sizes. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, entry1, …}
+ * KEYS: meta, log. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, entry1, …}
  * (id `0-<seq>`, as when the history was a stream). The history list holds seqs seq-len+1 .. seq, so seq s is at
  * index s - (seq - len + 1): one LRANGE.
  */

@@ -469,7 +469,7 @@ describe('PublishBatch', () => {
   const messagesOf = (keys: string[], args: string[]) => {
     const topics = Number(args[3]);
     const out: string[] = [];
-    for (let a = 4 + 4 * topics; a < args.length; a += 3) out.push(keys[3 * (Math.abs(Number(args[a])) - 1)]!);
+    for (let a = 4 + 4 * topics; a < args.length; a += 3) out.push(keys[2 * (Math.abs(Number(args[a])) - 1)]!);
     return out;
   };
   const make = (opts: { slot?: (key: string) => number; ready?: () => boolean; answer?: (keys: string[], call: number) => Promise<unknown>; intervalMs?: number } = {}) => {
@@ -496,7 +496,7 @@ describe('PublishBatch', () => {
       delay: (f, ms) => delayed.push([f, ms]),
       now: () => clock.now,
     });
-    const pub = (topic: string, id?: number) => batch.add({ topic: { keys: [topic, `${topic}:log`, `${topic}:sizes`], head: 'h', channel: 'c', family: 'f' }, tail: 't', prefix: 'p', id }).then(
+    const pub = (topic: string, id?: number) => batch.add({ topic: { keys: [topic, `${topic}:log`], head: 'h', channel: 'c', family: 'f' }, tail: 't', prefix: 'p', id }).then(
       (r) => (r instanceof ProtocolError ? `${r.code} ${String(r.id)}` : r),
       (err: Error) => `fault ${err.message}`,
     );
@@ -527,7 +527,7 @@ describe('PublishBatch', () => {
       failed: () => undefined,
       schedule: (f) => queueMicrotask(f),
     });
-    const topic = (t: string) => ({ keys: [t, `${t}:log`, `${t}:sizes`] as [string, string, string], head: `h${t}`, channel: `c${t}`, family: 'f' });
+    const topic = (t: string) => ({ keys: [t, `${t}:log`] as [string, string], head: `h${t}`, channel: `c${t}`, family: 'f' });
     const answers = await Promise.all([
       batch.add({ topic: topic('a'), tail: 't1', prefix: 'p' }),
       batch.add({ topic: topic('a'), tail: 't2', prefix: 'p', key: 'a:k:x' }),
@@ -536,7 +536,7 @@ describe('PublishBatch', () => {
     // -seq: the key was held (the first publish's position, marked as such)
     expect(answers).toEqual([[1, 'e'], [2, 'e', 1], [1, 'e']]);
     expect(sent).toEqual([[
-      ['a', 'a:log', 'a:sizes', 'b', 'b:log', 'b:sizes', 'a:k:x'],
+      ['a', 'a:log', 'b', 'b:log', 'a:k:x'],
       ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e2', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'],
     ]]);
   });
