@@ -164,7 +164,7 @@ describe('slow consumer', () => {
     let fastCount = 0;
     fast.ws.on('message', () => fastCount++);
     const slowLink = linkOf(broker, slow.hello.client.id)!;
-    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    slow.socket.pause();
 
     const payload = 'x'.repeat(16 * 1024);
     const publisher = await TestClient.connect(broker.url);
@@ -186,7 +186,7 @@ describe('slow consumer', () => {
     expect(maxDepth).toBeLessThanOrEqual(50);
     expect(maxBuffered).toBeLessThan(51 * (payload.length + 200));
 
-    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    slow.socket.resume();
     expect((await slow.closed).code).toBe(4001);
     await waitFor(() => fastCount >= total, 20_000);
     expect(fastCount).toBe(total);
@@ -198,7 +198,7 @@ describe('slow consumer', () => {
     broker = await startTestBroker({ mailboxSize: 20, slowConsumer: 'drop-oldest' });
     const slow = await TestClient.connect(`${broker.url}/burst`);
     const link = linkOf(broker, slow.hello.client.id)!;
-    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    slow.socket.pause();
     const payload = 'y'.repeat(16 * 1024);
     for (let i = 0; i < 1000; i++) {
       broker.hub.publish('burst', { i, payload });
@@ -207,7 +207,7 @@ describe('slow consumer', () => {
     expect(link.mailbox.depth).toBeLessThanOrEqual(20);
     expect(link.mailbox.dropped).toBeGreaterThan(0);
     expect(link.state).toBe('online');
-    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    slow.socket.resume();
     // the newest message arrives; the seqs it saw increase but have a gap where messages were dropped
     const last = await slow.next((f) => f.op === 'msg' && f.data.i === 999, 5000);
     expect(last.seq).toBe(1000);

@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient, type Frame } from './helpers/client.js';
 import { until } from './helpers/waits.js';
@@ -50,9 +49,8 @@ function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; 
 }
 
 const text = (value: unknown, opts?: Parameters<typeof frame>[2]) => frame(TEXT, typeof value === 'string' ? value : JSON.stringify(value), opts);
-const socketOf = (c: TestClient): Duplex => (c.ws as unknown as { _socket: Duplex })._socket;
 /** Writes `bytes` as they are onto the client's socket: the broker reads them as the client had framed them. */
-const raw = (c: TestClient, ...bytes: Buffer[]) => socketOf(c).write(Buffer.concat(bytes));
+const raw = (c: TestClient, ...bytes: Buffer[]) => c.socket.write(Buffer.concat(bytes));
 const connect = (query = '') => TestClient.connect(`${broker.url}${query}`);
 const acks = (c: TestClient, ids: string[]) => Promise.all(ids.map((id) => c.next((f: Frame) => f.id === id)));
 /** A subscriber of `topic` (its sub acked) and a publisher beside it. */
@@ -62,7 +60,7 @@ async function subscriberAndPublisher(topic: string): Promise<{ sub: TestClient;
   return { sub, pub: await connect() };
 }
 /** Resolves once what was written on `c`'s socket so far has left it: the next write reaches the broker apart. */
-const flushed = (c: TestClient) => new Promise<void>((r) => socketOf(c).write(Buffer.alloc(0), () => r()));
+const flushed = (c: TestClient) => new Promise<void>((r) => c.socket.write(Buffer.alloc(0), () => r()));
 /** Writes `bytes` on `c`'s socket in pieces that end at `cuts` (ascending), each flushed before the next. */
 async function writeCut(c: TestClient, bytes: Buffer, cuts: number[]): Promise<void> {
   let from = 0;
@@ -342,7 +340,7 @@ describe('WebSocket frame lengths and limits', () => {
     const c = await connect();
     const bytes = Buffer.concat([text({ op: 'ping', id: 'l64' }, { long: true }), text({ op: 'ping', id: 'l64b' }, { long: true })]);
     raw(c, bytes.subarray(0, 5));
-    await new Promise<void>((r) => socketOf(c).write(Buffer.alloc(0), () => r()));
+    await new Promise<void>((r) => c.socket.write(Buffer.alloc(0), () => r()));
     raw(c, bytes.subarray(5));
     expect((await acks(c, ['l64', 'l64b'])).map((a) => a.op)).toEqual(['pong', 'pong']);
     c.ws.close();
@@ -472,7 +470,7 @@ describe('WebSocket close handshake', () => {
     await watcher.next((f) => f.op === 'event' && f.event === 'join');
     const c = await connect('?name=vanisher&topics=vanish');
     expect(await watcher.next((f) => f.op === 'event' && f.event === 'join')).toMatchObject({ client: { name: 'vanisher' } });
-    socketOf(c).destroy();
+    c.socket.destroy();
     expect(await watcher.next((f) => f.op === 'event')).toMatchObject({ event: 'leave', client: { name: 'vanisher' } });
     expect(await watcher.quiet((f) => f.op === 'event' && f.event === 'leave')).toBe(true);
     expect((await watcher.request({ op: 'who' })).clients.some((x: { name: string }) => x.name === 'vanisher')).toBe(false);

@@ -1,6 +1,8 @@
 // TestClient: a real WebSocket client that records every frame and lets tests await them in order.
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { FRAME_WAIT_MS } from './waits.js';
+import { keepSocket, socketOf } from './ws-socket.js';
 
 export type Frame = Record<string, any> & { op: string };
 type Waiter = { pred: (f: Frame) => boolean; resolve: (f: Frame) => void };
@@ -17,6 +19,7 @@ export class TestClient {
   private waiters: Waiter[] = [];
 
   private constructor(readonly ws: WebSocket) {
+    keepSocket(ws);
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('message', (data) => {
       const frame = JSON.parse(data.toString()) as Frame;
@@ -25,6 +28,11 @@ export class TestClient {
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(frame);
       else this.inbox.push(frame);
     });
+  }
+
+  /** The TCP connection under the WebSocket (ws-socket.ts): to stop reading, or to write raw frames. */
+  get socket(): Socket {
+    return socketOf(this.ws);
   }
 
   /** Connects and waits for hello. */

@@ -1,6 +1,6 @@
 // A raw-socket flooder: pre-built masked frames written as fast as the broker reads them (suite and bench).
-import type { Socket } from 'node:net';
 import WebSocket from 'ws';
+import { keepSocket, socketOf } from './ws-socket.js';
 
 /** `count` copies of one client→server text frame, masked with a zero key (valid, and free to build). */
 export function maskedFrames(text: string, count: number): Buffer {
@@ -21,7 +21,7 @@ export interface Flooder {
 
 /** Publishes to `flood` through the raw socket, until the socket closes or stop() is called. */
 export async function flood(url: string): Promise<Flooder> {
-  const ws = new WebSocket(url);
+  const ws = keepSocket(new WebSocket(url));
   const errors: string[] = [];
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString()) as { op?: string; code?: string };
@@ -29,8 +29,8 @@ export async function flood(url: string): Promise<Flooder> {
   });
   const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
   await new Promise((r) => ws.once('open', r));
-  // ws keeps its socket private; writing pre-framed bytes to it is the only way to flood faster than ws.send.
-  const socket = (ws as unknown as { _socket: Socket })._socket;
+  // Pre-framed bytes written to the socket itself: the only way to flood faster than ws.send.
+  const socket = socketOf(ws);
   const chunk = maskedFrames(JSON.stringify({ op: 'pub', topic: 'flood', data: 'x'.repeat(60) }), 200);
   let running = true;
   const pump = () => {

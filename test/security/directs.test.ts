@@ -1,7 +1,6 @@
 // Directs have a per-recipient budget: four connections sending 60 KB directs to one slow victim used to fill its
 // mailbox and get it closed with 4001. Now the senders get rate_limited once the victim's share for directs (a quarter
 // of its mailbox) is queued, and the victim keeps receiving its topic messages. acl.send bounds whom a token may send to.
-import type { Socket } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -27,7 +26,7 @@ describe('directs: per-recipient budget', () => {
     const victim = await TestClient.connect(`${broker.url}/news?name=victim`);
     const publisher = await TestClient.connect(broker.url);
     const flooders = await Promise.all([1, 2, 3, 4].map(() => TestClient.connect(broker!.url)));
-    const socket = (victim.ws as unknown as { _socket: Socket })._socket;
+    const socket = victim.socket;
     socket.pause();
     const data = 'd'.repeat(60 * 1024);
     const PER_FLOODER = 80; // 4 × 80 × 60 KB = 19 MB: far past the victim's 4 MiB mailbox
