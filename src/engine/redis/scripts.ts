@@ -142,14 +142,15 @@ local function store(t)
     t.bytes = t.bytes + t.added
   end
   if keep > 0 and len > keep then
-    -- an entry's frame bytes: from its first { (after the bus prefix, which holds none) to its end
-    for _, e in ipairs(redis.call('LPOP', log, len - keep)) do t.bytes = t.bytes - (#e - string.find(e, '{', 1, true) + 1) end
+    -- an entry's frame bytes: from its first { (after the bus prefix, which holds none) to its end (an entry
+    -- without one, which this script never writes, counts whole: an error here would leave the RPUSH unaccounted)
+    for _, e in ipairs(redis.call('LPOP', log, len - keep)) do t.bytes = t.bytes - (#e - (string.find(e, '{', 1, true) or 1) + 1) end
     len = keep
   end
   while len > 1 and t.bytes > budget do
     local e = redis.call('LPOP', log)
     if not e then len = 0 break end
-    t.bytes = t.bytes - (#e - string.find(e, '{', 1, true) + 1)
+    t.bytes = t.bytes - (#e - (string.find(e, '{', 1, true) or 1) + 1)
     len = len - 1
   end
   -- the newest frame alone (it fits the budget), or none: a count that drifted (say the list was evicted) starts over
