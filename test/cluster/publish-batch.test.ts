@@ -3,6 +3,7 @@
 // on a Redis Cluster): a message that fails inside it gets its own error and the others are numbered gapless; keyed
 // duplicates inside one batch get the first's position; each channel gets one PUBLISH carrying the batch's entries,
 // which are exactly the stream's; the history stays bounded; topics on three shards in one turn are three calls.
+import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRedis, TestRedis, TestRedisCluster } from './redis.js';
@@ -141,6 +142,55 @@ describe.skipIf(!run)('the batched publish path on one Redis', () => {
     const [only] = await cmd.lrange(KEYS.log('b/bytes'), 0, -1);
     expect(Number(await cmd.hget(KEYS.meta('b/bytes'), 'bytes'))).toBe(frameBytes([only!]));
   });
+
+  it('property: whatever the batches, the history is the newest published entries that fit --history and the byte budget, counted exactly', async () => {
+    // The model, one message at a time (the script trims once per call: the same end state): a frame over the whole
+    // budget empties the history and is not kept; otherwise it is kept, then the oldest go while over --history
+    // entries or (keeping at least one) over the budget.
+    const expected = (frames: string[], keep: number, budget: number): string[] => {
+      let kept: string[] = [];
+      for (const f of frames) {
+        if (keep === 0) continue;
+        if (Buffer.byteLength(f.slice(f.indexOf('{'))) > budget) {
+          kept = [];
+          continue;
+        }
+        kept.push(f);
+        while (kept.length > keep) kept.shift();
+        while (kept.length > 1 && frameBytes(kept) > budget) kept.shift();
+      }
+      return kept;
+    };
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(0, 1, 2, 3, 5),
+        fc.constantFrom(300, 600, 2_000),
+        // Turns of publishes (each turn one script call), each message a payload of this many bytes: small ones and
+        // large ones (over a 300- or 600-byte budget with the frame around them) in any mix.
+        fc.array(fc.array(fc.oneof(fc.integer({ min: 0, max: 120 }), fc.integer({ min: 200, max: 800 })), { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 6 }),
+        async (keep, budget, turns) => {
+          const topic = `b/prop/${++run}`;
+          const channel = publishChannels(topic)[0];
+          await sub.subscribe(channel);
+          const { pub } = publisherOn(cmd, keep, CLASSIC, 0, budget);
+          let n = 0;
+          for (const turn of turns) {
+            const answers = await Promise.all(turn.map((size) => pub(topic, `${++n}:${'p'.repeat(size)}`)));
+            expect(answers.map(seqOf)).toEqual(turn.map((_, i) => n - turn.length + i + 1));
+          }
+          await expect.poll(() => heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e')).length).toBe(n);
+          await sub.unsubscribe(channel);
+          const published = heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e'));
+          const kept = expected(published, keep, budget);
+          expect(await cmd.lrange(KEYS.log(topic), 0, -1)).toEqual(kept);
+          expect(Number(await cmd.hget(KEYS.meta(topic), 'bytes'))).toBe(frameBytes(kept));
+          expect(await cmd.hget(KEYS.meta(topic), 'seq')).toBe(String(n));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  }, 60_000);
 });
 
 describe.skipIf(!run)('the batched publish path on a Redis Cluster (3 masters)', () => {
