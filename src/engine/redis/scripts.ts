@@ -24,8 +24,8 @@
  * once per batch and written once at its end; its entries are appended by one RPUSH, whose reply is the list's
  * length (no LLEN), and the oldest are dropped by LPOP, whose reply gives their frame bytes (an entry's frame is what
  * follows its bus prefix, from its first `{`: no prefix field holds one), so the byte count needs no list of its own.
- * Every command a script runs costs Redis about as much as a small message's whole publish (argument and reply
- * conversion, the command's bookkeeping): this is the fewest that keep the history exact (docs/benchmarks.md). A new
+ * Every command a script runs costs Redis ~5–10k instructions of its own (argument and reply conversion, the
+ * command's bookkeeping), so the script runs as few as keep the history exact (docs/benchmarks.md). A new
  * epoch starts when the meta is missing or was written under another replication id (a failover: a promoted replica
  * may lack the last messages numbered, whose seqs must not be given again); the id is read from INFO on every call,
  * which is what makes that check atomic. The history is bounded in entries and in frame bytes: the oldest go first;
@@ -45,9 +45,10 @@ local info = redis.call('INFO', 'replication')
 local at = string.find(info, 'master_replid:', 1, true)
 local rid = at and string.sub(info, at + 14, at + 53) or ''
 -- topic n: KEYS[2n - 1], KEYS[2n] (meta, log), ARGV[4n + 1] .. ARGV[4n + 4] (fresh epoch, head, channels). Its
--- state t: seq (the last numbered) and s (as text), bytes (of the kept history, this batch's included), pub (the
--- entries numbered, in order), from (the first of them kept: after a frame over the budget, or none when
--- keep is 0), added (their bytes), last (the newest kept's), clear (only this batch's kept entries remain), keys (idempotency keys to hold).
+-- state t: seq (the last numbered) and s (as text), bytes (of the history before this batch), pub (the entries
+-- numbered, in order), from (the first of them kept: after a frame over the budget, or none when keep is 0), added
+-- (the kept ones' bytes), last (the newest kept one's), clear (only this batch's kept entries remain), keys (the
+-- idempotency keys to hold).
 local topics, touched = {}, {}
 local held, heldBy = nil, nil
 local out, sent, numbers = {}, {}, {}
