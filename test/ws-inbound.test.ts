@@ -283,6 +283,15 @@ class RawClient {
   }
 }
 
+/** A raw client of `on` upgraded and greeted, that sends `quit`: returns it and the server's close frame. */
+async function quitRaw(on: TestBroker): Promise<[RawClient, { op: number; payload: Buffer }]> {
+  const c = await RawClient.open(upgradeRequest(), on);
+  expect((await c.head()).status).toBe(101);
+  await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
+  c.socket.write(text({ op: 'quit' }));
+  return [c, await c.frame((f) => f.op === CLOSE, 'the close frame')];
+}
+
 const closePayload = (code: number, reason = '') => {
   const out = Buffer.alloc(2 + Buffer.byteLength(reason));
   out.writeUInt16BE(code);
@@ -429,11 +438,7 @@ describe('WebSocket close handshake', () => {
     // A bound far beyond the wait below: the socket ends because the close frame was read, not because time ran out.
     const patient = await startTestBroker({ closeTimeoutMs: 120_000 });
     try {
-      const c = await RawClient.open(upgradeRequest(), patient);
-      expect((await c.head()).status).toBe(101);
-      await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
-      c.socket.write(text({ op: 'quit' }));
-      const close = await c.frame((f) => f.op === CLOSE, 'the close frame');
+      const [c, close] = await quitRaw(patient);
       expect(close.payload.readUInt16BE(0)).toBe(1000);
       c.socket.write(Buffer.concat([text({ op: 'ping', id: 'late' }), frame(CLOSE, closePayload(1000))]));
       await until(() => c.ended, 'the server to end the socket');
@@ -450,11 +455,7 @@ describe('WebSocket close handshake', () => {
   it('a peer that never answers the server\'s close frame is cut after --close-timeout-ms', async () => {
     const quick = await startTestBroker({ closeTimeoutMs: 300 });
     try {
-      const c = await RawClient.open(upgradeRequest(), quick);
-      expect((await c.head()).status).toBe(101);
-      await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
-      c.socket.write(text({ op: 'quit' }));
-      await c.frame((f) => f.op === CLOSE, 'the close frame');
+      const [c] = await quitRaw(quick);
       const sent = Date.now();
       await c.gone;
       // It waited for the peer's close frame (the bound, not at once), then cut the socket.
