@@ -238,7 +238,6 @@ export class Fleet {
     return p;
   }
 
-  /** Pings every connection still open and waits for each pong; returns what each received since the last barrier. */
   /**
    * A broker answers `rate_limited` to a connection's renames past --rename-rate (default 5 a second, a bucket of 5),
    * which the model does not know: a scenario that renames one client many times in a row would be a false alarm. So
@@ -254,6 +253,7 @@ export class Fleet {
     this.renames.set(client, recent);
   }
 
+  /** Pings every connection still open and waits for each pong; returns what each received since the last barrier. */
   private async settle(step: number, cmd: CheckCommand): Promise<Map<Slot, Frame[]>> {
     const id = `b${step}`;
     const received = new Map<Slot, Frame[]>();
