@@ -18,8 +18,19 @@ export interface MetricsSources {
   loopDelays: RecordableHistogram;
 }
 
+/** prom-client's event-loop lag summaries (`nodejs_eventloop_lag_<suffix>_seconds`), read here from a delay histogram. */
+const LAG_STATS: readonly [suffix: string, what: string, read: (h: RecordableHistogram) => number][] = [
+  ['min', 'The shortest', (h) => h.min],
+  ['max', 'The longest', (h) => h.max],
+  ['mean', 'The mean', (h) => h.mean],
+  ['stddev', 'The standard deviation', (h) => h.stddev],
+  ['p50', 'The 50th percentile', (h) => h.percentile(50)],
+  ['p90', 'The 90th percentile', (h) => h.percentile(90)],
+  ['p99', 'The 99th percentile', (h) => h.percentile(99)],
+];
+
 /** prom-client's event-loop lag gauges (its default metric `eventLoopLag`), by their documented names. */
-const LAG_GAUGES = ['nodejs_eventloop_lag_seconds', ...['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`)];
+const LAG_GAUGES = ['nodejs_eventloop_lag_seconds', ...LAG_STATS.map(([suffix]) => `nodejs_eventloop_lag_${suffix}_seconds`)];
 
 /**
  * prom-client's default metrics but its event-loop lag, through its public API only: its lag monitor
@@ -166,25 +177,12 @@ function loopLagGauges(registers: Registry[], delays: RecordableHistogram): void
     registers,
     async collect() {
       const any = delays.count > 0;
-      min.set(any ? seconds(delays.min) : 0);
-      max.set(any ? seconds(delays.max) : 0);
-      mean.set(any ? seconds(delays.mean) : 0);
-      stddev.set(any ? seconds(delays.stddev) : 0);
-      p50.set(any ? seconds(delays.percentile(50)) : 0);
-      p90.set(any ? seconds(delays.percentile(90)) : 0);
-      p99.set(any ? seconds(delays.percentile(99)) : 0);
+      for (const [gauge, read] of stats) gauge.set(any ? seconds(read(delays)) : 0);
       delays.reset();
       const start = process.hrtime.bigint();
       await new Promise((resolve) => setImmediate(resolve));
       this.set(seconds(Number(process.hrtime.bigint() - start)));
     },
   });
-  const stat = (suffix: string, what: string) => new Gauge({ name: `nodejs_eventloop_lag_${suffix}_seconds`, help: `${what} of the event loop timer's delays since the last scrape.`, registers });
-  const min = stat('min', 'The shortest');
-  const max = stat('max', 'The longest');
-  const mean = stat('mean', 'The mean');
-  const stddev = stat('stddev', 'The standard deviation');
-  const p50 = stat('p50', 'The 50th percentile');
-  const p90 = stat('p90', 'The 90th percentile');
-  const p99 = stat('p99', 'The 99th percentile');
+  const stats = LAG_STATS.map(([suffix, what, read]) => [new Gauge({ name: `nodejs_eventloop_lag_${suffix}_seconds`, help: `${what} of the event loop timer's delays since the last scrape.`, registers }), read] as const);
 }
