@@ -110,9 +110,7 @@ export class WsWire implements Wire {
 
   /** Both sides are done (close frames, or a protocol error): end the socket, cut it if the peer never ends it. */
   private finish(): void {
-    this.ignoring = true;
-    this.tail = undefined;
-    this.frag = undefined;
+    this.stopReading();
     this.socket.end();
     if (this.timer === undefined && !this.socket.destroyed) {
       this.timer = setTimeout(destroySocket, this.shared.closeTimeoutMs, this.socket);
@@ -124,19 +122,22 @@ export class WsWire implements Wire {
   report(code: number, reason: string): void {
     if (this.reported) return;
     this.reported = true;
-    this.ignoring = true;
-    this.tail = undefined;
-    this.frag = undefined;
+    this.stopReading();
     const actor = this.reader!.link.actor!;
     if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code, reason });
   }
 
   /** A throw while its frames were served: the actor's crash (FAULT), and nothing more of this socket is read. */
   fault(error: unknown): void {
+    this.stopReading();
+    this.reader!.link.actor!.send({ type: 'FAULT', error });
+  }
+
+  /** Nothing more the client sends is read; what was held of an incomplete frame or message is let go. */
+  private stopReading(): void {
     this.ignoring = true;
     this.tail = undefined;
     this.frag = undefined;
-    this.reader!.link.actor!.send({ type: 'FAULT', error });
   }
 
   /** The socket's 'close': no timer left, nothing more to write. */
@@ -358,7 +359,7 @@ function onEnd(this: Duplex): void {
     this.end();
     wire.report(1006, '');
   } catch (error) {
-    wire.reader!.link.actor!.send({ type: 'FAULT', error });
+    wire.fault(error);
   }
 }
 
@@ -369,7 +370,7 @@ function onClose(this: Duplex): void {
   try {
     wire.closed();
   } catch (error) {
-    wire.reader!.link.actor!.send({ type: 'FAULT', error });
+    wire.fault(error);
   }
 }
 
