@@ -54,6 +54,8 @@ describe.skipIf(!run)('the batched publish path on one Redis', () => {
     sub?.disconnect();
     await redis?.stop();
   });
+  /** Every bus entry heard on `channel` so far, in order (a PUBLISH carries a batch's entries joined by \x1e). */
+  const entriesOn = (channel: string) => heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e'));
 
   it('one call for the turn: a failing message gets its own error, the others are numbered gapless and published once per channel', async () => {
     const { publisher, pub } = publisherOn(cmd);
@@ -121,8 +123,8 @@ describe.skipIf(!run)('the batched publish path on one Redis', () => {
     // Turns of varied sizes: each batch drops from the oldest end, by count of bytes.
     const sizes = [10, 1_400, 20, 30, 600, 5, 900, 40, 1_200, 1, 300, 700];
     for (let turn = 0; turn < 4; turn++) await Promise.all(sizes.slice(turn * 3, turn * 3 + 3).map((n, i) => pub('b/bytes', `${turn * 3 + i + 1}:${'b'.repeat(n)}`)));
-    await expect.poll(() => heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e')).length).toBe(12);
-    const published = heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e'));
+    await expect.poll(() => entriesOn(channel).length).toBe(12);
+    const published = entriesOn(channel);
     const kept = await cmd.lrange(KEYS.log('b/bytes'), 0, -1);
     const counted = Number(await cmd.hget(KEYS.meta('b/bytes'), 'bytes'));
     // Exactly the newest published entries, their frames counted exactly, within the budget; the one before the
@@ -179,9 +181,9 @@ describe.skipIf(!run)('the batched publish path on one Redis', () => {
             const answers = await Promise.all(turn.map((size) => pub(topic, `${++n}:${'p'.repeat(size)}`)));
             expect(answers.map(seqOf)).toEqual(turn.map((_, i) => n - turn.length + i + 1));
           }
-          await expect.poll(() => heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e')).length).toBe(n);
+          await expect.poll(() => entriesOn(channel).length).toBe(n);
           await sub.unsubscribe(channel);
-          const published = heard.filter(([c]) => c === channel).flatMap(([, p]) => p.split('\x1e'));
+          const published = entriesOn(channel);
           const kept = expected(published, keep, budget);
           expect(await cmd.lrange(KEYS.log(topic), 0, -1)).toEqual(kept);
           expect(Number(await cmd.hget(KEYS.meta(topic), 'bytes'))).toBe(frameBytes(kept));
