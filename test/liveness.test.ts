@@ -65,7 +65,9 @@ describe('idle timeout', () => {
   });
 
   it('by default a WebSocket client that only listens stays connected through three idle periods (pongs keep it alive)', async () => {
-    broker = await startTestBroker({ idleMs: 150, idleGraceMs: 100, heartbeatMs: 100 });
+    // Pings every 400 ms (two or three answered in the wait below): the clients answer from this test's process, which
+    // the loaded suite can stall longer than a shorter deadline.
+    broker = await startTestBroker({ idleMs: 150, idleGraceMs: 100, heartbeatMs: 400 });
     const watcher = await TestClient.connect(broker.url);
     await watcher.request({ op: 'sub', topic: 'dash/#', presence: true });
     // A dashboard subscribed by path, and a plain listener: neither sends a single application frame.
