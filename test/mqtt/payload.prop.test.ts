@@ -53,7 +53,7 @@ describe('MQTT payload ⇄ data', () => {
 describe('the QoS 0 PUBLISH the writer builds itself', () => {
   it('is the packet mqtt-packet generates, for any topic and payload size', async () => {
     const { default: mqttPacket } = await import('mqtt-packet');
-    const { encodePublishQos0 } = await import('../../src/transports/mqtt/session.js');
+    const { encodePublishQos0 } = await import('../../src/transports/mqtt/packets.js');
     fc.assert(
       fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 20_000 }), (topic, size) => {
         const payload = Buffer.alloc(size, 7);

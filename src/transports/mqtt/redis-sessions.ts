@@ -15,7 +15,7 @@ import { KEYS } from '../../engine/redis/keys.js';
 import type { Config } from '../../config.js';
 import { POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
-import { payloadOf } from './session.js';
+import { payloadOf } from './packets.js';
 import type { MqttStores } from './transport.js';
 import type { ScriptRunner } from '../../engine/redis/script-runner.js';
 

@@ -1,116 +1,31 @@
 // MqttSession: one MQTT connection's protocol state between its socket and its Link. Inbound packets become the
 // broker's own requests (sub, unsub, pub, ping, quit) through the connection's FrameReader, so every limit and
 // grant applies as on any transport; outbound frames (hello, msg, ack, error, pong) become MQTT packets here,
-// in the writer's flush, with the packet ids and QoS exchanges that MQTT adds.
-import mqttPacket, { type IConnectPacket, type Packet, type QoS } from 'mqtt-packet';
+// in the writer's flush, with the packet ids and QoS exchanges that MQTT adds. Its parts: packets.ts (PUBLISH bytes
+// shared by a message's subscribers), pending.ts (the requests awaiting the engine's answer), positions.ts (where a
+// persistent session got to) and retained-order.ts (retained messages against live ones and against PUBACKs).
+import mqttPacket, { type Packet, type QoS } from 'mqtt-packet';
 import type { Link } from '../../actors/link.js';
 import type { FrameReader } from '../../actors/reader.js';
-import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
+import type { Outgoing } from '../../protocol/outgoing.js';
 import type { ServerFrame } from '../../protocol/frames.js';
 import { CLOSE } from '../../protocol/errors.js';
-import { isWildcard } from '../../protocol/topic.js';
-import { dataOfPayload, deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
+import { dataOfPayload } from './payload.js';
 import { disconnectReason, pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
 import { mqttMatches } from './match.js';
-import { POSITIONS_MAX, type Inflight, type Position, type Retained, type RetainedStore, type StoredSession } from './store.js';
+import { deliveryOf, payloadEncoding, propertiesNow, qos0Encodings } from './packets.js';
+import { SessionPositions } from './positions.js';
+import { settle, type AckGroup, type Pending } from './pending.js';
+import { RetainedReads, RetainedWrites } from './retained-order.js';
+import type { Inflight, Position, RetainedStore, StoredSession } from './store.js';
 
 export type MqttVersion = 3 | 4 | 5;
-
-/** A request sent to the engine on the client's behalf, by the numeric frame id its answer will carry. */
-type Pending =
-  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainHandling: number }
-  | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
-  /** A QoS 0 publish with the retain flag: answered by nothing, but kept as retained once the engine took it. */
-  | { kind: 'pub0'; retain: Retained }
-  | { kind: 'puback'; pid: number; retain?: Retained | undefined }
-  | { kind: 'pubrec'; pid: number; retain?: Retained | undefined }
-  /** A persistent session's filter subscribed again on reconnect, resuming from its positions. */
-  | { kind: 'resub'; filter: string; qos: QoS }
-  /** A retained message for a new subscription, or an unacknowledged one sent again after a reconnect. */
-  | { kind: 'retained'; message: Retained; qos: QoS }
-  /** Behind a subscription's retained messages: the live messages held meanwhile go out now. */
-  | { kind: 'retainedEnd'; read: RetainedRead }
-  | { kind: 'resend'; pid: number }
-  /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order. */
-  | { kind: 'pubcomp'; pid: number }
-  | { kind: 'pubrel'; pid: number }
-  | { kind: 'ping' }
-  /** A PUBACK or PUBREC held until the retained message of its publish was kept. */
-  | { kind: 'ready'; packet: Buffer };
-
-/** A filter's retained messages being read, and the live messages of its topics held meanwhile (in their order). */
-interface RetainedRead {
-  filter: string;
-  held: Outgoing[];
-}
-
-/** SUBACK / UNSUBACK: one answer for all the filters of one packet. */
-interface AckGroup {
-  pid: number;
-  codes: number[];
-  left: number;
-}
 
 /** Errors that say nothing about the request itself: the broker could not serve it now. */
 const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'outcome_unknown']);
 
 /** Refusals the engine reports without an id: only a QoS 0 publish (sent without one) can have caused them. */
 const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden', 'too_large', 'bad_frame', 'rate_limited', 'unavailable', 'internal']);
-
-/** A message's MQTT delivery (payload, 5.0 properties), worked out once per message and shared by its subscribers. */
-const deliveries = new WeakMap<Outgoing, Delivery>();
-function deliveryOf(out: Outgoing): Delivery {
-  let d = deliveries.get(out);
-  if (!d) deliveries.set(out, (d = deliveryOfData(out.dataJson() ?? JSON.stringify((out.frame as { data?: unknown }).data))));
-  return d;
-}
-
-/** The payload of a message, shared by every MQTT subscriber of one publish. */
-const payloadEncoding: Encoding = (out) => deliveryOf(out).payload;
-
-/** The MQTT payload of a message (a stored session keeps its unacknowledged messages as bytes). */
-export function payloadOf(out: Outgoing): Buffer {
-  return out.bytesFor(payloadEncoding);
-}
-
-/** QoS 0 PUBLISH packets of messages without an expiry depend on the message alone: shared by every subscriber of one version. */
-const qos0Encodings: Record<4 | 5, Encoding> = {
-  4: (out) => encodePublishQos0((out.frame as { topic: string }).topic, deliveryOf(out).payload),
-  5: (out) => {
-    const d = deliveryOf(out);
-    return mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: d.payload, qos: 0, dup: false, retain: false, ...(d.properties && { properties: d.properties }) }, { protocolVersion: 5 });
-  },
-};
-
-/** A 3.1.1 QoS 0 PUBLISH written directly: the fan-out's common packet, without the codec's general path. */
-export function encodePublishQos0(topic: string, payload: Buffer): Buffer {
-  const topicBytes = Buffer.byteLength(topic);
-  const remaining = 2 + topicBytes + payload.length;
-  let lengthBytes = 1;
-  for (let n = remaining; n >= 128; n = Math.floor(n / 128)) lengthBytes++;
-  const packet = Buffer.allocUnsafe(1 + lengthBytes + remaining);
-  packet[0] = 0x30;
-  let at = 1;
-  let n = remaining;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    packet[at++] = byte;
-  } while (n > 0);
-  packet.writeUInt16BE(topicBytes, at);
-  packet.write(topic, at + 2, 'utf8');
-  payload.copy(packet, at + 2 + topicBytes);
-  return packet;
-}
-
-/** The properties a message is delivered with now: its expiry counts down from when it was published; null: expired. */
-function propertiesNow(d: Delivery, ts: number): PacketProperties | undefined | null {
-  const interval = d.properties?.messageExpiryInterval;
-  if (interval === undefined) return d.properties;
-  const left = interval - Math.floor((Date.now() - ts) / 1000);
-  return left <= 0 ? null : { ...d.properties, messageExpiryInterval: left };
-}
 
 const NOTHING = Buffer.alloc(0);
 const MAX_PACKET_ID = 65_535;
@@ -131,11 +46,6 @@ export interface SessionOptions {
   maxPacket?: number | undefined;
 }
 
-/** Retained messages one SUBSCRIBE filter may bring at most (each goes through the mailbox, charged to it). */
-const RETAINED_PER_FILTER = 1000;
-/** Live messages held behind one filter's retained read at most (beyond: delivered at once, retained may follow). */
-const RETAINED_HOLD_MAX = 1000;
-
 export class MqttSession {
   private link: Link | undefined;
   private reader: FrameReader | undefined;
@@ -145,18 +55,22 @@ export class MqttSession {
   readonly filters: Map<string, QoS>;
   private readonly inflight: Map<number, Inflight>;
   private nextPacketId: number;
-  /** Persistent sessions: where it got to per topic, and the engine life those positions are from. */
-  private readonly positions: Map<string, Position> | undefined;
-  private life: string | undefined;
+  /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
+  private readonly positions: SessionPositions | undefined;
   /** 5.0 filters subscribed with No Local: the client's own messages do not come back through them. */
   private readonly noLocal = new Set<string>();
   /**
    * Filters whose retained messages are being read (a shared store answers later than the SUBACK), with the live
    * messages of their topics held meanwhile, so a retained message never arrives after a newer live one.
    */
-  private readonly retainedReads: RetainedRead[] = [];
+  private readonly reads = new RetainedReads({
+    open: () => this.link?.isOpen === true,
+    requeue: (out) => this.link!.mailbox.push(out),
+    retained: (message, qos) => this.answer({ kind: 'retained', message, qos }),
+    ended: (read) => this.answer({ kind: 'retainedEnd', read }),
+  });
   /** Retained messages being kept: PUBACKs and PUBRECs wait behind them, in order. */
-  private held: Promise<void> | undefined;
+  private readonly writes: RetainedWrites;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
   private readonly received = new Set<number>();
   /** CONNACK went out: a close then is a DISCONNECT (v5) or the end of the stream, not a refused CONNACK. */
@@ -172,8 +86,9 @@ export class MqttSession {
     this.inflight = stored?.inflight ?? new Map();
     this.nextPacketId = stored?.nextPacketId ?? 1;
     // A resumed session resumes from its positions even when it will not be kept afterwards (5.0 expiry 0 this time).
-    this.positions = stored?.positions ?? (options.persistent ? new Map() : undefined);
-    this.life = stored?.life;
+    const positions = stored?.positions ?? (options.persistent ? new Map<string, Position>() : undefined);
+    this.positions = positions && new SessionPositions(positions, stored?.life);
+    this.writes = new RetainedWrites(options.retained, (packet) => this.answer({ kind: 'ready', packet }));
   }
 
   /** After CONNACK: the unacknowledged messages again (DUP), then every filter resumed from where it got to. */
@@ -186,28 +101,8 @@ export class MqttSession {
     }
     for (const [filter, qos] of this.filters) {
       this.filters.delete(filter); // held again once the engine acknowledges it
-      this.reader!.parsed({ op: 'sub', topic: filter, ...this.positionsFor(filter), id: this.expect({ kind: 'resub', filter, qos }) }, 0);
+      this.reader!.parsed({ op: 'sub', topic: filter, ...(this.positions?.of(filter) ?? { since: 0 }), id: this.expect({ kind: 'resub', filter, qos }) }, 0);
     }
-  }
-
-  /** The `since` / `epoch` / `life` of a resuming sub of `filter`: the positions of the topics it matches. */
-  private positionsFor(filter: string): Record<string, unknown> {
-    const life = this.life === undefined ? {} : { life: this.life };
-    if (!isWildcard(filter)) {
-      const p = this.positions?.get(filter);
-      return p ? { since: p.seq, epoch: p.epoch, ...life } : { since: 0, ...life };
-    }
-    const since: Record<string, number> = Object.create(null) as Record<string, number>;
-    const epoch: Record<string, string> = Object.create(null) as Record<string, string>;
-    let n = 0;
-    for (const [topic, p] of this.positions ?? []) {
-      if (n >= POSITIONS_MAX) break;
-      if (!mqttMatches(filter, topic)) continue;
-      since[topic] = p.seq;
-      epoch[topic] = p.epoch;
-      n++;
-    }
-    return n === 0 ? { since: 0, ...life } : { since, epoch, ...life };
   }
 
   /**
@@ -217,10 +112,8 @@ export class MqttSession {
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
     if (!this.options.persistent || !this.positions) return undefined;
     const filters = this.sessionFilters();
-    for (const filter of filters.keys()) {
-      for (const [topic, p] of current(filter)) if (!this.positions.has(topic)) this.remember(topic, p);
-    }
-    return { filters, positions: this.positions, life: this.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
+    this.positions.fill(filters.keys(), current);
+    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
   }
 
   /** The session's filters: those held, and those of a resume the engine has not acknowledged yet (still the session's). */
@@ -228,13 +121,6 @@ export class MqttSession {
     const filters = new Map(this.filters);
     for (const p of this.pending.values()) if (p.kind === 'resub' && !filters.has(p.filter)) filters.set(p.filter, p.qos);
     return filters;
-  }
-
-  private remember(topic: string, p: Position): void {
-    const positions = this.positions!;
-    positions.delete(topic); // most recent last: the oldest goes first when full
-    if (positions.size >= POSITIONS_MAX) positions.delete(positions.keys().next().value!);
-    positions.set(topic, p);
   }
 
   get isV5(): boolean {
@@ -382,7 +268,7 @@ export class MqttSession {
   private publish(out: Outgoing, topic: string): Buffer {
     const granted = this.qosFor(topic, this.noLocal.size > 0 && out.sender?.id === this.link?.id);
     if (granted === undefined) return NOTHING;
-    if (this.retainedReads.length > 0 && this.holdBehindRetained(out, topic)) return NOTHING;
+    if (this.reads.reading && this.reads.hold(out, topic)) return NOTHING;
     // At the lower of the publisher's QoS and the subscription's (MQTT-3.8.4: a QoS 0 publish is never upgraded).
     const qos = granted <= out.maxQos ? granted : out.maxQos;
     const delivery = deliveryOf(out);
@@ -391,7 +277,7 @@ export class MqttSession {
     if (properties === null) return NOTHING; // expired while it waited (a resumed session, a slow subscriber)
     if (this.positions) {
       const f = out.frame as { seq: number; epoch: string };
-      this.remember(topic, { seq: f.seq, epoch: f.epoch });
+      this.positions.remember(topic, { seq: f.seq, epoch: f.epoch });
     }
     if (qos === 0 && properties === delivery.properties) return this.fits(out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]));
     const v5properties = this.isV5 && properties ? { properties } : {};
@@ -442,7 +328,7 @@ export class MqttSession {
           else this.noLocal.delete(p.filter);
           this.subscribed(p.filter, p.qos, f, p.retainHandling === 0 || (p.retainHandling === 1 && fresh));
         }
-        return this.settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback');
+        return settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback', o) ?? NOTHING;
       case 'resub':
         if (!error) this.subscribed(p.filter, p.qos, f, false);
         else if (TRANSIENT.has(error.code)) {
@@ -467,7 +353,7 @@ export class MqttSession {
         // Every live message queued before the retained ones was held when written (the read was still on); those
         // after this one in this flush are too. Once it is over, the read ends and they are queued again, in order.
         const read = p.read;
-        queueMicrotask(() => this.endRetainedRead(read));
+        queueMicrotask(() => this.reads.end(read));
         return NOTHING;
       }
       case 'resend': {
@@ -478,14 +364,14 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        void this.retain(p.retain, f)();
+        void this.writes.keep(p.retain, f)();
         return NOTHING;
       case 'unsub':
         if (!error) {
           this.filters.delete(p.filter);
           this.noLocal.delete(p.filter);
         }
-        return this.settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback');
+        return settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback', o) ?? NOTHING;
       case 'puback':
       case 'pubrec': {
         // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
@@ -494,8 +380,10 @@ export class MqttSession {
         const packet = error
           ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o)
           : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
-        if (!error && p.retain) return this.afterRetained(this.retain(p.retain, f), packet);
-        return this.held ? this.afterRetained(undefined, packet) : packet;
+        if (!error && p.retain) this.writes.after(this.writes.keep(p.retain, f), packet);
+        else if (this.writes.waiting) this.writes.after(undefined, packet);
+        else return packet;
+        return NOTHING;
       }
       case 'ready':
         return p.packet;
@@ -507,28 +395,6 @@ export class MqttSession {
     }
   }
 
-  /** A retained publish the engine took: kept, ordered by its position (the last publish of a topic wins on every node). */
-  private retain(message: Retained, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>): () => Promise<void> {
-    const { seq, epoch } = ack as { seq?: unknown; epoch?: unknown };
-    const order = typeof seq === 'number' && typeof epoch === 'string' ? { seq, epoch } : undefined;
-    return () => this.options.retained?.set({ ...message, at: Date.now() }, order) ?? Promise.resolve();
-  }
-
-  /**
-   * `packet` (a PUBACK or PUBREC) once `write` and every retained write before it are done: its answer then means
-   * the retained message is kept (a shared store answers later), and answers keep the order of the publishes.
-   */
-  private afterRetained(write: (() => Promise<void>) | undefined, packet: Buffer): Buffer {
-    const mine: Promise<void> = (this.held ?? Promise.resolve())
-      .then(write)
-      .then(() => void this.answer({ kind: 'ready', packet }))
-      .finally(() => {
-        if (this.held === mine) this.held = undefined;
-      });
-    this.held = mine;
-    return NOTHING;
-  }
-
   /**
    * A filter the engine took: held at its QoS, the engine life noted (persistent sessions), and the retained
    * messages it matches queued behind the SUBACK (after this flush: never push into a mailbox while it is written;
@@ -538,47 +404,9 @@ export class MqttSession {
   private subscribed(filter: string, qos: QoS, ack: Extract<ServerFrame, { op: 'ack' | 'error' }>, retained = true): void {
     this.filters.set(filter, qos);
     const life = (ack as { life?: unknown }).life;
-    if (typeof life === 'string') this.life = life;
+    if (typeof life === 'string' && this.positions) this.positions.life = life;
     const store = this.options.retained;
-    if (!retained || !store) return;
-    const read: RetainedRead = { filter, held: [] };
-    this.retainedReads.push(read);
-    const done = (messages: Retained[]) => {
-      if (!this.link?.isOpen) return this.endRetainedRead(read);
-      for (const message of messages) this.answer({ kind: 'retained', message, qos: Math.min(qos, message.qos) as QoS });
-      // The read ends behind them, in the mailbox's order: a live message already queued (not yet written) when the
-      // read came back is held when written, not sent before the retained messages queued after it.
-      this.answer({ kind: 'retainedEnd', read });
-    };
-    store.matching(filter, RETAINED_PER_FILTER).then(done, () => done([]));
-  }
-
-  /** The end of a retained read: the live messages it held are queued again, in their order (written after it). */
-  private endRetainedRead(read: RetainedRead): void {
-    const at = this.retainedReads.indexOf(read);
-    if (at < 0) return;
-    this.retainedReads.splice(at, 1);
-    if (!this.link?.isOpen) return;
-    for (const out of read.held) this.link.mailbox.push(out);
-  }
-
-  /** Holds a live message of a topic whose retained messages are still being read; false when none is (or the hold is full). */
-  private holdBehindRetained(out: Outgoing, topic: string): boolean {
-    for (const read of this.retainedReads) {
-      if (read.held.length < RETAINED_HOLD_MAX && mqttMatches(read.filter, topic)) {
-        read.held.push(out);
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** Records one filter's answer; the whole SUBACK / UNSUBACK once every filter of the packet has one. */
-  private settle(group: AckGroup, index: number, code: number, cmd: 'suback' | 'unsuback'): Buffer {
-    group.codes[index] = code;
-    if (--group.left > 0) return NOTHING;
-    if (cmd === 'unsuback' && !this.isV5) return mqttPacket.generate({ cmd, messageId: group.pid } as Packet, this.generateOptions);
-    return mqttPacket.generate({ cmd, messageId: group.pid, granted: group.codes } as Packet, this.generateOptions);
+    if (retained && store) this.reads.start(store, filter, qos);
   }
 
   /** A publish MQTT cannot refuse in band: the connection is closed, saying why (v5: DISCONNECT with the reason). */
@@ -602,12 +430,3 @@ export class MqttSession {
     return mqttPacket.generate({ cmd: 'disconnect', reasonCode: disconnectReason(code, reason), properties: { reasonString: reason.slice(0, 200) } }, o);
   }
 }
-
-/** The will a CONNECT carries, as the message it becomes. */
-export function willOf(connect: IConnectPacket): { topic: string; data: unknown } | undefined {
-  const will = connect.will;
-  if (!will) return undefined;
-  const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
-  return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined) };
-}
-

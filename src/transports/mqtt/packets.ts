@@ -1,0 +1,69 @@
+// The PUBLISH side of an MQTT connection's outbound bytes, shared across subscribers where it can be: a message's
+// delivery (payload, 5.0 properties) worked out once per message, its QoS 0 packet once per protocol version, and
+// the properties it goes out with now (a message expiry counts down).
+import mqttPacket, { type IConnectPacket } from 'mqtt-packet';
+import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
+import { dataOfPayload, deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
+
+/** A message's MQTT delivery (payload, 5.0 properties), worked out once per message and shared by its subscribers. */
+const deliveries = new WeakMap<Outgoing, Delivery>();
+export function deliveryOf(out: Outgoing): Delivery {
+  let d = deliveries.get(out);
+  if (!d) deliveries.set(out, (d = deliveryOfData(out.dataJson() ?? JSON.stringify((out.frame as { data?: unknown }).data))));
+  return d;
+}
+
+/** The payload of a message, shared by every MQTT subscriber of one publish. */
+export const payloadEncoding: Encoding = (out) => deliveryOf(out).payload;
+
+/** The MQTT payload of a message (a stored session keeps its unacknowledged messages as bytes). */
+export function payloadOf(out: Outgoing): Buffer {
+  return out.bytesFor(payloadEncoding);
+}
+
+/** QoS 0 PUBLISH packets of messages without an expiry depend on the message alone: shared by every subscriber of one version. */
+export const qos0Encodings: Record<4 | 5, Encoding> = {
+  4: (out) => encodePublishQos0((out.frame as { topic: string }).topic, deliveryOf(out).payload),
+  5: (out) => {
+    const d = deliveryOf(out);
+    return mqttPacket.generate({ cmd: 'publish', topic: (out.frame as { topic: string }).topic, payload: d.payload, qos: 0, dup: false, retain: false, ...(d.properties && { properties: d.properties }) }, { protocolVersion: 5 });
+  },
+};
+
+/** A 3.1.1 QoS 0 PUBLISH written directly: the fan-out's common packet, without the codec's general path. */
+export function encodePublishQos0(topic: string, payload: Buffer): Buffer {
+  const topicBytes = Buffer.byteLength(topic);
+  const remaining = 2 + topicBytes + payload.length;
+  let lengthBytes = 1;
+  for (let n = remaining; n >= 128; n = Math.floor(n / 128)) lengthBytes++;
+  const packet = Buffer.allocUnsafe(1 + lengthBytes + remaining);
+  packet[0] = 0x30;
+  let at = 1;
+  let n = remaining;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    packet[at++] = byte;
+  } while (n > 0);
+  packet.writeUInt16BE(topicBytes, at);
+  packet.write(topic, at + 2, 'utf8');
+  payload.copy(packet, at + 2 + topicBytes);
+  return packet;
+}
+
+/** The properties a message is delivered with now: its expiry counts down from when it was published; null: expired. */
+export function propertiesNow(d: Delivery, ts: number): PacketProperties | undefined | null {
+  const interval = d.properties?.messageExpiryInterval;
+  if (interval === undefined) return d.properties;
+  const left = interval - Math.floor((Date.now() - ts) / 1000);
+  return left <= 0 ? null : { ...d.properties, messageExpiryInterval: left };
+}
+
+/** The will a CONNECT carries, as the message it becomes. */
+export function willOf(connect: IConnectPacket): { topic: string; data: unknown } | undefined {
+  const will = connect.will;
+  if (!will) return undefined;
+  const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
+  return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined) };
+}

@@ -1,0 +1,42 @@
+// The requests an MQTT session sent to the engine on its client's behalf, by the numeric frame id the engine's answer
+// carries, and the SUBACK / UNSUBACK that gathers the answers of one packet's filters.
+import mqttPacket, { type Packet, type QoS } from 'mqtt-packet';
+import type { RetainedRead } from './retained-order.js';
+import type { Retained } from './store.js';
+
+/** A request sent to the engine on the client's behalf, by the numeric frame id its answer will carry. */
+export type Pending =
+  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainHandling: number }
+  | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
+  /** A QoS 0 publish with the retain flag: answered by nothing, but kept as retained once the engine took it. */
+  | { kind: 'pub0'; retain: Retained }
+  | { kind: 'puback'; pid: number; retain?: Retained | undefined }
+  | { kind: 'pubrec'; pid: number; retain?: Retained | undefined }
+  /** A persistent session's filter subscribed again on reconnect, resuming from its positions. */
+  | { kind: 'resub'; filter: string; qos: QoS }
+  /** A retained message for a new subscription, or an unacknowledged one sent again after a reconnect. */
+  | { kind: 'retained'; message: Retained; qos: QoS }
+  /** Behind a subscription's retained messages: the live messages held meanwhile go out now. */
+  | { kind: 'retainedEnd'; read: RetainedRead }
+  | { kind: 'resend'; pid: number }
+  /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order. */
+  | { kind: 'pubcomp'; pid: number }
+  | { kind: 'pubrel'; pid: number }
+  | { kind: 'ping' }
+  /** A PUBACK or PUBREC held until the retained message of its publish was kept. */
+  | { kind: 'ready'; packet: Buffer };
+
+/** SUBACK / UNSUBACK: one answer for all the filters of one packet. */
+export interface AckGroup {
+  pid: number;
+  codes: number[];
+  left: number;
+}
+
+/** Records one filter's answer; the whole SUBACK / UNSUBACK once every filter of the packet has one (else undefined). */
+export function settle(group: AckGroup, index: number, code: number, cmd: 'suback' | 'unsuback', options: { protocolVersion: 4 | 5 }): Buffer | undefined {
+  group.codes[index] = code;
+  if (--group.left > 0) return undefined;
+  if (cmd === 'unsuback' && options.protocolVersion !== 5) return mqttPacket.generate({ cmd, messageId: group.pid } as Packet, options);
+  return mqttPacket.generate({ cmd, messageId: group.pid, granted: group.codes } as Packet, options);
+}
