@@ -4,6 +4,9 @@
 // one subscriber on the topic's channel (one node that hears it); Redis CPU per message from INFO commandstats
 // (usec inside the command) and from /proc (the whole process: reading commands, writing to the subscriber).
 //   npx tsx test/bench/redis-publish-cost.ts [--messages 20000] [--port 6390] [--old-scripts <path of an older scripts.ts>]
+// With --paced <calls/s>, one call at a time at that rate (the three-node bench's publisher: 500 calls of 4 a second),
+// so each call wakes Redis on its own as on a node that keeps up; the floor of one call per turn gets its own row
+// (one bare PUBLISH of the call's entries: no history, no numbering).
 // With --old-scripts, that file's one-message `PUBLISH` script (before batching) is measured too. With --callgrind,
 // redis-server runs under valgrind's callgrind and each row also gets Redis's instructions per message (load-proof).
 import { execFileSync, spawn } from 'node:child_process';
@@ -18,11 +21,13 @@ import { PUBLISH_BATCH } from '../../src/engine/redis/scripts.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { publishChannels } from '../../src/engine/redis/interest.js';
 
-const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' }, lua: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' }, lua: { type: 'string' }, paced: { type: 'string' } } });
 /** `--only batch` measures the PUBLISH_BATCH rows alone; `--per 1,4` the batch sizes (default 1,4,16,64). */
 const ONLY = flags.only;
 const PERS = (flags.per ?? '1,4,16,64').split(',').map(Number);
 const N = Number(flags.messages ?? 20_000);
+/** Calls per second, one at a time (0: eight in flight, as fast as Redis answers). */
+const PACED = Number(flags.paced ?? 0);
 const PORT = Number(flags.port ?? 6390);
 const TOPIC = 'bench/cost';
 const DATA = JSON.stringify('x'.repeat(64));
@@ -73,9 +78,18 @@ async function main(): Promise<void> {
       const own0 = process.cpuUsage();
       const t0 = performance.now();
       let sent = 0;
-      for (let i = 0; i < N; i += perCall * 8, sent += perCall * 8) {
-        // 8 calls in flight, as turns overlap on a busy node
-        await Promise.all(Array.from({ length: 8 }, (_, k) => send(i + k * perCall, perCall)));
+      if (PACED > 0) {
+        // One call at a time, each at its slot of the schedule (late ones go at once, none skipped).
+        for (let i = 0, k = 0; i < N; i += perCall, sent += perCall, k++) {
+          const wait = t0 + (k * 1000) / PACED - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          await send(i, perCall);
+        }
+      } else {
+        for (let i = 0; i < N; i += perCall * 8, sent += perCall * 8) {
+          // 8 calls in flight, as turns overlap on a busy node
+          await Promise.all(Array.from({ length: 8 }, (_, k) => send(i + k * perCall, perCall)));
+        }
       }
       while (heard < sent) await new Promise((r) => setTimeout(r, 5));
       const cpu = cpuUs(server.pid!) - cpu0;
@@ -88,8 +102,16 @@ async function main(): Promise<void> {
       const inside = usec.filter((u) => ['evalsha', 'xadd', 'publish', 'rpush', 'hincrby'].includes(u.c) && (u.c === 'evalsha' || !usec.some((x) => x.c === 'evalsha'))).reduce((a, u) => a + u.us, 0);
       rows.push(`| ${name} | ${perCall} | ${(inside / sent).toFixed(2)} | ${(cpu / sent).toFixed(2)} | ${((own.user + own.system) / sent).toFixed(2)} | ${flags.callgrind ? Math.round(ins / sent).toLocaleString('en-US') : '–'} | ${Math.round((sent / ms) * 1000)} | ${top} |`);
     };
+    // The floor of one call per turn: a bare PUBLISH carrying the call's entries (no history, no numbering).
+    for (const per of PACED > 0 && ONLY !== 'batch' ? PERS : []) {
+      await measure('bare PUBLISH of the entries, one per call', per, (from, n) => {
+        const entries: string[] = [];
+        for (let i = from; i < from + n; i++) entries.push(`${PREFIX}${HEAD}${i + 1},"epoch":"e","ts":1,"data":${DATA}}`);
+        return cmd.publish(CH_T, entries.join('\x1e'));
+      });
+    }
     // The floor: XADD (capped like --history 100) and PUBLISH on the two channels, pipelined.
-    for (const per of ONLY === 'batch' ? [] : [1, 4, 16]) {
+    for (const per of ONLY === 'batch' ? [] : PACED > 0 ? PERS : [1, 4, 16]) {
       await measure('bare XADD + 2 PUBLISH', per, (from, n) => {
         const p = cmd.pipeline();
         for (let i = from; i < from + n; i++) {
@@ -123,7 +145,7 @@ async function main(): Promise<void> {
         });
       }
     }
-    console.log(`Redis per published message, ${N} messages, one subscriber on the topic's channel\n`);
+    console.log(`Redis per published message, ${N} messages, one subscriber on the topic's channel${PACED > 0 ? `, one call at a time at ${PACED} calls/s` : ', eight calls in flight'}\n`);
     console.log('| how | messages per call (or write) | µs inside commands (commandstats) | µs redis-server CPU (/proc) | µs client CPU (this process: ioredis, subscriber) | Redis instructions per message (callgrind) | msg/s | commands |');
     console.log('|---|---:|---:|---:|---:|---:|---:|---|');
     for (const r of rows) console.log(r);
