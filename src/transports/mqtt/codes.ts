@@ -69,3 +69,10 @@ export function disconnectReason(closeCode: number, reason: string): number {
       return 0x83; // implementation specific error
   }
 }
+
+/** How a publish MQTT cannot refuse in band closes the connection: the close code and the reason it gives. */
+export function refusalClose(code: string, message: string): { code: number; reason: string } {
+  const close = code === 'too_large' ? CLOSE.tooLarge : code === 'rate_limited' ? CLOSE.policy : code === 'internal' || code === 'unavailable' ? CLOSE.tryAgainLater : CLOSE.policy;
+  const reason = code === 'rate_limited' ? 'rate limit exceeded' : `publish refused (${code}): ${message}`.slice(0, 120);
+  return { code: close, reason };
+}

@@ -1,9 +1,13 @@
 // The PUBLISH side of an MQTT connection's outbound bytes, shared across subscribers where it can be: a message's
 // delivery (payload, 5.0 properties) worked out once per message, its QoS 0 packet once per protocol version, and
-// the properties it goes out with now (a message expiry counts down).
-import mqttPacket, { type IConnectPacket } from 'mqtt-packet';
+// the properties it goes out with now (a message expiry counts down); a retained message's packet; the packet that
+// ends a connection.
+import mqttPacket, { type IConnectPacket, type QoS } from 'mqtt-packet';
+import { CLOSE } from '../../protocol/errors.js';
 import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
+import { disconnectReason } from './codes.js';
 import { dataOfPayload, deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
+import type { Retained } from './store.js';
 
 /** A message's MQTT delivery (payload, 5.0 properties), worked out once per message and shared by its subscribers. */
 const deliveries = new WeakMap<Outgoing, Delivery>();
@@ -66,4 +70,31 @@ export function willOf(connect: IConnectPacket): { topic: string; data: unknown 
   if (!will) return undefined;
   const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
   return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined) };
+}
+
+/** The properties a retained message goes out with now (its expiry counts from when it was kept); null: expired. */
+export function retainedProperties(message: Retained): PacketProperties | undefined | null {
+  return message.properties ? propertiesNow({ payload: message.payload, properties: message.properties }, message.at ?? Date.now()) : undefined;
+}
+
+/** A retained message's PUBLISH (retain flag set) at `qos`, with packet id `pid` above QoS 0 and `properties` on 5.0. */
+export function retainedPacket(message: Retained, qos: QoS, pid: number | undefined, properties: PacketProperties | undefined, options: { protocolVersion: 4 | 5 }): Buffer {
+  return mqttPacket.generate(
+    { cmd: 'publish', topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }), ...(options.protocolVersion === 5 && properties ? { properties } : {}) },
+    options,
+  );
+}
+
+/**
+ * The bytes that end a connection: a refused CONNACK before one was sent (`connacked` false), a 5.0 DISCONNECT with
+ * the reason after; none for 3.1.1 or a normal close (the stream just ends).
+ */
+export function closingPacket(version: 4 | 5, connacked: boolean, code: number, reason: string): Buffer | undefined {
+  const v5 = version === 5;
+  if (!connacked) {
+    const refusal = code === CLOSE.tryAgainLater || code === CLOSE.goingAway ? (v5 ? 0x88 : 3) : v5 ? 0x80 : 3;
+    return mqttPacket.generate(v5 ? { cmd: 'connack', reasonCode: refusal, sessionPresent: false } : { cmd: 'connack', returnCode: refusal, sessionPresent: false }, { protocolVersion: version });
+  }
+  if (!v5 || code === CLOSE.normal) return undefined;
+  return mqttPacket.generate({ cmd: 'disconnect', reasonCode: disconnectReason(code, reason), properties: { reasonString: reason.slice(0, 200) } }, { protocolVersion: version });
 }

@@ -11,9 +11,9 @@ import type { Outgoing } from '../../protocol/outgoing.js';
 import type { ServerFrame } from '../../protocol/frames.js';
 import { CLOSE } from '../../protocol/errors.js';
 import { dataOfPayload } from './payload.js';
-import { disconnectReason, pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
+import { pubReason, reasonOfError, refusalClose, SUBACK_FAILURE_V4 } from './codes.js';
 import { mqttMatches } from './match.js';
-import { deliveryOf, payloadEncoding, propertiesNow, qos0Encodings } from './packets.js';
+import { closingPacket, deliveryOf, payloadEncoding, propertiesNow, qos0Encodings, retainedPacket, retainedProperties } from './packets.js';
 import { SessionPositions } from './positions.js';
 import { settle, type AckGroup, type Pending } from './pending.js';
 import { RetainedReads, RetainedWrites } from './retained-order.js';
@@ -341,13 +341,12 @@ export class MqttSession {
         return NOTHING;
       case 'retained': {
         const { message, qos } = p;
-        const properties = message.properties ? propertiesNow({ payload: message.payload, properties: message.properties }, message.at ?? Date.now()) : undefined;
+        const properties = retainedProperties(message);
         if (properties === null) return NOTHING; // its message expiry passed
         const pid = qos === 0 ? undefined : this.packetId();
         if (qos !== 0 && pid === undefined) return NOTHING;
-        const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }), ...(v5 && properties ? { properties } : {}) };
         if (pid !== undefined) this.inflight.set(pid, { qos: qos as 1 | 2, released: false, payload: message.payload, topic: message.topic, retain: true });
-        return mqttPacket.generate(packet, o);
+        return retainedPacket(message, qos, pid, properties, o);
       }
       case 'retainedEnd': {
         // Every live message queued before the retained ones was held when written (the read was still on); those
@@ -411,22 +410,16 @@ export class MqttSession {
 
   /** A publish MQTT cannot refuse in band: the connection is closed, saying why (v5: DISCONNECT with the reason). */
   private refused(code: string, message: string): Buffer {
-    const close = code === 'too_large' ? CLOSE.tooLarge : code === 'rate_limited' ? CLOSE.policy : code === 'internal' || code === 'unavailable' ? CLOSE.tryAgainLater : CLOSE.policy;
-    const reason = code === 'rate_limited' ? 'rate limit exceeded' : `publish refused (${code}): ${message}`.slice(0, 120);
+    const close = refusalClose(code, message);
     // Not from inside the writer's flush: the machine's close flushes this same mailbox.
-    queueMicrotask(() => this.link?.signal({ type: 'CLOSE', code: close, reason, cause: 'leave' }));
+    queueMicrotask(() => this.link?.signal({ type: 'CLOSE', ...close, cause: 'leave' }));
     return NOTHING;
   }
 
   /** The bytes that end the connection: a refused CONNACK before it was accepted, a v5 DISCONNECT after. */
   closing(code: number, reason: string): Buffer {
-    const o = this.generateOptions;
-    if (!this.connacked) {
-      const refusal = code === CLOSE.tryAgainLater || code === CLOSE.goingAway ? (this.isV5 ? 0x88 : 3) : this.isV5 ? 0x80 : 3;
-      this.connacked = true;
-      return mqttPacket.generate(this.isV5 ? { cmd: 'connack', reasonCode: refusal, sessionPresent: false } : { cmd: 'connack', returnCode: refusal, sessionPresent: false }, o);
-    }
-    if (!this.isV5 || code === CLOSE.normal) return NOTHING;
-    return mqttPacket.generate({ cmd: 'disconnect', reasonCode: disconnectReason(code, reason), properties: { reasonString: reason.slice(0, 200) } }, o);
+    const packet = closingPacket(this.generateOptions.protocolVersion, this.connacked, code, reason);
+    this.connacked = true;
+    return packet ?? NOTHING;
   }
 }
