@@ -1,9 +1,10 @@
 // MqttSession: one MQTT connection's protocol state between its socket and its Link. Inbound packets become the
 // broker's own requests (sub, unsub, pub, ping, quit) through the connection's FrameReader, so every limit and
 // grant applies as on any transport; outbound frames (hello, msg, ack, error, pong) become MQTT packets here,
-// in the writer's flush, with the packet ids and QoS exchanges that MQTT adds. Its parts: packets.ts (PUBLISH bytes
-// shared by a message's subscribers), pending.ts (the requests awaiting the engine's answer), positions.ts (where a
-// persistent session got to) and retained-order.ts (retained messages against live ones and against PUBACKs).
+// in the writer's flush, with the packet ids and QoS exchanges that MQTT adds. Its parts: packets.ts (bytes that
+// depend on a message or a close alone: PUBLISH shared by a message's subscribers, a retained message's, the closing
+// CONNACK or DISCONNECT), pending.ts (the requests awaiting the engine's answer), positions.ts (where a persistent
+// session got to) and retained-order.ts (retained messages against live ones and against PUBACKs).
 import mqttPacket, { type Packet, type QoS } from 'mqtt-packet';
 import type { Link } from '../../actors/link.js';
 import type { FrameReader } from '../../actors/reader.js';
