@@ -290,6 +290,40 @@ describe('retained messages and persistent sessions', () => {
     expect((await first).topic).toBe('status/echo');
   });
 
+  it('5.0: a retained message goes out with its expiry counted down, to a 3.1.1 subscriber without properties, and not at all once expired', async () => {
+    const pub = await device('expiring-pub', { protocolVersion: 5 });
+    await pub.publishAsync('exp/long', 'long', { qos: 1, retain: true, properties: { messageExpiryInterval: 60 } });
+    await pub.publishAsync('exp/short', 'short', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } });
+    type Got = { topic: string; retain: boolean; expiry: number | undefined };
+    const collect = (c: MqttClient) => {
+      const got: Got[] = [];
+      c.on('message', (topic, _p, packet) => got.push({ topic, retain: packet.retain, expiry: packet.properties?.messageExpiryInterval }));
+      return got;
+    };
+    const v5 = await device('expiring-v5', { protocolVersion: 5 });
+    const v5got = collect(v5);
+    await v5.subscribeAsync('exp/long', { qos: 1 });
+    const v4 = await device('expiring-v4');
+    const v4got = collect(v4);
+    await v4.subscribeAsync('exp/long', { qos: 1 });
+    const deadline = Date.now() + 3000;
+    while ((v5got.length < 1 || v4got.length < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const long = v5got.find((g) => g.topic === 'exp/long');
+    expect(long?.retain).toBe(true);
+    expect(long?.expiry).toBeGreaterThanOrEqual(59);
+    expect(long?.expiry).toBeLessThanOrEqual(60);
+    expect(v4got).toEqual([{ topic: 'exp/long', retain: true, expiry: undefined }]);
+    // A second after it was kept the short one has expired (whatever the load: only more time can pass): a new
+    // subscriber of both gets only the long one, then live ones.
+    await new Promise((r) => setTimeout(r, 1100));
+    const late = await device('expiring-late', { protocolVersion: 5 });
+    const lateGot = collect(late);
+    await late.subscribeAsync('exp/+', { qos: 1 });
+    await pub.publishAsync('exp/live', 'live', { qos: 1 });
+    while (!lateGot.some((g) => g.topic === 'exp/live') && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 10));
+    expect(lateGot.map((g) => g.topic)).toEqual(['exp/long', 'exp/live']);
+  });
+
   it('clean session 0: what was published while away is delivered on reconnect, with session present', async () => {
     const options = { clean: false, clientId: 'persistent-1', reconnectPeriod: 0 };
     const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, options);
