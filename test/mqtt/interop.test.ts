@@ -310,7 +310,7 @@ describe('retained messages and persistent sessions', () => {
     while ((v5got.length < 1 || v4got.length < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const long = v5got.find((g) => g.topic === 'exp/long');
     expect(long?.retain).toBe(true);
-    expect(long?.expiry).toBeGreaterThanOrEqual(59);
+    expect(long?.expiry).toBeGreaterThan(50); // 60 less the seconds since it was kept (a loaded machine may take some)
     expect(long?.expiry).toBeLessThanOrEqual(60);
     expect(v4got).toEqual([{ topic: 'exp/long', retain: true, expiry: undefined }]);
     // A second after it was kept the short one has expired (whatever the load: only more time can pass): a new
