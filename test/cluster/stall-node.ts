@@ -2,8 +2,8 @@
 // main thread that long (as a saturated core or a long GC would), then prints `{"stalled":<ms>}`; `hold <path>
 // <maxMs>` blocks it until the file `path` exists (the test saw what it waited for; at most maxMs), then prints
 // `{"stalled":<ms it was stuck>}`. Blocked in Atomics.wait, not a busy loop: to the node it is the same (its
-// main loop does not turn; its heartbeat thread goes on), and the suite's two cores are not spent on it. Starts with a short node
-// heartbeat so the tests stay quick: argv = redis URL, heartbeat TTL ms, tick ms, hang ms.
+// main loop does not turn; its heartbeat thread goes on), and the suite's two cores are not spent on it. Starts
+// with a short node heartbeat so the tests stay quick: argv = redis URL, heartbeat TTL ms, tick ms, hang ms.
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { startBroker } from '../../src/broker.js';
