@@ -355,9 +355,14 @@ export class RedisNode {
         return;
       }
       if (!nodes.includes(this.id)) {
-        // Another node took this one for dead (unreachable, or stuck, for too long): come back.
-        this.log.warn('this node was reaped by another; re-asserting its clients');
-        await this.reassert();
+        // Another node took this one for dead (unreachable, or stuck, for too long): come back. Unless this node is
+        // initialising (an earlier tick saw a new life, or the connection came back): its own REASSERT is on the way
+        // and knows whether Redis lost its data; one from here could run first and take a lost node set for a reap,
+        // announcing every client again (`join`s nobody should see).
+        if (!this.initing) {
+          this.log.warn('this node was reaped by another; re-asserting its clients');
+          await this.reassert();
+        }
       } else this.members.ticked();
       for (const n of nodes) {
         if (n === this.id) continue;
