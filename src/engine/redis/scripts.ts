@@ -126,6 +126,11 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
 end
 -- Per topic, once: the batch's kept entries appended, the oldest dropped while over --history entries or bytes (the
 -- same end state as trimming after each message: each limit only ever drops from the oldest end), the meta written.
+-- An entry's frame bytes: from its first { (after the bus prefix, which holds none) to its end (an entry without
+-- one, which this script never writes, counts whole: an error here would leave the RPUSH unaccounted).
+local function frameBytes(e)
+  return #e - (string.find(e, '{', 1, true) or 1) + 1
+end
 local function store(t)
   local log = KEYS[t.k + 1]
   local n = #t.pub - t.from + 1
@@ -143,15 +148,13 @@ local function store(t)
     t.bytes = t.bytes + t.added
   end
   if keep > 0 and len > keep then
-    -- an entry's frame bytes: from its first { (after the bus prefix, which holds none) to its end (an entry
-    -- without one, which this script never writes, counts whole: an error here would leave the RPUSH unaccounted)
-    for _, e in ipairs(redis.call('LPOP', log, len - keep)) do t.bytes = t.bytes - (#e - (string.find(e, '{', 1, true) or 1) + 1) end
+    for _, e in ipairs(redis.call('LPOP', log, len - keep)) do t.bytes = t.bytes - frameBytes(e) end
     len = keep
   end
   while len > 1 and t.bytes > budget do
     local e = redis.call('LPOP', log)
     if not e then len = 0 break end
-    t.bytes = t.bytes - (#e - (string.find(e, '{', 1, true) or 1) + 1)
+    t.bytes = t.bytes - frameBytes(e)
     len = len - 1
   end
   -- the newest frame alone (it fits the budget), or none: a count that drifted (say the list was evicted) starts over
