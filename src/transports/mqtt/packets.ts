@@ -2,11 +2,11 @@
 // delivery (payload, 5.0 properties) worked out once per message, its QoS 0 packet once per protocol version, and
 // the properties it goes out with now (a message expiry counts down); a retained message's packet; the packet that
 // ends a connection.
-import mqttPacket, { type IConnectPacket, type QoS } from 'mqtt-packet';
+import mqttPacket, { type QoS } from 'mqtt-packet';
 import { CLOSE } from '../../protocol/errors.js';
 import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
 import { disconnectReason } from './codes.js';
-import { dataOfPayload, deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
+import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
 
 /** A message's MQTT delivery (payload, 5.0 properties), worked out once per message and shared by its subscribers. */
@@ -62,14 +62,6 @@ export function propertiesNow(d: Delivery, ts: number): PacketProperties | undef
   if (interval === undefined) return d.properties;
   const left = interval - Math.floor((Date.now() - ts) / 1000);
   return left <= 0 ? null : { ...d.properties, messageExpiryInterval: left };
-}
-
-/** The will a CONNECT carries, as the message it becomes. */
-export function willOf(connect: IConnectPacket): { topic: string; data: unknown } | undefined {
-  const will = connect.will;
-  if (!will) return undefined;
-  const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
-  return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined) };
 }
 
 /** The properties a retained message goes out with now (its expiry counts from when it was kept); null: expired. */

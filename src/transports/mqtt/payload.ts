@@ -3,6 +3,7 @@
 // its encoding, so JSON clients can read it and MQTT subscribers get the original bytes back. An MQTT 5.0 publish
 // with properties (user properties, content type, message expiry, response topic, correlation data) always travels
 // as an envelope, the properties beside the payload, so they reach 5.0 subscribers and JSON clients alike.
+import type { IConnectPacket } from 'mqtt-packet';
 import { parseInboundJson } from '../../protocol/json.js';
 import { ProtocolError } from '../../protocol/errors.js';
 
@@ -151,3 +152,11 @@ function propertiesOf(value: unknown): CarriedProperties | undefined {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** The will a CONNECT carries, as the message it becomes. */
+export function willOf(connect: IConnectPacket): { topic: string; data: unknown } | undefined {
+  const will = connect.will;
+  if (!will) return undefined;
+  const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
+  return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined) };
+}
