@@ -7,6 +7,7 @@
 // With --paced <calls/s>, one call at a time at that rate (the three-node bench's publisher: 500 calls of 4 a second),
 // so each call wakes Redis on its own as on a node that keeps up; the floor of one call per turn gets its own row
 // (one bare PUBLISH of the call's entries: no history, no numbering).
+// With --blob test/bench/prototypes/publish-blob.lua, a prototype of another design is measured beside (not the engine's).
 // With --old-scripts, that file's one-message `PUBLISH` script (before batching) is measured too. With --callgrind,
 // redis-server runs under valgrind's callgrind and each row also gets Redis's instructions per message (load-proof).
 import { execFileSync, spawn } from 'node:child_process';
@@ -21,7 +22,7 @@ import { PUBLISH_BATCH } from '../../src/engine/redis/scripts.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { publishChannels } from '../../src/engine/redis/interest.js';
 
-const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' }, lua: { type: 'string' }, paced: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' }, lua: { type: 'string' }, paced: { type: 'string' }, blob: { type: 'string' } } });
 /** `--only batch` measures the PUBLISH_BATCH rows alone; `--per 1,4` the batch sizes (default 1,4,16,64). */
 const ONLY = flags.only;
 const PERS = (flags.per ?? '1,4,16,64').split(',').map(Number);
@@ -129,6 +130,23 @@ async function main(): Promise<void> {
         for (let i = from; i < from + n; i++) args.push('1', `,"ts":1,"data":${DATA}}`, PREFIX);
         return cmd.evalsha(sha, keys.length, ...keys, ...args);
       });
+    }
+    if (flags.blob) {
+      // A prototype of another design (--blob <file.lua>, not the engine's): a turn's entries of a topic as one
+      // argument, one history element and one bus payload per call (test/bench/prototypes/publish-blob.lua; docs/benchmarks.md).
+      const blobSha = (await cmd.script('LOAD', readFileSync(flags.blob, 'utf8'))) as string;
+      for (const per of PERS) {
+        await measure('prototype: one pre-joined argument per call', per, (from, n) => {
+          const entries: string[] = [];
+          let bytes = 0;
+          for (let i = from; i < from + n; i++) {
+            const frame = `{"op":"msg","topic":${JSON.stringify(TOPIC)},"ts":1,"data":${DATA}}`;
+            entries.push(`${PREFIX}${frame}`);
+            bytes += frame.length;
+          }
+          return cmd.evalsha(blobSha, 2, KEYS.meta(TOPIC), KEYS.log(TOPIC), '100', String(4 << 20), 'L.n1', CH_T, CH_F, String(n), String(bytes), entries.join('\x1e'));
+        });
+      }
     }
     if (flags['old-scripts']) {
       const old = ((await import(flags['old-scripts'])) as { PUBLISH: string }).PUBLISH;
