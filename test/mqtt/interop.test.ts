@@ -227,6 +227,58 @@ describe('liveness, wills and protocol errors', () => {
     await wrong.closed;
   });
 
+  it('a bad packet in the same read as CONNECT closes the connection as it would later (it was ignored, and the connection went deaf)', async () => {
+    const connect4 = (clientId: string) => mqttPacket.generate({ cmd: 'connect', clientId, keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 4 });
+    const over = await RawMqtt.open(broker.mqttPort);
+    over.socket.write(Buffer.concat([connect4('over-behind'), Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f])])); // declares ~256 MB
+    await over.closed;
+    const bad = await RawMqtt.open(broker.mqttPort);
+    bad.socket.write(Buffer.concat([connect4('bad-behind'), Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])])); // a fifth length byte
+    await bad.closed;
+  });
+
+  it('5.0 properties the codec could not read (truncated, or given twice) are a malformed packet: 0x81 and a close, and the broker serves on', async () => {
+    /** A 5.0 CONNECT (clean start, keepalive 60) with, when given, a will on `t` (payload `x`) carrying these property bytes. */
+    const connect5 = (id: string, willProps?: number[]) => {
+      const head = [0x00, 0x04, ...Buffer.from('MQTT'), 0x05, willProps ? 0x06 : 0x02, 0x00, 0x3c, 0x00];
+      const payload = [0x00, id.length, ...Buffer.from(id)];
+      if (willProps) payload.push(willProps.length, ...willProps, 0x00, 0x01, 0x74, 0x00, 0x01, 0x78);
+      return Buffer.from([0x10, head.length + payload.length, ...head, ...payload]);
+    };
+    /** A 5.0 QoS 0 PUBLISH to `t`, payload `x`, with these property bytes. */
+    const publish5 = (props: number[]) => Buffer.from([0x30, 3 + 1 + props.length + 1, 0x00, 0x01, 0x74, props.length, ...props, 0x78]);
+    const TRUNCATED = [0x09, 0xff, 0xff]; // correlation data declaring 65,535 bytes, carrying none
+    const TWICE = [0x03, 0x00, 0x01, 0x61, 0x03, 0x00, 0x01, 0x62]; // content type "a", then "b"
+    const watcher = await device('malformed-watcher');
+    await watcher.subscribeAsync('t', { qos: 0 });
+
+    // In a CONNECT's will: refused with 0x81 before anything else (this took the process down: a TypeError outside any guard).
+    const will = await RawMqtt.open(broker.mqttPort, 5);
+    will.socket.write(connect5('will-truncated', TRUNCATED));
+    expect(await will.next('connack')).toMatchObject({ reasonCode: 0x81 });
+    await will.closed;
+    // In a PUBLISH behind CONNECT in the same read (so did this), in a later read (closed as an internal fault before),
+    // and a property given twice: CONNACK, then DISCONNECT 0x81, and nothing reaches the topic.
+    for (const [name, bytes, later] of [['same-read', TRUNCATED, false], ['later-read', TRUNCATED, true], ['twice', TWICE, true]] as const) {
+      const c = await RawMqtt.open(broker.mqttPort, 5);
+      if (later) {
+        c.socket.write(connect5(`pub-${name}`));
+        await c.next('connack');
+        c.socket.write(publish5([...bytes]));
+      } else c.socket.write(Buffer.concat([connect5(`pub-${name}`), publish5([...bytes])]));
+      expect(await c.next('disconnect'), name).toMatchObject({ reasonCode: 0x81 });
+      await c.closed;
+    }
+    // The same PUBLISH with its properties whole is delivered: only what could not be read was refused.
+    const ok = await RawMqtt.open(broker.mqttPort, 5);
+    ok.socket.write(connect5('pub-whole'));
+    await ok.next('connack');
+    const got = nextMessage(watcher, 't');
+    ok.socket.write(publish5([0x09, 0x00, 0x01, 0x63]));
+    expect((await got).payload.toString()).toBe('x');
+    ok.socket.end();
+  });
+
   it('a new connection with the same client id takes the session over', async () => {
     const first = await device('same-id');
     const closed = new Promise<void>((resolve) => first.once('close', () => resolve()));

@@ -10,6 +10,8 @@ export const CONNACK = {
   unavailable: { v4: 0x03, v5: 0x88 },
   badCredentials: { v4: 0x04, v5: 0x86 },
   notAuthorized: { v4: 0x05, v5: 0x87 },
+  // A malformed CONNECT: 3.1.1 has no code for it, so that connection is closed without a CONNACK.
+  malformed: { v4: null, v5: 0x81 },
 } as const;
 
 export type ConnackRefusal = keyof typeof CONNACK;

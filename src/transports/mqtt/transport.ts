@@ -15,7 +15,8 @@ import { topicError } from '../../protocol/topic.js';
 import { AuthFailure, grantFromClaims } from '../../auth/tokens.js';
 import { Grant } from '../../auth/grant.js';
 import { ConfigError } from '../../config.js';
-import { PacketFramer } from './framer.js';
+import { PacketFramer, type FrameEvent } from './framer.js';
+import { propertiesProblem } from './properties.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 import { MqttSession, type MqttVersion } from './session.js';
@@ -76,8 +77,8 @@ interface Accepted {
   grant: Grant | undefined;
   /** What the application backend's connect hook attached (presence `meta`). */
   meta?: Record<string, unknown> | undefined;
-  /** Bytes that arrived behind the CONNECT, for the connection's own reader. */
-  rest: Buffer[];
+  /** What arrived behind the CONNECT (whole packets, or the framing failure that ended them), for the connection's own reader. */
+  rest: FrameEvent[];
   /** The session it resumes (clean session 0 / clean start 0 and one was kept). */
   stored: StoredSession | undefined;
   /** The connection's hold on its client id's session (store.ts), kept or released when it ends; none without a client id. */
@@ -159,13 +160,13 @@ export class MqttTransport {
       return;
     }
     const framer = new PacketFramer(this.maxPacket);
-    this.readConnect(socket, framer).then(
-      (accepted) => accepted && this.open(socket, accepted, framer),
-      (err: unknown) => {
+    // A throw while opening (a bug: what a client sends is checked before) ends this connection, never the process.
+    this.readConnect(socket, framer)
+      .then((accepted) => accepted && this.open(socket, accepted, framer))
+      .catch((err: unknown) => {
         this.log.error({ err }, 'mqtt connect failed');
         socket.destroy();
-      },
-    );
+      });
   }
 
   /** Reads and checks CONNECT; resolves null after refusing (and ending) the connection. */
@@ -177,6 +178,11 @@ export class MqttTransport {
     const version = connectVersion(packet);
     if (version === undefined) return this.refuse(socket, 4, 'badProtocol');
     const faults = this.core.faults;
+    const malformed = propertiesProblem(packet);
+    if (malformed !== undefined) {
+      faults?.note('info', { addr: socket.remoteAddress, reason: malformed }, 'mqtt connect refused: malformed packet');
+      return this.refuse(socket, version, 'malformed');
+    }
     const clientId = packet.clientId ?? '';
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     const will = packet.will;
@@ -255,7 +261,10 @@ export class MqttTransport {
 
   private refuse(socket: Socket, version: MqttVersion, why: ConnackRefusal): null {
     const code = CONNACK[why];
-    const packet = version === 5 ? { cmd: 'connack' as const, reasonCode: code.v5, sessionPresent: false } : { cmd: 'connack' as const, returnCode: code.v4, sessionPresent: false };
+    const v4 = code.v4;
+    // 3.1.1 has no code for every refusal (a malformed CONNECT): then the connection is closed without a CONNACK.
+    if (version !== 5 && v4 === null) return void socket.destroy(), null;
+    const packet = version === 5 || v4 === null ? { cmd: 'connack' as const, reasonCode: code.v5, sessionPresent: false } : { cmd: 'connack' as const, returnCode: v4, sessionPresent: false };
     if (!socket.destroyed) socket.end(mqttPacket.generate(packet, { protocolVersion: version === 5 ? 5 : 4 }), () => socket.destroy());
     return null;
   }
@@ -286,29 +295,40 @@ export class MqttTransport {
     parser.on('packet', (p: Packet) => parsed.push(p));
     parser.on('error', (err: Error) => violation(`malformed packet: ${err.message}`.slice(0, 120)));
     const handle = (bytes: Buffer) => {
-      parser.parse(bytes);
+      try {
+        parser.parse(bytes);
+      } catch (err) {
+        // The codec threw on bytes it could not read (it is lenient, not always safe): a malformed packet, not a fault.
+        parsed.length = 0;
+        return violation(`malformed packet: ${(err as Error).message}`.slice(0, 120));
+      }
       for (const p of parsed.splice(0)) {
         if (broken) return;
+        const malformed = propertiesProblem(p);
+        if (malformed !== undefined) return violation(`malformed packet: ${malformed}`.slice(0, 120));
         const problem = session.inbound(p, bytes.length);
         if (problem) return violation(problem);
       }
     };
-    const feed = (chunk: Buffer) => {
-      link.lastSeen = Date.now();
-      for (const e of framer.push(chunk)) {
+    const consume = (events: FrameEvent[]) => {
+      for (const e of events) {
         if (broken || wire.isEnding) return;
         if (e.kind === 'too_large') return violation(`packet of ${e.size} bytes over --max-payload`, CLOSE.tooLarge);
         if (e.kind === 'malformed') return violation('malformed packet: bad remaining length');
         handle(e.packet);
       }
     };
-    socket.on('data', (chunk: Buffer) => {
-      // A throw here would escape into the socket's data handler and take the process down: make it this actor's crash.
+    // A throw here would escape into a socket handler and take the process down: make it this actor's crash.
+    const guarded = (events: FrameEvent[]) => {
       try {
-        feed(chunk);
+        consume(events);
       } catch (error) {
         actor.send({ type: 'FAULT', error });
       }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      link.lastSeen = Date.now();
+      guarded(framer.push(chunk));
     });
     socket.on('error', (err) => this.log.debug({ client: link.id, err: err.message }, 'mqtt socket error'));
     socket.on('close', (hadError) => {
@@ -358,7 +378,8 @@ export class MqttTransport {
     });
     actor.start();
     session.resume();
-    for (const packet of accepted.rest) handle(packet);
+    // What came behind CONNECT in its read: packets, or the failure that ended the framing there.
+    guarded(accepted.rest);
     socket.resume();
   }
 
@@ -391,9 +412,9 @@ function connectVersion(p: IConnectPacket): MqttVersion | undefined {
  * The first packet (it must be CONNECT), parsed, with the whole packets after it (a partial one stays in `framer`);
  * null when the socket closes, the packet is too large or malformed, or time runs out. The socket is left paused.
  */
-function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: number): Promise<{ packet: Packet; rest: Buffer[] } | null> {
+function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: number): Promise<{ packet: Packet; rest: FrameEvent[] } | null> {
   return new Promise((resolve) => {
-    const done = (value: { packet: Packet; rest: Buffer[] } | null) => {
+    const done = (value: { packet: Packet; rest: FrameEvent[] } | null) => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
@@ -409,10 +430,14 @@ function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: number): P
       let packet: Packet | undefined;
       parser.on('packet', (p: Packet) => (packet ??= p));
       parser.on('error', () => undefined);
-      parser.parse(e.packet);
+      try {
+        parser.parse(e.packet);
+      } catch {
+        return done(null); // bytes the codec threw on: no CONNECT
+      }
       if (!packet) return done(null);
-      // Packets right behind CONNECT are the connection's first.
-      done({ packet, rest: events.slice(1).flatMap((x) => (x.kind === 'packet' ? [x.packet] : [])) });
+      // Packets right behind CONNECT are the connection's first (and a failure among them ends it there).
+      done({ packet, rest: events.slice(1) });
     };
     const onClose = () => done(null);
     const timer = setTimeout(() => done(null), timeoutMs);
