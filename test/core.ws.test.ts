@@ -167,9 +167,17 @@ describe('sub, unsub, pub', () => {
       { op: 'pub', topic: 'a/+', data: 1 },
       { op: 'pub', topic: 'x'.repeat(257), data: 1 },
       { op: 'unsub', topic: 42 },
+      // A surrogate without its pair (the JSON escape \ud800 alone): not a character. In a cluster Redis would get U+FFFD
+      // in its place (another topic's keys) and its Lua cjson refuses the escape (a node could no longer re-assert).
+      { op: 'sub', topic: 'x/\ud800' },
+      { op: 'pub', topic: '\udc00', data: 1 },
     ]) {
       expect(await c.request(frame)).toMatchObject({ op: 'error', code: 'bad_topic' });
     }
+    // A pair is a character like any other.
+    expect(await c.request({ op: 'sub', topic: 'x/\ud83d\ude00' })).toMatchObject({ op: 'ack' });
+    expect(await c.request({ op: 'pub', topic: 'x/a', data: 1, key: '\ud800' })).toMatchObject({ op: 'error', code: 'bad_frame' });
+    expect(await c.request({ op: 'send', to: '\ud800', data: 1 })).toMatchObject({ op: 'error', code: 'bad_frame' });
   });
 
   it('limits subscriptions per connection', async () => {
@@ -227,7 +235,7 @@ describe('send, who, rename, ping, quit', () => {
     const b = await connect();
     expect(await a.request({ op: 'rename', name: 'neo' })).toMatchObject({ op: 'ack', name: 'neo' });
     expect(await b.request({ op: 'rename', name: 'neo' })).toMatchObject({ op: 'error', code: 'name_taken' });
-    for (const name of ['', 'x'.repeat(65), ' padded', 'c12', 'a\nb', 7]) {
+    for (const name of ['', 'x'.repeat(65), ' padded', 'c12', 'a\nb', 7, 'ann\ud800']) {
       expect(await b.request({ op: 'rename', name })).toMatchObject({ op: 'error', code: 'bad_name' });
     }
     expect(await a.request({ op: 'rename', name: 'neo' })).toMatchObject({ op: 'ack' }); // own name

@@ -4,7 +4,7 @@
 import { Grant } from '../auth/grant.js';
 import { AuthFailure, grantFromClaims } from '../auth/tokens.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { filterError } from '../protocol/topic.js';
+import { filterError, LONE_SURROGATE } from '../protocol/topic.js';
 import { nameError } from '../protocol/frames.js';
 import type { HookFailure } from './client.js';
 
@@ -58,9 +58,19 @@ export function connectVerdict(answer: Record<string, unknown>, token: Grant | u
   if (answer.meta !== undefined) {
     if (typeof answer.meta !== 'object' || answer.meta === null || Array.isArray(answer.meta)) return bad('meta must be an object');
     if (Buffer.byteLength(JSON.stringify(answer.meta)) > META_MAX_BYTES) return bad(`meta over ${META_MAX_BYTES} bytes`);
+    // (Redis's Lua cjson refuses the escape of a lone surrogate: a client record holding one could not be reaped.)
+    if (holdsLoneSurrogate(answer.meta)) return bad('meta holds a string that is not well-formed Unicode (a lone surrogate)');
     meta = answer.meta as Record<string, unknown>;
   }
   return { ok: true, grant, topics, meta };
+}
+
+/** Whether a JSON value holds a lone surrogate in any string or key (bounded: meta is checked for size first). */
+function holdsLoneSurrogate(v: unknown): boolean {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v);
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(holdsLoneSurrogate);
+  return Object.entries(v).some(([k, x]) => LONE_SURROGATE.test(k) || holdsLoneSurrogate(x));
 }
 
 /** A connect hook that failed: the upgrade is answered 503 with why (the broker did not connect the client). */

@@ -1,6 +1,6 @@
 // Frame shapes of protocol 2 (docs/protocol.md) and the validating decoder for client frames.
 import { ProtocolError, type FrameId } from './errors.js';
-import { filterError, filterMatches, isWildcard, topicError } from './topic.js';
+import { filterError, filterMatches, isWildcard, LONE_SURROGATE, topicError } from './topic.js';
 import { parseInboundJson } from './json.js';
 
 export const PROTOCOL_VERSION = 2;
@@ -16,8 +16,8 @@ export const PUBLISH_KEY_MAX = 128;
 
 /** `null` when `value` is a usable publish idempotency key, else what is wrong with it. */
 export function publishKeyError(value: unknown): string | null {
-  if (typeof value === 'string' && value.length > 0 && value.length <= PUBLISH_KEY_MAX) return null;
-  return `key must be a string of 1 to ${PUBLISH_KEY_MAX} characters`;
+  if (typeof value === 'string' && value.length > 0 && value.length <= PUBLISH_KEY_MAX && !LONE_SURROGATE.test(value)) return null;
+  return `key must be a string of 1 to ${PUBLISH_KEY_MAX} characters, well-formed Unicode`;
 }
 
 /** Longest token an `auth` frame may carry (a JWT signed with a large RSA key is a few KB). */
@@ -108,6 +108,7 @@ export function nameError(name: unknown): string | null {
   if (name.length === 0) return 'name is empty';
   if (name.length > NAME_MAX) return `name longer than ${NAME_MAX} characters`;
   if (CONTROL.test(name)) return 'name contains control characters';
+  if (LONE_SURROGATE.test(name)) return 'name is not well-formed Unicode (a lone surrogate)';
   if (BIDI_AND_SEPARATORS.test(name)) return 'name contains bidi controls or line separators';
   if (name.trim() !== name) return 'name has leading or trailing spaces';
   if (CLIENT_ID.test(name)) return 'names of the form c<number> are reserved for client ids';
@@ -194,7 +195,8 @@ export function validateClientFrame(value: unknown): ClientFrame | ProtocolError
       return id === undefined ? { op: 'pub', topic, data: f.data, echo } : { op: 'pub', topic, data: f.data, echo, id };
     }
     case 'send': {
-      if (typeof f.to !== 'string' || f.to.length === 0 || f.to.length > NAME_MAX) {
+      if (typeof f.to !== 'string' || f.to.length === 0 || f.to.length > NAME_MAX || LONE_SURROGATE.test(f.to)) {
+        // (a lone surrogate names nobody: no name holds one, and Redis would look up U+FFFD in its place)
         return fault(id, 'bad_frame', 'to must be a client id or name');
       }
       if (!('data' in f)) return fault(id, 'bad_frame', 'send needs data');

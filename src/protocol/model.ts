@@ -305,6 +305,8 @@ export class ProtocolModel {
 
 // The protocol's syntax, restated small (docs/protocol.md "Topics", "Names"): the model does not borrow the broker's validators.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** A surrogate without its pair. */
+const LONE = /\p{Cs}/u;
 
 export function isFilter(f: string): boolean {
   const segs = f.split('/');
@@ -320,12 +322,12 @@ export function isWildcard(f: string): boolean {
 }
 
 export function isName(n: string): boolean {
-  return n.length >= 1 && n.length <= 64 && !CONTROL.test(n) && n.trim() === n && !/^c\d+$/.test(n);
+  return n.length >= 1 && n.length <= 64 && !CONTROL.test(n) && !LONE.test(n) && n.trim() === n && !/^c\d+$/.test(n);
 }
 
 function valid(t: string): boolean {
   const segs = t.split('/');
-  return t.length >= 1 && t.length <= 256 && !CONTROL.test(t) && segs.length <= 16 && segs.every((s) => s.length >= 1 && s.length <= 64);
+  return t.length >= 1 && t.length <= 256 && !CONTROL.test(t) && !LONE.test(t) && segs.length <= 16 && segs.every((s) => s.length >= 1 && s.length <= 64);
 }
 
 /** A client as it sees itself (hello): with its address. */

@@ -3,6 +3,11 @@ export const TOPIC_LIMITS = { maxSegments: 16, maxSegmentLength: 64, maxLength: 
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/**
+ * A UTF-16 surrogate without its pair (JSON can carry one as `\ud800`): not a character, and not encodable as UTF-8 —
+ * Redis would get U+FFFD in its place (two topics, names or keys on one key) and its Lua cjson refuses the escape.
+ */
+export const LONE_SURROGATE = /\p{Cs}/u;
 
 // Publishers repeat their topics: the last few thousand valid ones are remembered with their JSON form, so a `pub` to
 // a known topic costs one lookup instead of a split and a scan, and its `msg` one more instead of a JSON.stringify
@@ -59,6 +64,7 @@ function check(value: unknown, wildcards: boolean): string | null {
   if (value.length === 0) return 'topic is empty';
   if (value.length > TOPIC_LIMITS.maxLength) return `topic longer than ${TOPIC_LIMITS.maxLength} characters`;
   if (CONTROL.test(value)) return 'topic contains control characters';
+  if (LONE_SURROGATE.test(value)) return 'topic is not well-formed Unicode (a lone surrogate)';
   const segments = value.split('/');
   if (segments.length > TOPIC_LIMITS.maxSegments) return `topic has more than ${TOPIC_LIMITS.maxSegments} segments`;
   for (let i = 0; i < segments.length; i++) {

@@ -100,6 +100,9 @@ describe('connect hook', () => {
     expect(slow.body.error).toMatch(/did not answer within 400 ms/);
     await backend.script({ connect: { answer: { acl: { sub: 'not a list' } } } });
     expect((await refusal(broker.url)).body.error).toMatch(/invalid/);
+    // meta with a lone surrogate (the JSON escape \ud800 alone): a cluster's Redis could not decode the client's record.
+    await backend.script({ connect: { answer: { meta: { site: { tag: 'n\ud800' } } } } });
+    expect((await refusal(broker.url)).body.error).toMatch(/not well-formed Unicode/);
     await backend.script({});
   });
 });
