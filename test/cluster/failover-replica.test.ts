@@ -41,6 +41,8 @@ describe.skipIf(!run)('cluster: Redis fails over to a replica that lost the last
     const pub = await TestClient.connect(node.url);
     const sub = await TestClient.connect(node.url);
     const life = (await sub.request({ op: 'sub', topic: 'f' })).life;
+    // A client of the wildcard `+` saw `other`'s message, then went away before f's (it has no position on f).
+    const other = await pub.request({ op: 'pub', topic: 'other', data: 'o' });
     for (let i = 1; i <= 3; i++) await pub.request({ op: 'pub', topic: 'f', data: i });
     expect(await p.wait(1, 2000)).toBe(1); // 1..3 are on the replica
     // The replica is cut off (as a partition or a lagging link would), then 4 and 5 are published and seen.
@@ -61,8 +63,14 @@ describe.skipIf(!run)('cluster: Redis fails over to a replica that lost the last
     const resumer = await TestClient.connect(node.url);
     const ack = await resumer.request({ op: 'sub', topic: 'f', since: seen.seq, epoch: seen.epoch, life });
     expect(ack).toMatchObject({ recovered: false, missed: { f: 'epoch_changed' } });
+    // The wildcard's client resumes with its position on `other` and the same life: f restarted over an older sequence
+    // (1..5, of which 4 and 5 are gone), so the broker cannot say it missed nothing there (it replayed 6 and 7 alone).
+    const wild = await TestClient.connect(node.url);
+    const wAck = await wild.request({ op: 'sub', topic: '+', since: { other: other.seq }, epoch: { other: other.epoch }, life });
+    expect(wAck).toMatchObject({ recovered: false, missed: { f: 'unknown_position' } });
+    expect(Object.keys(wAck.missed)).toEqual(['f']);
     // The live subscriber got the new epoch's messages too.
     expect((await sub.next((f) => f.op === 'msg' && f.data === 7)).epoch).toBe(a7.epoch);
-    for (const c of [pub, sub, resumer]) c.close();
+    for (const c of [pub, sub, resumer, wild]) c.close();
   }, 60_000);
 });

@@ -162,7 +162,7 @@ export class Cursors {
           if (c.held.size === 0) return;
           continue;
         }
-        const [, ep, ...flat] = await this.options.read(topic, c.seq + 1, want);
+        const [, ep, , ...flat] = await this.options.read(topic, c.seq + 1, want);
         let got = 0;
         for (let k = 0; k < flat.length; k += 2) {
           const m = parseBusMessage(flat[k + 1]!.slice(1));

@@ -85,12 +85,15 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
     local t = topics[n]
     if not t then
       -- A topic whose meta cannot be read fails its messages alone.
-      local m = redis.pcall('HMGET', KEYS[2 * n - 1], 'seq', 'epoch', 'rid', 'bytes')
+      local m = redis.pcall('HMGET', KEYS[2 * n - 1], 'seq', 'epoch', 'rid', 'bytes', 'lost')
       if m.err then t = {err = m.err}
       else
-        t = {k = 2 * n - 1, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, pub = {}, from = 1, added = 0, clear = false}
+        t = {k = 2 * n - 1, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, pub = {}, from = 1, added = 0, clear = false, lost = m[5]}
         if t.seq == 0 or not t.epoch or m[3] ~= rid then
-          -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept
+          -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept. Over
+          -- an older sequence it is marked for good (\`lost\`): messages of that one are gone, so a wildcard resume
+          -- without a position on the topic cannot be told it missed nothing (READ).
+          if t.seq > 0 and t.epoch then t.lost = '1' end
           t.seq, t.epoch, t.bytes, t.clear = 0, ARGV[t.p], 0, true
         end
         t.mid = ',"epoch":"' .. t.epoch .. '"'
@@ -160,7 +163,11 @@ local function store(t)
   -- the newest frame alone (it fits the budget), or none: a count that drifted (say the list was evicted) starts over
   if len == 1 and n > 0 then t.bytes = t.last end
   if len == 0 then t.bytes = 0 end
-  redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid)
+  if t.lost then
+    redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid, 'lost', '1')
+  else
+    redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid)
+  end
   if t.keys then
     for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
   end
@@ -224,13 +231,14 @@ if (SPUBLISH_BATCH === PUBLISH_BATCH || /'PUBLISH'/.test(SPUBLISH_BATCH)) throw 
 
 
 /**
- * KEYS: meta, log. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, id1, entry1, …}
- * (id `0-<seq>`, as when the history was a stream). The history list holds seqs seq-len+1 .. seq, so seq s is at
- * index s - (seq - len + 1): one LRANGE.
+ * KEYS: meta, log. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, lost or false, id1,
+ * entry1, …} (id `0-<seq>`, as when the history was a stream; lost: '1' when the topic's sequence restarted over an
+ * older one, whose messages are gone). The history list holds seqs seq-len+1 .. seq, so seq s is at index
+ * s - (seq - len + 1): one LRANGE.
  */
 export const READ = `
-local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
-local out = {m[1], m[2]}
+local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'lost')
+local out = {m[1], m[2], m[3]}
 if m[1] and tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) <= tonumber(m[1]) then
   local seq = tonumber(m[1])
   local oldest = seq - redis.call('LLEN', KEYS[2]) + 1

@@ -11,7 +11,10 @@ import { parseBusMessage, type BusMessage } from './cursors.js';
 export interface StreamStore {
   /** Every topic ever published (for a wildcard). */
   topics(): Promise<string[]>;
-  /** Reads `count` entries of `topic`'s stream from seq `from`: [seq, epoch, id, `m`+body, …] (seq and epoch null: no topic). */
+  /**
+   * Reads `count` entries of `topic`'s stream from seq `from`: [seq, epoch, lost, id, `m`+body, …] (seq and epoch null:
+   * no topic; lost '1': its sequence restarted over an older one, whose messages are gone).
+   */
   read(topic: string, from: number, count: number): Promise<(string | null)[]>;
   /** Messages a topic's stream keeps at most (--history). */
   historySize: number;
@@ -45,7 +48,7 @@ export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'
   }
   const reads = await Promise.all(topics.map((t) => store.read(t, seenOf(t).seq + 1, budget.messages + 1)));
   topics.forEach((topic, i) => {
-    const [seqText, ep, ...flat] = reads[i]!;
+    const [seqText, ep, lost, ...flat] = reads[i]!;
     const seen = seenOf(topic);
     if (seqText === null || seqText === undefined || ep === null || ep === undefined) {
       // Listed without data: Redis lost it. A position on it is answered by resumeAck (a position it cannot check).
@@ -55,7 +58,10 @@ export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'
     }
     const position = { seq: Number(seqText), epoch: ep };
     positions.set(topic, position);
-    if (wildcard && !seen.listed && !anchored) {
+    // Unlisted under a wildcard: the client saw nothing of it since its life, which vouches only while the topic's
+    // messages since then are all in its current sequence. One that restarted over an older sequence (a failover, a
+    // slot that moved: the older one's messages are gone) is a topic partly forgotten: not vouched for.
+    if (wildcard && !seen.listed && (!anchored || lost === '1')) {
       missed.set(topic, 'unknown_position');
       return;
     }

@@ -139,7 +139,7 @@ describe('Cursors', () => {
         reads.push(`${topic} ${from}+${count}`);
         const all = stream.get(topic) ?? [];
         const flat = all.slice(from - 1, from - 1 + count).flatMap((v, i) => [`0-${from + i}`, v]);
-        return [String(all.length), epoch(), ...flat];
+        return [String(all.length), epoch(), null, ...flat];
       },
       closed: () => false,
       log,
@@ -179,7 +179,7 @@ describe('Cursors', () => {
     const cursors = new Cursors({
       deliver: (m) => delivered.push(m.seq),
       // The stream holds 4..6 only (3 was trimmed): a read from 3 starts at 4 and runs `count` entries from there.
-      read: async (_topic, from, count) => ['6', 'e1', ...[4, 5, 6].filter((s) => s >= Math.max(from, 4)).slice(0, count).flatMap((s) => [`0-${s}`, entry('a', s)])],
+      read: async (_topic, from, count) => ['6', 'e1', null, ...[4, 5, 6].filter((s) => s >= Math.max(from, 4)).slice(0, count).flatMap((s) => [`0-${s}`, entry('a', s)])],
       closed: () => false,
       log,
       retryMs: 5,
@@ -280,7 +280,7 @@ describe('Cursors', () => {
       read: async (topic, from, count) => {
         if (++reads === 2) await inFlight; // the new epoch's read from seq 1
         const all = stream.get(topic) ?? [];
-        return [String(all.length), epoch, ...all.slice(from - 1, from - 1 + count).flatMap((v, i) => [`0-${from + i}`, v])];
+        return [String(all.length), epoch, null, ...all.slice(from - 1, from - 1 + count).flatMap((v, i) => [`0-${from + i}`, v])];
       },
       closed: () => ++turns > 1000,
       log,
@@ -307,7 +307,7 @@ describe('Cursors', () => {
       deliver: (m) => delivered.push(m.seq),
       read: async (topic, from, count) => {
         const after = (stream.get(topic) ?? []).filter((e) => parseBusMessage(e.slice(1))!.seq >= from).slice(0, count);
-        return ['2', 'e1', ...after.flatMap((v) => [`0-${parseBusMessage(v.slice(1))!.seq}`, v])];
+        return ['2', 'e1', null, ...after.flatMap((v) => [`0-${parseBusMessage(v.slice(1))!.seq}`, v])];
       },
       closed: () => false,
       log,
@@ -422,14 +422,14 @@ describe('OwnDeliveries', () => {
 
 describe('resumeFromStreams', () => {
   const mailbox: SessionMailbox = { push: () => true, capacity: 1000, depth: 0, byteCapacity: 1 << 20, bytes: 0, acceptsDirect: () => true, tail: undefined, replaceTail: () => undefined };
-  const store = (topics: Record<string, number>, kept = 100) => ({
+  const store = (topics: Record<string, number>, kept = 100, lost = new Set<string>()) => ({
     topics: async () => Object.keys(topics),
     read: async (topic: string, from: number, count: number) => {
       const last = topics[topic];
-      if (last === undefined) return [null, null];
+      if (last === undefined) return [null, null, null];
       const flat: string[] = [];
       for (let s = Math.max(from, last - kept + 1); s <= last && flat.length < 2 * count; s++) flat.push(`0-${s}`, entry(topic, s));
-      return [String(last), 'e1', ...flat];
+      return [String(last), 'e1', lost.has(topic) ? '1' : null, ...flat];
     },
     historySize: kept,
   });
@@ -460,6 +460,14 @@ describe('resumeFromStreams', () => {
     expect(r.messages.map((m) => `${(m.frame as { topic: string }).topic}:${(m.frame as { seq: number }).seq}`)).toEqual(['room/1:2', 'room/2:1']);
     expect(r.ack).toMatchObject({ recovered: false, missed: { 'room/9': 'unknown_position' } });
     expect([...r.positions.keys()]).toEqual(['room/1', 'room/2']);
+  });
+
+  it('a wildcard: an unlisted topic whose sequence restarted over an older one (a failover) is not vouched for, though the life is the same', async () => {
+    const frame = sub({ topic: 'w/+', since: { 'w/other': 1 }, epoch: { 'w/other': 'e1' }, life: 'L' });
+    const r = await resumeFromStreams(store({ 'w/other': 1, 'w/f': 1, 'w/new': 2 }, 100, new Set(['w/f'])), frame, terms(frame), 'L');
+    expect(r.ack).toMatchObject({ recovered: false, missed: { 'w/f': 'unknown_position' } });
+    expect(Object.keys(r.ack.missed as object)).toEqual(['w/f']); // w/new never restarted: replayed from its start
+    expect(r.messages.map((m) => `${(m.frame as { topic: string }).topic}:${(m.frame as { seq: number }).seq}`)).toEqual(['w/new:1', 'w/new:2']);
   });
 });
 
