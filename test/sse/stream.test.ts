@@ -130,6 +130,21 @@ describe('SSE stream', () => {
     sse.close();
   });
 
+  it('a cursor no stream of this broker could write (a filter twice, more filters than --max-subscriptions): bad_cursor, at no great cost', async () => {
+    // 1,000 copies of `#`, each resumed with a map of 200–250 positions, held the loop ~450 ms for one request.
+    const positions = Array.from({ length: 200 }, (_, i) => `t${i.toString(36)}!.1!1`).join(',');
+    const copies = `1;${broker.hub.life};;${Array(1000).fill('#').join(',')};${positions}`;
+    const tooMany = `1;${broker.hub.life};;${Array.from({ length: broker.config.maxSubscriptions + 1 }, (_, i) => `f${i}`).join(',')};`;
+    for (const id of [copies, tooMany]) {
+      expect(id.length).toBeLessThanOrEqual(4096);
+      const sse = await SseClient.open(broker.httpUrl, '/sse?topics=fresh2', { 'last-event-id': id });
+      expect(JSON.parse((await sse.next((e) => e.event === 'notRecovered')).data)).toMatchObject({ filter: null, reason: 'bad_cursor' });
+      await broker.hub.publish('fresh2', 'ok');
+      expect(await sse.frame((f) => f.op === 'msg' && f.topic === 'fresh2')).toMatchObject({ data: 'ok' });
+      sse.close();
+    }
+  });
+
   it('bad input: not JSON, unknown op, bad topic are errors on the stream (it stays); oversize body 413; unknown stream 404', async () => {
     const sse = await SseClient.open(broker.httpUrl, '/sse');
     expect((await sse.send('{not json')).status).toBe(202);

@@ -117,10 +117,14 @@ export function decodeCursor(text: string, limits = { maxBytes: CURSOR_MAX_BYTES
   const life = unescapePart(lifeText);
   if (life === undefined || life.length > 64) return undefined;
   const filters: Cursor['filters'] = [];
+  // A stream's filters are a set: one written twice is no cursor of ours (1,000 copies of `#` with a position map
+  // each cost a resume hundreds of milliseconds of the loop, on the word of one request).
+  const seen = new Set<string>();
   for (const part of filtersText === '' ? [] : filtersText.split(',')) {
     const presence = part.startsWith('!');
     const filter = unescapePart(presence ? part.slice(1) : part);
-    if (filter === undefined || filter === '') return undefined;
+    if (filter === undefined || filter === '' || seen.has(filter)) return undefined;
+    seen.add(filter);
     filters.push({ filter, presence });
   }
   if (filters.length > limits.maxFilters) return undefined;

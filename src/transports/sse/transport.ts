@@ -16,7 +16,7 @@ import type { Grant } from '../../auth/grant.js';
 import { validateClientFrame } from '../../protocol/frames.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { RequestFrame } from '../../engine/engine.js';
-import { decodeCursor, resumeFrames, type Cursor } from './cursor.js';
+import { CURSOR_MAX_BYTES, decodeCursor, resumeFrames, type Cursor } from './cursor.js';
 import { CURSOR_MARK, SseWire } from './wire.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
 import { refusal, SseForwarding, type PostAnswer, type RemoteStream } from './forwarding.js';
@@ -80,7 +80,9 @@ export class SseTransport {
     const grant = await this.authorize(req);
     if (grant && !this.core.hub.isNameFree(grant.name)) throw new SseRefusal(409, `client '${grant.name}' is already connected`, 'name_taken');
     if (req.socket.destroyed) return;
-    const cursor = lastEventId === undefined || lastEventId === '' ? undefined : decodeCursor(lastEventId);
+    // At most as many filters as a connection may hold (a stream's cursor never has more): what a resume costs is bounded.
+    const limits = { maxBytes: CURSOR_MAX_BYTES, maxFilters: this.core.config.maxSubscriptions };
+    const cursor = lastEventId === undefined || lastEventId === '' ? undefined : decodeCursor(lastEventId, limits);
     const resumable = cursor !== undefined && cursor.flag !== 'f';
     this.start(req, res, { topics: resumable ? [] : topics, name, grant }, lastEventId === undefined || lastEventId === '' ? undefined : cursor ?? null);
   }
