@@ -292,10 +292,14 @@ for _, id in ipairs(ids) do
   local rec = redis.call('HGET', KEYS[3], id)
   if rec then
     redis.call('HDEL', KEYS[3], id)
-    local c = cjson.decode(rec)
-    if redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
-    for _, f in ipairs(c.subs) do
-      redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({e = 'timeout', c = {id = c.id, name = c.name, transport = c.transport, addr = c.addr, meta = c.meta}, f = f}))
+    -- A record cjson cannot read (the broker validates what goes in; a record from elsewhere) is dropped unannounced
+    -- rather than failing the claim halfway (the node already left the node set: nobody would reap it again).
+    local ok, c = pcall(cjson.decode, rec)
+    if ok and type(c) == 'table' and type(c.name) == 'string' then
+      if redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
+      for _, f in ipairs(type(c.subs) == 'table' and c.subs or {}) do
+        redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({e = 'timeout', c = {id = c.id, name = c.name, transport = c.transport, addr = c.addr, meta = c.meta}, f = f}))
+      end
     end
     n = n + 1
   end
@@ -321,8 +325,8 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
     redis.call('HDEL', KEYS[3], id)
     redis.call('SREM', KEYS[5], id)
     if rec then
-      local c = cjson.decode(rec)
-      if redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
+      local ok, c = pcall(cjson.decode, rec)
+      if ok and type(c) == 'table' and type(c.name) == 'string' and redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
     end
   end
 end
@@ -330,10 +334,13 @@ local conflicts = {}
 for id, rec in pairs(keep) do
   redis.call('HSET', KEYS[3], id, rec)
   redis.call('SADD', KEYS[5], id)
-  local c = cjson.decode(rec)
-  local holder = redis.call('HGET', KEYS[4], c.name)
-  if not holder then redis.call('HSET', KEYS[4], c.name, id)
-  elseif holder ~= id then table.insert(conflicts, id) end
+  -- (a record cjson cannot read keeps no name here, and never fails the re-assertion of the node's other clients)
+  local ok, c = pcall(cjson.decode, rec)
+  if ok and type(c) == 'table' and type(c.name) == 'string' then
+    local holder = redis.call('HGET', KEYS[4], c.name)
+    if not holder then redis.call('HSET', KEYS[4], c.name, id)
+    elseif holder ~= id then table.insert(conflicts, id) end
+  end
 end
 table.insert(conflicts, 1, gone)
 return conflicts
