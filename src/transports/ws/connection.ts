@@ -55,6 +55,8 @@ export class WsWire implements Wire {
   private fragBytes = 0;
   /** Destroys the socket if the peer does not end it after our end (only while closing). */
   private timer: NodeJS.Timeout | undefined = undefined;
+  /** The latest ping's payload, while its pong waits for the socket to drain (undefined: none waits). */
+  private pongDue: Buffer | undefined = undefined;
 
   constructor(
     readonly socket: Duplex,
@@ -88,6 +90,23 @@ export class WsWire implements Wire {
 
   ping(): void {
     if (this.state === OPEN) this.socket.write(PING);
+  }
+
+  /**
+   * Answers a ping. While the socket is congested only the latest ping gets a pong, once it drains (RFC 6455 5.5.3
+   * allows answering the most recent ping alone): pongs bypass the mailbox and its byte bound, so a client that pings
+   * and never reads would otherwise grow this socket's buffer without end.
+   */
+  private pong(payload: Buffer): void {
+    if (!this.socket.writableNeedDrain) return void this.socket.write(wsFrame(0x8a, payload.length === 0 ? undefined : payload));
+    const waiting = this.pongDue !== undefined;
+    this.pongDue = Buffer.from(payload); // a copy: at most 125 bytes, not the read chunk it is a view of
+    if (waiting) return;
+    this.socket.once('drain', () => {
+      const due = this.pongDue!;
+      this.pongDue = undefined;
+      if (this.state === OPEN) this.socket.write(wsFrame(0x8a, due.length === 0 ? undefined : due));
+    });
   }
 
   /** Sends our close frame; the peer's ends the socket (the connection actor bounds the wait and terminates). */
@@ -258,7 +277,7 @@ export class WsWire implements Wire {
         if (!isUtf8(reason)) return this.fail(1007, 'invalid UTF-8 sequence');
         return this.peerClosed(code, reason.toString());
       } else if (op === 9) {
-        if (this.state === OPEN) this.socket.write(wsFrame(0x8a, len === 0 ? undefined : buf.subarray(p, stop)));
+        if (this.state === OPEN) this.pong(buf.subarray(p, stop));
         reader.control();
       } else {
         reader.link.lastSeen = Date.now();
