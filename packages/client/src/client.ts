@@ -255,6 +255,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (this.queue.length >= bound) {
       return Promise.reject(new SwitchboardError('queue_full', `offline queue full (${bound} publishes waiting for a connection)`));
     }
+    // What cannot be encoded is refused now, not when the queue is sent (the publishes behind it go on).
+    const checked = encode(frame);
+    if (checked instanceof SwitchboardError) return Promise.reject(checked);
     return new Promise<PubAck | undefined>((resolve, reject) => this.queue.push({ frame, ack, resolve, reject })).then((a) => a);
   }
 
@@ -332,13 +335,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       return Promise.reject(new SwitchboardError(why, `${String(frame.op)}: not connected (${this.state})`));
     }
     const { id, reply } = this.requests.open(String(frame.op), timeoutMs);
-    this.write({ ...frame, id });
+    const text = encode({ ...frame, id });
+    if (text instanceof SwitchboardError) this.requests.cancel(id, text);
+    else this.sendText(text);
     return reply as Promise<AckFrame>;
   }
 
   private sendPub(frame: Record<string, unknown>, ack: boolean): Promise<PubAck | void> {
     if (!ack) {
-      this.write(frame);
+      const text = encode(frame);
+      if (text instanceof SwitchboardError) return Promise.reject(text);
+      this.sendText(text);
       return Promise.resolve();
     }
     return this.request(frame).then((a) => ({
@@ -349,9 +356,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }));
   }
 
+  /** Sends one of the client's own frames (sub, unsub, quit: always encodable). */
   private write(frame: Record<string, unknown>): void {
+    this.sendText(JSON.stringify(frame));
+  }
+
+  private sendText(text: string): void {
     const ws = this.socket;
-    if (ws && ws.readyState === OPEN) ws.send(JSON.stringify(frame));
+    if (ws && ws.readyState === OPEN) ws.send(text);
   }
 
   /** The token refresh of the lifecycle machine: `{op:"auth"}` on this connection, resolved at its ack. */
@@ -395,6 +407,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       fail: (err) => {
         if (err.code === 'disconnected') return; // resubscribes on the next connection
         if (err.code === 'timeout' && this.socket === ws) return this.sendSub(sub);
+        if (err.code === 'unavailable') {
+          // The broker did not act (say a cluster node whose Redis is down): not a refusal of this subscription. It
+          // stays, and comes back on the next connection, as after an `unavailable` error of any other kind.
+          if (this.socket === ws && this.online) {
+            this.closingAs = { code: 1013, reason: err.message };
+            this.actor.send({ type: 'UNAVAILABLE', reason: err.message });
+          }
+          return;
+        }
         this.subs.delete(sub);
         if (err.code === 'closed') return sub.end(err);
         // The first refusal rejects subscribe()'s promise; a later one (a resubscribe) has nobody waiting.
@@ -405,10 +426,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   private async unsubscribe(sub: Subscription<unknown>): Promise<void> {
-    const wasLive = sub.state === 'subscribed';
+    // Held at the broker, or about to be: a `sub` sent on this connection and not answered yet is taken before the
+    // `unsub` that follows it (one connection's requests are served in order).
+    const atBroker = sub.state === 'subscribed' || (sub.state === 'subscribing' && this.online);
     if (!this.subs.delete(sub)) return sub.end();
     sub.end();
-    if (wasLive) await this.unsubAtBroker(sub.filter);
+    if (atBroker) await this.unsubAtBroker(sub.filter);
   }
 
   /** A subscription that failed on its own (`buffer_overflow`) is dropped at the broker too. */
@@ -663,5 +686,14 @@ function checkOptions(options: unknown): void {
     if (b.maxMs < b.minMs) throw bad(`backoff.maxMs (${b.maxMs}) must not be below backoff.minMs (${b.minMs})`);
     if (b.factor < 1) throw bad(`backoff.factor must be ≥ 1, got ${b.factor}`);
     if (b.maxMs > 2 ** 31 - 1) throw bad(`backoff.maxMs must be at most ${2 ** 31 - 1} ms`);
+  }
+}
+
+/** A frame's JSON text, or `bad_data` when its data cannot be encoded (a BigInt, a cycle): a rejection, never a throw. */
+function encode(frame: Record<string, unknown>): string | SwitchboardError {
+  try {
+    return JSON.stringify(frame);
+  } catch (err) {
+    return new SwitchboardError('bad_data', `${String(frame.op)}: data JSON cannot encode (${(err as Error).message})`);
   }
 }

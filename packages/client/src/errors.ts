@@ -31,6 +31,7 @@ export const CLIENT_ERROR_CODES = [
   'closed', // the client was closed (close() or a close code that stops it)
   'queue_full', // the offline queue is at its bound
   'buffer_overflow', // a subscription held more than bufferSize messages nobody took
+  'bad_data', // data that JSON cannot encode (a BigInt, a cycle): nothing was sent
 ] as const;
 
 export type SwitchboardErrorCode = BrokerErrorCode | (typeof CLIENT_ERROR_CODES)[number];

@@ -50,6 +50,15 @@ export class PendingRequests {
     return true;
   }
 
+  /** Fails one request before anything was sent for it (its frame could not be encoded). */
+  cancel(id: FrameId, err: SwitchboardError): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.fail(err);
+  }
+
   /** Rejects every request in flight (the connection they were sent on is gone). */
   failAll(code: 'disconnected' | 'closed', message: string): void {
     const all = [...this.pending.values()];
