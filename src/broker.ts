@@ -166,6 +166,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // With a key or tokens a rebound page has no credentials, and servers may reach the broker by any name.
   const apiOpen = config.apiKey === undefined && !tokens;
   router.guard((req, pathname) => {
+    // A page on another origin may POST to the API without a preflight (a "simple" text/plain request): the Origin
+    // rules of the WebSocket handshake apply to /api/* too. Servers and curl send no Origin and are not concerned.
+    if (pathname.startsWith('/api/') && !origins.allows(req.headers.origin)) {
+      faults.note('info', { origin: String(req.headers.origin).slice(0, 200), path: pathname, flag: '--allowed-origins' }, 'api request refused: origin not allowed');
+      return new HttpError(403, `origin '${String(req.headers.origin).slice(0, 200)}' is not allowed`, 'forbidden');
+    }
     if (!apiOpen || !/^\/(api\/|inspect|metrics|sse)/.test(pathname) || origins.servesHost(req.headers.host)) return undefined;
     faults.note('info', { host: String(req.headers.host).slice(0, 200), path: pathname, flag: '--public-host' }, 'request refused: not addressed to this broker (add the name with --public-host)');
     return new HttpError(421, `this broker is not '${String(req.headers.host).slice(0, 100)}'; add it with --public-host`, 'misdirected');

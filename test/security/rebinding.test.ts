@@ -5,6 +5,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
 
 let broker: TestBroker | undefined;
 afterEach(async () => {
@@ -23,6 +24,27 @@ function get(port: number, path: string, host: string): Promise<{ status: number
     req.end();
   });
 }
+
+describe('cross-site requests to the API', () => {
+  it("a page on another origin cannot publish or disconnect through the open API (a no-cors POST needs no preflight); the broker's own pages and servers can", async () => {
+    broker = await startTestBroker();
+    const victim = await TestClient.connect(`${broker.url}/rowdata/pump/1`);
+    // What fetch(…, { method: 'POST', mode: 'no-cors', body }) on evil.example sends: Host is the broker's own address.
+    const post = (path: string, body: unknown, origin?: string) =>
+      fetch(`${broker!.httpUrl}${path}`, { method: 'POST', headers: { 'content-type': 'text/plain;charset=UTF-8', ...(origin && { origin }) }, body: JSON.stringify(body) });
+    const refused = await post('/api/publish', { topic: 'rowdata/pump/1', data: { level: 0 } }, 'https://evil.example');
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ error: 'forbidden' });
+    expect((await post('/api/clients/disconnect', { id: victim.hello.client.id }, 'https://evil.example')).status).toBe(403);
+    // The broker's own page (its origin) and a server (no Origin) publish; the victim gets exactly those two.
+    expect((await post('/api/publish', { topic: 'rowdata/pump/1', data: 'own page' }, broker.httpUrl)).status).toBe(200);
+    expect((await post('/api/publish', { topic: 'rowdata/pump/1', data: 'server' })).status).toBe(200);
+    expect((await victim.next((f) => f.op === 'msg')).data).toBe('own page');
+    expect((await victim.next((f) => f.op === 'msg' && f.data === 'server')).data).toBe('server');
+    expect(victim.all.filter((f) => f.op === 'msg').map((f) => f.data)).toEqual(['own page', 'server']);
+    victim.close();
+  });
+});
 
 describe('requests addressed to another name', () => {
   it('the API, /inspect and /metrics refuse a rebound Host with 421; the broker’s own names are served', async () => {
