@@ -39,6 +39,11 @@ describe('server API', () => {
     ]);
     expect([(await c.next((f) => f.op === 'msg')).data, (await c.next((f) => f.op === 'msg')).data, (await c.next((f) => f.op === 'msg')).data]).toEqual(['one', 'two', null]);
     expect((await api('POST', '/api/publish/batch', { messages: [] })).status).toBe(400);
+    // Each message is held to --max-payload, as POST /api/publish is (the batch's body may be 16 times it).
+    const big = 'x'.repeat(broker.config.maxPayload);
+    const sized = await api('POST', '/api/publish/batch', { messages: [{ topic: 'b/1', data: big }, { topic: 'b/1', data: 'three' }] });
+    expect(sized.body.results).toEqual([{ error: 'too_large', message: expect.stringContaining('--max-payload') }, { seq: 3, epoch: expect.any(String), delivered: 1 }]);
+    expect((await c.next((f) => f.op === 'msg')).data).toBe('three');
     c.ws.close();
   });
 

@@ -132,6 +132,8 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
       const err = topicError(topic);
       if (err) { fail('bad_topic', err); continue; }
       if (!('data' in m)) { fail('bad_frame', 'a message needs data'); continue; }
+      // Each message is held to --max-payload, as POST /api/publish and a client's pub are (the batch's body may be 16×).
+      if (Buffer.byteLength(JSON.stringify(data) ?? '') > config.maxPayload) { fail('too_large', `a message's data is over --max-payload (${config.maxPayload} bytes)`); continue; }
       let key: string | undefined;
       try {
         key = idempotencyKey(rawKey);
