@@ -85,7 +85,10 @@ export class HookClient {
     this.inflight++;
     return this.post(kind, JSON.stringify(body)).then((result) => {
       this.inflight--;
-      if (result.ok) breaker.succeeded();
+      // A 4xx is the backend answering (it refused this call: a bad method, a client it does not know), not the backend
+      // failing: it must not pause the hook for every other client, which one client's bad calls could otherwise do.
+      // (408 and 429 say the backend is slow or overloaded: those count, as 5xx do.)
+      if (result.ok || refusedByBackend(result)) breaker.succeeded();
       else breaker.failedCall();
       return this.count(kind, result);
     });
@@ -180,4 +183,9 @@ export function backendMessage(text: string): string | undefined {
   const v = value as { error?: unknown; reason?: unknown; message?: unknown } | null;
   const m = typeof v?.error === 'object' && v.error !== null ? (v.error as { message?: unknown }).message : (v?.error ?? v?.reason ?? v?.message);
   return typeof m === 'string' ? m.slice(0, 200) : undefined;
+}
+
+/** An HTTP 4xx the backend chose to answer a call with (not 408 or 429: it is up, and the call is what it refused). */
+function refusedByBackend(r: HookFailure): boolean {
+  return r.why === 'status' && r.status !== undefined && r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429;
 }

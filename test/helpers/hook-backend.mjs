@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import { createHmac } from 'node:crypto';
 
 const secret = process.env.HOOK_SECRET;
-/** kind → { status, answer, by: { key → answer }, delayMs, randomDelayMs, failEvery, echo } */
+/** kind → { status, statusBy: { key → status }, answer, by: { key → answer }, delayMs, randomDelayMs, failEvery, echo } */
 let script = {};
 const calls = [];
 const counts = {};
@@ -45,9 +45,9 @@ const server = createServer((req, res) => {
         res.statusCode = 500;
         return res.end('{"error":{"message":"flapping"}}');
       }
-      res.statusCode = rule.status ?? 200;
-      res.setHeader('content-type', 'application/json');
       const key = keyOf(kind, body);
+      res.statusCode = (rule.statusBy && Object.hasOwn(rule.statusBy, key) ? rule.statusBy[key] : rule.status) ?? 200;
+      res.setHeader('content-type', 'application/json');
       let answer = rule.by && Object.hasOwn(rule.by, key) ? rule.by[key] : (rule.answer ?? {});
       if (rule.echo) answer = { ...answer, data: body.data };
       res.end(JSON.stringify(answer));

@@ -230,6 +230,18 @@ describe('a backend that is down or flapping', () => {
     await back.stop();
   });
 
+  it("one client's calls the backend refuses with a 4xx do not pause the hook for the others (the backend answered)", async () => {
+    await backend.script({ rpc: { echo: true, statusBy: { nope: 404 }, by: { nope: { error: { message: 'no such method' } } } } });
+    const mallory = await TestClient.connect(broker.url);
+    const alice = await TestClient.connect(broker.url);
+    // Twice the breaker's failure count (3 here) of refused calls in a row.
+    for (let i = 0; i < 6; i++) expect((await mallory.request({ op: 'rpc', method: 'nope' })).code).toBe('backend_error');
+    expect(await alice.request({ op: 'rpc', method: 'echo', data: 1 })).toMatchObject({ op: 'ack', data: 1 });
+    await backend.script({});
+    mallory.ws.close();
+    alice.ws.close();
+  });
+
   it('flapping: every failed call is unavailable to its client, every other goes through, nothing hangs', async () => {
     await backend.script({ publish: { failEvery: 2 } });
     const c = await TestClient.connect(broker.url);
