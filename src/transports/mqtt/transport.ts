@@ -16,6 +16,7 @@ import { AuthFailure, grantFromClaims } from '../../auth/tokens.js';
 import { Grant } from '../../auth/grant.js';
 import { ConfigError } from '../../config.js';
 import { PacketFramer, type FrameEvent } from './framer.js';
+import { connectVersion, firstPacket } from './first-packet.js';
 import { propertiesProblem } from './properties.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
@@ -399,49 +400,4 @@ function anonymousGrant(acl: string | undefined): Grant | undefined {
   const grant = grantFromClaims({ sub: 'anonymous', acl: JSON.parse(acl) as unknown });
   if (grant instanceof AuthFailure) throw new ConfigError(`--mqtt-anonymous-acl: ${grant.message.replace(/^token /, '')}`);
   return grant;
-}
-
-/** 4 for MQTT 3.1.1 (and 3 for MQIsdp 3.1, served as 3.1.1), 5 for MQTT 5.0; undefined otherwise. */
-function connectVersion(p: IConnectPacket): MqttVersion | undefined {
-  if (p.protocolId === 'MQTT' && (p.protocolVersion === 4 || p.protocolVersion === 5)) return p.protocolVersion;
-  if (p.protocolId === 'MQIsdp' && p.protocolVersion === 3) return 3;
-  return undefined;
-}
-
-/**
- * The first packet (it must be CONNECT), parsed, with the whole packets after it (a partial one stays in `framer`);
- * null when the socket closes, the packet is too large or malformed, or time runs out. The socket is left paused.
- */
-function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: number): Promise<{ packet: Packet; rest: FrameEvent[] } | null> {
-  return new Promise((resolve) => {
-    const done = (value: { packet: Packet; rest: FrameEvent[] } | null) => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      socket.pause();
-      resolve(value);
-    };
-    const onData = (chunk: Buffer) => {
-      const events = framer.push(chunk);
-      if (events.length === 0) return;
-      const e = events[0]!;
-      if (e.kind !== 'packet') return done(null);
-      const parser = mqttPacket.parser({ protocolVersion: 5 });
-      let packet: Packet | undefined;
-      parser.on('packet', (p: Packet) => (packet ??= p));
-      parser.on('error', () => undefined);
-      try {
-        parser.parse(e.packet);
-      } catch {
-        return done(null); // bytes the codec threw on: no CONNECT
-      }
-      if (!packet) return done(null);
-      // Packets right behind CONNECT are the connection's first (and a failure among them ends it there).
-      done({ packet, rest: events.slice(1) });
-    };
-    const onClose = () => done(null);
-    const timer = setTimeout(() => done(null), timeoutMs);
-    socket.on('data', onData);
-    socket.once('close', onClose);
-  });
 }
