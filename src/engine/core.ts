@@ -319,13 +319,16 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     this.ack(link, frame.id, result.duplicate ? { ...told, duplicate: true } : told);
   };
 
-  /** A server-side publish (HTTP API, MQTT wills): no sender; answered at once in memory, after the store on a cluster. */
-  publish(topic: string, data: unknown, key?: string): Maybe<PublishResult | ProtocolError> {
-    return this.broker.publish(topic, data, null, true, undefined, key);
+  /**
+   * A server-side publish (HTTP API, MQTT wills): no sender; answered at once in memory, after the store on a cluster.
+   * `qos`: the highest QoS MQTT subscribers get it at (a will's own QoS; default 2).
+   */
+  publish(topic: string, data: unknown, key?: string, qos?: 0 | 1 | 2): Maybe<PublishResult | ProtocolError> {
+    return this.broker.publish(topic, data, null, true, undefined, key, qos);
   }
 
-  async publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError> {
-    return this.publish(topic, data, key);
+  async publishAsync(topic: string, data: unknown, key?: string, qos?: 0 | 1 | 2): Promise<PublishResult | ProtocolError> {
+    return this.publish(topic, data, key, qos);
   }
 
   /**

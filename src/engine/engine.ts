@@ -154,7 +154,7 @@ export interface Engine<S extends Session = Session> {
    * Server-side publish (HTTP API, MQTT wills): no sender; with `key`, once per (topic, key) within its window.
    * Answered at once by the in-memory engine, once the store has it on a cluster.
    */
-  publish(topic: string, data: unknown, key?: string): PublishResult | ProtocolError | Promise<PublishResult | ProtocolError>;
+  publish(topic: string, data: unknown, key?: string, qos?: 0 | 1 | 2): PublishResult | ProtocolError | Promise<PublishResult | ProtocolError>;
   /** Answers a request the session layer could not handle. */
   fail(session: S, err: ProtocolError): void;
 
@@ -182,7 +182,7 @@ export interface Engine<S extends Session = Session> {
   /** Answers a `ping` after every earlier request of `session` and every delivery already on its way to it. */
   ping(session: S, id: FrameId | undefined): void;
   /** Server-side publish that waits for the store (HTTP API, MQTT wills); `unavailable` when it cannot take it. */
-  publishAsync(topic: string, data: unknown, key?: string): Promise<PublishResult | ProtocolError>;
+  publishAsync(topic: string, data: unknown, key?: string, qos?: 0 | 1 | 2): Promise<PublishResult | ProtocolError>;
   /** `ok`, or `degraded` while a shared store is unreachable (shown by /healthz and /metrics). */
   health(): 'ok' | 'degraded';
   /** Connects to the store (if any) before the broker listens. */

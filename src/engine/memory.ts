@@ -142,7 +142,7 @@ export class MemoryEngine<Link extends Session = Session> extends ProtocolCore<L
   }
 
   /** Answered at once: the in-memory broker never waits. */
-  override publish(topic: string, data: unknown, key?: string): PublishResult | ProtocolError {
-    return this.broker.publish(topic, data, null, true, undefined, key) as PublishResult | ProtocolError;
+  override publish(topic: string, data: unknown, key?: string, qos?: 0 | 1 | 2): PublishResult | ProtocolError {
+    return this.broker.publish(topic, data, null, true, undefined, key, qos) as PublishResult | ProtocolError;
   }
 }

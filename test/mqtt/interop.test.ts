@@ -1,14 +1,14 @@
 // MQTT on one topic space with every other transport, over real sockets: the `mqtt` npm client and Debian's
 // mosquitto_pub / mosquitto_sub against WebSocket, TCP chat and HTTP API clients; grants, keepalive, wills, limits.
 import { spawn, spawnSync } from 'node:child_process';
-import { connect as netConnect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import mqttPacket from 'mqtt-packet';
 import { SignJWT } from 'jose';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { LineClient } from '../helpers/line-client.js';
+import { RawMqtt } from '../helpers/raw-mqtt.js';
 
 let broker: TestBroker;
 const clients: MqttClient[] = [];
@@ -150,35 +150,6 @@ describe('mosquitto_pub and mosquitto_sub', () => {
   it.skipIf(have)('skipped: mosquitto-clients not installed (apt-get install mosquitto-clients)', () => undefined);
 });
 
-/** A raw MQTT socket, for what a well-behaved client library will not send. */
-class RawMqtt {
-  readonly packets: Packet[] = [];
-  private readonly parser;
-  closed: Promise<void>;
-  private constructor(readonly socket: Socket, version: 4 | 5) {
-    this.parser = mqttPacket.parser({ protocolVersion: version });
-    this.parser.on('packet', (p: Packet) => this.packets.push(p));
-    socket.on('data', (d: Buffer) => this.parser.parse(d));
-    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
-  }
-  static async open(port: number, version: 4 | 5 = 4): Promise<RawMqtt> {
-    const socket = netConnect(port, '127.0.0.1');
-    await new Promise((resolve) => socket.once('connect', resolve));
-    return new RawMqtt(socket, version);
-  }
-  send(p: Packet, version: 4 | 5 = 4): void {
-    this.socket.write(mqttPacket.generate(p, { protocolVersion: version }));
-  }
-  async next(cmd: string, timeoutMs = 3000): Promise<Packet> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.packets.findIndex((p) => p.cmd === cmd);
-      if (i >= 0) return this.packets.splice(i, 1)[0]!;
-      if (Date.now() > deadline) throw new Error(`no ${cmd} within ${timeoutMs} ms (got ${this.packets.map((p) => p.cmd).join(', ')})`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-}
 
 describe('liveness, wills and protocol errors', () => {
   it('keepalive: silence for 1.5 × keepalive closes the connection and publishes its will; DISCONNECT does not', async () => {

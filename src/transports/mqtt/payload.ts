@@ -154,9 +154,10 @@ function propertiesOf(value: unknown): CarriedProperties | undefined {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** The will a CONNECT carries, as the message it becomes. */
-export function willOf(connect: IConnectPacket): { topic: string; data: unknown } | undefined {
+export function willOf(connect: IConnectPacket): { topic: string; data: unknown; qos: 0 | 1 | 2 } | undefined {
   const will = connect.will;
   if (!will) return undefined;
   const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
-  return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined) };
+  // Its QoS is the highest its subscribers get it at, as for any publish (never upgraded).
+  return { topic: will.topic, data: dataOfPayload(payload, connect.protocolVersion === 5 ? will.properties : undefined), qos: will.qos ?? 0 };
 }

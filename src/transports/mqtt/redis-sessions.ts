@@ -118,6 +118,10 @@ interface Encoded {
   i: [number, 1 | 2, boolean, string, string, boolean][];
   n: number;
   x: number | null;
+  /** QoS 2 ids received, not released. */
+  r?: number[];
+  /** No Local filters. */
+  o?: string[];
 }
 
 /** The stores of a cluster node: sessions, retained messages and positions in the Redis its engine uses. */
@@ -221,7 +225,7 @@ export class RedisSessionStore implements SessionStore {
  */
 export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Buffer, maxBytes: number): string {
   const positions = new Map(s.positions);
-  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt };
+  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }) };
   let bytes = JSON.stringify(base).length + [...positions].reduce((sum, [t, p]) => sum + t.length + p.epoch.length + 24, 0);
   for (const [pid, flight] of s.inflight) {
     const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
@@ -256,6 +260,8 @@ export function decodeSession(raw: string): StoredSession | undefined {
       life: e.l,
       inflight,
       nextPacketId: e.n,
+      received: Array.isArray(e.r) ? e.r.filter((pid) => Number.isSafeInteger(pid)) : undefined,
+      noLocal: Array.isArray(e.o) ? e.o.filter((f) => typeof f === 'string') : undefined,
       expiresAt: e.x === null ? Infinity : e.x,
     };
   } catch {

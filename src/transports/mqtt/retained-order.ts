@@ -99,6 +99,21 @@ export class RetainedWrites {
   }
 
   /**
+   * A QoS 0 retained publish (nothing to answer): kept at once, or behind the retained writes still under way, so a
+   * later publish (say a clear, an empty payload) never lands before an earlier QoS 1 or 2 one still being kept.
+   */
+  run(write: () => Promise<void>): void {
+    if (this.held === undefined) return void write().catch(() => undefined);
+    const mine: Promise<void> = this.held
+      .then(write)
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.held === mine) this.held = undefined;
+      });
+    this.held = mine;
+  }
+
+  /**
    * Queues `packet` (a PUBACK or PUBREC) once `write` and every retained write before it are done: its answer then
    * means the retained message is kept (a shared store answers later), and answers keep the order of the publishes.
    */

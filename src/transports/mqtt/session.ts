@@ -86,6 +86,9 @@ export class MqttSession {
     this.filters = stored?.filters ?? new Map();
     this.inflight = stored?.inflight ?? new Map();
     this.nextPacketId = stored?.nextPacketId ?? 1;
+    // Session state too (MQTT 4.1): QoS 2 ids awaiting PUBREL (exactly once across a reconnect) and No Local filters.
+    for (const pid of stored?.received ?? []) this.received.add(pid);
+    for (const filter of stored?.noLocal ?? []) this.noLocal.add(filter);
     // A resumed session resumes from its positions even when it will not be kept afterwards (5.0 expiry 0 this time).
     const positions = stored?.positions ?? (options.persistent ? new Map<string, Position>() : undefined);
     this.positions = positions && new SessionPositions(positions, stored?.life);
@@ -114,7 +117,8 @@ export class MqttSession {
     if (!this.options.persistent || !this.positions) return undefined;
     const filters = this.sessionFilters();
     this.positions.fill(filters.keys(), current);
-    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.inflight, nextPacketId: this.nextPacketId, expiresAt };
+    const noLocal = [...this.noLocal].filter((f) => filters.has(f));
+    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.inflight, nextPacketId: this.nextPacketId, received: [...this.received], noLocal, expiresAt };
   }
 
   /** The session's filters: those held, and those of a resume the engine has not acknowledged yet (still the session's). */
@@ -364,7 +368,7 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        void this.writes.keep(p.retain, f)();
+        this.writes.run(this.writes.keep(p.retain, f));
         return NOTHING;
       case 'unsub':
         if (!error) {

@@ -33,6 +33,10 @@ export interface StoredSession {
   life: string | undefined;
   inflight: Map<number, Inflight>;
   nextPacketId: number;
+  /** QoS 2 packet ids received from the client and not released yet (PUBREL): a resend of one is not published again. */
+  received?: number[] | undefined;
+  /** 5.0 filters subscribed with No Local. */
+  noLocal?: string[] | undefined;
   /** ms since 1970 after which it is gone; Infinity: kept until evicted (3.1.1 clean session 0). */
   expiresAt: number;
 }

@@ -362,7 +362,7 @@ export class MqttTransport {
     const publishWill = () => {
       if (!will || session.disconnected || !session.connacked) return;
       const hub = this.core.hub;
-      hub.publishAsync(will.topic, will.data).catch((err: unknown) =>
+      hub.publishAsync(will.topic, will.data, undefined, will.qos).catch((err: unknown) =>
         this.log.error({ err, client: link.id }, 'mqtt will publish failed'),
       );
     };
