@@ -211,6 +211,12 @@ export class FrameReader {
     this.accept(new ProtocolError('bad_frame', 'binary frames are not supported; send JSON text frames'), bytes);
   }
 
+  /** An inbound frame the transport could not read (a TCP line of invalid UTF-8): counted and rate-limited as any. */
+  unreadable(err: ProtocolError, bytes: number): void {
+    if (this.flooding) return this.count(bytes);
+    this.accept(err, bytes);
+  }
+
   /** Over the rate: a `rate_limited` error; past the strikes: close with 1008 (policy). */
   private limited(verdict: Exclude<RateVerdict, 'ok'>, id: ClientFrame['id']): void {
     if (this.flooding) return;

@@ -42,8 +42,22 @@ function lineRequestOf(id: unknown): LineRequest | undefined {
 
 const NOTHING = Buffer.alloc(0);
 
-/** A frame as one JSON line (the line protocol's framing of everything that is not room traffic). */
-const jsonLine: Encoding = (out) => Buffer.from(out.json + '\n');
+/**
+ * Characters a terminal acts on, or that reorder or break a line: C1 controls (U+0085 NEL, U+009B CSI…), DEL, bidi
+ * controls, line and paragraph separators. JSON.stringify leaves them raw; on a TCP line they are escaped instead.
+ */
+const TERMINAL_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+/**
+ * A frame as one JSON line (the line protocol's framing of everything that is not room traffic): the same JSON value,
+ * with what another user's text could make a terminal do escaped as `\uXXXX` (they only occur inside strings).
+ */
+const jsonLine: Encoding = (out) => {
+  const json = out.json;
+  TERMINAL_UNSAFE.lastIndex = 0;
+  const safe = TERMINAL_UNSAFE.test(json) ? json.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json;
+  return Buffer.from(safe + '\n');
+};
 
 /** What the TCP room rendering needs to know beyond one frame. */
 export interface RoomView {
@@ -315,8 +329,9 @@ export class TcpTransport {
         actor.send({ type: 'CLOSE', code: CLOSE.tooLarge, reason: 'line too long', cause: 'leave' });
         return;
       case 'bad_utf8':
-        // The line is skipped and the connection stays open, like any other bad frame.
-        reader.reject(new ProtocolError('bad_frame', 'line is not valid UTF-8; it was skipped', lineId('error')));
+        // The line is skipped and the connection stays open, like any other bad frame (counted against --rate too:
+        // a flood of them was answered line for line, never limited).
+        reader.unreadable(new ProtocolError('bad_frame', 'line is not valid UTF-8; it was skipped', lineId('error')), e.bytes);
         return;
       case 'line': {
         const cmd = parseChatLine(e.text);
