@@ -331,12 +331,22 @@ export function validateConfig(config: Config): void {
   }
   for (const [key, flag] of [['hookUrl', 'hook-url'], ['hookConnectUrl', 'hook-connect-url'], ['hookSubscribeUrl', 'hook-subscribe-url'], ['hookPublishUrl', 'hook-publish-url'], ['hookRpcUrl', 'hook-rpc-url'], ['hookEventsUrl', 'hook-events-url']] as const) {
     const url = config[key];
-    if (url !== undefined && !/^https?:\/\/[^/\s]+/.test(url)) throw new ConfigError(`--${flag} is an http(s):// URL of the application backend, got '${url}'`);
+    if (url !== undefined && !parsesAs(url, ['http:', 'https:'])) throw new ConfigError(`--${flag} is an http(s):// URL of the application backend, got '${url}'`);
   }
   for (const kind of config.hooks.split(',')) {
     if (!['connect', 'subscribe', 'publish', 'rpc', 'events', ''].includes(kind.trim())) throw new ConfigError(`--hooks: unknown hook '${kind}' (connect, subscribe, publish, rpc, events)`);
   }
-  if (config.inspect !== undefined && !/^wss?:\/\/[^/\s]+/.test(config.inspect)) {
+  if (config.inspect !== undefined && !parsesAs(config.inspect, ['ws:', 'wss:'])) {
     throw new ConfigError(`--inspect takes the bridge's WebSocket URL (ws://host:port), got '${config.inspect}'`);
+  }
+}
+
+/** Whether `url` is a URL (WHATWG: a valid port, no spaces in the host) with one of these schemes and a host. */
+function parsesAs(url: string, schemes: readonly string[]): boolean {
+  try {
+    const u = new URL(url);
+    return schemes.includes(u.protocol) && u.hostname !== '';
+  } catch {
+    return false;
   }
 }

@@ -81,7 +81,7 @@ export async function check(argv: string[]): Promise<number> {
   const runs = whole(values.runs, '--runs', 100, 1);
   const seed = values.seed === undefined ? undefined : whole(values.seed, '--seed', 0, -(2 ** 31));
   const historySize = whole(values.history, '--history', 100, 0);
-  const timeoutMs = whole(values['timeout-ms'], '--timeout-ms', 3000, 10);
+  const timeoutMs = whole(values['timeout-ms'], '--timeout-ms', 3000, 10, 2 ** 31 - 1);
   for (const v of [runs, seed, historySize, timeoutMs]) if (v instanceof Error) return usage(v.message);
   if (values.path !== undefined && !/^\d+(:\d+)*(@[A-Za-z0-9+/:]*)?$/.test(values.path)) {
     return usage(`--path must be the path printed with a counterexample (like 12:3:0@AB:C), got '${values.path}'`);
@@ -136,9 +136,11 @@ function usage(message: string): number {
   return 2;
 }
 
-function whole(raw: string | undefined, flag: string, fallback: number, min: number): number | Error {
+/** A whole number flag; `max`: what it is used as must hold it (a timer takes at most 2^31 − 1 ms). */
+function whole(raw: string | undefined, flag: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number | Error {
   if (raw === undefined) return fallback;
   if (!/^-?\d+$/.test(raw.trim())) return new Error(`${flag} must be a whole number, got '${raw}'`);
   const n = Number(raw);
-  return n < min || !Number.isSafeInteger(n) ? new Error(`${flag} must be at least ${min}, got ${raw}`) : n;
+  if (n < min || !Number.isSafeInteger(n)) return new Error(`${flag} must be at least ${min}, got ${raw}`);
+  return n > max ? new Error(`${flag} must be at most ${max}, got ${raw}`) : n;
 }

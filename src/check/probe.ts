@@ -100,13 +100,19 @@ class WsProbe extends Probe {
   static async open(url: string, timeoutMs: number): Promise<Probe> {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     const probe = new WsProbe(ws);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ProbeError(`no WebSocket connection to ${url} within ${timeoutMs} ms`)), timeoutMs);
-      ws.once('open', () => (clearTimeout(timer), resolve()));
-      ws.once('error', (err) => (clearTimeout(timer), reject(new ProbeError(`cannot connect to ${url}: ${err.message}`))));
-      ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), reject(new ProbeError(`${url} answered HTTP ${res.statusCode}`))));
-    });
-    await probe.waitFor(() => true, timeoutMs, 'the first frame (hello)');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new ProbeError(`no WebSocket connection to ${url} within ${timeoutMs} ms`)), timeoutMs);
+        ws.once('open', () => (clearTimeout(timer), resolve()));
+        ws.once('error', (err) => (clearTimeout(timer), reject(new ProbeError(`cannot connect to ${url}: ${err.message}`))));
+        ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), reject(new ProbeError(`${url} answered HTTP ${res.statusCode}`))));
+      });
+      await probe.waitFor(() => true, timeoutMs, 'the first frame (hello)');
+    } catch (err) {
+      // A socket left open keeps the process alive: the checker would say why it failed, then never exit.
+      ws.terminate();
+      throw err;
+    }
     return probe;
   }
 

@@ -59,9 +59,20 @@ export async function pubCommand(argv: string[]): Promise<number> {
   }
   const base = (values.url as string | undefined) ?? process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:8080';
   const key = (values['api-key'] as string | undefined) ?? process.env.SWITCHBOARD_API_KEY;
+  let endpoint: URL;
+  try {
+    endpoint = new URL('/api/publish', base);
+  } catch {
+    endpoint = new URL('about:blank');
+  }
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') {
+    // Bad input, as `sub` and `chat` answer a bad --url (docs/usage.md): not "cannot reach".
+    console.error(`switchboard pub: --url must be the broker's http(s):// URL, got '${base}'`);
+    return 2;
+  }
   let res: Response;
   try {
-    res = await fetch(new URL('/api/publish', base), {
+    res = await fetch(endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(key && { authorization: `Bearer ${key}` }) },
       body: JSON.stringify({ topic, data }),
