@@ -25,6 +25,11 @@ export class OriginPolicy {
 
   constructor(settings: OriginSettings) {
     const entries = list(settings.allowedOrigins);
+    // An origin is scheme://host[:port]: a bare name could never match one, and (a list replacing the broker's own
+    // addresses) it would also refuse the broker's own chat page. Said at start, not found out from 403s.
+    for (const e of entries) {
+      if (e !== '*' && !parse(e)) throw new ConfigError(`--allowed-origins takes origins (scheme://host[:port]) or '*', got '${e}'`);
+    }
     this.anyOrigin = entries.includes('*');
     this.origins = new Set(entries.filter((e) => e !== '*').map(normalise));
     for (const entry of list(settings.publicHost)) {

@@ -159,6 +159,13 @@ describe('OriginPolicy', () => {
     expect(() => new OriginPolicy({ allowedOrigins: undefined, publicHost: 'x:99999' })).toThrow(/--public-host/);
   });
 
+  it('--allowed-origins entries are origins: a bare name (it could never match, and would lock out the broker\'s own page) is refused at start', () => {
+    for (const bad of ['app.example.com', 'localhost:3000', 'ftp://x.example']) {
+      expect(() => new OriginPolicy({ allowedOrigins: `https://ok.example, ${bad}`, publicHost: undefined }), bad).toThrow(/--allowed-origins takes origins/);
+    }
+    expect(() => new OriginPolicy({ allowedOrigins: '*', publicHost: undefined })).not.toThrow();
+  });
+
   it('a list allows exactly its origins (plus --public-host); * allows any', () => {
     const p = policy('https://app.example.com, http://localhost:3000', 'chat.example.com');
     expect(p.allows('https://app.example.com')).toBe(true);
