@@ -66,6 +66,47 @@ describe('session state across a reconnect', () => {
   });
 });
 
+describe('what a resume replays, and what it does not replay again', () => {
+  it('a message missed while away on a topic two of the session\'s filters match comes once (as live messages do)', async () => {
+    const a = await RawMqtt.open(broker.mqttPort);
+    a.send(connect('ov-sub', false));
+    await a.next('connack');
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ov/#', qos: 1 }, { topic: 'ov/a', qos: 1 }] } as Packet);
+    await a.next('suback');
+    a.socket.destroy();
+    const web = await TestClient.connect(broker.url);
+    const b = await RawMqtt.open(broker.mqttPort);
+    await web.request({ op: 'pub', topic: 'ov/a', data: 'away' }); // before the session is back: kept before the claim
+    b.send(connect('ov-sub', false));
+    expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+    await web.request({ op: 'pub', topic: 'ov/a', data: 'live' });
+    await until(() => b.published.includes('"live"'), 'the live message');
+    expect(b.published).toEqual(['"away"', '"live"']); // 'away' came twice, once per filter
+    b.socket.destroy();
+    web.close();
+  });
+
+  it('a session that got messages on more topics than it keeps positions for (1,000) does not get them again on resume', async () => {
+    const a = await RawMqtt.open(broker.mqttPort);
+    a.send(connect('many-sub', false));
+    await a.next('connack');
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'many/#', qos: 0 }] } as Packet);
+    await a.next('suback');
+    const web = await TestClient.connect(broker.url);
+    for (let i = 0; i < 1100; i++) web.send({ op: 'pub', topic: `many/${i}`, data: i });
+    await until(() => a.published.length === 1100, 'all 1,100 messages', 20_000);
+    a.socket.destroy();
+    const b = await RawMqtt.open(broker.mqttPort);
+    b.send(connect('many-sub', false));
+    expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+    await web.request({ op: 'pub', topic: 'many/after', data: 'after' });
+    await until(() => b.published.includes('"after"'), 'a message after the resume');
+    expect(b.published).toEqual(['"after"']); // the 100 whose positions were dropped came again, from their start
+    b.socket.destroy();
+    web.close();
+  });
+});
+
 describe('retained publishes of one burst', () => {
   /** What a new subscriber of `topic` gets as retained: read once a retained marker on another topic has come. */
   async function retainedOf(topic: string, marker: string): Promise<string[]> {

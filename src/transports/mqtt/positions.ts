@@ -4,6 +4,9 @@ import { isWildcard } from '../../protocol/topic.js';
 import { mqttMatches } from './match.js';
 import { POSITIONS_MAX, type Position } from './store.js';
 
+/** A life no broker has (lives are letters and digits): positions sent with it vouch for no topic beyond themselves. */
+const NO_LIFE = '-';
+
 export class SessionPositions {
   constructor(
     /** By topic, most recent last (the oldest goes first when full). */
@@ -12,12 +15,21 @@ export class SessionPositions {
     public life: string | undefined,
   ) {}
 
-  /** The `since` / `epoch` / `life` of a resuming sub of `filter`: the positions of the topics it matches. */
+  /**
+   * The `since` / `epoch` / `life` of a resuming sub of `filter`: the positions of the topics it matches. A session
+   * at its bound of positions may have dropped some (the oldest went first): a topic without one may then have been
+   * delivered already, so it is not replayed from its start (that would deliver again what the client has: QoS 2
+   * twice) but followed live — an exact filter without `since`, a wildcard with a life no broker has, so that its
+   * unlisted topics are not vouched for and not replayed. What was published on them while the client was away is
+   * lost (docs/mqtt.md).
+   */
   of(filter: string): Record<string, unknown> {
-    const life = this.life === undefined ? {} : { life: this.life };
+    const full = this.byTopic.size >= POSITIONS_MAX;
+    const life = full ? { life: NO_LIFE } : this.life === undefined ? {} : { life: this.life };
     if (!isWildcard(filter)) {
       const p = this.byTopic.get(filter);
-      return p ? { since: p.seq, epoch: p.epoch, ...life } : { since: 0, ...life };
+      if (p) return { since: p.seq, epoch: p.epoch, ...life };
+      return full ? {} : { since: 0, ...life };
     }
     const since: Record<string, number> = Object.create(null) as Record<string, number>;
     const epoch: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -29,7 +41,17 @@ export class SessionPositions {
       epoch[topic] = p.epoch;
       n++;
     }
-    return n === 0 ? { since: 0, ...life } : { since, epoch, ...life };
+    if (n === 0) return full ? {} : { since: 0, ...life };
+    return { since, epoch, ...life };
+  }
+
+  /**
+   * Whether the message of `topic` at `p` was delivered already (its seq at or before the session's position in the
+   * same epoch): two filters resumed from the same positions replay a topic both match twice; it goes out once.
+   */
+  delivered(topic: string, p: Position): boolean {
+    const last = this.byTopic.get(topic);
+    return last !== undefined && last.epoch === p.epoch && last.seq >= p.seq;
   }
 
   /** A message of `topic` at `p` was delivered. */

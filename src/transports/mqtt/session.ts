@@ -282,6 +282,8 @@ export class MqttSession {
     if (properties === null) return NOTHING; // expired while it waited (a resumed session, a slow subscriber)
     if (this.positions) {
       const f = out.frame as { seq: number; epoch: string };
+      // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
+      if (this.positions.delivered(topic, f)) return NOTHING;
       this.positions.remember(topic, { seq: f.seq, epoch: f.epoch });
     }
     if (qos === 0 && properties === delivery.properties) return this.fits(out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]));
