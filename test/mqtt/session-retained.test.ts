@@ -24,11 +24,11 @@ class SlowStore implements RetainedStore {
 }
 
 /** A session on a link whose wire parses what the mailbox writes; the requests its reader got. */
-function connected(store: RetainedStore) {
+function connected(store: RetainedStore, options: { persistent?: boolean; maxInflight?: number } = {}) {
   const packets: Packet[] = [];
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   parser.on('packet', (p: Packet) => packets.push(p));
-  const session = new MqttSession({ version: 4, clientId: 'reader', assignedId: false, persistent: false, maxInflight: 100, retained: store });
+  const session = new MqttSession({ version: 4, clientId: 'reader', assignedId: false, persistent: options.persistent ?? false, maxInflight: options.maxInflight ?? 100, retained: store });
   const wire: Wire = {
     transport: 'mqtt',
     canPing: false,
@@ -91,5 +91,21 @@ describe('MQTT retained messages before live ones', () => {
     store.asked[0]!.answer([{ topic: 'status/fan', payload: Buffer.from('on'), qos: 1 }]);
     await written(() => published(packets).length === 2);
     expect(published(packets)).toEqual(['status/fan on (r)', 'status/marker "live"']);
+  });
+});
+
+describe('a persistent session out of packet ids', () => {
+  it('a message that could not have a packet id (the client stopped acknowledging) is not passed by the kept position', async () => {
+    const store = new SlowStore();
+    const { session, link, packets, requests } = connected(store, { persistent: true, maxInflight: 2 });
+    session.inbound({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'p/t', qos: 1 }] } as Packet, 20);
+    link.send({ op: 'ack', id: requests[0]!.id! } as ServerFrame);
+    await written(() => packets.some((p) => p.cmd === 'suback'));
+    store.asked[0]!.answer([]); // no retained messages: the read ends, live ones go out
+    for (let seq = 1; seq <= 3; seq++) link.mailbox.push(live('p/t', seq, `m${seq}`));
+    await written(() => published(packets).length === 2 && link.mailbox.framesOut >= 4); // m3 taken from the mailbox too
+    expect(published(packets)).toEqual(['p/t "m1"', 'p/t "m2"']); // two packet ids, both unacknowledged
+    // Kept now, the session resumes after m2: m3 (never sent) comes then. It resumed after m3, which was lost.
+    expect(session.keep(() => [], Infinity)!.positions.get('p/t')).toEqual({ seq: 2, epoch: 'e' });
   });
 });

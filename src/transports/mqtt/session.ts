@@ -280,21 +280,21 @@ export class MqttSession {
     const ts = (out.frame as { ts: number }).ts;
     const properties = propertiesNow(delivery, ts);
     if (properties === null) return NOTHING; // expired while it waited (a resumed session, a slow subscriber)
-    if (this.positions) {
-      const f = out.frame as { seq: number; epoch: string };
-      // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
-      if (this.positions.delivered(topic, f)) return NOTHING;
-      this.positions.remember(topic, { seq: f.seq, epoch: f.epoch });
-    }
-    if (qos === 0 && properties === delivery.properties) return this.fits(out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]));
-    const v5properties = this.isV5 && properties ? { properties } : {};
-    if (qos === 0) return this.fits(mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos: 0, dup: false, retain: false, ...v5properties }, this.generateOptions));
-    const pid = this.packetId();
+    const f = this.positions ? (out.frame as { seq: number; epoch: string }) : undefined;
+    // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
+    if (f && this.positions!.delivered(topic, f)) return NOTHING;
+    // QoS 1 and 2 take a packet id first: a message that cannot have one is not sent, and the position stays before
+    // it, so a resume of the session delivers it.
+    const pid = qos === 0 ? 0 : this.packetId();
     if (pid === undefined) {
       // Too many messages unacknowledged: the client stopped acknowledging; that is a slow consumer.
       queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
       return NOTHING;
     }
+    if (f) this.positions!.remember(topic, { seq: f.seq, epoch: f.epoch });
+    if (qos === 0 && properties === delivery.properties) return this.fits(out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]));
+    const v5properties = this.isV5 && properties ? { properties } : {};
+    if (qos === 0) return this.fits(mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos: 0, dup: false, retain: false, ...v5properties }, this.generateOptions));
     const packet = mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, messageId: pid, dup: false, retain: false, ...v5properties }, this.generateOptions);
     if (this.fits(packet).length === 0) return NOTHING;
     this.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
