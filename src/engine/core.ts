@@ -254,6 +254,9 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     if (resuming) this.broker.hold(link);
     return lastly(
       () => {
+        // Gone before its turn came (a cluster node serves one session's requests in order, the leave meanwhile): a
+        // subscription now would be held by nobody, for good, its join never followed by a leave.
+        if (!this.local.registry.has(link)) return;
         const added = this.local.subscriptions.add(link, frame.topic, frame.presence === true, frame.id);
         if (added instanceof ProtocolError) return this.fail(link, added);
         // Before the ack (and before a resume reads the history): what is published from now on reaches this process;
@@ -262,7 +265,8 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
           after(added ? this.store.record(link) : undefined, () =>
             after(resuming ? this.resume(link, frame) : this.ack(link, frame.id, { life: this.broker.life }), (answered) => {
               if (answered === false) return added ? this.undoSub(link, frame.topic) : undefined;
-              if (added) this.announce('join', link, frame.topic);
+              // (Gone meanwhile: its leave, announced already, was the last word.)
+              if (added && this.local.registry.has(link)) this.announce('join', link, frame.topic);
             }),
           ),
         );
@@ -376,6 +380,9 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     return after(this.store.claimName(link, frame.name, old, frame.id), (claimed) => {
       if (claimed instanceof ProtocolError) return this.fail(link, claimed);
       if (!claimed) return this.fail(link, new ProtocolError('name_taken', `name '${frame.name}' is taken`, frame.id));
+      // Gone meanwhile: its leave dropped its old name; the one claimed here is freed now, not kept by nobody (a
+      // ghost that took directs on this node and kept the name from everyone).
+      if (!this.local.registry.has(link)) return this.store.drop(link.id, frame.name);
       this.local.registry.rename(link, frame.name);
       this.local.roster.clientChanged(link.subscriptions);
       this.ack(link, frame.id, { name: link.name });
