@@ -53,6 +53,8 @@ export class SseRefusal extends Error {
 export class SseTransport {
   /** Open streams by id: a Map, ids come from clients. */
   private readonly streams = new Map<string, Stream>();
+  /** Sockets carrying a stream (one each). */
+  private readonly streamSockets = new WeakSet<object>();
   /** On a cluster: POSTs for streams of other nodes, carried there. */
   private readonly forwarding: SseForwarding | undefined;
 
@@ -80,6 +82,9 @@ export class SseTransport {
     const grant = await this.authorize(req);
     if (grant && !this.core.hub.isNameFree(grant.name)) throw new SseRefusal(409, `client '${grant.name}' is already connected`, 'name_taken');
     if (req.socket.destroyed) return;
+    // One stream per socket: a socket holds one connection slot, and requests pipelined behind a stream would each
+    // open one (and, their responses queued behind it, never hear the socket close).
+    if (this.streamSockets.has(req.socket)) throw new SseRefusal(429, 'one stream per connection: this connection already carries one', 'rate_limited');
     // At most as many filters as a connection may hold (a stream's cursor never has more): what a resume costs is bounded.
     const limits = { maxBytes: CURSOR_MAX_BYTES, maxFilters: this.core.config.maxSubscriptions };
     const cursor = lastEventId === undefined || lastEventId === '' ? undefined : decodeCursor(lastEventId, limits);
@@ -178,10 +183,14 @@ export class SseTransport {
     wire.filters = link;
     const stream: Stream = { link, reader, wire, actor };
     this.streams.set(streamId, stream);
-    res.on('close', () => {
+    this.streamSockets.add(req.socket);
+    const closed = () => {
       this.streams.delete(streamId);
       if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code: 1006, reason: 'stream closed by the client' });
-    });
+    };
+    res.on('close', closed);
+    // The socket too: a response that is not the socket's current one (behind another) hears no close of its own.
+    req.socket.once('close', closed);
     res.on('error', (err) => this.core.faults?.note('info', { client: link.id, err: err.message }, 'sse stream error'));
     actor.subscribe({ error: () => wire.close(1011, 'internal error') });
     if (cursor !== undefined) {
