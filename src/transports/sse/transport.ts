@@ -183,14 +183,18 @@ export class SseTransport {
     wire.filters = link;
     const stream: Stream = { link, reader, wire, actor };
     this.streams.set(streamId, stream);
-    this.streamSockets.add(req.socket);
+    const socket = req.socket;
+    this.streamSockets.add(socket);
     const closed = () => {
+      // The socket may carry another stream once this one is over (keep-alive).
+      this.streamSockets.delete(socket);
+      socket.off('close', closed);
       this.streams.delete(streamId);
       if (actor.getSnapshot().status === 'active') actor.send({ type: 'SOCKET_CLOSED', code: 1006, reason: 'stream closed by the client' });
     };
     res.on('close', closed);
     // The socket too: a response that is not the socket's current one (behind another) hears no close of its own.
-    req.socket.once('close', closed);
+    socket.once('close', closed);
     res.on('error', (err) => this.core.faults?.note('info', { client: link.id, err: err.message }, 'sse stream error'));
     actor.subscribe({ error: () => wire.close(1011, 'internal error') });
     if (cursor !== undefined) {
