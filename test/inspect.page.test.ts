@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { keepSocket, socketOf } from './helpers/ws-socket.js';
+import { until } from './helpers/waits.js';
 
 type Msg = Record<string, any> & { type: string };
 
@@ -197,5 +199,28 @@ describe('/inspect/ws input', () => {
     } finally {
       await b.close();
     }
+  });
+});
+
+describe('/inspect/ws: a viewer that does not read', () => {
+  it('sending `select` over and over queues no more than the viewer backlog bound (each asked for a detail, queued without end)', async () => {
+    const ws = keepSocket(new WebSocket(`${broker.url.replace('/ws', '/inspect/ws')}`));
+    await new Promise((resolve, reject) => ws.once('message', resolve).once('error', reject)); // hello
+    socketOf(ws).pause(); // reads nothing more
+    const select = JSON.stringify({ type: 'select', id: 'supervisor' });
+    // 60,000 selects, ~300 bytes of detail each: ~18 MB owed to a reader that is not there.
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 2000; i++) ws.send(select);
+      await until(() => ws.bufferedAmount === 0, 'the broker reading the selects');
+    }
+    let received = 0;
+    ws.on('message', (d: Buffer) => (received += d.length));
+    const last = new Promise<void>((resolve) => ws.on('message', (d: Buffer) => d.toString().includes('"id":"nobody"') && resolve()));
+    socketOf(ws).resume();
+    ws.send(JSON.stringify({ type: 'select', id: 'nobody' }));
+    await last;
+    // What the broker held (1 MiB bound, then skipped) plus what the kernel's socket buffers took meanwhile.
+    expect(received).toBeLessThan(10 * 1024 * 1024);
+    ws.terminate();
   });
 });

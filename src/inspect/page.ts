@@ -198,6 +198,9 @@ export class ActorsPage {
 
   private sendDetail(ws: WebSocket, viewer: Viewer): void {
     if (viewer.selected === null) return;
+    // A viewer that does not read gets nothing more (each `select` asked for a detail: they queued without bound);
+    // sentSeq stays as it was, so the next tick after it drains sends the selection's detail.
+    if (ws.bufferedAmount > VIEWER_BACKLOG_BYTES) return;
     const recent = this.table.recent(viewer.selected);
     if (!recent) {
       if (viewer.sentSeq !== -2) ws.send(JSON.stringify({ type: 'detail', id: viewer.selected, gone: true }));
