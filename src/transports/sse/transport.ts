@@ -227,7 +227,7 @@ export class SseTransport {
       let id: string | undefined;
       // Live only, said first; sent without an id, so its ack (there is none) cannot read as a verdict.
       if (fresh.has(filter)) this.mark(stream, filter, { reason: 'cursor_overflow', message: 'positions of this filter did not fit in the cursor' });
-      else stream.wire.ownIds.set((id = this.ownId()), filter);
+      else stream.wire.own((id = this.ownId()), filter, stream.link.mailbox.capacity);
       const valid = validateClientFrame(id === undefined ? frame : { ...frame, id });
       try {
         if (valid instanceof ProtocolError) this.core.hub.fail(stream.link, valid);
@@ -242,7 +242,7 @@ export class SseTransport {
   /** Queues one of the stream's own frames: a cursor mark, or a verdict on `filter` (null: the whole stream). */
   private mark(stream: Stream, meaning: string | null | typeof CURSOR_MARK, verdict?: { reason: string; message: string }): void {
     const id = this.ownId();
-    stream.wire.ownIds.set(id, meaning);
+    stream.wire.own(id, meaning, stream.link.mailbox.capacity);
     stream.link.send(verdict ? { op: 'ack', id, recovered: false, ...verdict } : { op: 'ack', id });
   }
 

@@ -38,6 +38,15 @@ export class SseWire implements Wire {
    * that carries only the cursor.
    */
   readonly ownIds = new Map<string, string | null | typeof CURSOR_MARK>();
+
+  /**
+   * Records one of the stream's own frames. At most `bound` are kept (the mailbox's capacity: no more of their acks
+   * can be queued at once), the oldest going first: under drop-oldest an ack dropped unwritten never deletes its entry.
+   */
+  own(id: string, meaning: string | null | typeof CURSOR_MARK, bound: number): void {
+    this.ownIds.set(id, meaning);
+    while (this.ownIds.size > bound) this.ownIds.delete(this.ownIds.keys().next().value!);
+  }
   private readonly positions = new Map<string, Position>();
   private held: { filter: string; presence: boolean }[] = [];
   /** Positions were lost for good (more topics than TRACKED_TOPICS_MAX): the cursor says so until the stream ends. */
