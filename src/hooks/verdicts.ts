@@ -41,7 +41,8 @@ export function connectVerdict(answer: Record<string, unknown>, token: Grant | u
     if (answer.acl === undefined && token) {
       const problem = nameError(name);
       if (problem) return bad(`name: ${problem}`);
-      grant = new Grant({ name: name as string, pub: token.pub, sub: token.sub, send: token.send, admin: (answer.admin as boolean | undefined) ?? token.admin, exp: token.exp });
+      // The token's acl whole (its subDeny too: a name or admin from the backend never widens what it may read).
+      grant = new Grant({ name: name as string, pub: token.pub, sub: token.sub, subDeny: token.subDeny, send: token.send, admin: (answer.admin as boolean | undefined) ?? token.admin, exp: token.exp });
     } else {
       const g = grantFromClaims({ sub: name as string, acl: answer.acl, admin: answer.admin, exp: token?.exp });
       if (g instanceof AuthFailure) return bad(g.message.replace(/^token /, ''));

@@ -210,6 +210,8 @@ export class MqttTransport {
       return this.refuse(socket, version, hooked.status === 503 ? 'unavailable' : hooked.status === 401 ? 'badCredentials' : 'notAuthorized');
     }
     if (hooked) grant = hooked.grant;
+    // The will again, against the grant the backend gave (it may publish less than the token).
+    if (will && grant && !grant.mayPublish(will.topic)) return this.refuse(socket, version, 'notAuthorized');
     if (socket.destroyed) return null;
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
