@@ -122,6 +122,8 @@ interface Encoded {
   r?: number[];
   /** No Local filters. */
   o?: string[];
+  /** Its user. */
+  u?: string;
 }
 
 /** The stores of a cluster node: sessions, retained messages and positions in the Redis its engine uses. */
@@ -225,7 +227,7 @@ export class RedisSessionStore implements SessionStore {
  */
 export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Buffer, maxBytes: number): string {
   const positions = new Map(s.positions);
-  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }) };
+  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }), ...(s.user !== undefined && { u: s.user }) };
   let bytes = JSON.stringify(base).length + [...positions].reduce((sum, [t, p]) => sum + t.length + p.epoch.length + 24, 0);
   for (const [pid, flight] of s.inflight) {
     const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
@@ -262,6 +264,7 @@ export function decodeSession(raw: string): StoredSession | undefined {
       nextPacketId: e.n,
       received: Array.isArray(e.r) ? e.r.filter((pid) => Number.isSafeInteger(pid)) : undefined,
       noLocal: Array.isArray(e.o) ? e.o.filter((f) => typeof f === 'string') : undefined,
+      user: typeof e.u === 'string' ? e.u : undefined,
       expiresAt: e.x === null ? Infinity : e.x,
     };
   } catch {

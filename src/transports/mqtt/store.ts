@@ -8,6 +8,7 @@ import type { Outgoing } from '../../protocol/outgoing.js';
 import type { PacketProperties } from './payload.js';
 import { isWildcard } from '../../protocol/topic.js';
 import { mqttMatches } from './match.js';
+import type { Grant } from '../../auth/grant.js';
 
 export interface Position {
   seq: number;
@@ -37,6 +38,8 @@ export interface StoredSession {
   received?: number[] | undefined;
   /** 5.0 filters subscribed with No Local. */
   noLocal?: string[] | undefined;
+  /** The user it was kept for (the token's name; none without auth): no other user resumes it. */
+  user?: string | undefined;
   /** ms since 1970 after which it is gone; Infinity: kept until evicted (3.1.1 clean session 0). */
   expiresAt: number;
 }
@@ -192,4 +195,15 @@ export class MemoryRetainedStore implements RetainedStore {
     }
     return out;
   }
+}
+
+/**
+ * The kept session a connection resumes: only its own user's (a client id is the client's to choose: another token
+ * reusing it starts clean, and gets none of the first user's unacknowledged messages), and of its unacknowledged
+ * messages only those the grant may still read (a narrower token than the session was kept under).
+ */
+export function sessionFor(stored: StoredSession | undefined, grant: Grant | undefined): StoredSession | undefined {
+  if (!stored || stored.user !== grant?.name) return undefined;
+  if (grant) for (const [pid, flight] of stored.inflight) if (!grant.maySubscribe(flight.topic)) stored.inflight.delete(pid);
+  return stored;
 }

@@ -22,7 +22,7 @@ import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 import { MqttSession, type MqttVersion } from './session.js';
 import { willOf } from './payload.js';
-import { MemoryRetainedStore, MemorySessionStore, RETAINED_MAX, type Position, type RetainedStore, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
+import { MemoryRetainedStore, MemorySessionStore, RETAINED_MAX, sessionFor, type Position, type RetainedStore, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { filterMatches } from '../../protocol/topic.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
 import { Takeover } from './takeover.js';
@@ -228,7 +228,7 @@ export class MqttTransport {
       if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
       return again === 'ok' ? null : this.refuse(socket, version, again);
     }
-    return { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: claim.session, owner };
+    return { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant), owner };
   }
 
   /**
@@ -350,6 +350,7 @@ export class MqttTransport {
             .positions([...session.sessionFilters().keys()])
             .then(async (now) => {
               const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
+              if (s) s.user = grant?.name; // whose it is: only the same user resumes it
               if (!s) return sessions.release(clientId, owner);
               if (!(await sessions.keep(clientId, owner, s))) this.log.info({ clientId }, 'mqtt session not kept: a newer connection of its client id holds it');
             })
@@ -403,3 +404,4 @@ function anonymousGrant(acl: string | undefined): Grant | undefined {
   if (grant instanceof AuthFailure) throw new ConfigError(`--mqtt-anonymous-acl: ${grant.message.replace(/^token /, '')}`);
   return grant;
 }
+
