@@ -17,6 +17,10 @@ import { validateClientFrame } from '../../protocol/frames.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { RequestFrame } from '../../engine/engine.js';
 import { CURSOR_MAX_BYTES, decodeCursor, resumeFrames, type Cursor } from './cursor.js';
+import { admitThroughHook } from '../../hooks/connect.js';
+
+/** The JSON error code of a stream the connect hook refused, by its status. */
+const HOOK_REFUSAL_CODES = { 401: 'unauthorized', 403: 'forbidden', 409: 'name_taken', 503: 'unavailable' } as const;
 import { CURSOR_MARK, SseWire } from './wire.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
 import { refusal, SseForwarding, type PostAnswer, type RemoteStream } from './forwarding.js';
@@ -84,12 +88,34 @@ export class SseTransport {
     if (req.socket.destroyed) return;
     // One stream per socket: a socket holds one connection slot, and requests pipelined behind a stream would each
     // open one (and, their responses queued behind it, never hear the socket close).
-    if (this.streamSockets.has(req.socket)) throw new SseRefusal(429, 'one stream per connection: this connection already carries one', 'rate_limited');
+    const socket = req.socket;
+    if (this.streamSockets.has(socket)) throw new SseRefusal(429, 'one stream per connection: this connection already carries one', 'rate_limited');
+    // Taken now, before anything is awaited (the requests pipelined behind this one are handled meanwhile).
+    this.streamSockets.add(socket);
+    try {
+      await this.openOn(req, res, topics, name, grant, lastEventId);
+    } catch (err) {
+      this.streamSockets.delete(socket);
+      throw err;
+    }
+  }
+
+  /** The stream, once its socket is taken: through the connect hook, then from its cursor. */
+  private async openOn(req: IncomingMessage, res: ServerResponse, topics: string[], name: string | undefined, grant: Grant | undefined, lastEventId: string | undefined): Promise<void> {
+    // The application backend's connect hook, as at every other transport's door: it may refuse, or say who connects.
+    const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const hooked = await admitThroughHook(this.core.hooks, { transport: 'sse', addr, name, topics, token: grant, http: req }, (n) => this.core.hub.isNameFree(n));
+    if (hooked && !hooked.ok) {
+      this.core.faults?.note('info', { addr: req.socket.remoteAddress, status: hooked.status, reason: hooked.message }, 'sse stream refused by the connect hook');
+      throw new SseRefusal(hooked.status, hooked.message, HOOK_REFUSAL_CODES[hooked.status]);
+    }
+    if (req.socket.destroyed) return;
+    const admitted = hooked ? { topics: hooked.topics, grant: hooked.grant, meta: hooked.meta } : { topics, grant, meta: undefined };
     // At most as many filters as a connection may hold (a stream's cursor never has more): what a resume costs is bounded.
     const limits = { maxBytes: CURSOR_MAX_BYTES, maxFilters: this.core.config.maxSubscriptions };
     const cursor = lastEventId === undefined || lastEventId === '' ? undefined : decodeCursor(lastEventId, limits);
     const resumable = cursor !== undefined && cursor.flag !== 'f';
-    this.start(req, res, { topics: resumable ? [] : topics, name, grant }, lastEventId === undefined || lastEventId === '' ? undefined : cursor ?? null);
+    this.start(req, res, { topics: resumable ? [] : admitted.topics, name, grant: admitted.grant }, lastEventId === undefined || lastEventId === '' ? undefined : cursor ?? null, admitted.meta);
   }
 
   /**
@@ -166,7 +192,7 @@ export class SseTransport {
     res.end();
   }
 
-  private start(req: IncomingMessage, res: ServerResponse, request: { topics: string[]; name: string | undefined; grant: Grant | undefined }, cursor: Cursor | null | undefined): void {
+  private start(req: IncomingMessage, res: ServerResponse, request: { topics: string[]; name: string | undefined; grant: Grant | undefined }, cursor: Cursor | null | undefined, meta?: Record<string, unknown>): void {
     const streamId = (this.forwarding ? `${this.forwarding.node}.` : '') + randomBytes(16).toString('base64url');
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -179,7 +205,7 @@ export class SseTransport {
     // A resuming stream writes no cursor before its filters are back (a cursor without them would lose them).
     const wire = new SseWire(res, this.core.hub.life, cursor !== undefined);
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const { link, reader, actor } = openConnection(this.core, wire, addr, request);
+    const { link, reader, actor } = openConnection(this.core, wire, addr, request, meta);
     wire.filters = link;
     const stream: Stream = { link, reader, wire, actor };
     this.streams.set(streamId, stream);
