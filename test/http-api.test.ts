@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { LineClient } from './helpers/line-client.js';
 import { TestClient } from './helpers/client.js';
+import { until } from './helpers/waits.js';
 
 /** The parts of the API's JSON bodies these tests read. */
 interface ErrorBody {
@@ -217,8 +218,33 @@ describe('GET /api/clients and /api/topics', () => {
       expect(limited.topics).toHaveLength(1);
       expect(limited.total).toBe(3);
       expect((await fetch(`${b.httpUrl}/api/clients?limit=0`)).status).toBe(400);
+      // A topics cursor past 100,000 is a page like any (the broker's own `next` there was refused: 400).
+      expect(await (await fetch(`${b.httpUrl}/api/topics?cursor=150000`)).json()).toMatchObject({ total: 3, topics: [] });
       dash.close();
       tcp.close();
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('/api/clients pages by client id: a client that leaves between two pages does not hide one that stays', async () => {
+    const b = await startTestBroker();
+    try {
+      const clients: TestClient[] = [];
+      for (let i = 0; i < 4; i++) clients.push(await TestClient.connect(b.url));
+      const ids = clients.map((c) => c.hello.client.id as string);
+      const page1 = (await (await fetch(`${b.httpUrl}/api/clients?limit=2`)).json()) as ClientsBody & { next?: string };
+      expect(page1.clients.map((c) => c.id)).toEqual(ids.slice(0, 2));
+      clients[0]!.close(); // listed already; the others stay
+      await until(() => b.hub.sessionCount === 3, 'the close handled');
+      const seen = page1.clients.map((c) => c.id);
+      for (let next = page1.next; next !== undefined; ) {
+        const page = (await (await fetch(`${b.httpUrl}/api/clients?limit=2&cursor=${next}`)).json()) as ClientsBody & { next?: string };
+        seen.push(...page.clients.map((c) => c.id));
+        next = page.next;
+      }
+      expect(seen).toEqual(ids); // the third was on no page: the offset shifted by the one that left
+      for (const c of clients.slice(1)) c.close();
     } finally {
       await b.close();
     }

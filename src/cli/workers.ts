@@ -115,7 +115,9 @@ export class Primary {
     slot.worker = undefined;
     const fields = { worker: worker.id, workerPid: worker.process.pid, slot: slot.index, code, signal };
     if (this.phase === 'stopping') {
-      if (code !== 0) this.exitCode = 1;
+      // A worker still starting is terminated (ask): ended by that SIGTERM, it did what it was asked, not fail.
+      const terminatedAsAsked = code === null && signal === 'SIGTERM' && !slot.ready;
+      if (code !== 0 && !terminatedAsAsked) this.exitCode = 1;
       this.log.info(fields, 'worker stopped');
       return this.finishIfEmpty();
     }

@@ -80,22 +80,18 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger, calls
 
   router.on('GET', '/api/clients', guarded((_req, res, url) => {
     const limit = listLimit(url);
-    const offset = listOffset(url);
-    const clients: ReturnType<typeof clientView>[] = [];
-    let skipped = 0;
-    for (const link of hub.sessions()) {
-      if (clients.length >= limit) break;
-      if (skipped++ < offset) continue;
-      clients.push(clientView(link));
-    }
-    const more = offset + clients.length < hub.sessionCount;
-    sendJson(res, 200, more ? { total: hub.sessionCount, clients, next: String(offset + clients.length) } : { total: hub.sessionCount, clients });
+    // Paged by client id, not by position: a client that leaves between two pages does not push another one out of
+    // the walk. In id order (a connect hook may admit a client after one that connected later).
+    const after = clientCursor(url);
+    const rest = [...hub.sessions()].filter((link) => idNumber(link.id) > after).sort((x, y) => idNumber(x.id) - idNumber(y.id));
+    const clients = rest.slice(0, limit).map(clientView);
+    const last = clients.at(-1);
+    sendJson(res, 200, rest.length > limit && last ? { total: hub.sessionCount, clients, next: last.id } : { total: hub.sessionCount, clients });
   }));
 
   router.on('GET', '/api/topics', guarded((_req, res, url) => {
     const limit = listLimit(url);
     const offset = listOffset(url);
-    if (offset + limit > LIST_MAX) throw new HttpError(400, `cursor + limit must be at most ${LIST_MAX}`, 'bad_request');
     const { total, topics } = hub.topics(offset + limit);
     const page = topics.slice(offset);
     sendJson(res, 200, offset + page.length < total ? { total, topics: page, next: String(offset + page.length) } : { total, topics: page });
@@ -118,13 +114,29 @@ export function parsePublishBody(body: Buffer): { topic: string; data: unknown; 
   return { topic: topic as string, data: (value as { data: unknown }).data, key: idempotencyKey((value as { idempotencyKey?: unknown }).idempotencyKey) };
 }
 
-/** `?cursor=` of /api/clients and /api/topics: the `next` of the previous page (an offset; a list that changed meanwhile may shift by what changed). */
+/**
+ * `?cursor=` of /api/topics: the `next` of the previous page (an offset into the topics, which are never reordered:
+ * at most `--max-topics` of them, plus those only subscribed to; a topic forgotten meanwhile shifts the rest by one).
+ */
 function listOffset(url: URL): number {
   const raw = url.searchParams.get('cursor');
   if (raw === null) return 0;
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n > LIST_MAX) throw new HttpError(400, 'cursor must be the next of a previous page', 'bad_request');
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new HttpError(400, 'cursor must be the next of a previous page', 'bad_request');
   return n;
+}
+
+/** `?cursor=` of /api/clients: the id of the last client of the previous page (`c<n>`), as its number; 0: the start. */
+function clientCursor(url: URL): number {
+  const raw = url.searchParams.get('cursor');
+  if (raw === null) return 0;
+  if (!/^c\d{1,15}$/.test(raw)) throw new HttpError(400, 'cursor must be the next of a previous page (a client id)', 'bad_request');
+  return Number(raw.slice(1));
+}
+
+/** A client id's number (`c42` → 42). */
+function idNumber(id: string): number {
+  return Number(id.slice(1));
 }
 
 function listLimit(url: URL): number {
