@@ -116,3 +116,33 @@ describe('unsubscribe() while the sub is in flight', () => {
     c.close();
   });
 });
+
+describe('what the app is told it has', () => {
+  it('sub.positions says what was handed to the app, not what is still buffered: a run that saves it and stops skips nothing', async () => {
+    const c = await online();
+    const subP = c.subscribe<number>('a/b', { positions: { 'a/b': { seq: 1, epoch: 'e1' } } });
+    FakeSocket.last.ack('sub', { recovered: true, positions: { 'a/b': { seq: 4, epoch: 'e1' } }, life: 'L' });
+    for (const s of [2, 3, 4]) FakeSocket.last.frame(msg('a/b', s)); // the replay
+    const sub = await subP;
+    const it = sub[Symbol.asyncIterator]();
+    expect((await it.next()).value.seq).toBe(2);
+    // docs/client.md saves positions inside its `for await`: after handling 2 it must say 2 (it said 4).
+    expect(sub.positions['a/b']).toEqual({ seq: 2, epoch: 'e1' });
+    expect((await it.next()).value.seq).toBe(3);
+    expect(sub.positions['a/b']).toEqual({ seq: 3, epoch: 'e1' });
+    c.close();
+  });
+
+  it('a rename between who pages keeps the state the later page reports (an event carries none: it read as active)', async () => {
+    const c = await online();
+    const member = (id: string, name: string, state = 'active') => ({ id, name, transport: 'ws', state });
+    const subP = c.subscribe('room', { presence: true });
+    FakeSocket.last.ack('sub');
+    FakeSocket.last.ack('who', { clients: [member('c1', 'me')], next: 'p2' });
+    FakeSocket.last.frame({ op: 'event', event: 'rename', client: { id: 'c6', name: 'bobby', transport: 'ws' }, old: 'bob', topic: 'room' });
+    FakeSocket.last.ack('who', { clients: [member('c6', 'bobby', 'idle')] });
+    const sub = await subP;
+    expect(sub.presence.get('c6')).toMatchObject({ name: 'bobby', state: 'idle' });
+    c.close();
+  });
+});

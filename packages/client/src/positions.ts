@@ -57,6 +57,12 @@ export class TopicPositions {
     return this.last.get(topic);
   }
 
+  /** Sets (or, without `p`, forgets) a topic's position: a recovery verdict moved it. */
+  place(topic: string, p: Position | undefined): void {
+    if (p) this.last.set(topic, { seq: p.seq, epoch: p.epoch });
+    else this.last.delete(topic);
+  }
+
   get size(): number {
     return this.last.size;
   }

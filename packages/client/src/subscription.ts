@@ -76,6 +76,12 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   private _recovery: Recovery | undefined;
   private _error: SwitchboardError | undefined;
   private readonly seen = new TopicPositions();
+  /**
+   * Per topic, the last message handed to the app (a `message` listener called, an iterator's `next()` answered):
+   * what `positions` says. `seen` runs ahead of it by what is still buffered, and a run that saved it and stopped
+   * would resume past messages it never handled.
+   */
+  private readonly handed = new TopicPositions();
   private readonly members = new Map<string, Member>();
   private readonly streams = new Set<MessageStream<T>>();
   /** Accepted before the first listener or iterator, oldest first (`seen`: the client's listeners had it). */
@@ -89,7 +95,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   private life: string | undefined;
   /** The last resume was sent to a protocol-1 broker as `since: 0` for a wildcard. */
   private unverified = false;
-  private sync: { phase: 'waiting' | 'building'; members: Map<string, Member>; left: Set<string> } | undefined;
+  /** A presence `who` snapshot being read; `stated`: members whose state an idle/active event of it already set. */
+  private sync: { phase: 'waiting' | 'building'; members: Map<string, Member>; left: Set<string>; stated: Set<string> } | undefined;
   private hasSynced = false;
   private ready: Promise<this> | undefined;
   private settleReady: { ok: () => void; fail: (e: SwitchboardError) => void } | undefined;
@@ -103,7 +110,10 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   ) {
     super();
     this.bound = options.bufferSize ?? DEFAULT_BUFFER;
-    if (positions) this.seen.load(positions);
+    if (positions) {
+      this.seen.load(positions);
+      this.handed.load(positions);
+    }
   }
 
   get state(): SubscriptionState {
@@ -129,9 +139,9 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     return this.members;
   }
 
-  /** Last position seen per topic: save it to resume in another run (`subscription(f, { positions })`). */
+  /** Per topic, the position of the last message handed to the app: save it to resume in another run (`subscription(f, { positions })`). */
   get positions(): Record<string, Position> {
-    return this.seen.snapshot();
+    return this.handed.snapshot();
   }
 
   /** Messages accepted and not yet taken by a listener or iterator. */
@@ -162,7 +172,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message<T>> {
-    const stream = new MessageStream<T>(this.bound, () => this.streams.delete(stream));
+    const stream = new MessageStream<T>(this.bound, () => this.streams.delete(stream), (m) => this.handOut(m));
     if (this._state === 'failed') stream.fail(this._error!);
     else if (this.ended) stream.end();
     else {
@@ -197,6 +207,9 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     this.everSubscribed = true;
     if (sent.since !== undefined) {
       this._recovery = this.unverified ? this.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
+      // What the verdict says was missed moves what the app was handed too: it is told, and resumes from there.
+      const r = this._recovery;
+      for (const topic of Object.keys(r.missed)) this.handed.place(topic, r.positions[topic]);
     }
     this.setState('subscribed');
     // The verdict is state before anyone hears of it: subscribe() resolves (with presence: after the sync) with it set.
@@ -248,6 +261,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     if (this.sync?.phase === 'waiting') return; // the coming `who` snapshot already includes it
     if (this.sync) {
       if (frame.event === 'leave' || frame.event === 'timeout') this.sync.left.add(frame.client.id);
+      if (frame.event === 'idle' || frame.event === 'active') this.sync.stated.add(frame.client.id);
       applyEvent(this.sync.members, frame);
       return;
     }
@@ -256,7 +270,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   }
 
   syncStarted(): void {
-    this.sync = { phase: 'waiting', members: new Map(), left: new Set() };
+    this.sync = { phase: 'waiting', members: new Map(), left: new Set(), stated: new Set() };
   }
 
   /** One page of the `who` snapshot; the last one swaps it in and tells the app what really changed. */
@@ -264,7 +278,13 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     const sync = this.sync;
     if (!sync) return;
     sync.phase = 'building';
-    for (const c of clients) if (!sync.left.has(c.id) && !sync.members.has(c.id)) sync.members.set(c.id, toMember(c));
+    for (const c of clients) {
+      if (sync.left.has(c.id)) continue;
+      const known = sync.members.get(c.id);
+      if (!known) sync.members.set(c.id, toMember(c));
+      // Added by a join or rename event of this sync (events carry no state: it read as active): the page's state.
+      else if (!sync.stated.has(c.id) && c.state !== undefined) sync.members.set(c.id, { ...known, state: toMember(c).state });
+    }
     if (!last) return;
     this.sync = undefined;
     const first = !this.hasSynced;
@@ -323,9 +343,15 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     let behind: MessageStream<T> | undefined;
     for (const m of batch) {
       for (const s of this.streams) if (!s.push(m)) behind = s;
+      if (this.listenerCount('message') > 0) this.handOut(m);
       this.emit('message', m);
       if (behind) return this.overflow(`an iterator fell more than ${this.bound} messages behind (bufferSize)`);
     }
+  }
+
+  /** `m` reached the app (a listener, or an iterator's `next()`). */
+  private handOut(m: Message<T>): void {
+    this.handed.accept(m.topic, m.seq, m.epoch);
   }
 
   private overflow(why: string): void {
@@ -409,6 +435,8 @@ class MessageStream<T> implements AsyncIterator<Message<T>> {
   constructor(
     private readonly bound: number,
     private readonly detach: () => void,
+    /** A message handed to the app by this iterator. */
+    private readonly taken: (m: Message<T>) => void,
   ) {}
 
   /** False when the buffer is full (the message is not taken). */
@@ -417,6 +445,7 @@ class MessageStream<T> implements AsyncIterator<Message<T>> {
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
+      this.taken(m);
       w.resolve({ value: m, done: false });
       return true;
     }
@@ -441,7 +470,10 @@ class MessageStream<T> implements AsyncIterator<Message<T>> {
 
   next(): Promise<IteratorResult<Message<T>>> {
     const m = this.buffer.shift();
-    if (m) return Promise.resolve({ value: m, done: false });
+    if (m) {
+      this.taken(m);
+      return Promise.resolve({ value: m, done: false });
+    }
     if (this.failure) {
       const err = this.failure;
       this.failure = undefined;
