@@ -21,14 +21,18 @@ export const RETAINED_KEYS = {
   age: 'sb:{g}:mqtt:retained:age',
   /** Hash: bytes (the costs of the messages kept), n (a counter for `age`). */
   totals: 'sb:{g}:mqtt:retained:totals',
+  /** Hash: topic → `epoch seq` of the clear that emptied it, so an older publish kept late does not bring it back. */
+  cleared: 'sb:{g}:mqtt:retained:cleared',
 } as const;
 
 /** Topic names one read of a wildcard look-up takes (under the filter's literal prefix, in byte order). */
 export const RETAINED_SCAN_PAGE = 10_000;
 
 /**
- * KEYS: messages, names, age, totals. ARGV: topic, value ('' clears), epoch, seq (-1: no order), max messages,
- * max bytes, cost. Returns 1 when kept (or cleared), 0 when ignored (older than the one kept, or over the budget).
+ * KEYS: messages, names, age, totals, cleared. ARGV: topic, value ('' clears), epoch, seq (-1: no order), max
+ * messages, max bytes, cost. Returns 1 when kept (or cleared), 0 when ignored (older than the one kept or than the
+ * clear that emptied the topic, or over the budget). A clear's position is kept (at most max messages of them, a
+ * random one going when over) so that an older publish a slower node keeps after it is ignored, not kept again.
  */
 const SET = `
 local topic, value, epoch, seq = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -41,13 +45,24 @@ local function remove(t)
   redis.call('ZREM', KEYS[3], t)
   redis.call('HINCRBY', KEYS[4], 'bytes', -(tonumber(string.match(v, '^%S* %-?%d+ (%d+)')) or 0))
 end
-local old = redis.call('HGET', KEYS[1], topic)
-if old and seq >= 0 then
-  local e, s = string.match(old, '^(%S*) (%-?%d+) ')
-  if e == epoch and tonumber(s) > seq then return 0 end
+local function newer(rec)
+  if not rec then return false end
+  local e, s = string.match(rec, '^(%S*) (%-?%d+)')
+  return e == epoch and tonumber(s) > seq
 end
+if seq >= 0 and (newer(redis.call('HGET', KEYS[1], topic)) or newer(redis.call('HGET', KEYS[5], topic))) then return 0 end
 remove(topic)
-if value == '' then return 1 end
+if value == '' then
+  if seq >= 0 then
+    redis.call('HSET', KEYS[5], topic, epoch .. ' ' .. seq)
+    if redis.call('HLEN', KEYS[5]) > maxN then
+      local other = redis.call('HRANDFIELD', KEYS[5])
+      if other and other ~= topic then redis.call('HDEL', KEYS[5], other) end
+    end
+  end
+  return 1
+end
+redis.call('HDEL', KEYS[5], topic)
 if cost > maxB then return 0 end
 while redis.call('ZCARD', KEYS[3]) >= maxN or tonumber(redis.call('HGET', KEYS[4], 'bytes') or '0') + cost > maxB do
   local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
@@ -86,7 +101,7 @@ export class RedisRetainedStore implements RetainedStore {
     // Charged as on one node (payload and topic); Redis holds about 4/3 of the payload (base64) and ~60 bytes more.
     const cost = message.payload.length + Buffer.byteLength(message.topic);
     const value = message.payload.length === 0 ? '' : `${order?.epoch ?? ''} ${order?.seq ?? -1} ${cost}\n${JSON.stringify(encode(message))}`;
-    const keys = [RETAINED_KEYS.messages, RETAINED_KEYS.names, RETAINED_KEYS.age, RETAINED_KEYS.totals];
+    const keys = [RETAINED_KEYS.messages, RETAINED_KEYS.names, RETAINED_KEYS.age, RETAINED_KEYS.totals, RETAINED_KEYS.cleared];
     const args = [message.topic, value, order?.epoch ?? '', String(order?.seq ?? -1), String(this.maxMessages), String(this.maxBytes), String(cost)];
     try {
       await this.scripts.run(SET, keys, args);
