@@ -169,15 +169,23 @@ export class ShardSubscribers {
     conn.connect().catch(() => undefined); // failures arrive as error / close / end events
   }
 
-  /** The connection is (back) up: every channel of the shard subscribed again, then `ready`. */
+  /**
+   * The connection is (back) up: every channel of the shard subscribed again, then `ready`. Channels added while the
+   * SSUBSCRIBE is in flight (a client's sub, a channel moved here: both wait for `ready` rather than send) go in the
+   * next round: `ready` comes only once every channel the shard holds was sent (one was acked and never subscribed).
+   */
   private async subscribed(s: Shard, conn: Redis): Promise<void> {
-    try {
-      await this.send(s, 'ssubscribe', [...s.channels]);
-    } catch (err) {
-      // A slot moved away meanwhile (MOVED): the next refresh places its channels; the others are subscribed.
-      this.on.error(err as Error);
+    const sent = new Set<string>();
+    for (let todo = [...s.channels]; todo.length > 0; todo = [...s.channels].filter((c) => !sent.has(c))) {
+      for (const c of todo) sent.add(c);
+      try {
+        await this.send(s, 'ssubscribe', todo);
+      } catch (err) {
+        // A slot moved away meanwhile (MOVED): the next refresh places its channels; the others are subscribed.
+        this.on.error(err as Error);
+      }
+      if (s.conn !== conn || this.closed) return;
     }
-    if (s.conn !== conn || this.closed) return;
     s.ready = true;
     for (const w of s.waiters.splice(0)) w();
     this.on.ready(s.address);
