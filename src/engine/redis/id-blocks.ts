@@ -11,7 +11,10 @@ export class IdBlocks {
   private refilling = false;
   private highest = 0;
 
-  /** `reserve(n)`: adds n to the shared counter and resolves with its new value (the block's last id). */
+  /**
+   * `reserve(n)`: adds n to the shared counter and resolves with its new value (the block's last id), or -1 when the
+   * store lost its data since this node last initialised (nothing reserved: the node reserves after re-initialising).
+   */
   constructor(
     private readonly reserve: (n: number) => Promise<number>,
     private readonly log: Logger,
@@ -49,15 +52,21 @@ export class IdBlocks {
   /** Reserves a fresh current block (at start and after Redis lost the counter). */
   async reserveBlock(): Promise<void> {
     const end = await this.reserve(this.block);
+    if (end < 0) throw new Error('client id block refused: the store lost its data since this node initialised');
     this.next = end - this.block + 1;
     this.end = end;
+  }
+
+  /** The store lost its data: a spare reserved meanwhile may come from its restarted counter, and is dropped. */
+  lost(): void {
+    this.spare = undefined;
   }
 
   private async refill(): Promise<void> {
     this.refilling = true;
     try {
       const end = await this.reserve(this.block);
-      this.spare = { next: end - this.block + 1, end };
+      if (end >= 0) this.spare = { next: end - this.block + 1, end };
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'id block reservation failed; retried later');
     } finally {

@@ -106,7 +106,9 @@ export class RedisNode {
     }
     const cmd = this.cmd;
     this.scripts = new ScriptRunner(cmd, cmd instanceof Cluster ? (key) => cmd.slots[keySlot(key)]?.[0] ?? '' : undefined);
-    this.ids = new IdBlocks((n) => this.cmd.incrby(KEYS.ids, n), this.log);
+    // Under the life this node knows only: a reservation that reached a Redis that lost its data (before this node
+    // noticed) would restart from an empty counter, below ids the cluster gave.
+    this.ids = new IdBlocks(async (n) => (await this.script(LUA.RESERVE_IDS, [KEYS.life, KEYS.ids], [String(n), this.lifeId])) as number, this.log);
   }
 
   /** The cluster's life (docs/protocol.md, Positions): '' until Redis answered once. */
@@ -279,6 +281,7 @@ export class RedisNode {
       const lost = this.lifeId !== '' && life !== this.lifeId;
       if (lost) {
         this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');
+        this.ids.lost();
         this.members.lifeLost();
       }
       this.lifeId = life;

@@ -253,6 +253,16 @@ return out
 `;
 
 /** KEYS: life, ids. ARGV: a fresh life, the highest client id this node handed out. Returns the life. */
+/**
+ * A block of client ids, only under the life the node knows. KEYS: life, ids. ARGV: block size, the node's life.
+ * Returns the block's last id, or -1 when the life is not the node's (Redis lost its data: the counter restarted,
+ * and a block from it could repeat ids the cluster gave; the node reserves again once it re-initialised).
+ */
+export const RESERVE_IDS = `
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end
+return redis.call('INCRBY', KEYS[2], ARGV[1])
+`;
+
 export const INIT = `
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
