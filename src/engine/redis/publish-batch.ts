@@ -6,7 +6,7 @@
 // the call failed, what the failure says of it: `outcome_unknown` if the call was written on a ready connection and
 // then got no answer (it may have run), `unavailable` if it surely never reached Redis (outcome.ts, refusals.ts).
 import type { ProtocolError, FrameId } from '../../protocol/errors.js';
-import { maybeRan, type Sent } from './outcome.js';
+import { maybeRan } from './outcome.js';
 import { refusal, unknownOutcome } from './refusals.js';
 
 /** Most publishes in one script call. */
@@ -49,8 +49,8 @@ export interface PublishBatchOptions {
   fresh(): string;
   /** A key's Redis Cluster slot (publishes of different slots go in different calls); absent on one Redis. */
   slot?: ((key: string) => number) | undefined;
-  /** How a command on `key` goes out now: on a ready connection, or queued (outcome.ts `sentOn`). */
-  ready(key: string): boolean | Sent;
+  /** Whether a command on `key` goes out at once on a ready connection (outcome.ts `readyFor`). */
+  ready(key: string): boolean;
   /** A call failed as Redis failures do (the node notes a timeout: degraded). */
   failed(err: unknown): void;
   /** When the queued publishes are sent: after this turn's I/O by default. */
