@@ -18,12 +18,12 @@ import { ProtocolError } from '../../protocol/errors.js';
 import type { RequestFrame } from '../../engine/engine.js';
 import { CURSOR_MAX_BYTES, decodeCursor, resumeFrames, type Cursor } from './cursor.js';
 import { admitThroughHook } from '../../hooks/connect.js';
-
-/** The JSON error code of a stream the connect hook refused, by its status. */
-const HOOK_REFUSAL_CODES = { 401: 'unauthorized', 403: 'forbidden', 409: 'name_taken', 503: 'unavailable' } as const;
 import { CURSOR_MARK, SseWire } from './wire.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
 import { refusal, SseForwarding, type PostAnswer, type RemoteStream } from './forwarding.js';
+
+/** The JSON error code of a stream the connect hook refused, by its status. */
+const HOOK_REFUSAL_CODES = { 401: 'unauthorized', 403: 'forbidden', 409: 'name_taken', 503: 'unavailable' } as const;
 
 export const SSE_PATH = '/sse';
 /** The reconnect delay the stream asks browsers for (`retry:`), in ms. */
