@@ -48,7 +48,8 @@ export { WHO_LIMIT_MAX };
 const PAGE_TTL_MS = 1000;
 const MAX_CACHED_PAGES = 512;
 
-const numericId = (id: string): number => Number(id.slice(1));
+/** A client id's number (`c42` → 42): the order clients are listed in. */
+export const numericId = (id: string): number => Number(id.slice(1));
 
 /** The cursor after the member with `id`: opaque to clients (base 36 of the numeric id, prefixed). */
 export function cursorAfter(id: string): string {

@@ -6,6 +6,7 @@ import type { BrokerCore } from '../actors/connection.js';
 import type { Link } from '../actors/link.js';
 import type { Config } from '../config.js';
 import type { PublishResult } from '../engine/memory.js';
+import { cursorAfter, numericId, parseCursor } from '../engine/roster.js';
 import { topicError } from '../protocol/topic.js';
 import { HttpError, readBody, sendJson, type Handler, type Router } from '../transports/router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
@@ -80,13 +81,14 @@ export function registerApi(router: Router, core: BrokerCore, log: Logger, calls
 
   router.on('GET', '/api/clients', guarded((_req, res, url) => {
     const limit = listLimit(url);
-    // Paged by client id, not by position: a client that leaves between two pages does not push another one out of
-    // the walk. In id order (a connect hook may admit a client after one that connected later).
+    // Paged by client id, as `who` is (roster.ts cursors), not by position: a client that leaves between two pages
+    // does not push another one out of the walk. In id order (a connect hook may admit a client after one that
+    // connected later).
     const after = clientCursor(url);
-    const rest = [...hub.sessions()].filter((link) => idNumber(link.id) > after).sort((x, y) => idNumber(x.id) - idNumber(y.id));
+    const rest = [...hub.sessions()].filter((link) => numericId(link.id) > after).sort((x, y) => numericId(x.id) - numericId(y.id));
     const clients = rest.slice(0, limit).map(clientView);
     const last = clients.at(-1);
-    sendJson(res, 200, rest.length > limit && last ? { total: hub.sessionCount, clients, next: last.id } : { total: hub.sessionCount, clients });
+    sendJson(res, 200, rest.length > limit && last ? { total: hub.sessionCount, clients, next: cursorAfter(last.id) } : { total: hub.sessionCount, clients });
   }));
 
   router.on('GET', '/api/topics', guarded((_req, res, url) => {
@@ -126,17 +128,13 @@ function listOffset(url: URL): number {
   return n;
 }
 
-/** `?cursor=` of /api/clients: the id of the last client of the previous page (`c<n>`), as its number; 0: the start. */
+/** `?cursor=` of /api/clients: the numeric id the previous page ended at (roster.ts `cursorAfter`); 0: the start. */
 function clientCursor(url: URL): number {
   const raw = url.searchParams.get('cursor');
   if (raw === null) return 0;
-  if (!/^c\d{1,15}$/.test(raw)) throw new HttpError(400, 'cursor must be the next of a previous page (a client id)', 'bad_request');
-  return Number(raw.slice(1));
-}
-
-/** A client id's number (`c42` → 42). */
-function idNumber(id: string): number {
-  return Number(id.slice(1));
+  const after = parseCursor(raw);
+  if (after === null) throw new HttpError(400, 'cursor must be the next of a previous page', 'bad_request');
+  return after;
 }
 
 function listLimit(url: URL): number {
