@@ -163,11 +163,7 @@ local function store(t)
   -- the newest frame alone (it fits the budget), or none: a count that drifted (say the list was evicted) starts over
   if len == 1 and n > 0 then t.bytes = t.last end
   if len == 0 then t.bytes = 0 end
-  if t.lost then
-    redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid, 'lost', '1')
-  else
-    redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid)
-  end
+  redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid, 'lost', t.lost or '0')
   if t.keys then
     for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
   end
@@ -252,7 +248,6 @@ end
 return out
 `;
 
-/** KEYS: life, ids. ARGV: a fresh life, the highest client id this node handed out. Returns the life. */
 /**
  * A block of client ids, only under the life the node knows. KEYS: life, ids. ARGV: block size, the node's life.
  * Returns the block's last id, or -1 when the life is not the node's (Redis lost its data: the counter restarted,
@@ -263,6 +258,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end
 return redis.call('INCRBY', KEYS[2], ARGV[1])
 `;
 
+/** KEYS: life, ids. ARGV: a fresh life, the highest client id this node handed out. Returns the life. */
 export const INIT = `
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
