@@ -209,8 +209,7 @@ export class SseTransport {
     wire.filters = link;
     const stream: Stream = { link, reader, wire, actor };
     this.streams.set(streamId, stream);
-    const socket = req.socket;
-    this.streamSockets.add(socket);
+    const socket = req.socket; // taken in open(), before anything was awaited
     const closed = () => {
       // The socket may carry another stream once this one is over (keep-alive).
       this.streamSockets.delete(socket);
