@@ -53,9 +53,7 @@ const TERMINAL_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2
  * with what another user's text could make a terminal do escaped as `\uXXXX` (they only occur inside strings).
  */
 const jsonLine: Encoding = (out) => {
-  const json = out.json;
-  TERMINAL_UNSAFE.lastIndex = 0;
-  const safe = TERMINAL_UNSAFE.test(json) ? json.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json;
+  const safe = out.json.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return Buffer.from(safe + '\n');
 };
 
