@@ -59,13 +59,13 @@ export async function pubCommand(argv: string[]): Promise<number> {
   }
   const base = (values.url as string | undefined) ?? process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:8080';
   const key = (values['api-key'] as string | undefined) ?? process.env.SWITCHBOARD_API_KEY;
-  let endpoint: URL;
+  let endpoint: URL | undefined;
   try {
     endpoint = new URL('/api/publish', base);
   } catch {
-    endpoint = new URL('about:blank');
+    // not a URL: said below
   }
-  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') {
+  if (endpoint === undefined || (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:')) {
     // Bad input, as `sub` and `chat` answer a bad --url (docs/usage.md): not "cannot reach".
     console.error(`switchboard pub: --url must be the broker's http(s):// URL, got '${base}'`);
     return 2;
