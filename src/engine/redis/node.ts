@@ -11,7 +11,7 @@ import { CHANNELS, KEYS, PARTITIONS } from './keys.js';
 import * as LUA from './scripts.js';
 import { IdBlocks } from './id-blocks.js';
 import { ShardSubscribers } from './shards.js';
-import { keySlot } from './outcome.js';
+import { keySlot, Reach } from './outcome.js';
 import { ScriptRunner } from './script-runner.js';
 
 export interface RedisNodeOptions {
@@ -56,6 +56,8 @@ export class RedisNode {
   /** This process's id in the cluster (heartbeat key, node channel, epochs it creates). */
   readonly id = randomBytes(3).toString('hex');
   readonly cmd: Redis | Cluster;
+  /** Whether a command can go out at once on a ready connection to its key's master (publishes: outcome.ts). */
+  readonly reach: Reach;
   readonly bus: PlainSubscriber | ClusterSubscriber;
   /** On a Redis Cluster: the sharded subscriber connections, one per master (messages' channels, shards.ts). */
   readonly shards: ShardSubscribers | undefined;
@@ -89,6 +91,7 @@ export class RedisNode {
     // One Redis or a Redis Cluster (connections.ts); commands fail at once while disconnected (no offline queue).
     const conns = redisConnections(options.url, `sb-${this.id}`, options.commandTimeoutMs ?? 3000);
     this.cmd = conns.cmd;
+    this.reach = new Reach(this.cmd, options.commandTimeoutMs ?? 3000);
     this.bus = conns.bus;
     this.shards =
       this.cmd instanceof Cluster && conns.sharded

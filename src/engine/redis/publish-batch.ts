@@ -3,11 +3,12 @@
 // call), cut at MAX_MESSAGES / MAX_BYTES. Calls go out in the order the publishes were made, on the one command
 // connection (per master on a Redis Cluster), so seq order is publish order within a batch and across batches.
 // Each publish is answered on its own: its position, its own error (the batch's other messages still ran), or, when
-// the call failed, what the failure says of it: `outcome_unknown` if the call was written on a ready connection and
-// then got no answer (it may have run), `unavailable` if it surely never reached Redis (outcome.ts, refusals.ts).
+// the call failed, what the failure says of it. A call goes out only on a ready connection to its slot's master: one
+// that cannot is not sent and each of its publishes is `unavailable`; one that was sent and then got no answer may
+// have run (`outcome_unknown`; outcome.ts, refusals.ts).
 import type { ProtocolError, FrameId } from '../../protocol/errors.js';
 import { maybeRan } from './outcome.js';
-import { refusal, unknownOutcome } from './refusals.js';
+import { refusal, unavailable, unknownOutcome } from './refusals.js';
 
 /** Most publishes in one script call. */
 export const MAX_MESSAGES = 256;
@@ -49,8 +50,11 @@ export interface PublishBatchOptions {
   fresh(): string;
   /** A key's Redis Cluster slot (publishes of different slots go in different calls); absent on one Redis. */
   slot?: ((key: string) => number) | undefined;
-  /** Whether a command on `key` goes out at once on a ready connection (outcome.ts `readyFor`). */
-  ready(key: string): boolean;
+  /**
+   * Whether a call on `key` can go out at once on a ready connection: now, never, or once its master's connection is
+   * up (outcome.ts `Reach.when`). A call that cannot is not sent.
+   */
+  ready(key: string): boolean | Promise<boolean>;
   /** A call failed as Redis failures do (the node notes a timeout: degraded). */
   failed(err: unknown): void;
   /** When the queued publishes are sent: after this turn's I/O by default. */
@@ -172,15 +176,25 @@ export class PublishBatch {
     }
     for (const k of idempotency) keys.push(k);
     const args = [...this.options.head(), String(topics.size), ...topicArgs, ...messageArgs];
+    // Sent only when it goes out at once; one that cannot surely did not run.
+    const ready = this.options.ready(keys[0]!);
+    if (ready === true) this.run(batch, keys, args);
+    else if (ready === false) this.refuse(batch);
+    else void ready.then((sent) => (sent ? this.run(batch, keys, args) : this.refuse(batch)));
+  }
+
+  private refuse(batch: Queued[]): void {
+    for (const q of batch) q.answer(unavailable(q.p.id));
+  }
+
+  private run(batch: Queued[], keys: string[], args: string[]): void {
     this.calls++;
     this.messages += batch.length;
-    // Whether the call is written at once (rather than refused unsent): what a failure then says of it.
-    const sentReady = this.options.ready(keys[0]!);
     this.options.run(keys, args).then(
       (reply) => answerEach(batch, reply as (number | string)[]),
       (err: unknown) => {
         // The whole call failed: it ran for all of its messages or for none of them.
-        const unknown = maybeRan(err, sentReady);
+        const unknown = maybeRan(err);
         if (unknown || refusal(err)) this.options.failed(err);
         for (const q of batch) {
           const refused = unknown ? unknownOutcome(q.p.id) : refusal(err, q.p.id);

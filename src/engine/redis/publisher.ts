@@ -14,7 +14,7 @@ import { MAX_CURSORS } from './cursors.js';
 import type { ChannelScheme } from './interest.js';
 import { KEYS } from './keys.js';
 import type { RedisNode } from './node.js';
-import { keySlot, readyFor } from './outcome.js';
+import { keySlot } from './outcome.js';
 import type { OwnDeliveries } from './own-deliveries.js';
 import { messageKey } from './own-deliveries.js';
 import { PublishBatch, type PublishTopic } from './publish-batch.js';
@@ -66,7 +66,7 @@ export class StreamPublisher {
       head: () => head,
       fresh: () => `${redis.life}.${redis.id}${(++this.epochs).toString(36)}`,
       slot: cmd instanceof Cluster ? keySlot : undefined,
-      ready: (key) => readyFor(cmd, key),
+      ready: (key) => redis.reach.when(key),
       failed: (err) => redis.noteTimeout(err),
       intervalMs: options.batchIntervalMs,
     });

@@ -480,7 +480,7 @@ describe('PublishBatch', () => {
     for (let a = 4 + 4 * topics; a < args.length; a += 3) out.push(keys[2 * (Math.abs(Number(args[a])) - 1)]!);
     return out;
   };
-  const make = (opts: { slot?: (key: string) => number; ready?: () => boolean; answer?: (keys: string[], call: number) => Promise<unknown>; intervalMs?: number } = {}) => {
+  const make = (opts: { slot?: (key: string) => number; ready?: () => boolean | Promise<boolean>; answer?: (keys: string[], call: number) => Promise<unknown>; intervalMs?: number } = {}) => {
     const calls: string[][] = [];
     const flushes: (() => void)[] = [];
     /** Flushes asked for after a delay (intervalMs), with the delay; `clock` is the batch's time. */
@@ -627,7 +627,7 @@ describe('PublishBatch', () => {
   it('the connection drops mid-batch: outcome_unknown for exactly the calls in flight, unavailable for what was not sent', async () => {
     let connected = true;
     const inFlight: ((err: Error) => void)[] = [];
-    const { flushes, failures, pub } = make({
+    const { calls, flushes, failures, pub } = make({
       ready: () => connected,
       answer: (_keys, call) =>
         call === 1
@@ -642,7 +642,29 @@ describe('PublishBatch', () => {
     flushes[1]!();
     expect(await Promise.all(sent)).toEqual(['outcome_unknown 1', 'outcome_unknown 2']);
     expect(await Promise.all(queued)).toEqual(['unavailable 3', 'unavailable 4']);
-    expect(failures).toHaveLength(2);
+    // Only the call in flight was sent (and failed); the next turn's was not sent at all.
+    expect(calls).toHaveLength(1);
+    expect(failures).toHaveLength(1);
+  });
+
+  it('a call whose master connection is coming up waits for it, then goes in order; one it never comes up for is not sent', async () => {
+    const waits: ((sent: boolean) => void)[] = [];
+    const { calls, flushes, pub } = make({ ready: () => new Promise<boolean>((r) => waits.push(r)) });
+    const first = [pub('a', 1), pub('a', 2)];
+    flushes[0]!();
+    const second = [pub('a', 3)];
+    flushes[1]!();
+    await Promise.resolve();
+    expect(calls).toHaveLength(0); // nothing written while the connection is not up
+    waits[0]!(true);
+    waits[1]!(true);
+    expect(await Promise.all([...first, ...second])).toEqual([[1, 'a@1'], [2, 'a@1'], [1, 'a@2']]);
+    expect(calls).toEqual([['a', 'a'], ['a']]);
+    const never = pub('a', 4);
+    flushes[2]!();
+    waits[2]!(false);
+    expect(await never).toBe('unavailable 4');
+    expect(calls).toHaveLength(2);
   });
 
   it('a call that times out on a ready connection is outcome_unknown for each of its messages, and noted', async () => {
