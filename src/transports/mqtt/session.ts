@@ -55,6 +55,11 @@ export class MqttSession {
   /** Granted QoS by filter: the QoS a message is delivered at is the highest of the filters it matches. */
   readonly filters: Map<string, QoS>;
   private readonly inflight: Map<number, Inflight>;
+  /** While a resume resends (resume()): the unacknowledged messages it found, in order, and how far it got. */
+  private toResend: number[] | undefined;
+  private resendAt = 0;
+  /** Resent by the resume and not completed yet: its window. */
+  private readonly resent = new Set<number>();
   private nextPacketId: number;
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
   private readonly positions: SessionPositions | undefined;
@@ -95,18 +100,43 @@ export class MqttSession {
     this.writes = new RetainedWrites(options.retained, (packet) => this.answer({ kind: 'ready', packet }));
   }
 
-  /** After CONNACK: the unacknowledged messages again (DUP), then every filter resumed from where it got to. */
+  /**
+   * After CONNACK: the unacknowledged messages again (DUP), in the order first sent, then every filter resumed from
+   * where it got to. The resends go a window at a time (a quarter of the in-flight bound, --mailbox-size), the next
+   * as the client completes one: a session that left with its in-flight bound full resends as many messages as its
+   * mailbox holds, which queued at once with the CONNACK would overflow it at every try. The filters resume once the
+   * last one is resent, so nothing newer of a topic overtakes a resend.
+   */
   resume(): void {
-    const stored = this.options.stored;
-    if (!stored) return;
-    for (const [pid, flight] of this.inflight) {
+    if (!this.options.stored) return;
+    this.toResend = [...this.inflight.keys()];
+    this.resendMore();
+  }
+
+  /** Resends while the window has room; after the last one, resumes the filters (once). */
+  private resendMore(): void {
+    const window = Math.max(1, Math.floor(this.options.maxInflight / 4));
+    const pids = this.toResend!;
+    while (this.resent.size < window && this.resendAt < pids.length) {
+      const pid = pids[this.resendAt++]!;
+      const flight = this.inflight.get(pid);
+      if (!flight) continue;
+      this.resent.add(pid);
       if (flight.released) this.answer({ kind: 'pubrel', pid });
       else this.answer({ kind: 'resend', pid });
     }
+    if (this.resendAt < pids.length) return;
+    this.toResend = undefined;
     for (const [filter, qos] of this.filters) {
       this.filters.delete(filter); // held again once the engine acknowledges it
       this.reader!.parsed({ op: 'sub', topic: filter, ...(this.positions?.of(filter) ?? { since: 0 }), id: this.expect({ kind: 'resub', filter, qos }) }, 0);
     }
+  }
+
+  /** `pid` completed (PUBACK, PUBCOMP): out of flight, and, while resuming, room for the next resend. */
+  private completed(pid: number): void {
+    this.inflight.delete(pid);
+    if (this.resent.delete(pid) && this.toResend) this.resendMore();
   }
 
   /**
@@ -168,7 +198,7 @@ export class MqttSession {
         this.received.delete(packet.messageId!);
         return this.answer({ kind: 'pubcomp', pid: packet.messageId! });
       case 'puback':
-        this.inflight.delete(packet.messageId!);
+        this.completed(packet.messageId!);
         return undefined;
       case 'pubrec': {
         const flight = this.inflight.get(packet.messageId!);
@@ -176,7 +206,7 @@ export class MqttSession {
         return this.answer({ kind: 'pubrel', pid: packet.messageId! });
       }
       case 'pubcomp':
-        this.inflight.delete(packet.messageId!);
+        this.completed(packet.messageId!);
         return undefined;
       case 'subscribe': {
         const subs = packet.subscriptions;

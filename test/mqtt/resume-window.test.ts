@@ -1,0 +1,63 @@
+// A persistent session that left with as many unacknowledged messages as it may have (--mailbox-size, its in-flight
+// bound) must still resume. Its resends used to be queued all at once with the CONNACK and the filters' acks: the
+// mailbox overflowed and the client read CONNACK 3 at every try, for as long as the session was kept. Resends now go
+// a window at a time (the next as the client acknowledges one), in their original order, and the filters resume after
+// the last of them, so nothing newer on a topic overtakes what is resent.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Packet } from 'mqtt-packet';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
+import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { until } from '../helpers/waits.js';
+
+const MAILBOX = 24;
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker({ mqttPort: 0, mailboxSize: MAILBOX });
+});
+afterAll(() => broker.close());
+
+const connect = (clientId: string, clean: boolean) => ({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
+const payloads = (packets: Packet[]) => packets.map((p) => (p as { payload: Buffer }).payload.toString());
+
+describe('resuming a session whose unacknowledged messages fill its in-flight bound', () => {
+  it('resumes: every unacknowledged message again (DUP, in order) as the client acknowledges, then what came while it was away', async () => {
+    const web = await TestClient.connect(broker.url);
+    const a = await RawMqtt.open(broker.mqttPort);
+    a.send(connect('window-1', false));
+    await a.next('connack');
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'win/t', qos: 1 }] } as Packet);
+    await a.next('suback');
+    // The client reads but never acknowledges: MAILBOX messages in flight fill its bound, and the next one makes it
+    // a slow consumer: the broker cuts it, that one undelivered (its position stays before it).
+    for (let i = 1; i <= MAILBOX; i++) await web.request({ op: 'pub', topic: 'win/t', data: i });
+    await until(() => a.packets.filter((p) => p.cmd === 'publish').length === MAILBOX, 'every message in flight');
+    const unacked = payloads(a.packets.filter((p) => p.cmd === 'publish'));
+    expect(unacked).toEqual(Array.from({ length: MAILBOX }, (_, i) => String(i + 1)));
+    await web.request({ op: 'pub', topic: 'win/t', data: 'over' });
+    await a.closed;
+    // Published while it is away: resumed from the history after the resends.
+    await web.request({ op: 'pub', topic: 'win/t', data: 'away' });
+
+    const b = await RawMqtt.open(broker.mqttPort);
+    b.send(connect('window-1', false));
+    const connack = await b.next('connack');
+    expect(connack).toMatchObject({ sessionPresent: true, returnCode: 0 });
+    // Acknowledge every PUBLISH as it comes, until the one published while away has come.
+    const got: Packet[] = [];
+    await until(() => {
+      for (let p = b.packets.shift(); p; p = b.packets.shift()) {
+        if (p.cmd !== 'publish') continue;
+        got.push(p);
+        b.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
+      }
+      return payloads(got).includes('"away"');
+    }, 'the resends, then the message published while away', 10_000);
+    const resent = got.filter((p) => (p as { dup: boolean }).dup);
+    // Every unacknowledged message once more, marked DUP, in the order first sent; then the new one, not DUP.
+    expect(payloads(resent)).toEqual(unacked);
+    expect(payloads(got).slice(resent.length)).toEqual(['"over"', '"away"']);
+    b.socket.destroy();
+    web.close();
+  });
+});
