@@ -76,3 +76,30 @@ describe('Mailbox batches', () => {
     expect(outs.map((o) => wsTextFrameSize(o) - o.bytes)).toEqual([2, 4, 10, 2]);
   });
 });
+
+describe('Mailbox discard', () => {
+  it('tells the wire which frames it drops unwritten, in order (MQTT moves its session positions back before them)', async () => {
+    class CongestedWire extends RecordingWire {
+      unsentSeen: number[] = [];
+      write(chunk: Buffer): boolean {
+        super.write(chunk);
+        return false; // the socket is congested: what comes next waits in the mailbox
+      }
+      unsent(queue: readonly Outgoing[]): void {
+        this.unsentSeen.push(...queue.map((o) => (o.frame as { seq: number }).seq));
+      }
+    }
+    const wire = new CongestedWire(false);
+    const box = new Mailbox(wire, { messages: 100, bytes: 1 << 30 }, 'close', { slowConsumer: () => {} });
+    box.push(msg(1));
+    await turn(); // written; the socket is now congested
+    box.push(msg(2));
+    box.push(msg(3));
+    await turn();
+    expect(wire.chunks).toEqual([bytesOf(msg(1))]);
+    box.discard(); // the connection ended
+    expect(wire.unsentSeen).toEqual([2, 3]);
+    box.discard();
+    expect(wire.unsentSeen).toEqual([2, 3]); // once
+  });
+});

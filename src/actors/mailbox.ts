@@ -32,6 +32,8 @@ export interface Wire {
   close(code: number, reason: string): void;
   /** Immediate teardown, for peers that do not finish the close handshake. */
   terminate(): void;
+  /** The frames discard() drops unwritten (a transport that resumes from positions moves them back: MQTT). */
+  unsent?(queue: readonly Outgoing[]): void;
 }
 
 const dirty: Mailbox[] = [];
@@ -229,6 +231,7 @@ export class Mailbox {
   /** Seals the mailbox and forgets what is queued (slow consumer, dead socket). */
   discard(): void {
     this.sealed = true;
+    if (this.depth > 0 && this.wire.unsent) this.wire.unsent(this.queue.slice(this.head));
     this.dropped += this.depth;
     this.queue = NONE;
     this.head = 0;

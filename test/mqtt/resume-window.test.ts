@@ -60,4 +60,35 @@ describe('resuming a session whose unacknowledged messages fill its in-flight bo
     b.socket.destroy();
     web.close();
   });
+
+  it('a message on a topic it had no position for, held back as it was cut, comes on resume', async () => {
+    const web = await TestClient.connect(broker.url);
+    const a = await RawMqtt.open(broker.mqttPort);
+    a.send(connect('window-2', false));
+    await a.next('connack');
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'win2/#', qos: 1 }] } as Packet);
+    await a.next('suback');
+    for (let i = 1; i <= MAILBOX; i++) await web.request({ op: 'pub', topic: 'win2/a', data: i });
+    await until(() => a.packets.filter((p) => p.cmd === 'publish').length === MAILBOX, 'every message in flight');
+    // The first message of another topic finds the in-flight bound full: not sent, and the client is cut.
+    await web.request({ op: 'pub', topic: 'win2/b', data: 'first of b' });
+    await a.closed;
+    expect(payloads(a.packets.filter((p) => p.cmd === 'publish'))).not.toContain('"first of b"');
+
+    const b = await RawMqtt.open(broker.mqttPort);
+    b.send(connect('window-2', false));
+    expect(await b.next('connack')).toMatchObject({ sessionPresent: true, returnCode: 0 });
+    const got: Packet[] = [];
+    await until(() => {
+      for (let p = b.packets.shift(); p; p = b.packets.shift()) {
+        if (p.cmd !== 'publish') continue;
+        got.push(p);
+        b.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
+      }
+      return payloads(got).includes('"first of b"');
+    }, 'the message held back as the session was cut', 10_000);
+    expect(payloads(got).filter((p) => p === '"first of b"')).toHaveLength(1);
+    b.socket.destroy();
+    web.close();
+  });
 });

@@ -63,6 +63,15 @@ export class SessionPositions {
   }
 
   /**
+   * A message of `topic` at `p` was meant for the session but not sent (left unwritten when the connection ended, or
+   * held back as the session was cut): a topic with no position yet gets the one just before it, so that the resume
+   * delivers it rather than starting after it (fill). A topic with a position keeps it: the resume starts there.
+   */
+  before(topic: string, p: Position): void {
+    if (!this.byTopic.has(topic)) this.remember(topic, { seq: p.seq - 1, epoch: p.epoch });
+  }
+
+  /**
    * When the connection ends: the positions now of the topics `filters` match and the session has none for (none
    * delivered to it yet), so that what is published while it is away is what it resumes.
    */

@@ -60,6 +60,8 @@ export class MqttSession {
   private resendAt = 0;
   /** Resent by the resume and not completed yet: its window. */
   private readonly resent = new Set<number>();
+  /** Cut as a slow consumer (its in-flight bound full): nothing more is sent. */
+  private cut = false;
   private nextPacketId: number;
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
   private readonly positions: SessionPositions | undefined;
@@ -111,6 +113,18 @@ export class MqttSession {
     if (!this.options.stored) return;
     this.toResend = [...this.inflight.keys()];
     this.resendMore();
+  }
+
+  /**
+   * The frames the connection's mailbox held unwritten when it ended (mailbox.ts discard): a message on a topic the
+   * session has no position for yet moves its position to just before it, so the resume delivers it.
+   */
+  unsent(queue: readonly Outgoing[]): void {
+    if (!this.positions) return;
+    for (const out of queue) {
+      const f = out.frame;
+      if (f.op === 'msg' && typeof f.seq === 'number' && typeof f.epoch === 'string' && this.qosFor(f.topic) !== undefined) this.positions.before(f.topic, f);
+    }
   }
 
   /** Resends while the window has room; after the last one, resumes the filters (once). */
@@ -314,11 +328,13 @@ export class MqttSession {
     // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
     if (f && this.positions!.delivered(topic, f)) return NOTHING;
     // QoS 1 and 2 take a packet id first: a message that cannot have one is not sent, and the position stays before
-    // it, so a resume of the session delivers it.
-    const pid = qos === 0 ? 0 : this.packetId();
+    // it, so a resume of the session delivers it. So does every message after it: the session is being cut.
+    const pid = this.cut ? undefined : qos === 0 ? 0 : this.packetId();
     if (pid === undefined) {
       // Too many messages unacknowledged: the client stopped acknowledging; that is a slow consumer.
-      queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
+      if (!this.cut) queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
+      this.cut = true;
+      if (f) this.positions!.before(topic, f);
       return NOTHING;
     }
     if (f) this.positions!.remember(topic, { seq: f.seq, epoch: f.epoch });

@@ -53,6 +53,10 @@ export class MqttWire extends SocketWire implements Wire {
     return this.session.encode(out);
   }
 
+  unsent(queue: readonly Outgoing[]): void {
+    this.session.unsent(queue);
+  }
+
   /** A refused CONNACK before acceptance, a DISCONNECT with its reason code (v5) after, then the end of the stream. */
   close(code: number, reason: string): void {
     if (this.ending) return;
