@@ -81,7 +81,7 @@ describe('Mailbox discard', () => {
   it('tells the wire which frames it drops unwritten, in order (MQTT moves its session positions back before them)', async () => {
     class CongestedWire extends RecordingWire {
       unsentSeen: number[] = [];
-      write(chunk: Buffer): boolean {
+      override write(chunk: Buffer): boolean {
         super.write(chunk);
         return false; // the socket is congested: what comes next waits in the mailbox
       }

@@ -64,6 +64,33 @@ describe('session state across a reconnect', () => {
     b.socket.destroy();
     web.close();
   });
+  it('5.0 No Local on resume: the client\'s own publish of its previous connection is not replayed to it', async () => {
+    const v5 = { properties: { sessionExpiryInterval: 300 } } as Partial<Packet>;
+    const web = await TestClient.connect(broker.url);
+    const a = await RawMqtt.open(broker.mqttPort, 5);
+    a.send(connect('nl-2', true, 5, v5), 5);
+    await a.next('connack');
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'nl/prev', qos: 1, nl: true }] } as Packet, 5);
+    await a.next('suback');
+    await web.request({ op: 'pub', topic: 'nl/prev', data: 'before' });
+    expect(((await a.next('publish')) as { payload: Buffer }).payload.toString()).toBe('"before"');
+    a.send({ cmd: 'puback', messageId: 1 } as Packet, 5);
+    // Its own publish, not delivered to it (No Local): its position stays before it. Then it leaves.
+    a.send(publish('nl/prev', 'mine', 1, 9), 5);
+    await a.next('puback');
+    a.socket.destroy();
+    await a.closed;
+    await web.request({ op: 'pub', topic: 'nl/prev', data: 'away' });
+    const b = await RawMqtt.open(broker.mqttPort, 5);
+    b.send(connect('nl-2', false, 5, v5), 5);
+    expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+    await web.request({ op: 'pub', topic: 'nl/prev', data: 'live' });
+    await until(() => b.published.includes('"live"'), 'the live message');
+    // The resume replays what others published while it was away, not its own 'mine'.
+    expect(b.published).toEqual(['"away"', '"live"']);
+    b.socket.destroy();
+    web.close();
+  });
 });
 
 describe('what a resume replays, and what it does not replay again', () => {

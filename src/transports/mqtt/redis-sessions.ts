@@ -13,7 +13,7 @@ import { Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { KEYS } from '../../engine/redis/keys.js';
 import type { Config } from '../../config.js';
-import { POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
+import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
 import { payloadOf } from './packets.js';
 import type { MqttStores } from './transport.js';
@@ -122,6 +122,8 @@ interface Encoded {
   r?: number[];
   /** No Local filters. */
   o?: string[];
+  /** Its last connections' ids. */
+  d?: string[];
   /** Its user. */
   u?: string;
 }
@@ -227,7 +229,7 @@ export class RedisSessionStore implements SessionStore {
  */
 export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Buffer, maxBytes: number): string {
   const positions = new Map(s.positions);
-  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }), ...(s.user !== undefined && { u: s.user }) };
+  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }), ...(s.ids?.length && { d: s.ids }), ...(s.user !== undefined && { u: s.user }) };
   let bytes = JSON.stringify(base).length + [...positions].reduce((sum, [t, p]) => sum + t.length + p.epoch.length + 24, 0);
   for (const [pid, flight] of s.inflight) {
     const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
@@ -264,6 +266,7 @@ export function decodeSession(raw: string): StoredSession | undefined {
       nextPacketId: e.n,
       received: Array.isArray(e.r) ? e.r.filter((pid) => Number.isSafeInteger(pid)) : undefined,
       noLocal: Array.isArray(e.o) ? e.o.filter((f) => typeof f === 'string') : undefined,
+      ids: Array.isArray(e.d) ? e.d.filter((id) => typeof id === 'string').slice(-OWN_IDS) : undefined,
       user: typeof e.u === 'string' ? e.u : undefined,
       expiresAt: e.x === null ? Infinity : e.x,
     };

@@ -18,7 +18,7 @@ import { closingPacket, deliveryOf, payloadEncoding, propertiesNow, qos0Encoding
 import { SessionPositions } from './positions.js';
 import { settle, type AckGroup, type Pending } from './pending.js';
 import { RetainedReads, RetainedWrites } from './retained-order.js';
-import type { Inflight, Position, RetainedStore, StoredSession } from './store.js';
+import { OWN_IDS, type Inflight, type Position, type RetainedStore, type StoredSession } from './store.js';
 
 export type MqttVersion = 3 | 4 | 5;
 
@@ -62,6 +62,8 @@ export class MqttSession {
   private readonly resent = new Set<number>();
   /** Cut as a slow consumer (its in-flight bound full): nothing more is sent. */
   private cut = false;
+  /** The ids of the session's earlier connections (No Local holds back their publishes on resume too). */
+  private readonly earlier: string[];
   private nextPacketId: number;
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
   private readonly positions: SessionPositions | undefined;
@@ -96,6 +98,7 @@ export class MqttSession {
     // Session state too (MQTT 4.1): QoS 2 ids awaiting PUBREL (exactly once across a reconnect) and No Local filters.
     for (const pid of stored?.received ?? []) this.received.add(pid);
     for (const filter of stored?.noLocal ?? []) this.noLocal.add(filter);
+    this.earlier = stored?.ids ?? [];
     // A resumed session resumes from its positions even when it will not be kept afterwards (5.0 expiry 0 this time).
     const positions = stored?.positions ?? (options.persistent ? new Map<string, Position>() : undefined);
     this.positions = positions && new SessionPositions(positions, stored?.life);
@@ -162,7 +165,8 @@ export class MqttSession {
     const filters = this.sessionFilters();
     this.positions.fill(filters.keys(), current);
     const noLocal = [...this.noLocal].filter((f) => filters.has(f));
-    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.inflight, nextPacketId: this.nextPacketId, received: [...this.received], noLocal, expiresAt };
+    const ids = [...this.earlier, ...(this.link ? [this.link.id] : [])].slice(-OWN_IDS);
+    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.inflight, nextPacketId: this.nextPacketId, received: [...this.received], noLocal, ids, expiresAt };
   }
 
   /** The session's filters: those held, and those of a resume the engine has not acknowledged yet (still the session's). */
@@ -314,8 +318,13 @@ export class MqttSession {
     return best;
   }
 
+  /** Whether a message from `sender` is the session's own: this connection's, or an earlier one's (a resume replays those). */
+  private own(sender: string): boolean {
+    return sender === this.link?.id || this.earlier.includes(sender);
+  }
+
   private publish(out: Outgoing, topic: string): Buffer {
-    const granted = this.qosFor(topic, this.noLocal.size > 0 && out.sender?.id === this.link?.id);
+    const granted = this.qosFor(topic, this.noLocal.size > 0 && out.sender !== undefined && this.own(out.sender.id));
     if (granted === undefined) return NOTHING;
     if (this.reads.reading && this.reads.hold(out, topic)) return NOTHING;
     // At the lower of the publisher's QoS and the subscription's (MQTT-3.8.4: a QoS 0 publish is never upgraded).

@@ -38,11 +38,19 @@ export interface StoredSession {
   received?: number[] | undefined;
   /** 5.0 filters subscribed with No Local. */
   noLocal?: string[] | undefined;
+  /**
+   * The broker ids of its last connections (at most OWN_IDS, newest last): with No Local, a resume does not replay to
+   * it what one of them published.
+   */
+  ids?: string[] | undefined;
   /** The user it was kept for (the token's name; none without auth): no other user resumes it. */
   user?: string | undefined;
   /** ms since 1970 after which it is gone; Infinity: kept until evicted (3.1.1 clean session 0). */
   expiresAt: number;
 }
+
+/** Connections of a session whose publishes No Local still holds back on resume. */
+export const OWN_IDS = 8;
 
 /** Topics remembered per session (those it received last): the engine takes at most this many positions per sub. */
 export const POSITIONS_MAX = 1000;
