@@ -99,6 +99,30 @@ describe('data JSON cannot encode (a BigInt, a cycle)', () => {
     expect(good.settled).toBe(true);
     client.close();
   });
+
+  it('a publish made offline is encoded once: its data is read when it is queued, not again when it is sent', async () => {
+    const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0, requestTimeoutMs: 1000 });
+    await vi.advanceTimersByTimeAsync(0);
+    let reads = 0;
+    const data = { toJSON: () => ({ n: ++reads }) };
+    const acked = watch(client.publish('a/b', data));
+    const fire = watch(client.publish('a/b', data, { ack: false }));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(reads).toBe(2);
+    FakeSocket.last.open({ id: 'c1', name: 'me' });
+    const sent = FakeSocket.last.sent.filter((f) => f.op === 'pub');
+    // What was queued, as it was when queued; the acked one carries its request id.
+    expect(sent).toEqual([
+      { op: 'pub', topic: 'a/b', data: { n: 1 }, id: expect.any(Number) },
+      { op: 'pub', topic: 'a/b', data: { n: 2 } },
+    ]);
+    expect(reads).toBe(2);
+    FakeSocket.last.frame({ op: 'ack', id: sent[0]!.id, seq: 1, delivered: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(acked).toMatchObject({ settled: true, error: undefined });
+    expect(fire.settled).toBe(true);
+    client.close();
+  });
 });
 
 describe('unsubscribe() while the sub is in flight', () => {

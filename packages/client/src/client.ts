@@ -103,7 +103,8 @@ export interface ClientEvents {
 }
 
 interface Queued {
-  frame: Record<string, unknown>;
+  /** The publish frame's JSON, without an id (encoded once, when it was queued). */
+  text: string;
   ack: boolean;
   resolve: (ack: PubAck | undefined) => void;
   reject: (err: SwitchboardError) => void;
@@ -250,15 +251,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** Sends a publish now when online and nothing waits before it, else queues it for the next connection. */
   private pubOrQueue(frame: Record<string, unknown>, ack: boolean): Promise<PubAck | void> {
-    if (this.online && this.queue.length === 0) return this.sendPub(frame, ack);
+    const queued = !(this.online && this.queue.length === 0);
     const bound = this.options.offlineQueueSize ?? 1000;
-    if (this.queue.length >= bound) {
+    if (queued && this.queue.length >= bound) {
       return Promise.reject(new SwitchboardError('queue_full', `offline queue full (${bound} publishes waiting for a connection)`));
     }
-    // What cannot be encoded is refused now, not when the queue is sent (the publishes behind it go on).
-    const checked = encode(frame);
-    if (checked instanceof SwitchboardError) return Promise.reject(checked);
-    return new Promise<PubAck | undefined>((resolve, reject) => this.queue.push({ frame, ack, resolve, reject })).then((a) => a);
+    // Encoded once, now: what cannot be encoded is refused at once, not when the queue is sent (the publishes behind
+    // it go on); a queued one keeps its text, and its request id is added to it when it is sent.
+    const text = encode(frame);
+    if (text instanceof SwitchboardError) return Promise.reject(text);
+    if (!queued) return this.sendPub(text, ack);
+    return new Promise<PubAck | undefined>((resolve, reject) => this.queue.push({ text, ack, resolve, reject })).then((a) => a);
   }
 
   /** A direct message to a client id or name. */
@@ -341,14 +344,19 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return reply as Promise<AckFrame>;
   }
 
-  private sendPub(frame: Record<string, unknown>, ack: boolean): Promise<PubAck | void> {
+  /** A publish already encoded (`text`: its JSON object, without an id), sent as a request: its id added. */
+  private sendPub(text: string, ack: boolean): Promise<PubAck | void> {
     if (!ack) {
-      const text = encode(frame);
-      if (text instanceof SwitchboardError) return Promise.reject(text);
       this.sendText(text);
       return Promise.resolve();
     }
-    return this.request(frame).then((a) => ({
+    if (!this.online) {
+      const why = this.state === 'closed' ? 'closed' : 'disconnected';
+      return Promise.reject(new SwitchboardError(why, `pub: not connected (${this.state})`));
+    }
+    const { id, reply } = this.requests.open('pub', undefined);
+    this.sendText(`${text.slice(0, -1)},"id":${JSON.stringify(id)}}`);
+    return (reply as Promise<AckFrame>).then((a) => ({
       seq: a.seq as number,
       delivered: a.delivered as number,
       ...(typeof a.epoch === 'string' && { epoch: a.epoch }),
@@ -607,7 +615,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.emit('connected', hello);
     for (const sub of this.subs) this.sendSub(sub);
     // Queued publishes go after the resubscribes, so our own subscriptions see them.
-    for (const q of this.queue.splice(0)) this.sendPub(q.frame, q.ack).then((a) => q.resolve(a ?? undefined), q.reject);
+    for (const q of this.queue.splice(0)) this.sendPub(q.text, q.ack).then((a) => q.resolve(a ?? undefined), q.reject);
   }
 
   private onError(frame: ErrorFrame): void {
