@@ -12,6 +12,7 @@ import { TestClient } from '../helpers/client.js';
 import { SseClient } from '../helpers/sse-client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { Devices, inbox } from '../helpers/mqtt-devices.js';
+import { RawMqtt } from '../helpers/raw-mqtt.js';
 
 const run = requireRedis('mqtt cluster');
 
@@ -141,6 +142,33 @@ describe.skipIf(!run)('MQTT on two nodes of one Redis', () => {
     expect(received).toHaveLength(4);
     pub.close();
   });
+
+  it('two CONNECTs of one client id at once, on A and on B: the one that stays has the session (never lost)', async () => {
+    // For each of a few tries: a session kept with one message waiting; then both CONNECTs written in the same tick.
+    for (let round = 0; round < 5; round++) {
+      const clientId = `twin-${round}`;
+      const first = await device(a, clientId, { clean: false, clientId });
+      await first.subscribeAsync('twin/t', { qos: 1 });
+      await first.endAsync();
+      const pub = await TestClient.connect(a.url);
+      await pub.request({ op: 'pub', topic: 'twin/t', data: `away ${round}` });
+      pub.close();
+      const [x, y] = await Promise.all([RawMqtt.open(a.mqttPort), RawMqtt.open(b.mqttPort)]);
+      const connect = mqttPacket.generate({ cmd: 'connect', clientId, clean: false, keepalive: 0, protocolId: 'MQTT', protocolVersion: 4 });
+      x.socket.write(connect);
+      y.socket.write(connect);
+      // One of them is taken over by the other (MQTT: a client id is one connection); the other stays.
+      await Promise.race([x.closed, y.closed]);
+      const stays = x.socket.destroyed || x.socket.readableEnded ? y : x;
+      const connack = await stays.next('connack', 10_000);
+      // What stays has the session: present, and the message published while it was away (resent or replayed).
+      expect(connack, `round ${round}`).toMatchObject({ sessionPresent: true });
+      await until(() => stays.published.includes(`"away ${round}"`), `round ${round}: the message published while away`, 10_000);
+      x.socket.destroy();
+      y.socket.destroy();
+      await Promise.all([x.closed, y.closed]);
+    }
+  }, 60_000);
 
   it('a CONNECT on B with the client id of a live connection on A takes it over: A\'s connection closes (its will goes out), B resumes the session', async () => {
     const options = { clean: false, clientId: 'mover' } as const;

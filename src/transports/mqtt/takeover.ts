@@ -56,14 +56,13 @@ export class Takeover {
   }
 
   /**
-   * Whether a claim waits for the connection holding a session as `owner` to keep or release it: one of another node
-   * that is alive (ending: its session is being kept). Not one of this node (its connection's keep was waited for
-   * before the claim: a hold still there is a connection the takeover did not close), nor of a node gone (it never
-   * will): the claim then overrides the hold. Rejects when Redis cannot answer.
+   * Whether a claim waits for the connection holding a session as `owner` to keep or release it: one of this node
+   * (a connection connecting at the same time, or ending) or of another node that is alive. Not one of a node gone
+   * (it never will): the claim then overrides the hold. Rejects when Redis cannot answer.
    */
   async waitFor(owner: string): Promise<boolean> {
     const node = owner.slice(0, owner.lastIndexOf('/'));
-    if (!this.calls || node === this.calls.node || node === LOCAL) return false;
+    if (!this.calls || node === this.calls.node || node === LOCAL) return true;
     return this.calls.alive(node);
   }
 

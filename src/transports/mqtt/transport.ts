@@ -224,7 +224,7 @@ export class MqttTransport {
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
     const owner = clientId.length === 0 ? undefined : this.takeover.newOwner();
-    const claim = await this.session(clientId, packet.clean === false, owner);
+    const claim = await this.session(clientId, packet.clean === false, owner, freeName);
     if (claim === null) return this.refuse(socket, version, 'unavailable');
     // It waited for an earlier connection of this client id to end: that one may have held the name meanwhile.
     const again = claim.waited ? await freeName() : 'ok';
@@ -237,13 +237,15 @@ export class MqttTransport {
 
   /**
    * Claims `clientId`'s session for the connection `owner`: the session it resumes (`resume`: clean session 0), after
-   * the one its last connection is leaving behind was kept; otherwise what was kept is dropped. An earlier connection
-   * of the client id on another node still holding the session (ending, its session not kept yet, its name already
-   * freed) is waited for while that node is alive, at most the close timeout plus 2 s; a hold of this node's (its
-   * keeps were waited for above), of a node gone, or past that time is overridden, and that connection's late keep
-   * refused. `waited`: the claim waited. null: the store could not answer.
+   * the one its last connection is leaving behind was kept; otherwise what was kept is dropped. Another connection of
+   * the client id still holding the session is waited for while its node is alive (this one too), at most the close
+   * timeout plus 2 s: one ending (its session not kept yet, its name already freed), or one that connected at the
+   * same time as this one (it claimed the session first, its name was not taken yet when this one freed it): that one
+   * is taken over as soon as it holds its name (`free`), and keeps its session, which this claim then takes. A hold of
+   * a node gone, or past that time, is overridden, and that connection's late keep refused. `waited`: the claim
+   * waited. null: the store could not answer.
    */
-  private async session(clientId: string, resume: boolean, owner: string | undefined): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
+  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
     if (owner === undefined) return { session: undefined, waited: false };
     await this.keeping.get(clientId);
     const deadline = Date.now() + this.core.config.closeTimeoutMs + 2000;
@@ -256,6 +258,8 @@ export class MqttTransport {
         if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
         waited = true;
         const late = Date.now() > deadline;
+        // A holder that connected meanwhile is taken over: it keeps the session, ending its hold.
+        if (!late) await free();
         force = late || !(await this.takeover.waitFor(claim.heldBy));
         if (late) this.log.warn({ clientId, heldBy: claim.heldBy }, 'mqtt session still held by an earlier connection after the close timeout: taken over');
         if (!force) await new Promise((resolve) => setTimeout(resolve, 10));
