@@ -47,6 +47,9 @@ export class Reach {
       changed();
     });
     cmd.on('refresh', changed);
+    // A connection that ended (refused, reset) while commands wait for its master: that master is unreachable now;
+    // they are refused at once rather than at the end of their wait.
+    cmd.on('-node', (conn: Redis) => this.unreachable(`${conn.options.host}:${conn.options.port}`));
     if (cmd.status === 'ready') cmd.nodes('master').forEach(open);
   }
 
@@ -56,7 +59,7 @@ export class Reach {
    */
   when(key: string): boolean | Promise<boolean> {
     const { cmd } = this;
-    if (!isCluster(cmd)) return readyFor(cmd, key);
+    if (!isCluster(cmd) || cmd.status !== 'ready') return readyFor(cmd, key);
     const slot = keySlot(key);
     if (!this.waiters.some((w) => w.slot === slot) && readyFor(cmd, key)) return true;
     return new Promise<boolean>((done) => {
@@ -90,6 +93,20 @@ export class Reach {
       }
     }
     for (const w of this.waiters) this.reachFor(w.key);
+  }
+
+  /** Refuses the waiting commands whose master is `address` (host:port). */
+  private unreachable(address: string): void {
+    if (this.waiters.length === 0 || !isCluster(this.cmd)) return;
+    const slots = this.cmd.slots;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) {
+      if (slots[w.slot]?.[0] === address) {
+        clearTimeout(w.timer);
+        w.done(false);
+      } else this.waiters.push(w);
+    }
   }
 
   /** Opens the connection to `key`'s master, or, when ioredis has none, refreshes the slot table (once a second). */
