@@ -25,6 +25,8 @@ export interface RetainedReadHost {
   open(): boolean;
   /** A held live message, queued again. */
   requeue(out: Outgoing): void;
+  /** Held live messages that will not be sent: the connection ended while a read held them. */
+  unsent(held: readonly Outgoing[]): void;
   /** A retained message of a read, at `qos`. */
   retained(message: Retained, qos: QoS): void;
   /** The end of a read, behind its retained messages: `end(read)` is called when it is written. */
@@ -60,8 +62,13 @@ export class RetainedReads {
     const at = this.reads.indexOf(read);
     if (at < 0) return;
     this.reads.splice(at, 1);
-    if (!this.host.open()) return;
+    if (!this.host.open()) return this.host.unsent(read.held);
     for (const out of read.held) this.host.requeue(out);
+  }
+
+  /** The live messages held now by the reads still going (the connection ends: they will not be sent). */
+  get held(): Outgoing[] {
+    return this.reads.flatMap((read) => read.held);
   }
 
   /** Holds a live message of a topic whose retained messages are still being read; false when none is (or the hold is full). */

@@ -60,6 +60,11 @@ export class MqttSession {
   private resendAt = 0;
   /** Resent by the resume and not completed yet: its window. */
   private readonly resent = new Set<number>();
+  /**
+   * SUBSCRIBE / UNSUBSCRIBE packets that came while the resume resends: served once the filters are resumed (a live
+   * subscription before would let new messages overtake the resends, and move positions past what came while away).
+   */
+  private readonly deferred: [Packet, number][] = [];
   /** Cut as a slow consumer (its in-flight bound full): nothing more is sent. */
   private cut = false;
   /** The ids of the session's earlier connections (No Local holds back their publishes on resume too). */
@@ -76,6 +81,7 @@ export class MqttSession {
   private readonly reads = new RetainedReads({
     open: () => this.link?.isOpen === true,
     requeue: (out) => this.link!.mailbox.push(out),
+    unsent: (held) => this.unsent(held),
     retained: (message, qos) => this.answer({ kind: 'retained', message, qos }),
     ended: (read) => this.answer({ kind: 'retainedEnd', read }),
   });
@@ -148,6 +154,7 @@ export class MqttSession {
       this.filters.delete(filter); // held again once the engine acknowledges it
       this.reader!.parsed({ op: 'sub', topic: filter, ...(this.positions?.of(filter) ?? { since: 0 }), id: this.expect({ kind: 'resub', filter, qos }) }, 0);
     }
+    for (const [packet, bytes] of this.deferred.splice(0)) this.inbound(packet, bytes);
   }
 
   /** `pid` completed (PUBACK, PUBCOMP): out of flight, and, while resuming, room for the next resend. */
@@ -163,7 +170,13 @@ export class MqttSession {
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
     if (!this.options.persistent || !this.positions) return undefined;
     const filters = this.sessionFilters();
-    this.positions.fill(filters.keys(), current);
+    // Live messages a retained read still holds are not sent either.
+    this.unsent(this.reads.held);
+    // Only filters the engine holds get the positions of now for topics without one. Filters not resumed yet (it
+    // left while its resends went out, or before the engine acknowledged a resume) keep the positions they were kept
+    // with: filled now, a topic they had none for (new while it was away: replayed from its start) would skip what
+    // came on it.
+    if (!this.toResend) this.positions.fill(this.filters.keys(), current);
     const noLocal = [...this.noLocal].filter((f) => filters.has(f));
     const ids = [...this.earlier, ...(this.link ? [this.link.id] : [])].slice(-OWN_IDS);
     return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.inflight, nextPacketId: this.nextPacketId, received: [...this.received], noLocal, ids, expiresAt };
@@ -229,6 +242,7 @@ export class MqttSession {
       case 'subscribe': {
         const subs = packet.subscriptions;
         if (subs.length === 0) return 'SUBSCRIBE without topic filters';
+        if (this.toResend) return void this.deferred.push([packet, bytes]);
         const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
         subs.forEach((s, index) => {
           const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
@@ -240,6 +254,7 @@ export class MqttSession {
       case 'unsubscribe': {
         const list = packet.unsubscriptions;
         if (list.length === 0) return 'UNSUBSCRIBE without topic filters';
+        if (this.toResend) return void this.deferred.push([packet, bytes]);
         const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(list.length).fill(0), left: list.length };
         list.forEach((filter, index) => {
           reader.parsed({ op: 'unsub', topic: filter, id: this.expect({ kind: 'unsub', group, index, filter }) }, index === 0 ? bytes : 0);

@@ -120,6 +120,8 @@ export class MqttTransport {
   private readonly stores: MqttStores;
   /** Sessions being kept (or their hold released), by client id: a reconnect of that client waits for it before it takes its session. */
   private readonly keeping = new Map<string, Promise<void>>();
+  /** This node's open connections holding a session, by owner: the name they hold (none: a client id that is no name). */
+  private readonly opened = new Map<string, string | undefined>();
   /** MQTT's client ids are unique: a new connection takes the id over from the connection holding it. */
   private readonly takeover: Takeover;
   /** What clients without a token may do (--mqtt-anonymous-acl), as a grant without a name. */
@@ -224,7 +226,7 @@ export class MqttTransport {
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
     const owner = clientId.length === 0 ? undefined : this.takeover.newOwner();
-    const claim = await this.session(clientId, packet.clean === false, owner, freeName);
+    const claim = await this.session(clientId, packet.clean === false, owner, freeName, name);
     if (claim === null) return this.refuse(socket, version, 'unavailable');
     // It waited for an earlier connection of this client id to end: that one may have held the name meanwhile.
     const again = claim.waited ? await freeName() : 'ok';
@@ -245,7 +247,7 @@ export class MqttTransport {
    * a node gone, or past that time, is overridden, and that connection's late keep refused. `waited`: the claim
    * waited. null: the store could not answer.
    */
-  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
+  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>, name?: string): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
     if (owner === undefined) return { session: undefined, waited: false };
     await this.keeping.get(clientId);
     const deadline = Date.now() + this.core.config.closeTimeoutMs + 2000;
@@ -260,7 +262,11 @@ export class MqttTransport {
         const late = Date.now() > deadline;
         // A holder that connected meanwhile is taken over: it keeps the session, ending its hold.
         if (!late) await free();
-        force = late || !(await this.takeover.waitFor(claim.heldBy));
+        // An open connection of this node that `free` cannot take over (it holds no name, or another one) never
+        // ends for this claim: its hold is overridden at once, as before.
+        const local = this.opened.has(claim.heldBy) ? { name: this.opened.get(claim.heldBy) } : undefined;
+        const unreachable = local !== undefined && (local.name === undefined || local.name !== name);
+        force = late || unreachable || !(await this.takeover.waitFor(claim.heldBy));
         if (late) this.log.warn({ clientId, heldBy: claim.heldBy }, 'mqtt session still held by an earlier connection after the close timeout: taken over');
         if (!force) await new Promise((resolve) => setTimeout(resolve, 10));
       }
@@ -377,12 +383,15 @@ export class MqttTransport {
         this.log.error({ err, client: link.id }, 'mqtt will publish failed'),
       );
     };
+    if (owner !== undefined) this.opened.set(owner, name ?? grant?.name);
     actor.subscribe({
       complete: () => {
+        if (owner !== undefined) this.opened.delete(owner);
         keep();
         publishWill();
       },
       error: () => {
+        if (owner !== undefined) this.opened.delete(owner);
         wire.close(CLOSE.internalError, 'internal error');
         if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
         publishWill();
