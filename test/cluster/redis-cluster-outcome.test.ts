@@ -56,9 +56,12 @@ describe.skipIf(!run)('Redis Cluster: what a publish to a master whose connectio
 
     // The nodes' command connections to that master (named sb-<node id>, without a suffix) are killed, and the
     // master then takes no writes for PAUSE_MS: the publishes below need a connection ioredis opens anew.
-    const list = await redisCli(port, 'client', 'list');
-    const ids = [...list.matchAll(/^id=(\d+) .* name=sb-[0-9a-f]+ /gm)].map((m) => m[1]!);
-    expect(ids.length).toBe(2);
+    // (Both nodes hold one: connections are opened when first used, the nodes' ticks ping every master.)
+    let ids: string[] = [];
+    await until(async () => {
+      ids = [...(await redisCli(port, 'client', 'list')).matchAll(/^id=(\d+) .* name=sb-[0-9a-f]+ /gm)].map((m) => m[1]!);
+      return ids.length === 2;
+    }, "both nodes' connections to that master", 5000);
     for (const id of ids) await redisCli(port, 'client', 'kill', 'id', id);
     await redisCli(port, 'client', 'pause', String(PAUSE_MS), 'write');
 

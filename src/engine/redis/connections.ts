@@ -37,9 +37,6 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
     lazyConnect: true,
     // No offline queue here either: while the cluster is not ready, commands fail at once (→ `unavailable`).
     enableOfflineQueue: false,
-    // A command whose connection closed is not sent again after a slot refresh: it may have run (a publish would run
-    // twice), so it fails and its caller says the outcome is unknown.
-    retryDelayOnFailover: 0,
     clusterRetryStrategy: retryStrategy,
     redisOptions: { ...auth, maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name },
   });

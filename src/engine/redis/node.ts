@@ -11,7 +11,7 @@ import { CHANNELS, KEYS, PARTITIONS } from './keys.js';
 import * as LUA from './scripts.js';
 import { IdBlocks } from './id-blocks.js';
 import { ShardSubscribers } from './shards.js';
-import { keySlot, Reach } from './outcome.js';
+import { keySlot, Reach, sendWritten } from './outcome.js';
 import { ScriptRunner } from './script-runner.js';
 
 export interface RedisNodeOptions {
@@ -56,13 +56,15 @@ export class RedisNode {
   /** This process's id in the cluster (heartbeat key, node channel, epochs it creates). */
   readonly id = randomBytes(3).toString('hex');
   readonly cmd: Redis | Cluster;
-  /** Whether a command can go out at once on a ready connection to its key's master (publishes: outcome.ts). */
+  /** Publish calls go out only on a ready connection to their master, in the order made (outcome.ts). */
   readonly reach: Reach;
   readonly bus: PlainSubscriber | ClusterSubscriber;
   /** On a Redis Cluster: the sharded subscriber connections, one per master (messages' channels, shards.ts). */
   readonly shards: ShardSubscribers | undefined;
   readonly log: Logger;
   readonly scripts: ScriptRunner;
+  /** The publish script's calls (publishScript). */
+  private readonly publishScripts: ScriptRunner;
   readonly ids: IdBlocks;
   private lifeId = '';
   /** Connected and initialised (life known, node registered). */
@@ -108,7 +110,16 @@ export class RedisNode {
       conn.on('error', (err: Error) => this.log.warn({ role, err: err.message }, 'redis connection error'));
     }
     const cmd = this.cmd;
-    this.scripts = new ScriptRunner(cmd, cmd instanceof Cluster ? (key) => cmd.slots[keySlot(key)]?.[0] ?? '' : undefined);
+    const nodeOf = cmd instanceof Cluster ? (key: string) => cmd.slots[keySlot(key)]?.[0] ?? '' : undefined;
+    this.scripts = new ScriptRunner(cmd, nodeOf);
+    // Publishes as commands that know whether they were written (outcome.ts): what a failure is answered.
+    this.publishScripts = new ScriptRunner(
+      {
+        eval: (lua, n, ...rest) => sendWritten(cmd, 'eval', [lua, n, ...rest]),
+        evalsha: (sha, n, ...rest) => sendWritten(cmd, 'evalsha', [sha, n, ...rest]),
+      },
+      nodeOf,
+    );
     // Under the life this node knows only: a reservation that reached a Redis that lost its data (before this node
     // noticed) would restart from an empty counter, below ids the cluster gave.
     this.ids = new IdBlocks(async (n) => (await this.script(LUA.RESERVE_IDS, [KEYS.life, KEYS.ids], [String(n), this.lifeId])) as number, this.log);
@@ -138,6 +149,7 @@ export class RedisNode {
     this.members = members;
     this.cmd.on('close', () => {
       this.scripts.forget();
+      this.publishScripts.forget();
       this.down('commands');
     });
     this.bus.on('close', () => this.down('subscriber'));
@@ -153,6 +165,14 @@ export class RedisNode {
    */
   onReaped(listener: (node: string) => void): void {
     this.reapListeners.push(listener);
+  }
+
+  /**
+   * Runs a publish script: as script(), each call a command that knows whether it was written, so that a failure
+   * tells `unavailable` (never written: NotSent) from `outcome_unknown` (outcome.ts).
+   */
+  publishScript(lua: string, keys: string[], args: string[]): Promise<unknown> {
+    return this.publishScripts.run(lua, keys, args);
   }
 
   script(lua: string, keys: string[], args: string[]): Promise<unknown> {

@@ -1,27 +1,79 @@
 // Whether a failed Redis command may have run: what a publish's failure is answered (docs/protocol.md, error codes).
-// `unavailable` promises nothing happened, so it is only said of a command that was never sent: a publish goes out
-// only on a ready connection to its key's master (Reach), and one that was sent and then timed out or lost its
-// connection may have run (`outcome_unknown`: a retry with the same idempotency key publishes it once).
-import type { Cluster, Redis } from 'ioredis';
+// `unavailable` promises nothing happened, so it is only said of a command that was never written: each publish call
+// goes out as a command that knows whether ioredis wrote it (sendWritten). One that was written and then timed out or
+// lost its connection may have run (`outcome_unknown`: a retry with the same idempotency key publishes it once), and
+// is never sent again by ioredis.
+import { Command, type Cluster, type Redis } from 'ioredis';
 
 /** Errors of a command that may have been written and run: a timeout, or its connection broke while it was out. */
 const MAYBE_SENT = /Command timed out|Connection is closed|ECONNRESET|EPIPE|ETIMEDOUT|max retries per request/i;
 
-/** True when `err`, the failure of a command that was sent, says it may have run. */
+/** True when `err`, the failure of a command, says it may have run: not one that was never written (NotSent). */
 export function maybeRan(err: unknown): boolean {
-  return MAYBE_SENT.test(String((err as Error)?.message ?? err));
+  return !(err instanceof NotSent) && MAYBE_SENT.test(String((err as Error)?.message ?? err));
+}
+
+/** The failure of a command that was never written to Redis: it surely did not run (`unavailable`). */
+export class NotSent extends Error {
+  constructor(cause: Error) {
+    super(`not sent: ${cause.message}`);
+  }
+}
+
+const TIMED_OUT = /Command timed out/;
+/** Error replies of a Redis that did not run the command (a Redis Cluster redirecting or refusing it, a loading Redis). */
+const NOT_RUN = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|NOSCRIPT) /;
+/** What ioredis rejects a command with when its connection closes (written or not). */
+const CLOSED = 'Connection is closed.';
+/** The same for a command that was written: a message of its own, which ioredis's cluster does not send again. */
+const WRITTEN_CLOSED = 'Connection is closed (the command was written)';
+
+/** A command that notes when ioredis writes it to a connection (toWritable is what each write asks it for). */
+class WrittenCommand extends Command {
+  written = false;
+
+  override toWritable(socket: object): string | Buffer {
+    this.written = true;
+    return super.toWritable(socket);
+  }
 }
 
 /**
- * Sends a command only when it goes out at once on a ready connection: one not sent surely did not run. On a Redis
- * Cluster, ioredis would otherwise route a command for a master it has no ready connection to: it queues the command
- * on a connection it is still opening (a master it has not reached yet, or one whose connection was lost, found again
- * through a redirect) and writes it once that is up, or sends it to another master, whose redirect takes it on;
- * either way a command the node had judged "not sent" could run. So Reach keeps the masters' connections open (each
- * is opened as soon as ioredis creates it, once the cluster is ready) and a command for a master it has no ready
- * connection to waits, up to `waitMs`, for one (opening it, or refreshing the slot table at most once a second when
- * ioredis has none): then it goes out on it, or, not sent, is refused. Waiting commands of one slot go in the order
- * they came, and before any later one.
+ * Sends `name args` on `conn` as a command that knows whether it was written. Resolves with its reply (UTF-8);
+ * rejects with NotSent when it failed without ever being written (and not by timing out: it may still be queued).
+ * ioredis may queue it on a connection still opening, or send it on after a redirect: what counts is whether it was
+ * written, whenever. When its connection closes after it was written, it fails with an error of its own: ioredis's
+ * cluster sends a command that failed with "Connection is closed." again after a slot refresh (its failover retry,
+ * kept for commands that were not written), which would run a publish twice.
+ */
+export function sendWritten(conn: Redis | Cluster, name: string, args: (string | number)[]): Promise<unknown> {
+  const command = new WrittenCommand(name, args, { replyEncoding: 'utf8' });
+  void conn.sendCommand(command);
+  // The cluster has put its own reject (redirects, retries) on the command by now; a close after the write goes to
+  // it under the other message.
+  const reject = command.reject;
+  command.reject = (err: Error) => {
+    // A redirect or a refusal is Redis saying it did not run it: as if unwritten, until ioredis writes it again.
+    if (NOT_RUN.test(err.message)) command.written = false;
+    reject(command.written && err.message === CLOSED ? new Error(WRITTEN_CLOSED) : err);
+  };
+  return command.promise.catch((err: unknown) => {
+    // A command that timed out unwritten may still sit in a queue of ioredis's and be written later: not NotSent.
+    throw command.written || TIMED_OUT.test(String((err as Error)?.message)) ? err : new NotSent(err as Error);
+  });
+}
+
+/**
+ * Sends a publish call only when it goes out at once on a ready connection to its master, in the order calls were
+ * made. On a Redis Cluster, ioredis would otherwise route a call for a master it has no ready connection to: it
+ * queues the call on a connection it is still opening (a master it has not reached yet, or one whose connection was
+ * lost, found again through a redirect), sends it to another master whose redirect takes it on, or refuses it unsent
+ * and retries it after a slot refresh: calls of one slot could then go out of the order they were made in (a
+ * publish made later numbered before one made earlier). So a call for a master it has no ready connection to
+ * waits, up to `waitMs`, for one (Reach opens it, or refreshes the slot table at most once a second when ioredis has
+ * none), and is refused at once when a connection to that master fails: then it goes out on it, or, not sent, is
+ * refused. Waiting calls of one slot go in the order they came, and before any later one. (Whether a call that went
+ * out may have run is sendWritten's to tell.)
  */
 export class Reach {
   private lastRefresh = -Infinity;
@@ -32,25 +84,17 @@ export class Reach {
     private readonly waitMs: number,
   ) {
     if (!isCluster(cmd)) return;
+    // Connections are opened only for a publish waiting on one (reachFor), never all at once: a command ioredis routes
+    // to a connection still opening is refused unsent (the cluster has no offline queue) and retried after a slot
+    // refresh, so opening every master's at the cluster's ready would fail the node's first commands.
     const changed = (): void => this.recheck();
-    const open = (conn: Redis): void => {
-      if (conn.status === 'wait') conn.connect().catch(() => undefined);
-    };
     for (const conn of cmd.nodes('all')) conn.on('ready', changed);
-    cmd.on('+node', (conn: Redis) => {
-      conn.on('ready', changed);
-      // Not before the cluster is ready: its own ready check goes through a lazily opened connection.
-      if (cmd.status === 'ready') open(conn);
-    });
-    cmd.on('ready', () => {
-      cmd.nodes('master').forEach(open);
-      changed();
-    });
+    cmd.on('+node', (conn: Redis) => conn.on('ready', changed));
+    cmd.on('ready', changed);
     cmd.on('refresh', changed);
     // A connection that ended (refused, reset) while commands wait for its master: that master is unreachable now;
     // they are refused at once rather than at the end of their wait.
     cmd.on('-node', (conn: Redis) => this.unreachable(`${conn.options.host}:${conn.options.port}`));
-    if (cmd.status === 'ready') cmd.nodes('master').forEach(open);
   }
 
   /**
@@ -129,8 +173,8 @@ function isCluster(cmd: Redis | Cluster): cmd is Cluster {
 
 /**
  * Whether a command on `key` goes out at once on a ready connection (rather than into a node connection's offline
- * queue, from which a failure means it was never written). On a Redis Cluster: the connection of the master that
- * serves the key's slot, as the command connection's slot table says.
+ * queue). On a Redis Cluster: the connection of the master that serves the key's slot, as the command connection's
+ * slot table says.
  */
 export function readyFor(cmd: Redis | Cluster, key: string): boolean {
   if (cmd.status !== 'ready') return false;

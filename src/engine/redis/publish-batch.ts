@@ -3,9 +3,9 @@
 // call), cut at MAX_MESSAGES / MAX_BYTES. Calls go out in the order the publishes were made, on the one command
 // connection (per master on a Redis Cluster), so seq order is publish order within a batch and across batches.
 // Each publish is answered on its own: its position, its own error (the batch's other messages still ran), or, when
-// the call failed, what the failure says of it. A call goes out only on a ready connection to its slot's master: one
-// that cannot is not sent and each of its publishes is `unavailable`; one that was sent and then got no answer may
-// have run (`outcome_unknown`; outcome.ts, refusals.ts).
+// the call failed, what the failure says of it: a call that was never written (outcome.ts sendWritten: NotSent) surely
+// did not run and each of its publishes is `unavailable`; one that was written and then got no answer may have run
+// (`outcome_unknown`; outcome.ts, refusals.ts).
 import type { ProtocolError, FrameId } from '../../protocol/errors.js';
 import { maybeRan } from './outcome.js';
 import { refusal, unavailable, unknownOutcome } from './refusals.js';
@@ -52,7 +52,7 @@ export interface PublishBatchOptions {
   slot?: ((key: string) => number) | undefined;
   /**
    * Whether a call on `key` can go out at once on a ready connection: now, never, or once its master's connection is
-   * up (outcome.ts `Reach.when`). A call that cannot is not sent.
+   * up (outcome.ts `Reach.when`: calls of one slot in the order made). A call that cannot is not sent.
    */
   ready(key: string): boolean | Promise<boolean>;
   /** A call failed as Redis failures do (the node notes a timeout: degraded). */
@@ -176,7 +176,6 @@ export class PublishBatch {
     }
     for (const k of idempotency) keys.push(k);
     const args = [...this.options.head(), String(topics.size), ...topicArgs, ...messageArgs];
-    // Sent only when it goes out at once; one that cannot surely did not run.
     const ready = this.options.ready(keys[0]!);
     if (ready === true) this.run(batch, keys, args);
     else if (ready === false) this.refuse(batch);
