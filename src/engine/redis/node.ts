@@ -238,6 +238,7 @@ export class RedisNode {
         .exec()
         .catch((err: Error) => this.log.warn({ err: err.message }, 'could not withdraw the node'));
     }
+    this.reach.close();
     this.cmd.disconnect();
     this.bus.disconnect();
     this.shards?.disconnect();

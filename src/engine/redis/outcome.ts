@@ -121,6 +121,16 @@ export class Reach {
     });
   }
 
+  /** The node stops: waiting calls are refused, not sent (no timer keeps the process). */
+  close(): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) {
+      clearTimeout(w.timer);
+      w.done(false);
+    }
+  }
+
   /** Waiting commands whose master is ready now go, in the order they came. */
   private recheck(): void {
     if (this.waiters.length === 0) return;
