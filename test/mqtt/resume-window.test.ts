@@ -20,18 +20,41 @@ afterAll(() => broker.close());
 const connect = (clientId: string, clean: boolean) => ({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
 const payloads = (packets: Packet[]) => packets.map((p) => (p as { payload: Buffer }).payload.toString());
 
+/** A persistent session on `filter` whose client reads but never acknowledges: MAILBOX messages of `topic` in flight. */
+async function fillInFlight(web: TestClient, clientId: string, filter: string, topic: string): Promise<RawMqtt> {
+  const a = await RawMqtt.open(broker.mqttPort);
+  a.send(connect(clientId, false));
+  await a.next('connack');
+  a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] } as Packet);
+  await a.next('suback');
+  for (let i = 1; i <= MAILBOX; i++) await web.request({ op: 'pub', topic, data: i });
+  await until(() => a.packets.filter((p) => p.cmd === 'publish').length === MAILBOX, 'every message in flight');
+  return a;
+}
+
+/** Resumes `clientId`'s session (session present), acknowledging every PUBLISH as it comes until `last` has come. */
+async function resumeAcking(clientId: string, last: string, what: string): Promise<{ b: RawMqtt; got: Packet[] }> {
+  const b = await RawMqtt.open(broker.mqttPort);
+  b.send(connect(clientId, false));
+  expect(await b.next('connack')).toMatchObject({ sessionPresent: true, returnCode: 0 });
+  const got: Packet[] = [];
+  await until(() => {
+    for (let p = b.packets.shift(); p; p = b.packets.shift()) {
+      if (p.cmd !== 'publish') continue;
+      got.push(p);
+      b.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
+    }
+    return payloads(got).includes(last);
+  }, what, 10_000);
+  return { b, got };
+}
+
 describe('resuming a session whose unacknowledged messages fill its in-flight bound', () => {
   it('resumes: every unacknowledged message again (DUP, in order) as the client acknowledges, then what came while it was away', async () => {
     const web = await TestClient.connect(broker.url);
-    const a = await RawMqtt.open(broker.mqttPort);
-    a.send(connect('window-1', false));
-    await a.next('connack');
-    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'win/t', qos: 1 }] } as Packet);
-    await a.next('suback');
     // The client reads but never acknowledges: MAILBOX messages in flight fill its bound, and the next one makes it
     // a slow consumer: the broker cuts it, that one undelivered (its position stays before it).
-    for (let i = 1; i <= MAILBOX; i++) await web.request({ op: 'pub', topic: 'win/t', data: i });
-    await until(() => a.packets.filter((p) => p.cmd === 'publish').length === MAILBOX, 'every message in flight');
+    const a = await fillInFlight(web, 'window-1', 'win/t', 'win/t');
     const unacked = payloads(a.packets.filter((p) => p.cmd === 'publish'));
     expect(unacked).toEqual(Array.from({ length: MAILBOX }, (_, i) => String(i + 1)));
     await web.request({ op: 'pub', topic: 'win/t', data: 'over' });
@@ -39,20 +62,7 @@ describe('resuming a session whose unacknowledged messages fill its in-flight bo
     // Published while it is away: resumed from the history after the resends.
     await web.request({ op: 'pub', topic: 'win/t', data: 'away' });
 
-    const b = await RawMqtt.open(broker.mqttPort);
-    b.send(connect('window-1', false));
-    const connack = await b.next('connack');
-    expect(connack).toMatchObject({ sessionPresent: true, returnCode: 0 });
-    // Acknowledge every PUBLISH as it comes, until the one published while away has come.
-    const got: Packet[] = [];
-    await until(() => {
-      for (let p = b.packets.shift(); p; p = b.packets.shift()) {
-        if (p.cmd !== 'publish') continue;
-        got.push(p);
-        b.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
-      }
-      return payloads(got).includes('"away"');
-    }, 'the resends, then the message published while away', 10_000);
+    const { b, got } = await resumeAcking('window-1', '"away"', 'the resends, then the message published while away');
     const resent = got.filter((p) => (p as { dup: boolean }).dup);
     // Every unacknowledged message once more, marked DUP, in the order first sent; then the new one, not DUP.
     expect(payloads(resent)).toEqual(unacked);
@@ -63,30 +73,13 @@ describe('resuming a session whose unacknowledged messages fill its in-flight bo
 
   it('a message on a topic it had no position for, held back as it was cut, comes on resume', async () => {
     const web = await TestClient.connect(broker.url);
-    const a = await RawMqtt.open(broker.mqttPort);
-    a.send(connect('window-2', false));
-    await a.next('connack');
-    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'win2/#', qos: 1 }] } as Packet);
-    await a.next('suback');
-    for (let i = 1; i <= MAILBOX; i++) await web.request({ op: 'pub', topic: 'win2/a', data: i });
-    await until(() => a.packets.filter((p) => p.cmd === 'publish').length === MAILBOX, 'every message in flight');
+    const a = await fillInFlight(web, 'window-2', 'win2/#', 'win2/a');
     // The first message of another topic finds the in-flight bound full: not sent, and the client is cut.
     await web.request({ op: 'pub', topic: 'win2/b', data: 'first of b' });
     await a.closed;
     expect(payloads(a.packets.filter((p) => p.cmd === 'publish'))).not.toContain('"first of b"');
 
-    const b = await RawMqtt.open(broker.mqttPort);
-    b.send(connect('window-2', false));
-    expect(await b.next('connack')).toMatchObject({ sessionPresent: true, returnCode: 0 });
-    const got: Packet[] = [];
-    await until(() => {
-      for (let p = b.packets.shift(); p; p = b.packets.shift()) {
-        if (p.cmd !== 'publish') continue;
-        got.push(p);
-        b.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
-      }
-      return payloads(got).includes('"first of b"');
-    }, 'the message held back as the session was cut', 10_000);
+    const { b, got } = await resumeAcking('window-2', '"first of b"', 'the message held back as the session was cut');
     expect(payloads(got).filter((p) => p === '"first of b"')).toHaveLength(1);
     b.socket.destroy();
     web.close();
