@@ -27,6 +27,11 @@ const NOT_RUN = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|NO
 const CLOSED = 'Connection is closed.';
 /** The same for a command that was written: a message of its own, which ioredis's cluster does not send again. */
 const WRITTEN_CLOSED = 'Connection is closed (the command was written)';
+/**
+ * And for one that was not: not sent again either. The cluster's failover retry would send it after a slot refresh
+ * and a redirect from a random master, after a later call of its slot that went out at once (Reach): out of order.
+ */
+const UNWRITTEN_CLOSED = 'Connection is closed (the command was not written)';
 
 /** A command that notes when ioredis writes it to a connection (toWritable is what each write asks it for). */
 class WrittenCommand extends Command {
@@ -42,9 +47,9 @@ class WrittenCommand extends Command {
  * Sends `name args` on `conn` as a command that knows whether it was written. Resolves with its reply (UTF-8);
  * rejects with NotSent when it failed without ever being written (and not by timing out: it may still be queued).
  * ioredis may queue it on a connection still opening, or send it on after a redirect: what counts is whether it was
- * written, whenever. When its connection closes after it was written, it fails with an error of its own: ioredis's
- * cluster sends a command that failed with "Connection is closed." again after a slot refresh (its failover retry,
- * kept for commands that were not written), which would run a publish twice.
+ * written, whenever. When its connection closes, it fails with an error of its own: ioredis's cluster sends a command
+ * that failed with "Connection is closed." again after a slot refresh (its failover retry, kept for other commands),
+ * which would run a written publish twice, and send an unwritten one after later calls of its slot (out of order).
  */
 export function sendWritten(conn: Redis | Cluster, name: string, args: (string | number)[]): Promise<unknown> {
   const command = new WrittenCommand(name, args, { replyEncoding: 'utf8' });
@@ -55,7 +60,7 @@ export function sendWritten(conn: Redis | Cluster, name: string, args: (string |
   command.reject = (err: Error) => {
     // A redirect or a refusal is Redis saying it did not run it: as if unwritten, until ioredis writes it again.
     if (NOT_RUN.test(err.message)) command.written = false;
-    reject(command.written && err.message === CLOSED ? new Error(WRITTEN_CLOSED) : err);
+    reject(err.message === CLOSED ? new Error(command.written ? WRITTEN_CLOSED : UNWRITTEN_CLOSED) : err);
   };
   return command.promise.catch((err: unknown) => {
     // A command that timed out unwritten may still sit in a queue of ioredis's and be written later: not NotSent.

@@ -7,7 +7,7 @@
 // did not run and each of its publishes is `unavailable`; one that was written and then got no answer may have run
 // (`outcome_unknown`; outcome.ts, refusals.ts).
 import type { ProtocolError, FrameId } from '../../protocol/errors.js';
-import { maybeRan } from './outcome.js';
+import { maybeRan, NotSent } from './outcome.js';
 import { refusal, unavailable, unknownOutcome } from './refusals.js';
 
 /** Most publishes in one script call. */
@@ -194,9 +194,9 @@ export class PublishBatch {
       (err: unknown) => {
         // The whole call failed: it ran for all of its messages or for none of them.
         const unknown = maybeRan(err);
-        if (unknown || refusal(err)) this.options.failed(err);
+        if (unknown || err instanceof NotSent || refusal(err)) this.options.failed(err);
         for (const q of batch) {
-          const refused = unknown ? unknownOutcome(q.p.id) : refusal(err, q.p.id);
+          const refused = unknown ? unknownOutcome(q.p.id) : err instanceof NotSent ? unavailable(q.p.id) : refusal(err, q.p.id);
           if (refused) q.answer(refused);
           else q.fault(err);
         }
