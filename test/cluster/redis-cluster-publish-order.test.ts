@@ -84,4 +84,44 @@ describe.skipIf(!run)('Redis Cluster: publish calls of one slot keep the order t
     if ('err' in outcomeA) expect(outcomeA.err).toBeInstanceOf(NotSent);
     else expect({ a: outcomeA.n, b }).toEqual({ a: 2, b: 3 });
   }, 60_000);
+
+  it('a call refused with TRYAGAIN (its slot between two masters) is not sent again after a later call of its slot', async () => {
+    const [k1, k2] = ['{order2}a', '{order2}b'];
+    const slot = keySlot(k1);
+    const from = await rc.ownerOf(slot);
+    const to = rc.ports.find((p) => p !== from)!;
+    const conn = redisConnections(rc.url, 'sb-order2', 3000).cmd as Cluster;
+    const reach = new Reach(conn, 3000);
+    await conn.connect();
+    try {
+      // Both keys, as a publish call carries its topic's meta and history (one slot): numbered by the second.
+      const call = async (): Promise<unknown> => {
+        const go = await reach.when(k1);
+        if (!go) throw new Error('refused by Reach');
+        return sendWritten(conn, 'eval', ["redis.call('INCR', KEYS[1]) return redis.call('INCR', KEYS[2])", 2, k1, k2]);
+      };
+      expect(await call()).toBe(1);
+      // The slot migrates: one key moved, the other not yet — Redis answers TRYAGAIN (it ran nothing).
+      const [fromId, toId] = (await Promise.all([redisCli(from, 'cluster', 'myid'), redisCli(to, 'cluster', 'myid')])).map((x) => x.trim()) as [string, string];
+      await redisCli(to, 'cluster', 'setslot', String(slot), 'importing', fromId);
+      await redisCli(from, 'cluster', 'setslot', String(slot), 'migrating', toId);
+      await redisCli(from, 'migrate', '127.0.0.1', String(to), '', '0', '5000', 'keys', k1);
+      const a = call().then(
+        (n) => ({ n }),
+        (err: unknown) => ({ err }),
+      );
+      // A has its answer or waits in ioredis's delay queue: Redis counted a TRYAGAIN for it (its error stats).
+      await until(async () => /errorstat_TRYAGAIN:count=[1-9]/.test(await redisCli(from, 'info', 'errorstats')), 'TRYAGAIN answered', 5000);
+      // The migration ends; B, made after A, goes at once.
+      await redisCli(from, 'migrate', '127.0.0.1', String(to), '', '0', '5000', 'keys', k2);
+      for (const p of [to, from, ...rc.ports.filter((x) => x !== to && x !== from)]) await redisCli(p, 'cluster', 'setslot', String(slot), 'node', toId);
+      const b = await call();
+      const outcomeA = await a;
+      // A either failed unsent (NotSent: never ran, answered unavailable) or ran before B.
+      if ('err' in outcomeA) expect(outcomeA.err).toBeInstanceOf(NotSent);
+      else expect({ a: outcomeA.n, b }).toEqual({ a: 2, b: 3 });
+    } finally {
+      conn.disconnect();
+    }
+  }, 60_000);
 });

@@ -23,6 +23,8 @@ export class NotSent extends Error {
 const TIMED_OUT = /Command timed out/;
 /** Error replies of a Redis that did not run the command (a Redis Cluster redirecting or refusing it, a loading Redis). */
 const NOT_RUN = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|NOSCRIPT) /;
+/** Of those, the ones ioredis's cluster retries after a delay (not a redirect, which it follows at once). */
+const NOT_NOW = /^(TRYAGAIN|CLUSTERDOWN) /;
 /** What ioredis rejects a command with when its connection closes (written or not). */
 const CLOSED = 'Connection is closed.';
 /** The same for a command that was written: a message of its own, which ioredis's cluster does not send again. */
@@ -60,6 +62,9 @@ export function sendWritten(conn: Redis | Cluster, name: string, args: (string |
   command.reject = (err: Error) => {
     // A redirect or a refusal is Redis saying it did not run it: as if unwritten, until ioredis writes it again.
     if (NOT_RUN.test(err.message)) command.written = false;
+    // Not retried by ioredis either (a slot between two masters, a cluster down): its delay queue would send the
+    // call after later calls of its slot. Refused now, unsent.
+    if (NOT_NOW.test(err.message)) return reject(new Error(`not retried: ${err.message}`));
     reject(err.message === CLOSED ? new Error(command.written ? WRITTEN_CLOSED : UNWRITTEN_CLOSED) : err);
   };
   return command.promise.catch((err: unknown) => {
