@@ -25,6 +25,9 @@ export interface ReaderShared {
   readonly hooks?: Hooks | undefined;
 }
 
+/** Frames kept to be served later (parsed(…, true)) at most: past it the connection is closed (1008). */
+export const LATER_MAX = 1000;
+
 export class FrameReader {
   constructor(
     readonly link: Link,
@@ -70,15 +73,45 @@ export class FrameReader {
     this.accept(decodeClientFrame(text), bytes);
   }
 
-  /** A frame the transport built from its own syntax (TCP plain-text commands): validated and handled like any other. */
-  parsed(value: unknown, bytes: number): void {
-    this.accept(validateClientFrame(value), bytes);
+  /**
+   * A frame the transport built from its own syntax (TCP plain-text commands): validated and handled like any other.
+   * `later`: counted and rate-limited now, as it arrives, but served only at `serveLater()` (MQTT's resend window).
+   */
+  parsed(value: unknown, bytes: number, later = false): void {
+    this.accept(validateClientFrame(value), bytes, later);
   }
 
-  private accept(frame: ClientFrame | ProtocolError, bytes: number): void {
+  /**
+   * A request the broker makes for the client itself (an MQTT session's filters resumed): validated and routed like
+   * any other, but not counted against the client's inbound rate (it did not send it).
+   */
+  own(value: unknown): void {
+    this.route(validateClientFrame(value), 0);
+  }
+
+  /** Frames read now and served at `serveLater()`, in order (already counted and rate-limited). */
+  private readonly later: [ClientFrame | ProtocolError, number][] = [];
+
+  /** Serves the frames `parsed(…, true)` kept, in order, as if they arrived now. */
+  serveLater(): void {
+    for (const [frame, bytes] of this.later.splice(0)) this.route(frame, bytes);
+  }
+
+  private accept(frame: ClientFrame | ProtocolError, bytes: number, later = false): void {
     this.count(bytes);
     const verdict = this.rate?.take() ?? 'ok';
-    if (verdict !== 'ok') return this.limited(verdict, frame.id);
+    // A refusal of a frame served later is answered in its turn too (MQTT: SUBACKs in order).
+    if (verdict !== 'ok') return this.limited(verdict, frame.id, later ? bytes : undefined);
+    if (later) {
+      // Bounded whatever the rate: a client that holds them back (it does not acknowledge its resends) and keeps
+      // sending is closed, as a flood is.
+      if (this.later.length >= LATER_MAX) return this.overLater();
+      return void this.later.push([frame, bytes]);
+    }
+    this.route(frame, bytes);
+  }
+
+  private route(frame: ClientFrame | ProtocolError, bytes: number): void {
     if (this.gate) return this.gate.take(frame, bytes);
     if (this.held) return void this.held.push(frame);
     this.serve(frame);
@@ -218,9 +251,11 @@ export class FrameReader {
   }
 
   /** Over the rate: a `rate_limited` error; past the strikes: close with 1008 (policy). */
-  private limited(verdict: Exclude<RateVerdict, 'ok'>, id: ClientFrame['id']): void {
+  private limited(verdict: Exclude<RateVerdict, 'ok'>, id: ClientFrame['id'], later?: number): void {
     if (this.flooding) return;
-    this.reject(new ProtocolError('rate_limited', 'too many frames; slow down', id));
+    const err = new ProtocolError('rate_limited', 'too many frames; slow down', id);
+    if (later !== undefined) this.later.push([err, later]);
+    else this.reject(err);
     if (verdict !== 'flooding') return;
     this.flooding = true;
     const { rate, strikes, windowMs } = this.rate!.limits;
@@ -230,6 +265,18 @@ export class FrameReader {
       `rate limit exceeded: over ${rate} frames/s (--rate) refused ${strikes} times within ${windowMs / 1000} s (--rate-strikes); closing with 1008`,
     );
     this.link.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'rate limit exceeded', cause: 'leave' });
+  }
+
+  /** Too many frames waiting to be served later: closed with 1008 (policy). */
+  private overLater(): void {
+    if (this.flooding) return;
+    this.flooding = true;
+    this.faults?.note(
+      'info',
+      { client: this.link.id, addr: this.link.addr, limit: 'requests waiting for a resume', value: LATER_MAX },
+      `more than ${LATER_MAX} requests sent while the session's resume waits for the client's acknowledgements; closing with 1008`,
+    );
+    this.link.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'too many requests while resuming', cause: 'leave' });
   }
 
   reject(err: ProtocolError): void {

@@ -60,11 +60,6 @@ export class MqttSession {
   private resendAt = 0;
   /** Resent by the resume and not completed yet: its window. */
   private readonly resent = new Set<number>();
-  /**
-   * SUBSCRIBE / UNSUBSCRIBE packets that came while the resume resends: served once the filters are resumed (a live
-   * subscription before would let new messages overtake the resends, and move positions past what came while away).
-   */
-  private readonly deferred: [Packet, number][] = [];
   /** Cut as a slow consumer (its in-flight bound full): nothing more is sent. */
   private cut = false;
   /** The ids of the session's earlier connections (No Local holds back their publishes on resume too). */
@@ -152,9 +147,10 @@ export class MqttSession {
     this.toResend = undefined;
     for (const [filter, qos] of this.filters) {
       this.filters.delete(filter); // held again once the engine acknowledges it
-      this.reader!.parsed({ op: 'sub', topic: filter, ...(this.positions?.of(filter) ?? { since: 0 }), id: this.expect({ kind: 'resub', filter, qos }) }, 0);
+      this.reader!.own({ op: 'sub', topic: filter, ...(this.positions?.of(filter) ?? { since: 0 }), id: this.expect({ kind: 'resub', filter, qos }) });
     }
-    for (const [packet, bytes] of this.deferred.splice(0)) this.inbound(packet, bytes);
+    // SUBSCRIBE / UNSUBSCRIBE requests that came meanwhile (counted and rate-limited as they came), after them.
+    this.reader!.serveLater();
   }
 
   /** `pid` completed (PUBACK, PUBCOMP): out of flight, and, while resuming, room for the next resend. */
@@ -242,22 +238,24 @@ export class MqttSession {
       case 'subscribe': {
         const subs = packet.subscriptions;
         if (subs.length === 0) return 'SUBSCRIBE without topic filters';
-        if (this.toResend) return void this.deferred.push([packet, bytes]);
+        // While the resume resends, served once the filters are resumed (a live subscription before would let new
+        // messages overtake the resends, and move positions past what came while away); counted now, as they come.
+        const later = this.toResend !== undefined;
         const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
         subs.forEach((s, index) => {
           const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
           const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: this.isV5 && s.nl === true, retainHandling: this.isV5 ? (s.rh ?? 0) : 0 };
-          reader.parsed({ op: 'sub', topic: s.topic, id: this.expect(pending) }, index === 0 ? bytes : 0);
+          reader.parsed({ op: 'sub', topic: s.topic, id: this.expect(pending) }, index === 0 ? bytes : 0, later);
         });
         return undefined;
       }
       case 'unsubscribe': {
         const list = packet.unsubscriptions;
         if (list.length === 0) return 'UNSUBSCRIBE without topic filters';
-        if (this.toResend) return void this.deferred.push([packet, bytes]);
+        const later = this.toResend !== undefined;
         const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(list.length).fill(0), left: list.length };
         list.forEach((filter, index) => {
-          reader.parsed({ op: 'unsub', topic: filter, id: this.expect({ kind: 'unsub', group, index, filter }) }, index === 0 ? bytes : 0);
+          reader.parsed({ op: 'unsub', topic: filter, id: this.expect({ kind: 'unsub', group, index, filter }) }, index === 0 ? bytes : 0, later);
         });
         return undefined;
       }

@@ -1,0 +1,108 @@
+// SUBSCRIBEs a client sends while its resumed session's resends go out are served after them (session.ts): they are
+// still frames it sent then, counted against its inbound rate (--rate) when they arrive, as every other request is,
+// and at most 1,000 wait (reader.ts LATER_MAX): a client that does not acknowledge its resends cannot pile them up.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Packet } from 'mqtt-packet';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
+import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { until } from '../helpers/waits.js';
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker({ mqttPort: 0, mailboxSize: 24, rate: 50, rateBurst: 50, rateStrikes: 3 });
+});
+afterAll(() => broker.close());
+
+const connect = (clientId: string) => ({ cmd: 'connect', clientId, keepalive: 0, clean: false, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
+const publishes = (c: RawMqtt) => c.packets.filter((p) => p.cmd === 'publish');
+const subscribes = (n: number) => Array.from({ length: n }, (_, i) => ({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic: `fl/${i}`, qos: 1 }] }) as Packet);
+
+/** A resumed session whose client has its first window of resends (6 of 10) and acknowledges none. */
+async function inWindow(on: TestBroker, web: TestClient, clientId: string, topic: string): Promise<RawMqtt> {
+  const a = await RawMqtt.open(on.mqttPort);
+  a.send(connect(clientId));
+  await a.next('connack');
+  a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] } as Packet);
+  await a.next('suback');
+  for (let i = 1; i <= 10; i++) await web.request({ op: 'pub', topic, data: i });
+  await until(() => publishes(a).length === 10, 'ten messages in flight');
+  a.socket.destroy();
+  await until(() => on.hub.isNameFree(clientId), 'the first connection gone');
+  const b = await RawMqtt.open(on.mqttPort);
+  b.send(connect(clientId));
+  expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+  await until(() => publishes(b).length === 6, 'the first window of resends');
+  return b;
+}
+
+describe('the resend window and the inbound rate', () => {
+  it('a SUBSCRIBE flood outside the window is closed (the baseline)', async () => {
+    const a = await RawMqtt.open(broker.mqttPort);
+    a.send(connect('fl-base'));
+    await a.next('connack');
+    let closed = false;
+    void a.closed.then(() => (closed = true));
+    a.sendAll(subscribes(500));
+    await until(() => closed, 'the flooder closed', 5000);
+  });
+
+  it('a SUBSCRIBE flood while the resends go out (the client never acknowledges them) is closed too, not queued without bound', async () => {
+    const web = await TestClient.connect(broker.url);
+    const b = await inWindow(broker, web, 'fl-win', 'flw/t');
+    let closed = false;
+    void b.closed.then(() => (closed = true));
+    b.sendAll(subscribes(500)); // and never a PUBACK
+    await until(() => closed, 'the flooder closed', 5000);
+    web.close();
+  });
+
+  it('without a rate limit (--rate 0), requests held for the window are bounded too: past 1,000 the connection is closed', async () => {
+    const open = await startTestBroker({ mqttPort: 0, mailboxSize: 24, rate: 0 });
+    try {
+      const web = await TestClient.connect(open.url);
+      const b = await inWindow(open, web, 'fl-open', 'flo/t');
+      let closed = false;
+      void b.closed.then(() => (closed = true));
+      b.sendAll(subscribes(1500)); // and never a PUBACK
+      await until(() => closed, 'the client closed', 5000);
+      web.close();
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe('a resumed session and a low --rate-burst', () => {
+  it('every filter of the session is resumed: the broker\'s own resubscriptions are not charged to the client\'s rate', async () => {
+    const tight = await startTestBroker({ mqttPort: 0, rate: 1, rateBurst: 3, rateStrikes: 1000 });
+    try {
+      const filters = Array.from({ length: 6 }, (_, i) => `tight/${i}`);
+      const a = await RawMqtt.open(tight.mqttPort);
+      a.send(connect('tight-1'));
+      await a.next('connack');
+      // One SUBSCRIBE per filter, paced by the client's own rate (1 a second after a burst of 3): all granted.
+      for (const [i, topic] of filters.entries()) {
+        await until(async () => {
+          a.send({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic, qos: 1 }] } as Packet);
+          const ack = (await a.next('suback', 3000)) as { granted: number[] };
+          return ack.granted[0] === 1;
+        }, `filter ${topic} granted`, 15_000);
+      }
+      a.socket.destroy();
+      await until(() => tight.hub.isNameFree('tight-1'), 'the first connection gone');
+      const b = await RawMqtt.open(tight.mqttPort);
+      b.send(connect('tight-1'));
+      expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+      // Every filter is still the session's: a message on each topic (published over HTTP: no connection's rate) comes.
+      for (const topic of filters) {
+        const res = await fetch(`${tight.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data: topic }) });
+        expect(res.status).toBe(200);
+      }
+      await until(() => filters.every((t) => b.published.includes(JSON.stringify(t))), 'a message through each resumed filter', 10_000);
+      b.socket.destroy();
+    } finally {
+      await tight.close();
+    }
+  }, 40_000);
+});
