@@ -10,6 +10,7 @@ import type { Wire } from '../../actors/mailbox.js';
 import { SocketWire } from '../socket-wire.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { CLOSE } from '../../protocol/errors.js';
+import type { Link } from '../../actors/link.js';
 import { nameError } from '../../protocol/frames.js';
 import { topicError } from '../../protocol/topic.js';
 import { AuthFailure, grantFromClaims } from '../../auth/tokens.js';
@@ -122,6 +123,11 @@ export class MqttTransport {
   private readonly keeping = new Map<string, Promise<void>>();
   /** This node's open connections holding a session, by owner: the name they hold (none: a client id that is no name). */
   private readonly opened = new Map<string, string | undefined>();
+  /**
+   * This node's connections whose client id is no broker name (`c<n>`, over 64 characters), by client id: the
+   * takeover finds the others by name, these here (on this node only: the cluster lists clients by name).
+   */
+  private readonly unnamed = new Map<string, Link>();
   /** MQTT's client ids are unique: a new connection takes the id over from the connection holding it. */
   private readonly takeover: Takeover;
   /** What clients without a token may do (--mqtt-anonymous-acl), as a grant without a name. */
@@ -221,7 +227,8 @@ export class MqttTransport {
     if (socket.destroyed) return null;
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
-    const freeName = () => (name === undefined ? Promise.resolve('ok' as const) : this.takeover.freeName(name, clientId, grant !== undefined));
+    // A client id that is no broker name (`c<n>`, too long): its connection on this node is found by client id.
+    const freeName = () => (name === undefined ? this.takeOverUnnamed(clientId) : this.takeover.freeName(name, clientId, grant !== undefined));
     const taken = await freeName();
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
@@ -274,6 +281,19 @@ export class MqttTransport {
       this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session store unavailable: connect refused');
       return null;
     }
+  }
+
+  /** Closes this node's connection with `clientId` (one whose client id is no name) and waits until it is gone. */
+  private async takeOverUnnamed(clientId: string): Promise<'ok' | 'unavailable'> {
+    const old = this.unnamed.get(clientId);
+    if (!old) return 'ok';
+    old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'session taken over', cause: 'leave' });
+    const deadline = Date.now() + this.core.config.closeTimeoutMs + 1000;
+    while (this.unnamed.get(clientId) === old) {
+      if (Date.now() > deadline) return 'unavailable';
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return 'ok';
   }
 
   private refuse(socket: Socket, version: MqttVersion, why: ConnackRefusal): null {
@@ -384,14 +404,20 @@ export class MqttTransport {
       );
     };
     if (owner !== undefined) this.opened.set(owner, name ?? grant?.name);
+    const unnamed = clientId.length > 0 && name === undefined && grant === undefined;
+    if (unnamed) this.unnamed.set(clientId, link);
+    const gone = () => {
+      if (owner !== undefined) this.opened.delete(owner);
+      if (unnamed && this.unnamed.get(clientId) === link) this.unnamed.delete(clientId);
+    };
     actor.subscribe({
       complete: () => {
-        if (owner !== undefined) this.opened.delete(owner);
+        gone();
         keep();
         publishWill();
       },
       error: () => {
-        if (owner !== undefined) this.opened.delete(owner);
+        gone();
         wire.close(CLOSE.internalError, 'internal error');
         if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
         publishWill();
