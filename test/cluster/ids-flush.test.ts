@@ -45,4 +45,33 @@ describe.skipIf(!run)('client ids after Redis lost its data', () => {
     const dup = fromB.filter((id) => fromA.has(id));
     expect(dup).toEqual([]);
   }, 30_000);
+
+  it('a node that re-initialises first reserves no block that repeats the unused ids of a node that has not yet', async () => {
+    const mk = async (tickMs: number) => {
+      const n = new RedisNode({ url: redis.url, log, nodeTtlMs: 120_000, tickMs, connectTimeoutMs: 10_000, commandTimeoutMs: 3000 });
+      n.attach(members());
+      await n.start();
+      nodes.push(n);
+      return n;
+    };
+    await redisCli(redis.port, 'FLUSHALL');
+    // A reserved its block first, B after it (B's ids are above A's); A checks the life often, B rarely.
+    const a = await mk(100);
+    const b = await mk(60_000);
+    const fromB = new Set<string>();
+    for (let i = 0; i < 10; i++) fromB.add(b.ids.take());
+    const lifeBefore = a.life;
+    await redisCli(redis.port, 'FLUSHALL');
+    await until(() => a.life !== lifeBefore && a.up, 'A re-initialised under a new life', 10_000);
+    // A hands out more than its block holds: its next blocks come from the new life's counter.
+    const fromA = new Set<string>();
+    for (let i = 0; i < 25_000; i++) {
+      fromA.add(a.ids.take());
+      if (i % 1000 === 0) await new Promise((r) => setImmediate(r)); // lets its spare block be reserved
+    }
+    // B, not re-initialised yet, goes on handing out its block.
+    for (let i = 0; i < 100; i++) fromB.add(b.ids.take());
+    expect(b.life).toBe(lifeBefore);
+    expect([...fromB].filter((id) => fromA.has(id))).toEqual([]);
+  }, 30_000);
 });

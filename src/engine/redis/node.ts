@@ -301,7 +301,7 @@ export class RedisNode {
     try {
       const fresh = shortId(6);
       // The id counter is put back at least past every id this node reserved (Redis may have lost it): none is given twice.
-      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.reservedUpTo)])) as string;
+      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.reservedUpTo), this.lifeId === '' ? '0' : '1'])) as string;
       const lost = this.lifeId !== '' && life !== this.lifeId;
       if (lost) {
         this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');

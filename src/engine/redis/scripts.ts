@@ -258,11 +258,22 @@ if redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end
 return redis.call('INCRBY', KEYS[2], ARGV[1])
 `;
 
-/** KEYS: life, ids. ARGV: a fresh life, the highest client id this node handed out. Returns the life. */
+/** Ids skipped when a node starts a new life after Redis lost its data (INIT): 10^12, more than a life hands out. */
+export const ID_GAP = 1_000_000_000_000;
+
+/**
+ * KEYS: life, ids. ARGV: a fresh life, the highest client id this node reserved, '1' when the node knew a life
+ * before. Returns the life. The counter is put back at least past this node's ids. When this call starts a new life
+ * and the node knew one (Redis lost its data), past them by ID_GAP more: other nodes of the lost life may hold ids
+ * above this node's (blocks they reserved after its last one) and have not re-initialised yet; the gap is more than
+ * a life's ids could reach, so no block reserved now repeats one of theirs.
+ */
 export const INIT = `
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
+local created = redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
-if cur < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+local floor = tonumber(ARGV[2])
+if created and ARGV[3] == '1' then floor = floor + ${ID_GAP} end
+if cur < floor then redis.call('SET', KEYS[2], string.format('%d', floor)) end
 return redis.call('GET', KEYS[1])
 `;
 
