@@ -276,7 +276,8 @@ export class FrameReader {
       { client: this.link.id, addr: this.link.addr, limit: 'requests waiting for a resume', value: LATER_MAX },
       `more than ${LATER_MAX} requests sent while the session's resume waits for the client's acknowledgements; closing with 1008`,
     );
-    this.link.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'too many requests while resuming', cause: 'leave' });
+    // 'rate …': an MQTT 5.0 client reads DISCONNECT 0x96 (message rate too high).
+    this.link.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'rate limit exceeded: too many requests while resuming', cause: 'leave' });
   }
 
   reject(err: ProtocolError): void {
