@@ -69,6 +69,8 @@ export class Fleet {
   private steps = 0;
   /** Which endpoint (index into url + more) each slot's connection went to. */
   private readonly nodeOf = new Map<Slot, number>();
+  /** The MQTT client id each MQTT slot connected with (the name it asked for; '' for none). */
+  private readonly mqttIdOf = new Map<Slot, string>();
   private connects = 0;
   /** When each connection (by client id) sent its recent renames: they are paced under the broker's rename limit. */
   private readonly renames = new Map<string, number[]>();
@@ -109,8 +111,18 @@ export class Fleet {
         if (!this.options.transports.has(via)) throw new Error(`checker: a ${via} connect in a scenario without ${via}`);
         const open = opening(cmd, { node: this.options.nodes[node]!, room: this.room, timeoutMs: this.options.timeoutMs, observer: this.options.observer, ownTopic: `${this.prefix}.own/${step}` }, this);
         line(open.sent);
-        // An MQTT client id that is a live MQTT client's name takes over that connection, on any node (docs/mqtt.md).
-        const takenOver = via === 'mqtt' ? model.liveSlots().find((s) => model.client(s)!.transport === 'mqtt' && model.client(s)!.name === open.request.name) : undefined;
+        // An MQTT client id that is a live MQTT client's name takes over that connection, on any node; one that is no
+        // name (`c7`, ' pad') takes over the live MQTT connection with that client id on the same node (docs/mqtt.md).
+        const clientId = open.request.name ?? '';
+        const takenOver =
+          via === 'mqtt'
+            ? model.liveSlots().find((s) => {
+                const c = model.client(s)!;
+                if (c.transport !== 'mqtt') return false;
+                return c.name === open.request.name || (clientId !== '' && this.mqttIdOf.get(s) === clientId && this.nodeOf.get(s) === node);
+              })
+            : undefined;
+        if (via === 'mqtt') this.mqttIdOf.set(cmd.slot, clientId);
         const probe = await this.within(open.open(), `${via} connection`, step, cmd);
         const client = probe.frames[0]?.client as { id?: unknown; addr?: unknown } | undefined;
         if (probe.frames[0]?.op !== 'hello' || typeof client?.id !== 'string' || typeof client.addr !== 'string') {

@@ -104,6 +104,24 @@ describe('switchboard check --transports ws,tcp,sse,mqtt', () => {
     }
   });
 
+  it('models the takeover of an MQTT client id that is no name (c7): by client id, on the same node', async () => {
+    const observer = await Probe.connect(broker.url, 3000);
+    const fleet = new Fleet({ exclusive: true, timeoutMs: 3000, observer: async () => observer, transports: new Set(ALL), nodes: [{ ws: broker.url, mqtt: mqttUrl }] });
+    const model = new ProtocolModel({ historySize: 3, room: fleet.room });
+    try {
+      await fleet.perform({ op: 'connect', slot: 0, transport: 'mqtt', name: 'c7' }, model);
+      await fleet.perform({ op: 'connect', slot: 1 }, model);
+      await fleet.perform({ op: 'connect', slot: 2, transport: 'mqtt', name: 'c7' }, model);
+      expect(model.isLive(0)).toBe(false);
+      expect(model.client(2)).toMatchObject({ transport: 'mqtt', live: true });
+      // What the broker lists is what the model says: the first c7 is gone.
+      await fleet.perform({ op: 'who', slot: 1 }, model);
+    } finally {
+      fleet.close();
+      observer.close();
+    }
+  });
+
   it('models MQTT delivery at the lower of the publisher\'s and the subscription\'s QoS', async () => {
     const observer = await Probe.connect(broker.url, 3000);
     const fleet = new Fleet({ exclusive: true, timeoutMs: 3000, observer: async () => observer, transports: new Set(ALL), nodes: [{ ws: broker.url, mqtt: mqttUrl }] });

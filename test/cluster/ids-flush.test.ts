@@ -63,12 +63,12 @@ describe.skipIf(!run)('client ids after Redis lost its data', () => {
     const lifeBefore = a.life;
     await redisCli(redis.port, 'FLUSHALL');
     await until(() => a.life !== lifeBefore && a.up, 'A re-initialised under a new life', 10_000);
-    // A hands out more than its block holds: its next blocks come from the new life's counter.
+    // A hands out more than its block holds: its next block comes from the new life's counter (reserved once half of
+    // the current one is used; waited for, so that no id is handed out past a block while Redis answers).
     const fromA = new Set<string>();
-    for (let i = 0; i < 25_000; i++) {
-      fromA.add(a.ids.take());
-      if (i % 1000 === 0) await new Promise((r) => setImmediate(r)); // lets its spare block be reserved
-    }
+    for (let i = 0; i < 5_001; i++) fromA.add(a.ids.take());
+    await until(() => a.ids.reservedUpTo > 10_000, "A's next block reserved", 10_000);
+    for (let i = 0; i < 5_100; i++) fromA.add(a.ids.take());
     // B, not re-initialised yet, goes on handing out its block.
     for (let i = 0; i < 100; i++) fromB.add(b.ids.take());
     expect(b.life).toBe(lifeBefore);

@@ -287,7 +287,8 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
       cleanup.push(shim.remove);
       const command = localize(check!.slice(2), { port }).replace(/\bmqtt:\/\/127\.0\.0\.1:1883\b/g, `mqtt://127.0.0.1:${mqttPort}`);
       const r = await sh(command, { ...process.env, PATH: `${shim.dir}:${process.env.PATH}` }, 80_000);
-      expect(r.code, r.stderr).toBe(0);
+      // On a difference the checker prints its counterexample (seed and path to replay it) on stdout.
+      expect(r.code, `${r.stderr}\n${r.stdout}`).toBe(0);
       const [first, second, third] = r.stdout.trim().split('\n');
       const seedless = (l: string) => l.replace(/\(seed -?\d+\)/, '(seed S)');
       expect(seedless(first!)).toBe(seedless(output[0]!));
