@@ -87,10 +87,15 @@ export class Takeover {
   }
 
   /** Closes the connection holding `name` and waits until the name is free (bounded by the close timeout). */
-  private async takeOver(old: Link, name: string): Promise<boolean> {
+  private takeOver(old: Link, name: string): Promise<boolean> {
+    return this.close(old, () => this.hub.isNameFree(name));
+  }
+
+  /** Closes `old` (taken over) and waits until `gone()` says it went; false past the close timeout (plus 1 s). */
+  async close(old: Link, gone: () => boolean): Promise<boolean> {
     old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'session taken over', cause: 'leave' });
     const deadline = Date.now() + this.closeTimeoutMs + 1000;
-    while (!this.hub.isNameFree(name)) {
+    while (!gone()) {
       if (Date.now() > deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 5));
     }

@@ -287,13 +287,7 @@ export class MqttTransport {
   private async takeOverUnnamed(clientId: string): Promise<'ok' | 'unavailable'> {
     const old = this.unnamed.get(clientId);
     if (!old) return 'ok';
-    old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'session taken over', cause: 'leave' });
-    const deadline = Date.now() + this.core.config.closeTimeoutMs + 1000;
-    while (this.unnamed.get(clientId) === old) {
-      if (Date.now() > deadline) return 'unavailable';
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    return 'ok';
+    return (await this.takeover.close(old, () => this.unnamed.get(clientId) !== old)) ? 'ok' : 'unavailable';
   }
 
   private refuse(socket: Socket, version: MqttVersion, why: ConnackRefusal): null {
