@@ -133,12 +133,7 @@ export class Reach {
 
   /** The node stops: waiting calls are refused, not sent (no timer keeps the process). */
   close(): void {
-    const waiting = this.waiters;
-    this.waiters = [];
-    for (const w of waiting) {
-      clearTimeout(w.timer);
-      w.done(false);
-    }
+    this.refuseWhere(() => true);
   }
 
   /** Waiting commands whose master is ready now go, in the order they came. */
@@ -161,12 +156,17 @@ export class Reach {
 
   /** Refuses the waiting commands whose master is `address` (host:port). */
   private unreachable(address: string): void {
-    if (this.waiters.length === 0 || !isCluster(this.cmd)) return;
-    const slots = this.cmd.slots;
+    const { cmd } = this;
+    if (this.waiters.length === 0 || !isCluster(cmd)) return;
+    this.refuseWhere((w) => cmd.slots[w.slot]?.[0] === address);
+  }
+
+  /** Refuses (not sent) the waiting commands `which` picks; the others keep their order. */
+  private refuseWhere(which: (w: Reach['waiters'][number]) => boolean): void {
     const waiting = this.waiters;
     this.waiters = [];
     for (const w of waiting) {
-      if (slots[w.slot]?.[0] === address) {
+      if (which(w)) {
         clearTimeout(w.timer);
         w.done(false);
       } else this.waiters.push(w);
@@ -177,8 +177,7 @@ export class Reach {
   private reachFor(key: string): void {
     const { cmd } = this;
     if (!isCluster(cmd) || cmd.status !== 'ready') return;
-    const owner = cmd.slots[keySlot(key)]?.[0];
-    const conn = cmd.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
+    const conn = masterOf(cmd, key);
     if (conn?.status === 'wait') conn.connect().catch(() => undefined);
     else if (!conn && performance.now() - this.lastRefresh >= 1000) {
       this.lastRefresh = performance.now();
@@ -198,10 +197,15 @@ function isCluster(cmd: Redis | Cluster): cmd is Cluster {
  */
 export function readyFor(cmd: Redis | Cluster, key: string): boolean {
   if (cmd.status !== 'ready') return false;
-  if (!('slots' in cmd)) return true;
+  if (!isCluster(cmd)) return true;
+  return masterOf(cmd, key)?.status === 'ready';
+}
+
+/** ioredis's connection to the master that serves `key`'s slot, as the slot table says (none: it has not made one). */
+function masterOf(cmd: Cluster, key: string): Redis | undefined {
   const owner = cmd.slots[keySlot(key)]?.[0];
-  if (owner === undefined) return false;
-  return cmd.nodes('master').some((n) => `${n.options.host}:${n.options.port}` === owner && n.status === 'ready');
+  if (owner === undefined) return undefined;
+  return cmd.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
 }
 
 /** The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the text in its first `{…}`, when not empty) mod 16384. */
