@@ -45,14 +45,20 @@ describe.skipIf(!run)('Redis Cluster: what a publish to a master whose connectio
     throw new Error('no topic off the {g} master');
   };
 
-  it('a publish answered unavailable never reaches a subscriber, even when its master comes back', async () => {
-    const { topic, port } = await topicOffG('oc/t');
-    const pub = await TestClient.connect(node.url);
-    const sub = await TestClient.connect(node.url);
+  /** A publisher and a subscriber of `topic` on `on`, after one message went from one to the other (seq 1). */
+  const publisherAndSubscriber = async (on: TestBroker, topic: string): Promise<{ pub: TestClient; sub: TestClient }> => {
+    const pub = await TestClient.connect(on.url);
+    const sub = await TestClient.connect(on.url);
     clients.push(pub, sub);
     await sub.request({ op: 'sub', topic });
     expect(await pub.request({ op: 'pub', topic, data: 'before' })).toMatchObject({ op: 'ack', seq: 1 });
     await sub.next((f) => f.op === 'msg' && f.data === 'before');
+    return { pub, sub };
+  };
+
+  it('a publish answered unavailable never reaches a subscriber, even when its master comes back', async () => {
+    const { topic, port } = await topicOffG('oc/t');
+    const { pub, sub } = await publisherAndSubscriber(node, topic);
 
     // The nodes' command connections to that master (named sb-<node id>, without a suffix) are killed, and the
     // master then takes no writes for PAUSE_MS: the publishes below need a connection ioredis opens anew.
@@ -86,12 +92,7 @@ describe.skipIf(!run)('Redis Cluster: what a publish to a master whose connectio
 
   it('a publish whose connection breaks while it is out is answered outcome_unknown, not sent again', async () => {
     const { topic, port } = await topicOffG('oc/b');
-    const pub = await TestClient.connect(patient.url);
-    const sub = await TestClient.connect(patient.url);
-    clients.push(pub, sub);
-    await sub.request({ op: 'sub', topic });
-    expect(await pub.request({ op: 'pub', topic, data: 'before' })).toMatchObject({ op: 'ack', seq: 1 });
-    await sub.next((f) => f.op === 'msg' && f.data === 'before');
+    const { pub, sub } = await publisherAndSubscriber(patient, topic);
 
     // The master takes no writes; the publish is written and held there (CLIENT LIST: flags=b, cmd=evalsha).
     await redisCli(port, 'client', 'pause', '20000', 'write');

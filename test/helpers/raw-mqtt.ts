@@ -2,6 +2,7 @@
 // every packet read kept in order.
 import { connect as netConnect, type Socket } from 'node:net';
 import mqttPacket, { type Packet } from 'mqtt-packet';
+import { until } from './waits.js';
 
 /** A raw MQTT socket, for what a well-behaved client library will not send. */
 export class RawMqtt {
@@ -40,4 +41,48 @@ export class RawMqtt {
       await new Promise((r) => setTimeout(r, 5));
     }
   }
+}
+
+/** A persistent session's CONNECT (3.1.1, clean session 0, no keepalive). */
+export const persistentConnect = (clientId: string) => ({ cmd: 'connect', clientId, keepalive: 0, clean: false, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
+
+/** The payloads of `packets` (PUBLISHes), as text. */
+export const payloadsOf = (packets: Packet[]): string[] => packets.map((p) => (p as { payload: Buffer }).payload.toString());
+
+/**
+ * A persistent session on `filter` whose client reads but never acknowledges: `n` messages of `topic` (data 1..n,
+ * published by `web`) in flight on it. The connection is left open.
+ */
+export async function unackedSession(port: number, web: { request(frame: Record<string, unknown>): Promise<unknown> }, clientId: string, filter: string, topic: string, n: number): Promise<RawMqtt> {
+  const a = await RawMqtt.open(port);
+  a.send(persistentConnect(clientId));
+  await a.next('connack');
+  a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] } as Packet);
+  await a.next('suback');
+  for (let i = 1; i <= n; i++) await web.request({ op: 'pub', topic, data: i });
+  await until(() => a.packets.filter((p) => p.cmd === 'publish').length === n, `${n} messages in flight`);
+  return a;
+}
+
+/** Acknowledges (PUBACK) every PUBLISH on `c` as it comes, kept in `got`, until `done()` holds; the error names what came. */
+export async function ackPublishes(c: RawMqtt, got: Packet[], done: () => boolean, what: string, ms = 10_000): Promise<void> {
+  await until(() => {
+    for (let p = c.packets.shift(); p; p = c.packets.shift()) {
+      if (p.cmd !== 'publish') continue;
+      got.push(p);
+      c.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
+    }
+    return done();
+  }, what, ms).catch((err: Error) => {
+    throw new Error(`${err.message}; got ${JSON.stringify(payloadsOf(got))}`);
+  });
+}
+
+/** Reconnects `clientId`'s persistent session; rejects unless CONNACK accepts it with the session present. */
+export async function resumeSession(port: number, clientId: string): Promise<RawMqtt> {
+  const c = await RawMqtt.open(port);
+  c.send(persistentConnect(clientId));
+  const connack = (await c.next('connack')) as { returnCode?: number; sessionPresent?: boolean };
+  if (connack.returnCode !== 0 || connack.sessionPresent !== true) throw new Error(`CONNACK for ${clientId}: ${JSON.stringify(connack)}, not a resumed session`);
+  return c;
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { ackPublishes, payloadsOf, persistentConnect, RawMqtt, resumeSession, unackedSession } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
 
 const MAILBOX = 24; // window: 6
@@ -14,35 +14,14 @@ beforeAll(async () => {
 });
 afterAll(() => broker.close());
 
-const connect = (clientId: string) => ({ cmd: 'connect', clientId, keepalive: 0, clean: false, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
 const payload = (p: Packet) => (p as { payload: Buffer }).payload.toString();
 const publishes = (c: RawMqtt) => c.packets.filter((p) => p.cmd === 'publish');
 
 /** A session on `filter` left with 10 messages of `topic` unacknowledged (more than a window). */
 async function leaveUnacked(web: TestClient, clientId: string, filter: string, topic: string): Promise<void> {
-  const a = await RawMqtt.open(broker.mqttPort);
-  a.send(connect(clientId));
-  await a.next('connack');
-  a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] } as Packet);
-  await a.next('suback');
-  for (let i = 1; i <= 10; i++) await web.request({ op: 'pub', topic, data: i });
-  await until(() => publishes(a).length === 10, 'ten messages in flight');
+  const a = await unackedSession(broker.mqttPort, web, clientId, filter, topic, 10);
   a.socket.destroy();
   await until(() => broker.hub.isNameFree(clientId), 'the first connection gone');
-}
-
-/** Acknowledges every PUBLISH as it comes until `done` holds for what came. */
-async function ackUntil(c: RawMqtt, got: string[], done: () => boolean, what: string, ms = 5000): Promise<void> {
-  await until(() => {
-    for (let p = c.packets.shift(); p; p = c.packets.shift()) {
-      if (p.cmd !== 'publish') continue;
-      got.push(payload(p));
-      c.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
-    }
-    return done();
-  }, what, ms).catch((err: Error) => {
-    throw new Error(`${err.message}; got ${JSON.stringify(got)}`);
-  });
 }
 
 describe('the resend window', () => {
@@ -50,16 +29,14 @@ describe('the resend window', () => {
     const web = await TestClient.connect(broker.url);
     await leaveUnacked(web, 'rw-sub', 'rw1/t', 'rw1/t');
     await web.request({ op: 'pub', topic: 'rw1/t', data: 'away' });
-    const b = await RawMqtt.open(broker.mqttPort);
-    b.send(connect('rw-sub'));
-    expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+    const b = await resumeSession(broker.mqttPort, 'rw-sub');
     await until(() => publishes(b).length === 6, 'the first window of resends');
     // Before acknowledging anything: SUBSCRIBE to the session's own filter again.
     b.send({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'rw1/t', qos: 1 }] } as Packet);
     await web.request({ op: 'pub', topic: 'rw1/t', data: 'live' });
-    const got: string[] = [];
-    await ackUntil(b, got, () => got.includes('"away"') && got.includes('"live"'), 'the message published while away, and the live one');
-    expect(got).toEqual([...Array.from({ length: 10 }, (_, i) => String(i + 1)), '"away"', '"live"']);
+    const got: Packet[] = [];
+    await ackPublishes(b, got, () => payloadsOf(got).includes('"away"') && payloadsOf(got).includes('"live"'), 'the message published while away, and the live one', 5000);
+    expect(payloadsOf(got)).toEqual([...Array.from({ length: 10 }, (_, i) => String(i + 1)), '"away"', '"live"']);
     b.socket.destroy();
     web.close();
   });
@@ -68,18 +45,14 @@ describe('the resend window', () => {
     const web = await TestClient.connect(broker.url);
     await leaveUnacked(web, 'rw-mid', 'rw2/#', 'rw2/a');
     await web.request({ op: 'pub', topic: 'rw2/new', data: 'away on a new topic' });
-    const b = await RawMqtt.open(broker.mqttPort);
-    b.send(connect('rw-mid'));
-    expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+    const b = await resumeSession(broker.mqttPort, 'rw-mid');
     await until(() => publishes(b).length === 6, 'the first window of resends');
     b.socket.destroy(); // gone before acknowledging the window: its filters were never resumed
     await until(() => broker.hub.isNameFree('rw-mid'), 'the second connection gone');
-    const c = await RawMqtt.open(broker.mqttPort);
-    c.send(connect('rw-mid'));
-    expect(await c.next('connack')).toMatchObject({ sessionPresent: true });
-    const got: string[] = [];
-    await ackUntil(c, got, () => got.includes('"away on a new topic"'), 'the message published on a new topic while away');
-    expect(got).toEqual([...Array.from({ length: 10 }, (_, i) => String(i + 1)), '"away on a new topic"']);
+    const c = await resumeSession(broker.mqttPort, 'rw-mid');
+    const got: Packet[] = [];
+    await ackPublishes(c, got, () => payloadsOf(got).includes('"away on a new topic"'), 'the message published on a new topic while away', 5000);
+    expect(payloadsOf(got)).toEqual([...Array.from({ length: 10 }, (_, i) => String(i + 1)), '"away on a new topic"']);
     c.socket.destroy();
     web.close();
   });
@@ -89,7 +62,7 @@ describe('the resend window, QoS 2', () => {
   it('released ids get PUBREL, the others PUBLISH DUP, each completed once; then what came while away', async () => {
     const web = await TestClient.connect(broker.url);
     const a = await RawMqtt.open(broker.mqttPort);
-    a.send(connect('rw-q2'));
+    a.send(persistentConnect('rw-q2'));
     await a.next('connack');
     a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rw3/t', qos: 2 }] } as Packet);
     await a.next('suback');
@@ -102,7 +75,7 @@ describe('the resend window, QoS 2', () => {
     await until(() => broker.hub.isNameFree('rw-q2'), 'the first connection gone');
     await web.request({ op: 'pub', topic: 'rw3/t', data: 'away', qos: 2 });
     const b = await RawMqtt.open(broker.mqttPort);
-    b.send(connect('rw-q2'));
+    b.send(persistentConnect('rw-q2'));
     expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
     const rels: number[] = [];
     const got: string[] = [];

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { persistentConnect, RawMqtt, resumeSession, unackedSession } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
 
 let broker: TestBroker;
@@ -14,24 +14,15 @@ beforeAll(async () => {
 });
 afterAll(() => broker.close());
 
-const connect = (clientId: string) => ({ cmd: 'connect', clientId, keepalive: 0, clean: false, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
 const publishes = (c: RawMqtt) => c.packets.filter((p) => p.cmd === 'publish');
 const subscribes = (n: number) => Array.from({ length: n }, (_, i) => ({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic: `fl/${i}`, qos: 1 }] }) as Packet);
 
 /** A resumed session whose client has its first window of resends (6 of 10) and acknowledges none. */
 async function inWindow(on: TestBroker, web: TestClient, clientId: string, topic: string): Promise<RawMqtt> {
-  const a = await RawMqtt.open(on.mqttPort);
-  a.send(connect(clientId));
-  await a.next('connack');
-  a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] } as Packet);
-  await a.next('suback');
-  for (let i = 1; i <= 10; i++) await web.request({ op: 'pub', topic, data: i });
-  await until(() => publishes(a).length === 10, 'ten messages in flight');
+  const a = await unackedSession(on.mqttPort, web, clientId, topic, topic, 10);
   a.socket.destroy();
   await until(() => on.hub.isNameFree(clientId), 'the first connection gone');
-  const b = await RawMqtt.open(on.mqttPort);
-  b.send(connect(clientId));
-  expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+  const b = await resumeSession(on.mqttPort, clientId);
   await until(() => publishes(b).length === 6, 'the first window of resends');
   return b;
 }
@@ -39,7 +30,7 @@ async function inWindow(on: TestBroker, web: TestClient, clientId: string, topic
 describe('the resend window and the inbound rate', () => {
   it('a SUBSCRIBE flood outside the window is closed (the baseline)', async () => {
     const a = await RawMqtt.open(broker.mqttPort);
-    a.send(connect('fl-base'));
+    a.send(persistentConnect('fl-base'));
     await a.next('connack');
     let closed = false;
     void a.closed.then(() => (closed = true));
@@ -79,7 +70,7 @@ describe('a resumed session and a low --rate-burst', () => {
     try {
       const filters = Array.from({ length: 6 }, (_, i) => `tight/${i}`);
       const a = await RawMqtt.open(tight.mqttPort);
-      a.send(connect('tight-1'));
+      a.send(persistentConnect('tight-1'));
       await a.next('connack');
       // One SUBSCRIBE per filter, paced by the client's own rate (1 a second after a burst of 3): all granted.
       for (const [i, topic] of filters.entries()) {
@@ -91,9 +82,7 @@ describe('a resumed session and a low --rate-burst', () => {
       }
       a.socket.destroy();
       await until(() => tight.hub.isNameFree('tight-1'), 'the first connection gone');
-      const b = await RawMqtt.open(tight.mqttPort);
-      b.send(connect('tight-1'));
-      expect(await b.next('connack')).toMatchObject({ sessionPresent: true });
+      const b = await resumeSession(tight.mqttPort, 'tight-1');
       // Every filter is still the session's: a message on each topic (published over HTTP: no connection's rate) comes.
       for (const topic of filters) {
         const res = await fetch(`${tight.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic, data: topic }) });

@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
-import { until } from '../helpers/waits.js';
+import { ackPublishes, payloadsOf, RawMqtt, resumeSession, unackedSession } from '../helpers/raw-mqtt.js';
 
 const MAILBOX = 24;
 let broker: TestBroker;
@@ -17,35 +16,11 @@ beforeAll(async () => {
 });
 afterAll(() => broker.close());
 
-const connect = (clientId: string, clean: boolean) => ({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
-const payloads = (packets: Packet[]) => packets.map((p) => (p as { payload: Buffer }).payload.toString());
-
-/** A persistent session on `filter` whose client reads but never acknowledges: MAILBOX messages of `topic` in flight. */
-async function fillInFlight(web: TestClient, clientId: string, filter: string, topic: string): Promise<RawMqtt> {
-  const a = await RawMqtt.open(broker.mqttPort);
-  a.send(connect(clientId, false));
-  await a.next('connack');
-  a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] } as Packet);
-  await a.next('suback');
-  for (let i = 1; i <= MAILBOX; i++) await web.request({ op: 'pub', topic, data: i });
-  await until(() => a.packets.filter((p) => p.cmd === 'publish').length === MAILBOX, 'every message in flight');
-  return a;
-}
-
 /** Resumes `clientId`'s session (session present), acknowledging every PUBLISH as it comes until `last` has come. */
 async function resumeAcking(clientId: string, last: string, what: string): Promise<{ b: RawMqtt; got: Packet[] }> {
-  const b = await RawMqtt.open(broker.mqttPort);
-  b.send(connect(clientId, false));
-  expect(await b.next('connack')).toMatchObject({ sessionPresent: true, returnCode: 0 });
+  const b = await resumeSession(broker.mqttPort, clientId);
   const got: Packet[] = [];
-  await until(() => {
-    for (let p = b.packets.shift(); p; p = b.packets.shift()) {
-      if (p.cmd !== 'publish') continue;
-      got.push(p);
-      b.send({ cmd: 'puback', messageId: (p as { messageId: number }).messageId } as Packet);
-    }
-    return payloads(got).includes(last);
-  }, what, 10_000);
+  await ackPublishes(b, got, () => payloadsOf(got).includes(last), what);
   return { b, got };
 }
 
@@ -54,8 +29,8 @@ describe('resuming a session whose unacknowledged messages fill its in-flight bo
     const web = await TestClient.connect(broker.url);
     // The client reads but never acknowledges: MAILBOX messages in flight fill its bound, and the next one makes it
     // a slow consumer: the broker cuts it, that one undelivered (its position stays before it).
-    const a = await fillInFlight(web, 'window-1', 'win/t', 'win/t');
-    const unacked = payloads(a.packets.filter((p) => p.cmd === 'publish'));
+    const a = await unackedSession(broker.mqttPort, web, 'window-1', 'win/t', 'win/t', MAILBOX);
+    const unacked = payloadsOf(a.packets.filter((p) => p.cmd === 'publish'));
     expect(unacked).toEqual(Array.from({ length: MAILBOX }, (_, i) => String(i + 1)));
     await web.request({ op: 'pub', topic: 'win/t', data: 'over' });
     await a.closed;
@@ -65,22 +40,22 @@ describe('resuming a session whose unacknowledged messages fill its in-flight bo
     const { b, got } = await resumeAcking('window-1', '"away"', 'the resends, then the message published while away');
     const resent = got.filter((p) => (p as { dup: boolean }).dup);
     // Every unacknowledged message once more, marked DUP, in the order first sent; then the new one, not DUP.
-    expect(payloads(resent)).toEqual(unacked);
-    expect(payloads(got).slice(resent.length)).toEqual(['"over"', '"away"']);
+    expect(payloadsOf(resent)).toEqual(unacked);
+    expect(payloadsOf(got).slice(resent.length)).toEqual(['"over"', '"away"']);
     b.socket.destroy();
     web.close();
   });
 
   it('a message on a topic it had no position for, held back as it was cut, comes on resume', async () => {
     const web = await TestClient.connect(broker.url);
-    const a = await fillInFlight(web, 'window-2', 'win2/#', 'win2/a');
+    const a = await unackedSession(broker.mqttPort, web, 'window-2', 'win2/#', 'win2/a', MAILBOX);
     // The first message of another topic finds the in-flight bound full: not sent, and the client is cut.
     await web.request({ op: 'pub', topic: 'win2/b', data: 'first of b' });
     await a.closed;
-    expect(payloads(a.packets.filter((p) => p.cmd === 'publish'))).not.toContain('"first of b"');
+    expect(payloadsOf(a.packets.filter((p) => p.cmd === 'publish'))).not.toContain('"first of b"');
 
     const { b, got } = await resumeAcking('window-2', '"first of b"', 'the message held back as the session was cut');
-    expect(payloads(got).filter((p) => p === '"first of b"')).toHaveLength(1);
+    expect(payloadsOf(got).filter((p) => p === '"first of b"')).toHaveLength(1);
     b.socket.destroy();
     web.close();
   });
