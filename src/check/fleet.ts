@@ -111,15 +111,15 @@ export class Fleet {
         if (!this.options.transports.has(via)) throw new Error(`checker: a ${via} connect in a scenario without ${via}`);
         const open = opening(cmd, { node: this.options.nodes[node]!, room: this.room, timeoutMs: this.options.timeoutMs, observer: this.options.observer, ownTopic: `${this.prefix}.own/${step}` }, this);
         line(open.sent);
-        // An MQTT client id that is a live MQTT client's name takes over that connection, on any node; one that is no
-        // name (`c7`, ' pad') takes over the live MQTT connection with that client id on the same node (docs/mqtt.md).
+        // An MQTT client id that is a live MQTT client's name takes over that connection, on any node; so does one that
+        // is no name (`c7`, ' pad'), found by client id (docs/mqtt.md).
         const clientId = open.request.name ?? '';
         const takenOver =
           via === 'mqtt'
             ? model.liveSlots().find((s) => {
                 const c = model.client(s)!;
                 if (c.transport !== 'mqtt') return false;
-                return c.name === open.request.name || (clientId !== '' && this.mqttIdOf.get(s) === clientId && this.nodeOf.get(s) === node);
+                return c.name === open.request.name || (clientId !== '' && this.mqttIdOf.get(s) === clientId);
               })
             : undefined;
         if (via === 'mqtt') this.mqttIdOf.set(cmd.slot, clientId);

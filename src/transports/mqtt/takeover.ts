@@ -10,6 +10,8 @@ import { CLOSE } from '../../protocol/errors.js';
 
 /** The node call that takes an MQTT connection over from another node. */
 const TAKEOVER = 'mqtt-takeover';
+/** The same, for a connection whose client id is no broker name: found by client id on the node holding its session. */
+const TAKEOVER_ID = 'mqtt-takeover-id';
 
 /** The node part of a session hold's owner on a broker without a cluster. */
 const LOCAL = 'local';
@@ -23,8 +25,11 @@ export class Takeover {
     /** Resolves once the session its last connection left behind is kept (undefined: none being kept). */
     private readonly kept: (clientId: string) => Promise<void> | undefined,
     private readonly calls?: NodeCalls,
+    /** This node's open connection with `clientId`, one whose client id is no broker name. */
+    private readonly unnamed: (clientId: string) => Link | undefined = () => undefined,
   ) {
     calls?.handle(TAKEOVER, (text) => this.takenOver(text));
+    calls?.handle(TAKEOVER_ID, (text) => this.takenOverById(text));
   }
 
   /**
@@ -50,6 +55,17 @@ export class Takeover {
     return !result.ok && result.why === 'gone' ? 'ok' : 'unavailable';
   }
 
+  /**
+   * Frees a client id that is no broker name (`c<n>`, too long), held on another node: the cluster does not list such
+   * a connection, but its hold on the client id's session (`owner`) names its node, which is asked to close it
+   * (answered once it kept its session). Resolves either way: a node gone or late leaves it to the hold's override.
+   */
+  async freeHolder(owner: string, clientId: string): Promise<void> {
+    const node = nodeOf(owner);
+    if (!this.calls || node === this.calls.node || node === LOCAL) return;
+    await this.calls.call(node, TAKEOVER_ID, JSON.stringify({ clientId }), this.closeTimeoutMs + 2000);
+  }
+
   /** A session owner for a new connection of this node: `<node>/<n>`, unique in the cluster. */
   newOwner(): string {
     return `${this.calls?.node ?? LOCAL}/${(++this.owners).toString(36)}`;
@@ -61,7 +77,7 @@ export class Takeover {
    * (it never will): the claim then overrides the hold. Rejects when Redis cannot answer.
    */
   async waitFor(owner: string): Promise<boolean> {
-    const node = owner.slice(0, owner.lastIndexOf('/'));
+    const node = nodeOf(owner);
     if (!this.calls || node === this.calls.node || node === LOCAL) return true;
     return this.calls.alive(node);
   }
@@ -72,6 +88,16 @@ export class Takeover {
     if (typeof name !== 'string' || typeof clientId !== 'string') return 'bad';
     const old = this.hub.find(name);
     if (old?.transport === 'mqtt' && !(await this.takeOver(old, name))) return 'late';
+    await this.kept(clientId);
+    return 'ok';
+  }
+
+  /** On another node's request: closes this node's connection with a client id that is no name (as `takenOver`). */
+  private async takenOverById(text: string): Promise<string> {
+    const { clientId } = JSON.parse(text) as { clientId: unknown };
+    if (typeof clientId !== 'string') return 'bad';
+    const old = this.unnamed(clientId);
+    if (old && !(await this.close(old, () => this.unnamed(clientId) !== old))) return 'late';
     await this.kept(clientId);
     return 'ok';
   }
@@ -102,3 +128,6 @@ export class Takeover {
     return true;
   }
 }
+
+/** The node of a session hold's owner (`<node>/<n>`). */
+const nodeOf = (owner: string): string => owner.slice(0, owner.lastIndexOf('/'));

@@ -141,7 +141,7 @@ export class MqttTransport {
     calls?: NodeCalls,
   ) {
     this.stores = stores ?? memoryStores(core);
-    this.takeover = new Takeover(core.hub, core.config.closeTimeoutMs, (clientId) => this.keeping.get(clientId), calls);
+    this.takeover = new Takeover(core.hub, core.config.closeTimeoutMs, (clientId) => this.keeping.get(clientId), calls, (clientId) => this.unnamed.get(clientId));
     this.anonymous = anonymousGrant(core.config.mqttAnonymousAcl);
     this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
   }
@@ -258,22 +258,29 @@ export class MqttTransport {
     if (owner === undefined) return { session: undefined, waited: false };
     await this.keeping.get(clientId);
     const deadline = Date.now() + this.core.config.closeTimeoutMs + 2000;
-    // A clean session takes the hold at once: what an earlier connection would still keep is dropped anyway.
-    let force = !resume;
+    // A clean session takes the hold at once: what an earlier connection would still keep is dropped anyway. Not
+    // for a client id that is no name: its hold is what says which node may still have it open.
+    let force = !resume && name !== undefined;
     let waited = false;
+    const asked = new Set<string>();
     try {
       for (;;) {
         const claim = await this.stores.sessions.take(clientId, owner, force);
         if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
         waited = true;
         const late = Date.now() > deadline;
-        // A holder that connected meanwhile is taken over: it keeps the session, ending its hold.
+        // A holder that connected meanwhile is taken over: it keeps the session, ending its hold. One with a client
+        // id that is no name, on another node, is found by its hold (asked once per hold).
         if (!late) await free();
+        if (!late && name === undefined && !asked.has(claim.heldBy)) {
+          asked.add(claim.heldBy);
+          await this.takeover.freeHolder(claim.heldBy, clientId);
+        }
         // An open connection of this node that `free` cannot take over (it holds no name, or another one) never
         // ends for this claim: its hold is overridden at once, as before.
         const local = this.opened.has(claim.heldBy) ? { name: this.opened.get(claim.heldBy) } : undefined;
         const unreachable = local !== undefined && (local.name === undefined || local.name !== name);
-        force = late || unreachable || !(await this.takeover.waitFor(claim.heldBy));
+        force = late || unreachable || !resume || !(await this.takeover.waitFor(claim.heldBy));
         if (late) this.log.warn({ clientId, heldBy: claim.heldBy }, 'mqtt session still held by an earlier connection after the close timeout: taken over');
         if (!force) await new Promise((resolve) => setTimeout(resolve, 10));
       }
