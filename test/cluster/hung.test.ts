@@ -107,4 +107,27 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     expect(retry).toMatchObject({ op: 'ack', seq: 2, duplicate: true });
     expect(await pub.request({ op: 'pub', topic: 'hung/broken', data: 'after', key: 'after-1' })).toMatchObject({ op: 'ack', seq: 3 });
   }, 40_000);
+
+  it('a direct whose relay went out and then lost its connection answers outcome_unknown, never unavailable: it was delivered', async () => {
+    const target = await TestClient.connect(other.url);
+    const sender = await TestClient.connect(behind.url);
+    clients.push(target, sender);
+    await until(async () => (await health(behind)) === 'running', 'the node behind the proxy running', 10_000);
+    expect(await sender.request({ op: 'send', to: target.hello.client.id, data: 'warm' })).toMatchObject({ op: 'ack' });
+
+    // The relay reaches Redis's socket while Redis is stopped; then the node's connection breaks.
+    proxy.hold('dm-in-flight');
+    const answer = sender.request({ op: 'send', to: target.hello.client.id, data: 'dm-in-flight' });
+    await until(() => proxy.held, 'the relay held at the proxy', 5000);
+    redis.pause();
+    proxy.release();
+    await until(() => proxy.forwarded('dm-in-flight'), 'the relay sent towards Redis', 5000);
+    await proxy.cut();
+    expect(await answer).toMatchObject({ op: 'error', code: 'outcome_unknown' });
+    await proxy.restore();
+    redis.resume();
+    // Redis read it when it woke: the direct was delivered (had the answer been `unavailable`, a retry would double it).
+    expect(await target.next((f) => f.op === 'direct' && f.data === 'dm-in-flight')).toMatchObject({ from: { id: sender.hello.client.id } });
+    await until(async () => (await health(behind)) === 'running', 'the node running once Redis answers again', 15_000);
+  }, 40_000);
 });

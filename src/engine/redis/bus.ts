@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { EncodedData, Outgoing } from '../../protocol/outgoing.js';
 import type { BrokerStats } from '../stats.js';
 import { parseBusMessage, type BusMessage } from './cursors.js';
+import { maybeRan, sendWritten } from './outcome.js';
+import { OutcomeUnknown } from './refusals.js';
 import { CHANNELS, KEYS } from './keys.js';
 import type { RedisNode } from './node.js';
 import type { BusPresence } from './presence-relay.js';
@@ -51,13 +53,19 @@ export class NodeBus {
    * subscriber received it.
    */
   direct(node: string, to: string, from: { id: string; name: string }, json: string): Promise<boolean> {
-    return this.relay(CHANNELS.node(node), `d${to}\n${JSON.stringify(from)}\n${json}`, node);
+    // Sent as a command that knows whether it was written (outcome.ts): one written and then unanswered (a timeout, a
+    // connection lost) may have been delivered, and is not sent again by ioredis.
+    return this.relay(CHANNELS.node(node), `d${to}\n${JSON.stringify(from)}\n${json}`, node, true).catch((err: unknown) => {
+      throw maybeRan(err) ? new OutcomeUnknown('the cluster store (Redis) did not answer: the direct may or may not have been delivered; sending it again may deliver it twice') : err;
+    });
   }
 
-  private async relay(channel: string, payload: string, target?: string): Promise<boolean> {
+  private async relay(channel: string, payload: string, target?: string, written = false): Promise<boolean> {
     const { cmd } = this.redis;
-    if (!(cmd instanceof Cluster)) return (await cmd.publish(channel, payload)) > 0;
-    return (await this.redis.script(LUA.RELAY, [KEYS.heartbeat(target ?? this.redis.id)], [channel, payload, target === undefined ? '0' : '1'])) === 1;
+    if (!(cmd instanceof Cluster)) return Number(await (written ? sendWritten(cmd, 'publish', [channel, payload]) : cmd.publish(channel, payload))) > 0;
+    const keys = [KEYS.heartbeat(target ?? this.redis.id)];
+    const args = [channel, payload, target === undefined ? '0' : '1'];
+    return (await (written ? this.redis.publishScript(LUA.RELAY, keys, args) : this.redis.script(LUA.RELAY, keys, args))) === 1;
   }
 
   /** What the subscriber connection heard on `channel`. */

@@ -7,8 +7,15 @@ export const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 't
 export const unknownOutcome = (id?: FrameId) =>
   new ProtocolError('outcome_unknown', 'the cluster store (Redis) did not answer: the message may or may not have been published; a retry with the same key publishes it once', id);
 
-/** What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction). */
+/** A request Redis took and did not answer, which may have acted (a direct): `outcome_unknown` with this message. */
+export class OutcomeUnknown extends Error {}
+
+/**
+ * What the client is told when Redis cannot take a request: unreachable, or full (maxmemory with noeviction); or that
+ * it may have acted (OutcomeUnknown).
+ */
 export function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
+  if (err instanceof OutcomeUnknown) return new ProtocolError('outcome_unknown', err.message, id);
   if (isRedisDown(err)) return unavailable(id);
   if (/^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err))) {
     return new ProtocolError('unavailable', 'the cluster store (Redis) is out of memory (maxmemory); retry later', id);
