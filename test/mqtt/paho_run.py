@@ -31,7 +31,7 @@ suite.nosubscribe_topics = ("test/nosubscribe",)
 
 # test_keepalive connects with keepalive 5 and then sleeps 15 s before it looks for the will: a broker must close the
 # connection after 1.5 x keepalive, 7.5 s [MQTT-3.1.2-24], and publish the will at once. The wait is cut to 10 s (the
-# suite's only 15 s sleep): the same check with less slack, and the suite's longest test no longer holds the run.
+# suite's only 15 s sleep, in both versions): the same check with less slack, and the suite's longest test no longer holds the run.
 _sleep = suite.time.sleep
 suite.time.sleep = lambda s: _sleep(10 if s == 15 else s)
 suite.host = host
