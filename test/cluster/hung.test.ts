@@ -130,4 +130,26 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     expect(await target.next((f) => f.op === 'direct' && f.data === 'dm-in-flight')).toMatchObject({ from: { id: sender.hello.client.id } });
     await until(async () => (await health(behind)) === 'running', 'the node running once Redis answers again', 15_000);
   }, 40_000);
+
+  it('a server API command to a client on another node whose call went out and then lost its connection is 504 outcome_unknown, not 503: it was carried out', async () => {
+    const target = await TestClient.connect(`${other.url}?name=far-away`);
+    clients.push(target);
+    await until(async () => (await health(behind)) === 'running', 'the node behind the proxy running', 10_000);
+    const disconnect = () => fetch(`${behind.httpUrl}/api/clients/disconnect`, { method: 'POST', body: JSON.stringify({ client: 'far-away', code: 4100, reason: 'moved' }) });
+
+    proxy.hold('client-command');
+    const answer = disconnect();
+    await until(() => proxy.held, 'the node call held at the proxy', 5000);
+    redis.pause();
+    proxy.release();
+    await until(() => proxy.forwarded('client-command'), 'the node call sent towards Redis', 5000);
+    await proxy.cut();
+    const response = await answer;
+    expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 504, body: { error: 'outcome_unknown' } });
+    await proxy.restore();
+    redis.resume();
+    // Redis read the call when it woke; the other node carried it out.
+    expect(await target.closed).toEqual({ code: 4100, reason: 'moved' });
+    await until(async () => (await health(behind)) === 'running', 'the node running once Redis answers again', 15_000);
+  }, 40_000);
 });

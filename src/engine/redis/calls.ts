@@ -2,12 +2,14 @@
 // node, `sb:call:<node>`), for what only the node holding a connection can do: an SSE POST for a stream held
 // elsewhere, an MQTT session taken over from another node. Its own subscriber connection (the engine's carries the
 // messages). The answer is true: `gone` when the node is not alive (its heartbeat key is missing: nothing was sent),
-// `unavailable` when Redis did not take the request, `timeout` when it was sent and no answer came (it may have run).
+// `unavailable` when the request was never written to Redis, `timeout` when it was and no answer came (it may have
+// run: the PUBLISH's own reply lost with its connection, too).
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisConnections, type ClusterSubscriber, type PlainSubscriber } from './connections.js';
 import { KEYS } from './keys.js';
+import { maybeRan, sendWritten } from './outcome.js';
 import type { Transport } from '../../protocol/frames.js';
 
 export type CallResult = { ok: true; answer: string } | { ok: false; why: 'gone' | 'unavailable' | 'timeout' | 'busy' };
@@ -63,13 +65,15 @@ export class NodeCalls {
     });
     try {
       if (!(await this.alive(node))) return { ok: false, why: 'gone' };
-      await this.cmd.publish(channelOf(node), JSON.stringify({ k: kind, i: id, f: this.node, b: body }));
+      // A command that knows whether it was written (outcome.ts): never sent again by ioredis, and one written may
+      // have reached the node even when its answer (or the PUBLISH's own reply) never came.
+      await sendWritten(this.cmd, 'publish', [channelOf(node), JSON.stringify({ k: kind, i: id, f: this.node, b: body })]);
     } catch (err) {
-      this.log.info({ err: (err as Error).message, node, kind }, 'node call not sent: Redis did not take it');
+      this.log.info({ err: (err as Error).message, node, kind }, 'node call not answered by Redis');
       this.pending.delete(id);
       clearTimeout(timer);
-      // A PUBLISH that timed out may still have gone out.
-      return { ok: false, why: /Command timed out/i.test(String((err as Error).message)) ? 'timeout' : 'unavailable' };
+      // A PUBLISH that was written (then timed out, or lost its connection) may have gone out.
+      return { ok: false, why: maybeRan(err) ? 'timeout' : 'unavailable' };
     }
     const answer = await answered;
     clearTimeout(timer);
