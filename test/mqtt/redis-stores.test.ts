@@ -51,6 +51,32 @@ function sessionOwnership(store: () => SessionStore): void {
     await s.release('blink', 'd/1');
     expect(await s.take('blink', 'e/1')).toEqual({ session: undefined });
   });
+
+  it('sessions: a resume\'s claim leaves the session stored until its owner keeps a newer one or drops it', async () => {
+    const s = store();
+    await s.take('lost', 'a/1');
+    expect(await s.keep('lost', 'a/1', session({ filters: new Map([['lost/#', 1]]) }))).toBe(true);
+    // b/1's claim is made, but its answer never reaches it (Redis hung): b/1 is refused, its hold released.
+    await s.take('lost', 'b/1', false, true);
+    await s.release('lost', 'b/1');
+    const again = await s.take('lost', 'c/1', false, true);
+    expect(again.heldBy === undefined && [...again.session!.filters.keys()]).toEqual(['lost/#']);
+    // c/1 keeps a newer one: that is what the next claim finds.
+    expect(await s.keep('lost', 'c/1', session({ filters: new Map([['newer/#', 1]]) }))).toBe(true);
+    const newer = await s.take('lost', 'd/1', false, true);
+    expect(newer.heldBy === undefined && [...newer.session!.filters.keys()]).toEqual(['newer/#']);
+    // d/1's session ends with it (clean at its end, or expiry 0): dropped.
+    await s.release('lost', 'd/1', true);
+    expect(await s.take('lost', 'e/1', false, true)).toEqual({ session: undefined });
+    // A clean session's claim removes what was stored at once.
+    await s.release('lost', 'e/1');
+    expect(await s.keep('lost', 'e/1', session())).toBe(false); // e/1 released it: nothing to keep
+    await s.take('lost', 'f/1');
+    expect(await s.keep('lost', 'f/1', session())).toBe(true);
+    expect((await s.take('lost', 'g/1')).heldBy).toBeUndefined();
+    await s.release('lost', 'g/1');
+    expect(await s.take('lost', 'h/1', false, true)).toEqual({ session: undefined });
+  });
 }
 
 describe('MQTT sessions in memory', () => {

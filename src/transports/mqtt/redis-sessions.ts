@@ -46,18 +46,21 @@ end
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners. ARGV: now, PURGE_MAX, client id, owner, force ('1' or ''). Makes the owner
- * the session's holder and returns {1, the session (removed; absent if none or expired)}; {0, holder} when another
- * owner holds it and force is not set.
+ * KEYS: sessions, kept, expires, owners. ARGV: now, PURGE_MAX, client id, owner, force ('1' or ''), resume ('1' or
+ * ''). Makes the owner the session's holder and returns {1, the session (absent if none or expired)}; {0, holder}
+ * when another owner holds it and force is not set. A resumed session stays stored until its owner keeps or drops it
+ * (a claim whose answer is lost does not lose it); otherwise it is removed.
  */
 const TAKE = `${PURGE}
 local holder = redis.call('HGET', KEYS[4], ARGV[3])
 if holder and holder ~= ARGV[4] and ARGV[5] ~= '1' then return {0, holder} end
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 local s = redis.call('HGET', KEYS[1], ARGV[3])
-redis.call('HDEL', KEYS[1], ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[3])
+if ARGV[6] ~= '1' then
+  redis.call('HDEL', KEYS[1], ARGV[3])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+end
 if s then return {1, s} end
 return {1}
 `;
@@ -83,9 +86,19 @@ end
 return 1
 `;
 
-/** KEYS: owners. ARGV: client id, owner. Ends the owner's hold (if it still holds the session). */
+/**
+ * KEYS: sessions, kept, expires, owners. ARGV: client id, owner, drop ('1' or ''). Ends the owner's hold (if it still
+ * holds the session), and with drop removes what is stored for it.
+ */
 const RELEASE = `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  if ARGV[3] == '1' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('ZREM', KEYS[3], ARGV[1])
+  end
+end
 return 1
 `;
 
@@ -200,8 +213,8 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
-  async take(clientId: string, owner: string, force = false): Promise<SessionClaim> {
-    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : ''])) as [number, string | undefined];
+  async take(clientId: string, owner: string, force = false, resume = false): Promise<SessionClaim> {
+    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume ? '1' : ''])) as [number, string | undefined];
     if (taken === 0) return { heldBy: raw ?? '' };
     if (raw === undefined) return { session: undefined };
     const session = decodeSession(raw);
@@ -209,17 +222,17 @@ export class RedisSessionStore implements SessionStore {
     return { session: session && session.expiresAt > Date.now() ? session : undefined };
   }
 
-  /** Rejects when Redis cannot answer (the session is then lost: the client finds none). */
+  /** Rejects when Redis cannot answer (what was stored when the connection resumed stays). */
   async keep(clientId: string, owner: string, session: StoredSession): Promise<boolean> {
-    if (this.max === 0) return this.release(clientId, owner).then(() => false);
+    if (this.max === 0) return this.release(clientId, owner, true).then(() => false);
     const value = encodeSession(session, this.payloadOf, SESSION_BYTES_MAX);
     const expires = session.expiresAt === Infinity ? '' : String(session.expiresAt);
     return (await this.scripts.run(KEEP, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, value, expires, String(this.max), owner])) === 1;
   }
 
   /** Never rejects: a hold Redis could not end is logged (the client's next connection waits for it, bounded). */
-  async release(clientId: string, owner: string): Promise<void> {
-    await this.scripts.run(RELEASE, [SESSION_KEYS.owners], [clientId, owner]).catch((err: Error) => this.log.warn({ err: err.message, clientId }, 'MQTT session hold not released: Redis did not answer'));
+  async release(clientId: string, owner: string, drop = false): Promise<void> {
+    await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '']).catch((err: Error) => this.log.warn({ err: err.message, clientId }, 'MQTT session hold not released: Redis did not answer'));
   }
 }
 

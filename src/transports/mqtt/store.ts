@@ -69,18 +69,25 @@ export type SessionClaim = { session: StoredSession | undefined; heldBy?: undefi
  */
 export interface SessionStore {
   /**
-   * Makes `owner` the holder of `clientId`'s session and takes what was kept for it, removed from the store.
-   * `heldBy` when another owner holds it, unless `force` (that owner's later keep is then refused).
+   * Makes `owner` the holder of `clientId`'s session and takes what was kept for it. `heldBy` when another owner
+   * holds it, unless `force` (that owner's later keep is then refused). With `resume` what was kept stays stored
+   * until the owner keeps a newer one or releases it with `drop`: a claim whose answer was lost (Redis hung, a
+   * connection broken), a connection that never opened or whose keep failed, leave the session to the next
+   * connection. Without, it is removed (a clean session).
    */
-  take(clientId: string, owner: string, force?: boolean): Promise<SessionClaim>;
+  take(clientId: string, owner: string, force?: boolean, resume?: boolean): Promise<SessionClaim>;
   /**
    * Keeps `session` for `clientId` until it expires, or until more recently kept ones push it out, and ends
    * `owner`'s hold; false, keeping nothing, when `owner` no longer holds it (a newer connection took it over).
    * Rejects when the store cannot answer.
    */
   keep(clientId: string, owner: string, session: StoredSession): Promise<boolean>;
-  /** Ends `owner`'s hold without keeping anything (a clean session ended, a claim that never became a connection). Never rejects. */
-  release(clientId: string, owner: string): Promise<void>;
+  /**
+   * Ends `owner`'s hold without keeping anything new; with `drop` (a session that ends with its connection) what is
+   * stored for it goes too, otherwise it stays for the next connection (a claim that never became a connection, a
+   * keep that failed). Never rejects.
+   */
+  release(clientId: string, owner: string, drop?: boolean): Promise<void>;
 }
 
 /** The last retained message of each topic. */
@@ -108,12 +115,12 @@ export class MemorySessionStore implements SessionStore {
     return this.sessions.size;
   }
 
-  take(clientId: string, owner: string, force = false): Promise<SessionClaim> {
+  take(clientId: string, owner: string, force = false, resume = false): Promise<SessionClaim> {
     const holder = this.owners.get(clientId);
     if (holder !== undefined && holder !== owner && !force) return Promise.resolve({ heldBy: holder });
     this.owners.set(clientId, owner);
     const s = this.sessions.get(clientId);
-    this.sessions.delete(clientId);
+    if (!resume) this.sessions.delete(clientId);
     return Promise.resolve({ session: s && s.expiresAt > Date.now() ? s : undefined });
   }
 
@@ -131,8 +138,10 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve(true);
   }
 
-  release(clientId: string, owner: string): Promise<void> {
-    if (this.owners.get(clientId) === owner) this.owners.delete(clientId);
+  release(clientId: string, owner: string, drop = false): Promise<void> {
+    if (this.owners.get(clientId) !== owner) return Promise.resolve();
+    this.owners.delete(clientId);
+    if (drop) this.sessions.delete(clientId);
     return Promise.resolve();
   }
 }

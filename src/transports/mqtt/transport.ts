@@ -36,6 +36,8 @@ const HEADER_ALLOWANCE = 1024;
 const KEEP_TOPICS_MAX = 100_000;
 /** 5.0's session expiry interval that means "never". */
 const NEVER = 0xffffffff;
+/** Failed claims remembered at most (the oldest forgotten first: its hold is then waited out, bounded, as before). */
+const FAILED_CLAIMS_MAX = 10_000;
 
 export class MqttWire extends SocketWire implements Wire {
   readonly transport = 'mqtt' as const;
@@ -128,6 +130,8 @@ export class MqttTransport {
    * takeover finds the others by name, these here (on this node only: the cluster lists clients by name).
    */
   private readonly unnamed = new Map<string, Link>();
+  /** Session owners of this node whose claim failed (the store did not answer): their holds end by release. */
+  private readonly failedClaims = new Set<string>();
   /** MQTT's client ids are unique: a new connection takes the id over from the connection holding it. */
   private readonly takeover: Takeover;
   /** What clients without a token may do (--mqtt-anonymous-acl), as a grant without a name. */
@@ -265,7 +269,7 @@ export class MqttTransport {
     const asked = new Set<string>();
     try {
       for (;;) {
-        const claim = await this.stores.sessions.take(clientId, owner, force);
+        const claim = await this.stores.sessions.take(clientId, owner, force, resume);
         if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
         waited = true;
         const late = Date.now() > deadline;
@@ -279,13 +283,19 @@ export class MqttTransport {
         // An open connection of this node that `free` cannot take over (it holds no name, or another one) never
         // ends for this claim: its hold is overridden at once, as before.
         const local = this.opened.has(claim.heldBy) ? { name: this.opened.get(claim.heldBy) } : undefined;
-        const unreachable = local !== undefined && (local.name === undefined || local.name !== name);
+        // Nor does the claim of a connection of this node that was refused because the store did not answer it.
+        const unreachable = (local !== undefined && (local.name === undefined || local.name !== name)) || this.failedClaims.has(claim.heldBy);
         force = late || unreachable || !resume || !(await this.takeover.waitFor(claim.heldBy));
         if (late) this.log.warn({ clientId, heldBy: claim.heldBy }, 'mqtt session still held by an earlier connection after the close timeout: taken over');
         if (!force) await new Promise((resolve) => setTimeout(resolve, 10));
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session store unavailable: connect refused');
+      // The claim may have been made all the same (Redis took it and did not answer): its hold is ended once Redis
+      // answers (the session stays stored: a resume's claim leaves it), and is no one's to wait for meanwhile.
+      if (this.failedClaims.size >= FAILED_CLAIMS_MAX) this.failedClaims.delete(this.failedClaims.values().next().value!);
+      this.failedClaims.add(owner);
+      void this.stores.sessions.release(clientId, owner);
       return null;
     }
   }
@@ -380,17 +390,17 @@ export class MqttTransport {
       const sessions = this.stores.sessions;
       const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
       const kept = (!persistent
-        ? sessions.release(clientId, owner)
+        ? sessions.release(clientId, owner, true)
         : this.stores
             .positions([...session.sessionFilters().keys()])
             .then(async (now) => {
               const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
               if (s) s.user = grant?.name; // whose it is: only the same user resumes it
-              if (!s) return sessions.release(clientId, owner);
+              if (!s) return sessions.release(clientId, owner, true);
               if (!(await sessions.keep(clientId, owner, s))) this.log.info({ clientId }, 'mqtt session not kept: a newer connection of its client id holds it');
             })
             .catch((err: unknown) => {
-              this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session not kept: the store (or the topics\' positions) could not be reached');
+              this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session not kept: the store (or the topics\' positions) could not be reached; what it resumed stays stored');
               return sessions.release(clientId, owner);
             })
       ).finally(() => this.keeping.get(clientId) === kept && this.keeping.delete(clientId));
