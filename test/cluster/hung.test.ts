@@ -21,6 +21,21 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
   // a node beside other suites (load 38 on the 2 cores) could not even start ("cannot reach Redis").
   const REDIS_TIMEOUT_MS = 1000;
 
+  /**
+   * Sends (`send`) what writes a command carrying `text` on the node behind the proxy, and breaks its connection while
+   * the command is out: Redis, stopped, has it in its socket and runs it when it wakes (resume() after restore()).
+   */
+  async function cutWhileOut<T>(text: string, send: () => Promise<T>): Promise<T> {
+    proxy.hold(text);
+    const answer = send();
+    await until(() => proxy.held, `the command carrying ${text} held at the proxy`, 5000);
+    redis.pause();
+    proxy.release();
+    await until(() => proxy.forwarded(text), `the command carrying ${text} sent towards Redis`, 5000);
+    await proxy.cut();
+    return answer;
+  }
+
   beforeAll(async () => {
     redis = await TestRedis.start();
     node = await startNode(redis, { redisTimeoutMs: REDIS_TIMEOUT_MS, nodeTickMs: 100, nodeTtlMs: 5000 });
@@ -92,12 +107,9 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     await until(async () => (await health(behind)) === 'running', 'the node behind the proxy running', 10_000);
     expect(await pub.request({ op: 'pub', topic: 'hung/broken', data: 'warm', key: 'warm-1' })).toMatchObject({ op: 'ack', seq: 1 });
 
-    redis.pause();
-    const answer = pub.request({ op: 'pub', topic: 'hung/broken', data: 'in flight', key: 'flight-1' });
     // The script reached Redis's socket (Redis, stopped, has not read it); then the connection breaks.
-    await until(() => proxy.forwarded('flight-1'), 'the publish script sent towards Redis', 5000);
-    await proxy.cut();
-    expect(await answer).toMatchObject({ op: 'error', code: 'outcome_unknown' });
+    const answer = await cutWhileOut('flight-1', () => pub.request({ op: 'pub', topic: 'hung/broken', data: 'in flight', key: 'flight-1' }));
+    expect(answer).toMatchObject({ op: 'error', code: 'outcome_unknown' });
     await proxy.restore();
     redis.resume();
     await until(async () => (await health(behind)) === 'running', 'the node running once Redis answers again', 15_000);
@@ -116,14 +128,8 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     expect(await sender.request({ op: 'send', to: target.hello.client.id, data: 'warm' })).toMatchObject({ op: 'ack' });
 
     // The relay reaches Redis's socket while Redis is stopped; then the node's connection breaks.
-    proxy.hold('dm-in-flight');
-    const answer = sender.request({ op: 'send', to: target.hello.client.id, data: 'dm-in-flight' });
-    await until(() => proxy.held, 'the relay held at the proxy', 5000);
-    redis.pause();
-    proxy.release();
-    await until(() => proxy.forwarded('dm-in-flight'), 'the relay sent towards Redis', 5000);
-    await proxy.cut();
-    expect(await answer).toMatchObject({ op: 'error', code: 'outcome_unknown' });
+    const answer = await cutWhileOut('dm-in-flight', () => sender.request({ op: 'send', to: target.hello.client.id, data: 'dm-in-flight' }));
+    expect(answer).toMatchObject({ op: 'error', code: 'outcome_unknown' });
     await proxy.restore();
     redis.resume();
     // Redis read it when it woke: the direct was delivered (had the answer been `unavailable`, a retry would double it).
@@ -137,14 +143,7 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     await until(async () => (await health(behind)) === 'running', 'the node behind the proxy running', 10_000);
     const disconnect = () => fetch(`${behind.httpUrl}/api/clients/disconnect`, { method: 'POST', body: JSON.stringify({ client: 'far-away', code: 4100, reason: 'moved' }) });
 
-    proxy.hold('client-command');
-    const answer = disconnect();
-    await until(() => proxy.held, 'the node call held at the proxy', 5000);
-    redis.pause();
-    proxy.release();
-    await until(() => proxy.forwarded('client-command'), 'the node call sent towards Redis', 5000);
-    await proxy.cut();
-    const response = await answer;
+    const response = await cutWhileOut('client-command', disconnect);
     expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 504, body: { error: 'outcome_unknown' } });
     await proxy.restore();
     redis.resume();
