@@ -101,7 +101,7 @@ export class FrameReader {
     this.count(bytes);
     const verdict = this.rate?.take() ?? 'ok';
     // A refusal of a frame served later is answered in its turn too (MQTT: SUBACKs in order).
-    if (verdict !== 'ok') return this.limited(verdict, frame.id, later ? bytes : undefined);
+    if (verdict !== 'ok') return this.limited(verdict, frame.id, later ? { bytes } : undefined);
     if (later) {
       // Bounded whatever the rate: a client that holds them back (it does not acknowledge its resends) and keeps
       // sending is closed, as a flood is.
@@ -250,11 +250,14 @@ export class FrameReader {
     this.accept(err, bytes);
   }
 
-  /** Over the rate: a `rate_limited` error; past the strikes: close with 1008 (policy). */
-  private limited(verdict: Exclude<RateVerdict, 'ok'>, id: ClientFrame['id'], later?: number): void {
+  /**
+   * Over the rate: a `rate_limited` error (with `later`, the refused frame was to be served later: its error waits in
+   * its place among them); past the strikes: close with 1008 (policy).
+   */
+  private limited(verdict: Exclude<RateVerdict, 'ok'>, id: ClientFrame['id'], later?: { bytes: number }): void {
     if (this.flooding) return;
     const err = new ProtocolError('rate_limited', 'too many frames; slow down', id);
-    if (later !== undefined) this.later.push([err, later]);
+    if (later) this.later.push([err, later.bytes]);
     else this.reject(err);
     if (verdict !== 'flooding') return;
     this.flooding = true;
