@@ -2,9 +2,11 @@
 // refused (CONNACK server unavailable), and the claim runs when Redis wakes. The session must survive it: a claim
 // for a resume leaves the session stored until its connection keeps a newer one, so the client's next CONNECT
 // resumes it, at once (the refused claim's hold is released, not waited out). Before, the late claim removed it.
+// Only a connection that keeps a session in turn leaves it stored: a 5.0 resume with session expiry 0 ends it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
-import { health, requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
+import { Redis } from 'ioredis';
+import { health, metric, RedisProxy, requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { payloadsOf, persistentConnect, RawMqtt } from '../helpers/raw-mqtt.js';
@@ -58,5 +60,54 @@ describe.skipIf(!run)('MQTT: a session claim Redis did not answer', () => {
     expect(payloadsOf([await back.next('publish')])).toEqual(['"while away"']);
     back.socket.destroy();
     web.close();
+  }, 40_000);
+});
+
+describe.skipIf(!run)('MQTT 5.0: a session resumed with session expiry 0', () => {
+  let redis: TestRedis;
+  let proxy: RedisProxy;
+  let node: TestBroker;
+  let inspect: Redis;
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    proxy = await RedisProxy.start(redis.port);
+    inspect = new Redis(redis.port, '127.0.0.1');
+    node = await startNode(redis, { redisUrl: proxy.url, mqttPort: 0, redisTimeoutMs: 1000, closeTimeoutMs: 300 });
+  });
+  afterAll(async () => {
+    await node?.close();
+    await proxy?.cut();
+    inspect?.disconnect();
+    await redis?.stop();
+  }, 20_000);
+
+  const v5 = (clean: boolean, expiry: number) => ({ cmd: 'connect', clientId: 'exp0', keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
+  const held = () => inspect.hget('sb:{g}:mqtt:sessions:owners', 'exp0');
+
+  it('ends with its connection even when Redis cannot be reached as it ends: the next Clean Start 0 finds no session', async () => {
+    const first = await RawMqtt.open(node.mqttPort, 5);
+    first.send(v5(true, 300), 5);
+    await first.next('connack');
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'old/#', qos: 1 }] } as Packet, 5);
+    await first.next('suback');
+    first.send({ cmd: 'disconnect' } as Packet, 5);
+    await first.closed;
+    await until(async () => (await held()) === null, 'the first session kept (its hold ended)');
+
+    const second = await RawMqtt.open(node.mqttPort, 5);
+    second.send(v5(false, 0), 5); // resumes it; with expiry 0 it ends with this connection
+    expect(await second.next('connack')).toMatchObject({ reasonCode: 0, sessionPresent: true });
+    // Redis is out of reach when the connection ends: its session's end cannot be written.
+    await proxy.cut();
+    const closed = await metric(node, 'switchboard_connections_closed_total');
+    second.socket.destroy();
+    await until(async () => (await metric(node, 'switchboard_connections_closed_total')) > closed, 'the broker saw the connection end');
+    await proxy.restore();
+    await until(async () => (await health(node)) === 'running', 'the node running again', 15_000);
+
+    const third = await RawMqtt.open(node.mqttPort, 5);
+    third.send(v5(false, 300), 5);
+    expect(await third.next('connack', 10_000), 'a session with expiry 0 came back').toMatchObject({ reasonCode: 0, sessionPresent: false });
+    third.socket.destroy();
   }, 40_000);
 });

@@ -31,7 +31,7 @@ const session = (over: Partial<StoredSession> = {}): StoredSession => ({
  * connection has not kept it yet, and once that one's hold is overridden its late keep is refused (the interleaving
  * of test/mqtt/cluster.test.ts "a session resumed and left again…": a short visit ending after the client came back).
  */
-function sessionOwnership(store: () => SessionStore): void {
+function sessionOwnership(store: (max?: number) => SessionStore): void {
   it('sessions: a claim waits for the owner still keeping it; a hold overridden cannot keep; release ends only its own hold', async () => {
     const s = store();
     expect(await s.take('blink', 'a/1')).toEqual({ session: undefined });
@@ -77,10 +77,31 @@ function sessionOwnership(store: () => SessionStore): void {
     await s.release('lost', 'g/1');
     expect(await s.take('lost', 'h/1', false, true)).toEqual({ session: undefined });
   });
+
+  it('sessions: the bound (--mqtt-sessions) counts the sessions of clients away, not what a live connection resumed', async () => {
+    const s = store(2);
+    const leave = async (id: string, owner: string) => {
+      await s.take(id, owner);
+      expect(await s.keep(id, owner, session({ filters: new Map([[`${id}/#`, 1]]) }))).toBe(true);
+    };
+    const filtersOf = async (id: string, owner: string) => {
+      const claim = await s.take(id, owner, false, true);
+      return claim.heldBy === undefined && claim.session ? [...claim.session.filters.keys()] : claim;
+    };
+    await leave('p', 'p/1');
+    await leave('l', 'l/1');
+    expect(await filtersOf('l', 'l/2')).toEqual(['l/#']); // l is connected again
+    await leave('q', 'q/1'); // away: p and q, within the bound of 2
+    expect(await filtersOf('p', 'p/2')).toEqual(['p/#']);
+    // l's connection ends without keeping a newer one (its keep failed): what it resumed is a session away again.
+    await s.release('l', 'l/2');
+    expect(await filtersOf('l', 'l/3')).toEqual(['l/#']);
+    expect(await filtersOf('q', 'q/2')).toEqual(['q/#']);
+  });
 }
 
 describe('MQTT sessions in memory', () => {
-  sessionOwnership(() => new MemorySessionStore(10));
+  sessionOwnership((max = 10) => new MemorySessionStore(max));
 });
 
 describe.skipIf(!run)('MQTT stores in Redis', () => {
@@ -179,7 +200,7 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
     expect(await cmd.hlen('sb:{g}:mqtt:sessions')).toBe(1);
   });
 
-  sessionOwnership(() => new RedisSessionStore(scripts, 10, payloadOf, log));
+  sessionOwnership((max = 10) => new RedisSessionStore(scripts, max, payloadOf, log));
 
   it('sessions: unacknowledged messages over the size bound are left out and their topic replays from before them', () => {
     const out = (seq: number) => Outgoing.prebuilt({ op: 'msg', topic: 'a/b', seq, epoch: 'e', ts: 1, data: 'y'.repeat(100) } as never, '{}', 2, undefined);

@@ -46,19 +46,40 @@ end
 `;
 
 /**
+ * KEYS: sessions, kept, expires. Removes the least recently kept sessions over `max` (a Lua expression). Only sessions
+ * whose clients are away are in `kept`: the copy a live connection resumed is not counted.
+ */
+const TRIM = (max: string) => `
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(${max})
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+  end
+end
+`;
+
+/** KEYS: sessions, kept. A session left stored by a hold that ended without a newer one (`id`, a Lua expression) is counted again (kept now). */
+const AWAY_AGAIN = (id: string, now: string) => `
+if redis.call('HEXISTS', KEYS[1], ${id}) == 1 and not redis.call('ZSCORE', KEYS[2], ${id}) then redis.call('ZADD', KEYS[2], ${now}, ${id}) end
+`;
+
+/**
  * KEYS: sessions, kept, expires, owners. ARGV: now, PURGE_MAX, client id, owner, force ('1' or ''), resume ('1' or
  * ''). Makes the owner the session's holder and returns {1, the session (absent if none or expired)}; {0, holder}
- * when another owner holds it and force is not set. A resumed session stays stored until its owner keeps or drops it
- * (a claim whose answer is lost does not lose it); otherwise it is removed.
+ * when another owner holds it and force is not set. A resumed session stays stored (not counted in the bound: its
+ * client is not away) until its owner keeps a newer one or drops it, so a claim whose answer is lost does not lose
+ * it; otherwise it is removed.
  */
 const TAKE = `${PURGE}
 local holder = redis.call('HGET', KEYS[4], ARGV[3])
 if holder and holder ~= ARGV[4] and ARGV[5] ~= '1' then return {0, holder} end
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 local s = redis.call('HGET', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[3])
 if ARGV[6] ~= '1' then
   redis.call('HDEL', KEYS[1], ARGV[3])
-  redis.call('ZREM', KEYS[2], ARGV[3])
   redis.call('ZREM', KEYS[3], ARGV[3])
 end
 if s then return {1, s} end
@@ -75,20 +96,14 @@ redis.call('HDEL', KEYS[4], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 if ARGV[5] == '' then redis.call('ZREM', KEYS[3], ARGV[3]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3]) end
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
-if over > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
-    redis.call('HDEL', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-  end
-end
+${TRIM('ARGV[6]')}
 return 1
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners. ARGV: client id, owner, drop ('1' or ''). Ends the owner's hold (if it still
- * holds the session), and with drop removes what is stored for it.
+ * KEYS: sessions, kept, expires, owners. ARGV: client id, owner, drop ('1' or ''), now, max sessions. Ends the
+ * owner's hold (if it still holds the session); with drop removes what is stored for it, otherwise what it resumed
+ * is counted again as a session whose client is away.
  */
 const RELEASE = `
 if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then
@@ -97,26 +112,33 @@ if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('ZREM', KEYS[2], ARGV[1])
     redis.call('ZREM', KEYS[3], ARGV[1])
+  else
+    ${AWAY_AGAIN('ARGV[1]', 'ARGV[4]')}
+    ${TRIM('ARGV[5]')}
   end
 end
 return 1
 `;
 
 /**
- * KEYS: owners, nodes. ARGV: node, then client ids. Ends the holds of `node` among those client ids, unless the node
- * is a member again (it came back: its connections still hold their sessions); -1 then. Returns how many ended.
+ * KEYS: sessions, kept, expires, owners, nodes. ARGV: node, now, max sessions, then client ids. Ends the holds of
+ * `node` among those client ids, unless the node is a member again (it came back: its connections still hold their
+ * sessions); -1 then. What those connections resumed is counted again as sessions whose clients are away. Returns how
+ * many ended.
  */
 const FORGET = `
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return -1 end
+if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then return -1 end
 local prefix = ARGV[1] .. '/'
 local n = 0
-for i = 2, #ARGV do
-  local holder = redis.call('HGET', KEYS[1], ARGV[i])
+for i = 4, #ARGV do
+  local holder = redis.call('HGET', KEYS[4], ARGV[i])
   if holder and string.sub(holder, 1, #prefix) == prefix then
-    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[4], ARGV[i])
+    ${AWAY_AGAIN('ARGV[i]', 'ARGV[2]')}
     n = n + 1
   end
 end
+${TRIM('ARGV[3]')}
 return n
 `;
 
@@ -195,7 +217,7 @@ export class RedisSessionStore implements SessionStore {
       const ids: string[] = [];
       for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i + 1]!.startsWith(prefix)) ids.push(flat[i]!);
       if (ids.length === 0) continue;
-      const n = (await this.scripts.run(FORGET, [SESSION_KEYS.owners, KEYS.nodes], [node, ...ids])) as number;
+      const n = (await this.scripts.run(FORGET, [...this.keys, KEYS.nodes], [node, String(Date.now()), String(this.max), ...ids])) as number;
       if (n < 0) return ended; // it came back
       ended += n;
     } while (cursor !== '0');
@@ -232,7 +254,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Never rejects: a hold Redis could not end is logged (the client's next connection waits for it, bounded). */
   async release(clientId: string, owner: string, drop = false): Promise<void> {
-    await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '']).catch((err: Error) => this.log.warn({ err: err.message, clientId }, 'MQTT session hold not released: Redis did not answer'));
+    await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '', String(Date.now()), String(this.max)]).catch((err: Error) => this.log.warn({ err: err.message, clientId }, 'MQTT session hold not released: Redis did not answer'));
   }
 }
 

@@ -108,6 +108,8 @@ export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, StoredSession>();
   /** Client id → the owner holding its session (a connection from its CONNECT until it kept or released it). */
   private readonly owners = new Map<string, string>();
+  /** What a live connection resumed, stored until it keeps a newer one or drops it: not counted in the bound (its client is not away). */
+  private readonly resumed = new Map<string, StoredSession>();
 
   constructor(private readonly max: number) {}
 
@@ -119,15 +121,36 @@ export class MemorySessionStore implements SessionStore {
     const holder = this.owners.get(clientId);
     if (holder !== undefined && holder !== owner && !force) return Promise.resolve({ heldBy: holder });
     this.owners.set(clientId, owner);
-    const s = this.sessions.get(clientId);
-    if (!resume) this.sessions.delete(clientId);
+    const s = this.sessions.get(clientId) ?? this.resumed.get(clientId);
+    this.sessions.delete(clientId);
+    if (resume && s) this.resumed.set(clientId, s);
+    else this.resumed.delete(clientId);
     return Promise.resolve({ session: s && s.expiresAt > Date.now() ? s : undefined });
   }
 
   /** The least recently stored one goes when full (expired ones first). */
   keep(clientId: string, owner: string, session: StoredSession): Promise<boolean> {
     if (this.owners.get(clientId) !== owner) return Promise.resolve(false);
+    // No sessions kept at all (--mqtt-sessions 0): nothing to make room in.
+    if (this.max === 0) return this.release(clientId, owner, true).then(() => false);
     this.owners.delete(clientId);
+    this.resumed.delete(clientId);
+    this.store(clientId, session);
+    return Promise.resolve(true);
+  }
+
+  release(clientId: string, owner: string, drop = false): Promise<void> {
+    if (this.owners.get(clientId) !== owner) return Promise.resolve();
+    this.owners.delete(clientId);
+    const left = this.resumed.get(clientId);
+    this.resumed.delete(clientId);
+    if (drop) this.sessions.delete(clientId);
+    else if (left && this.max > 0) this.store(clientId, left); // its client is away again
+    return Promise.resolve();
+  }
+
+  /** Stores a session of a client that is away, making room: expired ones first, then the least recently stored. */
+  private store(clientId: string, session: StoredSession): void {
     const now = Date.now();
     this.sessions.delete(clientId);
     if (this.sessions.size >= this.max) {
@@ -135,14 +158,6 @@ export class MemorySessionStore implements SessionStore {
       while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value!);
     }
     this.sessions.set(clientId, session);
-    return Promise.resolve(true);
-  }
-
-  release(clientId: string, owner: string, drop = false): Promise<void> {
-    if (this.owners.get(clientId) !== owner) return Promise.resolve();
-    this.owners.delete(clientId);
-    if (drop) this.sessions.delete(clientId);
-    return Promise.resolve();
   }
 }
 

@@ -36,6 +36,9 @@ const HEADER_ALLOWANCE = 1024;
 const KEEP_TOPICS_MAX = 100_000;
 /** 5.0's session expiry interval that means "never". */
 const NEVER = 0xffffffff;
+/** How long a connection's session outlives it, in seconds (NEVER, or 0: it ends with the connection). */
+const expiryOf = (version: MqttVersion, connect: { clean?: boolean; properties?: { sessionExpiryInterval?: number } }): number =>
+  version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
 /** Failed claims remembered at most (the oldest forgotten first: its hold is then waited out, bounded, as before). */
 const FAILED_CLAIMS_MAX = 10_000;
 
@@ -237,7 +240,8 @@ export class MqttTransport {
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
     const owner = clientId.length === 0 ? undefined : this.takeover.newOwner();
-    const claim = await this.session(clientId, packet.clean === false, owner, freeName, name);
+    // What is stored stays while this connection lives only if it keeps a session in turn (5.0 expiry 0: none).
+    const claim = await this.session(clientId, packet.clean === false, owner, freeName, name, expiryOf(version, packet) > 0);
     if (claim === null) return this.refuse(socket, version, 'unavailable');
     // It waited for an earlier connection of this client id to end: that one may have held the name meanwhile.
     const again = claim.waited ? await freeName() : 'ok';
@@ -258,7 +262,7 @@ export class MqttTransport {
    * a node gone, or past that time, is overridden, and that connection's late keep refused. `waited`: the claim
    * waited. null: the store could not answer.
    */
-  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>, name?: string): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
+  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>, name: string | undefined, keeps: boolean): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
     if (owner === undefined) return { session: undefined, waited: false };
     await this.keeping.get(clientId);
     const deadline = Date.now() + this.core.config.closeTimeoutMs + 2000;
@@ -269,7 +273,7 @@ export class MqttTransport {
     const asked = new Set<string>();
     try {
       for (;;) {
-        const claim = await this.stores.sessions.take(clientId, owner, force, resume);
+        const claim = await this.stores.sessions.take(clientId, owner, force, resume && keeps);
         if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
         waited = true;
         const late = Date.now() > deadline;
@@ -321,7 +325,7 @@ export class MqttTransport {
     const { connect, version, grant, meta, stored, owner } = accepted;
     const clientId = connect.clientId ?? '';
     // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
-    const expiryS = version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
+    const expiryS = expiryOf(version, connect);
     const persistent = clientId.length > 0 && expiryS > 0;
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
     const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket });
