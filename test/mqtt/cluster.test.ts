@@ -326,6 +326,11 @@ describe.skipIf(!run)('MQTT session holds of a node that died', () => {
     const back = await cuttable();
     const dead = await cuttable();
     const returner = await device(back.node, 'returner', { clean: false });
+    // orphan had a session before it connected to the node that dies: that connection resumed it.
+    const before = await device(survivor, 'orphan', { clean: false });
+    await before.subscribeAsync('orphan/#', { qos: 1 });
+    await before.endAsync();
+    await until(async () => (await holder('orphan')) === null, 'orphan\'s first session kept');
     await device(dead.node, 'orphan', { clean: false });
     await until(async () => (await holder('returner'))?.startsWith(`${nodeId(back.node)}/`) === true && (await holder('orphan'))?.startsWith(`${nodeId(dead.node)}/`) === true, 'both holds in Redis');
 
@@ -339,6 +344,11 @@ describe.skipIf(!run)('MQTT session holds of a node that died', () => {
     down.add(dead.proxy);
     await until(async () => !(await member(dead.node)), 'the second node reaped', 15_000);
     await until(async () => (await holder('orphan')) === null, 'the dead node\'s hold ended', GRACE_MS + 15_000);
+    // What its connection there resumed is a session away again: counted in the bound, and resumed by the next one.
+    expect(await inspect.zscore('sb:{g}:mqtt:sessions:kept', 'orphan')).not.toBeNull();
+    const next = await resumed(survivor, 'orphan');
+    expect(await next.client.subscribeAsync('orphan/#', { qos: 1 })).toEqual([{ topic: 'orphan/#', qos: 1 }]);
+    await next.client.endAsync();
     // The first node's grace ended before: it was back, its hold stays, and its connection keeps its session.
     expect(await holder('returner')).toMatch(new RegExp(`^${nodeId(back.node)}/`));
     expect(await holder('steady')).toMatch(new RegExp(`^${nodeId(survivor)}/`));
