@@ -9,7 +9,7 @@ import { RedisSessionStore, decodeSession, encodeSession } from '../../src/trans
 import { MemorySessionStore, type Retained, type SessionStore, type StoredSession } from '../../src/transports/mqtt/store.js';
 import { Outgoing } from '../../src/protocol/outgoing.js';
 import { ScriptRunner } from '../../src/engine/redis/script-runner.js';
-import { requireRedis, TestRedis } from '../cluster/redis.js';
+import { requireRedis, TestRedis, until } from '../cluster/redis.js';
 
 const run = requireRedis('mqtt redis stores');
 const log = createLogger('silent', false);
@@ -97,6 +97,26 @@ function sessionOwnership(store: (max?: number) => SessionStore): void {
     await s.release('l', 'l/2');
     expect(await filtersOf('l', 'l/3')).toEqual(['l/#']);
     expect(await filtersOf('q', 'q/2')).toEqual(['q/#']);
+  });
+
+  it('sessions: a session counted again pushes an expired session out of the bound before a live one', async () => {
+    const s = store(2);
+    const leave = async (id: string, owner: string, expiresAt = Infinity) => {
+      await s.take(id, owner);
+      expect(await s.keep(id, owner, session({ filters: new Map([[`${id}/#`, 1]]), expiresAt }))).toBe(true);
+    };
+    await leave('l', 'l/1');
+    await s.take('l', 'l/2', false, true); // l's client is back: out of the bound
+    await leave('a', 'a/1'); // away, never expires (the least recently kept)
+    const soon = Date.now() + 200;
+    await leave('z', 'z/1', soon); // away, expires in 200 ms
+    await until(() => Date.now() > soon + 20, 'z expired');
+    // l's connection ends without keeping a newer one: three away, one of them (z) expired.
+    await s.release('l', 'l/2');
+    for (const id of ['a', 'l']) {
+      const claim = await s.take(id, `${id}/3`, false, true);
+      expect(claim.heldBy === undefined && claim.session && [...claim.session.filters.keys()], `${id} pushed out instead of the expired z`).toEqual([`${id}/#`]);
+    }
   });
 }
 

@@ -13,7 +13,7 @@ import { Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { KEYS } from '../../engine/redis/keys.js';
 import type { Config } from '../../config.js';
-import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
+import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type Resume, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
 import { payloadOf } from './packets.js';
 import type { MqttStores } from './transport.js';
@@ -28,6 +28,8 @@ export const SESSION_KEYS = {
   expires: 'sb:{g}:mqtt:sessions:expires',
   /** Hash: client id → the owner holding its session (a connection, from its CONNECT until it kept or released it). */
   owners: 'sb:{g}:mqtt:sessions:owners',
+  /** Hash: client id → the owner holding it whose session ends with its connection (5.0 expiry 0): a claim that overrides that hold removes the session. */
+  ending: 'sb:{g}:mqtt:sessions:ending',
 } as const;
 
 /** The largest session kept, encoded (its unacknowledged messages are what makes it big). */
@@ -35,15 +37,17 @@ export const SESSION_BYTES_MAX = 1024 * 1024;
 /** Expired sessions removed per operation at most (the rest by later ones). */
 const PURGE_MAX = 100;
 
-/** KEYS: sessions, kept, expires. ARGV: now, PURGE_MAX. Removes expired sessions (at most PURGE_MAX). */
-const PURGE = `
-local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+/** KEYS: sessions, kept, expires. Removes expired sessions (at most PURGE_MAX), before `now` (a Lua expression). */
+const PURGE_AT = (now: string) => `
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ${now}, 'LIMIT', 0, ${PURGE_MAX})
 for _, id in ipairs(gone) do
   redis.call('HDEL', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
 end
 `;
+/** KEYS: sessions, kept, expires. ARGV: now. */
+const PURGE = PURGE_AT('ARGV[1]');
 
 /**
  * KEYS: sessions, kept, expires. Removes the least recently kept sessions over `max` (a Lua expression). Only sessions
@@ -75,12 +79,20 @@ if redis.call('HEXISTS', KEYS[1], ${id}) == 1 and not redis.call('ZSCORE', KEYS[
 const TAKE = `${PURGE}
 local holder = redis.call('HGET', KEYS[4], ARGV[3])
 if holder and holder ~= ARGV[4] and ARGV[5] ~= '1' then return {0, holder} end
+if holder and holder ~= ARGV[4] and redis.call('HGET', KEYS[5], ARGV[3]) == holder then
+  redis.call('HDEL', KEYS[1], ARGV[3])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+end
+redis.call('HDEL', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 local s = redis.call('HGET', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[3])
-if ARGV[6] ~= '1' then
+if ARGV[6] == '' then
   redis.call('HDEL', KEYS[1], ARGV[3])
   redis.call('ZREM', KEYS[3], ARGV[3])
+elseif ARGV[6] == 'end' then
+  redis.call('HSET', KEYS[5], ARGV[3], ARGV[4])
 end
 if s then return {1, s} end
 return {1}
@@ -93,6 +105,7 @@ return {1}
 const KEEP = `${PURGE}
 if redis.call('HGET', KEYS[4], ARGV[3]) ~= ARGV[7] then return 0 end
 redis.call('HDEL', KEYS[4], ARGV[3])
+redis.call('HDEL', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 if ARGV[5] == '' then redis.call('ZREM', KEYS[3], ARGV[3]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3]) end
@@ -108,12 +121,14 @@ return 1
 const RELEASE = `
 if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
   if ARGV[3] == '1' then
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('ZREM', KEYS[2], ARGV[1])
     redis.call('ZREM', KEYS[3], ARGV[1])
   else
     ${AWAY_AGAIN('ARGV[1]', 'ARGV[4]')}
+    ${PURGE_AT('ARGV[4]')}
     ${TRIM('ARGV[5]')}
   end
 end
@@ -127,20 +142,31 @@ return 1
  * many ended.
  */
 const FORGET = `
-if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then return -1 end
+if redis.call('SISMEMBER', KEYS[6], ARGV[1]) == 1 then return -1 end
 local prefix = ARGV[1] .. '/'
 local n = 0
 for i = 4, #ARGV do
   local holder = redis.call('HGET', KEYS[4], ARGV[i])
   if holder and string.sub(holder, 1, #prefix) == prefix then
     redis.call('HDEL', KEYS[4], ARGV[i])
-    ${AWAY_AGAIN('ARGV[i]', 'ARGV[2]')}
+    if redis.call('HGET', KEYS[5], ARGV[i]) == holder then
+      redis.call('HDEL', KEYS[5], ARGV[i])
+      redis.call('HDEL', KEYS[1], ARGV[i])
+      redis.call('ZREM', KEYS[2], ARGV[i])
+      redis.call('ZREM', KEYS[3], ARGV[i])
+    else
+      ${AWAY_AGAIN('ARGV[i]', 'ARGV[2]')}
+    end
     n = n + 1
   end
 end
+${PURGE_AT('ARGV[2]')}
 ${TRIM('ARGV[3]')}
 return n
 `;
+
+/** Failed releases remembered for a retry at most (the oldest forgotten first). */
+const UNRELEASED_MAX = 100_000;
 
 /** Session holds read per HSCAN step when a dead node's are looked for. */
 const FORGET_SCAN = 1000;
@@ -175,6 +201,12 @@ export function redisStores(cmd: Redis | Cluster, scripts: ScriptRunner, config:
 export class RedisSessionStore implements SessionStore {
   /** Dead nodes whose holds are cleared when their grace ends (forgetLater). */
   private readonly forgetting = new Set<NodeJS.Timeout>();
+  /**
+   * Releases Redis did not answer, retried until it does: otherwise the hold stays, and what its connection resumed
+   * stays stored outside the bound for as long as its client stays away. By client id and owner.
+   */
+  private readonly unreleased = new Map<string, { clientId: string; owner: string; drop: boolean }>();
+  private retrying: NodeJS.Timeout | undefined;
 
   constructor(
     /** The engine's Lua runner (EVALSHA once Redis has a script). */
@@ -228,15 +260,17 @@ export class RedisSessionStore implements SessionStore {
   close(): void {
     for (const timer of this.forgetting) clearTimeout(timer);
     this.forgetting.clear();
+    clearTimeout(this.retrying);
+    this.retrying = undefined;
   }
 
   private get keys(): string[] {
-    return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires, SESSION_KEYS.owners];
+    return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires, SESSION_KEYS.owners, SESSION_KEYS.ending];
   }
 
   /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
-  async take(clientId: string, owner: string, force = false, resume = false): Promise<SessionClaim> {
-    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume ? '1' : ''])) as [number, string | undefined];
+  async take(clientId: string, owner: string, force = false, resume: Resume = false): Promise<SessionClaim> {
+    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume === 'ends' ? 'end' : resume ? '1' : ''])) as [number, string | undefined];
     if (taken === 0) return { heldBy: raw ?? '' };
     if (raw === undefined) return { session: undefined };
     const session = decodeSession(raw);
@@ -254,7 +288,36 @@ export class RedisSessionStore implements SessionStore {
 
   /** Never rejects: a hold Redis could not end is logged (the client's next connection waits for it, bounded). */
   async release(clientId: string, owner: string, drop = false): Promise<void> {
-    await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '', String(Date.now()), String(this.max)]).catch((err: Error) => this.log.warn({ err: err.message, clientId }, 'MQTT session hold not released: Redis did not answer'));
+    const key = `${clientId}\n${owner}`;
+    try {
+      await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '', String(Date.now()), String(this.max)]);
+      this.unreleased.delete(key);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis did not answer (retried)');
+      if (!this.unreleased.has(key) && this.unreleased.size >= UNRELEASED_MAX) this.unreleased.delete(this.unreleased.keys().next().value!);
+      this.unreleased.set(key, { clientId, owner, drop });
+      this.retryLater();
+    }
+  }
+
+  /** Retries the releases Redis did not answer, a second from now (RELEASE is idempotent: a hold taken since is left alone). */
+  private retryLater(): void {
+    if (this.retrying) return;
+    this.retrying = setTimeout(() => {
+      this.retrying = undefined;
+      void (async () => {
+        for (const [key, r] of [...this.unreleased]) {
+          try {
+            await this.scripts.run(RELEASE, this.keys, [r.clientId, r.owner, r.drop ? '1' : '', String(Date.now()), String(this.max)]);
+            this.unreleased.delete(key);
+          } catch {
+            break; // still out of reach
+          }
+        }
+        if (this.unreleased.size > 0) this.retryLater();
+      })();
+    }, 1000);
+    this.retrying.unref();
   }
 }
 

@@ -55,6 +55,9 @@ export const OWN_IDS = 8;
 /** Topics remembered per session (those it received last): the engine takes at most this many positions per sub. */
 export const POSITIONS_MAX = 1000;
 
+/** How a claim resumes: not (a clean session: what is stored goes), keeping a session in turn, or one that ends with its connection (5.0 expiry 0). */
+export type Resume = boolean | 'ends';
+
 /**
  * What a connection's claim on its client id's session found: the session it now holds (undefined: none kept, or
  * expired), or `heldBy`, the owner still holding it (an earlier connection that has not kept or released it yet).
@@ -75,7 +78,7 @@ export interface SessionStore {
    * connection broken), a connection that never opened or whose keep failed, leave the session to the next
    * connection. Without, it is removed (a clean session).
    */
-  take(clientId: string, owner: string, force?: boolean, resume?: boolean): Promise<SessionClaim>;
+  take(clientId: string, owner: string, force?: boolean, resume?: Resume): Promise<SessionClaim>;
   /**
    * Keeps `session` for `clientId` until it expires, or until more recently kept ones push it out, and ends
    * `owner`'s hold; false, keeping nothing, when `owner` no longer holds it (a newer connection took it over).
@@ -110,6 +113,8 @@ export class MemorySessionStore implements SessionStore {
   private readonly owners = new Map<string, string>();
   /** What a live connection resumed, stored until it keeps a newer one or drops it: not counted in the bound (its client is not away). */
   private readonly resumed = new Map<string, StoredSession>();
+  /** Client id → its holder, whose session ends with its connection: a claim overriding that hold drops it. */
+  private readonly ending = new Map<string, string>();
 
   constructor(private readonly max: number) {}
 
@@ -117,9 +122,12 @@ export class MemorySessionStore implements SessionStore {
     return this.sessions.size;
   }
 
-  take(clientId: string, owner: string, force = false, resume = false): Promise<SessionClaim> {
+  take(clientId: string, owner: string, force = false, resume: Resume = false): Promise<SessionClaim> {
     const holder = this.owners.get(clientId);
     if (holder !== undefined && holder !== owner && !force) return Promise.resolve({ heldBy: holder });
+    if (holder !== undefined && holder !== owner && this.ending.get(clientId) === holder) this.resumed.delete(clientId);
+    this.ending.delete(clientId);
+    if (resume === 'ends') this.ending.set(clientId, owner);
     this.owners.set(clientId, owner);
     const s = this.sessions.get(clientId) ?? this.resumed.get(clientId);
     this.sessions.delete(clientId);
@@ -134,6 +142,7 @@ export class MemorySessionStore implements SessionStore {
     // No sessions kept at all (--mqtt-sessions 0): nothing to make room in.
     if (this.max === 0) return this.release(clientId, owner, true).then(() => false);
     this.owners.delete(clientId);
+    this.ending.delete(clientId);
     this.resumed.delete(clientId);
     this.store(clientId, session);
     return Promise.resolve(true);
@@ -142,6 +151,7 @@ export class MemorySessionStore implements SessionStore {
   release(clientId: string, owner: string, drop = false): Promise<void> {
     if (this.owners.get(clientId) !== owner) return Promise.resolve();
     this.owners.delete(clientId);
+    this.ending.delete(clientId);
     const left = this.resumed.get(clientId);
     this.resumed.delete(clientId);
     if (drop) this.sessions.delete(clientId);

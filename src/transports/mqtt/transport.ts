@@ -273,7 +273,8 @@ export class MqttTransport {
     const asked = new Set<string>();
     try {
       for (;;) {
-        const claim = await this.stores.sessions.take(clientId, owner, force, resume && keeps);
+        // A session that ends with this connection stays stored until it is accepted and ends (a refused CONNECT leaves it).
+        const claim = await this.stores.sessions.take(clientId, owner, force, resume && (keeps ? true : 'ends'));
         if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
         waited = true;
         const late = Date.now() > deadline;
@@ -434,7 +435,7 @@ export class MqttTransport {
       error: () => {
         gone();
         wire.close(CLOSE.internalError, 'internal error');
-        if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
+        if (owner !== undefined) void this.stores.sessions.release(clientId, owner, !persistent);
         publishWill();
       },
     });
