@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { health, RedisProxy, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
+import { SseClient } from '../helpers/sse-client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
 const run = requireRedis('cluster hung redis');
@@ -75,6 +76,25 @@ describe.skipIf(!run)('cluster: a hung Redis', () => {
     expect(after).toMatchObject({ op: 'ack', seq: 4 });
     await sub.next((f) => f.op === 'msg' && f.data === 'after');
     expect(sub.all.filter((f) => f.op === 'msg').map((f) => `${f.seq}:${f.data}`)).toEqual(['1:before', '2:during', '3:api', '4:after']);
+  }, 30_000);
+
+  it('an SSE POST for a stream on another node while Redis hangs: 503, for the call was never sent (nothing delivered)', async () => {
+    await until(async () => (await health(node)) === 'running' && (await health(other)) === 'running', 'both nodes running', 10_000);
+    const sse = await SseClient.open(other.httpUrl, '/sse');
+    // The call's first step, reading whether the stream's node is alive, gets no answer: it stops there.
+    redis.pause();
+    let res: Response;
+    try {
+      res = await fetch(`${node.httpUrl}${sse.post}`, { method: 'POST', body: '{"op":"sub","topic":"never/sent","id":"s1"}' });
+    } finally {
+      redis.resume();
+    }
+    expect({ status: res.status, body: await res.json() }).toMatchObject({ status: 503, body: { error: 'unavailable' } });
+    // Once Redis answers, a later POST goes through; the first never arrived.
+    await until(async () => (await fetch(`${node.httpUrl}${sse.post}`, { method: 'POST', body: '{"op":"ping","id":"p1"}' })).status === 202, 'a POST after Redis woke', 10_000);
+    await sse.frame((f) => f.id === 'p1');
+    expect(sse.all.some((e) => e.frame?.id === 's1')).toBe(false);
+    sse.req.destroy();
   }, 30_000);
 
   it('a keyed pub answered outcome_unknown is retried safely: the retry, on another node, is acked duplicate and the message exists once', async () => {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { EncodedData, Outgoing } from '../../protocol/outgoing.js';
 import type { BrokerStats } from '../stats.js';
 import { parseBusMessage, type BusMessage } from './cursors.js';
-import { maybeRan, sendWritten } from './outcome.js';
+import { maybeRan, NotSent, sendWritten } from './outcome.js';
 import { OutcomeUnknown } from './refusals.js';
 import { CHANNELS, KEYS } from './keys.js';
 import type { RedisNode } from './node.js';
@@ -62,7 +62,14 @@ export class NodeBus {
 
   private async relay(channel: string, payload: string, target?: string, written = false): Promise<boolean> {
     const { cmd } = this.redis;
-    if (!(cmd instanceof Cluster)) return Number(await (written ? sendWritten(cmd, 'publish', [channel, payload]) : cmd.publish(channel, payload))) > 0;
+    if (!(cmd instanceof Cluster)) {
+      const heard = Number(await (written ? sendWritten(cmd, 'publish', [channel, payload]) : cmd.publish(channel, payload))) > 0;
+      if (heard || target === undefined) return heard;
+      // One Redis counts every receiver: none heard it. Its node gone: no such client; alive, not listening (its
+      // subscriber reconnecting): nothing was delivered, retry later.
+      if ((await cmd.exists(KEYS.heartbeat(target))) === 1) throw new NotSent(new Error("the recipient's node is not listening"));
+      return false;
+    }
     const keys = [KEYS.heartbeat(target ?? this.redis.id)];
     const args = [channel, payload, target === undefined ? '0' : '1'];
     return (await (written ? this.redis.publishScript(LUA.RELAY, keys, args) : this.redis.script(LUA.RELAY, keys, args))) === 1;

@@ -5,7 +5,7 @@
 // `unavailable` when the request was never written to Redis, `timeout` when it was and no answer came (it may have
 // run: the PUBLISH's own reply lost with its connection, too).
 import { randomBytes } from 'node:crypto';
-import type { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisConnections, type ClusterSubscriber, type PlainSubscriber } from './connections.js';
 import { KEYS } from './keys.js';
@@ -63,22 +63,36 @@ export class NodeCalls {
       this.pending.set(id, resolve);
       timer = setTimeout(() => resolve(undefined), timeoutMs);
     });
-    try {
-      if (!(await this.alive(node))) return { ok: false, why: 'gone' };
-      // A command that knows whether it was written (outcome.ts): never sent again by ioredis, and one written may
-      // have reached the node even when its answer (or the PUBLISH's own reply) never came.
-      await sendWritten(this.cmd, 'publish', [channelOf(node), JSON.stringify({ k: kind, i: id, f: this.node, b: body })]);
-    } catch (err) {
-      this.log.info({ err: (err as Error).message, node, kind }, 'node call not answered by Redis');
+    const done = (result: CallResult): CallResult => {
       this.pending.delete(id);
       clearTimeout(timer);
-      // A PUBLISH that was written (then timed out, or lost its connection) may have gone out.
-      return { ok: false, why: maybeRan(err) ? 'timeout' : 'unavailable' };
+      return result;
+    };
+    try {
+      if (!(await this.alive(node))) return done({ ok: false, why: 'gone' });
+    } catch (err) {
+      // A read that got no answer: the call itself was never sent, whatever became of the read.
+      this.log.info({ err: (err as Error).message, node, kind }, 'node call not sent: Redis did not answer');
+      return done({ ok: false, why: 'unavailable' });
     }
+    let receivers: unknown;
+    try {
+      // A command that knows whether it was written (outcome.ts): never sent again by ioredis, and one written may
+      // have reached the node even when its answer (or the PUBLISH's own reply) never came. On a Redis Cluster a
+      // keyless PUBLISH may go through any master: one whose connection is ready.
+      const cmd = this.cmd;
+      const via = cmd instanceof Cluster ? (cmd.nodes('master').find((n) => n.status === 'ready') ?? cmd) : cmd;
+      receivers = await sendWritten(via, 'publish', [channelOf(node), JSON.stringify({ k: kind, i: id, f: this.node, b: body })]);
+    } catch (err) {
+      this.log.info({ err: (err as Error).message, node, kind }, 'node call not answered by Redis');
+      // A PUBLISH that was written (then timed out, or lost its connection) may have gone out.
+      return done({ ok: false, why: maybeRan(err) ? 'timeout' : 'unavailable' });
+    }
+    // One Redis counts every receiver: none means that node is not listening, and nothing was received. (A Redis
+    // Cluster counts the receivers of the master it went through only.)
+    if (!(this.cmd instanceof Cluster) && Number(receivers) === 0) return done({ ok: false, why: 'unavailable' });
     const answer = await answered;
-    clearTimeout(timer);
-    this.pending.delete(id);
-    return answer === undefined ? { ok: false, why: 'timeout' } : { ok: true, answer };
+    return done(answer === undefined ? { ok: false, why: 'timeout' } : { ok: true, answer });
   }
 
   /** Whether `node` is alive: its heartbeat key is there (a node gone is reaped, its clients ended). */

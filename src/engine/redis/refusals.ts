@@ -1,6 +1,7 @@
 // What a client is told when Redis could not take its request: `unavailable` (it surely did not run: unreachable,
 // loading, out of memory, a shard down) or `outcome_unknown` (it may have run: see outcome.ts).
 import { ProtocolError, type FrameId } from '../../protocol/errors.js';
+import { NotSent } from './outcome.js';
 
 export const unavailable = (id?: FrameId) => new ProtocolError('unavailable', 'the cluster store (Redis) is unreachable; retry later', id);
 
@@ -16,6 +17,7 @@ export class OutcomeUnknown extends Error {}
  */
 export function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
   if (err instanceof OutcomeUnknown) return new ProtocolError('outcome_unknown', err.message, id);
+  if (err instanceof NotSent) return unavailable(id);
   if (isRedisDown(err)) return unavailable(id);
   if (/^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err))) {
     return new ProtocolError('unavailable', 'the cluster store (Redis) is out of memory (maxmemory); retry later', id);
