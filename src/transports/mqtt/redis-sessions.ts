@@ -70,11 +70,12 @@ if redis.call('HEXISTS', KEYS[1], ${id}) == 1 and not redis.call('ZSCORE', KEYS[
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners. ARGV: now, PURGE_MAX, client id, owner, force ('1' or ''), resume ('1' or
- * ''). Makes the owner the session's holder and returns {1, the session (absent if none or expired)}; {0, holder}
- * when another owner holds it and force is not set. A resumed session stays stored (not counted in the bound: its
- * client is not away) until its owner keeps a newer one or drops it, so a claim whose answer is lost does not lose
- * it; otherwise it is removed.
+ * KEYS: sessions, kept, expires, owners, ending. ARGV: now, PURGE_MAX (unused: PURGE's own), client id, owner, force
+ * ('1' or ''), resume ('1', 'end' or ''). Makes the owner the session's holder and returns {1, the session (absent
+ * if none or expired)}; {0, holder} when another owner holds it and force is not set. A resumed session stays stored
+ * (not counted in the bound: its client is not away) until its owner keeps a newer one or drops it, so a claim whose
+ * answer is lost does not lose it; with 'end' (its session ends with the connection) it is marked as ending, and a
+ * claim that overrides that hold removes it. Without resume it is removed.
  */
 const TAKE = `${PURGE}
 local holder = redis.call('HGET', KEYS[4], ARGV[3])
@@ -99,8 +100,9 @@ return {1}
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners. ARGV: now, PURGE_MAX, client id, session, expires at ('' never), max
- * sessions, owner. Keeps the session and ends the owner's hold; 0 (nothing kept) when the owner no longer holds it.
+ * KEYS: sessions, kept, expires, owners, ending. ARGV: now, PURGE_MAX (unused), client id, session, expires at (''
+ * never), max sessions, owner. Keeps the session and ends the owner's hold; 0 (nothing kept) when the owner no longer
+ * holds it.
  */
 const KEEP = `${PURGE}
 if redis.call('HGET', KEYS[4], ARGV[3]) ~= ARGV[7] then return 0 end
@@ -114,7 +116,7 @@ return 1
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners. ARGV: client id, owner, drop ('1' or ''), now, max sessions. Ends the
+ * KEYS: sessions, kept, expires, owners, ending. ARGV: client id, owner, drop ('1' or ''), now, max sessions. Ends the
  * owner's hold (if it still holds the session); with drop removes what is stored for it, otherwise what it resumed
  * is counted again as a session whose client is away.
  */
@@ -136,10 +138,10 @@ return 1
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners, nodes. ARGV: node, now, max sessions, then client ids. Ends the holds of
- * `node` among those client ids, unless the node is a member again (it came back: its connections still hold their
- * sessions); -1 then. What those connections resumed is counted again as sessions whose clients are away. Returns how
- * many ended.
+ * KEYS: sessions, kept, expires, owners, ending, nodes. ARGV: node, now, max sessions, then client ids. Ends the holds
+ * of `node` among those client ids, unless the node is a member again (it came back: its connections still hold their
+ * sessions); -1 then. What those connections resumed is counted again as sessions whose clients are away (removed,
+ * for one that was ending with its connection). Returns how many ended.
  */
 const FORGET = `
 if redis.call('SISMEMBER', KEYS[6], ARGV[1]) == 1 then return -1 end
