@@ -76,7 +76,8 @@ export interface SessionStore {
    * holds it, unless `force` (that owner's later keep is then refused). With `resume` what was kept stays stored
    * until the owner keeps a newer one or releases it with `drop`: a claim whose answer was lost (Redis hung, a
    * connection broken), a connection that never opened or whose keep failed, leave the session to the next
-   * connection. Without, it is removed (a clean session).
+   * connection. With `ends` (a session that ends with its connection) it is marked so: a claim that overrides this
+   * owner's hold removes it. Without, it is removed (a clean session).
    */
   take(clientId: string, owner: string, force?: boolean, resume?: Resume): Promise<SessionClaim>;
   /**
