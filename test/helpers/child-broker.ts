@@ -9,18 +9,23 @@ export interface ChildBroker {
   port: number;
 }
 
-/** Starts `switchboard serve` with `args` and resolves once it logs its port. */
-export function spawnBroker(args: string[]): Promise<ChildBroker> {
+/**
+ * Starts `switchboard serve` with `args` and resolves once it logs `ready` (by default its HTTP port's line, which
+ * comes before the TCP and MQTT listeners': wait for 'mqtt listening' to connect over MQTT).
+ */
+export function spawnBroker(args: string[], ready = 'switchboard listening'): Promise<ChildBroker> {
   const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
     cwd: new URL('../..', import.meta.url).pathname,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines = createInterface({ input: child.stdout! });
+  let port = 0;
   return new Promise<ChildBroker>((resolve, reject) => {
     lines.on('line', (line) => {
       try {
         const entry = JSON.parse(line);
-        if (entry.msg === 'switchboard listening') resolve({ child, port: entry.port });
+        if (entry.msg === 'switchboard listening') port = entry.port;
+        if (entry.msg === ready) resolve({ child, port });
       } catch {
         /* not a log line */
       }

@@ -18,7 +18,8 @@ export class RawMqtt {
   }
   static async open(port: number, version: 4 | 5 = 4): Promise<RawMqtt> {
     const socket = netConnect(port, '127.0.0.1');
-    await new Promise((resolve) => socket.once('connect', resolve));
+    // Refused (nothing listening yet): an error now, not a wait that never ends.
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     return new RawMqtt(socket, version);
   }
   send(p: Packet, version: 4 | 5 = 4): void {

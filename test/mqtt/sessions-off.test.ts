@@ -12,7 +12,7 @@ afterAll(() => void broker?.child.kill('SIGKILL'));
 
 it('--mqtt-sessions 0 on one node: a persistent session ends, nothing is kept, and the broker still answers', async () => {
   const mqttPort = await freePort();
-  broker = await spawnBroker(['--mqtt-port', String(mqttPort), '--mqtt-sessions', '0']);
+  broker = await spawnBroker(['--mqtt-port', String(mqttPort), '--mqtt-sessions', '0'], 'mqtt listening');
   const a = await RawMqtt.open(mqttPort);
   a.send(persistentConnect('z'));
   expect(await a.next('connack')).toMatchObject({ returnCode: 0, sessionPresent: false });
