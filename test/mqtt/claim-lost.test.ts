@@ -89,56 +89,7 @@ describe.skipIf(!run)('MQTT: a session claim Redis did not answer', () => {
   }, 40_000);
 });
 
-describe.skipIf(!run)('MQTT 5.0: a session resumed with session expiry 0', () => {
-  let redis: TestRedis;
-  let proxy: RedisProxy;
-  let node: TestBroker;
-  let inspect: Redis;
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    proxy = await RedisProxy.start(redis.port);
-    inspect = new Redis(redis.port, '127.0.0.1');
-    node = await startNode(redis, { redisUrl: proxy.url, mqttPort: 0, redisTimeoutMs: 1000, closeTimeoutMs: 300 });
-  });
-  afterAll(async () => {
-    await node?.close();
-    await proxy?.cut();
-    inspect?.disconnect();
-    await redis?.stop();
-  }, 20_000);
-
-  const v5 = (clean: boolean, expiry: number) => ({ cmd: 'connect', clientId: 'exp0', keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
-  const held = () => inspect.hget('sb:{g}:mqtt:sessions:owners', 'exp0');
-
-  it('ends with its connection even when Redis cannot be reached as it ends: the next Clean Start 0 finds no session', async () => {
-    const first = await RawMqtt.open(node.mqttPort, 5);
-    first.send(v5(true, 300), 5);
-    await first.next('connack');
-    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'old/#', qos: 1 }] } as Packet, 5);
-    await first.next('suback');
-    first.send({ cmd: 'disconnect' } as Packet, 5);
-    await first.closed;
-    await until(async () => (await held()) === null, 'the first session kept (its hold ended)');
-
-    const second = await RawMqtt.open(node.mqttPort, 5);
-    second.send(v5(false, 0), 5); // resumes it; with expiry 0 it ends with this connection
-    expect(await second.next('connack')).toMatchObject({ reasonCode: 0, sessionPresent: true });
-    // Redis is out of reach when the connection ends: its session's end cannot be written.
-    await proxy.cut();
-    const closed = await metric(node, 'switchboard_connections_closed_total');
-    second.socket.destroy();
-    await until(async () => (await metric(node, 'switchboard_connections_closed_total')) > closed, 'the broker saw the connection end');
-    await proxy.restore();
-    await until(async () => (await health(node)) === 'running', 'the node running again', 15_000);
-
-    const third = await RawMqtt.open(node.mqttPort, 5);
-    third.send(v5(false, 300), 5);
-    expect(await third.next('connack', 10_000), 'a session with expiry 0 came back').toMatchObject({ reasonCode: 0, sessionPresent: false });
-    third.socket.destroy();
-  }, 40_000);
-});
-
-describe.skipIf(!run)('MQTT sessions in Redis: the bound after a resumed connection ended while Redis was out of reach', () => {
+describe.skipIf(!run)('MQTT sessions when Redis is out of reach as a connection ends', () => {
   const SESSIONS = 'sb:{g}:mqtt:sessions';
   let redis: TestRedis;
   let proxy: RedisProxy;
@@ -157,31 +108,68 @@ describe.skipIf(!run)('MQTT sessions in Redis: the bound after a resumed connect
     await redis?.stop();
   }, 20_000);
 
-  /** A 3.1.1 session on `id/#` left by its client (kept: its hold ended). */
-  const leave = async (id: string) => {
-    const c = await RawMqtt.open(node.mqttPort);
-    c.send(persistentConnect(id));
+  const held = (id: string) => inspect.hget(`${SESSIONS}:owners`, id);
+  const v5 = (clientId: string, clean: boolean, expiry: number) => ({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
+  /** A session on `id/#` left by its client (kept: its hold ended); `connect` is its CONNECT (3.1.1 by default). */
+  const leave = async (id: string, connect: Packet = persistentConnect(id), version: 4 | 5 = 4) => {
+    const c = await RawMqtt.open(node.mqttPort, version);
+    c.send(connect, version);
     await c.next('connack');
-    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${id}/#`, qos: 1 }] } as Packet);
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${id}/#`, qos: 1 }] } as Packet, version);
     await c.next('suback');
-    c.send({ cmd: 'disconnect' } as Packet);
+    c.send({ cmd: 'disconnect' } as Packet, version);
     await c.closed;
-    await until(async () => (await inspect.hget(`${SESSIONS}:owners`, id)) === null, `${id}'s session kept`);
+    await until(async () => (await held(id)) === null, `${id}'s session kept`);
   };
-
-  it('what it resumed is counted in --mqtt-sessions again once Redis is back (its release is retried), not stored outside it', async () => {
-    await leave('gone');
-    const back = await RawMqtt.open(node.mqttPort);
-    back.send(persistentConnect('gone'));
-    expect(await back.next('connack')).toMatchObject({ returnCode: 0, sessionPresent: true });
-    // Redis is out of reach as the connection ends: neither its keep nor the release after it can be written.
+  /** A connection that resumes `id`'s session with `connect`. */
+  const resume = async (connect: Packet, version: 4 | 5): Promise<RawMqtt> => {
+    const c = await RawMqtt.open(node.mqttPort, version);
+    c.send(connect, version);
+    expect(await c.next('connack')).toMatchObject({ sessionPresent: true });
+    return c;
+  };
+  /** Ends `c`'s connection while the node cannot reach Redis (neither its keep nor its release can be written), then lets Redis back. */
+  const endWithoutRedis = async (c: RawMqtt) => {
     await proxy.cut();
     await until(async () => (await health(node)) !== 'running', 'the node sees Redis gone');
     const closed = await metric(node, 'switchboard_connections_closed_total');
-    back.socket.destroy();
+    c.socket.destroy();
     await until(async () => (await metric(node, 'switchboard_connections_closed_total')) > closed, 'the broker saw the connection end');
     await proxy.restore();
-    await until(async () => (await inspect.hget(`${SESSIONS}:owners`, 'gone')) === null, 'its hold released once Redis is back');
+    await until(async () => (await health(node)) === 'running', 'the node running again', 15_000);
+  };
+
+  it('a 5.0 session with expiry 0 ends with its connection all the same: the next Clean Start 0 finds no session', async () => {
+    await leave('exp0', v5('exp0', true, 300), 5);
+    await endWithoutRedis(await resume(v5('exp0', false, 0), 5));
+    const third = await RawMqtt.open(node.mqttPort, 5);
+    third.send(v5('exp0', false, 300), 5);
+    expect(await third.next('connack', 10_000), 'a session with expiry 0 came back').toMatchObject({ reasonCode: 0, sessionPresent: false });
+    third.socket.destroy();
+  }, 40_000);
+
+  it('a refused 5.0 resume with expiry 0 whose release could not be written leaves the session to a CONNECT right after', async () => {
+    await leave('exp0cut', v5('exp0cut', true, 300), 5);
+    // The claim (resume 'end') reaches Redis, then the connection breaks before its answer: the CONNECT is refused,
+    // and its release cannot be written (no offline queue): it waits for a retry.
+    proxy.whenForwarded('$3\r\nend\r\n', () => void proxy.cut());
+    const refused = await RawMqtt.open(node.mqttPort, 5);
+    refused.send(v5('exp0cut', false, 0), 5);
+    expect(await refused.next('connack', 10_000)).toMatchObject({ reasonCode: 0x88 });
+    expect(await inspect.hget(`${SESSIONS}:ending`, 'exp0cut')).not.toBeNull(); // the claim ran
+    await proxy.restore();
+    await until(async () => (await health(node)) === 'running', 'the node running again', 15_000);
+    // The client comes back at once: the refused connection's hold is released before this claim, not overridden.
+    const back = await RawMqtt.open(node.mqttPort, 5);
+    back.send(v5('exp0cut', false, 300), 5);
+    expect(await back.next('connack', 10_000), 'the refused CONNECT removed the session').toMatchObject({ reasonCode: 0, sessionPresent: true });
+    back.socket.destroy();
+  }, 40_000);
+
+  it('what a resumed connection held is counted in --mqtt-sessions again once Redis is back (its release retried), not stored outside it', async () => {
+    await leave('gone');
+    await endWithoutRedis(await resume(persistentConnect('gone'), 4));
+    await until(async () => (await held('gone')) === null, 'its hold released once Redis is back');
     // The client never comes back; three others leave sessions.
     for (const id of ['p', 'q', 'r']) await leave(id);
     const stored = (await inspect.hkeys(SESSIONS)).sort();

@@ -9,7 +9,7 @@ import { RedisSessionStore, decodeSession, encodeSession } from '../../src/trans
 import { MemorySessionStore, type Retained, type SessionStore, type StoredSession } from '../../src/transports/mqtt/store.js';
 import { Outgoing } from '../../src/protocol/outgoing.js';
 import { ScriptRunner } from '../../src/engine/redis/script-runner.js';
-import { requireRedis, TestRedis, until } from '../cluster/redis.js';
+import { RedisProxy, requireRedis, TestRedis, until } from '../cluster/redis.js';
 
 const run = requireRedis('mqtt redis stores');
 const log = createLogger('silent', false);
@@ -221,6 +221,37 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
   });
 
   sessionOwnership((max = 10) => new RedisSessionStore(scripts, max, payloadOf, log));
+
+  it('sessions: a release Redis did not answer is retried until it does; a closed store remembers none', async () => {
+    const proxy = await RedisProxy.start(redis.port);
+    const conn = new Redis(proxy.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    const store = new RedisSessionStore(new ScriptRunner(conn), 10, payloadOf, log);
+    const owner = (id: string) => cmd.hget('sb:{g}:mqtt:sessions:owners', id);
+    const lose = async () => {
+      await proxy.cut();
+      await until(() => conn.status !== 'ready', 'the store\'s connection lost');
+    };
+    try {
+      await until(() => conn.status === 'ready', 'the store connected');
+      await store.take('r', 'r/1', false, true);
+      await lose();
+      await store.release('r', 'r/1');
+      expect({ pending: store.pendingReleases, holder: await owner('r') }).toEqual({ pending: 1, holder: 'r/1' });
+      await proxy.restore();
+      await until(async () => (await owner('r')) === null, 'the hold released once Redis answers');
+      expect(store.pendingReleases).toBe(0);
+      await until(() => conn.status === 'ready', 'the store connected again');
+      await store.take('s', 's/1', false, true);
+      await lose();
+      store.close();
+      await store.release('s', 's/1');
+      expect(store.pendingReleases).toBe(0);
+    } finally {
+      store.close();
+      conn.disconnect();
+      await proxy.cut();
+    }
+  });
 
   it('sessions: unacknowledged messages over the size bound are left out and their topic replays from before them', () => {
     const out = (seq: number) => Outgoing.prebuilt({ op: 'msg', topic: 'a/b', seq, epoch: 'e', ts: 1, data: 'y'.repeat(100) } as never, '{}', 2, undefined);

@@ -204,11 +204,14 @@ export class RedisSessionStore implements SessionStore {
   /** Dead nodes whose holds are cleared when their grace ends (forgetLater). */
   private readonly forgetting = new Set<NodeJS.Timeout>();
   /**
-   * Releases Redis did not answer, retried until it does: otherwise the hold stays, and what its connection resumed
-   * stays stored outside the bound for as long as its client stays away. By client id and owner.
+   * Releases Redis did not answer, by client id, then owner (with drop or not): retried until it does (otherwise the
+   * hold stays, and what its connection resumed stays stored outside the bound for as long as its client is away),
+   * and run before a new claim of that client id. At most UNRELEASED_MAX (the oldest client id's forgotten first).
    */
-  private readonly unreleased = new Map<string, { clientId: string; owner: string; drop: boolean }>();
+  private readonly unreleased = new Map<string, Map<string, boolean>>();
+  private unreleasedCount = 0;
   private retrying: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     /** The engine's Lua runner (EVALSHA once Redis has a script). */
@@ -264,6 +267,9 @@ export class RedisSessionStore implements SessionStore {
     this.forgetting.clear();
     clearTimeout(this.retrying);
     this.retrying = undefined;
+    this.closed = true;
+    this.unreleased.clear();
+    this.unreleasedCount = 0;
   }
 
   private get keys(): string[] {
@@ -272,6 +278,10 @@ export class RedisSessionStore implements SessionStore {
 
   /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
   async take(clientId: string, owner: string, force = false, resume: Resume = false): Promise<SessionClaim> {
+    // A hold its release could not end yet (a refused CONNECT of this client id a moment ago) ends first, as it would
+    // have: a claim must not take it for a live one and override it.
+    const unreleased = this.unreleased.get(clientId);
+    if (unreleased) for (const [holder, drop] of [...unreleased]) await this.runRelease(clientId, holder, drop);
     const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume === 'ends' ? 'end' : resume ? '1' : ''])) as [number, string | undefined];
     if (taken === 0) return { heldBy: raw ?? '' };
     if (raw === undefined) return { session: undefined };
@@ -290,36 +300,65 @@ export class RedisSessionStore implements SessionStore {
 
   /** Never rejects: a hold Redis could not end is logged (the client's next connection waits for it, bounded). */
   async release(clientId: string, owner: string, drop = false): Promise<void> {
-    const key = `${clientId}\n${owner}`;
     try {
-      await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '', String(Date.now()), String(this.max)]);
-      this.unreleased.delete(key);
+      await this.runRelease(clientId, owner, drop);
     } catch (err) {
+      if (this.closed) return void this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis did not answer as the broker closed');
       this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis did not answer (retried)');
-      if (!this.unreleased.has(key) && this.unreleased.size >= UNRELEASED_MAX) this.unreleased.delete(this.unreleased.keys().next().value!);
-      this.unreleased.set(key, { clientId, owner, drop });
-      this.retryLater();
+      this.remember(clientId, owner, drop);
     }
+  }
+
+  /** Releases waiting for a retry (the broker's own view: tests, metrics). */
+  get pendingReleases(): number {
+    return this.unreleasedCount;
+  }
+
+  private async runRelease(clientId: string, owner: string, drop: boolean): Promise<void> {
+    await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '', String(Date.now()), String(this.max)]);
+    const owners = this.unreleased.get(clientId);
+    if (!owners?.delete(owner)) return;
+    this.unreleasedCount--;
+    if (owners.size === 0) this.unreleased.delete(clientId);
+  }
+
+  private remember(clientId: string, owner: string, drop: boolean): void {
+    let owners = this.unreleased.get(clientId);
+    if (!owners?.has(owner)) {
+      if (this.unreleasedCount >= UNRELEASED_MAX) {
+        const [oldest, its] = this.unreleased.entries().next().value!;
+        this.unreleasedCount -= its.size;
+        this.unreleased.delete(oldest);
+      }
+      if (!owners) this.unreleased.set(clientId, (owners = new Map()));
+      this.unreleasedCount++;
+    }
+    owners.set(owner, drop);
+    this.retryLater();
   }
 
   /** Retries the releases Redis did not answer, a second from now (RELEASE is idempotent: a hold taken since is left alone). */
   private retryLater(): void {
-    if (this.retrying) return;
+    if (this.retrying || this.closed) return;
     this.retrying = setTimeout(() => {
       this.retrying = undefined;
-      void (async () => {
-        for (const [key, r] of [...this.unreleased]) {
-          try {
-            await this.scripts.run(RELEASE, this.keys, [r.clientId, r.owner, r.drop ? '1' : '', String(Date.now()), String(this.max)]);
-            this.unreleased.delete(key);
-          } catch {
-            break; // still out of reach
-          }
-        }
-        if (this.unreleased.size > 0) this.retryLater();
-      })();
+      void this.retry();
     }, 1000);
     this.retrying.unref();
+  }
+
+  private async retry(): Promise<void> {
+    for (const [clientId, owners] of [...this.unreleased]) {
+      for (const [owner, drop] of [...owners]) {
+        if (this.closed) return;
+        try {
+          await this.runRelease(clientId, owner, drop);
+        } catch {
+          return this.retryLater(); // still out of reach
+        }
+      }
+    }
+    if (this.unreleasedCount > 0) this.retryLater();
   }
 }
 
