@@ -77,4 +77,56 @@ describe.skipIf(!run)('node calls', () => {
       sender.close();
     });
   });
+
+  describe('during a failover that the nodes follow at different times (one Redis, then its replica promoted)', () => {
+    let r2: TestRedis;
+    let pa: RedisProxy;
+    let pb: RedisProxy;
+    let a: TestBroker;
+    let b: TestBroker;
+    const admins: Redis[] = [];
+    beforeAll(async () => {
+      r2 = await TestRedis.start();
+      pa = await RedisProxy.start(redis.port);
+      pb = await RedisProxy.start(redis.port);
+      a = await startNode(redis, { redisUrl: pa.url, redisTimeoutMs: 1000, nodeTtlMs: 60_000, nodeTickMs: 100 });
+      b = await startNode(redis, { redisUrl: pb.url, nodeTtlMs: 60_000, nodeTickMs: 100 });
+    });
+    afterAll(async () => {
+      for (const x of admins) x.disconnect();
+      await a?.close();
+      await b?.close();
+      await pa?.cut();
+      await pb?.cut();
+      await r2?.stop();
+    });
+
+    it('a direct and a server API command that a node still on the old master (now a replica) receives are not answered unavailable', async () => {
+      const far = await TestClient.connect(`${b.url}?name=far-b`);
+      const old = new Redis(redis.url);
+      const promoted = new Redis(r2.url);
+      admins.push(old, promoted);
+      // Full syncs at once (Redis waits 5 s for more replicas by default).
+      for (const r of [old, promoted]) await r.config('SET', 'repl-diskless-sync-delay', '0');
+      await promoted.replicaof('127.0.0.1', String(redis.port));
+      await until(async () => /master_link_status:up/.test(await promoted.info('replication')), 'the replica in sync');
+      await until(async () => (await promoted.exists(KEYS.names)) === 1, 'the names replicated');
+      // The failover: the replica promoted, the old master its replica; node A follows at once, node B not yet.
+      await promoted.replicaof('NO', 'ONE');
+      await old.replicaof('127.0.0.1', String(r2.port));
+      await until(async () => /master_link_status:up/.test(await old.info('replication')), 'the old master a replica');
+      await pa.cut();
+      await pa.restore(r2.port);
+      await until(async () => (await health(a)) === 'running', 'node A on the new master', 15_000);
+      // The new master counts no receiver of B's channel: B's subscriber is on its replica, which gets it all the same.
+      const sender = await TestClient.connect(a.url);
+      const answer = await sender.request({ op: 'send', to: 'far-b', data: 'via the replica' });
+      await until(() => far.all.some((f) => f.op === 'direct' && f.data === 'via the replica'), 'the direct delivered');
+      expect(answer).toMatchObject({ op: 'error', code: 'outcome_unknown' });
+      const res = await fetch(`${a.httpUrl}/api/clients/disconnect`, { method: 'POST', body: JSON.stringify({ client: 'far-b' }) });
+      await far.closed; // carried out by node B
+      expect(res.status).not.toBe(503);
+      sender.close();
+    });
+  });
 });

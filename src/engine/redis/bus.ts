@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { EncodedData, Outgoing } from '../../protocol/outgoing.js';
 import type { BrokerStats } from '../stats.js';
 import { parseBusMessage, type BusMessage } from './cursors.js';
-import { maybeRan, NotSent, sendWritten } from './outcome.js';
+import { maybeRan, NotSent, reachedNobody, sendWritten } from './outcome.js';
 import { OutcomeUnknown } from './refusals.js';
 import { CHANNELS, KEYS } from './keys.js';
 import type { RedisNode } from './node.js';
@@ -65,10 +65,12 @@ export class NodeBus {
     if (!(cmd instanceof Cluster)) {
       const heard = Number(await (written ? sendWritten(cmd, 'publish', [channel, payload]) : cmd.publish(channel, payload))) > 0;
       if (heard || target === undefined) return heard;
-      // One Redis counts every receiver: none heard it. Its node gone: no such client; alive, not listening (its
-      // subscriber reconnecting): nothing was delivered, retry later.
-      if ((await cmd.exists(KEYS.heartbeat(target))) === 1) throw new NotSent(new Error("the recipient's node is not listening"));
-      return false;
+      // None of this Redis's subscribers heard it. Its node gone: no such client. Otherwise, with no replica (whose
+      // subscribers it would reach uncounted), nothing was delivered: retry later; with one, it may have been.
+      const alive = await cmd.exists(KEYS.heartbeat(target)).then((n) => n === 1, () => undefined);
+      if (alive === false) return false;
+      if (await reachedNobody(cmd)) throw new NotSent(new Error("the recipient's node is not listening"));
+      throw new OutcomeUnknown("the recipient's node did not hear the direct on this Redis, but may on a replica of it: it may or may not have been delivered");
     }
     const keys = [KEYS.heartbeat(target ?? this.redis.id)];
     const args = [channel, payload, target === undefined ? '0' : '1'];

@@ -9,7 +9,7 @@ import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisConnections, type ClusterSubscriber, type PlainSubscriber } from './connections.js';
 import { KEYS } from './keys.js';
-import { maybeRan, sendWritten } from './outcome.js';
+import { maybeRan, reachedNobody, sendWritten } from './outcome.js';
 import type { Transport } from '../../protocol/frames.js';
 
 export type CallResult = { ok: true; answer: string } | { ok: false; why: 'gone' | 'unavailable' | 'timeout' | 'busy' };
@@ -88,9 +88,9 @@ export class NodeCalls {
       // A PUBLISH that was written (then timed out, or lost its connection) may have gone out.
       return done({ ok: false, why: maybeRan(err) ? 'timeout' : 'unavailable' });
     }
-    // One Redis counts every receiver: none means that node is not listening, and nothing was received. (A Redis
-    // Cluster counts the receivers of the master it went through only.)
-    if (!(this.cmd instanceof Cluster) && Number(receivers) === 0) return done({ ok: false, why: 'unavailable' });
+    // One Redis counts its own receivers: none, and no replica whose subscribers it would reach uncounted, means that
+    // node is not listening and nothing was received. (A Redis Cluster counts those of the master it went through.)
+    if (!(this.cmd instanceof Cluster) && Number(receivers) === 0 && (await reachedNobody(this.cmd))) return done({ ok: false, why: 'unavailable' });
     const answer = await answered;
     return done(answer === undefined ? { ok: false, why: 'timeout' } : { ok: true, answer });
   }

@@ -74,6 +74,16 @@ export function sendWritten(conn: Redis | Cluster, name: string, args: (string |
 }
 
 /**
+ * Whether a PUBLISH on one Redis (not a Cluster) that counted no receivers surely reached nobody: when that Redis has
+ * no replica. A replica's subscribers (a node that still listens on a demoted master during a failover) get what is
+ * published on its master, uncounted. False when it has one, or when Redis cannot say.
+ */
+export async function reachedNobody(conn: Redis): Promise<boolean> {
+  const info = await conn.info('replication').catch(() => '');
+  return /^role:master\r?$/m.test(info) && /^connected_slaves:0\r?$/m.test(info);
+}
+
+/**
  * Sends a publish call only when it goes out at once on a ready connection to its master, in the order calls were
  * made. On a Redis Cluster, ioredis would otherwise route a call for a master it has no ready connection to: it
  * queues the call on a connection it is still opening (a master it has not reached yet, or one whose connection was
