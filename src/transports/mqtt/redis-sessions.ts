@@ -211,6 +211,8 @@ export class RedisSessionStore implements SessionStore {
   private readonly unreleased = new Map<string, Map<string, boolean>>();
   private unreleasedCount = 0;
   private retrying: NodeJS.Timeout | undefined;
+  /** A retry round is running: one at a time (a release failing meanwhile is taken by this round's next turn). */
+  private retryRunning = false;
   private closed = false;
 
   constructor(
@@ -329,6 +331,7 @@ export class RedisSessionStore implements SessionStore {
         const [oldest, its] = this.unreleased.entries().next().value!;
         this.unreleasedCount -= its.size;
         this.unreleased.delete(oldest);
+        if (oldest === clientId) owners = undefined; // forgotten with its client id: this release starts it anew
       }
       if (!owners) this.unreleased.set(clientId, (owners = new Map()));
       this.unreleasedCount++;
@@ -339,7 +342,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Retries the releases Redis did not answer, a second from now (RELEASE is idempotent: a hold taken since is left alone). */
   private retryLater(): void {
-    if (this.retrying || this.closed) return;
+    if (this.retrying || this.retryRunning || this.closed) return;
     this.retrying = setTimeout(() => {
       this.retrying = undefined;
       void this.retry();
@@ -348,15 +351,20 @@ export class RedisSessionStore implements SessionStore {
   }
 
   private async retry(): Promise<void> {
-    for (const [clientId, owners] of [...this.unreleased]) {
-      for (const [owner, drop] of [...owners]) {
-        if (this.closed) return;
-        try {
-          await this.runRelease(clientId, owner, drop);
-        } catch {
-          return this.retryLater(); // still out of reach
+    this.retryRunning = true;
+    try {
+      round: for (const [clientId, owners] of [...this.unreleased]) {
+        for (const [owner, drop] of [...owners]) {
+          if (this.closed) return;
+          try {
+            await this.runRelease(clientId, owner, drop);
+          } catch {
+            break round; // still out of reach
+          }
         }
       }
+    } finally {
+      this.retryRunning = false;
     }
     if (this.unreleasedCount > 0) this.retryLater();
   }

@@ -1,0 +1,60 @@
+// The releases of MQTT session holds that Redis did not answer (redis-sessions.ts): remembered, retried every second
+// until Redis answers, and run before the next claim of their client id. Here against a script runner that fails
+// while "Redis is down", to reach the bound (100,000 waiting) and long retry rounds without an outage of that size.
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { RedisSessionStore } from '../../src/transports/mqtt/redis-sessions.js';
+import { payloadOf } from '../../src/transports/mqtt/packets.js';
+import type { ScriptRunner } from '../../src/engine/redis/script-runner.js';
+import { until } from '../helpers/waits.js';
+
+const log = createLogger('silent', false);
+/** RELEASE's arguments: client id, owner, drop, now, max sessions (TAKE has six or more). */
+const isRelease = (args: string[]) => args.length === 5;
+
+/** A store whose Redis is down until `up()`; `released` lists the owners whose RELEASE ran, in order. */
+function storeWithOutage(roundTripMs = 0, refuse = (_owner: string) => false) {
+  let down = true;
+  const released: string[] = [];
+  const scripts = {
+    run: async (_lua: string, _keys: string[], args: string[]) => {
+      if (down || (isRelease(args) && refuse(args[1]!))) throw new Error('Connection is closed.');
+      if (roundTripMs > 0) await new Promise((r) => setTimeout(r, roundTripMs));
+      if (!isRelease(args)) return [1]; // TAKE: nothing stored
+      released.push(args[1]!);
+      return 1;
+    },
+  } as unknown as ScriptRunner;
+  return { store: new RedisSessionStore(scripts, 10, payloadOf, log), released, up: () => void (down = false) };
+}
+
+describe('MQTT session releases Redis did not answer', () => {
+  it('at the bound, a client id forgotten as the oldest while it gets one more release keeps that one (run before its next claim; the count back to 0)', async () => {
+    const { store, released, up } = storeWithOutage();
+    try {
+      await store.release('a', 'a/1'); // client id 'a' first: the oldest
+      for (let i = 0; i < 99_999; i++) await store.release(`c${i}`, `c${i}/1`);
+      await store.release('a', 'a/2'); // at the bound: 'a' (with a/1) forgotten, a/2 remembered
+      up();
+      await store.take('a', 'a/3', false, true);
+      expect(released).toContain('a/2');
+      await until(() => store.pendingReleases === 0, 'no release waiting', 10_000);
+    } finally {
+      store.close();
+    }
+  }, 20_000);
+
+  it('one retry round at a time: a release failing during a long round does not start a second one over the same releases', async () => {
+    const { store, released, up } = storeWithOutage(1, (owner) => owner === 'late/1');
+    try {
+      for (let i = 0; i < 2000; i++) await store.release(`c${i}`, `c${i}/1`);
+      up();
+      await until(() => released.length > 0, 'the first round started', 5000);
+      await store.release('late', 'late/1'); // Redis does not answer this one, while the round runs
+      await until(() => store.pendingReleases <= 1, 'every release but the late one answered', 30_000);
+      expect(released.length - new Set(released).size, 'releases sent more than once').toBe(0);
+    } finally {
+      store.close();
+    }
+  }, 40_000);
+});
