@@ -148,22 +148,46 @@ describe.skipIf(!run)('MQTT sessions when Redis is out of reach as a connection 
     third.socket.destroy();
   }, 40_000);
 
-  it('a refused 5.0 resume with expiry 0 whose release could not be written leaves the session to a CONNECT right after', async () => {
-    await leave('exp0cut', v5('exp0cut', true, 300), 5);
-    // The claim (resume 'end') reaches Redis, then the connection breaks before its answer: the CONNECT is refused,
-    // and its release cannot be written (no offline queue): it waits for a retry.
-    proxy.whenForwarded('$3\r\nend\r\n', () => void proxy.cut());
+  /**
+   * A 5.0 resume with expiry 0 of `id` on the node behind the proxy whose claim reaches Redis and whose connection then
+   * breaks before the answer: refused, its hold left in Redis, its release waiting for a retry.
+   */
+  const refusedAfterClaim = async (id: string, restore = true) => {
+    // After the session was kept, the next command with the session keys is this CONNECT's claim.
+    proxy.whenForwarded(`${SESSIONS}:ending`, () => void proxy.cut());
     const refused = await RawMqtt.open(node.mqttPort, 5);
-    refused.send(v5('exp0cut', false, 0), 5);
+    refused.send(v5(id, false, 0), 5);
     expect(await refused.next('connack', 10_000)).toMatchObject({ reasonCode: 0x88 });
-    expect(await inspect.hget(`${SESSIONS}:ending`, 'exp0cut')).not.toBeNull(); // the claim ran
+    expect(await held(id)).not.toBeNull(); // the claim ran
+    if (!restore) return;
     await proxy.restore();
     await until(async () => (await health(node)) === 'running', 'the node running again', 15_000);
+  };
+
+  it('a refused 5.0 resume with expiry 0 whose release could not be written leaves the session to a CONNECT right after', async () => {
+    await leave('exp0cut', v5('exp0cut', true, 300), 5);
+    await refusedAfterClaim('exp0cut');
     // The client comes back at once: the refused connection's hold is released before this claim, not overridden.
     const back = await RawMqtt.open(node.mqttPort, 5);
     back.send(v5('exp0cut', false, 300), 5);
     expect(await back.next('connack', 10_000), 'the refused CONNECT removed the session').toMatchObject({ reasonCode: 0, sessionPresent: true });
     back.socket.destroy();
+  }, 40_000);
+
+  it('… and to the client on another node, which overrides that hold (its node still cut off) after its wait', async () => {
+    const other = await startNode(redis, { mqttPort: 0, redisTimeoutMs: 1000, closeTimeoutMs: 300 });
+    try {
+      await leave('exp0far', v5('exp0far', true, 300), 5);
+      await refusedAfterClaim('exp0far', false);
+      const back = await RawMqtt.open(other.mqttPort, 5);
+      back.send(v5('exp0far', false, 300), 5);
+      expect(await back.next('connack', 15_000), 'the refused CONNECT removed the session').toMatchObject({ reasonCode: 0, sessionPresent: true });
+      back.socket.destroy();
+    } finally {
+      await proxy.restore();
+      await until(async () => (await health(node)) === 'running', 'the node running again', 15_000);
+      await other.close();
+    }
   }, 40_000);
 
   it('what a resumed connection held is counted in --mqtt-sessions again once Redis is back (its release retried), not stored outside it', async () => {

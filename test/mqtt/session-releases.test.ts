@@ -12,13 +12,17 @@ const log = createLogger('silent', false);
 /** RELEASE's arguments: client id, owner, drop, now, max sessions (TAKE has six or more). */
 const isRelease = (args: string[]) => args.length === 5;
 
-/** A store whose Redis is down until `up()`; `released` lists the owners whose RELEASE ran, in order. */
-function storeWithOutage(roundTripMs = 0, refuse = (_owner: string) => false) {
+/**
+ * A store whose Redis is down until `up()`; `released` lists the owners whose RELEASE ran, in order. `refuse(owner)`:
+ * that owner's RELEASE keeps failing as Redis down does; `reject(owner)`: with an error reply.
+ */
+function storeWithOutage(roundTripMs = 0, refuse = (_owner: string) => false, reject = (_owner: string) => false) {
   let down = true;
   const released: string[] = [];
   const scripts = {
     run: async (_lua: string, _keys: string[], args: string[]) => {
       if (down || (isRelease(args) && refuse(args[1]!))) throw new Error('Connection is closed.');
+      if (isRelease(args) && reject(args[1]!)) throw new Error('ERR user_script:3: WRONGTYPE Operation against a key holding the wrong kind of value');
       if (roundTripMs > 0) await new Promise((r) => setTimeout(r, roundTripMs));
       if (!isRelease(args)) return [1]; // TAKE: nothing stored
       released.push(args[1]!);
@@ -57,4 +61,18 @@ describe('MQTT session releases Redis did not answer', () => {
       store.close();
     }
   }, 40_000);
+
+  it('one that Redis refuses (an error reply) is not retried for ever: later claims of its client id go through, the others are retried', async () => {
+    const { store, released, up } = storeWithOutage(0, () => false, (owner) => owner === 'bad/1');
+    try {
+      await store.release('bad', 'bad/1'); // first: each round starts with it
+      await store.release('other', 'other/1');
+      up();
+      await until(() => released.includes('other/1'), "other/1's release retried", 5000);
+      for (let i = 2; i < 4; i++) expect(await store.take('bad', `bad/${i}`, false, true)).toEqual({ session: undefined });
+      expect(store.pendingReleases).toBe(0);
+    } finally {
+      store.close();
+    }
+  });
 });

@@ -12,8 +12,9 @@ import type { QoS } from 'mqtt-packet';
 import { Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { KEYS } from '../../engine/redis/keys.js';
+import { isRedisDown } from '../../engine/redis/refusals.js';
 import type { Config } from '../../config.js';
-import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type Resume, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
+import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
 import { payloadOf } from './packets.js';
 import type { MqttStores } from './transport.js';
@@ -71,11 +72,11 @@ if redis.call('HEXISTS', KEYS[1], ${id}) == 1 and not redis.call('ZSCORE', KEYS[
 
 /**
  * KEYS: sessions, kept, expires, owners, ending. ARGV: now, PURGE_MAX (unused: PURGE's own), client id, owner, force
- * ('1' or ''), resume ('1', 'end' or ''). Makes the owner the session's holder and returns {1, the session (absent
- * if none or expired)}; {0, holder} when another owner holds it and force is not set. A resumed session stays stored
- * (not counted in the bound: its client is not away) until its owner keeps a newer one or drops it, so a claim whose
- * answer is lost does not lose it; with 'end' (its session ends with the connection) it is marked as ending, and a
- * claim that overrides that hold removes it. Without resume it is removed.
+ * ('1' or ''), resume ('1' or ''). Makes the owner the session's holder and returns {1, the session (absent if none
+ * or expired)}; {0, holder} when another owner holds it and force is not set. A resumed session stays stored (not
+ * counted in the bound: its client is not away) until its owner keeps a newer one or drops it, so a claim whose
+ * answer is lost does not lose it; one whose accepted connection was marked as ending (MARK_ENDING) is removed by a
+ * claim that overrides that hold. Without resume it is removed.
  */
 const TAKE = `${PURGE}
 local holder = redis.call('HGET', KEYS[4], ARGV[3])
@@ -89,14 +90,19 @@ redis.call('HDEL', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 local s = redis.call('HGET', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[3])
-if ARGV[6] == '' then
+if ARGV[6] ~= '1' then
   redis.call('HDEL', KEYS[1], ARGV[3])
   redis.call('ZREM', KEYS[3], ARGV[3])
-elseif ARGV[6] == 'end' then
-  redis.call('HSET', KEYS[5], ARGV[3], ARGV[4])
 end
 if s then return {1, s} end
 return {1}
+`;
+
+/** KEYS: owners, ending. ARGV: client id, owner. Marks the owner's session as ending with its connection; 0 when it no longer holds it. */
+const MARK_ENDING = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
 `;
 
 /**
@@ -166,6 +172,9 @@ ${PURGE_AT('ARGV[2]')}
 ${TRIM('ARGV[3]')}
 return n
 `;
+
+/** Whether a failed command may succeed later: Redis out of reach, timed out, loading, out of memory. */
+const passing = (err: unknown): boolean => isRedisDown(err) || /^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err));
 
 /** Failed releases remembered for a retry at most (the oldest forgotten first). */
 const UNRELEASED_MAX = 100_000;
@@ -279,17 +288,21 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
-  async take(clientId: string, owner: string, force = false, resume: Resume = false): Promise<SessionClaim> {
+  async take(clientId: string, owner: string, force = false, resume = false): Promise<SessionClaim> {
     // A hold its release could not end yet (a refused CONNECT of this client id a moment ago) ends first, as it would
     // have: a claim must not take it for a live one and override it.
     const unreleased = this.unreleased.get(clientId);
-    if (unreleased) for (const [holder, drop] of [...unreleased]) await this.runRelease(clientId, holder, drop);
-    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume === 'ends' ? 'end' : resume ? '1' : ''])) as [number, string | undefined];
+    if (unreleased) for (const [holder, drop] of [...unreleased]) await this.runRelease(clientId, holder, drop).catch((err: unknown) => this.failedRetry(err, clientId, holder));
+    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume ? '1' : ''])) as [number, string | undefined];
     if (taken === 0) return { heldBy: raw ?? '' };
     if (raw === undefined) return { session: undefined };
     const session = decodeSession(raw);
     if (!session) this.log.warn({ clientId }, 'stored MQTT session unreadable: dropped');
     return { session: session && session.expiresAt > Date.now() ? session : undefined };
+  }
+
+  async markEnding(clientId: string, owner: string): Promise<boolean> {
+    return (await this.scripts.run(MARK_ENDING, [SESSION_KEYS.owners, SESSION_KEYS.ending], [clientId, owner])) === 1;
   }
 
   /** Rejects when Redis cannot answer (what was stored when the connection resumed stays). */
@@ -306,6 +319,7 @@ export class RedisSessionStore implements SessionStore {
       await this.runRelease(clientId, owner, drop);
     } catch (err) {
       if (this.closed) return void this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis did not answer as the broker closed');
+      if (!passing(err)) return void this.log.error({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis refused it (not retried)');
       this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis did not answer (retried)');
       this.remember(clientId, owner, drop);
     }
@@ -318,6 +332,20 @@ export class RedisSessionStore implements SessionStore {
 
   private async runRelease(clientId: string, owner: string, drop: boolean): Promise<void> {
     await this.scripts.run(RELEASE, this.keys, [clientId, owner, drop ? '1' : '', String(Date.now()), String(this.max)]);
+    this.forgetRelease(clientId, owner);
+  }
+
+  /**
+   * A retried release failed: Redis still out of reach (rethrown: the caller stops, a claim is refused), or it
+   * refused that release (an error reply): forgotten and logged, not retried for ever ahead of the others.
+   */
+  private failedRetry(err: unknown, clientId: string, owner: string): void {
+    if (passing(err)) throw err;
+    this.log.error({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis refused it (not retried)');
+    this.forgetRelease(clientId, owner);
+  }
+
+  private forgetRelease(clientId: string, owner: string): void {
     const owners = this.unreleased.get(clientId);
     if (!owners?.delete(owner)) return;
     this.unreleasedCount--;
@@ -358,8 +386,12 @@ export class RedisSessionStore implements SessionStore {
           if (this.closed) return;
           try {
             await this.runRelease(clientId, owner, drop);
-          } catch {
-            break round; // still out of reach
+          } catch (err) {
+            try {
+              this.failedRetry(err, clientId, owner);
+            } catch {
+              break round; // still out of reach
+            }
           }
         }
       }

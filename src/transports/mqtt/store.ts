@@ -55,9 +55,6 @@ export const OWN_IDS = 8;
 /** Topics remembered per session (those it received last): the engine takes at most this many positions per sub. */
 export const POSITIONS_MAX = 1000;
 
-/** How a claim resumes: not (a clean session: what is stored goes), keeping a session in turn, or one that ends with its connection (5.0 expiry 0). */
-export type Resume = boolean | 'ends';
-
 /**
  * What a connection's claim on its client id's session found: the session it now holds (undefined: none kept, or
  * expired), or `heldBy`, the owner still holding it (an earlier connection that has not kept or released it yet).
@@ -76,10 +73,16 @@ export interface SessionStore {
    * holds it, unless `force` (that owner's later keep is then refused). With `resume` what was kept stays stored
    * until the owner keeps a newer one or releases it with `drop`: a claim whose answer was lost (Redis hung, a
    * connection broken), a connection that never opened or whose keep failed, leave the session to the next
-   * connection. With `ends` (a session that ends with its connection) it is marked so: a claim that overrides this
-   * owner's hold removes it. Without, it is removed (a clean session).
+   * connection. Without, it is removed (a clean session).
    */
-  take(clientId: string, owner: string, force?: boolean, resume?: Resume): Promise<SessionClaim>;
+  take(clientId: string, owner: string, force?: boolean, resume?: boolean): Promise<SessionClaim>;
+  /**
+   * Marks the session `owner` holds as ending with its connection (5.0 session expiry 0), once that connection is
+   * accepted: a claim that overrides this hold, or the reaping of its node, then removes the session (a refused
+   * CONNECT never marked it, so it leaves the session). False when `owner` no longer holds it. Rejects when the store
+   * cannot answer.
+   */
+  markEnding(clientId: string, owner: string): Promise<boolean>;
   /**
    * Keeps `session` for `clientId` until it expires, or until more recently kept ones push it out, and ends
    * `owner`'s hold; false, keeping nothing, when `owner` no longer holds it (a newer connection took it over).
@@ -123,18 +126,23 @@ export class MemorySessionStore implements SessionStore {
     return this.sessions.size;
   }
 
-  take(clientId: string, owner: string, force = false, resume: Resume = false): Promise<SessionClaim> {
+  take(clientId: string, owner: string, force = false, resume = false): Promise<SessionClaim> {
     const holder = this.owners.get(clientId);
     if (holder !== undefined && holder !== owner && !force) return Promise.resolve({ heldBy: holder });
     if (holder !== undefined && holder !== owner && this.ending.get(clientId) === holder) this.resumed.delete(clientId);
     this.ending.delete(clientId);
-    if (resume === 'ends') this.ending.set(clientId, owner);
     this.owners.set(clientId, owner);
     const s = this.sessions.get(clientId) ?? this.resumed.get(clientId);
     this.sessions.delete(clientId);
     if (resume && s) this.resumed.set(clientId, s);
     else this.resumed.delete(clientId);
     return Promise.resolve({ session: s && s.expiresAt > Date.now() ? s : undefined });
+  }
+
+  markEnding(clientId: string, owner: string): Promise<boolean> {
+    if (this.owners.get(clientId) !== owner) return Promise.resolve(false);
+    this.ending.set(clientId, owner);
+    return Promise.resolve(true);
   }
 
   /** The least recently stored one goes when full (expired ones first). */

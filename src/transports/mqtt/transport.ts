@@ -240,14 +240,18 @@ export class MqttTransport {
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
     const owner = clientId.length === 0 ? undefined : this.takeover.newOwner();
-    // What is stored stays while this connection lives only if it keeps a session in turn (5.0 expiry 0: none).
-    const claim = await this.session(clientId, packet.clean === false, owner, freeName, name, expiryOf(version, packet) > 0);
+    const claim = await this.session(clientId, packet.clean === false, owner, freeName, name);
     if (claim === null) return this.refuse(socket, version, 'unavailable');
     // It waited for an earlier connection of this client id to end: that one may have held the name meanwhile.
     const again = claim.waited ? await freeName() : 'ok';
-    if (again !== 'ok' || socket.destroyed) {
+    // A resumed session that ends with this connection (5.0 expiry 0) is marked so now that it is accepted (a
+    // refused CONNECT leaves it): a claim that overrides this hold, or its node's reaping, removes it.
+    const marked = again === 'ok' && !socket.destroyed && owner !== undefined && packet.clean === false && expiryOf(version, packet) === 0
+      ? await this.stores.sessions.markEnding(clientId, owner).catch(() => false)
+      : true;
+    if (again !== 'ok' || !marked || socket.destroyed) {
       if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
-      return again === 'ok' ? null : this.refuse(socket, version, again);
+      return again !== 'ok' ? this.refuse(socket, version, again) : marked ? null : this.refuse(socket, version, 'unavailable');
     }
     return { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant), owner };
   }
@@ -262,7 +266,7 @@ export class MqttTransport {
    * a node gone, or past that time, is overridden, and that connection's late keep refused. `waited`: the claim
    * waited. null: the store could not answer.
    */
-  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>, name: string | undefined, keeps: boolean): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
+  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>, name?: string): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
     if (owner === undefined) return { session: undefined, waited: false };
     await this.keeping.get(clientId);
     const deadline = Date.now() + this.core.config.closeTimeoutMs + 2000;
@@ -273,8 +277,7 @@ export class MqttTransport {
     const asked = new Set<string>();
     try {
       for (;;) {
-        // A session that ends with this connection stays stored until it is accepted and ends (a refused CONNECT leaves it).
-        const claim = await this.stores.sessions.take(clientId, owner, force, resume && (keeps ? true : 'ends'));
+        const claim = await this.stores.sessions.take(clientId, owner, force, resume);
         if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
         waited = true;
         const late = Date.now() > deadline;
