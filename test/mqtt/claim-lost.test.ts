@@ -190,6 +190,24 @@ describe.skipIf(!run)('MQTT sessions when Redis is out of reach as a connection 
     }
   }, 40_000);
 
+  it('a 5.0 expiry-0 resume whose ending mark reached Redis unanswered is accepted (refused, the mark would outlive it and a later claim remove the session)', async () => {
+    await leave('mrk', v5('mrk', true, 300), 5);
+    // MARK_ENDING's keys are owners and ending, then the client id (TAKE's ending key is followed by its `now`).
+    proxy.whenForwarded(`${SESSIONS}:ending\r\n$3\r\nmrk\r\n`, () => void proxy.cut());
+    const first = await RawMqtt.open(node.mqttPort, 5);
+    first.send(v5('mrk', false, 0), 5);
+    expect(await first.next('connack', 10_000)).toMatchObject({ reasonCode: 0, sessionPresent: true });
+    expect(await inspect.hget(`${SESSIONS}:ending`, 'mrk')).not.toBeNull(); // the mark was made
+    first.socket.destroy();
+    await proxy.restore();
+    await until(async () => (await health(node)) === 'running', 'the node running again', 15_000);
+    // It ended with its connection, as the client asked (its drop retried once Redis answers).
+    const back = await RawMqtt.open(node.mqttPort, 5);
+    back.send(v5('mrk', false, 300), 5);
+    expect(await back.next('connack', 10_000)).toMatchObject({ reasonCode: 0, sessionPresent: false });
+    back.socket.destroy();
+  }, 40_000);
+
   it('what a resumed connection held is counted in --mqtt-sessions again once Redis is back (its release retried), not stored outside it', async () => {
     await leave('gone');
     await endWithoutRedis(await resume(persistentConnect('gone'), 4));
@@ -200,4 +218,55 @@ describe.skipIf(!run)('MQTT sessions when Redis is out of reach as a connection 
     const counted = (await inspect.zrange(`${SESSIONS}:kept`, '0', '-1')).sort();
     expect({ stored, counted }).toEqual({ stored: ['q', 'r'], counted: ['q', 'r'] });
   }, 60_000);
+});
+
+describe.skipIf(!run)('MQTT sessions: a release Redis answers with an error reply that passes (BUSY)', () => {
+  let redis: TestRedis;
+  let node: TestBroker;
+  let inspect: Redis;
+  let busy: Redis;
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    inspect = new Redis(redis.port, '127.0.0.1');
+    busy = new Redis(redis.port, '127.0.0.1');
+    await inspect.config('SET', 'busy-reply-threshold', '50');
+    node = await startNode(redis, { mqttPort: 0 }); // the default close timeout: a hold waited out is 7 s
+  });
+  afterAll(async () => {
+    await node?.close();
+    inspect?.disconnect();
+    busy?.disconnect();
+    await redis?.stop();
+  }, 20_000);
+
+  const v5 = (clean: boolean, expiry: number) => ({ cmd: 'connect', clientId: 'busy0', keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
+
+  it('is retried: the ended connection\'s hold is released before the next CONNECT, not waited out', async () => {
+    const c = await RawMqtt.open(node.mqttPort, 5);
+    c.send(v5(true, 300), 5);
+    await c.next('connack');
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'busy0/#', qos: 1 }] } as Packet, 5);
+    await c.next('suback');
+    c.send({ cmd: 'disconnect' } as Packet, 5);
+    await c.closed;
+    await until(async () => (await inspect.hget('sb:{g}:mqtt:sessions:owners', 'busy0')) === null, 'the session kept');
+    const live = await RawMqtt.open(node.mqttPort, 5);
+    live.send(v5(false, 0), 5);
+    expect(await live.next('connack')).toMatchObject({ reasonCode: 0, sessionPresent: true });
+    // A script runs for 1.5 s: every other command is answered BUSY meanwhile, the connection's release too.
+    const script = busy.eval("local t = redis.call('TIME') local s = t[1]*1000 + t[2]/1000 repeat t = redis.call('TIME') until t[1]*1000 + t[2]/1000 - s > 1500 return 1", 0);
+    const probe = new Redis(redis.port, '127.0.0.1');
+    await until(async () => probe.ping().then(() => false, (e: Error) => /BUSY/.test(e.message)), 'Redis busy', 5000);
+    probe.disconnect();
+    const closed = await metric(node, 'switchboard_connections_closed_total');
+    live.socket.destroy();
+    await until(async () => (await metric(node, 'switchboard_connections_closed_total')) > closed, 'the broker saw the connection end');
+    await script;
+    const back = await RawMqtt.open(node.mqttPort, 5);
+    const started = Date.now();
+    back.send(v5(false, 300), 5);
+    expect(await back.next('connack', 15_000)).toMatchObject({ reasonCode: 0, sessionPresent: false });
+    expect(Date.now() - started, 'the next CONNECT waited out the ended connection\'s hold (close timeout + 2 s)').toBeLessThan(4000);
+    back.socket.destroy();
+  }, 40_000);
 });

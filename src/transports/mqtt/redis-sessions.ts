@@ -13,6 +13,7 @@ import { Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { KEYS } from '../../engine/redis/keys.js';
 import { isRedisDown } from '../../engine/redis/refusals.js';
+import { maybeRan } from '../../engine/redis/outcome.js';
 import type { Config } from '../../config.js';
 import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
@@ -173,8 +174,15 @@ ${TRIM('ARGV[3]')}
 return n
 `;
 
-/** Whether a failed command may succeed later: Redis out of reach, timed out, loading, out of memory. */
+/** Whether a failed command failed for Redis being out of reach (down, timed out, loading, out of memory). */
 const passing = (err: unknown): boolean => isRedisDown(err) || /^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err));
+
+/**
+ * How many error replies a release waiting for a retry meets before it is dropped (one a second: about a minute).
+ * An error reply may pass (BUSY, READONLY during a failover) or not (a script error); Redis being out of reach
+ * does not count.
+ */
+const RELEASE_ERRORS_MAX = 60;
 
 /** Failed releases remembered for a retry at most (the oldest forgotten first). */
 const UNRELEASED_MAX = 100_000;
@@ -217,7 +225,7 @@ export class RedisSessionStore implements SessionStore {
    * hold stays, and what its connection resumed stays stored outside the bound for as long as its client is away),
    * and run before a new claim of that client id. At most UNRELEASED_MAX (the oldest client id's forgotten first).
    */
-  private readonly unreleased = new Map<string, Map<string, boolean>>();
+  private readonly unreleased = new Map<string, Map<string, { drop: boolean; errors: number }>>();
   private unreleasedCount = 0;
   private retrying: NodeJS.Timeout | undefined;
   /** A retry round is running: one at a time (a release failing meanwhile is taken by this round's next turn). */
@@ -292,7 +300,7 @@ export class RedisSessionStore implements SessionStore {
     // A hold its release could not end yet (a refused CONNECT of this client id a moment ago) ends first, as it would
     // have: a claim must not take it for a live one and override it.
     const unreleased = this.unreleased.get(clientId);
-    if (unreleased) for (const [holder, drop] of [...unreleased]) await this.runRelease(clientId, holder, drop).catch((err: unknown) => this.failedRetry(err, clientId, holder));
+    if (unreleased) for (const [holder, { drop }] of [...unreleased]) await this.runRelease(clientId, holder, drop).catch((err: unknown) => this.failedRetry(err, clientId, holder));
     const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume ? '1' : ''])) as [number, string | undefined];
     if (taken === 0) return { heldBy: raw ?? '' };
     if (raw === undefined) return { session: undefined };
@@ -301,8 +309,14 @@ export class RedisSessionStore implements SessionStore {
     return { session: session && session.expiresAt > Date.now() ? session : undefined };
   }
 
-  async markEnding(clientId: string, owner: string): Promise<boolean> {
-    return (await this.scripts.run(MARK_ENDING, [SESSION_KEYS.owners, SESSION_KEYS.ending], [clientId, owner])) === 1;
+  /** 'unknown' when the mark was sent and not answered (timed out, or its connection broke): it may have been made. */
+  async markEnding(clientId: string, owner: string): Promise<boolean | 'unknown'> {
+    try {
+      return (await this.scripts.run(MARK_ENDING, [SESSION_KEYS.owners, SESSION_KEYS.ending], [clientId, owner])) === 1;
+    } catch (err) {
+      if (maybeRan(err)) return 'unknown';
+      throw err;
+    }
   }
 
   /** Rejects when Redis cannot answer (what was stored when the connection resumed stays). */
@@ -319,9 +333,8 @@ export class RedisSessionStore implements SessionStore {
       await this.runRelease(clientId, owner, drop);
     } catch (err) {
       if (this.closed) return void this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis did not answer as the broker closed');
-      if (!passing(err)) return void this.log.error({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis refused it (not retried)');
-      this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis did not answer (retried)');
-      this.remember(clientId, owner, drop);
+      this.log.warn({ err: (err as Error).message, clientId }, 'MQTT session hold not released (retried)');
+      this.remember(clientId, owner, drop, passing(err) ? 0 : 1);
     }
   }
 
@@ -337,11 +350,14 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * A retried release failed: Redis still out of reach (rethrown: the caller stops, a claim is refused), or it
-   * refused that release (an error reply): forgotten and logged, not retried for ever ahead of the others.
+   * answered with an error reply: counted, and dropped (logged) after RELEASE_ERRORS_MAX of them; the caller goes on
+   * (the other releases, a claim).
    */
   private failedRetry(err: unknown, clientId: string, owner: string): void {
     if (passing(err)) throw err;
-    this.log.error({ err: (err as Error).message, clientId }, 'MQTT session hold not released: Redis refused it (not retried)');
+    const entry = this.unreleased.get(clientId)?.get(owner);
+    if (entry && ++entry.errors < RELEASE_ERRORS_MAX) return;
+    this.log.error({ err: (err as Error).message, clientId, errors: RELEASE_ERRORS_MAX }, 'MQTT session hold not released: Redis refused it every time (given up)');
     this.forgetRelease(clientId, owner);
   }
 
@@ -352,7 +368,7 @@ export class RedisSessionStore implements SessionStore {
     if (owners.size === 0) this.unreleased.delete(clientId);
   }
 
-  private remember(clientId: string, owner: string, drop: boolean): void {
+  private remember(clientId: string, owner: string, drop: boolean, errors: number): void {
     let owners = this.unreleased.get(clientId);
     if (!owners?.has(owner)) {
       if (this.unreleasedCount >= UNRELEASED_MAX) {
@@ -364,7 +380,7 @@ export class RedisSessionStore implements SessionStore {
       if (!owners) this.unreleased.set(clientId, (owners = new Map()));
       this.unreleasedCount++;
     }
-    owners.set(owner, drop);
+    owners.set(owner, { drop, errors });
     this.retryLater();
   }
 
@@ -382,7 +398,7 @@ export class RedisSessionStore implements SessionStore {
     this.retryRunning = true;
     try {
       round: for (const [clientId, owners] of [...this.unreleased]) {
-        for (const [owner, drop] of [...owners]) {
+        for (const [owner, { drop }] of [...owners]) {
           if (this.closed) return;
           try {
             await this.runRelease(clientId, owner, drop);

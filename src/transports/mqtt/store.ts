@@ -79,10 +79,10 @@ export interface SessionStore {
   /**
    * Marks the session `owner` holds as ending with its connection (5.0 session expiry 0), once that connection is
    * accepted: a claim that overrides this hold, or the reaping of its node, then removes the session (a refused
-   * CONNECT never marked it, so it leaves the session). False when `owner` no longer holds it. Rejects when the store
-   * cannot answer.
+   * CONNECT never marked it, so it leaves the session). False when `owner` no longer holds it; 'unknown' when the mark
+   * was sent and not answered (it may have been made). Rejects when the store surely did not make it.
    */
-  markEnding(clientId: string, owner: string): Promise<boolean>;
+  markEnding(clientId: string, owner: string): Promise<boolean | 'unknown'>;
   /**
    * Keeps `session` for `clientId` until it expires, or until more recently kept ones push it out, and ends
    * `owner`'s hold; false, keeping nothing, when `owner` no longer holds it (a newer connection took it over).

@@ -245,9 +245,10 @@ export class MqttTransport {
     // It waited for an earlier connection of this client id to end: that one may have held the name meanwhile.
     const again = claim.waited ? await freeName() : 'ok';
     // A resumed session that ends with this connection (5.0 expiry 0) is marked so now that it is accepted (a
-    // refused CONNECT leaves it): a claim that overrides this hold, or its node's reaping, removes it.
+    // refused CONNECT leaves it): a claim that overrides this hold, or its node's reaping, removes it. Refused only
+    // when the mark surely was not made; one that may have been is an accepted connection's (its end drops it).
     const marked = again === 'ok' && !socket.destroyed && owner !== undefined && packet.clean === false && expiryOf(version, packet) === 0
-      ? await this.stores.sessions.markEnding(clientId, owner).catch(() => false)
+      ? (await this.stores.sessions.markEnding(clientId, owner).catch(() => false)) !== false
       : true;
     if (again !== 'ok' || !marked || socket.destroyed) {
       if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
