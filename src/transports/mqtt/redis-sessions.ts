@@ -300,7 +300,10 @@ export class RedisSessionStore implements SessionStore {
     // A hold its release could not end yet (a refused CONNECT of this client id a moment ago) ends first, as it would
     // have: a claim must not take it for a live one and override it.
     const unreleased = this.unreleased.get(clientId);
-    if (unreleased) for (const [holder, { drop }] of [...unreleased]) await this.runRelease(clientId, holder, drop).catch((err: unknown) => this.failedRetry(err, clientId, holder));
+    // (An error reply here is not counted against the release: the retry round is its clock, once a second.)
+    if (unreleased) for (const [holder, { drop }] of [...unreleased]) await this.runRelease(clientId, holder, drop).catch((err: unknown) => {
+        if (passing(err)) throw err;
+      });
     const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume ? '1' : ''])) as [number, string | undefined];
     if (taken === 0) return { heldBy: raw ?? '' };
     if (raw === undefined) return { session: undefined };
@@ -356,7 +359,7 @@ export class RedisSessionStore implements SessionStore {
   private failedRetry(err: unknown, clientId: string, owner: string): void {
     if (passing(err)) throw err;
     const entry = this.unreleased.get(clientId)?.get(owner);
-    if (entry && ++entry.errors < RELEASE_ERRORS_MAX) return;
+    if (!entry || ++entry.errors < RELEASE_ERRORS_MAX) return;
     this.log.error({ err: (err as Error).message, clientId, errors: RELEASE_ERRORS_MAX }, 'MQTT session hold not released: Redis refused it every time (given up)');
     this.forgetRelease(clientId, owner);
   }
