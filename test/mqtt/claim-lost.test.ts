@@ -12,6 +12,22 @@ import { TestClient } from '../helpers/client.js';
 import { payloadsOf, persistentConnect, RawMqtt } from '../helpers/raw-mqtt.js';
 
 const run = requireRedis('mqtt claim lost');
+const SESSIONS = 'sb:{g}:mqtt:sessions';
+
+/** A 5.0 CONNECT of `clientId`: Clean Start `clean`, session expiry `expiry` s. */
+const v5 = (clientId: string, clean: boolean, expiry: number) => ({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
+
+/** A session of `id` on `id/#` left by its client (CONNECT `connect`, SUBSCRIBE, DISCONNECT), once kept: its hold ended. */
+async function leaveSession(port: number, inspect: Redis, id: string, connect: Packet = persistentConnect(id), version: 4 | 5 = 4): Promise<void> {
+  const c = await RawMqtt.open(port, version);
+  c.send(connect, version);
+  await c.next('connack');
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${id}/#`, qos: 1 }] } as Packet, version);
+  await c.next('suback');
+  c.send({ cmd: 'disconnect' } as Packet, version);
+  await c.closed;
+  await until(async () => (await inspect.hget(`${SESSIONS}:owners`, id)) === null, `${id}'s session kept`);
+}
 
 describe.skipIf(!run)('MQTT: a session claim Redis did not answer', () => {
   let redis: TestRedis;
@@ -71,26 +87,16 @@ describe.skipIf(!run)('MQTT: a session claim Redis did not answer', () => {
   }, 40_000);
 
   it('a 5.0 resume with session expiry 0, refused so, leaves the session too (it ends with a connection that never began)', async () => {
-    const v5 = (clean: boolean, expiry: number) => ({ cmd: 'connect', clientId: 'exp0r', keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
-    const first = await RawMqtt.open(node.mqttPort, 5);
-    first.send(v5(true, 300), 5);
-    await first.next('connack');
-    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'e0/#', qos: 1 }] } as Packet, 5);
-    await first.next('suback');
-    first.send({ cmd: 'disconnect' } as Packet, 5);
-    await first.closed;
-    await until(async () => (await inspect.hget('sb:{g}:mqtt:sessions:owners', 'exp0r')) === null, 'the session kept');
-
-    expect(await refusedWhileHung(v5(false, 0), 5)).toMatchObject({ reasonCode: 0x88, sessionPresent: false });
+    await leaveSession(node.mqttPort, inspect, 'exp0r', v5('exp0r', true, 300), 5);
+    expect(await refusedWhileHung(v5('exp0r', false, 0), 5)).toMatchObject({ reasonCode: 0x88, sessionPresent: false });
     const back = await RawMqtt.open(node.mqttPort, 5);
-    back.send(v5(false, 300), 5);
+    back.send(v5('exp0r', false, 300), 5);
     expect(await back.next('connack', 10_000), 'the refused CONNECT removed the session').toMatchObject({ reasonCode: 0, sessionPresent: true });
     back.socket.destroy();
   }, 40_000);
 });
 
 describe.skipIf(!run)('MQTT sessions when Redis is out of reach as a connection ends', () => {
-  const SESSIONS = 'sb:{g}:mqtt:sessions';
   let redis: TestRedis;
   let proxy: RedisProxy;
   let node: TestBroker;
@@ -109,18 +115,7 @@ describe.skipIf(!run)('MQTT sessions when Redis is out of reach as a connection 
   }, 20_000);
 
   const held = (id: string) => inspect.hget(`${SESSIONS}:owners`, id);
-  const v5 = (clientId: string, clean: boolean, expiry: number) => ({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
-  /** A session on `id/#` left by its client (kept: its hold ended); `connect` is its CONNECT (3.1.1 by default). */
-  const leave = async (id: string, connect: Packet = persistentConnect(id), version: 4 | 5 = 4) => {
-    const c = await RawMqtt.open(node.mqttPort, version);
-    c.send(connect, version);
-    await c.next('connack');
-    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${id}/#`, qos: 1 }] } as Packet, version);
-    await c.next('suback');
-    c.send({ cmd: 'disconnect' } as Packet, version);
-    await c.closed;
-    await until(async () => (await held(id)) === null, `${id}'s session kept`);
-  };
+  const leave = (id: string, connect?: Packet, version?: 4 | 5) => leaveSession(node.mqttPort, inspect, id, connect, version);
   /** A connection that resumes `id`'s session with `connect`. */
   const resume = async (connect: Packet, version: 4 | 5): Promise<RawMqtt> => {
     const c = await RawMqtt.open(node.mqttPort, version);
@@ -239,19 +234,10 @@ describe.skipIf(!run)('MQTT sessions: a release Redis answers with an error repl
     await redis?.stop();
   }, 20_000);
 
-  const v5 = (clean: boolean, expiry: number) => ({ cmd: 'connect', clientId: 'busy0', keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: expiry } }) as Packet;
-
   it('is retried: the ended connection\'s hold is released before the next CONNECT, not waited out', async () => {
-    const c = await RawMqtt.open(node.mqttPort, 5);
-    c.send(v5(true, 300), 5);
-    await c.next('connack');
-    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'busy0/#', qos: 1 }] } as Packet, 5);
-    await c.next('suback');
-    c.send({ cmd: 'disconnect' } as Packet, 5);
-    await c.closed;
-    await until(async () => (await inspect.hget('sb:{g}:mqtt:sessions:owners', 'busy0')) === null, 'the session kept');
+    await leaveSession(node.mqttPort, inspect, 'busy0', v5('busy0', true, 300), 5);
     const live = await RawMqtt.open(node.mqttPort, 5);
-    live.send(v5(false, 0), 5);
+    live.send(v5('busy0', false, 0), 5);
     expect(await live.next('connack')).toMatchObject({ reasonCode: 0, sessionPresent: true });
     // A script runs for 1.5 s: every other command is answered BUSY meanwhile, the connection's release too.
     const script = busy.eval("local t = redis.call('TIME') local s = t[1]*1000 + t[2]/1000 repeat t = redis.call('TIME') until t[1]*1000 + t[2]/1000 - s > 1500 return 1", 0);
@@ -264,7 +250,7 @@ describe.skipIf(!run)('MQTT sessions: a release Redis answers with an error repl
     await script;
     const back = await RawMqtt.open(node.mqttPort, 5);
     const started = Date.now();
-    back.send(v5(false, 300), 5);
+    back.send(v5('busy0', false, 300), 5);
     expect(await back.next('connack', 15_000)).toMatchObject({ reasonCode: 0, sessionPresent: false });
     expect(Date.now() - started, 'the next CONNECT waited out the ended connection\'s hold (close timeout + 2 s)').toBeLessThan(4000);
     back.socket.destroy();
