@@ -39,13 +39,14 @@ export const SESSION_BYTES_MAX = 1024 * 1024;
 /** Expired sessions removed per operation at most (the rest by later ones). */
 const PURGE_MAX = 100;
 
+/** KEYS: sessions, kept, expires. Removes the session of client id `id` (a Lua expression): stored, kept, expiry. */
+const REMOVE = (id: string) => `redis.call('HDEL', KEYS[1], ${id}) redis.call('ZREM', KEYS[2], ${id}) redis.call('ZREM', KEYS[3], ${id})`;
+
 /** KEYS: sessions, kept, expires. Removes expired sessions (at most PURGE_MAX), before `now` (a Lua expression). */
 const PURGE_AT = (now: string) => `
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ${now}, 'LIMIT', 0, ${PURGE_MAX})
 for _, id in ipairs(gone) do
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
+  ${REMOVE('id')}
 end
 `;
 /** KEYS: sessions, kept, expires. ARGV: now. */
@@ -59,9 +60,7 @@ const TRIM = (max: string) => `
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(${max})
 if over > 0 then
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
-    redis.call('HDEL', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
+    ${REMOVE('id')}
   end
 end
 `;
@@ -83,9 +82,7 @@ const TAKE = `${PURGE}
 local holder = redis.call('HGET', KEYS[4], ARGV[3])
 if holder and holder ~= ARGV[4] and ARGV[5] ~= '1' then return {0, holder} end
 if holder and holder ~= ARGV[4] and redis.call('HGET', KEYS[5], ARGV[3]) == holder then
-  redis.call('HDEL', KEYS[1], ARGV[3])
-  redis.call('ZREM', KEYS[2], ARGV[3])
-  redis.call('ZREM', KEYS[3], ARGV[3])
+  ${REMOVE('ARGV[3]')}
 end
 redis.call('HDEL', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
@@ -132,9 +129,7 @@ if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[4], ARGV[1])
   redis.call('HDEL', KEYS[5], ARGV[1])
   if ARGV[3] == '1' then
-    redis.call('HDEL', KEYS[1], ARGV[1])
-    redis.call('ZREM', KEYS[2], ARGV[1])
-    redis.call('ZREM', KEYS[3], ARGV[1])
+    ${REMOVE('ARGV[1]')}
   else
     ${AWAY_AGAIN('ARGV[1]', 'ARGV[4]')}
     ${PURGE_AT('ARGV[4]')}
@@ -160,9 +155,7 @@ for i = 4, #ARGV do
     redis.call('HDEL', KEYS[4], ARGV[i])
     if redis.call('HGET', KEYS[5], ARGV[i]) == holder then
       redis.call('HDEL', KEYS[5], ARGV[i])
-      redis.call('HDEL', KEYS[1], ARGV[i])
-      redis.call('ZREM', KEYS[2], ARGV[i])
-      redis.call('ZREM', KEYS[3], ARGV[i])
+      ${REMOVE('ARGV[i]')}
     else
       ${AWAY_AGAIN('ARGV[i]', 'ARGV[2]')}
     end
