@@ -55,6 +55,13 @@ export class Takeover {
     return !result.ok && result.why === 'gone' ? 'ok' : 'unavailable';
   }
 
+  /** Frees a client id that is no broker name (`c<n>`, too long) on this node: its connection closed (found by client id). */
+  async freeUnnamed(clientId: string): Promise<'ok' | 'unavailable'> {
+    const old = this.unnamed(clientId);
+    if (!old) return 'ok';
+    return (await this.close(old, () => this.unnamed(clientId) !== old)) ? 'ok' : 'unavailable';
+  }
+
   /**
    * Frees a client id that is no broker name (`c<n>`, too long), held on another node: the cluster does not list such
    * a connection, but its hold on the client id's session (`owner`) names its node, which is asked to close it
@@ -96,8 +103,7 @@ export class Takeover {
   private async takenOverById(text: string): Promise<string> {
     const { clientId } = JSON.parse(text) as { clientId: unknown };
     if (typeof clientId !== 'string') return 'bad';
-    const old = this.unnamed(clientId);
-    if (old && !(await this.close(old, () => this.unnamed(clientId) !== old))) return 'late';
+    if ((await this.freeUnnamed(clientId)) !== 'ok') return 'late';
     await this.kept(clientId);
     return 'ok';
   }

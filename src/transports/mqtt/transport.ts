@@ -130,7 +130,8 @@ export class MqttTransport {
   private readonly opened = new Map<string, string | undefined>();
   /**
    * This node's connections whose client id is no broker name (`c<n>`, over 64 characters), by client id: the
-   * takeover finds the others by name, these here (on this node only: the cluster lists clients by name).
+   * takeover finds the others by name, these here (the cluster lists clients by name: another node asks this one
+   * by client id, the node named by the session's hold).
    */
   private readonly unnamed = new Map<string, Link>();
   /** Session owners of this node whose claim failed (the store did not answer): their holds end by release. */
@@ -235,7 +236,7 @@ export class MqttTransport {
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
     // A client id that is no broker name (`c<n>`, too long): its connection on this node is found by client id.
-    const freeName = () => (name === undefined ? this.takeOverUnnamed(clientId) : this.takeover.freeName(name, clientId, grant !== undefined));
+    const freeName = () => (name === undefined ? this.takeover.freeUnnamed(clientId) : this.takeover.freeName(name, clientId, grant !== undefined));
     const taken = await freeName();
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
@@ -307,13 +308,6 @@ export class MqttTransport {
       void this.stores.sessions.release(clientId, owner);
       return null;
     }
-  }
-
-  /** Closes this node's connection with `clientId` (one whose client id is no name) and waits until it is gone. */
-  private async takeOverUnnamed(clientId: string): Promise<'ok' | 'unavailable'> {
-    const old = this.unnamed.get(clientId);
-    if (!old) return 'ok';
-    return (await this.takeover.close(old, () => this.unnamed.get(clientId) !== old)) ? 'ok' : 'unavailable';
   }
 
   private refuse(socket: Socket, version: MqttVersion, why: ConnackRefusal): null {
