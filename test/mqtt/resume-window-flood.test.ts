@@ -17,6 +17,14 @@ afterAll(() => broker.close());
 const publishes = (c: RawMqtt) => c.packets.filter((p) => p.cmd === 'publish');
 const subscribes = (n: number) => Array.from({ length: n }, (_, i) => ({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic: `fl/${i}`, qos: 1 }] }) as Packet);
 
+/** Sends `n` SUBSCRIBEs at once on `c` and resolves once the broker closed it. */
+async function floodUntilClosed(c: RawMqtt, n: number, what: string): Promise<void> {
+  let closed = false;
+  void c.closed.then(() => (closed = true));
+  c.sendAll(subscribes(n));
+  await until(() => closed, what, 5000);
+}
+
 /** A resumed session whose client has its first window of resends (6 of 10) and acknowledges none. */
 async function inWindow(on: TestBroker, web: TestClient, clientId: string, topic: string): Promise<RawMqtt> {
   const a = await unackedSession(on.mqttPort, web, clientId, topic, topic, 10);
@@ -32,19 +40,13 @@ describe('the resend window and the inbound rate', () => {
     const a = await RawMqtt.open(broker.mqttPort);
     a.send(persistentConnect('fl-base'));
     await a.next('connack');
-    let closed = false;
-    void a.closed.then(() => (closed = true));
-    a.sendAll(subscribes(500));
-    await until(() => closed, 'the flooder closed', 5000);
+    await floodUntilClosed(a, 500, 'the flooder closed');
   });
 
   it('a SUBSCRIBE flood while the resends go out (the client never acknowledges them) is closed too, not queued without bound', async () => {
     const web = await TestClient.connect(broker.url);
     const b = await inWindow(broker, web, 'fl-win', 'flw/t');
-    let closed = false;
-    void b.closed.then(() => (closed = true));
-    b.sendAll(subscribes(500)); // and never a PUBACK
-    await until(() => closed, 'the flooder closed', 5000);
+    await floodUntilClosed(b, 500, 'the flooder closed'); // and never a PUBACK
     web.close();
   });
 
@@ -53,10 +55,7 @@ describe('the resend window and the inbound rate', () => {
     try {
       const web = await TestClient.connect(open.url);
       const b = await inWindow(open, web, 'fl-open', 'flo/t');
-      let closed = false;
-      void b.closed.then(() => (closed = true));
-      b.sendAll(subscribes(1500)); // and never a PUBACK
-      await until(() => closed, 'the client closed', 5000);
+      await floodUntilClosed(b, 1500, 'the client closed'); // and never a PUBACK
       web.close();
     } finally {
       await open.close();
