@@ -19,10 +19,15 @@ export function refusal(err: unknown, id?: FrameId): ProtocolError | undefined {
   if (err instanceof OutcomeUnknown) return new ProtocolError('outcome_unknown', err.message, id);
   if (err instanceof NotSent) return unavailable(id);
   if (isRedisDown(err)) return unavailable(id);
-  if (/^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err))) {
+  if (isOutOfMemory(err)) {
     return new ProtocolError('unavailable', 'the cluster store (Redis) is out of memory (maxmemory); retry later', id);
   }
   return undefined;
+}
+
+/** Redis is full (maxmemory with noeviction): it refused the command, which may pass once memory is freed. */
+export function isOutOfMemory(err: unknown): boolean {
+  return /^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err));
 }
 
 /**

@@ -12,7 +12,7 @@ import type { QoS } from 'mqtt-packet';
 import { Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
 import { KEYS } from '../../engine/redis/keys.js';
-import { isRedisDown } from '../../engine/redis/refusals.js';
+import { isOutOfMemory, isRedisDown } from '../../engine/redis/refusals.js';
 import { maybeRan } from '../../engine/redis/outcome.js';
 import type { Config } from '../../config.js';
 import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
@@ -168,7 +168,7 @@ return n
 `;
 
 /** Whether a failed command failed for Redis being out of reach (down, timed out, loading, out of memory). */
-const passing = (err: unknown): boolean => isRedisDown(err) || /^OOM |OOM command not allowed/.test(String((err as Error)?.message ?? err));
+const passing = (err: unknown): boolean => isRedisDown(err) || isOutOfMemory(err);
 
 /**
  * How many error replies a release waiting for a retry meets before it is dropped (one a second: about a minute).
