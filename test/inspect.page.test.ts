@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
-import { keepSocket, socketOf } from './helpers/ws-socket.js';
 import { until } from './helpers/waits.js';
 
 type Msg = Record<string, any> & { type: string };
@@ -205,7 +204,7 @@ describe('/inspect/ws input', () => {
 
 describe('/inspect/ws: a viewer that does not read', () => {
   it('sending `select` over and over queues no more than the viewer backlog bound (each asked for a detail, queued without end)', async () => {
-    const ws = keepSocket(new WebSocket(`${broker.url.replace('/ws', '/inspect/ws')}`));
+    const ws = new WebSocket(`${broker.url.replace('/ws', '/inspect/ws')}`);
     const details: string[] = [];
     const onDetail = (d: Buffer): void => void (d.toString().startsWith('{"type":"detail"') && details.push(d.toString()));
     ws.on('message', onDetail);
@@ -220,7 +219,7 @@ describe('/inspect/ws: a viewer that does not read', () => {
       return detailBytes > 3000;
     }, 'a supervisor detail of a few KB');
     ws.off('message', onDetail);
-    socketOf(ws).pause(); // reads nothing more
+    ws.pause(); // reads nothing more
     const selects = 40_000;
     for (let round = 0; round < selects / 2000; round++) {
       for (let i = 0; i < 2000; i++) ws.send(select);
@@ -229,7 +228,7 @@ describe('/inspect/ws: a viewer that does not read', () => {
     let received = 0;
     ws.on('message', (d: Buffer) => (received += d.length));
     const last = new Promise<void>((resolve) => ws.on('message', (d: Buffer) => d.toString().includes('"id":"nobody"') && resolve()));
-    socketOf(ws).resume();
+    ws.resume();
     ws.send(JSON.stringify({ type: 'select', id: 'nobody' }));
     await last;
     // What may arrive with the bound: the broker's 1 MiB plus what the kernel's socket buffers took meanwhile, which

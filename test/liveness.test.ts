@@ -172,7 +172,7 @@ describe('slow consumer', () => {
     let fastCount = 0;
     fast.ws.on('message', () => fastCount++);
     const slowLink = linkOf(broker, slow.hello.client.id)!;
-    slow.socket.pause();
+    slow.ws.pause();
 
     const payload = 'x'.repeat(16 * 1024);
     const publisher = await TestClient.connect(broker.url);
@@ -194,7 +194,7 @@ describe('slow consumer', () => {
     expect(maxDepth).toBeLessThanOrEqual(50);
     expect(maxBuffered).toBeLessThan(51 * (payload.length + 200));
 
-    slow.socket.resume();
+    slow.ws.resume();
     expect((await slow.closed).code).toBe(4001);
     await waitFor(() => fastCount >= total, 20_000);
     expect(fastCount).toBe(total);
@@ -206,7 +206,7 @@ describe('slow consumer', () => {
     broker = await startTestBroker({ mailboxSize: 20, slowConsumer: 'drop-oldest' });
     const slow = await TestClient.connect(`${broker.url}/burst`);
     const link = linkOf(broker, slow.hello.client.id)!;
-    slow.socket.pause();
+    slow.ws.pause();
     const payload = 'y'.repeat(16 * 1024);
     for (let i = 0; i < 1000; i++) {
       broker.hub.publish('burst', { i, payload });
@@ -215,7 +215,7 @@ describe('slow consumer', () => {
     expect(link.mailbox.depth).toBeLessThanOrEqual(20);
     expect(link.mailbox.dropped).toBeGreaterThan(0);
     expect(link.state).toBe('online');
-    slow.socket.resume();
+    slow.ws.resume();
     // the newest message arrives; the seqs it saw increase but have a gap where messages were dropped
     const last = await slow.next((f) => f.op === 'msg' && f.data.i === 999, 5000);
     expect(last.seq).toBe(1000);

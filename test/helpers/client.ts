@@ -30,7 +30,7 @@ export class TestClient {
     });
   }
 
-  /** The TCP connection under the WebSocket (ws-socket.ts): to stop reading, or to write raw frames. */
+  /** The TCP connection under the WebSocket (ws-socket.ts): to write raw frames (to stop reading: ws.pause()). */
   get socket(): Socket {
     return socketOf(this.ws);
   }

@@ -1,6 +1,7 @@
-// The TCP socket under a `ws` client, for tests that must act below WebSocket: stop reading (a stalled consumer) or
-// write pre-framed bytes. ws keeps its own reference private; its public 'upgrade' event hands over the handshake's
-// response, whose `socket` is the connection the WebSocket then runs on.
+// The TCP socket under a `ws` client, for tests that must act below WebSocket: write pre-framed bytes. (A stalled
+// consumer is ws.pause(), not a pause of this socket: ws resumes its socket itself whenever its receiver drains.)
+// ws keeps its own reference private; its public 'upgrade' event hands over the handshake's response, whose `socket`
+// is the connection the WebSocket then runs on.
 import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 

@@ -2,7 +2,6 @@
 // message bound would (before the fix, 1000 queued 60 KB messages = 60 MB per stalled reader were fine).
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { keepSocket, socketOf } from '../helpers/ws-socket.js';
 import { Mailbox, type Wire } from '../../src/actors/mailbox.js';
 import { Outgoing } from '../../src/protocol/outgoing.js';
 import { wsTextFrame } from '../../src/transports/ws/frame.js';
@@ -64,7 +63,7 @@ describe('mailbox byte bound', () => {
   it('over a socket: a stalled reader of 60 KB messages is closed with 4001 at --mailbox-bytes; a reading victim gets them all', async () => {
     broker = await startTestBroker({ mailboxBytes: 1024 * 1024, mailboxSize: 1000, closeTimeoutMs: 300 });
     const open = (ws: WebSocket) => new Promise((r) => ws.once('open', r));
-    const stalled = keepSocket(new WebSocket(`${broker.url}/big`));
+    const stalled = new WebSocket(`${broker.url}/big`);
     const victim = new WebSocket(`${broker.url}/big`);
     let received = 0;
     victim.on('message', (d: Buffer) => {
@@ -73,7 +72,7 @@ describe('mailbox byte bound', () => {
     const stalledClose = new Promise<number>((r) => stalled.on('close', (code) => r(code)));
     await Promise.all([open(stalled), open(victim)]);
     await waitFor(() => broker!.hub.inspect.reached('big').length === 2);
-    socketOf(stalled).pause();
+    stalled.pause();
     const payload = 'p'.repeat(60 * 1024);
     const N = 300; // 18 MB: past what loopback buffers absorb, far under 1000 messages
     let peak = 0;
@@ -84,7 +83,7 @@ describe('mailbox byte bound', () => {
       while (received < i - 8) await turn();
     }
     await waitFor(() => received === N, 10_000);
-    socketOf(stalled).resume();
+    stalled.resume();
     await waitFor(() => broker!.hub.stats.slowConsumerCloses === 1, 5000);
     expect([4001, 1006]).toContain(await stalledClose);
     expect(peak).toBeLessThanOrEqual(1024 * 1024);

@@ -18,7 +18,7 @@ describe('pings from a client that never reads', () => {
   it('are answered, but while its socket is congested only the latest gets a pong: the broker holds a bounded number of bytes for it', async () => {
     const ws = keepSocket(new WebSocket(broker.url));
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    socketOf(ws).pause(); // never read again
+    ws.pause(); // never read again
     const link = [...broker.hub.sessions()].find((s) => s.transport === 'ws')!;
     const payload = Buffer.alloc(125, 0x61);
     let peak = 0;
@@ -38,7 +38,7 @@ describe('pings from a client that never reads', () => {
     const last = new Promise<string>((resolve) => ws.on('pong', (d) => d.toString() === 'last' && resolve('last')));
     ws.ping('last');
     await until(() => link.wire.bufferedBytes > 0, 'the broker still congested');
-    socketOf(ws).resume();
+    ws.resume();
     expect(await last).toBe('last');
     ws.terminate();
   }, 60_000);

@@ -4,7 +4,6 @@
 // Subscribers: SWITCHBOARD_SLOW_N (default 50 in npm test; `npm run soak:slow` runs 1000).
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { keepSocket, socketOf } from '../helpers/ws-socket.js';
 import type { SlowConsumerPolicy } from '../../src/actors/mailbox.js';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -30,7 +29,7 @@ interface Sub {
 }
 
 async function subscriber(url: string, slow: boolean): Promise<Sub> {
-  const ws = keepSocket(new WebSocket(`${url}/load`));
+  const ws = new WebSocket(`${url}/load`);
   const seqs: number[] = [];
   const sub: Partial<Sub> = {};
   const closed = new Promise<number>((r) => ws.on('close', (code) => r((sub.closeCode = code))));
@@ -73,7 +72,7 @@ async function run(policy: SlowConsumerPolicy) {
     progress(`${subs.length} subscribers open`);
     await waitFor(() => broker.hub.inspect.reached('load').length === N, BUDGET_MS);
     progress('all subscribed');
-    for (const s of subs) if (s.slow) socketOf(s.ws).pause();
+    for (const s of subs) if (s.slow) s.ws.pause();
     const healthy = subs.filter((s) => !s.slow);
     const rssStart = process.memoryUsage().rss;
     let rssPeak = rssStart;
@@ -108,7 +107,7 @@ describe(`slow consumers among ${N} subscribers`, () => {
   it(`close policy: the ${SLOW} paused ones are closed with 4001 and counted; the rest get all ${MESSAGES} messages in order; RSS bounded`, async () => {
     const { broker, subs, healthy, rssGrowth } = await run('close');
     try {
-      for (const s of subs.filter((x) => x.slow)) socketOf(s.ws).resume();
+      for (const s of subs.filter((x) => x.slow)) s.ws.resume();
       const codes = await Promise.all(subs.filter((s) => s.slow).map((s) => s.closed));
       // The broker closes each with 4001; the close frame sits behind megabytes the client has not read yet, so a client
       // resumed after --close-timeout-ms finds its socket already cut (1006). Either way it is gone, and counted once.
@@ -132,7 +131,7 @@ describe(`slow consumers among ${N} subscribers`, () => {
     try {
       for (const s of healthy) expect(s.seqs).toEqual(ascending(MESSAGES));
       const slow = subs.filter((s) => s.slow);
-      for (const s of slow) socketOf(s.ws).resume();
+      for (const s of slow) s.ws.resume();
       await waitFor(() => slow.every((s) => s.seqs.at(-1) === MESSAGES), BUDGET_MS);
       for (const s of slow) {
         expect(s.ws.readyState).toBe(WebSocket.OPEN);

@@ -5,7 +5,6 @@ import { connect as tcpConnect } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { keepSocket, socketOf } from '../helpers/ws-socket.js';
 import { Roster, parseCursor, cursorAfter } from '../../src/engine/roster.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
@@ -127,10 +126,10 @@ describe('who pages', () => {
     const victim = await TestClient.connect(`${broker.url}/victim`);
     const publisher = await TestClient.connect(broker.url);
     const spammers = await Promise.all(Array.from({ length: 25 }, async () => {
-      const ws = keepSocket(new WebSocket(broker!.url));
+      const ws = new WebSocket(broker!.url);
       const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
       await new Promise((r) => ws.once('open', r));
-      socketOf(ws).pause(); // never reads a byte
+      ws.pause(); // never reads a byte
       return { ws, closed };
     }));
     await waitFor(() => broker!.hub.inspect.clientCount() === CROWD + 27, 20_000);
@@ -153,7 +152,7 @@ describe('who pages', () => {
       for (const l of broker.hub.inspect.clients()) mailboxPeak = Math.max(mailboxPeak, l.mailbox.bytes);
       await new Promise((r) => setTimeout(r, 5)); // paced publisher
     }
-    for (const s of spammers) socketOf(s.ws).resume();
+    for (const s of spammers) s.ws.resume();
     const codes = await Promise.all(spammers.map((s) => s.closed));
     latencies.sort((a, b) => a - b);
     const growth = (rssPeak - rssStart) / 2 ** 20;
