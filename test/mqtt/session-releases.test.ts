@@ -1,7 +1,8 @@
 // The releases of MQTT session holds that Redis did not answer (redis-sessions.ts): remembered, retried every second
 // until Redis answers, and run before the next claim of their client id. Here against a script runner that fails
 // while "Redis is down", to reach the bound (100,000 waiting) and long retry rounds without an outage of that size.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { pino } from 'pino';
 import { createLogger } from '../../src/log.js';
 import { RedisSessionStore } from '../../src/transports/mqtt/redis-sessions.js';
 import { payloadOf } from '../../src/transports/mqtt/packets.js';
@@ -16,7 +17,7 @@ const isRelease = (args: string[]) => args.length === 5;
  * A store whose Redis is down until `up()`; `released` lists the owners whose RELEASE ran, in order. `refuse(owner)`:
  * that owner's RELEASE keeps failing as Redis down does; `reject(owner)`: with an error reply.
  */
-function storeWithOutage(roundTripMs = 0, refuse = (_owner: string) => false, reject = (_owner: string) => false) {
+function storeWithOutage(roundTripMs = 0, refuse = (_owner: string) => false, reject = (_owner: string) => false, logger = log) {
   let down = true;
   const released: string[] = [];
   const scripts = {
@@ -29,7 +30,7 @@ function storeWithOutage(roundTripMs = 0, refuse = (_owner: string) => false, re
       return 1;
     },
   } as unknown as ScriptRunner;
-  return { store: new RedisSessionStore(scripts, 10, payloadOf, log), released, up: () => void (down = false) };
+  return { store: new RedisSessionStore(scripts, 10, payloadOf, logger), released, up: () => void (down = false) };
 }
 
 describe('MQTT session releases Redis did not answer', () => {
@@ -75,6 +76,32 @@ describe('MQTT session releases Redis did not answer', () => {
       expect(store.pendingReleases).toBe(1);
     } finally {
       store.close();
+    }
+  });
+
+  it('one that Redis refuses with an error reply in 60 retry rounds is given up (logged), the others released meanwhile', async () => {
+    vi.useFakeTimers();
+    const lines: { level: number; msg: string; clientId?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { store, released, up } = storeWithOutage(0, () => false, (owner) => owner === 'bad/1', logger);
+    try {
+      await store.release('bad', 'bad/1');
+      await store.release('other', 'other/1');
+      up();
+      await vi.advanceTimersByTimeAsync(1000); // the first round: other/1 released, bad/1 refused once
+      expect(released).toEqual(['other/1']);
+      expect(store.pendingReleases).toBe(1);
+      await vi.advanceTimersByTimeAsync(58 * 1000); // 59 refusals: still remembered
+      expect(store.pendingReleases).toBe(1);
+      const givenUp = () => lines.filter((l) => l.msg.includes('given up'));
+      expect(givenUp()).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1000); // the 60th: given up, and no round is planned any more
+      expect(store.pendingReleases).toBe(0);
+      expect(givenUp()).toEqual([expect.objectContaining({ level: 50, clientId: 'bad' })]);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      store.close();
+      vi.useRealTimers();
     }
   });
 });
