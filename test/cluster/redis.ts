@@ -396,6 +396,15 @@ export class RedisProxy {
     return this.upstream.includes(text);
   }
 
+  /**
+   * Accepts no new connection until restore(); those open stay up (a Redis that dropped one of a node's connections
+   * and cannot be reached again by it).
+   */
+  refuseNew(): void {
+    this.server?.close();
+    this.server = undefined;
+  }
+
   async cut(): Promise<void> {
     const server = this.server;
     this.server = undefined;

@@ -182,6 +182,11 @@ export class RedisBroker<S extends Session> implements Broker<S> {
   private async baseline(topic: string): Promise<void> {
     await this.channels.ready(topic);
     if (!this.redis.up || !this.channels.receives(topic)) return;
+    await this.standing(topic);
+  }
+
+  /** Reads where `topic` stands now and makes it the node's baseline for it (cursors.ts `listening`). */
+  private async standing(topic: string): Promise<void> {
     const [seq, epoch] = await this.redis.cmd.hmget(KEYS.meta(topic), 'seq', 'epoch').catch(() => [undefined, undefined]);
     if (seq === undefined) return; // Redis did not answer: as before, from its first message
     this.cursors.listening(topic, epoch ?? '', seq === null ? 0 : Number(seq));
@@ -190,6 +195,8 @@ export class RedisBroker<S extends Session> implements Broker<S> {
   /** Once this node hears every channel `filter` needs (at once while the subscriber is down: it catches up when back). */
   ready(filter: string): Promise<void> | void {
     if (this.redis.listening) return this.channels.ready(filter);
+    // The subscriber is away and the sub is acked now: the node catches up from where the topic stands at the ack.
+    if (!isWildcard(filter) && this.redis.up) return this.standing(filter);
   }
 
   direct(node: string, to: string, from: { id: string; name: string }, json: string): Promise<boolean> {

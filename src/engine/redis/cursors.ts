@@ -83,11 +83,16 @@ export class Cursors {
   }
 
   /**
-   * This node listens on `topic`'s own channel now (its SUBSCRIBE answered), and the topic stood at `seq` of `epoch`
-   * (0 and '' when it was never published). Kept until its first message comes (unless one came already).
+   * This node listens on `topic`'s own channel now (its SUBSCRIBE answered), or a sub of it was acked while the
+   * subscriber was away, and the topic stood at `seq` of `epoch` (0 and '' when it was never published). Kept until
+   * its first message comes or the subscriber catches up (unless one came already).
    */
   listening(topic: string, epoch: string, seq: number): void {
     if (this.cursors.has(topic) || this.baselines.size >= MAX_CURSORS) return;
+    // An earlier baseline (taken at a sub's ack while the subscriber was away) stays where it was: what followed it is
+    // owed to that subscriber; an epoch that began since then is owed from its seq 1 (as in startOf).
+    const had = this.baselines.get(topic);
+    if (had) return void this.baselines.set(topic, had.epoch === epoch ? { epoch, seq: Math.min(had.seq, seq) } : { epoch, seq: 0 });
     this.baselines.set(topic, { epoch, seq });
   }
 

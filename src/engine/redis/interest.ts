@@ -223,6 +223,8 @@ export class Interest {
         if (!c || c.state !== 'subscribing') continue;
         c.state = 'on';
         this.settle(c);
+        // Nobody wanted it by the time it was on (its holders left while the SUBSCRIBE was out): dropped after its linger.
+        if (c.wanted === 0) this.scheduleSweep(Math.max(0, c.dropAt - this.now()));
       }
     };
     // A failed SUBSCRIBE (connection lost) is retried by the connection's own resubscription when it is back; the
@@ -268,6 +270,8 @@ export class Interest {
           this.toSubscribe.push(name);
         } else {
           this.channels.delete(name);
+          // Wanted again and released again while it was being dropped: its waiters (their holders gone) go on.
+          if (!c.settled) this.settle(c);
           gone.push(name);
         }
       }

@@ -214,6 +214,22 @@ describe('Cursors', () => {
     expect(delivered).toEqual([3]);
   });
 
+  it('a baseline taken at a sub\'s ack while the subscriber was away is kept when a later one is read: the catch-up starts there (a new epoch since: at its seq 1)', async () => {
+    let epoch = 'e1';
+    const stream = new Map([['a', [1, 2, 3, 4, 5].map((s) => entry('a', s))], ['b', [1, 2].map((s) => entry('b', s, 'e2'))]]);
+    const { cursors, delivered } = make(stream, () => epoch);
+    cursors.listening('a', 'e1', 2); // at the ack
+    cursors.listening('a', 'e1', 5); // once the SUBSCRIBE is answered, after 3..5 were published
+    cursors.catchUp();
+    await expect.poll(() => delivered).toEqual([3, 4, 5]);
+    delivered.length = 0;
+    epoch = 'e2';
+    cursors.listening('b', 'e1', 7); // at the ack
+    cursors.listening('b', 'e2', 2); // an epoch that began since (a failover): both of its messages came after the ack
+    cursors.catchUp();
+    await expect.poll(() => delivered).toEqual([1, 2]);
+  });
+
   it('a topic never published when listened on: an epoch met later is delivered from its seq 1', async () => {
     const stream = new Map([['a', [1, 2, 3].map((s) => entry('a', s))]]);
     const { cursors, delivered } = make(stream);
