@@ -212,7 +212,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
         return after(
           each(dropped, (topic) => this.unsub(link, { op: 'unsub', topic })),
           () => {
-            for (const filter of dropped) this.fail(link, new ProtocolError('forbidden', `the refreshed token does not allow subscribing to '${filter.slice(0, 64)}'`));
+            for (const filter of dropped) this.fail(link, new ProtocolError('forbidden', `the refreshed token does not allow subscribing to '${filter.slice(0, 64)}'`, undefined, filter));
             this.ack(link, id, { exp: grant.exp ?? null });
           },
         );

@@ -29,6 +29,8 @@ export class ProtocolError {
     readonly code: ErrorCode,
     readonly message: string,
     readonly id?: FrameId,
+    /** The filter an error without id is about (a subscription the broker removed). */
+    readonly topic?: string,
   ) {}
 }
 

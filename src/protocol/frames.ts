@@ -88,7 +88,7 @@ export type ServerFrame =
   | { op: 'event'; event: PresenceEvent; client: PublicClient; topic: string; old?: string }
   | ({ op: 'ack'; id?: FrameId } & Record<string, unknown>)
   | { op: 'pong'; id?: FrameId }
-  | { op: 'error'; code: string; message: string; id?: FrameId };
+  | { op: 'error'; code: string; message: string; id?: FrameId; topic?: string };
 
 const OPS: ReadonlySet<string> = new Set(['sub', 'unsub', 'pub', 'send', 'who', 'rename', 'auth', 'ping', 'quit', 'rpc']);
 /** Longest rpc method name. */
@@ -287,6 +287,7 @@ function positionError(filter: string, since: unknown, epoch: unknown): string |
 }
 
 export function errorFrame(err: ProtocolError): ServerFrame {
+  if (err.topic !== undefined) return { op: 'error', code: err.code, message: err.message, topic: err.topic };
   return err.id === undefined
     ? { op: 'error', code: err.code, message: err.message }
     : { op: 'error', code: err.code, message: err.message, id: err.id };

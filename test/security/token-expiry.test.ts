@@ -117,7 +117,7 @@ describe.each([
     c.send({ op: 'auth', token: narrower, id: 'refresh' });
     c.send({ op: 'sub', topic: 'c/x', id: 'after' });
     const forbidden = await c.next((f) => f.op === 'error' && f.code === 'forbidden');
-    expect(forbidden.message).toBe("the refreshed token does not allow subscribing to 'b/x'");
+    expect(forbidden).toEqual({ op: 'error', code: 'forbidden', message: "the refreshed token does not allow subscribing to 'b/x'", topic: 'b/x' });
     expect(await c.next((f) => f.id === 'refresh')).toMatchObject({ op: 'ack', exp: expect.any(Number) });
     expect(await c.next((f) => f.id === 'after')).toMatchObject({ op: 'ack' });
     await pub.request({ op: 'pub', topic: 'b/x', data: 'gone' });

@@ -384,6 +384,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (this.state === 'closed') return;
     if (this.online) this.write({ op: 'quit' });
     this.closingAs = { code, reason };
+    // Before the machine ends the socket (which fails what is in flight as `disconnected`): close() says `closed`.
+    this.requests.failAll('closed', closeText(this.closingAs));
     this.actor.send({ type: 'CLOSE', code, reason });
   }
 
@@ -551,6 +553,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       close: () => {
         // The machine ends this socket (close(), an `unavailable`, a connect timeout): report why it did.
         if (!goneNow(this.closingAs ?? { code: 1000, reason: 'closed by the client' })) return;
+        // An `unavailable` or a connect timeout: this node cannot serve us now; the next dial tries the next URL.
+        this.endpoints.next();
         try {
           ws.close(1000);
         } catch {
@@ -612,8 +616,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.hello = hello;
     this.online = true;
     this.actor.send({ type: 'HELLO' });
+    // The subscriptions held before `connected`: one made by a `connected` listener is sent once, by start().
+    const held = [...this.subs];
     this.emit('connected', hello);
-    for (const sub of this.subs) this.sendSub(sub);
+    for (const sub of held) if (this.subs.has(sub)) this.sendSub(sub);
     // Queued publishes go after the resubscribes, so our own subscriptions see them.
     for (const q of this.queue.splice(0)) this.sendPub(q.text, q.ack).then((a) => q.resolve(a ?? undefined), q.reject);
   }
@@ -627,7 +633,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
     // The token expired: with getToken the machine refreshes it at once; without, the app must know.
     if (frame.code === 'token_expired' && this.options.getToken) return void this.actor.send({ type: 'TOKEN_EXPIRED' });
-    this.emit('error', new SwitchboardError(frame.code, frame.message));
+    const err = new SwitchboardError(frame.code, frame.message);
+    // The broker removed a subscription (a refreshed token no longer allows its filter): it fails, as a refused one.
+    if (frame.id === undefined && typeof frame.topic === 'string') {
+      for (const sub of [...this.subs]) {
+        if (sub.filter !== frame.topic) continue;
+        this.subs.delete(sub);
+        sub.refused(err);
+      }
+    }
+    this.emit('error', err);
   }
 
   private onSnapshot(value: unknown, context: { attempt: number; retryInMs: number; lastClose: LastClose | undefined }): void {

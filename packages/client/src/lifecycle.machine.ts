@@ -58,6 +58,8 @@ interface LifecycleContext {
   refreshRetryInMs: number;
   /** Failed attempts since the last `hello`. */
   attempt: number;
+  /** `attempt` when the last `hello` reset it: a connection that ends in `unavailable` did not serve, so it goes on from there. */
+  attemptAtHello: number;
   /** The wait drawn for the coming reconnect (ms). */
   retryInMs: number;
   /** The current socket has opened (a drop before that is a failed connect: maybe a refused token). */
@@ -181,9 +183,10 @@ export const clientLifecycleMachine = setup({
         opened: false,
       };
     }),
-    recordUnavailable: assign(({ event }) => ({
+    recordUnavailable: assign(({ context, event }) => ({
       lastClose: { code: 1013, reason: (event as Extract<LifecycleEvent, { type: 'UNAVAILABLE' }>).reason },
       opened: false,
+      attempt: Math.max(context.attempt, context.attemptAtHello),
     })),
     recordConnectTimeout: assign({ lastClose: { code: 1006, reason: 'connect timeout' }, opened: false }),
     recordTokenFailure: assign(({ event }) => ({
@@ -204,7 +207,7 @@ export const clientLifecycleMachine = setup({
       attempt: context.attempt + 1,
       retryInMs: backoffDelay(context.attempt + 1, context.backoff, context.random),
     })),
-    resetAttempts: assign({ attempt: 0, tokenStale: false, lastClose: undefined, refreshAttempt: 0 }),
+    resetAttempts: assign(({ context }) => ({ attempt: 0, attemptAtHello: context.attempt, tokenStale: false, lastClose: undefined, refreshAttempt: 0 })),
   },
 }).createMachine({
   id: 'client',
@@ -222,6 +225,7 @@ export const clientLifecycleMachine = setup({
     refreshAttempt: 0,
     refreshRetryInMs: 0,
     attempt: 0,
+    attemptAtHello: 0,
     retryInMs: 0,
     opened: false,
     tokenStale: false,

@@ -68,6 +68,8 @@ export interface ErrorFrame {
   code: string;
   message: string;
   id?: FrameId;
+  /** Without id: the filter of a subscription the broker removed (a refreshed token no longer allows it). */
+  topic?: string;
 }
 
 export type ServerFrame = HelloFrame | MsgFrame | EventFrame | DirectFrame | AckFrame | PongFrame | ErrorFrame;
