@@ -116,7 +116,7 @@ export class HookClient {
         clearTimeout(timer);
         resolve(result);
       };
-      const req = request(url, { method: 'POST', headers, agent: https ? this.agents.https : this.agents.http }, (res) => this.read(res, done));
+      const req = request(url, { method: 'POST', headers, agent: https ? this.agents.https : this.agents.http }, (res) => this.read(res, kind, done));
       const timer = setTimeout(() => {
         done({ ok: false, reached: true, why: 'timeout', message: `the application backend did not answer within ${this.options.timeoutMs} ms` });
         req.destroy();
@@ -137,7 +137,7 @@ export class HookClient {
     });
   }
 
-  private read(res: IncomingMessage, done: (r: HookResult) => void): void {
+  private read(res: IncomingMessage, kind: HookKind, done: (r: HookResult) => void): void {
     const chunks: Buffer[] = [];
     let size = 0;
     res.on('data', (chunk: Buffer) => {
@@ -160,6 +160,12 @@ export class HookClient {
       const value = parseInboundJson(text, 'answer');
       if (value instanceof ProtocolError || typeof value !== 'object' || value === null || Array.isArray(value)) {
         return done({ ok: false, reached: true, why: 'bad_answer', message: 'the application backend answered something that is not a JSON object' });
+      }
+      // A verdict is true or false: `"false"`, 0 or null is no verdict (read as an allow, it let through what the
+      // backend meant to refuse). A failed call, like any malformed answer: nothing is done, the breaker counts it.
+      const allow = Object.hasOwn(value, 'allow') ? (value as { allow: unknown }).allow : undefined;
+      if (kind !== 'events' && allow !== undefined && typeof allow !== 'boolean') {
+        return done({ ok: false, reached: true, why: 'bad_answer', message: "the application backend's answer is not a verdict (allow must be true or false)" });
       }
       done({ ok: true, answer: value as Record<string, unknown>, bytes: size });
     });
