@@ -112,6 +112,9 @@ interface Queued {
 
 const OPEN = 1;
 
+/** Our ids on earlier connections that presence re-syncs pass over (the most recent). */
+const OWN_IDS_KEPT = 16;
+
 export class SwitchboardClient extends Emitter<ClientEvents> {
   /** The lifecycle actor: inspect it, or subscribe to its snapshots. */
   readonly actor: Actor<typeof clientLifecycleMachine>;
@@ -569,7 +572,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.socket = undefined;
     const wasOnline = this.online;
     this.online = false;
-    if (this.hello) this.ownIds.add(this.hello.client.id);
+    if (this.hello) {
+      this.ownIds.add(this.hello.client.id);
+      // Only recent ones can still be listed (the broker ends a lost connection within its heartbeat timeout): a
+      // client that reconnects for months keeps a few, not one per connection it ever had.
+      if (this.ownIds.size > OWN_IDS_KEPT) this.ownIds.delete(this.ownIds.values().next().value!);
+    }
     this.requests.failAll('disconnected', 'the connection dropped before the reply');
     for (const sub of this.subs) sub.disconnected();
     if (wasOnline) this.emit('disconnected', close);
