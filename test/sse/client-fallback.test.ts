@@ -106,4 +106,29 @@ describe('client library: SSE fallback in Node', () => {
       await stranger.close();
     }
   });
+
+  it('a burst of publishes while a POST is out goes in POSTs the broker takes (under a low --max-payload: one frame a POST)', async () => {
+    const port = await freePort();
+    const small = await startTestBroker({ maxPayload: 1024, publicHost: `127.0.0.1:${port}` });
+    const smallProxy = await UpgradeBlockingProxy.start(port, small.port);
+    const client = new SwitchboardClient({
+      url: `ws://127.0.0.1:${smallProxy.port}/ws`,
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      EventSource: NodeEventSource as unknown as EventSourceConstructor,
+    });
+    let drops = 0;
+    client.on('disconnected', () => drops++);
+    try {
+      await client.connect();
+      expect(client.transport).toBe('sse');
+      // 50 publishes of ~200 bytes at once: the first goes alone, the 49 queued behind it are ~10 KB, over 1024.
+      const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => client.publish('burst', `${i}:${'x'.repeat(180)}`)));
+      expect(acks.map((a) => a.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      expect(drops).toBe(0);
+    } finally {
+      client.close();
+      await smallProxy.close();
+      await small.close();
+    }
+  });
 });

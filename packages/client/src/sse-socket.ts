@@ -17,6 +17,8 @@ export type EventSourceConstructor = new (url: string, init?: { withCredentials?
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSED = 3;
+/** A POST carries queued frames up to this many bytes (the broker's default --max-payload, which bounds a POST body). */
+const POST_BYTES = 65_536;
 
 /** The SSE twin of a WebSocket URL: `ws://h/ws?x` → `http://h/sse?x`; `/ws/<topic>` → `topics=<topic>`. */
 export function sseUrl(wsUrl: string): string {
@@ -41,6 +43,8 @@ export class SseSocket implements WebSocketLike {
   private post: string | undefined;
   private readonly outbox: string[] = [];
   private posting = false;
+  /** A POST of several frames was refused as too large (a broker with a lower --max-payload): one frame a POST from now. */
+  private oneByOne = false;
 
   constructor(
     wsUrl: string,
@@ -95,14 +99,29 @@ export class SseSocket implements WebSocketLike {
     this.end(code, reason);
   }
 
-  /** One POST at a time keeps the frames in order; what queued meanwhile goes in the next, one frame per line. */
+  /**
+   * One POST at a time keeps the frames in order; what queued meanwhile goes in the next, one frame per line, as many
+   * as fit in POST_BYTES (the broker refuses a body over its --max-payload with 413, having taken none of it).
+   */
   private flush(): void {
     if (this.posting || this.outbox.length === 0 || this.post === undefined) return;
-    const body = this.outbox.splice(0).join('\n');
+    // Counted in characters: a body of non-ASCII text may be more bytes, and a 413 then turns to one frame a POST.
+    let count = 1;
+    let size = this.outbox[0]!.length;
+    while (!this.oneByOne && count < this.outbox.length && size + 1 + this.outbox[count]!.length <= POST_BYTES) size += 1 + this.outbox[count++]!.length;
+    const frames = this.outbox.splice(0, count);
     this.posting = true;
-    this.fetcher(this.post, { method: 'POST', body, headers: { 'Content-Type': 'text/plain' } }).then(
+    this.fetcher(this.post, { method: 'POST', body: frames.join('\n'), headers: { 'Content-Type': 'text/plain' } }).then(
       (res) => {
         this.posting = false;
+        if (res.status === 413 && frames.length > 1 && this.readyState === OPEN) {
+          // Several frames over this broker's limit: sent again, one a POST.
+          this.oneByOne = true;
+          this.outbox.unshift(...frames);
+          return this.flush();
+        }
+        // One frame over the limit: as a WebSocket broker closes with 1009.
+        if (res.status === 413) return this.end(1009, 'a frame is larger than the broker takes (--max-payload)');
         // 404 / 410: the stream is gone on the broker's side; anything else refused: this socket cannot speak.
         if (res.status !== 202) return this.end(1006, `POST refused: HTTP ${res.status}`);
         this.flush();
