@@ -23,7 +23,7 @@ const channelOf = (node: string) => `sb:call:${node}`;
 export class NodeCalls {
   private readonly sub: PlainSubscriber | ClusterSubscriber;
   private readonly handlers = new Map<string, CallHandler>();
-  private readonly pending = new Map<string, (answer: string) => void>();
+  private readonly pending = new Map<string, (answer: string | undefined) => void>();
   private next = 0;
   private readonly prefix = randomBytes(4).toString('hex');
 
@@ -46,7 +46,7 @@ export class NodeCalls {
 
   close(): void {
     this.sub.disconnect();
-    for (const resolve of this.pending.values()) resolve('');
+    for (const resolve of this.pending.values()) resolve(undefined);
     this.pending.clear();
   }
 

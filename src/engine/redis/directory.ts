@@ -8,7 +8,8 @@ import type { Transport } from '../../protocol/frames.js';
 import { KEYS } from './keys.js';
 import * as LUA from './scripts.js';
 import type { RedisNode } from './node.js';
-import { isRedisDown } from './refusals.js';
+import { isRedisDown, OutcomeUnknown } from './refusals.js';
+import { maybeRan } from './outcome.js';
 
 /** What other nodes know of a client (the `sb:{g}:clients` hash). */
 export interface ClientRecord {
@@ -41,23 +42,29 @@ export class ClientDirectory<S extends Session> {
   /** Mirrors a local change to Redis; while Redis is unreachable the re-assert after reconnect carries it. */
   async mirror(s: S): Promise<void> {
     if (!this.local.has(s)) return;
-    await this.redis.cmd
-      .multi()
-      .hset(KEYS.clients, s.id, JSON.stringify(this.record(s)))
-      .sadd(KEYS.nodeClients(this.redis.id), s.id)
-      .exec()
+    // A script, not a bare HSET: the name this record had in Redis (a rename whose outcome was unknown may have
+    // changed it) is freed when it is not the client's name, and the client's name is claimed when nobody holds it.
+    await this.redis
+      .script(LUA.MIRROR_CLIENT, [KEYS.clients, KEYS.names, KEYS.nodeClients(this.redis.id)], [s.id, JSON.stringify(this.record(s)), s.name])
       .catch((err: Error) => this.log.debug({ err: err.message, client: s.id }, 'client record not written (re-asserted on reconnect)'));
   }
 
-  /** Claims `name` for `s` across the cluster (freeing `old`); true when it is now its. Redis down: local check only. */
-  async claimName(s: S, name: string, old: string): Promise<boolean> {
+  /**
+   * Claims `name` for `s` across the cluster (freeing `old`); true when it is now its. At join (`strict` false) with
+   * Redis down: local check only (the re-assert writes the name). A rename (`strict`) is answered truly instead: a
+   * claim never written throws NotSent (`unavailable`), one written and unanswered OutcomeUnknown.
+   */
+  async claimName(s: S, name: string, old: string, strict = false): Promise<boolean> {
     const holder = this.local.find(name);
     if (holder && holder !== s) return false;
-    if (!this.redis.up) return true;
+    if (!this.redis.up && !strict) return true;
+    const record = JSON.stringify({ ...this.record(s), name });
+    const args = [name, s.id, old, this.local.has(s) ? record : ''];
     try {
-      const record = JSON.stringify({ ...this.record(s), name });
-      return (await this.redis.script(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients], [name, s.id, old, this.local.has(s) ? record : ''])) === 1;
+      if (strict) return (await this.redis.publishScript(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients, KEYS.nodeClients(this.redis.id)], args)) === 1;
+      return (await this.redis.script(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients, KEYS.nodeClients(this.redis.id)], args)) === 1;
     } catch (err) {
+      if (strict) throw maybeRan(err) ? new OutcomeUnknown('the cluster store (Redis) did not answer: the rename may or may not have happened; the client keeps its name here') : err;
       if (!isRedisDown(err)) throw err;
       return true;
     }

@@ -27,7 +27,7 @@ export class RedisPresence<S extends Session> implements PresenceStore<S> {
 
   claimName(s: S, name: string, old: string, id: FrameId | undefined): Maybe<boolean | ProtocolError> {
     if (!this.up()) return unavailable(id);
-    return this.directory.claimName(s, name, old);
+    return this.directory.claimName(s, name, old, true);
   }
 
   record(s: S): Promise<void> {

@@ -277,18 +277,50 @@ if cur < floor then redis.call('SET', KEYS[2], string.format('%d', floor)) end
 return redis.call('GET', KEYS[1])
 `;
 
-/** KEYS: names, clients. ARGV: new name, client id, old name, record JSON. Returns 1, or 0 when the name is taken. */
+/**
+ * KEYS: names, clients, node's clients. ARGV: new name, client id, old name, record JSON. Returns 1, or 0 when the
+ * name is taken. A record written here is in its node's client set at once (the reaper finds it, should the node die
+ * before its next write).
+ */
 export const CLAIM_NAME = `
 local holder = redis.call('HGET', KEYS[1], ARGV[1])
 if holder and holder ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] ~= '' and ARGV[3] ~= ARGV[1] and redis.call('HGET', KEYS[1], ARGV[3]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+  redis.call('SADD', KEYS[3], ARGV[2])
+end
 return 1
 `;
 
-/** KEYS: clients, names, node's clients. ARGV: client id, its name. Removes the client and frees its name. */
+/**
+ * KEYS: clients, names, node's clients. ARGV: client id, record JSON, its name. Writes a client's record; the name
+ * its previous record had is freed when it is not `name` (a rename whose outcome was unknown may have claimed it), and
+ * `name` is claimed when nobody holds it.
+ */
+export const MIRROR_CLIENT = `
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+if prev then
+  local ok, c = pcall(cjson.decode, prev)
+  if ok and type(c) == 'table' and type(c.name) == 'string' and c.name ~= ARGV[3] and redis.call('HGET', KEYS[2], c.name) == ARGV[1] then redis.call('HDEL', KEYS[2], c.name) end
+end
+if not redis.call('HGET', KEYS[2], ARGV[3]) then redis.call('HSET', KEYS[2], ARGV[3], ARGV[1]) end
+return 1
+`;
+
+/**
+ * KEYS: clients, names, node's clients. ARGV: client id, its name. Removes the client and frees its name (and the one
+ * its record had, when that differs).
+ */
 export const DROP_CLIENT = `
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+if prev then
+  local ok, c = pcall(cjson.decode, prev)
+  if ok and type(c) == 'table' and type(c.name) == 'string' and redis.call('HGET', KEYS[2], c.name) == ARGV[1] then redis.call('HDEL', KEYS[2], c.name) end
+end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) end
@@ -349,11 +381,17 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
 end
 local conflicts = {}
 for id, rec in pairs(keep) do
+  local prev = redis.call('HGET', KEYS[3], id)
   redis.call('HSET', KEYS[3], id, rec)
   redis.call('SADD', KEYS[5], id)
   -- (a record cjson cannot read keeps no name here, and never fails the re-assertion of the node's other clients)
   local ok, c = pcall(cjson.decode, rec)
   if ok and type(c) == 'table' and type(c.name) == 'string' then
+    -- the name its record had here, if another (a rename whose outcome was unknown), is not held for it any more
+    if prev then
+      local pok, p = pcall(cjson.decode, prev)
+      if pok and type(p) == 'table' and type(p.name) == 'string' and p.name ~= c.name and redis.call('HGET', KEYS[4], p.name) == id then redis.call('HDEL', KEYS[4], p.name) end
+    end
     local holder = redis.call('HGET', KEYS[4], c.name)
     if not holder then redis.call('HSET', KEYS[4], c.name, id)
     elseif holder ~= id then table.insert(conflicts, id) end
