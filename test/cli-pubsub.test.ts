@@ -62,6 +62,8 @@ describe('switchboard pub / sub', () => {
       await expect(pubCommand(['--url', broker.httpUrl, 'alarm/x'])).rejects.toThrow(/pub needs <topic> and <data>/);
       await expect(subCommand(['--url', broker.url, 'a/#/b'])).rejects.toThrow(/bad filter 'a\/#\/b'/);
       await expect(subCommand(['--url', broker.url, '--count', 'many', 'a'])).rejects.toThrow(/--count must be a whole number/);
+      // Past 2^53 no seq is exact: a usage error, not the client library's stack trace (found by a review helper).
+      await expect(subCommand(['--url', broker.url, '--since', '9007199254740993', 'a/b'])).rejects.toThrow(/--since must be a whole number from 0 to 9007199254740991/);
       await expect(subCommand(['--url', broker.url, '--epoch', 'k3x9.1', 'a'])).rejects.toThrow(/--epoch goes with --since above 0/);
       await expect(subCommand(['--url', '/ws', 'a'])).rejects.toThrow(/--url "\/ws": not an absolute URL/);
 

@@ -182,10 +182,22 @@ export async function chatCommand(argv: string[]): Promise<number> {
   } else {
     client.connect().catch(() => {}); // failures arrive as the events above
   }
+  // From a pipe, nothing is said before the broker answered: under the name asked for, or not at all (a script must
+  // not have its lines go out as guest-<n> when its --name was refused: exit 1).
+  const admitted = interactive
+    ? Promise.resolve(true)
+    : new Promise<boolean>((resolve) =>
+        client.once('connected', (hello) => {
+          if (values.name === undefined || hello.client.name === values.name) return resolve(true);
+          quit(1, `--name '${sanitize(values.name)}' was refused by the broker (it named this connection ${sanitize(hello.client.name)}); nothing was sent`);
+          resolve(false);
+        }),
+      );
 
   // Lines are handled one at a time, so a pipe is flushed in order and EOF waits for the last ack.
   (async () => {
     for await (const raw of rl) {
+      if (!(await admitted)) return; // inside the loop: lines piped meanwhile are kept by its iterator, none lost
       const line = raw.trim();
       if (line === '') {
         if (interactive) rl.prompt();

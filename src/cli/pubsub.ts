@@ -37,8 +37,10 @@ function parse(argv: string[], flags: string[]): { values: Record<string, string
 
 function count(raw: string | undefined, flag: string): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`--${flag} must be a whole number, got '${raw}'`);
-  return Number(raw);
+  const n = Number(raw);
+  // Past 2^53 a number is no exact count or seq (the client library refuses it): said here, not as a stack trace.
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new ConfigError(`--${flag} must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, got '${raw}'`);
+  return n;
 }
 
 export async function pubCommand(argv: string[]): Promise<number> {

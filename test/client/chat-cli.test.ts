@@ -93,6 +93,27 @@ describe('switchboard chat', () => {
     expect(out).not.toMatch(/\x1b\[/);
   });
 
+  it('from a pipe, a --name the broker refuses (reserved, or taken): exit 1, and no line is said under another name', { timeout: 45_000 }, async () => {
+    // The lines went out as guest-<n> and the exit was 0 (found by a review helper).
+    const broker = await startTestBroker();
+    cleanup.push(() => broker.close());
+    const { said } = await room(broker);
+    for (const name of ['c12', 'peer']) {
+      const child = spawn(process.execPath, [...cliArgs(), 'chat', '--url', broker.url, '--name', name], { cwd: ROOT });
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      child.stdin.end(`hello as ${name}\n`);
+      expect(await exited, err).toBe(1);
+      expect(err).toContain(`--name '${name}' was refused by the broker`);
+    }
+    const peer = new SwitchboardClient({ url: broker.url });
+    cleanup.push(() => peer.close());
+    await peer.publish('chat', 'marker');
+    await until(() => said.some((m) => m.data === 'marker'), 'the marker');
+    expect(said.map((m) => m.data)).toEqual(['marker']);
+  });
+
   it('from a pipe, a dead URL: one message on stderr, nothing on stdout, exit 1', { timeout: 45_000 }, async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [...cliArgs(), 'chat', '--url', `ws://127.0.0.1:${port}/ws`], { cwd: ROOT });

@@ -42,4 +42,24 @@ describe('GET /sse and the connect hook', () => {
     c.close();
     expect(reply).toMatchObject({ op: 'error', code: 'forbidden' });
   });
+
+  it("a resuming stream's Last-Event-ID filters are what the hook is shown as asked for; answered with topics of its own, those are subscribed", async () => {
+    // A cursor the client wrote itself, naming a topic it may not ask for (found by a review helper: the cursor's
+    // filters were subscribed without the hook seeing them).
+    await backend.script({ connect: { answer: { topics: ['chat'] } } });
+    const cursor = `1;${open.hub.life};;secret/x;`;
+    const c = await SseClient.open(open.httpUrl, '/sse', { 'last-event-id': cursor });
+    const call = (await backend.calls()).filter((x) => x.kind === 'connect').at(-1)!;
+    expect(call.body.topics).toEqual(['secret/x']);
+    await fetch(`${open.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'secret/x', data: 'not for you' }) });
+    await fetch(`${open.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'chat', data: 'hello' }) });
+    await c.frame((f) => f.op === 'msg' && f.topic === 'chat');
+    // Said before any message: the cursor was not used.
+    const said = c.all.findIndex((e) => e.event === 'notRecovered');
+    expect(said).toBeGreaterThan(-1);
+    expect(said).toBeLessThan(c.all.findIndex((e) => e.frame?.op === 'msg'));
+    expect(JSON.parse(c.all[said]!.data)).toMatchObject({ filter: null, reason: 'subscriptions_replaced' });
+    expect(c.all.filter((e) => e.frame?.op === 'msg').map((e) => e.frame!.topic)).toEqual(['chat']);
+    c.close();
+  });
 });

@@ -164,6 +164,25 @@ describe('SSE stream', () => {
     sse.close();
   });
 
+  it('a POSTed frame of invalid UTF-8 is bad_frame, and nothing altered is published; the frames around it are served', async () => {
+    // It was decoded with U+FFFD in place of the bad bytes and published as accepted (found by a review helper).
+    const sse = await SseClient.open(broker.httpUrl, '/sse');
+    const ws = await TestClient.connect(`${broker.url}?topics=utf8/t`);
+    const body = Buffer.concat([
+      Buffer.from('{"op":"pub","topic":"utf8/t","id":1,"data":"caf'),
+      Buffer.from([0xc3]),
+      Buffer.from('"}\r\n{"op":"pub","topic":"utf8/t","id":2,"data":"café"}'),
+    ]);
+    const res = await fetch(broker.httpUrl + sse.post, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    expect([res.status, await res.json()]).toEqual([202, { accepted: 2 }]);
+    expect(await sse.frame((f) => f.op === 'error')).toMatchObject({ code: 'bad_frame' });
+    expect(await sse.frame((f) => f.id === 2)).toMatchObject({ op: 'ack', seq: 1 });
+    await ws.next((f) => f.op === 'msg');
+    expect(ws.all.filter((f) => f.op === 'msg').map((f) => f.data)).toEqual(['café']);
+    sse.close();
+    ws.close();
+  });
+
   it('a page of another origin is refused (403) on GET and POST', async () => {
     const evil = { origin: 'http://evil.example' };
     expect(await SseClient.refusal(broker.httpUrl, '/sse', evil)).toMatchObject({ status: 403, body: { error: 'forbidden' } });

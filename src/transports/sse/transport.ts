@@ -5,6 +5,7 @@
 // reaches another node is checked there and carried to that node (forwarding.ts).
 // A `Last-Event-ID` (or `?lastEventId=`) resumes the filters and positions of its cursor (cursor.ts).
 import { randomBytes } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../../actors/connection.js';
@@ -53,6 +54,9 @@ export class SseRefusal extends Error {
     super(message);
   }
 }
+
+/** What a stream resumes from: its cursor, none readable (null), or none used: the connect hook chose its subscriptions. */
+type Resume = Cursor | null | 'replaced';
 
 export class SseTransport {
   /** Open streams by id: a Map, ids come from clients. */
@@ -104,18 +108,23 @@ export class SseTransport {
   private async openOn(req: IncomingMessage, res: ServerResponse, topics: string[], name: string | undefined, grant: Grant | undefined, lastEventId: string | undefined): Promise<void> {
     // The application backend's connect hook, as at every other transport's door: it may refuse, or say who connects.
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const hooked = await admitThroughHook(this.core.hooks, { transport: 'sse', addr, name, topics, token: grant, http: req }, (n) => this.core.hub.isNameFree(n));
+    // At most as many filters as a connection may hold (a stream's cursor never has more): what a resume costs is bounded.
+    const limits = { maxBytes: CURSOR_MAX_BYTES, maxFilters: this.core.config.maxSubscriptions };
+    const cursor = lastEventId === undefined || lastEventId === '' ? undefined : decodeCursor(lastEventId, limits);
+    const resumable = cursor !== undefined && cursor.flag !== 'f';
+    // A resume subscribes the cursor's filters (not the URL's): those are the initial subscriptions the hook vouches for.
+    const asked = resumable ? cursor.filters.map((f) => f.filter) : topics;
+    const hooked = await admitThroughHook(this.core.hooks, { transport: 'sse', addr, name, topics: asked, token: grant, http: req }, (n) => this.core.hub.isNameFree(n));
     if (hooked && !hooked.ok) {
       this.core.faults?.note('info', { addr: req.socket.remoteAddress, status: hooked.status, reason: hooked.message }, 'sse stream refused by the connect hook');
       throw new SseRefusal(hooked.status, hooked.message, HOOK_REFUSAL_CODES[hooked.status]);
     }
     if (req.socket.destroyed) return;
-    const admitted = hooked ? { topics: hooked.topics, grant: hooked.grant, meta: hooked.meta } : { topics, grant, meta: undefined };
-    // At most as many filters as a connection may hold (a stream's cursor never has more): what a resume costs is bounded.
-    const limits = { maxBytes: CURSOR_MAX_BYTES, maxFilters: this.core.config.maxSubscriptions };
-    const cursor = lastEventId === undefined || lastEventId === '' ? undefined : decodeCursor(lastEventId, limits);
-    const resumable = cursor !== undefined && cursor.flag !== 'f';
-    this.start(req, res, { topics: resumable ? [] : admitted.topics, name, grant: admitted.grant }, lastEventId === undefined || lastEventId === '' ? undefined : cursor ?? null, admitted.meta);
+    const admitted = hooked ? { topics: hooked.topics, grant: hooked.grant, meta: hooked.meta } : { topics: asked, grant, meta: undefined };
+    // The backend chose other subscriptions than the cursor's: those, afresh (the stream says the cursor was not used).
+    const replaced = resumable && admitted.topics !== asked;
+    const resume = lastEventId === undefined || lastEventId === '' ? undefined : replaced ? 'replaced' : (cursor ?? null);
+    this.start(req, res, { topics: resumable && !replaced ? [] : admitted.topics, name, grant: admitted.grant }, resume, admitted.meta);
   }
 
   /**
@@ -164,11 +173,22 @@ export class SseTransport {
     if (!stream.link.isOpen) throw new SseRefusal(410, 'the stream is closing', 'gone');
     let accepted = 0;
     try {
-      for (const line of body.toString('utf8').split('\n')) {
-        const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+      // Split as bytes, each line checked as UTF-8: invalid bytes are refused (bad_frame, as a TCP line of them is),
+      // never replaced with U+FFFD and published altered.
+      for (let start = 0; start <= body.length; ) {
+        let end = body.indexOf(0x0a, start);
+        if (end < 0) end = body.length;
+        const line = body.subarray(start, end > start && body[end - 1] === 0x0d ? end - 1 : end);
+        start = end + 1;
+        if (!isUtf8(line)) {
+          accepted++;
+          stream.reader.unreadable(new ProtocolError('bad_frame', 'frame is not valid UTF-8; it was skipped'), line.length);
+          continue;
+        }
+        const text = line.toString('utf8');
         if (text.trim() === '') continue;
         accepted++;
-        stream.reader.text(text, Buffer.byteLength(text));
+        stream.reader.text(text, line.length);
       }
     } catch (error) {
       // A throw in the reader is this stream's crash (1011), never the process's.
@@ -192,7 +212,7 @@ export class SseTransport {
     res.end();
   }
 
-  private start(req: IncomingMessage, res: ServerResponse, request: { topics: string[]; name: string | undefined; grant: Grant | undefined }, cursor: Cursor | null | undefined, meta?: Record<string, unknown>): void {
+  private start(req: IncomingMessage, res: ServerResponse, request: { topics: string[]; name: string | undefined; grant: Grant | undefined }, cursor: Resume | undefined, meta?: Record<string, unknown>): void {
     const streamId = (this.forwarding ? `${this.forwarding.node}.` : '') + randomBytes(16).toString('base64url');
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -235,13 +255,14 @@ export class SseTransport {
   }
 
   /** Re-subscribes a reconnecting stream from its cursor; what cannot be recovered is said first, per filter. */
-  private resume(stream: Stream, cursor: Cursor | null): void {
+  private resume(stream: Stream, cursor: Resume): void {
     this.resubscribe(stream, cursor);
     stream.wire.releaseIds();
     this.mark(stream, CURSOR_MARK);
   }
 
-  private resubscribe(stream: Stream, cursor: Cursor | null): void {
+  private resubscribe(stream: Stream, cursor: Resume): void {
+    if (cursor === 'replaced') return this.mark(stream, null, { reason: 'subscriptions_replaced', message: "the application backend chose this stream's subscriptions; Last-Event-ID was not used" });
     if (cursor === null) return this.mark(stream, null, { reason: 'bad_cursor', message: 'Last-Event-ID is not a cursor of this broker; subscribed afresh from the URL' });
     if (cursor.flag === 'f') return this.mark(stream, null, { reason: 'cursor_overflow', message: 'the filters did not fit in the cursor; subscribed afresh from the URL' });
     stream.wire.seed(cursor.positions, cursor.flag === 'p');
