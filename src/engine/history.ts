@@ -182,8 +182,16 @@ export class History<M> {
     if (!wildcard) {
       const log = this.logs.get(filter);
       const seen = seenByTopic(filter);
+      // No position (since 0): vouched for only as a wildcard's unlisted topic is: in the client's life, and the
+      // topic not forgotten (with messages the client would have had) since; unknown when its names were lost.
+      const unvouched = !seen.listed && (!anchored || this.namesLost || (log ? log.reborn : this.trieNode(filter, false)?.forgotten !== undefined));
       if (!log) {
-        if (seen.seq > 0) out.missed.set(filter, 'unknown_position');
+        if (seen.seq > 0 || unvouched) out.missed.set(filter, 'unknown_position');
+        return out;
+      }
+      if (unvouched) {
+        out.positions.set(filter, { seq: log.seq, epoch: log.epoch });
+        out.missed.set(filter, 'unknown_position');
         return out;
       }
       this.resumeTopic(log, seen, out, budget);

@@ -52,16 +52,17 @@ export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'
     const seen = seenOf(topic);
     if (seqText === null || seqText === undefined || ep === null || ep === undefined) {
       // Listed without data: Redis lost it. A position on it is answered by resumeAck (a position it cannot check).
-      if (wildcard && !seen.listed) missed.set(topic, 'unknown_position');
-      else if (!wildcard && seen.seq > 0) missed.set(topic, 'unknown_position');
+      // (A concrete topic the client saw nothing of, never published in its life: nothing missed.)
+      if (wildcard ? !seen.listed : seen.seq > 0 || !anchored) missed.set(topic, 'unknown_position');
       return;
     }
     const position = { seq: Number(seqText), epoch: ep };
     positions.set(topic, position);
-    // Unlisted under a wildcard: the client saw nothing of it since its life, which vouches only while the topic's
-    // messages since then are all in its current sequence. One that restarted over an older sequence (a failover, a
-    // slot that moved: the older one's messages are gone) is a topic partly forgotten: not vouched for.
-    if (wildcard && !seen.listed && (!anchored || lost === '1')) {
+    // No position (unlisted under a wildcard, or a concrete since 0): the client saw nothing of it since its life,
+    // which vouches only while the topic's messages since then are all in its current sequence. One that restarted
+    // over an older sequence (a failover, a slot that moved: the older one's messages are gone) is a topic partly
+    // forgotten: not vouched for.
+    if (!seen.listed && (!anchored || lost === '1')) {
       missed.set(topic, 'unknown_position');
       return;
     }
