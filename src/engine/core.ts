@@ -14,7 +14,7 @@ import { resumeTerms } from './resume.js';
 import { listTopics, LocalInspection } from './inspection.js';
 import type { BrokerStats } from './stats.js';
 import { queueWhoPage, WHO_LIMIT_DEFAULT } from './roster.js';
-import type { MemoryEngineOptions } from './options.js';
+import { CACHE_NODES_PER_TOKEN, type MemoryEngineOptions } from './options.js';
 import { closesWhenIdle, defaultNameBase, nameProblem, publishRefusal, renameLimit, sendRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 import type { Locals } from './local.js';
@@ -291,6 +291,8 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
         this.fail(link, answer);
         return false;
       }
+      // What it looked through to find a wildcard's topics is its client's cost (one matching nothing may look at all).
+      link.rate?.charge(Math.floor((answer.work ?? 0) / CACHE_NODES_PER_TOKEN));
       // Always answered: a `sub` with `since` asked for its verdict, with or without an id.
       link.send(ackFrame(frame.id, answer.ack));
       for (const m of answer.messages) link.mailbox.push(m);

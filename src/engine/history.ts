@@ -58,6 +58,8 @@ export interface Resume<M> {
   missed: Map<string, MissReason>;
   /** True when a wildcard search stopped at maxTopics: topics beyond it were not looked at. */
   truncated: boolean;
+  /** Topic-tree nodes a wildcard search visited: its cost, charged to the client that asked. */
+  walked: number;
 }
 
 export interface HistoryLimits {
@@ -177,7 +179,7 @@ export class History<M> {
    * `seenByTopic` (absent = seen nothing). Bounded by `limits` in topics, messages and bytes.
    */
   resume(filter: string, wildcard: boolean, seenByTopic: (topic: string) => Seen, limits: ReplayLimits, anchored = true): Resume<M> {
-    const out: Resume<M> = { messages: [], positions: new Map(), missed: new Map(), truncated: false };
+    const out: Resume<M> = { messages: [], positions: new Map(), missed: new Map(), truncated: false, walked: 0 };
     const budget = { messages: limits.maxMessages, bytes: limits.maxBytes };
     if (!wildcard) {
       const log = this.logs.get(filter);
@@ -199,7 +201,9 @@ export class History<M> {
     }
     const found: TopicLog<M>[] = [];
     const lost: string[] = [];
-    out.truncated = this.collect(this.root, filter.split('/'), 0, found, lost, limits.maxTopics);
+    const walk = { nodes: 0 };
+    out.truncated = this.collect(this.root, filter.split('/'), 0, found, lost, limits.maxTopics, walk);
+    out.walked = walk.nodes;
     // Topics the client has no position for are vouched for only when its other positions are from this life
     // (`anchored`), and no topic matching the filter lost messages by being forgotten (or their names were lost).
     if (!anchored || this.namesLost || out.truncated) out.missed.set(filter, out.truncated ? 'replay_limit' : 'unknown_position');
@@ -245,7 +249,8 @@ export class History<M> {
    * Topics under `node` matching `segments[i..]`: live ones into `found`, forgotten ones (not alive again) into
    * `lost`, at most `max` in all; true when it stopped early.
    */
-  private collect(node: TrieNode<M>, segments: string[], i: number, found: TopicLog<M>[], lost: string[], max: number): boolean {
+  private collect(node: TrieNode<M>, segments: string[], i: number, found: TopicLog<M>[], lost: string[], max: number, walk: { nodes: number }): boolean {
+    walk.nodes++;
     const take = (n: TrieNode<M>): boolean => {
       if (!n.log && !n.forgotten) return false;
       if (found.length + lost.length >= max) return true;
@@ -258,15 +263,15 @@ export class History<M> {
     const children = node.children;
     if (segment === '#') {
       if (take(node)) return true; // `a/#` matches `a` itself
-      if (children) for (const child of children.values()) if (this.collect(child, ['#'], 0, found, lost, max)) return true;
+      if (children) for (const child of children.values()) if (this.collect(child, ['#'], 0, found, lost, max, walk)) return true;
       return false;
     }
     if (segment === '+') {
-      if (children) for (const child of children.values()) if (this.collect(child, segments, i + 1, found, lost, max)) return true;
+      if (children) for (const child of children.values()) if (this.collect(child, segments, i + 1, found, lost, max, walk)) return true;
       return false;
     }
     const child = children?.get(segment);
-    return child ? this.collect(child, segments, i + 1, found, lost, max) : false;
+    return child ? this.collect(child, segments, i + 1, found, lost, max, walk) : false;
   }
 
   private store(log: TopicLog<M>, message: M, bytes: number): void {

@@ -71,7 +71,7 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
   resume(frame: FrameOf<'sub'>, terms: ResumeTerms): ResumeAnswer {
     const { seen, anchored, budget } = terms;
     const r = this.history.resume(frame.topic, isWildcard(frame.topic), seen, { maxTopics: RESUME_MAX_TOPICS, maxMessages: budget.messages, maxBytes: budget.bytes }, anchored);
-    return { ack: resumeAck(frame, r.positions, r.missed, r.truncated, this.life), messages: r.messages.map((m) => m.replay()), positions: r.positions };
+    return { ack: resumeAck(frame, r.positions, r.missed, r.truncated, this.life), messages: r.messages.map((m) => m.replay()), positions: r.positions, work: r.walked };
   }
 
   // A sub is answered within its call: no live message can arrive while one resumes, nothing to hold or skip.

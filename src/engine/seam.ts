@@ -54,6 +54,8 @@ export interface ResumeAnswer {
   messages: Outgoing[];
   /** Live messages at or below these were replayed (or precede the client's position). */
   positions: Map<string, Position>;
+  /** Topics (or topic-tree nodes) looked through to find the wildcard's: charged to the client, as a sub's cache walk is. */
+  work?: number;
 }
 
 /** What a broker keeps of topics that the topic listing and the inspection show (empty where the history is shared). */

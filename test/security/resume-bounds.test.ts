@@ -42,4 +42,18 @@ describe('resume bounds', () => {
     expect(await sub.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     expect(sub.ws.readyState).toBe(sub.ws.OPEN);
   });
+
+  it('a wildcard resume pays for the topics it looks through: one matching nothing, repeated, is rate limited', async () => {
+    // The walk is bounded by the topics it finds, not by those it looks at: `+/+/nomatch` over 30,000 topics visits
+    // them all for a tiny ack. It was charged to nobody (found by a review helper): one client kept the broker busy.
+    broker = await startTestBroker({ maxTopics: 30_000, rateBurst: 2000, rate: 1000 });
+    for (let i = 0; i < 30_000; i++) broker.hub.publish(`t/${i}/x`, 0);
+    const c = await TestClient.connect(broker.url);
+    for (let i = 0; i < 30; i++) c.send({ op: 'sub', topic: '+/+/nomatch', since: 0, id: i });
+    const last = await c.next((f) => f.id === 29, 20_000);
+    const refused = c.all.filter((f) => f.op === 'error' && f.code === 'rate_limited').length;
+    // Each walk costs ~470 tokens (30,000 nodes / 64): the burst of 2,000 pays for about four.
+    expect(refused, JSON.stringify(last)).toBeGreaterThan(20);
+    c.close();
+  });
 });

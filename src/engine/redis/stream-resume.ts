@@ -27,6 +27,8 @@ export interface StreamResumeResult {
   messages: Outgoing[];
   /** Each topic's position: live messages at or below it were replayed (or precede the client's position). */
   positions: Map<string, Position>;
+  /** Topics looked through to find the wildcard's (every topic ever published). */
+  work: number;
 }
 
 export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'>, terms: ResumeTerms, life: string): Promise<StreamResumeResult> {
@@ -38,8 +40,11 @@ export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'
   const messages: Outgoing[] = [];
   let truncated = false;
   let topics = [frame.topic];
+  let work = 0;
   if (wildcard) {
-    topics = (await store.topics()).filter((t) => filterMatches(frame.topic, t)).sort();
+    const all = await store.topics();
+    work = all.length;
+    topics = all.filter((t) => filterMatches(frame.topic, t)).sort();
     if (topics.length > MAX_POSITIONS) {
       truncated = true;
       topics = topics.slice(0, MAX_POSITIONS);
@@ -87,5 +92,5 @@ export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'
     }
     for (const m of replay) messages.push(m.out);
   });
-  return { ack: resumeAck(frame, positions, missed, truncated, life), messages, positions };
+  return { ack: resumeAck(frame, positions, missed, truncated, life), messages, positions, work };
 }
