@@ -14,7 +14,7 @@ import { resumeTerms } from './resume.js';
 import { listTopics, LocalInspection } from './inspection.js';
 import type { BrokerStats } from './stats.js';
 import { queueWhoPage, WHO_LIMIT_DEFAULT } from './roster.js';
-import { CACHE_NODES_PER_TOKEN, type MemoryEngineOptions } from './options.js';
+import { CACHE_NODES_PER_TOKEN, PRESENCE_WATCHERS_PER_TOKEN, type MemoryEngineOptions } from './options.js';
 import { closesWhenIdle, defaultNameBase, nameProblem, publishRefusal, renameLimit, sendRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 import type { Locals } from './local.js';
@@ -266,7 +266,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
             after(resuming ? this.resume(link, frame) : this.ack(link, frame.id, { life: this.broker.life }), (answered) => {
               if (answered === false) return added ? this.undoSub(link, frame.topic) : undefined;
               // (Gone meanwhile: its leave, announced already, was the last word.)
-              if (added && this.local.registry.has(link)) this.announce('join', link, frame.topic);
+              if (added && this.local.registry.has(link)) this.announceOwn('join', link, frame.topic);
             }),
           ),
         );
@@ -305,7 +305,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
   unsub(link: S, frame: FrameOf<'unsub'>): Maybe<void> {
     if (!this.local.subscriptions.remove(link, frame.topic)) return this.ack(link, frame.id);
     return after(this.store.record(link), () => {
-      this.announce('leave', link, frame.topic);
+      this.announceOwn('leave', link, frame.topic);
       this.ack(link, frame.id);
     });
   }
@@ -402,6 +402,12 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
   /** Acknowledges a request; a notification (no id) gets nothing (docs/protocol.md, Requests and notifications). */
   private ack(link: S, id: FrameId | undefined, fields?: Record<string, unknown>): void {
     if (id !== undefined) link.send(ackFrame(id, fields));
+  }
+
+  /** A join or leave of `subject`'s own sub or unsub: announced, and charged to it by this process's watchers told. */
+  private announceOwn(event: 'join' | 'leave', subject: S, filter: string): void {
+    this.announce(event, subject, filter);
+    subject.rate?.charge(Math.floor(this.local.audience(event, filter) / PRESENCE_WATCHERS_PER_TOKEN));
   }
 
   /** A presence event about local client `subject` on `filter`: the store tells every process's watchers. */

@@ -59,10 +59,14 @@ export class Locals<S extends Session> {
    * watches), coalesced per watcher (presence.ts). Joins and leaves in a room over --room-announce-max are not told.
    */
   tell(event: PresenceEvent, subject: PresenceSubjectOf<S>, filter: string, old?: string): void {
-    const watchers = this.watchers.watchers(filter);
-    if (watchers.size === 0) return;
-    if (event !== 'rename' && filter === this.options.room && this.roomIsQuiet()) return;
-    tellWatchers(watchers, event, subject as Session, filter, old);
+    if (this.audience(event, filter) === 0) return;
+    tellWatchers(this.watchers.watchers(filter), event, subject as Session, filter, old);
+  }
+
+  /** How many of this process's watchers a presence event on `filter` is told to. */
+  audience(event: PresenceEvent, filter: string): number {
+    if (event !== 'rename' && filter === this.options.room && this.roomIsQuiet()) return 0;
+    return this.watchers.watchers(filter).size;
   }
 
   /** True when the chat room is too big to announce every login and logout. */

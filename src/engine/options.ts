@@ -8,6 +8,12 @@ export const WHO_BYTES_PER_TOKEN = 1024;
  * (18-150 ns each, test/bench/topic-index.ts): a wildcard churned over many cached topics is paid by its client.
  */
 export const CACHE_NODES_PER_TOKEN = 64;
+/**
+ * A `join` or `leave` that a client's own `sub` or `unsub` announces costs it one inbound-rate token per this many
+ * presence watchers told on its node (as renames are rate limited: a client must not queue its neighbours events for
+ * free by churning a watched filter).
+ */
+export const PRESENCE_WATCHERS_PER_TOKEN = 32;
 /** A `who` whose list had to be built again costs one token per this many clients listed and sorted (~0.2 µs each). */
 export const WHO_LISTED_PER_TOKEN = 32;
 

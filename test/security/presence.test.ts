@@ -21,6 +21,8 @@ afterEach(async () => {
 interface Watcher {
   ws: WebSocket;
   events: { event: string; name: string; old?: string }[];
+  /** Joins and leaves of the client named `churner` heard. */
+  comings: number;
   pongs: number;
 }
 
@@ -30,10 +32,11 @@ async function watchers(url: string, n: number): Promise<Watcher[]> {
   for (let i = 0; i < n; i += 100) {
     out.push(...(await Promise.all(Array.from({ length: Math.min(100, n - i) }, async () => {
       const ws = new WebSocket(url);
-      const w: Watcher = { ws, events: [], pongs: 0 };
+      const w: Watcher = { ws, events: [], comings: 0, pongs: 0 };
       ws.on('message', (d: Buffer) => {
         const f = JSON.parse(d.toString());
         if (f.op === 'event' && f.event === 'rename') w.events.push({ event: f.event, name: f.client.name, old: f.old });
+        if (f.op === 'event' && (f.event === 'join' || f.event === 'leave') && f.client.name === 'churner') w.comings++;
         if (f.op === 'pong') w.pongs++;
       });
       await new Promise((r) => ws.once('open', r));
@@ -82,6 +85,32 @@ describe('presence fan-out', () => {
     console.log(`rename flood: ${N} renames → ${accepted.length} accepted, ${total} events to 300 watchers (unbounded: ${N * 300})`);
     expect(total).toBeLessThanOrEqual(300 * accepted.length);
     for (const w of ws) expect(chains(w.events, 'r0', final)).toBe(true);
+  }, 30_000);
+
+  it('sub/unsub churn of a watched filter is charged to the churner (rate_limited), not queued to the watchers for free', async () => {
+    // Each join and leave goes to every watcher, as a rename does, but it cost the churner one frame (found by a
+    // review helper): now one token per 32 watchers told. (A slow refill, so that a slow machine's longer loop does
+    // not earn back what it spent: 400 frames at ~11 tokens each against a burst of 2,000 + 100 a second.)
+    broker = await startTestBroker({ rate: 100 });
+    const ws = await watchers(`${broker.url}`, 320);
+    await waitFor(() => broker!.hub.inspect.watcherCount('room') === 320);
+    const churner = await TestClient.connect(`${broker.url}?name=churner`);
+    const N = 200;
+    for (let i = 0; i < N; i++) {
+      // Each frame in a turn of its own: a watcher's join is written before the leave comes (nothing coalesces).
+      churner.send({ op: 'sub', topic: 'room', id: `s${i}` });
+      await new Promise((r) => setTimeout(r, 1));
+      churner.send({ op: 'unsub', topic: 'room', id: `u${i}` });
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await waitFor(() => churner.all.filter((f) => typeof f.id === 'string').length === 2 * N || churner.ws.readyState !== WebSocket.OPEN, 20_000);
+    await barrier(ws);
+    const refused = churner.all.filter((f) => f.op === 'error' && f.code === 'rate_limited').length;
+    const most = Math.max(...ws.map((w) => w.comings));
+    console.log(`sub/unsub churn: ${N} pairs → ${refused} refused, at most ${most} joins and leaves per watcher (unbounded: ${2 * N})`);
+    expect(refused).toBeGreaterThan(0);
+    expect(most).toBeLessThan(2 * N);
+    churner.close();
   }, 30_000);
 
   it('without a rename limit, consecutive unwritten renames coalesce per watcher, truthfully', async () => {
