@@ -4,7 +4,7 @@
 // fails; a subscribe() made in a `connected` listener is sent once.
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SwitchboardClient, type SwitchboardError } from '@switchboard/client';
+import { SwitchboardClient, type EventSourceConstructor, type SwitchboardError } from '@switchboard/client';
 import { FakeSocket, resetFakeSockets } from './fake-socket.js';
 import { ScriptedBroker } from './scripted-broker.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
@@ -35,6 +35,26 @@ describe('a node that cannot serve (fake sockets and timers)', () => {
     await vi.advanceTimersByTimeAsync(0);
     await vi.advanceTimersByTimeAsync(2000);
     expect(FakeSocket.all.map(host)).toEqual(['a', 'b']);
+    c.close();
+  });
+
+  it('a WebSocket upgrade that gets no answer (a proxy holding it) until the connect timeout: the next dial is SSE', async () => {
+    const streams: string[] = [];
+    class HangingEventSource {
+      readyState = 0;
+      onmessage = null;
+      onerror = null;
+      constructor(url: string) {
+        streams.push(url);
+      }
+      close(): void {}
+      addEventListener(): void {}
+    }
+    const c = new SwitchboardClient({ url: 'ws://a/ws', WebSocket: FakeSocket, EventSource: HangingEventSource as unknown as EventSourceConstructor, random: () => 0, connectTimeoutMs: 1000 });
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(streams).toEqual(['http://a/sse']);
     c.close();
   });
 

@@ -515,6 +515,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     let errorText = '';
     let gone = false;
     let opened = false;
+    // Never opened (refused, failed, or no answer within connectTimeoutMs: a proxy that holds upgrades): a WebSocket
+    // blocked on the way tries SSE next, an SSE that failed tries WebSocket.
+    const otherTransportIfNeverOpened = () => {
+      if (opened || !this.EventSourceClass) return;
+      if (via === 'sse') this.sseTried = true;
+      this.via = via === 'ws' ? 'sse' : 'ws';
+    };
     const goneNow = (close: LastClose) => {
       if (gone) return false;
       gone = true;
@@ -540,15 +547,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     ws.onclose = (e) => {
       const close: LastClose = { code: e.code, reason: e.reason || errorText, ...(status !== undefined && { status }) };
       if (!goneNow(close)) return;
-      // Never opened: a WebSocket blocked on the way (or a broker down) tries SSE next, an SSE that failed tries WebSocket.
       let said = close.status;
-      if (!opened && this.EventSourceClass) {
-        // A refused upgrade (a proxy's 403) stops the client only once SSE was tried too: the broker's own refusal
-        // (an origin it does not allow) refuses the stream as well, and then the next WebSocket refusal stops it.
-        if (via === 'ws' && !this.sseTried) said = undefined;
-        if (via === 'sse') this.sseTried = true;
-        this.via = via === 'ws' ? 'sse' : 'ws';
-      }
+      // A refused upgrade (a proxy's 403) stops the client only once SSE was tried too: the broker's own refusal
+      // (an origin it does not allow) refuses the stream as well, and then the next WebSocket refusal stops it.
+      if (!opened && this.EventSourceClass && via === 'ws' && !this.sseTried) said = undefined;
+      otherTransportIfNeverOpened();
       this.endpoints.next(); // lost or refused: the next dial tries the next URL (one URL: the same one)
       report.dropped(close.code, close.reason, said);
     };
@@ -557,6 +560,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         // The machine ends this socket (close(), an `unavailable`, a connect timeout): report why it did.
         if (!goneNow(this.closingAs ?? { code: 1000, reason: 'closed by the client' })) return;
         // An `unavailable` or a connect timeout: this node cannot serve us now; the next dial tries the next URL.
+        otherTransportIfNeverOpened();
         this.endpoints.next();
         try {
           ws.close(1000);
