@@ -52,7 +52,8 @@ export function disconnectReason(closeCode: number, reason: string): number {
     case CLOSE.goingAway:
       return 0x8b; // server shutting down
     case CLOSE.protocolError:
-      return reason.startsWith('malformed') ? 0x81 : 0x82;
+      // A topic alias over the maximum (0: none allowed) is 0x94, topic alias invalid [MQTT-3.3.2-9].
+      return reason.startsWith('malformed') ? 0x81 : reason.startsWith('a topic alias') ? 0x94 : 0x82;
     case CLOSE.policy:
       return reason.startsWith('rate') ? 0x96 : 0x87; // message rate too high / not authorized
     case CLOSE.tooLarge:

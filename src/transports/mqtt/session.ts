@@ -18,6 +18,7 @@ import { closingPacket, deliveryOf, payloadEncoding, propertiesNow, qos0Encoding
 import { SessionPositions } from './positions.js';
 import { settle, type AckGroup, type Pending } from './pending.js';
 import { RetainedReads, RetainedWrites } from './retained-order.js';
+import type { PacketProperties } from './payload.js';
 import { OWN_IDS, type Inflight, type Position, type RetainedStore, type StoredSession } from './store.js';
 
 export type MqttVersion = 3 | 4 | 5;
@@ -29,6 +30,15 @@ const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'outcome_unknown'
 const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden', 'too_large', 'bad_frame', 'rate_limited', 'unavailable', 'internal']);
 
 const NOTHING = Buffer.alloc(0);
+/** SUBACK reason code 0x9E: shared subscriptions not supported (5.0). */
+const SHARED_NOT_SUPPORTED = 0x9e;
+
+/** A resent message's 5.0 properties: as first sent, the expiry counting down (at least 1 s: its delivery had begun). */
+function resentProperties(out: Outgoing): PacketProperties | undefined {
+  const delivery = deliveryOf(out);
+  const now = propertiesNow(delivery, (out.frame as { ts: number }).ts);
+  return now === null ? { ...delivery.properties, messageExpiryInterval: 1 } : now;
+}
 const MAX_PACKET_ID = 65_535;
 
 export interface SessionOptions {
@@ -244,8 +254,11 @@ export class MqttSession {
         const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
         subs.forEach((s, index) => {
           const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
-          const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: this.isV5 && s.nl === true, retainHandling: this.isV5 ? (s.rh ?? 0) : 0 };
-          reader.parsed({ op: 'sub', topic: s.topic, id: this.expect(pending) }, index === 0 ? bytes : 0, later);
+          const shared = this.isV5 && s.topic.startsWith('$share/');
+          const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: this.isV5 && s.nl === true, retainHandling: this.isV5 ? (s.rh ?? 0) : 0, shared };
+          // A shared subscription (not available, CONNACK says) is refused 0x9E in its turn: a ping stands in for it,
+          // counted against the rate like any filter, so the SUBACK keeps its order.
+          reader.parsed(shared ? { op: 'ping', id: this.expect(pending) } : { op: 'sub', topic: s.topic, id: this.expect(pending) }, index === 0 ? bytes : 0, later);
         });
         return undefined;
       }
@@ -396,6 +409,7 @@ export class MqttSession {
     const o = this.generateOptions;
     switch (p.kind) {
       case 'sub':
+        if (!error && p.shared) return settle(p.group, p.index, SHARED_NOT_SUPPORTED, 'suback', o) ?? NOTHING;
         if (!error) {
           // Retain handling (5.0): 0 sends the retained messages, 1 only for a new subscription, 2 never.
           const fresh = !this.filters.has(p.filter);
@@ -420,8 +434,11 @@ export class MqttSession {
         if (properties === null) return NOTHING; // its message expiry passed
         const pid = qos === 0 ? undefined : this.packetId();
         if (qos !== 0 && pid === undefined) return NOTHING;
+        // Larger than the client takes (5.0 maximum packet size): not sent, as if it had been [MQTT-3.1.2-25].
+        const packet = this.fits(retainedPacket(message, qos, pid, properties, o));
+        if (packet.length === 0) return NOTHING;
         if (pid !== undefined) this.inflight.set(pid, { qos: qos as 1 | 2, released: false, payload: message.payload, topic: message.topic, retain: true });
-        return retainedPacket(message, qos, pid, properties, o);
+        return packet;
       }
       case 'retainedEnd': {
         // Every live message queued before the retained ones was held when written (the read was still on); those
@@ -434,7 +451,12 @@ export class MqttSession {
         const flight = this.inflight.get(p.pid);
         if (!flight) return NOTHING;
         const payload = Buffer.isBuffer(flight.payload) ? flight.payload : (flight.payload as Outgoing).bytesFor(payloadEncoding);
-        return mqttPacket.generate({ cmd: 'publish', topic: flight.topic, payload, qos: flight.qos, messageId: p.pid, dup: true, retain: flight.retain }, o);
+        // The same message again: on 5.0 with its properties (its expiry counting down; delivery had begun).
+        const resent = v5 && !Buffer.isBuffer(flight.payload) ? resentProperties(flight.payload as Outgoing) : undefined;
+        const packet = this.fits(mqttPacket.generate({ cmd: 'publish', topic: flight.topic, payload, qos: flight.qos, messageId: p.pid, dup: true, retain: flight.retain, ...(resent && { properties: resent }) }, o));
+        // Larger than this connection takes: dropped as if delivered [MQTT-3.1.2-25] (not from inside the flush).
+        if (packet.length === 0) queueMicrotask(() => this.completed(p.pid));
+        return packet;
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
@@ -448,9 +470,10 @@ export class MqttSession {
         return settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback', o) ?? NOTHING;
       case 'puback':
       case 'pubrec': {
+        // A refused QoS 2 publish was not received: a resend of it (DUP, after a reconnect) is published then.
+        if (error && p.kind === 'pubrec') this.received.delete(p.pid);
         // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
         if (error && !v5) return this.refused(error.code, error.message);
-        if (error && p.kind === 'pubrec') this.received.delete(p.pid);
         const packet = error
           ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o)
           : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
