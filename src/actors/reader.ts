@@ -2,7 +2,7 @@
 // The connection machine hears only what changes its state: quit, the first frame after idle, a fresh token.
 // Bad input gets its protocol error here and the connection stays open.
 import { decodeClientFrame, validateClientFrame, type ClientFrame, type FrameOf } from '../protocol/frames.js';
-import { CLOSE, ProtocolError } from '../protocol/errors.js';
+import { CLOSE, ProtocolError, type FrameId } from '../protocol/errors.js';
 import type { Engine } from '../engine/engine.js';
 import type { Link } from './link.js';
 import type { TokenBucket, RateVerdict } from '../engine/bucket.js';
@@ -109,6 +109,12 @@ export class FrameReader {
       return void this.later.push([frame, bytes]);
     }
     this.route(frame, bytes);
+  }
+
+  /** The ids of frames read and not served yet: waiting for a hook call or a token check (once closed, never served). */
+  unservedIds(): FrameId[] {
+    const held = (this.held ?? []).map((f) => f.id).filter((id): id is FrameId => id !== undefined);
+    return [...(this.gate?.waitingIds() ?? []), ...held];
   }
 
   private route(frame: ClientFrame | ProtocolError, bytes: number): void {

@@ -48,6 +48,16 @@ export class HookGate {
     return this.queue.length - this.head;
   }
 
+  /** The ids of the requests waiting: not served yet (once the connection is gone, never). */
+  waitingIds(): FrameId[] {
+    const ids: FrameId[] = [];
+    for (let i = this.head; i < this.queue.length; i++) {
+      const id = idOf(this.queue[i]!.frame);
+      if (id !== undefined) ids.push(id);
+    }
+    return ids;
+  }
+
   /** Takes a frame in arrival order: served now when nothing waits and it needs no work, else queued. */
   take(frame: ClientFrame | ProtocolError, bytes: number): void {
     if (this.waiting > 0 && (this.waiting >= this.maxEntries || this.bytes + bytes > this.maxBytes)) {

@@ -10,7 +10,7 @@ import type { Link } from '../../actors/link.js';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import type { ServerFrame } from '../../protocol/frames.js';
-import { CLOSE } from '../../protocol/errors.js';
+import { CLOSE, type FrameId } from '../../protocol/errors.js';
 import { dataOfPayload } from './payload.js';
 import { pubReason, reasonOfError, refusalClose, SUBACK_FAILURE_V4 } from './codes.js';
 import { mqttMatches } from './match.js';
@@ -173,6 +173,17 @@ export class MqttSession {
    * What is kept when the connection ends, or undefined for a clean session. `current`: the positions of the topics
    * its filters match now, so that what is published while it is away is what it resumes.
    */
+  /**
+   * The connection is over and these requests were never served (a publish still waiting for the application
+   * backend's hook): a QoS 2 PUBLISH among them was not received after all, so its resend (DUP) is published.
+   */
+  unserved(ids: Iterable<FrameId>): void {
+    for (const id of ids) {
+      const p = typeof id === 'number' ? this.pending.get(id) : undefined;
+      if (p?.kind === 'pubrec') this.received.delete(p.pid);
+    }
+  }
+
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
     if (!this.options.persistent || !this.positions) return undefined;
     const filters = this.sessionFilters();

@@ -390,6 +390,7 @@ export class MqttTransport {
     // filters' topics have now (what comes later is resumed); otherwise the hold is released.
     const keep = () => {
       if (owner === undefined) return;
+      session.unserved(reader.unservedIds());
       const sessions = this.stores.sessions;
       const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
       const kept = (!persistent
