@@ -301,6 +301,12 @@ export class RedisProxy {
   private readonly holding = new Set<() => void>();
   /** Told (synchronously) when bytes containing their text are sent towards Redis. */
   private readonly watchers = new Set<{ text: string; seen: () => void }>();
+  /** Each connection: what it sent (its last 64 KiB), and the replies held back from it. */
+  private readonly links = new Set<{ down: Socket; sent: string; holdReplies: boolean; replies: Buffer[] }>();
+  /** The connection that next sends bytes containing this has its replies held back (holdRepliesOf). */
+  private replyHoldText: string | undefined;
+  /** Every connection's replies are held back (holdReplies). */
+  private allRepliesHeld = false;
   private constructor(
     readonly port: number,
     private target: number,
@@ -326,10 +332,15 @@ export class RedisProxy {
         s.on('error', () => undefined);
         s.on('close', () => this.sockets.delete(s));
       }
+      const link = { down, sent: '', holdReplies: this.allRepliesHeld, replies: [] as Buffer[] };
+      this.links.add(link);
+      down.on('close', () => this.links.delete(link));
       let held: Buffer[] | undefined;
       const send = (chunk: Buffer) => {
         const text = chunk.toString('latin1');
         this.upstream = (this.upstream + text).slice(-65_536);
+        link.sent = (link.sent + text).slice(-65_536);
+        if (this.replyHoldText !== undefined && text.includes(this.replyHoldText)) link.holdReplies = true;
         const wrote = up.write(chunk);
         for (const w of this.watchers) if (text.includes(w.text)) w.seen();
         if (wrote) return;
@@ -351,7 +362,8 @@ export class RedisProxy {
       });
       down.on('end', () => up.end());
       up.on('close', () => down.destroy());
-      up.pipe(down).on('close', () => up.destroy());
+      up.on('data', (chunk: Buffer) => (link.holdReplies ? link.replies.push(chunk) : down.write(chunk)));
+      up.on('end', () => down.end());
       down.on('close', () => up.destroy());
       up.on('close', () => down.destroy());
     });
@@ -389,6 +401,42 @@ export class RedisProxy {
       },
     };
     this.watchers.add(w);
+  }
+
+  /** Holds back the replies to every connection (the way back is slow) until releaseReplies(). */
+  holdReplies(): void {
+    this.allRepliesHeld = true;
+    for (const l of this.links) l.holdReplies = true;
+  }
+
+  /** Holds back the replies to the connection that next sends bytes containing `text` (its later ones too). */
+  holdRepliesOf(text: string): void {
+    this.replyHoldText = text;
+  }
+
+  /** Whether some connection's replies are held back (and at least one reply waits). */
+  get holdingReplies(): boolean {
+    return [...this.links].some((l) => l.holdReplies && l.replies.length > 0);
+  }
+
+  /** Sends the replies held back, in order, and holds none more. */
+  releaseReplies(): void {
+    this.allRepliesHeld = false;
+    this.replyHoldText = undefined;
+    for (const l of this.links) {
+      l.holdReplies = false;
+      for (const c of l.replies.splice(0)) l.down.write(c);
+    }
+  }
+
+  /** Whether a connection that sent bytes matching `sent` is open (a node's subscriber: /subscribe/i). */
+  hasConnection(sent: RegExp): boolean {
+    return [...this.links].some((l) => sent.test(l.sent));
+  }
+
+  /** Breaks the connections that sent bytes matching `sent`. */
+  kill(sent: RegExp): void {
+    for (const l of this.links) if (sent.test(l.sent)) l.down.destroy();
   }
 
   /** Whether `text` went through towards Redis (in the last 64 KiB). */

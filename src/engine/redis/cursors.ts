@@ -30,6 +30,8 @@ interface Cursor {
   seq: number;
   held: Map<number, BusMessage>;
   filling: boolean;
+  /** Asked to read again while a fill was in flight (a catch-up): its last read may predate what was missed. */
+  again?: boolean;
 }
 
 export interface CursorsOptions {
@@ -100,7 +102,10 @@ export class Cursors {
   catchUp(): void {
     // Topics listened on that no message had come for yet: followed from where they stood when listening began.
     for (const topic of this.baselines.keys()) this.followFromBaseline(topic);
-    for (const [topic, c] of this.cursors) if (!c.filling) void this.fill(topic, c);
+    for (const [topic, c] of this.cursors) {
+      if (c.filling) c.again = true;
+      else void this.fill(topic, c);
+    }
   }
 
   /**
@@ -110,7 +115,8 @@ export class Cursors {
   fillNow(topic: string): void {
     this.followFromBaseline(topic);
     const c = this.cursors.get(topic);
-    if (c && !c.filling) void this.fill(topic, c);
+    if (c?.filling) c.again = true;
+    else if (c) void this.fill(topic, c);
   }
 
   /** Forgets the topics this node no longer hears: what it knew of them is stale. */
@@ -164,7 +170,10 @@ export class Cursors {
         const want = firstHeld === Infinity ? READ_BATCH : Math.min(READ_BATCH, firstHeld - c.seq - 1);
         if (want <= 0) {
           this.drain(c);
-          if (c.held.size === 0) return;
+          if (c.held.size === 0) {
+            if (!c.again) return;
+            c.again = false;
+          }
           continue;
         }
         const [, ep, , ...flat] = await this.options.read(topic, c.seq + 1, want);
@@ -189,7 +198,9 @@ export class Cursors {
             c.seq = 0;
             continue;
           }
-          if (got < want || ep !== c.epoch) return;
+          // (a catch-up asked for meanwhile: this read may have been answered before what it is for was published)
+          if ((got < want || ep !== c.epoch) && !c.again) return;
+          c.again = false;
           continue; // more may follow
         }
         if (got === 0) this.skipTo(topic, c, Math.min(...c.held.keys()));

@@ -3,6 +3,7 @@
 // EVALSHA sent before has its answer (and its retry is sent), new calls wait, then go as EVAL: otherwise a later
 // call would overtake a retried one and one publisher's messages would be numbered out of order.
 import { createHash } from 'node:crypto';
+import { NotSent } from './outcome.js';
 
 /** What the runner needs of the command connection (an ioredis Redis or Cluster). */
 export interface ScriptConnection {
@@ -20,6 +21,12 @@ export class ScriptRunner {
   private gate: { promise: Promise<void>; open: () => void } | undefined;
   /** The last call waiting behind the gate: later calls queue behind it. */
   private behind: Promise<void> | undefined;
+  /** EVALSHAs sent so far (each call's place in the order they were sent). */
+  private sent = 0;
+  /** While the gate is set: the latest-sent EVALSHA that ran (0: none). */
+  private ranAfter = 0;
+  /** While the gate is set: the calls answered NOSCRIPT, in the order sent, to retry once every EVALSHA is answered. */
+  private retries: { n: number; go: () => void; refuse: () => void }[] = [];
 
   /**
    * `nodeOf`: on a Redis Cluster, the master that serves a key (scripts are loaded per master: one that ran a script
@@ -55,9 +62,12 @@ export class ScriptRunner {
       return reply;
     }
     this.shaPending++;
+    const n = ++this.sent;
     let retry: Promise<unknown> | undefined;
     try {
-      return await this.conn.evalsha(sha, keys.length, ...keys, ...args);
+      const reply = await this.conn.evalsha(sha, keys.length, ...keys, ...args);
+      if (this.gate) this.ranAfter = Math.max(this.ranAfter, n);
+      return reply;
     } catch (err) {
       if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
       this.loaded.clear();
@@ -65,9 +75,23 @@ export class ScriptRunner {
         let open = () => {};
         this.gate = { promise: new Promise<void>((r) => (open = r)), open: () => open() };
       }
-      retry = this.conn.eval(lua, keys.length, ...keys, ...args);
+      // Not retried yet: an EVALSHA sent after this one may still run (another client loaded the script meanwhile),
+      // and this retry would then be numbered after it. Decided once every EVALSHA out is answered (below).
+      retry = new Promise((resolve, reject) =>
+        this.retries.push({
+          n,
+          go: () => this.conn.eval(lua, keys.length, ...keys, ...args).then(resolve, reject),
+          refuse: () => reject(err instanceof NotSent ? err : new NotSent(err as Error)),
+        }),
+      );
     } finally {
       if (--this.shaPending === 0 && this.gate) {
+        // Every EVALSHA sent before is answered: the NOSCRIPT ones are retried in order, but one sent before an
+        // EVALSHA that ran is refused unsent (it did not run; retried, it would overtake that later call).
+        const retries = this.retries.splice(0);
+        const ran = this.ranAfter;
+        this.ranAfter = 0;
+        for (const r of retries) (r.n < ran ? r.refuse : r.go)();
         this.gate.open();
         this.gate = undefined;
       }
