@@ -12,7 +12,10 @@ import { refusal, unavailable, unknownOutcome } from './refusals.js';
 
 /** Most publishes in one script call. */
 export const MAX_MESSAGES = 256;
-/** Most argument bytes (frames) in one script call; a bigger publish goes alone. */
+/**
+ * Most argument characters (frames) in one script call; a bigger publish goes alone. Counted as string length, not
+ * UTF-8 bytes (no second pass over each frame): a call of non-ASCII text may carry up to 3× this in bytes.
+ */
 export const MAX_BYTES = 1024 * 1024;
 
 /** What every publish of one topic sends alike: sent once per call however many of its messages it carries. */
