@@ -70,6 +70,9 @@ export class Hooks {
     // A kind named by --hooks is on when it has somewhere to go: --hook-url, or its own --hook-<kind>-url.
     this.on = new Set((config.hooks.split(',').map((k) => k.trim()) as HookKind[]).filter((k) => this.client.reaches(k)));
     this.cache = new HookCache(config.hookCacheEntries);
+    if (this.on.has('subscribe') && !this.on.has('connect')) {
+      log?.warn({ hooks: [...this.on].join(',') }, "the subscribe hook is on and the connect hook is not: the subscriptions a client asks for at connect (/ws/<topic>, ?topics=, the TCP room, an SSE stream's Last-Event-ID) are held to its token's grant only, not asked of the backend; add connect to --hooks to vet them");
+    }
     if (this.on.has('events')) {
       this.webhooks = new Webhooks(this.client, { maxQueue: config.webhookQueue, batch: config.webhookBatch, retryMs: config.webhookRetryMs }, log);
       this.events = new ClientEvents(this.webhooks);

@@ -5,6 +5,8 @@ import { startTestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { startBackend, type BackendProcess } from '../helpers/backend-process.js';
 import { ConfigError, parseConfig, validateConfig } from '../../src/config.js';
+import { Hooks } from '../../src/hooks/hooks.js';
+import { pino } from 'pino';
 
 let main: BackendProcess;
 let special: BackendProcess;
@@ -47,5 +49,19 @@ describe('hook URLs', () => {
     const check = () => validateConfig(parseConfig(['--hook-rpc-url', 'ftp://x/rpc'], {}));
     expect(check).toThrow(ConfigError);
     expect(check).toThrow(/--hook-rpc-url/);
+  });
+
+  it('warns at start when the subscribe hook is on without the connect hook: subscriptions asked at connect are not asked of it', () => {
+    const warnings = (hooks: string) => {
+      const lines: { level: number; msg: string }[] = [];
+      const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const config = parseConfig(['--hook-url', 'http://127.0.0.1:9/hooks', '--hooks', hooks], {});
+      validateConfig(config);
+      const h = new Hooks(config, log);
+      h.client.close();
+      return lines.filter((l) => l.level === 40).map((l) => l.msg);
+    };
+    expect(warnings('subscribe,publish')).toEqual([expect.stringContaining('add connect to --hooks')]);
+    expect(warnings('connect,subscribe')).toEqual([]);
   });
 });
