@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
+import { SseClient } from './helpers/sse-client.js';
 import { until } from './cluster/redis.js';
 
 interface Scrape {
@@ -139,6 +140,15 @@ describe('GET /metrics', () => {
     expect(v(after, 'switchboard_frames_received_total')).toBeGreaterThanOrEqual(v(during, 'switchboard_frames_received_total'));
     expect(v(after, 'switchboard_frames_sent_total')).toBeGreaterThanOrEqual(v(during, 'switchboard_frames_sent_total'));
     expect(v(after, 'switchboard_connections{state="online",transport="ws"}')).toBe(0);
+  });
+
+  it('every transport has its connections series, at 0 when none is open (SSE\'s vanished: found by a review helper)', async () => {
+    const sse = await SseClient.open(broker.httpUrl, '/sse?topics=t');
+    expect(v(await scrape(), 'switchboard_connections{state="online",transport="sse"}')).toBe(1);
+    sse.close();
+    await expect.poll(() => broker.hub.sessionCount, { timeout: 5000 }).toBe(0);
+    const after = await scrape();
+    for (const transport of ['ws', 'tcp', 'mqtt', 'sse']) expect(v(after, `switchboard_connections{state="online",transport="${transport}"}`)).toBe(0);
   });
 
   it('gives each broker its own registry (several brokers in one process)', async () => {

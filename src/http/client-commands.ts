@@ -61,6 +61,9 @@ export class ClientCommands {
   /** Runs a command on a client of this process. */
   private execute(link: Link, command: ClientCommand): CommandOutcome {
     const client = { id: link.id, name: link.name };
+    // Closing already (it quit, was disconnected, timed out, or the server drains): nothing more reaches it, and it is
+    // closed with the code it has; acting on it would answer 200 for what does not happen.
+    if (!link.isOpen) return { ok: false, code: 'not_found', message: `client '${link.id}' is disconnecting` };
     if (command.op === 'disconnect') {
       link.signal({ type: 'CLOSE', code: command.code, reason: command.reason, cause: 'leave' });
       return { ok: true, client };

@@ -8,7 +8,7 @@ import type { Link } from '../actors/link.js';
 import type { InspectionSampler } from '../inspect/sampler.js';
 
 const STATES = ['connecting', 'online', 'idle', 'closing'] as const;
-const TRANSPORTS = ['ws', 'tcp', 'mqtt'] as const;
+const TRANSPORTS = ['ws', 'tcp', 'mqtt', 'sse'] as const;
 
 export interface MetricsSources {
   hub: Engine<Link>;

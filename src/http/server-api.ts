@@ -114,19 +114,26 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
   const { config, hub } = core;
   const asker = new ApiAsker();
   const commands = new ClientCommands(config, hub, calls);
+  const isRunning = () => core.supervisor.getSnapshot().value === 'running';
   const running = () => {
-    if (core.supervisor.getSnapshot().value !== 'running') throw new HttpError(503, 'server shutting down', 'unavailable');
+    if (!isRunning()) throw new HttpError(503, 'server shutting down', 'unavailable');
   };
 
   router.on('POST', '/api/publish/batch', guarded(async (req, res) => {
     running();
     const body = await jsonBody(req, config.maxPayload * 16);
+    running(); // shutdown may have begun while the body arrived (as POST /api/publish checks)
     const messages = body.messages;
     if (!Array.isArray(messages) || messages.length === 0 || messages.length > BATCH_MAX) throw new HttpError(400, `messages must be an array of 1 to ${BATCH_MAX} {topic, data} objects`, 'bad_frame');
     const results: unknown[] = [];
     // In order, one at a time: the messages of one batch to one topic keep their order.
     for (const m of messages as unknown[]) {
       const fail = (code: string, message: string) => results.push({ error: code, message });
+      // Shutdown began while earlier messages of the batch were published: the rest surely are not.
+      if (!isRunning()) {
+        fail('unavailable', 'server shutting down');
+        continue;
+      }
       if (typeof m !== 'object' || m === null || Array.isArray(m)) { fail('bad_frame', 'a message is a {topic, data} object'); continue; }
       const { topic, data, idempotencyKey: rawKey } = m as Record<string, unknown>;
       const err = topicError(topic);
