@@ -106,6 +106,8 @@ interface Queued {
   /** The publish frame's JSON, without an id (encoded once, when it was queued). */
   text: string;
   ack: boolean;
+  /** A keyed publish: how many times it was sent again after a drop (undefined: not keyed, never resent). */
+  resends?: number;
   resolve: (ack: PubAck | undefined) => void;
   reject: (err: SwitchboardError) => void;
 }
@@ -243,17 +245,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const ack = options.ack !== false;
     const frame = { op: 'pub', topic, data, ...(options.echo === false && { echo: false }), ...(options.key !== undefined && { key: options.key }) };
     if (this.state === 'closed') return Promise.reject(new SwitchboardError('closed', 'the client is closed'));
-    if (options.key === undefined || !ack) return this.pubOrQueue(frame, ack);
-    // Safe to send again: the broker takes one key once.
-    const attempt = (resends: number): Promise<PubAck | void> =>
-      this.pubOrQueue(frame, true).catch((err: unknown) =>
-        err instanceof SwitchboardError && err.code === 'disconnected' && resends < KEYED_RESENDS && this.state !== 'closed' ? attempt(resends + 1) : Promise.reject(err),
-      );
-    return attempt(0);
+    // A keyed one is safe to send again (the broker takes one key once): sendQueued puts it back in the queue.
+    return this.pubOrQueue(frame, ack, options.key !== undefined && ack);
   }
 
   /** Sends a publish now when online and nothing waits before it, else queues it for the next connection. */
-  private pubOrQueue(frame: Record<string, unknown>, ack: boolean): Promise<PubAck | void> {
+  private pubOrQueue(frame: Record<string, unknown>, ack: boolean, keyed = false): Promise<PubAck | void> {
     const queued = !(this.online && this.queue.length === 0);
     const bound = this.options.offlineQueueSize ?? 1000;
     if (queued && this.queue.length >= bound) {
@@ -263,8 +260,35 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     // it go on); a queued one keeps its text, and its request id is added to it when it is sent.
     const text = encode(frame);
     if (text instanceof SwitchboardError) return Promise.reject(text);
-    if (!queued) return this.sendPub(text, ack);
-    return new Promise<PubAck | undefined>((resolve, reject) => this.queue.push({ text, ack, resolve, reject })).then((a) => a);
+    return new Promise<PubAck | undefined>((resolve, reject) => {
+      const q: Queued = { text, ack, resolve, reject, ...(keyed && { resends: 0 }) };
+      if (queued) this.queue.push(q);
+      else this.sendQueued(q);
+    });
+  }
+
+  /**
+   * Sends a publish (online). A keyed one whose connection drops before its ack goes back into the queue at once,
+   * in the order it was sent (failAll fails requests in that order), so its resend keeps its place.
+   */
+  private sendQueued(q: Queued): void {
+    if (!q.ack || !this.online) {
+      this.sendPub(q.text, q.ack).then((a) => q.resolve(a ?? undefined), q.reject);
+      return;
+    }
+    const id = this.requests.expect('pub', {
+      ok: (reply) => q.resolve(pubAck(reply as AckFrame)),
+      fail: (err) => {
+        const bound = this.options.offlineQueueSize ?? 1000;
+        if (err.code === 'disconnected' && q.resends !== undefined && q.resends < KEYED_RESENDS && this.state !== 'closed') {
+          q.resends++;
+          if (this.queue.length < bound) return void this.queue.push(q);
+          return q.reject(new SwitchboardError('queue_full', `offline queue full (${bound} publishes waiting for a connection)`));
+        }
+        q.reject(err);
+      },
+    });
+    this.sendText(`${q.text.slice(0, -1)},"id":${JSON.stringify(id)}}`);
   }
 
   /** A direct message to a client id or name. */
@@ -359,12 +383,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
     const { id, reply } = this.requests.open('pub', undefined);
     this.sendText(`${text.slice(0, -1)},"id":${JSON.stringify(id)}}`);
-    return (reply as Promise<AckFrame>).then((a) => ({
-      seq: a.seq as number,
-      delivered: a.delivered as number,
-      ...(typeof a.epoch === 'string' && { epoch: a.epoch }),
-      ...(a.duplicate === true && { duplicate: true as const }),
-    }));
+    return (reply as Promise<AckFrame>).then(pubAck);
   }
 
   /** Sends one of the client's own frames (sub, unsub, quit: always encodable). */
@@ -409,7 +428,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   };
 
   private sendSub(sub: Subscription<unknown>): void {
-    const fields = sub.subFrame(this.hello?.server.protocol ?? 2);
+    const own = sub.subFrame(this.hello?.server.protocol ?? 2);
+    // The broker keeps one subscription per filter and connection, and a `sub` without `presence` turns its presence
+    // off: while any subscription of this filter wants presence, every `sub` of it asks for it.
+    const watched = !own.presence && [...this.subs].some((s) => s !== sub && s.filter === sub.filter && s.wantsPresence);
+    const fields = watched ? { ...own, presence: true as const } : own;
     const ws = this.socket;
     const id = this.requests.expect('sub', {
       ok: (ack) => {
@@ -604,8 +627,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         const message: Message = { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts };
         const told = this.listenerCount('message') > 0;
         let fresh = false;
-        for (const sub of this.subs) if (matches(sub.filter, frame.topic) && sub.accept(message, told)) fresh = true;
-        if (fresh && told) this.emit('message', message);
+        // A copy another subscription took earlier (the replay of a newer, overlapping one) was told then.
+        let toldBefore = false;
+        for (const sub of this.subs) {
+          if (!matches(sub.filter, frame.topic)) continue;
+          if (sub.accept(message, told)) fresh = true;
+          else if (sub.hadEarlier(message)) toldBefore = true;
+        }
+        if (fresh && told && !toldBefore) this.emit('message', message);
         return;
       }
       case 'event':
@@ -633,7 +662,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.emit('connected', hello);
     for (const sub of held) if (this.subs.has(sub)) this.sendSub(sub);
     // Queued publishes go after the resubscribes, so our own subscriptions see them.
-    for (const q of this.queue.splice(0)) this.sendPub(q.text, q.ack).then((a) => q.resolve(a ?? undefined), q.reject);
+    for (const q of this.queue.splice(0)) this.sendQueued(q);
   }
 
   private onError(frame: ErrorFrame): void {
@@ -675,6 +704,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.subs.clear();
     this.emit('closed', lastClose);
   }
+}
+
+function pubAck(a: AckFrame): PubAck {
+  return {
+    seq: a.seq as number,
+    delivered: a.delivered as number,
+    ...(typeof a.epoch === 'string' && { epoch: a.epoch }),
+    ...(a.duplicate === true && { duplicate: true as const }),
+  };
 }
 
 function closeText(c: LastClose): string {

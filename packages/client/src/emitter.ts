@@ -2,6 +2,9 @@
 
 export type Listener<T> = (value: T) => void;
 
+/** A `once` wrapper → the listener it wraps. */
+const onceOf = new WeakMap<Listener<never>, Listener<never>>();
+
 export class Emitter<Events extends object> {
   private readonly listeners = new Map<keyof Events, Set<Listener<never>>>();
 
@@ -15,15 +18,20 @@ export class Emitter<Events extends object> {
   }
 
   once<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
-    const off = this.on(event, (value) => {
+    const wrapper = (value: Events[K]) => {
       off();
       listener(value);
-    });
+    };
+    onceOf.set(wrapper as Listener<never>, listener as Listener<never>);
+    const off = this.on(event, wrapper);
     return off;
   }
 
   off<K extends keyof Events>(event: K, listener: Listener<Events[K]>): void {
-    this.listeners.get(event)?.delete(listener as Listener<never>);
+    const set = this.listeners.get(event);
+    if (!set || set.delete(listener as Listener<never>)) return;
+    // `off(event, fn)` removes a `once(event, fn)` too (as Node's EventEmitter and the DOM do).
+    for (const l of set) if (onceOf.get(l) === listener) return void set.delete(l);
   }
 
   /** How many listeners `event` has now. */

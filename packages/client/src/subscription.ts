@@ -82,6 +82,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
    * would resume past messages it never handled.
    */
   private readonly handed = new TopicPositions();
+  /** Per topic, the first message this subscription took in a row up to `seen` (same epoch, no gap): what it took. */
+  private readonly took = new Map<string, Position>();
   private readonly members = new Map<string, Member>();
   private readonly streams = new Set<MessageStream<T>>();
   /** Accepted before the first listener or iterator, oldest first (`seen`: the client's listeners had it). */
@@ -99,6 +101,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   private sync: { phase: 'waiting' | 'building'; members: Map<string, Member>; left: Set<string>; stated: Set<string> } | undefined;
   private hasSynced = false;
   private ready: Promise<this> | undefined;
+  /** Ended (unsubscribe(), the client closed: also before it was ever subscribed) or failed: used once. */
+  private over = false;
   private settleReady: { ok: () => void; fail: (e: SwitchboardError) => void } | undefined;
 
   /** Made by `client.subscription()`; options are checked there. */
@@ -155,7 +159,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
    */
   subscribe(): Promise<this> {
     if (this.ready) return this.ready;
-    if (this._state !== 'unsubscribed') return Promise.reject(new SwitchboardError('closed', `the subscription to '${this.filter}' has ended`));
+    if (this._state !== 'unsubscribed' || this.over) return Promise.reject(new SwitchboardError('closed', `the subscription to '${this.filter}' has ended`));
     this.ready = new Promise<this>((ok, fail) => {
       // Settled once: afterwards nobody waits on it (a later refusal is told as an event only).
       const done = () => (this.settleReady = undefined);
@@ -209,7 +213,10 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
       this._recovery = this.unverified ? this.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
       // What the verdict says was missed moves what the app was handed too: it is told, and resumes from there.
       const r = this._recovery;
-      for (const topic of Object.keys(r.missed)) this.handed.place(topic, r.positions[topic]);
+      for (const topic of Object.keys(r.missed)) {
+        this.handed.place(topic, r.positions[topic]);
+        this.took.delete(topic); // a gap: what it took before is no longer a run up to its position
+      }
     }
     this.setState('subscribed');
     // The verdict is state before anyone hears of it: subscribe() resolves (with presence: after the sync) with it set.
@@ -239,6 +246,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
    */
   accept(message: Message<unknown>, seen: boolean): boolean {
     if (!this.live || !this.seen.accept(message.topic, message.seq, message.epoch)) return false;
+    const first = this.took.get(message.topic);
+    if (!first || first.epoch !== message.epoch) this.took.set(message.topic, { seq: message.seq, epoch: message.epoch });
     const m = message as Message<T>;
     if (this.backlog.length === 0 && this.hasTaker()) {
       this.deliver([m]);
@@ -255,6 +264,13 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     this.backlog.push({ message: m, seen });
     this.queueFlush();
     return true;
+  }
+
+  /** Did this subscription take `message` earlier (a copy of it came again: a replay asked by another one)? */
+  hadEarlier(message: Message<unknown>): boolean {
+    const first = this.took.get(message.topic);
+    const last = this.seen.get(message.topic);
+    return first !== undefined && last !== undefined && first.epoch === message.epoch && last.epoch === message.epoch && first.seq <= message.seq && message.seq <= last.seq;
   }
 
   presenceEvent(frame: EventFrame): void {
@@ -307,6 +323,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   /** Unsubscribed or the client closed: iterators finish what they hold, then end; nothing else is delivered. */
   end(reason: SwitchboardError = new SwitchboardError('closed', `unsubscribed from '${this.filter}'`)): void {
     if (this.ended) return;
+    this.over = true;
     this.live = false;
     this.backlog = [];
     this.settleReady?.fail(reason);
@@ -318,7 +335,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   // ---- delivery ----
 
   private get ended(): boolean {
-    return this._state === 'failed' || (this._state === 'unsubscribed' && this.ready !== undefined);
+    return this.over;
   }
 
   /** Someone takes this subscription's messages now: a `message` listener or an iterator. */
@@ -362,6 +379,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
 
   private fail(err: SwitchboardError): void {
     if (this.ended) return;
+    this.over = true;
     this.live = false;
     this.backlog = [];
     this._error = err;
