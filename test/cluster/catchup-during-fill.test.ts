@@ -2,8 +2,8 @@
 // over the topic (its cursor was `filling`), and the read in flight had been answered by Redis before the messages
 // published during the outage: they were never fetched (until a next message of the topic showed the gap), though the
 // node's subscriber missed them (found by a review helper). Now a catch-up during a fill makes it read once more.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { health, RedisProxy, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { health, proxiedNodes, RedisProxy, requireRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -11,22 +11,11 @@ const run = requireRedis('catch-up during a fill');
 const SUBSCRIBER = /subscribe/i;
 
 describe.skipIf(!run)('a catch-up while a fill is in flight', () => {
-  let redis: TestRedis;
   let proxy: RedisProxy;
   let a: TestBroker;
   let b: TestBroker;
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    proxy = await RedisProxy.start(redis.port);
-    a = await startNode(redis, { redisUrl: proxy.url, nodeTtlMs: 20_000 });
-    b = await startNode(redis);
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await proxy?.cut();
-    await redis?.stop();
-  });
+  const nodes = proxiedNodes({ nodeTtlMs: 20_000 });
+  beforeAll(() => void ({ proxy, a, b } = nodes));
 
   it('what was published while the subscriber was away reaches the node', async () => {
     const sub = await TestClient.connect(`${a.url}?topics=fill/t`);

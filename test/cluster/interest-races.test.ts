@@ -3,7 +3,7 @@
 // after its linger does not stay subscribed for good; a channel wanted and released again while its UNSUBSCRIBE is
 // out does not wedge the turn of the client that wanted it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { health, metric, RedisProxy, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { health, metric, proxiedNodes, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -26,18 +26,10 @@ describe.skipIf(!run)('interest routing while the subscriber connection is away 
   };
   const data = (c: TestClient) => c.all.filter((f) => f.op === 'msg').map((f) => f.data);
 
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    proxy = await RedisProxy.start(redis.port);
-    a = await startNode(redis, { redisUrl: proxy.url, interestLingerMs: LINGER_MS, nodeTtlMs: 20_000 });
-    b = await startNode(redis);
-  });
-  afterAll(async () => {
+  const nodes = proxiedNodes({ interestLingerMs: LINGER_MS, nodeTtlMs: 20_000 });
+  beforeAll(() => void ({ redis, proxy, a, b } = nodes));
+  afterAll(() => {
     for (const c of clients) c.close();
-    await a?.close();
-    await b?.close();
-    await proxy?.cut();
-    await redis?.stop();
   });
 
   it('a sub acked while only the subscriber connection is away gets what is published after its ack once it is back', async () => {

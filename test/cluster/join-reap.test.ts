@@ -3,7 +3,7 @@
 // survivor's REAP ends it. It was not: the record and the name stayed in Redis for ever (`who` listed a client nobody
 // held; the name was never free again). Found by a review helper.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisProxy, REAP_WINDOW_MS, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { proxiedNodes, REAP_WINDOW_MS, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -17,19 +17,12 @@ describe.skipIf(!run)('cluster: a node dead between a join claim and its record'
   let nodeA = '';
   const clients: TestClient[] = [];
 
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    proxy = await RedisProxy.start(redis.port);
-    a = await startNode(redis, { redisUrl: proxy.url });
-    nodeA = await redisCli(redis.port, 'SRANDMEMBER', 'sb:{g}:nodes'); // the only node yet
-    b = await startNode(redis);
+  const nodes = proxiedNodes({}, {}, async (n) => {
+    nodeA = await redisCli(n.redis.port, 'SRANDMEMBER', 'sb:{g}:nodes'); // the only node yet
   });
-  afterAll(async () => {
+  beforeAll(() => void ({ redis, proxy, a, b } = nodes));
+  afterAll(() => {
     for (const c of clients) c.close();
-    await a?.close();
-    await b?.close();
-    await proxy?.cut();
-    await redis?.stop();
   });
 
   it('its client is reaped: name freed, record gone', async () => {

@@ -3,9 +3,9 @@
 // to Redis at once). p1 meets NOSCRIPT; another node's EVAL loads the script before p2 reaches Redis; p2 runs, and
 // p1's retry used to run after it: p2 numbered before p1. Now p1 is retried only when no later call ran, else refused
 // as not sent (`unavailable`: it did not run). A's replies are held back meanwhile: the time its NOSCRIPT is on the way.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { KEYS } from '../../src/engine/redis/keys.js';
-import { RedisProxy, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { proxiedNodes, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -16,18 +16,8 @@ describe.skipIf(!run)('a publish retried after NOSCRIPT is not overtaken by a la
   let proxy: RedisProxy;
   let a: TestBroker;
   let b: TestBroker;
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    proxy = await RedisProxy.start(redis.port);
-    a = await startNode(redis, { redisUrl: proxy.url, nodeTtlMs: 20_000 });
-    b = await startNode(redis);
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await proxy?.cut();
-    await redis?.stop();
-  });
+  const nodes = proxiedNodes({ nodeTtlMs: 20_000 });
+  beforeAll(() => void ({ redis, proxy, a, b } = nodes));
 
   it('p1 then p2 of one client: p1 is refused unavailable (it did not run) and p2 is the topic\'s first', async () => {
     const sub = await TestClient.connect(`${b.url}?topics=nos/x`);

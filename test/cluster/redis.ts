@@ -7,6 +7,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 import { defaults, type Config } from '../../src/config.js';
 import { startBroker } from '../../src/broker.js';
 import { createLogger } from '../../src/log.js';
@@ -461,4 +462,35 @@ export class RedisProxy {
     for (const s of this.sockets) s.destroy();
     await closed;
   }
+}
+
+/** A Redis, a RedisProxy in front of it, node `a` behind the proxy and node `b` straight on Redis. */
+export interface ProxiedNodes {
+  redis: TestRedis;
+  proxy: RedisProxy;
+  a: TestBroker;
+  b: TestBroker;
+}
+
+/**
+ * Sets up a Redis, a proxy in front of it, node `a` (with `behind`) through the proxy and node `b` (with `direct`)
+ * straight on Redis, before the file's (or describe's) tests, and tears them down after; filled in once they run.
+ * `between` runs after `a` started and before `b` does.
+ */
+export function proxiedNodes(behind: Partial<Config> = {}, direct: Partial<Config> = {}, between?: (n: ProxiedNodes) => Promise<void>): ProxiedNodes {
+  const n = {} as ProxiedNodes;
+  beforeAll(async () => {
+    n.redis = await TestRedis.start();
+    n.proxy = await RedisProxy.start(n.redis.port);
+    n.a = await startNode(n.redis, { redisUrl: n.proxy.url, ...behind });
+    await between?.(n);
+    n.b = await startNode(n.redis, direct);
+  });
+  afterAll(async () => {
+    await n.a?.close();
+    await n.b?.close();
+    await n.proxy?.cut();
+    await n.redis?.stop();
+  });
+  return n;
 }

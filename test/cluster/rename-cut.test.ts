@@ -5,7 +5,7 @@
 // Redis back in line with the client's name when it reconnects (REASSERT, the record's writes free the name the
 // record had). Found by a review helper.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { health, RedisProxy, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { health, proxiedNodes, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -18,18 +18,10 @@ describe.skipIf(!run)('cluster: a rename whose claim was lost with the connectio
   let b: TestBroker;
   const clients: TestClient[] = [];
 
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    proxy = await RedisProxy.start(redis.port);
-    a = await startNode(redis, { redisUrl: proxy.url, nodeTtlMs: 30_000, nodeTickMs: 250 });
-    b = await startNode(redis);
-  });
-  afterAll(async () => {
+  const nodes = proxiedNodes({ nodeTtlMs: 30_000, nodeTickMs: 250 });
+  beforeAll(() => void ({ redis, proxy, a, b } = nodes));
+  afterAll(() => {
     for (const c of clients) c.close();
-    await a?.close();
-    await b?.close();
-    await proxy?.cut();
-    await redis?.stop();
   });
 
   it('is not acknowledged, never leaves two clients with one name, and frees the old name when the client leaves', async () => {
