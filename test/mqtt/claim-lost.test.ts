@@ -116,11 +116,16 @@ describe.skipIf(!run)('MQTT sessions when Redis is out of reach as a connection 
 
   const held = (id: string) => inspect.hget(`${SESSIONS}:owners`, id);
   const leave = (id: string, connect?: Packet, version?: 4 | 5) => leaveSession(node.mqttPort, inspect, id, connect, version);
-  /** A connection that resumes `id`'s session with `connect`. */
+  /**
+   * A connection that resumes `id`'s session with `connect`, once its filter is held again: a cut while the resume's
+   * reads were out could end the connection before the test does (it counted as the end the test then waited for).
+   */
   const resume = async (connect: Packet, version: 4 | 5): Promise<RawMqtt> => {
     const c = await RawMqtt.open(node.mqttPort, version);
     c.send(connect, version);
     expect(await c.next('connack')).toMatchObject({ sessionPresent: true });
+    const id = (connect as { clientId: string }).clientId;
+    await until(() => node.hub.inspect.holders(`${id}/#`).length === 1, `${id}'s filter resumed`);
     return c;
   };
   /** Ends `c`'s connection while the node cannot reach Redis (neither its keep nor its release can be written), then lets Redis back. */
