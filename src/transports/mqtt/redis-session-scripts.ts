@@ -13,6 +13,8 @@ export const SESSION_KEYS = {
   owners: 'sb:{g}:mqtt:sessions:owners',
   /** Hash: client id → the owner holding it whose session ends with its connection (5.0 expiry 0): a claim that overrides that hold removes the session. */
   ending: 'sb:{g}:mqtt:sessions:ending',
+  /** Hash: client id → its session's expiry interval (ms; absent: never), restarted when a hold ends without a newer keep. */
+  intervals: 'sb:{g}:mqtt:sessions:intervals',
 } as const;
 
 /** The largest session kept, encoded (its unacknowledged messages are what makes it big). */
@@ -20,8 +22,8 @@ export const SESSION_BYTES_MAX = 1024 * 1024;
 /** Expired sessions removed per operation at most (the rest by later ones). */
 export const PURGE_MAX = 100;
 
-/** KEYS: sessions, kept, expires. Removes the session of client id `id` (a Lua expression): stored, kept, expiry. */
-const REMOVE = (id: string) => `redis.call('HDEL', KEYS[1], ${id}) redis.call('ZREM', KEYS[2], ${id}) redis.call('ZREM', KEYS[3], ${id})`;
+/** KEYS: sessions, kept, expires, -, -, intervals. Removes the session of client id `id` (a Lua expression): stored, kept, expiry. */
+const REMOVE = (id: string) => `redis.call('HDEL', KEYS[1], ${id}) redis.call('ZREM', KEYS[2], ${id}) redis.call('ZREM', KEYS[3], ${id}) redis.call('HDEL', KEYS[6], ${id})`;
 
 /** KEYS: sessions, kept, expires. Removes expired sessions (at most PURGE_MAX), before `now` (a Lua expression). */
 const PURGE_AT = (now: string) => `
@@ -46,13 +48,21 @@ if over > 0 then
 end
 `;
 
-/** KEYS: sessions, kept. A session left stored by a hold that ended without a newer one (`id`, a Lua expression) is counted again (kept now). */
+/**
+ * KEYS: sessions, kept, expires, -, -, intervals. A session left stored by a hold that ended without a newer one (`id`,
+ * a Lua expression) is counted again (kept now), and its expiry interval starts again now: a held session does not
+ * expire while its connection lives (5.0: the interval counts from the end of the connection).
+ */
 const AWAY_AGAIN = (id: string, now: string) => `
-if redis.call('HEXISTS', KEYS[1], ${id}) == 1 and not redis.call('ZSCORE', KEYS[2], ${id}) then redis.call('ZADD', KEYS[2], ${now}, ${id}) end
+if redis.call('HEXISTS', KEYS[1], ${id}) == 1 and not redis.call('ZSCORE', KEYS[2], ${id}) then
+  redis.call('ZADD', KEYS[2], ${now}, ${id})
+  local ms = redis.call('HGET', KEYS[6], ${id})
+  if ms then redis.call('ZADD', KEYS[3], tonumber(${now}) + tonumber(ms), ${id}) end
+end
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners, ending. ARGV: now, PURGE_MAX (unused: PURGE's own), client id, owner, force
+ * KEYS: sessions, kept, expires, owners, ending, intervals. ARGV: now, PURGE_MAX (unused: PURGE's own), client id, owner, force
  * ('1' or ''), resume ('1' or ''). Makes the owner the session's holder and returns {1, the session (absent if none
  * or expired)}; {0, holder} when another owner holds it and force is not set. A resumed session stays stored (not
  * counted in the bound: its client is not away) until its owner keeps a newer one or drops it, so a claim whose
@@ -67,11 +77,16 @@ if holder and holder ~= ARGV[4] and redis.call('HGET', KEYS[5], ARGV[3]) == hold
 end
 redis.call('HDEL', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+local at = redis.call('ZSCORE', KEYS[3], ARGV[3])
+if at and tonumber(at) <= tonumber(ARGV[1]) then
+  ${REMOVE('ARGV[3]')}
+end
 local s = redis.call('HGET', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[3])
+-- Held: it does not expire while its connection lives (its interval starts again when the hold ends, AWAY_AGAIN).
+redis.call('ZREM', KEYS[3], ARGV[3])
 if ARGV[6] ~= '1' then
-  redis.call('HDEL', KEYS[1], ARGV[3])
-  redis.call('ZREM', KEYS[3], ARGV[3])
+  ${REMOVE('ARGV[3]')}
 end
 if s then return {1, s} end
 return {1}
@@ -85,7 +100,7 @@ return 1
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners, ending. ARGV: now, PURGE_MAX (unused), client id, session, expires at (''
+ * KEYS: sessions, kept, expires, owners, ending, intervals. ARGV: now, PURGE_MAX (unused), client id, session, expires at (''
  * never), max sessions, owner. Keeps the session and ends the owner's hold; 0 (nothing kept) when the owner no longer
  * holds it.
  */
@@ -95,13 +110,19 @@ redis.call('HDEL', KEYS[4], ARGV[3])
 redis.call('HDEL', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-if ARGV[5] == '' then redis.call('ZREM', KEYS[3], ARGV[3]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3]) end
+if ARGV[5] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[3])
+  redis.call('HDEL', KEYS[6], ARGV[3])
+else
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
+  redis.call('HSET', KEYS[6], ARGV[3], math.max(0, tonumber(ARGV[5]) - tonumber(ARGV[1])))
+end
 ${TRIM('ARGV[6]')}
 return 1
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners, ending. ARGV: client id, owner, drop ('1' or ''), now, max sessions. Ends the
+ * KEYS: sessions, kept, expires, owners, ending, intervals. ARGV: client id, owner, drop ('1' or ''), now, max sessions. Ends the
  * owner's hold (if it still holds the session); with drop removes what is stored for it, otherwise what it resumed
  * is counted again as a session whose client is away.
  */
@@ -121,13 +142,13 @@ return 1
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners, ending, nodes. ARGV: node, now, max sessions, then client ids. Ends the holds
+ * KEYS: sessions, kept, expires, owners, ending, intervals, nodes. ARGV: node, now, max sessions, then client ids. Ends the holds
  * of `node` among those client ids, unless the node is a member again (it came back: its connections still hold their
  * sessions); -1 then. What those connections resumed is counted again as sessions whose clients are away (removed,
  * for one that was ending with its connection). Returns how many ended.
  */
 export const FORGET = `
-if redis.call('SISMEMBER', KEYS[6], ARGV[1]) == 1 then return -1 end
+if redis.call('SISMEMBER', KEYS[7], ARGV[1]) == 1 then return -1 end
 local prefix = ARGV[1] .. '/'
 local n = 0
 for i = 4, #ARGV do

@@ -140,7 +140,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   private get keys(): string[] {
-    return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires, SESSION_KEYS.owners, SESSION_KEYS.ending];
+    return [SESSION_KEYS.sessions, SESSION_KEYS.kept, SESSION_KEYS.expires, SESSION_KEYS.owners, SESSION_KEYS.ending, SESSION_KEYS.intervals];
   }
 
   /** Rejects when Redis cannot answer: the client is then refused (server unavailable), not resumed empty. */
@@ -157,7 +157,8 @@ export class RedisSessionStore implements SessionStore {
     if (raw === undefined) return { session: undefined };
     const session = decodeSession(raw);
     if (!session) this.log.warn({ clientId }, 'stored MQTT session unreadable: dropped');
-    return { session: session && session.expiresAt > Date.now() ? session : undefined };
+    // Expiry is Redis's (TAKE): the stored `x` of a session resumed and held since is from before its connection.
+    return { session };
   }
 
   /** 'unknown' when the mark was sent and not answered (timed out, or its connection broke): it may have been made. */

@@ -39,6 +39,8 @@ const NEVER = 0xffffffff;
 /** How long a connection's session outlives it, in seconds (NEVER, or 0: it ends with the connection). */
 const expiryOf = (version: MqttVersion, connect: { clean?: boolean; properties?: { sessionExpiryInterval?: number } }): number =>
   version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
+/** How often a claim waiting for a hold of another node asks that node again to close its connection (a client id that is no name). */
+const ASK_AGAIN_MS = 100;
 /** Failed claims remembered at most (the oldest forgotten first: its hold is then waited out, bounded, as before). */
 const FAILED_CLAIMS_MAX = 10_000;
 
@@ -276,7 +278,8 @@ export class MqttTransport {
     // for a client id that is no name: its hold is what says which node may still have it open.
     let force = !resume && name !== undefined;
     let waited = false;
-    const asked = new Set<string>();
+    /** When each hold's node was last asked to close its connection (asked again while the claim waits: that connection may not be open yet). */
+    const asked = new Map<string, number>();
     try {
       for (;;) {
         const claim = await this.stores.sessions.take(clientId, owner, force, resume);
@@ -284,10 +287,11 @@ export class MqttTransport {
         waited = true;
         const late = Date.now() > deadline;
         // A holder that connected meanwhile is taken over: it keeps the session, ending its hold. One with a client
-        // id that is no name, on another node, is found by its hold (asked once per hold).
+        // id that is no name, on another node, is found by its hold: its node is asked again while the claim waits
+        // (at most every ASK_AGAIN_MS), since a holder that claimed at the same time may not be open yet when first asked.
         if (!late) await free();
-        if (!late && name === undefined && !asked.has(claim.heldBy)) {
-          asked.add(claim.heldBy);
+        if (!late && name === undefined && Date.now() - (asked.get(claim.heldBy) ?? -Infinity) >= ASK_AGAIN_MS) {
+          asked.set(claim.heldBy, Date.now());
           await this.takeover.freeHolder(claim.heldBy, clientId);
         }
         // An open connection of this node that `free` cannot take over (it holds no name, or another one) never
