@@ -250,11 +250,12 @@ export class MemoryRetainedStore implements RetainedStore {
 
 /**
  * The kept session a connection resumes: only its own user's (a client id is the client's to choose: another token
- * reusing it starts clean, and gets none of the first user's unacknowledged messages), and of its unacknowledged
+ * reusing it starts clean, and gets none of the first user's unacknowledged messages; `user` is undefined for an
+ * anonymous client, which never resumes a user's session), and of its unacknowledged
  * messages only those the grant may still read (a narrower token than the session was kept under).
  */
-export function sessionFor(stored: StoredSession | undefined, grant: Grant | undefined): StoredSession | undefined {
-  if (!stored || stored.user !== grant?.name) return undefined;
+export function sessionFor(stored: StoredSession | undefined, grant: Grant | undefined, user: string | undefined): StoredSession | undefined {
+  if (!stored || stored.user !== user) return undefined;
   if (grant) for (const [pid, flight] of stored.inflight) if (!grant.maySubscribe(flight.topic)) stored.inflight.delete(pid);
   return stored;
 }

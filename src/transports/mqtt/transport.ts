@@ -88,6 +88,8 @@ interface Accepted {
   connect: IConnectPacket;
   version: MqttVersion;
   grant: Grant | undefined;
+  /** Whose persistent session it may resume and keep: the token's (or the backend's) name; undefined for an anonymous client. */
+  user: string | undefined;
   /** What the application backend's connect hook attached (presence `meta`). */
   meta?: Record<string, unknown> | undefined;
   /** What arrived behind the CONNECT (whole packets, or the framing failure that ended them), for the connection's own reader. */
@@ -142,6 +144,8 @@ export class MqttTransport {
   private readonly takeover: Takeover;
   /** What clients without a token may do (--mqtt-anonymous-acl), as a grant without a name. */
   private readonly anonymous: Grant | undefined;
+  /** The grants of this node's anonymous connections (named by their own client id, no user's). */
+  private readonly anonymousGrants = new WeakSet<Grant>();
 
   constructor(
     private readonly core: BrokerCore,
@@ -192,6 +196,13 @@ export class MqttTransport {
       });
   }
 
+  /** Whether a connection of this node that is not anonymous (a token's, the backend's) holds `name`. */
+  private heldByUser(name: string): boolean {
+    if (this.core.hub.isNameFree(name)) return false;
+    const holder = this.core.hub.find(name);
+    return holder?.grant !== undefined && !this.anonymousGrants.has(holder.grant);
+  }
+
   /** Reads and checks CONNECT; resolves null after refusing (and ending) the connection. */
   private async readConnect(socket: Socket, framer: PacketFramer): Promise<Accepted | null> {
     const first = await firstPacket(socket, framer, this.core.config.idleMs);
@@ -210,7 +221,10 @@ export class MqttTransport {
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     const will = packet.will;
     if (will && topicError(will.topic) !== null) return this.refuse(socket, version, version === 5 ? 'badClientId' : 'notAuthorized');
-    let grant: Grant | undefined = this.anonymous && new Grant({ ...this.anonymous, name: clientId });
+    // Named after its own client id: no user (the name is the client's to choose, as without tokens).
+    const anonymous = this.anonymous && new Grant({ ...this.anonymous, name: clientId });
+    if (anonymous) this.anonymousGrants.add(anonymous);
+    let grant: Grant | undefined = anonymous;
     const tokens = this.core.tokens;
     const token = packet.password?.toString('utf8');
     if (tokens && (token || !grant)) {
@@ -238,7 +252,14 @@ export class MqttTransport {
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
     // A client id that is no broker name (`c<n>`, too long): its connection on this node is found by client id.
-    const freeName = () => (name === undefined ? this.takeover.freeUnnamed(clientId) : this.takeover.freeName(name, clientId, grant !== undefined));
+    // An anonymous client never takes a user's name: a connection under a token (or the backend's grant) holding it is
+    // not taken over by a client that merely chose that client id (refused, as a token's name held elsewhere is).
+    const freeName = () =>
+      name === undefined
+        ? this.takeover.freeUnnamed(clientId)
+        : grant !== undefined && grant === anonymous && this.heldByUser(name)
+          ? Promise.resolve('badClientId' as const)
+          : this.takeover.freeName(name, clientId, grant !== undefined);
     const taken = await freeName();
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
@@ -257,7 +278,8 @@ export class MqttTransport {
       if (owner !== undefined) void this.stores.sessions.release(clientId, owner);
       return again !== 'ok' ? this.refuse(socket, version, again) : marked ? null : this.refuse(socket, version, 'unavailable');
     }
-    return { connect: packet, version, grant, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant), owner };
+    const user = grant === anonymous ? undefined : grant?.name;
+    return { connect: packet, version, grant, user, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant, user), owner };
   }
 
   /**
@@ -325,7 +347,7 @@ export class MqttTransport {
   }
 
   private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
-    const { connect, version, grant, meta, stored, owner } = accepted;
+    const { connect, version, grant, user, meta, stored, owner } = accepted;
     const clientId = connect.clientId ?? '';
     // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
     const expiryS = expiryOf(version, connect);
@@ -403,7 +425,7 @@ export class MqttTransport {
             .positions([...session.sessionFilters().keys()])
             .then(async (now) => {
               const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
-              if (s) s.user = grant?.name; // whose it is: only the same user resumes it
+              if (s) s.user = user; // whose it is: only the same user resumes it (an anonymous client's: anyone's without a token)
               if (!s) return sessions.release(clientId, owner, true);
               if (!(await sessions.keep(clientId, owner, s))) this.log.info({ clientId }, 'mqtt session not kept: a newer connection of its client id holds it');
             })
