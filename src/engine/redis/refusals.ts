@@ -32,9 +32,10 @@ export function isOutOfMemory(err: unknown): boolean {
 
 /**
  * Errors that mean "Redis cannot answer now" (not connected, timed out, loading; on a Redis Cluster also a shard
- * down, slots moving, the cluster not ready): the client gets `unavailable`. CROSSSLOT is not one of them (a bug).
+ * down, slots moving, the cluster not ready; a script call refused unsent after NOSCRIPT, script-runner.ts): the
+ * client gets `unavailable`. CROSSSLOT is not one of them (a bug).
  */
 export function isRedisDown(err: unknown): boolean {
   const msg = String((err as Error)?.message ?? err);
-  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|enableOfflineQueue|max retries|ETIMEDOUT|EPIPE|Reached the max retries|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready/i.test(msg);
+  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|enableOfflineQueue|max retries|ETIMEDOUT|EPIPE|Reached the max retries|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready|NOSCRIPT/i.test(msg);
 }

@@ -14,6 +14,8 @@ import { resumeFromStreams } from '../../../src/engine/redis/stream-resume.js';
 import { MAX_MESSAGES, PublishBatch } from '../../../src/engine/redis/publish-batch.js';
 import { resumeTerms } from '../../../src/engine/resume.js';
 import { ProtocolError } from '../../../src/protocol/errors.js';
+import { ScriptRunner, type ScriptConnection } from '../../../src/engine/redis/script-runner.js';
+import { isRedisDown } from '../../../src/engine/redis/refusals.js';
 import type { FrameOf } from '../../../src/protocol/frames.js';
 import type { SessionMailbox } from '../../../src/engine/engine.js';
 
@@ -689,5 +691,29 @@ describe('PublishBatch', () => {
     flushes[0]!();
     expect(await answers).toEqual(['outcome_unknown 1', 'outcome_unknown 2']);
     expect(String(failures[0])).toContain('Command timed out');
+  });
+});
+
+describe('ScriptRunner', () => {
+  it('a call answered NOSCRIPT before a later one that ran is refused as Redis not answering (unavailable), the later one stands', async () => {
+    // Redis lost its scripts (SCRIPT FLUSH); another client loaded the script again before `b` reached it. Callers
+    // other than publishes (a name claim, an MQTT session's) take the refusal as Redis not answering, not as a fault.
+    const answers: ((v: unknown) => void)[] = [];
+    const fails: ((e: Error) => void)[] = [];
+    const conn = {
+      eval: async () => 'loaded',
+      evalsha: () => new Promise((resolve, reject) => (answers.push(resolve), fails.push(reject))),
+    };
+    const runner = new ScriptRunner(conn as unknown as ScriptConnection, () => '');
+    await runner.run('return 1', ['k'], []); // loaded: the next calls go as EVALSHA
+    const a = runner.run('return 1', ['k'], ['a']).then(() => 'ran', (e: Error) => e);
+    const b = runner.run('return 1', ['k'], ['b']).then(() => 'ran', (e: Error) => e);
+    await new Promise((r) => setImmediate(r));
+    fails[0]!(new Error('NOSCRIPT No matching script. Please use EVAL.'));
+    answers[1]!('ok');
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(rb).toBe('ran');
+    expect(ra).toBeInstanceOf(Error);
+    expect(isRedisDown(ra)).toBe(true);
   });
 });
