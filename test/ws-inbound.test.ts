@@ -300,6 +300,12 @@ const closePayload = (code: number, reason = '') => {
 };
 
 describe('WebSocket opening handshake', () => {
+  it('an HTTP/1.0 upgrade request is refused 400 (RFC 6455 4.2.1: HTTP/1.1 or later; it was answered 101)', async () => {
+    const c = await RawClient.open(upgradeRequest().replace('HTTP/1.1', 'HTTP/1.0'));
+    expect((await c.head()).status).toBe(400);
+    c.socket.destroy();
+  });
+
   it('answers a valid upgrade with 101 and the RFC 6455 accept value; bytes sent with the request are the first frames', async () => {
     const c = await RawClient.open(Buffer.concat([Buffer.from(upgradeRequest()), text({ op: 'ping', id: 'in-head' })]));
     const { status, headers } = await c.head();
@@ -345,6 +351,12 @@ describe('WebSocket opening handshake', () => {
 });
 
 describe('WebSocket frame lengths and limits', () => {
+  it('a 64-bit length with its most significant bit set is malformed: 1002, not 1009 (RFC 6455 5.2; found by a review helper)', async () => {
+    const c = await connect();
+    raw(c, frame(TEXT, 'x', { claim: 2n ** 63n + 1n }));
+    expect((await c.closed).code).toBe(1002);
+  });
+
   it('a 64-bit length is read (here a non-minimal one, for a short frame), also cut inside its length bytes', async () => {
     const c = await connect();
     const bytes = Buffer.concat([text({ op: 'ping', id: 'l64' }, { long: true }), text({ op: 'ping', id: 'l64b' }, { long: true })]);
@@ -530,5 +542,44 @@ describe('WebSocket frames, any way a client may cut and interleave them (fast-c
     } finally {
       sub.ws.close();
     }
+  });
+});
+
+describe('WebSocket close handshake bounds (--close-timeout-ms; found by a review helper)', () => {
+  let bounded: TestBroker;
+  beforeAll(async () => {
+    bounded = await startTestBroker({ closeTimeoutMs: 300, mailboxBytes: 256 * 1024 * 1024, mailboxSize: 1_000_000 });
+  });
+  afterAll(() => bounded.close());
+  /** Sockets the broker's HTTP server holds open (upgraded ones too, until they close). */
+  const openSockets = () => new Promise<number>((r, j) => bounded.http.getConnections((err, n) => (err ? j(err) : r(n))));
+
+  it('a crashed connection (1011) whose peer never answers the close frame is cut: its actor is gone, the wait was its', async () => {
+    const c = await RawClient.open(upgradeRequest(), bounded);
+    expect((await c.head()).status).toBe(101);
+    const hello = await c.frame((f) => f.op === TEXT && JSON.parse(f.payload.toString()).op === 'hello', 'hello');
+    const link = bounded.hub.inspect.findClient(JSON.parse(hello.payload.toString()).client.id)!;
+    link.send = () => {
+      throw new Error('injected handler fault'); // as test/security/supervision.test.ts does
+    };
+    c.socket.write(text({ op: 'ping' }));
+    const close = await c.frame((f) => f.op === CLOSE, 'the close frame');
+    expect(close.payload.readUInt16BE(0)).toBe(1011);
+    await c.gone; // never answered: the broker cuts the socket
+  });
+
+  it('a peer that ends its side without a close frame while not reading is cut, not held open for ever', async () => {
+    const before = await openSockets();
+    const c = await RawClient.open(upgradeRequest().replace('GET /ws ', 'GET /ws/halfclose '), bounded);
+    expect((await c.head()).status).toBe(101);
+    c.socket.pause(); // reads nothing more: the broker's writes back up
+    const pub = await TestClient.connect(bounded.url);
+    const data = 'y'.repeat(60_000);
+    for (let i = 0; i < 200; i++) await pub.request({ op: 'pub', topic: 'halfclose', data });
+    pub.close();
+    await until(async () => (await openSockets()) === before + 1, 'only the paused one left');
+    c.socket.end(); // TCP FIN, no close frame
+    await until(async () => (await openSockets()) === before, 'the broker cut the half-closed socket', 5000);
+    c.socket.destroy();
   });
 });

@@ -109,7 +109,10 @@ export class WsWire implements Wire {
     });
   }
 
-  /** Sends our close frame; the peer's ends the socket (the connection actor bounds the wait and terminates). */
+  /**
+   * Sends our close frame; the peer's ends the socket. The wait is bounded here too (--close-timeout-ms), not only by
+   * the connection actor: after a crash (1011) there is no actor left to terminate the socket.
+   */
   close(code: number, reason: string): void {
     // Not twice, and not once the client's close frame or its end came (ours was sent, or its side is gone).
     if (this.state !== OPEN) return;
@@ -125,16 +128,33 @@ export class WsWire implements Wire {
     this.closeSent = true;
     this.state = CLOSING;
     this.socket.write(closeFrame(code, reason));
+    this.armCut();
+  }
+
+  /** Destroys the socket after --close-timeout-ms unless it closes first (closed() clears it). */
+  private armCut(): void {
+    if (this.timer === undefined && !this.socket.destroyed) {
+      this.timer = setTimeout(destroySocket, this.shared.closeTimeoutMs, this.socket);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * The peer ended its side without a close frame: ours ends too (http sockets are half-open), bounded like a close
+   * handshake (a peer that stops reading would otherwise hold the socket and its slot forever), SOCKET_CLOSED told.
+   */
+  peerEnded(): void {
+    if (this.state === OPEN) this.state = CLOSING;
+    this.socket.end();
+    this.armCut();
+    this.report(1006, '');
   }
 
   /** Both sides are done (close frames, or a protocol error): end the socket, cut it if the peer never ends it. */
   private finish(): void {
     this.stopReading();
     this.socket.end();
-    if (this.timer === undefined && !this.socket.destroyed) {
-      this.timer = setTimeout(destroySocket, this.shared.closeTimeoutMs, this.socket);
-      this.timer.unref();
-    }
+    this.armCut();
   }
 
   /** The socket is gone or going: SOCKET_CLOSED to the actor once (after a forced close it has finished already). */
@@ -236,6 +256,8 @@ export class WsWire implements Wire {
       } else if (len === 127) {
         if (at + 10 > end) return this.keep(buf, at, 10);
         const high = buf.readUInt32BE(at + 2);
+        // RFC 6455 5.2: the most significant bit of a 64-bit length MUST be 0 (a malformed frame, not a large one).
+        if (high >= 0x80000000) return this.fail(1002, 'invalid payload length: the most significant bit must be 0');
         if (high > 0x1fffff) return this.fail(1009, 'Unsupported WebSocket frame: payload length > 2^53 - 1');
         len = high * 2 ** 32 + buf.readUInt32BE(at + 6);
         p = at + 10;
@@ -374,9 +396,7 @@ function onEnd(this: Duplex): void {
   const wire = wires.get(this);
   if (wire === undefined) return;
   try {
-    if (wire.state === OPEN) wire.state = CLOSING;
-    this.end();
-    wire.report(1006, '');
+    wire.peerEnded();
   } catch (error) {
     wire.fault(error);
   }

@@ -152,6 +152,8 @@ export class WsTransport {
 export function handshakeRefusal(req: IncomingMessage, closing: boolean): { status: number; message: string; headers?: Record<string, string> } | undefined {
   if (closing) return { status: 503, message: 'the server is shutting down' };
   if (req.method !== 'GET') return { status: 405, message: 'Invalid HTTP method' };
+  // RFC 6455 4.2.1: the handshake is an HTTP/1.1 (or later) GET.
+  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) return { status: 400, message: 'HTTP/1.1 or later required' };
   const upgrade = req.headers.upgrade;
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return { status: 400, message: 'Invalid Upgrade header' };
   const connection = req.headers.connection;
