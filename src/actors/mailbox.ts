@@ -154,6 +154,9 @@ export class Mailbox {
    */
   acceptsDirect(bytes: number): boolean {
     if (this.sealed) return true; // a closing recipient drops it anyway; the sender is not to blame
+    // Nor may it overflow the whole mailbox (the recipient's own topics filled the rest): that would close it (or
+    // drop its oldest messages) because of a direct.
+    if (this.depth > 0 && (this.depth >= this.limits.messages || this.queuedBytes + bytes > this.limits.bytes)) return false;
     return this.directCount < Math.max(1, this.limits.messages >> 2) && this.directBytes + bytes <= Math.max(bytes, this.limits.bytes / 4);
   }
 

@@ -354,7 +354,9 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     if (encoded instanceof ProtocolError) return this.fail(link, encoded);
     if (local) {
       const out = new Outgoing({ op: 'direct', from: { id: link.id, name: link.name }, data: frame.data }, undefined, encoded);
-      if (this.local.direct(local, out)) return this.ack(link, frame.id);
+      const queued = this.local.direct(local, out);
+      if (queued === 'queued') return this.ack(link, frame.id);
+      if (queued === 'gone') return this.fail(link, new ProtocolError('not_found', `no client '${frame.to}'`, frame.id));
       return this.fail(link, new ProtocolError('rate_limited', `too many directs queued for '${frame.to}'; slow down`, frame.id));
     }
     return after(this.broker.direct(target!.node, target!.id, { id: link.id, name: link.name }, encoded.json), (received) =>

@@ -81,14 +81,16 @@ export class Locals<S extends Session> {
     return isWildcard(topic) ? [...this.index.subscribersOf(topic)] : [...this.index.match(topic)];
   }
 
-  /** Queues a direct for local client `target` within its budget for directs (a quarter of its mailbox); false: over it. */
-  direct(target: S, out: Outgoing): boolean {
+  /**
+   * Queues a direct for local client `target` within its budget for directs (a quarter of its mailbox): 'full' over
+   * it; 'gone' when its mailbox takes nothing more (its connection is closing: the direct would never be written).
+   */
+  direct(target: S, out: Outgoing): 'queued' | 'full' | 'gone' {
     if (!target.mailbox.acceptsDirect(out.bytes)) {
       this.stats.directsRefused++;
-      return false;
+      return 'full';
     }
-    target.mailbox.push(out);
-    return true;
+    return target.mailbox.push(out) ? 'queued' : 'gone';
   }
 
   /** Answers `s` with an error; counted by code. */

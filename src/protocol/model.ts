@@ -307,6 +307,8 @@ export class ProtocolModel {
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 /** A surrogate without its pair. */
 const LONE = /\p{Cs}/u;
+/** Bidi controls, line and paragraph separators: not in names. */
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
 
 export function isFilter(f: string): boolean {
   const segs = f.split('/');
@@ -322,12 +324,12 @@ export function isWildcard(f: string): boolean {
 }
 
 export function isName(n: string): boolean {
-  return n.length >= 1 && n.length <= 64 && !CONTROL.test(n) && !LONE.test(n) && n.trim() === n && !/^c\d+$/.test(n);
+  return n.length >= 1 && n.length <= 64 && !CONTROL.test(n) && !LONE.test(n) && !BIDI.test(n) && n.trim() === n && !/^c\d+$/.test(n);
 }
 
 function valid(t: string): boolean {
   const segs = t.split('/');
-  return t.length >= 1 && t.length <= 256 && !CONTROL.test(t) && !LONE.test(t) && segs.length <= 16 && segs.every((s) => s.length >= 1 && s.length <= 64);
+  return t.length >= 1 && t.length <= 256 && !CONTROL.test(t) && !LONE.test(t) && segs.length <= 16 && segs.every((s) => s.length <= 64); // an empty segment is a segment (`a//b`, `/a`)
 }
 
 /** A client as it sees itself (hello): with its address. */

@@ -238,6 +238,6 @@ export class RedisBroker<S extends Session> implements Broker<S> {
   /** A direct from another node for local client `to`, within its budget for directs. */
   private directArrived(to: string, from: { id: string; name: string }, out: Outgoing): void {
     const target = this.local.registry.find(to);
-    if (target && !this.local.direct(target, out)) this.redis.log.info({ client: target.id, from: from.id }, 'direct from another node dropped: recipient over its budget for directs');
+    if (target && this.local.direct(target, out) === 'full') this.redis.log.info({ client: target.id, from: from.id }, 'direct from another node dropped: recipient over its budget for directs');
   }
 }
