@@ -6,9 +6,11 @@ import type { PublishResult } from './engine.js';
 
 /** How long a key is remembered. */
 export const PUBLISH_KEY_WINDOW_MS = 10 * 60_000;
-/** Keys one process remembers, in count and in bytes (the oldest are forgotten first; docs say so). */
+/** Keys one process remembers, in count and in bytes. A key is never forgotten within its window (docs say so). */
 const KEYS_MAX = 100_000;
 const KEYS_BYTES_MAX = 16 * 1024 * 1024;
+/** Of which one publisher (a client) may hold this share: a flood of one client's keys refuses that client's. */
+const OWNER_SHARE = 16;
 /** What one remembered key costs beyond its text: the Map entry, the record, the epoch string. */
 const ENTRY_OVERHEAD = 96;
 
@@ -17,10 +19,23 @@ export function duplicateOf(first: { seq: number; epoch: string }): PublishResul
   return { seq: first.seq, epoch: first.epoch, delivered: 0, duplicate: true };
 }
 
-/** The positions of keyed publishes of one process, bounded in count (oldest first out) and in time. */
+interface Remembered {
+  seq: number;
+  epoch: string;
+  expires: number;
+  /** The publisher's client id ('' for the server's own publishes: the HTTP API, wills). */
+  owner: string;
+}
+
+/**
+ * The positions of keyed publishes of one process, each for its whole window: bounded in count and bytes by refusing
+ * new keys (never by forgetting one still in its window, whose retry would then publish again, unflagged), and per
+ * publisher to a share of that, so one client's flood of keys refuses its own keyed publishes, not its neighbours'.
+ */
 export class PublishKeys {
-  private readonly seen = new Map<string, { seq: number; epoch: string; expires: number }>();
+  private readonly seen = new Map<string, Remembered>();
   private bytes = 0;
+  private readonly owners = new Map<string, { count: number; bytes: number }>();
 
   constructor(
     private readonly windowMs = PUBLISH_KEY_WINDOW_MS,
@@ -39,12 +54,35 @@ export class PublishKeys {
     return undefined;
   }
 
-  set(topic: string, key: string, position: { seq: number; epoch: string }): void {
+  /**
+   * Why a new key of `owner` on `topic` cannot be remembered for its whole window now (the expired keys make room
+   * first), or undefined when it can: the publish is then refused (it did not act), never a live key forgotten.
+   */
+  refusal(topic: string, key: string, owner: string): string | undefined {
+    const t = this.now();
+    for (const [k, v] of this.seen) {
+      if (v.expires > t) break; // the Map's order is the order of expiry
+      this.forget(k);
+    }
+    const cost = costOf(`${topic}\u0000${key}`);
+    const mine = this.owners.get(owner);
+    if (owner !== '' && mine && (mine.count >= this.max / OWNER_SHARE || mine.bytes + cost > this.maxBytes / OWNER_SHARE)) {
+      return `this client holds the most publish keys one client may within their ${this.windowMs / 60_000}-minute window; retry later`;
+    }
+    if (this.seen.size >= this.max || this.bytes + cost > this.maxBytes) return 'too many publish keys are remembered now; retry later';
+    return undefined;
+  }
+
+  set(topic: string, key: string, position: { seq: number; epoch: string }, owner = ''): void {
     const k = `${topic}\u0000${key}`;
     this.forget(k); // re-inserted last: the Map's order stays the order of expiry
-    this.seen.set(k, { seq: position.seq, epoch: position.epoch, expires: this.now() + this.windowMs });
-    this.bytes += costOf(k);
-    while (this.seen.size > this.max || this.bytes > this.maxBytes) this.forget(this.seen.keys().next().value!);
+    this.seen.set(k, { seq: position.seq, epoch: position.epoch, expires: this.now() + this.windowMs, owner });
+    const cost = costOf(k);
+    this.bytes += cost;
+    const mine = this.owners.get(owner) ?? { count: 0, bytes: 0 };
+    mine.count++;
+    mine.bytes += cost;
+    this.owners.set(owner, mine);
   }
 
   get size(): number {
@@ -57,7 +95,15 @@ export class PublishKeys {
   }
 
   private forget(k: string): void {
-    if (this.seen.delete(k)) this.bytes -= costOf(k);
+    const r = this.seen.get(k);
+    if (!r) return;
+    this.seen.delete(k);
+    const cost = costOf(k);
+    this.bytes -= cost;
+    const mine = this.owners.get(r.owner)!;
+    mine.count--;
+    mine.bytes -= cost;
+    if (mine.count === 0) this.owners.delete(r.owner);
   }
 }
 

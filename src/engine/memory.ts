@@ -50,6 +50,9 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
     if (key !== undefined) {
       const first = this.publishKeys.get(topic, key);
       if (first) return first;
+      // Full of keys still in their window (in all, or this client's share): refused, it did not act.
+      const full = this.publishKeys.refusal(topic, key, from?.id ?? '');
+      if (full !== undefined) return new ProtocolError('unavailable', full, id);
     }
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
@@ -64,7 +67,7 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
     });
     const delivered = this.local.fanOut(topic, from !== null && !echo ? from.id : '', (s) => s.mailbox.push(message));
     this.local.stats.published++;
-    if (key !== undefined) this.publishKeys.set(topic, key, { seq, epoch });
+    if (key !== undefined) this.publishKeys.set(topic, key, { seq, epoch }, from?.id ?? '');
     return { seq, epoch, delivered };
   }
 

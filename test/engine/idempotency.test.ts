@@ -1,7 +1,10 @@
-// The in-memory engine's publish keys are bounded in time, in count and in bytes: a client that floods keyed
-// publishes with long topics and keys pushes out the oldest keys, never grows the process past the byte bound.
-import { describe, expect, it } from 'vitest';
+// The in-memory engine's publish keys are bounded in time, in count and in bytes — by refusing new keys, never by
+// forgetting one still in its window (its retry would publish again, unflagged: a review helper's finding), and per
+// publisher to a sixteenth of the bounds, so one client's flood of keys refuses that client's keyed publishes only.
+import { afterEach, describe, expect, it } from 'vitest';
 import { PublishKeys } from '../../src/engine/idempotency.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestClient } from '../helpers/client.js';
 
 describe('PublishKeys', () => {
   it('answers a retry within the window with the first position, and forgets it after', () => {
@@ -16,18 +19,49 @@ describe('PublishKeys', () => {
     expect(keys.byteSize).toBe(0);
   });
 
-  it('is bounded in count and in bytes, the oldest keys going first', () => {
-    const keys = new PublishKeys(60_000, 1000, Date.now, 100_000);
-    const topic = 't/'.padEnd(256, 'x');
-    for (let i = 0; i < 5000; i++) keys.set(topic, `${i}`.padEnd(128, 'k'), { seq: i + 1, epoch: 'e' });
-    expect(keys.byteSize).toBeLessThanOrEqual(100_000);
-    expect(keys.size).toBeGreaterThan(0);
-    expect(keys.size).toBeLessThan(1000); // the byte bound bites first with these long keys
-    expect(keys.get(topic, '4999'.padEnd(128, 'k'))).toMatchObject({ seq: 5000 }); // the newest stays
-    expect(keys.get(topic, '0'.padEnd(128, 'k'))).toBeUndefined(); // the oldest went
-    const counted = new PublishKeys(60_000, 3);
-    for (const k of ['a', 'b', 'c', 'd']) counted.set('x', k, { seq: 1, epoch: 'e' });
-    expect(counted.size).toBe(3);
-    expect(counted.get('x', 'a')).toBeUndefined();
+  it('full: a new key is refused, every key in its window is still answered; expired ones make room', () => {
+    let now = 0;
+    const keys = new PublishKeys(60_000, 32, () => now, 1_000_000);
+    for (let i = 0; i < 32; i++) keys.set('x', `k${i}`, { seq: i + 1, epoch: 'e' }); // the server's own ('')
+    expect(keys.refusal('x', 'new', '')).toMatch(/too many publish keys/);
+    for (let i = 0; i < 32; i++) expect(keys.get('x', `k${i}`)).toMatchObject({ seq: i + 1, duplicate: true });
+    now += 60_000;
+    expect(keys.refusal('x', 'new', '')).toBeUndefined();
+    expect(keys.size).toBe(0);
   });
+
+  it('one publisher holds at most a sixteenth (count and bytes): its flood refuses its own keys, not another\'s', () => {
+    const keys = new PublishKeys(60_000, 1600, Date.now, 1_600_000);
+    let mine = 0;
+    while (keys.refusal('t', `k${mine}`.padEnd(128, 'k'), 'c1') === undefined) keys.set('t', `k${mine++}`.padEnd(128, 'k'), { seq: mine, epoch: 'e' }, 'c1');
+    expect(mine).toBeLessThanOrEqual(100);
+    expect(keys.byteSize).toBeLessThanOrEqual(1_600_000 / 16);
+    expect(keys.refusal('t', 'other', 'c2')).toBeUndefined();
+  });
+});
+
+describe('publish keys over WebSocket', () => {
+  let broker: TestBroker | undefined;
+  afterEach(async () => {
+    await broker?.close();
+    broker = undefined;
+  });
+
+  it('a retry within the window stays a duplicate however many keyed publishes a neighbour sends; the flooder is refused', async () => {
+    broker = await startTestBroker({ rate: 0 });
+    const sub = await TestClient.connect(`${broker.url}/orders/41`);
+    const b = await TestClient.connect(broker.url);
+    const a = await TestClient.connect(broker.url);
+    const first = await b.request({ op: 'pub', topic: 'orders/41', data: { paid: true }, key: 'order-41-paid' });
+    // Long topics and keys (~870 bytes counted each): a sixteenth of 16 MiB is ~1,200 of them.
+    const topic = 't/' + 'x'.repeat(60) + '/' + 'y'.repeat(60) + '/' + 'z'.repeat(60) + '/' + 'w'.repeat(60);
+    for (let i = 0; i < 2000; i++) a.send({ op: 'pub', topic, data: 0, key: `${i}`.padStart(128, 'k'), id: i });
+    const last = await a.next((f) => f.id === 1999, 30_000);
+    expect(last).toMatchObject({ op: 'error', code: 'unavailable' });
+    const retry = await b.request({ op: 'pub', topic: 'orders/41', data: { paid: true }, key: 'order-41-paid' });
+    expect(retry).toMatchObject({ seq: first.seq, duplicate: true });
+    expect(await b.request({ op: 'pub', topic: 'orders/41', data: { paid: 2 }, key: 'order-41-shipped' })).toMatchObject({ op: 'ack', seq: 2 });
+    await sub.next((f) => f.op === 'msg' && f.seq === 2);
+    expect(sub.all.filter((f) => f.op === 'msg').map((f) => f.seq)).toEqual([1, 2]);
+  }, 60_000);
 });
