@@ -26,6 +26,8 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
   protected readonly broker: Broker<S>;
   protected readonly store: PresenceStore<S>;
   private readonly turns: Turns<S>;
+  /** The filters a departed session's leave will announce, until its turn comes (a sub undone meanwhile drops its own). */
+  private readonly leaving = new WeakMap<S, Set<string>>();
 
   constructor(
     readonly options: MemoryEngineOptions,
@@ -132,16 +134,18 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
           if (!this.local.registry.has(link)) return;
           this.greet(link);
           if (problem) this.fail(link, problem);
-          let changed = false;
+          const joined: string[] = [];
           for (const [filter, presence] of asked) {
             const added = this.local.subscriptions.add(link, filter, presence);
             if (added instanceof ProtocolError) this.fail(link, added);
-            else if (added) {
-              changed = true;
-              this.announce('join', link, filter);
-            }
+            else if (added) joined.push(filter);
           }
-          if (changed) return this.store.record(link);
+          // The joins after the record, as a sub's: a watcher that hears one finds the client in `who` on any node.
+          // (Gone meanwhile: its leave, behind this step, announces these filters too; the joins go first.)
+          if (joined.length > 0)
+            return after(this.store.record(link), () => {
+              for (const filter of joined) this.announce('join', link, filter);
+            });
         }),
       () => {
         for (const f of heard) this.broker.interest(f, false);
@@ -167,11 +171,13 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
     this.local.roster.clientChanged(link.subscriptions);
     this.stats.connectionsClosed++;
     this.local.subscriptions.detach(link);
-    const filters = [...link.subscriptions];
+    const filters = new Set(link.subscriptions);
+    this.leaving.set(link, filters);
     link.subscriptions.clear();
     link.presence.clear();
     this.broker.forget(link);
     this.turns.step(link, () => {
+      this.leaving.delete(link);
       for (const filter of filters) this.announce(cause, link, filter);
       return this.store.drop(link.id, link.name);
     });
@@ -265,8 +271,9 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
           after(added ? this.store.record(link) : undefined, () =>
             after(resuming ? this.resume(link, frame) : this.ack(link, frame.id, { life: this.broker.life }), (answered) => {
               if (answered === false) return added ? this.undoSub(link, frame.topic) : undefined;
-              // (Gone meanwhile: its leave, announced already, was the last word.)
-              if (added && this.local.registry.has(link)) this.announceOwn('join', link, frame.topic);
+              // Gone meanwhile: its leave, queued behind this step, announces this filter too, so the join goes first
+              // (without it a watcher would hear the leave of a client it never heard join).
+              if (added) this.announceOwn('join', link, frame.topic);
             }),
           ),
         );
@@ -279,6 +286,8 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
 
   /** A subscription whose resume could not be answered is not kept. */
   private undoSub(link: S, filter: string): Maybe<void> {
+    // Gone meanwhile: its leave (behind this step) must not announce a filter whose join never was.
+    this.leaving.get(link)?.delete(filter);
     this.local.subscriptions.remove(link, filter);
     return this.store.record(link);
   }

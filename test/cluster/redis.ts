@@ -298,6 +298,8 @@ export class RedisProxy {
   private upstream = '';
   /** Bytes containing this are held back (with everything after them on their connection) until release(). */
   private holdText: string | undefined;
+  /** hold()'s `fromCommand`: the commands before the one containing the text in the same chunk go through. */
+  private holdFromCommand = false;
   /** Each held connection's sending of what it holds. */
   private readonly holding = new Set<() => void>();
   /** Told (synchronously) when bytes containing their text are sent towards Redis. */
@@ -351,6 +353,21 @@ export class RedisProxy {
       down.on('data', (chunk: Buffer) => {
         const text = chunk.toString('latin1');
         if (!held && this.holdText !== undefined && text.includes(this.holdText)) {
+          if (this.holdFromCommand) {
+            // Forward the commands before the one holding the text (a RESP array starts with `*<n>\r\n$`).
+            const at = text.indexOf(this.holdText);
+            let start = 0;
+            for (let i = at; i > 1; i--) {
+              if (text[i] === '*' && text[i - 1] === '\n' && text[i - 2] === '\r' && /^\*\d+\r\n\$/.test(text.slice(i, i + 16))) {
+                start = i;
+                break;
+              }
+            }
+            if (start > 0) {
+              send(chunk.subarray(0, start));
+              chunk = chunk.subarray(start);
+            }
+          }
           held = [];
           const flush = () => {
             for (const c of held!.splice(0)) send(c);
@@ -373,8 +390,9 @@ export class RedisProxy {
   }
 
   /** Holds back the next bytes towards Redis containing `text` (and what follows them on their connection). */
-  hold(text: string): void {
+  hold(text: string, { fromCommand = false } = {}): void {
     this.holdText = text;
+    this.holdFromCommand = fromCommand;
   }
 
   /** Whether bytes containing the held text arrived and are held back. */
