@@ -31,9 +31,12 @@ export class NodeBus {
     private readonly log: Logger,
   ) {}
 
-  /** Publishes a presence event to every node. */
-  presence(payload: string): Promise<boolean> {
-    return this.relay(CHANNELS.bus, payload);
+  /**
+   * Publishes a presence event to every node; false (nothing published) while this node is not in the node set: a
+   * survivor took it for dead and announced its clients' end, which it learns only at its next tick.
+   */
+  async presence(payload: string): Promise<boolean> {
+    return (await this.redis.script(LUA.PRESENCE, [KEYS.nodes], [this.redis.id, CHANNELS.bus, payload])) === 1;
   }
 
   /** Publishes held presence events in order, at once (one pipeline: on a Redis Cluster one node, the `{g}` shard's). */

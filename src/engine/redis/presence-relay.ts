@@ -31,8 +31,8 @@ export interface BusPresence {
 export interface PresenceRelayOptions {
   /** The command connection is up: an event can be published now. */
   up: () => boolean;
-  /** Publishes one payload on the bus. */
-  publish: (payload: string) => Promise<unknown>;
+  /** Publishes one payload on the bus; false when it was not (this node is not a member of the cluster now). */
+  publish: (payload: string) => Promise<boolean>;
   /** Publishes held payloads in order, at once (one pipeline). */
   publishAll: (payloads: string[]) => Promise<unknown>;
   log: Logger;
@@ -57,7 +57,11 @@ export class PresenceRelay {
     if (old !== undefined) body.o = old;
     const payload = 'p' + JSON.stringify(body);
     if (!this.options.up() || this.held.length > 0) return this.hold(payload, c.id);
-    this.options.publish(payload).catch((err: Error) => {
+    this.options.publish(payload).then((published) => {
+      // Taken for dead (reaped) and not re-asserted yet: held, in order, like the events of a time without Redis (the
+      // re-assert drops them and announces each client again, or publishes them when the node had not been reaped).
+      if (!published) this.hold(payload, c.id);
+    }, (err: Error) => {
       // Not connected: nothing was sent (no offline queue), so holding it cannot double it.
       if (/Stream isn't writeable|enableOfflineQueue/i.test(err.message)) this.hold(payload, c.id);
       else this.options.log.info({ err: err.message, event, client: c.id, filter }, 'presence event may be lost: Redis did not answer');

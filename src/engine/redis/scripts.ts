@@ -411,3 +411,15 @@ if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 `;
+
+/**
+ * A presence event of this node's clients onto the bus, only while the node is a member of the cluster (in the node
+ * set): once a survivor reaped it (and announced its clients' `timeout`), its events until it re-asserts are not
+ * published (its relay holds them, and the re-assert announces its clients afresh). On the `{g}` shard, like the
+ * reaper's timeouts. KEYS: nodes. ARGV: node id, channel, payload. Returns 1 when published, 0 when not a member.
+ */
+export const PRESENCE = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`;

@@ -346,7 +346,7 @@ describe('PresenceRelay', () => {
     let up = false;
     const published: string[] = [];
     const batches: string[][] = [];
-    const relay = new PresenceRelay({ up: () => up, publish: async (p) => void published.push(p), publishAll: async (ps) => void batches.push(ps), log });
+    const relay = new PresenceRelay({ up: () => up, publish: async (p) => (published.push(p), true), publishAll: async (ps) => void batches.push(ps), log });
     relay.publish('join', subject('c1'), 'a');
     relay.publish('leave', subject('c1'), 'a');
     for (let i = 0; i < MAX_HELD_PRESENCE_PER_CLIENT + 5; i++) relay.publish('rename', subject('c2'), 'b', 'x');
@@ -367,7 +367,7 @@ describe('PresenceRelay', () => {
   });
 
   it('discard drops what is held and says how much was lost', () => {
-    const relay = new PresenceRelay({ up: () => false, publish: async () => undefined, publishAll: async () => undefined, log });
+    const relay = new PresenceRelay({ up: () => false, publish: async () => true, publishAll: async () => undefined, log });
     for (let i = 0; i < MAX_HELD_PRESENCE_PER_CLIENT + 3; i++) relay.publish('join', subject('c1'), `t${i}`);
     expect(relay.discard()).toBe(MAX_HELD_PRESENCE_PER_CLIENT + 3);
     expect(relay.pending).toBe(false);
