@@ -191,11 +191,32 @@ export class ShardSubscribers {
     this.on.ready(s.address);
   }
 
-  /** SSUBSCRIBE / SUNSUBSCRIBE `channels` on the shard's connection, one command per slot. */
+  /**
+   * SSUBSCRIBE / SUNSUBSCRIBE `channels` on the shard's connection, one command per slot. Channels whose SSUBSCRIBE
+   * failed (MOVED: the slot table named a master that does not serve the slot yet, or no longer) are not subscribed
+   * there: they are left unplaced, so the next refresh places them again, even on this same master once it serves
+   * the slot (a refresh compares the owner with the master recorded for the channel, and would see no move).
+   */
   private async send(s: Shard, command: 'ssubscribe' | 'sunsubscribe', channels: string[]): Promise<void> {
     const bySlot = new Map<number, string[]>();
     for (const c of channels) push(bySlot, keySlot(c), c);
-    await Promise.all([...bySlot.values()].map((cs) => s.conn[command](...cs)));
+    const groups = [...bySlot.values()];
+    const results = await Promise.allSettled(groups.map((cs) => s.conn[command](...cs)));
+    let failure: unknown;
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      failure ??= r.reason;
+      if (command === 'ssubscribe') this.unplace(s, groups[i]!);
+    });
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Channels not subscribed on `s` after all: placed again by the next refresh. */
+  private unplace(s: Shard, channels: string[]): void {
+    for (const c of channels) {
+      if (this.channels.get(c) !== s.address || !s.channels.delete(c)) continue;
+      this.channels.set(c, undefined);
+    }
   }
 
   private whenReady(s: Shard): Promise<void> {
