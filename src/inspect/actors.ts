@@ -120,6 +120,8 @@ export class ActorTable {
     const t = this.actors.get(id);
     if (!t) return undefined;
     const snapshot = (t.ref.getSnapshot() ?? { status: 'active' }) as Snapshot<unknown> & { value?: unknown; context?: { link?: Link } };
+    // A crash (a throw while transitioning) ends the actor without an `@xstate.snapshot`: its row must still close.
+    if (t.closedAt === null && snapshot.status !== 'active') this.ended(t, snapshot.status, 'crashed');
     const link = snapshot.context?.link;
     const value = snapshot.value;
     const parent = this.tree?.parentOf(t.ref);
@@ -177,6 +179,11 @@ export class ActorTable {
         else this.track(ev.actorRef as AnyActorRef); // not started yet: its first snapshot reads `started in …`
         return;
       case '@xstate.event': {
+        if (ev.event.type === 'CONNECTION_CRASHED') {
+          // xstate sends no snapshot for an actor that threw: the supervisor's news is when its row learns it ended.
+          const crashed = this.actors.get((ev.event as { link?: { id?: string } }).link?.id ?? '');
+          if (crashed && crashed.closedAt === null) this.ended(crashed, statusOf(crashed.ref) ?? 'error', 'crashed');
+        }
         const t = this.track(ev.actorRef as AnyActorRef);
         const what = describeEvent(ev.event);
         const at = Date.now();
@@ -207,6 +214,15 @@ export class ActorTable {
       default:
         return;
     }
+  }
+
+  /** An actor that ended without a final snapshot (xstate reports a throw only to its parent). */
+  private ended(t: Tracked, status: string, what: string): void {
+    const at = Date.now();
+    t.closedAt = at;
+    t.stateKey = `${status} crashed`;
+    this.push(t, { at, kind: 'transition', what, from: t.statePaths.join(' ') || undefined, to: `closed (${status})`, text: `${stateWord(valueOfPaths(t.statePaths))} → closed on ${what} (${status})` });
+    this.urgent.add(t.ref.id);
   }
 
   private push(t: Tracked, h: Happening): void {

@@ -68,6 +68,11 @@ function handle(msg) {
       for (const row of msg.rows) upsert(row);
       break;
     case 'rows':
+      // A catch-up after congestion is the whole table: rows that went while updates were skipped go too.
+      if (msg.full) {
+        const present = new Set(msg.rows.map((row) => row.id));
+        for (const id of [...actors.keys()]) if (!present.has(id)) remove(id);
+      }
       for (const row of msg.rows) upsert(row);
       for (const id of msg.removed) remove(id);
       break;
