@@ -78,6 +78,8 @@ export class TcpWire extends SocketWire implements Wire {
     socket: Socket,
     private readonly room: string,
     private readonly view: RoomView = {},
+    /** How long the last line may take to flush to a peer that does not read before the socket is cut. */
+    private readonly closeTimeoutMs = 5000,
   ) {
     super(socket);
     this.label = view.hideAddresses ? showId : showAddress;
@@ -130,6 +132,11 @@ export class TcpWire extends SocketWire implements Wire {
       return;
     }
     this.socket.end(byeLine(code, reason), () => this.socket.destroy());
+    // Bounded here too, not only by the connection actor: after a crash (1011) there is no actor left to cut a peer
+    // that does not read, and the socket would hold its slot for ever.
+    const cut = setTimeout(() => this.socket.destroy(), this.closeTimeoutMs);
+    cut.unref();
+    this.socket.once('close', () => clearTimeout(cut));
   }
 
   terminate(): void {
@@ -289,7 +296,7 @@ export class TcpTransport {
       // Only the broker's own room (--room) goes quiet when crowded; a room chosen through /lines is announced as usual.
       quiet: () => join.room === config.room && hub.roomIsQuiet(),
       announceMax: config.roomAnnounceMax,
-    });
+    }, config.closeTimeoutMs);
     const { link, reader, actor } = openConnection(this.core, wire, addr, { name: join.name, presenceTopics: [join.room], grant }, meta);
     const splitter = new LineSplitter(config.lineLimit);
     const handle = (events: LineEvent[]) => {
