@@ -223,7 +223,7 @@ export class SseTransport {
     req.socket.setTimeout(0);
     res.write(`retry: ${SSE_RETRY_MS}\nevent: stream\ndata: ${JSON.stringify({ stream: streamId, post: `${SSE_PATH}?stream=${streamId}` })}\n\n`);
     // A resuming stream writes no cursor before its filters are back (a cursor without them would lose them).
-    const wire = new SseWire(res, this.core.hub.life, cursor !== undefined);
+    const wire = new SseWire(res, this.core.hub.life, cursor !== undefined, this.core.config.closeTimeoutMs);
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const { link, reader, actor } = openConnection(this.core, wire, addr, request, meta);
     wire.filters = link;

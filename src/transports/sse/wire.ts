@@ -61,6 +61,8 @@ export class SseWire implements Wire {
     private readonly life: string,
     /** Write no cursor until releaseIds(): a resuming stream's filters are not back yet. */
     private idsHeld = false,
+    /** How long the stream's end may take to flush to a client that does not read before the socket is cut. */
+    private readonly closeTimeoutMs = 5000,
   ) {}
 
   /**
@@ -194,6 +196,12 @@ export class SseWire implements Wire {
     this.closed = true;
     if (this.res.destroyed) return;
     this.res.end(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
+    // Bounded here too, not only by the connection actor: after a crash (1011) none is left to cut a client that does
+    // not read, whose unflushed stream would hold the socket for ever.
+    const cut = setTimeout(() => this.res.destroy(), this.closeTimeoutMs);
+    cut.unref();
+    const done = () => clearTimeout(cut);
+    this.res.once('finish', done).once('close', done);
   }
 
   terminate(): void {
