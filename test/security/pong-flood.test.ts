@@ -43,3 +43,18 @@ describe('pings from a client that never reads', () => {
     ws.terminate();
   }, 60_000);
 });
+
+describe('unsolicited pongs from a client', () => {
+  it('spend the inbound rate as pings do: a flood of them is closed 1008 (they were never counted: found by a review helper)', async () => {
+    const limited = await startTestBroker({ rate: 100, rateBurst: 100, rateStrikes: 100 });
+    try {
+      const ws = new WebSocket(limited.url);
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      for (let i = 0; i < 5000; i++) ws.pong(Buffer.from('x'));
+      expect(await closed).toBe(1008);
+    } finally {
+      await limited.close();
+    }
+  });
+});

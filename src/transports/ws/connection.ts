@@ -302,7 +302,8 @@ export class WsWire implements Wire {
         if (this.state === OPEN) this.pong(buf.subarray(p, stop));
         reader.control();
       } else {
-        reader.link.lastSeen = Date.now();
+        // A pong is an inbound frame too: unsolicited ones (RFC 6455 allows them) spend a token like pings do.
+        reader.control();
         reader.link.actor!.send({ type: 'PONG' });
       }
       // (After our own close frame the client's frames are still read: its close frame ends the handshake.)
