@@ -158,6 +158,11 @@ export const clientLifecycleMachine = setup({
     refreshable: ({ context }) => context.getToken !== undefined && context.authorize !== undefined && refreshAt(context.token, context.tokenSince) !== undefined,
     canRefresh: ({ context }) => context.getToken !== undefined && context.authorize !== undefined,
     refreshTimeCome: ({ context }) => context.now() >= refreshAt(context.token, context.tokenSince)! - 1,
+    /** The token a refresh got is already due for refresh (an exp that cannot be extended, a clock ahead of the issuer's): asking again at once would loop. */
+    refreshedTokenDue: ({ context, event }) => {
+      const at = refreshAt((event as unknown as { output: string }).output, context.now());
+      return at !== undefined && context.now() >= at - 1;
+    },
     /** The broker does not know `auth` (auth off: bad_frame; an older broker: unknown_op): refreshing cannot help. */
     refreshUnsupported: ({ event }) => {
       const code = (event as { error?: { code?: unknown } }).error?.code;
@@ -194,6 +199,8 @@ export const clientLifecycleMachine = setup({
     })),
     storeToken: assign(({ context, event }) => ({ token: (event as unknown as { output: string }).output, tokenSince: context.now(), tokenStale: false })),
     storeRefreshedToken: assign(({ context, event }) => ({ token: (event as unknown as { output: string }).output, tokenSince: context.now(), refreshAttempt: 0 })),
+    /** Keeps a refreshed token that is already due, without resetting the refresh backoff. */
+    storeDueToken: assign(({ context, event }) => ({ token: (event as unknown as { output: string }).output, tokenSince: context.now() })),
     reportRefreshFailure: ({ context, event }) => context.refreshFailed?.((event as unknown as { error: unknown }).error),
     planRefreshRetry: assign(({ context }) => ({
       refreshAttempt: context.refreshAttempt + 1,
@@ -277,7 +284,11 @@ export const clientLifecycleMachine = setup({
                 id: 'refresh',
                 src: 'refresh',
                 input: ({ context }) => ({ getToken: context.getToken!, authorize: context.authorize! }),
-                onDone: { target: 'tokenCheck', actions: 'storeRefreshedToken' },
+                onDone: [
+                  // Asked again with the backoff, not at once: a getToken that keeps giving a due token is not hammered.
+                  { guard: 'refreshedTokenDue', target: 'refreshBackoff', actions: ['storeDueToken', 'planRefreshRetry'] },
+                  { target: 'tokenCheck', actions: 'storeRefreshedToken' },
+                ],
                 onError: [
                   { guard: 'refreshUnsupported', target: 'tokenUnmanaged', actions: 'reportRefreshFailure' },
                   { target: 'refreshBackoff', actions: ['reportRefreshFailure', 'planRefreshRetry'] },

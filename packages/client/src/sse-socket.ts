@@ -16,7 +16,10 @@ export type EventSourceConstructor = new (url: string, init?: { withCredentials?
 
 const CONNECTING = 0;
 const OPEN = 1;
+const CLOSING = 2;
 const CLOSED = 3;
+/** How long close() waits for what was written before it to be POSTed before it ends the stream anyway. */
+const CLOSE_DRAIN_MS = 5000;
 /** A POST carries queued frames up to this many bytes (the broker's default --max-payload, which bounds a POST body). */
 const POST_BYTES = 65_536;
 
@@ -45,6 +48,8 @@ export class SseSocket implements WebSocketLike {
   private posting = false;
   /** A POST of several frames was refused as too large (a broker with a lower --max-payload): one frame a POST from now. */
   private oneByOne = false;
+  /** close() while frames were still to POST: the close it ends with once they went (or CLOSE_DRAIN_MS passed). */
+  private closing: { code: number; reason: string; timer: ReturnType<typeof setTimeout> } | undefined;
 
   constructor(
     wsUrl: string,
@@ -94,8 +99,16 @@ export class SseSocket implements WebSocketLike {
   }
 
   close(code = 1000, reason = ''): void {
-    if (this.readyState === CLOSED) return;
-    // A quit already queued goes first: the broker ends the stream (1000) after it.
+    if (this.readyState === CLOSED || this.readyState === CLOSING) return;
+    // A quit already queued goes first (as a WebSocket sends what was written before its close): the broker ends
+    // the stream (1000) after it.
+    if (this.readyState === OPEN && (this.posting || this.outbox.length > 0)) {
+      this.readyState = CLOSING;
+      const timer = setTimeout(() => this.end(code, reason), CLOSE_DRAIN_MS);
+      (timer as { unref?: () => void }).unref?.(); // in Node, a closed client keeps no process alive for it
+      this.closing = { code, reason, timer };
+      return;
+    }
     this.end(code, reason);
   }
 
@@ -104,6 +117,7 @@ export class SseSocket implements WebSocketLike {
    * as fit in POST_BYTES (the broker refuses a body over its --max-payload with 413, having taken none of it).
    */
   private flush(): void {
+    if (this.closing && !this.posting && this.outbox.length === 0) return this.end(this.closing.code, this.closing.reason);
     if (this.posting || this.outbox.length === 0 || this.post === undefined) return;
     // Counted in characters: a body of non-ASCII text may be more bytes, and a 413 then turns to one frame a POST.
     let count = 1;
@@ -114,7 +128,7 @@ export class SseSocket implements WebSocketLike {
     this.fetcher(this.post, { method: 'POST', body: frames.join('\n'), headers: { 'Content-Type': 'text/plain' } }).then(
       (res) => {
         this.posting = false;
-        if (res.status === 413 && frames.length > 1 && this.readyState === OPEN) {
+        if (res.status === 413 && frames.length > 1 && (this.readyState === OPEN || this.readyState === CLOSING)) {
           // Several frames over this broker's limit: sent again, one a POST.
           this.oneByOne = true;
           this.outbox.unshift(...frames);
@@ -136,6 +150,7 @@ export class SseSocket implements WebSocketLike {
   private end(code: number, reason: string): void {
     if (this.readyState === CLOSED) return;
     this.readyState = CLOSED;
+    if (this.closing) clearTimeout(this.closing.timer);
     this.source.close();
     this.outbox.length = 0;
     this.onclose?.({ code, reason });
