@@ -223,6 +223,9 @@ export class MqttSession {
     switch (packet.cmd) {
       case 'publish': {
         if (packet.properties?.topicAlias !== undefined) return 'a topic alias (the broker allows none: topic alias maximum 0)';
+        // The DUP flag MUST be 0 on QoS 0 [MQTT-3.3.1-2]; a zero-length topic without a topic alias is a protocol error (5.0, 3.3.2.1).
+        if (packet.qos === 0 && packet.dup) return 'malformed packet: DUP set on a QoS 0 PUBLISH';
+        if (packet.topic.length === 0) return 'a PUBLISH with an empty topic name and no topic alias';
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
         const data = dataOfPayload(payload, this.isV5 ? packet.properties : undefined);
         // Kept as the topic's retained message once the engine took the publish (grants, limits).
@@ -378,10 +381,8 @@ export class MqttSession {
     const pid = this.cut ? undefined : qos === 0 ? 0 : this.packetId();
     if (pid === undefined) {
       // Too many messages unacknowledged: the client stopped acknowledging; that is a slow consumer.
-      if (!this.cut) queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
-      this.cut = true;
       if (f) this.positions!.before(topic, f);
-      return NOTHING;
+      return this.slowConsumer();
     }
     if (f) this.positions!.remember(topic, { seq: f.seq, epoch: f.epoch });
     if (qos === 0 && properties === delivery.properties) return this.fits(out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]));
@@ -391,6 +392,13 @@ export class MqttSession {
     if (this.fits(packet).length === 0) return NOTHING;
     this.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
     return packet;
+  }
+
+  /** The session is cut as a slow consumer (once): nothing more is sent. */
+  private slowConsumer(): Buffer {
+    if (!this.cut) queueMicrotask(() => this.link?.signal({ type: 'SLOW_CONSUMER' }));
+    this.cut = true;
+    return NOTHING;
   }
 
   /** `packet`, or nothing when it is larger than the client said it takes (5.0 maximum packet size) [MQTT-3.1.2-25]. */
@@ -444,7 +452,8 @@ export class MqttSession {
         const properties = retainedProperties(message);
         if (properties === null) return NOTHING; // its message expiry passed
         const pid = qos === 0 ? undefined : this.packetId();
-        if (qos !== 0 && pid === undefined) return NOTHING;
+        // No packet id free: the client stopped acknowledging; cut as a slow consumer, as for a live message.
+        if (qos !== 0 && pid === undefined) return this.slowConsumer();
         // Larger than the client takes (5.0 maximum packet size): not sent, as if it had been [MQTT-3.1.2-25].
         const packet = this.fits(retainedPacket(message, qos, pid, properties, o));
         if (packet.length === 0) return NOTHING;

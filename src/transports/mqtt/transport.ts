@@ -217,6 +217,11 @@ export class MqttTransport {
       faults?.note('info', { addr: socket.remoteAddress, reason: malformed }, 'mqtt connect refused: malformed packet');
       return this.refuse(socket, version, 'malformed');
     }
+    // Will QoS 3 is malformed [MQTT-3.1.2-14]; 3.1.1 forbids a password without a user name [MQTT-3.1.2-22].
+    if ((packet.will && (packet.will.qos as number) > 2) || (version !== 5 && packet.password !== undefined && packet.username === undefined)) {
+      faults?.note('info', { addr: socket.remoteAddress }, 'mqtt connect refused: malformed packet');
+      return this.refuse(socket, version, 'malformed');
+    }
     const clientId = packet.clientId ?? '';
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     const will = packet.will;
