@@ -250,16 +250,17 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     if (!first || first.epoch !== message.epoch) this.took.set(message.topic, { seq: message.seq, epoch: message.epoch });
     const m = message as Message<T>;
     if (this.backlog.length === 0 && this.hasTaker()) {
-      this.deliver([m]);
+      this.deliver([{ message: m, seen }]);
       return true;
     }
     if (this.backlog.length >= this.bound) {
-      // What the client's listeners had may go; a message nobody has seen may not.
-      if (!this.backlog[0]!.seen) {
+      // What the client's listeners had may go (the oldest of them); a message nobody has seen may not.
+      const had = this.backlog.findIndex((b) => b.seen);
+      if (had < 0) {
         this.overflow(`more than ${this.bound} messages were held before a listener or iterator took them (bufferSize)`);
         return true;
       }
-      this.backlog.shift();
+      this.backlog.splice(had, 1);
     }
     this.backlog.push({ message: m, seen });
     this.queueFlush();
@@ -274,6 +275,9 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   }
 
   presenceEvent(frame: EventFrame): void {
+    // Not acked on this connection yet (another subscription of the filter asked for presence first): the `who`
+    // sent after our ack includes it.
+    if (!this.live) return;
     if (this.sync?.phase === 'waiting') return; // the coming `who` snapshot already includes it
     if (this.sync) {
       if (frame.event === 'leave' || frame.event === 'timeout') this.sync.left.add(frame.client.id);
@@ -350,15 +354,20 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     queueMicrotask(() => {
       this.flushQueued = false;
       if (this.ended || !this.hasTaker()) return;
-      const batch = this.backlog.map((b) => b.message);
+      const batch = this.backlog;
       this.backlog = [];
       this.deliver(batch);
     });
   }
 
-  private deliver(batch: Message<T>[]): void {
+  private deliver(batch: { message: Message<T>; seen: boolean }[]): void {
     let behind: MessageStream<T> | undefined;
-    for (const m of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      // A listener ended the subscription (nothing more goes out), or the last taker went (a once(), an off()):
+      // what is left waits for the next one.
+      if (this.ended) return;
+      if (!this.hasTaker()) return void (this.backlog = [...batch.slice(i), ...this.backlog]);
+      const m = batch[i]!.message;
       for (const s of this.streams) if (!s.push(m)) behind = s;
       if (this.listenerCount('message') > 0) this.handOut(m);
       this.emit('message', m);
@@ -506,6 +515,7 @@ class MessageStream<T> implements AsyncIterator<Message<T>> {
     this.failure = undefined;
     this.buffer.length = 0;
     this.detach();
+    this.settleWaiter();
     return Promise.resolve({ value: undefined, done: true });
   }
 
