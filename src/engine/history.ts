@@ -204,6 +204,11 @@ export class History<M> {
     const walk = { nodes: 0 };
     out.truncated = this.collect(this.root, filter.split('/'), 0, found, lost, limits.maxTopics, walk);
     out.walked = walk.nodes;
+    // In topic order, as a cluster node answers (stream-resume.ts sorts the topics it finds): which topics a tight
+    // replay budget leaves out (`replay_limit`), the ack's `reason` and the replay's order do not depend on the order
+    // the topics were first published in.
+    found.sort((x, y) => (x.topic < y.topic ? -1 : x.topic > y.topic ? 1 : 0));
+    lost.sort();
     // Topics the client has no position for are vouched for only when its other positions are from this life
     // (`anchored`), and no topic matching the filter lost messages by being forgotten (or their names were lost).
     if (!anchored || this.namesLost || out.truncated) out.missed.set(filter, out.truncated ? 'replay_limit' : 'unknown_position');
