@@ -190,6 +190,7 @@ export class Link implements MailboxOwner {
   send(frame: ServerFrame): boolean {
     if (this.ackExtras !== undefined) frame = this.withExtras(frame);
     if (this.observer !== undefined && frame.op === 'hello') this.observer.connected(this);
+    this.wire.sending?.(frame);
     return this.mailbox.push(new Outgoing(frame));
   }
 

@@ -3,7 +3,7 @@
 // Nothing here ever waits: a full mailbox (over its message or its byte bound) is a slow consumer (close, or
 // drop-oldest by configuration). Directs queued here have their own share, so senders cannot fill it.
 import type { Outgoing } from '../protocol/outgoing.js';
-import type { Transport } from '../protocol/frames.js';
+import type { ServerFrame, Transport } from '../protocol/frames.js';
 
 export type SlowConsumerPolicy = 'close' | 'drop-oldest';
 
@@ -34,6 +34,8 @@ export interface Wire {
   terminate(): void;
   /** The frames discard() drops unwritten (a transport that resumes from positions moves them back: MQTT). */
   unsent?(queue: readonly Outgoing[]): void;
+  /** A frame for this client, as it is sent (before the mailbox takes it, and even when the mailbox refuses it). */
+  sending?(frame: ServerFrame): void;
 }
 
 const dirty: Mailbox[] = [];

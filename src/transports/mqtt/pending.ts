@@ -9,9 +9,9 @@ export type Pending =
   | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainHandling: number; shared?: boolean }
   | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
   /** A QoS 0 publish with the retain flag: answered by nothing, but kept as retained once the engine took it. */
-  | { kind: 'pub0'; retain: Retained }
-  | { kind: 'puback'; pid: number; retain?: Retained | undefined }
-  | { kind: 'pubrec'; pid: number; retain?: Retained | undefined }
+  | { kind: 'pub0'; retain: Retained; kept?: Promise<void> | undefined }
+  | { kind: 'puback'; pid: number; retain?: Retained | undefined; kept?: Promise<void> | undefined }
+  | { kind: 'pubrec'; pid: number; retain?: Retained | undefined; kept?: Promise<void> | undefined }
   /** A persistent session's filter subscribed again on reconnect, resuming from its positions. */
   | { kind: 'resub'; filter: string; qos: QoS }
   /** A retained message for a new subscription, or an unacknowledged one sent again after a reconnect. */

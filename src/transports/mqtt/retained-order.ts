@@ -105,28 +105,31 @@ export class RetainedWrites {
     return () => this.store?.set({ ...message, at: Date.now() }, order) ?? Promise.resolve();
   }
 
+  /** The retained writes started and not done yet, in order: a later one starts behind them. */
+  private writing: Promise<void> | undefined;
+
   /**
-   * A QoS 0 retained publish (nothing to answer): kept at once, or behind the retained writes still under way, so a
-   * later publish (say a clear, an empty payload) never lands before an earlier QoS 1 or 2 one still being kept.
+   * Starts a retained write (when the engine took its publish), behind the retained writes still under way, so a
+   * later publish (say a clear, an empty payload) never lands before an earlier one still being kept. Never rejects.
    */
-  run(write: () => Promise<void>): void {
-    if (this.held === undefined) return void write().catch(() => undefined);
-    const mine: Promise<void> = this.held
+  start(write: () => Promise<void>): Promise<void> {
+    const mine: Promise<void> = (this.writing ?? Promise.resolve())
       .then(write)
       .catch(() => undefined)
       .finally(() => {
-        if (this.held === mine) this.held = undefined;
+        if (this.writing === mine) this.writing = undefined;
       });
-    this.held = mine;
+    this.writing = mine;
+    return mine;
   }
 
   /**
-   * Queues `packet` (a PUBACK or PUBREC) once `write` and every retained write before it are done: its answer then
-   * means the retained message is kept (a shared store answers later), and answers keep the order of the publishes.
+   * Queues `packet` (a PUBACK or PUBREC) once `kept` (its retained write, started) and every answer held before it
+   * are done: its answer then means the retained message is kept, and answers keep the order of the publishes.
    */
-  after(write: (() => Promise<void>) | undefined, packet: Buffer): void {
+  after(kept: Promise<void> | undefined, packet: Buffer): void {
     const mine: Promise<void> = (this.held ?? Promise.resolve())
-      .then(write)
+      .then(() => kept)
       .then(() => this.ready(packet))
       .finally(() => {
         if (this.held === mine) this.held = undefined;

@@ -316,6 +316,17 @@ export class MqttSession {
     return undefined;
   }
 
+  /**
+   * The engine's answer as it is sent, before its turn in the mailbox (which a congested or closing connection may
+   * never write): a retained publish the engine took is kept now, in the order the engine took them, so a later
+   * publish of another connection is not overwritten, and a publish delivered live is kept though its client left.
+   */
+  answered(f: ServerFrame): void {
+    if (f.op !== 'ack' || typeof f.id !== 'number') return;
+    const p = this.pending.get(f.id);
+    if ((p?.kind === 'pub0' || p?.kind === 'puback' || p?.kind === 'pubrec') && p.retain && p.kept === undefined) p.kept = this.writes.start(this.writes.keep(p.retain, f));
+  }
+
   // ---- outbound (the writer's flush) ----
 
   encode(out: Outgoing): Buffer {
@@ -480,7 +491,7 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        this.writes.run(this.writes.keep(p.retain, f));
+        if (p.kept === undefined) this.writes.start(this.writes.keep(p.retain, f));
         return NOTHING;
       case 'unsub':
         if (!error) {
@@ -497,7 +508,7 @@ export class MqttSession {
         const packet = error
           ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o)
           : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
-        if (!error && p.retain) this.writes.after(this.writes.keep(p.retain, f), packet);
+        if (!error && p.retain) this.writes.after(p.kept ?? this.writes.start(this.writes.keep(p.retain, f)), packet);
         else if (this.writes.waiting) this.writes.after(undefined, packet);
         else return packet;
         return NOTHING;

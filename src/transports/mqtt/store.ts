@@ -210,7 +210,7 @@ export class MemoryRetainedStore implements RetainedStore {
   set(message: Retained): Promise<void> {
     const { topic, payload } = message;
     this.clear(topic);
-    const cost = payload.length + topic.length;
+    const cost = payload.length + Buffer.byteLength(topic);
     if (payload.length === 0 || cost > this.maxBytes) return Promise.resolve();
     while (this.messages.size >= this.maxMessages || this.bytes + cost > this.maxBytes) {
       const oldest = this.messages.keys().next().value;
@@ -226,7 +226,7 @@ export class MemoryRetainedStore implements RetainedStore {
     const old = this.messages.get(topic);
     if (!old) return;
     this.messages.delete(topic);
-    this.bytes -= old.payload.length + topic.length;
+    this.bytes -= old.payload.length + Buffer.byteLength(topic);
   }
 
   matching(filter: string, limit: number): Promise<Retained[]> {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { openConnection, type BrokerCore } from '../../actors/connection.js';
 import type { Wire } from '../../actors/mailbox.js';
 import { SocketWire } from '../socket-wire.js';
+import type { ServerFrame } from '../../protocol/frames.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { CLOSE } from '../../protocol/errors.js';
 import type { Link } from '../../actors/link.js';
@@ -63,6 +64,10 @@ export class MqttWire extends SocketWire implements Wire {
 
   unsent(queue: readonly Outgoing[]): void {
     this.session.unsent(queue);
+  }
+
+  sending(frame: ServerFrame): void {
+    this.session.answered(frame);
   }
 
   /** A refused CONNACK before acceptance, a DISCONNECT with its reason code (v5) after, then the end of the stream. */
