@@ -9,7 +9,7 @@
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-/** Seconds each file took in a full run with five workers (2026-12-04 22:51 UTC, main 883a146, load 0.9 at the start), longest first. */
+/** Seconds each file took in a full run with five workers (2026-12-04 22:51 UTC, main 883a146, load 0.9 at the start; session 35's new long files from its runs), longest first. */
 export const LONG_FILES: Record<string, number> = {
   'test/package/install.test.ts': 29.1,
   'test/check.test.ts': 22.0,
@@ -25,6 +25,7 @@ export const LONG_FILES: Record<string, number> = {
   'test/cluster/partition.test.ts': 9.4,
   'test/cluster/check.test.ts': 8.8,
   'test/e2e/inspect.browser.test.ts': 8.6,
+  'test/cluster/shards-moved.test.ts': 8.3,
   'test/cluster/redis-cluster.test.ts': 8.1,
   'test/inspect.page.test.ts': 7.9,
   'test/mqtt/claim-lost.test.ts': 7.9,
@@ -33,9 +34,13 @@ export const LONG_FILES: Record<string, number> = {
   'test/sse/fallback.browser.test.ts': 6.8,
   'test/liveness.test.ts': 6.7,
   'test/cluster/redis-cluster-failover.test.ts': 6.6,
+  'test/cluster/redis-cluster-calls.test.ts': 6.3,
   'test/mqtt/session-releases.test.ts': 6.2,
   'test/client/token-refresh-broker.test.ts': 6.1,
+  'test/cluster/differential.prop.test.ts': 6.0,
+  'test/mqtt/session-expiry-held.test.ts': 5.3,
   'test/cluster/failover-replica.test.ts': 5.2,
+  'test/cluster/redis-cluster-outcome.test.ts': 5.2,
   'test/cluster/failover.test.ts': 5.1,
   'test/client/sub-cli.test.ts': 4.9,
   'test/security/who.test.ts': 4.7,
@@ -47,7 +52,9 @@ export const LONG_FILES: Record<string, number> = {
   'test/mqtt/interop.test.ts': 3.4,
   'test/mqtt/resume-window-flood.test.ts': 3.4,
   'test/serve-listen.test.ts': 3.1,
+  'test/cluster/reaped-window.test.ts': 3.1,
   'test/check/transports.test.ts': 3.0,
+  'test/sse/crash-close.test.ts': 3.0,
   'test/security/token-expiry.test.ts': 2.7,
   'test/codec.prop.test.ts': 2.6,
   'test/security/stalls.test.ts': 2.6,
