@@ -4,6 +4,7 @@
 // lists what differs on a cluster: `--max-topics` and `--history-bytes` are not applied there, so they stay out of
 // reach here (defaults, a handful of small topics).
 import fc from 'fast-check';
+import { filterMatches } from '../../src/protocol/topic.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient, type Frame } from '../helpers/client.js';
@@ -24,17 +25,6 @@ export type Op =
   | { op: 'sub'; c: number; filter: string; since?: { life: LifeKind; pos: { topic: string; ack: number; kind: PosKind }[]; zero: boolean } }
   | { op: 'unsub'; c: number; filter: string }
   | { op: 'who'; c: number; topic?: string; limit?: number };
-
-const matches = (filter: string, topic: string): boolean => {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-};
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('pub' as const), c: fc.nat(SLOTS - 1), topic: fc.constantFrom(...TOPICS), key: fc.option(fc.constantFrom('k1', 'k2', 'k3'), { nil: undefined }), echo: fc.boolean(), data: fc.oneof(fc.constant(null), fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown)) }) },
@@ -113,7 +103,7 @@ export class Side {
         const wildcard = op.filter.includes('+') || op.filter.includes('#');
         const positions: { topic: string; seq: number; epoch?: string }[] = [];
         for (const p of op.since.pos) {
-          if (!matches(op.filter, p.topic)) continue;
+          if (!filterMatches(op.filter, p.topic)) continue;
           const onTopic = this.acks.filter((a): a is NonNullable<typeof a> => a !== undefined && a.topic === p.topic);
           const a = onTopic.length ? onTopic[p.ack % onTopic.length]! : { topic: p.topic, seq: 1, epoch: 'bogus.1' };
           const pos = {
