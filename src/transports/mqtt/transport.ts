@@ -40,6 +40,13 @@ const NEVER = 0xffffffff;
 /** How long a connection's session outlives it, in seconds (NEVER, or 0: it ends with the connection). */
 const expiryOf = (version: MqttVersion, connect: { clean?: boolean; properties?: { sessionExpiryInterval?: number } }): number =>
   version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
+/** What makes a CONNECT malformed that the codec lets through: will QoS 3 [MQTT-3.1.2-14]; on 3.1.1 a password without a user name [MQTT-3.1.2-22]. */
+const connectProblem = (packet: IConnectPacket, version: MqttVersion): string | undefined =>
+  packet.will && (packet.will.qos as number) > 2
+    ? 'will QoS 3'
+    : version !== 5 && packet.password !== undefined && packet.username === undefined
+      ? 'a password without a user name'
+      : undefined;
 /** How often a claim waiting for a hold of another node asks that node again to close its connection (a client id that is no name). */
 const ASK_AGAIN_MS = 100;
 /** Failed claims remembered at most (the oldest forgotten first: its hold is then waited out, bounded, as before). */
@@ -217,14 +224,9 @@ export class MqttTransport {
     const version = connectVersion(packet);
     if (version === undefined) return this.refuse(socket, 4, 'badProtocol');
     const faults = this.core.faults;
-    const malformed = propertiesProblem(packet);
+    const malformed = propertiesProblem(packet) ?? connectProblem(packet, version);
     if (malformed !== undefined) {
       faults?.note('info', { addr: socket.remoteAddress, reason: malformed }, 'mqtt connect refused: malformed packet');
-      return this.refuse(socket, version, 'malformed');
-    }
-    // Will QoS 3 is malformed [MQTT-3.1.2-14]; 3.1.1 forbids a password without a user name [MQTT-3.1.2-22].
-    if ((packet.will && (packet.will.qos as number) > 2) || (version !== 5 && packet.password !== undefined && packet.username === undefined)) {
-      faults?.note('info', { addr: socket.remoteAddress }, 'mqtt connect refused: malformed packet');
       return this.refuse(socket, version, 'malformed');
     }
     const clientId = packet.clientId ?? '';
