@@ -61,8 +61,10 @@ export class MqttWire extends SocketWire implements Wire {
   constructor(
     socket: Socket,
     private readonly session: MqttSession,
+    /** How long the last packet may take to flush to a client that does not read before the socket is cut. */
+    closeTimeoutMs = 5000,
   ) {
-    super(socket);
+    super(socket, closeTimeoutMs);
   }
 
   encode(out: Outgoing): Buffer {
@@ -82,7 +84,7 @@ export class MqttWire extends SocketWire implements Wire {
     if (this.ending) return;
     this.ending = true;
     if (this.socket.destroyed || !this.socket.writable) return void this.socket.destroy();
-    this.socket.end(this.session.closing(code, reason), () => this.socket.destroy());
+    this.endWith(this.session.closing(code, reason));
   }
 
   get isEnding(): boolean {
@@ -366,7 +368,7 @@ export class MqttTransport {
     const persistent = clientId.length > 0 && expiryS > 0;
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
     const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket });
-    const wire = new MqttWire(socket, session);
+    const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
     const keepaliveMs = connect.keepalive ? connect.keepalive * 1500 : undefined;

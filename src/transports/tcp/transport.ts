@@ -79,9 +79,9 @@ export class TcpWire extends SocketWire implements Wire {
     private readonly room: string,
     private readonly view: RoomView = {},
     /** How long the last line may take to flush to a peer that does not read before the socket is cut. */
-    private readonly closeTimeoutMs = 5000,
+    closeTimeoutMs = 5000,
   ) {
-    super(socket);
+    super(socket, closeTimeoutMs);
     this.label = view.hideAddresses ? showId : showAddress;
   }
 
@@ -127,16 +127,7 @@ export class TcpWire extends SocketWire implements Wire {
   close(code: number, reason: string): void {
     if (this.closing) return;
     this.closing = true;
-    if (this.socket.destroyed || !this.socket.writable) {
-      this.socket.destroy();
-      return;
-    }
-    this.socket.end(byeLine(code, reason), () => this.socket.destroy());
-    // Bounded here too, not only by the connection actor: after a crash (1011) there is no actor left to cut a peer
-    // that does not read, and the socket would hold its slot for ever.
-    const cut = setTimeout(() => this.socket.destroy(), this.closeTimeoutMs);
-    cut.unref();
-    this.socket.once('close', () => clearTimeout(cut));
+    this.endWith(byeLine(code, reason));
   }
 
   terminate(): void {
