@@ -295,6 +295,16 @@ return 1
 `;
 
 /**
+ * Lua: frees the name a client's earlier record `rec` (a Lua expression: its JSON, or nil) holds for client `id` in the
+ * names hash `names`, unless that name is `keep` (when given). A record cjson cannot read frees nothing.
+ */
+const FREE_RECORD_NAME = (rec: string, id: string, names: string, keep?: string) => `
+if ${rec} then
+  local rok, r = pcall(cjson.decode, ${rec})
+  if rok and type(r) == 'table' and type(r.name) == 'string'${keep === undefined ? '' : ` and r.name ~= ${keep}`} and redis.call('HGET', ${names}, r.name) == ${id} then redis.call('HDEL', ${names}, r.name) end
+end`;
+
+/**
  * KEYS: clients, names, node's clients. ARGV: client id, record JSON, its name. Writes a client's record; the name
  * its previous record had is freed when it is not `name` (a rename whose outcome was unknown may have claimed it), and
  * `name` is claimed when nobody holds it.
@@ -303,10 +313,7 @@ export const MIRROR_CLIENT = `
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
-if prev then
-  local ok, c = pcall(cjson.decode, prev)
-  if ok and type(c) == 'table' and type(c.name) == 'string' and c.name ~= ARGV[3] and redis.call('HGET', KEYS[2], c.name) == ARGV[1] then redis.call('HDEL', KEYS[2], c.name) end
-end
+${FREE_RECORD_NAME('prev', 'ARGV[1]', 'KEYS[2]', 'ARGV[3]')}
 if not redis.call('HGET', KEYS[2], ARGV[3]) then redis.call('HSET', KEYS[2], ARGV[3], ARGV[1]) end
 return 1
 `;
@@ -317,10 +324,7 @@ return 1
  */
 export const DROP_CLIENT = `
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
-if prev then
-  local ok, c = pcall(cjson.decode, prev)
-  if ok and type(c) == 'table' and type(c.name) == 'string' and redis.call('HGET', KEYS[2], c.name) == ARGV[1] then redis.call('HDEL', KEYS[2], c.name) end
-end
+${FREE_RECORD_NAME('prev', 'ARGV[1]', 'KEYS[2]')}
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) end
@@ -388,10 +392,7 @@ for id, rec in pairs(keep) do
   local ok, c = pcall(cjson.decode, rec)
   if ok and type(c) == 'table' and type(c.name) == 'string' then
     -- the name its record had here, if another (a rename whose outcome was unknown), is not held for it any more
-    if prev then
-      local pok, p = pcall(cjson.decode, prev)
-      if pok and type(p) == 'table' and type(p.name) == 'string' and p.name ~= c.name and redis.call('HGET', KEYS[4], p.name) == id then redis.call('HDEL', KEYS[4], p.name) end
-    end
+    ${FREE_RECORD_NAME('prev', 'id', 'KEYS[4]', 'c.name')}
     local holder = redis.call('HGET', KEYS[4], c.name)
     if not holder then redis.call('HSET', KEYS[4], c.name, id)
     elseif holder ~= id then table.insert(conflicts, id) end
