@@ -249,12 +249,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return this.pubOrQueue(frame, ack, options.key !== undefined && ack);
   }
 
+  /** Publishes queued for a connection at most (offlineQueueSize). */
+  private get queueBound(): number {
+    return this.options.offlineQueueSize ?? 1000;
+  }
+
   /** Sends a publish now when online and nothing waits before it, else queues it for the next connection. */
   private pubOrQueue(frame: Record<string, unknown>, ack: boolean, keyed = false): Promise<PubAck | void> {
     const queued = !(this.online && this.queue.length === 0);
-    const bound = this.options.offlineQueueSize ?? 1000;
-    if (queued && this.queue.length >= bound) {
-      return Promise.reject(new SwitchboardError('queue_full', `offline queue full (${bound} publishes waiting for a connection)`));
+    if (queued && this.queue.length >= this.queueBound) {
+      return Promise.reject(new SwitchboardError('queue_full', `offline queue full (${this.queueBound} publishes waiting for a connection)`));
     }
     // Encoded once, now: what cannot be encoded is refused at once, not when the queue is sent (the publishes behind
     // it go on); a queued one keeps its text, and its request id is added to it when it is sent.
@@ -272,18 +276,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * in the order it was sent (failAll fails requests in that order), so its resend keeps its place.
    */
   private sendQueued(q: Queued): void {
-    if (!q.ack || !this.online) {
-      this.sendPub(q.text, q.ack).then((a) => q.resolve(a ?? undefined), q.reject);
-      return;
+    if (!q.ack) {
+      this.sendText(q.text);
+      return q.resolve(undefined);
     }
+    if (!this.online) return q.reject(new SwitchboardError(this.state === 'closed' ? 'closed' : 'disconnected', `pub: not connected (${this.state})`));
     const id = this.requests.expect('pub', {
       ok: (reply) => q.resolve(pubAck(reply as AckFrame)),
       fail: (err) => {
-        const bound = this.options.offlineQueueSize ?? 1000;
         if (err.code === 'disconnected' && q.resends !== undefined && q.resends < KEYED_RESENDS && this.state !== 'closed') {
           q.resends++;
-          if (this.queue.length < bound) return void this.queue.push(q);
-          return q.reject(new SwitchboardError('queue_full', `offline queue full (${bound} publishes waiting for a connection)`));
+          if (this.queue.length < this.queueBound) return void this.queue.push(q);
+          return q.reject(new SwitchboardError('queue_full', `offline queue full (${this.queueBound} publishes waiting for a connection)`));
         }
         q.reject(err);
       },
@@ -369,21 +373,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (text instanceof SwitchboardError) this.requests.cancel(id, text);
     else this.sendText(text);
     return reply as Promise<AckFrame>;
-  }
-
-  /** A publish already encoded (`text`: its JSON object, without an id), sent as a request: its id added. */
-  private sendPub(text: string, ack: boolean): Promise<PubAck | void> {
-    if (!ack) {
-      this.sendText(text);
-      return Promise.resolve();
-    }
-    if (!this.online) {
-      const why = this.state === 'closed' ? 'closed' : 'disconnected';
-      return Promise.reject(new SwitchboardError(why, `pub: not connected (${this.state})`));
-    }
-    const { id, reply } = this.requests.open('pub', undefined);
-    this.sendText(`${text.slice(0, -1)},"id":${JSON.stringify(id)}}`);
-    return (reply as Promise<AckFrame>).then(pubAck);
   }
 
   /** Sends one of the client's own frames (sub, unsub, quit: always encodable). */
