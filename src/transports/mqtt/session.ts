@@ -170,10 +170,6 @@ export class MqttSession {
   }
 
   /**
-   * What is kept when the connection ends, or undefined for a clean session. `current`: the positions of the topics
-   * its filters match now, so that what is published while it is away is what it resumes.
-   */
-  /**
    * The connection is over and these requests were never served (a publish still waiting for the application
    * backend's hook): a QoS 2 PUBLISH among them was not received after all, so its resend (DUP) is published.
    */
@@ -184,6 +180,10 @@ export class MqttSession {
     }
   }
 
+  /**
+   * What is kept when the connection ends, or undefined for a clean session. `current`: the positions of the topics
+   * its filters match now, so that what is published while it is away is what it resumes.
+   */
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
     if (!this.options.persistent || !this.positions) return undefined;
     const filters = this.sessionFilters();
@@ -324,7 +324,13 @@ export class MqttSession {
   answered(f: ServerFrame): void {
     if (f.op !== 'ack' || typeof f.id !== 'number') return;
     const p = this.pending.get(f.id);
-    if ((p?.kind === 'pub0' || p?.kind === 'puback' || p?.kind === 'pubrec') && p.retain && p.kept === undefined) p.kept = this.writes.start(this.writes.keep(p.retain, f));
+    if (p?.kind === 'pub0' || p?.kind === 'puback' || p?.kind === 'pubrec') this.keepRetained(p, f);
+  }
+
+  /** Starts keeping the retained message of a publish the engine took (answer `f`), once: its write, or undefined (none). */
+  private keepRetained(p: Extract<Pending, { kind: 'pub0' | 'puback' | 'pubrec' }>, f: Extract<ServerFrame, { op: 'ack' | 'error' }>): Promise<void> | undefined {
+    if (!p.retain) return undefined;
+    return (p.kept ??= this.writes.start(this.writes.keep(p.retain, f)));
   }
 
   // ---- outbound (the writer's flush) ----
@@ -491,7 +497,7 @@ export class MqttSession {
       }
       case 'pub0':
         if (error) return this.refused(error.code, error.message);
-        if (p.kept === undefined) this.writes.start(this.writes.keep(p.retain, f));
+        this.keepRetained(p, f);
         return NOTHING;
       case 'unsub':
         if (!error) {
@@ -508,7 +514,7 @@ export class MqttSession {
         const packet = error
           ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o)
           : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
-        if (!error && p.retain) this.writes.after(p.kept ?? this.writes.start(this.writes.keep(p.retain, f)), packet);
+        if (!error && p.retain) this.writes.after(this.keepRetained(p, f), packet);
         else if (this.writes.waiting) this.writes.after(undefined, packet);
         else return packet;
         return NOTHING;
