@@ -201,12 +201,10 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * A retried release failed: Redis still out of reach (rethrown: the caller stops, a claim is refused), or it
-   * answered with an error reply: counted, and dropped (logged) after RELEASE_ERRORS_MAX of them; the caller goes on
-   * (the other releases, a claim).
+   * A retried release Redis answered with an error reply: counted, and dropped (logged) after RELEASE_ERRORS_MAX of
+   * them (the round goes on with the other releases).
    */
-  private failedRetry(err: unknown, clientId: string, owner: string): void {
-    if (passing(err)) throw err;
+  private refusedRetry(err: unknown, clientId: string, owner: string): void {
     const entry = this.unreleased.get(clientId)?.get(owner);
     if (!entry || ++entry.errors < RELEASE_ERRORS_MAX) return;
     this.log.error({ err: (err as Error).message, clientId, errors: RELEASE_ERRORS_MAX }, 'MQTT session hold not released: Redis refused it every time (given up)');
@@ -255,11 +253,8 @@ export class RedisSessionStore implements SessionStore {
           try {
             await this.runRelease(clientId, owner, drop);
           } catch (err) {
-            try {
-              this.failedRetry(err, clientId, owner);
-            } catch {
-              break round; // still out of reach
-            }
+            if (passing(err)) break round; // still out of reach
+            this.refusedRetry(err, clientId, owner);
           }
         }
       }
