@@ -59,10 +59,11 @@ export class ClientDirectory<S extends Session> {
     if (holder && holder !== s) return false;
     if (!this.redis.up && !strict) return true;
     const record = JSON.stringify({ ...this.record(s), name });
+    const keys = [KEYS.names, KEYS.clients, KEYS.nodeClients(this.redis.id)];
     const args = [name, s.id, old, this.local.has(s) ? record : ''];
     try {
-      if (strict) return (await this.redis.publishScript(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients, KEYS.nodeClients(this.redis.id)], args)) === 1;
-      return (await this.redis.script(LUA.CLAIM_NAME, [KEYS.names, KEYS.clients, KEYS.nodeClients(this.redis.id)], args)) === 1;
+      // A rename's claim as a publish is sent (outcome.ts): one that knows whether it was written.
+      return (await (strict ? this.redis.publishScript(LUA.CLAIM_NAME, keys, args) : this.redis.script(LUA.CLAIM_NAME, keys, args))) === 1;
     } catch (err) {
       if (strict) throw maybeRan(err) ? new OutcomeUnknown('the cluster store (Redis) did not answer: the rename may or may not have happened; the client keeps its name here') : err;
       if (!isRedisDown(err)) throw err;
