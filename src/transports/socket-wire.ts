@@ -10,17 +10,11 @@ export abstract class SocketWire {
     private readonly closeTimeoutMs = 5000,
   ) {}
 
-  /**
-   * Writes `last`, then ends the stream once everything queued is flushed; cut after closeTimeoutMs if it is not by
-   * then. Bounded here, not only by the connection actor: after a crash (1011) there is no actor left to cut a peer
-   * that does not read, and the socket would hold its slot for ever.
-   */
+  /** Writes `last`, then ends the stream once everything queued is flushed; cut after closeTimeoutMs if it is not by then. */
   protected endWith(last: Buffer | string): void {
     if (this.socket.destroyed || !this.socket.writable) return void this.socket.destroy();
     this.socket.end(last, () => this.socket.destroy());
-    const cut = setTimeout(() => this.socket.destroy(), this.closeTimeoutMs);
-    cut.unref();
-    this.socket.once('close', () => clearTimeout(cut));
+    cutUnlessFlushed(this.socket, this.closeTimeoutMs);
   }
 
   write(chunk: Buffer): boolean {
@@ -37,4 +31,17 @@ export abstract class SocketWire {
   }
 
   ping(): void {}
+}
+
+/**
+ * Destroys `stream` (a socket, an HTTP response) that was ended unless it is flushed, or closed, within `ms`. Bounded
+ * here, not only by the connection actor: after a crash (1011) there is no actor left to cut a peer that does not
+ * read, and the socket would hold its slot for ever.
+ */
+export function cutUnlessFlushed(stream: { destroy(): void; once(event: 'finish' | 'close', listener: () => void): unknown }, ms: number): void {
+  const cut = setTimeout(() => stream.destroy(), ms);
+  cut.unref();
+  const done = () => clearTimeout(cut);
+  stream.once('finish', done);
+  stream.once('close', done);
 }

@@ -7,6 +7,7 @@ import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
 import { encodeCursor, type Position } from './cursor.js';
 import { filterMatches } from '../../protocol/topic.js';
+import { cutUnlessFlushed } from '../socket-wire.js';
 
 /** Topics whose positions one stream remembers; past it the cursor says positions were dropped (`p`). */
 export const TRACKED_TOPICS_MAX = 512;
@@ -196,12 +197,7 @@ export class SseWire implements Wire {
     this.closed = true;
     if (this.res.destroyed) return;
     this.res.end(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
-    // Bounded here too, not only by the connection actor: after a crash (1011) none is left to cut a client that does
-    // not read, whose unflushed stream would hold the socket for ever.
-    const cut = setTimeout(() => this.res.destroy(), this.closeTimeoutMs);
-    cut.unref();
-    const done = () => clearTimeout(cut);
-    this.res.once('finish', done).once('close', done);
+    cutUnlessFlushed(this.res, this.closeTimeoutMs);
   }
 
   terminate(): void {
