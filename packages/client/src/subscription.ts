@@ -102,7 +102,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   private hasSynced = false;
   private ready: Promise<this> | undefined;
   /** Ended (unsubscribe(), the client closed: also before it was ever subscribed) or failed: used once. */
-  private over = false;
+  private ended = false;
   private settleReady: { ok: () => void; fail: (e: SwitchboardError) => void } | undefined;
 
   /** Made by `client.subscription()`; options are checked there. */
@@ -159,7 +159,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
    */
   subscribe(): Promise<this> {
     if (this.ready) return this.ready;
-    if (this._state !== 'unsubscribed' || this.over) return Promise.reject(new SwitchboardError('closed', `the subscription to '${this.filter}' has ended`));
+    if (this._state !== 'unsubscribed' || this.ended) return Promise.reject(new SwitchboardError('closed', `the subscription to '${this.filter}' has ended`));
     this.ready = new Promise<this>((ok, fail) => {
       // Settled once: afterwards nobody waits on it (a later refusal is told as an event only).
       const done = () => (this.settleReady = undefined);
@@ -327,7 +327,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   /** Unsubscribed or the client closed: iterators finish what they hold, then end; nothing else is delivered. */
   end(reason: SwitchboardError = new SwitchboardError('closed', `unsubscribed from '${this.filter}'`)): void {
     if (this.ended) return;
-    this.over = true;
+    this.ended = true;
     this.live = false;
     this.backlog = [];
     this.settleReady?.fail(reason);
@@ -337,10 +337,6 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   }
 
   // ---- delivery ----
-
-  private get ended(): boolean {
-    return this.over;
-  }
 
   /** Someone takes this subscription's messages now: a `message` listener or an iterator. */
   private hasTaker(): boolean {
@@ -388,7 +384,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
 
   private fail(err: SwitchboardError): void {
     if (this.ended) return;
-    this.over = true;
+    this.ended = true;
     this.live = false;
     this.backlog = [];
     this._error = err;
