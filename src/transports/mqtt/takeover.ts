@@ -13,6 +13,9 @@ const TAKEOVER = 'mqtt-takeover';
 /** The same, for a connection whose client id is no broker name: found by client id on the node holding its session. */
 const TAKEOVER_ID = 'mqtt-takeover-id';
 
+/** TAKEOVER's answer when the name is a user's and the new client anonymous (refused, the user's connection stays). */
+const USER = 'user';
+
 /** The node part of a session hold's owner on a broker without a cluster. */
 const LOCAL = 'local';
 
@@ -27,6 +30,8 @@ export class Takeover {
     private readonly calls?: NodeCalls,
     /** This node's open connection with `clientId`, one whose client id is no broker name. */
     private readonly unnamed: (clientId: string) => Link | undefined = () => undefined,
+    /** Whether a connection is anonymous MQTT's (named by its own client id, no user): false for a token's or the backend's. */
+    private readonly anonymousLink: (link: Link) => boolean = () => false,
   ) {
     calls?.handle(TAKEOVER, (text) => this.takenOver(text));
     calls?.handle(TAKEOVER_ID, (text) => this.takenOverById(text));
@@ -37,11 +42,19 @@ export class Takeover {
    * closed (takeover) and its session kept first. `ok` also when another transport's client holds it and the new
    * one has no token (it gets a name of its own); with a token that is a refused client id.
    */
-  async freeName(name: string, clientId: string, granted: boolean): Promise<'ok' | 'badClientId' | 'unavailable'> {
+  /**
+   * Frees `name` for a new connection: an MQTT connection holding it, on this node or another of the cluster, is
+   * closed (takeover) and its session kept first. `ok` also when another transport's client holds it and the new
+   * one has no token (it gets a name of its own); with a token that is a refused client id. An `anonymous` client
+   * (named by its client id, no user) never takes over a user's connection (a token's, the backend's), wherever it is:
+   * a refused client id too.
+   */
+  async freeName(name: string, clientId: string, granted: boolean, anonymous = false): Promise<'ok' | 'badClientId' | 'unavailable'> {
     const calls = this.calls;
     if (!this.hub.isNameFree(name)) {
       const old = this.hub.find(name);
       if (old?.transport !== 'mqtt') return granted ? 'badClientId' : 'ok';
+      if (anonymous && this.heldByUser(old)) return 'badClientId';
       if (!(await this.takeOver(old, name))) return 'unavailable';
       return calls ? this.released(calls, name, old.id) : 'ok';
     }
@@ -49,7 +62,8 @@ export class Takeover {
     const holder = await calls.holder(name).catch(() => undefined);
     if (!holder || holder.node === calls.node) return 'ok';
     if (holder.transport !== 'mqtt') return granted ? 'badClientId' : 'ok';
-    const result = await calls.call(holder.node, TAKEOVER, JSON.stringify({ name, clientId }), this.closeTimeoutMs + 2000);
+    const result = await calls.call(holder.node, TAKEOVER, JSON.stringify({ name, clientId, anonymous }), this.closeTimeoutMs + 2000);
+    if (result.ok && result.answer === USER) return 'badClientId';
     if (result.ok && result.answer === 'ok') return this.released(calls, name, holder.id);
     // A node that is gone holds nobody (the reaper frees its names): the new connection goes on.
     return !result.ok && result.why === 'gone' ? 'ok' : 'unavailable';
@@ -91,9 +105,11 @@ export class Takeover {
 
   /** On another node's request: closes this node's MQTT connection holding `name`, answers once its session is kept. */
   private async takenOver(text: string): Promise<string> {
-    const { name, clientId } = JSON.parse(text) as { name: unknown; clientId: unknown };
+    const { name, clientId, anonymous } = JSON.parse(text) as { name: unknown; clientId: unknown; anonymous?: unknown };
     if (typeof name !== 'string' || typeof clientId !== 'string') return 'bad';
     const old = this.hub.find(name);
+    // Asked for an anonymous client: a user's connection is not closed for it (answered so; that client is refused).
+    if (old?.transport === 'mqtt' && anonymous === true && this.heldByUser(old)) return USER;
     if (old?.transport === 'mqtt' && !(await this.takeOver(old, name))) return 'late';
     await this.kept(clientId);
     return 'ok';
@@ -106,6 +122,11 @@ export class Takeover {
     if ((await this.freeUnnamed(clientId)) !== 'ok') return 'late';
     await this.kept(clientId);
     return 'ok';
+  }
+
+  /** Whether `link` is a user's (a token's or the backend's grant), not an anonymous MQTT client's. */
+  private heldByUser(link: Link): boolean {
+    return link.grant !== undefined && !this.anonymousLink(link);
   }
 
   /** Waits until the cluster no longer lists `name` as client `id`'s (its record goes after the connection). */

@@ -169,7 +169,14 @@ export class MqttTransport {
     calls?: NodeCalls,
   ) {
     this.stores = stores ?? memoryStores(core);
-    this.takeover = new Takeover(core.hub, core.config.closeTimeoutMs, (clientId) => this.keeping.get(clientId), calls, (clientId) => this.unnamed.get(clientId));
+    this.takeover = new Takeover(
+      core.hub,
+      core.config.closeTimeoutMs,
+      (clientId) => this.keeping.get(clientId),
+      calls,
+      (clientId) => this.unnamed.get(clientId),
+      (link) => link.grant !== undefined && this.anonymousGrants.has(link.grant),
+    );
     this.anonymous = anonymousGrant(core.config.mqttAnonymousAcl);
     this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
   }
@@ -208,13 +215,6 @@ export class MqttTransport {
         this.log.error({ err }, 'mqtt connect failed');
         socket.destroy();
       });
-  }
-
-  /** Whether a connection of this node that is not anonymous (a token's, the backend's) holds `name`. */
-  private heldByUser(name: string): boolean {
-    if (this.core.hub.isNameFree(name)) return false;
-    const holder = this.core.hub.find(name);
-    return holder?.grant !== undefined && !this.anonymousGrants.has(holder.grant);
   }
 
   /** Reads and checks CONNECT; resolves null after refusing (and ending) the connection. */
@@ -266,14 +266,13 @@ export class MqttTransport {
     // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
     // A client id that is no broker name (`c<n>`, too long): its connection on this node is found by client id.
-    // An anonymous client never takes a user's name: a connection under a token (or the backend's grant) holding it is
-    // not taken over by a client that merely chose that client id (refused, as a token's name held elsewhere is).
+    // An anonymous client never takes a user's name: a connection under a token (or the backend's grant) holding it,
+    // on this node or another, is not taken over by a client that merely chose that client id (refused, as a token's
+    // name held elsewhere is).
     const freeName = () =>
       name === undefined
         ? this.takeover.freeUnnamed(clientId)
-        : grant !== undefined && grant === anonymous && this.heldByUser(name)
-          ? Promise.resolve('badClientId' as const)
-          : this.takeover.freeName(name, clientId, grant !== undefined);
+        : this.takeover.freeName(name, clientId, grant !== undefined, grant !== undefined && grant === anonymous);
     const taken = await freeName();
     if (taken !== 'ok') return this.refuse(socket, version, taken);
     if (socket.destroyed) return null;
