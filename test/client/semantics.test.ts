@@ -53,6 +53,46 @@ describe("the client's message event", () => {
     await one;
     expect(told).toEqual(['a/b#1', 'a/b#2']);
   });
+
+  it('also when the subscription that took it first was unsubscribed before the replay came', async () => {
+    const c = await online();
+    const told: string[] = [];
+    c.on('message', (m) => told.push(`${m.topic}#${m.seq}`));
+    const all = c.subscribe('a/#');
+    FakeSocket.last.ack('sub');
+    const first = await all;
+    FakeSocket.last.frame(msg('a/b', 1));
+    FakeSocket.last.frame(msg('a/b', 2));
+    FakeSocket.last.frame(msg('a/c', 1));
+    const one = c.subscribe('a/b', { history: true });
+    FakeSocket.last.ack('sub', { recovered: true, positions: { 'a/b': { seq: 2, epoch: 'e1' } } });
+    await one;
+    const leaving = first.unsubscribe();
+    FakeSocket.last.ack('unsub');
+    await leaving;
+    FakeSocket.last.frame(msg('a/b', 1)); // the replay of the new subscription, after the first one ended
+    FakeSocket.last.frame(msg('a/b', 2));
+    FakeSocket.last.frame(msg('a/b', 3));
+    expect(told).toEqual(['a/b#1', 'a/b#2', 'a/c#1', 'a/b#3']);
+  });
+
+  it('a message of a new epoch with a seq the ended subscription took is told (another message)', async () => {
+    const c = await online();
+    const told: string[] = [];
+    c.on('message', (m) => told.push(`${m.topic}#${m.seq}/${m.epoch}`));
+    const all = c.subscribe('a/#');
+    FakeSocket.last.ack('sub');
+    const first = await all;
+    FakeSocket.last.frame(msg('a/b', 1));
+    const one = c.subscribe('a/b', { history: true });
+    FakeSocket.last.ack('sub', { recovered: true, positions: { 'a/b': { seq: 1, epoch: 'e1' } } });
+    await one;
+    const leaving = first.unsubscribe();
+    FakeSocket.last.ack('unsub');
+    await leaving;
+    FakeSocket.last.frame(msg('a/b', 1, 'x', 'e2'));
+    expect(told).toEqual(['a/b#1/e1', 'a/b#1/e2']);
+  });
 });
 
 describe('a subscription is used once', () => {

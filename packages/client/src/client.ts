@@ -9,7 +9,7 @@ import { SwitchboardError } from './errors.js';
 import { clientLifecycleMachine, stateName, type ClientState, type Dial, type LastClose } from './lifecycle.machine.js';
 import { toMember } from './presence.js';
 import { PendingRequests } from './requests.js';
-import { checkSubscribeOptions, describeValue, Subscription, type Message, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import { checkSubscribeOptions, describeValue, Subscription, withinRun, type Message, type Run, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
 import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
@@ -126,6 +126,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly endpoints: Endpoints;
   private readonly requests: PendingRequests;
   private readonly subs = new Set<Subscription<unknown>>();
+  /**
+   * What subscriptions that ended had taken, per topic a remaining subscription still matches: a replay of a newer,
+   * overlapping subscription brings those messages again, and the `message` event told them already.
+   */
+  private readonly departed = new Map<string, Run>();
   private readonly queue: Queued[] = [];
   /** The dialled socket; `online` once it said hello. */
   private socket: WebSocketLike | undefined;
@@ -441,7 +446,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
           }
           return;
         }
-        this.subs.delete(sub);
+        this.drop(sub);
         if (err.code === 'closed') return sub.end(err);
         // The first refusal rejects subscribe()'s promise; a later one (a resubscribe) has nobody waiting.
         if (!sub.refused(err)) this.emit('error', err);
@@ -454,15 +459,35 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     // Held at the broker, or about to be: a `sub` sent on this connection and not answered yet is taken before the
     // `unsub` that follows it (one connection's requests are served in order).
     const atBroker = sub.state === 'subscribed' || (sub.state === 'subscribing' && this.online);
-    if (!this.subs.delete(sub)) return sub.end();
+    if (!this.drop(sub)) return sub.end();
     sub.end();
     if (atBroker) await this.unsubAtBroker(sub.filter);
   }
 
   /** A subscription that failed on its own (`buffer_overflow`) is dropped at the broker too. */
   private forget(sub: Subscription<unknown>): void {
-    if (!this.subs.delete(sub)) return;
+    if (!this.drop(sub)) return;
     this.unsubAtBroker(sub.filter).catch((err: SwitchboardError) => this.emit('error', err));
+  }
+
+  /**
+   * Removes `sub` from the client's subscriptions (false: it was not one), keeping what it took of topics a remaining
+   * subscription matches (`departed`); what no remaining subscription matches is forgotten.
+   */
+  private drop(sub: Subscription<unknown>): boolean {
+    if (!this.subs.delete(sub)) return false;
+    const matched = (topic: string) => [...this.subs].some((s) => matches(s.filter, topic));
+    for (const topic of sub.tookTopics()) {
+      const run = sub.run(topic);
+      if (!run || !matched(topic)) continue;
+      const kept = this.departed.get(topic);
+      // Two runs of one epoch that touch make one; otherwise the later run is kept.
+      if (kept && kept.epoch === run.epoch && run.first <= kept.last + 1 && kept.first <= run.last + 1) {
+        this.departed.set(topic, { epoch: run.epoch, first: Math.min(kept.first, run.first), last: Math.max(kept.last, run.last) });
+      } else if (!kept || kept.epoch !== run.epoch || run.last > kept.last) this.departed.set(topic, run);
+    }
+    for (const topic of this.departed.keys()) if (!matched(topic)) this.departed.delete(topic);
+    return true;
   }
 
   private async unsubAtBroker(filter: string): Promise<void> {
@@ -616,8 +641,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         const message: Message = { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts };
         const told = this.listenerCount('message') > 0;
         let fresh = false;
-        // A copy another subscription took earlier (the replay of a newer, overlapping one) was told then.
-        let toldBefore = false;
+        // A copy another subscription took earlier (the replay of a newer, overlapping one) was told then, also by
+        // one that has ended since.
+        let toldBefore = withinRun(this.departed.get(frame.topic), message);
         for (const sub of this.subs) {
           if (!matches(sub.filter, frame.topic)) continue;
           if (sub.accept(message, told)) fresh = true;
@@ -668,7 +694,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (frame.id === undefined && typeof frame.topic === 'string') {
       for (const sub of [...this.subs]) {
         if (sub.filter !== frame.topic) continue;
-        this.subs.delete(sub);
+        this.drop(sub);
         sub.refused(err);
       }
     }
@@ -691,6 +717,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     for (const q of this.queue.splice(0)) q.reject(new SwitchboardError('closed', `publish not sent: ${closeText(lastClose)}`));
     for (const sub of this.subs) sub.end(new SwitchboardError('closed', closeText(lastClose)));
     this.subs.clear();
+    this.departed.clear();
     this.emit('closed', lastClose);
   }
 }

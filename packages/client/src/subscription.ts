@@ -269,9 +269,19 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
 
   /** Did this subscription take `message` earlier (a copy of it came again: a replay asked by another one)? */
   hadEarlier(message: Message<unknown>): boolean {
-    const first = this.took.get(message.topic);
-    const last = this.seen.get(message.topic);
-    return first !== undefined && last !== undefined && first.epoch === message.epoch && last.epoch === message.epoch && first.seq <= message.seq && message.seq <= last.seq;
+    return withinRun(this.run(message.topic), message);
+  }
+
+  /** What it took of `topic` in a row (same epoch, no gap), first to last; undefined: nothing. */
+  run(topic: string): Run | undefined {
+    const first = this.took.get(topic);
+    const last = this.seen.get(topic);
+    return first !== undefined && last !== undefined && first.epoch === last.epoch ? { epoch: first.epoch, first: first.seq, last: last.seq } : undefined;
+  }
+
+  /** The topics it took messages of (for `run`). */
+  tookTopics(): IterableIterator<string> {
+    return this.took.keys();
   }
 
   presenceEvent(frame: EventFrame): void {
@@ -526,3 +536,14 @@ class MessageStream<T> implements AsyncIterator<Message<T>> {
     } else w.resolve({ value: undefined, done: true });
   }
 }
+
+/** Messages of one topic taken in a row: seqs `first`…`last` of one epoch. */
+export interface Run {
+  epoch: string | undefined;
+  first: number;
+  last: number;
+}
+
+/** Whether `message` is one of `run`'s. */
+export const withinRun = (run: Run | undefined, message: Message<unknown>): boolean =>
+  run !== undefined && run.epoch === message.epoch && run.first <= message.seq && message.seq <= run.last;
