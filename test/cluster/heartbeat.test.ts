@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { FAST_NODE, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
@@ -93,7 +93,8 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
     return { slow, watcher, client };
   };
 
-  it('a main loop stuck for 4× the heartbeat TTL is not taken for dead: no timeout, its client keeps its name and its messages', async () => {
+  // The two tests run side by side (each has its own slow node, watcher and room): their stalls are waits, not work.
+  it.concurrent('a main loop stuck for 4× the heartbeat TTL is not taken for dead: no timeout, its client keeps its name and its messages', async ({ expect }) => {
     const { slow, watcher, client } = await setup(30_000, 'slowpoke');
     await slow.stall(TTL_MS * 4);
     // The survivor's reaper looked many times meanwhile; two more of its ticks (an absence can only be shown by
@@ -108,7 +109,7 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
     slow.child.kill('SIGKILL');
   }, 30_000);
 
-  it('a main loop stuck past the hang limit is reaped like a dead node: one timeout, then the node re-asserts its client and announces it again', async () => {
+  it.concurrent('a main loop stuck past the hang limit is reaped like a dead node: one timeout, then the node re-asserts its client and announces it again', async ({ expect }) => {
     const { slow, watcher, client } = await setup(HANG_MS, 'stuck');
     // Stuck until the survivor has reaped it (past the hang limit and the TTL): a condition, not a stall of a fixed
     // length that a loaded machine's slow reaper could outlast.
