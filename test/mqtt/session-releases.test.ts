@@ -7,11 +7,10 @@ import { createLogger } from '../../src/log.js';
 import { RedisSessionStore } from '../../src/transports/mqtt/redis-sessions.js';
 import { payloadOf } from '../../src/transports/mqtt/packets.js';
 import type { ScriptRunner } from '../../src/engine/redis/script-runner.js';
+import { RELEASE } from '../../src/transports/mqtt/redis-session-scripts.js';
 import { until } from '../helpers/waits.js';
 
 const log = createLogger('silent', false);
-/** RELEASE's arguments: client id, owner, drop, now, max sessions (TAKE has six or more). */
-const isRelease = (args: string[]) => args.length === 5;
 
 /**
  * A store whose Redis is down until `up()`; `released` lists the owners whose RELEASE ran, in order. `refuse(owner)`:
@@ -21,11 +20,13 @@ function storeWithOutage(roundTripMs = 0, refuse = (_owner: string) => false, re
   let down = true;
   const released: string[] = [];
   const scripts = {
-    run: async (_lua: string, _keys: string[], args: string[]) => {
-      if (down || (isRelease(args) && refuse(args[1]!))) throw new Error('Connection is closed.');
-      if (isRelease(args) && reject(args[1]!)) throw new Error('ERR user_script:3: WRONGTYPE Operation against a key holding the wrong kind of value');
+    run: async (lua: string, _keys: string[], args: string[]) => {
+      // RELEASE's arguments: client id, owner, drop, now, max sessions.
+      const isRelease = lua === RELEASE;
+      if (down || (isRelease && refuse(args[1]!))) throw new Error('Connection is closed.');
+      if (isRelease && reject(args[1]!)) throw new Error('ERR user_script:3: WRONGTYPE Operation against a key holding the wrong kind of value');
       if (roundTripMs > 0) await new Promise((r) => setTimeout(r, roundTripMs));
-      if (!isRelease(args)) return [1]; // TAKE: nothing stored
+      if (!isRelease) return [1]; // TAKE: nothing stored
       released.push(args[1]!);
       return 1;
     },

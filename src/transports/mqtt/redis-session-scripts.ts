@@ -20,7 +20,7 @@ export const SESSION_KEYS = {
 /** The largest session kept, encoded (its unacknowledged messages are what makes it big). */
 export const SESSION_BYTES_MAX = 1024 * 1024;
 /** Expired sessions removed per operation at most (the rest by later ones). */
-export const PURGE_MAX = 100;
+const PURGE_MAX = 100;
 
 /** KEYS: sessions, kept, expires, -, -, intervals. Removes the session of client id `id` (a Lua expression): stored, kept, expiry. */
 const REMOVE = (id: string) => `redis.call('HDEL', KEYS[1], ${id}) redis.call('ZREM', KEYS[2], ${id}) redis.call('ZREM', KEYS[3], ${id}) redis.call('HDEL', KEYS[6], ${id})`;
@@ -62,31 +62,31 @@ end
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners, ending, intervals. ARGV: now, PURGE_MAX (unused: PURGE's own), client id, owner, force
- * ('1' or ''), resume ('1' or ''). Makes the owner the session's holder and returns {1, the session (absent if none
+ * KEYS: sessions, kept, expires, owners, ending, intervals. ARGV: now, client id, owner, force ('1' or ''), resume ('1'
+ * or ''). Makes the owner the session's holder and returns {1, the session (absent if none
  * or expired)}; {0, holder} when another owner holds it and force is not set. A resumed session stays stored (not
  * counted in the bound: its client is not away) until its owner keeps a newer one or drops it, so a claim whose
  * answer is lost does not lose it; one whose accepted connection was marked as ending (MARK_ENDING) is removed by a
  * claim that overrides that hold. Without resume it is removed.
  */
 export const TAKE = `${PURGE}
-local holder = redis.call('HGET', KEYS[4], ARGV[3])
-if holder and holder ~= ARGV[4] and ARGV[5] ~= '1' then return {0, holder} end
-if holder and holder ~= ARGV[4] and redis.call('HGET', KEYS[5], ARGV[3]) == holder then
-  ${REMOVE('ARGV[3]')}
+local holder = redis.call('HGET', KEYS[4], ARGV[2])
+if holder and holder ~= ARGV[3] and ARGV[4] ~= '1' then return {0, holder} end
+if holder and holder ~= ARGV[3] and redis.call('HGET', KEYS[5], ARGV[2]) == holder then
+  ${REMOVE('ARGV[2]')}
 end
-redis.call('HDEL', KEYS[5], ARGV[3])
-redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
-local at = redis.call('ZSCORE', KEYS[3], ARGV[3])
+redis.call('HDEL', KEYS[5], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+local at = redis.call('ZSCORE', KEYS[3], ARGV[2])
 if at and tonumber(at) <= tonumber(ARGV[1]) then
-  ${REMOVE('ARGV[3]')}
+  ${REMOVE('ARGV[2]')}
 end
-local s = redis.call('HGET', KEYS[1], ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[3])
+local s = redis.call('HGET', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
 -- Held: it does not expire while its connection lives (its interval starts again when the hold ends, AWAY_AGAIN).
-redis.call('ZREM', KEYS[3], ARGV[3])
-if ARGV[6] ~= '1' then
-  ${REMOVE('ARGV[3]')}
+redis.call('ZREM', KEYS[3], ARGV[2])
+if ARGV[5] ~= '1' then
+  ${REMOVE('ARGV[2]')}
 end
 if s then return {1, s} end
 return {1}
@@ -100,24 +100,24 @@ return 1
 `;
 
 /**
- * KEYS: sessions, kept, expires, owners, ending, intervals. ARGV: now, PURGE_MAX (unused), client id, session, expires at (''
- * never), max sessions, owner. Keeps the session and ends the owner's hold; 0 (nothing kept) when the owner no longer
+ * KEYS: sessions, kept, expires, owners, ending, intervals. ARGV: now, client id, session, expires at ('' never), max
+ * sessions, owner. Keeps the session and ends the owner's hold; 0 (nothing kept) when the owner no longer
  * holds it.
  */
 export const KEEP = `${PURGE}
-if redis.call('HGET', KEYS[4], ARGV[3]) ~= ARGV[7] then return 0 end
-redis.call('HDEL', KEYS[4], ARGV[3])
-redis.call('HDEL', KEYS[5], ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-if ARGV[5] == '' then
-  redis.call('ZREM', KEYS[3], ARGV[3])
-  redis.call('HDEL', KEYS[6], ARGV[3])
+if redis.call('HGET', KEYS[4], ARGV[2]) ~= ARGV[6] then return 0 end
+redis.call('HDEL', KEYS[4], ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  redis.call('HDEL', KEYS[6], ARGV[2])
 else
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
-  redis.call('HSET', KEYS[6], ARGV[3], math.max(0, tonumber(ARGV[5]) - tonumber(ARGV[1])))
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+  redis.call('HSET', KEYS[6], ARGV[2], math.max(0, tonumber(ARGV[4]) - tonumber(ARGV[1])))
 end
-${TRIM('ARGV[6]')}
+${TRIM('ARGV[5]')}
 return 1
 `;
 

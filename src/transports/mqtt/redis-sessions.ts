@@ -20,7 +20,7 @@ import { RedisRetainedStore } from './redis-retained.js';
 import { payloadOf } from './packets.js';
 import type { MqttStores } from './transport.js';
 import type { ScriptRunner } from '../../engine/redis/script-runner.js';
-import { FORGET, KEEP, MARK_ENDING, PURGE_MAX, RELEASE, SESSION_BYTES_MAX, SESSION_KEYS, TAKE } from './redis-session-scripts.js';
+import { FORGET, KEEP, MARK_ENDING, RELEASE, SESSION_BYTES_MAX, SESSION_KEYS, TAKE } from './redis-session-scripts.js';
 
 /** Whether a failed command failed for Redis being out of reach (down, timed out, loading, out of memory). */
 const passing = (err: unknown): boolean => isRedisDown(err) || isOutOfMemory(err);
@@ -152,7 +152,7 @@ export class RedisSessionStore implements SessionStore {
     if (unreleased) for (const [holder, { drop }] of [...unreleased]) await this.runRelease(clientId, holder, drop).catch((err: unknown) => {
         if (passing(err)) throw err;
       });
-    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, owner, force ? '1' : '', resume ? '1' : ''])) as [number, string | undefined];
+    const [taken, raw] = (await this.scripts.run(TAKE, this.keys, [String(Date.now()), clientId, owner, force ? '1' : '', resume ? '1' : ''])) as [number, string | undefined];
     if (taken === 0) return { heldBy: raw ?? '' };
     if (raw === undefined) return { session: undefined };
     const session = decodeSession(raw);
@@ -176,7 +176,7 @@ export class RedisSessionStore implements SessionStore {
     if (this.max === 0) return this.release(clientId, owner, true).then(() => false);
     const value = encodeSession(session, this.payloadOf, SESSION_BYTES_MAX);
     const expires = session.expiresAt === Infinity ? '' : String(session.expiresAt);
-    return (await this.scripts.run(KEEP, this.keys, [String(Date.now()), String(PURGE_MAX), clientId, value, expires, String(this.max), owner])) === 1;
+    return (await this.scripts.run(KEEP, this.keys, [String(Date.now()), clientId, value, expires, String(this.max), owner])) === 1;
   }
 
   /** Never rejects: a hold Redis could not end is logged (the client's next connection waits for it, bounded). */
