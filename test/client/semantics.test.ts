@@ -76,6 +76,27 @@ describe("the client's message event", () => {
     expect(told).toEqual(['a/b#1', 'a/b#2', 'a/c#1', 'a/b#3']);
   });
 
+  it('what ended subscriptions took is remembered for 10,000 topics at most: past that the oldest topic\'s replay is told again', async () => {
+    const c = await online();
+    const told: string[] = [];
+    c.on('message', (m) => told.push(`${m.topic}#${m.seq}`));
+    const all = c.subscribe('a/#');
+    FakeSocket.last.ack('sub');
+    const first = await all;
+    for (let i = 0; i <= 10_000; i++) FakeSocket.last.frame(msg(`a/${i}`, 1));
+    const again = c.subscribe('a/#', { history: true });
+    FakeSocket.last.ack('sub', { recovered: true });
+    await again;
+    const leaving = first.unsubscribe();
+    await vi.advanceTimersByTimeAsync(0);
+    await leaving;
+    told.length = 0;
+    FakeSocket.last.frame(msg('a/0', 1)); // the oldest: forgotten
+    FakeSocket.last.frame(msg('a/10000', 1)); // the newest: remembered
+    FakeSocket.last.frame(msg('a/1', 1)); // the second oldest: remembered
+    expect(told).toEqual(['a/0#1']);
+  });
+
   it('a message of a new epoch with a seq the ended subscription took is told (another message)', async () => {
     const c = await online();
     const told: string[] = [];

@@ -14,6 +14,9 @@ import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
 import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
 
+/** Topics whose messages the client remembers for subscriptions that ended (`departed`), at most. */
+const DEPARTED_MAX = 10_000;
+
 /** An event handler a WebSocket calls with `E` or a richer event (checked like a method, so every platform's fits). */
 export type SocketHandler<E> = { handle(event: E): void }['handle'];
 
@@ -481,12 +484,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       const run = sub.run(topic);
       if (!run || !matched(topic)) continue;
       const kept = this.departed.get(topic);
-      // Two runs of one epoch that touch make one; otherwise the later run is kept.
+      // Two runs of one epoch that touch make one; otherwise the later run is kept. Set last: the newest go last.
+      this.departed.delete(topic);
       if (kept && kept.epoch === run.epoch && run.first <= kept.last + 1 && kept.first <= run.last + 1) {
         this.departed.set(topic, { epoch: run.epoch, first: Math.min(kept.first, run.first), last: Math.max(kept.last, run.last) });
-      } else if (!kept || kept.epoch !== run.epoch || run.last > kept.last) this.departed.set(topic, run);
+      } else this.departed.set(topic, kept && kept.epoch === run.epoch && kept.last > run.last ? kept : run);
     }
     for (const topic of this.departed.keys()) if (!matched(topic)) this.departed.delete(topic);
+    // Bounded: past DEPARTED_MAX topics the oldest record goes (a replay of it could then be told twice, never lost).
+    for (const topic of this.departed.keys()) {
+      if (this.departed.size <= DEPARTED_MAX) break;
+      this.departed.delete(topic);
+    }
     return true;
   }
 

@@ -40,11 +40,6 @@ export class Takeover {
   /**
    * Frees `name` for a new connection: an MQTT connection holding it, on this node or another of the cluster, is
    * closed (takeover) and its session kept first. `ok` also when another transport's client holds it and the new
-   * one has no token (it gets a name of its own); with a token that is a refused client id.
-   */
-  /**
-   * Frees `name` for a new connection: an MQTT connection holding it, on this node or another of the cluster, is
-   * closed (takeover) and its session kept first. `ok` also when another transport's client holds it and the new
    * one has no token (it gets a name of its own); with a token that is a refused client id. An `anonymous` client
    * (named by its client id, no user) never takes over a user's connection (a token's, the backend's), wherever it is:
    * a refused client id too.
