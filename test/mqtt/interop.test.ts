@@ -313,10 +313,11 @@ describe('retained messages and persistent sessions', () => {
     expect((await first).topic).toBe('status/echo');
   });
 
-  it('5.0: a retained message goes out with its expiry counted down, to a 3.1.1 subscriber without properties, and not at all once expired', async () => {
+  it('5.0: a retained message goes out with its expiry counted down, to a 3.1.1 subscriber without properties, and not at all once expired; expiry 0 reaches only who is online', async () => {
     const pub = await device('expiring-pub', { protocolVersion: 5 });
     await pub.publishAsync('exp/long', 'long', { qos: 1, retain: true, properties: { messageExpiryInterval: 60 } });
     await pub.publishAsync('exp/short', 'short', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } });
+    await pub.publishAsync('exp/zero', 'zero', { qos: 1, retain: true, properties: { messageExpiryInterval: 0 } });
     type Got = { topic: string; retain: boolean; expiry: number | undefined };
     const collect = (c: MqttClient) => {
       const got: Got[] = [];
@@ -342,9 +343,13 @@ describe('retained messages and persistent sessions', () => {
     const late = await device('expiring-late', { protocolVersion: 5 });
     const lateGot = collect(late);
     await late.subscribeAsync('exp/+', { qos: 1 });
+    // Expiry 0 (a lifetime of no time): a subscriber online when it is published gets it, with 0; the retained one of
+    // a second ago is gone.
+    await pub.publishAsync('exp/now', 'now', { qos: 1, properties: { messageExpiryInterval: 0 } });
     await pub.publishAsync('exp/live', 'live', { qos: 1 });
     while (!lateGot.some((g) => g.topic === 'exp/live') && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 10));
-    expect(lateGot.map((g) => g.topic)).toEqual(['exp/long', 'exp/live']);
+    expect(lateGot.map((g) => g.topic)).toEqual(['exp/long', 'exp/now', 'exp/live']);
+    expect(lateGot[1]).toEqual({ topic: 'exp/now', retain: false, expiry: 0 });
     // Over a second after it was kept: its expiry went down by at least one.
     expect(lateGot[0]!.expiry).toBeLessThanOrEqual(59);
   });

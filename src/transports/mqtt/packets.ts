@@ -56,12 +56,16 @@ export function encodePublishQos0(topic: string, payload: Buffer): Buffer {
   return packet;
 }
 
-/** The properties a message is delivered with now: its expiry counts down from when it was published; null: expired. */
+/**
+ * The properties a message is delivered with now: its expiry counts down from when it was published; null: expired.
+ * An interval of 0 is a lifetime of no time: the onward delivery that starts as it is published (subscribers online
+ * then, within its second) goes out with 0; one that would start later (a retained copy, a resumed session) does not.
+ */
 export function propertiesNow(d: Delivery, ts: number): PacketProperties | undefined | null {
   const interval = d.properties?.messageExpiryInterval;
   if (interval === undefined) return d.properties;
   const left = interval - Math.floor((Date.now() - ts) / 1000);
-  return left <= 0 ? null : { ...d.properties, messageExpiryInterval: left };
+  return left < 0 || (left === 0 && interval > 0) ? null : { ...d.properties, messageExpiryInterval: left };
 }
 
 /** The properties a retained message goes out with now (its expiry counts from when it was kept); null: expired. */
