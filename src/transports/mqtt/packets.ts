@@ -9,6 +9,9 @@ import { disconnectReason } from './codes.js';
 import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
 
+/** No bytes: a frame with nothing to write to the client (no MQTT form, not sent, or answered later). */
+export const NOTHING = Buffer.alloc(0);
+
 /** A message's MQTT delivery (payload, 5.0 properties), worked out once per message and shared by its subscribers. */
 const deliveries = new WeakMap<Outgoing, Delivery>();
 export function deliveryOf(out: Outgoing): Delivery {

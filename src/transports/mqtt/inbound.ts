@@ -1,0 +1,117 @@
+// The inbound side of an MQTT connection: each packet its client sends after CONNECT becomes the broker's own
+// requests (pub, sub, unsub, ping, quit) through the connection's FrameReader, so every limit and grant applies as on
+// any transport, and the MQTT exchanges the broker answers itself (PUBCOMP, PUBREL, PUBREC again for a resent QoS 2
+// PUBLISH) are queued as answers. What it needs of its session comes explicitly, as an InboundSession; a packet no
+// client may send is a protocol violation, which the transport closes the connection with.
+import type { Packet, QoS } from 'mqtt-packet';
+import type { FrameReader } from '../../actors/reader.js';
+import type { Flights } from './flights.js';
+import { dataOfPayload } from './payload.js';
+import type { AckGroup, Pending } from './pending.js';
+
+/** What a client's packets need of the MQTT session they are for. */
+export interface InboundSession {
+  /** The connection's reader: the requests go through it, counted and limited as any transport's. */
+  readonly reader: FrameReader;
+  /** The client speaks 5.0 (properties, No Local, retain handling, shared subscriptions). */
+  readonly v5: boolean;
+  /** Retained messages are kept (there is a retained store): a PUBLISH's retain flag is honoured. */
+  readonly retains: boolean;
+  /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
+  readonly received: Set<number>;
+  /** The messages sent to the client and not acknowledged yet (its PUBACK, PUBREC, PUBCOMP complete them). */
+  readonly flights: Flights;
+  /** A request the engine will answer: the numeric frame id its answer carries. */
+  expect(p: Pending): number;
+  /** Queues an answer the broker gives itself, behind what is already queued. */
+  answer(p: Pending): undefined;
+  /** The client ended with DISCONNECT; `keepsWill`: 5.0's "disconnect with will message", its will still published. */
+  disconnect(keepsWill: boolean): void;
+}
+
+/** One packet after CONNECT; returns a protocol violation to close with, or undefined. */
+export function inboundPacket(packet: Packet, bytes: number, session: InboundSession): string | undefined {
+  const reader = session.reader;
+  const v5 = session.v5;
+  switch (packet.cmd) {
+    case 'publish': {
+      if (packet.properties?.topicAlias !== undefined) return 'a topic alias (the broker allows none: topic alias maximum 0)';
+      // The DUP flag MUST be 0 on QoS 0 [MQTT-3.3.1-2]; a zero-length topic without a topic alias is a protocol error (5.0, 3.3.2.1).
+      if (packet.qos === 0 && packet.dup) return 'malformed packet: DUP set on a QoS 0 PUBLISH';
+      if (packet.topic.length === 0) return 'a PUBLISH with an empty topic name and no topic alias';
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      const data = dataOfPayload(payload, v5 ? packet.properties : undefined);
+      // Kept as the topic's retained message once the engine took the publish (grants, limits).
+      const retain = packet.retain && session.retains ? { topic: packet.topic, payload, qos: packet.qos, properties: v5 ? packet.properties : undefined } : undefined;
+      if (packet.qos === 0) {
+        reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, qos: 0, id: session.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data, qos: 0 }, bytes);
+        return undefined;
+      }
+      const pid = packet.messageId!;
+      if (packet.qos === 1) {
+        reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) }, bytes);
+        return undefined;
+      }
+      // QoS 2: published once; a resend before PUBREL is answered again without publishing again.
+      if (session.received.has(pid)) return session.answer({ kind: 'pubrec', pid });
+      session.received.add(pid);
+      reader.parsed({ op: 'pub', topic: packet.topic, data, id: session.expect({ kind: 'pubrec', pid, retain }) }, bytes);
+      return undefined;
+    }
+    case 'pubrel':
+      session.received.delete(packet.messageId!);
+      return session.answer({ kind: 'pubcomp', pid: packet.messageId! });
+    case 'puback':
+      session.flights.completed(packet.messageId!);
+      return undefined;
+    case 'pubrec': {
+      const flight = session.flights.inflight.get(packet.messageId!);
+      if (flight) flight.released = true;
+      return session.answer({ kind: 'pubrel', pid: packet.messageId! });
+    }
+    case 'pubcomp':
+      session.flights.completed(packet.messageId!);
+      return undefined;
+    case 'subscribe': {
+      const subs = packet.subscriptions;
+      if (subs.length === 0) return 'SUBSCRIBE without topic filters';
+      // While the resume resends, served once the filters are resumed (a live subscription before would let new
+      // messages overtake the resends, and move positions past what came while away); counted now, as they come.
+      const later = session.flights.resuming;
+      const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
+      subs.forEach((s, index) => {
+        const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
+        const shared = v5 && s.topic.startsWith('$share/');
+        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainHandling: v5 ? (s.rh ?? 0) : 0, shared };
+        // A shared subscription (not available, CONNACK says) is refused 0x9E in its turn: a ping stands in for it,
+        // counted against the rate like any filter, so the SUBACK keeps its order.
+        reader.parsed(shared ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);
+      });
+      return undefined;
+    }
+    case 'unsubscribe': {
+      const list = packet.unsubscriptions;
+      if (list.length === 0) return 'UNSUBSCRIBE without topic filters';
+      const later = session.flights.resuming;
+      const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(list.length).fill(0), left: list.length };
+      list.forEach((filter, index) => {
+        reader.parsed({ op: 'unsub', topic: filter, id: session.expect({ kind: 'unsub', group, index, filter }) }, index === 0 ? bytes : 0, later);
+      });
+      return undefined;
+    }
+    case 'pingreq':
+      reader.parsed({ op: 'ping', id: session.expect({ kind: 'ping' }) }, bytes);
+      return undefined;
+    case 'disconnect':
+      // v5 reason 0x04: "disconnect with will message".
+      session.disconnect(v5 && packet.reasonCode === 0x04);
+      reader.parsed({ op: 'quit' }, bytes);
+      return undefined;
+    case 'connect':
+      return 'a second CONNECT on one connection';
+    case 'auth':
+      return 'AUTH (enhanced authentication) is not supported';
+    default:
+      return `a ${packet.cmd.toUpperCase()} packet from a client`;
+  }
+}
