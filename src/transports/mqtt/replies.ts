@@ -45,6 +45,8 @@ export interface ReplySession {
   readonly reads: RetainedReads;
   /** Retained messages being kept: PUBACKs and PUBRECs wait behind them, in order. */
   readonly writes: RetainedWrites;
+  /** Whether the session was cut as a slow consumer: nothing more is sent. */
+  isCut(): boolean;
   /** A filter the engine took (`ack`): held at `qos`, and its retained messages sent when `retained`. */
   subscribed(filter: string, qos: QoS, ack: Answer, retained: boolean): void;
   /** `packet`, or nothing when it is larger than the client said it takes (5.0 maximum packet size). */
@@ -85,6 +87,8 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       return NOTHING;
     case 'retained': {
       const { message, qos } = p;
+      // Cut as a slow consumer (one before it found the window full): nothing more goes out, QoS 0 included.
+      if (session.isCut()) return NOTHING;
       const properties = retainedProperties(message);
       if (properties === null) return NOTHING; // its message expiry passed
       const pid = qos === 0 ? undefined : session.flights.packetId();

@@ -111,6 +111,7 @@ export class MqttSession {
       flights: this.flights,
       reads: this.reads,
       writes: this.writes,
+      isCut: () => this.cut,
       subscribed: (filter, qos, ack, retained) => this.subscribed(filter, qos, ack, retained),
       fits: (packet) => this.fits(packet),
       slowConsumer: () => this.slowConsumer(),
@@ -263,7 +264,8 @@ export class MqttSession {
 
   private connack(): Buffer {
     this.connacked = true;
-    const sessionPresent = this.options.stored !== undefined;
+    // MQTT 3.1 has no Session Present flag: that byte is reserved (0) there.
+    const sessionPresent = this.options.stored !== undefined && this.options.version !== 3;
     if (!this.isV5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
     const properties: Record<string, unknown> = { retainAvailable: this.options.retained !== undefined, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
     if (this.options.assignedId) properties.assignedClientIdentifier = this.link!.name;
