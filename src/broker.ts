@@ -147,9 +147,10 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
 
   const router = new Router();
   router.on('GET', '/healthz', (_req, res) => {
-    // A cluster node that lost its Redis still serves its connections, but says so.
+    // A cluster node that lost its Redis still serves its connections, but says so; it also says which node it is
+    // (the id its clients' records, its Redis connections' names and the other nodes know it by).
     const status = engine.health() === 'degraded' ? 'degraded' : supervisor.getSnapshot().value;
-    sendJson(res, 200, { status, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()) });
+    sendJson(res, 200, { status, connections: hub.sessionCount, uptimeS: Math.round(process.uptime()), ...(calls && { node: calls.node }) });
   });
 
   registerApi(router, core, log, calls);

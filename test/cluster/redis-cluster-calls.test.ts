@@ -3,13 +3,11 @@
 // to the other node keep working: the call goes out on a master whose connection is ready. (Sent to a random master,
 // a call that met the dead one's connection was refused unsent, 503, in about one of seven.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, startNode, TestRedisCluster } from './redis.js';
+import { nodeIdOf, requireRedis, startNode, subscriberPortOf, TestRedisCluster } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import { SseClient } from '../helpers/sse-client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
-import type { RedisEngine } from '../../src/engine/redis/engine.js';
-import type { ClusterSubscriber } from '../../src/engine/redis/connections.js';
 
 const run = requireRedis('redis cluster node calls', true);
 
@@ -24,7 +22,7 @@ describe.skipIf(!run)('Redis Cluster, one master dead: node calls', () => {
     b = await startNode(rc);
     const gOwner = await rc.ownerOf(await rc.keyslot(KEYS.nodes));
     // Not {g}'s master, nor one a node's subscribers (engine bus) sit on: only the command connections meet it.
-    const subs = [a, b].map((n) => ((n.hub as unknown as RedisEngine).redis.bus as ClusterSubscriber).node!.port);
+    const subs = await Promise.all([a, b].map(async (n) => subscriberPortOf(rc, await nodeIdOf(n))));
     victim = rc.ports.find((p) => p !== gOwner && !subs.includes(p)) ?? rc.ports.find((p) => p !== gOwner)!;
   }, 60_000);
   afterAll(async () => {

@@ -5,14 +5,12 @@
 // of a broker (timeout presence), and one master killed (its topics answer unavailable, the others keep working, the subscriber moves to another node).
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_NODE_FLAGS, health, REAP_WINDOW_MS, requireRedis, startNode, TestRedisCluster, until } from './redis.js';
+import { FAST_NODE_FLAGS, health, nodeIdOf, REAP_WINDOW_MS, requireRedis, startNode, subscriberPortOf, TestRedisCluster, until } from './redis.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { CHANNELS, KEYS } from '../../src/engine/redis/keys.js';
 import { keySlot } from '../../src/engine/redis/outcome.js';
-import type { RedisEngine } from '../../src/engine/redis/engine.js';
-import type { ClusterSubscriber } from '../../src/engine/redis/connections.js';
 
 const run = requireRedis('redis cluster', true);
 
@@ -121,7 +119,7 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
       // Copies per token (a late copy of an earlier ping's token may arrive here too: other links, other timing).
       const copies = new Map<string, number>();
       raw.on('message', (_channel: string, m: string) => m.startsWith('b') && copies.set(m, (copies.get(m) ?? 0) + 1));
-      await raw.subscribe(CHANNELS.node((a.hub as unknown as RedisEngine).node));
+      await raw.subscribe(CHANNELS.node(await nodeIdOf(a)));
       expect((await req(subA, { op: 'ping' })).op).toBe('pong');
       await until(() => [...copies.values()].some((n) => n >= 3), 'the token from each master');
       expect(Math.max(...copies.values())).toBe(3);
@@ -263,10 +261,8 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
   }, 30_000);
 
   it('a master killed (no replica): its topics answer unavailable, the other shards keep working, the subscriber moves, nothing crashes', async () => {
-    const engine = a.hub as unknown as RedisEngine;
-    const bus = engine.redis.bus as ClusterSubscriber;
     // The master to kill: the one this node's subscriber is on when it does not hold the cluster-wide keys ({g}).
-    const subscribedTo = bus.node!.port;
+    const subscribedTo = await subscriberPortOf(rc, await nodeIdOf(a));
     const victim = subscribedTo !== gOwner ? subscribedTo : owner.find((p) => p !== gOwner)!;
     const dead = shard[owner.indexOf(victim)]!;
     const live = shard[owner.findIndex((p) => p !== victim && p !== gOwner)] ?? shard[owner.indexOf(gOwner)]!;
@@ -288,7 +284,10 @@ describe.skipIf(!run)('Redis Cluster: two brokers on a 3-master cluster', () => 
     expect(after).toMatchObject({ op: 'ack', seq: before.seq + 1, epoch: before.epoch });
     // The subscriber, if it was on the dead master, moved to another node and caught up from the stream.
     await until(() => msgs(sub, live).some((m) => m.data === 'after'), 'the message after', 15_000);
-    if (subscribedTo === victim) await until(() => bus.node !== undefined && bus.node.port !== victim, 'the subscriber on another node', 15_000);
+    if (subscribedTo === victim) {
+      const id = await nodeIdOf(a);
+      await until(async () => (await subscriberPortOf(rc, id).catch(() => victim)) !== victim, 'the subscriber on another node', 15_000);
+    }
     expect(await req(pub, { op: 'pub', topic: live, data: 'later' }, 15_000)).toMatchObject({ op: 'ack', seq: before.seq + 2 });
     await until(() => msgs(sub, live).some((m) => m.data === 'later'), 'a later message', 15_000);
     expect(msgs(sub, live).map((m) => m.data)).toEqual(['before', 'after', 'later']);

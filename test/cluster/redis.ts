@@ -281,6 +281,19 @@ export async function metric(node: { httpUrl: string }, name: string): Promise<n
   return Number(line.split(' ')[1]);
 }
 
+/** A cluster node's id, as its `/healthz` says it. */
+export async function nodeIdOf(node: { httpUrl: string }): Promise<string> {
+  return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { node: string }).node;
+}
+
+/** The port of the master of `rc` that node `nodeId`'s classic subscriber (`sb-<node>-sub`) is connected to, as the masters' CLIENT LIST say. */
+export async function subscriberPortOf(rc: TestRedisCluster, nodeId: string): Promise<number> {
+  for (const port of rc.ports) {
+    if ((await redisCli(port, 'client', 'list').catch(() => '')).includes(` name=sb-${nodeId}-sub `)) return port;
+  }
+  throw new Error(`no master lists node ${nodeId}'s subscriber`);
+}
+
 /** The node's `/healthz` status: running, or degraded while Redis is unreachable. */
 export async function health(node: { httpUrl: string }): Promise<string> {
   return ((await (await fetch(`${node.httpUrl}/healthz`)).json()) as { status: string }).status;

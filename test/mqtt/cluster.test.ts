@@ -6,7 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { connect as netConnect } from 'node:net';
 import { Redis } from 'ioredis';
-import { RedisProxy, requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
+import { nodeIdOf, RedisProxy, requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { TestClient } from '../helpers/client.js';
 import { SseClient } from '../helpers/sse-client.js';
@@ -298,13 +298,16 @@ describe.skipIf(!run)('MQTT session holds of a node that died', () => {
   let inspect: Redis;
   const holder = (clientId: string) => inspect.hget('sb:{g}:mqtt:sessions:owners', clientId);
   const member = async (node: TestBroker) => (await inspect.sismember(KEYS.nodes, nodeId(node))) === 1;
-  const nodeId = (node: TestBroker) => (node.hub as unknown as { node: string }).node;
+  /** Each node's id (its `/healthz` says it), read once it started. */
+  const ids = new Map<TestBroker, string>();
+  const nodeId = (node: TestBroker) => ids.get(node)!;
   /** A node of its own behind a proxy the test can cut (unreachable: taken for dead once its heartbeat expires). */
   const cuttable = async () => {
     const proxy = await RedisProxy.start(redis2.port);
     proxies.push(proxy);
     const node = await startNode(redis2, { redisUrl: proxy.url, mqttPort: 0, nodeHangMs: GRACE_MS });
     nodes.push(node);
+    ids.set(node, await nodeIdOf(node));
     return { proxy, node };
   };
 
@@ -312,6 +315,7 @@ describe.skipIf(!run)('MQTT session holds of a node that died', () => {
     redis2 = await TestRedis.start();
     inspect = new Redis(redis2.port, '127.0.0.1');
     survivor = await startNode(redis2, { mqttPort: 0, nodeHangMs: GRACE_MS });
+    ids.set(survivor, await nodeIdOf(survivor));
   });
   afterAll(async () => {
     await devices.closeAll();
