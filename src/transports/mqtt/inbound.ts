@@ -25,7 +25,7 @@ export interface InboundSession {
   expect(p: Pending): number;
   /** Queues an answer the broker gives itself, behind what is already queued. */
   answer(p: Pending): undefined;
-  /** The client ended with DISCONNECT; `keepsWill`: 5.0's "disconnect with will message", its will still published. */
+  /** The client ended with DISCONNECT; `keepsWill`: a 5.0 reason other than 0x00 (0x04, or an error), its will still published. */
   disconnect(keepsWill: boolean): void;
 }
 
@@ -103,8 +103,9 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       reader.parsed({ op: 'ping', id: session.expect({ kind: 'ping' }) }, bytes);
       return undefined;
     case 'disconnect':
-      // v5 reason 0x04: "disconnect with will message".
-      session.disconnect(v5 && packet.reasonCode === 0x04);
+      // Only a normal disconnection (5.0 reason 0x00) discards the will [MQTT-3.14.4-3]: 0x04 ("disconnect with will
+      // message") and the error reasons (0x80 and up: the client ends because something went wrong) keep it.
+      session.disconnect(v5 && (packet.reasonCode ?? 0) !== 0);
       reader.parsed({ op: 'quit' }, bytes);
       return undefined;
     case 'connect':
