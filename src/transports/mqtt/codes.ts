@@ -55,6 +55,9 @@ export function disconnectReason(closeCode: number, reason: string): number {
       // A topic alias over the maximum (0: none allowed) is 0x94, topic alias invalid [MQTT-3.3.2-9].
       return reason.startsWith('malformed') ? 0x81 : reason.startsWith('a topic alias') ? 0x94 : 0x82;
     case CLOSE.policy:
+      // A takeover (takeover.ts) is 0x8E, session taken over [MQTT-3.1.4-3]: not "not authorized", which tells a
+      // device its credentials no longer work (many stop reconnecting on it).
+      if (reason === 'session taken over') return 0x8e;
       return reason.startsWith('rate') ? 0x96 : 0x87; // message rate too high / not authorized
     case CLOSE.tooLarge:
       return 0x95;
