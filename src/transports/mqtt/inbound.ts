@@ -65,6 +65,9 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       session.flights.completed(packet.messageId!);
       return undefined;
     case 'pubrec': {
+      // 5.0: a PUBREC of 0x80 or more is the client refusing the message: its exchange ends there, no PUBREL, and its
+      // packet id is free again [MQTT-4.3.3-4]; kept in flight, it was sent PUBREL again on every resume.
+      if (v5 && (packet.reasonCode ?? 0) >= 0x80) return void session.flights.completed(packet.messageId!);
       const flight = session.flights.inflight.get(packet.messageId!);
       if (flight) flight.released = true;
       return session.answer({ kind: 'pubrel', pid: packet.messageId! });
