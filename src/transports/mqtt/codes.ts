@@ -19,6 +19,12 @@ export type ConnackRefusal = keyof typeof CONNACK;
 /** 3.1.1's only SUBACK refusal. */
 export const SUBACK_FAILURE_V4 = 0x80;
 
+/** SUBACK reason code 0x9E: shared subscriptions not supported (5.0). */
+export const SHARED_NOT_SUPPORTED = 0x9e;
+
+/** SUBACK reason code 0xA1: subscription identifiers not supported (5.0). */
+export const SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xa1;
+
 /** The 5.0 reason code of a refused request (SUBACK, PUBACK, PUBREC), by the protocol error the engine answered. */
 export function reasonOfError(code: ErrorCode | string): number {
   switch (code) {

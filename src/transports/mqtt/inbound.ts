@@ -6,6 +6,7 @@
 import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
+import { SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
 
@@ -82,13 +83,16 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       // messages overtake the resends, and move positions past what came while away); counted now, as they come.
       const later = session.flights.resuming;
       const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
+      // A Subscription Identifier (not available, CONNACK says): granted, its messages would have to carry it
+      // [MQTT-3.3.4-3] and they would not; every filter of the packet is refused 0xA1 instead.
+      const withId = v5 && packet.properties?.subscriptionIdentifier !== undefined;
       subs.forEach((s, index) => {
         const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
-        const shared = v5 && s.topic.startsWith('$share/');
-        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainHandling: v5 ? (s.rh ?? 0) : 0, shared };
-        // A shared subscription (not available, CONNACK says) is refused 0x9E in its turn: a ping stands in for it,
-        // counted against the rate like any filter, so the SUBACK keeps its order.
-        reader.parsed(shared ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);
+        const unsupported = withId ? SUBSCRIPTION_IDS_NOT_SUPPORTED : v5 && s.topic.startsWith('$share/') ? SHARED_NOT_SUPPORTED : undefined;
+        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
+        // A shared subscription (not available, CONNACK says either) is refused 0x9E in its turn: a ping stands in for
+        // a refused filter, counted against the rate like any filter, so the SUBACK keeps its order.
+        reader.parsed(unsupported !== undefined ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);
       });
       return undefined;
     }
