@@ -19,6 +19,12 @@ export type ConnackRefusal = keyof typeof CONNACK;
 /** 3.1.1's only SUBACK refusal. */
 export const SUBACK_FAILURE_V4 = 0x80;
 
+/** SUBACK reason code 0x9E: shared subscriptions not supported (5.0). */
+export const SHARED_NOT_SUPPORTED = 0x9e;
+
+/** SUBACK reason code 0xA1: subscription identifiers not supported (5.0). */
+export const SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xa1;
+
 /** The 5.0 reason code of a refused request (SUBACK, PUBACK, PUBREC), by the protocol error the engine answered. */
 export function reasonOfError(code: ErrorCode | string): number {
   switch (code) {
@@ -55,6 +61,9 @@ export function disconnectReason(closeCode: number, reason: string): number {
       // A topic alias over the maximum (0: none allowed) is 0x94, topic alias invalid [MQTT-3.3.2-9].
       return reason.startsWith('malformed') ? 0x81 : reason.startsWith('a topic alias') ? 0x94 : 0x82;
     case CLOSE.policy:
+      // A takeover (takeover.ts) is 0x8E, session taken over [MQTT-3.1.4-3]: not "not authorized", which tells a
+      // device its credentials no longer work (many stop reconnecting on it).
+      if (reason === 'session taken over') return 0x8e;
       return reason.startsWith('rate') ? 0x96 : 0x87; // message rate too high / not authorized
     case CLOSE.tooLarge:
       return 0x95;

@@ -6,6 +6,7 @@
 import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
+import { SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
 
@@ -25,7 +26,7 @@ export interface InboundSession {
   expect(p: Pending): number;
   /** Queues an answer the broker gives itself, behind what is already queued. */
   answer(p: Pending): undefined;
-  /** The client ended with DISCONNECT; `keepsWill`: 5.0's "disconnect with will message", its will still published. */
+  /** The client ended with DISCONNECT; `keepsWill`: a 5.0 reason other than 0x00 (0x04, or an error), its will still published. */
   disconnect(keepsWill: boolean): void;
 }
 
@@ -65,6 +66,9 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       session.flights.completed(packet.messageId!);
       return undefined;
     case 'pubrec': {
+      // 5.0: a PUBREC of 0x80 or more is the client refusing the message: its exchange ends there, no PUBREL, and its
+      // packet id is free again [MQTT-4.3.3-4]; kept in flight, it was sent PUBREL again on every resume.
+      if (v5 && (packet.reasonCode ?? 0) >= 0x80) return void session.flights.completed(packet.messageId!);
       const flight = session.flights.inflight.get(packet.messageId!);
       if (flight) flight.released = true;
       return session.answer({ kind: 'pubrel', pid: packet.messageId! });
@@ -79,13 +83,16 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       // messages overtake the resends, and move positions past what came while away); counted now, as they come.
       const later = session.flights.resuming;
       const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
+      // A Subscription Identifier (not available, CONNACK says): granted, its messages would have to carry it
+      // [MQTT-3.3.4-3] and they would not; every filter of the packet is refused 0xA1 instead.
+      const withId = v5 && packet.properties?.subscriptionIdentifier !== undefined;
       subs.forEach((s, index) => {
         const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
-        const shared = v5 && s.topic.startsWith('$share/');
-        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainHandling: v5 ? (s.rh ?? 0) : 0, shared };
-        // A shared subscription (not available, CONNACK says) is refused 0x9E in its turn: a ping stands in for it,
-        // counted against the rate like any filter, so the SUBACK keeps its order.
-        reader.parsed(shared ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);
+        const unsupported = withId ? SUBSCRIPTION_IDS_NOT_SUPPORTED : v5 && s.topic.startsWith('$share/') ? SHARED_NOT_SUPPORTED : undefined;
+        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
+        // A shared subscription (not available, CONNACK says either) is refused 0x9E in its turn: a ping stands in for
+        // a refused filter, counted against the rate like any filter, so the SUBACK keeps its order.
+        reader.parsed(unsupported !== undefined ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);
       });
       return undefined;
     }
@@ -103,8 +110,9 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       reader.parsed({ op: 'ping', id: session.expect({ kind: 'ping' }) }, bytes);
       return undefined;
     case 'disconnect':
-      // v5 reason 0x04: "disconnect with will message".
-      session.disconnect(v5 && packet.reasonCode === 0x04);
+      // Only a normal disconnection (5.0 reason 0x00) discards the will [MQTT-3.14.4-3]: 0x04 ("disconnect with will
+      // message") and the error reasons (0x80 and up: the client ends because something went wrong) keep it.
+      session.disconnect(v5 && (packet.reasonCode ?? 0) !== 0);
       reader.parsed({ op: 'quit' }, bytes);
       return undefined;
     case 'connect':

@@ -19,9 +19,6 @@ export type Answer = Extract<ServerFrame, { op: 'ack' | 'error' }>;
 /** Errors that say nothing about the request itself: the broker could not serve it now. */
 const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'outcome_unknown']);
 
-/** SUBACK reason code 0x9E: shared subscriptions not supported (5.0). */
-const SHARED_NOT_SUPPORTED = 0x9e;
-
 /** A resent message's 5.0 properties: as first sent, the expiry counting down (at least 1 s: its delivery had begun). */
 function resentProperties(out: Outgoing): PacketProperties | undefined {
   const delivery = deliveryOf(out);
@@ -66,7 +63,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
   const v5 = o.protocolVersion === 5;
   switch (p.kind) {
     case 'sub':
-      if (!error && p.shared) return settle(p.group, p.index, SHARED_NOT_SUPPORTED, 'suback', o) ?? NOTHING;
+      if (!error && p.unsupported !== undefined) return settle(p.group, p.index, p.unsupported, 'suback', o) ?? NOTHING;
       if (!error) {
         // Retain handling (5.0): 0 sends the retained messages, 1 only for a new subscription, 2 never.
         const fresh = !session.filters.has(p.filter);

@@ -79,7 +79,7 @@ export class MqttSession {
   private readonly received = new Set<number>();
   /** CONNACK went out: a close then is a DISCONNECT (v5) or the end of the stream, not a refused CONNACK. */
   connacked = false;
-  /** The client ended with DISCONNECT (reason 0): its will is not published. */
+  /** The client ended with DISCONNECT (5.0: reason 0x00): its will is not published. */
   disconnected = false;
   private readonly generateOptions: { protocolVersion: 4 | 5 };
   /** What the engine's answers (replies.ts) need of the session. */
