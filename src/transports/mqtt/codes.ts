@@ -19,6 +19,9 @@ export type ConnackRefusal = keyof typeof CONNACK;
 /** 3.1.1's only SUBACK refusal. */
 export const SUBACK_FAILURE_V4 = 0x80;
 
+/** The close reason of a connection taken over by a new one with its client id (takeover.ts): DISCONNECT 0x8E in 5.0. */
+export const TAKEN_OVER = 'session taken over';
+
 /** SUBACK reason code 0x9E: shared subscriptions not supported (5.0). */
 export const SHARED_NOT_SUPPORTED = 0x9e;
 
@@ -63,7 +66,7 @@ export function disconnectReason(closeCode: number, reason: string): number {
     case CLOSE.policy:
       // A takeover (takeover.ts) is 0x8E, session taken over [MQTT-3.1.4-3]: not "not authorized", which tells a
       // device its credentials no longer work (many stop reconnecting on it).
-      if (reason === 'session taken over') return 0x8e;
+      if (reason === TAKEN_OVER) return 0x8e;
       return reason.startsWith('rate') ? 0x96 : 0x87; // message rate too high / not authorized
     case CLOSE.tooLarge:
       return 0x95;

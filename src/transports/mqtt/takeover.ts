@@ -7,6 +7,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
 import type { Link } from '../../actors/link.js';
 import { CLOSE } from '../../protocol/errors.js';
+import { TAKEN_OVER } from './codes.js';
 
 /** The node call that takes an MQTT connection over from another node. */
 const TAKEOVER = 'mqtt-takeover';
@@ -141,7 +142,7 @@ export class Takeover {
 
   /** Closes `old` (taken over) and waits until `gone()` says it went; false past the close timeout (plus 1 s). */
   async close(old: Link, gone: () => boolean): Promise<boolean> {
-    old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: 'session taken over', cause: 'leave' });
+    old.signal({ type: 'CLOSE', code: CLOSE.policy, reason: TAKEN_OVER, cause: 'leave' });
     const deadline = Date.now() + this.closeTimeoutMs + 1000;
     while (!gone()) {
       if (Date.now() > deadline) return false;
