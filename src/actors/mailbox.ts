@@ -36,6 +36,11 @@ export interface Wire {
   unsent?(queue: readonly Outgoing[]): void;
   /** A frame for this client, as it is sent (before the mailbox takes it, and even when the mailbox refuses it). */
   sending?(frame: ServerFrame): void;
+  /**
+   * The server changed the client's filters on its behalf (the server API's subscribe, unsubscribe): a transport that
+   * keeps a record of them with the client (SSE's cursor) brings it up to date; no request of the client's did.
+   */
+  filtersChangedByServer?(): void;
 }
 
 const dirty: Mailbox[] = [];

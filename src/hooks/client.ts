@@ -157,6 +157,9 @@ export class HookClient {
         const detail = backendMessage(text);
         return done({ ok: false, reached: true, why: 'status', status, message: `the application backend answered HTTP ${status}${detail ? `: ${detail}` : ''}` });
       }
+      // A webhook batch is delivered by any 2xx (docs/integration.md, "Webhooks"): its answer is never read, so a
+      // 204 or a plain "OK" is an acknowledgement, not a malformed answer that would send the batch again forever.
+      if (kind === 'events') return done({ ok: true, answer: {}, bytes: size });
       const value = parseInboundJson(text, 'answer');
       if (value instanceof ProtocolError || typeof value !== 'object' || value === null || Array.isArray(value)) {
         return done({ ok: false, reached: true, why: 'bad_answer', message: 'the application backend answered something that is not a JSON object' });
@@ -164,7 +167,7 @@ export class HookClient {
       // A verdict is true or false: `"false"`, 0 or null is no verdict (read as an allow, it let through what the
       // backend meant to refuse). A failed call, like any malformed answer: nothing is done, the breaker counts it.
       const allow = Object.hasOwn(value, 'allow') ? (value as { allow: unknown }).allow : undefined;
-      if (kind !== 'events' && allow !== undefined && typeof allow !== 'boolean') {
+      if (allow !== undefined && typeof allow !== 'boolean') {
         return done({ ok: false, reached: true, why: 'bad_answer', message: "the application backend's answer is not a verdict (allow must be true or false)" });
       }
       done({ ok: true, answer: value as Record<string, unknown>, bytes: size });

@@ -75,6 +75,9 @@ export class ClientCommands {
     }
     // As if the client had sent it (without id: no ack reaches it), in its order with its own requests.
     this.hub.handle(link, command.op === 'subscribe' ? { op: 'sub', topic, ...(command.presence && { presence: true }) } : { op: 'unsub', topic });
+    // An SSE stream's cursor moves only after its own requests: without this, a reconnect with Last-Event-ID dropped
+    // the server's subscription (and what it published meanwhile) and brought back what the server unsubscribed.
+    link.wire.filtersChangedByServer?.();
     return { ok: true, client };
   }
 }

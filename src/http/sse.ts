@@ -6,6 +6,12 @@ import { HttpError, readBody, sendJson, type Router } from '../transports/router
 
 export function registerSse(router: Router, sse: SseTransport, maxBody: number): void {
   router.on('GET', SSE_PATH, (req, res, url) => answered(sse.open(req, res, url)));
+  // HEAD would otherwise take the GET route: a stream nobody can read (a HEAD response has no body, and its headers
+  // wait for an end that never comes), a hung probe and a phantom client holding a slot. Refused as the method it is.
+  router.on('HEAD', SSE_PATH, (_req, res) => {
+    res.setHeader('Allow', 'GET, POST, OPTIONS');
+    throw new HttpError(405, 'HEAD opens no stream; GET /sse opens one', 'method_not_allowed');
+  });
   router.on('POST', SSE_PATH, async (req, res, url) => {
     const stream = await answered(sse.addressed(req, res, url));
     const body = await readBody(req, maxBody);

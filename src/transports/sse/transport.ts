@@ -228,6 +228,7 @@ export class SseTransport {
     const { link, reader, actor } = openConnection(this.core, wire, addr, request, meta);
     wire.filters = link;
     const stream: Stream = { link, reader, wire, actor };
+    wire.markCursor = () => this.mark(stream, CURSOR_MARK);
     this.streams.set(streamId, stream);
     const socket = req.socket; // taken in open(), before anything was awaited
     const closed = () => {

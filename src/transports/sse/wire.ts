@@ -87,6 +87,15 @@ export class SseWire implements Wire {
     this.filtersStale = true;
   }
 
+  /** Set by the transport: queues an event carrying the cursor, behind what the stream's mailbox holds. */
+  markCursor: (() => void) | undefined;
+
+  /** The server API changed the filters: the cursor says so at once, as after a POST (see Wire). */
+  filtersChangedByServer(): void {
+    this.filtersMayChange();
+    this.markCursor?.();
+  }
+
   encode(out: Outgoing): Buffer {
     const f = out.frame;
     if (f.op === 'ack' && typeof f.id === 'string' && this.ownIds.has(f.id)) {

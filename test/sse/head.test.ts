@@ -1,0 +1,31 @@
+// `HEAD /sse` (a monitor's or curl -I's probe) is answered at once and opens no stream. The router answers HEAD with
+// the GET route, so it opened a stream: a connection nobody could read (no body goes out on HEAD, not even the
+// headers while the response stays open), the probe hung, and the phantom client held a connection slot, showed in
+// `who` and /api/clients and was announced to the webhooks until the socket closed.
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(() => broker.close());
+
+describe('HEAD /sse', () => {
+  it('is answered within a second and opens no stream', async () => {
+    const req = request(`${broker.httpUrl}/sse?name=probe&topics=a`, { method: 'HEAD', agent: false });
+    const answer = new Promise<{ status: number; allow: string | undefined }>((resolve) => {
+      req.on('response', (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, allow: res.headers.allow });
+      });
+    });
+    req.end();
+    const got = await Promise.race([answer, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 1000))]);
+    const sessions = broker.hub.sessionCount;
+    req.destroy();
+    expect(got).toEqual({ status: 405, allow: 'GET, POST, OPTIONS' });
+    expect(sessions).toBe(0);
+  });
+});
