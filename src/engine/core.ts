@@ -15,7 +15,7 @@ import { listTopics, LocalInspection } from './inspection.js';
 import type { BrokerStats } from './stats.js';
 import { queueWhoPage, WHO_LIMIT_DEFAULT } from './roster.js';
 import { CACHE_NODES_PER_TOKEN, PRESENCE_WATCHERS_PER_TOKEN, type MemoryEngineOptions } from './options.js';
-import { closesWhenIdle, defaultNameBase, nameProblem, publishRefusal, renameLimit, sendRefusal, whoStart } from './rules.js';
+import { closesWhenIdle, defaultNameBase, nameProblem, publishRefusal, publisherOf, renameLimit, sendRefusal, whoStart } from './rules.js';
 import type { Grant } from '../auth/grant.js';
 import type { Locals } from './local.js';
 import { after, all, each, lastly, type Broker, type Maybe, type Parts, type PresenceStore, type Recipient, type Turns } from './seam.js';
@@ -320,7 +320,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
   }
 
   private readonly pubStart = (link: S, frame: FrameOf<'pub'>): Maybe<PublishResult | ProtocolError> =>
-    publishRefusal(link, frame) ?? this.broker.publish(frame.topic, frame.data, link, frame.echo !== false, frame.id, frame.key, frame.qos);
+    publishRefusal(link, frame) ?? this.broker.publish(frame.topic, frame.data, publisherOf(link, frame.topic), frame.echo !== false, frame.id, frame.key, frame.qos);
 
   /**
    * The answer to a `pub`. `delivered` tells how many subscribers a topic has: only a client that may subscribe to it

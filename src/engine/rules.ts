@@ -8,10 +8,22 @@ import { TokenBucket } from './bucket.js';
 import { parseCursor } from './roster.js';
 import { nameError, type FrameOf } from '../protocol/frames.js';
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
-import { filterError } from '../protocol/topic.js';
-import { after, type Maybe } from './seam.js';
+import { filterError, filterMatches } from '../protocol/topic.js';
+import { after, type Maybe, type Publisher } from './seam.js';
 
 const quote = (topic: string) => `'${topic.slice(0, 64)}'`;
+
+/**
+ * Who a publish is shown as coming from. The chat room shows the addresses of its own TCP line clients only
+ * (docs/protocol.md, "The room shows addresses"): a TCP client publishing to a topic none of its filters match (a
+ * client of another room) goes without its address, and the room shows it by id. Decided at publish time: its
+ * subscriptions may be gone by the time the line is drawn (a `say` and a `quit` in one read).
+ */
+export function publisherOf(s: Session, topic: string): Publisher {
+  if (s.transport !== 'tcp') return s;
+  for (const filter of s.subscriptions) if (filterMatches(filter, topic)) return s;
+  return { id: s.id, name: s.name, addr: '', transport: s.transport };
+}
 
 /** A `pub` the token does not allow. */
 export function publishRefusal(s: Session, frame: FrameOf<'pub'>): ProtocolError | null {

@@ -45,8 +45,11 @@ export function lastly<T>(run: () => Maybe<T>, finish: () => void): Maybe<T> {
   return r;
 }
 
-/** Who published, as the broker stores it: shown to subscribers (`from`), skipped when it asked for no echo. */
-export type Publisher = Session;
+/**
+ * Who published, as the broker stores it: shown to subscribers (`from`), skipped when it asked for no echo. An empty
+ * `addr`: not shown (rules.ts publisherOf).
+ */
+export type Publisher = Pick<Session, 'id' | 'name' | 'addr' | 'transport'>;
 
 /** A resuming `sub`'s answer: the ack's fields, the messages to queue after it, and each topic's position. */
 export interface ResumeAnswer {

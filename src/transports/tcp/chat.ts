@@ -51,7 +51,8 @@ export type RoomClient = Pick<ClientInfo, 'id' | 'name'> & { addr?: string | und
  * addresses for non-admins", and only for its TCP line clients.
  */
 export type RoomLabel = (client: Pick<RoomClient, 'id' | 'addr'>) => string;
-export const showAddress: RoomLabel = (c) => c.addr ?? c.id;
+// An empty address: a publisher the room does not show by address (engine/rules.ts publisherOf).
+export const showAddress: RoomLabel = (c) => c.addr || c.id;
 export const showId: RoomLabel = (c) => c.id;
 
 /** A sender or presence subject as the room may show it: a TCP line client with its address, anyone else by id. */
