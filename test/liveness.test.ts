@@ -139,6 +139,23 @@ describe('idle timeout', () => {
     c.close();
   });
 
+  it('an idle client that sends a bad frame is active again: its watchers hear `active` (it is speaking, if wrongly)', async () => {
+    broker = await startTestBroker({ idleMs: 200, idleGraceMs: 5000, heartbeatMs: 60_000 });
+    const watcher = await TestClient.connect(broker.url);
+    await watcher.request({ op: 'sub', topic: 'desk', presence: true });
+    const c = await TestClient.connect(`${broker.url}?name=garbled`);
+    await c.request({ op: 'sub', topic: 'desk' });
+    await watcher.next((f) => f.op === 'event' && f.client?.name === 'garbled' && f.event === 'idle', 5000);
+    c.ws.send('{not json');
+    expect(await c.next((f) => f.op === 'error')).toMatchObject({ code: 'bad_frame' });
+    // Waits for `active` (a later ping barrier on the watcher would not wait for the client's own signal), then reads
+    // everything the watcher was told of the client, in order.
+    await watcher.next((f) => f.op === 'event' && f.client?.name === 'garbled' && f.event === 'active', 5000).catch(() => undefined);
+    expect(watcher.all.filter((f) => f.op === 'event' && f.client?.name === 'garbled').map((f) => f.event)).toEqual(['join', 'idle', 'active']);
+    c.close();
+    watcher.close();
+  });
+
   it('activity keeps a connection online well past idleMs', async () => {
     // A client that speaks every 50 ms for 2.5 idle periods is never idle. Shown by what presence watchers are told
     // (no `idle` event, read behind a barrier), not by the link's state at instants a fixed sleep picks: a starved

@@ -124,8 +124,12 @@ export class FrameReader {
   }
 
   private serve(frame: ClientFrame | ProtocolError): void {
-    if (frame instanceof ProtocolError) return this.reject(frame);
     const link = this.link;
+    if (frame instanceof ProtocolError) {
+      // A bad frame is activity all the same (it kept the idle timer from running out): an idle client is active again.
+      if (link.isOpen && link.isIdle) link.signal({ type: 'ACTIVE' });
+      return this.reject(frame);
+    }
     // Before it is admitted and once it is closing, a connection's frames are not served (as in the machine's states).
     if (!link.isOpen) return;
     if (frame.op === 'quit') return link.signal({ type: 'QUIT' });
