@@ -22,9 +22,9 @@ describe('PublishKeys', () => {
   it('full: a new key is refused, every key in its window is still answered; expired ones make room', () => {
     let now = 0;
     const keys = new PublishKeys(60_000, 32, () => now, 1_000_000);
-    for (let i = 0; i < 32; i++) keys.set('x', `k${i}`, { seq: i + 1, epoch: 'e' }); // the server's own ('')
+    for (let i = 0; i < 32 + 8; i++) keys.set('x', `k${i}`, { seq: i + 1, epoch: 'e' }); // the server's own (''): the bound and its reserve
     expect(keys.refusal('x', 'new', '')).toMatch(/too many publish keys/);
-    for (let i = 0; i < 32; i++) expect(keys.get('x', `k${i}`)).toMatchObject({ seq: i + 1, duplicate: true });
+    for (let i = 0; i < 32 + 8; i++) expect(keys.get('x', `k${i}`)).toMatchObject({ seq: i + 1, duplicate: true });
     now += 60_000;
     expect(keys.refusal('x', 'new', '')).toBeUndefined();
     expect(keys.size).toBe(0);
@@ -37,6 +37,20 @@ describe('PublishKeys', () => {
     expect(mine).toBeLessThanOrEqual(100);
     expect(keys.byteSize).toBeLessThanOrEqual(1_600_000 / 16);
     expect(keys.refusal('t', 'other', 'c2')).toBeUndefined();
+  });
+
+  it('sixteen flooders fill the bounds; a client holding few keys still finds room (the reserve), up to 64 keys', () => {
+    const keys = new PublishKeys(60_000, 1600, Date.now, 1_600_000);
+    for (let c = 1; c <= 16; c++) {
+      for (let i = 0; keys.refusal('t', `c${c}-${i}`, `c${c}`) === undefined; i++) keys.set('t', `c${c}-${i}`, { seq: 1, epoch: 'e' }, `c${c}`);
+    }
+    expect(keys.size).toBe(1600);
+    // A seventeenth flooder, and a neighbour: each gets 64 keys from the reserve, then is refused.
+    let neighbour = 0;
+    while (keys.refusal('t', `n-${neighbour}`, 'n') === undefined) keys.set('t', `n-${neighbour++}`, { seq: 1, epoch: 'e' }, 'n');
+    expect(neighbour).toBe(64);
+    expect(keys.refusal('t', 'n-more', 'n')).toMatch(/too many publish keys/);
+    expect(keys.refusal('t', 'someone', 'other')).toBeUndefined();
   });
 });
 
