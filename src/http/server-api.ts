@@ -104,6 +104,12 @@ function clientOf(body: Record<string, unknown>): string {
 
 const STATUS_OF: Record<CommandErrorCode, number> = { not_found: 404, forbidden: 403, too_large: 409, unavailable: 503, outcome_unknown: 504 };
 
+/**
+ * The status of a `who` the engine could not answer, as the other routes give these codes (POST /api/publish): the
+ * broker's or Redis's failure is not the caller's bad input (400), which every other code is (a cursor not ours).
+ */
+const WHO_STATUS: Partial<Record<string, number>> = { unavailable: 503, outcome_unknown: 504, internal: 500 };
+
 /** A command's outcome as the HTTP answer: the client it was done to, or the error with its status. */
 function commandAnswer(outcome: CommandOutcome): { id: string; name: string } {
   if (!outcome.ok) throw new HttpError(STATUS_OF[outcome.code], outcome.message, outcome.code);
@@ -194,7 +200,7 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > WHO_LIMIT_MAX) throw new HttpError(400, `limit must be 1 to ${WHO_LIMIT_MAX}`, 'bad_request');
     const cursor = url.searchParams.get('cursor') ?? undefined;
     const answer = await asker.who(hub, topic, limit, cursor);
-    if (answer.op === 'error') throw new HttpError(answer.code === 'unavailable' ? 503 : 400, answer.message, answer.code);
+    if (answer.op === 'error') throw new HttpError(WHO_STATUS[answer.code] ?? 400, answer.message, answer.code);
     const { clients, next } = answer as unknown as { clients: unknown[]; next?: string };
     sendJson(res, 200, next === undefined ? { clients } : { clients, next });
   }));
