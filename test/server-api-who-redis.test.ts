@@ -47,3 +47,35 @@ describe.skipIf(!run)('GET /api/who when Redis fails the read', () => {
     }
   });
 });
+
+describe.skipIf(!run)('GET /api/who calls at once on a hung Redis', () => {
+  let redis: TestRedis;
+  let node: TestBroker;
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    node = await startNode(redis, { apiKey: KEY, redisTimeoutMs: 500 });
+  });
+  afterAll(async () => {
+    redis?.resume();
+    await node?.close();
+    await redis?.stop();
+  });
+
+  it('each is answered once its own read times out, not after every earlier call’s', async () => {
+    redis.pause();
+    try {
+      const start = Date.now();
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const res = await fetch(`${node.httpUrl}/api/who`, { headers: { authorization: `Bearer ${KEY}` }, signal: AbortSignal.timeout(10_000) });
+          return { status: res.status, ms: Date.now() - start };
+        }),
+      );
+      expect(answers.map((a) => a.status)).toEqual(Array(8).fill(503));
+      // One --redis-timeout-ms (500) and some slack each: one after another, the last waited for 8 of them (4 s).
+      expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(2000);
+    } finally {
+      redis.resume();
+    }
+  });
+});
