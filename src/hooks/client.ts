@@ -16,7 +16,7 @@ export const SIGNATURE_HEADER = 'x-switchboard-signature';
 export type HookKind = 'connect' | 'subscribe' | 'publish' | 'rpc' | 'events';
 
 export type HookFailure =
-  /** Not sent: the breaker is open, too many calls in flight, or the backend refused the connection. */
+  /** Not sent: the breaker is open, too many calls in flight, or the backend refused (or did not accept in time) the connection. */
   | { ok: false; reached: false; why: 'breaker' | 'busy' | 'unreachable'; message: string }
   /** Sent: no answer in time, an HTTP error status, or an answer that is not a JSON object. */
   | { ok: false; reached: true; why: 'timeout' | 'status' | 'bad_answer' | 'broken'; message: string; status?: number };
@@ -118,13 +118,17 @@ export class HookClient {
       };
       const req = request(url, { method: 'POST', headers, agent: https ? this.agents.https : this.agents.http }, (res) => this.read(res, kind, done));
       const timer = setTimeout(() => {
-        done({ ok: false, reached: true, why: 'timeout', message: `the application backend did not answer within ${this.options.timeoutMs} ms` });
+        // Not connected yet (a backend that does not accept: a full accept queue, a blackholed address, a TLS handshake
+        // never answered): the request never left, so the backend surely did not act on it and a retry is safe.
+        if (!sent) done({ ok: false, reached: false, why: 'unreachable', message: `the application backend did not accept the connection within ${this.options.timeoutMs} ms` });
+        else done({ ok: false, reached: true, why: 'timeout', message: `the application backend did not answer within ${this.options.timeoutMs} ms` });
         req.destroy();
       }, this.options.timeoutMs);
       req.on('socket', (socket) => {
-        // A reused keep-alive socket is connected already; a new one once 'connect' fires. Before that nothing was sent.
+        // A reused keep-alive socket is connected already; a new one once 'connect' fires (over TLS once the handshake
+        // is done: the request is written encrypted after it). Before that nothing was sent.
         if (!socket.connecting) sent = true;
-        else socket.once('connect', () => (sent = true));
+        else socket.once(https ? 'secureConnect' : 'connect', () => (sent = true));
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (!sent || err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === 'EHOSTUNREACH') {

@@ -21,7 +21,9 @@ export const BATCH_MAX = 1000;
 
 /**
  * The API's own session, used only to ask the engine `who`: the engine answers it as it answers a client (across
- * the cluster on Redis), and the answer is handed to the waiting HTTP request by its id. One per broker.
+ * the cluster on Redis), and the answer is handed to the waiting HTTP request by its id. One per request: the Redis
+ * engine runs one session's requests one after another, so a shared one made each `who` wait for every earlier one
+ * (on a hung Redis, a whole --redis-timeout-ms each). How many wait on Redis at once is bounded there all the same.
  */
 class ApiAsker implements Session {
   readonly id = 'c0';
@@ -104,6 +106,12 @@ function clientOf(body: Record<string, unknown>): string {
 
 const STATUS_OF: Record<CommandErrorCode, number> = { not_found: 404, forbidden: 403, too_large: 409, unavailable: 503, outcome_unknown: 504 };
 
+/**
+ * The status of a `who` the engine could not answer, as the other routes give these codes (POST /api/publish): the
+ * broker's or Redis's failure is not the caller's bad input (400), which every other code is (a cursor not ours).
+ */
+const WHO_STATUS: Partial<Record<string, number>> = { unavailable: 503, outcome_unknown: 504, internal: 500 };
+
 /** A command's outcome as the HTTP answer: the client it was done to, or the error with its status. */
 function commandAnswer(outcome: CommandOutcome): { id: string; name: string } {
   if (!outcome.ok) throw new HttpError(STATUS_OF[outcome.code], outcome.message, outcome.code);
@@ -112,7 +120,6 @@ function commandAnswer(outcome: CommandOutcome): { id: string; name: string } {
 
 export function registerServerApi(router: Router, core: BrokerCore, guarded: (h: Handler) => Handler, log: Logger, calls: NodeCalls | undefined): void {
   const { config, hub } = core;
-  const asker = new ApiAsker();
   const commands = new ClientCommands(config, hub, calls);
   const isRunning = () => core.supervisor.getSnapshot().value === 'running';
   const running = () => {
@@ -193,8 +200,8 @@ export function registerServerApi(router: Router, core: BrokerCore, guarded: (h:
     const limit = rawLimit === null ? 100 : Number(rawLimit);
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > WHO_LIMIT_MAX) throw new HttpError(400, `limit must be 1 to ${WHO_LIMIT_MAX}`, 'bad_request');
     const cursor = url.searchParams.get('cursor') ?? undefined;
-    const answer = await asker.who(hub, topic, limit, cursor);
-    if (answer.op === 'error') throw new HttpError(answer.code === 'unavailable' ? 503 : 400, answer.message, answer.code);
+    const answer = await new ApiAsker().who(hub, topic, limit, cursor);
+    if (answer.op === 'error') throw new HttpError(WHO_STATUS[answer.code] ?? 400, answer.message, answer.code);
     const { clients, next } = answer as unknown as { clients: unknown[]; next?: string };
     sendJson(res, 200, next === undefined ? { clients } : { clients, next });
   }));

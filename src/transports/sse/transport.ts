@@ -19,7 +19,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import type { RequestFrame } from '../../engine/engine.js';
 import { CURSOR_MAX_BYTES, decodeCursor, resumeFrames, type Cursor } from './cursor.js';
 import { admitThroughHook } from '../../hooks/connect.js';
-import { CURSOR_MARK, SseWire } from './wire.js';
+import { CURSOR_MARK, RESUMED, SseWire } from './wire.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
 import { refusal, SseForwarding, type PostAnswer, type RemoteStream } from './forwarding.js';
 
@@ -258,8 +258,12 @@ export class SseTransport {
   /** Re-subscribes a reconnecting stream from its cursor; what cannot be recovered is said first, per filter. */
   private resume(stream: Stream, cursor: Resume): void {
     this.resubscribe(stream, cursor);
-    stream.wire.releaseIds();
-    this.mark(stream, CURSOR_MARK);
+    // The cursor waits for the re-subscribes: on a cluster they are done once Redis answered them, after this returns,
+    // and a cursor written before (by a message meanwhile) would hold none of the filters: a reconnect with it would
+    // lose them all. A ping is answered after every earlier request of the stream: its pong releases the ids.
+    const id = this.ownId();
+    stream.wire.own(id, RESUMED, stream.link.mailbox.capacity);
+    this.core.hub.ping(stream.link, id);
   }
 
   private resubscribe(stream: Stream, cursor: Resume): void {

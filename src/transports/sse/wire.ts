@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Wire } from '../../actors/mailbox.js';
 import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
+import type { ServerFrame } from '../../protocol/frames.js';
 import { encodeCursor, type Position } from './cursor.js';
 import { filterMatches } from '../../protocol/topic.js';
 import { cutUnlessFlushed } from '../socket-wire.js';
@@ -19,6 +20,11 @@ const HEARTBEAT = Buffer.from(': heartbeat\n\n');
 const EMPTY = Buffer.alloc(0);
 /** An own id's meaning: emit the cursor now (after a POST that may have changed the filters). */
 export const CURSOR_MARK = Symbol('cursor');
+/** An own id's meaning: the pong of a resuming stream's ping, answered after its re-subscribes: write cursors from now. */
+export const RESUMED = Symbol('resumed');
+
+/** What one of the stream's own ids stands for (see SseWire.ownIds). */
+export type OwnMeaning = string | null | typeof CURSOR_MARK | typeof RESUMED;
 
 /** What the wire reads of its connection: the filters it holds now (the engine keeps them). */
 export interface StreamFilters {
@@ -36,15 +42,15 @@ export class SseWire implements Wire {
   /**
    * Ids of the stream's own frames (never a client's: random, unguessable): a resuming `sub`'s ack is rendered as
    * the stream's verdict on that filter (filter string, or null for the whole stream); a `cursor` mark as an event
-   * that carries only the cursor.
+   * that carries only the cursor; the `resumed` pong as the end of a resume (ids released, the cursor written).
    */
-  readonly ownIds = new Map<string, string | null | typeof CURSOR_MARK>();
+  readonly ownIds = new Map<string, OwnMeaning>();
 
   /**
    * Records one of the stream's own frames. At most `bound` are kept (the mailbox's capacity: no more of their acks
    * can be queued at once), the oldest going first: under drop-oldest an ack dropped unwritten never deletes its entry.
    */
-  own(id: string, meaning: string | null | typeof CURSOR_MARK, bound: number): void {
+  own(id: string, meaning: OwnMeaning, bound: number): void {
     this.ownIds.set(id, meaning);
     while (this.ownIds.size > bound) this.ownIds.delete(this.ownIds.keys().next().value!);
   }
@@ -60,7 +66,7 @@ export class SseWire implements Wire {
     private readonly res: ServerResponse,
     /** The engine's life when the stream began (see cursor.ts). */
     private readonly life: string,
-    /** Write no cursor until releaseIds(): a resuming stream's filters are not back yet. */
+    /** Write no cursor until the `resumed` pong: a resuming stream's filters are not back yet. */
     private idsHeld = false,
     /** How long the stream's end may take to flush to a client that does not read before the socket is cut. */
     private readonly closeTimeoutMs = 5000,
@@ -78,10 +84,6 @@ export class SseWire implements Wire {
     this.dropped ||= dropped;
   }
 
-  releaseIds(): void {
-    this.idsHeld = false;
-  }
-
   /** The client may have changed its filters (a POST): look again before the next event. */
   filtersMayChange(): void {
     this.filtersStale = true;
@@ -96,12 +98,26 @@ export class SseWire implements Wire {
     this.markCursor?.();
   }
 
+  /**
+   * The `resumed` pong is sent once the engine has answered every earlier request of the stream, its re-subscribes
+   * too (on a cluster, once Redis has): the filters it holds now are the resumed ones, so cursors may be written again,
+   * by every event written from now on (those already queued too). Refused instead (Redis lost meanwhile), the
+   * re-subscribes were answered before it all the same. Told as it is sent, not as it is written: the mailbox may drop
+   * it unwritten (drop-oldest), which must not hold the ids for good.
+   */
+  sending(frame: ServerFrame): void {
+    if ((frame.op === 'pong' || frame.op === 'error') && typeof frame.id === 'string' && this.ownIds.get(frame.id) === RESUMED) {
+      this.idsHeld = false;
+      this.filtersStale = true; // read while held (none back yet): the next event looks again
+    }
+  }
+
   encode(out: Outgoing): Buffer {
     const f = out.frame;
-    if (f.op === 'ack' && typeof f.id === 'string' && this.ownIds.has(f.id)) {
+    if ((f.op === 'ack' || f.op === 'pong') && typeof f.id === 'string' && this.ownIds.has(f.id)) {
       const meaning = this.ownIds.get(f.id);
       this.ownIds.delete(f.id);
-      return meaning === CURSOR_MARK ? this.cursorEvent() : this.verdict(meaning ?? null, f);
+      return meaning === CURSOR_MARK || meaning === RESUMED ? this.cursorEvent() : this.verdict(meaning ?? null, f);
     }
     if (f.op === 'error' && typeof f.id === 'string') this.ownIds.delete(f.id); // a resume refused: said as the error it is
     let moved = this.lastId === undefined;
