@@ -30,6 +30,12 @@ export interface InboundSession {
   disconnect(keepsWill: boolean): void;
 }
 
+/**
+ * A QoS 1/2 PUBLISH, a SUBSCRIBE and an UNSUBSCRIBE carry a non-zero packet id [MQTT-2.2.1-3] (3.1.1: [MQTT-2.3.1-1]):
+ * one with 0 is a protocol error (5.0: DISCONNECT 0x82), not a message answered with PUBACK 0.
+ */
+const ZERO_ID = 'packet id 0 (a non-zero one is required)';
+
 /** One packet after CONNECT; returns a protocol violation to close with, or undefined. */
 export function inboundPacket(packet: Packet, bytes: number, session: InboundSession): string | undefined {
   const reader = session.reader;
@@ -49,6 +55,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
         return undefined;
       }
       const pid = packet.messageId!;
+      if (pid === 0) return ZERO_ID;
       if (packet.qos === 1) {
         reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) }, bytes);
         return undefined;
@@ -79,6 +86,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
     case 'subscribe': {
       const subs = packet.subscriptions;
       if (subs.length === 0) return 'SUBSCRIBE without topic filters';
+      if (packet.messageId === 0) return ZERO_ID;
       // While the resume resends, served once the filters are resumed (a live subscription before would let new
       // messages overtake the resends, and move positions past what came while away); counted now, as they come.
       const later = session.flights.resuming;
@@ -99,6 +107,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
     case 'unsubscribe': {
       const list = packet.unsubscriptions;
       if (list.length === 0) return 'UNSUBSCRIBE without topic filters';
+      if (packet.messageId === 0) return ZERO_ID;
       const later = session.flights.resuming;
       const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(list.length).fill(0), left: list.length };
       list.forEach((filter, index) => {
