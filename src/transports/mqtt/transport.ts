@@ -16,6 +16,7 @@ import type { Link } from '../../actors/link.js';
 import { nameError } from '../../protocol/frames.js';
 import { PacketFramer, type FrameEvent } from './framer.js';
 import { propertiesProblem } from './properties.js';
+import { illFormedTopic } from './utf8.js';
 import { CONNACK } from './codes.js';
 import { ConnectReader, expiryOf, NEVER, type Accepted } from './connect.js';
 import { MqttSession } from './session.js';
@@ -211,6 +212,8 @@ export class MqttTransport {
         if (broken) return;
         const malformed = propertiesProblem(p);
         if (malformed !== undefined) return violation(`malformed packet: ${malformed}`.slice(0, 120));
+        // The codec decoded ill-formed UTF-8 as U+FFFD: a topic changed on the way, a malformed packet [MQTT-1.5.4-1].
+        if (illFormedTopic(p, bytes, version === 5)) return violation('malformed packet: a topic name or filter of ill-formed UTF-8');
         const problem = session.inbound(p, bytes.length);
         if (problem) return violation(problem);
       }
