@@ -43,6 +43,8 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
   switch (packet.cmd) {
     case 'publish': {
       if (packet.properties?.topicAlias !== undefined) return 'a topic alias (the broker allows none: topic alias maximum 0)';
+      // Subscription identifiers go from the server to a client only [MQTT-3.3.4-6]: a protocol error (5.0: 0x82).
+      if (packet.properties?.subscriptionIdentifier !== undefined) return 'a PUBLISH from a client with a subscription identifier';
       // The DUP flag MUST be 0 on QoS 0 [MQTT-3.3.1-2]; a zero-length topic without a topic alias is a protocol error (5.0, 3.3.2.1).
       if (packet.qos === 0 && packet.dup) return 'malformed packet: DUP set on a QoS 0 PUBLISH';
       if (packet.topic.length === 0) return 'a PUBLISH with an empty topic name and no topic alias';
@@ -116,6 +118,8 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       return undefined;
     }
     case 'pingreq':
+      // PINGREQ has no variable header nor payload: a remaining length other than 0 is a malformed packet (5.0: 0x81).
+      if ((packet.length ?? 0) !== 0) return 'malformed packet: a PINGREQ with a remaining length';
       reader.parsed({ op: 'ping', id: session.expect({ kind: 'ping' }) }, bytes);
       return undefined;
     case 'disconnect':
