@@ -6,7 +6,7 @@
 import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
-import { SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
+import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
 
@@ -68,9 +68,11 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       reader.parsed({ op: 'pub', topic: packet.topic, data, id: session.expect({ kind: 'pubrec', pid, retain }) }, bytes);
       return undefined;
     }
-    case 'pubrel':
-      session.received.delete(packet.messageId!);
-      return session.answer({ kind: 'pubcomp', pid: packet.messageId! });
+    case 'pubrel': {
+      // 5.0: a PUBREL for an id with no QoS 2 publish received is answered PUBCOMP 0x92, packet identifier not found (3.7.2.1).
+      const known = session.received.delete(packet.messageId!);
+      return session.answer({ kind: 'pubcomp', pid: packet.messageId!, reasonCode: known ? undefined : PACKET_ID_NOT_FOUND });
+    }
     case 'puback':
       session.flights.completed(packet.messageId!);
       return undefined;
@@ -80,7 +82,8 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       if (v5 && (packet.reasonCode ?? 0) >= 0x80) return void session.flights.completed(packet.messageId!);
       const flight = session.flights.inflight.get(packet.messageId!);
       if (flight) flight.released = true;
-      return session.answer({ kind: 'pubrel', pid: packet.messageId! });
+      // 5.0: a PUBREC for an id with no message in flight is answered PUBREL 0x92, packet identifier not found (3.6.2.1).
+      return session.answer({ kind: 'pubrel', pid: packet.messageId!, reasonCode: flight ? undefined : PACKET_ID_NOT_FOUND });
     }
     case 'pubcomp':
       session.flights.completed(packet.messageId!);

@@ -143,7 +143,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       return p.packet;
     case 'pubcomp':
     case 'pubrel':
-      return mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
+      return mqttPacket.generate({ cmd: p.kind, messageId: p.pid, ...(v5 && p.reasonCode !== undefined && { reasonCode: p.reasonCode }) }, o);
     case 'ping':
       return mqttPacket.generate({ cmd: 'pingresp' }, o);
   }
