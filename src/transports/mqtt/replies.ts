@@ -30,6 +30,8 @@ function resentProperties(out: Outgoing): PacketProperties | undefined {
 export interface ReplySession {
   /** The codec's options for the connection's protocol version (4: 3.1.1, 5: 5.0). */
   readonly generateOptions: { protocolVersion: 4 | 5 };
+  /** A refusal may say why in a reason string (not when the 5.0 client set Request Problem Information to 0). */
+  readonly reasonStrings: boolean;
   /** Granted QoS by filter: the filters the session holds. */
   readonly filters: Map<string, QoS>;
   /** 5.0 filters subscribed with No Local. */
@@ -132,7 +134,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
       if (error && !v5) return session.refused(error.code, error.message);
       const packet = error
-        ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o)
+        ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), ...(session.reasonStrings && { properties: { reasonString: error.message.slice(0, 200) } }) }, o)
         : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
       if (!error && p.retain) session.writes.after(keepRetained(p, f, session.writes), packet);
       else if (session.writes.waiting) session.writes.after(undefined, packet);

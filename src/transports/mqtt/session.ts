@@ -43,6 +43,8 @@ export interface SessionOptions {
   retained?: RetainedStore | undefined;
   /** The largest packet the client takes (5.0 CONNECT); a message over it is not sent to it. */
   maxPacket?: number | undefined;
+  /** 5.0 CONNECT's Request Problem Information was 0: no reason string but in PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29]. */
+  noProblemInformation?: boolean | undefined;
 }
 
 export class MqttSession {
@@ -105,6 +107,7 @@ export class MqttSession {
     this.writes = new RetainedWrites(options.retained, (packet) => this.answer({ kind: 'ready', packet }));
     this.replying = {
       generateOptions: this.generateOptions,
+      reasonStrings: options.noProblemInformation !== true,
       filters: this.filters,
       noLocal: this.noLocal,
       received: this.received,

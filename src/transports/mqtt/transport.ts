@@ -182,7 +182,8 @@ export class MqttTransport {
     const expiryS = expiryOf(version, connect);
     const persistent = clientId.length > 0 && expiryS > 0;
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket });
+    const noProblemInformation = version === 5 && connect.properties?.requestProblemInformation === false;
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket, noProblemInformation });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
