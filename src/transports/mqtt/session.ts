@@ -373,7 +373,7 @@ export class MqttSession {
 
   /** The bytes that end the connection: a refused CONNACK before it was accepted, a v5 DISCONNECT after. */
   closing(code: number, reason: string): Buffer {
-    const packet = closingPacket(this.generateOptions.protocolVersion, this.connacked, code, reason);
+    const packet = closingPacket(this.generateOptions.protocolVersion, this.connacked, code, reason, this.options.maxPacket);
     this.connacked = true;
     return packet ?? NOTHING;
   }
