@@ -83,8 +83,11 @@ export function disconnectReason(closeCode: number, reason: string): number {
       return 0x89; // server busy is the nearest; idle closes apply to MQTT only with --idle-close all
     case CLOSE.tryAgainLater:
       return 0x89;
+    case CLOSE.byServer:
+      return 0x98; // administrative action: the server API (POST /api/clients/disconnect) ended it
     default:
-      return 0x83; // implementation specific error
+      // The application's own codes (4005-4999) come from the server API too: administrative action as well.
+      return closeCode > CLOSE.byServer && closeCode <= 4999 ? 0x98 : 0x83; // else implementation specific error
   }
 }
 
