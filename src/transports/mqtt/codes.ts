@@ -22,6 +22,9 @@ export const SUBACK_FAILURE_V4 = 0x80;
 /** The close reason of a connection taken over by a new one with its client id (takeover.ts): DISCONNECT 0x8E in 5.0. */
 export const TAKEN_OVER = 'session taken over';
 
+/** PUBREL / PUBCOMP reason code 0x92: packet identifier not found (5.0), for an exchange the receiver holds nothing of. */
+export const PACKET_ID_NOT_FOUND = 0x92;
+
 /** SUBACK reason code 0x9E: shared subscriptions not supported (5.0). */
 export const SHARED_NOT_SUPPORTED = 0x9e;
 
@@ -80,8 +83,11 @@ export function disconnectReason(closeCode: number, reason: string): number {
       return 0x89; // server busy is the nearest; idle closes apply to MQTT only with --idle-close all
     case CLOSE.tryAgainLater:
       return 0x89;
+    case CLOSE.byServer:
+      return 0x98; // administrative action: the server API (POST /api/clients/disconnect) ended it
     default:
-      return 0x83; // implementation specific error
+      // The application's own codes (4005-4999) come from the server API too: administrative action as well.
+      return closeCode > CLOSE.byServer && closeCode <= 4999 ? 0x98 : 0x83; // else implementation specific error
   }
 }
 

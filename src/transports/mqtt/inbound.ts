@@ -6,7 +6,7 @@
 import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
-import { SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
+import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
 
@@ -30,6 +30,12 @@ export interface InboundSession {
   disconnect(keepsWill: boolean): void;
 }
 
+/**
+ * A QoS 1/2 PUBLISH, a SUBSCRIBE and an UNSUBSCRIBE carry a non-zero packet id [MQTT-2.2.1-3] (3.1.1: [MQTT-2.3.1-1]):
+ * one with 0 is a protocol error (5.0: DISCONNECT 0x82), not a message answered with PUBACK 0.
+ */
+const ZERO_ID = 'packet id 0 (a non-zero one is required)';
+
 /** One packet after CONNECT; returns a protocol violation to close with, or undefined. */
 export function inboundPacket(packet: Packet, bytes: number, session: InboundSession): string | undefined {
   const reader = session.reader;
@@ -37,6 +43,8 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
   switch (packet.cmd) {
     case 'publish': {
       if (packet.properties?.topicAlias !== undefined) return 'a topic alias (the broker allows none: topic alias maximum 0)';
+      // Subscription identifiers go from the server to a client only [MQTT-3.3.4-6]: a protocol error (5.0: 0x82).
+      if (packet.properties?.subscriptionIdentifier !== undefined) return 'a PUBLISH from a client with a subscription identifier';
       // The DUP flag MUST be 0 on QoS 0 [MQTT-3.3.1-2]; a zero-length topic without a topic alias is a protocol error (5.0, 3.3.2.1).
       if (packet.qos === 0 && packet.dup) return 'malformed packet: DUP set on a QoS 0 PUBLISH';
       if (packet.topic.length === 0) return 'a PUBLISH with an empty topic name and no topic alias';
@@ -49,6 +57,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
         return undefined;
       }
       const pid = packet.messageId!;
+      if (pid === 0) return ZERO_ID;
       if (packet.qos === 1) {
         reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) }, bytes);
         return undefined;
@@ -59,9 +68,11 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       reader.parsed({ op: 'pub', topic: packet.topic, data, id: session.expect({ kind: 'pubrec', pid, retain }) }, bytes);
       return undefined;
     }
-    case 'pubrel':
-      session.received.delete(packet.messageId!);
-      return session.answer({ kind: 'pubcomp', pid: packet.messageId! });
+    case 'pubrel': {
+      // 5.0: a PUBREL for an id with no QoS 2 publish received is answered PUBCOMP 0x92, packet identifier not found (3.7.2.1).
+      const known = session.received.delete(packet.messageId!);
+      return session.answer({ kind: 'pubcomp', pid: packet.messageId!, reasonCode: known ? undefined : PACKET_ID_NOT_FOUND });
+    }
     case 'puback':
       session.flights.completed(packet.messageId!);
       return undefined;
@@ -71,7 +82,8 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       if (v5 && (packet.reasonCode ?? 0) >= 0x80) return void session.flights.completed(packet.messageId!);
       const flight = session.flights.inflight.get(packet.messageId!);
       if (flight) flight.released = true;
-      return session.answer({ kind: 'pubrel', pid: packet.messageId! });
+      // 5.0: a PUBREC for an id with no message in flight is answered PUBREL 0x92, packet identifier not found (3.6.2.1).
+      return session.answer({ kind: 'pubrel', pid: packet.messageId!, reasonCode: flight ? undefined : PACKET_ID_NOT_FOUND });
     }
     case 'pubcomp':
       session.flights.completed(packet.messageId!);
@@ -79,6 +91,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
     case 'subscribe': {
       const subs = packet.subscriptions;
       if (subs.length === 0) return 'SUBSCRIBE without topic filters';
+      if (packet.messageId === 0) return ZERO_ID;
       // While the resume resends, served once the filters are resumed (a live subscription before would let new
       // messages overtake the resends, and move positions past what came while away); counted now, as they come.
       const later = session.flights.resuming;
@@ -99,6 +112,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
     case 'unsubscribe': {
       const list = packet.unsubscriptions;
       if (list.length === 0) return 'UNSUBSCRIBE without topic filters';
+      if (packet.messageId === 0) return ZERO_ID;
       const later = session.flights.resuming;
       const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(list.length).fill(0), left: list.length };
       list.forEach((filter, index) => {
@@ -107,6 +121,8 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       return undefined;
     }
     case 'pingreq':
+      // PINGREQ has no variable header nor payload: a remaining length other than 0 is a malformed packet (5.0: 0x81).
+      if ((packet.length ?? 0) !== 0) return 'malformed packet: a PINGREQ with a remaining length';
       reader.parsed({ op: 'ping', id: session.expect({ kind: 'ping' }) }, bytes);
       return undefined;
     case 'disconnect':

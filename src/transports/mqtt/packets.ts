@@ -86,14 +86,17 @@ export function retainedPacket(message: Retained, qos: QoS, pid: number | undefi
 
 /**
  * The bytes that end a connection: a refused CONNACK before one was sent (`connacked` false), a 5.0 DISCONNECT with
- * the reason after; none for 3.1.1 or a normal close (the stream just ends).
+ * the reason after; none for 3.1.1 or a normal close (the stream just ends). `maxPacket`: the client's maximum packet
+ * size (5.0), which the DISCONNECT's reason string is dropped rather than exceed [MQTT-3.14.2-3].
  */
-export function closingPacket(version: 4 | 5, connacked: boolean, code: number, reason: string): Buffer | undefined {
+export function closingPacket(version: 4 | 5, connacked: boolean, code: number, reason: string, maxPacket?: number): Buffer | undefined {
   const v5 = version === 5;
   if (!connacked) {
     const refusal = code === CLOSE.tryAgainLater || code === CLOSE.goingAway ? (v5 ? 0x88 : 3) : v5 ? 0x80 : 3;
     return mqttPacket.generate(v5 ? { cmd: 'connack', reasonCode: refusal, sessionPresent: false } : { cmd: 'connack', returnCode: refusal, sessionPresent: false }, { protocolVersion: version });
   }
   if (!v5 || code === CLOSE.normal) return undefined;
-  return mqttPacket.generate({ cmd: 'disconnect', reasonCode: disconnectReason(code, reason), properties: { reasonString: reason.slice(0, 200) } }, { protocolVersion: version });
+  const reasonCode = disconnectReason(code, reason);
+  const full = mqttPacket.generate({ cmd: 'disconnect', reasonCode, properties: { reasonString: reason.slice(0, 200) } }, { protocolVersion: version });
+  return maxPacket !== undefined && full.length > maxPacket ? mqttPacket.generate({ cmd: 'disconnect', reasonCode }, { protocolVersion: version }) : full;
 }

@@ -20,9 +20,9 @@ export type Pending =
   /** Behind a subscription's retained messages: the live messages held meanwhile go out now. */
   | { kind: 'retainedEnd'; read: RetainedRead }
   | { kind: 'resend'; pid: number }
-  /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order. */
-  | { kind: 'pubcomp'; pid: number }
-  | { kind: 'pubrel'; pid: number }
+  /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order (`reasonCode`: 5.0, other than 0x00). */
+  | { kind: 'pubcomp'; pid: number; reasonCode?: number | undefined }
+  | { kind: 'pubrel'; pid: number; reasonCode?: number | undefined }
   | { kind: 'ping' }
   /** A PUBACK or PUBREC held until the retained message of its publish was kept. */
   | { kind: 'ready'; packet: Buffer };

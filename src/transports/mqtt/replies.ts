@@ -30,6 +30,8 @@ function resentProperties(out: Outgoing): PacketProperties | undefined {
 export interface ReplySession {
   /** The codec's options for the connection's protocol version (4: 3.1.1, 5: 5.0). */
   readonly generateOptions: { protocolVersion: 4 | 5 };
+  /** A refusal may say why in a reason string (not when the 5.0 client set Request Problem Information to 0). */
+  readonly reasonStrings: boolean;
   /** Granted QoS by filter: the filters the session holds. */
   readonly filters: Map<string, QoS>;
   /** 5.0 filters subscribed with No Local. */
@@ -131,9 +133,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       if (error && p.kind === 'pubrec') session.received.delete(p.pid);
       // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
       if (error && !v5) return session.refused(error.code, error.message);
-      const packet = error
-        ? mqttPacket.generate({ cmd: p.kind, messageId: p.pid, reasonCode: pubReason(error.code), properties: { reasonString: error.message.slice(0, 200) } }, o)
-        : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
+      const packet = error ? refusal(p.kind, p.pid, error, session) : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
       if (!error && p.retain) session.writes.after(keepRetained(p, f, session.writes), packet);
       else if (session.writes.waiting) session.writes.after(undefined, packet);
       else return packet;
@@ -143,10 +143,21 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       return p.packet;
     case 'pubcomp':
     case 'pubrel':
-      return mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
+      return mqttPacket.generate({ cmd: p.kind, messageId: p.pid, ...(v5 && p.reasonCode !== undefined && { reasonCode: p.reasonCode }) }, o);
     case 'ping':
       return mqttPacket.generate({ cmd: 'pingresp' }, o);
   }
+}
+
+/**
+ * A 5.0 PUBACK / PUBREC refusing a publish: with its reason string, unless the client set Request Problem Information
+ * to 0 [MQTT-3.1.2-29] or the string would take it past the client's maximum packet size [MQTT-3.4.2-2] [MQTT-3.5.2-2].
+ */
+function refusal(cmd: 'puback' | 'pubrec', pid: number, error: Extract<Answer, { op: 'error' }>, session: ReplySession): Buffer {
+  const bare = { cmd, messageId: pid, reasonCode: pubReason(error.code) };
+  const o = session.generateOptions;
+  const full = session.reasonStrings ? session.fits(mqttPacket.generate({ ...bare, properties: { reasonString: error.message.slice(0, 200) } }, o)) : NOTHING;
+  return full.length > 0 ? full : mqttPacket.generate(bare, o);
 }
 
 /** Starts keeping the retained message of a publish the engine took (answer `f`), once: its write, or undefined (none). */

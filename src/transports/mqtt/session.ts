@@ -43,6 +43,10 @@ export interface SessionOptions {
   retained?: RetainedStore | undefined;
   /** The largest packet the client takes (5.0 CONNECT); a message over it is not sent to it. */
   maxPacket?: number | undefined;
+  /** The largest packet the broker takes (a larger one closes the connection): 5.0 CONNACK advertises it. */
+  serverMaxPacket?: number | undefined;
+  /** 5.0 CONNECT's Request Problem Information was 0: no reason string but in PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29]. */
+  noProblemInformation?: boolean | undefined;
 }
 
 export class MqttSession {
@@ -105,6 +109,7 @@ export class MqttSession {
     this.writes = new RetainedWrites(options.retained, (packet) => this.answer({ kind: 'ready', packet }));
     this.replying = {
       generateOptions: this.generateOptions,
+      reasonStrings: options.noProblemInformation !== true,
       filters: this.filters,
       noLocal: this.noLocal,
       received: this.received,
@@ -269,6 +274,8 @@ export class MqttSession {
     if (!this.isV5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
     const properties: Record<string, unknown> = { retainAvailable: this.options.retained !== undefined, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
     if (this.options.assignedId) properties.assignedClientIdentifier = this.link!.name;
+    // A packet over it closes the connection (0x95): said here, so a compliant client never sends one (3.2.2.3.6).
+    if (this.options.serverMaxPacket !== undefined) properties.maximumPacketSize = this.options.serverMaxPacket;
     return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent, properties }, this.generateOptions);
   }
 
@@ -370,7 +377,7 @@ export class MqttSession {
 
   /** The bytes that end the connection: a refused CONNACK before it was accepted, a v5 DISCONNECT after. */
   closing(code: number, reason: string): Buffer {
-    const packet = closingPacket(this.generateOptions.protocolVersion, this.connacked, code, reason);
+    const packet = closingPacket(this.generateOptions.protocolVersion, this.connacked, code, reason, this.options.maxPacket);
     this.connacked = true;
     return packet ?? NOTHING;
   }

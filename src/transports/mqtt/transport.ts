@@ -16,6 +16,7 @@ import type { Link } from '../../actors/link.js';
 import { nameError } from '../../protocol/frames.js';
 import { PacketFramer, type FrameEvent } from './framer.js';
 import { propertiesProblem } from './properties.js';
+import { illFormedTopic } from './utf8.js';
 import { CONNACK } from './codes.js';
 import { ConnectReader, expiryOf, NEVER, type Accepted } from './connect.js';
 import { MqttSession } from './session.js';
@@ -181,7 +182,8 @@ export class MqttTransport {
     const expiryS = expiryOf(version, connect);
     const persistent = clientId.length > 0 && expiryS > 0;
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket });
+    const noProblemInformation = version === 5 && connect.properties?.requestProblemInformation === false;
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
@@ -211,6 +213,8 @@ export class MqttTransport {
         if (broken) return;
         const malformed = propertiesProblem(p);
         if (malformed !== undefined) return violation(`malformed packet: ${malformed}`.slice(0, 120));
+        // The codec decoded ill-formed UTF-8 as U+FFFD: a topic changed on the way, a malformed packet [MQTT-1.5.4-1].
+        if (illFormedTopic(p, bytes, version === 5)) return violation('malformed packet: a topic name or filter of ill-formed UTF-8');
         const problem = session.inbound(p, bytes.length);
         if (problem) return violation(problem);
       }

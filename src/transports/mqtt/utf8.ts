@@ -1,0 +1,49 @@
+// Topic names and filters as the client sent them. The codec (mqtt-packet) decodes a string with U+FFFD in place of
+// ill-formed UTF-8, so a PUBLISH would go out on a changed topic; ill-formed UTF-8 makes the packet malformed, and
+// the connection is closed [MQTT-1.5.4-1]. Only a string that decoded with U+FFFD is looked for in the raw packet
+// (ill-formed bytes always decode to one): well-formed topics cost one scan of their text.
+import { isUtf8 } from 'node:buffer';
+import type { Packet } from 'mqtt-packet';
+
+const REPLACED = '\ufffd';
+
+/** The offset just past a variable byte integer at `at` (the fixed header's remaining length, a properties length), and its value. */
+function varint(raw: Buffer, at: number): { end: number; value: number } {
+  let value = 0;
+  let multiplier = 1;
+  for (let i = at; i < at + 4 && i < raw.length; i++) {
+    value += (raw[i]! & 0x7f) * multiplier;
+    if ((raw[i]! & 0x80) === 0) return { end: i + 1, value };
+    multiplier *= 128;
+  }
+  return { end: raw.length, value };
+}
+
+/** Whether the `count` length-prefixed strings from `at` (each followed by `gap` bytes: SUBSCRIBE's options) are all well-formed UTF-8. */
+function stringsWellFormed(raw: Buffer, at: number, count: number, gap: number): boolean {
+  for (let n = 0; n < count && at + 2 <= raw.length; n++) {
+    const end = at + 2 + raw.readUInt16BE(at);
+    if (!isUtf8(raw.subarray(at + 2, end))) return false;
+    at = end + gap;
+  }
+  return true;
+}
+
+/** Whether `packet`'s topic name or filters (PUBLISH, SUBSCRIBE, UNSUBSCRIBE), read from `raw`, hold ill-formed UTF-8. */
+export function illFormedTopic(packet: Packet, raw: Buffer, v5: boolean): boolean {
+  const body = varint(raw, 1).end; // past the fixed header
+  switch (packet.cmd) {
+    case 'publish':
+      return packet.topic.includes(REPLACED) && !stringsWellFormed(raw, body, 1, 0);
+    case 'subscribe':
+    case 'unsubscribe': {
+      const filters = packet.cmd === 'subscribe' ? packet.subscriptions.map((s) => s.topic) : packet.unsubscriptions;
+      if (!filters.some((f) => f.includes(REPLACED))) return false;
+      // Past the packet id, and on 5.0 the properties.
+      const props = v5 ? varint(raw, body + 2) : { end: body + 2, value: 0 };
+      return !stringsWellFormed(raw, props.end + props.value, filters.length, packet.cmd === 'subscribe' ? 1 : 0);
+    }
+    default:
+      return false;
+  }
+}
