@@ -45,6 +45,12 @@ export class RawMqtt {
 }
 
 /** A persistent session's CONNECT (3.1.1, clean session 0, no keepalive). */
+/** A clean-session CONNECT of `clientId` in protocol `version` (4: 3.1.1, 5: 5.0), keepalive off. */
+export const cleanConnect = (clientId: string, version: 4 | 5 = 4) => ({ cmd: 'connect', clientId, keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: version }) as Packet;
+
+/** Whether the broker closed `c` within `ms` (false: still open then). */
+export const closedWithin = (c: RawMqtt, ms = 5000): Promise<boolean> => Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
 export const persistentConnect = (clientId: string) => ({ cmd: 'connect', clientId, keepalive: 0, clean: false, protocolId: 'MQTT', protocolVersion: 4 }) as Packet;
 
 /** The payloads of `packets` (PUBLISHes), as text. */

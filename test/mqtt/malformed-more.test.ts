@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { closedWithin, RawMqtt } from '../helpers/raw-mqtt.js';
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -14,7 +14,6 @@ beforeAll(async () => {
 afterAll(() => broker.close());
 const connect = (clientId: string, version: 4 | 5 = 4, extra: Partial<Packet> = {}) =>
   ({ cmd: 'connect', clientId, keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: version, ...extra }) as Packet;
-const closedWithin = (c: RawMqtt, ms = 5000) => Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 describe('CONNECT', () => {
   it('will QoS 3 is malformed [MQTT-3.1.2-14]: 3.1.1 closed without CONNACK, 5.0 CONNACK 0x81', async () => {

@@ -6,15 +6,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { cleanConnect, closedWithin, RawMqtt } from '../helpers/raw-mqtt.js';
 
 let broker: TestBroker;
 beforeAll(async () => {
   broker = await startTestBroker({ mqttPort: 0 });
 });
 afterAll(() => broker.close());
-const connect = (clientId: string, version: 4 | 5) => ({ cmd: 'connect', clientId, keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: version }) as Packet;
-const closedWithin = (c: RawMqtt, ms = 5000) => Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+const connect = cleanConnect;
 const received = (c: RawMqtt) => c.packets.map((p) => [p.cmd, (p as { reasonCode?: number }).reasonCode]);
 
 it('5.0: a PUBLISH from a client with a subscription identifier is a protocol error: DISCONNECT 0x82, nothing published', async () => {
