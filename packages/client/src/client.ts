@@ -395,7 +395,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** The token refresh of the lifecycle machine: `{op:"auth"}` on this connection, resolved at its ack. */
   private async authorize(token: string): Promise<void> {
+    // Over SSE every POST carries a token the broker verifies: the fresh one, once the broker took it (the stream's
+    // own expires: its POSTs were refused, the connection dropped with what they carried).
+    const sse = this.socket instanceof SseSocket ? this.socket : undefined;
+    sse?.refreshing(token);
     await this.request({ op: 'auth', token });
+    sse?.useToken(token);
   }
 
   /** Stops for good with this close (the machine's `closed` carries it). */
