@@ -444,7 +444,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       },
       fail: (err) => {
         if (err.code === 'disconnected') return; // resubscribes on the next connection
-        if (err.code === 'timeout' && this.socket === ws) return this.sendSub(sub);
+        // Sent again only while it stands: one unsubscribed meanwhile had its `unsub` sent after it, the last word.
+        if (err.code === 'timeout' && this.socket === ws) return void (this.subs.has(sub) && this.sendSub(sub));
         if (err.code === 'unavailable') {
           // The broker did not act (say a cluster node whose Redis is down): not a refusal of this subscription. It
           // stays, and comes back on the next connection, as after an `unavailable` error of any other kind.
