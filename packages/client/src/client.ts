@@ -311,8 +311,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** Renames this client; the new name is also asked for on every reconnect. */
   async rename(name: string): Promise<string> {
     const ack = await this.request({ op: 'rename', name });
-    this.name = typeof ack.name === 'string' ? ack.name : name;
-    return this.name;
+    const now = typeof ack.name === 'string' ? ack.name : name;
+    this.renamedTo(now);
+    return now;
+  }
+
+  /** This connection's name changed: asked for at every reconnect, and `me` says it (it kept the hello's name). */
+  private renamedTo(name: string): void {
+    this.name = name;
+    if (this.hello) this.hello = { ...this.hello, client: { ...this.hello.client, name } };
   }
 
   /** One page of `who`; `next` is the cursor of the following page. */
@@ -668,7 +675,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         return;
       }
       case 'event':
-        if (this.hello && frame.event === 'rename' && frame.client.id === this.hello.client.id) this.name = frame.client.name;
+        if (this.hello && frame.event === 'rename' && frame.client.id === this.hello.client.id) this.renamedTo(frame.client.name);
         for (const sub of this.subs) if (sub.wantsPresence && sub.filter === frame.topic) sub.presenceEvent(frame);
         return;
       case 'direct':
