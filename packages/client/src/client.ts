@@ -311,8 +311,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** Renames this client; the new name is also asked for on every reconnect. */
   async rename(name: string): Promise<string> {
     const ack = await this.request({ op: 'rename', name });
-    this.name = typeof ack.name === 'string' ? ack.name : name;
-    return this.name;
+    const now = typeof ack.name === 'string' ? ack.name : name;
+    this.renamedTo(now);
+    return now;
+  }
+
+  /** This connection's name changed: asked for at every reconnect, and `me` says it (it kept the hello's name). */
+  private renamedTo(name: string): void {
+    this.name = name;
+    if (this.hello) this.hello = { ...this.hello, client: { ...this.hello.client, name } };
   }
 
   /** One page of `who`; `next` is the cursor of the following page. */
@@ -395,7 +402,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** The token refresh of the lifecycle machine: `{op:"auth"}` on this connection, resolved at its ack. */
   private async authorize(token: string): Promise<void> {
+    // Over SSE every POST carries a token the broker verifies: the fresh one, once the broker took it (the stream's
+    // own expires: its POSTs were refused, the connection dropped with what they carried).
+    const sse = this.socket instanceof SseSocket ? this.socket : undefined;
+    sse?.refreshing(token);
     await this.request({ op: 'auth', token });
+    sse?.useToken(token);
   }
 
   /** Stops for good with this close (the machine's `closed` carries it). */
@@ -439,7 +451,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       },
       fail: (err) => {
         if (err.code === 'disconnected') return; // resubscribes on the next connection
-        if (err.code === 'timeout' && this.socket === ws) return this.sendSub(sub);
+        // Sent again only while it stands: one unsubscribed meanwhile had its `unsub` sent after it, the last word.
+        if (err.code === 'timeout' && this.socket === ws) return void (this.subs.has(sub) && this.sendSub(sub));
         if (err.code === 'unavailable') {
           // The broker did not act (say a cluster node whose Redis is down): not a refusal of this subscription. It
           // stays, and comes back on the next connection, as after an `unavailable` error of any other kind.
@@ -662,7 +675,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         return;
       }
       case 'event':
-        if (this.hello && frame.event === 'rename' && frame.client.id === this.hello.client.id) this.name = frame.client.name;
+        if (this.hello && frame.event === 'rename' && frame.client.id === this.hello.client.id) this.renamedTo(frame.client.name);
         for (const sub of this.subs) if (sub.wantsPresence && sub.filter === frame.topic) sub.presenceEvent(frame);
         return;
       case 'direct':

@@ -3,6 +3,7 @@
 // Frames arrive as `message` events; frames sent are POSTed in order, one request at a time, batched one per line.
 // The browser's own EventSource reconnect is turned off: the client reconnects itself and resumes from its positions.
 import type { SocketHandler, WebSocketLike } from './client.js';
+import { tokenExpired } from './lifecycle.machine.js';
 
 /** The part of an EventSource the socket uses: the browser's fits. */
 export interface EventSourceLike {
@@ -44,6 +45,8 @@ export class SseSocket implements WebSocketLike {
   onerror: SocketHandler<unknown> | null = null;
   private readonly source: EventSourceLike;
   private post: string | undefined;
+  /** The token POSTs carry: the stream's own, until a refresh on this connection brings a fresh one (useToken). */
+  private postToken: string | null;
   private readonly outbox: string[] = [];
   private posting = false;
   /** A POST of several frames was refused as too large (a broker with a lower --max-payload): one frame a POST from now. */
@@ -57,15 +60,14 @@ export class SseSocket implements WebSocketLike {
     private readonly fetcher: typeof fetch = (...args) => fetch(...args),
   ) {
     const url = sseUrl(wsUrl);
-    const token = new URL(url).searchParams.get('token');
+    this.postToken = new URL(url).searchParams.get('token');
     this.source = new EventSourceClass(url);
     this.source.addEventListener('stream', (e) => {
       if (this.readyState !== CONNECTING) return;
       try {
         const info = JSON.parse(String(e.data)) as { post: string };
-        const post = new URL(info.post, url);
-        if (token !== null) post.searchParams.set('token', token);
-        this.post = post.toString();
+        this.post = new URL(info.post, url).toString();
+        if (this.postToken !== null) this.useToken(this.postToken);
       } catch {
         return this.end(1002, 'the broker sent a stream event that is not JSON');
       }
@@ -96,6 +98,26 @@ export class SseSocket implements WebSocketLike {
     if (this.readyState !== OPEN) return;
     this.outbox.push(data);
     this.flush();
+  }
+
+  /**
+   * An `auth` with `token` is about to go on this stream: when the stream's own token has (nearly) expired (the
+   * broker said `token_expired`), the POST of that `auth` must already carry the fresh one, or it is refused.
+   */
+  refreshing(token: string): void {
+    if (tokenExpired(this.postToken ?? undefined, Date.now())) this.useToken(token);
+  }
+
+  /**
+   * POSTs from now on carry `token`: the broker verifies every POST's token, and the one the stream was opened with
+   * expires; a refresh of this connection's token (`auth`) brings the one to use instead.
+   */
+  useToken(token: string): void {
+    this.postToken = token;
+    if (this.post === undefined) return;
+    const post = new URL(this.post);
+    post.searchParams.set('token', token);
+    this.post = post.toString();
   }
 
   close(code = 1000, reason = ''): void {
