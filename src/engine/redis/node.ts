@@ -230,13 +230,11 @@ export class RedisNode {
     // Leaves announced by the drained connections go out before the node withdraws.
     await drain();
     if (this.cmdUp) {
-      await this.cmd
-        .multi()
-        .del(KEYS.heartbeat(this.id))
-        .srem(KEYS.nodes, this.id)
-        .del(KEYS.nodeClients(this.id))
-        .exec()
-        .catch((err: Error) => this.log.warn({ err: err.message }, 'could not withdraw the node'));
+      // Its clients whose leave has not run (`drain` gave up on a request before it) end here: a node that withdrew
+      // is reaped by nobody, and their records and names would stay in Redis for ever, never announced gone.
+      await this.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(this.id), KEYS.clients, KEYS.names, KEYS.nodeClients(this.id)], [this.id, CHANNELS.bus, 'leave']).catch(
+        (err: Error) => this.log.warn({ err: err.message }, 'could not withdraw the node'),
+      );
     }
     this.reach.close();
     this.cmd.disconnect();

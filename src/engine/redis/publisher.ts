@@ -102,7 +102,8 @@ export class StreamPublisher {
     // The transport field carries a publisher's QoS below 2 as `<transport>:<qos>` (older entries have none: 2).
     const transport = qos === undefined || qos === 2 ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos}`;
     const prefix = `m${this.redis.id}\n${transport}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
-    if (!this.knownTopics.has(topic)) {
+    const known = this.knownTopics.has(topic);
+    if (!known) {
       // Sent before the script on the same connection: a topic is listed before its first message exists. Publishes
       // of the topic made while it is being listed wait for that same SADD: each waiting for one of its own would let
       // a later publish, made once the topic is known, overtake them (per-session order is publish order).
@@ -125,6 +126,9 @@ export class StreamPublisher {
     if (reply instanceof ProtocolError) return reply;
     const [seq, epoch, duplicate] = reply;
     if (duplicate) return duplicateOf({ seq, epoch });
+    // A topic taken for listed whose sequence this publish started (Redis lost its data, and with it the topic set,
+    // before this node noticed the new life): listed again, else a wildcard resume never finds it (recovered: true).
+    if (known && seq === 1) await this.redis.cmd.sadd(KEYS.topics, topic).catch(() => undefined);
     this.options.stats.published++;
     const delivered = heard ? await this.options.own.wait(messageKey(topic, epoch, seq), this.options.late && (() => this.options.late!(topic))) : 0;
     return { seq, epoch, delivered };

@@ -334,11 +334,19 @@ return 1
 /**
  * The claim on a dead node, run by any survivor: only the first to find its heartbeat gone (and remove it from the
  * node set) gets to announce. Removes its clients, frees their names and publishes a timeout event for every filter
- * they held. KEYS: nodes, heartbeat, clients, names, node's clients. ARGV: node id, bus channel. Returns the count.
+ * they held. KEYS: nodes, heartbeat, clients, names, node's clients. ARGV: node id, bus channel, and 'leave' when the
+ * node withdraws itself as it stops: its heartbeat goes too, and the clients whose leave has not run yet (each waited
+ * behind a request of its own) end with a `leave` (nobody reaps a node that withdrew). Returns the count.
  */
 export const REAP = `
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+local event = ARGV[3] == 'leave' and 'leave' or 'timeout'
+if event == 'leave' then
+  redis.call('DEL', KEYS[2])
+  redis.call('SREM', KEYS[1], ARGV[1])
+else
+  if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+  if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+end
 local ids = redis.call('SMEMBERS', KEYS[5])
 local n = 0
 for _, id in ipairs(ids) do
@@ -351,7 +359,7 @@ for _, id in ipairs(ids) do
     if ok and type(c) == 'table' and type(c.name) == 'string' then
       if redis.call('HGET', KEYS[4], c.name) == id then redis.call('HDEL', KEYS[4], c.name) end
       for _, f in ipairs(type(c.subs) == 'table' and c.subs or {}) do
-        redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({e = 'timeout', c = {id = c.id, name = c.name, transport = c.transport, addr = c.addr, meta = c.meta}, f = f}))
+        redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({e = event, c = {id = c.id, name = c.name, transport = c.transport, addr = c.addr, meta = c.meta}, f = f}))
       end
     end
     n = n + 1
