@@ -48,7 +48,10 @@ export interface SubscriptionEvents<T> {
 export interface SubscribeOptions {
   /** Receive presence events and keep `sub.presence` (the broker's `presence: true`). */
   presence?: boolean;
-  /** Replay what the broker still holds at the first subscribe (`since: 0`). */
+  /**
+   * Replay the topics' messages from their first at the first subscribe (`since: 0`): a topic whose history the broker
+   * trimmed (it no longer holds the first) replays nothing, and the recovery verdict says `history_trimmed` for it.
+   */
   history?: boolean;
   /** Resume from positions saved earlier (`sub.positions` of a previous run). */
   positions?: Readonly<Record<string, Position>>;
