@@ -48,7 +48,7 @@ export class StreamPublisher {
   /** Topics listed in `sb:{g}:topics` already (wildcard resumes find topics there). */
   private readonly knownTopics = new Set<string>();
   /** Topics being listed now: the SADD their publishes wait for. */
-  private readonly listing = new Map<string, Promise<unknown>>();
+  private readonly listing = new Map<string, Promise<boolean>>();
   private epochs = 0;
   private readonly parts = new Map<string, PublishTopic>();
   /** The publishes of one event-loop turn, sent as one script call per slot (publish-batch.ts). */
@@ -111,13 +111,15 @@ export class StreamPublisher {
       if (!listed) {
         listed = this.redis.cmd
           .sadd(KEYS.topics, topic)
-          .then(() => this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic))
-          .catch(() => undefined)
+          .then(() => (this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic), true))
+          .catch(() => false)
           .finally(() => this.listing.delete(topic));
         this.listing.set(topic, listed);
       }
-      // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for.
-      if (this.redis.cmd instanceof Cluster) await listed;
+      // On a Redis Cluster the set (`{g}`) and the topic live on different shards, one connection each: waited for,
+      // and a topic that could not be listed is not published (a wildcard resume would never find its messages and
+      // could answer recovered: true): refused, the script never ran. On one Redis both share the connection.
+      if (this.redis.cmd instanceof Cluster && !(await listed)) return unavailable(id);
     }
     // Heard here (a local filter wants it): the result waits for the message to come back, so `delivered` counts
     // this node's deliveries and an echo precedes the ack. Not heard: nobody here can receive it (0 here).
