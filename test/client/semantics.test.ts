@@ -126,6 +126,18 @@ describe('a subscription is used once', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(await Promise.race([next, Promise.resolve('still waiting')])).toEqual({ value: undefined, done: true });
   });
+  it("an iterator taken before subscribe() ends at the client's close() instead of waiting for ever", async () => {
+    const c = await online();
+    const sub = c.subscription('a');
+    const next = sub[Symbol.asyncIterator]().next();
+    c.close();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await Promise.race([next, Promise.resolve('still waiting')])).toEqual({ value: undefined, done: true });
+    await expect(sub.subscribe()).rejects.toMatchObject({ code: 'closed' });
+    // Made on a closed client: ended at once, its iterator too.
+    expect(await c.subscription('b')[Symbol.asyncIterator]().next()).toEqual({ value: undefined, done: true });
+  });
+
   it('subscribe() after unsubscribe() rejects with closed and sends no sub', async () => {
     const c = await online();
     const sub = c.subscription('a');

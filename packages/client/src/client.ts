@@ -135,6 +135,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * overlapping subscription brings those messages again, and the `message` event told them already.
    */
   private readonly departed = new Map<string, Run>();
+  /** Subscriptions made by subscription() whose subscribe() was not called yet: close() ends them too. */
+  private readonly unstarted = new Set<Subscription<unknown>>();
   private readonly queue: Queued[] = [];
   /** The dialled socket; `online` once it said hello. */
   private socket: WebSocketLike | undefined;
@@ -232,7 +234,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    */
   subscription<T = unknown>(filter: string, options: SubscribeOptions = {}): Subscription<T> {
     const { positions } = checkSubscribeOptions(filter, options);
-    return new Subscription<T>(this.host, filter, options, positions);
+    const sub = new Subscription<T>(this.host, filter, options, positions);
+    // Ended by close() too: an iterator taken before subscribe() must not wait for ever on a closed client.
+    if (this.state === 'closed') sub.end(new SwitchboardError('closed', 'the client is closed'));
+    else this.unstarted.add(sub as Subscription<unknown>);
+    return sub;
   }
 
   /**
@@ -426,6 +432,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** What subscriptions ask of their client. */
   private readonly host: SubscriptionHost = {
     start: (sub) => {
+      this.unstarted.delete(sub);
       if (this.state === 'closed') return sub.end(new SwitchboardError('closed', 'the client is closed'));
       this.subs.add(sub);
       if (this.online) this.sendSub(sub);
@@ -476,7 +483,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     // Held at the broker, or about to be: a `sub` sent on this connection and not answered yet is taken before the
     // `unsub` that follows it (one connection's requests are served in order).
     const atBroker = sub.state === 'subscribed' || (sub.state === 'subscribing' && this.online);
-    if (!this.drop(sub)) return sub.end();
+    if (!this.drop(sub)) return (this.unstarted.delete(sub), sub.end());
     sub.end();
     if (atBroker) await this.unsubAtBroker(sub.filter);
   }
@@ -738,8 +745,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.online = false;
     this.requests.failAll('closed', closeText(lastClose));
     for (const q of this.queue.splice(0)) q.reject(new SwitchboardError('closed', `publish not sent: ${closeText(lastClose)}`));
-    for (const sub of this.subs) sub.end(new SwitchboardError('closed', closeText(lastClose)));
+    for (const sub of [...this.subs, ...this.unstarted]) sub.end(new SwitchboardError('closed', closeText(lastClose)));
     this.subs.clear();
+    this.unstarted.clear();
     this.departed.clear();
     this.emit('closed', lastClose);
   }
