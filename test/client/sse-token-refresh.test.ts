@@ -108,7 +108,10 @@ describe('token refresh over SSE, scripted', () => {
     vi.useFakeTimers();
     const posts: { token: string | null; frames: Record<string, unknown>[] }[] = [];
     vi.stubGlobal('fetch', async (url: string, init: { body: string }) => {
-      posts.push({ token: new URL(url).searchParams.get('token'), frames: init.body.split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) });
+      const frames = init.body.split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      posts.push({ token: new URL(url).searchParams.get('token'), frames });
+      // As a broker does: a ping (the client's silence watch) is answered on the stream.
+      for (const f of frames) if (f.op === 'ping' && f.id === undefined) queueMicrotask(() => ScriptedEventSource.last.frame({ op: 'pong' }));
       return new Response(null, { status: 202 });
     });
     try {

@@ -582,6 +582,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     let errorText = '';
     let gone = false;
     let opened = false;
+    /** When the last frame came (the silence watch below), and its timer. */
+    let heard = Date.now();
+    let watch: ReturnType<typeof setTimeout> | undefined;
     // Never opened (refused, failed, or no answer within connectTimeoutMs: a proxy that holds upgrades): a WebSocket
     // blocked on the way tries SSE next, an SSE that failed tries WebSocket.
     const otherTransportIfNeverOpened = () => {
@@ -592,14 +595,37 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const goneNow = (close: LastClose) => {
       if (gone) return false;
       gone = true;
+      clearTimeout(watch);
       ws.onopen = ws.onmessage = ws.onclose = null;
       ws.onerror = () => {}; // `ws` emits an error for a socket closed while connecting; nobody needs it now
       this.socketGone(ws, close);
       return true;
     };
+    // A connection lost without a close (a laptop that slept, a network that changed) would stay `connected` and
+    // silent: one that has heard nothing for two of the broker's heartbeats sends a ping, and one still silent a
+    // heartbeat later is taken for lost (reconnects, resumes). A dashboard hears the broker's pongs: never dropped.
+    const watchSilence = () => {
+      const heartbeatMs = this.hello?.heartbeatMs ?? 25_000;
+      const silent = Date.now() - heard;
+      if (silent >= 3 * heartbeatMs) {
+        const reason = `no frame from the broker for ${silent} ms: connection lost`;
+        if (!goneNow({ code: 1006, reason })) return;
+        try {
+          ws.close(4000, 'no answer'); // the lost connection's resources; its close is not waited for
+        } catch {
+          // abandoned either way
+        }
+        this.endpoints.next();
+        return report.dropped(1006, reason);
+      }
+      if (silent >= 2 * heartbeatMs && this.online) this.sendText('{"op":"ping"}');
+      watch = setTimeout(watchSilence, heartbeatMs / 2);
+    };
     ws.onopen = () => {
       opened = true;
       this.sseTried = false;
+      heard = Date.now();
+      watch = setTimeout(watchSilence, (this.hello?.heartbeatMs ?? 25_000) / 2);
       report.opened();
     };
     // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
@@ -609,6 +635,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (m) status = Number(m[1]);
     };
     ws.onmessage = (e) => {
+      heard = Date.now();
       if (typeof e.data === 'string') this.onText(ws, e.data);
     };
     ws.onclose = (e) => {
