@@ -604,8 +604,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     // A connection lost without a close (a laptop that slept, a network that changed) would stay `connected` and
     // silent: one that has heard nothing for two of the broker's heartbeats sends a ping, and one still silent a
     // heartbeat later is taken for lost (reconnects, resumes). A dashboard hears the broker's pongs: never dropped.
+    // The step is a heartbeat, at least 5 s: a broker set to ping very often is not a reason to give up on a slow link.
+    const step = () => Math.max(this.hello?.heartbeatMs ?? 25_000, 5_000);
     const watchSilence = () => {
-      const heartbeatMs = this.hello?.heartbeatMs ?? 25_000;
+      const heartbeatMs = step();
       const silent = Date.now() - heard;
       if (silent >= 3 * heartbeatMs) {
         const reason = `no frame from the broker for ${silent} ms: connection lost`;
@@ -625,7 +627,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       opened = true;
       this.sseTried = false;
       heard = Date.now();
-      watch = setTimeout(watchSilence, (this.hello?.heartbeatMs ?? 25_000) / 2);
+      watch = setTimeout(watchSilence, step() / 2);
       report.opened();
     };
     // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
