@@ -266,10 +266,8 @@ export class ProtocolModel {
       }
       if (seen.seq === last) continue;
       const log = this.history.get(topic) ?? [];
-      if ((log[0]?.seq ?? last + 1) > seen.seq + 1) {
-        missed.set(topic, 'history_trimmed');
-        continue;
-      }
+      // Trimmed past the position: missed all the same, and what is still held (oldest … current) is replayed.
+      if ((log[0]?.seq ?? last + 1) > seen.seq + 1) missed.set(topic, 'history_trimmed');
       for (const r of log) if (r.seq > seen.seq) frames.push(r.frame);
     }
     const asked = typeof since === 'number' ? (isWildcard(filter) ? [] : [filter]) : Object.keys(since);
