@@ -3,7 +3,7 @@
 // recently published forgotten first), and the bytes of the topic names it keeps (live and forgotten ones, in the
 // topic trie). Positions never lie: a restarted sequence gets a new epoch.
 import { randomBytes } from 'node:crypto';
-import { chargeReplay, topicVerdict, type MissReason, type Position, type ReplayBudget, type Seen } from './resume.js';
+import { chargeReplay, replayCount, topicVerdict, type MissReason, type Position, type ReplayBudget, type Seen } from './resume.js';
 
 export type { MissReason, Position, Seen };
 
@@ -234,17 +234,18 @@ export class History<M> {
   private resumeTopic(log: TopicLog<M>, seen: Seen, out: Resume<M>, budget: ReplayBudget): void {
     const position = { seq: log.seq, epoch: log.epoch };
     out.positions.set(log.topic, position);
-    const verdict = topicVerdict(seen, position, oldestSeq(log));
-    if (typeof verdict === 'string') {
-      out.missed.set(log.topic, verdict);
-      return;
-    }
-    const n = verdict;
+    const oldest = oldestSeq(log);
+    const verdict = topicVerdict(seen, position, oldest);
+    // A miss is reported; a trimmed topic still replays what it holds (a miss all the same: some are gone).
+    if (typeof verdict === 'string') out.missed.set(log.topic, verdict);
+    const n = replayCount(verdict, position, oldest);
+    if (n === 0) return;
     const cap = log.ring.length;
     let bytes = 0;
     for (let i = log.count - n; i < log.count; i++) bytes += this.sizeOf(log.ring[(log.start + i) % cap]!);
     if (!chargeReplay(budget, n, bytes)) {
-      out.missed.set(log.topic, 'replay_limit');
+      // Too much: nothing of it is replayed. A trimmed topic stays `history_trimmed` (the graver miss).
+      if (typeof verdict === 'number') out.missed.set(log.topic, 'replay_limit');
       return;
     }
     for (let i = log.count - n; i < log.count; i++) out.messages.push(log.ring[(log.start + i) % cap]!);

@@ -65,7 +65,8 @@ export function resumeTerms(frame: FrameOf<'sub'>, life: string, mailbox: Sessio
 
 /**
  * The verdict on one topic at `position` whose history holds `oldest` onwards: why the client cannot be brought up
- * to date from what it `seen`, or how many messages after its position to replay (0: it is up to date).
+ * to date from what it `seen`, or how many messages after its position to replay (0: it is up to date). A topic
+ * trimmed past the client's position (`history_trimmed`) still replays what is held: see replayCount.
  */
 export function topicVerdict(seen: Seen, position: Position, oldest: number): MissReason | number {
   if (seen.seq > 0 && seen.epoch !== position.epoch) return seen.epoch === undefined ? 'unknown_position' : 'epoch_changed';
@@ -73,6 +74,17 @@ export function topicVerdict(seen: Seen, position: Position, oldest: number): Mi
   if (seen.seq === position.seq) return 0;
   if (oldest > seen.seq + 1) return 'history_trimmed';
   return position.seq - seen.seq;
+}
+
+/**
+ * How many messages to replay (the newest of the topic, up to `position`) for `verdict` on a topic whose history
+ * holds `oldest` onwards: every one after the client's position when it can be brought up to date; for
+ * `history_trimmed`, what is still held (oldest … current): the miss is still reported, the rest is given; none for
+ * any other miss (`epoch_changed`, `unknown_position`: the client's position means nothing in this sequence).
+ */
+export function replayCount(verdict: MissReason | number, position: Position, oldest: number): number {
+  if (typeof verdict === 'number') return verdict;
+  return verdict === 'history_trimmed' ? Math.max(0, position.seq - oldest + 1) : 0;
 }
 
 /** Charges a replay of `messages` and `bytes` to `budget`; false (nothing charged) when it does not fit. */

@@ -240,7 +240,7 @@ export class ProtocolModel {
 
   /**
    * A resuming `sub` (docs/protocol.md, Positions): per topic matching `filter`, the messages after the client's
-   * position, or why they cannot be replayed. The model's epochs never change within a scenario, so an epoch the
+   * position, or why they cannot be replayed (a topic trimmed past it: why, and what is still held of it). The model's epochs never change within a scenario, so an epoch the
    * client sends is the right one (the checker sends the epoch it observed).
    */
   private resume(
@@ -266,10 +266,8 @@ export class ProtocolModel {
       }
       if (seen.seq === last) continue;
       const log = this.history.get(topic) ?? [];
-      if ((log[0]?.seq ?? last + 1) > seen.seq + 1) {
-        missed.set(topic, 'history_trimmed');
-        continue;
-      }
+      // Trimmed past the position: missed all the same, and what is still held (oldest … current) is replayed.
+      if ((log[0]?.seq ?? last + 1) > seen.seq + 1) missed.set(topic, 'history_trimmed');
       for (const r of log) if (r.seq > seen.seq) frames.push(r.frame);
     }
     const asked = typeof since === 'number' ? (isWildcard(filter) ? [] : [filter]) : Object.keys(since);

@@ -62,7 +62,7 @@ class Model {
 
 const ALL = { maxTopics: 1000, maxMessages: 1_000_000, maxBytes: 1 << 30 };
 
-/** Each topic of the model replays exactly its kept messages, from just before the oldest, and no further back. */
+/** Each topic of the model replays exactly its kept messages, from just before the oldest; from further back, the same with the miss named. */
 function agree(history: History<string>, model: Model): void {
   expect(history.bytes).toBe(model.bytes());
   expect(history.topicCount).toBe(model.topics.size);
@@ -76,8 +76,19 @@ function agree(history: History<string>, model: Model): void {
     const r = history.resume(name, false, () => ({ seq: oldest - 1, epoch: position.epoch, listed: true }), ALL);
     expect(r.missed.size).toBe(0);
     expect(r.messages).toEqual(kept.map((k) => k.message));
-    // One further back is gone: the resume says so instead of replaying with a gap.
-    if (oldest > 2) expect(history.resume(name, false, () => ({ seq: oldest - 2, epoch: position.epoch, listed: true }), ALL).missed.get(name)).toBe('history_trimmed');
+    // One further back is gone: the resume says so, and replays what is kept (the gap before it named).
+    if (oldest > 2) {
+      const further = () => ({ seq: oldest - 2, epoch: position.epoch, listed: true });
+      const trimmed = history.resume(name, false, further, ALL);
+      expect(trimmed.missed.get(name)).toBe('history_trimmed');
+      expect(trimmed.messages).toEqual(kept.map((k) => k.message));
+      // A budget one short of what is kept: nothing of it, still history_trimmed (not replay_limit).
+      if (kept.length > 0) {
+        const tight = history.resume(name, false, further, { ...ALL, maxMessages: kept.length - 1 });
+        expect(tight.missed.get(name)).toBe('history_trimmed');
+        expect(tight.messages).toEqual([]);
+      }
+    }
   }
 }
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { SseClient } from '../helpers/sse-client.js';
+import { until } from '../helpers/waits.js';
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -101,22 +102,29 @@ describe('SSE stream', () => {
     const again = await SseClient.open(broker.httpUrl, '/sse', { 'last-event-id': cursor });
     const verdict = await again.next((e) => e.event === 'notRecovered');
     expect(JSON.parse(verdict.data)).toMatchObject({ filter: 't/trim', reason: 'history_trimmed', missed: { 't/trim': 'history_trimmed' }, positions: { 't/trim': { seq: 10 } } });
-    // Nothing of a topic it cannot recover is replayed; the cursor keeps the position the client really has.
-    expect(again.lastEventId).toBe(cursor);
+    // Then what the broker still holds of it (6–10), after the verdict; the cursor moves past what it was given.
+    await again.frame((f) => f.op === 'msg' && f.seq === 10);
+    expect(seqs(again, 't/trim')).toEqual([6, 7, 8, 9, 10]);
+    expect(again.all.findIndex((e) => e.event === 'notRecovered')).toBeLessThan(again.all.findIndex((e) => e.frame?.op === 'msg'));
+    await until(() => again.lastEventId !== cursor && again.lastEventId.endsWith('!a'), 'the cursor after the replay');
+    const caughtUp = again.lastEventId;
     again.close();
     await again.ended;
+    // The old cursor again: the same verdict, the same replay (the position never claimed what it was not given).
     const third = await SseClient.open(broker.httpUrl, '/sse', { 'last-event-id': cursor });
     expect(JSON.parse((await third.next((e) => e.event === 'notRecovered')).data)).toMatchObject({ reason: 'history_trimmed' });
-    // Live messages move it on: from there a resume is exact again.
+    await third.frame((f) => f.op === 'msg' && f.seq === 10);
+    // Live messages follow: no duplicate, no gap.
     await ws.request({ op: 'pub', topic: 't/trim', data: 11 });
-    expect(await third.frame((f) => f.op === 'msg')).toMatchObject({ seq: 11 });
-    expect(seqs(third, 't/trim')).toEqual([11]);
-    const moved = third.lastEventId;
+    expect(await third.frame((f) => f.op === 'msg' && f.seq === 11)).toMatchObject({ data: 11 });
+    expect(seqs(third, 't/trim')).toEqual([6, 7, 8, 9, 10, 11]);
     third.close();
     await third.ended;
-    const fourth = await SseClient.open(broker.httpUrl, '/sse', { 'last-event-id': moved });
+    // From the cursor after the replay a resume is exact again.
+    const fourth = await SseClient.open(broker.httpUrl, '/sse', { 'last-event-id': caughtUp });
     await ws.request({ op: 'pub', topic: 't/trim', data: 12 });
-    expect(await fourth.frame((f) => f.op === 'msg')).toMatchObject({ seq: 12 });
+    expect(await fourth.frame((f) => f.op === 'msg' && f.seq === 12)).toMatchObject({ seq: 12 });
+    expect(seqs(fourth, 't/trim')).toEqual([11, 12]);
     expect(fourth.all.filter((e) => e.event === 'notRecovered')).toEqual([]);
     fourth.close();
     ws.close();

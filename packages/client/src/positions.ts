@@ -94,8 +94,10 @@ export class TopicPositions {
 
   /**
    * Reads the ack of a resume that sent `sent`. Topics the broker could not recover restart from its current
-   * position (nothing of them is replayed); a position sent without an epoch cannot be checked, so it counts as
-   * not recovered even when a protocol-1 broker says `recovered: true`.
+   * position (nothing of them is replayed), except a `history_trimmed` one: the broker replays what it still holds
+   * of it after the ack, so it keeps the position it had (the replay is taken; a replay that did not fit leaves
+   * nothing to take below the next live message, which is taken all the same). A position sent without an epoch
+   * cannot be checked, so it counts as not recovered even when a protocol-1 broker says `recovered: true`.
    */
   verdict(filter: string, sent: ResumeFields, ack: SubAck): Recovery {
     const positions = new Map<string, Position>();
@@ -105,6 +107,7 @@ export class TopicPositions {
     }
     const missed = new Map<string, RecoveryReason>();
     for (const [topic, why] of ownEntries(ack.missed)) missed.set(topic, typeof why === 'string' ? why : 'unknown_position');
+    const replaying = trimmedReplays(ack);
     const resumed: [topic: string, seq: number, epoch: string | undefined][] = [];
     if (typeof sent.since === 'object') {
       const epochs = typeof sent.epoch === 'object' ? new Map(ownEntries(sent.epoch)) : new Map<string, string>();
@@ -118,6 +121,7 @@ export class TopicPositions {
     }
     for (const [t, s, e] of resumed) if (s > 0 && e === undefined && !missed.has(t)) missed.set(t, 'unknown_position');
     for (const topic of missed.keys()) {
+      if (replaying.has(topic)) continue;
       const now = positions.get(topic);
       if (now) this.last.set(topic, { seq: now.seq, epoch: now.epoch });
       else this.last.delete(topic); // unknown: the next message on it is taken, whatever its seq
@@ -127,6 +131,14 @@ export class TopicPositions {
     const reason = ack.reason ?? missed.values().next().value;
     return reason === undefined ? { recovered: false, ...out } : { recovered: false, reason, ...out };
   }
+}
+
+/**
+ * The topics the ack's `missed` names `history_trimmed` (protocol 2): the broker replays what it still holds of
+ * them after the ack (when it fits its replay budget), so their positions stay where they were to take it.
+ */
+export function trimmedReplays(ack: SubAck): Set<string> {
+  return new Set(ownEntries(ack.missed).filter(([, why]) => why === 'history_trimmed').map(([topic]) => topic));
 }
 
 /** The own entries of a record from JSON (or built here); nothing for a value that is not an object. */

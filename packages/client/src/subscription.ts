@@ -4,7 +4,7 @@
 // the subscription fails with `buffer_overflow`. The client feeds it frames.
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
-import { readPosition, TopicPositions, type Recovery, type ResumeFields } from './positions.js';
+import { readPosition, TopicPositions, trimmedReplays, type Recovery, type ResumeFields } from './positions.js';
 import { applyEvent, diffMembers, toMember, type PresenceChange } from './presence.js';
 import type { ClientInfo, EventFrame, Member, Position, Sender, SubAck } from './wire.js';
 
@@ -50,7 +50,8 @@ export interface SubscribeOptions {
   presence?: boolean;
   /**
    * Replay the topics' messages from their first at the first subscribe (`since: 0`): a topic whose history the broker
-   * trimmed (it no longer holds the first) replays nothing, and the recovery verdict says `history_trimmed` for it.
+   * trimmed (it no longer holds the first) replays what the broker still holds of it, and the recovery verdict says
+   * `history_trimmed` for it (the older messages were missed).
    */
   history?: boolean;
   /** Resume from positions saved earlier (`sub.positions` of a previous run). */
@@ -214,10 +215,13 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     this.everSubscribed = true;
     if (sent.since !== undefined) {
       this._recovery = this.unverified ? this.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
-      // What the verdict says was missed moves what the app was handed too: it is told, and resumes from there.
+      // What the verdict says was missed moves what the app was handed too: it is told, and resumes from there. Not
+      // a trimmed topic's: what the broker still holds of it follows (the verdict kept its position to take it), and
+      // `positions` never claims a message the app was not handed; if none follows, the next live one moves it.
       const r = this._recovery;
+      const replayed = this.unverified ? new Set<string>() : trimmedReplays(ack);
       for (const topic of Object.keys(r.missed)) {
-        this.handed.place(topic, r.positions[topic]);
+        if (!replayed.has(topic)) this.handed.place(topic, r.positions[topic]);
         this.took.delete(topic); // a gap: what it took before is no longer a run up to its position
       }
     }

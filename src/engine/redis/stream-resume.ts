@@ -5,7 +5,7 @@ import type { FrameOf } from '../../protocol/frames.js';
 import { MAX_POSITIONS } from '../../protocol/frames.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { filterMatches, isWildcard } from '../../protocol/topic.js';
-import { chargeReplay, resumeAck, topicVerdict, type MissReason, type Position, type ResumeTerms } from '../resume.js';
+import { chargeReplay, replayCount, resumeAck, topicVerdict, type MissReason, type Position, type ResumeTerms } from '../resume.js';
 import { parseBusMessage, type BusMessage } from './cursors.js';
 
 export interface StreamStore {
@@ -76,18 +76,19 @@ export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'
       const m = parseBusMessage(flat[k + 1]!.slice(1));
       if (m) entries.push(m);
     }
-    // Replayable: the stream still holds seen+1 onwards, within --history of the last seq.
+    // Replayable: the stream still holds seen+1 onwards, within --history of the last seq. READ starts at the oldest
+    // entry when seen+1 is no longer held: a trimmed topic replays what is (a miss all the same: some are gone).
     const oldestKept = Math.max(entries[0]?.seq ?? position.seq + 1, position.seq - store.historySize + 1);
     const verdict = topicVerdict(seen, position, oldestKept);
-    if (typeof verdict === 'string') {
-      missed.set(topic, verdict);
-      return;
-    }
-    if (verdict === 0) return;
-    const replay = entries.slice(0, verdict);
+    if (typeof verdict === 'string') missed.set(topic, verdict);
+    const n = replayCount(verdict, position, oldestKept);
+    if (n === 0) return;
+    const first = position.seq - n + 1;
+    const replay = entries.filter((m) => m.seq >= first).slice(0, n);
     const bytes = replay.reduce((sum, m) => sum + m.out.bytes, 0);
-    if (entries.length < verdict || !chargeReplay(budget, verdict, bytes)) {
-      missed.set(topic, 'replay_limit');
+    if (replay.length < n || !chargeReplay(budget, n, bytes)) {
+      // Too much (READ reads one more than the budget): nothing of it is replayed. A trimmed topic stays `history_trimmed`.
+      if (typeof verdict === 'number') missed.set(topic, 'replay_limit');
       return;
     }
     for (const m of replay) messages.push(m.out);

@@ -463,7 +463,13 @@ describe('resumeFromStreams', () => {
 
   it('the verdicts: trimmed history, another epoch, over the replay limit', async () => {
     let frame = sub({ since: 3, epoch: 'e1' });
-    expect((await resumeFromStreams(store({ a: 20 }, 5), frame, terms(frame), 'L')).ack).toMatchObject({ recovered: false, reason: 'history_trimmed' });
+    const trimmed = await resumeFromStreams(store({ a: 20 }, 5), frame, terms(frame), 'L');
+    expect(trimmed.ack).toMatchObject({ recovered: false, reason: 'history_trimmed', missed: { a: 'history_trimmed' }, positions: { a: { seq: 20 } } });
+    // What the stream still holds is replayed all the same (the miss named); more than the budget: nothing of it.
+    expect(trimmed.messages.map((m) => (m.frame as { seq: number }).seq)).toEqual([16, 17, 18, 19, 20]);
+    const over = await resumeFromStreams(store({ a: 300 }, 100), frame, terms(frame), 'L');
+    expect(over.ack).toMatchObject({ recovered: false, missed: { a: 'history_trimmed' } });
+    expect(over.messages).toEqual([]);
     frame = sub({ since: 3, epoch: 'e0' });
     expect((await resumeFromStreams(store({ a: 6 }), frame, terms(frame), 'L')).ack).toMatchObject({ recovered: false, reason: 'epoch_changed' });
     frame = sub({ since: 3, epoch: 'e1' });
