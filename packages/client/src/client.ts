@@ -14,6 +14,7 @@ import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
 import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
 import { checkOptions } from './options.js';
+import { SilenceWatch } from './silence.js';
 
 /** Topics whose messages the client remembers for subscriptions that ended (`departed`), at most. */
 const DEPARTED_MAX = 10_000;
@@ -582,9 +583,21 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     let errorText = '';
     let gone = false;
     let opened = false;
-    /** When the last frame came (the silence watch below), and its timer. */
-    let heard = Date.now();
-    let watch: ReturnType<typeof setTimeout> | undefined;
+    const silence = new SilenceWatch({
+      heartbeatMs: () => this.hello?.heartbeatMs ?? 25_000,
+      ping: () => this.online && this.sendText('{"op":"ping"}'),
+      lost: (silent) => {
+        const reason = `no frame from the broker for ${silent} ms: connection lost`;
+        if (!goneNow({ code: 1006, reason })) return;
+        try {
+          ws.close(4000, 'no answer'); // the lost connection's resources; its close is not waited for
+        } catch {
+          // abandoned either way
+        }
+        this.endpoints.next();
+        report.dropped(1006, reason);
+      },
+    });
     // Never opened (refused, failed, or no answer within connectTimeoutMs: a proxy that holds upgrades): a WebSocket
     // blocked on the way tries SSE next, an SSE that failed tries WebSocket.
     const otherTransportIfNeverOpened = () => {
@@ -595,39 +608,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const goneNow = (close: LastClose) => {
       if (gone) return false;
       gone = true;
-      clearTimeout(watch);
+      silence.stop();
       ws.onopen = ws.onmessage = ws.onclose = null;
       ws.onerror = () => {}; // `ws` emits an error for a socket closed while connecting; nobody needs it now
       this.socketGone(ws, close);
       return true;
     };
-    // A connection lost without a close (a laptop that slept, a network that changed) would stay `connected` and
-    // silent: one that has heard nothing for two of the broker's heartbeats sends a ping, and one still silent a
-    // heartbeat later is taken for lost (reconnects, resumes). A dashboard hears the broker's pongs: never dropped.
-    // The step is a heartbeat, at least 5 s: a broker set to ping very often is not a reason to give up on a slow link.
-    const step = () => Math.max(this.hello?.heartbeatMs ?? 25_000, 5_000);
-    const watchSilence = () => {
-      const heartbeatMs = step();
-      const silent = Date.now() - heard;
-      if (silent >= 3 * heartbeatMs) {
-        const reason = `no frame from the broker for ${silent} ms: connection lost`;
-        if (!goneNow({ code: 1006, reason })) return;
-        try {
-          ws.close(4000, 'no answer'); // the lost connection's resources; its close is not waited for
-        } catch {
-          // abandoned either way
-        }
-        this.endpoints.next();
-        return report.dropped(1006, reason);
-      }
-      if (silent >= 2 * heartbeatMs && this.online) this.sendText('{"op":"ping"}');
-      watch = setTimeout(watchSilence, heartbeatMs / 2);
-    };
     ws.onopen = () => {
       opened = true;
       this.sseTried = false;
-      heard = Date.now();
-      watch = setTimeout(watchSilence, step() / 2);
+      silence.start();
       report.opened();
     };
     // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
@@ -637,7 +627,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (m) status = Number(m[1]);
     };
     ws.onmessage = (e) => {
-      heard = Date.now();
+      silence.heard();
       if (typeof e.data === 'string') this.onText(ws, e.data);
     };
     ws.onclose = (e) => {
