@@ -1,8 +1,8 @@
 // The client against a scripted broker (FakeSocket) under fake timers: request matching and timeouts, the
 // offline queue, dedupe and order across a resume, the recovery verdict, presence re-sync, iteration.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SwitchboardClient, SwitchboardError, type Member } from '@switchboard/client';
-import { FakeSocket, resetFakeSockets } from './fake-socket.js';
+import { SwitchboardError, type Member } from '@switchboard/client';
+import { FakeSocket, onlineClient, resetFakeSockets } from './fake-socket.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -10,12 +10,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-async function online(options: Partial<ConstructorParameters<typeof SwitchboardClient>[0]> = {}) {
-  const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0, requestTimeoutMs: 1000, ...options });
-  await vi.advanceTimersByTimeAsync(0);
-  FakeSocket.last.open({ id: 'c1', name: 'me' });
-  return client;
-}
+const online = onlineClient;
 
 const msg = (topic: string, seq: number, data: unknown = seq, epoch: string | null = 'e1') => ({ op: 'msg', topic, seq, ...(epoch !== null && { epoch }), data, ts: 1 });
 

@@ -3,7 +3,7 @@
 // application something (a subscription ended for good, a crashed process, a filter left at the broker).
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SwitchboardClient, SwitchboardError } from '@switchboard/client';
-import { FakeSocket, resetFakeSockets } from './fake-socket.js';
+import { FakeSocket, onlineClient, resetFakeSockets } from './fake-socket.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -11,12 +11,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-async function online() {
-  const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0, requestTimeoutMs: 1000 });
-  await vi.advanceTimersByTimeAsync(0);
-  FakeSocket.last.open({ id: 'c1', name: 'me' });
-  return client;
-}
+const online = () => onlineClient();
 const msg = (topic: string, seq: number, epoch = 'e1') => ({ op: 'msg', topic, seq, epoch, data: seq, ts: 1 });
 /** Whether a promise has settled, read without awaiting it. */
 function watch(p: Promise<unknown>) {

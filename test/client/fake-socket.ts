@@ -1,6 +1,7 @@
 // FakeSocket: an in-memory WebSocket for unit tests of the client. The test plays the broker: it opens, sends
 // frames, reads what the client sent and closes with any code, under fake timers.
-import type { WebSocketLike } from '@switchboard/client';
+import { vi } from 'vitest';
+import { SwitchboardClient, type WebSocketLike } from '@switchboard/client';
 
 export class FakeSocket implements WebSocketLike {
   static all: FakeSocket[] = [];
@@ -69,4 +70,15 @@ export class FakeSocket implements WebSocketLike {
 
 export function resetFakeSockets(): void {
   FakeSocket.all = [];
+}
+
+/**
+ * A client on a FakeSocket that said hello (`c1`, `me`; fake timers on): `requestTimeoutMs` 1000, `options` over
+ * those. The test then plays the broker through FakeSocket.last.
+ */
+export async function onlineClient(options: Partial<ConstructorParameters<typeof SwitchboardClient>[0]> = {}): Promise<SwitchboardClient> {
+  const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0, requestTimeoutMs: 1000, ...options });
+  await vi.advanceTimersByTimeAsync(0);
+  FakeSocket.last.open({ id: 'c1', name: 'me' });
+  return client;
 }

@@ -3,7 +3,7 @@
 // subscription replays it; a subscription is used once (ended before it was ever subscribed too); off() after once().
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SwitchboardClient } from '@switchboard/client';
-import { FakeSocket, resetFakeSockets } from './fake-socket.js';
+import { FakeSocket, onlineClient, resetFakeSockets } from './fake-socket.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -11,12 +11,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-async function online(options: Partial<ConstructorParameters<typeof SwitchboardClient>[0]> = {}) {
-  const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0, requestTimeoutMs: 1000, ...options });
-  await vi.advanceTimersByTimeAsync(0);
-  FakeSocket.last.open({ id: 'c1', name: 'me' });
-  return client;
-}
+const online = onlineClient;
 const msg = (topic: string, seq: number, data: unknown = seq, epoch = 'e1') => ({ op: 'msg', topic, seq, epoch, data, ts: 1 });
 
 describe('keyed publishes resent after a drop keep their order', () => {

@@ -3,8 +3,7 @@
 // (hello's heartbeatMs) sends a ping, and one still silent a heartbeat later is taken for lost: it reconnects (and
 // resumes). A client that only listens hears the pongs and is never dropped. Scripted broker, fake timers.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SwitchboardClient } from '@switchboard/client';
-import { FakeSocket, resetFakeSockets } from './fake-socket.js';
+import { FakeSocket, onlineClient, resetFakeSockets } from './fake-socket.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -12,12 +11,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-async function online() {
-  const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0 });
-  await vi.advanceTimersByTimeAsync(0);
-  FakeSocket.last.open({ id: 'c1', name: 'me' }); // hello says heartbeatMs 25000
-  return client;
-}
+const online = () => onlineClient(); // hello says heartbeatMs 25000
 
 describe('a connection that goes silent', () => {
   it('is pinged after two heartbeats of silence and taken for lost after a third: the client reconnects', async () => {

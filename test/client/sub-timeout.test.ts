@@ -2,8 +2,7 @@
 // unsubscribed meanwhile was sent again too, after its `unsub`: the broker, serving one connection in order, then
 // held the filter (and, with presence, showed the client as a member again) for a subscription that had ended.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SwitchboardClient } from '@switchboard/client';
-import { FakeSocket, resetFakeSockets } from './fake-socket.js';
+import { FakeSocket, onlineClient, resetFakeSockets } from './fake-socket.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -11,12 +10,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-async function online() {
-  const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0, requestTimeoutMs: 1000 });
-  await vi.advanceTimersByTimeAsync(0);
-  FakeSocket.last.open({ id: 'c1', name: 'me' });
-  return client;
-}
+const online = () => onlineClient();
 
 describe('a sub without an answer in time', () => {
   it('is sent again while the subscription stands', async () => {

@@ -2,8 +2,7 @@
 // the client had seen), presence events before a subscription's own ack, return() with a next() waiting: each was
 // broken (found by a review helper).
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SwitchboardClient } from '@switchboard/client';
-import { FakeSocket, resetFakeSockets } from './fake-socket.js';
+import { FakeSocket, onlineClient, resetFakeSockets } from './fake-socket.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -11,12 +10,7 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-async function online() {
-  const client = new SwitchboardClient({ url: 'ws://broker/ws', WebSocket: FakeSocket, random: () => 0, requestTimeoutMs: 1000 });
-  await vi.advanceTimersByTimeAsync(0);
-  FakeSocket.last.open({ id: 'c1', name: 'me' });
-  return client;
-}
+const online = () => onlineClient();
 const msg = (topic: string, seq: number) => ({ op: 'msg', topic, seq, epoch: 'e1', data: seq, ts: 1 });
 const member = (id: string, name: string, state = 'active') => ({ id, name, transport: 'ws', state });
 
