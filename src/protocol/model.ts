@@ -240,8 +240,9 @@ export class ProtocolModel {
 
   /**
    * A resuming `sub` (docs/protocol.md, Positions): per topic matching `filter`, the messages after the client's
-   * position, or why they cannot be replayed (a topic trimmed past it: why, and what is still held of it). The model's epochs never change within a scenario, so an epoch the
-   * client sends is the right one (the checker sends the epoch it observed).
+   * position, or why they cannot be replayed (a topic trimmed past it: why, and what is still held of it). The
+   * model's epochs never change within a scenario, so an epoch the client sends is the right one (the checker sends
+   * the epoch it observed).
    */
   private resume(
     filter: string,
