@@ -15,6 +15,7 @@ import { ConfigError } from '../../config.js';
 import type { FrameEvent, PacketFramer } from './framer.js';
 import { connectVersion, firstPacket } from './first-packet.js';
 import { propertiesProblem } from './properties.js';
+import { illFormedConnect } from './utf8.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 import type { MqttVersion } from './session.js';
@@ -89,12 +90,15 @@ export class ConnectReader {
   async read(socket: Socket, framer: PacketFramer): Promise<Accepted | null> {
     const first = await firstPacket(socket, framer, this.core.config.idleMs);
     if (first === null) return void socket.destroy(), null;
-    const { packet, rest } = first;
+    const { packet, raw, rest } = first;
     if (packet.cmd !== 'connect') return void socket.destroy(), null; // the first packet must be CONNECT [MQTT-3.1.0-1]
     const version = connectVersion(packet);
     if (version === undefined) return this.refuse(socket, 4, 'badProtocol');
     const faults = this.core.faults;
-    const malformed = propertiesProblem(packet) ?? connectProblem(packet, version);
+    // A client id, will topic or user name of ill-formed UTF-8 (the codec put U+FFFD in its place) makes CONNECT
+    // malformed [MQTT-1.5.4-1]: not a client, or a will, under a changed name.
+    const illFormed = illFormedConnect(packet, raw, version === 5);
+    const malformed = propertiesProblem(packet) ?? connectProblem(packet, version) ?? (illFormed && `a ${illFormed} of ill-formed UTF-8`);
     if (malformed !== undefined) {
       faults?.note('info', { addr: socket.remoteAddress, reason: malformed }, 'mqtt connect refused: malformed packet');
       return this.refuse(socket, version, 'malformed');

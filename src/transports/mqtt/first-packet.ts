@@ -13,12 +13,12 @@ export function connectVersion(p: IConnectPacket): MqttVersion | undefined {
 }
 
 /**
- * The first packet (it must be CONNECT), parsed, with the whole packets after it (a partial one stays in `framer`);
+ * The first packet (it must be CONNECT), parsed and as it came (`raw`), with the whole packets after it (a partial one stays in `framer`);
  * null when the socket closes, the packet is too large or malformed, or time runs out. The socket is left paused.
  */
-export function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: number): Promise<{ packet: Packet; rest: FrameEvent[] } | null> {
+export function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: number): Promise<{ packet: Packet; raw: Buffer; rest: FrameEvent[] } | null> {
   return new Promise((resolve) => {
-    const done = (value: { packet: Packet; rest: FrameEvent[] } | null) => {
+    const done = (value: { packet: Packet; raw: Buffer; rest: FrameEvent[] } | null) => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
@@ -41,7 +41,7 @@ export function firstPacket(socket: Socket, framer: PacketFramer, timeoutMs: num
       }
       if (!packet) return done(null);
       // Packets right behind CONNECT are the connection's first (and a failure among them ends it there).
-      done({ packet, rest: events.slice(1) });
+      done({ packet, raw: e.packet, rest: events.slice(1) });
     };
     const onClose = () => done(null);
     const timer = setTimeout(() => done(null), timeoutMs);

@@ -3,7 +3,7 @@
 // the connection is closed [MQTT-1.5.4-1]. Only a string that decoded with U+FFFD is looked for in the raw packet
 // (ill-formed bytes always decode to one): well-formed topics cost one scan of their text.
 import { isUtf8 } from 'node:buffer';
-import type { Packet } from 'mqtt-packet';
+import type { IConnectPacket, Packet } from 'mqtt-packet';
 
 const REPLACED = '\ufffd';
 
@@ -46,4 +46,38 @@ export function illFormedTopic(packet: Packet, raw: Buffer, v5: boolean): boolea
     default:
       return false;
   }
+}
+
+/** Whether the length-prefixed string at `at` is well-formed UTF-8. */
+const wellFormedAt = (raw: Buffer, at: number): boolean => at + 2 <= raw.length && isUtf8(raw.subarray(at + 2, at + 2 + raw.readUInt16BE(at)));
+
+/**
+ * Which of CONNECT's strings that become names or topics (client id, will topic, user name), read from `raw`, holds
+ * ill-formed UTF-8 (the codec read it with U+FFFD: a changed client id, a will published on a changed topic); none:
+ * undefined. Only a string that decoded with U+FFFD is looked for.
+ */
+export function illFormedConnect(packet: IConnectPacket, raw: Buffer, v5: boolean): string | undefined {
+  const has = (s: string | undefined) => s !== undefined && s.includes(REPLACED);
+  if (!has(packet.clientId) && !has(packet.will?.topic) && !has(packet.username)) return undefined;
+  let at = varint(raw, 1).end; // past the fixed header
+  at += 2 + raw.readUInt16BE(at); // protocol name
+  const flags = raw[at + 1]!; // after the protocol level
+  at += 4; // level, flags, keep alive
+  if (v5) {
+    const props = varint(raw, at);
+    at = props.end + props.value;
+  }
+  if (!wellFormedAt(raw, at)) return 'client id';
+  at += 2 + raw.readUInt16BE(at);
+  if (flags & 0x04) {
+    if (v5) {
+      const props = varint(raw, at);
+      at = props.end + props.value;
+    }
+    if (!wellFormedAt(raw, at)) return 'will topic';
+    at += 2 + raw.readUInt16BE(at); // will topic
+    at += 2 + raw.readUInt16BE(at); // will payload
+  }
+  if (flags & 0x80 && !wellFormedAt(raw, at)) return 'user name';
+  return undefined;
 }
