@@ -501,7 +501,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    */
   private drop(sub: Subscription<unknown>): boolean {
     if (!this.subs.delete(sub)) return false;
-    const matched = (topic: string) => [...this.subs].some((s) => matches(s.filter, topic));
+    const filters = [...this.subs].map((s) => s.filter);
+    const matched = (topic: string) => filters.some((f) => matches(f, topic));
     for (const topic of sub.tookTopics()) {
       const run = sub.run(topic);
       if (!run || !matched(topic)) continue;

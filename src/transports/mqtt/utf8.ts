@@ -19,12 +19,14 @@ function varint(raw: Buffer, at: number): { end: number; value: number } {
   return { end: raw.length, value };
 }
 
+/** Whether the length-prefixed string at `at` is well-formed UTF-8 (false when its length prefix is cut off). */
+const wellFormedAt = (raw: Buffer, at: number): boolean => at + 2 <= raw.length && isUtf8(raw.subarray(at + 2, at + 2 + raw.readUInt16BE(at)));
+
 /** Whether the `count` length-prefixed strings from `at` (each followed by `gap` bytes: SUBSCRIBE's options) are all well-formed UTF-8. */
 function stringsWellFormed(raw: Buffer, at: number, count: number, gap: number): boolean {
   for (let n = 0; n < count && at + 2 <= raw.length; n++) {
-    const end = at + 2 + raw.readUInt16BE(at);
-    if (!isUtf8(raw.subarray(at + 2, end))) return false;
-    at = end + gap;
+    if (!wellFormedAt(raw, at)) return false;
+    at += 2 + raw.readUInt16BE(at) + gap;
   }
   return true;
 }
@@ -48,8 +50,6 @@ export function illFormedTopic(packet: Packet, raw: Buffer, v5: boolean): boolea
   }
 }
 
-/** Whether the length-prefixed string at `at` is well-formed UTF-8. */
-const wellFormedAt = (raw: Buffer, at: number): boolean => at + 2 <= raw.length && isUtf8(raw.subarray(at + 2, at + 2 + raw.readUInt16BE(at)));
 
 /**
  * Which of CONNECT's strings that become names or topics (client id, will topic, user name), read from `raw`, holds
