@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { cpuUs } from './servers.js';
-import { PUBLISH_BATCH } from '../../src/engine/redis/scripts.js';
+import { PUBLISH_BATCH } from '../../src/engine/redis/publish-script.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { publishChannels } from '../../src/engine/redis/interest.js';
 
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     }
     for (const per of PERS) {
       await measure('PUBLISH_BATCH script', per, (from, n) => {
-        // One topic: its keys and arguments once, then three arguments per message (scripts.ts).
+        // One topic: its keys and arguments once, then three arguments per message (publish-script.ts).
         const keys = [KEYS.meta(TOPIC), KEYS.log(TOPIC)];
         const args = ['100', String(4 << 20), '60000', '1', 'L.n1', HEAD, CH_T, CH_F];
         for (let i = from; i < from + n; i++) args.push('1', `,"ts":1,"data":${DATA}}`, PREFIX);

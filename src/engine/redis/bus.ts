@@ -85,7 +85,7 @@ export class NodeBus {
     try {
       switch (payload[0]) {
         case 'm':
-          // A batch's entries for one channel come in one payload, joined by \x1e (scripts.ts PUBLISH_BATCH).
+          // A batch's entries for one channel come in one payload, joined by \x1e (publish-script.ts PUBLISH_BATCH).
           for (const entry of payload.includes('\x1e') ? payload.split('\x1e') : [payload]) {
             this.stats.clusterMessagesReceived++;
             const m = parseBusMessage(entry.slice(1));

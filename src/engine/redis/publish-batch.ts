@@ -1,5 +1,5 @@
 // PublishBatch: the publishes of one event-loop turn go to Redis together, as one PUBLISH_BATCH script call per slot
-// (scripts.ts; on a Redis Cluster every key of one script must live in one slot, on one Redis everything is one
+// (publish-script.ts; on a Redis Cluster every key of one script must live in one slot, on one Redis everything is one
 // call), cut at MAX_MESSAGES / MAX_BYTES. Calls go out in the order the publishes were made, on the one command
 // connection (per master on a Redis Cluster), so seq order is publish order within a batch and across batches.
 // Each publish is answered on its own: its position, its own error (the batch's other messages still ran), or, when
@@ -29,7 +29,7 @@ export interface PublishTopic {
   family: string;
 }
 
-/** One publish (scripts.ts PUBLISH_BATCH). */
+/** One publish (publish-script.ts PUBLISH_BATCH). */
 export interface BatchedPublish {
   topic: PublishTopic;
   /** The frame after its epoch: `,"from":…,"ts":…,"data":…}`. */
