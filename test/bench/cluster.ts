@@ -47,6 +47,7 @@ const { values: flags } = parseArgs({
     'ingest-rate': { type: 'string' },
     'nodes-rate': { type: 'string' },
     'nodes-subs': { type: 'string' },
+    'settle-seconds': { type: 'string' },
     profile: { type: 'string' },
     perf: { type: 'string' },
     out: { type: 'string' },
@@ -66,6 +67,13 @@ const sizes = {
   /** Nodes: one publisher on node A at this rate, `nodesSubs` subscribers on node B, nobody on node C. */
   nodesRate: Number(flags['nodes-rate'] ?? 2000),
   nodesSubs: Number(flags['nodes-subs'] ?? 100),
+  /**
+   * Nodes: the measured window starts at least this long after the last node started. A node's start-up garbage is
+   * collected once, 8–10 s after it starts (V8's memory reducer, in the main thread and in the heartbeat thread:
+   * ~70 ms of CPU); inside a 10 s window that one-time cost read as ~3.5 µs per message on node C, whose steady
+   * cost is its idle ticks (~1.3 ms a second). The same wait for every configuration, Socket.IO's too.
+   */
+  settleSeconds: Number(flags['settle-seconds'] ?? 12),
 };
 const configs = (flags.configs?.split(',') as ConfigName[] | undefined) ?? ALL_CONFIGS;
 const workloads = (flags.workloads?.split(',') as Workload[] | undefined) ?? ['fanout', 'ingest', 'nodes'];
@@ -129,6 +137,8 @@ interface Cluster {
   nodes: RunningServer[];
   targets: Target[];
   usesRedis: boolean;
+  /** When the last node was up (performance.now()). */
+  startedAt: number;
 }
 
 async function startCluster(config: ConfigName): Promise<Cluster> {
@@ -148,9 +158,10 @@ async function startCluster(config: ConfigName): Promise<Cluster> {
     await Promise.all(nodes.map((n) => n.stop()));
     throw err;
   }
+  const startedAt = performance.now();
   await sleep(1000); // nodes registered, Redis subscriptions up
   const proto: Proto = name === 'socket.io' ? 'sio' : 'sb';
-  return { config, proto, nodes, usesRedis, targets: nodes.map((n) => ({ proto, host: '127.0.0.1', port: n.port })) };
+  return { config, proto, nodes, usesRedis, startedAt, targets: nodes.map((n) => ({ proto, host: '127.0.0.1', port: n.port })) };
 }
 
 async function withCluster<T>(config: ConfigName, fn: (c: Cluster) => Promise<T>): Promise<T> {
@@ -365,8 +376,10 @@ async function nodes(config: ConfigName, redisPid: number) {
       const lat = await subscriberWorker(workers, b, 1, true, 1);
       await publisher.ask({ type: 'start', target: a }, 'connected', 15_000);
       await sleep(500);
+      const { warmupSeconds, seconds, payload, nodesRate, settleSeconds } = sizes;
+      // The window starts settleSeconds after the nodes started (their one-time start-up collections before it).
+      await sleep(Math.max(0, cluster.startedAt + (settleSeconds - warmupSeconds) * 1000 - performance.now()));
       const base = await total(workers);
-      const { warmupSeconds, seconds, payload, nodesRate } = sizes;
       const done = publisher.ask<{ sent: number; skipped: number }>({ type: 'go', rate: nodesRate, seconds: warmupSeconds + seconds, size: payload }, 'done', (warmupSeconds + seconds + 30) * 1000);
       await sleep(warmupSeconds * 1000);
       await counts(lat, true);
