@@ -451,6 +451,11 @@ export class RedisProxy {
     return [...this.links].some((l) => l.holdReplies && l.replies.length > 0);
   }
 
+  /** Whether the replies held back from some connection contain `text` (a message on its way to a held subscriber). */
+  holdsReply(text: string): boolean {
+    return [...this.links].some((l) => Buffer.concat(l.replies).toString('latin1').includes(text));
+  }
+
   /** Sends the replies held back, in order, and holds none more. */
   releaseReplies(): void {
     this.allRepliesHeld = false;

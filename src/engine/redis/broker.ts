@@ -141,7 +141,10 @@ export class RedisBroker<S extends Session> implements Broker<S> {
   /** A resume from the topics' streams; `unavailable` when Redis cannot answer. */
   async resume(frame: FrameOf<'sub'>, terms: ResumeTerms): Promise<ResumeAnswer | ProtocolError> {
     if (!this.redis.up) return unavailable(frame.id);
-    const store = { topics: () => this.redis.cmd.smembers(KEYS.topics), read: (t: string, from: number, count: number) => this.read(t, from, count), historySize: this.historySize };
+    // Read within this node's --history of each topic's newest message: another node's (or this one's before a
+    // restart) may have kept more, and what lies before that is not this node's to replay.
+    const read = (t: string, from: number, count: number) => this.read(t, from, count, this.historySize);
+    const store = { topics: () => this.redis.cmd.smembers(KEYS.topics), read, historySize: this.historySize };
     try {
       return await resumeFromStreams(store, frame, terms, this.redis.life);
     } catch (err) {
@@ -230,9 +233,10 @@ export class RedisBroker<S extends Session> implements Broker<S> {
     this.own.keepOnly(hears);
   }
 
-  /** `count` entries of `topic`'s stream from seq `from` (scripts.ts READ). */
-  private read(topic: string, from: number, count: number): Promise<(string | null)[]> {
-    return this.redis.script(LUA.READ, [KEYS.meta(topic), KEYS.log(topic)], [String(from), String(count)]) as Promise<(string | null)[]>;
+  /** `count` entries of `topic`'s stream from seq `from`, none older than the newest `within` (scripts.ts READ). */
+  private read(topic: string, from: number, count: number, within?: number): Promise<(string | null)[]> {
+    const args = within === undefined ? [String(from), String(count)] : [String(from), String(count), String(within)];
+    return this.redis.script(LUA.READ, [KEYS.meta(topic), KEYS.log(topic)], args) as Promise<(string | null)[]>;
   }
 
   /** A direct from another node for local client `to`, within its budget for directs. */

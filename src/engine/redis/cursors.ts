@@ -1,7 +1,10 @@
 // Cursors: what the bus brings this node, delivered per topic in seq order. Per topic the last seq delivered here;
 // the next seq is delivered at once, a later one is held while the gap before it is fetched from the topic's stream,
 // an earlier one (a fill and the bus both brought it) is dropped. A gap the stream no longer holds is said loudly
-// and passed. The bus's wire format (`m` + `<node>\n<transport>\n<addr>\n<noEcho>\n<frame JSON>`) is read here too.
+// and passed. A message of another epoch waits until the topic's meta (read with the stream) says whether that epoch
+// is the topic's current one (then followed from its seq 1) or one it left (the message came late: dropped, and the
+// epoch is never followed again). The bus's wire format (`m` + `<node>\n<transport>\n<addr>\n<noEcho>\n<frame
+// JSON>`) is read here too.
 import type { Logger } from 'pino';
 import type { ClientInfo, ServerFrame, Transport } from '../../protocol/frames.js';
 import { Outgoing } from '../../protocol/outgoing.js';
@@ -23,6 +26,8 @@ export const MAX_CURSORS = 100_000;
 export const MAX_HELD = 10_000;
 /** Messages one stream read asks for. */
 const READ_BATCH = 1000;
+/** Epochs a topic left that are remembered per topic (their late messages are dropped without a read). */
+const PAST_EPOCHS = 4;
 
 /** Per topic: the last seq delivered here, and messages held until the gap before them is filled. */
 interface Cursor {
@@ -32,7 +37,19 @@ interface Cursor {
   filling: boolean;
   /** Asked to read again while a fill was in flight (a catch-up): its last read may predate what was missed. */
   again?: boolean;
+  /** Stream reads started for the topic: an epoch is judged by a read started after its message came. */
+  reads: number;
+  /**
+   * Messages of epochs other than `epoch`, not judged yet: epochs are minted by whichever node starts a sequence and
+   * are not ordered, so whether one is newer (the topic restarted: a failover, a lost meta) or older (a message that
+   * came late, after this node moved on) only the topic's meta can say. `after`: the reads started before it came.
+   */
+  others?: Map<string, { held: Map<number, BusMessage>; after: number }>;
+  /** Epochs the topic left, newest last (at most PAST_EPOCHS): a message of one is late, never followed again. */
+  past?: string[];
 }
+
+const cursor = (epoch: string, seq: number): Cursor => ({ epoch, seq, held: new Map(), filling: false, reads: 0 });
 
 export interface CursorsOptions {
   /** Hands one message, in order, to the local subscribers. */
@@ -56,22 +73,20 @@ export class Cursors {
   private readonly baselines = new Map<string, { epoch: string; seq: number }>();
   /** Messages that could not be filled from the stream (trimmed before this node caught up). */
   gapsSkipped = 0;
+  /** Messages of an epoch their topic had left when they came (dropped: delivering them would go back in time). */
+  staleDropped = 0;
 
   constructor(private readonly options: CursorsOptions) {}
 
   /** A message from the bus. */
   receive(m: BusMessage): void {
     let c = this.cursors.get(m.topic);
-    if (!c || c.epoch !== m.epoch) {
-      if (!c && this.cursors.size >= MAX_CURSORS) this.trim();
-      // A topic met for the first time starts here, or where it stood when this node started listening (baseline) if
-      // that is before: those in between were published while it listened, and are fetched from the stream (an epoch
-      // that began since then, from its seq 1). A new epoch of a topic this node was following (a failover, Redis
-      // lost its data) starts at its seq 1: those before this one were published while the node listened (its
-      // subscriber may have been moving to the promoted master), so they are fetched from the stream.
-      c = { epoch: m.epoch, seq: c ? 0 : this.startOf(m), held: new Map(), filling: false };
+    if (!c) {
+      if (this.cursors.size >= MAX_CURSORS) this.trim();
+      c = this.start(m);
       this.cursors.set(m.topic, c);
     }
+    if (m.epoch !== c.epoch) return this.other(m.topic, c, m);
     if (m.seq <= c.seq) return; // already delivered (a fill and the bus both brought it)
     if (m.seq === c.seq + 1 && !c.filling) {
       this.options.deliver(m);
@@ -130,15 +145,73 @@ export class Cursors {
     const b = this.baselines.get(topic);
     if (!b) return;
     this.baselines.delete(topic);
-    if (!this.cursors.has(topic)) this.cursors.set(topic, { epoch: b.epoch, seq: b.seq, held: new Map(), filling: false });
+    if (!this.cursors.has(topic)) this.cursors.set(topic, cursor(b.epoch, b.seq));
   }
 
-  /** The seq delivered "before" the first message of a topic this node had no cursor for (see receive). */
-  private startOf(m: BusMessage): number {
+  /**
+   * The cursor of a topic met for the first time: it starts at `m`, or where the topic stood when this node started
+   * listening (baseline) if that is before: those in between were published while it listened, and are fetched from
+   * the stream. A baseline of another epoch stays the cursor's: `m` is then judged as any message of another epoch
+   * (one that began since the baseline is followed from its seq 1; a stale one is dropped).
+   */
+  private start(m: BusMessage): Cursor {
     const b = this.baselines.get(m.topic);
-    if (b === undefined) return m.seq - 1;
     this.baselines.delete(m.topic);
-    return b.epoch === m.epoch ? Math.min(b.seq, m.seq - 1) : 0;
+    if (b === undefined) return cursor(m.epoch, m.seq - 1);
+    if (b.epoch === m.epoch) return cursor(m.epoch, Math.min(b.seq, m.seq - 1));
+    // Never published when listening began: its first sequence from its seq 1.
+    return b.epoch === '' ? cursor(m.epoch, 0) : cursor(b.epoch, b.seq);
+  }
+
+  /**
+   * A message of another epoch than the topic's cursor: held until a read of the topic's meta started after it came
+   * says whether its epoch is the current one (see fill). One of an epoch the topic left is late: dropped at once.
+   */
+  private other(topic: string, c: Cursor, m: BusMessage): void {
+    if (c.past?.includes(m.epoch)) return this.stale(topic, m.epoch, 1);
+    c.others ??= new Map();
+    let o = c.others.get(m.epoch);
+    if (!o) c.others.set(m.epoch, (o = { held: new Map(), after: c.reads }));
+    // (Past the bound a message is not held: if its epoch is the current one, the fill reads it from the stream.)
+    if (o.held.size < MAX_HELD) o.held.set(m.seq, m);
+    if (c.filling) c.again = true;
+    else void this.fill(topic, c);
+  }
+
+  /**
+   * What a read of the topic's meta, started as read number `read`, says of the epochs held aside: the one it names
+   * (`ep`) is current and kept for the cursor to move to; the others whose messages came before that read started are
+   * epochs the topic left. A read naming no epoch (the meta is gone) or one the topic left (a stale lineage) judges
+   * nothing.
+   */
+  private judge(topic: string, c: Cursor, ep: string | null | undefined, read: number): void {
+    if (!c.others || !ep || c.past?.includes(ep)) return;
+    for (const [epoch, o] of c.others) {
+      if (epoch === ep || o.after >= read) continue;
+      c.others.delete(epoch);
+      this.left(c, epoch);
+      this.stale(topic, epoch, o.held.size);
+    }
+  }
+
+  /** The topic is in epoch `ep` now: followed from its seq 1, with what the bus brought of it so far. */
+  private moveTo(c: Cursor, ep: string): void {
+    this.left(c, c.epoch);
+    const o = c.others?.get(ep);
+    c.others?.delete(ep);
+    c.epoch = ep;
+    c.seq = 0;
+    c.held = o?.held ?? new Map();
+  }
+
+  private left(c: Cursor, epoch: string): void {
+    (c.past ??= []).push(epoch);
+    if (c.past.length > PAST_EPOCHS) c.past.shift();
+  }
+
+  private stale(topic: string, epoch: string, n: number): void {
+    this.staleDropped += n;
+    this.options.log.warn({ topic, epoch, messages: n }, 'messages of an epoch their topic has left came late: dropped (they would go back in time)');
   }
 
   private drain(c: Cursor): void {
@@ -176,7 +249,10 @@ export class Cursors {
           }
           continue;
         }
+        const read = ++c.reads;
         const [, ep, , ...flat] = await this.options.read(topic, c.seq + 1, want);
+        // Forgotten meanwhile (no longer heard, or trimmed): what was read is not this cursor's to deliver.
+        if (this.cursors.get(topic) !== c || this.options.closed()) return;
         let got = 0;
         for (let k = 0; k < flat.length; k += 2) {
           const m = parseBusMessage(flat[k + 1]!.slice(1));
@@ -190,12 +266,12 @@ export class Cursors {
           c.seq = m.seq;
         }
         this.drain(c);
+        this.judge(topic, c, ep, read);
         if (c.held.size === 0) {
-          if (ep && ep !== c.epoch && got === 0) {
-            // The topic is in a new epoch the bus has not brought yet (published while this node's subscriber was
-            // away, e.g. moving to a promoted master): followed from its seq 1.
-            c.epoch = ep;
-            c.seq = 0;
+          if (ep && ep !== c.epoch && got === 0 && !c.past?.includes(ep)) {
+            // The topic is in a new epoch (published while this node's subscriber was away, e.g. moving to a promoted
+            // master, or the bus brought it and it waited here for this read): followed from its seq 1.
+            this.moveTo(c, ep);
             continue;
           }
           // (a catch-up asked for meanwhile: this read may have been answered before what it is for was published)

@@ -4,9 +4,11 @@
 export { PUBLISH_BATCH, SPUBLISH_BATCH } from './publish-script.js';
 
 /**
- * KEYS: meta, log. ARGV: first seq wanted, most entries. Returns {seq or false, epoch or false, lost or false, id1,
- * entry1, …} (id `0-<seq>`, as when the history was a stream; lost: '1' when the topic's sequence restarted over an
- * older one, whose messages are gone). The history list holds seqs seq-len+1 .. seq, so seq s is at index
+ * KEYS: meta, log. ARGV: first seq wanted, most entries, and (optional) how far back from the newest entry to read at
+ * most (a resume: the node's --history; another node's may have kept more). Returns {seq or false, epoch or false,
+ * lost or false, id1, entry1, …} (id `0-<seq>`, as when the history was a stream; lost: '1' when the topic's sequence
+ * restarted over an older one, whose messages are gone). Reads from the first seq wanted, or from the oldest held
+ * (within the bound) when that is later. The history list holds seqs seq-len+1 .. seq, so seq s is at index
  * s - (seq - len + 1): one LRANGE.
  */
 export const READ = `
@@ -16,6 +18,7 @@ if m[1] and tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) <= tonumber(m[1]) then
   local seq = tonumber(m[1])
   local oldest = seq - redis.call('LLEN', KEYS[2]) + 1
   local from = math.max(tonumber(ARGV[1]), oldest)
+  if ARGV[3] then from = math.max(from, seq - tonumber(ARGV[3]) + 1) end
   local entries = redis.call('LRANGE', KEYS[2], from - oldest, from - oldest + tonumber(ARGV[2]) - 1)
   for j, e in ipairs(entries) do
     out[#out + 1] = '0-' .. (from + j - 1)

@@ -12,8 +12,9 @@ export interface StreamStore {
   /** Every topic ever published (for a wildcard). */
   topics(): Promise<string[]>;
   /**
-   * Reads `count` entries of `topic`'s stream from seq `from`: [seq, epoch, lost, id, `m`+body, …] (seq and epoch null:
-   * no topic; lost '1': its sequence restarted over an older one, whose messages are gone).
+   * Reads `count` entries of `topic`'s stream from seq `from`, or from the oldest it holds within `historySize` of its
+   * newest when that is later: [seq, epoch, lost, id, `m`+body, …] (seq and epoch null: no topic; lost '1': its
+   * sequence restarted over an older one, whose messages are gone).
    */
   read(topic: string, from: number, count: number): Promise<(string | null)[]>;
   /** Messages a topic's stream keeps at most (--history). */
@@ -77,7 +78,9 @@ export async function resumeFromStreams(store: StreamStore, frame: FrameOf<'sub'
       if (m) entries.push(m);
     }
     // Replayable: the stream still holds seen+1 onwards, within --history of the last seq. READ starts at the oldest
-    // entry when seen+1 is no longer held: a trimmed topic replays what is (a miss all the same: some are gone).
+    // entry within that when seen+1 is not: a trimmed topic replays what is (a miss all the same: some are gone). The
+    // stream may hold more than this node's --history (another node's, or this one's before a restart, was larger):
+    // read from seen+1, its `count` entries could end before the newest, and nothing was replayed.
     const oldestKept = Math.max(entries[0]?.seq ?? position.seq + 1, position.seq - store.historySize + 1);
     const verdict = topicVerdict(seen, position, oldestKept);
     if (typeof verdict === 'string') missed.set(topic, verdict);
