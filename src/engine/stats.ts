@@ -10,6 +10,9 @@ export class BrokerStats {
   /** Cluster: messages this node received from Redis, and the channels it listens on for them (interest routing). */
   clusterMessagesReceived = 0;
   clusterChannels = 0;
+  /** Cluster: messages lost to this node (its stream no longer held them when it filled a gap), and messages of an epoch their topic had left that came late (dropped). */
+  clusterMessagesLost = 0;
+  clusterMessagesStale = 0;
   connectionsOpened = 0;
   connectionsClosed = 0;
   crashes = 0;

@@ -133,6 +133,8 @@ export class BrokerMetrics {
     gauge('switchboard_mailbox_depth_max', 'Deepest mailbox at scrape time', () => depth().max);
     gauge('switchboard_engine_degraded', 'A cluster node whose Redis is unreachable, or one of whose Redis Cluster masters does not answer: 1 (publishes answer unavailable, all or those of that shard); 0 otherwise', () => (hub.health() === 'degraded' ? 1 : 0));
     counter('switchboard_cluster_messages_received_total', 'Cluster: messages this node received from Redis (only those of topics its clients subscribe to, and of the families of their wildcard filters; docs/cluster.md)', () => hub.stats.clusterMessagesReceived);
+    counter('switchboard_cluster_messages_lost_total', 'Cluster: messages lost to this node: a gap its Redis stream no longer held when the node filled it (logged as "messages lost to this node"; docs/cluster.md)', () => hub.stats.clusterMessagesLost);
+    counter('switchboard_cluster_messages_stale_total', 'Cluster: messages of an epoch their topic had left that reached this node late, dropped (docs/cluster.md, How it works)', () => hub.stats.clusterMessagesStale);
     gauge('switchboard_cluster_channels', 'Cluster: Redis channels this node listens on for messages (per topic, per wildcard family; dropped --interest-linger-ms after the last local subscriber left)', () => hub.stats.clusterChannels);
     gauge('switchboard_actors', 'Live actors: the supervisor plus one per connection', () => hub.sessionCount + 1);
     const inspection = sources.inspection;

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { TestClient, type Frame } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
-import { proxiedNodes, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
+import { metric, proxiedNodes, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
 
 const run = requireRedis('a stale epoch after a new one', true);
 
@@ -57,6 +57,10 @@ describe.skipIf(!run)('a message of an old epoch arriving after the node moved t
     // A ping on node A answers after everything the bus brought before it was handed to its clients.
     await sub.request({ op: 'ping' });
     expect(got()).toEqual(['E1', 'E2', 'E3', 'F1', 'F2', 'F3']);
+    // Counted where an operator looks: the late message, dropped on node A; nothing lost, nothing dropped on node B.
+    expect(await metric(a, 'switchboard_cluster_messages_stale_total')).toBe(1);
+    expect(await metric(a, 'switchboard_cluster_messages_lost_total')).toBe(0);
+    expect(await metric(b, 'switchboard_cluster_messages_stale_total')).toBe(0);
     sub.close();
     other.close();
     pub.close();

@@ -82,6 +82,7 @@ export class RedisBroker<S extends Session> implements Broker<S> {
       read: (topic, from, count) => this.read(topic, from, count),
       closed: () => redis.closed,
       log,
+      stats: local.stats,
     });
     this.bus = new NodeBus(
       redis,

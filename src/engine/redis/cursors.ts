@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { ClientInfo, ServerFrame, Transport } from '../../protocol/frames.js';
 import { Outgoing } from '../../protocol/outgoing.js';
+import type { BrokerStats } from '../stats.js';
 
 /** One message as the bus and the stream carry it: the publishing node, the sender's transport and addr, echo. */
 export interface BusMessage {
@@ -61,6 +62,8 @@ export interface CursorsOptions {
   log: Logger;
   /** How long a failed fill waits before it tries again. */
   retryMs?: number;
+  /** The node's counters: messages lost to the node and stale ones dropped are added there too (metrics). */
+  stats?: Pick<BrokerStats, 'clusterMessagesLost' | 'clusterMessagesStale'>;
 }
 
 export class Cursors {
@@ -211,6 +214,7 @@ export class Cursors {
 
   private stale(topic: string, epoch: string, n: number): void {
     this.staleDropped += n;
+    if (this.options.stats) this.options.stats.clusterMessagesStale += n;
     this.options.log.warn({ topic, epoch, messages: n }, 'messages of an epoch their topic has left came late: dropped (they would go back in time)');
   }
 
@@ -225,6 +229,7 @@ export class Cursors {
   /** A gap the stream could not fill (trimmed before this node caught up): said loudly, then passed. */
   private skipTo(topic: string, c: Cursor, seq: number): void {
     this.gapsSkipped += seq - c.seq - 1;
+    if (this.options.stats) this.options.stats.clusterMessagesLost += seq - c.seq - 1;
     this.options.log.warn({ topic, from: c.seq + 1, to: seq - 1 }, 'messages lost to this node: the stream no longer holds them');
     c.seq = seq - 1;
     this.drain(c);

@@ -135,7 +135,9 @@ describe('Cursors', () => {
   const make = (stream: Map<string, string[]>, epoch = () => 'e1') => {
     const delivered: number[] = [];
     const reads: string[] = [];
+    const stats = { clusterMessagesLost: 0, clusterMessagesStale: 0 };
     const cursors = new Cursors({
+      stats,
       deliver: (m) => delivered.push(m.seq),
       read: async (topic, from, count) => {
         reads.push(`${topic} ${from}+${count}`);
@@ -147,7 +149,7 @@ describe('Cursors', () => {
       log,
       retryMs: 5,
     });
-    return { cursors, delivered, reads };
+    return { cursors, delivered, reads, stats };
   };
   const bus = (topic: string, seq: number, epoch = 'e1'): BusMessage => parseBusMessage(entry(topic, seq, epoch).slice(1))!;
 
@@ -169,11 +171,12 @@ describe('Cursors', () => {
 
   it('a gap the stream no longer holds is passed and counted', async () => {
     const stream = new Map([['a', [entry('a', 1)]]]); // 2 and 3 trimmed away
-    const { cursors, delivered } = make(stream);
+    const { cursors, delivered, stats } = make(stream);
     cursors.receive(bus('a', 1));
     cursors.receive(bus('a', 4));
     await expect.poll(() => delivered).toEqual([1, 4]);
     expect(cursors.gapsSkipped).toBe(2);
+    expect(stats.clusterMessagesLost).toBe(2); // switchboard_cluster_messages_lost_total
   });
 
   it('a fill that a trimmed stream carries past a held message delivers each once and ends (it used to spin for ever)', async () => {
