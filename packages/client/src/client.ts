@@ -6,6 +6,7 @@ import { DEFAULT_BACKOFF, type Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { Endpoints } from './endpoints.js';
 import { SwitchboardError } from './errors.js';
+import { SseFallback, type Transport } from './fallback.js';
 import { clientLifecycleMachine, stateName, type ClientState, type Dial, type LastClose } from './lifecycle.machine.js';
 import { toMember } from './presence.js';
 import { PendingRequests } from './requests.js';
@@ -50,8 +51,9 @@ export interface ClientOptions {
   /** The WebSocket class; default `globalThis.WebSocket`, else the `ws` package (Node 20). */
   WebSocket?: WebSocketConstructor;
   /**
-   * When a WebSocket cannot be opened (a proxy that blocks upgrades), dial the broker's Server-Sent Events transport
-   * instead (`/sse`, docs/sse.md), and stay on it while it works (default true). false: WebSocket only.
+   * When a WebSocket cannot be opened (a proxy that blocks upgrades), dial that URL's Server-Sent Events transport
+   * instead (`/sse`, docs/sse.md), while it works and for 5 minutes at most, then WebSocket again (default true).
+   * Each URL falls back on its own. false: WebSocket only.
    */
   sseFallback?: boolean;
   /** The EventSource class for the fallback; default `globalThis.EventSource` (browsers). Without one there is no fallback. */
@@ -144,10 +146,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private online = false;
   private WebSocketClass: WebSocketConstructor | undefined;
   private readonly EventSourceClass: EventSourceConstructor | undefined;
-  /** What the next dial uses: WebSocket, or the SSE fallback after a WebSocket could not be opened. */
-  private via: 'ws' | 'sse' = 'ws';
-  /** An SSE dial failed since the last connection that opened: a refused upgrade is final again. */
-  private sseTried = false;
+  /** Which transport each URL is dialled with: WebSocket, or SSE where a WebSocket could not be opened. */
+  private readonly fallback: SseFallback;
+  /** The transport of the dialled socket. */
+  private via: Transport = 'ws';
   private name: string | undefined;
   private lastState: ClientState = 'idle';
   /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
@@ -165,6 +167,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.name = options.name;
     this.WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.EventSourceClass = options.sseFallback === false ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource);
+    this.fallback = new SseFallback(this.EventSourceClass !== undefined);
     this.requests = new PendingRequests(() => this.options.requestTimeoutMs ?? 10_000);
     this.actor = createActor(clientLifecycleMachine, {
       input: {
@@ -193,9 +196,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return this.online ? this.hello?.client : undefined;
   }
 
-  /** The transport of the current (or next) connection: `ws`, or `sse` after falling back (docs/sse.md). */
-  get transport(): 'ws' | 'sse' {
-    return this.via;
+  /**
+   * The transport of the current connection (between connections: of the next dial): `ws`, or `sse` where the URL's
+   * WebSocket could not be opened (docs/sse.md).
+   */
+  get transport(): Transport {
+    return this.socket ? this.via : this.fallback.transportFor(this.endpoints.here);
   }
 
   /** The URLs dialled, as checked at construction (a URL without a path has `/ws`). */
@@ -569,7 +575,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private readonly dial: Dial = (token, report) => {
     let ws: WebSocketLike;
-    const via = this.via;
+    // The transport is the URL's own: a proxy that blocks upgrades on the way to one node says nothing of another.
+    const here = this.endpoints.here;
+    const via = this.fallback.transportFor(here);
     try {
       const url = this.endpoints.current(token, this.name);
       ws = via === 'sse' && this.EventSourceClass ? new SseSocket(url, this.EventSourceClass) : new this.WebSocketClass!(url);
@@ -579,6 +587,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       return { close: () => {} };
     }
     this.socket = ws;
+    this.via = via;
     this.closingAs = undefined;
     let status: number | undefined;
     let errorText = '';
@@ -599,12 +608,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         report.dropped(1006, reason);
       },
     });
-    // Never opened (refused, failed, or no answer within connectTimeoutMs: a proxy that holds upgrades): a WebSocket
-    // blocked on the way tries SSE next, an SSE that failed tries WebSocket.
+    // Never opened (refused, failed, or no answer within connectTimeoutMs: a proxy that holds upgrades): this URL's
+    // next dial is SSE after a WebSocket, WebSocket after an SSE.
     const otherTransportIfNeverOpened = () => {
-      if (opened || !this.EventSourceClass) return;
-      if (via === 'sse') this.sseTried = true;
-      this.via = via === 'ws' ? 'sse' : 'ws';
+      if (!opened) this.fallback.neverOpened(here, via);
     };
     const goneNow = (close: LastClose) => {
       if (gone) return false;
@@ -617,7 +624,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     };
     ws.onopen = () => {
       opened = true;
-      this.sseTried = false;
+      this.fallback.opened(here, via);
       silence.start();
       report.opened();
     };
@@ -635,9 +642,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       const close: LastClose = { code: e.code, reason: e.reason || errorText, ...(status !== undefined && { status }) };
       if (!goneNow(close)) return;
       let said = close.status;
-      // A refused upgrade (a proxy's 403) stops the client only once SSE was tried too: the broker's own refusal
-      // (an origin it does not allow) refuses the stream as well, and then the next WebSocket refusal stops it.
-      if (!opened && this.EventSourceClass && via === 'ws' && !this.sseTried) said = undefined;
+      // A refused upgrade (a proxy's 403) stops the client only once SSE was tried on this URL too: the broker's own
+      // refusal (an origin it does not allow) refuses the stream as well, and then the next WebSocket refusal stops it.
+      if (!opened && via === 'ws' && !this.fallback.refusalIsFinal(here)) said = undefined;
       otherTransportIfNeverOpened();
       this.endpoints.next(); // lost or refused: the next dial tries the next URL (one URL: the same one)
       report.dropped(close.code, close.reason, said);
