@@ -3,37 +3,21 @@
 // their positions; publishes made while offline wait in a bounded queue; a JWT is refreshed before it expires.
 import { createActor, type Actor } from 'xstate';
 import { DEFAULT_BACKOFF, type Backoff } from './backoff.js';
+import { Dialer, type DialHost } from './dialer.js';
 import { Emitter } from './emitter.js';
-import { Endpoints } from './endpoints.js';
 import { SwitchboardError } from './errors.js';
-import { SseFallback, type Transport } from './fallback.js';
-import { clientLifecycleMachine, stateName, type ClientState, type Dial, type LastClose } from './lifecycle.machine.js';
+import { clientLifecycleMachine, stateName, type ClientState, type LastClose } from './lifecycle.machine.js';
 import { toMember } from './presence.js';
 import { PendingRequests } from './requests.js';
 import { checkSubscribeOptions, Subscription, withinRun, type Message, type Run, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
 import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
+import type { WebSocketConstructor, WebSocketLike } from './socket.js';
 import { checkOptions } from './options.js';
-import { SilenceWatch } from './silence.js';
 
 /** Topics whose messages the client remembers for subscriptions that ended (`departed`), at most. */
 const DEPARTED_MAX = 10_000;
-
-/** An event handler a WebSocket calls with `E` or a richer event (checked like a method, so every platform's fits). */
-export type SocketHandler<E> = { handle(event: E): void }['handle'];
-
-/** The part of a WebSocket the client uses: the browser's, Node 22's and the `ws` package's all fit. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: SocketHandler<unknown> | null;
-  onmessage: SocketHandler<{ data: unknown }> | null;
-  onclose: SocketHandler<{ code: number; reason: string }> | null;
-  onerror: SocketHandler<unknown> | null;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 export interface ClientOptions {
   /**
@@ -130,7 +114,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** The broker's `hello` on the current (or last) connection. */
   hello: HelloFrame | undefined;
   private readonly options: ClientOptions;
-  private readonly endpoints: Endpoints;
+  private readonly dialer: Dialer;
   private readonly requests: PendingRequests;
   private readonly subs = new Set<Subscription<unknown>>();
   /**
@@ -144,12 +128,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** The dialled socket; `online` once it said hello. */
   private socket: WebSocketLike | undefined;
   private online = false;
-  private WebSocketClass: WebSocketConstructor | undefined;
-  private readonly EventSourceClass: EventSourceConstructor | undefined;
-  /** Which transport each URL is dialled with: WebSocket, or SSE where a WebSocket could not be opened. */
-  private readonly fallback: SseFallback;
-  /** The transport of the dialled socket. */
-  private via: Transport = 'ws';
   private name: string | undefined;
   private lastState: ClientState = 'idle';
   /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
@@ -163,15 +141,19 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     super();
     checkOptions(options);
     this.options = options;
-    this.endpoints = new Endpoints(options.url);
+    this.dialer = new Dialer(
+      {
+        url: options.url,
+        WebSocket: options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket,
+        EventSource: options.sseFallback === false ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource),
+      },
+      this.dialHost,
+    );
     this.name = options.name;
-    this.WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    this.EventSourceClass = options.sseFallback === false ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource);
-    this.fallback = new SseFallback(this.EventSourceClass !== undefined);
     this.requests = new PendingRequests(() => this.options.requestTimeoutMs ?? 10_000);
     this.actor = createActor(clientLifecycleMachine, {
       input: {
-        dial: this.dial,
+        dial: this.dialer.dial,
         backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         token: options.token,
@@ -200,13 +182,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * The transport of the current connection (between connections: of the next dial): `ws`, or `sse` where the URL's
    * WebSocket could not be opened (docs/sse.md).
    */
-  get transport(): Transport {
-    return this.socket ? this.via : this.fallback.transportFor(this.endpoints.here);
+  get transport(): 'ws' | 'sse' {
+    return this.dialer.transport;
   }
 
   /** The URLs dialled, as checked at construction (a URL without a path has `/ws`). */
   get urls(): readonly string[] {
-    return this.endpoints.all;
+    return this.dialer.urls;
   }
 
   /** Starts connecting (once); resolves at the next `hello`, rejects if the client closes first. */
@@ -220,7 +202,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       ];
     });
     hello.catch(() => {}); // when the WebSocket cannot be loaded, connect() rejects with that reason instead
-    this.starting ??= this.loadWebSocket().then(
+    this.starting ??= this.dialer.load().then(
       () => void this.actor.send({ type: 'CONNECT' }),
       (err: SwitchboardError) => {
         this.stop(1006, err.message);
@@ -381,7 +363,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    */
   async diagnose(): Promise<{ status: number; error?: string }> {
     try {
-      const res = await fetch(this.endpoints.probe(this.actor.getSnapshot().context.token));
+      const res = await fetch(this.dialer.probe(this.actor.getSnapshot().context.token));
       const body = (await res.json().catch(() => ({}))) as { error?: unknown; message?: unknown };
       const error = typeof body.message === 'string' ? body.message : typeof body.error === 'string' ? body.error : undefined;
       return error !== undefined && res.status !== 200 ? { status: res.status, error } : { status: res.status };
@@ -559,110 +541,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   // ---- the socket ----
 
-  private async loadWebSocket(): Promise<void> {
-    if (this.WebSocketClass) return;
-    // Node 20 has no global WebSocket: the `ws` package (an optional peer dependency; kept out of browser bundles).
-    try {
-      const mod = (await import('ws')) as unknown as { default: WebSocketConstructor };
-      this.WebSocketClass = mod.default;
-    } catch (err) {
-      throw new SwitchboardError(
-        'bad_option',
-        `no WebSocket in this runtime and the ws package could not be loaded (${(err as Error).message}): npm install ws, or pass the WebSocket option`,
-      );
-    }
-  }
-
-  private readonly dial: Dial = (token, report) => {
-    let ws: WebSocketLike;
-    // The transport is the URL's own: a proxy that blocks upgrades on the way to one node says nothing of another.
-    const here = this.endpoints.here;
-    const via = this.fallback.transportFor(here);
-    try {
-      const url = this.endpoints.current(token, this.name);
-      ws = via === 'sse' && this.EventSourceClass ? new SseSocket(url, this.EventSourceClass) : new this.WebSocketClass!(url);
-    } catch (err) {
-      // A platform that refuses the URL at construction: a failed dial, reported like any other.
-      queueMicrotask(() => report.dropped(1006, `cannot open a WebSocket: ${(err as Error).message}`));
-      return { close: () => {} };
-    }
-    this.socket = ws;
-    this.via = via;
-    this.closingAs = undefined;
-    let status: number | undefined;
-    let errorText = '';
-    let gone = false;
-    let opened = false;
-    const silence = new SilenceWatch({
-      heartbeatMs: () => this.hello?.heartbeatMs ?? 25_000,
-      ping: () => this.online && this.sendText('{"op":"ping"}'),
-      lost: (silent) => {
-        const reason = `no frame from the broker for ${silent} ms: connection lost`;
-        if (!goneNow({ code: 1006, reason })) return;
-        try {
-          ws.close(4000, 'no answer'); // the lost connection's resources; its close is not waited for
-        } catch {
-          // abandoned either way
-        }
-        this.endpoints.next();
-        report.dropped(1006, reason);
-      },
-    });
-    // Never opened (refused, failed, or no answer within connectTimeoutMs: a proxy that holds upgrades): this URL's
-    // next dial is SSE after a WebSocket, WebSocket after an SSE.
-    const otherTransportIfNeverOpened = () => {
-      if (!opened) this.fallback.neverOpened(here, via);
-    };
-    const goneNow = (close: LastClose) => {
-      if (gone) return false;
-      gone = true;
-      silence.stop();
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      ws.onerror = () => {}; // `ws` emits an error for a socket closed while connecting; nobody needs it now
-      this.socketGone(ws, close);
-      return true;
-    };
-    ws.onopen = () => {
-      opened = true;
-      this.fallback.opened(here, via);
-      silence.start();
-      report.opened();
-    };
-    // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
-    ws.onerror = (e) => {
-      errorText = String((e as { message?: unknown })?.message ?? '');
-      const m = /Unexpected server response: (\d{3})/.exec(errorText);
-      if (m) status = Number(m[1]);
-    };
-    ws.onmessage = (e) => {
-      silence.heard();
-      if (typeof e.data === 'string') this.onText(ws, e.data);
-    };
-    ws.onclose = (e) => {
-      const close: LastClose = { code: e.code, reason: e.reason || errorText, ...(status !== undefined && { status }) };
-      if (!goneNow(close)) return;
-      let said = close.status;
-      // A refused upgrade (a proxy's 403) stops the client only once SSE was tried on this URL too: the broker's own
-      // refusal (an origin it does not allow) refuses the stream as well, and then the next WebSocket refusal stops it.
-      if (!opened && via === 'ws' && !this.fallback.refusalIsFinal(here)) said = undefined;
-      otherTransportIfNeverOpened();
-      this.endpoints.next(); // lost or refused: the next dial tries the next URL (one URL: the same one)
-      report.dropped(close.code, close.reason, said);
-    };
-    return {
-      close: () => {
-        // The machine ends this socket (close(), an `unavailable`, a connect timeout): report why it did.
-        if (!goneNow(this.closingAs ?? { code: 1000, reason: 'closed by the client' })) return;
-        // An `unavailable` or a connect timeout: this node cannot serve us now; the next dial tries the next URL.
-        otherTransportIfNeverOpened();
-        this.endpoints.next();
-        try {
-          ws.close(1000);
-        } catch {
-          // Closing a socket still connecting may throw on some platforms; it is abandoned either way.
-        }
-      },
-    };
+  /** What the dialer asks of the client: the socket it dialled is ours; its frames and its end come here. */
+  private readonly dialHost: DialHost = {
+    name: () => this.name,
+    dialled: (ws) => {
+      this.socket = ws;
+      this.closingAs = undefined;
+    },
+    text: (ws, text) => this.onText(ws, text),
+    gone: (ws, close) => this.socketGone(ws, close),
+    closingAs: () => this.closingAs,
+    heartbeatMs: () => this.hello?.heartbeatMs ?? 25_000,
+    ping: () => void (this.online && this.sendText('{"op":"ping"}')),
   };
 
   private socketGone(ws: WebSocketLike, close: LastClose): void {

@@ -4,7 +4,7 @@
 // been down at the time, or the network has changed since). An SSE dial that never opens sends the URL back to
 // WebSocket. The memory is each URL's own: a proxy in front of one node says nothing about the way to another.
 
-export type Transport = 'ws' | 'sse';
+export type DialTransport = 'ws' | 'sse';
 
 /** How long a URL whose WebSocket could not be opened is dialled over SSE before WebSocket is tried there again. */
 export const WS_RETRY_MS = 5 * 60_000;
@@ -27,20 +27,20 @@ export class SseFallback {
   ) {}
 
   /** The transport the next dial of `url` uses. */
-  transportFor(url: string): Transport {
+  transportFor(url: string): DialTransport {
     const failedAt = this.memory.get(url)?.wsFailedAt;
     return this.available && failedAt !== undefined && this.now() - failedAt < WS_RETRY_MS ? 'sse' : 'ws';
   }
 
   /** A dial of `url` opened: its transport works there. */
-  opened(url: string, via: Transport): void {
+  opened(url: string, via: DialTransport): void {
     const m = this.of(url);
     m.sseFailed = false;
     if (via === 'ws') m.wsFailedAt = undefined;
   }
 
   /** A dial of `url` over `via` never opened (refused, failed, or no answer within the connect timeout). */
-  neverOpened(url: string, via: Transport): void {
+  neverOpened(url: string, via: DialTransport): void {
     if (!this.available) return;
     const m = this.of(url);
     if (via === 'ws') m.wsFailedAt = this.now();
