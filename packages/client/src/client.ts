@@ -8,7 +8,8 @@ import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { clientLifecycleMachine, stateName, type ClientState, type LastClose } from './lifecycle.machine.js';
 import { toMember } from './presence.js';
-import { PendingRequests } from './requests.js';
+import { Link } from './link.js';
+import { Publisher, type PublishOptions } from './publisher.js';
 import { checkSubscribeOptions, Subscription, withinRun, type Message, type Run, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
@@ -55,23 +56,6 @@ export interface ClientOptions {
   random?: () => number;
 }
 
-export interface PublishOptions {
-  /** Wait for the broker's ack (default true). false: a notification, no id, no reply. */
-  ack?: boolean;
-  /** false: not delivered back to this client's own subscriptions. */
-  echo?: boolean;
-  /**
-   * An idempotency key (1–128 characters, unique per message, e.g. a UUID): the broker publishes it once per topic
-   * within 10 minutes. A keyed publish whose connection dropped before its ack is sent again after the reconnect
-   * (up to 3 times) instead of failing with `disconnected`; a retry the broker had already taken resolves with
-   * `duplicate: true` and the first publish's seq.
-   */
-  key?: string;
-}
-
-/** Times a keyed publish is sent again after its connection dropped before the ack. */
-const KEYED_RESENDS = 3;
-
 export interface WhoOptions {
   topic?: string;
   limit?: number;
@@ -93,18 +77,6 @@ export interface ClientEvents {
   error: SwitchboardError;
 }
 
-interface Queued {
-  /** The publish frame's JSON, without an id (encoded once, when it was queued). */
-  text: string;
-  ack: boolean;
-  /** A keyed publish: how many times it was sent again after a drop (undefined: not keyed, never resent). */
-  resends?: number;
-  resolve: (ack: PubAck | undefined) => void;
-  reject: (err: SwitchboardError) => void;
-}
-
-const OPEN = 1;
-
 /** Our ids on earlier connections that presence re-syncs pass over (the most recent). */
 const OWN_IDS_KEPT = 16;
 
@@ -115,7 +87,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   hello: HelloFrame | undefined;
   private readonly options: ClientOptions;
   private readonly dialer: Dialer;
-  private readonly requests: PendingRequests;
+  /** The current connection: its socket, whether it said hello, the requests in flight on it. */
+  private readonly link: Link;
+  private readonly publisher: Publisher;
   private readonly subs = new Set<Subscription<unknown>>();
   /**
    * What subscriptions that ended had taken, per topic a remaining subscription still matches: a replay of a newer,
@@ -124,10 +98,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly departed = new Map<string, Run>();
   /** Subscriptions made by subscription() whose subscribe() was not called yet: close() ends them too. */
   private readonly unstarted = new Set<Subscription<unknown>>();
-  private readonly queue: Queued[] = [];
-  /** The dialled socket; `online` once it said hello. */
-  private socket: WebSocketLike | undefined;
-  private online = false;
   private name: string | undefined;
   private lastState: ClientState = 'idle';
   /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
@@ -150,7 +120,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       this.dialHost,
     );
     this.name = options.name;
-    this.requests = new PendingRequests(() => this.options.requestTimeoutMs ?? 10_000);
+    this.link = new Link(() => this.options.requestTimeoutMs ?? 10_000, () => this.state);
+    this.publisher = new Publisher(this.link, () => this.options.offlineQueueSize ?? 1000);
     this.actor = createActor(clientLifecycleMachine, {
       input: {
         dial: this.dialer.dial,
@@ -175,7 +146,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** Who this client is on the current connection. */
   get me(): ClientInfo | undefined {
-    return this.online ? this.hello?.client : undefined;
+    return this.link.online ? this.hello?.client : undefined;
   }
 
   /**
@@ -246,67 +217,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   publish(topic: string, data: unknown, options: PublishOptions & { ack: false }): Promise<void>;
   publish(topic: string, data: unknown, options?: PublishOptions): Promise<PubAck>;
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PubAck | void> {
-    const ack = options.ack !== false;
-    const frame = { op: 'pub', topic, data, ...(options.echo === false && { echo: false }), ...(options.key !== undefined && { key: options.key }) };
-    if (this.state === 'closed') return Promise.reject(new SwitchboardError('closed', 'the client is closed'));
-    // A keyed one is safe to send again (the broker takes one key once): sendQueued puts it back in the queue.
-    return this.pubOrQueue(frame, ack, options.key !== undefined && ack);
-  }
-
-  /** Publishes queued for a connection at most (offlineQueueSize). */
-  private get queueBound(): number {
-    return this.options.offlineQueueSize ?? 1000;
-  }
-
-  /** Sends a publish now when online and nothing waits before it, else queues it for the next connection. */
-  private pubOrQueue(frame: Record<string, unknown>, ack: boolean, keyed = false): Promise<PubAck | void> {
-    const queued = !(this.online && this.queue.length === 0);
-    if (queued && this.queue.length >= this.queueBound) {
-      return Promise.reject(new SwitchboardError('queue_full', `offline queue full (${this.queueBound} publishes waiting for a connection)`));
-    }
-    // Encoded once, now: what cannot be encoded is refused at once, not when the queue is sent (the publishes behind
-    // it go on); a queued one keeps its text, and its request id is added to it when it is sent.
-    const text = encode(frame);
-    if (text instanceof SwitchboardError) return Promise.reject(text);
-    return new Promise<PubAck | undefined>((resolve, reject) => {
-      const q: Queued = { text, ack, resolve, reject, ...(keyed && { resends: 0 }) };
-      if (queued) this.queue.push(q);
-      else this.sendQueued(q);
-    });
-  }
-
-  /**
-   * Sends a publish (online). A keyed one whose connection drops before its ack goes back into the queue at once,
-   * in the order it was sent (failAll fails requests in that order), so its resend keeps its place.
-   */
-  private sendQueued(q: Queued): void {
-    if (!q.ack) {
-      this.sendText(q.text);
-      return q.resolve(undefined);
-    }
-    if (!this.online) return q.reject(new SwitchboardError(this.state === 'closed' ? 'closed' : 'disconnected', `pub: not connected (${this.state})`));
-    const id = this.requests.expect('pub', {
-      ok: (reply) => q.resolve(pubAck(reply as AckFrame)),
-      fail: (err) => {
-        if (err.code === 'disconnected' && q.resends !== undefined && q.resends < KEYED_RESENDS && this.state !== 'closed') {
-          q.resends++;
-          if (this.queue.length < this.queueBound) return void this.queue.push(q);
-          return q.reject(new SwitchboardError('queue_full', `offline queue full (${this.queueBound} publishes waiting for a connection)`));
-        }
-        q.reject(err);
-      },
-    });
-    this.sendText(`${q.text.slice(0, -1)},"id":${JSON.stringify(id)}}`);
+    return this.publisher.publish(topic, data, options);
   }
 
   /** A direct message to a client id or name. */
   async send(to: string, data: unknown): Promise<void> {
-    await this.request({ op: 'send', to, data });
+    await this.link.request({ op: 'send', to, data });
   }
 
   /** Renames this client; the new name is also asked for on every reconnect. */
   async rename(name: string): Promise<string> {
-    const ack = await this.request({ op: 'rename', name });
+    const ack = await this.link.request({ op: 'rename', name });
     const now = typeof ack.name === 'string' ? ack.name : name;
     this.renamedTo(now);
     return now;
@@ -320,7 +241,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** One page of `who`; `next` is the cursor of the following page. */
   async who(options: WhoOptions = {}): Promise<{ clients: Member[]; next?: string }> {
-    const ack = await this.request({ op: 'who', ...options });
+    const ack = await this.link.request({ op: 'who', ...options });
     const clients = ((ack.clients as ClientInfo[] | undefined) ?? []).map(toMember);
     return typeof ack.next === 'string' ? { clients, next: ack.next } : { clients };
   }
@@ -345,14 +266,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   async rpc<T = unknown>(method: string, data?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
     const ms = options.timeoutMs;
     if (ms !== undefined && !(typeof ms === 'number' && ms > 0 && ms <= 2 ** 31 - 1)) throw new SwitchboardError('bad_option', `timeoutMs must be a positive number of ms, got ${String(ms)}`);
-    const ack = await this.request({ op: 'rpc', method, ...(data !== undefined && { data }) }, ms);
+    const ack = await this.link.request({ op: 'rpc', method, ...(data !== undefined && { data }) }, ms);
     return ack.data as T;
   }
 
   /** Round trip time in ms. */
   async ping(): Promise<number> {
     const start = Date.now();
-    await this.request({ op: 'ping' });
+    await this.link.request({ op: 'ping' });
     return Date.now() - start;
   }
 
@@ -372,47 +293,23 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
   }
 
-  // ---- requests ----
-
-  private request(frame: Record<string, unknown>, timeoutMs?: number): Promise<AckFrame> {
-    if (!this.online) {
-      const why = this.state === 'closed' ? 'closed' : 'disconnected';
-      return Promise.reject(new SwitchboardError(why, `${String(frame.op)}: not connected (${this.state})`));
-    }
-    const { id, reply } = this.requests.open(String(frame.op), timeoutMs);
-    const text = encode({ ...frame, id });
-    if (text instanceof SwitchboardError) this.requests.cancel(id, text);
-    else this.sendText(text);
-    return reply as Promise<AckFrame>;
-  }
-
-  /** Sends one of the client's own frames (sub, unsub, quit: always encodable). */
-  private write(frame: Record<string, unknown>): void {
-    this.sendText(JSON.stringify(frame));
-  }
-
-  private sendText(text: string): void {
-    const ws = this.socket;
-    if (ws && ws.readyState === OPEN) ws.send(text);
-  }
-
   /** The token refresh of the lifecycle machine: `{op:"auth"}` on this connection, resolved at its ack. */
   private async authorize(token: string): Promise<void> {
     // Over SSE every POST carries a token the broker verifies: the fresh one, once the broker took it (the stream's
     // own expires: its POSTs were refused, the connection dropped with what they carried).
-    const sse = this.socket instanceof SseSocket ? this.socket : undefined;
+    const sse = this.link.socket instanceof SseSocket ? this.link.socket : undefined;
     sse?.refreshing(token);
-    await this.request({ op: 'auth', token });
+    await this.link.request({ op: 'auth', token });
     sse?.useToken(token);
   }
 
   /** Stops for good with this close (the machine's `closed` carries it). */
   private stop(code: number, reason: string): void {
     if (this.state === 'closed') return;
-    if (this.online) this.write({ op: 'quit' });
+    if (this.link.online) this.link.write({ op: 'quit' });
     this.closingAs = { code, reason };
     // Before the machine ends the socket (which fails what is in flight as `disconnected`): close() says `closed`.
-    this.requests.failAll('closed', closeText(this.closingAs));
+    this.link.requests.failAll('closed', closeText(this.closingAs));
     this.actor.send({ type: 'CLOSE', code, reason });
   }
 
@@ -424,7 +321,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       this.unstarted.delete(sub);
       if (this.state === 'closed') return sub.end(new SwitchboardError('closed', 'the client is closed'));
       this.subs.add(sub);
-      if (this.online) this.sendSub(sub);
+      if (this.link.online) this.sendSub(sub);
     },
     unsubscribe: (sub) => this.unsubscribe(sub),
     failed: (sub, err) => {
@@ -439,21 +336,21 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     // off: while any subscription of this filter wants presence, every `sub` of it asks for it.
     const watched = !own.presence && [...this.subs].some((s) => s !== sub && s.filter === sub.filter && s.wantsPresence);
     const fields = watched ? { ...own, presence: true as const } : own;
-    const ws = this.socket;
-    const id = this.requests.expect('sub', {
+    const ws = this.link.socket;
+    const id = this.link.requests.expect('sub', {
       ok: (ack) => {
-        if (this.socket !== ws || !this.subs.has(sub)) return;
+        if (this.link.socket !== ws || !this.subs.has(sub)) return;
         sub.acked(ack as SubAck, fields);
         if (sub.wantsPresence) this.syncPresence(sub);
       },
       fail: (err) => {
         if (err.code === 'disconnected') return; // resubscribes on the next connection
         // Sent again only while it stands: one unsubscribed meanwhile had its `unsub` sent after it, the last word.
-        if (err.code === 'timeout' && this.socket === ws) return void (this.subs.has(sub) && this.sendSub(sub));
+        if (err.code === 'timeout' && this.link.socket === ws) return void (this.subs.has(sub) && this.sendSub(sub));
         if (err.code === 'unavailable') {
           // The broker did not act (say a cluster node whose Redis is down): not a refusal of this subscription. It
           // stays, and comes back on the next connection, as after an `unavailable` error of any other kind.
-          if (this.socket === ws && this.online) {
+          if (this.link.socket === ws && this.link.online) {
             this.closingAs = { code: 1013, reason: err.message };
             this.actor.send({ type: 'UNAVAILABLE', reason: err.message });
           }
@@ -465,13 +362,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         if (!sub.refused(err)) this.emit('error', err);
       },
     });
-    this.write({ op: 'sub', id, ...fields });
+    this.link.write({ op: 'sub', id, ...fields });
   }
 
   private async unsubscribe(sub: Subscription<unknown>): Promise<void> {
     // Held at the broker, or about to be: a `sub` sent on this connection and not answered yet is taken before the
     // `unsub` that follows it (one connection's requests are served in order).
-    const atBroker = sub.state === 'subscribed' || (sub.state === 'subscribing' && this.online);
+    const atBroker = sub.state === 'subscribed' || (sub.state === 'subscribing' && this.link.online);
     if (!this.drop(sub)) return (this.unstarted.delete(sub), sub.end());
     sub.end();
     if (atBroker) await this.unsubAtBroker(sub.filter);
@@ -512,20 +409,20 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private async unsubAtBroker(filter: string): Promise<void> {
     // Another subscription on the same filter keeps the broker's subscription.
-    if (!this.online || [...this.subs].some((s) => s.filter === filter)) return;
-    await this.request({ op: 'unsub', topic: filter }).catch((err: SwitchboardError) => {
+    if (!this.link.online || [...this.subs].some((s) => s.filter === filter)) return;
+    await this.link.request({ op: 'unsub', topic: filter }).catch((err: SwitchboardError) => {
       if (err.code !== 'disconnected' && err.code !== 'closed') throw err;
     });
   }
 
   /** A fresh `who` of the filter, page by page; events before its first page are already in it. */
   private syncPresence(sub: Subscription<unknown>, cursor?: string): void {
-    const ws = this.socket;
+    const ws = this.link.socket;
     if (cursor === undefined) sub.syncStarted();
-    const id = this.requests.expect('who', {
+    const id = this.link.requests.expect('who', {
       ok: (reply) => {
         const ack = reply as AckFrame;
-        if (this.socket !== ws) return;
+        if (this.link.socket !== ws) return;
         const next = typeof ack.next === 'string' ? ack.next : undefined;
         const quiet = new Set(this.ownIds);
         if (this.hello) quiet.add(this.hello.client.id);
@@ -536,7 +433,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         if (err.code !== 'disconnected' && err.code !== 'closed') sub.syncFailed(err);
       },
     });
-    this.write({ op: 'who', id, topic: sub.filter, limit: 1000, ...(cursor !== undefined && { cursor }) });
+    this.link.write({ op: 'who', id, topic: sub.filter, limit: 1000, ...(cursor !== undefined && { cursor }) });
   }
 
   // ---- the socket ----
@@ -545,34 +442,34 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly dialHost: DialHost = {
     name: () => this.name,
     dialled: (ws) => {
-      this.socket = ws;
+      this.link.socket = ws;
       this.closingAs = undefined;
     },
     text: (ws, text) => this.onText(ws, text),
     gone: (ws, close) => this.socketGone(ws, close),
     closingAs: () => this.closingAs,
     heartbeatMs: () => this.hello?.heartbeatMs ?? 25_000,
-    ping: () => void (this.online && this.sendText('{"op":"ping"}')),
+    ping: () => void (this.link.online && this.link.sendText('{"op":"ping"}')),
   };
 
   private socketGone(ws: WebSocketLike, close: LastClose): void {
-    if (this.socket !== ws) return;
-    this.socket = undefined;
-    const wasOnline = this.online;
-    this.online = false;
+    if (this.link.socket !== ws) return;
+    this.link.socket = undefined;
+    const wasOnline = this.link.online;
+    this.link.online = false;
     if (this.hello) {
       this.ownIds.add(this.hello.client.id);
       // Only recent ones can still be listed (the broker ends a lost connection within its heartbeat timeout): a
       // client that reconnects for months keeps a few, not one per connection it ever had.
       if (this.ownIds.size > OWN_IDS_KEPT) this.ownIds.delete(this.ownIds.values().next().value!);
     }
-    this.requests.failAll('disconnected', 'the connection dropped before the reply');
+    this.link.requests.failAll('disconnected', 'the connection dropped before the reply');
     for (const sub of this.subs) sub.disconnected();
     if (wasOnline) this.emit('disconnected', close);
   }
 
   private onText(ws: WebSocketLike, text: string): void {
-    if (ws !== this.socket) return;
+    if (ws !== this.link.socket) return;
     let frame: ServerFrame;
     try {
       frame = JSON.parse(text) as ServerFrame;
@@ -608,7 +505,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         return;
       case 'ack':
       case 'pong':
-        this.requests.settle(frame);
+        this.link.requests.settle(frame);
         return;
       case 'error':
         return this.onError(frame);
@@ -617,18 +514,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private onHello(hello: HelloFrame): void {
     this.hello = hello;
-    this.online = true;
+    this.link.online = true;
     this.actor.send({ type: 'HELLO' });
     // The subscriptions held before `connected`: one made by a `connected` listener is sent once, by start().
     const held = [...this.subs];
     this.emit('connected', hello);
     for (const sub of held) if (this.subs.has(sub)) this.sendSub(sub);
     // Queued publishes go after the resubscribes, so our own subscriptions see them.
-    for (const q of this.queue.splice(0)) this.sendQueued(q);
+    this.publisher.flush();
   }
 
   private onError(frame: ErrorFrame): void {
-    if (this.requests.settle(frame)) return;
+    if (this.link.requests.settle(frame)) return;
     if (frame.code === 'unavailable') {
       this.closingAs = { code: 1013, reason: frame.message };
       this.actor.send({ type: 'UNAVAILABLE', reason: frame.message });
@@ -659,24 +556,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   private shutdown(lastClose: LastClose): void {
-    this.online = false;
-    this.requests.failAll('closed', closeText(lastClose));
-    for (const q of this.queue.splice(0)) q.reject(new SwitchboardError('closed', `publish not sent: ${closeText(lastClose)}`));
+    this.link.online = false;
+    this.link.requests.failAll('closed', closeText(lastClose));
+    this.publisher.failAll(closeText(lastClose));
     for (const sub of [...this.subs, ...this.unstarted]) sub.end(new SwitchboardError('closed', closeText(lastClose)));
     this.subs.clear();
     this.unstarted.clear();
     this.departed.clear();
     this.emit('closed', lastClose);
   }
-}
-
-function pubAck(a: AckFrame): PubAck {
-  return {
-    seq: a.seq as number,
-    delivered: a.delivered as number,
-    ...(typeof a.epoch === 'string' && { epoch: a.epoch }),
-    ...(a.duplicate === true && { duplicate: true as const }),
-  };
 }
 
 function closeText(c: LastClose): string {
@@ -686,13 +574,4 @@ function closeText(c: LastClose): string {
 function asError(err: unknown, code: string, context: string): SwitchboardError {
   if (err instanceof SwitchboardError) return err;
   return new SwitchboardError(code, `${context}: ${err instanceof Error ? err.message : String(err)}`);
-}
-
-/** A frame's JSON text, or `bad_data` when its data cannot be encoded (a BigInt, a cycle): a rejection, never a throw. */
-function encode(frame: Record<string, unknown>): string | SwitchboardError {
-  try {
-    return JSON.stringify(frame);
-  } catch (err) {
-    return new SwitchboardError('bad_data', `${String(frame.op)}: data JSON cannot encode (${(err as Error).message})`);
-  }
 }
