@@ -10,15 +10,12 @@ import { clientLifecycleMachine, stateName, type ClientState, type LastClose } f
 import { toMember } from './presence.js';
 import { Link } from './link.js';
 import { Publisher, type PublishOptions } from './publisher.js';
-import { checkSubscribeOptions, Subscription, withinRun, type Message, type Run, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
-import { matches } from './topics.js';
-import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
+import type { Message, SubscribeOptions, Subscription } from './subscription.js';
+import { Subscriptions } from './subscriptions.js';
+import type { ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame } from './wire.js';
 import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
 import type { WebSocketConstructor, WebSocketLike } from './socket.js';
 import { checkOptions } from './options.js';
-
-/** Topics whose messages the client remembers for subscriptions that ended (`departed`), at most. */
-const DEPARTED_MAX = 10_000;
 
 export interface ClientOptions {
   /**
@@ -77,9 +74,6 @@ export interface ClientEvents {
   error: SwitchboardError;
 }
 
-/** Our ids on earlier connections that presence re-syncs pass over (the most recent). */
-const OWN_IDS_KEPT = 16;
-
 export class SwitchboardClient extends Emitter<ClientEvents> {
   /** The lifecycle actor: inspect it, or subscribe to its snapshots. */
   readonly actor: Actor<typeof clientLifecycleMachine>;
@@ -90,18 +84,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /** The current connection: its socket, whether it said hello, the requests in flight on it. */
   private readonly link: Link;
   private readonly publisher: Publisher;
-  private readonly subs = new Set<Subscription<unknown>>();
-  /**
-   * What subscriptions that ended had taken, per topic a remaining subscription still matches: a replay of a newer,
-   * overlapping subscription brings those messages again, and the `message` event told them already.
-   */
-  private readonly departed = new Map<string, Run>();
-  /** Subscriptions made by subscription() whose subscribe() was not called yet: close() ends them too. */
-  private readonly unstarted = new Set<Subscription<unknown>>();
+  private readonly subscriptions: Subscriptions;
   private name: string | undefined;
   private lastState: ClientState = 'idle';
-  /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
-  private readonly ownIds = new Set<string>();
   private starting: Promise<void> | undefined;
   /** Why the client itself is closing the current socket (it then reports this close, not the socket's echo). */
   private closingAs: LastClose | undefined;
@@ -122,6 +107,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.name = options.name;
     this.link = new Link(() => this.options.requestTimeoutMs ?? 10_000, () => this.state);
     this.publisher = new Publisher(this.link, () => this.options.offlineQueueSize ?? 1000);
+    this.subscriptions = new Subscriptions(this.link, {
+      hello: () => this.hello,
+      tellsMessages: () => this.listenerCount('message') > 0,
+      message: (message) => this.emit('message', message),
+      error: (err) => this.emit('error', err),
+      unavailable: (reason) => this.unavailable(reason),
+    });
     this.actor = createActor(clientLifecycleMachine, {
       input: {
         dial: this.dialer.dial,
@@ -193,12 +185,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * `bad_option` for a bad filter or option.
    */
   subscription<T = unknown>(filter: string, options: SubscribeOptions = {}): Subscription<T> {
-    const { positions } = checkSubscribeOptions(filter, options);
-    const sub = new Subscription<T>(this.host, filter, options, positions);
-    // Ended by close() too: an iterator taken before subscribe() must not wait for ever on a closed client.
-    if (this.state === 'closed') sub.end(new SwitchboardError('closed', 'the client is closed'));
-    else this.unstarted.add(sub as Subscription<unknown>);
-    return sub;
+    return this.subscriptions.create<T>(filter, options);
   }
 
   /**
@@ -313,129 +300,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.actor.send({ type: 'CLOSE', code, reason });
   }
 
-  // ---- subscriptions ----
-
-  /** What subscriptions ask of their client. */
-  private readonly host: SubscriptionHost = {
-    start: (sub) => {
-      this.unstarted.delete(sub);
-      if (this.state === 'closed') return sub.end(new SwitchboardError('closed', 'the client is closed'));
-      this.subs.add(sub);
-      if (this.link.online) this.sendSub(sub);
-    },
-    unsubscribe: (sub) => this.unsubscribe(sub),
-    failed: (sub, err) => {
-      this.forget(sub);
-      this.emit('error', err);
-    },
-  };
-
-  private sendSub(sub: Subscription<unknown>): void {
-    const own = sub.subFrame(this.hello?.server.protocol ?? 2);
-    // The broker keeps one subscription per filter and connection, and a `sub` without `presence` turns its presence
-    // off: while any subscription of this filter wants presence, every `sub` of it asks for it.
-    const watched = !own.presence && [...this.subs].some((s) => s !== sub && s.filter === sub.filter && s.wantsPresence);
-    const fields = watched ? { ...own, presence: true as const } : own;
-    const ws = this.link.socket;
-    const id = this.link.requests.expect('sub', {
-      ok: (ack) => {
-        if (this.link.socket !== ws || !this.subs.has(sub)) return;
-        sub.acked(ack as SubAck, fields);
-        if (sub.wantsPresence) this.syncPresence(sub);
-      },
-      fail: (err) => {
-        if (err.code === 'disconnected') return; // resubscribes on the next connection
-        // Sent again only while it stands: one unsubscribed meanwhile had its `unsub` sent after it, the last word.
-        if (err.code === 'timeout' && this.link.socket === ws) return void (this.subs.has(sub) && this.sendSub(sub));
-        if (err.code === 'unavailable') {
-          // The broker did not act (say a cluster node whose Redis is down): not a refusal of this subscription. It
-          // stays, and comes back on the next connection, as after an `unavailable` error of any other kind.
-          if (this.link.socket === ws && this.link.online) {
-            this.closingAs = { code: 1013, reason: err.message };
-            this.actor.send({ type: 'UNAVAILABLE', reason: err.message });
-          }
-          return;
-        }
-        this.drop(sub);
-        if (err.code === 'closed') return sub.end(err);
-        // The first refusal rejects subscribe()'s promise; a later one (a resubscribe) has nobody waiting.
-        if (!sub.refused(err)) this.emit('error', err);
-      },
-    });
-    this.link.write({ op: 'sub', id, ...fields });
-  }
-
-  private async unsubscribe(sub: Subscription<unknown>): Promise<void> {
-    // Held at the broker, or about to be: a `sub` sent on this connection and not answered yet is taken before the
-    // `unsub` that follows it (one connection's requests are served in order).
-    const atBroker = sub.state === 'subscribed' || (sub.state === 'subscribing' && this.link.online);
-    if (!this.drop(sub)) return (this.unstarted.delete(sub), sub.end());
-    sub.end();
-    if (atBroker) await this.unsubAtBroker(sub.filter);
-  }
-
-  /** A subscription that failed on its own (`buffer_overflow`) is dropped at the broker too. */
-  private forget(sub: Subscription<unknown>): void {
-    if (!this.drop(sub)) return;
-    this.unsubAtBroker(sub.filter).catch((err: SwitchboardError) => this.emit('error', err));
-  }
-
-  /**
-   * Removes `sub` from the client's subscriptions (false: it was not one), keeping what it took of topics a remaining
-   * subscription matches (`departed`); what no remaining subscription matches is forgotten.
-   */
-  private drop(sub: Subscription<unknown>): boolean {
-    if (!this.subs.delete(sub)) return false;
-    const filters = [...this.subs].map((s) => s.filter);
-    const matched = (topic: string) => filters.some((f) => matches(f, topic));
-    for (const topic of sub.tookTopics()) {
-      const run = sub.run(topic);
-      if (!run || !matched(topic)) continue;
-      const kept = this.departed.get(topic);
-      // Two runs of one epoch that touch make one; otherwise the later run is kept. Set last: the newest go last.
-      this.departed.delete(topic);
-      if (kept && kept.epoch === run.epoch && run.first <= kept.last + 1 && kept.first <= run.last + 1) {
-        this.departed.set(topic, { epoch: run.epoch, first: Math.min(kept.first, run.first), last: Math.max(kept.last, run.last) });
-      } else this.departed.set(topic, kept && kept.epoch === run.epoch && kept.last > run.last ? kept : run);
-    }
-    for (const topic of this.departed.keys()) if (!matched(topic)) this.departed.delete(topic);
-    // Bounded: past DEPARTED_MAX topics the oldest record goes (a replay of it could then be told twice, never lost).
-    for (const topic of this.departed.keys()) {
-      if (this.departed.size <= DEPARTED_MAX) break;
-      this.departed.delete(topic);
-    }
-    return true;
-  }
-
-  private async unsubAtBroker(filter: string): Promise<void> {
-    // Another subscription on the same filter keeps the broker's subscription.
-    if (!this.link.online || [...this.subs].some((s) => s.filter === filter)) return;
-    await this.link.request({ op: 'unsub', topic: filter }).catch((err: SwitchboardError) => {
-      if (err.code !== 'disconnected' && err.code !== 'closed') throw err;
-    });
-  }
-
-  /** A fresh `who` of the filter, page by page; events before its first page are already in it. */
-  private syncPresence(sub: Subscription<unknown>, cursor?: string): void {
-    const ws = this.link.socket;
-    if (cursor === undefined) sub.syncStarted();
-    const id = this.link.requests.expect('who', {
-      ok: (reply) => {
-        const ack = reply as AckFrame;
-        if (this.link.socket !== ws) return;
-        const next = typeof ack.next === 'string' ? ack.next : undefined;
-        const quiet = new Set(this.ownIds);
-        if (this.hello) quiet.add(this.hello.client.id);
-        sub.syncPage((ack.clients as ClientInfo[] | undefined) ?? [], next === undefined, quiet);
-        if (next !== undefined) this.syncPresence(sub, next);
-      },
-      fail: (err) => {
-        if (err.code !== 'disconnected' && err.code !== 'closed') sub.syncFailed(err);
-      },
-    });
-    this.link.write({ op: 'who', id, topic: sub.filter, limit: 1000, ...(cursor !== undefined && { cursor }) });
-  }
-
   // ---- the socket ----
 
   /** What the dialer asks of the client: the socket it dialled is ours; its frames and its end come here. */
@@ -457,14 +321,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.link.socket = undefined;
     const wasOnline = this.link.online;
     this.link.online = false;
-    if (this.hello) {
-      this.ownIds.add(this.hello.client.id);
-      // Only recent ones can still be listed (the broker ends a lost connection within its heartbeat timeout): a
-      // client that reconnects for months keeps a few, not one per connection it ever had.
-      if (this.ownIds.size > OWN_IDS_KEPT) this.ownIds.delete(this.ownIds.values().next().value!);
-    }
     this.link.requests.failAll('disconnected', 'the connection dropped before the reply');
-    for (const sub of this.subs) sub.disconnected();
+    this.subscriptions.disconnected(this.hello?.client.id);
     if (wasOnline) this.emit('disconnected', close);
   }
 
@@ -480,26 +338,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     switch (frame.op) {
       case 'hello':
         return this.onHello(frame);
-      case 'msg': {
-        // One object per frame, shared by every subscription that takes it; the client's `message` event tells it once.
-        const message: Message = { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts };
-        const told = this.listenerCount('message') > 0;
-        let fresh = false;
-        // A copy another subscription took earlier (the replay of a newer, overlapping one) was told then, also by
-        // one that has ended since.
-        let toldBefore = withinRun(this.departed.get(frame.topic), message);
-        for (const sub of this.subs) {
-          if (!matches(sub.filter, frame.topic)) continue;
-          if (sub.accept(message, told)) fresh = true;
-          else if (sub.hadEarlier(message)) toldBefore = true;
-        }
-        if (fresh && told && !toldBefore) this.emit('message', message);
-        return;
-      }
+      case 'msg':
+        return this.subscriptions.message(frame);
       case 'event':
         if (this.hello && frame.event === 'rename' && frame.client.id === this.hello.client.id) this.renamedTo(frame.client.name);
-        for (const sub of this.subs) if (sub.wantsPresence && sub.filter === frame.topic) sub.presenceEvent(frame);
-        return;
+        return this.subscriptions.presenceEvent(frame);
       case 'direct':
         this.emit('direct', { from: frame.from, data: frame.data });
         return;
@@ -517,32 +360,28 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.link.online = true;
     this.actor.send({ type: 'HELLO' });
     // The subscriptions held before `connected`: one made by a `connected` listener is sent once, by start().
-    const held = [...this.subs];
+    const resubscribe = this.subscriptions.resubscriber();
     this.emit('connected', hello);
-    for (const sub of held) if (this.subs.has(sub)) this.sendSub(sub);
+    resubscribe();
     // Queued publishes go after the resubscribes, so our own subscriptions see them.
     this.publisher.flush();
   }
 
   private onError(frame: ErrorFrame): void {
     if (this.link.requests.settle(frame)) return;
-    if (frame.code === 'unavailable') {
-      this.closingAs = { code: 1013, reason: frame.message };
-      this.actor.send({ type: 'UNAVAILABLE', reason: frame.message });
-      return;
-    }
+    if (frame.code === 'unavailable') return this.unavailable(frame.message);
     // The token expired: with getToken the machine refreshes it at once; without, the app must know.
     if (frame.code === 'token_expired' && this.options.getToken) return void this.actor.send({ type: 'TOKEN_EXPIRED' });
     const err = new SwitchboardError(frame.code, frame.message);
     // The broker removed a subscription (a refreshed token no longer allows its filter): it fails, as a refused one.
-    if (frame.id === undefined && typeof frame.topic === 'string') {
-      for (const sub of [...this.subs]) {
-        if (sub.filter !== frame.topic) continue;
-        this.drop(sub);
-        sub.refused(err);
-      }
-    }
+    if (frame.id === undefined && typeof frame.topic === 'string') this.subscriptions.removed(frame.topic, err);
     this.emit('error', err);
+  }
+
+  /** The broker cannot serve us now (`unavailable`): the machine ends this connection and reconnects, maybe elsewhere. */
+  private unavailable(reason: string): void {
+    this.closingAs = { code: 1013, reason };
+    this.actor.send({ type: 'UNAVAILABLE', reason });
   }
 
   private onSnapshot(value: unknown, context: { attempt: number; retryInMs: number; lastClose: LastClose | undefined }): void {
@@ -559,10 +398,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.link.online = false;
     this.link.requests.failAll('closed', closeText(lastClose));
     this.publisher.failAll(closeText(lastClose));
-    for (const sub of [...this.subs, ...this.unstarted]) sub.end(new SwitchboardError('closed', closeText(lastClose)));
-    this.subs.clear();
-    this.unstarted.clear();
-    this.departed.clear();
+    this.subscriptions.closeAll(closeText(lastClose));
     this.emit('closed', lastClose);
   }
 }

@@ -2,6 +2,7 @@
 // duplicates), its recovery verdict and presence map as state, and the rule of docs/client.md: a message it
 // accepted goes to a listener or iterator exactly once (held in a bounded backlog until its first one is there), or
 // the subscription fails with `buffer_overflow`. The client feeds it frames.
+import { withinRun, type Run } from './departed.js';
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { readPosition, TopicPositions, trimmedReplays, type Recovery, type ResumeFields } from './positions.js';
@@ -543,14 +544,3 @@ class MessageStream<T> implements AsyncIterator<Message<T>> {
     } else w.resolve({ value: undefined, done: true });
   }
 }
-
-/** Messages of one topic taken in a row: seqs `first`…`last` of one epoch. */
-export interface Run {
-  epoch: string | undefined;
-  first: number;
-  last: number;
-}
-
-/** Whether `message` is one of `run`'s. */
-export const withinRun = (run: Run | undefined, message: Message<unknown>): boolean =>
-  run !== undefined && run.epoch === message.epoch && run.first <= message.seq && message.seq <= run.last;
