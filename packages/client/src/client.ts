@@ -2,7 +2,7 @@
 // (lifecycle.machine.ts); requests are promises matched by id; subscriptions survive reconnects and resume from
 // their positions; publishes made while offline wait in a bounded queue; a JWT is refreshed before it expires.
 import { createActor, type Actor } from 'xstate';
-import { DEFAULT_BACKOFF, type Backoff } from './backoff.js';
+import { DEFAULT_BACKOFF } from './backoff.js';
 import { Dialer, type DialHost } from './dialer.js';
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
@@ -15,43 +15,7 @@ import { Subscriptions } from './subscriptions.js';
 import type { ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame } from './wire.js';
 import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
 import type { WebSocketConstructor, WebSocketLike } from './socket.js';
-import { checkOptions } from './options.js';
-
-export interface ClientOptions {
-  /**
-   * The broker's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws` (or `/ws` relative to the page in a browser;
-   * without a path, `/ws`). Several (the nodes of a cluster): the first is dialled first; after a connection is
-   * lost or a dial fails, the next one in turn. Subscriptions resume on whichever node answers.
-   */
-  url: string | readonly string[];
-  /** Sent as `?token=`. */
-  token?: string;
-  /** Asked for a token before connecting when there is none or it expired, after a refused connect, and before a JWT expires. */
-  getToken?: () => string | Promise<string>;
-  /** Asked at every connect (`?name=`); a successful rename replaces it. */
-  name?: string;
-  /** The WebSocket class; default `globalThis.WebSocket`, else the `ws` package (Node 20). */
-  WebSocket?: WebSocketConstructor;
-  /**
-   * When a WebSocket cannot be opened (a proxy that blocks upgrades), dial that URL's Server-Sent Events transport
-   * instead (`/sse`, docs/sse.md), while it works and for 5 minutes at most, then WebSocket again (default true).
-   * Each URL falls back on its own. false: WebSocket only.
-   */
-  sseFallback?: boolean;
-  /** The EventSource class for the fallback; default `globalThis.EventSource` (browsers). Without one there is no fallback. */
-  EventSource?: EventSourceConstructor | undefined;
-  backoff?: Partial<Backoff>;
-  /** A request without a reply after this long fails with `timeout` (default 10 s). */
-  requestTimeoutMs?: number;
-  /** A connect without `hello` after this long is retried (default 10 s). */
-  connectTimeoutMs?: number;
-  /** Publishes kept while offline (default 1000); beyond it publish fails with `queue_full`. */
-  offlineQueueSize?: number;
-  /** Connect at construction (default true). */
-  connect?: boolean;
-  /** Random source of the backoff jitter, [0, 1). */
-  random?: () => number;
-}
+import { checkOptions, type ClientOptions } from './options.js';
 
 export interface WhoOptions {
   topic?: string;

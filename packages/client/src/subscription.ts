@@ -5,7 +5,7 @@
 import { withinRun, type Run } from './departed.js';
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
-import { readPosition, TopicPositions, trimmedReplays, type Recovery, type ResumeFields } from './positions.js';
+import { TopicPositions, trimmedReplays, type Recovery, type ResumeFields } from './positions.js';
 import { applyEvent, diffMembers, toMember, type PresenceChange } from './presence.js';
 import type { ClientInfo, EventFrame, Member, Position, Sender, SubAck } from './wire.js';
 
@@ -430,39 +430,6 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     if (this._state === state) return;
     this._state = state;
     this.emit('state', state);
-  }
-}
-
-/** Checks the options of `client.subscription()`; the message says what is wrong. */
-export function checkSubscribeOptions(filter: unknown, options: unknown): { positions?: Map<string, Position> } {
-  const bad = (why: string) => new SwitchboardError('bad_option', why);
-  if (typeof filter !== 'string' || filter.length === 0) throw bad(`a subscription needs a filter (a non-empty string), got ${describeValue(filter)}`);
-  if (typeof options !== 'object' || options === null) throw bad(`subscribe options must be an object, got ${describeValue(options)}`);
-  const o = options as SubscribeOptions;
-  for (const flag of ['presence', 'history'] as const) {
-    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw bad(`${flag} must be true or false, got ${describeValue(o[flag])}`);
-  }
-  if (o.bufferSize !== undefined && !(Number.isSafeInteger(o.bufferSize) && o.bufferSize > 0)) {
-    throw bad(`bufferSize must be a whole number above 0, got ${describeValue(o.bufferSize)}`);
-  }
-  if (o.positions === undefined) return {};
-  if (typeof o.positions !== 'object' || o.positions === null) throw bad(`positions must be an object of topic → {seq, epoch}, got ${describeValue(o.positions)}`);
-  const positions = new Map<string, Position>();
-  for (const [topic, value] of Object.entries(o.positions)) {
-    const p = readPosition(value);
-    if (!p) throw bad(`positions['${topic}'] must be {seq: a whole number ≥ 0, epoch?: string}, got ${describeValue(value)}`);
-    positions.set(topic, p);
-  }
-  return { positions };
-}
-
-export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return `'${value.length > 80 ? value.slice(0, 80) + '…' : value}'`;
-  if (typeof value === 'function') return 'a function';
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
   }
 }
 

@@ -5,7 +5,8 @@
 import { Departed } from './departed.js';
 import { SwitchboardError } from './errors.js';
 import type { Link } from './link.js';
-import { checkSubscribeOptions, Subscription, type Message, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import { checkSubscribeOptions } from './options.js';
+import { Subscription, type Message, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { matches } from './topics.js';
 import type { AckFrame, ClientInfo, EventFrame, HelloFrame, MsgFrame, SubAck } from './wire.js';
 
