@@ -1,21 +1,24 @@
 // SwitchboardClient: a connection to a Switchboard broker that stays up. Its lifecycle is an xstate machine
 // (lifecycle.machine.ts); requests are promises matched by id; subscriptions survive reconnects and resume from
 // their positions; publishes made while offline wait in a bounded queue; a JWT is refreshed before it expires.
+// The client composes the parts that do this (dialer.ts dials, link.ts carries requests, publisher.ts and
+// subscriptions.ts keep what must survive a reconnect) and owns what ties them together: the lifecycle actor, the
+// frames read off the current socket, and the requests of its public API.
 import { createActor, type Actor } from 'xstate';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import { Dialer, type DialHost } from './dialer.js';
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { clientLifecycleMachine, stateName, type ClientState, type LastClose } from './lifecycle.machine.js';
-import { toMember } from './presence.js';
 import { Link } from './link.js';
+import { checkOptions, type ClientOptions } from './options.js';
+import { toMember } from './presence.js';
 import { Publisher, type PublishOptions } from './publisher.js';
+import type { WebSocketConstructor, WebSocketLike } from './socket.js';
+import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
 import type { Message, SubscribeOptions, Subscription } from './subscription.js';
 import { Subscriptions } from './subscriptions.js';
 import type { ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame } from './wire.js';
-import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
-import type { WebSocketConstructor, WebSocketLike } from './socket.js';
-import { checkOptions, type ClientOptions } from './options.js';
 
 export interface WhoOptions {
   topic?: string;
