@@ -191,6 +191,27 @@ describe('subscriptions across reconnects', () => {
     expect(seen).toEqual([1, 2, 3, 1]);
   });
 
+  it('a wildcard resumed on a protocol-1 broker asks for all it holds (since 0): every topic it had is unknown_position, and none comes twice', async () => {
+    const c = await online();
+    const subP = c.subscribe<number>('a/#');
+    FakeSocket.last.ack('sub');
+    const sub = await subP;
+    const seen: string[] = [];
+    sub.on('message', (m) => seen.push(`${m.topic}#${m.seq}`));
+    FakeSocket.last.frame(msg('a/b', 1, 1, null));
+    FakeSocket.last.frame(msg('a/c', 1, 1, null));
+    const verdicts: unknown[] = [];
+    sub.on('notRecovered', (v) => verdicts.push(v));
+    FakeSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(0);
+    FakeSocket.last.open({ id: 'c2', name: 'me' }, 1);
+    expect(FakeSocket.last.lastSent('sub')).toEqual({ op: 'sub', id: expect.anything(), topic: 'a/#', since: 0 });
+    FakeSocket.last.ack('sub', { recovered: true });
+    for (const [topic, seq] of [['a/b', 1], ['a/c', 1], ['a/b', 2]] as const) FakeSocket.last.frame(msg(topic, seq, seq, null));
+    expect(verdicts).toEqual([{ recovered: false, reason: 'unknown_position', missed: { 'a/b': 'unknown_position', 'a/c': 'unknown_position' }, positions: {} }]);
+    expect(seen).toEqual(['a/b#1', 'a/c#1', 'a/b#2']);
+  });
+
   it('a refused subscribe rejects with the broker error; unsubscribe ends iteration', async () => {
     const c = await online();
     const bad = c.subscribe('secret/#');

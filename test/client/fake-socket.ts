@@ -32,7 +32,8 @@ export class FakeSocket implements WebSocketLike {
 
   // ---- the broker's side ----
 
-  open(helloClient: { id: string; name?: string } = { id: 'c1' }): void {
+  /** Opens and says hello (`protocol`: the broker's, 2 unless a test plays an older one). */
+  open(helloClient: { id: string; name?: string } = { id: 'c1' }, protocol = 2): void {
     this.readyState = 1;
     this.onopen?.({});
     this.frame({
@@ -41,7 +42,7 @@ export class FakeSocket implements WebSocketLike {
       heartbeatMs: 25000,
       idleMs: 60000,
       idleClose: 'tcp',
-      server: { name: 'switchboard', version: 'test', protocol: 2 },
+      server: { name: 'switchboard', version: 'test', protocol },
     });
   }
 

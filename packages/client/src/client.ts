@@ -1,90 +1,24 @@
 // SwitchboardClient: a connection to a Switchboard broker that stays up. Its lifecycle is an xstate machine
 // (lifecycle.machine.ts); requests are promises matched by id; subscriptions survive reconnects and resume from
 // their positions; publishes made while offline wait in a bounded queue; a JWT is refreshed before it expires.
+// The client composes the parts that do this (dialer.ts dials, link.ts carries requests, publisher.ts and
+// subscriptions.ts keep what must survive a reconnect) and owns what ties them together: the lifecycle actor, the
+// frames read off the current socket, and the requests of its public API.
 import { createActor, type Actor } from 'xstate';
-import { DEFAULT_BACKOFF, type Backoff } from './backoff.js';
+import { DEFAULT_BACKOFF } from './backoff.js';
+import { Dialer, type DialHost } from './dialer.js';
 import { Emitter } from './emitter.js';
-import { Endpoints } from './endpoints.js';
 import { SwitchboardError } from './errors.js';
-import { clientLifecycleMachine, stateName, type ClientState, type Dial, type LastClose } from './lifecycle.machine.js';
+import { clientLifecycleMachine, stateName, type ClientState, type LastClose } from './lifecycle.machine.js';
+import { Link } from './link.js';
+import { checkOptions, type ClientOptions } from './options.js';
 import { toMember } from './presence.js';
-import { PendingRequests } from './requests.js';
-import { checkSubscribeOptions, Subscription, withinRun, type Message, type Run, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
-import { matches } from './topics.js';
-import type { AckFrame, ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame, SubAck } from './wire.js';
+import { Publisher, type PublishOptions } from './publisher.js';
+import type { WebSocketConstructor, WebSocketLike } from './socket.js';
 import { SseSocket, type EventSourceConstructor } from './sse-socket.js';
-import { checkOptions } from './options.js';
-import { SilenceWatch } from './silence.js';
-
-/** Topics whose messages the client remembers for subscriptions that ended (`departed`), at most. */
-const DEPARTED_MAX = 10_000;
-
-/** An event handler a WebSocket calls with `E` or a richer event (checked like a method, so every platform's fits). */
-export type SocketHandler<E> = { handle(event: E): void }['handle'];
-
-/** The part of a WebSocket the client uses: the browser's, Node 22's and the `ws` package's all fit. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: SocketHandler<unknown> | null;
-  onmessage: SocketHandler<{ data: unknown }> | null;
-  onclose: SocketHandler<{ code: number; reason: string }> | null;
-  onerror: SocketHandler<unknown> | null;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-export interface ClientOptions {
-  /**
-   * The broker's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws` (or `/ws` relative to the page in a browser;
-   * without a path, `/ws`). Several (the nodes of a cluster): the first is dialled first; after a connection is
-   * lost or a dial fails, the next one in turn. Subscriptions resume on whichever node answers.
-   */
-  url: string | readonly string[];
-  /** Sent as `?token=`. */
-  token?: string;
-  /** Asked for a token before connecting when there is none or it expired, after a refused connect, and before a JWT expires. */
-  getToken?: () => string | Promise<string>;
-  /** Asked at every connect (`?name=`); a successful rename replaces it. */
-  name?: string;
-  /** The WebSocket class; default `globalThis.WebSocket`, else the `ws` package (Node 20). */
-  WebSocket?: WebSocketConstructor;
-  /**
-   * When a WebSocket cannot be opened (a proxy that blocks upgrades), dial the broker's Server-Sent Events transport
-   * instead (`/sse`, docs/sse.md), and stay on it while it works (default true). false: WebSocket only.
-   */
-  sseFallback?: boolean;
-  /** The EventSource class for the fallback; default `globalThis.EventSource` (browsers). Without one there is no fallback. */
-  EventSource?: EventSourceConstructor | undefined;
-  backoff?: Partial<Backoff>;
-  /** A request without a reply after this long fails with `timeout` (default 10 s). */
-  requestTimeoutMs?: number;
-  /** A connect without `hello` after this long is retried (default 10 s). */
-  connectTimeoutMs?: number;
-  /** Publishes kept while offline (default 1000); beyond it publish fails with `queue_full`. */
-  offlineQueueSize?: number;
-  /** Connect at construction (default true). */
-  connect?: boolean;
-  /** Random source of the backoff jitter, [0, 1). */
-  random?: () => number;
-}
-
-export interface PublishOptions {
-  /** Wait for the broker's ack (default true). false: a notification, no id, no reply. */
-  ack?: boolean;
-  /** false: not delivered back to this client's own subscriptions. */
-  echo?: boolean;
-  /**
-   * An idempotency key (1–128 characters, unique per message, e.g. a UUID): the broker publishes it once per topic
-   * within 10 minutes. A keyed publish whose connection dropped before its ack is sent again after the reconnect
-   * (up to 3 times) instead of failing with `disconnected`; a retry the broker had already taken resolves with
-   * `duplicate: true` and the first publish's seq.
-   */
-  key?: string;
-}
-
-/** Times a keyed publish is sent again after its connection dropped before the ack. */
-const KEYED_RESENDS = 3;
+import type { Message, SubscribeOptions, Subscription } from './subscription.js';
+import { Subscriptions } from './subscriptions.js';
+import type { ClientInfo, ErrorFrame, HelloFrame, Member, PubAck, Sender, ServerFrame } from './wire.js';
 
 export interface WhoOptions {
   topic?: string;
@@ -107,51 +41,19 @@ export interface ClientEvents {
   error: SwitchboardError;
 }
 
-interface Queued {
-  /** The publish frame's JSON, without an id (encoded once, when it was queued). */
-  text: string;
-  ack: boolean;
-  /** A keyed publish: how many times it was sent again after a drop (undefined: not keyed, never resent). */
-  resends?: number;
-  resolve: (ack: PubAck | undefined) => void;
-  reject: (err: SwitchboardError) => void;
-}
-
-const OPEN = 1;
-
-/** Our ids on earlier connections that presence re-syncs pass over (the most recent). */
-const OWN_IDS_KEPT = 16;
-
 export class SwitchboardClient extends Emitter<ClientEvents> {
   /** The lifecycle actor: inspect it, or subscribe to its snapshots. */
   readonly actor: Actor<typeof clientLifecycleMachine>;
   /** The broker's `hello` on the current (or last) connection. */
   hello: HelloFrame | undefined;
   private readonly options: ClientOptions;
-  private readonly endpoints: Endpoints;
-  private readonly requests: PendingRequests;
-  private readonly subs = new Set<Subscription<unknown>>();
-  /**
-   * What subscriptions that ended had taken, per topic a remaining subscription still matches: a replay of a newer,
-   * overlapping subscription brings those messages again, and the `message` event told them already.
-   */
-  private readonly departed = new Map<string, Run>();
-  /** Subscriptions made by subscription() whose subscribe() was not called yet: close() ends them too. */
-  private readonly unstarted = new Set<Subscription<unknown>>();
-  private readonly queue: Queued[] = [];
-  /** The dialled socket; `online` once it said hello. */
-  private socket: WebSocketLike | undefined;
-  private online = false;
-  private WebSocketClass: WebSocketConstructor | undefined;
-  private readonly EventSourceClass: EventSourceConstructor | undefined;
-  /** What the next dial uses: WebSocket, or the SSE fallback after a WebSocket could not be opened. */
-  private via: 'ws' | 'sse' = 'ws';
-  /** An SSE dial failed since the last connection that opened: a refused upgrade is final again. */
-  private sseTried = false;
+  private readonly dialer: Dialer;
+  /** The current connection: its socket, whether it said hello, the requests in flight on it. */
+  private readonly link: Link;
+  private readonly publisher: Publisher;
+  private readonly subscriptions: Subscriptions;
   private name: string | undefined;
   private lastState: ClientState = 'idle';
-  /** Our own ids on earlier connections: presence re-syncs pass over them quietly. */
-  private readonly ownIds = new Set<string>();
   private starting: Promise<void> | undefined;
   /** Why the client itself is closing the current socket (it then reports this close, not the socket's echo). */
   private closingAs: LastClose | undefined;
@@ -161,14 +63,27 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     super();
     checkOptions(options);
     this.options = options;
-    this.endpoints = new Endpoints(options.url);
+    this.dialer = new Dialer(
+      {
+        url: options.url,
+        WebSocket: options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket,
+        EventSource: options.sseFallback === false ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource),
+      },
+      this.dialHost,
+    );
     this.name = options.name;
-    this.WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    this.EventSourceClass = options.sseFallback === false ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource);
-    this.requests = new PendingRequests(() => this.options.requestTimeoutMs ?? 10_000);
+    this.link = new Link(() => this.options.requestTimeoutMs ?? 10_000, () => this.state);
+    this.publisher = new Publisher(this.link, () => this.options.offlineQueueSize ?? 1000);
+    this.subscriptions = new Subscriptions(this.link, {
+      hello: () => this.hello,
+      tellsMessages: () => this.listenerCount('message') > 0,
+      message: (message) => this.emit('message', message),
+      error: (err) => this.emit('error', err),
+      unavailable: (reason) => this.unavailable(reason),
+    });
     this.actor = createActor(clientLifecycleMachine, {
       input: {
-        dial: this.dial,
+        dial: this.dialer.dial,
         backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         token: options.token,
@@ -190,17 +105,20 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** Who this client is on the current connection. */
   get me(): ClientInfo | undefined {
-    return this.online ? this.hello?.client : undefined;
+    return this.link.online ? this.hello?.client : undefined;
   }
 
-  /** The transport of the current (or next) connection: `ws`, or `sse` after falling back (docs/sse.md). */
+  /**
+   * The transport of the current connection (between connections: of the next dial): `ws`, or `sse` where the URL's
+   * WebSocket could not be opened (docs/sse.md).
+   */
   get transport(): 'ws' | 'sse' {
-    return this.via;
+    return this.dialer.transport;
   }
 
   /** The URLs dialled, as checked at construction (a URL without a path has `/ws`). */
   get urls(): readonly string[] {
-    return this.endpoints.all;
+    return this.dialer.urls;
   }
 
   /** Starts connecting (once); resolves at the next `hello`, rejects if the client closes first. */
@@ -214,7 +132,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       ];
     });
     hello.catch(() => {}); // when the WebSocket cannot be loaded, connect() rejects with that reason instead
-    this.starting ??= this.loadWebSocket().then(
+    this.starting ??= this.dialer.load().then(
       () => void this.actor.send({ type: 'CONNECT' }),
       (err: SwitchboardError) => {
         this.stop(1006, err.message);
@@ -234,12 +152,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * `bad_option` for a bad filter or option.
    */
   subscription<T = unknown>(filter: string, options: SubscribeOptions = {}): Subscription<T> {
-    const { positions } = checkSubscribeOptions(filter, options);
-    const sub = new Subscription<T>(this.host, filter, options, positions);
-    // Ended by close() too: an iterator taken before subscribe() must not wait for ever on a closed client.
-    if (this.state === 'closed') sub.end(new SwitchboardError('closed', 'the client is closed'));
-    else this.unstarted.add(sub as Subscription<unknown>);
-    return sub;
+    return this.subscriptions.create<T>(filter, options);
   }
 
   /**
@@ -258,67 +171,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   publish(topic: string, data: unknown, options: PublishOptions & { ack: false }): Promise<void>;
   publish(topic: string, data: unknown, options?: PublishOptions): Promise<PubAck>;
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PubAck | void> {
-    const ack = options.ack !== false;
-    const frame = { op: 'pub', topic, data, ...(options.echo === false && { echo: false }), ...(options.key !== undefined && { key: options.key }) };
-    if (this.state === 'closed') return Promise.reject(new SwitchboardError('closed', 'the client is closed'));
-    // A keyed one is safe to send again (the broker takes one key once): sendQueued puts it back in the queue.
-    return this.pubOrQueue(frame, ack, options.key !== undefined && ack);
-  }
-
-  /** Publishes queued for a connection at most (offlineQueueSize). */
-  private get queueBound(): number {
-    return this.options.offlineQueueSize ?? 1000;
-  }
-
-  /** Sends a publish now when online and nothing waits before it, else queues it for the next connection. */
-  private pubOrQueue(frame: Record<string, unknown>, ack: boolean, keyed = false): Promise<PubAck | void> {
-    const queued = !(this.online && this.queue.length === 0);
-    if (queued && this.queue.length >= this.queueBound) {
-      return Promise.reject(new SwitchboardError('queue_full', `offline queue full (${this.queueBound} publishes waiting for a connection)`));
-    }
-    // Encoded once, now: what cannot be encoded is refused at once, not when the queue is sent (the publishes behind
-    // it go on); a queued one keeps its text, and its request id is added to it when it is sent.
-    const text = encode(frame);
-    if (text instanceof SwitchboardError) return Promise.reject(text);
-    return new Promise<PubAck | undefined>((resolve, reject) => {
-      const q: Queued = { text, ack, resolve, reject, ...(keyed && { resends: 0 }) };
-      if (queued) this.queue.push(q);
-      else this.sendQueued(q);
-    });
-  }
-
-  /**
-   * Sends a publish (online). A keyed one whose connection drops before its ack goes back into the queue at once,
-   * in the order it was sent (failAll fails requests in that order), so its resend keeps its place.
-   */
-  private sendQueued(q: Queued): void {
-    if (!q.ack) {
-      this.sendText(q.text);
-      return q.resolve(undefined);
-    }
-    if (!this.online) return q.reject(new SwitchboardError(this.state === 'closed' ? 'closed' : 'disconnected', `pub: not connected (${this.state})`));
-    const id = this.requests.expect('pub', {
-      ok: (reply) => q.resolve(pubAck(reply as AckFrame)),
-      fail: (err) => {
-        if (err.code === 'disconnected' && q.resends !== undefined && q.resends < KEYED_RESENDS && this.state !== 'closed') {
-          q.resends++;
-          if (this.queue.length < this.queueBound) return void this.queue.push(q);
-          return q.reject(new SwitchboardError('queue_full', `offline queue full (${this.queueBound} publishes waiting for a connection)`));
-        }
-        q.reject(err);
-      },
-    });
-    this.sendText(`${q.text.slice(0, -1)},"id":${JSON.stringify(id)}}`);
+    return this.publisher.publish(topic, data, options);
   }
 
   /** A direct message to a client id or name. */
   async send(to: string, data: unknown): Promise<void> {
-    await this.request({ op: 'send', to, data });
+    await this.link.request({ op: 'send', to, data });
   }
 
   /** Renames this client; the new name is also asked for on every reconnect. */
   async rename(name: string): Promise<string> {
-    const ack = await this.request({ op: 'rename', name });
+    const ack = await this.link.request({ op: 'rename', name });
     const now = typeof ack.name === 'string' ? ack.name : name;
     this.renamedTo(now);
     return now;
@@ -332,7 +195,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** One page of `who`; `next` is the cursor of the following page. */
   async who(options: WhoOptions = {}): Promise<{ clients: Member[]; next?: string }> {
-    const ack = await this.request({ op: 'who', ...options });
+    const ack = await this.link.request({ op: 'who', ...options });
     const clients = ((ack.clients as ClientInfo[] | undefined) ?? []).map(toMember);
     return typeof ack.next === 'string' ? { clients, next: ack.next } : { clients };
   }
@@ -357,14 +220,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   async rpc<T = unknown>(method: string, data?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
     const ms = options.timeoutMs;
     if (ms !== undefined && !(typeof ms === 'number' && ms > 0 && ms <= 2 ** 31 - 1)) throw new SwitchboardError('bad_option', `timeoutMs must be a positive number of ms, got ${String(ms)}`);
-    const ack = await this.request({ op: 'rpc', method, ...(data !== undefined && { data }) }, ms);
+    const ack = await this.link.request({ op: 'rpc', method, ...(data !== undefined && { data }) }, ms);
     return ack.data as T;
   }
 
   /** Round trip time in ms. */
   async ping(): Promise<number> {
     const start = Date.now();
-    await this.request({ op: 'ping' });
+    await this.link.request({ op: 'ping' });
     return Date.now() - start;
   }
 
@@ -375,7 +238,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    */
   async diagnose(): Promise<{ status: number; error?: string }> {
     try {
-      const res = await fetch(this.endpoints.probe(this.actor.getSnapshot().context.token));
+      const res = await fetch(this.dialer.probe(this.actor.getSnapshot().context.token));
       const body = (await res.json().catch(() => ({}))) as { error?: unknown; message?: unknown };
       const error = typeof body.message === 'string' ? body.message : typeof body.error === 'string' ? body.error : undefined;
       return error !== undefined && res.status !== 200 ? { status: res.status, error } : { status: res.status };
@@ -384,298 +247,54 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
   }
 
-  // ---- requests ----
-
-  private request(frame: Record<string, unknown>, timeoutMs?: number): Promise<AckFrame> {
-    if (!this.online) {
-      const why = this.state === 'closed' ? 'closed' : 'disconnected';
-      return Promise.reject(new SwitchboardError(why, `${String(frame.op)}: not connected (${this.state})`));
-    }
-    const { id, reply } = this.requests.open(String(frame.op), timeoutMs);
-    const text = encode({ ...frame, id });
-    if (text instanceof SwitchboardError) this.requests.cancel(id, text);
-    else this.sendText(text);
-    return reply as Promise<AckFrame>;
-  }
-
-  /** Sends one of the client's own frames (sub, unsub, quit: always encodable). */
-  private write(frame: Record<string, unknown>): void {
-    this.sendText(JSON.stringify(frame));
-  }
-
-  private sendText(text: string): void {
-    const ws = this.socket;
-    if (ws && ws.readyState === OPEN) ws.send(text);
-  }
-
   /** The token refresh of the lifecycle machine: `{op:"auth"}` on this connection, resolved at its ack. */
   private async authorize(token: string): Promise<void> {
     // Over SSE every POST carries a token the broker verifies: the fresh one, once the broker took it (the stream's
     // own expires: its POSTs were refused, the connection dropped with what they carried).
-    const sse = this.socket instanceof SseSocket ? this.socket : undefined;
+    const sse = this.link.socket instanceof SseSocket ? this.link.socket : undefined;
     sse?.refreshing(token);
-    await this.request({ op: 'auth', token });
+    await this.link.request({ op: 'auth', token });
     sse?.useToken(token);
   }
 
   /** Stops for good with this close (the machine's `closed` carries it). */
   private stop(code: number, reason: string): void {
     if (this.state === 'closed') return;
-    if (this.online) this.write({ op: 'quit' });
+    if (this.link.online) this.link.write({ op: 'quit' });
     this.closingAs = { code, reason };
     // Before the machine ends the socket (which fails what is in flight as `disconnected`): close() says `closed`.
-    this.requests.failAll('closed', closeText(this.closingAs));
+    this.link.requests.failAll('closed', closeText(this.closingAs));
     this.actor.send({ type: 'CLOSE', code, reason });
-  }
-
-  // ---- subscriptions ----
-
-  /** What subscriptions ask of their client. */
-  private readonly host: SubscriptionHost = {
-    start: (sub) => {
-      this.unstarted.delete(sub);
-      if (this.state === 'closed') return sub.end(new SwitchboardError('closed', 'the client is closed'));
-      this.subs.add(sub);
-      if (this.online) this.sendSub(sub);
-    },
-    unsubscribe: (sub) => this.unsubscribe(sub),
-    failed: (sub, err) => {
-      this.forget(sub);
-      this.emit('error', err);
-    },
-  };
-
-  private sendSub(sub: Subscription<unknown>): void {
-    const own = sub.subFrame(this.hello?.server.protocol ?? 2);
-    // The broker keeps one subscription per filter and connection, and a `sub` without `presence` turns its presence
-    // off: while any subscription of this filter wants presence, every `sub` of it asks for it.
-    const watched = !own.presence && [...this.subs].some((s) => s !== sub && s.filter === sub.filter && s.wantsPresence);
-    const fields = watched ? { ...own, presence: true as const } : own;
-    const ws = this.socket;
-    const id = this.requests.expect('sub', {
-      ok: (ack) => {
-        if (this.socket !== ws || !this.subs.has(sub)) return;
-        sub.acked(ack as SubAck, fields);
-        if (sub.wantsPresence) this.syncPresence(sub);
-      },
-      fail: (err) => {
-        if (err.code === 'disconnected') return; // resubscribes on the next connection
-        // Sent again only while it stands: one unsubscribed meanwhile had its `unsub` sent after it, the last word.
-        if (err.code === 'timeout' && this.socket === ws) return void (this.subs.has(sub) && this.sendSub(sub));
-        if (err.code === 'unavailable') {
-          // The broker did not act (say a cluster node whose Redis is down): not a refusal of this subscription. It
-          // stays, and comes back on the next connection, as after an `unavailable` error of any other kind.
-          if (this.socket === ws && this.online) {
-            this.closingAs = { code: 1013, reason: err.message };
-            this.actor.send({ type: 'UNAVAILABLE', reason: err.message });
-          }
-          return;
-        }
-        this.drop(sub);
-        if (err.code === 'closed') return sub.end(err);
-        // The first refusal rejects subscribe()'s promise; a later one (a resubscribe) has nobody waiting.
-        if (!sub.refused(err)) this.emit('error', err);
-      },
-    });
-    this.write({ op: 'sub', id, ...fields });
-  }
-
-  private async unsubscribe(sub: Subscription<unknown>): Promise<void> {
-    // Held at the broker, or about to be: a `sub` sent on this connection and not answered yet is taken before the
-    // `unsub` that follows it (one connection's requests are served in order).
-    const atBroker = sub.state === 'subscribed' || (sub.state === 'subscribing' && this.online);
-    if (!this.drop(sub)) return (this.unstarted.delete(sub), sub.end());
-    sub.end();
-    if (atBroker) await this.unsubAtBroker(sub.filter);
-  }
-
-  /** A subscription that failed on its own (`buffer_overflow`) is dropped at the broker too. */
-  private forget(sub: Subscription<unknown>): void {
-    if (!this.drop(sub)) return;
-    this.unsubAtBroker(sub.filter).catch((err: SwitchboardError) => this.emit('error', err));
-  }
-
-  /**
-   * Removes `sub` from the client's subscriptions (false: it was not one), keeping what it took of topics a remaining
-   * subscription matches (`departed`); what no remaining subscription matches is forgotten.
-   */
-  private drop(sub: Subscription<unknown>): boolean {
-    if (!this.subs.delete(sub)) return false;
-    const filters = [...this.subs].map((s) => s.filter);
-    const matched = (topic: string) => filters.some((f) => matches(f, topic));
-    for (const topic of sub.tookTopics()) {
-      const run = sub.run(topic);
-      if (!run || !matched(topic)) continue;
-      const kept = this.departed.get(topic);
-      // Two runs of one epoch that touch make one; otherwise the later run is kept. Set last: the newest go last.
-      this.departed.delete(topic);
-      if (kept && kept.epoch === run.epoch && run.first <= kept.last + 1 && kept.first <= run.last + 1) {
-        this.departed.set(topic, { epoch: run.epoch, first: Math.min(kept.first, run.first), last: Math.max(kept.last, run.last) });
-      } else this.departed.set(topic, kept && kept.epoch === run.epoch && kept.last > run.last ? kept : run);
-    }
-    for (const topic of this.departed.keys()) if (!matched(topic)) this.departed.delete(topic);
-    // Bounded: past DEPARTED_MAX topics the oldest record goes (a replay of it could then be told twice, never lost).
-    for (const topic of this.departed.keys()) {
-      if (this.departed.size <= DEPARTED_MAX) break;
-      this.departed.delete(topic);
-    }
-    return true;
-  }
-
-  private async unsubAtBroker(filter: string): Promise<void> {
-    // Another subscription on the same filter keeps the broker's subscription.
-    if (!this.online || [...this.subs].some((s) => s.filter === filter)) return;
-    await this.request({ op: 'unsub', topic: filter }).catch((err: SwitchboardError) => {
-      if (err.code !== 'disconnected' && err.code !== 'closed') throw err;
-    });
-  }
-
-  /** A fresh `who` of the filter, page by page; events before its first page are already in it. */
-  private syncPresence(sub: Subscription<unknown>, cursor?: string): void {
-    const ws = this.socket;
-    if (cursor === undefined) sub.syncStarted();
-    const id = this.requests.expect('who', {
-      ok: (reply) => {
-        const ack = reply as AckFrame;
-        if (this.socket !== ws) return;
-        const next = typeof ack.next === 'string' ? ack.next : undefined;
-        const quiet = new Set(this.ownIds);
-        if (this.hello) quiet.add(this.hello.client.id);
-        sub.syncPage((ack.clients as ClientInfo[] | undefined) ?? [], next === undefined, quiet);
-        if (next !== undefined) this.syncPresence(sub, next);
-      },
-      fail: (err) => {
-        if (err.code !== 'disconnected' && err.code !== 'closed') sub.syncFailed(err);
-      },
-    });
-    this.write({ op: 'who', id, topic: sub.filter, limit: 1000, ...(cursor !== undefined && { cursor }) });
   }
 
   // ---- the socket ----
 
-  private async loadWebSocket(): Promise<void> {
-    if (this.WebSocketClass) return;
-    // Node 20 has no global WebSocket: the `ws` package (an optional peer dependency; kept out of browser bundles).
-    try {
-      const mod = (await import('ws')) as unknown as { default: WebSocketConstructor };
-      this.WebSocketClass = mod.default;
-    } catch (err) {
-      throw new SwitchboardError(
-        'bad_option',
-        `no WebSocket in this runtime and the ws package could not be loaded (${(err as Error).message}): npm install ws, or pass the WebSocket option`,
-      );
-    }
-  }
-
-  private readonly dial: Dial = (token, report) => {
-    let ws: WebSocketLike;
-    const via = this.via;
-    try {
-      const url = this.endpoints.current(token, this.name);
-      ws = via === 'sse' && this.EventSourceClass ? new SseSocket(url, this.EventSourceClass) : new this.WebSocketClass!(url);
-    } catch (err) {
-      // A platform that refuses the URL at construction: a failed dial, reported like any other.
-      queueMicrotask(() => report.dropped(1006, `cannot open a WebSocket: ${(err as Error).message}`));
-      return { close: () => {} };
-    }
-    this.socket = ws;
-    this.closingAs = undefined;
-    let status: number | undefined;
-    let errorText = '';
-    let gone = false;
-    let opened = false;
-    const silence = new SilenceWatch({
-      heartbeatMs: () => this.hello?.heartbeatMs ?? 25_000,
-      ping: () => this.online && this.sendText('{"op":"ping"}'),
-      lost: (silent) => {
-        const reason = `no frame from the broker for ${silent} ms: connection lost`;
-        if (!goneNow({ code: 1006, reason })) return;
-        try {
-          ws.close(4000, 'no answer'); // the lost connection's resources; its close is not waited for
-        } catch {
-          // abandoned either way
-        }
-        this.endpoints.next();
-        report.dropped(1006, reason);
-      },
-    });
-    // Never opened (refused, failed, or no answer within connectTimeoutMs: a proxy that holds upgrades): a WebSocket
-    // blocked on the way tries SSE next, an SSE that failed tries WebSocket.
-    const otherTransportIfNeverOpened = () => {
-      if (opened || !this.EventSourceClass) return;
-      if (via === 'sse') this.sseTried = true;
-      this.via = via === 'ws' ? 'sse' : 'ws';
-    };
-    const goneNow = (close: LastClose) => {
-      if (gone) return false;
-      gone = true;
-      silence.stop();
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      ws.onerror = () => {}; // `ws` emits an error for a socket closed while connecting; nobody needs it now
-      this.socketGone(ws, close);
-      return true;
-    };
-    ws.onopen = () => {
-      opened = true;
-      this.sseTried = false;
-      silence.start();
-      report.opened();
-    };
-    // Only the `ws` package tells why an upgrade failed ("Unexpected server response: 401"); browsers hide it.
-    ws.onerror = (e) => {
-      errorText = String((e as { message?: unknown })?.message ?? '');
-      const m = /Unexpected server response: (\d{3})/.exec(errorText);
-      if (m) status = Number(m[1]);
-    };
-    ws.onmessage = (e) => {
-      silence.heard();
-      if (typeof e.data === 'string') this.onText(ws, e.data);
-    };
-    ws.onclose = (e) => {
-      const close: LastClose = { code: e.code, reason: e.reason || errorText, ...(status !== undefined && { status }) };
-      if (!goneNow(close)) return;
-      let said = close.status;
-      // A refused upgrade (a proxy's 403) stops the client only once SSE was tried too: the broker's own refusal
-      // (an origin it does not allow) refuses the stream as well, and then the next WebSocket refusal stops it.
-      if (!opened && this.EventSourceClass && via === 'ws' && !this.sseTried) said = undefined;
-      otherTransportIfNeverOpened();
-      this.endpoints.next(); // lost or refused: the next dial tries the next URL (one URL: the same one)
-      report.dropped(close.code, close.reason, said);
-    };
-    return {
-      close: () => {
-        // The machine ends this socket (close(), an `unavailable`, a connect timeout): report why it did.
-        if (!goneNow(this.closingAs ?? { code: 1000, reason: 'closed by the client' })) return;
-        // An `unavailable` or a connect timeout: this node cannot serve us now; the next dial tries the next URL.
-        otherTransportIfNeverOpened();
-        this.endpoints.next();
-        try {
-          ws.close(1000);
-        } catch {
-          // Closing a socket still connecting may throw on some platforms; it is abandoned either way.
-        }
-      },
-    };
+  /** What the dialer asks of the client: the socket it dialled is ours; its frames and its end come here. */
+  private readonly dialHost: DialHost = {
+    name: () => this.name,
+    dialled: (ws) => {
+      this.link.socket = ws;
+      this.closingAs = undefined;
+    },
+    text: (ws, text) => this.onText(ws, text),
+    gone: (ws, close) => this.socketGone(ws, close),
+    closingAs: () => this.closingAs,
+    heartbeatMs: () => this.hello?.heartbeatMs ?? 25_000,
+    ping: () => void (this.link.online && this.link.sendText('{"op":"ping"}')),
   };
 
   private socketGone(ws: WebSocketLike, close: LastClose): void {
-    if (this.socket !== ws) return;
-    this.socket = undefined;
-    const wasOnline = this.online;
-    this.online = false;
-    if (this.hello) {
-      this.ownIds.add(this.hello.client.id);
-      // Only recent ones can still be listed (the broker ends a lost connection within its heartbeat timeout): a
-      // client that reconnects for months keeps a few, not one per connection it ever had.
-      if (this.ownIds.size > OWN_IDS_KEPT) this.ownIds.delete(this.ownIds.values().next().value!);
-    }
-    this.requests.failAll('disconnected', 'the connection dropped before the reply');
-    for (const sub of this.subs) sub.disconnected();
+    if (this.link.socket !== ws) return;
+    this.link.socket = undefined;
+    const wasOnline = this.link.online;
+    this.link.online = false;
+    this.link.requests.failAll('disconnected', 'the connection dropped before the reply');
+    this.subscriptions.disconnected(this.hello?.client.id);
     if (wasOnline) this.emit('disconnected', close);
   }
 
   private onText(ws: WebSocketLike, text: string): void {
-    if (ws !== this.socket) return;
+    if (ws !== this.link.socket) return;
     let frame: ServerFrame;
     try {
       frame = JSON.parse(text) as ServerFrame;
@@ -686,32 +305,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     switch (frame.op) {
       case 'hello':
         return this.onHello(frame);
-      case 'msg': {
-        // One object per frame, shared by every subscription that takes it; the client's `message` event tells it once.
-        const message: Message = { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, data: frame.data, from: frame.from, ts: frame.ts };
-        const told = this.listenerCount('message') > 0;
-        let fresh = false;
-        // A copy another subscription took earlier (the replay of a newer, overlapping one) was told then, also by
-        // one that has ended since.
-        let toldBefore = withinRun(this.departed.get(frame.topic), message);
-        for (const sub of this.subs) {
-          if (!matches(sub.filter, frame.topic)) continue;
-          if (sub.accept(message, told)) fresh = true;
-          else if (sub.hadEarlier(message)) toldBefore = true;
-        }
-        if (fresh && told && !toldBefore) this.emit('message', message);
-        return;
-      }
+      case 'msg':
+        return this.subscriptions.message(frame);
       case 'event':
         if (this.hello && frame.event === 'rename' && frame.client.id === this.hello.client.id) this.renamedTo(frame.client.name);
-        for (const sub of this.subs) if (sub.wantsPresence && sub.filter === frame.topic) sub.presenceEvent(frame);
-        return;
+        return this.subscriptions.presenceEvent(frame);
       case 'direct':
         this.emit('direct', { from: frame.from, data: frame.data });
         return;
       case 'ack':
       case 'pong':
-        this.requests.settle(frame);
+        this.link.requests.settle(frame);
         return;
       case 'error':
         return this.onError(frame);
@@ -720,35 +324,31 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private onHello(hello: HelloFrame): void {
     this.hello = hello;
-    this.online = true;
+    this.link.online = true;
     this.actor.send({ type: 'HELLO' });
     // The subscriptions held before `connected`: one made by a `connected` listener is sent once, by start().
-    const held = [...this.subs];
+    const resubscribe = this.subscriptions.resubscriber();
     this.emit('connected', hello);
-    for (const sub of held) if (this.subs.has(sub)) this.sendSub(sub);
+    resubscribe();
     // Queued publishes go after the resubscribes, so our own subscriptions see them.
-    for (const q of this.queue.splice(0)) this.sendQueued(q);
+    this.publisher.flush();
   }
 
   private onError(frame: ErrorFrame): void {
-    if (this.requests.settle(frame)) return;
-    if (frame.code === 'unavailable') {
-      this.closingAs = { code: 1013, reason: frame.message };
-      this.actor.send({ type: 'UNAVAILABLE', reason: frame.message });
-      return;
-    }
+    if (this.link.requests.settle(frame)) return;
+    if (frame.code === 'unavailable') return this.unavailable(frame.message);
     // The token expired: with getToken the machine refreshes it at once; without, the app must know.
     if (frame.code === 'token_expired' && this.options.getToken) return void this.actor.send({ type: 'TOKEN_EXPIRED' });
     const err = new SwitchboardError(frame.code, frame.message);
     // The broker removed a subscription (a refreshed token no longer allows its filter): it fails, as a refused one.
-    if (frame.id === undefined && typeof frame.topic === 'string') {
-      for (const sub of [...this.subs]) {
-        if (sub.filter !== frame.topic) continue;
-        this.drop(sub);
-        sub.refused(err);
-      }
-    }
+    if (frame.id === undefined && typeof frame.topic === 'string') this.subscriptions.removed(frame.topic, err);
     this.emit('error', err);
+  }
+
+  /** The broker cannot serve us now (`unavailable`): the machine ends this connection and reconnects, maybe elsewhere. */
+  private unavailable(reason: string): void {
+    this.closingAs = { code: 1013, reason };
+    this.actor.send({ type: 'UNAVAILABLE', reason });
   }
 
   private onSnapshot(value: unknown, context: { attempt: number; retryInMs: number; lastClose: LastClose | undefined }): void {
@@ -762,24 +362,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   private shutdown(lastClose: LastClose): void {
-    this.online = false;
-    this.requests.failAll('closed', closeText(lastClose));
-    for (const q of this.queue.splice(0)) q.reject(new SwitchboardError('closed', `publish not sent: ${closeText(lastClose)}`));
-    for (const sub of [...this.subs, ...this.unstarted]) sub.end(new SwitchboardError('closed', closeText(lastClose)));
-    this.subs.clear();
-    this.unstarted.clear();
-    this.departed.clear();
+    this.link.online = false;
+    this.link.requests.failAll('closed', closeText(lastClose));
+    this.publisher.failAll(closeText(lastClose));
+    this.subscriptions.closeAll(closeText(lastClose));
     this.emit('closed', lastClose);
   }
-}
-
-function pubAck(a: AckFrame): PubAck {
-  return {
-    seq: a.seq as number,
-    delivered: a.delivered as number,
-    ...(typeof a.epoch === 'string' && { epoch: a.epoch }),
-    ...(a.duplicate === true && { duplicate: true as const }),
-  };
 }
 
 function closeText(c: LastClose): string {
@@ -789,13 +377,4 @@ function closeText(c: LastClose): string {
 function asError(err: unknown, code: string, context: string): SwitchboardError {
   if (err instanceof SwitchboardError) return err;
   return new SwitchboardError(code, `${context}: ${err instanceof Error ? err.message : String(err)}`);
-}
-
-/** A frame's JSON text, or `bad_data` when its data cannot be encoded (a BigInt, a cycle): a rejection, never a throw. */
-function encode(frame: Record<string, unknown>): string | SwitchboardError {
-  try {
-    return JSON.stringify(frame);
-  } catch (err) {
-    return new SwitchboardError('bad_data', `${String(frame.op)}: data JSON cannot encode (${(err as Error).message})`);
-  }
 }

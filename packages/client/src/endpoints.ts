@@ -16,9 +16,14 @@ export class Endpoints {
     this.urls = list.map((u: unknown) => parseEndpoint(u, base));
   }
 
+  /** The URL to dial now, as checked (without token or name): what the client remembers per URL goes by it. */
+  get here(): string {
+    return this.urls[this.turn % this.urls.length]!.toString();
+  }
+
   /** The URL to dial now, with `token` and `name` in its query. */
   current(token: string | undefined, name: string | undefined): string {
-    const url = new URL(this.urls[this.turn % this.urls.length]!);
+    const url = new URL(this.here);
     if (token !== undefined) url.searchParams.set('token', token);
     if (name !== undefined) url.searchParams.set('name', name);
     return url.toString();

@@ -1,6 +1,9 @@
 // @switchboard/client: the browser and Node client library for the Switchboard broker (docs/client.md).
 export { SwitchboardClient } from './client.js';
-export type { ClientOptions, ClientEvents, PublishOptions, WhoOptions, WebSocketLike, WebSocketConstructor } from './client.js';
+export type { ClientEvents, WhoOptions } from './client.js';
+export type { ClientOptions } from './options.js';
+export type { PublishOptions } from './publisher.js';
+export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export type { EventSourceLike, EventSourceConstructor } from './sse-socket.js';
 export { Subscription } from './subscription.js';
 export type { Message, SubscribeOptions, SubscriptionEvents, SubscriptionState } from './subscription.js';

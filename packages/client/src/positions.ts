@@ -131,6 +131,12 @@ export class TopicPositions {
     const reason = ack.reason ?? missed.values().next().value;
     return reason === undefined ? { recovered: false, ...out } : { recovered: false, reason, ...out };
   }
+
+  /** A protocol-1 broker cannot say whether a wildcard's positions still hold (a restart renumbers silently). */
+  unverifiedVerdict(): Recovery {
+    const missed = topicRecord<RecoveryReason>([...this.last.keys()].map((t) => [t, 'unknown_position'] as const));
+    return { recovered: false, reason: 'unknown_position', missed, positions: topicRecord() };
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
 // WebSocket, so the client's lifecycle, requests, resumes and queues work unchanged when WebSocket is blocked.
 // Frames arrive as `message` events; frames sent are POSTed in order, one request at a time, batched one per line.
 // The browser's own EventSource reconnect is turned off: the client reconnects itself and resumes from its positions.
-import type { SocketHandler, WebSocketLike } from './client.js';
+import type { SocketHandler, WebSocketLike } from './socket.js';
 import { tokenExpired } from './lifecycle.machine.js';
 
 /** The part of an EventSource the socket uses: the browser's fits. */

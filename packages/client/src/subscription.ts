@@ -2,10 +2,12 @@
 // duplicates), its recovery verdict and presence map as state, and the rule of docs/client.md: a message it
 // accepted goes to a listener or iterator exactly once (held in a bounded backlog until its first one is there), or
 // the subscription fails with `buffer_overflow`. The client feeds it frames.
+import { withinRun, type Run } from './departed.js';
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
-import { readPosition, TopicPositions, trimmedReplays, type Recovery, type ResumeFields } from './positions.js';
-import { applyEvent, diffMembers, toMember, type PresenceChange } from './presence.js';
+import { MessageStream } from './message-stream.js';
+import { TopicPositions, trimmedReplays, type Recovery, type ResumeFields } from './positions.js';
+import { PresenceMap, type PresenceChange } from './presence.js';
 import type { ClientInfo, EventFrame, Member, Position, Sender, SubAck } from './wire.js';
 
 export interface Message<T = unknown> {
@@ -88,8 +90,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   private readonly handed = new TopicPositions();
   /** Per topic, the first message this subscription took in a row up to `seen` (same epoch, no gap): what it took. */
   private readonly took = new Map<string, Position>();
-  private readonly members = new Map<string, Member>();
-  private readonly streams = new Set<MessageStream<T>>();
+  private readonly presenceMap = new PresenceMap();
+  private readonly streams = new Set<MessageStream<Message<T>>>();
   /** Accepted before the first listener or iterator, oldest first (`seen`: the client's listeners had it). */
   private backlog: { message: Message<T>; seen: boolean }[] = [];
   private flushQueued = false;
@@ -101,9 +103,6 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   private life: string | undefined;
   /** The last resume was sent to a protocol-1 broker as `since: 0` for a wildcard. */
   private unverified = false;
-  /** A presence `who` snapshot being read; `stated`: members whose state an idle/active event of it already set. */
-  private sync: { phase: 'waiting' | 'building'; members: Map<string, Member>; left: Set<string>; stated: Set<string> } | undefined;
-  private hasSynced = false;
   private ready: Promise<this> | undefined;
   /** Ended (unsubscribe(), the client closed: also before it was ever subscribed) or failed: used once. */
   private ended = false;
@@ -144,7 +143,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
 
   /** Current members (id → member) of a `presence: true` subscription. */
   get presence(): ReadonlyMap<string, Member> {
-    return this.members;
+    return this.presenceMap.members;
   }
 
   /** Per topic, the position of the last message handed to the app: save it to resume in another run (`subscription(f, { positions })`). */
@@ -180,7 +179,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message<T>> {
-    const stream = new MessageStream<T>(this.bound, () => this.streams.delete(stream), (m) => this.handOut(m));
+    const stream = new MessageStream<Message<T>>(this.bound, () => this.streams.delete(stream), (m) => this.handOut(m));
     if (this._state === 'failed') stream.fail(this._error!);
     else if (this.ended) stream.end();
     else {
@@ -214,7 +213,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     if (typeof ack.life === 'string') this.life = ack.life;
     this.everSubscribed = true;
     if (sent.since !== undefined) {
-      this._recovery = this.unverified ? this.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
+      this._recovery = this.unverified ? this.seen.unverifiedVerdict() : this.seen.verdict(this.filter, sent as ResumeFields, ack);
       // What the verdict says was missed moves what the app was handed too: it is told, and resumes from there. Not
       // a trimmed topic's: what the broker still holds of it follows (the verdict kept its position to take it), and
       // `positions` never claims a message the app was not handed; if none follows, the next live one moves it.
@@ -243,7 +242,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   /** The connection dropped: it resubscribes on the next one. */
   disconnected(): void {
     this.live = false;
-    this.sync = undefined;
+    this.presenceMap.syncEnded();
     if (this._state === 'subscribed') this.setState('subscribing');
   }
 
@@ -295,48 +294,26 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     // Not acked on this connection yet (another subscription of the filter asked for presence first): the `who`
     // sent after our ack includes it.
     if (!this.live) return;
-    if (this.sync?.phase === 'waiting') return; // the coming `who` snapshot already includes it
-    if (this.sync) {
-      if (frame.event === 'leave' || frame.event === 'timeout') this.sync.left.add(frame.client.id);
-      if (frame.event === 'idle' || frame.event === 'active') this.sync.stated.add(frame.client.id);
-      applyEvent(this.sync.members, frame);
-      return;
-    }
-    const change = applyEvent(this.members, frame);
+    const change = this.presenceMap.event(frame);
     if (change) this.emitChange(change);
   }
 
   syncStarted(): void {
-    this.sync = { phase: 'waiting', members: new Map(), left: new Set(), stated: new Set() };
+    this.presenceMap.syncStarted();
   }
 
   /** One page of the `who` snapshot; the last one swaps it in and tells the app what really changed. */
   syncPage(clients: readonly (ClientInfo & { state?: string })[], last: boolean, quiet: ReadonlySet<string>): void {
-    const sync = this.sync;
-    if (!sync) return;
-    sync.phase = 'building';
-    for (const c of clients) {
-      if (sync.left.has(c.id)) continue;
-      const known = sync.members.get(c.id);
-      if (!known) sync.members.set(c.id, toMember(c));
-      // Added by a join or rename event of this sync (events carry no state: it read as active): the page's state.
-      else if (!sync.stated.has(c.id) && c.state !== undefined) sync.members.set(c.id, { ...known, state: toMember(c).state });
-    }
-    if (!last) return;
-    this.sync = undefined;
-    const first = !this.hasSynced;
-    const changes = first ? [] : diffMembers(this.members, sync.members, quiet);
-    this.members.clear();
-    for (const [id, m] of sync.members) this.members.set(id, m);
-    this.hasSynced = true;
+    const changes = this.presenceMap.syncPage(clients, last, quiet);
+    if (!changes) return;
     for (const c of changes) this.emitChange(c);
-    this.emit('presence', this.members);
+    this.emit('presence', this.presenceMap.members);
     this.settleReady?.ok();
   }
 
   /** The presence `who` failed (e.g. `forbidden`): the map keeps what it had, events go on. */
   syncFailed(err: SwitchboardError): void {
-    this.sync = undefined;
+    this.presenceMap.syncEnded();
     this.emit('error', err);
     this.settleReady?.ok();
   }
@@ -374,7 +351,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
   }
 
   private deliver(batch: { message: Message<T>; seen: boolean }[]): void {
-    let behind: MessageStream<T> | undefined;
+    let behind: MessageStream<Message<T>> | undefined;
     for (let i = 0; i < batch.length; i++) {
       // A listener ended the subscription (nothing more goes out), or the last taker went (a once(), an off()):
       // what is left waits for the next one.
@@ -412,14 +389,6 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     this.emit('error', err);
   }
 
-  /** A protocol-1 broker cannot say whether a wildcard's positions still hold (a restart renumbers silently). */
-  private unverifiedVerdict(): Recovery {
-    const topics = Object.keys(this.seen.snapshot());
-    const missed = Object.create(null) as Recovery['missed'];
-    for (const t of topics) missed[t] = 'unknown_position';
-    return { recovered: false, reason: 'unknown_position', missed, positions: Object.create(null) as Recovery['positions'] };
-  }
-
   private emitChange(c: PresenceChange): void {
     if (c.event === 'rename') this.emit('rename', { member: c.member, old: c.old });
     else this.emit(c.event, c.member);
@@ -431,126 +400,3 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> im
     this.emit('state', state);
   }
 }
-
-/** Checks the options of `client.subscription()`; the message says what is wrong. */
-export function checkSubscribeOptions(filter: unknown, options: unknown): { positions?: Map<string, Position> } {
-  const bad = (why: string) => new SwitchboardError('bad_option', why);
-  if (typeof filter !== 'string' || filter.length === 0) throw bad(`a subscription needs a filter (a non-empty string), got ${describeValue(filter)}`);
-  if (typeof options !== 'object' || options === null) throw bad(`subscribe options must be an object, got ${describeValue(options)}`);
-  const o = options as SubscribeOptions;
-  for (const flag of ['presence', 'history'] as const) {
-    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw bad(`${flag} must be true or false, got ${describeValue(o[flag])}`);
-  }
-  if (o.bufferSize !== undefined && !(Number.isSafeInteger(o.bufferSize) && o.bufferSize > 0)) {
-    throw bad(`bufferSize must be a whole number above 0, got ${describeValue(o.bufferSize)}`);
-  }
-  if (o.positions === undefined) return {};
-  if (typeof o.positions !== 'object' || o.positions === null) throw bad(`positions must be an object of topic → {seq, epoch}, got ${describeValue(o.positions)}`);
-  const positions = new Map<string, Position>();
-  for (const [topic, value] of Object.entries(o.positions)) {
-    const p = readPosition(value);
-    if (!p) throw bad(`positions['${topic}'] must be {seq: a whole number ≥ 0, epoch?: string}, got ${describeValue(value)}`);
-    positions.set(topic, p);
-  }
-  return { positions };
-}
-
-export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return `'${value.length > 80 ? value.slice(0, 80) + '…' : value}'`;
-  if (typeof value === 'function') return 'a function';
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
-/** One `for await` over a subscription: its own bounded buffer; falling too far behind fails the subscription. */
-class MessageStream<T> implements AsyncIterator<Message<T>> {
-  private readonly buffer: Message<T>[] = [];
-  private waiter: { resolve: (r: IteratorResult<Message<T>>) => void; reject: (e: unknown) => void } | undefined;
-  private done = false;
-  private failure: SwitchboardError | undefined;
-
-  constructor(
-    private readonly bound: number,
-    private readonly detach: () => void,
-    /** A message handed to the app by this iterator. */
-    private readonly taken: (m: Message<T>) => void,
-  ) {}
-
-  /** False when the buffer is full (the message is not taken). */
-  push(m: Message<T>): boolean {
-    if (this.done) return true;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      this.taken(m);
-      w.resolve({ value: m, done: false });
-      return true;
-    }
-    if (this.buffer.length >= this.bound) return false;
-    this.buffer.push(m);
-    return true;
-  }
-
-  /** What is buffered is still read; then the iteration ends. */
-  end(): void {
-    this.done = true;
-    this.settleWaiter();
-  }
-
-  /** What is buffered is still read; then `next()` rejects with `err`. */
-  fail(err: SwitchboardError): void {
-    if (this.done) return;
-    this.failure = err;
-    this.done = true;
-    this.settleWaiter();
-  }
-
-  next(): Promise<IteratorResult<Message<T>>> {
-    const m = this.buffer.shift();
-    if (m) {
-      this.taken(m);
-      return Promise.resolve({ value: m, done: false });
-    }
-    if (this.failure) {
-      const err = this.failure;
-      this.failure = undefined;
-      return Promise.reject(err);
-    }
-    if (this.done) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
-  }
-
-  return(): Promise<IteratorResult<Message<T>>> {
-    this.done = true;
-    this.failure = undefined;
-    this.buffer.length = 0;
-    this.detach();
-    this.settleWaiter();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  private settleWaiter(): void {
-    const w = this.waiter;
-    if (!w) return;
-    this.waiter = undefined;
-    if (this.failure) {
-      const err = this.failure;
-      this.failure = undefined;
-      w.reject(err);
-    } else w.resolve({ value: undefined, done: true });
-  }
-}
-
-/** Messages of one topic taken in a row: seqs `first`…`last` of one epoch. */
-export interface Run {
-  epoch: string | undefined;
-  first: number;
-  last: number;
-}
-
-/** Whether `message` is one of `run`'s. */
-export const withinRun = (run: Run | undefined, message: Message<unknown>): boolean =>
-  run !== undefined && run.epoch === message.epoch && run.first <= message.seq && message.seq <= run.last;
