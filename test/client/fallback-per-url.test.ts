@@ -121,6 +121,71 @@ describe('the transport is each URL’s own (fake sockets and timers)', () => {
   });
 });
 
+describe('a refused upgrade with several URLs (fake sockets and timers)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    resetFakeSockets();
+    FakeEventSource.all = [];
+  });
+  afterEach(() => vi.useRealTimers());
+  /** The client's next dial (after its backoff): `ws a`, `sse b`, …. */
+  const seen = { ws: 0, sse: 0 };
+  const nextDial = async (): Promise<string> => {
+    for (let waited = 0; waited < 120_000; waited += 50) {
+      if (FakeSocket.all.length > seen.ws) return `ws ${host(FakeSocket.all[seen.ws++]!)}`;
+      if (FakeEventSource.all.length > seen.sse) return `sse ${host(FakeEventSource.all[seen.sse++]!)}`;
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    return 'none';
+  };
+  const refuse = () => FakeSocket.last.drop(1006, '', 'Unexpected server response: 403');
+  const failStream = () => FakeEventSource.all[FakeEventSource.all.length - 1]!.fail();
+
+  it('one node refusing both ways does not stop the client: it connects to the other', async () => {
+    seen.ws = seen.sse = 0;
+    const c = new SwitchboardClient({ url: ['ws://a/ws', 'ws://b/ws'], WebSocket: FakeSocket, EventSource, random: () => 0 });
+    expect(await nextDial()).toBe('ws a');
+    refuse();
+    expect(await nextDial()).toBe('ws b');
+    FakeSocket.last.drop(1006); // B is down
+    expect(await nextDial()).toBe('sse a');
+    failStream(); // A refuses its stream too: A refuses for good, but B is still to be had
+    expect(await nextDial()).toBe('sse b');
+    failStream(); // B still down
+    expect(c.state).not.toBe('closed');
+    expect(await nextDial()).toBe('ws a');
+    refuse();
+    expect(c.state).not.toBe('closed');
+    expect(await nextDial()).toBe('ws b');
+    FakeSocket.last.open({ id: 'c1' });
+    expect(c.state).toBe('connected');
+    expect(c.transport).toBe('ws');
+    c.close();
+  });
+
+  it('every node refusing both ways stops the client, with the refusal', async () => {
+    seen.ws = seen.sse = 0;
+    const c = new SwitchboardClient({ url: ['ws://a/ws', 'ws://b/ws'], WebSocket: FakeSocket, EventSource, random: () => 0 });
+    const closed = new Promise<unknown>((r) => c.on('closed', r));
+    expect(await nextDial()).toBe('ws a');
+    refuse();
+    expect(await nextDial()).toBe('ws b');
+    refuse();
+    expect(await nextDial()).toBe('sse a');
+    failStream();
+    expect(await nextDial()).toBe('sse b');
+    failStream();
+    expect(await nextDial()).toBe('ws a');
+    refuse(); // A refused both ways: not yet final, B has not been refused so since
+    expect(c.state).not.toBe('closed');
+    expect(await nextDial()).toBe('ws b');
+    refuse(); // every node refused, both ways
+    await vi.advanceTimersByTimeAsync(0);
+    expect(c.state).toBe('closed');
+    expect(await closed).toMatchObject({ code: 1006, status: 403 });
+  });
+});
+
 describe('over real sockets: one URL behind an upgrade-blocking proxy, one straight to the broker', () => {
   let broker: TestBroker;
   let blocker: UpgradeBlockingProxy;

@@ -53,7 +53,7 @@ export class Dialer {
     this.endpoints = new Endpoints(options.url);
     this.WebSocketClass = options.WebSocket;
     this.EventSourceClass = options.EventSource;
-    this.fallback = new SseFallback(this.EventSourceClass !== undefined);
+    this.fallback = new SseFallback(this.EventSourceClass !== undefined, new Set(this.endpoints.all).size);
   }
 
   /** The URLs dialled, as checked at construction (a URL without a path has `/ws`). */

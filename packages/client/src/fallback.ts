@@ -2,7 +2,9 @@
 // never opened (a proxy that refuses or holds upgrades) is dialled over Server-Sent Events next, and stays on them
 // while they work, for WS_RETRY_MS at most: its first dial after that tries WebSocket again (the node may only have
 // been down at the time, or the network has changed since). An SSE dial that never opens sends the URL back to
-// WebSocket. The memory is each URL's own: a proxy in front of one node says nothing about the way to another.
+// WebSocket. The memory is each URL's own: a proxy in front of one node says nothing about the way to another. A
+// refused upgrade stops the client only once every URL it was given refused it for good: one node behind a proxy that
+// refuses both ways must not stop a client whose other nodes serve it.
 
 export type DialTransport = 'ws' | 'sse';
 
@@ -19,10 +21,16 @@ interface UrlMemory {
 export class SseFallback {
   /** Keyed by the URLs of the client's own options: as many entries as it was given. */
   private readonly memory = new Map<string, UrlMemory>();
+  /** URLs whose upgrade was refused for good since a dial last opened anywhere. */
+  private readonly refused = new Set<string>();
 
-  /** `available`: there is an EventSource to fall back to (without one every dial is a WebSocket). */
+  /**
+   * `available`: there is an EventSource to fall back to (without one every dial is a WebSocket); `urls`: how many
+   * URLs the client dials in turn.
+   */
   constructor(
     readonly available: boolean,
+    private readonly urls = 1,
     private readonly now: () => number = () => Date.now(),
   ) {}
 
@@ -34,6 +42,7 @@ export class SseFallback {
 
   /** A dial of `url` opened: its transport works there. */
   opened(url: string, via: DialTransport): void {
+    this.refused.clear();
     const m = this.of(url);
     m.sseFailed = false;
     if (via === 'ws') m.wsFailedAt = undefined;
@@ -52,11 +61,14 @@ export class SseFallback {
   }
 
   /**
-   * A refused upgrade of `url` (HTTP 400, 403, 404) stops the client only once SSE was tried there too: a proxy's 403
-   * falls back, the broker's own refusal (an origin it does not allow) refuses the stream as well.
+   * A refused upgrade of `url` (HTTP 400, 403, 404) stops the client only once SSE was tried there too (a proxy's 403
+   * falls back, the broker's own refusal (an origin it does not allow) refuses the stream as well), and only once
+   * every URL was refused so since a dial last opened: the client still has a node to go to until then.
    */
   refusalIsFinal(url: string): boolean {
-    return !this.available || this.of(url).sseFailed;
+    if (this.available && !this.of(url).sseFailed) return false;
+    this.refused.add(url);
+    return this.refused.size >= this.urls;
   }
 
   private of(url: string): UrlMemory {
