@@ -163,6 +163,21 @@ describe('a refused upgrade with several URLs (fake sockets and timers)', () => 
     c.close();
   });
 
+  it('a URL the platform refuses at construction (say mixed content) is passed over: the next URL is dialled', async () => {
+    seen.ws = seen.sse = 0;
+    class Picky extends FakeSocket {
+      constructor(url: string) {
+        if (url.startsWith('ws://a/')) throw new Error('SecurityError: insecure WebSocket from a secure page');
+        super(url);
+      }
+    }
+    const c = new SwitchboardClient({ url: ['ws://a/ws', 'ws://b/ws'], WebSocket: Picky as unknown as WebSocketConstructor, random: () => 0 });
+    expect(await nextDial()).toBe('ws b');
+    FakeSocket.last.open({ id: 'c1' });
+    expect(c.state).toBe('connected');
+    c.close();
+  });
+
   it('every node refusing both ways stops the client, with the refusal', async () => {
     seen.ws = seen.sse = 0;
     const c = new SwitchboardClient({ url: ['ws://a/ws', 'ws://b/ws'], WebSocket: FakeSocket, EventSource, random: () => 0 });

@@ -95,7 +95,9 @@ export class Dialer {
       const url = this.endpoints.current(token, this.host.name());
       ws = via === 'sse' && this.EventSourceClass ? new SseSocket(url, this.EventSourceClass) : new this.WebSocketClass!(url);
     } catch (err) {
-      // A platform that refuses the URL at construction: a failed dial, reported like any other.
+      // A platform that refuses the URL at construction (a browser's mixed-content block): a failed dial, reported
+      // like any other, and the next dial tries the next URL.
+      this.endpoints.next();
       queueMicrotask(() => report.dropped(1006, `cannot open a WebSocket: ${(err as Error).message}`));
       return { close: () => {} };
     }
