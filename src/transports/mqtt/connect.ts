@@ -103,6 +103,8 @@ export class ConnectReader {
       faults?.note('info', { addr: socket.remoteAddress, reason: malformed }, 'mqtt connect refused: malformed packet');
       return this.refuse(socket, version, 'malformed');
     }
+    // A Receive Maximum of 0 is a protocol error (3.1.2.11.3): no message could ever be sent to that client.
+    if (version === 5 && packet.properties?.receiveMaximum === 0) return this.refuse(socket, version, 'protocolError');
     const clientId = packet.clientId ?? '';
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     const will = packet.will;

@@ -183,7 +183,10 @@ export class MqttTransport {
     const persistent = clientId.length > 0 && expiryS > 0;
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
     const noProblemInformation = version === 5 && connect.properties?.requestProblemInformation === false;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket });
+    // 5.0: the client's Receive Maximum bounds what is sent to it unacknowledged; what waits is charged as the mailbox is.
+    const receiveMaximum = version === 5 ? connect.properties?.receiveMaximum : undefined;
+    const { mailboxSize: maxInflight, mailboxBytes: maxWaitingBytes } = this.core.config;
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
