@@ -18,7 +18,7 @@ import { refusalClose } from './codes.js';
 import { Flights } from './flights.js';
 import { InboundQuota, SendQueue, type Waiting } from './flow.js';
 import { inboundPacket, type InboundSession } from './inbound.js';
-import { mqttMatches } from './match.js';
+import { grantedQos } from './match.js';
 import { closingPacket, connackPacket, deliveryOf, livePacket, NOTHING, propertiesNow } from './packets.js';
 import { SessionPositions } from './positions.js';
 import type { Pending } from './pending.js';
@@ -298,12 +298,7 @@ export class MqttSession {
    * or only No Local filters for the client's `own` message).
    */
   qosFor(topic: string, own = false): QoS | undefined {
-    let best: QoS | undefined;
-    for (const [filter, qos] of this.filters) {
-      if (own && this.noLocal.has(filter)) continue;
-      if ((best === undefined || qos > best) && mqttMatches(filter, topic)) best = qos;
-    }
-    return best;
+    return grantedQos(this.filters, topic, own ? this.noLocal : undefined);
   }
 
   /** Whether a message from `sender` is the session's own: this connection's, or an earlier one's (a resume replays those). */
@@ -335,17 +330,17 @@ export class MqttSession {
     return this.send(out, topic, qos, pid);
   }
 
-  /** Live message `out` at `qos` with packet id `pid` (0 for QoS 0), now in flight; nothing when it expired or does not fit. */
+  /**
+   * Live message `out` at `qos` with packet id `pid` (0 for QoS 0), now in flight; nothing when it does not fit, or
+   * when its message expiry passed while it waited for the client's Receive Maximum.
+   */
   private send(out: Outgoing, topic: string, qos: QoS, pid: number): Buffer {
     const packet = this.fits(livePacket(out, topic, qos, pid, this.generateOptions) ?? NOTHING);
     if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
     return packet;
   }
 
-  /**
-   * Puts `w` to wait for the client's Receive Maximum (a live message's position counted delivered now, so a replay
-   * of it through another filter is not queued twice); past the queue's bounds the client is a slow consumer.
-   */
+  /** Puts `w` to wait for the Receive Maximum, a live one's position counted now (a replay through another filter is not queued twice). */
   private wait(w: Waiting): Buffer {
     const at = w.kind === 'live' ? w.at && { topic: w.topic, p: w.at } : undefined;
     const added = this.waiting.add(w, this.flights.inflight.size);
