@@ -145,8 +145,8 @@ export class MqttSession {
 
   /**
    * After CONNACK: the unacknowledged messages again (DUP), in the order first sent, then every filter resumed from
-   * where it got to. The resends go a window at a time (a quarter of the in-flight bound, --mailbox-size), the next
-   * as the client completes one: a session that left with its in-flight bound full resends as many messages as its
+   * where it got to. The resends go a window at a time (a quarter of the in-flight bound, --mailbox-size, at most the
+   * client's Receive Maximum), the next as the client completes one: a session that left with its in-flight bound full resends as many messages as its
    * mailbox holds, which queued at once with the CONNACK would overflow it at every try. The filters resume once the
    * last one is resent, so nothing newer of a topic overtakes a resend.
    */

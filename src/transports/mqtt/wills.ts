@@ -73,7 +73,7 @@ export class Wills {
    */
   later(owner: string, will: Will, client: string, delayMs: number): void {
     if (this.stopping || delayMs <= 0 || this.max === 0) return void this.publish(will, client);
-    if (this.delayed.size >= this.max) this.settleHere(this.delayed.keys().next().value!, true);
+    if (this.delayed.size >= this.max) void this.settleHere(this.delayed.keys().next().value!, true);
     this.delayed.set(owner, { will, client, dueAt: Date.now() + delayMs, timer: this.arm(owner, delayMs) });
   }
 
