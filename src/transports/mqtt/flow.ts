@@ -2,7 +2,7 @@
 // wait because the client's Receive Maximum is reached (its quota of unacknowledged QoS 1 and 2 PUBLISHes), in the
 // order they came, bounded as the session's messages in flight are, so a client that stops acknowledging is a slow
 // consumer, not an unbounded queue. Inbound: the broker's own Receive Maximum (CONNACK), over the client's QoS 1 and 2
-// PUBLISHes it has not answered yet (PUBACK, or PUBREC until PUBREL); a client past it is disconnected with 0x93.
+// PUBLISHes it has not answered yet (QoS 1 until its PUBACK is queued, QoS 2 until PUBREL); past it, DISCONNECT 0x93.
 import type { QoS } from 'mqtt-packet';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import type { Position, Retained } from './store.js';
@@ -135,9 +135,11 @@ export class SendQueue {
 }
 
 /**
- * The client's QoS 1 and 2 PUBLISHes of this connection the broker has not answered yet: QoS 1 until its PUBACK is
- * written, QoS 2 until the client's PUBREL (or a refusing PUBREC). A QoS 2 exchange of an earlier connection (its
- * PUBREL still to come on this one) is not counted: the client's quota starts anew with each connection (§4.9).
+ * The client's QoS 1 and 2 PUBLISHes of this connection the broker has not answered yet: QoS 1 until the engine has
+ * answered it (its PUBACK queued: the broker holds nothing of it any more, and a client that got every PUBACK it was
+ * owed never counts more than the broker does), QoS 2 until the client's PUBREL (or a refusing PUBREC). A QoS 2
+ * exchange of an earlier connection (its PUBREL still to come on this one) is not counted: the client's quota starts
+ * anew with each connection (§4.9).
  */
 export class InboundQuota {
   private qos1 = 0;

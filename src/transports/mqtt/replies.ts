@@ -52,7 +52,7 @@ export interface ReplySession {
   readonly writes: RetainedWrites;
   /** Whether the session was cut as a slow consumer: nothing more is sent. */
   isCut(): boolean;
-  /** The client's QoS 1/2 PUBLISHes not answered yet, against the broker's Receive Maximum. */
+  /** The client's QoS 1/2 PUBLISHes not answered yet, against the broker's Receive Maximum (QoS 2: until PUBREL). */
   readonly inboundQuota: InboundQuota;
   /** The messages waiting for the client's Receive Maximum. */
   readonly waiting: SendQueue;
@@ -151,8 +151,6 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       return settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback', o) ?? NOTHING;
     case 'puback':
     case 'pubrec': {
-      // Answered: one more publish the client may send against the broker's Receive Maximum (QoS 2: after PUBREL).
-      if (p.kind === 'puback') session.inboundQuota.acked();
       // A refused QoS 2 publish was not received: a resend of it (DUP, after a reconnect) is published then.
       if (error && p.kind === 'pubrec') {
         session.received.delete(p.pid);

@@ -259,11 +259,13 @@ export class MqttSession {
    * The engine's answer as it is sent, before its turn in the mailbox (which a congested or closing connection may
    * never write): a retained publish the engine took is kept now, in the order the engine took them, so a later
    * publish of another connection is not overwritten, and a publish delivered live is kept though its client left.
+   * A QoS 1 publish answered (taken or refused) no longer counts against the broker's Receive Maximum.
    */
   answered(f: ServerFrame): void {
-    if (f.op !== 'ack' || typeof f.id !== 'number') return;
+    if ((f.op !== 'ack' && f.op !== 'error') || typeof f.id !== 'number') return;
     const p = this.pending.get(f.id);
-    if (p?.kind === 'pub0' || p?.kind === 'puback' || p?.kind === 'pubrec') keepRetained(p, f, this.writes);
+    if (p?.kind === 'puback') this.inboundQuota.acked();
+    if (f.op === 'ack' && (p?.kind === 'pub0' || p?.kind === 'puback' || p?.kind === 'pubrec')) keepRetained(p, f, this.writes);
   }
 
   // ---- outbound (the writer's flush) ----
