@@ -155,7 +155,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
 
   registerApi(router, core, log, calls);
   registerPages(router, config);
-  const metrics = new BrokerMetrics({ hub, loopDelays: stalls.delays, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped } });
+  // (The MQTT transport is made below; a scrape comes only once the broker listens.)
+  const metrics = new BrokerMetrics({ hub, loopDelays: stalls.delays, inspection: stately && { sampler: stately.sampler, dropped: () => stately.dropped }, mqttWillsDelayed: () => mqtt?.wills.waiting ?? 0 });
   router.on('GET', '/metrics', (req, res) => metrics.serve(req, res));
   const actorsPage = new ActorsPage({ actors, log, authorize: adminCheck(config, tokens), startedAt });
 
@@ -275,6 +276,8 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
       http.closeAllConnections();
       tcp?.destroyAll();
       mqtt?.destroyAll();
+      // MQTT wills still waiting for their 5.0 delay go now: their timers end with this process (docs/mqtt.md).
+      await mqtt?.wills.stop();
       stately?.stop();
       stalls.stop();
       await hooks?.close(2000); // the last disconnects reach the backend

@@ -16,6 +16,8 @@ export interface MetricsSources {
   inspection?: { sampler: InspectionSampler; dropped: () => number } | undefined;
   /** How late the broker's loop timer ran, in ns (LoopStalls.delays): the nodejs_eventloop_lag_* gauges; reset at each scrape. */
   loopDelays: RecordableHistogram;
+  /** MQTT wills waiting on this node for their 5.0 Will Delay Interval (0 without MQTT). */
+  mqttWillsDelayed?: (() => number) | undefined;
 }
 
 /** prom-client's event-loop lag summaries (`nodejs_eventloop_lag_<suffix>_seconds`), read here from a delay histogram. */
@@ -137,6 +139,7 @@ export class BrokerMetrics {
     counter('switchboard_cluster_messages_stale_total', 'Cluster: messages of an epoch their topic had left that reached this node late, dropped (docs/cluster.md, How it works)', () => hub.stats.clusterMessagesStale);
     gauge('switchboard_cluster_channels', 'Cluster: Redis channels this node listens on for messages (per topic, per wildcard family; dropped --interest-linger-ms after the last local subscriber left)', () => hub.stats.clusterChannels);
     gauge('switchboard_actors', 'Live actors: the supervisor plus one per connection', () => hub.sessionCount + 1);
+    gauge('switchboard_mqtt_wills_delayed', 'MQTT wills waiting on this node for their 5.0 Will Delay Interval (published when it passes or their session ends; dropped when their session is resumed first)', () => sources.mqttWillsDelayed?.() ?? 0);
     const inspection = sources.inspection;
     if (inspection) {
       new Counter({

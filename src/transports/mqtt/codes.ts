@@ -1,6 +1,7 @@
 // MQTT reason codes (3.1.1 return codes and 5.0 reason codes) the broker sends, and how protocol errors and close
 // codes map onto them: one table, as errors.ts is for the JSON protocol.
 import { CLOSE, type ErrorCode } from '../../protocol/errors.js';
+import { RECEIVE_MAXIMUM_EXCEEDED } from './flow.js';
 
 /** CONNACK return codes of 3.1.1 and the 5.0 reason codes that say the same. */
 export const CONNACK = {
@@ -10,8 +11,10 @@ export const CONNACK = {
   unavailable: { v4: 0x03, v5: 0x88 },
   badCredentials: { v4: 0x04, v5: 0x86 },
   notAuthorized: { v4: 0x05, v5: 0x87 },
-  // A malformed CONNECT: 3.1.1 has no code for it, so that connection is closed without a CONNACK.
+  // A malformed CONNECT, or one breaking a 5.0 rule (a Receive Maximum of 0): 3.1.1 has no code for either, so
+  // that connection is closed without a CONNACK.
   malformed: { v4: null, v5: 0x81 },
+  protocolError: { v4: null, v5: 0x82 },
 } as const;
 
 export type ConnackRefusal = keyof typeof CONNACK;
@@ -64,7 +67,9 @@ export function disconnectReason(closeCode: number, reason: string): number {
     case CLOSE.goingAway:
       return 0x8b; // server shutting down
     case CLOSE.protocolError:
-      // A topic alias over the maximum (0: none allowed) is 0x94, topic alias invalid [MQTT-3.3.2-9].
+      // A topic alias over the maximum (0: none allowed) is 0x94, topic alias invalid [MQTT-3.3.2-9]; a client past
+      // the broker's Receive Maximum 0x93, receive maximum exceeded (§3.3.4).
+      if (reason.startsWith(RECEIVE_MAXIMUM_EXCEEDED)) return 0x93;
       return reason.startsWith('malformed') ? 0x81 : reason.startsWith('a topic alias') ? 0x94 : 0x82;
     case CLOSE.policy:
       // A takeover (takeover.ts) is 0x8E, session taken over [MQTT-3.1.4-3]: not "not authorized", which tells a

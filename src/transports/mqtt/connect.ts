@@ -21,6 +21,7 @@ import { admitThroughHook } from '../../hooks/connect.js';
 import type { MqttVersion } from './session.js';
 import { sessionFor, type SessionStore, type StoredSession } from './store.js';
 import type { Takeover } from './takeover.js';
+import type { Wills } from './wills.js';
 
 /** Longest client id accepted (MQTT allows 65,535 bytes; a client id longer than a name is never one anyway). */
 const CLIENT_ID_MAX = 256;
@@ -56,6 +57,8 @@ export interface Accepted {
   stored: StoredSession | undefined;
   /** The connection's hold on its client id's session (store.ts), kept or released when it ends; none without a client id. */
   owner: string | undefined;
+  /** The owner of the connection whose delayed will waits in the session it claimed to resume (wills.ts): settled once it opens. */
+  waitingWill: string | undefined;
 }
 
 /** Reads each new connection's CONNECT and admits it, or refuses it; the claims of this node's connections on their client ids' sessions. */
@@ -77,6 +80,8 @@ export class ConnectReader {
     private readonly keeping: ReadonlyMap<string, Promise<void>>,
     /** This node's open connections holding a session, by owner: the name they hold (none: a client id that is no name). */
     private readonly opened: ReadonlyMap<string, string | undefined>,
+    /** The wills waiting for their delay: one of a session a clean start ends goes now. */
+    private readonly wills: Wills,
   ) {
     this.anonymous = anonymousGrant(core.config.mqttAnonymousAcl);
   }
@@ -103,6 +108,8 @@ export class ConnectReader {
       faults?.note('info', { addr: socket.remoteAddress, reason: malformed }, 'mqtt connect refused: malformed packet');
       return this.refuse(socket, version, 'malformed');
     }
+    // A Receive Maximum of 0 is a protocol error (3.1.2.11.3): no message could ever be sent to that client.
+    if (version === 5 && packet.properties?.receiveMaximum === 0) return this.refuse(socket, version, 'protocolError');
     const clientId = packet.clientId ?? '';
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     const will = packet.will;
@@ -135,7 +142,8 @@ export class ConnectReader {
     // The will again, against the grant the backend gave (it may publish less than the token).
     if (will && grant && !grant.mayPublish(will.topic)) return this.refuse(socket, version, 'notAuthorized');
     if (socket.destroyed) return null;
-    // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published).
+    // MQTT's client id is unique: a new connection with one takes over the old connection (its will is published, or
+    // with a 5.0 will delay left waiting in the session it keeps, settled by the claim below).
     const name = grant?.name ?? (nameError(clientId) === null ? clientId : undefined);
     // A client id that is no broker name (`c<n>`, too long): its connection on this node is found by client id.
     // An anonymous client never takes a user's name: a connection under a token (or the backend's grant) holding it,
@@ -151,6 +159,8 @@ export class ConnectReader {
     const owner = clientId.length === 0 ? undefined : this.takeover.newOwner();
     const claim = await this.session(clientId, packet.clean === false, owner, freeName, name);
     if (claim === null) return this.refuse(socket, version, 'unavailable');
+    // A clean start ended the session it claimed, whatever becomes of this CONNECT: a will waiting in it goes now.
+    if (packet.clean !== false && claim.will !== undefined) this.wills.settle(claim.will, true);
     // It waited for an earlier connection of this client id to end: that one may have held the name meanwhile.
     const again = claim.waited ? await freeName() : 'ok';
     // A resumed session that ends with this connection (5.0 expiry 0) is marked so now that it is accepted (a
@@ -164,7 +174,8 @@ export class ConnectReader {
       return again !== 'ok' ? this.refuse(socket, version, again) : marked ? null : this.refuse(socket, version, 'unavailable');
     }
     const user = grant === anonymous ? undefined : grant?.name;
-    return { connect: packet, version, grant, user, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant, user), owner };
+    const waitingWill = packet.clean === false ? claim.will : undefined;
+    return { connect: packet, version, grant, user, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant, user), owner, waitingWill };
   }
 
   /**
@@ -175,9 +186,10 @@ export class ConnectReader {
    * same time as this one (it claimed the session first, its name was not taken yet when this one freed it): that one
    * is taken over as soon as it holds its name (`free`), and keeps its session, which this claim then takes. A hold of
    * a node gone, or past that time, is overridden, and that connection's late keep refused. `waited`: the claim
-   * waited. null: the store could not answer.
+   * waited. `will`: the owner whose delayed will waits in what was kept (resumed or dropped). null: the store could
+   * not answer.
    */
-  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>, name?: string): Promise<{ session: StoredSession | undefined; waited: boolean } | null> {
+  private async session(clientId: string, resume: boolean, owner: string | undefined, free: () => Promise<unknown>, name?: string): Promise<{ session: StoredSession | undefined; waited: boolean; will?: string | undefined } | null> {
     if (owner === undefined) return { session: undefined, waited: false };
     await this.keeping.get(clientId);
     const deadline = Date.now() + this.core.config.closeTimeoutMs + 2000;
@@ -190,7 +202,7 @@ export class ConnectReader {
     try {
       for (;;) {
         const claim = await this.sessions.take(clientId, owner, force, resume);
-        if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited };
+        if (claim.heldBy === undefined) return { session: resume ? claim.session : undefined, waited, will: claim.session?.will };
         waited = true;
         const late = Date.now() > deadline;
         // A holder that connected meanwhile is taken over: it keeps the session, ending its hold. One with a client

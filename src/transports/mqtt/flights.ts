@@ -1,7 +1,8 @@
 // The messages an MQTT session sent at QoS 1 or 2 that its client has not acknowledged yet, by packet id: the packet
-// ids they take (at most the in-flight bound, --mailbox-size, beyond which the client is a slow consumer) and, when a
-// persistent session resumes, their resending a window at a time. They are session state: kept with a persistent
-// session (store.ts), so a reconnect sends them again (DUP) in the order first sent.
+// ids they take (at most the in-flight bound, --mailbox-size, beyond which the client is a slow consumer), whether the
+// client's Receive Maximum (5.0) lets one more go, and, when a persistent session resumes, their resending a window
+// at a time. They are session state: kept with a persistent session (store.ts), so a reconnect sends them again (DUP)
+// in the order first sent, and count against the new connection's Receive Maximum until acknowledged.
 import type { Inflight } from './store.js';
 
 /** The largest packet id (two bytes; 0 is not one). */
@@ -13,6 +14,8 @@ export interface ResendHost {
   resend(pid: number, released: boolean): void;
   /** The last unacknowledged message was resent: the session's filters resume now. */
   resent(): void;
+  /** A message completed: the client's Receive Maximum may have room for one that waits. */
+  freed(): void;
 }
 
 export class Flights {
@@ -30,7 +33,18 @@ export class Flights {
     /** Unacknowledged QoS 1/2 messages at most (beyond: a slow consumer); a resume resends a quarter of it at a time. */
     private readonly maxInflight: number,
     private readonly host: ResendHost,
+    /** The client's Receive Maximum (5.0 CONNECT; otherwise every packet id): unacknowledged messages sent at most. */
+    private readonly receiveMaximum = MAX_PACKET_ID,
   ) {}
+
+  /**
+   * The client's Receive Maximum is reached: no QoS 1 or 2 PUBLISH may go until it acknowledges one (PUBACK, PUBCOMP,
+   * or a refusing PUBREC) [MQTT-3.3.4-9]. A QoS 2 message counts until its PUBCOMP; a resumed session's messages
+   * count from the start, resent or not yet.
+   */
+  get full(): boolean {
+    return this.inflight.size >= this.receiveMaximum;
+  }
 
   /** The packet id tried first for the next message. */
   get nextPacketId(): number {
@@ -44,7 +58,8 @@ export class Flights {
 
   /**
    * Resends every unacknowledged message, in the order first sent, a window at a time (a quarter of the in-flight
-   * bound), the next as the client completes one; then says so (the session's filters resume).
+   * bound, at most the client's Receive Maximum), the next as the client completes one; then says so (the session's
+   * filters resume).
    */
   resume(): void {
     this.toResend = [...this.inflight.keys()];
@@ -53,7 +68,7 @@ export class Flights {
 
   /** Resends while the window has room; after the last one, resumes the filters (once). */
   private resendMore(): void {
-    const window = Math.max(1, Math.floor(this.maxInflight / 4));
+    const window = Math.max(1, Math.min(this.receiveMaximum, Math.floor(this.maxInflight / 4)));
     const pids = this.toResend!;
     while (this.resent.size < window && this.resendAt < pids.length) {
       const pid = pids[this.resendAt++]!;
@@ -67,10 +82,14 @@ export class Flights {
     this.host.resent();
   }
 
-  /** `pid` completed (PUBACK, PUBCOMP): out of flight, and, while resuming, room for the next resend. */
+  /**
+   * `pid` completed (PUBACK, PUBCOMP, a refusing PUBREC): out of flight, and, while resuming, room for the next
+   * resend; otherwise for a message waiting for the client's Receive Maximum.
+   */
   completed(pid: number): void {
-    this.inflight.delete(pid);
+    if (!this.inflight.delete(pid)) return;
     if (this.resent.delete(pid) && this.toResend) this.resendMore();
+    else if (!this.toResend) this.host.freed();
   }
 
   /** A free packet id for a QoS 1 or 2 message; undefined when the in-flight bound is full (the client stopped acknowledging). */

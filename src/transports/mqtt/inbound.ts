@@ -2,10 +2,12 @@
 // requests (pub, sub, unsub, ping, quit) through the connection's FrameReader, so every limit and grant applies as on
 // any transport, and the MQTT exchanges the broker answers itself (PUBCOMP, PUBREL, PUBREC again for a resent QoS 2
 // PUBLISH) are queued as answers. What it needs of its session comes explicitly, as an InboundSession; a packet no
-// client may send is a protocol violation, which the transport closes the connection with.
+// client may send, or one past the broker's Receive Maximum (5.0), is a protocol violation, which the transport
+// closes the connection with.
 import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
+import { RECEIVE_MAXIMUM_EXCEEDED, SERVER_RECEIVE_MAXIMUM, type InboundQuota } from './flow.js';
 import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
@@ -22,6 +24,8 @@ export interface InboundSession {
   readonly received: Set<number>;
   /** The messages sent to the client and not acknowledged yet (its PUBACK, PUBREC, PUBCOMP complete them). */
   readonly flights: Flights;
+  /** 5.0: the client's QoS 1/2 PUBLISHes not answered yet, against the broker's Receive Maximum (3.1.1 has none). */
+  readonly quota: InboundQuota | undefined;
   /** A request the engine will answer: the numeric frame id its answer carries. */
   expect(p: Pending): number;
   /** Queues an answer the broker gives itself, behind what is already queued. */
@@ -35,6 +39,9 @@ export interface InboundSession {
  * one with 0 is a protocol error (5.0: DISCONNECT 0x82), not a message answered with PUBACK 0.
  */
 const ZERO_ID = 'packet id 0 (a non-zero one is required)';
+
+/** A client past the broker's Receive Maximum (CONNACK), which it must not pass [MQTT-3.3.4-7]: DISCONNECT 0x93 (§3.3.4). */
+const OVER_QUOTA = `${RECEIVE_MAXIMUM_EXCEEDED}: more than ${SERVER_RECEIVE_MAXIMUM} QoS 1 and 2 PUBLISHes unanswered`;
 
 /** One packet after CONNECT; returns a protocol violation to close with, or undefined. */
 export function inboundPacket(packet: Packet, bytes: number, session: InboundSession): string | undefined {
@@ -58,6 +65,9 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       }
       const pid = packet.messageId!;
       if (pid === 0) return ZERO_ID;
+      // A QoS 2 PUBLISH sent again before PUBREL is the same exchange: counted once.
+      const fresh = packet.qos === 1 || !session.received.has(pid);
+      if (fresh && session.quota && !session.quota.take(packet.qos, pid)) return OVER_QUOTA;
       if (packet.qos === 1) {
         reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) }, bytes);
         return undefined;
@@ -71,6 +81,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
     case 'pubrel': {
       // 5.0: a PUBREL for an id with no QoS 2 publish received is answered PUBCOMP 0x92, packet identifier not found (3.7.2.1).
       const known = session.received.delete(packet.messageId!);
+      session.quota?.released(packet.messageId!);
       return session.answer({ kind: 'pubcomp', pid: packet.messageId!, reasonCode: known ? undefined : PACKET_ID_NOT_FOUND });
     }
     case 'puback':

@@ -1,11 +1,12 @@
 // The PUBLISH side of an MQTT connection's outbound bytes, shared across subscribers where it can be: a message's
 // delivery (payload, 5.0 properties) worked out once per message, its QoS 0 packet once per protocol version, and
-// the properties it goes out with now (a message expiry counts down); a retained message's packet; the packet that
-// ends a connection.
+// the properties it goes out with now (a message expiry counts down); a retained message's packet; the CONNACK that
+// accepts a connection and the packet that ends one.
 import mqttPacket, { type QoS } from 'mqtt-packet';
 import { CLOSE } from '../../protocol/errors.js';
 import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
 import { disconnectReason } from './codes.js';
+import { SERVER_RECEIVE_MAXIMUM } from './flow.js';
 import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
 
@@ -69,6 +70,32 @@ export function propertiesNow(d: Delivery, ts: number): PacketProperties | undef
   if (interval === undefined) return d.properties;
   const left = interval - Math.floor((Date.now() - ts) / 1000);
   return left < 0 || (left === 0 && interval > 0) ? null : { ...d.properties, messageExpiryInterval: left };
+}
+
+/**
+ * A live message's PUBLISH at `qos`, with packet id `pid` above QoS 0 (`options`: the connection's protocol version);
+ * null when its message expiry passed. A QoS 0 message without an expiry is the packet every subscriber shares.
+ */
+export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, options: { protocolVersion: 4 | 5 }): Buffer | null {
+  const delivery = deliveryOf(out);
+  const properties = propertiesNow(delivery, (out.frame as { ts: number }).ts);
+  if (properties === null) return null;
+  if (qos === 0 && properties === delivery.properties) return out.bytesFor(qos0Encodings[options.protocolVersion]);
+  const v5properties = options.protocolVersion === 5 && properties ? { properties } : {};
+  return mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, ...(qos > 0 && { messageId: pid }), dup: false, retain: false, ...v5properties }, options);
+}
+
+/**
+ * The CONNACK accepting a connection. 5.0 says what the broker does not do (no topic aliases, subscription
+ * identifiers, shared subscriptions), its Receive Maximum, the client id it assigned, and the largest packet it takes:
+ * a packet over it closes the connection (0x95), said here so a compliant client never sends one (3.2.2.3.6).
+ */
+export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retainAvailable: boolean, assigned: string | undefined, maxPacket: number | undefined): Buffer {
+  if (version !== 5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
+  const properties: Record<string, unknown> = { retainAvailable, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0, receiveMaximum: SERVER_RECEIVE_MAXIMUM };
+  if (assigned !== undefined) properties.assignedClientIdentifier = assigned;
+  if (maxPacket !== undefined) properties.maximumPacketSize = maxPacket;
+  return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent, properties }, { protocolVersion: 5 });
 }
 
 /** The properties a retained message goes out with now (its expiry counts from when it was kept); null: expired. */

@@ -20,6 +20,8 @@ export type Pending =
   /** Behind a subscription's retained messages: the live messages held meanwhile go out now. */
   | { kind: 'retainedEnd'; read: RetainedRead }
   | { kind: 'resend'; pid: number }
+  /** The turn of the messages waiting for the client's Receive Maximum (flow.ts), behind what the mailbox held. */
+  | { kind: 'release' }
   /** Answers the broker gives without asking the engine, sent through the mailbox to keep their order (`reasonCode`: 5.0, other than 0x00). */
   | { kind: 'pubcomp'; pid: number; reasonCode?: number | undefined }
   | { kind: 'pubrel'; pid: number; reasonCode?: number | undefined }

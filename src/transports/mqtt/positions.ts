@@ -72,6 +72,15 @@ export class SessionPositions {
   }
 
   /**
+   * The message of `topic` at `p` was counted delivered as it was put to wait (the client's Receive Maximum, flow.ts)
+   * and never sent: the position goes back to just before it, whatever it was, so the resume delivers it and what
+   * waited behind it. Called for the first message of each topic that waited: the ones sent came before it.
+   */
+  back(topic: string, p: Position): void {
+    this.remember(topic, { seq: p.seq - 1, epoch: p.epoch });
+  }
+
+  /**
    * When the connection ends: the positions now of the topics `filters` match and the session has none for (none
    * delivered to it yet), so that what is published while it is away is what it resumes.
    */

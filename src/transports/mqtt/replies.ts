@@ -1,20 +1,26 @@
 // The engine's answers to the requests an MQTT session made on its client's behalf (pending.ts), as the packets that
 // answer the client, in the writer's flush: SUBACK / UNSUBACK once every filter of a packet has its answer, PUBACK,
 // PUBREC, PUBREL, PUBCOMP and PINGRESP, and the PUBLISH packets the session queued for itself (a subscription's
-// retained messages, a resume's resends). An answer also moves the session on (the filters it holds, its messages in
-// flight, the retained messages it keeps): what it needs of the session comes explicitly, as a ReplySession.
+// retained messages, a resume's resends, the messages that waited for the client's Receive Maximum). An answer also
+// moves the session on (the filters it holds, its messages in flight, the retained messages it keeps): what it needs
+// of the session comes explicitly, as a ReplySession.
 import mqttPacket, { type QoS } from 'mqtt-packet';
 import type { ServerFrame } from '../../protocol/frames.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import { pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
 import type { Flights } from './flights.js';
+import type { InboundQuota, SendQueue, Waiting } from './flow.js';
 import { deliveryOf, NOTHING, payloadEncoding, propertiesNow, retainedPacket, retainedProperties } from './packets.js';
 import { settle, type Pending } from './pending.js';
 import type { PacketProperties } from './payload.js';
+import type { Retained } from './store.js';
 import type { RetainedReads, RetainedWrites } from './retained-order.js';
 
 /** The engine's answer to a request: taken (ack) or refused (error). */
 export type Answer = Extract<ServerFrame, { op: 'ack' | 'error' }>;
+
+/** Refusals the engine reports without an id: only a QoS 0 publish (sent without one) can have caused them. */
+const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden', 'too_large', 'bad_frame', 'rate_limited', 'unavailable', 'internal']);
 
 /** Errors that say nothing about the request itself: the broker could not serve it now. */
 const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'outcome_unknown']);
@@ -46,6 +52,12 @@ export interface ReplySession {
   readonly writes: RetainedWrites;
   /** Whether the session was cut as a slow consumer: nothing more is sent. */
   isCut(): boolean;
+  /** The client's QoS 1/2 PUBLISHes not answered yet, against the broker's Receive Maximum (QoS 2: until PUBREL). */
+  readonly inboundQuota: InboundQuota;
+  /** The messages waiting for the client's Receive Maximum. */
+  readonly waiting: SendQueue;
+  /** Puts a message to wait behind them (past the queue's bounds: a slow consumer). Nothing to write. */
+  wait(w: Waiting): Buffer;
   /** A filter the engine took (`ack`): held at `qos`, and its retained messages sent when `retained`. */
   subscribed(filter: string, qos: QoS, ack: Answer, retained: boolean): void;
   /** `packet`, or nothing when it is larger than the client said it takes (5.0 maximum packet size). */
@@ -56,6 +68,18 @@ export interface ReplySession {
   refused(code: string, message: string): Buffer;
   /** The connection ends after this flush so that its client comes back and tries again; `reason` says why. */
   tryAgainLater(reason: string): void;
+}
+
+/** The engine's answer `f` to request id `f.id` of `pending` as the packet answering the client (a QoS 0 publish's refusal, without an id, closes). */
+export function replyTo(f: Answer, pending: Map<number, Pending>, session: ReplySession): Buffer {
+  const id = f.id;
+  const p = typeof id === 'number' ? pending.get(id) : undefined;
+  if (p === undefined) {
+    if (f.op === 'error' && f.id === undefined && PUBLISH_REFUSALS.has(f.code)) session.refused(f.code, f.message);
+    return NOTHING;
+  }
+  pending.delete(id as number);
+  return replyPacket(p, f, session);
 }
 
 /** The packet answering the client for request `p`, which the engine answered `f` (nothing, when none goes out now). */
@@ -88,17 +112,15 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       const { message, qos } = p;
       // Cut as a slow consumer (one before it found the window full): nothing more goes out, QoS 0 included.
       if (session.isCut()) return NOTHING;
-      const properties = retainedProperties(message);
-      if (properties === null) return NOTHING; // its message expiry passed
-      const pid = qos === 0 ? undefined : session.flights.packetId();
+      // The client's Receive Maximum is reached, or messages wait already: it waits behind them.
+      if (session.waiting.mustWait(qos)) return session.wait({ kind: 'retained', message, qos });
+      const pid = qos === 0 ? 0 : session.flights.packetId();
       // No packet id free: the client stopped acknowledging; cut as a slow consumer, as for a live message.
-      if (qos !== 0 && pid === undefined) return session.slowConsumer();
-      // Larger than the client takes (5.0 maximum packet size): not sent, as if it had been [MQTT-3.1.2-25].
-      const packet = session.fits(retainedPacket(message, qos, pid, properties, o));
-      if (packet.length === 0) return NOTHING;
-      if (pid !== undefined) session.flights.inflight.set(pid, { qos: qos as 1 | 2, released: false, payload: message.payload, topic: message.topic, retain: true });
-      return packet;
+      if (pid === undefined) return session.slowConsumer();
+      return retainedNow(message, qos, pid, session);
     }
+    case 'release':
+      return session.waiting.release();
     case 'retainedEnd': {
       // Every live message queued before the retained ones was held when written (the read was still on); those
       // after this one in this flush are too. Once it is over, the read ends and they are queued again, in order.
@@ -130,7 +152,10 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
     case 'puback':
     case 'pubrec': {
       // A refused QoS 2 publish was not received: a resend of it (DUP, after a reconnect) is published then.
-      if (error && p.kind === 'pubrec') session.received.delete(p.pid);
+      if (error && p.kind === 'pubrec') {
+        session.received.delete(p.pid);
+        session.inboundQuota.released(p.pid);
+      }
       // 3.1.1 cannot refuse a publish: the spec's other choice is closing the connection.
       if (error && !v5) return session.refused(error.code, error.message);
       const packet = error ? refusal(p.kind, p.pid, error, session) : mqttPacket.generate({ cmd: p.kind, messageId: p.pid }, o);
@@ -147,6 +172,20 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
     case 'ping':
       return mqttPacket.generate({ cmd: 'pingresp' }, o);
   }
+}
+
+/**
+ * Retained message `message`'s PUBLISH at `qos` with packet id `pid` (0 for QoS 0), taken in flight; nothing when its
+ * message expiry passed or it is larger than the client takes (5.0 maximum packet size: not sent, as if it had been
+ * [MQTT-3.1.2-25]).
+ */
+export function retainedNow(message: Retained, qos: QoS, pid: number, session: ReplySession): Buffer {
+  const properties = retainedProperties(message);
+  if (properties === null) return NOTHING;
+  const packet = session.fits(retainedPacket(message, qos, qos === 0 ? undefined : pid, properties, session.generateOptions));
+  if (packet.length === 0) return NOTHING;
+  if (qos !== 0) session.flights.inflight.set(pid, { qos, released: false, payload: message.payload, topic: message.topic, retain: true });
+  return packet;
 }
 
 /**

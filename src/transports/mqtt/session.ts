@@ -5,9 +5,10 @@
 // client's packets), packets.ts (bytes that depend on a message or a close alone: PUBLISH shared by a message's
 // subscribers, a retained message's, the closing CONNACK or DISCONNECT), pending.ts (the requests awaiting the
 // engine's answer), replies.ts (the packets those answers become), flights.ts (packet ids, the messages in flight,
-// their resending on resume), positions.ts (where a persistent session got to) and retained-order.ts (retained
+// their resending on resume), flow.ts (5.0 Receive Maximum: the messages waiting for the client's, the client's
+// publishes against the broker's), positions.ts (where a persistent session got to) and retained-order.ts (retained
 // messages against live ones and against PUBACKs).
-import mqttPacket, { type Packet, type QoS } from 'mqtt-packet';
+import type { Packet, QoS } from 'mqtt-packet';
 import type { Link } from '../../actors/link.js';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
@@ -15,19 +16,17 @@ import type { ServerFrame } from '../../protocol/frames.js';
 import { CLOSE, type FrameId } from '../../protocol/errors.js';
 import { refusalClose } from './codes.js';
 import { Flights } from './flights.js';
+import { InboundQuota, SendQueue, type Waiting } from './flow.js';
 import { inboundPacket, type InboundSession } from './inbound.js';
-import { mqttMatches } from './match.js';
-import { closingPacket, deliveryOf, NOTHING, propertiesNow, qos0Encodings } from './packets.js';
+import { grantedQos } from './match.js';
+import { closingPacket, connackPacket, deliveryOf, livePacket, NOTHING, propertiesNow } from './packets.js';
 import { SessionPositions } from './positions.js';
 import type { Pending } from './pending.js';
-import { keepRetained, replyPacket, type Answer, type ReplySession } from './replies.js';
+import { keepRetained, replyTo, retainedNow, type Answer, type ReplySession } from './replies.js';
 import { RetainedReads, RetainedWrites } from './retained-order.js';
 import { OWN_IDS, type Position, type RetainedStore, type StoredSession } from './store.js';
 
 export type MqttVersion = 3 | 4 | 5;
-
-/** Refusals the engine reports without an id: only a QoS 0 publish (sent without one) can have caused them. */
-const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden', 'too_large', 'bad_frame', 'rate_limited', 'unavailable', 'internal']);
 
 export interface SessionOptions {
   version: MqttVersion;
@@ -38,8 +37,12 @@ export interface SessionOptions {
   persistent: boolean;
   /** What it resumes: the session kept from its last connection (CONNACK then says session present). */
   stored?: StoredSession | undefined;
-  /** Unacknowledged QoS 1/2 messages at most (beyond: a slow consumer). */
+  /** Unacknowledged QoS 1/2 messages at most, with those waiting for the client's Receive Maximum (beyond: a slow consumer). */
   maxInflight: number;
+  /** Bytes of messages waiting for the client's Receive Maximum at most (beyond: a slow consumer); default: no bound but maxInflight. */
+  maxWaitingBytes?: number | undefined;
+  /** The client's Receive Maximum (5.0 CONNECT, 1-65535): unacknowledged QoS 1/2 messages sent at most. */
+  receiveMaximum?: number | undefined;
   retained?: RetainedStore | undefined;
   /** The largest packet the client takes (5.0 CONNECT); a message over it is not sent to it. */
   maxPacket?: number | undefined;
@@ -60,6 +63,10 @@ export class MqttSession {
   private readonly flights: Flights;
   /** Cut as a slow consumer (its in-flight bound full): nothing more is sent. */
   private cut = false;
+  /** Messages waiting for room in the client's Receive Maximum, in order. */
+  private readonly waiting: SendQueue;
+  /** The client's unanswered QoS 1/2 PUBLISHes, against the broker's Receive Maximum (5.0). */
+  private readonly inboundQuota = new InboundQuota();
   /** The ids of the session's earlier connections (No Local holds back their publishes on resume too). */
   private readonly earlier: string[];
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
@@ -98,7 +105,14 @@ export class MqttSession {
     this.flights = new Flights(stored?.inflight ?? new Map(), stored?.nextPacketId ?? 1, options.maxInflight, {
       resend: (pid, released) => this.answer(released ? { kind: 'pubrel', pid } : { kind: 'resend', pid }),
       resent: () => this.resumeFilters(),
-    });
+      freed: () => this.waiting.freed(),
+    }, options.receiveMaximum);
+    this.waiting = new SendQueue(this.flights, {
+      cut: () => this.cut,
+      packet: (w, pid) => (w.kind === 'live' ? this.send(w.out, w.topic, w.qos, pid) : retainedNow(w.message, w.qos, pid, this.replying)),
+      turn: () => this.answer({ kind: 'release' }),
+      slowConsumer: () => this.slowConsumer(),
+    }, options.maxInflight, options.maxWaitingBytes ?? Infinity);
     // Session state too (MQTT 4.1): QoS 2 ids awaiting PUBREL (exactly once across a reconnect) and No Local filters.
     for (const pid of stored?.received ?? []) this.received.add(pid);
     for (const filter of stored?.noLocal ?? []) this.noLocal.add(filter);
@@ -117,6 +131,9 @@ export class MqttSession {
       reads: this.reads,
       writes: this.writes,
       isCut: () => this.cut,
+      inboundQuota: this.inboundQuota,
+      waiting: this.waiting,
+      wait: (w) => this.wait(w),
       subscribed: (filter, qos, ack, retained) => this.subscribed(filter, qos, ack, retained),
       fits: (packet) => this.fits(packet),
       slowConsumer: () => this.slowConsumer(),
@@ -128,8 +145,8 @@ export class MqttSession {
 
   /**
    * After CONNACK: the unacknowledged messages again (DUP), in the order first sent, then every filter resumed from
-   * where it got to. The resends go a window at a time (a quarter of the in-flight bound, --mailbox-size), the next
-   * as the client completes one: a session that left with its in-flight bound full resends as many messages as its
+   * where it got to. The resends go a window at a time (a quarter of the in-flight bound, --mailbox-size, at most the
+   * client's Receive Maximum), the next as the client completes one: a session that left with its in-flight bound full resends as many messages as its
    * mailbox holds, which queued at once with the CONNACK would overflow it at every try. The filters resume once the
    * last one is resent, so nothing newer of a topic overtakes a resend.
    */
@@ -178,8 +195,9 @@ export class MqttSession {
   keep(current: (filter: string) => Iterable<[string, Position]>, expiresAt: number): StoredSession | undefined {
     if (!this.options.persistent || !this.positions) return undefined;
     const filters = this.sessionFilters();
-    // Live messages a retained read still holds are not sent either.
+    // Live messages a retained read still holds are not sent either, nor those waiting for the Receive Maximum.
     this.unsent(this.reads.held);
+    this.waiting.unsent((topic, at) => this.positions!.back(topic, at));
     // Only filters the engine holds get the positions of now for topics without one. Filters not resumed yet (it
     // left while its resends went out, or before the engine acknowledged a resume) keep the positions they were kept
     // with: filled now, a topic they had none for (new while it was away: replayed from its start) would skip what
@@ -210,6 +228,7 @@ export class MqttSession {
       retains: this.options.retained !== undefined,
       received: this.received,
       flights: this.flights,
+      quota: this.isV5 ? this.inboundQuota : undefined,
       expect: (p) => this.expect(p),
       answer: (p) => this.answer(p),
       disconnect: (keepsWill) => (this.disconnected = !keepsWill),
@@ -240,11 +259,13 @@ export class MqttSession {
    * The engine's answer as it is sent, before its turn in the mailbox (which a congested or closing connection may
    * never write): a retained publish the engine took is kept now, in the order the engine took them, so a later
    * publish of another connection is not overwritten, and a publish delivered live is kept though its client left.
+   * A QoS 1 publish answered (taken or refused) no longer counts against the broker's Receive Maximum.
    */
   answered(f: ServerFrame): void {
-    if (f.op !== 'ack' || typeof f.id !== 'number') return;
+    if ((f.op !== 'ack' && f.op !== 'error') || typeof f.id !== 'number') return;
     const p = this.pending.get(f.id);
-    if (p?.kind === 'pub0' || p?.kind === 'puback' || p?.kind === 'pubrec') keepRetained(p, f, this.writes);
+    if (p?.kind === 'puback') this.inboundQuota.acked();
+    if (f.op === 'ack' && (p?.kind === 'pub0' || p?.kind === 'puback' || p?.kind === 'pubrec')) keepRetained(p, f, this.writes);
   }
 
   // ---- outbound (the writer's flush) ----
@@ -269,14 +290,9 @@ export class MqttSession {
 
   private connack(): Buffer {
     this.connacked = true;
+    const o = this.options;
     // MQTT 3.1 has no Session Present flag: that byte is reserved (0) there.
-    const sessionPresent = this.options.stored !== undefined && this.options.version !== 3;
-    if (!this.isV5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
-    const properties: Record<string, unknown> = { retainAvailable: this.options.retained !== undefined, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
-    if (this.options.assignedId) properties.assignedClientIdentifier = this.link!.name;
-    // A packet over it closes the connection (0x95): said here, so a compliant client never sends one (3.2.2.3.6).
-    if (this.options.serverMaxPacket !== undefined) properties.maximumPacketSize = this.options.serverMaxPacket;
-    return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent, properties }, this.generateOptions);
+    return connackPacket(o.version, o.stored !== undefined && o.version !== 3, o.retained !== undefined, o.assignedId ? this.link!.name : undefined, o.serverMaxPacket);
   }
 
   /**
@@ -284,12 +300,7 @@ export class MqttSession {
    * or only No Local filters for the client's `own` message).
    */
   qosFor(topic: string, own = false): QoS | undefined {
-    let best: QoS | undefined;
-    for (const [filter, qos] of this.filters) {
-      if (own && this.noLocal.has(filter)) continue;
-      if ((best === undefined || qos > best) && mqttMatches(filter, topic)) best = qos;
-    }
-    return best;
+    return grantedQos(this.filters, topic, own ? this.noLocal : undefined);
   }
 
   /** Whether a message from `sender` is the session's own: this connection's, or an earlier one's (a resume replays those). */
@@ -303,13 +314,12 @@ export class MqttSession {
     if (this.reads.reading && this.reads.hold(out, topic)) return NOTHING;
     // At the lower of the publisher's QoS and the subscription's (MQTT-3.8.4: a QoS 0 publish is never upgraded).
     const qos = granted <= out.maxQos ? granted : out.maxQos;
-    const delivery = deliveryOf(out);
-    const ts = (out.frame as { ts: number }).ts;
-    const properties = propertiesNow(delivery, ts);
-    if (properties === null) return NOTHING; // expired while it waited (a resumed session, a slow subscriber)
+    if (propertiesNow(deliveryOf(out), (out.frame as { ts: number }).ts) === null) return NOTHING; // expired while it waited (a resumed session, a slow subscriber)
     const f = this.positions ? (out.frame as { seq: number; epoch: string }) : undefined;
     // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
     if (f && this.positions!.delivered(topic, f)) return NOTHING;
+    // The client's Receive Maximum is reached (or messages wait already): it waits for a PUBACK / PUBCOMP, in order.
+    if (!this.cut && this.waiting.mustWait(qos)) return this.wait({ kind: 'live', out, topic, qos, at: f && { seq: f.seq, epoch: f.epoch } });
     // QoS 1 and 2 take a packet id first: a message that cannot have one is not sent, and the position stays before
     // it, so a resume of the session delivers it. So does every message after it: the session is being cut.
     const pid = this.cut ? undefined : qos === 0 ? 0 : this.flights.packetId();
@@ -319,13 +329,25 @@ export class MqttSession {
       return this.slowConsumer();
     }
     if (f) this.positions!.remember(topic, { seq: f.seq, epoch: f.epoch });
-    if (qos === 0 && properties === delivery.properties) return this.fits(out.bytesFor(qos0Encodings[this.generateOptions.protocolVersion]));
-    const v5properties = this.isV5 && properties ? { properties } : {};
-    if (qos === 0) return this.fits(mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos: 0, dup: false, retain: false, ...v5properties }, this.generateOptions));
-    const packet = mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, messageId: pid, dup: false, retain: false, ...v5properties }, this.generateOptions);
-    if (this.fits(packet).length === 0) return NOTHING;
-    this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
+    return this.send(out, topic, qos, pid);
+  }
+
+  /**
+   * Live message `out` at `qos` with packet id `pid` (0 for QoS 0), now in flight; nothing when it does not fit, or
+   * when its message expiry passed while it waited for the client's Receive Maximum.
+   */
+  private send(out: Outgoing, topic: string, qos: QoS, pid: number): Buffer {
+    const packet = this.fits(livePacket(out, topic, qos, pid, this.generateOptions) ?? NOTHING);
+    if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
     return packet;
+  }
+
+  /** Puts `w` to wait for the Receive Maximum, a live one's position counted now (a replay through another filter is not queued twice). */
+  private wait(w: Waiting): Buffer {
+    const at = w.kind === 'live' ? w.at && { topic: w.topic, p: w.at } : undefined;
+    const added = this.waiting.add(w, this.flights.inflight.size);
+    if (at) this.positions![added ? 'remember' : 'before'](at.topic, at.p);
+    return added ? NOTHING : this.slowConsumer();
   }
 
   /** The session is cut as a slow consumer (once): nothing more is sent. */
@@ -343,14 +365,7 @@ export class MqttSession {
 
   /** The engine's answer `f` as the packet answering the client (a QoS 0 publish's refusal, without an id, closes). */
   private reply(f: Answer): Buffer {
-    const id = f.id;
-    const p = typeof id === 'number' ? this.pending.get(id) : undefined;
-    if (p === undefined) {
-      if (f.op === 'error' && f.id === undefined && PUBLISH_REFUSALS.has(f.code)) this.refused(f.code, f.message);
-      return NOTHING;
-    }
-    this.pending.delete(id as number);
-    return replyPacket(p, f, this.replying);
+    return replyTo(f, this.pending, this.replying);
   }
 
   /**

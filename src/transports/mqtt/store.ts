@@ -45,6 +45,11 @@ export interface StoredSession {
   ids?: string[] | undefined;
   /** The user it was kept for (the token's name; none without auth): no other user resumes it. */
   user?: string | undefined;
+  /**
+   * The owner (`<node>/<n>`) of the connection that kept it with a 5.0 will waiting for its delay (wills.ts): the next
+   * connection to claim the session settles that will (dropped when it resumes the session, published when not).
+   */
+  will?: string | undefined;
   /** ms since 1970 after which it is gone; Infinity: kept until evicted (3.1.1 clean session 0). */
   expiresAt: number;
 }

@@ -153,4 +153,4 @@ export class Takeover {
 }
 
 /** The node of a session hold's owner (`<node>/<n>`). */
-const nodeOf = (owner: string): string => owner.slice(0, owner.lastIndexOf('/'));
+export const nodeOf = (owner: string): string => owner.slice(0, owner.lastIndexOf('/'));

@@ -2,7 +2,8 @@
 // WebSocket and TCP. Before any actor exists: a connection slot, then the CONNECT packet (protocol, client id,
 // credentials: the password carries the token when authentication is on, will topic), read and admitted in
 // connect.ts. Then the socket's packets go through MqttSession to the connection's reader, and its writer's frames
-// come back as MQTT packets (MqttWire); when the connection ends, its session is kept or released and its will published.
+// come back as MQTT packets (MqttWire); when the connection ends, its session is kept or released and its will
+// published, at once or after its 5.0 delay (wills.ts).
 import { createServer, type Server, type Socket } from 'node:net';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import type { Logger } from 'pino';
@@ -21,6 +22,7 @@ import { CONNACK } from './codes.js';
 import { ConnectReader, expiryOf, NEVER, type Accepted } from './connect.js';
 import { MqttSession } from './session.js';
 import { willOf } from './payload.js';
+import { Wills } from './wills.js';
 import { MemoryRetainedStore, MemorySessionStore, RETAINED_MAX, type Position, type RetainedStore, type SessionStore, type TopicPositions } from './store.js';
 import { filterMatches } from '../../protocol/topic.js';
 import type { NodeCalls } from '../../engine/redis/calls.js';
@@ -118,6 +120,8 @@ export class MqttTransport {
   private readonly takeover: Takeover;
   /** Reads each new connection's CONNECT, and admits it (its client id claimed) or refuses it. */
   private readonly connects: ConnectReader;
+  /** The wills of connections that ended, those waiting for their 5.0 delay among them. */
+  readonly wills: Wills;
 
   constructor(
     private readonly core: BrokerCore,
@@ -135,7 +139,8 @@ export class MqttTransport {
       (clientId) => this.unnamed.get(clientId),
       (link) => link.grant !== undefined && this.connects.isAnonymous(link.grant),
     );
-    this.connects = new ConnectReader(core, log, this.stores.sessions, this.takeover, this.keeping, this.opened);
+    this.wills = new Wills(core.hub, log, core.config.mqttSessions, calls, core.config.closeTimeoutMs + 2000);
+    this.connects = new ConnectReader(core, log, this.stores.sessions, this.takeover, this.keeping, this.opened, this.wills);
     this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
   }
 
@@ -176,14 +181,20 @@ export class MqttTransport {
   }
 
   private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
-    const { connect, version, grant, user, meta, stored, owner } = accepted;
+    const { connect, version, grant, user, meta, stored, owner, waitingWill } = accepted;
     const clientId = connect.clientId ?? '';
+    // A will an earlier connection left waiting in the session: resumed before its delay passed, it is not sent
+    // [MQTT-3.1.3-9]; not resumed (another user's session), that session has ended and the will goes now.
+    if (waitingWill !== undefined) this.wills.settle(waitingWill, stored === undefined);
     // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
     const expiryS = expiryOf(version, connect);
     const persistent = clientId.length > 0 && expiryS > 0;
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
     const noProblemInformation = version === 5 && connect.properties?.requestProblemInformation === false;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight: this.core.config.mailboxSize, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket });
+    // 5.0: the client's Receive Maximum bounds what is sent to it unacknowledged; what waits is charged as the mailbox is.
+    const receiveMaximum = version === 5 ? connect.properties?.receiveMaximum : undefined;
+    const { mailboxSize: maxInflight, mailboxBytes: maxWaitingBytes } = this.core.config;
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
@@ -245,8 +256,9 @@ export class MqttTransport {
       actor.send({ type: 'SOCKET_CLOSED', code: hadError ? CLOSE.abnormal : CLOSE.normal, reason: hadError ? 'connection reset' : 'closed by peer' });
     });
     // The connection's hold on its session ends with it: a persistent session is kept, with the positions its
-    // filters' topics have now (what comes later is resumed); otherwise the hold is released.
-    const keep = () => {
+    // filters' topics have now (what comes later is resumed), and its will if that waits for its delay (`delayed`),
+    // published now if the session is not kept after all; otherwise the hold is released.
+    const keep = (delayed: boolean) => {
       if (owner === undefined) return;
       session.unserved(reader.unservedIds());
       const sessions = this.stores.sessions;
@@ -258,23 +270,31 @@ export class MqttTransport {
             .then(async (now) => {
               const s = session.keep((filter) => now.get(filter) ?? [], expiresAt);
               if (s) s.user = user; // whose it is: only the same user resumes it (an anonymous client's: anyone's without a token)
+              if (s && delayed) s.will = owner;
+              if (s && (await sessions.keep(clientId, owner, s))) return;
+              // Not kept (a newer connection took the session over, or none are kept): its session has ended.
+              if (delayed) this.wills.settle(owner, true);
               if (!s) return sessions.release(clientId, owner, true);
-              if (!(await sessions.keep(clientId, owner, s))) this.log.info({ clientId }, 'mqtt session not kept: a newer connection of its client id holds it');
+              this.log.info({ clientId }, 'mqtt session not kept: a newer connection of its client id holds it');
             })
             .catch((err: unknown) => {
+              // What it resumed stays stored, without this connection's will: that waits for its delay all the same.
               this.log.warn({ err: (err as Error).message, clientId }, 'mqtt session not kept: the store (or the topics\' positions) could not be reached; what it resumed stays stored');
               return sessions.release(clientId, owner);
             })
       ).finally(() => this.keeping.get(clientId) === kept && this.keeping.delete(clientId));
       this.keeping.set(clientId, kept);
     };
-    // The will is published once the connection is over, unless the client said DISCONNECT [MQTT-3.1.2-8].
-    const publishWill = () => {
-      if (!will || session.disconnected || !session.connacked) return;
-      const hub = this.core.hub;
-      hub.publishAsync(will.topic, will.data, undefined, will.qos).catch((err: unknown) =>
-        this.log.error({ err, client: link.id }, 'mqtt will publish failed'),
-      );
+    // The will is published once the connection is over, unless the client said DISCONNECT [MQTT-3.1.2-8]. A 5.0
+    // will with a delay waits for it while the session lives on, at most until the session expires (it ends then);
+    // true when it waits. Never after a crash: the session was not kept, and nothing could settle it.
+    const willDelayS = version === 5 ? (connect.will?.properties?.willDelayInterval ?? 0) : 0;
+    const endWill = (crashed = false): boolean => {
+      if (!will || session.disconnected || !session.connacked) return false;
+      const delayS = persistent && owner !== undefined && !crashed ? Math.min(willDelayS, expiryS) : 0;
+      if (delayS > 0) this.wills.later(owner!, will, link.id, delayS * 1000);
+      else void this.wills.publish(will, link.id);
+      return delayS > 0;
     };
     if (owner !== undefined) this.opened.set(owner, name ?? grant?.name);
     const unnamed = clientId.length > 0 && name === undefined && grant === undefined;
@@ -286,14 +306,13 @@ export class MqttTransport {
     actor.subscribe({
       complete: () => {
         gone();
-        keep();
-        publishWill();
+        keep(endWill());
       },
       error: () => {
         gone();
         wire.close(CLOSE.internalError, 'internal error');
         if (owner !== undefined) void this.stores.sessions.release(clientId, owner, !persistent);
-        publishWill();
+        endWill(true);
       },
     });
     actor.start();

@@ -1,0 +1,95 @@
+// MQTT 5.0 Will Delay Interval on two nodes of one Redis, over real sockets with mqtt-packet: a will waits on the node
+// its connection was on, and the node where the client comes back settles it there (a node call): resumed before the
+// delay, it is dropped [MQTT-3.1.3-9]; a clean start ends the session, and it goes then. A node that stops publishes
+// the wills still waiting on it (their timers do not outlive it). What waits is read from each node's /metrics
+// (`switchboard_mqtt_wills_delayed`); a will that must not come is shown absent by a message published after it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Packet } from 'mqtt-packet';
+import { metric, requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
+import type { TestBroker } from '../helpers/broker.js';
+import { RawMqtt } from '../helpers/raw-mqtt.js';
+
+const run = requireRedis('mqtt will delay on a cluster');
+
+let redis: TestRedis;
+let a: TestBroker;
+let b: TestBroker;
+
+const willsDelayed = (node: TestBroker): Promise<number> => metric(node, 'switchboard_mqtt_wills_delayed');
+
+async function connect(node: TestBroker, clientId: string, clean: boolean, will?: { topic: string; delay: number }): Promise<{ c: RawMqtt; connack: Packet }> {
+  const c = await RawMqtt.open(node.mqttPort, 5);
+  const w = will ? { will: { topic: will.topic, payload: Buffer.from(`will:${clientId}`), qos: 1, retain: false, properties: { willDelayInterval: will.delay } } } : {};
+  c.send({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: 300 }, ...w } as Packet, 5);
+  return { c, connack: await c.next('connack') };
+}
+
+async function watcher(node: TestBroker, clientId: string, topic: string): Promise<RawMqtt> {
+  const { c } = await connect(node, clientId, true);
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] } as Packet, 5);
+  await c.next('suback');
+  return c;
+}
+
+/** Publishes `text` on `topic` on `node`, and waits until `w` has it: what `w` got before is all it gets before it. */
+async function mark(node: TestBroker, topic: string, text: string, w: RawMqtt): Promise<void> {
+  const { c } = await connect(node, `mark-${text}`, true);
+  c.send({ cmd: 'publish', topic, payload: Buffer.from(text), qos: 1, messageId: 1, retain: false, dup: false } as Packet, 5);
+  await c.next('puback');
+  c.socket.destroy();
+  await until(() => w.published.includes(text), `the marker '${text}'`);
+}
+
+/** `clientId`'s connection on `node` with a will of `delay` s on `topic`, dropped (no DISCONNECT): its will waits on `node`. */
+async function leftWaiting(node: TestBroker, clientId: string, topic: string, delay = 60): Promise<void> {
+  const before = await willsDelayed(node);
+  const { c } = await connect(node, clientId, true, { topic, delay });
+  c.socket.destroy();
+  await until(async () => (await willsDelayed(node)) === before + 1, 'the will waiting on its node');
+}
+
+describe.skipIf(!run)('MQTT will delay on two nodes of one Redis', () => {
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    a = await startNode(redis, { mqttPort: 0 });
+    b = await startNode(redis, { mqttPort: 0 });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await redis?.stop();
+  });
+
+  it('a will left waiting on A is not sent when the session resumes on B before its delay', async () => {
+    const w = await watcher(b, 'wdc1-watch', 'wdc/1');
+    await leftWaiting(a, 'wdc1', 'wdc/1');
+    const again = await connect(b, 'wdc1', false);
+    expect(again.connack).toMatchObject({ reasonCode: 0, sessionPresent: true });
+    await until(async () => (await willsDelayed(a)) === 0, 'A dropping the will');
+    again.c.send({ cmd: 'disconnect', reasonCode: 0 } as Packet, 5);
+    await again.c.closed;
+    await mark(a, 'wdc/1', 'after', w);
+    expect(w.published).toEqual(['after']);
+    w.socket.destroy();
+  });
+
+  it('a clean start on B ends the session whose will waits on A: the will goes then', async () => {
+    const w = await watcher(b, 'wdc2-watch', 'wdc/2');
+    await leftWaiting(a, 'wdc2', 'wdc/2');
+    const again = await connect(b, 'wdc2', true);
+    expect(again.connack).toMatchObject({ reasonCode: 0, sessionPresent: false });
+    await until(() => w.published.includes('will:wdc2'), 'the will, as the clean start ended its session');
+    expect(await willsDelayed(a)).toBe(0);
+    again.c.socket.destroy();
+    w.socket.destroy();
+  });
+
+  it('a node that stops publishes the wills still waiting on it', async () => {
+    const c = await startNode(redis, { mqttPort: 0 });
+    const w = await watcher(b, 'wdc3-watch', 'wdc/3');
+    await leftWaiting(c, 'wdc3', 'wdc/3', 3600);
+    await c.close();
+    await until(() => w.published.includes('will:wdc3'), 'the will, published as its node stopped');
+    w.socket.destroy();
+  });
+});
