@@ -2,7 +2,7 @@
 // unacknowledged QoS 1 and 2 PUBLISHes than its CONNECT allows (a QoS 2 message counts until PUBCOMP, a refusing
 // PUBREC frees its slot), the rest wait in order (QoS 0 ones behind them too), a resumed session's resends count, the
 // waiting messages are bounded as the mailbox is (a slow consumer past it, whose persistent session loses none of
-// them); and the broker's own Receive Maximum (CONNACK 1000): a client past it is disconnected with 0x93.
+// them); and the broker's own Receive Maximum (--mqtt-receive-maximum, CONNACK): a client past it is disconnected with 0x93.
 //
 // "Nothing more was sent" is shown without waiting on the clock: a witness subscriber without a Receive Maximum has
 // every message first (the fan-out queues them for both at once), then the client's PINGREQ, whose PINGRESP comes
@@ -224,38 +224,59 @@ describe('Receive Maximum: the waiting messages are bounded', () => {
 });
 
 describe("the broker's own Receive Maximum", () => {
-  it('CONNACK says 1000; a client with 1000 QoS 2 PUBLISHes unreleased that sends one more is disconnected with 0x93', async () => {
-    const { c, connack } = await open5(broker.mqttPort, 'rm-flood');
-    expect((connack as { properties?: { receiveMaximum?: number } }).properties?.receiveMaximum).toBe(1000);
-    c.sendAll(Array.from({ length: 1000 }, (_, i) => ({ cmd: 'publish', topic: 'rm/in', payload: Buffer.from('x'), qos: 2, messageId: i + 1, retain: false, dup: false }) as Packet), 5);
-    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 1000, '1000 PUBRECs');
+  // --mqtt-receive-maximum 10 on a broker of its own; the default (65535, MQTT's own) is the shared broker's.
+  let strict: TestBroker;
+  beforeAll(async () => {
+    strict = await startTestBroker({ mqttPort: 0, mqttReceiveMaximum: 10 });
+  });
+  afterAll(async () => {
+    await strict.close();
+  });
+  const publishes = (topic: string, qos: 1 | 2, from: number, n: number) =>
+    Array.from({ length: n }, (_, i) => ({ cmd: 'publish', topic, payload: Buffer.from('x'), qos, messageId: from + i, retain: false, dup: false }) as Packet);
+
+  it('by default CONNACK says none (65535): a client with 2000 QoS 2 PUBLISHes unreleased is not disconnected', async () => {
+    const { c, connack } = await open5(broker.mqttPort, 'rm-default');
+    expect((connack as { properties?: { receiveMaximum?: number } }).properties?.receiveMaximum).toBeUndefined();
+    c.sendAll(publishes('rm/in0', 2, 1, 2000), 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 2000, '2000 PUBRECs');
+    c.send({ cmd: 'pingreq' } as Packet, 5);
+    await c.next('pingresp');
+    expect(c.packets.some((p) => p.cmd === 'disconnect')).toBe(false);
+    c.socket.destroy();
+  });
+
+  it('CONNACK says --mqtt-receive-maximum; a client with that many QoS 2 PUBLISHes unreleased that sends one more is disconnected with 0x93', async () => {
+    const { c, connack } = await open5(strict.mqttPort, 'rm-flood');
+    expect((connack as { properties?: { receiveMaximum?: number } }).properties?.receiveMaximum).toBe(10);
+    c.sendAll(publishes('rm/in', 2, 1, 10), 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 10, '10 PUBRECs');
     // Sent again before its PUBREL, one of them is the same exchange: not one more.
     c.send({ cmd: 'publish', topic: 'rm/in', payload: Buffer.from('x'), qos: 2, messageId: 1, retain: false, dup: true } as Packet, 5);
-    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 1001, 'the resend answered');
-    c.send({ cmd: 'publish', topic: 'rm/in', payload: Buffer.from('x'), qos: 2, messageId: 1001, retain: false, dup: false } as Packet, 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 11, 'the resend answered');
+    c.send({ cmd: 'publish', topic: 'rm/in', payload: Buffer.from('x'), qos: 2, messageId: 11, retain: false, dup: false } as Packet, 5);
     expect(await c.next('disconnect')).toMatchObject({ reasonCode: 0x93 });
     await c.closed;
   });
 
   it('a client that releases what it sent stays under it', async () => {
-    const { c } = await open5(broker.mqttPort, 'rm-steady');
-    c.sendAll(Array.from({ length: 1000 }, (_, i) => ({ cmd: 'publish', topic: 'rm/in2', payload: Buffer.from('x'), qos: 2, messageId: i + 1, retain: false, dup: false }) as Packet), 5);
-    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 1000, '1000 PUBRECs');
-    c.sendAll(Array.from({ length: 1000 }, (_, i) => ({ cmd: 'pubrel', messageId: i + 1 }) as Packet), 5);
-    await until(() => c.packets.filter((p) => p.cmd === 'pubcomp').length === 1000, '1000 PUBCOMPs');
-    c.send({ cmd: 'publish', topic: 'rm/in2', payload: Buffer.from('x'), qos: 1, messageId: 1, retain: false, dup: false } as Packet, 5);
-    await c.next('puback');
+    const { c } = await open5(strict.mqttPort, 'rm-steady');
+    c.sendAll(publishes('rm/in2', 2, 1, 10), 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 10, '10 PUBRECs');
+    c.sendAll(Array.from({ length: 10 }, (_, i) => ({ cmd: 'pubrel', messageId: i + 1 }) as Packet), 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'pubcomp').length === 10, '10 PUBCOMPs');
+    c.sendAll(publishes('rm/in2', 2, 11, 10), 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'pubrec').length === 20, '10 more PUBRECs');
     expect(c.packets.some((p) => p.cmd === 'disconnect')).toBe(false);
     c.socket.destroy();
   });
 
   it('QoS 1 PUBLISHes free their place once answered (PUBACK): a client that waits for its PUBACKs is never past it', async () => {
-    const { c } = await open5(broker.mqttPort, 'rm-steady1');
-    const burst = (from: number) => Array.from({ length: 1000 }, (_, i) => ({ cmd: 'publish', topic: 'rm/in3', payload: Buffer.from('x'), qos: 1, messageId: from + i, retain: false, dup: false }) as Packet);
-    c.sendAll(burst(1), 5);
-    await until(() => c.packets.filter((p) => p.cmd === 'puback').length === 1000, '1000 PUBACKs');
-    c.send({ cmd: 'publish', topic: 'rm/in3', payload: Buffer.from('x'), qos: 1, messageId: 1001, retain: false, dup: false } as Packet, 5);
-    await until(() => c.packets.filter((p) => p.cmd === 'puback').length === 1001, 'one more PUBACK');
+    const { c } = await open5(strict.mqttPort, 'rm-steady1');
+    c.sendAll(publishes('rm/in3', 1, 1, 10), 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'puback').length === 10, '10 PUBACKs');
+    c.sendAll(publishes('rm/in3', 1, 11, 10), 5);
+    await until(() => c.packets.filter((p) => p.cmd === 'puback').length === 20, '10 more PUBACKs');
     expect(c.packets.some((p) => p.cmd === 'disconnect')).toBe(false);
     c.socket.destroy();
   });

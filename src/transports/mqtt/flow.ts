@@ -7,8 +7,8 @@ import type { QoS } from 'mqtt-packet';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import type { Position, Retained } from './store.js';
 
-/** The broker's Receive Maximum (CONNACK): unanswered QoS 1 and 2 PUBLISHes one client may have at once. */
-export const SERVER_RECEIVE_MAXIMUM = 1000;
+/** MQTT's Receive Maximum when none is said (and the broker's by default, --mqtt-receive-maximum). */
+export const RECEIVE_MAXIMUM_DEFAULT = 65535;
 
 /** The protocol violation of a client past it: DISCONNECT 0x93, receive maximum exceeded (codes.ts). */
 export const RECEIVE_MAXIMUM_EXCEEDED = 'receive maximum exceeded';
@@ -145,9 +145,12 @@ export class InboundQuota {
   private qos1 = 0;
   private readonly qos2 = new Set<number>();
 
+  /** `max`: the broker's Receive Maximum (CONNACK, --mqtt-receive-maximum). */
+  constructor(readonly max = RECEIVE_MAXIMUM_DEFAULT) {}
+
   /** A new QoS 1 or 2 PUBLISH (`pid` for QoS 2): false, counting nothing, when the client is at the broker's Receive Maximum. */
   take(qos: 1 | 2, pid: number): boolean {
-    if (this.qos1 + this.qos2.size >= SERVER_RECEIVE_MAXIMUM) return false;
+    if (this.qos1 + this.qos2.size >= this.max) return false;
     if (qos === 1) this.qos1++;
     else this.qos2.add(pid);
     return true;

@@ -7,7 +7,7 @@
 import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
-import { RECEIVE_MAXIMUM_EXCEEDED, SERVER_RECEIVE_MAXIMUM, type InboundQuota } from './flow.js';
+import { RECEIVE_MAXIMUM_EXCEEDED, type InboundQuota } from './flow.js';
 import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
@@ -41,7 +41,7 @@ export interface InboundSession {
 const ZERO_ID = 'packet id 0 (a non-zero one is required)';
 
 /** A client past the broker's Receive Maximum (CONNACK), which it must not pass [MQTT-3.3.4-7]: DISCONNECT 0x93 (§3.3.4). */
-const OVER_QUOTA = `${RECEIVE_MAXIMUM_EXCEEDED}: more than ${SERVER_RECEIVE_MAXIMUM} QoS 1 and 2 PUBLISHes unanswered`;
+const overQuota = (max: number) => `${RECEIVE_MAXIMUM_EXCEEDED}: more than ${max} QoS 1 and 2 PUBLISHes unanswered`;
 
 /** One packet after CONNECT; returns a protocol violation to close with, or undefined. */
 export function inboundPacket(packet: Packet, bytes: number, session: InboundSession): string | undefined {
@@ -67,7 +67,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       if (pid === 0) return ZERO_ID;
       // A QoS 2 PUBLISH sent again before PUBREL is the same exchange: counted once.
       const fresh = packet.qos === 1 || !session.received.has(pid);
-      if (fresh && session.quota && !session.quota.take(packet.qos, pid)) return OVER_QUOTA;
+      if (fresh && session.quota && !session.quota.take(packet.qos, pid)) return overQuota(session.quota.max);
       if (packet.qos === 1) {
         reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) }, bytes);
         return undefined;

@@ -6,7 +6,7 @@ import mqttPacket, { type QoS } from 'mqtt-packet';
 import { CLOSE } from '../../protocol/errors.js';
 import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
 import { disconnectReason } from './codes.js';
-import { SERVER_RECEIVE_MAXIMUM } from './flow.js';
+import { RECEIVE_MAXIMUM_DEFAULT } from './flow.js';
 import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
 
@@ -90,9 +90,11 @@ export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, 
  * identifiers, shared subscriptions), its Receive Maximum, the client id it assigned, and the largest packet it takes:
  * a packet over it closes the connection (0x95), said here so a compliant client never sends one (3.2.2.3.6).
  */
-export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retainAvailable: boolean, assigned: string | undefined, maxPacket: number | undefined): Buffer {
+export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retainAvailable: boolean, assigned: string | undefined, maxPacket: number | undefined, receiveMaximum = RECEIVE_MAXIMUM_DEFAULT): Buffer {
   if (version !== 5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
-  const properties: Record<string, unknown> = { retainAvailable, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0, receiveMaximum: SERVER_RECEIVE_MAXIMUM };
+  const properties: Record<string, unknown> = { retainAvailable, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
+  // Absent, it is 65535 (3.2.2.3.3).
+  if (receiveMaximum < RECEIVE_MAXIMUM_DEFAULT) properties.receiveMaximum = receiveMaximum;
   if (assigned !== undefined) properties.assignedClientIdentifier = assigned;
   if (maxPacket !== undefined) properties.maximumPacketSize = maxPacket;
   return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent, properties }, { protocolVersion: 5 });

@@ -46,8 +46,9 @@ export interface SessionOptions {
   retained?: RetainedStore | undefined;
   /** The largest packet the client takes (5.0 CONNECT); a message over it is not sent to it. */
   maxPacket?: number | undefined;
-  /** The largest packet the broker takes (a larger one closes the connection): 5.0 CONNACK advertises it. */
+  /** The largest packet the broker takes (a larger one closes the connection), and its Receive Maximum: 5.0 CONNACK says both. */
   serverMaxPacket?: number | undefined;
+  serverReceiveMaximum?: number | undefined;
   /** 5.0 CONNECT's Request Problem Information was 0: no reason string but in PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29]. */
   noProblemInformation?: boolean | undefined;
 }
@@ -66,7 +67,7 @@ export class MqttSession {
   /** Messages waiting for room in the client's Receive Maximum, in order. */
   private readonly waiting: SendQueue;
   /** The client's unanswered QoS 1/2 PUBLISHes, against the broker's Receive Maximum (5.0). */
-  private readonly inboundQuota = new InboundQuota();
+  private readonly inboundQuota: InboundQuota;
   /** The ids of the session's earlier connections (No Local holds back their publishes on resume too). */
   private readonly earlier: string[];
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
@@ -100,6 +101,7 @@ export class MqttSession {
 
   constructor(readonly options: SessionOptions) {
     this.generateOptions = { protocolVersion: options.version === 5 ? 5 : 4 };
+    this.inboundQuota = new InboundQuota(options.serverReceiveMaximum);
     const stored = options.stored;
     this.filters = stored?.filters ?? new Map();
     this.flights = new Flights(stored?.inflight ?? new Map(), stored?.nextPacketId ?? 1, options.maxInflight, {
@@ -292,7 +294,7 @@ export class MqttSession {
     this.connacked = true;
     const o = this.options;
     // MQTT 3.1 has no Session Present flag: that byte is reserved (0) there.
-    return connackPacket(o.version, o.stored !== undefined && o.version !== 3, o.retained !== undefined, o.assignedId ? this.link!.name : undefined, o.serverMaxPacket);
+    return connackPacket(o.version, o.stored !== undefined && o.version !== 3, o.retained !== undefined, o.assignedId ? this.link!.name : undefined, o.serverMaxPacket, o.serverReceiveMaximum);
   }
 
   /**

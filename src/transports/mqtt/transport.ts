@@ -194,7 +194,7 @@ export class MqttTransport {
     // 5.0: the client's Receive Maximum bounds what is sent to it unacknowledged; what waits is charged as the mailbox is.
     const receiveMaximum = version === 5 ? connect.properties?.receiveMaximum : undefined;
     const { mailboxSize: maxInflight, mailboxBytes: maxWaitingBytes } = this.core.config;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket });
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
