@@ -130,20 +130,22 @@ describe('POST /api/publish', () => {
     );
     await new Promise((r) => stubborn.once('data', r));
 
+    let parsed = false;
+    b.http.on('request', () => (parsed = true));
+    const req = httpRequest(`${b.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-length': '22' } });
     const answer = new Promise<number>((resolve, reject) => {
-      const req = httpRequest(`${b.httpUrl}/api/publish`, { method: 'POST', headers: { 'content-length': '22' } }, (res) => {
+      req.on('response', (res) => {
         res.resume();
         resolve(res.statusCode!);
       });
       req.on('error', reject);
-      req.write('{"topic":"a",');
-      // The rest of the body arrives after shutdown began.
-      setTimeout(() => {
-        closing = b.close();
-        setTimeout(() => req.end('"data":1}'), 100);
-      }, 100);
     });
-    let closing: Promise<void> | undefined;
+    req.write('{"topic":"a",');
+    // The request reaches the broker (its handler waits for the body); the rest of the body arrives after shutdown began.
+    await until(() => parsed, 'the request at the broker');
+    const closing = b.close();
+    await until(() => b.supervisor.getSnapshot().value !== 'running', 'the broker draining');
+    req.end('"data":1}');
     expect(await answer).toBe(503);
     stubborn.destroy();
     await closing;

@@ -83,7 +83,9 @@ describe('/inspect/ws', () => {
 
   it('dates the supervisor from its start, fills every last event from the start, and words history as a person reads it', async () => {
     const early = await TestClient.connect(`${broker.url}?name=early2`);
-    await new Promise((r) => setTimeout(r, 30)); // so that "opened the page" and "started the broker" differ on the clock
+    // So that "opened the page" and "started the broker" differ on the clock (a supervisor dated from the page's opening
+    // would then be later than startedBefore).
+    await until(() => Date.now() > startedBefore, 'the clock past the broker\'s start');
     const viewer = await Viewer.open(`${broker.url.replace('/ws', '/inspect/ws')}`);
     const hello = viewer.messages[0]!;
     const sup = hello.rows.find((r: Msg) => r.id === 'supervisor');

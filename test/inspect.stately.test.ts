@@ -7,6 +7,8 @@ import { createActor, createMachine } from 'xstate';
 import { StatelyInspector } from '../src/inspect/stately.js';
 import { ActorTree } from '../src/actors/tree.js';
 import type { AddressInfo } from 'node:net';
+import { startBroker } from '../src/broker.js';
+import { defaults } from '../src/config.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { TestClient } from './helpers/client.js';
 
@@ -130,11 +132,20 @@ describe('--inspect sends the actor system to a Stately bridge', () => {
     await new Promise((r) => bridge.once('listening', r));
     const port = (bridge.address() as AddressInfo).port;
     await new Promise<void>((r) => bridge.close(() => r())); // nobody there yet
-    const late = await startTestBroker({ inspect: `ws://127.0.0.1:${port}` });
+    const logs: { msg: string }[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+        done();
+      },
+    });
+    const config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, inspect: `ws://127.0.0.1:${port}` };
+    const late = await startBroker(config, { log: pino({ level: 'info' }, sink), tcpPort: 0 });
     try {
-      const client = await TestClient.connect(late.url);
+      const client = await TestClient.connect(`ws://127.0.0.1:${late.port}/ws`);
       const id = client.hello.client.id as string;
-      await new Promise((r) => setTimeout(r, 300));
+      // The broker tried the bridge and found nobody: not listening.
+      await until('the bridge found unreachable', () => logs.some((l) => /inspector bridge unreachable/.test(l.msg)) || undefined);
       expect(late.observability.stately!.listening).toBe(false);
       // The bridge starts late: within the 2 s retry the broker connects and announces both actors.
       const seen: Ev[] = [];

@@ -51,11 +51,10 @@ describe('idle timeout', () => {
     try {
       const link = linkOf(broker, sleeper.hello.client.id)!;
       expect(link.state).toBe('online');
-      await sleep(450);
-      expect(link.state).toBe('idle');
-      expect((await sleeper.closed).code).toBe(4000);
+      // Idle first (the watchers are told when it happens), then closed after the grace.
       const about = (f: { op: string; client?: { id: string }; event?: string }) => f.op === 'event' && f.client?.id === sleeper.hello.client.id && f.event !== 'join';
       expect(await watcher.next(about)).toMatchObject({ event: 'idle', topic: 'lobby' });
+      expect((await sleeper.closed).code).toBe(4000);
       expect(await watcher.next(about)).toMatchObject({ event: 'timeout', topic: 'lobby' });
       expect(linkOf(broker, watcher.hello.client.id)!.state).toBe('online');
     } finally {
@@ -65,8 +64,9 @@ describe('idle timeout', () => {
   });
 
   it('by default a WebSocket client that only listens stays connected through three idle periods (pongs keep it alive)', async () => {
-    // Pings every 400 ms (two or three answered in the wait below): the clients answer from this test's process, which
-    // the loaded suite can stall longer than a shorter deadline.
+    // Pings every 400 ms (the test waits for the second to each client; one missed by a listener added after the
+    // hello only makes that wait longer): the clients answer from this test's process, which the loaded suite can
+    // stall longer than a shorter deadline.
     broker = await startTestBroker({ idleMs: 150, idleGraceMs: 100, heartbeatMs: 400 });
     const watcher = await TestClient.connect(broker.url);
     await watcher.request({ op: 'sub', topic: 'dash/#', presence: true });
@@ -74,10 +74,22 @@ describe('idle timeout', () => {
     const dashboard = await TestClient.connect(`${broker.url}/dash/pump/42`);
     const listener = await TestClient.connect(`${broker.url}?topics=dash/%23`);
     expect(dashboard.hello.idleClose).toBe(false);
+    const pings = { dashboard: 0, listener: 0 };
+    dashboard.ws.on('ping', () => pings.dashboard++);
+    listener.ws.on('ping', () => pings.listener++);
     const keepAlive = setInterval(() => watcher.send({ op: 'ping' }), 50);
     try {
-      await sleep(3 * (150 + 100) + 100);
-      expect(linkOf(broker, dashboard.hello.client.id)!.state).toBe('idle');
+      // Both go idle: answering pings is no activity.
+      const state = (c: TestClient) => linkOf(broker!, c.hello.client.id)?.state ?? 'gone';
+      await until(() => state(dashboard) !== 'online' && state(listener) !== 'online', 'both listeners idle');
+      // Past the grace they are still there: a TCP client that connects now goes idle 150 ms later and is closed
+      // 100 ms after that, on the same clock as theirs, so after their grace would have closed them.
+      const barrier = await LineClient.connect(broker.tcpPort);
+      expect(await barrier.next((l) => l.startsWith('bye'))).toBe('bye: idle timeout (4000)');
+      expect([state(dashboard), state(listener)]).toEqual(['idle', 'idle']);
+      // And the heartbeat keeps them: a second ping comes only once the first was answered (else 4002).
+      await until(() => pings.dashboard >= 2 && pings.listener >= 2, 'a second ping to each listener');
+      expect([state(dashboard), state(listener)]).toEqual(['idle', 'idle']);
       // Still connected and still receiving: a publish reaches both.
       await watcher.request({ op: 'pub', topic: 'dash/pump/42', data: 'still here' });
       expect(await dashboard.next((f) => f.op === 'msg')).toMatchObject({ data: 'still here' });
@@ -89,7 +101,7 @@ describe('idle timeout', () => {
       expect(events).toEqual(['join', 'idle']);
       // Speaking again: active, announced to the watchers.
       await listener.request({ op: 'ping' });
-      expect(linkOf(broker, listener.hello.client.id)!.state).toBe('online');
+      expect(state(listener)).toBe('online');
       await watcher.next((f) => f.op === 'event' && f.client.id === listener.hello.client.id && f.event === 'active');
       expect(watcher.all.filter((f) => f.op === 'event' && f.client.id === listener.hello.client.id).map((f) => f.event)).toEqual(['join', 'idle', 'active']);
     } finally {
@@ -106,8 +118,10 @@ describe('idle timeout', () => {
     const sleeper = await LineClient.connect(broker.tcpPort);
     const keepAlive = setInterval(() => other.send('{"op":"ping"}'), 50);
     try {
-      await other.next((l) => l.endsWith(': time out'), 3000);
+      expect(await other.next((l) => l.endsWith(': time out'), 3000)).toBe(`[${sleeper.addr}]${sleeper.addr}: time out`);
+      expect(await sleeper.next((l) => l.startsWith('bye'))).toBe('bye: idle timeout (4000)');
       await sleeper.closed;
+      expect(await other.quiet((l) => l.startsWith('bye'))).toBe(true); // `other`, speaking, stays
     } finally {
       clearInterval(keepAlive);
       other.close();
@@ -119,11 +133,18 @@ describe('idle timeout', () => {
     const sleeper = await LineClient.connect(broker.tcpPort);
     const link = [...broker.hub.inspect.clients()].find((l) => l.transport === 'tcp')!;
     await until(() => link.state === 'idle', 'the silent client to go idle');
-    await sleep(200); // past the grace: still there, still idle
+    // Past the grace: a client that connects now goes idle 100 ms later, on the same clock, after the grace (50 ms)
+    // would have closed the first.
+    const barrier = await LineClient.connect(broker.tcpPort);
+    const later = [...broker.hub.inspect.clients()].find((l) => l.transport === 'tcp' && l !== link)!;
+    await until(() => later.state === 'idle', 'the second silent client to go idle');
+    // Still there, still idle.
     expect(link.state).toBe('idle');
+    expect(sleeper.all.some((l) => l.startsWith('bye'))).toBe(false);
+    barrier.close();
     sleeper.send('who');
     await sleeper.next((l) => l.startsWith('user list'));
-    // Served while idle: the list's one entry is the idle client itself (`addr:name`).
+    // Served while idle: the list names the idle client itself (`addr:name`).
     expect(await sleeper.next((l) => l.startsWith(`${sleeper.addr}:`))).toBe(`${sleeper.addr}:${sleeper.addr}`);
     sleeper.close();
   });
@@ -132,8 +153,7 @@ describe('idle timeout', () => {
     broker = await startTestBroker({ idleMs: 200, idleGraceMs: 2000, heartbeatMs: 60_000 });
     const c = await TestClient.connect(broker.url);
     const link = linkOf(broker, c.hello.client.id)!;
-    await sleep(350);
-    expect(link.state).toBe('idle');
+    await until(() => link.state === 'idle', 'the silent client to go idle');
     expect(await c.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     expect(link.state).toBe('online');
     c.close();

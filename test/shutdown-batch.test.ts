@@ -27,9 +27,12 @@ describe('publishes whose body arrives during shutdown', () => {
     const broker = await startTestBroker({ closeTimeoutMs: 3000 });
     const sub = await TestClient.connect(`${broker.url}/news`);
     sub.ws.pause(); // holds the drain open: it does not answer the close handshake
+    // The requests the broker's HTTP server parsed (their handlers then wait for the bodies).
+    const arrived: string[] = [];
+    broker.http.on('request', (req) => arrived.push(req.url ?? ''));
     const single = slowPost(broker.port, '/api/publish', JSON.stringify({ topic: 'news', data: 'single' }));
     const batch = slowPost(broker.port, '/api/publish/batch', JSON.stringify({ messages: [{ topic: 'news', data: 'batched' }] }));
-    await new Promise((r) => setTimeout(r, 200)); // both requests' headers reach the broker (their handlers wait for the bodies)
+    await until(() => arrived.length === 2, "both requests' headers at the broker");
     const closing = broker.close();
     await until(() => broker.supervisor.getSnapshot().value !== 'running', 'the broker draining');
     single.finish();

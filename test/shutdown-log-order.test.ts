@@ -29,8 +29,11 @@ describe('shutdown log behind a slow reader', () => {
       await Promise.all(batch.map((c) => (c.close(), c.closed)));
     }
     child.kill('SIGTERM');
-    // The broker stops listening at once; give it time to reach its exit with the pipe still full.
+    // The broker stops listening at once, then gets to its exit with the pipe still full.
     await until(async () => !(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false)), 'the broker stopped listening');
+    // A pause, since nothing the broker does can be seen from here while its stdout is full: a broker slower than
+    // this reaches its exit after the reading resumed, and the test then checks less (it cannot fail for that). A
+    // line on stderr when the broker starts waiting for its log to drain (endLog) would let the test wait for that.
     await delay(300);
     child.stdout!.on('data', onData);
     child.stdout!.resume();

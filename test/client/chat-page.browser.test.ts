@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { startTestBroker } from '../helpers/broker.js';
 import { launchChromium, requireChromium } from '../helpers/chromium.js';
+import { LineClient } from '../helpers/line-client.js';
+import { until } from '../helpers/waits.js';
 
 const haveChromium = requireChromium('chat-page.browser.test');
 const SECRET = 'test-secret-that-is-long-enough-for-hs256';
@@ -91,8 +93,8 @@ describe('chat page on the client library', () => {
   });
 
   it.skipIf(!haveChromium)('a page left open to read stays connected through three idle periods; nobody sees it time out', { timeout: 60_000 }, async () => {
-    // Pings every 500 ms (two of them answered in the wait below): a 150 ms deadline was missed by a browser starved
-    // of CPU on a loaded machine (a real heartbeat timeout, not what this test is about).
+    // Pings every 500 ms (the test waits for two answers): a 150 ms deadline was missed by a browser starved of CPU on
+    // a loaded machine (a real heartbeat timeout, not what this test is about).
     const idle = { idleMs: 200, idleGraceMs: 100, heartbeatMs: 500 };
     const broker = await startTestBroker(idle);
     cleanup.push(() => broker.close());
@@ -100,8 +102,20 @@ describe('chat page on the client library', () => {
     await reader.page.locator('#status[data-state="online"]').waitFor({ timeout: 10_000 });
     const watcher = await open(broker.httpUrl, 'watcher');
     await watcher.page.locator('#members li .name', { hasText: /^reader$/ }).waitFor({ timeout: 10_000 });
-    await reader.page.waitForTimeout(3 * (idle.idleMs + idle.idleGraceMs) + 300);
     const link = [...broker.hub.sessions()].find((l) => l.name === 'reader')!;
+    // Idle: a page that only reads sends no application frame (its pongs are no activity).
+    await until(() => link.state !== 'online', 'the reader idle');
+    // Past the grace it is still there: a line client that connects now (in a room of its own) is closed for its
+    // idleness 300 ms later, on the same clock, after the reader's grace would have closed the reader.
+    const barrier = await LineClient.upgrade(broker.port, '?room=elsewhere');
+    expect(await barrier.next((l) => l.startsWith('bye'))).toBe('bye: idle timeout (4000)');
+    expect(link.state).toBe('idle');
+    // And the heartbeat keeps it: two pongs, each ping going out only once the one before was answered (else 4002).
+    const seen = [link.lastSeen];
+    await until(() => {
+      if (link.lastSeen !== seen.at(-1)) seen.push(link.lastSeen);
+      return seen.length > 2;
+    }, 'two pongs from the page');
     expect(link.state).toBe('idle');
     await reader.page.locator('#status[data-state="online"]').waitFor({ timeout: 1000 });
     expect(await reader.page.locator('.notice', { hasText: /Disconnected|Reconnected/ }).count()).toBe(0);

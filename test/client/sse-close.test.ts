@@ -2,6 +2,7 @@
 // WebSocket sends what was written before its close (they were dropped: found by a review helper).
 import { describe, expect, it } from 'vitest';
 import { SseSocket, type EventSourceLike } from '../../packages/client/src/sse-socket.js';
+import { until } from '../helpers/waits.js';
 
 class FakeEventSource implements EventSourceLike {
   static last: FakeEventSource;
@@ -38,8 +39,12 @@ describe('SseSocket close()', () => {
     s.send('{"op":"pub","topic":"a","data":2}'); // waits for the first POST (a notification: its promise already resolved)
     s.send('{"op":"quit"}');
     s.close(1000);
+    expect(FakeEventSource.last.closed).toBe(false); // not before what was written goes
     answers[0]!(new Response(null, { status: 202 }));
-    await new Promise((r) => setTimeout(r, 10));
+    await until(() => bodies.length > 1, 'the second POST');
     expect(bodies).toEqual(['{"op":"pub","topic":"a","data":1}', '{"op":"pub","topic":"a","data":2}\n{"op":"quit"}']);
+    expect(FakeEventSource.last.closed).toBe(false); // the stream waits for that POST
+    answers[1]!(new Response(null, { status: 202 }));
+    await until(() => FakeEventSource.last.closed, 'the stream closed once the quit was POSTed');
   });
 });

@@ -11,9 +11,10 @@ import { until } from './proxy.js';
 
 const SECRET = 'sse-refresh-secret-long-enough-for-hs256';
 const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
-/** Lives 2 s: the client refreshes it 0.2 s before its exp (10 % of its lifetime). */
-const shortLived = (sub: string) => {
+/** Lives 2 s: the client refreshes it 0.2 s before its exp (10 % of its lifetime). Its expiry (ms since 1970) goes to `expiries`. */
+const shortLived = (sub: string, expiries: number[] = []) => {
   const now = Date.now() / 1000;
+  expiries.push((now + 2) * 1000);
   return sign({ sub, iat: Math.floor(now), exp: now + 2 });
 };
 
@@ -43,9 +44,10 @@ afterAll(() => broker.close());
 describe('token refresh over SSE', () => {
   it('POSTs after a refresh carry the fresh token: no drop, no lost publish, across several expiries', { timeout: 20_000 }, async () => {
     let issued = 0;
+    const expiries: number[] = [];
     const c = new SwitchboardClient({
       url: broker.url,
-      getToken: () => (issued++, shortLived('sam')),
+      getToken: () => (issued++, shortLived('sam', expiries)),
       WebSocket: BlockedWebSocket as unknown as WebSocketConstructor,
       EventSource: NodeEventSource as unknown as EventSourceConstructor,
       backoff: { minMs: 10, maxMs: 50, factor: 2 },
@@ -61,11 +63,14 @@ describe('token refresh over SSE', () => {
       const got: unknown[] = [];
       sub.on('message', (m) => got.push(m.data));
       const issuedAtStart = issued;
-      // Publishes for 5 s, over two expiries of the token the stream was opened with and of its refreshes.
-      const started = Date.now();
+      // Publishes until the token the stream was opened with and its first refresh have both expired (tokens issued
+      // later expire later), so POSTs go out across refreshes and expiries: a steady stream, one every 100 ms (the
+      // pause is its pace, not a wait for anything).
+      const outlived = () => expiries.length > issuedAtStart && Date.now() > expiries[issuedAtStart]!;
       const failed: string[] = [];
       let sent = 0;
-      while (Date.now() - started < 5000) {
+      for (let last = false; !last && failed.length === 0 && closes.length === 0; ) {
+        last = outlived(); // one more after the second expiry
         await c.publish('news', sent++).catch((e: SwitchboardError) => failed.push(e.code));
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -11,8 +11,15 @@ import { until } from './proxy.js';
 
 const SECRET = 'refresh-e2e-secret-long-enough-for-hs256';
 const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
-/** Issued 20 s ago, expiring 2.5 s from now: the client refreshes it ~0.25 s before. */
-const shortLived = (sub: string) => sign({ sub, iat: Math.floor(Date.now() / 1000) - 20, exp: Date.now() / 1000 + 2.5 });
+/**
+ * Issued 20 s ago, expiring 2.5 s from now: the client refreshes it 10 % of its lifetime before its exp, ~0.25 s after
+ * it got it. Its expiry (ms since 1970) goes to `expiries`.
+ */
+const shortLived = (sub: string, expiries: number[] = []) => {
+  const exp = Date.now() / 1000 + 2.5;
+  expiries.push(exp * 1000);
+  return sign({ sub, iat: Math.floor(Date.now() / 1000) - 20, exp });
+};
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -23,7 +30,8 @@ afterAll(() => broker.close());
 describe('token refresh against the broker', { concurrent: true }, () => {
   it('getToken keeps one connection alive across several expiries; its subscription keeps receiving', { timeout: 20_000 }, async () => {
     let issued = 0;
-    const c = new SwitchboardClient({ url: broker.url, getToken: () => (issued++, shortLived('ann')) });
+    const expiries: number[] = [];
+    const c = new SwitchboardClient({ url: broker.url, getToken: () => (issued++, shortLived('ann', expiries)) });
     const errors: SwitchboardError[] = [];
     const closes: unknown[] = [];
     c.on('error', (e) => errors.push(e));
@@ -33,15 +41,18 @@ describe('token refresh against the broker', { concurrent: true }, () => {
     const got: unknown[] = [];
     sub.on('message', (m) => got.push(m.data));
     const pub = await TestClient.connect(`${broker.url}?token=${await sign({ sub: 'newsroom' })}`);
-    // Publishes for 6 s (over two expiries and refreshes): how many depends on the machine's speed, so every one
-    // sent must arrive, in order, whatever the count.
-    const started = Date.now();
+    // Publishes until the connection outlived its first two tokens (the connect's and the first refresh's), so
+    // messages flow through refreshes and expiries. A steady stream, one message every 200 ms (the pause is its
+    // pace, well under --rate, not a wait for anything); how many depends on the machine's speed, so every one sent
+    // must arrive, in order, whatever the count.
+    const outlived = () => expiries.length > 1 && Date.now() > expiries[1]!;
     let sent = 0;
-    while (Date.now() - started < 6000) {
-      await pub.request({ op: 'pub', topic: 'news', data: sent++ });
+    while (!outlived() && errors.length === 0 && closes.length === 0) {
+      expect(await pub.request({ op: 'pub', topic: 'news', data: sent++ })).toMatchObject({ op: 'ack' });
       await new Promise((r) => setTimeout(r, 200));
     }
-    await until(() => got.length >= sent, 'the messages');
+    expect(await pub.request({ op: 'pub', topic: 'news', data: sent++ })).toMatchObject({ op: 'ack' }); // and one after
+    await until(() => got.length >= sent || closes.length > 0, 'the messages');
     expect(got).toEqual(Array.from({ length: sent }, (_, i) => i));
     expect(issued).toBeGreaterThanOrEqual(3); // the connect's token and at least two refreshes
     expect(errors).toEqual([]); // never token_expired, never a refused refresh

@@ -98,7 +98,8 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
     const { slow, watcher, client } = await setup(30_000, 'slowpoke');
     await slow.stall(TTL_MS * 4);
     // The survivor's reaper looked many times meanwhile; two more of its ticks (an absence can only be shown by
-    // waiting), then a ping barrier.
+    // waiting), then a ping barrier. Better: a count of the survivor's finished reaper passes (an inspection API on
+    // the cluster node), to wait for two passes rather than for their length.
     await new Promise((r) => setTimeout(r, 2 * FAST_NODE.nodeTickMs));
     expect(await watcher.quiet((f) => f.op === 'event' && f.client?.name === 'slowpoke' && f.event !== 'join')).toBe(true);
     const who = await watcher.request({ op: 'who' });

@@ -10,7 +10,6 @@ import type { TestBroker } from '../helpers/broker.js';
 const run = requireRedis('interest routing races');
 const LINGER_MS = 100;
 const channels = (n: TestBroker) => metric(n, 'switchboard_cluster_channels');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!run)('interest routing while the subscriber connection is away or slow', () => {
   let redis: TestRedis;
@@ -53,12 +52,19 @@ describe.skipIf(!run)('interest routing while the subscriber connection is away 
 
   it('a channel whose SUBSCRIBE is answered after its linger, nobody wanting it any more, is dropped', async () => {
     await until(async () => (await channels(a)) === 0, 'node A listening on nothing', 5000);
+    // A channel node A listens on already: released later, its linger ends later, on the same clock.
+    const lingering = await connect(a);
+    await lingering.request({ op: 'sub', topic: 'slow/linger' });
     proxy.hold('sb:t:slow/t'); // the SUBSCRIBE of the topic's channel is slow to reach Redis
     const sub = await connect(a);
     sub.send({ op: 'sub', topic: 'slow/t', id: 's1' });
     await until(() => proxy.held, 'the SUBSCRIBE held at the proxy', 5000);
     sub.close(); // the only holder leaves while the SUBSCRIBE is out
-    await sleep(3 * LINGER_MS); // and the linger passes meanwhile
+    await until(() => a.hub.inspect.holders('slow/t').length === 0, 'node A let the holder go', 5000);
+    // And the linger passes meanwhile: the other channel, released after, is dropped (its UNSUBSCRIBE written,
+    // held behind the SUBSCRIBE).
+    await lingering.request({ op: 'unsub', topic: 'slow/linger' });
+    await until(() => proxy.holds('sb:t:slow/linger'), 'the later linger over (its UNSUBSCRIBE at the proxy)', 5000);
     proxy.release();
     await until(async () => (await channels(a)) === 0, 'node A listening on nothing again', 5000);
     // So node A no longer takes slow/t's traffic.

@@ -66,7 +66,8 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
       // Back: its connections to Redis are up again (and with them its heartbeat).
       await until(async () => (await health(patient)) === 'running', 'the node running', 15_000);
       // Four of its ticks and two of the reaper's (an absence can only be shown by waiting): nothing else came (no
-      // timeout, no second copy of what it held).
+      // timeout, no second copy of what it held). Better: counts of the nodes' finished ticks and reaper passes (an
+      // inspection API on the cluster node), to wait for those rather than for their length.
       await new Promise((r) => setTimeout(r, 4 * heartbeat.nodeTickMs + 2 * FAST_NODE.nodeTickMs));
       expect(await watcher.quiet((f) => f.op === 'event' && f.event === 'timeout')).toBe(true);
       expect(watcher.all.filter((f) => f.op === 'event' && ['xena', 'zed'].includes(f.client?.name)).map((f) => `${f.client.name}:${f.event}`)).toEqual(['xena:join', 'xena:leave', 'zed:join']);

@@ -315,6 +315,8 @@ export class RedisProxy {
   private holdFromCommand = false;
   /** Each held connection's sending of what it holds. */
   private readonly holding = new Set<() => void>();
+  /** What each held connection holds back, in order. */
+  private readonly heldChunks = new Set<Buffer[]>();
   /** Told (synchronously) when bytes containing their text are sent towards Redis. */
   private readonly watchers = new Set<{ text: string; seen: () => void }>();
   /** Each connection: what it sent (its last 64 KiB), and the replies held back from it. */
@@ -382,7 +384,10 @@ export class RedisProxy {
             }
           }
           held = [];
+          const chunks = held;
+          this.heldChunks.add(chunks);
           const flush = () => {
+            this.heldChunks.delete(chunks);
             for (const c of held!.splice(0)) send(c);
             held = undefined;
           };
@@ -411,6 +416,11 @@ export class RedisProxy {
   /** Whether bytes containing the held text arrived and are held back. */
   get held(): boolean {
     return this.holding.size > 0;
+  }
+
+  /** Whether the bytes held back contain `text` (a command a node wrote behind the held one, such as an UNSUBSCRIBE). */
+  holds(text: string): boolean {
+    return [...this.heldChunks].some((chunks) => chunks.some((c) => c.toString('latin1').includes(text)));
   }
 
   /** Sends what is held back, in order, and holds nothing more. */

@@ -31,7 +31,7 @@ describe.skipIf(!run)('cluster: a node stops while a client\'s leave waits its t
     const ghost = await TestClient.connect(a.url + '?name=ghost7');
     clients.push(ghost);
     expect(await ghost.request({ op: 'sub', topic: 'stop/#' })).toMatchObject({ op: 'ack' });
-    expect(await watcher.next((f) => f.op === 'event' && f.event === 'join' && f.client?.name === 'ghost7')).toBeTruthy();
+    expect(await watcher.next((f) => f.op === 'event' && f.client?.name === 'ghost7')).toMatchObject({ event: 'join', topic: 'stop/#', client: { id: ghost.hello.client.id, transport: 'ws' } });
 
     // Node A's subscriber connection is dropped and cannot come back; its command connection stays up. A pub the
     // node hears waits for its echo (2 s, then a read of the stream, then 2 s more): the client's leave waits behind it.

@@ -7,9 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
+import { until } from '../helpers/waits.js';
 
 /** Listens on 127.0.0.1 with an accept queue of one, then blocks its event loop for good: it never accepts. */
 const NEVER_ACCEPTS = `
@@ -18,6 +20,17 @@ server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
   process.stdout.write(server.address().port + '\\n');
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 });`;
+
+/**
+ * How many connections wait in the accept queue of the socket listening on 127.0.0.1:`port`, as the kernel counts
+ * them (/proc/net/tcp gives a listening socket's accept queue as its rx_queue).
+ */
+function acceptQueue(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const row = readFileSync('/proc/net/tcp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === local && f[3] === '0A');
+  if (!row) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+  return parseInt(row[4]!.split(':')[1]!, 16);
+}
 
 let backend: ChildProcess;
 let port: number;
@@ -42,7 +55,7 @@ describe('a backend that never accepts the connection', () => {
     expect(await c.request({ op: 'rpc', method: 'queued' })).toMatchObject({ code: 'outcome_unknown' });
     // Fill the accept queue (a backlog of one holds two): a connection made now is never established.
     for (let i = 0; i < 3; i++) fillers.push(connect(port, '127.0.0.1').on('error', () => undefined));
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => acceptQueue(port) > 1, 'the accept queue full (two connections waiting)');
     const answer = await c.request({ op: 'rpc', method: 'never-sent' });
     expect(answer).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/nothing was done/) });
     c.ws.close();

@@ -47,9 +47,12 @@ describe.skipIf(!run)('two CONNECTs of an unnamed client id on two nodes at once
     const x = await RawMqtt.open(a.mqttPort);
     x.send(persistentConnect(clientId));
     await until(() => proxy.holdingReplies, 'A\'s claim made, its answer held');
+    // A answers a node call with `{"a":<call id>,…}`, through the proxy (only Redis's replies to A are held).
+    let asked = false;
+    proxy.whenForwarded('{"a":"', () => (asked = true));
     const y = await RawMqtt.open(b.mqttPort);
     y.send(persistentConnect(clientId));
-    await new Promise((r) => setTimeout(r, 500)); // B's claim meets A's hold and asks A, which has nothing open yet
+    await until(() => asked, "B's claim met A's hold and asked A, which answered with nothing open yet");
     proxy.releaseReplies();
     await Promise.all([x.next('connack', 10_000).catch(() => null), y.next('connack', 10_000).catch(() => null)]);
     const open = () => [x, y].filter((c) => !c.socket.destroyed && !c.socket.readableEnded);

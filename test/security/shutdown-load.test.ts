@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { TestClient } from '../helpers/client.js';
 import { spawnBroker } from '../helpers/child-broker.js';
+import { until } from '../helpers/waits.js';
 
 const PUBLISHERS = 3;
 const SUBSCRIBERS = 5;
@@ -35,7 +36,9 @@ describe('SIGTERM while publishers are sending', () => {
       for (const f of p.all) if (f.op === 'ack') acked.push(f.seq as number);
     });
 
-    await new Promise((r) => setTimeout(r, 400));
+    // Under load: every publisher's messages acknowledged, and reaching the subscribers, when SIGTERM comes.
+    const acks = (p: TestClient) => p.all.filter((f) => f.op === 'ack').length;
+    await until(() => pubs.every((p) => acks(p) >= 64) && subs.every((s) => s.all.length > 64), 'the load under way');
     child.kill('SIGTERM');
     const closes = await Promise.all(subs.map((s) => s.closed));
     await Promise.all(publishing);

@@ -1,7 +1,7 @@
 // Interest (src/engine/redis/interest.ts) on its own: which channels a filter needs, one SUBSCRIBE per event-loop
 // turn, the linger before UNSUBSCRIBE, and a channel wanted again while it is being dropped. A recording listener
 // stands in for the Redis subscriber connection (the cluster tests run the real one).
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { channelsFor, familyOf, FAMILIES, Interest, publishChannels, SHARDED, type Listener } from '../../../src/engine/redis/interest.js';
 import { KEYS, PARTITIONS, partitionTag } from '../../../src/engine/redis/keys.js';
 import { keySlot } from '../../../src/engine/redis/outcome.js';
@@ -25,8 +25,6 @@ class Recorder implements Listener {
   }
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 0));
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('Interest: channels of a filter', () => {
   it('an exact filter: its topic; a literal first level: its family; a wildcard first level: every family', () => {
@@ -66,6 +64,9 @@ describe('Interest: channels of a filter', () => {
 });
 
 describe('Interest: subscribing and dropping', () => {
+  // The linger runs on vitest's fake clock: advanced by the test, to the millisecond, whatever the machine's load.
+  afterEach(() => void vi.useRealTimers());
+
   it('the wants of one turn are one SUBSCRIBE; ready() resolves once it is answered', async () => {
     const r = new Recorder();
     const dropped: string[][] = [];
@@ -83,6 +84,7 @@ describe('Interest: subscribing and dropping', () => {
   });
 
   it('released: kept for the linger (a quick resubscribe costs nothing), then dropped in one UNSUBSCRIBE', async () => {
+    vi.useFakeTimers();
     const r = new Recorder();
     const dropped: string[][] = [];
     const i = new Interest({ listener: r, lingerMs: 30, dropped: (c) => dropped.push(c), failed: () => undefined });
@@ -92,7 +94,9 @@ describe('Interest: subscribing and dropping', () => {
     i.release('a/1');
     i.want('a/1'); // back within the linger
     i.release('a/2');
-    await wait(80);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(r.calls).toEqual(['sub sb:t:a/1 sb:t:a/2']); // within the linger
+    await vi.advanceTimersByTimeAsync(10);
     expect(r.calls).toEqual(['sub sb:t:a/1 sb:t:a/2', 'unsub sb:t:a/2']);
     expect(dropped).toEqual([['sb:t:a/2']]);
     expect(i.list()).toEqual(['sb:t:a/1']);
@@ -100,21 +104,22 @@ describe('Interest: subscribing and dropping', () => {
   });
 
   it('wanted again while its UNSUBSCRIBE is in flight: subscribed again, and ready() waits for that', async () => {
+    vi.useFakeTimers();
     const r = new Recorder();
     r.hold = true;
     const i = new Interest({ listener: r, lingerMs: 10, dropped: () => undefined, failed: () => undefined });
     i.want('t');
     await i.ready('t');
     i.release('t');
-    await wait(40); // the sweep sent UNSUBSCRIBE; not answered yet
+    await vi.advanceTimersByTimeAsync(10); // the linger: the sweep sent UNSUBSCRIBE; not answered yet
     expect(r.calls).toEqual(['sub sb:t:t', 'unsub sb:t:t']);
     i.want('t');
     let ready = false;
     void i.ready('t').then(() => (ready = true));
-    await tick();
+    await vi.advanceTimersByTimeAsync(0);
     expect(ready).toBe(false); // must not claim to listen while the UNSUBSCRIBE may still land after it
     r.release();
-    await wait(10);
+    await vi.advanceTimersByTimeAsync(0);
     expect(r.calls).toEqual(['sub sb:t:t', 'unsub sb:t:t', 'sub sb:t:t']);
     expect(ready).toBe(true);
     expect(i.receives('t')).toBe(true);
