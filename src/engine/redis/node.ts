@@ -52,6 +52,13 @@ function shortId(bytes: number): string {
   return randomBytes(bytes).readUIntBE(0, bytes).toString(36).padStart(8, '0').slice(-8);
 }
 
+/**
+ * What a life is (shortId(6)). A reply to INIT that is not one is not taken for the life: once, on a Redis Cluster
+ * whose master had just been killed, a life of "PONG" was (another command's reply: how it crossed over is not
+ * known), and every epoch this node then minted carried it.
+ */
+const LIFE = /^[0-9a-z]{8}$/;
+
 export class RedisNode {
   /** This process's id in the cluster (heartbeat key, node channel, epochs it creates). */
   readonly id = randomBytes(3).toString('hex');
@@ -299,7 +306,8 @@ export class RedisNode {
     try {
       const fresh = shortId(6);
       // The id counter is put back at least past every id this node reserved (Redis may have lost it): none is given twice.
-      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.reservedUpTo), this.lifeId === '' ? '0' : '1'])) as string;
+      const life = (await this.script(LUA.INIT, [KEYS.life, KEYS.ids], [fresh, String(this.ids.reservedUpTo), this.lifeId === '' ? '0' : '1'])) as unknown;
+      if (typeof life !== 'string' || !LIFE.test(life)) throw new Error(`INIT answered ${JSON.stringify(life)?.slice(0, 40)}, not a life`);
       const lost = this.lifeId !== '' && life !== this.lifeId;
       if (lost) {
         this.log.warn({ was: this.lifeId, life }, 'Redis lost its data: new life (resumes answer recovered: false)');

@@ -111,7 +111,8 @@ export class StreamPublisher {
       if (!listed) {
         listed = this.redis.cmd
           .sadd(KEYS.topics, topic)
-          .then(() => (this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic), true))
+          // SADD answers a count: anything else is no listing (a reply that crossed over, see node.ts LIFE).
+          .then((n: unknown) => typeof n === 'number' && (this.knownTopics.size < MAX_CURSORS && this.knownTopics.add(topic), true))
           .catch(() => false)
           .finally(() => this.listing.delete(topic));
         this.listing.set(topic, listed);
