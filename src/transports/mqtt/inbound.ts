@@ -11,6 +11,7 @@ import { RECEIVE_MAXIMUM_EXCEEDED, type InboundQuota } from './flow.js';
 import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
+import type { SessionExpiry } from './expiry.js';
 
 /** What a client's packets need of the MQTT session they are for. */
 export interface InboundSession {
@@ -30,6 +31,8 @@ export interface InboundSession {
   expect(p: Pending): number;
   /** Queues an answer the broker gives itself, behind what is already queued. */
   answer(p: Pending): undefined;
+  /** How long the session outlives the connection: a 5.0 DISCONNECT may change it. */
+  readonly expiry: SessionExpiry;
   /** The client ended with DISCONNECT; `keepsWill`: a 5.0 reason other than 0x00 (0x04, or an error), its will still published. */
   disconnect(keepsWill: boolean): void;
 }
@@ -139,6 +142,12 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
     case 'disconnect':
       // Only a normal disconnection (5.0 reason 0x00) discards the will [MQTT-3.14.4-3]: 0x04 ("disconnect with will
       // message") and the error reasons (0x80 and up: the client ends because something went wrong) keep it.
+      // 5.0: it may change the session's expiry interval, but not keep a session CONNECT let end with the
+      // connection (a protocol error: closed with 0x82, its will published as for any violation).
+      if (v5) {
+        const problem = session.expiry.disconnect(packet.properties?.sessionExpiryInterval);
+        if (problem !== undefined) return problem;
+      }
       session.disconnect(v5 && (packet.reasonCode ?? 0) !== 0);
       reader.parsed({ op: 'quit' }, bytes);
       return undefined;

@@ -18,6 +18,7 @@ import { refusalClose } from './codes.js';
 import { Flights } from './flights.js';
 import { InboundQuota, SendQueue, type Waiting } from './flow.js';
 import { inboundPacket, type InboundSession } from './inbound.js';
+import type { SessionExpiry } from './expiry.js';
 import { grantedQos } from './match.js';
 import { closingPacket, connackPacket, deliveryOf, livePacket, NOTHING, propertiesNow } from './packets.js';
 import { SessionPositions } from './positions.js';
@@ -35,6 +36,8 @@ export interface SessionOptions {
   assignedId: boolean;
   /** The session outlives the connection (3.1.1 clean session 0, 5.0 session expiry > 0). */
   persistent: boolean;
+  /** How long the session outlives the connection: CONNECT's interval, which a 5.0 DISCONNECT may change. */
+  expiry: SessionExpiry;
   /** What it resumes: the session kept from its last connection (CONNACK then says session present). */
   stored?: StoredSession | undefined;
   /** Unacknowledged QoS 1/2 messages at most, with those waiting for the client's Receive Maximum (beyond: a slow consumer). */
@@ -233,6 +236,7 @@ export class MqttSession {
       quota: this.isV5 ? this.inboundQuota : undefined,
       expect: (p) => this.expect(p),
       answer: (p) => this.answer(p),
+      expiry: this.options.expiry,
       disconnect: (keepsWill) => (this.disconnected = !keepsWill),
     };
   }
