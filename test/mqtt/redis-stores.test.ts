@@ -272,11 +272,11 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
     expect(cut.positions.get('a/b')).toEqual({ seq: 7, epoch: 'e' });
   });
 
-  it('sessions: the QoS 2 ids awaiting PUBREL, the No Local filters and the last connections\' ids are kept (exactly once, No Local across a resume)', () => {
-    const s = session({ filters: new Map([['a/#', 2 as const]]), received: [7, 65535], noLocal: ['a/#'], ids: ['17', '42'] });
+  it('sessions: the QoS 2 ids awaiting PUBREL, the No Local and Retain As Published filters and the last connections\' ids are kept (exactly once, the options across a resume)', () => {
+    const s = session({ filters: new Map([['a/#', 2 as const]]), received: [7, 65535], noLocal: ['a/#'], retainAsPublished: ['a/#'], ids: ['17', '42'] });
     const back = decodeSession(encodeSession(s, payloadOf, 1_000_000))!;
-    expect(back).toMatchObject({ received: [7, 65535], noLocal: ['a/#'], ids: ['17', '42'] });
+    expect(back).toMatchObject({ received: [7, 65535], noLocal: ['a/#'], retainAsPublished: ['a/#'], ids: ['17', '42'] });
     // A session kept before these fields existed reads as none held.
-    expect(decodeSession(encodeSession(session({}), payloadOf, 1_000_000))).toMatchObject({ received: undefined, noLocal: undefined, ids: undefined });
+    expect(decodeSession(encodeSession(session({}), payloadOf, 1_000_000))).toMatchObject({ received: undefined, noLocal: undefined, retainAsPublished: undefined, ids: undefined });
   });
 });

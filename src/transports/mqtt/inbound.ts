@@ -62,8 +62,10 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       const data = dataOfPayload(payload, v5 ? packet.properties : undefined);
       // Kept as the topic's retained message once the engine took the publish (grants, limits).
       const retain = packet.retain && session.retains ? { topic: packet.topic, payload, qos: packet.qos, properties: v5 ? packet.properties : undefined } : undefined;
+      // The flag travels with the message too: a 5.0 subscription with Retain As Published forwards it as published.
+      const publish = (frame: unknown) => (retain ? reader.parsedRetained(frame, bytes) : reader.parsed(frame, bytes));
       if (packet.qos === 0) {
-        reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, qos: 0, id: session.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data, qos: 0 }, bytes);
+        publish(retain ? { op: 'pub', topic: packet.topic, data, qos: 0, id: session.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data, qos: 0 });
         return undefined;
       }
       const pid = packet.messageId!;
@@ -72,13 +74,13 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       const fresh = packet.qos === 1 || !session.received.has(pid);
       if (fresh && session.quota && !session.quota.take(packet.qos, pid)) return overQuota(session.quota.max);
       if (packet.qos === 1) {
-        reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) }, bytes);
+        publish({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) });
         return undefined;
       }
       // QoS 2: published once; a resend before PUBREL is answered again without publishing again.
       if (session.received.has(pid)) return session.answer({ kind: 'pubrec', pid });
       session.received.add(pid);
-      reader.parsed({ op: 'pub', topic: packet.topic, data, id: session.expect({ kind: 'pubrec', pid, retain }) }, bytes);
+      publish({ op: 'pub', topic: packet.topic, data, id: session.expect({ kind: 'pubrec', pid, retain }) });
       return undefined;
     }
     case 'pubrel': {
@@ -116,7 +118,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       subs.forEach((s, index) => {
         const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
         const unsupported = withId ? SUBSCRIPTION_IDS_NOT_SUPPORTED : v5 && s.topic.startsWith('$share/') ? SHARED_NOT_SUPPORTED : undefined;
-        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
+        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
         // A shared subscription (not available, CONNACK says either) is refused 0x9E in its turn: a ping stands in for
         // a refused filter, counted against the rate like any filter, so the SUBACK keeps its order.
         reader.parsed(unsupported !== undefined ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);

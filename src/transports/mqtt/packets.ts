@@ -9,6 +9,7 @@ import { disconnectReason } from './codes.js';
 import { RECEIVE_MAXIMUM_DEFAULT } from './flow.js';
 import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
+import { PLAIN, type Marks } from './filter-options.js';
 
 /** No bytes: a frame with nothing to write to the client (no MQTT form, not sent, or answered later). */
 export const NOTHING = Buffer.alloc(0);
@@ -73,16 +74,32 @@ export function propertiesNow(d: Delivery, ts: number): PacketProperties | undef
 }
 
 /**
- * A live message's PUBLISH at `qos`, with packet id `pid` above QoS 0 (`options`: the connection's protocol version);
- * null when its message expiry passed. A QoS 0 message without an expiry is the packet every subscriber shares.
+ * The shared QoS 0 packets with the retain flag set (5.0 Retain As Published): the same bytes but the flag, bit 0 of
+ * the first byte, derived once per message from the packet without it.
  */
-export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, options: { protocolVersion: 4 | 5 }): Buffer | null {
+const qos0RetainEncodings: Record<4 | 5, Encoding> = {
+  4: (out) => withRetainFlag(out.bytesFor(qos0Encodings[4])),
+  5: (out) => withRetainFlag(out.bytesFor(qos0Encodings[5])),
+};
+
+function withRetainFlag(packet: Buffer): Buffer {
+  const copy = Buffer.from(packet);
+  copy[0]! |= 0x01;
+  return copy;
+}
+
+/**
+ * A live message's PUBLISH at `qos`, with packet id `pid` above QoS 0 (`options`: the connection's protocol version)
+ * and `marks` (its retain flag); null when its message expiry passed. A QoS 0 message without an expiry is a packet
+ * every subscriber shares (one with the retain flag, one without).
+ */
+export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, options: { protocolVersion: 4 | 5 }, marks: Marks = PLAIN): Buffer | null {
   const delivery = deliveryOf(out);
   const properties = propertiesNow(delivery, (out.frame as { ts: number }).ts);
   if (properties === null) return null;
-  if (qos === 0 && properties === delivery.properties) return out.bytesFor(qos0Encodings[options.protocolVersion]);
+  if (qos === 0 && properties === delivery.properties) return out.bytesFor((marks.retain ? qos0RetainEncodings : qos0Encodings)[options.protocolVersion]);
   const v5properties = options.protocolVersion === 5 && properties ? { properties } : {};
-  return mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, ...(qos > 0 && { messageId: pid }), dup: false, retain: false, ...v5properties }, options);
+  return mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, ...(qos > 0 && { messageId: pid }), dup: false, retain: marks.retain, ...v5properties }, options);
 }
 
 /**

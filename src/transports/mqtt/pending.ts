@@ -7,7 +7,7 @@ import type { Retained } from './store.js';
 /** A request sent to the engine on the client's behalf, by the numeric frame id its answer will carry. */
 export type Pending =
   /** `unsupported`: a 5.0 feature the broker does not have asked for (shared, subscription identifier), the SUBACK reason refusing it. */
-  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainHandling: number; unsupported?: number | undefined }
+  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainAsPublished: boolean; retainHandling: number; unsupported?: number | undefined }
   | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
   /** A QoS 0 publish with the retain flag: answered by nothing, but kept as retained once the engine took it. */
   | { kind: 'pub0'; retain: Retained; kept?: Promise<void> | undefined }

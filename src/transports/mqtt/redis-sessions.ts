@@ -50,6 +50,8 @@ interface Encoded {
   r?: number[];
   /** No Local filters. */
   o?: string[];
+  /** Retain As Published filters. */
+  a?: string[];
   /** Its last connections' ids. */
   d?: string[];
   /** Its user. */
@@ -273,7 +275,7 @@ export class RedisSessionStore implements SessionStore {
  */
 export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Buffer, maxBytes: number): string {
   const positions = new Map(s.positions);
-  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }), ...(s.ids?.length && { d: s.ids }), ...(s.user !== undefined && { u: s.user }), ...(s.will !== undefined && { w: s.will }) };
+  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }), ...(s.retainAsPublished?.length && { a: s.retainAsPublished }), ...(s.ids?.length && { d: s.ids }), ...(s.user !== undefined && { u: s.user }), ...(s.will !== undefined && { w: s.will }) };
   let bytes = JSON.stringify(base).length + [...positions].reduce((sum, [t, p]) => sum + t.length + p.epoch.length + 24, 0);
   for (const [pid, flight] of s.inflight) {
     const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
@@ -310,6 +312,7 @@ export function decodeSession(raw: string): StoredSession | undefined {
       nextPacketId: e.n,
       received: Array.isArray(e.r) ? e.r.filter((pid) => Number.isSafeInteger(pid)) : undefined,
       noLocal: Array.isArray(e.o) ? e.o.filter((f) => typeof f === 'string') : undefined,
+      retainAsPublished: Array.isArray(e.a) ? e.a.filter((f) => typeof f === 'string') : undefined,
       ids: Array.isArray(e.d) ? e.d.filter((id) => typeof id === 'string').slice(-OWN_IDS) : undefined,
       user: typeof e.u === 'string' ? e.u : undefined,
       will: typeof e.w === 'string' ? e.w : undefined,

@@ -15,6 +15,7 @@ import { settle, type Pending } from './pending.js';
 import type { PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
 import type { RetainedReads, RetainedWrites } from './retained-order.js';
+import type { FilterOptions } from './filter-options.js';
 
 /** The engine's answer to a request: taken (ack) or refused (error). */
 export type Answer = Extract<ServerFrame, { op: 'ack' | 'error' }>;
@@ -40,8 +41,8 @@ export interface ReplySession {
   readonly reasonStrings: boolean;
   /** Granted QoS by filter: the filters the session holds. */
   readonly filters: Map<string, QoS>;
-  /** 5.0 filters subscribed with No Local. */
-  readonly noLocal: Set<string>;
+  /** The 5.0 options of its filters (No Local, Retain As Published). */
+  readonly filterOptions: FilterOptions;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
   readonly received: Set<number>;
   /** The messages sent and not acknowledged yet, by packet id. */
@@ -93,8 +94,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       if (!error) {
         // Retain handling (5.0): 0 sends the retained messages, 1 only for a new subscription, 2 never.
         const fresh = !session.filters.has(p.filter);
-        if (p.noLocal) session.noLocal.add(p.filter);
-        else session.noLocal.delete(p.filter);
+        session.filterOptions.set(p.filter, p);
         session.subscribed(p.filter, p.qos, f, p.retainHandling === 0 || (p.retainHandling === 1 && fresh));
       }
       return settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback', o) ?? NOTHING;
@@ -146,7 +146,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
     case 'unsub':
       if (!error) {
         session.filters.delete(p.filter);
-        session.noLocal.delete(p.filter);
+        session.filterOptions.delete(p.filter);
       }
       return settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback', o) ?? NOTHING;
     case 'puback':

@@ -20,6 +20,7 @@ import { InboundQuota, SendQueue, type Waiting } from './flow.js';
 import { inboundPacket, type InboundSession } from './inbound.js';
 import type { SessionExpiry } from './expiry.js';
 import { grantedQos } from './match.js';
+import { FilterOptions, type Marks } from './filter-options.js';
 import { closingPacket, connackPacket, deliveryOf, livePacket, NOTHING, propertiesNow } from './packets.js';
 import { SessionPositions } from './positions.js';
 import type { Pending } from './pending.js';
@@ -75,8 +76,8 @@ export class MqttSession {
   private readonly earlier: string[];
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
   private readonly positions: SessionPositions | undefined;
-  /** 5.0 filters subscribed with No Local: the client's own messages do not come back through them. */
-  private readonly noLocal = new Set<string>();
+  /** The 5.0 options of its filters: No Local, Retain As Published. */
+  private readonly filterOptions: FilterOptions;
   /**
    * Filters whose retained messages are being read (a shared store answers later than the SUBACK), with the live
    * messages of their topics held meanwhile, so a retained message never arrives after a newer live one.
@@ -114,13 +115,13 @@ export class MqttSession {
     }, options.receiveMaximum);
     this.waiting = new SendQueue(this.flights, {
       cut: () => this.cut,
-      packet: (w, pid) => (w.kind === 'live' ? this.send(w.out, w.topic, w.qos, pid) : retainedNow(w.message, w.qos, pid, this.replying)),
+      packet: (w, pid) => (w.kind === 'live' ? this.send(w.out, w.topic, w.qos, pid, w.marks) : retainedNow(w.message, w.qos, pid, this.replying)),
       turn: () => this.answer({ kind: 'release' }),
       slowConsumer: () => this.slowConsumer(),
     }, options.maxInflight, options.maxWaitingBytes ?? Infinity);
-    // Session state too (MQTT 4.1): QoS 2 ids awaiting PUBREL (exactly once across a reconnect) and No Local filters.
+    // Session state too (MQTT 4.1): QoS 2 ids awaiting PUBREL (exactly once across a reconnect) and filters' options.
     for (const pid of stored?.received ?? []) this.received.add(pid);
-    for (const filter of stored?.noLocal ?? []) this.noLocal.add(filter);
+    this.filterOptions = new FilterOptions(stored);
     this.earlier = stored?.ids ?? [];
     // A resumed session resumes from its positions even when it will not be kept afterwards (5.0 expiry 0 this time).
     const positions = stored?.positions ?? (options.persistent ? new Map<string, Position>() : undefined);
@@ -130,7 +131,7 @@ export class MqttSession {
       generateOptions: this.generateOptions,
       reasonStrings: options.noProblemInformation !== true,
       filters: this.filters,
-      noLocal: this.noLocal,
+      filterOptions: this.filterOptions,
       received: this.received,
       flights: this.flights,
       reads: this.reads,
@@ -208,9 +209,8 @@ export class MqttSession {
     // with: filled now, a topic they had none for (new while it was away: replayed from its start) would skip what
     // came on it.
     if (!this.flights.resuming) this.positions.fill(this.filters.keys(), current);
-    const noLocal = [...this.noLocal].filter((f) => filters.has(f));
     const ids = [...this.earlier, ...(this.link ? [this.link.id] : [])].slice(-OWN_IDS);
-    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.flights.inflight, nextPacketId: this.flights.nextPacketId, received: [...this.received], noLocal, ids, expiresAt };
+    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.flights.inflight, nextPacketId: this.flights.nextPacketId, received: [...this.received], ...this.filterOptions.stored(filters), ids, expiresAt };
   }
 
   /** The session's filters: those held, and those of a resume the engine has not acknowledged yet (still the session's). */
@@ -306,7 +306,7 @@ export class MqttSession {
    * or only No Local filters for the client's `own` message).
    */
   qosFor(topic: string, own = false): QoS | undefined {
-    return grantedQos(this.filters, topic, own ? this.noLocal : undefined);
+    return grantedQos(this.filters, topic, own ? this.filterOptions.noLocal : undefined);
   }
 
   /** Whether a message from `sender` is the session's own: this connection's, or an earlier one's (a resume replays those). */
@@ -315,7 +315,8 @@ export class MqttSession {
   }
 
   private publish(out: Outgoing, topic: string): Buffer {
-    const granted = this.qosFor(topic, this.noLocal.size > 0 && out.sender !== undefined && this.own(out.sender.id));
+    const own = this.filterOptions.noLocal.size > 0 && out.sender !== undefined && this.own(out.sender.id);
+    const granted = this.qosFor(topic, own);
     if (granted === undefined) return NOTHING;
     if (this.reads.reading && this.reads.hold(out, topic)) return NOTHING;
     // At the lower of the publisher's QoS and the subscription's (MQTT-3.8.4: a QoS 0 publish is never upgraded).
@@ -325,7 +326,8 @@ export class MqttSession {
     // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
     if (f && this.positions!.delivered(topic, f)) return NOTHING;
     // The client's Receive Maximum is reached (or messages wait already): it waits for a PUBACK / PUBCOMP, in order.
-    if (!this.cut && this.waiting.mustWait(qos)) return this.wait({ kind: 'live', out, topic, qos, at: f && { seq: f.seq, epoch: f.epoch } });
+    const marks = this.filterOptions.marks(this.filters, topic, own, out.retain);
+    if (!this.cut && this.waiting.mustWait(qos)) return this.wait({ kind: 'live', out, topic, qos, marks, at: f && { seq: f.seq, epoch: f.epoch } });
     // QoS 1 and 2 take a packet id first: a message that cannot have one is not sent, and the position stays before
     // it, so a resume of the session delivers it. So does every message after it: the session is being cut.
     const pid = this.cut ? undefined : qos === 0 ? 0 : this.flights.packetId();
@@ -335,16 +337,16 @@ export class MqttSession {
       return this.slowConsumer();
     }
     if (f) this.positions!.remember(topic, { seq: f.seq, epoch: f.epoch });
-    return this.send(out, topic, qos, pid);
+    return this.send(out, topic, qos, pid, marks);
   }
 
   /**
-   * Live message `out` at `qos` with packet id `pid` (0 for QoS 0), now in flight; nothing when it does not fit, or
-   * when its message expiry passed while it waited for the client's Receive Maximum.
+   * Live message `out` at `qos` with packet id `pid` (0 for QoS 0) and `marks`, now in flight; nothing when it does
+   * not fit, or when its message expiry passed while it waited for the client's Receive Maximum.
    */
-  private send(out: Outgoing, topic: string, qos: QoS, pid: number): Buffer {
-    const packet = this.fits(livePacket(out, topic, qos, pid, this.generateOptions) ?? NOTHING);
-    if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
+  private send(out: Outgoing, topic: string, qos: QoS, pid: number, marks: Marks): Buffer {
+    const packet = this.fits(livePacket(out, topic, qos, pid, this.generateOptions, marks) ?? NOTHING);
+    if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: marks.retain });
     return packet;
   }
 

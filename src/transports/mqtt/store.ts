@@ -38,6 +38,8 @@ export interface StoredSession {
   received?: number[] | undefined;
   /** 5.0 filters subscribed with No Local. */
   noLocal?: string[] | undefined;
+  /** 5.0 filters subscribed with Retain As Published. */
+  retainAsPublished?: string[] | undefined;
   /**
    * The broker ids of its last connections (at most OWN_IDS, newest last): with No Local, a resume does not replay to
    * it what one of them published.
