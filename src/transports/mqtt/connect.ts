@@ -19,7 +19,7 @@ import { illFormedConnect } from './utf8.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
 import { expiryOf } from './expiry.js';
-import type { MqttVersion } from './session.js';
+import type { MqttVersion } from './session-options.js';
 import { sessionFor, type SessionStore, type StoredSession } from './store.js';
 import type { Takeover } from './takeover.js';
 import type { Wills } from './wills.js';

@@ -20,7 +20,7 @@ export const RECEIVE_MAXIMUM_EXCEEDED = 'receive maximum exceeded';
  */
 export type Waiting =
   | { kind: 'live'; out: Outgoing; topic: string; qos: QoS; marks: Marks; at: Position | undefined }
-  | { kind: 'retained'; message: Retained; qos: QoS };
+  | { kind: 'retained'; message: Retained; qos: QoS; ids: number[] | undefined };
 
 /** What a waiting message is charged, in bytes: what the mailbox charges for the frame, or a retained message's topic and payload. */
 const sizeOf = (w: Waiting): number => (w.kind === 'live' ? w.out.bytes : w.message.payload.length + Buffer.byteLength(w.message.topic));

@@ -8,7 +8,7 @@ import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
 import { RECEIVE_MAXIMUM_EXCEEDED, type InboundQuota } from './flow.js';
-import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
+import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
 import type { SessionExpiry } from './expiry.js';
@@ -112,13 +112,15 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       // messages overtake the resends, and move positions past what came while away); counted now, as they come.
       const later = session.flights.resuming;
       const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
-      // A Subscription Identifier (not available, CONNACK says): granted, its messages would have to carry it
-      // [MQTT-3.3.4-3] and they would not; every filter of the packet is refused 0xA1 instead.
-      const withId = v5 && packet.properties?.subscriptionIdentifier !== undefined;
+      // 5.0: one Subscription Identifier at most, 1 to 268,435,455 (the codec reads no larger one), stored with each
+      // of the packet's filters (§3.8.2.1.2); 0, or more than one, is a protocol error.
+      const subscriptionId = v5 ? packet.properties?.subscriptionIdentifier : undefined;
+      if (Array.isArray(subscriptionId)) return 'a SUBSCRIBE with more than one subscription identifier';
+      if (subscriptionId === 0) return 'a SUBSCRIBE with subscription identifier 0';
       subs.forEach((s, index) => {
         const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
-        const unsupported = withId ? SUBSCRIPTION_IDS_NOT_SUPPORTED : v5 && s.topic.startsWith('$share/') ? SHARED_NOT_SUPPORTED : undefined;
-        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
+        const unsupported = v5 && s.topic.startsWith('$share/') ? SHARED_NOT_SUPPORTED : undefined;
+        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, subscriptionId, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
         // A shared subscription (not available, CONNACK says either) is refused 0x9E in its turn: a ping stands in for
         // a refused filter, counted against the rate like any filter, so the SUBACK keeps its order.
         reader.parsed(unsupported !== undefined ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);

@@ -6,8 +6,10 @@
 // subscribers, a retained message's, the closing CONNACK or DISCONNECT), pending.ts (the requests awaiting the
 // engine's answer), replies.ts (the packets those answers become), flights.ts (packet ids, the messages in flight,
 // their resending on resume), flow.ts (5.0 Receive Maximum: the messages waiting for the client's, the client's
-// publishes against the broker's), positions.ts (where a persistent session got to) and retained-order.ts (retained
-// messages against live ones and against PUBACKs).
+// publishes against the broker's), positions.ts (where a persistent session got to), retained-order.ts (retained
+// messages against live ones and against PUBACKs), filter-options.ts (5.0 No Local, Retain As Published and
+// Subscription Identifiers: what a message goes out with beyond its QoS) and session-options.ts (what it is opened
+// with; expiry.ts: how long it outlives the connection).
 import type { Packet, QoS } from 'mqtt-packet';
 import type { Link } from '../../actors/link.js';
 import type { FrameReader } from '../../actors/reader.js';
@@ -18,7 +20,6 @@ import { refusalClose } from './codes.js';
 import { Flights } from './flights.js';
 import { InboundQuota, SendQueue, type Waiting } from './flow.js';
 import { inboundPacket, type InboundSession } from './inbound.js';
-import type { SessionExpiry } from './expiry.js';
 import { grantedQos } from './match.js';
 import { FilterOptions, type Marks } from './filter-options.js';
 import { closingPacket, connackPacket, deliveryOf, livePacket, NOTHING, propertiesNow } from './packets.js';
@@ -26,36 +27,8 @@ import { SessionPositions } from './positions.js';
 import type { Pending } from './pending.js';
 import { keepRetained, replyTo, retainedNow, type Answer, type ReplySession } from './replies.js';
 import { RetainedReads, RetainedWrites } from './retained-order.js';
-import { OWN_IDS, type Position, type RetainedStore, type StoredSession } from './store.js';
-
-export type MqttVersion = 3 | 4 | 5;
-
-export interface SessionOptions {
-  version: MqttVersion;
-  clientId: string;
-  /** The client sent an empty client id and the broker assigned one (v5 says which in CONNACK). */
-  assignedId: boolean;
-  /** The session outlives the connection (3.1.1 clean session 0, 5.0 session expiry > 0). */
-  persistent: boolean;
-  /** How long the session outlives the connection: CONNECT's interval, which a 5.0 DISCONNECT may change. */
-  expiry: SessionExpiry;
-  /** What it resumes: the session kept from its last connection (CONNACK then says session present). */
-  stored?: StoredSession | undefined;
-  /** Unacknowledged QoS 1/2 messages at most, with those waiting for the client's Receive Maximum (beyond: a slow consumer). */
-  maxInflight: number;
-  /** Bytes of messages waiting for the client's Receive Maximum at most (beyond: a slow consumer); default: no bound but maxInflight. */
-  maxWaitingBytes?: number | undefined;
-  /** The client's Receive Maximum (5.0 CONNECT, 1-65535): unacknowledged QoS 1/2 messages sent at most. */
-  receiveMaximum?: number | undefined;
-  retained?: RetainedStore | undefined;
-  /** The largest packet the client takes (5.0 CONNECT); a message over it is not sent to it. */
-  maxPacket?: number | undefined;
-  /** The largest packet the broker takes (a larger one closes the connection), and its Receive Maximum: 5.0 CONNACK says both. */
-  serverMaxPacket?: number | undefined;
-  serverReceiveMaximum?: number | undefined;
-  /** 5.0 CONNECT's Request Problem Information was 0: no reason string but in PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29]. */
-  noProblemInformation?: boolean | undefined;
-}
+import { OWN_IDS, type Position, type StoredSession } from './store.js';
+import type { SessionOptions } from './session-options.js';
 
 export class MqttSession {
   private link: Link | undefined;
@@ -86,7 +59,7 @@ export class MqttSession {
     open: () => this.link?.isOpen === true,
     requeue: (out) => this.link!.mailbox.push(out),
     unsent: (held) => this.unsent(held),
-    retained: (message, qos) => this.answer({ kind: 'retained', message, qos }),
+    retained: (message, qos, ids) => this.answer({ kind: 'retained', message, qos, ids }),
     ended: (read) => this.answer({ kind: 'retainedEnd', read }),
   });
   /** Retained messages being kept: PUBACKs and PUBRECs wait behind them, in order. */
@@ -115,7 +88,7 @@ export class MqttSession {
     }, options.receiveMaximum);
     this.waiting = new SendQueue(this.flights, {
       cut: () => this.cut,
-      packet: (w, pid) => (w.kind === 'live' ? this.send(w.out, w.topic, w.qos, pid, w.marks) : retainedNow(w.message, w.qos, pid, this.replying)),
+      packet: (w, pid) => (w.kind === 'live' ? this.send(w.out, w.topic, w.qos, pid, w.marks) : retainedNow(w.message, w.qos, pid, this.replying, w.ids)),
       turn: () => this.answer({ kind: 'release' }),
       slowConsumer: () => this.slowConsumer(),
     }, options.maxInflight, options.maxWaitingBytes ?? Infinity);
@@ -346,7 +319,7 @@ export class MqttSession {
    */
   private send(out: Outgoing, topic: string, qos: QoS, pid: number, marks: Marks): Buffer {
     const packet = this.fits(livePacket(out, topic, qos, pid, this.generateOptions, marks) ?? NOTHING);
-    if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: marks.retain });
+    if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: marks.retain, ids: marks.ids });
     return packet;
   }
 
@@ -387,7 +360,7 @@ export class MqttSession {
     const life = (ack as { life?: unknown }).life;
     if (typeof life === 'string' && this.positions) this.positions.life = life;
     const store = this.options.retained;
-    if (retained && store) this.reads.start(store, filter, qos);
+    if (retained && store) this.reads.start(store, filter, qos, this.filterOptions.idsOf(filter));
   }
 
   /** A publish MQTT cannot refuse in band: the connection is closed, saying why (v5: DISCONNECT with the reason). */
