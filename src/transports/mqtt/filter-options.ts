@@ -45,11 +45,17 @@ export class FilterOptions {
   private readonly asPublished = new Set<string>();
   /** Filter → the Subscription Identifier it was subscribed with. */
   private readonly ids = new Map<string, number>();
+  /**
+   * Some filter has an option that marks the messages forwarded through it (Retain As Published, a Subscription
+   * Identifier): without one every message goes out PLAIN, and marks() is not asked (one field read per delivery).
+   */
+  marking = false;
 
   constructor(stored?: StoredOptions) {
     for (const filter of stored?.noLocal ?? []) this.noLocal.add(filter);
     for (const filter of stored?.retainAsPublished ?? []) this.asPublished.add(filter);
     for (const [filter, id] of stored?.subscriptionIds ?? []) this.ids.set(filter, id);
+    this.marking = this.asPublished.size > 0 || this.ids.size > 0;
   }
 
   /** A SUBSCRIBE the engine took: the filter's options are the ones it asked for now (a resubscribe replaces them). */
@@ -60,6 +66,7 @@ export class FilterOptions {
     else this.asPublished.delete(filter);
     if (choice.subscriptionId !== undefined) this.ids.set(filter, choice.subscriptionId);
     else this.ids.delete(filter);
+    this.marking = this.asPublished.size > 0 || this.ids.size > 0;
   }
 
   /** The Subscription Identifiers a message sent through `filter` alone carries (a new subscription's retained ones). */
@@ -73,6 +80,7 @@ export class FilterOptions {
     this.noLocal.delete(filter);
     this.asPublished.delete(filter);
     this.ids.delete(filter);
+    this.marking = this.asPublished.size > 0 || this.ids.size > 0;
   }
 
   /** The options of `filters` (the session's), as a stored session keeps them. */

@@ -21,7 +21,7 @@ import { Flights } from './flights.js';
 import { InboundQuota, SendQueue, type Waiting } from './flow.js';
 import { inboundPacket, type InboundSession } from './inbound.js';
 import { grantedQos } from './match.js';
-import { FilterOptions, type Marks } from './filter-options.js';
+import { FilterOptions, PLAIN, type Marks } from './filter-options.js';
 import { closingPacket, connackPacket, deliveryOf, livePacket, NOTHING, propertiesNow } from './packets.js';
 import { SessionPositions } from './positions.js';
 import type { Pending } from './pending.js';
@@ -298,8 +298,10 @@ export class MqttSession {
     const f = this.positions ? (out.frame as { seq: number; epoch: string }) : undefined;
     // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
     if (f && this.positions!.delivered(topic, f)) return NOTHING;
+    // What it goes out with beyond its QoS (5.0 Retain As Published, Subscription Identifiers): asked only of a
+    // session that has such options.
+    const marks = this.filterOptions.marking ? this.filterOptions.marks(this.filters, topic, own, out.retain) : PLAIN;
     // The client's Receive Maximum is reached (or messages wait already): it waits for a PUBACK / PUBCOMP, in order.
-    const marks = this.filterOptions.marks(this.filters, topic, own, out.retain);
     if (!this.cut && this.waiting.mustWait(qos)) return this.wait({ kind: 'live', out, topic, qos, marks, at: f && { seq: f.seq, epoch: f.epoch } });
     // QoS 1 and 2 take a packet id first: a message that cannot have one is not sent, and the position stays before
     // it, so a resume of the session delivers it. So does every message after it: the session is being cut.
