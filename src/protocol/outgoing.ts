@@ -258,8 +258,8 @@ export class Outgoing {
 const RETAIN_BIT = 4;
 
 /**
- * A `msg` as the history keeps it: its JSON text, its size, who sent it and its MQTT QoS and retain flag, one small object beside the
- * text. A message lives in the history for 100 publishes of its topic: whatever it holds survives the young
+ * A `msg` as the history keeps it: its JSON text, its size, who sent it and its MQTT QoS and retain flag, one small
+ * object beside the text. A message lives in the history for 100 publishes of its topic: whatever it holds survives the young
  * generation and is promoted, so the history holds no frame object, no transport bytes, no Outgoing (five objects
  * where this is two: the scavenger copies each one twice, and the old generation's marking visits it). A resume
  * rebuilds the Outgoing: the same frame, JSON, size, sender and QoS as when it was published (and keeps it).

@@ -99,8 +99,8 @@ export class StreamPublisher {
     const parts = this.partsOf(topic);
     const sender = from ? `,"from":${senderOf(from).json}` : '';
     const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
-    // The transport field carries a publisher's MQTT marks (read back by parseBusMessage, cursors.ts): `<transport>:<qos>`, the QoS
-    // followed by `r` for the retain flag; none (older entries too) for QoS 2 without it.
+    // The transport field carries a publisher's MQTT marks (read back by parseBusMessage, cursors.ts):
+    // `<transport>:<qos>`, the QoS followed by `r` for the retain flag; none (older entries too) for QoS 2 without it.
     const transport = (qos === undefined || qos === 2) && !retain ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos ?? 2}${retain ? 'r' : ''}`;
     const prefix = `m${this.redis.id}\n${transport}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
     const known = this.knownTopics.has(topic);

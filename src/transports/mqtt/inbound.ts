@@ -144,14 +144,14 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       reader.parsed({ op: 'ping', id: session.expect({ kind: 'ping' }) }, bytes);
       return undefined;
     case 'disconnect':
-      // Only a normal disconnection (5.0 reason 0x00) discards the will [MQTT-3.14.4-3]: 0x04 ("disconnect with will
-      // message") and the error reasons (0x80 and up: the client ends because something went wrong) keep it.
       // 5.0: it may change the session's expiry interval, but not keep a session CONNECT let end with the
       // connection (a protocol error: closed with 0x82, its will published as for any violation).
       if (v5) {
         const problem = session.expiry.disconnect(packet.properties?.sessionExpiryInterval);
         if (problem !== undefined) return problem;
       }
+      // Only a normal disconnection (5.0 reason 0x00) discards the will [MQTT-3.14.4-3]: 0x04 ("disconnect with will
+      // message") and the error reasons (0x80 and up: the client ends because something went wrong) keep it.
       session.disconnect(v5 && (packet.reasonCode ?? 0) !== 0);
       reader.parsed({ op: 'quit' }, bytes);
       return undefined;

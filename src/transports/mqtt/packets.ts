@@ -135,8 +135,9 @@ export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, 
 
 /**
  * The CONNACK accepting a connection. 5.0 says what the broker does not do (no topic aliases, shared subscriptions)
- * and that it takes subscription identifiers, its Receive Maximum, the client id it assigned, and the largest packet it takes:
- * a packet over it closes the connection (0x95), said here so a compliant client never sends one (3.2.2.3.6).
+ * and that it takes subscription identifiers, its Receive Maximum, the client id it assigned, and the largest packet
+ * it takes: a packet over it closes the connection (0x95), said here so a compliant client never sends one
+ * (3.2.2.3.6).
  */
 export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retainAvailable: boolean, assigned: string | undefined, maxPacket: number | undefined, receiveMaximum = RECEIVE_MAXIMUM_DEFAULT): Buffer {
   if (version !== 5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });

@@ -41,7 +41,7 @@ export interface ReplySession {
   readonly reasonStrings: boolean;
   /** Granted QoS by filter: the filters the session holds. */
   readonly filters: Map<string, QoS>;
-  /** The 5.0 options of its filters (No Local, Retain As Published). */
+  /** The 5.0 options of its filters (No Local, Retain As Published, Subscription Identifier). */
   readonly filterOptions: FilterOptions;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
   readonly received: Set<number>;

@@ -49,7 +49,7 @@ export class MqttSession {
   private readonly earlier: string[];
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
   private readonly positions: SessionPositions | undefined;
-  /** The 5.0 options of its filters: No Local, Retain As Published. */
+  /** The 5.0 options of its filters: No Local, Retain As Published, Subscription Identifier. */
   private readonly filterOptions: FilterOptions;
   /**
    * Filters whose retained messages are being read (a shared store answers later than the SUBACK), with the live
