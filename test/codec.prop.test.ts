@@ -98,13 +98,14 @@ describe('server frame encoding', () => {
     );
   });
 
-  it('a msg kept by the history and rebuilt for a replay is the message that was published: frame, JSON, size, data, sender, QoS', () => {
+  it('a msg kept by the history and rebuilt for a replay is the message that was published: frame, JSON, size, data, sender, QoS, retain flag', () => {
     const name = fc.string({ maxLength: 20 });
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), fc.stringMatching(/^[0-9a-z]{1,8}\.[0-9a-z]{1,8}$/), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), fc.constantFrom(0, 1, 2), (topic, seq, epoch, from, ts, data, qos) => {
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), fc.stringMatching(/^[0-9a-z]{1,8}\.[0-9a-z]{1,8}$/), fc.option(fc.record({ id: name, name }), { nil: undefined }), fc.nat(), fc.jsonValue(), fc.constantFrom(0, 1, 2), fc.boolean(), (topic, seq, epoch, from, ts, data, qos, retain) => {
         const sender = from && senderOf({ ...from, addr: '127.0.0.1:1', transport: 'mqtt' });
         const out = Outgoing.message(topic, topicText(topic), seq, epoch, sender, ts, encodeData(data) as EncodedData);
         out.maxQos = qos as 0 | 1 | 2;
+        out.retain = retain;
         const kept = out.kept();
         out.bytesFor(wsTextFrame); // the live message was written (its JSON flattened) before anyone resumes
         const replayed = kept.replay();
@@ -113,6 +114,7 @@ describe('server frame encoding', () => {
         expect(replayed.dataJson()).toBe(out.dataJson());
         expect(replayed.sender).toBe(out.sender);
         expect(replayed.maxQos).toBe(qos);
+        expect(replayed.retain).toBe(retain);
         expect(replayed.direct).toBe(false);
         const f = replayed.frame as { op: string; topic: string; seq: number; epoch: string; from?: unknown; ts: number; data: unknown };
         const g = out.frame as typeof f;

@@ -82,6 +82,17 @@ export class FrameReader {
   }
 
   /**
+   * An MQTT PUBLISH with the retain flag: validated as any `pub`, then marked so, and the flag travels with the
+   * message to MQTT subscribers (5.0 Retain As Published). The flag is MQTT's own, no field of the JSON protocol: the
+   * validator never copies it from a client's frame.
+   */
+  parsedRetained(value: unknown, bytes: number): void {
+    const frame = validateClientFrame(value);
+    if (!(frame instanceof ProtocolError) && frame.op === 'pub') frame.retain = true;
+    this.accept(frame, bytes);
+  }
+
+  /**
    * A request the broker makes for the client itself (an MQTT session's filters resumed): validated and routed like
    * any other, but not counted against the client's inbound rate (it did not send it).
    */

@@ -320,7 +320,7 @@ export class ProtocolCore<S extends Session = Session> implements Engine<S> {
   }
 
   private readonly pubStart = (link: S, frame: FrameOf<'pub'>): Maybe<PublishResult | ProtocolError> =>
-    publishRefusal(link, frame) ?? this.broker.publish(frame.topic, frame.data, publisherOf(link, frame.topic), frame.echo !== false, frame.id, frame.key, frame.qos);
+    publishRefusal(link, frame) ?? this.broker.publish(frame.topic, frame.data, publisherOf(link, frame.topic), frame.echo !== false, frame.id, frame.key, frame.qos, frame.retain);
 
   /**
    * The answer to a `pub`. `delivered` tells how many subscribers a topic has: only a client that may subscribe to it

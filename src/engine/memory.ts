@@ -46,7 +46,7 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
    * refused here (bad_frame): nothing is numbered, stored or delivered. With `key`, a retry within the key's window
    * is answered with the first publish's position and delivers nothing.
    */
-  publish(topic: string, data: unknown, from: Publisher | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2): PublishResult | ProtocolError {
+  publish(topic: string, data: unknown, from: Publisher | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2, retain = false): PublishResult | ProtocolError {
     if (key !== undefined) {
       const first = this.publishKeys.get(topic, key);
       if (first) return first;
@@ -63,6 +63,7 @@ export class MemoryBroker<S extends Session> implements Broker<S> {
     const { seq, epoch } = this.history.append(topic, (seq, epoch) => {
       message = Outgoing.message(topic, text, seq, epoch, sender, ts, encoded);
       if (qos !== undefined && qos < 2) message.maxQos = qos;
+      if (retain) message.retain = true;
       return message.kept();
     });
     const delivered = this.local.fanOut(topic, from !== null && !echo ? from.id : '', (s) => s.mailbox.push(message));

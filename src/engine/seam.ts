@@ -76,8 +76,11 @@ export interface HistoryView {
 export interface Broker<S extends Session> {
   /** Changes whenever the broker may have lost topics it can no longer name (docs/protocol.md, Positions). */
   readonly life: string;
-  /** Numbers the message ({seq, epoch}), appends it to the topic's history and delivers it; with `key`, once per window. */
-  publish(topic: string, data: unknown, from: Publisher | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2): Maybe<PublishResult | ProtocolError>;
+  /**
+   * Numbers the message ({seq, epoch}), appends it to the topic's history and delivers it; with `key`, once per
+   * window. `qos` and `retain`: the MQTT QoS and retain flag it was published with, carried to MQTT subscribers.
+   */
+  publish(topic: string, data: unknown, from: Publisher | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2, retain?: boolean): Maybe<PublishResult | ProtocolError>;
   /** Reads the history a resuming `sub` asks for (its terms from resume.ts): the verdict and what to replay. */
   resume(frame: FrameOf<'sub'>, terms: ResumeTerms): Maybe<ResumeAnswer | ProtocolError>;
   /** Live messages to `s` wait from now until release() (it is resuming: its replay goes first). */

@@ -58,6 +58,8 @@ export type ClientFrame =
       key?: string;
       /** The highest MQTT QoS the message is delivered at to MQTT subscribers (an MQTT publisher's own QoS; default 2). */
       qos?: 0 | 1 | 2;
+      /** The MQTT retain flag its publisher set: marked by the MQTT transport (FrameReader.parsedRetained), never read from a client's JSON. */
+      retain?: boolean;
     }
   | { op: 'send'; id?: FrameId; to: string; data: unknown }
   | { op: 'who'; id?: FrameId; topic?: string; limit?: number; cursor?: string }

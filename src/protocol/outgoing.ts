@@ -135,6 +135,11 @@ export class Outgoing {
    * (MQTT delivers at the lower of that and the subscription's), else 2. Never serialised.
    */
   maxQos: 0 | 1 | 2 = 2;
+  /**
+   * The retain flag an MQTT publisher set on a `msg` (an MQTT 5.0 subscription with Retain As Published forwards it as
+   * it was published; others get 0). Never serialised.
+   */
+  retain = false;
 
   /**
    * `head`: the frame's JSON up to its data, `{…,"data":`, when the caller writes it itself (then `frame` comes
@@ -189,7 +194,7 @@ export class Outgoing {
 
   /** What the history keeps of this `msg` (see KeptMessage); the Outgoing itself is garbage once it is written. */
   kept(): KeptMessage {
-    return new KeptMessage(flat(this.json), this.bytes, this.sender, this.maxQos);
+    return new KeptMessage(flat(this.json), this.bytes, this.sender, this.maxQos | (this.retain ? RETAIN_BIT : 0));
   }
 
   /** Where the encoded data sits in the JSON text, when it was given pre-encoded. */
@@ -249,9 +254,12 @@ export class Outgoing {
   }
 }
 
+/** KeptMessage's MQTT marks: the QoS in the two low bits, the retain flag in this one. */
+const RETAIN_BIT = 4;
+
 /**
- * A `msg` as the history keeps it: its JSON text, its size, who sent it and its MQTT QoS, one small object beside the
- * text. A message lives in the history for 100 publishes of its topic: whatever it holds survives the young
+ * A `msg` as the history keeps it: its JSON text, its size, who sent it and its MQTT QoS and retain flag, one small
+ * object beside the text. A message lives in the history for 100 publishes of its topic: whatever it holds survives the young
  * generation and is promoted, so the history holds no frame object, no transport bytes, no Outgoing (five objects
  * where this is two: the scavenger copies each one twice, and the old generation's marking visits it). A resume
  * rebuilds the Outgoing: the same frame, JSON, size, sender and QoS as when it was published (and keeps it).
@@ -261,8 +269,17 @@ export class KeptMessage {
     readonly json: string,
     readonly bytes: number,
     readonly sender: ClientInfo | undefined,
-    readonly maxQos: 0 | 1 | 2,
+    /** Its MQTT QoS and retain flag in one small integer (one field per message kept, not two). */
+    private readonly mqtt: number,
   ) {}
+
+  get maxQos(): 0 | 1 | 2 {
+    return (this.mqtt & 3) as 0 | 1 | 2;
+  }
+
+  get retain(): boolean {
+    return (this.mqtt & RETAIN_BIT) !== 0;
+  }
 
   /**
    * The replayed message is kept from its first replay on: a reconnecting crowd resuming the same topic shares it
@@ -284,6 +301,7 @@ export class KeptMessage {
     const out = Outgoing.prebuilt(new MessageFrame(f.topic, f.seq, f.epoch, f.from, f.ts, json, dataAt) as unknown as ServerFrame, json, this.bytes, this.sender);
     out.dataFrom(dataAt);
     out.maxQos = this.maxQos;
+    out.retain = this.retain;
     return out;
   }
 }

@@ -272,11 +272,14 @@ describe.skipIf(!run)('MQTT stores in Redis', () => {
     expect(cut.positions.get('a/b')).toEqual({ seq: 7, epoch: 'e' });
   });
 
-  it('sessions: the QoS 2 ids awaiting PUBREL, the No Local filters and the last connections\' ids are kept (exactly once, No Local across a resume)', () => {
-    const s = session({ filters: new Map([['a/#', 2 as const]]), received: [7, 65535], noLocal: ['a/#'], ids: ['17', '42'] });
+  it('sessions: the QoS 2 ids awaiting PUBREL, the filters\' 5.0 options (No Local, Retain As Published, Subscription Identifiers; those of a message in flight too) and the last connections\' ids are kept (exactly once, the options across a resume)', () => {
+    const s = session({ filters: new Map([['a/#', 2 as const]]), received: [7, 65535], noLocal: ['a/#'], retainAsPublished: ['a/#'], subscriptionIds: [['a/#', 268_435_455]], ids: ['17', '42'] });
+    s.inflight.set(3, { qos: 1, released: false, topic: 'a/b', payload: Buffer.from('x'), retain: true, ids: [1, 9] });
+    s.inflight.set(4, { qos: 2, released: true, topic: 'a/c', payload: Buffer.from('y'), retain: false });
     const back = decodeSession(encodeSession(s, payloadOf, 1_000_000))!;
-    expect(back).toMatchObject({ received: [7, 65535], noLocal: ['a/#'], ids: ['17', '42'] });
+    expect(back).toMatchObject({ received: [7, 65535], noLocal: ['a/#'], retainAsPublished: ['a/#'], subscriptionIds: [['a/#', 268_435_455]], ids: ['17', '42'] });
+    expect([...back.inflight].map(([pid, f]) => [pid, f.retain, f.ids])).toEqual([[3, true, [1, 9]], [4, false, undefined]]);
     // A session kept before these fields existed reads as none held.
-    expect(decodeSession(encodeSession(session({}), payloadOf, 1_000_000))).toMatchObject({ received: undefined, noLocal: undefined, ids: undefined });
+    expect(decodeSession(encodeSession(session({}), payloadOf, 1_000_000))).toMatchObject({ received: undefined, noLocal: undefined, retainAsPublished: undefined, subscriptionIds: undefined, ids: undefined });
   });
 });

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { MqttSession } from '../../src/transports/mqtt/session.js';
+import { NEVER, SessionExpiry } from '../../src/transports/mqtt/expiry.js';
 import type { Retained, RetainedStore } from '../../src/transports/mqtt/store.js';
 import { Link } from '../../src/actors/link.js';
 import type { Wire } from '../../src/actors/mailbox.js';
@@ -28,7 +29,7 @@ function connected(store: RetainedStore, options: { persistent?: boolean; maxInf
   const packets: Packet[] = [];
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   parser.on('packet', (p: Packet) => packets.push(p));
-  const session = new MqttSession({ version: 4, clientId: 'reader', assignedId: false, persistent: options.persistent ?? false, maxInflight: options.maxInflight ?? 100, retained: store });
+  const session = new MqttSession({ version: 4, clientId: 'reader', assignedId: false, persistent: options.persistent ?? false, expiry: new SessionExpiry(options.persistent ? NEVER : 0), maxInflight: options.maxInflight ?? 100, retained: store });
   const wire: Wire = {
     transport: 'mqtt',
     canPing: false,

@@ -135,8 +135,8 @@ export class RedisBroker<S extends Session> implements Broker<S> {
     return this.redis.life;
   }
 
-  publish(topic: string, data: unknown, from: Publisher | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2): Promise<PublishResult | ProtocolError> {
-    return this.publisher.publish(topic, data, from, echo, id, key, qos);
+  publish(topic: string, data: unknown, from: Publisher | null, echo: boolean, id: FrameId | undefined, key: string | undefined, qos?: 0 | 1 | 2, retain?: boolean): Promise<PublishResult | ProtocolError> {
+    return this.publisher.publish(topic, data, from, echo, id, key, qos, retain);
   }
 
   /** A resume from the topics' streams; `unavailable` when Redis cannot answer. */

@@ -316,6 +316,11 @@ export function parseBusMessage(body: string): BusMessage | undefined {
   const transport = colon < 0 ? carried : carried.slice(0, colon);
   const sender: ClientInfo | undefined = frame.from ? { id: frame.from.id, name: frame.from.name, addr, transport: (transport || 'ws') as Transport } : undefined;
   const out = Outgoing.prebuilt(frame, json, Buffer.byteLength(json), sender);
-  if (colon >= 0) out.maxQos = carried.slice(colon + 1) === '0' ? 0 : 1;
+  if (colon >= 0) {
+    // `<qos>` (0, 1, 2) then `r` when its publisher set the retain flag (entries from before the flag: the QoS alone).
+    const q = carried.charCodeAt(colon + 1);
+    out.maxQos = q === 0x30 ? 0 : q === 0x31 ? 1 : 2;
+    out.retain = carried.charCodeAt(carried.length - 1) === 0x72;
+  }
   return { topic: frame.topic, seq: frame.seq, epoch: frame.epoch, node, noEcho, out };
 }

@@ -92,15 +92,16 @@ export class StreamPublisher {
    * One script numbers, stores and publishes the message. The result waits until the message came back over the bus
    * and was delivered here, so a publisher's own echo precedes its ack and `delivered` counts this node's deliveries.
    */
-  async publish(topic: string, data: unknown, from: Sender | null, echo: boolean, id?: FrameId, key?: string, qos?: 0 | 1 | 2): Promise<PublishResult | ProtocolError> {
+  async publish(topic: string, data: unknown, from: Sender | null, echo: boolean, id?: FrameId, key?: string, qos?: 0 | 1 | 2, retain = false): Promise<PublishResult | ProtocolError> {
     const encoded = encodeData(data, id);
     if (encoded instanceof ProtocolError) return encoded;
     if (!this.redis.up) return unavailable(id);
     const parts = this.partsOf(topic);
     const sender = from ? `,"from":${senderOf(from).json}` : '';
     const tail = `${sender},"ts":${Date.now()},"data":${encoded.json}}`;
-    // The transport field carries a publisher's QoS below 2 as `<transport>:<qos>` (older entries have none: 2).
-    const transport = qos === undefined || qos === 2 ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos}`;
+    // The transport field carries a publisher's MQTT marks (read back by parseBusMessage, cursors.ts):
+    // `<transport>:<qos>`, the QoS followed by `r` for the retain flag; none (older entries too) for QoS 2 without it.
+    const transport = (qos === undefined || qos === 2) && !retain ? (from?.transport ?? '') : `${from?.transport ?? ''}:${qos ?? 2}${retain ? 'r' : ''}`;
     const prefix = `m${this.redis.id}\n${transport}\n${from?.addr ?? ''}\n${from && !echo ? from.id : ''}\n`;
     const known = this.knownTopics.has(topic);
     if (!known) {

@@ -31,9 +31,6 @@ export const PACKET_ID_NOT_FOUND = 0x92;
 /** SUBACK reason code 0x9E: shared subscriptions not supported (5.0). */
 export const SHARED_NOT_SUPPORTED = 0x9e;
 
-/** SUBACK reason code 0xA1: subscription identifiers not supported (5.0). */
-export const SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xa1;
-
 /** The 5.0 reason code of a refused request (SUBACK, PUBACK, PUBREC), by the protocol error the engine answered. */
 export function reasonOfError(code: ErrorCode | string): number {
   switch (code) {

@@ -18,18 +18,14 @@ import { propertiesProblem } from './properties.js';
 import { illFormedConnect } from './utf8.js';
 import { CONNACK, type ConnackRefusal } from './codes.js';
 import { admitThroughHook } from '../../hooks/connect.js';
-import type { MqttVersion } from './session.js';
+import { expiryOf } from './expiry.js';
+import type { MqttVersion } from './session-options.js';
 import { sessionFor, type SessionStore, type StoredSession } from './store.js';
 import type { Takeover } from './takeover.js';
 import type { Wills } from './wills.js';
 
 /** Longest client id accepted (MQTT allows 65,535 bytes; a client id longer than a name is never one anyway). */
 const CLIENT_ID_MAX = 256;
-/** 5.0's session expiry interval that means "never". */
-export const NEVER = 0xffffffff;
-/** How long a connection's session outlives it, in seconds (NEVER, or 0: it ends with the connection). */
-export const expiryOf = (version: MqttVersion, connect: { clean?: boolean; properties?: { sessionExpiryInterval?: number } }): number =>
-  version === 5 ? (connect.properties?.sessionExpiryInterval ?? 0) : connect.clean === false ? NEVER : 0;
 /** What makes a CONNECT malformed that the codec lets through: will QoS 3 [MQTT-3.1.2-14]; on 3.1.1 a password without a user name [MQTT-3.1.2-22]. */
 const connectProblem = (packet: IConnectPacket, version: MqttVersion): string | undefined =>
   packet.will && (packet.will.qos as number) > 2

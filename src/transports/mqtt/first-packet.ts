@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet';
 import type { FrameEvent, PacketFramer } from './framer.js';
-import type { MqttVersion } from './session.js';
+import type { MqttVersion } from './session-options.js';
 
 /** 4 for MQTT 3.1.1 (and 3 for MQIsdp 3.1, served as 3.1.1), 5 for MQTT 5.0; undefined otherwise. */
 export function connectVersion(p: IConnectPacket): MqttVersion | undefined {

@@ -6,6 +6,7 @@
 import type { QoS } from 'mqtt-packet';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import type { Position, Retained } from './store.js';
+import type { Marks } from './filter-options.js';
 
 /** MQTT's Receive Maximum when none is said (and the broker's by default, --mqtt-receive-maximum). */
 export const RECEIVE_MAXIMUM_DEFAULT = 65535;
@@ -18,8 +19,8 @@ export const RECEIVE_MAXIMUM_EXCEEDED = 'receive maximum exceeded';
  * session) or a subscription's retained one, at the QoS it goes out with.
  */
 export type Waiting =
-  | { kind: 'live'; out: Outgoing; topic: string; qos: QoS; at: Position | undefined }
-  | { kind: 'retained'; message: Retained; qos: QoS };
+  | { kind: 'live'; out: Outgoing; topic: string; qos: QoS; marks: Marks; at: Position | undefined }
+  | { kind: 'retained'; message: Retained; qos: QoS; ids: number[] | undefined };
 
 /** What a waiting message is charged, in bytes: what the mailbox charges for the frame, or a retained message's topic and payload. */
 const sizeOf = (w: Waiting): number => (w.kind === 'live' ? w.out.bytes : w.message.payload.length + Buffer.byteLength(w.message.topic));

@@ -8,9 +8,10 @@ import type { Packet, QoS } from 'mqtt-packet';
 import type { FrameReader } from '../../actors/reader.js';
 import type { Flights } from './flights.js';
 import { RECEIVE_MAXIMUM_EXCEEDED, type InboundQuota } from './flow.js';
-import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED, SUBSCRIPTION_IDS_NOT_SUPPORTED } from './codes.js';
+import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
 import type { AckGroup, Pending } from './pending.js';
+import type { SessionExpiry } from './expiry.js';
 
 /** What a client's packets need of the MQTT session they are for. */
 export interface InboundSession {
@@ -30,6 +31,8 @@ export interface InboundSession {
   expect(p: Pending): number;
   /** Queues an answer the broker gives itself, behind what is already queued. */
   answer(p: Pending): undefined;
+  /** How long the session outlives the connection: a 5.0 DISCONNECT may change it. */
+  readonly expiry: SessionExpiry;
   /** The client ended with DISCONNECT; `keepsWill`: a 5.0 reason other than 0x00 (0x04, or an error), its will still published. */
   disconnect(keepsWill: boolean): void;
 }
@@ -59,8 +62,10 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       const data = dataOfPayload(payload, v5 ? packet.properties : undefined);
       // Kept as the topic's retained message once the engine took the publish (grants, limits).
       const retain = packet.retain && session.retains ? { topic: packet.topic, payload, qos: packet.qos, properties: v5 ? packet.properties : undefined } : undefined;
+      // The flag travels with the message too: a 5.0 subscription with Retain As Published forwards it as published.
+      const publish = (frame: unknown) => (retain ? reader.parsedRetained(frame, bytes) : reader.parsed(frame, bytes));
       if (packet.qos === 0) {
-        reader.parsed(retain ? { op: 'pub', topic: packet.topic, data, qos: 0, id: session.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data, qos: 0 }, bytes);
+        publish(retain ? { op: 'pub', topic: packet.topic, data, qos: 0, id: session.expect({ kind: 'pub0', retain }) } : { op: 'pub', topic: packet.topic, data, qos: 0 });
         return undefined;
       }
       const pid = packet.messageId!;
@@ -69,13 +74,13 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       const fresh = packet.qos === 1 || !session.received.has(pid);
       if (fresh && session.quota && !session.quota.take(packet.qos, pid)) return overQuota(session.quota.max);
       if (packet.qos === 1) {
-        reader.parsed({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) }, bytes);
+        publish({ op: 'pub', topic: packet.topic, data, qos: 1, id: session.expect({ kind: 'puback', pid, retain }) });
         return undefined;
       }
       // QoS 2: published once; a resend before PUBREL is answered again without publishing again.
       if (session.received.has(pid)) return session.answer({ kind: 'pubrec', pid });
       session.received.add(pid);
-      reader.parsed({ op: 'pub', topic: packet.topic, data, id: session.expect({ kind: 'pubrec', pid, retain }) }, bytes);
+      publish({ op: 'pub', topic: packet.topic, data, id: session.expect({ kind: 'pubrec', pid, retain }) });
       return undefined;
     }
     case 'pubrel': {
@@ -107,13 +112,15 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       // messages overtake the resends, and move positions past what came while away); counted now, as they come.
       const later = session.flights.resuming;
       const group: AckGroup = { pid: packet.messageId!, codes: new Array<number>(subs.length).fill(0), left: subs.length };
-      // A Subscription Identifier (not available, CONNACK says): granted, its messages would have to carry it
-      // [MQTT-3.3.4-3] and they would not; every filter of the packet is refused 0xA1 instead.
-      const withId = v5 && packet.properties?.subscriptionIdentifier !== undefined;
+      // 5.0: one Subscription Identifier at most, 1 to 268,435,455 (the codec reads no larger one), stored with each
+      // of the packet's filters (§3.8.2.1.2); 0, or more than one, is a protocol error.
+      const subscriptionId = v5 ? packet.properties?.subscriptionIdentifier : undefined;
+      if (Array.isArray(subscriptionId)) return 'a SUBSCRIBE with more than one subscription identifier';
+      if (subscriptionId === 0) return 'a SUBSCRIBE with subscription identifier 0';
       subs.forEach((s, index) => {
         const qos = Math.min(Math.max(s.qos, 0), 2) as QoS;
-        const unsupported = withId ? SUBSCRIPTION_IDS_NOT_SUPPORTED : v5 && s.topic.startsWith('$share/') ? SHARED_NOT_SUPPORTED : undefined;
-        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
+        const unsupported = v5 && s.topic.startsWith('$share/') ? SHARED_NOT_SUPPORTED : undefined;
+        const pending = { kind: 'sub' as const, group, index, filter: s.topic, qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, subscriptionId, retainHandling: v5 ? (s.rh ?? 0) : 0, unsupported };
         // A shared subscription (not available, CONNACK says either) is refused 0x9E in its turn: a ping stands in for
         // a refused filter, counted against the rate like any filter, so the SUBACK keeps its order.
         reader.parsed(unsupported !== undefined ? { op: 'ping', id: session.expect(pending) } : { op: 'sub', topic: s.topic, id: session.expect(pending) }, index === 0 ? bytes : 0, later);
@@ -137,6 +144,12 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       reader.parsed({ op: 'ping', id: session.expect({ kind: 'ping' }) }, bytes);
       return undefined;
     case 'disconnect':
+      // 5.0: it may change the session's expiry interval, but not keep a session CONNECT let end with the
+      // connection (a protocol error: closed with 0x82, its will published as for any violation).
+      if (v5) {
+        const problem = session.expiry.disconnect(packet.properties?.sessionExpiryInterval);
+        if (problem !== undefined) return problem;
+      }
       // Only a normal disconnection (5.0 reason 0x00) discards the will [MQTT-3.14.4-3]: 0x04 ("disconnect with will
       // message") and the error reasons (0x80 and up: the client ends because something went wrong) keep it.
       session.disconnect(v5 && (packet.reasonCode ?? 0) !== 0);

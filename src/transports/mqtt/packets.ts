@@ -9,6 +9,7 @@ import { disconnectReason } from './codes.js';
 import { RECEIVE_MAXIMUM_DEFAULT } from './flow.js';
 import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
+import { PLAIN, type Marks } from './filter-options.js';
 
 /** No bytes: a frame with nothing to write to the client (no MQTT form, not sent, or answered later). */
 export const NOTHING = Buffer.alloc(0);
@@ -72,27 +73,75 @@ export function propertiesNow(d: Delivery, ts: number): PacketProperties | undef
   return left < 0 || (left === 0 && interval > 0) ? null : { ...d.properties, messageExpiryInterval: left };
 }
 
-/**
- * A live message's PUBLISH at `qos`, with packet id `pid` above QoS 0 (`options`: the connection's protocol version);
- * null when its message expiry passed. A QoS 0 message without an expiry is the packet every subscriber shares.
- */
-export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, options: { protocolVersion: 4 | 5 }): Buffer | null {
-  const delivery = deliveryOf(out);
-  const properties = propertiesNow(delivery, (out.frame as { ts: number }).ts);
-  if (properties === null) return null;
-  if (qos === 0 && properties === delivery.properties) return out.bytesFor(qos0Encodings[options.protocolVersion]);
-  const v5properties = options.protocolVersion === 5 && properties ? { properties } : {};
-  return mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, ...(qos > 0 && { messageId: pid }), dup: false, retain: false, ...v5properties }, options);
+/** 5.0 properties as a PUBLISH goes out with them: a message's, and the Subscription Identifiers of the filters it matched. */
+export type SentProperties = PacketProperties & { subscriptionIdentifier?: number[] };
+
+/** `properties` with the Subscription Identifiers `ids` (each its own property in the packet); as they are without any. */
+export function withIds(properties: PacketProperties | undefined, ids: number[] | undefined): SentProperties | undefined {
+  return ids === undefined ? properties : { ...properties, subscriptionIdentifier: ids };
 }
 
 /**
- * The CONNACK accepting a connection. 5.0 says what the broker does not do (no topic aliases, subscription
- * identifiers, shared subscriptions), its Receive Maximum, the client id it assigned, and the largest packet it takes:
- * a packet over it closes the connection (0x95), said here so a compliant client never sends one (3.2.2.3.6).
+ * QoS 0 PUBLISH packets of a message with Subscription Identifiers (no expiry: they depend on the message and the
+ * identifiers alone), by retain flag and identifiers: shared by its subscribers whose filters carry the same ones
+ * (many devices subscribing with the same identifier). Only 5.0 subscribers have identifiers.
+ */
+const qos0WithIds = new WeakMap<Outgoing, Map<string, Buffer>>();
+function qos0Identified(out: Outgoing, topic: string, delivery: Delivery, marks: Marks & { ids: number[] }): Buffer {
+  let packets = qos0WithIds.get(out);
+  if (!packets) qos0WithIds.set(out, (packets = new Map()));
+  const key = `${marks.retain ? 'r' : ''}${marks.ids.join(',')}`;
+  let packet = packets.get(key);
+  if (!packet) {
+    const properties = withIds(delivery.properties, marks.ids);
+    packets.set(key, (packet = mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos: 0, dup: false, retain: marks.retain, properties }, { protocolVersion: 5 })));
+  }
+  return packet;
+}
+
+/**
+ * The shared QoS 0 packets with the retain flag set (5.0 Retain As Published): the same bytes but the flag, bit 0 of
+ * the first byte, derived once per message from the packet without it.
+ */
+const qos0RetainEncodings: Record<4 | 5, Encoding> = {
+  4: (out) => withRetainFlag(out.bytesFor(qos0Encodings[4])),
+  5: (out) => withRetainFlag(out.bytesFor(qos0Encodings[5])),
+};
+
+function withRetainFlag(packet: Buffer): Buffer {
+  const copy = Buffer.from(packet);
+  copy[0]! |= 0x01;
+  return copy;
+}
+
+/**
+ * A live message's PUBLISH at `qos`, with packet id `pid` above QoS 0 (`options`: the connection's protocol version)
+ * and `marks` (its retain flag, its Subscription Identifiers); null when its message expiry passed. A QoS 0 message
+ * without an expiry is a packet every subscriber shares (one with the retain flag, one without; one per set of
+ * identifiers).
+ */
+export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, options: { protocolVersion: 4 | 5 }, marks: Marks = PLAIN): Buffer | null {
+  const delivery = deliveryOf(out);
+  const now = propertiesNow(delivery, (out.frame as { ts: number }).ts);
+  if (now === null) return null;
+  const v5 = options.protocolVersion === 5;
+  if (qos === 0 && now === delivery.properties) {
+    if (v5 && marks.ids !== undefined) return qos0Identified(out, topic, delivery, marks as Marks & { ids: number[] });
+    return out.bytesFor((marks.retain ? qos0RetainEncodings : qos0Encodings)[options.protocolVersion]);
+  }
+  const properties = v5 ? withIds(now, marks.ids) : undefined;
+  return mqttPacket.generate({ cmd: 'publish', topic, payload: delivery.payload, qos, ...(qos > 0 && { messageId: pid }), dup: false, retain: marks.retain, ...(properties && { properties }) }, options);
+}
+
+/**
+ * The CONNACK accepting a connection. 5.0 says what the broker does not do (no topic aliases, shared subscriptions)
+ * and that it takes subscription identifiers, its Receive Maximum, the client id it assigned, and the largest packet
+ * it takes: a packet over it closes the connection (0x95), said here so a compliant client never sends one
+ * (3.2.2.3.6).
  */
 export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retainAvailable: boolean, assigned: string | undefined, maxPacket: number | undefined, receiveMaximum = RECEIVE_MAXIMUM_DEFAULT): Buffer {
   if (version !== 5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
-  const properties: Record<string, unknown> = { retainAvailable, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, topicAliasMaximum: 0 };
+  const properties: Record<string, unknown> = { retainAvailable, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: true, topicAliasMaximum: 0 };
   // Absent, it is 65535 (3.2.2.3.3).
   if (receiveMaximum < RECEIVE_MAXIMUM_DEFAULT) properties.receiveMaximum = receiveMaximum;
   if (assigned !== undefined) properties.assignedClientIdentifier = assigned;
@@ -106,7 +155,7 @@ export function retainedProperties(message: Retained): PacketProperties | undefi
 }
 
 /** A retained message's PUBLISH (retain flag set) at `qos`, with packet id `pid` above QoS 0 and `properties` on 5.0. */
-export function retainedPacket(message: Retained, qos: QoS, pid: number | undefined, properties: PacketProperties | undefined, options: { protocolVersion: 4 | 5 }): Buffer {
+export function retainedPacket(message: Retained, qos: QoS, pid: number | undefined, properties: SentProperties | undefined, options: { protocolVersion: 4 | 5 }): Buffer {
   return mqttPacket.generate(
     { cmd: 'publish', topic: message.topic, payload: message.payload, qos, dup: false, retain: true, ...(pid === undefined ? {} : { messageId: pid }), ...(options.protocolVersion === 5 && properties ? { properties } : {}) },
     options,

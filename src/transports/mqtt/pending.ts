@@ -6,8 +6,8 @@ import type { Retained } from './store.js';
 
 /** A request sent to the engine on the client's behalf, by the numeric frame id its answer will carry. */
 export type Pending =
-  /** `unsupported`: a 5.0 feature the broker does not have asked for (shared, subscription identifier), the SUBACK reason refusing it. */
-  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainHandling: number; unsupported?: number | undefined }
+  /** `unsupported`: a 5.0 feature the broker does not have asked for (a shared subscription), the SUBACK reason refusing it. */
+  | { kind: 'sub'; group: AckGroup; index: number; filter: string; qos: QoS; noLocal: boolean; retainAsPublished: boolean; subscriptionId: number | undefined; retainHandling: number; unsupported?: number | undefined }
   | { kind: 'unsub'; group: AckGroup; index: number; filter: string }
   /** A QoS 0 publish with the retain flag: answered by nothing, but kept as retained once the engine took it. */
   | { kind: 'pub0'; retain: Retained; kept?: Promise<void> | undefined }
@@ -15,8 +15,8 @@ export type Pending =
   | { kind: 'pubrec'; pid: number; retain?: Retained | undefined; kept?: Promise<void> | undefined }
   /** A persistent session's filter subscribed again on reconnect, resuming from its positions. */
   | { kind: 'resub'; filter: string; qos: QoS }
-  /** A retained message for a new subscription, or an unacknowledged one sent again after a reconnect. */
-  | { kind: 'retained'; message: Retained; qos: QoS }
+  /** A retained message for a new subscription (with its Subscription Identifier, if any). */
+  | { kind: 'retained'; message: Retained; qos: QoS; ids: number[] | undefined }
   /** Behind a subscription's retained messages: the live messages held meanwhile go out now. */
   | { kind: 'retainedEnd'; read: RetainedRead }
   | { kind: 'resend'; pid: number }

@@ -38,18 +38,25 @@ const UNRELEASED_MAX = 100_000;
 /** Session holds read per HSCAN step when a dead node's are looked for. */
 const FORGET_SCAN = 1000;
 
-/** A session as stored: filters, positions [topic, seq, epoch], unacknowledged messages [pid, qos, released, topic, payload base64, retain]. */
+/**
+ * A session as stored: filters, positions [topic, seq, epoch], unacknowledged messages [pid, qos, released, topic,
+ * payload base64, retain, and the Subscription Identifiers it went out with when it had some].
+ */
 interface Encoded {
   f: [string, QoS][];
   p: [string, number, string][];
   l?: string;
-  i: [number, 1 | 2, boolean, string, string, boolean][];
+  i: [number, 1 | 2, boolean, string, string, boolean, number[]?][];
   n: number;
   x: number | null;
   /** QoS 2 ids received, not released. */
   r?: number[];
   /** No Local filters. */
   o?: string[];
+  /** Retain As Published filters. */
+  a?: string[];
+  /** Filters' Subscription Identifiers. */
+  s?: [string, number][];
   /** Its last connections' ids. */
   d?: string[];
   /** Its user. */
@@ -273,11 +280,12 @@ export class RedisSessionStore implements SessionStore {
  */
 export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Buffer, maxBytes: number): string {
   const positions = new Map(s.positions);
-  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }), ...(s.ids?.length && { d: s.ids }), ...(s.user !== undefined && { u: s.user }), ...(s.will !== undefined && { w: s.will }) };
+  const base: Encoded = { f: [...s.filters], p: [], ...(s.life !== undefined && { l: s.life }), i: [], n: s.nextPacketId, x: s.expiresAt === Infinity ? null : s.expiresAt, ...(s.received?.length && { r: s.received }), ...(s.noLocal?.length && { o: s.noLocal }), ...(s.retainAsPublished?.length && { a: s.retainAsPublished }), ...(s.subscriptionIds?.length && { s: s.subscriptionIds }), ...(s.ids?.length && { d: s.ids }), ...(s.user !== undefined && { u: s.user }), ...(s.will !== undefined && { w: s.will }) };
   let bytes = JSON.stringify(base).length + [...positions].reduce((sum, [t, p]) => sum + t.length + p.epoch.length + 24, 0);
   for (const [pid, flight] of s.inflight) {
     const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
     const entry: Encoded['i'][number] = [pid, flight.qos, flight.released, flight.topic, payload.toString('base64'), flight.retain];
+    if (flight.ids) entry.push(flight.ids);
     const cost = JSON.stringify(entry).length + 1;
     if (bytes + cost <= maxBytes || flight.released) {
       base.i.push(entry);
@@ -295,13 +303,19 @@ export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Bu
   return JSON.stringify(base);
 }
 
+/** Whether `v` is a Subscription Identifier (1 to 268,435,455). */
+const isSubscriptionId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= 0x0fffffff;
+
+/** The Subscription Identifiers of a stored unacknowledged message (none: undefined). */
+const idsOf = (v: unknown): number[] | undefined => (Array.isArray(v) && v.length > 0 && v.every(isSubscriptionId) ? v : undefined);
+
 /** A stored session, or undefined when the JSON is not one. */
 export function decodeSession(raw: string): StoredSession | undefined {
   try {
     const e = JSON.parse(raw) as Encoded;
     if (!Array.isArray(e.f) || !Array.isArray(e.p) || !Array.isArray(e.i) || typeof e.n !== 'number') return undefined;
     const inflight = new Map<number, Inflight>();
-    for (const [pid, qos, released, topic, payload, retain] of e.i) inflight.set(pid, { qos, released, topic, payload: Buffer.from(payload, 'base64'), retain });
+    for (const [pid, qos, released, topic, payload, retain, ids] of e.i) inflight.set(pid, { qos, released, topic, payload: Buffer.from(payload, 'base64'), retain, ids: idsOf(ids) });
     return {
       filters: new Map(e.f),
       positions: new Map(e.p.map(([t, seq, epoch]): [string, Position] => [t, { seq, epoch }])),
@@ -310,6 +324,8 @@ export function decodeSession(raw: string): StoredSession | undefined {
       nextPacketId: e.n,
       received: Array.isArray(e.r) ? e.r.filter((pid) => Number.isSafeInteger(pid)) : undefined,
       noLocal: Array.isArray(e.o) ? e.o.filter((f) => typeof f === 'string') : undefined,
+      retainAsPublished: Array.isArray(e.a) ? e.a.filter((f) => typeof f === 'string') : undefined,
+      subscriptionIds: Array.isArray(e.s) ? e.s.filter((x): x is [string, number] => Array.isArray(x) && typeof x[0] === 'string' && isSubscriptionId(x[1])) : undefined,
       ids: Array.isArray(e.d) ? e.d.filter((id) => typeof id === 'string').slice(-OWN_IDS) : undefined,
       user: typeof e.u === 'string' ? e.u : undefined,
       will: typeof e.w === 'string' ? e.w : undefined,

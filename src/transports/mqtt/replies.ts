@@ -10,11 +10,12 @@ import type { Outgoing } from '../../protocol/outgoing.js';
 import { pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
 import type { Flights } from './flights.js';
 import type { InboundQuota, SendQueue, Waiting } from './flow.js';
-import { deliveryOf, NOTHING, payloadEncoding, propertiesNow, retainedPacket, retainedProperties } from './packets.js';
+import { deliveryOf, NOTHING, payloadEncoding, propertiesNow, retainedPacket, retainedProperties, withIds } from './packets.js';
 import { settle, type Pending } from './pending.js';
 import type { PacketProperties } from './payload.js';
 import type { Retained } from './store.js';
 import type { RetainedReads, RetainedWrites } from './retained-order.js';
+import type { FilterOptions } from './filter-options.js';
 
 /** The engine's answer to a request: taken (ack) or refused (error). */
 export type Answer = Extract<ServerFrame, { op: 'ack' | 'error' }>;
@@ -40,8 +41,8 @@ export interface ReplySession {
   readonly reasonStrings: boolean;
   /** Granted QoS by filter: the filters the session holds. */
   readonly filters: Map<string, QoS>;
-  /** 5.0 filters subscribed with No Local. */
-  readonly noLocal: Set<string>;
+  /** The 5.0 options of its filters (No Local, Retain As Published, Subscription Identifier). */
+  readonly filterOptions: FilterOptions;
   /** QoS 2 packet ids received and not yet released (PUBREL): a resent PUBLISH with one is not published again. */
   readonly received: Set<number>;
   /** The messages sent and not acknowledged yet, by packet id. */
@@ -93,8 +94,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       if (!error) {
         // Retain handling (5.0): 0 sends the retained messages, 1 only for a new subscription, 2 never.
         const fresh = !session.filters.has(p.filter);
-        if (p.noLocal) session.noLocal.add(p.filter);
-        else session.noLocal.delete(p.filter);
+        session.filterOptions.set(p.filter, p);
         session.subscribed(p.filter, p.qos, f, p.retainHandling === 0 || (p.retainHandling === 1 && fresh));
       }
       return settle(p.group, p.index, error ? (v5 ? reasonOfError(error.code) : SUBACK_FAILURE_V4) : p.qos, 'suback', o) ?? NOTHING;
@@ -109,15 +109,15 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       // Otherwise the broker no longer allows the filter (a new token): it is dropped from the session.
       return NOTHING;
     case 'retained': {
-      const { message, qos } = p;
+      const { message, qos, ids } = p;
       // Cut as a slow consumer (one before it found the window full): nothing more goes out, QoS 0 included.
       if (session.isCut()) return NOTHING;
       // The client's Receive Maximum is reached, or messages wait already: it waits behind them.
-      if (session.waiting.mustWait(qos)) return session.wait({ kind: 'retained', message, qos });
+      if (session.waiting.mustWait(qos)) return session.wait({ kind: 'retained', message, qos, ids });
       const pid = qos === 0 ? 0 : session.flights.packetId();
       // No packet id free: the client stopped acknowledging; cut as a slow consumer, as for a live message.
       if (pid === undefined) return session.slowConsumer();
-      return retainedNow(message, qos, pid, session);
+      return retainedNow(message, qos, pid, session, ids);
     }
     case 'release':
       return session.waiting.release();
@@ -132,9 +132,11 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       const flight = session.flights.inflight.get(p.pid);
       if (!flight) return NOTHING;
       const payload = Buffer.isBuffer(flight.payload) ? flight.payload : (flight.payload as Outgoing).bytesFor(payloadEncoding);
-      // The same message again: on 5.0 with its properties (its expiry counting down; delivery had begun).
+      // The same message again: on 5.0 with its properties (its expiry counting down; delivery had begun) and the
+      // Subscription Identifiers it went out with.
       const resent = v5 && !Buffer.isBuffer(flight.payload) ? resentProperties(flight.payload as Outgoing) : undefined;
-      const packet = session.fits(mqttPacket.generate({ cmd: 'publish', topic: flight.topic, payload, qos: flight.qos, messageId: p.pid, dup: true, retain: flight.retain, ...(resent && { properties: resent }) }, o));
+      const properties = v5 ? withIds(resent, flight.ids) : undefined;
+      const packet = session.fits(mqttPacket.generate({ cmd: 'publish', topic: flight.topic, payload, qos: flight.qos, messageId: p.pid, dup: true, retain: flight.retain, ...(properties && { properties }) }, o));
       // Larger than this connection takes: dropped as if delivered [MQTT-3.1.2-25] (not from inside the flush).
       if (packet.length === 0) queueMicrotask(() => session.flights.completed(p.pid));
       return packet;
@@ -146,7 +148,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
     case 'unsub':
       if (!error) {
         session.filters.delete(p.filter);
-        session.noLocal.delete(p.filter);
+        session.filterOptions.delete(p.filter);
       }
       return settle(p.group, p.index, error ? reasonOfError(error.code) : 0, 'unsuback', o) ?? NOTHING;
     case 'puback':
@@ -179,12 +181,12 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
  * message expiry passed or it is larger than the client takes (5.0 maximum packet size: not sent, as if it had been
  * [MQTT-3.1.2-25]).
  */
-export function retainedNow(message: Retained, qos: QoS, pid: number, session: ReplySession): Buffer {
+export function retainedNow(message: Retained, qos: QoS, pid: number, session: ReplySession, ids?: number[]): Buffer {
   const properties = retainedProperties(message);
   if (properties === null) return NOTHING;
-  const packet = session.fits(retainedPacket(message, qos, qos === 0 ? undefined : pid, properties, session.generateOptions));
+  const packet = session.fits(retainedPacket(message, qos, qos === 0 ? undefined : pid, withIds(properties, ids), session.generateOptions));
   if (packet.length === 0) return NOTHING;
-  if (qos !== 0) session.flights.inflight.set(pid, { qos, released: false, payload: message.payload, topic: message.topic, retain: true });
+  if (qos !== 0) session.flights.inflight.set(pid, { qos, released: false, payload: message.payload, topic: message.topic, retain: true, ids });
   return packet;
 }
 

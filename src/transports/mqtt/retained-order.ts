@@ -27,8 +27,8 @@ export interface RetainedReadHost {
   requeue(out: Outgoing): void;
   /** Held live messages that will not be sent: the connection ended while a read held them. */
   unsent(held: readonly Outgoing[]): void;
-  /** A retained message of a read, at `qos`. */
-  retained(message: Retained, qos: QoS): void;
+  /** A retained message of a read, at `qos`, carrying `ids`. */
+  retained(message: Retained, qos: QoS, ids: number[] | undefined): void;
   /** The end of a read, behind its retained messages: `end(read)` is called when it is written. */
   ended(read: RetainedRead): void;
 }
@@ -43,13 +43,16 @@ export class RetainedReads {
     return this.reads.length > 0;
   }
 
-  /** Reads the retained messages `filter` matches, queued behind what is queued now (at most RETAINED_PER_FILTER). */
-  start(store: RetainedStore, filter: string, qos: QoS): void {
+  /**
+   * Reads the retained messages `filter` matches, queued behind what is queued now (at most RETAINED_PER_FILTER), to
+   * go out at `qos` at most, with the Subscription Identifier of the subscription (5.0) in `ids`.
+   */
+  start(store: RetainedStore, filter: string, qos: QoS, ids?: number[]): void {
     const read: RetainedRead = { filter, held: [] };
     this.reads.push(read);
     const done = (messages: Retained[]) => {
       if (!this.host.open()) return this.end(read);
-      for (const message of messages) this.host.retained(message, Math.min(qos, message.qos) as QoS);
+      for (const message of messages) this.host.retained(message, Math.min(qos, message.qos) as QoS, ids);
       // The read ends behind them, in the mailbox's order: a live message already queued (not yet written) when the
       // read came back is held when written, not sent before the retained messages queued after it.
       this.host.ended(read);

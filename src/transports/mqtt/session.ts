@@ -6,8 +6,10 @@
 // subscribers, a retained message's, the closing CONNACK or DISCONNECT), pending.ts (the requests awaiting the
 // engine's answer), replies.ts (the packets those answers become), flights.ts (packet ids, the messages in flight,
 // their resending on resume), flow.ts (5.0 Receive Maximum: the messages waiting for the client's, the client's
-// publishes against the broker's), positions.ts (where a persistent session got to) and retained-order.ts (retained
-// messages against live ones and against PUBACKs).
+// publishes against the broker's), positions.ts (where a persistent session got to), retained-order.ts (retained
+// messages against live ones and against PUBACKs), filter-options.ts (5.0 No Local, Retain As Published and
+// Subscription Identifiers: what a message goes out with beyond its QoS) and session-options.ts (what it is opened
+// with; expiry.ts: how long it outlives the connection).
 import type { Packet, QoS } from 'mqtt-packet';
 import type { Link } from '../../actors/link.js';
 import type { FrameReader } from '../../actors/reader.js';
@@ -19,39 +21,14 @@ import { Flights } from './flights.js';
 import { InboundQuota, SendQueue, type Waiting } from './flow.js';
 import { inboundPacket, type InboundSession } from './inbound.js';
 import { grantedQos } from './match.js';
+import { FilterOptions, PLAIN, type Marks } from './filter-options.js';
 import { closingPacket, connackPacket, deliveryOf, livePacket, NOTHING, propertiesNow } from './packets.js';
 import { SessionPositions } from './positions.js';
 import type { Pending } from './pending.js';
 import { keepRetained, replyTo, retainedNow, type Answer, type ReplySession } from './replies.js';
 import { RetainedReads, RetainedWrites } from './retained-order.js';
-import { OWN_IDS, type Position, type RetainedStore, type StoredSession } from './store.js';
-
-export type MqttVersion = 3 | 4 | 5;
-
-export interface SessionOptions {
-  version: MqttVersion;
-  clientId: string;
-  /** The client sent an empty client id and the broker assigned one (v5 says which in CONNACK). */
-  assignedId: boolean;
-  /** The session outlives the connection (3.1.1 clean session 0, 5.0 session expiry > 0). */
-  persistent: boolean;
-  /** What it resumes: the session kept from its last connection (CONNACK then says session present). */
-  stored?: StoredSession | undefined;
-  /** Unacknowledged QoS 1/2 messages at most, with those waiting for the client's Receive Maximum (beyond: a slow consumer). */
-  maxInflight: number;
-  /** Bytes of messages waiting for the client's Receive Maximum at most (beyond: a slow consumer); default: no bound but maxInflight. */
-  maxWaitingBytes?: number | undefined;
-  /** The client's Receive Maximum (5.0 CONNECT, 1-65535): unacknowledged QoS 1/2 messages sent at most. */
-  receiveMaximum?: number | undefined;
-  retained?: RetainedStore | undefined;
-  /** The largest packet the client takes (5.0 CONNECT); a message over it is not sent to it. */
-  maxPacket?: number | undefined;
-  /** The largest packet the broker takes (a larger one closes the connection), and its Receive Maximum: 5.0 CONNACK says both. */
-  serverMaxPacket?: number | undefined;
-  serverReceiveMaximum?: number | undefined;
-  /** 5.0 CONNECT's Request Problem Information was 0: no reason string but in PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29]. */
-  noProblemInformation?: boolean | undefined;
-}
+import { OWN_IDS, type Position, type StoredSession } from './store.js';
+import type { SessionOptions } from './session-options.js';
 
 export class MqttSession {
   private link: Link | undefined;
@@ -72,8 +49,8 @@ export class MqttSession {
   private readonly earlier: string[];
   /** Persistent sessions (and resumed ones): where it got to per topic, and the engine life those positions are from. */
   private readonly positions: SessionPositions | undefined;
-  /** 5.0 filters subscribed with No Local: the client's own messages do not come back through them. */
-  private readonly noLocal = new Set<string>();
+  /** The 5.0 options of its filters: No Local, Retain As Published, Subscription Identifier. */
+  private readonly filterOptions: FilterOptions;
   /**
    * Filters whose retained messages are being read (a shared store answers later than the SUBACK), with the live
    * messages of their topics held meanwhile, so a retained message never arrives after a newer live one.
@@ -82,7 +59,7 @@ export class MqttSession {
     open: () => this.link?.isOpen === true,
     requeue: (out) => this.link!.mailbox.push(out),
     unsent: (held) => this.unsent(held),
-    retained: (message, qos) => this.answer({ kind: 'retained', message, qos }),
+    retained: (message, qos, ids) => this.answer({ kind: 'retained', message, qos, ids }),
     ended: (read) => this.answer({ kind: 'retainedEnd', read }),
   });
   /** Retained messages being kept: PUBACKs and PUBRECs wait behind them, in order. */
@@ -111,13 +88,13 @@ export class MqttSession {
     }, options.receiveMaximum);
     this.waiting = new SendQueue(this.flights, {
       cut: () => this.cut,
-      packet: (w, pid) => (w.kind === 'live' ? this.send(w.out, w.topic, w.qos, pid) : retainedNow(w.message, w.qos, pid, this.replying)),
+      packet: (w, pid) => (w.kind === 'live' ? this.send(w.out, w.topic, w.qos, pid, w.marks) : retainedNow(w.message, w.qos, pid, this.replying, w.ids)),
       turn: () => this.answer({ kind: 'release' }),
       slowConsumer: () => this.slowConsumer(),
     }, options.maxInflight, options.maxWaitingBytes ?? Infinity);
-    // Session state too (MQTT 4.1): QoS 2 ids awaiting PUBREL (exactly once across a reconnect) and No Local filters.
+    // Session state too (MQTT 4.1): QoS 2 ids awaiting PUBREL (exactly once across a reconnect) and filters' options.
     for (const pid of stored?.received ?? []) this.received.add(pid);
-    for (const filter of stored?.noLocal ?? []) this.noLocal.add(filter);
+    this.filterOptions = new FilterOptions(stored);
     this.earlier = stored?.ids ?? [];
     // A resumed session resumes from its positions even when it will not be kept afterwards (5.0 expiry 0 this time).
     const positions = stored?.positions ?? (options.persistent ? new Map<string, Position>() : undefined);
@@ -127,7 +104,7 @@ export class MqttSession {
       generateOptions: this.generateOptions,
       reasonStrings: options.noProblemInformation !== true,
       filters: this.filters,
-      noLocal: this.noLocal,
+      filterOptions: this.filterOptions,
       received: this.received,
       flights: this.flights,
       reads: this.reads,
@@ -205,9 +182,8 @@ export class MqttSession {
     // with: filled now, a topic they had none for (new while it was away: replayed from its start) would skip what
     // came on it.
     if (!this.flights.resuming) this.positions.fill(this.filters.keys(), current);
-    const noLocal = [...this.noLocal].filter((f) => filters.has(f));
     const ids = [...this.earlier, ...(this.link ? [this.link.id] : [])].slice(-OWN_IDS);
-    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.flights.inflight, nextPacketId: this.flights.nextPacketId, received: [...this.received], noLocal, ids, expiresAt };
+    return { filters, positions: this.positions.byTopic, life: this.positions.life, inflight: this.flights.inflight, nextPacketId: this.flights.nextPacketId, received: [...this.received], ...this.filterOptions.stored(filters), ids, expiresAt };
   }
 
   /** The session's filters: those held, and those of a resume the engine has not acknowledged yet (still the session's). */
@@ -233,6 +209,7 @@ export class MqttSession {
       quota: this.isV5 ? this.inboundQuota : undefined,
       expect: (p) => this.expect(p),
       answer: (p) => this.answer(p),
+      expiry: this.options.expiry,
       disconnect: (keepsWill) => (this.disconnected = !keepsWill),
     };
   }
@@ -302,7 +279,7 @@ export class MqttSession {
    * or only No Local filters for the client's `own` message).
    */
   qosFor(topic: string, own = false): QoS | undefined {
-    return grantedQos(this.filters, topic, own ? this.noLocal : undefined);
+    return grantedQos(this.filters, topic, own ? this.filterOptions.noLocal : undefined);
   }
 
   /** Whether a message from `sender` is the session's own: this connection's, or an earlier one's (a resume replays those). */
@@ -311,7 +288,8 @@ export class MqttSession {
   }
 
   private publish(out: Outgoing, topic: string): Buffer {
-    const granted = this.qosFor(topic, this.noLocal.size > 0 && out.sender !== undefined && this.own(out.sender.id));
+    const own = this.filterOptions.noLocal.size > 0 && out.sender !== undefined && this.own(out.sender.id);
+    const granted = this.qosFor(topic, own);
     if (granted === undefined) return NOTHING;
     if (this.reads.reading && this.reads.hold(out, topic)) return NOTHING;
     // At the lower of the publisher's QoS and the subscription's (MQTT-3.8.4: a QoS 0 publish is never upgraded).
@@ -320,8 +298,11 @@ export class MqttSession {
     const f = this.positions ? (out.frame as { seq: number; epoch: string }) : undefined;
     // Once per connection, as live messages are: a resume of two filters matching one topic replays it for each.
     if (f && this.positions!.delivered(topic, f)) return NOTHING;
+    // What it goes out with beyond its QoS (5.0 Retain As Published, Subscription Identifiers): asked only of a
+    // session that has such options.
+    const marks = this.filterOptions.marking ? this.filterOptions.marks(this.filters, topic, own, out.retain) : PLAIN;
     // The client's Receive Maximum is reached (or messages wait already): it waits for a PUBACK / PUBCOMP, in order.
-    if (!this.cut && this.waiting.mustWait(qos)) return this.wait({ kind: 'live', out, topic, qos, at: f && { seq: f.seq, epoch: f.epoch } });
+    if (!this.cut && this.waiting.mustWait(qos)) return this.wait({ kind: 'live', out, topic, qos, marks, at: f && { seq: f.seq, epoch: f.epoch } });
     // QoS 1 and 2 take a packet id first: a message that cannot have one is not sent, and the position stays before
     // it, so a resume of the session delivers it. So does every message after it: the session is being cut.
     const pid = this.cut ? undefined : qos === 0 ? 0 : this.flights.packetId();
@@ -331,16 +312,16 @@ export class MqttSession {
       return this.slowConsumer();
     }
     if (f) this.positions!.remember(topic, { seq: f.seq, epoch: f.epoch });
-    return this.send(out, topic, qos, pid);
+    return this.send(out, topic, qos, pid, marks);
   }
 
   /**
-   * Live message `out` at `qos` with packet id `pid` (0 for QoS 0), now in flight; nothing when it does not fit, or
-   * when its message expiry passed while it waited for the client's Receive Maximum.
+   * Live message `out` at `qos` with packet id `pid` (0 for QoS 0) and `marks`, now in flight; nothing when it does
+   * not fit, or when its message expiry passed while it waited for the client's Receive Maximum.
    */
-  private send(out: Outgoing, topic: string, qos: QoS, pid: number): Buffer {
-    const packet = this.fits(livePacket(out, topic, qos, pid, this.generateOptions) ?? NOTHING);
-    if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: false });
+  private send(out: Outgoing, topic: string, qos: QoS, pid: number, marks: Marks): Buffer {
+    const packet = this.fits(livePacket(out, topic, qos, pid, this.generateOptions, marks) ?? NOTHING);
+    if (qos !== 0 && packet.length > 0) this.flights.inflight.set(pid, { qos, released: false, payload: out, topic, retain: marks.retain, ids: marks.ids });
     return packet;
   }
 
@@ -381,7 +362,7 @@ export class MqttSession {
     const life = (ack as { life?: unknown }).life;
     if (typeof life === 'string' && this.positions) this.positions.life = life;
     const store = this.options.retained;
-    if (retained && store) this.reads.start(store, filter, qos);
+    if (retained && store) this.reads.start(store, filter, qos, this.filterOptions.idsOf(filter));
   }
 
   /** A publish MQTT cannot refuse in band: the connection is closed, saying why (v5: DISCONNECT with the reason). */

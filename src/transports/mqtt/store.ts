@@ -24,6 +24,8 @@ export interface Inflight {
   /** The message (its payload is built from it) or, for a retained message, the payload itself. */
   payload: Outgoing | Buffer;
   retain: boolean;
+  /** The 5.0 Subscription Identifiers it went out with (a resend carries them again). */
+  ids?: number[] | undefined;
 }
 
 export interface StoredSession {
@@ -38,6 +40,10 @@ export interface StoredSession {
   received?: number[] | undefined;
   /** 5.0 filters subscribed with No Local. */
   noLocal?: string[] | undefined;
+  /** 5.0 filters subscribed with Retain As Published. */
+  retainAsPublished?: string[] | undefined;
+  /** 5.0 filters subscribed with a Subscription Identifier, and it. */
+  subscriptionIds?: [string, number][] | undefined;
   /**
    * The broker ids of its last connections (at most OWN_IDS, newest last): with No Local, a resume does not replay to
    * it what one of them published.

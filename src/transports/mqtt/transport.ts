@@ -19,7 +19,8 @@ import { PacketFramer, type FrameEvent } from './framer.js';
 import { propertiesProblem } from './properties.js';
 import { illFormedTopic } from './utf8.js';
 import { CONNACK } from './codes.js';
-import { ConnectReader, expiryOf, NEVER, type Accepted } from './connect.js';
+import { ConnectReader, type Accepted } from './connect.js';
+import { expiryOf, SessionExpiry } from './expiry.js';
 import { MqttSession } from './session.js';
 import { willOf } from './payload.js';
 import { Wills } from './wills.js';
@@ -187,14 +188,14 @@ export class MqttTransport {
     // [MQTT-3.1.3-9]; not resumed (another user's session), that session has ended and the will goes now.
     if (waitingWill !== undefined) this.wills.settle(waitingWill, stored === undefined);
     // 3.1.1: clean session 0 keeps the session; 5.0: a session expiry interval over 0 does (clean start only resets).
-    const expiryS = expiryOf(version, connect);
-    const persistent = clientId.length > 0 && expiryS > 0;
+    const expiry = new SessionExpiry(expiryOf(version, connect));
+    const persistent = clientId.length > 0 && expiry.connected > 0;
     const maxPacket = version === 5 ? connect.properties?.maximumPacketSize : undefined;
     const noProblemInformation = version === 5 && connect.properties?.requestProblemInformation === false;
     // 5.0: the client's Receive Maximum bounds what is sent to it unacknowledged; what waits is charged as the mailbox is.
     const receiveMaximum = version === 5 ? connect.properties?.receiveMaximum : undefined;
     const { mailboxSize: maxInflight, mailboxBytes: maxWaitingBytes } = this.core.config;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum });
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
@@ -257,13 +258,14 @@ export class MqttTransport {
     });
     // The connection's hold on its session ends with it: a persistent session is kept, with the positions its
     // filters' topics have now (what comes later is resumed), and its will if that waits for its delay (`delayed`),
-    // published now if the session is not kept after all; otherwise the hold is released.
+    // published now if the session is not kept after all; otherwise the hold is released. Its expiry interval is
+    // the one it ends with (a 5.0 DISCONNECT may have changed it: to 0, the session ends now).
     const keep = (delayed: boolean) => {
       if (owner === undefined) return;
       session.unserved(reader.unservedIds());
       const sessions = this.stores.sessions;
-      const expiresAt = expiryS === NEVER ? Infinity : Date.now() + expiryS * 1000;
-      const kept = (!persistent
+      const expiresAt = expiry.expiresAt(Date.now());
+      const kept = (!persistent || expiry.seconds === 0
         ? sessions.release(clientId, owner, true)
         : this.stores
             .positions([...session.sessionFilters().keys()])
@@ -291,7 +293,7 @@ export class MqttTransport {
     const willDelayS = version === 5 ? (connect.will?.properties?.willDelayInterval ?? 0) : 0;
     const endWill = (crashed = false): boolean => {
       if (!will || session.disconnected || !session.connacked) return false;
-      const delayS = persistent && owner !== undefined && !crashed ? Math.min(willDelayS, expiryS) : 0;
+      const delayS = persistent && owner !== undefined && !crashed ? Math.min(willDelayS, expiry.seconds) : 0;
       if (delayS > 0) this.wills.later(owner!, will, link.id, delayS * 1000);
       else void this.wills.publish(will, link.id);
       return delayS > 0;
@@ -311,7 +313,7 @@ export class MqttTransport {
       error: () => {
         gone();
         wire.close(CLOSE.internalError, 'internal error');
-        if (owner !== undefined) void this.stores.sessions.release(clientId, owner, !persistent);
+        if (owner !== undefined) void this.stores.sessions.release(clientId, owner, !persistent || expiry.seconds === 0);
         endWill(true);
       },
     });

@@ -342,6 +342,21 @@ describe('Cursors', () => {
   });
 });
 
+describe('parseBusMessage: the MQTT marks of the transport field', () => {
+  const marks = (transport: string) => {
+    const m = parseBusMessage(`n1\n${transport}\n1.2.3.4:5\n\n${JSON.stringify({ op: 'msg', topic: 't', seq: 1, epoch: 'e1', from: { id: 'c1', name: 'a' }, data: 1 })}`)!;
+    return { qos: m.out.maxQos, retain: m.out.retain, transport: m.out.sender?.transport };
+  };
+  it('`<qos>` then `r` for the retain flag; none (and entries from before the flag) reads as QoS 2 without it', () => {
+    expect(marks('ws')).toEqual({ qos: 2, retain: false, transport: 'ws' });
+    expect(marks('mqtt:0')).toEqual({ qos: 0, retain: false, transport: 'mqtt' });
+    expect(marks('mqtt:1')).toEqual({ qos: 1, retain: false, transport: 'mqtt' });
+    expect(marks('mqtt:0r')).toEqual({ qos: 0, retain: true, transport: 'mqtt' });
+    expect(marks('mqtt:1r')).toEqual({ qos: 1, retain: true, transport: 'mqtt' });
+    expect(marks('mqtt:2r')).toEqual({ qos: 2, retain: true, transport: 'mqtt' });
+  });
+});
+
 describe('PresenceRelay', () => {
   const subject = (id: string) => ({ id, name: id, transport: 'ws' as const, addr: '1.2.3.4:5' });
 
