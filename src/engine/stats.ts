@@ -13,6 +13,9 @@ export class BrokerStats {
   /** Cluster: messages lost to this node (its stream no longer held them when it filled a gap), and messages of an epoch their topic had left that came late (dropped). */
   clusterMessagesLost = 0;
   clusterMessagesStale = 0;
+  /** Cluster: passes this node's reaper finished over the node set, and the dead nodes it reaped (engine/redis/reaper.ts). */
+  clusterReaperPasses = 0;
+  clusterNodesReaped = 0;
   connectionsOpened = 0;
   connectionsClosed = 0;
   crashes = 0;

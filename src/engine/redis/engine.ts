@@ -36,7 +36,7 @@ export class RedisEngine<S extends Session = Session> extends ProtocolCore<S> {
 
   constructor(options: RedisEngineOptions) {
     const local = new Locals<S>(options);
-    const redis = new RedisNode(options);
+    const redis = new RedisNode({ ...options, stats: local.stats });
     const log = redis.log;
     const broker = new RedisBroker<S>(redis, local, {
       historySize: options.historySize,

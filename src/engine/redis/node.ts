@@ -13,6 +13,8 @@ import { IdBlocks } from './id-blocks.js';
 import { ShardSubscribers } from './shards.js';
 import { keySlot, Reach, sendWritten } from './outcome.js';
 import { ScriptRunner } from './script-runner.js';
+import { Reaper } from './reaper.js';
+import type { BrokerStats } from '../stats.js';
 
 export interface RedisNodeOptions {
   /** redis://host:port[/db], rediss://…, or redis+cluster://host:port,host:port,… (a Redis Cluster's seed nodes) */
@@ -28,6 +30,8 @@ export interface RedisNodeOptions {
   connectTimeoutMs?: number;
   /** How long a Redis command may take before it fails (a publish then answers outcome_unknown, the node is degraded). */
   commandTimeoutMs?: number;
+  /** Where the reaper counts its finished passes and the nodes it reaped (reaper.ts). */
+  stats?: Pick<BrokerStats, 'clusterReaperPasses' | 'clusterNodesReaped'> | undefined;
 }
 
 /** What the node asks of the engine on it. */
@@ -90,8 +94,8 @@ export class RedisNode {
   private readonly nodeTtlMs: number;
   private readonly tickMs: number;
   private members!: NodeMembers;
-  /** Told of each node this one reaped (another node's data that lingers in Redis can go: see onReaped). */
-  private readonly reapListeners: ((node: string) => void)[] = [];
+  /** Each tick's pass over the node set: dead nodes claimed and their clients announced `timeout`. */
+  private readonly reaper: Reaper;
 
   constructor(private readonly options: RedisNodeOptions) {
     this.log = options.log.child({ engine: 'redis', node: this.id });
@@ -130,6 +134,7 @@ export class RedisNode {
     // Under the life this node knows only: a reservation that reached a Redis that lost its data (before this node
     // noticed) would restart from an empty counter, below ids the cluster gave.
     this.ids = new IdBlocks(async (n) => (await this.script(LUA.RESERVE_IDS, [KEYS.life, KEYS.ids], [String(n), this.lifeId])) as number, this.log);
+    this.reaper = new Reaper({ self: this.id, script: (lua, keys, args) => this.script(lua, keys, args), log: this.log, stats: options.stats });
   }
 
   /** The cluster's life (docs/protocol.md, Positions): '' until Redis answered once. */
@@ -171,7 +176,7 @@ export class RedisNode {
    * clear; the node may still come back (it was only unreachable, or stuck), which they may wait for.
    */
   onReaped(listener: (node: string) => void): void {
-    this.reapListeners.push(listener);
+    this.reaper.onReaped(listener);
   }
 
   /**
@@ -239,9 +244,7 @@ export class RedisNode {
     if (this.cmdUp) {
       // Its clients whose leave has not run (`drain` gave up on a request before it) end here: a node that withdrew
       // is reaped by nobody, and their records and names would stay in Redis for ever, never announced gone.
-      await this.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(this.id), KEYS.clients, KEYS.names, KEYS.nodeClients(this.id)], [this.id, CHANNELS.bus, 'leave']).catch(
-        (err: Error) => this.log.warn({ err: err.message }, 'could not withdraw the node'),
-      );
+      await this.reaper.withdraw().catch((err: Error) => this.log.warn({ err: err.message }, 'could not withdraw the node'));
     }
     this.reach.close();
     this.cmd.disconnect();
@@ -397,13 +400,7 @@ export class RedisNode {
           await this.reassert();
         }
       } else this.members.ticked();
-      for (const n of nodes) {
-        if (n === this.id) continue;
-        const count = (await this.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(n), KEYS.clients, KEYS.names, KEYS.nodeClients(n)], [n, CHANNELS.bus])) as number;
-        if (count < 0) continue;
-        this.log.warn({ dead: n, clients: count }, 'node gone (heartbeat expired): its clients timed out');
-        for (const listener of this.reapListeners) listener(n);
-      }
+      await this.reaper.pass(nodes);
     } catch (err) {
       this.noteTimeout(err);
       this.log.debug({ err: (err as Error).message }, 'cluster tick failed');
