@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { FAST_NODE, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { reaperPasses, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { PROCESS_START_MS } from '../helpers/waits.js';
@@ -21,9 +21,11 @@ const TICK_MS = 200;
 interface StallNode {
   child: ChildProcess;
   port: number;
-  stall(ms: number): Promise<void>;
-  /** Stuck until `release()` (or maxMs): for as long as the test's condition takes, however loaded the machine. */
-  hold(maxMs: number): { release(): void; done: Promise<Record<string, number>> };
+  /**
+   * Its main loop stuck until `release()` (or maxMs): for as long as the test's condition takes, however loaded the
+   * machine. With `sayMs`, `stuck` resolves once it has been stuck that long (the child says so while still stuck).
+   */
+  hold(maxMs: number, sayMs?: number): { release(): void; stuck: Promise<unknown>; done: Promise<Record<string, number>> };
 }
 
 function stallNode(redisUrl: string, hangMs: number): Promise<StallNode> {
@@ -31,29 +33,26 @@ function stallNode(redisUrl: string, hangMs: number): Promise<StallNode> {
     cwd: new URL('../..', import.meta.url).pathname,
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const waiting: ((line: Record<string, number>) => void)[] = [];
+  const waiting: { key: string; resolve: (line: Record<string, number>) => void }[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     try {
-      const entry = JSON.parse(line);
-      for (const w of waiting.splice(0)) w(entry);
+      const entry = JSON.parse(line) as Record<string, number>;
+      for (const w of waiting.filter((w) => w.key in entry)) waiting.splice(waiting.indexOf(w), 1), w.resolve(entry);
     } catch {
       /* not ours */
     }
   });
-  const next = () => new Promise<Record<string, number>>((r) => waiting.push(r));
-  return next().then(({ port }) => ({
+  /** The next line of the child's that carries `key`. */
+  const next = (key: string) => new Promise<Record<string, number>>((resolve) => waiting.push({ key, resolve }));
+  return next('port').then(({ port }) => ({
     child,
     port: port!,
-    stall: async (ms: number) => {
-      const done = next();
-      child.stdin!.write(`stall ${ms}\n`);
-      await done;
-    },
-    hold: (maxMs: number) => {
+    hold: (maxMs: number, sayMs?: number) => {
       const path = join(mkdtempSync(join(tmpdir(), 'sb-stall-')), 'release');
-      const done = next();
-      child.stdin!.write(`hold ${path} ${maxMs}\n`);
-      return { release: () => writeFileSync(path, ''), done };
+      const stuck = sayMs === undefined ? Promise.resolve() : next('stuck');
+      const done = next('stalled');
+      child.stdin!.write(`hold ${path} ${maxMs}${sayMs === undefined ? '' : ` ${sayMs}`}\n`);
+      return { release: () => writeFileSync(path, ''), stuck, done };
     },
   }));
 }
@@ -96,11 +95,15 @@ describe.skipIf(!run)('cluster: node heartbeat', () => {
   // The two tests run side by side (each has its own slow node, watcher and room): their stalls are waits, not work.
   it.concurrent('a main loop stuck for 4× the heartbeat TTL is not taken for dead: no timeout, its client keeps its name and its messages', async ({ expect }) => {
     const { slow, watcher, client } = await setup(30_000, 'slowpoke');
-    await slow.stall(TTL_MS * 4);
-    // The survivor's reaper looked many times meanwhile; two more of its ticks (an absence can only be shown by
-    // waiting), then a ping barrier. Better: a count of the survivor's finished reaper passes (an inspection API on
-    // the cluster node), to wait for two passes rather than for their length.
-    await new Promise((r) => setTimeout(r, 2 * FAST_NODE.nodeTickMs));
+    // Stuck for 4× the TTL (the fault under test, said by the stuck node itself): without its heartbeat thread its
+    // key would have expired by then. While it is still stuck, two whole passes of the survivor's reaper look at that
+    // key: what shows it was not reaped is the reaper having looked, not a wait of some length.
+    const stuck = slow.hold(60_000, TTL_MS * 4);
+    await stuck.stuck;
+    await reaperPasses([survivor], 3);
+    stuck.release();
+    expect((await stuck.done).stalled).toBeGreaterThanOrEqual(TTL_MS * 4);
+    // A REAP publishes its timeouts before it answers, so by the barrier after the passes any would be here.
     expect(await watcher.quiet((f) => f.op === 'event' && f.client?.name === 'slowpoke' && f.event !== 'join')).toBe(true);
     const who = await watcher.request({ op: 'who' });
     expect(who.clients.map((c: { name: string }) => c.name)).toContain('slowpoke');

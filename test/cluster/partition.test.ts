@@ -4,7 +4,7 @@
 // announces its clients again (`join`) and drops what it held (older than the timeouts). What a node holds is
 // bounded in all and per client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_NODE, health, RedisProxy, REAP_WINDOW_MS, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
+import { health, reaperPasses, RedisProxy, REAP_GUARD_MS, redisCli, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -40,8 +40,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
   it('shorter than the heartbeat: the events of the outage arrive afterwards, in order, once each; no timeout', async () => {
     // A node of its own whose heartbeat outlasts the outage however loaded the machine: the outage (a few round trips,
     // then up to a second of reconnect back-off) had a 3 s TTL to stay inside, a margin a starved machine can eat.
-    const heartbeat = { nodeTtlMs: 20_000, nodeTickMs: 250 };
-    const patient = await startNode(redis, { redisUrl: proxy.url, ...heartbeat });
+    const patient = await startNode(redis, { redisUrl: proxy.url, nodeTtlMs: 20_000, nodeTickMs: 250 });
     try {
       const watcher = await connect(b);
       await watcher.request({ op: 'sub', topic: 'hall', presence: true });
@@ -65,10 +64,10 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
       expect(watcher.all.indexOf(leave)).toBeLessThan(watcher.all.indexOf(join));
       // Back: its connections to Redis are up again (and with them its heartbeat).
       await until(async () => (await health(patient)) === 'running', 'the node running', 15_000);
-      // Four of its ticks and two of the reaper's (an absence can only be shown by waiting): nothing else came (no
-      // timeout, no second copy of what it held). Better: counts of the nodes' finished ticks and reaper passes (an
-      // inspection API on the cluster node), to wait for those rather than for their length.
-      await new Promise((r) => setTimeout(r, 4 * heartbeat.nodeTickMs + 2 * FAST_NODE.nodeTickMs));
+      // Two whole reaper passes of every node after it is back (the patient node's own among them: each comes in a
+      // tick that would flush again what it held): nothing else came (no timeout, no second copy of what it held).
+      // Shown by the reapers having looked, not by a wait of some length.
+      await reaperPasses([patient, a, b], 3);
       expect(await watcher.quiet((f) => f.op === 'event' && f.event === 'timeout')).toBe(true);
       expect(watcher.all.filter((f) => f.op === 'event' && ['xena', 'zed'].includes(f.client?.name)).map((f) => `${f.client.name}:${f.event}`)).toEqual(['xena:join', 'xena:leave', 'zed:join']);
     } finally {
@@ -89,7 +88,7 @@ describe.skipIf(!run)('cluster: a node partitioned from Redis', () => {
     await proxy.cut();
     await until(async () => (await health(a)) === 'degraded', 'node A degraded', 15_000);
     await wu.request({ op: 'unsub', topic: 'yard' }); // held, then dropped: the timeout below already ended wu
-    await watcher.next((f) => about('yan')(f) && f.event === 'timeout', REAP_WINDOW_MS + 5000);
+    await watcher.next((f) => about('yan')(f) && f.event === 'timeout', REAP_GUARD_MS);
     await watcher.next((f) => about('wu')(f) && f.event === 'timeout', 5_000);
 
     await proxy.restore();

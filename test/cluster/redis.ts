@@ -265,6 +265,11 @@ export const FAST_NODE_FLAGS = ['--node-ttl-ms', String(FAST_NODE.nodeTtlMs), '-
 
 /** Long enough for a node whose heartbeat stopped to be reaped (its TTL and two of the survivors' ticks). */
 export const REAP_WINDOW_MS = FAST_NODE.nodeTtlMs + 2 * FAST_NODE.nodeTickMs;
+/**
+ * How long a test waits for a dead node's reaping to reach it before it fails: a guard against a hang, not a target
+ * (10× REAP_WINDOW_MS), so a loaded machine's slow reaper is waited for while a reaper that never comes is reported.
+ */
+export const REAP_GUARD_MS = 10 * REAP_WINDOW_MS;
 
 export async function startNode(redis: TestRedis | TestRedisCluster, overrides: Partial<Config> = {}): Promise<TestBroker> {
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', redisUrl: redis.url, ...FAST_NODE, ...overrides };
@@ -279,6 +284,22 @@ export async function metric(node: { httpUrl: string }, name: string): Promise<n
   const line = text.split('\n').find((l) => l.startsWith(name + ' '));
   if (!line) throw new Error(`no ${name} in /metrics`);
   return Number(line.split(' ')[1]);
+}
+
+/** The reaper's finished passes over the node set, and the dead nodes it reaped, on a node's `/metrics` (reaper.ts). */
+export const REAPER_PASSES = 'switchboard_cluster_reaper_passes_total';
+export const NODES_REAPED = 'switchboard_cluster_nodes_reaped_total';
+
+/**
+ * Resolves once each of `nodes` has finished `passes` more reaper passes than when asked. A node's passes never
+ * overlap, so of two passes finished after the call the second began after it: 2 is one whole pass of each node's
+ * reaper since what the test did before (every heartbeat checked as it stood then), 3 two. How a test shows that a
+ * node was *not* reaped: by waiting until every other node's reaper has looked, not for a time.
+ */
+export async function reaperPasses(nodes: { httpUrl: string }[], passes: number, ms = 15_000): Promise<void> {
+  const from = await Promise.all(nodes.map((n) => metric(n, REAPER_PASSES)));
+  const done = async () => (await Promise.all(nodes.map((n) => metric(n, REAPER_PASSES)))).every((v, i) => v >= from[i]! + passes);
+  await until(done, `${passes} more reaper passes of ${nodes.length} node(s)`, ms);
 }
 
 /** A cluster node's id, as its `/healthz` says it. */

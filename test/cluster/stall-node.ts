@@ -1,10 +1,11 @@
-// A cluster node in a child process whose main event loop the test can stall: `stall <ms>` on stdin blocks the
-// main thread that long (as a saturated core or a long GC would), then prints `{"stalled":<ms>}`; `hold <path>
-// <maxMs>` blocks it until the file `path` exists (the test saw what it waited for; at most maxMs), then prints
-// `{"stalled":<ms it was stuck>}`. Blocked in Atomics.wait, not a busy loop: to the node it is the same (its
-// main loop does not turn; its heartbeat thread goes on), and the suite's two cores are not spent on it. Starts
-// with a short node heartbeat so the tests stay quick: argv = redis URL, heartbeat TTL ms, tick ms, hang ms.
-import { existsSync } from 'node:fs';
+// A cluster node in a child process whose main event loop the test can stall (as a saturated core or a long GC
+// would): `hold <path> <maxMs> [<sayMs>]` on stdin blocks its main thread until the file `path` exists (the test saw
+// what it waited for; at most maxMs), then prints `{"stalled":<ms it was stuck>}`; with sayMs it also prints
+// `{"stuck":<sayMs>}` once stuck that long (written from the blocked thread itself, synchronously: the test learns
+// that the fault has lasted that long while it still lasts). Blocked in Atomics.wait, not a busy loop: to the node it
+// is the same (its main loop does not turn; its heartbeat thread goes on), and the suite's two cores are not spent on
+// it. Starts with a short node heartbeat so the tests stay quick: argv = redis URL, heartbeat TTL ms, tick ms, hang ms.
+import { existsSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { startBroker } from '../../src/broker.js';
 import { defaults, type Config } from '../../src/config.js';
@@ -24,16 +25,18 @@ const broker = await startBroker(config, {
 });
 console.log(JSON.stringify({ port: broker.port }));
 createInterface({ input: process.stdin }).on('line', (line) => {
-  const m = /^stall (\d+)$/.exec(line.trim());
-  const hold = /^hold (\S+) (\d+)$/.exec(line.trim());
+  const hold = /^hold (\S+) (\d+)(?: (\d+))?$/.exec(line.trim());
+  if (!hold) return;
+  // The main loop is stuck until the test releases it.
   const start = Date.now();
-  if (m) {
-    // the main loop is stuck
-    for (let left = Number(m[1]); left > 0; left = start + Number(m[1]) - Date.now()) block(left);
-  } else if (hold) {
-    // the main loop is stuck until the test releases it
-    const until = start + Number(hold[2]);
-    while (!existsSync(hold[1]!) && Date.now() < until) block(Math.min(20, until - Date.now()));
-  } else return;
+  const until = start + Number(hold[2]);
+  let say = hold[3] === undefined ? undefined : Number(hold[3]);
+  while (!existsSync(hold[1]!) && Date.now() < until) {
+    if (say !== undefined && Date.now() - start >= say) {
+      writeSync(1, JSON.stringify({ stuck: say }) + '\n');
+      say = undefined;
+    }
+    block(Math.min(20, until - Date.now()));
+  }
   console.log(JSON.stringify({ stalled: Date.now() - start }));
 });
