@@ -4,9 +4,10 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { defaults, type Config } from '../../src/config.js';
 import { startBroker, type Broker } from '../../src/broker.js';
+import { RefusalLog, type Refusal } from '../../src/actors/admission.js';
 import { TestClient } from '../helpers/client.js';
 import { LineClient } from '../helpers/line-client.js';
 import { statusOf, waitFor } from './upgrade.js';
@@ -101,5 +102,31 @@ describe('refusal logs name their limit, its value and its flag', () => {
     const entry = await refusal(/rate limit/);
     expect(entry.msg).toMatch(/over 1 frames\/s \(--rate\) refused 3 times within 10 s \(--rate-strikes\)/);
     expect(entry).toMatchObject({ flag: '--rate, --rate-strikes' });
+  });
+});
+
+describe('RefusalLog', () => {
+  it('a flood of refusals is one line an interval, with its count: the first at once, the rest summed when the interval ends', () => {
+    vi.useFakeTimers();
+    try {
+      const lines: { refused: number; open: number; msg: string }[] = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const refusals = new RefusalLog(log, 1000);
+      const full: Refusal = { status: 503, statusText: 'Service Unavailable', message: 'server full', limit: 'in total', value: 20, flag: '--max-connections' };
+      for (let i = 0; i < 5; i++) refusals.record(full, 20);
+      expect(lines.map((l) => l.refused)).toEqual([1]);
+      expect(lines[0]!.msg).toBe('connections refused (1): 20 connections in total reached (raise with --max-connections)');
+      vi.advanceTimersByTime(999);
+      expect(lines.map((l) => l.refused)).toEqual([1]);
+      vi.advanceTimersByTime(1);
+      expect(lines.map((l) => l.refused)).toEqual([1, 4]);
+      // A quiet interval: no line, and the next refusal is reported at once again.
+      vi.advanceTimersByTime(5000);
+      expect(lines.map((l) => l.refused)).toEqual([1, 4]);
+      refusals.record(full, 19);
+      expect(lines.map((l) => [l.refused, l.open])).toEqual([[1, 20], [4, 20], [1, 19]]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
