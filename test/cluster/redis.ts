@@ -539,6 +539,28 @@ export interface ProxiedNodes {
   b: TestBroker;
 }
 
+/** Two nodes with MQTT on (`a`, `b`) on a Redis of their own, set up before the describe's tests and torn down after. */
+export interface MqttNodes {
+  redis: TestRedis;
+  a: TestBroker;
+  b: TestBroker;
+}
+
+export function mqttNodes(): MqttNodes {
+  const n = {} as MqttNodes;
+  beforeAll(async () => {
+    n.redis = await TestRedis.start();
+    n.a = await startNode(n.redis, { mqttPort: 0 });
+    n.b = await startNode(n.redis, { mqttPort: 0 });
+  });
+  afterAll(async () => {
+    await n.a?.close();
+    await n.b?.close();
+    await n.redis?.stop();
+  });
+  return n;
+}
+
 /**
  * Sets up a Redis, a proxy in front of it, node `a` (with `behind`) through the proxy and node `b` (with `direct`)
  * straight on Redis, before the file's (or describe's) tests, and tears them down after; filled in once they run.

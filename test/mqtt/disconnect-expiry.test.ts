@@ -9,7 +9,7 @@ import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
-import { requireRedis, startNode, TestRedis } from '../cluster/redis.js';
+import { mqttNodes, requireRedis } from '../cluster/redis.js';
 
 interface Options {
   clientId: string;
@@ -139,19 +139,10 @@ describe('a DISCONNECT\'s session expiry interval, on one node', () => {
 const run = requireRedis('a DISCONNECT\'s session expiry interval on a cluster');
 
 describe.skipIf(!run)('a DISCONNECT\'s session expiry interval, across two nodes of one Redis', () => {
-  let redis: TestRedis;
   let a: TestBroker;
   let b: TestBroker;
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    a = await startNode(redis, { mqttPort: 0 });
-    b = await startNode(redis, { mqttPort: 0 });
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await redis?.stop();
-  });
+  const nodes = mqttNodes();
+  beforeAll(() => void ({ a, b } = nodes));
 
   it('CONNECT said 300 on A and DISCONNECT 0: no session on B', async () => {
     const { c } = await connect(a.mqttPort, { clientId: 'dxc1', expiry: 300 });

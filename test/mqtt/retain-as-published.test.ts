@@ -9,7 +9,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
-import { requireRedis, startNode, TestRedis } from '../cluster/redis.js';
+import { mqttNodes, requireRedis } from '../cluster/redis.js';
 
 interface Sub {
   topic: string;
@@ -162,19 +162,10 @@ describe('Retain As Published on one node', () => {
 const run = requireRedis('Retain As Published on a cluster');
 
 describe.skipIf(!run)('Retain As Published across two nodes of one Redis', () => {
-  let redis: TestRedis;
   let a: TestBroker;
   let b: TestBroker;
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    a = await startNode(redis, { mqttPort: 0 });
-    b = await startNode(redis, { mqttPort: 0 });
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await redis?.stop();
-  });
+  const nodes = mqttNodes();
+  beforeAll(() => void ({ a, b } = nodes));
 
   it('a publish on A reaches a subscriber on B with its flag; a session left on B resumes on A with the option and replays the flag', async () => {
     const onB = (await connect(b.mqttPort, 'rapc1', { expiry: 300 })).c;

@@ -10,7 +10,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
-import { requireRedis, startNode, TestRedis } from '../cluster/redis.js';
+import { mqttNodes, requireRedis } from '../cluster/redis.js';
 
 interface Sub {
   topic: string;
@@ -207,19 +207,10 @@ describe('Subscription Identifiers on one node', () => {
 const run = requireRedis('Subscription Identifiers on a cluster');
 
 describe.skipIf(!run)('Subscription Identifiers across two nodes of one Redis', () => {
-  let redis: TestRedis;
   let a: TestBroker;
   let b: TestBroker;
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    a = await startNode(redis, { mqttPort: 0 });
-    b = await startNode(redis, { mqttPort: 0 });
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await redis?.stop();
-  });
+  const nodes = mqttNodes();
+  beforeAll(() => void ({ a, b } = nodes));
 
   it('a publish on A reaches B with them; a session left on B resumes on A with them (resend, replay, live)', async () => {
     const pub = (await connect(a.mqttPort, 'sidc-pub')).c;

@@ -3,9 +3,9 @@
 // delay, it is dropped [MQTT-3.1.3-9]; a clean start ends the session, and it goes then. A node that stops publishes
 // the wills still waiting on it (their timers do not outlive it). What waits is read from each node's /metrics
 // (`switchboard_mqtt_wills_delayed`); a will that must not come is shown absent by a message published after it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
-import { metric, requireRedis, startNode, TestRedis, until } from '../cluster/redis.js';
+import { metric, mqttNodes, requireRedis, startNode, type TestRedis, until } from '../cluster/redis.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
 
@@ -49,16 +49,8 @@ async function leftWaiting(node: TestBroker, clientId: string, topic: string, de
 }
 
 describe.skipIf(!run)('MQTT will delay on two nodes of one Redis', () => {
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    a = await startNode(redis, { mqttPort: 0 });
-    b = await startNode(redis, { mqttPort: 0 });
-  });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await redis?.stop();
-  });
+  const nodes = mqttNodes();
+  beforeAll(() => void ({ redis, a, b } = nodes));
 
   it('a will left waiting on A is not sent when the session resumes on B before its delay', async () => {
     const w = await watcher(b, 'wdc1-watch', 'wdc/1');
