@@ -3,7 +3,7 @@
 // survivor's REAP ends it. It was not: the record and the name stayed in Redis for ever (`who` listed a client nobody
 // held; the name was never free again). Found by a review helper.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { proxiedNodes, REAP_WINDOW_MS, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
+import { proxiedNodes, REAP_GUARD_MS, redisCli, RedisProxy, requireRedis, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -36,7 +36,7 @@ describe.skipIf(!run)('cluster: a node dead between a join claim and its record'
     proxy.release();
     const zoe = await joining;
     if (zoe) clients.push(zoe);
-    await until(async () => (await redisCli(redis.port, 'SISMEMBER', 'sb:{g}:nodes', nodeA)) === '0', 'A reaped', 4 * REAP_WINDOW_MS);
+    await until(async () => (await redisCli(redis.port, 'SISMEMBER', 'sb:{g}:nodes', nodeA)) === '0', 'A reaped', REAP_GUARD_MS);
     await until(async () => (await redisCli(redis.port, 'HGET', 'sb:{g}:names', 'zoe5')) === '', 'zoe5 freed by the reap', 5000);
     const other = await TestClient.connect(b.url + '?name=zoe5');
     clients.push(other);
