@@ -46,6 +46,19 @@ export class RawMqtt {
 
 /** A persistent session's CONNECT (3.1.1, clean session 0, no keepalive). */
 /** A clean-session CONNECT of `clientId` in protocol `version` (4: 3.1.1, 5: 5.0), keepalive off. */
+/**
+ * Opens a 5.0 connection and sends its CONNECT: `properties` as given (none when absent), clean start unless `clean`
+ * is false, and a `will` on its topic (payload `will:<clientId>`, QoS 1) with that Will Delay Interval (s). Resolves
+ * with the connection and its CONNACK.
+ */
+export async function connect5(port: number, clientId: string, o: { clean?: boolean; properties?: Record<string, unknown>; will?: { topic: string; delay: number } } = {}): Promise<{ c: RawMqtt; connack: Packet }> {
+  const c = await RawMqtt.open(port, 5);
+  const will = o.will ? { will: { topic: o.will.topic, payload: Buffer.from(`will:${clientId}`), qos: 1, retain: false, properties: { willDelayInterval: o.will.delay } } } : {};
+  const properties = o.properties === undefined ? {} : { properties: o.properties };
+  c.send({ cmd: 'connect', clientId, keepalive: 0, clean: o.clean ?? true, protocolId: 'MQTT', protocolVersion: 5, ...properties, ...will } as Packet, 5);
+  return { c, connack: await c.next('connack') };
+}
+
 export const cleanConnect = (clientId: string, version: 4 | 5 = 4) => ({ cmd: 'connect', clientId, keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: version }) as Packet;
 
 /** Whether the broker closed `c` within `ms` (false: still open then). */

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { connect5, RawMqtt } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
 import { mqttNodes, requireRedis } from '../cluster/redis.js';
 
@@ -20,12 +20,8 @@ interface Options {
   will?: { topic: string; delay: number };
 }
 
-async function connect(port: number, o: Options): Promise<{ c: RawMqtt; connack: Packet }> {
-  const c = await RawMqtt.open(port, 5);
-  const will = o.will ? { will: { topic: o.will.topic, payload: Buffer.from(`will:${o.clientId}`), qos: 1, retain: false, properties: { willDelayInterval: o.will.delay } } } : {};
-  const properties = o.expiry === undefined ? {} : { properties: { sessionExpiryInterval: o.expiry } };
-  c.send({ cmd: 'connect', clientId: o.clientId, keepalive: 0, clean: o.clean ?? true, protocolId: 'MQTT', protocolVersion: 5, ...properties, ...will } as Packet, 5);
-  return { c, connack: await c.next('connack') };
+function connect(port: number, o: Options): Promise<{ c: RawMqtt; connack: Packet }> {
+  return connect5(port, o.clientId, { clean: o.clean, will: o.will, properties: o.expiry === undefined ? undefined : { sessionExpiryInterval: o.expiry } });
 }
 
 /** A subscriber of `topic` on a connection of its own. */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { connect5, RawMqtt } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
 
 let broker: TestBroker;
@@ -27,11 +27,7 @@ afterAll(async () => {
 
 type Publish = { cmd: 'publish'; messageId?: number; qos: number; dup?: boolean; retain?: boolean; payload: Buffer; topic: string };
 
-async function open5(port: number, clientId: string, properties: Record<string, unknown> = {}, clean = true): Promise<{ c: RawMqtt; connack: Packet }> {
-  const c = await RawMqtt.open(port, 5);
-  c.send({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties } as Packet, 5);
-  return { c, connack: await c.next('connack') };
-}
+const open5 = (port: number, clientId: string, properties: Record<string, unknown> = {}, clean = true) => connect5(port, clientId, { properties, clean });
 
 async function subscriber(port: number, clientId: string, filter: string, properties: Record<string, unknown> = {}, clean = true): Promise<RawMqtt> {
   const { c } = await open5(port, clientId, properties, clean);

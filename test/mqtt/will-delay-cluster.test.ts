@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { metric, mqttNodes, requireRedis, startNode, type TestRedis, until } from '../cluster/redis.js';
 import type { TestBroker } from '../helpers/broker.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { connect5, RawMqtt } from '../helpers/raw-mqtt.js';
 
 const run = requireRedis('mqtt will delay on a cluster');
 
@@ -17,11 +17,8 @@ let b: TestBroker;
 
 const willsDelayed = (node: TestBroker): Promise<number> => metric(node, 'switchboard_mqtt_wills_delayed');
 
-async function connect(node: TestBroker, clientId: string, clean: boolean, will?: { topic: string; delay: number }): Promise<{ c: RawMqtt; connack: Packet }> {
-  const c = await RawMqtt.open(node.mqttPort, 5);
-  const w = will ? { will: { topic: will.topic, payload: Buffer.from(`will:${clientId}`), qos: 1, retain: false, properties: { willDelayInterval: will.delay } } } : {};
-  c.send({ cmd: 'connect', clientId, keepalive: 0, clean, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: 300 }, ...w } as Packet, 5);
-  return { c, connack: await c.next('connack') };
+function connect(node: TestBroker, clientId: string, clean: boolean, will?: { topic: string; delay: number }): Promise<{ c: RawMqtt; connack: Packet }> {
+  return connect5(node.mqttPort, clientId, { clean, will, properties: { sessionExpiryInterval: 300 } });
 }
 
 async function watcher(node: TestBroker, clientId: string, topic: string): Promise<RawMqtt> {

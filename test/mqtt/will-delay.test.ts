@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { connect5, RawMqtt } from '../helpers/raw-mqtt.js';
 import { until } from '../helpers/waits.js';
 import { metric } from '../cluster/redis.js';
 
@@ -29,11 +29,9 @@ interface Options {
   clean?: boolean;
 }
 
-async function connect(port: number, o: Options): Promise<{ c: RawMqtt; connack: Packet }> {
-  const c = await RawMqtt.open(port, 5);
-  const will = o.topic === undefined ? {} : { will: { topic: o.topic, payload: Buffer.from(`will:${o.clientId}`), qos: 1, retain: false, properties: { willDelayInterval: o.delay ?? 0 } } };
-  c.send({ cmd: 'connect', clientId: o.clientId, keepalive: 0, clean: o.clean ?? true, protocolId: 'MQTT', protocolVersion: 5, properties: { sessionExpiryInterval: o.expiry ?? 0 }, ...will } as Packet, 5);
-  return { c, connack: await c.next('connack') };
+function connect(port: number, o: Options): Promise<{ c: RawMqtt; connack: Packet }> {
+  const will = o.topic === undefined ? undefined : { topic: o.topic, delay: o.delay ?? 0 };
+  return connect5(port, o.clientId, { clean: o.clean, will, properties: { sessionExpiryInterval: o.expiry ?? 0 } });
 }
 
 /** A subscriber of `topic`: what it received, as text. */
