@@ -62,7 +62,7 @@ export interface CursorsOptions {
   log: Logger;
   /** How long a failed fill waits before it tries again. */
   retryMs?: number;
-  /** The node's counters: messages lost to the node and stale ones dropped are added there too (metrics). */
+  /** The node's counters, where messages lost to the node and stale ones dropped are counted (metrics); default: the cursors' own. */
   stats?: Pick<BrokerStats, 'clusterMessagesLost' | 'clusterMessagesStale'>;
 }
 
@@ -74,12 +74,22 @@ export class Cursors {
    * subscriber connection back after an outage fetches what was published on it meanwhile.
    */
   private readonly baselines = new Map<string, { epoch: string; seq: number }>();
-  /** Messages that could not be filled from the stream (trimmed before this node caught up). */
-  gapsSkipped = 0;
-  /** Messages of an epoch their topic had left when they came (dropped: delivering them would go back in time). */
-  staleDropped = 0;
+  /** Where messages lost and stale ones are counted: the node's counters, or the cursors' own. */
+  private readonly counts: Pick<BrokerStats, 'clusterMessagesLost' | 'clusterMessagesStale'>;
 
-  constructor(private readonly options: CursorsOptions) {}
+  constructor(private readonly options: CursorsOptions) {
+    this.counts = options.stats ?? { clusterMessagesLost: 0, clusterMessagesStale: 0 };
+  }
+
+  /** Messages that could not be filled from the stream (trimmed before this node caught up). */
+  get gapsSkipped(): number {
+    return this.counts.clusterMessagesLost;
+  }
+
+  /** Messages of an epoch their topic had left when they came (dropped: delivering them would go back in time). */
+  get staleDropped(): number {
+    return this.counts.clusterMessagesStale;
+  }
 
   /** A message from the bus. */
   receive(m: BusMessage): void {
@@ -213,8 +223,7 @@ export class Cursors {
   }
 
   private stale(topic: string, epoch: string, n: number): void {
-    this.staleDropped += n;
-    if (this.options.stats) this.options.stats.clusterMessagesStale += n;
+    this.counts.clusterMessagesStale += n;
     this.options.log.warn({ topic, epoch, messages: n }, 'messages of an epoch their topic has left came late: dropped (they would go back in time)');
   }
 
@@ -228,8 +237,7 @@ export class Cursors {
 
   /** A gap the stream could not fill (trimmed before this node caught up): said loudly, then passed. */
   private skipTo(topic: string, c: Cursor, seq: number): void {
-    this.gapsSkipped += seq - c.seq - 1;
-    if (this.options.stats) this.options.stats.clusterMessagesLost += seq - c.seq - 1;
+    this.counts.clusterMessagesLost += seq - c.seq - 1;
     this.options.log.warn({ topic, from: c.seq + 1, to: seq - 1 }, 'messages lost to this node: the stream no longer holds them');
     c.seq = seq - 1;
     this.drain(c);
