@@ -39,7 +39,7 @@ export class Reaper {
     try {
       for (const n of nodes) {
         if (n === this.o.self) continue;
-        const count = (await this.o.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(n), KEYS.clients, KEYS.names, KEYS.nodeClients(n)], [n, CHANNELS.bus])) as number;
+        const count = (await this.reap(n)) as number;
         if (count < 0) continue;
         if (this.o.stats) this.o.stats.clusterNodesReaped++;
         this.o.log.warn({ dead: n, clients: count }, 'node gone (heartbeat expired): its clients timed out');
@@ -53,7 +53,12 @@ export class Reaper {
 
   /** This node withdraws as it stops: its heartbeat goes, and its clients whose leave has not run end with a `leave`. */
   withdraw(): Promise<unknown> {
-    const self = this.o.self;
-    return this.o.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(self), KEYS.clients, KEYS.names, KEYS.nodeClients(self)], [self, CHANNELS.bus, 'leave']);
+    return this.reap(this.o.self, 'leave');
+  }
+
+  /** The REAP script on `node`: claims it if its heartbeat is gone (or, with 'leave', as it withdraws). */
+  private reap(node: string, leave?: 'leave'): Promise<unknown> {
+    const args = leave ? [node, CHANNELS.bus, leave] : [node, CHANNELS.bus];
+    return this.o.script(LUA.REAP, [KEYS.nodes, KEYS.heartbeat(node), KEYS.clients, KEYS.names, KEYS.nodeClients(node)], args);
   }
 }
