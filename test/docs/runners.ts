@@ -70,7 +70,7 @@ export const README_RUNNERS: Record<string, Runner> = {
     // Each page snippet in Chromium, in a page of the broker's own origin; what it logs is what the docs say.
     timeout: 60_000,
     async run(blocks, ctx) {
-      if (!requireChromium('docs browser quick start') || !haveChromium) return ctx.skip(`Chromium is missing (apt-get install -y chromium)`);
+      if (!requireChromium('docs browser quick start') || !haveChromium) return ctx.skip(`Chromium is missing (apt-get install -y chromium-headless-shell, or chromium)`);
       const browser = await launchChromium();
       cleanup.push(() => browser.close());
       for (const block of blocks) {
