@@ -16,15 +16,11 @@ import { OriginPolicy } from './http/origin.js';
 import { LINES_PATH, TcpTransport } from './transports/tcp/transport.js';
 import { SseTransport } from './transports/sse/transport.js';
 import { registerSse } from './http/sse.js';
-import { MqttTransport } from './transports/mqtt/transport.js';
-import { redisStores } from './transports/mqtt/redis-sessions.js';
-import { NodeCalls } from './engine/redis/calls.js';
 import { registerApi } from './http/api.js';
 import { registerPages } from './http/pages.js';
 import { HttpError, Router, sendJson } from './transports/router.js';
 import { ClientFaults, createLogger } from './log.js';
 import { Admission } from './actors/admission.js';
-import { TokenVerifier } from './auth/tokens.js';
 import type { StatelyInspector } from './inspect/stately.js';
 import { ActorsPage } from './inspect/page.js';
 import { adminCheck } from './inspect/access.js';
@@ -33,7 +29,6 @@ import { ActorTree } from './actors/tree.js';
 import { loggablePath, parseTarget } from './protocol/target.js';
 import { HttpSockets } from './http/sockets.js';
 import { openFilesWarning, readOpenFilesSoftLimit } from './open-files.js';
-import { RedisEngine } from './engine/redis/engine.js';
 import { LoopStalls } from './engine/stalls.js';
 import { Hooks } from './hooks/hooks.js';
 
@@ -85,10 +80,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const inspection = config.inspect === undefined ? undefined : await import('./inspect/stately.js');
   const log = options.log ?? createLogger(config.logLevel);
   const cluster = config.redisUrl;
+  // The Redis engine's modules only on a cluster: ioredis and what it brings were a sixth of a broker process's start-up.
+  const redis = cluster === undefined ? undefined : await clusterModules();
   const engineOf = (o: MemoryEngineOptions): Engine<Link> =>
-    cluster === undefined ? new MemoryEngine<Link>(o) : new RedisEngine<Link>({
+    redis === undefined ? new MemoryEngine<Link>(o) : new redis.RedisEngine<Link>({
           ...o,
-          url: cluster,
+          url: cluster!,
           maxInflight: config.redisMaxInflight,
           log,
           interestLingerMs: config.interestLingerMs,
@@ -123,11 +120,13 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   // The cluster engine reaches Redis before anything listens: an unreachable Redis fails the start with its URL.
   const engine: Engine<Link> = hub;
   await engine.start();
-  // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message.
-  const tokens = TokenVerifier.fromSettings(config);
+  // Read before anything starts, so a bad --auth-jwks file fails the start with a clear message. jose only with
+  // authentication on (auth/verifier.ts).
+  const authOn = config.authSecret !== undefined || config.authJwks !== undefined;
+  const tokens = authOn ? (await import('./auth/verifier.js')).TokenVerifier.fromSettings(config) : null;
   const origins = new OriginPolicy(config); // a bad --public-host fails the start too
   // On a cluster, requests only another node can serve (an SSE POST for its stream, an MQTT session it holds).
-  const calls = hub instanceof RedisEngine ? new NodeCalls(cluster!, hub.redis.cmd, hub.node, log) : undefined;
+  const calls = redis && hub instanceof redis.RedisEngine ? new redis.NodeCalls(cluster!, hub.redis.cmd, hub.node, log) : undefined;
   await calls?.start().catch(async (err: unknown) => {
     calls.close();
     await engine.close();
@@ -221,11 +220,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
   const tcp = tcpListenPort === undefined ? undefined : new TcpTransport(core, log);
   const mqttListenPort = options.mqttPort ?? (config.mqttPort === 0 ? undefined : config.mqttPort);
   // On a cluster, MQTT sessions and retained messages are kept in the engine's Redis, shared by every node.
-  const mqttStores = hub instanceof RedisEngine ? redisStores(hub.redis.cmd, hub.redis.scripts, config, log) : undefined;
+  const mqttStores = redis && hub instanceof redis.RedisEngine ? redis.redisStores(hub.redis.cmd, hub.redis.scripts, config, log) : undefined;
   // A node this one reaped: its MQTT connections' session holds end once it had --node-hang-ms to come back (whether
   // or not this node serves MQTT: the holds are the cluster's).
-  if (hub instanceof RedisEngine && mqttStores) hub.redis.onReaped((node) => mqttStores.sessions.forgetLater(node, config.nodeHangMs));
-  const mqtt = mqttListenPort === undefined ? undefined : new MqttTransport(core, log, mqttStores, calls);
+  if (redis && hub instanceof redis.RedisEngine && mqttStores) hub.redis.onReaped((node) => mqttStores.sessions.forgetLater(node, config.nodeHangMs));
+  // mqtt-packet and the MQTT transport only with MQTT on.
+  const mqtt = mqttListenPort === undefined ? undefined : new (await import('./transports/mqtt/transport.js')).MqttTransport(core, log, mqttStores, calls);
   let port: number;
   let tcpPort: number;
   let mqttPort: number;
@@ -288,6 +288,12 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
     })());
 
   return { config, hub, supervisor, actors, admission: core.admission, tokens, stalls, hooks, log, http, router, upgrades, port, tcpPort, mqttPort, close, observability: { page: actorsPage, metrics, stately } };
+}
+
+/** The modules only a cluster node runs (its engine, node calls, MQTT stores in Redis), loaded together. */
+async function clusterModules() {
+  const [engine, calls, stores] = await Promise.all([import('./engine/redis/engine.js'), import('./engine/redis/calls.js'), import('./transports/mqtt/redis-sessions.js')]);
+  return { RedisEngine: engine.RedisEngine, NodeCalls: calls.NodeCalls, redisStores: stores.redisStores };
 }
 
 /** Header and request deadlines for the HTTP port, checked often enough that a short deadline holds. */

@@ -12,7 +12,7 @@ import type { MailboxLimits, Wire } from './mailbox.js';
 import { FrameReader, type ReaderShared } from './reader.js';
 import { TokenBucket, type RateLimits } from '../engine/bucket.js';
 import type { Admission } from './admission.js';
-import type { TokenVerifier } from '../auth/tokens.js';
+import type { TokenVerifier } from '../auth/verifier.js';
 import type { Logger } from 'pino';
 import type { HeldStallClock } from '../engine/stalls.js';
 import type { ClientFaults } from '../log.js';

@@ -3,7 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config.js';
 import { Grant } from './grant.js';
-import type { TokenVerifier } from './tokens.js';
+import type { TokenVerifier } from './verifier.js';
 
 /** open: nothing configured; admin: allowed; not_admin: a valid token without the claim; denied: no or bad credential. */
 export type AdminVerdict = 'open' | 'admin' | 'not_admin' | 'denied';

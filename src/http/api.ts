@@ -9,7 +9,7 @@ import type { PublishResult } from '../engine/memory.js';
 import { cursorAfter, numericId, parseCursor } from '../engine/roster.js';
 import { topicError } from '../protocol/topic.js';
 import { HttpError, readBody, sendJson, type Handler, type Router } from '../transports/router.js';
-import type { TokenVerifier } from '../auth/tokens.js';
+import type { TokenVerifier } from '../auth/verifier.js';
 import { adminVerdict } from '../auth/admin.js';
 import { parseInboundJson } from '../protocol/json.js';
 import { ProtocolError } from '../protocol/errors.js';

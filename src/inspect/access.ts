@@ -2,7 +2,8 @@
 // with neither, anyone who can reach the port (the default binds 127.0.0.1). Browsers pass it as ?token=.
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config.js';
-import { requestToken, type TokenVerifier } from '../auth/tokens.js';
+import { requestToken } from '../auth/tokens.js';
+import type { TokenVerifier } from '../auth/verifier.js';
 import { adminVerdict } from '../auth/admin.js';
 import type { AdminCheck } from './page.js';
 

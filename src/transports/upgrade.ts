@@ -4,7 +4,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { AuthFailure, requestToken, type TokenVerifier } from '../auth/tokens.js';
+import { AuthFailure, requestToken } from '../auth/tokens.js';
+import type { TokenVerifier } from '../auth/verifier.js';
 import type { Grant } from '../auth/grant.js';
 import type { ClientFaults } from '../log.js';
 

@@ -180,7 +180,7 @@ describe('OriginPolicy', () => {
 describe('security settings', () => {
   it('flags and env vars reach the config; exclusive auth modes and a bad JWKS file fail clearly', async () => {
     const { parseConfig, validateConfig, ConfigError } = await import('../../src/config.js');
-    const { TokenVerifier } = await import('../../src/auth/tokens.js');
+    const { TokenVerifier } = await import('../../src/auth/verifier.js');
     const c = parseConfig(['--rate', '5', '--rate-burst', '7', '--max-connections-per-ip', '3', '--allowed-origins', '*'], {
       SWITCHBOARD_AUTH_SECRET: 's3cret',
       SWITCHBOARD_RATE_STRIKES: '9',

@@ -8,7 +8,8 @@ import { ackFrame, errorFrame } from '../../protocol/frames.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { parseInboundJson } from '../../protocol/json.js';
 import type { Grant } from '../../auth/grant.js';
-import { AuthFailure, type TokenVerifier } from '../../auth/tokens.js';
+import { AuthFailure } from '../../auth/tokens.js';
+import type { TokenVerifier } from '../../auth/verifier.js';
 
 export interface LineAuthOptions {
   lineLimit: number;
