@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestClient } from '../helpers/client.js';
 import { LineClient } from '../helpers/line-client.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../src/protocol/json.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan, parseInboundJson } from '../../src/protocol/json.js';
 
 let broker: TestBroker | undefined;
 afterEach(async () => {
@@ -25,6 +25,9 @@ describe('inbound JSON nesting limit', () => {
     const ws = await TestClient.connect(broker.url);
     ws.send(deepPub(6000));
     expect(await ws.next((f) => f.op === 'error')).toMatchObject({ code: 'bad_frame', message: expect.stringMatching(/deeper than 64/) });
+    // With an id, the refusal carries it (the frame was parsed before its depth was walked).
+    ws.send(`{"op":"pub","id":"deep1","topic":"deep/t","data":${nested(6000)}}`);
+    expect(await ws.next((f) => f.op === 'error' && f.id === 'deep1')).toMatchObject({ code: 'bad_frame', message: expect.stringMatching(/deeper than 64/) });
     expect(await ws.request({ op: 'pub', topic: 'deep/t', data: 'after ws' })).toMatchObject({ op: 'ack' });
 
     const tcp = await LineClient.connect(broker.tcpPort);
@@ -58,14 +61,18 @@ describe('inbound JSON nesting limit', () => {
     c.close();
   });
 
-  it('nestsDeeperThan agrees with the parsed value’s depth (strings with brackets and escapes included)', () => {
+  it('nestsDeeperThan agrees with the parsed value’s depth (`__proto__` keys included); brackets inside strings are no nesting', () => {
     const depth = (v: unknown): number => (typeof v === 'object' && v !== null ? 1 + Math.max(0, ...Object.values(v).map(depth)) : 0);
     fc.assert(
       fc.property(fc.jsonValue({ maxDepth: 6 }), fc.nat(7), (v, max) => {
-        expect(nestsDeeperThan(JSON.stringify(v), max)).toBe(depth(v) > max);
+        // Walked as inbound JSON is: the value JSON.parse makes of the text.
+        const parsed: unknown = JSON.parse(JSON.stringify(v));
+        expect(nestsDeeperThan(parsed, max)).toBe(depth(parsed) > max);
       }),
       { numRuns: 500 },
     );
-    expect(nestsDeeperThan('"[[[\\"[[["', 1)).toBe(false);
+    expect(nestsDeeperThan(JSON.parse(`{"__proto__":${nested(MAX_JSON_DEPTH)}}`), MAX_JSON_DEPTH)).toBe(true);
+    const brackets = JSON.stringify({ op: 'ping', id: '[[[{{{'.repeat(40) + '\\"]]]' });
+    expect(parseInboundJson(brackets)).toEqual(JSON.parse(brackets));
   });
 });
