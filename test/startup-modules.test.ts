@@ -2,10 +2,10 @@
 // --inspect it never imports ioredis, jose, mqtt-packet or the Stately Inspector's library (together they were about
 // 0.2 s of the 0.5 s of CPU a broker process took to start, measured 6 December); with those settings on it imports
 // them and serves them. The packages a process imports are read through a Node resolver hook
-// (test/helpers/record-imports.mjs).
+// (test/helpers/record-imports.mjs), in the CLI run from its sources under tsx: the tests' CLI bundle
+// (test/helpers/cli.ts) has its dependencies bundled in, so nothing in it is imported by name.
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { cliArgs } from './helpers/cli.js';
 import { freePort } from './helpers/ports.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -14,7 +14,7 @@ const LAZY = ['ioredis', 'jose', 'mqtt-packet', '@statelyai/inspect', 'fast-chec
 /** Starts `serve` with `args`, waits until it listens (and for MQTT, until that listens too), stops it: the packages it imported. */
 function packagesOfServe(args: string[], ready: RegExp): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', './test/helpers/record-imports.mjs', ...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/record-imports.mjs', 'src/cli.ts', 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
