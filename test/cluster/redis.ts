@@ -121,7 +121,8 @@ const execFileP = promisify(execFile);
 /**
  * One command to 127.0.0.1:`port`, its reply as `redis-cli` prints it raw, trimmed (an error reply's text too); rejects
  * when Redis cannot be reached or does not reply within 10 s. In this process (resp.ts), not a redis-cli spawned:
- * ~700 of those per run of the cluster and MQTT files, each a fork of the vitest worker and an exec.
+ * 617 and 677 in two runs of the cluster and MQTT files (12 left: the clusters' `--cluster create`), each a fork of
+ * the vitest worker and an exec.
  */
 export function redisCli(port: number, ...args: string[]): Promise<string> {
   return respCommand(port, args);

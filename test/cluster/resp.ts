@@ -1,6 +1,6 @@
 // One Redis command over a socket of its own, its reply printed the way `redis-cli` prints it when its stdout is not
 // a terminal (its raw output, redis-cli.c cliFormatReplyRaw): the test helpers' redisCli without a process spawned
-// per command (a fork of the vitest worker and an exec each, ~700 in a run of the cluster and MQTT files).
+// per command (a fork of the vitest worker and an exec each, 600-700 in a run of the cluster and MQTT files).
 import { connect } from 'node:net';
 
 const CRLF = Buffer.from('\r\n');
