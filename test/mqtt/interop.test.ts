@@ -382,6 +382,21 @@ describe('retained messages and persistent sessions', () => {
     web.close();
   });
 
+  it('5.0: a retained message of expiry 0 reaches no later subscriber, not even one that subscribes within its second', async () => {
+    // Within the second it was kept the countdown still reads 0: it went to a subscriber that came 50 ms after it (the
+    // test above caught it once under load).
+    const pub = await device('zero-pub', { protocolVersion: 5 });
+    await pub.publishAsync('zero/kept', 'gone', { qos: 1, retain: true, properties: { messageExpiryInterval: 0 } });
+    const sub = await device('zero-sub', { protocolVersion: 5 });
+    const got: string[] = [];
+    sub.on('message', (topic) => got.push(topic));
+    await sub.subscribeAsync('zero/#', { qos: 1 });
+    // A live message after the SUBACK comes after any retained one: its arrival is the barrier.
+    await pub.publishAsync('zero/live', 'live', { qos: 1 });
+    await until(() => got.includes('zero/live'), 'the live message');
+    expect(got).toEqual(['zero/live']);
+  });
+
   it('5.0: a session with an expiry resumes where it was, even when the reconnect asks for no expiry; retained keeps user properties', async () => {
     const url = `mqtt://127.0.0.1:${broker.mqttPort}`;
     const pub = await device('v5-pub', { protocolVersion: 5 });

@@ -149,8 +149,13 @@ export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retai
   return mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent, properties }, { protocolVersion: 5 });
 }
 
-/** The properties a retained message goes out with now (its expiry counts from when it was kept); null: expired. */
+/**
+ * The properties a retained message goes out with now (its expiry counts from when it was kept); null: expired. An
+ * expiry of 0 is always past for a retained copy: its subscriber came after it was published, however soon (within
+ * its second propertiesNow would still give 0: a subscriber that came 50 ms after it got it).
+ */
 export function retainedProperties(message: Retained): PacketProperties | undefined | null {
+  if (message.properties?.messageExpiryInterval === 0) return null;
   return message.properties ? propertiesNow({ payload: message.payload, properties: message.properties }, message.at ?? Date.now()) : undefined;
 }
 
