@@ -13,7 +13,7 @@ import type { InboundQuota, SendQueue, Waiting } from './flow.js';
 import { deliveryOf, NOTHING, payloadEncoding, propertiesNow, retainedPacket, retainedProperties, withIds } from './packets.js';
 import { settle, type Pending } from './pending.js';
 import type { PacketProperties } from './payload.js';
-import type { Retained } from './store.js';
+import type { Inflight, Retained } from './store.js';
 import type { RetainedReads, RetainedWrites } from './retained-order.js';
 import type { FilterOptions } from './filter-options.js';
 
@@ -26,10 +26,16 @@ const PUBLISH_REFUSALS: ReadonlySet<string> = new Set(['bad_topic', 'forbidden',
 /** Errors that say nothing about the request itself: the broker could not serve it now. */
 const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'outcome_unknown']);
 
-/** A resent message's 5.0 properties: as first sent, the expiry counting down (at least 1 s: its delivery had begun). */
-function resentProperties(out: Outgoing): PacketProperties | undefined {
-  const delivery = deliveryOf(out);
-  const now = propertiesNow(delivery, (out.frame as { ts: number }).ts);
+/**
+ * A resent message's 5.0 properties: as first sent, the expiry counting down (at least 1 s: its delivery had begun).
+ * From the message itself, or for a payload kept as bytes (a retained message, a session stored in Redis) from the
+ * properties and time kept with it.
+ */
+function resentProperties(flight: Inflight): PacketProperties | undefined {
+  const out = Buffer.isBuffer(flight.payload) ? undefined : flight.payload;
+  const delivery = out ? deliveryOf(out) : { payload: flight.payload as Buffer, properties: flight.properties };
+  if (!delivery.properties) return undefined;
+  const now = propertiesNow(delivery, out ? (out.frame as { ts: number }).ts : (flight.at ?? Date.now()));
   return now === null ? { ...delivery.properties, messageExpiryInterval: 1 } : now;
 }
 
@@ -134,7 +140,7 @@ export function replyPacket(p: Pending, f: Answer, session: ReplySession): Buffe
       const payload = Buffer.isBuffer(flight.payload) ? flight.payload : (flight.payload as Outgoing).bytesFor(payloadEncoding);
       // The same message again: on 5.0 with its properties (its expiry counting down; delivery had begun) and the
       // Subscription Identifiers it went out with.
-      const resent = v5 && !Buffer.isBuffer(flight.payload) ? resentProperties(flight.payload as Outgoing) : undefined;
+      const resent = v5 ? resentProperties(flight) : undefined;
       const properties = v5 ? withIds(resent, flight.ids) : undefined;
       const packet = session.fits(mqttPacket.generate({ cmd: 'publish', topic: flight.topic, payload, qos: flight.qos, messageId: p.pid, dup: true, retain: flight.retain, ...(properties && { properties }) }, o));
       // Larger than this connection takes: dropped as if delivered [MQTT-3.1.2-25] (not from inside the flush).
@@ -186,7 +192,8 @@ export function retainedNow(message: Retained, qos: QoS, pid: number, session: R
   if (properties === null) return NOTHING;
   const packet = session.fits(retainedPacket(message, qos, qos === 0 ? undefined : pid, withIds(properties, ids), session.generateOptions));
   if (packet.length === 0) return NOTHING;
-  if (qos !== 0) session.flights.inflight.set(pid, { qos, released: false, payload: message.payload, topic: message.topic, retain: true, ids });
+  // Its properties as kept and when (not as sent now): a resend counts the expiry down from there again.
+  if (qos !== 0) session.flights.inflight.set(pid, { qos, released: false, payload: message.payload, topic: message.topic, retain: true, ids, properties: message.properties, at: message.at ?? Date.now() });
   return packet;
 }
 

@@ -21,11 +21,18 @@ export interface Inflight {
   /** PUBREC received: PUBREL sent, PUBCOMP awaited. */
   released: boolean;
   topic: string;
-  /** The message (its payload is built from it) or, for a retained message, the payload itself. */
+  /**
+   * The message (its payload and 5.0 properties are built from it) or the payload itself: a retained message's, or
+   * one a session stored in Redis brought back (`properties` and `at` then stand for the rest of the message).
+   */
   payload: Outgoing | Buffer;
   retain: boolean;
   /** The 5.0 Subscription Identifiers it went out with (a resend carries them again). */
   ids?: number[] | undefined;
+  /** With a Buffer payload: its message's 5.0 properties as published or kept (a resend carries them again). */
+  properties?: PacketProperties | undefined;
+  /** With a Buffer payload: ms since 1970 when its message was published or kept (a resend's expiry counts down from then). */
+  at?: number | undefined;
 }
 
 export interface StoredSession {
