@@ -63,7 +63,7 @@ function withProperties(envelope: PayloadEnvelope, properties: CarriedProperties
 }
 
 /** The properties worth carrying, as JSON; undefined when there are none. Client keys go into a null-prototype record. */
-function carried(p: PacketProperties | undefined): CarriedProperties | undefined {
+export function carried(p: PacketProperties | undefined): CarriedProperties | undefined {
   if (!p) return undefined;
   const out: CarriedProperties = {};
   if (p.userProperties && Object.keys(p.userProperties).length > 0) {
@@ -152,6 +152,13 @@ function propertiesOf(value: unknown): CarriedProperties | undefined {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Properties stored as carried (`carried`: a stored session's unacknowledged message), or undefined when `value` is not such. */
+export function storedProperties(value: unknown): PacketProperties | undefined {
+  const c = propertiesOf(value);
+  if (!c || (c.correlationData !== undefined && !BASE64.test(c.correlationData))) return undefined;
+  return packetProperties(c);
+}
 
 /** The will a CONNECT carries, as the message it becomes. */
 export function willOf(connect: IConnectPacket): { topic: string; data: unknown; qos: 0 | 1 | 2 } | undefined {

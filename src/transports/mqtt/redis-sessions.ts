@@ -17,7 +17,8 @@ import { maybeRan } from '../../engine/redis/outcome.js';
 import type { Config } from '../../config.js';
 import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
-import { payloadOf } from './packets.js';
+import { deliveryOf, payloadOf } from './packets.js';
+import { carried, storedProperties, type CarriedProperties } from './payload.js';
 import type { MqttStores } from './transport.js';
 import type { ScriptRunner } from '../../engine/redis/script-runner.js';
 import { FORGET, KEEP, MARK_ENDING, RELEASE, SESSION_BYTES_MAX, SESSION_KEYS, TAKE } from './redis-session-scripts.js';
@@ -40,13 +41,15 @@ const FORGET_SCAN = 1000;
 
 /**
  * A session as stored: filters, positions [topic, seq, epoch], unacknowledged messages [pid, qos, released, topic,
- * payload base64, retain, and the Subscription Identifiers it went out with when it had some].
+ * payload base64, retain, then optionally: the Subscription Identifiers it went out with (null: none), its 5.0
+ * properties as carried (payload.ts, correlation data in base64) and when its message was published or kept (ms)].
+ * Sessions stored before the last two (older nodes) have none: their resends go without properties.
  */
 interface Encoded {
   f: [string, QoS][];
   p: [string, number, string][];
   l?: string;
-  i: [number, 1 | 2, boolean, string, string, boolean, number[]?][];
+  i: [number, 1 | 2, boolean, string, string, boolean, (number[] | null)?, CarriedProperties?, number?][];
   n: number;
   x: number | null;
   /** QoS 2 ids received, not released. */
@@ -285,7 +288,10 @@ export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Bu
   for (const [pid, flight] of s.inflight) {
     const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
     const entry: Encoded['i'][number] = [pid, flight.qos, flight.released, flight.topic, payload.toString('base64'), flight.retain];
-    if (flight.ids) entry.push(flight.ids);
+    // Its properties and when its message was published, for its resend (a released one is resent as a PUBREL alone).
+    const [properties, at] = flight.released ? [] : Buffer.isBuffer(flight.payload) ? [carried(flight.properties), flight.at] : [carried(deliveryOf(flight.payload).properties), (flight.payload.frame as { ts?: number }).ts];
+    if (properties) entry.push(flight.ids ?? null, properties, typeof at === 'number' ? at : Date.now());
+    else if (flight.ids) entry.push(flight.ids);
     const cost = JSON.stringify(entry).length + 1;
     if (bytes + cost <= maxBytes || flight.released) {
       base.i.push(entry);
@@ -315,7 +321,10 @@ export function decodeSession(raw: string): StoredSession | undefined {
     const e = JSON.parse(raw) as Encoded;
     if (!Array.isArray(e.f) || !Array.isArray(e.p) || !Array.isArray(e.i) || typeof e.n !== 'number') return undefined;
     const inflight = new Map<number, Inflight>();
-    for (const [pid, qos, released, topic, payload, retain, ids] of e.i) inflight.set(pid, { qos, released, topic, payload: Buffer.from(payload, 'base64'), retain, ids: idsOf(ids) });
+    for (const [pid, qos, released, topic, payload, retain, ids, properties, at] of e.i) {
+      const stored = properties === undefined ? undefined : storedProperties(properties);
+      inflight.set(pid, { qos, released, topic, payload: Buffer.from(payload, 'base64'), retain, ids: idsOf(ids), ...(stored && { properties: stored, at: Number.isSafeInteger(at) ? at : Date.now() }) });
+    }
     return {
       filters: new Map(e.f),
       positions: new Map(e.p.map(([t, seq, epoch]): [string, Position] => [t, { seq, epoch }])),
