@@ -4,15 +4,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Fifo } from '../src/protocol/fifo.js';
 
-type Op = { op: 'push'; n: number } | { op: 'shift'; n: number } | { op: 'pop' } | { op: 'slice'; n: number } | { op: 'at'; i: number } | { op: 'clear' };
+type Op = { op: 'push'; n: number } | { op: 'shift'; n: number } | { op: 'slice'; n: number } | { op: 'clear' };
 
 // Runs of pushes and shifts long enough to pass the compaction threshold (1024 cleared slots) within one sequence.
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('push' as const), n: fc.integer({ min: 1, max: 1500 }) }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('shift' as const), n: fc.integer({ min: 1, max: 1500 }) }) },
-  { weight: 1, arbitrary: fc.constant({ op: 'pop' as const }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('slice' as const), n: fc.integer({ min: 0, max: 2000 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('at' as const), i: fc.integer({ min: 0, max: 2000 }) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'clear' as const }) },
 );
 
@@ -20,7 +18,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 const bounded = (q: Fifo<unknown>) => q.slots < q.length + Math.max(q.length, 1024) || q.slots === 0;
 
 describe('Fifo', () => {
-  it('agrees with a plain array on push, shift, pop, slice, at, iteration and clear, and stays bounded', () => {
+  it('agrees with a plain array on push, shift, slice, iteration and clear, and stays bounded', () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {
         const q = new Fifo<number>();
@@ -45,14 +43,8 @@ describe('Fifo', () => {
                 expect(got).toEqual(want);
               }
               break;
-            case 'pop':
-              expect(q.pop()).toBe(model.pop());
-              break;
             case 'slice':
               expect(q.slice(o.n)).toEqual(model.slice(0, o.n));
-              break;
-            case 'at':
-              expect(q.at(o.i)).toBe(model[o.i]);
               break;
             case 'clear':
               q.clear();
@@ -88,11 +80,10 @@ describe('Fifo', () => {
     const q = new Fifo<string>();
     expect(q.slots).toBe(0);
     expect(q.shift()).toBeUndefined();
-    expect(q.pop()).toBeUndefined();
     q.push('a');
     q.push('b');
     expect(q.shift()).toBe('a');
-    expect(q.pop()).toBe('b');
+    expect(q.shift()).toBe('b');
     expect(q.slots).toBe(0);
     q.push('c');
     expect([...q]).toEqual(['c']);

@@ -1,7 +1,7 @@
 // Fifo: first in, first out, over an array and a head index, so taking from the head moves nothing (Array#shift
 // copies the rest). A taken slot is cleared, so its item can be collected; the array is compacted once its cleared
-// head is 1024 slots or more and at least half of it, so a long-lived queue holds at most about twice what it has.
-// An empty queue holds no array of its own (an idle connection's queues cost one small object each).
+// head is 1024 slots or more and at least half of it, so a long-lived queue holds at most twice what it has (or
+// 1024 slots more). An empty queue holds no array of its own (an idle connection's queues cost one small object each).
 
 /** Every empty queue's array: never pushed to (push swaps in an array of its own). */
 const EMPTY: never[] = [];
@@ -28,11 +28,6 @@ export class Fifo<T> {
     else this.items.push(item);
   }
 
-  /** The item `i` places from the head (0: the head itself); undefined past the tail. */
-  at(i: number): T | undefined {
-    return this.items[this.head + i];
-  }
-
   /** The head; undefined when empty. */
   peek(): T | undefined {
     return this.items[this.head];
@@ -43,15 +38,11 @@ export class Fifo<T> {
     if (this.head === this.items.length) return undefined;
     const item = this.items[this.head]!;
     this.items[this.head++] = undefined as T; // let it be collected
-    this.settle();
-    return item;
-  }
-
-  /** Takes the tail (the item pushed last); undefined when empty. */
-  pop(): T | undefined {
-    if (this.head === this.items.length) return undefined;
-    const item = this.items.pop();
-    this.settle();
+    if (this.head === this.items.length) this.clear();
+    else if (this.head >= COMPACT_AT && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
     return item;
   }
 
@@ -68,13 +59,5 @@ export class Fifo<T> {
   clear(): void {
     this.items = EMPTY;
     this.head = 0;
-  }
-
-  private settle(): void {
-    if (this.head === this.items.length) this.clear();
-    else if (this.head >= COMPACT_AT && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
   }
 }
