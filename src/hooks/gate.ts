@@ -4,6 +4,7 @@
 // whatever each call's latency. Bounded per connection (--hook-queue and bytes): over it the request is refused
 // (`rate_limited`) and never queued. Connections without hooks pending pay one length check per frame.
 import { ProtocolError, type FrameId } from '../protocol/errors.js';
+import { Fifo } from '../protocol/fifo.js';
 import type { ClientFrame } from '../protocol/frames.js';
 
 /** The reader's side: what a frame is when served, and the asynchronous work some frames need first. */
@@ -31,8 +32,7 @@ interface Entry {
 export const GATE_MAX_BYTES = 1024 * 1024;
 
 export class HookGate {
-  private readonly queue: Entry[] = [];
-  private head = 0;
+  private readonly queue = new Fifo<Entry>();
   private bytes = 0;
   /** Set when the connection is gone: results still arriving are dropped. */
   private closed = false;
@@ -45,14 +45,14 @@ export class HookGate {
 
   /** Requests waiting (those whose work runs and those behind them). */
   get waiting(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /** The ids of the requests waiting: not served yet (once the connection is gone, never). */
   waitingIds(): FrameId[] {
     const ids: FrameId[] = [];
-    for (let i = this.head; i < this.queue.length; i++) {
-      const id = idOf(this.queue[i]!.frame);
+    for (const entry of this.queue) {
+      const id = idOf(entry.frame);
       if (id !== undefined) ids.push(id);
     }
     return ids;
@@ -84,24 +84,18 @@ export class HookGate {
 
   /** Applies every finished request at the head, in order. */
   private drain(): void {
-    while (!this.closed && this.head < this.queue.length && this.queue[this.head]!.done) {
-      const entry = this.queue[this.head]!;
-      this.queue[this.head++] = undefined as unknown as Entry;
+    while (!this.closed && this.queue.peek()?.done) {
+      const entry = this.queue.shift()!;
       this.bytes -= entry.bytes;
       if (entry.waited) this.host.finish(entry.frame as ClientFrame, entry.result);
       else this.host.serve(entry.frame);
-    }
-    if (this.head === this.queue.length) {
-      this.queue.length = 0;
-      this.head = 0;
     }
   }
 
   /** The connection is gone: nothing more is applied. */
   close(): void {
     this.closed = true;
-    this.queue.length = 0;
-    this.head = 0;
+    this.queue.clear();
     this.bytes = 0;
   }
 }

@@ -6,6 +6,7 @@
 // (`<process>-<n>`, unique across restarts) the backend deduplicates on, since a retried batch may have arrived.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Fifo } from '../protocol/fifo.js';
 import type { HookClient } from './client.js';
 
 export type WebhookEventType =
@@ -34,8 +35,7 @@ export interface WebhookOptions {
 }
 
 export class Webhooks {
-  private readonly queue: WebhookEvent[] = [];
-  private head = 0;
+  private readonly queue = new Fifo<WebhookEvent>();
   private sending = false;
   private retryDelay: number;
   private timer: NodeJS.Timeout | undefined;
@@ -56,7 +56,7 @@ export class Webhooks {
   }
 
   get pending(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /** Queues one event (sent soon, batched with those around it); dropped and counted over the bound. */
@@ -87,16 +87,12 @@ export class Webhooks {
     this.timer = undefined;
     if (this.sending || this.pending === 0) return;
     this.sending = true;
-    const batch = this.queue.slice(this.head, this.head + this.options.batch);
+    const batch = this.queue.slice(this.options.batch);
     this.client.call('events', { events: batch }).then((result) => {
       this.sending = false;
       if (result.ok) {
-        this.head += batch.length;
+        for (let i = 0; i < batch.length; i++) this.queue.shift(); // only emit() changed the queue meanwhile, at its tail
         this.stats.delivered += batch.length;
-        if (this.head > 1024 && this.head * 2 > this.queue.length) {
-          this.queue.splice(0, this.head);
-          this.head = 0;
-        }
         this.retryDelay = this.options.retryMs;
         if (this.pending > 0) this.timer = setTimeout(() => this.send(), 0);
         this.settle();

@@ -4,6 +4,7 @@
 // consumer, not an unbounded queue. Inbound: the broker's own Receive Maximum (CONNACK), over the client's QoS 1 and 2
 // PUBLISHes it has not answered yet (QoS 1 until its PUBACK is queued, QoS 2 until PUBREL); past it, DISCONNECT 0x93.
 import type { QoS } from 'mqtt-packet';
+import { Fifo } from '../../protocol/fifo.js';
 import type { Outgoing } from '../../protocol/outgoing.js';
 import type { Position, Retained } from './store.js';
 import type { Marks } from './filter-options.js';
@@ -52,8 +53,7 @@ export interface SendQueueHost {
  * mailbox, behind what it holds, once the client acknowledges one (PUBACK, PUBCOMP, a refusing PUBREC).
  */
 export class SendQueue {
-  private items: Waiting[] = [];
-  private head = 0;
+  private readonly items = new Fifo<Waiting>();
   private bytes = 0;
   /** Their turn is queued in the mailbox (one at a time: it sends as many as there is room for). */
   private releasing = false;
@@ -68,7 +68,7 @@ export class SendQueue {
   ) {}
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.items.length;
   }
 
   /** Whether a message of `qos` waits now: something already waits, or it takes a slot and the Receive Maximum is reached. */
@@ -84,10 +84,6 @@ export class SendQueue {
   add(w: Waiting, inFlight: number): boolean {
     const size = sizeOf(w);
     if (this.length > 0 && (inFlight + this.length >= this.maxMessages || this.bytes + size > this.maxBytes)) return false;
-    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head); // compact, so a long-lived queue stays bounded
-      this.head = 0;
-    }
     this.items.push(w);
     this.bytes += size;
     return true;
@@ -105,7 +101,7 @@ export class SendQueue {
     this.releasing = false;
     const packets: Buffer[] = [];
     while (this.length > 0 && !this.host.cut()) {
-      const w = this.items[this.head]!;
+      const w = this.items.peek()!;
       if (w.qos > 0 && this.quota.full) break;
       const pid = w.qos === 0 ? 0 : this.quota.packetId();
       // No packet id free (the in-flight bound): it stays waiting (its position with it), and the session is cut.
@@ -113,7 +109,7 @@ export class SendQueue {
         this.host.slowConsumer();
         break;
       }
-      this.items[this.head++] = undefined as unknown as Waiting; // let it be collected
+      this.items.shift();
       this.bytes -= sizeOf(w);
       packets.push(this.host.packet(w, pid));
     }
@@ -126,8 +122,7 @@ export class SendQueue {
    */
   unsent(back: (topic: string, at: Position) => void): void {
     const done = new Set<string>();
-    for (let i = this.head; i < this.items.length; i++) {
-      const w = this.items[i]!;
+    for (const w of this.items) {
       if (w.kind !== 'live' || !w.at || done.has(w.topic)) continue;
       done.add(w.topic);
       back(w.topic, w.at);
