@@ -8,7 +8,7 @@ import type { Outgoing, Encoding } from '../../protocol/outgoing.js';
 import { disconnectReason } from './codes.js';
 import { RECEIVE_MAXIMUM_DEFAULT } from './flow.js';
 import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
-import type { Retained } from './store.js';
+import type { Inflight, Retained } from './store.js';
 import { PLAIN, type Marks } from './filter-options.js';
 
 /** No bytes: a frame with nothing to write to the client (no MQTT form, not sent, or answered later). */
@@ -59,6 +59,16 @@ export function encodePublishQos0(topic: string, payload: Buffer): Buffer {
   packet.write(topic, at + 2, 'utf8');
   payload.copy(packet, at + 2 + topicBytes);
   return packet;
+}
+
+/**
+ * An unacknowledged message's 5.0 properties as published or kept, and when (ms since 1970): from the message, or,
+ * for a payload kept as bytes (a retained message, a session stored in Redis), kept beside it. Its resend and the
+ * session's encoding in Redis both read them here.
+ */
+export function inflightProperties(flight: Inflight): { properties: PacketProperties | undefined; at: number | undefined } {
+  if (Buffer.isBuffer(flight.payload)) return { properties: flight.properties, at: flight.at };
+  return { properties: deliveryOf(flight.payload).properties, at: (flight.payload.frame as { ts?: number }).ts };
 }
 
 /**

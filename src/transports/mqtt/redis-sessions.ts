@@ -17,7 +17,7 @@ import { maybeRan } from '../../engine/redis/outcome.js';
 import type { Config } from '../../config.js';
 import { OWN_IDS, POSITIONS_MAX, RETAINED_MAX, type Inflight, type Position, type SessionClaim, type SessionStore, type StoredSession, type TopicPositions } from './store.js';
 import { RedisRetainedStore } from './redis-retained.js';
-import { deliveryOf, payloadOf } from './packets.js';
+import { inflightProperties, payloadOf } from './packets.js';
 import { carried, storedProperties, type CarriedProperties } from './payload.js';
 import type { MqttStores } from './transport.js';
 import type { ScriptRunner } from '../../engine/redis/script-runner.js';
@@ -289,8 +289,9 @@ export function encodeSession(s: StoredSession, payloadOf: (out: Outgoing) => Bu
     const payload = Buffer.isBuffer(flight.payload) ? flight.payload : payloadOf(flight.payload);
     const entry: Encoded['i'][number] = [pid, flight.qos, flight.released, flight.topic, payload.toString('base64'), flight.retain];
     // Its properties and when its message was published, for its resend (a released one is resent as a PUBREL alone).
-    const [properties, at] = flight.released ? [] : Buffer.isBuffer(flight.payload) ? [carried(flight.properties), flight.at] : [carried(deliveryOf(flight.payload).properties), (flight.payload.frame as { ts?: number }).ts];
-    if (properties) entry.push(flight.ids ?? null, properties, typeof at === 'number' ? at : Date.now());
+    const kept = flight.released ? undefined : inflightProperties(flight);
+    const properties = carried(kept?.properties);
+    if (properties) entry.push(flight.ids ?? null, properties, typeof kept?.at === 'number' ? kept.at : Date.now());
     else if (flight.ids) entry.push(flight.ids);
     const cost = JSON.stringify(entry).length + 1;
     if (bytes + cost <= maxBytes || flight.released) {

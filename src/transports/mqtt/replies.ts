@@ -10,7 +10,7 @@ import type { Outgoing } from '../../protocol/outgoing.js';
 import { pubReason, reasonOfError, SUBACK_FAILURE_V4 } from './codes.js';
 import type { Flights } from './flights.js';
 import type { InboundQuota, SendQueue, Waiting } from './flow.js';
-import { deliveryOf, NOTHING, payloadEncoding, propertiesNow, retainedPacket, retainedProperties, withIds } from './packets.js';
+import { inflightProperties, NOTHING, payloadEncoding, propertiesNow, retainedPacket, retainedProperties, withIds } from './packets.js';
 import { settle, type Pending } from './pending.js';
 import type { PacketProperties } from './payload.js';
 import type { Inflight, Retained } from './store.js';
@@ -32,11 +32,10 @@ const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'outcome_unknown'
  * properties and time kept with it.
  */
 function resentProperties(flight: Inflight): PacketProperties | undefined {
-  const out = Buffer.isBuffer(flight.payload) ? undefined : flight.payload;
-  const delivery = out ? deliveryOf(out) : { payload: flight.payload as Buffer, properties: flight.properties };
-  if (!delivery.properties) return undefined;
-  const now = propertiesNow(delivery, out ? (out.frame as { ts: number }).ts : (flight.at ?? Date.now()));
-  return now === null ? { ...delivery.properties, messageExpiryInterval: 1 } : now;
+  const { properties, at } = inflightProperties(flight);
+  if (!properties) return undefined;
+  const now = propertiesNow({ payload: NOTHING, properties }, at ?? Date.now());
+  return now === null ? { ...properties, messageExpiryInterval: 1 } : now;
 }
 
 /** What answering needs of the MQTT session the answer is for: the state an answer moves on, and what it does through the connection. */
