@@ -20,10 +20,13 @@
  *
  * The history (`log`, a list) holds each bus entry as published, oldest first: exactly the topic's seqs
  * seq-len+1 .. seq, no holes, so READ finds seq s at index s - (seq - len + 1) and a node filling a gap gets exactly
- * what the bus would have brought. A topic's meta (seq, epoch, bytes of the history's frames, replication id) is read
- * once per batch and written once at its end; its entries are appended by one RPUSH, whose reply is the list's
- * length (no LLEN), and the oldest are dropped by LPOP, whose reply gives their frame bytes (an entry's frame is what
- * follows its bus prefix, from its first `{`: no prefix field holds one), so the byte count needs no list of its own.
+ * what the bus would have brought. A topic's meta (seq, epoch, bytes of the history's frames, replication id, trim record) is
+ * read once per batch and written once at its end; its entries are appended by one RPUSH, whose reply is the list's
+ * length (no LLEN). While every entry is at most cap bytes (budget / (keep + keep/8)), the history is cut back to keep
+ * entries by one LTRIM once it holds an eighth more, reading nothing back (its byte count is then an upper bound);
+ * while a bigger entry is in it, the oldest are dropped by LPOP, whose reply gives their frame bytes (an entry's frame
+ * is what follows its bus prefix, from its first `{`: no prefix field holds one), so the count is exact and needs no
+ * list of its own. docs/cluster.md "How the history is trimmed".
  * Every command a script runs costs Redis ~5–10k instructions of its own (argument and reply conversion, the
  * command's bookkeeping), so the script runs as few as keep the history exact (docs/benchmarks.md). A new
  * epoch starts when the meta is missing or was written under another replication id (a failover: a promoted replica
@@ -40,6 +43,12 @@ export const PUBLISH_BATCH = `
 local keep = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local ntopics = tonumber(ARGV[4])
+-- Trimming by count alone (store): while every kept entry is at most cap = budget / (keep + slack) bytes, a history of
+-- up to keep + slack entries is within the budget, so it is cut back to keep entries only once it holds keep + slack,
+-- without reading what goes.
+local full = keep + math.floor((keep + 7) / 8)
+local cap = keep > 0 and math.floor(budget / full) or 0
+local caps = string.format('%d', cap)
 local publish = 'PUBLISH'
 local info = redis.call('INFO', 'replication')
 local at = string.find(info, 'master_replid:', 1, true)
@@ -85,7 +94,7 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
     local t = topics[n]
     if not t then
       -- A topic whose meta cannot be read fails its messages alone.
-      local m = redis.pcall('HMGET', KEYS[2 * n - 1], 'seq', 'epoch', 'rid', 'bytes', 'lost')
+      local m = redis.pcall('HMGET', KEYS[2 * n - 1], 'seq', 'epoch', 'rid', 'bytes', 'lost', 'trim')
       if m.err then t = {err = m.err}
       else
         t = {k = 2 * n - 1, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, pub = {}, from = 1, added = 0, clear = false, lost = m[5]}
@@ -95,6 +104,19 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
           -- without a position on the topic cannot be told it missed nothing (READ).
           if t.seq > 0 and t.epoch then t.lost = '1' end
           t.seq, t.epoch, t.bytes, t.clear = 0, ARGV[t.p], 0, true
+        end
+        if not t.clear then
+          -- The trim record this script left (seq, cap, big, ub: see store), trusted only at the meta's seq (anything
+          -- else, an older node say, wrote the meta since): read as a whole in the usual case.
+          local r = m[6]
+          -- (t's fields are set only when they differ from the usual: cap, big 0, bytes exact; a table that grows
+          -- past its 16 slots is rehashed, which costs more than storing a message.)
+          if r == m[1] .. ' ' .. caps .. ' 0 1' then t.ub = true
+          elseif r ~= m[1] .. ' ' .. caps .. ' 0 0' then
+            local s, c, b, u = string.match(r or '', '^(%d+) (%d+) (%d+) ([01])$')
+            if s == m[1] then t.cap, t.big, t.ub = tonumber(c), tonumber(b), u == '1'
+            else t.unknown = true end
+          end
         end
         t.mid = ',"epoch":"' .. t.epoch .. '"'
         touched[#touched + 1] = t
@@ -111,10 +133,12 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
       local pub = t.pub
       pub[#pub + 1] = entry
       if keep == 0 then t.from = #pub + 1
-      elseif size <= budget then t.added, t.last = t.added + size, size
+      elseif size <= budget then
+        t.added, t.last = t.added + size, size
+        if size > (t.cap or cap) then t.bigAt = #pub end
       else
         -- bigger than the whole budget: what came before cannot be replayed without it, so nothing is kept
-        t.from, t.added, t.clear = #pub + 1, 0, true
+        t.from, t.added, t.clear, t.cap = #pub + 1, 0, true, nil
       end
       t.seq, t.s = seq, s
       if key then
@@ -134,36 +158,72 @@ end
 local function frameBytes(e)
   return #e - (string.find(e, '{', 1, true) or 1) + 1
 end
+-- The frame bytes of the first count entries of a history whose first has seq first, and the newest of them over cap.
+local function recount(log, count, first, over)
+  local bytes, big = 0, 0
+  for j, e in ipairs(redis.call('LRANGE', log, 0, count - 1)) do
+    local f = frameBytes(e)
+    bytes = bytes + f
+    if f > over then big = first + j - 1 end
+  end
+  return bytes, big
+end
+-- Per topic, once: the batch's kept entries appended, the oldest dropped past --history entries or the budget, the
+-- meta written. What is known of the entries from before the batch is the meta's trim record: its seq (trusted only
+-- when it is the meta's), cap (every entry after seq big is at most cap bytes), ub (1: bytes is only an upper bound).
 local function store(t)
-  local log = KEYS[t.k + 1]
-  local n = #t.pub - t.from + 1
+  local log, pub, from = KEYS[t.k + 1], t.pub, t.from
+  local n = #pub - from + 1
   local len = n
-  if n > 0 then len = redis.call('RPUSH', log, unpack(t.pub, t.from)) end
+  if n > 0 then len = redis.call('RPUSH', log, unpack(pub, from)) end
   if t.clear then
     -- a new sequence, or a frame over the budget: only this batch's entries after it are kept
     if n == 0 then redis.call('DEL', log)
     elseif len > n then redis.call('LTRIM', log, -n, -1) end
-    len, t.bytes = n, t.added
-  elseif len == n then
-    -- the history was empty: it held no bytes (a count that drifted, say the list was evicted, starts over)
-    t.bytes = t.added
+    len = n
+  end
+  local over, big, exact = t.cap or cap, t.big or 0, not t.ub
+  if len == n then
+    -- nothing from before (the history was empty or cleared; a count that drifted, say the list was evicted, starts over)
+    big, exact, t.bytes = 0, true, 0
+  elseif t.unknown then
+    t.bytes, big = recount(log, len - n, t.seq - len + 1, over)
+    exact = true
+  end
+  -- the newest kept entry over cap, this batch's or an older one
+  if t.bigAt and t.bigAt >= from then big = t.seq - #pub + t.bigAt end
+  local after = len > full and keep or len
+  if over * full <= budget and big <= t.seq - after then
+    -- Every entry left after the count trim is at most cap bytes: at most full * cap <= budget in all. Cut back to keep
+    -- entries once it holds keep + slack (one LTRIM per slack messages), without reading what goes.
+    if len > full then
+      redis.call('LTRIM', log, -keep, -1)
+      len, exact = keep, false
+    end
+    if exact then t.bytes = t.bytes + t.added else t.bytes = len * over end
   else
+    -- An entry over cap is kept (or may be, with another node's cap): every frame counted exactly, the oldest dropped
+    -- while over --history entries or the budget (the same end state as trimming after each message: each limit only
+    -- ever drops from the oldest end).
+    if not exact then t.bytes = recount(log, len - n, t.seq - len + 1, over) end
+    exact = true
     t.bytes = t.bytes + t.added
+    if keep > 0 and len > keep then
+      for _, e in ipairs(redis.call('LPOP', log, len - keep)) do t.bytes = t.bytes - frameBytes(e) end
+      len = keep
+    end
+    while len > 1 and t.bytes > budget do
+      local e = redis.call('LPOP', log)
+      if not e then len = 0 break end
+      t.bytes = t.bytes - frameBytes(e)
+      len = len - 1
+    end
+    -- the newest frame alone (it fits the budget), or none: a count that drifted (say the list was evicted) starts over
+    if len == 1 and n > 0 then t.bytes = t.last end
+    if len == 0 then t.bytes = 0 end
   end
-  if keep > 0 and len > keep then
-    for _, e in ipairs(redis.call('LPOP', log, len - keep)) do t.bytes = t.bytes - frameBytes(e) end
-    len = keep
-  end
-  while len > 1 and t.bytes > budget do
-    local e = redis.call('LPOP', log)
-    if not e then len = 0 break end
-    t.bytes = t.bytes - frameBytes(e)
-    len = len - 1
-  end
-  -- the newest frame alone (it fits the budget), or none: a count that drifted (say the list was evicted) starts over
-  if len == 1 and n > 0 then t.bytes = t.last end
-  if len == 0 then t.bytes = 0 end
-  redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid, 'lost', t.lost or '0')
+  local trim = t.s .. ' ' .. (over == cap and caps or string.format('%d', over)) .. ' ' .. (big == 0 and '0' or string.format('%d', big)) .. (exact and ' 0' or ' 1')
+  redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid, 'lost', t.lost or '0', 'trim', trim)
   if t.keys then
     for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
   end
