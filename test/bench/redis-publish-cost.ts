@@ -22,7 +22,7 @@ import { PUBLISH_BATCH } from '../../src/engine/redis/publish-script.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { publishChannels } from '../../src/engine/redis/interest.js';
 
-const { values: flags } = parseArgs({ options: { messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' }, lua: { type: 'string' }, paced: { type: 'string' }, blob: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { info: { type: 'boolean' }, messages: { type: 'string' }, port: { type: 'string' }, 'old-scripts': { type: 'string' }, callgrind: { type: 'boolean' }, only: { type: 'string' }, per: { type: 'string' }, lua: { type: 'string' }, paced: { type: 'string' }, blob: { type: 'string' } } });
 /** `--only batch` measures the PUBLISH_BATCH rows alone; `--per 1,4` the batch sizes (default 1,4,16,64). */
 const ONLY = flags.only;
 const PERS = (flags.per ?? '1,4,16,64').split(',').map(Number);
@@ -125,9 +125,11 @@ async function main(): Promise<void> {
     for (const per of PERS) {
       await measure('PUBLISH_BATCH script', per, (from, n) => {
         // One topic: its keys and arguments once, then three arguments per message (publish-script.ts).
-        const keys = [KEYS.meta(TOPIC), KEYS.log(TOPIC)];
+        // The lineage from its key, as the engine does on one Redis (--info: from INFO every call, as on a Redis Cluster).
+        const keys = flags.info ? [KEYS.meta(TOPIC), KEYS.log(TOPIC)] : [KEYS.meta(TOPIC), KEYS.log(TOPIC), KEYS.lineage];
         const args = ['100', String(4 << 20), '60000', '1', 'L.n1', HEAD, CH_T, CH_F];
         for (let i = from; i < from + n; i++) args.push('1', `,"ts":1,"data":${DATA}}`, PREFIX);
+        args.push(flags.info ? '' : 'trust');
         return cmd.evalsha(sha, keys.length, ...keys, ...args);
       });
     }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { health, RedisProxy, requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
+import { KEYS } from '../../src/engine/redis/keys.js';
 
 const run = requireRedis('cluster: failover to a replica');
 
@@ -48,6 +49,10 @@ describe.skipIf(!run)('cluster: Redis fails over to a replica that lost the last
     // the node's (the stream is in order); a WAIT without a write of its own returns at once, whatever is in flight.
     await p.set('test:fence', '1');
     expect(await p.wait(1, 5000)).toBe(1);
+    // The primary's lineage key (publish-script.ts) is written without replication: the replica has everything else.
+    expect(await p.get(KEYS.lineage)).toMatch(/^[0-9a-f]{40}$/);
+    expect(await r.exists(KEYS.lineage)).toBe(0);
+    expect(await r.hget(KEYS.meta('f'), 'seq')).toBe('3');
     // The replica is cut off (as a partition or a lagging link would), then 4 and 5 are published and seen.
     await r.replicaof('NO', 'ONE');
     for (let i = 4; i <= 5; i++) await pub.request({ op: 'pub', topic: 'f', data: i });

@@ -24,7 +24,7 @@ const run = requireRedis('publish batch');
 function publisherOn(cmd: Redis | Cluster, historySize = 100, channels: ChannelScheme = CLASSIC, batchIntervalMs = 0, historyTopicBytes = 1 << 20) {
   const scripts = new ScriptRunner(cmd);
   const timeouts: unknown[] = [];
-  const node = { id: 'n1', life: 'L', up: true, cmd, reach: new Reach(cmd, 3000), script: (lua: string, keys: string[], args: string[]) => scripts.run(lua, keys, args), publishScript: (lua: string, keys: string[], args: string[]) => scripts.run(lua, keys, args), noteTimeout: (err: unknown) => timeouts.push(err) };
+  const node = { id: 'n1', life: 'L', up: true, cmd, reach: new Reach(cmd, 3000), script: (lua: string, keys: string[], args: string[]) => scripts.run(lua, keys, args), publishScript: (lua: string, keys: string[], args: string[], asText?: (args: string[]) => string[]) => scripts.run(lua, keys, args, asText), noteTimeout: (err: unknown) => timeouts.push(err) };
   const publisher = new StreamPublisher(node as unknown as RedisNode, { historySize, historyTopicBytes, hears: () => false, channels, own: new OwnDeliveries(100), stats: new BrokerStats(), batchIntervalMs });
   const pub = (topic: string, data: unknown, key?: string) =>
     publisher.publish(topic, data, null, true, undefined, key).then(

@@ -73,10 +73,15 @@ export class TestRedis {
     return r;
   }
 
-  /** (Re)starts the server on the same port, empty (no persistence: a restart loses everything). */
-  async restart(): Promise<void> {
-    this.removeDir();
-    this.dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
+  /**
+   * (Re)starts the server on the same port, empty (no persistence: a restart loses everything); with `fromSave`, in
+   * the same directory, so it loads what the last SAVE wrote there (a restart from an RDB file).
+   */
+  async restart(fromSave = false): Promise<void> {
+    if (!fromSave || !this.dir) {
+      this.removeDir();
+      this.dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
+    }
     const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
@@ -89,7 +94,6 @@ export class TestRedis {
     });
   }
 
-  /** Kills the server (SIGKILL) and waits until it is gone. */
   /** Freezes the server (SIGSTOP): connections stay open, nothing is answered — a hung Redis, not a dead one. */
   pause(): void {
     this.child?.kill('SIGSTOP');
@@ -100,14 +104,16 @@ export class TestRedis {
     this.child?.kill('SIGCONT');
   }
 
-  async stop(): Promise<void> {
+  /** Kills the server (SIGKILL) and waits until it is gone; `keepFiles`: its directory stays (restart(true) loads its RDB file). */
+  async stop(keepFiles = false): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (!child || child.exitCode !== null) return;
-    const gone = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await gone;
-    this.removeDir();
+    if (child && child.exitCode === null) {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+    }
+    if (!keepFiles) this.removeDir();
   }
 
   private removeDir(): void {

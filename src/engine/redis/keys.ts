@@ -59,6 +59,11 @@ export const KEYS = {
   log: (topic: string) => `${topicPrefix(topic)}:hist:${topic}`,
   /** String "<seq> <epoch>" of a keyed publish, for the key's window (PX): a retry gets this position back. */
   pubKey: (topic: string, key: string) => `${topicPrefix(topic)}:k:${topic.length}:${topic}:${key}`,
+  /**
+   * String: on one Redis, the replication id the publish script last read from INFO (publish-script.ts, lineage),
+   * written without replication. Not on a Redis Cluster, where a script reaches only its slot's keys.
+   */
+  lineage: 'sb:lineage',
   /** String: the cluster's life (docs/protocol.md): set once (SET NX); a new one only after Redis lost it. */
   life: 'sb:{g}:life',
   /** Counter client ids are reserved from, in blocks (INCRBY). */

@@ -183,8 +183,8 @@ export class RedisNode {
    * Runs a publish script: as script(), each call a command that knows whether it was written, so that a failure
    * tells `unavailable` (never written: NotSent) from `outcome_unknown` (outcome.ts).
    */
-  publishScript(lua: string, keys: string[], args: string[]): Promise<unknown> {
-    return this.publishScripts.run(lua, keys, args);
+  publishScript(lua: string, keys: string[], args: string[], asText?: (args: string[]) => string[]): Promise<unknown> {
+    return this.publishScripts.run(lua, keys, args, asText);
   }
 
   script(lua: string, keys: string[], args: string[]): Promise<unknown> {

@@ -45,10 +45,18 @@ export interface BatchedPublish {
 export type PublishReply = [seq: number, epoch: string, duplicate?: 1];
 
 export interface PublishBatchOptions {
-  /** Runs PUBLISH_BATCH (the engine's ScriptRunner: in call order, NOSCRIPT-safe). */
-  run(keys: string[], args: string[]): Promise<unknown>;
+  /**
+   * Runs PUBLISH_BATCH (the engine's ScriptRunner: in call order, NOSCRIPT-safe); `asText`, the arguments when the call
+   * carries the script's text (its lineage mode 'load').
+   */
+  run(keys: string[], args: string[], asText?: (args: string[]) => string[]): Promise<unknown>;
   /** The arguments before the messages': history size, history bytes per topic, idempotency window (ms). */
   head(): string[];
+  /**
+   * On one Redis, the lineage key (keys.ts): the last key of every call, read for the replication id instead of INFO
+   * (publish-script.ts). Absent on a Redis Cluster (INFO every call).
+   */
+  lineageKey?: string | undefined;
   /** A new epoch, for each topic of a call (its epoch if the call starts the topic's sequence): once per topic and call, not per message. */
   fresh(): string;
   /** A key's Redis Cluster slot (publishes of different slots go in different calls); absent on one Redis. */
@@ -178,7 +186,9 @@ export class PublishBatch {
       messageArgs.push(String(p.key === undefined ? n : -n), p.tail, p.prefix);
     }
     for (const k of idempotency) keys.push(k);
-    const args = [...this.options.head(), String(topics.size), ...topicArgs, ...messageArgs];
+    const { lineageKey } = this.options;
+    if (lineageKey !== undefined) keys.push(lineageKey);
+    const args = [...this.options.head(), String(topics.size), ...topicArgs, ...messageArgs, lineageKey === undefined ? '' : 'trust'];
     const ready = this.options.ready(keys[0]!);
     if (ready === true) this.run(batch, keys, args);
     else if (ready === false) this.refuse(batch);
@@ -192,7 +202,7 @@ export class PublishBatch {
   private run(batch: Queued[], keys: string[], args: string[]): void {
     this.calls++;
     this.messages += batch.length;
-    this.options.run(keys, args).then(
+    this.options.run(keys, args, this.options.lineageKey === undefined ? undefined : asText).then(
       (reply) => answerEach(batch, reply as (number | string)[]),
       (err: unknown) => {
         // The whole call failed: it ran for all of its messages or for none of them.
@@ -206,6 +216,13 @@ export class PublishBatch {
       },
     );
   }
+}
+
+/** A call's arguments as sent with the script's text: lineage mode 'load' (publish-script.ts). */
+function asText(args: string[]): string[] {
+  const text = args.slice();
+  text[text.length - 1] = 'load';
+  return text;
 }
 
 /**

@@ -9,11 +9,12 @@
  * One total order and gapless seq per topic.
  *
  * What a topic's messages share is sent once per batch. KEYS: per topic meta, log; then the idempotency keys of the
- * keyed messages, in message order. ARGV: history size, history bytes per topic, the idempotency window (ms), the
- * number of topics; four per topic: epoch for a new sequence, frame head (`{"op":"msg","topic":…,"seq":`), the
- * topic's channel, its family channel (interest.ts); then three per message: its topic's number (1-based; negative
- * when the message has an idempotency key), frame tail (`,…}`), bus prefix (node, sender transport and addr,
- * no-echo id). Returns one flat array, two items per message: seq, epoch; or -seq, epoch when its key was held
+ * keyed messages, in message order; then, on one Redis, the lineage key. ARGV: history size, history bytes per
+ * topic, the idempotency window (ms), the number of topics; four per topic: epoch for a new sequence, frame head
+ * (`{"op":"msg","topic":…,"seq":`), the topic's channel, its family channel (interest.ts); then three per message:
+ * its topic's number (1-based; negative when the message has an idempotency key), frame tail (`,…}`), bus prefix
+ * (node, sender transport and addr, no-echo id); last, the lineage mode: 'trust' (the lineage key, or INFO when it
+ * is missing), 'load' (INFO, written to the lineage key) or '' (INFO: a Redis Cluster). Returns one flat array, two items per message: seq, epoch; or -seq, epoch when its key was held
  * (nothing published: the first publish's position); or 0, error when it failed (the others still ran). Flat,
  * because Redis converts each table of a script's reply by looking up a dozen type fields in it: a table per message
  * cost more than storing the message.
@@ -50,9 +51,25 @@ local full = keep + math.floor((keep + 7) / 8)
 local cap = keep > 0 and math.floor(budget / full) or 0
 local caps = string.format('%d', cap)
 local publish = 'PUBLISH'
-local info = redis.call('INFO', 'replication')
-local at = string.find(info, 'master_replid:', 1, true)
-local rid = at and string.sub(info, at + 14, at + 53) or ''
+-- The lineage (the replication id a topic's epoch was started under: see above) from INFO, or on one Redis from the
+-- lineage key (mode 'trust', the usual call by SHA), which a call with the script's text (mode 'load': the first call
+-- on a connection, and every retry after NOSCRIPT) writes from INFO. It is written without replication (no replica
+-- or AOF has it) and rewritten by the first call after a restart or a failover: either empties the script cache, so
+-- that call carries the text. A restart that loads it from an RDB file cannot pass off its old lineage.
+local mode = ARGV[#ARGV]
+local rid = mode == 'trust' and redis.call('GET', KEYS[#KEYS])
+if not rid then
+  local info = redis.call('INFO', 'replication')
+  local at = string.find(info, 'master_replid:', 1, true)
+  rid = at and string.sub(info, at + 14, at + 53) or ''
+  if mode ~= '' then
+    -- Not a write of the data's: no replica or AOF gets it. A refusal (out of memory) leaves it unwritten, which only
+    -- costs the next call an INFO; nor does it count as the script's first write then.
+    redis.set_repl(redis.REPL_NONE)
+    redis.pcall('SET', KEYS[#KEYS], rid)
+    redis.set_repl(redis.REPL_ALL)
+  end
+end
 -- topic n: KEYS[2n - 1], KEYS[2n] (meta, log), ARGV[4n + 1] .. ARGV[4n + 4] (fresh epoch, head, channels). Its
 -- state t: seq (the last numbered) and s (as text), bytes (of the history before this batch), pub (the entries
 -- numbered, in order), from (the first of them kept: after a frame over the budget, or none when keep is 0), added
@@ -63,7 +80,7 @@ local held, heldBy = nil, nil
 local out, sent, numbers = {}, {}, {}
 local nextKey = 2 * ntopics + 1
 local i = 0
-for a = 4 * ntopics + 5, #ARGV, 3 do
+for a = 4 * ntopics + 5, #ARGV - 1, 3 do
   local n = numbers[ARGV[a]]
   if not n then
     n = tonumber(ARGV[a])
@@ -151,8 +168,6 @@ for a = 4 * ntopics + 5, #ARGV, 3 do
     end
   end
 end
--- Per topic, once: the batch's kept entries appended, the oldest dropped while over --history entries or bytes (the
--- same end state as trimming after each message: each limit only ever drops from the oldest end), the meta written.
 -- An entry's frame bytes: from its first { (after the bus prefix, which holds none) to its end (an entry without
 -- one, which this script never writes, counts whole: an error here would leave the RPUSH unaccounted).
 local function frameBytes(e)

@@ -62,7 +62,9 @@ export class StreamPublisher {
     const head = [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS)];
     this.batch = new PublishBatch({
       // Sharded channels and SPUBLISH on a Redis Cluster (interest.ts SHARDED: in the slot of the batch's keys).
-      run: (keys, args) => redis.publishScript(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, keys, args),
+      run: (keys, args, asText) => redis.publishScript(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, keys, args, asText),
+      // On one Redis the lineage comes from its key (a Redis Cluster's script reaches only its own slot's keys).
+      lineageKey: cmd instanceof Cluster ? undefined : KEYS.lineage,
       head: () => head,
       fresh: () => `${redis.life}.${redis.id}${(++this.epochs).toString(36)}`,
       slot: cmd instanceof Cluster ? keySlot : undefined,

@@ -42,7 +42,11 @@ export class ScriptRunner {
     this.loaded.clear();
   }
 
-  async run(lua: string, keys: string[], args: string[]): Promise<unknown> {
+  /**
+   * `asText`: the arguments of a call that goes with the script's text (EVAL: the first on a connection, and each
+   * retry after NOSCRIPT), when they differ from those of a call by SHA (the publish script's lineage mode).
+   */
+  async run(lua: string, keys: string[], args: string[], asText?: (args: string[]) => string[]): Promise<unknown> {
     if (this.gate || this.behind) {
       // Behind a NOSCRIPT: wait for the gate, and behind every call already waiting, in call order. (Once the gate
       // opens, its waiters resume a few microtasks later: a call made meanwhile must not go out before them.)
@@ -56,7 +60,7 @@ export class ScriptRunner {
     if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
     const where = `${keys.length > 0 ? this.nodeOf(keys[0]!) : ''} ${sha}`;
     if (!this.loaded.has(where)) {
-      const reply = await this.conn.eval(lua, keys.length, ...keys, ...args);
+      const reply = await this.conn.eval(lua, keys.length, ...keys, ...(asText ? asText(args) : args));
       // Loaded for good only when no EVALSHA (whose retry could still be sent after this) is out.
       if (this.shaPending === 0) this.loaded.add(where);
       return reply;
@@ -80,7 +84,7 @@ export class ScriptRunner {
       retry = new Promise((resolve, reject) =>
         this.retries.push({
           n,
-          go: () => this.conn.eval(lua, keys.length, ...keys, ...args).then(resolve, reject),
+          go: () => this.conn.eval(lua, keys.length, ...keys, ...(asText ? asText(args) : args)).then(resolve, reject),
           refuse: () => reject(err instanceof NotSent ? err : new NotSent(err as Error)),
         }),
       );

@@ -519,7 +519,8 @@ describe('PublishBatch', () => {
   const messagesOf = (keys: string[], args: string[]) => {
     const topics = Number(args[3]);
     const out: string[] = [];
-    for (let a = 4 + 4 * topics; a < args.length; a += 3) out.push(keys[2 * (Math.abs(Number(args[a])) - 1)]!);
+    // (the last argument is the lineage mode)
+    for (let a = 4 + 4 * topics; a < args.length - 1; a += 3) out.push(keys[2 * (Math.abs(Number(args[a])) - 1)]!);
     return out;
   };
   const make = (opts: { slot?: (key: string) => number; ready?: () => boolean | Promise<boolean>; answer?: (keys: string[], call: number) => Promise<unknown>; intervalMs?: number } = {}) => {
@@ -566,11 +567,12 @@ describe('PublishBatch', () => {
     expect(await answers).toEqual([[1, 'e'], 'fault WRONGTYPE Operation against a key holding the wrong kind of value', [2, 'e'], 'unavailable 4']);
   });
 
-  it('a topic\'s keys and arguments (its fresh epoch too) go once per call; idempotency keys follow the topics\' keys, in message order', async () => {
-    const sent: [string[], string[]][] = [];
+  it('a topic\'s keys and arguments (its fresh epoch too) go once per call; idempotency keys follow the topics\' keys, in message order; the lineage key and mode last', async () => {
+    const sent: [string[], string[], string[] | undefined][] = [];
     let epochs = 0;
     const batch = new PublishBatch({
-      run: async (keys, args) => (sent.push([keys, args]), [1, 'e', -2, 'e', 1, 'e']),
+      run: async (keys, args, asText) => (sent.push([keys, args, asText?.(args)]), [1, 'e', -2, 'e', 1, 'e']),
+      lineageKey: 'sb:lineage',
       head: () => ['100', '1000', '60000'],
       fresh: () => `e${++epochs}`,
       ready: () => true,
@@ -585,9 +587,12 @@ describe('PublishBatch', () => {
     ]);
     // -seq: the key was held (the first publish's position, marked as such)
     expect(answers).toEqual([[1, 'e'], [2, 'e', 1], [1, 'e']]);
+    const args = ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e2', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'];
     expect(sent).toEqual([[
-      ['a', 'a:log', 'b', 'b:log', 'a:k:x'],
-      ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e2', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'],
+      ['a', 'a:log', 'b', 'b:log', 'a:k:x', 'sb:lineage'],
+      // by SHA the lineage key is trusted; a call with the script's text (EVAL) reads INFO and writes it
+      [...args, 'trust'],
+      [...args, 'load'],
     ]]);
   });
 
@@ -739,5 +744,33 @@ describe('ScriptRunner', () => {
     expect(rb).toBe('ran');
     expect(ra).toBeInstanceOf(Error);
     expect(isRedisDown(ra)).toBe(true);
+  });
+
+  it('a call with the script\'s text (the first on a connection, a retry after NOSCRIPT) takes the asText arguments; one by SHA the plain ones', async () => {
+    // The publish script's lineage mode rides on this: 'load' (INFO, rewrite the lineage key) whenever the text goes.
+    const sent: string[] = [];
+    let noscript = false;
+    const conn = {
+      eval: async (_lua: string, _n: number, ...rest: string[]) => (sent.push(`EVAL ${rest.at(-1)}`), 'ok'),
+      evalsha: async (_sha: string, _n: number, ...rest: string[]) => {
+        sent.push(`EVALSHA ${rest.at(-1)}`);
+        if (noscript) {
+          noscript = false;
+          throw new Error('NOSCRIPT No matching script. Please use EVAL.');
+        }
+        return 'ok';
+      },
+    };
+    const runner = new ScriptRunner(conn as unknown as ScriptConnection, () => '');
+    const asText = (args: string[]) => [...args.slice(0, -1), 'load'];
+    await runner.run('return 1', ['k'], ['trust'], asText);
+    await runner.run('return 1', ['k'], ['trust'], asText);
+    noscript = true; // SCRIPT FLUSH, a restart or a failover: the script cache is empty
+    await runner.run('return 1', ['k'], ['trust'], asText); // (a retry does not mark the script loaded: the next goes with it too)
+    await runner.run('return 1', ['k'], ['trust'], asText);
+    await runner.run('return 1', ['k'], ['trust'], asText);
+    runner.forget(); // the connection closed: the Redis it reaches next may be another
+    await runner.run('return 1', ['k'], ['trust'], asText);
+    expect(sent).toEqual(['EVAL load', 'EVALSHA trust', 'EVALSHA trust', 'EVAL load', 'EVAL load', 'EVALSHA trust', 'EVAL load']);
   });
 });
