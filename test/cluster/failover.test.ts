@@ -2,7 +2,8 @@
 // ends with `timeout`, names freed) and its clients resume on another node with nothing lost or doubled; a node
 // that stops cleanly announces its own leaves; history survives restarting every node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_NODE_FLAGS, metric, NODES_REAPED, REAP_GUARD_MS, requireRedis, TestRedis } from './redis.js';
+import { FAST_NODE_FLAGS, metric, nodeIdOf, NODES_REAPED, REAP_GUARD_MS, REAPER_PASSES, redisCli, requireRedis, TestRedis, until } from './redis.js';
+import { KEYS } from '../../src/engine/redis/keys.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { TestClient } from '../helpers/client.js';
 
@@ -44,9 +45,16 @@ describe.skipIf(!run)('cluster: node failures', () => {
 
     const survivor = { httpUrl: `http://127.0.0.1:${n2.port}` };
     const reaped = await metric(survivor, NODES_REAPED);
+    const dead = await nodeIdOf({ httpUrl: `http://127.0.0.1:${n1.port}` });
     n1.child.kill('SIGKILL');
     for (let i = 6; i <= 10; i++) await pub.request({ op: 'pub', topic: 'feed', data: i });
+    // How prompt the reaping is, counted in the survivor's reaper passes rather than time (a loaded machine slows
+    // both): a pass that begins after n1's heartbeat key expired reaps it, so at most two passes end from then on
+    // (the one under way may have read the key before it expired) before bob's timeout is out.
+    await until(async () => (await redisCli(redis.port, 'EXISTS', KEYS.heartbeat(dead))) === '0', "n1's heartbeat key to expire", REAP_GUARD_MS);
+    const passes = await metric(survivor, REAPER_PASSES);
     const timeout = await watcher.next((f) => f.op === 'event' && f.client?.name === 'bob' && f.event !== 'join', REAP_GUARD_MS);
+    expect((await metric(survivor, REAPER_PASSES)) - passes).toBeLessThanOrEqual(2);
     expect(timeout).toMatchObject({ event: 'timeout', topic: 'room', client: { id: bob.hello.client.id, name: 'bob' } });
     // Ended by the survivor's reaper, which found n1's heartbeat expired (its TTL is all the wait above is for).
     expect(await metric(survivor, NODES_REAPED)).toBe(reaped + 1);

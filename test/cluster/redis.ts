@@ -266,7 +266,6 @@ export async function freeClusterPorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/** A broker of the cluster on `redis`, in this process, on free ports. */
 /**
  * The node heartbeat of test nodes (--node-ttl-ms / --node-tick-ms): short, so a test that waits for a dead node to
  * be noticed waits ~2 s, not the 5-7 s of the defaults. The heartbeat thread keeps a busy test process's nodes alive.
@@ -282,6 +281,7 @@ export const REAP_WINDOW_MS = FAST_NODE.nodeTtlMs + 2 * FAST_NODE.nodeTickMs;
  */
 export const REAP_GUARD_MS = 10 * REAP_WINDOW_MS;
 
+/** A broker of the cluster on `redis`, in this process, on free ports. */
 export async function startNode(redis: TestRedis | TestRedisCluster, overrides: Partial<Config> = {}): Promise<TestBroker> {
   const config: Config = { ...defaults, host: '127.0.0.1', port: 0, tcpPort: 0, logLevel: 'silent', redisUrl: redis.url, ...FAST_NODE, ...overrides };
   // MQTT listens only when asked for (`mqttPort: 0` picks a free port, read back as broker.mqttPort).
