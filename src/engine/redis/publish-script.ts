@@ -120,7 +120,7 @@ for a = 4 * ntopics + 5, #ARGV - 1, 3 do
           -- an older sequence it is marked for good (\`lost\`): messages of that one are gone, so a wildcard resume
           -- without a position on the topic cannot be told it missed nothing (READ).
           if t.seq > 0 and t.epoch then t.lost = '1' end
-          t.seq, t.epoch, t.bytes, t.clear = 0, ARGV[t.p], 0, true
+          t.seq, t.epoch, t.bytes, t.clear, t.fresh = 0, ARGV[t.p], 0, true, true
         end
         if not t.clear then
           -- The trim record this script left (seq, cap, big, ub: see store), trusted only at the meta's seq (anything
@@ -238,7 +238,12 @@ local function store(t)
     if len == 0 then t.bytes = 0 end
   end
   local trim = t.s .. ' ' .. (over == cap and caps or string.format('%d', over)) .. ' ' .. (big == 0 and '0' or string.format('%d', big)) .. (exact and ' 0' or ' 1')
-  redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid, 'lost', t.lost or '0', 'trim', trim)
+  -- epoch, rid and lost change only with a new sequence (else the meta holds them as read)
+  if t.fresh then
+    redis.call('HSET', KEYS[t.k], 'seq', t.s, 'epoch', t.epoch, 'bytes', string.format('%d', t.bytes), 'rid', rid, 'lost', t.lost or '0', 'trim', trim)
+  else
+    redis.call('HSET', KEYS[t.k], 'seq', t.s, 'bytes', string.format('%d', t.bytes), 'trim', trim)
+  end
   if t.keys then
     for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
   end
