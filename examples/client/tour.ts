@@ -31,6 +31,7 @@ const client = new SwitchboardClient({
   url,
   WebSocket, // Node 20 has none: the ws package (found on its own when installed; this is the explicit way)
   sseFallback: false, // default true: where a WebSocket cannot be opened, dial Server-Sent Events (/sse) instead
+  wsRetryMs: 60_000, // default 5 minutes: how long a URL stays on that fallback before WebSocket is tried again
   EventSource: undefined, // the fallback's EventSource; default the browser's (Node 20 has none: no fallback)
   name: 'tour',
   getToken: () => 'an-opaque-token', // asked before connecting; a JWT would also be refreshed before its exp

@@ -107,6 +107,30 @@ describe('the transport is each URL’s own (fake sockets and timers)', () => {
     c.close();
   });
 
+  it('wsRetryMs sets how long a URL stays on SSE: WebSocket is tried there again once it passed, not before', async () => {
+    const c = new SwitchboardClient({ url: 'ws://a/ws', WebSocket: FakeSocket, EventSource, random: () => 0, wsRetryMs: 20_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    FakeSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(0);
+    FakeEventSource.all[0]!.open('c1');
+    // Lost before 20 s passed since the WebSocket failed: SSE again.
+    await vi.advanceTimersByTimeAsync(19_000);
+    FakeEventSource.all[0]!.fail();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(FakeEventSource.all).toHaveLength(2);
+    FakeEventSource.all[1]!.open('c2');
+    // Lost after it (well before the default 5 minutes): WebSocket first.
+    await vi.advanceTimersByTimeAsync(2_000);
+    FakeEventSource.all[1]!.fail();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(2);
+    c.close();
+    for (const bad of [0, -1, Number.NaN, '60000', 2 ** 31]) {
+      expect(() => new SwitchboardClient({ url: 'ws://a/ws', WebSocket: FakeSocket, wsRetryMs: bad as number })).toThrow(/wsRetryMs must be a number of ms above 0/);
+    }
+  });
+
   it('a node that is down (its SSE dial fails too) is dialled over WebSocket again', async () => {
     const c = new SwitchboardClient({ url: 'ws://a/ws', WebSocket: FakeSocket, EventSource, random: () => 0 });
     await vi.advanceTimersByTimeAsync(0);

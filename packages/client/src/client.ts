@@ -68,6 +68,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         url: options.url,
         WebSocket: options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket,
         EventSource: options.sseFallback === false ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource),
+        wsRetryMs: options.wsRetryMs,
       },
       this.dialHost,
     );

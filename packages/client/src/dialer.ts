@@ -34,6 +34,8 @@ export interface DialerOptions {
   WebSocket: WebSocketConstructor | undefined;
   /** Undefined: no SSE fallback. */
   EventSource: EventSourceConstructor | undefined;
+  /** How long a URL stays on SSE before WebSocket is tried there again (fallback.ts WS_RETRY_MS by default). */
+  wsRetryMs?: number | undefined;
 }
 
 export class Dialer {
@@ -53,7 +55,7 @@ export class Dialer {
     this.endpoints = new Endpoints(options.url);
     this.WebSocketClass = options.WebSocket;
     this.EventSourceClass = options.EventSource;
-    this.fallback = new SseFallback(this.EventSourceClass !== undefined, new Set(this.endpoints.all).size);
+    this.fallback = new SseFallback(this.EventSourceClass !== undefined, new Set(this.endpoints.all).size, options.wsRetryMs);
   }
 
   /** The URLs dialled, as checked at construction (a URL without a path has `/ws`). */

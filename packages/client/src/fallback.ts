@@ -8,7 +8,10 @@
 
 export type DialTransport = 'ws' | 'sse';
 
-/** How long a URL whose WebSocket could not be opened is dialled over SSE before WebSocket is tried there again. */
+/**
+ * How long a URL whose WebSocket could not be opened is dialled over SSE before WebSocket is tried there again, unless
+ * the client's `wsRetryMs` says otherwise.
+ */
 export const WS_RETRY_MS = 5 * 60_000;
 
 interface UrlMemory {
@@ -31,13 +34,14 @@ export class SseFallback {
   constructor(
     readonly available: boolean,
     private readonly urls = 1,
+    private readonly retryMs = WS_RETRY_MS,
     private readonly now: () => number = () => Date.now(),
   ) {}
 
   /** The transport the next dial of `url` uses. */
   transportFor(url: string): DialTransport {
     const failedAt = this.memory.get(url)?.wsFailedAt;
-    return this.available && failedAt !== undefined && this.now() - failedAt < WS_RETRY_MS ? 'sse' : 'ws';
+    return this.available && failedAt !== undefined && this.now() - failedAt < this.retryMs ? 'sse' : 'ws';
   }
 
   /** A dial of `url` opened: its transport works there. */

@@ -26,10 +26,12 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /**
    * When a WebSocket cannot be opened (a proxy that blocks upgrades), dial that URL's Server-Sent Events transport
-   * instead (`/sse`, docs/sse.md), while it works and for 5 minutes at most, then WebSocket again (default true).
+   * instead (`/sse`, docs/sse.md), while it works and for `wsRetryMs` at most, then WebSocket again (default true).
    * Each URL falls back on its own. false: WebSocket only.
    */
   sseFallback?: boolean;
+  /** How long a URL stays on the SSE fallback after its WebSocket failed before WebSocket is tried there again (default 5 minutes). */
+  wsRetryMs?: number;
   /** The EventSource class for the fallback; default `globalThis.EventSource` (browsers). Without one there is no fallback. */
   EventSource?: EventSourceConstructor | undefined;
   backoff?: Partial<Backoff>;
@@ -50,7 +52,7 @@ export function checkOptions(options: unknown): void {
   const bad = (why: string) => new SwitchboardError('bad_option', why);
   if (typeof options !== 'object' || options === null) throw bad('new SwitchboardClient(options) needs an options object with a url');
   const o = options as Record<string, unknown>;
-  const known = new Set(['url', 'token', 'getToken', 'name', 'WebSocket', 'sseFallback', 'EventSource', 'backoff', 'requestTimeoutMs', 'connectTimeoutMs', 'offlineQueueSize', 'connect', 'random']);
+  const known = new Set(['url', 'token', 'getToken', 'name', 'WebSocket', 'sseFallback', 'wsRetryMs', 'EventSource', 'backoff', 'requestTimeoutMs', 'connectTimeoutMs', 'offlineQueueSize', 'connect', 'random']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw bad(`unknown option '${key}' (options: ${[...known].join(', ')})`);
   const kinds: [string, string][] = [
     ['token', 'string'],
@@ -65,7 +67,7 @@ export function checkOptions(options: unknown): void {
   for (const [key, kind] of kinds) {
     if (o[key] !== undefined && typeof o[key] !== kind) throw bad(`${key} must be a ${kind}, got ${describeValue(o[key])}`);
   }
-  for (const key of ['requestTimeoutMs', 'connectTimeoutMs']) {
+  for (const key of ['requestTimeoutMs', 'connectTimeoutMs', 'wsRetryMs']) {
     const v = o[key];
     if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 2 ** 31 - 1)) throw bad(`${key} must be a number of ms above 0, got ${describeValue(v)}`);
   }
