@@ -32,6 +32,7 @@ export const SETTINGS = {
   mqttSessions: { flag: 'mqtt-sessions', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 10_000, help: 'persistent MQTT sessions kept while their clients are away (3.1.1 clean session 0, 5.0 session expiry); over it the least recently kept goes' },
   mqttRetainedBytes: { flag: 'mqtt-retained-bytes', kind: { type: 'int', min: 0, max: 2 ** 31 }, default: 16 * 1024 * 1024, help: 'bytes of retained MQTT messages kept (at most 100,000 messages); over it the oldest goes; 0 turns retained messages off' },
   mqttReceiveMaximum: { flag: 'mqtt-receive-maximum', kind: { type: 'int', min: 1, max: 65535 }, default: 65535, help: "unanswered QoS 1 and 2 PUBLISHes one MQTT 5.0 client may have at once (its CONNACK's Receive Maximum); one more is DISCONNECT 0x93. 65535 (MQTT's default) lets a client that ignores it (the mqtt npm client) burst" },
+  mqttMaxKeepalive: { flag: 'mqtt-max-keepalive', kind: { type: 'int', min: 0, max: 65535 }, default: 0, help: "longest MQTT keepalive (seconds) a client may ask for: a 5.0 client asking more, or 0 (none), is told this one (its CONNACK's Server Keep Alive) and held to it; a 3.1.1 client asking more, or 0, is refused (0x02: 3.1.1 cannot be told). 0: no limit" },
   mqttAnonymousAcl: { flag: 'mqtt-anonymous-acl', kind: { type: 'string' }, default: undefined, help: 'JSON acl like a token\'s ({"pub":[…],"sub":[…],"subDeny":[…]}) for MQTT clients that connect without a password: with tokens required they are admitted under it instead of refused; without tokens it limits them' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: ms(10), default: 25_000, help: 'WebSocket ping interval; no pong by the next ping closes with 4002' },
   idleMs: { flag: 'idle-ms', kind: ms(10), default: 60_000, help: 'no inbound frames for this long → idle' },
@@ -109,6 +110,7 @@ export interface Config {
   mqttSessions: number;
   mqttRetainedBytes: number;
   mqttReceiveMaximum: number;
+  mqttMaxKeepalive: number;
   /** The acl (JSON) of MQTT clients without a token; undefined = none (refused when tokens are required). */
   mqttAnonymousAcl: string | undefined;
   heartbeatMs: number;

@@ -25,7 +25,7 @@ function run(port: number, name: string): Promise<string> {
   });
 }
 
-const broker = await startTestBroker({ mqttPort: 0, mqttAnonymousAcl: '{"subDeny":["test/nosubscribe"]}' });
+const broker = await startTestBroker({ mqttPort: 0, mqttMaxKeepalive: 60, mqttAnonymousAcl: '{"subDeny":["test/nosubscribe"]}' });
 let passed = 0;
 for (const name of names) {
   const out = await run(broker.mqttPort, name);

@@ -15,6 +15,9 @@ export const CONNACK = {
   // that connection is closed without a CONNACK.
   malformed: { v4: null, v5: 0x81 },
   protocolError: { v4: null, v5: 0x82 },
+  // A 3.1.1 keepalive over --mqtt-max-keepalive (or none): 3.1.1 cannot be told another, so it is refused with
+  // "identifier rejected", as Mosquitto does (a 5.0 client is given the limit instead, and never refused for it).
+  keepalive: { v4: 0x02, v5: 0x82 },
 } as const;
 
 export type ConnackRefusal = keyof typeof CONNACK;

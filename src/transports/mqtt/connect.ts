@@ -106,6 +106,8 @@ export class ConnectReader {
     }
     // A Receive Maximum of 0 is a protocol error (3.1.2.11.3): no message could ever be sent to that client.
     if (version === 5 && packet.properties?.receiveMaximum === 0) return this.refuse(socket, version, 'protocolError');
+    const maxKeepalive = this.core.config.mqttMaxKeepalive;
+    if (version !== 5 && maxKeepalive > 0 && (!packet.keepalive || packet.keepalive > maxKeepalive)) return this.refuse(socket, version, 'keepalive');
     const clientId = packet.clientId ?? '';
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     const will = packet.will;

@@ -195,11 +195,16 @@ export class MqttTransport {
     // 5.0: the client's Receive Maximum bounds what is sent to it unacknowledged; what waits is charged as the mailbox is.
     const receiveMaximum = version === 5 ? connect.properties?.receiveMaximum : undefined;
     const { mailboxSize: maxInflight, mailboxBytes: maxWaitingBytes } = this.core.config;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum });
+    // --mqtt-max-keepalive: a 5.0 client asking a longer keepalive (or none) is told the limit (Server Keep Alive) and
+    // must use it [MQTT-3.2.2-21]; a 3.1.1 one was refused (connect.ts).
+    const maxKeepalive = this.core.config.mqttMaxKeepalive;
+    const serverKeepAlive = version === 5 && maxKeepalive > 0 && (!connect.keepalive || connect.keepalive > maxKeepalive) ? maxKeepalive : undefined;
+    const keepalive = serverKeepAlive ?? connect.keepalive;
+    const keepaliveMs = keepalive ? keepalive * 1500 : undefined;
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum, serverKeepAlive });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
-    const keepaliveMs = connect.keepalive ? connect.keepalive * 1500 : undefined;
     const { link, reader, actor } = openConnection(this.core, wire, addr, { name, grant }, meta, keepaliveMs);
     session.attach(link, reader);
     const will = willOf(connect);
