@@ -29,6 +29,8 @@ export interface SessionOptions {
   /** The largest packet the broker takes (a larger one closes the connection), and its Receive Maximum: 5.0 CONNACK says both. */
   serverMaxPacket?: number | undefined;
   serverReceiveMaximum?: number | undefined;
+  /** The client's Topic Alias Maximum (5.0 CONNECT): the broker's PUBLISHes to it use aliases (aliases.ts). */
+  topicAliasMaximum?: number | undefined;
   /** The keepalive the broker holds a 5.0 client to instead of the one it asked (--mqtt-max-keepalive): CONNACK says it. */
   serverKeepAlive?: number | undefined;
   /** 5.0 CONNECT's Request Problem Information was 0: no reason string but in PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29]. */

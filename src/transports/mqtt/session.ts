@@ -29,6 +29,7 @@ import { keepRetained, replyTo, retainedNow, type Answer, type ReplySession } fr
 import { RetainedReads, RetainedWrites } from './retained-order.js';
 import { OWN_IDS, type Position, type StoredSession } from './store.js';
 import type { SessionOptions } from './session-options.js';
+import { ServerAliases } from './aliases.js';
 
 export class MqttSession {
   private link: Link | undefined;
@@ -71,6 +72,8 @@ export class MqttSession {
   /** The client ended with DISCONNECT (5.0: reason 0x00): its will is not published. */
   disconnected = false;
   private readonly generateOptions: { protocolVersion: 4 | 5 };
+  /** The topic aliases this connection's PUBLISHes go with (5.0, when the client allows them). */
+  private readonly aliases: ServerAliases | undefined;
   /** What the engine's answers (replies.ts) need of the session. */
   private readonly replying: ReplySession;
   /** What the client's packets (inbound.ts) need of the session: set once the connection is attached. */
@@ -78,6 +81,7 @@ export class MqttSession {
 
   constructor(readonly options: SessionOptions) {
     this.generateOptions = { protocolVersion: options.version === 5 ? 5 : 4 };
+    this.aliases = options.version === 5 && options.topicAliasMaximum ? new ServerAliases(options.topicAliasMaximum) : undefined;
     this.inboundQuota = new InboundQuota(options.serverReceiveMaximum);
     const stored = options.stored;
     this.filters = stored?.filters ?? new Map();
@@ -340,9 +344,20 @@ export class MqttSession {
     return NOTHING;
   }
 
-  /** `packet`, or nothing when it is larger than the client said it takes (5.0 maximum packet size) [MQTT-3.1.2-25]. */
+  /**
+   * `packet` as the client is sent it (a PUBLISH under its topic alias, when it allows them: aliases.ts), or nothing
+   * when it is larger than the client said it takes (5.0 maximum packet size) [MQTT-3.1.2-25]. An alias whose first
+   * packet is not sent is not the client's: one that would take the packet over the maximum is not used.
+   */
   private fits(packet: Buffer): Buffer {
     const max = this.options.maxPacket;
+    if (this.aliases && packet.length > 0) {
+      const aliased = this.aliases.apply(packet);
+      if (max === undefined || aliased.packet.length <= max) {
+        if (aliased.assigned) this.aliases.sent(aliased.assigned);
+        return aliased.packet;
+      }
+    }
     return max !== undefined && packet.length > max ? NOTHING : packet;
   }
 

@@ -201,7 +201,7 @@ export class MqttTransport {
     const serverKeepAlive = version === 5 && maxKeepalive > 0 && (!connect.keepalive || connect.keepalive > maxKeepalive) ? maxKeepalive : undefined;
     const keepalive = serverKeepAlive ?? connect.keepalive;
     const keepaliveMs = keepalive ? keepalive * 1500 : undefined;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum, serverKeepAlive });
+    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum, serverKeepAlive, topicAliasMaximum: version === 5 ? connect.properties?.topicAliasMaximum : undefined });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
