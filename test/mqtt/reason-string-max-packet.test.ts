@@ -44,7 +44,7 @@ it('a refused publish is answered PUBACK / PUBREC 0x90 without the reason string
 
 it('the DISCONNECT closing the connection keeps its reason code and drops the reason string that would exceed the maximum', async () => {
   const c = await open('rs-disconnect', MAX);
-  c.send({ cmd: 'publish', topic: 'rs/a', payload: Buffer.from('1'), qos: 0, dup: false, retain: false, properties: { topicAlias: 1 } } as Packet, 5);
+  c.send({ cmd: 'publish', topic: 'rs/a', payload: Buffer.from('1'), qos: 0, dup: false, retain: false, properties: { topicAlias: 0 } } as Packet, 5);
   const d = await c.next('disconnect');
   expect(d).toMatchObject({ reasonCode: 0x94 });
   expect((d as { properties?: unknown }).properties).toBeUndefined();

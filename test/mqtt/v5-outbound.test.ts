@@ -102,9 +102,9 @@ describe('5.0 shared subscriptions (CONNACK: sharedSubscriptionAvailable false)'
 });
 
 describe('5.0 topic alias', () => {
-  it('a topic alias (the broker allows none) closes with DISCONNECT 0x94, topic alias invalid', async () => {
+  it('a topic alias over the maximum CONNACK gave (64) closes with DISCONNECT 0x94, topic alias invalid', async () => {
     const c = await open5('r7-alias', true);
-    c.send({ cmd: 'publish', topic: 'r7/a', payload: Buffer.from('x'), qos: 0, retain: false, dup: false, properties: { topicAlias: 1 } } as Packet, 5);
+    c.send({ cmd: 'publish', topic: 'r7/a', payload: Buffer.from('x'), qos: 0, retain: false, dup: false, properties: { topicAlias: 65 } } as Packet, 5);
     expect(await c.next('disconnect')).toMatchObject({ reasonCode: 0x94 });
     c.socket.destroy();
   });

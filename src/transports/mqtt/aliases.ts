@@ -9,6 +9,12 @@
 /** Most aliases one connection is given, whatever its Topic Alias Maximum: the memory is the connection's. */
 export const SERVER_ALIASES_MAX = 64;
 
+/**
+ * The Topic Alias Maximum the broker takes from a client (its CONNACK): a client may name up to this many topics by
+ * alias on its PUBLISHes (inbound.ts), each kept only while it is no longer than a topic may be (256 characters).
+ */
+export const CLIENT_ALIASES_MAX = 64;
+
 /** The Topic Alias property's identifier (2.2.2.2). */
 const TOPIC_ALIAS = 0x23;
 

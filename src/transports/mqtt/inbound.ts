@@ -10,6 +10,8 @@ import type { Flights } from './flights.js';
 import { RECEIVE_MAXIMUM_EXCEEDED, type InboundQuota } from './flow.js';
 import { PACKET_ID_NOT_FOUND, SHARED_NOT_SUPPORTED } from './codes.js';
 import { dataOfPayload } from './payload.js';
+import { CLIENT_ALIASES_MAX } from './aliases.js';
+import { TOPIC_LIMITS } from '../../protocol/topic.js';
 import type { AckGroup, Pending } from './pending.js';
 import type { SessionExpiry } from './expiry.js';
 
@@ -27,6 +29,8 @@ export interface InboundSession {
   readonly flights: Flights;
   /** 5.0: the client's QoS 1/2 PUBLISHes not answered yet, against the broker's Receive Maximum (3.1.1 has none). */
   readonly quota: InboundQuota | undefined;
+  /** 5.0: the topic aliases the client set on its PUBLISHes (alias → topic), this connection's alone. */
+  readonly topicAliases: Map<number, string> | undefined;
   /** A request the engine will answer: the numeric frame id its answer carries. */
   expect(p: Pending): number;
   /** Queues an answer the broker gives itself, behind what is already queued. */
@@ -52,7 +56,19 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
   const v5 = session.v5;
   switch (packet.cmd) {
     case 'publish': {
-      if (packet.properties?.topicAlias !== undefined) return 'a topic alias (the broker allows none: topic alias maximum 0)';
+      const alias = packet.properties?.topicAlias;
+      if (alias !== undefined) {
+        // Up to the maximum CONNACK gave (3.3.2.3.4): 0 or more is a topic alias invalid (DISCONNECT 0x94) [MQTT-3.3.2-8, -9].
+        if (alias === 0 || alias > CLIENT_ALIASES_MAX || !session.topicAliases) return `a topic alias of ${alias} (the broker takes 1 to ${CLIENT_ALIASES_MAX})`;
+        if (packet.topic.length > 0) {
+          // A topic longer than any the broker takes is not kept (the publish is refused as it is): memory stays bounded.
+          if (packet.topic.length <= TOPIC_LIMITS.maxLength) session.topicAliases.set(alias, packet.topic);
+        } else {
+          const topic = session.topicAliases.get(alias);
+          if (topic === undefined) return `a PUBLISH with an empty topic name and topic alias ${alias}, which names no topic yet`;
+          packet.topic = topic;
+        }
+      }
       // Subscription identifiers go from the server to a client only [MQTT-3.3.4-6]: a protocol error (5.0: 0x82).
       if (packet.properties?.subscriptionIdentifier !== undefined) return 'a PUBLISH from a client with a subscription identifier';
       // The DUP flag MUST be 0 on QoS 0 [MQTT-3.3.1-2]; a zero-length topic without a topic alias is a protocol error (5.0, 3.3.2.1).

@@ -10,6 +10,7 @@ import { RECEIVE_MAXIMUM_DEFAULT } from './flow.js';
 import { deliveryOfData, type Delivery, type PacketProperties } from './payload.js';
 import type { Inflight, Retained } from './store.js';
 import { PLAIN, type Marks } from './filter-options.js';
+import { CLIENT_ALIASES_MAX } from './aliases.js';
 
 /** No bytes: a frame with nothing to write to the client (no MQTT form, not sent, or answered later). */
 export const NOTHING = Buffer.alloc(0);
@@ -144,14 +145,14 @@ export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, 
 }
 
 /**
- * The CONNACK accepting a connection. 5.0 says what the broker does not do (no topic aliases, shared subscriptions)
- * and that it takes subscription identifiers, its Receive Maximum, the client id it assigned, and the largest packet
+ * The CONNACK accepting a connection. 5.0 says what the broker does not do (no shared subscriptions), how many topic
+ * aliases a client may set (CLIENT_ALIASES_MAX), and that it takes subscription identifiers, its Receive Maximum, the client id it assigned, and the largest packet
  * it takes: a packet over it closes the connection (0x95), said here so a compliant client never sends one
  * (3.2.2.3.6); and, under --mqtt-max-keepalive, the keepalive the client must use (Server Keep Alive, 3.2.2.3.14).
  */
 export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retainAvailable: boolean, assigned: string | undefined, maxPacket: number | undefined, receiveMaximum = RECEIVE_MAXIMUM_DEFAULT, serverKeepAlive?: number): Buffer {
   if (version !== 5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });
-  const properties: Record<string, unknown> = { retainAvailable, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: true, topicAliasMaximum: 0 };
+  const properties: Record<string, unknown> = { retainAvailable, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: true, topicAliasMaximum: CLIENT_ALIASES_MAX };
   // Absent, it is 65535 (3.2.2.3.3).
   if (receiveMaximum < RECEIVE_MAXIMUM_DEFAULT) properties.receiveMaximum = receiveMaximum;
   if (assigned !== undefined) properties.assignedClientIdentifier = assigned;

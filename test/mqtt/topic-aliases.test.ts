@@ -1,12 +1,14 @@
-// Server topic aliases (MQTT 5.0): a client whose CONNECT allows them gets a topic's name once, then an empty topic and
-// the alias, for as many topics as it allows (at most SERVER_ALIASES_MAX); a client that does not allow them gets
-// names only. Raw packets over real sockets, and the mqtt npm client, which resolves aliases itself.
+// Topic aliases (MQTT 5.0), both ways. From the broker: a client whose CONNECT allows them gets a topic's name once,
+// then an empty topic and the alias, for as many topics as it allows (at most SERVER_ALIASES_MAX); a client that does
+// not allow them gets names only. From a client: CONNACK allows CLIENT_ALIASES_MAX; a PUBLISH naming a topic with an
+// alias sets it, one with an empty topic uses it, for this connection only. Raw packets over real sockets, and the
+// mqtt npm client, which sets and resolves aliases itself.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import type { Packet } from 'mqtt-packet';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
-import { ServerAliases } from '../../src/transports/mqtt/aliases.js';
+import { CLIENT_ALIASES_MAX, ServerAliases } from '../../src/transports/mqtt/aliases.js';
 import mqttPacket from 'mqtt-packet';
 
 let broker: TestBroker;
@@ -102,5 +104,55 @@ describe('server topic aliases', () => {
         if (qos) expect((parsed[0] as Publish).messageId).toBe(7);
       }
     }
+  });
+
+  it('from a client: an alias set with a topic names it on later PUBLISHes with an empty topic, on this connection only; 0, over the maximum, or unknown closes', async () => {
+    const sub = await subscriber('alias-in-sub', 'ai/#');
+    const c = await RawMqtt.open(broker.mqttPort, 5);
+    c.send({ cmd: 'connect', clientId: 'alias-in', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 5 } as Packet, 5);
+    expect(await c.next('connack')).toMatchObject({ reasonCode: 0, properties: { topicAliasMaximum: CLIENT_ALIASES_MAX } });
+    const send = (topic: string, payload: string, alias?: number, qos: 0 | 1 = 0, messageId?: number) =>
+      c.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, messageId, dup: false, retain: false, ...(alias !== undefined && { properties: { topicAlias: alias } }) } as Packet, 5);
+    send('ai/one', 'a', 1);
+    send('', 'b', 1, 1, 1);
+    expect(await c.next('puback')).toMatchObject({ messageId: 1 });
+    send('ai/two', 'c', 1); // the alias now names another topic
+    send('', 'd', 1);
+    send('ai/three', 'e', CLIENT_ALIASES_MAX);
+    send('', 'f', CLIENT_ALIASES_MAX);
+    const got = await publishes(sub, 6);
+    expect(got.map((p) => [p.topic, p.payload.toString()])).toEqual([['ai/one', 'a'], ['ai/one', 'b'], ['ai/two', 'c'], ['ai/two', 'd'], ['ai/three', 'e'], ['ai/three', 'f']]);
+    // An alias the connection never set: a protocol error (0x82).
+    send('', 'g', 2);
+    expect(await c.next('disconnect')).toMatchObject({ reasonCode: 0x82 });
+    await c.closed;
+    // Aliases are the connection's: a new connection of the same client starts without them.
+    const again = await RawMqtt.open(broker.mqttPort, 5);
+    again.send({ cmd: 'connect', clientId: 'alias-in', keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 5 } as Packet, 5);
+    await again.next('connack');
+    again.send({ cmd: 'publish', topic: '', payload: Buffer.from('h'), qos: 0, dup: false, retain: false, properties: { topicAlias: 1 } } as Packet, 5);
+    expect(await again.next('disconnect')).toMatchObject({ reasonCode: 0x82 });
+    for (const alias of [0, CLIENT_ALIASES_MAX + 1]) {
+      const bad = await RawMqtt.open(broker.mqttPort, 5);
+      bad.send({ cmd: 'connect', clientId: `alias-bad-${alias}`, keepalive: 0, clean: true, protocolId: 'MQTT', protocolVersion: 5 } as Packet, 5);
+      await bad.next('connack');
+      bad.send({ cmd: 'publish', topic: 'ai/x', payload: Buffer.from('x'), qos: 0, dup: false, retain: false, properties: { topicAlias: alias } } as Packet, 5);
+      expect(await bad.next('disconnect')).toMatchObject({ reasonCode: 0x94 });
+    }
+    sub.send({ cmd: 'disconnect' } as Packet, 5);
+  });
+
+  it('the mqtt npm client with automatic topic aliases on its publishes: every message arrives under its topic', async () => {
+    const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'alias-npm-sub', reconnectPeriod: 0 });
+    const heard: [string, string][] = [];
+    sub.on('message', (topic, payload) => heard.push([topic, payload.toString()]));
+    await sub.subscribeAsync('an/#', { qos: 1 });
+    const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.mqttPort}`, { clientId: 'alias-npm-pub', reconnectPeriod: 0, protocolVersion: 5, autoUseTopicAlias: true, autoAssignTopicAlias: true });
+    const topics = ['an/a', 'an/b', 'an/a', 'an/a', 'an/b', 'an/c'];
+    for (const [i, t] of topics.entries()) await pub.publishAsync(t, `n${i}`, { qos: 1 });
+    const deadline = Date.now() + 5000;
+    while (heard.length < topics.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(heard).toEqual(topics.map((t, i) => [t, `n${i}`]));
+    await Promise.all([pub.endAsync(), sub.endAsync()]);
   });
 });
