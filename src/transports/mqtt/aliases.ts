@@ -5,6 +5,7 @@
 // allows) keep theirs, the rest go with their names. Every PUBLISH the session writes (live, retained, resent) passes
 // here as bytes: the topic and a Topic Alias property are spliced into the packet the broker built (shared with other
 // subscribers: it is copied, never changed), so a client that asks for aliases pays for its own copies.
+import { varint } from './utf8.js';
 
 /** Most aliases one connection is given, whatever its Topic Alias Maximum: the memory is the connection's. */
 export const SERVER_ALIASES_MAX = 64;
@@ -35,8 +36,7 @@ export class ServerAliases {
   apply(packet: Buffer): { packet: Buffer; assigned?: [topic: string, alias: number] } {
     if (packet[0]! >> 4 !== 3) return { packet };
     const qos = (packet[0]! >> 1) & 3;
-    const [remaining, lengthBytes] = readVarint(packet, 1);
-    const start = 1 + lengthBytes;
+    const { end: start, value: remaining } = varint(packet, 1);
     if (start + remaining !== packet.length) return { packet };
     const topicLength = packet.readUInt16BE(start);
     const afterTopic = start + 2 + topicLength;
@@ -48,10 +48,10 @@ export class ServerAliases {
       alias = this.byTopic.size + 1;
     }
     const propertiesAt = afterTopic + (qos > 0 ? 2 : 0);
-    const [propertiesLength, propertiesBytes] = readVarint(packet, propertiesAt);
+    const { end: propertiesEnd, value: propertiesLength } = varint(packet, propertiesAt);
     const topicPart = known ? EMPTY_TOPIC : packet.subarray(start, afterTopic);
     const newProperties = writeVarint(propertiesLength + 3);
-    const body = topicPart.length + (propertiesAt - afterTopic) + newProperties.length + 3 + (packet.length - propertiesAt - propertiesBytes);
+    const body = topicPart.length + (propertiesAt - afterTopic) + newProperties.length + 3 + (packet.length - propertiesEnd);
     const length = writeVarint(body);
     const out = Buffer.allocUnsafe(1 + length.length + body);
     let at = 0;
@@ -63,7 +63,7 @@ export class ServerAliases {
     out[at++] = TOPIC_ALIAS;
     out.writeUInt16BE(alias!, at);
     at += 2;
-    packet.copy(out, at, propertiesAt + propertiesBytes);
+    packet.copy(out, at, propertiesEnd);
     return known ? { packet: out } : { packet: out, assigned: [topic, alias!] };
   }
 
@@ -75,19 +75,7 @@ export class ServerAliases {
 
 const EMPTY_TOPIC = Buffer.from([0, 0]);
 
-/** An MQTT Variable Byte Integer at `at`: its value and how many bytes it took. */
-function readVarint(buf: Buffer, at: number): [value: number, bytes: number] {
-  let value = 0;
-  let multiplier = 1;
-  for (let i = 0; i < 4; i++) {
-    const byte = buf[at + i]!;
-    value += (byte & 0x7f) * multiplier;
-    if ((byte & 0x80) === 0) return [value, i + 1];
-    multiplier *= 128;
-  }
-  throw new Error('malformed variable byte integer');
-}
-
+/** An MQTT Variable Byte Integer's bytes (reading one: utf8.ts `varint`). */
 function writeVarint(n: number): Buffer {
   const bytes: number[] = [];
   do {

@@ -8,7 +8,7 @@ import type { IConnectPacket, Packet } from 'mqtt-packet';
 const REPLACED = '\ufffd';
 
 /** The offset just past a variable byte integer at `at` (the fixed header's remaining length, a properties length), and its value. */
-function varint(raw: Buffer, at: number): { end: number; value: number } {
+export function varint(raw: Buffer, at: number): { end: number; value: number } {
   let value = 0;
   let multiplier = 1;
   for (let i = at; i < at + 4 && i < raw.length; i++) {
