@@ -29,8 +29,8 @@ export interface InboundSession {
   readonly flights: Flights;
   /** 5.0: the client's QoS 1/2 PUBLISHes not answered yet, against the broker's Receive Maximum (3.1.1 has none). */
   readonly quota: InboundQuota | undefined;
-  /** 5.0: the topic aliases the client set on its PUBLISHes (alias → topic), this connection's alone. */
-  readonly topicAliases: Map<number, string> | undefined;
+  /** 5.0: the topic aliases the client set on its PUBLISHes (alias → topic), this connection's alone; made at the first. */
+  topicAliases: Map<number, string> | undefined;
   /** A request the engine will answer: the numeric frame id its answer carries. */
   expect(p: Pending): number;
   /** Queues an answer the broker gives itself, behind what is already queued. */
@@ -59,12 +59,12 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       const alias = packet.properties?.topicAlias;
       if (alias !== undefined) {
         // Up to the maximum CONNACK gave (3.3.2.3.4): 0 or more is a topic alias invalid (DISCONNECT 0x94) [MQTT-3.3.2-8, -9].
-        if (alias === 0 || alias > CLIENT_ALIASES_MAX || !session.topicAliases) return `a topic alias of ${alias} (the broker takes 1 to ${CLIENT_ALIASES_MAX})`;
+        if (alias === 0 || alias > CLIENT_ALIASES_MAX || !v5) return `a topic alias of ${alias} (the broker takes 1 to ${CLIENT_ALIASES_MAX})`;
         if (packet.topic.length > 0) {
           // A topic longer than any the broker takes is not kept (the publish is refused as it is): memory stays bounded.
-          if (packet.topic.length <= TOPIC_LIMITS.maxLength) session.topicAliases.set(alias, packet.topic);
+          if (packet.topic.length <= TOPIC_LIMITS.maxLength) (session.topicAliases ??= new Map()).set(alias, packet.topic);
         } else {
-          const topic = session.topicAliases.get(alias);
+          const topic = session.topicAliases?.get(alias);
           if (topic === undefined) return `a PUBLISH with an empty topic name and topic alias ${alias}, which names no topic yet`;
           packet.topic = topic;
         }

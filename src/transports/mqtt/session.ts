@@ -211,7 +211,7 @@ export class MqttSession {
       received: this.received,
       flights: this.flights,
       quota: this.isV5 ? this.inboundQuota : undefined,
-      topicAliases: this.isV5 ? new Map() : undefined,
+      topicAliases: undefined,
       expect: (p) => this.expect(p),
       answer: (p) => this.answer(p),
       expiry: this.options.expiry,
