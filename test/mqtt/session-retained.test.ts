@@ -29,7 +29,7 @@ function connected(store: RetainedStore, options: { persistent?: boolean; maxInf
   const packets: Packet[] = [];
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   parser.on('packet', (p: Packet) => packets.push(p));
-  const session = new MqttSession({ version: 4, clientId: 'reader', assignedId: false, persistent: options.persistent ?? false, expiry: new SessionExpiry(options.persistent ? NEVER : 0), maxInflight: options.maxInflight ?? 100, retained: store });
+  const session = new MqttSession({ version: 4, clientId: 'reader', persistent: options.persistent ?? false, expiry: new SessionExpiry(options.persistent ? NEVER : 0), maxInflight: options.maxInflight ?? 100, retained: store });
   const wire: Wire = {
     transport: 'mqtt',
     canPing: false,

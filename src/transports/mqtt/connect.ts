@@ -3,6 +3,7 @@
 // --mqtt-anonymous-acl), will topic, and the application backend's connect hook. Then the client id is claimed: the
 // connection holding it is taken over (takeover.ts), and the session it kept is claimed for this one (store.ts). A
 // refused CONNECT is answered with a CONNACK saying why (when its version has a code for it) and the connection ended.
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import mqttPacket, { type IConnectPacket } from 'mqtt-packet';
 import type { Logger } from 'pino';
@@ -55,6 +56,8 @@ export interface Accepted {
   owner: string | undefined;
   /** The owner of the connection whose delayed will waits in the session it claimed to resume (wills.ts): settled once it opens. */
   waitingWill: string | undefined;
+  /** 5.0: the client id the broker gave a CONNECT without one (`connect.clientId` holds it too). */
+  assigned: string | undefined;
 }
 
 /** Reads each new connection's CONNECT and admits it, or refuses it; the claims of this node's connections on their client ids' sessions. */
@@ -108,8 +111,13 @@ export class ConnectReader {
     if (version === 5 && packet.properties?.receiveMaximum === 0) return this.refuse(socket, version, 'protocolError');
     const maxKeepalive = this.core.config.mqttMaxKeepalive;
     if (version !== 5 && maxKeepalive > 0 && (!packet.keepalive || packet.keepalive > maxKeepalive)) return this.refuse(socket, version, 'keepalive');
-    const clientId = packet.clientId ?? '';
+    let clientId = packet.clientId ?? '';
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
+    // 5.0: an empty client id is given a unique one, and the CONNECT is then processed as if the client had sent it
+    // [MQTT-3.1.3-6, -7]: it names the connection and keeps its session (session expiry above 0) for a reconnect that
+    // sends it. CONNACK says it (Assigned Client Identifier).
+    const assigned = clientId.length === 0 && version === 5 ? `mqtt-${randomBytes(9).toString('hex')}` : undefined;
+    if (assigned !== undefined) clientId = packet.clientId = assigned;
     const will = packet.will;
     if (will && topicError(will.topic) !== null) return this.refuse(socket, version, version === 5 ? 'badClientId' : 'notAuthorized');
     // Named after its own client id: no user (the name is the client's to choose, as without tokens).
@@ -173,7 +181,7 @@ export class ConnectReader {
     }
     const user = grant === anonymous ? undefined : grant?.name;
     const waitingWill = packet.clean === false ? claim.will : undefined;
-    return { connect: packet, version, grant, user, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant, user), owner, waitingWill };
+    return { connect: packet, version, grant, user, meta: hooked?.ok ? hooked.meta : undefined, rest, stored: sessionFor(claim.session, grant, user), owner, waitingWill, assigned };
   }
 
   /**

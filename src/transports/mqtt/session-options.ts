@@ -9,8 +9,8 @@ export type MqttVersion = 3 | 4 | 5;
 export interface SessionOptions {
   version: MqttVersion;
   clientId: string;
-  /** The client sent an empty client id and the broker assigned one (v5 says which in CONNACK). */
-  assignedId: boolean;
+  /** 5.0: the client id the broker gave a CONNECT without one (CONNACK says it); `clientId` is the same. */
+  assignedId?: string | undefined;
   /** The session outlives the connection (3.1.1 clean session 0, 5.0 session expiry > 0). */
   persistent: boolean;
   /** How long the session outlives the connection: CONNECT's interval, which a 5.0 DISCONNECT may change. */

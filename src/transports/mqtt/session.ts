@@ -276,7 +276,7 @@ export class MqttSession {
     this.connacked = true;
     const o = this.options;
     // MQTT 3.1 has no Session Present flag: that byte is reserved (0) there.
-    return connackPacket(o.version, o.stored !== undefined && o.version !== 3, o.retained !== undefined, o.assignedId ? this.link!.name : undefined, o.serverMaxPacket, o.serverReceiveMaximum, o.serverKeepAlive);
+    return connackPacket(o.version, o.stored !== undefined && o.version !== 3, o.retained !== undefined, o.assignedId, o.serverMaxPacket, o.serverReceiveMaximum, o.serverKeepAlive);
   }
 
   /**

@@ -182,7 +182,7 @@ export class MqttTransport {
   }
 
   private open(socket: Socket, accepted: Accepted, framer: PacketFramer): void {
-    const { connect, version, grant, user, meta, stored, owner, waitingWill } = accepted;
+    const { connect, version, grant, user, meta, stored, owner, waitingWill, assigned } = accepted;
     const clientId = connect.clientId ?? '';
     // A will an earlier connection left waiting in the session: resumed before its delay passed, it is not sent
     // [MQTT-3.1.3-9]; not resumed (another user's session), that session has ended and the will goes now.
@@ -201,7 +201,7 @@ export class MqttTransport {
     const serverKeepAlive = version === 5 && maxKeepalive > 0 && (!connect.keepalive || connect.keepalive > maxKeepalive) ? maxKeepalive : undefined;
     const keepalive = serverKeepAlive ?? connect.keepalive;
     const keepaliveMs = keepalive ? keepalive * 1500 : undefined;
-    const session = new MqttSession({ version, clientId, assignedId: clientId.length === 0, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum, serverKeepAlive, topicAliasMaximum: version === 5 ? connect.properties?.topicAliasMaximum : undefined });
+    const session = new MqttSession({ version, clientId, assignedId: assigned, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum, serverKeepAlive, topicAliasMaximum: version === 5 ? connect.properties?.topicAliasMaximum : undefined });
     const wire = new MqttWire(socket, session, this.core.config.closeTimeoutMs);
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
     const name = grant ? undefined : nameError(clientId) === null ? clientId : undefined;
