@@ -59,8 +59,9 @@ export class ScriptRunner {
     let sha = this.shas.get(lua);
     if (!sha) this.shas.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
     const where = `${keys.length > 0 ? this.nodeOf(keys[0]!) : ''} ${sha}`;
+    const withText = () => this.conn.eval(lua, keys.length, ...keys, ...(asText ? asText(args) : args));
     if (!this.loaded.has(where)) {
-      const reply = await this.conn.eval(lua, keys.length, ...keys, ...(asText ? asText(args) : args));
+      const reply = await withText();
       // Loaded for good only when no EVALSHA (whose retry could still be sent after this) is out.
       if (this.shaPending === 0) this.loaded.add(where);
       return reply;
@@ -84,7 +85,7 @@ export class ScriptRunner {
       retry = new Promise((resolve, reject) =>
         this.retries.push({
           n,
-          go: () => this.conn.eval(lua, keys.length, ...keys, ...(asText ? asText(args) : args)).then(resolve, reject),
+          go: () => withText().then(resolve, reject),
           refuse: () => reject(err instanceof NotSent ? err : new NotSent(err as Error)),
         }),
       );

@@ -60,6 +60,14 @@ export interface Accepted {
   assigned: string | undefined;
 }
 
+/**
+ * Whether a CONNECT's keepalive (seconds; 0 or none: no keepalive) passes --mqtt-max-keepalive (`max`; 0: no limit):
+ * a 5.0 client is then held to the limit (Server Keep Alive, transport.ts), a 3.1.1 one refused (below).
+ */
+export function overKeepaliveLimit(keepalive: number | undefined, max: number): boolean {
+  return max > 0 && (!keepalive || keepalive > max);
+}
+
 /** Reads each new connection's CONNECT and admits it, or refuses it; the claims of this node's connections on their client ids' sessions. */
 export class ConnectReader {
   /** Session owners of this node whose claim failed (the store did not answer): their holds end by release. */
@@ -109,8 +117,7 @@ export class ConnectReader {
     }
     // A Receive Maximum of 0 is a protocol error (3.1.2.11.3): no message could ever be sent to that client.
     if (version === 5 && packet.properties?.receiveMaximum === 0) return this.refuse(socket, version, 'protocolError');
-    const maxKeepalive = this.core.config.mqttMaxKeepalive;
-    if (version !== 5 && maxKeepalive > 0 && (!packet.keepalive || packet.keepalive > maxKeepalive)) return this.refuse(socket, version, 'keepalive');
+    if (version !== 5 && overKeepaliveLimit(packet.keepalive, this.core.config.mqttMaxKeepalive)) return this.refuse(socket, version, 'keepalive');
     let clientId = packet.clientId ?? '';
     if (clientId.length > CLIENT_ID_MAX || (clientId.length === 0 && version !== 5 && packet.clean === false)) return this.refuse(socket, version, 'badClientId');
     // 5.0: an empty client id is given a unique one, and the CONNECT is then processed as if the client had sent it

@@ -59,7 +59,7 @@ export function inboundPacket(packet: Packet, bytes: number, session: InboundSes
       const alias = packet.properties?.topicAlias;
       if (alias !== undefined) {
         // Up to the maximum CONNACK gave (3.3.2.3.4): 0 or more is a topic alias invalid (DISCONNECT 0x94) [MQTT-3.3.2-8, -9].
-        if (alias === 0 || alias > CLIENT_ALIASES_MAX || !v5) return `a topic alias of ${alias} (the broker takes 1 to ${CLIENT_ALIASES_MAX})`;
+        if (alias === 0 || alias > CLIENT_ALIASES_MAX) return `a topic alias of ${alias} (the broker takes 1 to ${CLIENT_ALIASES_MAX})`;
         if (packet.topic.length > 0) {
           // A topic longer than any the broker takes is not kept (the publish is refused as it is): memory stays bounded.
           if (packet.topic.length <= TOPIC_LIMITS.maxLength) (session.topicAliases ??= new Map()).set(alias, packet.topic);

@@ -146,9 +146,10 @@ export function livePacket(out: Outgoing, topic: string, qos: QoS, pid: number, 
 
 /**
  * The CONNACK accepting a connection. 5.0 says what the broker does not do (no shared subscriptions), how many topic
- * aliases a client may set (CLIENT_ALIASES_MAX), and that it takes subscription identifiers, its Receive Maximum, the client id it assigned, and the largest packet
- * it takes: a packet over it closes the connection (0x95), said here so a compliant client never sends one
- * (3.2.2.3.6); and, under --mqtt-max-keepalive, the keepalive the client must use (Server Keep Alive, 3.2.2.3.14).
+ * aliases a client may set (CLIENT_ALIASES_MAX), and that it takes subscription identifiers, its Receive Maximum, the
+ * client id it assigned, and the largest packet it takes: a packet over it closes the connection (0x95), said here so
+ * a compliant client never sends one (3.2.2.3.6); and, under --mqtt-max-keepalive, the keepalive the client must use
+ * (Server Keep Alive, 3.2.2.3.14).
  */
 export function connackPacket(version: 3 | 4 | 5, sessionPresent: boolean, retainAvailable: boolean, assigned: string | undefined, maxPacket: number | undefined, receiveMaximum = RECEIVE_MAXIMUM_DEFAULT, serverKeepAlive?: number): Buffer {
   if (version !== 5) return mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent });

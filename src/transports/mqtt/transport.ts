@@ -19,7 +19,7 @@ import { PacketFramer, type FrameEvent } from './framer.js';
 import { propertiesProblem } from './properties.js';
 import { illFormedTopic } from './utf8.js';
 import { CONNACK } from './codes.js';
-import { ConnectReader, type Accepted } from './connect.js';
+import { ConnectReader, overKeepaliveLimit, type Accepted } from './connect.js';
 import { expiryOf, SessionExpiry } from './expiry.js';
 import { MqttSession } from './session.js';
 import { willOf } from './payload.js';
@@ -198,7 +198,7 @@ export class MqttTransport {
     // --mqtt-max-keepalive: a 5.0 client asking a longer keepalive (or none) is told the limit (Server Keep Alive) and
     // must use it [MQTT-3.2.2-21]; a 3.1.1 one was refused (connect.ts).
     const maxKeepalive = this.core.config.mqttMaxKeepalive;
-    const serverKeepAlive = version === 5 && maxKeepalive > 0 && (!connect.keepalive || connect.keepalive > maxKeepalive) ? maxKeepalive : undefined;
+    const serverKeepAlive = version === 5 && overKeepaliveLimit(connect.keepalive, maxKeepalive) ? maxKeepalive : undefined;
     const keepalive = serverKeepAlive ?? connect.keepalive;
     const keepaliveMs = keepalive ? keepalive * 1500 : undefined;
     const session = new MqttSession({ version, clientId, assignedId: assigned, persistent, expiry, stored, maxInflight, maxWaitingBytes, receiveMaximum, retained: this.stores.retained, maxPacket, noProblemInformation, serverMaxPacket: this.maxPacket, serverReceiveMaximum: this.core.config.mqttReceiveMaximum, serverKeepAlive, topicAliasMaximum: version === 5 ? connect.properties?.topicAliasMaximum : undefined });
