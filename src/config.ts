@@ -69,7 +69,7 @@ export const SETTINGS = {
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   tokenGraceMs: { flag: 'token-grace-ms', kind: ms(0), default: 30_000, help: 'when a connected client\'s token expires it is told (token_expired) and has this long to send a fresh one ({"op":"auth","token":…}); then it is closed with 4003' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
-  redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), or a Redis Cluster (Redis 7.0 or later: messages use sharded PUB/SUB) as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
+  redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), unix:///path/to/redis.sock (a Redis on this machine, by its Unix socket), or a Redis Cluster (Redis 7.0 or later: messages use sharded PUB/SUB) as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
   redisTimeoutMs: { flag: 'redis-timeout-ms', kind: ms(50, 600_000), default: 3000, help: 'cluster: how long a Redis command may take; over it a publish answers outcome_unknown (it may have happened) and the node reports degraded until Redis answers again; on a Redis Cluster also how long a publish waits for a connection to its topic\'s master before it answers unavailable (not sent)' },
@@ -270,32 +270,49 @@ export function helpText(): string {
   return ['Usage: switchboard serve [options]', '', 'Runs the broker. Flags override SWITCHBOARD_* environment variables.', '', ...rows, '  --help\n      show this help'].join('\n');
 }
 
-/** Where the cluster engine's Redis is: one server (its URL, as ioredis takes it), or a Redis Cluster's seed nodes. */
+/**
+ * Where the cluster engine's Redis is: one server (its URL, as ioredis takes it), one server on this host's Unix socket
+ * (its path and options, as ioredis takes them), or a Redis Cluster's seed nodes.
+ */
 export type RedisTarget =
   | { cluster: false; url: string }
+  | { cluster: false; socket: UnixSocketTarget }
   | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string };
 
+/** A Redis on a Unix domain socket: `unix://[user:pass@]/absolute/path[?db=N]`. */
+export interface UnixSocketTarget {
+  path: string;
+  db?: number;
+  username?: string;
+  password?: string;
+}
+
+/** `user:pass` of a URL, percent-decoded; throws `bad` on a malformed escape. */
+function credentials(userinfo: string | undefined, bad: (why: string) => ConfigError): { username?: string; password?: string } {
+  if (userinfo === undefined) return {};
+  const colon = userinfo.indexOf(':');
+  try {
+    return {
+      username: decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon)) || undefined,
+      password: colon < 0 ? undefined : decodeURIComponent(userinfo.slice(colon + 1)) || undefined,
+    };
+  } catch {
+    throw bad('malformed percent-escape in the credentials');
+  }
+}
+
 /**
- * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), or `redis+cluster://[user:pass@]host:port,host:port,…`
- * (a Redis Cluster: a few of its nodes, the rest is discovered). Throws ConfigError with the accepted forms.
+ * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), `unix:///path/to/redis.sock[?db=N]` (one server
+ * on this host's Unix socket), or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its
+ * nodes, the rest is discovered). Throws ConfigError with the accepted forms.
  */
 export function redisTarget(url: string): RedisTarget {
   const shown = url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@'); // no password in the message
-  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, redis+cluster://host:port,host:port,…)`);
+  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+cluster://host:port,host:port,…)`);
   if (/^rediss\+cluster:/i.test(url)) throw bad('TLS to a Redis Cluster (rediss+cluster://) is not supported: use redis+cluster:// on a private network');
   const m = /^redis\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]*)\/?$/i.exec(url);
   if (m) {
-    let username: string | undefined;
-    let password: string | undefined;
-    if (m[1] !== undefined) {
-      const colon = m[1].indexOf(':');
-      try {
-        username = decodeURIComponent(colon < 0 ? m[1] : m[1].slice(0, colon)) || undefined;
-        password = colon < 0 ? undefined : decodeURIComponent(m[1].slice(colon + 1)) || undefined;
-      } catch {
-        throw bad('malformed percent-escape in the credentials');
-      }
-    }
+    const { username, password } = credentials(m[1], bad);
     const nodes = m[2]!.split(',').map((entry) => {
       const node = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(entry.trim());
       if (!node || Number(node[3]) < 1 || Number(node[3]) > 65535) throw bad(`a Redis Cluster node is host:port, not '${entry}'`);
@@ -304,6 +321,13 @@ export function redisTarget(url: string): RedisTarget {
     return { cluster: true, nodes, username, password };
   }
   if (/^redis\+cluster:/i.test(url)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database, no options)');
+  if (/^unix:/i.test(url)) {
+    const u = /^unix:\/\/(?:([^@/]*)@)?(\/[^?#\s]*[^/?#\s])(?:\?db=(\d{1,4}))?$/i.exec(url);
+    if (!u) throw bad('a Unix socket is unix:// and its absolute path, with ?db=N at most (unix:///run/redis/redis.sock?db=1)');
+    const { username, password } = credentials(u[1], bad);
+    const socket: UnixSocketTarget = { path: u[2]!, ...(u[3] === undefined ? {} : { db: Number(u[3]) }), ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
+    return { cluster: false, socket };
+  }
   const single = /^rediss?:\/\/(?=\S)([^\s/?#]*)\S*$/.exec(url);
   if (!single) throw bad('not a redis:// URL');
   if (single[1]!.split('@').at(-1)!.includes(',')) throw bad('several nodes are a Redis Cluster: write redis+cluster://host:port,host:port');

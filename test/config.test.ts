@@ -21,7 +21,7 @@ describe('parseConfig', () => {
     expect(() => validateConfig({ ...defaults, room: 'a/#' })).toThrow(/--room must be a topic/);
   });
 
-  it('--redis takes one Redis (redis://, rediss://) or a Redis Cluster (redis+cluster://host:port,…), from the flag or the env', () => {
+  it('--redis takes one Redis (redis://, rediss://, unix://) or a Redis Cluster (redis+cluster://host:port,…), from the flag or the env', () => {
     const valid = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
       const c = parseConfig(argv, env);
       validateConfig(c);
@@ -51,6 +51,14 @@ describe('parseConfig', () => {
     // The message shows the URL without its password.
     expect(refused('redis+cluster://app:secret@10.0.0.5')).toThrow(/'redis\+cluster:\/\/app:\*\*\*@10.0.0.5'/);
     expect(refused('redis+cluster://app:secret@10.0.0.5')).not.toThrow(/secret/);
+    // One Redis on this host's Unix socket: its absolute path, a database, credentials.
+    expect(valid(['--redis', 'unix:///run/redis/redis.sock'])).toBe('unix:///run/redis/redis.sock');
+    expect(redisTarget('unix:///run/redis/redis.sock')).toEqual({ cluster: false, socket: { path: '/run/redis/redis.sock' } });
+    expect(redisTarget('unix://app:p%40ss@/tmp/r.sock?db=3')).toEqual({ cluster: false, socket: { path: '/tmp/r.sock', db: 3, username: 'app', password: 'p@ss' } });
+    for (const bad of ['unix://', 'unix:///', 'unix://run/redis.sock', 'unix:///tmp/r.sock/', 'unix:///tmp/r.sock?timeout=5', 'unix:///tmp/r.sock?db=x']) {
+      expect(refused(bad), bad).toThrow(/a Unix socket is unix:\/\/ and its absolute path/);
+    }
+    expect(refused('unix://app:secret@/tmp/r.sock?x')).not.toThrow(/secret/);
   });
 
   it('documents every setting in --help', () => {

@@ -7,8 +7,9 @@
 //   npm run bench:cluster -- --profile /tmp/prof             Switchboard nodes write .cpuprofile files there
 //   npm run bench:cluster -- --workloads nodes --perf /tmp/p  `perf record -g` of redis-server over each measured window
 //   npx tsx test/bench/cluster.ts --workloads nodes --configs sb-redis-3 --dist dist-before   another build of Switchboard (A/B)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
+//   npm run bench:cluster -- --workloads nodes --configs sb-redis-3,sb-redis-3-unix   TCP against a Unix socket, on a Redis of the bench's own (port 6389)
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -19,13 +20,12 @@ import { Worker } from './worker.js';
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
-const REDIS_PORT = 6379;
-const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
-
-type ConfigName = 'sb-memory' | 'sb-redis' | 'sb-redis-2' | 'sio-redis-2' | 'sb-redis-3' | 'sio-redis-3';
+type ConfigName = 'sb-memory' | 'sb-redis' | 'sb-redis-2' | 'sio-redis-2' | 'sb-redis-3' | 'sio-redis-3' | 'sb-redis-3-unix';
 const ALL_CONFIGS: ConfigName[] = ['sb-memory', 'sb-redis', 'sb-redis-2', 'sio-redis-2'];
 /** The `nodes` workload's layout: three nodes (publisher on A, subscribers on B, nobody on C). */
 const NODE_CONFIGS: ConfigName[] = ['sb-redis-3', 'sio-redis-3'];
+/** Also of the `nodes` workload, only when named: its Switchboard nodes reach Redis on a Unix socket. */
+const NODE_EXTRA: ConfigName[] = ['sb-redis-3-unix'];
 const CONFIG_LABEL: Record<ConfigName, string> = {
   'sb-memory': 'Switchboard, 1 node, memory engine',
   'sb-redis': 'Switchboard, 1 node, Redis engine',
@@ -33,6 +33,7 @@ const CONFIG_LABEL: Record<ConfigName, string> = {
   'sio-redis-2': 'Socket.IO 4 + redis-adapter, 2 nodes',
   'sb-redis-3': 'Switchboard, 3 nodes, one Redis',
   'sio-redis-3': 'Socket.IO 4 + @socket.io/redis-adapter, 3 nodes',
+  'sb-redis-3-unix': 'Switchboard, 3 nodes, one Redis on a Unix socket',
 };
 type Workload = 'fanout' | 'ingest' | 'nodes';
 
@@ -76,18 +77,32 @@ const sizes = {
   settleSeconds: Number(flags['settle-seconds'] ?? 12),
 };
 const configs = (flags.configs?.split(',') as ConfigName[] | undefined) ?? ALL_CONFIGS;
+// A configuration on a Unix socket needs a Redis that listens on one, which the machine's (6379) does not: then the
+// bench starts a Redis of its own (the machine's settings, port 6389 and a socket) for every configuration of the
+// run, so that TCP and the socket are measured on the same server.
+const OWN_REDIS = configs.some((c) => c.endsWith('-unix'));
+const REDIS_PORT = OWN_REDIS ? 6389 : 6379;
+const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
+const REDIS_SOCKET = `/tmp/sb-bench-redis-${process.pid}.sock`;
 const workloads = (flags.workloads?.split(',') as Workload[] | undefined) ?? ['fanout', 'ingest', 'nodes'];
 const sbNodeFlags = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [];
 let nextPort = 18_300;
 
-// ---------------------------------------------------------------- Redis (the machine's, at 6379)
+// ---------------------------------------------------------------- Redis (the machine's, at 6379, or the bench's own)
+let ownRedis: ChildProcess | undefined;
+
 function redisCli(...args: string[]): string {
   return execFileSync('redis-cli', ['-p', String(REDIS_PORT), ...args]).toString().trim();
 }
 
 async function ensureRedis(): Promise<number> {
   const up = (): boolean => spawnSync('redis-cli', ['-p', String(REDIS_PORT), 'ping']).stdout?.toString().trim() === 'PONG';
-  if (!up()) {
+  if (OWN_REDIS) {
+    if (up()) throw new Error(`port ${REDIS_PORT} is taken: the bench's own Redis needs it`);
+    process.once('exit', () => ownRedis?.kill('SIGKILL'));
+    ownRedis = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(REDIS_PORT), '--unixsocket', REDIS_SOCKET, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', tmpdir(), '--logfile', ''], { stdio: 'ignore' });
+    for (let i = 0; i < 50 && !up(); i++) await sleep(100);
+  } else if (!up()) {
     // The machine's start command (this machine's setup); nothing is persisted.
     execFileSync('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no', '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log']);
     for (let i = 0; i < 50 && !up(); i++) await sleep(100);
@@ -147,12 +162,12 @@ async function startCluster(config: ConfigName): Promise<Cluster> {
     redisCli('flushall');
     redisCli('config', 'resetstat');
   }
-  const count = config.endsWith('-3') ? 3 : config === 'sb-redis-2' || config === 'sio-redis-2' ? 2 : 1;
+  const count = /-3(-unix)?$/.test(config) ? 3 : config === 'sb-redis-2' || config === 'sio-redis-2' ? 2 : 1;
   const name = config.startsWith('sio') ? 'socket.io' : 'switchboard';
   const nodes: RunningServer[] = [];
   try {
     for (let i = 0; i < count; i++) {
-      nodes.push(await startServer(name, { port: nextPort++, redisUrl: usesRedis ? REDIS_URL : undefined, nodeFlags: name === 'switchboard' ? sbNodeFlags : [], dist: flags.dist }));
+      nodes.push(await startServer(name, { port: nextPort++, redisUrl: !usesRedis ? undefined : config.endsWith('-unix') ? `unix://${REDIS_SOCKET}` : REDIS_URL, nodeFlags: name === 'switchboard' ? sbNodeFlags : [], dist: flags.dist }));
     }
   } catch (err) {
     await Promise.all(nodes.map((n) => n.stop()));
@@ -527,7 +542,7 @@ async function main(): Promise<void> {
   const results: Results = {};
   for (const w of workloads) {
     results[w] = {};
-    const mine = flags.configs ? configs.filter((c) => (w === 'nodes') === NODE_CONFIGS.includes(c)) : w === 'nodes' ? NODE_CONFIGS : configs;
+    const mine = flags.configs ? configs.filter((c) => (w === 'nodes') === [...NODE_CONFIGS, ...NODE_EXTRA].includes(c)) : w === 'nodes' ? NODE_CONFIGS : configs;
     for (const config of mine) {
       process.stdout.write(`${w} · ${config} … `);
       const started = Date.now();
@@ -544,6 +559,7 @@ async function main(): Promise<void> {
     }
   }
   if (configs.some((c) => c !== 'sb-memory')) redisCli('flushall'); // leave the machine's Redis as it was found: empty
+  ownRedis?.kill('SIGKILL');
   const loadAfter = loadavg().map((l) => round(l, 2));
   const md = table(results);
   console.log('\n' + md);

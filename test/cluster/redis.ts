@@ -2,10 +2,10 @@
 // Missing redis-server skips the cluster tests with a printed reason; under CI (CI=true) that is an error,
 // because CI must run them (.ci/run installs it).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll } from 'vitest';
 import { defaults, type Config } from '../../src/config.js';
@@ -61,14 +61,26 @@ export class TestRedis {
    * server started where one lies would load it: not empty). */
   private dir: string | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    /** With `unixSocket`: the socket the server also listens on, in a directory of its own that outlives restarts. */
+    readonly socketPath?: string,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<TestRedis> {
-    const r = new TestRedis(await freePort());
+  /** `unix://<socketPath>`, the form `--redis` takes for a Unix socket (start with `unixSocket`). */
+  get socketUrl(): string {
+    if (this.socketPath === undefined) throw new Error('this TestRedis was started without a Unix socket');
+    return `unix://${this.socketPath}`;
+  }
+
+  /** A server on a free port; `unixSocket`: on a Unix socket too (socketUrl). */
+  static async start(options: { unixSocket?: boolean } = {}): Promise<TestRedis> {
+    const socketPath = options.unixSocket ? join(mkdtempSync(join(tmpdir(), 'sb-redis-sock-')), 'redis.sock') : undefined;
+    const r = new TestRedis(await freePort(), socketPath);
     await r.restart();
     return r;
   }
@@ -82,7 +94,9 @@ export class TestRedis {
       this.removeDir();
       this.dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
     }
-    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (this.socketPath !== undefined) mkdirSync(dirname(this.socketPath), { recursive: true });
+    const socket = this.socketPath === undefined ? [] : ['--unixsocket', this.socketPath, '--unixsocketperm', '700'];
+    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', ...socket, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -113,7 +127,10 @@ export class TestRedis {
       child.kill('SIGKILL');
       await gone;
     }
-    if (!keepFiles) this.removeDir();
+    if (!keepFiles) {
+      this.removeDir();
+      if (this.socketPath !== undefined) rmSync(dirname(this.socketPath), { recursive: true, force: true });
+    }
   }
 
   private removeDir(): void {

@@ -8,7 +8,7 @@ import { connect, createServer } from 'node:net';
 import { SignJWT } from 'jose';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
-import { requireRedis, TestRedis } from '../cluster/redis.js';
+import { redisCli, requireRedis, TestRedis } from '../cluster/redis.js';
 import { broker, cleanup, linesOf, transcript, type Runner } from './context.js';
 import { runCommandBlock } from './commands.js';
 import { freePort, localize, ROOT, Service, switchboardShim, type Addresses } from './shell.js';
@@ -265,6 +265,32 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
           expect(res.status).toBe(200);
           while (!frames.some((f) => f.op === 'msg') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
           expect(frames.find((f) => f.op === 'msg')).toMatchObject({ topic: 'news', data: 'from the other node' });
+        },
+      });
+    },
+  },
+
+  'cluster-unix-socket': {
+    // A node on a Redis's Unix socket publishes through it: the message is numbered by the publish script.
+    timeout: 60_000,
+    async run([block], ctx) {
+      if (!requireRedis('docs/cluster.md Unix socket')) return ctx.skip('redis-server is missing (apt-get install -y redis-server)');
+      const redis = await TestRedis.start({ unixSocket: true });
+      cleanup.push(() => redis.stop());
+      await runCommandBlock(block!, {
+        redisUrl: redis.socketUrl,
+        atEnd: async ([a]: Addresses[]) => {
+          let res = await fetch(`http://127.0.0.1:${a!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'news', data: 'through the socket' }) });
+          // Until the node has its Redis (a refused publish surely did not run).
+          for (let i = 0; res.status === 503 && i < 100; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+            res = await fetch(`http://127.0.0.1:${a!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'news', data: 'through the socket' }) });
+          }
+          expect(res.status).toBe(200);
+          expect(await res.json()).toMatchObject({ seq: 1 });
+          const clients = await redisCli(redis.port, 'CLIENT', 'LIST');
+          expect(clients).toContain(`addr=${redis.socketPath}:0`);
+          expect(clients).not.toMatch(/addr=127\.0\.0\.1:\d+ laddr=\S+ fd=\d+ name=sb-/);
         },
       });
     },

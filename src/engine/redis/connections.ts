@@ -6,7 +6,7 @@
 // `ready` is emitted after the channels are subscribed on the new node.
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { redisTarget } from '../../config.js';
+import { redisTarget, type UnixSocketTarget } from '../../config.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 
 type Node = { host: string; port: number };
@@ -18,18 +18,19 @@ export interface RedisConnections {
   sharded?: RedisOptions;
 }
 
-/** The engine's connections for `url` (redis://, rediss:// or redis+cluster://); nothing connects before connect(). */
+/** The engine's connections for `url` (redis://, rediss://, unix:// or redis+cluster://); nothing connects before connect(). */
 export function redisConnections(url: string, name: string, commandTimeoutMs = 3000): RedisConnections {
   const target = redisTarget(url);
   const retryStrategy = (times: number) => Math.min(100 * times, 1000);
   if (!target.cluster) {
+    const server = 'socket' in target ? target.socket : target.url;
     const common = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1 };
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
     // Commands in flight when the connection breaks fail too (they may have run: a publish is `outcome_unknown`),
     // never sent again by ioredis on the next connection, where a publish that had run would run twice.
     return {
-      cmd: new Redis(url, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }),
-      bus: new PlainSubscriber(url, { ...common, connectionName: `${name}-sub` }),
+      cmd: connectTo(server, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }),
+      bus: new PlainSubscriber(server, { ...common, connectionName: `${name}-sub` }),
     };
   }
   const auth = { username: target.username, password: target.password };
@@ -49,10 +50,19 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
   return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }), sharded: { ...auth, connectionName: `${name}-ssub` } };
 }
 
-/** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, or the cluster's seeds and credentials. */
+/** One Redis server: by its URL (redis://, rediss://), or on a Unix socket by its path and options (unix://). */
+export type RedisServer = string | UnixSocketTarget;
+
+/** An ioredis connection to `server` with `options`. */
+export function connectTo(server: RedisServer, options: RedisOptions): Redis {
+  return typeof server === 'string' ? new Redis(server, options) : new Redis({ ...server, ...options });
+}
+
+/** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL or socket, or the cluster's seeds and credentials. */
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
-  return target.cluster ? { seeds: target.nodes, username: target.username, password: target.password } : { url };
+  if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password };
+  return 'socket' in target ? { socket: target.socket } : { url };
 }
 
 /**
@@ -67,9 +77,9 @@ export class PlainSubscriber extends EventEmitter {
   private readonly channels = new Set<string>();
   private closed = false;
 
-  constructor(url: string, options: RedisOptions) {
+  constructor(server: RedisServer, options: RedisOptions) {
     super();
-    const conn = new Redis(url, { ...options, lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false });
+    const conn = connectTo(server, { ...options, lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false });
     this.conn = conn;
     conn.on('error', (err: Error) => this.emit('error', err));
     conn.on('messageBuffer', (channel: Buffer, message: Buffer) => this.emit('messageBuffer', channel, message));
