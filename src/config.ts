@@ -69,7 +69,7 @@ export const SETTINGS = {
   authSecret: { flag: 'auth-secret', kind: { type: 'string' }, default: undefined, help: 'HS256 secret: clients must present a JWT (?token= or Authorization: Bearer); prefer the env var' },
   tokenGraceMs: { flag: 'token-grace-ms', kind: ms(0), default: 30_000, help: 'when a connected client\'s token expires it is told (token_expired) and has this long to send a fresh one ({"op":"auth","token":…}); then it is closed with 4003' },
   authJwks: { flag: 'auth-jwks', kind: { type: 'string' }, default: undefined, help: 'path of a JWKS JSON file whose keys verify client JWTs (instead of --auth-secret)' },
-  redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), unix:///path/to/redis.sock (a Redis on this machine, by its Unix socket), or a Redis Cluster (Redis 7.0 or later: messages use sharded PUB/SUB) as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
+  redisUrl: { flag: 'redis', kind: { type: 'string' }, default: undefined, help: 'the Redis that makes every broker process using it one broker (docs/cluster.md): redis://host:port (or rediss://), unix:///path/to/redis.sock (a Redis on this machine, by its Unix socket), redis+sentinel://host:port,host:port/mymaster (the master that Sentinel names, followed across failovers), or a Redis Cluster (Redis 7.0 or later: messages use sharded PUB/SUB) as redis+cluster://host:port,host:port,… (seed nodes); without it the broker keeps everything in memory' },
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
   redisTimeoutMs: { flag: 'redis-timeout-ms', kind: ms(50, 600_000), default: 3000, help: 'cluster: how long a Redis command may take; over it a publish answers outcome_unknown (it may have happened) and the node reports degraded until Redis answers again; on a Redis Cluster also how long a publish waits for a connection to its topic\'s master before it answers unavailable (not sent)' },
@@ -277,7 +277,20 @@ export function helpText(): string {
 export type RedisTarget =
   | { cluster: false; url: string }
   | { cluster: false; socket: UnixSocketTarget }
+  | { cluster: false; sentinel: SentinelTarget }
   | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string };
+
+/**
+ * A Redis whose master Sentinel names: `redis+sentinel://[user:pass@]host:port,host:port/<master name>[?db=N]`. The
+ * credentials are the Redis servers'; the Sentinels are asked without any.
+ */
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  name: string;
+  db?: number;
+  username?: string;
+  password?: string;
+}
 
 /** A Redis on a Unix domain socket: `unix://[user:pass@]/absolute/path[?db=N]`. */
 export interface UnixSocketTarget {
@@ -303,24 +316,33 @@ function credentials(userinfo: string | undefined, bad: (why: string) => ConfigE
 
 /**
  * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), `unix:///path/to/redis.sock[?db=N]` (one server
- * on this host's Unix socket), or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its
+ * on this host's Unix socket), `redis+sentinel://host:port,…/<master name>[?db=N]` (the master Sentinel names), or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its
  * nodes, the rest is discovered). Throws ConfigError with the accepted forms.
  */
 export function redisTarget(url: string): RedisTarget {
   const shown = url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@'); // no password in the message
-  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+cluster://host:port,host:port,…)`);
-  if (/^rediss\+cluster:/i.test(url)) throw bad('TLS to a Redis Cluster (rediss+cluster://) is not supported: use redis+cluster:// on a private network');
+  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://host:port,host:port/mymaster, redis+cluster://host:port,host:port,…)`);
+  /** host:port,host:port (each a name, an IPv4 or a bracketed IPv6 address). */
+  const hostPorts = (list: string, what: string) =>
+    list.split(',').map((entry) => {
+      const node = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(entry.trim());
+      if (!node || Number(node[3]) < 1 || Number(node[3]) > 65535) throw bad(`a ${what} is host:port, not '${entry}'`);
+      return { host: node[1] ?? node[2]!, port: Number(node[3]) };
+    });
+  if (/^rediss\+(cluster|sentinel):/i.test(url)) throw bad('TLS to a Redis Cluster or through Sentinel (rediss+cluster://, rediss+sentinel://) is not supported: use a private network');
   const m = /^redis\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]*)\/?$/i.exec(url);
   if (m) {
     const { username, password } = credentials(m[1], bad);
-    const nodes = m[2]!.split(',').map((entry) => {
-      const node = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(entry.trim());
-      if (!node || Number(node[3]) < 1 || Number(node[3]) > 65535) throw bad(`a Redis Cluster node is host:port, not '${entry}'`);
-      return { host: node[1] ?? node[2]!, port: Number(node[3]) };
-    });
-    return { cluster: true, nodes, username, password };
+    return { cluster: true, nodes: hostPorts(m[2]!, 'Redis Cluster node'), username, password };
   }
   if (/^redis\+cluster:/i.test(url)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database, no options)');
+  if (/^redis\+sentinel:/i.test(url)) {
+    const t = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([A-Za-z0-9._-]{1,128})(?:\?db=(\d{1,4}))?$/i.exec(url);
+    if (!t) throw bad('a Sentinel URL is redis+sentinel://host:port,host:port/<master name>, with ?db=N at most');
+    const { username, password } = credentials(t[1], bad);
+    const sentinel: SentinelTarget = { sentinels: hostPorts(t[2]!, 'Sentinel'), name: t[3]!, ...(t[4] === undefined ? {} : { db: Number(t[4]) }), ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
+    return { cluster: false, sentinel };
+  }
   if (/^unix:/i.test(url)) {
     const u = /^unix:\/\/(?:([^@/]*)@)?(\/[^?#\s]*[^/?#\s])(?:\?db=(\d{1,4}))?$/i.exec(url);
     if (!u) throw bad('a Unix socket is unix:// and its absolute path, with ?db=N at most (unix:///run/redis/redis.sock?db=1)');

@@ -21,7 +21,7 @@ describe('parseConfig', () => {
     expect(() => validateConfig({ ...defaults, room: 'a/#' })).toThrow(/--room must be a topic/);
   });
 
-  it('--redis takes one Redis (redis://, rediss://, unix://) or a Redis Cluster (redis+cluster://host:port,…), from the flag or the env', () => {
+  it('--redis takes one Redis (redis://, rediss://, unix://, redis+sentinel://) or a Redis Cluster (redis+cluster://host:port,…), from the flag or the env', () => {
     const valid = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
       const c = parseConfig(argv, env);
       validateConfig(c);
@@ -47,7 +47,7 @@ describe('parseConfig', () => {
     expect(refused('redis+cluster://10.0.0.5:70000')).toThrow(/not '10.0.0.5:70000'/);
     expect(refused('redis+cluster://')).toThrow(ConfigError);
     expect(refused('redis+cluster://10.0.0.5:7000/1')).toThrow(/no database, no options/);
-    expect(refused('rediss+cluster://10.0.0.5:7000')).toThrow(/TLS to a Redis Cluster \(rediss\+cluster:\/\/\) is not supported/);
+    expect(refused('rediss+cluster://10.0.0.5:7000')).toThrow(/TLS to a Redis Cluster or through Sentinel \(rediss\+cluster:\/\/, rediss\+sentinel:\/\/\) is not supported/);
     // The message shows the URL without its password.
     expect(refused('redis+cluster://app:secret@10.0.0.5')).toThrow(/'redis\+cluster:\/\/app:\*\*\*@10.0.0.5'/);
     expect(refused('redis+cluster://app:secret@10.0.0.5')).not.toThrow(/secret/);
@@ -59,6 +59,15 @@ describe('parseConfig', () => {
       expect(refused(bad), bad).toThrow(/a Unix socket is unix:\/\/ and its absolute path/);
     }
     expect(refused('unix://app:secret@/tmp/r.sock?x')).not.toThrow(/secret/);
+    // The master that Sentinel names: the Sentinels, the master's name, a database, the Redis servers' credentials.
+    expect(redisTarget('redis+sentinel://10.0.0.5:26379,[::1]:26380/mymaster')).toEqual({ cluster: false, sentinel: { sentinels: [{ host: '10.0.0.5', port: 26379 }, { host: '::1', port: 26380 }], name: 'mymaster' } });
+    expect(redisTarget('redis+sentinel://app:p%40ss@s1:26379/main-1?db=2')).toEqual({ cluster: false, sentinel: { sentinels: [{ host: 's1', port: 26379 }], name: 'main-1', db: 2, username: 'app', password: 'p@ss' } });
+    for (const bad of ['redis+sentinel://s1:26379', 'redis+sentinel://s1:26379/', 'redis+sentinel:///m', 'redis+sentinel://s1:26379/m?timeout=1', 'redis+sentinel://s1:26379/m/x']) {
+      expect(refused(bad), bad).toThrow(/a Sentinel URL is redis\+sentinel:\/\/host:port,host:port\/<master name>/);
+    }
+    expect(refused('redis+sentinel://s1/m')).toThrow(/a Sentinel is host:port, not 's1'/);
+    expect(refused('rediss+sentinel://s1:26379/m')).toThrow(/not supported/);
+    expect(refused('redis+sentinel://app:secret@s1/m')).not.toThrow(/secret/);
   });
 
   it('documents every setting in --help', () => {

@@ -16,6 +16,7 @@ export const LONG_FILES: Record<string, number> = {
   'test/cluster/redis-cluster-sharded.test.ts': 18.0,
   'test/docs/operations.test.ts': 17.1,
   'test/mqtt/paho.test.ts': 15.7,
+  'test/cluster/sentinel.test.ts': 15.0, // (added 2026-12-06: a Sentinel and two failovers)
   'test/e2e/chat.browser.test.ts': 15.0,
   'test/client/chat-page.browser.test.ts': 13.3,
   'test/cluster/partition.test.ts': 12.9,

@@ -2,7 +2,7 @@
 // Missing redis-server skips the cluster tests with a printed reason; under CI (CI=true) that is an error,
 // because CI must run them (.ci/run installs it).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,14 +33,14 @@ export function requireRedis(testName: string, cli = false): boolean {
 // Ports for the servers these helpers start (Redis, a proxy) and that tests stop and start again: see ports.ts.
 export { freePort, until };
 
-/** Starts redis-server with `args` and resolves once it accepts connections (rejects if it exits first). */
-function spawnRedis(args: string[]): Promise<ChildProcess> {
+/** Starts redis-server with `args` and resolves once it says `ready` (it accepts connections; rejects if it exits first). */
+function spawnRedis(args: string[], ready = 'Ready to accept connections'): Promise<ChildProcess> {
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise<ChildProcess>((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (out.includes('Ready to accept connections')) resolve(child);
+      if (out.includes(ready)) resolve(child);
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -140,6 +140,90 @@ export class TestRedis {
 }
 
 const execFileP = promisify(execFile);
+
+/**
+ * A master, its replica and one Sentinel watching them (quorum 1, the master down after 500 ms of silence), each a
+ * redis-server of the test's own on free ports. `url` is the `redis+sentinel://` form `--redis` takes; `failover()`
+ * kills the master and resolves once Sentinel has promoted the replica.
+ */
+export class TestSentinel {
+  static readonly MASTER = 'sbmaster';
+  /** What Sentinel logged lately (its last 20,000 characters): for a failure's message. */
+  output = '';
+
+  private constructor(
+    readonly master: TestRedis,
+    readonly replica: TestRedis,
+    readonly port: number,
+    private readonly child: ChildProcess,
+    private readonly dir: string,
+  ) {}
+
+  get url(): string {
+    return `redis+sentinel://127.0.0.1:${this.port}/${TestSentinel.MASTER}`;
+  }
+
+  static async start(): Promise<TestSentinel> {
+    const master = await TestRedis.start();
+    const replica = await TestRedis.start();
+    await redisCli(replica.port, 'REPLICAOF', '127.0.0.1', String(master.port));
+    await until(async () => /master_link_status:up/.test(await redisCli(replica.port, 'INFO', 'replication')), 'the replica in sync');
+    const dir = mkdtempSync(join(tmpdir(), 'sb-sentinel-'));
+    const port = await freePort();
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(conf, [
+      `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
+      `sentinel monitor ${TestSentinel.MASTER} 127.0.0.1 ${master.port} 1`,
+      `sentinel down-after-milliseconds ${TestSentinel.MASTER} 500`,
+      `sentinel failover-timeout ${TestSentinel.MASTER} 3000`,
+      `sentinel parallel-syncs ${TestSentinel.MASTER} 1`,
+    ].join('\n') + '\n');
+    const child = await spawnRedis([conf, '--sentinel'], '+monitor master');
+    const s = new TestSentinel(master, replica, port, child, dir);
+    child.stdout!.on('data', (d: Buffer) => (s.output = (s.output + d.toString()).slice(-20_000)));
+    // Sentinel's periods made shorter (Redis 7's SENTINEL DEBUG), so it notices within a second what it would in 10 s
+    // (INFO), and a loaded machine's late timer does not put it in TILT (no failover for 30 s). Not much shorter: a
+    // replica whose last INFO is older than 3 periods, or last PING answer older than 5, is not one it promotes.
+    await redisCli(port, 'SENTINEL', 'DEBUG', 'info-period', '1000', 'ping-period', '500', 'min-link-reconnect-period', '500',
+      'slave-reconf-timeout', '3000', 'election-timeout', '1000', 'tilt-trigger', '10000', 'tilt-period', '1000');
+    // Sentinel learns of the replica from the master's INFO: until then it has nobody to promote.
+    await until(async () => /\bslave\b/.test(await redisCli(port, 'SENTINEL', 'REPLICAS', TestSentinel.MASTER).catch(() => '')), 'Sentinel knows the replica', 15_000);
+    return s;
+  }
+
+  /** The port of the master Sentinel names now. */
+  async masterPort(): Promise<number> {
+    const reply = await redisCli(this.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', TestSentinel.MASTER);
+    return Number(reply.split('\n')[1]);
+  }
+
+  /**
+   * Asks Sentinel to fail over (SENTINEL FAILOVER: the master demoted alive) and waits until it names `port` as the
+   * master; asked again whenever Sentinel is not failing over (a replica not yet good to promote aborts it).
+   */
+  async failoverTo(port: number): Promise<void> {
+    await until(async () => {
+      if ((await this.masterPort()) === port) return true;
+      const flags = (await redisCli(this.port, 'SENTINEL', 'MASTER', TestSentinel.MASTER)).split('\n');
+      if (!flags[flags.indexOf('flags') + 1]!.includes('failover_in_progress')) await redisCli(this.port, 'SENTINEL', 'FAILOVER', TestSentinel.MASTER);
+      return false;
+    }, `Sentinel names 127.0.0.1:${port} the master`, 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}; Sentinel logged:\n${this.output.slice(-3000)}`);
+    });
+  }
+
+  /** Kills the master (SIGKILL) and waits until Sentinel names the replica as the master. */
+  async failover(): Promise<void> {
+    await this.master.stop();
+    await until(async () => (await this.masterPort()) === this.replica.port, 'Sentinel promoted the replica', 20_000);
+  }
+
+  async stop(): Promise<void> {
+    await killRedis(this.child);
+    await Promise.all([this.master.stop(), this.replica.stop()]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
 
 /**
  * One command to 127.0.0.1:`port`, its reply as `redis-cli` prints it raw, trimmed (an error reply's text too); rejects

@@ -8,7 +8,8 @@ import { connect, createServer } from 'node:net';
 import { SignJWT } from 'jose';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
-import { redisCli, requireRedis, TestRedis } from '../cluster/redis.js';
+import { redisCli, requireRedis, TestRedis, TestSentinel } from '../cluster/redis.js';
+import { KEYS } from '../../src/engine/redis/keys.js';
 import { broker, cleanup, linesOf, transcript, type Runner } from './context.js';
 import { runCommandBlock } from './commands.js';
 import { freePort, localize, ROOT, Service, switchboardShim, type Addresses } from './shell.js';
@@ -291,6 +292,32 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
           const clients = await redisCli(redis.port, 'CLIENT', 'LIST');
           expect(clients).toContain(`addr=${redis.socketPath}:0`);
           expect(clients).not.toMatch(/addr=127\.0\.0\.1:\d+ laddr=\S+ fd=\d+ name=sb-/);
+        },
+      });
+    },
+  },
+
+  'cluster-sentinel': {
+    // A node through Sentinel publishes on the master it names.
+    timeout: 60_000,
+    async run([block], ctx) {
+      if (!requireRedis('docs/cluster.md Sentinel')) return ctx.skip('redis-server is missing (apt-get install -y redis-server)');
+      const sentinel = await TestSentinel.start();
+      cleanup.push(() => sentinel.stop());
+      await runCommandBlock(block!, {
+        redisUrl: sentinel.url,
+        atEnd: async ([a]: Addresses[]) => {
+          const publish = () => fetch(`http://127.0.0.1:${a!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'news', data: 'through Sentinel' }) });
+          let res = await publish();
+          // Until the node has its Redis (a refused publish surely did not run).
+          for (let i = 0; res.status === 503 && i < 100; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+            res = await publish();
+          }
+          expect(res.status).toBe(200);
+          expect(await res.json()).toMatchObject({ seq: 1 });
+          // On the master Sentinel names.
+          expect(await redisCli(sentinel.master.port, 'HGET', KEYS.meta('news'), 'seq')).toBe('1');
         },
       });
     },

@@ -32,7 +32,7 @@ export function localize(text: string, a: Addresses): string {
     .replace(/\b(?:localhost|127\.0\.0\.1|broker):8080\b/g, `127.0.0.1:${a.port}`)
     .replace(/\bws:\/\/127\.0\.0\.1:8080\b/g, `ws://127.0.0.1:${a.port}`);
   if (a.tcpPort !== undefined) out = out.replace(/\b(nc (?:localhost|127\.0\.0\.1)) 8000\b/g, `$1 ${a.tcpPort}`);
-  if (a.redisUrl !== undefined) out = out.replace(/redis:\/\/[\w.-]+:\d+|unix:\/\/\/[\w./-]+/g, a.redisUrl);
+  if (a.redisUrl !== undefined) out = out.replace(/redis:\/\/[\w.-]+:\d+|unix:\/\/\/[\w./-]+|redis\+sentinel:\/\/[\w.:,-]+\/[\w.-]+/g, a.redisUrl);
   return out;
 }
 

@@ -6,7 +6,7 @@
 // `ready` is emitted after the channels are subscribed on the new node.
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { redisTarget, type UnixSocketTarget } from '../../config.js';
+import { redisTarget, type SentinelTarget, type UnixSocketTarget } from '../../config.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 
 type Node = { host: string; port: number };
@@ -23,7 +23,7 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
   const target = redisTarget(url);
   const retryStrategy = (times: number) => Math.min(100 * times, 1000);
   if (!target.cluster) {
-    const server = 'socket' in target ? target.socket : target.url;
+    const server = 'socket' in target ? target.socket : 'sentinel' in target ? target.sentinel : target.url;
     const common = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1 };
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
     // Commands in flight when the connection breaks fail too (they may have run: a publish is `outcome_unknown`),
@@ -50,19 +50,29 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
   return { cmd, bus: new ClusterSubscriber(candidates, { ...auth, connectionName: `${name}-sub` }), sharded: { ...auth, connectionName: `${name}-ssub` } };
 }
 
-/** One Redis server: by its URL (redis://, rediss://), or on a Unix socket by its path and options (unix://). */
-export type RedisServer = string | UnixSocketTarget;
+/**
+ * One Redis server: by its URL (redis://, rediss://), on a Unix socket by its path and options (unix://), or the master
+ * Sentinel names (redis+sentinel://).
+ */
+export type RedisServer = string | UnixSocketTarget | SentinelTarget;
 
-/** An ioredis connection to `server` with `options`. */
+/**
+ * An ioredis connection to `server` with `options`. Through Sentinel, a connection that closes asks the Sentinels for
+ * the master again, and every connection leaves a master as soon as a Sentinel announces its successor
+ * (`+switch-master`: ioredis's failoverDetector). Without that, a master failed over while alive (SENTINEL FAILOVER,
+ * a partition) kept the nodes' writes until Sentinel demoted it, 8–9 s in the test, and a demoted master's writes
+ * are lost when it resyncs from its successor.
+ */
 export function connectTo(server: RedisServer, options: RedisOptions): Redis {
-  return typeof server === 'string' ? new Redis(server, options) : new Redis({ ...server, ...options });
+  if (typeof server === 'string') return new Redis(server, options);
+  return 'sentinels' in server ? new Redis({ ...server, failoverDetector: true, ...options }) : new Redis({ ...server, ...options });
 }
 
 /** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL or socket, or the cluster's seeds and credentials. */
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
   if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password };
-  return 'socket' in target ? { socket: target.socket } : { url };
+  return 'socket' in target ? { socket: target.socket } : 'sentinel' in target ? { sentinel: target.sentinel } : { url };
 }
 
 /**

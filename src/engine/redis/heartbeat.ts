@@ -5,12 +5,12 @@
 // a node whose main loop is stuck for longer than `hangMs` stops refreshing and is reaped like a dead one. kill -9 ends both.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { UnixSocketTarget } from '../../config.js';
+import type { SentinelTarget, UnixSocketTarget } from '../../config.js';
 import type { Logger } from '../../log.js';
 
 export interface HeartbeatOptions {
-  /** How the thread reaches Redis: one URL, one Unix socket, or the seed nodes of a Redis Cluster. */
-  connect: { url: string } | { socket: UnixSocketTarget } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
+  /** How the thread reaches Redis: one URL, one Unix socket, through Sentinel, or the seed nodes of a Redis Cluster. */
+  connect: { url: string } | { socket: UnixSocketTarget } | { sentinel: SentinelTarget } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
   key: string;
   ttlMs: number;
   tickMs: number;
@@ -30,6 +30,8 @@ const conn = w.connect.url !== undefined
   ? new Redis(w.connect.url, common)
   : w.connect.socket !== undefined
   ? new Redis({ ...w.connect.socket, ...common })
+  : w.connect.sentinel !== undefined
+  ? new Redis({ ...w.connect.sentinel, failoverDetector: true, ...common })
   : new Cluster(w.connect.seeds, { enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
       redisOptions: { ...common, password: w.connect.password, username: w.connect.username } });
 conn.on('error', () => {});
