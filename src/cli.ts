@@ -52,5 +52,7 @@ main(process.argv.slice(2)).then(
     }
     console.error('switchboard: fatal:', err);
     process.exitCode = 1;
+    // Whatever a failed start left running (a client library's retry timer, say) must not hold the process up.
+    setTimeout(() => process.exit(1), 1000).unref();
   },
 );

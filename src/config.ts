@@ -319,8 +319,13 @@ function credentials(userinfo: string | undefined, bad: (why: string) => ConfigE
  * on this host's Unix socket), `redis+sentinel://host:port,…/<master name>[?db=N]` (the master Sentinel names), or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its
  * nodes, the rest is discovered). Throws ConfigError with the accepted forms.
  */
+/** A `--redis` URL as it may be shown (messages, logs): its password replaced by `***`. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@');
+}
+
 export function redisTarget(url: string): RedisTarget {
-  const shown = url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@'); // no password in the message
+  const shown = redactRedisUrl(url); // no password in the message
   const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://host:port,host:port/mymaster, redis+cluster://host:port,host:port,…)`);
   /** host:port,host:port (each a name, an IPv4 or a bracketed IPv6 address). */
   const hostPorts = (list: string, what: string) =>

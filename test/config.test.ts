@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defaults, helpText, parseConfig, redisTarget, validateConfig } from '../src/config.js';
 import { cliArgs } from './helpers/cli.js';
+import { freePort } from './helpers/ports.js';
 
 describe('parseConfig', () => {
   it('uses defaults, then env, then flags', () => {
@@ -115,5 +116,14 @@ describe('CLI', () => {
     expect(unknown.stderr).toContain("unknown command 'frobnicate'");
     expect(inherited.status).toBe(2);
     expect(inherited.stderr).toContain("unknown command 'constructor'");
+  });
+
+  it('a Redis it cannot reach at start is fatal: exit 1, the URL shown without its password', async () => {
+    // Nothing listens on a port just found free: the connection is refused at once.
+    const port = await freePort();
+    const r = await cli('serve', '--port', '0', '--tcp-port', '0', '--redis', `redis://app:s3cret@127.0.0.1:${port}`);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`cannot reach Redis at redis://app:***@127.0.0.1:${port}`);
+    expect(r.stdout + r.stderr).not.toContain('s3cret');
   });
 });

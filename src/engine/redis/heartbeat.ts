@@ -25,7 +25,7 @@ const THREAD = `
 const { parentPort, workerData: w } = require('node:worker_threads');
 const { Redis, Cluster } = require(w.ioredis);
 const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: w.tickMs, connectionName: w.name,
-  retryStrategy: (n) => Math.min(100 * n, 1000) };
+  retryStrategy: (n) => Math.min(100 * n, 1000), sentinelRetryStrategy: (n) => Math.min(100 * n, 1000) };
 const conn = w.connect.url !== undefined
   ? new Redis(w.connect.url, common)
   : w.connect.socket !== undefined

@@ -7,6 +7,7 @@ import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HeartbeatThread } from './heartbeat.js';
 import { heartbeatConnect, redisConnections, type ClusterSubscriber, type PlainSubscriber } from './connections.js';
+import { redactRedisUrl } from '../../config.js';
 import { CHANNELS, KEYS, PARTITIONS } from './keys.js';
 import * as LUA from './scripts.js';
 import { IdBlocks } from './id-blocks.js';
@@ -206,7 +207,7 @@ export class RedisNode {
       this.cmd.disconnect();
       this.bus.disconnect();
       this.shards?.disconnect();
-      throw new Error(`cannot reach Redis at ${this.options.url}: ${(err as Error).message}`);
+      throw new Error(`cannot reach Redis at ${redactRedisUrl(this.options.url)}: ${(err as Error).message}`);
     } finally {
       clearTimeout(timer);
     }
