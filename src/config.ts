@@ -272,7 +272,8 @@ export function helpText(): string {
 
 /**
  * Where the cluster engine's Redis is: one server (its URL, as ioredis takes it), one server on this host's Unix socket
- * (its path and options, as ioredis takes them), or a Redis Cluster's seed nodes.
+ * (its path and options, as ioredis takes them), the master Sentinel names (the Sentinels and the master's name), or a
+ * Redis Cluster's seed nodes.
  */
 export type RedisTarget =
   | { cluster: false; url: string }
@@ -314,16 +315,17 @@ function credentials(userinfo: string | undefined, bad: (why: string) => ConfigE
   }
 }
 
-/**
- * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), `unix:///path/to/redis.sock[?db=N]` (one server
- * on this host's Unix socket), `redis+sentinel://host:port,…/<master name>[?db=N]` (the master Sentinel names), or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its
- * nodes, the rest is discovered). Throws ConfigError with the accepted forms.
- */
 /** A `--redis` URL as it may be shown (messages, logs): its password replaced by `***`. */
 export function redactRedisUrl(url: string): string {
   return url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@');
 }
 
+/**
+ * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), `unix:///path/to/redis.sock[?db=N]` (one
+ * server on this host's Unix socket), `redis+sentinel://host:port,…/<master name>[?db=N]` (the master Sentinel names),
+ * or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its nodes, the rest is
+ * discovered). Throws ConfigError with the accepted forms.
+ */
 export function redisTarget(url: string): RedisTarget {
   const shown = redactRedisUrl(url); // no password in the message
   const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://host:port,host:port/mymaster, redis+cluster://host:port,host:port,…)`);

@@ -18,7 +18,7 @@ export interface RedisConnections {
   sharded?: RedisOptions;
 }
 
-/** The engine's connections for `url` (redis://, rediss://, unix:// or redis+cluster://); nothing connects before connect(). */
+/** The engine's connections for `url` (redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://); nothing connects before connect(). */
 export function redisConnections(url: string, name: string, commandTimeoutMs = 3000): RedisConnections {
   const target = redisTarget(url);
   const retryStrategy = (times: number) => Math.min(100 * times, 1000);
@@ -69,7 +69,7 @@ export function connectTo(server: RedisServer, options: RedisOptions): Redis {
   return 'sentinels' in server ? new Redis({ ...server, failoverDetector: true, ...options }) : new Redis({ ...server, ...options });
 }
 
-/** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL or socket, or the cluster's seeds and credentials. */
+/** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, socket or Sentinels, or the cluster's seeds and credentials. */
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
   if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password };
