@@ -282,8 +282,9 @@ export type RedisTarget =
   | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string };
 
 /**
- * A Redis whose master Sentinel names: `redis+sentinel://[user:pass@]host:port,host:port/<master name>[?db=N]`. The
- * credentials are the Redis servers'; the Sentinels are asked without any.
+ * A Redis whose master Sentinel names: `redis+sentinel://[user:pass@]host:port,host:port/<master name>`, then at most
+ * `?db=N&sentinelUsername=U&sentinelPassword=P`. The userinfo is the Redis servers' credentials; the Sentinels' own
+ * are the query's (none: they are asked without any).
  */
 export interface SentinelTarget {
   sentinels: { host: string; port: number }[];
@@ -291,6 +292,8 @@ export interface SentinelTarget {
   db?: number;
   username?: string;
   password?: string;
+  sentinelUsername?: string;
+  sentinelPassword?: string;
 }
 
 /** A Redis on a Unix domain socket: `unix://[user:pass@]/absolute/path[?db=N]`. */
@@ -315,9 +318,9 @@ function credentials(userinfo: string | undefined, bad: (why: string) => ConfigE
   }
 }
 
-/** A `--redis` URL as it may be shown (messages, logs): its password replaced by `***`. */
+/** A `--redis` URL as it may be shown (messages, logs): its passwords replaced by `***`. */
 export function redactRedisUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@');
+  return url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@').replace(/([?&]sentinelPassword=)[^&#]*/gi, '$1***');
 }
 
 /**
@@ -344,10 +347,26 @@ export function redisTarget(url: string): RedisTarget {
   }
   if (/^redis\+cluster:/i.test(url)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database, no options)');
   if (/^redis\+sentinel:/i.test(url)) {
-    const t = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([A-Za-z0-9._-]{1,128})(?:\?db=(\d{1,4}))?$/i.exec(url);
-    if (!t) throw bad('a Sentinel URL is redis+sentinel://host:port,host:port/<master name>, with ?db=N at most');
+    const form = 'a Sentinel URL is redis+sentinel://host:port,host:port/<master name>, then at most ?db=N&sentinelUsername=U&sentinelPassword=P';
+    const t = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([A-Za-z0-9._-]{1,128})(?:\?([^#\s]*))?$/i.exec(url);
+    if (!t) throw bad(form);
     const { username, password } = credentials(t[1], bad);
-    const sentinel: SentinelTarget = { sentinels: hostPorts(t[2]!, 'Sentinel'), name: t[3]!, ...(t[4] === undefined ? {} : { db: Number(t[4]) }), ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
+    const sentinel: SentinelTarget = { sentinels: hostPorts(t[2]!, 'Sentinel'), name: t[3]!, ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
+    for (const pair of t[4] ? t[4].split('&') : []) {
+      const eq = pair.indexOf('=');
+      const key = eq < 0 ? pair : pair.slice(0, eq);
+      let value: string;
+      try {
+        value = decodeURIComponent(pair.slice(eq + 1));
+      } catch {
+        throw bad('malformed percent-escape in the query');
+      }
+      if (eq < 0 || value === '' || (key !== 'db' && key !== 'sentinelUsername' && key !== 'sentinelPassword') || key in sentinel) throw bad(form);
+      if (key === 'db') {
+        if (!/^\d{1,4}$/.test(value)) throw bad(form);
+        sentinel.db = Number(value);
+      } else sentinel[key] = value;
+    }
     return { cluster: false, sentinel };
   }
   if (/^unix:/i.test(url)) {

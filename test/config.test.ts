@@ -67,6 +67,13 @@ describe('parseConfig', () => {
       expect(refused(bad), bad).toThrow(/a Sentinel URL is redis\+sentinel:\/\/host:port,host:port\/<master name>/);
     }
     expect(refused('redis+sentinel://s1/m')).toThrow(/a Sentinel is host:port, not 's1'/);
+    // The Sentinels' own credentials, in the query; shown without the password.
+    expect(redisTarget('redis+sentinel://s1:26379/m?sentinelPassword=s%40p&db=1&sentinelUsername=watch')).toEqual({ cluster: false, sentinel: { sentinels: [{ host: 's1', port: 26379 }], name: 'm', db: 1, sentinelUsername: 'watch', sentinelPassword: 's@p' } });
+    for (const bad of ['redis+sentinel://s1:26379/m?db=1&db=2', 'redis+sentinel://s1:26379/m?sentinelPassword=', 'redis+sentinel://s1:26379/m?__proto__=x', 'redis+sentinel://s1:26379/m?db']) {
+      expect(refused(bad), bad).toThrow(/then at most \?db=N&sentinelUsername=U&sentinelPassword=P/);
+    }
+    expect(refused('redis+sentinel://s1:26379/m?sentinelPassword=topsecret&x=1')).toThrow(/sentinelPassword=\*\*\*&x=1/);
+    expect(refused('redis+sentinel://s1:26379/m?sentinelPassword=topsecret&x=1')).not.toThrow(/topsecret/);
     expect(refused('rediss+sentinel://s1:26379/m')).toThrow(/not supported/);
     expect(refused('redis+sentinel://app:secret@s1/m')).not.toThrow(/secret/);
   });

@@ -143,8 +143,9 @@ const execFileP = promisify(execFile);
 
 /**
  * A master, its replica and one Sentinel watching them (quorum 1, the master down after 500 ms of silence), each a
- * redis-server of the test's own on free ports. `url` is the `redis+sentinel://` form `--redis` takes; `failover()`
- * kills the master and resolves once Sentinel has promoted the replica.
+ * redis-server of the test's own on free ports; with `sentinelPassword`, the Sentinel asks its clients for it
+ * (`requirepass`). `url` is the `redis+sentinel://` form `--redis` takes; `failover()` kills the master and resolves
+ * once Sentinel has promoted the replica.
  */
 export class TestSentinel {
   static readonly MASTER = 'sbmaster';
@@ -157,13 +158,29 @@ export class TestSentinel {
     readonly port: number,
     private readonly child: ChildProcess,
     private readonly dir: string,
+    readonly sentinelPassword?: string,
   ) {}
 
   get url(): string {
-    return `redis+sentinel://127.0.0.1:${this.port}/${TestSentinel.MASTER}`;
+    const query = this.sentinelPassword === undefined ? '' : `?sentinelPassword=${encodeURIComponent(this.sentinelPassword)}`;
+    return `redis+sentinel://127.0.0.1:${this.port}/${TestSentinel.MASTER}${query}`;
   }
 
-  static async start(): Promise<TestSentinel> {
+  /** A SENTINEL subcommand's reply as redis-cli prints it raw (an array's elements one a line), authenticated if need be. */
+  async sentinel(...args: string[]): Promise<string> {
+    if (this.sentinelPassword === undefined) return redisCli(this.port, 'SENTINEL', ...args);
+    const { Redis } = await import('ioredis');
+    const admin = new Redis({ port: this.port, host: '127.0.0.1', password: this.sentinelPassword, lazyConnect: true, retryStrategy: () => null });
+    const flat = (x: unknown): string => (Array.isArray(x) ? x.map(flat).join('\n') : x === null || x === undefined ? '' : String(x));
+    try {
+      await admin.connect();
+      return flat(await admin.call('SENTINEL', ...args).catch((err: Error) => err.message));
+    } finally {
+      admin.disconnect();
+    }
+  }
+
+  static async start(options: { sentinelPassword?: string } = {}): Promise<TestSentinel> {
     const master = await TestRedis.start();
     const replica = await TestRedis.start();
     await redisCli(replica.port, 'REPLICAOF', '127.0.0.1', String(master.port));
@@ -177,23 +194,24 @@ export class TestSentinel {
       `sentinel down-after-milliseconds ${TestSentinel.MASTER} 500`,
       `sentinel failover-timeout ${TestSentinel.MASTER} 3000`,
       `sentinel parallel-syncs ${TestSentinel.MASTER} 1`,
+      ...(options.sentinelPassword === undefined ? [] : [`requirepass ${options.sentinelPassword}`]),
     ].join('\n') + '\n');
     const child = await spawnRedis([conf, '--sentinel'], '+monitor master');
-    const s = new TestSentinel(master, replica, port, child, dir);
+    const s = new TestSentinel(master, replica, port, child, dir, options.sentinelPassword);
     child.stdout!.on('data', (d: Buffer) => (s.output = (s.output + d.toString()).slice(-20_000)));
     // Sentinel's periods made shorter (Redis 7's SENTINEL DEBUG), so it notices within a second what it would in 10 s
     // (INFO), and a loaded machine's late timer does not put it in TILT (no failover for 30 s). Not much shorter: a
     // replica whose last INFO is older than 3 periods, or last PING answer older than 5, is not one it promotes.
-    await redisCli(port, 'SENTINEL', 'DEBUG', 'info-period', '1000', 'ping-period', '500', 'min-link-reconnect-period', '500',
+    await s.sentinel('DEBUG', 'info-period', '1000', 'ping-period', '500', 'min-link-reconnect-period', '500',
       'slave-reconf-timeout', '3000', 'election-timeout', '1000', 'tilt-trigger', '10000', 'tilt-period', '1000');
     // Sentinel learns of the replica from the master's INFO: until then it has nobody to promote.
-    await until(async () => /\bslave\b/.test(await redisCli(port, 'SENTINEL', 'REPLICAS', TestSentinel.MASTER).catch(() => '')), 'Sentinel knows the replica', 15_000);
+    await until(async () => /\bslave\b/.test(await s.sentinel('REPLICAS', TestSentinel.MASTER).catch(() => '')), 'Sentinel knows the replica', 15_000);
     return s;
   }
 
   /** The port of the master Sentinel names now. */
   async masterPort(): Promise<number> {
-    const reply = await redisCli(this.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', TestSentinel.MASTER);
+    const reply = await this.sentinel('GET-MASTER-ADDR-BY-NAME', TestSentinel.MASTER);
     return Number(reply.split('\n')[1]);
   }
 
@@ -204,8 +222,8 @@ export class TestSentinel {
   async failoverTo(port: number): Promise<void> {
     await until(async () => {
       if ((await this.masterPort()) === port) return true;
-      const flags = (await redisCli(this.port, 'SENTINEL', 'MASTER', TestSentinel.MASTER)).split('\n');
-      if (!flags[flags.indexOf('flags') + 1]!.includes('failover_in_progress')) await redisCli(this.port, 'SENTINEL', 'FAILOVER', TestSentinel.MASTER);
+      const flags = (await this.sentinel('MASTER', TestSentinel.MASTER)).split('\n');
+      if (!flags[flags.indexOf('flags') + 1]!.includes('failover_in_progress')) await this.sentinel('FAILOVER', TestSentinel.MASTER);
       return false;
     }, `Sentinel names 127.0.0.1:${port} the master`, 30_000).catch((err: Error) => {
       throw new Error(`${err.message}; Sentinel logged:\n${this.output.slice(-3000)}`);

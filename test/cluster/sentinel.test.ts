@@ -10,6 +10,18 @@ import type { TestBroker } from '../helpers/broker.js';
 
 const run = requireRedis('cluster: Redis through Sentinel');
 
+/**
+ * A request's answer once it is not `unavailable`: a node that is between masters refuses what it surely did not do,
+ * and a client asks again (the same request: a publish with the same id).
+ */
+async function untilAvailable(request: () => Promise<Record<string, any>>): Promise<Record<string, any>> {
+  for (let i = 0; ; i++) {
+    const answer = await request();
+    if (answer.op !== 'error' || answer.code !== 'unavailable' || i >= 200) return answer;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe.skipIf(!run)('cluster: Redis through Sentinel, across a failover', () => {
   let sentinel: TestSentinel;
   let a: TestBroker;
@@ -37,17 +49,6 @@ describe.skipIf(!run)('cluster: Redis through Sentinel, across a failover', () =
   };
   const EVERY_ROLE = ['', '', '-calls-sub', '-calls-sub', '-hb', '-hb', '-sub', '-sub'];
 
-  /**
-   * A request's answer once it is not `unavailable`: a node that is between masters refuses what it surely did not do,
-   * and a client asks again (the same request: a publish with the same id).
-   */
-  async function untilAvailable(request: () => Promise<Record<string, any>>): Promise<Record<string, any>> {
-    for (let i = 0; ; i++) {
-      const answer = await request();
-      if (answer.op !== 'error' || answer.code !== 'unavailable' || i >= 200) return answer;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 
   it('the nodes reach the master Sentinel names, and follow it to the promoted replica', async () => {
     await until(async () => (await roles(sentinel.master.port)).length === EVERY_ROLE.length, 'both nodes connected to the master');
@@ -100,5 +101,31 @@ describe.skipIf(!run)('cluster: Redis through Sentinel, across a failover', () =
     expect(await untilAvailable(() => pub.request({ op: 'pub', topic: 's/u', data: 'on the new master', id: 'p3' }))).toMatchObject({ op: 'ack', seq: 1 });
     expect(await sub.next((f) => f.op === 'msg' && f.topic === 's/u')).toMatchObject({ data: 'on the new master', seq: 1 });
     for (const c of [sub, pub]) c.close();
+  }, 60_000);
+});
+
+describe.skipIf(!run)('cluster: through Sentinels that ask for a password', () => {
+  let sentinel: TestSentinel;
+  let node: TestBroker;
+
+  beforeAll(async () => {
+    sentinel = await TestSentinel.start({ sentinelPassword: 'w@tch/er' });
+    // ?sentinelPassword=w%40tch%2Fer: without it the Sentinel refuses the node's questions, and the node cannot start.
+    node = await startNode(sentinel.master, { redisUrl: sentinel.url });
+  }, 30_000);
+  afterAll(async () => {
+    await node?.close();
+    await sentinel?.stop();
+  });
+
+  it("the node asks them with the URL's sentinelPassword, at start and again after a failover", async () => {
+    const c = await TestClient.connect(node.url);
+    const first = await c.request({ op: 'pub', topic: 'p/t', data: 1, id: 'a' });
+    expect(first).toMatchObject({ op: 'ack', seq: 1 });
+    await sentinel.failover();
+    const second = await untilAvailable(() => c.request({ op: 'pub', topic: 'p/t', data: 2, id: 'b' }));
+    expect(second).toMatchObject({ op: 'ack', seq: 1 });
+    expect(second.epoch).not.toBe(first.epoch);
+    c.close();
   }, 60_000);
 });
