@@ -55,6 +55,25 @@ async function killRedis(child: ChildProcess | undefined): Promise<void> {
   await gone;
 }
 
+/** PEM files of a test CA and of a server certificate it signed for 127.0.0.1 (testTls). */
+export interface TestTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** A CA of the test's own and a server certificate for 127.0.0.1 signed by it (EC P-256, valid a day), in `dir`; openssl must be installed. */
+export async function testTls(dir: string): Promise<TestTls> {
+  const f = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileP('openssl', args, { cwd: dir });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '1', '-subj', '/CN=switchboard test CA');
+  await openssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(f('ext'), 'subjectAltName=IP:127.0.0.1\n');
+  await openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '1', '-extfile', f('ext'));
+  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
+}
+
 export class TestRedis {
   private child: ChildProcess | undefined;
   /** The server's working directory: its own, new at each start (a replica's full sync writes dump.rdb there, and a
@@ -65,7 +84,16 @@ export class TestRedis {
     readonly port: number,
     /** With `unixSocket`: the socket the server also listens on, in a directory of its own that outlives restarts. */
     readonly socketPath?: string,
+    /** With `tls`: the port the server also listens on with TLS (clients are not asked for a certificate). */
+    readonly tlsPort?: number,
+    private readonly tls?: TestTls,
   ) {}
+
+  /** `rediss://127.0.0.1:<tlsPort>` (start with `tls`). */
+  get tlsUrl(): string {
+    if (this.tlsPort === undefined) throw new Error('this TestRedis was started without TLS');
+    return `rediss://127.0.0.1:${this.tlsPort}`;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -77,10 +105,10 @@ export class TestRedis {
     return `unix://${this.socketPath}`;
   }
 
-  /** A server on a free port; `unixSocket`: on a Unix socket too (socketUrl). */
-  static async start(options: { unixSocket?: boolean } = {}): Promise<TestRedis> {
+  /** A server on a free port; `unixSocket`: on a Unix socket too (socketUrl); `tls`: on a TLS port too (tlsUrl). */
+  static async start(options: { unixSocket?: boolean; tls?: TestTls } = {}): Promise<TestRedis> {
     const socketPath = options.unixSocket ? join(mkdtempSync(join(tmpdir(), 'sb-redis-sock-')), 'redis.sock') : undefined;
-    const r = new TestRedis(await freePort(), socketPath);
+    const r = new TestRedis(await freePort(), socketPath, options.tls ? await freePort() : undefined, options.tls);
     await r.restart();
     return r;
   }
@@ -96,7 +124,8 @@ export class TestRedis {
     }
     if (this.socketPath !== undefined) mkdirSync(dirname(this.socketPath), { recursive: true });
     const socket = this.socketPath === undefined ? [] : ['--unixsocket', this.socketPath, '--unixsocketperm', '700'];
-    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', ...socket, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tls = this.tls === undefined ? [] : ['--tls-port', String(this.tlsPort), '--tls-cert-file', this.tls.cert, '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.ca, '--tls-auth-clients', 'no'];
+    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', ...socket, ...tls, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';

@@ -10,13 +10,14 @@ export interface ChildBroker {
 }
 
 /**
- * Starts `switchboard serve` with `args` and resolves once it logs `ready` (by default its HTTP port's line, which
- * comes before the TCP and MQTT listeners': wait for 'mqtt listening' to connect over MQTT).
+ * Starts `switchboard serve` with `args` (in `env`) and resolves once it logs `ready` (by default its HTTP port's line,
+ * which comes before the TCP and MQTT listeners': wait for 'mqtt listening' to connect over MQTT).
  */
-export function spawnBroker(args: string[], ready = 'switchboard listening'): Promise<ChildBroker> {
+export function spawnBroker(args: string[], ready = 'switchboard listening', env: NodeJS.ProcessEnv = process.env): Promise<ChildBroker> {
   const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--log-level', 'info', ...args], {
     cwd: new URL('../..', import.meta.url).pathname,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env,
   });
   const lines = createInterface({ input: child.stdout! });
   let port = 0;

@@ -1,0 +1,70 @@
+// One Redis over TLS (`--redis rediss://host:port`), its certificate signed by a CA of the deployment's own, which
+// the broker trusts through Node's NODE_EXTRA_CA_CERTS: every connection of the node is a TLS one, and publishes are
+// numbered on it. A broker that does not trust the certificate does not start, and says why.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisCli, requireRedis, TestRedis, testTls, until, type TestTls } from './redis.js';
+import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
+import { cliArgs } from '../helpers/cli.js';
+
+const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
+if (!haveOpenssl) {
+  const reason = 'test/cluster/tls.test.ts: skipped, openssl is missing (apt-get install -y openssl)';
+  if (process.env.CI === 'true') throw new Error(`${reason}; CI must run it`);
+  console.warn(reason);
+}
+const run = requireRedis('cluster: Redis over TLS') && haveOpenssl;
+
+describe.skipIf(!run)('cluster: one Redis over TLS (rediss://)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-tls-'));
+  let tls: TestTls;
+  let redis: TestRedis;
+  let broker: ChildBroker | undefined;
+
+  beforeAll(async () => {
+    tls = await testTls(dir);
+    redis = await TestRedis.start({ tls });
+  }, 30_000);
+  afterAll(async () => {
+    broker?.child.kill('SIGKILL');
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a broker that trusts the CA (NODE_EXTRA_CA_CERTS) reaches Redis over TLS only, and its publishes are numbered there', async () => {
+    broker = await spawnBroker(['--redis', redis.tlsUrl], 'switchboard listening', { ...process.env, NODE_EXTRA_CA_CERTS: tls.ca });
+    const publish = () => fetch(`http://127.0.0.1:${broker!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'tls/t', data: 'sealed' }) });
+    let res = await publish();
+    // Until the node has its Redis (a refused publish surely did not run).
+    for (let i = 0; res.status === 503 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      res = await publish();
+    }
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ seq: 1 });
+    // Every connection of the node (commands, subscribers, the heartbeat thread's, at its first tick) came to the TLS
+    // port; the test looks on over the plain one.
+    const nodeClients = async () => (await redisCli(redis.port, 'CLIENT', 'LIST')).split('\n').filter((l) => / name=sb-/.test(l));
+    await until(async () => (await nodeClients()).some((l) => / name=sb-\S*-hb /.test(l)), 'the heartbeat thread connected');
+    const clients = await nodeClients();
+    expect(clients).toHaveLength(4);
+    for (const line of clients) expect(line).toContain(` laddr=127.0.0.1:${redis.tlsPort} `);
+  });
+
+  it('a broker that does not trust the certificate does not start: exit 1, the certificate named as the reason', async () => {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--redis', redis.tlsUrl], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(out).toContain(`cannot reach Redis at ${redis.tlsUrl}`);
+    // The log line of the refused connection says what was wrong with the certificate.
+    expect(out).toMatch(/"err":"[^"]*certificate[^"]*","msg":"redis connection error"/);
+  }, 30_000);
+});
