@@ -1,5 +1,6 @@
 // Config: command-line flags and SWITCHBOARD_* environment variables → one validated Config.
 // One table describes every setting: its flag, env var, type, bounds, default and help line.
+import { accessSync, constants } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { topicError } from './protocol/topic.js';
 
@@ -276,7 +277,7 @@ export function helpText(): string {
  * Redis Cluster's seed nodes.
  */
 export type RedisTarget =
-  | { cluster: false; url: string }
+  | { cluster: false; url: string; tls?: TlsFiles }
   | { cluster: false; socket: UnixSocketTarget }
   | { cluster: false; sentinel: SentinelTarget }
   | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string };
@@ -294,6 +295,16 @@ export interface SentinelTarget {
   password?: string;
   sentinelUsername?: string;
   sentinelPassword?: string;
+}
+
+/**
+ * The PEM files of a `rediss://` URL's `tlsCa`, `tlsCert` and `tlsKey` (paths): the CAs trusted to have signed the
+ * server's certificate (instead of Node's), and the client certificate and key for a Redis that asks for one.
+ */
+export interface TlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 /** A Redis on a Unix domain socket: `unix://[user:pass@]/absolute/path[?db=N]`. */
@@ -379,7 +390,32 @@ export function redisTarget(url: string): RedisTarget {
   const single = /^rediss?:\/\/(?=\S)([^\s/?#]*)\S*$/.exec(url);
   if (!single) throw bad('not a redis:// URL');
   if (single[1]!.split('@').at(-1)!.includes(',')) throw bad('several nodes are a Redis Cluster: write redis+cluster://host:port,host:port');
-  return { cluster: false, url };
+  // tlsCa, tlsCert, tlsKey: taken out of the query (the rest of it is ioredis's options, as before).
+  const q = url.indexOf('?');
+  if (q < 0) return { cluster: false, url };
+  let tls: TlsFiles | undefined;
+  const kept: string[] = [];
+  for (const pair of url.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    const field = key === 'tlsCa' ? 'ca' : key === 'tlsCert' ? 'cert' : key === 'tlsKey' ? 'key' : undefined;
+    if (field === undefined) {
+      kept.push(pair);
+      continue;
+    }
+    let value: string;
+    try {
+      value = decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      throw bad('malformed percent-escape in the query');
+    }
+    if (eq < 0 || value === '' || tls?.[field] !== undefined) throw bad(`${key} is the path of a PEM file, given once`);
+    (tls ??= {})[field] = value;
+  }
+  if (tls === undefined) return { cluster: false, url };
+  if (!/^rediss:/i.test(url)) throw bad('tlsCa, tlsCert and tlsKey are for a Redis over TLS (rediss://)');
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw bad('a client certificate needs both tlsCert and tlsKey');
+  return { cluster: false, url: url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : ''), tls };
 }
 
 /** Checks that need more than one setting or another module's rules. */
@@ -398,7 +434,16 @@ export function validateConfig(config: Config): void {
     if (typeof acl !== 'object' || acl === null || Array.isArray(acl)) throw new ConfigError('--mqtt-anonymous-acl must be a JSON object like a token\'s acl');
   }
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
-  if (config.redisUrl !== undefined) redisTarget(config.redisUrl);
+  if (config.redisUrl !== undefined) {
+    const target = redisTarget(config.redisUrl);
+    for (const [key, path] of Object.entries(!target.cluster && 'url' in target ? (target.tls ?? {}) : {})) {
+      try {
+        accessSync(path, constants.R_OK);
+      } catch (err) {
+        throw new ConfigError(`--redis: the ${key === 'ca' ? 'tlsCa' : key === 'cert' ? 'tlsCert' : 'tlsKey'} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      }
+    }
+  }
   if (config.nodeTickMs * 2 > config.nodeTtlMs) {
     throw new ConfigError(`--node-tick-ms ${config.nodeTickMs} must be at most half of --node-ttl-ms ${config.nodeTtlMs}: a node refreshes its heartbeat at least twice per TTL, or a late tick gets it reaped while alive`);
   }

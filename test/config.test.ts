@@ -74,6 +74,13 @@ describe('parseConfig', () => {
     }
     expect(refused('redis+sentinel://s1:26379/m?sentinelPassword=topsecret&x=1')).toThrow(/sentinelPassword=\*\*\*&x=1/);
     expect(refused('redis+sentinel://s1:26379/m?sentinelPassword=topsecret&x=1')).not.toThrow(/topsecret/);
+    // rediss:// with PEM files of its own: taken out of the query, the rest of which stays ioredis's.
+    expect(redisTarget('rediss://app:pw@r1:6380/2?tlsCa=%2Fetc%2Fca.pem&family=6&tlsCert=/c.pem&tlsKey=/k.pem')).toEqual({ cluster: false, url: 'rediss://app:pw@r1:6380/2?family=6', tls: { ca: '/etc/ca.pem', cert: '/c.pem', key: '/k.pem' } });
+    expect(redisTarget('rediss://r1:6380?tlsCa=/ca.pem')).toEqual({ cluster: false, url: 'rediss://r1:6380', tls: { ca: '/ca.pem' } });
+    expect(refused('redis://r1:6379?tlsCa=/ca.pem')).toThrow(/tlsCa, tlsCert and tlsKey are for a Redis over TLS \(rediss:\/\/\)/);
+    expect(refused('rediss://r1:6380?tlsCert=/c.pem')).toThrow(/a client certificate needs both tlsCert and tlsKey/);
+    expect(refused('rediss://r1:6380?tlsCa=/a.pem&tlsCa=/b.pem')).toThrow(/tlsCa is the path of a PEM file, given once/);
+    expect(refused('rediss://r1:6380?tlsCa=/nonexistent/ca.pem')).toThrow(/--redis: the tlsCa file \/nonexistent\/ca.pem cannot be read \(ENOENT\)/);
     expect(refused('rediss+sentinel://s1:26379/m')).toThrow(/not supported/);
     expect(refused('redis+sentinel://app:secret@s1/m')).not.toThrow(/secret/);
   });

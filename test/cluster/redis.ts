@@ -55,14 +55,21 @@ async function killRedis(child: ChildProcess | undefined): Promise<void> {
   await gone;
 }
 
-/** PEM files of a test CA and of a server certificate it signed for 127.0.0.1 (testTls). */
+/** PEM files of a test CA, of a server certificate it signed for 127.0.0.1, and of a client certificate (testTls). */
 export interface TestTls {
   ca: string;
   cert: string;
   key: string;
+  clientCert: string;
+  clientKey: string;
+  /** A server started with these asks its clients for a certificate signed by the CA (tls-auth-clients yes). */
+  authClients?: boolean;
 }
 
-/** A CA of the test's own and a server certificate for 127.0.0.1 signed by it (EC P-256, valid a day), in `dir`; openssl must be installed. */
+/**
+ * A CA of the test's own, and a server certificate for 127.0.0.1 and a client certificate signed by it (EC P-256,
+ * valid a day), in `dir`; openssl must be installed.
+ */
 export async function testTls(dir: string): Promise<TestTls> {
   const f = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileP('openssl', args, { cwd: dir });
@@ -71,7 +78,9 @@ export async function testTls(dir: string): Promise<TestTls> {
   await openssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
   writeFileSync(f('ext'), 'subjectAltName=IP:127.0.0.1\n');
   await openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '1', '-extfile', f('ext'));
-  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
+  await openssl('req', ...ec, '-keyout', f('client.key'), '-out', f('client.csr'), '-subj', '/CN=switchboard node');
+  await openssl('x509', '-req', '-in', f('client.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('client.crt'), '-days', '1');
+  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
 }
 
 export class TestRedis {
@@ -84,7 +93,7 @@ export class TestRedis {
     readonly port: number,
     /** With `unixSocket`: the socket the server also listens on, in a directory of its own that outlives restarts. */
     readonly socketPath?: string,
-    /** With `tls`: the port the server also listens on with TLS (clients are not asked for a certificate). */
+    /** With `tls`: the port the server also listens on with TLS (clients asked for a certificate with `tls.authClients`). */
     readonly tlsPort?: number,
     private readonly tls?: TestTls,
   ) {}
@@ -124,7 +133,7 @@ export class TestRedis {
     }
     if (this.socketPath !== undefined) mkdirSync(dirname(this.socketPath), { recursive: true });
     const socket = this.socketPath === undefined ? [] : ['--unixsocket', this.socketPath, '--unixsocketperm', '700'];
-    const tls = this.tls === undefined ? [] : ['--tls-port', String(this.tlsPort), '--tls-cert-file', this.tls.cert, '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.ca, '--tls-auth-clients', 'no'];
+    const tls = this.tls === undefined ? [] : ['--tls-port', String(this.tlsPort), '--tls-cert-file', this.tls.cert, '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no'];
     const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', ...socket, ...tls, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {

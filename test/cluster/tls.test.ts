@@ -68,3 +68,50 @@ describe.skipIf(!run)('cluster: one Redis over TLS (rediss://)', () => {
     expect(out).toMatch(/"err":"[^"]*certificate[^"]*","msg":"redis connection error"/);
   }, 30_000);
 });
+
+describe.skipIf(!run)('cluster: one Redis over TLS that asks for client certificates (rediss://…?tlsCa=&tlsCert=&tlsKey=)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-mtls-'));
+  let tls: TestTls;
+  let redis: TestRedis;
+  let broker: ChildBroker | undefined;
+
+  beforeAll(async () => {
+    tls = await testTls(dir);
+    redis = await TestRedis.start({ tls: { ...tls, authClients: true } });
+  }, 30_000);
+  afterAll(async () => {
+    broker?.child.kill('SIGKILL');
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const withFiles = (files: Record<string, string>) => `${redis.tlsUrl}?${Object.entries(files).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&')}`;
+
+  it("a broker with the URL's CA and client certificate is let in: every connection on the TLS port, publishes numbered", async () => {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    broker = await spawnBroker(['--redis', withFiles({ tlsCa: tls.ca, tlsCert: tls.clientCert, tlsKey: tls.clientKey })], 'switchboard listening', env);
+    const publish = () => fetch(`http://127.0.0.1:${broker!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'mtls/t', data: 'both ways' }) });
+    let res = await publish();
+    for (let i = 0; res.status === 503 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      res = await publish();
+    }
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ seq: 1 });
+    const nodeClients = async () => (await redisCli(redis.port, 'CLIENT', 'LIST')).split('\n').filter((l) => / name=sb-/.test(l));
+    await until(async () => (await nodeClients()).some((l) => / name=sb-\S*-hb /.test(l)), 'the heartbeat thread connected');
+    const clients = await nodeClients();
+    expect(clients).toHaveLength(4);
+    for (const line of clients) expect(line).toContain(` laddr=127.0.0.1:${redis.tlsPort} `);
+  });
+
+  it('without a client certificate the broker is refused: exit 1', async () => {
+    const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--redis', withFiles({ tlsCa: tls.ca })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+    expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(1);
+    expect(out).toContain('cannot reach Redis at rediss://127.0.0.1:');
+  }, 30_000);
+});

@@ -6,7 +6,8 @@
 // `ready` is emitted after the channels are subscribed on the new node.
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { redisTarget, type SentinelTarget, type UnixSocketTarget } from '../../config.js';
+import { readFileSync } from 'node:fs';
+import { redisTarget, type SentinelTarget, type TlsFiles, type UnixSocketTarget } from '../../config.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 
 type Node = { host: string; port: number };
@@ -23,7 +24,7 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
   const target = redisTarget(url);
   const retryStrategy = (times: number) => Math.min(100 * times, 1000);
   if (!target.cluster) {
-    const server = 'socket' in target ? target.socket : 'sentinel' in target ? target.sentinel : target.url;
+    const server = 'socket' in target ? target.socket : 'sentinel' in target ? target.sentinel : { url: target.url, tls: target.tls };
     // (Through Sentinel, asking the Sentinels again is paced alike: ioredis's own pace starts at 10 ms.)
     const common = { lazyConnect: true, retryStrategy, sentinelRetryStrategy: retryStrategy, maxRetriesPerRequest: 1 };
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
@@ -52,10 +53,19 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
 }
 
 /**
- * One Redis server: by its URL (redis://, rediss://), on a Unix socket by its path and options (unix://), or the master
- * Sentinel names (redis+sentinel://).
+ * One Redis server: by its URL (redis://, rediss:// with the PEM files it names), on a Unix socket by its path and
+ * options (unix://), or the master Sentinel names (redis+sentinel://).
  */
-export type RedisServer = string | UnixSocketTarget | SentinelTarget;
+export type RedisServer = { url: string; tls?: TlsFiles | undefined } | UnixSocketTarget | SentinelTarget;
+
+/** A rediss:// URL's PEM files, read: ioredis's `tls` options (Node's: `ca` replaces the CAs Node trusts). */
+export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?: string } {
+  const out: { ca?: string; cert?: string; key?: string } = {};
+  if (files.ca !== undefined) out.ca = readFileSync(files.ca, 'utf8');
+  if (files.cert !== undefined) out.cert = readFileSync(files.cert, 'utf8');
+  if (files.key !== undefined) out.key = readFileSync(files.key, 'utf8');
+  return out;
+}
 
 /**
  * An ioredis connection to `server` with `options`. Through Sentinel, a connection that closes asks the Sentinels for
@@ -65,7 +75,7 @@ export type RedisServer = string | UnixSocketTarget | SentinelTarget;
  * are lost when it resyncs from its successor.
  */
 export function connectTo(server: RedisServer, options: RedisOptions): Redis {
-  if (typeof server === 'string') return new Redis(server, options);
+  if ('url' in server) return new Redis(server.url, server.tls ? { ...options, tls: tlsOptions(server.tls) } : options);
   return 'sentinels' in server ? new Redis({ ...server, failoverDetector: true, ...options }) : new Redis({ ...server, ...options });
 }
 
@@ -73,7 +83,9 @@ export function connectTo(server: RedisServer, options: RedisOptions): Redis {
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
   if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password };
-  return 'socket' in target ? { socket: target.socket } : 'sentinel' in target ? { sentinel: target.sentinel } : { url };
+  if ('socket' in target) return { socket: target.socket };
+  if ('sentinel' in target) return { sentinel: target.sentinel };
+  return target.tls ? { url: target.url, tls: tlsOptions(target.tls) } : { url: target.url };
 }
 
 /**

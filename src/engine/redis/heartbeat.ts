@@ -10,7 +10,7 @@ import type { Logger } from '../../log.js';
 
 export interface HeartbeatOptions {
   /** How the thread reaches Redis: one URL, one Unix socket, through Sentinel, or the seed nodes of a Redis Cluster. */
-  connect: { url: string } | { socket: UnixSocketTarget } | { sentinel: SentinelTarget } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
+  connect: { url: string; tls?: { ca?: string; cert?: string; key?: string } } | { socket: UnixSocketTarget } | { sentinel: SentinelTarget } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
   key: string;
   ttlMs: number;
   tickMs: number;
@@ -27,7 +27,7 @@ const { Redis, Cluster } = require(w.ioredis);
 const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: w.tickMs, connectionName: w.name,
   retryStrategy: (n) => Math.min(100 * n, 1000), sentinelRetryStrategy: (n) => Math.min(100 * n, 1000) };
 const conn = w.connect.url !== undefined
-  ? new Redis(w.connect.url, common)
+  ? new Redis(w.connect.url, w.connect.tls ? { ...common, tls: w.connect.tls } : common)
   : w.connect.socket !== undefined
   ? new Redis({ ...w.connect.socket, ...common })
   : w.connect.sentinel !== undefined
