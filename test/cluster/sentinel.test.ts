@@ -48,11 +48,13 @@ describe.skipIf(!run)('cluster: Redis through Sentinel, across a failover', () =
     }
   };
   const EVERY_ROLE = ['', '', '-calls-sub', '-calls-sub', '-hb', '-hb', '-sub', '-sub'];
+  /** The main thread's connections of both nodes (every one but the heartbeat thread's). */
+  const MAIN_ROLES = EVERY_ROLE.filter((r) => r !== '-hb');
+  const same = (a: string[], b: string[]) => JSON.stringify(a) === JSON.stringify(b);
 
 
   it('the nodes reach the master Sentinel names, and follow it to the promoted replica', async () => {
-    await until(async () => (await roles(sentinel.master.port)).length === EVERY_ROLE.length, 'both nodes connected to the master');
-    expect(await roles(sentinel.master.port)).toEqual(EVERY_ROLE);
+    await until(async () => same(await roles(sentinel.master.port), EVERY_ROLE), 'every connection of both nodes on the master');
 
     const sub = await TestClient.connect(b.url);
     const pub = await TestClient.connect(a.url);
@@ -63,8 +65,7 @@ describe.skipIf(!run)('cluster: Redis through Sentinel, across a failover', () =
 
     await sentinel.failover();
     // Every connection of both nodes moves to the promoted replica: commands, subscribers, heartbeat threads.
-    await until(async () => (await roles(sentinel.replica.port)).length === EVERY_ROLE.length, 'both nodes connected to the promoted replica', 20_000);
-    expect(await roles(sentinel.replica.port)).toEqual(EVERY_ROLE);
+    await until(async () => same(await roles(sentinel.replica.port), EVERY_ROLE), 'every connection of both nodes on the promoted replica', 20_000);
     await until(async () => (await health(a)) === 'running' && (await health(b)) === 'running', 'both nodes running again', 20_000);
 
     // A publish refused as `unavailable` surely did not run: again, with the same id, until the node has its master.
@@ -87,13 +88,15 @@ describe.skipIf(!run)('cluster: Redis through Sentinel, across a failover', () =
     await until(async () => /master_link_status:up/.test(await redisCli(back.port, 'INFO', 'replication')), 'the old master back, as a replica', 20_000);
     // The master being replaced refuses to be made a replica (its default user may not REPLICAOF), so Sentinel never
     // closes the nodes' connections to it: they can only leave it because Sentinel announced its successor
-    // (+switch-master). Without that, they kept writing to it until Sentinel demoted it (8–9 s here).
+    // (+switch-master). Without that, they kept writing to it until Sentinel demoted it (8–9 s here). The heartbeat
+    // thread's connection is not moved (it stays until the old master closes it): the main loop's tick refreshes the
+    // node's key through the commands connection meanwhile.
     const old = sentinel.replica;
     await redisCli(old.port, 'ACL', 'SETUSER', 'default', '-replicaof', '-slaveof');
     await sentinel.failoverTo(back.port);
-    await until(async () => (await roles(back.port)).length === EVERY_ROLE.length, 'both nodes connected to the new master', 20_000);
-    expect(await roles(back.port)).toEqual(EVERY_ROLE);
-    expect(await roles(old.port)).toEqual([]);
+    const main = async (port: number) => (await roles(port)).filter((r) => r !== '-hb');
+    await until(async () => same(await main(back.port), MAIN_ROLES), 'the main connections of both nodes on the new master', 20_000);
+    expect(await main(old.port)).toEqual([]);
     expect(await redisCli(old.port, 'INFO', 'replication')).toMatch(/^role:master$/m);
     const sub = await TestClient.connect(b.url);
     const pub = await TestClient.connect(a.url);

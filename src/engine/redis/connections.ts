@@ -69,14 +69,52 @@ export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?:
 
 /**
  * An ioredis connection to `server` with `options`. Through Sentinel, a connection that closes asks the Sentinels for
- * the master again, and every connection leaves a master as soon as a Sentinel announces its successor
- * (`+switch-master`: ioredis's failoverDetector). Without that, a master failed over while alive (SENTINEL FAILOVER,
- * a partition) kept the nodes' writes until Sentinel demoted it, 8–9 s in the test, and a demoted master's writes
- * are lost when it resyncs from its successor.
+ * the master again, and a connection leaves a master as soon as a Sentinel announces its successor (watchFailovers).
  */
 export function connectTo(server: RedisServer, options: RedisOptions): Redis {
   if ('url' in server) return new Redis(server.url, server.tls ? { ...options, tls: tlsOptions(server.tls) } : options);
-  return 'sentinels' in server ? new Redis({ ...server, failoverDetector: true, ...options }) : new Redis({ ...server, ...options });
+  if (!('sentinels' in server)) return new Redis({ ...server, ...options });
+  const conn = new Redis({ ...server, ...options });
+  watchFailovers(conn, server);
+  return conn;
+}
+
+/**
+ * Reconnects `conn` when a Sentinel announces a new master for its name (`+switch-master`), if it is connected: a
+ * master failed over while alive (SENTINEL FAILOVER, a partition) would otherwise keep the node's writes until Sentinel
+ * demotes it and closes its clients (8–9 s in the test), and what it took meanwhile is lost when it resyncs from its
+ * successor. One connection per Sentinel, for as long as `conn` lives; each new master is acted on once, however many
+ * Sentinels announce it.
+ * Not ioredis's own `failoverDetector`: a connection that was already reconnecting (its master died) when the
+ * announcement came was ended by it for good (ioredis 6.0: the detector's disconnect aborts the connector's retry loop
+ * with "Connection is closed.", and the connection never reconnects); this one leaves reconnecting connections alone,
+ * since they ask the Sentinels anyway.
+ */
+function watchFailovers(conn: Redis, target: SentinelTarget): void {
+  let acted = '';
+  let ended = false;
+  let watchers: Redis[] = [];
+  // From its first connection on (a connection never used, never watched), until it ends.
+  conn.once('ready', () => {
+    if (!ended) watchers = target.sentinels.map(watch);
+  });
+  conn.once('end', () => {
+    ended = true;
+    for (const w of watchers) w.disconnect();
+  });
+  function watch({ host, port }: { host: string; port: number }): Redis {
+    const watcher = new Redis({ host, port, username: target.sentinelUsername, password: target.sentinelPassword, lazyConnect: true, retryStrategy: (n: number) => Math.min(100 * n, 1000) });
+    watcher.on('error', () => {}); // a Sentinel that is down: the others, or the connection's own retries, do
+    watcher.on('message', (_channel: string, message: string) => {
+      const [name, , , host, port] = message.split(' ');
+      const next = `${host}:${port}`;
+      if (name !== target.name || next === acted) return;
+      acted = next;
+      if (conn.status === 'ready') conn.disconnect(true);
+    });
+    watcher.subscribe('+switch-master').catch(() => {});
+    return watcher;
+  }
 }
 
 /** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, socket or Sentinels, or the cluster's seeds and credentials. */

@@ -31,7 +31,7 @@ const conn = w.connect.url !== undefined
   : w.connect.socket !== undefined
   ? new Redis({ ...w.connect.socket, ...common })
   : w.connect.sentinel !== undefined
-  ? new Redis({ ...w.connect.sentinel, failoverDetector: true, ...common })
+  ? new Redis({ ...w.connect.sentinel, ...common })
   : new Cluster(w.connect.seeds, { enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
       redisOptions: { ...common, password: w.connect.password, username: w.connect.username } });
 conn.on('error', () => {});
