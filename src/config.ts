@@ -329,6 +329,9 @@ function credentials(userinfo: string | undefined, bad: (why: string) => ConfigE
   }
 }
 
+/** ioredis options the engine sets on its connections (connections.ts), which a `--redis` URL's query may not. */
+const ENGINE_OWNED = new Set(['lazyConnect', 'enableOfflineQueue', 'maxRetriesPerRequest', 'autoResendUnfulfilledCommands', 'autoResubscribe', 'commandTimeout', 'connectionName', 'retryStrategy']);
+
 /** A `--redis` URL as it may be shown (messages, logs): its passwords replaced by `***`. */
 export function redactRedisUrl(url: string): string {
   return url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@').replace(/([?&]sentinelPassword=)[^&#]*/gi, '$1***');
@@ -399,6 +402,8 @@ export function redisTarget(url: string): RedisTarget {
     const eq = pair.indexOf('=');
     const key = eq < 0 ? pair : pair.slice(0, eq);
     const field = key === 'tlsCa' ? 'ca' : key === 'tlsCert' ? 'cert' : key === 'tlsKey' ? 'key' : undefined;
+    // ioredis lets a URL's query override the options it is given: not those the engine's guarantees rest on.
+    if (ENGINE_OWNED.has(key)) throw bad(`${key} is set by the broker (its connections' safety rests on it), not by the URL`);
     if (field === undefined) {
       kept.push(pair);
       continue;

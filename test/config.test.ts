@@ -80,6 +80,10 @@ describe('parseConfig', () => {
     expect(refused('redis://r1:6379?tlsCa=/ca.pem')).toThrow(/tlsCa, tlsCert and tlsKey are for a Redis over TLS \(rediss:\/\/\)/);
     expect(refused('rediss://r1:6380?tlsCert=/c.pem')).toThrow(/a client certificate needs both tlsCert and tlsKey/);
     expect(refused('rediss://r1:6380?tlsCa=/a.pem&tlsCa=/b.pem')).toThrow(/tlsCa is the path of a PEM file, given once/);
+    // Not what the engine's connections rest on (ioredis would let the URL override it): the offline queue, say.
+    expect(refused('redis://r1:6379?enableOfflineQueue=true')).toThrow(/enableOfflineQueue is set by the broker/);
+    expect(refused('redis://r1:6379/0?family=6&commandTimeout=99999')).toThrow(/commandTimeout is set by the broker/);
+    expect(redisTarget('redis://r1:6379/0?family=6')).toEqual({ cluster: false, url: 'redis://r1:6379/0?family=6' });
     expect(refused('rediss://r1:6380?tlsCa=/nonexistent/ca.pem')).toThrow(/--redis: the tlsCa file \/nonexistent\/ca.pem cannot be read \(ENOENT\)/);
     expect(refused('rediss+sentinel://s1:26379/m')).toThrow(/not supported/);
     expect(refused('redis+sentinel://app:secret@s1/m')).not.toThrow(/secret/);
