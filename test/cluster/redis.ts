@@ -446,6 +446,25 @@ export async function startNode(redis: TestRedis | TestRedisCluster, overrides: 
   return Object.assign(broker, { url: `ws://127.0.0.1:${broker.port}/ws`, httpUrl: `http://127.0.0.1:${broker.port}` });
 }
 
+/**
+ * POST /api/publish of `message` to the broker listening on 127.0.0.1:`port`, again while it answers 503 (a node that
+ * does not have its Redis yet refuses what it surely did not do); its last answer.
+ */
+export async function publishWhenUp(port: number, message: { topic: string; data: unknown }): Promise<Response> {
+  const publish = () => fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', body: JSON.stringify(message) });
+  let res = await publish();
+  for (let i = 0; res.status === 503 && i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    res = await publish();
+  }
+  return res;
+}
+
+/** The CLIENT LIST lines of a Redis (asked on `port`) that are broker nodes' connections (named sb-<node>…). */
+export async function nodeClientLines(port: number): Promise<string[]> {
+  return (await redisCli(port, 'CLIENT', 'LIST')).split('\n').filter((l) => / name=sb-/.test(l));
+}
+
 /** A metric's value on a node's `/metrics` (a sample without labels). */
 export async function metric(node: { httpUrl: string }, name: string): Promise<number> {
   const text = await (await fetch(`${node.httpUrl}/metrics`)).text();

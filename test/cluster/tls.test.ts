@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisCli, requireRedis, TestRedis, testTls, until, type TestTls } from './redis.js';
+import { nodeClientLines, publishWhenUp, requireRedis, TestRedis, testTls, until, type TestTls } from './redis.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { cliArgs } from '../helpers/cli.js';
 
@@ -17,6 +17,20 @@ if (!haveOpenssl) {
   console.warn(reason);
 }
 const run = requireRedis('cluster: Redis over TLS') && haveOpenssl;
+
+/**
+ * A publish through the broker on `port` is numbered (seq 1 of `topic`), and every connection of its node (commands,
+ * subscribers, the heartbeat thread's, at its first tick) came to Redis's TLS port; the test looks on over the plain one.
+ */
+async function expectPublishedOverTls(redis: TestRedis, port: number, topic: string): Promise<void> {
+  const res = await publishWhenUp(port, { topic, data: 'sealed' });
+  expect(res.status).toBe(200);
+  expect(await res.json()).toMatchObject({ seq: 1 });
+  await until(async () => (await nodeClientLines(redis.port)).some((l) => / name=sb-\S*-hb /.test(l)), 'the heartbeat thread connected');
+  const clients = await nodeClientLines(redis.port);
+  expect(clients).toHaveLength(4);
+  for (const line of clients) expect(line).toContain(` laddr=127.0.0.1:${redis.tlsPort} `);
+}
 
 describe.skipIf(!run)('cluster: one Redis over TLS (rediss://)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-tls-'));
@@ -36,22 +50,7 @@ describe.skipIf(!run)('cluster: one Redis over TLS (rediss://)', () => {
 
   it('a broker that trusts the CA (NODE_EXTRA_CA_CERTS) reaches Redis over TLS only, and its publishes are numbered there', async () => {
     broker = await spawnBroker(['--redis', redis.tlsUrl], 'switchboard listening', { ...process.env, NODE_EXTRA_CA_CERTS: tls.ca });
-    const publish = () => fetch(`http://127.0.0.1:${broker!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'tls/t', data: 'sealed' }) });
-    let res = await publish();
-    // Until the node has its Redis (a refused publish surely did not run).
-    for (let i = 0; res.status === 503 && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      res = await publish();
-    }
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ seq: 1 });
-    // Every connection of the node (commands, subscribers, the heartbeat thread's, at its first tick) came to the TLS
-    // port; the test looks on over the plain one.
-    const nodeClients = async () => (await redisCli(redis.port, 'CLIENT', 'LIST')).split('\n').filter((l) => / name=sb-/.test(l));
-    await until(async () => (await nodeClients()).some((l) => / name=sb-\S*-hb /.test(l)), 'the heartbeat thread connected');
-    const clients = await nodeClients();
-    expect(clients).toHaveLength(4);
-    for (const line of clients) expect(line).toContain(` laddr=127.0.0.1:${redis.tlsPort} `);
+    await expectPublishedOverTls(redis, broker.port, 'tls/t');
   });
 
   it('a broker that does not trust the certificate does not start: exit 1, the certificate named as the reason', async () => {
@@ -91,19 +90,7 @@ describe.skipIf(!run)('cluster: one Redis over TLS that asks for client certific
     const env = { ...process.env };
     delete env.NODE_EXTRA_CA_CERTS;
     broker = await spawnBroker(['--redis', withFiles({ tlsCa: tls.ca, tlsCert: tls.clientCert, tlsKey: tls.clientKey })], 'switchboard listening', env);
-    const publish = () => fetch(`http://127.0.0.1:${broker!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'mtls/t', data: 'both ways' }) });
-    let res = await publish();
-    for (let i = 0; res.status === 503 && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      res = await publish();
-    }
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ seq: 1 });
-    const nodeClients = async () => (await redisCli(redis.port, 'CLIENT', 'LIST')).split('\n').filter((l) => / name=sb-/.test(l));
-    await until(async () => (await nodeClients()).some((l) => / name=sb-\S*-hb /.test(l)), 'the heartbeat thread connected');
-    const clients = await nodeClients();
-    expect(clients).toHaveLength(4);
-    for (const line of clients) expect(line).toContain(` laddr=127.0.0.1:${redis.tlsPort} `);
+    await expectPublishedOverTls(redis, broker.port, 'mtls/t');
   });
 
   it('without a client certificate the broker is refused: exit 1', async () => {

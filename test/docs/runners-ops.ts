@@ -8,7 +8,7 @@ import { connect, createServer } from 'node:net';
 import { SignJWT } from 'jose';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
-import { redisCli, requireRedis, TestRedis, TestSentinel } from '../cluster/redis.js';
+import { publishWhenUp, redisCli, requireRedis, TestRedis, TestSentinel } from '../cluster/redis.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
 import { broker, cleanup, linesOf, transcript, type Runner } from './context.js';
 import { runCommandBlock } from './commands.js';
@@ -281,12 +281,7 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
       await runCommandBlock(block!, {
         redisUrl: redis.socketUrl,
         atEnd: async ([a]: Addresses[]) => {
-          let res = await fetch(`http://127.0.0.1:${a!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'news', data: 'through the socket' }) });
-          // Until the node has its Redis (a refused publish surely did not run).
-          for (let i = 0; res.status === 503 && i < 100; i++) {
-            await new Promise((r) => setTimeout(r, 50));
-            res = await fetch(`http://127.0.0.1:${a!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'news', data: 'through the socket' }) });
-          }
+          const res = await publishWhenUp(a!.port, { topic: 'news', data: 'through the socket' });
           expect(res.status).toBe(200);
           expect(await res.json()).toMatchObject({ seq: 1 });
           const clients = await redisCli(redis.port, 'CLIENT', 'LIST');
@@ -307,13 +302,7 @@ export const OPERATIONS_RUNNERS: Record<string, Runner> = {
       await runCommandBlock(block!, {
         redisUrl: sentinel.url,
         atEnd: async ([a]: Addresses[]) => {
-          const publish = () => fetch(`http://127.0.0.1:${a!.port}/api/publish`, { method: 'POST', body: JSON.stringify({ topic: 'news', data: 'through Sentinel' }) });
-          let res = await publish();
-          // Until the node has its Redis (a refused publish surely did not run).
-          for (let i = 0; res.status === 503 && i < 100; i++) {
-            await new Promise((r) => setTimeout(r, 50));
-            res = await publish();
-          }
+          const res = await publishWhenUp(a!.port, { topic: 'news', data: 'through Sentinel' });
           expect(res.status).toBe(200);
           expect(await res.json()).toMatchObject({ seq: 1 });
           // On the master Sentinel names.
