@@ -13,10 +13,10 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 export const LONG_FILES: Record<string, number> = {
   'test/package/install.test.ts': 28.5,
   'test/check.test.ts': 22.4,
-  'test/cluster/sentinel.test.ts': 20.0, // (added 2026-12-06: two Sentinels, three failovers)
   'test/cluster/redis-cluster-sharded.test.ts': 18.0,
   'test/docs/operations.test.ts': 17.1,
   'test/mqtt/paho.test.ts': 15.7,
+  'test/cluster/sentinel.test.ts': 15.0, // (added 2026-12-06: a Sentinel, two failovers)
   'test/e2e/chat.browser.test.ts': 15.0,
   'test/client/chat-page.browser.test.ts': 13.3,
   'test/cluster/partition.test.ts': 12.9,
