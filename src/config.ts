@@ -1,13 +1,16 @@
 // Config: command-line flags and SWITCHBOARD_* environment variables → one validated Config.
 // One table describes every setting: its flag, env var, type, bounds, default and help line.
-import { accessSync, constants } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { ConfigError } from './config-error.js';
 import { topicError } from './protocol/topic.js';
+import { checkTlsFiles, redisTarget } from './redis-url.js';
 
 /** The broker's version: `switchboard --version` and hello's `server.version`. */
 export const VERSION = '0.1.0';
 
-export class ConfigError extends Error {}
+export { ConfigError };
+// The --redis URL's forms (redis-url.ts), as they were read from here before.
+export { redactRedisUrl, redisTarget, type RedisTarget, type SentinelTarget, type TlsFiles, type UnixSocketTarget } from './redis-url.js';
 
 type Kind =
   | { type: 'int'; min: number; max: number }
@@ -271,157 +274,6 @@ export function helpText(): string {
   return ['Usage: switchboard serve [options]', '', 'Runs the broker. Flags override SWITCHBOARD_* environment variables.', '', ...rows, '  --help\n      show this help'].join('\n');
 }
 
-/**
- * Where the cluster engine's Redis is: one server (its URL, as ioredis takes it), one server on this host's Unix socket
- * (its path and options, as ioredis takes them), the master Sentinel names (the Sentinels and the master's name), or a
- * Redis Cluster's seed nodes.
- */
-export type RedisTarget =
-  | { cluster: false; url: string; tls?: TlsFiles }
-  | { cluster: false; socket: UnixSocketTarget }
-  | { cluster: false; sentinel: SentinelTarget }
-  | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string };
-
-/**
- * A Redis whose master Sentinel names: `redis+sentinel://[user:pass@]host:port,host:port/<master name>`, then at most
- * `?db=N&sentinelUsername=U&sentinelPassword=P`. The userinfo is the Redis servers' credentials; the Sentinels' own
- * are the query's (none: they are asked without any).
- */
-export interface SentinelTarget {
-  sentinels: { host: string; port: number }[];
-  name: string;
-  db?: number;
-  username?: string;
-  password?: string;
-  sentinelUsername?: string;
-  sentinelPassword?: string;
-}
-
-/**
- * The PEM files of a `rediss://` URL's `tlsCa`, `tlsCert` and `tlsKey` (paths): the CAs trusted to have signed the
- * server's certificate (instead of Node's), and the client certificate and key for a Redis that asks for one.
- */
-export interface TlsFiles {
-  ca?: string;
-  cert?: string;
-  key?: string;
-}
-
-/** A Redis on a Unix domain socket: `unix://[user:pass@]/absolute/path[?db=N]`. */
-export interface UnixSocketTarget {
-  path: string;
-  db?: number;
-  username?: string;
-  password?: string;
-}
-
-/** `user:pass` of a URL, percent-decoded; throws `bad` on a malformed escape. */
-function credentials(userinfo: string | undefined, bad: (why: string) => ConfigError): { username?: string; password?: string } {
-  if (userinfo === undefined) return {};
-  const colon = userinfo.indexOf(':');
-  try {
-    return {
-      username: decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon)) || undefined,
-      password: colon < 0 ? undefined : decodeURIComponent(userinfo.slice(colon + 1)) || undefined,
-    };
-  } catch {
-    throw bad('malformed percent-escape in the credentials');
-  }
-}
-
-/** ioredis options the engine sets on its connections (connections.ts), which a `--redis` URL's query may not. */
-const ENGINE_OWNED = new Set(['lazyConnect', 'enableOfflineQueue', 'maxRetriesPerRequest', 'autoResendUnfulfilledCommands', 'autoResubscribe', 'commandTimeout', 'connectionName', 'retryStrategy']);
-
-/** A `--redis` URL as it may be shown (messages, logs): its passwords replaced by `***`. */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@').replace(/([?&]sentinelPassword=)[^&#]*/gi, '$1***');
-}
-
-/**
- * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), `unix:///path/to/redis.sock[?db=N]` (one
- * server on this host's Unix socket), `redis+sentinel://host:port,…/<master name>[?db=N]` (the master Sentinel names),
- * or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its nodes, the rest is
- * discovered). Throws ConfigError with the accepted forms.
- */
-export function redisTarget(url: string): RedisTarget {
-  const shown = redactRedisUrl(url); // no password in the message
-  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://host:port,host:port/mymaster, redis+cluster://host:port,host:port,…)`);
-  /** host:port,host:port (each a name, an IPv4 or a bracketed IPv6 address). */
-  const hostPorts = (list: string, what: string) =>
-    list.split(',').map((entry) => {
-      const node = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(entry.trim());
-      if (!node || Number(node[3]) < 1 || Number(node[3]) > 65535) throw bad(`a ${what} is host:port, not '${entry}'`);
-      return { host: node[1] ?? node[2]!, port: Number(node[3]) };
-    });
-  if (/^rediss\+(cluster|sentinel):/i.test(url)) throw bad('TLS to a Redis Cluster or through Sentinel (rediss+cluster://, rediss+sentinel://) is not supported: use a private network');
-  const m = /^redis\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]*)\/?$/i.exec(url);
-  if (m) {
-    const { username, password } = credentials(m[1], bad);
-    return { cluster: true, nodes: hostPorts(m[2]!, 'Redis Cluster node'), username, password };
-  }
-  if (/^redis\+cluster:/i.test(url)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database, no options)');
-  if (/^redis\+sentinel:/i.test(url)) {
-    const form = 'a Sentinel URL is redis+sentinel://host:port,host:port/<master name>, then at most ?db=N&sentinelUsername=U&sentinelPassword=P';
-    const t = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([A-Za-z0-9._-]{1,128})(?:\?([^#\s]*))?$/i.exec(url);
-    if (!t) throw bad(form);
-    const { username, password } = credentials(t[1], bad);
-    const sentinel: SentinelTarget = { sentinels: hostPorts(t[2]!, 'Sentinel'), name: t[3]!, ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
-    for (const pair of t[4] ? t[4].split('&') : []) {
-      const eq = pair.indexOf('=');
-      const key = eq < 0 ? pair : pair.slice(0, eq);
-      let value: string;
-      try {
-        value = decodeURIComponent(pair.slice(eq + 1));
-      } catch {
-        throw bad('malformed percent-escape in the query');
-      }
-      if (eq < 0 || value === '' || (key !== 'db' && key !== 'sentinelUsername' && key !== 'sentinelPassword') || key in sentinel) throw bad(form);
-      if (key === 'db') {
-        if (!/^\d{1,4}$/.test(value)) throw bad(form);
-        sentinel.db = Number(value);
-      } else sentinel[key] = value;
-    }
-    return { cluster: false, sentinel };
-  }
-  if (/^unix:/i.test(url)) {
-    const u = /^unix:\/\/(?:([^@/]*)@)?(\/[^?#\s]*[^/?#\s])(?:\?db=(\d{1,4}))?$/i.exec(url);
-    if (!u) throw bad('a Unix socket is unix:// and its absolute path, with ?db=N at most (unix:///run/redis/redis.sock?db=1)');
-    const { username, password } = credentials(u[1], bad);
-    const socket: UnixSocketTarget = { path: u[2]!, ...(u[3] === undefined ? {} : { db: Number(u[3]) }), ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
-    return { cluster: false, socket };
-  }
-  const single = /^rediss?:\/\/(?=\S)([^\s/?#]*)\S*$/.exec(url);
-  if (!single) throw bad('not a redis:// URL');
-  if (single[1]!.split('@').at(-1)!.includes(',')) throw bad('several nodes are a Redis Cluster: write redis+cluster://host:port,host:port');
-  // tlsCa, tlsCert, tlsKey: taken out of the query (the rest of it is ioredis's options, as before).
-  const q = url.indexOf('?');
-  if (q < 0) return { cluster: false, url };
-  let tls: TlsFiles | undefined;
-  const kept: string[] = [];
-  for (const pair of url.slice(q + 1).split('&')) {
-    const eq = pair.indexOf('=');
-    const key = eq < 0 ? pair : pair.slice(0, eq);
-    const field = key === 'tlsCa' ? 'ca' : key === 'tlsCert' ? 'cert' : key === 'tlsKey' ? 'key' : undefined;
-    // ioredis lets a URL's query override the options it is given: not those the engine's guarantees rest on.
-    if (ENGINE_OWNED.has(key)) throw bad(`${key} is set by the broker (its connections' safety rests on it), not by the URL`);
-    if (field === undefined) {
-      kept.push(pair);
-      continue;
-    }
-    let value: string;
-    try {
-      value = decodeURIComponent(pair.slice(eq + 1));
-    } catch {
-      throw bad('malformed percent-escape in the query');
-    }
-    if (eq < 0 || value === '' || tls?.[field] !== undefined) throw bad(`${key} is the path of a PEM file, given once`);
-    (tls ??= {})[field] = value;
-  }
-  if (tls === undefined) return { cluster: false, url };
-  if (!/^rediss:/i.test(url)) throw bad('tlsCa, tlsCert and tlsKey are for a Redis over TLS (rediss://)');
-  if ((tls.cert === undefined) !== (tls.key === undefined)) throw bad('a client certificate needs both tlsCert and tlsKey');
-  return { cluster: false, url: url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : ''), tls };
-}
 
 /** Checks that need more than one setting or another module's rules. */
 export function validateConfig(config: Config): void {
@@ -439,16 +291,7 @@ export function validateConfig(config: Config): void {
     if (typeof acl !== 'object' || acl === null || Array.isArray(acl)) throw new ConfigError('--mqtt-anonymous-acl must be a JSON object like a token\'s acl');
   }
   if (config.authSecret !== undefined && config.authJwks !== undefined) throw new ConfigError('--auth-secret and --auth-jwks are exclusive: pick one');
-  if (config.redisUrl !== undefined) {
-    const target = redisTarget(config.redisUrl);
-    for (const [key, path] of Object.entries(!target.cluster && 'url' in target ? (target.tls ?? {}) : {})) {
-      try {
-        accessSync(path, constants.R_OK);
-      } catch (err) {
-        throw new ConfigError(`--redis: the ${key === 'ca' ? 'tlsCa' : key === 'cert' ? 'tlsCert' : 'tlsKey'} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
-      }
-    }
-  }
+  if (config.redisUrl !== undefined) checkTlsFiles(redisTarget(config.redisUrl));
   if (config.nodeTickMs * 2 > config.nodeTtlMs) {
     throw new ConfigError(`--node-tick-ms ${config.nodeTickMs} must be at most half of --node-ttl-ms ${config.nodeTtlMs}: a node refreshes its heartbeat at least twice per TTL, or a late tick gets it reaped while alive`);
   }

@@ -13,6 +13,8 @@ const LAYERS: [prefix: string, rank: number][] = [
   ['protocol/', 0],
   ['auth/', 1],
   ['config.ts', 1],
+  ['config-error.ts', 1],
+  ['redis-url.ts', 1],
   ['log.ts', 1],
   ['engine/', 2],
   ['hooks/', 2],

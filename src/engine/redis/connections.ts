@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { readFileSync } from 'node:fs';
-import { redisTarget, type SentinelTarget, type TlsFiles, type UnixSocketTarget } from '../../config.js';
+import { redisTarget, type SentinelTarget, type TlsFiles, type UnixSocketTarget } from '../../redis-url.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 
 type Node = { host: string; port: number };

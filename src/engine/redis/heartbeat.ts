@@ -5,7 +5,7 @@
 // a node whose main loop is stuck for longer than `hangMs` stops refreshing and is reaped like a dead one. kill -9 ends both.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { SentinelTarget, UnixSocketTarget } from '../../config.js';
+import type { SentinelTarget, UnixSocketTarget } from '../../redis-url.js';
 import type { Logger } from '../../log.js';
 
 export interface HeartbeatOptions {

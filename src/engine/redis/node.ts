@@ -7,7 +7,7 @@ import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HeartbeatThread } from './heartbeat.js';
 import { heartbeatConnect, redisConnections, type ClusterSubscriber, type PlainSubscriber } from './connections.js';
-import { redactRedisUrl } from '../../config.js';
+import { redactRedisUrl } from '../../redis-url.js';
 import { CHANNELS, KEYS, PARTITIONS } from './keys.js';
 import * as LUA from './scripts.js';
 import { IdBlocks } from './id-blocks.js';
