@@ -62,6 +62,9 @@ function credentials(userinfo: string | undefined, bad: (why: string) => ConfigE
   }
 }
 
+/** A rediss:// URL's query keys for its PEM files, and the TlsFiles field each names. */
+const TLS_PARAMS = { tlsCa: 'ca', tlsCert: 'cert', tlsKey: 'key' } as const;
+
 /** ioredis options the engine sets on its connections (connections.ts), which a `--redis` URL's query may not. */
 const ENGINE_OWNED = new Set(['lazyConnect', 'enableOfflineQueue', 'maxRetriesPerRequest', 'autoResendUnfulfilledCommands', 'autoResubscribe', 'commandTimeout', 'connectionName', 'retryStrategy']);
 
@@ -79,6 +82,18 @@ export function redactRedisUrl(url: string): string {
 export function redisTarget(url: string): RedisTarget {
   const shown = redactRedisUrl(url); // no password in the message
   const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://host:port,host:port/mymaster, redis+cluster://host:port,host:port,…)`);
+  /** A query's `key=value`: its key, whether it has a value, and the value percent-decoded (what follows the `=`, or the whole pair). */
+  const param = (pair: string) => {
+    const eq = pair.indexOf('=');
+    const value = () => {
+      try {
+        return decodeURIComponent(pair.slice(eq + 1));
+      } catch {
+        throw bad('malformed percent-escape in the query');
+      }
+    };
+    return { key: eq < 0 ? pair : pair.slice(0, eq), hasValue: eq >= 0, value };
+  };
   /** host:port,host:port (each a name, an IPv4 or a bracketed IPv6 address). */
   const hostPorts = (list: string, what: string) =>
     list.split(',').map((entry) => {
@@ -100,15 +115,9 @@ export function redisTarget(url: string): RedisTarget {
     const { username, password } = credentials(t[1], bad);
     const sentinel: SentinelTarget = { sentinels: hostPorts(t[2]!, 'Sentinel'), name: t[3]!, ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
     for (const pair of t[4] ? t[4].split('&') : []) {
-      const eq = pair.indexOf('=');
-      const key = eq < 0 ? pair : pair.slice(0, eq);
-      let value: string;
-      try {
-        value = decodeURIComponent(pair.slice(eq + 1));
-      } catch {
-        throw bad('malformed percent-escape in the query');
-      }
-      if (eq < 0 || value === '' || (key !== 'db' && key !== 'sentinelUsername' && key !== 'sentinelPassword') || key in sentinel) throw bad(form);
+      const { key, hasValue, value: decoded } = param(pair);
+      const value = decoded();
+      if (!hasValue || value === '' || (key !== 'db' && key !== 'sentinelUsername' && key !== 'sentinelPassword') || key in sentinel) throw bad(form);
       if (key === 'db') {
         if (!/^\d{1,4}$/.test(value)) throw bad(form);
         sentinel.db = Number(value);
@@ -132,22 +141,16 @@ export function redisTarget(url: string): RedisTarget {
   let tls: TlsFiles | undefined;
   const kept: string[] = [];
   for (const pair of url.slice(q + 1).split('&')) {
-    const eq = pair.indexOf('=');
-    const key = eq < 0 ? pair : pair.slice(0, eq);
-    const field = key === 'tlsCa' ? 'ca' : key === 'tlsCert' ? 'cert' : key === 'tlsKey' ? 'key' : undefined;
+    const { key, hasValue, value: decoded } = param(pair);
+    const field = Object.hasOwn(TLS_PARAMS, key) ? TLS_PARAMS[key as keyof typeof TLS_PARAMS] : undefined;
     // ioredis lets a URL's query override the options it is given: not those the engine's guarantees rest on.
     if (ENGINE_OWNED.has(key)) throw bad(`${key} is set by the broker (its connections' safety rests on it), not by the URL`);
     if (field === undefined) {
       kept.push(pair);
       continue;
     }
-    let value: string;
-    try {
-      value = decodeURIComponent(pair.slice(eq + 1));
-    } catch {
-      throw bad('malformed percent-escape in the query');
-    }
-    if (eq < 0 || value === '' || tls?.[field] !== undefined) throw bad(`${key} is the path of a PEM file, given once`);
+    const value = decoded();
+    if (!hasValue || value === '' || tls?.[field] !== undefined) throw bad(`${key} is the path of a PEM file, given once`);
     (tls ??= {})[field] = value;
   }
   if (tls === undefined) return { cluster: false, url };
@@ -163,7 +166,8 @@ export function checkTlsFiles(target: RedisTarget): void {
     try {
       accessSync(path, constants.R_OK);
     } catch (err) {
-      throw new ConfigError(`--redis: the ${field === 'ca' ? 'tlsCa' : field === 'cert' ? 'tlsCert' : 'tlsKey'} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      const name = Object.keys(TLS_PARAMS).find((k) => TLS_PARAMS[k as keyof typeof TLS_PARAMS] === field);
+      throw new ConfigError(`--redis: the ${name} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
     }
   }
 }

@@ -7,10 +7,13 @@
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { readFileSync } from 'node:fs';
-import { redisTarget, type SentinelTarget, type TlsFiles, type UnixSocketTarget } from '../../redis-url.js';
+import { redisTarget, type RedisTarget, type SentinelTarget, type TlsFiles, type UnixSocketTarget } from '../../redis-url.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 
 type Node = { host: string; port: number };
+
+/** How soon a lost connection (or a look through the Sentinels) is tried again: 100 ms more each time, up to 1 s. */
+const retryStrategy = (times: number) => Math.min(100 * times, 1000);
 
 export interface RedisConnections {
   cmd: Redis | Cluster;
@@ -22,9 +25,8 @@ export interface RedisConnections {
 /** The engine's connections for `url` (redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://); nothing connects before connect(). */
 export function redisConnections(url: string, name: string, commandTimeoutMs = 3000): RedisConnections {
   const target = redisTarget(url);
-  const retryStrategy = (times: number) => Math.min(100 * times, 1000);
   if (!target.cluster) {
-    const server = 'socket' in target ? target.socket : 'sentinel' in target ? target.sentinel : { url: target.url, tls: target.tls };
+    const server = serverOf(target);
     // (Through Sentinel, asking the Sentinels again is paced alike: ioredis's own pace starts at 10 ms.)
     const common = { lazyConnect: true, retryStrategy, sentinelRetryStrategy: retryStrategy, maxRetriesPerRequest: 1 };
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
@@ -58,6 +60,11 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
  */
 export type RedisServer = { url: string; tls?: TlsFiles | undefined } | UnixSocketTarget | SentinelTarget;
 
+/** The one server a target other than a Redis Cluster names. */
+function serverOf(target: Exclude<RedisTarget, { cluster: true }>): RedisServer {
+  return 'socket' in target ? target.socket : 'sentinel' in target ? target.sentinel : { url: target.url, tls: target.tls };
+}
+
 /** A rediss:// URL's PEM files, read: ioredis's `tls` options (Node's: `ca` replaces the CAs Node trusts). */
 export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?: string } {
   const out: { ca?: string; cert?: string; key?: string } = {};
@@ -73,9 +80,8 @@ export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?:
  */
 export function connectTo(server: RedisServer, options: RedisOptions): Redis {
   if ('url' in server) return new Redis(server.url, server.tls ? { ...options, tls: tlsOptions(server.tls) } : options);
-  if (!('sentinels' in server)) return new Redis({ ...server, ...options });
   const conn = new Redis({ ...server, ...options });
-  watchFailovers(conn, server);
+  if ('sentinels' in server) watchFailovers(conn, server);
   return conn;
 }
 
@@ -103,7 +109,7 @@ function watchFailovers(conn: Redis, target: SentinelTarget): void {
     for (const w of watchers) w.disconnect();
   });
   function watch({ host, port }: { host: string; port: number }): Redis {
-    const watcher = new Redis({ host, port, username: target.sentinelUsername, password: target.sentinelPassword, lazyConnect: true, retryStrategy: (n: number) => Math.min(100 * n, 1000) });
+    const watcher = new Redis({ host, port, username: target.sentinelUsername, password: target.sentinelPassword, lazyConnect: true, retryStrategy });
     watcher.on('error', () => {}); // a Sentinel that is down: the others, or the connection's own retries, do
     watcher.on('message', (_channel: string, message: string) => {
       const [name, , , host, port] = message.split(' ');
@@ -121,9 +127,10 @@ function watchFailovers(conn: Redis, target: SentinelTarget): void {
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
   if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password };
-  if ('socket' in target) return { socket: target.socket };
-  if ('sentinel' in target) return { sentinel: target.sentinel };
-  return target.tls ? { url: target.url, tls: tlsOptions(target.tls) } : { url: target.url };
+  const server = serverOf(target);
+  if (!('url' in server)) return { options: server };
+  // The thread gets the PEM files' contents, read here once.
+  return server.tls ? { url: server.url, tls: tlsOptions(server.tls) } : { url: server.url };
 }
 
 /**

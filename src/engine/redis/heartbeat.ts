@@ -9,8 +9,11 @@ import type { SentinelTarget, UnixSocketTarget } from '../../redis-url.js';
 import type { Logger } from '../../log.js';
 
 export interface HeartbeatOptions {
-  /** How the thread reaches Redis: one URL, one Unix socket, through Sentinel, or the seed nodes of a Redis Cluster. */
-  connect: { url: string; tls?: { ca?: string; cert?: string; key?: string } } | { socket: UnixSocketTarget } | { sentinel: SentinelTarget } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
+  /**
+   * How the thread reaches Redis: one URL (with the PEM files' contents for TLS), one Unix socket's or Sentinel's
+   * ioredis options, or the seed nodes of a Redis Cluster.
+   */
+  connect: { url: string; tls?: { ca?: string; cert?: string; key?: string } } | { options: UnixSocketTarget | SentinelTarget } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
   key: string;
   ttlMs: number;
   tickMs: number;
@@ -28,10 +31,8 @@ const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTime
   retryStrategy: (n) => Math.min(100 * n, 1000), sentinelRetryStrategy: (n) => Math.min(100 * n, 1000) };
 const conn = w.connect.url !== undefined
   ? new Redis(w.connect.url, w.connect.tls ? { ...common, tls: w.connect.tls } : common)
-  : w.connect.socket !== undefined
-  ? new Redis({ ...w.connect.socket, ...common })
-  : w.connect.sentinel !== undefined
-  ? new Redis({ ...w.connect.sentinel, ...common })
+  : w.connect.options !== undefined
+  ? new Redis({ ...w.connect.options, ...common })
   : new Cluster(w.connect.seeds, { enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
       redisOptions: { ...common, password: w.connect.password, username: w.connect.username } });
 conn.on('error', () => {});
