@@ -1,6 +1,7 @@
 // The forms of `--redis` (docs/cluster.md): one Redis by URL (redis://, rediss:// with the PEM files it names), on a
-// Unix socket (unix://), through Sentinel (redis+sentinel://), or a Redis Cluster (redis+cluster://); read into what
-// the cluster engine connects to (src/engine/redis/connections.ts), and shown without passwords.
+// Unix socket (unix://), through Sentinel (redis+sentinel://), or a Redis Cluster (redis+cluster://), the last two
+// over TLS too (rediss+sentinel://, rediss+cluster://); read into what the cluster engine connects to
+// (src/engine/redis/connections.ts), and shown without passwords.
 import { accessSync, constants } from 'node:fs';
 import { ConfigError } from './config-error.js';
 
@@ -13,12 +14,13 @@ export type RedisTarget =
   | { cluster: false; url: string; tls?: TlsFiles }
   | { cluster: false; socket: UnixSocketTarget }
   | { cluster: false; sentinel: SentinelTarget }
-  | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string };
+  | { cluster: true; nodes: { host: string; port: number }[]; username?: string; password?: string; tls?: TlsFiles };
 
 /**
  * A Redis whose master Sentinel names: `redis+sentinel://[user:pass@]host:port,host:port/<master name>`, then at most
  * `?db=N&sentinelUsername=U&sentinelPassword=P`. The userinfo is the Redis servers' credentials; the Sentinels' own
- * are the query's (none: they are asked without any).
+ * are the query's (none: they are asked without any). `rediss+sentinel://`: the Sentinels and the Redis servers are
+ * reached over TLS (`tls`, with the PEM files the query names, as rediss://'s).
  */
 export interface SentinelTarget {
   sentinels: { host: string; port: number }[];
@@ -28,11 +30,14 @@ export interface SentinelTarget {
   password?: string;
   sentinelUsername?: string;
   sentinelPassword?: string;
+  tls?: TlsFiles;
 }
 
 /**
  * The PEM files of a `rediss://` URL's `tlsCa`, `tlsCert` and `tlsKey` (paths): the CAs trusted to have signed the
- * server's certificate (instead of Node's), and the client certificate and key for a Redis that asks for one.
+ * server's certificate (instead of Node's), and the client certificate and key for a Redis that asks for one. On a
+ * Redis Cluster or through Sentinel, `tls` is there (maybe empty: Node's CAs, no client certificate) iff the scheme is
+ * rediss+…; on one server, only when a file is named (rediss:// itself is ioredis's).
  */
 export interface TlsFiles {
   ca?: string;
@@ -77,11 +82,12 @@ export function redactRedisUrl(url: string): string {
  * Reads `--redis`: `redis://host:port[/db]` or `rediss://…` (one server), `unix:///path/to/redis.sock[?db=N]` (one
  * server on this host's Unix socket), `redis+sentinel://host:port,…/<master name>[?db=N]` (the master Sentinel names),
  * or `redis+cluster://[user:pass@]host:port,host:port,…` (a Redis Cluster: a few of its nodes, the rest is
- * discovered). Throws ConfigError with the accepted forms.
+ * discovered); `rediss+sentinel://` and `rediss+cluster://` reach them over TLS (the query may name the PEM files,
+ * as rediss://'s). Throws ConfigError with the accepted forms.
  */
 export function redisTarget(url: string): RedisTarget {
   const shown = redactRedisUrl(url); // no password in the message
-  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://host:port,host:port/mymaster, redis+cluster://host:port,host:port,…)`);
+  const bad = (why: string) => new ConfigError(`--redis: ${why}, got '${shown}' (forms: redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://host:port,host:port/mymaster, redis+cluster://host:port,host:port,…, rediss+sentinel://…, rediss+cluster://…)`);
   /** A query's `key=value`: its key, whether it has a value, and the value percent-decoded (what follows the `=`, or the whole pair). */
   const param = (pair: string) => {
     const eq = pair.indexOf('=');
@@ -101,20 +107,44 @@ export function redisTarget(url: string): RedisTarget {
       if (!node || Number(node[3]) < 1 || Number(node[3]) > 65535) throw bad(`a ${what} is host:port, not '${entry}'`);
       return { host: node[1] ?? node[2]!, port: Number(node[3]) };
     });
-  if (/^rediss\+(cluster|sentinel):/i.test(url)) throw bad('TLS to a Redis Cluster or through Sentinel (rediss+cluster://, rediss+sentinel://) is not supported: use a private network');
-  const m = /^redis\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]*)\/?$/i.exec(url);
+  // The TLS files a query names (tlsCa, tlsCert, tlsKey), each once; allowed only under a rediss… scheme.
+  const overTls = /^rediss[:+]/i.test(url);
+  let tls: TlsFiles | undefined;
+  /** Reads `pair` into `tls` if it names a PEM file; false if its key is not one of TLS_PARAMS. */
+  const tlsPair = (pair: string): boolean => {
+    const { key, hasValue, value: decoded } = param(pair);
+    const field = Object.hasOwn(TLS_PARAMS, key) ? TLS_PARAMS[key as keyof typeof TLS_PARAMS] : undefined;
+    if (field === undefined) return false;
+    const value = decoded();
+    if (!hasValue || value === '' || tls?.[field] !== undefined) throw bad(`${key} is the path of a PEM file, given once`);
+    (tls ??= {})[field] = value;
+    return true;
+  };
+  /** The files read, checked whole: only over TLS, and a certificate with its key. */
+  const tlsFiles = (): TlsFiles | undefined => {
+    if (tls === undefined) return undefined;
+    if (!overTls) throw bad('tlsCa, tlsCert and tlsKey are for a Redis over TLS (rediss://, rediss+cluster://, rediss+sentinel://)');
+    if ((tls.cert === undefined) !== (tls.key === undefined)) throw bad('a client certificate needs both tlsCert and tlsKey');
+    return tls;
+  };
+  const m = /^rediss?\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]*)\/?(?:\?([^#\s]*))?$/i.exec(url);
   if (m) {
     const { username, password } = credentials(m[1], bad);
-    return { cluster: true, nodes: hostPorts(m[2]!, 'Redis Cluster node'), username, password };
+    for (const pair of m[3] ? m[3].split('&') : []) {
+      if (!tlsPair(pair)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database; over TLS, ?tlsCa=&tlsCert=&tlsKey= at most)');
+    }
+    const files = tlsFiles();
+    return { cluster: true, nodes: hostPorts(m[2]!, 'Redis Cluster node'), username, password, ...(overTls ? { tls: files ?? {} } : {}) };
   }
-  if (/^redis\+cluster:/i.test(url)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database, no options)');
-  if (/^redis\+sentinel:/i.test(url)) {
-    const form = 'a Sentinel URL is redis+sentinel://host:port,host:port/<master name>, then at most ?db=N&sentinelUsername=U&sentinelPassword=P';
-    const t = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([A-Za-z0-9._-]{1,128})(?:\?([^#\s]*))?$/i.exec(url);
+  if (/^rediss?\+cluster:/i.test(url)) throw bad('a Redis Cluster URL lists host:port nodes and nothing else (no database; over TLS, ?tlsCa=&tlsCert=&tlsKey= at most)');
+  if (/^rediss?\+sentinel:/i.test(url)) {
+    const form = 'a Sentinel URL is redis+sentinel://host:port,host:port/<master name>, then at most ?db=N&sentinelUsername=U&sentinelPassword=P (over TLS, rediss+sentinel://, and tlsCa, tlsCert, tlsKey)';
+    const t = /^rediss?\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([A-Za-z0-9._-]{1,128})(?:\?([^#\s]*))?$/i.exec(url);
     if (!t) throw bad(form);
     const { username, password } = credentials(t[1], bad);
     const sentinel: SentinelTarget = { sentinels: hostPorts(t[2]!, 'Sentinel'), name: t[3]!, ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
     for (const pair of t[4] ? t[4].split('&') : []) {
+      if (tlsPair(pair)) continue;
       const { key, hasValue, value: decoded } = param(pair);
       const value = decoded();
       if (!hasValue || value === '' || (key !== 'db' && key !== 'sentinelUsername' && key !== 'sentinelPassword') || key in sentinel) throw bad(form);
@@ -123,6 +153,8 @@ export function redisTarget(url: string): RedisTarget {
         sentinel.db = Number(value);
       } else sentinel[key] = value;
     }
+    const files = tlsFiles();
+    if (overTls) sentinel.tls = files ?? {};
     return { cluster: false, sentinel };
   }
   if (/^unix:/i.test(url)) {
@@ -138,31 +170,22 @@ export function redisTarget(url: string): RedisTarget {
   // tlsCa, tlsCert, tlsKey: taken out of the query (the rest of it is ioredis's options, as before).
   const q = url.indexOf('?');
   if (q < 0) return { cluster: false, url };
-  let tls: TlsFiles | undefined;
   const kept: string[] = [];
   for (const pair of url.slice(q + 1).split('&')) {
-    const { key, hasValue, value: decoded } = param(pair);
-    const field = Object.hasOwn(TLS_PARAMS, key) ? TLS_PARAMS[key as keyof typeof TLS_PARAMS] : undefined;
     // ioredis lets a URL's query override the options it is given: not those the engine's guarantees rest on.
+    const { key } = param(pair);
     if (ENGINE_OWNED.has(key)) throw bad(`${key} is set by the broker (its connections' safety rests on it), not by the URL`);
-    if (field === undefined) {
-      kept.push(pair);
-      continue;
-    }
-    const value = decoded();
-    if (!hasValue || value === '' || tls?.[field] !== undefined) throw bad(`${key} is the path of a PEM file, given once`);
-    (tls ??= {})[field] = value;
+    if (!tlsPair(pair)) kept.push(pair);
   }
-  if (tls === undefined) return { cluster: false, url };
-  if (!/^rediss:/i.test(url)) throw bad('tlsCa, tlsCert and tlsKey are for a Redis over TLS (rediss://)');
-  if ((tls.cert === undefined) !== (tls.key === undefined)) throw bad('a client certificate needs both tlsCert and tlsKey');
-  return { cluster: false, url: url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : ''), tls };
+  const files = tlsFiles();
+  if (files === undefined) return { cluster: false, url };
+  return { cluster: false, url: url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : ''), tls: files };
 }
 
 /** Throws ConfigError if a PEM file that `target` names cannot be read (at start, not at the first connection). */
 export function checkTlsFiles(target: RedisTarget): void {
-  if (target.cluster || !('url' in target) || !target.tls) return;
-  for (const [field, path] of Object.entries(target.tls)) {
+  const files = target.cluster || 'url' in target ? target.tls : 'sentinel' in target ? target.sentinel.tls : undefined;
+  for (const [field, path] of Object.entries(files ?? {})) {
     try {
       accessSync(path, constants.R_OK);
     } catch (err) {

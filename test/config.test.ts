@@ -22,7 +22,7 @@ describe('parseConfig', () => {
     expect(() => validateConfig({ ...defaults, room: 'a/#' })).toThrow(/--room must be a topic/);
   });
 
-  it('--redis takes one Redis (redis://, rediss://, unix://, redis+sentinel://) or a Redis Cluster (redis+cluster://host:port,…), from the flag or the env', () => {
+  it('--redis takes one Redis (redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://) or a Redis Cluster (redis+cluster://host:port,…, rediss+cluster://), from the flag or the env', () => {
     const valid = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
       const c = parseConfig(argv, env);
       validateConfig(c);
@@ -47,8 +47,22 @@ describe('parseConfig', () => {
     expect(refused('redis+cluster://10.0.0.5')).toThrow(/a Redis Cluster node is host:port, not '10.0.0.5'/);
     expect(refused('redis+cluster://10.0.0.5:70000')).toThrow(/not '10.0.0.5:70000'/);
     expect(refused('redis+cluster://')).toThrow(ConfigError);
-    expect(refused('redis+cluster://10.0.0.5:7000/1')).toThrow(/no database, no options/);
-    expect(refused('rediss+cluster://10.0.0.5:7000')).toThrow(/TLS to a Redis Cluster or through Sentinel \(rediss\+cluster:\/\/, rediss\+sentinel:\/\/\) is not supported/);
+    expect(refused('redis+cluster://10.0.0.5:7000/1')).toThrow(/nothing else \(no database; over TLS, \?tlsCa=&tlsCert=&tlsKey= at most\)/);
+    // Over TLS: rediss+cluster://, with the PEM files in the query (Node's CAs without tlsCa), and nothing else there.
+    expect(redisTarget('rediss+cluster://10.0.0.5:7000')).toEqual({ cluster: true, nodes: [{ host: '10.0.0.5', port: 7000 }], tls: {} });
+    expect(redisTarget('rediss+cluster://app:pw@10.0.0.5:7000,10.0.0.6:7000?tlsCa=/ca.pem&tlsCert=/c.pem&tlsKey=/k.pem')).toEqual({
+      cluster: true,
+      nodes: [{ host: '10.0.0.5', port: 7000 }, { host: '10.0.0.6', port: 7000 }],
+      username: 'app',
+      password: 'pw',
+      tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' },
+    });
+    for (const bad of ['rediss+cluster://10.0.0.5:7000?family=6', 'redis+cluster://10.0.0.5:7000?tlsCa=/ca.pem&x=1', 'rediss+cluster://10.0.0.5:7000/?__proto__=x']) {
+      expect(refused(bad), bad).toThrow(/a Redis Cluster URL lists host:port nodes and nothing else/);
+    }
+    expect(refused('redis+cluster://10.0.0.5:7000?tlsCa=/ca.pem')).toThrow(/tlsCa, tlsCert and tlsKey are for a Redis over TLS/);
+    expect(refused('rediss+cluster://10.0.0.5:7000?tlsKey=/k.pem')).toThrow(/a client certificate needs both tlsCert and tlsKey/);
+    expect(refused('rediss+cluster://10.0.0.5:7000?tlsCa=/nonexistent/ca.pem')).toThrow(/--redis: the tlsCa file \/nonexistent\/ca.pem cannot be read \(ENOENT\)/);
     // The message shows the URL without its password.
     expect(refused('redis+cluster://app:secret@10.0.0.5')).toThrow(/'redis\+cluster:\/\/app:\*\*\*@10.0.0.5'/);
     expect(refused('redis+cluster://app:secret@10.0.0.5')).not.toThrow(/secret/);
@@ -77,7 +91,7 @@ describe('parseConfig', () => {
     // rediss:// with PEM files of its own: taken out of the query, the rest of which stays ioredis's.
     expect(redisTarget('rediss://app:pw@r1:6380/2?tlsCa=%2Fetc%2Fca.pem&family=6&tlsCert=/c.pem&tlsKey=/k.pem')).toEqual({ cluster: false, url: 'rediss://app:pw@r1:6380/2?family=6', tls: { ca: '/etc/ca.pem', cert: '/c.pem', key: '/k.pem' } });
     expect(redisTarget('rediss://r1:6380?tlsCa=/ca.pem')).toEqual({ cluster: false, url: 'rediss://r1:6380', tls: { ca: '/ca.pem' } });
-    expect(refused('redis://r1:6379?tlsCa=/ca.pem')).toThrow(/tlsCa, tlsCert and tlsKey are for a Redis over TLS \(rediss:\/\/\)/);
+    expect(refused('redis://r1:6379?tlsCa=/ca.pem')).toThrow(/tlsCa, tlsCert and tlsKey are for a Redis over TLS \(rediss:\/\/, /);
     expect(refused('rediss://r1:6380?tlsCert=/c.pem')).toThrow(/a client certificate needs both tlsCert and tlsKey/);
     expect(refused('rediss://r1:6380?tlsCa=/a.pem&tlsCa=/b.pem')).toThrow(/tlsCa is the path of a PEM file, given once/);
     // Not what the engine's connections rest on (ioredis would let the URL override it): the offline queue, say.
@@ -85,7 +99,16 @@ describe('parseConfig', () => {
     expect(refused('redis://r1:6379/0?family=6&commandTimeout=99999')).toThrow(/commandTimeout is set by the broker/);
     expect(redisTarget('redis://r1:6379/0?family=6')).toEqual({ cluster: false, url: 'redis://r1:6379/0?family=6' });
     expect(refused('rediss://r1:6380?tlsCa=/nonexistent/ca.pem')).toThrow(/--redis: the tlsCa file \/nonexistent\/ca.pem cannot be read \(ENOENT\)/);
-    expect(refused('rediss+sentinel://s1:26379/m')).toThrow(/not supported/);
+    // Through Sentinel over TLS: the Sentinels and the servers, with the PEM files beside the Sentinel keys.
+    expect(redisTarget('rediss+sentinel://s1:26379/m')).toEqual({ cluster: false, sentinel: { sentinels: [{ host: 's1', port: 26379 }], name: 'm', tls: {} } });
+    expect(redisTarget('rediss+sentinel://s1:26379/m?tlsCa=/ca.pem&sentinelPassword=p&tlsCert=/c.pem&tlsKey=/k.pem&db=1')).toEqual({
+      cluster: false,
+      sentinel: { sentinels: [{ host: 's1', port: 26379 }], name: 'm', sentinelPassword: 'p', db: 1, tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' } },
+    });
+    expect(refused('redis+sentinel://s1:26379/m?tlsCa=/ca.pem')).toThrow(/tlsCa, tlsCert and tlsKey are for a Redis over TLS/);
+    expect(refused('rediss+sentinel://s1:26379/m?tlsCa=/a.pem&tlsCa=/b.pem')).toThrow(/tlsCa is the path of a PEM file, given once/);
+    expect(refused('rediss+sentinel://s1:26379/m?tls=1')).toThrow(/then at most \?db=N&sentinelUsername=U&sentinelPassword=P \(over TLS/);
+    expect(refused('rediss+sentinel://s1:26379/m?tlsCert=/nonexistent/c.pem&tlsKey=/nonexistent/k.pem')).toThrow(/the tlsCert file \/nonexistent\/c.pem cannot be read/);
     expect(refused('redis+sentinel://app:secret@s1/m')).not.toThrow(/secret/);
   });
 
@@ -121,7 +144,7 @@ describe('CLI', () => {
     // Side by side: each is a Node process starting up, most of its time spent loading modules.
     const [bad, redis, unknown, inherited] = await Promise.all([
       cli('serve', '--port', 'x'),
-      cli('serve', '--redis', 'rediss+cluster://10.0.0.5:7000'),
+      cli('serve', '--redis', 'rediss+cluster://10.0.0.5:7000?tlsCa=/nonexistent/ca.pem'),
       cli('frobnicate'),
       // A name every object has is no command either (it was Object's constructor: a fatal TypeError).
       cli('constructor'),
@@ -129,7 +152,7 @@ describe('CLI', () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--port must be a whole number');
     expect(redis.status).toBe(2);
-    expect(redis.stderr).toContain('--redis: TLS to a Redis Cluster');
+    expect(redis.stderr).toContain('--redis: the tlsCa file /nonexistent/ca.pem cannot be read (ENOENT)');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'frobnicate'");
     expect(inherited.status).toBe(2);

@@ -133,7 +133,8 @@ export class TestRedis {
     }
     if (this.socketPath !== undefined) mkdirSync(dirname(this.socketPath), { recursive: true });
     const socket = this.socketPath === undefined ? [] : ['--unixsocket', this.socketPath, '--unixsocketperm', '700'];
-    const tls = this.tls === undefined ? [] : ['--tls-port', String(this.tlsPort), '--tls-cert-file', this.tls.cert, '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no'];
+    // (A replica of it over TLS too: `tls-replication`.)
+    const tls = this.tls === undefined ? [] : ['--tls-port', String(this.tlsPort), '--tls-cert-file', this.tls.cert, '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no', '--tls-replication', 'yes'];
     const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', ...socket, ...tls, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
@@ -197,11 +198,19 @@ export class TestSentinel {
     private readonly child: ChildProcess,
     private readonly dir: string,
     readonly sentinelPassword?: string,
+    /** With `tls`: the port Sentinel also listens on with TLS; it reaches the servers over TLS too (their TLS ports). */
+    readonly tlsPort?: number,
   ) {}
 
   get url(): string {
     const query = this.sentinelPassword === undefined ? '' : `?sentinelPassword=${encodeURIComponent(this.sentinelPassword)}`;
     return `redis+sentinel://127.0.0.1:${this.port}/${TestSentinel.MASTER}${query}`;
+  }
+
+  /** `rediss+sentinel://127.0.0.1:<tlsPort>/<master>` (start with `tls`): Sentinel and the servers over TLS. */
+  get tlsUrl(): string {
+    if (this.tlsPort === undefined) throw new Error('this TestSentinel was started without TLS');
+    return `rediss+sentinel://127.0.0.1:${this.tlsPort}/${TestSentinel.MASTER}`;
   }
 
   /** A SENTINEL subcommand's reply as redis-cli prints it raw (an array's elements one a line), authenticated if need be. */
@@ -218,24 +227,31 @@ export class TestSentinel {
     }
   }
 
-  static async start(options: { sentinelPassword?: string } = {}): Promise<TestSentinel> {
-    const master = await TestRedis.start();
-    const replica = await TestRedis.start();
-    await redisCli(replica.port, 'REPLICAOF', '127.0.0.1', String(master.port));
+  /**
+   * `tls`: the master and the replica have TLS ports, the replica replicates over TLS, and Sentinel has a TLS port and
+   * watches the servers over TLS (`tls-replication yes`): the addresses it names are their TLS ports.
+   */
+  static async start(options: { sentinelPassword?: string; tls?: TestTls } = {}): Promise<TestSentinel> {
+    const { tls } = options;
+    const master = await TestRedis.start({ tls });
+    const replica = await TestRedis.start({ tls });
+    await redisCli(replica.port, 'REPLICAOF', '127.0.0.1', String(tls ? master.tlsPort : master.port));
     await until(async () => /master_link_status:up/.test(await redisCli(replica.port, 'INFO', 'replication')), 'the replica in sync');
     const dir = mkdtempSync(join(tmpdir(), 'sb-sentinel-'));
     const port = await freePort();
+    const tlsPort = tls ? await freePort() : undefined;
     const conf = join(dir, 'sentinel.conf');
     writeFileSync(conf, [
       `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
-      `sentinel monitor ${TestSentinel.MASTER} 127.0.0.1 ${master.port} 1`,
+      ...(tls ? [`tls-port ${tlsPort}`, `tls-cert-file ${tls.cert}`, `tls-key-file ${tls.key}`, `tls-ca-cert-file ${tls.ca}`, 'tls-replication yes', `tls-auth-clients ${tls.authClients ? 'yes' : 'no'}`] : []),
+      `sentinel monitor ${TestSentinel.MASTER} 127.0.0.1 ${tls ? master.tlsPort : master.port} 1`,
       `sentinel down-after-milliseconds ${TestSentinel.MASTER} 500`,
       `sentinel failover-timeout ${TestSentinel.MASTER} 3000`,
       `sentinel parallel-syncs ${TestSentinel.MASTER} 1`,
       ...(options.sentinelPassword === undefined ? [] : [`requirepass ${options.sentinelPassword}`]),
     ].join('\n') + '\n');
     const child = await spawnRedis([conf, '--sentinel'], '+monitor master');
-    const s = new TestSentinel(master, replica, port, child, dir, options.sentinelPassword);
+    const s = new TestSentinel(master, replica, port, child, dir, options.sentinelPassword, tlsPort);
     child.stdout!.on('data', (d: Buffer) => (s.output = (s.output + d.toString()).slice(-20_000)));
     // Sentinel's periods made shorter (Redis 7's SENTINEL DEBUG), so it notices within a second what it would in 10 s
     // (INFO), and a loaded machine's late timer does not put it in TILT (no failover for 30 s). Not much shorter: a
@@ -271,7 +287,8 @@ export class TestSentinel {
   /** Kills the master (SIGKILL) and waits until Sentinel names the replica as the master. */
   async failover(): Promise<void> {
     await this.master.stop();
-    await until(async () => (await this.masterPort()) === this.replica.port, 'Sentinel promoted the replica', 20_000);
+    const promoted = this.tlsPort === undefined ? this.replica.port : this.replica.tlsPort;
+    await until(async () => (await this.masterPort()) === promoted, 'Sentinel promoted the replica', 20_000);
   }
 
   async stop(): Promise<void> {
@@ -303,6 +320,9 @@ export class TestRedisCluster {
     readonly ports: number[],
     private readonly dir: string,
     private readonly replicas = 0,
+    /** With `tls`: each node's TLS port (ports[i]'s), which the cluster's bus and its TLS clients use. */
+    readonly tlsPorts: number[] = [],
+    private readonly tls?: TestTls,
   ) {}
 
   /** `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`, the form `--redis` takes. */
@@ -310,12 +330,27 @@ export class TestRedisCluster {
     return `redis+cluster://${this.ports.map((p) => `127.0.0.1:${p}`).join(',')}`;
   }
 
-  /** `replicas` per master: then a master that dies fails over to its replica after about a second. */
-  static async start(masters = 3, replicas = 0): Promise<TestRedisCluster> {
+  /** `rediss+cluster://127.0.0.1:t1,…`: the nodes' TLS ports (start with `tls`); a TLS client is told of TLS ports only. */
+  get tlsUrl(): string {
+    if (this.tls === undefined) throw new Error('this TestRedisCluster was started without TLS');
+    return `rediss+cluster://${this.tlsPorts.map((p) => `127.0.0.1:${p}`).join(',')}`;
+  }
+
+  /**
+   * `replicas` per master: then a master that dies fails over to its replica after about a second. `tls`: each node
+   * also has a TLS port, its cluster bus and replication go over TLS (`tls-cluster yes`), and its plain port stays
+   * open for the test to look on (a plain client is told of plain ports, a TLS client of TLS ports).
+   */
+  static async start(masters = 3, replicas = 0, tls?: TestTls): Promise<TestRedisCluster> {
     let lastError: unknown;
     // Ports are checked free, but another process may take one before redis-server binds it: then try new ones.
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const c = new TestRedisCluster(await freeClusterPorts(masters * (1 + replicas)), mkdtempSync(join(tmpdir(), 'sb-redis-cluster-')), replicas);
+      const n = masters * (1 + replicas);
+      const dir = mkdtempSync(join(tmpdir(), 'sb-redis-cluster-'));
+      // The bus port is the cluster's port + 10000: the TLS port's with `tls-cluster yes`.
+      const c = tls
+        ? new TestRedisCluster(await Promise.all(Array.from({ length: n }, () => freePort())), dir, replicas, await freeClusterPorts(n), tls)
+        : new TestRedisCluster(await freeClusterPorts(n), dir, replicas);
       try {
         await c.create();
         return c;
@@ -330,11 +365,17 @@ export class TestRedisCluster {
   /** Starts every node (their nodes-<port>.conf, once written, keeps the cluster's layout across restarts). */
   private async spawnAll(): Promise<void> {
     await Promise.all(
-      this.ports.map(async (port) => {
+      this.ports.map(async (port, i) => {
+        const tls = this.tls === undefined ? [] : [
+          '--tls-port', String(this.tlsPorts[i]), '--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-cert-file', this.tls.cert,
+          '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no',
+          // the cluster bus's own connections present the server's certificate as a client's
+          '--tls-client-cert-file', this.tls.cert, '--tls-client-key-file', this.tls.key,
+        ];
         const child = await spawnRedis([
           '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no',
           '--dir', this.dir, '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${port}.conf`),
-          '--cluster-require-full-coverage', 'no', ...(this.replicas > 0 ? ['--cluster-node-timeout', '1000'] : []),
+          '--cluster-require-full-coverage', 'no', ...(this.replicas > 0 ? ['--cluster-node-timeout', '1000'] : []), ...tls,
         ]);
         this.children.set(port, child);
       }),
@@ -343,7 +384,10 @@ export class TestRedisCluster {
 
   private async create(): Promise<void> {
     await this.spawnAll();
-    await execFileP(REDIS_CLI, ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(this.replicas), '--cluster-yes'], { timeout: 30_000 });
+    // Over TLS, created through the TLS ports: the nodes meet on their bus ports, the TLS ports' + 10000.
+    const tls = this.tls === undefined ? [] : ['--tls', '--cacert', this.tls.ca, '--cert', this.tls.clientCert, '--key', this.tls.clientKey];
+    const ports = this.tls === undefined ? this.ports : this.tlsPorts;
+    await execFileP(REDIS_CLI, [...tls, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(this.replicas), '--cluster-yes'], { timeout: 30_000 });
     await this.whenOk();
   }
 

@@ -37,7 +37,8 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
       bus: new PlainSubscriber(server, { ...common, connectionName: `${name}-sub` }),
     };
   }
-  const auth = { username: target.username, password: target.password };
+  // Over TLS (rediss+cluster://) every connection is: commands, both subscribers, the heartbeat thread's.
+  const auth = { username: target.username, password: target.password, ...(target.tls ? { tls: tlsOptions(target.tls) } : {}) };
   const cmd = new Cluster(target.nodes, {
     lazyConnect: true,
     // No offline queue here either: while the cluster is not ready, commands fail at once (→ `unavailable`).
@@ -65,6 +66,18 @@ function serverOf(target: Exclude<RedisTarget, { cluster: true }>): RedisServer 
   return 'socket' in target ? target.socket : 'sentinel' in target ? target.sentinel : { url: target.url, tls: target.tls };
 }
 
+/**
+ * ioredis's options for a server on a Unix socket or through Sentinel. Over TLS (rediss+sentinel://), both the
+ * Sentinels and the master are reached with the PEM files' contents: `sentinelTLS` for the Sentinels, `tls` with
+ * `enableTLSForSentinelMode` for the master (without that flag ioredis would drop `tls` there).
+ */
+function serverOptions(server: UnixSocketTarget | SentinelTarget): RedisOptions {
+  if (!('sentinels' in server) || server.tls === undefined) return server as RedisOptions;
+  const { tls, ...rest } = server;
+  const files = tlsOptions(tls);
+  return { ...rest, tls: files, sentinelTLS: files, enableTLSForSentinelMode: true };
+}
+
 /** A rediss:// URL's PEM files, read: ioredis's `tls` options (Node's: `ca` replaces the CAs Node trusts). */
 export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?: string } {
   const out: { ca?: string; cert?: string; key?: string } = {};
@@ -80,7 +93,7 @@ export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?:
  */
 export function connectTo(server: RedisServer, options: RedisOptions): Redis {
   if ('url' in server) return new Redis(server.url, server.tls ? { ...options, tls: tlsOptions(server.tls) } : options);
-  const conn = new Redis({ ...server, ...options });
+  const conn = new Redis({ ...serverOptions(server), ...options });
   if ('sentinels' in server) watchFailovers(conn, server);
   return conn;
 }
@@ -109,7 +122,7 @@ function watchFailovers(conn: Redis, target: SentinelTarget): void {
     for (const w of watchers) w.disconnect();
   });
   function watch({ host, port }: { host: string; port: number }): Redis {
-    const watcher = new Redis({ host, port, username: target.sentinelUsername, password: target.sentinelPassword, lazyConnect: true, retryStrategy });
+    const watcher = new Redis({ host, port, username: target.sentinelUsername, password: target.sentinelPassword, lazyConnect: true, retryStrategy, ...(target.tls ? { tls: tlsOptions(target.tls) } : {}) });
     watcher.on('error', () => {}); // a Sentinel that is down: the others, or the connection's own retries, do
     watcher.on('message', (_channel: string, message: string) => {
       const [name, , , host, port] = message.split(' ');
@@ -126,9 +139,9 @@ function watchFailovers(conn: Redis, target: SentinelTarget): void {
 /** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, socket or Sentinels, or the cluster's seeds and credentials. */
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
-  if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password };
+  if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password, ...(target.tls ? { tls: tlsOptions(target.tls) } : {}) };
   const server = serverOf(target);
-  if (!('url' in server)) return { options: server };
+  if (!('url' in server)) return { options: serverOptions(server) };
   // The thread gets the PEM files' contents, read here once.
   return server.tls ? { url: server.url, tls: tlsOptions(server.tls) } : { url: server.url };
 }

@@ -5,15 +5,18 @@
 // a node whose main loop is stuck for longer than `hangMs` stops refreshing and is reaped like a dead one. kill -9 ends both.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { SentinelTarget, UnixSocketTarget } from '../../redis-url.js';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from '../../log.js';
+
+/** The PEM files' contents (connections.ts tlsOptions): the thread reads no file. */
+type TlsContents = { ca?: string; cert?: string; key?: string };
 
 export interface HeartbeatOptions {
   /**
    * How the thread reaches Redis: one URL (with the PEM files' contents for TLS), one Unix socket's or Sentinel's
-   * ioredis options, or the seed nodes of a Redis Cluster.
+   * ioredis options (plain data: they cross to the thread), or the seed nodes of a Redis Cluster (over TLS with `tls`).
    */
-  connect: { url: string; tls?: { ca?: string; cert?: string; key?: string } } | { options: UnixSocketTarget | SentinelTarget } | { seeds: { host: string; port: number }[]; password?: string; username?: string };
+  connect: { url: string; tls?: TlsContents } | { options: RedisOptions } | { seeds: { host: string; port: number }[]; password?: string; username?: string; tls?: TlsContents };
   key: string;
   ttlMs: number;
   tickMs: number;
@@ -34,7 +37,7 @@ const conn = w.connect.url !== undefined
   : w.connect.options !== undefined
   ? new Redis({ ...w.connect.options, ...common })
   : new Cluster(w.connect.seeds, { enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
-      redisOptions: { ...common, password: w.connect.password, username: w.connect.username } });
+      redisOptions: { ...common, password: w.connect.password, username: w.connect.username, tls: w.connect.tls } });
 conn.on('error', () => {});
 let alive = Date.now();
 let failed = false;

@@ -1,0 +1,91 @@
+// A Redis Cluster over TLS (`--redis rediss+cluster://…`) and Sentinel over TLS (`--redis rediss+sentinel://…`), both
+// with a CA of the deployment's own and client certificates (the servers ask for them: `tls-auth-clients yes`), named
+// in the URL's query. Every connection a node opens (commands, both subscribers, the sharded subscribers, the
+// heartbeat thread's, the Sentinel watch) is a TLS one, and messages cross between nodes over them. The test looks on
+// through each server's plain port.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeClientLines, redisCli, requireRedis, startNode, TestRedisCluster, TestSentinel, testTls, until, type TestTls } from './redis.js';
+import { TestClient } from '../helpers/client.js';
+import type { TestBroker } from '../helpers/broker.js';
+
+const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
+if (!haveOpenssl) {
+  const reason = 'test/cluster/tls-cluster.test.ts: skipped, openssl is missing (apt-get install -y openssl)';
+  if (process.env.CI === 'true') throw new Error(`${reason}; CI must run it`);
+  console.warn(reason);
+}
+const run = requireRedis('cluster: a Redis Cluster and Sentinel over TLS', true) && haveOpenssl;
+
+/** The URL's query naming the CA and the client certificate. */
+const files = (tls: TestTls) => `?tlsCa=${encodeURIComponent(tls.ca)}&tlsCert=${encodeURIComponent(tls.clientCert)}&tlsKey=${encodeURIComponent(tls.clientKey)}`;
+
+describe.skipIf(!run)('cluster: Redis Cluster and Sentinel over TLS with client certificates', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-tls-cluster-'));
+  let tls: TestTls;
+  const nodes: TestBroker[] = [];
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    tls = { ...(await testTls(dir)), authClients: true };
+  }, 30_000);
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await Promise.all(nodes.map((n) => n.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A subscriber of `topic` on node b gets what node a publishes there (seq 1), through Redis. */
+  async function crossesNodes(a: TestBroker, b: TestBroker, topic: string): Promise<void> {
+    const sub = await TestClient.connect(b.url);
+    clients.push(sub);
+    await sub.request({ op: 'sub', topic });
+    const res = await fetch(`${a.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic, data: 'sealed' }) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ seq: 1 });
+    expect(await sub.next((f) => f.op === 'msg' && f.topic === topic)).toMatchObject({ seq: 1, data: 'sealed' });
+  }
+
+  it('rediss+cluster://: two nodes on three masters, every connection of theirs on a TLS port, a message crosses between them', async () => {
+    const rc = await TestRedisCluster.start(3, 0, tls);
+    try {
+      const [a, b] = [await startNode(rc, { redisUrl: rc.tlsUrl + files(tls) }), await startNode(rc, { redisUrl: rc.tlsUrl + files(tls) })];
+      nodes.push(a!, b!);
+      await crossesNodes(a!, b!, 'tls/cluster');
+      // Each node's connections, as every master sees them through its plain port: all came to its TLS port. The
+      // heartbeat thread's comes at its first tick.
+      const seen = async () => (await Promise.all(rc.ports.map(async (port, i) => (await nodeClientLines(port)).map((l) => ({ l, tlsPort: rc.tlsPorts[i]! }))))).flat();
+      await until(async () => (await seen()).filter(({ l }) => / name=sb-\S*-hb /.test(l)).length >= 2, 'both heartbeat threads connected');
+      const lines = await seen();
+      for (const { l, tlsPort } of lines) expect(l).toContain(` laddr=127.0.0.1:${tlsPort} `);
+      const kinds = new Set(lines.map(({ l }) => / name=sb-\S*?(-sub|-ssub|-hb)? /.exec(l)?.[1] ?? 'cmd'));
+      expect([...kinds].sort()).toEqual(['-hb', '-ssub', '-sub', 'cmd']);
+    } finally {
+      await Promise.all(nodes.splice(0).map((n) => n.close()));
+      await rc.stop();
+    }
+  }, 60_000);
+
+  it('rediss+sentinel://: the Sentinel and the master over TLS, every connection there a TLS one, a message crosses between nodes', async () => {
+    const s = await TestSentinel.start({ tls });
+    try {
+      const [a, b] = [await startNode(s.master, { redisUrl: s.tlsUrl + files(tls) }), await startNode(s.master, { redisUrl: s.tlsUrl + files(tls) })];
+      nodes.push(a!, b!);
+      await crossesNodes(a!, b!, 'tls/sentinel');
+      await until(async () => (await nodeClientLines(s.master.port)).filter((l) => / name=sb-\S*-hb /.test(l)).length >= 2, 'both heartbeat threads connected');
+      const lines = await nodeClientLines(s.master.port);
+      expect(lines.length).toBeGreaterThanOrEqual(6); // per node: commands, subscriber, heartbeat
+      for (const l of lines) expect(l).toContain(` laddr=127.0.0.1:${s.master.tlsPort} `);
+      // The failover watch's connections to the Sentinel (one per watched connection) are TLS ones too.
+      const watchers = (await redisCli(s.port, 'CLIENT', 'LIST')).split('\n').filter((l) => / cmd=subscribe /.test(l));
+      expect(watchers.length).toBeGreaterThanOrEqual(4);
+      for (const l of watchers) expect(l).toContain(` laddr=127.0.0.1:${s.tlsPort} `);
+    } finally {
+      await Promise.all(nodes.splice(0).map((n) => n.close()));
+      await s.stop();
+    }
+  }, 60_000);
+});
