@@ -68,15 +68,16 @@ export interface TestTls {
 
 /**
  * A CA of the test's own, and a server certificate for 127.0.0.1 and a client certificate signed by it (EC P-256,
- * valid a day), in `dir`; openssl must be installed.
+ * valid a day), in `dir`; openssl must be installed. `san`: the server certificate's subject alternative names
+ * (`DNS:localhost`: a certificate that names a host, not its address).
  */
-export async function testTls(dir: string): Promise<TestTls> {
+export async function testTls(dir: string, san = 'IP:127.0.0.1'): Promise<TestTls> {
   const f = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileP('openssl', args, { cwd: dir });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await openssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '1', '-subj', '/CN=switchboard test CA');
   await openssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
-  writeFileSync(f('ext'), 'subjectAltName=IP:127.0.0.1\n');
+  writeFileSync(f('ext'), `subjectAltName=${san}\n`);
   await openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '1', '-extfile', f('ext'));
   await openssl('req', ...ec, '-keyout', f('client.key'), '-out', f('client.csr'), '-subj', '/CN=switchboard node');
   await openssl('x509', '-req', '-in', f('client.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('client.crt'), '-days', '1');
@@ -323,6 +324,8 @@ export class TestRedisCluster {
     /** With `tls`: each node's TLS port (ports[i]'s), which the cluster's bus and its TLS clients use. */
     readonly tlsPorts: number[] = [],
     private readonly tls?: TestTls,
+    /** The host name every node announces (`cluster-announce-hostname`, `cluster-preferred-endpoint-type hostname`). */
+    private readonly announce?: string,
   ) {}
 
   /** `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`, the form `--redis` takes. */
@@ -333,15 +336,16 @@ export class TestRedisCluster {
   /** `rediss+cluster://127.0.0.1:t1,…`: the nodes' TLS ports (start with `tls`); a TLS client is told of TLS ports only. */
   get tlsUrl(): string {
     if (this.tls === undefined) throw new Error('this TestRedisCluster was started without TLS');
-    return `rediss+cluster://${this.tlsPorts.map((p) => `127.0.0.1:${p}`).join(',')}`;
+    return `rediss+cluster://${this.tlsPorts.map((p) => `${this.announce ?? '127.0.0.1'}:${p}`).join(',')}`;
   }
 
   /**
    * `replicas` per master: then a master that dies fails over to its replica after about a second. `tls`: each node
    * also has a TLS port, its cluster bus and replication go over TLS (`tls-cluster yes`), and its plain port stays
-   * open for the test to look on (a plain client is told of plain ports, a TLS client of TLS ports).
+   * open for the test to look on (a plain client is told of plain ports, a TLS client of TLS ports). `announce`: the
+   * nodes are announced by that host name instead of their address (`CLUSTER SLOTS` names it).
    */
-  static async start(masters = 3, replicas = 0, tls?: TestTls): Promise<TestRedisCluster> {
+  static async start(masters = 3, replicas = 0, tls?: TestTls, announce?: string): Promise<TestRedisCluster> {
     let lastError: unknown;
     // Ports are checked free, but another process may take one before redis-server binds it: then try new ones.
     for (let attempt = 1; attempt <= 3; attempt++) {
@@ -349,7 +353,7 @@ export class TestRedisCluster {
       const dir = mkdtempSync(join(tmpdir(), 'sb-redis-cluster-'));
       // The bus port is the cluster's port + 10000: the TLS port's with `tls-cluster yes`.
       const c = tls
-        ? new TestRedisCluster(await Promise.all(Array.from({ length: n }, () => freePort())), dir, replicas, await freeClusterPorts(n), tls)
+        ? new TestRedisCluster(await Promise.all(Array.from({ length: n }, () => freePort())), dir, replicas, await freeClusterPorts(n), tls, announce)
         : new TestRedisCluster(await freeClusterPorts(n), dir, replicas);
       try {
         await c.create();
@@ -371,6 +375,7 @@ export class TestRedisCluster {
           '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no',
           // the cluster bus's own connections present the server's certificate as a client's
           '--tls-client-cert-file', this.tls.cert, '--tls-client-key-file', this.tls.key,
+          ...(this.announce === undefined ? [] : ['--cluster-announce-hostname', this.announce, '--cluster-preferred-endpoint-type', 'hostname']),
         ];
         const child = await spawnRedis([
           '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no',

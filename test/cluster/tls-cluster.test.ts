@@ -4,7 +4,7 @@
 // heartbeat thread's, the Sentinel watch) is a TLS one, and messages cross between nodes over them. The test looks on
 // through each server's plain port.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,11 +26,15 @@ const files = (tls: TestTls) => `?tlsCa=${encodeURIComponent(tls.ca)}&tlsCert=${
 describe.skipIf(!run)('cluster: Redis Cluster and Sentinel over TLS with client certificates', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-tls-cluster-'));
   let tls: TestTls;
+  /** Certificates that name the host `localhost` only: no address in them. */
+  let named: TestTls;
   const nodes: TestBroker[] = [];
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    tls = { ...(await testTls(dir)), authClients: true };
+    mkdirSync(join(dir, 'named'));
+    [tls, named] = await Promise.all([testTls(dir), testTls(join(dir, 'named'), 'DNS:localhost')]);
+    tls.authClients = named.authClients = true;
   }, 30_000);
   afterAll(async () => {
     for (const c of clients) c.close();
@@ -49,10 +53,15 @@ describe.skipIf(!run)('cluster: Redis Cluster and Sentinel over TLS with client 
     expect(await sub.next((f) => f.op === 'msg' && f.topic === topic)).toMatchObject({ seq: 1, data: 'sealed' });
   }
 
-  it('rediss+cluster://: two nodes on three masters, every connection of theirs on a TLS port, a message crosses between them', async () => {
-    const rc = await TestRedisCluster.start(3, 0, tls);
+  // The nodes' certificates name a host, not an address, and the cluster announces its nodes by that name, as managed
+  // clusters do: the seeds must be reached by the name given (ioredis would resolve it to 127.0.0.1 first, which the
+  // certificate does not name), and the nodes the cluster announces by theirs.
+  it('rediss+cluster://, certificates naming the host: two nodes on three masters, every connection of theirs on a TLS port, a message crosses between them', async () => {
+    const rc = await TestRedisCluster.start(3, 0, named, 'localhost');
     try {
-      const [a, b] = [await startNode(rc, { redisUrl: rc.tlsUrl + files(tls) }), await startNode(rc, { redisUrl: rc.tlsUrl + files(tls) })];
+      const url = rc.tlsUrl + files(named);
+      expect(url).toMatch(/^rediss\+cluster:\/\/localhost:\d+,/);
+      const [a, b] = [await startNode(rc, { redisUrl: url }), await startNode(rc, { redisUrl: url })];
       nodes.push(a!, b!);
       await crossesNodes(a!, b!, 'tls/cluster');
       // Each node's connections, as every master sees them through its plain port: all came to its TLS port. The

@@ -12,6 +12,13 @@ import type { HeartbeatOptions } from './heartbeat.js';
 
 type Node = { host: string; port: number };
 
+/**
+ * A Redis Cluster over TLS: its seed nodes are connected to by the names given, not the addresses they resolve to
+ * (ioredis's default), so that a certificate naming the host passes the check. The nodes the cluster announces are
+ * connected to as announced (an address, or a host name with Redis 7's `cluster-preferred-endpoint-type hostname`).
+ */
+const keepHostName = (hostname: string, callback: (err: null, address: string) => void) => callback(null, hostname);
+
 /** How soon a lost connection (or a look through the Sentinels) is tried again: 100 ms more each time, up to 1 s. */
 const retryStrategy = (times: number) => Math.min(100 * times, 1000);
 
@@ -41,6 +48,7 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
   const auth = { username: target.username, password: target.password, ...(target.tls ? { tls: tlsOptions(target.tls) } : {}) };
   const cmd = new Cluster(target.nodes, {
     lazyConnect: true,
+    ...(target.tls ? { dnsLookup: keepHostName } : {}),
     // No offline queue here either: while the cluster is not ready, commands fail at once (→ `unavailable`).
     enableOfflineQueue: false,
     clusterRetryStrategy: retryStrategy,

@@ -37,6 +37,8 @@ const conn = w.connect.url !== undefined
   : w.connect.options !== undefined
   ? new Redis({ ...w.connect.options, ...common })
   : new Cluster(w.connect.seeds, { enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
+      // over TLS, the seeds by the names given (connections.ts keepHostName)
+      ...(w.connect.tls ? { dnsLookup: (name, callback) => callback(null, name) } : {}),
       redisOptions: { ...common, password: w.connect.password, username: w.connect.username, tls: w.connect.tls } });
 conn.on('error', () => {});
 let alive = Date.now();
