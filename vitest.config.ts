@@ -17,7 +17,9 @@ export default defineConfig({
     // the files end within a second of each other, so more workers is what shortens it. Four once failed tests at
     // load 25-38 (ports from freePort() taken by someone's outgoing connection before a child bound them): test
     // ports now come from a band of the worker's own below the ephemeral range (test/helpers/ports.ts).
-    maxWorkers: 5,
+    // 6 December (another VM, slower: five workers 107-110 s): six 103 s, seven 97 and 104 s, eight 101.6 s (more
+    // workers each import the module graph: the suite's CPU grows with them). Seven, all green.
+    maxWorkers: 7,
     // One module graph per worker, not per file: importing the broker's modules again for each of ~120 files cost
     // about as much CPU as the tests themselves (measured: CPU of a full run 314 s → 172 s). Test files must leave
     // nothing behind (servers closed, mocks and env restored in finally / afterAll), which they do anyway.
