@@ -27,6 +27,11 @@ export interface RedisConnections {
   bus: PlainSubscriber | ClusterSubscriber;
   /** On a Redis Cluster: the options of the sharded subscriber connections (shards.ts), one per master. */
   sharded?: RedisOptions;
+  /**
+   * Through Sentinel: `listener` is called when a Sentinel announces a new master (the commands connection's watch,
+   * once per new master), so that a connection of the node's outside this module (the heartbeat thread's) moves too.
+   */
+  onSwitchMaster?: (listener: () => void) => void;
 }
 
 /** The engine's connections for `url` (redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://); nothing connects before connect(). */
@@ -39,9 +44,11 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
     // Commands in flight when the connection breaks fail too (they may have run: a publish is `outcome_unknown`),
     // never sent again by ioredis on the next connection, where a publish that had run would run twice.
+    let switched: (() => void) | undefined;
     return {
-      cmd: connectTo(server, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }),
+      cmd: connectTo(server, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }, () => switched?.()),
       bus: new PlainSubscriber(server, { ...common, connectionName: `${name}-sub` }),
+      ...('sentinels' in server ? { onSwitchMaster: (listener: () => void) => void (switched = listener) } : {}),
     };
   }
   // Over TLS (rediss+cluster://) every connection is: commands, both subscribers, the heartbeat thread's.
@@ -97,12 +104,13 @@ export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?:
 
 /**
  * An ioredis connection to `server` with `options`. Through Sentinel, a connection that closes asks the Sentinels for
- * the master again, and a connection leaves a master as soon as a Sentinel announces its successor (watchFailovers).
+ * the master again, and a connection leaves a master as soon as a Sentinel announces its successor (watchFailovers,
+ * which also calls `switched`).
  */
-export function connectTo(server: RedisServer, options: RedisOptions): Redis {
+export function connectTo(server: RedisServer, options: RedisOptions, switched?: () => void): Redis {
   if ('url' in server) return new Redis(server.url, server.tls ? { ...options, tls: tlsOptions(server.tls) } : options);
   const conn = new Redis({ ...serverOptions(server), ...options });
-  if ('sentinels' in server) watchFailovers(conn, server);
+  if ('sentinels' in server) watchFailovers(conn, server, switched);
   return conn;
 }
 
@@ -117,7 +125,7 @@ export function connectTo(server: RedisServer, options: RedisOptions): Redis {
  * with "Connection is closed.", and the connection never reconnects); this one leaves reconnecting connections alone,
  * since they ask the Sentinels anyway.
  */
-function watchFailovers(conn: Redis, target: SentinelTarget): void {
+function watchFailovers(conn: Redis, target: SentinelTarget, switched?: () => void): void {
   let acted = '';
   let ended = false;
   let watchers: Redis[] = [];
@@ -137,6 +145,7 @@ function watchFailovers(conn: Redis, target: SentinelTarget): void {
       const next = `${host}:${port}`;
       if (name !== target.name || next === acted) return;
       acted = next;
+      switched?.();
       if (conn.status === 'ready') conn.disconnect(true);
     });
     watcher.subscribe('+switch-master').catch(() => {});

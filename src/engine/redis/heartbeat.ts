@@ -53,6 +53,7 @@ const beat = () => {
 const timer = setInterval(beat, w.tickMs);
 parentPort.on('message', (m) => {
   if (m === 'alive') alive = Date.now();
+  else if (m === 'moved') { if (conn.status === 'ready') conn.disconnect(true); }
   else if (m === 'stop') { clearInterval(timer); conn.disconnect(); parentPort.close(); }
 });
 `;
@@ -76,6 +77,14 @@ export class HeartbeatThread {
   /** The main loop turns: called from the node's tick (every tickMs, well under hangMs), not from a timer of its own. */
   alive(): void {
     this.worker?.postMessage('alive');
+  }
+
+  /**
+   * Sentinel announced a new master: the thread's connection leaves the old one now (it asks the Sentinels again as
+   * it reconnects), not when the old master closes it, which one that refuses to be demoted never does.
+   */
+  moved(): void {
+    this.worker?.postMessage('moved');
   }
 
   /** Stops refreshing; resolves once the thread is gone (before the node deletes its key). */

@@ -107,6 +107,8 @@ export class RedisNode {
     this.cmd = conns.cmd;
     this.reach = new Reach(this.cmd, options.commandTimeoutMs ?? 3000);
     this.bus = conns.bus;
+    // Through Sentinel, the heartbeat thread's connection follows the announced master as the main ones do.
+    conns.onSwitchMaster?.(() => this.heartbeat?.moved());
     this.shards =
       this.cmd instanceof Cluster && conns.sharded
         ? new ShardSubscribers(this.cmd, conns.sharded, {
