@@ -109,8 +109,10 @@ export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?:
  */
 export function connectTo(server: RedisServer, options: RedisOptions, switched?: () => void): Redis {
   if ('url' in server) return new Redis(server.url, server.tls ? { ...options, tls: tlsOptions(server.tls) } : options);
-  const conn = new Redis({ ...serverOptions(server), ...options });
-  if ('sentinels' in server) watchFailovers(conn, server, switched);
+  const own = serverOptions(server);
+  const conn = new Redis({ ...own, ...options });
+  // (The watch reaches the Sentinels as the connection does: over TLS with the files read here, once.)
+  if ('sentinels' in server) watchFailovers(conn, server, own.sentinelTLS, switched);
   return conn;
 }
 
@@ -125,7 +127,7 @@ export function connectTo(server: RedisServer, options: RedisOptions, switched?:
  * with "Connection is closed.", and the connection never reconnects); this one leaves reconnecting connections alone,
  * since they ask the Sentinels anyway.
  */
-function watchFailovers(conn: Redis, target: SentinelTarget, switched?: () => void): void {
+function watchFailovers(conn: Redis, target: SentinelTarget, tls: RedisOptions['sentinelTLS'], switched?: () => void): void {
   let acted = '';
   let ended = false;
   let watchers: Redis[] = [];
@@ -138,7 +140,7 @@ function watchFailovers(conn: Redis, target: SentinelTarget, switched?: () => vo
     for (const w of watchers) w.disconnect();
   });
   function watch({ host, port }: { host: string; port: number }): Redis {
-    const watcher = new Redis({ host, port, username: target.sentinelUsername, password: target.sentinelPassword, lazyConnect: true, retryStrategy, ...(target.tls ? { tls: tlsOptions(target.tls) } : {}) });
+    const watcher = new Redis({ host, port, username: target.sentinelUsername, password: target.sentinelPassword, lazyConnect: true, retryStrategy, ...(tls ? { tls } : {}) });
     watcher.on('error', () => {}); // a Sentinel that is down: the others, or the connection's own retries, do
     watcher.on('message', (_channel: string, message: string) => {
       const [name, , , host, port] = message.split(' ');
