@@ -1,8 +1,9 @@
 // One Redis over TLS (`--redis rediss://host:port`), its certificate signed by a CA of the deployment's own, which
 // the broker trusts through Node's NODE_EXTRA_CA_CERTS: every connection of the node is a TLS one, and publishes are
-// numbered on it. A broker that does not trust the certificate does not start, and says why.
+// numbered on it. A broker that does not trust the certificate does not start, and says why. With client
+// certificates required, the URL's PEM files let it in, and are read again when they are rotated.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,20 @@ describe.skipIf(!run)('cluster: one Redis over TLS that asks for client certific
     broker = await spawnBroker(['--redis', withFiles({ tlsCa: tls.ca, tlsCert: tls.clientCert, tlsKey: tls.clientKey })], 'switchboard listening', env);
     await expectPublishedOverTls(redis, broker.port, 'mtls/t');
   });
+
+  it('rotated certificates are used from the next connection on: a new CA, server and client certificate written over the files, Redis restarted on them; the broker reconnects without a restart', async () => {
+    // A new CA signs a new server and client certificate: the old CA no longer verifies the server, and the server
+    // (trusting the new CA only) refuses the old client certificate. Written over the files the URL names.
+    const next = join(dir, 'next');
+    mkdirSync(next);
+    const renewed = await testTls(next);
+    for (const [from, to] of [[renewed.ca, tls.ca], [renewed.cert, tls.cert], [renewed.key, tls.key], [renewed.clientCert, tls.clientCert], [renewed.clientKey, tls.clientKey]] as const) {
+      copyFileSync(from, to);
+    }
+    await redis.stop();
+    await redis.restart();
+    await expectPublishedOverTls(redis, broker!.port, 'mtls/rotated');
+  }, 30_000);
 
   it('without a client certificate the broker is refused: exit 1', async () => {
     const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--redis', withFiles({ tlsCa: tls.ca })], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -6,7 +6,8 @@
 // `ready` is emitted after the channels are subscribed on the new node.
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { redisTarget, type RedisTarget, type SentinelTarget, type TlsFiles, type UnixSocketTarget } from '../../redis-url.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 
@@ -93,13 +94,40 @@ function serverOptions(server: UnixSocketTarget | SentinelTarget): RedisOptions 
   return { ...rest, tls: files, sentinelTLS: files, enableTLSForSentinelMode: true };
 }
 
-/** A rediss:// URL's PEM files, read: ioredis's `tls` options (Node's: `ca` replaces the CAs Node trusts). */
-export function tlsOptions(files: TlsFiles): { ca?: string; cert?: string; key?: string } {
-  const out: { ca?: string; cert?: string; key?: string } = {};
-  if (files.ca !== undefined) out.ca = readFileSync(files.ca, 'utf8');
-  if (files.cert !== undefined) out.cert = readFileSync(files.cert, 'utf8');
-  if (files.key !== undefined) out.key = readFileSync(files.key, 'utf8');
-  return out;
+/** What identifies a file's version: a rotated certificate (written anew, or renamed into place) changes it. */
+function stampOf(path: string | undefined): string {
+  if (path === undefined) return '';
+  const s = statSync(path);
+  return `${s.ino}:${s.size}:${s.mtimeMs}`;
+}
+
+/**
+ * A TLS URL's PEM files as ioredis's `tls` option, read again whenever one of them changes: every connection, first or
+ * reconnecting, reads `secureContext`, so a rotated CA or client certificate is used from the next connection on,
+ * without a restart. A file that cannot be read then (a rotation half done) leaves the last context in use; the next
+ * connection looks again. No file named: Node's defaults. The heartbeat thread does the same from the paths
+ * (heartbeat.ts `freshTls`): a context cannot cross to a thread.
+ */
+export function tlsOptions(files: TlsFiles): ConnectionOptions {
+  if (files.ca === undefined && files.cert === undefined && files.key === undefined) return {};
+  let stamp = '';
+  let context: SecureContext | undefined;
+  return Object.defineProperty({}, 'secureContext', {
+    enumerable: true, // ioredis copies the option's fields into each connection's
+    get(): SecureContext | undefined {
+      try {
+        const now = [files.ca, files.cert, files.key].map(stampOf).join(' ');
+        if (now !== stamp) {
+          const read = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path));
+          context = createSecureContext({ ca: read(files.ca), cert: read(files.cert), key: read(files.key) });
+          stamp = now;
+        }
+      } catch {
+        // unreadable or mismatched for now: the last context, or none (this connection fails and is tried again)
+      }
+      return context;
+    },
+  }) as ConnectionOptions;
 }
 
 /**
@@ -158,11 +186,15 @@ function watchFailovers(conn: Redis, target: SentinelTarget, tls: RedisOptions['
 /** How the heartbeat thread (heartbeat.ts) reaches the same Redis: the URL, socket or Sentinels, or the cluster's seeds and credentials. */
 export function heartbeatConnect(url: string): HeartbeatOptions['connect'] {
   const target = redisTarget(url);
-  if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password, ...(target.tls ? { tls: tlsOptions(target.tls) } : {}) };
+  // The thread gets the PEM files' paths, and reads them as the main connections do (tlsOptions).
+  if (target.cluster) return { seeds: target.nodes, username: target.username, password: target.password, ...(target.tls ? { tls: target.tls } : {}) };
   const server = serverOf(target);
-  if (!('url' in server)) return { options: serverOptions(server) };
-  // The thread gets the PEM files' contents, read here once.
-  return server.tls ? { url: server.url, tls: tlsOptions(server.tls) } : { url: server.url };
+  if ('url' in server) return server.tls ? { url: server.url, tls: server.tls } : { url: server.url };
+  if ('sentinels' in server && server.tls !== undefined) {
+    const { tls, ...options } = server;
+    return { options, tls };
+  }
+  return { options: server };
 }
 
 /**

@@ -7,16 +7,15 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { RedisOptions } from 'ioredis';
 import type { Logger } from '../../log.js';
-
-/** The PEM files' contents (connections.ts tlsOptions): the thread reads no file. */
-type TlsContents = { ca?: string; cert?: string; key?: string };
+import type { TlsFiles } from '../../redis-url.js';
 
 export interface HeartbeatOptions {
   /**
-   * How the thread reaches Redis: one URL (with the PEM files' contents for TLS), one Unix socket's or Sentinel's
-   * ioredis options (plain data: they cross to the thread), or the seed nodes of a Redis Cluster (over TLS with `tls`).
+   * How the thread reaches Redis: one URL, one Unix socket's or Sentinel's ioredis options (plain data: they cross to
+   * the thread), or the seed nodes of a Redis Cluster; over TLS with the PEM files `tls` names (read in the thread, and
+   * again when they change, as connections.ts tlsOptions does; through Sentinel for the Sentinels and the master).
    */
-  connect: { url: string; tls?: TlsContents } | { options: RedisOptions } | { seeds: { host: string; port: number }[]; password?: string; username?: string; tls?: TlsContents };
+  connect: { url: string; tls?: TlsFiles } | { options: RedisOptions; tls?: TlsFiles } | { seeds: { host: string; port: number }[]; password?: string; username?: string; tls?: TlsFiles };
   key: string;
   ttlMs: number;
   tickMs: number;
@@ -32,14 +31,31 @@ const { parentPort, workerData: w } = require('node:worker_threads');
 const { Redis, Cluster } = require(w.ioredis);
 const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: w.tickMs, connectionName: w.name,
   retryStrategy: (n) => Math.min(100 * n, 1000), sentinelRetryStrategy: (n) => Math.min(100 * n, 1000) };
+// connections.ts tlsOptions, in this thread: the PEM files read again whenever one changes, at each connection.
+const freshTls = (files) => {
+  if (files.ca === undefined && files.cert === undefined && files.key === undefined) return {};
+  const fs = require('node:fs');
+  const stampOf = (path) => { if (path === undefined) return ''; const s = fs.statSync(path); return s.ino + ':' + s.size + ':' + s.mtimeMs; };
+  const read = (path) => (path === undefined ? undefined : fs.readFileSync(path));
+  let stamp = '';
+  let context;
+  return Object.defineProperty({}, 'secureContext', { enumerable: true, get() {
+    try {
+      const now = [files.ca, files.cert, files.key].map(stampOf).join(' ');
+      if (now !== stamp) { context = require('node:tls').createSecureContext({ ca: read(files.ca), cert: read(files.cert), key: read(files.key) }); stamp = now; }
+    } catch {}
+    return context;
+  } });
+};
+const tls = w.connect.tls && freshTls(w.connect.tls);
 const conn = w.connect.url !== undefined
-  ? new Redis(w.connect.url, w.connect.tls ? { ...common, tls: w.connect.tls } : common)
+  ? new Redis(w.connect.url, tls ? { ...common, tls } : common)
   : w.connect.options !== undefined
-  ? new Redis({ ...w.connect.options, ...common })
+  ? new Redis({ ...w.connect.options, ...common, ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}) })
   : new Cluster(w.connect.seeds, { enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
       // over TLS, the seeds by the names given (connections.ts keepHostName)
-      ...(w.connect.tls ? { dnsLookup: (name, callback) => callback(null, name) } : {}),
-      redisOptions: { ...common, password: w.connect.password, username: w.connect.username, tls: w.connect.tls } });
+      ...(tls ? { dnsLookup: (name, callback) => callback(null, name) } : {}),
+      redisOptions: { ...common, password: w.connect.password, username: w.connect.username, tls } });
 conn.on('error', () => {});
 let alive = Date.now();
 let failed = false;
