@@ -2,7 +2,9 @@
 // Unix socket (unix://), through Sentinel (redis+sentinel://), or a Redis Cluster (redis+cluster://), the last two
 // over TLS too (rediss+sentinel://, rediss+cluster://); read into what the cluster engine connects to
 // (src/engine/redis/connections.ts), and shown without passwords.
-import { accessSync, constants } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { ConfigError } from './config-error.js';
 
 /**
@@ -182,15 +184,35 @@ export function redisTarget(url: string): RedisTarget {
   return { cluster: false, url: url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : ''), tls: files };
 }
 
-/** Throws ConfigError if a PEM file that `target` names cannot be read (at start, not at the first connection). */
+/**
+ * Throws ConfigError if a PEM file that `target` names cannot be read, or cannot be what it is named for (at start,
+ * not at the first connection, whose failure would only say that Redis could not be reached): a CA file without a
+ * certificate, a client certificate and key that are not PEM or not a pair.
+ */
 export function checkTlsFiles(target: RedisTarget): void {
   const files = target.cluster || 'url' in target ? target.tls : 'sentinel' in target ? target.sentinel.tls : undefined;
-  for (const [field, path] of Object.entries(files ?? {})) {
+  if (files === undefined) return;
+  const name = (field: string) => Object.keys(TLS_PARAMS).find((k) => TLS_PARAMS[k as keyof typeof TLS_PARAMS] === field);
+  const text: TlsFiles = {};
+  for (const [field, path] of Object.entries(files) as [keyof TlsFiles, string][]) {
     try {
-      accessSync(path, constants.R_OK);
+      text[field] = readFileSync(path, 'utf8');
     } catch (err) {
-      const name = Object.keys(TLS_PARAMS).find((k) => TLS_PARAMS[k as keyof typeof TLS_PARAMS] === field);
-      throw new ConfigError(`--redis: the ${name} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      throw new ConfigError(`--redis: the ${name(field)} file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
+  if (text.ca !== undefined) {
+    try {
+      new X509Certificate(text.ca); // the first certificate of the file (a bundle may hold more)
+    } catch {
+      throw new ConfigError(`--redis: the tlsCa file ${files.ca} holds no PEM certificate`);
+    }
+  }
+  if (text.cert !== undefined) {
+    try {
+      createSecureContext({ cert: text.cert, key: text.key });
+    } catch (err) {
+      throw new ConfigError(`--redis: the tlsCert and tlsKey files (${files.cert}, ${files.key}) are not a PEM certificate and its key (${(err as Error).message})`);
     }
   }
 }

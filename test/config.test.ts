@@ -1,5 +1,8 @@
 // Config: flags and SWITCHBOARD_* env vars become one validated Config; bad values fail with a clear message.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defaults, helpText, parseConfig, redisTarget, validateConfig } from '../src/config.js';
 import { cliArgs } from './helpers/cli.js';
@@ -99,6 +102,16 @@ describe('parseConfig', () => {
     expect(refused('redis://r1:6379/0?family=6&commandTimeout=99999')).toThrow(/commandTimeout is set by the broker/);
     expect(redisTarget('redis://r1:6379/0?family=6')).toEqual({ cluster: false, url: 'redis://r1:6379/0?family=6' });
     expect(refused('rediss://r1:6380?tlsCa=/nonexistent/ca.pem')).toThrow(/--redis: the tlsCa file \/nonexistent\/ca.pem cannot be read \(ENOENT\)/);
+    // Files that can be read but are not PEM are refused at start too, not left to fail every connection.
+    const dir = mkdtempSync(join(tmpdir(), 'sb-config-pem-'));
+    try {
+      const junk = join(dir, 'junk.pem');
+      writeFileSync(junk, 'not a certificate\n');
+      expect(refused(`rediss://r1:6380?tlsCa=${junk}`)).toThrow(`--redis: the tlsCa file ${junk} holds no PEM certificate`);
+      expect(refused(`rediss+cluster://r1:7000?tlsCert=${junk}&tlsKey=${junk}`)).toThrow(/the tlsCert and tlsKey files \(.*\) are not a PEM certificate and its key \(.*no start line\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     // Through Sentinel over TLS: the Sentinels and the servers, with the PEM files beside the Sentinel keys.
     expect(redisTarget('rediss+sentinel://s1:26379/m')).toEqual({ cluster: false, sentinel: { sentinels: [{ host: 's1', port: 26379 }], name: 'm', tls: {} } });
     expect(redisTarget('rediss+sentinel://s1:26379/m?tlsCa=/ca.pem&sentinelPassword=p&tlsCert=/c.pem&tlsKey=/k.pem&db=1')).toEqual({

@@ -108,6 +108,15 @@ describe.skipIf(!run)('cluster: one Redis over TLS that asks for client certific
     await expectPublishedOverTls(redis, broker!.port, 'mtls/rotated');
   }, 30_000);
 
+  it('a certificate with a key that is not its own is refused at start: exit 2, the files named', async () => {
+    const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--redis', withFiles({ tlsCa: tls.ca, tlsCert: tls.clientCert, tlsKey: tls.key })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(2);
+    expect(err).toContain(`--redis: the tlsCert and tlsKey files (${tls.clientCert}, ${tls.key}) are not a PEM certificate and its key`);
+    expect(err).toContain('key values mismatch');
+  }, 30_000);
+
   it('without a client certificate the broker is refused: exit 1', async () => {
     const child = spawn(process.execPath, [...cliArgs(), 'serve', '--port', '0', '--tcp-port', '0', '--redis', withFiles({ tlsCa: tls.ca })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
