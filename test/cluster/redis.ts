@@ -201,6 +201,8 @@ export class TestSentinel {
     readonly sentinelPassword?: string,
     /** With `tls`: the port Sentinel also listens on with TLS; it reaches the servers over TLS too (their TLS ports). */
     readonly tlsPort?: number,
+    /** The host name Sentinel knows the master by and announces (`announce-hostnames`), and the URL names it by. */
+    private readonly announce?: string,
   ) {}
 
   get url(): string {
@@ -211,7 +213,7 @@ export class TestSentinel {
   /** `rediss+sentinel://127.0.0.1:<tlsPort>/<master>` (start with `tls`): Sentinel and the servers over TLS. */
   get tlsUrl(): string {
     if (this.tlsPort === undefined) throw new Error('this TestSentinel was started without TLS');
-    return `rediss+sentinel://127.0.0.1:${this.tlsPort}/${TestSentinel.MASTER}`;
+    return `rediss+sentinel://${this.announce ?? '127.0.0.1'}:${this.tlsPort}/${TestSentinel.MASTER}`;
   }
 
   /** A SENTINEL subcommand's reply as redis-cli prints it raw (an array's elements one a line), authenticated if need be. */
@@ -230,10 +232,11 @@ export class TestSentinel {
 
   /**
    * `tls`: the master and the replica have TLS ports, the replica replicates over TLS, and Sentinel has a TLS port and
-   * watches the servers over TLS (`tls-replication yes`): the addresses it names are their TLS ports.
+   * watches the servers over TLS (`tls-replication yes`): the addresses it names are their TLS ports. `announce`: the
+   * master is monitored and announced by that host name (`resolve-hostnames`, `announce-hostnames`), not its address.
    */
-  static async start(options: { sentinelPassword?: string; tls?: TestTls } = {}): Promise<TestSentinel> {
-    const { tls } = options;
+  static async start(options: { sentinelPassword?: string; tls?: TestTls; announce?: string } = {}): Promise<TestSentinel> {
+    const { tls, announce } = options;
     const master = await TestRedis.start({ tls });
     const replica = await TestRedis.start({ tls });
     await redisCli(replica.port, 'REPLICAOF', '127.0.0.1', String(tls ? master.tlsPort : master.port));
@@ -245,14 +248,15 @@ export class TestSentinel {
     writeFileSync(conf, [
       `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
       ...(tls ? [`tls-port ${tlsPort}`, `tls-cert-file ${tls.cert}`, `tls-key-file ${tls.key}`, `tls-ca-cert-file ${tls.ca}`, 'tls-replication yes', `tls-auth-clients ${tls.authClients ? 'yes' : 'no'}`] : []),
-      `sentinel monitor ${TestSentinel.MASTER} 127.0.0.1 ${tls ? master.tlsPort : master.port} 1`,
+      ...(announce === undefined ? [] : ['sentinel resolve-hostnames yes', 'sentinel announce-hostnames yes']),
+      `sentinel monitor ${TestSentinel.MASTER} ${announce ?? '127.0.0.1'} ${tls ? master.tlsPort : master.port} 1`,
       `sentinel down-after-milliseconds ${TestSentinel.MASTER} 500`,
       `sentinel failover-timeout ${TestSentinel.MASTER} 3000`,
       `sentinel parallel-syncs ${TestSentinel.MASTER} 1`,
       ...(options.sentinelPassword === undefined ? [] : [`requirepass ${options.sentinelPassword}`]),
     ].join('\n') + '\n');
     const child = await spawnRedis([conf, '--sentinel'], '+monitor master');
-    const s = new TestSentinel(master, replica, port, child, dir, options.sentinelPassword, tlsPort);
+    const s = new TestSentinel(master, replica, port, child, dir, options.sentinelPassword, tlsPort, announce);
     child.stdout!.on('data', (d: Buffer) => (s.output = (s.output + d.toString()).slice(-20_000)));
     // Sentinel's periods made shorter (Redis 7's SENTINEL DEBUG), so it notices within a second what it would in 10 s
     // (INFO), and a loaded machine's late timer does not put it in TILT (no failover for 30 s). Not much shorter: a

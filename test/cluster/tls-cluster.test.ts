@@ -1,10 +1,11 @@
 // A Redis Cluster over TLS (`--redis rediss+cluster://…`) and Sentinel over TLS (`--redis rediss+sentinel://…`), both
 // with a CA of the deployment's own and client certificates (the servers ask for them: `tls-auth-clients yes`), named
-// in the URL's query. Every connection a node opens (commands, both subscribers, the sharded subscribers, the
+// in the URL's query, and certificates that name the host only (`localhost`), which the cluster and Sentinel announce
+// the servers by. Every connection a node opens (commands, both subscribers, the sharded subscribers, the
 // heartbeat thread's, the Sentinel watch) is a TLS one, and messages cross between nodes over them. The test looks on
 // through each server's plain port.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,16 +26,13 @@ const files = (tls: TestTls) => `?tlsCa=${encodeURIComponent(tls.ca)}&tlsCert=${
 
 describe.skipIf(!run)('cluster: Redis Cluster and Sentinel over TLS with client certificates', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-tls-cluster-'));
-  let tls: TestTls;
-  /** Certificates that name the host `localhost` only: no address in them. */
+  /** Certificates that name the host `localhost` only: no address in them (the servers', as managed services' do). */
   let named: TestTls;
   const nodes: TestBroker[] = [];
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    mkdirSync(join(dir, 'named'));
-    [tls, named] = await Promise.all([testTls(dir), testTls(join(dir, 'named'), 'DNS:localhost')]);
-    tls.authClients = named.authClients = true;
+    named = { ...(await testTls(dir, 'DNS:localhost')), authClients: true };
   }, 30_000);
   afterAll(async () => {
     for (const c of clients) c.close();
@@ -78,10 +76,14 @@ describe.skipIf(!run)('cluster: Redis Cluster and Sentinel over TLS with client 
     }
   }, 60_000);
 
-  it('rediss+sentinel://: the Sentinel and the master over TLS, every connection there a TLS one, a message crosses between nodes', async () => {
-    const s = await TestSentinel.start({ tls });
+  // As above, the certificates name the host only: Sentinel knows and announces the master by that name.
+  it('rediss+sentinel://, certificates naming the host: the Sentinel and the master over TLS, every connection there a TLS one, a message crosses between nodes', async () => {
+    const s = await TestSentinel.start({ tls: named, announce: 'localhost' });
     try {
-      const [a, b] = [await startNode(s.master, { redisUrl: s.tlsUrl + files(tls) }), await startNode(s.master, { redisUrl: s.tlsUrl + files(tls) })];
+      const url = s.tlsUrl + files(named);
+      expect(url).toMatch(/^rediss\+sentinel:\/\/localhost:\d+\//);
+      expect(await s.sentinel('GET-MASTER-ADDR-BY-NAME', TestSentinel.MASTER)).toMatch(/^localhost\n/);
+      const [a, b] = [await startNode(s.master, { redisUrl: url }), await startNode(s.master, { redisUrl: url })];
       nodes.push(a!, b!);
       await crossesNodes(a!, b!, 'tls/sentinel');
       await until(async () => (await nodeClientLines(s.master.port)).filter((l) => / name=sb-\S*-hb /.test(l)).length >= 2, 'both heartbeat threads connected');
