@@ -90,6 +90,7 @@ export async function startBroker(config: Config, options: BrokerOptions = {}): 
           log,
           interestLingerMs: config.interestLingerMs,
           batchIntervalMs: config.redisBatchMs,
+          historyTtlMs: config.historyTtlMs,
           commandTimeoutMs: config.redisTimeoutMs,
           nodeTtlMs: config.nodeTtlMs,
           tickMs: config.nodeTickMs,

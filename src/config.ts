@@ -77,6 +77,7 @@ export const SETTINGS = {
   workers: { flag: 'workers', kind: { type: 'int', min: 1, max: 256 }, default: 1, help: 'broker processes on this machine sharing --port and --tcp-port (node:cluster); above 1 needs --redis; the primary restarts a worker that dies (docs/cluster.md)' },
   redisMaxInflight: { flag: 'redis-max-inflight', kind: { type: 'int', min: 1, max: 10_000_000 }, default: 10_000, help: 'requests one node may have waiting on Redis at once; over it: unavailable (bounds memory while Redis is slow)' },
   redisTimeoutMs: { flag: 'redis-timeout-ms', kind: ms(50, 600_000), default: 3000, help: 'cluster: how long a Redis command may take; over it a publish answers outcome_unknown (it may have happened) and the node reports degraded until Redis answers again; on a Redis Cluster also how long a publish waits for a connection to its topic\'s master before it answers unavailable (not sent)' },
+  historyTtlMs: { flag: 'history-ttl-ms', kind: ms(0, 365 * 24 * 3_600_000), default: 0, help: 'cluster: a topic\'s history in Redis is dropped this long after its last publish (its seq and epoch stay, so a later resume from before is history_trimmed); bounds Redis memory when topics come and go; 0: kept' },
   redisBatchMs: { flag: 'redis-batch-ms', kind: ms(0, 1000), default: 0, help: 'cluster: least time between two publish calls to Redis; a busy node sends the publishes of that time together (fewer, larger calls: less CPU per message, up to this much more latency); 0: one call per event-loop turn' },
   interestLingerMs: { flag: 'interest-linger-ms', kind: ms(0, 3_600_000), default: 5000, help: 'cluster: how long a node keeps listening to a topic after its last local subscriber left (a client that resubscribes at once costs no SUBSCRIBE); docs/cluster.md, Interest routing' },
   nodeTtlMs: { flag: 'node-ttl-ms', kind: ms(100, 3_600_000), default: 5000, help: 'cluster: a node whose heartbeat is this old is taken for dead by the others (its clients time out)' },
@@ -161,6 +162,8 @@ export interface Config {
   redisMaxInflight: number;
   redisTimeoutMs: number;
   redisBatchMs: number;
+  /** Cluster: a topic's history list expires this long after its last publish (0: never). */
+  historyTtlMs: number;
   interestLingerMs: number;
   nodeTtlMs: number;
   nodeTickMs: number;

@@ -4,7 +4,7 @@
 // connection stays, and once Redis has room again publishing works and the topic's history is intact.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRedis, startNode, TestRedis } from './redis.js';
+import { requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
@@ -122,4 +122,58 @@ describe.skipIf(!run)('cluster: history bounded in bytes per topic', () => {
     expect(Number(await admin.hget(KEYS.meta('kb'), 'bytes'))).toBe(Buffer.byteLength(last!.slice(last!.indexOf('{'))));
     for (const c of [pub, inside, before, after]) c.close();
   }, 60_000);
+});
+
+// --history-ttl-ms: topics that come and go (a room per session, a topic per device) would otherwise keep their
+// history in Redis for good. A topic's history list expires that long after its last publish; its meta (seq, epoch)
+// stays, so numbering goes on and a resume from before the gap is told the history was trimmed.
+describe.skipIf(!run)('cluster: a topic\'s history expires after --history-ttl-ms without a publish', () => {
+  let redis: TestRedis;
+  let expiring: TestBroker;
+  let keeping: TestBroker;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    [expiring, keeping] = [await startNode(redis, { historyTtlMs: 400 }), await startNode(redis)];
+    admin = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await Promise.all([expiring?.close(), keeping?.close()]);
+    await redis?.stop();
+  });
+
+  const publish = async (node: TestBroker, topic: string, data: string) => {
+    const res = await fetch(`${node.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic, data }) });
+    expect(res.status).toBe(200);
+    return (await res.json()) as { seq: number; epoch: string };
+  };
+
+  it('the history list goes, the meta stays: the next publish continues the sequence, and a resume from before is history_trimmed', async () => {
+    const first = await publish(expiring, 'ttl/t', 'one');
+    await publish(expiring, 'ttl/t', 'two');
+    const ttl = await admin.pttl(KEYS.log('ttl/t'));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(400);
+    expect(await admin.pttl(KEYS.meta('ttl/t'))).toBe(-1);
+    // Without the setting (the other node publishing), nothing expires.
+    await publish(keeping, 'kept/t', 'one');
+    expect(await admin.pttl(KEYS.log('kept/t'))).toBe(-1);
+
+    await until(async () => (await admin.exists(KEYS.log('ttl/t'))) === 0, 'the history expired', 10_000);
+    expect(await admin.hget(KEYS.meta('ttl/t'), 'seq')).toBe('2');
+    const third = await publish(expiring, 'ttl/t', 'three');
+    expect(third).toEqual({ seq: 3, epoch: first.epoch, delivered: 0 });
+
+    // A client that saw seq 1 missed seq 2 for good: not recovered, told why, and given what is left (seq 3).
+    const resumer = await TestClient.connect(keeping.url);
+    try {
+      const ack = await resumer.request({ op: 'sub', topic: 'ttl/t', since: 1, epoch: first.epoch });
+      expect(ack).toMatchObject({ op: 'ack', recovered: false, missed: { 'ttl/t': 'history_trimmed' } });
+      expect(await resumer.next((f) => f.op === 'msg' && f.topic === 'ttl/t')).toMatchObject({ seq: 3, data: 'three' });
+    } finally {
+      resumer.close();
+    }
+  });
 });

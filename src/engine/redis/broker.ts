@@ -41,6 +41,8 @@ export interface RedisBrokerOptions {
   interestLingerMs?: number | undefined;
   /** Least time between two publish script calls (publish-batch.ts `intervalMs`); 0: one per turn. */
   batchIntervalMs?: number | undefined;
+  /** How long a topic's history list lives after its last publish (ms; 0 or absent: forever). */
+  historyTtlMs?: number | undefined;
   /** A presence event from the bus (any node's client), for this node's watchers. */
   presence: (p: BusPresence) => void;
 }
@@ -76,6 +78,7 @@ export class RedisBroker<S extends Session> implements Broker<S> {
       late: (topic) => this.cursors.fillNow(topic),
       stats: local.stats,
       batchIntervalMs: options.batchIntervalMs,
+      historyTtlMs: options.historyTtlMs,
     });
     this.cursors = new Cursors({
       deliver: (m) => this.live.deliver(m),

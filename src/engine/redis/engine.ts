@@ -26,6 +26,8 @@ export interface RedisEngineOptions extends MemoryEngineOptions, RedisNodeOption
   interestLingerMs?: number;
   /** Least time between two publish script calls (ms): a busy node's publishes of that time go in one call (publish-batch.ts). */
   batchIntervalMs?: number;
+  /** How long a topic's history list lives after its last publish (ms; 0 or absent: forever). */
+  historyTtlMs?: number;
 }
 
 export class RedisEngine<S extends Session = Session> extends ProtocolCore<S> {
@@ -43,6 +45,7 @@ export class RedisEngine<S extends Session = Session> extends ProtocolCore<S> {
       historyTopicBytes: options.historyTopicBytes,
       interestLingerMs: options.interestLingerMs,
       batchIntervalMs: options.batchIntervalMs,
+      historyTtlMs: options.historyTtlMs,
       presence: (p) => local.tell(p.e, new RemoteClient(p.c), p.f, p.o),
     });
     const relay = new PresenceRelay({

@@ -42,6 +42,8 @@ export interface StreamPublisherOptions {
   stats: BrokerStats;
   /** Least time between two PUBLISH_BATCH sends (publish-batch.ts `intervalMs`); 0: one per turn. */
   batchIntervalMs?: number | undefined;
+  /** How long a topic's history list lives after its last publish (ms; 0 or absent: forever): PUBLISH_BATCH's ARGV[4]. */
+  historyTtlMs?: number | undefined;
 }
 
 export class StreamPublisher {
@@ -59,7 +61,7 @@ export class StreamPublisher {
     private readonly options: StreamPublisherOptions,
   ) {
     const { cmd } = redis;
-    const head = [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS)];
+    const head = [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS), String(options.historyTtlMs ?? 0)];
     this.batch = new PublishBatch({
       // Sharded channels and SPUBLISH on a Redis Cluster (interest.ts SHARDED: in the slot of the batch's keys).
       run: (keys, args, asText) => redis.publishScript(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, keys, args, asText),
