@@ -127,7 +127,7 @@ async function main(): Promise<void> {
         // One topic: its keys and arguments once, then three arguments per message (publish-script.ts).
         // The lineage from its key, as the engine does on one Redis (--info: from INFO every call, as on a Redis Cluster).
         const keys = flags.info ? [KEYS.meta(TOPIC), KEYS.log(TOPIC)] : [KEYS.meta(TOPIC), KEYS.log(TOPIC), KEYS.lineage];
-        const args = ['100', String(4 << 20), '60000', '0', '1', 'L.n1', HEAD, CH_T, CH_F];
+        const args = ['100', String(4 << 20), '60000', '1', 'L.n1', HEAD, CH_T, CH_F];
         for (let i = from; i < from + n; i++) args.push('1', `,"ts":1,"data":${DATA}}`, PREFIX);
         args.push(flags.info ? '' : 'trust');
         return cmd.evalsha(sha, keys.length, ...keys, ...args);

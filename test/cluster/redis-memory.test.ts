@@ -8,6 +8,7 @@ import { requireRedis, startNode, TestRedis, until } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 import { KEYS } from '../../src/engine/redis/keys.js';
+import { PUBLISH_BATCH, SPUBLISH_BATCH, withHistoryTtl } from '../../src/engine/redis/publish-script.js';
 
 const run = requireRedis('cluster: Redis full');
 
@@ -175,5 +176,15 @@ describe.skipIf(!run)('cluster: a topic\'s history expires after --history-ttl-m
     } finally {
       resumer.close();
     }
+  });
+
+  it('the TTL is part of the script (its own SHA): none leaves the script as it is; both the classic and the sharded one take it and load', async () => {
+    expect(withHistoryTtl(PUBLISH_BATCH, 0)).toBe(PUBLISH_BATCH);
+    for (const script of [PUBLISH_BATCH, SPUBLISH_BATCH]) {
+      const timed = withHistoryTtl(script, 86_400_000);
+      expect(timed.split("redis.call('PEXPIRE', log, 86400000)")).toHaveLength(2);
+      expect(await admin.script('LOAD', timed)).toMatch(/^[0-9a-f]{40}$/);
+    }
+    expect(() => withHistoryTtl(PUBLISH_BATCH, 1.5)).toThrow(/whole number/);
   });
 });

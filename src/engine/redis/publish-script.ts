@@ -10,8 +10,7 @@
  *
  * What a topic's messages share is sent once per batch. KEYS: per topic meta, log; then the idempotency keys of the
  * keyed messages, in message order; then, on one Redis, the lineage key. ARGV: history size, history bytes per
- * topic, the idempotency window (ms), the history's time to live (ms after the topic's last publish; 0: none), the
- * number of topics; four per topic: epoch for a new sequence, frame head
+ * topic, the idempotency window (ms), the number of topics; four per topic: epoch for a new sequence, frame head
  * (`{"op":"msg","topic":…,"seq":`), the topic's channel, its family channel (interest.ts); then three per message:
  * its topic's number (1-based; negative when the message has an idempotency key), frame tail (`,…}`), bus prefix
  * (node, sender transport and addr, no-echo id); last, the lineage mode: 'trust' (the lineage key, or INFO when it
@@ -44,8 +43,7 @@
 export const PUBLISH_BATCH = `
 local keep = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[4])
-local ntopics = tonumber(ARGV[5])
+local ntopics = tonumber(ARGV[4])
 -- Trimming by count alone (store): while every kept entry is at most cap = budget / (keep + slack) bytes, a history of
 -- up to keep + slack entries is within the budget, so it is cut back to keep entries only once it holds keep + slack,
 -- without reading what goes.
@@ -72,7 +70,7 @@ if not rid then
     redis.set_repl(redis.REPL_ALL)
   end
 end
--- topic n: KEYS[2n - 1], KEYS[2n] (meta, log), ARGV[4n + 2] .. ARGV[4n + 5] (fresh epoch, head, channels). Its
+-- topic n: KEYS[2n - 1], KEYS[2n] (meta, log), ARGV[4n + 1] .. ARGV[4n + 4] (fresh epoch, head, channels). Its
 -- state t: seq (the last numbered) and s (as text), bytes (of the history before this batch), pub (the entries
 -- numbered, in order), from (the first of them kept: after a frame over the budget, or none when keep is 0), added
 -- (the kept ones' bytes), last (the newest kept one's), clear (only this batch's kept entries remain), keys (the
@@ -82,7 +80,7 @@ local held, heldBy = nil, nil
 local out, sent, numbers = {}, {}, {}
 local nextKey = 2 * ntopics + 1
 local i = 0
-for a = 4 * ntopics + 6, #ARGV - 1, 3 do
+for a = 4 * ntopics + 5, #ARGV - 1, 3 do
   local n = numbers[ARGV[a]]
   if not n then
     n = tonumber(ARGV[a])
@@ -116,7 +114,7 @@ for a = 4 * ntopics + 6, #ARGV - 1, 3 do
       local m = redis.pcall('HMGET', KEYS[2 * n - 1], 'seq', 'epoch', 'rid', 'bytes', 'lost', 'trim')
       if m.err then t = {err = m.err}
       else
-        t = {k = 2 * n - 1, p = 4 * n + 2, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, pub = {}, from = 1, added = 0, clear = false, lost = m[5]}
+        t = {k = 2 * n - 1, p = 4 * n + 1, seq = tonumber(m[1]) or 0, epoch = m[2], bytes = tonumber(m[4]) or 0, pub = {}, from = 1, added = 0, clear = false, lost = m[5]}
         if t.seq == 0 or not t.epoch or m[3] ~= rid then
           -- a new sequence (never published, Redis lost the meta, or its lineage changed): nothing older kept. Over
           -- an older sequence it is marked for good (\`lost\`): messages of that one are gone, so a wildcard resume
@@ -246,9 +244,6 @@ local function store(t)
   else
     redis.call('HSET', KEYS[t.k], 'seq', t.s, 'bytes', string.format('%d', t.bytes), 'trim', trim)
   end
-  -- --history-ttl-ms: the history goes this long after the last publish; the meta stays (seq and epoch go on, so a
-  -- resume from before finds the history trimmed, never a new sequence it could not tell from the old).
-  if ttl > 0 and len > 0 then redis.call('PEXPIRE', log, ttl) end
   if t.keys then
     for _, key in ipairs(t.keys) do redis.call('SET', key, held[key], 'PX', ARGV[3]) end
   end
@@ -309,3 +304,21 @@ return out
  */
 export const SPUBLISH_BATCH = PUBLISH_BATCH.replace("local publish = 'PUBLISH'", "local publish = 'SPUBLISH'");
 if (SPUBLISH_BATCH === PUBLISH_BATCH || /'PUBLISH'/.test(SPUBLISH_BATCH)) throw new Error('SPUBLISH_BATCH would publish classic messages');
+
+/**
+ * A publish script (PUBLISH_BATCH or SPUBLISH_BATCH) whose topics' histories expire `ms` after their last publish
+ * (--history-ttl-ms): each call's store sets the history list's PEXPIRE; the meta stays (seq and epoch go on, so a
+ * resume from before finds the history trimmed, never a new sequence it could not tell from the old). The time is
+ * part of the text (its own SHA), so a node without it runs the script unchanged, not one that checks a setting on
+ * every call. 0: the script as given.
+ */
+export function withHistoryTtl(script: string, ms: number): string {
+  if (ms === 0) return script;
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new Error(`a history TTL is a whole number of ms, not ${ms}`);
+  // Before the idempotency keys are written, at the end of store(t), where `len` is the list's length. (The script
+  // without a TTL is not touched at all: not even a marker comment, so its cost and SHA stay as they were.)
+  const at = '  if t.keys then\n';
+  const out = script.replace(at, `  if len > 0 then redis.call('PEXPIRE', log, ${ms}) end\n${at}`);
+  if (out === script) throw new Error('the publish script has no place for the history TTL');
+  return out;
+}

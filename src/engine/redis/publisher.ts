@@ -19,6 +19,7 @@ import type { OwnDeliveries } from './own-deliveries.js';
 import { messageKey } from './own-deliveries.js';
 import { PublishBatch, type PublishTopic } from './publish-batch.js';
 import { unavailable } from './refusals.js';
+import { withHistoryTtl } from './publish-script.js';
 import * as LUA from './scripts.js';
 
 /** Who published: shown to subscribers (`from`), and skipped when it asked for no echo. */
@@ -42,7 +43,7 @@ export interface StreamPublisherOptions {
   stats: BrokerStats;
   /** Least time between two PUBLISH_BATCH sends (publish-batch.ts `intervalMs`); 0: one per turn. */
   batchIntervalMs?: number | undefined;
-  /** How long a topic's history list lives after its last publish (ms; 0 or absent: forever): PUBLISH_BATCH's ARGV[4]. */
+  /** How long a topic's history list lives after its last publish (ms; 0 or absent: forever): publish-script.ts withHistoryTtl. */
   historyTtlMs?: number | undefined;
 }
 
@@ -61,10 +62,11 @@ export class StreamPublisher {
     private readonly options: StreamPublisherOptions,
   ) {
     const { cmd } = redis;
-    const head = [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS), String(options.historyTtlMs ?? 0)];
+    const head = [String(options.historySize), String(options.historyTopicBytes), String(PUBLISH_KEY_WINDOW_MS)];
+    // Sharded channels and SPUBLISH on a Redis Cluster (interest.ts SHARDED: in the slot of the batch's keys).
+    const script = withHistoryTtl(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, options.historyTtlMs ?? 0);
     this.batch = new PublishBatch({
-      // Sharded channels and SPUBLISH on a Redis Cluster (interest.ts SHARDED: in the slot of the batch's keys).
-      run: (keys, args, asText) => redis.publishScript(options.channels.sharded ? LUA.SPUBLISH_BATCH : LUA.PUBLISH_BATCH, keys, args, asText),
+      run: (keys, args, asText) => redis.publishScript(script, keys, args, asText),
       // On one Redis the lineage comes from its key (a Redis Cluster's script reaches only its own slot's keys).
       lineageKey: cmd instanceof Cluster ? undefined : KEYS.lineage,
       head: () => head,

@@ -517,10 +517,10 @@ describe('PublishBatch', () => {
   /** A stand-in for the script call: records each call's keys and message count, answers as the test says. */
   /** The topic (its meta key) of each message of a call, in order, as the script reads them. */
   const messagesOf = (keys: string[], args: string[]) => {
-    // (after the head's four: history size, bytes, idempotency window, history TTL; the last argument is the lineage mode)
-    const topics = Number(args[4]);
+    const topics = Number(args[3]);
     const out: string[] = [];
-    for (let a = 5 + 4 * topics; a < args.length - 1; a += 3) out.push(keys[2 * (Math.abs(Number(args[a])) - 1)]!);
+    // (the last argument is the lineage mode)
+    for (let a = 4 + 4 * topics; a < args.length - 1; a += 3) out.push(keys[2 * (Math.abs(Number(args[a])) - 1)]!);
     return out;
   };
   const make = (opts: { slot?: (key: string) => number; ready?: () => boolean | Promise<boolean>; answer?: (keys: string[], call: number) => Promise<unknown>; intervalMs?: number } = {}) => {
@@ -537,7 +537,7 @@ describe('PublishBatch', () => {
         const n = calls.length;
         return opts.answer ? opts.answer(keys, n) : Promise.resolve(messages.flatMap((k, i) => [i + 1, `${k}@${n}`]));
       },
-      head: () => ['100', '1000', '60000', '0'],
+      head: () => ['100', '1000', '60000'],
       fresh: () => 'e',
       slot: opts.slot,
       ready: opts.ready ?? (() => true),
@@ -573,7 +573,7 @@ describe('PublishBatch', () => {
     const batch = new PublishBatch({
       run: async (keys, args, asText) => (sent.push([keys, args, asText?.(args)]), [1, 'e', -2, 'e', 1, 'e']),
       lineageKey: 'sb:lineage',
-      head: () => ['100', '1000', '60000', '0'],
+      head: () => ['100', '1000', '60000'],
       fresh: () => `e${++epochs}`,
       ready: () => true,
       failed: () => undefined,
@@ -587,7 +587,7 @@ describe('PublishBatch', () => {
     ]);
     // -seq: the key was held (the first publish's position, marked as such)
     expect(answers).toEqual([[1, 'e'], [2, 'e', 1], [1, 'e']]);
-    const args = ['100', '1000', '60000', '0', '2', 'e1', 'ha', 'ca', 'f', 'e2', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'];
+    const args = ['100', '1000', '60000', '2', 'e1', 'ha', 'ca', 'f', 'e2', 'hb', 'cb', 'f', '1', 't1', 'p', '-1', 't2', 'p', '2', 't3', 'p'];
     expect(sent).toEqual([[
       ['a', 'a:log', 'b', 'b:log', 'a:k:x', 'sb:lineage'],
       // by SHA the lineage key is trusted; a call with the script's text (EVAL) reads INFO and writes it
