@@ -2,7 +2,7 @@
 // Missing redis-server skips the cluster tests with a printed reason; under CI (CI=true) that is an error,
 // because CI must run them (.ci/run installs it).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -82,6 +82,19 @@ export async function testTls(dir: string, san = 'IP:127.0.0.1'): Promise<TestTl
   await openssl('req', ...ec, '-keyout', f('client.key'), '-out', f('client.csr'), '-subj', '/CN=switchboard node');
   await openssl('x509', '-req', '-in', f('client.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('client.crt'), '-days', '1');
   return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
+/**
+ * Rotates `tls` in place: a new CA signs a new server and client certificate (made in `dir`, for `san`), written over
+ * the files `tls` names, so whatever reads those paths next gets them (the old CA no longer verifies the server, and
+ * a server started on them refuses the old client certificate).
+ */
+export async function rotateTls(tls: TestTls, dir: string, san?: string): Promise<void> {
+  mkdirSync(dir);
+  const next = await testTls(dir, san);
+  for (const [from, to] of [[next.ca, tls.ca], [next.cert, tls.cert], [next.key, tls.key], [next.clientCert, tls.clientCert], [next.clientKey, tls.clientKey]] as const) {
+    copyFileSync(from, to);
+  }
 }
 
 export class TestRedis {

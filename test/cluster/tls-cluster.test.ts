@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeClientLines, redisCli, requireRedis, startNode, TestRedisCluster, TestSentinel, testTls, until, type TestTls } from './redis.js';
+import { nodeClientLines, redisCli, requireRedis, rotateTls, startNode, TestRedisCluster, TestSentinel, testTls, until, type TestTls } from './redis.js';
 import { TestClient } from '../helpers/client.js';
 import type { TestBroker } from '../helpers/broker.js';
 
@@ -40,14 +40,16 @@ describe.skipIf(!run)('cluster: Redis Cluster and Sentinel over TLS with client 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A subscriber of `topic` on node b gets what node a publishes there (seq 1), through Redis. */
+  /** A subscriber of `topic` on node b gets what node a publishes there (seq 1), through Redis (once both reach it). */
   async function crossesNodes(a: TestBroker, b: TestBroker, topic: string): Promise<void> {
     const sub = await TestClient.connect(b.url);
     clients.push(sub);
-    await sub.request({ op: 'sub', topic });
-    const res = await fetch(`${a.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic, data: 'sealed' }) });
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ seq: 1 });
+    await until(async () => (await sub.request({ op: 'sub', topic })).op === 'ack', `node b subscribed to ${topic}`, 20_000);
+    // `unavailable` (503: surely not published) until node a has its Redis again; then seq 1.
+    let res: Response | undefined;
+    await until(async () => (res = await fetch(`${a.httpUrl}/api/publish`, { method: 'POST', body: JSON.stringify({ topic, data: 'sealed' }) })).status !== 503, `node a publishes to ${topic}`, 20_000);
+    expect(res!.status).toBe(200);
+    expect(await res!.json()).toMatchObject({ seq: 1 });
     expect(await sub.next((f) => f.op === 'msg' && f.topic === topic)).toMatchObject({ seq: 1, data: 'sealed' });
   }
 
@@ -70,6 +72,11 @@ describe.skipIf(!run)('cluster: Redis Cluster and Sentinel over TLS with client 
       for (const { l, tlsPort } of lines) expect(l).toContain(` laddr=127.0.0.1:${tlsPort} `);
       const kinds = new Set(lines.map(({ l }) => / name=sb-\S*?(-sub|-ssub|-hb)? /.exec(l)?.[1] ?? 'cmd'));
       expect([...kinds].sort()).toEqual(['-hb', '-ssub', '-sub', 'cmd']);
+      // Rotated: a new CA, server and client certificate over the same files, the cluster restarted on them. Both
+      // nodes come back through the new ones (their connections read the files again), without a restart of theirs.
+      await rotateTls(named, join(dir, 'next'), 'DNS:localhost');
+      await rc.restart();
+      await crossesNodes(a!, b!, 'tls/rotated');
     } finally {
       await Promise.all(nodes.splice(0).map((n) => n.close()));
       await rc.stop();

@@ -3,11 +3,11 @@
 // numbered on it. A broker that does not trust the certificate does not start, and says why. With client
 // certificates required, the URL's PEM files let it in, and are read again when they are rotated.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeClientLines, publishWhenUp, requireRedis, TestRedis, testTls, until, type TestTls } from './redis.js';
+import { nodeClientLines, publishWhenUp, requireRedis, rotateTls, TestRedis, testTls, until, type TestTls } from './redis.js';
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js';
 import { cliArgs } from '../helpers/cli.js';
 
@@ -97,12 +97,7 @@ describe.skipIf(!run)('cluster: one Redis over TLS that asks for client certific
   it('rotated certificates are used from the next connection on: a new CA, server and client certificate written over the files, Redis restarted on them; the broker reconnects without a restart', async () => {
     // A new CA signs a new server and client certificate: the old CA no longer verifies the server, and the server
     // (trusting the new CA only) refuses the old client certificate. Written over the files the URL names.
-    const next = join(dir, 'next');
-    mkdirSync(next);
-    const renewed = await testTls(next);
-    for (const [from, to] of [[renewed.ca, tls.ca], [renewed.cert, tls.cert], [renewed.key, tls.key], [renewed.clientCert, tls.clientCert], [renewed.clientKey, tls.clientKey]] as const) {
-      copyFileSync(from, to);
-    }
+    await rotateTls(tls, join(dir, 'next'));
     await redis.stop();
     await redis.restart();
     await expectPublishedOverTls(redis, broker!.port, 'mtls/rotated');
