@@ -28,15 +28,15 @@ export interface RedisConnections {
   bus: PlainSubscriber | ClusterSubscriber;
   /** On a Redis Cluster: the options of the sharded subscriber connections (shards.ts), one per master. */
   sharded?: RedisOptions;
-  /**
-   * Through Sentinel: `listener` is called when a Sentinel announces a new master (the commands connection's watch,
-   * once per new master), so that a connection of the node's outside this module (the heartbeat thread's) moves too.
-   */
-  onSwitchMaster?: (listener: () => void) => void;
 }
 
-/** The engine's connections for `url` (redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://); nothing connects before connect(). */
-export function redisConnections(url: string, name: string, commandTimeoutMs = 3000): RedisConnections {
+/**
+ * The engine's connections for `url` (redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://); nothing
+ * connects before connect(). Through Sentinel, `switched` is called when a Sentinel announces a new master (the
+ * commands connection's watch, once per new master), so that a connection of the node's outside this module (the
+ * heartbeat thread's) moves too.
+ */
+export function redisConnections(url: string, name: string, commandTimeoutMs = 3000, switched?: () => void): RedisConnections {
   const target = redisTarget(url);
   if (!target.cluster) {
     const server = serverOf(target);
@@ -45,11 +45,9 @@ export function redisConnections(url: string, name: string, commandTimeoutMs = 3
     // Commands fail at once while disconnected (no offline queue): the client gets `unavailable`, memory stays bounded.
     // Commands in flight when the connection breaks fail too (they may have run: a publish is `outcome_unknown`),
     // never sent again by ioredis on the next connection, where a publish that had run would run twice.
-    let switched: (() => void) | undefined;
     return {
-      cmd: connectTo(server, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }, () => switched?.()),
+      cmd: connectTo(server, { ...common, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs, connectionName: name }, switched),
       bus: new PlainSubscriber(server, { ...common, connectionName: `${name}-sub` }),
-      ...('sentinels' in server ? { onSwitchMaster: (listener: () => void) => void (switched = listener) } : {}),
     };
   }
   // Over TLS (rediss+cluster://) every connection is: commands, both subscribers, the heartbeat thread's.

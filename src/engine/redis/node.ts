@@ -103,12 +103,11 @@ export class RedisNode {
     this.nodeTtlMs = options.nodeTtlMs ?? 5000;
     this.tickMs = options.tickMs ?? 1500;
     // One Redis or a Redis Cluster (connections.ts); commands fail at once while disconnected (no offline queue).
-    const conns = redisConnections(options.url, `sb-${this.id}`, options.commandTimeoutMs ?? 3000);
+    // Through Sentinel, the heartbeat thread's connection follows an announced master as the main ones do.
+    const conns = redisConnections(options.url, `sb-${this.id}`, options.commandTimeoutMs ?? 3000, () => this.heartbeat?.moved());
     this.cmd = conns.cmd;
     this.reach = new Reach(this.cmd, options.commandTimeoutMs ?? 3000);
     this.bus = conns.bus;
-    // Through Sentinel, the heartbeat thread's connection follows the announced master as the main ones do.
-    conns.onSwitchMaster?.(() => this.heartbeat?.moved());
     this.shards =
       this.cmd instanceof Cluster && conns.sharded
         ? new ShardSubscribers(this.cmd, conns.sharded, {
